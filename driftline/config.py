@@ -1,0 +1,214 @@
+"""Typed platform configuration: the one object both the CDK app and the local runtime read.
+
+The source is the ``cdk.json`` context (``driftline:env`` picks an entry of ``driftline:environments``).
+Every mistake is reported as one line naming the key, the value and what is allowed, because
+infra engineers meet these errors at ``cdk synth`` time and a pydantic traceback helps nobody.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
+MODEL_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+Algorithm = Literal["hist_gradient_boosting", "random_forest", "logistic_regression", "linear_regression"]
+ApprovalMode = Literal["auto", "manual"]
+DeployMode = Literal["direct", "shadow", "canary"]
+AuthMode = Literal["iam", "api_key"]
+RemovalMode = Literal["retain", "destroy"]
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, phrased for the person who wrote the config."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QualityGate(_Strict):
+    """Absolute floors (or ceilings for error metrics) and the allowed regression against the champion."""
+
+    min_metrics: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.6})
+    max_metrics: dict[str, float] = Field(default_factory=dict)
+    max_regression: float = Field(default=0.01, ge=0.0, le=1.0)
+    primary_metric: str = "roc_auc"
+
+
+class DriftSettings(_Strict):
+    schedule: str = "rate(1 hour)"
+    share_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    persistence_windows: int = Field(default=1, ge=1, le=48)
+    min_window_rows: int = Field(default=200, ge=1)
+    min_labels: int = Field(default=100, ge=1)
+    performance_tolerance: float = Field(default=0.05, ge=0.0, le=1.0)
+    profile_sample_size: int = Field(default=5000, ge=100, le=1_000_000)
+
+
+class RetrainSettings(_Strict):
+    cooldown_minutes: int = Field(default=60, ge=0, le=10080)
+    schedule: str | None = None
+    on_new_labels: bool = True
+    on_drift: bool = True
+    min_training_rows: int = Field(default=500, ge=10)
+
+
+class DeploySettings(_Strict):
+    mode: DeployMode = "canary"
+    canary_percent: int = Field(default=10, ge=1, le=100)
+    bake_seconds: int = Field(default=600, ge=0, le=86400)
+    max_error_rate: float = Field(default=0.01, ge=0.0, le=1.0)
+    max_latency_ratio: float = Field(default=1.5, ge=1.0)
+
+
+class ModelConfig(_Strict):
+    name: str
+    feature_set: str
+    algorithm: Algorithm = "hist_gradient_boosting"
+    params: dict[str, Any] = Field(default_factory=dict)
+    approval: ApprovalMode = "auto"
+    approvers: tuple[str, ...] = ()
+    approval_timeout_seconds: int = Field(default=86400, ge=60, le=31_536_000)
+    gate: QualityGate = Field(default_factory=QualityGate)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    retrain: RetrainSettings = Field(default_factory=RetrainSettings)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not MODEL_NAME_RE.match(v):
+            raise ValueError("must match ^[a-z][a-z0-9_-]{0,39}$ (lowercase letters, digits, _ and -)")
+        return v
+
+
+class ServingSettings(_Strict):
+    auth: AuthMode = "iam"
+    throttle_rate: float = Field(default=100.0, gt=0)
+    throttle_burst: int = Field(default=200, ge=1)
+    cors_origins: tuple[str, ...] = ()
+    reserved_concurrency: int | None = Field(default=None, ge=1)
+    provisioned_concurrency: int = Field(default=0, ge=0)
+    champion_ttl_seconds: float = Field(default=5.0, ge=0.0, le=3600.0)
+    capture_sampling: float = Field(default=1.0, ge=0.0, le=1.0)
+    max_rows: int = Field(default=1000, ge=1, le=10000)
+    memory_mb: int = Field(default=1024, ge=128, le=10240)
+
+
+class PlatformConfig(_Strict):
+    """Everything that differs between deployments; the rest is fixed in ``driftline.platform``."""
+
+    env_name: str = "dev"
+    region: str | None = None
+    account: str | None = None
+    feature_sets_dir: str = "examples/feature_sets"
+    alert_email: str | None = None
+    removal: RemovalMode = "destroy"
+    log_retention_days: int = 30
+    models: tuple[ModelConfig, ...] = Field(min_length=1)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+
+    @field_validator("env_name")
+    @classmethod
+    def _env(cls, v: str) -> str:
+        if not ENV_NAME_RE.match(v):
+            raise ValueError("must match ^[a-z][a-z0-9-]{0,11}$ (it prefixes every resource name)")
+        return v
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        allowed = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
+        if v not in allowed:
+            raise ValueError(f"must be one of CloudWatch Logs' retention periods: {', '.join(map(str, allowed))}")
+        return v
+
+    @field_validator("alert_email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", v):
+            raise ValueError("must be an e-mail address such as ops@example.com")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_models(self) -> PlatformConfig:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def model(self, name: str) -> ModelConfig:
+        for m in self.models:
+            if m.name == name:
+                return m
+        known = ", ".join(m.name for m in self.models)
+        raise ConfigError(f"unknown model {name!r}; configured models: {known}")
+
+
+def _loc(prefix: str, loc: tuple[int | str, ...]) -> str:
+    out = prefix
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def format_validation_error(err: ValidationError, prefix: str, where: str = "cdk.json context") -> str:
+    """One line per problem: key, offending value, what is allowed."""
+    lines = []
+    for e in err.errors():
+        key = f"{where} '{_loc(prefix, tuple(e['loc']))}'"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key (check the spelling against the configuration reference)")
+            continue
+        if e["type"] == "missing":
+            lines.append(f"{key}: required key is missing")
+            continue
+        value = json.dumps(e.get("input"), default=str)
+        if len(value) > 80:
+            value = value[:77] + "..."
+        lines.append(f"{key}: {value} is not allowed: {msg}")
+    return "; ".join(lines)
+
+
+def from_context(context: dict[str, Any], env: str | None = None) -> PlatformConfig:
+    """Build the config from a CDK context dict (``cdk.json``'s ``context`` or ``app.node`` values)."""
+    envs = context.get("driftline:environments")
+    if not isinstance(envs, dict) or not envs:
+        raise ConfigError("cdk.json context 'driftline:environments': required key is missing or not an object")
+    env = env or context.get("driftline:env") or "dev"
+    if env not in envs:
+        raise ConfigError(
+            f"cdk.json context 'driftline:env': {env!r} is not allowed: "
+            f"choose one of {', '.join(sorted(envs))} (defined under 'driftline:environments')"
+        )
+    raw = envs[env]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"cdk.json context 'driftline:environments.{env}': must be an object")
+    data = {"env_name": env, **raw}
+    try:
+        return PlatformConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, f"driftline:environments.{env}")) from None
+
+
+def load(cdk_json: str | Path = "cdk.json", env: str | None = None) -> PlatformConfig:
+    """Load and validate the config from a ``cdk.json`` file."""
+    path = Path(cdk_json)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (run from the project root or pass --config)") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    context = doc.get("context")
+    if not isinstance(context, dict):
+        raise ConfigError(f"{path}: 'context' must be an object holding the driftline:* keys")
+    return from_context(context, env)

@@ -1,0 +1,297 @@
+"""The platform definition: one declarative description of every resource, function, trigger,
+workflow and API route. The CDK stacks (``stacks/``) and the local runtime (``driftline.local``)
+are both built from :func:`build_platform`, so the two cannot drift apart.
+
+Physical names are derived here and nowhere else. Names that must be globally unique (buckets)
+include the account and region; in CDK those are tokens, locally they are the emulator's values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from driftline.config import PlatformConfig
+
+# Chosen once, here: the Lambda runtime and architecture every function and layer is built for.
+LAMBDA_RUNTIME = "python3.12"
+LAMBDA_PYTHON_VERSION = "3.12"
+LAMBDA_ARCHITECTURE = "x86_64"
+WHEEL_PLATFORM = "manylinux_2_28_x86_64"
+
+WORKFLOWS_DIR = Path(__file__).parent / "workflows"
+
+Package = Literal["base", "data", "serving", "drift", "image"]
+"""How a function is packaged: a zip with one of the named dependency layers, or the container image."""
+
+StackName = Literal["data", "serving", "monitoring", "pipeline"]
+
+
+@dataclass(frozen=True)
+class Bucket:
+    logical: str
+    purpose: str
+    versioned: bool = True
+    noncurrent_expire_days: int = 90
+    expire_prefixes: tuple[tuple[str, int], ...] = ()
+    """(prefix, days) pairs: objects under the prefix expire after that many days."""
+
+
+@dataclass(frozen=True)
+class Table:
+    logical: str
+    purpose: str
+    partition_key: str = "pk"
+    sort_key: str | None = "sk"
+    ttl_attribute: str | None = None
+
+
+@dataclass(frozen=True)
+class CaptureStream:
+    """A Firehose delivery stream per model, writing JSON lines under captures/model=<name>/."""
+
+    model: str
+
+    @property
+    def logical(self) -> str:
+        return f"captures-{self.model}"
+
+    @property
+    def prefix(self) -> str:
+        return f"captures/model={self.model}/"
+
+
+@dataclass(frozen=True)
+class Function:
+    logical: str
+    handler: str
+    description: str
+    package: Package
+    stack: StackName
+    memory_mb: int = 512
+    timeout_s: int = 30
+    env: tuple[str, ...] = ()
+    """Names of the environment variables the function receives (values resolved per target)."""
+
+
+@dataclass(frozen=True)
+class S3Trigger:
+    bucket: str
+    prefix: str
+    function: str
+
+
+@dataclass(frozen=True)
+class ScheduleRule:
+    logical: str
+    expression: str
+    target: str
+    target_kind: Literal["function", "workflow"]
+    input: dict[str, object] = field(default_factory=dict)
+    stack: StackName = "monitoring"
+
+
+@dataclass(frozen=True)
+class EventRule:
+    logical: str
+    pattern: dict[str, object]
+    target: str
+    target_kind: Literal["function", "workflow"]
+    stack: StackName = "pipeline"
+
+
+@dataclass(frozen=True)
+class Workflow:
+    logical: str
+    definition_file: str
+    """File name under ``driftline/workflows``; ``${Placeholder}`` values come from ``substitutions``."""
+    substitutions: dict[str, tuple[str, str]]
+    """placeholder -> (kind, logical) where kind is 'function' or 'topic'."""
+    functions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: Literal["GET", "POST"]
+    path: str
+    function: str
+    authorized: bool = True
+
+
+@dataclass(frozen=True)
+class Platform:
+    config: PlatformConfig
+    buckets: tuple[Bucket, ...]
+    tables: tuple[Table, ...]
+    topics: tuple[str, ...]
+    queues: tuple[str, ...]
+    event_bus: str
+    streams: tuple[CaptureStream, ...]
+    functions: tuple[Function, ...]
+    s3_triggers: tuple[S3Trigger, ...]
+    schedules: tuple[ScheduleRule, ...]
+    event_rules: tuple[EventRule, ...]
+    workflows: tuple[Workflow, ...]
+    routes: tuple[Route, ...]
+
+    # ---- naming: the single source of physical names ----
+    @property
+    def prefix(self) -> str:
+        return f"{self.config.env_name}-driftline"
+
+    def name(self, logical: str) -> str:
+        """Physical name of a table, topic, queue, stream, function, rule, workflow or bus."""
+        return f"{self.prefix}-{logical}"
+
+    def bucket_name(self, logical: str, account: str, region: str) -> str:
+        return f"{self.prefix}-{logical}-{account}-{region}"
+
+    def function(self, logical: str) -> Function:
+        for f in self.functions:
+            if f.logical == logical:
+                return f
+        raise KeyError(logical)
+
+    def env_values(self, account: str, region: str, arns: dict[str, str]) -> dict[str, str]:
+        """Values for every environment variable a function may receive.
+
+        ``arns`` maps 'topic:<logical>' and 'workflow:<logical>' to ARNs (tokens in CDK).
+        """
+        cfg = self.config
+        return {
+            "DRIFTLINE_ENV": cfg.env_name,
+            "FEATURES_BUCKET": self.bucket_name("features", account, region),
+            "ARTIFACTS_BUCKET": self.bucket_name("artifacts", account, region),
+            "CAPTURES_BUCKET": self.bucket_name("captures", account, region),
+            "REPORTS_BUCKET": self.bucket_name("reports", account, region),
+            "REGISTRY_TABLE": self.name("registry"),
+            "ONLINE_TABLE": self.name("online"),
+            "CONTROL_TABLE": self.name("control"),
+            "IDEMPOTENCY_TABLE": self.name("idempotency"),
+            "EVENT_BUS_NAME": self.event_bus,
+            "CAPTURE_STREAM_PREFIX": f"{self.prefix}-captures-",
+            "ALERTS_TOPIC_ARN": arns["topic:alerts"],
+            "APPROVALS_TOPIC_ARN": arns["topic:approvals"],
+            "RETRAIN_STATE_MACHINE_ARN": arns.get("workflow:retrain", ""),
+            "FEATURE_SETS_DIR": "feature_sets",
+            "PLATFORM_CONFIG": cfg.model_dump_json(),
+            "CHAMPION_TTL_SECONDS": str(cfg.serving.champion_ttl_seconds),
+            "CAPTURE_SAMPLING": str(cfg.serving.capture_sampling),
+            "MAX_ROWS": str(cfg.serving.max_rows),
+            "POWERTOOLS_METRICS_NAMESPACE": "Driftline",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+
+    def function_env(self, fn: Function, account: str, region: str, arns: dict[str, str]) -> dict[str, str]:
+        values = self.env_values(account, region, arns)
+        env = {k: values[k] for k in fn.env}
+        env["POWERTOOLS_SERVICE_NAME"] = f"driftline-{fn.logical}"
+        env["POWERTOOLS_METRICS_NAMESPACE"] = values["POWERTOOLS_METRICS_NAMESPACE"]
+        env["POWERTOOLS_LOG_LEVEL"] = values["POWERTOOLS_LOG_LEVEL"]
+        env["DRIFTLINE_ENV"] = values["DRIFTLINE_ENV"]
+        return env
+
+    def workflow_definition(self, wf: Workflow) -> str:
+        """The raw ASL text with ``${...}`` placeholders (substituted by CDK or the local runtime)."""
+        return (WORKFLOWS_DIR / wf.definition_file).read_text()
+
+
+_COMMON = ("DRIFTLINE_ENV", "PLATFORM_CONFIG", "FEATURE_SETS_DIR")
+
+
+def build_platform(config: PlatformConfig) -> Platform:
+    """Derive the whole platform from the config. Pure: no AWS, no CDK."""
+    functions = (
+        Function(
+            "ingest", "lambdas.ingest.handler", "Validates uploads; curates, quarantines, updates the online store",
+            package="data", stack="data", memory_mb=3008, timeout_s=900,
+            env=(*_COMMON, "FEATURES_BUCKET", "ONLINE_TABLE", "CONTROL_TABLE", "IDEMPOTENCY_TABLE",
+                 "EVENT_BUS_NAME", "ALERTS_TOPIC_ARN"),
+        ),
+        Function(
+            "serve", "lambdas.serve.handler", "HTTPS prediction endpoint (ONNX Runtime fast path)",
+            package="serving", stack="serving", memory_mb=config.serving.memory_mb, timeout_s=10,
+            env=("DRIFTLINE_ENV", "REGISTRY_TABLE", "ARTIFACTS_BUCKET", "ONLINE_TABLE", "CAPTURES_BUCKET",
+                 "CAPTURE_STREAM_PREFIX", "CHAMPION_TTL_SECONDS", "CAPTURE_SAMPLING", "MAX_ROWS"),
+        ),
+        Function(
+            "drift", "lambdas.drift.handler", "Scheduled drift and performance check per model",
+            package="drift", stack="monitoring", memory_mb=2048, timeout_s=300,
+            env=(*_COMMON, "REGISTRY_TABLE", "ARTIFACTS_BUCKET", "CAPTURES_BUCKET", "REPORTS_BUCKET",
+                 "CONTROL_TABLE", "ALERTS_TOPIC_ARN", "EVENT_BUS_NAME"),
+        ),
+        Function(
+            "train", "lambdas.train.handler", "Builds the point-in-time training set, trains, converts, registers",
+            package="image", stack="pipeline", memory_mb=4096, timeout_s=900,
+            env=(*_COMMON, "FEATURES_BUCKET", "ARTIFACTS_BUCKET", "REGISTRY_TABLE", "CAPTURES_BUCKET"),
+        ),
+        Function(
+            "retrain-trigger", "lambdas.retrain_trigger.handler",
+            "Turns drift, new-label, schedule and manual triggers into at most one workflow run per model",
+            package="base", stack="pipeline", memory_mb=256, timeout_s=30,
+            env=(*_COMMON, "CONTROL_TABLE", "REGISTRY_TABLE", "RETRAIN_STATE_MACHINE_ARN", "ALERTS_TOPIC_ARN"),
+        ),
+        Function(
+            "workflow", "lambdas.workflow.handler",
+            "Retraining workflow steps: gate, approval, deploy, canary evaluation, promote, rollback",
+            package="drift", stack="pipeline", memory_mb=1024, timeout_s=120,
+            env=(*_COMMON, "REGISTRY_TABLE", "CONTROL_TABLE", "CAPTURES_BUCKET", "ARTIFACTS_BUCKET",
+                 "ALERTS_TOPIC_ARN", "APPROVALS_TOPIC_ARN"),
+        ),
+    )
+    schedules: list[ScheduleRule] = []
+    for m in config.models:
+        schedules.append(ScheduleRule(f"drift-{m.name}", m.drift.schedule, "drift", "function",
+                                      {"model": m.name}, stack="monitoring"))
+        if m.retrain.schedule:
+            schedules.append(ScheduleRule(f"retrain-{m.name}", m.retrain.schedule, "retrain-trigger", "function",
+                                          {"model": m.name, "trigger": "schedule"}, stack="pipeline"))
+    event_rules = (
+        EventRule("on-drift", {"source": ["driftline.monitoring"], "detail-type": ["DriftDetected"]},
+                  "retrain-trigger", "function"),
+        EventRule("on-labeled-data", {"source": ["driftline.ingest"], "detail-type": ["FeatureDataAccepted"],
+                                      "detail": {"has_labels": [True]}},
+                  "retrain-trigger", "function"),
+        EventRule("on-retrain-request", {"source": ["driftline.cli"], "detail-type": ["RetrainRequested"]},
+                  "retrain-trigger", "function"),
+    )
+    return Platform(
+        config=config,
+        buckets=(
+            Bucket("features", "Uploads (incoming/), curated Parquet (curated/), quarantine/ and training sets",
+                   expire_prefixes=(("quarantine/", 365),)),
+            Bucket("artifacts", "Model artifacts: ONNX, skops, reference profiles"),
+            Bucket("captures", "Inference captures and feedback labels", expire_prefixes=(("captures/", 90),)),
+            Bucket("reports", "Drift reports (JSON and HTML)"),
+        ),
+        tables=(
+            Table("registry", "Model versions, aliases (champion/challenger), traffic policy, audit trail"),
+            Table("online", "Latest feature values per entity", sort_key=None),
+            Table("control", "Ingest results, drift history, retraining decisions and locks",
+                  ttl_attribute="expires_at"),
+            Table("idempotency", "Powertools idempotency records for ingest", partition_key="id",
+                  sort_key=None, ttl_attribute="expiration"),
+        ),
+        topics=("alerts", "approvals"),
+        queues=("dlq",),
+        event_bus=f"{config.env_name}-driftline",
+        streams=tuple(CaptureStream(m.name) for m in config.models),
+        functions=functions,
+        s3_triggers=(S3Trigger("features", "incoming/", "ingest"),),
+        schedules=tuple(schedules),
+        event_rules=event_rules,
+        workflows=(
+            Workflow("retrain", "retrain.asl.json",
+                     {"TrainFunctionArn": ("function", "train"), "WorkflowFunctionArn": ("function", "workflow"),
+                      "AlertsTopicArn": ("topic", "alerts")},
+                     functions=("train", "workflow")),
+        ),
+        routes=(
+            Route("GET", "/health", "serve", authorized=False),
+            Route("GET", "/openapi.json", "serve", authorized=False),
+            Route("GET", "/v1/models/{model}", "serve"),
+            Route("POST", "/v1/models/{model}/predict", "serve"),
+            Route("POST", "/v1/models/{model}/feedback", "serve"),
+        ),
+    )
