@@ -1,0 +1,658 @@
+"""The model registry: versions, champion/challenger aliases and an append-only audit trail.
+
+Storage is the registry DynamoDB table (layout in docs/architecture.md):
+``VERSION#<000001>`` items, one ``ALIASES`` item per model, a ``COUNTER`` item and ``AUDIT#`` items.
+
+Guarantees, and how they are enforced:
+- version numbers are unique: an atomic ``ADD`` on the counter item;
+- there is never more than one champion and no alias update is lost: the aliases live in one item
+  and every alias write is a transaction conditional on the ``revision`` read before it, so a
+  concurrent writer loses with :class:`ConcurrentUpdateError` instead of overwriting silently;
+- every status or alias change is audited: the change and its audit entry (conditional on
+  ``attribute_not_exists(sk)``, so entries are never overwritten) commit in one transaction;
+- transitions are explicit: only ``approved`` versions become champion, rejected versions never
+  come back.
+
+Standard library and boto3 only (the serving Lambda imports this; :meth:`Registry.aliases` is one
+GetItem). Restricting who may approve is the caller's choice: pass ``allowed`` principals
+(``ModelConfig.approvers``) in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from driftline import aws
+from driftline.registry.artifacts import ArtifactRef
+
+STATUSES = ("candidate", "approved", "rejected", "archived")
+TRAFFIC_MODES = ("none", "shadow", "canary")
+SYSTEM_PRINCIPAL = "driftline"
+
+
+# ---------------------------------------------------------------- errors
+class RegistryError(Exception):
+    """Base class; ``status_code`` is the HTTP status an API should answer with."""
+
+    status_code = 400
+
+
+class UnknownModelError(RegistryError):
+    status_code = 404
+
+
+class UnknownVersionError(RegistryError):
+    status_code = 404
+
+
+class NotAllowedError(RegistryError):
+    status_code = 403
+
+
+class InvalidTransitionError(RegistryError):
+    status_code = 409
+
+
+class ConcurrentUpdateError(RegistryError):
+    """Another writer changed the aliases between our read and our write; re-read and retry."""
+
+    status_code = 409
+
+
+# ---------------------------------------------------------------- records
+@dataclass(frozen=True)
+class ModelVersion:
+    model: str
+    version: int
+    status: str
+    created_at: str
+    created_by: str
+    algorithm: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    input_schema: dict[str, Any] = field(default_factory=dict)
+    feature_set: str = ""
+    feature_set_version: int = 0
+    feature_set_fingerprint: str = ""
+    artifacts: dict[str, ArtifactRef] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
+    trigger: str = ""
+    reason: str = ""
+    updated_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "version": self.version, "status": self.status,
+            "created_at": self.created_at, "created_by": self.created_by, "algorithm": self.algorithm,
+            "params": self.params, "metrics": self.metrics, "input_schema": self.input_schema,
+            "feature_set": self.feature_set, "feature_set_version": self.feature_set_version,
+            "feature_set_fingerprint": self.feature_set_fingerprint,
+            "artifacts": {k: v.to_dict() for k, v in self.artifacts.items()},
+            "lineage": self.lineage, "trigger": self.trigger, "reason": self.reason,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class Aliases:
+    model: str
+    champion: int | None = None
+    challenger: int | None = None
+    traffic_mode: str = "none"
+    traffic_percent: int = 0
+    revision: int = 0
+    updated_at: str = ""
+
+    @property
+    def traffic(self) -> dict[str, Any]:
+        return {"mode": self.traffic_mode, "percent": self.traffic_percent}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "champion": self.champion, "challenger": self.challenger,
+                "traffic": self.traffic, "revision": self.revision, "updated_at": self.updated_at}
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    model: str
+    ts: str
+    who: str
+    action: str
+    version: int | None
+    why: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "ts": self.ts, "who": self.who, "action": self.action,
+                "version": self.version, "why": self.why, "details": self.details}
+
+
+# ---------------------------------------------------------------- helpers
+class _Act(NamedTuple):
+    """Who did what to which version, and why: the audited part of every change."""
+
+    who: str
+    action: str
+    version: int | None
+    why: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _pk(model: str) -> str:
+    return f"MODEL#{model}"
+
+
+def _vsk(version: int) -> str:
+    return f"VERSION#{version:06d}"
+
+
+def _s(item: Mapping[str, Any], name: str, default: str = "") -> str:
+    v = item.get(name)
+    return str(v["S"]) if v and "S" in v else default
+
+
+def _n(item: Mapping[str, Any], name: str) -> int | None:
+    v = item.get(name)
+    return int(v["N"]) if v and "N" in v else None
+
+
+def _j(item: Mapping[str, Any], name: str) -> Any:
+    raw = _s(item, name)
+    return json.loads(raw) if raw else {}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def principal_matches(principal: str, allowed: Sequence[str]) -> bool:
+    """Exact match, or an STS assumed-role session matching its IAM role ARN.
+
+    ``arn:aws:sts::111:assumed-role/ml-lead/alice`` matches ``arn:aws:iam::111:role/ml-lead``, because
+    the CLI sees the session ARN while approvers are configured as role ARNs.
+    """
+    if principal in allowed:
+        return True
+    if ":assumed-role/" in principal and principal.startswith("arn:"):
+        head, _, rest = principal.partition(":assumed-role/")
+        role = rest.split("/")[0]
+        partition_account = head.split(":")
+        if len(partition_account) >= 5:
+            part, account = partition_account[1], partition_account[4]
+            candidates = {f"arn:{part}:iam::{account}:role/{role}"}
+            return any(a in candidates or (a.startswith(f"arn:{part}:iam::{account}:role/")
+                                           and a.rsplit("/", 1)[-1] == role) for a in allowed)
+    return False
+
+
+def _version_from_item(item: Mapping[str, Any]) -> ModelVersion:
+    arts = _j(item, "artifacts")
+    return ModelVersion(
+        model=_s(item, "model"), version=_n(item, "version") or 0, status=_s(item, "status"),
+        created_at=_s(item, "created_at"), created_by=_s(item, "created_by"), algorithm=_s(item, "algorithm"),
+        params=_j(item, "params"), metrics=_j(item, "metrics"), input_schema=_j(item, "input_schema"),
+        feature_set=_s(item, "feature_set"), feature_set_version=_n(item, "feature_set_version") or 0,
+        feature_set_fingerprint=_s(item, "feature_set_fingerprint"),
+        artifacts={k: ArtifactRef.from_dict(v) for k, v in arts.items()},
+        lineage=_j(item, "lineage"), trigger=_s(item, "trigger"), reason=_s(item, "reason"),
+        updated_at=_s(item, "updated_at"),
+    )
+
+
+def _aliases_from_item(model: str, item: Mapping[str, Any]) -> Aliases:
+    traffic = _j(item, "traffic") or {"mode": "none", "percent": 0}
+    return Aliases(model=model, champion=_n(item, "champion"), challenger=_n(item, "challenger"),
+                   traffic_mode=str(traffic.get("mode", "none")),
+                   traffic_percent=int(traffic.get("percent", 0)),
+                   revision=_n(item, "revision") or 0, updated_at=_s(item, "updated_at"))
+
+
+def _audit_from_item(model: str, item: Mapping[str, Any]) -> AuditEntry:
+    return AuditEntry(model=model, ts=_s(item, "ts") or _s(item, "sk").split("#")[1], who=_s(item, "who"),
+                      action=_s(item, "action"), version=_n(item, "version"), why=_s(item, "why"),
+                      details=_j(item, "details"))
+
+
+# ---------------------------------------------------------------- registry
+class Registry:
+    """All reads and writes of the registry table. Cheap to construct; holds no state but names."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table = table_name
+
+    @classmethod
+    def from_env(cls) -> Registry:
+        return cls(aws.env("REGISTRY_TABLE"))
+
+    @property
+    def _ddb(self) -> Any:
+        return aws.client("dynamodb")
+
+    # ------------------------------------------------------------ reads
+    def aliases(self, model: str, consistent: bool = False) -> Aliases:
+        """Champion, challenger and traffic policy: one GetItem (serving polls this)."""
+        resp = self._ddb.get_item(TableName=self.table, Key={"pk": {"S": _pk(model)}, "sk": {"S": "ALIASES"}},
+                                  ConsistentRead=consistent)
+        item = resp.get("Item")
+        if item is None:
+            raise UnknownModelError(f"model {model!r} is not in the registry (no version was ever "
+                                    f"registered); known models: {', '.join(self.list_models()) or 'none'}")
+        return _aliases_from_item(model, item)
+
+    def exists(self, model: str) -> bool:
+        resp = self._ddb.get_item(TableName=self.table, Key={"pk": {"S": _pk(model)}, "sk": {"S": "ALIASES"}},
+                                  ProjectionExpression="pk")
+        return "Item" in resp
+
+    def get_version(self, model: str, version: int) -> ModelVersion:
+        key = {"pk": {"S": _pk(model)}, "sk": {"S": _vsk(version)}}
+        resp = self._ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True)
+        item = resp.get("Item")
+        if item is None:
+            if not self.exists(model):
+                raise UnknownModelError(f"model {model!r} is not in the registry; "
+                                        f"known models: {', '.join(self.list_models()) or 'none'}")
+            raise UnknownVersionError(f"model {model!r} has no version {version}; "
+                                      f"list them with `driftline models list --model {model}`")
+        return _version_from_item(item)
+
+    def list_versions(self, model: str) -> list[ModelVersion]:
+        """All versions, oldest first."""
+        out = [_version_from_item(i) for i in self._query(model, "VERSION#")]
+        if not out and not self.exists(model):
+            raise UnknownModelError(f"model {model!r} is not in the registry; "
+                                    f"known models: {', '.join(self.list_models()) or 'none'}")
+        return out
+
+    def list_models(self) -> list[str]:
+        """Names of registered models (a filtered scan: for the CLI, not for hot paths)."""
+        names: set[str] = set()
+        kwargs: dict[str, Any] = {"TableName": self.table, "FilterExpression": "sk = :a",
+                                  "ExpressionAttributeValues": {":a": {"S": "ALIASES"}},
+                                  "ProjectionExpression": "pk"}
+        while True:
+            resp = self._ddb.scan(**kwargs)
+            names.update(i["pk"]["S"].removeprefix("MODEL#") for i in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return sorted(names)
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def audit(self, model: str) -> list[AuditEntry]:
+        """The audit trail, oldest first."""
+        if not self.exists(model):
+            raise UnknownModelError(f"model {model!r} is not in the registry")
+        return [_audit_from_item(model, i) for i in self._query(model, "AUDIT#")]
+
+    def _query(self, model: str, prefix: str) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)",
+            "ExpressionAttributeValues": {":pk": {"S": _pk(model)}, ":p": {"S": prefix}},
+        }
+        while True:
+            resp = self._ddb.query(**kwargs)
+            yield from resp.get("Items", [])
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # ------------------------------------------------------------ registration
+    def next_version(self, model: str) -> int:
+        """Reserve the next version number (atomic counter); creates the model's aliases item once."""
+        now = _now()
+        with contextlib.suppress(self._ddb.exceptions.ConditionalCheckFailedException):
+            self._ddb.put_item(
+                TableName=self.table,
+                Item={"pk": {"S": _pk(model)}, "sk": {"S": "ALIASES"}, "revision": {"N": "0"},
+                      "traffic": {"S": _dumps({"mode": "none", "percent": 0})}, "updated_at": {"S": now}},
+                ConditionExpression="attribute_not_exists(sk)",
+            )
+        resp = self._ddb.update_item(
+            TableName=self.table, Key={"pk": {"S": _pk(model)}, "sk": {"S": "COUNTER"}},
+            UpdateExpression="ADD next_version :one", ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(resp["Attributes"]["next_version"]["N"])
+
+    def register(
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        status: str = "candidate",
+        created_by: str = SYSTEM_PRINCIPAL,
+        algorithm: str = "",
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        input_schema: Mapping[str, Any] | None = None,
+        feature_set: str = "",
+        feature_set_version: int = 0,
+        feature_set_fingerprint: str = "",
+        artifacts: Mapping[str, ArtifactRef | Mapping[str, Any]] | None = None,
+        lineage: Mapping[str, Any] | None = None,
+        trigger: str = "manual",
+        reason: str = "",
+    ) -> ModelVersion:
+        """Write a version item (``version`` from :meth:`next_version`, or reserved here).
+
+        Training reserves the number first so artifacts can live under ``models/<model>/v<version>/``.
+        A version is written once; registering the same number twice is refused.
+        """
+        if status not in ("candidate", "rejected"):
+            raise InvalidTransitionError(f"a new version starts as 'candidate' (or 'rejected' with a "
+                                         f"reason), not {status!r}")
+        if status == "rejected" and not reason:
+            raise InvalidTransitionError("a version registered as 'rejected' needs a reason")
+        if version is None:
+            version = self.next_version(model)
+        arts = {k: (v if isinstance(v, ArtifactRef) else ArtifactRef.from_dict(dict(v))).to_dict()
+                for k, v in (artifacts or {}).items()}
+        now = _now()
+        item = {
+            "pk": {"S": _pk(model)}, "sk": {"S": _vsk(version)}, "model": {"S": model},
+            "version": {"N": str(version)}, "status": {"S": status}, "created_at": {"S": now},
+            "updated_at": {"S": now}, "created_by": {"S": created_by}, "algorithm": {"S": algorithm},
+            "params": {"S": _dumps(dict(params or {}))}, "metrics": {"S": _dumps(dict(metrics or {}))},
+            "input_schema": {"S": _dumps(dict(input_schema or {}))}, "feature_set": {"S": feature_set},
+            "feature_set_version": {"N": str(feature_set_version)},
+            "feature_set_fingerprint": {"S": feature_set_fingerprint}, "artifacts": {"S": _dumps(arts)},
+            "lineage": {"S": _dumps(dict(lineage or {}))}, "trigger": {"S": trigger}, "reason": {"S": reason},
+        }
+        act = _Act(created_by, "register", version, reason or f"registered as {status}")
+        audit = self._audit_put(model, act, {"status": status, "trigger": trigger})
+        try:
+            self._ddb.transact_write_items(TransactItems=[
+                {"Put": {"TableName": self.table, "Item": item,
+                         "ConditionExpression": "attribute_not_exists(sk)"}},
+                audit,
+            ])
+        except self._ddb.exceptions.TransactionCanceledException:
+            raise InvalidTransitionError(f"model {model!r} version {version} is already registered; "
+                                         f"reserve a new number with next_version()") from None
+        return _version_from_item(item)
+
+    # ------------------------------------------------------------ status changes
+    def approve(self, model: str, version: int, principal: str, reason: str,
+                allowed: Sequence[str] | None = None) -> ModelVersion:
+        """candidate -> approved. ``allowed``: principals who may approve (empty/None = anyone)."""
+        self._check_allowed("approve", model, principal, allowed)
+        return self._set_status(model, version, principal, reason, ("approve", "approved", ("candidate",)))
+
+    def reject(self, model: str, version: int, principal: str, reason: str,
+               allowed: Sequence[str] | None = None) -> ModelVersion:
+        """candidate/approved -> rejected (never the serving champion or challenger)."""
+        self._check_allowed("reject", model, principal, allowed)
+        return self._set_status(model, version, principal, reason,
+                                ("reject", "rejected", ("candidate", "approved")))
+
+    def archive(self, model: str, version: int, principal: str, reason: str,
+                allowed: Sequence[str] | None = None) -> ModelVersion:
+        """approved -> archived: kept for rollback, but no longer offered for promotion by default."""
+        self._check_allowed("archive", model, principal, allowed)
+        return self._set_status(model, version, principal, reason, ("archive", "archived", ("approved",)))
+
+    def record_failure(self, model: str, version: int, reason: str,
+                       principal: str = SYSTEM_PRINCIPAL) -> ModelVersion:
+        """Mark a version rejected because a pipeline step failed (gate, canary, conversion...).
+
+        Idempotent for an already rejected version (the first reason is kept, the new one audited).
+        """
+        current = self.get_version(model, version)
+        if current.status == "rejected":
+            self._ddb.transact_write_items(TransactItems=[
+                self._audit_put(model, _Act(principal, "record_failure", version, reason),
+                                {"status": "rejected"})])
+            return current
+        return self._set_status(model, version, principal, reason,
+                                ("record_failure", "rejected", ("candidate", "approved", "archived")))
+
+    def _check_allowed(self, action: str, model: str, principal: str, allowed: Sequence[str] | None) -> None:
+        if not principal:
+            raise NotAllowedError(f"{action} of model {model!r} needs a principal (who is doing this)")
+        if allowed and not principal_matches(principal, allowed):
+            raise NotAllowedError(f"{principal} may not {action} versions of model {model!r}; "
+                                  f"allowed principals (ModelConfig.approvers): {', '.join(allowed)}")
+
+    def _set_status(self, model: str, version: int, principal: str, reason: str,
+                    change: tuple[str, str, tuple[str, ...]]) -> ModelVersion:
+        action, new, allowed_from = change
+        if not reason:
+            raise InvalidTransitionError(f"{action} of {model!r} v{version} needs a reason (--reason)")
+        current = self.get_version(model, version)
+        if current.status not in allowed_from:
+            raise InvalidTransitionError(
+                f"cannot {action} {model!r} v{version}: its status is {current.status!r}, and {action} "
+                f"applies only to {' or '.join(repr(s) for s in allowed_from)} versions")
+        al = self.aliases(model, consistent=True)
+        if new in ("rejected", "archived") and version in (al.champion, al.challenger):
+            role = "champion" if version == al.champion else "challenger"
+            fix = "roll back or promote another version" if role == "champion" else "clear the challenger"
+            raise InvalidTransitionError(f"cannot {action} {model!r} v{version}: it is the current {role}; "
+                                         f"{fix} first")
+        now = _now()
+        items: list[dict[str, Any]] = [{
+            "Update": {
+                "TableName": self.table, "Key": {"pk": {"S": _pk(model)}, "sk": {"S": _vsk(version)}},
+                "UpdateExpression": "SET #st = :new, reason = :why, updated_at = :now",
+                "ConditionExpression": "#st = :old",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": {":new": {"S": new}, ":old": {"S": current.status},
+                                              ":why": {"S": reason}, ":now": {"S": now}},
+            }},
+            self._audit_put(model, _Act(principal, action, version, reason),
+                            {"from": current.status, "to": new}),
+        ]
+        if new in ("rejected", "archived"):  # must not be serving when the status changes
+            items.append(self._aliases_unchanged(model, al.revision))
+        try:
+            self._ddb.transact_write_items(TransactItems=items)
+        except self._ddb.exceptions.TransactionCanceledException:
+            raise ConcurrentUpdateError(f"{model!r} v{version} changed while it was being updated "
+                                        f"({action}); check `driftline models show` and retry") from None
+        return self.get_version(model, version)
+
+    # ------------------------------------------------------------ aliases
+    def promote(self, model: str, version: int, principal: str, reason: str, *,
+                allowed: Sequence[str] | None = None, expected_revision: int | None = None) -> Aliases:
+        """Make an approved version the champion.
+
+        Conditional on the aliases revision (``expected_revision`` if given, else the one read here) and
+        on the version still being approved; a lost race raises :class:`ConcurrentUpdateError`.
+        If the version was the challenger, the challenger slot and traffic split are cleared.
+        """
+        self._check_allowed("promote", model, principal, allowed)
+        self._need_reason("promote", model, reason)
+        target = self.get_version(model, version)
+        if target.status != "approved":
+            hint = (f"approve it first (driftline models approve --model {model} --version {version})"
+                    if target.status == "candidate"
+                    else "a rejected or archived version cannot become champion")
+            raise InvalidTransitionError(f"cannot promote {model!r} v{version}: its status is "
+                                         f"{target.status!r}; {hint}")
+        al = self.aliases(model, consistent=True)
+        if expected_revision is not None and expected_revision != al.revision:
+            raise ConcurrentUpdateError(self._race_message(model, "promote", expected_revision, al.revision))
+        if al.champion == version:
+            raise InvalidTransitionError(f"{model!r} v{version} is already the champion")
+        new = Aliases(model, champion=version,
+                      challenger=None if al.challenger == version else al.challenger,
+                      traffic_mode="none" if al.challenger == version else al.traffic_mode,
+                      traffic_percent=0 if al.challenger == version else al.traffic_percent,
+                      revision=al.revision + 1, updated_at=_now())
+        self._write_aliases(al, new, _Act(principal, "promote", version, reason),
+                            extra=[self._status_is(model, version, ("approved",))])
+        return new
+
+    def rollback(self, model: str, principal: str, reason: str, to_version: int | None = None, *,
+                 allowed: Sequence[str] | None = None) -> Aliases:
+        """Make the previous champion (from the audit trail) champion again, or ``to_version``."""
+        self._check_allowed("rollback", model, principal, allowed)
+        self._need_reason("rollback", model, reason)
+        al = self.aliases(model, consistent=True)
+        if to_version is None:
+            history = self.champion_history(model)
+            if len(history) < 2:
+                raise InvalidTransitionError(f"{model!r} has no previous champion to roll back to "
+                                             f"(champion history: {history or 'empty'}); "
+                                             f"use --version to choose one")
+            to_version = history[-2]
+        if al.champion == to_version:
+            raise InvalidTransitionError(f"{model!r} v{to_version} is already the champion")
+        target = self.get_version(model, to_version)
+        if target.status not in ("approved", "archived"):
+            raise InvalidTransitionError(f"cannot roll {model!r} back to v{to_version}: its status is "
+                                         f"{target.status!r}; only approved or archived versions can serve")
+        new = Aliases(model, champion=to_version,
+                      challenger=None if al.challenger == to_version else al.challenger,
+                      traffic_mode="none" if al.challenger == to_version else al.traffic_mode,
+                      traffic_percent=0 if al.challenger == to_version else al.traffic_percent,
+                      revision=al.revision + 1, updated_at=_now())
+        self._write_aliases(al, new, _Act(principal, "rollback", to_version, reason),
+                            extra=[self._status_is(model, to_version, ("approved", "archived"))])
+        return new
+
+    def set_challenger(self, model: str, version: int, mode: str, percent: int, *,
+                       principal: str = SYSTEM_PRINCIPAL, reason: str = "",
+                       expected_revision: int | None = None) -> Aliases:
+        """Route ``percent`` of traffic to ``version`` (canary) or mirror it (shadow)."""
+        if mode not in ("shadow", "canary"):
+            raise InvalidTransitionError(f"challenger mode must be 'shadow' or 'canary', not {mode!r}")
+        if not isinstance(percent, int) or not 0 <= percent <= 100 or (mode == "canary" and percent == 0):
+            raise InvalidTransitionError(f"challenger percent must be an integer 0-100 (1-100 for canary), "
+                                         f"not {percent!r}")
+        target = self.get_version(model, version)
+        if target.status not in ("candidate", "approved"):
+            raise InvalidTransitionError(f"cannot make {model!r} v{version} challenger: its status is "
+                                         f"{target.status!r}")
+        al = self.aliases(model, consistent=True)
+        if expected_revision is not None and expected_revision != al.revision:
+            raise ConcurrentUpdateError(self._race_message(model, "set_challenger", expected_revision,
+                                                           al.revision))
+        if al.champion == version:
+            raise InvalidTransitionError(f"{model!r} v{version} is the champion; it cannot also be the "
+                                         f"challenger")
+        new = Aliases(model, champion=al.champion, challenger=version, traffic_mode=mode,
+                      traffic_percent=percent, revision=al.revision + 1, updated_at=_now())
+        act = _Act(principal, "set_challenger", version, reason or f"{mode} {percent}%")
+        self._write_aliases(al, new, act, extra=[self._status_is(model, version, ("candidate", "approved"))])
+        return new
+
+    def clear_challenger(self, model: str, *, principal: str = SYSTEM_PRINCIPAL, reason: str = "",
+                         expected_revision: int | None = None) -> Aliases:
+        """Remove the challenger and stop splitting traffic (a no-op without a challenger)."""
+        al = self.aliases(model, consistent=True)
+        if expected_revision is not None and expected_revision != al.revision:
+            raise ConcurrentUpdateError(self._race_message(model, "clear_challenger", expected_revision,
+                                                           al.revision))
+        if al.challenger is None and al.traffic_mode == "none":
+            return al
+        new = Aliases(model, champion=al.champion, challenger=None, traffic_mode="none", traffic_percent=0,
+                      revision=al.revision + 1, updated_at=_now())
+        self._write_aliases(al, new, _Act(principal, "clear_challenger", al.challenger,
+                                          reason or "challenger cleared"))
+        return new
+
+    def champion_history(self, model: str) -> list[int]:
+        """Champion stack replayed from the audit trail: promote pushes, rollback pops back to its target."""
+        changes = [e for e in self.audit(model)
+                   if e.action in ("promote", "rollback") and e.version is not None]
+        changes.sort(key=lambda e: (int(e.details.get("revision", 0)), e.ts))
+        stack: list[int] = []
+        for e in changes:
+            v = int(e.version)  # type: ignore[arg-type]
+            if e.action == "rollback" and v in stack:
+                while stack[-1] != v:
+                    stack.pop()
+            else:
+                stack.append(v)
+        return stack
+
+    # ------------------------------------------------------------ write plumbing
+    def _need_reason(self, action: str, model: str, reason: str) -> None:
+        if not reason:
+            raise InvalidTransitionError(f"{action} of {model!r} needs a reason (--reason)")
+
+    @staticmethod
+    def _race_message(model: str, action: str, expected: int, actual: int) -> str:
+        return (f"{action} of {model!r} lost a race: the aliases changed (revision {expected} -> {actual}) "
+                f"since they were read; re-read them and retry")
+
+    def _status_is(self, model: str, version: int, statuses: tuple[str, ...]) -> dict[str, Any]:
+        values = {f":s{i}": {"S": s} for i, s in enumerate(statuses)}
+        return {"ConditionCheck": {
+            "TableName": self.table, "Key": {"pk": {"S": _pk(model)}, "sk": {"S": _vsk(version)}},
+            "ConditionExpression": f"#st IN ({', '.join(values)})",
+            "ExpressionAttributeNames": {"#st": "status"}, "ExpressionAttributeValues": values,
+        }}
+
+    def _aliases_unchanged(self, model: str, revision: int) -> dict[str, Any]:
+        return {"ConditionCheck": {
+            "TableName": self.table, "Key": {"pk": {"S": _pk(model)}, "sk": {"S": "ALIASES"}},
+            "ConditionExpression": "revision = :rev",
+            "ExpressionAttributeValues": {":rev": {"N": str(revision)}},
+        }}
+
+    def _audit_put(self, model: str, act: _Act, details: Mapping[str, Any]) -> dict[str, Any]:
+        who, action, version, why = act
+        ts = _now()
+        item: dict[str, Any] = {
+            "pk": {"S": _pk(model)}, "sk": {"S": f"AUDIT#{ts}#{uuid.uuid4().hex}"}, "ts": {"S": ts},
+            "who": {"S": who}, "action": {"S": action}, "why": {"S": why},
+            "details": {"S": _dumps(dict(details))},
+        }
+        if version is not None:
+            item["version"] = {"N": str(version)}
+        return {"Put": {"TableName": self.table, "Item": item,
+                        "ConditionExpression": "attribute_not_exists(sk)"}}
+
+    def _write_aliases(self, old: Aliases, new: Aliases, act: _Act,
+                       extra: Sequence[dict[str, Any]] = ()) -> None:
+        action, version = act.action, act.version
+        values: dict[str, Any] = {
+            ":rev": {"N": str(old.revision)}, ":next": {"N": str(new.revision)},
+            ":traffic": {"S": _dumps(new.traffic)}, ":now": {"S": new.updated_at},
+        }
+        sets = ["revision = :next", "traffic = :traffic", "updated_at = :now"]
+        removes = []
+        for slot in ("champion", "challenger"):
+            value = getattr(new, slot)
+            if value is None:
+                removes.append(slot)
+            else:
+                sets.append(f"{slot} = :{slot}")
+                values[f":{slot}"] = {"N": str(value)}
+        expr = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        update: dict[str, Any] = {
+            "TableName": self.table, "Key": {"pk": {"S": _pk(old.model)}, "sk": {"S": "ALIASES"}},
+            "UpdateExpression": expr, "ConditionExpression": "revision = :rev",
+            "ExpressionAttributeValues": values,
+        }
+        details = {"previous": old.to_dict(), "current": new.to_dict(), "revision": new.revision,
+                   "previous_champion": old.champion}
+        audit = self._audit_put(old.model, act, details)
+        items = [{"Update": update}, audit, *extra]
+        try:
+            self._ddb.transact_write_items(TransactItems=items)
+        except self._ddb.exceptions.TransactionCanceledException as e:
+            cancel = getattr(e, "response", {}).get("CancellationReasons", [])
+            reasons = [r.get("Code", "None") for r in cancel]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                current = self.aliases(old.model, consistent=True)
+                raise ConcurrentUpdateError(self._race_message(old.model, action, old.revision,
+                                                               current.revision)) from None
+            if len(reasons) > 2 and "ConditionalCheckFailed" in reasons[2:]:
+                raise ConcurrentUpdateError(f"{action} of {old.model!r} v{version}: the version's status "
+                                            f"changed concurrently; check `driftline models show` and retry"
+                                            ) from None
+            raise ConcurrentUpdateError(f"{action} of {old.model!r} was cancelled by a concurrent write "
+                                        f"({', '.join(reasons) or 'no reason given'}); retry") from None
+
