@@ -171,7 +171,10 @@ class FeatureSet(_Strict):
         """The serving request schema (JSON-serializable) stored with each model version.
 
         Kept as plain data so the serving fast path needs neither pydantic nor this module.
+        ``label`` (name, task, classes in ``Label.class_values`` order; None without labels) lets
+        serving name the classes of the ``probabilities`` output and check feedback labels.
         """
+        lb = self.label
         return {
             "feature_set": self.name,
             "feature_set_version": self.version,
@@ -189,6 +192,7 @@ class FeatureSet(_Strict):
                 }
                 for f in self.features
             ],
+            "label": {"name": lb.name, "task": lb.task, "classes": list(lb.class_values)} if lb else None,
         }
 
 
