@@ -126,6 +126,7 @@ class Platform:
     tables: tuple[Table, ...]
     topics: tuple[str, ...]
     queues: tuple[str, ...]
+    """Dead-letter queues, one per stack: failed async invocations and event deliveries land there."""
     event_bus: str
     streams: tuple[CaptureStream, ...]
     functions: tuple[Function, ...]
@@ -274,7 +275,7 @@ def build_platform(config: PlatformConfig) -> Platform:
                   sort_key=None, ttl_attribute="expiration"),
         ),
         topics=("alerts", "approvals"),
-        queues=("dlq",),
+        queues=tuple(f"dlq-{stack}" for stack in ("data", "serving", "monitoring", "pipeline")),
         event_bus=f"{config.env_name}-driftline",
         streams=tuple(CaptureStream(m.name) for m in config.models),
         functions=functions,
