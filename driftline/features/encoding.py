@@ -45,8 +45,13 @@ def encode_columns(schema: Mapping[str, Any], columns: Mapping[str, Sequence[Any
             codes = category_index(f)
             out[:, j] = [codes.get(v, np.nan) if v is not None else np.nan for v in col]
         elif f["type"] == "bool":
+            if isinstance(col, np.ndarray) and col.dtype.kind == "b":  # null-free bool array: no loop
+                out[:, j] = col
+                continue
             arr = np.asarray(col, dtype=object)
             out[:, j] = [np.nan if v is None or v != v else (1.0 if v else 0.0) for v in arr]
+        elif isinstance(col, np.ndarray) and col.dtype.kind in "fiu":  # numeric array: same cast, no loop
+            out[:, j] = col
         else:
             arr = np.asarray([np.nan if v is None else v for v in col], dtype=np.float64)
             out[:, j] = arr
