@@ -162,7 +162,13 @@ def _loc(prefix: str, loc: tuple[int | str, ...]) -> str:
 def format_validation_error(err: ValidationError, prefix: str, where: str = "cdk.json context") -> str:
     """One line per problem: key, offending value, what is allowed."""
     lines = []
-    for e in err.errors():
+    errors = err.errors()
+    for e in errors:
+        loc = tuple(e["loc"])
+        # A length error on a list whose items already failed is noise (pydantic reports both).
+        if e["type"] == "too_short" and any(len(o["loc"]) > len(loc) and tuple(o["loc"][:len(loc)]) == loc
+                                            for o in errors):
+            continue
         key = f"{where} '{_loc(prefix, tuple(e['loc']))}'"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":

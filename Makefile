@@ -1,0 +1,70 @@
+# Driftline — the two commands a new user needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+UV_VERSION := 0.13.8
+ENV ?= dev
+CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk
+PYTEST_ARGS ?=
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: help venv install install-dev node demo test lint typecheck synth deploy destroy bench clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required (found %s)" % sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+
+$(UV): $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+venv: $(UV)
+
+install: $(UV) ## Install runtime + local-platform dependencies from uv.lock
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --extra local
+
+install-dev: $(UV) ## Install everything (dev, cdk) from uv.lock
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --all-extras
+
+node_modules/.bin/cdk: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+node: node_modules/.bin/cdk
+
+demo: install ## Run the whole story locally: ingest → train → serve → drift → retrain → canary → promote
+	$(BIN)/driftline demo
+
+test: install-dev ## Lint, type-check and run the whole test suite
+	$(BIN)/ruff check driftline stacks lambdas tests benchmarks examples app.py
+	$(BIN)/mypy
+	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+lint: install-dev ## ruff + mypy + bandit
+	$(BIN)/ruff check driftline stacks lambdas tests benchmarks examples app.py
+	$(BIN)/mypy
+	$(BIN)/bandit -q -c pyproject.toml -r driftline lambdas stacks
+
+synth: install-dev node ## Synthesize every stack into cdk.out (offline, no Docker, no credentials)
+	$(CDK) synth --all -c driftline:env=$(ENV) --quiet
+
+deploy: install-dev node ## Deploy all stacks: make deploy ENV=prod (needs AWS credentials, Docker for the training image)
+	$(CDK) deploy --all -c driftline:env=$(ENV) --require-approval broadening
+
+destroy: install-dev node ## Remove all stacks of ENV (data is kept where removal=retain)
+	$(CDK) destroy --all -c driftline:env=$(ENV)
+
+bench: install-dev ## Run every benchmark (quick sizes: BENCH_ARGS= for full)
+	@mkdir -p .bench
+	@set -e; for b in benchmarks/[a-z]*.py; do n=$$(basename $$b .py); echo "== $$n"; \
+	  $(BIN)/python $$b $(BENCH_ARGS) --json .bench/$$n.json; done
+
+clean: ## Remove build outputs (keeps .venv)
+	rm -rf cdk.out .cache .bench .pytest_cache .mypy_cache .ruff_cache

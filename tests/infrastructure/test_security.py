@@ -1,0 +1,124 @@
+"""Encryption, public access, TLS, recovery and least privilege, asserted on the synthesized templates."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.infrastructure.conftest import Synth
+
+
+def _statements(synth: Synth) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for rtype in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for lid, res in synth.resources(rtype).items():
+            for st in res["Properties"]["PolicyDocument"]["Statement"]:
+                out.append((lid, st))
+    for lid, res in synth.resources("AWS::IAM::Role").items():
+        for pol in res["Properties"].get("Policies", []):
+            for st in pol["PolicyDocument"]["Statement"]:
+                out.append((lid, st))
+    return out
+
+
+def test_no_iam_statement_grants_a_wildcard_action(synth: Synth) -> None:
+    statements = _statements(synth)
+    assert statements, "expected IAM policies in the app"
+    for lid, st in statements:
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        for action in actions:
+            assert action != "*" and not action.endswith(":*"), f"{lid} grants {action}"
+
+
+def test_data_actions_are_never_on_resource_star(synth: Synth) -> None:
+    data_prefixes = ("s3:", "dynamodb:", "kms:", "sns:", "sqs:", "states:", "firehose:", "lambda:", "events:")
+    for lid, st in _statements(synth):
+        if st["Resource"] != "*":
+            continue
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        assert not [a for a in actions if a.startswith(data_prefixes)], f"{lid}: {actions} on '*'"
+
+
+def test_every_bucket_is_private_encrypted_versioned_and_logged(synth: Synth) -> None:
+    buckets = synth.resources("AWS::S3::Bucket")
+    assert len(buckets) == len(synth.platform.buckets) + 1  # + the access-log bucket
+    for lid, b in buckets.items():
+        p = b["Properties"]
+        assert p["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True}, lid
+        assert p["BucketEncryption"]["ServerSideEncryptionConfiguration"], lid
+        assert p["VersioningConfiguration"]["Status"] == "Enabled", lid
+        assert p["LifecycleConfiguration"]["Rules"], lid
+        if "AccessLogs" not in lid:
+            sse = p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+            assert sse["SSEAlgorithm"] == "aws:kms", lid
+            assert "LoggingConfiguration" in p, lid
+
+
+def test_every_bucket_denies_plain_http(synth: Synth) -> None:
+    policies = synth.resources("AWS::S3::BucketPolicy")
+    secured = set()
+    for pol in policies.values():
+        for st in pol["Properties"]["PolicyDocument"]["Statement"]:
+            if st["Effect"] == "Deny" and st.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false":
+                secured.add(json.dumps(pol["Properties"]["Bucket"], sort_keys=True))
+    assert len(secured) == len(synth.resources("AWS::S3::Bucket"))
+
+
+def test_tables_have_kms_and_point_in_time_recovery(synth: Synth) -> None:
+    tables = synth.resources("AWS::DynamoDB::Table")
+    assert len(tables) == len(synth.platform.tables)
+    for lid, t in tables.items():
+        p = t["Properties"]
+        assert p["SSESpecification"]["SSEEnabled"] is True and p["SSESpecification"]["SSEType"] == "KMS", lid
+        assert p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, lid
+        assert p["BillingMode"] == "PAY_PER_REQUEST", lid
+
+
+def test_topics_and_queues_are_encrypted_and_tls_only(synth: Synth) -> None:
+    for lid, t in synth.resources("AWS::SNS::Topic").items():
+        assert "KmsMasterKeyId" in t["Properties"], lid
+    for lid, q in synth.resources("AWS::SQS::Queue").items():
+        assert "KmsMasterKeyId" in q["Properties"], lid
+    assert synth.resources("AWS::SNS::TopicPolicy") and synth.resources("AWS::SQS::QueuePolicy")
+
+
+def test_key_rotation_and_function_tracing(synth: Synth) -> None:
+    for lid, k in synth.resources("AWS::KMS::Key").items():
+        assert k["Properties"]["EnableKeyRotation"] is True, lid
+    fns = {lid: f for lid, f in synth.resources("AWS::Lambda::Function").items()
+           if f["Properties"].get("FunctionName")}
+    assert len(fns) == len(synth.platform.functions)
+    for lid, f in fns.items():
+        assert f["Properties"]["TracingConfig"]["Mode"] == "Active", lid
+        assert "DeadLetterConfig" in f["Properties"], lid
+        assert f["Properties"]["LoggingConfig"]["LogFormat"] == "JSON", lid
+
+
+def test_log_groups_have_retention(synth: Synth) -> None:
+    groups = synth.resources("AWS::Logs::LogGroup")
+    assert groups
+    for lid, g in groups.items():
+        assert g["Properties"]["RetentionInDays"] == synth.platform.config.log_retention_days, lid
+
+
+def test_removal_policy_follows_environment(synth: Synth, synth_prod: Synth) -> None:
+    for s, expected in ((synth, "Delete"), (synth_prod, "Retain")):
+        for rtype in ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::KMS::Key"):
+            for lid, r in s.resources(rtype).items():
+                assert r.get("DeletionPolicy") == expected, (lid, r.get("DeletionPolicy"))
+
+
+def test_api_is_regional_throttled_and_iam_authorized(synth: Synth) -> None:
+    (api,) = synth.resources("AWS::ApiGateway::RestApi").values()
+    assert api["Properties"]["EndpointConfiguration"]["Types"] == ["REGIONAL"]
+    (stage,) = synth.resources("AWS::ApiGateway::Stage").values()
+    settings = stage["Properties"]["MethodSettings"][0]
+    assert settings["ThrottlingRateLimit"] == synth.platform.config.serving.throttle_rate
+    assert stage["Properties"]["TracingEnabled"] is True
+    methods = [m for m in synth.resources("AWS::ApiGateway::Method").values()
+               if m["Properties"]["HttpMethod"] != "OPTIONS"]
+    auth = sorted(m["Properties"]["AuthorizationType"] for m in methods)
+    public = sum(1 for r in synth.platform.routes if not r.authorized)
+    assert auth == sorted(["NONE"] * public + ["AWS_IAM"] * (len(synth.platform.routes) - public))

@@ -1,0 +1,73 @@
+"""Configuration errors are one line naming the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driftline.config import ConfigError, from_context, load
+from driftline.platform import build_platform
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
+
+
+def _ctx(mutate: Any) -> dict[str, Any]:
+    ctx = copy.deepcopy(CONTEXT)
+    mutate(ctx["driftline:environments"]["dev"])
+    return ctx
+
+
+def test_shipped_environments_are_valid() -> None:
+    for env in CONTEXT["driftline:environments"]:
+        cfg = load(ROOT / "cdk.json", env)
+        assert cfg.env_name == env
+        assert build_platform(cfg).functions
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [
+    (lambda d: d["models"][0].update(approval="sometimes"),
+     "'driftline:environments.dev.models[0].approval': \"sometimes\" is not allowed: Input should be 'auto' or 'manual'"),
+    (lambda d: d["models"][0]["gate"].update(max_regression=-0.1),
+     "'driftline:environments.dev.models[0].gate.max_regression': -0.1 is not allowed"),
+    (lambda d: d.update(log_retention_days=42), "'driftline:environments.dev.log_retention_days': 42"),
+    (lambda d: d.update(colour="blue"), "'driftline:environments.dev.colour': unknown key"),
+    (lambda d: d.pop("models"), "'driftline:environments.dev.models': required key is missing"),
+    (lambda d: d["models"][0].update(name="Bad Name"), "models[0].name': \"Bad Name\" is not allowed"),
+    (lambda d: d["serving"].update(auth="oauth"), "serving.auth': \"oauth\" is not allowed"),
+])
+def test_bad_values_name_key_value_and_allowed(mutate: Any, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        from_context(_ctx(mutate))
+    assert expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_environment_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="'nope' is not allowed: choose one of dev, prod"):
+        from_context(CONTEXT, "nope")
+
+
+def test_unknown_model_lookup() -> None:
+    cfg = load(ROOT / "cdk.json")
+    with pytest.raises(ConfigError, match="unknown model 'x'; configured models: credit-default"):
+        cfg.model("x")
+
+
+def test_synth_with_bad_context_stops_with_one_line_and_no_traceback() -> None:
+    bad = _ctx(lambda d: d["models"][0].update(approval="sometimes"))
+    proc = subprocess.run([sys.executable, str(ROOT / "app.py")], capture_output=True, text=True, check=False,
+                          env={"CDK_CONTEXT_JSON": json.dumps(bad), "PATH": "/usr/bin:/bin:/usr/local/bin",
+                               "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}, cwd=ROOT, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines == [
+        "driftline: configuration error: cdk.json context 'driftline:environments.dev.models[0].approval': "
+        "\"sometimes\" is not allowed: Input should be 'auto' or 'manual'"]
