@@ -1,0 +1,1 @@
+"""Example data generators (importable by the demo, tests, training and drift code)."""
