@@ -1,0 +1,205 @@
+"""Inference capture: every prediction (or a sticky sample) as a JSON line, via Kinesis Data Firehose.
+
+Records go to the per-model delivery stream ``CAPTURE_STREAM_PREFIX + model``, which writes them to
+``captures/model=<model>/YYYY/MM/DD/HH/`` in the captures bucket (format in docs/architecture.md).
+
+Two modes (``CAPTURE_MODE``):
+
+- ``background`` (default): the request only appends plain dicts to an in-memory buffer (about a
+  microsecond per row). A daemon thread serializes them and calls ``PutRecordBatch`` when 500
+  records are waiting or the oldest has waited ``CAPTURE_LINGER_SECONDS`` (default 1 s), so a
+  botocore call (1-3 ms of CPU locally, plus the network round trip on AWS) is paid once per batch,
+  never on the request path. In Lambda the thread runs while the sandbox is thawed; records still
+  buffered when it is frozen are sent right after the next thaw, and on SIGTERM (sent at shutdown
+  when any extension is registered) everything buffered is flushed. What can be lost: the last
+  linger window of an idle sandbox that is reclaimed without SIGTERM.
+- ``sync``: each request sends its records before answering: nothing buffered, one round trip added.
+
+A capture failure never fails a prediction: failed records are counted per (model, version) and
+drained by the handler into the ``CaptureFailures`` metric, and logged. Delivery is at-least-once
+(a retried batch can duplicate records); consumers de-duplicate on (request_id, role).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from driftline import aws
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_RECORDS = 500
+MAX_BATCH_BYTES = 4 * 1024 * 1024 - 64 * 1024  # Firehose's 4 MiB per call, with headroom
+MAX_RECORD_BYTES = 1000 * 1024
+DEFAULT_LINGER_S = 1.0
+DEFAULT_MAX_BUFFER = 100_000
+
+
+class CaptureSink(Protocol):
+    def send(self, model: str, lines: Sequence[bytes]) -> list[bool]:
+        """Deliver JSON lines for ``model``; return per line whether it was accepted."""
+        ...
+
+
+class FirehoseSink:
+    """``PutRecordBatch`` to ``<prefix><model>``, in chunks, retrying rejected records once."""
+
+    def __init__(self, stream_prefix: str, client: Callable[[], Any] | None = None) -> None:
+        self.stream_prefix = stream_prefix
+        self._client = client or (lambda: aws.client("firehose"))
+
+    def send(self, model: str, lines: Sequence[bytes]) -> list[bool]:
+        ok = [False] * len(lines)
+        stream = self.stream_prefix + model
+        for start, end in _chunks(lines):
+            idx = list(range(start, end))
+            for _attempt in range(2):
+                resp = self._client().put_record_batch(
+                    DeliveryStreamName=stream, Records=[{"Data": lines[i]} for i in idx])
+                failed = []
+                for i, r in zip(idx, resp.get("RequestResponses", []), strict=False):
+                    if r.get("ErrorCode"):
+                        failed.append(i)
+                    else:
+                        ok[i] = True
+                if not failed:
+                    break
+                idx = failed
+        return ok
+
+
+def _chunks(lines: Sequence[bytes]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    start, size = 0, 0
+    for i, line in enumerate(lines):
+        if i > start and (i - start >= MAX_BATCH_RECORDS or size + len(line) > MAX_BATCH_BYTES):
+            out.append((start, i))
+            start, size = i, 0
+        size += len(line)
+    if start < len(lines):
+        out.append((start, len(lines)))
+    return out
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, separators=(",", ":"), allow_nan=True, default=str) + "\n").encode()
+
+
+class CaptureWriter:
+    """Buffers capture records and delivers them (in the background or synchronously)."""
+
+    def __init__(self, sink: CaptureSink, *, mode: str = "background", linger_s: float = DEFAULT_LINGER_S,
+                 max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+        if mode not in ("background", "sync"):
+            raise ValueError(f"CAPTURE_MODE must be 'background' or 'sync', not {mode!r}")
+        self.sink = sink
+        self.mode = mode
+        self.linger_s = linger_s
+        self.max_buffer = max_buffer
+        self._buf: deque[tuple[float, dict[str, Any]]] = deque()
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failures: dict[tuple[str, int], int] = {}
+        self.sent = 0
+
+    # ------------------------------------------------------------------ request path
+    def submit(self, records: list[dict[str, Any]]) -> None:
+        """Hand over records (never raises: capture must not fail a prediction)."""
+        if not records:
+            return
+        if self.mode == "sync":
+            self._deliver(records)
+            return
+        now = time.monotonic()
+        with self._lock:
+            buf = self._buf
+            buf.extend((now, r) for r in records)
+            overflow = len(buf) - self.max_buffer
+            dropped = [buf.popleft()[1] for _ in range(overflow)] if overflow > 0 else []
+            full = len(buf) >= MAX_BATCH_RECORDS
+        if dropped:
+            self._count_failures(dropped)
+            log.error("capture buffer full (%d records); dropped %d oldest records", self.max_buffer,
+                      len(dropped))
+        if self._thread is None or not self._thread.is_alive():
+            self._start()
+        if full:
+            self._wake.set()
+
+    def drain_failures(self) -> dict[tuple[str, int], int]:
+        """Failures counted since the last call, per (model, version)."""
+        with self._lock:
+            out, self._failures = self._failures, {}
+        return out
+
+    # ------------------------------------------------------------------ delivery
+    def flush(self) -> None:
+        """Deliver everything buffered now, in the calling thread (tests, shutdown, benchmarks)."""
+        while True:
+            with self._lock:
+                batch = [r for _, r in self._buf]
+                self._buf.clear()
+            if not batch:
+                return
+            self._deliver(batch)
+
+    def pending(self) -> int:
+        return len(self._buf)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._run, name="driftline-capture", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            oldest = self._buf[0][0] if self._buf else None
+            timeout = self.linger_s if oldest is None else max(0.0, oldest + self.linger_s - time.monotonic())
+            self._wake.wait(timeout)
+            self._wake.clear()
+            if not self._buf:
+                continue
+            if len(self._buf) < MAX_BATCH_RECORDS and time.monotonic() - self._buf[0][0] < self.linger_s:
+                continue
+            with self._lock:
+                n = min(len(self._buf), MAX_BATCH_RECORDS * 4)
+                batch = [self._buf.popleft()[1] for _ in range(n)]
+            self._deliver(batch)
+
+    def _deliver(self, records: list[dict[str, Any]]) -> None:
+        by_model: dict[str, list[dict[str, Any]]] = {}
+        for r in records:
+            by_model.setdefault(r["model"], []).append(r)
+        with self._send_lock:
+            for model, recs in by_model.items():
+                try:
+                    lines = [encode_record(r) for r in recs]
+                    too_big = [len(line) > MAX_RECORD_BYTES for line in lines]
+                    ok_send = [ln for ln, big in zip(lines, too_big, strict=True) if not big]
+                    sent_ok = iter(self.sink.send(model, ok_send)) if ok_send else iter(())
+                    ok = [False if big else next(sent_ok) for big in too_big]
+                except Exception as e:  # network, throttling, missing stream: counted, never raised
+                    log.error("capture of %d records for %s failed: %s", len(recs), model, e)
+                    self._count_failures(recs)
+                    continue
+                failed = [r for r, good in zip(recs, ok, strict=True) if not good]
+                self.sent += len(recs) - len(failed)
+                if failed:
+                    log.error("capture: %d of %d records for %s were rejected", len(failed), len(recs), model)
+                    self._count_failures(failed)
+
+    def _count_failures(self, records: list[dict[str, Any]]) -> None:
+        with self._lock:
+            for r in records:
+                key = (str(r.get("model")), int(r.get("version") or 0))
+                self._failures[key] = self._failures.get(key, 0) + 1

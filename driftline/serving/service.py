@@ -1,0 +1,332 @@
+"""The endpoint's operations, independent of Lambda: predict, describe, feedback, OpenAPI, health.
+
+``lambdas/serve.py`` only routes HTTP requests here and turns results and :class:`ServingError` into
+responses. Everything a request touches after the first one is in memory: the champion's aliases
+(TTL), its ONNX Runtime session and validator, and the capture buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from driftline import aws
+from driftline.registry.store import Registry
+from driftline.serving.body import DEFAULT_MAX_BODY_BYTES, parse_json_body
+from driftline.serving.capture import DEFAULT_LINGER_S, CaptureWriter, FirehoseSink
+from driftline.serving.deployments import Deployment, DeploymentCache
+from driftline.serving.entities import EntityLookup, default_lookup
+from driftline.serving.errors import ServingError, bad_request, not_found, unavailable
+from driftline.serving.feedback import check_labels, store_feedback
+from driftline.serving.model import LoadedModel
+from driftline.serving.openapi import build_document
+from driftline.serving.request import EntityRows, assemble_entity_rows, parse_predict
+from driftline.serving.traffic import canary_rows, sampled
+from driftline.serving.validation import ValidatedRows
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _env_number(name: str, default: float, lo: float, hi: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RuntimeError(f"environment variable {name}={raw!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise RuntimeError(f"environment variable {name}={raw!r} must be between {lo} and {hi}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_rows: int = 1000
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    champion_ttl_s: float = 5.0
+    capture_sampling: float = 1.0
+    capture_mode: str = "background"
+    capture_linger_s: float = DEFAULT_LINGER_S
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            max_rows=int(_env_number("MAX_ROWS", 1000, 1, 10_000)),
+            max_body_bytes=int(_env_number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 6 * 1024 * 1024)),
+            champion_ttl_s=_env_number("CHAMPION_TTL_SECONDS", 5.0, 0.0, 3600.0),
+            capture_sampling=_env_number("CAPTURE_SAMPLING", 1.0, 0.0, 1.0),
+            capture_mode=os.environ.get("CAPTURE_MODE", "background") or "background",
+            capture_linger_s=_env_number("CAPTURE_LINGER_SECONDS", DEFAULT_LINGER_S, 0.0, 60.0),
+        )
+
+
+@dataclass
+class VersionStats:
+    """What one version did in one request (becomes per model/version metrics)."""
+
+    role: str
+    rows: int = 0
+    latency_ms: float = 0.0
+
+
+@dataclass
+class Outcome:
+    """Side information about a handled request for metrics and logs."""
+
+    model: str | None = None
+    versions: dict[int, VersionStats] = field(default_factory=dict)
+    challenger_errors: int = 0
+
+
+@dataclass
+class _Batch:
+    """One predict request in flight: row ids, answers and capture records being built."""
+
+    row_ids: list[str]
+    answers: list[dict[str, Any]]
+    records: list[dict[str, Any]]
+    keep: list[bool]
+    ts: str
+    t0: float
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """The parts of an HTTP request the operations need."""
+
+    body: str | None
+    content_type: str | None
+    is_base64: bool
+    request_id: str
+
+
+def request_id_from(header: str | None, fallback: str | None) -> str:
+    """The client's X-Request-Id if valid (400 if malformed), else the gateway's id, else a uuid."""
+    if header is not None:
+        if not REQUEST_ID_RE.match(header):
+            raise bad_request("header X-Request-Id must be 1-128 characters of letters, digits and ._:-",
+                              code="invalid_request_id")
+        return header
+    return fallback or uuid.uuid4().hex
+
+
+class PredictionService:
+    def __init__(self, registry: Registry, deployments: DeploymentCache, capture: CaptureWriter, *,
+                 entities: Callable[[], EntityLookup], captures_bucket: str, settings: Settings) -> None:
+        self.registry = registry
+        self.deployments = deployments
+        self.capture = capture
+        self._entities_factory = entities
+        self._entities: EntityLookup | None = None
+        self.captures_bucket = captures_bucket
+        self.settings = settings
+        self.started = time.time()
+
+    @classmethod
+    def from_env(cls) -> PredictionService:
+        settings = Settings.from_env()
+        registry = Registry.from_env()
+        capture = CaptureWriter(FirehoseSink(aws.env("CAPTURE_STREAM_PREFIX")), mode=settings.capture_mode,
+                                linger_s=settings.capture_linger_s)
+        return cls(registry, DeploymentCache(registry, settings.champion_ttl_s), capture,
+                   entities=default_lookup, captures_bucket=aws.env("CAPTURES_BUCKET"), settings=settings)
+
+    @property
+    def entities(self) -> EntityLookup:
+        """The online store reader, built on the first entity request (records-only traffic never pays)."""
+        if self._entities is None:
+            self._entities = self._entities_factory()
+        return self._entities
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, model: str, req: HttpRequest, outcome: Outcome) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        body = parse_json_body(req.body, content_type=req.content_type, is_base64=req.is_base64,
+                               max_bytes=self.settings.max_body_bytes)
+        dep = self.deployments.deployment(model)
+        outcome.model = model
+        champ = dep.champion
+        parsed = parse_predict(body, champ.validator, self.settings.max_rows)
+        if parsed.records is not None:
+            rows, origins = parsed.records, None
+        else:
+            assert parsed.entities is not None
+            rows, origins = self._entity_rows(champ, parsed.entities)
+        valid = champ.validator.validate(rows, origins=origins)
+        n = len(rows)
+        row_ids = [f"{req.request_id}:{i}" for i in range(n)]
+        batch = _Batch(row_ids=row_ids, answers=[{}] * n, records=[], t0=t0, outcome=outcome,
+                       keep=sampled(row_ids, self.settings.capture_sampling),
+                       ts=datetime.now(UTC).isoformat(timespec="microseconds"))
+        chall, chall_valid = self._challenger_input(dep, valid, outcome)
+        routed = canary_rows(row_ids, dep.percent) if dep.mode == "canary" and chall else [False] * n
+        self._answer(batch, champ, "champion", valid, [i for i in range(n) if not routed[i]])
+        if chall is not None and chall_valid is not None:
+            self._answer(batch, chall, "challenger", chall_valid, [i for i in range(n) if routed[i]])
+            if dep.mode == "shadow":
+                self._shadow(batch, chall, chall_valid)
+        if batch.records:
+            self.capture.submit(batch.records)
+        return {"model": model, "request_id": req.request_id, "predictions": batch.answers}
+
+    def _entity_rows(self, champ: LoadedModel,
+                     ents: EntityRows) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+        fs = str(champ.schema.get("feature_set") or "")
+        try:
+            stored = self.entities.get_many(fs, ents.keys)
+        except Exception as e:
+            log.error("online store lookup failed: %s", e)
+            raise unavailable(f"the online store cannot be read right now ({type(e).__name__}); retry "
+                              f"shortly or send 'records'", code="online_store_unavailable",
+                              retry_after_s=1) from None
+        missing = [i for i, k in enumerate(ents.keys) if k not in stored]
+        if missing:
+            details = [{"row": i, "field": None, "entity": ents.keys[i],
+                        "message": f"row {i}: entity {ents.keys[i]!r} has no features in the online store "
+                                   f"(feature set {fs!r})"} for i in missing]
+            raise ServingError(404, "unknown_entity", f"{len(missing)} entity id(s) not found in the online "
+                               f"store; send their features as 'records' instead", details=details)
+        return assemble_entity_rows(ents, stored, champ.validator)
+
+    def _challenger_input(self, dep: Deployment, valid: ValidatedRows,
+                          outcome: Outcome) -> tuple[LoadedModel | None, ValidatedRows | None]:
+        chall = dep.challenger
+        if chall is None:
+            return None, None
+        if chall.validator.schema == dep.champion.validator.schema:
+            return chall, valid
+        try:  # a challenger on a newer feature set version: judge the rows by its own schema
+            return chall, chall.validator.validate(valid.rows)
+        except ServingError as e:
+            outcome.challenger_errors += 1
+            log.warning("challenger %s v%s skipped for this request: %s", chall.model, chall.version,
+                        e.message)
+            return None, None
+
+    @staticmethod
+    def _answer(batch: _Batch, m: LoadedModel, role: str, valid: ValidatedRows, idx: list[int]) -> None:
+        if not idx:
+            return
+        X = valid.X if len(idx) == len(batch.row_ids) else np.ascontiguousarray(valid.X[idx])
+        preds = m.predictions(m.run(X))
+        latency_ms = round((time.perf_counter() - batch.t0) * 1000.0, 3)
+        version, row_ids, answers, keep = m.version, batch.row_ids, batch.answers, batch.keep
+        for i, p in zip(idx, preds, strict=True):
+            rid = row_ids[i]
+            answers[i] = {"request_id": rid, "version": version, **p}
+            if keep[i]:
+                batch.records.append({"request_id": rid, "model": m.model, "version": version, "role": role,
+                                      "ts": batch.ts, "latency_ms": latency_ms, "features": valid.rows[i],
+                                      "prediction": p})
+        stats = batch.outcome.versions.setdefault(version, VersionStats(role))
+        stats.rows += len(idx)
+        stats.latency_ms = latency_ms
+
+    @staticmethod
+    def _shadow(batch: _Batch, m: LoadedModel, valid: ValidatedRows) -> None:
+        try:
+            preds = m.predictions(m.run(valid.X))
+        except Exception as e:  # a shadow model must never break the answer
+            batch.outcome.challenger_errors += 1
+            log.warning("shadow %s v%s failed: %s", m.model, m.version, e)
+            return
+        latency_ms = round((time.perf_counter() - batch.t0) * 1000.0, 3)
+        for i, p in enumerate(preds):
+            if batch.keep[i]:
+                batch.records.append({"request_id": batch.row_ids[i], "model": m.model, "version": m.version,
+                                      "role": "shadow", "ts": batch.ts, "latency_ms": latency_ms,
+                                      "features": valid.rows[i], "prediction": p})
+        stats = batch.outcome.versions.setdefault(m.version, VersionStats("shadow"))
+        stats.rows += len(preds)
+        stats.latency_ms = latency_ms
+
+    # ------------------------------------------------------------------ describe
+    def describe(self, model: str, outcome: Outcome) -> dict[str, Any]:
+        al = self.deployments.aliases(model)
+        outcome.model = model
+        out: dict[str, Any] = {"model": model, "champion": None, "challenger": None, "traffic": al.traffic,
+                               "revision": al.revision, "updated_at": al.updated_at}
+        for role in ("champion", "challenger"):
+            v = getattr(al, role)
+            if v is None:
+                continue
+            try:
+                info = self.deployments.version_info(model, v)
+            except Exception as e:
+                out[role] = {"version": v, "error": f"version details unavailable ({type(e).__name__})"}
+                continue
+            out[role] = {"version": v, "status": info.status, "created_at": info.created_at,
+                         "algorithm": info.algorithm, "metrics": info.metrics,
+                         "feature_set": info.feature_set, "feature_set_version": info.feature_set_version,
+                         "input_schema": info.input_schema}
+        if al.champion is None:
+            out["serving"] = "no champion yet: predictions answer 503 until a version is promoted"
+        return out
+
+    # ------------------------------------------------------------------ feedback
+    def feedback(self, model: str, req: HttpRequest, outcome: Outcome) -> dict[str, Any]:
+        body = parse_json_body(req.body, content_type=req.content_type, is_base64=req.is_base64,
+                               max_bytes=self.settings.max_body_bytes)
+        al = self.deployments.aliases(model)
+        outcome.model = model
+        label_spec = None
+        if al.champion is not None:
+            try:
+                label_spec = self.deployments.version_info(model, al.champion).input_schema.get("label")
+            except Exception as e:
+                log.warning("label definition of %s unavailable, checking labels loosely: %s", model, e)
+        labels = check_labels(body, label_spec)
+        try:
+            uri = store_feedback(self.captures_bucket, model, labels)
+        except Exception as e:
+            log.error("feedback for %s could not be stored: %s", model, e)
+            raise unavailable(f"the labels could not be stored right now ({type(e).__name__}); retry the "
+                              f"same request", code="feedback_unavailable", retry_after_s=1) from None
+        return {"model": model, "accepted": len(labels), "object": uri}
+
+    # ------------------------------------------------------------------ openapi, health
+    def openapi(self, server_url: str | None, only: str | None = None) -> dict[str, Any]:
+        if only is not None:
+            names = [only]
+            self.deployments.aliases(only)  # 404 for an unknown model
+        else:
+            try:
+                names = self.registry.list_models()
+            except Exception as e:
+                log.warning("cannot list models for the OpenAPI document: %s", e)
+                names = []
+        models: list[tuple[str, Mapping[str, Any]]] = []
+        for name in names:
+            try:
+                al = self.deployments.aliases(name)
+                if al.champion is not None:
+                    models.append((name, self.deployments.version_info(name, al.champion).input_schema))
+            except Exception as e:  # one broken model must not hide the others
+                log.warning("model %s left out of the OpenAPI document: %s", name, e)
+        return build_document(models, max_rows=self.settings.max_rows, server_url=server_url)
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "uptime_s": round(time.time() - self.started, 1),
+                "loaded": self.deployments.loaded_versions(), "capture_pending": self.capture.pending(),
+                "capture_sent": self.capture.sent}
+
+
+def unknown_route(method: str, path: str, allowed: list[str]) -> ServingError:
+    if allowed:
+        return ServingError(405, "method_not_allowed",
+                            f"{method} is not allowed on {path}; use {' or '.join(allowed)}",
+                            headers={"Allow": ", ".join(allowed)})
+    return not_found(f"no route {method} {path}; see /openapi.json for the API", code="unknown_route")

@@ -1,0 +1,295 @@
+"""Schema-driven validation and encoding of request rows, in one pass over the values.
+
+The rules come from the ``input_schema`` stored with the model version (``FeatureSet.input_schema()``),
+so a request is judged by exactly the definition the model was trained on. Each problem is reported
+with its row index, field, what was expected and what came, so a client can fix every mistake in one
+round trip. Values that pass are encoded on the spot with the same mapping as
+:func:`driftline.features.encoding.encode_columns` (category -> index in ``categories``, bool -> 1/0,
+null/unknown -> NaN); ``tests/unit/test_serving_validation.py`` checks the two agree bit for bit.
+
+Plain Python and numpy only: this runs on every request.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from driftline.features.encoding import MODEL_INPUT_TYPES, category_index
+from driftline.serving.body import NonFinite
+from driftline.serving.errors import unprocessable
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+_MISSING = object()
+_FLOAT, _INT, _CAT, _BOOL = 0, 1, 2, 3
+_KIND = {"float": _FLOAT, "int": _INT, "categorical": _CAT, "bool": _BOOL}
+_NAN = float("nan")
+
+
+def describe(value: Any) -> str:
+    """How a received value is shown in an error message (JSON spelling plus its JSON type)."""
+    if value is _MISSING:
+        return "nothing (the field is missing)"
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return f"{'true' if value else 'false'} (boolean)"
+    if isinstance(value, NonFinite):
+        return f"{value.literal} (not a valid JSON number)"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f'"{shown}" (string)'
+    if isinstance(value, int):
+        text = str(value) if value.bit_length() < 200 else "a very large integer"
+        return f"{text} (integer)"
+    if isinstance(value, float):
+        return f"{value!r} (number)"
+    if isinstance(value, list):
+        return f"an array of {len(value)} items"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _fmt_num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One feature of the input schema, compiled for checking."""
+
+    name: str
+    type: str
+    nullable: bool
+    min: float | None
+    max: float | None
+    codes: Mapping[Any, float] | None
+    request_time: bool
+    is_input: bool
+    expected: str
+
+    @classmethod
+    def from_schema(cls, f: Mapping[str, Any]) -> FieldSpec:
+        ftype = str(f["type"])
+        lo = None if f.get("min") is None else float(f["min"])
+        hi = None if f.get("max") is None else float(f["max"])
+        nullable = bool(f.get("nullable", True))
+        codes = category_index(f) if ftype == "categorical" else None
+        if ftype in ("int", "float"):
+            what = "an integer" if ftype == "int" else "a finite number"
+            if lo is not None and hi is not None:
+                expected = f"{what} between {_fmt_num(lo)} and {_fmt_num(hi)}"
+            elif lo is not None:
+                expected = f"{what} >= {_fmt_num(lo)}"
+            elif hi is not None:
+                expected = f"{what} <= {_fmt_num(hi)}"
+            else:
+                expected = what
+        elif ftype == "bool":
+            expected = "true or false"
+        elif ftype == "categorical":
+            cats = list(codes or ())
+            shown = ", ".join(f'"{c}"' for c in cats[:12]) + (", ..." if len(cats) > 12 else "")
+            expected = f"one of {shown}"
+        elif ftype == "timestamp":
+            expected = "an ISO-8601 timestamp string"
+        else:
+            expected = "a string"
+        if nullable:
+            expected += " or null"
+        return cls(name=str(f["name"]), type=ftype, nullable=nullable, min=lo, max=hi, codes=codes,
+                   request_time=bool(f.get("request_time", False)), is_input=ftype in MODEL_INPUT_TYPES,
+                   expected=expected)
+
+
+@dataclass
+class ValidatedRows:
+    """Rows that passed: the model input matrix and the values as received (for capture)."""
+
+    X: np.ndarray
+    rows: list[dict[str, Any]]
+
+
+class InputValidator:
+    """Checks request rows against an ``input_schema`` and encodes them for the model."""
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        feats = schema.get("features")
+        if not isinstance(feats, list) or not feats:
+            raise ValueError("input_schema has no 'features' list")
+        self.schema = schema
+        self.fields = [FieldSpec.from_schema(f) for f in feats]
+        self.by_name = {f.name: f for f in self.fields}
+        self.names = frozenset(self.by_name)
+        self.inputs = [f for f in self.fields if f.is_input]
+        self.others = [f for f in self.fields if not f.is_input]
+        self.entity: list[str] = [str(e) for e in schema.get("entity") or ()]
+        self.reject_unknown = schema.get("unknown_category", "reject") != "map_unknown"
+        self.n_inputs = len(self.inputs)
+        f32 = FLOAT32_MAX
+        self._fast = [(f.name, _KIND[f.type], -f32 if f.min is None else max(f.min, -f32),
+                       f32 if f.max is None else min(f.max, f32), f.codes or {}, f.nullable, f)
+                      for f in self.inputs]
+
+    # ------------------------------------------------------------------ one value
+    def check(self, spec: FieldSpec, v: Any) -> tuple[float, str | None]:
+        """(encoded value, None) when ``v`` is acceptable, else (NaN, hint or '')."""
+        t = spec.type
+        if v is None:
+            return (_NAN, None) if spec.nullable else (_NAN, "the field is not nullable")
+        if t in ("float", "int"):
+            tv = type(v)
+            if tv is int:
+                try:
+                    x = float(v)
+                except OverflowError:
+                    return _NAN, "the number is too large"
+            elif tv is float:
+                x = v
+                if not math.isfinite(x):
+                    return _NAN, "NaN and Infinity are not accepted; send null for a missing value"
+                if t == "int" and not x.is_integer():
+                    return _NAN, ""
+            elif isinstance(v, str):
+                return _NAN, "send numbers as JSON numbers, not strings"
+            elif isinstance(v, NonFinite):
+                return _NAN, "NaN and Infinity are not accepted; send null for a missing value"
+            else:
+                return _NAN, ""
+            if (spec.min is not None and x < spec.min) or (spec.max is not None and x > spec.max):
+                return _NAN, "out of range"
+            if abs(x) > FLOAT32_MAX:
+                return _NAN, "the number does not fit the model's 32-bit input"
+            return x, None
+        if t == "categorical":
+            codes = spec.codes
+            assert codes is not None
+            if type(v) is str:
+                code = codes.get(v)
+                if code is not None:
+                    return code, None
+                if not self.reject_unknown:
+                    return _NAN, None
+                close = difflib.get_close_matches(v, [str(c) for c in codes], n=1)
+                return _NAN, f'unknown category; did you mean "{close[0]}"?' if close else "unknown category"
+            return _NAN, ""
+        if t == "bool":
+            if v is True:
+                return 1.0, None
+            if v is False:
+                return 0.0, None
+            return _NAN, ""
+        if t == "timestamp":
+            if isinstance(v, str):
+                try:
+                    datetime.fromisoformat(v)
+                    return _NAN, None
+                except ValueError:
+                    return _NAN, "not an ISO-8601 timestamp"
+            return _NAN, ""
+        return (_NAN, None) if isinstance(v, str) else (_NAN, "")
+
+    # ------------------------------------------------------------------ rows
+    def validate(self, rows: Sequence[Any], *, origins: Sequence[Mapping[str, str]] | None = None,
+                 first_row: int = 0) -> ValidatedRows:
+        """Validate and encode ``rows`` (dicts); raise a 422 listing every problem found."""
+        flat: list[float] = []
+        append = flat.append
+        problems: list[dict[str, Any]] = []
+        names = self.names
+        check = self.check
+        fast = self._fast
+        good: list[dict[str, Any]] = []
+        for i, row in enumerate(rows):
+            idx = first_row + i
+            if type(row) is not dict:
+                problems.append(_problem(idx, None, "an object with the model's fields", row,
+                                         "each row must be a JSON object"))
+                continue
+            if not names.issuperset(row):
+                for k in row:
+                    if k not in names:
+                        close = difflib.get_close_matches(str(k), list(names), n=1)
+                        fix = f'did you mean "{close[0]}"?' if close else "remove it"
+                        problems.append(_problem(idx, str(k), "no such field (not in the input schema)",
+                                                 row[k], fix, source=origins[i].get(k) if origins else None))
+            get = row.get
+            for name, kind, lo, hi, codes, nullable, spec in fast:
+                v = get(name, _MISSING)
+                tv = type(v)
+                # fast paths: the common, valid values (NaN fails the range test and falls through)
+                if kind == _FLOAT:
+                    if (tv is float or tv is int) and lo <= v <= hi:
+                        append(float(v))
+                        continue
+                elif kind == _INT:
+                    if tv is int and lo <= v <= hi:
+                        append(float(v))
+                        continue
+                elif kind == _CAT:
+                    if tv is str:
+                        code = codes.get(v)
+                        if code is not None:
+                            append(code)
+                            continue
+                elif tv is bool:
+                    append(1.0 if v else 0.0)
+                    continue
+                if v is None and nullable:
+                    append(_NAN)
+                    continue
+                if v is _MISSING:
+                    problems.append(self._missing(idx, spec, origins[i] if origins else None))
+                    append(_NAN)
+                    continue
+                x, hint = check(spec, v)
+                if hint is not None:
+                    problems.append(_problem(idx, spec.name, spec.expected, v, hint,
+                                             source=origins[i].get(spec.name) if origins else None))
+                append(x)
+            for spec in self.others:
+                v = row.get(spec.name, _MISSING)
+                if v is _MISSING:
+                    continue
+                _, hint = check(spec, v)
+                if hint is not None:
+                    problems.append(_problem(idx, spec.name, spec.expected, v, hint,
+                                             source=origins[i].get(spec.name) if origins else None))
+            good.append(row)
+        if problems:
+            n_rows = len({p["row"] for p in problems})
+            raise unprocessable(f"{len(problems)} problem(s) in {n_rows} row(s); see 'details' "
+                                f"(one entry per row and field)", problems, code="invalid_rows")
+        X = np.array(flat, dtype=np.float32).reshape(len(rows), self.n_inputs)
+        return ValidatedRows(X=X, rows=good)
+
+    def _missing(self, idx: int, spec: FieldSpec, origin: Mapping[str, str] | None) -> dict[str, Any]:
+        if origin is None:
+            hint = "every model feature must be present; send null for a missing value" + (
+                "" if spec.nullable else " (this one is not nullable)")
+            return _problem(idx, spec.name, spec.expected, _MISSING, hint)
+        if spec.request_time:
+            hint = "a request-time feature: supply it in 'features' or in the entity object"
+        else:
+            hint = ("the online store has no value for this entity; supply it in 'features' or in the "
+                    "entity object")
+        return _problem(idx, spec.name, spec.expected, _MISSING, hint,
+                        source="request" if spec.request_time else "online_store")
+
+
+def _problem(row: int, field: str | None, expected: str, got: Any, hint: str, *,
+             source: str | None = None) -> dict[str, Any]:
+    where = f"row {row}" + (f", field '{field}'" if field is not None else "")
+    message = f"{where}: expected {expected}, got {describe(got)}" + (f" ({hint})" if hint else "")
+    out: dict[str, Any] = {"row": row, "field": field, "expected": expected, "got": describe(got),
+                           "message": message}
+    if source:
+        out["source"] = source
+    return out

@@ -1,0 +1,130 @@
+"""Capture delivery: batching, retries, failure counting; never an exception on the request path."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from driftline.serving.capture import MAX_BATCH_RECORDS, CaptureWriter, FirehoseSink
+
+
+def record(i: int, model: str = "m", version: int = 1) -> dict[str, Any]:
+    return {"request_id": f"r{i}", "model": model, "version": version, "role": "champion", "ts": "t",
+            "latency_ms": 0.1, "features": {"x": i}, "prediction": {"value": float(i)}}
+
+
+class FakeFirehose:
+    """put_record_batch that can reject chosen records (by request id) on the first attempt."""
+
+    def __init__(self, reject_once: set[str] | None = None, reject_always: set[str] | None = None,
+                 fail: Exception | None = None) -> None:
+        self.calls: list[tuple[str, list[bytes]]] = []
+        self.reject_once = set(reject_once or ())
+        self.reject_always = set(reject_always or ())
+        self.fail = fail
+
+    def put_record_batch(self, DeliveryStreamName: str, Records: list[dict[str, bytes]]) -> dict[str, Any]:
+        if self.fail:
+            raise self.fail
+        self.calls.append((DeliveryStreamName, [r["Data"] for r in Records]))
+        out = []
+        for r in Records:
+            rid = json.loads(r["Data"])["request_id"]
+            if rid in self.reject_always or rid in self.reject_once:
+                self.reject_once.discard(rid)
+                out.append({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "slow down"})
+            else:
+                out.append({"RecordId": "x"})
+        return {"FailedPutCount": sum("ErrorCode" in o for o in out), "RequestResponses": out}
+
+
+def test_sink_chunks_by_500_records_and_writes_json_lines() -> None:
+    fh = FakeFirehose()
+    sink = FirehoseSink("dev-driftline-captures-", client=lambda: fh)
+    lines = [json.dumps(record(i)).encode() + b"\n" for i in range(1234)]
+    assert all(sink.send("m", lines))
+    assert [len(c[1]) for c in fh.calls] == [500, 500, 234]
+    assert {c[0] for c in fh.calls} == {"dev-driftline-captures-m"}
+    assert all(d.endswith(b"\n") for c in fh.calls for d in c[1])
+
+
+def test_sink_retries_rejected_records_once() -> None:
+    fh = FakeFirehose(reject_once={"r3"}, reject_always={"r5"})
+    sink = FirehoseSink("p-", client=lambda: fh)
+    ok = sink.send("m", [json.dumps(record(i)).encode() for i in range(8)])
+    assert ok == [True] * 5 + [False] + [True] * 2
+    assert len(fh.calls) == 2 and len(fh.calls[1][1]) == 2
+
+
+def test_sync_writer_delivers_before_returning_and_counts_failures() -> None:
+    fh = FakeFirehose(reject_always={"r1"})
+    w = CaptureWriter(FirehoseSink("p-", client=lambda: fh), mode="sync")
+    w.submit([record(0), record(1, version=2), record(2, model="other")])
+    assert sorted(c[0] for c in fh.calls) == ["p-m", "p-m", "p-other"]  # r1 retried once
+    assert w.sent == 2
+    assert w.drain_failures() == {("m", 2): 1}
+    assert w.drain_failures() == {}
+
+
+def test_a_broken_sink_never_raises_and_is_counted() -> None:
+    w = CaptureWriter(FirehoseSink("p-", client=lambda: FakeFirehose(fail=RuntimeError("no network"))),
+                      mode="sync")
+    w.submit([record(0), record(1)])
+    assert w.drain_failures() == {("m", 1): 2}
+
+
+def test_background_writer_batches_and_flushes_after_linger() -> None:
+    fh = FakeFirehose()
+    w = CaptureWriter(FirehoseSink("p-", client=lambda: fh), linger_s=0.2)
+    t0 = time.monotonic()
+    for i in range(5):
+        w.submit([record(i)])
+    assert fh.calls == []  # nothing sent on the request path
+    while not fh.calls and time.monotonic() - t0 < 5:
+        time.sleep(0.01)
+    assert len(fh.calls) == 1 and len(fh.calls[0][1]) == 5
+    assert time.monotonic() - t0 >= 0.2
+    assert w.pending() == 0
+
+
+def test_background_writer_sends_full_batches_without_waiting() -> None:
+    fh = FakeFirehose()
+    w = CaptureWriter(FirehoseSink("p-", client=lambda: fh), linger_s=60)
+    w.submit([record(i) for i in range(MAX_BATCH_RECORDS)])
+    t0 = time.monotonic()
+    while not fh.calls and time.monotonic() - t0 < 5:
+        time.sleep(0.01)
+    assert sum(len(c[1]) for c in fh.calls) == MAX_BATCH_RECORDS
+
+
+def test_flush_delivers_everything_now() -> None:
+    fh = FakeFirehose()
+    w = CaptureWriter(FirehoseSink("p-", client=lambda: fh), linger_s=60)
+    w.submit([record(i) for i in range(7)])
+    w.flush()
+    assert sum(len(c[1]) for c in fh.calls) == 7 and w.sent == 7
+
+
+def test_full_buffer_drops_oldest_and_counts_them() -> None:
+    block = threading.Event()
+
+    class Stuck:
+        def send(self, model: str, lines: Sequence[bytes]) -> list[bool]:
+            block.wait(5)
+            return [True] * len(lines)
+
+    w = CaptureWriter(Stuck(), linger_s=60, max_buffer=10)
+    w.submit([record(i) for i in range(15)])
+    assert w.drain_failures() == {("m", 1): 5}
+    assert w.pending() == 10
+    block.set()
+
+
+def test_unknown_mode_is_rejected() -> None:
+    with pytest.raises(ValueError, match="CAPTURE_MODE"):
+        CaptureWriter(FirehoseSink("p-"), mode="async")
