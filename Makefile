@@ -53,7 +53,7 @@ lint: install-dev ## ruff + mypy + bandit
 	$(BIN)/bandit -q -c pyproject.toml -r driftline lambdas stacks
 
 synth: install-dev node ## Synthesize every stack into cdk.out (offline, no Docker, no credentials)
-	$(CDK) synth --all -c driftline:env=$(ENV) --quiet
+	$(CDK) synth -c driftline:env=$(ENV) --quiet
 
 deploy: install-dev node ## Deploy all stacks: make deploy ENV=prod (needs AWS credentials, Docker for the training image)
 	$(CDK) deploy --all -c driftline:env=$(ENV) --require-approval broadening

@@ -44,24 +44,33 @@ TRIM_GLOBS = (
 # numpy/_core/tests is imported by nothing, but numpy.testing is (by pyarrow) — keep 'testing'.
 
 
-def _python_for_bytecode() -> str:
-    """The runtime's Python, so .pyc files match the Lambda interpreter (falls back to this one)."""
-    for cand in (shutil.which(f"python{LAMBDA_PYTHON_VERSION}"),
-                 f"/root/.pyenv/versions/{LAMBDA_PYTHON_VERSION}.1/bin/python"):
-        if cand and Path(cand).exists():
+def _python_for_bytecode() -> str | None:
+    """The runtime's Python, so .pyc files match the Lambda interpreter; None when it is not installed
+    (bytecode for another Python would only waste space: Lambda would ignore it)."""
+    candidates = [str(p) for p in sorted(Path("/root/.pyenv/versions").glob(f"{LAMBDA_PYTHON_VERSION}.*/bin/python"))]
+    candidates.append(shutil.which(f"python{LAMBDA_PYTHON_VERSION}") or "")
+    for cand in filter(None, candidates):
+        ok = subprocess.run([cand, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
+                            text=True, check=False)
+        if ok.returncode == 0 and ok.stdout.strip() == str(tuple(map(int, LAMBDA_PYTHON_VERSION.split("."))))):
             return cand
-    found = sorted(Path("/root/.pyenv/versions").glob(f"{LAMBDA_PYTHON_VERSION}.*/bin/python"))
-    return str(found[-1]) if found else sys.executable
+    return None
+
+
+def _compile(path: Path) -> None:
+    python = _python_for_bytecode()
+    if python:
+        subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+                        str(path)], check=False, capture_output=True)
 
 
 def _constraints() -> Path:
     out = CACHE_DIR / "constraints.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
-    text = subprocess.run(
-        [uv, "export", "--frozen", "--no-hashes", "--no-emit-project", "--all-extras", "--format",
-         "requirements-txt"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    out.write_text(text)
+    subprocess.run(
+        [uv, "export", "--frozen", "--no-hashes", "--no-emit-project", "--all-extras", "--color", "never",
+         "--quiet", "--format", "requirements-txt", "--output-file", str(out)], cwd=ROOT, check=True)
     return out
 
 
@@ -97,8 +106,7 @@ def build_layer(name: str, output_dir: Path) -> None:
             for p in target.glob(f"{pkg}*"):
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
         _trim(target)
-        subprocess.run([_python_for_bytecode(), "-m", "compileall", "-q", "-j", "0",
-                        "--invalidation-mode", "unchecked-hash", str(target)], check=False)
+        _compile(target)
         tmp.rename(cached)
     shutil.copytree(cached, output_dir, dirs_exist_ok=True)
 
@@ -112,8 +120,7 @@ def copy_code(output_dir: Path, feature_sets_dir: Path) -> None:
     # Local-platform and CLI code never runs in Lambda.
     for name in ("local", "cli"):
         shutil.rmtree(output_dir / "driftline" / name, ignore_errors=True)
-    subprocess.run([_python_for_bytecode(), "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
-                    str(output_dir)], check=False)
+    _compile(output_dir)
 
 
 @jsii.implements(ILocalBundling)

@@ -11,7 +11,6 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from driftline.platform import WORKFLOWS_DIR
 from stacks.constructs import RETENTION, PlatformFunction, removal_policy
 from stacks.functions import make_function
 from stacks.packaging import ROOT
@@ -47,7 +46,7 @@ class PipelineStack(Stack):
                                       removal_policy=removal)
             sm = sfn.StateMachine(
                 self, f"{wf.logical.title()}Workflow", state_machine_name=platform.name(wf.logical),
-                definition_body=sfn.DefinitionBody.from_file(str(WORKFLOWS_DIR / wf.definition_file)),
+                definition_body=sfn.DefinitionBody.from_string(platform.workflow_definition(wf)),
                 definition_substitutions=subst, state_machine_type=sfn.StateMachineType.STANDARD,
                 tracing_enabled=True, timeout=Duration.days(7),
                 logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True))
