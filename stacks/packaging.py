@@ -52,7 +52,7 @@ def _python_for_bytecode() -> str | None:
     for cand in filter(None, candidates):
         ok = subprocess.run([cand, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
                             text=True, check=False)
-        if ok.returncode == 0 and ok.stdout.strip() == str(tuple(map(int, LAMBDA_PYTHON_VERSION.split("."))))):
+        if ok.returncode == 0 and ok.stdout.strip() == str(tuple(map(int, LAMBDA_PYTHON_VERSION.split(".")))):
             return cand
     return None
 
