@@ -1,0 +1,169 @@
+"""Manual approval of a retrained candidate: the waiting task token, and resolving it.
+
+The workflow's ``WaitForApproval`` state (``lambda:invoke.waitForTaskToken``) calls the ``request_approval``
+step, which stores the task token in the control table (``pk=APPROVAL#<model>, sk=<version>``) and
+notifies the approvals topic. A person then resolves it with :func:`resolve_approval` (what
+``driftline models approve|reject`` calls): the principal is checked against
+``ModelConfig.approvers``, the decision is written to the registry's audit trail (approve/reject with
+who and why), and the run resumes (``SendTaskSuccess``) or takes the rejected path
+(``SendTaskFailure`` with error ``Rejected``). Anything that cannot be resolved — no run waiting, a
+run that already ended, a principal not allowed, no reason — raises :class:`ApprovalError` and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from driftline import aws
+from driftline.config import PlatformConfig
+from driftline.registry.store import Registry, principal_matches
+
+APPROVAL_RECORD_GRACE_SECONDS = 86400
+"""Approval items expire (DynamoDB TTL) this long after their timeout."""
+
+
+class ApprovalError(Exception):
+    """A manual approval that cannot be applied; nothing was changed. ``status_code`` for an API."""
+
+    status_code = 409
+
+
+class ApprovalNotWaitingError(ApprovalError):
+    pass
+
+
+class ApprovalNotAllowedError(ApprovalError):
+    status_code = 403
+
+
+@dataclass(frozen=True)
+class PendingApproval:
+    model: str
+    version: int
+    execution_arn: str
+    requested_at: str
+    timeout_seconds: int
+    summary: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "version": self.version, "execution_arn": self.execution_arn,
+                "requested_at": self.requested_at, "timeout_seconds": self.timeout_seconds,
+                "summary": self.summary}
+
+
+def _key(model: str, version: int) -> dict[str, Any]:
+    return {"pk": {"S": f"APPROVAL#{model}"}, "sk": {"S": str(version)}}
+
+
+def store_token(control_table: str, model: str, version: int, *, task_token: str, execution_arn: str,
+                requested_at: str, timeout_seconds: int, summary: str) -> None:
+    """Remember the waiting run's task token (a re-invoked step overwrites it with the newer token)."""
+    aws.client("dynamodb").put_item(TableName=control_table, Item={
+        **_key(model, version), "task_token": {"S": task_token}, "execution_arn": {"S": execution_arn},
+        "requested_at": {"S": requested_at}, "timeout_seconds": {"N": str(timeout_seconds)},
+        "summary": {"S": summary},
+        "expires_at": {"N": str(int(time.time()) + timeout_seconds + APPROVAL_RECORD_GRACE_SECONDS)},
+    })
+
+
+def delete_token(control_table: str, model: str, version: int) -> None:
+    aws.client("dynamodb").delete_item(TableName=control_table, Key=_key(model, version))
+
+
+def _pending_from(item: dict[str, Any]) -> PendingApproval:
+    return PendingApproval(model=item["pk"]["S"].removeprefix("APPROVAL#"), version=int(item["sk"]["S"]),
+                           execution_arn=item["execution_arn"]["S"], requested_at=item["requested_at"]["S"],
+                           timeout_seconds=int(item["timeout_seconds"]["N"]), summary=item["summary"]["S"])
+
+
+def pending_approvals(control_table: str, model: str) -> list[PendingApproval]:
+    """Runs of ``model`` waiting for a decision, oldest version first."""
+    resp = aws.client("dynamodb").query(TableName=control_table, KeyConditionExpression="pk = :pk",
+                                        ExpressionAttributeValues={":pk": {"S": f"APPROVAL#{model}"}},
+                                        ConsistentRead=True)
+    return sorted((_pending_from(i) for i in resp.get("Items", [])), key=lambda p: p.version)
+
+
+def _default_config() -> PlatformConfig:
+    raw = os.environ.get("PLATFORM_CONFIG")
+    if raw:
+        return PlatformConfig.model_validate_json(raw)
+    from driftline import config as config_mod
+
+    return config_mod.load("cdk.json")
+
+
+def _table(env_name: str, config: PlatformConfig, logical: str) -> str:
+    if os.environ.get(env_name):
+        return os.environ[env_name]
+    from driftline.platform import build_platform
+
+    return build_platform(config).name(logical)
+
+
+def resolve_approval(model: str, version: int, approve: bool, principal: str, reason: str, *,
+                     config: PlatformConfig | None = None, registry: Registry | None = None,
+                     control_table: str | None = None) -> dict[str, Any]:
+    """Approve or reject the candidate ``model`` v``version`` that a retraining run is waiting on.
+
+    ``principal`` is who decides (an IAM/STS ARN or a user name); it must be in the model's
+    ``approvers`` when that list is configured. Returns what was done. Raises
+    :class:`ApprovalError` (nothing changed) or :class:`driftline.config.ConfigError` (unknown model).
+    """
+    cfg = config or _default_config()
+    approvers = cfg.model(model).approvers
+    verb = "approve" if approve else "reject"
+    if not principal:
+        raise ApprovalNotAllowedError(f"{verb} of {model!r} v{version} needs a principal (who is deciding)")
+    if not reason or not reason.strip():
+        raise ApprovalError(f"{verb} of {model!r} v{version} needs a reason (--reason); it goes to the "
+                            f"audit trail")
+    if approvers and not principal_matches(principal, approvers):
+        raise ApprovalNotAllowedError(f"{principal} may not {verb} {model!r} v{version}; allowed approvers "
+                                      f"(ModelConfig.approvers): {', '.join(approvers)}")
+    table = control_table or _table("CONTROL_TABLE", cfg, "control")
+    reg = registry or Registry(_table("REGISTRY_TABLE", cfg, "registry"))
+    ddb = aws.client("dynamodb")
+    item = ddb.get_item(TableName=table, Key=_key(model, version), ConsistentRead=True).get("Item")
+    if item is None:
+        waiting = ", ".join(f"v{p.version}" for p in pending_approvals(table, model)) or "none"
+        raise ApprovalNotWaitingError(f"no retraining run is waiting for approval of {model!r} v{version} "
+                                      f"(runs waiting for {model!r}: {waiting})")
+    arn = item["execution_arn"]["S"]
+    sfn = aws.client("stepfunctions")
+    try:
+        status = str(sfn.describe_execution(executionArn=arn)["status"])
+    except sfn.exceptions.ExecutionDoesNotExist:
+        status = "MISSING"
+    if status != "RUNNING":
+        delete_token(table, model, version)
+        name = arn.rsplit(":", 1)[-1]
+        raise ApprovalNotWaitingError(f"the run that asked to approve {model!r} v{version} is no longer "
+                                      f"waiting (execution {name} is {status}); nothing was changed")
+    token = item["task_token"]["S"]
+    if approve:
+        reg.approve(model, version, principal, reason, allowed=approvers or None)
+        _send(sfn, lambda: sfn.send_task_success(taskToken=token, output=json.dumps(
+            {"approved": True, "by": principal, "reason": reason})), model, version)
+    else:
+        reg.reject(model, version, principal, reason, allowed=approvers or None)
+        _send(sfn, lambda: sfn.send_task_failure(taskToken=token, error="Rejected",
+                                                 cause=f"rejected by {principal}: {reason}"[:32768]),
+              model, version)
+    delete_token(table, model, version)
+    return {"model": model, "version": version, "decision": "approved" if approve else "rejected",
+            "by": principal, "reason": reason, "execution_arn": arn}
+
+
+def _send(sfn: Any, call: Any, model: str, version: int) -> None:
+    try:
+        call()
+    except (sfn.exceptions.TaskTimedOut, sfn.exceptions.InvalidToken, sfn.exceptions.TaskDoesNotExist) as e:
+        raise ApprovalNotWaitingError(f"the run waiting on {model!r} v{version} stopped waiting while the "
+                                      f"decision was being applied ({type(e).__name__}); the registry "
+                                      f"records the decision, the run took its own path") from None

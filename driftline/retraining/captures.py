@@ -1,0 +1,93 @@
+"""Read inference captures and feedback labels for a time window (the canary's evidence).
+
+Layout (docs/architecture.md): ``captures/model=<m>/YYYY/MM/DD/HH/<object>`` and
+``feedback/model=<m>/YYYY/MM/DD/HH/<uuid>.jsonl``, JSON lines. Only the hour prefixes overlapping the
+window are listed, and reading stops at ``max_records`` so a busy model cannot exhaust the Lambda's
+memory (the canary then judges a large sample instead of everything). Delivery is at-least-once, so
+records are de-duplicated on (request_id, role). Standard library and boto3 only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from driftline import aws
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_RECORDS = 200_000
+
+
+def hour_prefixes(root: str, model: str, start: datetime, end: datetime) -> list[str]:
+    """``<root>/model=<m>/YYYY/MM/DD/HH/`` for every hour from ``start`` to ``end`` (inclusive)."""
+    if end < start:
+        return []
+    t = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    out = []
+    while t <= end:
+        out.append(f"{root}/model={model}/{t:%Y/%m/%d/%H}/")
+        t += timedelta(hours=1)
+    return out
+
+
+def _lines(bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+    s3 = aws.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            for n, line in enumerate(body.splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    log.warning("s3://%s/%s line %d is not JSON; skipped", bucket, obj["Key"], n)
+                    continue
+                if isinstance(rec, dict):
+                    yield rec
+
+
+def parse_ts(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def read_captures(bucket: str, model: str, start: datetime, end: datetime, versions: set[int], *,
+                  max_records: int = DEFAULT_MAX_RECORDS) -> list[dict[str, Any]]:
+    """Capture records of ``versions`` with ``start <= ts <= end``, de-duplicated on (request_id, role)."""
+    seen: set[tuple[str, str]] = set()
+    out: list[dict[str, Any]] = []
+    for prefix in hour_prefixes("captures", model, start, end):
+        for rec in _lines(bucket, prefix):
+            ts = parse_ts(rec.get("ts"))
+            if ts is None or not start <= ts <= end or rec.get("version") not in versions:
+                continue
+            key = (str(rec.get("request_id")), str(rec.get("role")))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(rec)
+            if len(out) >= max_records:
+                log.warning("read_captures stopped at %d records for %s", max_records, model)
+                return out
+    return out
+
+
+def read_feedback(bucket: str, model: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """request_id -> label for feedback stored between ``start`` and ``end`` (the last label wins)."""
+    labels: dict[str, Any] = {}
+    for prefix in hour_prefixes("feedback", model, start, end):
+        for rec in _lines(bucket, prefix):
+            rid = rec.get("request_id")
+            if isinstance(rid, str) and "label" in rec:
+                labels[rid] = rec["label"]
+    return labels

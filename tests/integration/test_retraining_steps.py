@@ -1,0 +1,113 @@
+"""Workflow steps called directly (no state machine) against moto: the paths the ASL test cannot reach
+quickly (approval timeout), and tolerance of the Catch targets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from driftline import aws as aws_mod
+from driftline.config import PlatformConfig
+from driftline.registry.store import Registry
+from driftline.retraining import approvals
+from driftline.retraining.control import ControlTable
+from driftline.retraining.steps import InvalidRequestError, InvalidStepInputError, StepContext, run_step
+
+MODEL = "credit-default"
+CFG = PlatformConfig.model_validate({"models": [{"name": MODEL, "feature_set": "credit_default",
+                                                 "approval": "manual", "approvers": ["alice"]}]})
+
+
+@pytest.fixture
+def ctx(aws: dict[str, str]) -> StepContext:
+    return StepContext(config=CFG, registry=Registry(aws["REGISTRY_TABLE"]),
+                       control=ControlTable(aws["CONTROL_TABLE"]), feature_sets={"credit_default"},
+                       captures_bucket=aws["CAPTURES_BUCKET"],
+                       approvals_topic=aws["APPROVALS_TOPIC_ARN"])
+
+
+def state(ctx: StepContext, **extra: Any) -> dict[str, Any]:
+    raw = {"model": MODEL, "trigger": "manual", "reason": "r", "requested_by": "bob"}
+    req = run_step({"action": "validate", "execution_id": "arn:aws:states:us-east-1:1:execution:sm:run-1",
+                    "state": raw}, ctx)
+    return {"request": {"value": req}, **extra}
+
+
+def test_validate_expands_the_request(ctx: StepContext) -> None:
+    s = state(ctx)["request"]["value"]
+    assert s["approval"] == "manual" and s["approvers"] == ["alice"] and s["champion_version"] is None
+    assert s["deploy"]["mode"] == "canary" and s["execution_name"] == "run-1"
+    with pytest.raises(InvalidRequestError, match="unknown model 'zzz'"):
+        run_step({"action": "validate", "state": {"model": "zzz"}}, ctx)
+    with pytest.raises(InvalidStepInputError, match="unknown workflow action 'fly'"):
+        run_step({"action": "fly"}, ctx)
+    with pytest.raises(InvalidStepInputError, match="no 'candidate' result"):
+        run_step({"action": "gate", "state": state(ctx)}, ctx)
+
+
+def test_approval_timeout_rejects(ctx: StepContext) -> None:
+    v = ctx.registry.next_version(MODEL)
+    ctx.registry.register(MODEL, version=v, metrics={"roc_auc": 0.9})
+    st = state(ctx, candidate={"value": {"version": v, "metrics": {"roc_auc": 0.9}}})
+    st["gate"] = {"value": run_step({"action": "gate", "state": st}, ctx)}
+    assert st["gate"]["value"]["passed"] and ctx.registry.get_version(MODEL, v).status == "candidate"
+    run_step({"action": "request_approval", "state": st, "task_token": "tok",
+              "execution_id": "arn:aws:states:us-east-1:123456789012:execution:sm:run-1"}, ctx)
+    (p,) = approvals.pending_approvals(ctx.control.table, MODEL)
+    assert p.version == v
+    out = run_step({"action": "reject_timeout", "state": st}, ctx)
+    assert "no approval within 86400 s" in out["reason"]
+    assert ctx.registry.get_version(MODEL, v).status == "rejected"
+    assert approvals.pending_approvals(ctx.control.table, MODEL) == []
+
+
+def test_resolving_a_run_that_ended_changes_nothing(ctx: StepContext) -> None:
+    v = ctx.registry.next_version(MODEL)
+    ctx.registry.register(MODEL, version=v, metrics={"roc_auc": 0.9})
+    approvals.store_token(ctx.control.table, MODEL, v, task_token="tok",
+                          execution_arn="arn:aws:states:us-east-1:123456789012:execution:sm:gone",
+                          requested_at="t", timeout_seconds=60, summary="s")
+    with pytest.raises(approvals.ApprovalNotWaitingError, match="is no longer waiting"):
+        approvals.resolve_approval(MODEL, v, True, "alice", "ok", config=CFG, registry=ctx.registry,
+                                   control_table=ctx.control.table)
+    assert ctx.registry.get_version(MODEL, v).status == "candidate"
+    with pytest.raises(approvals.ApprovalError, match="needs a reason"):
+        approvals.resolve_approval(MODEL, v, True, "alice", " ", config=CFG)
+
+
+def test_record_failure_is_tolerant(ctx: StepContext) -> None:
+    cause = json.dumps({"errorMessage": "boom", "errorType": "X"})
+    error = {"Error": "InvalidRequestError", "Cause": cause}
+    out = run_step({"action": "record_failure", "state": {"model": MODEL, "error": error}}, ctx)
+    assert out == {"model": MODEL, "version": None, "error": "InvalidRequestError: boom",
+                   "recorded_on_version": False}
+    out = run_step({"action": "record_failure", "state": "garbage"}, ctx)
+    assert out["recorded_on_version"] is False
+    v = ctx.registry.next_version(MODEL)
+    ctx.registry.register(MODEL, version=v, metrics={})
+    st = state(ctx, candidate={"value": {"version": v}}, error={"Error": "States.Timeout", "Cause": ""})
+    out = run_step({"action": "record_failure", "state": st}, ctx)
+    assert out["recorded_on_version"] is True
+    assert ctx.registry.get_version(MODEL, v).reason == "run run-1: States.Timeout"
+    steps = ctx.control.history(MODEL, kind="step")
+    assert {s["action"] for s in steps} >= {"validate", "record_failure"}
+
+
+def test_sns_approval_message_names_the_commands(ctx: StepContext) -> None:
+    sqs, sns = aws_mod.client("sqs"), aws_mod.client("sns")
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=ctx.approvals_topic, Protocol="sqs", Endpoint=arn)
+    v = ctx.registry.next_version(MODEL)
+    ctx.registry.register(MODEL, version=v, metrics={"roc_auc": 0.9})
+    st = state(ctx, candidate={"value": {"version": v, "metrics": {"roc_auc": 0.9}}},
+               gate={"value": {"summary": "quality gate passed"}})
+    run_step({"action": "request_approval", "state": st, "task_token": "t", "execution_id": "e"}, ctx)
+    (msg,) = sqs.receive_message(QueueUrl=url)["Messages"]
+    body = json.loads(msg["Body"])
+    assert body["Subject"] == f"Driftline: approve {MODEL} v{v}?"
+    assert f"driftline models approve --model {MODEL} --version {v}" in body["Message"]
+    # the task token is not written to the lineage records
+    assert all("task_token" not in json.dumps(s["payload"]) for s in ctx.control.history(MODEL, kind="step"))

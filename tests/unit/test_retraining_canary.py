@@ -1,0 +1,91 @@
+"""Canary decision: error rate, latency (with a floor), quality on labels, and too little traffic."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from driftline.retraining.canary import CanaryLimits, RoleSample, decide, roc_auc, summarize
+
+LIMITS = CanaryLimits(max_error_rate=0.01, max_latency_ratio=1.5, max_regression=0.02, min_labels=10)
+
+
+def rec(i: int, role: str, version: int, prob: float = 0.3, latency: float = 0.05,
+        label: int = 0) -> dict[str, Any]:
+    return {"request_id": f"{role}-{i}", "role": role, "version": version, "latency_ms": latency,
+            "prediction": {"label": label, "probability": prob}}
+
+
+def sample(n: int, role: str, version: int, **kw: Any) -> list[dict[str, Any]]:
+    return [rec(i, role, version, **kw) for i in range(n)]
+
+
+def test_roc_auc_matches_sklearn_definition() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300).astype(bool)
+    s = np.round(rng.random(300) + y * 0.3, 1)  # ties on purpose
+    pos, neg = s[y], s[~y]
+    wins = np.sum(pos[:, None] > neg[None, :]) + 0.5 * np.sum(pos[:, None] == neg[None, :])
+    brute = wins / (len(pos) * len(neg))
+    assert roc_auc(y, s) == pytest.approx(brute, abs=1e-12)
+    assert roc_auc([True, True], [0.1, 0.2]) is None
+
+
+def test_healthy_canary() -> None:
+    champ, chall = summarize(sample(50, "champion", 1) + sample(50, "challenger", 2), {}, 1, 2,
+                             "binary_classification")
+    d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary")
+    assert d.healthy, d.reasons
+    assert d.challenger["rows"] == 50 and d.champion["latency_p95_ms"] == pytest.approx(0.05)
+
+
+def test_error_rate_breach_counts_invalid_predictions() -> None:
+    bad = sample(45, "challenger", 2) + sample(5, "challenger", 2, prob=math.nan)
+    champ, chall = summarize(sample(50, "champion", 1) + bad, {}, 1, 2, "binary_classification")
+    assert chall.errors == 5
+    d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary")
+    assert not d.healthy and d.reasons == ["error rate 10.00% vs champion 0.00% (limit +1.00%)"]
+
+
+def test_latency_ratio_needs_the_floor() -> None:
+    fast, slow = RoleSample(rows=50, latencies_ms=[0.05] * 50), RoleSample(rows=50, latencies_ms=[0.5] * 50)
+    assert decide(fast, slow, LIMITS, task="binary_classification", mode="canary").healthy  # 10x but µs
+    ok, bad = RoleSample(rows=50, latencies_ms=[10.0] * 50), RoleSample(rows=50, latencies_ms=[40.0] * 50)
+    d = decide(ok, bad, LIMITS, task="binary_classification", mode="canary")
+    assert not d.healthy and "p95 latency 40.000 ms vs champion 10.000 ms" in d.reasons[0]
+    assert decide(ok, bad, LIMITS, task="binary_classification", mode="shadow").healthy
+
+
+def test_too_little_traffic_is_not_healthy() -> None:
+    champ, chall = summarize(sample(50, "champion", 1) + sample(3, "challenger", 2), {}, 1, 2,
+                             "binary_classification")
+    d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary")
+    assert not d.healthy and d.reasons[0].startswith("insufficient canary traffic")
+
+
+def test_quality_on_feedback_labels() -> None:
+    # champion predicts the truth; challenger predicts the opposite
+    champ_recs = [rec(i, "champion", 1, prob=0.9 if i % 2 else 0.1, label=i % 2) for i in range(40)]
+    chall_recs = [rec(i, "challenger", 2, prob=0.1 if i % 2 else 0.9, label=1 - i % 2) for i in range(40)]
+    labels = {f"{r}-{i}": i % 2 for r in ("champion", "challenger") for i in range(40)}
+    champ, chall = summarize(champ_recs + chall_recs, labels, 1, 2, "binary_classification")
+    d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary", positive=1)
+    assert not d.healthy
+    assert d.reasons == ["roc_auc on 40 labeled rows 0.0000 vs champion 1.0000 (max_regression 0.02)"]
+    few = CanaryLimits(max_error_rate=0.01, max_latency_ratio=1.5, max_regression=0.02, min_labels=100)
+    d = decide(champ, chall, few, task="binary_classification", mode="canary", positive=1)
+    assert d.healthy and any("quality not compared" in n for n in d.notes)
+
+
+def test_regression_quality() -> None:
+    recs = [{"request_id": f"a{i}", "role": "champion", "version": 1, "latency_ms": 1.0,
+             "prediction": {"value": float(i)}} for i in range(30)]
+    recs += [{"request_id": f"b{i}", "role": "shadow", "version": 2, "latency_ms": 1.0,
+              "prediction": {"value": float(i) + 5}} for i in range(30)]
+    labels = {**{f"a{i}": float(i) for i in range(30)}, **{f"b{i}": float(i) for i in range(30)}}
+    champ, chall = summarize(recs, labels, 1, 2, "regression")
+    d = decide(champ, chall, LIMITS, task="regression", mode="shadow")
+    assert not d.healthy and d.reasons[0].startswith("rmse on 30 labeled rows 5.0000 vs champion 0.0000")
