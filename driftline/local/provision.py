@@ -1,16 +1,21 @@
 """Create every data resource of the platform definition in an emulator (moto or LocalStack).
 
 Only reads :class:`driftline.platform.Platform`; there is no second list of resources.
-Functions, state machines and triggers are added by the local runtime on top of this.
+:func:`provision_data` creates the data resources (used by the in-process test fixture);
+:func:`provision_platform` adds functions, state machines, rules and S3 triggers for the local
+runtime. No moto imports: everything goes through boto3 clients, so it works against any emulator.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from driftline.platform import Platform
+from driftline.platform import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, Platform, Workflow
 
 LOCAL_ACCOUNT = "123456789012"
 
@@ -31,7 +36,9 @@ def _topic_arn(region: str, account: str, name: str) -> str:
     return f"arn:aws:sns:{region}:{account}:{name}"
 
 
-def provision_data(platform: Platform, clients: Any, region: str, account: str = LOCAL_ACCOUNT) -> ProvisionedNames:
+def provision_data(
+    platform: Platform, clients: Any, region: str, account: str = LOCAL_ACCOUNT
+) -> ProvisionedNames:
     """Create buckets, tables, topics, queues, the event bus and capture streams. Idempotent.
 
     ``clients`` is a callable ``clients(service) -> boto3 client``.
@@ -43,10 +50,8 @@ def provision_data(platform: Platform, clients: Any, region: str, account: str =
         kwargs: dict[str, Any] = {"Bucket": bucket}
         if region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        try:
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             s3.create_bucket(**kwargs)
-        except s3.exceptions.BucketAlreadyOwnedByYou:
-            pass
         if b.versioned:
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     ddb = clients("dynamodb")
@@ -60,10 +65,13 @@ def provision_data(platform: Platform, clients: Any, region: str, account: str =
         if t.sort_key:
             keys.append({"AttributeName": t.sort_key, "KeyType": "RANGE"})
             attrs.append({"AttributeName": t.sort_key, "AttributeType": "S"})
-        ddb.create_table(TableName=tname, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST")
+        ddb.create_table(
+            TableName=tname, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST"
+        )
         if t.ttl_attribute:
-            ddb.update_time_to_live(TableName=tname, TimeToLiveSpecification={
-                "Enabled": True, "AttributeName": t.ttl_attribute})
+            ddb.update_time_to_live(
+                TableName=tname, TimeToLiveSpecification={"Enabled": True, "AttributeName": t.ttl_attribute}
+            )
     sns = clients("sns")
     for topic in platform.topics:
         arn = sns.create_topic(Name=platform.name(topic))["TopicArn"]
@@ -72,17 +80,27 @@ def provision_data(platform: Platform, clients: Any, region: str, account: str =
     for q in platform.queues:
         url = sqs.create_queue(QueueName=platform.name(q))["QueueUrl"]
         names.arns[f"queue:{q}"] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"]
+            "Attributes"
+        ]["QueueArn"]
     events = clients("events")
-    try:
+    with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
         events.create_event_bus(Name=platform.event_bus)
-    except events.exceptions.ResourceAlreadyExistsException:
-        pass
     iam = clients("iam")
     role_name = f"{platform.prefix}-local-role"
-    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
-        "Service": ["lambda.amazonaws.com", "states.amazonaws.com", "firehose.amazonaws.com"]},
-        "Action": "sts:AssumeRole"}]})
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {
+                        "Service": ["lambda.amazonaws.com", "states.amazonaws.com", "firehose.amazonaws.com"]
+                    },
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
     try:
         role_arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
     except iam.exceptions.EntityAlreadyExistsException:
@@ -105,4 +123,221 @@ def provision_data(platform: Platform, clients: Any, region: str, account: str =
                 },
             )
         names.arns[f"stream:{stream.model}"] = f"arn:aws:firehose:{region}:{account}:deliverystream/{sname}"
+    return names
+
+
+# ---- functions, workflows, rules and triggers (the local runtime's part of provisioning) ----
+
+PLACEHOLDER_CODE_NOTE = (
+    "Driftline local platform: this function runs from the project root (the handler module is "
+    "imported from there), so this zip holds no code.\n"
+)
+
+
+def function_arn(region: str, account: str, name: str) -> str:
+    return f"arn:aws:lambda:{region}:{account}:function:{name}"
+
+
+def state_machine_arn(region: str, account: str, name: str) -> str:
+    return f"arn:aws:states:{region}:{account}:stateMachine:{name}"
+
+
+def placeholder_zip() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("DRIFTLINE_LOCAL.txt", PLACEHOLDER_CODE_NOTE)
+    return buf.getvalue()
+
+
+def substitute_workflow(platform: Platform, workflow: Workflow, arns: dict[str, str]) -> str:
+    """The workflow's ASL with every ``${Placeholder}`` replaced by the ARN it names, as CDK does."""
+    text = platform.workflow_definition(workflow)
+    for placeholder, (kind, logical) in workflow.substitutions.items():
+        key = f"{kind}:{logical}"
+        if key not in arns:
+            raise ValueError(
+                f"workflow {workflow.logical}: placeholder ${{{placeholder}}} refers to {key}, "
+                "which the platform does not define"
+            )
+        text = text.replace("${" + placeholder + "}", arns[key])
+    leftover = sorted(set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text)))
+    if leftover:
+        raise ValueError(
+            f"workflow {workflow.logical} ({workflow.definition_file}): placeholders without a "
+            f"substitution in the platform definition: {', '.join(leftover)}"
+        )
+    return text
+
+
+def dead_letter_queue(names: ProvisionedNames, stack: str) -> str | None:
+    """The dead-letter queue of a stack's functions and rule targets (one per stack, as in the CDK app)."""
+    return names.arns.get(f"queue:dlq-{stack}") or names.arns.get("queue:dlq")
+
+
+def _check_overrides(platform: Platform, handler_overrides: Mapping[str, str]) -> None:
+    known = {f.logical for f in platform.functions}
+    unknown = sorted(set(handler_overrides) - known)
+    if unknown:
+        raise ValueError(
+            f"handler override for unknown function(s) {', '.join(unknown)}; "
+            f"the platform's functions are {', '.join(sorted(known))}"
+        )
+    for logical, handler in handler_overrides.items():
+        if "." not in handler:
+            raise ValueError(f"handler override {logical}={handler!r} must be module.function")
+
+
+def _allow_invoke(lam: Any, function_name: str, statement: str, principal: str, source_arn: str) -> None:
+    with contextlib.suppress(lam.exceptions.ResourceConflictException):
+        lam.add_permission(
+            FunctionName=function_name,
+            StatementId=statement,
+            Action="lambda:InvokeFunction",
+            Principal=principal,
+            SourceArn=source_arn,
+        )
+
+
+def provision_platform(
+    platform: Platform,
+    clients: Any,
+    region: str,
+    account: str = LOCAL_ACCOUNT,
+    *,
+    local_env: Mapping[str, str] | None = None,
+    feature_sets_dir: str | None = None,
+    handler_overrides: Mapping[str, str] | None = None,
+) -> ProvisionedNames:
+    """Everything of the definition: data resources, functions, state machines, rules, S3 triggers.
+
+    ``local_env`` is added to every function's environment (emulator endpoint and the like);
+    ``feature_sets_dir`` replaces FEATURE_SETS_DIR where a function has it; ``handler_overrides``
+    maps logical function names to another ``module.function`` (tests use tiny fixture handlers).
+    Idempotent: existing resources are updated.
+    """
+    overrides = dict(handler_overrides or {})
+    _check_overrides(platform, overrides)
+    names = provision_data(platform, clients, region, account)
+    for fn in platform.functions:
+        names.arns[f"function:{fn.logical}"] = function_arn(region, account, platform.name(fn.logical))
+    for wf in platform.workflows:
+        names.arns[f"workflow:{wf.logical}"] = state_machine_arn(region, account, platform.name(wf.logical))
+
+    lam = clients("lambda")
+    role = names.arns["role:local"]
+    code = placeholder_zip()
+    for fn in platform.functions:
+        env = platform.function_env(fn, account, region, names.arns)
+        if feature_sets_dir is not None and "FEATURE_SETS_DIR" in env:
+            env["FEATURE_SETS_DIR"] = feature_sets_dir
+        env.update(local_env or {})
+        config: dict[str, Any] = {
+            "FunctionName": platform.name(fn.logical),
+            "Role": role,
+            "Handler": overrides.get(fn.logical, fn.handler),
+            "Description": fn.description,
+            "Timeout": fn.timeout_s,
+            "MemorySize": fn.memory_mb,
+            "Environment": {"Variables": env},
+            "Runtime": LAMBDA_RUNTIME,
+        }
+        dlq = dead_letter_queue(names, fn.stack)
+        if dlq:
+            config["DeadLetterConfig"] = {"TargetArn": dlq}
+        try:
+            lam.create_function(
+                Code={"ZipFile": code},
+                Architectures=[LAMBDA_ARCHITECTURE],
+                Tags={
+                    "driftline:logical": fn.logical,
+                    "driftline:stack": fn.stack,
+                    "driftline:package": fn.package,
+                },
+                **config,
+            )
+        except lam.exceptions.ResourceConflictException:
+            lam.update_function_configuration(**config)
+
+    sfn = clients("stepfunctions")
+    existing = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines().get("stateMachines", [])}
+    for wf in platform.workflows:
+        name = platform.name(wf.logical)
+        definition = substitute_workflow(platform, wf, names.arns)
+        if name in existing:
+            sfn.update_state_machine(stateMachineArn=existing[name], definition=definition, roleArn=role)
+            names.arns[f"workflow:{wf.logical}"] = existing[name]
+        else:
+            names.arns[f"workflow:{wf.logical}"] = sfn.create_state_machine(
+                name=name, definition=definition, roleArn=role, type="STANDARD"
+            )["stateMachineArn"]
+
+    events = clients("events")
+
+    def target_arn(kind: str, logical: str) -> str:
+        return names.arns[f"{'function' if kind == 'function' else 'workflow'}:{logical}"]
+
+    for s in platform.schedules:
+        rule = platform.name(s.logical)
+        rule_arn = events.put_rule(
+            Name=rule,
+            ScheduleExpression=s.expression,
+            State="ENABLED",
+            Description=f"Driftline schedule {s.logical}",
+        )["RuleArn"]
+        target: dict[str, Any] = {
+            "Id": "target",
+            "Arn": target_arn(s.target_kind, s.target),
+            "Input": json.dumps(s.input),
+        }
+        if s.target_kind == "workflow":
+            target["RoleArn"] = role
+        if dead_letter_queue(names, s.stack):
+            target["DeadLetterConfig"] = {"Arn": dead_letter_queue(names, s.stack)}
+        events.put_targets(Rule=rule, Targets=[target])
+        if s.target_kind == "function":
+            _allow_invoke(lam, platform.name(s.target), f"{rule}-invoke", "events.amazonaws.com", rule_arn)
+    for r in platform.event_rules:
+        rule = platform.name(r.logical)
+        rule_arn = events.put_rule(
+            Name=rule,
+            EventPattern=json.dumps(r.pattern),
+            State="ENABLED",
+            EventBusName=platform.event_bus,
+            Description=f"Driftline event rule {r.logical}",
+        )["RuleArn"]
+        target = {"Id": "target", "Arn": target_arn(r.target_kind, r.target)}
+        if r.target_kind == "workflow":
+            target["RoleArn"] = role
+        if dead_letter_queue(names, r.stack):
+            target["DeadLetterConfig"] = {"Arn": dead_letter_queue(names, r.stack)}
+        events.put_targets(Rule=rule, EventBusName=platform.event_bus, Targets=[target])
+        if r.target_kind == "function":
+            _allow_invoke(lam, platform.name(r.target), f"{rule}-invoke", "events.amazonaws.com", rule_arn)
+
+    s3 = clients("s3")
+    by_bucket: dict[str, list[dict[str, Any]]] = {}
+    for t in platform.s3_triggers:
+        bucket = platform.bucket_name(t.bucket, account, region)
+        by_bucket.setdefault(bucket, []).append(
+            {
+                "Id": f"{t.function}-{t.prefix.strip('/').replace('/', '-') or 'all'}",
+                "LambdaFunctionArn": names.arns[f"function:{t.function}"],
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": t.prefix}]}},
+            }
+        )
+        _allow_invoke(
+            lam,
+            platform.name(t.function),
+            f"s3-{t.bucket}-invoke",
+            "s3.amazonaws.com",
+            f"arn:aws:s3:::{bucket}",
+        )
+    for bucket, configs in by_bucket.items():
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs}
+        )
     return names

@@ -1,0 +1,453 @@
+"""The local API gateway: HTTP requests become API Gateway REST (v1) Lambda-proxy events.
+
+moto has no ``execute-api`` → Lambda proxy, so this small threaded server does what API Gateway
+does for the routes of the platform definition: match the resource (static segments before
+``{param}`` ones), build the proxy event (path parameters, query strings, headers with their
+multi-value forms, base64 for binary bodies, ``requestContext``), invoke the function and map its
+answer (``statusCode``, ``headers``, ``multiValueHeaders``, ``body``, ``isBase64Encoded``) back to HTTP.
+
+Deliberate choices (see docs/local.md): an unknown path answers 404 ``{"message": "Not Found"}``
+and a known path with another method 405 ``{"message": "Method Not Allowed"}`` with ``Allow`` —
+a deployed REST API answers 403 ``{"message": "Missing Authentication Token"}`` for both unless
+its gateway responses are customised. Bodies over 10 MB get 413 as in API Gateway; a Lambda error
+or a malformed proxy response gets 502 ``{"message": "Internal server error"}``; a function that
+runs past the 29 s integration timeout gets 504. IAM authorization is not enforced locally.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from driftline.local.executor import InvocationResult
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+INTEGRATION_TIMEOUT_S = 29.0
+_TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/x-www-form-urlencoded",
+    "application/javascript",
+    "application/problem+json",
+    "application/yaml",
+)
+_RESPONSE_KEYS = {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"}
+
+InvokeFn = Callable[[str, str], InvocationResult | None]
+"""(function physical name, event JSON) -> result, or None when the function does not exist."""
+
+
+class MalformedResponseError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    resource: str
+    """The resource template, e.g. ``/v1/models/{model}/predict``."""
+    function: str
+    regex: re.Pattern[str]
+    specificity: tuple[int, int]
+
+
+def compile_route(method: str, resource: str, function: str) -> Route:
+    if not resource.startswith("/"):
+        raise ValueError(f"route path {resource!r} must start with '/'")
+    parts, static = [], 0
+    for segment in resource.strip("/").split("/") if resource != "/" else []:
+        m = re.fullmatch(r"\{([A-Za-z0-9_]+)(\+?)\}", segment)
+        if m:
+            parts.append(f"(?P<{m.group(1)}>.+)" if m.group(2) else f"(?P<{m.group(1)}>[^/]+)")
+        else:
+            parts.append(re.escape(segment))
+            static += 1
+    regex = re.compile("^/" + "/".join(parts) + "/?$") if parts else re.compile("^/$")
+    return Route(method.upper(), resource, function, regex, (static, -len(parts)))
+
+
+class RouteTable:
+    def __init__(self, routes: Iterable[tuple[str, str, str]]) -> None:
+        compiled = [compile_route(*r) for r in routes]
+        # API Gateway prefers the most specific resource: more static segments first.
+        self.routes = sorted(compiled, key=lambda r: r.specificity, reverse=True)
+
+    def resolve(self, method: str, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
+        """(route, path parameters, allowed methods); route is None for 404 (no allowed) or 405."""
+        allowed: list[str] = []
+        resource: str | None = None
+        for route in self.routes:
+            m = route.regex.match(path)
+            if not m or (resource is not None and route.resource != resource):
+                continue
+            resource = route.resource
+            if route.method == method.upper():
+                return route, {k: unquote(v) for k, v in m.groupdict().items()}, []
+            allowed.append(route.method)
+        return None, {}, sorted(set(allowed))
+
+
+def is_text(content_type: str | None, body: bytes) -> bool:
+    if content_type is None or not content_type.strip():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return True
+    ct = content_type.split(";", 1)[0].strip().lower()
+    if not (ct.startswith(_TEXT_TYPES) or ct.endswith(("+json", "+xml"))):
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def build_event(
+    *,
+    route: Route,
+    method: str,
+    raw_path: str,
+    query: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    path_params: dict[str, str],
+    stage: str,
+    account: str,
+    source_ip: str,
+    request_id: str,
+    host: str,
+) -> dict[str, Any]:
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for k, v in headers:
+        single[k] = v
+        multi.setdefault(k, []).append(v)
+    qs_single: dict[str, str] = {}
+    qs_multi: dict[str, list[str]] = {}
+    for k, v in parse_qsl(query, keep_blank_values=True):
+        qs_single[k] = v
+        qs_multi.setdefault(k, []).append(v)
+    content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+    text = is_text(content_type, body)
+    now = datetime.now(UTC)
+    path = unquote(raw_path)
+    return {
+        "resource": route.resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": single or None,
+        "multiValueHeaders": multi or None,
+        "queryStringParameters": qs_single or None,
+        "multiValueQueryStringParameters": qs_multi or None,
+        "pathParameters": path_params or None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": account,
+            "apiId": "local",
+            "domainName": host,
+            "domainPrefix": host.split(".", 1)[0],
+            "extendedRequestId": request_id,
+            "httpMethod": method,
+            "identity": {
+                "sourceIp": source_ip,
+                "userAgent": single.get("User-Agent") or single.get("user-agent"),
+                "accessKey": None,
+                "accountId": None,
+                "caller": None,
+                "cognitoAuthenticationProvider": None,
+                "cognitoAuthenticationType": None,
+                "cognitoIdentityId": None,
+                "cognitoIdentityPoolId": None,
+                "principalOrgId": None,
+                "user": None,
+                "userArn": None,
+            },
+            "path": f"/{stage}{path}",
+            "protocol": "HTTP/1.1",
+            "requestId": request_id,
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "resourceId": "local",
+            "resourcePath": route.resource,
+            "stage": stage,
+        },
+        "body": (body.decode("utf-8") if text else base64.b64encode(body).decode()) if body else None,
+        "isBase64Encoded": bool(body) and not text,
+    }
+
+
+def parse_proxy_response(payload: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Validate a Lambda-proxy answer the way API Gateway does; raises MalformedResponseError."""
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        raise MalformedResponseError("the function's answer is not JSON") from None
+    if not isinstance(doc, dict):
+        raise MalformedResponseError("the function's answer must be an object with statusCode and body")
+    extra = set(doc) - _RESPONSE_KEYS
+    if extra:
+        raise MalformedResponseError(f"unexpected keys {sorted(extra)} (allowed: {sorted(_RESPONSE_KEYS)})")
+    try:
+        status = int(doc.get("statusCode", 200))
+    except (TypeError, ValueError):
+        raise MalformedResponseError(f"statusCode {doc.get('statusCode')!r} is not an integer") from None
+    if not 100 <= status <= 599:
+        raise MalformedResponseError(f"statusCode {status} is not an HTTP status")
+    headers: list[tuple[str, str]] = []
+    for k, v in (doc.get("headers") or {}).items():
+        headers.append((str(k), str(v)))
+    for k, values in (doc.get("multiValueHeaders") or {}).items():
+        if not isinstance(values, list):
+            raise MalformedResponseError(f"multiValueHeaders[{k!r}] must be a list")
+        headers += [(str(k), str(v)) for v in values]
+    body = doc.get("body")
+    if body is None:
+        data = b""
+    elif not isinstance(body, str):
+        raise MalformedResponseError("body must be a string (JSON-encode objects yourself)")
+    elif doc.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedResponseError("isBase64Encoded is true but body is not base64") from None
+    else:
+        data = body.encode("utf-8")
+    return status, headers, data
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+class ApiGateway:
+    """A threaded HTTP server for the platform's routes. Binds in the constructor (so a busy port
+    fails fast) and answers 503 until :meth:`open` is called."""
+
+    def __init__(
+        self,
+        routes: RouteTable,
+        invoke: InvokeFn,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        stage: str = "local",
+        account: str = "123456789012",
+        cors_origins: tuple[str, ...] = (),
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.routes = routes
+        self.invoke = invoke
+        self.stage = stage
+        self.account = account
+        self.cors_origins = cors_origins
+        self.log = log
+        self._ready = threading.Event()
+        self._slow_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="driftline-apigw")
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="driftline-apigw", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def open(self) -> None:
+        self._ready.set()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._slow_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _invoke(self, route: Route, event_json: str) -> InvocationResult | str | None:
+        """Run the function; returns "timeout" when the 29 s integration timeout passes first."""
+        future = self._slow_pool.submit(self.invoke, route.function, event_json)
+        try:
+            return future.result(timeout=INTEGRATION_TIMEOUT_S)
+        except FutureTimeout:
+            return "timeout"
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "driftline-local-apigw"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send(
+                self, status: int, headers: list[tuple[str, str]], body: bytes, request_id: str
+            ) -> None:
+                self.send_response(status)
+                names = {k.lower() for k, _ in headers}
+                for k, v in headers:
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(k, v)
+                if "content-type" not in names:
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("x-amzn-RequestId", request_id)
+                if self.close_connection:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def _message(
+                self, status: int, message: str, request_id: str, extra: list[tuple[str, str]] | None = None
+            ) -> None:
+                self._send(
+                    status,
+                    [("Content-Type", "application/json"), *(extra or [])],
+                    json.dumps({"message": message}).encode(),
+                    request_id,
+                )
+
+            def _read_body(self) -> bytes:
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    chunks: list[bytes] = []
+                    total = 0
+                    while True:
+                        size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return b"".join(chunks)
+                        total += size
+                        if total > MAX_BODY_BYTES:
+                            raise _TooLargeError
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_BODY_BYTES:
+                    raise _TooLargeError
+                return self.rfile.read(length) if length > 0 else b""
+
+            def _handle(self) -> None:
+                t0 = time.perf_counter()
+                request_id = str(uuid.uuid4())
+                status = self._dispatch(request_id)
+                gateway.log(
+                    f"[api] {self.command} {self.path} -> {status} "
+                    f"({(time.perf_counter() - t0) * 1000:.1f} ms)"
+                )
+
+            def _dispatch(self, request_id: str) -> int:
+                if not gateway._ready.is_set():
+                    self.close_connection = True
+                    self._message(
+                        503,
+                        "The local platform is starting; retry in a moment",
+                        request_id,
+                        [("Retry-After", "1")],
+                    )
+                    return 503
+                try:
+                    body = self._read_body()
+                except (_TooLargeError, ValueError):
+                    self.close_connection = True  # the rest of the body is not read
+                    self._message(413, "Request Too Long", request_id)
+                    return 413
+                split = urlsplit(self.path)
+                route, params, allowed = gateway.routes.resolve(self.command, split.path)
+                if route is None and not allowed:
+                    self._message(404, "Not Found", request_id)
+                    return 404
+                if route is None:
+                    if self.command == "OPTIONS" and gateway.cors_origins:
+                        return self._preflight(allowed, request_id)
+                    self._message(405, "Method Not Allowed", request_id, [("Allow", ", ".join(allowed))])
+                    return 405
+                event = build_event(
+                    route=route,
+                    method=self.command,
+                    raw_path=split.path,
+                    query=split.query,
+                    headers=list(self.headers.items()),
+                    body=body,
+                    path_params=params,
+                    stage=gateway.stage,
+                    account=gateway.account,
+                    source_ip=self.client_address[0],
+                    request_id=request_id,
+                    host=self.headers.get("Host", "127.0.0.1"),
+                )
+                result = gateway._invoke(route, json.dumps(event))
+                if result == "timeout":
+                    self._message(504, "Endpoint request timed out", request_id)
+                    return 504
+                if not isinstance(result, InvocationResult) or result.error:
+                    why = (
+                        "the function does not exist"
+                        if result is None
+                        else (
+                            f"the function failed: {result.error_type}"
+                            if isinstance(result, InvocationResult)
+                            else ""
+                        )
+                    )
+                    gateway.log(f"[api] {self.command} {split.path}: {why}")
+                    self._message(502, "Internal server error", request_id)
+                    return 502
+                try:
+                    status, headers, data = parse_proxy_response(result.payload)
+                except MalformedResponseError as e:
+                    gateway.log(f"[api] {self.command} {split.path}: malformed Lambda proxy response: {e}")
+                    self._message(502, "Internal server error", request_id)
+                    return 502
+                origin = self.headers.get("Origin")
+                if (
+                    origin
+                    and gateway.cors_origins
+                    and (origin in gateway.cors_origins or "*" in gateway.cors_origins)
+                ):
+                    headers.append(("Access-Control-Allow-Origin", origin))
+                self._send(status, headers, data, request_id)
+                return status
+
+            def _preflight(self, allowed: list[str], request_id: str) -> int:
+                origin = self.headers.get("Origin", "")
+                if origin not in gateway.cors_origins and "*" not in gateway.cors_origins:
+                    self._message(403, "Forbidden", request_id)
+                    return 403
+                self._send(
+                    204,
+                    [
+                        ("Access-Control-Allow-Origin", origin),
+                        ("Access-Control-Allow-Methods", ", ".join(allowed)),
+                        (
+                            "Access-Control-Allow-Headers",
+                            "Content-Type,Authorization,X-Amz-Date,X-Api-Key,X-Amz-Security-Token",
+                        ),
+                    ],
+                    b"",
+                    request_id,
+                )
+                return 204
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815
+
+        return Handler

@@ -1,0 +1,433 @@
+"""The local platform process: moto server + executor + triggers + API gateway, provisioned from
+the platform definition.
+
+Start-up order matters: both ports are bound first (a busy port fails before anything else
+happens), the emulator then answers 503 "starting" (which the AWS SDKs and CLI retry) to every
+outside request while the runtime provisions everything through the emulator's own API, and
+only then opens the doors. So an upload made during start-up is retried by the client and
+reaches its handler instead of landing before the S3 notification exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from driftline.local.apigw import ApiGateway, RouteTable
+from driftline.local.executor import FunctionSpec, InvocationResult, LambdaExecutor
+from driftline.local.moto_hooks import (
+    SUPPORTED_MOTO_VERSION,
+    FireError,
+    MotoBridge,
+    check_moto,
+    defer_batch_import,
+)
+from driftline.local.provision import LOCAL_ACCOUNT, ProvisionedNames, dead_letter_queue, provision_platform
+from driftline.local.schedules import ScheduleError, Scheduler, parse_schedule
+from driftline.platform import Platform
+
+INTERNAL_HEADER = "x-driftline-internal"
+API_STAGE = "v1"
+"""The stage name of the deployed REST API (stacks/serving_stack.py); it appears in requestContext."""
+
+
+class LocalStartError(RuntimeError):
+    """The platform cannot start; the message says why and what to do."""
+
+
+class PortInUseError(LocalStartError):
+    pass
+
+
+@dataclass
+class LocalOptions:
+    config_path: Path = Path("cdk.json")
+    host: str = "127.0.0.1"
+    port: int = 4566
+    api_port: int = 3000
+    state_dir: Path = Path(".driftline")
+    handler_overrides: dict[str, str] = field(default_factory=dict)
+    max_workers_per_function: int = 4
+    retry_delays_s: tuple[float, ...] = (1.0, 2.0)
+    echo_function_logs: bool = True
+
+
+class Printer:
+    """Terminal output shared by threads: whole lines, flushed, never interleaved."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        stream = self._stream or sys.stdout
+        with self._lock:
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed terminal must not take the platform down
+
+
+def _bind_error(what: str, host: str, port: int, e: OSError) -> LocalStartError:
+    if e.errno in (errno.EADDRINUSE, errno.EACCES):
+        reason = "already in use" if e.errno == errno.EADDRINUSE else "not allowed for this user"
+        flag = "--port" if what == "emulator" else "--api-port"
+        return PortInUseError(
+            f"{what} port {port} on {host} is {reason} (another `driftline local up`, "
+            f"LocalStack or moto_server?); stop it or choose another port with {flag}"
+        )
+    return LocalStartError(f"cannot listen on {host}:{port} for the {what}: {e}")
+
+
+class _Gate:
+    """WSGI middleware: control endpoints under /_driftline/, and 503 for outsiders while starting."""
+
+    def __init__(
+        self, app: Any, token: str, control: Callable[[str, str, bytes], tuple[int, dict[str, Any]]]
+    ) -> None:
+        self.app = app
+        self.token = token
+        self.control = control
+        self.ready = threading.Event()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO", ""))
+        if path.startswith("/_driftline/"):
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            body = environ["wsgi.input"].read(length) if length > 0 else b""
+            status, doc = self.control(str(environ.get("REQUEST_METHOD", "GET")), path, body)
+            data = json.dumps(doc, default=str).encode()
+            start_response(
+                f"{status} {'OK' if status < 400 else 'Error'}",
+                [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+            )
+            return [data]
+        if not self.ready.is_set() and environ.get("HTTP_X_DRIFTLINE_INTERNAL") != self.token:
+            data = (
+                b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ServiceUnavailable</Code>"
+                b"<Message>The Driftline local platform is starting; retry in a moment</Message></Error>"
+            )
+            start_response(
+                "503 Service Unavailable",
+                [
+                    ("Content-Type", "application/xml"),
+                    ("Retry-After", "1"),
+                    ("Content-Length", str(len(data))),
+                ],
+            )
+            return [data]
+        result: Iterable[bytes] = self.app(environ, start_response)
+        return result
+
+
+class LocalPlatform:
+    def __init__(
+        self, platform: Platform, options: LocalOptions, out: Callable[[str], None] | None = None
+    ) -> None:
+        self.platform = platform
+        self.options = options
+        self.out = out or Printer()
+        self.region = platform.config.region or "us-east-1"
+        self.account = LOCAL_ACCOUNT
+        self.project_root = options.config_path.resolve().parent
+        self.started_at = time.time()
+        self.ready_at: float | None = None
+        self.names: ProvisionedNames | None = None
+        self._token = secrets.token_hex(16)
+        self._moto_server: Any = None
+        self._moto_thread: threading.Thread | None = None
+        self._gate: _Gate | None = None
+        self.api: ApiGateway | None = None
+        self.executor: LambdaExecutor | None = None
+        self.bridge: MotoBridge | None = None
+        self.scheduler: Scheduler | None = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self._session: Any = None
+
+    # ---- endpoints ----
+    @property
+    def port(self) -> int:
+        return int(self._moto_server.server_address[1]) if self._moto_server else self.options.port
+
+    @property
+    def api_port(self) -> int:
+        return self.api.port if self.api else self.options.api_port
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.options.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.options.host}:{self.api_port}"
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the emulator, marked as internal so it passes the start-up gate."""
+        with self._clients_lock:
+            if service not in self._clients:
+                import boto3
+                from botocore.config import Config
+
+                if self._session is None:  # one session: endpoint and model data are loaded once
+                    self._session = boto3.session.Session(
+                        aws_access_key_id="test",
+                        aws_secret_access_key="test",  # noqa: S106 - the emulator accepts any credentials
+                        region_name=self.region,
+                    )
+                c = self._session.client(
+                    service,
+                    endpoint_url=self.endpoint,
+                    config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+                )
+                token = self._token
+
+                def mark(request: Any, **_: Any) -> None:
+                    request.headers[INTERNAL_HEADER] = token
+
+                c.meta.events.register("before-sign.*.*", mark)
+                self._clients[service] = c
+            return self._clients[service]
+
+    # ---- lifecycle ----
+    def _validate(self) -> None:
+        for s in self.platform.schedules:
+            try:
+                parse_schedule(s.expression)
+            except ScheduleError as e:
+                raise LocalStartError(
+                    f"schedule of rule {s.logical} (model config drift/retrain.schedule): {e}"
+                ) from None
+        for route in self.platform.routes:
+            self.platform.function(route.function)
+
+    def start(self) -> None:
+        defer_batch_import()
+        check_moto()
+        self._validate()
+        self._bind()
+        try:
+            self._start_services()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _bind(self) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        class QuietHandler(MotoRequestHandler):  # type: ignore[misc]
+            def log_request(self, code: Any = "-", size: Any = "-") -> None:
+                pass
+
+        opts = self.options
+        self._gate = _Gate(DomainDispatcherApplication(create_backend_app), self._token, self._control)
+        try:
+            self._moto_server = make_server(
+                opts.host, opts.port, self._gate, threaded=True, request_handler=QuietHandler
+            )
+        except OSError as e:
+            raise _bind_error("emulator", opts.host, opts.port, e) from None
+        self._moto_server.daemon_threads = True
+        routes = RouteTable((r.method, r.path, self.platform.name(r.function)) for r in self.platform.routes)
+        try:
+            self.api = ApiGateway(
+                routes,
+                self._invoke_by_name,
+                host=opts.host,
+                port=opts.api_port,
+                stage=API_STAGE,
+                account=self.account,
+                cors_origins=self.platform.config.serving.cors_origins,
+                log=self.out,
+            )
+        except OSError as e:
+            self._moto_server.server_close()
+            self._moto_server = None
+            raise _bind_error("API", opts.host, opts.api_port, e) from None
+
+    def _start_services(self) -> None:
+        from moto.core.config import default_user_config
+
+        # The Step Functions interpreter calls Lambda over HTTP at localhost:$MOTO_PORT.
+        os.environ["MOTO_PORT"] = str(self.port)
+        default_user_config["stepfunctions"] = {"execute_state_machine": True}
+        opts = self.options
+        labels = {self.platform.name(f.logical): f.logical for f in self.platform.functions}
+        self.executor = LambdaExecutor(
+            on_line=self._echo_line if opts.echo_function_logs else None,
+            on_logs=self._write_logs,
+            max_workers_per_function=opts.max_workers_per_function,
+        )
+        self.bridge = MotoBridge(
+            self.executor,
+            project_root=self.project_root,
+            code_cache=opts.state_dir.resolve() / "code",
+            clients=self.client,
+            labels=labels,
+            retry_delays_s=opts.retry_delays_s,
+            region=self.region,
+            warn=self.out,
+        )
+        self.bridge.install()
+        self._moto_thread = threading.Thread(
+            target=self._moto_server.serve_forever, name="driftline-moto", daemon=True
+        )
+        self._moto_thread.start()
+        assert self.api is not None
+        self.api.start()
+
+        cfg = self.platform.config
+        feature_sets = (self.project_root / cfg.feature_sets_dir).resolve()
+        local_env = {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "OMP_NUM_THREADS": "1",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "DRIFTLINE_LOCAL": "1",
+        }
+        try:
+            self.names = provision_platform(
+                self.platform,
+                self.client,
+                self.region,
+                self.account,
+                local_env=local_env,
+                feature_sets_dir=str(feature_sets),
+                handler_overrides=opts.handler_overrides,
+            )
+        except ValueError as e:
+            raise LocalStartError(str(e)) from None
+        for f in self.platform.functions:
+            dlq = dead_letter_queue(self.names, f.stack)
+            if dlq:
+                self.bridge.dead_letters[self.platform.name(f.logical)] = dlq
+        self.scheduler = Scheduler(self.bridge.schedule_rules, self.bridge.fire_scheduled, warn=self.out)
+        self.scheduler.start()
+        self.api.open()
+        assert self._gate is not None
+        self._gate.ready.set()
+        self.ready_at = time.time()
+
+    def stop(self) -> None:
+        """Stop everything this process started; safe to call twice and after a failed start."""
+        if self._gate is not None:
+            self._gate.ready.clear()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
+        if self.api is not None:
+            with contextlib.suppress(OSError):
+                self.api.stop()
+            self.api = None
+        if self.bridge is not None:
+            self.bridge.shutdown()
+            self.bridge = None
+        if self.executor is not None:
+            self.executor.shutdown()
+            self.executor = None
+        if self._moto_server is not None:
+            if self._moto_thread is not None and self._moto_thread.is_alive():
+                self._moto_server.shutdown()
+                self._moto_thread.join(timeout=5.0)
+            self._moto_server.server_close()
+            self._moto_server = None
+
+    # ---- glue ----
+    def _echo_line(self, spec: FunctionSpec, line: str) -> None:
+        self.out(f"[{spec.display}] {line}")
+
+    def _write_logs(self, spec: FunctionSpec, stream: str, events: list[tuple[int, str]]) -> None:
+        if self.bridge is not None:
+            self.bridge.write_logs(spec, stream, events)
+        if self.options.echo_function_logs:
+            self.out(f"[{spec.display}] {events[-1][1]}")
+
+    def _invoke_by_name(self, function: str, event_json: str) -> InvocationResult | None:
+        if self.bridge is None:
+            return None
+        return self.bridge.run_function(function, event_json)
+
+    def _resolve_rule(self, name: str) -> str:
+        prefixed = self.platform.name(name)
+        assert self.bridge is not None
+        try:
+            self.bridge.find_rule(name)
+            return name
+        except FireError:
+            self.bridge.find_rule(prefixed)
+            return prefixed
+
+    def fire(self, name: str, wait_s: float = 0.0) -> dict[str, Any]:
+        """Fire a schedule rule now (logical or physical name); optionally wait for its targets."""
+        if self.bridge is None:
+            raise FireError("the platform is not running")
+        rule = self._resolve_rule(name)
+        dispatches = self.bridge.fire(rule)
+        out = []
+        for d in dispatches:
+            item: dict[str, Any] = {"target": d.target, "kind": d.kind}
+            if wait_s > 0 and d.future is not None:
+                try:
+                    outcome = d.future.result(timeout=wait_s)
+                except Exception as e:
+                    item["error"] = str(e)
+                else:
+                    if isinstance(outcome, str):
+                        item["execution_arn"] = outcome
+                    else:
+                        item.update(
+                            attempts=outcome.attempts,
+                            succeeded=outcome.succeeded,
+                            dead_lettered=outcome.dead_lettered,
+                            payload=outcome.result.payload if outcome.result else None,
+                        )
+            out.append(item)
+        return {"rule": rule, "dispatches": out}
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "status": "ready" if self.ready_at else "starting",
+            "pid": os.getpid(),
+            "endpoint": self.endpoint,
+            "api": self.api_url,
+            "started_at": self.started_at,
+            "ready_at": self.ready_at,
+            "moto": SUPPORTED_MOTO_VERSION,
+            "functions": self.executor.stats() if self.executor else {},
+            "worker_pids": self.executor.worker_pids() if self.executor else [],
+            "next_schedules": {
+                k: v.isoformat()
+                for k, v in (self.scheduler.next_fire_times() if self.scheduler else {}).items()
+            },
+        }
+
+    def _control(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        if path == "/_driftline/status" and method == "GET":
+            return 200, self.status()
+        if path == "/_driftline/fire" and method == "POST":
+            try:
+                req = json.loads(body or b"{}")
+                return 200, self.fire(str(req["rule"]), float(req.get("wait_s", 0.0)))
+            except (ValueError, KeyError, TypeError) as e:
+                return 400, {"error": f"expected a JSON body with 'rule' (and optional 'wait_s'): {e}"}
+            except FireError as e:
+                return 404, {"error": str(e)}
+        return 404, {"error": f"unknown control endpoint {method} {path}"}
