@@ -79,9 +79,10 @@ def _number(metrics: Mapping[str, Any], name: str) -> float | None:
 
 
 def evaluate_gate(candidate: Mapping[str, Any], champion: Mapping[str, Any] | None,
-                  gate: QualityGate, champion_version: int | None = None) -> GateResult:
+                  gate: QualityGate, champion_version: int | None = None,
+                  champion_note: str = "") -> GateResult:
     """Check candidate metrics against the gate; ``champion`` holds the champion's metrics on the same
-    holdout, or None when there is no champion yet."""
+    holdout, or None when there is no champion yet. ``champion_note`` explains missing champion metrics."""
     checks: list[GateCheck] = []
     gated = list(dict.fromkeys([gate.primary_metric, *gate.min_metrics, *gate.max_metrics]))
     have = ", ".join(sorted(candidate)) or "none"
@@ -109,9 +110,10 @@ def evaluate_gate(candidate: Mapping[str, Any], champion: Mapping[str, Any] | No
         base = _number(champion, name)
         who = f"champion v{champion_version}" if champion_version is not None else "champion"
         if base is None:
+            why = f" ({champion_note})" if champion_note else ""
             checks.append(GateCheck(name, "regression", False,
                                     f"{name} of the {who} on the same holdout is missing, so the candidate "
-                                    f"cannot be compared with it"))
+                                    f"cannot be compared with it{why}"))
             continue
         up = higher_is_better(name, gate)
         worse_by = (base - value) if up else (value - base)

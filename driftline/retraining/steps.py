@@ -171,8 +171,9 @@ def gate(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     champ_metrics, reported_version = _champion_metrics(candidate)
     if champion_version is not None and reported_version not in (None, champion_version):
         champ_metrics = None  # evaluated against another version than the one serving: not comparable
+    note = str(candidate.get("champion_error") or "")
     result = evaluate_gate(metrics, None if champion_version is None else (champ_metrics or {}), m.gate,
-                           champion_version)
+                           champion_version, champion_note=note)
     run = _run_label(request)
     if result.passed and m.approval == "auto":
         ctx.registry.approve(m.name, version, SYSTEM_PRINCIPAL, f"run {run}: {result.summary}"[:1000])
