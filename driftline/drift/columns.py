@@ -1,0 +1,246 @@
+"""Turn a pandas DataFrame, a pyarrow Table or a dict of arrays into what the engine computes on.
+
+Numerical columns become float64 numpy arrays (NaN for missing); categorical columns become value
+counts keyed by a canonical string (``"true"``/``"false"`` for booleans, ``"1"`` for 1 and 1.0),
+so a category means the same thing whether it came from pandas, Arrow or JSON captures.
+pandas is never imported here: a DataFrame is recognised by its type's module, and its own
+methods do the work (the drift Lambda has only numpy and pyarrow).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from driftline.drift.errors import DriftInputError
+
+MISSING_COLUMN = "missing_column"
+WRONG_TYPE = "wrong_type"
+
+
+@dataclass
+class CategoryCounts:
+    keys: list[str]
+    counts: np.ndarray
+    n_missing: int
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+
+@dataclass
+class Columns:
+    """The requested columns of one data set, plus the ones that could not be read."""
+
+    n_rows: int
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)
+    categorical: dict[str, CategoryCounts] = field(default_factory=dict)
+    problems: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """column -> (status, message) for missing columns and columns of the wrong type."""
+
+
+def _is_pandas(obj: Any, name: str) -> bool:
+    t = type(obj)
+    return t.__module__.startswith("pandas") and t.__name__ == name
+
+
+def extract(data: Any, numerical: Sequence[str], categorical: Sequence[str]) -> Columns:
+    """Read the requested columns; missing or mistyped ones are recorded in ``problems``."""
+    getter, n_rows, available = _accessor(data)
+    out = Columns(n_rows=n_rows)
+    for name in numerical:
+        if name not in available:
+            out.problems[name] = (MISSING_COLUMN, f"column {name!r} is not in the data")
+            continue
+        col = getter(name)
+        values = _numeric(col)
+        if values is None:
+            out.problems[name] = (
+                WRONG_TYPE,
+                f"column {name!r} should be numerical but holds {_type_name(col)}",
+            )
+            continue
+        if values.shape[0] != n_rows:
+            raise DriftInputError(
+                f"column {name!r} has {values.shape[0]} values but the data has {n_rows} rows; "
+                f"all columns must have the same length"
+            )
+        out.numeric[name] = values
+    for name in categorical:
+        if name not in available:
+            out.problems[name] = (MISSING_COLUMN, f"column {name!r} is not in the data")
+            continue
+        col = getter(name)
+        counts = _categories(col)
+        if counts is None:
+            out.problems[name] = (
+                WRONG_TYPE,
+                f"column {name!r} should be categorical but holds {_type_name(col)}",
+            )
+            continue
+        if counts.n + counts.n_missing != n_rows:
+            raise DriftInputError(
+                f"column {name!r} has {counts.n + counts.n_missing} values but the data has "
+                f"{n_rows} rows; all columns must have the same length"
+            )
+        out.categorical[name] = counts
+    return out
+
+
+def column_names(data: Any) -> list[str]:
+    return list(_accessor(data)[2])
+
+
+def _accessor(data: Any) -> tuple[Any, int, Sequence[str]]:
+    if _is_pandas(data, "DataFrame"):
+        names = [str(c) for c in data.columns]
+        return (lambda n: data[n]), len(data), names
+    if isinstance(data, pa.Table | pa.RecordBatch):
+        return data.column, data.num_rows, data.schema.names
+    if isinstance(data, Mapping):
+        lengths = {len(v) for v in data.values()} if data else {0}
+        if len(lengths) > 1:
+            sizes = ", ".join(f"{k}={len(v)}" for k, v in list(data.items())[:6])
+            raise DriftInputError(
+                f"the columns of the data have different lengths ({sizes}); every column must have "
+                f"one value per row"
+            )
+        return data.__getitem__, lengths.pop(), [str(k) for k in data]
+    raise DriftInputError(
+        f"unsupported data of type {type(data).__name__}; pass a pandas DataFrame, a pyarrow Table "
+        f"or a dict of column name -> numpy array"
+    )
+
+
+def _type_name(col: Any) -> str:
+    if isinstance(col, pa.Array | pa.ChunkedArray):
+        return f"Arrow {col.type} values"
+    dtype = getattr(col, "dtype", None)
+    if dtype is not None:
+        return f"{dtype} values"
+    return f"{type(col).__name__} values"
+
+
+# ---------------------------------------------------------------- numerical
+def _numeric(col: Any) -> np.ndarray | None:
+    """float64 values with NaN for missing, or None when the column is not numerical."""
+    if isinstance(col, pa.Array | pa.ChunkedArray):
+        t = col.type
+        if pa.types.is_null(t):
+            return np.full(len(col), np.nan)
+        if pa.types.is_dictionary(t):
+            return None
+        if not (
+            pa.types.is_integer(t)
+            or pa.types.is_floating(t)
+            or pa.types.is_boolean(t)
+            or pa.types.is_decimal(t)
+        ):
+            return None
+        return np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    if _is_pandas(col, "Series"):
+        kind = col.dtype.kind
+        if kind in "biuf" or (kind == "O" and str(col.dtype) != "category"):
+            try:
+                return np.asarray(col.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+            except (TypeError, ValueError):
+                return None
+        return None
+    arr = col if isinstance(col, np.ndarray) else np.asarray(col, dtype=object)
+    if arr.dtype.kind in "biuf":
+        return arr.astype(np.float64, copy=False)
+    if arr.dtype.kind == "O":
+        try:
+            return np.asarray(arr, dtype=np.float64)  # None -> NaN
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+# ---------------------------------------------------------------- categorical
+def _categories(col: Any) -> CategoryCounts | None:
+    if _is_pandas(col, "Series"):
+        return _pandas_categories(col)
+    if isinstance(col, pa.Array | pa.ChunkedArray):
+        return _arrow_categories(col)
+    arr = col if isinstance(col, np.ndarray) else np.asarray(col, dtype=object)
+    if arr.dtype.kind in "MmV":
+        return None
+    try:
+        parr = pa.array(arr, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        parr = _mixed_to_arrow(arr)
+    return _arrow_categories(parr)
+
+
+def _mixed_to_arrow(arr: np.ndarray) -> pa.Array:
+    """Object arrays mixing types (e.g. 1 and "1"): compare by string form, None/NaN missing."""
+    obj = arr.astype(object)
+    is_none = np.asarray(obj == None)  # noqa: E711 - elementwise comparison on an object array
+    is_nan = np.asarray(obj != obj)  # noqa: PLR0124 - only NaN differs from itself
+    missing = is_none | is_nan
+    return pa.array(obj.astype(str), mask=missing, type=pa.string())
+
+
+def _arrow_categories(col: pa.Array | pa.ChunkedArray) -> CategoryCounts | None:
+    t = col.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if not (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_null(t)
+    ):
+        return None
+    n_missing = col.null_count
+    if pa.types.is_floating(t):
+        # NaN is missing, like None
+        nan_mask = pc.is_nan(col)
+        n_missing += int(pc.sum(pc.fill_null(nan_mask, False)).as_py() or 0)
+        col = pc.if_else(nan_mask, pa.scalar(None, col.type), col)
+    vc = pc.value_counts(col)
+    values = vc.field("values")
+    counts = np.asarray(vc.field("counts").to_numpy(zero_copy_only=False), dtype=np.int64)
+    valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    keys = pc.cast(values, pa.string()).to_pylist()
+    return _canonical([k for k, ok in zip(keys, valid, strict=True) if ok], counts[valid], n_missing)
+
+
+def _pandas_categories(col: Any) -> CategoryCounts | None:
+    kind = col.dtype.kind
+    if kind in "Mm":
+        return None
+    n_missing = int(col.isna().sum())
+    vc = col.value_counts(dropna=True, sort=False)
+    counts = np.asarray(vc.to_numpy(), dtype=np.int64)
+    keep = counts > 0  # a pandas categorical lists unused categories with count 0
+    keys = [_key(v) for v, k in zip(vc.index.tolist(), keep, strict=True) if k]
+    return _canonical(keys, counts[keep], n_missing)
+
+
+def _key(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _canonical(keys: list[str], counts: np.ndarray, n_missing: int) -> CategoryCounts:
+    """Merge keys that collapse to the same canonical string (``True``/``true``, ``1``/``1.0``)."""
+    fixed = [{"True": "true", "False": "false"}.get(k, k) for k in keys]
+    if len(set(fixed)) == len(fixed):
+        return CategoryCounts(fixed, counts, n_missing)
+    merged: dict[str, int] = {}
+    for k, c in zip(fixed, counts.tolist(), strict=True):
+        merged[k] = merged.get(k, 0) + int(c)
+    return CategoryCounts(list(merged), np.asarray(list(merged.values()), dtype=np.int64), n_missing)

@@ -1,0 +1,455 @@
+"""Check a current window against a reference profile: per-column tests and the dataset verdict."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from driftline.drift import statistics as st
+from driftline.drift.distributions import chi2_sf, ks_2samp_pvalues, normal_two_sided_p
+from driftline.drift.errors import DriftInputError, ProfileMismatchError
+from driftline.drift.methods import (
+    DEFAULT_SHARE_THRESHOLD,
+    DEFAULT_THRESHOLDS,
+    FEW_VALUES,
+    INFO,
+    VALUE_COUNT_LIMIT,
+    is_drift,
+    select_method,
+)
+from driftline.drift.profile import CategoricalProfile, NumericProfile, Profile
+from driftline.drift.summary import CategoricalSummary, NumericSummary, Summary, summarize_with_values
+
+OK = "ok"
+INSUFFICIENT = "insufficient_data"
+MAX_LISTED_CATEGORIES = 50
+TOP_CATEGORIES_SHOWN = 20
+
+
+@dataclass
+class ColumnResult:
+    column: str
+    kind: str
+    role: str
+    status: str
+    method: str | None = None
+    statistic: float | None = None
+    p_value: float | None = None
+    threshold: float | None = None
+    drifted: bool = False
+    missing_rate_reference: float | None = None
+    missing_rate_current: float | None = None
+    new_categories: list[str] = field(default_factory=list)
+    vanished_categories: list[str] = field(default_factory=list)
+    n_reference: int = 0
+    n_current: int = 0
+    message: str = ""
+
+    @property
+    def score(self) -> float | None:
+        """The number compared with the threshold: the p-value for tests, else the distance."""
+        return self.p_value if self.method and INFO[self.method].has_p_value else self.statistic
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "role": self.role,
+            "status": self.status,
+            "method": self.method,
+            "statistic": _json_float(self.statistic),
+            "p_value": _json_float(self.p_value),
+            "threshold": self.threshold,
+            "drifted": self.drifted,
+            "missing_rate_reference": self.missing_rate_reference,
+            "missing_rate_current": self.missing_rate_current,
+            "new_categories": self.new_categories,
+            "vanished_categories": self.vanished_categories,
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            "message": self.message,
+        }
+
+
+@dataclass
+class DriftResult:
+    status: str
+    columns: dict[str, ColumnResult]
+    n_reference: int
+    n_current: int
+    share_drifted: float
+    dataset_drifted: bool
+    share_threshold: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    message: str = ""
+    distributions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-column reference/current histograms for the HTML report (not part of ``to_dict``)."""
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [c.column for c in self.columns.values() if c.drifted and c.role == "feature"]
+
+    @property
+    def prediction_drifted(self) -> bool | None:
+        preds = [c for c in self.columns.values() if c.role == "prediction" and c.status == OK]
+        return any(c.drifted for c in preds) if preds else None
+
+    def to_dict(self) -> dict[str, Any]:
+        tested = [c for c in self.columns.values() if c.role == "feature" and c.status == OK]
+        return {
+            "status": self.status,
+            "message": self.message,
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            "share_drifted": self.share_drifted,
+            "dataset_drifted": self.dataset_drifted,
+            "share_threshold": self.share_threshold,
+            "n_columns_tested": len(tested),
+            "n_drifted": len(self.drifted_columns),
+            "drifted_columns": self.drifted_columns,
+            "prediction_drifted": self.prediction_drifted,
+            "metadata": dict(self.metadata),
+            "notes": list(self.notes),
+            "columns": {k: v.to_dict() for k, v in self.columns.items()},
+        }
+
+
+def _json_float(x: float | None) -> float | None:
+    """JSON has no Infinity/NaN: an infinite statistic (e.g. chi-squared with a new category) is null."""
+    if x is None or not math.isfinite(x):
+        return None
+    return float(x)
+
+
+# ---------------------------------------------------------------- public entry points
+def check_drift(
+    profile: Profile,
+    current: Any,
+    *,
+    expected_metadata: Mapping[str, Any] | None = None,
+    min_rows: int = 1,
+    share_threshold: float = DEFAULT_SHARE_THRESHOLD,
+) -> DriftResult:
+    """Check ``current`` (DataFrame, pyarrow Table or dict of arrays) against ``profile``.
+
+    ``expected_metadata`` (e.g. ``{"model": ..., "feature_set_fingerprint": ...}``) must match the
+    profile's metadata, so a profile from another model or feature-set version is refused.
+    Windows with fewer than ``min_rows`` rows get status ``insufficient_data`` and no drift.
+    """
+    verify_metadata(profile, expected_metadata)
+    summary, values = summarize_with_values(profile, current)
+
+    def exact_w(name: str) -> float:
+        p = profile.columns[name]
+        assert isinstance(p, NumericProfile)
+        return st.wasserstein_exact(p.values, p.counts, values[name])
+
+    result = _evaluate(profile, summary, exact_w, min_rows, share_threshold)
+    if any(isinstance(c, NumericProfile) and not c.exact for c in profile.columns.values()):
+        result.notes.append(_sampled_note(profile))
+    return result
+
+
+def check_summary(
+    profile: Profile,
+    summary: Summary,
+    *,
+    expected_metadata: Mapping[str, Any] | None = None,
+    min_rows: int = 1,
+    share_threshold: float = DEFAULT_SHARE_THRESHOLD,
+) -> DriftResult:
+    """Check a (merged) :class:`Summary`; Wasserstein uses the summary's interval approximation."""
+    verify_metadata(profile, expected_metadata)
+    if summary.profile_id != profile.id:
+        raise DriftInputError(
+            f"the summary was made against profile {summary.profile_id}, not {profile.id}; "
+            f"summarize the data with the profile you check against"
+        )
+    result = _evaluate(profile, summary, None, min_rows, share_threshold)
+    if any(r.method == "wasserstein" for r in result.columns.values()):
+        result.notes.append(
+            "Wasserstein distances come from merged shard summaries: exact where the ECDFs do not "
+            "cross within a reference interval, interpolated where they do."
+        )
+    if any(isinstance(c, NumericProfile) and not c.exact for c in profile.columns.values()):
+        result.notes.append(_sampled_note(profile))
+    return result
+
+
+def verify_metadata(profile: Profile, expected: Mapping[str, Any] | None) -> None:
+    """Refuse a profile whose metadata differs from what the caller expects."""
+    if not expected:
+        return
+    problems = []
+    for key, want in expected.items():
+        if want is None:
+            continue
+        have = profile.metadata.get(key)
+        if have is None:
+            problems.append(f"{key}: the profile has none, expected {want!r}")
+        elif str(have) != str(want):
+            problems.append(f"{key}: the profile has {have!r}, expected {want!r}")
+    if problems:
+        raise ProfileMismatchError(
+            "the reference profile does not belong to this model/feature set (" + "; ".join(problems) + "); "
+            "use the profile stored with the model version being monitored, or rebuild it from that "
+            "version's training data"
+        )
+
+
+def _sampled_note(profile: Profile) -> str:
+    cols = [c.name for c in profile.columns.values() if isinstance(c, NumericProfile) and not c.exact]
+    return (
+        f"The reference of {', '.join(cols)} has more than {profile.sample_size} distinct values, so KS and "
+        f"Wasserstein use its {profile.sample_size}-point quantile sample (ECDF within "
+        f"{1 / profile.sample_size:.1e} of the full reference); p-values use the full reference size."
+    )
+
+
+# ---------------------------------------------------------------- evaluation
+@dataclass
+class _KsPending:
+    column: str
+    statistic: float
+    n1: int
+    n2: int
+
+
+def _evaluate(
+    profile: Profile,
+    summary: Summary,
+    exact_w: Callable[[str], float] | None,
+    min_rows: int,
+    share_threshold: float,
+) -> DriftResult:
+    columns: dict[str, ColumnResult] = {}
+    distributions: dict[str, dict[str, Any]] = {}
+    pending: list[_KsPending] = []
+    for name, p in profile.columns.items():
+        base = ColumnResult(
+            column=name,
+            kind=p.kind,
+            role=p.role,
+            status=OK,
+            n_reference=p.n,
+            missing_rate_reference=_rate(p.n_missing, p.n),
+        )
+        if name in summary.problems:
+            status, message = summary.problems[name]
+            base.status, base.message = status, message
+            columns[name] = base
+            continue
+        s = summary.columns.get(name)
+        if s is None:
+            base.status, base.message = "missing_column", f"column {name!r} is not in the current data"
+            columns[name] = base
+            continue
+        base.n_current = s.n
+        base.missing_rate_current = _rate(s.n_missing, s.n)
+        if s.n == 0:
+            base.status = INSUFFICIENT
+            base.message = f"column {name!r} has no non-missing values in the current window"
+            columns[name] = base
+            continue
+        if isinstance(p, NumericProfile) and isinstance(s, NumericSummary):
+            ks = _numeric(p, s, base, exact_w)
+            if ks is not None:
+                pending.append(ks)
+            distributions[name] = _numeric_distribution(p, s)
+        elif isinstance(p, CategoricalProfile) and isinstance(s, CategoricalSummary):
+            _categorical(p, s, base)
+            distributions[name] = _categorical_distribution(p, s)
+        else:
+            raise DriftInputError(
+                f"column {name!r}: summary kind {s.kind} does not match profile kind {p.kind}"
+            )
+        columns[name] = base
+    _resolve_ks(pending, columns)
+    features = [c for c in columns.values() if c.role == "feature" and c.status == OK]
+    share = sum(c.drifted for c in features) / len(features) if features else 0.0
+    status, message = OK, ""
+    if summary.n_rows < min_rows:
+        status = INSUFFICIENT
+        message = (
+            f"the current window has {summary.n_rows} rows; at least {min_rows} are needed for a drift check"
+        )
+    elif not features:
+        status = INSUFFICIENT
+        message = "no feature column could be tested (see each column's status)"
+    if status != OK:
+        for c in columns.values():
+            c.drifted = False
+        share = 0.0
+    return DriftResult(
+        status=status,
+        columns=columns,
+        n_reference=profile.n_rows,
+        n_current=summary.n_rows,
+        share_drifted=share,
+        dataset_drifted=status == OK and share >= share_threshold,
+        share_threshold=share_threshold,
+        metadata=dict(profile.metadata),
+        message=message,
+        distributions=distributions,
+    )
+
+
+def _rate(missing: int, present: int) -> float | None:
+    total = missing + present
+    return missing / total if total else None
+
+
+def _decide(
+    res: ColumnResult, method: str, threshold: float | None, statistic: float, p_value: float | None
+) -> None:
+    res.method = method
+    res.threshold = DEFAULT_THRESHOLDS[method] if threshold is None else threshold
+    res.statistic = statistic
+    res.p_value = p_value
+    score = p_value if INFO[method].has_p_value else statistic
+    res.drifted = bool(score is not None and is_drift(method, score, res.threshold))
+
+
+def _numeric(
+    p: NumericProfile, s: NumericSummary, res: ColumnResult, exact_w: Callable[[str], float] | None
+) -> _KsPending | None:
+    n_new = len(s.new_values) + (1 if s.new_overflow else 0)
+    n_distinct = p.n_distinct + n_new if p.n_distinct <= FEW_VALUES else p.n_distinct
+    method = p.method if p.method != "auto" else select_method("numerical", p.n, n_distinct)
+    if method == "ks":
+        d = st.ks_statistic(np.cumsum(p.counts), p.sample_n, s.lt, s.le, s.n)
+        res.method = method
+        res.threshold = DEFAULT_THRESHOLDS["ks"] if p.threshold is None else p.threshold
+        return _KsPending(p.name, d, p.n, s.n)
+    if method == "wasserstein":
+        if exact_w is not None:
+            w = exact_w(p.name)
+        else:
+            w = st.wasserstein_from_counts(p.values, p.counts, lt=s.lt, le=s.le, seg_sums=s.seg_sums, m=s.n)
+        _decide(res, method, p.threshold, w / max(p.std, 0.001), None)
+        return None
+    ref, cur, keys = _numeric_shares(p, s)
+    _discrete(res, method, threshold=p.threshold, ref=ref, cur=cur, keys=keys, sort_keys=lambda k: k)
+    return None
+
+
+def _numeric_shares(p: NumericProfile, s: NumericSummary) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """Reference and current counts per value (few distinct values) or per quantile bin."""
+    if p.n_distinct <= VALUE_COUNT_LIMIT:
+        ref = p.counts.astype(np.float64)
+        cur = (s.le - s.lt).astype(np.float64)
+        keys: list[Any] = p.values.tolist()
+        if s.new_values or s.new_overflow:
+            extra = list(s.new_values)
+            ref = np.concatenate((ref, np.zeros(len(extra) + (1 if s.new_overflow else 0))))
+            cur = np.concatenate(
+                (
+                    cur,
+                    np.asarray(list(s.new_values.values()), dtype=np.float64),
+                    [float(s.new_overflow)] if s.new_overflow else [],
+                )
+            )
+            keys += extra + (["<other new values>"] if s.new_overflow else [])
+        return ref, cur, keys
+    return p.bin_counts.astype(np.float64), s.bin_counts.astype(np.float64), list(range(p.bin_counts.size))
+
+
+def _categorical(p: CategoricalProfile, s: CategoricalSummary, res: ColumnResult) -> None:
+    ref_map = dict(zip(p.keys, p.counts.tolist(), strict=True))
+    keys = list(p.keys) + [k for k in s.counts if k not in ref_map]
+    ref = np.asarray([ref_map.get(k, 0) for k in keys], dtype=np.float64)
+    cur = np.asarray([s.counts.get(k, 0) for k in keys], dtype=np.float64)
+    new = sorted((k for k in s.counts if k not in ref_map and s.counts[k] > 0), key=lambda k: -s.counts[k])
+    vanished = [k for k in p.keys if s.counts.get(k, 0) == 0]
+    res.new_categories = new[:MAX_LISTED_CATEGORIES]
+    res.vanished_categories = vanished[:MAX_LISTED_CATEGORIES]
+    if len(new) > MAX_LISTED_CATEGORIES or len(vanished) > MAX_LISTED_CATEGORIES:
+        res.message = (
+            f"{len(new)} new and {len(vanished)} vanished categories (first {MAX_LISTED_CATEGORIES} listed)"
+        )
+    method = p.method if p.method != "auto" else select_method("categorical", p.n, len(keys))
+    _discrete(res, method, threshold=p.threshold, ref=ref, cur=cur, keys=keys, sort_keys=str)
+
+
+def _discrete(
+    res: ColumnResult,
+    method: str,
+    *,
+    threshold: float | None,
+    ref: np.ndarray,
+    cur: np.ndarray,
+    keys: list[Any],
+    sort_keys: Callable[[Any], Any],
+) -> None:
+    """chi-squared, z, Jensen-Shannon or PSI on aligned reference/current counts."""
+    if method == "jensenshannon":
+        _decide(res, method, threshold, st.jensenshannon(ref / ref.sum(), cur / cur.sum()), None)
+    elif method == "psi":
+        _decide(res, method, threshold, st.psi(ref / ref.sum(), cur / cur.sum()), None)
+    elif method == "chisquare":
+        present = (ref > 0) | (cur > 0)
+        stat, df = st.chisquare_gof(ref[present], cur[present])
+        p_value = chi2_sf(stat, df) if df > 0 else 1.0
+        _decide(res, method, threshold, stat, p_value)
+    elif method == "z":
+        present = (ref > 0) | (cur > 0)
+        r, c = ref[present], cur[present]
+        pk = [k for k, keep in zip(keys, present.tolist(), strict=True) if keep]
+        order = sorted(range(len(pk)), key=lambda i: _sortable(sort_keys(pk[i])))
+        r, c = r[order], c[order]
+        if np.count_nonzero(r) == 1 and np.count_nonzero(c) == 1 and np.argmax(r) == np.argmax(c):
+            _decide(res, method, threshold, 0.0, 1.0)  # one and the same value on both sides
+        else:
+            z = st.z_two_proportion(r, c)
+            _decide(res, method, threshold, z, normal_two_sided_p(z) if math.isfinite(z) else 0.0)
+    else:
+        raise DriftInputError(f"column {res.column!r}: method {method!r} does not apply to discrete values")
+
+
+def _sortable(k: Any) -> tuple[int, Any]:
+    return (0, k) if isinstance(k, int | float) else (1, str(k))
+
+
+def _resolve_ks(pending: list[_KsPending], columns: dict[str, ColumnResult]) -> None:
+    """KS p-values, computed together for columns that share sample sizes."""
+    groups: dict[tuple[int, int], list[_KsPending]] = {}
+    for item in pending:
+        groups.setdefault((item.n1, item.n2), []).append(item)
+    for (n1, n2), items in groups.items():
+        stats, pvals = ks_2samp_pvalues([i.statistic for i in items], n1, n2)
+        for item, d, pv in zip(items, stats.tolist(), pvals.tolist(), strict=True):
+            res = columns[item.column]
+            _decide(res, "ks", res.threshold, d, pv)
+
+
+# ---------------------------------------------------------------- report data
+def _numeric_distribution(p: NumericProfile, s: NumericSummary) -> dict[str, Any]:
+    return {
+        "kind": "numerical",
+        "edges": p.hist_edges.tolist(),
+        "reference": p.hist_counts.tolist(),
+        "current": s.hist_counts.tolist(),
+        "reference_mean": p.mean,
+        "current_mean": s.total / s.n if s.n else None,
+        "current_min": s.min,
+        "current_max": s.max,
+    }
+
+
+def _categorical_distribution(p: CategoricalProfile, s: CategoricalSummary) -> dict[str, Any]:
+    ref = dict(zip(p.keys, p.counts.tolist(), strict=True))
+    keys = list(dict.fromkeys([*p.keys, *s.counts]))
+    ref_n, cur_n = max(p.n, 1), max(s.n, 1)
+    keys.sort(key=lambda k: -(ref.get(k, 0) / ref_n + s.counts.get(k, 0) / cur_n))
+    shown = keys[:TOP_CATEGORIES_SHOWN]
+    return {
+        "kind": "categorical",
+        "keys": shown,
+        "reference": [ref.get(k, 0) / ref_n for k in shown],
+        "current": [s.counts.get(k, 0) / cur_n for k in shown],
+        "n_other": max(0, len(keys) - len(shown)),
+    }
