@@ -1,4 +1,4 @@
-"""MonitoringStack: the scheduled drift check per model."""
+"""MonitoringStack: the scheduled drift check per model, the dashboard and the alarms."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
 from stacks.functions import make_function
+from stacks.observability import Observability
 from stacks.resources import SharedResources
 
 
@@ -28,3 +29,4 @@ class MonitoringStack(Stack):
                 targets=[targets.LambdaFunction(
                     self.drift.function, event=events.RuleTargetInput.from_object(rule.input),
                     dead_letter_queue=shared.dlq(self, "monitoring"), retry_attempts=2, max_event_age=Duration.hours(1))])
+        self.observability = Observability(self, "Observability", platform=platform, alerts=shared.topics["alerts"])

@@ -122,3 +122,19 @@ def test_api_is_regional_throttled_and_iam_authorized(synth: Synth) -> None:
     auth = sorted(m["Properties"]["AuthorizationType"] for m in methods)
     public = sum(1 for r in synth.platform.routes if not r.authorized)
     assert auth == sorted(["NONE"] * public + ["AWS_IAM"] * (len(synth.platform.routes) - public))
+
+
+def test_dashboard_and_alarms_cover_serving_drift_workflow_ingest_and_dlqs(synth: Synth) -> None:
+    (dash,) = synth.resources("AWS::CloudWatch::Dashboard", "monitoring").values()
+    body = json.dumps(dash["Properties"]["DashboardBody"])
+    for needle in ("5XXError", "Latency", "Throttles", "Requests", "CaptureFailures", "ShareDrifted", "DriftScore",
+                   "ExecutionsFailed", "RowsAccepted", "FilesQuarantined"):
+        assert needle in body, needle
+    alarms = synth.resources("AWS::CloudWatch::Alarm", "monitoring")
+    names = {a["Properties"]["AlarmName"] for a in alarms.values()}
+    p = synth.platform
+    expected = {p.name("api5xxrate"), p.name("apip99latency"), p.name("workflowfailures"),
+                p.name("quarantinespike")} | {p.name(f"dlq{q.replace('-', '')}") for q in p.queues}
+    assert expected <= names, expected - names
+    for a in alarms.values():
+        assert a["Properties"]["AlarmActions"], a["Properties"]["AlarmName"]
