@@ -1,0 +1,187 @@
+"""Read an uploaded file (Parquet, CSV, gzip CSV) into an Arrow table, or say precisely why not.
+
+Whatever a user uploads, the outcome is either a table or an :class:`UnreadableFileError` naming the
+problem and the fix; it is never a raw parser traceback. CSV columns that hold keys, categories
+or strings are read as text (so ``007`` stays ``007``); the others are left to Arrow's type
+inference and coerced later by :mod:`driftline.features.validation`, which can then point at
+the exact rows that do not parse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from driftline.features.schema import FeatureSet
+from driftline.features.tables import label_type
+
+FileFormat = Literal["parquet", "csv", "csv.gz"]
+SUFFIXES: dict[str, FileFormat] = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv",
+                                   ".csv.gz": "csv.gz", ".gz": "csv.gz", ".txt": "csv", ".tsv": "csv"}
+PARQUET_MAGIC = b"PAR1"
+GZIP_MAGIC = b"\x1f\x8b"
+_PANDAS_INDEX_PREFIX = "__index_level_"
+
+
+class UnreadableFileError(Exception):
+    """The file cannot be turned into rows. ``check`` names the failure for reports."""
+
+    def __init__(self, check: str, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.check = check
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    table: pa.Table
+    format: FileFormat
+
+
+def suffix_format(name: str) -> FileFormat | None:
+    lower = name.lower()
+    if lower.endswith(".csv.gz"):
+        return "csv.gz"
+    return SUFFIXES.get(Path(lower).suffix)
+
+
+def detect_format(name: str, head: bytes) -> FileFormat:
+    """Content first (magic bytes), then the name; a text file with an unknown suffix is refused."""
+    by_name = suffix_format(name)
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet"
+    if head.startswith(GZIP_MAGIC):
+        return "csv.gz"
+    if by_name == "parquet":
+        raise UnreadableFileError("corrupt_file", f"{name} is named like Parquet but does not start with the "
+                                  "Parquet magic bytes 'PAR1': the file is corrupt or not Parquet",
+                             "re-export the file with a Parquet writer (pyarrow, pandas.to_parquet, Spark) "
+                             "and upload it again")
+    if by_name is None:
+        raise UnreadableFileError("unsupported_format", f"{name}: unsupported file type",
+                             "upload .parquet, .csv or .csv.gz files")
+    return by_name
+
+
+def check_size(size_bytes: int, fs: FeatureSet) -> None:
+    """Refuse files larger than the feature set's ``ingest.max_file_mb`` before reading a byte."""
+    limit = fs.ingest.max_file_mb * 1024 * 1024
+    if size_bytes > limit:
+        raise UnreadableFileError(
+            "file_too_large",
+            f"the file is {size_bytes / 1024 / 1024:,.1f} MB; feature set {fs.name!r} accepts at most "
+            f"{fs.ingest.max_file_mb} MB per file (the ingest function holds the whole file in memory)",
+            f"split it into files of at most {fs.ingest.max_file_mb} MB (for example one file per day or per "
+            f"million rows) and upload those; the original stays in incoming/ untouched")
+
+
+def _text_columns(fs: FeatureSet) -> dict[str, pa.DataType]:
+    """Columns read as text in CSV so that identifiers and categories are never mangled."""
+    cols: dict[str, pa.DataType] = {e: pa.string() for e in fs.entity}
+    cols.update({f.name: pa.string() for f in fs.features if f.type in ("categorical", "string")})
+    cols.update({lb.name: pa.string() for lb in fs.labels if label_type(lb) == pa.string()})
+    return cols
+
+
+def _read_csv(data: bytes, fs: FeatureSet | None, compressed: bool, name: str) -> pa.Table:
+    source: pa.NativeFile = pa.BufferReader(data)
+    if compressed:
+        source = pa.CompressedInputStream(source, "gzip")
+    convert = pacsv.ConvertOptions(column_types=_text_columns(fs) if fs else None, strings_can_be_null=True,
+                                   quoted_strings_can_be_null=True)
+    try:
+        table = pacsv.read_csv(source, parse_options=pacsv.ParseOptions(newlines_in_values=False),
+                               convert_options=convert)
+    except pa.ArrowInvalid as e:
+        msg = str(e)
+        if "Empty CSV file" in msg:
+            raise UnreadableFileError("empty_file", f"{name}: the file is empty (no header row)",
+                                 "upload a file with a header row and at least one data row") from None
+        if "zlib" in msg or "gzip" in msg.lower() or "inflate" in msg:
+            raise UnreadableFileError("corrupt_file",
+                                      f"{name}: the gzip stream is corrupt or truncated ({msg})",
+                                      "compress the CSV again (gzip file.csv) and upload it again") from None
+        if "Expected" in msg and "columns" in msg:
+            raise UnreadableFileError("csv_parse_error",
+                                      f"{name}: a row has the wrong number of fields ({msg})",
+                                      "check that values containing the delimiter are quoted and that every "
+                                      "quote is closed; then upload the file again") from None
+        raise UnreadableFileError("csv_parse_error", f"{name}: the CSV cannot be parsed ({msg})",
+                             "check delimiters and quoting, then upload the file again") from None
+    except OSError as e:  # gzip stream errors surface as IOError
+        raise UnreadableFileError("corrupt_file", f"{name}: the gzip stream is corrupt or truncated ({e})",
+                             "compress the CSV again (gzip file.csv) and upload it again") from None
+    _check_quoting(table, name)
+    return table
+
+
+def _check_quoting(table: pa.Table, name: str) -> None:
+    """An unclosed quote makes the parser swallow the following lines into one value: refuse that.
+
+    Feature values never contain line breaks, so a value with one is evidence of broken quoting
+    (and of rows that would otherwise silently disappear).
+    """
+    for col_name, col in zip(table.column_names, table.columns, strict=True):
+        if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
+            continue
+        has_newline = pc.match_substring_regex(col, r"[\r\n]")
+        if pc.any(has_newline).as_py():
+            row = pc.index(has_newline, True).as_py()
+            raise UnreadableFileError(
+                "csv_quoting",
+                f"{name}: broken quoting: the value of column {col_name!r} in data row {row} "
+                f"(line {row + 2}) runs across line breaks, so an opening quote is never closed and later "
+                f"lines were swallowed",
+                "close the quote (or escape quotes inside values by doubling them: \"\") and upload again")
+
+
+def _read_parquet(data: bytes, name: str) -> pa.Table:
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as e:
+        raise UnreadableFileError("corrupt_file", f"{name}: the Parquet file cannot be read ({e})",
+                                  "the file is corrupt or truncated; export it again and upload it again"
+                                  ) from None
+    drop = [c for c in table.column_names if c.startswith(_PANDAS_INDEX_PREFIX)]
+    return table.drop_columns(drop) if drop else table
+
+
+def read_bytes(data: bytes, name: str, fs: FeatureSet | None = None) -> ReadResult:
+    """Parse ``data`` (the whole file) named ``name``. Raises :class:`UnreadableFileError`."""
+    if fs is not None:
+        check_size(len(data), fs)
+    if not data:
+        raise UnreadableFileError("empty_file", f"{name}: the file is empty (0 bytes)",
+                             "upload a file with a header row and at least one data row")
+    fmt = detect_format(name, data[:4])
+    table = _read_parquet(data, name) if fmt == "parquet" else _read_csv(data, fs, fmt == "csv.gz", name)
+    if table.num_columns == 0:
+        raise UnreadableFileError("empty_file", f"{name}: the file has no columns",
+                                  "upload a file with a header row")
+    if table.num_rows == 0:
+        raise UnreadableFileError("empty_file", f"{name}: the file has a header but no data rows",
+                             "upload a file with at least one data row")
+    return ReadResult(table, fmt)
+
+
+def read_path(path: str | Path, fs: FeatureSet | None = None) -> ReadResult:
+    """Read a local file (the CLI's ``features validate``), with the same checks as ingest."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise UnreadableFileError("not_found", f"{path}: file not found", "check the path") from None
+    if fs is not None:
+        check_size(size, fs)
+    return read_bytes(path.read_bytes(), path.name, fs)
+
+
+__all__ = ["FileFormat", "ReadResult", "UnreadableFileError", "check_size", "detect_format", "read_bytes",
+           "read_path", "suffix_format"]

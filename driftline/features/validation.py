@@ -1,0 +1,607 @@
+"""Validate a whole uploaded table against its feature set, vectorized (no per-row Python).
+
+Every check produces a boolean mask over the rows; a row is accepted when no error mask marks
+it. The :class:`ValidationResult` keeps the masks, so the same run yields the curated table, the
+rejected rows (with their row number and the names of the checks they failed) and a
+JSON-serializable report listing every failed check with counts and sample rows.
+
+Coercions are deliberately narrow: a value is accepted only when it means the same thing in the
+declared type (``3`` or ``"3"`` or ``3.0`` for an int; ``"true"``/``1`` for a bool; ISO 8601
+text for a timestamp, naive times taken as UTC). ``"abc"`` for a float, ``3.5`` for an int or an
+epoch number for a timestamp are errors on that row, never silent guesses. NaN in a float column
+is treated as null; infinities are errors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from driftline.features.schema import FeatureSet
+from driftline.features.tables import TIMESTAMP_TYPE, curated_schema, label_type, required_columns
+
+Severity = Literal["error", "warning"]
+Status = Literal["accepted", "partial", "rejected"]
+
+ROW_NUMBERING = "row = 0-based index of the data row in the file (in a CSV file, line = row + 2)"
+
+_FLOAT_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_ISO_RE = (r"^(?P<date>\d{4}-\d{2}-\d{2})(?:[T ](?P<hms>\d{2}:\d{2}(?::\d{2})?)(?P<frac>\.\d{1,9})?)?"
+           r"\s*(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?$")
+_TRUE = ["true", "t", "yes", "y", "1"]
+_FALSE = ["false", "f", "no", "n", "0"]
+_MAX_UNKNOWN_VALUES = 10
+
+
+@dataclass
+class Check:
+    """One failed check on one column (or the file): what, how many rows, examples, how to fix."""
+
+    check: str
+    column: str | None
+    severity: Severity
+    failed_rows: int
+    message: str
+    hint: str = ""
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"check": self.check, "column": self.column, "severity": self.severity,
+                               "failed_rows": self.failed_rows, "message": self.message}
+        if self.hint:
+            out["hint"] = self.hint
+        if self.sample:
+            out["sample"] = self.sample
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+@dataclass
+class ValidationResult:
+    """Outcome of :func:`validate`: the typed table, the row masks and the failed checks."""
+
+    feature_set: FeatureSet
+    raw: pa.Table
+    typed: pa.Table | None
+    """All rows in the curated schema (cells that failed coercion are null); None when the file
+    as a whole is unusable (missing columns)."""
+    masks: dict[str, np.ndarray]
+    """check id (``check:column``) -> rows that failed it (error checks only)."""
+    checks: list[Check]
+    accepted: np.ndarray
+    """Rows that passed every error check (before the partial-failure policy)."""
+
+    @property
+    def rows_total(self) -> int:
+        return int(self.raw.num_rows)
+
+    @property
+    def file_error(self) -> bool:
+        return self.typed is None
+
+    def accepted_mask(self, policy: str | None = None) -> np.ndarray:
+        """Accepted rows under ``policy`` (default: the feature set's ``ingest.on_partial_failure``)."""
+        policy = policy or self.feature_set.ingest.on_partial_failure
+        if policy == "reject_file" and not self.accepted.all():
+            return np.zeros(self.rows_total, dtype=bool)
+        return self.accepted
+
+    def status(self, policy: str | None = None) -> Status:
+        n = int(self.accepted_mask(policy).sum())
+        return "accepted" if n == self.rows_total else "rejected" if n == 0 else "partial"
+
+    def accepted_table(self, policy: str | None = None) -> pa.Table:
+        """Accepted rows in the curated schema (non-null keys, typed values)."""
+        schema = curated_schema(self.feature_set)
+        if self.typed is None:
+            return schema.empty_table()
+        accepted = self.accepted_mask(policy)
+        if accepted.all():
+            return pa.Table.from_arrays(self.typed.columns, schema=schema)
+        mask = pa.array(accepted)
+        return pa.Table.from_arrays([c.filter(mask) for c in self.typed.columns], schema=schema)
+
+    def row_errors(self) -> pa.Array:
+        """Per row, the comma-separated ids of the error checks it failed ('' when none)."""
+        pieces = [pc.if_else(pa.array(m), f"{cid},", "") for cid, m in self.masks.items()]
+        if not pieces:
+            return pa.array(np.full(self.rows_total, "", dtype=object), pa.string())
+        out = pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
+        return pc.utf8_rtrim(out, ",")
+
+    def rejected_table(self, policy: str | None = None) -> pa.Table:
+        """Rejected rows exactly as read, plus ``_row`` (row number) and ``_errors`` (failed checks)."""
+        rejected = ~self.accepted_mask(policy)
+        idx = pa.array(np.flatnonzero(rejected))
+        errors = self.row_errors().take(idx)
+        errors = pc.if_else(pc.equal(errors, ""), "rejected_by_policy:reject_file", errors)
+        return self.raw.take(idx).append_column("_row", idx.cast(pa.int64())).append_column("_errors", errors)
+
+    def report(self, policy: str | None = None, **context: Any) -> dict[str, Any]:
+        """JSON-serializable report: counts, status, every failed check (errors first)."""
+        policy = policy or self.feature_set.ingest.on_partial_failure
+        accepted = int(self.accepted_mask(policy).sum())
+        checks = sorted(self.checks, key=lambda c: (c.severity != "error", c.check, c.column or ""))
+        fs = self.feature_set
+        report: dict[str, Any] = {
+            "feature_set": fs.name, "feature_set_version": fs.version,
+            "feature_set_fingerprint": fs.fingerprint,
+            **context,
+            "status": self.status(policy), "policy": policy,
+            "rows_total": self.rows_total, "rows_accepted": accepted,
+            "rows_rejected": self.rows_total - accepted,
+            "rows_failing_checks": int((~self.accepted).sum()),
+            "row_numbering": ROW_NUMBERING,
+            "checks": [c.to_dict() for c in checks],
+        }
+        if policy == "reject_file" and 0 < report["rows_failing_checks"] < self.rows_total:
+            report["policy_note"] = (f"{report['rows_failing_checks']} rows failed checks and the feature "
+                                     f"set's policy is reject_file, so no row was accepted; fix the rows "
+                                     f"listed below and upload the whole file again")
+        return report
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+def _np(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Arrow boolean (nulls = False) -> numpy bool."""
+    if mask.null_count:
+        mask = pc.fill_null(mask, False)
+    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _present(arr: pa.Array) -> np.ndarray:
+    if arr.null_count == 0:
+        return np.ones(len(arr), dtype=bool)
+    return np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _jsonable(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return str(v)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _text(arr: pa.Array) -> pa.Array:
+    """Dictionary / large / binary text as plain string."""
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.string())
+    return arr
+
+
+def _type_name(t: pa.DataType) -> str:
+    return str(t.value_type) if pa.types.is_dictionary(t) else str(t)
+
+
+# ----------------------------------------------------------------------------------------------
+# coercions: (typed array with nulls where the value failed, mask of failed present values)
+# ----------------------------------------------------------------------------------------------
+Coerced = tuple[pa.Array, np.ndarray]
+
+
+def _from_text_number(arr: pa.Array) -> Coerced:
+    s = pc.utf8_trim_whitespace(arr)
+    ok = pc.match_substring_regex(s, _FLOAT_RE)
+    empty = pc.equal(s, "")
+    bad = _present(arr) & ~_np(ok) & ~_np(empty)
+    return pc.cast(pc.if_else(ok, s, pa.scalar(None, pa.string())), pa.float64()), bad
+
+
+def coerce_float(arr: pa.Array) -> Coerced:
+    arr = _text(arr)
+    t = arr.type
+    n = len(arr)
+    if pa.types.is_null(t):
+        return pa.nulls(n, pa.float64()), np.zeros(n, dtype=bool)
+    if _is_text(t):
+        f, bad = _from_text_number(arr)
+    elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        f, bad = pc.cast(arr, pa.float64()), np.zeros(n, dtype=bool)
+    else:
+        return pa.nulls(n, pa.float64()), _present(arr)
+    nan = pc.is_nan(f)
+    if pc.any(nan).as_py():
+        f = pc.if_else(nan, pa.scalar(None, pa.float64()), f)  # NaN means missing
+    inf = _np(pc.is_inf(f))
+    if inf.any():
+        bad = bad | inf
+        f = pc.if_else(pa.array(inf), pa.scalar(None, pa.float64()), f)
+    return f, bad
+
+
+def coerce_int(arr: pa.Array) -> Coerced:
+    arr = _text(arr)
+    t = arr.type
+    n = len(arr)
+    if pa.types.is_null(t):
+        return pa.nulls(n, pa.int64()), np.zeros(n, dtype=bool)
+    if pa.types.is_signed_integer(t):
+        return pc.cast(arr, pa.int64()), np.zeros(n, dtype=bool)
+    if pa.types.is_unsigned_integer(t):
+        too_big = _np(pc.greater(arr, pa.scalar(2**63 - 1, pa.uint64()))) if t == pa.uint64() else \
+            np.zeros(n, dtype=bool)
+        clean = pc.if_else(pa.array(too_big), pa.scalar(None, t), arr) if too_big.any() else arr
+        return pc.cast(clean, pa.int64()), too_big
+    if not (_is_text(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)):
+        return pa.nulls(n, pa.int64()), _present(arr)
+    f, bad = coerce_float(arr)
+    integral = pc.and_(pc.equal(pc.floor(f), f), pc.less(pc.abs(f), 2.0**63))
+    not_integral = _present(f) & ~_np(integral)
+    bad = bad | not_integral
+    f = pc.if_else(pa.array(not_integral), pa.scalar(None, pa.float64()), f)
+    return pc.cast(f, pa.int64()), bad
+
+
+def coerce_bool(arr: pa.Array) -> Coerced:
+    arr = _text(arr)
+    t = arr.type
+    n = len(arr)
+    if pa.types.is_null(t):
+        return pa.nulls(n, pa.bool_()), np.zeros(n, dtype=bool)
+    if pa.types.is_boolean(t):
+        return arr, np.zeros(n, dtype=bool)
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        f = pc.cast(arr, pa.float64())
+        is_one, is_zero = pc.equal(f, 1.0), pc.equal(f, 0.0)
+        ok = pc.or_(is_one, is_zero)
+        return pc.if_else(ok, is_one, pa.scalar(None, pa.bool_())), _present(arr) & ~_np(ok)
+    if _is_text(t):
+        s = pc.utf8_lower(pc.utf8_trim_whitespace(arr))
+        is_true = pc.is_in(s, value_set=pa.array(_TRUE))
+        is_false = pc.is_in(s, value_set=pa.array(_FALSE))
+        empty = pc.equal(s, "")
+        ok = pc.or_(is_true, is_false)
+        bad = _present(arr) & ~_np(ok) & ~_np(empty)
+        return pc.if_else(ok, is_true, pa.scalar(None, pa.bool_())), bad
+    return pa.nulls(n, pa.bool_()), _present(arr)
+
+
+def coerce_text(arr: pa.Array, *, lenient: bool = False) -> Coerced:
+    """Text for keys and categories: strings, integers and integral floats (``7.0`` -> ``"7"``).
+
+    ``lenient`` (free-text ``string`` features) also renders any other scalar as text.
+    """
+    arr = _text(arr)
+    t = arr.type
+    n = len(arr)
+    none = np.zeros(n, dtype=bool)
+    if pa.types.is_null(t):
+        return pa.nulls(n, pa.string()), none
+    if _is_text(t):
+        s = pc.utf8_trim_whitespace(arr)
+        return pc.if_else(pc.equal(s, ""), pa.scalar(None, pa.string()), arr), none
+    if pa.types.is_integer(t):
+        return pc.cast(arr, pa.string()), none
+    if pa.types.is_floating(t) and not lenient:
+        i, bad = coerce_int(arr)
+        return pc.cast(i, pa.string()), bad
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        try:
+            return pc.cast(arr, pa.string()), none
+        except pa.ArrowInvalid:
+            return pa.nulls(n, pa.string()), _present(arr)
+    if lenient:
+        try:
+            return pc.cast(arr, pa.string()), none
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return pa.nulls(n, pa.string()), _present(arr)
+
+
+def _parse_iso(arr: pa.Array) -> Coerced:
+    """ISO 8601 text -> UTC timestamps, vectorized; mixed offsets and precisions allowed."""
+    s = pc.utf8_trim_whitespace(arr)
+    for target in (TIMESTAMP_TYPE, pa.timestamp("us")):  # fast paths: all with offsets, or all naive
+        try:
+            return pc.cast(pc.cast(s, target), TIMESTAMP_TYPE), np.zeros(len(arr), dtype=bool)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    ok = pc.match_substring_regex(s, _ISO_RE)
+    parts = pc.extract_regex(pc.if_else(ok, s, pa.scalar(None, pa.string())), _ISO_RE)
+    day, hms, frac, tz = (pc.struct_field(parts, [i]) for i in range(4))
+    hms = pc.if_else(pc.equal(hms, ""), "00:00:00", hms)
+    hms = pc.if_else(pc.equal(pc.utf8_length(hms), 5), pc.binary_join_element_wise(hms, ":00", ""), hms)
+    naive = pc.strptime(pc.binary_join_element_wise(day, hms, " "), format="%Y-%m-%d %H:%M:%S", unit="us",
+                        error_is_null=True)
+    # strptime rolls 2026-02-30 over to March: a date that does not print back the same is invalid
+    real_day = pc.equal(pc.strftime(naive, format="%Y-%m-%d"), day)
+    naive = pc.if_else(real_day, naive, pa.scalar(None, naive.type))
+    micros = pc.cast(naive, pa.int64())
+    digits = pc.utf8_rpad(pc.utf8_slice_codeunits(frac, 1, 7), 6, "0")
+    micros = pc.add(micros, pc.cast(pc.if_else(pc.equal(frac, ""), "0", digits), pa.int64()))
+    tz_digits = pc.replace_substring(pc.utf8_slice_codeunits(tz, 1, 10), ":", "")
+    has_offset = pc.and_(pc.not_equal(tz, ""), pc.not_equal(pc.utf8_lower(tz), "z"))
+    hours = pc.cast(pc.if_else(has_offset, pc.utf8_slice_codeunits(tz_digits, 0, 2), "0"), pa.int64())
+    minutes_txt = pc.utf8_slice_codeunits(tz_digits, 2, 4)
+    minutes = pc.cast(pc.if_else(pc.equal(minutes_txt, ""), "0", minutes_txt), pa.int64())
+    sign = pc.if_else(pc.starts_with(tz, "-"), -1, 1)
+    offset = pc.multiply(sign, pc.add(pc.multiply(hours, 3_600_000_000), pc.multiply(minutes, 60_000_000)))
+    utc = pc.cast(pc.subtract(micros, offset), TIMESTAMP_TYPE)
+    return utc, _present(arr) & ~_present(utc)
+
+
+def coerce_timestamp(arr: pa.Array) -> Coerced:
+    arr = _text(arr)
+    t = arr.type
+    n = len(arr)
+    if pa.types.is_null(t):
+        return pa.nulls(n, TIMESTAMP_TYPE), np.zeros(n, dtype=bool)
+    if pa.types.is_timestamp(t):  # naive timestamps are taken as UTC; ns are truncated to µs
+        return pc.cast(arr, TIMESTAMP_TYPE, safe=False), np.zeros(n, dtype=bool)
+    if pa.types.is_date(t):
+        return pc.cast(arr, TIMESTAMP_TYPE), np.zeros(n, dtype=bool)
+    if _is_text(t):
+        return _parse_iso(arr)
+    return pa.nulls(n, TIMESTAMP_TYPE), _present(arr)
+
+
+_COERCE = {"int": coerce_int, "float": coerce_float, "bool": coerce_bool, "categorical": coerce_text,
+           "timestamp": coerce_timestamp}
+
+_TYPE_HINTS = {
+    "int": "write whole numbers (3, \"3\" or 3.0 are fine; 3.5, \"abc\" and true are not)",
+    "float": "write plain numbers with a dot as decimal separator (1.5, 2e3); leave the cell empty for "
+             "missing values; infinities are not allowed",
+    "bool": "write true/false (also accepted: 1/0, yes/no, t/f, y/n)",
+    "categorical": "write the category as text",
+    "string": "write text",
+    "timestamp": "write ISO 8601 timestamps such as 2026-01-31T14:05:00Z or 2026-01-31 14:05:00+01:00 "
+                 "(times without an offset are taken as UTC); epoch numbers are not accepted",
+    "entity": "write the entity key as text or a whole number",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# validation
+# ----------------------------------------------------------------------------------------------
+class _Run:
+    def __init__(self, raw: pa.Table, fs: FeatureSet, sample_rows: int) -> None:
+        self.raw = raw
+        self.fs = fs
+        self.k = sample_rows
+        self.n = raw.num_rows
+        self.masks: dict[str, np.ndarray] = {}
+        self.checks: list[Check] = []
+
+    def sample(self, mask: np.ndarray, columns: list[str]) -> list[dict[str, Any]]:
+        idx = np.flatnonzero(mask)[: self.k]
+        if idx.size == 0:
+            return []
+        rows = pa.array(idx)
+        taken = {c: self.raw.column(c).take(rows).to_pylist() for c in columns if c in self.raw.column_names}
+        return [{"row": int(r), **{c: _jsonable(v[i]) for c, v in taken.items()}} for i, r in enumerate(idx)]
+
+    def fail(self, check: str, column: str | None, mask: np.ndarray, message: str, hint: str = "", *,
+             details: dict[str, Any] | None = None, sample_columns: list[str] | None = None) -> None:
+        count = int(mask.sum())
+        if count == 0:
+            return
+        cid = f"{check}:{column}" if column else check
+        self.masks[cid] = self.masks[cid] | mask if cid in self.masks else mask
+        cols = sample_columns if sample_columns is not None else ([column] if column else [])
+        self.checks.append(Check(check, column, "error", count, message.format(count=count), hint,
+                                 self.sample(mask, cols), details or {}))
+
+
+def _unknown_values(col: pa.Array, mask: np.ndarray) -> dict[str, int]:
+    counts = pc.value_counts(col.filter(pa.array(mask)))
+    pairs = sorted(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True),
+                   key=lambda p: (-p[1], str(p[0])))
+    return {str(v): int(c) for v, c in pairs[:_MAX_UNKNOWN_VALUES]}
+
+
+def _near_miss(missing: str, extra: list[str]) -> str | None:
+    key = missing.strip().lower().replace(" ", "_").replace("-", "_")
+    for e in extra:
+        if e.strip().lower().replace(" ", "_").replace("-", "_") == key:
+            return e
+    return None
+
+
+def validate(raw: pa.Table, fs: FeatureSet, *, others: Iterable[FeatureSet] = (),
+             sample_rows: int | None = None) -> ValidationResult:
+    """Run every check of ``fs`` over ``raw`` (a table as read from the upload).
+
+    ``others`` (the rest of the catalog) only improves the message when the file belongs to
+    another feature set.
+    """
+    run = _Run(raw, fs, fs.ingest.sample_rows_in_report if sample_rows is None else sample_rows)
+    n = raw.num_rows
+    present_cols = set(raw.column_names)
+    required = required_columns(fs)
+    known = set(required) | {lb.name for lb in fs.labels}
+    missing = [c for c in required if c not in present_cols]
+    extra = [c for c in raw.column_names if c not in known]
+    if extra:
+        run.checks.append(Check("extra_columns", None, "warning", 0,
+                                f"{len(extra)} column(s) not in feature set {fs.name!r} were ignored: "
+                                f"{', '.join(extra)}",
+                                "remove them or add them to the feature set definition",
+                                details={"columns": extra}))
+    if missing:
+        hint_parts = []
+        for m in missing:
+            near = _near_miss(m, extra)
+            if near is not None:
+                hint_parts.append(f"column {near!r} looks like {m!r} (names are exact: lowercase, no spaces)")
+        for other in others:
+            if other.name != fs.name and set(required_columns(other)) <= present_cols:
+                hint_parts.append(f"the columns match feature set {other.name!r}: upload the file to "
+                                  f"incoming/{other.name}/ instead")
+        if len(missing) > len(required) / 2 and not any("match feature set" in h for h in hint_parts):
+            hint_parts.append(f"most required columns are missing: is this a file of another feature set? "
+                              f"{fs.name!r} needs {', '.join(required)}")
+        hint_parts.append("add the missing columns (leave values empty where a feature is nullable)")
+        all_rows = np.ones(n, dtype=bool)
+        run.masks["missing_columns"] = all_rows
+        run.checks.append(Check("missing_columns", None, "error", n,
+                                f"{len(missing)} required column(s) missing: {', '.join(missing)}; "
+                                f"no row can be accepted", "; ".join(hint_parts),
+                                details={"columns": missing}))
+        return ValidationResult(fs, raw, None, run.masks, run.checks, np.zeros(n, dtype=bool))
+
+    schema = curated_schema(fs)
+    typed: dict[str, pa.Array] = {}
+
+    def column(name: str) -> pa.Array:
+        col = raw.column(name)
+        return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+
+    type_bad: dict[str, np.ndarray] = {}
+
+    def coerce(name: str, kind: str, fn: Any, raw_col: pa.Array, **kw: Any) -> pa.Array:
+        arr, bad = fn(raw_col, **kw)
+        type_bad[name] = bad
+        run.fail("type", name, bad,
+                 f"{{count}} value(s) of {name!r} are not valid {kind} values (column read as "
+                 f"{_type_name(raw_col.type)})", _TYPE_HINTS.get(kind, ""))
+        return arr
+
+    def not_null(name: str, arr: pa.Array, what: str) -> None:
+        """Missing (null, empty or NaN) where a value is required; type failures are counted apart."""
+        missing = ~_present(arr) & ~type_bad[name]
+        run.fail("not_null", name, missing, f"{{count}} row(s) have no {what} {name!r}, which is required",
+                 f"fill in {name!r} in every row" + ("" if what != "value for" else
+                                                      " or declare the feature nullable: true"))
+
+    # entity keys and event timestamp: never null, always parseable
+    for e in fs.entity:
+        typed[e] = coerce(e, "entity", coerce_text, column(e))
+        not_null(e, typed[e], "entity key")
+    typed[fs.timestamp] = coerce(fs.timestamp, "timestamp", coerce_timestamp, column(fs.timestamp))
+    not_null(fs.timestamp, typed[fs.timestamp], "event timestamp")
+
+    for f in fs.features:
+        raw_col = column(f.name)
+        if f.type == "string":
+            arr = coerce(f.name, "string", coerce_text, raw_col, lenient=True)
+        else:
+            arr = coerce(f.name, f.type, _COERCE[f.type], raw_col)
+        typed[f.name] = arr
+        if not f.nullable:
+            not_null(f.name, arr, "value for")
+        lo = hi = None
+        if f.is_numeric and (f.min is not None or f.max is not None):  # one pass; masks only when needed
+            mm = pc.min_max(arr)
+            lo, hi = mm["min"].as_py(), mm["max"].as_py()
+        if f.min is not None and lo is not None and lo < f.min:
+            run.fail("range", f.name, _np(pc.less(arr, f.min)),
+                     f"{{count}} value(s) of {f.name!r} are below the minimum {f.min:g}",
+                     "check units and sign, or widen 'min' in the feature set if these values are valid")
+        if f.max is not None and hi is not None and hi > f.max:
+            run.fail("range", f.name, _np(pc.greater(arr, f.max)),
+                     f"{{count}} value(s) of {f.name!r} are above the maximum {f.max:g}",
+                     "check units (e.g. percent vs ratio), or widen 'max' in the feature set if valid")
+        if f.type == "categorical" and f.categories:
+            unknown = _present(arr) & ~_np(pc.is_in(arr, value_set=pa.array(list(f.categories))))
+            if unknown.any():
+                run.fail("category", f.name, unknown,
+                         f"{{count}} value(s) of {f.name!r} are not among its categories "
+                         f"({', '.join(f.categories)})",
+                         "categories are case-sensitive; map the values to the defined categories, or add "
+                         "new categories to the feature set (a new version) before uploading them",
+                         details={"unknown_values": _unknown_values(arr, unknown)})
+
+    for lb in fs.labels:
+        ltype = label_type(lb)
+        if lb.name not in present_cols:
+            typed[lb.name] = pa.nulls(n, ltype)
+            continue
+        raw_col = column(lb.name)
+        if ltype == pa.float64():
+            typed[lb.name] = coerce(lb.name, "float", coerce_float, raw_col)
+            continue
+        if ltype == pa.int64():
+            arr = coerce(lb.name, "int", coerce_int, raw_col)
+        else:
+            arr = coerce(lb.name, "categorical", coerce_text, raw_col)
+        typed[lb.name] = arr
+        classes = pa.array(list(lb.class_values), ltype)
+        bad_class = _present(arr) & ~_np(pc.is_in(arr, value_set=classes))
+        if bad_class.any():
+            run.fail("label_class", lb.name, bad_class,
+                     f"{{count}} label value(s) of {lb.name!r} are not one of its classes "
+                     f"({', '.join(map(str, lb.class_values))})",
+                     "labels must use exactly the classes of the feature set; leave the cell empty when the "
+                     "label is not known yet", details={"unknown_values": _unknown_values(arr, bad_class)})
+
+    _duplicate_keys(run, fs, typed)
+
+    table = pa.Table.from_arrays([typed[f.name] for f in schema], names=schema.names)
+    rejected = np.zeros(n, dtype=bool)
+    for failed in run.masks.values():
+        rejected |= failed
+    return ValidationResult(fs, raw, table, run.masks, run.checks, ~rejected)
+
+
+def _duplicate_keys(run: _Run, fs: FeatureSet, typed: dict[str, pa.Array]) -> None:
+    """Rows sharing entity key and event timestamp: which one is right is unknowable, reject all."""
+    ts = typed[fs.timestamp]
+    valid = _present(ts)
+    codes = np.zeros(run.n, dtype=np.int64)
+    for e in fs.entity:
+        arr = typed[e]
+        valid &= _present(arr)
+        enc = pc.dictionary_encode(arr)
+        c = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        codes = codes * (len(enc.dictionary) + 1) + c
+        if len(fs.entity) > 1:  # keep combined codes small
+            codes = np.unique(codes, return_inverse=True)[1].astype(np.int64)
+    ts_int = np.asarray(pc.fill_null(ts.cast(pa.int64()), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    idx = np.flatnonzero(valid)
+    if idx.size < 2:
+        return
+    c, t = codes[idx], ts_int[idx]
+    t = t - t.min()
+    span = int(t.max()) + 1
+    if int(c.max()) + 1 < (2**62) // span:  # one int64 key: a plain sort, no argsort unless duplicates
+        key = c * span + t
+        sorted_key = np.sort(key)
+        repeated = sorted_key[1:][sorted_key[1:] == sorted_key[:-1]]
+        if repeated.size == 0:
+            return
+        dup_valid = np.isin(key, repeated)
+    else:
+        order = np.lexsort((t, c))
+        same = (c[order][1:] == c[order][:-1]) & (t[order][1:] == t[order][:-1])
+        if not same.any():
+            return
+        dup_valid = np.zeros(idx.size, dtype=bool)
+        dup_valid[order[1:][same]] = True
+        dup_valid[order[:-1][same]] = True
+    dup = np.zeros(run.n, dtype=bool)
+    dup[idx[dup_valid]] = True
+    keys = [*fs.entity, fs.timestamp]
+    run.fail("duplicate_key", ",".join(keys), dup,
+             f"{{count}} row(s) share their {' + '.join(keys)} with another row, so it is unknowable which "
+             f"values are right; all of them were rejected",
+             "keep exactly one row per entity and event timestamp", sample_columns=keys)
+
+
+def outcome_line(report: dict[str, Any]) -> str:
+    """One human sentence for logs and the CLI."""
+    failed = sum(1 for c in report["checks"] if c["severity"] == "error")
+    return (f"{report['status']}: {report['rows_accepted']} of {report['rows_total']} rows accepted, "
+            f"{report['rows_rejected']} rejected ({failed} failed checks)")

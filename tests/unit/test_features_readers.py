@@ -1,0 +1,133 @@
+"""Readers: every kind of unusable upload ends in a precise UnreadableFileError, never a traceback."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from driftline.datasets.credit_default import generate
+from driftline.features.readers import UnreadableFileError, detect_format, read_bytes, read_path
+from driftline.features.schema import FeatureSet
+from driftline.features.validation import validate
+
+
+@pytest.fixture(scope="module")
+def table() -> pa.Table:
+    return generate(40, "2026-01-01", "2026-02-01", seed=9)
+
+
+def _parquet(t: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(t, buf)
+    return buf.getvalue()
+
+
+def _csv(t: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pacsv.write_csv(t, buf)
+    return buf.getvalue()
+
+
+def _error(data: bytes, name: str, fs: FeatureSet | None = None) -> UnreadableFileError:
+    with pytest.raises(UnreadableFileError) as info:
+        read_bytes(data, name, fs)
+    return info.value
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "csv.gz"])
+def test_each_format_round_trips_to_an_accepted_table(table: pa.Table, credit_fs: FeatureSet,
+                                                      fmt: str) -> None:
+    data = _parquet(table) if fmt == "parquet" else _csv(table)
+    if fmt == "csv.gz":
+        data = gzip.compress(data)
+    result = read_bytes(data, f"upload.{fmt}", credit_fs)
+    assert result.format == fmt
+    v = validate(result.table, credit_fs)
+    assert v.status() == "accepted", v.report()["checks"]
+    assert v.accepted_table().equals(validate(table, credit_fs).accepted_table())
+
+
+def test_format_comes_from_content_before_name(table: pa.Table) -> None:
+    assert detect_format("misnamed.csv", _parquet(table)[:4]) == "parquet"
+    assert detect_format("x", gzip.compress(b"a,b\n")[:4]) == "csv.gz"
+    assert read_bytes(_parquet(table), "data.csv").format == "parquet"
+
+
+def test_corrupt_parquet(table: pa.Table) -> None:
+    e = _error(b"this is not parquet at all", "x.parquet")
+    assert e.check == "corrupt_file" and "PAR1" in e.message
+    truncated = _parquet(table)[:300]
+    e = _error(truncated, "x.parquet")
+    assert e.check == "corrupt_file" and "cannot be read" in e.message
+
+
+def test_truncated_gzip(table: pa.Table, credit_fs: FeatureSet) -> None:
+    data = gzip.compress(_csv(table))
+    e = _error(data[: len(data) // 2], "x.csv.gz", credit_fs)
+    assert e.check in ("corrupt_file", "csv_parse_error")
+    assert "gzip" in e.message or "parse" in e.message
+
+
+def test_empty_files(credit_fs: FeatureSet) -> None:
+    assert _error(b"", "x.csv").check == "empty_file"
+    e = _error(b"customer_id,age\n", "x.csv", credit_fs)
+    assert e.check == "empty_file" and "no data rows" in e.message
+    assert _error(gzip.compress(b""), "x.csv.gz").check == "empty_file"
+
+
+def test_broken_quoting_is_detected_instead_of_swallowing_rows(table: pa.Table,
+                                                               credit_fs: FeatureSet) -> None:
+    lines = _csv(table).decode().splitlines()
+    lines[3] = lines[3].replace('"salaried"', '"salaried', 1).replace('"self_employed"', '"self_employed', 1)
+    lines[3] = lines[3].replace('"retired"', '"retired', 1).replace('"student"', '"student', 1)
+    lines[3] = lines[3].replace('"unemployed"', '"unemployed', 1)
+    e = _error("\n".join(lines).encode(), "x.csv", credit_fs)
+    assert e.check in ("csv_quoting", "csv_parse_error")
+    assert "quot" in e.message + e.hint
+
+
+def test_wrong_number_of_fields(credit_fs: FeatureSet) -> None:
+    e = _error(b"a,b\n1,2\n3,4,5\n", "x.csv", credit_fs)
+    assert e.check == "csv_parse_error" and "wrong number of fields" in e.message
+
+
+def test_unsupported_type() -> None:
+    e = _error(b"PK\x03\x04 spreadsheet", "book.xlsx")
+    assert e.check == "unsupported_format" and ".parquet, .csv or .csv.gz" in e.hint
+
+
+def test_too_large_file_is_refused_with_advice(credit_fs: FeatureSet) -> None:
+    small = credit_fs.model_copy(update={"ingest": credit_fs.ingest.model_copy(update={"max_file_mb": 1})})
+    e = _error(b"x" * (2 * 1024 * 1024), "big.csv", small)
+    assert e.check == "file_too_large" and "split" in e.hint and "2.0 MB" in e.message
+
+
+def test_csv_keeps_leading_zeros_in_ids_and_categories(credit_fs: FeatureSet, table: pa.Table) -> None:
+    t = table.set_column(0, "customer_id", pa.array([f"{i:05d}" for i in range(table.num_rows)]))
+    result = read_bytes(_csv(t), "x.csv", credit_fs)
+    assert result.table.column("customer_id")[1].as_py() == "00001"
+
+
+def test_pandas_index_column_is_dropped(table: pa.Table) -> None:
+    t = table.append_column("__index_level_0__", pa.array(range(table.num_rows)))
+    assert "__index_level_0__" not in read_bytes(_parquet(t), "x.parquet").table.column_names
+
+
+def test_read_path(tmp_path: Path, table: pa.Table, credit_fs: FeatureSet) -> None:
+    p = tmp_path / "f.parquet"
+    p.write_bytes(_parquet(table))
+    assert read_path(p, credit_fs).table.num_rows == table.num_rows
+    with pytest.raises(UnreadableFileError, match="file not found"):
+        read_path(tmp_path / "nope.csv")
+
+
+def test_unclosed_quote_swallowing_later_lines_is_refused(credit_fs: FeatureSet) -> None:
+    e = _error(b'customer_id,age\nA,"3\nB,4\nC,5\n', "x.csv", credit_fs)
+    assert e.check == "csv_quoting"
+    assert "column 'age' in data row 0 (line 2)" in e.message

@@ -1,0 +1,295 @@
+"""Validation checks one by one: each bad value is caught, counted, sampled and explained."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from driftline.datasets.credit_default import generate
+from driftline.features.schema import FeatureSet, parse_feature_set
+from driftline.features.validation import validate
+
+
+@pytest.fixture(scope="module")
+def good() -> pa.Table:
+    return generate(60, "2026-01-01", "2026-02-01", seed=3)
+
+
+def _with(table: pa.Table, column: str, values: list[Any], type_: pa.DataType | None = None) -> pa.Table:
+    i = table.column_names.index(column)
+    return table.set_column(i, column, pa.array(values, type=type_))
+
+
+def _col(table: pa.Table, column: str) -> list[Any]:
+    return table.column(column).to_pylist()
+
+
+def _checks(result: Any) -> dict[str, dict[str, Any]]:
+    return {f"{c['check']}:{c['column']}": c for c in result.report()["checks"]}
+
+
+def _tiny_fs(**overrides: Any) -> FeatureSet:
+    doc: dict[str, Any] = {
+        "name": "tiny", "version": 1, "entity": ["shop", "item"], "timestamp": "ts",
+        "features": [{"name": "x", "type": "float", "nullable": False},
+                     {"name": "note", "type": "string"}],
+        "labels": [{"name": "grade", "task": "multiclass_classification", "classes": ["a", "b", "c"]}],
+    }
+    doc.update(overrides)
+    return parse_feature_set(doc)
+
+
+def test_good_data_is_accepted_with_no_failed_checks(good: pa.Table, credit_fs: FeatureSet) -> None:
+    r = validate(good, credit_fs)
+    assert r.status() == "accepted"
+    assert r.report()["checks"] == []
+    acc = r.accepted_table()
+    assert acc.num_rows == good.num_rows
+    assert acc.schema.field("customer_id").nullable is False
+    assert acc.column("income").to_pylist() == good.column("income").to_pylist()
+
+
+def test_missing_columns_reject_every_row_and_say_which(good: pa.Table, credit_fs: FeatureSet) -> None:
+    r = validate(good.drop_columns(["age", "region"]), credit_fs)
+    assert r.file_error and r.status() == "rejected"
+    (check,) = r.report()["checks"]
+    assert check["check"] == "missing_columns" and check["failed_rows"] == good.num_rows
+    assert check["details"]["columns"] == ["age", "region"]
+    assert r.accepted_table().num_rows == 0
+    assert r.rejected_table().num_rows == good.num_rows
+
+
+def test_near_miss_column_name_is_pointed_out(good: pa.Table, credit_fs: FeatureSet) -> None:
+    renamed = good.rename_columns(["Age" if c == "age" else c for c in good.column_names])
+    check = _checks(validate(renamed, credit_fs))["missing_columns:None"]
+    assert "'Age' looks like 'age'" in check["hint"]
+
+
+def test_file_of_another_feature_set_is_recognised(good: pa.Table, credit_fs: FeatureSet) -> None:
+    other = pa.table({"shop": ["s"], "item": ["i"], "ts": ["2026-01-01"], "x": [1.0], "note": ["n"]})
+    r = validate(other, credit_fs, others=[credit_fs, _tiny_fs()])
+    check = _checks(r)["missing_columns:None"]
+    assert "match feature set 'tiny'" in check["hint"] and "incoming/tiny/" in check["hint"]
+    r2 = validate(other, credit_fs)
+    assert "another feature set" in _checks(r2)["missing_columns:None"]["hint"]
+
+
+def test_extra_columns_are_a_warning_only(good: pa.Table, credit_fs: FeatureSet) -> None:
+    r = validate(good.append_column("shoe_size", pa.array([42] * good.num_rows)), credit_fs)
+    assert r.status() == "accepted"
+    (check,) = r.report()["checks"]
+    assert check["severity"] == "warning" and check["details"]["columns"] == ["shoe_size"]
+    assert "shoe_size" not in r.accepted_table().column_names
+
+
+def test_strings_where_floats_are_expected(good: pa.Table, credit_fs: FeatureSet) -> None:
+    values = [str(v) for v in _col(good, "balance")]
+    values[4], values[9], values[10] = "abc", "1,5", " 12.5 "
+    r = validate(_with(good, "balance", values), credit_fs)
+    check = _checks(r)["type:balance"]
+    assert check["failed_rows"] == 2
+    assert [s["row"] for s in check["sample"]] == [4, 9]
+    assert [s["balance"] for s in check["sample"]] == ["abc", "1,5"]
+    assert r.accepted_table().num_rows == good.num_rows - 2
+    assert 12.5 in r.accepted_table().column("balance").to_pylist()
+    assert not r.accepted[4] and r.accepted[10]
+
+
+def test_int_coercions(good: pa.Table, credit_fs: FeatureSet) -> None:
+    ages = [float(a) for a in _col(good, "age")]
+    ages[1] = 33.5
+    r = validate(_with(good, "age", ages), credit_fs)
+    assert _checks(r)["type:age"]["failed_rows"] == 1
+    assert r.accepted_table().schema.field("age").type == pa.int64()
+    text = [str(a) for a in _col(good, "age")]
+    text[2] = "forty"
+    r = validate(_with(good, "age", text), credit_fs)
+    assert _checks(r)["type:age"]["sample"][0] == {"row": 2, "age": "forty"}
+    r = validate(_with(good, "age", [True] * good.num_rows), credit_fs)
+    assert _checks(r)["type:age"]["failed_rows"] == good.num_rows
+
+
+def test_infinity_is_an_error_and_nan_is_null(good: pa.Table, credit_fs: FeatureSet) -> None:
+    income = _col(good, "income")
+    income[0], income[1] = float("inf"), float("nan")
+    balance = _col(good, "balance")
+    balance[2] = float("nan")
+    t = _with(_with(good, "income", income), "balance", balance)
+    r = validate(t, credit_fs)
+    checks = _checks(r)
+    assert checks["type:income"]["sample"][0]["row"] == 0
+    assert checks["not_null:balance"]["sample"][0]["row"] == 2  # NaN in a non-nullable column = missing
+    assert r.accepted[1]  # income is nullable: NaN became null
+    assert r.typed is not None and r.typed.column("income")[1].as_py() is None
+
+
+def test_bools(good: pa.Table, credit_fs: FeatureSet) -> None:
+    values = ["yes", "No", "TRUE", "f", "1", "0", "maybe"] + ["true"] * (good.num_rows - 7)
+    r = validate(_with(good, "autopay_enabled", values), credit_fs)
+    assert _checks(r)["type:autopay_enabled"]["failed_rows"] == 1
+    assert r.typed is not None
+    assert r.typed.column("autopay_enabled").to_pylist()[:7] == [True, False, True, False, True, False, None]
+    r = validate(_with(good, "autopay_enabled", [0, 1, 2] * 20), credit_fs)
+    assert _checks(r)["type:autopay_enabled"]["failed_rows"] == 20
+
+
+def test_nulls_against_nullability(good: pa.Table, credit_fs: FeatureSet) -> None:
+    t = _with(good, "utilization", [None, *_col(good, "utilization")[1:]])
+    t = _with(t, "income", [None] * good.num_rows, pa.float64())  # nullable: fine
+    r = validate(t, credit_fs)
+    checks = _checks(r)
+    assert set(checks) == {"not_null:utilization"}
+    assert checks["not_null:utilization"]["failed_rows"] == 1
+    assert "nullable" in checks["not_null:utilization"]["hint"]
+
+
+def test_ranges(good: pa.Table, credit_fs: FeatureSet) -> None:
+    ages = _col(good, "age")
+    ages[3], ages[5] = 17, 101
+    r = validate(_with(good, "age", ages), credit_fs)
+    msgs = [c["message"] for c in r.report()["checks"]]
+    assert any("below the minimum 18" in m for m in msgs) and any("above the maximum 100" in m for m in msgs)
+    assert r.report()["rows_rejected"] == 2
+
+
+def test_categories(good: pa.Table, credit_fs: FeatureSet) -> None:
+    regions = _col(good, "region")
+    regions[0], regions[1], regions[2] = "North", "mars", "mars"
+    r = validate(_with(good, "region", regions), credit_fs)
+    check = _checks(r)["category:region"]
+    assert check["failed_rows"] == 3
+    assert check["details"]["unknown_values"] == {"mars": 2, "North": 1}
+    assert "case-sensitive" in check["hint"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2026-01-05", datetime(2026, 1, 5, tzinfo=UTC)),
+    ("2026-01-05T10:20:30Z", datetime(2026, 1, 5, 10, 20, 30, tzinfo=UTC)),
+    ("2026-01-05 10:20:30+02:00", datetime(2026, 1, 5, 8, 20, 30, tzinfo=UTC)),
+    ("2026-01-05T10:20:30.25-0130", datetime(2026, 1, 5, 11, 50, 30, 250000, tzinfo=UTC)),
+    ("2026-01-05T10:20", datetime(2026, 1, 5, 10, 20, tzinfo=UTC)),
+    ("2026-02-30", None),
+    ("2026-13-01", None),
+    ("yesterday", None),
+    ("1767225600", None),
+])
+def test_timestamp_parsing(good: pa.Table, credit_fs: FeatureSet, text: str,
+                           expected: datetime | None) -> None:
+    values = [f"2026-01-{(i % 28) + 1:02d}T{i % 24:02d}:00:00" for i in range(good.num_rows)]
+    values[7] = text
+    r = validate(_with(good, "event_timestamp", values), credit_fs)
+    assert r.typed is not None
+    assert r.typed.column("event_timestamp")[7].as_py() == expected
+    if expected is None:
+        assert _checks(r)["type:event_timestamp"]["sample"] == [{"row": 7, "event_timestamp": text}]
+    else:
+        assert r.accepted[7]
+
+
+def test_timestamp_column_types(good: pa.Table, credit_fs: FeatureSet) -> None:
+    naive = pc.cast(good.column("event_timestamp"), pa.timestamp("ns"))
+    r = validate(_with(good, "event_timestamp", naive.to_pylist(), pa.timestamp("ns")), credit_fs)
+    assert r.status() == "accepted"
+    assert r.accepted_table().column("event_timestamp").equals(good.column("event_timestamp"))
+    days = [date(2026, 1, 1 + i % 28) for i in range(good.num_rows)]
+    r = validate(_with(good, "event_timestamp", days), credit_fs)
+    assert r.typed is not None
+    assert r.typed.column("event_timestamp")[0].as_py() == datetime(2026, 1, 1, tzinfo=UTC)
+    r = validate(_with(good, "event_timestamp", list(range(good.num_rows))), credit_fs)
+    check = _checks(r)["type:event_timestamp"]
+    assert check["failed_rows"] == good.num_rows and "epoch numbers are not accepted" in check["hint"]
+
+
+def test_entity_keys(good: pa.Table, credit_fs: FeatureSet) -> None:
+    ids = [float(i) for i in range(good.num_rows)]
+    ids[1] = 1.5
+    r = validate(_with(good, "customer_id", ids), credit_fs)
+    assert _checks(r)["type:customer_id"]["failed_rows"] == 1
+    assert r.typed is not None and r.typed.column("customer_id")[2].as_py() == "2"
+    ids2 = [f"C{i}" for i in range(good.num_rows)]
+    ids2[0], ids2[1] = "", None  # type: ignore[call-overload]
+    r = validate(_with(good, "customer_id", ids2), credit_fs)
+    assert _checks(r)["not_null:customer_id"]["failed_rows"] == 2
+
+
+def test_duplicate_keys_reject_every_row_of_the_key(good: pa.Table, credit_fs: FeatureSet) -> None:
+    ids, ts = _col(good, "customer_id"), _col(good, "event_timestamp")
+    ids[10], ts[10] = ids[3], ts[3]
+    t = _with(_with(good, "customer_id", ids), "event_timestamp", ts, pa.timestamp("us", tz="UTC"))
+    r = validate(t, credit_fs)
+    check = _checks(r)["duplicate_key:customer_id,event_timestamp"]
+    assert check["failed_rows"] == 2 and [s["row"] for s in check["sample"]] == [3, 10]
+    assert not r.accepted[3] and not r.accepted[10]
+
+
+def test_duplicate_keys_with_a_composite_entity() -> None:
+    fs = _tiny_fs()
+    t = pa.table({"shop": ["a", "a", "b", "a"], "item": ["1", "2", "1", "1"],
+                  "ts": ["2026-01-01T00:00:00Z"] * 4, "x": [1.0, 2.0, 3.0, 4.0], "note": [None] * 4})
+    r = validate(t, fs)
+    assert r.accepted.tolist() == [False, True, True, False]
+
+
+def test_labels(good: pa.Table, credit_fs: FeatureSet) -> None:
+    r = validate(good.drop_columns(["defaulted"]), credit_fs)
+    assert r.status() == "accepted"
+    assert r.accepted_table().column("defaulted").null_count == good.num_rows
+    labels = _col(good, "defaulted")
+    labels[0], labels[1] = 2, None
+    r = validate(_with(good, "defaulted", labels), credit_fs)
+    check = _checks(r)["label_class:defaulted"]
+    assert check["failed_rows"] == 1 and check["details"]["unknown_values"] == {"2": 1}
+    assert r.accepted[1]  # an unknown label is fine: features without a label yet
+
+
+def test_string_labels_and_string_features() -> None:
+    t = pa.table({"shop": ["a", "b", "c"], "item": [1, 2, 3], "ts": ["2026-01-01"] * 3, "x": [1, 2, 3],
+                  "note": [1.5, None, 3.0], "grade": ["a", "z", None]})
+    r = validate(t, _tiny_fs())
+    assert r.accepted.tolist() == [True, False, True]
+    assert r.typed is not None and r.typed.column("note").to_pylist() == ["1.5", None, "3"]
+    assert r.typed.column("item").to_pylist() == ["1", "2", "3"]
+
+
+def test_reject_file_policy(good: pa.Table, credit_fs: FeatureSet) -> None:
+    ages = _col(good, "age")
+    ages[0] = 5
+    r = validate(_with(good, "age", ages), credit_fs)
+    assert r.status("accept_valid") == "partial"
+    assert r.status("reject_file") == "rejected"
+    assert r.accepted_table("reject_file").num_rows == 0
+    rejected = r.rejected_table("reject_file")
+    assert rejected.num_rows == good.num_rows
+    errors = rejected.column("_errors").to_pylist()
+    assert errors[0] == "range:age" and set(errors[1:]) == {"rejected_by_policy:reject_file"}
+    assert "policy_note" in r.report("reject_file")
+
+
+def test_report_is_json_and_rejected_rows_keep_raw_values(good: pa.Table, credit_fs: FeatureSet) -> None:
+    values: list[Any] = [str(v) for v in _col(good, "balance")]
+    values[4] = "abc"
+    ages = _col(good, "age")
+    ages[4] = 200
+    r = validate(_with(_with(good, "balance", values), "age", ages), credit_fs)
+    report = json.loads(json.dumps(r.report(source="s3://b/k", upload_id="u1")))
+    assert report["source"] == "s3://b/k" and report["rows_rejected"] == 1
+    rejected = r.rejected_table()
+    assert rejected.column("_row").to_pylist() == [4]
+    assert rejected.column("_errors").to_pylist() == ["range:age,type:balance"]
+    assert rejected.column("balance").to_pylist() == ["abc"]
+
+
+def test_chunked_input_and_sample_size(good: pa.Table, credit_fs: FeatureSet) -> None:
+    t = pa.concat_tables([good.slice(0, 30), good.slice(30)])
+    ages = np.array(_col(good, "age"))
+    ages[:] = 10
+    t = _with(t, "age", ages.tolist())
+    r = validate(t, credit_fs, sample_rows=3)
+    check = _checks(r)["range:age"]
+    assert check["failed_rows"] == good.num_rows and len(check["sample"]) == 3
