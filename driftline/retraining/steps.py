@@ -23,7 +23,7 @@ from typing import Any
 from driftline import aws
 from driftline.config import ConfigError, ModelConfig, PlatformConfig
 from driftline.registry.store import SYSTEM_PRINCIPAL, Registry, RegistryError, UnknownModelError
-from driftline.retraining import approvals, canary, captures
+from driftline.retraining import approvals, captures
 from driftline.retraining.control import ControlTable
 from driftline.retraining.gate import evaluate_gate
 from driftline.retraining.notify import publish
@@ -252,6 +252,8 @@ def deploy(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
 
 def evaluate_canary(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     """Judge the challenger against the champion on the bake window's captures and labels."""
+    from driftline.retraining import canary  # numpy: only this step pays for it
+
     state = _obj(event.get("state"), "state")
     request, candidate, dep = _value(state, "request"), _value(state, "candidate"), _value(state, "deploy")
     assert request is not None and candidate is not None and dep is not None
