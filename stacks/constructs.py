@@ -61,12 +61,13 @@ class PlatformFunction(Construct):
 
     def __init__(self, scope: Construct, cid: str, *, platform: Platform, spec: Function, code: lambda_.Code | None,
                  layers: list[lambda_.ILayerVersion], environment: dict[str, str], dlq: sqs.IQueue,
-                 image_code: lambda_.DockerImageCode | None = None, **extra: Any) -> None:
+                 key: kms.IKey, image_code: lambda_.DockerImageCode | None = None, **extra: Any) -> None:
         super().__init__(scope, cid)
         name = platform.name(spec.logical)
         self.log_group = logs.LogGroup(
             self, "Logs", log_group_name=f"/aws/lambda/{name}",
-            retention=RETENTION[platform.config.log_retention_days], removal_policy=removal_policy(platform))
+            retention=RETENTION[platform.config.log_retention_days], removal_policy=removal_policy(platform),
+            encryption_key=key)
         # An explicit role instead of the default one with the AWSLambdaBasicExecutionRole managed
         # policy: logs may be written only to this function's own log group.
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),  # type: ignore[arg-type]
@@ -80,6 +81,7 @@ class PlatformFunction(Construct):
             "timeout": Duration.seconds(spec.timeout_s),
             "architecture": lambda_.Architecture.X86_64,
             "environment": environment,
+            "environment_encryption": key,
             "tracing": lambda_.Tracing.ACTIVE,
             "log_group": self.log_group,
             "logging_format": lambda_.LoggingFormat.JSON,

@@ -47,10 +47,11 @@ def make_function(stack: Stack, shared: SharedResources, logical: str, *,
                 "DRIFTLINE_ENV": values["DRIFTLINE_ENV"]})
     if spec.package == "image":
         fn = PlatformFunction(stack, _cid(logical), platform=platform, spec=spec, code=None, layers=[],
-                              environment=env, dlq=shared.dlq(stack, spec.stack), image_code=image_code, **extra)
+                              environment=env, dlq=shared.dlq(stack, spec.stack), key=shared.key, image_code=image_code, **extra)
     else:
         fn = PlatformFunction(stack, _cid(logical), platform=platform, spec=spec, code=shared.code(stack),
                               layers=[shared.layer(stack, spec.package)], environment=env, dlq=shared.dlq(stack, spec.stack),
+                              key=shared.key,
                               **extra)
     grant(shared, fn.function, logical)
     return fn

@@ -43,7 +43,7 @@ class PipelineStack(Stack):
             log_group = logs.LogGroup(self, f"{wf.logical.title()}WorkflowLogs",
                                       log_group_name=f"/aws/vendedlogs/states/{platform.name(wf.logical)}",
                                       retention=RETENTION[platform.config.log_retention_days],
-                                      removal_policy=removal)
+                                      removal_policy=removal, encryption_key=shared.key)
             sm = sfn.StateMachine(
                 self, f"{wf.logical.title()}Workflow", state_machine_name=platform.name(wf.logical),
                 definition_body=sfn.DefinitionBody.from_string(platform.workflow_definition(wf)),

@@ -54,7 +54,7 @@ class ServingStack(Stack):
             self.streams[stream.model] = ds
 
         access_logs = logs.LogGroup(self, "ApiAccessLogs", retention=RETENTION[platform.config.log_retention_days],
-                                    removal_policy=removal)
+                                    removal_policy=removal, encryption_key=shared.key)
         api_key_mode = cfg.auth == "api_key"
         cors = (apigw.CorsOptions(allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST"],
                                   allow_headers=apigw.Cors.DEFAULT_HEADERS) if cfg.cors_origins else None)
