@@ -50,7 +50,7 @@ def test_bad_values_name_key_value_and_allowed(mutate: Any, expected: str) -> No
 
 
 def test_unknown_environment_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="'nope' is not allowed: choose one of dev, prod"):
+    with pytest.raises(ConfigError, match="'nope' is not allowed: choose one of demo, dev, prod"):
         from_context(CONTEXT, "nope")
 
 
