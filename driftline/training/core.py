@@ -1,0 +1,161 @@
+"""Train one model from a table: split by time, fit, convert to ONNX, check parity, evaluate, profile.
+
+Pure computation (no AWS): :func:`train_model` takes a pyarrow Table or pandas DataFrame, the
+feature set and the model config and returns a :class:`TrainedModel` holding every artifact's
+bytes, or raises :class:`TrainingRejectedError` with a reason meant for people. Seeds are fixed, so
+the same inputs give the same metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from driftline.config import ModelConfig
+from driftline.features.schema import FeatureSet
+from driftline.training.dataset import PreparedData, prepare
+from driftline.training.errors import TrainingRejectedError
+from driftline.training.estimators import build_pipeline, estimator_params
+from driftline.training.metrics import classification_metrics, regression_metrics
+from driftline.training.onnx_export import OnnxModel, OnnxPrediction, parity, to_onnx
+from driftline.training.skops_io import dump_pipeline
+
+DEFAULT_VALIDATION_FRACTION = 0.2
+DEFAULT_SEED = 0
+
+Progress = Callable[[str], None]
+
+
+def quiet(_: str) -> None:
+    return None
+
+
+@dataclass
+class TrainedModel:
+    """The outcome of a successful run: artifacts as bytes plus what the registry records."""
+
+    algorithm: str
+    task: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    parity: dict[str, Any]
+    split: dict[str, Any]
+    onnx: bytes
+    skops: bytes
+    data: PreparedData
+    validation_prediction: OnnxPrediction
+    timings_s: dict[str, float] = field(default_factory=dict)
+    rows_unlabeled: int = 0
+
+    def prediction_column(self) -> np.ndarray:
+        """The numeric ``prediction`` profile column: P(positive), top-label confidence, or the value."""
+        p = self.validation_prediction
+        if p.probabilities is not None:
+            probs = p.probabilities
+            return probs[:, 1] if probs.shape[1] == 2 else probs.max(axis=1)
+        assert p.values is not None
+        return p.values
+
+    def profile_json(self, fs: FeatureSet, model: str, version: int | None, sample_size: int) -> str:
+        """Reference profile of the validation period (features + out-of-sample predictions).
+
+        The validation period is used rather than the training rows because in-sample predictions
+        are sharper than anything serving will see, which would raise false prediction-drift alarms.
+        """
+        from driftline.drift import build_profile_for_feature_set
+
+        profile = build_profile_for_feature_set(fs, self.data.validation_table, self.prediction_column(),
+                                                model=model, version=version, sample_size=sample_size)
+        text: str = profile.to_json()
+        return text
+
+
+def evaluate(prediction: OnnxPrediction, y: np.ndarray) -> dict[str, float]:
+    if prediction.probabilities is not None:
+        assert prediction.labels is not None
+        return classification_metrics(y, prediction.probabilities, prediction.labels)
+    assert prediction.values is not None
+    return regression_metrics(y, prediction.values)
+
+
+def validation_fraction_of(cfg: ModelConfig, override: float | None = None,
+                           params: Mapping[str, Any] | None = None) -> float:
+    """The explicit override, else ``params.validation_fraction`` (request params, then config), else 0.2."""
+    if override is not None:
+        return float(override)
+    value = (cfg.params if params is None else params).get("validation_fraction", DEFAULT_VALIDATION_FRACTION)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TrainingRejectedError(f"params.validation_fraction of model {cfg.name!r} must be a number "
+                                    f"between 0 and 1, not {value!r}") from None
+
+
+def train_model(
+    data: pa.Table | Any,
+    fs: FeatureSet,
+    cfg: ModelConfig,
+    *,
+    algorithm: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    seed: int = DEFAULT_SEED,
+    validation_fraction: float | None = None,
+    min_rows: int | None = None,
+    progress: Progress = quiet,
+) -> TrainedModel:
+    """Fit ``cfg``'s pipeline on the older rows and validate on the newer ones.
+
+    ``algorithm``/``params`` override the config (a retraining request may carry them). Raises
+    :class:`TrainingRejectedError` for data or configuration that cannot give a servable model.
+    """
+    algorithm = algorithm or cfg.algorithm
+    params = dict(cfg.params if params is None else params)
+    label = fs.label
+    if label is None:
+        raise TrainingRejectedError(f"feature set {fs.name!r} defines no label; add one under 'labels' "
+                                    f"to train on it")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    progress("checking and encoding the training table")
+    prepared = prepare(data, fs, min_rows=cfg.retrain.min_training_rows if min_rows is None else min_rows,
+                       validation_fraction=validation_fraction_of(cfg, validation_fraction, params))
+    classifier = label.task != "regression"
+    if classifier:
+        missing = sorted(set(range(len(label.class_values))) - set(np.unique(prepared.y_train).tolist()))
+        if missing:
+            names = [label.class_values[i] for i in missing]
+            raise TrainingRejectedError(f"the training period has no rows of class(es) {names} of label "
+                                        f"{label.name!r}; every class in 'classes' needs examples")
+    timings["prepare"] = time.perf_counter() - t0
+    schema = fs.input_schema()
+    pipeline = build_pipeline(algorithm, label.task, schema, params, seed)
+    progress(f"fitting {algorithm} on {len(prepared.y_train)} rows")
+    t = time.perf_counter()
+    try:
+        pipeline.fit(prepared.X_train, prepared.y_train)
+    except (ValueError, TypeError) as e:  # bad hyper-parameters or degenerate data
+        raise TrainingRejectedError(f"fitting {algorithm} failed: {str(e)[:400]}") from None
+    timings["fit"] = time.perf_counter() - t
+    progress("converting to ONNX and checking parity")
+    t = time.perf_counter()
+    onnx_bytes = to_onnx(pipeline, prepared.X_train.shape[1], classifier)
+    runtime = OnnxModel(onnx_bytes)
+    parity_report = parity(pipeline, runtime, prepared.X_val, classifier)
+    timings["onnx_and_parity"] = time.perf_counter() - t
+    progress(f"evaluating on {len(prepared.y_val)} validation rows")
+    prediction = runtime.predict(prepared.X_val)
+    metrics = evaluate(prediction, prepared.y_val)
+    skops_bytes = dump_pipeline(pipeline)
+    timings["total"] = time.perf_counter() - t0
+    return TrainedModel(
+        algorithm=algorithm, task=label.task, params=estimator_params(algorithm, params, seed),
+        metrics=metrics, parity=parity_report, split=prepared.split, onnx=onnx_bytes, skops=skops_bytes,
+        data=prepared, validation_prediction=prediction,
+        timings_s={k: round(v, 4) for k, v in timings.items()},
+        rows_unlabeled=prepared.rows_unlabeled,
+    )

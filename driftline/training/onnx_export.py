@@ -1,0 +1,165 @@
+"""scikit-learn pipeline -> ONNX (the serving artifact), and the parity check that guards it.
+
+The ONNX signature is the contract in docs/architecture.md: one float32 input ``X`` [N, F];
+classifiers output ``label`` (int64 [N], class index) and ``probabilities`` (float32 [N, C], zipmap
+off); regressors output ``variable`` (float32 [N, 1]).
+
+skl2onnx 1.20 under NumPy 2 emits NumPy integers and Python bools in HistGradientBoosting tree
+attributes, which ``onnx.helper.make_attribute`` refuses. The converter is wrapped (for this call
+only, through ``custom_conversion_functions``) so those attribute lists are cast to plain ints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.pipeline import Pipeline
+
+from driftline.features.encoding import ONNX_INPUT_NAME
+from driftline.training.errors import TrainingRejectedError
+
+PARITY_TOLERANCE = 1e-5
+CLASSIFIER_OUTPUTS = ("label", "probabilities")
+REGRESSOR_OUTPUTS = ("variable",)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bool | np.integer | np.bool_):
+        return int(value)
+    if isinstance(value, list):
+        return [int(v) if isinstance(v, bool | np.integer | np.bool_) else v for v in value]
+    return value
+
+
+class _PlainIntContainer:
+    """Forwards to skl2onnx's container, casting NumPy ints / bools in node attributes to int."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def add_node(self, *args: Any, **attrs: Any) -> Any:
+        return self._inner.add_node(*args, **{k: _plain(v) for k, v in attrs.items()})
+
+
+def _custom_converters() -> dict[type, Any]:
+    from skl2onnx.operator_converters.random_forest import (
+        convert_sklearn_random_forest_classifier,
+        convert_sklearn_random_forest_regressor_converter,
+    )
+
+    def wrap(convert: Any) -> Any:
+        def converter(scope: Any, operator: Any, container: Any) -> None:
+            convert(scope, operator, _PlainIntContainer(container))
+        return converter
+
+    return {HistGradientBoostingClassifier: wrap(convert_sklearn_random_forest_classifier),
+            HistGradientBoostingRegressor: wrap(convert_sklearn_random_forest_regressor_converter)}
+
+
+def to_onnx(pipeline: Pipeline, n_features: int, classifier: bool, name: str = "driftline") -> bytes:
+    """Convert a fitted pipeline; any converter failure becomes a rejection with the reason."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    try:
+        model = convert_sklearn(
+            pipeline, name=name, initial_types=[(ONNX_INPUT_NAME, FloatTensorType([None, n_features]))],
+            options={"zipmap": False} if classifier else None,
+            custom_conversion_functions=_custom_converters(),
+        )
+    except Exception as e:  # skl2onnx raises many types (RuntimeError, NotImplementedError, ValueError...)
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        raise TrainingRejectedError(f"ONNX conversion failed ({type(e).__name__}: {first}); the pipeline "
+                                    f"cannot be served, so it is not registered") from None
+    data: bytes = model.SerializeToString()
+    OnnxModel(data).check_signature(n_features, classifier)
+    return data
+
+
+@dataclass(frozen=True)
+class OnnxPrediction:
+    labels: np.ndarray | None  # int64 [N] (classification)
+    probabilities: np.ndarray | None  # float32 [N, C]
+    values: np.ndarray | None  # float32 [N] (regression)
+
+
+class OnnxModel:
+    """An ONNX Runtime session over model bytes (CPU, no graph dumps)."""
+
+    def __init__(self, data: bytes, threads: int = 0) -> None:
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise TrainingRejectedError(f"the ONNX model cannot be loaded by onnxruntime "
+                                        f"({type(e).__name__}: {str(e)[:300]})") from None
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def check_signature(self, n_features: int, classifier: bool) -> None:
+        inputs = self.session.get_inputs()
+        expected = CLASSIFIER_OUTPUTS if classifier else REGRESSOR_OUTPUTS
+        problems = []
+        if len(inputs) != 1 or inputs[0].name != ONNX_INPUT_NAME or inputs[0].type != "tensor(float)":
+            problems.append(f"inputs {[(i.name, i.type) for i in inputs]} (expected one float tensor "
+                            f"{ONNX_INPUT_NAME!r})")
+        elif inputs[0].shape[1] != n_features:
+            problems.append(f"input width {inputs[0].shape[1]} (expected {n_features})")
+        if tuple(self.outputs) != expected:
+            problems.append(f"outputs {self.outputs} (expected {list(expected)})")
+        if problems:
+            raise TrainingRejectedError("the ONNX model breaks the serving signature: " + "; ".join(problems))
+
+    def predict(self, X: np.ndarray) -> OnnxPrediction:
+        res = self.session.run(None, {ONNX_INPUT_NAME: np.ascontiguousarray(X, dtype=np.float32)})
+        named = dict(zip(self.outputs, res, strict=True))
+        if "probabilities" in named:
+            return OnnxPrediction(labels=np.asarray(named["label"]).reshape(-1),
+                                  probabilities=np.asarray(named["probabilities"]), values=None)
+        values = np.asarray(named["variable"]).reshape(-1)
+        return OnnxPrediction(labels=None, probabilities=None, values=values)
+
+
+def parity(pipeline: Pipeline, model: OnnxModel, X: np.ndarray, classifier: bool) -> dict[str, Any]:
+    """Compare scikit-learn and ONNX Runtime on ``X``; refuse unless they agree.
+
+    Classification: max |Δ probability| ≤ 1e-5 and identical labels. Regression: |Δ value| ≤
+    1e-5 · max(1, |value|) (float32 outputs cannot hold 1e-5 absolute above ~100).
+    """
+    onnx_pred = model.predict(X)
+    if classifier:
+        assert onnx_pred.probabilities is not None and onnx_pred.labels is not None
+        ref = pipeline.predict_proba(X)
+        diff = float(np.max(np.abs(ref - onnx_pred.probabilities))) if len(X) else 0.0
+        ref_labels = np.asarray(pipeline.predict(X)).astype(np.int64)
+        mismatched = int(np.sum(ref_labels != onnx_pred.labels))
+        ok = diff <= PARITY_TOLERANCE and mismatched == 0
+        report: dict[str, Any] = {"rows": len(X), "max_abs_diff": diff, "label_mismatches": mismatched,
+                                  "tolerance": PARITY_TOLERANCE}
+    else:
+        assert onnx_pred.values is not None
+        ref_v = np.asarray(pipeline.predict(X), dtype=np.float64)
+        abs_diff = np.abs(ref_v - onnx_pred.values)
+        allowed = PARITY_TOLERANCE * np.maximum(1.0, np.abs(ref_v))
+        diff = float(abs_diff.max()) if len(X) else 0.0
+        worst = float((abs_diff / allowed).max()) if len(X) else 0.0
+        ok = worst <= 1.0
+        report = {"rows": len(X), "max_abs_diff": diff, "max_diff_over_tolerance": worst,
+                  "tolerance": f"{PARITY_TOLERANCE} * max(1, |value|)"}
+        mismatched = 0
+    if not ok:
+        what = (f"max |probability difference| {diff:.3g} (limit {PARITY_TOLERANCE}), {mismatched} label "
+                f"mismatch(es)" if classifier else f"max |value difference| {diff:.3g} exceeds "
+                f"{PARITY_TOLERANCE} x max(1, |value|)")
+        raise TrainingRejectedError(f"ONNX parity check failed on {len(X)} validation rows: {what}; the "
+                                    f"ONNX model would not serve what was evaluated, so it is refused")
+    return report

@@ -1,0 +1,210 @@
+"""Train, upload artifacts, register: the whole training task, shared by the Lambda and the CLI.
+
+:func:`train_and_register` always ends with a registered version: ``candidate`` with metrics,
+artifacts and lineage, or ``rejected`` with the reason (bad data, bad config, ONNX conversion or
+parity failure). Infrastructure errors (S3/DynamoDB unreachable) propagate so the workflow retries.
+The current champion is evaluated on the same validation rows, so the quality gate compares like
+with like.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from driftline.config import ModelConfig
+from driftline.features.schema import FeatureSet
+from driftline.registry.artifacts import (
+    ArtifactIntegrityError,
+    ArtifactNotFoundError,
+    put_artifact,
+    read_verified,
+)
+from driftline.registry.store import Registry, UnknownModelError
+from driftline.training.core import (
+    DEFAULT_SEED,
+    Progress,
+    TrainedModel,
+    evaluate,
+    quiet,
+    train_model,
+    validation_fraction_of,
+)
+from driftline.training.dataset import encode_table, to_arrow
+from driftline.training.errors import TrainingRejectedError
+from driftline.training.lineage import code_version, library_versions, table_sha256
+from driftline.training.onnx_export import OnnxModel
+
+
+@dataclass
+class TrainingOutcome:
+    """What the workflow's next step (the quality gate) needs; JSON-serializable via ``to_dict``."""
+
+    model: str
+    version: int
+    status: str
+    metrics: dict[str, float]
+    champion_version: int | None
+    champion_metrics: dict[str, float] | None
+    reason: str = ""
+    champion_error: str | None = None
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "version": self.version, "status": self.status, "metrics": self.metrics,
+                "champion_version": self.champion_version, "champion_metrics": self.champion_metrics,
+                "reason": self.reason, "champion_error": self.champion_error}
+
+
+def artifact_prefix(model: str, version: int) -> str:
+    return f"models/{model}/v{version}/"
+
+
+def current_champion(registry: Registry, model: str) -> int | None:
+    try:
+        return registry.aliases(model, consistent=True).champion
+    except UnknownModelError:
+        return None
+
+
+def evaluate_champion(registry: Registry, model: str, version: int | None, validation: pa.Table,
+                      y_val: np.ndarray) -> tuple[dict[str, float] | None, str | None]:
+    """Metrics of the champion's verified ONNX artifact on the candidate's validation rows.
+
+    The rows are encoded with the champion's own ``input_schema``, so a champion trained on an older
+    feature-set version is scored on the inputs it expects. Failures are returned, not raised: a
+    candidate is still worth registering when the champion cannot be scored.
+    """
+    if version is None:
+        return None, None
+    try:
+        mv = registry.get_version(model, version)
+        onnx_ref = mv.artifacts.get("onnx")
+        if onnx_ref is None:
+            return None, f"champion v{version} has no ONNX artifact"
+        runtime = OnnxModel(read_verified(onnx_ref))
+        X = encode_table(mv.input_schema, validation)
+        return evaluate(runtime.predict(X), y_val), None
+    except (ArtifactIntegrityError, ArtifactNotFoundError, TrainingRejectedError, KeyError, ValueError) as e:
+        return None, f"champion v{version} could not be evaluated: {e}"
+
+
+def _lineage(fs: FeatureSet, cfg: ModelConfig, *, training_set: Mapping[str, Any], parent: int | None,
+             trigger: str, execution_id: str | None, seed: int,
+             validation_fraction: float | None) -> dict[str, Any]:
+    return {
+        "training_set": dict(training_set),
+        "feature_set": {"name": fs.name, "version": fs.version, "fingerprint": fs.fingerprint},
+        "code_version": code_version(),
+        "libraries": library_versions(),
+        "parent_version": parent,
+        "trigger": trigger,
+        "execution_id": execution_id,
+        "seed": seed,
+        "validation_fraction": validation_fraction,
+        "config_params": dict(cfg.params),
+    }
+
+
+def train_and_register(
+    data: Any,
+    fs: FeatureSet,
+    cfg: ModelConfig,
+    *,
+    registry: Registry,
+    artifacts_bucket: str,
+    trigger: str = "manual",
+    training_set: Mapping[str, Any] | None = None,
+    created_by: str = "driftline",
+    execution_id: str | None = None,
+    algorithm: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    seed: int = DEFAULT_SEED,
+    validation_fraction: float | None = None,
+    progress: Progress = quiet,
+) -> TrainingOutcome:
+    """Train ``cfg.name`` on ``data`` and register the result (candidate or rejected).
+
+    ``training_set`` is the lineage of the data (``uri``, ``sha256``, ``object_versions``...);
+    a content hash of the table is added when it has none.
+    """
+    model = cfg.name
+    table = to_arrow(data)
+    ts_lineage = dict(training_set or {})
+    ts_lineage.setdefault("uri", "memory://table")
+    ts_lineage.setdefault("sha256", table_sha256(table))
+    ts_lineage.setdefault("rows", table.num_rows)
+    parent = current_champion(registry, model)
+    chosen = algorithm or cfg.algorithm
+    fraction: float | None = None
+    try:
+        fraction = validation_fraction_of(cfg, validation_fraction, params)
+        lineage = _lineage(fs, cfg, training_set=ts_lineage, parent=parent, trigger=trigger,
+                           execution_id=execution_id, seed=seed, validation_fraction=fraction)
+        trained = train_model(table, fs, cfg, algorithm=algorithm, params=params, seed=seed,
+                              validation_fraction=fraction, progress=progress)
+    except TrainingRejectedError as e:
+        progress(f"rejected: {e.reason}")
+        lineage = _lineage(fs, cfg, training_set=ts_lineage, parent=parent, trigger=trigger,
+                           execution_id=execution_id, seed=seed, validation_fraction=fraction)
+        mv = registry.register(model, status="rejected", reason=e.reason, created_by=created_by,
+                               algorithm=str(chosen),
+                               params=dict(params if params is not None else cfg.params),
+                               input_schema=fs.input_schema(), feature_set=fs.name,
+                               feature_set_version=fs.version, feature_set_fingerprint=fs.fingerprint,
+                               lineage=lineage, trigger=trigger)
+        return TrainingOutcome(model=model, version=mv.version, status="rejected", metrics={},
+                               champion_version=parent, champion_metrics=None, reason=e.reason,
+                               lineage=lineage)
+    return _publish(trained, fs, cfg, registry=registry, bucket=artifacts_bucket, lineage=lineage,
+                    parent=parent, trigger=trigger, created_by=created_by, progress=progress)
+
+
+def _publish(trained: TrainedModel, fs: FeatureSet, cfg: ModelConfig, *, registry: Registry, bucket: str,
+             lineage: dict[str, Any], parent: int | None, trigger: str, created_by: str,
+             progress: Progress) -> TrainingOutcome:
+    model = cfg.name
+    version = registry.next_version(model)
+    lineage = {**lineage, "split": trained.split, "parity": trained.parity, "timings_s": trained.timings_s,
+               "rows_unlabeled_dropped": trained.rows_unlabeled}
+    common: dict[str, Any] = dict(created_by=created_by, algorithm=trained.algorithm, params=trained.params,
+                  input_schema=fs.input_schema(), feature_set=fs.name, feature_set_version=fs.version,
+                  feature_set_fingerprint=fs.fingerprint, trigger=trigger)
+    try:
+        profile = trained.profile_json(fs, model, version, cfg.drift.profile_sample_size)
+    except (ValueError, TypeError) as e:  # DriftInputError is a ValueError
+        reason = f"the drift reference profile could not be built: {e}"
+        registry.register(model, version=version, status="rejected", reason=reason, metrics=trained.metrics,
+                          lineage=lineage, **common)
+        return TrainingOutcome(model=model, version=version, status="rejected", metrics=trained.metrics,
+                               champion_version=parent, champion_metrics=None, reason=reason, lineage=lineage)
+    progress(f"uploading artifacts to s3://{bucket}/{artifact_prefix(model, version)}")
+    prefix = artifact_prefix(model, version)
+    metrics_doc = {"model": model, "version": version, "metrics": trained.metrics, "split": trained.split,
+                   "parity": trained.parity}
+    refs = {
+        "onnx": put_artifact(bucket, prefix + "model.onnx", trained.onnx),
+        "skops": put_artifact(bucket, prefix + "model.skops", trained.skops),
+        "profile": put_artifact(bucket, prefix + "profile.json", profile.encode(), "application/json"),
+        "metrics": put_artifact(bucket, prefix + "metrics.json",
+                                json.dumps(metrics_doc, sort_keys=True, indent=1).encode(),
+                                "application/json"),
+    }
+    progress(f"evaluating the champion (v{parent}) on the same validation rows" if parent else
+             "no champion to compare with")
+    champion_metrics, champion_error = evaluate_champion(
+        registry, model, parent, trained.data.validation_table, trained.data.y_val)
+    lineage["champion_metrics"] = champion_metrics
+    registry.register(model, version=version, status="candidate", metrics=trained.metrics, artifacts=refs,
+                      lineage=lineage, **common)
+    progress(f"registered {model} v{version} as candidate")
+    return TrainingOutcome(model=model, version=version, status="candidate", metrics=trained.metrics,
+                           champion_version=parent, champion_metrics=champion_metrics,
+                           champion_error=champion_error, artifacts={k: v.to_dict() for k, v in refs.items()},
+                           lineage=lineage)
