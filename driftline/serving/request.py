@@ -145,7 +145,7 @@ def _parse_entities(items: Sequence[Any], entity_cols: Sequence[str],
     return EntityRows(keys=keys, labels=list(items), shared=dict(shared), per_row=per_row)
 
 
-def assemble_entity_rows(req: EntityRows, stored: Mapping[str, Mapping[str, Any]],
+def assemble_entity_rows(req: EntityRows, stored: Mapping[str, Mapping[str, Any] | None],
                          validator: InputValidator) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Merge store values, shared ``features`` and per-row values; remember where each came from."""
     store_fields = [f.name for f in validator.fields if not f.request_time]
@@ -153,6 +153,7 @@ def assemble_entity_rows(req: EntityRows, stored: Mapping[str, Mapping[str, Any]
     origins: list[dict[str, str]] = []
     for key, own in zip(req.keys, req.per_row, strict=True):
         found = stored[key]
+        assert found is not None  # the caller answers 404 for entities the store does not have
         row = {n: found[n] for n in store_fields if n in found}
         origin = dict.fromkeys(row, "online_store")
         for src, values in (("features", req.shared), ("entity", own)):

@@ -192,7 +192,7 @@ class PredictionService:
             raise unavailable(f"the online store cannot be read right now ({type(e).__name__}); retry "
                               f"shortly or send 'records'", code="online_store_unavailable",
                               retry_after_s=1) from None
-        missing = [i for i, k in enumerate(ents.keys) if k not in stored]
+        missing = [i for i, k in enumerate(ents.keys) if stored.get(k) is None]
         if missing:
             details = [{"row": i, "field": None, "entity": ents.keys[i],
                         "message": f"row {i}: entity {ents.keys[i]!r} has no features in the online store "

@@ -1,0 +1,305 @@
+"""The serving handler end to end on moto: real registry, S3 artifacts, Firehose captures, DynamoDB.
+
+Each test registers model versions through ``driftline.registry.store`` with the reference ONNX
+model (whose formula is known, so predictions can be checked exactly), then calls the Lambda
+handler with API Gateway REST proxy events.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+
+from driftline import aws as aws_mod
+from driftline.registry.artifacts import ArtifactRef, put_artifact
+from driftline.registry.store import Registry
+from driftline.serving import reference_model
+from driftline.serving.events import LocalContext, proxy_event
+from driftline.serving.validation import InputValidator
+
+MODEL = "credit-default"
+JSON_CT = {"Content-Type": "application/json"}
+
+
+class Api:
+    """Calls the handler like API Gateway would and decodes the answer."""
+
+    def __init__(self, serve: Any) -> None:
+        self.serve = serve
+
+    def __call__(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+                 raw: str | None = None) -> tuple[int, Any, dict[str, list[str]]]:
+        text = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        hdrs = dict(JSON_CT if text is not None else {}, **(headers or {}))
+        resp = self.serve.handler(proxy_event(method, path, text, headers=hdrs), LocalContext())
+        return resp["statusCode"], json.loads(resp["body"]), dict(resp.get("multiValueHeaders") or {})
+
+    def predict(self, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        status, out, _ = self(f"POST", f"/v1/models/{MODEL}/predict", body, headers)
+        return status, out
+
+
+@pytest.fixture
+def schema(credit_fs: Any) -> dict[str, Any]:
+    return credit_fs.input_schema()
+
+
+@pytest.fixture
+def reg(aws: dict[str, str]) -> Registry:
+    return Registry.from_env()
+
+
+def register(reg: Registry, env: dict[str, str], schema: dict[str, Any], seed: int, *, approve: bool = True,
+             pin_version: bool = True) -> int:
+    v = reg.next_version(MODEL)
+    ref = put_artifact(env["ARTIFACTS_BUCKET"], f"models/{MODEL}/v{v}/model.onnx",
+                       reference_model.build(schema, seed=seed))
+    if not pin_version:
+        ref = ArtifactRef(uri=ref.uri, sha256=ref.sha256, version_id=None, size=ref.size)
+    reg.register(MODEL, version=v, algorithm="reference", input_schema=schema, artifacts={"onnx": ref},
+                 metrics={"roc_auc": 0.7 + seed / 100}, feature_set="credit_default", feature_set_version=1)
+    if approve:
+        reg.approve(MODEL, v, "tester", "ok")
+    return v
+
+
+@pytest.fixture
+def api(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    monkeypatch.setenv("CAPTURE_MODE", "sync")
+    monkeypatch.setenv("CHAMPION_TTL_SECONDS", "0.3")
+    from lambdas import serve
+
+    serve._State.service = None
+    yield Api(serve)
+    serve._State.service = None
+
+
+@pytest.fixture
+def champion(api: Api, reg: Registry, aws: dict[str, str], schema: dict[str, Any]) -> int:
+    v = register(reg, aws, schema, seed=1)
+    reg.promote(MODEL, v, "tester", "first champion")
+    return v
+
+
+def rows(schema: dict[str, Any], n: int, seed: int = 0) -> list[dict[str, Any]]:
+    return reference_model.example_rows(schema, n, seed=seed)
+
+
+def captures(env: dict[str, str], prefix: str = f"captures/model={MODEL}/") -> list[dict[str, Any]]:
+    s3 = aws_mod.client("s3")
+    out: list[dict[str, Any]] = []
+    listing = s3.list_objects_v2(Bucket=env["CAPTURES_BUCKET"], Prefix=prefix).get("Contents", [])
+    for obj in sorted(listing, key=lambda o: o["Key"]):
+        body = s3.get_object(Bucket=env["CAPTURES_BUCKET"], Key=obj["Key"])["Body"].read().decode()
+        out.extend({**json.loads(line), "_key": obj["Key"]} for line in body.splitlines() if line)
+    return out
+
+
+# ---------------------------------------------------------------- happy paths
+def test_records_are_answered_by_the_champion_and_captured(api: Api, champion: int, schema: dict[str, Any],
+                                                          aws: dict[str, str]) -> None:
+    batch = rows(schema, 25, seed=3)
+    status, out = api.predict({"records": batch}, headers={"X-Request-Id": "client-42"})
+    assert status == 200, out
+    X = InputValidator(schema).validate(batch).X
+    expected = reference_model.expected(schema, X, seed=1)
+    preds = out["predictions"]
+    assert out["model"] == MODEL and out["request_id"] == "client-42"
+    assert [p["request_id"] for p in preds] == [f"client-42:{i}" for i in range(25)]
+    assert {p["version"] for p in preds} == {champion}
+    assert np.allclose([p["probability"] for p in preds], expected, atol=1e-6)
+    assert [p["label"] for p in preds] == [int(e > 0.5) for e in expected]
+
+    caps = captures(aws)
+    assert len(caps) == 25
+    hour = datetime.now(UTC).strftime("%Y/%m/%d/%H")
+    assert all(c["_key"].startswith(f"captures/model={MODEL}/{hour}/") for c in caps)
+    first = caps[0]
+    assert set(first) - {"_key"} == {"request_id", "model", "version", "role", "ts", "latency_ms", "features",
+                                      "prediction"}
+    assert (first["model"], first["version"], first["role"]) == (MODEL, champion, "champion")
+    by_id = {c["request_id"]: c for c in caps}
+    assert by_id["client-42:7"]["features"] == batch[7]
+    assert by_id["client-42:7"]["prediction"] == {k: preds[7][k] for k in ("label", "probability",
+                                                                           "probabilities")}
+
+
+def test_describe_health_and_openapi(api: Api, champion: int, schema: dict[str, Any]) -> None:
+    status, info, _ = api("GET", f"/v1/models/{MODEL}")
+    assert status == 200
+    assert info["champion"]["version"] == champion
+    assert info["champion"]["input_schema"] == schema
+    assert info["champion"]["metrics"] == {"roc_auc": 0.71}
+    assert info["traffic"] == {"mode": "none", "percent": 0} and info["challenger"] is None
+    status, doc, _ = api("GET", "/openapi.json")
+    assert status == 200
+    assert "/v1/models/credit-default/predict" in doc["paths"]
+    assert doc["components"]["schemas"]["CreditDefaultRecord"]["properties"]["age"]["maximum"] == 100
+    api.predict({"records": rows(schema, 1)})
+    status, health, _ = api("GET", "/health")
+    assert status == 200 and health["loaded"] == [{"model": MODEL, "version": champion}]
+
+
+def test_entities_read_features_from_the_online_store(api: Api, champion: int, schema: dict[str, Any],
+                                                      aws: dict[str, str]) -> None:
+    batch = rows(schema, 3, seed=5)
+    ddb = aws_mod.client("dynamodb")
+    for i, r in enumerate(batch):
+        stored = {k: v for k, v in r.items() if k != "channel"}
+        ddb.put_item(TableName=aws["ONLINE_TABLE"], Item={
+            "pk": {"S": f"credit_default#C{i}"}, "event_ts": {"N": "1"}, "feature_set_version": {"N": "1"},
+            "features": {"S": json.dumps(stored)}})
+    status, by_records = api.predict({"records": [dict(r, channel="online") for r in batch]})
+    assert status == 200
+    status, by_entities = api.predict({"entities": ["C0", "C1", "C2"], "features": {"channel": "online"}})
+    assert status == 200, by_entities
+    strip = [{k: p[k] for k in ("label", "probability")} for p in by_entities["predictions"]]
+    assert strip == [{k: p[k] for k in ("label", "probability")} for p in by_records["predictions"]]
+    status, override = api.predict({"entities": [{"customer_id": "C0", "channel": "online", "age": 99}]})
+    assert status == 200
+    status, out = api.predict({"entities": ["C0", "C9"], "features": {"channel": "online"}})
+    assert status == 404 and out["error"]["code"] == "unknown_entity"
+    assert out["error"]["details"] == [{"row": 1, "field": None, "entity": "C9", "message": (
+        "row 1: entity 'C9' has no features in the online store (feature set 'credit_default')")}]
+    status, out = api.predict({"entities": ["C0"]})
+    assert status == 422 and out["error"]["details"][0]["field"] == "channel"
+
+
+def test_feedback_is_stored_as_json_lines(api: Api, champion: int, aws: dict[str, str]) -> None:
+    status, out, _ = api("POST", f"/v1/models/{MODEL}/feedback",
+                         {"labels": [{"request_id": "r:0", "label": 1}, {"request_id": "r:1", "label": 0}]})
+    assert status == 202, out
+    assert out["accepted"] == 2
+    hour = datetime.now(UTC).strftime("%Y/%m/%d/%H")
+    key = out["object"].split("/", 3)[3]
+    assert key.startswith(f"feedback/model={MODEL}/{hour}/") and key.endswith(".jsonl")
+    body = aws_mod.client("s3").get_object(Bucket=aws["CAPTURES_BUCKET"], Key=key)["Body"].read().decode()
+    lines = [json.loads(x) for x in body.splitlines()]
+    assert [(x["request_id"], x["label"]) for x in lines] == [("r:0", 1), ("r:1", 0)]
+    assert all(x["ts"] for x in lines)
+    status, out, _ = api("POST", f"/v1/models/{MODEL}/feedback", {"labels": [{"request_id": "r", "label": 7}]})
+    assert status == 422 and "one of 0, 1" in out["error"]["details"][0]["message"]
+
+
+# ---------------------------------------------------------------- model lifecycle
+def test_promotion_changes_the_answering_version_within_the_ttl(api: Api, champion: int, reg: Registry,
+                                                               schema: dict[str, Any], aws: dict[str, str]) -> None:
+    batch = rows(schema, 2)
+    assert {p["version"] for p in api.predict({"records": batch})[1]["predictions"]} == {champion}
+    v2 = register(reg, aws, schema, seed=2)
+    reg.promote(MODEL, v2, "tester", "better")
+    t0 = time.monotonic()
+    while True:
+        versions = {p["version"] for p in api.predict({"records": batch})[1]["predictions"]}
+        if versions == {v2}:
+            break
+        assert time.monotonic() - t0 < 2.0, "promotion not picked up within the TTL"
+        time.sleep(0.05)
+    X = InputValidator(schema).validate(batch).X
+    probs = [p["probability"] for p in api.predict({"records": batch})[1]["predictions"]]
+    assert np.allclose(probs, reference_model.expected(schema, X, seed=2), atol=1e-6)
+    reg.rollback(MODEL, "tester", "regression spotted")
+    time.sleep(0.35)
+    assert {p["version"] for p in api.predict({"records": batch})[1]["predictions"]} == {champion}
+
+
+def test_unknown_model_and_no_champion(api: Api, reg: Registry, aws: dict[str, str], schema: dict[str, Any]) -> None:
+    status, out = api("POST", "/v1/models/nope/predict", {"records": [{}]})[:2]
+    assert (status, out["error"]["code"]) == (404, "unknown_model")
+    register(reg, aws, schema, seed=1, approve=False)
+    status, out = api.predict({"records": rows(schema, 1)})
+    assert (status, out["error"]["code"]) == (503, "no_champion")
+    assert "no champion yet" in out["error"]["message"]
+    status, info, _ = api("GET", f"/v1/models/{MODEL}")
+    assert status == 200 and info["champion"] is None
+
+
+def test_tampered_artifact_is_refused_with_503(api: Api, reg: Registry, aws: dict[str, str],
+                                               schema: dict[str, Any]) -> None:
+    v = register(reg, aws, schema, seed=1, pin_version=False)
+    reg.promote(MODEL, v, "tester", "ship")
+    aws_mod.client("s3").put_object(Bucket=aws["ARTIFACTS_BUCKET"], Key=f"models/{MODEL}/v{v}/model.onnx",
+                                    Body=reference_model.build(schema, seed=666))
+    status, out = api.predict({"records": rows(schema, 1)})
+    assert status == 503, out
+    assert out["error"]["code"] == "model_unavailable"
+    assert "failed its integrity check" in out["error"]["message"]
+
+
+def test_shadow_scores_the_challenger_without_answering_with_it(api: Api, champion: int, reg: Registry,
+                                                                aws: dict[str, str], schema: dict[str, Any]) -> None:
+    v2 = register(reg, aws, schema, seed=2)
+    reg.set_challenger(MODEL, v2, "shadow", 0)
+    status, out = api.predict({"records": rows(schema, 4)}, headers={"X-Request-Id": "sh"})
+    assert status == 200 and {p["version"] for p in out["predictions"]} == {champion}
+    caps = captures(aws)
+    assert sorted((c["role"], c["version"]) for c in caps) == [("champion", champion)] * 4 + [("shadow", v2)] * 4
+    assert {c["request_id"] for c in caps if c["role"] == "shadow"} == {f"sh:{i}" for i in range(4)}
+
+
+def test_canary_splits_rows_sticky_per_request_id(api: Api, champion: int, reg: Registry, aws: dict[str, str],
+                                                  schema: dict[str, Any]) -> None:
+    v2 = register(reg, aws, schema, seed=2)
+    reg.set_challenger(MODEL, v2, "canary", 50)
+    batch = rows(schema, 60)
+    first = api.predict({"records": batch}, headers={"X-Request-Id": "can"})[1]["predictions"]
+    again = api.predict({"records": batch}, headers={"X-Request-Id": "can"})[1]["predictions"]
+    versions = [p["version"] for p in first]
+    assert versions == [p["version"] for p in again]  # sticky
+    assert 15 <= versions.count(v2) <= 45 and set(versions) == {champion, v2}
+    X = InputValidator(schema).validate(batch).X
+    e1, e2 = reference_model.expected(schema, X, seed=1), reference_model.expected(schema, X, seed=2)
+    for p, a, b in zip(first, e1, e2, strict=True):
+        assert p["probability"] == pytest.approx(b if p["version"] == v2 else a, abs=1e-6)
+    roles = {(c["role"], c["version"]) for c in captures(aws)}
+    assert roles == {("champion", champion), ("challenger", v2)}
+
+
+# ---------------------------------------------------------------- bad input: always the right 4xx
+def _bad_cases(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any], int, str]]:
+    good = rows(schema, 1, seed=11)[0]
+    return [
+        ("malformed JSON", {"raw": '{"records": [}'}, 400, "malformed_json"),
+        ("wrong content type", {"raw": "{}", "headers": {"Content-Type": "text/plain"}}, 415,
+         "unsupported_media_type"),
+        ("missing field", {"body": {"records": [{k: v for k, v in good.items() if k != "age"}]}}, 422,
+         "invalid_rows"),
+        ("extra field", {"body": {"records": [dict(good, agee=3)]}}, 422, "invalid_rows"),
+        ("mistyped field", {"body": {"records": [dict(good, num_accounts=[1])]}}, 422, "invalid_rows"),
+        ("string in numeric", {"body": {"records": [dict(good, balance="12")]}}, 422, "invalid_rows"),
+        ("NaN literal", {"raw": json.dumps({"records": [dict(good, balance=1.5)]}).replace("1.5", "NaN")},
+         422, "invalid_rows"),
+        ("unknown category", {"body": {"records": [dict(good, region="mars")]}}, 422, "invalid_rows"),
+        ("1,001 rows", {"body": {"records": [good] * 1001}}, 413, "too_many_rows"),
+        ("10 MB body", {"raw": json.dumps({"records": [good], "pad": "x" * 10_000_000})}, 413,
+         "body_too_large"),
+        ("unknown entity", {"body": {"entities": ["nobody"], "features": {"channel": "online"}}}, 404,
+         "unknown_entity"),
+        ("bad X-Request-Id", {"body": {"records": [good]}, "headers": {"X-Request-Id": "a b"}}, 400,
+         "invalid_request_id"),
+        ("empty body", {"raw": ""}, 400, "empty_body"),
+    ]
+
+
+def test_every_bad_input_gets_its_4xx(api: Api, champion: int, schema: dict[str, Any]) -> None:
+    for name, req, status, code in _bad_cases(schema):
+        got, out, _ = api("POST", f"/v1/models/{MODEL}/predict", req.get("body"), req.get("headers"),
+                          raw=req.get("raw"))
+        assert (got, out["error"]["code"]) == (status, code), (name, out)
+        assert out["error"]["message"] and out["request_id"]
+
+
+def test_routes_and_methods(api: Api, champion: int) -> None:
+    status, out, headers = api("DELETE", f"/v1/models/{MODEL}")
+    assert (status, out["error"]["code"], headers["Allow"]) == (405, "method_not_allowed", ["GET"])
+    assert api("GET", f"/v1/models/{MODEL}/predict")[0] == 405
+    assert api("GET", "/v2/anything")[0] == 404
+    assert api("PUT", "/health")[0] == 405
+    resp = api.serve.handler({"not": "an api gateway event"}, LocalContext())
+    assert resp["statusCode"] == 400
