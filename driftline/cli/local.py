@@ -22,7 +22,7 @@ from typing import Any
 
 import typer
 
-from driftline.cli.common import console, err_console, fail, load_platform
+from driftline.cli.common import fail, load_platform
 from driftline.local import state as st
 
 app = typer.Typer(no_args_is_help=True)
@@ -36,7 +36,7 @@ STATE_DIR_OPTION = typer.Option(
 
 
 def _say(message: str) -> None:
-    err_console.print(message, highlight=False, markup=False)
+    typer.echo(message, err=True)
 
 
 def _clean_stale(directory: Path, state: st.PlatformState) -> None:
@@ -403,25 +403,15 @@ def status(
     except (OSError, ValueError) as e:
         live = {"status": state.status, "error": f"the platform did not answer its status endpoint: {e}"}
     if as_json:
-        console.print_json(json.dumps({"state": state.__dict__, "live": live}, default=str))
+        typer.echo(json.dumps({"state": state.__dict__, "live": live}, default=str, indent=2))
         return
     uptime = time.time() - state.started_at
-    console.print(
-        f"{live.get('status', state.status)}: pid {state.pid}, up {uptime:.0f} s, env {state.env}",
-        highlight=False,
-        markup=False,
-    )
-    console.print(
-        f"  AWS endpoint  {state.endpoint}\n  API           {state.api_url}", highlight=False, markup=False
-    )
+    typer.echo(f"{live.get('status', state.status)}: pid {state.pid}, up {uptime:.0f} s, env {state.env}")
+    typer.echo(f"  AWS endpoint  {state.endpoint}\n  API           {state.api_url}")
     for name, s in sorted((live.get("functions") or {}).items()):
-        console.print(
-            f"  {name:40s} {s['workers']} worker(s), {s['invocations']} invocation(s)",
-            highlight=False,
-            markup=False,
-        )
+        typer.echo(f"  {name:40s} {s['workers']} worker(s), {s['invocations']} invocation(s)")
     for arn, when in sorted((live.get("next_schedules") or {}).items()):
-        console.print(f"  next {arn.rsplit('/', 1)[-1]} at {when}", highlight=False, markup=False)
+        typer.echo(f"  next {arn.rsplit('/', 1)[-1]} at {when}")
     if "error" in live:
         _say(str(live["error"]))
 
@@ -475,11 +465,11 @@ def invoke(
         import base64
 
         tail = base64.b64decode(resp.get("LogResult", "")).decode(errors="replace")
-        err_console.print(tail, highlight=False, markup=False)
-        err_console.print(f"function error ({resp['FunctionError']}):", style="bold red")
-        err_console.print(pretty, highlight=False, markup=False)
+        typer.echo(tail, err=True)
+        typer.echo(f"function error ({resp['FunctionError']}):", err=True)
+        typer.echo(pretty, err=True)
         raise typer.Exit(1)
-    console.print(pretty, highlight=False, markup=False)
+    typer.echo(pretty)
 
 
 @app.command()
@@ -505,18 +495,10 @@ def fire(
                 else ("failed, sent to the DLQ" if d.get("dead_lettered") else "failed")
             )
             failed |= not d["succeeded"]
-            console.print(
-                f"{doc['rule']} -> {target}: {ok} after {d['attempts']} attempt(s)",
-                highlight=False,
-                markup=False,
-            )
+            typer.echo(f"{doc['rule']} -> {target}: {ok} after {d['attempts']} attempt(s)")
         elif "execution_arn" in d:
-            console.print(
-                f"{doc['rule']} -> {target}: started {d['execution_arn']}", highlight=False, markup=False
-            )
+            typer.echo(f"{doc['rule']} -> {target}: started {d['execution_arn']}")
         else:
-            console.print(
-                f"{doc['rule']} -> {target}: {d.get('error', 'dispatched')}", highlight=False, markup=False
-            )
+            typer.echo(f"{doc['rule']} -> {target}: {d.get('error', 'dispatched')}")
     if failed:
         raise typer.Exit(1)
