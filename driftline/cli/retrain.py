@@ -86,7 +86,7 @@ def follow_execution(arn: str, timeout_s: float, on_step: Any = None) -> dict[st
 
 def register(app: typer.Typer) -> None:
     @app.command("retrain")
-    def retrain(  # noqa: PLR0917 - typer maps each option to a parameter
+    def retrain(
         model: str = typer.Option(..., "--model", "-m", help="Model to retrain (as named in cdk.json)."),
         reason: str = typer.Option("manual retraining", "--reason", help="Why; recorded with the decision."),
         wait: bool = typer.Option(False, "--wait", help="Follow the run until it ends."),

@@ -1,0 +1,1 @@
+"""``driftline demo``: the whole story on the local platform (see :mod:`.story`)."""
