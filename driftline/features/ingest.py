@@ -1,0 +1,464 @@
+"""Ingest one uploaded object: read, validate, curate, quarantine, update the online store, record.
+
+The order of effects is what makes "nothing a user uploaded is ever lost" true:
+
+1. curated Parquet for accepted rows, then quarantine (rejected rows or a copy of the whole file,
+   plus ``report.json``), then the online store, then the ingest record, then the event;
+2. only after all of that, and only when every row was accepted, the original is deleted
+   (in the versioned bucket that leaves a delete marker; the version itself is kept).
+
+Every key written is derived from the upload id, which is derived from the object's identity
+(bucket, key, version, ETag) and the event time, so re-processing the same event overwrites the
+same objects and the same record instead of duplicating them. A crash anywhere leaves the
+original in ``incoming/``.
+
+pyarrow, numpy, pydantic, pyyaml and boto3 only (the ingest Lambda's layer): no pandas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any, Literal
+from urllib.parse import unquote_plus
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from driftline import aws
+from driftline.features.curated import (
+    INCOMING_PREFIX,
+    curated_key,
+    curated_root,
+    parquet_bytes,
+    quarantine_prefix,
+    split_by_day,
+)
+from driftline.features.online import OnlineRow, OnlineStore, entity_key
+from driftline.features.readers import UnreadableFileError, check_size, read_bytes, suffix_format
+from driftline.features.schema import FeatureSet, FeatureSetCatalog
+from driftline.features.validation import ValidationResult, validate
+
+log = logging.getLogger(__name__)
+
+Status = Literal["accepted", "partial", "rejected", "unreadable", "too_large", "skipped", "failed"]
+EVENT_SOURCE = "driftline.ingest"
+EVENT_TYPE = "FeatureDataAccepted"
+QUARANTINED: frozenset[str] = frozenset({"partial", "rejected", "unreadable", "too_large"})
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """The identity of an uploaded object as an S3 event names it (key already URL-decoded)."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    size: int | None = None
+    event_time: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def identity(self) -> dict[str, str]:
+        """What idempotency is keyed on: the same object version is processed once."""
+        return {"bucket": self.bucket, "key": self.key, "version_id": self.version_id or "",
+                "etag": (self.etag or "").strip('"')}
+
+
+def parse_s3_event(event: dict[str, Any]) -> list[S3Object]:
+    """Objects named by an S3 notification (``Records``) or an EventBridge ``Object Created`` event.
+
+    Notification keys are URL-encoded (spaces arrive as ``+``): they are decoded here, once.
+    Records that are not object-created events are left out.
+    """
+    out: list[S3Object] = []
+    for rec in event.get("Records") or []:
+        if not isinstance(rec, dict) or "s3" not in rec:
+            continue
+        if not str(rec.get("eventName", "ObjectCreated")).startswith("ObjectCreated"):
+            continue
+        s3 = rec["s3"]
+        obj = s3.get("object", {})
+        out.append(S3Object(bucket=s3["bucket"]["name"], key=unquote_plus(obj["key"]),
+                            version_id=obj.get("versionId"), etag=obj.get("eTag"), size=obj.get("size"),
+                            event_time=rec.get("eventTime")))
+    if event.get("detail-type") == "Object Created" and isinstance(event.get("detail"), dict):
+        d = event["detail"]
+        obj = d.get("object", {})
+        out.append(S3Object(bucket=d["bucket"]["name"], key=obj["key"], version_id=obj.get("version-id"),
+                            etag=obj.get("etag"), size=obj.get("size"), event_time=event.get("time")))
+    return out
+
+
+def route(key: str) -> tuple[str | None, str | None]:
+    """(feature set name, None) for ``incoming/<fs>/<file>``, else (None, reason to skip)."""
+    parts = key.split("/")
+    if parts[0] != INCOMING_PREFIX:
+        return None, (f"key {key!r} is outside {INCOMING_PREFIX}/; uploads belong under "
+                      f"{INCOMING_PREFIX}/<feature_set>/")
+    if len(parts) < 3 or not parts[1]:
+        return None, (f"key {key!r} has no feature set folder; upload to "
+                      f"{INCOMING_PREFIX}/<feature_set>/<file>")
+    if key.endswith("/"):
+        return None, f"key {key!r} is a folder marker, not a file"
+    return parts[1], None
+
+
+def upload_id(obj: S3Object) -> str:
+    """``<event time, UTC, to the second>-<12 hex of the object identity>``: sortable and stable."""
+    when = _parse_time(obj.event_time) or datetime.now(UTC)
+    digest = hashlib.sha256(json.dumps(obj.identity(), sort_keys=True).encode()).hexdigest()[:12]
+    return f"{when.strftime('%Y%m%dT%H%M%SZ')}-{digest}"
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class IngestTargets:
+    """Where results go (names from the platform definition's environment variables)."""
+
+    bucket: str
+    online_table: str
+    control_table: str
+    event_bus: str | None = None
+    alerts_topic_arn: str | None = None
+
+    @classmethod
+    def from_env(cls) -> IngestTargets:
+        import os
+
+        return cls(bucket=aws.env("FEATURES_BUCKET"), online_table=aws.env("ONLINE_TABLE"),
+                   control_table=aws.env("CONTROL_TABLE"), event_bus=os.environ.get("EVENT_BUS_NAME") or None,
+                   alerts_topic_arn=os.environ.get("ALERTS_TOPIC_ARN") or None)
+
+
+@dataclass
+class IngestResult:
+    """What happened to one object; stored as the ingest record and returned by the handler."""
+
+    status: Status
+    source: str
+    reason: str = ""
+    feature_set: str | None = None
+    feature_set_version: int | None = None
+    upload_id: str | None = None
+    version_id: str | None = None
+    etag: str | None = None
+    size_bytes: int | None = None
+    content_sha256: str | None = None
+    format: str | None = None
+    rows_total: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    has_labels: bool = False
+    curated_keys: list[str] = field(default_factory=list)
+    quarantine_prefix: str | None = None
+    report_uri: str | None = None
+    online_written: int = 0
+    online_stale: int = 0
+    original_deleted: bool = False
+    event_time: str | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    """Summary of failed checks: check, column, severity, failed_rows."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def quarantined(self) -> bool:
+        return self.status in QUARANTINED
+
+
+class Ingestor:
+    """Processes S3 objects for the feature sets of a catalog. Clients are injectable for tests."""
+
+    def __init__(self, catalog: FeatureSetCatalog, targets: IngestTargets,
+                 client: Callable[[str], Any] = aws.client) -> None:
+        self.catalog = catalog
+        self.targets = targets
+        self._client = client
+        self.online = OnlineStore(targets.online_table, client("dynamodb"))
+
+    @property
+    def s3(self) -> Any:
+        return self._client("s3")
+
+    # ------------------------------------------------------------------------------------------
+    def process(self, obj: S3Object) -> IngestResult:
+        """Ingest ``obj``. Client mistakes end in a result (skip or quarantine), never an exception.
+
+        AWS errors that survive the client's retries propagate, so the invocation fails, its
+        idempotency record is released and Lambda's bounded async retries take over.
+        """
+        fs_name, why = route(obj.key)
+        if fs_name is None:
+            return IngestResult("skipped", obj.uri, reason=why or "")
+        if fs_name not in self.catalog:
+            known = ", ".join(self.catalog.names()) or "none"
+            why = f"unknown feature set {fs_name!r} (folder {INCOMING_PREFIX}/{fs_name}/); known: {known}"
+            return IngestResult("skipped", obj.uri, feature_set=fs_name, reason=why)
+        fs = self.catalog.get(fs_name)
+        uid = upload_id(obj)
+        result = IngestResult("failed", obj.uri, feature_set=fs.name, feature_set_version=fs.version,
+                              upload_id=uid, version_id=obj.version_id,
+                              etag=(obj.etag or "").strip('"') or None, size_bytes=obj.size,
+                              event_time=obj.event_time, format=suffix_format(obj.key))
+        try:
+            self._process(obj, fs, result)
+        except UnreadableFileError as e:
+            self._quarantine_unreadable(obj, fs, result, e)
+        except Exception as e:  # anything else: record it, keep the original, don't retry
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            if isinstance(e, (ClientError, BotoCoreError)):
+                raise
+            log.exception("ingest failed for %s", obj.uri)
+            result.status = "failed"
+            result.reason = (f"internal error while ingesting ({type(e).__name__}: {e}); the upload is kept "
+                             f"in {INCOMING_PREFIX}/; upload it again after the problem is fixed")
+        self._record(fs, result)
+        self._alert(result)
+        return result
+
+    # ------------------------------------------------------------------------------------------
+    def _process(self, obj: S3Object, fs: FeatureSet, result: IngestResult) -> None:
+        if obj.size is not None:
+            check_size(obj.size, fs)  # too large: refuse before downloading a byte
+        data = self._download(obj, result)
+        if data is None:
+            return
+        read = read_bytes(data, PurePosixPath(obj.key).name, fs)
+        result.format = read.format
+        others = [o for o in self.catalog if o.name != fs.name]
+        validation = validate(read.table, fs, others=others)
+        accepted = validation.accepted_table()
+        result.rows_total = validation.rows_total
+        result.rows_accepted = accepted.num_rows
+        result.rows_rejected = validation.rows_total - accepted.num_rows
+        result.status = validation.status()
+        result.checks = [{k: c[k] for k in ("check", "column", "severity", "failed_rows")}
+                         for c in validation.report()["checks"]]
+        result.has_labels = any(accepted.column(lb.name).null_count < accepted.num_rows for lb in fs.labels) \
+            if accepted.num_rows else False
+        if result.status == "accepted":
+            result.reason = f"all {result.rows_total} rows accepted"
+        else:
+            result.reason = (f"{result.rows_accepted} of {result.rows_total} rows accepted; "
+                             f"{result.rows_rejected} rejected, see {{report}}")
+
+        self._write_curated(fs, accepted, result)
+        if result.rows_rejected:
+            self._quarantine_rows(obj, fs, validation, result)
+        if accepted.num_rows:
+            stats = self.online.put_latest(fs.name, fs.version, latest_rows(accepted, fs))
+            result.online_written, result.online_stale = stats.written, stats.stale
+            self._publish_accepted(fs, result)
+        if result.status == "accepted":
+            result.original_deleted = self._delete_original(obj, result)
+
+    def _download(self, obj: S3Object, result: IngestResult) -> bytes | None:
+        kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
+        if obj.version_id:
+            kwargs["VersionId"] = obj.version_id
+        try:
+            resp = self.s3.get_object(**kwargs)
+        except self.s3.exceptions.NoSuchKey:
+            result.status = "skipped"
+            result.reason = "the object no longer exists (already processed and removed, or deleted)"
+            return None
+        except Exception as e:
+            code = getattr(e, "response", {}).get("Error", {}).get("Code")
+            if code in ("NoSuchVersion", "InvalidArgument", "404"):
+                result.status = "skipped"
+                result.reason = f"the object version no longer exists ({code})"
+                return None
+            raise
+        data: bytes = resp["Body"].read()
+        result.version_id = resp.get("VersionId") or result.version_id
+        result.etag = (resp.get("ETag") or "").strip('"') or result.etag
+        result.size_bytes = len(data)
+        result.content_sha256 = hashlib.sha256(data).hexdigest()
+        return data
+
+    def _put(self, key: str, body: bytes, content_type: str, result: IngestResult) -> None:
+        self.s3.put_object(Bucket=self.targets.bucket, Key=key, Body=body, ContentType=content_type,
+                           Metadata={"upload-id": result.upload_id or "", "source": result.source[:1024],
+                                     "source-version": result.version_id or "",
+                                     "source-sha256": result.content_sha256 or ""})
+
+    def _write_curated(self, fs: FeatureSet, accepted: pa.Table, result: IngestResult) -> None:
+        for day, part in split_by_day(accepted, fs.timestamp):
+            key = curated_key(fs.name, day, result.upload_id or "")
+            self._put(key, parquet_bytes(part), "application/vnd.apache.parquet", result)
+            result.curated_keys.append(key)
+
+    def _report(self, fs: FeatureSet, result: IngestResult, report: dict[str, Any]) -> None:
+        prefix = quarantine_prefix(fs.name, result.upload_id or "")
+        result.quarantine_prefix = f"s3://{self.targets.bucket}/{prefix}"
+        result.report_uri = f"s3://{self.targets.bucket}/{prefix}report.json"
+        if "{report}" in result.reason:
+            result.reason = result.reason.replace("{report}", result.report_uri)
+        body = json.dumps(report, indent=2, default=str).encode()
+        self._put(prefix + "report.json", body, "application/json", result)
+
+    def _context(self, obj: S3Object, result: IngestResult) -> dict[str, Any]:
+        return {"source": obj.uri, "source_version_id": result.version_id,
+                "content_sha256": result.content_sha256, "size_bytes": result.size_bytes,
+                "format": result.format, "upload_id": result.upload_id,
+                "processed_at": datetime.now(UTC).isoformat()}
+
+    def _quarantine_rows(self, obj: S3Object, fs: FeatureSet, validation: ValidationResult,
+                         result: IngestResult) -> None:
+        prefix = quarantine_prefix(fs.name, result.upload_id or "")
+        report = validation.report(**self._context(obj, result))
+        if result.rows_accepted == 0:
+            report["quarantined"] = self._copy_original(obj, prefix, result)
+            report["original_kept_at"] = obj.uri
+        else:
+            self._put(prefix + "rejected.parquet", parquet_bytes(validation.rejected_table()),
+                      "application/vnd.apache.parquet", result)
+            report["quarantined"] = f"s3://{self.targets.bucket}/{prefix}rejected.parquet"
+            report["original_kept_at"] = obj.uri
+        report["curated"] = [f"s3://{self.targets.bucket}/{k}" for k in result.curated_keys]
+        self._report(fs, result, report)
+
+    def _copy_original(self, obj: S3Object, prefix: str, result: IngestResult) -> str:
+        name = PurePosixPath(obj.key).name
+        ext = ".csv.gz" if name.lower().endswith(".csv.gz") else (PurePosixPath(name).suffix or ".bin")
+        key = f"{prefix}original{ext}"
+        source: dict[str, str] = {"Bucket": obj.bucket, "Key": obj.key}
+        if result.version_id:
+            source["VersionId"] = result.version_id
+        self.s3.copy(source, self.targets.bucket, key)  # managed copy: multipart above 5 GB
+        return f"s3://{self.targets.bucket}/{key}"
+
+    def _quarantine_unreadable(self, obj: S3Object, fs: FeatureSet, result: IngestResult,
+                               err: UnreadableFileError) -> None:
+        result.status = "too_large" if err.check == "file_too_large" else "unreadable"
+        result.rows_accepted = 0
+        result.checks = [{"check": err.check, "column": None, "severity": "error", "failed_rows": None}]
+        prefix = quarantine_prefix(fs.name, result.upload_id or "")
+        report: dict[str, Any] = {
+            "feature_set": fs.name, "feature_set_version": fs.version, **self._context(obj, result),
+            "status": result.status, "policy": fs.ingest.on_partial_failure,
+            "rows_total": None, "rows_accepted": 0, "rows_rejected": None,
+            "checks": [{"check": err.check, "column": None, "severity": "error", "failed_rows": None,
+                        "message": err.message, "hint": err.hint}],
+            "original_kept_at": obj.uri,
+        }
+        if result.status == "too_large":
+            report["quarantined"] = None  # not copied: it stays in incoming/ until it is split
+        else:
+            report["quarantined"] = self._copy_original(obj, prefix, result)
+        result.reason = f"{err.message}; {err.hint}"
+        self._report(fs, result, report)
+
+    def _publish_accepted(self, fs: FeatureSet, result: IngestResult) -> None:
+        if not self.targets.event_bus:
+            return
+        detail = {"feature_set": fs.name, "feature_set_version": fs.version, "upload_id": result.upload_id,
+                  "rows_accepted": result.rows_accepted, "has_labels": result.has_labels,
+                  "curated_uri": f"s3://{self.targets.bucket}/{curated_root(fs.name)}",
+                  "curated_keys": result.curated_keys[:200]}
+        resp = self._client("events").put_events(Entries=[{
+            "Source": EVENT_SOURCE, "DetailType": EVENT_TYPE, "Detail": json.dumps(detail),
+            "EventBusName": self.targets.event_bus}])
+        if resp.get("FailedEntryCount"):
+            raise RuntimeError(f"EventBridge refused {EVENT_TYPE}: {resp.get('Entries')}")
+
+    def _delete_original(self, obj: S3Object, result: IngestResult) -> bool:
+        """Delete the upload (a delete marker when versioned) unless a newer upload replaced it."""
+        try:
+            head = self.s3.head_object(Bucket=obj.bucket, Key=obj.key)
+        except Exception as e:
+            if getattr(e, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        same = (head.get("VersionId") == result.version_id) if result.version_id else \
+            ((head.get("ETag") or "").strip('"') == result.etag)
+        if not same:
+            return False
+        self.s3.delete_object(Bucket=obj.bucket, Key=obj.key)
+        return True
+
+    def _record(self, fs: FeatureSet, result: IngestResult) -> None:
+        """The ingest record (lineage and ``driftline features uploads``); re-delivery overwrites it."""
+        when = (_parse_time(result.event_time) or datetime.now(UTC)).isoformat()
+        item: dict[str, Any] = {
+            "pk": {"S": f"INGEST#{fs.name}"}, "sk": {"S": f"{when}#{result.upload_id}"},
+            "recorded_at": {"S": datetime.now(UTC).isoformat()},
+            "result": {"S": json.dumps(result.to_dict(), default=str)},
+        }
+        for name in ("status", "source", "reason", "upload_id", "version_id", "etag", "content_sha256",
+                     "format", "quarantine_prefix", "report_uri", "event_time"):
+            value = getattr(result, name)
+            if value:
+                item[name] = {"S": str(value)}
+        for name in ("rows_total", "rows_accepted", "rows_rejected", "size_bytes", "online_written",
+                     "online_stale", "feature_set_version"):
+            value = getattr(result, name)
+            if value is not None:
+                item[name] = {"N": str(int(value))}
+        item["has_labels"] = {"BOOL": result.has_labels}
+        item["original_deleted"] = {"BOOL": result.original_deleted}
+        item["curated_keys"] = {"S": json.dumps(result.curated_keys)}
+        self._client("dynamodb").put_item(TableName=self.targets.control_table, Item=item)
+
+    def _alert(self, result: IngestResult) -> None:
+        if not (result.quarantined or result.status == "failed") or not self.targets.alerts_topic_arn:
+            return
+        subject = f"Driftline ingest {result.status}: {result.feature_set}"[:100]
+        message = "\n".join([f"{result.source}: {result.status}", result.reason,
+                             f"report: {result.report_uri}" if result.report_uri else ""]).strip()
+        try:
+            self._client("sns").publish(TopicArn=self.targets.alerts_topic_arn, Subject=subject,
+                                        Message=message)
+        except Exception:  # an alert is best effort; the record and report are the source of truth
+            log.warning("could not publish the ingest alert for %s", result.source, exc_info=True)
+
+
+def latest_rows(accepted: pa.Table, fs: FeatureSet) -> Iterator[OnlineRow]:
+    """Per entity, the row with the newest event timestamp (vectorized pick, then one dict per entity).
+
+    Request-time features are left out: the caller supplies them with each prediction.
+    """
+    if accepted.num_rows == 0:
+        return
+    keys = [accepted.column(e) for e in fs.entity]
+    key = keys[0] if len(keys) == 1 else pc.binary_join_element_wise(*keys, "|")
+    ts = pc.cast(accepted.column(fs.timestamp), pa.int64())
+    order = pc.sort_indices(pa.table({"k": key, "t": ts}),
+                            sort_keys=[("k", "ascending"), ("t", "descending")])
+    sorted_keys = key.take(order)
+    first = np.ones(len(sorted_keys), dtype=bool)
+    if len(sorted_keys) > 1:
+        first[1:] = np.asarray(pc.not_equal(sorted_keys.slice(1), sorted_keys.slice(0, len(sorted_keys) - 1))
+                               .to_numpy(zero_copy_only=False), dtype=bool)
+    pick = order.filter(pa.array(first))
+    names = [f.name for f in fs.features if not f.request_time]
+    latest = accepted.select(names).take(pick)
+    entity_values = [accepted.column(e).take(pick).to_pylist() for e in fs.entity]
+    ts_values = ts.take(pick).to_pylist()
+    timestamp_cols = {f.name for f in fs.features if f.type == "timestamp"}
+    for i, values in enumerate(latest.to_pylist()):
+        for c in timestamp_cols:
+            if values[c] is not None:
+                values[c] = values[c].isoformat()
+        yield OnlineRow(entity_key([col[i] for col in entity_values]), int(ts_values[i]), values)

@@ -1,0 +1,320 @@
+"""Ingest end to end on moto: S3 event → handler → curated, quarantine, online store, record, event."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from driftline import aws
+from driftline.datasets.credit_default import generate
+from driftline.features.online import OnlineStore
+
+ROOT = Path(__file__).resolve().parents[2]
+FS = "credit_default"
+
+
+class _Context:
+    function_name = "dev-driftline-ingest"
+    memory_limit_in_mb = 3008
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:dev-driftline-ingest"
+    aws_request_id = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 600_000
+
+
+@pytest.fixture
+def env(aws: dict[str, str]) -> dict[str, str]:
+    return aws
+
+
+@pytest.fixture
+def bus_queue(env: dict[str, str]) -> str:
+    """An SQS queue subscribed to FeatureDataAccepted on the platform bus."""
+    sqs, events = aws.client("sqs"), aws.client("events")
+    url = sqs.create_queue(QueueName="accepted-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="accepted", EventBusName=env["EVENT_BUS_NAME"],
+                    EventPattern=json.dumps({"source": ["driftline.ingest"], "detail-type": ["FeatureDataAccepted"]}))
+    events.put_targets(Rule="accepted", EventBusName=env["EVENT_BUS_NAME"], Targets=[{"Id": "q", "Arn": arn}])
+    return str(url)
+
+
+def _handler() -> Any:
+    from lambdas import ingest
+
+    return ingest
+
+
+def _upload(env: dict[str, str], key: str, body: bytes) -> dict[str, Any]:
+    resp = aws.client("s3").put_object(Bucket=env["FEATURES_BUCKET"], Key=key, Body=body)
+    return {"key": key, "size": len(body), "etag": resp["ETag"], "version": resp.get("VersionId")}
+
+
+def _event(env: dict[str, str], *objs: dict[str, Any], time: str = "2026-11-26T01:00:00.000Z") -> dict[str, Any]:
+    return {"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventTime": time,
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": env["FEATURES_BUCKET"]},
+               "object": {"key": quote_plus(o["key"]), "size": o["size"], "eTag": o["etag"].strip('"'),
+                          "versionId": o["version"]}}} for o in objs]}
+
+
+def _invoke(event: dict[str, Any]) -> list[dict[str, Any]]:
+    out = _handler().handler(event, _Context())
+    return list(out["results"])
+
+
+def _parquet(t: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(t, buf)
+    return buf.getvalue()
+
+
+def _csv(t: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pacsv.write_csv(t, buf)
+    return buf.getvalue()
+
+
+def _keys(env: dict[str, str], prefix: str) -> list[str]:
+    resp = aws.client("s3").list_objects_v2(Bucket=env["FEATURES_BUCKET"], Prefix=prefix)
+    return sorted(o["Key"] for o in resp.get("Contents", []))
+
+
+def _get(env: dict[str, str], key: str) -> bytes:
+    return bytes(aws.client("s3").get_object(Bucket=env["FEATURES_BUCKET"], Key=key)["Body"].read())
+
+
+def _curated_rows(env: dict[str, str]) -> pa.Table:
+    tables = [pq.read_table(pa.BufferReader(_get(env, k))) for k in _keys(env, f"curated/{FS}/")]
+    return pa.concat_tables(tables) if tables else pa.table({})
+
+
+def _records(env: dict[str, str]) -> list[dict[str, Any]]:
+    resp = aws.client("dynamodb").query(TableName=env["CONTROL_TABLE"], KeyConditionExpression="pk = :p",
+                                        ExpressionAttributeValues={":p": {"S": f"INGEST#{FS}"}})
+    return [json.loads(i["result"]["S"]) for i in resp["Items"]]
+
+
+def _messages(url: str) -> list[dict[str, Any]]:
+    resp = aws.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in resp.get("Messages", [])]
+
+
+def _feature_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replace: dict[str, str]) -> None:
+    text = (ROOT / "examples" / "feature_sets" / f"{FS}.yaml").read_text()
+    for a, b in replace.items():
+        assert a in text
+        text = text.replace(a, b)
+    (tmp_path / f"{FS}.yaml").write_text(text)
+    monkeypatch.setenv("FEATURE_SETS_DIR", str(tmp_path))
+
+
+def test_good_file_is_curated_served_recorded_announced_and_removed(env: dict[str, str], bus_queue: str) -> None:
+    table = generate(400, "2026-01-01", "2026-01-10", seed=1)
+    up = _upload(env, f"incoming/{FS}/2026/good.parquet", _parquet(table))
+    (result,) = _invoke(_event(env, up))
+    assert result["status"] == "accepted", result
+    assert result["rows_accepted"] == 400 and result["rows_rejected"] == 0
+    assert result["has_labels"] is True and result["original_deleted"] is True
+
+    curated = _keys(env, f"curated/{FS}/")
+    assert curated == sorted(result["curated_keys"]) and len(curated) >= 9
+    assert all(k.startswith(f"curated/{FS}/date=2026-01-0") and k.endswith(f"/{result['upload_id']}.parquet")
+               for k in curated)
+    rows = _curated_rows(env)
+    assert rows.num_rows == 400
+    assert sorted(rows.column("customer_id").to_pylist()) == sorted(table.column("customer_id").to_pylist())
+    assert pq.read_metadata(pa.BufferReader(_get(env, curated[0]))).row_group(0).column(0).compression == "ZSTD"
+    assert _keys(env, "quarantine/") == []
+
+    # online store: the newest snapshot per customer, request-time 'channel' left out
+    last = {}
+    for r in table.to_pylist():
+        if r["customer_id"] not in last or r["event_timestamp"] > last[r["customer_id"]]["event_timestamp"]:
+            last[r["customer_id"]] = r
+    some = sorted(last)[:5]
+    got = OnlineStore(env["ONLINE_TABLE"]).get_many(FS, [*some, "C9999999"])
+    assert got["C9999999"] is None
+    for cid in some:
+        assert got[cid] is not None
+        assert got[cid]["age"] == last[cid]["age"] and got[cid]["income"] == last[cid]["income"]
+        assert "channel" not in got[cid] and "defaulted" not in got[cid]
+
+    (record,) = _records(env)
+    assert record["status"] == "accepted" and record["content_sha256"] and record["version_id"] == up["version"]
+    (msg,) = _messages(bus_queue)
+    assert msg["detail-type"] == "FeatureDataAccepted"
+    assert msg["detail"]["rows_accepted"] == 400 and msg["detail"]["has_labels"] is True
+    assert msg["detail"]["upload_id"] == result["upload_id"]
+
+    # deleted from incoming/, yet not lost: the version is still there
+    s3 = aws.client("s3")
+    assert _keys(env, "incoming/") == []
+    versions = s3.list_object_versions(Bucket=env["FEATURES_BUCKET"], Prefix="incoming/")["Versions"]
+    assert [v["VersionId"] for v in versions] == [up["version"]]
+
+
+def test_partly_bad_csv_with_spaces_in_the_key(env: dict[str, str], bus_queue: str) -> None:
+    table = generate(200, "2026-02-01", "2026-02-03", seed=2).drop_columns(["defaulted"])
+    body = _csv(table).decode().splitlines()
+    body[5] = body[5].replace(body[5].split(",")[2], "abc", 1)  # age: not a number
+    header = body[0].split(",")
+    row = body[8].split(",")
+    row[header.index('"region"')] = '"atlantis"'
+    body[8] = ",".join(row)
+    up = _upload(env, f"incoming/{FS}/batch 2 (fixed).csv", ("\n".join(body) + "\n").encode())
+    (result,) = _invoke(_event(env, up))
+    assert result["status"] == "partial"
+    assert (result["rows_accepted"], result["rows_rejected"]) == (198, 2)
+    assert result["has_labels"] is False
+    prefix = f"quarantine/{FS}/{result['upload_id']}/"
+    assert _keys(env, prefix) == [prefix + "rejected.parquet", prefix + "report.json"]
+    report = json.loads(_get(env, prefix + "report.json"))
+    assert report["status"] == "partial" and report["source"].endswith("batch 2 (fixed).csv")
+    checks = {(c["check"], c["column"]): c for c in report["checks"]}
+    assert checks[("type", "age")]["sample"][0]["row"] == 4  # line 6 of the file = data row 4
+    assert checks[("category", "region")]["details"]["unknown_values"] == {"atlantis": 1}
+    rejected = pq.read_table(pa.BufferReader(_get(env, prefix + "rejected.parquet")))
+    assert rejected.column("_row").to_pylist() == [4, 7]
+    assert _curated_rows(env).num_rows == 198
+    assert _keys(env, "incoming/") == [f"incoming/{FS}/batch 2 (fixed).csv"]  # kept: not fully accepted
+    assert result["report_uri"] in result["reason"]
+    (msg,) = _messages(bus_queue)
+    assert msg["detail"]["has_labels"] is False
+
+
+def test_corrupt_file_is_quarantined_whole_and_kept(env: dict[str, str]) -> None:
+    data = _parquet(generate(50, "2026-01-01", "2026-01-02", seed=3))[:500]
+    up = _upload(env, f"incoming/{FS}/broken.parquet", data)
+    (result,) = _invoke(_event(env, up))
+    assert result["status"] == "unreadable" and "cannot be read" in result["reason"]
+    prefix = f"quarantine/{FS}/{result['upload_id']}/"
+    assert _keys(env, prefix) == [prefix + "original.parquet", prefix + "report.json"]
+    assert _get(env, prefix + "original.parquet") == data
+    report = json.loads(_get(env, prefix + "report.json"))
+    assert report["checks"][0]["check"] == "corrupt_file" and report["checks"][0]["hint"]
+    assert _keys(env, "curated/") == []
+    assert _keys(env, "incoming/") == [up["key"]]
+    assert _records(env)[0]["status"] == "unreadable"
+
+
+@pytest.mark.parametrize("body, check", [
+    (b"", "empty_file"),
+    (b'customer_id,age\nA,"3\nB,4\n', "csv_quoting"),
+    (gzip.compress(b"customer_id,age\n1,2\n")[:20], "corrupt_file"),
+])
+def test_other_unreadable_uploads(env: dict[str, str], body: bytes, check: str) -> None:
+    up = _upload(env, f"incoming/{FS}/x.csv" + (".gz" if body[:2] == b"\x1f\x8b" else ""), body)
+    (result,) = _invoke(_event(env, up))
+    assert result["status"] == "unreadable" and result["checks"][0]["check"] == check
+    report = json.loads(_get(env, f"quarantine/{FS}/{result['upload_id']}/report.json"))
+    assert report["checks"][0]["message"]
+
+
+def test_file_of_another_feature_set_and_strings_for_floats(env: dict[str, str]) -> None:
+    other = pa.table({"store_id": ["s1"], "ts": ["2026-01-01"], "sales": [3.0]})
+    (result,) = _invoke(_event(env, _upload(env, f"incoming/{FS}/sales.csv", _csv(other))))
+    assert result["status"] == "rejected" and result["checks"][0]["check"] == "missing_columns"
+    report = json.loads(_get(env, f"quarantine/{FS}/{result['upload_id']}/report.json"))
+    assert "another feature set" in report["checks"][0]["hint"]
+    assert report["quarantined"].endswith("original.csv")
+
+    t = generate(20, "2026-01-01", "2026-01-02", seed=4)
+    t = t.set_column(t.column_names.index("income"), "income", pa.array(["n/a?"] * 20))
+    (result,) = _invoke(_event(env, _upload(env, f"incoming/{FS}/strings.parquet", _parquet(t))))
+    assert result["status"] == "rejected" and result["rows_rejected"] == 20
+
+
+def test_too_large_file_is_refused_without_download(env: dict[str, str], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _feature_dir(tmp_path, monkeypatch, {"max_file_mb: 512": "max_file_mb: 1"})
+    body = _csv(generate(8000, "2026-01-01", "2026-01-05", seed=5))
+    assert len(body) > 1024 * 1024
+    up = _upload(env, f"incoming/{FS}/huge.csv", body)
+    (result,) = _invoke(_event(env, up))
+    assert result["status"] == "too_large"
+    report = json.loads(_get(env, f"quarantine/{FS}/{result['upload_id']}/report.json"))
+    assert "split it" in report["checks"][0]["hint"] and report["quarantined"] is None
+    assert _keys(env, f"quarantine/{FS}/{result['upload_id']}/") == [
+        f"quarantine/{FS}/{result['upload_id']}/report.json"]
+    assert _keys(env, "incoming/") == [up["key"]]
+
+
+def test_reject_file_policy_accepts_nothing(env: dict[str, str], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    _feature_dir(tmp_path, monkeypatch, {"on_partial_failure: accept_valid": "on_partial_failure: reject_file"})
+    t = generate(30, "2026-01-01", "2026-01-02", seed=6)
+    ages = t.column("age").to_pylist()
+    ages[0] = 7
+    t = t.set_column(t.column_names.index("age"), "age", pa.array(ages))
+    (result,) = _invoke(_event(env, _upload(env, f"incoming/{FS}/one-bad.parquet", _parquet(t))))
+    assert result["status"] == "rejected" and result["rows_accepted"] == 0 and result["rows_rejected"] == 30
+    assert _keys(env, "curated/") == []
+    report = json.loads(_get(env, f"quarantine/{FS}/{result['upload_id']}/report.json"))
+    assert "policy_note" in report and report["rows_failing_checks"] == 1
+
+
+def test_keys_outside_incoming_and_unknown_feature_sets_are_skipped(env: dict[str, str]) -> None:
+    ups = [_upload(env, "curated/x.parquet", b"x"), _upload(env, "incoming/nope/x.csv", b"a\n1\n"),
+           _upload(env, "incoming/loose.csv", b"a\n1\n")]
+    results = _invoke(_event(env, *ups))
+    assert [r["status"] for r in results] == ["skipped"] * 3
+    assert "outside incoming/" in results[0]["reason"]
+    assert "unknown feature set 'nope'" in results[1]["reason"]
+    assert "no feature set folder" in results[2]["reason"]
+    assert _keys(env, "quarantine/") == [] and _records(env) == []
+    assert _handler().handler({"hello": "world"}, _Context())["results"] == []
+
+
+def test_redelivery_is_idempotent(env: dict[str, str], bus_queue: str) -> None:
+    t = generate(100, "2026-03-01", "2026-03-02", seed=7)
+    event = _event(env, _upload(env, f"incoming/{FS}/again.parquet", _parquet(t)))
+    (first,) = _invoke(event)
+    (second,) = _invoke(event)
+    assert first["status"] == "accepted" and not first.get("idempotent_replay")
+    assert second["idempotent_replay"] is True and second["upload_id"] == first["upload_id"]
+    assert len(_records(env)) == 1 and len(_messages(bus_queue)) == 1
+    s3 = aws.client("s3")
+    versions = s3.list_object_versions(Bucket=env["FEATURES_BUCKET"], Prefix="curated/")["Versions"]
+    assert len(versions) == len(first["curated_keys"])
+
+
+def test_reprocessing_without_idempotency_overwrites_instead_of_duplicating(env: dict[str, str]) -> None:
+    from driftline.features.ingest import Ingestor, IngestTargets, parse_s3_event
+    from driftline.features.schema import FeatureSetCatalog
+
+    t = generate(60, "2026-03-01", "2026-03-02", seed=8)
+    body = _csv(t).decode().splitlines()
+    body[2] = body[2].replace('"C', '"', 1).replace(",", ",x", 2)
+    event = _event(env, _upload(env, f"incoming/{FS}/p.csv", ("\n".join(body) + "\n").encode()))
+    ingestor = Ingestor(FeatureSetCatalog(env["FEATURE_SETS_DIR"]), IngestTargets.from_env())
+    (obj,) = parse_s3_event(event)
+    a, b = ingestor.process(obj), ingestor.process(obj)
+    assert a.status == b.status == "partial" and a.upload_id == b.upload_id
+    assert _curated_rows(env).num_rows == a.rows_accepted
+    assert len(_records(env)) == 1
+
+
+def test_late_older_rows_never_overwrite_newer_online_values(env: dict[str, str]) -> None:
+    newer = generate(50, "2026-05-01", "2026-05-02", seed=9)
+    older = generate(50, "2026-01-01", "2026-01-02", seed=10)
+    (r1,) = _invoke(_event(env, _upload(env, f"incoming/{FS}/new.parquet", _parquet(newer))))
+    (r2,) = _invoke(_event(env, _upload(env, f"incoming/{FS}/old.parquet", _parquet(older)),
+                           time="2026-11-26T02:00:00.000Z"))
+    assert r1["online_written"] > 0
+    shared = set(newer.column("customer_id").to_pylist()) & set(older.column("customer_id").to_pylist())
+    assert shared and r2["online_stale"] >= len(shared)
+    recs = OnlineStore(env["ONLINE_TABLE"]).get_records(FS, sorted(shared))
+    for rec in recs.values():
+        assert rec is not None and rec.event_ts_us >= 1_777_593_600_000_000  # 2026-05-01
