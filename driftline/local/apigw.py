@@ -261,9 +261,7 @@ class ApiGateway:
         self._slow_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="driftline-apigw")
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="driftline-apigw", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="driftline-apigw", daemon=True)
 
     @property
     def port(self) -> int:
@@ -298,9 +296,7 @@ class ApiGateway:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def _send(
-                self, status: int, headers: list[tuple[str, str]], body: bytes, request_id: str
-            ) -> None:
+            def _send(self, status: int, headers: list[tuple[str, str]], body: bytes, request_id: str) -> None:
                 self.send_response(status)
                 names = {k.lower() for k, _ in headers}
                 for k, v in headers:
@@ -351,8 +347,7 @@ class ApiGateway:
                 request_id = str(uuid.uuid4())
                 status = self._dispatch(request_id)
                 gateway.log(
-                    f"[api] {self.command} {self.path} -> {status} "
-                    f"({(time.perf_counter() - t0) * 1000:.1f} ms)"
+                    f"[api] {self.command} {self.path} -> {status} ({(time.perf_counter() - t0) * 1000:.1f} ms)"
                 )
 
             def _dispatch(self, request_id: str) -> int:
@@ -404,9 +399,7 @@ class ApiGateway:
                         "the function does not exist"
                         if result is None
                         else (
-                            f"the function failed: {result.error_type}"
-                            if isinstance(result, InvocationResult)
-                            else ""
+                            f"the function failed: {result.error_type}" if isinstance(result, InvocationResult) else ""
                         )
                     )
                     gateway.log(f"[api] {self.command} {split.path}: {why}")
@@ -419,11 +412,7 @@ class ApiGateway:
                     self._message(502, "Internal server error", request_id)
                     return 502
                 origin = self.headers.get("Origin")
-                if (
-                    origin
-                    and gateway.cors_origins
-                    and (origin in gateway.cors_origins or "*" in gateway.cors_origins)
-                ):
+                if origin and gateway.cors_origins and (origin in gateway.cors_origins or "*" in gateway.cors_origins):
                     headers.append(("Access-Control-Allow-Origin", origin))
                 self._send(status, headers, data, request_id)
                 return status

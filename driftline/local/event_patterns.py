@@ -66,9 +66,7 @@ def _match_object(pattern: dict[str, Any], node: Any) -> bool:
             if not _match_leaf(rule, value):
                 return False
         else:
-            raise PatternError(
-                f"the pattern for {key!r} must be a list of values or an object, got {json.dumps(rule)}"
-            )
+            raise PatternError(f"the pattern for {key!r} must be a list of values or an object, got {json.dumps(rule)}")
     return True
 
 
@@ -142,9 +140,7 @@ def _content_filter(name: str, arg: Any, actual: Any) -> bool:
             raise PatternError(f'\'numeric\' takes operator/value pairs such as [">", 0, "<=", 5], got {arg}')
         for op, bound in zip(arg[::2], arg[1::2], strict=True):
             if op not in _NUMERIC_OPS or isinstance(bound, bool) or not isinstance(bound, int | float):
-                raise PatternError(
-                    f"'numeric' has an unknown operator or non-numeric bound: {op!r} {bound!r}"
-                )
+                raise PatternError(f"'numeric' has an unknown operator or non-numeric bound: {op!r} {bound!r}")
             if not _NUMERIC_OPS[op](float(actual), float(bound)):
                 return False
         return True
@@ -177,12 +173,8 @@ def json_path(doc: Any, path: str) -> Any:
     while pos < len(path):
         m = _PATH_TOKEN.match(path, pos)
         if m is None:
-            raise PatternError(
-                f"input path {path!r} is not supported at position {pos} (use $.a.b, $.a[0] or $['a'])"
-            )
-        key: str | int = (
-            int(m.group(2)) if m.group(2) is not None else (m.group(1) or m.group(3) or m.group(4) or "")
-        )
+            raise PatternError(f"input path {path!r} is not supported at position {pos} (use $.a.b, $.a[0] or $['a'])")
+        key: str | int = int(m.group(2)) if m.group(2) is not None else (m.group(1) or m.group(3) or m.group(4) or "")
         pos = m.end()
         if isinstance(key, int):
             node = node[key] if isinstance(node, list) and -len(node) <= key < len(node) else None
@@ -193,9 +185,7 @@ def json_path(doc: Any, path: str) -> Any:
     return node
 
 
-def target_input(
-    target: dict[str, Any], event: dict[str, Any], rule_name: str = "", rule_arn: str = ""
-) -> str:
+def target_input(target: dict[str, Any], event: dict[str, Any], rule_name: str = "", rule_arn: str = "") -> str:
     """The JSON text a target receives for ``event``, applying Input, InputPath or InputTransformer."""
     if target.get("Input") is not None:
         return str(target["Input"])

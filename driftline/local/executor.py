@@ -229,9 +229,7 @@ class _Worker:
                 f"{now} {request_id} Task timed out after {self.spec.timeout_s:.2f} seconds",
             )
         )
-        return _Outcome(
-            errs.dumps(payload), True, False, lines, init_ms, (time.monotonic() - started) * 1000.0
-        )
+        return _Outcome(errs.dumps(payload), True, False, lines, init_ms, (time.monotonic() - started) * 1000.0)
 
     def _crashed(
         self,
@@ -290,9 +288,7 @@ class _Pool:
         with self.cond:
             while True:
                 if self.retired:
-                    raise RuntimeError(
-                        f"function {self.spec.name} was reconfigured or the platform is stopping"
-                    )
+                    raise RuntimeError(f"function {self.spec.name} was reconfigured or the platform is stopping")
                 while self.idle:
                     w = self.idle.pop()
                     if w.alive():

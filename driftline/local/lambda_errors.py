@@ -65,9 +65,7 @@ def exit_payload(request_id: str, returncode: int | None) -> dict[str, Any]:
             how = f"signal: {-returncode}"
     else:
         how = f"exit status {returncode if returncode is not None else 'unknown'}"
-    return error_payload(
-        EXIT_ERROR, f"RequestId: {request_id} Error: Runtime exited with error: {how}", request_id
-    )
+    return error_payload(EXIT_ERROR, f"RequestId: {request_id} Error: Runtime exited with error: {how}", request_id)
 
 
 def dumps(payload: dict[str, Any]) -> str:

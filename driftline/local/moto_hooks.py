@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus, unquote_plus
 
 from driftline.local import lambda_errors as errs
 from driftline.local.async_invoke import AsyncInvoker, AsyncOutcome
@@ -82,9 +83,7 @@ def check_moto() -> None:
             f"methods); installed: moto {moto.__version__}. Install moto[server]=={SUPPORTED_MOTO_VERSION}."
         )
     missing = [
-        f"{getattr(owner, '__name__', owner)}.{name}"
-        for owner, name in _hook_points()
-        if not hasattr(owner, name)
+        f"{getattr(owner, '__name__', owner)}.{name}" for owner, name in _hook_points() if not hasattr(owner, name)
     ]
     if missing:
         raise UnsupportedMotoError(
@@ -130,6 +129,16 @@ def _iso(t: Any) -> str:
     if isinstance(t, datetime):
         return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(t)
+
+
+def _aws_key_encoding(event: Any) -> Any:
+    """S3 notifications URL-encode object keys but keep '/' (``a b/c.csv`` -> ``a+b/c.csv``);
+    moto also encodes '/' as %2F. Handlers decode with ``unquote_plus`` either way."""
+    for record in event.get("Records", []) if isinstance(event, dict) else []:
+        obj = record.get("s3", {}).get("object", {})
+        if isinstance(obj.get("key"), str):
+            obj["key"] = quote_plus(unquote_plus(obj["key"]), safe="/")
+    return event
 
 
 def _event_json(event: Any) -> str:
@@ -217,7 +226,7 @@ class MotoBridge:
             return out
 
         def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
-            bridge.async_invoker.submit(fn_arn, json.dumps(event_body))
+            bridge.async_invoker.submit(fn_arn, json.dumps(_aws_key_encoding(event_body)))
 
         def send_to_targets(rule: Any, original_event: Any, transform_input: bool = True) -> None:
             ours = [t for t in rule.targets if _is_routed_here(str(t.get("Arn", "")))]
@@ -309,8 +318,7 @@ class MotoBridge:
                             paths = (str(target), str(self.project_root))
                 except (zipfile.BadZipFile, OSError) as e:
                     self.warn(
-                        f"function {fn.function_name}: cannot unpack its code zip ({e}); "
-                        "running from the project root"
+                        f"function {fn.function_name}: cannot unpack its code zip ({e}); running from the project root"
                     )
             self._code_paths[key] = paths
             return paths
@@ -352,9 +360,7 @@ class MotoBridge:
                 with contextlib.suppress(Exception):
                     backend.create_log_stream(spec.log_group, stream)
                 self._streams.add((spec.log_group, stream))
-            backend.put_log_events(
-                spec.log_group, stream, [{"timestamp": ts, "message": line} for ts, line in events]
-            )
+            backend.put_log_events(spec.log_group, stream, [{"timestamp": ts, "message": line} for ts, line in events])
 
     def _dead_letter(self, function: str, event_json: str, result: InvocationResult) -> bool:
         fn = self.get_function(function)
@@ -401,9 +407,7 @@ class MotoBridge:
             if arn.startswith("arn:aws:lambda:"):
                 out.append(Dispatch(arn, "lambda", self.async_invoker.submit(arn, payload)))
             elif arn.startswith("arn:aws:states:"):
-                out.append(
-                    Dispatch(arn, "states", self._sfn_pool.submit(self._start_execution, arn, payload))
-                )
+                out.append(Dispatch(arn, "states", self._sfn_pool.submit(self._start_execution, arn, payload)))
         return out
 
     def _start_execution(self, state_machine_arn: str, input_json: str) -> str:

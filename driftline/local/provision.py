@@ -36,9 +36,7 @@ def _topic_arn(region: str, account: str, name: str) -> str:
     return f"arn:aws:sns:{region}:{account}:{name}"
 
 
-def provision_data(
-    platform: Platform, clients: Any, region: str, account: str = LOCAL_ACCOUNT
-) -> ProvisionedNames:
+def provision_data(platform: Platform, clients: Any, region: str, account: str = LOCAL_ACCOUNT) -> ProvisionedNames:
     """Create buckets, tables, topics, queues, the event bus and capture streams. Idempotent.
 
     ``clients`` is a callable ``clients(service) -> boto3 client``.
@@ -65,9 +63,7 @@ def provision_data(
         if t.sort_key:
             keys.append({"AttributeName": t.sort_key, "KeyType": "RANGE"})
             attrs.append({"AttributeName": t.sort_key, "AttributeType": "S"})
-        ddb.create_table(
-            TableName=tname, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST"
-        )
+        ddb.create_table(TableName=tname, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST")
         if t.ttl_attribute:
             ddb.update_time_to_live(
                 TableName=tname, TimeToLiveSpecification={"Enabled": True, "AttributeName": t.ttl_attribute}
@@ -79,9 +75,9 @@ def provision_data(
     sqs = clients("sqs")
     for q in platform.queues:
         url = sqs.create_queue(QueueName=platform.name(q))["QueueUrl"]
-        names.arns[f"queue:{q}"] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        names.arns[f"queue:{q}"] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
     events = clients("events")
     with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
         events.create_event_bus(Name=platform.event_bus)

@@ -93,9 +93,7 @@ def _bind_error(what: str, host: str, port: int, e: OSError) -> LocalStartError:
 class _Gate:
     """WSGI middleware: control endpoints under /_driftline/, and 503 for outsiders while starting."""
 
-    def __init__(
-        self, app: Any, token: str, control: Callable[[str, str, bytes], tuple[int, dict[str, Any]]]
-    ) -> None:
+    def __init__(self, app: Any, token: str, control: Callable[[str, str, bytes], tuple[int, dict[str, Any]]]) -> None:
         self.app = app
         self.token = token
         self.control = control
@@ -135,9 +133,7 @@ class _Gate:
 
 
 class LocalPlatform:
-    def __init__(
-        self, platform: Platform, options: LocalOptions, out: Callable[[str], None] | None = None
-    ) -> None:
+    def __init__(self, platform: Platform, options: LocalOptions, out: Callable[[str], None] | None = None) -> None:
         self.platform = platform
         self.options = options
         self.out = out or Printer()
@@ -288,9 +284,7 @@ class LocalPlatform:
             warn=self.out,
         )
         self.bridge.install()
-        self._moto_thread = threading.Thread(
-            target=self._moto_server.serve_forever, name="driftline-moto", daemon=True
-        )
+        self._moto_thread = threading.Thread(target=self._moto_server.serve_forever, name="driftline-moto", daemon=True)
         self._moto_thread.start()
         assert self.api is not None
         self.api.start()
@@ -414,8 +408,7 @@ class LocalPlatform:
             "functions": self.executor.stats() if self.executor else {},
             "worker_pids": self.executor.worker_pids() if self.executor else [],
             "next_schedules": {
-                k: v.isoformat()
-                for k, v in (self.scheduler.next_fire_times() if self.scheduler else {}).items()
+                k: v.isoformat() for k, v in (self.scheduler.next_fire_times() if self.scheduler else {}).items()
             },
         }
 

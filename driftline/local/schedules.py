@@ -55,9 +55,7 @@ class CronSchedule:
                 return candidate
             if candidate.year > max(self.years):
                 break
-        raise ScheduleError(
-            f"cron schedule {self.expression!r} never fires again in years {sorted(self.years or [])}"
-        )
+        raise ScheduleError(f"cron schedule {self.expression!r} never fires again in years {sorted(self.years or [])}")
 
 
 Schedule = RateSchedule | CronSchedule
@@ -127,9 +125,7 @@ def _parse_years(field: str, expression: str) -> frozenset[int] | None:
                 raise ScheduleError(f"{expression!r}: bad year step in {field!r}")
         lo_s, _, hi_s = token.partition("-")
         if not lo_s.isdigit() or (hi_s and not hi_s.isdigit()):
-            raise ScheduleError(
-                f"{expression!r}: the year field must be *, YYYY, YYYY-YYYY or a list, got {field!r}"
-            )
+            raise ScheduleError(f"{expression!r}: the year field must be *, YYYY, YYYY-YYYY or a list, got {field!r}")
         lo = int(lo_s)
         hi = int(hi_s) if hi_s else (2199 if step > 1 else lo)
         if not 1970 <= lo <= hi <= 2199:

@@ -133,9 +133,7 @@ def load_handler(spec: str) -> tuple[Callable[[Any, Any], Any] | None, dict[str,
             stack_trace=[f'  File "{e.filename}" Line {e.lineno}\n        {(e.text or "").strip()}\n'],
         )
     except ImportError as e:
-        return None, errs.error_payload(
-            errs.IMPORT_MODULE_ERROR, f"Unable to import module '{module_name}': {e}"
-        )
+        return None, errs.error_payload(errs.IMPORT_MODULE_ERROR, f"Unable to import module '{module_name}': {e}")
     except Exception as e:  # an import-time failure in user code is still an init error
         payload = errs.exception_payload(e, "")
         payload["errorMessage"] = f"Unable to import module '{module_name}': {e}"
@@ -189,9 +187,7 @@ def run(channel: _Channel) -> int:
                 out = json.dumps(result, default=_json_default)
             except (TypeError, ValueError) as e:
                 error = True
-                out = errs.dumps(
-                    errs.error_payload(errs.MARSHAL_ERROR, f"Unable to marshal response: {e}", request_id)
-                )
+                out = errs.dumps(errs.error_payload(errs.MARSHAL_ERROR, f"Unable to marshal response: {e}", request_id))
         except Exception as e:
             error = True
             payload = errs.exception_payload(e, request_id, skip_frames=1)
@@ -214,9 +210,7 @@ def main(argv: list[str]) -> int:
     # Ctrl-C in a terminal reaches the whole process group; the supervisor decides when workers end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = _Channel(socket.socket(fileno=int(argv[1])))
-    for path in reversed(
-        [p for p in os.environ.get("DRIFTLINE_LOCAL_CODE_PATHS", "").split(os.pathsep) if p]
-    ):
+    for path in reversed([p for p in os.environ.get("DRIFTLINE_LOCAL_CODE_PATHS", "").split(os.pathsep) if p]):
         if path in sys.path:
             sys.path.remove(path)
         sys.path.insert(0, path)

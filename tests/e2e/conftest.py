@@ -46,7 +46,14 @@ def run_cli(*args: str, state_dir: Path, timeout: float = 180.0, **kwargs: Any) 
     env.pop("AWS_ENDPOINT_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "driftline.cli.main", "local", *args, "--state-dir", str(state_dir)],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env, check=False, **kwargs)
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+        **kwargs,
+    )
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> Any:
@@ -84,9 +91,13 @@ class LocalPlatformHandle:
             from botocore.config import Config
 
             self._clients[service] = boto3.session.Session().client(
-                service, endpoint_url=self.endpoint, region_name=self.region, aws_access_key_id="test",
-                aws_secret_access_key="test", config=Config(retries={"max_attempts": 3, "mode": "standard"},
-                                                            read_timeout=120))
+                service,
+                endpoint_url=self.endpoint,
+                region_name=self.region,
+                aws_access_key_id="test",
+                aws_secret_access_key="test",
+                config=Config(retries={"max_attempts": 3, "mode": "standard"}, read_timeout=120),
+            )
         return self._clients[service]
 
     def name(self, logical: str) -> str:
@@ -111,8 +122,11 @@ class LocalPlatformHandle:
 
     def records(self, logical_or_physical: str) -> list[dict[str, Any]]:
         """What the ``record`` fixture handler logged: one dict per invocation."""
-        return [json.loads(line[len("RECORD "):]) for line in self.log_lines(logical_or_physical)
-                if line.startswith("RECORD ")]
+        return [
+            json.loads(line[len("RECORD ") :])
+            for line in self.log_lines(logical_or_physical)
+            if line.startswith("RECORD ")
+        ]
 
 
 def start_platform(state_dir: Path, overrides: dict[str, str] | None = None, *extra: str) -> LocalPlatformHandle:
@@ -121,8 +135,17 @@ def start_platform(state_dir: Path, overrides: dict[str, str] | None = None, *ex
     from driftline.platform import build_platform
 
     port, api_port = free_port(), free_port()
-    args = ["up", "--detach", "--port", str(port), "--api-port", str(api_port), "--config", str(ROOT / "cdk.json"),
-            *extra]
+    args = [
+        "up",
+        "--detach",
+        "--port",
+        str(port),
+        "--api-port",
+        str(api_port),
+        "--config",
+        str(ROOT / "cdk.json"),
+        *extra,
+    ]
     for logical, handler in (overrides or {}).items():
         args += ["--handler-override", f"{logical}={handler}"]
     result = run_cli(*args, state_dir=state_dir)
@@ -131,8 +154,9 @@ def start_platform(state_dir: Path, overrides: dict[str, str] | None = None, *ex
     state = read_state(state_dir)
     assert state is not None and state.status == "ready"
     platform = build_platform(config.load(ROOT / "cdk.json"))
-    return LocalPlatformHandle(state_dir, state.endpoint, state.api_url, state.pid, state.pgid, platform,
-                               state.account, state.region)
+    return LocalPlatformHandle(
+        state_dir, state.endpoint, state.api_url, state.pid, state.pgid, platform, state.account, state.region
+    )
 
 
 def stop_platform(handle: LocalPlatformHandle) -> None:

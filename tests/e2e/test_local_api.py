@@ -32,8 +32,9 @@ def test_route_becomes_a_rest_proxy_event(local_platform: LocalPlatformHandle) -
 
 
 def test_path_parameters_and_json_body(local_platform: LocalPlatformHandle) -> None:
-    r = requests.post(f"{local_platform.api_url}/v1/models/credit%2Ddefault/predict",
-                      json={"rows": [{"age": 41}]}, timeout=60)
+    r = requests.post(
+        f"{local_platform.api_url}/v1/models/credit%2Ddefault/predict", json={"rows": [{"age": 41}]}, timeout=60
+    )
     assert r.status_code == 201
     event = r.json()
     assert event["resource"] == "/v1/models/{model}/predict"
@@ -43,8 +44,12 @@ def test_path_parameters_and_json_body(local_platform: LocalPlatformHandle) -> N
 
 def test_binary_body_is_base64(local_platform: LocalPlatformHandle) -> None:
     data = bytes(range(256))
-    r = requests.post(f"{local_platform.api_url}/v1/models/m/feedback", data=data,
-                      headers={"Content-Type": "application/octet-stream"}, timeout=60)
+    r = requests.post(
+        f"{local_platform.api_url}/v1/models/m/feedback",
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=60,
+    )
     event = r.json()
     assert event["isBase64Encoded"] is True and base64.b64decode(event["body"]) == data
 
@@ -66,8 +71,10 @@ def test_handler_failure_and_malformed_answer_are_502(local_platform: LocalPlatf
 def test_body_over_10_mb_is_413_without_reading_it(local_platform: LocalPlatformHandle) -> None:
     url = urlsplit(local_platform.api_url)
     with socket.create_connection((url.hostname, url.port), timeout=30) as s:
-        s.sendall(b"POST /v1/models/m/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 10485761\r\n\r\n")
+        s.sendall(
+            b"POST /v1/models/m/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 10485761\r\n\r\n"
+        )
         reply = s.recv(4096).decode()
     assert reply.startswith("HTTP/1.1 413") and '"Request Too Long"' in reply
     ok = requests.post(f"{local_platform.api_url}/v1/models/m/predict", data=b"x" * (1024 * 1024), timeout=60)

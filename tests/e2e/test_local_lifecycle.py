@@ -51,10 +51,23 @@ def test_down_and_status_when_nothing_runs(tmp_path: Path) -> None:
 
 
 def test_stale_state_from_a_killed_run_is_reported_and_removed(tmp_path: Path) -> None:
-    st.write_state(tmp_path, st.PlatformState(
-        pid=_dead_pid(), pgid=_dead_pid(), host="127.0.0.1", port=1, api_port=2, started_at=time.time(),
-        status="ready", env="dev", config="cdk.json", region="us-east-1", account="123456789012",
-        prefix="dev-driftline"))
+    st.write_state(
+        tmp_path,
+        st.PlatformState(
+            pid=_dead_pid(),
+            pgid=_dead_pid(),
+            host="127.0.0.1",
+            port=1,
+            api_port=2,
+            started_at=time.time(),
+            status="ready",
+            env="dev",
+            config="cdk.json",
+            region="us-east-1",
+            account="123456789012",
+            prefix="dev-driftline",
+        ),
+    )
     result = run_cli("down", state_dir=tmp_path)
     assert result.returncode == 0 and "stale state" in result.stderr and "did not stop cleanly" in result.stderr
     assert st.read_state(tmp_path) is None
@@ -95,10 +108,29 @@ def test_detached_platform_stops_with_down_leaving_no_process(tmp_path: Path) ->
 def test_ctrl_c_stops_the_foreground_platform_and_an_early_upload_is_not_lost(tmp_path: Path) -> None:
     port, api_port = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "driftline.cli.main", "local", "up", "--port", str(port), "--api-port", str(api_port),
-         "--state-dir", str(tmp_path), "--handler-override", f"ingest={FIXTURES}.record",
-         "--handler-override", f"serve={FIXTURES}.api"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "driftline.cli.main",
+            "local",
+            "up",
+            "--port",
+            str(port),
+            "--api-port",
+            str(api_port),
+            "--state-dir",
+            str(tmp_path),
+            "--handler-override",
+            f"ingest={FIXTURES}.record",
+            "--handler-override",
+            f"serve={FIXTURES}.api",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         import boto3
         from botocore.config import Config
@@ -110,13 +142,19 @@ def test_ctrl_c_stops_the_foreground_platform_and_an_early_upload_is_not_lost(tm
         wait_for(listening, timeout=120, what="the emulator port")
         state = st.read_state(tmp_path)
         early = state is not None and state.status == "starting"
-        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test",
-                          config=Config(retries={"max_attempts": 20, "mode": "standard"}))
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(retries={"max_attempts": 20, "mode": "standard"}),
+        )
         bucket = "dev-driftline-features-123456789012-us-east-1"
         s3.put_object(Bucket=bucket, Key="incoming/credit_default/early.csv", Body=b"a\n1\n")
-        state = wait_for(lambda: (s := st.read_state(tmp_path)) is not None and s.status == "ready" and s,
-                         timeout=120, what="ready")
+        state = wait_for(
+            lambda: (s := st.read_state(tmp_path)) is not None and s.status == "ready" and s, timeout=120, what="ready"
+        )
         lp = LocalPlatformHandle(tmp_path, state.endpoint, state.api_url, state.pid, state.pgid, None)
         logs = lp.client("logs")
 

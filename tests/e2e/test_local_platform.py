@@ -27,8 +27,13 @@ def make_function(lp: LocalPlatformHandle, handler: str, timeout: int = 10) -> s
     """A throw-away function created through the Lambda API, running a fixture handler."""
     name = f"test-{handler.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:8]}"
     lp.client("lambda").create_function(
-        FunctionName=name, Runtime="python3.12", Handler=handler, Timeout=timeout,
-        Role=f"arn:aws:iam::{lp.account}:role/{lp.platform.prefix}-local-role", Code={"ZipFile": _code_zip()})
+        FunctionName=name,
+        Runtime="python3.12",
+        Handler=handler,
+        Timeout=timeout,
+        Role=f"arn:aws:iam::{lp.account}:role/{lp.platform.prefix}-local-role",
+        Code={"ZipFile": _code_zip()},
+    )
     return str(lp.client("lambda").get_function(FunctionName=name)["Configuration"]["FunctionArn"])
 
 
@@ -46,9 +51,12 @@ def test_every_resource_of_the_definition_exists(local_platform: LocalPlatformHa
         assert set(fn.env) <= set(env)
         if "FEATURE_SETS_DIR" in env:
             assert env["FEATURE_SETS_DIR"].endswith("examples/feature_sets") and env["FEATURE_SETS_DIR"].startswith("/")
-    machines = {m["name"]: m["stateMachineArn"] for m in lp.client("stepfunctions").list_state_machines()["stateMachines"]}
+    machines = {
+        m["name"]: m["stateMachineArn"] for m in lp.client("stepfunctions").list_state_machines()["stateMachines"]
+    }
     definition = lp.client("stepfunctions").describe_state_machine(stateMachineArn=machines[lp.name("retrain")])[
-        "definition"]
+        "definition"
+    ]
     assert "${" not in definition and f"function:{lp.name('workflow')}" in definition
     events = lp.client("events")
     scheduled = {r["Name"]: r for r in events.list_rules()["Rules"]}
@@ -71,8 +79,10 @@ def test_invoke_runs_the_real_handler_in_a_warm_worker(local_platform: LocalPlat
     assert body["env"]["AWS_REGION"] == "us-east-1" and 0 < body["remaining_ms"] <= 10_000
     tail = base64.b64decode(first["LogResult"]).decode()
     assert "START RequestId:" in tail and "echo called" in tail and "REPORT RequestId:" in tail
-    lines = wait_for(lambda: [x for x in local_platform.log_lines(arn.rsplit(":", 1)[-1]) if "echo called" in x],
-                     what="CloudWatch log lines")
+    lines = wait_for(
+        lambda: [x for x in local_platform.log_lines(arn.rsplit(":", 1)[-1]) if "echo called" in x],
+        what="CloudWatch log lines",
+    )
     assert len(lines) >= 2
 
 
@@ -83,8 +93,9 @@ def test_handler_errors_come_back_in_lambdas_shape(local_platform: LocalPlatform
     err = json.loads(resp["Payload"].read())
     assert err["errorType"] == "ValidationFailed" and err["errorMessage"] == "bad input: x"
     assert any("lambda_handlers.py" in frame for frame in err["stackTrace"])
-    resp = lam.invoke(FunctionName=make_function(local_platform, f"{FIXTURES}.sleep", timeout=1),
-                      Payload=b'{"seconds": 5}')
+    resp = lam.invoke(
+        FunctionName=make_function(local_platform, f"{FIXTURES}.sleep", timeout=1), Payload=b'{"seconds": 5}'
+    )
     err = json.loads(resp["Payload"].read())
     assert err["errorType"] == "Sandbox.Timedout" and "Task timed out after 1.00 seconds" in err["errorMessage"]
     resp = lam.invoke(FunctionName=make_function(local_platform, "lambdas.no_such_module.handler"))
@@ -106,14 +117,17 @@ def test_s3_upload_reaches_the_ingest_handler(local_platform: LocalPlatformHandl
     s3.put_object(Bucket=bucket, Key=f"elsewhere/{uuid.uuid4().hex}.csv", Body=b"x")
 
     def arrived() -> list[dict[str, Any]]:
-        return [r for r in local_platform.records("ingest")
-                if r["event"]["Records"][0]["s3"]["object"]["key"].endswith("file.csv")
-                and key.split("/")[-1].split(" ")[0] in r["event"]["Records"][0]["s3"]["object"]["key"]]
+        # S3 URL-encodes keys in notifications: a space becomes '+', '/' stays.
+        encoded = key.replace(" ", "+")
+        return [
+            r for r in local_platform.records("ingest") if r["event"]["Records"][0]["s3"]["object"]["key"] == encoded
+        ]
 
     rec = wait_for(arrived, what="the S3 notification")[0]["event"]["Records"][0]
     assert rec["eventSource"] == "aws:s3" and rec["s3"]["bucket"]["name"] == bucket
-    assert all("elsewhere/" not in r["event"]["Records"][0]["s3"]["object"]["key"]
-               for r in local_platform.records("ingest"))
+    assert all(
+        "elsewhere/" not in r["event"]["Records"][0]["s3"]["object"]["key"] for r in local_platform.records("ingest")
+    )
 
 
 def test_failing_async_event_is_retried_then_dead_lettered(local_platform: LocalPlatformHandle) -> None:
@@ -124,8 +138,9 @@ def test_failing_async_event_is_retried_then_dead_lettered(local_platform: Local
     url = sqs.get_queue_url(QueueName=local_platform.name("dlq-data"))["QueueUrl"]
 
     def dead_lettered() -> list[dict[str, Any]]:
-        msgs = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"], MaxNumberOfMessages=10,
-                                   WaitTimeSeconds=1).get("Messages", [])
+        msgs = sqs.receive_message(
+            QueueUrl=url, MessageAttributeNames=["All"], MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages", [])
         return [m for m in msgs if marker in m["Body"]]
 
     msg = wait_for(dead_lettered, timeout=30, what="the dead-letter message")[0]
@@ -149,16 +164,30 @@ def test_put_events_reach_lambda_targets_by_pattern(local_platform: LocalPlatfor
     events, bus = local_platform.client("events"), local_platform.platform.event_bus
     marker = uuid.uuid4().hex
     entries = [
-        {"Source": "driftline.ingest", "DetailType": "FeatureDataAccepted", "EventBusName": bus,
-         "Detail": json.dumps({"feature_set": "credit_default", "has_labels": True, "m": marker + "-yes"})},
-        {"Source": "driftline.ingest", "DetailType": "FeatureDataAccepted", "EventBusName": bus,
-         "Detail": json.dumps({"feature_set": "credit_default", "has_labels": False, "m": marker + "-no"})},
-        {"Source": "driftline.ingest", "DetailType": "FeatureDataAccepted", "EventBusName": bus,
-         "Detail": json.dumps({"feature_set": "credit_default", "has_labels": 1, "m": marker + "-one"})},
+        {
+            "Source": "driftline.ingest",
+            "DetailType": "FeatureDataAccepted",
+            "EventBusName": bus,
+            "Detail": json.dumps({"feature_set": "credit_default", "has_labels": True, "m": marker + "-yes"}),
+        },
+        {
+            "Source": "driftline.ingest",
+            "DetailType": "FeatureDataAccepted",
+            "EventBusName": bus,
+            "Detail": json.dumps({"feature_set": "credit_default", "has_labels": False, "m": marker + "-no"}),
+        },
+        {
+            "Source": "driftline.ingest",
+            "DetailType": "FeatureDataAccepted",
+            "EventBusName": bus,
+            "Detail": json.dumps({"feature_set": "credit_default", "has_labels": 1, "m": marker + "-one"}),
+        },
     ]
     assert events.put_events(Entries=entries)["FailedEntryCount"] == 0
-    got = wait_for(lambda: [r for r in local_platform.records("retrain-trigger") if marker in json.dumps(r)],
-                   what="the matching event")
+    got = wait_for(
+        lambda: [r for r in local_platform.records("retrain-trigger") if marker in json.dumps(r)],
+        what="the matching event",
+    )
     import time
 
     time.sleep(1.0)  # give a wrongly matched event the time to arrive too
@@ -172,15 +201,24 @@ def test_put_events_reach_lambda_targets_by_pattern(local_platform: LocalPlatfor
 ASL_RETRY_CATCH = {
     "StartAt": "Flaky",
     "States": {
-        "Flaky": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-                  "Parameters": {"FunctionName": "${Flaky}", "Payload": {"fail_times": 2, "input.$": "$"}},
-                  "ResultSelector": {"value.$": "$.Payload"}, "ResultPath": "$.flaky",
-                  "Retry": [{"ErrorEquals": ["ValidationFailed"], "IntervalSeconds": 1, "MaxAttempts": 3,
-                             "BackoffRate": 1.0}],
-                  "Next": "Failing"},
-        "Failing": {"Type": "Task", "Resource": "${Failing}", "ResultPath": "$.never",
-                    "Catch": [{"ErrorEquals": ["ValidationFailed"], "ResultPath": "$.error", "Next": "Caught"}],
-                    "Next": "NotReached"},
+        "Flaky": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "${Flaky}", "Payload": {"fail_times": 2, "input.$": "$"}},
+            "ResultSelector": {"value.$": "$.Payload"},
+            "ResultPath": "$.flaky",
+            "Retry": [
+                {"ErrorEquals": ["ValidationFailed"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 1.0}
+            ],
+            "Next": "Failing",
+        },
+        "Failing": {
+            "Type": "Task",
+            "Resource": "${Failing}",
+            "ResultPath": "$.never",
+            "Catch": [{"ErrorEquals": ["ValidationFailed"], "ResultPath": "$.error", "Next": "Caught"}],
+            "Next": "NotReached",
+        },
         "NotReached": {"Type": "Fail", "Error": "NotReached"},
         "Caught": {"Type": "Pass", "End": True},
     },
@@ -190,17 +228,27 @@ ASL_RETRY_CATCH = {
 def _run_execution(lp: LocalPlatformHandle, arn: str, payload: dict[str, Any]) -> dict[str, Any]:
     sfn = lp.client("stepfunctions")
     ex = sfn.start_execution(stateMachineArn=arn, name=uuid.uuid4().hex, input=json.dumps(payload))["executionArn"]
-    return dict(wait_for(lambda: (d := sfn.describe_execution(executionArn=ex))["status"] != "RUNNING" and d,
-                         timeout=90, interval=0.2, what="the execution to finish"))
+    return dict(
+        wait_for(
+            lambda: (d := sfn.describe_execution(executionArn=ex))["status"] != "RUNNING" and d,
+            timeout=90,
+            interval=0.2,
+            what="the execution to finish",
+        )
+    )
 
 
 def test_step_functions_retry_and_catch_over_real_workers(local_platform: LocalPlatformHandle) -> None:
-    flaky, failing = make_function(local_platform, f"{FIXTURES}.flaky"), make_function(local_platform, f"{FIXTURES}.fail")
+    flaky, failing = (
+        make_function(local_platform, f"{FIXTURES}.flaky"),
+        make_function(local_platform, f"{FIXTURES}.fail"),
+    )
     definition = json.dumps(ASL_RETRY_CATCH).replace("${Flaky}", flaky).replace("${Failing}", failing)
     arn = local_platform.client("stepfunctions").create_state_machine(
-        name=f"test-{uuid.uuid4().hex[:8]}", definition=definition,
-        roleArn=f"arn:aws:iam::{local_platform.account}:role/{local_platform.platform.prefix}-local-role")[
-        "stateMachineArn"]
+        name=f"test-{uuid.uuid4().hex[:8]}",
+        definition=definition,
+        roleArn=f"arn:aws:iam::{local_platform.account}:role/{local_platform.platform.prefix}-local-role",
+    )["stateMachineArn"]
     done = _run_execution(local_platform, arn, {"why": "catch me"})
     assert done["status"] == "SUCCEEDED", done
     out = json.loads(done["output"])
@@ -211,16 +259,38 @@ def test_step_functions_retry_and_catch_over_real_workers(local_platform: LocalP
 
 def test_put_events_start_a_state_machine_target(local_platform: LocalPlatformHandle) -> None:
     lp = local_platform
-    machines = {m["name"]: m["stateMachineArn"] for m in lp.client("stepfunctions").list_state_machines()["stateMachines"]}
+    machines = {
+        m["name"]: m["stateMachineArn"] for m in lp.client("stepfunctions").list_state_machines()["stateMachines"]
+    }
     events, bus, rule = lp.client("events"), lp.platform.event_bus, f"test-sfn-{uuid.uuid4().hex[:8]}"
-    events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps(
-        {"source": ["tests.e2e"], "detail": {"model": [{"prefix": "credit"}]}}))
-    events.put_targets(Rule=rule, EventBusName=bus, Targets=[{
-        "Id": "sm", "Arn": machines[lp.name("retrain")], "InputPath": "$.detail",
-        "RoleArn": f"arn:aws:iam::{lp.account}:role/{lp.platform.prefix}-local-role"}])
+    events.put_rule(
+        Name=rule,
+        EventBusName=bus,
+        EventPattern=json.dumps({"source": ["tests.e2e"], "detail": {"model": [{"prefix": "credit"}]}}),
+    )
+    events.put_targets(
+        Rule=rule,
+        EventBusName=bus,
+        Targets=[
+            {
+                "Id": "sm",
+                "Arn": machines[lp.name("retrain")],
+                "InputPath": "$.detail",
+                "RoleArn": f"arn:aws:iam::{lp.account}:role/{lp.platform.prefix}-local-role",
+            }
+        ],
+    )
     marker = uuid.uuid4().hex
-    events.put_events(Entries=[{"Source": "tests.e2e", "DetailType": "Go", "EventBusName": bus,
-                                "Detail": json.dumps({"model": "credit-default", "marker": marker})}])
+    events.put_events(
+        Entries=[
+            {
+                "Source": "tests.e2e",
+                "DetailType": "Go",
+                "EventBusName": bus,
+                "Detail": json.dumps({"model": "credit-default", "marker": marker}),
+            }
+        ]
+    )
     sfn = lp.client("stepfunctions")
 
     def started() -> list[dict[str, Any]]:
@@ -228,7 +298,11 @@ def test_put_events_start_a_state_machine_target(local_platform: LocalPlatformHa
         return [r for r in runs if marker in sfn.describe_execution(executionArn=r["executionArn"])["input"]]
 
     run = wait_for(started, what="the execution started by the rule")[0]
-    done = wait_for(lambda: (d := sfn.describe_execution(executionArn=run["executionArn"]))["status"] != "RUNNING"
-                    and d, timeout=90, interval=0.2, what="the retrain execution")
+    done = wait_for(
+        lambda: (d := sfn.describe_execution(executionArn=run["executionArn"]))["status"] != "RUNNING" and d,
+        timeout=90,
+        interval=0.2,
+        what="the retrain execution",
+    )
     assert json.loads(done["input"]) == {"model": "credit-default", "marker": marker}
     assert done["status"] == "SUCCEEDED", done
