@@ -1,0 +1,116 @@
+"""The guarded moto hooks: version pin, and real handlers behind moto's Lambda API (in-process)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driftline import aws as aws_mod
+from driftline.local.executor import LambdaExecutor
+from driftline.local.moto_hooks import MotoBridge, UnsupportedMotoError, check_moto
+from driftline.local.provision import placeholder_zip
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_only_the_pinned_moto_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    import moto
+    from moto.awslambda.models import LambdaFunction
+
+    check_moto()
+    monkeypatch.setattr(moto, "__version__", "5.3.0")
+    with pytest.raises(UnsupportedMotoError, match=r"supports moto 5\.2\.5 exactly.*installed: moto 5\.3\.0"):
+        check_moto()
+    monkeypatch.setattr(moto, "__version__", "5.2.5")
+    monkeypatch.delattr(LambdaFunction, "_invoke_lambda")
+    with pytest.raises(UnsupportedMotoError, match=r"lacks LambdaFunction\._invoke_lambda"):
+        check_moto()
+
+
+@pytest.fixture
+def bridge(aws: dict[str, str], tmp_path: Path) -> Iterator[MotoBridge]:
+    executor = LambdaExecutor()
+    b = MotoBridge(
+        executor,
+        project_root=ROOT,
+        code_cache=tmp_path,
+        clients=aws_mod.client,
+        retry_delays_s=(0.05, 0.05),
+        warn=lambda _: None,
+    )
+    b.install()
+    yield b
+    b.shutdown()
+    executor.shutdown()
+
+
+def create(handler: str, name: str, code: bytes | None = None) -> None:
+    aws_mod.client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Handler=handler,
+        Timeout=5,
+        Role="arn:aws:iam::123456789012:role/dev-driftline-local-role",
+        Code={"ZipFile": code or placeholder_zip()},
+    )
+
+
+def test_invoke_api_runs_the_handler_and_reports_unhandled_errors(bridge: MotoBridge) -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    create("tests.fixtures.lambda_handlers.echo", "echo")
+    create("tests.fixtures.lambda_handlers.fail", "fail")
+    lam = aws_mod.client("lambda")
+    out = json.loads(lam.invoke(FunctionName="echo", Payload=b'{"x": [1, 2]}')["Payload"].read())
+    assert out["event"] == {"x": [1, 2]} and out["function_name"] == "echo"
+    assert json.loads(lam.invoke(FunctionName="echo", Payload=b'"{}"')["Payload"].read())["event"] == "{}"
+    failed = lam.invoke(FunctionName="fail", Payload=b"{}")
+    assert failed["FunctionError"] == "Unhandled"
+    assert json.loads(failed["Payload"].read())["errorType"] == "ValidationFailed"
+    bridge.uninstall()
+    assert LambdaFunction._invoke_lambda.__qualname__ == "LambdaFunction._invoke_lambda"
+
+
+def test_code_in_the_functions_own_zip_is_imported_first(bridge: MotoBridge) -> None:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("my_handler.py", "def handler(event, context):\n    return {'from': 'zip', 'got': event}\n")
+    create("my_handler.handler", "zipped", buf.getvalue())
+    out = json.loads(aws_mod.client("lambda").invoke(FunctionName="zipped", Payload=b"{}")["Payload"].read())
+    assert out == {"from": "zip", "got": {}}
+
+
+def test_s3_notification_is_delivered_asynchronously(bridge: MotoBridge) -> None:
+    create("tests.fixtures.lambda_handlers.echo", "on-upload")
+    s3 = aws_mod.client("s3")
+    s3.create_bucket(Bucket="uploads")
+    s3.put_bucket_notification_configuration(
+        Bucket="uploads",
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [
+                {
+                    "LambdaFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:on-upload",
+                    "Events": ["s3:ObjectCreated:*"],
+                }
+            ]
+        },
+    )
+    submitted: list[Any] = []
+    original = bridge.async_invoker.submit
+    bridge.async_invoker.submit = lambda fn, ev: submitted.append((fn, original(fn, ev))) or submitted[-1][1]  # type: ignore[method-assign]
+    t0 = time.monotonic()
+    s3.put_object(Bucket="uploads", Key="dir/a b.csv", Body=b"x")
+    assert time.monotonic() - t0 < 2.0  # the upload does not wait for the (cold) function
+    ((fn, future),) = submitted
+    outcome = future.result(timeout=30)
+    assert outcome.succeeded and fn.endswith(":function:on-upload")
+    record = json.loads(outcome.result.payload)["event"]["Records"][0]
+    assert record["s3"]["object"]["key"] == "dir/a+b.csv"
