@@ -86,6 +86,8 @@ class Outcome:
     """Side information about a handled request for metrics and logs."""
 
     model: str | None = None
+    primary: int | None = None
+    """The champion version that judged the request (set once it is known, also for 4xx)."""
     versions: dict[int, VersionStats] = field(default_factory=dict)
     challenger_errors: int = 0
 
@@ -159,6 +161,7 @@ class PredictionService:
         dep = self.deployments.deployment(model)
         outcome.model = model
         champ = dep.champion
+        outcome.primary = champ.version
         parsed = parse_predict(body, champ.validator, self.settings.max_rows)
         if parsed.records is not None:
             rows, origins = parsed.records, None

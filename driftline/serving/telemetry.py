@@ -1,7 +1,7 @@
 """Per model/version metric values for one request (emitted as EMF by the handler).
 
-One group per (model, version) that took part in the request. The request's own group (the version
-that answered first, or ``none`` when no version was resolved) carries ``Requests``, end-to-end
+One group per (model, version) that took part in the request. The request's own group (the
+champion that judged it, or ``none`` when no version was resolved) carries ``Requests``, end-to-end
 ``LatencyMs`` and the error counts (emitted only when non-zero: each metric costs CPU on every
 request), so an error rate per version is ``sum(Errors) / sum(Requests)``.
 Other versions (canary challenger, shadow) get ``Requests``, ``Rows`` and their ``LatencyMs``.
@@ -24,7 +24,7 @@ def metric_groups(outcome: Outcome, status: int, latency_ms: float, *,
     groups: Groups = {}
     if outcome.model is not None or status >= 500:
         model = outcome.model or "unknown"
-        first = next(iter(outcome.versions), None)
+        first = outcome.primary if outcome.primary is not None else next(iter(outcome.versions), None)
         main = groups.setdefault((model, str(first) if first is not None else "none"), {})
         main.update({"Requests": 1, "LatencyMs": latency_ms})
         if status >= 500:

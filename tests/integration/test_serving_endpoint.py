@@ -41,7 +41,7 @@ class Api:
         return resp["statusCode"], json.loads(resp["body"]), dict(resp.get("multiValueHeaders") or {})
 
     def predict(self, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        status, out, _ = self(f"POST", f"/v1/models/{MODEL}/predict", body, headers)
+        status, out, _ = self("POST", f"/v1/models/{MODEL}/predict", body, headers)
         return status, out
 
 
@@ -102,11 +102,28 @@ def captures(env: dict[str, str], prefix: str = f"captures/model={MODEL}/") -> l
 
 
 # ---------------------------------------------------------------- happy paths
+def emf_lines(text: str) -> list[dict[str, Any]]:
+    """EMF blobs printed by the handler, with metric values summed (EMF allows value arrays)."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith('{"_aws"'):
+            blob = json.loads(line)
+            names = {m["Name"] for m in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+            out.append({k: (sum(v) if k in names and isinstance(v, list) else v) for k, v in blob.items()})
+    return out
+
+
 def test_records_are_answered_by_the_champion_and_captured(api: Api, champion: int, schema: dict[str, Any],
-                                                          aws: dict[str, str]) -> None:
+                                                          aws: dict[str, str],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     batch = rows(schema, 25, seed=3)
+    capsys.readouterr()
     status, out = api.predict({"records": batch}, headers={"X-Request-Id": "client-42"})
     assert status == 200, out
+    (emf,) = emf_lines(capsys.readouterr().out)
+    assert (emf["model"], emf["version"], emf["Requests"], emf["Rows"]) == (MODEL, str(champion), 1, 25)
+    assert emf["LatencyMs"] > 0 and "Errors" not in emf
+    assert {"model", "version"} <= set(emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0])
     X = InputValidator(schema).validate(batch).X
     expected = reference_model.expected(schema, X, seed=1)
     preds = out["predictions"]
@@ -162,7 +179,9 @@ def test_entities_read_features_from_the_online_store(api: Api, champion: int, s
     strip = [{k: p[k] for k in ("label", "probability")} for p in by_entities["predictions"]]
     assert strip == [{k: p[k] for k in ("label", "probability")} for p in by_records["predictions"]]
     status, override = api.predict({"entities": [{"customer_id": "C0", "channel": "online", "age": 99}]})
-    assert status == 200
+    status_r, direct = api.predict({"records": [dict(batch[0], channel="online", age=99)]})
+    assert status == status_r == 200
+    assert override["predictions"][0]["probability"] == direct["predictions"][0]["probability"]
     status, out = api.predict({"entities": ["C0", "C9"], "features": {"channel": "online"}})
     assert status == 404 and out["error"]["code"] == "unknown_entity"
     assert out["error"]["details"] == [{"row": 1, "field": None, "entity": "C9", "message": (
