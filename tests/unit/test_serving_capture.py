@@ -34,36 +34,56 @@ class FakeFirehose:
         self.calls.append((DeliveryStreamName, [r["Data"] for r in Records]))
         out = []
         for r in Records:
-            rid = json.loads(r["Data"])["request_id"]
-            if rid in self.reject_always or rid in self.reject_once:
-                self.reject_once.discard(rid)
+            rids = {json.loads(line)["request_id"] for line in r["Data"].splitlines()}
+            if rids & (self.reject_always | self.reject_once):
+                self.reject_once -= rids
                 out.append({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "slow down"})
             else:
                 out.append({"RecordId": "x"})
         return {"FailedPutCount": sum("ErrorCode" in o for o in out), "RequestResponses": out}
 
 
-def test_sink_chunks_by_500_records_and_writes_json_lines() -> None:
+def sent_lines(fh: FakeFirehose) -> int:
+    return sum(len(d.splitlines()) for _, data in fh.calls for d in data)
+
+
+def lines_of(n: int) -> list[bytes]:
+    return [json.dumps(record(i)).encode() + b"\n" for i in range(n)]
+
+
+def test_sink_packs_lines_into_few_records_with_identical_bytes() -> None:
     fh = FakeFirehose()
     sink = FirehoseSink("dev-driftline-captures-", client=lambda: fh)
-    lines = [json.dumps(record(i)).encode() + b"\n" for i in range(1234)]
+    lines = lines_of(1234)
+    assert all(sink.send("m", lines))
+    assert len(fh.calls) == 1 and len(fh.calls[0][1]) == 1  # ~0.2 MB: one record, one call
+    assert fh.calls[0][0] == "dev-driftline-captures-m"
+    assert b"".join(fh.calls[0][1]) == b"".join(lines)
+
+
+def test_sink_splits_calls_at_500_records() -> None:
+    fh = FakeFirehose()
+    sink = FirehoseSink("p-", client=lambda: fh, pack_bytes=1)  # one line per record
+    lines = lines_of(1234)
     assert all(sink.send("m", lines))
     assert [len(c[1]) for c in fh.calls] == [500, 500, 234]
-    assert {c[0] for c in fh.calls} == {"dev-driftline-captures-m"}
-    assert all(d.endswith(b"\n") for c in fh.calls for d in c[1])
+    assert [d for c in fh.calls for d in c[1]] == lines
 
 
 def test_sink_retries_rejected_records_once() -> None:
     fh = FakeFirehose(reject_once={"r3"}, reject_always={"r5"})
-    sink = FirehoseSink("p-", client=lambda: fh)
-    ok = sink.send("m", [json.dumps(record(i)).encode() for i in range(8)])
+    sink = FirehoseSink("p-", client=lambda: fh, pack_bytes=1)
+    ok = sink.send("m", lines_of(8))
     assert ok == [True] * 5 + [False] + [True] * 2
     assert len(fh.calls) == 2 and len(fh.calls[1][1]) == 2
+    packed = FakeFirehose(reject_always={"r5"})
+    ok = FirehoseSink("p-", client=lambda: packed, pack_bytes=3 * len(lines_of(1)[0])).send("m", lines_of(8))
+    assert ok == [True] * 3 + [False] * 3 + [True] * 2  # the whole pack holding r5 failed
 
 
 def test_sync_writer_delivers_before_returning_and_counts_failures() -> None:
     fh = FakeFirehose(reject_always={"r1"})
-    w = CaptureWriter(FirehoseSink("p-", client=lambda: fh), mode="sync")
+    w = CaptureWriter(FirehoseSink("p-", client=lambda: fh, pack_bytes=1), mode="sync")
     w.submit([record(0), record(1, version=2), record(2, model="other")])
     assert sorted(c[0] for c in fh.calls) == ["p-m", "p-m", "p-other"]  # r1 retried once
     assert w.sent == 2
@@ -87,7 +107,7 @@ def test_background_writer_batches_and_flushes_after_linger() -> None:
     assert fh.calls == []  # nothing sent on the request path
     while not fh.calls and time.monotonic() - t0 < 5:
         time.sleep(0.01)
-    assert len(fh.calls) == 1 and len(fh.calls[0][1]) == 5
+    assert len(fh.calls) == 1 and sent_lines(fh) == 5
     assert time.monotonic() - t0 >= 0.2
     assert w.pending() == 0
 
@@ -99,7 +119,7 @@ def test_background_writer_sends_full_batches_without_waiting() -> None:
     t0 = time.monotonic()
     while not fh.calls and time.monotonic() - t0 < 5:
         time.sleep(0.01)
-    assert sum(len(c[1]) for c in fh.calls) == MAX_BATCH_RECORDS
+    assert sent_lines(fh) == MAX_BATCH_RECORDS
 
 
 def test_flush_delivers_everything_now() -> None:
@@ -107,7 +127,7 @@ def test_flush_delivers_everything_now() -> None:
     w = CaptureWriter(FirehoseSink("p-", client=lambda: fh), linger_s=60)
     w.submit([record(i) for i in range(7)])
     w.flush()
-    assert sum(len(c[1]) for c in fh.calls) == 7 and w.sent == 7
+    assert sent_lines(fh) == 7 and w.sent == 7
 
 
 def test_full_buffer_drops_oldest_and_counts_them() -> None:
