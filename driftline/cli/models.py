@@ -1,7 +1,290 @@
-"""`driftline models` commands."""
+"""`driftline models`: list, show, approve, reject, promote, rollback and audit registry versions.
+
+Talks to the registry table of the selected environment (AWS, or the local platform when
+``AWS_ENDPOINT_URL`` points at it). Who you are comes from STS (``get_caller_identity``), or from
+``--as`` when there is no real identity (local use). Approve/reject/promote/rollback honour the
+model's ``approvers`` in cdk.json: only those principals may change versions and aliases.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from driftline.cli.common import console, fail, load_platform
 
 app = typer.Typer(no_args_is_help=True)
+
+PRIMARY_METRICS = ("roc_auc", "pr_auc", "f1", "rmse", "r2")
+
+ConfigOpt = typer.Option(Path("cdk.json"), "--config", help="Path to cdk.json.")
+EnvOpt = typer.Option(None, "--env", help="Environment in cdk.json (default: driftline:env).")
+ModelOpt = typer.Option(..., "--model", "-m", help="Model name (as in cdk.json).")
+VersionOpt = typer.Option(..., "--version", "-v", help="Model version number.", min=1)
+ReasonOpt = typer.Option(..., "--reason", "-r", help="Why; recorded in the audit trail.")
+AsOpt = typer.Option(None, "--as", help="Act as this principal (local use); default: your STS caller ARN.")
+
+
+def principal(as_: str | None) -> str:
+    """``--as`` if given, else the STS caller ARN; no identity at all is a clear error."""
+    if as_:
+        return as_
+    from driftline import aws
+
+    try:
+        return str(aws.client("sts").get_caller_identity()["Arn"])
+    except Exception as e:
+        fail(f"cannot tell who you are from STS ({type(e).__name__}: {e}); configure AWS credentials, or "
+             f"pass --as NAME when working against the local platform")
+        raise  # unreachable: fail() exits
+
+
+def resource_names(platform: Any) -> dict[str, str]:
+    """Registry table and buckets: from the function env vars when set, else derived for this account."""
+    import os
+
+    from driftline import aws
+
+    names = {k: os.environ.get(k, "") for k in ("REGISTRY_TABLE", "ARTIFACTS_BUCKET", "FEATURES_BUCKET")}
+    names["REGISTRY_TABLE"] = names["REGISTRY_TABLE"] or platform.name("registry")
+    if not (names["ARTIFACTS_BUCKET"] and names["FEATURES_BUCKET"]):
+        try:
+            account = str(aws.client("sts").get_caller_identity()["Account"])
+        except Exception as e:
+            fail(f"cannot determine the AWS account for bucket names ({type(e).__name__}: {e}); set "
+                 f"ARTIFACTS_BUCKET and FEATURES_BUCKET or configure credentials")
+            raise
+        region = aws.region()
+        names["ARTIFACTS_BUCKET"] = names["ARTIFACTS_BUCKET"] or platform.bucket_name("artifacts", account, region)
+        names["FEATURES_BUCKET"] = names["FEATURES_BUCKET"] or platform.bucket_name("features", account, region)
+    return names
+
+
+def _registry(config: Path, env: str | None) -> tuple[Any, Any]:
+    import os
+
+    from driftline.registry.store import Registry
+
+    platform = load_platform(config, env)
+    return platform, Registry(os.environ.get("REGISTRY_TABLE") or platform.name("registry"))
+
+
+def _approvers(platform: Any, model: str) -> tuple[str, ...]:
+    for m in platform.config.models:
+        if m.name == model:
+            return tuple(m.approvers)
+    return ()
+
+
+def _run(action: Any) -> Any:
+    """Registry errors become one red line (exit 2); infrastructure errors one line too (exit 1)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from driftline.registry.store import RegistryError
+
+    try:
+        return action()
+    except RegistryError as e:
+        fail(str(e))
+    except (BotoCoreError, ClientError) as e:
+        fail(f"the registry could not be reached: {e}", 1)
+    return None
+
+
+def _fmt_metrics(metrics: dict[str, Any]) -> str:
+    shown = [f"{k}={metrics[k]:.4f}" for k in PRIMARY_METRICS if isinstance(metrics.get(k), int | float)]
+    return " ".join(shown[:3])
+
+
+def _role(version: int, aliases: Any) -> str:
+    if aliases is None:
+        return ""
+    if version == aliases.champion:
+        return "[bold green]champion[/]"
+    if version == aliases.challenger:
+        return f"[yellow]challenger ({aliases.traffic_mode} {aliases.traffic_percent}%)[/]"
+    return ""
+
+
+STATUS_STYLE = {"candidate": "cyan", "approved": "green", "rejected": "red", "archived": "dim"}
+
+
+@app.command("list")
+def list_(
+    model: str = typer.Option(None, "--model", "-m", help="List the versions of this model."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    config: Path = ConfigOpt,
+    env: str = EnvOpt,
+) -> None:
+    """Models in the registry, or the versions of one model."""
+    _, reg = _registry(config, env)
+    if model is None:
+        names = _run(reg.list_models)
+        rows = [_run(lambda n=n: reg.aliases(n)) for n in names]
+        if as_json:
+            console.print_json(json.dumps([a.to_dict() for a in rows]))
+            return
+        table = Table(title="models in the registry")
+        for col in ("model", "champion", "challenger", "traffic", "updated"):
+            table.add_column(col)
+        for a in rows:
+            table.add_row(a.model, str(a.champion or "-"), str(a.challenger or "-"),
+                          f"{a.traffic_mode} {a.traffic_percent}%" if a.traffic_mode != "none" else "-",
+                          a.updated_at[:19])
+        console.print(table if rows else "no models registered yet (train one: driftline train --model …)")
+        return
+    versions = _run(lambda: reg.list_versions(model))
+    aliases = _run(lambda: reg.aliases(model))
+    if as_json:
+        console.print_json(json.dumps([v.to_dict() | {"role": _role(v.version, aliases)} for v in versions],
+                                      default=str))
+        return
+    table = Table(title=f"{model}: versions (champion v{aliases.champion or '-'})")
+    for col in ("version", "status", "role", "algorithm", "metrics", "trigger", "created", "reason"):
+        table.add_column(col, overflow="fold")
+    for v in versions:
+        style = STATUS_STYLE.get(v.status, "")
+        table.add_row(str(v.version), f"[{style}]{v.status}[/]", _role(v.version, aliases), v.algorithm,
+                      _fmt_metrics(v.metrics), v.trigger, v.created_at[:19], v.reason[:80])
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    model: str = ModelOpt,
+    version: int = typer.Option(None, "--version", "-v", help="Version (default: the champion)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    config: Path = ConfigOpt,
+    env: str = EnvOpt,
+) -> None:
+    """One version: status, metrics, lineage and artifacts (default: the champion)."""
+    _, reg = _registry(config, env)
+    aliases = _run(lambda: reg.aliases(model))
+    if version is None:
+        version = aliases.champion
+        if version is None:
+            fail(f"{model} has no champion yet; pass --version (see: driftline models list --model {model})")
+    mv = _run(lambda: reg.get_version(model, version))
+    if as_json:
+        console.print_json(json.dumps(mv.to_dict(), default=str))
+        return
+    style = STATUS_STYLE.get(mv.status, "")
+    role = _role(mv.version, aliases)
+    console.print(f"[bold]{model} v{mv.version}[/]  [{style}]{mv.status}[/] {role}", highlight=False)
+    if mv.reason:
+        console.print(f"reason: {mv.reason}", highlight=False)
+    console.print(f"created {mv.created_at[:19]} by {mv.created_by}; trigger {mv.trigger}; algorithm "
+                  f"{mv.algorithm}; feature set {mv.feature_set} v{mv.feature_set_version} "
+                  f"({mv.feature_set_fingerprint})", highlight=False)
+    champion = mv.lineage.get("champion_metrics") or {}
+    if mv.metrics:
+        table = Table(title="validation metrics")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        table.add_column(f"champion v{mv.lineage.get('parent_version')} on same rows" if champion else "",
+                         justify="right")
+        for k, val in sorted(mv.metrics.items()):
+            other = champion.get(k)
+            table.add_row(k, f"{val:.4f}", f"{other:.4f}" if isinstance(other, int | float) else "")
+        console.print(table)
+    lin = mv.lineage
+    if lin:
+        table = Table(title="lineage")
+        table.add_column("field")
+        table.add_column("value", overflow="fold")
+        ts = lin.get("training_set", {})
+        split = lin.get("split", {})
+        for key, value in (
+            ("training set", f"{ts.get('uri', '')} ({ts.get('rows', '?')} rows)"),
+            ("training set sha256", ts.get("sha256", "")),
+            ("object versions", json.dumps(ts.get("object_versions", {}))[:300]),
+            ("split", f"train {split.get('train_rows', '?')} rows {split.get('train_range', '')}; "
+                      f"validate {split.get('validation_rows', '?')} rows {split.get('validation_range', '')}"),
+            ("parent version", str(lin.get("parent_version"))),
+            ("code version", str(lin.get("code_version", ""))),
+            ("params", json.dumps(mv.params, sort_keys=True)),
+            ("parity", json.dumps(lin.get("parity", {}))),
+            ("execution", str(lin.get("execution_id") or "")),
+        ):
+            table.add_row(key, str(value))
+        console.print(table)
+    if mv.artifacts:
+        table = Table(title="artifacts (verified by SHA-256 at load)")
+        for col in ("name", "uri", "size", "sha256", "s3 version"):
+            table.add_column(col, overflow="fold")
+        for name, ref in sorted(mv.artifacts.items()):
+            table.add_row(name, ref.uri, f"{ref.size:,}", ref.sha256[:16] + "…", ref.version_id or "-")
+        console.print(table)
+
+
+@app.command("audit")
+def audit(
+    model: str = ModelOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    config: Path = ConfigOpt,
+    env: str = EnvOpt,
+) -> None:
+    """The append-only audit trail: who did what to which version, when and why."""
+    _, reg = _registry(config, env)
+    entries = _run(lambda: reg.audit(model))
+    if as_json:
+        console.print_json(json.dumps([e.to_dict() for e in entries], default=str))
+        return
+    table = Table(title=f"{model}: audit trail (oldest first)")
+    for col in ("when", "who", "action", "version", "why"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        table.add_row(e.ts[:23], e.who, e.action, str(e.version if e.version is not None else "-"), e.why)
+    console.print(table)
+
+
+@app.command("approve")
+def approve(model: str = ModelOpt, version: int = VersionOpt, reason: str = ReasonOpt,
+            as_: str = AsOpt, config: Path = ConfigOpt, env: str = EnvOpt) -> None:
+    """candidate -> approved (restricted to the model's approvers when configured)."""
+    platform, reg = _registry(config, env)
+    who = principal(as_)
+    mv = _run(lambda: reg.approve(model, version, who, reason, allowed=_approvers(platform, model)))
+    console.print(f"[green]approved[/] {model} v{mv.version} as {who}", highlight=False)
+
+
+@app.command("reject")
+def reject(model: str = ModelOpt, version: int = VersionOpt, reason: str = ReasonOpt,
+           as_: str = AsOpt, config: Path = ConfigOpt, env: str = EnvOpt) -> None:
+    """candidate/approved -> rejected (never serves again)."""
+    platform, reg = _registry(config, env)
+    who = principal(as_)
+    mv = _run(lambda: reg.reject(model, version, who, reason, allowed=_approvers(platform, model)))
+    console.print(f"[red]rejected[/] {model} v{mv.version} as {who}", highlight=False)
+
+
+@app.command("promote")
+def promote(model: str = ModelOpt, version: int = VersionOpt, reason: str = ReasonOpt,
+            as_: str = AsOpt, config: Path = ConfigOpt, env: str = EnvOpt) -> None:
+    """Make an approved version the champion (conditional write: a concurrent change is refused)."""
+    platform, reg = _registry(config, env)
+    who = principal(as_)
+    before = _run(lambda: reg.aliases(model, consistent=True))
+    after = _run(lambda: reg.promote(model, version, who, reason, allowed=_approvers(platform, model),
+                                     expected_revision=before.revision))
+    console.print(f"[bold green]champion[/] of {model}: v{before.champion or '-'} -> v{after.champion} "
+                  f"(revision {after.revision}, by {who})", highlight=False)
+
+
+@app.command("rollback")
+def rollback(model: str = ModelOpt,
+             version: int = typer.Option(None, "--version", "-v", help="Target version (default: the "
+                                         "previous champion from the audit trail)."),
+             reason: str = ReasonOpt, as_: str = AsOpt, config: Path = ConfigOpt, env: str = EnvOpt) -> None:
+    """Put the previous champion back (or --version)."""
+    platform, reg = _registry(config, env)
+    who = principal(as_)
+    before = _run(lambda: reg.aliases(model, consistent=True))
+    after = _run(lambda: reg.rollback(model, who, reason, to_version=version,
+                                      allowed=_approvers(platform, model)))
+    console.print(f"[bold yellow]rolled back[/] {model}: v{before.champion or '-'} -> v{after.champion} "
+                  f"(revision {after.revision}, by {who})", highlight=False)

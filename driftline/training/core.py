@@ -20,7 +20,7 @@ from driftline.config import ModelConfig
 from driftline.features.schema import FeatureSet
 from driftline.training.dataset import PreparedData, prepare
 from driftline.training.errors import TrainingRejectedError
-from driftline.training.estimators import build_pipeline, estimator_params
+from driftline.training.estimators import RESERVED_PARAMS, build_pipeline, estimator_params
 from driftline.training.metrics import classification_metrics, regression_metrics
 from driftline.training.onnx_export import OnnxModel, OnnxPrediction, parity, to_onnx
 from driftline.training.skops_io import dump_pipeline
@@ -113,8 +113,11 @@ def train_model(
     ``algorithm``/``params`` override the config (a retraining request may carry them). Raises
     :class:`TrainingRejectedError` for data or configuration that cannot give a servable model.
     """
+    if params is None:  # the config's params belong to the config's algorithm
+        same = algorithm in (None, cfg.algorithm)
+        params = {k: v for k, v in cfg.params.items() if same or k in RESERVED_PARAMS}
     algorithm = algorithm or cfg.algorithm
-    params = dict(cfg.params if params is None else params)
+    params = dict(params)
     label = fs.label
     if label is None:
         raise TrainingRejectedError(f"feature set {fs.name!r} defines no label; add one under 'labels' "
