@@ -32,11 +32,14 @@ def whoami() -> str:
         return getpass.getuser()
 
 
-def request_retrain(platform: Any, model: str, reason: str, requested_by: str) -> str:
+def request_retrain(platform: Any, model: str, reason: str, requested_by: str,
+                    require_approval: bool = False) -> str:
     """Put a RetrainRequested event on the bus; returns the event id the decision will carry."""
     from driftline import aws
 
-    detail = {"model": model, "requested_by": requested_by, "reason": reason}
+    detail: dict[str, Any] = {"model": model, "requested_by": requested_by, "reason": reason}
+    if require_approval:
+        detail["require_approval"] = True
     resp = aws.client("events").put_events(Entries=[{
         "Source": "driftline.cli", "DetailType": "RetrainRequested", "Detail": json.dumps(detail),
         "EventBusName": platform.event_bus}])
@@ -90,6 +93,8 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(..., "--model", "-m", help="Model to retrain (as named in cdk.json)."),
         reason: str = typer.Option("manual retraining", "--reason", help="Why; recorded with the decision."),
         wait: bool = typer.Option(False, "--wait", help="Follow the run until it ends."),
+        require_approval: bool = typer.Option(False, "--require-approval",
+                                              help="Pause for a manual approval even if the model's mode is auto."),
         timeout: float = typer.Option(1800.0, "--timeout", help="Seconds to follow the run with --wait."),
         history: bool = typer.Option(False, "--history", help="Show recent start/skip decisions instead."),
         config: Path = typer.Option(Path("cdk.json"), "--config", help="Path to cdk.json."),
@@ -106,7 +111,7 @@ def register(app: typer.Typer) -> None:
         if history:
             _show_history(platform, model)
             return
-        event_id = request_retrain(platform, model, reason, whoami())
+        event_id = request_retrain(platform, model, reason, whoami(), require_approval)
         decision = wait_for_decision(platform, model, event_id)
         if decision is None:
             fail(f"request {event_id} was sent, but no decision was recorded within 30 s; is the "

@@ -122,12 +122,14 @@ def validate(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     except UnknownModelError:
         champion = None
     execution_id = str(event.get("execution_id", ""))
+    # a request may ask for a stricter approval than the config (never a looser one)
+    approval = "manual" if m.approval == "manual" or raw.get("require_approval") is True else "auto"
     return {
         "model": m.name, "feature_set": m.feature_set, "algorithm": m.algorithm, "params": m.params,
         "trigger": trigger, "trigger_id": str(raw.get("trigger_id", "")),
         "reason": str(raw.get("reason") or f"{trigger} retraining"),
         "requested_by": str(raw.get("requested_by") or trigger), "details": raw.get("details") or {},
-        "min_training_rows": m.retrain.min_training_rows, "approval": m.approval,
+        "min_training_rows": m.retrain.min_training_rows, "approval": approval,
         "approvers": list(m.approvers), "approval_timeout_seconds": m.approval_timeout_seconds,
         "gate": m.gate.model_dump(), "deploy": m.deploy.model_dump(), "champion_version": champion,
         "execution_id": execution_id,
@@ -157,7 +159,8 @@ def gate(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     assert request is not None and candidate is not None
     m = _model_cfg(ctx, request)
     version = _version(candidate)
-    out: dict[str, Any] = {"version": version, "approval": m.approval}
+    approval = "manual" if m.approval == "manual" or request.get("approval") == "manual" else "auto"
+    out: dict[str, Any] = {"version": version, "approval": approval}
     if candidate.get("status") == "rejected":
         reason = str(candidate.get("reason") or "training rejected the candidate")
         ctx.registry.record_failure(m.name, version, f"training: {reason}")
@@ -175,7 +178,7 @@ def gate(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     result = evaluate_gate(metrics, None if champion_version is None else (champ_metrics or {}), m.gate,
                            champion_version, champion_note=note)
     run = _run_label(request)
-    if result.passed and m.approval == "auto":
+    if result.passed and approval == "auto":
         ctx.registry.approve(m.name, version, SYSTEM_PRINCIPAL, f"run {run}: {result.summary}"[:1000])
     elif not result.passed:
         ctx.registry.record_failure(m.name, version, f"run {run}: {result.summary}"[:1000])

@@ -139,8 +139,10 @@ def _parse_bus_event(event: Mapping[str, Any], config: PlatformConfig,
         model = _field(detail, "model", str, where)
         requested_by = _field(detail, "requested_by", str, where)
         reason = _field(detail, "reason", str, where, required=False) or "manual retraining"
+        strict = _field(detail, "require_approval", bool, where, required=False) or False
         _known_model(model, config, trigger, event_id)
-        return [RetrainRequest(model, "manual", event_id, reason, requested_by)], []
+        return [RetrainRequest(model, "manual", event_id, reason, requested_by,
+                               {"require_approval": True} if strict else {})], []
     except TriggerError:
         raise
     except ValueError as e:
@@ -301,7 +303,8 @@ class RetrainTrigger:
                                      "starting a run")
         payload = {"model": r.model, "trigger": r.trigger, "trigger_id": r.trigger_id, "reason": r.reason,
                    "requested_by": r.requested_by, "details": r.details, "execution_name": name,
-                   "requested_at": datetime.fromtimestamp(now, UTC).isoformat()}
+                   "requested_at": datetime.fromtimestamp(now, UTC).isoformat(),
+                   "require_approval": bool(r.details.get("require_approval"))}
         try:
             self._sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name,
                                       input=json.dumps(payload))

@@ -39,6 +39,12 @@ def test_validate_expands_the_request(ctx: StepContext) -> None:
     s = state(ctx)["request"]["value"]
     assert s["approval"] == "manual" and s["approvers"] == ["alice"] and s["champion_version"] is None
     assert s["deploy"]["mode"] == "canary" and s["execution_name"] == "run-1"
+    auto = StepContext(**{**ctx.__dict__, "config": PlatformConfig.model_validate(
+        {"models": [{"name": MODEL, "feature_set": "credit_default"}]})})
+    raw = {"model": MODEL, "trigger": "manual"}
+    assert run_step({"action": "validate", "state": raw}, auto)["approval"] == "auto"
+    strict = run_step({"action": "validate", "state": {**raw, "require_approval": True}}, auto)
+    assert strict["approval"] == "manual"  # a request may tighten the approval mode, never loosen it
     with pytest.raises(InvalidRequestError, match="unknown model 'zzz'"):
         run_step({"action": "validate", "state": {"model": "zzz"}}, ctx)
     with pytest.raises(InvalidStepInputError, match="unknown workflow action 'fly'"):

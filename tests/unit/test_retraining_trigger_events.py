@@ -77,6 +77,10 @@ def test_manual_and_schedule() -> None:
               {"model": "churn", "requested_by": "alice", "reason": "why"})
     (req,), _ = parse_event(ev, _cfg(), FS)
     assert (req.trigger, req.requested_by, req.reason) == ("manual", "alice", "why")
+    assert req.details == {}
+    ev["detail"]["require_approval"] = True
+    (req,), _ = parse_event(ev, _cfg(), FS)
+    assert req.details == {"require_approval": True}
     (req,), _ = parse_event({"model": "churn", "trigger": "schedule"}, _cfg(), FS)
     assert req.trigger == "schedule" and req.trigger_id
 
@@ -96,6 +100,8 @@ def test_manual_and_schedule() -> None:
      "_invalid"),
     (_i({"feature_set": "churn", "has_labels": True, "rows_accepted": -1}), "must be >= 0", "_invalid"),
     (_bus("driftline.cli", "RetrainRequested", {"model": "churn"}), "'requested_by' is missing", "churn"),
+    (_bus("driftline.cli", "RetrainRequested", {"model": "churn", "requested_by": "a", "require_approval": "yes"}),
+     "'require_approval' must be bool", "churn"),
     ({"model": "Bad Name!", "trigger": "schedule"}, "unknown model", "_invalid"),
     ({"trigger": "schedule"}, "'model' is missing", "_invalid"),
 ])

@@ -14,7 +14,9 @@ scheduler, and everything else happens through the platform's own events.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -275,7 +277,7 @@ class Story:
         self.facts.v1_run = run.name
         state = run.wait_for("Train", self.s.step_timeout_s, tick=lambda: self.note(f"run {run.name}: "
                                                                                     f"{' → '.join(run.entered())}"))
-        cand = state["candidate"]["value"]
+        cand = _result(state, "candidate", "Train")
         if cand.get("status") != "candidate":
             raise DemoError(f"training did not produce a candidate: {cand.get('status')}: {cand.get('reason')}")
         self.facts.v1_metrics = dict(cand.get("metrics") or {})
@@ -284,7 +286,7 @@ class Story:
 
     def gate_v1(self) -> str:
         run = self._runs["v1"]
-        gate = run.wait_for("Gate", self.s.step_timeout_s)["gate"]["value"]
+        gate = _result(run.wait_for("Gate", self.s.step_timeout_s), "gate", "Gate")
         if not gate.get("passed"):
             raise DemoError(f"v1 failed the gate: {gate.get('summary')}")
         return str(gate.get("summary", "passed"))
@@ -392,7 +394,7 @@ class Story:
         run = self._runs["v2"]
         state = run.wait_for("Gate", self.s.step_timeout_s,
                              tick=lambda: self.note(f"run {run.name}: {' → '.join(run.entered())}"))
-        gate = state["gate"]["value"]
+        gate = _result(state, "gate", "Gate")
         self.facts.v2_gate = gate
         if not gate.get("passed"):
             raise DemoError(f"v2 did not pass the gate: {gate.get('summary')}")
@@ -400,14 +402,14 @@ class Story:
 
     def canary(self) -> str:
         run = self._runs["v2"]
-        dep = run.wait_for("Deploy", self.s.step_timeout_s)["deploy"]["value"]
+        dep = _result(run.wait_for("Deploy", self.s.step_timeout_s), "deploy", "Deploy")
         if dep.get("mode") != "canary":
             raise DemoError(f"expected a canary deploy, got {dep.get('mode')} ({dep.get('note')})")
         self.note(f"v{dep['challenger_version']} takes {dep['percent']}% of traffic for {dep['bake_seconds']} s")
         state = run.wait_for("EvaluateCanary", self.s.step_timeout_s + float(dep.get("bake_seconds", 0)),
                              tick=lambda: self.note(f"baking: {self.traffic.requests if self.traffic else 0} "
                                                     f"requests so far"))
-        verdict = state["canary"]["value"]
+        verdict = _result(state, "canary", "EvaluateCanary")
         self.facts.canary = verdict
         if not verdict.get("healthy"):
             raise DemoError(f"the canary was judged unhealthy: {verdict.get('summary')}")
@@ -459,6 +461,18 @@ class Story:
         path.write_bytes(body)
         self.facts.report_path, self.facts.report_uri = str(path), uri
         return f"{path} ({len(body) / 1024:.0f} KiB; {uri})"
+
+
+def _result(state: dict[str, Any], key: str, step: str) -> dict[str, Any]:
+    """``state[key]['value']``, or the error the step was caught with."""
+    node = state.get(key)
+    if isinstance(node, dict) and isinstance(node.get("value"), dict):
+        return dict(node["value"])
+    err = state.get("error") if isinstance(state.get("error"), dict) else {}
+    cause = str((err or {}).get("Cause", ""))
+    with contextlib.suppress(ValueError, AttributeError):
+        cause = json.loads(cause).get("errorMessage", cause)
+    raise DemoError(f"{step} failed: {(err or {}).get('Error', 'no result')}: {cause[:500]}")
 
 
 def _try_send(api_url: str, model: str, rows: list[dict[str, Any]]) -> Any:
