@@ -43,12 +43,12 @@ demo: install ## Run the whole story locally: ingest → train → serve → dri
 	$(BIN)/driftline demo
 
 test: install-dev ## Lint, type-check and run the whole test suite
-	$(BIN)/ruff check driftline stacks lambdas tests benchmarks examples app.py
+	$(BIN)/ruff check driftline stacks lambdas tests benchmarks examples localstack app.py
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: install-dev ## ruff + mypy + bandit
-	$(BIN)/ruff check driftline stacks lambdas tests benchmarks examples app.py
+	$(BIN)/ruff check driftline stacks lambdas tests benchmarks examples localstack app.py
 	$(BIN)/mypy
 	$(BIN)/bandit -q -c pyproject.toml -r driftline lambdas stacks
 

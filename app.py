@@ -16,9 +16,9 @@ from pathlib import Path
 # Node 20 works for jsii but prints an end-of-life banner on every synth; silence it.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from aws_cdk import App  # noqa: E402
+from aws_cdk import App
 
-from driftline.config import ConfigError, from_context  # noqa: E402
+from driftline.config import ConfigError, from_context
 
 ROOT = Path(__file__).resolve().parent
 

@@ -36,15 +36,32 @@ def build(app: App, config: PlatformConfig, *, nag: bool = True) -> DriftlineApp
     env = Environment(account=config.account, region=config.region) if config.account or config.region else None
     prefix = "".join(p.title() for p in platform.prefix.split("-"))
     feature_sets_dir = (ROOT / config.feature_sets_dir).resolve()
-    data = DataStack(app, f"{prefix}Data", platform=platform, feature_sets_dir=feature_sets_dir, env=env,
-                     description="Driftline data: key, buckets, tables, topics, bus, catalog, ingest")
+    data = DataStack(
+        app,
+        f"{prefix}Data",
+        platform=platform,
+        feature_sets_dir=feature_sets_dir,
+        env=env,
+        description="Driftline data: key, buckets, tables, topics, bus, catalog, ingest",
+    )
     shared = data.shared
-    serving = ServingStack(app, f"{prefix}Serving", shared=shared, env=env,
-                           description="Driftline serving: prediction API and capture streams")
-    monitoring = MonitoringStack(app, f"{prefix}Monitoring", shared=shared, env=env,
-                                 description="Driftline monitoring: scheduled drift checks, dashboard, alarms")
-    pipeline = PipelineStack(app, f"{prefix}Pipeline", shared=shared, env=env,
-                             description="Driftline retraining workflow and triggers")
+    serving = ServingStack(
+        app,
+        f"{prefix}Serving",
+        shared=shared,
+        env=env,
+        description="Driftline serving: prediction API and capture streams",
+    )
+    monitoring = MonitoringStack(
+        app,
+        f"{prefix}Monitoring",
+        shared=shared,
+        env=env,
+        description="Driftline monitoring: scheduled drift checks, dashboard, alarms",
+    )
+    pipeline = PipelineStack(
+        app, f"{prefix}Pipeline", shared=shared, env=env, description="Driftline retraining workflow and triggers"
+    )
     result = DriftlineApp(platform, data, serving, monitoring, pipeline)
     for stack in result.stacks:
         Tags.of(stack).add("driftline:env", config.env_name)

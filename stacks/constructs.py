@@ -16,12 +16,23 @@ from constructs import Construct
 from driftline.platform import Bucket, Function, Platform
 
 RETENTION = {
-    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
-    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
-    60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS, 120: logs.RetentionDays.FOUR_MONTHS,
-    150: logs.RetentionDays.FIVE_MONTHS, 180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
-    400: logs.RetentionDays.THIRTEEN_MONTHS, 545: logs.RetentionDays.EIGHTEEN_MONTHS,
-    731: logs.RetentionDays.TWO_YEARS, 1827: logs.RetentionDays.FIVE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
 }
 
 
@@ -33,22 +44,39 @@ def removal_policy(platform: Platform) -> RemovalPolicy:
 class SecureBucket(Construct):
     """KMS-encrypted, versioned, private, SSL-only bucket with access logs and lifecycle rules."""
 
-    def __init__(self, scope: Construct, cid: str, *, platform: Platform, spec: Bucket, key: kms.IKey,
-                 access_logs: s3.IBucket) -> None:
+    def __init__(
+        self, scope: Construct, cid: str, *, platform: Platform, spec: Bucket, key: kms.IKey, access_logs: s3.IBucket
+    ) -> None:
         super().__init__(scope, cid)
         stack = Stack.of(self)
-        rules = [s3.LifecycleRule(id="expire-noncurrent", noncurrent_version_expiration=Duration.days(
-            spec.noncurrent_expire_days), abort_incomplete_multipart_upload_after=Duration.days(7))]
-        rules += [s3.LifecycleRule(id=f"expire-{prefix.strip('/')}", prefix=prefix, expiration=Duration.days(days))
-                  for prefix, days in spec.expire_prefixes]
+        rules = [
+            s3.LifecycleRule(
+                id="expire-noncurrent",
+                noncurrent_version_expiration=Duration.days(spec.noncurrent_expire_days),
+                abort_incomplete_multipart_upload_after=Duration.days(7),
+            )
+        ]
+        rules += [
+            s3.LifecycleRule(id=f"expire-{prefix.strip('/')}", prefix=prefix, expiration=Duration.days(days))
+            for prefix, days in spec.expire_prefixes
+        ]
         self.bucket = s3.Bucket(
-            self, "Bucket",
+            self,
+            "Bucket",
             bucket_name=platform.bucket_name(spec.logical, stack.account, stack.region),
-            encryption=s3.BucketEncryption.KMS, encryption_key=key, bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True, minimum_tls_version=1.2,
-            versioned=spec.versioned, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=access_logs, server_access_logs_prefix=f"{spec.logical}/",
-            lifecycle_rules=rules, removal_policy=removal_policy(platform), auto_delete_objects=False,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=spec.versioned,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix=f"{spec.logical}/",
+            lifecycle_rules=rules,
+            removal_policy=removal_policy(platform),
+            auto_delete_objects=False,
         )
 
 
@@ -59,19 +87,39 @@ class PlatformFunction(Construct):
     asynchronous invocations are the same for every function; only the spec varies.
     """
 
-    def __init__(self, scope: Construct, cid: str, *, platform: Platform, spec: Function, code: lambda_.Code | None,
-                 layers: list[lambda_.ILayerVersion], environment: dict[str, str], dlq: sqs.IQueue,
-                 key: kms.IKey, image_code: lambda_.DockerImageCode | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        platform: Platform,
+        spec: Function,
+        code: lambda_.Code | None,
+        layers: list[lambda_.ILayerVersion],
+        environment: dict[str, str],
+        dlq: sqs.IQueue,
+        key: kms.IKey,
+        image_code: lambda_.DockerImageCode | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(scope, cid)
         name = platform.name(spec.logical)
         self.log_group = logs.LogGroup(
-            self, "Logs", log_group_name=f"/aws/lambda/{name}",
-            retention=RETENTION[platform.config.log_retention_days], removal_policy=removal_policy(platform),
-            encryption_key=key)
+            self,
+            "Logs",
+            log_group_name=f"/aws/lambda/{name}",
+            retention=RETENTION[platform.config.log_retention_days],
+            removal_policy=removal_policy(platform),
+            encryption_key=key,
+        )
         # An explicit role instead of the default one with the AWSLambdaBasicExecutionRole managed
         # policy: logs may be written only to this function's own log group.
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),  # type: ignore[arg-type]
-                             description=f"Driftline {spec.logical} function ({platform.config.env_name})")
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),  # type: ignore[arg-type]
+            description=f"Driftline {spec.logical} function ({platform.config.env_name})",
+        )
         self.log_group.grant_write(self.role)
         common: dict[str, Any] = {
             "role": self.role,
@@ -89,13 +137,18 @@ class PlatformFunction(Construct):
             **extra,
         }
         if image_code is not None:
-            self.function: lambda_.Function = lambda_.DockerImageFunction(self, "Function", code=image_code,
-                                                                          **common)
+            self.function: lambda_.Function = lambda_.DockerImageFunction(self, "Function", code=image_code, **common)
         else:
             assert code is not None
             self.function = lambda_.Function(
-                self, "Function", runtime=lambda_.Runtime.PYTHON_3_12, handler=spec.handler, code=code,
-                layers=layers, **common)
+                self,
+                "Function",
+                runtime=lambda_.Runtime.PYTHON_3_12,
+                handler=spec.handler,
+                code=code,
+                layers=layers,
+                **common,
+            )
 
     def grant_invoke(self, principal: iam.IGrantable) -> iam.Grant:
         return self.function.grant_invoke(principal)

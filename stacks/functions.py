@@ -19,40 +19,97 @@ Access = Literal["read", "write", "read_write"]
 
 # function -> resource kind:logical -> access
 GRANTS: dict[str, dict[str, Access]] = {
-    "ingest": {"bucket:features": "read_write", "table:online": "read_write", "table:control": "read_write",
-               "table:idempotency": "read_write", "bus": "write", "topic:alerts": "write"},
-    "serve": {"bucket:artifacts": "read", "bucket:captures": "write", "table:registry": "read",
-              "table:online": "read", "streams": "write"},
-    "drift": {"bucket:artifacts": "read", "bucket:captures": "read", "bucket:reports": "read_write",
-              "table:registry": "read", "table:control": "read_write", "topic:alerts": "write", "bus": "write",
-              "metrics": "write"},
-    "train": {"bucket:features": "read_write", "bucket:artifacts": "read_write", "bucket:captures": "read",
-              "table:registry": "read_write"},
+    "ingest": {
+        "bucket:features": "read_write",
+        "table:online": "read_write",
+        "table:control": "read_write",
+        "table:idempotency": "read_write",
+        "bus": "write",
+        "topic:alerts": "write",
+    },
+    "serve": {
+        "bucket:artifacts": "read",
+        "bucket:captures": "write",
+        "table:registry": "read",
+        "table:online": "read",
+        "streams": "write",
+    },
+    "drift": {
+        "bucket:artifacts": "read",
+        "bucket:captures": "read",
+        "bucket:reports": "read_write",
+        "table:registry": "read",
+        "table:control": "read_write",
+        "topic:alerts": "write",
+        "bus": "write",
+        "metrics": "write",
+    },
+    "train": {
+        "bucket:features": "read_write",
+        "bucket:artifacts": "read_write",
+        "bucket:captures": "read",
+        "table:registry": "read_write",
+    },
     "retrain-trigger": {"table:control": "read_write", "table:registry": "read", "topic:alerts": "write"},
-    "workflow": {"bucket:artifacts": "read", "bucket:captures": "read", "table:registry": "read_write",
-                 "table:control": "read_write", "topic:alerts": "write", "topic:approvals": "write"},
+    "workflow": {
+        "bucket:artifacts": "read",
+        "bucket:captures": "read",
+        "table:registry": "read_write",
+        "table:control": "read_write",
+        "topic:alerts": "write",
+        "topic:approvals": "write",
+    },
 }
 
 
-def make_function(stack: Stack, shared: SharedResources, logical: str, *,
-                  extra_arns: dict[str, str] | None = None,
-                  image_code: lambda_.DockerImageCode | None = None, **extra: Any) -> PlatformFunction:
+def make_function(
+    stack: Stack,
+    shared: SharedResources,
+    logical: str,
+    *,
+    extra_arns: dict[str, str] | None = None,
+    image_code: lambda_.DockerImageCode | None = None,
+    **extra: Any,
+) -> PlatformFunction:
     platform = shared.platform
     spec = platform.function(logical)
     values = shared.env_values(stack, extra_arns)
     env = {k: values[k] for k in spec.env}
-    env.update({"POWERTOOLS_SERVICE_NAME": f"driftline-{spec.logical}",
-                "POWERTOOLS_METRICS_NAMESPACE": values["POWERTOOLS_METRICS_NAMESPACE"],
-                "POWERTOOLS_LOG_LEVEL": values["POWERTOOLS_LOG_LEVEL"],
-                "DRIFTLINE_ENV": values["DRIFTLINE_ENV"]})
+    env.update(
+        {
+            "POWERTOOLS_SERVICE_NAME": f"driftline-{spec.logical}",
+            "POWERTOOLS_METRICS_NAMESPACE": values["POWERTOOLS_METRICS_NAMESPACE"],
+            "POWERTOOLS_LOG_LEVEL": values["POWERTOOLS_LOG_LEVEL"],
+            "DRIFTLINE_ENV": values["DRIFTLINE_ENV"],
+        }
+    )
     if spec.package == "image":
-        fn = PlatformFunction(stack, _cid(logical), platform=platform, spec=spec, code=None, layers=[],
-                              environment=env, dlq=shared.dlq(stack, spec.stack), key=shared.key, image_code=image_code, **extra)
+        fn = PlatformFunction(
+            stack,
+            _cid(logical),
+            platform=platform,
+            spec=spec,
+            code=None,
+            layers=[],
+            environment=env,
+            dlq=shared.dlq(stack, spec.stack),
+            key=shared.key,
+            image_code=image_code,
+            **extra,
+        )
     else:
-        fn = PlatformFunction(stack, _cid(logical), platform=platform, spec=spec, code=shared.code(stack),
-                              layers=[shared.layer(stack, spec.package)], environment=env, dlq=shared.dlq(stack, spec.stack),
-                              key=shared.key,
-                              **extra)
+        fn = PlatformFunction(
+            stack,
+            _cid(logical),
+            platform=platform,
+            spec=spec,
+            code=shared.code(stack),
+            layers=[shared.layer(stack, spec.package)],
+            environment=env,
+            dlq=shared.dlq(stack, spec.stack),
+            key=shared.key,
+            **extra,
+        )
     grant(shared, fn.function, logical)
     return fn
 
@@ -66,19 +123,23 @@ def grant(shared: SharedResources, fn: lambda_.IFunction, logical: str) -> None:
         kind, _, name = target.partition(":")
         if kind == "bucket":
             bucket = shared.buckets[name]
-            {"read": bucket.grant_read, "write": bucket.grant_put,
-             "read_write": bucket.grant_read_write}[access](fn)
+            {"read": bucket.grant_read, "write": bucket.grant_put, "read_write": bucket.grant_read_write}[access](fn)
         elif kind == "table":
             table = shared.tables[name]
-            {"read": table.grant_read_data, "write": table.grant_write_data,
-             "read_write": table.grant_read_write_data}[access](fn)
+            {"read": table.grant_read_data, "write": table.grant_write_data, "read_write": table.grant_read_write_data}[
+                access
+            ](fn)
         elif kind == "topic":
             shared.topics[name].grant_publish(fn)
         elif kind == "bus":
             shared.bus.grant_put_events_to(fn)
         elif kind == "metrics":
-            fn.add_to_role_policy(iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"], resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": "Driftline"}}))
+            fn.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"cloudwatch:namespace": "Driftline"}},
+                )
+            )
         elif kind == "streams":
             pass  # granted by ServingStack, which owns the capture streams

@@ -23,10 +23,19 @@ class MonitoringStack(Stack):
                 continue
             assert rule.target == "drift", f"schedule {rule.logical} targets {rule.target}, not in MonitoringStack"
             self.rules[rule.logical] = events.Rule(
-                self, f"Schedule{rule.logical.title().replace('-', '')}", rule_name=platform.name(rule.logical),
+                self,
+                f"Schedule{rule.logical.title().replace('-', '')}",
+                rule_name=platform.name(rule.logical),
                 schedule=events.Schedule.expression(rule.expression),
                 description=f"Driftline scheduled {rule.target} ({rule.input})",
-                targets=[targets.LambdaFunction(
-                    self.drift.function, event=events.RuleTargetInput.from_object(rule.input),
-                    dead_letter_queue=shared.dlq(self, "monitoring"), retry_attempts=2, max_event_age=Duration.hours(1))])
+                targets=[
+                    targets.LambdaFunction(
+                        self.drift.function,
+                        event=events.RuleTargetInput.from_object(rule.input),
+                        dead_letter_queue=shared.dlq(self, "monitoring"),
+                        retry_attempts=2,
+                        max_event_age=Duration.hours(1),
+                    )
+                ],
+            )
         self.observability = Observability(self, "Observability", platform=platform, alerts=shared.topics["alerts"])

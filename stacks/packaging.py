@@ -37,9 +37,24 @@ LAYER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
 
 # Never needed at run time in Lambda: tests, headers, type stubs, CLI entry points, pyarrow extras.
 TRIM_GLOBS = (
-    "**/tests", "**/test", "**/__pycache__", "**/*.pyi", "**/*.h", "**/*.hpp", "**/*.pxd", "**/*.pyx",
-    "bin", "**/include", "pyarrow/*flight*", "pyarrow/libarrow_flight*", "pyarrow/_s3fs*", "pyarrow/_gcsfs*",
-    "pyarrow/_azurefs*", "pyarrow/_hdfs*", "pyarrow/libarrow_substrait*", "pyarrow/_substrait*",
+    "**/tests",
+    "**/test",
+    "**/__pycache__",
+    "**/*.pyi",
+    "**/*.h",
+    "**/*.hpp",
+    "**/*.pxd",
+    "**/*.pyx",
+    "bin",
+    "**/include",
+    "pyarrow/*flight*",
+    "pyarrow/libarrow_flight*",
+    "pyarrow/_s3fs*",
+    "pyarrow/_gcsfs*",
+    "pyarrow/_azurefs*",
+    "pyarrow/_hdfs*",
+    "pyarrow/libarrow_substrait*",
+    "pyarrow/_substrait*",
 )
 # numpy/_core/tests is imported by nothing, but numpy.testing is (by pyarrow) — keep 'testing'.
 
@@ -50,8 +65,9 @@ def _python_for_bytecode() -> str | None:
     candidates = [str(p) for p in sorted(Path("/root/.pyenv/versions").glob(f"{LAMBDA_PYTHON_VERSION}.*/bin/python"))]
     candidates.append(shutil.which(f"python{LAMBDA_PYTHON_VERSION}") or "")
     for cand in filter(None, candidates):
-        ok = subprocess.run([cand, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
-                            text=True, check=False)
+        ok = subprocess.run(
+            [cand, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True, check=False
+        )
         if ok.returncode == 0 and ok.stdout.strip() == str(tuple(map(int, LAMBDA_PYTHON_VERSION.split(".")))):
             return cand
     return None
@@ -60,8 +76,11 @@ def _python_for_bytecode() -> str | None:
 def _compile(path: Path) -> None:
     python = _python_for_bytecode()
     if python:
-        subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
-                        str(path)], check=False, capture_output=True)
+        subprocess.run(
+            [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(path)],
+            check=False,
+            capture_output=True,
+        )
 
 
 def _constraints() -> Path:
@@ -69,8 +88,24 @@ def _constraints() -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
     subprocess.run(
-        [uv, "export", "--frozen", "--no-hashes", "--no-emit-project", "--all-extras", "--color", "never",
-         "--quiet", "--format", "requirements-txt", "--output-file", str(out)], cwd=ROOT, check=True)
+        [
+            uv,
+            "export",
+            "--frozen",
+            "--no-hashes",
+            "--no-emit-project",
+            "--all-extras",
+            "--color",
+            "never",
+            "--quiet",
+            "--format",
+            "requirements-txt",
+            "--output-file",
+            str(out),
+        ],
+        cwd=ROOT,
+        check=True,
+    )
     return out
 
 
@@ -97,10 +132,27 @@ def build_layer(name: str, output_dir: Path) -> None:
         target = tmp / "python"
         uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
         subprocess.run(
-            [uv, "pip", "install", "--quiet", "--target", str(target), "--python-platform",
-             "x86_64-manylinux_2_28", "--python-version", LAMBDA_PYTHON_VERSION, "--only-binary", ":all:",
-             "--no-installer-metadata", "-c", str(_constraints()), *reqs],
-            cwd=ROOT, check=True)
+            [
+                uv,
+                "pip",
+                "install",
+                "--quiet",
+                "--target",
+                str(target),
+                "--python-platform",
+                "x86_64-manylinux_2_28",
+                "--python-version",
+                LAMBDA_PYTHON_VERSION,
+                "--only-binary",
+                ":all:",
+                "--no-installer-metadata",
+                "-c",
+                str(_constraints()),
+                *reqs,
+            ],
+            cwd=ROOT,
+            check=True,
+        )
         # boto3/botocore come with the Lambda runtime; don't ship a second copy.
         for pkg in ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six.py"):
             for p in target.glob(f"{pkg}*"):
@@ -141,18 +193,28 @@ class _LocalBundler:
 
 def _bundling(kind: str, feature_sets_dir: Path | None = None) -> BundlingOptions:
     # The image is only a fallback CDK requires to be named; local bundling always succeeds first.
-    return BundlingOptions(image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.12"),
-                           local=_LocalBundler(kind, feature_sets_dir))
+    return BundlingOptions(
+        image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.12"),
+        local=_LocalBundler(kind, feature_sets_dir),
+    )
 
 
 def function_code(feature_sets_dir: Path) -> lambda_.Code:
-    return lambda_.Code.from_asset(str(ROOT / "lambdas"), bundling=_bundling("code", feature_sets_dir),
-                                   asset_hash=_source_hash(feature_sets_dir), asset_hash_type=AssetHashType.CUSTOM)
+    return lambda_.Code.from_asset(
+        str(ROOT / "lambdas"),
+        bundling=_bundling("code", feature_sets_dir),
+        asset_hash=_source_hash(feature_sets_dir),
+        asset_hash_type=AssetHashType.CUSTOM,
+    )
 
 
 def layer_code(package: Package) -> lambda_.Code:
-    return lambda_.Code.from_asset(str(LAYERS_DIR), bundling=_bundling(package),
-                                   asset_hash=_layer_hash(package), asset_hash_type=AssetHashType.CUSTOM)
+    return lambda_.Code.from_asset(
+        str(LAYERS_DIR),
+        bundling=_bundling(package),
+        asset_hash=_layer_hash(package),
+        asset_hash_type=AssetHashType.CUSTOM,
+    )
 
 
 def _source_hash(feature_sets_dir: Path) -> str:

@@ -3,6 +3,8 @@ its functions and the EventBridge triggers that reach it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, IgnoreMode, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -17,8 +19,18 @@ from stacks.packaging import ROOT
 from stacks.resources import SharedResources
 
 # Only what the training image needs goes into its build context.
-IMAGE_CONTEXT = ["*", "!driftline/**", "!lambdas/**", "!docker/**", "!pyproject.toml", "!uv.lock", "!README.md",
-                 "!examples/feature_sets/**", "**/__pycache__", "driftline/local/**"]
+IMAGE_CONTEXT = [
+    "*",
+    "!driftline/**",
+    "!lambdas/**",
+    "!docker/**",
+    "!pyproject.toml",
+    "!uv.lock",
+    "!README.md",
+    "!examples/feature_sets/**",
+    "**/__pycache__",
+    "driftline/local/**",
+]
 
 
 class PipelineStack(Stack):
@@ -28,8 +40,8 @@ class PipelineStack(Stack):
         removal = removal_policy(platform)
 
         image = lambda_.DockerImageCode.from_image_asset(
-            str(ROOT), file="docker/train.Dockerfile", exclude=IMAGE_CONTEXT,
-            ignore_mode=IgnoreMode.DOCKER)
+            str(ROOT), file="docker/train.Dockerfile", exclude=IMAGE_CONTEXT, ignore_mode=IgnoreMode.DOCKER
+        )
         self.train = make_function(self, shared, "train", image_code=image)
         self.workflow_fn = make_function(self, shared, "workflow")
         fns: dict[str, PlatformFunction] = {"train": self.train, "workflow": self.workflow_fn}
@@ -38,18 +50,28 @@ class PipelineStack(Stack):
         for wf in platform.workflows:
             subst: dict[str, str] = {}
             for placeholder, (kind, logical) in wf.substitutions.items():
-                subst[placeholder] = (fns[logical].function.function_arn if kind == "function"
-                                      else shared.topics[logical].topic_arn)
-            log_group = logs.LogGroup(self, f"{wf.logical.title()}WorkflowLogs",
-                                      log_group_name=f"/aws/vendedlogs/states/{platform.name(wf.logical)}",
-                                      retention=RETENTION[platform.config.log_retention_days],
-                                      removal_policy=removal, encryption_key=shared.key)
+                subst[placeholder] = (
+                    fns[logical].function.function_arn if kind == "function" else shared.topics[logical].topic_arn
+                )
+            log_group = logs.LogGroup(
+                self,
+                f"{wf.logical.title()}WorkflowLogs",
+                log_group_name=f"/aws/vendedlogs/states/{platform.name(wf.logical)}",
+                retention=RETENTION[platform.config.log_retention_days],
+                removal_policy=removal,
+                encryption_key=shared.key,
+            )
             sm = sfn.StateMachine(
-                self, f"{wf.logical.title()}Workflow", state_machine_name=platform.name(wf.logical),
+                self,
+                f"{wf.logical.title()}Workflow",
+                state_machine_name=platform.name(wf.logical),
                 definition_body=sfn.DefinitionBody.from_string(platform.workflow_definition(wf)),
-                definition_substitutions=subst, state_machine_type=sfn.StateMachineType.STANDARD,
-                tracing_enabled=True, timeout=Duration.days(7),
-                logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True))
+                definition_substitutions=subst,
+                state_machine_type=sfn.StateMachineType.STANDARD,
+                tracing_enabled=True,
+                timeout=Duration.days(7),
+                logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            )
             for logical in wf.functions:
                 fns[logical].function.grant_invoke(sm)
             for kind, logical in wf.substitutions.values():
@@ -58,8 +80,9 @@ class PipelineStack(Stack):
             self.state_machines[wf.logical] = sm
 
         retrain_sm = self.state_machines["retrain"]
-        self.trigger = make_function(self, shared, "retrain-trigger",
-                                     extra_arns={"workflow:retrain": retrain_sm.state_machine_arn})
+        self.trigger = make_function(
+            self, shared, "retrain-trigger", extra_arns={"workflow:retrain": retrain_sm.state_machine_arn}
+        )
         retrain_sm.grant_start_execution(self.trigger.function)
         # Read its own executions only (grant_read would add states:List*/Describe* on "*").
         retrain_sm.grant(self.trigger.function, "states:ListExecutions")
@@ -67,22 +90,39 @@ class PipelineStack(Stack):
 
         target_fns = {"retrain-trigger": self.trigger}
         for rule in platform.event_rules:
-            events.Rule(self, f"Rule{rule.logical.title().replace('-', '')}", rule_name=platform.name(rule.logical),
-                        event_bus=shared.bus, event_pattern=_pattern(rule.pattern),
-                        targets=[targets.LambdaFunction(target_fns[rule.target].function,
-                                                        dead_letter_queue=shared.dlq(self, "pipeline"), retry_attempts=4,
-                                                        max_event_age=Duration.hours(2))])
+            events.Rule(
+                self,
+                f"Rule{rule.logical.title().replace('-', '')}",
+                rule_name=platform.name(rule.logical),
+                event_bus=shared.bus,
+                event_pattern=_pattern(rule.pattern),
+                targets=[
+                    targets.LambdaFunction(
+                        target_fns[rule.target].function,
+                        dead_letter_queue=shared.dlq(self, "pipeline"),
+                        retry_attempts=4,
+                        max_event_age=Duration.hours(2),
+                    )
+                ],
+            )
         for sched in platform.schedules:
             if sched.stack != "pipeline":
                 continue
-            events.Rule(self, f"Schedule{sched.logical.title().replace('-', '')}",
-                        rule_name=platform.name(sched.logical), schedule=events.Schedule.expression(sched.expression),
-                        targets=[targets.LambdaFunction(target_fns[sched.target].function,
-                                                        event=events.RuleTargetInput.from_object(sched.input),
-                                                        dead_letter_queue=shared.dlq(self, "pipeline"), retry_attempts=2)])
+            events.Rule(
+                self,
+                f"Schedule{sched.logical.title().replace('-', '')}",
+                rule_name=platform.name(sched.logical),
+                schedule=events.Schedule.expression(sched.expression),
+                targets=[
+                    targets.LambdaFunction(
+                        target_fns[sched.target].function,
+                        event=events.RuleTargetInput.from_object(sched.input),
+                        dead_letter_queue=shared.dlq(self, "pipeline"),
+                        retry_attempts=2,
+                    )
+                ],
+            )
 
 
-def _pattern(raw: dict[str, object]) -> events.EventPattern:
-    return events.EventPattern(source=raw.get("source"),  # type: ignore[arg-type]
-                               detail_type=raw.get("detail-type"),  # type: ignore[arg-type]
-                               detail=raw.get("detail"))  # type: ignore[arg-type]
+def _pattern(raw: dict[str, Any]) -> events.EventPattern:
+    return events.EventPattern(source=raw.get("source"), detail_type=raw.get("detail-type"), detail=raw.get("detail"))

@@ -37,9 +37,15 @@ class SharedResources:
         through the queue policy that event-rule targets add)."""
         if stack.stack_name not in self._dlqs:
             self._dlqs[stack.stack_name] = sqs.Queue(
-                stack, "DeadLetterQueue", queue_name=self.platform.name(f"dlq-{kind}"),
-                encryption=sqs.QueueEncryption.KMS, encryption_master_key=self.key, enforce_ssl=True,
-                retention_period=Duration.days(14), removal_policy=removal_policy(self.platform))
+                stack,
+                "DeadLetterQueue",
+                queue_name=self.platform.name(f"dlq-{kind}"),
+                encryption=sqs.QueueEncryption.KMS,
+                encryption_master_key=self.key,
+                enforce_ssl=True,
+                retention_period=Duration.days(14),
+                removal_policy=removal_policy(self.platform),
+            )
         return self._dlqs[stack.stack_name]
 
     def layer(self, stack: Stack, package: Package) -> lambda_.ILayerVersion:
@@ -48,7 +54,8 @@ class SharedResources:
         key = (stack.stack_name, package)
         if key not in self._layers:
             self._layers[key] = lambda_.LayerVersion(
-                stack, f"{package.title()}Layer",
+                stack,
+                f"{package.title()}Layer",
                 layer_version_name=self.platform.name(f"{package}-deps"),
                 code=packaging.layer_code(package),
                 compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from typing import Any
+
+from aws_cdk import Duration, Size, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
@@ -22,57 +24,104 @@ class ServingStack(Stack):
         cfg = platform.config.serving
         removal = removal_policy(platform)
 
-        extra: dict[str, object] = {}
+        extra: dict[str, Any] = {}
         if cfg.reserved_concurrency:
             extra["reserved_concurrent_executions"] = cfg.reserved_concurrency
         self.serve = make_function(self, shared, "serve", **extra)
         handler: lambda_.IFunction = self.serve.function
         if cfg.provisioned_concurrency:
-            alias = lambda_.Alias(self, "LiveAlias", alias_name="live", version=self.serve.function.current_version,
-                                  provisioned_concurrent_executions=cfg.provisioned_concurrency)
+            alias = lambda_.Alias(
+                self,
+                "LiveAlias",
+                alias_name="live",
+                version=self.serve.function.current_version,
+                provisioned_concurrent_executions=cfg.provisioned_concurrency,
+            )
             handler = alias
 
         # One Firehose stream per model: captures land under captures/model=<name>/YYYY/MM/DD/HH/.
         self.streams: dict[str, firehose.DeliveryStream] = {}
         for stream in platform.streams:
             ds = firehose.DeliveryStream(
-                self, f"Capture{stream.model.title().replace('-', '')}",
+                self,
+                f"Capture{stream.model.title().replace('-', '')}",
                 delivery_stream_name=platform.name(stream.logical),
                 encryption=firehose.StreamEncryption.customer_managed_key(shared.key),
                 destination=firehose.S3Bucket(
-                    shared.buckets["captures"], data_output_prefix=stream.prefix,
+                    shared.buckets["captures"],
+                    data_output_prefix=stream.prefix,
                     error_output_prefix=f"capture-errors/model={stream.model}/!{{firehose:error-output-type}}/"
-                                        f"!{{timestamp:yyyy/MM/dd/HH}}/",
-                    buffering_interval=Duration.seconds(60), buffering_size=firehose_size(5),
-                    compression=firehose.Compression.UNCOMPRESSED, encryption_key=shared.key,
-                    logging_config=firehose.EnableLogging(logs.LogGroup(
-                        self, f"CaptureLogs{stream.model.title().replace('-', '')}",
-                        retention=RETENTION[platform.config.log_retention_days], removal_policy=removal,
-                        encryption_key=shared.key)),
-                ))
+                    f"!{{timestamp:yyyy/MM/dd/HH}}/",
+                    buffering_interval=Duration.seconds(60),
+                    buffering_size=Size.mebibytes(5),
+                    compression=firehose.Compression.UNCOMPRESSED,
+                    encryption_key=shared.key,
+                    logging_config=firehose.EnableLogging(
+                        logs.LogGroup(
+                            self,
+                            f"CaptureLogs{stream.model.title().replace('-', '')}",
+                            retention=RETENTION[platform.config.log_retention_days],
+                            removal_policy=removal,
+                            encryption_key=shared.key,
+                        )
+                    ),
+                ),
+            )
             ds.grant_put_records(self.serve.function)
             self.streams[stream.model] = ds
 
-        access_logs = logs.LogGroup(self, "ApiAccessLogs", retention=RETENTION[platform.config.log_retention_days],
-                                    removal_policy=removal, encryption_key=shared.key)
-        api_key_mode = cfg.auth == "api_key"
-        cors = (apigw.CorsOptions(allow_origins=list(cfg.cors_origins), allow_methods=["GET", "POST"],
-                                  allow_headers=apigw.Cors.DEFAULT_HEADERS) if cfg.cors_origins else None)
-        self.api = apigw.RestApi(
-            self, "Api", rest_api_name=platform.name("api"),
-            description="Driftline prediction API", endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=True, cloud_watch_role_removal_policy=removal,
-            min_compression_size=None, default_cors_preflight_options=cors,
-            deploy_options=apigw.StageOptions(
-                stage_name="v1", throttling_rate_limit=cfg.throttle_rate, throttling_burst_limit=cfg.throttle_burst,
-                tracing_enabled=True, metrics_enabled=True, logging_level=apigw.MethodLoggingLevel.ERROR,
-                data_trace_enabled=False, access_log_destination=apigw.LogGroupLogDestination(access_logs),
-                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=True, http_method=True, ip=True, protocol=True, request_time=True, resource_path=True,
-                    response_length=True, status=True, user=True)),
+        access_logs = logs.LogGroup(
+            self,
+            "ApiAccessLogs",
+            retention=RETENTION[platform.config.log_retention_days],
+            removal_policy=removal,
+            encryption_key=shared.key,
         )
-        validator = self.api.add_request_validator("Validator", validate_request_body=True,
-                                                   validate_request_parameters=True)
+        api_key_mode = cfg.auth == "api_key"
+        cors = (
+            apigw.CorsOptions(
+                allow_origins=list(cfg.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=apigw.Cors.DEFAULT_HEADERS,
+            )
+            if cfg.cors_origins
+            else None
+        )
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            rest_api_name=platform.name("api"),
+            description="Driftline prediction API",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=removal,
+            min_compression_size=None,
+            default_cors_preflight_options=cors,
+            deploy_options=apigw.StageOptions(
+                stage_name="v1",
+                throttling_rate_limit=cfg.throttle_rate,
+                throttling_burst_limit=cfg.throttle_burst,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+            ),
+        )
+        validator = self.api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
         integration = apigw.LambdaIntegration(handler, proxy=True)
         for route in platform.routes:
             resource = self.api.root.resource_for_path(route.path)
@@ -80,25 +129,36 @@ class ServingStack(Stack):
                 auth = apigw.AuthorizationType.NONE if api_key_mode else apigw.AuthorizationType.IAM
             else:
                 auth = apigw.AuthorizationType.NONE
-            resource.add_method(route.method, integration, authorization_type=auth,
-                                api_key_required=api_key_mode and route.authorized,
-                                request_validator=validator)
+            resource.add_method(
+                route.method,
+                integration,
+                authorization_type=auth,
+                api_key_required=api_key_mode and route.authorized,
+                request_validator=validator,
+            )
         if api_key_mode:
-            plan = self.api.add_usage_plan("UsagePlan", name=platform.name("usage-plan"), throttle=apigw.ThrottleSettings(
-                rate_limit=cfg.throttle_rate, burst_limit=cfg.throttle_burst))
+            plan = self.api.add_usage_plan(
+                "UsagePlan",
+                name=platform.name("usage-plan"),
+                throttle=apigw.ThrottleSettings(rate_limit=cfg.throttle_rate, burst_limit=cfg.throttle_burst),
+            )
             plan.add_api_stage(stage=self.api.deployment_stage)
             key = self.api.add_api_key("ApiKey", api_key_name=platform.name("client"))
             plan.add_api_key(key)
 
         self.invoke_policy = iam.ManagedPolicy(
-            self, "InvokePolicy", managed_policy_name=platform.name("api-invoke"),
+            self,
+            "InvokePolicy",
+            managed_policy_name=platform.name("api-invoke"),
             description="Attach to the roles of clients allowed to call the prediction API (SigV4)",
-            statements=[iam.PolicyStatement(actions=["execute-api:Invoke"], resources=[
-                self.api.arn_for_execute_api(method=r.method, path=r.path.replace("{model}", "*"), stage="v1")
-                for r in platform.routes if r.authorized])])
-
-
-def firehose_size(mib: int) -> object:
-    from aws_cdk import Size
-
-    return Size.mebibytes(mib)
+            statements=[
+                iam.PolicyStatement(
+                    actions=["execute-api:Invoke"],
+                    resources=[
+                        self.api.arn_for_execute_api(method=r.method, path=r.path.replace("{model}", "*"), stage="v1")
+                        for r in platform.routes
+                        if r.authorized
+                    ],
+                )
+            ],
+        )

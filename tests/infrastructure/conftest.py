@@ -42,11 +42,18 @@ def synthesize(env: str, outdir: Path) -> Synth:
     app = App(context={**context, "aws:cdk:bundling-stacks": []}, outdir=str(outdir))
     built = build(app, config.from_context(context, env))
     assembly = app.synth()
-    kinds = {built.data.stack_name: "data", built.serving.stack_name: "serving",
-             built.monitoring.stack_name: "monitoring", built.pipeline.stack_name: "pipeline"}
+    kinds = {
+        built.data.stack_name: "data",
+        built.serving.stack_name: "serving",
+        built.monitoring.stack_name: "monitoring",
+        built.pipeline.stack_name: "pipeline",
+    }
     templates = {kinds[s.stack_name]: s.template for s in assembly.stacks}
-    messages = [(s.stack_name, str(m.level).rsplit(".", 1)[-1].lower(), m.id, str(m.entry.data))
-                for s in assembly.stacks for m in s.messages]
+    messages = [
+        (s.stack_name, str(m.level).rsplit(".", 1)[-1].lower(), m.id, str(m.entry.data))
+        for s in assembly.stacks
+        for m in s.messages
+    ]
     return Synth(built.platform, templates, messages, outdir)
 
 

@@ -12,8 +12,27 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bandit_reports_nothing() -> None:
-    proc = subprocess.run([sys.executable, "-m", "bandit", "-q", "-c", "pyproject.toml", "-r", "driftline", "lambdas",
-                           "stacks", "app.py", "-f", "json"], cwd=ROOT, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bandit",
+            "-q",
+            "-c",
+            "pyproject.toml",
+            "-r",
+            "driftline",
+            "lambdas",
+            "stacks",
+            "app.py",
+            "-f",
+            "json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     report = json.loads(proc.stdout)
     findings = [f"{r['test_id']} {r['filename']}:{r['line_number']} {r['issue_text']}" for r in report["results"]]
     assert not findings, "\n".join(findings)

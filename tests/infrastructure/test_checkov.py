@@ -22,22 +22,30 @@ CHECKOV = "checkov==3.2.459"
 # Skipped everywhere, with the reason.
 SKIPPED = {
     "CKV_AWS_115": "Reserved concurrency is configurable for the serving function (serving.reserved_concurrency); "
-                   "reserving it for every function would take from the account pool (and fails on new accounts "
-                   "whose limit is 10). Retraining is already limited to one run per model.",
+    "reserving it for every function would take from the account pool (and fails on new accounts "
+    "whose limit is 10). Retraining is already limited to one run per model.",
     "CKV_AWS_117": "No function talks to anything inside a VPC; a VPC would add NAT gateway cost while idle and "
-                   "cold-start latency, for no isolation gain (all access is IAM-authorized AWS APIs).",
+    "cold-start latency, for no isolation gain (all access is IAM-authorized AWS APIs).",
     "CKV_AWS_120": "Predictions are per request and must never be served from a cache; API Gateway caching "
-                   "also bills hourly while idle.",
+    "also bills hourly while idle.",
 }
 # Accepted on exactly these resources, with the reason.
 ACCEPTED_ON = {
-    "CKV_AWS_116": ("BucketNotificationsHandler",
-                    "CDK's own deployment-time handler for S3 notification configuration, invoked synchronously "
-                    "by CloudFormation; it has no asynchronous invocations to dead-letter."),
-    "CKV_AWS_18": ("AccessLogs", "The access-log bucket is the destination of every other bucket's access logs; "
-                                 "logging it to itself would loop."),
-    "CKV_AWS_59": ("health", "GET /health and GET /openapi.json are public by design (no data); every model "
-                             "route requires IAM or an API key."),
+    "CKV_AWS_116": (
+        "BucketNotificationsHandler",
+        "CDK's own deployment-time handler for S3 notification configuration, invoked synchronously "
+        "by CloudFormation; it has no asynchronous invocations to dead-letter.",
+    ),
+    "CKV_AWS_18": (
+        "AccessLogs",
+        "The access-log bucket is the destination of every other bucket's access logs; "
+        "logging it to itself would loop.",
+    ),
+    "CKV_AWS_59": (
+        "health",
+        "GET /health and GET /openapi.json are public by design (no data); every model "
+        "route requires IAM or an API key.",
+    ),
 }
 
 
@@ -47,12 +55,32 @@ def _uv() -> str:
 
 def test_checkov_has_no_unjustified_findings(synth: Synth) -> None:
     files = sorted(str(p) for p in synth.outdir.glob("*.template.json"))
-    args = [_uv(), "tool", "run", "--from", CHECKOV, "checkov", "--quiet", "--compact", "--framework",
-            "cloudformation", "-o", "json", "--skip-check", ",".join(SKIPPED)]
+    args = [
+        _uv(),
+        "tool",
+        "run",
+        "--from",
+        CHECKOV,
+        "checkov",
+        "--quiet",
+        "--compact",
+        "--framework",
+        "cloudformation",
+        "-o",
+        "json",
+        "--skip-check",
+        ",".join(SKIPPED),
+    ]
     for f in files:
         args += ["-f", f]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=900, check=False,
-                          env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"})
+    proc = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
+    )
     if not proc.stdout.strip():
         pytest.fail(f"checkov produced no report: {proc.stderr[-2000:]}")
     reports = json.loads(proc.stdout)
@@ -62,8 +90,11 @@ def test_checkov_has_no_unjustified_findings(synth: Synth) -> None:
         for f in report["results"]["failed_checks"]:
             accepted = ACCEPTED_ON.get(f["check_id"])
             where = f"{f['resource']} {f.get('file_path', '')}"
-            if accepted and accepted[0].lower() in json.dumps(f["resource"]).lower() + \
-                    json.dumps(f.get("code_block", "")).lower():
+            if (
+                accepted
+                and accepted[0].lower()
+                in json.dumps(f["resource"]).lower() + json.dumps(f.get("code_block", "")).lower()
+            ):
                 continue
             unjustified.append(f"{f['check_id']} {f['check_name']} @ {where}")
     assert not unjustified, "\n".join(unjustified)

@@ -32,12 +32,16 @@ def test_every_nag_acknowledgment_has_a_written_reason(synth: Synth) -> None:
 def test_cfn_lint_reports_no_errors(synth: Synth) -> None:
     files = sorted(str(p) for p in synth.outdir.glob("*.template.json"))
     assert len(files) == 4
-    proc = subprocess.run([sys.executable, "-m", "cfnlint", "--format", "json",
-                           "--ignore-checks", *CFN_LINT_IGNORED, "--", *files],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cfnlint", "--format", "json", "--ignore-checks", *CFN_LINT_IGNORED, "--", *files],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     findings = json.loads(proc.stdout or "[]")
     errors = [f for f in findings if f["Level"] == "Error"]
     assert not errors, json.dumps(errors, indent=1)[:3000]
-    warnings = [f"{f['Rule']['Id']} {f['Location']['Path']}: {f['Message']}" for f in findings
-                if f["Level"] == "Warning"]
+    warnings = [
+        f"{f['Rule']['Id']} {f['Location']['Path']}: {f['Message']}" for f in findings if f["Level"] == "Warning"
+    ]
     assert not warnings, "\n".join(warnings)[:3000]

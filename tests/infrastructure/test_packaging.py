@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,10 +45,27 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         packaging.build_layer(package, target)
         out[package] = target
     runtime = tmp_path_factory.mktemp("runtime")  # what the Lambda runtime itself provides
-    uv = shutil.which("uv") or str(Path(os.sys.executable).with_name("uv"))
-    subprocess.run([uv, "pip", "install", "--quiet", "--target", str(runtime), "--python-platform",
-                    "x86_64-manylinux_2_28", "--python-version", LAMBDA_PYTHON_VERSION, "--only-binary", ":all:",
-                    "-c", str(packaging.CACHE_DIR / "constraints.txt"), "boto3"], check=True)
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            str(runtime),
+            "--python-platform",
+            "x86_64-manylinux_2_28",
+            "--python-version",
+            LAMBDA_PYTHON_VERSION,
+            "--only-binary",
+            ":all:",
+            "-c",
+            str(packaging.CACHE_DIR / "constraints.txt"),
+            "boto3",
+        ],
+        check=True,
+    )
     out["runtime"] = runtime
     return out
 
@@ -69,16 +87,32 @@ def test_handler_imports_with_only_its_layer(fn, built: dict[str, Path]) -> None
         pytest.skip(f"python{LAMBDA_PYTHON_VERSION} (the Lambda runtime's Python) is not installed here")
     module, _, attr = fn.handler.rpartition(".")
     path = os.pathsep.join([str(built["code"]), str(built[fn.package] / "python"), str(built["runtime"])])
-    probe = (f"import importlib, sys; m = importlib.import_module({module!r}); "
-             f"assert callable(getattr(m, {attr!r})); "
-             f"bad = sorted({{'sklearn', 'pandas', 'scipy'}} & set(sys.modules)); "
-             f"print('heavy:', bad)")
-    fenv = _platform().function_env(fn, "123456789012", "us-east-1", {
-        "topic:alerts": "arn:aws:sns:us-east-1:123456789012:a", "topic:approvals": "arn:aws:sns:us-east-1:123456789012:b",
-        "workflow:retrain": "arn:aws:states:us-east-1:123456789012:stateMachine:r"})
-    env = {**fenv, "PYTHONPATH": path, "PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1",
-           "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": fn.logical}
-    proc = subprocess.run([python, "-s", "-c", probe], env=env, capture_output=True, text=True, timeout=120,
-                          check=False)
+    probe = (
+        f"import importlib, sys; m = importlib.import_module({module!r}); "
+        f"assert callable(getattr(m, {attr!r})); "
+        f"bad = sorted({{'sklearn', 'pandas', 'scipy'}} & set(sys.modules)); "
+        f"print('heavy:', bad)"
+    )
+    fenv = _platform().function_env(
+        fn,
+        "123456789012",
+        "us-east-1",
+        {
+            "topic:alerts": "arn:aws:sns:us-east-1:123456789012:a",
+            "topic:approvals": "arn:aws:sns:us-east-1:123456789012:b",
+            "workflow:retrain": "arn:aws:states:us-east-1:123456789012:stateMachine:r",
+        },
+    )
+    env = {
+        **fenv,
+        "PYTHONPATH": path,
+        "PATH": "/usr/bin:/bin",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_SERVICE_NAME": fn.logical,
+    }
+    proc = subprocess.run(
+        [python, "-s", "-c", probe], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "heavy: []" in proc.stdout, f"{fn.logical} imports {proc.stdout}"

@@ -33,14 +33,20 @@ def test_every_function_has_its_handler_env_memory_and_timeout(synth: Synth) -> 
         assert props["MemorySize"] == spec.memory_mb
         assert props["Timeout"] == spec.timeout_s
         env = set(props["Environment"]["Variables"])
-        expected = set(synth.platform.function_env(spec, "a", "r", {"topic:alerts": "x", "topic:approvals": "y",
-                                                                    "workflow:retrain": "z"}))
+        expected = set(
+            synth.platform.function_env(
+                spec, "a", "r", {"topic:alerts": "x", "topic:approvals": "y", "workflow:retrain": "z"}
+            )
+        )
         assert env == expected, (spec.logical, env ^ expected)
 
 
 def _rules(synth: Synth) -> dict[str, dict[str, Any]]:
-    return {r["Properties"]["Name"]: r["Properties"] for r in synth.resources("AWS::Events::Rule").values()
-            if isinstance(r["Properties"].get("Name"), str)}
+    return {
+        r["Properties"]["Name"]: r["Properties"]
+        for r in synth.resources("AWS::Events::Rule").values()
+        if isinstance(r["Properties"].get("Name"), str)
+    }
 
 
 def test_every_schedule_and_event_rule_exists_with_its_pattern(synth: Synth, synth_prod: Synth) -> None:
@@ -84,8 +90,11 @@ def test_state_machine_is_the_repo_asl_with_placeholders_substituted(synth: Synt
     machines = synth.resources("AWS::StepFunctions::StateMachine")
     assert len(machines) == len(synth.platform.workflows)
     for wf in synth.platform.workflows:
-        (sm,) = [m["Properties"] for m in machines.values()
-                 if m["Properties"]["StateMachineName"] == synth.platform.name(wf.logical)]
+        (sm,) = [
+            m["Properties"]
+            for m in machines.values()
+            if m["Properties"]["StateMachineName"] == synth.platform.name(wf.logical)
+        ]
         assert set(sm["DefinitionSubstitutions"]) == set(wf.substitutions)
         asl = synth.platform.workflow_definition(wf)
         assert set(re.findall(r"\$\{(\w+)\}", asl)) == set(wf.substitutions)

@@ -45,8 +45,11 @@ def test_every_bucket_is_private_encrypted_versioned_and_logged(synth: Synth) ->
     for lid, b in buckets.items():
         p = b["Properties"]
         assert p["PublicAccessBlockConfiguration"] == {
-            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
-            "RestrictPublicBuckets": True}, lid
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, lid
         assert p["BucketEncryption"]["ServerSideEncryptionConfiguration"], lid
         assert p["VersioningConfiguration"]["Status"] == "Enabled", lid
         assert p["LifecycleConfiguration"]["Rules"], lid
@@ -87,8 +90,7 @@ def test_topics_and_queues_are_encrypted_and_tls_only(synth: Synth) -> None:
 def test_key_rotation_and_function_tracing(synth: Synth) -> None:
     for lid, k in synth.resources("AWS::KMS::Key").items():
         assert k["Properties"]["EnableKeyRotation"] is True, lid
-    fns = {lid: f for lid, f in synth.resources("AWS::Lambda::Function").items()
-           if f["Properties"].get("FunctionName")}
+    fns = {lid: f for lid, f in synth.resources("AWS::Lambda::Function").items() if f["Properties"].get("FunctionName")}
     assert len(fns) == len(synth.platform.functions)
     for lid, f in fns.items():
         assert f["Properties"]["TracingConfig"]["Mode"] == "Active", lid
@@ -117,8 +119,9 @@ def test_api_is_regional_throttled_and_iam_authorized(synth: Synth) -> None:
     settings = stage["Properties"]["MethodSettings"][0]
     assert settings["ThrottlingRateLimit"] == synth.platform.config.serving.throttle_rate
     assert stage["Properties"]["TracingEnabled"] is True
-    methods = [m for m in synth.resources("AWS::ApiGateway::Method").values()
-               if m["Properties"]["HttpMethod"] != "OPTIONS"]
+    methods = [
+        m for m in synth.resources("AWS::ApiGateway::Method").values() if m["Properties"]["HttpMethod"] != "OPTIONS"
+    ]
     auth = sorted(m["Properties"]["AuthorizationType"] for m in methods)
     public = sum(1 for r in synth.platform.routes if not r.authorized)
     assert auth == sorted(["NONE"] * public + ["AWS_IAM"] * (len(synth.platform.routes) - public))
@@ -127,14 +130,28 @@ def test_api_is_regional_throttled_and_iam_authorized(synth: Synth) -> None:
 def test_dashboard_and_alarms_cover_serving_drift_workflow_ingest_and_dlqs(synth: Synth) -> None:
     (dash,) = synth.resources("AWS::CloudWatch::Dashboard", "monitoring").values()
     body = json.dumps(dash["Properties"]["DashboardBody"])
-    for needle in ("5XXError", "Latency", "Throttles", "Requests", "CaptureFailures", "ShareDrifted", "DriftScore",
-                   "ExecutionsFailed", "RowsAccepted", "FilesQuarantined"):
+    for needle in (
+        "5XXError",
+        "Latency",
+        "Throttles",
+        "Requests",
+        "CaptureFailures",
+        "ShareDrifted",
+        "DriftScore",
+        "ExecutionsFailed",
+        "RowsAccepted",
+        "FilesQuarantined",
+    ):
         assert needle in body, needle
     alarms = synth.resources("AWS::CloudWatch::Alarm", "monitoring")
     names = {a["Properties"]["AlarmName"] for a in alarms.values()}
     p = synth.platform
-    expected = {p.name("api5xxrate"), p.name("apip99latency"), p.name("workflowfailures"),
-                p.name("quarantinespike")} | {p.name(f"dlq{q.replace('-', '')}") for q in p.queues}
+    expected = {
+        p.name("api5xxrate"),
+        p.name("apip99latency"),
+        p.name("workflowfailures"),
+        p.name("quarantinespike"),
+    } | {p.name(f"dlq{q.replace('-', '')}") for q in p.queues}
     assert expected <= names, expected - names
     for a in alarms.values():
         assert a["Properties"]["AlarmActions"], a["Properties"]["AlarmName"]

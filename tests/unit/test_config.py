@@ -31,17 +31,25 @@ def test_shipped_environments_are_valid() -> None:
         assert build_platform(cfg).functions
 
 
-@pytest.mark.parametrize(("mutate", "expected"), [
-    (lambda d: d["models"][0].update(approval="sometimes"),
-     "'driftline:environments.dev.models[0].approval': \"sometimes\" is not allowed: Input should be 'auto' or 'manual'"),
-    (lambda d: d["models"][0]["gate"].update(max_regression=-0.1),
-     "'driftline:environments.dev.models[0].gate.max_regression': -0.1 is not allowed"),
-    (lambda d: d.update(log_retention_days=42), "'driftline:environments.dev.log_retention_days': 42"),
-    (lambda d: d.update(colour="blue"), "'driftline:environments.dev.colour': unknown key"),
-    (lambda d: d.pop("models"), "'driftline:environments.dev.models': required key is missing"),
-    (lambda d: d["models"][0].update(name="Bad Name"), "models[0].name': \"Bad Name\" is not allowed"),
-    (lambda d: d["serving"].update(auth="oauth"), "serving.auth': \"oauth\" is not allowed"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda d: d["models"][0].update(approval="sometimes"),
+            "'driftline:environments.dev.models[0].approval': \"sometimes\" is not allowed: "
+            "Input should be 'auto' or 'manual'",
+        ),
+        (
+            lambda d: d["models"][0]["gate"].update(max_regression=-0.1),
+            "'driftline:environments.dev.models[0].gate.max_regression': -0.1 is not allowed",
+        ),
+        (lambda d: d.update(log_retention_days=42), "'driftline:environments.dev.log_retention_days': 42"),
+        (lambda d: d.update(colour="blue"), "'driftline:environments.dev.colour': unknown key"),
+        (lambda d: d.pop("models"), "'driftline:environments.dev.models': required key is missing"),
+        (lambda d: d["models"][0].update(name="Bad Name"), 'models[0].name\': "Bad Name" is not allowed'),
+        (lambda d: d["serving"].update(auth="oauth"), 'serving.auth\': "oauth" is not allowed'),
+    ],
+)
 def test_bad_values_name_key_value_and_allowed(mutate: Any, expected: str) -> None:
     with pytest.raises(ConfigError) as err:
         from_context(_ctx(mutate))
@@ -62,12 +70,23 @@ def test_unknown_model_lookup() -> None:
 
 def test_synth_with_bad_context_stops_with_one_line_and_no_traceback() -> None:
     bad = _ctx(lambda d: d["models"][0].update(approval="sometimes"))
-    proc = subprocess.run([sys.executable, str(ROOT / "app.py")], capture_output=True, text=True, check=False,
-                          env={"CDK_CONTEXT_JSON": json.dumps(bad), "PATH": "/usr/bin:/bin:/usr/local/bin",
-                               "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            "CDK_CONTEXT_JSON": json.dumps(bad),
+            "PATH": "/usr/bin:/bin:/usr/local/bin",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        },
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert lines == [
         "driftline: configuration error: cdk.json context 'driftline:environments.dev.models[0].approval': "
-        "\"sometimes\" is not allowed: Input should be 'auto' or 'manual'"]
+        "\"sometimes\" is not allowed: Input should be 'auto' or 'manual'"
+    ]
