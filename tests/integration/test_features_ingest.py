@@ -44,7 +44,8 @@ def bus_queue(env: dict[str, str]) -> str:
     url = sqs.create_queue(QueueName="accepted-events")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="accepted", EventBusName=env["EVENT_BUS_NAME"],
-                    EventPattern=json.dumps({"source": ["driftline.ingest"], "detail-type": ["FeatureDataAccepted"]}))
+                    EventPattern=json.dumps({"source": ["driftline.ingest"],
+                                             "detail-type": ["FeatureDataAccepted"]}))
     events.put_targets(Rule="accepted", EventBusName=env["EVENT_BUS_NAME"], Targets=[{"Id": "q", "Arn": arn}])
     return str(url)
 
@@ -60,7 +61,8 @@ def _upload(env: dict[str, str], key: str, body: bytes) -> dict[str, Any]:
     return {"key": key, "size": len(body), "etag": resp["ETag"], "version": resp.get("VersionId")}
 
 
-def _event(env: dict[str, str], *objs: dict[str, Any], time: str = "2026-11-26T01:00:00.000Z") -> dict[str, Any]:
+def _event(env: dict[str, str], *objs: dict[str, Any],
+           time: str = "2026-11-26T01:00:00.000Z") -> dict[str, Any]:
     return {"Records": [{
         "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventTime": time,
         "eventName": "ObjectCreated:Put",
@@ -120,7 +122,8 @@ def _feature_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replace: dict[
     monkeypatch.setenv("FEATURE_SETS_DIR", str(tmp_path))
 
 
-def test_good_file_is_curated_served_recorded_announced_and_removed(env: dict[str, str], bus_queue: str) -> None:
+def test_good_file_is_curated_served_recorded_announced_and_removed(env: dict[str, str],
+                                                                     bus_queue: str) -> None:
     table = generate(400, "2026-01-01", "2026-01-10", seed=1)
     up = _upload(env, f"incoming/{FS}/2026/good.parquet", _parquet(table))
     (result,) = _invoke(_event(env, up))
@@ -135,7 +138,8 @@ def test_good_file_is_curated_served_recorded_announced_and_removed(env: dict[st
     rows = _curated_rows(env)
     assert rows.num_rows == 400
     assert sorted(rows.column("customer_id").to_pylist()) == sorted(table.column("customer_id").to_pylist())
-    assert pq.read_metadata(pa.BufferReader(_get(env, curated[0]))).row_group(0).column(0).compression == "ZSTD"
+    meta = pq.read_metadata(pa.BufferReader(_get(env, curated[0])))
+    assert meta.row_group(0).column(0).compression == "ZSTD"
     assert _keys(env, "quarantine/") == []
 
     # online store: the newest snapshot per customer, request-time 'channel' left out
@@ -152,7 +156,8 @@ def test_good_file_is_curated_served_recorded_announced_and_removed(env: dict[st
         assert "channel" not in got[cid] and "defaulted" not in got[cid]
 
     (record,) = _records(env)
-    assert record["status"] == "accepted" and record["content_sha256"] and record["version_id"] == up["version"]
+    assert record["status"] == "accepted" and record["content_sha256"]
+    assert record["version_id"] == up["version"]
     (msg,) = _messages(bus_queue)
     assert msg["detail-type"] == "FeatureDataAccepted"
     assert msg["detail"]["rows_accepted"] == 400 and msg["detail"]["has_labels"] is True
@@ -253,7 +258,8 @@ def test_too_large_file_is_refused_without_download(env: dict[str, str], tmp_pat
 
 def test_reject_file_policy_accepts_nothing(env: dict[str, str], tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    _feature_dir(tmp_path, monkeypatch, {"on_partial_failure: accept_valid": "on_partial_failure: reject_file"})
+    _feature_dir(tmp_path, monkeypatch,
+                 {"on_partial_failure: accept_valid": "on_partial_failure: reject_file"})
     t = generate(30, "2026-01-01", "2026-01-02", seed=6)
     ages = t.column("age").to_pylist()
     ages[0] = 7
