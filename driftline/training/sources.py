@@ -12,35 +12,28 @@ class TrainingDataError(LookupError):
     """The training set cannot be built from the feature store (no data, or no builder)."""
 
 
-def from_feature_store(fs: Any, bucket: str, *, model: str, run_id: str) -> tuple[Any, dict[str, Any]]:
-    """Build (and persist) the point-in-time training set; returns the table and its lineage.
+def training_set_key(model: str, run_id: str) -> str:
+    """Where the snapshot goes (docs/architecture.md): ``training-sets/<model>/<run id>.parquet``."""
+    return f"training-sets/{model}/{run_id}.parquet"
 
-    Lineage: ``uri`` of the persisted training set, ``sha256``, ``rows`` and the curated objects'
-    S3 ``object_versions`` it was built from.
+
+def from_feature_store(fs: Any, bucket: str, *, model: str, run_id: str) -> tuple[Any, dict[str, Any]]:
+    """Build and persist the point-in-time training set; returns the table and its lineage.
+
+    Lineage (from :meth:`TrainingSet.lineage`): ``uri`` and ``version_id`` of the snapshot,
+    ``sha256``, ``rows``, label/unmatched counts and the curated inputs' S3 ``object_versions``.
+    "Nothing to train on" (no curated data, no labelled rows, no point-in-time match) becomes
+    :class:`TrainingDataError`; S3 errors propagate.
     """
     try:
-        from driftline.features.training_set import build_training_set
+        from driftline.features.training_set import TrainingSetError, build_training_set
     except ModuleNotFoundError as e:
-        if e.name not in ("driftline.features.training_set",):
+        if e.name != "driftline.features.training_set":
             raise
         raise TrainingDataError("this build has no feature-store training-set builder "
                                 "(driftline.features.training_set); pass --data with a local table") from None
-    result = build_training_set(fs, bucket, model=model, run_id=run_id)
-    return _table_and_lineage(result)
-
-
-def _table_and_lineage(result: Any) -> tuple[Any, dict[str, Any]]:
-    if isinstance(result, tuple) and len(result) == 2:
-        return result[0], dict(result[1] or {})
-    table = getattr(result, "table", result)
-    lineage: dict[str, Any] = {}
-    for key in ("uri", "sha256", "rows", "object_versions"):
-        value = getattr(result, key, None)
-        if value is not None:
-            lineage[key] = value
-    to_dict = getattr(result, "lineage", None)
-    if callable(to_dict):
-        lineage.update(to_dict())
-    elif isinstance(to_dict, dict):
-        lineage.update(to_dict)
-    return table, lineage
+    try:
+        result = build_training_set(fs, bucket, output_key=training_set_key(model, run_id))
+    except TrainingSetError as e:
+        raise TrainingDataError(str(e)) from None
+    return result.table, dict(result.lineage())

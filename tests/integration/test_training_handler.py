@@ -78,3 +78,31 @@ def test_unknown_model_is_an_error_not_a_version(handler: Any) -> None:
         handler({"execution_id": EXECUTION})
     with pytest.raises(task.InvalidTrainingRequestError, match="wrong type"):
         handler({"request": {"model": "credit-default", "seed": "x"}})
+
+
+def test_handler_trains_on_the_point_in_time_training_set(aws: dict[str, str]) -> None:
+    """The real source: curated Parquet in the features bucket -> training-sets/<model>/<run>.parquet."""
+    pytest.importorskip("driftline.features.training_set")
+    from driftline import aws as aws_mod
+    from driftline.datasets.credit_default import generate
+    from driftline.features.curated import curated_key, parquet_bytes, split_by_day
+
+    s3 = aws_mod.client("s3")
+    bucket = aws["FEATURES_BUCKET"]
+    table = generate(1500, "2026-01-01", "2026-03-01", seed=13)
+    for day, rows in split_by_day(table, "event_timestamp"):
+        s3.put_object(Bucket=bucket, Key=curated_key("credit_default", day, "up-1"), Body=parquet_bytes(rows))
+    import lambdas.train as mod
+
+    mod._context.cache_clear()
+    out = mod.handler({"request": {"model": "credit-default", "trigger": "new_labels", "params": {"max_iter": 20}},
+                       "execution_id": EXECUTION}, FakeContext())  # type: ignore[arg-type]
+    mod._context.cache_clear()
+    assert out["status"] == "candidate", out
+    lin = Registry.from_env().get_version("credit-default", out["version"]).lineage["training_set"]
+    assert lin["uri"] == f"s3://{bucket}/training-sets/credit-default/drift-abc.parquet"
+    assert lin["version_id"] and len(lin["sha256"]) == 64 and lin["rows"] > 1000
+    assert {o["key"].split("/")[1] for o in lin["object_versions"]} == {"credit_default"}
+    assert all(o["version_id"] for o in lin["object_versions"])
+    head = s3.head_object(Bucket=bucket, Key="training-sets/credit-default/drift-abc.parquet")
+    assert head["Metadata"]["sha256"] == lin["sha256"]
