@@ -9,6 +9,8 @@ methods do the work (the drift Lambda has only numpy and pyarrow).
 
 from __future__ import annotations
 
+import ctypes
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,8 +110,7 @@ def _accessor(data: Any) -> tuple[Any, int, Sequence[str]]:
         if len(lengths) > 1:
             sizes = ", ".join(f"{k}={len(v)}" for k, v in list(data.items())[:6])
             raise DriftInputError(
-                f"the columns of the data have different lengths ({sizes}); every column must have "
-                f"one value per row"
+                f"the columns of the data have different lengths ({sizes}); every column must have one value per row"
             )
         return data.__getitem__, lengths.pop(), [str(k) for k in data]
     raise DriftInputError(
@@ -136,16 +137,14 @@ def _numeric(col: Any) -> np.ndarray | None:
             return np.full(len(col), np.nan)
         if pa.types.is_dictionary(t):
             return None
-        if not (
-            pa.types.is_integer(t)
-            or pa.types.is_floating(t)
-            or pa.types.is_boolean(t)
-            or pa.types.is_decimal(t)
-        ):
+        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)):
             return None
         return np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
     if _is_pandas(col, "Series"):
         kind = col.dtype.kind
+        if isinstance(col.dtype, np.dtype) and kind in "biuf":
+            values: np.ndarray = col.to_numpy()  # no copy for float64; NaN already means missing
+            return values if values.dtype == np.float64 else values.astype(np.float64)
         if kind in "biuf" or (kind == "O" and str(col.dtype) != "category"):
             try:
                 return np.asarray(col.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
@@ -172,6 +171,10 @@ def _categories(col: Any) -> CategoryCounts | None:
     arr = col if isinstance(col, np.ndarray) else np.asarray(col, dtype=object)
     if arr.dtype.kind in "MmV":
         return None
+    if arr.dtype.kind == "O":
+        fast = _shared_object_counts(arr)
+        if fast is not None:
+            return fast
     try:
         parr = pa.array(arr, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
@@ -219,12 +222,46 @@ def _pandas_categories(col: Any) -> CategoryCounts | None:
     kind = col.dtype.kind
     if kind in "Mm":
         return None
-    n_missing = int(col.isna().sum())
+    if kind == "O" and isinstance(col.dtype, np.dtype):
+        fast = _shared_object_counts(col.to_numpy())
+        if fast is not None:
+            return fast
     vc = col.value_counts(dropna=True, sort=False)
     counts = np.asarray(vc.to_numpy(), dtype=np.int64)
+    n_missing = len(col) - int(counts.sum())
     keep = counts > 0  # a pandas categorical lists unused categories with count 0
     keys = [_key(v) for v, k in zip(vc.index.tolist(), keep, strict=True) if k]
     return _canonical(keys, counts[keep], n_missing)
+
+
+def _shared_object_counts(arr: np.ndarray) -> CategoryCounts | None:
+    """Value counts of an object array by object identity, when equal values share one object.
+
+    pandas and pyarrow (``to_pandas`` deduplicates strings) hand over category columns whose equal
+    values are the same Python object, so counting the object pointers (a read-only integer view of
+    the array's memory, sorted in C) replaces hashing every string. Objects are only touched once
+    per distinct pointer; equal values held by different objects are merged afterwards. Returns
+    None (use the general path) when values are not shared that way.
+    """
+    n = arr.size
+    if n == 0 or arr.ndim != 1 or not arr.flags.c_contiguous or arr.itemsize != ctypes.sizeof(ctypes.c_void_p):
+        return None
+    pointers = np.ctypeslib.as_array((ctypes.c_uint64 * n).from_address(arr.ctypes.data))
+    srt = np.sort(pointers)
+    starts = np.flatnonzero(np.concatenate(([True], srt[1:] != srt[:-1])))
+    if starts.size > max(64, n // 50):
+        return None
+    counts = np.diff(np.append(starts, n))
+    objects = [arr[int(np.argmax(pointers == p))] for p in srt[starts]]
+    merged: dict[str, int] = {}
+    missing = 0
+    for obj, c in zip(objects, counts.tolist(), strict=True):
+        if obj is None or (isinstance(obj, float) and math.isnan(obj)):
+            missing += c
+            continue
+        k = _key(obj)
+        merged[k] = merged.get(k, 0) + c
+    return _canonical(list(merged), np.asarray(list(merged.values()), dtype=np.int64), missing)
 
 
 def _key(value: Any) -> str:

@@ -84,9 +84,7 @@ def ks_2samp_method(n1: int, n2: int) -> str:
     return "exact" if max(n1, n2) <= MAX_AUTO_N else "asymp"
 
 
-def ks_2samp_pvalues(
-    stats: Sequence[float], n1: int, n2: int, method: str = "auto"
-) -> tuple[np.ndarray, np.ndarray]:
+def ks_2samp_pvalues(stats: Sequence[float], n1: int, n2: int, method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Two-sided p-values for several KS statistics sharing the sample sizes ``n1``, ``n2``.
 
     Returns ``(statistics, p_values)``; in exact mode the statistic is rounded to the lattice value

@@ -144,9 +144,9 @@ def check_drift(
     summary, values = summarize_with_values(profile, current)
 
     def exact_w(name: str) -> float:
-        p = profile.columns[name]
-        assert isinstance(p, NumericProfile)
-        return st.wasserstein_exact(p.values, p.counts, values[name])
+        p, s = profile.columns[name], summary.columns[name]
+        assert isinstance(p, NumericProfile) and isinstance(s, NumericSummary)
+        return st.wasserstein_exact(p.values, p.counts, values[name], s.lt)
 
     result = _evaluate(profile, summary, exact_w, min_rows, share_threshold)
     if any(isinstance(c, NumericProfile) and not c.exact for c in profile.columns.values()):
@@ -264,9 +264,7 @@ def _evaluate(
             _categorical(p, s, base)
             distributions[name] = _categorical_distribution(p, s)
         else:
-            raise DriftInputError(
-                f"column {name!r}: summary kind {s.kind} does not match profile kind {p.kind}"
-            )
+            raise DriftInputError(f"column {name!r}: summary kind {s.kind} does not match profile kind {p.kind}")
         columns[name] = base
     _resolve_ks(pending, columns)
     features = [c for c in columns.values() if c.role == "feature" and c.status == OK]
@@ -274,9 +272,7 @@ def _evaluate(
     status, message = OK, ""
     if summary.n_rows < min_rows:
         status = INSUFFICIENT
-        message = (
-            f"the current window has {summary.n_rows} rows; at least {min_rows} are needed for a drift check"
-        )
+        message = f"the current window has {summary.n_rows} rows; at least {min_rows} are needed for a drift check"
     elif not features:
         status = INSUFFICIENT
         message = "no feature column could be tested (see each column's status)"
@@ -303,9 +299,7 @@ def _rate(missing: int, present: int) -> float | None:
     return missing / total if total else None
 
 
-def _decide(
-    res: ColumnResult, method: str, threshold: float | None, statistic: float, p_value: float | None
-) -> None:
+def _decide(res: ColumnResult, method: str, threshold: float | None, statistic: float, p_value: float | None) -> None:
     res.method = method
     res.threshold = DEFAULT_THRESHOLDS[method] if threshold is None else threshold
     res.statistic = statistic
@@ -368,9 +362,7 @@ def _categorical(p: CategoricalProfile, s: CategoricalSummary, res: ColumnResult
     res.new_categories = new[:MAX_LISTED_CATEGORIES]
     res.vanished_categories = vanished[:MAX_LISTED_CATEGORIES]
     if len(new) > MAX_LISTED_CATEGORIES or len(vanished) > MAX_LISTED_CATEGORIES:
-        res.message = (
-            f"{len(new)} new and {len(vanished)} vanished categories (first {MAX_LISTED_CATEGORIES} listed)"
-        )
+        res.message = f"{len(new)} new and {len(vanished)} vanished categories (first {MAX_LISTED_CATEGORIES} listed)"
     method = p.method if p.method != "auto" else select_method("categorical", p.n, len(keys))
     _discrete(res, method, threshold=p.threshold, ref=ref, cur=cur, keys=keys, sort_keys=str)
 

@@ -19,9 +19,7 @@ if TYPE_CHECKING:
 PREDICTION_COLUMN = "prediction"
 
 
-def feature_set_metadata(
-    fs: FeatureSet, model: str | None = None, version: int | None = None
-) -> dict[str, Any]:
+def feature_set_metadata(fs: FeatureSet, model: str | None = None, version: int | None = None) -> dict[str, Any]:
     """The metadata a profile carries so that checks can refuse a profile from another version."""
     meta: dict[str, Any] = {
         "feature_set": fs.name,
@@ -89,8 +87,7 @@ def build_profile_for_feature_set(
             pred = pred[:, 0]
         if pred.ndim != 1:
             raise DriftInputError(
-                f"predictions must be one value per row (or an [N, 2] probability matrix), got "
-                f"shape {pred.shape}"
+                f"predictions must be one value per row (or an [N, 2] probability matrix), got shape {pred.shape}"
             )
         source = _with_column(data, [*numerical, *categorical], PREDICTION_COLUMN, pred)
         numerical = [*numerical, PREDICTION_COLUMN]

@@ -53,9 +53,7 @@ INFO: dict[str, MethodInfo] = {
     "ks": MethodInfo("ks", "Kolmogorov-Smirnov", True, "p-value <= threshold"),
     "chisquare": MethodInfo("chisquare", "chi-squared", True, "p-value < threshold"),
     "z": MethodInfo("z", "two-proportion z-test", True, "p-value < threshold"),
-    "wasserstein": MethodInfo(
-        "wasserstein", "Wasserstein (normed by reference std)", False, "distance >= threshold"
-    ),
+    "wasserstein": MethodInfo("wasserstein", "Wasserstein (normed by reference std)", False, "distance >= threshold"),
     "jensenshannon": MethodInfo("jensenshannon", "Jensen-Shannon distance", False, "distance >= threshold"),
     "psi": MethodInfo("psi", "population stability index", False, "PSI >= threshold"),
 }
@@ -64,9 +62,7 @@ INFO: dict[str, MethodInfo] = {
 def validate_method(column: str, kind: Kind, method: str) -> None:
     """Refuse a method that does not exist or does not apply to the column's kind."""
     if method not in METHODS:
-        raise ValueError(
-            f"column {column!r}: unknown drift method {method!r}; choose one of {', '.join(METHODS)}"
-        )
+        raise ValueError(f"column {column!r}: unknown drift method {method!r}; choose one of {', '.join(METHODS)}")
     if kind == "categorical" and method in NUMERICAL_ONLY:
         raise ValueError(
             f"column {column!r}: method {method!r} needs a numerical column, but {column!r} is "

@@ -227,9 +227,7 @@ class Profile:
         except (KeyError, TypeError, ValueError) as e:
             if isinstance(e, ProfileFormatError):
                 raise
-            raise ProfileFormatError(
-                f"{source}: damaged drift profile ({type(e).__name__}: {e}); rebuild it"
-            ) from None
+            raise ProfileFormatError(f"{source}: damaged drift profile ({type(e).__name__}: {e}); rebuild it") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
@@ -239,9 +237,7 @@ class Profile:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ProfileFormatError(
-                f"{source}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg})"
-            ) from None
+            raise ProfileFormatError(f"{source}: not valid JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
         return cls.from_dict(data, source)
 
     def save(self, path: str | Path) -> Path:
@@ -290,11 +286,7 @@ def build_profile(
     categorical = [c for c in categorical if settings[c][2]]
     cols = extract(reference, numerical, categorical)
     for name, (status, message) in cols.problems.items():
-        hint = (
-            "pass it as categorical"
-            if status == WRONG_TYPE and name in numerical
-            else "check the column list"
-        )
+        hint = "pass it as categorical" if status == WRONG_TYPE and name in numerical else "check the column list"
         raise DriftInputError(f"reference data: {message}; {hint}")
     if cols.n_rows == 0:
         raise DriftInputError("reference data has no rows; a profile needs the data the model was trained on")
@@ -348,8 +340,7 @@ def _settings(
         extra = sorted(set(o) - {"method", "threshold", "enabled"})
         if extra:
             raise DriftInputError(
-                f"override for column {name!r} has unknown keys {', '.join(extra)}; "
-                f"allowed: method, threshold, enabled"
+                f"override for column {name!r} has unknown keys {', '.join(extra)}; allowed: method, threshold, enabled"
             )
         method = str(o.get("method") or "auto")
         kind: Kind = "numerical" if name in numerical else "categorical"
@@ -366,9 +357,7 @@ def _settings(
                     f"override for column {name!r}: threshold {threshold!r} is not a number"
                 ) from None
             if not threshold >= 0:
-                raise DriftInputError(
-                    f"override for column {name!r}: threshold must be >= 0, got {threshold}"
-                )
+                raise DriftInputError(f"override for column {name!r}: threshold must be >= 0, got {threshold}")
         out[name] = (method, threshold, bool(o.get("enabled", True)))
     return out
 
@@ -390,8 +379,7 @@ def _numeric_profile(
     n = int(vals.size)
     if n == 0:
         raise DriftInputError(
-            f"reference column {name!r} has no values (all missing); drop it from the profile or "
-            f"fix the reference data"
+            f"reference column {name!r} has no values (all missing); drop it from the profile or fix the reference data"
         )
     distinct, dcounts = distinct_counts(vals)
     exact = distinct.size <= sample_size
@@ -463,8 +451,7 @@ def _categorical_profile(
 ) -> CategoricalProfile:
     if cc.n == 0:
         raise DriftInputError(
-            f"reference column {name!r} has no values (all missing); drop it from the profile or "
-            f"fix the reference data"
+            f"reference column {name!r} has no values (all missing); drop it from the profile or fix the reference data"
         )
     if len(cc.keys) > MAX_CATEGORIES:
         raise DriftInputError(

@@ -185,14 +185,10 @@ class Summary:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Summary:
         if d.get("format") != FORMAT:
-            raise DriftInputError(
-                f"not a driftline drift summary (format {d.get('format')!r}, expected {FORMAT!r})"
-            )
+            raise DriftInputError(f"not a driftline drift summary (format {d.get('format')!r}, expected {FORMAT!r})")
         columns: dict[str, ColumnSummary] = {}
         for k, v in d["columns"].items():
-            columns[k] = (
-                NumericSummary.from_dict(v) if v["kind"] == "numerical" else CategoricalSummary.from_dict(v)
-            )
+            columns[k] = NumericSummary.from_dict(v) if v["kind"] == "numerical" else CategoricalSummary.from_dict(v)
         problems = {k: (str(v[0]), str(v[1])) for k, v in d.get("problems", {}).items()}
         return cls(str(d["profile_id"]), int(d["n_rows"]), columns, problems)
 
