@@ -71,9 +71,7 @@ def _current_state(directory: Path) -> st.PlatformState | None:
 def _require_running(directory: Path) -> st.PlatformState:
     state = _current_state(directory)
     if state is None:
-        fail(
-            f"no local platform is running (no state in {directory}); start one with `driftline local up`", 1
-        )
+        fail(f"no local platform is running (no state in {directory}); start one with `driftline local up`", 1)
     assert state is not None
     return state
 
@@ -107,23 +105,9 @@ def _parse_overrides(values: list[str]) -> dict[str, str]:
     return out
 
 
-def _enable_bytecode_cache(project_root: Path) -> None:
-    """Cache compiled bytecode under .driftline/pycache even when PYTHONDONTWRITEBYTECODE is set:
-    importing moto from source costs seconds on every start otherwise. DRIFTLINE_LOCAL_BYTECODE_CACHE=0
-    turns it off; the source tree is never written to."""
-    if os.environ.get("DRIFTLINE_LOCAL_BYTECODE_CACHE", "1") == "0":
-        return
-    prefix = os.environ.get("PYTHONPYCACHEPREFIX") or str(project_root / ".driftline" / "pycache")
-    sys.pycache_prefix = prefix
-    sys.dont_write_bytecode = False
-    os.environ["PYTHONPYCACHEPREFIX"] = prefix
-
-
 @app.command()
-def up(  # noqa: PLR0917 - typer maps each option to a parameter
-    detach: bool = typer.Option(
-        False, "--detach", "-d", help="Start in the background and return once ready."
-    ),
+def up(
+    detach: bool = typer.Option(False, "--detach", "-d", help="Start in the background and return once ready."),
     port: int = typer.Option(4566, "--port", help="Port of the AWS emulator (AWS_ENDPOINT_URL)."),
     api_port: int = typer.Option(3000, "--api-port", help="Port of the local API gateway."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
@@ -136,9 +120,7 @@ def up(  # noqa: PLR0917 - typer maps each option to a parameter
     max_workers: int = typer.Option(
         4, "--max-workers", min=1, max=64, help="Most warm workers per function when invocations overlap."
     ),
-    ready_timeout: float = typer.Option(
-        120.0, "--ready-timeout", help="With --detach: seconds to wait for ready."
-    ),
+    ready_timeout: float = typer.Option(120.0, "--ready-timeout", help="With --detach: seconds to wait for ready."),
 ) -> None:
     """Start the local platform: emulator, Lambda executor, triggers and API gateway."""
     directory = st.state_dir(state_dir)
@@ -149,13 +131,11 @@ def up(  # noqa: PLR0917 - typer maps each option to a parameter
             f"{existing.api_url}); stop it with `driftline local down` or use another --state-dir",
             1,
         )
-    platform = load_platform(config, env)
     overrides = _parse_overrides(handler_override)
     _check_port_free(host, port, "--port", "emulator")
     _check_port_free(host, api_port, "--api-port", "API")
     if detach:
         _up_detached(
-            platform,
             directory,
             port=port,
             api_port=api_port,
@@ -168,7 +148,7 @@ def up(  # noqa: PLR0917 - typer maps each option to a parameter
         )
     else:
         _up_foreground(
-            platform,
+            load_platform(config, env),
             directory,
             port=port,
             api_port=api_port,
@@ -179,8 +159,18 @@ def up(  # noqa: PLR0917 - typer maps each option to a parameter
         )
 
 
+def _bytecode_cache_env(project_root: Path) -> dict[str, str]:
+    """Environment for a platform process: compiled bytecode cached under .driftline/pycache even
+    when PYTHONDONTWRITEBYTECODE is set (compiling moto from source costs seconds on every start).
+    The source tree is never written to; DRIFTLINE_LOCAL_BYTECODE_CACHE=0 turns this off."""
+    env = dict(os.environ)
+    if env.get("DRIFTLINE_LOCAL_BYTECODE_CACHE", "1") != "0":
+        env.setdefault("PYTHONPYCACHEPREFIX", str(project_root / ".driftline" / "pycache"))
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def _up_detached(
-    platform: Any,
     directory: Path,
     *,
     port: int,
@@ -192,6 +182,11 @@ def _up_detached(
     max_workers: int,
     ready_timeout: float,
 ) -> None:
+    """Start ``up`` in its own session, then wait for its state to say ready.
+
+    The child starts before this process loads the configuration (it validates it too), so the
+    two use both cores; a configuration error ends the child and is reported here.
+    """
     from driftline.local.summary import ready_summary
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -214,28 +209,28 @@ def _up_detached(
         str(directory),
         "--max-workers",
         str(max_workers),
-        "--env",
-        env or platform.config.env_name,
     ]
+    if env:
+        cmd += ["--env", env]
     for o in overrides:
         cmd += ["--handler-override", o]
+    child_env = _bytecode_cache_env(config.resolve().parent)
+    child_env["DRIFTLINE_LOCAL_DETACHED"] = "1"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "DRIFTLINE_LOCAL_DETACHED": "1"},
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=child_env
         )
+    try:
+        platform = load_platform(config, env)
+    except typer.Exit:
+        st.end_processes([proc.pid])
+        raise
     deadline = time.monotonic() + ready_timeout
     while True:
         code = proc.poll()
         if code is not None:
             tail = log_path.read_text(errors="replace").splitlines()[-8:]
-            reason = next(
-                (line for line in reversed(tail) if "error" in line.lower()), tail[-1] if tail else ""
-            )
+            reason = next((line for line in reversed(tail) if "error" in line.lower()), tail[-1] if tail else "")
             fail(
                 f"the local platform stopped during start-up (exit code {code}): {reason.strip()} "
                 f"(full log: {log_path})",
@@ -250,11 +245,7 @@ def _up_detached(
         if time.monotonic() > deadline:
             st.end_processes(st.group_members(proc.pid) or [proc.pid])
             st.remove_state(directory, proc.pid)
-            fail(
-                f"the local platform was not ready after {ready_timeout:.0f} s and was stopped; "
-                f"see {log_path}",
-                1,
-            )
+            fail(f"the local platform was not ready after {ready_timeout:.0f} s and was stopped; see {log_path}", 1)
         time.sleep(0.05)
     typer.echo(ready_summary(platform, state, detached=True))
 
@@ -270,7 +261,10 @@ def _up_foreground(
     overrides: dict[str, str],
     max_workers: int,
 ) -> None:
-    _enable_bytecode_cache(config.resolve().parent)
+    cache_env = _bytecode_cache_env(config.resolve().parent)
+    if "PYTHONPYCACHEPREFIX" in cache_env:  # for moto's imports here and for the workers
+        sys.pycache_prefix = os.environ["PYTHONPYCACHEPREFIX"] = cache_env["PYTHONPYCACHEPREFIX"]
+        sys.dont_write_bytecode = False
     from driftline.local.moto_hooks import UnsupportedMotoError
     from driftline.local.runtime import LocalOptions, LocalPlatform, LocalStartError
     from driftline.local.summary import ready_summary
@@ -326,7 +320,7 @@ def _up_foreground(
     st.write_state(directory, base)
     lp.out(ready_summary(platform, base, detached=detached))
     try:
-        while not stop.wait(0.5):
+        while not stop.wait(0.2):
             pass
     finally:
         lp.out("Stopping the local platform...")
@@ -334,6 +328,11 @@ def _up_foreground(
         lp.stop()
         st.remove_state(directory, os.getpid())
         lp.out(f"Stopped ({workers} worker process(es) ended).")
+    # Everything this process started has ended; skip the interpreter's slow teardown of moto's
+    # state (seconds on a busy machine) so `down` returns promptly.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @app.command()
@@ -355,9 +354,7 @@ def down(
     if forced:
         os.kill(state.pid, signal.SIGKILL)
     own_group = os.getpgid(0)
-    leftovers = (
-        [p for p in st.group_members(state.pgid) if p != os.getpid()] if state.pgid != own_group else []
-    )
+    leftovers = [p for p in st.group_members(state.pgid) if p != os.getpid()] if state.pgid != own_group else []
     survivors = st.end_processes(leftovers) if leftovers else []
     st.remove_state(directory, state.pid)
     if survivors:
@@ -430,9 +427,7 @@ def _lambda_client(state: st.PlatformState) -> Any:
 
 @app.command()
 def invoke(
-    function: str = typer.Argument(
-        ..., help="Logical (serve) or physical (dev-driftline-serve) function name."
-    ),
+    function: str = typer.Argument(..., help="Logical (serve) or physical (dev-driftline-serve) function name."),
     payload: str = typer.Option("{}", "--payload", "-p", help="The event, as JSON."),
     payload_file: Path | None = typer.Option(None, "--payload-file", help="Read the event from a JSON file."),
     state_dir: Path | None = STATE_DIR_OPTION,
@@ -475,9 +470,7 @@ def invoke(
 @app.command()
 def fire(
     rule: str = typer.Argument(..., help="Schedule rule, logical (drift-credit-default) or physical name."),
-    wait: float = typer.Option(
-        60.0, "--wait", help="Seconds to wait for the targets to finish (0: return at once)."
-    ),
+    wait: float = typer.Option(60.0, "--wait", help="Seconds to wait for the targets to finish (0: return at once)."),
     state_dir: Path | None = STATE_DIR_OPTION,
 ) -> None:
     """Fire a schedule rule now: its targets get the event they would get on schedule."""
@@ -489,11 +482,7 @@ def fire(
     for d in doc.get("dispatches", []):
         target = d["target"].rsplit(":", 1)[-1]
         if "succeeded" in d:
-            ok = (
-                "succeeded"
-                if d["succeeded"]
-                else ("failed, sent to the DLQ" if d.get("dead_lettered") else "failed")
-            )
+            ok = "succeeded" if d["succeeded"] else ("failed, sent to the DLQ" if d.get("dead_lettered") else "failed")
             failed |= not d["succeeded"]
             typer.echo(f"{doc['rule']} -> {target}: {ok} after {d['attempts']} attempt(s)")
         elif "execution_arn" in d:

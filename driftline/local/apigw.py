@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -261,7 +262,9 @@ class ApiGateway:
         self._slow_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="driftline-apigw")
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="driftline-apigw", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="driftline-apigw", daemon=True
+        )
 
     @property
     def port(self) -> int:
@@ -295,6 +298,10 @@ class ApiGateway:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay
 
             def _send(self, status: int, headers: list[tuple[str, str]], body: bytes, request_id: str) -> None:
                 self.send_response(status)
