@@ -1,18 +1,33 @@
-# Training function image (pandas + pyarrow + scikit-learn + skl2onnx exceed the 250 MB zip limit).
-# Built only by `cdk deploy` (needs Docker); `cdk synth` just stages this context.
-FROM public.ecr.aws/lambda/python:3.12
+# syntax=docker/dockerfile:1
+# Image of the `train` Lambda: pandas + pyarrow + scikit-learn + skl2onnx + onnxruntime are ~500 MB,
+# over the 250 MB zip limit (docs/registry.md, "Packaging"). Built by `cdk deploy` only (needs Docker);
+# `cdk synth` stages the context without Docker. Context: the repository root, filtered by .dockerignore
+# (and the same patterns in stacks/pipeline_stack.py). Build by hand with:
+#   docker build --platform linux/amd64 -f docker/train.Dockerfile -t driftline-train .
+#
+# The Lambda architecture is x86_64 (driftline/platform.py), so the image is amd64 whatever the host.
+FROM --platform=linux/amd64 public.ecr.aws/lambda/python:3.12
 
-ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy OMP_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=0
-COPY pyproject.toml uv.lock README.md ${LAMBDA_TASK_ROOT}/
+# Recorded as the code version in every model's lineage (e.g. --build-arg DRIFTLINE_CODE_VERSION=git:<sha>);
+# when empty, training records a SHA-256 of the driftline sources instead.
+ARG DRIFTLINE_CODE_VERSION=""
+ENV DRIFTLINE_CODE_VERSION=${DRIFTLINE_CODE_VERSION}
+
+# Exactly the locked versions of the runtime dependencies (no extras: no moto, no CDK, no test tools),
+# bytecode precompiled for this Python (a cold `import sklearn` is ~3x slower without it).
+COPY pyproject.toml uv.lock ${LAMBDA_TASK_ROOT}/
 RUN pip install --no-cache-dir uv==0.13.8 \
  && cd ${LAMBDA_TASK_ROOT} \
- && uv export --frozen --no-hashes --no-dev --no-emit-project --format requirements-txt > /tmp/requirements.txt \
+ && uv export --frozen --no-hashes --no-dev --no-emit-project --format requirements-txt -o /tmp/requirements.txt \
  && uv pip install --system --no-cache --compile-bytecode -r /tmp/requirements.txt \
- && pip uninstall -y uv
+ && pip uninstall -y uv \
+ && rm -f /tmp/requirements.txt
 
+# The code and the feature-set definitions (FEATURE_SETS_DIR=feature_sets, relative to the task root).
 COPY driftline ${LAMBDA_TASK_ROOT}/driftline
 COPY lambdas ${LAMBDA_TASK_ROOT}/lambdas
 COPY examples/feature_sets ${LAMBDA_TASK_ROOT}/feature_sets
-RUN python -m compileall -q ${LAMBDA_TASK_ROOT}/driftline ${LAMBDA_TASK_ROOT}/lambdas
+RUN python3 -m compileall -q --invalidation-mode unchecked-hash ${LAMBDA_TASK_ROOT}/driftline ${LAMBDA_TASK_ROOT}/lambdas \
+ && python3 -c "import lambdas.train, onnxruntime, sklearn, skl2onnx, skops.io, pyarrow.parquet"
 
 CMD ["lambdas.train.handler"]
