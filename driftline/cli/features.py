@@ -1,7 +1,283 @@
-"""`driftline features` commands."""
+"""`driftline features`: validate files locally, upload them, see what ingest made of them.
+
+``validate`` runs exactly the checks (and prints the same report) the ingest function runs, so a
+file that passes here is accepted after upload. ``upload`` puts a file under
+``incoming/<feature_set>/`` of the features bucket (AWS, or the local platform when
+``AWS_ENDPOINT_URL`` points at it); ``uploads`` lists recent ingest results from the control table.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from driftline.cli.common import console, err_console, fail, load_platform
 
 app = typer.Typer(no_args_is_help=True)
+
+ConfigOpt = typer.Option(Path("cdk.json"), "--config", help="Path to cdk.json.")
+EnvOpt = typer.Option(None, "--env", help="Environment in cdk.json (default: driftline:env).")
+FeatureSetOpt = typer.Option(..., "--feature-set", "-f", help="Feature set name (a YAML file in the "
+                                                            "configured feature_sets_dir).")
+STATUS_STYLE = {"accepted": "green", "partial": "yellow", "rejected": "red", "unreadable": "red",
+                "too_large": "red", "failed": "red", "skipped": "dim"}
+
+
+def _catalog(config: Path, env: str | None) -> tuple[Any, Any]:
+    from driftline.features.schema import FeatureSetCatalog
+
+    platform = load_platform(config, env)
+    directory = Path(platform.config.feature_sets_dir)
+    if not directory.is_absolute():
+        directory = config.resolve().parent / directory
+    return platform, FeatureSetCatalog(directory)
+
+
+def _feature_set(catalog: Any, name: str) -> Any:
+    from driftline.features.schema import FeatureSetError
+
+    try:
+        return catalog.get(name)
+    except FeatureSetError as e:
+        fail(str(e))
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _sample_values(sample: dict[str, Any]) -> str:
+    values = {k: v for k, v in sample.items() if k != "row"}
+    if len(values) == 1:
+        return _short(next(iter(values.values())), 30)
+    return _short(values, 50)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The validation report as a headline plus one table row per failed check."""
+    from driftline.features.validation import outcome_line
+
+    style = STATUS_STYLE.get(report["status"], "white")
+    console.print(f"[bold {style}]{outcome_line(report)}[/] (feature set {report['feature_set']} "
+                  f"v{report['feature_set_version']}, policy {report['policy']})", highlight=False)
+    if report.get("policy_note"):
+        console.print(f"[yellow]{report['policy_note']}[/]", highlight=False)
+    if not report["checks"]:
+        return
+    table = Table(show_lines=False)
+    for col in ("severity", "check", "column", "rows", "message", "sample rows"):
+        table.add_column(col, overflow="fold")
+    for c in report["checks"]:
+        sample = ", ".join(f"row {s['row']}: {_sample_values(s)}" for s in c.get("sample", [])[:3])
+        rows = "" if c["failed_rows"] is None else str(c["failed_rows"])
+        sev = "[red]error[/]" if c["severity"] == "error" else "[yellow]warning[/]"
+        table.add_row(sev, c["check"], c["column"] or "", rows, c["message"] +
+                      (f"\n[dim]fix: {c['hint']}[/]" if c.get("hint") else ""), sample)
+    console.print(table)
+    console.print(f"[dim]{report.get('row_numbering', '')}[/]", highlight=False)
+
+
+@app.command("validate")
+def validate_cmd(
+    file: Path = typer.Argument(..., help="Parquet, CSV or gzip CSV file."),
+    feature_set: str = FeatureSetOpt,
+    report_path: Path | None = typer.Option(None, "--report", help="Also write the JSON report here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report instead of a table."),
+    config: Path = ConfigOpt,
+    env: str = EnvOpt,
+) -> None:
+    """Run the ingest checks on a local file; exit 1 if any row would be rejected."""
+    from driftline.features.readers import UnreadableFileError, read_path
+    from driftline.features.validation import validate
+
+    _, catalog = _catalog(config, env)
+    fs = _feature_set(catalog, feature_set)
+    t0 = time.perf_counter()
+    try:
+        read = read_path(file, fs)
+    except UnreadableFileError as e:
+        report: dict[str, Any] = {
+            "feature_set": fs.name, "feature_set_version": fs.version, "source": str(file),
+            "status": "too_large" if e.check == "file_too_large" else "unreadable",
+            "policy": fs.ingest.on_partial_failure, "rows_total": None, "rows_accepted": 0,
+            "rows_rejected": None,
+            "checks": [{"check": e.check, "column": None, "severity": "error", "failed_rows": None,
+                        "message": e.message, "hint": e.hint}]}
+    else:
+        result = validate(read.table, fs, others=list(catalog))
+        report = result.report(source=str(file), format=read.format,
+                               seconds=round(time.perf_counter() - t0, 3))
+    if report_path is not None:
+        report_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    if as_json:
+        console.print_json(json.dumps(report, default=str))
+    elif report["status"] in ("unreadable", "too_large"):
+        check = report["checks"][0]
+        err_console.print(f"[bold red]{report['status']}:[/] {check['message']}\n"
+                          f"[dim]fix: {check['hint']}[/]", highlight=False)
+    else:
+        print_report(report)
+    if report["status"] != "accepted":
+        raise typer.Exit(1)
+
+
+def _features_bucket(platform: Any) -> str:
+    from driftline import aws
+
+    if os.environ.get("FEATURES_BUCKET"):
+        return os.environ["FEATURES_BUCKET"]
+    try:
+        account = str(aws.client("sts").get_caller_identity()["Account"])
+    except Exception as e:
+        fail(f"cannot determine the AWS account for the bucket name ({type(e).__name__}: {e}); configure "
+             f"credentials, point AWS_ENDPOINT_URL at the local platform, or set FEATURES_BUCKET")
+        raise
+    return str(platform.bucket_name("features", account, aws.region()))
+
+
+def _control_table(platform: Any) -> str:
+    return os.environ.get("CONTROL_TABLE") or str(platform.name("control"))
+
+
+@app.command("upload")
+def upload_cmd(
+    file: Path = typer.Argument(..., help="Parquet, CSV or gzip CSV file."),
+    feature_set: str = FeatureSetOpt,
+    name: str = typer.Option(None, "--name", help="Object name under incoming/<feature_set>/ "
+                                                  "(default: the file name)."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the ingest result and show it."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait with --wait."),
+    config: Path = ConfigOpt,
+    env: str = EnvOpt,
+) -> None:
+    """Upload a file to s3://<features bucket>/incoming/<feature_set>/ (ingest validates it on arrival)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from driftline import aws
+    from driftline.features.readers import suffix_format
+
+    platform, catalog = _catalog(config, env)
+    fs = _feature_set(catalog, feature_set)
+    if not file.is_file():
+        fail(f"{file}: file not found")
+    object_name = name or file.name
+    if "/" in object_name or not object_name.strip():
+        fail(f"--name {object_name!r}: give a plain file name (no '/')")
+    if suffix_format(object_name) is None:
+        fail(f"{object_name}: unsupported file type; upload .parquet, .csv or .csv.gz files")
+    bucket = _features_bucket(platform)
+    key = f"incoming/{fs.name}/{object_name}"
+    s3 = aws.client("s3")
+    try:
+        s3.upload_file(str(file), bucket, key)  # managed transfer: multipart for large files
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except (BotoCoreError, ClientError) as e:
+        fail(f"upload to s3://{bucket}/{key} failed: {e}", 1)
+        raise
+    version = head.get("VersionId")
+    suffix = f" (version {version})" if version else ""
+    console.print(f"uploaded [bold]{file}[/] → s3://{bucket}/{key}{suffix}", highlight=False)
+    if not wait:
+        console.print("[dim]ingest validates it on arrival; see the result with: driftline features uploads "
+                      f"--feature-set {fs.name}[/]", highlight=False)
+        return
+    record = _wait_for_record(platform, fs.name, f"s3://{bucket}/{key}", version, timeout)
+    if record is None:
+        fail(f"no ingest result within {timeout:.0f} s; is the ingest function deployed (or the local "
+             f"platform running)? Check later with: driftline features uploads --feature-set {fs.name}", 1)
+        return
+    style = STATUS_STYLE.get(str(record.get("status")), "white")
+    console.print(f"ingest result: [bold {style}]{record.get('status')}[/] — {record.get('reason', '')}",
+                  highlight=False, soft_wrap=True)
+    if record.get("report_uri"):
+        console.print(f"report: {record['report_uri']}", highlight=False, soft_wrap=True)
+    if record.get("status") != "accepted":
+        raise typer.Exit(1)
+
+
+def _wait_for_record(platform: Any, feature_set: str, source: str, version: str | None,
+                     timeout: float) -> dict[str, Any] | None:
+    from driftline.features.ingest import recent_uploads
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for rec in recent_uploads(_control_table(platform), [feature_set], limit=50):
+            if rec.get("source") == source and (version is None or rec.get("version_id") == version):
+                return rec
+        time.sleep(1.0)
+    return None
+
+
+def _print_records(records: list[dict[str, Any]]) -> None:
+    table = Table()
+    for col in ("when", "feature set", "file", "status", "accepted", "rejected", "report / reason"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        style = STATUS_STYLE.get(str(r.get("status")), "white")
+        source = str(r.get("source", ""))
+        rejected = r.get("rows_rejected")
+        table.add_row(str(r.get("event_time") or r.get("recorded_at") or "")[:19],
+                      str(r.get("feature_set", "")), source.split("/incoming/", 1)[-1],
+                      f"[{style}]{r.get('status')}[/]", str(r.get("rows_accepted", "")),
+                      "" if rejected is None else str(rejected),
+                      str(r.get("report_uri") or r.get("reason") or ""))
+    console.print(table)
+
+
+@app.command("uploads")
+def uploads_cmd(
+    feature_set: str = typer.Option(None, "--feature-set", "-f", help="Only this feature set."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000, help="How many results."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    config: Path = ConfigOpt,
+    env: str = EnvOpt,
+) -> None:
+    """Recent ingest results (newest first): counts, status and where the report is."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from driftline.features.ingest import recent_uploads
+
+    platform, catalog = _catalog(config, env)
+    names = [_feature_set(catalog, feature_set).name] if feature_set else catalog.names()
+    try:
+        records = recent_uploads(_control_table(platform), names, limit=limit)
+    except (BotoCoreError, ClientError) as e:
+        fail(f"the control table could not be read: {e}", 1)
+        return
+    if as_json:
+        console.print_json(json.dumps(records, default=str))
+        return
+    if not records:
+        console.print(f"no uploads yet for {', '.join(names)}; upload with: driftline features upload FILE "
+                      f"--feature-set NAME", highlight=False)
+        return
+    _print_records(records)
+
+
+@app.command("list")
+def list_cmd(config: Path = ConfigOpt, env: str = EnvOpt) -> None:
+    """The feature sets defined for this environment."""
+    _, catalog = _catalog(config, env)
+    for fs in catalog:
+        kinds: dict[str, int] = {}
+        for f in fs.features:
+            kinds[f.type] = kinds.get(f.type, 0) + 1
+        request_time = [f.name for f in fs.features if f.request_time]
+        console.print(f"[bold]{fs.name}[/] v{fs.version} [dim](fingerprint {fs.fingerprint})[/]"
+                      + (f": {fs.description}" if fs.description else ""), highlight=False)
+        console.print(f"  entity: {', '.join(fs.entity)}   timestamp: {fs.timestamp}", highlight=False)
+        counts = ", ".join(f"{n} {k}" for k, n in kinds.items())
+        extra = f"; request-time: {', '.join(request_time)}" if request_time else ""
+        console.print(f"  features: {len(fs.features)} ({counts}){extra}", highlight=False)
+        labels = "; ".join(f"{lb.name} ({lb.task}" + (f": {', '.join(map(str, lb.class_values))}"
+                                                      if lb.class_values else "") + ")" for lb in fs.labels)
+        console.print(f"  labels: {labels or 'none'}", highlight=False)
+        console.print(f"  ingest: on_partial_failure={fs.ingest.on_partial_failure}, "
+                      f"max_file_mb={fs.ingest.max_file_mb}; upload to incoming/{fs.name}/", highlight=False)

@@ -462,3 +462,20 @@ def latest_rows(accepted: pa.Table, fs: FeatureSet) -> Iterator[OnlineRow]:
             if values[c] is not None:
                 values[c] = values[c].isoformat()
         yield OnlineRow(entity_key([col[i] for col in entity_values]), int(ts_values[i]), values)
+
+
+def recent_uploads(control_table: str, feature_sets: list[str], *, limit: int = 20,
+                   client: Callable[[str], Any] = aws.client) -> list[dict[str, Any]]:
+    """The newest ingest records of the given feature sets (merged, newest first)."""
+    ddb = client("dynamodb")
+    found: list[tuple[str, dict[str, Any]]] = []
+    for name in feature_sets:
+        resp = ddb.query(TableName=control_table, KeyConditionExpression="pk = :pk",
+                         ExpressionAttributeValues={":pk": {"S": f"INGEST#{name}"}},
+                         ScanIndexForward=False, Limit=limit)
+        for item in resp.get("Items", []):
+            record = json.loads(item["result"]["S"]) if "result" in item else {}
+            record["recorded_at"] = item.get("recorded_at", {}).get("S")
+            found.append((item["sk"]["S"], record))
+    found.sort(key=lambda p: p[0], reverse=True)
+    return [r for _, r in found[:limit]]
