@@ -1,7 +1,234 @@
-"""`driftline drift` commands."""
+"""`driftline drift`: drift reports on local files, reference profiles, and the scheduled check.
+
+``report`` compares a current file (Parquet/CSV) with a reference file or a saved profile and
+writes the same HTML/JSON the scheduled check writes; ``profile`` saves a reference profile;
+``check`` runs a model's scheduled check now (against AWS or whatever ``AWS_ENDPOINT_URL`` points
+at) and ``history`` lists past checks.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from driftline.cli.common import console, fail, load_platform
 
 app = typer.Typer(no_args_is_help=True)
+
+ConfigOpt = typer.Option(Path("cdk.json"), "--config", help="Path to cdk.json (for --feature-set and --model).")
+EnvOpt = typer.Option(None, "--env", help="Environment in cdk.json (default: driftline:env).")
+FeatureSetOpt = typer.Option(None, "--feature-set", "-f", help="Feature set whose drift columns and overrides to use.")
+NumericalOpt = typer.Option(None, "--numerical", help="Comma-separated numerical columns (default: inferred).")
+CategoricalOpt = typer.Option(None, "--categorical", help="Comma-separated categorical columns (default: inferred).")
+
+
+# ---------------------------------------------------------------- helpers
+def _feature_set(name: str, config: Path, env: str | None) -> Any:
+    from driftline.features.schema import FeatureSetCatalog, FeatureSetError
+
+    platform = load_platform(config, env)
+    directory = Path(platform.config.feature_sets_dir)
+    if not directory.is_absolute():
+        directory = config.resolve().parent / directory
+    try:
+        return FeatureSetCatalog(directory).get(name)
+    except FeatureSetError as e:
+        fail(str(e))
+
+
+def _read_table(path: Path, fs: Any = None) -> Any:
+    from driftline.features.readers import UnreadableFileError, read_path
+
+    try:
+        return read_path(path, fs).table
+    except UnreadableFileError as e:
+        fail(f"{e.message}; {e.hint}")
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _infer_columns(table: Any) -> tuple[list[str], list[str]]:
+    """Numbers are numerical; text, dictionary and bool columns are categorical unless they look like
+    identifiers (nearly one distinct value per row); timestamps and dates are left out."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    numerical, categorical = [], []
+    for field in table.schema:
+        t = field.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            numerical.append(field.name)
+        elif pa.types.is_boolean(t) or pa.types.is_dictionary(t):
+            categorical.append(field.name)
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            distinct = pc.count_distinct(table.column(field.name)).as_py()
+            if distinct <= max(50, table.num_rows // 2):
+                categorical.append(field.name)
+    return numerical, categorical
+
+
+def _load_reference(
+    reference: Path,
+    fs: Any,
+    numerical: list[str] | None,
+    categorical: list[str] | None,
+    sample_size: int,
+) -> Any:
+    from driftline.drift import DriftInputError, Profile, ProfileFormatError, build_profile
+    from driftline.drift.feature_set import build_profile_for_feature_set
+
+    if not reference.exists():
+        fail(f"{reference}: file not found")
+    if reference.suffix.lower() == ".json":
+        try:
+            return Profile.load(reference)
+        except ProfileFormatError as e:
+            fail(str(e))
+    table = _read_table(reference, fs)
+    try:
+        if fs is not None and numerical is None and categorical is None:
+            return build_profile_for_feature_set(fs, table, sample_size=sample_size)
+        inferred = _infer_columns(table)
+        num = numerical if numerical is not None else inferred[0]
+        cat = categorical if categorical is not None else inferred[1]
+        return build_profile(table, num, cat, sample_size=sample_size)
+    except DriftInputError as e:
+        fail(f"{reference}: {e}")
+
+
+def print_result(result: dict[str, Any]) -> None:
+    """A readable table of the per-column tests and the verdict."""
+    table = Table(show_lines=False)
+    for col, just in (
+        ("column", "left"),
+        ("kind", "left"),
+        ("test", "left"),
+        ("statistic", "right"),
+        ("p-value", "right"),
+        ("threshold", "right"),
+        ("drift", "left"),
+        ("missing", "right"),
+        ("notes", "left"),
+    ):
+        table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+    cols = sorted(result["columns"].items(), key=lambda kv: (not kv[1]["drifted"], kv[1]["role"], kv[0]))
+    for name, c in cols:
+        if c["status"] != "ok":
+            drift = f"[yellow]{c['status'].replace('_', ' ')}[/]"
+        else:
+            drift = "[bold red]drift[/]" if c["drifted"] else "[green]no[/]"
+        notes = []
+        if c["new_categories"]:
+            notes.append("new: " + ", ".join(c["new_categories"][:4]))
+        if c["vanished_categories"]:
+            notes.append("vanished: " + ", ".join(c["vanished_categories"][:4]))
+        if c["message"]:
+            notes.append(c["message"])
+        label = f"{name} [dim](prediction)[/]" if c["role"] == "prediction" else name
+        table.add_row(
+            label,
+            c["kind"][:3],
+            c["method"] or "",
+            _fmt(c["statistic"], c),
+            _fmt(c["p_value"], None),
+            "" if c["threshold"] is None else str(c["threshold"]),
+            drift,
+            f"{_pct(c['missing_rate_reference'])} → {_pct(c['missing_rate_current'])}",
+            "; ".join(notes),
+        )
+    console.print(table)
+    if result["status"] != "ok":
+        console.print(f"[bold yellow]insufficient data:[/] {result['message']}", highlight=False)
+        return
+    verdict = "[bold red]dataset drift[/]" if result["dataset_drifted"] else "[bold green]no dataset drift[/]"
+    console.print(
+        f"{verdict}: {result['n_drifted']} of {result['n_columns_tested']} feature columns drifted "
+        f"({result['share_drifted']:.0%}; threshold {result['share_threshold']:.0%})",
+        highlight=False,
+    )
+    if result.get("prediction_drifted") is not None:
+        console.print(f"prediction drift: {'[bold red]yes[/]' if result['prediction_drifted'] else 'no'}")
+
+
+def _fmt(x: float | None, col: dict[str, Any] | None) -> str:
+    if x is None:
+        return "inf" if col is not None and col.get("method") == "chisquare" and col.get("status") == "ok" else ""
+    return f"{x:.4g}"
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.1f}%"
+
+
+# ---------------------------------------------------------------- commands
+@app.command()
+def report(
+    current: Path = typer.Argument(..., help="Current data: a Parquet or CSV file."),
+    reference: Path = typer.Option(..., "--reference", "-r", help="Reference data file, or a saved profile (.json)."),
+    feature_set: str | None = FeatureSetOpt,
+    numerical: str | None = NumericalOpt,
+    categorical: str | None = CategoricalOpt,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the HTML report here."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the JSON result here."),
+    min_rows: int = typer.Option(1, "--min-rows", min=1, help="Fewer current rows -> insufficient data."),
+    sample_size: int = typer.Option(5000, "--sample-size", min=100, help="Profile sample size (data references)."),
+    fail_on_drift: bool = typer.Option(False, "--fail-on-drift", help="Exit with status 1 on dataset drift."),
+    config: Path = ConfigOpt,
+    env: str | None = EnvOpt,
+) -> None:
+    """Compare CURRENT with a reference (file or profile); print the tests, write HTML/JSON."""
+    from driftline.drift import DriftInputError, ProfileMismatchError, check_drift
+    from driftline.drift.report import save_html
+
+    fs = _feature_set(feature_set, config, env) if feature_set else None
+    profile = _load_reference(reference, fs, _split(numerical), _split(categorical), sample_size)
+    if not current.exists():
+        fail(f"{current}: file not found")
+    table = _read_table(current, fs)
+    expected = {"feature_set_fingerprint": fs.fingerprint} if fs is not None and reference.suffix == ".json" else None
+    try:
+        result = check_drift(profile, table, expected_metadata=expected, min_rows=min_rows)
+    except (DriftInputError, ProfileMismatchError) as e:
+        fail(str(e))
+    data = result.to_dict()
+    print_result(data)
+    if json_out is not None:
+        json_out.write_text(json.dumps(data, indent=2, allow_nan=False))
+        console.print(f"wrote {json_out}")
+    if out is not None:
+        save_html(result, out, window={"start": None, "end": None})
+        console.print(f"wrote {out}")
+    if fail_on_drift and data["dataset_drifted"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def profile(
+    data: Path = typer.Argument(..., help="Reference data: a Parquet or CSV file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the profile (.json)."),
+    feature_set: str | None = FeatureSetOpt,
+    numerical: str | None = NumericalOpt,
+    categorical: str | None = CategoricalOpt,
+    sample_size: int = typer.Option(5000, "--sample-size", min=100, help="Values kept per numeric column."),
+    config: Path = ConfigOpt,
+    env: str | None = EnvOpt,
+) -> None:
+    """Build a reference profile from DATA once, for later `drift report --reference profile.json`."""
+    if out.suffix.lower() != ".json":
+        fail(f"{out}: a profile is written as JSON; use a .json file name")
+    fs = _feature_set(feature_set, config, env) if feature_set else None
+    prof = _load_reference(data, fs, _split(numerical), _split(categorical), sample_size)
+    prof.save(out)
+    console.print(
+        f"wrote {out}: {len(prof.columns)} columns ({len(prof.numerical)} numerical, "
+        f"{len(prof.categorical)} categorical) from {prof.n_rows:,} rows",
+        highlight=False,
+    )
