@@ -97,7 +97,7 @@ def main() -> None:
     print("3. call the prediction API")
     apis = boto3.client("apigateway").get_rest_apis()["items"]
     api_id = next(a["id"] for a in apis if a["name"] == platform.name("api"))
-    url = f"http://localhost:4566/restapis/{api_id}/v1/_user_request_"
+    url = f"http://localhost:4566/restapis/{api_id}/live/_user_request_"
     features = {f.name for f in platform_feature_set(platform, model.feature_set).features}
     row = {k: v for k, v in table.slice(0, 1).to_pylist()[0].items() if k in features}
     resp = requests.post(f"{url}/v1/models/{model.name}/predict", json={"records": [row]}, timeout=30)

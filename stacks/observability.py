@@ -36,7 +36,7 @@ class Observability(Construct):
         super().__init__(scope, cid)
         stack = Stack.of(self)
         action = cw_actions.SnsAction(alerts)
-        api = {"ApiName": platform.name("api"), "Stage": "v1"}
+        api = {"ApiName": platform.name("api"), "Stage": "live"}
 
         def api_metric(name: str, stat: str) -> cw.Metric:
             return cw.Metric(

@@ -98,7 +98,7 @@ class ServingStack(Stack):
             min_compression_size=None,
             default_cors_preflight_options=cors,
             deploy_options=apigw.StageOptions(
-                stage_name="v1",
+                stage_name="live",
                 throttling_rate_limit=cfg.throttle_rate,
                 throttling_burst_limit=cfg.throttle_burst,
                 tracing_enabled=True,
@@ -155,7 +155,7 @@ class ServingStack(Stack):
                 iam.PolicyStatement(
                     actions=["execute-api:Invoke"],
                     resources=[
-                        self.api.arn_for_execute_api(method=r.method, path=r.path.replace("{model}", "*"), stage="v1")
+                        self.api.arn_for_execute_api(method=r.method, path=r.path.replace("{model}", "*"), stage="live")
                         for r in platform.routes
                         if r.authorized
                     ],
