@@ -87,6 +87,9 @@ class Facts:
     report_path: str = ""
     report_uri: str = ""
     drifted_upload_at: float = 0.0
+    drift_fired_at: float = 0.0
+    v2_started_at: float = 0.0
+    v2_promoted_at: float = 0.0
     v2_serving_at: float = 0.0
     step_durations: dict[str, dict[str, float]] = field(default_factory=dict)
     traffic_versions: dict[int, int] = field(default_factory=dict)
@@ -370,6 +373,7 @@ class Story:
 
     def drift_check(self) -> str:
         self._drift_since = datetime.now(UTC).isoformat()
+        self.facts.drift_fired_at = time.time()
         result = self._fire_drift()
         self.facts.drift_check = result
         if not _drifted(result):
@@ -384,6 +388,8 @@ class Story:
             raise DemoError(f"the DriftDetected trigger was {d['decision']}: {d['reason']}")
         run = self._follow("v2", str(d["execution_arn"]))
         self.facts.v2_run = run.name
+        run.refresh()
+        self.facts.v2_started_at = run.description["startDate"].timestamp()
         # keep traffic flowing from here on, so the canary has live requests to judge
         rows = self._records(self._table(400, DRIFTED, self.s.seed + 300, drifted=True))
         self.traffic = BackgroundTraffic(self.facts.api_url, self.s.model, rows)
@@ -421,6 +427,8 @@ class Story:
         run = self._runs["v2"]
         status = run.wait_end(self.s.step_timeout_s)
         self.facts.step_durations["v2"] = run.durations()
+        stop = run.description.get("stopDate")
+        self.facts.v2_promoted_at = stop.timestamp() if stop is not None else time.time()
         if status != "SUCCEEDED":
             raise DemoError(f"run {run.name} ended {status}; states: {' → '.join(run.entered())}")
         al = self._aliases()
