@@ -23,6 +23,8 @@ class RunFollower:
 
     def refresh(self) -> None:
         sfn = aws.client("stepfunctions")
+        # describe first: when it says the run ended, the history read after it is complete
+        self.description = dict(sfn.describe_execution(executionArn=self.arn))
         events: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"executionArn": self.arn, "maxResults": 1000}
         while True:
@@ -32,7 +34,6 @@ class RunFollower:
                 break
             kwargs["nextToken"] = resp["nextToken"]
         self.events = events
-        self.description = dict(sfn.describe_execution(executionArn=self.arn))
 
     @property
     def status(self) -> str:
