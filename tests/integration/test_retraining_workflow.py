@@ -158,7 +158,13 @@ def harness(request: pytest.FixtureRequest, aws: dict[str, str], credit_fs: Any,
     from moto.core.config import default_user_config
 
     monkeypatch.setitem(default_user_config["stepfunctions"], "execute_state_machine", True)
-    h = Harness(aws, _config(**getattr(request, "param", {})), credit_fs)
+    params = dict(getattr(request, "param", {}))
+    timeout = params.pop("approval_timeout_seconds", None)
+    cfg = _config(**params)
+    if timeout is not None:  # below the config's 60 s floor: model_copy skips validation, for this test only
+        cfg = cfg.model_copy(update={"models": (cfg.models[0].model_copy(
+            update={"approval_timeout_seconds": timeout}),)})
+    h = Harness(aws, cfg, credit_fs)
     monkeypatch.setattr(LambdaFunction, "_invoke_lambda", lambda fn, event=None: h.invoke(fn, event))
     h.provision()
     yield h
@@ -245,6 +251,18 @@ def test_manual_approval_approved_deploys(harness: Harness) -> None:
     assert harness.registry.aliases(MODEL).champion == 2
     approve = [e for e in harness.registry.audit(MODEL) if e.action == "approve"][-1]
     assert (approve.who, approve.version) == ("alice", 2)
+
+
+@pytest.mark.parametrize("harness", [{"approval": "manual", "approval_timeout_seconds": 2}], indirect=True)
+def test_approval_timeout_rejects(harness: Harness) -> None:
+    champ = harness.seed_champion()
+    d = harness.wait(harness.start("nobody-answers"))
+    assert d["status"] == "SUCCEEDED"
+    assert harness.calls[-2:] == ["request_approval", "reject_timeout"]
+    v2 = harness.registry.get_version(MODEL, 2)
+    assert v2.status == "rejected" and "no approval within 2 s" in v2.reason
+    assert harness.registry.aliases(MODEL).champion == champ
+    assert pending_approvals(harness.control.table, MODEL) == []
 
 
 def test_canary_breach_rolls_back(harness: Harness) -> None:
