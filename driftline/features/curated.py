@@ -38,12 +38,15 @@ def split_by_day(table: pa.Table, timestamp: str) -> list[tuple[str, pa.Table]]:
         return []
     micros = np.asarray(pc.cast(table.column(timestamp), pa.int64()).to_numpy(), dtype=np.int64)
     days = micros // _DAY_US
-    order = np.argsort(days, kind="stable")
-    sorted_days = days[order]
+    if bool(np.all(days[1:] >= days[:-1])):  # time-ordered upload (the usual case): zero-copy slices
+        sorted_days, order = days, None
+    else:
+        order = np.argsort(days, kind="stable")
+        sorted_days = days[order]
     bounds = np.flatnonzero(np.diff(sorted_days)) + 1
     starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [len(order)]])
-    ordered = table if starts.size == 1 else table.take(pa.array(order))
+    ends = np.concatenate([bounds, [len(sorted_days)]])
+    ordered = table if order is None or starts.size == 1 else table.take(pa.array(order))
     out = []
     for s, e in zip(starts, ends, strict=True):
         day = datetime.fromtimestamp(int(sorted_days[s]) * 86_400, tz=UTC).strftime("%Y-%m-%d")

@@ -185,7 +185,7 @@ def _is_text(t: pa.DataType) -> bool:
 def _text(arr: pa.Array) -> pa.Array:
     """Dictionary / large / binary text as plain string."""
     if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
+        arr = pc.cast(arr, arr.type.value_type)
     if pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
     return arr
@@ -466,8 +466,9 @@ def validate(raw: pa.Table, fs: FeatureSet, *, others: Iterable[FeatureSet] = ()
     typed: dict[str, pa.Array] = {}
 
     def column(name: str) -> pa.Array:
+        """The raw column; chunked columns stay chunked (compute kernels take them; no copy)."""
         col = raw.column(name)
-        return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        return col.chunk(0) if col.num_chunks == 1 else col
 
     type_bad: dict[str, np.ndarray] = {}
 
@@ -564,6 +565,8 @@ def _duplicate_keys(run: _Run, fs: FeatureSet, typed: dict[str, pa.Array]) -> No
     for e in fs.entity:
         arr = typed[e]
         valid &= _present(arr)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
         enc = pc.dictionary_encode(arr)
         c = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
         codes = codes * (len(enc.dictionary) + 1) + c

@@ -293,3 +293,15 @@ def test_chunked_input_and_sample_size(good: pa.Table, credit_fs: FeatureSet) ->
     r = validate(t, credit_fs, sample_rows=3)
     check = _checks(r)["range:age"]
     assert check["failed_rows"] == good.num_rows and len(check["sample"]) == 3
+
+
+def test_chunked_dictionary_and_large_string_columns(good: pa.Table, credit_fs: FeatureSet) -> None:
+    regions = pa.chunked_array([good.column("region").combine_chunks().slice(0, 30).dictionary_encode(),
+                                good.column("region").combine_chunks().slice(30).dictionary_encode()])
+    ids = pa.chunked_array([good.column("customer_id").combine_chunks().cast(pa.large_string())])
+    t = good.set_column(good.column_names.index("region"), "region", regions)
+    t = t.set_column(0, "customer_id", ids)
+    t = pa.concat_tables([t.slice(0, 20), t.slice(20)])
+    r = validate(t, credit_fs)
+    assert r.status() == "accepted", r.report()["checks"]
+    assert r.accepted_table().column("region").to_pylist() == good.column("region").to_pylist()
