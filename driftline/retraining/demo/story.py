@@ -51,8 +51,8 @@ class DemoSettings:
     api_port: int = 3000
     keep: bool = False
     model: str = "credit-default"
-    reference_rows: int = 6000
-    drifted_rows: int = 3000
+    reference_rows: int = 4000
+    drifted_rows: int = 2000
     clean_traffic_rows: int = 300
     drifted_traffic_rows: int = 600
     seed: int = 7
@@ -347,8 +347,13 @@ class Story:
         if not d.get("succeeded"):
             raise DemoError(f"the drift check failed: {d.get('error') or d.get('payload')}")
         payload = d.get("payload")
+        if isinstance(payload, str):
+            with contextlib.suppress(ValueError):
+                payload = json.loads(payload)
         if not isinstance(payload, dict):
             raise DemoError(f"the drift check returned {payload!r}, not a result object")
+        if payload.get("status") == "error":
+            raise DemoError(f"the drift check could not run: {payload.get('message')}")
         return payload
 
     def clean_check(self) -> str:
