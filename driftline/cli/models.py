@@ -185,11 +185,14 @@ def show(
         table = Table(title="validation metrics")
         table.add_column("metric")
         table.add_column("value", justify="right")
-        table.add_column(f"champion v{mv.lineage.get('parent_version')} on same rows" if champion else "",
-                         justify="right")
+        if champion:
+            table.add_column(f"champion v{mv.lineage.get('parent_version')} on the same rows", justify="right")
         for k, val in sorted(mv.metrics.items()):
             other = champion.get(k)
-            table.add_row(k, f"{val:.4f}", f"{other:.4f}" if isinstance(other, int | float) else "")
+            row = [k, f"{val:.4f}"]
+            if champion:
+                row.append(f"{other:.4f}" if isinstance(other, int | float) else "")
+            table.add_row(*row)
         console.print(table)
     lin = mv.lineage
     if lin:

@@ -172,7 +172,7 @@ def _publish(trained: TrainedModel, fs: FeatureSet, cfg: ModelConfig, *, registr
     model = cfg.name
     version = registry.next_version(model)
     lineage = {**lineage, "split": trained.split, "parity": trained.parity, "timings_s": trained.timings_s,
-               "rows_unlabeled_dropped": trained.rows_unlabeled}
+               "rows_unlabeled_dropped": trained.rows_unlabeled, "fit_threads": trained.fit_threads or "all"}
     common: dict[str, Any] = dict(created_by=created_by, algorithm=trained.algorithm, params=trained.params,
                   input_schema=fs.input_schema(), feature_set=fs.name, feature_set_version=fs.version,
                   feature_set_fingerprint=fs.fingerprint, trigger=trigger)

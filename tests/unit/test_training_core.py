@@ -197,3 +197,12 @@ def test_validation_fraction_from_config_params(credit_table: pa.Table, credit_f
     assert abs(tm.split["validation_rows"] / total - 0.4) < 0.01
     assert "validation_fraction" not in tm.params
     assert core.validation_fraction_of(cfg(), 0.3) == 0.3
+
+
+def test_fit_threads_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DRIFTLINE_TRAIN_THREADS", raising=False)
+    assert core.fit_threads(1_000) == 1  # small fits: one thread (OpenMP spin-wait on shared cores)
+    assert core.fit_threads(100_000) is None  # large fits: every core
+    assert core.fit_threads(100_000, requested=3) == 3
+    monkeypatch.setenv("DRIFTLINE_TRAIN_THREADS", "2")
+    assert core.fit_threads(1_000) == 2
