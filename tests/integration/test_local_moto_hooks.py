@@ -114,3 +114,25 @@ def test_s3_notification_is_delivered_asynchronously(bridge: MotoBridge) -> None
     assert outcome.succeeded and fn.endswith(":function:on-upload")
     record = json.loads(outcome.result.payload)["event"]["Records"][0]
     assert record["s3"]["object"]["key"] == "dir/a+b.csv"
+
+
+def test_deferred_batch_import_keeps_ec2_out_and_batch_working() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from driftline.local.moto_hooks import defer_batch_import\n"
+        "defer_batch_import()\n"
+        "import sys, moto.stepfunctions.parser.models\n"
+        "assert 'moto.ec2.models' not in sys.modules, 'EC2 was imported'\n"
+        "from moto import mock_aws\n"
+        "import boto3\n"
+        "with mock_aws():\n"
+        "    c = boto3.client('batch', region_name='us-east-1', aws_access_key_id='a', aws_secret_access_key='b')\n"
+        "    assert c.describe_job_queues()['jobQueues'] == []\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
