@@ -44,6 +44,9 @@ def run_cli(*args: str, state_dir: Path, timeout: float = 180.0, **kwargs: Any) 
     """Run ``driftline local <args> --state-dir <dir>`` the way a user would."""
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("AWS_ENDPOINT_URL", None)
+    # Cache bytecode (outside the tree) so each CLI call does not recompile its imports.
+    env.setdefault("PYTHONPYCACHEPREFIX", str(ROOT / ".driftline" / "pycache"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return subprocess.run(
         [sys.executable, "-m", "driftline.cli.main", "local", *args, "--state-dir", str(state_dir)],
         cwd=ROOT,
