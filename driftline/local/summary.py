@@ -35,7 +35,7 @@ def ready_summary(platform: Platform, state: PlatformState, *, detached: bool) -
         "",
         "Point the AWS CLI or boto3 at it:",
         f"  export AWS_ENDPOINT_URL={state.endpoint} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test "
-        f"AWS_REGION={region}",
+        f"AWS_DEFAULT_REGION={region}",
         "  aws s3 ls",
         f"  curl {state.api_url}/health",
         f"  driftline local invoke serve --payload '{{}}'      driftline local fire {first_schedule}",
