@@ -225,6 +225,31 @@ handler = logger.inject_lambda_context(
     _handle if tracer is None else tracer.capture_lambda_handler(_handle, capture_response=False))
 
 
+def init_before_requests(kind: str) -> dict[str, Any] | None:
+    """Eager initialization for provisioned concurrency and SnapStart (``AWS_LAMBDA_INITIALIZATION_TYPE``).
+
+    Their init runs before any request is routed, so loading every champion then makes the first
+    request a warm one. On-demand sandboxes keep lazy loading (only the requested model is loaded).
+    After a SnapStart restore, cached aliases are expired so the registry is re-checked first.
+    """
+    if kind not in ("provisioned-concurrency", "snap-start"):
+        return None
+    try:
+        result = service().warm_up()
+    except Exception:
+        logger.exception("eager initialization failed; models will load on their first request")
+        return None
+    logger.info("initialized before requests", extra={"init_type": kind, **result})
+    if kind == "snap-start":
+        try:
+            from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
+        except ImportError:
+            pass
+        else:
+            register_after_restore(service().deployments.expire)
+    return result
+
+
 def _flush_on_sigterm(signum: int, frame: Any) -> None:
     """Lambda sends SIGTERM before shutdown when an extension is registered: deliver buffered captures."""
     if _State.service is not None:
@@ -234,3 +259,4 @@ def _flush_on_sigterm(signum: int, frame: Any) -> None:
 
 if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
     signal.signal(signal.SIGTERM, _flush_on_sigterm)
+    init_before_requests(os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"))

@@ -205,5 +205,11 @@ class DeploymentCache:
         return Deployment(model=model, champion=champion, challenger=challenger, mode=mode,
                           percent=al.traffic_percent, revision=al.revision)
 
+    def expire(self) -> None:
+        """Re-check every model's aliases on its next request (after a SnapStart restore)."""
+        with self._lock:
+            for entry in self._entries.values():
+                entry.checked_at = float("-inf")
+
     def loaded_versions(self) -> list[dict[str, Any]]:
         return [{"model": m, "version": v} for (m, v) in sorted(self._models)]

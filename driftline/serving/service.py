@@ -7,6 +7,7 @@ responses. Everything a request touches after the first one is in memory: the ch
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -299,6 +300,29 @@ class PredictionService:
             raise unavailable(f"the labels could not be stored right now ({type(e).__name__}); retry the "
                               f"same request", code="feedback_unavailable", retry_after_s=1) from None
         return {"model": model, "accepted": len(labels), "object": uri}
+
+    # ------------------------------------------------------------------ warm-up
+    def warm_up(self) -> dict[str, Any]:
+        """Load every registered model's champion and create the clients now.
+
+        For provisioned concurrency and SnapStart, whose initialization happens before any request:
+        the first request then runs on the warm path. Failures are reported, never raised (a broken
+        model must not prevent the others from serving).
+        """
+        loaded, failed = [], {}
+        try:
+            names = self.registry.list_models()
+        except Exception as e:
+            return {"loaded": [], "failed": {"*": f"cannot list models: {type(e).__name__}"}}
+        for name in names:
+            try:
+                self.deployments.deployment(name)
+                loaded.append(name)
+            except ServingError as e:
+                failed[name] = e.message
+        with contextlib.suppress(Exception):
+            aws.client("firehose")
+        return {"loaded": loaded, "failed": failed}
 
     # ------------------------------------------------------------------ openapi, health
     def openapi(self, server_url: str | None, only: str | None = None) -> dict[str, Any]:

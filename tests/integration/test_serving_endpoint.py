@@ -158,8 +158,9 @@ def test_describe_health_and_openapi(api: Api, champion: int, schema: dict[str, 
     assert status == 200
     assert "/v1/models/credit-default/predict" in doc["paths"]
     assert doc["components"]["schemas"]["CreditDefaultRecord"]["properties"]["age"]["maximum"] == 100
-    api.predict({"records": rows(schema, 1)})
-    status, health, _ = api("GET", "/health")
+    assert api.serve.init_before_requests("on-demand") is None
+    assert api.serve.init_before_requests("provisioned-concurrency") == {"loaded": [MODEL], "failed": {}}
+    status, health, _ = api("GET", "/health")  # loaded before any prediction
     assert status == 200 and health["loaded"] == [{"model": MODEL, "version": champion}]
 
 

@@ -129,6 +129,15 @@ def test_promotion_takes_effect_after_the_ttl_without_restart(env: Any) -> None:
     assert cache.loaded_versions() == [{"model": MODEL, "version": 1}]
 
 
+def test_expire_forces_a_registry_check_on_the_next_request(env: Any) -> None:
+    reg, cache, _, _ = env
+    reg.set(champion=1)
+    cache.deployment(MODEL)
+    reg.set(champion=2, revision=2)
+    cache.expire()  # what a SnapStart restore does: the snapshot's aliases may be old
+    assert cache.deployment(MODEL).champion.version == 2
+
+
 def test_sessions_are_cached_per_version(env: Any) -> None:
     reg, cache, clock, _ = env
     reg.set(champion=1)
