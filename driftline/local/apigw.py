@@ -369,10 +369,14 @@ class ApiGateway:
                     return 503
                 try:
                     body = self._read_body()
-                except (_TooLargeError, ValueError):
+                except _TooLargeError:
                     self.close_connection = True  # the rest of the body is not read
                     self._message(413, "Request Too Long", request_id)
                     return 413
+                except ValueError:  # a Content-Length or chunk size that is not a number
+                    self.close_connection = True
+                    self._message(400, "Bad Request: malformed Content-Length or chunked body", request_id)
+                    return 400
                 split = urlsplit(self.path)
                 route, params, allowed = gateway.routes.resolve(self.command, split.path)
                 if route is None and not allowed:

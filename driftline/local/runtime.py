@@ -270,6 +270,12 @@ class LocalPlatform:
     def _start_services(self) -> None:
         from moto.core.config import default_user_config
 
+        if self.options.host not in ("127.0.0.1", "0.0.0.0", "localhost", "::1"):  # noqa: S104
+            self.out(
+                f"warning: moto's Step Functions interpreter calls Lambda at localhost:{self.port}; with "
+                f"--host {self.options.host} the workflow's Lambda tasks cannot reach the emulator"
+            )
+
         # The Step Functions interpreter calls Lambda over HTTP at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(self.port)
         default_user_config["stepfunctions"] = {"execute_state_machine": True}

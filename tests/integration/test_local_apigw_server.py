@@ -1,0 +1,100 @@
+"""The local API gateway's HTTP server with a stand-in for the executor (no emulator needed)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from driftline.local import apigw
+from driftline.local.executor import InvocationResult
+
+
+def answer(payload: Any, error: bool = False) -> InvocationResult:
+    return InvocationResult("req", json.dumps(payload), error, 1.0, False)
+
+
+class FakeFunctions:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.delay = 0.0
+
+    def __call__(self, function: str, event_json: str) -> InvocationResult | None:
+        event = json.loads(event_json)
+        self.events.append(event)
+        time.sleep(self.delay)
+        if function == "missing":
+            return None
+        return answer({"statusCode": 200, "body": json.dumps({"fn": function, "body": event["body"]})})
+
+
+@pytest.fixture
+def gateway() -> Iterator[tuple[apigw.ApiGateway, FakeFunctions]]:
+    fns = FakeFunctions()
+    routes = apigw.RouteTable([("POST", "/echo", "serve"), ("GET", "/gone", "missing")])
+    gw = apigw.ApiGateway(routes, fns, port=0, stage="v1", cors_origins=("https://app.example",), log=lambda _: None)
+    gw.start()
+    yield gw, fns
+    gw.stop()
+
+
+def raw_request(port: int, data: bytes) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        return s.recv(65536).decode()
+
+
+def test_answers_503_until_opened(gateway: Any) -> None:
+    gw, fns = gateway
+    url = f"http://127.0.0.1:{gw.port}/echo"
+    r = requests.post(url, data=b"x", timeout=10)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1" and fns.events == []
+    gw.open()
+    assert requests.post(url, data=b"x", timeout=10).json() == {"fn": "serve", "body": "x"}
+
+
+def test_chunked_body_and_malformed_length(gateway: Any) -> None:
+    gw, fns = gateway
+    gw.open()
+    reply = raw_request(
+        gw.port, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    )
+    assert reply.startswith("HTTP/1.1 200") and fns.events[-1]["body"] == "abcde"
+    reply = raw_request(gw.port, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n")
+    assert reply.startswith("HTTP/1.1 400") and "malformed Content-Length" in reply
+
+
+def test_missing_function_is_502_and_slow_one_is_504(gateway: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    gw, fns = gateway
+    gw.open()
+    r = requests.get(f"http://127.0.0.1:{gw.port}/gone", timeout=10)
+    assert r.status_code == 502 and r.json() == {"message": "Internal server error"}
+    monkeypatch.setattr(apigw, "INTEGRATION_TIMEOUT_S", 0.2)
+    fns.delay = 1.0
+    r = requests.post(f"http://127.0.0.1:{gw.port}/echo", data=b"x", timeout=10)
+    assert r.status_code == 504 and r.json() == {"message": "Endpoint request timed out"}
+
+
+def test_cors_preflight_and_origin(gateway: Any) -> None:
+    gw, _ = gateway
+    gw.open()
+    url = f"http://127.0.0.1:{gw.port}/echo"
+    r = requests.options(url, headers={"Origin": "https://app.example"}, timeout=10)
+    assert r.status_code == 204 and r.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert r.headers["Access-Control-Allow-Methods"] == "POST"
+    assert requests.options(url, headers={"Origin": "https://evil.example"}, timeout=10).status_code == 403
+    r = requests.post(url, data=b"x", headers={"Origin": "https://app.example"}, timeout=10)
+    assert r.headers["Access-Control-Allow-Origin"] == "https://app.example"
+
+
+def test_busy_port_fails_in_the_constructor() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(OSError):
+            apigw.ApiGateway(apigw.RouteTable([]), lambda f, e: None, port=busy.getsockname()[1])
