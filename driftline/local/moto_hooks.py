@@ -216,6 +216,8 @@ class MotoBridge:
             if inv_type == "Event":
                 bridge.async_invoker.submit(fn.function_arn, raw or "{}")
                 return b""
+            if inv_type == "DryRun":  # validates the call only; the function does not run
+                return b""
             bridge._raw.body = raw
             try:
                 out: str | bytes = orig_invoke(fn, body, request_headers, response_headers)

@@ -69,6 +69,7 @@ def test_invoke_api_runs_the_handler_and_reports_unhandled_errors(bridge: MotoBr
     out = json.loads(lam.invoke(FunctionName="echo", Payload=b'{"x": [1, 2]}')["Payload"].read())
     assert out["event"] == {"x": [1, 2]} and out["function_name"] == "echo"
     assert json.loads(lam.invoke(FunctionName="echo", Payload=b'"{}"')["Payload"].read())["event"] == "{}"
+    assert lam.invoke(FunctionName="fail", InvocationType="DryRun")["StatusCode"] == 204
     failed = lam.invoke(FunctionName="fail", Payload=b"{}")
     assert failed["FunctionError"] == "Unhandled"
     assert json.loads(failed["Payload"].read())["errorType"] == "ValidationFailed"
