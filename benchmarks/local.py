@@ -64,8 +64,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start(state_dir: Path, overrides: dict[str, str]) -> tuple[float, float, dict[str, Any]]:
-    """(seconds until `up --detach` returned, CPU seconds of the platform at ready, state)."""
+def run_queue_wait_s(pid: int) -> float:
+    """Seconds the process's live threads spent runnable but waiting for a CPU (/proc schedstat).
+
+    A lower bound of what a busy machine added (threads that already ended are not counted)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
+def start(state_dir: Path, overrides: dict[str, str]) -> tuple[float, float, float, dict[str, Any]]:
+    """(seconds until `up --detach` returned, CPU seconds and run-queue wait of the platform, state)."""
     args = ["up", "--detach", "--port", str(free_port()), "--api-port", str(free_port())]
     for k, v in overrides.items():
         args += ["--handler-override", f"{k}={v}"]
@@ -77,7 +90,7 @@ def start(state_dir: Path, overrides: dict[str, str]) -> tuple[float, float, dic
             f"driftline local up failed:\n{result.stderr}\n{(state_dir / 'local.log').read_text()[-2000:]}"
         )
     state = json.loads((state_dir / "local.json").read_text())
-    return took, cpu_seconds(state["pid"]), state
+    return took, cpu_seconds(state["pid"]), run_queue_wait_s(state["pid"]), state
 
 
 def stop(state_dir: Path) -> float:
@@ -250,14 +263,15 @@ def main() -> None:
     results: dict[str, Any] = {"load_avg_1m": os.getloadavg()[0], "cores": os.cpu_count()}
 
     moto_ready = [bare_moto_ready() for _ in range(runs)]
-    ups, cpus, downs = [], [], []
+    ups, cpus, waits, downs = [], [], [], []
     overrides = {"ingest": f"{FIXTURES}.record"}
     plat: dict[str, float] = {}
     for i in range(runs):
         with tempfile.TemporaryDirectory(prefix="driftline-bench-") as tmp:
-            took, cpu, state = start(Path(tmp), overrides)
+            took, cpu, wait, state = start(Path(tmp), overrides)
             ups.append(took)
             cpus.append(cpu)
+            waits.append(wait)
             if i == runs - 1:
                 plat = bench_platform(state, n_invoke, n_upload)
             downs.append(stop(Path(tmp)))
@@ -266,6 +280,7 @@ def main() -> None:
         {
             "up_ready_s": statistics.median(ups),
             "up_cpu_s": statistics.median(cpus),
+            "up_run_queue_wait_s": statistics.median(waits),
             "moto_server_ready_s": statistics.median(moto_ready),
             "down_s": statistics.median(downs),
             "ratio_up_vs_moto_server": statistics.median(ups) / statistics.median(moto_ready),
@@ -289,6 +304,13 @@ def main() -> None:
         {
             "measure": "  platform CPU at ready",
             "local": f"{results['up_cpu_s']:.2f} s",
+            "baseline": "",
+            "ratio": "",
+            "target": "",
+        },
+        {
+            "measure": "  waiting for a CPU (at least)",
+            "local": f"{results['up_run_queue_wait_s']:.2f} s",
             "baseline": "",
             "ratio": "",
             "target": "",
