@@ -232,3 +232,154 @@ def profile(
         f"{len(prof.categorical)} categorical) from {prof.n_rows:,} rows",
         highlight=False,
     )
+
+
+# ---------------------------------------------------------------- the scheduled check, on demand
+def _monitoring_context(config: Path, env: str | None) -> Any:
+    """The check's resources: the function's env vars when set, else derived like the platform does."""
+    import os
+
+    from driftline import aws
+    from driftline.monitoring import Context
+
+    platform = load_platform(config, env)
+    names = {
+        k: os.environ.get(k, "")
+        for k in (
+            "REGISTRY_TABLE",
+            "CONTROL_TABLE",
+            "CAPTURES_BUCKET",
+            "REPORTS_BUCKET",
+            "ALERTS_TOPIC_ARN",
+            "EVENT_BUS_NAME",
+        )
+    }
+    if not all(names.values()):
+        try:
+            account = str(aws.client("sts").get_caller_identity()["Account"])
+        except Exception as e:
+            fail(
+                f"cannot determine the AWS account for resource names ({type(e).__name__}: {e}); configure "
+                f"credentials or point AWS_ENDPOINT_URL at the local platform"
+            )
+            raise
+        region = aws.region()
+        names["REGISTRY_TABLE"] = names["REGISTRY_TABLE"] or platform.name("registry")
+        names["CONTROL_TABLE"] = names["CONTROL_TABLE"] or platform.name("control")
+        names["CAPTURES_BUCKET"] = names["CAPTURES_BUCKET"] or platform.bucket_name("captures", account, region)
+        names["REPORTS_BUCKET"] = names["REPORTS_BUCKET"] or platform.bucket_name("reports", account, region)
+        names["ALERTS_TOPIC_ARN"] = names["ALERTS_TOPIC_ARN"] or (
+            f"arn:aws:sns:{region}:{account}:{platform.name('alerts')}"
+        )
+        names["EVENT_BUS_NAME"] = names["EVENT_BUS_NAME"] or platform.event_bus
+    return Context(
+        config=platform.config,
+        registry_table=names["REGISTRY_TABLE"],
+        control_table=names["CONTROL_TABLE"],
+        captures_bucket=names["CAPTURES_BUCKET"],
+        reports_bucket=names["REPORTS_BUCKET"],
+        alerts_topic_arn=names["ALERTS_TOPIC_ARN"],
+        event_bus=names["EVENT_BUS_NAME"],
+    )
+
+
+@app.command()
+def check(
+    model: str = typer.Option(..., "--model", "-m", help="Model to check (as configured in cdk.json)."),
+    window_start: str | None = typer.Option(
+        None,
+        "--window-start",
+        help="ISO-8601 start (default: where the previous check ended, or an hour before the end).",
+    ),
+    window_end: str | None = typer.Option(None, "--window-end", help="ISO-8601 end (default: now)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
+    config: Path = ConfigOpt,
+    env: str | None = EnvOpt,
+) -> None:
+    """Run MODEL's scheduled drift check now: report, history, metrics, and alerts on an alarm."""
+    from driftline.monitoring import MonitoringError, run_check
+
+    ctx = _monitoring_context(config, env)
+    try:
+        out = run_check(model, window_start=window_start, window_end=window_end, ctx=ctx)
+    except MonitoringError as e:
+        fail(str(e))
+    if as_json:
+        console.print_json(json.dumps(out))
+        return
+    if out["status"] == "no_champion":
+        console.print(f"[yellow]{out['message']}[/]")
+        return
+    console.print(
+        f"{model} v{out['version']}: window {out['window_start']} → {out['window_end']}, {out['n_current']:,} requests",
+        highlight=False,
+    )
+    if out["status"] != "ok":
+        console.print(f"[bold yellow]insufficient data:[/] {out['message']}", highlight=False)
+    else:
+        verdict = "[bold red]dataset drift[/]" if out["dataset_drifted"] else "[green]no dataset drift[/]"
+        cols = ", ".join(out["drifted_columns"]) or "none"
+        console.print(
+            f"{verdict} ({out['share_drifted']:.0%} of features drifted: {cols}); prediction drift: "
+            f"{'[bold red]yes[/]' if out['prediction_drifted'] else 'no'}",
+            highlight=False,
+        )
+    perf = out.get("performance")
+    if perf:
+        state = "[bold red]degraded[/]" if perf["degraded"] else perf["status"].replace("_", " ")
+        console.print(f"performance: {state} ({perf['n_labels']} labeled predictions)", highlight=False)
+    alarm = "[bold red]ALARM[/]" if out["alarm"] else "no alarm"
+    console.print(
+        f"{alarm}: {out['streak']} drifted window(s) in a row, {out['required_windows']} required"
+        + (f"; DriftDetected sent ({out['event_id']})" if out["event_id"] else ""),
+        highlight=False,
+    )
+    for note in out["notes"]:
+        console.print(f"[dim]note: {note}[/]", highlight=False)
+    console.print(f"report: {out['report_uri']}", highlight=False)
+
+
+@app.command()
+def history(
+    model: str = typer.Option(..., "--model", "-m", help="Model whose checks to list."),
+    limit: int = typer.Option(24, "--limit", "-n", min=1, max=1000, help="How many recent windows."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    config: Path = ConfigOpt,
+    env: str | None = EnvOpt,
+) -> None:
+    """Past drift checks of MODEL, most recent first."""
+    from driftline.monitoring.history import DriftHistory
+
+    ctx = _monitoring_context(config, env)
+    try:
+        ctx.config.model(model)
+    except Exception as err:  # ConfigError: unknown model
+        fail(str(err))
+    entries = DriftHistory(ctx.control_table).list(model, limit)
+    if as_json:
+        console.print_json(json.dumps([h.to_dict() for h in entries]))
+        return
+    if not entries:
+        console.print(
+            f"no drift checks recorded for {model} yet (the schedule runs them; or run "
+            f"`driftline drift check --model {model}`)"
+        )
+        return
+    table = Table()
+    for col in ("window end", "v", "status", "rows", "share", "drifted columns", "reasons", "streak", "alarm"):
+        table.add_column(col, overflow="fold")
+    for h in entries:
+        share = "" if h.share_drifted is None else f"{h.share_drifted:.0%}"
+        alarm = "[bold red]yes[/]" if h.alarm else "no"
+        table.add_row(
+            h.window_end,
+            str(h.version or ""),
+            h.status,
+            f"{h.n_current:,}",
+            share,
+            ", ".join(h.drifted_columns[:6]) + (" …" if len(h.drifted_columns) > 6 else ""),
+            ", ".join(h.reasons),
+            str(h.streak),
+            alarm,
+        )
+    console.print(table)

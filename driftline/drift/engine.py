@@ -17,6 +17,7 @@ from driftline.drift.methods import (
     DEFAULT_THRESHOLDS,
     FEW_VALUES,
     INFO,
+    SMALL_REFERENCE_ROWS,
     VALUE_COUNT_LIMIT,
     is_drift,
     select_method,
@@ -133,12 +134,16 @@ def check_drift(
     expected_metadata: Mapping[str, Any] | None = None,
     min_rows: int = 1,
     share_threshold: float = DEFAULT_SHARE_THRESHOLD,
+    distance_above: int | None = None,
 ) -> DriftResult:
     """Check ``current`` (DataFrame, pyarrow Table or dict of arrays) against ``profile``.
 
     ``expected_metadata`` (e.g. ``{"model": ..., "feature_set_fingerprint": ...}``) must match the
     profile's metadata, so a profile from another model or feature-set version is refused.
     Windows with fewer than ``min_rows`` rows get status ``insufficient_data`` and no drift.
+    ``distance_above``: when a column has more current values than this, ``auto`` uses the
+    distance tests even if the reference is small (p-values flag trivial shifts on huge windows);
+    None keeps Evidently's choice, which looks at the reference size only.
     """
     verify_metadata(profile, expected_metadata)
     summary, values = summarize_with_values(profile, current)
@@ -148,7 +153,7 @@ def check_drift(
         assert isinstance(p, NumericProfile) and isinstance(s, NumericSummary)
         return st.wasserstein_exact(p.values, p.counts, values[name], s.lt)
 
-    result = _evaluate(profile, summary, exact_w, min_rows, share_threshold)
+    result = _evaluate(profile, summary, exact_w, _Options(min_rows, share_threshold, distance_above))
     if any(isinstance(c, NumericProfile) and not c.exact for c in profile.columns.values()):
         result.notes.append(_sampled_note(profile))
     return result
@@ -161,6 +166,7 @@ def check_summary(
     expected_metadata: Mapping[str, Any] | None = None,
     min_rows: int = 1,
     share_threshold: float = DEFAULT_SHARE_THRESHOLD,
+    distance_above: int | None = None,
 ) -> DriftResult:
     """Check a (merged) :class:`Summary`; Wasserstein uses the summary's interval approximation."""
     verify_metadata(profile, expected_metadata)
@@ -169,7 +175,7 @@ def check_summary(
             f"the summary was made against profile {summary.profile_id}, not {profile.id}; "
             f"summarize the data with the profile you check against"
         )
-    result = _evaluate(profile, summary, None, min_rows, share_threshold)
+    result = _evaluate(profile, summary, None, _Options(min_rows, share_threshold, distance_above))
     if any(r.method == "wasserstein" for r in result.columns.values()):
         result.notes.append(
             "Wasserstein distances come from merged shard summaries: exact where the ECDFs do not "
@@ -219,13 +225,23 @@ class _KsPending:
     n2: int
 
 
+@dataclass(frozen=True)
+class _Options:
+    min_rows: int
+    share_threshold: float
+    distance_above: int | None
+
+    def selection_n(self, n_reference: int, n_current: int) -> int:
+        """The reference size method selection sees (large when the window alone is large)."""
+        if self.distance_above is not None and n_current > self.distance_above:
+            return max(n_reference, SMALL_REFERENCE_ROWS + 1)
+        return n_reference
+
+
 def _evaluate(
-    profile: Profile,
-    summary: Summary,
-    exact_w: Callable[[str], float] | None,
-    min_rows: int,
-    share_threshold: float,
+    profile: Profile, summary: Summary, exact_w: Callable[[str], float] | None, opts: _Options
 ) -> DriftResult:
+    min_rows, share_threshold = opts.min_rows, opts.share_threshold
     columns: dict[str, ColumnResult] = {}
     distributions: dict[str, dict[str, Any]] = {}
     pending: list[_KsPending] = []
@@ -256,12 +272,12 @@ def _evaluate(
             columns[name] = base
             continue
         if isinstance(p, NumericProfile) and isinstance(s, NumericSummary):
-            ks = _numeric(p, s, base, exact_w)
+            ks = _numeric(p, s, base, exact_w, opts.selection_n(p.n, s.n))
             if ks is not None:
                 pending.append(ks)
             distributions[name] = _numeric_distribution(p, s)
         elif isinstance(p, CategoricalProfile) and isinstance(s, CategoricalSummary):
-            _categorical(p, s, base)
+            _categorical(p, s, base, opts.selection_n(p.n, s.n))
             distributions[name] = _categorical_distribution(p, s)
         else:
             raise DriftInputError(f"column {name!r}: summary kind {s.kind} does not match profile kind {p.kind}")
@@ -309,11 +325,15 @@ def _decide(res: ColumnResult, method: str, threshold: float | None, statistic: 
 
 
 def _numeric(
-    p: NumericProfile, s: NumericSummary, res: ColumnResult, exact_w: Callable[[str], float] | None
+    p: NumericProfile,
+    s: NumericSummary,
+    res: ColumnResult,
+    exact_w: Callable[[str], float] | None,
+    selection_n: int,
 ) -> _KsPending | None:
     n_new = len(s.new_values) + (1 if s.new_overflow else 0)
     n_distinct = p.n_distinct + n_new if p.n_distinct <= FEW_VALUES else p.n_distinct
-    method = p.method if p.method != "auto" else select_method("numerical", p.n, n_distinct)
+    method = p.method if p.method != "auto" else select_method("numerical", selection_n, n_distinct)
     if method == "ks":
         d = st.ks_statistic(np.cumsum(p.counts), p.sample_n, s.lt, s.le, s.n)
         res.method = method
@@ -352,7 +372,7 @@ def _numeric_shares(p: NumericProfile, s: NumericSummary) -> tuple[np.ndarray, n
     return p.bin_counts.astype(np.float64), s.bin_counts.astype(np.float64), list(range(p.bin_counts.size))
 
 
-def _categorical(p: CategoricalProfile, s: CategoricalSummary, res: ColumnResult) -> None:
+def _categorical(p: CategoricalProfile, s: CategoricalSummary, res: ColumnResult, selection_n: int) -> None:
     ref_map = dict(zip(p.keys, p.counts.tolist(), strict=True))
     keys = list(p.keys) + [k for k in s.counts if k not in ref_map]
     ref = np.asarray([ref_map.get(k, 0) for k in keys], dtype=np.float64)
@@ -363,7 +383,7 @@ def _categorical(p: CategoricalProfile, s: CategoricalSummary, res: ColumnResult
     res.vanished_categories = vanished[:MAX_LISTED_CATEGORIES]
     if len(new) > MAX_LISTED_CATEGORIES or len(vanished) > MAX_LISTED_CATEGORIES:
         res.message = f"{len(new)} new and {len(vanished)} vanished categories (first {MAX_LISTED_CATEGORIES} listed)"
-    method = p.method if p.method != "auto" else select_method("categorical", p.n, len(keys))
+    method = p.method if p.method != "auto" else select_method("categorical", selection_n, len(keys))
     _discrete(res, method, threshold=p.threshold, ref=ref, cur=cur, keys=keys, sort_keys=str)
 
 

@@ -36,11 +36,15 @@ def render_html(
     title: str | None = None,
     history: Sequence[Mapping[str, Any]] | None = None,
     window: Mapping[str, Any] | None = None,
+    performance: Mapping[str, Any] | None = None,
+    alarm: Mapping[str, Any] | None = None,
 ) -> str:
     """The report as one HTML string.
 
     ``history`` is a list of past results (``to_dict()`` output, or any mapping with
-    ``window_end`` and ``share_drifted``), oldest first; ``window`` may hold ``start``/``end``.
+    ``window_end`` and ``share_drifted``), oldest first; ``window`` may hold ``start``/``end``;
+    ``performance`` is a :class:`driftline.monitoring.performance.PerformanceResult` dict and
+    ``alarm`` the scheduled check's alarm state (``streak``, ``required``, ``alarm``, ``reasons``).
     """
     data = result.to_dict()
     meta = data["metadata"]
@@ -76,6 +80,9 @@ def render_html(
             rows=rows,
             meta=meta,
             window=dict(window or {}),
+            performance=_performance_rows(performance),
+            perf=dict(performance or {}),
+            alarm=dict(alarm or {}),
             trend_svg=trend,
             history=list(history or [])[-12:],
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -89,6 +96,21 @@ def save_html(result: DriftResult, path: str | Path, **kwargs: Any) -> Path:
     path = Path(path)
     path.write_text(render_html(result, **kwargs), encoding="utf-8")
     return path
+
+
+def _performance_rows(performance: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    rows = []
+    for name, m in (performance or {}).get("metrics", {}).items():
+        rows.append(
+            {
+                "name": name,
+                "current": _num(m.get("current")),
+                "baseline": _num(m.get("baseline")),
+                "delta": "" if m.get("delta") is None else f"{m['delta']:+.4f}",
+                "degraded": "yes" if m.get("degraded") else "no",
+            }
+        )
+    return rows
 
 
 # ---------------------------------------------------------------- formatting

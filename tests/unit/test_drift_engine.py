@@ -270,3 +270,17 @@ def test_profile_files_that_are_not_profiles_are_refused(tmp_path: Path) -> None
         Profile.load(bad)
     with pytest.raises(ProfileFormatError, match="not found"):
         Profile.load(tmp_path / "missing.json")
+
+
+def test_distance_above_keeps_huge_windows_off_p_values() -> None:
+    ref = frame(800, 23)
+    cur = frame(5000, 24)
+    cur["age"] = cur["age"] + 0.6  # a trivial shift (0.06 sd) that KS flags on a large window
+    prof = build_profile(ref, NUM, CAT)
+    default = check_drift(prof, cur).to_dict()["columns"]["age"]
+    assert default["method"] == "ks"
+    guarded = check_drift(prof, cur, distance_above=1000).to_dict()["columns"]
+    assert guarded["age"]["method"] == "wasserstein" and guarded["age"]["drifted"] is False
+    assert guarded["region"]["method"] == "jensenshannon"
+    small = check_drift(prof, cur.iloc[:500], distance_above=1000).to_dict()["columns"]["age"]
+    assert small["method"] == "ks"

@@ -1,0 +1,372 @@
+"""The scheduled per-model drift check (what the ``drift`` Lambda and ``driftline drift check`` run).
+
+1. Find the champion and its reference profile (registry version item -> ``artifacts.profile``,
+   read by pinned version and verified by SHA-256); refuse a profile built for another model,
+   version or feature-set definition.
+2. Read the champion's captures for the window (since the previous check, or the given window).
+3. Run the engine on the features and on the ``prediction`` column (prediction drift), with
+   distances instead of p-values for windows above 1000 rows.
+4. Join feedback labels to the captures by request id; compare the task metrics with the
+   version's training metrics (concept drift), or report ``too_few_labels``.
+5. Alarm discipline: a window counts as drifted on dataset drift, prediction drift or degraded
+   performance; the alarm needs ``persistence_windows`` drifted windows in a row, and windows
+   below ``min_window_rows`` neither extend nor break a streak.
+6. Write ``result.json`` and ``report.html``, the history item, CloudWatch metrics; on alarm put a
+   ``DriftDetected`` event (every alarmed window, so retraining can act after a cooldown) and send
+   an SNS alert when the alarm starts (not every hour while it lasts).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from driftline.config import ConfigError, ModelConfig, PlatformConfig
+from driftline.drift import DriftInputError, Profile, ProfileFormatError, ProfileMismatchError, check_drift
+from driftline.drift.feature_set import PREDICTION_COLUMN
+from driftline.drift.methods import SMALL_REFERENCE_ROWS
+from driftline.drift.report import render_html
+from driftline.monitoring import captures, performance, publish
+from driftline.monitoring.history import DriftHistory, HistoryEntry
+from driftline.monitoring.window import Window, WindowError, resolve
+from driftline.registry.artifacts import ArtifactIntegrityError, ArtifactNotFoundError, ArtifactRef, read_verified
+from driftline.registry.store import Registry, RegistryError, UnknownModelError
+
+log = logging.getLogger(__name__)
+
+LABEL_LOOKAHEAD = timedelta(days=7)
+"""Feedback stored up to this long after a window still counts for that window (re-checks)."""
+HISTORY_IN_REPORT = 24
+
+
+class MonitoringError(Exception):
+    """A check that cannot run: unknown model, no profile, a profile of another version."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a check needs from its environment (the Lambda's, or the CLI's)."""
+
+    config: PlatformConfig
+    registry_table: str
+    control_table: str
+    captures_bucket: str
+    reports_bucket: str
+    alerts_topic_arn: str
+    event_bus: str
+    metrics_namespace: str = publish.METRICS_NAMESPACE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Context:
+        env = os.environ if env is None else env
+        missing = [
+            k
+            for k in (
+                "PLATFORM_CONFIG",
+                "REGISTRY_TABLE",
+                "CONTROL_TABLE",
+                "CAPTURES_BUCKET",
+                "REPORTS_BUCKET",
+                "ALERTS_TOPIC_ARN",
+                "EVENT_BUS_NAME",
+            )
+            if not env.get(k)
+        ]
+        if missing:
+            raise MonitoringError(
+                f"environment variables {', '.join(missing)} are not set; they come from the "
+                f"platform definition (driftline/platform.py)"
+            )
+        return cls(
+            config=PlatformConfig.model_validate_json(env["PLATFORM_CONFIG"]),
+            registry_table=env["REGISTRY_TABLE"],
+            control_table=env["CONTROL_TABLE"],
+            captures_bucket=env["CAPTURES_BUCKET"],
+            reports_bucket=env["REPORTS_BUCKET"],
+            alerts_topic_arn=env["ALERTS_TOPIC_ARN"],
+            event_bus=env["EVENT_BUS_NAME"],
+            metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or publish.METRICS_NAMESPACE,
+        )
+
+
+def run_check(
+    model: str,
+    *,
+    window_start: str | None = None,
+    window_end: str | None = None,
+    ctx: Context | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Check one model's latest window (or the given one) and act on the outcome."""
+    ctx = ctx or Context.from_env()
+    now = now or datetime.now(UTC)
+    try:
+        mc = ctx.config.model(model)
+    except ConfigError as e:
+        raise MonitoringError(str(e)) from None
+    registry = Registry(ctx.registry_table)
+    try:
+        champion = registry.aliases(model).champion
+    except UnknownModelError:
+        champion = None  # configured but never trained: nothing is served yet
+    except RegistryError as e:
+        raise MonitoringError(f"{model}: {e}") from None
+    if champion is None:
+        return {
+            "model": model,
+            "status": "no_champion",
+            "message": f"{model} has no champion yet; nothing is served, so there is nothing to monitor",
+        }
+    version = registry.get_version(model, champion)
+    profile = _load_profile(model, version)
+    history = DriftHistory(ctx.control_table)
+    last = None if window_start else history.latest(model)
+    try:
+        window, window_notes = resolve(window_start, window_end, last.window_end if last else None, now)
+    except WindowError as e:
+        raise MonitoringError(str(e)) from None
+
+    features = [c for c in profile.columns if profile.columns[c].role == "feature"]
+    data = captures.read_window(ctx.captures_bucket, model, window, version.version, features)
+    prediction = PREDICTION_COLUMN if PREDICTION_COLUMN in profile.columns else None
+    frame = data.frame(profile.numerical, profile.categorical, prediction)
+    expected = {
+        "model": model,
+        "version": version.version,
+        "feature_set_fingerprint": version.feature_set_fingerprint or None,
+    }
+    try:
+        result = check_drift(
+            profile,
+            frame,
+            expected_metadata=expected,
+            min_rows=mc.drift.min_window_rows,
+            share_threshold=mc.drift.share_threshold,
+            distance_above=SMALL_REFERENCE_ROWS,
+        )
+    except ProfileMismatchError as e:
+        raise MonitoringError(f"{model} v{version.version}: {e}") from None
+    except DriftInputError as e:
+        raise MonitoringError(f"{model} v{version.version}: the captures could not be checked: {e}") from None
+    perf = _performance(ctx, model, version.input_schema, version.metrics, mc, data, window, now)
+
+    prev = history.previous(model, window.end_iso)
+    entry = _alarm_state(model, version.version, window, result.to_dict(), perf, prev, mc)
+    doc = result.to_dict()
+    notes = [*doc["notes"], *window_notes, *_capture_notes(data)]
+    doc.update(
+        {
+            "model": model,
+            "version": version.version,
+            "window_start": window.start_iso,
+            "window_end": window.end_iso,
+            "notes": notes,
+            "performance": perf.to_dict() if perf else None,
+            "alarm": {
+                "drifted": entry.drifted,
+                "reasons": entry.reasons,
+                "streak": entry.streak,
+                "required": mc.drift.persistence_windows,
+                "alarm": entry.alarm,
+            },
+            "captures": {
+                "rows": data.n_rows,
+                "lines": data.n_lines,
+                "bad_lines": data.n_bad_lines,
+                "other_roles_or_versions": data.n_other,
+                "duplicates": data.n_duplicates,
+                "truncated": data.truncated,
+            },
+        }
+    )
+    result.notes = notes
+    past = [h.to_dict() for h in reversed(history.list(model, HISTORY_IN_REPORT)) if h.window_end < window.end_iso]
+    html = render_html(
+        result,
+        history=past,
+        window={"start": window.start_iso, "end": window.end_iso},
+        performance=doc["performance"],
+        alarm=doc["alarm"],
+    )
+    result_uri, report_uri = publish.write_report(ctx.reports_bucket, model, window.end_iso, doc, html)
+    entry.report_uri, entry.result_uri = report_uri, result_uri
+    entry.checked_at = now.astimezone(UTC).isoformat(timespec="seconds")
+    history.put(entry)
+    n_metrics = publish.put_metrics(
+        ctx.metrics_namespace, publish.metric_data(model, version.version, doc, doc["performance"], now)
+    )
+
+    event_id, message_id = "", ""
+    if entry.alarm:
+        detail = {
+            "model": model,
+            "version": version.version,
+            "window_start": window.start_iso,
+            "window_end": window.end_iso,
+            "share_drifted": doc["share_drifted"],
+            "drifted_columns": doc["drifted_columns"],
+            "report_uri": report_uri,
+            "reasons": entry.reasons,
+            "prediction_drifted": doc["prediction_drifted"],
+            "performance_degraded": entry.performance_degraded,
+        }
+        event_id = publish.drift_event(ctx.event_bus, detail)
+        if not (prev and prev.alarm):
+            message_id = publish.alert(
+                ctx.alerts_topic_arn,
+                _subject(model, version.version, entry),
+                _message(model, version.version, window, doc, entry, report_uri),
+                model,
+            )
+    return {
+        "model": model,
+        "version": version.version,
+        "status": doc["status"],
+        "message": doc["message"],
+        "window_start": window.start_iso,
+        "window_end": window.end_iso,
+        "n_current": doc["n_current"],
+        "share_drifted": doc["share_drifted"],
+        "dataset_drifted": doc["dataset_drifted"],
+        "prediction_drifted": doc["prediction_drifted"],
+        "drifted_columns": doc["drifted_columns"],
+        "performance": {"status": perf.status, "degraded": perf.degraded, "n_labels": perf.n_labels} if perf else None,
+        "drifted": entry.drifted,
+        "reasons": entry.reasons,
+        "streak": entry.streak,
+        "required_windows": mc.drift.persistence_windows,
+        "alarm": entry.alarm,
+        "event_id": event_id,
+        "alert_message_id": message_id,
+        "metrics_published": n_metrics,
+        "report_uri": report_uri,
+        "result_uri": result_uri,
+        "notes": notes,
+    }
+
+
+def _load_profile(model: str, version: Any) -> Profile:
+    ref = version.artifacts.get("profile")
+    if ref is None:
+        raise MonitoringError(
+            f"{model} v{version.version} has no drift profile among its artifacts "
+            f"({', '.join(sorted(version.artifacts)) or 'none'}); retrain it so the profile is "
+            f"built, or register one under artifacts.profile"
+        )
+    ref = ref if isinstance(ref, ArtifactRef) else ArtifactRef.from_dict(ref)
+    try:
+        return Profile.from_json(read_verified(ref), source=ref.uri)
+    except (ArtifactNotFoundError, ArtifactIntegrityError, ProfileFormatError) as e:
+        raise MonitoringError(f"{model} v{version.version}: {e}") from None
+
+
+def _performance(
+    ctx: Context,
+    model: str,
+    schema: Mapping[str, Any],
+    baseline: Mapping[str, Any],
+    mc: ModelConfig,
+    data: captures.WindowData,
+    window: Window,
+    now: datetime,
+) -> performance.PerformanceResult | None:
+    label = (schema or {}).get("label")
+    if not label or not data.n_rows:
+        return None
+    until = min(max(now, window.end), window.end + LABEL_LOOKAHEAD)
+    labels = captures.read_labels(ctx.captures_bucket, model, window.start, until)
+    matched = [
+        (labels[rid], pred) for rid, pred in zip(data.request_ids, data.predictions, strict=True) if rid in labels
+    ]
+    task = "regression" if label.get("task") == "regression" else "classification"
+    return performance.evaluate(
+        task,
+        list(label.get("classes") or []),
+        [m[0] for m in matched],
+        [m[1] for m in matched],
+        baseline,
+        min_labels=mc.drift.min_labels,
+        tolerance=mc.drift.performance_tolerance,
+        primary_metric=mc.gate.primary_metric,
+    )
+
+
+def _alarm_state(
+    model: str,
+    version: int,
+    window: Window,
+    result: Mapping[str, Any],
+    perf: performance.PerformanceResult | None,
+    prev: HistoryEntry | None,
+    mc: ModelConfig,
+) -> HistoryEntry:
+    ok = result["status"] == "ok"
+    perf_degraded = bool(perf and perf.status == "ok" and perf.degraded)
+    reasons = []
+    if ok and result["dataset_drifted"]:
+        reasons.append("data_drift")
+    if ok and result["prediction_drifted"]:
+        reasons.append("prediction_drift")
+    if perf_degraded:
+        reasons.append("performance")
+    drifted = bool(reasons)
+    before = prev.streak if prev else 0
+    # a window with too little data says nothing either way: it keeps the streak as it was
+    streak = (before + 1 if drifted else 0) if ok or perf_degraded else before
+    return HistoryEntry(
+        model=model,
+        window_start=window.start_iso,
+        window_end=window.end_iso,
+        version=version,
+        status=result["status"],
+        share_drifted=result["share_drifted"] if ok else None,
+        dataset_drifted=bool(ok and result["dataset_drifted"]),
+        prediction_drifted=result["prediction_drifted"],
+        performance_degraded=perf_degraded,
+        performance_status=perf.status if perf else "no_labels",
+        drifted=drifted,
+        streak=streak,
+        alarm=drifted and streak >= mc.drift.persistence_windows,
+        drifted_columns=list(result["drifted_columns"]),
+        n_current=int(result["n_current"]),
+        reasons=reasons,
+    )
+
+
+def _capture_notes(data: captures.WindowData) -> list[str]:
+    notes = []
+    if data.truncated:
+        notes.append(f"reading stopped at {data.n_rows:,} captures; the window holds more")
+    if data.n_bad_lines:
+        notes.append(f"{data.n_bad_lines} capture lines were not JSON objects and were skipped")
+    if data.n_other:
+        notes.append(f"{data.n_other} captures of other roles or versions (shadow, challenger) were not checked")
+    return notes
+
+
+def _subject(model: str, version: int, e: HistoryEntry) -> str:
+    what = {"data_drift": "data drift", "prediction_drift": "prediction drift", "performance": "performance drop"}
+    return f"Driftline: {' + '.join(what[r] for r in e.reasons)} on {model} v{version}"
+
+
+def _message(model: str, version: int, window: Window, doc: Mapping[str, Any], e: HistoryEntry, report_uri: str) -> str:
+    lines = [
+        f"{model} v{version}, window {window.start_iso} to {window.end_iso} ({doc['n_current']:,} requests).",
+        f"Drifted {e.streak} window(s) in a row: {', '.join(e.reasons)}.",
+    ]
+    if doc["status"] == "ok":
+        lines.append(
+            f"{doc['n_drifted']} of {doc['n_columns_tested']} feature columns drifted "
+            f"({doc['share_drifted']:.0%}): {', '.join(doc['drifted_columns']) or 'none'}."
+        )
+        if doc["prediction_drifted"]:
+            lines.append("The distribution of the model's predictions shifted.")
+    perf = doc.get("performance") or {}
+    if perf.get("degraded"):
+        lines.append(f"Prediction quality dropped: {perf.get('message')}.")
+    lines.append(f"Report: {report_uri}")
+    return "\n".join(lines)

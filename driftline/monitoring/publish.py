@@ -1,0 +1,114 @@
+"""Where a check's outcome goes: the reports bucket, CloudWatch metrics, the alerts topic and the
+event bus. Each function is one AWS call site, so the check itself stays testable and readable."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from driftline import aws
+
+EVENT_SOURCE = "driftline.monitoring"
+EVENT_DETAIL_TYPE = "DriftDetected"
+METRICS_NAMESPACE = "Driftline"
+_METRICS_PER_CALL = 20
+
+
+def report_prefix(model: str, window_end: str) -> str:
+    return f"drift/{model}/{window_end}/"
+
+
+def write_report(bucket: str, model: str, window_end: str, result: Mapping[str, Any], html: str) -> tuple[str, str]:
+    """``result.json`` and ``report.html`` under ``drift/<model>/<window_end>/``; returns their URIs."""
+    s3 = aws.client("s3")
+    prefix = report_prefix(model, window_end)
+    s3.put_object(
+        Bucket=bucket,
+        Key=prefix + "result.json",
+        ContentType="application/json",
+        Body=json.dumps(result, indent=1, allow_nan=False).encode(),
+    )
+    s3.put_object(
+        Bucket=bucket, Key=prefix + "report.html", ContentType="text/html; charset=utf-8", Body=html.encode("utf-8")
+    )
+    return f"s3://{bucket}/{prefix}result.json", f"s3://{bucket}/{prefix}report.html"
+
+
+def metric_data(
+    model: str, version: int | None, result: Mapping[str, Any], performance: Mapping[str, Any] | None, when: datetime
+) -> list[dict[str, Any]]:
+    """Share drifted, the verdicts, window size, per-column scores and performance metrics."""
+    dims = [{"Name": "Model", "Value": model}]
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, unit: str = "None", extra: Sequence[dict[str, str]] = ()) -> None:
+        if value is None or not math.isfinite(float(value)):
+            return
+        out.append(
+            {"MetricName": name, "Dimensions": [*dims, *extra], "Value": float(value), "Unit": unit, "Timestamp": when}
+        )
+
+    add("WindowRows", result.get("n_current"), "Count")
+    if result.get("status") == "ok":
+        add("ShareDrifted", result.get("share_drifted"))
+        add("DatasetDrift", 1.0 if result.get("dataset_drifted") else 0.0)
+        if result.get("prediction_drifted") is not None:
+            add("PredictionDrift", 1.0 if result["prediction_drifted"] else 0.0)
+        for column, c in result.get("columns", {}).items():
+            if c.get("status") != "ok":
+                continue
+            score = c["p_value"] if c.get("p_value") is not None else c.get("statistic")
+            col = [{"Name": "Column", "Value": column}]
+            add("DriftScore", score, extra=col)
+            add("ColumnDrift", 1.0 if c.get("drifted") else 0.0, extra=col)
+    if performance and performance.get("status") in ("ok", "no_baseline"):
+        for name, m in performance.get("metrics", {}).items():
+            add(f"Performance_{name}", m.get("current"))
+        add("PerformanceDegraded", 1.0 if performance.get("degraded") else 0.0)
+        add("LabeledPredictions", performance.get("n_labels"), "Count")
+    if version is not None:
+        add("MonitoredVersion", float(version))
+    return out
+
+
+def put_metrics(namespace: str, data: Sequence[dict[str, Any]]) -> int:
+    cw = aws.client("cloudwatch")
+    for i in range(0, len(data), _METRICS_PER_CALL):
+        cw.put_metric_data(Namespace=namespace, MetricData=list(data[i : i + _METRICS_PER_CALL]))
+    return len(data)
+
+
+def alert(topic_arn: str, subject: str, message: str, model: str) -> str:
+    resp = aws.client("sns").publish(
+        TopicArn=topic_arn,
+        Subject=subject[:100],
+        Message=message,
+        MessageAttributes={
+            "model": {"DataType": "String", "StringValue": model},
+            "event": {"DataType": "String", "StringValue": EVENT_DETAIL_TYPE},
+        },
+    )
+    return str(resp.get("MessageId", ""))
+
+
+def drift_event(bus: str, detail: Mapping[str, Any]) -> str:
+    resp = aws.client("events").put_events(
+        Entries=[
+            {
+                "Source": EVENT_SOURCE,
+                "DetailType": EVENT_DETAIL_TYPE,
+                "Detail": json.dumps(detail),
+                "EventBusName": bus,
+                "Time": datetime.now(UTC),
+            }
+        ]
+    )
+    if resp.get("FailedEntryCount"):
+        entry = resp["Entries"][0]
+        raise RuntimeError(
+            f"EventBridge refused the DriftDetected event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
+        )
+    return str(resp["Entries"][0].get("EventId", ""))
