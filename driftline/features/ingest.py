@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -34,11 +35,10 @@ import pyarrow.compute as pc
 from driftline import aws
 from driftline.features.curated import (
     INCOMING_PREFIX,
-    curated_key,
+    curated_files,
     curated_root,
     parquet_bytes,
     quarantine_prefix,
-    split_by_day,
 )
 from driftline.features.online import OnlineRow, OnlineStore, entity_key
 from driftline.features.readers import UnreadableFileError, check_size, read_bytes, suffix_format
@@ -304,10 +304,17 @@ class Ingestor:
                                      "source-sha256": result.content_sha256 or ""})
 
     def _write_curated(self, fs: FeatureSet, accepted: pa.Table, result: IngestResult) -> None:
-        for day, part in split_by_day(accepted, fs.timestamp):
-            key = curated_key(fs.name, day, result.upload_id or "")
-            self._put(key, parquet_bytes(part), "application/vnd.apache.parquet", result)
-            result.curated_keys.append(key)
+        files = curated_files(accepted, fs.name, fs.timestamp, result.upload_id or "")
+
+        def put(kb: tuple[str, bytes]) -> None:
+            self._put(kb[0], kb[1], "application/vnd.apache.parquet", result)
+
+        if len(files) > 1:
+            with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
+                list(pool.map(put, files))
+        elif files:
+            put(files[0])
+        result.curated_keys.extend(k for k, _ in files)
 
     def _report(self, fs: FeatureSet, result: IngestResult, report: dict[str, Any]) -> None:
         prefix = quarantine_prefix(fs.name, result.upload_id or "")

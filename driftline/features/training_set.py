@@ -93,7 +93,8 @@ def _entity_codes(left: pa.Table, right: pa.Table, entity: Sequence[str]) -> tup
 
 
 def _dense_rank(values: np.ndarray) -> tuple[np.ndarray, int]:
-    order = np.argsort(values, kind="stable")
+    """0-based rank of each value among the distinct values (equal values share a rank)."""
+    order = np.argsort(values)  # ties get the same rank whatever their order: no stable sort needed
     sorted_vals = values[order]
     new = np.empty(len(values), dtype=bool)
     if len(values):
@@ -116,13 +117,19 @@ def asof_indices(label_codes: np.ndarray, label_ts: np.ndarray, feat_codes: np.n
     if n_l == 0 or len(feat_codes) == 0:
         return np.full(n_l, -1, dtype=np.int64)
     null_ts = np.iinfo(np.int64).min
-    ranks, n_ranks = _dense_rank(np.concatenate([label_ts, feat_ts]))
-    l_rank, f_rank = ranks[:n_l], ranks[n_l:]
-    width = n_ranks + 1
-    f_key = feat_codes * width + f_rank
-    f_order = np.argsort(f_key, kind="stable")  # stable: among duplicates the last input row sorts last
+    n_f = len(feat_ts)
+    # Position of each feature row in time order (stable: equal times keep input order). A label
+    # "ranks" as the count of feature rows at or before it, minus one, so comparing positions
+    # compares times, and among equal times the last input row is the one found.
+    by_time = np.argsort(feat_ts, kind="stable")
+    f_pos = np.empty(n_f, dtype=np.int64)
+    f_pos[by_time] = np.arange(n_f, dtype=np.int64)
+    l_pos = np.searchsorted(feat_ts[by_time], label_ts, side="right") - 1
+    width = n_f + 1
+    f_key = feat_codes * width + f_pos  # unique keys: any sort order is the same order
+    f_order = np.argsort(f_key)
     f_sorted = f_key[f_order]
-    l_key = label_codes * width + l_rank
+    l_key = label_codes * width + l_pos
     pos = np.searchsorted(f_sorted, l_key, side="right") - 1
     found = pos >= 0
     cand = f_order[np.where(found, pos, 0)]
