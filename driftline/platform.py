@@ -21,6 +21,8 @@ LAMBDA_ARCHITECTURE = "x86_64"
 WHEEL_PLATFORM = "manylinux_2_28_x86_64"
 
 WORKFLOWS_DIR = Path(__file__).parent / "workflows"
+API_STAGE = "live"
+"""The API Gateway stage (the first path segment of the deployed URL); the local gateway uses it too."""
 
 Package = Literal["base", "data", "serving", "drift", "image"]
 """How a function is packaged: a zip with one of the named dependency layers, or the container image."""

@@ -12,7 +12,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from driftline.platform import Platform
+from driftline.platform import API_STAGE, Platform
 
 NAMESPACE = "Driftline"
 FIVE_MIN = Duration.minutes(5)
@@ -36,7 +36,7 @@ class Observability(Construct):
         super().__init__(scope, cid)
         stack = Stack.of(self)
         action = cw_actions.SnsAction(alerts)
-        api = {"ApiName": platform.name("api"), "Stage": "live"}
+        api = {"ApiName": platform.name("api"), "Stage": API_STAGE}
 
         def api_metric(name: str, stat: str) -> cw.Metric:
             return cw.Metric(

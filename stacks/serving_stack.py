@@ -12,6 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from driftline.platform import API_STAGE
 from stacks.constructs import RETENTION, removal_policy
 from stacks.functions import make_function
 from stacks.resources import SharedResources
@@ -98,7 +99,7 @@ class ServingStack(Stack):
             min_compression_size=None,
             default_cors_preflight_options=cors,
             deploy_options=apigw.StageOptions(
-                stage_name="live",
+                stage_name=API_STAGE,
                 throttling_rate_limit=cfg.throttle_rate,
                 throttling_burst_limit=cfg.throttle_burst,
                 tracing_enabled=True,
@@ -155,7 +156,9 @@ class ServingStack(Stack):
                 iam.PolicyStatement(
                     actions=["execute-api:Invoke"],
                     resources=[
-                        self.api.arn_for_execute_api(method=r.method, path=r.path.replace("{model}", "*"), stage="live")
+                        self.api.arn_for_execute_api(
+                            method=r.method, path=r.path.replace("{model}", "*"), stage=API_STAGE
+                        )
                         for r in platform.routes
                         if r.authorized
                     ],

@@ -35,10 +35,9 @@ from driftline.local.moto_hooks import (
 )
 from driftline.local.provision import LOCAL_ACCOUNT, ProvisionedNames, dead_letter_queue, provision_platform
 from driftline.local.schedules import ScheduleError, Scheduler, parse_schedule
-from driftline.platform import Platform
+from driftline.platform import API_STAGE, Platform
 
 INTERNAL_HEADER = "x-driftline-internal"
-API_STAGE = "v1"
 """The stage name of the deployed REST API (stacks/serving_stack.py); it appears in requestContext."""
 
 
