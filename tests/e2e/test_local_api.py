@@ -27,7 +27,7 @@ def test_route_becomes_a_rest_proxy_event(local_platform: LocalPlatformHandle) -
     assert event["headers"]["X-Trace"] == "t1" and event["multiValueHeaders"]["X-Trace"] == ["t1"]
     assert event["pathParameters"] is None and event["body"] is None and event["isBase64Encoded"] is False
     ctx = event["requestContext"]
-    assert ctx["stage"] == "v1" and ctx["resourcePath"] == "/health" and ctx["path"] == "/v1/health"
+    assert ctx["stage"] == "live" and ctx["resourcePath"] == "/health" and ctx["path"] == "/live/health"
     assert ctx["requestId"] == r.headers["x-amzn-RequestId"] and ctx["identity"]["sourceIp"] == "127.0.0.1"
 
 
