@@ -18,7 +18,7 @@ NAMESPACE = "Driftline"
 FIVE_MIN = Duration.minutes(5)
 # Driftline's own metric names (EMF via Powertools; dimensions include service, model, version).
 SERVING_METRICS = ("Requests", "LatencyMs", "Rows", "Errors", "CaptureFailures")
-DRIFT_METRICS = ("ShareDrifted", "DriftScore", "PerformanceMetric")
+DRIFT_METRICS = ("ShareDrifted", "DriftScore", "ColumnDrift", "Performance_<metric>", "MonitoredVersion")
 INGEST_METRICS = ("RowsAccepted", "RowsRejected", "FilesQuarantined")
 
 
@@ -118,7 +118,7 @@ class Observability(Construct):
                     metric_name="ShareDrifted",
                     statistic="Maximum",
                     period=Duration.hours(1),
-                    dimensions_map={"service": "driftline-drift", "model": m.name},
+                    dimensions_map={"Model": m.name},
                 ),
                 m.drift.share_threshold,
                 f"Data drift on {m.name}: share of drifted columns at or above {m.drift.share_threshold}",
@@ -203,9 +203,19 @@ class Observability(Construct):
                 title="Per-column drift scores", width=8, left=[_search("DriftScore", "Maximum", "", Duration.hours(1))]
             ),
             cw.GraphWidget(
-                title="Model performance (labeled windows)",
+                title="Model performance on labeled windows (primary metric)",
                 width=8,
-                left=[_search("PerformanceMetric", "Average", "", Duration.hours(1))],
+                left=[
+                    cw.Metric(
+                        namespace=NAMESPACE,
+                        metric_name=f"Performance_{m.gate.primary_metric}",
+                        dimensions_map={"Model": m.name},
+                        statistic="Average",
+                        period=Duration.hours(1),
+                        label=f"{m.name} {m.gate.primary_metric}",
+                    )
+                    for m in platform.config.models
+                ],
             ),
         )
         d.add_widgets(

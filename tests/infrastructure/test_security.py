@@ -137,6 +137,7 @@ def test_dashboard_and_alarms_cover_serving_drift_workflow_ingest_and_dlqs(synth
         "Requests",
         "CaptureFailures",
         "ShareDrifted",
+        "Performance_roc_auc",
         "DriftScore",
         "ExecutionsFailed",
         "RowsAccepted",
