@@ -217,17 +217,22 @@ def _wait_for_record(platform: Any, feature_set: str, source: str, version: str 
 
 def _print_records(records: list[dict[str, Any]]) -> None:
     table = Table()
-    for col in ("when", "feature set", "file", "status", "accepted", "rejected", "report / reason"):
-        table.add_column(col, overflow="fold")
+    table.add_column("when (UTC)", no_wrap=True)
+    table.add_column("file", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("accepted / total", justify="right", no_wrap=True)
+    table.add_column("report / reason", overflow="fold")
     for r in records:
         style = STATUS_STYLE.get(str(r.get("status")), "white")
         source = str(r.get("source", ""))
-        rejected = r.get("rows_rejected")
-        table.add_row(str(r.get("event_time") or r.get("recorded_at") or "")[:19],
-                      str(r.get("feature_set", "")), source.split("/incoming/", 1)[-1],
-                      f"[{style}]{r.get('status')}[/]", str(r.get("rows_accepted", "")),
-                      "" if rejected is None else str(rejected),
-                      str(r.get("report_uri") or r.get("reason") or ""))
+        name = source.split("/incoming/", 1)[-1]
+        total = r.get("rows_total")
+        counts = f"{r.get('rows_accepted', 0)} / {total}" if total is not None else "-"
+        report = str(r.get("report_uri") or "")
+        if report.startswith("s3://"):
+            report = report.split("/", 3)[-1]  # the key; the bucket is the features bucket
+        table.add_row(str(r.get("event_time") or r.get("recorded_at") or "")[:16].replace("T", " "), name,
+                      f"[{style}]{r.get('status')}[/]", counts, report or str(r.get("reason") or ""))
     console.print(table)
 
 
