@@ -146,14 +146,22 @@ def check_drift(
     None keeps Evidently's choice, which looks at the reference size only.
     """
     verify_metadata(profile, expected_metadata)
-    summary, values = summarize_with_values(profile, current)
+    opts = _Options(min_rows, share_threshold, distance_above)
+    exact: dict[str, float] = {}
+
+    def wasserstein_now(name: str, values: np.ndarray, s: NumericSummary) -> None:
+        """Exact Wasserstein while the column's sorted values are at hand (they are dropped next)."""
+        p = profile.columns[name]
+        assert isinstance(p, NumericProfile)
+        if s.n and _numeric_method(p, s, opts.selection_n(p.n, s.n)) == "wasserstein":
+            exact[name] = st.wasserstein_exact(p.values, p.counts, values, s.lt)
+
+    summary = summarize_with_values(profile, current, wasserstein_now)
 
     def exact_w(name: str) -> float:
-        p, s = profile.columns[name], summary.columns[name]
-        assert isinstance(p, NumericProfile) and isinstance(s, NumericSummary)
-        return st.wasserstein_exact(p.values, p.counts, values[name], s.lt)
+        return exact[name]
 
-    result = _evaluate(profile, summary, exact_w, _Options(min_rows, share_threshold, distance_above))
+    result = _evaluate(profile, summary, exact_w, opts)
     if any(isinstance(c, NumericProfile) and not c.exact for c in profile.columns.values()):
         result.notes.append(_sampled_note(profile))
     return result
@@ -331,9 +339,7 @@ def _numeric(
     exact_w: Callable[[str], float] | None,
     selection_n: int,
 ) -> _KsPending | None:
-    n_new = len(s.new_values) + (1 if s.new_overflow else 0)
-    n_distinct = p.n_distinct + n_new if p.n_distinct <= FEW_VALUES else p.n_distinct
-    method = p.method if p.method != "auto" else select_method("numerical", selection_n, n_distinct)
+    method = _numeric_method(p, s, selection_n)
     if method == "ks":
         d = st.ks_statistic(np.cumsum(p.counts), p.sample_n, s.lt, s.le, s.n)
         res.method = method
@@ -349,6 +355,14 @@ def _numeric(
     ref, cur, keys = _numeric_shares(p, s)
     _discrete(res, method, threshold=p.threshold, ref=ref, cur=cur, keys=keys, sort_keys=lambda k: k)
     return None
+
+
+def _numeric_method(p: NumericProfile, s: NumericSummary, selection_n: int) -> str:
+    if p.method != "auto":
+        return p.method
+    n_new = len(s.new_values) + (1 if s.new_overflow else 0)
+    n_distinct = p.n_distinct + n_new if p.n_distinct <= FEW_VALUES else p.n_distinct
+    return select_method("numerical", selection_n, n_distinct)
 
 
 def _numeric_shares(p: NumericProfile, s: NumericSummary) -> tuple[np.ndarray, np.ndarray, list[Any]]:

@@ -13,7 +13,7 @@ a sum, a min or a max. What each test can take from a summary:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,28 +204,36 @@ def _unnum(x: Any, default: float) -> float:
 # ---------------------------------------------------------------- building summaries
 def summarize(profile: Profile, data: Any) -> Summary:
     """Summarize one shard of current data against ``profile`` (see :meth:`Summary.merge`)."""
-    return summarize_with_values(profile, data)[0]
+    return summarize_with_values(profile, data)
 
 
-def summarize_with_values(profile: Profile, data: Any) -> tuple[Summary, dict[str, np.ndarray]]:
-    """Like :func:`summarize`, also returning each numeric column's sorted finite current values."""
+def summarize_with_values(
+    profile: Profile,
+    data: Any,
+    on_values: Callable[[str, np.ndarray, NumericSummary], None] | None = None,
+) -> Summary:
+    """Like :func:`summarize`; ``on_values(name, sorted_finite_values, column_summary)`` sees each
+    numeric column's sorted current values before they are dropped (one column in memory at a time)."""
     cols = extract(data, profile.numerical, profile.categorical)
     columns: dict[str, ColumnSummary] = {}
-    sorted_values: dict[str, np.ndarray] = {}
-    for name, raw in cols.numeric.items():
+    for name in list(cols.numeric):
+        raw = cols.numeric.pop(name)
         p = profile.columns[name]
         assert isinstance(p, NumericProfile)
         srt = np.sort(raw)
         start = int(np.searchsorted(srt, -np.inf, side="right"))
         stop = int(np.searchsorted(srt, np.inf, side="left"))
         vals = srt[start:stop]
-        sorted_values[name] = vals
-        columns[name] = numeric_summary(p, vals, int(raw.size - vals.size))
+        col = numeric_summary(p, vals, int(raw.size - vals.size))
+        columns[name] = col
+        if on_values is not None:
+            on_values(name, vals, col)
+        del raw, srt, vals
     for name, cc in cols.categorical.items():
         columns[name] = CategoricalSummary(
             n=cc.n, n_missing=cc.n_missing, counts=dict(zip(cc.keys, cc.counts.tolist(), strict=True))
         )
-    return Summary(profile.id, cols.n_rows, columns, dict(cols.problems)), sorted_values
+    return Summary(profile.id, cols.n_rows, columns, dict(cols.problems))
 
 
 def numeric_summary(p: NumericProfile, vals: np.ndarray, n_missing: int) -> NumericSummary:
