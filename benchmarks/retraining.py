@@ -16,6 +16,7 @@ governance cost in wall time; most of it is the configured canary bake.
 from __future__ import annotations
 
 import argparse
+import re
 import socket
 import sys
 import tempfile
@@ -123,7 +124,7 @@ def main() -> None:
         "quick": args.quick,
     }
     for state, secs in v2.items():
-        results[f"state_{state}_s"] = secs
+        results[f"state_{re.sub(r'[^A-Za-z0-9]', '', state)}_s"] = secs
     print_table([
         {"path": "retrain → new version serving", "driftline_s": driftline_retrain,
          "hand_rolled_script_s": base["total_s"], "ratio": results["ratio_vs_script"]},
