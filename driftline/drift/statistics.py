@@ -7,6 +7,7 @@ Each function mirrors the formula scipy (and Evidently on top of it) uses, so re
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -26,6 +27,14 @@ def ks_statistic(cum_ref: np.ndarray, n_sample: int, lt: np.ndarray, le: np.ndar
     if lt.size > 1:
         d = max(d, float(np.max(np.abs(r[:-1] - lt[1:] / m))))
     return d
+
+
+@lru_cache(maxsize=4)
+def _ecdf_steps(m: int) -> np.ndarray:
+    """(1..m)/m, shared by the columns of a window (they usually have the same size)."""
+    steps = np.arange(1, m + 1, dtype=np.float64) / m
+    steps.flags.writeable = False
+    return steps
 
 
 def wasserstein_exact(
@@ -53,9 +62,10 @@ def wasserstein_exact(
     gap -= cur_sorted
     gap[-1] = 0.0 if not np.isfinite(gap[-1]) else gap[-1]  # nothing follows the last value
     diff = np.repeat(f_ref, run)
-    diff -= np.arange(1, m + 1, dtype=np.float64) / m
+    diff -= _ecdf_steps(m)
     np.abs(diff, out=diff)
-    w = float(np.sum(diff * gap))  # not np.dot: BLAS threads stall on a busy machine
+    diff *= gap
+    w = float(np.sum(diff))  # not np.dot: BLAS threads stall on a busy machine
     # gaps that start at a reference value end at the next reference value or current value
     first_cur = cur_sorted[np.minimum(lt, m - 1)]
     first_cur[lt >= m] = np.inf
