@@ -24,7 +24,8 @@ from driftline.retraining.demo.story import DRIFTED, DemoSettings, Story
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "credit-default"
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("demo_story")]
+"""One worker runs the whole module, in order: the failure paths reuse the story's platform."""
 
 
 def free_port() -> int:

@@ -2,8 +2,10 @@
 in-process (every Lambda invocation is routed to ``run_step`` or a stand-in trainer).
 
 Covers: first model (direct), gate failure (champion unchanged), manual approval (rejected, and an
-unauthorized principal changing nothing), canary breach → automatic rollback with an SNS alert,
-canary success → promotion, and a burst of 10 identical triggers giving exactly one run.
+unauthorized principal changing nothing; approved; timed out), canary breach → automatic rollback
+with an SNS alert, canary success → promotion, training and request failures, and a burst of 10
+identical triggers giving exactly one run. One moto world serves the module; each test uses its own
+model name.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,11 +34,11 @@ from driftline.retraining.steps import StepContext, run_step
 from driftline.retraining.triggers import RetrainTrigger
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
-MODEL = "credit-default"
+FEATURE_SETS = Path(__file__).resolve().parents[2] / "examples" / "feature_sets"
 
 
-def _config(**model: Any) -> PlatformConfig:
-    base: dict[str, Any] = {"name": MODEL, "feature_set": "credit_default",
+def _config(name: str, **model: Any) -> PlatformConfig:
+    base: dict[str, Any] = {"name": name, "feature_set": "credit_default",
                             "gate": {"min_metrics": {"roc_auc": 0.65}, "max_regression": 0.02},
                             "deploy": {"mode": "canary", "canary_percent": 50, "bake_seconds": 1}}
     base.update(model)
@@ -45,9 +48,11 @@ def _config(**model: Any) -> PlatformConfig:
 class Harness:
     """State machine + two stand-in Lambdas whose invocations run in this process."""
 
-    def __init__(self, env: dict[str, str], config: PlatformConfig, credit_fs: Any) -> None:
+    def __init__(self, env: dict[str, str], config: PlatformConfig, credit_fs: Any, sm_arn: str) -> None:
         self.env = env
         self.config = config
+        self.model = config.models[0].name
+        self.sm_arn = sm_arn
         self.schema = credit_fs.input_schema()
         self.platform = build_platform(config)
         self.registry = Registry(env["REGISTRY_TABLE"])
@@ -63,15 +68,15 @@ class Harness:
     # ---- stand-in trainer: registers a candidate and reports the champion's metrics on the same holdout
     def train(self, event: dict[str, Any]) -> dict[str, Any]:
         req = event["request"]
-        version = self.registry.next_version(MODEL)
-        self.registry.register(MODEL, version=version, metrics=self.train_metrics, input_schema=self.schema,
+        version = self.registry.next_version(self.model)
+        self.registry.register(self.model, version=version, metrics=self.train_metrics, input_schema=self.schema,
                                feature_set="credit_default", trigger=req["trigger"], reason=req["reason"])
         champion = req.get("champion_version")
-        out: dict[str, Any] = {"model": MODEL, "version": version, "status": "candidate",
+        out: dict[str, Any] = {"model": self.model, "version": version, "status": "candidate",
                                "metrics": self.train_metrics, "champion": None}
         if champion is not None:
             out["champion"] = {"version": champion,
-                               "metrics": self.registry.get_version(MODEL, champion).metrics}
+                               "metrics": self.registry.get_version(self.model, champion).metrics}
         return out
 
     def invoke(self, fn: Any, event: Any = None) -> tuple[str, bool, str]:
@@ -91,32 +96,8 @@ class Harness:
             return json.dumps({"errorType": type(e).__name__, "errorMessage": str(e)}), True, ""
         return json.dumps(out), False, ""
 
-    def provision(self) -> str:
-        lam = aws_mod.client("lambda")
-        role = f"arn:aws:iam::{ACCOUNT}:role/{self.platform.prefix}-local-role"
-        arns = {"topic:alerts": self.env["ALERTS_TOPIC_ARN"],
-                "topic:approvals": self.env["APPROVALS_TOPIC_ARN"]}
-        import io
-        import zipfile
-
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as zf:
-            zf.writestr("x.py", "")
-        for logical in ("train", "workflow"):
-            arns[f"function:{logical}"] = lam.create_function(
-                FunctionName=self.platform.name(logical), Runtime="python3.12", Role=role,
-                Handler="x.handler", Code={"ZipFile": buf.getvalue()})["FunctionArn"]
-        wf = self.platform.workflows[0]
-        text = self.platform.workflow_definition(wf)
-        for placeholder, (kind, logical) in wf.substitutions.items():
-            text = text.replace("${" + placeholder + "}", arns[f"{kind}:{logical}"])
-        assert "${" not in text
-        self.sm_arn = str(self.sfn.create_state_machine(name=self.platform.name("retrain"), definition=text,
-                                                        roleArn=role)["stateMachineArn"])
-        return self.sm_arn
-
     def start(self, name: str, **input_: Any) -> str:
-        body = {"model": MODEL, "trigger": "manual", "reason": "test", "requested_by": "tester", **input_}
+        body = {"model": self.model, "trigger": "manual", "reason": "test", "requested_by": "tester", **input_}
         return str(self.sfn.start_execution(stateMachineArn=self.sm_arn, name=name,
                                             input=json.dumps(body))["executionArn"])
 
@@ -131,16 +112,19 @@ class Harness:
         raise AssertionError(f"execution {arn} still running after {timeout} s; steps so far: {self.calls}")
 
     def seed_champion(self, roc_auc: float = 0.78) -> int:
-        v = self.registry.next_version(MODEL)
-        self.registry.register(MODEL, version=v, metrics={"roc_auc": roc_auc}, input_schema=self.schema,
+        v = self.registry.next_version(self.model)
+        self.registry.register(self.model, version=v, metrics={"roc_auc": roc_auc}, input_schema=self.schema,
                                feature_set="credit_default")
-        self.registry.approve(MODEL, v, "tester", "seed")
-        self.registry.promote(MODEL, v, "tester", "seed")
+        self.registry.approve(self.model, v, "tester", "seed")
+        self.registry.promote(self.model, v, "tester", "seed")
         return v
+
+    def captures(self, champion: int, challenger: int, n: int, challenger_broken: float) -> None:
+        write_captures(self.env["CAPTURES_BUCKET"], self.model, champion, challenger, n, challenger_broken)
 
     def alerts_queue(self) -> str:
         sqs, sns = aws_mod.client("sqs"), aws_mod.client("sns")
-        url = sqs.create_queue(QueueName="alerts-probe")["QueueUrl"]
+        url = sqs.create_queue(QueueName=f"alerts-probe-{self.model}")["QueueUrl"]
         qarn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         for topic in (self.env["ALERTS_TOPIC_ARN"], self.env["APPROVALS_TOPIC_ARN"]):
             sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn)
@@ -151,26 +135,74 @@ class Harness:
         return [json.loads(m["Body"]).get("Subject", "") for m in msgs]
 
 
-@pytest.fixture
-def harness(request: pytest.FixtureRequest, aws: dict[str, str], credit_fs: Any,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+@pytest.fixture(scope="module")
+def moto_env(platform_def: Any) -> Iterator[dict[str, Any]]:
+    """One moto world for the module (provisioning once saves seconds per test); tests isolate
+    themselves by model name. Lambda invocations go to whichever harness is current."""
+    from moto import mock_aws
     from moto.awslambda.models import LambdaFunction
-    from moto.core.config import default_user_config
 
-    monkeypatch.setitem(default_user_config["stepfunctions"], "execute_state_machine", True)
+    from driftline.local.provision import provision_data
+
+    world: dict[str, Any] = {"current": None}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("AWS_ENDPOINT_URL", raising=False)
+        aws_mod.reset_clients()
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+            env = provision_data(platform_def, aws_mod.client, REGION).env(platform_def)
+            env["FEATURE_SETS_DIR"] = str(FEATURE_SETS)
+            for k, v in env.items():
+                mp.setenv(k, v)
+            mp.setattr(LambdaFunction, "_invoke_lambda",
+                       lambda fn, event=None: world["current"].invoke(fn, event))
+            world["env"] = env
+            world["sm_arn"] = provision_workflow(platform_def, env)
+            yield world
+        aws_mod.reset_clients()
+
+
+def provision_workflow(platform: Any, env: dict[str, str]) -> str:
+    """The two functions and the state machine, with the ASL's placeholders substituted as CDK does."""
+    import io
+    import zipfile
+
+    lam = aws_mod.client("lambda")
+    role = f"arn:aws:iam::{ACCOUNT}:role/{platform.prefix}-local-role"
+    arns = {"topic:alerts": env["ALERTS_TOPIC_ARN"], "topic:approvals": env["APPROVALS_TOPIC_ARN"]}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("x.py", "")
+    for logical in ("train", "workflow"):
+        arns[f"function:{logical}"] = lam.create_function(
+            FunctionName=platform.name(logical), Runtime="python3.12", Role=role,
+            Handler="x.handler", Code={"ZipFile": buf.getvalue()})["FunctionArn"]
+    wf = platform.workflows[0]
+    text = platform.workflow_definition(wf)
+    for placeholder, (kind, logical) in wf.substitutions.items():
+        text = text.replace("${" + placeholder + "}", arns[f"{kind}:{logical}"])
+    assert "${" not in text
+    return str(aws_mod.client("stepfunctions").create_state_machine(
+        name=platform.name("retrain"), definition=text, roleArn=role)["stateMachineArn"])
+
+
+@pytest.fixture
+def harness(request: pytest.FixtureRequest, moto_env: dict[str, Any], credit_fs: Any) -> Iterator[Harness]:
     params = dict(getattr(request, "param", {}))
     timeout = params.pop("approval_timeout_seconds", None)
-    cfg = _config(**params)
+    base = request.node.originalname.removeprefix("test_").replace("_", "-")
+    name = "m-" + base[:30].rstrip("-")
+    cfg = _config(name, **params)
     if timeout is not None:  # below the config's 60 s floor: model_copy skips validation, for this test only
         cfg = cfg.model_copy(update={"models": (cfg.models[0].model_copy(
             update={"approval_timeout_seconds": timeout}),)})
-    h = Harness(aws, cfg, credit_fs)
-    monkeypatch.setattr(LambdaFunction, "_invoke_lambda", lambda fn, event=None: h.invoke(fn, event))
-    h.provision()
+    h = Harness(moto_env["env"], cfg, credit_fs, moto_env["sm_arn"])
+    moto_env["current"] = h
     yield h
+    moto_env["current"] = None
 
 
-def write_captures(bucket: str, champion: int, challenger: int, n: int, challenger_broken: float) -> None:
+def write_captures(bucket: str, model: str, champion: int, challenger: int, n: int,
+                   challenger_broken: float) -> None:
     """n rows per side; a share of the challenger's predictions are invalid (errors)."""
     now = datetime.now(UTC)
     lines = []
@@ -178,10 +210,10 @@ def write_captures(bucket: str, champion: int, challenger: int, n: int, challeng
         for role, version in (("champion", champion), ("challenger", challenger)):
             broken = role == "challenger" and i < n * challenger_broken
             pred = {"label": 0, "probability": float("nan") if broken else 0.3}
-            lines.append(json.dumps({"request_id": f"r{i}:{role}", "model": MODEL, "version": version,
+            lines.append(json.dumps({"request_id": f"r{i}:{role}", "model": model, "version": version,
                                      "role": role, "ts": now.isoformat(), "latency_ms": 0.05,
                                      "features": {}, "prediction": pred}))
-    aws_mod.client("s3").put_object(Bucket=bucket, Key=f"captures/model={MODEL}/{now:%Y/%m/%d/%H}/batch-1",
+    aws_mod.client("s3").put_object(Bucket=bucket, Key=f"captures/model={model}/{now:%Y/%m/%d/%H}/batch-1",
                                     Body="\n".join(lines).encode())
 
 
@@ -193,9 +225,9 @@ def test_first_model_goes_direct_and_becomes_champion(harness: Harness) -> None:
     d = harness.wait(harness.start("first"))
     assert d["status"] == "SUCCEEDED", d
     assert harness.calls == ["validate", "train", "gate", "deploy", "promote"]
-    assert harness.registry.aliases(MODEL).champion == 1
-    assert harness.registry.get_version(MODEL, 1).status == "approved"
-    steps = harness.control.history(MODEL, kind="step")
+    assert harness.registry.aliases(harness.model).champion == 1
+    assert harness.registry.get_version(harness.model, 1).status == "approved"
+    steps = harness.control.history(harness.model, kind="step")
     assert {s["action"] for s in steps} == {"validate", "gate", "deploy", "promote"}
     assert all(s["execution_name"] == "first" for s in steps)
 
@@ -207,8 +239,8 @@ def test_gate_failure_leaves_champion(harness: Harness) -> None:
     d = harness.wait(harness.start("gate-fails"))
     assert d["status"] == "SUCCEEDED"  # ends as designed, in NotPromoted
     assert harness.calls == ["validate", "train", "gate"]
-    assert harness.registry.aliases(MODEL).champion == champ
-    v2 = harness.registry.get_version(MODEL, 2)
+    assert harness.registry.aliases(harness.model).champion == champ
+    v2 = harness.registry.get_version(harness.model, 2)
     assert v2.status == "rejected" and "worse than the champion v1" in v2.reason
     assert "Driftline: candidate not promoted" in harness.subjects(url)
 
@@ -218,38 +250,38 @@ def test_manual_approval_rejected(harness: Harness) -> None:
     champ = harness.seed_champion()
     arn = harness.start("manual-1")
     table = harness.control.table
-    harness.wait(arn, until=lambda: bool(pending_approvals(table, MODEL)))
-    (pending,) = pending_approvals(table, MODEL)
+    harness.wait(arn, until=lambda: bool(pending_approvals(table, harness.model)))
+    (pending,) = pending_approvals(table, harness.model)
     assert pending.version == 2 and pending.execution_arn == arn
     with pytest.raises(ApprovalNotAllowedError, match="mallory may not approve"):
-        resolve_approval(MODEL, 2, True, "mallory", "looks fine", config=harness.config)
+        resolve_approval(harness.model, 2, True, "mallory", "looks fine", config=harness.config)
     with pytest.raises(ApprovalNotWaitingError, match="no retraining run is waiting"):
-        resolve_approval(MODEL, 7, True, "alice", "looks fine", config=harness.config)
-    assert harness.registry.get_version(MODEL, 2).status == "candidate"  # nothing changed
-    out = resolve_approval(MODEL, 2, False, "alice", "holdout too small", config=harness.config)
+        resolve_approval(harness.model, 7, True, "alice", "looks fine", config=harness.config)
+    assert harness.registry.get_version(harness.model, 2).status == "candidate"  # nothing changed
+    out = resolve_approval(harness.model, 2, False, "alice", "holdout too small", config=harness.config)
     assert out["decision"] == "rejected"
     d = harness.wait(arn)
     assert d["status"] == "SUCCEEDED"
     assert "deploy" not in harness.calls
-    assert harness.registry.aliases(MODEL).champion == champ
-    v2 = harness.registry.get_version(MODEL, 2)
+    assert harness.registry.aliases(harness.model).champion == champ
+    v2 = harness.registry.get_version(harness.model, 2)
     assert v2.status == "rejected"
-    audit = [e for e in harness.registry.audit(MODEL) if e.action == "reject"]
+    audit = [e for e in harness.registry.audit(harness.model) if e.action == "reject"]
     assert audit[-1].who == "alice" and audit[-1].why == "holdout too small"
-    assert pending_approvals(table, MODEL) == []
+    assert pending_approvals(table, harness.model) == []
 
 
 @MANUAL
 def test_manual_approval_approved_deploys(harness: Harness) -> None:
     harness.seed_champion()
-    harness.after_step["deploy"] = lambda out: write_captures(harness.env["CAPTURES_BUCKET"], 1, 2, 40, 0.0)
+    harness.after_step["deploy"] = lambda out: harness.captures(1, 2, 40, 0.0)
     arn = harness.start("manual-2")
-    harness.wait(arn, until=lambda: bool(pending_approvals(harness.control.table, MODEL)))
-    resolve_approval(MODEL, 2, True, "alice", "reviewed", config=harness.config)
+    harness.wait(arn, until=lambda: bool(pending_approvals(harness.control.table, harness.model)))
+    resolve_approval(harness.model, 2, True, "alice", "reviewed", config=harness.config)
     d = harness.wait(arn)
     assert d["status"] == "SUCCEEDED", harness.calls
-    assert harness.registry.aliases(MODEL).champion == 2
-    approve = [e for e in harness.registry.audit(MODEL) if e.action == "approve"][-1]
+    assert harness.registry.aliases(harness.model).champion == 2
+    approve = [e for e in harness.registry.audit(harness.model) if e.action == "approve"][-1]
     assert (approve.who, approve.version) == ("alice", 2)
 
 
@@ -259,38 +291,36 @@ def test_approval_timeout_rejects(harness: Harness) -> None:
     d = harness.wait(harness.start("nobody-answers"))
     assert d["status"] == "SUCCEEDED"
     assert harness.calls[-2:] == ["request_approval", "reject_timeout"]
-    v2 = harness.registry.get_version(MODEL, 2)
+    v2 = harness.registry.get_version(harness.model, 2)
     assert v2.status == "rejected" and "no approval within 2 s" in v2.reason
-    assert harness.registry.aliases(MODEL).champion == champ
-    assert pending_approvals(harness.control.table, MODEL) == []
+    assert harness.registry.aliases(harness.model).champion == champ
+    assert pending_approvals(harness.control.table, harness.model) == []
 
 
 def test_canary_breach_rolls_back(harness: Harness) -> None:
     champ = harness.seed_champion()
     url = harness.alerts_queue()
-    harness.after_step["deploy"] = lambda out: write_captures(harness.env["CAPTURES_BUCKET"], champ,
-                                                              out["challenger_version"], 40, 0.25)
+    harness.after_step["deploy"] = lambda out: harness.captures(champ, out["challenger_version"], 40, 0.25)
     d = harness.wait(harness.start("canary-bad"))
     assert d["status"] == "FAILED" and d.get("error") == "CanaryRolledBack"
     assert harness.calls[-3:] == ["deploy", "evaluate_canary", "rollback"]
-    al = harness.registry.aliases(MODEL)
+    al = harness.registry.aliases(harness.model)
     assert al.champion == champ and al.challenger is None and al.traffic_mode == "none"
-    v2 = harness.registry.get_version(MODEL, 2)
+    v2 = harness.registry.get_version(harness.model, 2)
     assert v2.status == "rejected" and "error rate 25.00%" in v2.reason
-    actions = [e.action for e in harness.registry.audit(MODEL)]
+    actions = [e.action for e in harness.registry.audit(harness.model)]
     assert actions[-3:] == ["set_challenger", "clear_challenger", "record_failure"]
     assert "Driftline: canary rolled back" in harness.subjects(url)
 
 
 def test_canary_healthy_promotes(harness: Harness) -> None:
     champ = harness.seed_champion()
-    harness.after_step["deploy"] = lambda out: write_captures(harness.env["CAPTURES_BUCKET"], champ,
-                                                              out["challenger_version"], 40, 0.0)
+    harness.after_step["deploy"] = lambda out: harness.captures(champ, out["challenger_version"], 40, 0.0)
     d = harness.wait(harness.start("canary-good"))
     assert d["status"] == "SUCCEEDED", harness.calls
     out = json.loads(d["output"])
     assert out["canary"]["value"]["healthy"] is True
-    al = harness.registry.aliases(MODEL)
+    al = harness.registry.aliases(harness.model)
     assert al.champion == 2 and al.challenger is None
 
 
@@ -299,8 +329,8 @@ def test_train_failure_is_recorded_and_champion_unchanged(harness: Harness) -> N
     harness.train_metrics = {"accuracy": 0.9}  # the gate's primary metric is missing
     d = harness.wait(harness.start("no-auc"))
     assert d["status"] == "SUCCEEDED"
-    assert "missing or not a finite number" in harness.registry.get_version(MODEL, 2).reason
-    assert harness.registry.aliases(MODEL).champion == champ
+    assert "missing or not a finite number" in harness.registry.get_version(harness.model, 2).reason
+    assert harness.registry.aliases(harness.model).champion == champ
 
 
 def test_invalid_request_fails_cleanly(harness: Harness) -> None:
@@ -311,13 +341,14 @@ def test_invalid_request_fails_cleanly(harness: Harness) -> None:
 
 def test_burst_of_identical_triggers_gives_one_run(harness: Harness) -> None:
     harness.seed_champion()
-    harness.after_step["deploy"] = lambda out: write_captures(harness.env["CAPTURES_BUCKET"], 1, 2, 40, 0.0)
+    harness.after_step["deploy"] = lambda out: harness.captures(1, 2, 40, 0.0)
     trig = RetrainTrigger(harness.config, harness.control, harness.sm_arn, {"credit_default"})
     event = {"source": "driftline.monitoring", "detail-type": "DriftDetected", "id": "same",
-             "detail": {"model": MODEL, "version": 1, "share_drifted": 0.6}}
+             "detail": {"model": harness.model, "version": 1, "share_drifted": 0.6}}
     decisions = [trig.handle(dict(event, id=f"e{i}")).decisions[0] for i in range(10)]
     assert [d.decision for d in decisions].count("started") == 1
-    (execution,) = harness.sfn.list_executions(stateMachineArn=harness.sm_arn)["executions"]
+    (execution,) = [e for e in harness.sfn.list_executions(stateMachineArn=harness.sm_arn)["executions"]
+                    if e["name"].startswith(harness.model)]
     d = harness.wait(execution["executionArn"])
     assert d["status"] == "SUCCEEDED", harness.calls
     assert harness.calls.count("train") == 1
