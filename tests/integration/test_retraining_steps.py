@@ -1,9 +1,12 @@
 """Workflow steps called directly (no state machine) against moto: the paths the ASL test cannot reach
-quickly (approval timeout), and tolerance of the Catch targets."""
+quickly (approval timeout), and tolerance of the Catch targets. One moto world per module; each test
+gets its own registry and control tables and approvals topic."""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,12 +23,34 @@ CFG = PlatformConfig.model_validate({"models": [{"name": MODEL, "feature_set": "
                                                  "approval": "manual", "approvers": ["alice"]}]})
 
 
+@pytest.fixture(scope="module")
+def world() -> Iterator[None]:
+    from moto import mock_aws
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("AWS_ENDPOINT_URL", raising=False)
+        aws_mod.reset_clients()
+        with mock_aws():
+            yield
+        aws_mod.reset_clients()
+
+
+def fresh_table(kind: str) -> str:
+    name = f"{kind}-{uuid.uuid4().hex[:8]}"
+    aws_mod.client("dynamodb").create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}])
+    return name
+
+
 @pytest.fixture
-def ctx(aws: dict[str, str]) -> StepContext:
-    return StepContext(config=CFG, registry=Registry(aws["REGISTRY_TABLE"]),
-                       control=ControlTable(aws["CONTROL_TABLE"]), feature_sets={"credit_default"},
-                       captures_bucket=aws["CAPTURES_BUCKET"],
-                       approvals_topic=aws["APPROVALS_TOPIC_ARN"])
+def ctx(world: None) -> StepContext:
+    topic = aws_mod.client("sns").create_topic(Name=f"approvals-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    return StepContext(config=CFG, registry=Registry(fresh_table("registry")),
+                       control=ControlTable(fresh_table("control")), feature_sets={"credit_default"},
+                       captures_bucket="unused-in-these-tests", approvals_topic=str(topic))
 
 
 def state(ctx: StepContext, **extra: Any) -> dict[str, Any]:

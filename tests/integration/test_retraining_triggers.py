@@ -1,8 +1,13 @@
-"""Trigger → decision, against moto: lock, cooldown, names, and the decision log."""
+"""Trigger → decision, against moto: lock, cooldown, names, and the decision log.
+
+One moto world per module; each test gets its own control table and state machine.
+"""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,12 +36,35 @@ def cfg() -> PlatformConfig:
     ]})
 
 
+@pytest.fixture(scope="module")
+def world() -> Iterator[None]:
+    from moto import mock_aws
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("AWS_ENDPOINT_URL", raising=False)
+        aws.reset_clients()
+        with mock_aws():
+            yield
+        aws.reset_clients()
+
+
+def fresh_table() -> str:
+    """A control table like the platform's (pk/sk strings), new for each test."""
+    name = f"control-{uuid.uuid4().hex[:8]}"
+    aws_client("dynamodb").create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}])
+    return name
+
+
 @pytest.fixture
-def sm_arn(aws: dict[str, str]) -> str:
+def sm_arn(world: None) -> str:
     role = "arn:aws:iam::123456789012:role/dev-driftline-local-role"
     sfn = aws_client("stepfunctions")
     definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
-    return str(sfn.create_state_machine(name="dev-driftline-retrain", definition=definition,
+    return str(sfn.create_state_machine(name=f"retrain-{uuid.uuid4().hex[:8]}", definition=definition,
                                         roleArn=role)["stateMachineArn"])
 
 
@@ -45,9 +73,9 @@ def aws_client(service: str) -> Any:
 
 
 @pytest.fixture
-def trig(aws: dict[str, str], cfg: PlatformConfig, sm_arn: str) -> tuple[RetrainTrigger, Clock]:
+def trig(cfg: PlatformConfig, sm_arn: str) -> tuple[RetrainTrigger, Clock]:
     clock = Clock()
-    control = ControlTable(aws["CONTROL_TABLE"])
+    control = ControlTable(fresh_table())
     return RetrainTrigger(cfg, control, sm_arn, {"credit_default"}, clock=clock), clock
 
 
