@@ -221,10 +221,15 @@ def reject_timeout(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]
     reason = (f"run {_run_label(request)}: no approval within {m.approval_timeout_seconds} s "
               f"(approval_timeout_seconds); rejected automatically")
     current = ctx.registry.get_version(m.name, version)
-    if current.status in ("candidate", "approved"):
+    if current.status == "candidate":
         ctx.registry.reject(m.name, version, SYSTEM_PRINCIPAL, reason)
+    elif current.status == "approved":
+        # approved in the registry without resuming this run: keep the person's decision, deploy nothing
+        reason = (f"run {_run_label(request)}: no decision reached the run within "
+                  f"{m.approval_timeout_seconds} s; v{version} is approved in the registry (not through "
+                  f"resolve_approval), so it stays approved but this run does not deploy it")
     approvals.delete_token(ctx.control.table, m.name, version)
-    return {"model": m.name, "version": version, "reason": reason}
+    return {"model": m.name, "version": version, "status": current.status, "reason": reason}
 
 
 def deploy(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
