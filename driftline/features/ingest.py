@@ -1,11 +1,12 @@
 """Ingest one uploaded object: read, validate, curate, quarantine, update the online store, record.
 
-The order of effects is what makes "nothing a user uploaded is ever lost" true:
-
-1. curated Parquet for accepted rows, then quarantine (rejected rows or a copy of the whole file,
-   plus ``report.json``), then the online store, then the ingest record, then the event;
-2. only after all of that, and only when every row was accepted, the original is deleted
-   (in the versioned bucket that leaves a delete marker; the version itself is kept).
+The order of effects is what makes "nothing a user uploaded is ever lost" true: curated Parquet
+for accepted rows, then quarantine (rejected rows or a copy of the whole file, plus
+``report.json``), then the online store; only then, and only when every row was accepted, the
+original is deleted (in the versioned bucket that leaves a delete marker; the version itself is
+kept); then the ingest record (which says whether the original was deleted) and last the
+``FeatureDataAccepted`` event. If the event cannot be published the invocation fails and the
+retry redoes everything idempotently from the object version.
 
 Every key written is derived from the upload id, which is derived from the object's identity
 (bucket, key, version, ETag) and the event time, so re-processing the same event overwrites the
@@ -234,6 +235,8 @@ class Ingestor:
             result.reason = (f"internal error while ingesting ({type(e).__name__}: {e}); the upload is kept "
                              f"in {INCOMING_PREFIX}/; upload it again after the problem is fixed")
         self._record(fs, result)
+        if result.rows_accepted and result.status in ("accepted", "partial"):
+            self._publish_accepted(fs, result)
         self._alert(result)
         return result
 
@@ -269,7 +272,6 @@ class Ingestor:
         if accepted.num_rows:
             stats = self.online.put_latest(fs.name, fs.version, latest_rows(accepted, fs))
             result.online_written, result.online_stale = stats.written, stats.stale
-            self._publish_accepted(fs, result)
         if result.status == "accepted":
             result.original_deleted = self._delete_original(obj, result)
 
