@@ -244,8 +244,9 @@ class Registry:
                                   ConsistentRead=consistent)
         item = resp.get("Item")
         if item is None:
+            # no Scan here: serving calls this, and unknown names must stay one GetItem
             raise UnknownModelError(f"model {model!r} is not in the registry (no version was ever "
-                                    f"registered); known models: {', '.join(self.list_models()) or 'none'}")
+                                    f"registered); list models with `driftline models list`")
         return _aliases_from_item(model, item)
 
     def exists(self, model: str) -> bool:
@@ -259,8 +260,8 @@ class Registry:
         item = resp.get("Item")
         if item is None:
             if not self.exists(model):
-                raise UnknownModelError(f"model {model!r} is not in the registry; "
-                                        f"known models: {', '.join(self.list_models()) or 'none'}")
+                raise UnknownModelError(f"model {model!r} is not in the registry; list models with "
+                                        f"`driftline models list`")
             raise UnknownVersionError(f"model {model!r} has no version {version}; "
                                       f"list them with `driftline models list --model {model}`")
         return _version_from_item(item)

@@ -304,3 +304,26 @@ def test_concurrent_promotions_with_retries_lose_no_update(
         previous = e.version
     al = reg.aliases(MODEL, consistent=True)
     assert (al.champion, al.revision) == (previous, n)
+
+
+def test_aliases_is_one_get_item_even_for_unknown_models(reg: Registry, MODEL: str) -> None:
+    """Serving polls aliases(); an unknown model name must not turn into a Scan."""
+    from driftline import aws as aws_mod
+
+    calls: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    client = aws_mod.client("dynamodb")
+    client.meta.events.register("before-call.dynamodb.*", count)
+    try:
+        with pytest.raises(UnknownModelError):
+            reg.aliases("never-registered")
+        assert calls == ["GetItem"]
+        _register(reg, MODEL)
+        calls.clear()
+        reg.aliases(MODEL)
+        assert calls == ["GetItem"]
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.*", count)
