@@ -28,7 +28,14 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from driftline.serving.errors import ServingError
-from driftline.serving.service import HttpRequest, Outcome, PredictionService, request_id_from, unknown_route
+from driftline.serving.service import (
+    REQUEST_ID_RE,
+    HttpRequest,
+    Outcome,
+    PredictionService,
+    request_id_from,
+    unknown_route,
+)
 from driftline.serving.telemetry import metric_groups
 
 
@@ -54,6 +61,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
 )
 """Must equal ``driftline.platform`` routes (checked by a test; that module imports pydantic)."""
 _ROUTE_RES = [(m, re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", p) + "/?$")) for m, p in ROUTES]
+"""For 405 vs 404; an optional trailing slash, as Powertools' own route matching allows."""
 JSON = "application/json"
 
 
@@ -87,8 +95,13 @@ def _http_request() -> HttpRequest:
 
 
 def _gateway_request_id() -> str | None:
+    """The id an error body carries: the client's X-Request-Id when valid, else API Gateway's."""
     try:
-        return app.current_event.request_context.request_id
+        ev = app.current_event
+        own = ev.headers.get("x-request-id")
+        if own is not None and REQUEST_ID_RE.match(own):
+            return str(own)
+        return ev.request_context.request_id
     except (KeyError, AttributeError, TypeError):
         return None
 

@@ -321,5 +321,9 @@ def test_routes_and_methods(api: Api, champion: int) -> None:
     assert api("GET", f"/v1/models/{MODEL}/predict")[0] == 405
     assert api("GET", "/v2/anything")[0] == 404
     assert api("PUT", "/health")[0] == 405
+    assert api("POST", f"/v1/models/{MODEL}/predict/", {"records": [{}]})[0] == 422  # trailing slash tolerated
+    assert api("GET", f"/v1/models/{MODEL}/predict/")[0] == 405
+    status, out, _ = api("POST", f"/v1/models/{MODEL}/predict", raw="{", headers={"X-Request-Id": "mine-1"})
+    assert (status, out["request_id"]) == (400, "mine-1")  # errors carry the client's id too
     resp = api.serve.handler({"not": "an api gateway event"}, LocalContext())
     assert resp["statusCode"] == 400
