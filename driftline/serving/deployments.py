@@ -65,7 +65,6 @@ class DeploymentCache:
         self._read_artifact = read_artifact
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
-        self._known: set[str] = set()
         self._models: dict[tuple[str, int], LoadedModel] = {}
         self._versions: dict[tuple[str, int], ModelVersion] = {}
         self._failures: dict[tuple[str, int], tuple[float, str]] = {}
@@ -94,11 +93,7 @@ class DeploymentCache:
             if current is not None and current is not old and now - current.checked_at < self.ttl_s:
                 return current  # another thread refreshed meanwhile
             try:
-                if model not in self._known and not self.registry.exists(model):
-                    entry = _Entry(now, None)
-                else:
-                    entry = _Entry(now, self.registry.aliases(model))
-                    self._known.add(model)
+                entry = _Entry(now, self.registry.aliases(model))  # one GetItem, also for unknown names
             except UnknownModelError:
                 entry = _Entry(now, None)
             except Exception as e:  # DynamoDB throttling, network, permissions

@@ -99,10 +99,10 @@ def test_unknown_and_malformed_model_names_are_404_and_cached(env: Any) -> None:
     e = err(cache.deployment, "nope")
     assert (e.status, e.code) == (404, "unknown_model")
     err(cache.deployment, "nope")
-    assert reg.calls == ["exists nope"]  # the second miss is answered from the cache
+    assert reg.calls == ["aliases nope"]  # the second miss is answered from the cache
     clock.now += 5.0
     err(cache.deployment, "nope")
-    assert reg.calls.count("exists nope") == 2
+    assert reg.calls.count("aliases nope") == 2
 
 
 def test_no_champion_is_503_with_a_reason(env: Any) -> None:
