@@ -289,9 +289,11 @@ def coerce_text(arr: pa.Array, *, lenient: bool = False) -> Coerced:
     none = np.zeros(n, dtype=bool)
     if pa.types.is_null(t):
         return pa.nulls(n, pa.string()), none
-    if _is_text(t):
-        s = pc.utf8_trim_whitespace(arr)
-        return pc.if_else(pc.equal(s, ""), pa.scalar(None, pa.string()), arr), none
+    if _is_text(t):  # blank text means missing; checked without copying the strings
+        blank = pc.or_(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
+        if pc.any(blank).as_py():
+            return pc.if_else(blank, pa.scalar(None, pa.string()), arr), none
+        return arr, none
     if pa.types.is_integer(t):
         return pc.cast(arr, pa.string()), none
     if pa.types.is_floating(t) and not lenient:

@@ -14,7 +14,8 @@ TS = pa.timestamp("us", tz="UTC")
 
 def _table(hours: list[int]) -> pa.Table:
     t0 = datetime(2026, 1, 1, 22, tzinfo=UTC)
-    return pa.table({"ts": pa.array([t0 + timedelta(hours=h) for h in hours], TS), "i": list(range(len(hours)))})
+    stamps = pa.array([t0 + timedelta(hours=h) for h in hours], TS)
+    return pa.table({"ts": stamps, "i": list(range(len(hours)))})
 
 
 def test_unsorted_rows_are_grouped_by_utc_day_keeping_order() -> None:
