@@ -37,6 +37,7 @@ from driftline.serving.validation import ValidatedRows
 log = logging.getLogger(__name__)
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+OPENAPI_CACHE_S = 60.0
 
 
 def _env_number(name: str, default: float, lo: float, hi: float) -> float:
@@ -137,6 +138,7 @@ class PredictionService:
         self.captures_bucket = captures_bucket
         self.settings = settings
         self.started = time.time()
+        self._openapi_cache: dict[tuple[str | None, str | None], tuple[float, dict[str, Any]]] = {}
 
     @classmethod
     def from_env(cls) -> PredictionService:
@@ -326,6 +328,20 @@ class PredictionService:
 
     # ------------------------------------------------------------------ openapi, health
     def openapi(self, server_url: str | None, only: str | None = None) -> dict[str, Any]:
+        """The OpenAPI document, cached for ``OPENAPI_CACHE_S``: the route is unauthenticated and
+        listing models is a DynamoDB Scan, so the document must not cost a Scan per request."""
+        key = (server_url, only)
+        now = time.monotonic()
+        hit = self._openapi_cache.get(key)
+        if hit is not None and now - hit[0] < OPENAPI_CACHE_S:
+            return hit[1]
+        doc = self._build_openapi(server_url, only)
+        if len(self._openapi_cache) >= 32:  # keys come from the Host header and a query parameter
+            self._openapi_cache.clear()
+        self._openapi_cache[key] = (now, doc)
+        return doc
+
+    def _build_openapi(self, server_url: str | None, only: str | None) -> dict[str, Any]:
         if only is not None:
             names = [only]
             self.deployments.aliases(only)  # 404 for an unknown model

@@ -37,7 +37,8 @@ class Api:
                  raw: str | None = None) -> tuple[int, Any, dict[str, list[str]]]:
         text = raw if raw is not None else (json.dumps(body) if body is not None else None)
         hdrs = dict(JSON_CT if text is not None else {}, **(headers or {}))
-        resp = self.serve.handler(proxy_event(method, path, text, headers=hdrs), LocalContext())
+        path, _, query = path.partition("?")
+        resp = self.serve.handler(proxy_event(method, path, text, headers=hdrs, query=query), LocalContext())
         return resp["statusCode"], json.loads(resp["body"]), dict(resp.get("multiValueHeaders") or {})
 
     def predict(self, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -147,7 +148,8 @@ def test_records_are_answered_by_the_champion_and_captured(api: Api, champion: i
                                                                            "probabilities")}
 
 
-def test_describe_health_and_openapi(api: Api, champion: int, schema: dict[str, Any]) -> None:
+def test_describe_health_and_openapi(api: Api, champion: int, schema: dict[str, Any],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     status, info, _ = api("GET", f"/v1/models/{MODEL}")
     assert status == 200
     assert info["champion"]["version"] == champion
@@ -158,6 +160,14 @@ def test_describe_health_and_openapi(api: Api, champion: int, schema: dict[str, 
     assert status == 200
     assert "/v1/models/credit-default/predict" in doc["paths"]
     assert doc["components"]["schemas"]["CreditDefaultRecord"]["properties"]["age"]["maximum"] == 100
+    scans: list[int] = []
+    registry = api.serve._State.service.registry
+    monkeypatch.setattr(registry, "list_models", lambda: scans.append(1) or [MODEL])
+    assert api("GET", "/openapi.json")[1] == doc and scans == []  # cached: no Scan per request
+    status, out, _ = api("GET", "/openapi.json?model=nope")
+    assert (status, out["error"]["code"]) == (404, "unknown_model")
+    status, only, _ = api("GET", f"/openapi.json?model={MODEL}")
+    assert status == 200 and "/v1/models/credit-default/predict" in only["paths"]
     assert api.serve.init_before_requests("on-demand") is None
     assert api.serve.init_before_requests("provisioned-concurrency") == {"loaded": [MODEL], "failed": {}}
     status, health, _ = api("GET", "/health")  # loaded before any prediction
