@@ -183,6 +183,9 @@ class Platform:
             "CAPTURE_SAMPLING": str(cfg.serving.capture_sampling),
             "MAX_ROWS": str(cfg.serving.max_rows),
             "POWERTOOLS_METRICS_NAMESPACE": "Driftline",
+            # The request path skips the in-process X-Ray SDK (its import creates AWS clients and costs
+            # 0.15-0.3 s of cold start); Lambda's own active tracing still records every invocation.
+            "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
 
@@ -216,7 +219,8 @@ def build_platform(config: PlatformConfig) -> Platform:
             "serve", "lambdas.serve.handler", "HTTPS prediction endpoint (ONNX Runtime fast path)",
             package="serving", stack="serving", memory_mb=config.serving.memory_mb, timeout_s=10,
             env=("DRIFTLINE_ENV", "REGISTRY_TABLE", "ARTIFACTS_BUCKET", "ONLINE_TABLE", "CAPTURES_BUCKET",
-                 "CAPTURE_STREAM_PREFIX", "CHAMPION_TTL_SECONDS", "CAPTURE_SAMPLING", "MAX_ROWS"),
+                 "CAPTURE_STREAM_PREFIX", "CHAMPION_TTL_SECONDS", "CAPTURE_SAMPLING", "MAX_ROWS",
+                 "POWERTOOLS_TRACE_DISABLED"),
         ),
         Function(
             "drift", "lambdas.drift.handler", "Scheduled drift and performance check per model",
