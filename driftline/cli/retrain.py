@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"[{colour}]{decision['decision']}[/]: {decision['reason']}", highlight=False)
         arn = str(decision.get("execution_arn") or "")
         if arn:
-            console.print(f"execution: {arn}", highlight=False)
+            console.print(f"execution: {arn}", highlight=False, soft_wrap=True)
         if decision["decision"] == "rejected":
             raise typer.Exit(2)
         if wait and decision["decision"] == "started":
