@@ -74,7 +74,8 @@ class ModelConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     approval: ApprovalMode = "auto"
     approvers: tuple[str, ...] = ()
-    approval_timeout_seconds: int = Field(default=86400, ge=60, le=31_536_000)
+    approval_timeout_seconds: int = Field(default=86400, ge=60, le=518_400)
+    """At most 6 days: the retraining workflow itself times out after 7."""
     gate: QualityGate = Field(default_factory=QualityGate)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     retrain: RetrainSettings = Field(default_factory=RetrainSettings)
