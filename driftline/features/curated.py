@@ -58,12 +58,12 @@ def split_by_day(table: pa.Table, timestamp: str) -> list[tuple[str, pa.Table]]:
 def parquet_bytes(table: pa.Table) -> bytes:
     """zstd Parquet in memory (the format of every curated and quarantined table).
 
-    Dictionary encoding only for non-float columns: high-cardinality floats never fit a dictionary,
-    and trying costs time and ends up larger (measured: ~25 % faster, ~10 % smaller files).
+    Arrow's defaults otherwise: dictionary encoding for every column pays off even for floats,
+    which are usually rounded (amounts, ratios) and repeat (measured on the example data: smaller
+    and no slower than restricting dictionaries to non-float columns).
     """
     sink = pa.BufferOutputStream()
-    dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
-    pq.write_table(table, sink, compression="zstd", use_dictionary=dictionary)
+    pq.write_table(table, sink, compression="zstd")
     return bytes(sink.getvalue().to_pybytes())
 
 

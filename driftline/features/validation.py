@@ -110,21 +110,26 @@ class ValidationResult:
         mask = pa.array(accepted)
         return pa.Table.from_arrays([c.filter(mask) for c in self.typed.columns], schema=schema)
 
-    def row_errors(self) -> pa.Array:
-        """Per row, the comma-separated ids of the error checks it failed ('' when none)."""
-        pieces = [pc.if_else(pa.array(m), f"{cid},", "") for cid, m in self.masks.items()]
+    def row_errors(self, rows: np.ndarray | None = None) -> pa.Array:
+        """The comma-separated ids of the error checks each row failed ('' when none).
+
+        ``rows`` (row numbers) limits the work to those rows, e.g. the rejected ones.
+        """
+        n = self.rows_total if rows is None else len(rows)
+        pieces = [pc.if_else(pa.array(m if rows is None else m[rows]), f"{cid},", "")
+                  for cid, m in self.masks.items()]
         if not pieces:
-            return pa.array(np.full(self.rows_total, "", dtype=object), pa.string())
+            return pa.array(np.full(n, "", dtype=object), pa.string())
         out = pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
         return pc.utf8_rtrim(out, ",")
 
     def rejected_table(self, policy: str | None = None) -> pa.Table:
         """Rejected rows exactly as read, plus ``_row`` (row number) and ``_errors`` (failed checks)."""
-        rejected = ~self.accepted_mask(policy)
-        idx = pa.array(np.flatnonzero(rejected))
-        errors = self.row_errors().take(idx)
+        rows = np.flatnonzero(~self.accepted_mask(policy))
+        errors = self.row_errors(rows)
         errors = pc.if_else(pc.equal(errors, ""), "rejected_by_policy:reject_file", errors)
-        return self.raw.take(idx).append_column("_row", idx.cast(pa.int64())).append_column("_errors", errors)
+        idx = pa.array(rows, pa.int64())
+        return self.raw.take(idx).append_column("_row", idx).append_column("_errors", errors)
 
     def report(self, policy: str | None = None, **context: Any) -> dict[str, Any]:
         """JSON-serializable report: counts, status, every failed check (errors first)."""
@@ -560,45 +565,29 @@ def validate(raw: pa.Table, fs: FeatureSet, *, others: Iterable[FeatureSet] = ()
 
 
 def _duplicate_keys(run: _Run, fs: FeatureSet, typed: dict[str, pa.Array]) -> None:
-    """Rows sharing entity key and event timestamp: which one is right is unknowable, reject all."""
-    ts = typed[fs.timestamp]
-    valid = _present(ts)
-    codes = np.zeros(run.n, dtype=np.int64)
-    for e in fs.entity:
-        arr = typed[e]
-        valid &= _present(arr)
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        enc = pc.dictionary_encode(arr)
-        c = np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
-        codes = codes * (len(enc.dictionary) + 1) + c
-        if len(fs.entity) > 1:  # keep combined codes small
-            codes = np.unique(codes, return_inverse=True)[1].astype(np.int64)
-    ts_int = np.asarray(pc.fill_null(ts.cast(pa.int64()), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    idx = np.flatnonzero(valid)
-    if idx.size < 2:
-        return
-    c, t = codes[idx], ts_int[idx]
-    t = t - t.min()
-    span = int(t.max()) + 1
-    if int(c.max()) + 1 < (2**62) // span:  # one int64 key: a plain sort, no argsort unless duplicates
-        key = c * span + t
-        sorted_key = np.sort(key)
-        repeated = sorted_key[1:][sorted_key[1:] == sorted_key[:-1]]
-        if repeated.size == 0:
-            return
-        dup_valid = np.isin(key, repeated)
-    else:
-        order = np.lexsort((t, c))
-        same = (c[order][1:] == c[order][:-1]) & (t[order][1:] == t[order][:-1])
-        if not same.any():
-            return
-        dup_valid = np.zeros(idx.size, dtype=bool)
-        dup_valid[order[1:][same]] = True
-        dup_valid[order[:-1][same]] = True
-    dup = np.zeros(run.n, dtype=bool)
-    dup[idx[dup_valid]] = True
+    """Rows sharing entity key and event timestamp: which one is right is unknowable, reject all.
+
+    Arrow's hash grouping counts distinct keys in one pass; only when that count is short of the
+    row count are the duplicate groups' row numbers collected.
+    """
     keys = [*fs.entity, fs.timestamp]
+    valid = np.ones(run.n, dtype=bool)
+    for k in keys:
+        valid &= _present(typed[k])
+    rows = np.flatnonzero(valid)
+    if rows.size < 2:
+        return
+    table = pa.table({k: typed[k] for k in keys})
+    if rows.size < run.n:
+        table = table.filter(pa.array(valid))
+    if table.group_by(keys, use_threads=False).aggregate([]).num_rows == table.num_rows:
+        return
+    groups = table.append_column("__row", pa.array(rows, pa.int64())).group_by(
+        keys, use_threads=False).aggregate([("__row", "list")])
+    lists = groups.column("__row_list").combine_chunks()
+    repeated = lists.filter(pc.greater(pc.list_value_length(lists), 1))
+    dup = np.zeros(run.n, dtype=bool)
+    dup[np.asarray(repeated.flatten().to_numpy(), dtype=np.int64)] = True
     run.fail("duplicate_key", ",".join(keys), dup,
              f"{{count}} row(s) share their {' + '.join(keys)} with another row, so it is unknowable which "
              f"values are right; all of them were rejected",
