@@ -238,10 +238,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="limit OpenMP/BLAS threads (default: all cores)")
     ap.add_argument("--json", default=None, help="write flat JSON results here")
     args = ap.parse_args()
-    if args.threads:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(args.threads)
+    if args.threads:  # before numpy/sklearn load their OpenMP/BLAS runtimes, and for train_model's own policy
+        os.environ["OMP_NUM_THREADS"] = os.environ["DRIFTLINE_TRAIN_THREADS"] = str(args.threads)
     rows = args.rows or (20_000 if args.quick else 100_000)
     repeat = args.repeat or (1 if args.quick else 3)
     iterations = 20 if args.quick else 60
