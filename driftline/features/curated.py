@@ -68,7 +68,7 @@ def parquet_bytes(table: pa.Table) -> bytes:
 
 
 def curated_files(table: pa.Table, feature_set: str, timestamp: str, upload_id: str, *,
-                  max_workers: int = 4) -> list[tuple[str, bytes]]:
+                  max_workers: int = 2) -> list[tuple[str, bytes]]:
     """(key, zstd Parquet bytes) per UTC day of ``table``, serialized in parallel (Parquet writing
     releases the GIL), in day order."""
     parts = split_by_day(table, timestamp)
