@@ -53,8 +53,8 @@ TRIM_GLOBS = (
     "pyarrow/_gcsfs*",
     "pyarrow/_azurefs*",
     "pyarrow/_hdfs*",
-    "pyarrow/libarrow_substrait*",
-    "pyarrow/_substrait*",
+    "pyarrow/_pyarrow_cpp_tests*",
+    # libarrow_substrait stays: pyarrow.lib links against it.
 )
 # numpy/_core/tests is imported by nothing, but numpy.testing is (by pyarrow) — keep 'testing'.
 
@@ -124,7 +124,7 @@ def _trim(target: Path) -> None:
 def build_layer(name: str, output_dir: Path) -> None:
     """Install the layer into ``output_dir/python`` (cached by requirements + lock hash)."""
     reqs = LAYER_REQUIREMENTS[name]
-    lock_hash = hashlib.sha256((ROOT / "uv.lock").read_bytes() + "\n".join(reqs).encode()).hexdigest()[:16]
+    lock_hash = _layer_hash(name)[:16]  # lock + requirements + this file (its trim rules)
     cached = CACHE_DIR / f"{name}-{lock_hash}"
     if not cached.exists():
         tmp = cached.with_suffix(".tmp")
