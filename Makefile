@@ -10,6 +10,7 @@ UV_VERSION := 0.13.8
 ENV ?= dev
 CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk
 PYTEST_ARGS ?=
+BENCH_ARGS ?= --quick
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export OMP_NUM_THREADS ?= 1
 
@@ -61,7 +62,7 @@ deploy: install-dev node ## Deploy all stacks: make deploy ENV=prod (needs AWS c
 destroy: install-dev node ## Remove all stacks of ENV (data is kept where removal=retain)
 	$(CDK) destroy --all -c driftline:env=$(ENV)
 
-bench: install-dev ## Run every benchmark (quick sizes: BENCH_ARGS= for full)
+bench: install-dev ## Run every benchmark at quick sizes (make bench BENCH_ARGS= for the full sizes)
 	@mkdir -p .bench
 	@set -e; for b in benchmarks/[a-z]*.py; do n=$$(basename $$b .py); echo "== $$n"; \
 	  $(BIN)/python $$b $(BENCH_ARGS) --json .bench/$$n.json; done
