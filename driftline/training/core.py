@@ -170,7 +170,7 @@ def train_model(
     progress("converting to ONNX and checking parity")
     t = time.perf_counter()
     onnx_bytes = to_onnx(pipeline, prepared.X_train.shape[1], classifier)
-    runtime = OnnxModel(onnx_bytes, threads=n_threads or 0)
+    runtime = OnnxModel(onnx_bytes)
     with threadpool_limits(limits=n_threads):
         parity_report = parity(pipeline, runtime, prepared.X_val, classifier)
     timings["onnx_and_parity"] = time.perf_counter() - t

@@ -91,13 +91,18 @@ class OnnxPrediction:
 
 
 class OnnxModel:
-    """An ONNX Runtime session over model bytes (CPU, no graph dumps)."""
+    """An ONNX Runtime session over model bytes (CPU, no graph dumps).
 
-    def __init__(self, data: bytes, threads: int = 0) -> None:
+    One intra-op thread by default: tree-ensemble sums are then always added in the same order, so
+    a model scores the same rows identically whether it is the candidate or, later, the champion
+    (with more threads the last bits of float32 probabilities can differ between runs).
+    """
+
+    def __init__(self, data: bytes, threads: int = 1) -> None:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = threads
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
         try:
             self.session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
