@@ -95,6 +95,30 @@ def _run(action: Any) -> Any:
     return None
 
 
+def _resolve_waiting_run(platform: Any, reg: Any, model: str, version: int, approve: bool, who: str,
+                         reason: str) -> bool:
+    """When a retraining run is paused on this version's manual approval, decide through the run
+    (registry audit entry + resume the workflow). Returns False when no run is waiting."""
+    import os
+
+    from driftline.retraining.approvals import ApprovalError, pending_approvals, resolve_approval
+
+    control = os.environ.get("CONTROL_TABLE") or platform.name("control")
+    waiting = _run(lambda: pending_approvals(control, model))
+    if not any(p.version == version for p in waiting or ()):
+        return False
+    try:
+        out = resolve_approval(model, version, approve, who, reason, config=platform.config, registry=reg,
+                               control_table=control)
+    except ApprovalError as e:
+        fail(str(e))
+        return True
+    colour = "green" if approve else "red"
+    console.print(f"[{colour}]{out['decision']}[/] {model} v{version} as {who}; the waiting retraining run "
+                  f"({out['execution_arn'].rsplit(':', 1)[-1]}) continues", highlight=False)
+    return True
+
+
 def _fmt_metrics(metrics: dict[str, Any]) -> str:
     shown = [f"{k}={metrics[k]:.4f}" for k in PRIMARY_METRICS if isinstance(metrics.get(k), int | float)]
     return " ".join(shown[:3])
@@ -251,6 +275,8 @@ def approve(model: str = ModelOpt, version: int = VersionOpt, reason: str = Reas
     """candidate -> approved (restricted to the model's approvers when configured)."""
     platform, reg = _registry(config, env)
     who = principal(as_)
+    if _resolve_waiting_run(platform, reg, model, version, True, who, reason):
+        return
     mv = _run(lambda: reg.approve(model, version, who, reason, allowed=_approvers(platform, model)))
     console.print(f"[green]approved[/] {model} v{mv.version} as {who}", highlight=False)
 
@@ -261,6 +287,8 @@ def reject(model: str = ModelOpt, version: int = VersionOpt, reason: str = Reaso
     """candidate/approved -> rejected (never serves again)."""
     platform, reg = _registry(config, env)
     who = principal(as_)
+    if _resolve_waiting_run(platform, reg, model, version, False, who, reason):
+        return
     mv = _run(lambda: reg.reject(model, version, who, reason, allowed=_approvers(platform, model)))
     console.print(f"[red]rejected[/] {model} v{mv.version} as {who}", highlight=False)
 
