@@ -121,6 +121,33 @@ def _trim(target: Path) -> None:
             (dist / name).unlink(missing_ok=True)
 
 
+def install_for_lambda(target: Path, requirements: tuple[str, ...] | list[str]) -> None:
+    """Install manylinux wheels for the Lambda runtime and architecture into ``target``, pinned by uv.lock."""
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            str(target),
+            "--python-platform",
+            "x86_64-manylinux_2_28",
+            "--python-version",
+            LAMBDA_PYTHON_VERSION,
+            "--only-binary",
+            ":all:",
+            "--no-installer-metadata",
+            "-c",
+            str(_constraints()),
+            *requirements,
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+
+
 def build_layer(name: str, output_dir: Path) -> None:
     """Install the layer into ``output_dir/python`` (cached by requirements + lock hash)."""
     reqs = LAYER_REQUIREMENTS[name]
@@ -130,29 +157,7 @@ def build_layer(name: str, output_dir: Path) -> None:
         tmp = cached.with_suffix(".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         target = tmp / "python"
-        uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
-        subprocess.run(
-            [
-                uv,
-                "pip",
-                "install",
-                "--quiet",
-                "--target",
-                str(target),
-                "--python-platform",
-                "x86_64-manylinux_2_28",
-                "--python-version",
-                LAMBDA_PYTHON_VERSION,
-                "--only-binary",
-                ":all:",
-                "--no-installer-metadata",
-                "-c",
-                str(_constraints()),
-                *reqs,
-            ],
-            cwd=ROOT,
-            check=True,
-        )
+        install_for_lambda(target, reqs)
         # boto3/botocore come with the Lambda runtime; don't ship a second copy.
         for pkg in ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six.py"):
             for p in target.glob(f"{pkg}*"):

@@ -25,6 +25,12 @@ DriftMethod = Literal["auto", "ks", "chisquare", "z", "wasserstein", "jensenshan
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+def _snake_case(v: str) -> str:
+    if not NAME_RE.match(v):
+        raise ValueError("must be snake_case: lowercase letters, digits and _, starting with a letter")
+    return v
+
+
 class FeatureSetError(ValueError):
     """A feature set definition that cannot be used, phrased as file, field and reason."""
 
@@ -53,12 +59,7 @@ class Feature(_Strict):
     request_time: bool = False
     """Supplied by the caller at request time, never read from the online store."""
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
-            raise ValueError("must be snake_case: lowercase letters, digits and _, starting with a letter")
-        return v
+    _name = field_validator("name")(_snake_case)
 
     @model_validator(mode="after")
     def _consistent(self) -> Feature:
@@ -122,12 +123,7 @@ class FeatureSet(_Strict):
     ingest: IngestPolicy = Field(default_factory=IngestPolicy)
     serving: ServingPolicy = Field(default_factory=ServingPolicy)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
-            raise ValueError("must be snake_case: lowercase letters, digits and _, starting with a letter")
-        return v
+    _name = field_validator("name")(_snake_case)
 
     @model_validator(mode="after")
     def _columns(self) -> FeatureSet:

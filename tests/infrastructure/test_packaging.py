@@ -7,9 +7,7 @@ runtime, pinned by uv.lock, cached in .cache/layers), so this test downloads whe
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -45,27 +43,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         packaging.build_layer(package, target)
         out[package] = target
     runtime = tmp_path_factory.mktemp("runtime")  # what the Lambda runtime itself provides
-    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
-    subprocess.run(
-        [
-            uv,
-            "pip",
-            "install",
-            "--quiet",
-            "--target",
-            str(runtime),
-            "--python-platform",
-            "x86_64-manylinux_2_28",
-            "--python-version",
-            LAMBDA_PYTHON_VERSION,
-            "--only-binary",
-            ":all:",
-            "-c",
-            str(packaging.CACHE_DIR / "constraints.txt"),
-            "boto3",
-        ],
-        check=True,
-    )
+    packaging.install_for_lambda(runtime, ["boto3"])
     out["runtime"] = runtime
     return out
 
