@@ -168,7 +168,9 @@ def list_(
                                       default=str))
         return
     table = Table(title=f"{model}: versions (champion v{aliases.champion or '-'})")
-    for col in ("version", "status", "role", "algorithm", "metrics", "trigger", "created", "reason"):
+    for col in ("version", "status", "role"):  # short identifiers: never folded, even in a narrow terminal
+        table.add_column(col, no_wrap=True)
+    for col in ("algorithm", "metrics", "trigger", "created", "reason"):
         table.add_column(col, overflow="fold")
     for v in versions:
         style = STATUS_STYLE.get(v.status, "")

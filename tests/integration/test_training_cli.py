@@ -24,7 +24,12 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run(*args: str) -> Any:
+    from driftline.cli import common
     from driftline.cli.main import app
+
+    # The rich console is created once per process (its width read then): make tables wide enough
+    # here whichever test imported the CLI first.
+    common.console.width = 200
 
     return CliRunner().invoke(app, [*args], catch_exceptions=False, env={"COLUMNS": "200"})
 
