@@ -30,6 +30,7 @@ def run(*args: str) -> Any:
     # The rich console is created once per process (its width read then): make tables wide enough
     # here whichever test imported the CLI first.
     common.console.width = 200
+    common.err_console.width = 200
 
     return CliRunner().invoke(app, [*args], catch_exceptions=False, env={"COLUMNS": "200"})
 
