@@ -53,6 +53,8 @@ FIREHOSE_GB = 0.029
 LOGS_GB = 0.50
 
 # ----------------------------------------------------------------------------- child programs
+# The naive baseline, as users write it: joblib (pickle) from S3. Driftline never loads pickle; the
+# benchmark wrote this object itself to the local emulator, so loading it here is safe.
 _NAIVE = r'''
 import io, json, os
 import boto3, joblib, numpy as np, pandas as pd
