@@ -73,16 +73,7 @@ def make_function(
 ) -> PlatformFunction:
     platform = shared.platform
     spec = platform.function(logical)
-    values = shared.env_values(stack, extra_arns)
-    env = {k: values[k] for k in spec.env}
-    env.update(
-        {
-            "POWERTOOLS_SERVICE_NAME": f"driftline-{spec.logical}",
-            "POWERTOOLS_METRICS_NAMESPACE": values["POWERTOOLS_METRICS_NAMESPACE"],
-            "POWERTOOLS_LOG_LEVEL": values["POWERTOOLS_LOG_LEVEL"],
-            "DRIFTLINE_ENV": values["DRIFTLINE_ENV"],
-        }
-    )
+    env = platform.function_env(spec, stack.account, stack.region, shared.arns(extra_arns))
     if spec.package == "image":
         fn = PlatformFunction(
             stack,

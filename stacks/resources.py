@@ -69,7 +69,6 @@ class SharedResources:
             self._code[stack.stack_name] = packaging.function_code(self.feature_sets_dir)
         return self._code[stack.stack_name]
 
-    def env_values(self, stack: Stack, extra_arns: dict[str, str] | None = None) -> dict[str, str]:
-        arns = {f"topic:{k}": t.topic_arn for k, t in self.topics.items()}
-        arns.update(extra_arns or {})
-        return self.platform.env_values(stack.account, stack.region, arns)
+    def arns(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """ARNs ``Platform.env_values`` needs ('topic:<logical>', 'workflow:<logical>'), as tokens."""
+        return {**{f"topic:{k}": t.topic_arn for k, t in self.topics.items()}, **(extra or {})}

@@ -275,24 +275,26 @@ def audit(
 def approve(model: str = ModelOpt, version: int = VersionOpt, reason: str = ReasonOpt,
             as_: str = AsOpt, config: Path = ConfigOpt, env: str = EnvOpt) -> None:
     """candidate -> approved (restricted to the model's approvers when configured)."""
-    platform, reg = _registry(config, env)
-    who = principal(as_)
-    if _resolve_waiting_run(platform, reg, model, version, True, who, reason):
-        return
-    mv = _run(lambda: reg.approve(model, version, who, reason, allowed=_approvers(platform, model)))
-    console.print(f"[green]approved[/] {model} v{mv.version} as {who}", highlight=False)
+    _decide(model, version, reason, as_, config, env, approve=True)
 
 
 @app.command("reject")
 def reject(model: str = ModelOpt, version: int = VersionOpt, reason: str = ReasonOpt,
            as_: str = AsOpt, config: Path = ConfigOpt, env: str = EnvOpt) -> None:
     """candidate/approved -> rejected (never serves again)."""
+    _decide(model, version, reason, as_, config, env, approve=False)
+
+
+def _decide(model: str, version: int, reason: str, as_: str, config: Path, env: str, *, approve: bool) -> None:
+    """Approve or reject: through the retraining run waiting on this version, else in the registry."""
     platform, reg = _registry(config, env)
     who = principal(as_)
-    if _resolve_waiting_run(platform, reg, model, version, False, who, reason):
+    if _resolve_waiting_run(platform, reg, model, version, approve, who, reason):
         return
-    mv = _run(lambda: reg.reject(model, version, who, reason, allowed=_approvers(platform, model)))
-    console.print(f"[red]rejected[/] {model} v{mv.version} as {who}", highlight=False)
+    action = reg.approve if approve else reg.reject
+    mv = _run(lambda: action(model, version, who, reason, allowed=_approvers(platform, model)))
+    label = "[green]approved[/]" if approve else "[red]rejected[/]"
+    console.print(f"{label} {model} v{mv.version} as {who}", highlight=False)
 
 
 @app.command("promote")
