@@ -462,7 +462,7 @@ def main() -> None:
          "naive/driftline": f"{r['warm_naive_100_cpu_p50_us'] / r['warm_ours_100_cpu_p50_us']:.1f}x"},
     ], title=f"Serving: Driftline (ONNX Runtime) vs naive (joblib + sklearn + pandas), {args.algorithm}")
     print_table([
-        {"part (1 row, p50)": "whole handler (Powertools resolver, logs, EMF, capture)",
+        {"part (1 row, p50)": "whole handler (routing, logging context, EMF, capture)",
          "us": r["warm_ours_1_p50_us"]},
         {"part (1 row, p50)": "service.predict (parse, validate, infer, capture enqueue)",
          "us": r["ours_core_1_p50_us"]},

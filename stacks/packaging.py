@@ -31,7 +31,7 @@ CODE_INCLUDE = ("driftline", "lambdas")
 LAYER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "base": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml"),
     "data": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml", "pyarrow", "numpy"),
-    "serving": ("aws-lambda-powertools[tracer]", "onnxruntime", "numpy"),
+    "serving": ("aws-lambda-powertools[tracer]", "onnxruntime", "numpy", "orjson"),
     "drift": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml", "numpy", "pyarrow", "jinja2"),
 }
 

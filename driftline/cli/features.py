@@ -176,7 +176,7 @@ def upload_cmd(
     key = f"incoming/{fs.name}/{object_name}"
     s3 = aws.client("s3")
     try:
-        s3.upload_file(str(file), bucket, key)  # managed transfer: multipart for large files
+        aws.s3_upload_file(s3, str(file), bucket, key)
         head = s3.head_object(Bucket=bucket, Key=key)
     except (BotoCoreError, ClientError) as e:
         fail(f"upload to s3://{bucket}/{key} failed: {e}", 1)

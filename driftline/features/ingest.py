@@ -355,7 +355,7 @@ class Ingestor:
         source: dict[str, str] = {"Bucket": obj.bucket, "Key": obj.key}
         if result.version_id:
             source["VersionId"] = result.version_id
-        self.s3.copy(source, self.targets.bucket, key)  # managed copy: multipart above 5 GB
+        aws.s3_copy(self.s3, source, self.targets.bucket, key)
         return f"s3://{self.targets.bucket}/{key}"
 
     def _quarantine_unreadable(self, obj: S3Object, fs: FeatureSet, result: IngestResult,

@@ -28,7 +28,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Protocol
+
+import orjson
 
 from driftline import aws
 
@@ -115,7 +118,17 @@ def _chunks(records: Sequence[bytes]) -> list[tuple[int, int]]:
 
 
 def encode_record(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, separators=(",", ":"), allow_nan=True, default=str) + "\n").encode()
+    """One JSON line. orjson writes standard JSON (a NaN becomes null) about 10x faster than ``json``;
+    what it cannot encode (an integer beyond 64 bits that passed a wide range check) goes through
+    ``json``, so one odd record never fails its whole batch."""
+    try:
+        return orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        return (json.dumps(record, separators=(",", ":"), allow_nan=True, default=_plain) + "\n").encode()
+
+
+def _plain(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 class CaptureWriter:
@@ -160,6 +173,11 @@ class CaptureWriter:
             self._start()
         if full:
             self._wake.set()
+
+    @property
+    def failures_pending(self) -> bool:
+        """A lock-free peek, so the request path takes the lock only when there is something to drain."""
+        return bool(self._failures)
 
     def drain_failures(self) -> dict[tuple[str, int], int]:
         """Failures counted since the last call, per (model, version)."""

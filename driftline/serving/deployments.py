@@ -52,6 +52,8 @@ class Deployment:
 class _Entry:
     checked_at: float
     aliases: Aliases | None  # None: the model is not in the registry
+    deployment: Deployment | None = None
+    """Built on the first request after each refresh, then reused until the next one."""
 
 
 class DeploymentCache:
@@ -181,6 +183,9 @@ class DeploymentCache:
     # ------------------------------------------------------------------ deployment
     def deployment(self, model: str) -> Deployment:
         """Champion (required), challenger (optional) and traffic mode for ``model``."""
+        entry = self._entries.get(model)
+        if entry is not None and entry.deployment is not None and self._clock() - entry.checked_at < self.ttl_s:
+            return entry.deployment
         al = self.aliases(model)
         if al.champion is None:
             raise unavailable(f"model {model!r} has no champion yet: approve and promote a version "
@@ -197,8 +202,12 @@ class DeploymentCache:
                 self.challenger_failures += 1
                 log.warning("challenger of %s not used: %s", model, e.message)
                 mode = "none"
-        return Deployment(model=model, champion=champion, challenger=challenger, mode=mode,
-                          percent=al.traffic_percent, revision=al.revision)
+        dep = Deployment(model=model, champion=champion, challenger=challenger, mode=mode,
+                         percent=al.traffic_percent, revision=al.revision)
+        entry = self._entries.get(model)
+        if entry is not None and entry.aliases is al:
+            entry.deployment = dep
+        return dep
 
     def expire(self) -> None:
         """Re-check every model's aliases on its next request (after a SnapStart restore)."""

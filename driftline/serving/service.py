@@ -102,7 +102,8 @@ class _Batch:
     answers: list[dict[str, Any]]
     records: list[dict[str, Any]]
     keep: list[bool]
-    ts: str
+    ts: datetime
+    """Formatted by the capture thread (orjson writes ISO 8601), not on the request path."""
     t0: float
     outcome: Outcome
 
@@ -176,7 +177,7 @@ class PredictionService:
         row_ids = [f"{req.request_id}:{i}" for i in range(n)]
         batch = _Batch(row_ids=row_ids, answers=[{}] * n, records=[], t0=t0, outcome=outcome,
                        keep=sampled(row_ids, self.settings.capture_sampling),
-                       ts=datetime.now(UTC).isoformat(timespec="microseconds"))
+                       ts=datetime.now(UTC))
         chall, chall_valid = self._challenger_input(dep, valid, outcome)
         routed = canary_rows(row_ids, dep.percent) if dep.mode == "canary" and chall else [False] * n
         self._answer(batch, champ, "champion", valid, [i for i in range(n) if not routed[i]])

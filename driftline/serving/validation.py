@@ -30,6 +30,13 @@ _MISSING = object()
 _FLOAT, _INT, _CAT, _BOOL = 0, 1, 2, 3
 _KIND = {"float": _FLOAT, "int": _INT, "categorical": _CAT, "bool": _BOOL}
 _NAN = float("nan")
+_NONE_TYPE = type(None)
+_STR = frozenset({str})
+_NUMBER = frozenset({float, int})
+_INT_ONLY = frozenset({int})
+_BOOL_ONLY = frozenset({bool})
+COLUMNAR_MIN_ROWS = 8
+"""From this many rows a batch is checked column by column (numpy); below, row by row is faster."""
 
 
 def describe(value: Any) -> str:
@@ -200,6 +207,61 @@ class InputValidator:
     def validate(self, rows: Sequence[Any], *, origins: Sequence[Mapping[str, str]] | None = None,
                  first_row: int = 0) -> ValidatedRows:
         """Validate and encode ``rows`` (dicts); raise a 422 listing every problem found."""
+        if len(rows) >= COLUMNAR_MIN_ROWS:
+            done = self._validate_columns(rows)
+            if done is not None:
+                return done
+        return self._validate_rows(rows, origins, first_row)
+
+    def _validate_columns(self, rows: Sequence[Any]) -> ValidatedRows | None:
+        """The same acceptance and encoding as :meth:`_validate_rows`, a column at a time with numpy,
+        for batches where every value is plainly valid (the common case). ``None`` as soon as anything
+        is not: the row path then finds and words every problem. ~4x faster from ~10 rows up;
+        ``tests/unit/test_serving_validation.py`` checks the two paths agree on random batches."""
+        names = self.names
+        for row in rows:
+            if type(row) is not dict or not names.issuperset(row):
+                return None
+        n = len(rows)
+        X = np.empty((n, self.n_inputs), dtype=np.float32)
+        for j, (name, kind, lo, hi, codes, nullable, _) in enumerate(self._fast):
+            col = [row.get(name, _MISSING) for row in rows]
+            types = set(map(type, col))
+            nulls = 0
+            if _NONE_TYPE in types:
+                if not nullable:
+                    return None
+                types.discard(_NONE_TYPE)
+                nulls = col.count(None)
+            if kind == _CAT:
+                if not types <= _STR:
+                    return None
+                col = [codes.get(v, _NAN) if v is not None else None for v in col]
+                arr = np.array(col, dtype=np.float64)
+                if int(np.isnan(arr).sum()) != nulls:  # an unknown category (or policy) -> row path
+                    return None
+                X[:, j] = arr
+                continue
+            if not types <= (_NUMBER if kind == _FLOAT else _INT_ONLY if kind == _INT else _BOOL_ONLY):
+                return None
+            try:
+                arr = np.array(col, dtype=np.float64)
+            except OverflowError:
+                return None
+            if kind != _BOOL:
+                in_range = int(np.count_nonzero((arr >= lo) & (arr <= hi)))
+                if in_range + nulls != n:
+                    return None
+            X[:, j] = arr
+        for spec in self.others:
+            for row in rows:
+                v = row.get(spec.name, _MISSING)
+                if v is not _MISSING and self.check(spec, v)[1] is not None:
+                    return None
+        return ValidatedRows(X=X, rows=list(rows))
+
+    def _validate_rows(self, rows: Sequence[Any], origins: Sequence[Mapping[str, str]] | None,
+                       first_row: int) -> ValidatedRows:
         flat: list[float] = []
         append = flat.append
         problems: list[dict[str, Any]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -46,7 +47,14 @@ def gateway() -> Iterator[tuple[apigw.ApiGateway, FakeFunctions]]:
 def raw_request(port: int, data: bytes) -> str:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(data)
-        return s.recv(65536).decode()
+        data = b""
+        while b"\r\n\r\n" not in data and (chunk := s.recv(65536)):
+            data += chunk
+        head = data.split(b"\r\n\r\n", 1)[0].decode()
+        length = int(re.search(r"(?im)^content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+        while len(data) - len(head) - 4 < length and (chunk := s.recv(65536)):  # body may come separately
+            data += chunk
+        return data.decode()
 
 
 def test_answers_503_until_opened(gateway: Any) -> None:

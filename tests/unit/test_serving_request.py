@@ -7,8 +7,10 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from driftline.serving.body import parse_json_body
+from driftline.serving.body import NonFinite, parse_json_body
 from driftline.serving.errors import ServingError
 from driftline.serving.reference_model import example_rows
 from driftline.serving.request import assemble_entity_rows, parse_predict
@@ -146,3 +148,36 @@ def test_request_time_feature_missing_in_entity_mode_says_where_to_put_it(valida
         validator.validate(rows, origins=origins)
     assert {d["field"]: d.get("source") for d in e.value.details} == {"income": "online_store",
                                                                       "channel": "request"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+                    max_leaves=20))
+def test_fast_parser_agrees_with_the_standard_library(value: Any) -> None:
+    """orjson parses first; whatever it refuses falls back to ``json``. Either way the value must be what
+    ``json`` itself makes of the text (NaN literals as NonFinite markers, big integers exact)."""
+    text = json.dumps(value, allow_nan=True)
+    got = parse_json_body(text, content_type="application/json")
+    want = json.JSONDecoder(parse_constant=NonFinite).decode(text)
+    assert repr(got) == repr(beyond_64_bits_as_float(want, got))
+
+
+def beyond_64_bits_as_float(want: Any, got: Any) -> Any:
+    """The one documented difference: orjson reads integers beyond the 64-bit range as the nearest float
+    (a feature value then encodes to the same float32; only an error message shows the rounded value)."""
+    if type(want) is int and type(got) is float and not -(2**63) <= want < 2**64:
+        return float(want)
+    if isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
+        return [beyond_64_bits_as_float(w, g) for w, g in zip(want, got, strict=True)]
+    if isinstance(want, dict) and isinstance(got, dict) and want.keys() == got.keys():
+        return {k: beyond_64_bits_as_float(v, got[k]) for k, v in want.items()}
+    return want
+
+
+def test_literals_orjson_refuses_still_parse_like_before() -> None:
+    body = parse_json_body('{"a": NaN, "b": 123456789012345678901234567890, "c": "\\ud800"}',
+                           content_type="application/json")
+    assert isinstance(body["a"], NonFinite) and body["a"].literal == "NaN"
+    assert body["b"] == 123456789012345678901234567890 and body["c"] == "\ud800"
+    assert parse_json_body('[1e400]', content_type="application/json") == [float("inf")]

@@ -200,3 +200,45 @@ def test_string_and_timestamp_features_are_checked_but_not_model_inputs() -> Non
     with pytest.raises(ServingError) as e:
         v.validate([{"x": 1.0, "note": 3, "seen": "yesterday"}])
     assert [d["field"] for d in e.value.details] == ["note", "seen"]
+
+
+# ---------------------------------------------------------------- columnar fast path
+ODD_VALUES = [None, True, False, 0, -1, 2**53 + 1, 2**70, 10**400, 1.5, -0.0, 1e39, "x", "online", "", [], {},
+              float("nan")]
+
+
+def outcome(fn: Any) -> Any:
+    try:
+        out = fn()
+    except ServingError as e:
+        return ("error", e.status, e.code, json.dumps(e.details, sort_keys=True))
+    return ("ok", out.X.shape, out.X.tobytes(), out.rows)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), n=st.integers(8, 40), null_share=st.floats(0, 0.5),
+       edits=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 40), st.sampled_from(ODD_VALUES)), max_size=3),
+       policy=st.sampled_from(["reject", "map_unknown"]))
+def test_columnar_path_agrees_with_the_row_path(schema: dict[str, Any], seed: int, n: int, null_share: float,
+                                                edits: list[tuple[int, int, Any]], policy: str) -> None:
+    """Batches of 8+ rows take the numpy path when every value is plainly valid; whatever it accepts
+    must encode bit for bit like the row path, and whatever it declines the row path words."""
+    s = dict(schema, unknown_category=policy)
+    v = InputValidator(s)
+    rows = example_rows(s, n, seed=seed, null_share=null_share)
+    names = [f["name"] for f in s["features"]]
+    for i, k, value in edits:
+        row = rows[i % n]
+        name = names[k % len(names)] if k < len(names) else "not_a_field"
+        row[name] = value
+    if edits and edits[0][1] == 40:
+        del rows[edits[0][0] % n][names[0]]
+    assert outcome(lambda: v.validate(rows)) == outcome(lambda: v._validate_rows(rows, None, 0))
+
+
+def test_columnar_path_is_taken_for_clean_batches(schema: dict[str, Any], validator: InputValidator) -> None:
+    rows = example_rows(schema, 50, seed=4, null_share=0.3)
+    fast = validator._validate_columns(rows)
+    assert fast is not None and same_bits(fast.X, reference_encoding(schema, rows))
+    rows[7]["income"] = "12"
+    assert validator._validate_columns(rows) is None
