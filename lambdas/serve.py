@@ -19,6 +19,7 @@ part in a request, dimensions ``service``, ``model``, ``version``: ``Requests``,
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import signal
 import time
@@ -59,6 +60,7 @@ class _State:
     service: PredictionService | None = None
     outcome = Outcome()
     cold = True
+    frozen = False
 
 
 def service() -> PredictionService:
@@ -185,7 +187,17 @@ def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         _emit_metrics(response["statusCode"], round((time.perf_counter() - t0) * 1000.0, 3))
     except Exception:  # metrics must never turn an answer into an error
         logger.exception("metrics emission failed")
+    if not _State.frozen and _State.service is not None and _State.service.deployments.loaded_versions():
+        _freeze_heap()
     return response
+
+
+def _freeze_heap() -> None:
+    """Move everything alive after the first model load (modules, clients, sessions) out of the cyclic
+    garbage collector's reach: full collections then scan only per-request garbage, which keeps
+    multi-millisecond GC pauses out of the latency tail."""
+    gc.freeze()
+    _State.frozen = True
 
 
 def _traced() -> Any:
@@ -217,6 +229,7 @@ def init_before_requests(kind: str) -> dict[str, Any] | None:
         logger.exception("eager initialization failed; models will load on their first request")
         return None
     logger.info("initialized before requests", extra={"init_type": kind, **result})
+    _freeze_heap()
     if kind == "snap-start":
         try:
             from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]
