@@ -119,6 +119,9 @@ class Route:
     path: str
     function: str
     authorized: bool = True
+    iam_only: bool = False
+    """Always IAM (SigV4) authorized, whatever ``serving.auth`` says, and left out of the client invoke
+    policy: for operator actions (approvals) whose caller identity is the decision's principal."""
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,12 @@ def build_platform(config: PlatformConfig) -> Platform:
             env=(*_COMMON, "REGISTRY_TABLE", "CONTROL_TABLE", "CAPTURES_BUCKET", "ARTIFACTS_BUCKET",
                  "ALERTS_TOPIC_ARN", "APPROVALS_TOPIC_ARN"),
         ),
+        Function(
+            "approve", "lambdas.approve.handler",
+            "Approves or rejects a candidate a retraining run waits on, as the SigV4 caller (approval route)",
+            package="base", stack="serving", memory_mb=256, timeout_s=20,
+            env=("DRIFTLINE_ENV", "PLATFORM_CONFIG", "REGISTRY_TABLE", "CONTROL_TABLE"),
+        ),
     )
     schedules: list[ScheduleRule] = []
     for m in config.models:
@@ -300,5 +309,6 @@ def build_platform(config: PlatformConfig) -> Platform:
             Route("GET", "/v1/models/{model}", "serve"),
             Route("POST", "/v1/models/{model}/predict", "serve"),
             Route("POST", "/v1/models/{model}/feedback", "serve"),
+            Route("POST", "/v1/models/{model}/versions/{version}/approval", "approve", iam_only=True),
         ),
     )

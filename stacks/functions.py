@@ -59,6 +59,9 @@ GRANTS: dict[str, dict[str, Access]] = {
         "topic:alerts": "write",
         "topic:approvals": "write",
     },
+    # Narrower than the table grants above: ServingStack grants the few DynamoDB, KMS and Step Functions
+    # actions resolve_approval makes (see ServingStack._grant_approve).
+    "approve": {},
 }
 
 

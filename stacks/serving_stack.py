@@ -1,10 +1,12 @@
-"""ServingStack: the HTTPS prediction API (API Gateway REST → Lambda) and the capture streams."""
+"""ServingStack: the HTTPS API (API Gateway REST → Lambda: the prediction routes and the IAM-only
+approval route) and the capture streams."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from aws_cdk import Duration, Size, Stack
+from aws_cdk import ArnFormat, Duration, Size, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
@@ -123,18 +125,25 @@ class ServingStack(Stack):
         validator = self.api.add_request_validator(
             "Validator", validate_request_body=True, validate_request_parameters=True
         )
-        integration = apigw.LambdaIntegration(handler, proxy=True)
+        self.approve = make_function(self, shared, "approve")
+        self._grant_approve(shared, platform.name("retrain"))
+        integrations = {
+            "serve": apigw.LambdaIntegration(handler, proxy=True),
+            "approve": apigw.LambdaIntegration(self.approve.function, proxy=True),
+        }
         for route in platform.routes:
             resource = self.api.root.resource_for_path(route.path)
-            if route.authorized:
+            if route.iam_only:
+                auth = apigw.AuthorizationType.IAM  # whatever serving.auth says: the caller is the approver
+            elif route.authorized:
                 auth = apigw.AuthorizationType.NONE if api_key_mode else apigw.AuthorizationType.IAM
             else:
                 auth = apigw.AuthorizationType.NONE
             resource.add_method(
                 route.method,
-                integration,
+                integrations[route.function],
                 authorization_type=auth,
-                api_key_required=api_key_mode and route.authorized,
+                api_key_required=api_key_mode and route.authorized and not route.iam_only,
                 request_validator=validator,
             )
         if api_key_mode:
@@ -156,12 +165,63 @@ class ServingStack(Stack):
                 iam.PolicyStatement(
                     actions=["execute-api:Invoke"],
                     resources=[
-                        self.api.arn_for_execute_api(
-                            method=r.method, path=r.path.replace("{model}", "*"), stage=API_STAGE
-                        )
+                        self.api.arn_for_execute_api(method=r.method, path=_any_param(r.path), stage=API_STAGE)
                         for r in platform.routes
-                        if r.authorized
+                        if r.authorized and not r.iam_only
                     ],
                 )
             ],
         )
+        self.approve_policy = iam.ManagedPolicy(
+            self,
+            "ApprovePolicy",
+            managed_policy_name=platform.name("api-approve"),
+            description="Attach to the roles of people allowed to approve or reject retrained models over the "
+            "API (SigV4); ModelConfig.approvers may restrict them further per model",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["execute-api:Invoke"],
+                    resources=[
+                        self.api.arn_for_execute_api(method=r.method, path=_any_param(r.path), stage=API_STAGE)
+                        for r in platform.routes
+                        if r.iam_only
+                    ],
+                )
+            ],
+        )
+
+    def _grant_approve(self, shared: SharedResources, state_machine_name: str) -> None:
+        """Exactly the calls of ``resolve_approval``: read the waiting token and delete it (control table),
+        the status change and its audit entry in one transaction (registry), the table key, and resuming or
+        rejecting runs of the retraining workflow after reading their status.
+
+        The state machine ARNs are built from the workflow's physical name (PipelineStack owns it), so the
+        serving stack does not depend on the pipeline stack.
+        """
+        fn = self.approve.function
+        shared.tables["control"].grant(fn, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:DeleteItem")
+        shared.tables["registry"].grant(
+            fn, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"
+        )
+        shared.key.grant(fn, "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*")
+        sm_arn = self.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=state_machine_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        executions = self.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        fn.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:SendTaskSuccess", "states:SendTaskFailure"], resources=[sm_arn])
+        )
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]))
+
+
+def _any_param(path: str) -> str:
+    """A route path with every ``{param}`` as ``*``, for execute-api resource ARNs."""
+    return re.sub(r"\{[^}]+\}", "*", path)

@@ -11,7 +11,10 @@ and a known path with another method 405 ``{"message": "Method Not Allowed"}`` w
 a deployed REST API answers 403 ``{"message": "Missing Authentication Token"}`` for both unless
 its gateway responses are customised. Bodies over 10 MB get 413 as in API Gateway; a Lambda error
 or a malformed proxy response gets 502 ``{"message": "Internal server error"}``; a function that
-runs past the 29 s integration timeout gets 504. IAM authorization is not enforced locally.
+runs past the 29 s integration timeout gets 504. IAM authorization is not enforced locally; since
+the approval route needs a caller identity, a request may name one in the ``X-Driftline-Local-Principal``
+header, which fills ``requestContext.identity.userArn``/``caller`` as SigV4 does on AWS (there the header
+means nothing: API Gateway fills the identity from the signature).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from driftline.local.executor import InvocationResult
+from driftline.retraining.approval_api import LOCAL_PRINCIPAL_HEADER
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 INTEGRATION_TIMEOUT_S = 29.0
@@ -146,6 +150,7 @@ def build_event(
         qs_multi.setdefault(k, []).append(v)
     content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
     text = is_text(content_type, body)
+    principal = next((v.strip() for k, v in headers if k.lower() == LOCAL_PRINCIPAL_HEADER.lower()), None) or None
     now = datetime.now(UTC)
     path = unquote(raw_path)
     return {
@@ -170,14 +175,14 @@ def build_event(
                 "userAgent": single.get("User-Agent") or single.get("user-agent"),
                 "accessKey": None,
                 "accountId": None,
-                "caller": None,
+                "caller": principal,
                 "cognitoAuthenticationProvider": None,
                 "cognitoAuthenticationType": None,
                 "cognitoIdentityId": None,
                 "cognitoIdentityPoolId": None,
                 "principalOrgId": None,
-                "user": None,
-                "userArn": None,
+                "user": principal,
+                "userArn": principal,
             },
             "path": f"/{stage}{path}",
             "protocol": "HTTP/1.1",

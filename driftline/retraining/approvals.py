@@ -8,7 +8,8 @@ notifies the approvals topic. A person then resolves it with :func:`resolve_appr
 who and why), and the run resumes (``SendTaskSuccess``) or takes the rejected path
 (``SendTaskFailure`` with error ``Rejected``). Anything that cannot be resolved — no run waiting, a
 run that already ended, a principal not allowed, no reason — raises :class:`ApprovalError` and
-changes nothing.
+changes nothing. The same function serves ``driftline models approve|reject`` and the IAM-authorized
+route ``POST /v1/models/{model}/versions/{version}/approval`` (:mod:`driftline.retraining.approval_api`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from driftline import aws
-from driftline.config import PlatformConfig
-from driftline.registry.store import Registry, principal_matches
+from driftline.config import ConfigError, PlatformConfig
+from driftline.registry.store import Registry, UnknownModelError, UnknownVersionError, principal_matches
 
 APPROVAL_RECORD_GRACE_SECONDS = 86400
 """Approval items expire (DynamoDB TTL) this long after their timeout."""
@@ -39,6 +40,12 @@ class ApprovalNotWaitingError(ApprovalError):
 
 class ApprovalNotAllowedError(ApprovalError):
     status_code = 403
+
+
+class ApprovalNotFoundError(ApprovalNotWaitingError):
+    """The model is not configured or the version is not registered: nothing can wait on it (404)."""
+
+    status_code = 404
 
 
 @dataclass(frozen=True)
@@ -113,10 +120,14 @@ def resolve_approval(model: str, version: int, approve: bool, principal: str, re
 
     ``principal`` is who decides (an IAM/STS ARN or a user name); it must be in the model's
     ``approvers`` when that list is configured. Returns what was done. Raises
-    :class:`ApprovalError` (nothing changed) or :class:`driftline.config.ConfigError` (unknown model).
+    :class:`ApprovalError` (nothing changed; :class:`ApprovalNotFoundError` for an unknown model or
+    version). The CLI and the HTTP route (``lambdas/approve.py``) both decide through here.
     """
     cfg = config or _default_config()
-    approvers = cfg.model(model).approvers
+    try:
+        approvers = cfg.model(model).approvers
+    except ConfigError as e:
+        raise ApprovalNotFoundError(str(e)) from None
     verb = "approve" if approve else "reject"
     if not principal:
         raise ApprovalNotAllowedError(f"{verb} of {model!r} v{version} needs a principal (who is deciding)")
@@ -132,6 +143,11 @@ def resolve_approval(model: str, version: int, approve: bool, principal: str, re
     item = ddb.get_item(TableName=table, Key=_key(model, version), ConsistentRead=True).get("Item")
     if item is None:
         waiting = ", ".join(f"v{p.version}" for p in pending_approvals(table, model)) or "none"
+        try:
+            reg.get_version(model, version)
+        except (UnknownModelError, UnknownVersionError) as e:
+            raise ApprovalNotFoundError(f"no retraining run is waiting for approval of {model!r} v{version}: "
+                                        f"{e} (runs waiting for {model!r}: {waiting})") from None
         raise ApprovalNotWaitingError(f"no retraining run is waiting for approval of {model!r} v{version} "
                                       f"(runs waiting for {model!r}: {waiting})")
     arn = item["execution_arn"]["S"]

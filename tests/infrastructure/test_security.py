@@ -156,3 +156,55 @@ def test_dashboard_and_alarms_cover_serving_drift_workflow_ingest_and_dlqs(synth
     assert expected <= names, expected - names
     for a in alarms.values():
         assert a["Properties"]["AlarmActions"], a["Properties"]["AlarmName"]
+
+
+def test_approve_function_may_only_decide_approvals(synth: Synth) -> None:
+    """The approval route's function: the DynamoDB/KMS calls of resolve_approval and the task-token
+    answers on the retraining workflow, nothing more (no table scans, no StartExecution)."""
+    policies = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for lid, p in synth.resources("AWS::IAM::Policy", "serving").items()
+        if "ApproveFn" in lid
+    ]
+    (statements,) = policies
+    actions: set[str] = set()
+    for st in statements:
+        acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        actions |= set(acts)
+    assert actions == {
+        "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage",
+        "xray:PutTelemetryRecords", "xray:PutTraceSegments",
+        "dynamodb:GetItem", "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+        "dynamodb:ConditionCheckItem",
+        "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*",
+        "states:SendTaskSuccess", "states:SendTaskFailure", "states:DescribeExecution",
+    }
+    states = [st for st in statements if any(str(a).startswith("states:") for a in
+                                             (st["Action"] if isinstance(st["Action"], list) else [st["Action"]]))]
+    rendered = json.dumps(states)
+    assert ":stateMachine:" + synth.platform.name("retrain") in rendered
+    assert ":execution:" + synth.platform.name("retrain") + ":*" in rendered
+
+
+def test_approval_route_is_iam_even_in_api_key_mode(tmp_path: Any) -> None:
+    """serving.auth=api_key moves the prediction routes to API keys; the approver must still sign."""
+    from aws_cdk import App
+
+    from driftline import config
+    from stacks.app_builder import build
+    from tests.infrastructure.conftest import ROOT
+
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    cfg = config.from_context(context, "dev")
+    cfg = cfg.model_copy(update={"serving": cfg.serving.model_copy(update={"auth": "api_key"})})
+    app = App(context={**context, "aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
+    built = build(app, cfg, nag=False)
+    template = app.synth().get_stack_by_name(built.serving.stack_name).template
+    methods = {
+        (m["Properties"]["HttpMethod"], m["Properties"]["AuthorizationType"], m["Properties"].get("ApiKeyRequired"))
+        for m in template["Resources"].values()
+        if m["Type"] == "AWS::ApiGateway::Method" and m["Properties"]["HttpMethod"] == "POST"
+    }
+    assert ("POST", "AWS_IAM", False) in methods  # the approval route
+    assert ("POST", "NONE", True) in methods  # predict/feedback take API keys
+    assert all(auth == "NONE" for _, auth, key in methods if key)

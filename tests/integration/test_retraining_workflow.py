@@ -355,3 +355,89 @@ def test_burst_of_identical_triggers_gives_one_run(harness: Harness) -> None:
     # the run has ended, but the cooldown still collapses further drift triggers into it
     later = trig.handle(dict(event, id="e11")).decisions[0]
     assert later.decision == "skipped" and later.reason.startswith("cooldown")
+
+
+# ---- the IAM-authorized approval route (lambdas/approve.py): same decision path as the CLI
+APPROVER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/Approvers"
+ALICE = f"arn:aws:sts::{ACCOUNT}:assumed-role/Approvers/alice"
+MALLORY = f"arn:aws:sts::{ACCOUNT}:assumed-role/Deployers/mallory"
+ROUTE_MANUAL = pytest.mark.parametrize("harness", [{"approval": "manual", "approvers": [APPROVER_ROLE]}],
+                                       indirect=True)
+
+
+class _Context:
+    function_name = "test-driftline-approve"
+    memory_limit_in_mb = 256
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:test-driftline-approve"
+    aws_request_id = "req-1"
+
+
+def call_route(harness: Harness, monkeypatch: pytest.MonkeyPatch, version: int | str, body: Any,
+               principal: str | None = ALICE, model: str | None = None) -> tuple[int, dict[str, Any]]:
+    """One API Gateway proxy event through the real handler, as the signed caller ``principal``."""
+    import lambdas.approve as approve
+
+    monkeypatch.setenv("PLATFORM_CONFIG", harness.config.model_dump_json())
+    approve._config.cache_clear()
+    event = {"resource": "/v1/models/{model}/versions/{version}/approval", "httpMethod": "POST",
+             "path": f"/v1/models/{model or harness.model}/versions/{version}/approval",
+             "pathParameters": {"model": model or harness.model, "version": str(version)},
+             "body": body if isinstance(body, str) else json.dumps(body), "isBase64Encoded": False,
+             "requestContext": {"requestId": "rid-1", "identity": {"userArn": principal, "caller": None}}}
+    out = approve.handler(event, _Context())  # type: ignore[arg-type]
+    return int(out["statusCode"]), json.loads(out["body"])
+
+
+@ROUTE_MANUAL
+def test_approval_route_rejects_and_refuses_client_mistakes(harness: Harness,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    champ = harness.seed_champion()
+    arn = harness.start("route-reject")
+    table = harness.control.table
+    harness.wait(arn, until=lambda: bool(pending_approvals(table, harness.model)))
+    ok = {"decision": "reject", "reason": "holdout too small"}
+
+    status, body = call_route(harness, monkeypatch, 2, ok, principal=MALLORY)
+    assert status == 403 and "may not reject" in body["error"]["message"]
+    status, body = call_route(harness, monkeypatch, 2, ok, principal=None)
+    assert status == 403 and body["error"]["code"] == "no_principal"
+    status, body = call_route(harness, monkeypatch, 7, ok)
+    assert status == 404 and "has no version 7" in body["error"]["message"] and "v2" in body["error"]["message"]
+    status, body = call_route(harness, monkeypatch, 2, ok, model="no-such-model")
+    assert status == 404 and "unknown model 'no-such-model'" in body["error"]["message"]
+    status, body = call_route(harness, monkeypatch, 2, {"decision": "reject"})
+    assert status == 422 and "'reason' is missing" in body["error"]["message"]
+    status, body = call_route(harness, monkeypatch, 2, "not json")
+    assert status == 400
+    # nothing changed by any of the above: still a waiting candidate, no audit entry
+    assert harness.registry.get_version(harness.model, 2).status == "candidate"
+    assert [p.version for p in pending_approvals(table, harness.model)] == [2]
+    assert not [e for e in harness.registry.audit(harness.model) if e.version == 2 and e.action != "register"]
+
+    status, body = call_route(harness, monkeypatch, 2, ok)
+    assert status == 200, body
+    assert (body["decision"], body["by"], body["execution_arn"]) == ("rejected", ALICE, arn)
+    d = harness.wait(arn)
+    assert d["status"] == "SUCCEEDED" and "deploy" not in harness.calls
+    assert harness.registry.aliases(harness.model).champion == champ
+    assert harness.registry.get_version(harness.model, 2).status == "rejected"
+    audit = [e for e in harness.registry.audit(harness.model) if e.action == "reject"]
+    assert audit[-1].who == ALICE and audit[-1].why == "holdout too small"
+
+    status, body = call_route(harness, monkeypatch, 2, ok)  # decided already: no run waits
+    assert status == 409 and "no retraining run is waiting" in body["error"]["message"]
+
+
+@ROUTE_MANUAL
+def test_approval_route_approves_and_the_run_deploys(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    harness.seed_champion()
+    harness.after_step["deploy"] = lambda out: harness.captures(1, 2, 40, 0.0)
+    arn = harness.start("route-approve")
+    harness.wait(arn, until=lambda: bool(pending_approvals(harness.control.table, harness.model)))
+    status, body = call_route(harness, monkeypatch, 2, {"decision": "approve", "reason": "reviewed"})
+    assert status == 200 and body["decision"] == "approved", body
+    d = harness.wait(arn)
+    assert d["status"] == "SUCCEEDED", harness.calls
+    assert harness.registry.aliases(harness.model).champion == 2
+    approve = [e for e in harness.registry.audit(harness.model) if e.action == "approve"][-1]
+    assert (approve.who, approve.version, approve.why) == (ALICE, 2, "reviewed")

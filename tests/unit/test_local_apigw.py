@@ -85,6 +85,31 @@ def test_empty_request_has_null_members() -> None:
     )
     assert event["headers"] is None and event["queryStringParameters"] is None and event["body"] is None
     assert event["pathParameters"] is None and event["isBase64Encoded"] is False
+    assert event["requestContext"]["identity"]["userArn"] is None  # unsigned: no principal
+
+
+@pytest.mark.parametrize("header", ["X-Driftline-Local-Principal", "x-driftline-local-principal"])
+def test_local_principal_header_fills_the_sigv4_identity(header: str) -> None:
+    """Locally IAM is not evaluated; the header stands in for the identity SigV4 gives on AWS."""
+    route, params, _ = ROUTES.resolve("POST", "/v1/models/m/predict")
+    assert route is not None
+    arn = "arn:aws:sts::123456789012:assumed-role/Approvers/alice"
+    event = build_event(
+        route=route,
+        method="POST",
+        raw_path="/v1/models/m/predict",
+        query="",
+        headers=[(header, f" {arn} ")],
+        body=b"{}",
+        path_params=params,
+        stage="v1",
+        account="1",
+        source_ip="::1",
+        request_id="r",
+        host="h",
+    )
+    identity = event["requestContext"]["identity"]
+    assert identity["userArn"] == identity["caller"] == identity["user"] == arn
 
 
 @pytest.mark.parametrize(
