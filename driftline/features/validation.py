@@ -14,8 +14,11 @@ is treated as null; infinities are errors.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
@@ -24,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from driftline.features.schema import FeatureSet
+from driftline.features.schema import Feature, FeatureSet, Label
 from driftline.features.tables import TIMESTAMP_TYPE, curated_schema, label_type, required_columns
 
 Severity = Literal["error", "warning"]
@@ -38,6 +41,8 @@ _ISO_RE = (r"^(?P<date>\d{4}-\d{2}-\d{2})(?:[T ](?P<hms>\d{2}:\d{2}(?::\d{2})?)(
 _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]
 _MAX_UNKNOWN_VALUES = 10
+PARALLEL_MIN_ROWS = 50_000
+"""Tables at least this long are checked column by column on threads (below, threads cost more)."""
 
 
 @dataclass
@@ -411,6 +416,15 @@ class _Run:
         self.checks.append(Check(check, column, "error", count, message.format(count=count), hint,
                                  self.sample(mask, cols), details or {}))
 
+    def child(self) -> _Run:
+        """A run collecting one job's failures, so jobs can run on threads and merge in order."""
+        return _Run(self.raw, self.fs, self.k)
+
+    def merge(self, other: _Run) -> None:
+        for cid, mask in other.masks.items():
+            self.masks[cid] = self.masks[cid] | mask if cid in self.masks else mask
+        self.checks.extend(other.checks)
+
 
 def _unknown_values(col: pa.Array, mask: np.ndarray) -> dict[str, int]:
     counts = pc.value_counts(col.filter(pa.array(mask)))
@@ -469,94 +483,40 @@ def validate(raw: pa.Table, fs: FeatureSet, *, others: Iterable[FeatureSet] = ()
                                 details={"columns": missing}))
         return ValidationResult(fs, raw, None, run.masks, run.checks, np.zeros(n, dtype=bool))
 
-    schema = curated_schema(fs)
-    typed: dict[str, pa.Array] = {}
-
     def column(name: str) -> pa.Array:
         """The raw column; chunked columns stay chunked (compute kernels take them; no copy)."""
         col = raw.column(name)
         return col.chunk(0) if col.num_chunks == 1 else col
 
-    type_bad: dict[str, np.ndarray] = {}
-
-    def coerce(name: str, kind: str, fn: Any, raw_col: pa.Array, **kw: Any) -> pa.Array:
-        arr, bad = fn(raw_col, **kw)
-        type_bad[name] = bad
-        run.fail("type", name, bad,
-                 f"{{count}} value(s) of {name!r} are not valid {kind} values (column read as "
-                 f"{_type_name(raw_col.type)})", _TYPE_HINTS.get(kind, ""))
-        return arr
-
-    def not_null(name: str, arr: pa.Array, what: str) -> None:
-        """Missing (null, empty or NaN) where a value is required; type failures are counted apart."""
-        missing = ~_present(arr) & ~type_bad[name]
-        run.fail("not_null", name, missing, f"{{count}} row(s) have no {what} {name!r}, which is required",
-                 f"fill in {name!r} in every row" + ("" if what != "value for" else
-                                                      " or declare the feature nullable: true"))
-
-    # entity keys and event timestamp: never null, always parseable
+    # entity keys and event timestamp first (the duplicate-key check needs them), then one job per
+    # feature and label plus the duplicate-key check, on threads for large tables: the work is in
+    # Arrow and numpy kernels, which release the GIL. Each job fails into its own child run and
+    # the children are merged in definition order, so results do not depend on thread timing.
+    typed: dict[str, pa.Array] = {}
     for e in fs.entity:
-        typed[e] = coerce(e, "entity", coerce_text, column(e))
-        not_null(e, typed[e], "entity key")
-    typed[fs.timestamp] = coerce(fs.timestamp, "timestamp", coerce_timestamp, column(fs.timestamp))
-    not_null(fs.timestamp, typed[fs.timestamp], "event timestamp")
+        typed[e] = _check_column(run, e, "entity", coerce_text, column(e), required="entity key")
+    typed[fs.timestamp] = _check_column(run, fs.timestamp, "timestamp", coerce_timestamp, column(fs.timestamp),
+                                        required="event timestamp")
+    keys = dict(typed)
+    jobs: list[tuple[str | None, Callable[[_Run], pa.Array | None]]] = [
+        (f.name, functools.partial(_check_feature, f=f, raw_col=column(f.name))) for f in fs.features]
+    jobs += [(lb.name, functools.partial(_check_label, lb=lb, raw_col=column(lb.name) if lb.name in present_cols
+                                         else None)) for lb in fs.labels]
+    jobs.append((None, functools.partial(_duplicate_keys, fs=fs, typed=keys)))
+    children = [run.child() for _ in jobs]
+    workers = min(os.cpu_count() or 1, len(jobs))
+    if n >= PARALLEL_MIN_ROWS and workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # the longest job, duplicate keys, first
+            futures = {i: pool.submit(jobs[i][1], children[i]) for i in reversed(range(len(jobs)))}
+            arrays = [futures[i].result() for i in range(len(jobs))]
+    else:
+        arrays = [job[1](child) for job, child in zip(jobs, children, strict=True)]
+    for (name, _), arr, child in zip(jobs, arrays, children, strict=True):
+        if name is not None and arr is not None:
+            typed[name] = arr
+        run.merge(child)
 
-    for f in fs.features:
-        raw_col = column(f.name)
-        if f.type == "string":
-            arr = coerce(f.name, "string", coerce_text, raw_col, lenient=True)
-        else:
-            arr = coerce(f.name, f.type, _COERCE[f.type], raw_col)
-        typed[f.name] = arr
-        if not f.nullable:
-            not_null(f.name, arr, "value for")
-        lo = hi = None
-        if f.is_numeric and (f.min is not None or f.max is not None):  # one pass; masks only when needed
-            mm = pc.min_max(arr)
-            lo, hi = mm["min"].as_py(), mm["max"].as_py()
-        if f.min is not None and lo is not None and lo < f.min:
-            run.fail("range", f.name, _np(pc.less(arr, f.min)),
-                     f"{{count}} value(s) of {f.name!r} are below the minimum {f.min:g}",
-                     "check units and sign, or widen 'min' in the feature set if these values are valid")
-        if f.max is not None and hi is not None and hi > f.max:
-            run.fail("range", f.name, _np(pc.greater(arr, f.max)),
-                     f"{{count}} value(s) of {f.name!r} are above the maximum {f.max:g}",
-                     "check units (e.g. percent vs ratio), or widen 'max' in the feature set if valid")
-        if f.type == "categorical" and f.categories:
-            unknown = _present(arr) & ~_np(pc.is_in(arr, value_set=pa.array(list(f.categories))))
-            if unknown.any():
-                run.fail("category", f.name, unknown,
-                         f"{{count}} value(s) of {f.name!r} are not among its categories "
-                         f"({', '.join(f.categories)})",
-                         "categories are case-sensitive; map the values to the defined categories, or add "
-                         "new categories to the feature set (a new version) before uploading them",
-                         details={"unknown_values": _unknown_values(arr, unknown)})
-
-    for lb in fs.labels:
-        ltype = label_type(lb)
-        if lb.name not in present_cols:
-            typed[lb.name] = pa.nulls(n, ltype)
-            continue
-        raw_col = column(lb.name)
-        if ltype == pa.float64():
-            typed[lb.name] = coerce(lb.name, "float", coerce_float, raw_col)
-            continue
-        if ltype == pa.int64():
-            arr = coerce(lb.name, "int", coerce_int, raw_col)
-        else:
-            arr = coerce(lb.name, "categorical", coerce_text, raw_col)
-        typed[lb.name] = arr
-        classes = pa.array(list(lb.class_values), ltype)
-        bad_class = _present(arr) & ~_np(pc.is_in(arr, value_set=classes))
-        if bad_class.any():
-            run.fail("label_class", lb.name, bad_class,
-                     f"{{count}} label value(s) of {lb.name!r} are not one of its classes "
-                     f"({', '.join(map(str, lb.class_values))})",
-                     "labels must use exactly the classes of the feature set; leave the cell empty when the "
-                     "label is not known yet", details={"unknown_values": _unknown_values(arr, bad_class)})
-
-    _duplicate_keys(run, fs, typed)
-
+    schema = curated_schema(fs)
     table = pa.Table.from_arrays([typed[f.name] for f in schema], names=schema.names)
     rejected = np.zeros(n, dtype=bool)
     for failed in run.masks.values():
@@ -564,11 +524,80 @@ def validate(raw: pa.Table, fs: FeatureSet, *, others: Iterable[FeatureSet] = ()
     return ValidationResult(fs, raw, table, run.masks, run.checks, ~rejected)
 
 
+def _check_column(run: _Run, name: str, kind: str, fn: Callable[..., Coerced], raw_col: pa.Array, *,
+                  required: str | None = None, **kw: Any) -> pa.Array:
+    """Coerce ``raw_col`` to its curated type: type failures, and missing values when ``required``."""
+    arr, bad = fn(raw_col, **kw)
+    run.fail("type", name, bad,
+             f"{{count}} value(s) of {name!r} are not valid {kind} values (column read as "
+             f"{_type_name(raw_col.type)})", _TYPE_HINTS.get(kind, ""))
+    if required is not None:  # missing (null, empty or NaN); type failures are counted apart
+        missing = ~_present(arr) & ~bad
+        run.fail("not_null", name, missing, f"{{count}} row(s) have no {required} {name!r}, which is required",
+                 f"fill in {name!r} in every row" + ("" if required != "value for" else
+                                                      " or declare the feature nullable: true"))
+    return arr
+
+
+def _check_feature(run: _Run, f: Feature, raw_col: pa.Array) -> pa.Array:
+    """Type, missing values, range and categories of one feature."""
+    required = None if f.nullable else "value for"
+    if f.type == "string":
+        arr = _check_column(run, f.name, "string", coerce_text, raw_col, required=required, lenient=True)
+    else:
+        arr = _check_column(run, f.name, f.type, _COERCE[f.type], raw_col, required=required)
+    lo = hi = None
+    if f.is_numeric and (f.min is not None or f.max is not None):  # one pass; masks only when needed
+        mm = pc.min_max(arr)
+        lo, hi = mm["min"].as_py(), mm["max"].as_py()
+    if f.min is not None and lo is not None and lo < f.min:
+        run.fail("range", f.name, _np(pc.less(arr, f.min)),
+                 f"{{count}} value(s) of {f.name!r} are below the minimum {f.min:g}",
+                 "check units and sign, or widen 'min' in the feature set if these values are valid")
+    if f.max is not None and hi is not None and hi > f.max:
+        run.fail("range", f.name, _np(pc.greater(arr, f.max)),
+                 f"{{count}} value(s) of {f.name!r} are above the maximum {f.max:g}",
+                 "check units (e.g. percent vs ratio), or widen 'max' in the feature set if valid")
+    if f.type == "categorical" and f.categories:
+        unknown = _present(arr) & ~_np(pc.is_in(arr, value_set=pa.array(list(f.categories))))
+        if unknown.any():
+            run.fail("category", f.name, unknown,
+                     f"{{count}} value(s) of {f.name!r} are not among its categories "
+                     f"({', '.join(f.categories)})",
+                     "categories are case-sensitive; map the values to the defined categories, or add "
+                     "new categories to the feature set (a new version) before uploading them",
+                     details={"unknown_values": _unknown_values(arr, unknown)})
+    return arr
+
+
+def _check_label(run: _Run, lb: Label, raw_col: pa.Array | None) -> pa.Array:
+    """Type and class of one label; an absent label column is all null (labels arrive later)."""
+    ltype = label_type(lb)
+    if raw_col is None:
+        return pa.nulls(run.n, ltype)
+    if ltype == pa.float64():
+        return _check_column(run, lb.name, "float", coerce_float, raw_col)
+    if ltype == pa.int64():
+        arr = _check_column(run, lb.name, "int", coerce_int, raw_col)
+    else:
+        arr = _check_column(run, lb.name, "categorical", coerce_text, raw_col)
+    classes = pa.array(list(lb.class_values), ltype)
+    bad_class = _present(arr) & ~_np(pc.is_in(arr, value_set=classes))
+    if bad_class.any():
+        run.fail("label_class", lb.name, bad_class,
+                 f"{{count}} label value(s) of {lb.name!r} are not one of its classes "
+                 f"({', '.join(map(str, lb.class_values))})",
+                 "labels must use exactly the classes of the feature set; leave the cell empty when the "
+                 "label is not known yet", details={"unknown_values": _unknown_values(arr, bad_class)})
+    return arr
+
+
 def _duplicate_keys(run: _Run, fs: FeatureSet, typed: dict[str, pa.Array]) -> None:
     """Rows sharing entity key and event timestamp: which one is right is unknowable, reject all.
 
-    Arrow's hash grouping counts distinct keys in one pass; only when that count is short of the
-    row count are the duplicate groups' row numbers collected.
+    Rows can only share a key when they share the event timestamp, so one sort of the int64
+    timestamps finds the candidates (usually a few percent of the rows) and only those are grouped
+    by the whole key with Arrow's hash grouping, which costs several times the sort per row.
     """
     keys = [*fs.entity, fs.timestamp]
     valid = np.ones(run.n, dtype=bool)
@@ -577,15 +606,28 @@ def _duplicate_keys(run: _Run, fs: FeatureSet, typed: dict[str, pa.Array]) -> No
     rows = np.flatnonzero(valid)
     if rows.size < 2:
         return
-    table = pa.table({k: typed[k] for k in keys})
-    if rows.size < run.n:
-        table = table.filter(pa.array(valid))
-    if table.group_by(keys, use_threads=False).aggregate([]).num_rows == table.num_rows:
+    micros = pc.fill_null(pc.cast(typed[fs.timestamp], pa.int64()), 0)
+    stamps = np.asarray(micros.to_numpy(), dtype=np.int64)[rows]
+    order = np.argsort(stamps)
+    ordered = stamps[order]
+    tie = ordered[1:] == ordered[:-1]
+    if not tie.any():
         return
-    groups = table.append_column("__row", pa.array(rows, pa.int64())).group_by(
+    shared = np.zeros(rows.size, dtype=bool)
+    shared[order[1:][tie]] = True
+    shared[order[:-1][tie]] = True
+    candidates = rows[shared]
+    if candidates.size == run.n:  # e.g. a daily snapshot: every row shares its timestamp
+        table = pa.table({k: typed[k] for k in keys})
+    else:
+        take = pa.array(candidates, pa.int64())
+        table = pa.table({k: typed[k].take(take) for k in keys})
+    groups = table.append_column("__row", pa.array(candidates, pa.int64())).group_by(
         keys, use_threads=False).aggregate([("__row", "list")])
     lists = groups.column("__row_list").combine_chunks()
     repeated = lists.filter(pc.greater(pc.list_value_length(lists), 1))
+    if len(repeated) == 0:
+        return
     dup = np.zeros(run.n, dtype=bool)
     dup[np.asarray(repeated.flatten().to_numpy(), dtype=np.int64)] = True
     run.fail("duplicate_key", ",".join(keys), dup,

@@ -305,3 +305,55 @@ def test_chunked_dictionary_and_large_string_columns(good: pa.Table, credit_fs: 
     r = validate(t, credit_fs)
     assert r.status() == "accepted", r.report()["checks"]
     assert r.accepted_table().column("region").to_pylist() == good.column("region").to_pylist()
+
+
+def _messy(n: int, seed: int) -> pa.Table:
+    """credit_default rows with every kind of failure, shared timestamps and duplicate keys."""
+    rng = np.random.default_rng(seed)
+    t = generate(n, "2026-01-01", "2026-01-03", seed=seed)
+    ids = np.array(_col(t, "customer_id"), dtype=object)
+    ids[rng.random(n) < 0.02] = None
+    stamps = t.column("event_timestamp").cast(pa.int64()).to_numpy().copy()
+    stamps[rng.random(n) < 0.3] = stamps[0]  # many shared timestamps, mostly of different customers
+    copy = rng.integers(0, n, n // 50)
+    ids[copy[::2]], stamps[copy[::2]] = ids[copy[1::2]], stamps[copy[1::2]]  # duplicate keys
+    ages = np.array(_col(t, "age"), dtype=object)
+    ages[rng.random(n) < 0.01] = 150
+    regions = np.array(_col(t, "region"), dtype=object)
+    regions[rng.random(n) < 0.01] = "atlantis"
+    t = _with(t, "customer_id", ids.tolist(), pa.string())
+    t = _with(t, "event_timestamp", stamps.tolist(), pa.int64())
+    t = t.set_column(1, "event_timestamp", t.column(1).cast(pa.timestamp("us", tz="UTC")))
+    t = _with(_with(t, "age", ages.tolist()), "region", regions.tolist(), pa.string())
+    labels = _col(t, "defaulted")
+    labels[5] = 7
+    return _with(t, "defaulted", labels)
+
+
+def test_duplicate_keys_match_a_per_row_reference(credit_fs: FeatureSet) -> None:
+    t = _messy(3_000, seed=5)
+    seen: dict[tuple[Any, Any], list[int]] = {}
+    for i, key in enumerate(zip(_col(t, "customer_id"), _col(t, "event_timestamp"), strict=True)):
+        if None not in key:
+            seen.setdefault(key, []).append(i)
+    expected = sorted(i for rows in seen.values() if len(rows) > 1 for i in rows)
+    r = validate(t, credit_fs)
+    assert expected and np.flatnonzero(r.masks["duplicate_key:customer_id,event_timestamp"]).tolist() == expected
+
+
+def test_threaded_checks_give_the_same_result_as_sequential(credit_fs: FeatureSet,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftline.features import validation
+
+    t = pa.concat_tables([_messy(2_000, seed=9).slice(0, 700), _messy(2_000, seed=9).slice(700)])
+    monkeypatch.setattr(validation, "PARALLEL_MIN_ROWS", 10**9)
+    sequential = validate(t, credit_fs)
+    monkeypatch.setattr(validation, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(validation.os, "cpu_count", lambda: 4)
+    threaded = validate(t, credit_fs)
+    assert list(threaded.masks) == list(sequential.masks)
+    assert all((threaded.masks[k] == sequential.masks[k]).all() for k in sequential.masks)
+    assert threaded.report() == sequential.report()
+    assert threaded.accepted_table().equals(sequential.accepted_table())
+    assert threaded.rejected_table().equals(sequential.rejected_table())
+    assert len(sequential.checks) >= 5
