@@ -11,6 +11,11 @@ Clients come from a plain botocore session: they are the very objects boto3 woul
 importing boto3, whose import pulls in s3transfer (~0.1-0.2 s of the serving cold start). The only
 boto3 additions lost are the managed-transfer methods (``upload_file``, ``copy``...): :func:`s3_copy`
 and :func:`s3_upload_file` do the same through s3transfer, imported only by the callers that need it.
+
+botocore's service models (endpoints.json alone is 1.2 MB; S3's model 1.4 MB) are parsed with orjson
+instead of ``json`` with an ``OrderedDict`` hook: creating the DynamoDB and S3 clients, most of a
+serving cold start's first request, gets ~0.1 s faster. The loader is botocore's own, given a file
+loader through its ``file_loader`` parameter; search paths (``AWS_DATA_PATH``) are unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import threading
 from functools import cache
 from typing import Any
 
+import botocore.loaders
 import botocore.session
+import orjson
 from botocore.config import Config
 
 _CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=3, read_timeout=30)
@@ -33,9 +40,23 @@ def region() -> str:
 _LOCK = threading.RLock()
 
 
+class _OrjsonFileLoader(botocore.loaders.JSONFileLoader):
+    """botocore's JSON model loader (plain and .json.gz files), parsing with orjson."""
+
+    def _load_file(self, full_path: str, open_method: Any) -> Any:
+        if not os.path.isfile(full_path):
+            return None
+        with open_method(full_path, "rb") as fp:
+            return orjson.loads(fp.read())
+
+
 @cache
 def _session() -> botocore.session.Session:
-    return botocore.session.get_session()
+    session = botocore.session.get_session()
+    loader = botocore.loaders.create_loader(session.get_config_variable("data_path"))
+    loader.file_loader = _OrjsonFileLoader()
+    session.register_component("data_loader", loader)
+    return session
 
 
 @cache

@@ -29,10 +29,10 @@ CODE_INCLUDE = ("driftline", "lambdas")
 
 # What each layer holds: top-level requirements; versions come from uv.lock (constraints).
 LAYER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
-    "base": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml"),
-    "data": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml", "pyarrow", "numpy"),
+    "base": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml", "orjson"),
+    "data": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml", "pyarrow", "numpy", "orjson"),
     "serving": ("aws-lambda-powertools[tracer]", "onnxruntime", "numpy", "orjson"),
-    "drift": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml", "numpy", "pyarrow", "jinja2"),
+    "drift": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml", "numpy", "pyarrow", "jinja2", "orjson"),
 }
 
 # Never needed at run time in Lambda: tests, headers, type stubs, CLI entry points, pyarrow extras.
