@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -154,7 +155,8 @@ def build_layer(name: str, output_dir: Path) -> None:
     lock_hash = _layer_hash(name)[:16]  # lock + requirements + this file (its trim rules)
     cached = CACHE_DIR / f"{name}-{lock_hash}"
     if not cached.exists():
-        tmp = cached.with_suffix(".tmp")
+        # per process: parallel synths (pytest-xdist workers, dev and prod) may build the same layer
+        tmp = cached.with_suffix(f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         target = tmp / "python"
         install_for_lambda(target, reqs)
@@ -164,7 +166,12 @@ def build_layer(name: str, output_dir: Path) -> None:
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
         _trim(target)
         _compile(target)
-        tmp.rename(cached)
+        try:
+            tmp.rename(cached)
+        except OSError:  # another process finished the same layer first: its copy is identical
+            if not cached.exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(cached, output_dir, dirs_exist_ok=True)
 
 
