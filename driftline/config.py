@@ -96,10 +96,20 @@ class ServingSettings(_Strict):
     cors_origins: tuple[str, ...] = ()
     reserved_concurrency: int | None = Field(default=None, ge=1)
     provisioned_concurrency: int = Field(default=0, ge=0)
+    snap_start: bool = False
+    """Lambda SnapStart on the serving function: new sandboxes resume from a snapshot taken after
+    every champion was loaded, instead of importing and loading on their first request."""
     champion_ttl_seconds: float = Field(default=5.0, ge=0.0, le=3600.0)
     capture_sampling: float = Field(default=1.0, ge=0.0, le=1.0)
     max_rows: int = Field(default=1000, ge=1, le=10000)
     memory_mb: int = Field(default=1024, ge=128, le=10240)
+
+    @model_validator(mode="after")
+    def _one_warm_start(self) -> ServingSettings:
+        if self.snap_start and self.provisioned_concurrency:
+            raise ValueError("snap_start and provisioned_concurrency cannot both be set (Lambda does not "
+                             "combine them); keep one")
+        return self
 
 
 class PlatformConfig(_Strict):

@@ -30,15 +30,18 @@ class ServingStack(Stack):
         extra: dict[str, Any] = {}
         if cfg.reserved_concurrency:
             extra["reserved_concurrent_executions"] = cfg.reserved_concurrency
+        if cfg.snap_start:
+            extra["snap_start"] = lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
         self.serve = make_function(self, shared, "serve", **extra)
         handler: lambda_.IFunction = self.serve.function
-        if cfg.provisioned_concurrency:
+        if cfg.provisioned_concurrency or cfg.snap_start:
+            # both apply to published versions only: the API invokes the 'live' alias of the current one
             alias = lambda_.Alias(
                 self,
                 "LiveAlias",
                 alias_name="live",
                 version=self.serve.function.current_version,
-                provisioned_concurrent_executions=cfg.provisioned_concurrency,
+                provisioned_concurrent_executions=cfg.provisioned_concurrency or None,
             )
             handler = alias
 

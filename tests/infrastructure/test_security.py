@@ -208,3 +208,36 @@ def test_approval_route_is_iam_even_in_api_key_mode(tmp_path: Any) -> None:
     assert ("POST", "AWS_IAM", False) in methods  # the approval route
     assert ("POST", "NONE", True) in methods  # predict/feedback take API keys
     assert all(auth == "NONE" for _, auth, key in methods if key)
+
+
+def test_snap_start_publishes_a_version_and_the_api_calls_its_alias(tmp_path: Any) -> None:
+    """serving.snap_start: SnapStart applies to published versions only, so the API must invoke the
+    'live' alias; without it every request would run the unpublished $LATEST, never a snapshot."""
+    from aws_cdk import App
+
+    from driftline import config
+    from stacks.app_builder import build
+    from tests.infrastructure.conftest import ROOT
+
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    cfg = config.from_context(context, "dev")
+    cfg = cfg.model_copy(update={"serving": cfg.serving.model_copy(update={"snap_start": True})})
+    app = App(context={**context, "aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
+    built = build(app, cfg, nag=False)
+    resources = app.synth().get_stack_by_name(built.serving.stack_name).template["Resources"]
+    serve_name = built.platform.name("serve")
+    fns = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::Lambda::Function"
+           and r["Properties"].get("FunctionName") == serve_name}
+    ((fn_id, fn),) = fns.items()
+    assert fn["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    versions = [lid for lid, r in resources.items() if r["Type"] == "AWS::Lambda::Version"]
+    aliases = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Alias"]
+    assert len(versions) == 1 and len(aliases) == 1
+    assert aliases[0]["Properties"]["Name"] == "live"
+    assert "ProvisionedConcurrencyConfig" not in aliases[0]["Properties"]
+    (alias_id,) = [lid for lid, r in resources.items() if r["Type"] == "AWS::Lambda::Alias"]
+    predict_uris = [json.dumps(r["Properties"]["Integration"]["Uri"]) for r in resources.values()
+                    if r["Type"] == "AWS::ApiGateway::Method" and r["Properties"]["HttpMethod"] == "POST"
+                    and "Integration" in r["Properties"]]
+    assert any(alias_id in uri for uri in predict_uris)
+    assert not any(fn_id in uri for uri in predict_uris)  # nothing calls the serve function's $LATEST

@@ -48,6 +48,8 @@ def test_shipped_environments_are_valid() -> None:
         (lambda d: d.pop("models"), "'driftline:environments.dev.models': required key is missing"),
         (lambda d: d["models"][0].update(name="Bad Name"), 'models[0].name\': "Bad Name" is not allowed'),
         (lambda d: d["serving"].update(auth="oauth"), 'serving.auth\': "oauth" is not allowed'),
+        (lambda d: d["serving"].update(snap_start=True, provisioned_concurrency=2),
+         "snap_start and provisioned_concurrency cannot both be set"),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(mutate: Any, expected: str) -> None:
