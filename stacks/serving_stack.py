@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from aws_cdk import ArnFormat, Duration, Size, Stack
+from aws_cdk import Annotations, ArnFormat, Duration, Size, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
@@ -44,6 +44,10 @@ class ServingStack(Stack):
                 provisioned_concurrent_executions=cfg.provisioned_concurrency or None,
             )
             handler = alias
+            if cfg.snap_start:
+                Annotations.of(self.serve.function).acknowledge_warning(
+                    "@aws-cdk/aws-lambda:snapStartRequirePublish",
+                    "the 'live' alias above publishes current_version, and the API invokes only that alias")
 
         # One Firehose stream per model: captures land under captures/model=<name>/YYYY/MM/DD/HH/.
         self.streams: dict[str, firehose.DeliveryStream] = {}

@@ -223,8 +223,12 @@ def test_snap_start_publishes_a_version_and_the_api_calls_its_alias(tmp_path: An
     cfg = config.from_context(context, "dev")
     cfg = cfg.model_copy(update={"serving": cfg.serving.model_copy(update={"snap_start": True})})
     app = App(context={**context, "aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
-    built = build(app, cfg, nag=False)
-    resources = app.synth().get_stack_by_name(built.serving.stack_name).template["Resources"]
+    built = build(app, cfg, nag=True)
+    stack = app.synth().get_stack_by_name(built.serving.stack_name)
+    warnings = [str(m.entry.data) for m in stack.messages if str(m.level).endswith(("WARNING", "ERROR"))
+                and "/Serve" in m.id]
+    assert not warnings, warnings  # cdk-nag findings and CDK's publish warning are all answered
+    resources = stack.template["Resources"]
     serve_name = built.platform.name("serve")
     fns = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::Lambda::Function"
            and r["Properties"].get("FunctionName") == serve_name}
