@@ -14,7 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from driftline.platform import API_STAGE
+from driftline.platform import API_STAGE, Platform, Route
 from stacks.constructs import RETENTION, removal_policy
 from stacks.functions import make_function
 from stacks.resources import SharedResources
@@ -23,7 +23,8 @@ from stacks.resources import SharedResources
 class ServingStack(Stack):
     def __init__(self, scope: Construct, cid: str, *, shared: SharedResources, **kwargs: object) -> None:
         super().__init__(scope, cid, **kwargs)  # type: ignore[arg-type]
-        platform = shared.platform
+        self.platform: Platform = shared.platform
+        platform = self.platform
         cfg = platform.config.serving
         removal = removal_policy(platform)
 
@@ -163,35 +164,29 @@ class ServingStack(Stack):
             key = self.api.add_api_key("ApiKey", api_key_name=platform.name("client"))
             plan.add_api_key(key)
 
-        self.invoke_policy = iam.ManagedPolicy(
+        self.invoke_policy = self._invoke_policy(
+            "InvokePolicy", "api-invoke",
+            "Attach to the roles of clients allowed to call the prediction API (SigV4)",
+            [r for r in platform.routes if r.authorized and not r.iam_only])
+        self.approve_policy = self._invoke_policy(
+            "ApprovePolicy", "api-approve",
+            "Attach to the roles of people allowed to approve or reject retrained models over the API (SigV4); "
+            "ModelConfig.approvers may restrict them further per model",
+            [r for r in platform.routes if r.iam_only])
+
+    def _invoke_policy(self, cid: str, name: str, description: str, routes: list[Route]) -> iam.ManagedPolicy:
+        """A managed policy allowing ``execute-api:Invoke`` on exactly these routes of the live stage."""
+        return iam.ManagedPolicy(
             self,
-            "InvokePolicy",
-            managed_policy_name=platform.name("api-invoke"),
-            description="Attach to the roles of clients allowed to call the prediction API (SigV4)",
+            cid,
+            managed_policy_name=self.platform.name(name),
+            description=description,
             statements=[
                 iam.PolicyStatement(
                     actions=["execute-api:Invoke"],
                     resources=[
                         self.api.arn_for_execute_api(method=r.method, path=_any_param(r.path), stage=API_STAGE)
-                        for r in platform.routes
-                        if r.authorized and not r.iam_only
-                    ],
-                )
-            ],
-        )
-        self.approve_policy = iam.ManagedPolicy(
-            self,
-            "ApprovePolicy",
-            managed_policy_name=platform.name("api-approve"),
-            description="Attach to the roles of people allowed to approve or reject retrained models over the "
-            "API (SigV4); ModelConfig.approvers may restrict them further per model",
-            statements=[
-                iam.PolicyStatement(
-                    actions=["execute-api:Invoke"],
-                    resources=[
-                        self.api.arn_for_execute_api(method=r.method, path=_any_param(r.path), stage=API_STAGE)
-                        for r in platform.routes
-                        if r.iam_only
+                        for r in routes
                     ],
                 )
             ],
