@@ -61,6 +61,8 @@ class _State:
     outcome = Outcome()
     cold = True
     frozen = False
+    log_cold: bool | None = None
+    """None before the first invocation, True during it (its logs say cold_start), then False."""
 
 
 def service() -> PredictionService:
@@ -178,9 +180,9 @@ def _route(req: ProxyRequest) -> dict[str, Any]:
 def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     t0 = time.perf_counter()
     req = ProxyRequest.from_event(event)
+    _log_context(context, req.gateway_request_id if req is not None else None)
     if req is None:
         return _bad_event()
-    logger.set_correlation_id(req.gateway_request_id)
     _State.outcome = Outcome()
     response = _route(req)
     try:
@@ -190,6 +192,21 @@ def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not _State.frozen and _State.service is not None and _State.service.deployments.loaded_versions():
         _freeze_heap()
     return response
+
+
+def _log_context(context: Any, correlation_id: str | None) -> None:
+    """The keys Powertools' ``inject_lambda_context`` adds to every log line (``cold_start``,
+    ``function_name``, ``function_memory_size``, ``function_arn``, ``function_request_id``) plus the
+    API Gateway request id as ``correlation_id``. The sandbox's own keys are set once; per request only
+    the two ids change: one ``append_keys`` (~2 us) instead of the decorator's ~20 us, which rebuilds
+    the whole context model on every invocation."""
+    if _State.log_cold is not False:
+        logger.append_keys(cold_start=_State.log_cold is None,
+                           function_name=getattr(context, "function_name", None),
+                           function_memory_size=getattr(context, "memory_limit_in_mb", None),
+                           function_arn=getattr(context, "invoked_function_arn", None))
+        _State.log_cold = _State.log_cold is None  # None -> True (first call) -> False
+    logger.append_keys(function_request_id=getattr(context, "aws_request_id", None), correlation_id=correlation_id)
 
 
 def _freeze_heap() -> None:
@@ -211,7 +228,7 @@ def _traced() -> Any:
     return Tracer().capture_lambda_handler(_handle, capture_response=False)
 
 
-handler = logger.inject_lambda_context(_traced())
+handler = _traced()
 
 
 def init_before_requests(kind: str) -> dict[str, Any] | None:

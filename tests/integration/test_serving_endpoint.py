@@ -7,7 +7,9 @@ handler with API Gateway REST proxy events.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -337,3 +339,26 @@ def test_routes_and_methods(api: Api, champion: int) -> None:
     assert (status, out["request_id"]) == (400, "mine-1")  # errors carry the client's id too
     resp = api.serve.handler({"not": "an api gateway event"}, LocalContext())
     assert resp["statusCode"] == 400
+
+
+def test_log_lines_carry_the_lambda_context_and_the_gateway_request_id(api: Api, champion: int) -> None:
+    """The keys Powertools' inject_lambda_context would add, set once per sandbox plus per-request ids."""
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    handler.setFormatter(api.serve.logger.registered_formatter)
+    logging.getLogger(api.serve.logger.name).addHandler(handler)
+    api.serve._State.log_cold = None  # a fresh sandbox
+    try:
+        ctx = LocalContext()
+        for rid in ("gw-1", "gw-2"):
+            ev = proxy_event("POST", f"/v1/models/{MODEL}/predict", "{", headers=JSON_CT, request_id=rid)
+            assert api.serve.handler(ev, ctx)["statusCode"] == 400
+    finally:
+        logging.getLogger(api.serve.logger.name).removeHandler(handler)
+    first, second = (json.loads(line) for line in buf.getvalue().splitlines())
+    for line, rid, cold in ((first, "gw-1", True), (second, "gw-2", False)):
+        assert line["message"] == "client error" and line["code"] == "malformed_json"
+        assert line["correlation_id"] == rid and line["cold_start"] is cold
+        assert line["function_request_id"] == ctx.aws_request_id
+        assert line["function_name"] == ctx.function_name and line["function_arn"] == ctx.invoked_function_arn
+        assert line["function_memory_size"] == ctx.memory_limit_in_mb
