@@ -206,6 +206,23 @@ def canary_breach(live: Story, run_arn: str | None) -> None:
     assert "Driftline: canary rolled back" in _subjects(live, url)
 
 
+def approval(api_url: str, version: int, body: dict[str, Any], *, principal: str | None) -> tuple[int, Any]:
+    """POST /v1/models/{model}/versions/{version}/approval; locally the caller is the principal header."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json"}
+    if principal is not None:
+        headers["X-Driftline-Local-Principal"] = principal
+    req = urllib.request.Request(f"{api_url}/v1/models/{MODEL}/versions/{version}/approval", method="POST",
+                                 data=json.dumps(body).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return int(resp.status), json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return int(e.code), json.loads(e.read())
+
+
 def predict_feedback(api_url: str, labels: list[dict[str, Any]]) -> int:
     import urllib.error
     import urllib.request
@@ -248,7 +265,14 @@ def rejected_manual_approval(live: Story) -> None:
     with pytest.raises(ApprovalNotWaitingError):
         resolve_approval(MODEL, pending.version + 50, False, "alice", "no", config=strict)
     assert _registry(live).get_version(MODEL, pending.version).status == "candidate"  # nothing changed
-    resolve_approval(MODEL, pending.version, False, "alice", "holdout too small", config=strict)
+    # the same decision over HTTPS, through the local gateway and the approve function
+    body = {"decision": "reject", "reason": "holdout too small"}
+    assert approval(live.facts.api_url, pending.version, body, principal=None)[0] == 403  # unsigned
+    assert approval(live.facts.api_url, pending.version + 50, body, principal="alice")[0] == 404
+    assert approval(live.facts.api_url, pending.version, {"decision": "maybe"}, principal="alice")[0] == 422
+    assert _registry(live).get_version(MODEL, pending.version).status == "candidate"  # nothing changed
+    status, answer = approval(live.facts.api_url, pending.version, body, principal="alice")
+    assert status == 200, answer
     run = RunFollower(d["execution_arn"])
     assert run.wait_end(60) == "SUCCEEDED"
     assert "Deploy" not in run.entered() and "NotPromoted" in run.entered()
