@@ -218,7 +218,7 @@ def _freeze_heap() -> None:
 
 
 def _traced() -> Any:
-    """When tracing is on, the whole invocation is a subsegment and boto3 calls (registry, S3, Firehose)
+    """When tracing is on, the whole invocation is a subsegment and botocore calls (registry, S3, Firehose)
     are patched by the Tracer. When it is off, no Tracer exists: its decorator would only create dummy
     segments on every request."""
     if not _tracing_enabled():
