@@ -7,7 +7,6 @@ the event API Gateway would send, so the handler has one code path everywhere.
 from __future__ import annotations
 
 import base64
-import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -15,19 +14,22 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from driftline.serving.proxy import template_pattern
+
 ROUTE_TEMPLATES = (
     "/health", "/openapi.json", "/v1/models/{model}", "/v1/models/{model}/predict",
     "/v1/models/{model}/feedback",
 )
 
 
+_PATTERNS = [(tpl, template_pattern(tpl, trailing_slash=False)) for tpl in ROUTE_TEMPLATES]
+
+
 def _resource(path: str) -> tuple[str, dict[str, str] | None]:
-    for tpl in ROUTE_TEMPLATES:
-        names = re.findall(r"\{([^}]+)\}", tpl)
-        rx = "^" + re.sub(r"\{[^}]+\}", "([^/]+)", tpl) + "$"
-        m = re.match(rx, path)
+    for tpl, rx in _PATTERNS:
+        m = rx.match(path)
         if m:
-            return tpl, (dict(zip(names, m.groups(), strict=True)) or None)
+            return tpl, (m.groupdict() or None)
     return "/{proxy+}", {"proxy": path.lstrip("/")}
 
 

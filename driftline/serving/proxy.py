@@ -67,12 +67,17 @@ def respond(status: int, payload: Any, headers: Mapping[str, str] | None = None)
             "multiValueHeaders": multi}
 
 
+def template_pattern(template: str, *, trailing_slash: bool = True) -> re.Pattern[str]:
+    """A path template (``{name}`` = one path segment) as a regex with one named group per parameter."""
+    body = re.sub(r"\{([^/}]+)\}", r"(?P<\1>[^/]+)", template)
+    return re.compile("^" + body + ("/?$" if trailing_slash else "$"))
+
+
 class Router(Generic[H]):
     """(method, path template) -> handler; templates use ``{name}`` for one path segment."""
 
     def __init__(self, routes: Sequence[tuple[str, str, H]]) -> None:
-        self.routes = [(m.upper(), tpl, re.compile("^" + re.sub(r"\{([^/}]+)\}", r"(?P<\1>[^/]+)", tpl) + "/?$"),
-                        h) for m, tpl, h in routes]
+        self.routes = [(m.upper(), tpl, template_pattern(tpl), h) for m, tpl, h in routes]
 
     def match(self, method: str, path: str) -> tuple[H, dict[str, str]] | list[str]:
         """The handler and path parameters, or (no route for this method) the methods the path allows
