@@ -32,7 +32,7 @@ CODE_INCLUDE = ("driftline", "lambdas")
 LAYER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "base": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml", "orjson"),
     "data": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml", "pyarrow", "numpy", "orjson"),
-    "serving": ("aws-lambda-powertools[tracer]", "onnxruntime", "numpy", "orjson"),
+    "serving": ("aws-lambda-powertools[tracer]", "onnxruntime", "numpy", "orjson", "msgspec"),
     "drift": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml", "numpy", "pyarrow", "jinja2", "orjson"),
 }
 

@@ -74,6 +74,13 @@ def check_json_content_type(content_type: str | None) -> None:
 def parse_json_body(body: str | None, *, content_type: str | None, is_base64: bool = False,
                     max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Any:
     """The JSON value of a request body, or a :class:`ServingError` saying what is wrong with it."""
+    return parse_json_text(json_body_text(body, content_type=content_type, is_base64=is_base64,
+                                          max_bytes=max_bytes))
+
+
+def json_body_text(body: str | None, *, content_type: str | None, is_base64: bool = False,
+                   max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> str:
+    """The body's text once its content type, size and encoding are acceptable (not parsed yet)."""
     check_json_content_type(content_type)
     if body is None or body == "":
         raise bad_request("the request body is empty; send a JSON object", code="empty_body")
@@ -93,6 +100,11 @@ def parse_json_body(body: str | None, *, content_type: str | None, is_base64: bo
         except UnicodeDecodeError as e:
             raise bad_request(f"the body is not valid UTF-8 (byte {e.start})",
                               code="malformed_body") from None
+    return text
+
+
+def parse_json_text(text: str) -> Any:
+    """Parse JSON text (orjson; what it refuses goes through ``json`` for the exact message)."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:

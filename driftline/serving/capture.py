@@ -31,9 +31,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+import msgspec
 import orjson
 
 from driftline import aws
+from driftline.serving.typed_records import row_dict
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +124,19 @@ def encode_record(record: dict[str, Any]) -> bytes:
     what it cannot encode (an integer beyond 64 bits that passed a wide range check) goes through
     ``json``, so one odd record never fails its whole batch."""
     try:
-        return orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(record, default=_default, option=orjson.OPT_APPEND_NEWLINE)
     except TypeError:
         return (json.dumps(record, separators=(",", ":"), allow_nan=True, default=_plain) + "\n").encode()
 
 
-def _plain(value: Any) -> str:
+def _default(value: Any) -> Any:
+    """Rows decoded by the typed fast path are msgspec structs: written as the object the client sent."""
+    return row_dict(value) if isinstance(value, msgspec.Struct) else str(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct):
+        return row_dict(value)
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 

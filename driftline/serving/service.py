@@ -22,7 +22,7 @@ import numpy as np
 
 from driftline import aws
 from driftline.registry.store import Registry
-from driftline.serving.body import DEFAULT_MAX_BODY_BYTES, parse_json_body
+from driftline.serving.body import DEFAULT_MAX_BODY_BYTES, json_body_text, parse_json_body, parse_json_text
 from driftline.serving.capture import DEFAULT_LINGER_S, CaptureWriter, FirehoseSink
 from driftline.serving.deployments import Deployment, DeploymentCache
 from driftline.serving.entities import EntityLookup, default_lookup
@@ -32,6 +32,7 @@ from driftline.serving.model import LoadedModel
 from driftline.serving.openapi import build_document
 from driftline.serving.request import EntityRows, assemble_entity_rows, parse_predict
 from driftline.serving.traffic import canary_rows, sampled
+from driftline.serving.typed_records import row_dict
 from driftline.serving.validation import ValidatedRows
 
 log = logging.getLogger(__name__)
@@ -160,20 +161,22 @@ class PredictionService:
     # ------------------------------------------------------------------ predict
     def predict(self, model: str, req: HttpRequest, outcome: Outcome) -> dict[str, Any]:
         t0 = time.perf_counter()
-        body = parse_json_body(req.body, content_type=req.content_type, is_base64=req.is_base64,
-                               max_bytes=self.settings.max_body_bytes)
+        text = json_body_text(req.body, content_type=req.content_type, is_base64=req.is_base64,
+                              max_bytes=self.settings.max_body_bytes)
         dep = self.deployments.deployment(model)
         outcome.model = model
         champ = dep.champion
         outcome.primary = champ.version
-        parsed = parse_predict(body, champ.validator, self.settings.max_rows)
-        if parsed.records is not None:
-            rows, origins = parsed.records, None
-        else:
-            assert parsed.entities is not None
-            rows, origins = self._entity_rows(champ, parsed.entities)
-        valid = champ.validator.validate(rows, origins=origins)
-        n = len(rows)
+        valid = champ.typed.decode(text, self.settings.max_rows) if champ.typed is not None else None
+        if valid is None:  # anything the typed fast path refuses: parsed and judged in full
+            parsed = parse_predict(parse_json_text(text), champ.validator, self.settings.max_rows)
+            if parsed.records is not None:
+                rows, origins = parsed.records, None
+            else:
+                assert parsed.entities is not None
+                rows, origins = self._entity_rows(champ, parsed.entities)
+            valid = champ.validator.validate(rows, origins=origins)
+        n = len(valid.rows)
         row_ids = [f"{req.request_id}:{i}" for i in range(n)]
         batch = _Batch(row_ids=row_ids, answers=[{}] * n, records=[], t0=t0, outcome=outcome,
                        keep=sampled(row_ids, self.settings.capture_sampling),
@@ -216,7 +219,7 @@ class PredictionService:
         if chall.validator.schema == dep.champion.validator.schema:
             return chall, valid
         try:  # a challenger on a newer feature set version: judge the rows by its own schema
-            return chall, chall.validator.validate(valid.rows)
+            return chall, chall.validator.validate([row_dict(r) for r in valid.rows])
         except ServingError as e:
             outcome.challenger_errors += 1
             log.warning("challenger %s v%s skipped for this request: %s", chall.model, chall.version,

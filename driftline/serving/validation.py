@@ -120,10 +120,13 @@ class FieldSpec:
 
 @dataclass
 class ValidatedRows:
-    """Rows that passed: the model input matrix and the values as received (for capture)."""
+    """Rows that passed: the model input matrix and the values as received (for capture).
+
+    Rows are dicts, or msgspec structs when :mod:`driftline.serving.typed_records` decoded the body
+    (``typed_records.row_dict`` turns one back into the object sent)."""
 
     X: np.ndarray
-    rows: list[dict[str, Any]]
+    rows: list[Any]
 
 
 class InputValidator:

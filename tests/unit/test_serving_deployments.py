@@ -218,6 +218,20 @@ def test_class_names_come_from_the_schema_label(schema: dict[str, Any]) -> None:
         "no": pytest.approx(0.2), "yes": pytest.approx(0.8)}}
 
 
+def test_binary_label_is_numpy_argmax_including_ties_and_nan(schema: dict[str, Any]) -> None:
+    m = LoadedModel(MODEL, 1, schema, reference_model.build(schema))
+    nan = float("nan")
+    out = np.array([[0.2, 0.8], [0.8, 0.2], [0.5, 0.5], [nan, 0.3], [0.3, nan], [nan, nan]], dtype=np.float32)
+    assert [p["label"] for p in m.predictions(out)] == out.argmax(axis=1).tolist()
+
+
+def test_the_compiled_session_run_gives_what_the_public_run_gives(schema: dict[str, Any]) -> None:
+    m = LoadedModel(MODEL, 1, schema, reference_model.build(schema, seed=1))
+    X = InputValidator(schema).validate(reference_model.example_rows(schema, 5, seed=3)).X
+    assert m._run != m.session.run  # the wrapper's per-call checks are skipped
+    assert np.array_equal(m.run(X), m.session.run(["probabilities"], {"X": X})[0])
+
+
 def test_regression_signature(schema: dict[str, Any]) -> None:
     s = {**schema, "label": {"name": "y", "task": "regression", "classes": []}}
     m = LoadedModel(MODEL, 1, s, reference_model.build(s, task="regression"))

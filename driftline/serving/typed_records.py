@@ -1,0 +1,116 @@
+"""The fast path for ``{"records": [...]}`` bodies: JSON decoded straight into checked, typed rows.
+
+Why: parsing a body into dicts (orjson) and then checking every value in Python is most of a request's
+own work (~0.45 ms of ~1 ms for 100 rows measured alone, and 2-3x that inside a request). msgspec
+decodes the JSON into structs built from the input schema and checks types, ranges, categories, nulls,
+missing and unknown fields while it parses, in C.
+
+It only ever *accepts less* than :class:`~driftline.serving.validation.InputValidator`: whenever msgspec
+refuses a body (a wrong type or value, an integral float in an int field, an unknown category under the
+``map_unknown`` policy, ``entities`` instead of ``records``, too many rows, malformed JSON...),
+:meth:`TypedRecords.decode` returns ``None`` and the caller takes the general path, which decides and
+words every problem. So what is accepted, what is rejected and every error message are unchanged;
+``tests/unit/test_serving_typed_records.py`` checks on random bodies that both paths give the same
+matrix and the same row values.
+
+Rows stay msgspec structs (converting them to dicts would cost as much as the decoding saved); capture
+turns them into JSON objects in its own thread (:func:`row_dict`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import operator
+from collections.abc import Callable, Sequence
+from itertools import repeat
+from typing import Annotated, Any, Literal
+
+import msgspec
+import numpy as np
+
+from driftline.serving.validation import _BOOL, _CAT, _INT, InputValidator, ValidatedRows
+
+log = logging.getLogger(__name__)
+_NAN = float("nan")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def row_dict(row: Any) -> Any:
+    """A decoded row as the JSON object the client sent (keys as sent, numbers as sent)."""
+    return msgspec.to_builtins(row) if isinstance(row, msgspec.Struct) else row
+
+
+def _field_type(kind: int, lo: float, hi: float, categories: Sequence[str], nullable: bool) -> Any:
+    """The msgspec type accepting exactly the values the validator's fast paths take as they are."""
+    t: Any
+    if kind == _CAT:
+        t = Literal[tuple(categories)]
+    elif kind == _BOOL:
+        t = bool
+    else:
+        # int v: lo <= v <= hi  <=>  ceil(lo) <= v <= floor(hi); msgspec bounds must fit int64 (larger
+        # integers, which the validator may accept, go to the general path)
+        ilo, ihi = max(math.ceil(lo), _INT64_MIN), min(math.floor(hi), _INT64_MAX)
+        as_int = Annotated[int, msgspec.Meta(ge=ilo, le=ihi)]
+        t = as_int if kind == _INT else as_int | Annotated[float, msgspec.Meta(ge=lo, le=hi)]
+    return t | None if nullable else t
+
+
+class TypedRecords:
+    """Decodes ``{"records": [...]}`` for one input schema into :class:`ValidatedRows`, or ``None``."""
+
+    def __init__(self, decoder: msgspec.json.Decoder[Any], getter: Callable[[Any], tuple[Any, ...]],
+                 categorical: list[tuple[int, dict[Any, float]]]) -> None:
+        self._decoder = decoder
+        self._getter = getter
+        self._categorical = categorical
+
+    @classmethod
+    def build(cls, validator: InputValidator) -> TypedRecords | None:
+        """``None`` when the schema has fields this path does not model (non-input fields such as
+        strings and timestamps, or categories that are not strings): those use the general path.
+        Never raises: a schema msgspec cannot express must not stop the model from serving."""
+        try:
+            return cls._build(validator)
+        except Exception as e:
+            log.warning("typed fast path off for this schema (%s); requests use the general path", e)
+            return None
+
+    @classmethod
+    def _build(cls, validator: InputValidator) -> TypedRecords | None:
+        if validator.others:
+            return None
+        fields: list[tuple[str, Any, Any]] = []
+        categorical: list[tuple[int, dict[Any, float]]] = []
+        for j, (name, kind, lo, hi, codes, nullable, _) in enumerate(validator._fast):
+            if kind == _CAT:
+                cats = list(codes)
+                if not cats or not all(type(c) is str for c in cats):
+                    return None
+                categorical.append((j, dict(codes)))
+            else:
+                cats = []
+            # attribute names f0..fN: any JSON key (spaces, keywords) works, renamed to the key as sent
+            fields.append((f"f{j}", _field_type(kind, lo, hi, cats, nullable), msgspec.field(name=name)))
+        row = msgspec.defstruct("Row", fields, forbid_unknown_fields=True, gc=False)
+        records = Annotated[list[row], msgspec.Meta(min_length=1)]  # type: ignore[valid-type]
+        body = msgspec.defstruct("Body", [("records", records)], forbid_unknown_fields=True, gc=False)
+        names = [f"f{j}" for j in range(len(fields))]
+        getter = operator.attrgetter(*names) if len(names) > 1 else (lambda r: (getattr(r, names[0]),))
+        return cls(msgspec.json.Decoder(body), getter, categorical)
+
+    def decode(self, text: str | bytes, max_rows: int) -> ValidatedRows | None:
+        """The encoded matrix and rows when every row is plainly valid, else ``None`` (general path)."""
+        try:
+            rows: list[Any] = self._decoder.decode(text).records
+        except Exception:  # anything refused (msgspec.ValidationError, DecodeError, lone surrogates...)
+            return None
+        n = len(rows)
+        if n > max_rows:
+            return None
+        cols: list[Any] = list(zip(*map(self._getter, rows), strict=True))
+        for j, codes in self._categorical:  # null -> NaN (categories are never None)
+            cols[j] = list(map(codes.get, cols[j], repeat(_NAN, n)))
+        mat = np.array(cols, dtype=np.float64)  # None -> NaN; True/False -> 1/0
+        return ValidatedRows(X=np.ascontiguousarray(mat.T, dtype=np.float32), rows=rows)

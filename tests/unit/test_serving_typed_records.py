@@ -1,0 +1,191 @@
+"""The typed fast path for ``records`` bodies accepts only what the general path accepts, encoded alike."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import numpy as np
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from driftline.features.encoding import encode_columns, model_features
+from driftline.serving.body import parse_json_text
+from driftline.serving.capture import encode_record
+from driftline.serving.errors import ServingError
+from driftline.serving.reference_model import example_rows
+from driftline.serving.request import parse_predict
+from driftline.serving.typed_records import TypedRecords, row_dict
+from driftline.serving.validation import InputValidator
+
+MAX_ROWS = 30
+
+
+@pytest.fixture(scope="module")
+def schema(credit_fs: Any) -> dict[str, Any]:
+    return credit_fs.input_schema()
+
+
+@pytest.fixture(scope="module")
+def typed(schema: dict[str, Any]) -> TypedRecords:
+    t = TypedRecords.build(InputValidator(schema))
+    assert t is not None
+    return t
+
+
+def general(validator: InputValidator, text: str, max_rows: int = MAX_ROWS) -> Any:
+    """What the general path answers: ('ok', X bytes, rows) or ('error', status, code)."""
+    try:
+        parsed = parse_predict(parse_json_text(text), validator, max_rows)
+        if parsed.records is None:
+            return ("entities",)
+        out = validator.validate(parsed.records)
+    except ServingError as e:
+        return ("error", e.status, e.code)
+    return ("ok", out.X.shape, out.X.tobytes(), out.rows)
+
+
+def body(rows: list[Any], **extra: Any) -> str:
+    return json.dumps({"records": rows, **extra})
+
+
+def test_clean_rows_take_the_fast_path_and_encode_like_training(schema: dict[str, Any],
+                                                                typed: TypedRecords) -> None:
+    for n in (1, 2, 100):
+        rows = example_rows(schema, n, seed=n, null_share=0.3)
+        got = typed.decode(body(rows), 1000)
+        assert got is not None
+        cols = {f["name"]: [r[f["name"]] for r in rows] for f in model_features(schema)}
+        ref = encode_columns(schema, cols)
+        assert got.X.dtype == np.float32 and got.X.flags.c_contiguous
+        assert got.X.tobytes() == ref.tobytes()
+        assert [row_dict(r) for r in got.rows] == rows
+
+
+@pytest.mark.parametrize("change", [
+    lambda b: b.replace('"records"', '"entities"'),
+    lambda b: b[:-1] + ', "features": {}}',
+    lambda b: b[:-1] + ', "extra": 1}',
+    lambda b: b.replace("}]", ', "not_a_field": 1}]'),
+    lambda b: b.replace(': null', ': NaN', 1),
+    lambda b: b[:-3],
+    lambda b: '{"records": []}',
+    lambda b: "[]",
+])
+def test_anything_else_goes_to_the_general_path(schema: dict[str, Any], typed: TypedRecords, change: Any) -> None:
+    rows = example_rows(schema, 3, seed=1, null_share=0.5)
+    text = change(body(rows))
+    assert typed.decode(text, 1000) is None
+
+
+def test_values_the_general_path_takes_but_this_one_does_not(schema: dict[str, Any], typed: TypedRecords) -> None:
+    """Accepting less is only slower: the general path then decides (here: it accepts)."""
+    ints = [f["name"] for f in model_features(schema) if f["type"] == "int"]
+    cats = [f for f in model_features(schema) if f["type"] == "categorical"]
+    row = example_rows(schema, 1, seed=2, null_share=0.0)[0]
+    row[ints[0]] = float(row[ints[0]])  # 35.0 in an int field
+    assert typed.decode(body([row]), 1000) is None
+    assert general(InputValidator(schema), body([row]))[0] == "ok"
+    row = example_rows(schema, 1, seed=2, null_share=0.0)[0]
+    row[cats[0]["name"]] = "never-seen"
+    mapped = dict(schema, unknown_category="map_unknown")
+    t = TypedRecords.build(InputValidator(mapped))
+    assert t is not None and t.decode(body([row]), 1000) is None
+    assert general(InputValidator(mapped), body([row]))[0] == "ok"
+
+
+def test_too_many_rows_are_left_to_the_general_path(schema: dict[str, Any], typed: TypedRecords) -> None:
+    rows = example_rows(schema, 5, seed=1)
+    assert typed.decode(body(rows), 4) is None
+    assert general(InputValidator(schema), body(rows), max_rows=4) == ("error", 413, "too_many_rows")
+
+
+ODD_VALUES = [None, True, False, 0, -1, 3.0, 2**53 + 1, 2**63, 2**70, 1.5, -0.0, 1e39, -1e39, "x", "online",
+              "", [], {}, "12", 150, -5]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 40), null_share=st.floats(0, 0.5),
+       edits=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 24), st.sampled_from(ODD_VALUES)), max_size=3),
+       policy=st.sampled_from(["reject", "map_unknown"]), drop=st.booleans())
+def test_fast_path_never_accepts_more_or_encodes_differently(schema: dict[str, Any], seed: int, n: int,
+                                                            null_share: float, edits: list[tuple[int, int, Any]],
+                                                            policy: str, drop: bool) -> None:
+    s = dict(schema, unknown_category=policy)
+    v = InputValidator(s)
+    t = TypedRecords.build(v)
+    assert t is not None
+    rows = example_rows(s, n, seed=seed, null_share=null_share)
+    names = [f["name"] for f in s["features"]]
+    for i, k, value in edits:
+        rows[i % n][names[k % len(names)] if k < len(names) else "not_a_field"] = value
+    if drop and edits:
+        del rows[edits[0][0] % n][names[edits[0][1] % len(names)]]
+    text = body(rows)
+    fast = t.decode(text, MAX_ROWS)
+    slow = general(v, text)
+    if fast is not None:
+        assert slow[0] == "ok", slow
+        assert (fast.X.shape, fast.X.tobytes()) == slow[1:3]
+        assert [row_dict(r) for r in fast.rows] == slow[3]
+    elif not edits and n <= MAX_ROWS:
+        pytest.fail("a clean batch should take the fast path")
+
+
+def test_every_single_bad_value_is_declined(schema: dict[str, Any], typed: TypedRecords) -> None:
+    """Each odd value in each field, one at a time: declined, or accepted exactly as the general path does."""
+    v = InputValidator(schema)
+    base = example_rows(schema, 1, seed=9, null_share=0.0)[0]
+    for f in schema["features"]:
+        for value in ODD_VALUES:
+            row = dict(base, **{f["name"]: value})
+            fast, slow = typed.decode(body([row]), 10), general(v, body([row]))
+            if fast is None:
+                continue
+            assert slow[0] == "ok", (f["name"], value, slow)
+            assert (fast.X.tobytes(), [row_dict(r) for r in fast.rows]) == (slow[2], slow[3]), (f["name"], value)
+
+
+def test_odd_field_names_are_decoded_by_their_json_key() -> None:
+    schema = {"features": [{"name": "class", "type": "float", "nullable": False},
+                           {"name": "my feature", "type": "categorical", "categories": ["a", "b"]}]}
+    t = TypedRecords.build(InputValidator(schema))
+    assert t is not None
+    got = t.decode('{"records": [{"my feature": "b", "class": 2}]}', 10)
+    assert got is not None
+    assert got.X.tolist() == [[2.0, 1.0]]
+    assert row_dict(got.rows[0]) == {"class": 2, "my feature": "b"}
+
+
+def test_schemas_it_does_not_model_use_the_general_path() -> None:
+    with_text = {"features": [{"name": "x", "type": "float"}, {"name": "note", "type": "string"}]}
+    assert TypedRecords.build(InputValidator(with_text)) is None
+    int_cats = {"features": [{"name": "grade", "type": "categorical", "categories": [1, 2, 3]}]}
+    assert TypedRecords.build(InputValidator(int_cats)) is None
+
+
+def test_a_schema_msgspec_refuses_never_stops_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*a: Any, **k: Any) -> Any:
+        raise TypeError("unsupported")
+
+    monkeypatch.setattr(msgspec, "defstruct", refuse)
+    assert TypedRecords.build(InputValidator({"features": [{"name": "x", "type": "float"}]})) is None
+
+
+def test_wide_integer_bounds_are_clipped_and_larger_values_declined() -> None:
+    schema = {"features": [{"name": "n", "type": "int", "nullable": False}]}  # bounded only by float32
+    t = TypedRecords.build(InputValidator(schema))
+    assert t is not None
+    assert t.decode('{"records": [{"n": 12}]}', 10) is not None
+    assert t.decode(f'{{"records": [{{"n": {2**70}}}]}}', 10) is None  # the general path accepts it
+
+
+def test_capture_writes_decoded_rows_as_the_object_sent(schema: dict[str, Any], typed: TypedRecords) -> None:
+    rows = example_rows(schema, 2, seed=5, null_share=0.4)
+    got = typed.decode(body(rows), 10)
+    assert got is not None
+    line = encode_record({"request_id": "r:0", "features": got.rows[0], "prediction": {"label": 1}})
+    assert orjson.loads(line)["features"] == rows[0]
