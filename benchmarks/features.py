@@ -89,7 +89,7 @@ def _ours_validate_write(data: bytes, fs: Any) -> dict[str, Any]:
 
     read = read_bytes(data, "upload.parquet", fs)
     result = validate(read.table, fs)
-    accepted = result.accepted_table()
+    accepted = result.accepted_table(decode=False)  # as ingest does
     out = sum(len(body) for _, body in curated_files(accepted, fs.name, fs.timestamp, "bench"))
     rejected = result.rejected_table()
     return {"rows": result.rows_total, "rejected": rejected.num_rows, "out_bytes": out,

@@ -108,16 +108,64 @@ def dictionary_columns(table: pa.Table, sample_rows: int = DICTIONARY_SAMPLE_ROW
     return out
 
 
-def parquet_bytes(table: pa.Table, use_dictionary: bool | Sequence[str] | None = None) -> bytes:
+def parquet_bytes(table: pa.Table, use_dictionary: bool | Sequence[str] | None = None, *,
+                  write_statistics: bool | Sequence[str] = True) -> bytes:
     """zstd Parquet in memory (the format of every curated and quarantined table).
 
     ``use_dictionary`` defaults to :func:`dictionary_columns` of ``table``; Arrow's defaults
-    otherwise (zstd level 1, statistics for every column).
+    otherwise (zstd level 1, statistics for every column unless ``write_statistics`` says otherwise).
     """
     sink = pa.BufferOutputStream()
     dictionary = dictionary_columns(table) if use_dictionary is None else use_dictionary
     pq.write_table(table, sink, compression="zstd",
-                   use_dictionary=dictionary if isinstance(dictionary, bool) else list(dictionary))
+                   use_dictionary=dictionary if isinstance(dictionary, bool) else list(dictionary),
+                   write_statistics=write_statistics if isinstance(write_statistics, bool)
+                   else list(write_statistics))
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _is_text_dictionary(t: pa.DataType) -> bool:
+    return bool(pa.types.is_dictionary(t) and _is_text(t.value_type))
+
+
+def plain_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with dictionary-encoded text fields as plain text (what curated files hold)."""
+    fields = [f.with_type(f.type.value_type) if _is_text_dictionary(f.type) else f for f in schema]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def _parquet_native(t: pa.DataType) -> bool:
+    """Types that a Parquet reader turns back into exactly this Arrow type without the serialized
+    Arrow schema (the logical types say it all)."""
+    if pa.types.is_timestamp(t):
+        return t.unit in ("ms", "us", "ns") and t.tz in (None, "UTC")
+    return t in (pa.string(), pa.bool_(), pa.int32(), pa.int64(), pa.float32(), pa.float64(), pa.date32())
+
+
+def _statistics_columns(schema: pa.Schema) -> list[str]:
+    """Columns that get Parquet statistics: all but text. Min/max of ids and categories prune
+    nothing in a day file (every day holds most categories and an id range as wide as the
+    upload's), and comparing strings costs ~10 % of the curated write."""
+    return [f.name for f in schema if not (_is_text(f.type) or _is_text_dictionary(f.type))]
+
+
+def _curated_parquet(rows: pa.Table, schema: pa.Schema, dictionary: list[str], statistics: list[str]) -> bytes:
+    """zstd Parquet of ``rows`` with the plain ``schema``; text columns that are dictionary-encoded
+    in ``rows`` are written from their codes (no hashing of every value), and the file is still
+    plain text: without the serialized Arrow schema (which would say "dictionary") Parquet's own
+    types read back as ``schema``, whose metadata is kept as the file's key-value metadata."""
+    if rows.schema.equals(schema):
+        return parquet_bytes(rows, dictionary, write_statistics=statistics)
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, rows.schema, compression="zstd", use_dictionary=dictionary,
+                          write_statistics=statistics, store_schema=False) as writer:
+        writer.write_table(rows)
+        if schema.metadata:
+            writer.add_key_value_metadata(schema.metadata)
     return bytes(sink.getvalue().to_pybytes())
 
 
@@ -125,14 +173,22 @@ def curated_files(table: pa.Table, feature_set: str, timestamp: str, upload_id: 
                   max_workers: int | None = None) -> list[tuple[str, bytes]]:
     """(key, zstd Parquet bytes) per UTC day of ``table``, in day order.
 
-    Each day is gathered and serialized on a pool thread (``max_workers`` defaults to the CPU
-    count): Arrow's take, Parquet encoding and zstd release the GIL, so the days are written in
-    parallel; the dictionary choice is made once for all days.
+    Text columns may be dictionary-encoded in ``table`` (``ValidationResult.accepted_table(
+    decode=False)``); the files hold them as plain text either way, with the schema
+    :func:`plain_schema`. Each day is gathered and serialized on a pool thread (``max_workers``
+    defaults to the CPU count): Arrow's take, Parquet encoding and zstd release the GIL, so the
+    days are written in parallel; the dictionary and statistics choices are made once for all days.
     """
     parts = day_partitions(table, timestamp)
     if not parts:
         return []
-    dictionary = dictionary_columns(table)
+    schema = plain_schema(table.schema)
+    encoded = {f.name for f in table.schema if _is_text_dictionary(f.type)}
+    dictionary = sorted(set(dictionary_columns(table)) | encoded, key=table.column_names.index)
+    statistics = _statistics_columns(schema)
+    # written from the codes when the plain schema needs no serialized Arrow schema (curated
+    # schemas never do); otherwise each day is decoded first and written with Arrow's schema
+    from_codes = all(_parquet_native(f.type) and not f.metadata for f in schema)
     source = table
     if any(not isinstance(rows, slice) for _, rows in parts):
         source = _gather_source(table, dictionary)
@@ -140,9 +196,10 @@ def curated_files(table: pa.Table, feature_set: str, timestamp: str, upload_id: 
     def encode(part: tuple[str, Selection]) -> tuple[str, bytes]:
         day, rows = part
         rows_of_day = select_rows(source, rows)
-        if source is not table:
-            rows_of_day = rows_of_day.cast(table.schema)
-        return curated_key(feature_set, day, upload_id), parquet_bytes(rows_of_day, dictionary)
+        if not from_codes and not rows_of_day.schema.equals(schema):
+            rows_of_day = rows_of_day.cast(schema)
+        return curated_key(feature_set, day, upload_id), _curated_parquet(rows_of_day, schema, dictionary,
+                                                                          statistics)
 
     workers = min(max_workers or os.cpu_count() or 1, len(parts))
     if workers <= 1:
@@ -155,9 +212,12 @@ def _gather_source(table: pa.Table, dictionary: Sequence[str]) -> pa.Table:
     """``table`` prepared for gathering rows out of order: one chunk per column, and text columns
     whose values repeat dictionary-encoded (Arrow gathers strings one by one, several times slower
     than the int32 codes; the codes are decoded again per day, from a dictionary that fits in
-    cache). Only the gather changes: the written files have the plain schema of ``table``."""
+    cache). Only the gather changes: the written files have the plain schema of ``table``
+    (dictionary columns of ``table`` itself stay as they are; combining their chunks unifies
+    their dictionaries)."""
     table = table.combine_chunks()
     repeated = set(dictionary)
     columns = [pc.dictionary_encode(col) if name in repeated and pa.types.is_string(col.type) else col
                for name, col in zip(table.column_names, table.columns, strict=True)]
-    return pa.Table.from_arrays(columns, names=table.column_names)
+    return pa.Table.from_arrays(columns, schema=pa.schema(
+        [f.with_type(c.type) for f, c in zip(table.schema, columns, strict=True)], metadata=table.schema.metadata))

@@ -251,7 +251,7 @@ class Ingestor:
         result.format = read.format
         others = [o for o in self.catalog if o.name != fs.name]
         validation = validate(read.table, fs, others=others)
-        accepted = validation.accepted_table()
+        accepted = validation.accepted_table(decode=False)  # curated_files writes categories from their codes
         result.rows_total = validation.rows_total
         result.rows_accepted = accepted.num_rows
         result.rows_rejected = validation.rows_total - accepted.num_rows

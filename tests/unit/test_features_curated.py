@@ -120,3 +120,29 @@ def test_odd_column_types_of_a_raw_upload_still_write() -> None:
                       "u": pa.array(["a", "b", "c"])})
     assert dictionary_columns(table) == ["l", "s", "n", "d"]
     assert pq.read_table(pa.BufferReader(parquet_bytes(table))).equals(table)
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+def test_dictionary_encoded_text_is_written_as_plain_text(ordered: bool) -> None:
+    """Categories that validation kept dictionary-encoded (chunks with different dictionaries
+    included) are written from their codes; the files read back in the plain schema."""
+    table = _mixed_table(20_000, seed=5)
+    if ordered:
+        table = table.sort_by("ts")
+    region = pa.chunked_array([c.dictionary_encode() for c in table.column("region").chunks])
+    encoded = table.set_column(2, pa.field("region", region.type), region)
+    assert len({tuple(c.dictionary.to_pylist()) for c in region.chunks}) > 1 or ordered
+    parts = dict(split_by_day(table, "ts"))
+    files = curated_files(encoded, "fs", "ts", "up-1")
+    assert len(files) == len(parts)
+    for key, body in files:
+        back = pq.read_table(pa.BufferReader(body))
+        assert back.schema.equals(table.schema, check_metadata=True)
+        assert back.equals(parts[key.split("date=")[1].split("/")[0]].combine_chunks())
+        meta = pq.read_metadata(pa.BufferReader(body)).row_group(0)
+        columns = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+        assert all(c.compression == "ZSTD" for c in columns.values())
+        assert "RLE_DICTIONARY" in columns["region"].encodings
+        # statistics where they can prune (numbers, times), none for text
+        assert columns["ts"].statistics is not None and columns["amount"].statistics is not None
+        assert columns["region"].statistics is None and columns["id"].statistics is None

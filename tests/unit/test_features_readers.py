@@ -131,3 +131,22 @@ def test_unclosed_quote_swallowing_later_lines_is_refused(credit_fs: FeatureSet)
     e = _error(b'customer_id,age\nA,"3\nB,4\nC,5\n', "x.csv", credit_fs)
     assert e.check == "csv_quoting"
     assert "column 'age' in data row 0 (line 2)" in e.message
+
+
+def test_categorical_columns_are_read_as_dictionaries_and_checked_as_text(table: pa.Table,
+                                                                            credit_fs: FeatureSet) -> None:
+    """A Parquet upload's categories stay dictionary-encoded through validation: same decisions,
+    same curated table; blank values are missing and unknown ones are caught."""
+    regions = table.column("region").to_pylist()
+    regions[1], regions[2], regions[3] = "  ", "atlantis", None
+    raw = table.set_column(table.column_names.index("region"), "region", pa.array(regions))
+    read = read_bytes(_parquet(raw), "upload.parquet", credit_fs).table
+    assert pa.types.is_dictionary(read.schema.field("region").type)
+    assert read.schema.field("customer_id").type == pa.string()
+    ours, dense = validate(read, credit_fs), validate(raw, credit_fs)
+    assert ours.report() == dense.report()
+    assert ours.accepted_table().equals(dense.accepted_table())
+    encoded = ours.accepted_table(decode=False)
+    assert pa.types.is_dictionary(encoded.schema.field("region").type)
+    assert encoded.column("region").to_pylist() == dense.accepted_table().column("region").to_pylist()
+    assert ours.rejected_table().equals(dense.rejected_table())
