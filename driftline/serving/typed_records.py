@@ -109,6 +109,12 @@ class TypedRecords:
         n = len(rows)
         if n > max_rows:
             return None
+        if n == 1:  # the common single-row request: no transposition
+            vals = list(self._getter(rows[0]))
+            for j, codes in self._categorical:
+                vals[j] = codes.get(vals[j], _NAN)
+            one = np.array([vals], dtype=np.float64)  # via float64, like the column path (same rounding)
+            return ValidatedRows(X=one.astype(np.float32), rows=rows)
         cols: list[Any] = list(zip(*map(self._getter, rows), strict=True))
         for j, codes in self._categorical:  # null -> NaN (categories are never None)
             cols[j] = list(map(codes.get, cols[j], repeat(_NAN, n)))
