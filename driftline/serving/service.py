@@ -163,7 +163,11 @@ class PredictionService:
         t0 = time.perf_counter()
         text = json_body_text(req.body, content_type=req.content_type, is_base64=req.is_base64,
                               max_bytes=self.settings.max_body_bytes)
-        dep = self.deployments.deployment(model)
+        try:
+            dep = self.deployments.deployment(model)
+        except ServingError:
+            parse_json_text(text)  # a malformed body is reported first (400), before 404/503
+            raise
         outcome.model = model
         champ = dep.champion
         outcome.primary = champ.version

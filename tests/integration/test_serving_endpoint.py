@@ -327,6 +327,14 @@ def test_every_bad_input_gets_its_4xx(api: Api, champion: int, schema: dict[str,
         assert out["error"]["message"] and out["request_id"]
 
 
+def test_a_malformed_body_is_reported_before_an_unknown_model(api: Api, champion: int) -> None:
+    """The client's own mistake first: fixing the model name alone would not make the request work."""
+    got, out, _ = api("POST", "/v1/models/no-such-model/predict", None, None, raw='{"records": [}')
+    assert (got, out["error"]["code"]) == (400, "malformed_json")
+    got, out, _ = api("POST", "/v1/models/no-such-model/predict", {"records": [{}]}, None)
+    assert got == 404
+
+
 def test_routes_and_methods(api: Api, champion: int) -> None:
     status, out, headers = api("DELETE", f"/v1/models/{MODEL}")
     assert (status, out["error"]["code"], headers["Allow"]) == (405, "method_not_allowed", ["GET"])
