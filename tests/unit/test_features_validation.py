@@ -330,8 +330,11 @@ def _messy(n: int, seed: int) -> pa.Table:
     return _with(t, "defaulted", labels)
 
 
-def test_duplicate_keys_match_a_per_row_reference(credit_fs: FeatureSet) -> None:
+@pytest.mark.parametrize("time_ordered", [False, True])
+def test_duplicate_keys_match_a_per_row_reference(credit_fs: FeatureSet, time_ordered: bool) -> None:
     t = _messy(3_000, seed=5)
+    if time_ordered:  # ties are found among neighbours instead of by sorting
+        t = t.sort_by("event_timestamp")
     seen: dict[tuple[Any, Any], list[int]] = {}
     for i, key in enumerate(zip(_col(t, "customer_id"), _col(t, "event_timestamp"), strict=True)):
         if None not in key:
