@@ -189,3 +189,16 @@ def test_capture_writes_decoded_rows_as_the_object_sent(schema: dict[str, Any], 
     assert got is not None
     line = encode_record({"request_id": "r:0", "features": got.rows[0], "prediction": {"label": 1}})
     assert orjson.loads(line)["features"] == rows[0]
+
+
+def test_capture_lines_keep_their_format_and_survive_odd_values() -> None:
+    from datetime import UTC, datetime
+
+    ts = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    line = encode_record({"ts": ts, "latency_ms": float("nan"), "features": {"x": 2**70, "s": "\ud800"}})
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    back = json.loads(line)
+    assert back["ts"] == "2026-01-02T03:04:05.678901+00:00"
+    assert back["features"]["x"] == 2**70 and back["features"]["s"] == "\ud800"
+    line = encode_record({"ts": ts, "latency_ms": float("nan"), "features": {"x": 1.5}})
+    assert orjson.loads(line)["latency_ms"] is None  # standard JSON: NaN is written as null
