@@ -773,8 +773,8 @@ def _duplicate_keys(run: _Run, fs: FeatureSet, typed: dict[str, pa.Array]) -> No
     cand_stamps = np.asarray(micros.take(take).to_numpy(), dtype=np.int64)
     by_key = np.lexsort([*sort_keys, cand_stamps])  # the last key is the primary one
     same = cand_stamps[by_key][1:] == cand_stamps[by_key][:-1]
-    for codes in sort_keys:
-        same &= codes[by_key][1:] == codes[by_key][:-1]
+    for key_codes in sort_keys:
+        same &= key_codes[by_key][1:] == key_codes[by_key][:-1]
     if not same.any():
         return
     dup = np.zeros(run.n, dtype=bool)
