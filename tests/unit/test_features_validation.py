@@ -360,3 +360,12 @@ def test_threaded_checks_give_the_same_result_as_sequential(credit_fs: FeatureSe
     assert threaded.accepted_table().equals(sequential.accepted_table())
     assert threaded.rejected_table().equals(sequential.rejected_table())
     assert len(sequential.checks) >= 5
+
+
+def test_take_rows_chunk_by_chunk_matches_arrow_take() -> None:
+    from driftline.features.validation import take_rows
+
+    col = pa.chunked_array([pa.array([0, 1, None]), pa.array([], pa.int64()), pa.array([3, 4]), pa.array([5])])
+    for rows in ([], [0], [2, 3, 5], [0, 1, 2, 3, 4, 5], [4]):
+        idx = np.array(rows, dtype=np.int64)
+        assert take_rows(col, idx).to_pylist() == col.take(pa.array(idx)).to_pylist()
