@@ -54,8 +54,21 @@ def _media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
     return main.strip().lower(), parsed
 
 
+_ACCEPTED_TYPES: set[str] = set()
+"""Content-Type values already accepted: clients send the same one on every request, so the check is
+a set lookup after the first time (bounded: values come from a header)."""
+
+
 def check_json_content_type(content_type: str | None) -> None:
     """415 unless the body is declared as JSON (``application/json`` or ``application/*+json``, UTF-8)."""
+    if content_type in _ACCEPTED_TYPES:
+        return
+    _check_media_type(content_type)
+    if content_type and len(_ACCEPTED_TYPES) < 64:
+        _ACCEPTED_TYPES.add(content_type)
+
+
+def _check_media_type(content_type: str | None) -> None:
     media, params = _media_type(content_type)
     if not media:
         raise ServingError(415, "unsupported_media_type",

@@ -43,6 +43,19 @@ def test_json_content_types_are_accepted(ctype: str) -> None:
     assert parse_json_body('{"a": 1}', content_type=ctype) == {"a": 1}
 
 
+def test_remembering_accepted_content_types_changes_no_answer() -> None:
+    values = ["application/json", "text/plain", "application/json; charset=latin-1", None, "",
+              "application/json;charset=utf-8", "application/x+json", "application/jsonx"]
+    def answer(ctype: str | None) -> Any:
+        try:
+            return parse_json_body("{}", content_type=ctype)
+        except ServingError as e:
+            return (e.status, e.message)
+    first = [answer(v) for v in values]
+    assert [answer(v) for v in values] == first  # second time: some answered from the remembered set
+    assert first[0] == {} and first[1][0] == 415 and first[2][0] == 415 and first[7][0] == 415
+
+
 @pytest.mark.parametrize(("text", "where"), [("{", "line 1 column 2"), ('{"a": 1,}', "line 1 column 9"),
                                              ("{'a': 1}", "line 1 column 2"), ("[1, 2", "line 1 column 6")])
 def test_malformed_json_is_400_with_position(text: str, where: str) -> None:
