@@ -57,14 +57,28 @@ def _field_type(kind: int, lo: float, hi: float, categories: Sequence[str], null
     return t | None if nullable else t
 
 
+def _tuple_getter(columns: Sequence[int]) -> Callable[[Any], tuple[Any, ...]]:
+    """Attributes ``f<j>`` of a row as a tuple (``attrgetter`` of one name returns a bare value)."""
+    names = [f"f{j}" for j in columns]
+    if len(names) == 1:
+        only = names[0]
+        return lambda r: (getattr(r, only),)
+    return operator.attrgetter(*names)
+
+
 class TypedRecords:
     """Decodes ``{"records": [...]}`` for one input schema into :class:`ValidatedRows`, or ``None``."""
 
-    def __init__(self, decoder: msgspec.json.Decoder[Any], getter: Callable[[Any], tuple[Any, ...]],
+    def __init__(self, decoder: msgspec.json.Decoder[Any], width: int,
                  categorical: list[tuple[int, dict[Any, float]]]) -> None:
         self._decoder = decoder
-        self._getter = getter
+        self._width = width
         self._categorical = categorical
+        self._getter = _tuple_getter(range(width))
+        cat = {j for j, _ in categorical}
+        self._numeric_idx = [j for j in range(width) if j not in cat]
+        self._numeric = _tuple_getter(self._numeric_idx) if self._numeric_idx else None
+        self._categorical_get = [(j, operator.attrgetter(f"f{j}"), codes) for j, codes in categorical]
 
     @classmethod
     def build(cls, validator: InputValidator) -> TypedRecords | None:
@@ -96,9 +110,7 @@ class TypedRecords:
         row = msgspec.defstruct("Row", fields, forbid_unknown_fields=True, gc=False)
         records = Annotated[list[row], msgspec.Meta(min_length=1)]  # type: ignore[valid-type]
         body = msgspec.defstruct("Body", [("records", records)], forbid_unknown_fields=True, gc=False)
-        names = [f"f{j}" for j in range(len(fields))]
-        getter = operator.attrgetter(*names) if len(names) > 1 else (lambda r: (getattr(r, names[0]),))
-        return cls(msgspec.json.Decoder(body), getter, categorical)
+        return cls(msgspec.json.Decoder(body), len(fields), categorical)
 
     def decode(self, text: str | bytes, max_rows: int) -> ValidatedRows | None:
         """The encoded matrix and rows when every row is plainly valid, else ``None`` (general path)."""
@@ -115,8 +127,11 @@ class TypedRecords:
                 vals[j] = codes.get(vals[j], _NAN)
             one = np.array([vals], dtype=np.float64)  # via float64, like the column path (same rounding)
             return ValidatedRows(X=one.astype(np.float32), rows=rows)
-        cols: list[Any] = list(zip(*map(self._getter, rows), strict=True))
-        for j, codes in self._categorical:  # null -> NaN (categories are never None)
-            cols[j] = list(map(codes.get, cols[j], repeat(_NAN, n)))
-        mat = np.array(cols, dtype=np.float64)  # None -> NaN; True/False -> 1/0
-        return ValidatedRows(X=np.ascontiguousarray(mat.T, dtype=np.float32), rows=rows)
+        # numbers and booleans: one row-major numpy conversion (None -> NaN, True/False -> 1/0);
+        # categories: one column at a time, code lookup (null -> NaN). Via float64, like the row path.
+        mat = np.empty((n, self._width), dtype=np.float64)
+        if self._numeric is not None:
+            mat[:, self._numeric_idx] = np.array(list(map(self._numeric, rows)), dtype=np.float64)
+        for j, get, codes in self._categorical_get:
+            mat[:, j] = list(map(codes.get, map(get, rows), repeat(_NAN, n)))
+        return ValidatedRows(X=mat.astype(np.float32), rows=rows)

@@ -202,3 +202,22 @@ def test_capture_lines_keep_their_format_and_survive_odd_values() -> None:
     assert back["features"]["x"] == 2**70 and back["features"]["s"] == "\ud800"
     line = encode_record({"ts": ts, "latency_ms": float("nan"), "features": {"x": 1.5}})
     assert orjson.loads(line)["latency_ms"] is None  # standard JSON: NaN is written as null
+
+
+@pytest.mark.parametrize("features", [
+    [{"name": "c", "type": "categorical", "categories": ["a", "b"]}],
+    [{"name": "x", "type": "float"}],
+    [{"name": "x", "type": "float"}, {"name": "c", "type": "categorical", "categories": ["a", "b"]},
+     {"name": "ok", "type": "bool"}],
+])
+def test_narrow_schemas_encode_like_the_general_path(features: list[dict[str, Any]]) -> None:
+    schema = {"features": features}
+    v = InputValidator(schema)
+    t = TypedRecords.build(v)
+    assert t is not None
+    values = {"c": ["a", "b", None], "x": [1.5, None, -2], "ok": [True, False, True]}
+    rows = [{f["name"]: values[f["name"]][i] for f in features} for i in range(3)]
+    for batch in (rows, rows[:1]):
+        got = t.decode(body(batch), 10)
+        assert got is not None
+        assert got.X.tobytes() == v.validate(batch).X.tobytes()
