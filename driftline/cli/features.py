@@ -183,7 +183,8 @@ def upload_cmd(
         raise
     version = head.get("VersionId")
     suffix = f" (version {version})" if version else ""
-    console.print(f"uploaded [bold]{file}[/] → s3://{bucket}/{key}{suffix}", highlight=False)
+    # soft_wrap: a URI someone copies must not get a line break inserted at a space in the key
+    console.print(f"uploaded [bold]{file}[/] → s3://{bucket}/{key}{suffix}", highlight=False, soft_wrap=True)
     if not wait:
         console.print("[dim]ingest validates it on arrival; see the result with: driftline features uploads "
                       f"--feature-set {fs.name}[/]", highlight=False)
