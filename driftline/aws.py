@@ -103,10 +103,14 @@ class _Loader(botocore.loaders.Loader):
         (the test botocore's listing applies to each service directory)."""
         if not service_name or os.sep in service_name or service_name.startswith("."):
             return False
-        for path in self._potential_locations(service_name, must_exist=True, is_dir=True):
-            for api_version in os.listdir(path):
-                if self.file_loader.exists(os.path.join(path, api_version, type_name)):
+        try:  # public attributes only; anything unexpected falls back to botocore's own listing
+            for root in self.search_paths:
+                path = os.path.join(root, service_name)
+                if os.path.isdir(path) and any(self.file_loader.exists(os.path.join(path, v, type_name))
+                                               for v in os.listdir(path)):
                     return True
+        except Exception:
+            return False
         return False
 
 
