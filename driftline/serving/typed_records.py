@@ -13,6 +13,7 @@ words every problem. So what is accepted, what is rejected and every error messa
 ``tests/unit/test_serving_typed_records.py`` checks on random bodies that both paths give the same
 matrix and the same row values.
 
+Non-input fields (strings, timestamps) are optional, as in the validator, and checked the same way.
 Rows stay msgspec structs (converting them to dicts would cost as much as the decoding saved); capture
 turns them into JSON objects in its own thread (:func:`row_dict`).
 """
@@ -23,6 +24,7 @@ import logging
 import math
 import operator
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from itertools import repeat
 from typing import Annotated, Any, Literal
 
@@ -70,8 +72,9 @@ class TypedRecords:
     """Decodes ``{"records": [...]}`` for one input schema into :class:`ValidatedRows`, or ``None``."""
 
     def __init__(self, decoder: msgspec.json.Decoder[Any], width: int,
-                 categorical: list[tuple[int, dict[Any, float]]]) -> None:
+                 categorical: list[tuple[int, dict[Any, float]]], timestamps: Sequence[str] = ()) -> None:
         self._decoder = decoder
+        self._timestamps = [operator.attrgetter(a) for a in timestamps]
         self._width = width
         self._categorical = categorical
         self._getter = _tuple_getter(range(width))
@@ -82,9 +85,9 @@ class TypedRecords:
 
     @classmethod
     def build(cls, validator: InputValidator) -> TypedRecords | None:
-        """``None`` when the schema has fields this path does not model (non-input fields such as
-        strings and timestamps, or categories that are not strings): those use the general path.
-        Never raises: a schema msgspec cannot express must not stop the model from serving."""
+        """``None`` when the schema has fields this path does not model (categories that are not
+        strings, non-input fields of another type): those use the general path. Never raises: a schema
+        msgspec cannot express must not stop the model from serving."""
         try:
             return cls._build(validator)
         except Exception as e:
@@ -93,8 +96,6 @@ class TypedRecords:
 
     @classmethod
     def _build(cls, validator: InputValidator) -> TypedRecords | None:
-        if validator.others:
-            return None
         fields: list[tuple[str, Any, Any]] = []
         categorical: list[tuple[int, dict[Any, float]]] = []
         for j, (name, kind, lo, hi, codes, nullable, _) in enumerate(validator._fast):
@@ -107,10 +108,19 @@ class TypedRecords:
                 cats = []
             # attribute names f0..fN: any JSON key (spaces, keywords) works, renamed to the key as sent
             fields.append((f"f{j}", _field_type(kind, lo, hi, cats, nullable), msgspec.field(name=name)))
+        width = len(fields)
+        timestamps: list[str] = []
+        for k, spec in enumerate(validator.others):  # not model inputs: strings, timestamps; optional
+            if spec.type not in ("string", "timestamp"):
+                return None
+            text: Any = str | None if spec.nullable else str
+            fields.append((f"o{k}", text | msgspec.UnsetType, msgspec.field(default=msgspec.UNSET, name=spec.name)))
+            if spec.type == "timestamp":
+                timestamps.append(f"o{k}")
         row = msgspec.defstruct("Row", fields, forbid_unknown_fields=True, gc=False)
         records = Annotated[list[row], msgspec.Meta(min_length=1)]  # type: ignore[valid-type]
         body = msgspec.defstruct("Body", [("records", records)], forbid_unknown_fields=True, gc=False)
-        return cls(msgspec.json.Decoder(body), len(fields), categorical)
+        return cls(msgspec.json.Decoder(body), width, categorical, timestamps)
 
     def decode(self, text: str | bytes, max_rows: int) -> ValidatedRows | None:
         """The encoded matrix and rows when every row is plainly valid, else ``None`` (general path)."""
@@ -121,6 +131,13 @@ class TypedRecords:
         n = len(rows)
         if n > max_rows:
             return None
+        for get in self._timestamps:  # the validator's test: a string datetime.fromisoformat reads
+            for value in map(get, rows):
+                if type(value) is str:
+                    try:
+                        datetime.fromisoformat(value)
+                    except ValueError:
+                        return None
         if n == 1:  # the common single-row request: no transposition
             vals = list(self._getter(rows[0]))
             for j, codes in self._categorical:

@@ -9,7 +9,7 @@ import msgspec
 import numpy as np
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from driftline.features.encoding import encode_columns, model_features
@@ -160,9 +160,44 @@ def test_odd_field_names_are_decoded_by_their_json_key() -> None:
     assert row_dict(got.rows[0]) == {"class": 2, "my feature": "b"}
 
 
+WITH_TEXT = {"entity": ["id"], "features": [
+    {"name": "x", "type": "float", "nullable": False},
+    {"name": "note", "type": "string", "nullable": True},
+    {"name": "seen", "type": "timestamp", "nullable": False},
+    {"name": "c", "type": "categorical", "categories": ["a", "b"]}]}
+TEXT_VALUES = [None, "hi", "", "2026-01-01T00:00:00Z", "2026-13-01", "yesterday", 3, 1.5, True, [], "a", "b",
+               "2026-01-01", "2026-01-01 10:00:00+02:00"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.fixed_dictionaries(
+    {"x": st.sampled_from([0.5, -1, 0.5, -1, 2**70, None, "1", True]),
+     "c": st.sampled_from(["a", "b", None, "a", "b", "z", 1])},
+    optional={"note": st.sampled_from(TEXT_VALUES), "seen": st.sampled_from(TEXT_VALUES)}), min_size=1, max_size=6))
+def test_string_and_timestamp_fields_are_judged_like_the_validator(rows: list[dict[str, Any]]) -> None:
+    v = InputValidator(WITH_TEXT)
+    t = TypedRecords.build(v)
+    assert t is not None
+    text = body(rows)
+    fast, slow = t.decode(text, MAX_ROWS), general(v, text)
+    event("fast path" if fast is not None else "general path")
+    if fast is not None:
+        assert slow[0] == "ok", (rows, slow)
+        assert (fast.X.shape, fast.X.tobytes()) == slow[1:3]
+        assert [row_dict(r) for r in fast.rows] == slow[3]
+
+
+def test_optional_text_fields_stay_absent_and_bad_timestamps_are_declined() -> None:
+    t = TypedRecords.build(InputValidator(WITH_TEXT))
+    assert t is not None
+    got = t.decode('{"records": [{"x": 1, "seen": "2026-01-01T00:00:00Z", "c": "b"}]}', 10)
+    assert got is not None and row_dict(got.rows[0]) == {"x": 1, "seen": "2026-01-01T00:00:00Z", "c": "b"}
+    assert got.X.tolist() == [[1.0, 1.0]]
+    assert t.decode('{"records": [{"x": 1, "seen": "last week", "c": "b"}]}', 10) is None
+    assert t.decode('{"records": [{"x": 1, "seen": null, "c": "b"}]}', 10) is None  # not nullable
+
+
 def test_schemas_it_does_not_model_use_the_general_path() -> None:
-    with_text = {"features": [{"name": "x", "type": "float"}, {"name": "note", "type": "string"}]}
-    assert TypedRecords.build(InputValidator(with_text)) is None
     int_cats = {"features": [{"name": "grade", "type": "categorical", "categories": [1, 2, 3]}]}
     assert TypedRecords.build(InputValidator(int_cats)) is None
 
