@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from driftline.features.arrow_columns import is_text, is_text_dictionary, valid_bits
+
 CURATED_PREFIX = "curated"
 QUARANTINE_PREFIX = "quarantine"
 INCOMING_PREFIX = "incoming"
@@ -42,15 +44,14 @@ def quarantine_prefix(feature_set: str, upload_id: str) -> str:
     return f"{QUARANTINE_PREFIX}/{feature_set}/{upload_id}/"
 
 
-def day_partitions(table: pa.Table, timestamp: str) -> list[tuple[str, Selection]]:
-    """(``YYYY-MM-DD``, rows of that UTC day) in day order; rows keep their order within a day.
+def _day_order(table: pa.Table, timestamp: str) -> tuple[np.ndarray | None, list[tuple[str, slice]]]:
+    """The row order that groups ``table`` by UTC day (None: already in time order) and each day's
+    (``YYYY-MM-DD``, range in that order), in day order; rows keep their order within a day.
 
-    Only row numbers are computed here (one stable sort of small day numbers, a radix sort when the
-    upload spans under ~90 years); the rows themselves are gathered later, by each writer thread
-    for its own day, so the reorder of an unordered upload runs in parallel with the encoding.
+    One stable sort of small day numbers (a radix sort when the upload spans under ~90 years).
     """
     if table.num_rows == 0:
-        return []
+        return None, []
     micros = np.asarray(pc.cast(table.column(timestamp), pa.int64()).to_numpy(), dtype=np.int64)
     days = micros // _DAY_US
     order: np.ndarray | None = None
@@ -64,11 +65,17 @@ def day_partitions(table: pa.Table, timestamp: str) -> list[tuple[str, Selection
     bounds = np.flatnonzero(np.diff(sorted_days)) + 1
     starts = np.concatenate([[0], bounds]).tolist()
     ends = np.concatenate([bounds, [len(sorted_days)]]).tolist()
-    out: list[tuple[str, Selection]] = []
-    for s, e in zip(starts, ends, strict=True):
-        day = datetime.fromtimestamp(int(sorted_days[s]) * 86_400, tz=UTC).strftime("%Y-%m-%d")
-        out.append((day, slice(s, e) if order is None else order[s:e]))
-    return out
+    return order, [(datetime.fromtimestamp(int(sorted_days[s]) * 86_400, tz=UTC).strftime("%Y-%m-%d"),
+                    slice(s, e)) for s, e in zip(starts, ends, strict=True)]
+
+
+def day_partitions(table: pa.Table, timestamp: str) -> list[tuple[str, Selection]]:
+    """(``YYYY-MM-DD``, rows of that UTC day) in day order; rows keep their order within a day.
+
+    Only row numbers: a slice when the upload is in time order, else the day's row numbers.
+    """
+    order, days = _day_order(table, timestamp)
+    return [(day, rows if order is None else order[rows]) for day, rows in days]
 
 
 def select_rows(table: pa.Table, rows: Selection) -> pa.Table:
@@ -124,17 +131,9 @@ def parquet_bytes(table: pa.Table, use_dictionary: bool | Sequence[str] | None =
     return bytes(sink.getvalue().to_pybytes())
 
 
-def _is_text(t: pa.DataType) -> bool:
-    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
-
-
-def _is_text_dictionary(t: pa.DataType) -> bool:
-    return bool(pa.types.is_dictionary(t) and _is_text(t.value_type))
-
-
 def plain_schema(schema: pa.Schema) -> pa.Schema:
     """``schema`` with dictionary-encoded text fields as plain text (what curated files hold)."""
-    fields = [f.with_type(f.type.value_type) if _is_text_dictionary(f.type) else f for f in schema]
+    fields = [f.with_type(f.type.value_type) if is_text_dictionary(f.type) else f for f in schema]
     return pa.schema(fields, metadata=schema.metadata)
 
 
@@ -150,7 +149,7 @@ def _statistics_columns(schema: pa.Schema) -> list[str]:
     """Columns that get Parquet statistics: all but text. Min/max of ids and categories prune
     nothing in a day file (every day holds most categories and an id range as wide as the
     upload's), and comparing strings costs ~10 % of the curated write."""
-    return [f.name for f in schema if not (_is_text(f.type) or _is_text_dictionary(f.type))]
+    return [f.name for f in schema if not (is_text(f.type) or is_text_dictionary(f.type))]
 
 
 def _curated_parquet(rows: pa.Table, schema: pa.Schema, dictionary: list[str], statistics: list[str]) -> bytes:
@@ -179,24 +178,21 @@ def curated_files(table: pa.Table, feature_set: str, timestamp: str, upload_id: 
     defaults to the CPU count): Arrow's take, Parquet encoding and zstd release the GIL, so the
     days are written in parallel; the dictionary and statistics choices are made once for all days.
     """
-    parts = day_partitions(table, timestamp)
+    order, parts = _day_order(table, timestamp)
     if not parts:
         return []
     schema = plain_schema(table.schema)
-    encoded = {f.name for f in table.schema if _is_text_dictionary(f.type)}
+    encoded = {f.name for f in table.schema if is_text_dictionary(f.type)}
     dictionary = sorted(set(dictionary_columns(table)) | encoded, key=table.column_names.index)
     statistics = _statistics_columns(schema)
     # written from the codes when the plain schema needs no serialized Arrow schema (curated
     # schemas never do); otherwise each day is decoded first and written with Arrow's schema
     from_codes = all(_parquet_native(f.type) and not f.metadata for f in schema)
     workers = min(max_workers or os.cpu_count() or 1, len(parts))
-    source = table
-    if any(not isinstance(rows, slice) for _, rows in parts):  # unordered: one reorder into day order
-        source = _reorder(table, dictionary, np.concatenate([np.asarray(rows) for _, rows in parts]), workers)
-        ends = np.cumsum([len(np.asarray(rows)) for _, rows in parts]).tolist()
-        parts = [(day, slice(end - len(np.asarray(rows)), end)) for (day, rows), end in zip(parts, ends, strict=True)]
+    # unordered upload: one reorder into day order, then every day is a zero-copy slice
+    source = table if order is None else _reorder(table, dictionary, order, workers)
 
-    def encode(part: tuple[str, Selection]) -> tuple[str, bytes]:
+    def encode(part: tuple[str, slice]) -> tuple[str, bytes]:
         day, rows = part
         rows_of_day = select_rows(source, rows)
         if not from_codes and not rows_of_day.schema.equals(schema):
@@ -254,15 +250,8 @@ def _gather_fixed(arr: pa.Array, order: np.ndarray) -> pa.Array | None:
     bitmap = None
     nulls = 0
     if values.null_count:
-        kept = _valid(values)[order]
+        kept = valid_bits(values)[order]
         nulls = len(order) - int(np.count_nonzero(kept))
         bitmap = pa.py_buffer(np.packbits(kept, bitorder="little")) if nulls else None
     gathered = pa.Array.from_buffers(t, len(order), [bitmap, pa.py_buffer(np.take(data, order))], null_count=nulls)
     return pa.DictionaryArray.from_arrays(gathered, arr.dictionary, safe=False) if values is not arr else gathered
-
-
-def _valid(arr: pa.Array) -> np.ndarray:
-    """The validity bitmap of ``arr`` as numpy bool."""
-    first, skip = divmod(arr.offset, 8)
-    raw = np.frombuffer(arr.buffers()[0], dtype=np.uint8, count=(skip + len(arr) + 7) // 8, offset=first)
-    return np.unpackbits(raw, bitorder="little")[skip: skip + len(arr)].view(bool)
