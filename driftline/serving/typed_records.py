@@ -76,12 +76,11 @@ class TypedRecords:
         self._decoder = decoder
         self._timestamps = [operator.attrgetter(a) for a in timestamps]
         self._width = width
-        self._categorical = categorical
         self._getter = _tuple_getter(range(width))
         cat = {j for j, _ in categorical}
         self._numeric_idx = [j for j in range(width) if j not in cat]
         self._numeric = _tuple_getter(self._numeric_idx) if self._numeric_idx else None
-        self._categorical_get = [(j, operator.attrgetter(f"f{j}"), codes) for j, codes in categorical]
+        self._categorical = [(j, operator.attrgetter(f"f{j}"), codes) for j, codes in categorical]
 
     @classmethod
     def build(cls, validator: InputValidator) -> TypedRecords | None:
@@ -140,7 +139,7 @@ class TypedRecords:
                         return None
         if n == 1:  # the common single-row request: no transposition
             vals = list(self._getter(rows[0]))
-            for j, codes in self._categorical:
+            for j, _, codes in self._categorical:
                 vals[j] = codes.get(vals[j], _NAN)
             one = np.array([vals], dtype=np.float64)  # via float64, like the column path (same rounding)
             return ValidatedRows(X=one.astype(np.float32), rows=rows)
@@ -149,6 +148,6 @@ class TypedRecords:
         mat = np.empty((n, self._width), dtype=np.float64)
         if self._numeric is not None:
             mat[:, self._numeric_idx] = np.array(list(map(self._numeric, rows)), dtype=np.float64)
-        for j, get, codes in self._categorical_get:
+        for j, get, codes in self._categorical:
             mat[:, j] = list(map(codes.get, map(get, rows), repeat(_NAN, n)))
         return ValidatedRows(X=mat.astype(np.float32), rows=rows)
