@@ -24,6 +24,7 @@ from typing import Any
 from driftline.config import PlatformConfig
 from driftline.registry.store import RegistryError
 from driftline.retraining.approvals import ApprovalError, resolve_approval
+from driftline.serving.errors import ServingError
 
 ROUTE = "/v1/models/{model}/versions/{version}/approval"
 DECISIONS = {"approve": True, "reject": False}
@@ -35,14 +36,9 @@ LOCAL_PRINCIPAL_HEADER = "X-Driftline-Local-Principal"
 Resolver = Callable[..., dict[str, Any]]
 
 
-class ApprovalRequestError(Exception):
-    """A request answered with ``status`` before anything was looked up or changed."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+class ApprovalRequestError(ServingError):
+    """A request answered with ``status`` before anything was looked up or changed (same error body
+    as the prediction endpoint's)."""
 
 
 @dataclass(frozen=True)
@@ -146,10 +142,7 @@ def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _error(status: int, code: str, message: str, request_id: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"error": {"status": status, "code": code, "message": message}}
-    if request_id:
-        out["request_id"] = request_id
-    return _response(status, out)
+    return _response(status, ServingError(status, code, message).body(request_id))
 
 
 def _code(e: Exception) -> str:
