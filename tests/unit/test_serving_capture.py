@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from driftline.serving.capture import MAX_BATCH_RECORDS, CaptureWriter, FirehoseSink
+from driftline.serving.capture import BATCH_LINES, CaptureWriter, FirehoseSink
 
 
 def record(i: int, model: str = "m", version: int = 1) -> dict[str, Any]:
@@ -115,11 +117,11 @@ def test_background_writer_batches_and_flushes_after_linger() -> None:
 def test_background_writer_sends_full_batches_without_waiting() -> None:
     fh = FakeFirehose()
     w = CaptureWriter(FirehoseSink("p-", client=lambda: fh), linger_s=60)
-    w.submit([record(i) for i in range(MAX_BATCH_RECORDS)])
+    w.submit([record(i) for i in range(BATCH_LINES)])
     t0 = time.monotonic()
     while not fh.calls and time.monotonic() - t0 < 5:
         time.sleep(0.01)
-    assert sent_lines(fh) == MAX_BATCH_RECORDS
+    assert sent_lines(fh) == BATCH_LINES
 
 
 def test_flush_delivers_everything_now() -> None:
@@ -130,19 +132,76 @@ def test_flush_delivers_everything_now() -> None:
     assert sent_lines(fh) == 7 and w.sent == 7
 
 
-def test_full_buffer_drops_oldest_and_counts_them() -> None:
-    block = threading.Event()
+class Gated:
+    """A sink that holds the background thread's first delivery until released, and records which
+    thread delivered what."""
 
-    class Stuck:
-        def send(self, model: str, lines: Sequence[bytes]) -> list[bool]:
-            block.wait(5)
-            return [True] * len(lines)
+    def __init__(self, fail: bool = False) -> None:
+        self.release = threading.Event()
+        self.fail = fail
+        self.by_thread: dict[str, int] = {}
 
-    w = CaptureWriter(Stuck(), linger_s=60, max_buffer=10)
-    w.submit([record(i) for i in range(15)])
-    assert w.drain_failures() == {("m", 1): 5}
-    assert w.pending() == 10
-    block.set()
+    def send(self, model: str, lines: Sequence[bytes]) -> list[bool]:
+        name = threading.current_thread().name
+        if name == "driftline-capture":
+            self.release.wait(5)
+        self.by_thread[name] = self.by_thread.get(name, 0) + len(lines)
+        if self.fail:
+            raise RuntimeError("stream unavailable")
+        return [True] * len(lines)
+
+
+def wait_for(cond: Any, timeout: float = 5.0) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t0 < timeout, "condition not reached"
+        time.sleep(0.005)
+
+
+def test_full_buffer_makes_the_request_deliver_and_loses_nothing() -> None:
+    sink = Gated()
+    w = CaptureWriter(sink, linger_s=0.05, max_buffer=10)
+    w.submit([record(i) for i in range(3)])
+    wait_for(lambda: w.pending() == 0)  # the thread took those 3 and is stuck sending them
+    w.submit([record(i) for i in range(3, 9)])
+    assert sink.by_thread == {} and w.pending() == 6
+    # 12 >= 10: this request sends a batch itself, once the delivery in flight is done (backpressure)
+    request = threading.Thread(target=w.submit, args=([record(i) for i in range(9, 15)],), name="request")
+    request.start()
+    request.join(0.2)
+    assert request.is_alive() and sink.by_thread == {}
+    sink.release.set()
+    request.join(5)
+    assert sink.by_thread == {"driftline-capture": 3, "request": 12}
+    assert w.pending() == 0 and w.sent == 15 and w.drain_failures() == {}
+
+
+def test_full_buffer_while_deliveries_fail_drops_oldest_and_counts_them() -> None:
+    sink = Gated(fail=True)
+    sink.release.set()
+    w = CaptureWriter(sink, linger_s=0.01, max_buffer=10)
+    w.submit([record(0)])
+    wait_for(lambda: w.drain_failures() == {("m", 1): 1})  # the stream is down
+    sink.release.clear()
+    w.submit([record(1, version=2)])
+    wait_for(lambda: w.pending() == 0)  # taken by the (now held) thread
+    w.submit([record(i, version=3) for i in range(15)])
+    assert "MainThread" not in sink.by_thread  # an outage must not stall the request (nor block it)
+    assert w.pending() == 10 and w.drain_failures() == {("m", 3): 5}
+    sink.release.set()
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(1, 40), max_size=60), pack=st.integers(1, 100))
+def test_packs_are_greedy_consecutive_and_bounded(sizes: list[int], pack: int) -> None:
+    lines = [bytes([97 + i % 26]) * n for i, n in enumerate(sizes)]
+    packs = FirehoseSink("p-", client=lambda: None, pack_bytes=pack)._packs(lines)
+    assert [i for _, idx in packs for i in idx] == list(range(len(lines)))
+    for data, idx in packs:
+        assert data == b"".join(lines[i] for i in idx)
+        assert len(data) <= pack or len(idx) == 1
+    for (_, idx), (_, nxt) in zip(packs, packs[1:], strict=False):  # greedy: the next line did not fit
+        assert sum(len(lines[i]) for i in idx) + len(lines[nxt[0]]) > pack
 
 
 def test_unknown_mode_is_rejected() -> None:
