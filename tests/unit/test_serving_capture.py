@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -200,7 +201,7 @@ def test_packs_are_greedy_consecutive_and_bounded(sizes: list[int], pack: int) -
     for data, idx in packs:
         assert data == b"".join(lines[i] for i in idx)
         assert len(data) <= pack or len(idx) == 1
-    for (_, idx), (_, nxt) in zip(packs, packs[1:], strict=False):  # greedy: the next line did not fit
+    for (_, idx), (_, nxt) in pairwise(packs):  # greedy: the next line did not fit
         assert sum(len(lines[i]) for i in idx) + len(lines[nxt[0]]) > pack
 
 

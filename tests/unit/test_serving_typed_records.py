@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from driftline.features.encoding import encode_columns, model_features
 from driftline.serving.body import parse_json_text
-from driftline.serving.capture import encode_record
+from driftline.serving.capture import encode_lines, encode_record
 from driftline.serving.errors import ServingError
 from driftline.serving.reference_model import example_rows
 from driftline.serving.request import parse_predict
@@ -237,6 +237,26 @@ def test_capture_lines_keep_their_format_and_survive_odd_values() -> None:
     assert back["features"]["x"] == 2**70 and back["features"]["s"] == "\ud800"
     line = encode_record({"ts": ts, "latency_ms": float("nan"), "features": {"x": 1.5}})
     assert orjson.loads(line)["latency_ms"] is None  # standard JSON: NaN is written as null
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), odd=st.sampled_from(["plain", "newlines", "surrogate"]))
+def test_batch_encoding_writes_exactly_the_lines_of_record_encoding(
+        schema: dict[str, Any], typed: TypedRecords, seed: int, odd: str) -> None:
+    from datetime import UTC, datetime
+
+    rows = example_rows(schema, 5, seed=seed, null_share=0.3)
+    got = typed.decode(body(rows), 10)
+    assert got is not None
+    ts = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    text = {"plain": "ok", "newlines": "a\nb\r\nc\u2028d", "surrogate": "\ud800"}[odd]
+    def batch() -> list[dict[str, Any]]:
+        return [{"request_id": f"r:{i}", "ts": ts, "latency_ms": float("nan") if i == 1 else 0.5,
+                 "features": row, "prediction": {"label": i, "note": text if i == 2 else "x"}}
+                for i, row in enumerate(got.rows)]
+    lines = encode_lines(batch())
+    assert lines == [encode_record(r) for r in batch()]
+    assert all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in lines)
 
 
 @pytest.mark.parametrize("features", [
