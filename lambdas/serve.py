@@ -22,6 +22,7 @@ import atexit
 import gc
 import os
 import signal
+import sys
 import time
 from typing import Any
 
@@ -37,7 +38,7 @@ from driftline.serving.service import (
     request_id_from,
     unknown_route,
 )
-from driftline.serving.telemetry import EmfWriter, metric_groups
+from driftline.serving.telemetry import EmfWriter
 
 
 def _tracing_enabled() -> bool:
@@ -63,6 +64,10 @@ class _State:
     frozen = False
     log_cold: bool | None = None
     """None before the first invocation, True during it (its logs say cold_start), then False."""
+    log_keys: dict[str, Any] | None = None
+    """The Powertools formatter's own key dict, which ``Logger.append_keys`` updates through three
+    property lookups and two keyword-dict copies: set directly per request (None: a formatter
+    without one, keys go through ``append_keys``)."""
 
 
 def service() -> PredictionService:
@@ -114,11 +119,11 @@ def feedback(req: ProxyRequest, params: dict[str, str]) -> dict[str, Any]:
     return respond(202, service().feedback(params["model"], _http_request(req), _State.outcome))
 
 
-router: Router[RouteHandler] = Router([
+router: Router[RouteHandler] = Router([  # most frequent first: a match stops the scan
+    ("POST", "/v1/models/{model}/predict", predict),
     ("GET", "/health", health),
     ("GET", "/openapi.json", openapi),
     ("GET", "/v1/models/{model}", describe),
-    ("POST", "/v1/models/{model}/predict", predict),
     ("POST", "/v1/models/{model}/feedback", feedback),
 ])
 ROUTES: tuple[tuple[str, str], ...] = tuple(router.templates)
@@ -150,12 +155,13 @@ def _emit_metrics(status: int, latency_ms: float) -> None:
     if svc is not None:
         if svc.capture.failures_pending:
             failures = svc.capture.drain_failures()
-        chall, svc.deployments.challenger_failures = svc.deployments.challenger_failures, 0
-    groups = metric_groups(_State.outcome, status, latency_ms, capture_failures=failures,
-                           challenger_failures=chall, cold_start=_State.cold)
-    if groups:
+        if svc.deployments.challenger_failures:
+            chall, svc.deployments.challenger_failures = svc.deployments.challenger_failures, 0
+    text = emf.request_lines(_State.outcome, status, latency_ms, capture_failures=failures,
+                             challenger_failures=chall, cold_start=_State.cold)
+    if text:
         _State.cold = False
-        emf.write(groups)
+        sys.stdout.write(text)
 
 
 # ---------------------------------------------------------------------- entry point
@@ -198,15 +204,22 @@ def _log_context(context: Any, correlation_id: str | None) -> None:
     """The keys Powertools' ``inject_lambda_context`` adds to every log line (``cold_start``,
     ``function_name``, ``function_memory_size``, ``function_arn``, ``function_request_id``) plus the
     API Gateway request id as ``correlation_id``. The sandbox's own keys are set once; per request only
-    the two ids change: one ``append_keys`` (~2 us) instead of the decorator's ~20 us, which rebuilds
-    the whole context model on every invocation."""
+    the two ids change, set in the formatter's key dict (what ``append_keys`` updates) instead of the
+    decorator's ~20 us, which rebuilds the whole context model on every invocation."""
     if _State.log_cold is not False:
         logger.append_keys(cold_start=_State.log_cold is None,
                            function_name=getattr(context, "function_name", None),
                            function_memory_size=getattr(context, "memory_limit_in_mb", None),
                            function_arn=getattr(context, "invoked_function_arn", None))
         _State.log_cold = _State.log_cold is None  # None -> True (first call) -> False
-    logger.append_keys(function_request_id=getattr(context, "aws_request_id", None), correlation_id=correlation_id)
+        own = getattr(logger.registered_formatter, "log_format", None)
+        _State.log_keys = own if isinstance(own, dict) else None
+    keys = _State.log_keys
+    if keys is None:
+        logger.append_keys(function_request_id=getattr(context, "aws_request_id", None), correlation_id=correlation_id)
+    else:
+        keys["function_request_id"] = getattr(context, "aws_request_id", None)
+        keys["correlation_id"] = correlation_id
 
 
 def _freeze_heap() -> None:

@@ -55,6 +55,8 @@ def metric_groups(outcome: Outcome, status: int, latency_ms: float, *,
 
 _UNITS = {"LatencyMs": "Milliseconds"}
 """Every other metric is a count."""
+_ANSWERED = ("Requests", "LatencyMs", "Rows")
+"""The metrics of a request answered by one version, in the order :func:`metric_groups` sets them."""
 
 
 class EmfWriter:
@@ -93,3 +95,26 @@ class EmfWriter:
     def write(self, groups: Groups) -> None:
         if groups:
             sys.stdout.write("".join(self.lines(groups)))
+
+    def request_lines(self, outcome: Outcome, status: int, latency_ms: float, *,
+                      capture_failures: Mapping[tuple[str, int], int] | None = None,
+                      challenger_failures: int = 0, cold_start: bool = False,
+                      timestamp_ms: int | None = None) -> str:
+        """This request's documents: ``lines(metric_groups(...))`` joined, "" for non-model routes.
+
+        The common request (answered by the one version that judged it, nothing else to report) skips
+        building the groups: its line comes straight from the cached ``Requests, LatencyMs, Rows``
+        template. Measured inside the handler, metrics were ~20 us of a ~100-150 us single-row request;
+        ``tests/unit/test_serving_telemetry.py`` checks both ways write the same text."""
+        versions = outcome.versions
+        if (status < 400 and not cold_start and not capture_failures and not challenger_failures
+                and not outcome.challenger_errors and outcome.model is not None and len(versions) == 1):
+            stats = versions.get(outcome.primary) if outcome.primary is not None else None
+            if stats is not None:
+                key = (outcome.model, str(outcome.primary), _ANSWERED)
+                tpl = self._templates.get(key) or self._template(*key)
+                ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+                return tpl % (ts, 1, latency_ms, stats.rows)
+        groups = metric_groups(outcome, status, latency_ms, capture_failures=capture_failures,
+                               challenger_failures=challenger_failures, cold_start=cold_start)
+        return "".join(self.lines(groups, timestamp_ms)) if groups else ""

@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from driftline.serving.telemetry import EmfWriter
+from driftline.serving.service import Outcome, VersionStats
+from driftline.serving.telemetry import EmfWriter, metric_groups
 
 
 def powertools_document(namespace: str, service: str, model: str, version: str,
@@ -71,3 +74,46 @@ def test_write_goes_to_stdout_once_per_request() -> None:
         writer.write({("a", "1"): {"Requests": 1}, ("a", "2"): {"Requests": 1}})
         writer.write({})
     assert len(buf.getvalue().splitlines()) == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    model=st.sampled_from([None, "credit-default", 'm"%d']),
+    primary=st.sampled_from([None, 3, 4]),
+    versions=st.dictionaries(st.sampled_from([3, 4]), st.tuples(st.sampled_from(["champion", "challenger",
+                             "shadow"]), st.integers(0, 1000), st.floats(0, 50)), max_size=2),
+    status=st.sampled_from([200, 200, 200, 202, 400, 404, 413, 422, 500, 503]),
+    latency=st.floats(0, 1e4),
+    challenger_errors=st.sampled_from([0, 0, 0, 1, 2]),
+    challenger_failures=st.sampled_from([0, 0, 0, 1, 2]),
+    failures=st.one_of(st.just({}), st.dictionaries(st.tuples(st.sampled_from(["credit-default", "x"]),
+                                                              st.integers(1, 4)), st.integers(1, 9), max_size=2)),
+    cold=st.sampled_from([False, False, False, True]),
+)
+def test_request_lines_are_the_lines_of_the_metric_groups(
+        model: str | None, primary: int | None, versions: dict[int, tuple[str, int, float]], status: int,
+        latency: float, challenger_errors: int, challenger_failures: int,
+        failures: dict[tuple[str, int], int], cold: bool) -> None:
+    outcome = Outcome(model=model, primary=primary, challenger_errors=challenger_errors,
+                      versions={v: VersionStats(role, rows, lat) for v, (role, rows, lat) in versions.items()})
+    writer = EmfWriter("Driftline", "driftline-serve")
+    got = writer.request_lines(outcome, status, latency, capture_failures=failures,
+                               challenger_failures=challenger_failures, cold_start=cold, timestamp_ms=1234)
+    groups = metric_groups(outcome, status, latency, capture_failures=failures,
+                           challenger_failures=challenger_failures, cold_start=cold)
+    assert got == "".join(EmfWriter("Driftline", "driftline-serve").lines(groups, 1234))
+    assert got == writer.request_lines(outcome, status, latency, capture_failures=failures,  # cached template
+                                       challenger_failures=challenger_failures, cold_start=cold, timestamp_ms=1234)
+
+
+def test_the_common_request_skips_building_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    outcome = Outcome(model="credit-default", primary=3, versions={3: VersionStats("champion", 100, 0.4)})
+    want = "".join(EmfWriter("D", "s").lines(metric_groups(outcome, 200, 0.512), 99))
+    import driftline.serving.telemetry as telemetry
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("groups built for the common request")
+
+    monkeypatch.setattr(telemetry, "metric_groups", fail)
+    assert EmfWriter("D", "s").request_lines(outcome, 200, 0.512, timestamp_ms=99) == want
+    assert '"Rows":100' in want and '"LatencyMs":0.512' in want
