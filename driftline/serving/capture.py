@@ -5,8 +5,8 @@ Records go to the per-model delivery stream ``CAPTURE_STREAM_PREFIX + model``, w
 
 Two modes (``CAPTURE_MODE``):
 
-- ``background`` (default): the request only appends plain dicts to an in-memory buffer (about a
-  microsecond per row). A daemon thread serializes them and calls ``PutRecordBatch`` when
+- ``background`` (default): the request only appends its list of records to an in-memory buffer (one
+  append per request, whatever its rows). A daemon thread serializes them and calls ``PutRecordBatch`` when
   :data:`BATCH_LINES` records are waiting or the oldest has waited ``CAPTURE_LINGER_SECONDS``
   (default 1 s), so a botocore call is paid once per batch, never on the request path. In Lambda the
   thread runs while the sandbox is thawed; records still buffered when it is frozen are sent right
@@ -188,7 +188,10 @@ def _plain(value: Any) -> Any:
 
 
 class CaptureWriter:
-    """Buffers capture records and delivers them (in the background or synchronously)."""
+    """Buffers capture records and delivers them (in the background or synchronously).
+
+    The buffer holds one entry per request (its arrival time and its records) and a count of the
+    records in it, so handing over a request's records is one append, whatever their number."""
 
     def __init__(self, sink: CaptureSink, *, mode: str = "background", linger_s: float = DEFAULT_LINGER_S,
                  max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
@@ -198,7 +201,9 @@ class CaptureWriter:
         self.mode = mode
         self.linger_s = linger_s
         self.max_buffer = max_buffer
-        self._buf: deque[tuple[float, dict[str, Any]]] = deque()
+        self._buf: deque[tuple[float, list[dict[str, Any]]]] = deque()
+        self._size = 0
+        """Records in ``_buf`` (changed only under ``_lock``)."""
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._wake = threading.Event()
@@ -210,7 +215,8 @@ class CaptureWriter:
 
     # ------------------------------------------------------------------ request path
     def submit(self, records: list[dict[str, Any]]) -> None:
-        """Hand over records (never raises: capture must not fail a prediction)."""
+        """Hand over a request's records (never raises: capture must not fail a prediction). The list
+        now belongs to the writer."""
         if not records:
             return
         if self.mode == "sync":
@@ -218,10 +224,10 @@ class CaptureWriter:
             return
         now = time.monotonic()
         with self._lock:
-            buf = self._buf
-            buf.extend((now, r) for r in records)
-            size = len(buf)
-        if self._thread is None or not self._thread.is_alive():
+            self._buf.append((now, records))
+            self._size += len(records)
+            size = self._size
+        if self._thread is None:
             self._start()
         if size >= BATCH_LINES:
             self._wake.set()
@@ -233,13 +239,9 @@ class CaptureWriter:
         (request) thread: backpressure, nothing lost. While they fail, drop and count the oldest records
         beyond the bound instead: an outage must not stall predictions."""
         if self._healthy:
-            with self._lock:
-                batch = [self._buf.popleft()[1] for _ in range(min(len(self._buf), MAX_DELIVERY_LINES))]
-            self._deliver(batch)
+            self._deliver(self._take(MAX_DELIVERY_LINES))
             return
-        with self._lock:
-            overflow = len(self._buf) - self.max_buffer
-            dropped = [self._buf.popleft()[1] for _ in range(overflow)] if overflow > 0 else []
+        dropped = self._take(self._size - self.max_buffer)
         if dropped:
             self._count_failures(dropped)
             log.error("capture buffer full (%d records) while deliveries fail; dropped %d oldest records",
@@ -257,40 +259,62 @@ class CaptureWriter:
         return out
 
     # ------------------------------------------------------------------ delivery
+    def _take(self, n: int) -> list[dict[str, Any]]:
+        """The oldest ``n`` buffered records (fewer if fewer are buffered), removed from the buffer; a
+        request's records are split when only some of them fit."""
+        out: list[dict[str, Any]] = []
+        with self._lock:
+            buf = self._buf
+            while buf and len(out) < n:
+                t, recs = buf[0]
+                room = n - len(out)
+                if len(recs) <= room:
+                    buf.popleft()
+                    out.extend(recs)
+                else:
+                    out.extend(recs[:room])
+                    buf[0] = (t, recs[room:])
+            self._size -= len(out)
+        return out
+
     def flush(self) -> None:
         """Deliver everything buffered now, in the calling thread (tests, shutdown, benchmarks)."""
-        while True:
-            with self._lock:
-                batch = [r for _, r in self._buf]
-                self._buf.clear()
-            if not batch:
-                return
+        while batch := self._take(MAX_DELIVERY_LINES):
             self._deliver(batch)
 
     def pending(self) -> int:
-        return len(self._buf)
+        return self._size
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            if self._thread is not None:
                 return
             self._thread = threading.Thread(target=self._run, name="driftline-capture", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
+        """Never returns: an unexpected error is logged and the loop goes on (the request path does not
+        check the thread's health, which would cost ~1 us per request)."""
         while True:
-            oldest = self._buf[0][0] if self._buf else None
-            timeout = self.linger_s if oldest is None else max(0.0, oldest + self.linger_s - time.monotonic())
-            self._wake.wait(timeout)
-            self._wake.clear()
-            if not self._buf:
-                continue
-            if len(self._buf) < BATCH_LINES and time.monotonic() - self._buf[0][0] < self.linger_s:
-                continue
-            with self._lock:
-                n = min(len(self._buf), MAX_DELIVERY_LINES)
-                batch = [self._buf.popleft()[1] for _ in range(n)]
-            self._deliver(batch)
+            try:
+                self._step()
+            except Exception:
+                log.exception("capture thread error; continuing")
+                time.sleep(self.linger_s)
+
+    def _oldest(self) -> float | None:
+        with self._lock:
+            return self._buf[0][0] if self._buf else None
+
+    def _step(self) -> None:
+        oldest = self._oldest()
+        timeout = self.linger_s if oldest is None else max(0.0, oldest + self.linger_s - time.monotonic())
+        self._wake.wait(timeout)
+        self._wake.clear()
+        oldest = self._oldest()
+        if oldest is None or (self._size < BATCH_LINES and time.monotonic() - oldest < self.linger_s):
+            return
+        self._deliver(self._take(MAX_DELIVERY_LINES))
 
     def _deliver(self, records: list[dict[str, Any]]) -> None:
         by_model: dict[str, list[dict[str, Any]]] = {}

@@ -192,6 +192,29 @@ def test_full_buffer_while_deliveries_fail_drops_oldest_and_counts_them() -> Non
     sink.release.set()
 
 
+def test_the_thread_survives_an_unexpected_error() -> None:
+    fh = FakeFirehose()
+    w = CaptureWriter(FirehoseSink("p-", client=lambda: fh), linger_s=0.02)
+    w.submit([{"no": "model key"}])  # a programming error: logged, the thread goes on
+    wait_for(lambda: w.pending() == 0)
+    w.submit([record(i) for i in range(3)])
+    wait_for(lambda: w.sent == 3)
+    assert w._thread is not None and w._thread.is_alive()
+
+
+def test_a_request_larger_than_a_delivery_is_split_in_order() -> None:
+    fh = FakeFirehose()
+    w = CaptureWriter(FirehoseSink("p-", client=lambda: fh, pack_bytes=1), linger_s=60)
+    w.submit([record(i) for i in range(3)])
+    w.submit([record(i) for i in range(3, 10)])
+    assert w.pending() == 10
+    assert [r["request_id"] for r in w._take(5)] == [f"r{i}" for i in range(5)]
+    assert w.pending() == 5
+    w.flush()
+    assert [json.loads(d)["request_id"] for _, data in fh.calls for d in data] == [f"r{i}" for i in range(5, 10)]
+    assert w.pending() == 0
+
+
 @settings(max_examples=200, deadline=None)
 @given(sizes=st.lists(st.integers(1, 40), max_size=60), pack=st.integers(1, 100))
 def test_packs_are_greedy_consecutive_and_bounded(sizes: list[int], pack: int) -> None:
