@@ -28,6 +28,7 @@ drained by the handler into the ``CaptureFailures`` metric, and logged. Delivery
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -105,8 +106,7 @@ class FirehoseSink:
         for start, end in _chunks([data for data, _ in packs]):
             todo = list(range(start, end))
             for _attempt in range(2):
-                resp = self._client().put_record_batch(
-                    DeliveryStreamName=stream, Records=[{"Data": packs[j][0]} for j in todo])
+                resp = put_record_batch(self._client(), stream, [packs[j][0] for j in todo])
                 failed = []
                 for j, r in zip(todo, resp.get("RequestResponses", []), strict=False):
                     if r.get("ErrorCode"):
@@ -118,6 +118,47 @@ class FirehoseSink:
                     break
                 todo = failed
         return ok
+
+
+_PLACEHOLDER_STREAM = "driftline-capture-body-not-swapped"
+"""The stream name the call is validated with. No such stream exists, so if the prebuilt body were ever
+not swapped in, the call would fail (counted, logged) instead of writing empty records."""
+_STAGED = threading.local()
+_HOOK_ID = "driftline-capture-prebuilt-body"
+
+
+def put_record_batch(client: Any, stream: str, datas: Sequence[bytes]) -> Any:
+    """``PutRecordBatch`` with a body built from bytes.
+
+    botocore would base64 each record into a str and then ``json.dumps`` the whole request, scanning
+    the ~1.4x larger text for characters to escape: measured ~8 ms of GIL-held CPU for a 1.4 MB
+    delivery (~4 us per capture line), twice the base64 itself. Base64 needs no escaping, so the same
+    JSON is a few byte joins (:func:`batch_body`). botocore still validates, signs, retries and parses:
+    the call is made with placeholder records (same count), and a ``before-call`` handler, botocore's
+    documented point for changing a serialized request, swaps in the prebuilt body. Clients without
+    botocore's event system (test fakes) get the plain call."""
+    events = getattr(getattr(client, "meta", None), "events", None)
+    if events is None:
+        return client.put_record_batch(DeliveryStreamName=stream, Records=[{"Data": d} for d in datas])
+    events.register("before-call.firehose.PutRecordBatch", _swap_in_body, unique_id=_HOOK_ID)
+    _STAGED.body = batch_body(stream, datas)
+    try:
+        return client.put_record_batch(DeliveryStreamName=_PLACEHOLDER_STREAM,
+                                       Records=[{"Data": b""}] * len(datas))
+    finally:
+        _STAGED.body = None
+
+
+def batch_body(stream: str, datas: Sequence[bytes]) -> bytes:
+    """The JSON body of ``PutRecordBatch(DeliveryStreamName=stream, Records=[{"Data": d}, ...])``."""
+    records = b",".join(b'{"Data":"' + base64.b64encode(d) + b'"}' for d in datas)
+    return b'{"DeliveryStreamName":' + json.dumps(stream).encode() + b',"Records":[' + records + b"]}"
+
+
+def _swap_in_body(params: dict[str, Any], **kwargs: Any) -> None:
+    body = getattr(_STAGED, "body", None)
+    if body is not None:
+        params["body"] = body
 
 
 def _chunks(records: Sequence[bytes]) -> list[tuple[int, int]]:

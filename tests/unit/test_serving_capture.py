@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -231,3 +232,59 @@ def test_packs_are_greedy_consecutive_and_bounded(sizes: list[int], pack: int) -
 def test_unknown_mode_is_rejected() -> None:
     with pytest.raises(ValueError, match="CAPTURE_MODE"):
         CaptureWriter(FirehoseSink("p-"), mode="async")
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **kwargs: Any) -> Any:
+        yield self.body
+
+
+def wire_client(sent: list[bytes]) -> Any:
+    """A real botocore Firehose client whose HTTP layer records each request body and answers OK."""
+    import botocore.session
+    from botocore.awsrequest import AWSResponse
+
+    client = botocore.session.get_session().create_client(
+        "firehose", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+
+    def answer(request: Any, **kwargs: Any) -> AWSResponse:
+        sent.append(request.body)
+        n = len(json.loads(request.body)["Records"])
+        payload = json.dumps({"FailedPutCount": 0, "RequestResponses": [{"RecordId": str(i)} for i in range(n)]})
+        return AWSResponse(request.url, 200, {}, _Raw(payload.encode()))
+
+    client.meta.events.register("before-send.firehose.PutRecordBatch", answer)
+    return client
+
+
+def test_the_prebuilt_body_is_the_request_botocore_would_send() -> None:
+    sent: list[bytes] = []
+    client = wire_client(sent)
+    lines = [json.dumps({"request_id": f"r{i}", "s": 'é"\\\n\u2028'}).encode() + b"\n" for i in range(50)]
+    sink = FirehoseSink("dev-captures-", client=lambda: client, pack_bytes=400)
+    assert all(sink.send("credit-default", lines))
+    sink.send("credit-default", lines[:3])
+    assert len(sent) == 2
+    body = json.loads(sent[0])
+    assert body["DeliveryStreamName"] == "dev-captures-credit-default"  # never the placeholder
+    packs = [base64.b64decode(r["Data"]) for r in body["Records"]]
+    assert len(packs) > 1 and b"".join(packs) == b"".join(lines)
+    # the same JSON botocore itself serializes for the real parameters
+    own: list[bytes] = []
+    plain = wire_client(own)
+    plain.put_record_batch(DeliveryStreamName="dev-captures-credit-default", Records=[{"Data": p} for p in packs])
+    assert json.loads(own[0]) == body
+
+
+def test_without_the_swap_the_call_names_no_real_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    import driftline.serving.capture as capture
+
+    sent: list[bytes] = []
+    client = wire_client(sent)
+    monkeypatch.setattr(capture, "_swap_in_body", lambda params, **kwargs: None)
+    FirehoseSink("p-", client=lambda: client).send("m", lines_of(3))
+    body = json.loads(sent[0])
+    assert body["DeliveryStreamName"] == capture._PLACEHOLDER_STREAM and body["Records"] == [{"Data": ""}]
