@@ -17,7 +17,6 @@ generically), a third of the endpoint's whole 1-row budget.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Mapping
 
@@ -91,10 +90,6 @@ class EmfWriter:
             tpl = self._templates.get((model, version, names)) or self._template(model, version, names)
             out.append(tpl % (ts, *values.values()))
         return out
-
-    def write(self, groups: Groups) -> None:
-        if groups:
-            sys.stdout.write("".join(self.lines(groups)))
 
     def request_lines(self, outcome: Outcome, status: int, latency_ms: float, *,
                       capture_failures: Mapping[tuple[str, int], int] | None = None,

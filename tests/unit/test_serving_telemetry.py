@@ -67,13 +67,12 @@ def test_templates_are_cached_per_shape_and_escape_names() -> None:
     assert len(writer._templates) == 2
 
 
-def test_write_goes_to_stdout_once_per_request() -> None:
+def test_a_request_is_one_text_with_a_line_per_version_and_none_for_other_routes() -> None:
     writer = EmfWriter("Driftline", "s")
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        writer.write({("a", "1"): {"Requests": 1}, ("a", "2"): {"Requests": 1}})
-        writer.write({})
-    assert len(buf.getvalue().splitlines()) == 2
+    canary = Outcome(model="a", primary=1, versions={1: VersionStats("champion", 3, 0.2),
+                                                    2: VersionStats("challenger", 1, 0.3)})
+    assert len(writer.request_lines(canary, 200, 0.5).splitlines()) == 2
+    assert writer.request_lines(Outcome(), 404, 0.1) == ""  # unknown routes are not model traffic
 
 
 @settings(max_examples=300, deadline=None)
