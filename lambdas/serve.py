@@ -2,7 +2,7 @@
 
 Thin on purpose: routes parse the HTTP request, call :class:`driftline.serving.service.PredictionService`
 and turn its result or :class:`ServingError` into a JSON response. Imports only what the fast path
-needs (numpy, onnxruntime, orjson, botocore, Powertools' Logger; never pandas, scikit-learn, pyarrow
+needs (numpy, onnxruntime, msgspec, orjson, botocore, Powertools' Logger; never pandas, scikit-learn, pyarrow
 or pydantic), and builds nothing expensive at import: the service (clients, caches, capture thread)
 starts on the first request.
 

@@ -104,7 +104,7 @@ class _Batch:
     records: list[dict[str, Any]]
     keep: list[bool]
     ts: datetime
-    """Formatted by the capture thread (orjson writes ISO 8601), not on the request path."""
+    """Formatted once per request by the capture thread (ISO 8601 with ``+00:00``), not on the request path."""
     t0: float
     outcome: Outcome
 
