@@ -1,0 +1,573 @@
+"""A model fitted on a DataFrame -> an ONNX graph with Driftline's one serving signature.
+
+Serving, champion scoring, canary evaluation and drift all feed one float32 matrix ``X`` [N, F]
+(:mod:`driftline.features.encoding`). A notebook pipeline instead takes one column per feature
+by name, categoricals as strings. Rather than teach every consumer a second input form, the
+user's graph (one typed input per column) is wrapped in an adapter, so the served graph keeps the
+contract of docs/architecture.md:
+
+- in front, each column the user's graph reads is cut from ``X`` (``Gather``); categorical codes
+  become their strings with ``CategoryMapper`` (null and unknown -> ``""``);
+- behind, the user's class labels become the feature set's class indices (``LabelEncoder``) and
+  the probability columns are put in the feature set's class order (``Gather``); a regressor's
+  value is reshaped to ``variable`` [N, 1].
+
+Null categoricals reach the user's graph as ``""``, while scikit-learn saw ``NaN``. The converters
+of the two steps that handle those nulls in a notebook pipeline (``SimpleImputer`` and
+``OneHotEncoder`` on string columns) are given a copy of the step that treats ``""`` as its
+``NaN``, so the graph computes what scikit-learn computed; the parity check confirms it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from driftline.features.encoding import ONNX_INPUT_NAME, model_features
+from driftline.training.errors import TrainingRejectedError
+from driftline.training.onnx_export import float32_thresholds, sklearn_converters
+
+__all__ = ["ConversionPlan", "adapt_onnx", "check_estimator", "convert_estimator"]
+
+NULL_CATEGORY = ""
+"""What a null or unknown category becomes inside the graph (strings cannot be NaN)."""
+_PREFIX = "user_"
+_MIN_OPSET = 13
+_ML_OPSET = 2
+
+
+@dataclass(frozen=True)
+class ConversionPlan:
+    """What the estimator needs from the feature set: its input columns and its class order."""
+
+    columns: tuple[str, ...]
+    classifier: bool
+    classes: tuple[Any, ...] | None  # the estimator's classes_, in its order
+
+
+def _schema_columns(schema: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {f["name"]: f for f in model_features(schema)}
+
+
+def _same_class(a: Any, b: Any) -> bool:
+    return a == b or str(a) == str(b)
+
+
+def _class_order(theirs: Sequence[Any], ours: Sequence[Any]) -> list[int]:
+    """For each of the estimator's classes, its index in the feature set's classes."""
+    order = []
+    for c in theirs:
+        match = [i for i, o in enumerate(ours) if _same_class(c, o)]
+        order.append(match[0] if match else -1)
+    return order
+
+
+def _check_classes(theirs: Sequence[Any], schema: Mapping[str, Any]) -> None:
+    label = schema["label"]
+    ours = list(label["classes"])
+    order = _class_order(theirs, ours)
+    if -1 in order or sorted(order) != list(range(len(ours))):
+        raise TrainingRejectedError(
+            f"the estimator's classes {list(theirs)} differ from the classes {ours} of label {label['name']!r} "
+            f"in the feature set; fit it on the label column of load_training_set (every class needs rows), "
+            f"or correct 'classes' in the feature set")
+
+
+def check_estimator(estimator: Any, schema: Mapping[str, Any]) -> ConversionPlan:
+    """Check a fitted estimator against the feature set; refuse with the fix when it does not fit.
+
+    Raises
+    ------
+    TrainingRejectedError
+        Not fitted, fitted without column names, columns outside the feature set, a classifier for
+        a regression label (or the reverse), or class labels that differ from the feature set's.
+    """
+    from sklearn.base import is_classifier, is_regressor
+
+    label = schema.get("label")
+    if not label:
+        raise TrainingRejectedError("the feature set defines no label; a model needs one to be evaluated")
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        if not hasattr(estimator, "n_features_in_"):
+            raise TrainingRejectedError(f"the {type(estimator).__name__} is not fitted; fit it on the frame from "
+                                        f"driftline.load_training_set first")
+        raise TrainingRejectedError(f"the {type(estimator).__name__} was fitted on an array without column "
+                                    f"names; fit it on the DataFrame from driftline.load_training_set (feature "
+                                    f"columns by name) so serving can feed each feature to the right input")
+    columns = tuple(str(n) for n in names)
+    known = _schema_columns(schema)
+    extra = [c for c in columns if c not in known]
+    if extra:
+        raise TrainingRejectedError(
+            f"the estimator was fitted on column(s) {', '.join(extra)} that are not model features of feature "
+            f"set {schema['feature_set']!r} (features: {', '.join(known)}); drop them before fitting (the "
+            f"label, timestamp, entity and 'split' columns are not features)")
+    classifier = label["task"] != "regression"
+    if classifier and not is_classifier(estimator):
+        raise TrainingRejectedError(f"label {label['name']!r} is a {label['task']} label but the "
+                                    f"{type(estimator).__name__} is not a classifier")
+    if not classifier and not is_regressor(estimator):
+        raise TrainingRejectedError(f"label {label['name']!r} is a regression target but the "
+                                    f"{type(estimator).__name__} is not a regressor")
+    classes = None
+    if classifier:
+        classes = tuple(np.asarray(estimator.classes_).tolist())
+        _check_classes(classes, schema)
+    return ConversionPlan(columns=columns, classifier=classifier, classes=classes)
+
+
+# ---------------------------------------------------------------- converters for string nulls
+def _is_string_input(operator: Any) -> bool:
+    from skl2onnx.common.data_types import StringTensorType
+
+    return isinstance(operator.inputs[0].type, StringTensorType)
+
+
+def _imputer_converter() -> Any:
+    from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
+
+    def converter(scope: Any, operator: Any, container: Any) -> None:
+        op = operator.raw_operator
+        if _is_string_input(operator) and not isinstance(op.missing_values, str):
+            op = copy.copy(op)
+            op.missing_values = NULL_CATEGORY
+            operator.raw_operator = op
+        elif _is_double_input(operator) and _is_nan(op.missing_values):
+            _impute_double(scope, operator, container)
+            return
+        convert_sklearn_imputer(scope, operator, container)
+    return converter
+
+
+def _is_double_input(operator: Any) -> bool:
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    return isinstance(operator.inputs[0].type, DoubleTensorType)
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and np.isnan(value)
+
+
+def _impute_double(scope: Any, operator: Any, container: Any) -> None:
+    """NaN -> the fitted statistic, in float64: ONNX's ``Imputer`` op (what skl2onnx emits) has no double
+    kernel in ONNX Runtime, and imputing in float32 would round values that trees then split on."""
+    from onnx import TensorProto
+    from skl2onnx.operator_converters.common import concatenate_variables
+
+    op = operator.raw_operator
+    stats = np.asarray(op.statistics_, dtype=np.float64)
+    keep = ~np.isnan(stats)  # scikit-learn drops all-NaN columns unless keep_empty_features
+    source = concatenate_variables(scope, operator.inputs, container)
+    if not keep.all():
+        idx = scope.get_unique_variable_name("imputer_keep")
+        container.add_initializer(idx, TensorProto.INT64, [int(keep.sum())], np.flatnonzero(keep).tolist())
+        kept = scope.get_unique_variable_name("imputer_kept")
+        container.add_node("Gather", [source, idx], kept, axis=1, name=scope.get_unique_operator_name("Gather"))
+        source, stats = kept, stats[keep]
+    fill = scope.get_unique_variable_name("imputer_fill")
+    container.add_initializer(fill, TensorProto.DOUBLE, [1, len(stats)], stats.tolist())
+    nan = scope.get_unique_variable_name("imputer_isnan")
+    container.add_node("IsNaN", source, nan, name=scope.get_unique_operator_name("IsNaN"))
+    container.add_node("Where", [nan, fill, source], operator.outputs[0].full_name,
+                       name=scope.get_unique_operator_name("Where"))
+
+
+def _one_hot_converter() -> Any:
+    from skl2onnx.operator_converters.one_hot_encoder import convert_sklearn_one_hot_encoder
+
+    def converter(scope: Any, operator: Any, container: Any) -> None:
+        op = operator.raw_operator
+        if _is_string_input(operator):
+            cats = []
+            for c in op.categories_:
+                arr = np.asarray(c, dtype=object).copy()
+                null = np.asarray([v is None or (isinstance(v, float) and np.isnan(v)) for v in arr], dtype=bool)
+                arr[null] = NULL_CATEGORY
+                cats.append(arr)
+            op = copy.copy(op)
+            op.categories_ = cats
+            operator.raw_operator = op
+        convert_sklearn_one_hot_encoder(scope, operator, container)
+    return converter
+
+
+def _register_booster_converters() -> None:
+    """Let skl2onnx convert LightGBM / XGBoost estimators inside pipelines (when installed)."""
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    try:
+        from lightgbm import LGBMClassifier, LGBMRegressor
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+        update_registered_converter(LGBMClassifier, "LightGbmLGBMClassifier",
+                                    calculate_linear_classifier_output_shapes, convert_lightgbm, options=options)
+        update_registered_converter(LGBMRegressor, "LightGbmLGBMRegressor",
+                                    calculate_linear_regressor_output_shapes, convert_lightgbm)
+    except ImportError:
+        pass
+    try:
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+        from xgboost import XGBClassifier, XGBRegressor
+
+        update_registered_converter(XGBClassifier, "XGBoostXGBClassifier",
+                                    calculate_linear_classifier_output_shapes, convert_xgboost, options=options)
+        update_registered_converter(XGBRegressor, "XGBoostXGBRegressor",
+                                    calculate_linear_regressor_output_shapes, convert_xgboost)
+    except ImportError:
+        pass
+
+
+class _DoubleTreeInput:
+    """Forwards to skl2onnx's container, fixing its tree ensembles when a column arrives as float64.
+
+    skl2onnx's double path stores thresholds in a float attribute of an op whose output is always
+    float, and declares a double output. What each estimator compares decides the fix:
+    scikit-learn's decision trees cast inputs to float32 and compare with float64 thresholds, so
+    the node gets a float32 cast of its input and the float32-exact thresholds; HistGradientBoosting
+    compares float64 with float64, so the node keeps its double input and gets double thresholds
+    (``nodes_values_as_tensor``, ai.onnx.ml 3). The float output is cast back to the declared double.
+    """
+
+    def __init__(self, inner: Any, float32_input: bool) -> None:
+        self._inner = inner
+        self._float32_input = float32_input
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def add_node(self, op_type: str, inputs: Any, outputs: Any, *args: Any, **attrs: Any) -> Any:
+        if op_type not in ("TreeEnsembleRegressor", "TreeEnsembleClassifier"):
+            return self._inner.add_node(op_type, inputs, outputs, *args, **attrs)
+        from onnx import TensorProto, numpy_helper
+
+        source = inputs if isinstance(inputs, str) else inputs[0]
+        values = np.asarray(attrs.pop("nodes_values", attrs.pop("nodes_values_as_tensor", [])), dtype=np.float64)
+        if self._float32_input:
+            cast = source + "_float32"
+            self._inner.add_node("Cast", source, cast, to=TensorProto.FLOAT, name=cast)
+            source = cast
+            attrs["nodes_values"] = values.astype(np.float32)
+        else:
+            attrs["nodes_values_as_tensor"] = numpy_helper.from_array(values, "nodes_values_as_tensor")
+            attrs["op_version"] = 3
+        if op_type == "TreeEnsembleClassifier":
+            return self._inner.add_node(op_type, source, outputs, *args, **attrs)
+        out = outputs if isinstance(outputs, str) else outputs[0]
+        tmp = out + "_float"
+        self._inner.add_node(op_type, source, tmp, *args, **attrs)
+        return self._inner.add_node("Cast", tmp, out, to=TensorProto.DOUBLE, name=tmp + "_cast")
+
+
+def _trees_of(estimator: Any) -> list[Any]:
+    trees = getattr(estimator, "estimators_", None)
+    if trees is None:
+        return [estimator] if hasattr(estimator, "tree_") else []
+    return [t for t in np.asarray(trees, dtype=object).ravel() if hasattr(t, "tree_")]
+
+
+def _float32_tree_copy(estimator: Any) -> Any:
+    """A copy whose tree thresholds are float32-exact.
+
+    scikit-learn's trees cast inputs to float32 and compare with float64 thresholds; skl2onnx's
+    double-input path casts to float32 too but stores thresholds rounded to the nearest float32.
+    With thresholds already float32-exact (see :func:`float32_thresholds`) both sides decide alike.
+    """
+    adjusted = copy.deepcopy(estimator)
+    for tree in _trees_of(adjusted):
+        split = tree.tree_.children_left >= 0
+        tree.tree_.threshold[split] = float32_thresholds(tree.tree_.threshold[split])
+    return adjusted
+
+
+def _tree_converters(base: Mapping[type, Any]) -> dict[type, Any]:
+    """Decision-tree ensembles fed float64 columns: float32-exact thresholds, float output restored."""
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from skl2onnx.common._registration import get_converter
+    from sklearn import ensemble, tree
+
+    out = {}
+    for cls in (ensemble.RandomForestRegressor, ensemble.ExtraTreesRegressor, ensemble.GradientBoostingRegressor,
+                ensemble.HistGradientBoostingRegressor, ensemble.HistGradientBoostingClassifier,
+                tree.DecisionTreeRegressor, tree.ExtraTreeRegressor, ensemble.RandomForestClassifier,
+                ensemble.ExtraTreesClassifier, ensemble.GradientBoostingClassifier,
+                tree.DecisionTreeClassifier, tree.ExtraTreeClassifier):
+        convert = base.get(cls) or get_converter(sklearn_operator_name_map[cls])
+
+        def converter(scope: Any, operator: Any, container: Any, convert: Any = convert) -> None:
+            if _is_double_input(operator):
+                sklearn_trees = bool(_trees_of(operator.raw_operator))
+                if sklearn_trees:
+                    operator.raw_operator = _float32_tree_copy(operator.raw_operator)
+                container = _DoubleTreeInput(container, float32_input=sklearn_trees)
+            convert(scope, operator, container)
+        out[cls] = converter
+    return out
+
+
+def _converters() -> dict[type, Any]:
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    base = sklearn_converters()
+    return {**base, **_tree_converters(base), SimpleImputer: _imputer_converter(),
+            OneHotEncoder: _one_hot_converter()}
+
+
+# ---------------------------------------------------------------- failure messages
+def _walk(obj: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    yield path or type(obj).__name__, obj
+    for attr in ("steps", "transformer_list"):
+        for name, step in getattr(obj, attr, None) or ():
+            yield from _walk(step, f"{path} > {name}" if path else name)
+    for name, step, _cols in getattr(obj, "transformers_", None) or getattr(obj, "transformers", None) or ():
+        if not isinstance(step, str):
+            yield from _walk(step, f"{path} > {name}" if path else name)
+
+
+def _conversion_error(estimator: Any, error: Exception) -> TrainingRejectedError:
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+
+    text = " ".join(str(error).split())[:400]
+    culprit = None
+    for path, step in _walk(estimator):
+        kind = type(step).__name__
+        if type(step) not in sklearn_operator_name_map and not hasattr(step, "steps"):
+            culprit = (path, kind)
+            break
+        if kind in text:
+            culprit = (path, kind)
+    hint = ("replace it with scikit-learn steps skl2onnx converts (ColumnTransformer, SimpleImputer, "
+            "StandardScaler, OneHotEncoder, ... and any estimator in skl2onnx's list), register an ONNX converter "
+            "for it with skl2onnx.update_registered_converter, or export the model to ONNX yourself and register "
+            "the .onnx file")
+    if culprit and culprit[1] == "FunctionTransformer":
+        hint = ("a FunctionTransformer runs arbitrary Python that ONNX cannot express; compute that feature "
+                "upstream (in the feature set) or use a built-in transformer; otherwise " + hint)
+    where = f"step {culprit[0]!r} ({culprit[1]})" if culprit else f"the {type(estimator).__name__}"
+    return TrainingRejectedError(f"{where} cannot be converted to ONNX ({type(error).__name__}: {text}); {hint}")
+
+
+# ---------------------------------------------------------------- conversion
+def _target_opsets() -> dict[str, int]:
+    """The newest default-domain opset skl2onnx knows, and ai.onnx.ml 3 (double tree thresholds)."""
+    from skl2onnx import get_latest_tested_opset_version
+
+    return {"": int(get_latest_tested_opset_version()), "ai.onnx.ml": 3}
+
+
+def convert_estimator(estimator: Any, schema: Mapping[str, Any], name: str = "driftline") -> bytes:
+    """Convert a fitted estimator or pipeline (DataFrame input) to the serving signature.
+
+    Raises
+    ------
+    TrainingRejectedError
+        The estimator does not fit the feature set (see :func:`check_estimator`) or a step cannot be
+        converted (the step is named with what to use instead).
+    """
+    import onnx
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+
+    plan = check_estimator(estimator, schema)
+    known = _schema_columns(schema)
+    initial = [(c, StringTensorType([None, 1]) if known[c]["type"] == "categorical" else DoubleTensorType([None, 1]))
+               for c in plan.columns]
+    _register_booster_converters()
+    try:
+        model = convert_sklearn(estimator, name=name, initial_types=initial, target_opset=_target_opsets(),
+                                options={"zipmap": False} if plan.classifier else None,
+                                custom_conversion_functions=_converters())
+    except Exception as e:  # skl2onnx raises many types (RuntimeError, NotImplementedError, ValueError...)
+        raise _conversion_error(estimator, e) from None
+    return _adapt(model, schema, plan.classes, onnx)
+
+
+def _tensor_kind(value_info: Any) -> tuple[str, int]:
+    """(element type name, rank) of a graph input/output; ('map'/'sequence', -1) for non-tensors."""
+    import onnx
+
+    t = value_info.type
+    if not t.HasField("tensor_type"):
+        return ("sequence" if t.HasField("sequence_type") else "map"), -1
+    elem = onnx.helper.tensor_dtype_to_np_dtype(t.tensor_type.elem_type) if t.tensor_type.elem_type != 8 else None
+    kind = "string" if elem is None else ("int" if np.issubdtype(elem, np.integer) else "float")
+    return kind, len(t.tensor_type.shape.dim)
+
+
+def _graph_classes(model: Any) -> list[Any] | None:
+    """Class labels stored in a classifier node of the graph (tree ensembles, linear models...)."""
+    import onnx
+
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.name in ("classlabels_strings", "classlabels_int64s"):
+                value = onnx.helper.get_attribute_value(attr)
+                return [v.decode() if isinstance(v, bytes) else int(v) for v in value]
+    return None
+
+
+def adapt_onnx(data: bytes, schema: Mapping[str, Any]) -> bytes:
+    """An ONNX model exported elsewhere -> the serving signature (or refused with the reason).
+
+    Accepted: one input per model feature it reads, named after the feature (categoricals as string
+    tensors, the rest float), or a single float input of all F model features in feature-set
+    order; outputs ``label`` + ``probabilities`` (classifiers, without ZipMap) or one value tensor.
+    """
+    import onnx
+
+    try:
+        model = onnx.load_from_string(data)
+        onnx.checker.check_model(model)
+    except Exception as e:
+        raise TrainingRejectedError(f"the file is not a valid ONNX model ({type(e).__name__}: "
+                                    f"{' '.join(str(e).split())[:300]})") from None
+    label = schema.get("label")
+    if not label:
+        raise TrainingRejectedError("the feature set defines no label; a model needs one to be evaluated")
+    classifier = label["task"] != "regression"
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    known = _schema_columns(schema)
+    if len(inputs) == 1 and inputs[0].name not in known:
+        kind, rank = _tensor_kind(inputs[0])
+        if kind != "float" or rank != 2:
+            raise TrainingRejectedError(f"the model's single input {inputs[0].name!r} is not a float matrix; "
+                                        f"name one input per feature instead (see docs/notebook.md)")
+        return _adapt(model, schema, _graph_classes(model) if classifier else None, onnx, single_matrix=True)
+    unknown = [i.name for i in inputs if i.name not in known]
+    if unknown:
+        raise TrainingRejectedError(f"the model's input(s) {', '.join(unknown)} are not model features of feature "
+                                    f"set {schema['feature_set']!r} (features: {', '.join(known)}); name each "
+                                    f"input after the feature it reads")
+    for i in inputs:
+        kind, _ = _tensor_kind(i)
+        want = "string" if known[i.name]["type"] == "categorical" else "float"  # float or double
+        if kind != want:
+            raise TrainingRejectedError(f"input {i.name!r} is a {kind} tensor but feature {i.name!r} is "
+                                        f"{known[i.name]['type']}: it must be a {want} tensor [N, 1]")
+    classes = _graph_classes(model) if classifier else None
+    return _adapt(model, schema, classes, onnx)
+
+
+def _outputs(model: Any, classifier: bool) -> tuple[str | None, str]:
+    """(label output, probabilities or value output) of the user's graph."""
+    label_out, score_out = None, None
+    for o in model.graph.output:
+        kind, rank = _tensor_kind(o)
+        if rank == -1:
+            raise TrainingRejectedError(f"output {o.name!r} is a {kind} (ZipMap); convert the classifier with "
+                                        f"options={{'zipmap': False}} so probabilities are a float tensor")
+        if kind == "float" and score_out is None:
+            score_out = o.name
+        elif kind in ("int", "string") and label_out is None:
+            label_out = o.name
+    if score_out is None or (classifier and label_out is None):
+        raise TrainingRejectedError(
+            f"the model's outputs {[o.name for o in model.graph.output]} are not "
+            f"{'a label tensor and a float probability matrix' if classifier else 'a float value tensor'}")
+    return label_out, score_out
+
+
+def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None, onnx: Any,
+           single_matrix: bool = False) -> bytes:
+    from onnx import TensorProto, helper, numpy_helper
+
+    label = schema["label"]
+    classifier = label["task"] != "regression"
+    default = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if default < _MIN_OPSET:
+        raise TrainingRejectedError(f"the model uses ONNX opset {default}; export it with opset {_MIN_OPSET} or "
+                                    f"newer")
+    label_out, score_out = _outputs(model, classifier)
+    feeds = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    dtypes = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}
+    model = onnx.compose.add_prefix(model, _PREFIX)
+    graph = model.graph
+    nodes: list[Any] = []
+    inits: list[Any] = []
+    feats = model_features(schema)
+    if single_matrix:
+        nodes.append(helper.make_node("Cast", [ONNX_INPUT_NAME], [_PREFIX + feeds[0]], to=dtypes[feeds[0]]))
+    else:
+        for j, f in enumerate(feats):
+            if f["name"] not in feeds:
+                continue
+            col = f"dl_col_{j}"
+            inits.append(numpy_helper.from_array(np.asarray([j], dtype=np.int64), f"dl_idx_{j}"))
+            target = _PREFIX + f["name"]
+            if f["type"] != "categorical":
+                nodes.append(helper.make_node("Gather", [ONNX_INPUT_NAME, f"dl_idx_{j}"], [col], axis=1))
+                nodes.append(helper.make_node("Cast", [col], [target], to=dtypes[f["name"]]))
+                continue
+            nodes += [
+                helper.make_node("Gather", [ONNX_INPUT_NAME, f"dl_idx_{j}"], [col], axis=1),
+                helper.make_node("IsNaN", [col], [f"{col}_nan"]),
+                helper.make_node("Where", [f"{col}_nan", "dl_minus_one", col], [f"{col}_filled"]),
+                helper.make_node("Cast", [f"{col}_filled"], [f"{col}_code"], to=TensorProto.INT64),
+                helper.make_node("CategoryMapper", [f"{col}_code"], [target], domain="ai.onnx.ml",
+                                 cats_int64s=list(range(len(f["categories"] or ()))),
+                                 cats_strings=[str(c) for c in f["categories"] or ()],
+                                 default_string=NULL_CATEGORY),
+            ]
+        if any(f["type"] == "categorical" and f["name"] in feeds for f in feats):
+            inits.append(numpy_helper.from_array(np.asarray(-1.0, dtype=np.float32), "dl_minus_one"))
+    front = len(nodes)
+    outputs = []
+    if classifier:
+        ours = list(label["classes"])
+        theirs = list(classes) if classes is not None else ours
+        order = _class_order(theirs, ours)
+        if -1 in order or sorted(order) != list(range(len(ours))):
+            raise TrainingRejectedError(f"the model's classes {theirs} differ from the feature set's {ours}")
+        positions = [order.index(i) for i in range(len(ours))]  # our class i is their column positions[i]
+        inits.append(numpy_helper.from_array(np.asarray(positions, dtype=np.int64), "dl_class_columns"))
+        nodes.append(helper.make_node("Cast", [_PREFIX + score_out], ["dl_scores"], to=TensorProto.FLOAT))
+        nodes.append(helper.make_node("Gather", ["dl_scores", "dl_class_columns"], ["probabilities"], axis=1))
+        assert label_out is not None
+        raw_label = next(o for o in graph.output if o.name == _PREFIX + label_out)
+        kind, _rank = _tensor_kind(raw_label)
+        flat = f"{_PREFIX}{label_out}_flat"
+        nodes.append(helper.make_node("Reshape", [_PREFIX + label_out, "dl_flat_shape"], [flat]))
+        inits.append(numpy_helper.from_array(np.asarray([-1], dtype=np.int64), "dl_flat_shape"))
+        if kind == "string":
+            nodes.append(helper.make_node("LabelEncoder", [flat], ["label"], domain="ai.onnx.ml",
+                                          keys_strings=[str(c) for c in theirs], values_int64s=order,
+                                          default_int64=-1))
+        else:
+            nodes.append(helper.make_node("Cast", [flat], [f"{flat}_i64"], to=TensorProto.INT64))
+            nodes.append(helper.make_node("LabelEncoder", [f"{flat}_i64"], ["label"], domain="ai.onnx.ml",
+                                          keys_int64s=[int(c) for c in theirs], values_int64s=order,
+                                          default_int64=-1))
+        outputs = [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+                   helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(ours)])]
+    else:
+        inits.append(numpy_helper.from_array(np.asarray([-1, 1], dtype=np.int64), "dl_value_shape"))
+        nodes.append(helper.make_node("Cast", [_PREFIX + score_out], ["dl_value"], to=TensorProto.FLOAT))
+        nodes.append(helper.make_node("Reshape", ["dl_value", "dl_value_shape"], ["variable"]))
+        outputs = [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])]
+    x = helper.make_tensor_value_info(ONNX_INPUT_NAME, TensorProto.FLOAT, [None, len(feats)])
+    new_graph = helper.make_graph(nodes[:front] + list(graph.node) + nodes[front:], graph.name, [x], outputs,
+                                  initializer=list(graph.initializer) + inits)
+    opsets = {o.domain or "": o.version for o in model.opset_import}
+    opsets["ai.onnx.ml"] = max(opsets.get("ai.onnx.ml", 0), _ML_OPSET)
+    merged = helper.make_model(new_graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
+                               producer_name="driftline")
+    merged.ir_version = model.ir_version
+    merged.functions.extend(model.functions)
+    try:
+        onnx.checker.check_model(merged)
+    except Exception as e:  # the adapter itself is wrong: a bug, not the user's fault, but never a half model
+        raise TrainingRejectedError(f"the adapted ONNX model is invalid ({type(e).__name__}: {str(e)[:300]})") from None
+    return bytes(merged.SerializeToString())
+
