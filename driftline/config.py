@@ -32,13 +32,55 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+WORKFLOW_TIMEOUT_SECONDS = 7 * 86400
+"""The retraining state machine's own timeout (stacks/pipeline_stack.py): a run's approval wait plus
+its longest canary bake must fit inside it, or a timed-out run would leave its challenger serving."""
+WORKFLOW_STEPS_ALLOWANCE_SECONDS = 3600
+"""What the rest of a run (training, gate, deploy, promotion) is given inside that timeout."""
+
+DEFAULT_MAX_REGRESSION = 0.01
+"""The absolute tolerance when neither ``max_regression`` nor ``max_relative_regression`` is set."""
+
+
 class QualityGate(_Strict):
-    """Absolute floors (or ceilings for error metrics) and the allowed regression against the champion."""
+    """Absolute floors (or ceilings for error metrics) and the allowed regression against the champion.
+
+    The regression tolerance is either absolute (``max_regression``, in the metric's own units, so at
+    most 1: the whole range of a score such as ROC AUC) or relative (``max_relative_regression``, a
+    fraction of the champion's value: the only usable form for error metrics such as RMSE, whose
+    scale is the label's). One of the two, never both: two tolerances would leave the reader
+    guessing which one binds.
+    """
 
     min_metrics: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.6})
     max_metrics: dict[str, float] = Field(default_factory=dict)
-    max_regression: float = Field(default=0.01, ge=0.0, le=1.0)
+    max_regression: float | None = Field(default=None, ge=0.0)
+    max_relative_regression: float | None = Field(default=None, ge=0.0, le=1.0)
     primary_metric: str = "roc_auc"
+
+    @field_validator("max_regression")
+    @classmethod
+    def _absolute(cls, v: float | None) -> float | None:
+        if v is not None and v > 1.0:
+            raise ValueError("max_regression is absolute, in the metric's own units, and at most 1 (the whole "
+                             "range of a score such as roc_auc); for an error metric such as rmse set "
+                             "max_relative_regression instead (a fraction of the champion's value, e.g. 0.05 "
+                             "allows a candidate 5% worse)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_tolerance(self) -> QualityGate:
+        if self.max_regression is not None and self.max_relative_regression is not None:
+            raise ValueError("set max_regression (absolute, in the metric's units) or max_relative_regression "
+                             "(a fraction of the champion's value), not both")
+        return self
+
+    @property
+    def absolute_regression(self) -> float | None:
+        """The absolute tolerance in effect, or None when the relative one is configured."""
+        if self.max_relative_regression is not None:
+            return None
+        return DEFAULT_MAX_REGRESSION if self.max_regression is None else self.max_regression
 
 
 class DriftSettings(_Strict):
@@ -65,6 +107,10 @@ class DeploySettings(_Strict):
     bake_seconds: int = Field(default=600, ge=0, le=86400)
     max_error_rate: float = Field(default=0.01, ge=0.0, le=1.0)
     max_latency_ratio: float = Field(default=1.5, ge=1.0)
+    max_bake_extensions: int = Field(default=3, ge=0, le=24)
+    """A canary whose challenger handled too few rows to be judged bakes again (another
+    ``bake_seconds``) up to this many times; then the run ends ``inconclusive``: challenger cleared,
+    champion unchanged, the candidate left as it was (approvable and promotable later)."""
 
 
 class ModelConfig(_Strict):
@@ -87,6 +133,19 @@ class ModelConfig(_Strict):
         if not MODEL_NAME_RE.match(v):
             raise ValueError("must match ^[a-z][a-z0-9_-]{0,39}$ (lowercase letters, digits, _ and -)")
         return v
+
+    @model_validator(mode="after")
+    def _fits_the_workflow(self) -> ModelConfig:
+        longest_bake = self.deploy.bake_seconds * (1 + self.deploy.max_bake_extensions)
+        budget = WORKFLOW_TIMEOUT_SECONDS - WORKFLOW_STEPS_ALLOWANCE_SECONDS
+        if self.approval_timeout_seconds + longest_bake > budget:
+            raise ValueError(
+                f"approval_timeout_seconds ({self.approval_timeout_seconds}) plus the longest canary bake "
+                f"(deploy.bake_seconds {self.deploy.bake_seconds} x (1 + deploy.max_bake_extensions "
+                f"{self.deploy.max_bake_extensions}) = {longest_bake}) must be at most {budget} s: the "
+                f"retraining workflow times out after {WORKFLOW_TIMEOUT_SECONDS} s and the other steps need "
+                f"{WORKFLOW_STEPS_ALLOWANCE_SECONDS} s; lower one of them")
+        return self
 
 
 class ServingSettings(_Strict):

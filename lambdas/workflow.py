@@ -1,5 +1,6 @@
 """workflow: the retraining workflow's steps (validate, gate, request_approval, reject_timeout, deploy,
-evaluate_canary, rollback, promote, record_failure), chosen by the event's ``action`` field.
+evaluate_canary, canary_inconclusive, rollback, promote, record_failure), chosen by the event's
+``action`` field.
 
 Thin: build the step context once per container, dispatch to :func:`driftline.retraining.steps.run_step`.
 Exceptions propagate on purpose: their class name is the Step Functions error the definition's
@@ -39,7 +40,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="GatePassed" if out.get("passed") else "GateFailed", unit=MetricUnit.Count,
                            value=1)
     elif action == "evaluate_canary":
-        metrics.add_metric(name="CanaryHealthy" if out.get("healthy") else "CanaryBreached",
-                           unit=MetricUnit.Count, value=1)
+        outcome = {"promote": "CanaryHealthy", "extend": "CanaryExtended", "inconclusive": "CanaryInconclusive"}
+        metrics.add_metric(name=outcome.get(str(out.get("outcome")), "CanaryBreached"), unit=MetricUnit.Count,
+                           value=1)
     logger.info("workflow step done", extra={"result": {k: out[k] for k in list(out)[:12]}})
     return out

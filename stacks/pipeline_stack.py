@@ -13,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from driftline.config import WORKFLOW_TIMEOUT_SECONDS
 from stacks.constructs import RETENTION, PlatformFunction, removal_policy
 from stacks.functions import make_function
 from stacks.packaging import ROOT
@@ -69,7 +70,7 @@ class PipelineStack(Stack):
                 definition_substitutions=subst,
                 state_machine_type=sfn.StateMachineType.STANDARD,
                 tracing_enabled=True,
-                timeout=Duration.days(7),
+                timeout=Duration.seconds(WORKFLOW_TIMEOUT_SECONDS),
                 logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             )
             for logical in wf.functions:

@@ -3,7 +3,10 @@
 Talks to the registry table of the selected environment (AWS, or the local platform when
 ``AWS_ENDPOINT_URL`` points at it). Who you are comes from STS (``get_caller_identity``), or from
 ``--as`` when there is no real identity (local use). Approve/reject/promote/rollback honour the
-model's ``approvers`` in cdk.json: only those principals may change versions and aliases.
+model's ``approvers`` in cdk.json: only those principals may change versions and aliases. Approve and
+promote honour the quality gate: a version that failed it (recorded by the workflow, or evaluated now
+from its metrics and the model's ``gate`` for a version registered by hand) is refused unless
+``--override-gate`` is given, and the override is audited with the reason.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ ModelOpt = typer.Option(..., "--model", "-m", help="Model name (as in cdk.json).
 VersionOpt = typer.Option(..., "--version", "-v", help="Model version number.", min=1)
 ReasonOpt = typer.Option(..., "--reason", "-r", help="Why; recorded in the audit trail.")
 AsOpt = typer.Option(None, "--as", help="Act as this principal (local use); default: your STS caller ARN.")
+OverrideGateOpt = typer.Option(False, "--override-gate",
+                               help="Approve/promote although the version failed the quality gate; --reason "
+                                    "says why, and both go to the audit trail.")
 
 
 def principal(as_: str | None) -> str:
@@ -95,8 +101,24 @@ def _run(action: Any) -> Any:
     return None
 
 
+def _gate(platform: Any, reg: Any, model: str, version: int, evaluated_by: str) -> dict[str, Any]:
+    """The gate outcome approve/promote must honour (recorded, or evaluated now from the config)."""
+    from driftline.config import ConfigError
+    from driftline.retraining.approvals import version_gate
+
+    mv = _run(lambda: reg.get_version(model, version))
+    try:
+        gate = platform.config.model(model).gate
+    except ConfigError as e:
+        if mv.gate:
+            return dict(mv.gate)
+        fail(f"{e}: without the model's config the quality gate of {model} v{version} cannot be evaluated")
+        raise
+    return dict(_run(lambda: version_gate(reg, gate, mv, evaluated_by=evaluated_by)))
+
+
 def _resolve_waiting_run(platform: Any, reg: Any, model: str, version: int, approve: bool, who: str,
-                         reason: str) -> bool:
+                         reason: str, override_gate: bool = False) -> bool:
     """When a retraining run is paused on this version's manual approval, decide through the run
     (registry audit entry + resume the workflow). Returns False when no run is waiting."""
     import os
@@ -108,8 +130,8 @@ def _resolve_waiting_run(platform: Any, reg: Any, model: str, version: int, appr
     if not any(p.version == version for p in waiting or ()):
         return False
     try:
-        out = resolve_approval(model, version, approve, who, reason, config=platform.config, registry=reg,
-                               control_table=control)
+        out = _run(lambda: resolve_approval(model, version, approve, who, reason, config=platform.config,
+                                            registry=reg, control_table=control, override_gate=override_gate))
     except ApprovalError as e:
         fail(str(e))
         return True
@@ -206,6 +228,16 @@ def show(
     console.print(f"created {mv.created_at[:19]} by {mv.created_by}; trigger {mv.trigger}; algorithm "
                   f"{mv.algorithm}; feature set {mv.feature_set} v{mv.feature_set_version} "
                   f"({mv.feature_set_fingerprint})", highlight=False)
+    if mv.gate:
+        colour = "green" if mv.gate.get("passed") else "red"
+        against = (f"against champion v{mv.gate['champion_version']} ({mv.gate.get('comparison', '')})"
+                   if mv.gate.get("champion_version") is not None else "no champion to compare with")
+        console.print(f"quality gate: [{colour}]{'passed' if mv.gate.get('passed') else 'failed'}[/] {against}, "
+                      f"evaluated by {mv.gate.get('evaluated_by', '?')}: {mv.gate.get('summary', '')}",
+                      highlight=False)
+    else:
+        console.print("quality gate: not evaluated yet (approve/promote evaluates it from the model's config)",
+                      highlight=False)
     champion = mv.lineage.get("champion_metrics") or {}
     if mv.metrics:
         table = Table(title="validation metrics")
@@ -267,15 +299,17 @@ def audit(
     for col in ("when", "who", "action", "version", "why"):
         table.add_column(col, overflow="fold")
     for e in entries:
-        table.add_row(e.ts[:23], e.who, e.action, str(e.version if e.version is not None else "-"), e.why)
+        action = f"{e.action} (gate overridden)" if e.details.get("gate_override") else e.action
+        table.add_row(e.ts[:23], e.who, action, str(e.version if e.version is not None else "-"), e.why)
     console.print(table)
 
 
 @app.command("approve")
 def approve(model: str = ModelOpt, version: int = VersionOpt, reason: str = ReasonOpt,
-            as_: str = AsOpt, config: Path = ConfigOpt, env: str = EnvOpt) -> None:
-    """candidate -> approved (restricted to the model's approvers when configured)."""
-    _decide(model, version, reason, as_, config, env, approve=True)
+            as_: str = AsOpt, config: Path = ConfigOpt, env: str = EnvOpt,
+            override_gate: bool = OverrideGateOpt) -> None:
+    """candidate -> approved (restricted to the model's approvers; refused if the quality gate failed)."""
+    _decide(model, version, reason, as_, config, env, approve=True, override_gate=override_gate)
 
 
 @app.command("reject")
@@ -285,29 +319,46 @@ def reject(model: str = ModelOpt, version: int = VersionOpt, reason: str = Reaso
     _decide(model, version, reason, as_, config, env, approve=False)
 
 
-def _decide(model: str, version: int, reason: str, as_: str, config: Path, env: str, *, approve: bool) -> None:
+def _decide(model: str, version: int, reason: str, as_: str, config: Path, env: str, *, approve: bool,
+            override_gate: bool = False) -> None:
     """Approve or reject: through the retraining run waiting on this version, else in the registry."""
     platform, reg = _registry(config, env)
     who = principal(as_)
-    if _resolve_waiting_run(platform, reg, model, version, approve, who, reason):
+    if _resolve_waiting_run(platform, reg, model, version, approve, who, reason, override_gate):
         return
-    action = reg.approve if approve else reg.reject
-    mv = _run(lambda: action(model, version, who, reason, allowed=_approvers(platform, model)))
+    allowed = _approvers(platform, model)
+    if approve:
+        gate = _gate(platform, reg, model, version, f"approve by {who}")
+        mv = _run(lambda: reg.approve(model, version, who, reason, allowed=allowed, gate=gate,
+                                      override_gate=override_gate))
+    else:
+        mv = _run(lambda: reg.reject(model, version, who, reason, allowed=allowed))
     label = "[green]approved[/]" if approve else "[red]rejected[/]"
-    console.print(f"{label} {model} v{mv.version} as {who}", highlight=False)
+    console.print(f"{label} {model} v{mv.version} as {who}{_override_note(mv.gate, override_gate)}",
+                  highlight=False)
+
+
+def _override_note(gate: dict[str, Any], override_gate: bool) -> str:
+    return " [yellow](quality gate failed; overridden, recorded in the audit trail)[/]" if (
+        override_gate and gate and gate.get("passed") is not True) else ""
 
 
 @app.command("promote")
 def promote(model: str = ModelOpt, version: int = VersionOpt, reason: str = ReasonOpt,
-            as_: str = AsOpt, config: Path = ConfigOpt, env: str = EnvOpt) -> None:
-    """Make an approved version the champion (conditional write: a concurrent change is refused)."""
+            as_: str = AsOpt, config: Path = ConfigOpt, env: str = EnvOpt,
+            override_gate: bool = OverrideGateOpt) -> None:
+    """Make an approved version the champion (conditional write: a concurrent change is refused;
+    refused if the quality gate failed)."""
     platform, reg = _registry(config, env)
     who = principal(as_)
     before = _run(lambda: reg.aliases(model, consistent=True))
+    gate = _gate(platform, reg, model, version, f"promote by {who}")
     after = _run(lambda: reg.promote(model, version, who, reason, allowed=_approvers(platform, model),
-                                     expected_revision=before.revision))
+                                     expected_revision=before.revision, gate=gate,
+                                     override_gate=override_gate))
     console.print(f"[bold green]champion[/] of {model}: v{before.champion or '-'} -> v{after.champion} "
-                  f"(revision {after.revision}, by {who})", highlight=False)
+                  f"(revision {after.revision}, by {who}){_override_note(gate, override_gate)}",
+                  highlight=False)
 
 
 @app.command("rollback")

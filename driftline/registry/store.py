@@ -11,7 +11,12 @@ Guarantees, and how they are enforced:
 - every status or alias change is audited: the change and its audit entry (conditional on
   ``attribute_not_exists(sk)``, so entries are never overwritten) commit in one transaction;
 - transitions are explicit: only ``approved`` versions become champion, rejected versions never
-  come back.
+  come back;
+- the quality gate binds every path: a version whose recorded gate outcome (``gate``, written by the
+  workflow's gate step or by the approval that evaluated it) failed is neither approved nor promoted
+  unless the caller overrides it explicitly, and the override is audited (:func:`gate_refusal`).
+  Evaluating the gate needs the model's config, which this module does not read: callers that approve
+  a version with no recorded outcome evaluate it (``driftline.retraining.gate``) and pass it in.
 
 Standard library and boto3 only (the serving Lambda imports this; :meth:`Registry.aliases` is one
 GetItem). Restricting who may approve is the caller's choice: pass ``allowed`` principals
@@ -59,6 +64,10 @@ class InvalidTransitionError(RegistryError):
     status_code = 409
 
 
+class QualityGateFailedError(InvalidTransitionError):
+    """Approve/promote of a version that did not pass the quality gate, without an override (409)."""
+
+
 class ConcurrentUpdateError(RegistryError):
     """Another writer changed the aliases between our read and our write; re-read and retry."""
 
@@ -85,6 +94,9 @@ class ModelVersion:
     trigger: str = ""
     reason: str = ""
     updated_at: str = ""
+    gate: dict[str, Any] = field(default_factory=dict)
+    """The recorded quality-gate outcome (``driftline.retraining.gate.gate_record``); empty when the
+    gate was never evaluated for this version."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,7 +107,7 @@ class ModelVersion:
             "feature_set_fingerprint": self.feature_set_fingerprint,
             "artifacts": {k: v.to_dict() for k, v in self.artifacts.items()},
             "lineage": self.lineage, "trigger": self.trigger, "reason": self.reason,
-            "updated_at": self.updated_at,
+            "updated_at": self.updated_at, "gate": self.gate,
         }
 
 
@@ -204,7 +216,7 @@ def _version_from_item(item: Mapping[str, Any]) -> ModelVersion:
         feature_set_fingerprint=_s(item, "feature_set_fingerprint"),
         artifacts={k: ArtifactRef.from_dict(v) for k, v in arts.items()},
         lineage=_j(item, "lineage"), trigger=_s(item, "trigger"), reason=_s(item, "reason"),
-        updated_at=_s(item, "updated_at"),
+        updated_at=_s(item, "updated_at"), gate=_j(item, "gate"),
     )
 
 
@@ -220,6 +232,31 @@ def _audit_from_item(model: str, item: Mapping[str, Any]) -> AuditEntry:
     return AuditEntry(model=model, ts=_s(item, "ts") or _s(item, "sk").split("#")[1], who=_s(item, "who"),
                       action=_s(item, "action"), version=_n(item, "version"), why=_s(item, "why"),
                       details=_j(item, "details"))
+
+
+def gate_refusal(action: str, mv: ModelVersion, gate: Mapping[str, Any] | None,
+                 override: bool) -> str | None:
+    """Why ``action`` (approve/promote) of ``mv`` is refused because of the quality gate, or None.
+
+    ``gate`` is the outcome to judge (the recorded one, or one evaluated by the caller); without one
+    there is nothing to enforce here. A failed gate is refused unless ``override``. Pure, so the CLI,
+    the approval API and the registry itself phrase the refusal identically.
+    """
+    if not gate or gate.get("passed") is True or override:
+        return None
+    reasons = [str(r) for r in gate.get("reasons") or []] or [str(gate.get("summary") or "no reason recorded")]
+    champion = gate.get("champion_version")
+    against = (f"against champion v{champion}" + (" on the same holdout" if gate.get("comparison") ==
+                                                  "same_holdout" else " (its registered metrics)")
+               if champion is not None else "with no champion to compare with")
+    where = f" by {gate['evaluated_by']}" if gate.get("evaluated_by") else ""
+    if mv.status == "rejected":
+        fix = "it is rejected and can never be approved; train a new version"
+    else:
+        fix = (f"to {action} it anyway, say why: driftline models {action} --model {mv.model} --version "
+               f"{mv.version} --override-gate --reason '...' (the override and the reason go to the audit trail)")
+    return (f"cannot {action} {mv.model!r} v{mv.version}: it failed the quality gate ({against}, evaluated"
+            f"{where}): {'; '.join(reasons)}; {fix}")
 
 
 # ---------------------------------------------------------------- registry
@@ -383,10 +420,17 @@ class Registry:
 
     # ------------------------------------------------------------ status changes
     def approve(self, model: str, version: int, principal: str, reason: str,
-                allowed: Sequence[str] | None = None) -> ModelVersion:
-        """candidate -> approved. ``allowed``: principals who may approve (empty/None = anyone)."""
+                allowed: Sequence[str] | None = None, *, gate: Mapping[str, Any] | None = None,
+                override_gate: bool = False) -> ModelVersion:
+        """candidate -> approved. ``allowed``: principals who may approve (empty/None = anyone).
+
+        Refused (:class:`QualityGateFailedError`) when the version's quality gate failed, unless
+        ``override_gate``; ``gate`` is an outcome the caller evaluated for a version that has none
+        recorded, stored with the approval. An override is audited with the reason.
+        """
         self._check_allowed("approve", model, principal, allowed)
-        return self._set_status(model, version, principal, reason, ("approve", "approved", ("candidate",)))
+        return self._set_status(model, version, principal, reason, ("approve", "approved", ("candidate",)),
+                                gate=(gate, override_gate))
 
     def reject(self, model: str, version: int, principal: str, reason: str,
                allowed: Sequence[str] | None = None) -> ModelVersion:
@@ -423,8 +467,64 @@ class Registry:
             raise NotAllowedError(f"{principal} may not {action} versions of model {model!r}; "
                                   f"allowed principals (ModelConfig.approvers): {', '.join(allowed)}")
 
+    def record_gate(self, model: str, version: int, outcome: Mapping[str, Any],
+                    principal: str = SYSTEM_PRINCIPAL) -> ModelVersion:
+        """Store the quality-gate outcome on the version (status unchanged) and audit it (action ``gate``).
+
+        A later outcome replaces an earlier one (a retried gate step); the audit trail keeps both.
+        """
+        now = _now()
+        summary = str(outcome.get("summary") or ("quality gate passed" if outcome.get("passed") else
+                                                 "quality gate failed"))
+        details = {k: outcome.get(k) for k in ("passed", "reasons", "champion_version", "comparison",
+                                               "evaluated_by")}
+        try:
+            self._ddb.transact_write_items(TransactItems=[
+                {"Update": {
+                    "TableName": self.table, "Key": {"pk": {"S": _pk(model)}, "sk": {"S": _vsk(version)}},
+                    "UpdateExpression": "SET gate = :g, updated_at = :now",
+                    "ConditionExpression": "attribute_exists(sk)",
+                    "ExpressionAttributeValues": {":g": {"S": _dumps(dict(outcome))}, ":now": {"S": now}},
+                }},
+                self._audit_put(model, _Act(principal, "gate", version, summary[:1000]), details),
+            ])
+        except self._ddb.exceptions.TransactionCanceledException:
+            self.get_version(model, version)  # raises the precise not-found error
+            raise ConcurrentUpdateError(f"{model!r} v{version} changed while its gate outcome was being "
+                                        f"recorded; retry") from None
+        return self.get_version(model, version)
+
+    def record_event(self, model: str, version: int | None, action: str, why: str,
+                     details: Mapping[str, Any] | None = None, principal: str = SYSTEM_PRINCIPAL) -> None:
+        """Append an audit entry that changes nothing else (an outcome worth finding later, such as an
+        inconclusive canary)."""
+        self._ddb.transact_write_items(TransactItems=[
+            self._audit_put(model, _Act(principal, action, version, why[:1000]), dict(details or {}))])
+
+    def _gate_terms(self, action: str, current: ModelVersion, gate: Mapping[str, Any] | None, override: bool,
+                    reason: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """(outcome to store on the version, audit details) of an approve/promote, or the refusal.
+
+        The recorded outcome wins over one the caller evaluated: it is what the gate said when the
+        version was judged (for the workflow, on the candidate's own holdout).
+        """
+        recorded = current.gate
+        outcome = dict(recorded or gate or {})
+        refusal = gate_refusal(action, current, outcome, override)
+        if refusal:
+            raise QualityGateFailedError(refusal)
+        if not outcome:
+            return None, {"gate": {"passed": None, "note": "no quality-gate outcome recorded or supplied"}}
+        details: dict[str, Any] = {"gate": {k: outcome.get(k) for k in ("passed", "champion_version",
+                                                                        "comparison", "evaluated_by")}}
+        if outcome.get("passed") is not True:
+            details["gate_override"] = {"reason": reason, "failed": list(outcome.get("reasons") or [])}
+        return (None if recorded else outcome), details
+
     def _set_status(self, model: str, version: int, principal: str, reason: str,
-                    change: tuple[str, str, tuple[str, ...]]) -> ModelVersion:
+                    change: tuple[str, str, tuple[str, ...]],
+                    gate: tuple[Mapping[str, Any] | None, bool] | None = None) -> ModelVersion:
+        """Change the status (and audit it); ``gate`` = (supplied outcome, override) enforces the gate."""
         action, new, allowed_from = change
         if not reason:
             raise InvalidTransitionError(f"{action} of {model!r} v{version} needs a reason (--reason)")
@@ -439,18 +539,22 @@ class Registry:
             fix = "roll back or promote another version" if role == "champion" else "clear the challenger"
             raise InvalidTransitionError(f"cannot {action} {model!r} v{version}: it is the current {role}; "
                                          f"{fix} first")
+        store_gate, gate_details = (self._gate_terms(action, current, gate[0], gate[1], reason)
+                                    if gate is not None else (None, {}))
         now = _now()
+        values = {":new": {"S": new}, ":old": {"S": current.status}, ":why": {"S": reason}, ":now": {"S": now}}
+        expr = "SET #st = :new, reason = :why, updated_at = :now"
+        if store_gate is not None:
+            expr += ", gate = :gate"
+            values[":gate"] = {"S": _dumps(store_gate)}
         items: list[dict[str, Any]] = [{
             "Update": {
                 "TableName": self.table, "Key": {"pk": {"S": _pk(model)}, "sk": {"S": _vsk(version)}},
-                "UpdateExpression": "SET #st = :new, reason = :why, updated_at = :now",
-                "ConditionExpression": "#st = :old",
-                "ExpressionAttributeNames": {"#st": "status"},
-                "ExpressionAttributeValues": {":new": {"S": new}, ":old": {"S": current.status},
-                                              ":why": {"S": reason}, ":now": {"S": now}},
+                "UpdateExpression": expr, "ConditionExpression": "#st = :old",
+                "ExpressionAttributeNames": {"#st": "status"}, "ExpressionAttributeValues": values,
             }},
             self._audit_put(model, _Act(principal, action, version, reason),
-                            {"from": current.status, "to": new}),
+                            {"from": current.status, "to": new, **gate_details}),
         ]
         if new in ("rejected", "archived"):  # must not be serving when the status changes
             items.append(self._aliases_unchanged(model, al.revision))
@@ -463,12 +567,14 @@ class Registry:
 
     # ------------------------------------------------------------ aliases
     def promote(self, model: str, version: int, principal: str, reason: str, *,
-                allowed: Sequence[str] | None = None, expected_revision: int | None = None) -> Aliases:
+                allowed: Sequence[str] | None = None, expected_revision: int | None = None,
+                gate: Mapping[str, Any] | None = None, override_gate: bool = False) -> Aliases:
         """Make an approved version the champion.
 
         Conditional on the aliases revision (``expected_revision`` if given, else the one read here) and
         on the version still being approved; a lost race raises :class:`ConcurrentUpdateError`.
         If the version was the challenger, the challenger slot and traffic split are cleared.
+        The quality gate is enforced as in :meth:`approve` (``gate``, ``override_gate``).
         """
         self._check_allowed("promote", model, principal, allowed)
         self._need_reason("promote", model, reason)
@@ -479,6 +585,7 @@ class Registry:
                     else "a rejected or archived version cannot become champion")
             raise InvalidTransitionError(f"cannot promote {model!r} v{version}: its status is "
                                          f"{target.status!r}; {hint}")
+        store_gate, gate_details = self._gate_terms("promote", target, gate, override_gate, reason)
         al = self.aliases(model, consistent=True)
         if expected_revision is not None and expected_revision != al.revision:
             raise ConcurrentUpdateError(self._race_message(model, "promote", expected_revision, al.revision))
@@ -490,7 +597,8 @@ class Registry:
                       traffic_percent=0 if al.challenger == version else al.traffic_percent,
                       revision=al.revision + 1, updated_at=_now())
         self._write_aliases(al, new, _Act(principal, "promote", version, reason),
-                            extra=[self._status_is(model, version, ("approved",))])
+                            extra=[self._status_is(model, version, ("approved",), set_gate=store_gate)],
+                            details=gate_details)
         return new
 
     def rollback(self, model: str, principal: str, reason: str, to_version: int | None = None, *,
@@ -587,13 +695,20 @@ class Registry:
         return (f"{action} of {model!r} lost a race: the aliases changed (revision {expected} -> {actual}) "
                 f"since they were read; re-read them and retry")
 
-    def _status_is(self, model: str, version: int, statuses: tuple[str, ...]) -> dict[str, Any]:
-        values = {f":s{i}": {"S": s} for i, s in enumerate(statuses)}
-        return {"ConditionCheck": {
+    def _status_is(self, model: str, version: int, statuses: tuple[str, ...],
+                   set_gate: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A condition on the version's status; an Update storing ``set_gate`` under the same condition
+        when given (one transaction may not both check and update an item)."""
+        values: dict[str, Any] = {f":s{i}": {"S": s} for i, s in enumerate(statuses)}
+        op: dict[str, Any] = {
             "TableName": self.table, "Key": {"pk": {"S": _pk(model)}, "sk": {"S": _vsk(version)}},
             "ConditionExpression": f"#st IN ({', '.join(values)})",
             "ExpressionAttributeNames": {"#st": "status"}, "ExpressionAttributeValues": values,
-        }}
+        }
+        if set_gate is None:
+            return {"ConditionCheck": op}
+        values[":gate"] = {"S": _dumps(dict(set_gate))}
+        return {"Update": {**op, "UpdateExpression": "SET gate = :gate"}}
 
     def _aliases_unchanged(self, model: str, revision: int) -> dict[str, Any]:
         return {"ConditionCheck": {
@@ -616,7 +731,7 @@ class Registry:
                         "ConditionExpression": "attribute_not_exists(sk)"}}
 
     def _write_aliases(self, old: Aliases, new: Aliases, act: _Act,
-                       extra: Sequence[dict[str, Any]] = ()) -> None:
+                       extra: Sequence[dict[str, Any]] = (), details: Mapping[str, Any] | None = None) -> None:
         action, version = act.action, act.version
         values: dict[str, Any] = {
             ":rev": {"N": str(old.revision)}, ":next": {"N": str(new.revision)},
@@ -637,9 +752,9 @@ class Registry:
             "UpdateExpression": expr, "ConditionExpression": "revision = :rev",
             "ExpressionAttributeValues": values,
         }
-        details = {"previous": old.to_dict(), "current": new.to_dict(), "revision": new.revision,
-                   "previous_champion": old.champion}
-        audit = self._audit_put(old.model, act, details)
+        audit_details = {"previous": old.to_dict(), "current": new.to_dict(), "revision": new.revision,
+                         "previous_champion": old.champion, **(details or {})}
+        audit = self._audit_put(old.model, act, audit_details)
         items = [{"Update": update}, audit, *extra]
         try:
             self._ddb.transact_write_items(TransactItems=items)

@@ -10,6 +10,10 @@ who and why), and the run resumes (``SendTaskSuccess``) or takes the rejected pa
 run that already ended, a principal not allowed, no reason — raises :class:`ApprovalError` and
 changes nothing. The same function serves ``driftline models approve|reject`` and the IAM-authorized
 route ``POST /v1/models/{model}/versions/{version}/approval`` (:mod:`driftline.retraining.approval_api`).
+
+The quality gate binds approvals too: :func:`version_gate` gives the outcome an approval or promotion
+must honour (the recorded one, or one evaluated now for a version registered by hand), and a failed
+gate is refused with :func:`driftline.registry.store.gate_refusal`'s message unless overridden.
 """
 
 from __future__ import annotations
@@ -18,11 +22,21 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from driftline import aws
-from driftline.config import ConfigError, PlatformConfig
-from driftline.registry.store import Registry, UnknownModelError, UnknownVersionError, principal_matches
+from driftline.config import ConfigError, PlatformConfig, QualityGate
+from driftline.registry.store import (
+    ModelVersion,
+    QualityGateFailedError,
+    Registry,
+    UnknownModelError,
+    UnknownVersionError,
+    gate_refusal,
+    principal_matches,
+)
+from driftline.retraining.gate import assess_registered, gate_record
 
 APPROVAL_RECORD_GRACE_SECONDS = 86400
 """Approval items expire (DynamoDB TTL) this long after their timeout."""
@@ -61,6 +75,28 @@ class PendingApproval:
         return {"model": self.model, "version": self.version, "execution_arn": self.execution_arn,
                 "requested_at": self.requested_at, "timeout_seconds": self.timeout_seconds,
                 "summary": self.summary}
+
+
+def version_gate(registry: Registry, gate: QualityGate, mv: ModelVersion, *, evaluated_by: str) -> dict[str, Any]:
+    """The quality-gate outcome an approval or promotion of ``mv`` must honour.
+
+    The recorded one when there is one (the workflow's, decided on the candidate's own holdout);
+    otherwise the gate evaluated now from the version's metrics and ``gate`` against the current
+    champion. Not stored here: the registry stores it with the approval or promotion it allows, so a
+    refused attempt leaves no stale verdict behind and the next attempt judges with the current config.
+    """
+    if mv.gate:
+        return dict(mv.gate)
+    try:
+        champion = registry.aliases(mv.model, consistent=True).champion
+    except UnknownModelError:
+        champion = None
+    if champion == mv.version:
+        champion = None
+    champion_metrics = registry.get_version(mv.model, champion).metrics if champion is not None else None
+    result, evidence = assess_registered(mv.metrics, mv.lineage, gate, champion, champion_metrics)
+    return gate_record(result, evidence, evaluated_by=evaluated_by,
+                       evaluated_at=datetime.now(UTC).isoformat(timespec="microseconds"))
 
 
 def _key(model: str, version: int) -> dict[str, Any]:
@@ -115,19 +151,22 @@ def _table(env_name: str, config: PlatformConfig, logical: str) -> str:
 
 def resolve_approval(model: str, version: int, approve: bool, principal: str, reason: str, *,
                      config: PlatformConfig | None = None, registry: Registry | None = None,
-                     control_table: str | None = None) -> dict[str, Any]:
+                     control_table: str | None = None, override_gate: bool = False) -> dict[str, Any]:
     """Approve or reject the candidate ``model`` v``version`` that a retraining run is waiting on.
 
     ``principal`` is who decides (an IAM/STS ARN or a user name); it must be in the model's
     ``approvers`` when that list is configured. Returns what was done. Raises
     :class:`ApprovalError` (nothing changed; :class:`ApprovalNotFoundError` for an unknown model or
-    version). The CLI and the HTTP route (``lambdas/approve.py``) both decide through here.
+    version), or :class:`QualityGateFailedError` (409, nothing changed) when approving a version that
+    failed the quality gate without ``override_gate``. The CLI and the HTTP route
+    (``lambdas/approve.py``) both decide through here.
     """
     cfg = config or _default_config()
     try:
-        approvers = cfg.model(model).approvers
+        model_cfg = cfg.model(model)
     except ConfigError as e:
         raise ApprovalNotFoundError(str(e)) from None
+    approvers = model_cfg.approvers
     verb = "approve" if approve else "reject"
     if not principal:
         raise ApprovalNotAllowedError(f"{verb} of {model!r} v{version} needs a principal (who is deciding)")
@@ -139,6 +178,17 @@ def resolve_approval(model: str, version: int, approve: bool, principal: str, re
                                       f"(ModelConfig.approvers): {', '.join(approvers)}")
     table = control_table or _table("CONTROL_TABLE", cfg, "control")
     reg = registry or Registry(_table("REGISTRY_TABLE", cfg, "registry"))
+    gate: dict[str, Any] | None = None
+    if approve:  # the gate first: "it failed the gate" says more than "no run is waiting for it"
+        try:
+            mv = reg.get_version(model, version)
+        except (UnknownModelError, UnknownVersionError):
+            mv = None  # answered below, with the runs that are waiting
+        if mv is not None:
+            gate = version_gate(reg, model_cfg.gate, mv, evaluated_by=f"approval by {principal}")
+            refusal = gate_refusal("approve", mv, gate, override_gate)
+            if refusal:
+                raise QualityGateFailedError(refusal)
     ddb = aws.client("dynamodb")
     item = ddb.get_item(TableName=table, Key=_key(model, version), ConsistentRead=True).get("Item")
     if item is None:
@@ -163,7 +213,8 @@ def resolve_approval(model: str, version: int, approve: bool, principal: str, re
                                       f"waiting (execution {name} is {status}); nothing was changed")
     token = item["task_token"]["S"]
     if approve:
-        reg.approve(model, version, principal, reason, allowed=approvers or None)
+        reg.approve(model, version, principal, reason, allowed=approvers or None, gate=gate,
+                    override_gate=override_gate)
         _send(sfn, lambda: sfn.send_task_success(taskToken=token, output=json.dumps(
             {"approved": True, "by": principal, "reason": reason})), model, version)
     else:

@@ -10,10 +10,13 @@ exist):
   latencies are noise, not a regression). Not judged in shadow mode: the shadow runs after the
   champion in the same request, so its captured latency includes the champion's;
 - quality, when both sides have at least ``min_labels`` labeled rows: the gate's primary metric (or
-  accuracy / RMSE) may not be worse than the champion's by more than ``max_regression``.
+  accuracy / RMSE) may not be worse than the champion's by more than the gate's tolerance
+  (``max_regression``, or ``max_relative_regression`` of the champion's value).
 
-Too little challenger traffic is itself a failure: a canary that saw nothing proves nothing, and the
-safe outcome is that the champion keeps serving. NumPy only.
+Too little challenger traffic (fewer than ``min_rows``) with no breach is *inconclusive*, not a
+failure: a canary that saw nothing proves nothing either way, so the workflow bakes longer and, if
+traffic never comes, ends without promoting or rejecting (the champion keeps serving, the candidate
+stays approvable). A breach seen on few rows is still a breach. NumPy only.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+
+from driftline.retraining.gate import regression_tolerance, tolerance_text
 
 MIN_CANARY_ROWS = 20
 LATENCY_FLOOR_MS = 5.0
@@ -33,8 +38,9 @@ LATENCY_FLOOR_MS = 5.0
 class CanaryLimits:
     max_error_rate: float
     max_latency_ratio: float
-    max_regression: float
+    max_regression: float | None
     primary_metric: str = "roc_auc"
+    max_relative_regression: float | None = None
     min_rows: int = MIN_CANARY_ROWS
     min_labels: int = 100
     latency_floor_ms: float = LATENCY_FLOOR_MS
@@ -145,6 +151,9 @@ def summarize(records: Iterable[Mapping[str, Any]], labels: Mapping[str, Any], c
     return champ, chall
 
 
+Verdict = Literal["healthy", "breached", "inconclusive"]
+
+
 @dataclass(frozen=True)
 class CanaryDecision:
     healthy: bool
@@ -152,24 +161,37 @@ class CanaryDecision:
     notes: list[str]
     champion: dict[str, Any]
     challenger: dict[str, Any]
+    inconclusive: bool = False
+    """Too little challenger traffic to judge, and nothing breached on what there was."""
+
+    @property
+    def verdict(self) -> Verdict:
+        return "healthy" if self.healthy else "inconclusive" if self.inconclusive else "breached"
 
     @property
     def summary(self) -> str:
         if self.healthy:
             return "canary healthy: " + "; ".join(self.notes)
+        if self.inconclusive:
+            return "canary inconclusive: " + "; ".join(self.reasons)
         return "canary breached: " + "; ".join(self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"healthy": self.healthy, "reasons": self.reasons, "notes": self.notes,
+        return {"healthy": self.healthy, "verdict": self.verdict, "reasons": self.reasons, "notes": self.notes,
                 "summary": self.summary, "champion": self.champion, "challenger": self.challenger}
 
 
 def decide(champ: RoleSample, chall: RoleSample, limits: CanaryLimits, *, task: str, mode: str,
            positive: Any = None) -> CanaryDecision:
-    """Compare the two samples against the limits; every breach is a reason, every pass a note."""
+    """Compare the two samples against the limits; every breach is a reason, every pass a note.
+
+    Too few challenger rows is listed first among the reasons; alone it makes the decision
+    inconclusive, with any other breach the decision is breached.
+    """
     reasons: list[str] = []
     notes: list[str] = []
-    if chall.rows < limits.min_rows:
+    too_few = chall.rows < limits.min_rows
+    if too_few:
         reasons.append(f"insufficient canary traffic: the challenger handled {chall.rows} rows during the "
                        f"bake (at least {limits.min_rows} are needed to judge it); the champion keeps "
                        f"serving")
@@ -193,11 +215,14 @@ def decide(champ: RoleSample, chall: RoleSample, limits: CanaryLimits, *, task: 
             "rmse" if task == "regression" else "accuracy")
         lower_better = metric in ("rmse", "mae")
         worse_by = (qc[metric] - qh[metric]) if lower_better else (qh[metric] - qc[metric])
-        line = (f"{metric} on {n_c} labeled rows {qc[metric]:.4f} vs champion {qh[metric]:.4f} "
-                f"(max_regression {limits.max_regression:g})")
-        (reasons if worse_by > limits.max_regression else notes).append(line)
+        tolerance = regression_tolerance(qh[metric], limits.max_regression, limits.max_relative_regression)
+        bound = qh[metric] + tolerance if lower_better else qh[metric] - tolerance
+        rule = tolerance_text(limits.max_regression, limits.max_relative_regression, bound, not lower_better)
+        line = f"{metric} on {n_c} labeled rows {qc[metric]:.4f} vs champion {qh[metric]:.4f} ({rule})"
+        (reasons if worse_by > tolerance + 1e-12 else notes).append(line)
     else:
         notes.append(f"quality not compared: {n_c} challenger and {n_h} champion rows have feedback labels "
                      f"(need {limits.min_labels} each)")
     return CanaryDecision(healthy=not reasons, reasons=reasons, notes=notes,
-                          champion=champ.to_dict(task, positive), challenger=chall.to_dict(task, positive))
+                          champion=champ.to_dict(task, positive), challenger=chall.to_dict(task, positive),
+                          inconclusive=too_few and len(reasons) == 1)

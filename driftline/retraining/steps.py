@@ -7,7 +7,9 @@ lineage (:meth:`ControlTable.record_step`). Registry changes go through
 :class:`driftline.registry.store.Registry`, so every one of them lands in the audit trail.
 
 Failure rules: a failed run never touches the champion; the candidate is marked ``rejected`` with
-the reason (``record_failure``), and a challenger slot it held is cleared.
+the reason (``record_failure``), and a challenger slot it held is cleared. A canary that never got
+enough traffic is not a failure: it bakes again up to ``deploy.max_bake_extensions`` times, then ends
+``inconclusive`` (challenger cleared, candidate left as it was, audited).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from driftline.config import ConfigError, ModelConfig, PlatformConfig
 from driftline.registry.store import SYSTEM_PRINCIPAL, Registry, RegistryError, UnknownModelError
 from driftline.retraining import approvals, captures
 from driftline.retraining.control import ControlTable
-from driftline.retraining.gate import evaluate_gate
+from driftline.retraining.gate import ChampionEvidence, evaluate_gate, gate_record
 from driftline.retraining.notify import publish
 
 
@@ -178,6 +180,11 @@ def gate(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     result = evaluate_gate(metrics, None if champion_version is None else (champ_metrics or {}), m.gate,
                            champion_version, champion_note=note)
     run = _run_label(request)
+    evidence = (None if champion_version is None else
+                ChampionEvidence(champion_version, champ_metrics, same_holdout=True, note=note))
+    # recorded on the version first: approving or promoting it later, by anyone, checks this outcome
+    ctx.registry.record_gate(m.name, version, gate_record(result, evidence, evaluated_by=f"run {run}",
+                                                          evaluated_at=_now(ctx)))
     if result.passed and approval == "auto":
         ctx.registry.approve(m.name, version, SYSTEM_PRINCIPAL, f"run {run}: {result.summary}"[:1000])
     elif not result.passed:
@@ -282,11 +289,47 @@ def evaluate_canary(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any
     champ, chall = canary.summarize(records, labels, champion, version, task)
     limits = canary.CanaryLimits(max_error_rate=m.deploy.max_error_rate,
                                  max_latency_ratio=m.deploy.max_latency_ratio,
-                                 max_regression=m.gate.max_regression, primary_metric=m.gate.primary_metric,
-                                 min_labels=m.drift.min_labels)
+                                 max_regression=m.gate.absolute_regression,
+                                 max_relative_regression=m.gate.max_relative_regression,
+                                 primary_metric=m.gate.primary_metric, min_labels=m.drift.min_labels)
     decision = canary.decide(champ, chall, limits, task=task, mode=str(dep.get("mode")), positive=positive)
-    return {**decision.to_dict(), "window_start": start.isoformat(), "window_end": end.isoformat(),
-            "records": len(records), "labels": len(labels)}
+    outcome, extensions = canary_outcome(decision.verdict, _value(state, "canary", required=False),
+                                         m.deploy.max_bake_extensions)
+    out = {**decision.to_dict(), "outcome": outcome, "extensions": extensions,
+           "max_extensions": m.deploy.max_bake_extensions, "window_start": start.isoformat(),
+           "window_end": end.isoformat(), "records": len(records), "labels": len(labels)}
+    if outcome == CANARY_EXTEND:
+        out["summary"] = (f"{decision.summary}; baking {m.deploy.bake_seconds} s more (extension {extensions} "
+                          f"of {m.deploy.max_bake_extensions}, deploy.max_bake_extensions)")
+    elif outcome == CANARY_INCONCLUSIVE:
+        out["summary"] = (f"{decision.summary}; still too little traffic after {extensions} bake extension(s) "
+                          f"(deploy.max_bake_extensions {m.deploy.max_bake_extensions}): the run ends "
+                          f"inconclusive")
+    return out
+
+
+CANARY_PROMOTE, CANARY_ROLLBACK, CANARY_EXTEND, CANARY_INCONCLUSIVE = "promote", "rollback", "extend", "inconclusive"
+"""``evaluate_canary``'s ``outcome``: what the definition's ``CanaryHealthy?`` choice does next."""
+CANARY_INCONCLUSIVE_ACTION = "canary_inconclusive"
+"""The audit action (and workflow step) of an inconclusive canary."""
+
+
+def canary_outcome(verdict: str, previous: Mapping[str, Any] | None, max_extensions: int) -> tuple[str, int]:
+    """(outcome, extensions so far) from the canary's verdict and the previous evaluation of this run.
+
+    Too little traffic extends the bake while extensions remain; once they are used up the run ends
+    inconclusive. The count lives in the execution state (the previous ``canary`` result), so a
+    retried evaluation of the same bake counts once.
+    """
+    done = previous.get("extensions") if previous else 0
+    done = done if isinstance(done, int) and not isinstance(done, bool) else 0
+    if verdict == "healthy":
+        return CANARY_PROMOTE, done
+    if verdict != "inconclusive":
+        return CANARY_ROLLBACK, done
+    if done < max_extensions:
+        return CANARY_EXTEND, done + 1
+    return CANARY_INCONCLUSIVE, done
 
 
 def _error_text(error: Any) -> str:
@@ -322,6 +365,36 @@ def rollback(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
         ctx.registry.record_failure(m.name, version, reason)
     return {"model": m.name, "version": version, "champion": al.champion, "reason": reason,
             "canary": verdict}
+
+
+def canary_inconclusive(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """The canary never got enough traffic to be judged: stop the experiment, decide nothing.
+
+    The challenger is cleared and the champion keeps serving; the candidate keeps its status
+    (``approved`` or ``candidate``, never ``rejected``: nothing was found wrong with it), so it can be
+    promoted later (``driftline models promote``) or retried. The outcome goes to the audit trail.
+    """
+    state = _obj(event.get("state"), "state")
+    request, candidate = _value(state, "request"), _value(state, "candidate")
+    verdict = _value(state, "canary")
+    assert request is not None and candidate is not None and verdict is not None
+    m = _model_cfg(ctx, request)
+    version = _version(candidate)
+    reason = f"run {_run_label(request)}: {verdict.get('summary')}"[:1000]
+    al = ctx.registry.aliases(m.name, consistent=True)
+    if al.challenger == version:
+        ctx.registry.clear_challenger(m.name, principal=SYSTEM_PRINCIPAL,
+                                      reason=f"canary inconclusive: {reason}"[:1000])
+    status = ctx.registry.get_version(m.name, version).status
+    raw = verdict.get("challenger")
+    challenger: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    ctx.registry.record_event(m.name, version, CANARY_INCONCLUSIVE_ACTION,
+                              f"{reason}; v{version} stays {status} and can be promoted or canaried later",
+                              {"rows": challenger.get("rows"), "extensions": verdict.get("extensions"),
+                               "window_start": verdict.get("window_start"),
+                               "window_end": verdict.get("window_end"), "status": status})
+    return {"model": m.name, "version": version, "outcome": CANARY_INCONCLUSIVE, "status": status,
+            "champion": al.champion, "reason": reason, "canary": verdict}
 
 
 def promote(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -378,7 +451,8 @@ def record_failure(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]
 ACTIONS: dict[str, Callable[[Mapping[str, Any], StepContext], dict[str, Any]]] = {
     "validate": validate, "gate": gate, "request_approval": request_approval,
     "reject_timeout": reject_timeout, "deploy": deploy, "evaluate_canary": evaluate_canary,
-    "rollback": rollback, "promote": promote, "record_failure": record_failure,
+    "canary_inconclusive": canary_inconclusive, "rollback": rollback, "promote": promote,
+    "record_failure": record_failure,
 }
 
 
