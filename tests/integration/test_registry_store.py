@@ -14,6 +14,7 @@ from driftline.registry.store import (
     ConcurrentUpdateError,
     InvalidTransitionError,
     NotAllowedError,
+    QualityGateFailedError,
     Registry,
     UnknownModelError,
     UnknownVersionError,
@@ -327,3 +328,78 @@ def test_aliases_is_one_get_item_even_for_unknown_models(reg: Registry, MODEL: s
         assert calls == ["GetItem"]
     finally:
         client.meta.events.unregister("before-call.dynamodb.*", count)
+
+
+# ---- the quality gate binds approve and promote (recorded outcome, or one the caller evaluated)
+FAILED_GATE = {"passed": False, "reasons": ["rmse 35.0000 > ceiling 10.0000"], "summary": "quality gate failed",
+               "checks": [], "champion_version": None, "comparison": "no_champion",
+               "evaluated_by": "run r1", "evaluated_at": "2026-12-01T00:00:00+00:00"}
+PASSED_GATE = {**FAILED_GATE, "passed": True, "reasons": [], "summary": "quality gate passed"}
+
+
+def test_recorded_failed_gate_refuses_approve_and_promote_unless_overridden(reg: Registry, MODEL: str) -> None:
+    v = _register(reg, MODEL)
+    mv = reg.record_gate(MODEL, v, FAILED_GATE)
+    assert mv.gate == FAILED_GATE and mv.status == "candidate"
+    gate_entry = reg.audit(MODEL)[-1]
+    assert (gate_entry.action, gate_entry.version, gate_entry.details["passed"]) == ("gate", v, False)
+    with pytest.raises(QualityGateFailedError, match=r"cannot approve .* v1: it failed the quality gate "
+                                                     r"\(with no champion to compare with, evaluated by run r1\): "
+                                                     r"rmse 35.0000 > ceiling 10.0000; .*--override-gate") as e:
+        reg.approve(MODEL, v, "alice", "looks fine")
+    assert e.value.status_code == 409
+    assert reg.get_version(MODEL, v).status == "candidate"  # nothing changed
+    assert [x.action for x in reg.audit(MODEL)] == ["register", "gate"]
+    # a passing outcome supplied by the caller never overrides the recorded failure
+    with pytest.raises(QualityGateFailedError):
+        reg.approve(MODEL, v, "alice", "looks fine", gate=PASSED_GATE)
+
+    reg.approve(MODEL, v, "alice", "business accepts the error for launch", override_gate=True)
+    approve = reg.audit(MODEL)[-1]
+    assert (approve.action, approve.who, approve.why) == ("approve", "alice", "business accepts the error for launch")
+    assert approve.details["gate_override"] == {"reason": "business accepts the error for launch",
+                                                "failed": ["rmse 35.0000 > ceiling 10.0000"]}
+    assert approve.details["gate"]["passed"] is False
+
+    with pytest.raises(QualityGateFailedError, match=r"cannot promote .*--override-gate"):
+        reg.promote(MODEL, v, "alice", "ship it")
+    assert reg.aliases(MODEL).champion is None
+    reg.promote(MODEL, v, "alice", "ship it anyway", override_gate=True)
+    promote = reg.audit(MODEL)[-1]
+    assert promote.action == "promote" and promote.details["gate_override"]["reason"] == "ship it anyway"
+    assert reg.aliases(MODEL).champion == v
+
+
+def test_caller_evaluated_gate_is_stored_with_the_approval(reg: Registry, MODEL: str) -> None:
+    v = _register(reg, MODEL)
+    with pytest.raises(QualityGateFailedError):
+        reg.approve(MODEL, v, "alice", "ok", gate=FAILED_GATE)
+    assert reg.get_version(MODEL, v).gate == {}  # a refused attempt records no verdict
+    mv = reg.approve(MODEL, v, "alice", "ok", gate=PASSED_GATE)
+    assert mv.gate == PASSED_GATE and mv.status == "approved"
+    assert reg.audit(MODEL)[-1].details["gate"] == {"passed": True, "champion_version": None,
+                                                    "comparison": "no_champion", "evaluated_by": "run r1"}
+    assert "gate_override" not in reg.audit(MODEL)[-1].details
+    reg.promote(MODEL, v, "alice", "ship it")
+    assert reg.aliases(MODEL).champion == v
+
+
+def test_promote_stores_a_caller_evaluated_gate_in_the_same_transaction(reg: Registry, MODEL: str) -> None:
+    v = _register(reg, MODEL)
+    reg.approve(MODEL, v, "alice", "approved before gates were recorded")  # no outcome at all
+    with pytest.raises(QualityGateFailedError, match="cannot promote"):
+        reg.promote(MODEL, v, "alice", "ship", gate=FAILED_GATE)
+    assert reg.get_version(MODEL, v).gate == {} and reg.aliases(MODEL).champion is None
+    reg.promote(MODEL, v, "alice", "ship", gate=PASSED_GATE)
+    assert reg.get_version(MODEL, v).gate == PASSED_GATE and reg.aliases(MODEL).champion == v
+
+
+def test_record_event_appends_an_audit_entry_only(reg: Registry, MODEL: str) -> None:
+    v = _register(reg, MODEL)
+    reg.record_event(MODEL, v, "canary_inconclusive", "too little traffic", {"rows": 0})
+    entry = reg.audit(MODEL)[-1]
+    assert (entry.action, entry.version, entry.why, entry.details) == ("canary_inconclusive", v,
+                                                                       "too little traffic", {"rows": 0})
+    assert reg.get_version(MODEL, v).status == "candidate"
+    with pytest.raises(UnknownVersionError):
+        reg.record_gate(MODEL, 99, PASSED_GATE)

@@ -50,6 +50,21 @@ def test_shipped_environments_are_valid() -> None:
         (lambda d: d["serving"].update(auth="oauth"), 'serving.auth\': "oauth" is not allowed'),
         (lambda d: d["serving"].update(snap_start=True, provisioned_concurrency=2),
          "snap_start and provisioned_concurrency cannot both be set"),
+        (lambda d: d["models"][0]["gate"].update(max_regression=5.0),
+         "gate.max_regression': 5.0 is not allowed: max_regression is absolute, in the metric's own units, "
+         "and at most 1 (the whole range of a score such as roc_auc); for an error metric such as rmse set "
+         "max_relative_regression instead"),
+        (lambda d: d["models"][0]["gate"].update(max_regression=0.02, max_relative_regression=0.05),
+         "set max_regression (absolute, in the metric's units) or max_relative_regression (a fraction of the "
+         "champion's value), not both"),
+        (lambda d: d["models"][0]["gate"].update(max_regression=None, max_relative_regression=1.5),
+         "gate.max_relative_regression': 1.5 is not allowed: Input should be less than or equal to 1"),
+        (lambda d: d["models"][0]["deploy"].update(max_bake_extensions=-1),
+         "deploy.max_bake_extensions': -1 is not allowed"),
+        (lambda d: d["models"][0].update(approval_timeout_seconds=518_400,
+                                         deploy={"bake_seconds": 86_400, "max_bake_extensions": 3}),
+         "approval_timeout_seconds (518400) plus the longest canary bake (deploy.bake_seconds 86400 x "
+         "(1 + deploy.max_bake_extensions 3) = 345600) must be at most 601200 s"),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(mutate: Any, expected: str) -> None:
@@ -92,3 +107,15 @@ def test_synth_with_bad_context_stops_with_one_line_and_no_traceback() -> None:
         "driftline: configuration error: cdk.json context 'driftline:environments.dev.models[0].approval': "
         "\"sometimes\" is not allowed: Input should be 'auto' or 'manual'"
     ]
+
+
+def test_regression_tolerance_defaults_to_absolute_and_relative_replaces_it() -> None:
+    from driftline.config import DEFAULT_MAX_REGRESSION, DeploySettings, QualityGate
+
+    assert QualityGate().absolute_regression == DEFAULT_MAX_REGRESSION == 0.01
+    assert QualityGate(max_regression=0.03).absolute_regression == 0.03
+    relative = QualityGate(max_relative_regression=0.1)
+    assert relative.absolute_regression is None and relative.max_relative_regression == 0.1
+    # the dumped config (PLATFORM_CONFIG for the functions) validates again
+    assert QualityGate.model_validate_json(relative.model_dump_json()) == relative
+    assert DeploySettings().max_bake_extensions == 3

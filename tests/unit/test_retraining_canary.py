@@ -9,6 +9,13 @@ import numpy as np
 import pytest
 
 from driftline.retraining.canary import CanaryLimits, RoleSample, decide, roc_auc, summarize
+from driftline.retraining.steps import (
+    CANARY_EXTEND,
+    CANARY_INCONCLUSIVE,
+    CANARY_PROMOTE,
+    CANARY_ROLLBACK,
+    canary_outcome,
+)
 
 LIMITS = CanaryLimits(max_error_rate=0.01, max_latency_ratio=1.5, max_regression=0.02, min_labels=10)
 
@@ -89,3 +96,47 @@ def test_regression_quality() -> None:
     champ, chall = summarize(recs, labels, 1, 2, "regression")
     d = decide(champ, chall, LIMITS, task="regression", mode="shadow")
     assert not d.healthy and d.reasons[0].startswith("rmse on 30 labeled rows 5.0000 vs champion 0.0000")
+
+
+def test_no_traffic_is_inconclusive_not_breached() -> None:
+    champ, chall = summarize(sample(50, "champion", 1), {}, 1, 2, "binary_classification")
+    d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary")
+    assert not d.healthy and d.inconclusive and d.verdict == "inconclusive"
+    assert d.reasons == ["insufficient canary traffic: the challenger handled 0 rows during the bake (at least "
+                         "20 are needed to judge it); the champion keeps serving"]
+    assert d.summary.startswith("canary inconclusive: insufficient canary traffic")
+    assert d.to_dict()["verdict"] == "inconclusive"
+
+
+def test_a_breach_on_little_traffic_is_still_a_breach() -> None:
+    broken = [rec(i, "challenger", 2, prob=math.nan) for i in range(5)]
+    champ, chall = summarize(sample(50, "champion", 1) + broken, {}, 1, 2, "binary_classification")
+    d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary")
+    assert d.verdict == "breached" and not d.inconclusive
+    assert d.reasons[0].startswith("insufficient canary traffic") and "error rate 100.00%" in d.reasons[1]
+
+
+def test_canary_outcome_extends_then_ends_inconclusive() -> None:
+    assert canary_outcome("healthy", None, 2) == (CANARY_PROMOTE, 0)
+    assert canary_outcome("breached", {"extensions": 1}, 2) == (CANARY_ROLLBACK, 1)
+    assert canary_outcome("inconclusive", None, 2) == (CANARY_EXTEND, 1)
+    assert canary_outcome("inconclusive", {"extensions": 1, "outcome": "extend"}, 2) == (CANARY_EXTEND, 2)
+    assert canary_outcome("inconclusive", {"extensions": 2, "outcome": "extend"}, 2) == (CANARY_INCONCLUSIVE, 2)
+    assert canary_outcome("inconclusive", None, 0) == (CANARY_INCONCLUSIVE, 0)
+    assert canary_outcome("healthy", {"extensions": 2}, 2) == (CANARY_PROMOTE, 2)
+
+
+def test_quality_uses_the_relative_tolerance_when_configured() -> None:
+    labels = {f"{role}-{i}": 1.0 for role in ("champion", "challenger") for i in range(40)}
+    def reg(role: str, version: int, value: float) -> list[dict[str, Any]]:
+        return [{"request_id": f"{role}-{i}", "role": role, "version": version, "latency_ms": 0.05,
+                 "prediction": {"value": value}} for i in range(40)]
+    records = reg("champion", 1, 11.0) + reg("challenger", 2, 11.4)  # rmse 10.0 vs 10.4
+    champ, chall = summarize(records, labels, 1, 2, "regression")
+    rel = CanaryLimits(max_error_rate=0.01, max_latency_ratio=1.5, max_regression=None,
+                       max_relative_regression=0.05, primary_metric="rmse", min_labels=10)
+    d = decide(champ, chall, rel, task="regression", mode="canary")
+    assert d.healthy, d.reasons
+    assert any("max_relative_regression 0.05: at most 10.5000" in n for n in d.notes)
+    absolute = decide(champ, chall, LIMITS, task="regression", mode="canary")
+    assert not absolute.healthy and "(max_regression 0.02)" in absolute.reasons[0]
