@@ -417,12 +417,14 @@ def _graph_classes(model: Any) -> list[Any] | None:
     return None
 
 
-def adapt_onnx(data: bytes, schema: Mapping[str, Any]) -> bytes:
+def adapt_onnx(data: bytes, schema: Mapping[str, Any], class_indices: bool = False) -> bytes:
     """An ONNX model exported elsewhere -> the serving signature (or refused with the reason).
 
     Accepted: one input per model feature it reads, named after the feature (categoricals as string
     tensors, the rest float), or a single float input of all F model features in feature-set
     order; outputs ``label`` + ``probabilities`` (classifiers, without ZipMap) or one value tensor.
+    ``class_indices``: the graph's labels are class positions (boosters trained on encoded labels).
+    The served label is the most probable class (first on ties), as scikit-learn's ``predict``.
     """
     import onnx
 
@@ -444,7 +446,18 @@ def adapt_onnx(data: bytes, schema: Mapping[str, Any]) -> bytes:
         if kind != "float" or rank != 2:
             raise TrainingRejectedError(f"the model's single input {inputs[0].name!r} is not a float matrix; "
                                         f"name one input per feature instead (see docs/notebook.md)")
-        return _adapt(model, schema, _graph_classes(model) if classifier else None, onnx, single_matrix=True)
+        dims = inputs[0].type.tensor_type.shape.dim
+        width = dims[1].dim_value if dims[1].HasField("dim_value") else None
+        if width is not None and width != len(known):
+            raise TrainingRejectedError(
+                f"the model's single input {inputs[0].name!r} takes {width} column(s), but feature set "
+                f"{schema['feature_set']!r} has {len(known)} model features ({', '.join(known)}); name one input per "
+                f"feature it reads, or take all of them in this order")
+        raw = _graph_classes(model) if classifier else None
+        classes = raw
+        if raw is not None and class_indices:
+            classes = [label["classes"][int(c)] if 0 <= int(c) < len(label["classes"]) else c for c in raw]
+        return _adapt(model, schema, classes, onnx, single_matrix=True)
     unknown = [i.name for i in inputs if i.name not in known]
     if unknown:
         raise TrainingRejectedError(f"the model's input(s) {', '.join(unknown)} are not model features of feature "
@@ -489,7 +502,7 @@ def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None,
     if default < _MIN_OPSET:
         raise TrainingRejectedError(f"the model uses ONNX opset {default}; export it with opset {_MIN_OPSET} or "
                                     f"newer")
-    label_out, score_out = _outputs(model, classifier)
+    _, score_out = _outputs(model, classifier)
     feeds = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     dtypes = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}
     model = onnx.compose.add_prefix(model, _PREFIX)
@@ -534,21 +547,11 @@ def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None,
         inits.append(numpy_helper.from_array(np.asarray(positions, dtype=np.int64), "dl_class_columns"))
         nodes.append(helper.make_node("Cast", [_PREFIX + score_out], ["dl_scores"], to=TensorProto.FLOAT))
         nodes.append(helper.make_node("Gather", ["dl_scores", "dl_class_columns"], ["probabilities"], axis=1))
-        assert label_out is not None
-        raw_label = next(o for o in graph.output if o.name == _PREFIX + label_out)
-        kind, _rank = _tensor_kind(raw_label)
-        flat = f"{_PREFIX}{label_out}_flat"
-        nodes.append(helper.make_node("Reshape", [_PREFIX + label_out, "dl_flat_shape"], [flat]))
-        inits.append(numpy_helper.from_array(np.asarray([-1], dtype=np.int64), "dl_flat_shape"))
-        if kind == "string":
-            nodes.append(helper.make_node("LabelEncoder", [flat], ["label"], domain="ai.onnx.ml",
-                                          keys_strings=[str(c) for c in theirs], values_int64s=order,
-                                          default_int64=-1))
-        else:
-            nodes.append(helper.make_node("Cast", [flat], [f"{flat}_i64"], to=TensorProto.INT64))
-            nodes.append(helper.make_node("LabelEncoder", [f"{flat}_i64"], ["label"], domain="ai.onnx.ml",
-                                          keys_int64s=[int(c) for c in theirs], values_int64s=order,
-                                          default_int64=-1))
+        # The label is the most probable class, first on ties, as scikit-learn's predict picks it
+        # (a graph's own label output may break ties differently, e.g. forests at exactly 0.5).
+        inits.append(numpy_helper.from_array(np.asarray(order, dtype=np.int64), "dl_class_index"))
+        nodes.append(helper.make_node("ArgMax", ["dl_scores"], ["dl_their_label"], axis=1, keepdims=0))
+        nodes.append(helper.make_node("Gather", ["dl_class_index", "dl_their_label"], ["label"], axis=0))
         outputs = [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
                    helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(ours)])]
     else:

@@ -190,12 +190,13 @@ def _publish(trained: TrainedModel, fs: FeatureSet, cfg: ModelConfig, *, registr
                    "parity": trained.parity}
     refs = {
         "onnx": put_artifact(bucket, prefix + "model.onnx", trained.onnx),
-        "skops": put_artifact(bucket, prefix + "model.skops", trained.skops),
         "profile": put_artifact(bucket, prefix + "profile.json", profile.encode(), "application/json"),
         "metrics": put_artifact(bucket, prefix + "metrics.json",
                                 json.dumps(metrics_doc, sort_keys=True, indent=1).encode(),
                                 "application/json"),
     }
+    if trained.skops:  # an imported ONNX file (or an object skops cannot save) has none
+        refs["skops"] = put_artifact(bucket, prefix + "model.skops", trained.skops)
     progress(f"evaluating the champion (v{parent}) on the same validation rows" if parent else
              "no champion to compare with")
     champion_metrics, champion_error = evaluate_champion(
