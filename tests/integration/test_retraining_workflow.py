@@ -1,9 +1,11 @@
 """The real ``retrain.asl.json`` on moto's Step Functions interpreter, with the workflow steps running
 in-process (every Lambda invocation is routed to ``run_step`` or a stand-in trainer).
 
-Covers: first model (direct), gate failure (champion unchanged), manual approval (rejected, and an
-unauthorized principal changing nothing; approved; timed out), canary breach → automatic rollback
-with an SNS alert, canary success → promotion, training and request failures, and a burst of 10
+Covers: first model (direct), gate failure (champion unchanged, outcome recorded on the version), manual
+approval (rejected, and an unauthorized principal changing nothing; approved; timed out), canary breach →
+automatic rollback with an SNS alert, canary success → promotion, a canary without traffic → extended
+bake → inconclusive (candidate kept, promotable later) or promoted when traffic arrives, the approval
+route refusing a gate-failed version, training and request failures, and a burst of 10
 identical triggers giving exactly one run. One moto world serves the module; each test uses its own
 model name.
 """
@@ -243,6 +245,10 @@ def test_gate_failure_leaves_champion(harness: Harness) -> None:
     v2 = harness.registry.get_version(harness.model, 2)
     assert v2.status == "rejected" and "worse than the champion v1" in v2.reason
     assert "Driftline: candidate not promoted" in harness.subjects(url)
+    # the outcome is recorded on the version, with the champion it was judged against
+    assert v2.gate["passed"] is False and v2.gate["champion_version"] == champ
+    assert v2.gate["comparison"] == "same_holdout" and v2.gate["evaluated_by"] == "run gate-fails"
+    assert v2.gate["reasons"] == ["roc_auc 0.7500 is worse than the champion v1's 0.8000 (max_regression 0.02)"]
 
 
 @MANUAL
@@ -311,6 +317,54 @@ def test_canary_breach_rolls_back(harness: Harness) -> None:
     actions = [e.action for e in harness.registry.audit(harness.model)]
     assert actions[-3:] == ["set_challenger", "clear_challenger", "record_failure"]
     assert "Driftline: canary rolled back" in harness.subjects(url)
+
+
+NO_TRAFFIC = pytest.mark.parametrize(
+    "harness", [{"deploy": {"mode": "canary", "canary_percent": 50, "bake_seconds": 1, "max_bake_extensions": 1}}],
+    indirect=True)
+
+
+@NO_TRAFFIC
+def test_canary_without_traffic_extends_then_ends_inconclusive(harness: Harness) -> None:
+    champ = harness.seed_champion()
+    url = harness.alerts_queue()
+    d = harness.wait(harness.start("canary-idle"))
+    assert d["status"] == "SUCCEEDED", harness.calls
+    # one extension (max_bake_extensions 1), then the inconclusive end: no rollback, no rejection
+    assert harness.calls[-4:] == ["deploy", "evaluate_canary", "evaluate_canary", "canary_inconclusive"]
+    out = json.loads(d["output"])
+    verdict = out["canary"]["value"]
+    assert (verdict["verdict"], verdict["outcome"], verdict["extensions"]) == ("inconclusive", "inconclusive", 1)
+    assert "the challenger handled 0 rows during the bake" in verdict["summary"]
+    assert "after 1 bake extension(s)" in verdict["summary"]
+    al = harness.registry.aliases(harness.model)
+    assert al.champion == champ and al.challenger is None and al.traffic_mode == "none"
+    v2 = harness.registry.get_version(harness.model, 2)
+    assert v2.status == "approved" and v2.gate["passed"] is True  # not rejected: nothing was found wrong
+    audit = harness.registry.audit(harness.model)
+    assert [e.action for e in audit][-3:] == ["set_challenger", "clear_challenger", "canary_inconclusive"]
+    assert audit[-1].version == 2 and "v2 stays approved" in audit[-1].why and audit[-1].details["rows"] == 0
+    assert "Driftline: canary inconclusive" in harness.subjects(url)
+    # still promotable later, without any override (it passed the gate)
+    harness.registry.promote(harness.model, 2, "alice", "promoted after a quiet canary")
+    assert harness.registry.aliases(harness.model).champion == 2
+
+
+@NO_TRAFFIC
+def test_canary_traffic_arriving_during_an_extension_promotes(harness: Harness) -> None:
+    champ = harness.seed_champion()
+
+    def late_traffic(out: dict[str, Any]) -> None:
+        if out.get("outcome") == "extend":
+            harness.captures(champ, 2, 40, 0.0)
+
+    harness.after_step["evaluate_canary"] = late_traffic
+    d = harness.wait(harness.start("canary-late"))
+    assert d["status"] == "SUCCEEDED", harness.calls
+    assert harness.calls[-4:] == ["deploy", "evaluate_canary", "evaluate_canary", "promote"]
+    verdict = json.loads(d["output"])["canary"]["value"]
+    assert verdict["healthy"] is True and verdict["extensions"] == 1
+    assert harness.registry.aliases(harness.model).champion == 2
 
 
 def test_canary_healthy_promotes(harness: Harness) -> None:
@@ -427,6 +481,26 @@ def test_approval_route_rejects_and_refuses_client_mistakes(harness: Harness,
 
     status, body = call_route(harness, monkeypatch, 2, ok)  # decided already: no run waits
     assert status == 409 and "no retraining run is waiting" in body["error"]["message"]
+
+
+def test_approval_route_refuses_a_gate_failed_version(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    harness.seed_champion(roc_auc=0.80)
+    harness.train_metrics = {"roc_auc": 0.75}
+    assert harness.wait(harness.start("route-gate-fails"))["status"] == "SUCCEEDED"
+    status, body = call_route(harness, monkeypatch, 2, {"decision": "approve", "reason": "I like it"})
+    assert status == 409 and body["error"]["code"] == "quality_gate_failed", body
+    assert body["error"]["message"] == (
+        f"cannot approve '{harness.model}' v2: it failed the quality gate (against champion v1 on the same "
+        "holdout, evaluated by run route-gate-fails): roc_auc 0.7500 is worse than the champion v1's 0.8000 "
+        "(max_regression 0.02); it is rejected and can never be approved; train a new version")
+    # a version registered by hand that fails the gate: refused for the gate, not for "no run waiting"
+    v = harness.registry.register(harness.model, metrics={"roc_auc": 0.55}, created_by="notebook").version
+    status, body = call_route(harness, monkeypatch, v, {"decision": "approve", "reason": "I like it"})
+    assert status == 409 and body["error"]["code"] == "quality_gate_failed"
+    assert "roc_auc 0.5500 < floor 0.6500" in body["error"]["message"]
+    assert "--override-gate" in body["error"]["message"]
+    assert harness.registry.get_version(harness.model, v).status == "candidate"
+    assert harness.registry.get_version(harness.model, v).gate == {}
 
 
 @ROUTE_MANUAL
