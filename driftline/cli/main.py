@@ -31,6 +31,8 @@ GROUPS: tuple[tuple[str, str, str], ...] = (
 for module_name, group, help_text in GROUPS:
     module = importlib.import_module(module_name)
     app.add_typer(module.app, name=group, help=help_text)
+    if group == "models":
+        importlib.import_module("driftline.cli.register").register(module.app)
 
 for module_name in ("driftline.cli.train", "driftline.cli.demo", "driftline.cli.retrain"):
     try:

@@ -36,7 +36,7 @@ __all__ = ["ConversionPlan", "adapt_onnx", "check_estimator", "convert_estimator
 NULL_CATEGORY = ""
 """What a null or unknown category becomes inside the graph (strings cannot be NaN)."""
 _PREFIX = "user_"
-_MIN_OPSET = 13
+_MIN_OPSET = 9  # every adapter op (Gather, Cast, IsNaN, Where, ArgMax, Reshape) exists from opset 9
 _ML_OPSET = 2
 
 
@@ -310,6 +310,9 @@ def _tree_converters(base: Mapping[type, Any]) -> dict[type, Any]:
                 if sklearn_trees:
                     operator.raw_operator = _float32_tree_copy(operator.raw_operator)
                 container = _DoubleTreeInput(container, float32_input=sklearn_trees)
+                if not sklearn_trees:  # HistGradientBoosting: keep float64 thresholds (ai.onnx.ml 3)
+                    convert(scope, operator, container, op_version=3)
+                    return
             convert(scope, operator, container)
         out[cls] = converter
     return out

@@ -5,9 +5,12 @@ DataFrame with one column per feature. Two frames come from here, and both follo
 
 - :func:`training_frame` — what :func:`driftline.load_training_set` returns: labelled rows only,
   the entity and timestamp columns, every model feature (categoricals as strings, ``NaN`` for
-  null; ints as ``int64``, or ``float64`` when the column has nulls; booleans as ``bool``, or
-  ``float64`` 1.0/0.0/NaN when nulls occur), the label (class values as the feature set names them)
-  and a ``split`` column holding the built-in training's time split (``train``/``validation``).
+  null; floats as ``float32``; ints as ``int64``, or ``float64`` when the column has nulls; booleans
+  as ``bool``, or ``float64`` 1.0/0.0/NaN when nulls occur), the label (class values as the feature
+  set names them) and a ``split`` column holding the built-in training's time split
+  (``train``/``validation``). Floats are float32 because the endpoint computes on float32 inputs:
+  a tree fitted on float64 values puts thresholds between values that float32 cannot tell apart, so
+  a request could go down another branch than the notebook's row did.
 - :func:`served_frame` — the rows exactly as serving will feed them, decoded back from the float32
   model input (numbers rounded to float32, unknown categories as null). Parity checks compare the
   scikit-learn pipeline and its ONNX graph on these rows, so "parity holds" means "the endpoint
@@ -48,8 +51,9 @@ def _natural(col: pa.ChunkedArray, kind: str) -> np.ndarray:
         return np.asarray([np.nan if v is None else float(bool(v)) for v in col.to_pylist()], dtype=np.float64)
     if kind == "int" and col.null_count == 0 and pa.types.is_integer(col.type):
         return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.int64)
-    return np.asarray(pd.to_numeric(pd.Series(col.to_pylist(), dtype=object), errors="coerce"),
-                      dtype=np.float64)
+    values = np.asarray(pd.to_numeric(pd.Series(col.to_pylist(), dtype=object), errors="coerce"),
+                        dtype=np.float64)
+    return values.astype(np.float32) if kind == "float" else values
 
 
 def label_values(fs: FeatureSet, codes: np.ndarray) -> np.ndarray:

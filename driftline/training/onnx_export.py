@@ -105,10 +105,10 @@ def sklearn_converters() -> dict[type, Any]:
     )
 
     def wrap(convert: Any) -> Any:
-        def converter(scope: Any, operator: Any, container: Any) -> None:
+        def converter(scope: Any, operator: Any, container: Any, **kwargs: Any) -> None:
             if guess_numpy_type(operator.inputs[0].type) != np.float64:
                 operator.raw_operator = _with_float32_thresholds(operator.raw_operator)
-            convert(scope, operator, _PlainIntContainer(container))
+            convert(scope, operator, _PlainIntContainer(container), **kwargs)
         return converter
 
     return {HistGradientBoostingClassifier: wrap(convert_sklearn_random_forest_classifier),
