@@ -63,7 +63,7 @@ def _check_parity(ds: PublicDataset, pipe: Any) -> dict[str, Any]:
 CLASSIFIERS = [lambda: LogisticRegression(max_iter=3000), lambda: HistGradientBoostingClassifier(max_iter=40),
                lambda: RandomForestClassifier(n_estimators=25, random_state=0),
                lambda: GradientBoostingClassifier(n_estimators=20, random_state=0)]
-REGRESSORS = [lambda: Ridge(), lambda: HistGradientBoostingRegressor(max_iter=40),
+REGRESSORS = [Ridge, lambda: HistGradientBoostingRegressor(max_iter=40),
               lambda: RandomForestRegressor(n_estimators=25, random_state=0)]
 
 
