@@ -73,8 +73,10 @@ def test_regression_candidate_over_its_ceiling_needs_an_override(aws: dict[str, 
     assert reg.aliases(MODEL).champion == v
     assert reg.audit(MODEL)[-1].details["gate_override"]["reason"] == "ship the baseline"
 
-    res = run("models", "audit", "-m", MODEL, *config)
-    assert said(res).count("(gate overridden)") == 2
+    res = run("models", "audit", "-m", MODEL, "--json", *config)
+    overrides = [(e["action"], e["details"]["gate_override"]["reason"]) for e in json.loads(res.output)
+                 if "gate_override" in e["details"]]
+    assert overrides == [("approve", "launch baseline, known to be weak"), ("promote", "ship the baseline")]
     res = run("models", "show", "-m", MODEL, "-v", str(v), *config)
     assert "quality gate: failed no champion to compare with, evaluated by approve by bob" in said(res)
 
