@@ -27,6 +27,10 @@ RUN pip install --no-cache-dir uv==0.13.8 \
 COPY driftline ${LAMBDA_TASK_ROOT}/driftline
 COPY lambdas ${LAMBDA_TASK_ROOT}/lambdas
 COPY examples/feature_sets ${LAMBDA_TASK_ROOT}/feature_sets
+# The user's own training code (models[].trainer): cdk.json's trainers_dir, passed by the stack
+# (stacks/pipeline_stack.py); TRAINERS_DIR=trainers in the function's environment points here.
+ARG TRAINERS_DIR=docker/no-trainers
+COPY ${TRAINERS_DIR} ${LAMBDA_TASK_ROOT}/trainers
 RUN python3 -m compileall -q --invalidation-mode unchecked-hash ${LAMBDA_TASK_ROOT}/driftline ${LAMBDA_TASK_ROOT}/lambdas \
  && python3 -c "import lambdas.train, onnxruntime, sklearn, skl2onnx, skops.io, pyarrow.parquet"
 

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 MODEL_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+TRAINER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+"""``package.module:function``: what ``models[].trainer`` must look like."""
 
 Algorithm = Literal["hist_gradient_boosting", "random_forest", "logistic_regression", "linear_regression"]
 ApprovalMode = Literal["auto", "manual"]
@@ -117,6 +119,9 @@ class ModelConfig(_Strict):
     name: str
     feature_set: str
     algorithm: Algorithm = "hist_gradient_boosting"
+    trainer: str | None = None
+    """``module:function`` in ``trainers_dir`` building the model's unfitted pipeline (your own code);
+    when set it trains instead of ``algorithm`` (driftline.training.trainers)."""
     params: dict[str, Any] = Field(default_factory=dict)
     approval: ApprovalMode = "auto"
     approvers: tuple[str, ...] = ()
@@ -126,6 +131,13 @@ class ModelConfig(_Strict):
     drift: DriftSettings = Field(default_factory=DriftSettings)
     retrain: RetrainSettings = Field(default_factory=RetrainSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+
+    @field_validator("trainer")
+    @classmethod
+    def _trainer(cls, v: str | None) -> str | None:
+        if v is not None and not TRAINER_RE.match(v):
+            raise ValueError("must look like 'module:function' (a function in a module of trainers_dir)")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -178,6 +190,8 @@ class PlatformConfig(_Strict):
     region: str | None = None
     account: str | None = None
     feature_sets_dir: str = "examples/feature_sets"
+    trainers_dir: str = "trainers"
+    """Folder (relative to cdk.json) of the modules named by ``models[].trainer``."""
     alert_email: str | None = None
     removal: RemovalMode = "destroy"
     log_retention_days: int = 30

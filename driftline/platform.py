@@ -181,6 +181,7 @@ class Platform:
             "APPROVALS_TOPIC_ARN": arns["topic:approvals"],
             "RETRAIN_STATE_MACHINE_ARN": arns.get("workflow:retrain", ""),
             "FEATURE_SETS_DIR": "feature_sets",
+            "TRAINERS_DIR": "trainers",  # the training image's copy of trainers_dir (docker/train.Dockerfile)
             "PLATFORM_CONFIG": cfg.model_dump_json(),
             "CHAMPION_TTL_SECONDS": str(cfg.serving.champion_ttl_seconds),
             "CAPTURE_SAMPLING": str(cfg.serving.capture_sampling),
@@ -234,7 +235,7 @@ def build_platform(config: PlatformConfig) -> Platform:
         Function(
             "train", "lambdas.train.handler", "Builds the point-in-time training set, trains, converts, registers",
             package="image", stack="pipeline", memory_mb=4096, timeout_s=900,
-            env=(*_COMMON, "FEATURES_BUCKET", "ARTIFACTS_BUCKET", "REGISTRY_TABLE", "CAPTURES_BUCKET"),
+            env=(*_COMMON, "FEATURES_BUCKET", "ARTIFACTS_BUCKET", "REGISTRY_TABLE", "CAPTURES_BUCKET", "TRAINERS_DIR"),
         ),
         Function(
             "retrain-trigger", "lambdas.retrain_trigger.handler",

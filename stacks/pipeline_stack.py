@@ -29,9 +29,31 @@ IMAGE_CONTEXT = [
     "!uv.lock",
     "!README.md",
     "!examples/feature_sets/**",
+    "!examples/trainers/**",
     "**/__pycache__",
     "driftline/local/**",
 ]
+
+
+NO_TRAINERS = "docker/no-trainers"
+
+
+def trainers_build_dir(trainers_dir: str, needed: bool) -> str:
+    """The folder copied into the image as ``trainers/`` (relative to the repository root).
+
+    cdk.json's ``trainers_dir`` when it exists; a placeholder when it does not and no model names a
+    trainer; a synth-time error when a model names a trainer the image could not contain.
+    """
+    path = (ROOT / trainers_dir).resolve()
+    if path.is_dir():
+        try:
+            return path.relative_to(ROOT).as_posix()
+        except ValueError:
+            raise ValueError(f"trainers_dir {trainers_dir!r} must be inside the repository ({ROOT}) so the "
+                             f"training image can contain it") from None
+    if needed:
+        raise ValueError(f"a model names a trainer but trainers_dir {trainers_dir!r} does not exist under {ROOT}")
+    return NO_TRAINERS
 
 
 class PipelineStack(Stack):
@@ -40,8 +62,10 @@ class PipelineStack(Stack):
         platform = shared.platform
         removal = removal_policy(platform)
 
+        trainers = trainers_build_dir(platform.config.trainers_dir, any(m.trainer for m in platform.config.models))
         image = lambda_.DockerImageCode.from_image_asset(
-            str(ROOT), file="docker/train.Dockerfile", exclude=IMAGE_CONTEXT, ignore_mode=IgnoreMode.DOCKER
+            str(ROOT), file="docker/train.Dockerfile", exclude=[*IMAGE_CONTEXT, f"!{trainers}/**"],
+            ignore_mode=IgnoreMode.DOCKER, build_args={"TRAINERS_DIR": trainers},
         )
         self.train = make_function(self, shared, "train", image_code=image)
         self.workflow_fn = make_function(self, shared, "workflow")

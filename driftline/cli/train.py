@@ -136,7 +136,8 @@ def register(app: typer.Typer) -> None:
                 lineage: dict[str, Any] = {"uri": data.resolve().as_uri(), "sha256": file_sha256(data),
                                            "rows": table.num_rows, "object_versions": {}}
             if out is not None:
-                outcome = _train_local(table, fs, cfg, out, algorithm, seed, validation_fraction, steps)
+                outcome = _train_local(table, fs, cfg, out, algorithm, seed, validation_fraction, steps,
+                                       _trainers_dir(platform, config))
                 steps.done()
                 _report_local(outcome, out)
                 return
@@ -154,7 +155,8 @@ def register(app: typer.Typer) -> None:
                 table, fs, cfg, registry=Registry(names["REGISTRY_TABLE"]),
                 artifacts_bucket=names["ARTIFACTS_BUCKET"], trigger=trigger, training_set=lineage,
                 created_by=principal(None) if _has_identity() else "driftline-cli", execution_id=run_id,
-                algorithm=algorithm, seed=seed, validation_fraction=validation_fraction, progress=steps))
+                algorithm=algorithm, seed=seed, validation_fraction=validation_fraction, progress=steps,
+                trainers_dir=_trainers_dir(platform, config)))
             steps.done()
         _report(outcome)
 
@@ -182,14 +184,19 @@ def _call(action: Any) -> Any:
     return None
 
 
+def _trainers_dir(platform: Any, config: Path) -> str:
+    """``trainers_dir`` of cdk.json, relative to cdk.json (as the local platform resolves it)."""
+    return str((config.resolve().parent / platform.config.trainers_dir).resolve())
+
+
 def _train_local(table: Any, fs: Any, cfg: Any, out: Path, algorithm: str | None, seed: int,
-                 fraction: float | None, steps: _Steps) -> Any:
+                 fraction: float | None, steps: _Steps, trainers_dir: str) -> Any:
     from driftline.training.core import train_model
     from driftline.training.errors import TrainingRejectedError
 
     try:
         trained = train_model(table, fs, cfg, algorithm=algorithm, seed=seed, validation_fraction=fraction,
-                              progress=steps)
+                              progress=steps, trainers_dir=trainers_dir)
     except TrainingRejectedError as e:
         steps.done()
         fail(f"training rejected: {e.reason}", 1)

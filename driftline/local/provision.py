@@ -206,12 +206,14 @@ def provision_platform(
     local_env: Mapping[str, str] | None = None,
     feature_sets_dir: str | None = None,
     handler_overrides: Mapping[str, str] | None = None,
+    trainers_dir: str | None = None,
 ) -> ProvisionedNames:
     """Everything of the definition: data resources, functions, state machines, rules, S3 triggers.
 
     ``local_env`` is added to every function's environment (emulator endpoint and the like);
-    ``feature_sets_dir`` replaces FEATURE_SETS_DIR where a function has it; ``handler_overrides``
-    maps logical function names to another ``module.function`` (tests use tiny fixture handlers).
+    ``feature_sets_dir`` (``trainers_dir``) replaces FEATURE_SETS_DIR (TRAINERS_DIR) where a function
+    has it; ``handler_overrides`` maps logical function names to another ``module.function`` (tests
+    use tiny fixture handlers).
     Idempotent: existing resources are updated.
     """
     overrides = dict(handler_overrides or {})
@@ -229,6 +231,8 @@ def provision_platform(
         env = platform.function_env(fn, account, region, names.arns)
         if feature_sets_dir is not None and "FEATURE_SETS_DIR" in env:
             env["FEATURE_SETS_DIR"] = feature_sets_dir
+        if trainers_dir is not None and "TRAINERS_DIR" in env:
+            env["TRAINERS_DIR"] = trainers_dir
         env.update(local_env or {})
         config: dict[str, Any] = {
             "FunctionName": platform.name(fn.logical),

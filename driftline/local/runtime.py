@@ -320,6 +320,7 @@ class LocalPlatform:
                 local_env=local_env,
                 feature_sets_dir=str(feature_sets),
                 handler_overrides=opts.handler_overrides,
+                trainers_dir=str((self.project_root / cfg.trainers_dir).resolve()),
             )
         except ValueError as e:
             raise LocalStartError(str(e)) from None

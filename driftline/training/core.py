@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from driftline.config import ModelConfig
 from driftline.features.schema import FeatureSet
-from driftline.training.dataset import PreparedData, prepare
+from driftline.training.dataset import PreparedData, prepare, to_arrow
 from driftline.training.errors import TrainingRejectedError
 from driftline.training.estimators import RESERVED_PARAMS, build_pipeline, estimator_params
 from driftline.training.metrics import classification_metrics, regression_metrics
@@ -80,6 +81,14 @@ class TrainedModel:
         return text
 
 
+def _skops_or_empty(estimator: Any) -> bytes:
+    """skops bytes of a trainer's pipeline; empty when skops cannot save the user's objects."""
+    try:
+        return dump_pipeline(estimator)
+    except Exception:  # the ONNX graph is what serves; the skops copy is for inspection only
+        return b""
+
+
 def fit_threads(n_rows: int, requested: int | None = None) -> int | None:
     """OpenMP threads for fitting: ``requested``, else ``DRIFTLINE_TRAIN_THREADS``, else 1 for small data.
 
@@ -128,16 +137,21 @@ def train_model(
     min_rows: int | None = None,
     threads: int | None = None,
     progress: Progress = quiet,
+    trainers_dir: str | Path | None = None,
 ) -> TrainedModel:
     """Fit ``cfg``'s pipeline on the older rows and validate on the newer ones.
 
-    ``algorithm``/``params`` override the config (a retraining request may carry them). Raises
+    ``algorithm``/``params`` override the config (a retraining request may carry them); without an
+    ``algorithm`` override a configured ``trainer`` (the user's code, from ``trainers_dir``, default
+    ``$TRAINERS_DIR``) builds the pipeline instead. Raises
     :class:`TrainingRejectedError` for data or configuration that cannot give a servable model.
     """
-    if params is None:  # the config's params belong to the config's algorithm
+    # The configured trainer (the user's own code) trains unless a run asks for a built-in algorithm.
+    trainer = cfg.trainer if algorithm is None else None
+    if params is None:  # the config's params belong to the config's algorithm (or trainer)
         same = algorithm in (None, cfg.algorithm)
         params = {k: v for k, v in cfg.params.items() if same or k in RESERVED_PARAMS}
-    algorithm = algorithm or cfg.algorithm
+    algorithm = f"trainer:{trainer}" if trainer else (algorithm or cfg.algorithm)
     params = dict(params)
     label = fs.label
     if label is None:
@@ -157,22 +171,34 @@ def train_model(
                                         f"{label.name!r}; every class in 'classes' needs examples")
     timings["prepare"] = time.perf_counter() - t0
     schema = fs.input_schema()
-    pipeline = build_pipeline(algorithm, label.task, schema, params, seed)
     n_threads = fit_threads(len(prepared.y_train), threads)
     progress(f"fitting {algorithm} on {len(prepared.y_train)} rows")
     t = time.perf_counter()
-    try:
-        with threadpool_limits(limits=n_threads):
-            pipeline.fit(prepared.X_train, prepared.y_train)
-    except (ValueError, TypeError) as e:  # bad hyper-parameters or degenerate data
-        raise TrainingRejectedError(f"fitting {algorithm} failed: {str(e)[:400]}") from None
-    timings["fit"] = time.perf_counter() - t
-    progress("converting to ONNX and checking parity")
-    t = time.perf_counter()
-    onnx_bytes = to_onnx(pipeline, prepared.X_train.shape[1], classifier)
+    if trainer:
+        from driftline.training.trainers import fit_trainer
+
+        own = {k: v for k, v in params.items() if k not in RESERVED_PARAMS}
+        pipeline, onnx_bytes, reference = fit_trainer(
+            trainer, prepared, to_arrow(data), fs, own, validation_fraction_of(cfg, validation_fraction, params),
+            directory=trainers_dir, threads=n_threads)
+        timings["fit_and_convert"] = time.perf_counter() - t
+        t = time.perf_counter()
+    else:
+        pipeline = build_pipeline(algorithm, label.task, schema, params, seed)
+        try:
+            with threadpool_limits(limits=n_threads):
+                pipeline.fit(prepared.X_train, prepared.y_train)
+        except (ValueError, TypeError) as e:  # bad hyper-parameters or degenerate data
+            raise TrainingRejectedError(f"fitting {algorithm} failed: {str(e)[:400]}") from None
+        timings["fit"] = time.perf_counter() - t
+        progress("converting to ONNX and checking parity")
+        t = time.perf_counter()
+        onnx_bytes = to_onnx(pipeline, prepared.X_train.shape[1], classifier)
+        reference = pipeline
     runtime = OnnxModel(onnx_bytes)
+    runtime.check_signature(prepared.X_train.shape[1], classifier)
     with threadpool_limits(limits=n_threads):
-        parity_report = parity(pipeline, runtime, prepared.X_val, classifier)
+        parity_report = parity(reference, runtime, prepared.X_val, classifier)
     timings["onnx_and_parity"] = time.perf_counter() - t
     progress(f"evaluating on {len(prepared.y_val)} validation rows")
     t = time.perf_counter()
@@ -180,11 +206,12 @@ def train_model(
     metrics = evaluate(prediction, prepared.y_val)
     timings["evaluate"] = time.perf_counter() - t
     t = time.perf_counter()
-    skops_bytes = dump_pipeline(pipeline)
+    skops_bytes = dump_pipeline(pipeline) if not trainer else _skops_or_empty(pipeline)
     timings["skops"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return TrainedModel(
-        algorithm=algorithm, task=label.task, params=estimator_params(algorithm, params, seed),
+        algorithm=algorithm, task=label.task,
+        params=dict(params) if trainer else estimator_params(algorithm, params, seed),
         metrics=metrics, parity=parity_report, split=prepared.split, onnx=onnx_bytes, skops=skops_bytes,
         data=prepared, validation_prediction=prediction,
         timings_s={k: round(v, 4) for k, v in timings.items()},

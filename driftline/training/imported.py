@@ -30,7 +30,7 @@ from driftline.training.lineage import code_version, library_versions, table_sha
 from driftline.training.onnx_export import OnnxModel, parity
 from driftline.training.publish import TrainingOutcome, _publish, current_champion
 
-__all__ = ["ImportedModel", "describe_estimator", "register_imported"]
+__all__ = ["EstimatorOnServedRows", "ImportedModel", "describe_estimator", "register_imported"]
 
 MIN_EVALUATION_ROWS = 2
 
@@ -73,7 +73,7 @@ def _estimator_libraries(estimator: Any) -> dict[str, str]:
     return out
 
 
-class _EstimatorOnServedRows:
+class EstimatorOnServedRows:
     """The user's estimator seen through the served rows: probabilities in the feature set's class order."""
 
     def __init__(self, estimator: Any, schema: Mapping[str, Any]) -> None:
@@ -104,7 +104,7 @@ def _convert(imported: ImportedModel, schema: Mapping[str, Any]) -> tuple[bytes,
 
     if imported.onnx is not None:
         return adapt_onnx(imported.onnx, schema, class_indices=imported.class_indices), None
-    return convert_estimator(imported.estimator, schema), _EstimatorOnServedRows(imported.estimator, schema)
+    return convert_estimator(imported.estimator, schema), EstimatorOnServedRows(imported.estimator, schema)
 
 
 def _skops(estimator: Any) -> bytes:

@@ -128,6 +128,7 @@ def train_and_register(
     seed: int = DEFAULT_SEED,
     validation_fraction: float | None = None,
     progress: Progress = quiet,
+    trainers_dir: str | None = None,
 ) -> TrainingOutcome:
     """Train ``cfg.name`` on ``data`` and register the result (candidate or rejected).
 
@@ -148,7 +149,7 @@ def train_and_register(
         lineage = _lineage(fs, cfg, training_set=ts_lineage, parent=parent, trigger=trigger,
                            execution_id=execution_id, seed=seed, validation_fraction=fraction)
         trained = train_model(table, fs, cfg, algorithm=algorithm, params=params, seed=seed,
-                              validation_fraction=fraction, progress=progress)
+                              validation_fraction=fraction, progress=progress, trainers_dir=trainers_dir)
     except TrainingRejectedError as e:
         progress(f"rejected: {e.reason}")
         lineage = _lineage(fs, cfg, training_set=ts_lineage, parent=parent, trigger=trigger,

@@ -34,8 +34,9 @@ def test_cmd_is_the_platform_train_handler() -> None:
 def test_every_copied_path_exists_and_is_in_the_context() -> None:
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     included = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    args = dict(re.findall(r"^ARG\s+(\w+)=(\S*)$", DOCKERFILE, re.M))
     for src in re.findall(r"^COPY\s+(.+?)\s+\S+$", DOCKERFILE, re.M):
-        for path in src.split():
+        for path in re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], src).split():
             assert (ROOT / path).exists(), path
             assert any(path == inc or path.startswith(inc + "/") for inc in included), f"{path} not in context"
 

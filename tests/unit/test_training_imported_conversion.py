@@ -25,7 +25,7 @@ from driftline.training.conversion import adapt_onnx, check_estimator, convert_e
 from driftline.training.dataset import prepare
 from driftline.training.errors import TrainingRejectedError
 from driftline.training.frames import training_frame
-from driftline.training.imported import _EstimatorOnServedRows
+from driftline.training.imported import EstimatorOnServedRows
 from driftline.training.onnx_export import OnnxModel, parity
 from tests.fixtures.public_datasets import PublicDataset, penguins, sklearn_dataset
 
@@ -57,7 +57,7 @@ def _check_parity(ds: PublicDataset, pipe: Any) -> dict[str, Any]:
     runtime = OnnxModel(convert_estimator(pipe, schema))
     classifier = ds.task != "regression"
     runtime.check_signature(prepared.X_val.shape[1], classifier)
-    return parity(_EstimatorOnServedRows(pipe, schema), runtime, prepared.X_val, classifier)
+    return parity(EstimatorOnServedRows(pipe, schema), runtime, prepared.X_val, classifier)
 
 
 CLASSIFIERS = [lambda: LogisticRegression(max_iter=3000), lambda: HistGradientBoostingClassifier(max_iter=40),
