@@ -144,3 +144,22 @@ def test_unknown_model_and_no_data(aws: dict[str, str]) -> None:
         driftline.load_training_set("nope", config=CONFIG)
     with pytest.raises(driftline.NotebookError, match="no curated"):
         driftline.load_training_set(MODEL, config=CONFIG)
+
+
+def test_the_train_function_runs_the_users_trainer(store: dict[str, str], platform_config: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the retraining workflow's train task does: the configured trainer, not the built-in algorithm."""
+    from driftline.features.schema import FeatureSetCatalog
+    from driftline.training.task import TrainContext, _feature_store, run_training
+
+    monkeypatch.setenv("TRAINERS_DIR", str(ROOT / "examples" / "trainers"))
+    models = tuple(m.model_copy(update={"trainer": "credit_pipeline:build", "params": {"max_iter": 30}})
+                   if m.name == MODEL else m for m in platform_config.models)
+    ctx = TrainContext(config=platform_config.model_copy(update={"models": models}),
+                       feature_sets=FeatureSetCatalog(store["FEATURE_SETS_DIR"]), registry=Registry.from_env(),
+                       features_bucket=store["FEATURES_BUCKET"], artifacts_bucket=store["ARTIFACTS_BUCKET"],
+                       source=_feature_store)
+    out = run_training({"request": {"model": MODEL, "trigger": "drift"}, "execution_id": "arn:x:run-1"}, ctx)
+    assert out["status"] == "candidate", out
+    mv = Registry.from_env().get_version(MODEL, out["version"])
+    assert mv.algorithm == "trainer:credit_pipeline:build" and mv.trigger == "drift"

@@ -186,7 +186,7 @@ def test_hist_gradient_boosting_conversion_needs_the_int_cast(credit_table: pa.T
                                                               credit_fs: FeatureSet,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Guards the skl2onnx/NumPy-2 workaround: without it conversion fails on these versions."""
-    monkeypatch.setattr(onnx_export, "_custom_converters", dict)
+    monkeypatch.setattr(onnx_export, "sklearn_converters", dict)
     with pytest.raises(TrainingRejectedError, match="ONNX conversion failed"):
         train_model(credit_table, credit_fs, cfg(**FAST))
 
