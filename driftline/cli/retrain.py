@@ -33,13 +33,19 @@ def whoami() -> str:
 
 
 def request_retrain(platform: Any, model: str, reason: str, requested_by: str,
-                    require_approval: bool = False) -> str:
-    """Put a RetrainRequested event on the bus; returns the event id the decision will carry."""
+                    require_approval: bool = False, version: int | None = None) -> str:
+    """Put a RetrainRequested event on the bus; returns the event id the decision will carry.
+
+    With ``version`` the run rolls out that registered candidate (gate, approval, canary) instead of
+    training a new one.
+    """
     from driftline import aws
 
     detail: dict[str, Any] = {"model": model, "requested_by": requested_by, "reason": reason}
     if require_approval:
         detail["require_approval"] = True
+    if version is not None:
+        detail["version"] = version
     resp = aws.client("events").put_events(Entries=[{
         "Source": "driftline.cli", "DetailType": "RetrainRequested", "Detail": json.dumps(detail),
         "EventBusName": platform.event_bus}])
@@ -96,11 +102,19 @@ def register(app: typer.Typer) -> None:
         require_approval: bool = typer.Option(False, "--require-approval",
                                               help="Pause for a manual approval even if the model's mode is auto."),
         timeout: float = typer.Option(1800.0, "--timeout", help="Seconds to follow the run with --wait."),
+        version: int = typer.Option(None, "--version", "-v", min=1,
+                                    help="Roll out this registered candidate (e.g. one imported with `driftline "
+                                         "models register`) through gate, approval and canary instead of "
+                                         "training a new one."),
         history: bool = typer.Option(False, "--history", help="Show recent start/skip decisions instead."),
         config: Path = typer.Option(Path("cdk.json"), "--config", help="Path to cdk.json."),
         env: str = typer.Option(None, "--env", help="Environment in cdk.json (default: driftline:env)."),
     ) -> None:
-        """Request a retraining run (one run per model at a time; the decision and reason are recorded)."""
+        """Request a retraining run (one run per model at a time; the decision and reason are recorded).
+
+        With --version, the run takes that registered candidate through the quality gate, approval and
+        canary instead of training a new one.
+        """
         from driftline.config import ConfigError
 
         platform = load_platform(config, env)
@@ -111,7 +125,7 @@ def register(app: typer.Typer) -> None:
         if history:
             _show_history(platform, model)
             return
-        event_id = request_retrain(platform, model, reason, whoami(), require_approval)
+        event_id = request_retrain(platform, model, reason, whoami(), require_approval, version)
         decision = wait_for_decision(platform, model, event_id)
         if decision is None:
             fail(f"request {event_id} was sent, but no decision was recorded within 30 s; is the "

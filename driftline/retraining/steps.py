@@ -24,7 +24,13 @@ from typing import Any
 
 from driftline import aws
 from driftline.config import ConfigError, ModelConfig, PlatformConfig
-from driftline.registry.store import SYSTEM_PRINCIPAL, Registry, RegistryError, UnknownModelError
+from driftline.registry.store import (
+    SYSTEM_PRINCIPAL,
+    Registry,
+    RegistryError,
+    UnknownModelError,
+    UnknownVersionError,
+)
 from driftline.retraining import approvals, captures
 from driftline.retraining.control import ControlTable
 from driftline.retraining.gate import ChampionEvidence, evaluate_gate, gate_record
@@ -126,7 +132,9 @@ def validate(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     execution_id = str(event.get("execution_id", ""))
     # a request may ask for a stricter approval than the config (never a looser one)
     approval = "manual" if m.approval == "manual" or raw.get("require_approval") is True else "auto"
+    registered = _registered_version(ctx, m.name, raw.get("version"))
     return {
+        **({"version": registered} if registered is not None else {}),
         "model": m.name, "feature_set": m.feature_set, "algorithm": m.algorithm, "params": m.params,
         "trigger": trigger, "trigger_id": str(raw.get("trigger_id", "")),
         "reason": str(raw.get("reason") or f"{trigger} retraining"),
@@ -152,6 +160,45 @@ def _champion_metrics(candidate: Mapping[str, Any]) -> tuple[dict[str, Any] | No
     version = candidate.get("champion_version")
     return (dict(metrics) if isinstance(metrics, Mapping) else None,
             version if isinstance(version, int) else None)
+
+
+def _registered_version(ctx: StepContext, model: str, version: Any) -> int | None:
+    """A run may roll out a version registered earlier (imported from a notebook or a file) instead of
+    training one: it must exist and still be a candidate."""
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidRequestError(f"request field 'version' must be a positive integer, got {version!r}")
+    try:
+        mv = ctx.registry.get_version(model, version)
+    except (UnknownModelError, UnknownVersionError):
+        raise InvalidRequestError(f"model {model!r} has no version {version}") from None
+    if mv.status != "candidate":
+        raise InvalidRequestError(f"{model} v{version} is {mv.status}, not a candidate: only a candidate can go "
+                                  f"through the gate, approval and canary")
+    return version
+
+
+def registered(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """The train step's result for a version registered earlier: its metrics, and the champion's on the
+    same holdout when the champion then is the champion now (else the gate compares without them)."""
+    state = _obj(event.get("state"), "state")
+    request = _value(state, "request")
+    assert request is not None
+    m = _model_cfg(ctx, request)
+    version = request.get("version")
+    if not isinstance(version, int):
+        raise InvalidStepInputError(f"the request has no registered 'version' (got {version!r})")
+    mv = ctx.registry.get_version(m.name, version)
+    lineage = mv.lineage or {}
+    parent = lineage.get("parent_version")
+    champion = request.get("champion_version")
+    same = parent is not None and parent == champion and isinstance(lineage.get("champion_metrics"), Mapping)
+    return {"model": m.name, "version": version, "status": mv.status, "metrics": dict(mv.metrics),
+            "champion_version": champion, "champion_metrics": dict(lineage["champion_metrics"]) if same else None,
+            "reason": mv.reason,
+            "champion_error": None if same or champion is None else
+            f"v{version} was scored against v{parent}, not the current champion v{champion}"}
 
 
 def gate(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -449,7 +496,7 @@ def record_failure(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]
 
 
 ACTIONS: dict[str, Callable[[Mapping[str, Any], StepContext], dict[str, Any]]] = {
-    "validate": validate, "gate": gate, "request_approval": request_approval,
+    "validate": validate, "registered": registered, "gate": gate, "request_approval": request_approval,
     "reject_timeout": reject_timeout, "deploy": deploy, "evaluate_canary": evaluate_canary,
     "canary_inconclusive": canary_inconclusive, "rollback": rollback, "promote": promote,
     "record_failure": record_failure,

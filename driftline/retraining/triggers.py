@@ -140,9 +140,14 @@ def _parse_bus_event(event: Mapping[str, Any], config: PlatformConfig,
         requested_by = _field(detail, "requested_by", str, where)
         reason = _field(detail, "reason", str, where, required=False) or "manual retraining"
         strict = _field(detail, "require_approval", bool, where, required=False) or False
+        version = _field(detail, "version", int, where, required=False)
+        if version is not None and version < 1:
+            raise ValueError(f"{where}: field 'version' must be a positive version number, got {version}")
         _known_model(model, config, trigger, event_id)
-        return [RetrainRequest(model, "manual", event_id, reason, requested_by,
-                               {"require_approval": True} if strict else {})], []
+        extra: dict[str, Any] = {"require_approval": True} if strict else {}
+        if version is not None:  # roll out this registered candidate instead of training a new one
+            extra["version"] = version
+        return [RetrainRequest(model, "manual", event_id, reason, requested_by, extra)], []
     except TriggerError:
         raise
     except ValueError as e:
@@ -305,6 +310,8 @@ class RetrainTrigger:
                    "requested_by": r.requested_by, "details": r.details, "execution_name": name,
                    "requested_at": datetime.fromtimestamp(now, UTC).isoformat(),
                    "require_approval": bool(r.details.get("require_approval"))}
+        if isinstance(r.details.get("version"), int):
+            payload["version"] = r.details["version"]
         try:
             self._sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name,
                                       input=json.dumps(payload))

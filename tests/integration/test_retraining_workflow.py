@@ -516,3 +516,46 @@ def test_approval_route_approves_and_the_run_deploys(harness: Harness, monkeypat
     assert harness.registry.aliases(harness.model).champion == 2
     approve = [e for e in harness.registry.audit(harness.model) if e.action == "approve"][-1]
     assert (approve.who, approve.version, approve.why) == (ALICE, 2, "reviewed")
+
+
+def _register_imported(h: Harness, roc_auc: float, parent: int | None, champion_roc_auc: float | None) -> int:
+    """A version registered outside the workflow (what driftline.register_model writes)."""
+    v = h.registry.next_version(h.model)
+    lineage: dict[str, Any] = {"source": "notebook", "parent_version": parent}
+    if champion_roc_auc is not None:
+        lineage["champion_metrics"] = {"roc_auc": champion_roc_auc}
+    h.registry.register(h.model, version=v, metrics={"roc_auc": roc_auc}, input_schema=h.schema,
+                        feature_set="credit_default", trigger="notebook", lineage=lineage,
+                        algorithm="imported:Pipeline")
+    return v
+
+
+def test_registered_candidate_goes_through_gate_and_canary_without_training(harness: Harness) -> None:
+    champ = harness.seed_champion(roc_auc=0.78)
+    v = _register_imported(harness, 0.81, champ, 0.78)
+    harness.after_step["deploy"] = lambda _: harness.captures(champ, v, n=200, challenger_broken=0.0)
+    d = harness.wait(harness.start("imported", version=v))
+    assert d["status"] == "SUCCEEDED", d
+    assert "train" not in harness.calls
+    assert harness.calls[:3] == ["validate", "registered", "gate"] and "evaluate_canary" in harness.calls
+    assert harness.registry.aliases(harness.model).champion == v
+    assert harness.registry.get_version(harness.model, v).gate["comparison"] == "same_holdout"
+
+
+def test_registered_candidate_that_fails_the_gate_is_rejected(harness: Harness) -> None:
+    champ = harness.seed_champion(roc_auc=0.80)
+    v = _register_imported(harness, 0.70, champ, 0.80)
+    d = harness.wait(harness.start("imported-bad", version=v))
+    assert d["status"] == "SUCCEEDED"
+    assert harness.calls == ["validate", "registered", "gate"]
+    assert harness.registry.get_version(harness.model, v).status == "rejected"
+    assert harness.registry.aliases(harness.model).champion == champ
+
+
+def test_registered_version_must_be_a_candidate(harness: Harness) -> None:
+    champ = harness.seed_champion()
+    d = harness.wait(harness.start("not-candidate", version=champ))
+    assert d["status"] == "FAILED"
+    assert harness.calls == ["validate", "record_failure"]
+    d = harness.wait(harness.start("no-such-version", version=99))
+    assert d["status"] == "FAILED"

@@ -85,6 +85,16 @@ def test_manual_and_schedule() -> None:
     assert req.trigger == "schedule" and req.trigger_id
 
 
+def test_manual_request_for_a_registered_version() -> None:
+    ev = _bus("driftline.cli", "RetrainRequested", {"model": "churn", "requested_by": "alice", "version": 4})
+    (req,), _ = parse_event(ev, _cfg(), FS)
+    assert req.details == {"version": 4}
+    for bad, message in ((0, "positive version number"), ("4", "'version' must be int"), (True, "must be int")):
+        ev["detail"]["version"] = bad
+        with pytest.raises(TriggerError, match=message):
+            parse_event(ev, _cfg(), FS)
+
+
 @pytest.mark.parametrize(("event", "match", "model"), [
     ("not an object", "must be a JSON object", "_invalid"),
     ({"foo": 1}, "unrecognised trigger event", "_invalid"),
