@@ -17,6 +17,18 @@ class UserError(Exception):
     """A mistake the user can fix; printed as one line, exit code 2."""
 
 
+def print_json(text: str) -> None:
+    """JSON output of ``--json``: highlighted on a terminal, plain text anywhere else.
+
+    Scripts parse it, and Rich colours a pipe too when ``FORCE_COLOR`` is set (Jupyter kernels,
+    CI runners set it), which would break ``json.loads`` of the output.
+    """
+    if sys.stdout.isatty():
+        console.print_json(text)
+    else:
+        sys.stdout.write(text + "\n")
+
+
 def fail(message: str, code: int = 2) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)

@@ -15,7 +15,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from driftline.cli.common import console, fail, load_platform
+from driftline.cli.common import console, fail, load_platform, print_json
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -305,7 +305,7 @@ def check(
     except MonitoringError as e:
         fail(str(e))
     if as_json:
-        console.print_json(json.dumps(out))
+        print_json(json.dumps(out))
         return
     if out["status"] == "no_champion":
         console.print(f"[yellow]{out['message']}[/]")
@@ -357,7 +357,7 @@ def history(
         fail(str(err))
     entries = DriftHistory(ctx.control_table).list(model, limit)
     if as_json:
-        console.print_json(json.dumps([h.to_dict() for h in entries]))
+        print_json(json.dumps([h.to_dict() for h in entries]))
         return
     if not entries:
         console.print(

@@ -17,7 +17,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from driftline.cli.common import console, err_console, fail, load_platform
+from driftline.cli.common import console, err_console, fail, load_platform, print_json
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -117,7 +117,7 @@ def validate_cmd(
     if report_path is not None:
         report_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     if as_json:
-        console.print_json(json.dumps(report, default=str))
+        print_json(json.dumps(report, default=str))
     elif report["status"] in ("unreadable", "too_large"):
         check = report["checks"][0]
         err_console.print(f"[bold red]{report['status']}:[/] {check['message']}\n"
@@ -258,7 +258,7 @@ def uploads_cmd(
         fail(f"the control table could not be read: {e}", 1)
         return
     if as_json:
-        console.print_json(json.dumps(records, default=str))
+        print_json(json.dumps(records, default=str))
         return
     if not records:
         console.print(f"no uploads yet for {', '.join(names)}; upload with: driftline features upload FILE "

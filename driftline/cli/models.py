@@ -18,7 +18,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from driftline.cli.common import console, fail, load_platform
+from driftline.cli.common import console, fail, load_platform, print_json
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -156,6 +156,13 @@ def _role(version: int, aliases: Any) -> str:
     return ""
 
 
+def _plain_role(version: int, aliases: Any) -> str:
+    """The role without Rich markup (``champion``, ``challenger (canary 20%)`` or empty), for JSON."""
+    from rich.text import Text
+
+    return Text.from_markup(_role(version, aliases)).plain
+
+
 STATUS_STYLE = {"candidate": "cyan", "approved": "green", "rejected": "red", "archived": "dim"}
 
 
@@ -172,7 +179,7 @@ def list_(
         names = _run(reg.list_models)
         rows = [_run(lambda n=n: reg.aliases(n)) for n in names]
         if as_json:
-            console.print_json(json.dumps([a.to_dict() for a in rows]))
+            print_json(json.dumps([a.to_dict() for a in rows]))
             return
         table = Table(title="models in the registry")
         for col in ("model", "champion", "challenger", "traffic", "updated"):
@@ -186,7 +193,7 @@ def list_(
     versions = _run(lambda: reg.list_versions(model))
     aliases = _run(lambda: reg.aliases(model))
     if as_json:
-        console.print_json(json.dumps([v.to_dict() | {"role": _role(v.version, aliases)} for v in versions],
+        print_json(json.dumps([v.to_dict() | {"role": _plain_role(v.version, aliases)} for v in versions],
                                       default=str))
         return
     table = Table(title=f"{model}: versions (champion v{aliases.champion or '-'})")
@@ -218,7 +225,7 @@ def show(
             fail(f"{model} has no champion yet; pass --version (see: driftline models list --model {model})")
     mv = _run(lambda: reg.get_version(model, version))
     if as_json:
-        console.print_json(json.dumps(mv.to_dict(), default=str))
+        print_json(json.dumps(mv.to_dict(), default=str))
         return
     style = STATUS_STYLE.get(mv.status, "")
     role = _role(mv.version, aliases)
@@ -293,7 +300,7 @@ def audit(
     _, reg = _registry(config, env)
     entries = _run(lambda: reg.audit(model))
     if as_json:
-        console.print_json(json.dumps([e.to_dict() for e in entries], default=str))
+        print_json(json.dumps([e.to_dict() for e in entries], default=str))
         return
     table = Table(title=f"{model}: audit trail (oldest first)")
     for col in ("when", "who", "action", "version", "why"):

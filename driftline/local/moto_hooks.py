@@ -46,6 +46,9 @@ from driftline.local.schedules import ScheduledRule
 SUPPORTED_MOTO_VERSION = "5.2.5"
 DEFAULT_ACCOUNT = "123456789012"
 
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+"""The folder holding ``driftline/`` and the handlers' ``lambdas/`` package."""
+
 
 class UnsupportedMotoError(RuntimeError):
     """The installed moto is not the version whose internals the local runtime was written against."""
@@ -299,6 +302,14 @@ class MotoBridge:
             label=self.labels.get(name, ""),
         )
 
+    def _roots(self) -> tuple[str, ...]:
+        """The project (the config's folder) and the source tree holding ``lambdas/`` and ``driftline/``:
+        the same folder for the repository's own cdk.json, two folders for a config elsewhere."""
+        roots = [str(self.project_root)]
+        if str(SOURCE_ROOT) not in roots:
+            roots.append(str(SOURCE_ROOT))
+        return tuple(roots)
+
     def _code_paths_for(self, fn: Any) -> tuple[str, ...]:
         """The function's own zip (if it holds Python code) ahead of the project root."""
         sha = str(getattr(fn, "code_sha_256", "") or "")
@@ -306,7 +317,7 @@ class MotoBridge:
         with self._code_lock:
             if key in self._code_paths:
                 return self._code_paths[key]
-            paths: tuple[str, ...] = (str(self.project_root),)
+            paths: tuple[str, ...] = self._roots()
             code = getattr(fn, "code_bytes", b"") or b""
             if code and sha:
                 try:
@@ -317,7 +328,7 @@ class MotoBridge:
                                 tmp = target.with_name(target.name + f".tmp{uuid.uuid4().hex[:6]}")
                                 zf.extractall(tmp)
                                 tmp.rename(target)
-                            paths = (str(target), str(self.project_root))
+                            paths = (str(target), *self._roots())
                 except (zipfile.BadZipFile, OSError) as e:
                     self.warn(
                         f"function {fn.function_name}: cannot unpack its code zip ({e}); running from the project root"

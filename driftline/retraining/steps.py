@@ -135,7 +135,9 @@ def validate(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     registered = _registered_version(ctx, m.name, raw.get("version"))
     return {
         **({"version": registered} if registered is not None else {}),
-        "model": m.name, "feature_set": m.feature_set, "algorithm": m.algorithm, "params": m.params,
+        # with a trainer (the user's code) configured, no algorithm is named: naming one would override it
+        "model": m.name, "feature_set": m.feature_set, "algorithm": None if m.trainer else m.algorithm,
+        "trainer": m.trainer, "params": m.params,
         "trigger": trigger, "trigger_id": str(raw.get("trigger_id", "")),
         "reason": str(raw.get("reason") or f"{trigger} retraining"),
         "requested_by": str(raw.get("requested_by") or trigger), "details": raw.get("details") or {},

@@ -70,6 +70,12 @@ def test_validate_expands_the_request(ctx: StepContext) -> None:
     assert run_step({"action": "validate", "state": raw}, auto)["approval"] == "auto"
     strict = run_step({"action": "validate", "state": {**raw, "require_approval": True}}, auto)
     assert strict["approval"] == "manual"  # a request may tighten the approval mode, never loosen it
+    assert strict["algorithm"] == "hist_gradient_boosting" and strict["trainer"] is None
+    own = StepContext(**{**ctx.__dict__, "config": PlatformConfig.model_validate(
+        {"models": [{"name": MODEL, "feature_set": "credit_default", "trainer": "mine:build"}]})})
+    mine = run_step({"action": "validate", "state": raw}, own)
+    # the train step must not be handed an algorithm: it would override the user's trainer
+    assert mine["algorithm"] is None and mine["trainer"] == "mine:build"
     with pytest.raises(InvalidRequestError, match="unknown model 'zzz'"):
         run_step({"action": "validate", "state": {"model": "zzz"}}, ctx)
     with pytest.raises(InvalidStepInputError, match="unknown workflow action 'fly'"):
