@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 from typing import Any
 
 import orjson
@@ -120,8 +121,11 @@ def parse_json_text(text: str) -> Any:
     """Parse JSON text (orjson; what it refuses goes through ``json`` for the exact message)."""
     try:
         return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        pass
+    except orjson.JSONDecodeError as e:
+        refused = str(e)
+    if "surrogate" in refused:  # json would accept it, and the string would break every encoder after it
+        raise bad_request(f"malformed JSON: a string holds a lone UTF-16 surrogate ({refused}); JSON text must "
+                          f"be valid Unicode", code="malformed_json")
     try:
         return _DECODER.decode(text)
     except json.JSONDecodeError as e:
@@ -129,6 +133,9 @@ def parse_json_text(text: str) -> Any:
                           code="malformed_json") from None
     except RecursionError:
         raise bad_request("the JSON body is nested too deeply", code="malformed_json") from None
+    except ValueError:  # Python refuses integers of more than sys.get_int_max_str_digits() digits
+        raise bad_request(f"a number in the body has more than {sys.get_int_max_str_digits():,} digits; send "
+                          f"numbers a model can use", code="malformed_json") from None
 
 
 def _too_large(max_bytes: int) -> ServingError:

@@ -10,6 +10,7 @@ build a JSON response. That is this module, which needs only the standard librar
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -63,8 +64,11 @@ def respond(status: int, payload: Any, headers: Mapping[str, str] | None = None)
     if headers:
         for k, v in headers.items():
             multi[k] = [v]
-    return {"statusCode": status, "body": orjson.dumps(payload).decode(), "isBase64Encoded": False,
-            "multiValueHeaders": multi}
+    try:
+        body = orjson.dumps(payload).decode()
+    except TypeError:  # e.g. a lone surrogate echoed from a request: escape it rather than fail the answer
+        body = json.dumps(payload, default=str)
+    return {"statusCode": status, "body": body, "isBase64Encoded": False, "multiValueHeaders": multi}
 
 
 def template_pattern(template: str, *, trailing_slash: bool = True) -> re.Pattern[str]:

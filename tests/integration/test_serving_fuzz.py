@@ -107,3 +107,28 @@ def test_random_requests_never_get_a_5xx(served: tuple[Any, Any], data: st.DataO
     assert status < 500, (method, path, text, headers, body)
     if status >= 400:
         assert body["error"]["status"] == status and body["error"]["message"]
+
+
+# A checked-in corpus of bodies that once broke the endpoint (issue 16): each must get a 4xx JSON answer.
+HOSTILE_BODIES = [
+    '{"records": [{"age": ' + "9" * 5000 + "}]}",  # past Python's 4,300-digit int limit
+    '{"records": [{"age": 1}], "x": ' + "1" * 4301 + "}",
+    '{"entities": ["' + "\\ud800" + '"]}',  # a lone surrogate, echoed in the error message
+    '{"records": [{"employment_type": "' + "\\udfff" + '"}]}',
+    '{"records": [{"\\ud800": 1}]}',
+    '{"records": [{"age": -' + "1" * 10000 + "}]}",
+    '{"records": [{"age": 1e400}]}',
+    '{"records": [{"age": 1' + "0" * 400 + ".5}]}",
+]
+
+
+@pytest.mark.parametrize("path", [f"/v1/models/{MODEL}/predict", f"/v1/models/{MODEL}/feedback"])
+@pytest.mark.parametrize("text", HOSTILE_BODIES, ids=range(len(HOSTILE_BODIES)))
+def test_hostile_corpus_gets_a_4xx(served: tuple[Any, Any], text: str, path: str) -> None:
+    serve, _ = served
+    resp = serve.handler(proxy_event("POST", path, text, headers={"Content-Type": "application/json"}),
+                         LocalContext())
+    assert 400 <= resp["statusCode"] < 500, resp
+    body = json.loads(resp["body"])
+    assert body["error"]["status"] == resp["statusCode"] and body["error"]["message"]
+    json.dumps(body, ensure_ascii=False).encode("utf-8")  # the answer itself is valid UTF-8
