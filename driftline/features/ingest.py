@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
-from urllib.parse import unquote_plus
+from urllib.parse import quote, unquote_plus
 
 import numpy as np
 import pyarrow as pa
@@ -187,6 +187,11 @@ class IngestResult:
         return self.status in QUARANTINED
 
 
+def _ascii(value: str) -> str:
+    """S3 user metadata travels as HTTP headers and must be ASCII: a key may hold any character."""
+    return quote(value, safe="/:@=+,;~._-")
+
+
 class Ingestor:
     """Processes S3 objects for the feature sets of a catalog. Clients are injectable for tests."""
 
@@ -301,7 +306,7 @@ class Ingestor:
 
     def _put(self, key: str, body: bytes, content_type: str, result: IngestResult) -> None:
         self.s3.put_object(Bucket=self.targets.bucket, Key=key, Body=body, ContentType=content_type,
-                           Metadata={"upload-id": result.upload_id or "", "source": result.source[:1024],
+                           Metadata={"upload-id": result.upload_id or "", "source": _ascii(result.source)[:1024],
                                      "source-version": result.version_id or "",
                                      "source-sha256": result.content_sha256 or ""})
 

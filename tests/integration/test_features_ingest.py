@@ -170,6 +170,20 @@ def test_good_file_is_curated_served_recorded_announced_and_removed(env: dict[st
     assert [v["VersionId"] for v in versions] == [up["version"]]
 
 
+@pytest.mark.parametrize("name", ["my file ü.csv", "データ 1.csv", "emoji 🐧 (copy).csv", "a+b=c&d%20e.csv"])
+def test_any_key_s3_accepts_is_processed(env: dict[str, str], name: str) -> None:
+    """Non-ASCII keys once failed every attempt (the key was copied into ASCII-only S3 metadata)."""
+    up = _upload(env, f"incoming/{FS}/{name}", _csv(generate(50, "2026-02-01", "2026-02-03", seed=4)))
+    (result,) = _invoke(_event(env, up))
+    assert result["status"] == "accepted", result
+    assert result["source"].endswith(name)
+    curated = _keys(env, f"curated/{FS}/")
+    head = aws.client("s3").head_object(Bucket=env["FEATURES_BUCKET"], Key=curated[0])
+    from urllib.parse import unquote
+
+    assert unquote(head["Metadata"]["source"]).endswith(name)
+
+
 def test_partly_bad_csv_with_spaces_in_the_key(env: dict[str, str], bus_queue: str) -> None:
     table = generate(200, "2026-02-01", "2026-02-03", seed=2).drop_columns(["defaulted"])
     body = _csv(table).decode().splitlines()
