@@ -132,9 +132,9 @@ def validate(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     execution_id = str(event.get("execution_id", ""))
     # a request may ask for a stricter approval than the config (never a looser one)
     approval = "manual" if m.approval == "manual" or raw.get("require_approval") is True else "auto"
-    registered = _registered_version(ctx, m.name, raw.get("version"))
+    registered = _registered_version(ctx, m.name, raw.get("rollout_version"))
     return {
-        **({"version": registered} if registered is not None else {}),
+        **({"rollout_version": registered} if registered is not None else {}),
         # with a trainer (the user's code) configured, no algorithm is named: naming one would override it
         "model": m.name, "feature_set": m.feature_set, "algorithm": None if m.trainer else m.algorithm,
         "trainer": m.trainer, "params": m.params,
@@ -170,7 +170,7 @@ def _registered_version(ctx: StepContext, model: str, version: Any) -> int | Non
     if version is None:
         return None
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InvalidRequestError(f"request field 'version' must be a positive integer, got {version!r}")
+        raise InvalidRequestError(f"request field 'rollout_version' must be a positive integer, got {version!r}")
     try:
         mv = ctx.registry.get_version(model, version)
     except (UnknownModelError, UnknownVersionError):
@@ -188,9 +188,9 @@ def registered(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     request = _value(state, "request")
     assert request is not None
     m = _model_cfg(ctx, request)
-    version = request.get("version")
+    version = request.get("rollout_version")
     if not isinstance(version, int):
-        raise InvalidStepInputError(f"the request has no registered 'version' (got {version!r})")
+        raise InvalidStepInputError(f"the request has no 'rollout_version' (got {version!r})")
     mv = ctx.registry.get_version(m.name, version)
     lineage = mv.lineage or {}
     parent = lineage.get("parent_version")

@@ -146,7 +146,7 @@ def _parse_bus_event(event: Mapping[str, Any], config: PlatformConfig,
         _known_model(model, config, trigger, event_id)
         extra: dict[str, Any] = {"require_approval": True} if strict else {}
         if version is not None:  # roll out this registered candidate instead of training a new one
-            extra["version"] = version
+            extra["rollout_version"] = version
         return [RetrainRequest(model, "manual", event_id, reason, requested_by, extra)], []
     except TriggerError:
         raise
@@ -310,8 +310,8 @@ class RetrainTrigger:
                    "requested_by": r.requested_by, "details": r.details, "execution_name": name,
                    "requested_at": datetime.fromtimestamp(now, UTC).isoformat(),
                    "require_approval": bool(r.details.get("require_approval"))}
-        if isinstance(r.details.get("version"), int):
-            payload["version"] = r.details["version"]
+        if isinstance(r.details.get("rollout_version"), int):  # not "version": drift details carry the drifted one
+            payload["rollout_version"] = r.details["rollout_version"]
         try:
             self._sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name,
                                       input=json.dumps(payload))

@@ -534,7 +534,7 @@ def test_registered_candidate_goes_through_gate_and_canary_without_training(harn
     champ = harness.seed_champion(roc_auc=0.78)
     v = _register_imported(harness, 0.81, champ, 0.78)
     harness.after_step["deploy"] = lambda _: harness.captures(champ, v, n=200, challenger_broken=0.0)
-    d = harness.wait(harness.start("imported", version=v))
+    d = harness.wait(harness.start("imported", rollout_version=v))
     assert d["status"] == "SUCCEEDED", d
     assert "train" not in harness.calls
     assert harness.calls[:3] == ["validate", "registered", "gate"] and "evaluate_canary" in harness.calls
@@ -545,7 +545,7 @@ def test_registered_candidate_goes_through_gate_and_canary_without_training(harn
 def test_registered_candidate_that_fails_the_gate_is_rejected(harness: Harness) -> None:
     champ = harness.seed_champion(roc_auc=0.80)
     v = _register_imported(harness, 0.70, champ, 0.80)
-    d = harness.wait(harness.start("imported-bad", version=v))
+    d = harness.wait(harness.start("imported-bad", rollout_version=v))
     assert d["status"] == "SUCCEEDED"
     assert harness.calls == ["validate", "registered", "gate"]
     assert harness.registry.get_version(harness.model, v).status == "rejected"
@@ -554,8 +554,8 @@ def test_registered_candidate_that_fails_the_gate_is_rejected(harness: Harness) 
 
 def test_registered_version_must_be_a_candidate(harness: Harness) -> None:
     champ = harness.seed_champion()
-    d = harness.wait(harness.start("not-candidate", version=champ))
+    d = harness.wait(harness.start("not-candidate", rollout_version=champ))
     assert d["status"] == "FAILED"
     assert harness.calls == ["validate", "record_failure"]
-    d = harness.wait(harness.start("no-such-version", version=99))
+    d = harness.wait(harness.start("no-such-version", rollout_version=99))
     assert d["status"] == "FAILED"

@@ -42,6 +42,7 @@ def test_drift_event() -> None:
     assert (req.model, req.trigger, req.trigger_id) == ("credit-default", "drift", "evt-1")
     assert "60%" in req.reason and "income" in req.reason
     assert req.details["report_uri"] == "s3://r/x.html"
+    assert "rollout_version" not in req.details  # the drifted version is not a version to roll out
 
 
 def test_drift_opt_out_is_a_skip_not_an_error() -> None:
@@ -88,7 +89,7 @@ def test_manual_and_schedule() -> None:
 def test_manual_request_for_a_registered_version() -> None:
     ev = _bus("driftline.cli", "RetrainRequested", {"model": "churn", "requested_by": "alice", "version": 4})
     (req,), _ = parse_event(ev, _cfg(), FS)
-    assert req.details == {"version": 4}
+    assert req.details == {"rollout_version": 4}
     for bad, message in ((0, "positive version number"), ("4", "'version' must be int"), (True, "must be int")):
         ev["detail"]["version"] = bad
         with pytest.raises(TriggerError, match=message):
