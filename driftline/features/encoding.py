@@ -19,6 +19,8 @@ import numpy as np
 
 MODEL_INPUT_TYPES = ("int", "float", "bool", "categorical")
 ONNX_INPUT_NAME = "X"
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""The largest magnitude the float32 model input holds: ingest refuses larger numbers, serving too."""
 
 
 def model_features(schema: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 ENTITY_SEPARATOR = "|"
+MAX_KEY_BYTES = 2048
+"""DynamoDB's limit on a partition key value (UTF-8 bytes): the item key ``<feature_set>#<entity>``."""
 BATCH_GET_LIMIT = 100
 CONDITION = "attribute_not_exists(pk) OR event_ts < :ts"
 
@@ -34,6 +36,11 @@ def entity_key(values: Sequence[Any]) -> str:
 
 def item_key(feature_set: str, entity: str) -> str:
     return f"{feature_set}#{entity}"
+
+
+def max_entity_bytes(feature_set: str) -> int:
+    """The longest entity key (UTF-8 bytes, parts joined by ``|``) the online store can hold."""
+    return MAX_KEY_BYTES - len(item_key(feature_set, "").encode("utf-8"))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -28,6 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from driftline.features.arrow_columns import bitmap_bits, is_text, is_text_dictionary, valid_bits
+from driftline.features.encoding import FLOAT32_MAX
+from driftline.features.online import max_entity_bytes
 from driftline.features.schema import Feature, FeatureSet, Label
 from driftline.features.tables import TIMESTAMP_TYPE, curated_schema, label_type, required_columns
 
@@ -580,6 +582,7 @@ def validate(raw: pa.Table, fs: FeatureSet, *, others: Iterable[FeatureSet] = ()
     typed: dict[str, pa.Array] = {}
     for e in fs.entity:
         typed[e] = _check_column(run, e, "entity", coerce_text, column(e), required="entity key")
+    _entity_key_size(run, fs, typed)
     typed[fs.timestamp] = _check_column(run, fs.timestamp, "timestamp", coerce_timestamp, column(fs.timestamp),
                                         required="event timestamp")
     keys = dict(typed)
@@ -624,6 +627,19 @@ def _check_column(run: _Run, name: str, kind: str, fn: Callable[..., Coerced], r
     return arr
 
 
+def _entity_key_size(run: _Run, fs: FeatureSet, typed: Mapping[str, pa.Array]) -> None:
+    """Rows whose entity key is too long for the online store's item key (DynamoDB: 2,048 bytes)."""
+    limit = max_entity_bytes(fs.name)
+    sizes = np.full(run.n, len(fs.entity) - 1, dtype=np.int64)  # the '|' separators
+    for e in fs.entity:
+        lengths = pc.binary_length(pc.cast(typed[e], pa.string()))
+        sizes += np.asarray(pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    run.fail("entity_length", fs.entity[0] if len(fs.entity) == 1 else None, sizes > limit,
+             f"{{count}} row(s) have an entity key longer than {limit:,} bytes (UTF-8), more than the online "
+             f"store's key can hold", "entity keys are identifiers: shorten them (e.g. hash long natural keys)",
+             sample_columns=list(fs.entity))
+
+
 def _check_feature(run: _Run, f: Feature, raw_col: pa.Array) -> pa.Array:
     """Type, missing values, range and categories of one feature."""
     required = None if f.nullable else "value for"
@@ -634,6 +650,12 @@ def _check_feature(run: _Run, f: Feature, raw_col: pa.Array) -> pa.Array:
                             keep_dictionary=True)
     else:
         arr = _check_column(run, f.name, f.type, _COERCE[f.type], raw_col, required=required)
+    if f.is_numeric:  # what no model input can hold is refused here, not by every later prediction
+        beyond = _np(pc.greater(pc.abs(pc.cast(arr, pa.float64())), FLOAT32_MAX))
+        if beyond.any():
+            run.fail("range", f.name, beyond,
+                     f"{{count}} value(s) of {f.name!r} are beyond ±{FLOAT32_MAX:.4g}, the largest number a "
+                     f"model's float32 input holds", "check units; such values could never be served")
     if f.is_numeric and (f.min is not None or f.max is not None):
         below, above = _out_of_range(arr, f.min, f.max)
         if below is not None:

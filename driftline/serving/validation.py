@@ -23,11 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from driftline.features.encoding import MODEL_INPUT_TYPES, category_index
+from driftline.features.encoding import FLOAT32_MAX, MODEL_INPUT_TYPES, category_index
 from driftline.serving.body import NonFinite
 from driftline.serving.errors import unprocessable
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 _MISSING = object()
 _FLOAT, _INT, _CAT, _BOOL = 0, 1, 2, 3
 _KIND = {"float": _FLOAT, "int": _INT, "categorical": _CAT, "bool": _BOOL}

@@ -184,6 +184,18 @@ def test_any_key_s3_accepts_is_processed(env: dict[str, str], name: str) -> None
     assert unquote(head["Metadata"]["source"]).endswith(name)
 
 
+def test_oversized_entity_id_is_quarantined_not_fatal(env: dict[str, str]) -> None:
+    """A 5,000-character customer_id once passed validation, failed the online write, and orphaned the rest."""
+    table = generate(300, "2026-02-01", "2026-02-03", seed=5)
+    ids = table.column("customer_id").to_pylist()
+    ids[7] = "C" * 5000
+    table = table.set_column(table.column_names.index("customer_id"), "customer_id", pa.array(ids))
+    (result,) = _invoke(_event(env, _upload(env, f"incoming/{FS}/long-id.parquet", _parquet(table))))
+    assert result["status"] == "partial", result
+    assert (result["rows_accepted"], result["rows_rejected"]) == (299, 1)
+    assert _curated_rows(env).num_rows == 299
+
+
 def test_partly_bad_csv_with_spaces_in_the_key(env: dict[str, str], bus_queue: str) -> None:
     table = generate(200, "2026-02-01", "2026-02-03", seed=2).drop_columns(["defaulted"])
     body = _csv(table).decode().splitlines()

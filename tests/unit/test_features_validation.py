@@ -158,6 +158,36 @@ def test_ranges(good: pa.Table, credit_fs: FeatureSet) -> None:
     assert r.report()["rows_rejected"] == 2
 
 
+def test_numbers_no_model_input_can_hold_are_rejected_per_row(good: pa.Table, credit_fs: FeatureSet) -> None:
+    """income has no max: 1e300 used to be accepted, then every request for that customer got a 422."""
+    incomes = _col(good, "income")
+    incomes[2], incomes[4], incomes[6] = 1e300, 5e38, 3.4e38  # the last one fits float32
+    r = validate(_with(good, "income", incomes, pa.float64()), credit_fs)
+    check = _checks(r)["range:income"]
+    assert check["failed_rows"] == 2 and "float32" in check["message"]
+    assert [s["row"] for s in check["sample"]] == [2, 4]
+
+
+def test_entity_keys_too_long_for_the_online_store(good: pa.Table, credit_fs: FeatureSet) -> None:
+    """One 5,000-character customer_id used to fail the whole upload after curated data was written."""
+    from driftline.features.online import MAX_KEY_BYTES, max_entity_bytes
+
+    ids = _col(good, "customer_id")
+    limit = max_entity_bytes("credit_default")
+    ids[1] = "C" * 5000
+    ids[2] = "é" * (limit // 2 + 1)  # short in characters, too long in UTF-8 bytes
+    ids[3] = "C" * limit  # exactly fits: pk = "credit_default#" + id is 2,048 bytes
+    r = validate(_with(good, "customer_id", ids), credit_fs)
+    check = _checks(r)["entity_length:customer_id"]
+    assert check["failed_rows"] == 2 and f"{limit:,} bytes" in check["message"]
+    assert r.report()["rows_rejected"] == 2
+    assert len(f"credit_default#{'C' * limit}".encode()) == MAX_KEY_BYTES
+    composite = _tiny_fs()
+    table = pa.table({"shop": ["s" * 1500, "s"], "item": ["i" * 600, "i"], "ts": ["2026-01-01", "2026-01-01"],
+                      "x": [1.0, 2.0], "note": ["a", "b"], "grade": ["a", "b"]})
+    assert _checks(validate(table, composite))["entity_length:None"]["failed_rows"] == 1
+
+
 def test_categories(good: pa.Table, credit_fs: FeatureSet) -> None:
     regions = _col(good, "region")
     regions[0], regions[1], regions[2] = "North", "mars", "mars"
