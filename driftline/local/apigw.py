@@ -41,6 +41,11 @@ from driftline.retraining.approval_api import LOCAL_PRINCIPAL_HEADER
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 INTEGRATION_TIMEOUT_S = 29.0
+LISTEN_BACKLOG = 1024
+"""Pending connections the kernel queues (gunicorn and nginx default to 511-2048; Python's default is 5)."""
+READ_TIMEOUT_S = 30.0
+"""A request whose bytes stop arriving for this long is answered 408 and closed."""
+MAX_CHUNK_LINE = 1024
 _TEXT_TYPES = (
     "text/",
     "application/json",
@@ -241,6 +246,15 @@ class _TooLargeError(Exception):
     pass
 
 
+class _Server(ThreadingHTTPServer):
+    """A listen backlog like a production server's: the standard library's 5 made bursts time out."""
+
+    request_queue_size = LISTEN_BACKLOG
+
+
+_CHUNK_SIZE = re.compile(rb"^[0-9a-fA-F]{1,16}$")
+
+
 class ApiGateway:
     """A threaded HTTP server for the platform's routes. Binds in the constructor (so a busy port
     fails fast) and answers 503 until :meth:`open` is called."""
@@ -265,7 +279,7 @@ class ApiGateway:
         self.log = log
         self._ready = threading.Event()
         self._slow_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="driftline-apigw")
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server = _Server((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="driftline-apigw", daemon=True
@@ -300,6 +314,14 @@ class ApiGateway:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "driftline-local-apigw"
+            timeout = READ_TIMEOUT_S  # a client that stops sending mid-request is cut off, not waited on forever
+
+            def __getattr__(self, name: str) -> Any:
+                # any method token reaches the router (405 with Allow, as API Gateway), never the
+                # standard library's 501 for a method it has no do_<METHOD> for
+                if name.startswith("do_") and name[3:].isalpha() and name[3:].isupper():
+                    return self._handle
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -339,7 +361,11 @@ class ApiGateway:
                     chunks: list[bytes] = []
                     total = 0
                     while True:
-                        size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                        line = self.rfile.readline(MAX_CHUNK_LINE + 1)
+                        token = line.split(b";", 1)[0].strip()
+                        if not line.endswith(b"\n") or not _CHUNK_SIZE.match(token):  # "-1", "0x10", EOF, ...
+                            raise ValueError(f"malformed chunk size line {line[:40]!r}")
+                        size = int(token, 16)
                         if size == 0:
                             while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                                 pass
@@ -347,7 +373,10 @@ class ApiGateway:
                         total += size
                         if total > MAX_BODY_BYTES:
                             raise _TooLargeError
-                        chunks.append(self.rfile.read(size))
+                        chunk = self.rfile.read(size)
+                        if len(chunk) != size:  # the client closed before sending what it announced
+                            raise ValueError("the chunked body ended early")
+                        chunks.append(chunk)
                         self.rfile.readline()
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_BODY_BYTES:
@@ -382,6 +411,10 @@ class ApiGateway:
                     self.close_connection = True
                     self._message(400, "Bad Request: malformed Content-Length or chunked body", request_id)
                     return 400
+                except TimeoutError:
+                    self.close_connection = True
+                    self._message(408, "Request Timeout: the body did not arrive in time", request_id)
+                    return 408
                 split = urlsplit(self.path)
                 route, params, allowed = gateway.routes.resolve(self.command, split.path)
                 if route is None and not allowed:

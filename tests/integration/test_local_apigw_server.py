@@ -106,3 +106,36 @@ def test_busy_port_fails_in_the_constructor() -> None:
         busy.listen()
         with pytest.raises(OSError):
             apigw.ApiGateway(apigw.RouteTable([]), lambda f, e: None, port=busy.getsockname()[1])
+
+
+def test_hostile_chunking_and_methods(gateway: Any) -> None:
+    """Chunk size -1 once read a 60 MB body past the 10 MB limit; unknown methods got the stdlib's 501."""
+    gw, fns = gateway
+    gw.open()
+    for size in (b"-1", b"0x10", b"+5", b"zz", b"1" * 20):
+        reply = raw_request(gw.port, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            + size + b"\r\n" + b"a" * 64 + b"\r\n0\r\n\r\n")
+        assert reply.startswith("HTTP/1.1 400"), (size, reply)
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:  # announced, then half-closed
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n100\r\nabc")
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(65536).startswith(b"HTTP/1.1 400")
+    for method in (b"FOO", b"TRACE", b"CONNECT"):
+        reply = raw_request(gw.port, method + b" /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        assert reply.startswith("HTTP/1.1 405") and "Allow: POST" in reply, reply
+    assert gw._server.request_queue_size == apigw.LISTEN_BACKLOG >= 128
+    assert fns.events == []
+
+
+def test_a_burst_of_simultaneous_connections_is_queued_not_refused(gateway: Any) -> None:
+    gw, _ = gateway
+    gw.open()
+    socks = [socket.create_connection(("127.0.0.1", gw.port), timeout=10) for _ in range(200)]
+    try:
+        for s in socks:
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx")
+        answered = sum(s.recv(12).startswith(b"HTTP/1.1 200") for s in socks)
+    finally:
+        for s in socks:
+            s.close()
+    assert answered == 200
