@@ -94,3 +94,13 @@ def test_handler_imports_with_only_its_layer(fn, built: dict[str, Path]) -> None
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "heavy: []" in proc.stdout, f"{fn.logical} imports {proc.stdout}"
+
+
+def test_training_image_gets_the_trainers_folder() -> None:
+    """cdk.json's trainers_dir is copied into the image; a trainer without its folder fails at synth."""
+    from stacks.pipeline_stack import NO_TRAINERS, trainers_build_dir
+
+    assert trainers_build_dir("examples/trainers", True) == "examples/trainers"
+    assert trainers_build_dir("no/such/dir", False) == NO_TRAINERS
+    with pytest.raises(ValueError, match="does not exist"):
+        trainers_build_dir("no/such/dir", True)

@@ -12,7 +12,6 @@ import pytest
 from driftline.config import ConfigError, ModelConfig, PlatformConfig
 from driftline.training.core import train_model
 from driftline.training.errors import TrainingRejectedError
-from stacks.pipeline_stack import NO_TRAINERS, trainers_build_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "trainers"
@@ -69,13 +68,6 @@ def test_missing_folder_and_malformed_spec(tmp_path: Path, credit_table: pa.Tabl
         train_model(credit_table, credit_fs, cfg(), trainers_dir=tmp_path / "nope")
     with pytest.raises(ValueError, match="module:function"):
         cfg("not a spec")
-
-
-def test_image_gets_the_trainers_folder() -> None:
-    assert trainers_build_dir("examples/trainers", True) == "examples/trainers"
-    assert trainers_build_dir("no/such/dir", False) == NO_TRAINERS
-    with pytest.raises(ValueError, match="does not exist"):
-        trainers_build_dir("no/such/dir", True)
 
 
 def test_config_mistakes_are_one_line(tmp_path: Path) -> None:
