@@ -147,6 +147,14 @@ class ModelConfig(_Strict):
         return v
 
     @model_validator(mode="after")
+    def _manual_needs_approvers(self) -> ModelConfig:
+        if self.approval == "manual" and not self.approvers:
+            raise ValueError("approval 'manual' needs 'approvers': the principals (IAM ARNs, or names on the local "
+                             "platform) allowed to approve; without them anyone who can call the approval route "
+                             "could approve")
+        return self
+
+    @model_validator(mode="after")
     def _fits_the_workflow(self) -> ModelConfig:
         longest_bake = self.deploy.bake_seconds * (1 + self.deploy.max_bake_extensions)
         budget = WORKFLOW_TIMEOUT_SECONDS - WORKFLOW_STEPS_ALLOWANCE_SECONDS

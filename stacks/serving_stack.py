@@ -136,8 +136,8 @@ class ServingStack(Stack):
         self.approve = make_function(self, shared, "approve")
         self._grant_approve(shared, platform.name("retrain"))
         integrations = {
-            "serve": apigw.LambdaIntegration(handler, proxy=True),
-            "approve": apigw.LambdaIntegration(self.approve.function, proxy=True),
+            "serve": apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False),
+            "approve": apigw.LambdaIntegration(self.approve.function, proxy=True, allow_test_invoke=False),
         }
         for route in platform.routes:
             resource = self.api.root.resource_for_path(route.path)

@@ -300,6 +300,9 @@ def deploy(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
         champion = al.champion
     except UnknownModelError:
         champion = None
+    status = ctx.registry.get_version(m.name, version).status
+    if status != "approved":  # the registry, not the state's path through the workflow, says it may serve
+        raise InvalidStepInputError(f"{m.name} v{version} is {status}, not approved: it cannot be deployed")
     mode: str = m.deploy.mode
     note = f"deploy mode {mode} (config)"
     if champion is None and mode != "direct":

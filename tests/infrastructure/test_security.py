@@ -127,6 +127,14 @@ def test_api_is_regional_throttled_and_iam_authorized(synth: Synth) -> None:
     assert auth == sorted(["NONE"] * public + ["AWS_IAM"] * (len(synth.platform.routes) - public))
 
 
+def test_functions_are_invoked_only_by_the_deployed_api_stage(synth: Synth) -> None:
+    """No console test-invoke permission: the approval route must only run behind the stage's IAM auth."""
+    perms = synth.resources("AWS::Lambda::Permission", "serving")
+    assert perms
+    text = json.dumps(perms)
+    assert "test-invoke-stage" not in text
+
+
 def test_dashboard_and_alarms_cover_serving_drift_workflow_ingest_and_dlqs(synth: Synth) -> None:
     (dash,) = synth.resources("AWS::CloudWatch::Dashboard", "monitoring").values()
     body = json.dumps(dash["Properties"]["DashboardBody"])

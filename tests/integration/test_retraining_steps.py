@@ -148,3 +148,14 @@ def test_sns_approval_message_names_the_commands(ctx: StepContext) -> None:
     assert f"driftline models approve --model {MODEL} --version {v}" in body["Message"]
     # the task token is not written to the lineage records
     assert all("task_token" not in json.dumps(s["payload"]) for s in ctx.control.history(MODEL, kind="step"))
+
+
+def test_deploy_refuses_a_version_the_registry_has_not_approved(ctx: StepContext) -> None:
+    """The manual gate was advisory: deploy followed the state's path without asking the registry."""
+    v = ctx.registry.next_version(MODEL)
+    ctx.registry.register(MODEL, version=v, metrics={"roc_auc": 0.9})
+    s = state(ctx, candidate={"value": {"model": MODEL, "version": v, "status": "candidate", "metrics": {}}})
+    with pytest.raises(InvalidStepInputError, match=f"v{v} is candidate, not approved"):
+        run_step({"action": "deploy", "state": s}, ctx)
+    ctx.registry.approve(MODEL, v, "alice", "ok")
+    assert run_step({"action": "deploy", "state": s}, ctx)["mode"] == "direct"

@@ -291,7 +291,8 @@ def test_manual_approval_approved_deploys(harness: Harness) -> None:
     assert (approve.who, approve.version) == ("alice", 2)
 
 
-@pytest.mark.parametrize("harness", [{"approval": "manual", "approval_timeout_seconds": 2}], indirect=True)
+@pytest.mark.parametrize("harness", [{"approval": "manual", "approvers": ["alice"], "approval_timeout_seconds": 2}],
+                         indirect=True)
 def test_approval_timeout_rejects(harness: Harness) -> None:
     champ = harness.seed_champion()
     d = harness.wait(harness.start("nobody-answers"))

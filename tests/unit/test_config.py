@@ -119,3 +119,14 @@ def test_regression_tolerance_defaults_to_absolute_and_relative_replaces_it() ->
     # the dumped config (PLATFORM_CONFIG for the functions) validates again
     assert QualityGate.model_validate_json(relative.model_dump_json()) == relative
     assert DeploySettings().max_bake_extensions == 3
+
+
+def test_manual_approval_needs_approvers() -> None:
+    """With no approvers, 'manual' let anyone who could call the approval route approve (issue 16, item 12)."""
+    from driftline.config import PlatformConfig
+
+    with pytest.raises(ValueError, match="approval 'manual' needs 'approvers'"):
+        PlatformConfig.model_validate({"models": [{"name": "m", "feature_set": "f", "approval": "manual"}]})
+    ok = PlatformConfig.model_validate({"models": [{"name": "m", "feature_set": "f", "approval": "manual",
+                                                    "approvers": ["arn:aws:iam::1:role/lead"]}]})
+    assert ok.models[0].approvers == ("arn:aws:iam::1:role/lead",)
