@@ -70,8 +70,27 @@ def test_skops_round_trip_and_untrusted_types_are_refused(credit_table: pa.Table
     np.testing.assert_allclose(pipeline.predict_proba(tm.data.X_val)[:, 1],
                                tm.validation_prediction.probabilities[:, 1], atol=1e-5)  # type: ignore[index]
     assert not tm.skops.startswith(b"\x80")  # a zip (skops), not a pickle stream
-    with pytest.raises(UntrustedArtifactError, match="outside scikit-learn"):
+    with pytest.raises(UntrustedArtifactError, match="not scikit-learn/NumPy/SciPy classes"):
         load_pipeline(dump_pipeline({"payload": Foreign()}))
+    import hashlib
+
+    assert load_pipeline(tm.skops, hashlib.sha256(tm.skops).hexdigest()) is not None
+    with pytest.raises(UntrustedArtifactError, match="SHA-256 differs"):
+        load_pipeline(tm.skops, "0" * 64)
+
+
+@pytest.mark.parametrize(("name", "trusted"), [
+    ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", True),
+    ("numpy.dtype", True), ("builtins.slice", True),
+    ("builtins.eval", False), ("builtins.exec", False), ("builtins.getattr", False), ("builtins.object", False),
+    ("numpy.load", False),  # a function of a trusted package, not a class
+    ("sklearn.utils.fixes.os", False), ("sklearnx.Evil", False), ("os.system", False), ("numpy.", False),
+])
+def test_skops_trust_is_by_exact_class_name(name: str, trusted: bool) -> None:
+    """A prefix ('builtins.', 'numpy.') once trusted every name under it (issue 16, item 16)."""
+    from driftline.training.skops_io import trusted_type
+
+    assert trusted_type(name) is trusted
 
 
 class Foreign:
