@@ -214,6 +214,30 @@ print("RESULT " + json.dumps({"handler_1": stats(lambda: handler(e1), n1),
                               "handler_100": stats(lambda: handler(e100), n100)}), flush=True)
 '''
 
+# The same handler and champion, just the latencies: run alternately with the built-in and the
+# imported model as champion, so both are measured by one program in the same run.
+WARM_CHAMPION = _STATS + r'''
+from lambdas import serve
+from driftline.serving.events import LocalContext, proxy_event
+ctx = LocalContext()
+hdr = {"Content-Type": "application/json"}
+e1 = proxy_event("POST", "/v1/models/credit-default/predict", one, headers=hdr)
+e100 = proxy_event("POST", "/v1/models/credit-default/predict", hundred, headers=hdr)
+sink = open(os.devnull, "w")
+with contextlib.redirect_stdout(sink):
+    assert serve.handler(e1, ctx)["statusCode"] == 200
+    out = {"handler_1": stats(lambda: serve.handler(e1, ctx), n1),
+           "handler_100": stats(lambda: serve.handler(e100, ctx), n100)}
+champ = serve._State.service.deployments.deployment("credit-default").champion
+X1 = champ.validator.validate(json.loads(one)["records"]).X
+X100 = champ.validator.validate(json.loads(hundred)["records"]).X
+out["onnx_run_1"] = stats(lambda: champ.run(X1), n1)
+out["onnx_run_100"] = stats(lambda: champ.run(X100), n100)
+out["version"] = champ.version
+serve._State.service.capture.flush()
+print("RESULT " + json.dumps(out), flush=True)
+'''
+
 
 # ----------------------------------------------------------------------------- emulator
 def free_port() -> int:
@@ -304,6 +328,75 @@ def train_and_register(env: dict[str, str], n_rows: int, algorithm: str) -> dict
         "naive_spec": {"bucket": env["ARTIFACTS_BUCKET"], "key": naive_key,
                        "features": [dict(f) for f in model_features(schema)]},
     }
+
+
+def register_imported_pipeline(env: dict[str, str], n_rows: int) -> dict[str, Any]:
+    """A notebook's one-hot pipeline (examples/trainers/credit_pipeline.py) fitted on the training frame
+    of the same data, registered through ``register_imported`` (the path of ``driftline.register_model``)
+    and approved; the built-in model stays champion until the comparison promotes this one."""
+    import importlib.util
+
+    from driftline import config
+    from driftline.datasets.credit_default import generate
+    from driftline.features.schema import load_feature_set
+    from driftline.registry.store import Registry
+    from driftline.training.frames import training_frame
+    from driftline.training.imported import ImportedModel, register_imported
+
+    fs = load_feature_set(ROOT / "examples" / "feature_sets" / "credit_default.yaml")
+    assert fs.label is not None
+    cfg = config.load(ROOT / "cdk.json").model(MODEL)
+    spec = importlib.util.spec_from_file_location("credit_pipeline", ROOT / "examples" / "trainers" /
+                                                  "credit_pipeline.py")
+    assert spec is not None and spec.loader is not None
+    trainer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(trainer)
+    table = generate(n_rows, "2026-01-01", "2026-04-01", seed=7)
+    frame = training_frame(table, fs, 0.2)
+    train = frame[frame.split == "train"]
+    pipe = trainer.build(fs, {"max_iter": 100})  # the same number of trees as the built-in model
+    t = time.perf_counter()
+    pipe.fit(train[[f.name for f in fs.features]], train[fs.label.name])
+    fit_s = time.perf_counter() - t
+    reg = Registry(env["REGISTRY_TABLE"])
+    t = time.perf_counter()
+    out = register_imported(ImportedModel(estimator=pipe), table, fs, cfg, registry=reg,
+                            artifacts_bucket=env["ARTIFACTS_BUCKET"], created_by="benchmark", validation_fraction=0.2)
+    register_s = time.perf_counter() - t
+    if out.status != "candidate":
+        raise SystemExit(f"the imported pipeline was rejected: {out.reason}")
+    reg.approve(MODEL, out.version, "benchmark", "benchmark model")
+    return {"version": out.version, "fit_s": fit_s, "register_s": register_s,
+            "onnx_bytes": int(out.artifacts["onnx"]["size"])}
+
+
+def compare_imported(env: dict[str, str], child_env: dict[str, str], builtin: int, imported: int,
+                     counts: list[str], rounds: int) -> dict[str, Any]:
+    """Built-in vs imported champion, alternately (fresh child each), median over ``rounds``."""
+    from driftline.registry.store import Registry
+
+    reg = Registry(env["REGISTRY_TABLE"])
+    runs: dict[str, list[dict[str, Any]]] = {"builtin": [], "imported": []}
+    for i in range(rounds):
+        for who, version in (("builtin", builtin), ("imported", imported)):
+            if reg.aliases(MODEL, consistent=True).champion != version:
+                if i == 0 and who == "imported":
+                    reg.promote(MODEL, version, "benchmark", "benchmark: imported pipeline vs built-in")
+                else:
+                    reg.rollback(MODEL, "benchmark", "benchmark: imported pipeline vs built-in", to_version=version)
+            _, r = run_child(WARM_CHAMPION, counts, child_env)
+            assert r["version"] == version, (r["version"], version)
+            runs[who].append(r)
+    if reg.aliases(MODEL, consistent=True).champion != builtin:
+        reg.rollback(MODEL, "benchmark", "benchmark done", to_version=builtin)
+    out: dict[str, Any] = {}
+    for part in ("handler_1", "handler_100", "onnx_run_1", "onnx_run_100"):
+        for who, results in runs.items():
+            for q in ("p50_us", "cpu_p50_us"):
+                out[f"{who}_{part}_{q}"] = statistics.median(r[part][q] for r in results)
+        out[f"ratio_imported_vs_builtin_{part}_p50"] = (out[f"imported_{part}_p50_us"]
+                                                        / out[f"builtin_{part}_p50_us"])
+    return out
 
 
 # ----------------------------------------------------------------------------- measurement
@@ -468,6 +561,13 @@ def main() -> None:
         time.sleep(0.5)
         results["capture_objects"] = count_objects(fn_env["CAPTURES_BUCKET"], f"captures/model={MODEL}/")
 
+        print("imported one-hot pipeline (register_imported) vs the built-in model, same handler ...", flush=True)
+        imp = register_imported_pipeline(fn_env, n_rows)
+        results.update({"imported_fit_s": imp["fit_s"], "imported_register_s": imp["register_s"],
+                        "imported_onnx_kb": imp["onnx_bytes"] / 1024})
+        cmp = compare_imported(fn_env, child_env, model["version"], imp["version"], counts, 2 if quick else 3)
+        results.update({f"imported_cmp_{k}" if not k.startswith("ratio") else k: v for k, v in cmp.items()})
+
     # ---- paper cost per million single-row predictions (1,024 MB, billed per started ms)
     mem_gb = platform.function("serve").memory_mb / 1024
     for who in ("ours", "naive"):
@@ -528,6 +628,16 @@ def main() -> None:
         for cap in ("on", "off")
     ], title=f"Saturated sandbox: {n_sustained:,} back-to-back 100-row requests (capture keeps up by backpressure; "
              f"{r['sustained_capture_cost_us_per_row']:.1f} us per captured row on average)")
+    rows_cmp = []
+    for part, label in (("handler_1", "warm handler, 1 row, p50"), ("handler_100", "warm handler, 100 rows, p50"),
+                        ("onnx_run_1", "  ONNX Runtime run alone, 1 row"),
+                        ("onnx_run_100", "  ONNX Runtime run alone, 100 rows")):
+        rows_cmp.append({"measure": label, "built-in": f"{r[f'imported_cmp_builtin_{part}_p50_us']:.0f} us",
+                         "imported": f"{r[f'imported_cmp_imported_{part}_p50_us']:.0f} us",
+                         "imported/built-in": f"{r[f'ratio_imported_vs_builtin_{part}_p50']:.2f}x"})
+    print_table(rows_cmp, title=f"Imported one-hot pipeline (ColumnTransformer + HGB, {r['imported_onnx_kb']:.0f} KB "
+                                f"ONNX) vs built-in {args.algorithm} ({r['onnx_kb']:.0f} KB) as champion, same "
+                                f"handler, alternating fresh processes, median of the runs' p50 (target: within 1.5x)")
     if "gateway_rps" in r:
         print(f"\nlocal API gateway, 4 clients, 1 row: {r['gateway_rps']:.0f} req/s, p50 {r['gateway_p50_ms']:.1f} ms, "
               f"p99 {r['gateway_p99_ms']:.1f} ms, errors {r['gateway_errors']:.0f}")
