@@ -178,9 +178,9 @@ def bench(rows: int, repeat: int) -> dict[str, Any]:
         results[f"artifact_{k}_kb"] = v / 1024
     accounted = 0.0
     for _, _, label in PARTS:
-        spent = statistics.median(p.get(label, 0.0) for p in parts_runs)
-        results[f"part_{_key(label)}_s"] = spent
-        accounted += spent
+        part_s = statistics.median(p.get(label, 0.0) for p in parts_runs)
+        results[f"part_{_key(label)}_s"] = part_s
+        accounted += part_s
     results["part_other_s"] = max(0.0, total - accounted)
     return results
 
