@@ -476,6 +476,65 @@ def adapt_onnx(data: bytes, schema: Mapping[str, Any], class_indices: bool = Fal
     return _adapt(model, schema, classes, onnx)
 
 
+def _opset(model: Any, domain: str) -> int:
+    return next((o.version for o in model.opset_import if (o.domain or "") == domain), 0)
+
+
+def _split(source: str, outputs: list[str], opset: int, name: str, inits: list[Any]) -> Any:
+    """One Split of ``source`` [N, k] into k columns [N, 1] (the ``split`` sizes: an input from opset 13)."""
+    from onnx import helper, numpy_helper
+
+    if opset >= 13:
+        sizes = f"{name}_sizes"
+        inits.append(numpy_helper.from_array(np.ones(len(outputs), dtype=np.int64), sizes))
+        return helper.make_node("Split", [source, sizes], outputs, axis=1, name=name)
+    return helper.make_node("Split", [source], outputs, axis=1, split=[1] * len(outputs), name=name)
+
+
+def _front_nodes(feats: Sequence[Mapping[str, Any]], feeds: set[str], dtypes: Mapping[str, int],
+                 inits: list[Any], opset: int) -> list[Any]:
+    """``X`` -> the user's per-column inputs, in as few nodes as possible (each node costs per request).
+
+    Numbers: ``X`` cast once per input type the graph declares (float, double), then one Split into
+    columns. Categories: their columns gathered at once, NaN -> -1, cast to int64, one Split, then
+    one ``CategoryMapper`` per feature (codes -> strings; null and unknown -> ``NULL_CATEGORY``).
+    Columns the graph does not read go to unused Split outputs.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes: list[Any] = []
+    numeric_types = sorted({dtypes[f["name"]] for f in feats if f["name"] in feeds and f["type"] != "categorical"})
+    for elem in numeric_types:
+        source = ONNX_INPUT_NAME
+        if elem != TensorProto.FLOAT:
+            source = f"dl_x_{elem}"
+            nodes.append(helper.make_node("Cast", [ONNX_INPUT_NAME], [source], to=elem))
+        outs = [_PREFIX + f["name"] if f["name"] in feeds and f["type"] != "categorical"
+                and dtypes[f["name"]] == elem else f"dl_unused_{elem}_{j}" for j, f in enumerate(feats)]
+        nodes.append(_split(source, outs, opset, f"dl_split_{elem}", inits))
+    cats = [(j, f) for j, f in enumerate(feats) if f["type"] == "categorical" and f["name"] in feeds]
+    if cats:
+        inits.append(numpy_helper.from_array(np.asarray([j for j, _ in cats], dtype=np.int64), "dl_cat_idx"))
+        inits.append(numpy_helper.from_array(np.asarray(-1.0, dtype=np.float32), "dl_minus_one"))
+        nodes += [
+            helper.make_node("Gather", [ONNX_INPUT_NAME, "dl_cat_idx"], ["dl_cats"], axis=1),
+            helper.make_node("IsNaN", ["dl_cats"], ["dl_cats_nan"]),
+            helper.make_node("Where", ["dl_cats_nan", "dl_minus_one", "dl_cats"], ["dl_cats_filled"]),
+            helper.make_node("Cast", ["dl_cats_filled"], ["dl_codes"], to=TensorProto.INT64),
+        ]
+        codes = [f"dl_code_{j}" for j, _ in cats]
+        if len(cats) == 1:
+            nodes.append(helper.make_node("Identity", ["dl_codes"], codes))
+        else:
+            nodes.append(_split("dl_codes", codes, opset, "dl_split_codes", inits))
+        for (_, f), code in zip(cats, codes, strict=True):
+            nodes.append(helper.make_node("CategoryMapper", [code], [_PREFIX + f["name"]], domain="ai.onnx.ml",
+                                          cats_int64s=list(range(len(f["categories"] or ()))),
+                                          cats_strings=[str(c) for c in f["categories"] or ()],
+                                          default_string=NULL_CATEGORY))
+    return nodes
+
+
 def _outputs(model: Any, classifier: bool) -> tuple[str | None, str]:
     """(label output, probabilities or value output) of the user's graph."""
     label_out, score_out = None, None
@@ -516,28 +575,7 @@ def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None,
     if single_matrix:
         nodes.append(helper.make_node("Cast", [ONNX_INPUT_NAME], [_PREFIX + feeds[0]], to=dtypes[feeds[0]]))
     else:
-        for j, f in enumerate(feats):
-            if f["name"] not in feeds:
-                continue
-            col = f"dl_col_{j}"
-            inits.append(numpy_helper.from_array(np.asarray([j], dtype=np.int64), f"dl_idx_{j}"))
-            target = _PREFIX + f["name"]
-            if f["type"] != "categorical":
-                nodes.append(helper.make_node("Gather", [ONNX_INPUT_NAME, f"dl_idx_{j}"], [col], axis=1))
-                nodes.append(helper.make_node("Cast", [col], [target], to=dtypes[f["name"]]))
-                continue
-            nodes += [
-                helper.make_node("Gather", [ONNX_INPUT_NAME, f"dl_idx_{j}"], [col], axis=1),
-                helper.make_node("IsNaN", [col], [f"{col}_nan"]),
-                helper.make_node("Where", [f"{col}_nan", "dl_minus_one", col], [f"{col}_filled"]),
-                helper.make_node("Cast", [f"{col}_filled"], [f"{col}_code"], to=TensorProto.INT64),
-                helper.make_node("CategoryMapper", [f"{col}_code"], [target], domain="ai.onnx.ml",
-                                 cats_int64s=list(range(len(f["categories"] or ()))),
-                                 cats_strings=[str(c) for c in f["categories"] or ()],
-                                 default_string=NULL_CATEGORY),
-            ]
-        if any(f["type"] == "categorical" and f["name"] in feeds for f in feats):
-            inits.append(numpy_helper.from_array(np.asarray(-1.0, dtype=np.float32), "dl_minus_one"))
+        nodes += _front_nodes(feats, set(feeds), dtypes, inits, _opset(model, ""))
     front = len(nodes)
     outputs = []
     if classifier:

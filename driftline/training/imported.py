@@ -18,11 +18,12 @@ from importlib import metadata
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from driftline.config import ModelConfig
 from driftline.features.schema import FeatureSet
 from driftline.registry.store import Registry
-from driftline.training.core import TrainedModel, evaluate, validation_fraction_of
+from driftline.training.core import TrainedModel, evaluate, fit_threads, validation_fraction_of
 from driftline.training.dataset import prepare, to_arrow
 from driftline.training.errors import TrainingRejectedError
 from driftline.training.frames import served_frame
@@ -184,7 +185,10 @@ def register_imported(
         runtime.check_signature(prepared.X_val.shape[1], classifier)
         t = time.perf_counter()
         if reference is not None:
-            parity_report = parity(reference, runtime, prepared.X_val, classifier)
+            # scikit-learn on one thread for small data, as training does: OpenMP spin-waiting on a
+            # shared machine made this check 30x slower
+            with threadpool_limits(limits=fit_threads(len(prepared.y_train))):
+                parity_report = parity(reference, runtime, prepared.X_val, classifier)
         else:
             parity_report = {"rows": len(prepared.X_val), "checked_against": "the ONNX file's own graph",
                              **_onnx_file_parity(imported.onnx or b"", runtime, prepared.X_val, schema)}
