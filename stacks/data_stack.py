@@ -36,15 +36,20 @@ class DataStack(Stack):
             description="Driftline data at rest: buckets, tables, topics, queues, logs",
             removal_policy=removal,
         )
-        # Services that write encrypted data on Driftline's behalf.
+        # Services that write encrypted data on Driftline's behalf, each only for this account's resources
+        # (without a condition any account's resource could make the service use this key: confused deputy).
+        own_account = {"StringEquals": {"aws:SourceAccount": self.account}}
         for service in (
             "events.amazonaws.com",
             "sns.amazonaws.com",
             "firehose.amazonaws.com",
             "cloudwatch.amazonaws.com",
         ):
-            self.key.grant_encrypt_decrypt(iam.ServicePrincipal(service))
-        self.key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com"))
+            self.key.grant_encrypt_decrypt(iam.ServicePrincipal(service).with_conditions(own_account))
+        log_groups = f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*"
+        self.key.grant_encrypt_decrypt(  # CloudWatch Logs names the log group in the encryption context
+            iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com").with_conditions(
+                {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}}))
 
         # S3 server access logs can only be delivered to an SSE-S3 bucket.
         self.access_logs = s3.Bucket(

@@ -127,6 +127,22 @@ def test_api_is_regional_throttled_and_iam_authorized(synth: Synth) -> None:
     assert auth == sorted(["NONE"] * public + ["AWS_IAM"] * (len(synth.platform.routes) - public))
 
 
+def test_key_policy_binds_every_service_principal_to_this_account(synth: Synth) -> None:
+    (key,) = synth.resources("AWS::KMS::Key").values()
+    services = [st for st in key["Properties"]["KeyPolicy"]["Statement"]
+                if isinstance(st.get("Principal"), dict) and "Service" in st["Principal"]]
+    names = set()
+    for st in services:
+        service = st["Principal"]["Service"]
+        names.update(json.dumps(x) if not isinstance(x, str) else x for x in
+                     (service if isinstance(service, list) else [service]))
+        assert st.get("Condition"), f"no condition for {service} (confused deputy)"
+        text = json.dumps(st["Condition"])
+        assert "aws:SourceAccount" in text or "aws:logs:arn" in text or "event-bus:arn" in text, text
+    assert {"events.amazonaws.com", "sns.amazonaws.com", "firehose.amazonaws.com",
+            "cloudwatch.amazonaws.com"} <= names and any("logs." in n for n in names)
+
+
 def test_functions_are_invoked_only_by_the_deployed_api_stage(synth: Synth) -> None:
     """No console test-invoke permission: the approval route must only run behind the stage's IAM auth."""
     perms = synth.resources("AWS::Lambda::Permission", "serving")
