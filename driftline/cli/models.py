@@ -35,9 +35,33 @@ OverrideGateOpt = typer.Option(False, "--override-gate",
                                     "says why, and both go to the audit trail.")
 
 
+def _emulated() -> bool:
+    """Whether calls go to an emulator (a loopback endpoint, or STS answering with moto's fixed account)."""
+    import os
+    from urllib.parse import urlsplit
+
+    from driftline import aws
+    from driftline.local.provision import LOCAL_ACCOUNT
+
+    host = urlsplit(os.environ.get("AWS_ENDPOINT_URL", "")).hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1") or host.startswith("127."):
+        return True
+    try:
+        return str(aws.client("sts").get_caller_identity()["Account"]) == LOCAL_ACCOUNT
+    except Exception:
+        return False
+
+
 def principal(as_: str | None) -> str:
-    """``--as`` if given, else the STS caller ARN; no identity at all is a clear error."""
+    """``--as`` (the local platform only), else the STS caller ARN; no identity at all is a clear error.
+
+    On AWS who approves is what STS proves, never a name typed on the command line: ``--as`` there
+    would let anyone record someone else's approval in the audit trail.
+    """
     if as_:
+        if not _emulated():
+            fail("--as works only against the local platform; on AWS you act as the identity STS reports "
+                 "(assume the approver's role instead)")
         return as_
     from driftline import aws
 

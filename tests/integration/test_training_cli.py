@@ -90,3 +90,25 @@ def test_user_mistakes_are_one_line(aws: dict[str, str]) -> None:
     assert res.exit_code == 2 and "not in the registry" in res.output
     res = run("train", "-f", "credit_default", "-m", "ghost", "-d", "x.parquet", *CONFIG)
     assert res.exit_code == 2 and "unknown model 'ghost'" in res.output
+
+
+def test_as_is_refused_against_aws(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--as ARN` once let anyone approve as someone else on real AWS (issue 16, item 11)."""
+    from driftline.cli import models
+
+    monkeypatch.setattr(models, "_emulated", lambda: False)
+    res = run("models", "approve", "-m", "credit-default", "-v", "1", "-r", "ok", "--as",
+              "arn:aws:iam::111111111111:role/ml-lead", *CONFIG)
+    assert res.exit_code == 2 and "--as works only against the local platform" in res.output
+    monkeypatch.undo()
+    assert models._emulated()  # moto answers STS with its fixed account
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", "210987654321")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from driftline import aws as aws_mod
+
+    aws_mod.reset_clients()
+    assert not models._emulated()  # a real account id: not the emulator
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    assert models._emulated()
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    aws_mod.reset_clients()
