@@ -168,9 +168,14 @@ class DeploymentCache:
                               code="model_unavailable")
         try:
             data = self._read_artifact(ref)
-        except (ArtifactIntegrityError, ArtifactNotFoundError) as e:
+        except ArtifactIntegrityError as e:  # the details (URI, version id, hashes) go to the log only
             log.error("refusing to load %s: %s", where, e)
-            raise unavailable(f"{where} cannot serve: {e}", code="model_unavailable") from None
+            raise unavailable(f"{where} cannot serve: its artifact failed the integrity check (see the function's "
+                              f"log)", code="model_unavailable") from None
+        except ArtifactNotFoundError as e:
+            log.error("refusing to load %s: %s", where, e)
+            raise unavailable(f"{where} cannot serve: its artifact is missing (see the function's log)",
+                              code="model_unavailable") from None
         except Exception as e:
             raise unavailable(f"{where} artifact cannot be read right now ({type(e).__name__}); retry "
                               f"shortly", code="artifact_unavailable", retry_after_s=1) from None
@@ -178,7 +183,8 @@ class DeploymentCache:
             return LoadedModel(model, version, info.input_schema, data)
         except (ModelLoadError, ValueError) as e:
             log.error("refusing to load %s: %s", where, e)
-            raise unavailable(f"{where} cannot serve: {e}", code="model_unavailable") from None
+            raise unavailable(f"{where} cannot serve: its model cannot be loaded (see the function's log)",
+                              code="model_unavailable") from None
 
     # ------------------------------------------------------------------ deployment
     def deployment(self, model: str) -> Deployment:

@@ -261,7 +261,9 @@ def test_tampered_artifact_is_refused_with_503(api: Api, reg: Registry, aws: dic
     status, out = api.predict({"records": rows(schema, 1)})
     assert status == 503, out
     assert out["error"]["code"] == "model_unavailable"
-    assert "failed its integrity check" in out["error"]["message"]
+    assert "failed the integrity check" in out["error"]["message"]
+    text = json.dumps(out)
+    assert "s3://" not in text and "sha256" not in text.lower()  # no storage details to clients
 
 
 def test_shadow_scores_the_challenger_without_answering_with_it(api: Api, champion: int, reg: Registry,
