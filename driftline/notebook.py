@@ -276,7 +276,9 @@ def register_model(estimator: Any, *, model: str, config: str | Path | None = No
     else:
         from driftline.training.dataset import to_arrow
 
-        table = to_arrow(data.drop(columns=["split"], errors="ignore") if hasattr(data, "drop") else data)
+        table = to_arrow(data)
+        if "split" in table.column_names and "split" not in ctx.fs.feature_names:  # load_training_set's column
+            table = table.drop_columns(["split"])
         lineage = {"uri": "memory://dataframe", "sha256": table_sha256(table), "rows": table.num_rows}
     code: dict[str, Any] = {}
     if code_path is not None:

@@ -31,8 +31,10 @@ from driftline.features.encoding import ONNX_INPUT_NAME, model_features
 from driftline.training.errors import TrainingRejectedError
 from driftline.training.onnx_export import float32_thresholds, sklearn_converters
 
-__all__ = ["ConversionPlan", "adapt_onnx", "check_estimator", "convert_estimator"]
+__all__ = ["ConversionPlan", "adapt_onnx", "check_estimator", "class_order", "convert_estimator"]
 
+MATRIX_INPUT = "dl_features"
+"""The graph input of an estimator fitted on numeric columns without a ColumnTransformer."""
 NULL_CATEGORY = ""
 """What a null or unknown category becomes inside the graph (strings cannot be NaN)."""
 _PREFIX = "user_"
@@ -54,11 +56,11 @@ def _schema_columns(schema: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 
 def _same_class(a: Any, b: Any) -> bool:
-    return a == b or str(a) == str(b)
+    return bool(a == b) or str(a) == str(b)
 
 
-def _class_order(theirs: Sequence[Any], ours: Sequence[Any]) -> list[int]:
-    """For each of the estimator's classes, its index in the feature set's classes."""
+def class_order(theirs: Sequence[Any], ours: Sequence[Any]) -> list[int]:
+    """For each of the estimator's classes, its index in the feature set's classes (-1: none)."""
     order = []
     for c in theirs:
         match = [i for i, o in enumerate(ours) if _same_class(c, o)]
@@ -69,7 +71,7 @@ def _class_order(theirs: Sequence[Any], ours: Sequence[Any]) -> list[int]:
 def _check_classes(theirs: Sequence[Any], schema: Mapping[str, Any]) -> None:
     label = schema["label"]
     ours = list(label["classes"])
-    order = _class_order(theirs, ours)
+    order = class_order(theirs, ours)
     if -1 in order or sorted(order) != list(range(len(ours))):
         raise TrainingRejectedError(
             f"the estimator's classes {list(theirs)} differ from the classes {ours} of label {label['name']!r} "
@@ -116,8 +118,17 @@ def check_estimator(estimator: Any, schema: Mapping[str, Any]) -> ConversionPlan
                                     f"{type(estimator).__name__} is not a regressor")
     classes = None
     if classifier:
+        if not hasattr(estimator, "predict_proba"):
+            raise TrainingRejectedError(
+                f"the {type(estimator).__name__} has no predict_proba: serving answers class probabilities; use "
+                f"SVC(probability=True), SGDClassifier(loss='log_loss'), or wrap it in CalibratedClassifierCV")
         classes = tuple(np.asarray(estimator.classes_).tolist())
         _check_classes(classes, schema)
+    empty = [f["name"] for f in known.values()
+             if f["type"] == "categorical" and NULL_CATEGORY in (f["categories"] or ())]
+    if empty:
+        raise TrainingRejectedError(f"categorical feature(s) {', '.join(empty)} list the empty string as a category; "
+                                    f"inside the model it stands for null, so rename that category")
     return ConversionPlan(columns=columns, classifier=classifier, classes=classes)
 
 
@@ -184,6 +195,10 @@ def _one_hot_converter() -> Any:
     def converter(scope: Any, operator: Any, container: Any) -> None:
         op = operator.raw_operator
         if _is_string_input(operator):
+            # A null or unknown category reaches the graph as "": with handle_unknown 'error' or 'warn'
+            # (and no infrequent categories) ONNX Runtime would fail the request; encode it as all zeros,
+            # what scikit-learn's 'ignore' (and 'warn') does. The parity check's null probes confirm it.
+            plain = not getattr(op, "_infrequent_enabled", False)
             cats = []
             for c in op.categories_:
                 arr = np.asarray(c, dtype=object).copy()
@@ -192,6 +207,8 @@ def _one_hot_converter() -> Any:
                 cats.append(arr)
             op = copy.copy(op)
             op.categories_ = cats
+            if plain and op.handle_unknown in ("error", "warn"):
+                op.handle_unknown = "ignore"
             operator.raw_operator = op
         convert_sklearn_one_hot_encoder(scope, operator, container)
     return converter
@@ -384,8 +401,20 @@ def convert_estimator(estimator: Any, schema: Mapping[str, Any], name: str = "dr
 
     plan = check_estimator(estimator, schema)
     known = _schema_columns(schema)
-    initial = [(c, StringTensorType([None, 1]) if known[c]["type"] == "categorical" else DoubleTensorType([None, 1]))
-               for c in plan.columns]
+    first = estimator.steps[0][1] if hasattr(estimator, "steps") else estimator
+    matrix = None
+    if type(first).__name__ != "ColumnTransformer":
+        # Without a ColumnTransformer skl2onnx takes one matrix: the columns in the order fitted
+        text = [c for c in plan.columns if known[c]["type"] == "categorical"]
+        if text:
+            raise TrainingRejectedError(f"the {type(first).__name__} receives the string column(s) "
+                                        f"{', '.join(text)} directly; start the pipeline with a ColumnTransformer "
+                                        f"that encodes them (e.g. OneHotEncoder)")
+        matrix = list(plan.columns)
+        initial = [(MATRIX_INPUT, DoubleTensorType([None, len(matrix)]))]
+    else:
+        initial = [(c, StringTensorType([None, 1]) if known[c]["type"] == "categorical"
+                    else DoubleTensorType([None, 1])) for c in plan.columns]
     _register_booster_converters()
     try:
         model = convert_sklearn(estimator, name=name, initial_types=initial, target_opset=_target_opsets(),
@@ -393,7 +422,7 @@ def convert_estimator(estimator: Any, schema: Mapping[str, Any], name: str = "dr
                                 custom_conversion_functions=_converters())
     except Exception as e:  # skl2onnx raises many types (RuntimeError, NotImplementedError, ValueError...)
         raise _conversion_error(estimator, e) from None
-    return _adapt(model, schema, plan.classes, onnx)
+    return _adapt(model, schema, plan.classes, onnx, matrix_columns=matrix)
 
 
 def _tensor_kind(value_info: Any) -> tuple[str, int]:
@@ -414,7 +443,7 @@ def _graph_classes(model: Any) -> list[Any] | None:
 
     for node in model.graph.node:
         for attr in node.attribute:
-            if attr.name in ("classlabels_strings", "classlabels_int64s"):
+            if attr.name in ("classlabels_strings", "classlabels_int64s", "classlabels_ints"):
                 value = onnx.helper.get_attribute_value(attr)
                 return [v.decode() if isinstance(v, bytes) else int(v) for v in value]
     return None
@@ -492,7 +521,7 @@ def _split(source: str, outputs: list[str], opset: int, name: str, inits: list[A
 
 
 def _front_nodes(feats: Sequence[Mapping[str, Any]], feeds: set[str], dtypes: Mapping[str, int],
-                 inits: list[Any], opset: int) -> list[Any]:
+                 inits: list[Any], opset: int, matrix_columns: Sequence[str] | None = None) -> list[Any]:
     """``X`` -> the user's per-column inputs, in as few nodes as possible (each node costs per request).
 
     Numbers: ``X`` cast once per input type the graph declares (float, double), then one Split into
@@ -503,6 +532,13 @@ def _front_nodes(feats: Sequence[Mapping[str, Any]], feeds: set[str], dtypes: Ma
     from onnx import TensorProto, helper, numpy_helper
 
     nodes: list[Any] = []
+    if matrix_columns is not None:  # one input: the fitted columns, in their order
+        position = {f["name"]: j for j, f in enumerate(feats)}
+        inits.append(numpy_helper.from_array(np.asarray([position[c] for c in matrix_columns], dtype=np.int64),
+                                             "dl_matrix_idx"))
+        nodes.append(helper.make_node("Gather", [ONNX_INPUT_NAME, "dl_matrix_idx"], ["dl_matrix"], axis=1))
+        nodes.append(helper.make_node("Cast", ["dl_matrix"], [_PREFIX + MATRIX_INPUT], to=dtypes[MATRIX_INPUT]))
+        return nodes
     numeric_types = sorted({dtypes[f["name"]] for f in feats if f["name"] in feeds and f["type"] != "categorical"})
     for elem in numeric_types:
         source = ONNX_INPUT_NAME
@@ -555,7 +591,7 @@ def _outputs(model: Any, classifier: bool) -> tuple[str | None, str]:
 
 
 def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None, onnx: Any,
-           single_matrix: bool = False) -> bytes:
+           single_matrix: bool = False, matrix_columns: Sequence[str] | None = None) -> bytes:
     from onnx import TensorProto, helper, numpy_helper
 
     label = schema["label"]
@@ -575,13 +611,13 @@ def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None,
     if single_matrix:
         nodes.append(helper.make_node("Cast", [ONNX_INPUT_NAME], [_PREFIX + feeds[0]], to=dtypes[feeds[0]]))
     else:
-        nodes += _front_nodes(feats, set(feeds), dtypes, inits, _opset(model, ""))
+        nodes += _front_nodes(feats, set(feeds), dtypes, inits, _opset(model, ""), matrix_columns)
     front = len(nodes)
     outputs = []
     if classifier:
         ours = list(label["classes"])
         theirs = list(classes) if classes is not None else ours
-        order = _class_order(theirs, ours)
+        order = class_order(theirs, ours)
         if -1 in order or sorted(order) != list(range(len(ours))):
             raise TrainingRejectedError(f"the model's classes {theirs} differ from the feature set's {ours}")
         positions = [order.index(i) for i in range(len(ours))]  # our class i is their column positions[i]

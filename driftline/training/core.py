@@ -198,7 +198,12 @@ def train_model(
     runtime = OnnxModel(onnx_bytes)
     runtime.check_signature(prepared.X_train.shape[1], classifier)
     with threadpool_limits(limits=n_threads):
-        parity_report = parity(reference, runtime, prepared.X_val, classifier)
+        if trainer:
+            from driftline.training.imported import parity_on_served_rows
+
+            parity_report = parity_on_served_rows(reference, runtime, prepared.X_val, schema, classifier)
+        else:
+            parity_report = parity(reference, runtime, prepared.X_val, classifier)
     timings["onnx_and_parity"] = time.perf_counter() - t
     progress(f"evaluating on {len(prepared.y_val)} validation rows")
     t = time.perf_counter()

@@ -31,7 +31,11 @@ from driftline.training.lineage import code_version, library_versions, table_sha
 from driftline.training.onnx_export import OnnxModel, parity
 from driftline.training.publish import TrainingOutcome, _publish, current_champion
 
-__all__ = ["EstimatorOnServedRows", "ImportedModel", "describe_estimator", "register_imported"]
+__all__ = ["EstimatorOnServedRows", "ImportedModel", "describe_estimator", "null_probes", "parity_on_served_rows",
+           "register_imported"]
+
+NULL_PROBE_ROWS = 20
+"""Validation rows copied with each nullable categorical set to null, for the parity check."""
 
 MIN_EVALUATION_ROWS = 2
 
@@ -74,6 +78,15 @@ def _estimator_libraries(estimator: Any) -> dict[str, str]:
     return out
 
 
+def _key(value: Any) -> Any:
+    """A class label as a dict key: 1, 1.0 and True are one class, as they are to scikit-learn."""
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return int(value)
+    return value
+
+
 class EstimatorOnServedRows:
     """The user's estimator seen through the served rows: probabilities in the feature set's class order."""
 
@@ -83,8 +96,12 @@ class EstimatorOnServedRows:
         self.columns = [str(c) for c in estimator.feature_names_in_]
         label = schema["label"]
         if label["task"] != "regression":
-            theirs = [str(c) for c in np.asarray(estimator.classes_).tolist()]
-            self.order = [theirs.index(str(c)) for c in label["classes"]]
+            from driftline.training.conversion import class_order
+
+            theirs = np.asarray(estimator.classes_).tolist()
+            order = class_order(theirs, label["classes"])  # their class i is our class order[i]
+            self.order = [order.index(i) for i in range(len(label["classes"]))]
+            self.index = dict(zip(map(_key, theirs), order, strict=True))
 
     def _frame(self, X: np.ndarray) -> Any:
         return served_frame(self.schema, X)[self.columns]
@@ -96,8 +113,47 @@ class EstimatorOnServedRows:
         raw = np.asarray(self.estimator.predict(self._frame(X)))
         if self.schema["label"]["task"] == "regression":
             return raw.astype(np.float64).reshape(-1)
-        ours = [str(c) for c in self.schema["label"]["classes"]]
-        return np.asarray([ours.index(str(v)) for v in raw.tolist()], dtype=np.int64)
+        return np.asarray([self.index.get(_key(v), -1) for v in raw.tolist()], dtype=np.int64)
+
+
+def null_probes(schema: Mapping[str, Any], X: np.ndarray, rows: int = NULL_PROBE_ROWS) -> np.ndarray:
+    """Copies of the first ``rows`` rows with one nullable categorical (or bool) feature null at a time.
+
+    Validation rows may hold no null (or unknown, which serving maps to null) in a column that can
+    have one at serving time; a graph that treats that case differently from scikit-learn must fail
+    parity, not the first such request.
+    """
+    from driftline.features.encoding import model_features
+
+    base = X[:rows]
+    probes = []
+    for j, f in enumerate(model_features(schema)):
+        if f["type"] in ("categorical", "bool") and f.get("nullable", True) and len(base):
+            p = base.copy()
+            p[:, j] = np.nan
+            probes.append(p)
+    return np.concatenate(probes) if probes else X[:0]
+
+
+def parity_on_served_rows(reference: Any, runtime: OnnxModel, X: np.ndarray, schema: Mapping[str, Any],
+                          classifier: bool) -> dict[str, Any]:
+    """:func:`parity` on the validation rows plus :func:`null_probes` (where scikit-learn answers them).
+
+    Raises
+    ------
+    TrainingRejectedError
+        The graph and the estimator disagree (or the graph fails) on any of those rows.
+    """
+    probes = null_probes(schema, X)
+    if len(probes):
+        try:
+            reference.predict(probes)
+        except Exception:  # e.g. OneHotEncoder(handle_unknown='error'): the notebook cannot score a null either
+            report = parity(reference, runtime, X, classifier)
+            return {**report, "null_probes": "skipped: the estimator refuses null categories"}
+        report = parity(reference, runtime, np.concatenate([X, probes]), classifier)
+        return {**report, "null_probes": len(probes)}
+    return parity(reference, runtime, X, classifier)
 
 
 def _convert(imported: ImportedModel, schema: Mapping[str, Any]) -> tuple[bytes, Any | None]:
@@ -188,7 +244,7 @@ def register_imported(
             # scikit-learn on one thread for small data, as training does: OpenMP spin-waiting on a
             # shared machine made this check 30x slower
             with threadpool_limits(limits=fit_threads(len(prepared.y_train))):
-                parity_report = parity(reference, runtime, prepared.X_val, classifier)
+                parity_report = parity_on_served_rows(reference, runtime, prepared.X_val, schema, classifier)
         else:
             parity_report = {"rows": len(prepared.X_val), "checked_against": "the ONNX file's own graph",
                              **_onnx_file_parity(imported.onnx or b"", runtime, prepared.X_val, schema)}
@@ -216,7 +272,11 @@ def _onnx_file_parity(original: bytes, adapted: OnnxModel, X: np.ndarray, schema
     """The adapted graph against the file's own graph fed per column: the adapter must change nothing."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(original, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(original, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise TrainingRejectedError(f"the ONNX file cannot be loaded by onnxruntime ({type(e).__name__}: "
+                                    f"{' '.join(str(e).split())[:300]})") from None
     frame = served_frame(schema, X)
     feeds: dict[str, np.ndarray] = {}
     for inp in session.get_inputs():
@@ -230,12 +290,22 @@ def _onnx_file_parity(original: bytes, adapted: OnnxModel, X: np.ndarray, schema
                 feeds[inp.name] = col.astype(dtype).reshape(-1, 1)
         else:
             feeds[inp.name] = X.astype(np.float64 if inp.type == "tensor(double)" else np.float32)
-    raw = session.run(None, feeds)
+    try:
+        raw = session.run(None, feeds)
+    except Exception as e:
+        raise TrainingRejectedError(f"the ONNX file's graph fails on the validation rows ({type(e).__name__}: "
+                                    f"{' '.join(str(e).split())[:300]})") from None
     got = adapted.predict(X)
     numeric = [np.asarray(r, dtype=np.float64) for r in raw
                if np.asarray(r).dtype.kind == "f"]
+    if not numeric:
+        raise TrainingRejectedError("the ONNX file's graph answers no float output to compare with")
     if got.probabilities is not None:
         ref = numeric[0].reshape(len(X), -1)
+        if ref.shape != got.probabilities.shape:
+            raise TrainingRejectedError(f"the ONNX file answers probabilities of shape {ref.shape[1:]} per row, but "
+                                        f"label {schema['label']['name']!r} has {got.probabilities.shape[1]} "
+                                        f"classes")
         diff = float(np.abs(np.sort(ref, axis=1) - np.sort(got.probabilities, axis=1)).max()) if len(X) else 0.0
     else:
         assert got.values is not None

@@ -177,13 +177,23 @@ class OnnxModel:
             raise TrainingRejectedError("the ONNX model breaks the serving signature: " + "; ".join(problems))
 
     def predict(self, X: np.ndarray) -> OnnxPrediction:
-        res = self.session.run(None, {ONNX_INPUT_NAME: np.ascontiguousarray(X, dtype=np.float32)})
+        """Run the graph; a graph that fails or answers in the wrong shape is refused, never a crash."""
+        try:
+            res = self.session.run(None, {ONNX_INPUT_NAME: np.ascontiguousarray(X, dtype=np.float32)})
+        except Exception as e:  # onnxruntime's own Fail/InvalidArgument/RuntimeException types
+            raise TrainingRejectedError(f"the ONNX model fails on {len(X)} row(s) ({type(e).__name__}: "
+                                        f"{' '.join(str(e).split())[:300]})") from None
         named = dict(zip(self.outputs, res, strict=True))
         if "probabilities" in named:
-            return OnnxPrediction(labels=np.asarray(named["label"]).reshape(-1),
-                                  probabilities=np.asarray(named["probabilities"]), values=None)
-        values = np.asarray(named["variable"]).reshape(-1)
-        return OnnxPrediction(labels=None, probabilities=None, values=values)
+            labels, probs = np.asarray(named["label"]).reshape(-1), np.asarray(named["probabilities"])
+            if probs.ndim != 2 or probs.shape[0] != len(X) or labels.shape[0] != len(X):
+                raise TrainingRejectedError(f"the ONNX model answers {len(X)} row(s) with probabilities of shape "
+                                            f"{probs.shape} and {labels.shape[0]} label(s)")
+            return OnnxPrediction(labels=labels, probabilities=probs, values=None)
+        values = np.asarray(named["variable"])
+        if values.size != len(X):
+            raise TrainingRejectedError(f"the ONNX model answers {len(X)} row(s) with {values.size} value(s)")
+        return OnnxPrediction(labels=None, probabilities=None, values=values.reshape(-1))
 
 
 def parity(pipeline: Pipeline, model: OnnxModel, X: np.ndarray, classifier: bool) -> dict[str, Any]:

@@ -37,11 +37,12 @@ def trusted_type(name: str) -> bool:
     if name in SAFE_BUILTINS:
         return True
     module_name, _, attr = name.rpartition(".")
-    if module_name.split(".")[0] not in TRUSTED_PACKAGES or not attr:
-        return False
+    parts = module_name.split(".")
+    if parts[0] not in TRUSTED_PACKAGES or not attr or any(p in ("__main__", "tests", "testing") for p in parts):
+        return False  # importing a package's __main__ runs it: deciding trust must never execute a program
     try:
         obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError):
+    except (Exception, SystemExit):  # a module that fails (or exits) on import is not a trusted class
         return False
     return isinstance(obj, type) and obj.__module__.split(".")[0] in TRUSTED_PACKAGES
 

@@ -29,6 +29,10 @@ __all__ = ["TRAINERS_DIR_ENV", "TRAINER_RE", "fit_trainer", "load_trainer", "mak
 TRAINERS_DIR_ENV = "TRAINERS_DIR"
 
 
+_TRAINER_FOLDERS: set[Path] = set()
+"""Folders trainers were imported from in this process: their modules may be re-imported, nothing else."""
+
+
 @contextmanager
 def _on_path(directory: Path) -> Iterator[None]:
     entry = str(directory)
@@ -62,12 +66,22 @@ def load_trainer(spec: str, directory: str | Path | None = None) -> Callable[...
     if not folder.is_dir():
         raise TrainingRejectedError(f"trainer {spec!r}: the trainers folder {folder} does not exist (trainers_dir "
                                     f"in cdk.json, {TRAINERS_DIR_ENV} for the train function)")
-    # Imported afresh each run: a long-lived worker (the local platform, a warm Lambda) must train
-    # with the trainer as it is now, and a module of the same name from another folder must not win.
     root = module_name.split(".")[0]
+    if not ((folder / root).is_dir() or (folder / f"{root}.py").is_file()):
+        raise TrainingRejectedError(f"trainer {spec!r}: no module {root!r} in the trainers folder {folder} (a trainer "
+                                    f"is your own code there, not an installed package)")
+    # Imported afresh each run: a long-lived worker (the local platform, a warm Lambda) must train with
+    # the trainer as it is now. Only modules loaded from the trainers folder are forgotten, never an
+    # installed package.
     for name in [m for m in sys.modules if m == root or m.startswith(root + ".")]:
-        del sys.modules[name]
+        origin = getattr(sys.modules[name], "__file__", None) or ""
+        if origin and any(Path(origin).resolve().is_relative_to(f) for f in (folder, *_TRAINER_FOLDERS)):
+            del sys.modules[name]
+        else:
+            raise TrainingRejectedError(f"trainer {spec!r}: {root!r} is already the name of an installed module "
+                                        f"({origin or 'built in'}); rename the trainer module")
     importlib.invalidate_caches()
+    _TRAINER_FOLDERS.add(folder)
     with _on_path(folder):
         try:
             module = importlib.import_module(module_name)
@@ -95,6 +109,9 @@ def make_estimator(spec: str, feature_set: Any, params: Mapping[str, Any],
     except Exception as e:  # user code
         raise TrainingRejectedError(f"trainer {spec!r} raised {type(e).__name__}: "
                                     f"{' '.join(str(e).split())[:300]}") from None
+    if isinstance(estimator, type):
+        raise TrainingRejectedError(f"trainer {spec!r} returned the class {estimator.__name__}, not an estimator; "
+                                    f"return an instance, e.g. {estimator.__name__}()")
     if not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
         raise TrainingRejectedError(f"trainer {spec!r} returned {type(estimator).__name__}, not an estimator; "
                                     f"return an unfitted scikit-learn estimator or Pipeline")

@@ -112,6 +112,11 @@ def test_model_files_through_the_cli_and_refusals_on_record(store: dict[str, str
     res = run("--artifact", str(tmp_path / "model.skops"))
     assert res.exit_code == 0, res.output
     assert "candidate credit-default v1 registered" in res.output
+    from driftline.datasets.credit_default import generate
+
+    pq.write_table(generate(600, "2026-01-01", "2026-04-01", seed=9), tmp_path / "labelled.parquet")
+    res = run("--artifact", str(tmp_path / "model.skops"), "--data", str(tmp_path / "labelled.parquet"))
+    assert res.exit_code == 0 and "v2 registered" in res.output, res.output  # --data once always crashed
 
     # A LightGBM booster trained on the encoded matrix (feature-set order, class indices).
     schema = Registry.from_env().get_version(MODEL, 1).input_schema
@@ -121,7 +126,7 @@ def test_model_files_through_the_cli_and_refusals_on_record(store: dict[str, str
     (tmp_path / "model.txt").write_text(booster.model_to_string())
     res = run("--artifact", str(tmp_path / "model.txt"))
     assert res.exit_code == 0, res.output
-    assert "v2 registered" in res.output
+    assert "v3 registered" in res.output
 
     for name, body, message in (("empty.onnx", b"", "the file is empty"),
                                 ("model.pkl", b"x", "unknown model file kind '.pkl'"),
