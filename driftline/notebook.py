@@ -218,13 +218,14 @@ def read_artifact(path: str | Path) -> Any:
             raise NotebookError(f"{p}: {e}; export such a model to ONNX and register the .onnx file") from None
         except Exception as e:
             raise NotebookError(f"{p}: not a readable skops file ({type(e).__name__}: {str(e)[:200]})") from None
-    from driftline.training.boosters import booster_to_onnx
+    from driftline.training.boosters import read_booster
     from driftline.training.errors import TrainingRejectedError
 
     try:
-        return ImportedModel(onnx=booster_to_onnx(p, data), class_indices=True, **common)
+        booster = read_booster(p, data)
     except TrainingRejectedError as e:
         raise NotebookError(e.reason) from None
+    return ImportedModel(onnx=booster.onnx, class_indices=True, reference=booster.predict, **common)
 
 
 def register_model(estimator: Any, *, model: str, config: str | Path | None = None, env: str | None = None,

@@ -505,6 +505,25 @@ def adapt_onnx(data: bytes, schema: Mapping[str, Any], class_indices: bool = Fal
     return _adapt(model, schema, classes, onnx)
 
 
+def _raise_default_opset(model: Any, default: int, onnx: Any) -> Any:
+    """A graph below the adapter's opset: declare it when the graph has no default-domain node (a pure
+    ai.onnx.ml tree ensemble, as onnxmltools writes XGBoost), else let ONNX's converter upgrade it."""
+    from onnx import helper
+
+    if not any(n.domain in ("", "ai.onnx") for n in model.graph.node):
+        kept = [o for o in model.opset_import if o.domain not in ("", "ai.onnx")]
+        del model.opset_import[:]
+        model.opset_import.extend([*kept, helper.make_opsetid("", _MIN_OPSET + 4)])
+        return model
+    try:
+        from onnx import version_converter
+
+        return version_converter.convert_version(model, _MIN_OPSET + 4)
+    except Exception:
+        raise TrainingRejectedError(f"the model uses ONNX opset {default} and cannot be upgraded; export it "
+                                    f"with opset {_MIN_OPSET} or newer") from None
+
+
 def _opset(model: Any, domain: str) -> int:
     return next((o.version for o in model.opset_import if (o.domain or "") == domain), 0)
 
@@ -598,8 +617,7 @@ def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None,
     classifier = label["task"] != "regression"
     default = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if default < _MIN_OPSET:
-        raise TrainingRejectedError(f"the model uses ONNX opset {default}; export it with opset {_MIN_OPSET} or "
-                                    f"newer")
+        model = _raise_default_opset(model, default, onnx)
     _, score_out = _outputs(model, classifier)
     feeds = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     dtypes = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}

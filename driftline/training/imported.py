@@ -12,7 +12,7 @@ record, and the error is raised to the caller.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -50,6 +50,9 @@ class ImportedModel:
     artifact_name: str = ""  # the file's name (source=file)
     artifact_sha256: str = ""
     class_indices: bool = False  # the graph's class labels are positions in the feature set's classes
+    reference: Callable[[np.ndarray], np.ndarray] | None = None
+    """The model's own prediction on the encoded matrix (a booster's ``predict``): parity is checked
+    against it, not only against the converted graph."""
 
 
     def kind(self) -> str:
@@ -156,11 +159,26 @@ def parity_on_served_rows(reference: Any, runtime: OnnxModel, X: np.ndarray, sch
     return parity(reference, runtime, X, classifier)
 
 
+class _OwnPredict:
+    """A model's own predict on the encoded matrix, in the shape :func:`parity` compares."""
+
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray]) -> None:
+        self._predict = predict
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self._predict(X), dtype=np.float64)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        out = np.asarray(self._predict(X), dtype=np.float64)
+        return out.argmax(axis=1) if out.ndim == 2 else out
+
+
 def _convert(imported: ImportedModel, schema: Mapping[str, Any]) -> tuple[bytes, Any | None]:
     from driftline.training.conversion import adapt_onnx, convert_estimator
 
     if imported.onnx is not None:
-        return adapt_onnx(imported.onnx, schema, class_indices=imported.class_indices), None
+        adapted = adapt_onnx(imported.onnx, schema, class_indices=imported.class_indices)
+        return adapted, (_OwnPredict(imported.reference) if imported.reference is not None else None)
     return convert_estimator(imported.estimator, schema), EstimatorOnServedRows(imported.estimator, schema)
 
 
@@ -240,7 +258,10 @@ def register_imported(
         runtime = OnnxModel(onnx_bytes)
         runtime.check_signature(prepared.X_val.shape[1], classifier)
         t = time.perf_counter()
-        if reference is not None:
+        if isinstance(reference, _OwnPredict):
+            parity_report = {**parity(reference, runtime, prepared.X_val, classifier),
+                             "checked_against": "the model's own predict"}
+        elif reference is not None:
             # scikit-learn on one thread for small data, as training does: OpenMP spin-waiting on a
             # shared machine made this check 30x slower
             with threadpool_limits(limits=fit_threads(len(prepared.y_train))):
