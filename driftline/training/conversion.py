@@ -155,6 +155,24 @@ def _imputer_converter() -> Any:
     return converter
 
 
+def _imputer_shapes() -> Any:
+    """skl2onnx's shape calculator for SimpleImputer, plus the MissingIndicator columns it leaves out."""
+    from skl2onnx.common._registration import get_shape_calculator
+
+    default = get_shape_calculator("SklearnSimpleImputer")
+
+    def calculate(operator: Any) -> None:
+        default(operator)
+        op = operator.raw_operator
+        indicator = getattr(op, "indicator_", None) if getattr(op, "add_indicator", False) else None
+        if indicator is not None:
+            out = operator.outputs[0].type
+            n = out.shape[0]
+            kept = int((~np.isnan(np.asarray(op.statistics_, dtype=np.float64))).sum())
+            operator.outputs[0].type = out.__class__([n, kept + len(indicator.features_)])
+    return calculate
+
+
 def _is_double_input(operator: Any) -> bool:
     from skl2onnx.common.data_types import DoubleTensorType
 
@@ -175,6 +193,7 @@ def _impute_double(scope: Any, operator: Any, container: Any) -> None:
     stats = np.asarray(op.statistics_, dtype=np.float64)
     keep = ~np.isnan(stats)  # scikit-learn drops all-NaN columns unless keep_empty_features
     source = concatenate_variables(scope, operator.inputs, container)
+    original = source
     if not keep.all():
         idx = scope.get_unique_variable_name("imputer_keep")
         container.add_initializer(idx, TensorProto.INT64, [int(keep.sum())], np.flatnonzero(keep).tolist())
@@ -185,8 +204,19 @@ def _impute_double(scope: Any, operator: Any, container: Any) -> None:
     container.add_initializer(fill, TensorProto.DOUBLE, [1, len(stats)], stats.tolist())
     nan = scope.get_unique_variable_name("imputer_isnan")
     container.add_node("IsNaN", source, nan, name=scope.get_unique_operator_name("IsNaN"))
-    container.add_node("Where", [nan, fill, source], operator.outputs[0].full_name,
-                       name=scope.get_unique_operator_name("Where"))
+    indicator = getattr(op, "indicator_", None) if op.add_indicator else None
+    imputed = operator.outputs[0].full_name if indicator is None else scope.get_unique_variable_name("imputed")
+    container.add_node("Where", [nan, fill, source], imputed, name=scope.get_unique_operator_name("Where"))
+    if indicator is not None:  # MissingIndicator: 1.0 where the original value was missing, per fitted column
+        columns = np.asarray(indicator.features_, dtype=np.int64)
+        idx = scope.get_unique_variable_name("indicator_idx")
+        container.add_initializer(idx, TensorProto.INT64, [len(columns)], columns.tolist())
+        picked, flags, as_double = (scope.get_unique_variable_name(n) for n in ("picked", "flags", "flag_values"))
+        container.add_node("Gather", [original, idx], picked, axis=1, name=scope.get_unique_operator_name("Gather"))
+        container.add_node("IsNaN", picked, flags, name=scope.get_unique_operator_name("IsNaN"))
+        container.add_node("Cast", flags, as_double, to=TensorProto.DOUBLE, name=scope.get_unique_operator_name("Cast"))
+        container.add_node("Concat", [imputed, as_double], operator.outputs[0].full_name, axis=1,
+                           name=scope.get_unique_operator_name("Concat"))
 
 
 def _one_hot_converter() -> Any:
@@ -335,6 +365,12 @@ def _tree_converters(base: Mapping[type, Any]) -> dict[type, Any]:
     return out
 
 
+def _shape_calculators() -> dict[type, Any]:
+    from sklearn.impute import SimpleImputer
+
+    return {SimpleImputer: _imputer_shapes()}
+
+
 def _converters() -> dict[type, Any]:
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import OneHotEncoder
@@ -395,9 +431,7 @@ def convert_estimator(estimator: Any, schema: Mapping[str, Any], name: str = "dr
         The estimator does not fit the feature set (see :func:`check_estimator`) or a step cannot be
         converted (the step is named with what to use instead).
     """
-    import onnx
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
     plan = check_estimator(estimator, schema)
     known = _schema_columns(schema)
@@ -411,18 +445,46 @@ def convert_estimator(estimator: Any, schema: Mapping[str, Any], name: str = "dr
                                         f"{', '.join(text)} directly; start the pipeline with a ColumnTransformer "
                                         f"that encodes them (e.g. OneHotEncoder)")
         matrix = list(plan.columns)
-        initial = [(MATRIX_INPUT, DoubleTensorType([None, len(matrix)]))]
-    else:
-        initial = [(c, StringTensorType([None, 1]) if known[c]["type"] == "categorical"
-                    else DoubleTensorType([None, 1])) for c in plan.columns]
     _register_booster_converters()
+    # float64 numbers first (scikit-learn computes in float64, so its splits and sums are matched
+    # exactly); some converters (KBinsDiscretizer, PolynomialFeatures, KNNImputer...) only build float
+    # graphs: then float32, which the parity check judges like any graph
+    try:
+        return _convert_with(estimator, schema, plan, matrix, DoubleTensorType, name)
+    except TrainingRejectedError as first_error:
+        try:
+            return _convert_with(estimator, schema, plan, matrix, FloatTensorType, name)
+        except TrainingRejectedError:
+            raise first_error from None
+
+
+def _convert_with(estimator: Any, schema: Mapping[str, Any], plan: ConversionPlan, matrix: list[str] | None,
+                  number_type: Any, name: str) -> bytes:
+    import onnx
+    import onnxruntime as ort
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import StringTensorType
+
+    known = _schema_columns(schema)
+    if matrix is not None:
+        initial = [(MATRIX_INPUT, number_type([None, len(matrix)]))]
+    else:
+        initial = [(c, StringTensorType([None, 1]) if known[c]["type"] == "categorical" else number_type([None, 1]))
+                   for c in plan.columns]
     try:
         model = convert_sklearn(estimator, name=name, initial_types=initial, target_opset=_target_opsets(),
                                 options={"zipmap": False} if plan.classifier else None,
-                                custom_conversion_functions=_converters())
+                                custom_conversion_functions=_converters(),
+                                custom_shape_calculators=_shape_calculators())
     except Exception as e:  # skl2onnx raises many types (RuntimeError, NotImplementedError, ValueError...)
         raise _conversion_error(estimator, e) from None
-    return _adapt(model, schema, plan.classes, onnx, matrix_columns=matrix)
+    data = _adapt(model, schema, plan.classes, onnx, matrix_columns=matrix)
+    try:
+        ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as e:  # e.g. an op without a kernel for these input types
+        raise TrainingRejectedError(f"the converted {type(estimator).__name__} cannot be loaded by onnxruntime "
+                                    f"({type(e).__name__}: {' '.join(str(e).split())[:300]})") from None
+    return data
 
 
 def _tensor_kind(value_info: Any) -> tuple[str, int]:

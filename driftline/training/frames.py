@@ -5,7 +5,8 @@ DataFrame with one column per feature. Two frames come from here, and both follo
 
 - :func:`training_frame` — what :func:`driftline.load_training_set` returns: labelled rows only,
   the entity and timestamp columns, every model feature (categoricals as strings, ``NaN`` for
-  null; floats as ``float32``; ints as ``int64``, or ``float64`` when the column has nulls; booleans
+  null; floats as ``float32``; ints as ``int64``, or ``float64`` when the column has nulls or values
+  beyond 2**24 (rounded as float32 rounds them, which is what the endpoint computes on); booleans
   as ``bool``, or ``float64`` 1.0/0.0/NaN when nulls occur), the label (class values as the feature
   set names them) and a ``split`` column holding the built-in training's time split
   (``train``/``validation``). Floats are float32 because the endpoint computes on float32 inputs:
@@ -33,6 +34,8 @@ from driftline.training.errors import TrainingRejectedError
 
 __all__ = ["SPLIT_COLUMN", "TRAIN", "VALIDATION", "label_values", "served_frame", "training_frame"]
 
+FLOAT32_EXACT_INT = 2**24
+"""Integers up to this magnitude are exact in the float32 model input."""
 SPLIT_COLUMN = "split"
 """Column of :func:`training_frame` holding ``train`` or ``validation`` (the built-in time split)."""
 TRAIN, VALIDATION = "train", "validation"
@@ -50,10 +53,14 @@ def _natural(col: pa.ChunkedArray, kind: str) -> np.ndarray:
             return np.asarray(col.to_numpy(zero_copy_only=False), dtype=bool)
         return np.asarray([np.nan if v is None else float(bool(v)) for v in col.to_pylist()], dtype=np.float64)
     if kind == "int" and col.null_count == 0 and pa.types.is_integer(col.type):
-        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.int64)
+        ints = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.int64)
+        if ints.size == 0 or np.abs(ints).max() <= FLOAT32_EXACT_INT:
+            return ints
+        return ints.astype(np.float32).astype(np.float64)  # as served: beyond 2**24 float32 rounds
     values = np.asarray(pd.to_numeric(pd.Series(col.to_pylist(), dtype=object), errors="coerce"),
                         dtype=np.float64)
-    return values.astype(np.float32) if kind == "float" else values
+    # as served: the model input is float32 (ints beyond 2**24 round there too)
+    return values.astype(np.float32) if kind == "float" else values.astype(np.float32).astype(np.float64)
 
 
 def label_values(fs: FeatureSet, codes: np.ndarray) -> np.ndarray:

@@ -143,3 +143,39 @@ def test_trainer_returning_a_class(tmp_path: Path) -> None:
     (tmp_path / "cls.py").write_text("from sklearn.linear_model import Ridge\ndef build(fs, p):\n    return Ridge\n")
     with pytest.raises(TrainingRejectedError, match="returned the class Ridge"):
         make_estimator("cls:build", None, {}, tmp_path)
+
+
+@pytest.mark.parametrize("model", ["lr", "rf"])
+def test_imputer_with_missing_indicator(peng: PublicDataset, model: str) -> None:
+    """add_indicator=True once broke the float64 imputer (refused with the blame elsewhere, or a crash)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    est = LogisticRegression(max_iter=3000) if model == "lr" else RandomForestClassifier(20, random_state=0)
+    frame = training_frame(peng.frame, peng.feature_set, 0.2)
+    train = frame[frame.split == "train"]
+    pipe = make_pipeline(ColumnTransformer([
+        ("n", make_pipeline(SimpleImputer(add_indicator=True), StandardScaler()), NUM),
+        ("c", OneHotEncoder(handle_unknown="ignore"), ["island", "sex"])]), est)
+    pipe.fit(train[[*NUM, "island", "sex"]], train["species"])
+    schema = peng.feature_set.input_schema()
+    prepared = prepare(peng.frame, peng.feature_set, min_rows=2, validation_fraction=0.2)
+    parity_on_served_rows(EstimatorOnServedRows(pipe, schema), OnnxModel(convert_estimator(pipe, schema)),
+                          np.concatenate([prepared.X_val, prepared.X_train]), schema, True)
+
+
+@pytest.mark.parametrize("step", ["kbins", "poly"])
+def test_converters_that_only_build_float_graphs(peng: PublicDataset, step: str) -> None:
+    """KBinsDiscretizer / PolynomialFeatures have no float64 graph in skl2onnx: converted in float32."""
+    from sklearn.preprocessing import KBinsDiscretizer, PolynomialFeatures
+
+    num = make_pipeline(SimpleImputer(), KBinsDiscretizer(n_bins=4, encode="onehot-dense", quantile_method="linear")
+                        if step == "kbins" else PolynomialFeatures(2))
+    frame = training_frame(peng.frame, peng.feature_set, 0.2)
+    train = frame[frame.split == "train"]
+    pipe = make_pipeline(ColumnTransformer([("n", num, NUM[:4])]), LogisticRegression(max_iter=5000))
+    pipe.fit(train[NUM[:4]], train["species"])
+    schema = peng.feature_set.input_schema()
+    runtime = OnnxModel(convert_estimator(pipe, schema))
+    prepared = prepare(peng.frame, peng.feature_set, min_rows=2, validation_fraction=0.2)
+    got = runtime.predict(prepared.X_val)
+    assert got.probabilities is not None and got.probabilities.shape == (len(prepared.X_val), 3)
