@@ -478,13 +478,25 @@ def _convert_with(estimator: Any, schema: Mapping[str, Any], plan: ConversionPla
                                 custom_shape_calculators=_shape_calculators())
     except Exception as e:  # skl2onnx raises many types (RuntimeError, NotImplementedError, ValueError...)
         raise _conversion_error(estimator, e) from None
-    data = _adapt(model, schema, plan.classes, onnx, matrix_columns=matrix)
+    data = _fold(_adapt(model, schema, plan.classes, onnx, matrix_columns=matrix), schema)
     try:
         ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as e:  # e.g. an op without a kernel for these input types
         raise TrainingRejectedError(f"the converted {type(estimator).__name__} cannot be loaded by onnxruntime "
                                     f"({type(e).__name__}: {' '.join(str(e).split())[:300]})") from None
     return data
+
+
+def _fold(data: bytes, schema: Mapping[str, Any]) -> bytes:
+    """The categorical preprocessing as one table lookup when it is separable (driftline.training.specialize)."""
+    import onnx
+
+    from driftline.training.specialize import fold_categories
+
+    fed = {n.output[0] for n in onnx.load_from_string(data).graph.node if n.op_type == "CategoryMapper"}
+    cats = {f["name"]: list(f["categories"] or ()) for f in model_features(schema)
+            if f["type"] == "categorical" and _PREFIX + f["name"] in fed}
+    return fold_categories(data, cats, _PREFIX, NULL_CATEGORY, "dl_codes") if cats else data
 
 
 def _tensor_kind(value_info: Any) -> tuple[str, int]:
@@ -564,7 +576,7 @@ def adapt_onnx(data: bytes, schema: Mapping[str, Any], class_indices: bool = Fal
             raise TrainingRejectedError(f"input {i.name!r} is a {kind} tensor but feature {i.name!r} is "
                                         f"{known[i.name]['type']}: it must be a {want} tensor [N, 1]")
     classes = _graph_classes(model) if classifier else None
-    return _adapt(model, schema, classes, onnx)
+    return _fold(_adapt(model, schema, classes, onnx), schema)
 
 
 def _raise_default_opset(model: Any, default: int, onnx: Any) -> Any:
