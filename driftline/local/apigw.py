@@ -251,6 +251,14 @@ class _Server(ThreadingHTTPServer):
 
     request_queue_size = LISTEN_BACKLOG
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request is routine, not a traceback on the console."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
 
 _CHUNK_SIZE = re.compile(rb"^[0-9a-fA-F]{1,16}$")
 
