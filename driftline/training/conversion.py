@@ -598,6 +598,31 @@ def _raise_default_opset(model: Any, default: int, onnx: Any) -> Any:
                                     f"with opset {_MIN_OPSET} or newer") from None
 
 
+def _gather_split_columns(nodes: list[Any], inits: list[Any]) -> list[Any]:
+    """A Concat (axis 1) of columns the adapter's Split cut from one matrix becomes one Gather of them.
+
+    The user's graph joins the numeric columns again right after the adapter split them: one node
+    instead of two, per request.
+    """
+    from onnx import helper, numpy_helper
+
+    splits = {n.name: n for n in nodes if n.op_type == "Split" and n.name.startswith("dl_split_")}
+    where = {out: (name, j) for name, n in splits.items() for j, out in enumerate(n.output)}
+    out = []
+    for n in nodes:
+        axis = next((a.i for a in n.attribute if a.name == "axis"), None)
+        sources = {where[i][0] for i in n.input if i in where}
+        if n.op_type == "Concat" and axis in (1, -1) and len(sources) == 1 and all(i in where for i in n.input):
+            split = splits[sources.pop()]
+            idx = f"{n.output[0]}_columns"
+            inits.append(numpy_helper.from_array(np.asarray([where[i][1] for i in n.input], dtype=np.int64), idx))
+            out.append(helper.make_node("Gather", [split.input[0], idx], list(n.output), axis=1))
+            continue
+        out.append(n)
+    used = {i for n in out for i in n.input}
+    return [n for n in out if not (n.op_type == "Split" and n.name in splits and not (set(n.output) & used))]
+
+
 def _opset(model: Any, domain: str) -> int:
     return next((o.version for o in model.opset_import if (o.domain or "") == domain), 0)
 
@@ -713,14 +738,18 @@ def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None,
         if -1 in order or sorted(order) != list(range(len(ours))):
             raise TrainingRejectedError(f"the model's classes {theirs} differ from the feature set's {ours}")
         positions = [order.index(i) for i in range(len(ours))]  # our class i is their column positions[i]
-        inits.append(numpy_helper.from_array(np.asarray(positions, dtype=np.int64), "dl_class_columns"))
         nodes.append(helper.make_node("Cast", [_PREFIX + score_out], ["dl_scores"], to=TensorProto.FLOAT))
-        nodes.append(helper.make_node("Gather", ["dl_scores", "dl_class_columns"], ["probabilities"], axis=1))
         # The label is the most probable class, first on ties, as scikit-learn's predict picks it
         # (a graph's own label output may break ties differently, e.g. forests at exactly 0.5).
-        inits.append(numpy_helper.from_array(np.asarray(order, dtype=np.int64), "dl_class_index"))
-        nodes.append(helper.make_node("ArgMax", ["dl_scores"], ["dl_their_label"], axis=1, keepdims=0))
-        nodes.append(helper.make_node("Gather", ["dl_class_index", "dl_their_label"], ["label"], axis=0))
+        if positions == list(range(len(ours))):  # same class order: no reordering nodes
+            nodes.append(helper.make_node("Identity", ["dl_scores"], ["probabilities"]))
+            nodes.append(helper.make_node("ArgMax", ["dl_scores"], ["label"], axis=1, keepdims=0))
+        else:
+            inits.append(numpy_helper.from_array(np.asarray(positions, dtype=np.int64), "dl_class_columns"))
+            nodes.append(helper.make_node("Gather", ["dl_scores", "dl_class_columns"], ["probabilities"], axis=1))
+            inits.append(numpy_helper.from_array(np.asarray(order, dtype=np.int64), "dl_class_index"))
+            nodes.append(helper.make_node("ArgMax", ["dl_scores"], ["dl_their_label"], axis=1, keepdims=0))
+            nodes.append(helper.make_node("Gather", ["dl_class_index", "dl_their_label"], ["label"], axis=0))
         outputs = [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
                    helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(ours)])]
     else:
@@ -729,8 +758,8 @@ def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None,
         nodes.append(helper.make_node("Reshape", ["dl_value", "dl_value_shape"], ["variable"]))
         outputs = [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])]
     x = helper.make_tensor_value_info(ONNX_INPUT_NAME, TensorProto.FLOAT, [None, len(feats)])
-    new_graph = helper.make_graph(nodes[:front] + list(graph.node) + nodes[front:], graph.name, [x], outputs,
-                                  initializer=list(graph.initializer) + inits)
+    all_nodes = _gather_split_columns(nodes[:front] + list(graph.node) + nodes[front:], inits)
+    new_graph = helper.make_graph(all_nodes, graph.name, [x], outputs, initializer=list(graph.initializer) + inits)
     opsets = {o.domain or "": o.version for o in model.opset_import}
     opsets["ai.onnx.ml"] = max(opsets.get("ai.onnx.ml", 0), _ML_OPSET)
     merged = helper.make_model(new_graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
