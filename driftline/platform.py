@@ -235,7 +235,7 @@ def build_platform(config: PlatformConfig) -> Platform:
         Function(
             "train", "lambdas.train.handler", "Builds the point-in-time training set, trains, converts, registers",
             package="image", stack="pipeline", memory_mb=4096, timeout_s=900,
-            env=(*_COMMON, "FEATURES_BUCKET", "ARTIFACTS_BUCKET", "REGISTRY_TABLE", "CAPTURES_BUCKET", "TRAINERS_DIR"),
+            env=(*_COMMON, "FEATURES_BUCKET", "ARTIFACTS_BUCKET", "REGISTRY_TABLE", "TRAINERS_DIR"),
         ),
         Function(
             "retrain-trigger", "lambdas.retrain_trigger.handler",

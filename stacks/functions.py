@@ -15,12 +15,13 @@ from aws_cdk import aws_lambda as lambda_
 from stacks.constructs import PlatformFunction
 from stacks.resources import SharedResources
 
-Access = Literal["read", "write", "read_write"]
+Access = Literal["read", "write", "read_write", "delete"]
 
 # function -> resource kind:logical -> access
 GRANTS: dict[str, dict[str, Access]] = {
     "ingest": {
         "bucket:features": "read_write",
+        "delete:features:incoming/*": "delete",  # an accepted upload is removed from incoming/ (versions stay)
         "table:online": "read_write",
         "table:control": "read_write",
         "table:idempotency": "read_write",
@@ -47,7 +48,6 @@ GRANTS: dict[str, dict[str, Access]] = {
     "train": {
         "bucket:features": "read_write",
         "bucket:artifacts": "read_write",
-        "bucket:captures": "read",
         "table:registry": "read_write",
     },
     "retrain-trigger": {"table:control": "read_write", "table:registry": "read", "topic:alerts": "write"},
@@ -117,7 +117,15 @@ def grant(shared: SharedResources, fn: lambda_.IFunction, logical: str) -> None:
         kind, _, name = target.partition(":")
         if kind == "bucket":
             bucket = shared.buckets[name]
-            {"read": bucket.grant_read, "write": bucket.grant_put, "read_write": bucket.grant_read_write}[access](fn)
+            # read_write is read + put, never delete: no function may remove curated data or any object version
+            if access in ("read", "read_write"):
+                bucket.grant_read(fn)
+            if access in ("write", "read_write"):
+                bucket.grant_put(fn)
+        elif kind == "delete":  # "delete:<bucket>:<prefix>": a delete marker on current objects under prefix
+            bucket_name, _, prefix = name.partition(":")
+            fn.add_to_role_policy(iam.PolicyStatement(
+                actions=["s3:DeleteObject"], resources=[shared.buckets[bucket_name].arn_for_objects(prefix)]))
         elif kind == "table":
             table = shared.tables[name]
             {"read": table.grant_read_data, "write": table.grant_write_data, "read_write": table.grant_read_write_data}[

@@ -40,6 +40,13 @@ ACKNOWLEDGMENTS: list[NagPackSuppression] = [
     ),
     NagPackSuppression(
         id="AwsSolutions-IAM5",
+        reason="Ingest removes an accepted upload from the features bucket's incoming/ prefix (s3:DeleteObject "
+        "only: on the versioned bucket that adds a delete marker, no version is destroyed); the objects of "
+        "one prefix of one named bucket can only be named with a trailing wildcard.",
+        applies_to=[RegexAppliesTo(regex="/^Resource::<FeaturesBucket.*Arn>\\/incoming\\/\\*$/")],
+    ),
+    NagPackSuppression(
+        id="AwsSolutions-IAM5",
         reason="Resource '*' is required by these APIs: X-Ray PutTraceSegments/PutTelemetryRecords, CloudWatch "
         "PutMetricData (restricted by a cloudwatch:namespace=Driftline condition) and the CloudWatch Logs "
         "delivery APIs Step Functions logging needs; none supports resource-level permissions.",

@@ -143,6 +143,19 @@ def test_key_policy_binds_every_service_principal_to_this_account(synth: Synth) 
             "cloudwatch.amazonaws.com"} <= names and any("logs." in n for n in names)
 
 
+def test_no_function_may_delete_object_versions_or_curated_data(synth: Synth) -> None:
+    """Ingest and train could DeleteObjectVersion (CDK's grant_read_write): data could be destroyed."""
+    statements = [st for lid, p in synth.resources("AWS::IAM::Policy").items() if "Fn" in lid
+                  for st in p["Properties"]["PolicyDocument"]["Statement"]]  # the functions' roles
+    deletes = []
+    for st in statements:
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        assert not any(a.startswith("s3:DeleteObjectVersion") or a == "s3:DeleteObject*" for a in actions), st
+        if "s3:DeleteObject" in actions:
+            deletes.append(json.dumps(st["Resource"]))
+    assert deletes and all("incoming/*" in d for d in deletes)  # only uploads leave incoming/ (a delete marker)
+
+
 def test_functions_are_invoked_only_by_the_deployed_api_stage(synth: Synth) -> None:
     """No console test-invoke permission: the approval route must only run behind the stage's IAM auth."""
     perms = synth.resources("AWS::Lambda::Permission", "serving")

@@ -13,8 +13,10 @@ from driftline.training.imported import _convert
 from driftline.training.onnx_export import OnnxModel, parity
 from tests.fixtures.public_datasets import PublicDataset, penguins, sklearn_dataset
 
-DATASETS = {"breast_cancer": lambda: sklearn_dataset("breast_cancer", 0), "wine": lambda: sklearn_dataset("wine", 1),
-            "diabetes": lambda: sklearn_dataset("diabetes", 0), "penguins": lambda: penguins("multiclass_classification", 3)}
+DATASETS = {"breast_cancer": lambda: sklearn_dataset("breast_cancer", 0),
+            "wine": lambda: sklearn_dataset("wine", 1),
+            "diabetes": lambda: sklearn_dataset("diabetes", 0),
+            "penguins": lambda: penguins("multiclass_classification", 3)}
 
 
 def _check(ds: PublicDataset, path: Path) -> dict[str, object]:
