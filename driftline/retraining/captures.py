@@ -20,6 +20,9 @@ from driftline import aws
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_RECORDS = 200_000
+DEFAULT_MAX_FEEDBACK_OBJECTS = 5_000
+"""Feedback objects one read opens at most: a flood of tiny label objects must not stall a canary
+evaluation until its step times out (which would roll the challenger back)."""
 
 
 def hour_prefixes(root: str, model: str, start: datetime, end: datetime) -> list[str]:
@@ -34,10 +37,15 @@ def hour_prefixes(root: str, model: str, start: datetime, end: datetime) -> list
     return out
 
 
-def _lines(bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+def _lines(bucket: str, prefix: str, budget: list[int] | None = None) -> Iterator[dict[str, Any]]:
+    """JSON lines of the objects under ``prefix``; ``budget[0]`` (objects left to open) is decremented."""
     s3 = aws.client("s3")
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
+            if budget is not None:
+                if budget[0] <= 0:
+                    return
+                budget[0] -= 1
             body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
             for n, line in enumerate(body.splitlines(), 1):
                 if not line.strip():
@@ -82,12 +90,21 @@ def read_captures(bucket: str, model: str, start: datetime, end: datetime, versi
     return out
 
 
-def read_feedback(bucket: str, model: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """request_id -> label for feedback stored between ``start`` and ``end`` (the last label wins)."""
+def read_feedback(bucket: str, model: str, start: datetime, end: datetime, *,
+                  max_objects: int = DEFAULT_MAX_FEEDBACK_OBJECTS) -> dict[str, Any]:
+    """request_id -> label for feedback stored between ``start`` and ``end`` (the last label wins).
+
+    At most ``max_objects`` objects are read (a warning says when the rest were left out).
+    """
     labels: dict[str, Any] = {}
+    budget = [max_objects]
     for prefix in hour_prefixes("feedback", model, start, end):
-        for rec in _lines(bucket, prefix):
+        for rec in _lines(bucket, prefix, budget):
             rid = rec.get("request_id")
             if isinstance(rid, str) and "label" in rec:
                 labels[rid] = rec["label"]
+        if budget[0] <= 0:
+            log.warning("read_feedback stopped after %d objects for %s; later labels were not read", max_objects,
+                        model)
+            break
     return labels

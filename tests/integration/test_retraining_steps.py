@@ -159,3 +159,21 @@ def test_deploy_refuses_a_version_the_registry_has_not_approved(ctx: StepContext
         run_step({"action": "deploy", "state": s}, ctx)
     ctx.registry.approve(MODEL, v, "alice", "ok")
     assert run_step({"action": "deploy", "state": s}, ctx)["mode"] == "direct"
+
+
+def test_a_flood_of_feedback_objects_is_read_up_to_a_bound(world: None) -> None:
+    """Feedback readers had no size cap: a flood of small objects could time out canary evaluation."""
+    from datetime import UTC, datetime, timedelta
+
+    from driftline.retraining.captures import read_feedback
+
+    s3 = aws_mod.client("s3")
+    bucket = f"fb-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    now = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
+    for i in range(30):
+        s3.put_object(Bucket=bucket, Key=f"feedback/model={MODEL}/2026/11/26/10/f{i:03d}.json",
+                      Body=json.dumps({"request_id": f"r{i}", "label": 1}).encode())
+    window = (now - timedelta(hours=1), now)
+    assert len(read_feedback(bucket, MODEL, *window)) == 30
+    assert len(read_feedback(bucket, MODEL, *window, max_objects=10)) == 10
