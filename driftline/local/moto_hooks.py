@@ -9,6 +9,7 @@ Four guarded replacements fix that:
 - ``LambdaFunction.invoke`` queues ``InvocationType=Event`` calls instead of running them inline and
   reports handler errors as ``Unhandled`` as Lambda does;
 - ``moto.s3.notifications._invoke_awslambda`` queues S3 notifications (async, retried, DLQ);
+- ``moto.s3.notifications._get_s3_event`` adds the object's ``versionId``, as S3 does for versioned buckets;
 - ``Rule.send_to_targets`` routes matching events to Lambda and Step Functions targets and leaves
   the targets moto supports (SQS, logs, buses) to moto.
 
@@ -67,6 +68,7 @@ def _hook_points() -> list[tuple[Any, str]]:
         (LambdaFunction, "_invoke_lambda"),
         (LambdaFunction, "invoke"),
         (s3_notifications, "_invoke_awslambda"),
+        (s3_notifications, "_get_s3_event"),
         (Rule, "send_to_targets"),
     ]
 
@@ -233,6 +235,18 @@ class MotoBridge:
         def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
             bridge.async_invoker.submit(fn_arn, json.dumps(_aws_key_encoding(event_body)))
 
+        orig_s3_event = s3_notifications._get_s3_event
+
+        def _get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+            """S3 names the object version in the notification (versioned buckets); moto leaves it out,
+            so back-to-back uploads to one key read 'the latest' twice and lose the first."""
+            body: dict[str, Any] = orig_s3_event(event_name, bucket, key, notification_id)
+            version = getattr(key, "version_id", None)
+            if version and version != "null":
+                for record in body.get("Records", []):
+                    record.get("s3", {}).get("object", {})["versionId"] = str(version)
+            return body
+
         def send_to_targets(rule: Any, original_event: Any, transform_input: bool = True) -> None:
             ours = [t for t in rule.targets if _is_routed_here(str(t.get("Arn", "")))]
             theirs = [t for t in rule.targets if t not in ours]
@@ -258,6 +272,7 @@ class MotoBridge:
         self._patch(LambdaFunction, "_invoke_lambda", _invoke_lambda)
         self._patch(LambdaFunction, "invoke", invoke)
         self._patch(s3_notifications, "_invoke_awslambda", _invoke_awslambda)
+        self._patch(s3_notifications, "_get_s3_event", _get_s3_event)
         self._patch(Rule, "send_to_targets", send_to_targets)
 
     def _patch(self, owner: Any, name: str, replacement: Any) -> None:

@@ -137,3 +137,25 @@ def test_deferred_batch_import_keeps_ec2_out_and_batch_working() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_back_to_back_uploads_to_one_key_name_their_own_versions(bridge: MotoBridge) -> None:
+    """moto's notification had no versionId: two quick uploads to one key were ingested as 'latest' twice."""
+    create("tests.fixtures.lambda_handlers.echo", "on-version")
+    s3 = aws_mod.client("s3")
+    s3.create_bucket(Bucket="versioned-uploads")
+    s3.put_bucket_versioning(Bucket="versioned-uploads", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_notification_configuration(
+        Bucket="versioned-uploads",
+        NotificationConfiguration={"LambdaFunctionConfigurations": [{
+            "LambdaFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:on-version",
+            "Events": ["s3:ObjectCreated:*"]}]},
+    )
+    submitted: list[Any] = []
+    original = bridge.async_invoker.submit
+    bridge.async_invoker.submit = lambda fn, ev: submitted.append(original(fn, ev)) or submitted[-1]  # type: ignore[method-assign]
+    versions = [s3.put_object(Bucket="versioned-uploads", Key="incoming/x.csv", Body=body)["VersionId"]
+                for body in (b"first", b"second")]
+    seen = [json.loads(f.result(timeout=30).result.payload)["event"]["Records"][0]["s3"]["object"]["versionId"]
+            for f in submitted]
+    assert seen == versions and len(set(seen)) == 2
