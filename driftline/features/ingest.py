@@ -252,6 +252,14 @@ class Ingestor:
         data = self._download(obj, result)
         if data is None:
             return
+        if fs.ingest.on_duplicate_content == "skip":
+            earlier = self._same_content(fs, result)
+            if earlier is not None:
+                result.status = "skipped"
+                result.reason = (f"the same bytes (SHA-256 {result.content_sha256}) were already ingested from "
+                                 f"{earlier.get('source', '?')} (upload {earlier.get('upload_id', '?')}); skipped so "
+                                 f"no row counts twice (ingest.on_duplicate_content: accept to ingest it again)")
+                return
         read = read_bytes(data, PurePosixPath(obj.key).name, fs)
         result.format = read.format
         others = [o for o in self.catalog if o.name != fs.name]
@@ -277,6 +285,8 @@ class Ingestor:
         if accepted.num_rows:
             stats = self.online.put_latest(fs.name, fs.version, latest_rows(accepted, fs))
             result.online_written, result.online_stale = stats.written, stats.stale
+        if result.rows_accepted:
+            self._remember_content(fs, result)
         if result.status == "accepted":
             result.original_deleted = self._delete_original(obj, result)
 
@@ -411,6 +421,22 @@ class Ingestor:
             return False
         self.s3.delete_object(Bucket=obj.bucket, Key=obj.key)
         return True
+
+    def _same_content(self, fs: FeatureSet, result: IngestResult) -> dict[str, str] | None:
+        """The earlier upload with these exact bytes (another upload, not a retry of this one), if any."""
+        got = self._client("dynamodb").get_item(
+            TableName=self.targets.control_table, ConsistentRead=True,
+            Key={"pk": {"S": f"CONTENT#{fs.name}"}, "sk": {"S": str(result.content_sha256)}}).get("Item")
+        if not got or got.get("upload_id", {}).get("S") == result.upload_id:
+            return None
+        return {k: v["S"] for k, v in got.items() if "S" in v}
+
+    def _remember_content(self, fs: FeatureSet, result: IngestResult) -> None:
+        """The content hash of an ingested upload, so the same bytes under another key are recognised."""
+        self._client("dynamodb").put_item(TableName=self.targets.control_table, Item={
+            "pk": {"S": f"CONTENT#{fs.name}"}, "sk": {"S": str(result.content_sha256)},
+            "upload_id": {"S": str(result.upload_id)}, "source": {"S": result.source},
+            "recorded_at": {"S": datetime.now(UTC).isoformat()}})
 
     def _record(self, fs: FeatureSet, result: IngestResult) -> None:
         """The ingest record (lineage and ``driftline features uploads``); re-delivery overwrites it."""

@@ -104,6 +104,8 @@ class Label(_Strict):
 
 class IngestPolicy(_Strict):
     on_partial_failure: Literal["accept_valid", "reject_file"] = "accept_valid"
+    on_duplicate_content: Literal["skip", "accept"] = "skip"
+    """An upload whose bytes were already ingested (under any key): skip it with a record, or ingest again."""
     max_file_mb: int = Field(default=512, ge=1, le=10240)
     sample_rows_in_report: int = Field(default=5, ge=0, le=100)
 

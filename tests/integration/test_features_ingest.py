@@ -350,3 +350,18 @@ def test_late_older_rows_never_overwrite_newer_online_values(env: dict[str, str]
     recs = OnlineStore(env["ONLINE_TABLE"]).get_records(FS, sorted(shared))
     for rec in recs.values():
         assert rec is not None and rec.event_ts_us >= 1_777_593_600_000_000  # 2026-05-01
+
+
+def test_same_bytes_under_another_key_count_once(env: dict[str, str]) -> None:
+    """1,000 rows uploaded under two keys once gave 2,000 curated rows (issue 16, item 5)."""
+    body = _parquet(generate(100, "2026-02-01", "2026-02-03", seed=6))
+    (first,) = _invoke(_event(env, _upload(env, f"incoming/{FS}/a.parquet", body)))
+    up = _upload(env, f"incoming/{FS}/copy of a.parquet", body)
+    (second,) = _invoke(_event(env, up))
+    assert first["status"] == "accepted"
+    assert second["status"] == "skipped" and "already ingested from" in second["reason"]
+    assert first["upload_id"] in second["reason"]
+    assert _curated_rows(env).num_rows == 100
+    (again,) = _invoke(_event(env, up))  # a redelivery of the same version: still the same answer
+    assert again["status"] == "skipped" and _curated_rows(env).num_rows == 100
+    assert any(r["status"] == "skipped" for r in _records(env))  # on record, not only in a log
