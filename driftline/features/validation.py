@@ -634,6 +634,14 @@ def _entity_key_size(run: _Run, fs: FeatureSet, typed: Mapping[str, pa.Array]) -
     for e in fs.entity:
         lengths = pc.binary_length(pc.cast(typed[e], pa.string()))
         sizes += np.asarray(pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    for e in fs.entity:  # a stray quote in a CSV field ends up inside the value: U2-C0000161"
+        text = pc.cast(typed[e], pa.string())
+        odd = _np(pc.fill_null(pc.match_substring_regex(text, r'["\x00-\x1f\x7f]'), False))
+        run.fail("entity_format", e, odd,
+                 f"{{count}} entity key(s) of {e!r} contain a double quote or a control character, which no "
+                 f"identifier has (a stray quote in a CSV file ends up inside the value)",
+                 "check the file's quoting (a field with a quote must be quoted, its quotes doubled) and "
+                 "line endings", sample_columns=[e])
     run.fail("entity_length", fs.entity[0] if len(fs.entity) == 1 else None, sizes > limit,
              f"{{count}} row(s) have an entity key longer than {limit:,} bytes (UTF-8), more than the online "
              f"store's key can hold", "entity keys are identifiers: shorten them (e.g. hash long natural keys)",

@@ -188,6 +188,20 @@ def test_entity_keys_too_long_for_the_online_store(good: pa.Table, credit_fs: Fe
     assert _checks(validate(table, composite))["entity_length:None"]["failed_rows"] == 1
 
 
+def test_entity_keys_with_quotes_or_control_characters(good: pa.Table, credit_fs: FeatureSet) -> None:
+    """A CSV with a stray quote was accepted with entity ids like 'U2-C0000161"' (issue 16, item 6)."""
+    import pyarrow.csv as pacsv
+
+    text = 'customer_id,x\nU2-C0000161",1\nU2-C0000162,2\n"U2-C0000163",3\n'
+    raw = pacsv.read_csv(pa.BufferReader(text.encode()))
+    ids = _col(good, "customer_id")
+    ids[:3] = raw.column("customer_id").to_pylist()
+    ids[3] = "C\x00zero"
+    r = validate(_with(good, "customer_id", ids), credit_fs)
+    check = _checks(r)["entity_format:customer_id"]
+    assert check["failed_rows"] == 2 and [s["row"] for s in check["sample"]] == [0, 3]
+
+
 def test_categories(good: pa.Table, credit_fs: FeatureSet) -> None:
     regions = _col(good, "region")
     regions[0], regions[1], regions[2] = "North", "mars", "mars"
