@@ -27,7 +27,7 @@ from driftline.training.core import TrainedModel, evaluate, fit_threads, validat
 from driftline.training.dataset import prepare, to_arrow
 from driftline.training.errors import TrainingRejectedError
 from driftline.training.frames import served_frame
-from driftline.training.lineage import code_version, library_versions, table_sha256
+from driftline.training.lineage import code_version, library_versions, training_set_lineage
 from driftline.training.onnx_export import OnnxModel, parity
 from driftline.training.publish import TrainingOutcome, _publish, current_champion
 
@@ -227,10 +227,7 @@ def register_imported(
     """
     model = cfg.name
     table = to_arrow(data)
-    ts_lineage = dict(training_set or {})
-    ts_lineage.setdefault("uri", "memory://table")
-    ts_lineage.setdefault("sha256", table_sha256(table))
-    ts_lineage.setdefault("rows", table.num_rows)
+    ts_lineage = training_set_lineage(table, training_set)
     parent = current_champion(registry, model)
     schema = fs.input_schema()
     description = describe_estimator(imported.estimator) if imported.estimator is not None else "onnx"

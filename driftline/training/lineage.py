@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Mapping
 from functools import cache
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -46,6 +48,16 @@ def library_versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "absent"
+    return out
+
+
+def training_set_lineage(table: pa.Table, training_set: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The training data's lineage as given (``uri``, ``sha256``, object versions...), completed for an
+    in-memory table with a placeholder URI, a content hash and the row count."""
+    out = dict(training_set or {})
+    out.setdefault("uri", "memory://table")
+    out.setdefault("sha256", table_sha256(table))
+    out.setdefault("rows", table.num_rows)
     return out
 
 

@@ -37,7 +37,7 @@ from driftline.training.core import (
 )
 from driftline.training.dataset import encode_table, to_arrow
 from driftline.training.errors import TrainingRejectedError
-from driftline.training.lineage import code_version, library_versions, table_sha256
+from driftline.training.lineage import code_version, library_versions, training_set_lineage
 from driftline.training.onnx_export import OnnxModel
 
 
@@ -137,10 +137,7 @@ def train_and_register(
     """
     model = cfg.name
     table = to_arrow(data)
-    ts_lineage = dict(training_set or {})
-    ts_lineage.setdefault("uri", "memory://table")
-    ts_lineage.setdefault("sha256", table_sha256(table))
-    ts_lineage.setdefault("rows", table.num_rows)
+    ts_lineage = training_set_lineage(table, training_set)
     parent = current_champion(registry, model)
     chosen = algorithm or cfg.algorithm
     fraction: float | None = None
