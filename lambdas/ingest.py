@@ -2,14 +2,16 @@
 
 Thin: parse the event, skip (with a logged reason) what is not an upload of a known feature set,
 process each object once per version (Powertools idempotency keyed by bucket, key, version id and
-ETag), emit metrics, return the results. Client mistakes never raise, so S3 never retries them;
-only AWS errors that outlived the client's retries fail the invocation (bounded async retries,
-then the dead-letter queue).
+ETag, held as a renewed lease so a crashed attempt frees the upload for the retry:
+:mod:`driftline.features.ingest_lease`), emit metrics, return the results. Client mistakes never
+raise, so S3 never retries them; only AWS errors that outlived the client's retries fail the
+invocation (bounded async retries, then the dead-letter queue).
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import asdict
 from typing import Any
 
@@ -25,6 +27,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from driftline import aws
 from driftline.features.ingest import Ingestor, IngestTargets, S3Object, parse_s3_event, route
+from driftline.features.ingest_lease import LeaseContext, can_renew, renewed_lease
 from driftline.features.schema import FeatureSetCatalog
 
 logger = Logger()
@@ -52,6 +55,8 @@ class _Runtime:
                                         response_hook=_mark_replay)  # type: ignore[arg-type]
         persistence = DynamoDBPersistenceLayer(table_name=aws.env("IDEMPOTENCY_TABLE"),
                                                boto3_client=self.client)
+        self.persistence = persistence
+        self.renewable = can_renew(persistence)
 
         @idempotent_function(data_keyword_argument="record", persistence_store=persistence,
                              config=self.config)
@@ -80,7 +85,8 @@ def _count(name: str, value: float) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rt = runtime()
-    rt.config.register_lambda_context(context)
+    # a lease, not the whole remaining time: a crashed attempt must not lock the upload past the retries
+    rt.config.register_lambda_context(LeaseContext(context, renewable=rt.renewable))  # type: ignore[arg-type]
     objects = parse_s3_event(event)
     if not objects:
         logger.warning("skipped: the event names no created S3 object", extra={"event_keys": sorted(event)})
@@ -94,7 +100,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             _count("UploadsSkipped", 1)
             results.append({"status": "skipped", "source": obj.uri, "reason": reason, "feature_set": fs_name})
             continue
-        result = rt.process(record=asdict(obj))
+        record = asdict(obj)
+        with renewed_lease(rt.persistence, rt.client, record, context) if rt.renewable else nullcontext():
+            result = rt.process(record=record)
         bad = result["status"] in ("partial", "rejected", "unreadable", "too_large", "failed")
         log = logger.warning if bad else logger.info
         log("ingest result", extra={k: result.get(k) for k in (

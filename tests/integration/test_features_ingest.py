@@ -365,3 +365,61 @@ def test_same_bytes_under_another_key_count_once(env: dict[str, str]) -> None:
     (again,) = _invoke(_event(env, up))  # a redelivery of the same version: still the same answer
     assert again["status"] == "skipped" and _curated_rows(env).num_rows == 100
     assert any(r["status"] == "skipped" for r in _records(env))  # on record, not only in a log
+
+
+def _idempotency_items(env: dict[str, str]) -> list[dict[str, Any]]:
+    return list(aws.client("dynamodb").scan(TableName=env["IDEMPOTENCY_TABLE"])["Items"])
+
+
+class _Killed(BaseException):
+    """Stands for kill -9: nothing of the attempt runs after it (Powertools releases on Exception only)."""
+
+
+def test_a_crashed_attempt_frees_the_upload_for_the_retry(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed 5 s into an ingest kept the upload locked ~15 min: both retries failed, DLQ."""
+    import time
+
+    from driftline.features import ingest_lease
+    from driftline.features.ingest import Ingestor
+
+    monkeypatch.setattr(ingest_lease, "LEASE_SECONDS", 1.0)
+    up = _upload(env, f"incoming/{FS}/crash.parquet", _parquet(generate(50, "2026-02-01", "2026-02-03", seed=8)))
+    original = Ingestor.process
+
+    def killed(self: Any, obj: Any) -> Any:
+        raise _Killed
+
+    monkeypatch.setattr(Ingestor, "process", killed)
+    with pytest.raises(_Killed):
+        _invoke(_event(env, up))
+    (item,) = [i for i in _idempotency_items(env) if i["status"]["S"] == "INPROGRESS"]
+    lease_left = int(item["in_progress_expiration"]["N"]) / 1000 - time.time()
+    assert lease_left <= 1.0  # not the invocation's 600 s of remaining time
+    monkeypatch.setattr(Ingestor, "process", original)
+    time.sleep(max(0.0, lease_left) + 0.2)
+    (result,) = _invoke(_event(env, up))  # the retry takes the upload over
+    assert result["status"] == "accepted" and _curated_rows(env).num_rows == 50
+
+
+def test_a_live_attempt_keeps_renewing_its_lease(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from driftline.features import ingest_lease
+    from driftline.features.ingest import Ingestor
+
+    monkeypatch.setattr(ingest_lease, "LEASE_SECONDS", 0.9)
+    up = _upload(env, f"incoming/{FS}/slow.parquet", _parquet(generate(50, "2026-02-01", "2026-02-03", seed=9)))
+    original = Ingestor.process
+    seen: list[int] = []
+
+    def slow(self: Any, obj: Any) -> Any:
+        for _ in range(5):  # 2 s: longer than the lease; only the heartbeat keeps the lock alive
+            seen.extend(int(i["in_progress_expiration"]["N"]) for i in _idempotency_items(env)
+                        if i["status"]["S"] == "INPROGRESS")
+            time.sleep(0.4)
+        return original(self, obj)
+
+    monkeypatch.setattr(Ingestor, "process", slow)
+    (result,) = _invoke(_event(env, up))
+    assert result["status"] == "accepted"
+    assert len(seen) >= 3 and seen[-1] > seen[0] + 500  # pushed forward while the attempt was alive
