@@ -95,7 +95,10 @@ class PipelineStack(Stack):
                 state_machine_type=sfn.StateMachineType.STANDARD,
                 tracing_enabled=True,
                 timeout=Duration.seconds(WORKFLOW_TIMEOUT_SECONDS),
-                logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+                # every event, without payloads: a waiting approval's task token is in the state, and who may
+                # resume a run must not be readable from the logs (each step's input and output, minus the
+                # token, is recorded in the control table instead)
+                logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
             )
             for logical in wf.functions:
                 fns[logical].function.grant_invoke(sm)

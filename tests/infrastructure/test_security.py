@@ -156,6 +156,15 @@ def test_no_function_may_delete_object_versions_or_curated_data(synth: Synth) ->
     assert deletes and all("incoming/*" in d for d in deletes)  # only uploads leave incoming/ (a delete marker)
 
 
+def test_workflow_logs_carry_no_execution_data(synth: Synth) -> None:
+    """The approval task token was written to the execution-data logs (issue 16, item 12)."""
+    machines = synth.resources("AWS::StepFunctions::StateMachine", "pipeline")
+    assert machines
+    for sm in machines.values():
+        logging = sm["Properties"]["LoggingConfiguration"]
+        assert logging["Level"] == "ALL" and logging["IncludeExecutionData"] is False
+
+
 def test_functions_are_invoked_only_by_the_deployed_api_stage(synth: Synth) -> None:
     """No console test-invoke permission: the approval route must only run behind the stage's IAM auth."""
     perms = synth.resources("AWS::Lambda::Permission", "serving")
