@@ -109,14 +109,8 @@ def _context(model: str, config: str | Path | None, env: str | None) -> _Context
     if not directory.is_absolute():
         directory = path.resolve().parent / directory
     fs = FeatureSetCatalog(directory).get(cfg.feature_set)
-    names = {k: os.environ.get(k, "") for k in ("REGISTRY_TABLE", "ARTIFACTS_BUCKET", "FEATURES_BUCKET")}
-    if not (names["ARTIFACTS_BUCKET"] and names["FEATURES_BUCKET"]):
-        account = _identity()["Account"]
-        names["ARTIFACTS_BUCKET"] = names["ARTIFACTS_BUCKET"] or platform.bucket_name("artifacts", account,
-                                                                                      aws.region())
-        names["FEATURES_BUCKET"] = names["FEATURES_BUCKET"] or platform.bucket_name("features", account, aws.region())
-    return _Context(platform=platform, config_path=path, cfg=cfg, fs=fs,
-                    registry_table=names["REGISTRY_TABLE"] or platform.name("registry"),
+    names = platform.caller_names(os.environ, lambda: _identity()["Account"], aws.region())
+    return _Context(platform=platform, config_path=path, cfg=cfg, fs=fs, registry_table=names["REGISTRY_TABLE"],
                     artifacts_bucket=names["ARTIFACTS_BUCKET"], features_bucket=names["FEATURES_BUCKET"])
 
 

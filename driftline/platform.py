@@ -8,6 +8,7 @@ include the account and region; in CDK those are tokens, locally they are the em
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -152,6 +153,21 @@ class Platform:
 
     def bucket_name(self, logical: str, account: str, region: str) -> str:
         return f"{self.prefix}-{logical}-{account}-{region}"
+
+    def caller_names(self, environ: Mapping[str, str], account: Callable[[], str], region: str) -> dict[str, str]:
+        """Registry table and buckets for code running outside the functions (CLI, notebook).
+
+        The functions' own variables (``REGISTRY_TABLE``, ``ARTIFACTS_BUCKET``, ``FEATURES_BUCKET``)
+        win when set; otherwise the names are derived as the stacks name them, asking ``account``
+        (an STS call) only when a bucket name needs it.
+        """
+        names = {k: environ.get(k, "") for k in ("REGISTRY_TABLE", "ARTIFACTS_BUCKET", "FEATURES_BUCKET")}
+        names["REGISTRY_TABLE"] = names["REGISTRY_TABLE"] or self.name("registry")
+        if not (names["ARTIFACTS_BUCKET"] and names["FEATURES_BUCKET"]):
+            acct = account()
+            names["ARTIFACTS_BUCKET"] = names["ARTIFACTS_BUCKET"] or self.bucket_name("artifacts", acct, region)
+            names["FEATURES_BUCKET"] = names["FEATURES_BUCKET"] or self.bucket_name("features", acct, region)
+        return names
 
     def function(self, logical: str) -> Function:
         for f in self.functions:

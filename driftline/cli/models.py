@@ -79,18 +79,15 @@ def resource_names(platform: Any) -> dict[str, str]:
 
     from driftline import aws
 
-    names = {k: os.environ.get(k, "") for k in ("REGISTRY_TABLE", "ARTIFACTS_BUCKET", "FEATURES_BUCKET")}
-    names["REGISTRY_TABLE"] = names["REGISTRY_TABLE"] or platform.name("registry")
-    if not (names["ARTIFACTS_BUCKET"] and names["FEATURES_BUCKET"]):
+    def account() -> str:
         try:
-            account = str(aws.client("sts").get_caller_identity()["Account"])
+            return str(aws.client("sts").get_caller_identity()["Account"])
         except Exception as e:
             fail(f"cannot determine the AWS account for bucket names ({type(e).__name__}: {e}); set "
                  f"ARTIFACTS_BUCKET and FEATURES_BUCKET or configure credentials")
             raise
-        region = aws.region()
-        names["ARTIFACTS_BUCKET"] = names["ARTIFACTS_BUCKET"] or platform.bucket_name("artifacts", account, region)
-        names["FEATURES_BUCKET"] = names["FEATURES_BUCKET"] or platform.bucket_name("features", account, region)
+
+    names: dict[str, str] = platform.caller_names(os.environ, account, aws.region())
     return names
 
 

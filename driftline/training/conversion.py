@@ -21,6 +21,8 @@ of the two steps that handle those nulls in a notebook pipeline (``SimpleImputer
 from __future__ import annotations
 
 import copy
+import functools
+import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,7 +76,7 @@ def _check_classes(theirs: Sequence[Any], schema: Mapping[str, Any]) -> None:
     order = class_order(theirs, ours)
     if -1 in order or sorted(order) != list(range(len(ours))):
         raise TrainingRejectedError(
-            f"the estimator's classes {list(theirs)} differ from the classes {ours} of label {label['name']!r} "
+            f"the model's classes {list(theirs)} differ from the classes {ours} of label {label['name']!r} "
             f"in the feature set; fit it on the label column of load_training_set (every class needs rows), "
             f"or correct 'classes' in the feature set")
 
@@ -244,8 +246,17 @@ def _one_hot_converter() -> Any:
     return converter
 
 
+_BOOSTERS = (  # (library, skl2onnx alias prefix, estimator classes, onnxmltools module and converter)
+    ("lightgbm", "LightGbm", ("LGBMClassifier", "LGBMRegressor"),
+     "onnxmltools.convert.lightgbm.operator_converters.LightGbm", "convert_lightgbm"),
+    ("xgboost", "XGBoost", ("XGBClassifier", "XGBRegressor"),
+     "onnxmltools.convert.xgboost.operator_converters.XGBoost", "convert_xgboost"),
+)
+
+
+@functools.cache
 def _register_booster_converters() -> None:
-    """Let skl2onnx convert LightGBM / XGBoost estimators inside pipelines (when installed)."""
+    """Let skl2onnx convert LightGBM / XGBoost estimators inside pipelines (when installed); once per process."""
     from skl2onnx import update_registered_converter
     from skl2onnx.common.shape_calculator import (
         calculate_linear_classifier_output_shapes,
@@ -253,26 +264,16 @@ def _register_booster_converters() -> None:
     )
 
     options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
-    try:
-        from lightgbm import LGBMClassifier, LGBMRegressor
-        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-
-        update_registered_converter(LGBMClassifier, "LightGbmLGBMClassifier",
-                                    calculate_linear_classifier_output_shapes, convert_lightgbm, options=options)
-        update_registered_converter(LGBMRegressor, "LightGbmLGBMRegressor",
-                                    calculate_linear_regressor_output_shapes, convert_lightgbm)
-    except ImportError:
-        pass
-    try:
-        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
-        from xgboost import XGBClassifier, XGBRegressor
-
-        update_registered_converter(XGBClassifier, "XGBoostXGBClassifier",
-                                    calculate_linear_classifier_output_shapes, convert_xgboost, options=options)
-        update_registered_converter(XGBRegressor, "XGBoostXGBRegressor",
-                                    calculate_linear_regressor_output_shapes, convert_xgboost)
-    except ImportError:
-        pass
+    for library, alias, (classifier, regressor), module, name in _BOOSTERS:
+        try:
+            lib = importlib.import_module(library)
+            convert = getattr(importlib.import_module(module), name)
+        except ImportError:
+            continue
+        update_registered_converter(getattr(lib, classifier), f"{alias}{classifier}",
+                                    calculate_linear_classifier_output_shapes, convert, options=options)
+        update_registered_converter(getattr(lib, regressor), f"{alias}{regressor}",
+                                    calculate_linear_regressor_output_shapes, convert)
 
 
 class _DoubleTreeInput:
@@ -460,7 +461,6 @@ def convert_estimator(estimator: Any, schema: Mapping[str, Any], name: str = "dr
 
 def _convert_with(estimator: Any, schema: Mapping[str, Any], plan: ConversionPlan, matrix: list[str] | None,
                   number_type: Any, name: str) -> bytes:
-    import onnx
     import onnxruntime as ort
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import StringTensorType
@@ -478,7 +478,7 @@ def _convert_with(estimator: Any, schema: Mapping[str, Any], plan: ConversionPla
                                 custom_shape_calculators=_shape_calculators())
     except Exception as e:  # skl2onnx raises many types (RuntimeError, NotImplementedError, ValueError...)
         raise _conversion_error(estimator, e) from None
-    data = _fold(_adapt(model, schema, plan.classes, onnx, matrix_columns=matrix), schema)
+    data = _fold(_adapt(model, schema, plan.classes, matrix_columns=matrix), schema)
     try:
         ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as e:  # e.g. an op without a kernel for these input types
@@ -563,7 +563,7 @@ def adapt_onnx(data: bytes, schema: Mapping[str, Any], class_indices: bool = Fal
         classes = raw
         if raw is not None and class_indices:
             classes = [label["classes"][int(c)] if 0 <= int(c) < len(label["classes"]) else c for c in raw]
-        return _adapt(model, schema, classes, onnx, single_matrix=True)
+        return _fold(_adapt(model, schema, classes, single_matrix=True), schema)
     unknown = [i.name for i in inputs if i.name not in known]
     if unknown:
         raise TrainingRejectedError(f"the model's input(s) {', '.join(unknown)} are not model features of feature "
@@ -576,10 +576,10 @@ def adapt_onnx(data: bytes, schema: Mapping[str, Any], class_indices: bool = Fal
             raise TrainingRejectedError(f"input {i.name!r} is a {kind} tensor but feature {i.name!r} is "
                                         f"{known[i.name]['type']}: it must be a {want} tensor [N, 1]")
     classes = _graph_classes(model) if classifier else None
-    return _fold(_adapt(model, schema, classes, onnx), schema)
+    return _fold(_adapt(model, schema, classes), schema)
 
 
-def _raise_default_opset(model: Any, default: int, onnx: Any) -> Any:
+def _raise_default_opset(model: Any, default: int) -> Any:
     """A graph below the adapter's opset: declare it when the graph has no default-domain node (a pure
     ai.onnx.ml tree ensemble, as onnxmltools writes XGBoost), else let ONNX's converter upgrade it."""
     from onnx import helper
@@ -708,15 +708,16 @@ def _outputs(model: Any, classifier: bool) -> tuple[str | None, str]:
     return label_out, score_out
 
 
-def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None, onnx: Any,
+def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None,
            single_matrix: bool = False, matrix_columns: Sequence[str] | None = None) -> bytes:
+    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     label = schema["label"]
     classifier = label["task"] != "regression"
     default = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if default < _MIN_OPSET:
-        model = _raise_default_opset(model, default, onnx)
+        model = _raise_default_opset(model, default)
     _, score_out = _outputs(model, classifier)
     feeds = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
     dtypes = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}
@@ -734,9 +735,8 @@ def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None,
     if classifier:
         ours = list(label["classes"])
         theirs = list(classes) if classes is not None else ours
+        _check_classes(theirs, schema)
         order = class_order(theirs, ours)
-        if -1 in order or sorted(order) != list(range(len(ours))):
-            raise TrainingRejectedError(f"the model's classes {theirs} differ from the feature set's {ours}")
         positions = [order.index(i) for i in range(len(ours))]  # our class i is their column positions[i]
         nodes.append(helper.make_node("Cast", [_PREFIX + score_out], ["dl_scores"], to=TensorProto.FLOAT))
         # The label is the most probable class, first on ties, as scikit-learn's predict picks it

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from driftline.features.encoding import model_features
 from driftline.features.schema import FeatureSet
@@ -41,24 +42,31 @@ SPLIT_COLUMN = "split"
 TRAIN, VALIDATION = "train", "validation"
 
 
+def _floats(col: pa.ChunkedArray) -> np.ndarray:
+    """float64 values, NaN for null (Arrow's cast; values of an untyped column coerced one by one)."""
+    try:
+        return np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return np.asarray(pd.to_numeric(pd.Series(col.to_pylist(), dtype=object), errors="coerce"), dtype=np.float64)
+
+
 def _natural(col: pa.ChunkedArray, kind: str) -> np.ndarray:
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     if kind == "categorical":
-        values = np.asarray(col.to_pylist(), dtype=object)
+        values = np.asarray(col.to_numpy(zero_copy_only=False), dtype=object)
         values[pd.isna(values)] = np.nan
         return values
     if kind == "bool":
         if col.null_count == 0 and pa.types.is_boolean(col.type):
             return np.asarray(col.to_numpy(zero_copy_only=False), dtype=bool)
-        return np.asarray([np.nan if v is None else float(bool(v)) for v in col.to_pylist()], dtype=np.float64)
+        return _floats(col)
     if kind == "int" and col.null_count == 0 and pa.types.is_integer(col.type):
         ints = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.int64)
         if ints.size == 0 or np.abs(ints).max() <= FLOAT32_EXACT_INT:
             return ints
         return ints.astype(np.float32).astype(np.float64)  # as served: beyond 2**24 float32 rounds
-    values = np.asarray(pd.to_numeric(pd.Series(col.to_pylist(), dtype=object), errors="coerce"),
-                        dtype=np.float64)
+    values = _floats(col)
     # as served: the model input is float32 (ints beyond 2**24 round there too)
     return values.astype(np.float32) if kind == "float" else values.astype(np.float32).astype(np.float64)
 
