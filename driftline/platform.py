@@ -293,9 +293,13 @@ def build_platform(config: PlatformConfig) -> Platform:
         config=config,
         buckets=(
             Bucket("features", "Uploads (incoming/), curated Parquet (curated/), quarantine/ and training sets",
-                   expire_prefixes=(("quarantine/", 365),)),
+                   # staging/ holds an ingest's files until its commit copies them to curated/: what is
+                   # left there after a week is an attempt that never committed (nothing reads it)
+                   expire_prefixes=(("quarantine/", 365), ("staging/", 7))),
             Bucket("artifacts", "Model artifacts: ONNX, skops, reference profiles"),
-            Bucket("captures", "Inference captures and feedback labels", expire_prefixes=(("captures/", 90),)),
+            Bucket("captures", "Inference captures and feedback labels",
+                   # labels outlive the captures they label (they arrive late); delivery errors are for triage
+                   expire_prefixes=(("captures/", 90), ("feedback/", 180), ("capture-errors/", 30))),
             Bucket("reports", "Drift reports (JSON and HTML)"),
         ),
         tables=(
