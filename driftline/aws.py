@@ -137,6 +137,17 @@ def client(service: str) -> Any:
         return _session().create_client(service, region_name=region(), config=_CONFIG)
 
 
+def sync_invoke_client(read_timeout_s: float) -> Any:
+    """A Lambda client for synchronous invocations that may run ``read_timeout_s`` (up to a function's timeout).
+
+    The default 30 s read timeout would cut a long invocation off (and botocore would retry it,
+    running the function twice); here the read waits the whole time and nothing is retried.
+    """
+    config = _CONFIG.merge(Config(read_timeout=int(read_timeout_s), retries={"max_attempts": 1, "mode": "standard"}))
+    with _LOCK:
+        return _session().create_client("lambda", region_name=region(), config=config)
+
+
 def reset_clients() -> None:
     """Forget cached clients and the session (tests that switch endpoints or credentials call this)."""
     with _LOCK:

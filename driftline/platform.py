@@ -293,9 +293,7 @@ def build_platform(config: PlatformConfig) -> Platform:
         config=config,
         buckets=(
             Bucket("features", "Uploads (incoming/), curated Parquet (curated/), quarantine/ and training sets",
-                   # staging/ holds an ingest's files until its commit copies them to curated/: what is
-                   # left there after a week is an attempt that never committed (nothing reads it)
-                   expire_prefixes=(("quarantine/", 365), ("staging/", 7))),
+                   expire_prefixes=(("quarantine/", 365),)),
             Bucket("artifacts", "Model artifacts: ONNX, skops, reference profiles"),
             Bucket("captures", "Inference captures and feedback labels",
                    # labels outlive the captures they label (they arrive late); delivery errors are for triage

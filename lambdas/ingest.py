@@ -1,11 +1,12 @@
 """ingest: S3 ``incoming/<feature_set>/…`` object created → :class:`driftline.features.ingest.Ingestor`.
 
 Thin: parse the event, skip (with a logged reason) what is not an upload of a known feature set,
-process each object once per version (Powertools idempotency keyed by bucket, key, version id and
-ETag, held as a renewed lease so a crashed attempt frees the upload for the retry:
-:mod:`driftline.features.ingest_lease`), emit metrics, return the results. Client mistakes never
-raise, so S3 never retries them; only AWS errors that outlived the client's retries fail the
-invocation (bounded async retries, then the dead-letter queue).
+process each object once per version (Powertools idempotency keyed by bucket, key, version id,
+ETag and the marker ``driftline features redrive`` sets; held as a renewed lease so a crashed
+attempt frees the upload for the retry: :mod:`driftline.features.ingest_lease`), emit metrics,
+return the results. Client mistakes never raise, so S3 never retries them; only AWS errors that
+outlived the client's retries fail the invocation (bounded async retries, then the dead-letter
+queue, from where ``driftline features redrive`` sends them back).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class _Runtime:
         self.client = aws.client("dynamodb")
         self.catalog = FeatureSetCatalog(os.environ.get("FEATURE_SETS_DIR", "feature_sets"))
         self.ingestor = Ingestor(self.catalog, IngestTargets.from_env())
-        self.config = IdempotencyConfig(event_key_jmespath="[bucket, key, version_id, etag]",
+        self.config = IdempotencyConfig(event_key_jmespath="[bucket, key, version_id, etag, redrive]",
                                         expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
                                         response_hook=_mark_replay)  # type: ignore[arg-type]
         persistence = DynamoDBPersistenceLayer(table_name=aws.env("IDEMPOTENCY_TABLE"),

@@ -22,6 +22,7 @@ GRANTS: dict[str, dict[str, Access]] = {
     "ingest": {
         "bucket:features": "read_write",
         "delete:features:incoming/*": "delete",  # an accepted upload is removed from incoming/ (versions stay)
+        "delete:features:curated/*/_pending/*": "delete",  # an upload's commit ends by removing its marker
         "table:online": "read_write",
         "table:control": "read_write",
         "table:idempotency": "read_write",

@@ -40,10 +40,12 @@ ACKNOWLEDGMENTS: list[NagPackSuppression] = [
     ),
     NagPackSuppression(
         id="AwsSolutions-IAM5",
-        reason="Ingest removes an accepted upload from the features bucket's incoming/ prefix (s3:DeleteObject "
+        reason="Ingest removes an accepted upload from the features bucket's incoming/ prefix, and an upload's "
+        "pending-commit marker from curated/<feature set>/_pending/ once its commit finished (s3:DeleteObject "
         "only: on the versioned bucket that adds a delete marker, no version is destroyed); the objects of "
-        "one prefix of one named bucket can only be named with a trailing wildcard.",
-        applies_to=[RegexAppliesTo(regex="/^Resource::<FeaturesBucket.*Arn>\\/incoming\\/\\*$/")],
+        "one prefix of one named bucket can only be named with a wildcard.",
+        applies_to=[RegexAppliesTo(regex="/^Resource::<FeaturesBucket.*Arn>\\/incoming\\/\\*$/"),
+                    RegexAppliesTo(regex="/^Resource::<FeaturesBucket.*Arn>\\/curated\\/\\*\\/_pending\\/\\*$/")],
     ),
     NagPackSuppression(
         id="AwsSolutions-IAM5",

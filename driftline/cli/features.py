@@ -3,7 +3,8 @@
 ``validate`` runs exactly the checks (and prints the same report) the ingest function runs, so a
 file that passes here is accepted after upload. ``upload`` puts a file under
 ``incoming/<feature_set>/`` of the features bucket (AWS, or the local platform when
-``AWS_ENDPOINT_URL`` points at it); ``uploads`` lists recent ingest results from the control table.
+``AWS_ENDPOINT_URL`` points at it); ``uploads`` lists recent ingest results from the control table;
+``redrive`` processes unfinished uploads again (failed, dead attempts, dead-lettered events).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ EnvOpt = typer.Option(None, "--env", help="Environment in cdk.json (default: dri
 FeatureSetOpt = typer.Option(..., "--feature-set", "-f", help="Feature set name (a YAML file in the "
                                                             "configured feature_sets_dir).")
 STATUS_STYLE = {"accepted": "green", "partial": "yellow", "rejected": "red", "unreadable": "red",
-                "too_large": "red", "failed": "red", "skipped": "dim"}
+                "too_large": "red", "failed": "red", "skipped": "dim", "processing": "cyan", "committing": "cyan"}
 
 
 def _catalog(config: Path, env: str | None) -> tuple[Any, Any]:
@@ -205,11 +206,13 @@ def upload_cmd(
 
 def _wait_for_record(platform: Any, feature_set: str, source: str, version: str | None,
                      timeout: float) -> dict[str, Any] | None:
-    from driftline.features.ingest import recent_uploads
+    from driftline.features.ingest import IN_FLIGHT, recent_uploads
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for rec in recent_uploads(_control_table(platform), [feature_set], limit=50):
+            if rec.get("status") in IN_FLIGHT or (rec.get("status") == "failed" and rec.get("retryable")):
+                continue  # not the outcome yet
             if rec.get("source") == source and (version is None or rec.get("version_id") == version):
                 return rec
         time.sleep(1.0)
@@ -287,3 +290,82 @@ def list_cmd(config: Path = ConfigOpt, env: str = EnvOpt) -> None:
         console.print(f"  labels: {labels or 'none'}", highlight=False)
         console.print(f"  ingest: on_partial_failure={fs.ingest.on_partial_failure}, "
                       f"max_file_mb={fs.ingest.max_file_mb}; upload to incoming/{fs.name}/", highlight=False)
+
+
+@app.command("redrive")
+def redrive_cmd(
+    feature_set: str = typer.Option(None, "--feature-set", "-f", help="Only this feature set."),
+    upload: list[str] = typer.Option([], "--upload", "-u", help="Only this upload id (repeatable); "
+                                     "redriven whatever its status, unless it is committed."),
+    dlq: bool = typer.Option(True, "--dlq/--no-dlq", help="Also redrive upload events from the data "
+                                                         "dead-letter queue."),
+    stalled_after: float = typer.Option(None, "--stalled-after", min=0, help="Seconds after which an "
+                                        "upload still 'processing' or 'committing' counts as dead (default: "
+                                        "the ingest function's timeout)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be redriven."),
+    config: Path = ConfigOpt,
+    env: str = EnvOpt,
+) -> None:
+    """Process unfinished uploads again: failed, dead (stuck processing/committing) or dead-lettered ones.
+
+    Each is sent to the ingest function with its original event time, so it writes the same keys
+    (the commit rolls forward; nothing is duplicated). Dead-letter messages are deleted once their
+    upload was processed.
+    """
+    from datetime import timedelta
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from driftline import aws
+    from driftline.features.redrive import dead_lettered, merge, redrive, unfinished_uploads
+
+    platform, catalog = _catalog(config, env)
+    names = [_feature_set(catalog, feature_set).name] if feature_set else catalog.names()
+    ingest = platform.function("ingest")
+    wait = timedelta(seconds=ingest.timeout_s if stalled_after is None else stalled_after)
+    bucket = _features_bucket(platform)
+    sqs = aws.client("sqs")
+    try:
+        found = unfinished_uploads(_control_table(platform), names, stalled_after=wait,
+                                   client=aws.client("dynamodb"), upload_ids=upload)
+        queue_url = ""
+        if dlq and not upload:
+            queue_url = sqs.get_queue_url(QueueName=platform.name("dlq-data"))["QueueUrl"]
+            found = merge(found, [u for u in dead_lettered(queue_url, bucket, client=sqs)
+                                  if u.key.split("/")[1:2] and u.key.split("/")[1] in names])
+    except (BotoCoreError, ClientError) as e:
+        fail(f"could not list unfinished uploads: {e}", 1)
+        return
+    if upload:
+        missing = sorted(set(upload) - {u.upload_id for u in found})
+        if missing:
+            fail(f"no unfinished upload {', '.join(missing)} (committed, skipped or unknown); see: "
+                 f"driftline features uploads", 1)
+    if not found:
+        console.print("nothing to redrive: every upload finished", highlight=False)
+        return
+    for u in found:
+        console.print(f"{u.status:<14} {u.source} ({u.upload_id or 'no record'}): {u.reason}", highlight=False,
+                      soft_wrap=True)
+    if dry_run:
+        console.print(f"[dim]{len(found)} upload(s) would be redriven[/]", highlight=False)
+        return
+    client = aws.sync_invoke_client(ingest.timeout_s + 60)
+    function_name = platform.name("ingest")
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        resp = client.invoke(FunctionName=function_name, Payload=json.dumps(event).encode())
+        body = json.loads(resp["Payload"].read() or b"{}")
+        if resp.get("FunctionError"):
+            return {"errorMessage": f"{resp['FunctionError']}: {body.get('errorMessage', body)}"}
+        return dict(body)
+
+    outcomes = redrive(found, invoke, delete_message=lambda receipt: sqs.delete_message(
+        QueueUrl=queue_url, ReceiptHandle=receipt))
+    failed = 0
+    for o in outcomes:
+        style = STATUS_STYLE.get(o.status, "red")
+        failed += o.status in ("error", "failed")
+        console.print(f"[{style}]{o.status}[/] {o.upload.source}: {o.detail}", highlight=False, soft_wrap=True)
+    if failed:
+        fail(f"{failed} of {len(outcomes)} upload(s) failed again; their records and reports say why", 1)

@@ -36,6 +36,35 @@ def curated_key(feature_set: str, day: str, upload_id: str) -> str:
     return f"{CURATED_PREFIX}/{feature_set}/date={day}/{upload_id}.parquet"
 
 
+PENDING_DIR = "_pending"
+"""``curated/<feature_set>/_pending/<upload-id>``: an upload whose commit has not finished.
+
+Written before an upload's first curated file and deleted after its last write, so a reader that
+skips the files of pending uploads never reads half a commit (a crashed one stays pending until a
+retry or ``driftline features redrive`` finishes it). Not a ``date=`` partition: Athena's
+projected partitions never look at it.
+"""
+
+
+def pending_key(feature_set: str, upload_id: str) -> str:
+    return f"{CURATED_PREFIX}/{feature_set}/{PENDING_DIR}/{upload_id}"
+
+
+def pending_uploads(keys: Sequence[str]) -> set[str]:
+    """Upload ids with a pending marker among listed ``curated/<feature_set>/`` keys."""
+    return {k.rsplit("/", 1)[-1] for k in keys if f"/{PENDING_DIR}/" in k}
+
+
+def curated_day(key: str) -> str:
+    """The ``YYYY-MM-DD`` partition of a :func:`curated_key`."""
+    return key.split("/date=", 1)[1].split("/", 1)[0]
+
+
+def upload_of(key: str) -> str:
+    """The upload id a :func:`curated_key` was written by (its file stem)."""
+    return key.rsplit("/", 1)[-1].removesuffix(".parquet")
+
+
 def curated_root(feature_set: str) -> str:
     return f"{CURATED_PREFIX}/{feature_set}/"
 

@@ -1,12 +1,29 @@
 """Ingest one uploaded object: read, validate, curate, quarantine, update the online store, record.
 
-The order of effects is what makes "nothing a user uploaded is ever lost" true: curated Parquet
-for accepted rows, then quarantine (rejected rows or a copy of the whole file, plus
-``report.json``), then the online store; only then, and only when every row was accepted, the
-original is deleted (in the versioned bucket that leaves a delete marker; the version itself is
-kept); then the ingest record (which says whether the original was deleted) and last the
-``FeatureDataAccepted`` event. If the event cannot be published the invocation fails and the
-retry redoes everything idempotently from the object version.
+An upload commits like a log-structured table: the ingest record in the control table is the
+commit. The order of effects:
+
+1. ``processing`` record: written before anything else, so an attempt that dies (kill -9, timeout,
+   out of memory) leaves a record saying so, which ``driftline features redrive`` finds.
+2. Stage: read, validate and encode everything in memory (curated Parquet per day, the online
+   rows, the quarantine). Nothing is visible yet.
+3. Quarantine (rejected rows or a copy of the whole file, plus ``report.json``).
+4. ``committing`` record listing every curated key the commit writes (the intent), and the
+   upload's pending marker ``curated/<feature set>/_pending/<upload id>``
+   (:data:`~driftline.features.curated.PENDING_DIR`).
+5. Commit: curated Parquet, then the online store (newest-wins conditional writes).
+6. Only when every row was accepted, the original is deleted (a delete marker: the version itself
+   is kept).
+7. The pending marker is deleted: from here the upload's curated files count. Readers of the
+   curated data (training sets) skip files of pending uploads, so half a commit is never read.
+   Then the final record (``accepted``/``partial``/…).
+8. The ``FeatureDataAccepted`` event. If it cannot be published the invocation fails and the
+   retry redoes everything idempotently from the object version.
+
+Recovery rolls forward: every key is derived from the upload id, and the upload id from the
+object version, so a retry or a redrive rewrites exactly the same objects and items. An attempt
+that fails on an AWS error records ``failed`` (retryable, with the error) before Lambda retries
+it; one that fails on anything else records ``failed`` with a report and is not retried.
 
 Every key written is derived from the upload id, which is derived from the object's identity
 (bucket, key, version, ETag) and the event time, so re-processing the same event overwrites the
@@ -23,7 +40,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -36,9 +53,11 @@ import pyarrow.compute as pc
 from driftline import aws
 from driftline.features.curated import (
     INCOMING_PREFIX,
+    curated_day,
     curated_files,
     curated_root,
     parquet_bytes,
+    pending_key,
     quarantine_prefix,
 )
 from driftline.features.online import OnlineRow, OnlineStore, entity_key
@@ -48,10 +67,19 @@ from driftline.features.validation import ValidationResult, validate
 
 log = logging.getLogger(__name__)
 
-Status = Literal["accepted", "partial", "rejected", "unreadable", "too_large", "skipped", "failed"]
+Status = Literal["accepted", "partial", "rejected", "unreadable", "too_large", "skipped", "failed", "processing",
+                 "committing"]
 EVENT_SOURCE = "driftline.ingest"
 EVENT_TYPE = "FeatureDataAccepted"
 QUARANTINED: frozenset[str] = frozenset({"partial", "rejected", "unreadable", "too_large"})
+COMMITTED: frozenset[str] = frozenset({"accepted", "partial"})
+"""Statuses whose curated files count: the upload's commit finished."""
+IN_FLIGHT: frozenset[str] = frozenset({"processing", "committing"})
+"""Statuses of an attempt still running, or one that died (stalled): redrive finishes those."""
+RECORDED_KEYS = 50
+"""Curated keys spelled out in an ingest record (all of them are in its ``curated_days``)."""
+REDRIVE_FIELD = "driftline_redrive"
+"""Top-level event field set by ``driftline features redrive``: a fresh idempotency key, same upload id."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +92,8 @@ class S3Object:
     etag: str | None = None
     size: int | None = None
     event_time: str | None = None
+    redrive: str | None = None
+    """Set by a redrive: part of the idempotency key (a stored result is not replayed), not of the upload id."""
 
     @property
     def uri(self) -> str:
@@ -82,6 +112,8 @@ def parse_s3_event(event: dict[str, Any]) -> list[S3Object]:
     Records that are not object-created events are left out.
     """
     out: list[S3Object] = []
+    redrive = event.get(REDRIVE_FIELD)
+    redrive = redrive[:64] if isinstance(redrive, str) and redrive else None
     for rec in event.get("Records") or []:
         if not isinstance(rec, dict) or "s3" not in rec:
             continue
@@ -91,12 +123,13 @@ def parse_s3_event(event: dict[str, Any]) -> list[S3Object]:
         obj = s3.get("object", {})
         out.append(S3Object(bucket=s3["bucket"]["name"], key=unquote_plus(obj["key"]),
                             version_id=obj.get("versionId"), etag=obj.get("eTag"), size=obj.get("size"),
-                            event_time=rec.get("eventTime")))
+                            event_time=rec.get("eventTime"), redrive=redrive))
     if event.get("detail-type") == "Object Created" and isinstance(event.get("detail"), dict):
         d = event["detail"]
         obj = d.get("object", {})
         out.append(S3Object(bucket=d["bucket"]["name"], key=obj["key"], version_id=obj.get("version-id"),
-                            etag=obj.get("etag"), size=obj.get("size"), event_time=event.get("time")))
+                            etag=obj.get("etag"), size=obj.get("size"), event_time=event.get("time"),
+                            redrive=redrive))
     return out
 
 
@@ -176,6 +209,8 @@ class IngestResult:
     online_stale: int = 0
     original_deleted: bool = False
     event_time: str | None = None
+    retryable: bool = False
+    """A failure Lambda retries (an AWS error); once retries are exhausted, ``driftline features redrive``."""
     checks: list[dict[str, Any]] = field(default_factory=list)
     """Summary of failed checks: check, column, severity, failed_rows."""
 
@@ -226,19 +261,24 @@ class Ingestor:
                               upload_id=uid, version_id=obj.version_id,
                               etag=(obj.etag or "").strip('"') or None, size_bytes=obj.size,
                               event_time=obj.event_time, format=suffix_format(obj.key))
+        # before any effect: an attempt that dies from here on leaves this record for redrive to find
+        self._record(fs, replace(result, status="processing", reason="an ingest attempt started"))
         try:
             self._process(obj, fs, result)
         except UnreadableFileError as e:
             self._quarantine_unreadable(obj, fs, result, e)
-        except Exception as e:  # anything else: record it, keep the original, don't retry
+        except Exception as e:  # anything else: record it, keep the original
             from botocore.exceptions import BotoCoreError, ClientError
 
-            if isinstance(e, (ClientError, BotoCoreError)):
+            if isinstance(e, (ClientError, BotoCoreError)):  # AWS trouble: Lambda retries; say so first
+                self._record_retryable(fs, result, e)
                 raise
             log.exception("ingest failed for %s", obj.uri)
             result.status = "failed"
             result.reason = (f"internal error while ingesting ({type(e).__name__}: {e}); the upload is kept "
-                             f"in {INCOMING_PREFIX}/; upload it again after the problem is fixed")
+                             f"in {INCOMING_PREFIX}/; after the problem is fixed: driftline features redrive "
+                             f"--upload {uid}")
+            self._failure_report(obj, fs, result)
         self._record(fs, result)
         if result.rows_accepted and result.status in ("accepted", "partial"):
             self._publish_accepted(fs, result)
@@ -279,16 +319,28 @@ class Ingestor:
             result.reason = (f"{result.rows_accepted} of {result.rows_total} rows accepted; "
                              f"{result.rows_rejected} rejected, see {{report}}")
 
-        self._write_curated(fs, accepted, result)
+        # stage: everything the commit writes, in memory; nothing visible yet
+        files = curated_files(accepted, fs.name, fs.timestamp, result.upload_id or "")
+        result.curated_keys = [k for k, _ in files]
+        online_rows = list(latest_rows(accepted, fs))
         if result.rows_rejected:
             self._quarantine_rows(obj, fs, validation, result)
-        if accepted.num_rows:
-            stats = self.online.put_latest(fs.name, fs.version, latest_rows(accepted, fs))
+        # the intent: which keys this commit writes (a dead attempt's files are found from here)
+        self._record(fs, replace(result, status="committing",
+                                 reason=f"writing {len(files)} curated files and {len(online_rows)} online rows"))
+        pending = pending_key(fs.name, result.upload_id or "")
+        if files:
+            self._put(pending, b"", "application/octet-stream", result)
+        self._write_curated(files, result)
+        if online_rows:
+            stats = self.online.put_latest(fs.name, fs.version, online_rows)
             result.online_written, result.online_stale = stats.written, stats.stale
         if result.rows_accepted:
             self._remember_content(fs, result)
         if result.status == "accepted":
             result.original_deleted = self._delete_original(obj, result)
+        if files:  # the commit point for readers of curated/
+            self.s3.delete_object(Bucket=self.targets.bucket, Key=pending)
 
     def _download(self, obj: S3Object, result: IngestResult) -> bytes | None:
         kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
@@ -320,9 +372,7 @@ class Ingestor:
                                      "source-version": result.version_id or "",
                                      "source-sha256": result.content_sha256 or ""})
 
-    def _write_curated(self, fs: FeatureSet, accepted: pa.Table, result: IngestResult) -> None:
-        files = curated_files(accepted, fs.name, fs.timestamp, result.upload_id or "")
-
+    def _write_curated(self, files: list[tuple[str, bytes]], result: IngestResult) -> None:
         def put(kb: tuple[str, bytes]) -> None:
             self._put(kb[0], kb[1], "application/vnd.apache.parquet", result)
 
@@ -331,7 +381,6 @@ class Ingestor:
                 list(pool.map(put, files))
         elif files:
             put(files[0])
-        result.curated_keys.extend(k for k, _ in files)
 
     def _report(self, fs: FeatureSet, result: IngestResult, report: dict[str, Any]) -> None:
         prefix = quarantine_prefix(fs.name, result.upload_id or "")
@@ -372,6 +421,28 @@ class Ingestor:
             source["VersionId"] = result.version_id
         aws.s3_copy(self.s3, source, self.targets.bucket, key)
         return f"s3://{self.targets.bucket}/{key}"
+
+    def _failure_report(self, obj: S3Object, fs: FeatureSet, result: IngestResult) -> None:
+        """``report.json`` for an upload that failed for good: the record's reason, where it can be read."""
+        report = {"feature_set": fs.name, "feature_set_version": fs.version, **self._context(obj, result),
+                  "status": result.status, "reason": result.reason, "original_kept_at": obj.uri,
+                  "curated_uncommitted": [f"s3://{self.targets.bucket}/{k}" for k in result.curated_keys]}
+        try:
+            self._report(fs, result, report)
+        except Exception:  # the record (written next) still says why
+            log.warning("could not write the failure report for %s", obj.uri, exc_info=True)
+
+    def _record_retryable(self, fs: FeatureSet, result: IngestResult, err: Exception) -> None:
+        """A ``failed`` record for an AWS error Lambda will retry; a successful retry overwrites it."""
+        code = getattr(err, "response", {}).get("Error", {}).get("Code") or type(err).__name__
+        failed = replace(result, status="failed", retryable=True,
+                         reason=(f"AWS error {code}: {str(err)[:300]}; Lambda retries this upload; if every "
+                                 f"retry fails its event goes to the dead-letter queue and `driftline features "
+                                 f"redrive` processes it again"))
+        try:
+            self._record(fs, failed)
+        except Exception:  # AWS is failing: the DLQ message and the processing record remain
+            log.warning("could not record the failed attempt for %s", result.source, exc_info=True)
 
     def _quarantine_unreadable(self, obj: S3Object, fs: FeatureSet, result: IngestResult,
                                err: UnreadableFileError) -> None:
@@ -441,10 +512,15 @@ class Ingestor:
     def _record(self, fs: FeatureSet, result: IngestResult) -> None:
         """The ingest record (lineage and ``driftline features uploads``); re-delivery overwrites it."""
         when = (_parse_time(result.event_time) or datetime.now(UTC)).isoformat()
+        data = result.to_dict()
+        # an upload spanning decades has thousands of files: the item (400 KB at most) holds their days
+        # (10 bytes each; the keys follow from day and upload id) and only the first keys spelled out
+        data["curated_days"] = [curated_day(k) for k in result.curated_keys]
+        data["curated_keys"] = result.curated_keys[:RECORDED_KEYS]
         item: dict[str, Any] = {
             "pk": {"S": f"INGEST#{fs.name}"}, "sk": {"S": f"{when}#{result.upload_id}"},
             "recorded_at": {"S": datetime.now(UTC).isoformat()},
-            "result": {"S": json.dumps(result.to_dict(), default=str)},
+            "result": {"S": json.dumps(data, default=str)},
         }
         for name in ("status", "source", "reason", "upload_id", "version_id", "etag", "content_sha256",
                      "format", "quarantine_prefix", "report_uri", "event_time"):
@@ -458,7 +534,7 @@ class Ingestor:
                 item[name] = {"N": str(int(value))}
         item["has_labels"] = {"BOOL": result.has_labels}
         item["original_deleted"] = {"BOOL": result.original_deleted}
-        item["curated_keys"] = {"S": json.dumps(result.curated_keys)}
+        item["curated_files"] = {"N": str(len(result.curated_keys))}
         self._client("dynamodb").put_item(TableName=self.targets.control_table, Item=item)
 
     def _alert(self, result: IngestResult) -> None:

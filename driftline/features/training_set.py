@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from driftline import aws
-from driftline.features.curated import curated_root, parquet_bytes
+from driftline.features.curated import curated_root, parquet_bytes, pending_uploads, upload_of
 from driftline.features.schema import FeatureSet
 from driftline.features.tables import TIMESTAMP_TYPE, curated_schema
 
@@ -264,13 +264,17 @@ def _keep_last(table: pa.Table, entity: Sequence[str], timestamp: str) -> pa.Tab
 
 def read_curated(fs: FeatureSet, bucket: str, *, client: Callable[[str], Any] = aws.client,
                  max_workers: int = 16) -> tuple[pa.Table, list[InputObject]]:
-    """Every curated object of ``fs`` (exact versions recorded), in key order, in today's schema."""
+    """Every committed curated object of ``fs`` (exact versions recorded), in key order, in today's schema.
+
+    Files of an upload whose pending marker is still there (its commit is running, or died and waits
+    for a retry or a redrive) are left out: a training set never holds half an upload.
+    """
     s3 = client("s3")
-    keys: list[tuple[str, int]] = []
+    listed: list[tuple[str, int]] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=curated_root(fs.name)):
-        keys += [(o["Key"], int(o["Size"])) for o in page.get("Contents", [])
-                 if o["Key"].endswith(".parquet")]
-    keys.sort()
+        listed += [(o["Key"], int(o["Size"])) for o in page.get("Contents", [])]
+    pending = pending_uploads([k for k, _ in listed])  # uploads whose commit has not finished: not read
+    keys = sorted((k, n) for k, n in listed if k.endswith(".parquet") and upload_of(k) not in pending)
     if not keys:
         raise TrainingSetError(f"no curated data for feature set {fs.name!r} in s3://{bucket}/"
                                f"{curated_root(fs.name)}; upload files to incoming/{fs.name}/ first")

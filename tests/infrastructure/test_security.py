@@ -152,8 +152,10 @@ def test_no_function_may_delete_object_versions_or_curated_data(synth: Synth) ->
         actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
         assert not any(a.startswith("s3:DeleteObjectVersion") or a == "s3:DeleteObject*" for a in actions), st
         if "s3:DeleteObject" in actions:
-            deletes.append(json.dumps(st["Resource"]))
-    assert deletes and all("incoming/*" in d for d in deletes)  # only uploads leave incoming/ (a delete marker)
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            deletes += [r["Fn::Join"][1][-1] for r in resources]  # <features bucket ARN> + this suffix
+    # only uploads leave incoming/ and commit markers curated/<fs>/_pending/ (a delete marker each)
+    assert set(deletes) == {"/incoming/*", "/curated/*/_pending/*"}, deletes
 
 
 def test_workflow_logs_carry_no_execution_data(synth: Synth) -> None:
