@@ -423,3 +423,166 @@ def test_a_live_attempt_keeps_renewing_its_lease(env: dict[str, str], monkeypatc
     (result,) = _invoke(_event(env, up))
     assert result["status"] == "accepted"
     assert len(seen) >= 3 and seen[-1] > seen[0] + 500  # pushed forward while the attempt was alive
+
+
+# ---- commit protocol, failure records and redrive (issue 16 item 1) ---------------------------------------------
+def _invoke_handler(event: dict[str, Any]) -> dict[str, Any]:
+    return dict(_handler().handler(event, _Context()))
+
+
+def _pending(env: dict[str, str]) -> list[str]:
+    return _keys(env, f"curated/{FS}/_pending/")
+
+
+def _training_rows(env: dict[str, str]) -> int:
+    from driftline.features.schema import FeatureSetCatalog
+    from driftline.features.training_set import TrainingSetError, read_curated
+
+    fs = FeatureSetCatalog(env["FEATURE_SETS_DIR"]).get(FS)
+    try:
+        return int(read_curated(fs, env["FEATURES_BUCKET"])[0].num_rows)
+    except TrainingSetError:
+        return 0
+
+
+def _unfinished(env: dict[str, str], **kwargs: Any) -> list[Any]:
+    from datetime import timedelta
+
+    from driftline.features.redrive import unfinished_uploads
+
+    return unfinished_uploads(env["CONTROL_TABLE"], [FS], stalled_after=timedelta(0),
+                              client=aws.client("dynamodb"), **kwargs)
+
+
+def _redrive(uploads: list[Any], deleted: list[str] | None = None) -> list[Any]:
+    from driftline.features.redrive import redrive
+
+    return redrive(uploads, _invoke_handler, delete_message=(deleted if deleted is not None else []).append)
+
+
+def test_a_commit_killed_midway_is_never_read_and_redrive_rolls_it_forward(
+        env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed 5 s into a 60,000-row upload: 90 curated files, 400 online items, no record (issue 16 item 1)."""
+    from driftline.features.online import OnlineStore
+
+    t = generate(400, "2026-01-01", "2026-03-31", seed=21)
+    up = _upload(env, f"incoming/{FS}/killed.parquet", _parquet(t))
+    original = OnlineStore.put_latest
+
+    def killed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise _Killed  # after every curated file was written, before the online store
+
+    monkeypatch.setattr(OnlineStore, "put_latest", killed)
+    with pytest.raises(_Killed):
+        _invoke(_event(env, up))
+    monkeypatch.setattr(OnlineStore, "put_latest", original)
+    assert len(_keys(env, f"curated/{FS}/date=")) > 50  # the files are there ...
+    assert len(_pending(env)) == 1 and _training_rows(env) == 0  # ... and not read: the commit did not finish
+    (record,) = _records(env)
+    assert record["status"] == "committing" and len(record["curated_days"]) == len(_keys(env, f"curated/{FS}/date="))
+
+    (dead,) = _unfinished(env)
+    assert dead.status == "committing" and dead.version_id == up["version"]
+    (outcome,) = _redrive([dead])
+    assert outcome.status == "accepted"
+    (record,) = _records(env)  # the same record, rolled forward: same upload id, same keys
+    assert record["status"] == "accepted" and record["upload_id"] == dead.upload_id
+    assert _pending(env) == [] and _training_rows(env) == _curated_rows(env).num_rows == 400
+    assert len(OnlineStore(env["ONLINE_TABLE"], aws.client("dynamodb")).get_many(
+        FS, sorted(set(t.column("customer_id").to_pylist())))) == len(set(t.column("customer_id").to_pylist()))
+    assert _unfinished(env) == []
+
+
+def test_an_aws_error_is_recorded_before_the_retry_and_the_retry_commits(
+        env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    from driftline.features.online import OnlineStore
+
+    up = _upload(env, f"incoming/{FS}/throttled.parquet", _parquet(generate(80, "2026-02-01", "2026-02-05", seed=22)))
+    original = OnlineStore.put_latest
+
+    def throttled(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+                          "PutItem")
+
+    monkeypatch.setattr(OnlineStore, "put_latest", throttled)
+    with pytest.raises(ClientError):
+        _invoke(_event(env, up))
+    (record,) = _records(env)
+    assert record["status"] == "failed" and record["retryable"] is True
+    assert "ProvisionedThroughputExceededException" in record["reason"] and "redrive" in record["reason"]
+    assert _training_rows(env) == 0
+    # a retryable failure younger than the function's timeout is Lambda's to retry, not redrive's
+    from datetime import timedelta
+
+    from driftline.features.redrive import unfinished_uploads
+
+    assert unfinished_uploads(env["CONTROL_TABLE"], [FS], stalled_after=timedelta(minutes=15),
+                              client=aws.client("dynamodb")) == []
+    monkeypatch.setattr(OnlineStore, "put_latest", original)
+    (result,) = _invoke(_event(env, up))  # Lambda's retry: the same event
+    assert result["status"] == "accepted" and not result.get("idempotent_replay")
+    (record,) = _records(env)
+    assert record["status"] == "accepted" and _training_rows(env) == 80 and _pending(env) == []
+
+
+def test_an_internal_error_leaves_a_failed_record_and_report_and_redrive_reprocesses_it(
+        env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftline.features import ingest
+
+    up = _upload(env, f"incoming/{FS}/bug.parquet", _parquet(generate(60, "2026-02-01", "2026-02-03", seed=23)))
+    original = ingest.validate
+
+    def bug(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("a bug in validation")
+
+    monkeypatch.setattr(ingest, "validate", bug)
+    (result,) = _invoke(_event(env, up))
+    assert result["status"] == "failed" and "ValueError: a bug in validation" in result["reason"]
+    assert "driftline features redrive --upload" in result["reason"]
+    report = json.loads(_get(env, result["report_uri"].split("/", 3)[3]))
+    assert report["status"] == "failed" and report["original_kept_at"].endswith("bug.parquet")
+    assert _keys(env, f"incoming/{FS}/") == [f"incoming/{FS}/bug.parquet"]  # the original is kept
+    monkeypatch.setattr(ingest, "validate", original)
+    (replay,) = _invoke(_event(env, up))
+    assert replay["idempotent_replay"] is True and replay["status"] == "failed"  # plain redelivery replays ...
+    (failed,) = _unfinished(env, upload_ids=[result["upload_id"]])
+    (outcome,) = _redrive([failed])  # ... a redrive runs it again
+    assert outcome.status == "accepted" and _training_rows(env) == 60
+    (record,) = _records(env)
+    assert record["status"] == "accepted" and record["upload_id"] == result["upload_id"]
+
+
+def test_dead_lettered_events_are_redriven_and_only_their_messages_deleted(env: dict[str, str]) -> None:
+    """The control table was down too: the DLQ message is the only trace of the upload."""
+    from driftline.features.redrive import dead_lettered, merge
+
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName="dlq-data", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    up = _upload(env, f"incoming/{FS}/dead lettered ü.csv", _csv(generate(30, "2026-02-01", "2026-02-02", seed=24)))
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(_event(env, up)), MessageAttributes={
+        "ErrorMessage": {"DataType": "String", "StringValue": "Task timed out after 900.00 seconds"}})
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"model": "credit-default"}))  # another function's
+    sqs.send_message(QueueUrl=url, MessageBody="not json")
+    found = merge(_unfinished(env), dead_lettered(url, env["FEATURES_BUCKET"], client=sqs))
+    (u,) = found
+    assert u.status == "dead-lettered" and "timed out" in u.reason and u.key.endswith("dead lettered ü.csv")
+    outcomes = _redrive(found, deleted := [])
+    assert [o.status for o in outcomes] == ["accepted"] and len(deleted) == 1
+    for receipt in deleted:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=receipt)
+    left = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in left) == sorted([json.dumps({"model": "credit-default"}), "not json"])
+    assert _training_rows(env) == 30
+
+
+def test_an_upload_spanning_decades_fits_its_record(env: dict[str, str]) -> None:
+    """Every curated key twice in one item passed DynamoDB's 400 KB limit at ~2,500 days: DLQ, no record."""
+    t = generate(4000, "2015-01-01", "2026-01-01", seed=25)
+    up = _upload(env, f"incoming/{FS}/decade.parquet", _parquet(t))
+    (result,) = _invoke(_event(env, up))
+    days = len(result["curated_keys"])
+    assert result["status"] == "accepted" and days > 2500
+    (record,) = _records(env)
+    assert len(record["curated_days"]) == days and len(record["curated_keys"]) == 50
