@@ -196,6 +196,8 @@ class Platform:
             "ALERTS_TOPIC_ARN": arns["topic:alerts"],
             "APPROVALS_TOPIC_ARN": arns["topic:approvals"],
             "RETRAIN_STATE_MACHINE_ARN": arns.get("workflow:retrain", ""),
+            # the REST API whose approval-route events the approve function accepts (empty: not checked)
+            "APPROVAL_API_ID": arns.get("api:approval", ""),
             "FEATURE_SETS_DIR": "feature_sets",
             "TRAINERS_DIR": "trainers",  # the training image's copy of trainers_dir (docker/train.Dockerfile)
             "PLATFORM_CONFIG": cfg.model_dump_json(),
@@ -270,7 +272,7 @@ def build_platform(config: PlatformConfig) -> Platform:
             "approve", "lambdas.approve.handler",
             "Approves or rejects a candidate a retraining run waits on, as the SigV4 caller (approval route)",
             package="base", stack="serving", memory_mb=256, timeout_s=20,
-            env=("DRIFTLINE_ENV", "PLATFORM_CONFIG", "REGISTRY_TABLE", "CONTROL_TABLE"),
+            env=("DRIFTLINE_ENV", "PLATFORM_CONFIG", "REGISTRY_TABLE", "CONTROL_TABLE", "APPROVAL_API_ID"),
         ),
     )
     schedules: list[ScheduleRule] = []
