@@ -10,6 +10,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from driftline.config import PlatformConfig
 from driftline.platform import Platform, build_platform
+from driftline.retraining.approval_api import API_ID_ENV
 from stacks.data_stack import DataStack
 from stacks.monitoring_stack import MonitoringStack
 from stacks.nag import acknowledge
@@ -52,6 +53,8 @@ def build(app: App, config: PlatformConfig, *, nag: bool = True) -> DriftlineApp
         env=env,
         description="Driftline serving: prediction API and capture streams",
     )
+    # The approve function refuses events of any other API; ServingStack creates both, the id is bound here.
+    serving.approve.function.add_environment(API_ID_ENV, serving.api.rest_api_id)
     monitoring = MonitoringStack(
         app,
         f"{prefix}Monitoring",

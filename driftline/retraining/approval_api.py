@@ -7,6 +7,17 @@ authenticated the caller; the approver is that caller's principal from
 :func:`driftline.retraining.approvals.resolve_approval`, the same path ``driftline models approve|reject``
 takes, so the approvers restriction, the audit entry and the resume/reject of the run are defined once.
 
+Only API Gateway's own event is accepted (:func:`check_origin`). The Lambda resource policy lets only
+this API's ``execute-api`` source ARN for the approval route invoke the function, so on AWS the event
+comes from API Gateway after SigV4 authentication. What AWS cannot prevent: any principal of the
+account allowed ``lambda:InvokeFunction`` on the function (an administrator, a role with
+``lambda:*``) can invoke it directly with an event it wrote itself, naming any ``userArn``; the event
+then looks exactly like API Gateway's. The mitigation is that no role of the platform has that
+permission (asserted over the synthesized templates) and that operators deny it to everyone else with
+an SCP or permissions boundary (docs/retraining.md, "Who can approve"). :func:`check_origin` refuses
+everything that is not shaped like the route's IAM-authorized proxy event, which stops a misrouted or
+hand-made event, not a determined forger holding that permission.
+
 Every client mistake is a 4xx with a message saying what, where and how to fix it; nothing is changed
 unless the answer is 200. Standard library only (plus the approvals module), for the ``base`` layer.
 """
@@ -30,6 +41,9 @@ ROUTE = "/v1/models/{model}/versions/{version}/approval"
 DECISIONS = {"approve": True, "reject": False}
 MAX_REASON_CHARS = 2000
 """A reason goes to the registry's audit trail; longer text belongs in a linked document."""
+METHOD = "POST"
+API_ID_ENV = "APPROVAL_API_ID"
+"""The approve function's variable naming the REST API id whose events it accepts (empty: not checked)."""
 LOCAL_PRINCIPAL_HEADER = "X-Driftline-Local-Principal"
 """Only the local gateway reads it (to simulate SigV4 identity); on AWS it is ignored."""
 
@@ -50,10 +64,39 @@ class ApprovalRequest:
     principal: str
 
 
+def check_origin(event: dict[str, Any], api_id: str | None = None) -> None:
+    """Refuse an event that is not API Gateway's proxy event for the approval route (403 ``not_api_gateway``).
+
+    Checked: a ``requestContext`` whose ``resourcePath`` and ``httpMethod`` (and the event's ``resource``
+    and ``httpMethod``) are this route's, and, when ``api_id`` is known (``APPROVAL_API_ID``), the
+    ``apiId`` of this platform's REST API. These fields are not secret, so this stops events from the
+    wrong source (another trigger, a test harness, another API), not a forger who may invoke the function
+    directly: that permission must not exist (see the module docstring).
+    """
+    ctx = event.get("requestContext")
+    if not isinstance(ctx, dict):
+        raise ApprovalRequestError(403, "not_api_gateway", "the event has no requestContext: the approval "
+                                   "function answers only API Gateway's proxy event for POST " + ROUTE)
+    problems: list[str] = []
+    if ctx.get("resourcePath") != ROUTE or event.get("resource") != ROUTE:
+        problems.append(f"resource {ctx.get('resourcePath')!r} is not {ROUTE!r}")
+    if ctx.get("httpMethod") != METHOD or event.get("httpMethod") != METHOD:
+        problems.append(f"method {ctx.get('httpMethod')!r} is not {METHOD!r}")
+    if api_id and ctx.get("apiId") != api_id:
+        problems.append(f"API {ctx.get('apiId')!r} is not this platform's ({api_id!r})")
+    if problems:
+        raise ApprovalRequestError(403, "not_api_gateway", "the event is not API Gateway's proxy event for "
+                                   f"POST {ROUTE}: " + "; ".join(problems))
+
+
 def principal_of(event: dict[str, Any]) -> str:
-    """The authenticated IAM principal API Gateway put in the event (``userArn``, else ``caller``)."""
+    """The authenticated IAM principal API Gateway put in the event (``requestContext.identity.userArn``).
+
+    Only ``userArn``: API Gateway fills it for every SigV4-authorized IAM user or assumed role, and an
+    event without it was not IAM-authorized (``caller`` alone is an access-key id, not an ARN to audit).
+    """
     identity = (event.get("requestContext") or {}).get("identity") or {}
-    principal = identity.get("userArn") or identity.get("caller")
+    principal = identity.get("userArn") if isinstance(identity, dict) else None
     if not isinstance(principal, str) or not principal.strip():
         raise ApprovalRequestError(
             403, "no_principal",
@@ -128,8 +171,9 @@ def _fields(doc: dict[str, Any]) -> tuple[bool, str]:
     return DECISIONS[str(decision)], str(reason).strip()
 
 
-def parse_request(event: dict[str, Any]) -> ApprovalRequest:
-    """Path, principal and body of an approval request; raises :class:`ApprovalRequestError`."""
+def parse_request(event: dict[str, Any], api_id: str | None = None) -> ApprovalRequest:
+    """Origin, path, principal and body of an approval request; raises :class:`ApprovalRequestError`."""
+    check_origin(event, api_id)
     model, version = _path_params(event)
     principal = principal_of(event)
     approve, reason = _fields(_body(event))
@@ -151,12 +195,15 @@ def _code(e: Exception) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def handle(event: dict[str, Any], config: PlatformConfig, *, resolve: Resolver = resolve_approval,
+def handle(event: dict[str, Any], config: PlatformConfig, *, api_id: str | None = None,
+           resolve: Resolver = resolve_approval,
            log: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Answer one proxy event. Infrastructure errors (AWS API failures) propagate: those are 5xx."""
-    request_id = (event.get("requestContext") or {}).get("requestId")
+    """Answer one proxy event (``api_id``: the REST API whose events are accepted, when known).
+    Infrastructure errors (AWS API failures) propagate: those are 5xx."""
+    context = event.get("requestContext")
+    request_id = context.get("requestId") if isinstance(context, dict) else None
     try:
-        req = parse_request(event)
+        req = parse_request(event, api_id)
     except ApprovalRequestError as e:
         if log:
             log("approval request refused", {"status": e.status, "code": e.code, "why": e.message})

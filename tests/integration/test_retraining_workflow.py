@@ -438,7 +438,8 @@ def call_route(harness: Harness, monkeypatch: pytest.MonkeyPatch, version: int |
              "path": f"/v1/models/{model or harness.model}/versions/{version}/approval",
              "pathParameters": {"model": model or harness.model, "version": str(version)},
              "body": body if isinstance(body, str) else json.dumps(body), "isBase64Encoded": False,
-             "requestContext": {"requestId": "rid-1", "identity": {"userArn": principal, "caller": None}}}
+             "requestContext": {"requestId": "rid-1", "resourcePath": "/v1/models/{model}/versions/{version}/approval",
+                                "httpMethod": "POST", "identity": {"userArn": principal, "caller": None}}}
     out = approve.handler(event, _Context())  # type: ignore[arg-type]
     return int(out["statusCode"]), json.loads(out["body"])
 

@@ -11,7 +11,7 @@ import pytest
 
 from driftline.config import PlatformConfig
 from driftline.registry.store import InvalidTransitionError
-from driftline.retraining.approval_api import handle, parse_request
+from driftline.retraining.approval_api import ROUTE, handle, parse_request
 from driftline.retraining.approvals import (
     ApprovalNotAllowedError,
     ApprovalNotFoundError,
@@ -27,12 +27,13 @@ def event(body: Any = None, *, version: str = "2", principal: str | None = ARN, 
     text = raw if raw is not None else (None if body is None else json.dumps(body))
     if b64 and text is not None:
         text = base64.b64encode(text.encode()).decode()
-    return {"resource": "/v1/models/{model}/versions/{version}/approval", "httpMethod": "POST",
+    return {"resource": ROUTE, "httpMethod": "POST",
             "pathParameters": {"model": "m", "version": version}, "body": text, "isBase64Encoded": b64,
-            "requestContext": {"requestId": "rid", "identity": {"userArn": principal, "caller": None}}}
+            "requestContext": {"requestId": "rid", "resourcePath": ROUTE, "httpMethod": "POST", "apiId": "abc123",
+                               "identity": {"userArn": principal, "caller": None}}}
 
 
-def answer(ev: dict[str, Any], resolve: Any = None) -> tuple[int, dict[str, Any]]:
+def answer(ev: dict[str, Any], resolve: Any = None, api_id: str | None = None) -> tuple[int, dict[str, Any]]:
     calls: list[tuple[Any, ...]] = []
 
     def fake(*args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def answer(ev: dict[str, Any], resolve: Any = None) -> tuple[int, dict[str, Any]
         return {"model": model, "version": version, "decision": "approved" if approve else "rejected",
                 "by": principal, "reason": reason, "execution_arn": "arn:x"}
 
-    out = handle(ev, CFG, resolve=fake)
+    out = handle(ev, CFG, api_id=api_id, resolve=fake)
     assert out["headers"]["Content-Type"] == "application/json"
     return out["statusCode"], json.loads(out["body"])
 
@@ -60,10 +61,42 @@ def test_reject_and_base64_body_and_v_prefixed_version() -> None:
     assert (req.model, req.version, req.approve, req.reason, req.principal) == ("m", 7, False, "too small", ARN)
 
 
-def test_caller_is_used_when_user_arn_is_absent() -> None:
+def test_caller_without_user_arn_is_no_principal() -> None:
+    """``caller`` alone (an access-key id) is not an IAM-authorized identity to audit."""
     ev = event({"decision": "approve", "reason": "ok"}, principal=None)
     ev["requestContext"]["identity"]["caller"] = "AROAEXAMPLE:alice"
-    assert parse_request(ev).principal == "AROAEXAMPLE:alice"
+    status, body = answer(ev, lambda *_: pytest.fail("resolved"))
+    assert status == 403 and body["error"]["code"] == "no_principal"
+
+
+def _direct(ev: dict[str, Any]) -> dict[str, Any]:
+    """What a direct ``lambda:Invoke`` caller might send: the body and a chosen identity, no route context."""
+    ctx = ev["requestContext"]
+    return {**ev, "requestContext": {"requestId": ctx["requestId"], "identity": ctx["identity"]}}
+
+
+@pytest.mark.parametrize(
+    ("tamper", "api_id", "says"),
+    [
+        (_direct, None, "resource None is not"),
+        (lambda ev: {k: v for k, v in ev.items() if k != "requestContext"}, None, "no requestContext"),
+        (lambda ev: {**ev, "requestContext": {**ev["requestContext"], "resourcePath": "/v1/models/{model}/feedback"}},
+         None, "is not '/v1/models/{model}/versions/{version}/approval'"),
+        (lambda ev: {**ev, "requestContext": {**ev["requestContext"], "httpMethod": "GET"}}, None,
+         "method 'GET' is not 'POST'"),
+        (lambda ev: ev, "otherapi", "API 'abc123' is not this platform's ('otherapi')"),
+    ],
+)
+def test_events_not_from_the_approval_route_are_refused(tamper: Any, api_id: str | None, says: str) -> None:
+    """A forged identity in an event that is not API Gateway's route event decides nothing (issue 16 item 11)."""
+    ev = tamper(event({"decision": "approve", "reason": "ok"}, principal="arn:aws:iam::123456789012:role/ml-lead"))
+    status, body = answer(ev, lambda *_: pytest.fail("a forged event was resolved"), api_id=api_id)
+    assert status == 403 and body["error"]["code"] == "not_api_gateway" and says in body["error"]["message"], body
+
+
+def test_the_route_event_of_the_known_api_is_accepted() -> None:
+    status, body = answer(event({"decision": "approve", "reason": "ok"}), api_id="abc123")
+    assert status == 200 and body["by"] == ARN
 
 
 @pytest.mark.parametrize(

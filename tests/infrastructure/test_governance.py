@@ -1,0 +1,77 @@
+"""Governance enforced by AWS, asserted on the synthesized templates (issue 16 items 11, 12, 14).
+
+The approve function can be invoked only by API Gateway for the approval route, and no IAM policy of
+the platform may invoke it directly (a direct invoker could write any ``userArn`` into the event).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from driftline.retraining.approval_api import API_ID_ENV
+from tests.infrastructure.conftest import Synth
+
+APPROVAL_SOURCE_SUFFIX = "/POST/v1/models/*/versions/*/approval"
+
+
+def _logical_id(synth: Synth, kind: str, prefix: str, rtype: str) -> str:
+    resources = synth.templates[kind]["Resources"].items()
+    ids = [lid for lid, r in resources if r["Type"] == rtype and lid.startswith(prefix)]
+    assert len(ids) == 1, ids
+    return ids[0]
+
+
+def _all_statements(synth: Synth) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    for kind, tpl in synth.templates.items():
+        for lid, res in tpl["Resources"].items():
+            props = res.get("Properties", {})
+            docs = [props["PolicyDocument"]] if "PolicyDocument" in props else []
+            docs += [p["PolicyDocument"] for p in props.get("Policies", [])]
+            for doc in docs:
+                out += [(f"{kind}/{lid}", st) for st in doc["Statement"]]
+    return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_only_the_approval_route_of_the_live_stage_may_invoke_the_approve_function(synth: Synth) -> None:
+    fn = _logical_id(synth, "serving", "ApproveFnFunction", "AWS::Lambda::Function")
+    perms = [r["Properties"] for r in synth.resources("AWS::Lambda::Permission").values()
+             if json.dumps(r["Properties"]["FunctionName"]).count(f'"{fn}"')]
+    assert len(perms) == 1, perms  # no test-invoke permission, no other principal
+    perm = perms[0]
+    assert perm["Principal"] == "apigateway.amazonaws.com" and perm["Action"] == "lambda:InvokeFunction"
+    parts = perm["SourceArn"]["Fn::Join"][1]
+    api = _logical_id(synth, "serving", "Api", "AWS::ApiGateway::RestApi")
+    stage = _logical_id(synth, "serving", "ApiDeploymentStage", "AWS::ApiGateway::Stage")
+    assert {"Ref": api} in parts and {"Ref": stage} in parts, parts  # this API, its live stage only
+    assert parts[-1] == APPROVAL_SOURCE_SUFFIX, parts
+
+
+def test_the_approve_function_knows_its_api(synth: Synth) -> None:
+    fn = synth.templates["serving"]["Resources"][
+        _logical_id(synth, "serving", "ApproveFnFunction", "AWS::Lambda::Function")]
+    api = _logical_id(synth, "serving", "Api", "AWS::ApiGateway::RestApi")
+    assert fn["Properties"]["Environment"]["Variables"][API_ID_ENV] == {"Ref": api}
+
+
+def test_no_iam_policy_may_invoke_the_approve_function(synth: Synth) -> None:
+    """Anyone allowed lambda:InvokeFunction on it could forge the approver: no platform role is."""
+    fn = _logical_id(synth, "serving", "ApproveFnFunction", "AWS::Lambda::Function")
+    name = synth.platform.name("approve")
+    invokers = []
+    for lid, st in _all_statements(synth):
+        actions = [a.lower() for a in _as_list(st.get("Action", []))]
+        if st.get("Effect") != "Allow" or not any(a in ("lambda:invokefunction", "lambda:invoke*", "lambda:*", "*")
+                                                  for a in actions):
+            continue
+        resources = json.dumps(st.get("Resource"))
+        if fn in resources or name in resources or '"*"' in resources or ":function:*" in resources:
+            invokers.append((lid, st))
+    assert not invokers, invokers
+    # the check sees invoke grants at all: the workflow may invoke its own functions
+    assert any("lambda:InvokeFunction" in _as_list(st.get("Action")) for _, st in _all_statements(synth))
