@@ -347,7 +347,13 @@ def redrive_cmd(
     for u in found:
         console.print(f"{u.status:<14} {u.source} ({u.upload_id or 'no record'}): {u.reason}", highlight=False,
                       soft_wrap=True)
+    def release(receipt: str) -> None:  # visible again now, not after the queue's visibility timeout
+        sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)
+
     if dry_run:
+        for u in found:
+            for receipt in u.receipts:
+                release(receipt)
         console.print(f"[dim]{len(found)} upload(s) would be redriven[/]", highlight=False)
         return
     client = aws.sync_invoke_client(ingest.timeout_s + 60)
@@ -360,7 +366,7 @@ def redrive_cmd(
             return {"errorMessage": f"{resp['FunctionError']}: {body.get('errorMessage', body)}"}
         return dict(body)
 
-    outcomes = redrive(found, invoke, delete_message=lambda receipt: sqs.delete_message(
+    outcomes = redrive(found, invoke, release_message=release, delete_message=lambda receipt: sqs.delete_message(
         QueueUrl=queue_url, ReceiptHandle=receipt))
     failed = 0
     for o in outcomes:

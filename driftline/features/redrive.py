@@ -24,7 +24,8 @@ from urllib.parse import quote_plus
 from driftline.features.curated import INCOMING_PREFIX
 from driftline.features.ingest import IN_FLIGHT, REDRIVE_FIELD, parse_s3_event
 
-__all__ = ["Unfinished", "dead_lettered", "redrive", "redrive_event", "unfinished_uploads"]
+__all__ = ["RedriveOutcome", "Unfinished", "dead_lettered", "merge", "redrive", "redrive_event",
+           "unfinished_uploads"]
 
 DLQ_BATCH = 10
 """SQS's maximum messages per receive."""
@@ -209,11 +210,13 @@ class RedriveOutcome:
 
 
 def redrive(uploads: Iterable[Unfinished], invoke: Callable[[dict[str, Any]], dict[str, Any]], *,
-            delete_message: Callable[[str], None], marker: str | None = None) -> list[RedriveOutcome]:
+            delete_message: Callable[[str], None], release_message: Callable[[str], None] = lambda _: None,
+            marker: str | None = None) -> list[RedriveOutcome]:
     """Send each upload to the ingest function; delete its DLQ messages when it was processed.
 
     ``invoke`` runs the function synchronously and returns its response; it raises (or returns
-    ``{"errorMessage": ...}``) when the function failed, and the messages are then kept.
+    ``{"errorMessage": ...}``) when the function failed, and the messages are then released
+    (visible again at once, for the next redrive).
     """
     marker = marker or datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     out: list[RedriveOutcome] = []
@@ -221,11 +224,12 @@ def redrive(uploads: Iterable[Unfinished], invoke: Callable[[dict[str, Any]], di
         try:
             resp = invoke(redrive_event(u, marker))
         except Exception as e:  # reported per upload; the rest still run
-            out.append(RedriveOutcome(u, "error", f"{type(e).__name__}: {e}"))
-            continue
+            resp = {"errorMessage": f"{type(e).__name__}: {e}"}
         results = resp.get("results") if isinstance(resp, dict) else None
         if not results:
             detail = resp.get("errorMessage") if isinstance(resp, dict) else None
+            for receipt in u.receipts:
+                release_message(receipt)
             out.append(RedriveOutcome(u, "error", str(detail or resp)[:500]))
             continue
         result = results[0]
