@@ -9,6 +9,9 @@ the exact rows that do not parse.
 
 from __future__ import annotations
 
+import gzip
+import io
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,13 +21,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from driftline.features.schema import FeatureSet
+from driftline.features.schema import FeatureSet, IngestPolicy
 from driftline.features.tables import label_type
 
 FileFormat = Literal["parquet", "csv", "csv.gz"]
 SUFFIXES: dict[str, FileFormat] = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv",
                                    ".csv.gz": "csv.gz", ".gz": "csv.gz", ".txt": "csv", ".tsv": "csv"}
 PARQUET_MAGIC = b"PAR1"
+DEFAULT_MAX_UNCOMPRESSED_MB = IngestPolicy.model_fields["max_uncompressed_mb"].default
+"""The uncompressed-data cap of reads without a feature set (the feature set's default)."""
 GZIP_MAGIC = b"\x1f\x8b"
 _PANDAS_INDEX_PREFIX = "__index_level_"
 
@@ -82,6 +87,48 @@ def check_size(size_bytes: int, fs: FeatureSet) -> None:
             f"million rows) and upload those; the original stays in incoming/ untouched")
 
 
+def _too_large_uncompressed(name: str, size: str, limit_mb: int, fs_name: str | None) -> UnreadableFileError:
+    owner = f"feature set {fs_name!r}" if fs_name else "ingest"
+    return UnreadableFileError(
+        "file_too_large",
+        f"{name}: the data is {size} uncompressed; {owner} accepts at most {limit_mb} MB of uncompressed data "
+        f"per file (ingest.max_uncompressed_mb; the ingest function holds the whole table in memory)",
+        f"split it into files of at most {limit_mb} MB uncompressed (for example one file per day) and upload "
+        f"those; the original stays in incoming/ untouched")
+
+
+def uncompressed_limit_mb(fs: FeatureSet | None) -> int:
+    """The cap on a file's uncompressed data: the feature set's, or the default for reads without one."""
+    return fs.ingest.max_uncompressed_mb if fs is not None else DEFAULT_MAX_UNCOMPRESSED_MB
+
+
+class _UncompressedLimitError(Exception):
+    """Raised from inside the CSV parser's reads; turned into ``file_too_large`` by the caller."""
+
+
+class _CappedGzip(io.RawIOBase):
+    """A gzip stream that stops with :class:`_UncompressedLimitError` once it has produced more than
+    ``limit`` bytes. Decompression runs a block at a time as the CSV parser asks for data, so a gzip
+    bomb (a few KB that inflate to gigabytes) costs at most ``limit`` plus one block of memory,
+    never its full decompressed size."""
+
+    def __init__(self, data: bytes, limit: int) -> None:
+        super().__init__()
+        self._gzip = gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb")
+        self._limit = limit
+        self.produced = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self._gzip.readinto(buffer)
+        self.produced += n
+        if self.produced > self._limit:
+            raise _UncompressedLimitError
+        return n
+
+
 def _text_columns(fs: FeatureSet) -> dict[str, pa.DataType]:
     """Columns read as text in CSV so that identifiers and categories are never mangled."""
     cols: dict[str, pa.DataType] = {e: pa.string() for e in fs.entity}
@@ -91,14 +138,20 @@ def _text_columns(fs: FeatureSet) -> dict[str, pa.DataType]:
 
 
 def _read_csv(data: bytes, fs: FeatureSet | None, compressed: bool, name: str) -> pa.Table:
-    source: pa.NativeFile = pa.BufferReader(data)
+    source: pa.NativeFile | _CappedGzip = pa.BufferReader(data)
+    limit_mb = uncompressed_limit_mb(fs)
     if compressed:
-        source = pa.CompressedInputStream(source, "gzip")
+        source = _CappedGzip(data, limit_mb * 1024 * 1024)
     convert = pacsv.ConvertOptions(column_types=_text_columns(fs) if fs else None, strings_can_be_null=True,
                                    quoted_strings_can_be_null=True)
     try:
         table = pacsv.read_csv(source, parse_options=pacsv.ParseOptions(newlines_in_values=False),
                                convert_options=convert)
+    except _UncompressedLimitError:
+        raise _too_large_uncompressed(name, f"over {limit_mb} MB", limit_mb, fs.name if fs else None) from None
+    except (gzip.BadGzipFile, zlib.error, EOFError) as e:  # EOFError: a truncated gzip stream
+        raise UnreadableFileError("corrupt_file", f"{name}: the gzip stream is corrupt or truncated ({e})",
+                                  "compress the CSV again (gzip file.csv) and upload it again") from None
     except pa.ArrowInvalid as e:
         msg = str(e)
         if "Empty CSV file" in msg:
@@ -155,8 +208,19 @@ def _dictionary_columns(fs: FeatureSet | None) -> list[str] | None:
     return [f.name for f in fs.features if f.type == "categorical"] or None
 
 
+def _check_parquet_uncompressed(data: bytes, name: str, fs: FeatureSet | None) -> None:
+    """Refuse a Parquet file whose column chunks add up to more than the cap once decompressed,
+    from the footer alone (before a page is read)."""
+    meta = pq.read_metadata(pa.BufferReader(data))
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    limit_mb = uncompressed_limit_mb(fs)
+    if size > limit_mb * 1024 * 1024:
+        raise _too_large_uncompressed(name, f"{size / 1024 / 1024:,.1f} MB", limit_mb, fs.name if fs else None)
+
+
 def _read_parquet(data: bytes, name: str, fs: FeatureSet | None = None) -> pa.Table:
     try:
+        _check_parquet_uncompressed(data, name, fs)
         table = pq.read_table(pa.BufferReader(data), read_dictionary=_dictionary_columns(fs))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as e:
         raise UnreadableFileError("corrupt_file", f"{name}: the Parquet file cannot be read ({e})",
@@ -196,5 +260,5 @@ def read_path(path: str | Path, fs: FeatureSet | None = None) -> ReadResult:
     return read_bytes(path.read_bytes(), path.name, fs)
 
 
-__all__ = ["FileFormat", "ReadResult", "UnreadableFileError", "check_size", "detect_format", "read_bytes",
-           "read_path", "suffix_format"]
+__all__ = ["DEFAULT_MAX_UNCOMPRESSED_MB", "FileFormat", "ReadResult", "UnreadableFileError", "check_size",
+           "detect_format", "read_bytes", "read_path", "suffix_format", "uncompressed_limit_mb"]

@@ -107,6 +107,9 @@ class IngestPolicy(_Strict):
     on_duplicate_content: Literal["skip", "accept"] = "skip"
     """An upload whose bytes were already ingested (under any key): skip it with a record, or ingest again."""
     max_file_mb: int = Field(default=512, ge=1, le=10240)
+    max_uncompressed_mb: int = Field(default=2048, ge=1, le=10240)
+    """Cap on a file's data once decompressed (gzip CSV as it inflates, Parquet from its footer): a few
+    compressed megabytes can inflate to gigabytes, and ingest holds the whole table in memory."""
     sample_rows_in_report: int = Field(default=5, ge=0, le=100)
 
 

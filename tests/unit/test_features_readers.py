@@ -150,3 +150,64 @@ def test_categorical_columns_are_read_as_dictionaries_and_checked_as_text(table:
     assert pa.types.is_dictionary(encoded.schema.field("region").type)
     assert encoded.column("region").to_pylist() == dense.accepted_table().column("region").to_pylist()
     assert ours.rejected_table().equals(dense.rejected_table())
+
+
+def _gzip_bomb(inflated_mib: int) -> bytes:
+    """A valid gzip CSV that is small on disk: one header member, then the same 4 MiB member of
+    rows repeated (gzip allows concatenated members; every reader must accept them)."""
+    member = gzip.compress(b"1,2\n" * (1024 * 1024), 9)
+    return gzip.compress(b"a,b\n") + member * (inflated_mib // 4)
+
+
+def _capped(fs: FeatureSet, mb: int) -> FeatureSet:
+    return fs.model_copy(update={"ingest": fs.ingest.model_copy(update={"max_uncompressed_mb": mb})})
+
+
+def test_gzip_bomb_is_refused_once_it_inflates_past_the_cap(credit_fs: FeatureSet) -> None:
+    bomb = _gzip_bomb(64)
+    assert len(bomb) < 300_000  # 64 MiB of rows in a few hundred KB
+    e = _error(bomb, "bomb.csv.gz", _capped(credit_fs, 1))
+    assert e.check == "file_too_large"
+    assert "at most 1 MB of uncompressed data" in e.message and "max_uncompressed_mb" in e.message
+    assert "split" in e.hint
+    # within the cap, concatenated gzip members are read whole
+    assert read_bytes(_gzip_bomb(4), "ok.csv.gz").table.num_rows == 1024 * 1024
+
+
+def test_gzip_bomb_never_allocates_its_inflated_size() -> None:
+    """Measured in a fresh process: Arrow's peak allocation while refusing a 1 GiB bomb capped at 8 MB."""
+    import subprocess
+    import sys
+
+    code = (
+        "import pyarrow as pa\n"
+        "from driftline.features.readers import read_bytes, UnreadableFileError\n"
+        "from tests.conftest import FEATURE_SETS\n"
+        "from driftline.features.schema import load_feature_set\n"
+        "from tests.unit.test_features_readers import _gzip_bomb, _capped\n"
+        "bomb = _gzip_bomb(1024)\n"
+        "fs = _capped(load_feature_set(FEATURE_SETS / 'credit_default.yaml'), 8)\n"
+        "try:\n"
+        "    read_bytes(bomb, 'bomb.csv.gz', fs)\n"
+        "    print('READ')\n"
+        "except UnreadableFileError as e:\n"
+        "    print(e.check, pa.default_memory_pool().max_memory(), len(bomb))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
+                         check=True).stdout.split()
+    assert out[0] == "file_too_large", out
+    peak, on_disk = int(out[1]), int(out[2])
+    assert on_disk < 3_000_000 and peak < 64 * 1024 * 1024, (peak, on_disk)
+
+
+def test_parquet_over_the_uncompressed_cap_is_refused_from_its_footer(credit_fs: FeatureSet) -> None:
+    # 1M identical rows compress to almost nothing but take ~16 MB uncompressed
+    t = pa.table({"a": pa.array([1.5] * 1_000_000), "b": pa.array([7] * 1_000_000)})
+    buf = io.BytesIO()
+    pq.write_table(t, buf, compression="zstd", use_dictionary=False)
+    data = buf.getvalue()
+    assert len(data) < 1024 * 1024
+    e = _error(data, "big.parquet", _capped(credit_fs, 1))
+    assert e.check == "file_too_large" and "uncompressed" in e.message and "split" in e.hint
+    assert read_bytes(data, "big.parquet").table.num_rows == 1_000_000  # the default cap lets it through
