@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aws_cdk import Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 
+from driftline.retraining.approvals import APPROVAL_KEY_PREFIX
 from stacks.constructs import PlatformFunction
 from stacks.resources import SharedResources
 
@@ -64,6 +66,16 @@ GRANTS: dict[str, dict[str, Access]] = {
     # actions resolve_approval makes (see ServingStack._grant_approve).
     "approve": {},
 }
+
+TOKEN_HOLDERS = frozenset({"workflow", "approve"})
+"""The functions that may touch approval items (a waiting run's task token) in the control table: the
+workflow's request_approval step writes them, approve reads and deletes them (ServingStack grants it)."""
+ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem",
+                "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+"""Item-level actions: IAM sees their partition keys as ``dynamodb:LeadingKeys`` (writes too: an update
+returning ALL_OLD would read the token)."""
+KEYLESS_READS = ("dynamodb:Scan", "dynamodb:PartiQLSelect", "dynamodb:ExportTableToPointInTime")
+"""Reads without a leading key, so no key condition can exclude the token items: denied outright."""
 
 
 def make_function(
@@ -132,6 +144,8 @@ def grant(shared: SharedResources, fn: lambda_.IFunction, logical: str) -> None:
             {"read": table.grant_read_data, "write": table.grant_write_data, "read_write": table.grant_read_write_data}[
                 access
             ](fn)
+            if name == "control" and logical not in TOKEN_HOLDERS:
+                deny_approval_items(table, fn)
         elif kind == "topic":
             shared.topics[name].grant_publish(fn)
         elif kind == "bus":
@@ -146,3 +160,16 @@ def grant(shared: SharedResources, fn: lambda_.IFunction, logical: str) -> None:
             )
         elif kind == "streams":
             pass  # granted by ServingStack, which owns the capture streams
+
+
+def deny_approval_items(control: dynamodb.ITable, fn: lambda_.IFunction) -> None:
+    """No access to the control table's approval items (task tokens), whatever else is allowed.
+
+    An explicit Deny wins over the table grants: item actions on ``APPROVAL#`` partition keys, and every
+    read that carries no key (Scan, PartiQL SELECT, exports), which these functions never make.
+    """
+    fn.add_to_role_policy(iam.PolicyStatement(
+        effect=iam.Effect.DENY, actions=list(ITEM_ACTIONS), resources=[control.table_arn],
+        conditions={"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": [f"{APPROVAL_KEY_PREFIX}*"]}}))
+    fn.add_to_role_policy(iam.PolicyStatement(
+        effect=iam.Effect.DENY, actions=list(KEYLESS_READS), resources=[control.table_arn]))

@@ -38,6 +38,10 @@ from driftline.registry.store import (
 )
 from driftline.retraining.gate import assess_registered, gate_record
 
+APPROVAL_KEY_PREFIX = "APPROVAL#"
+"""Partition-key prefix of the control-table items holding a waiting run's task token. Whoever reads the
+token can resume the run, so IAM denies every other function's role any item under this prefix
+(``dynamodb:LeadingKeys``, stacks/functions.py): only the workflow (writes it) and approve read it."""
 APPROVAL_RECORD_GRACE_SECONDS = 86400
 """Approval items expire (DynamoDB TTL) this long after their timeout."""
 
@@ -100,7 +104,7 @@ def version_gate(registry: Registry, gate: QualityGate, mv: ModelVersion, *, eva
 
 
 def _key(model: str, version: int) -> dict[str, Any]:
-    return {"pk": {"S": f"APPROVAL#{model}"}, "sk": {"S": str(version)}}
+    return {"pk": {"S": f"{APPROVAL_KEY_PREFIX}{model}"}, "sk": {"S": str(version)}}
 
 
 def store_token(control_table: str, model: str, version: int, *, task_token: str, execution_arn: str,
@@ -119,7 +123,7 @@ def delete_token(control_table: str, model: str, version: int) -> None:
 
 
 def _pending_from(item: dict[str, Any]) -> PendingApproval:
-    return PendingApproval(model=item["pk"]["S"].removeprefix("APPROVAL#"), version=int(item["sk"]["S"]),
+    return PendingApproval(model=item["pk"]["S"].removeprefix(APPROVAL_KEY_PREFIX), version=int(item["sk"]["S"]),
                            execution_arn=item["execution_arn"]["S"], requested_at=item["requested_at"]["S"],
                            timeout_seconds=int(item["timeout_seconds"]["N"]), summary=item["summary"]["S"])
 
@@ -127,7 +131,7 @@ def _pending_from(item: dict[str, Any]) -> PendingApproval:
 def pending_approvals(control_table: str, model: str) -> list[PendingApproval]:
     """Runs of ``model`` waiting for a decision, oldest version first."""
     resp = aws.client("dynamodb").query(TableName=control_table, KeyConditionExpression="pk = :pk",
-                                        ExpressionAttributeValues={":pk": {"S": f"APPROVAL#{model}"}},
+                                        ExpressionAttributeValues={":pk": {"S": f"{APPROVAL_KEY_PREFIX}{model}"}},
                                         ConsistentRead=True)
     return sorted((_pending_from(i) for i in resp.get("Items", [])), key=lambda p: p.version)
 

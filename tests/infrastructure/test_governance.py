@@ -75,3 +75,35 @@ def test_no_iam_policy_may_invoke_the_approve_function(synth: Synth) -> None:
     assert not invokers, invokers
     # the check sees invoke grants at all: the workflow may invoke its own functions
     assert any("lambda:InvokeFunction" in _as_list(st.get("Action")) for _, st in _all_statements(synth))
+
+
+def _role_statements(synth: Synth) -> dict[str, list[dict[str, Any]]]:
+    """Role logical id -> every statement of every policy attached to it."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for res in synth.resources("AWS::IAM::Policy").values():
+        for role in res["Properties"].get("Roles", []):
+            out.setdefault(role["Ref"], []).extend(res["Properties"]["PolicyDocument"]["Statement"])
+    return out
+
+
+def test_only_the_workflow_and_approve_may_touch_approval_items(synth: Synth) -> None:
+    """A task token resumes a run: every other role with access to the control table is denied its items."""
+    from driftline.retraining.approvals import APPROVAL_KEY_PREFIX
+    from stacks.functions import ITEM_ACTIONS, KEYLESS_READS
+
+    checked = []
+    for role, statements in _role_statements(synth).items():
+        on_control = [st for st in statements if "ControlTable" in json.dumps(st.get("Resource"))]
+        allowed = {a for st in on_control if st["Effect"] == "Allow" for a in _as_list(st["Action"])}
+        if not allowed & {*ITEM_ACTIONS, *KEYLESS_READS}:
+            continue
+        if role.startswith(("WorkflowFn", "ApproveFn")):
+            continue
+        denies = [st for st in on_control if st["Effect"] == "Deny"]
+        keyed = [st for st in denies if st.get("Condition") == {
+            "ForAnyValue:StringLike": {"dynamodb:LeadingKeys": [f"{APPROVAL_KEY_PREFIX}*"]}}]
+        assert keyed and set(ITEM_ACTIONS) <= {a for st in keyed for a in _as_list(st["Action"])}, role
+        keyless = {a for st in denies if "Condition" not in st for a in _as_list(st["Action"])}
+        assert "dynamodb:Scan" in keyless and set(KEYLESS_READS) <= keyless, role
+        checked.append(role.split("Fn")[0])
+    assert sorted(checked) == ["Drift", "Ingest", "RetrainTrigger"], checked
