@@ -22,6 +22,8 @@ class Synth:
     messages: list[tuple[str, str, str, str]]
     """(stack, level, construct path, text) for every annotation"""
     outdir: Path
+    app: Any = None
+    """The built ``stacks.app_builder.DriftlineApp`` (its stacks and constructs)."""
 
     def resources(self, rtype: str, kind: str | None = None) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -54,7 +56,7 @@ def synthesize(env: str, outdir: Path) -> Synth:
         for s in assembly.stacks
         for m in s.messages
     ]
-    return Synth(built.platform, templates, messages, outdir)
+    return Synth(built.platform, templates, messages, outdir, built)
 
 
 @pytest.fixture(scope="session")
