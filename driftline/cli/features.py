@@ -20,7 +20,7 @@ from rich.table import Table
 
 from driftline.cli.common import console, err_console, fail, load_platform, print_json
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 ConfigOpt = typer.Option(Path("cdk.json"), "--config", help="Path to cdk.json.")
 EnvOpt = typer.Option(None, "--env", help="Environment in cdk.json (default: driftline:env).")

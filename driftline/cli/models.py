@@ -20,7 +20,7 @@ from rich.table import Table
 
 from driftline.cli.common import console, fail, load_platform, print_json
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 PRIMARY_METRICS = ("roc_auc", "pr_auc", "f1", "rmse", "r2")
 
