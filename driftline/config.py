@@ -18,6 +18,10 @@ ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 MODEL_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 TRAINER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 """``package.module:function``: what ``models[].trainer`` must look like."""
+IAM_PRINCIPAL_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}$")
+"""An IAM role or user ARN (an assumed-role session matches its role): ``models[].labelers``."""
+API_KEY_ID_RE = re.compile(r"^[A-Za-z0-9]{1,128}$")
+"""An API Gateway API key id (``requestContext.identity.apiKeyId``): ``models[].labelers`` in api_key mode."""
 
 Algorithm = Literal["hist_gradient_boosting", "random_forest", "logistic_regression", "linear_regression"]
 ApprovalMode = Literal["auto", "manual"]
@@ -127,6 +131,10 @@ class ModelConfig(_Strict):
     approvers: tuple[str, ...] = ()
     approval_timeout_seconds: int = Field(default=86400, ge=60, le=518_400)
     """At most 6 days: the retraining workflow itself times out after 7."""
+    labelers: tuple[str, ...] = ()
+    """Principals whose feedback labels count for every prediction of this model (IAM role/user ARNs, or
+    API key ids with ``serving.auth: api_key``); anyone else's label counts only for their own predictions
+    (driftline.serving.labels)."""
     gate: QualityGate = Field(default_factory=QualityGate)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     retrain: RetrainSettings = Field(default_factory=RetrainSettings)
@@ -137,6 +145,18 @@ class ModelConfig(_Strict):
     def _trainer(cls, v: str | None) -> str | None:
         if v is not None and not TRAINER_RE.match(v):
             raise ValueError("must look like 'module:function' (a function in a module of trainers_dir)")
+        return v
+
+    @field_validator("labelers")
+    @classmethod
+    def _labelers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [p for p in v if not (IAM_PRINCIPAL_RE.match(p) or API_KEY_ID_RE.match(p))]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))}: each labeler must be an IAM role or user ARN "
+                             "(arn:aws:iam::123456789012:role/labeling) or an API key id (serving.auth api_key); "
+                             "no wildcards")
+        if len(set(v)) != len(v):
+            raise ValueError("labelers are listed more than once")
         return v
 
     @field_validator("name")

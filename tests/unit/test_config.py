@@ -130,3 +130,17 @@ def test_manual_approval_needs_approvers() -> None:
     ok = PlatformConfig.model_validate({"models": [{"name": "m", "feature_set": "f", "approval": "manual",
                                                     "approvers": ["arn:aws:iam::1:role/lead"]}]})
     assert ok.models[0].approvers == ("arn:aws:iam::1:role/lead",)
+
+
+def test_labelers_are_iam_principals_or_api_key_ids() -> None:
+    """Labels from a labeler count for any prediction (issue 16 item 13): no wildcards, no typos."""
+    from driftline.config import PlatformConfig
+
+    def cfg(labelers: list[str]) -> Any:
+        return PlatformConfig.model_validate({"models": [{"name": "m", "feature_set": "fs", "labelers": labelers}]})
+
+    ok = cfg(["arn:aws:iam::123456789012:role/labeling-team", "a1b2c3d4e5"])
+    assert ok.models[0].labelers == ("arn:aws:iam::123456789012:role/labeling-team", "a1b2c3d4e5")
+    for bad in (["*"], ["arn:aws:iam::123456789012:role/*"], ["arn:aws:iam::1:role/x"], [""], ["a", "a"]):
+        with pytest.raises(ValueError, match="labeler"):
+            cfg(bad)
