@@ -103,6 +103,7 @@ class PlatformFunction(Construct):
         **extra: Any,
     ) -> None:
         super().__init__(scope, cid)
+        self.spec = spec
         name = platform.name(spec.logical)
         self.log_group = logs.LogGroup(
             self,

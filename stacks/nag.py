@@ -1,4 +1,9 @@
-"""cdk-nag acknowledgments. Each one names the finding, what it applies to, and why it is acceptable.
+"""cdk-nag acknowledgments. Each one names the finding, the resources it is attached to, what it
+applies to (``applies_to``: the exact action or resource pattern, for IAM findings) and why it is
+acceptable. None is attached to a whole stack: :func:`acknowledge` finds the constructs each group
+belongs to (platform functions, the workflow's state machine, capture streams, API methods, the
+stage, the invoke policies, CDK's own notification handler) and attaches the group there, so a new
+resource with the same finding is reported instead of silently covered.
 
 cdk-nag 2.x (Aspect API + ``NagSuppressions``) is used deliberately: its ``applies_to`` (with
 regular expressions) lets an acknowledgment name the exact action or resource pattern, and its
@@ -8,8 +13,17 @@ and its documented Python example raises ``TypeError``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from aws_cdk import Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesisfirehose as firehose
+from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
+from constructs import IConstruct
+
+from stacks.constructs import PlatformFunction
 
 # CDK grant helpers emit these action groups; each is scoped to one named bucket, table or key.
 GRANT_ACTION_GROUPS = [
@@ -22,103 +36,148 @@ GRANT_ACTION_GROUPS = [
     "Action::kms:ReEncrypt*",
 ]
 
-ACKNOWLEDGMENTS: list[NagPackSuppression] = [
-    NagPackSuppression(
-        id="AwsSolutions-IAM5",
-        reason="CDK grant action groups (s3:GetObject*, s3:List*, kms:GenerateDataKey*, ...) are each scoped "
-        "to a single named bucket or KMS key of this platform; no statement has a '*' action.",
-        applies_to=GRANT_ACTION_GROUPS,
-    ),
-    NagPackSuppression(
-        id="AwsSolutions-IAM5",
-        reason="Object-level permissions must name the objects of one specific bucket as '<bucket-arn>/*'; "
-        "the bucket itself is a single named platform bucket.",
-        applies_to=[
-            RegexAppliesTo(regex="/^Resource::<.*Bucket.*Arn.*>\\/\\*$/"),
-            RegexAppliesTo(regex="/^Resource::arn:aws:s3:::.*\\/\\*$/"),
-        ],
-    ),
-    NagPackSuppression(
-        id="AwsSolutions-IAM5",
-        reason="Ingest removes an accepted upload from the features bucket's incoming/ prefix, and an upload's "
-        "pending-commit marker from curated/<feature set>/_pending/ once its commit finished (s3:DeleteObject "
-        "only: on the versioned bucket that adds a delete marker, no version is destroyed); the objects of "
-        "one prefix of one named bucket can only be named with a wildcard.",
-        applies_to=[RegexAppliesTo(regex="/^Resource::<FeaturesBucket.*Arn>\\/incoming\\/\\*$/"),
-                    RegexAppliesTo(regex="/^Resource::<FeaturesBucket.*Arn>\\/curated\\/\\*\\/_pending\\/\\*$/")],
-    ),
-    NagPackSuppression(
-        id="AwsSolutions-IAM5",
-        reason="Resource '*' is required by these APIs: X-Ray PutTraceSegments/PutTelemetryRecords, CloudWatch "
-        "PutMetricData (restricted by a cloudwatch:namespace=Driftline condition) and the CloudWatch Logs "
-        "delivery APIs Step Functions logging needs; none supports resource-level permissions.",
-        applies_to=["Resource::*"],
-    ),
-    NagPackSuppression(
-        id="AwsSolutions-IAM5",
-        reason="Log streams of one named log group and executions of one named state machine can only be "
-        "addressed with a trailing wildcard; both parents are single platform resources.",
-        applies_to=[
-            RegexAppliesTo(regex="/^Resource::.*LogGroup.*:\\*$/"),
-            RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:states:.*:execution:.*:\\*$/"),
-            RegexAppliesTo(regex="/^Resource::<.*Fn.*Arn>:\\*$/"),
-            RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:logs:.*:\\*$/"),
-        ],
-    ),
-    NagPackSuppression(
-        id="AwsSolutions-IAM5",
-        reason="The client invoke policy grants execute-api:Invoke on the API's authorized routes for any model "
-        "name ('{model}' path parameter as '*'); it is attached only to roles an operator chooses.",
-        applies_to=[RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:execute-api:.*$/")],
-    ),
-    NagPackSuppression(
-        id="AwsSolutions-L1",
-        reason="Functions use python3.12, chosen once in driftline/platform.py: it is a supported Lambda "
-        "runtime, every pinned ML wheel (onnxruntime, pyarrow, numpy) is published for it, and layers "
-        "are byte-compiled for it. Moving to a newer runtime is a one-line change there.",
-    ),
-]
+NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+"""CDK's fixed construct id of its singleton S3-notification handler (aws-s3)."""
 
-SERVING_ACKNOWLEDGMENTS: list[NagPackSuppression] = [
-    NagPackSuppression(
-        id="AwsSolutions-COG4",
-        reason="The API is authorized with IAM (SigV4) by default, or API keys with a usage plan when "
-        "configured; Cognito user pools are for end-user sign-in, which this service API does not have.",
-    ),
-    NagPackSuppression(
-        id="AwsSolutions-APIG4",
-        reason="GET /health and GET /openapi.json are deliberately public: they return no data, only liveness "
-        "and the request schema clients need before they can sign requests. Every model route is authorized.",
-    ),
-    NagPackSuppression(
-        id="AwsSolutions-APIG3",
-        reason="No WAF web ACL by default: it costs money while idle (Driftline costs nothing when idle) and the "
-        "API already requires SigV4 or API keys and is throttled per stage. Attach a web ACL to the stage "
-        "for internet-facing production use.",
-    ),
-    NagPackSuppression(
-        id="AwsSolutions-IAM4",
-        reason="API Gateway's account-level CloudWatch role must use the AWS managed policy "
-        "AmazonAPIGatewayPushToCloudWatchLogs (the service requires exactly that role for execution logs).",
-        applies_to=["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"],
-    ),
-]
+GRANT_GROUPS = NagPackSuppression(
+    id="AwsSolutions-IAM5",
+    reason="CDK grant action groups (s3:GetObject*, s3:List*, kms:GenerateDataKey*, ...) are each scoped "
+    "to a single named bucket or KMS key of this platform; no statement has a '*' action.",
+    applies_to=GRANT_ACTION_GROUPS,
+)
+BUCKET_OBJECTS = NagPackSuppression(
+    id="AwsSolutions-IAM5",
+    reason="Object-level permissions must name the objects of one specific bucket as '<bucket-arn>/*'; "
+    "the bucket itself is a single named platform bucket.",
+    applies_to=[
+        RegexAppliesTo(regex="/^Resource::<.*Bucket.*Arn.*>\\/\\*$/"),
+        RegexAppliesTo(regex="/^Resource::arn:aws:s3:::.*\\/\\*$/"),
+    ],
+)
+NO_RESOURCE_LEVEL = NagPackSuppression(
+    id="AwsSolutions-IAM5",
+    reason="Resource '*' is required by these APIs: X-Ray PutTraceSegments/PutTelemetryRecords, CloudWatch "
+    "PutMetricData (restricted by a cloudwatch:namespace=Driftline condition) and the CloudWatch Logs "
+    "delivery APIs Step Functions logging needs; none supports resource-level permissions.",
+    applies_to=["Resource::*"],
+)
+CHILD_WILDCARDS = NagPackSuppression(
+    id="AwsSolutions-IAM5",
+    reason="Log streams of one named log group, executions of one named state machine and versions of one "
+    "named function can only be addressed with a trailing wildcard; each parent is a single platform "
+    "resource.",
+    applies_to=[
+        RegexAppliesTo(regex="/^Resource::.*LogGroup.*:\\*$/"),
+        RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:states:.*:execution:.*:\\*$/"),
+        RegexAppliesTo(regex="/^Resource::<.*Fn.*Arn>:\\*$/"),
+        RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:logs:.*:\\*$/"),
+    ],
+)
+RUNTIME = NagPackSuppression(
+    id="AwsSolutions-L1",
+    reason="Functions use python3.12, chosen once in driftline/platform.py: it is a supported Lambda "
+    "runtime, every pinned ML wheel (onnxruntime, pyarrow, numpy) is published for it, and layers "
+    "are byte-compiled for it. Moving to a newer runtime is a one-line change there.",
+)
+INGEST_PREFIX_DELETES = NagPackSuppression(
+    id="AwsSolutions-IAM5",
+    reason="Ingest removes an accepted upload from the features bucket's incoming/ prefix, and an upload's "
+    "pending-commit marker from curated/<feature set>/_pending/ once its commit finished (s3:DeleteObject "
+    "only: on the versioned bucket that adds a delete marker, no version is destroyed); the objects of "
+    "one prefix of one named bucket can only be named with a wildcard.",
+    applies_to=[RegexAppliesTo(regex="/^Resource::<FeaturesBucket.*Arn>\\/incoming\\/\\*$/"),
+                RegexAppliesTo(regex="/^Resource::<FeaturesBucket.*Arn>\\/curated\\/\\*\\/_pending\\/\\*$/")],
+)
+INVOKE_POLICY_ROUTES = NagPackSuppression(
+    id="AwsSolutions-IAM5",
+    reason="The client invoke policy grants execute-api:Invoke on the API's authorized routes for any model "
+    "name ('{model}' path parameter as '*'); it is attached only to roles an operator chooses.",
+    applies_to=[RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:execute-api:.*$/")],
+)
+NO_COGNITO = NagPackSuppression(
+    id="AwsSolutions-COG4",
+    reason="The API is authorized with IAM (SigV4) by default, or API keys with a usage plan when "
+    "configured; Cognito user pools are for end-user sign-in, which this service API does not have.",
+)
+PUBLIC_ROUTE = NagPackSuppression(
+    id="AwsSolutions-APIG4",
+    reason="GET /health and GET /openapi.json are deliberately public: liveness and the generic request "
+    "shape clients need before they can sign requests, with no model names, features or classes, "
+    "throttled on their own. Every model route is authorized.",
+)
+API_KEY_ROUTE = NagPackSuppression(
+    id="AwsSolutions-APIG4",
+    reason="With serving.auth 'api_key' this model route requires an API key of the usage plan (which "
+    "throttles per key) instead of an authorizer; the approval route stays IAM-authorized.",
+)
+NO_WAF = NagPackSuppression(
+    id="AwsSolutions-APIG3",
+    reason="No WAF web ACL by default: it costs money while idle (Driftline costs nothing when idle) and the "
+    "API already requires SigV4 or API keys and is throttled per stage. Attach a web ACL to the stage "
+    "for internet-facing production use.",
+)
+API_LOGS_ROLE = NagPackSuppression(
+    id="AwsSolutions-IAM4",
+    reason="API Gateway's account-level CloudWatch role must use the AWS managed policy "
+    "AmazonAPIGatewayPushToCloudWatchLogs (the service requires exactly that role for execution logs).",
+    applies_to=["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"],
+)
+NOTIFICATIONS_HANDLER_ROLE = NagPackSuppression(
+    id="AwsSolutions-IAM4",
+    reason="CDK's own singleton handler that configures S3 bucket notifications uses "
+    "AWSLambdaBasicExecutionRole; it runs only during deployment.",
+    applies_to=["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
+)
 
-DATA_ACKNOWLEDGMENTS: list[NagPackSuppression] = [
-    NagPackSuppression(
-        id="AwsSolutions-IAM4",
-        reason="CDK's own singleton handler that configures S3 bucket notifications uses "
-        "AWSLambdaBasicExecutionRole; it runs only during deployment.",
-        applies_to=["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
-    ),
-]
+FUNCTION_ACKNOWLEDGMENTS = [GRANT_GROUPS, BUCKET_OBJECTS, NO_RESOURCE_LEVEL, CHILD_WILDCARDS, RUNTIME]
+"""On every platform function: the function resource and its role's policy."""
+INGEST_ACKNOWLEDGMENTS = [INGEST_PREFIX_DELETES]
+WORKFLOW_ACKNOWLEDGMENTS = [GRANT_GROUPS, NO_RESOURCE_LEVEL, CHILD_WILDCARDS]
+"""On each state machine and its role (KMS for its encrypted logs, log delivery, its functions' versions)."""
+CAPTURE_STREAM_ACKNOWLEDGMENTS = [GRANT_GROUPS, BUCKET_OBJECTS]
+"""On each Firehose capture stream and its roles (writes to the captures bucket with the platform key)."""
+
+
+def _attach(constructs: Iterable[IConstruct], packs: list[NagPackSuppression]) -> int:
+    n = 0
+    for c in constructs:
+        NagSuppressions.add_resource_suppressions(c, packs, apply_to_children=True)
+        n += 1
+    return n
+
+
+def _api_methods(stack: Stack) -> tuple[list[apigw.Method], list[apigw.Method], list[apigw.Method]]:
+    """(all methods, public ones, API-key ones) of the stack's REST APIs, by the platform's routes."""
+    platform = getattr(stack, "platform", None)
+    public = {(r.method, r.path) for r in platform.routes if not r.authorized} if platform else set()
+    keyed = {(r.method, r.path) for r in platform.routes if r.authorized and not r.iam_only} if platform else set()
+    api_key_mode = platform is not None and platform.config.serving.auth == "api_key"
+    methods = [c for c in stack.node.find_all() if isinstance(c, apigw.Method)]
+    return (methods, [m for m in methods if (m.http_method, m.resource.path) in public],
+            [m for m in methods if api_key_mode and (m.http_method, m.resource.path) in keyed])
 
 
 def acknowledge(stack: Stack) -> None:
-    """Attach the reasoned acknowledgments for one stack."""
-    packs = list(ACKNOWLEDGMENTS)
-    if "Serving" in stack.stack_name:
-        packs += SERVING_ACKNOWLEDGMENTS
-    if stack.stack_name.endswith("Data"):
-        packs += DATA_ACKNOWLEDGMENTS
-    NagSuppressions.add_stack_suppressions(stack, packs, apply_to_nested_stacks=True)
+    """Attach each group of acknowledgments to the resources it is about (never to the whole stack)."""
+    everything = stack.node.find_all()
+    functions = [c for c in everything if isinstance(c, PlatformFunction)]
+    _attach(functions, FUNCTION_ACKNOWLEDGMENTS)
+    _attach([f for f in functions if f.spec.logical == "ingest"], INGEST_ACKNOWLEDGMENTS)
+    _attach([c for c in everything if isinstance(c, sfn.StateMachine)], WORKFLOW_ACKNOWLEDGMENTS)
+    _attach([c for c in everything if isinstance(c, firehose.DeliveryStream)], CAPTURE_STREAM_ACKNOWLEDGMENTS)
+    _attach([c for c in everything if isinstance(c, iam.ManagedPolicy)], [INVOKE_POLICY_ROUTES])
+    methods, public, keyed = _api_methods(stack)
+    for m in methods:
+        NagSuppressions.add_resource_suppressions(m, [NO_COGNITO])
+    for m in public:
+        NagSuppressions.add_resource_suppressions(m, [PUBLIC_ROUTE])
+    for m in keyed:
+        NagSuppressions.add_resource_suppressions(m, [API_KEY_ROUTE])
+    for api in (c for c in everything if isinstance(c, apigw.RestApi)):
+        NagSuppressions.add_resource_suppressions(api.deployment_stage, [NO_WAF])
+        role = api.node.try_find_child("CloudWatchRole")
+        if role is not None:
+            NagSuppressions.add_resource_suppressions(role, [API_LOGS_ROLE], apply_to_children=True)
+    handler = stack.node.try_find_child(NOTIFICATIONS_HANDLER_ID)
+    if handler is not None:
+        NagSuppressions.add_resource_suppressions(handler, [NOTIFICATIONS_HANDLER_ROLE], apply_to_children=True)

@@ -45,3 +45,26 @@ def test_cfn_lint_reports_no_errors(synth: Synth) -> None:
         f"{f['Rule']['Id']} {f['Location']['Path']}: {f['Message']}" for f in findings if f["Level"] == "Warning"
     ]
     assert not warnings, "\n".join(warnings)[:3000]
+
+
+def test_no_nag_acknowledgment_covers_a_whole_stack(synth: Synth, synth_prod: Synth) -> None:
+    """Acknowledgments sit on the resources they are about; IAM ones also name what they apply to."""
+    for s in (synth, synth_prod):
+        for kind, t in s.templates.items():
+            assert "cdk_nag" not in t.get("Metadata", {}), f"{kind}: stack-wide nag acknowledgments"
+            for lid, res in t["Resources"].items():
+                for rule in res.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
+                    if rule["id"].startswith("AwsSolutions-IAM"):
+                        assert rule.get("applies_to"), (kind, lid, rule["id"])
+
+
+def test_public_route_acknowledgment_only_on_the_unauthenticated_methods(synth: Synth) -> None:
+    methods = synth.resources("AWS::ApiGateway::Method", "serving")
+    acknowledged = {
+        lid for lid, r in methods.items()
+        if any(x["id"] == "AwsSolutions-APIG4" for x in r.get("Metadata", {}).get("cdk_nag", {}).get(
+            "rules_to_suppress", []))
+    }
+    public = {lid for lid, r in methods.items() if r["Properties"]["AuthorizationType"] == "NONE"}
+    assert len(public) == sum(1 for r in synth.platform.routes if not r.authorized)
+    assert acknowledged == public
