@@ -192,6 +192,10 @@ class ServingSettings(_Strict):
     auth: AuthMode = "iam"
     throttle_rate: float = Field(default=100.0, gt=0)
     throttle_burst: int = Field(default=200, ge=1)
+    public_throttle_rate: float = Field(default=5.0, gt=0)
+    public_throttle_burst: int = Field(default=10, ge=1)
+    """Throttle of the unauthenticated routes (GET /health, GET /openapi.json), per method and apart from
+    the prediction routes': anyone can call them, so a flood of them must not take the clients' share."""
     cors_origins: tuple[str, ...] = ()
     reserved_concurrency: int | None = Field(default=None, ge=1)
     provisioned_concurrency: int = Field(default=0, ge=0)
