@@ -20,16 +20,25 @@ loading a model botocore also lists every service it knows (a scan of ~400 direc
 twice per cold start) just to reject unknown names; :class:`_ServiceNames` answers known names from
 their own directory and falls back to that listing otherwise: 30-45 ms less to create the DynamoDB,
 S3 and Firehose clients in a fresh process.
+
+Both replace botocore internals, and Lambda runs the runtime's own botocore, not the locked one the
+tests use. :func:`loader_hooks_intact` checks every hook point (names and signatures) before the
+session is built; when one differs, the session keeps botocore's stock loader: slower clients, never
+broken ones. ``tests/unit/test_aws_loader.py`` runs against the locked botocore and, through
+``make test-botocore-latest`` (part of CI), against the newest release.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import Any, overload
 
+import botocore
 import botocore.loaders
 import botocore.session
 import orjson
@@ -114,6 +123,42 @@ class _Loader(botocore.loaders.Loader):
         return False
 
 
+_HOOKS: dict[str, tuple[str, ...] | None] = {
+    "JSONFileLoader._load_file": ("self", "full_path", "open_method"),
+    "JSONFileLoader.exists": ("self", "file_path"),
+    "Loader.__init__": ("self", "extra_search_paths"),
+    "Loader.list_available_services": None,  # wrapped by botocore's instance cache: presence only
+    "Loader.load_service_model": None,
+}
+"""The botocore members the cheaper loader overrides or calls, with the leading parameters it passes
+(``None``: only called through botocore's own public call shape)."""
+
+
+def loader_hooks_intact() -> list[str]:
+    """What differs from the botocore this module was written against (empty: every hook point is there)."""
+    problems = []
+    for dotted, params in _HOOKS.items():
+        owner, _, member = dotted.partition(".")
+        fn = getattr(getattr(botocore.loaders, owner, None), member, None)
+        if not callable(fn):
+            problems.append(f"botocore.loaders.{dotted} is gone")
+            continue
+        if params is None:
+            continue
+        try:
+            got = tuple(inspect.signature(fn).parameters)
+        except (TypeError, ValueError):
+            problems.append(f"botocore.loaders.{dotted} has no inspectable signature")
+            continue
+        if got[:len(params)] != params:
+            problems.append(f"botocore.loaders.{dotted}{got} (expected {params} first)")
+    probe = botocore.loaders.Loader()
+    for attr in ("search_paths", "file_loader"):
+        if not hasattr(probe, attr):
+            problems.append(f"botocore.loaders.Loader has no {attr}")
+    return problems
+
+
 def _loader(search_path: str | None) -> _Loader:
     """What ``botocore.loaders.create_loader`` builds (``AWS_DATA_PATH`` directories first), as a
     :class:`_Loader` parsing with orjson."""
@@ -126,6 +171,11 @@ def _loader(search_path: str | None) -> _Loader:
 @cache
 def _session() -> botocore.session.Session:
     session = botocore.session.get_session()
+    problems = loader_hooks_intact()
+    if problems:  # botocore changed under us: its own loader, slower but correct
+        logging.getLogger(__name__).warning("botocore %s: using its stock model loader (%s)",
+                                            botocore.__version__, "; ".join(problems))
+        return session
     session.register_component("data_loader", _loader(session.get_config_variable("data_path")))
     return session
 

@@ -64,3 +64,29 @@ def test_clients_come_from_the_cheaper_loader(monkeypatch: pytest.MonkeyPatch) -
         assert calls == []
     finally:
         aws.reset_clients()
+
+
+def test_every_hook_point_is_there_in_this_botocore() -> None:
+    """Run against the locked botocore by ``make test``, against the newest one by ``make test-botocore-latest``."""
+    assert aws.loader_hooks_intact() == [], botocore.__version__
+
+
+def test_a_changed_botocore_gets_its_own_loader_not_a_broken_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lambda's runtime botocore is not the locked one: a renamed internal must not break every cold start."""
+
+    def renamed(self: Any, path: str, opener: Any, extra: int) -> Any:  # a signature this module does not know
+        raise AssertionError("never called")
+
+    monkeypatch.setattr(botocore.loaders.JSONFileLoader, "_load_file", renamed)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    problems = aws.loader_hooks_intact()
+    assert problems and "_load_file" in problems[0]
+    aws.reset_clients()
+    try:
+        monkeypatch.undo()  # botocore's own loader needs its own _load_file back; the session is built below
+        monkeypatch.setattr(aws, "loader_hooks_intact", lambda: problems)
+        client = aws.client("dynamodb")
+        assert client.meta.service_model.service_name == "dynamodb"
+        assert not isinstance(aws._session().get_component("data_loader"), aws._Loader)
+    finally:
+        aws.reset_clients()
