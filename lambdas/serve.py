@@ -80,7 +80,7 @@ def service() -> PredictionService:
 def _http_request(req: ProxyRequest) -> HttpRequest:
     rid = request_id_from(req.headers.get("x-request-id"), req.gateway_request_id)
     return HttpRequest(body=req.body, content_type=req.headers.get("content-type"), is_base64=req.is_base64,
-                       request_id=rid)
+                       request_id=rid, caller=req.caller)
 
 
 def _error_request_id(req: ProxyRequest | None) -> str | None:

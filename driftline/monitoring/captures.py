@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +22,8 @@ import numpy as np
 
 from driftline import aws
 from driftline.monitoring.window import Window
+from driftline.retraining.captures import DEFAULT_MAX_FEEDBACK_OBJECTS
+from driftline.serving.labels import CAPTURE_CALLER, Labels
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ class WindowData:
     columns: dict[str, list[Any]]
     predictions: list[dict[str, Any]] = field(default_factory=list)
     request_ids: list[str] = field(default_factory=list)
+    callers: list[str | None] = field(default_factory=list)
+    """Who made each prediction (capture field ``caller``): whose labels count for it."""
     n_lines: int = 0
     n_bad_lines: int = 0
     n_other: int = 0
@@ -151,6 +155,8 @@ def read_window(
             pred = rec.get("prediction")
             data.predictions.append(pred if isinstance(pred, dict) else {})
             data.request_ids.append(rid)
+            caller = rec.get(CAPTURE_CALLER)
+            data.callers.append(caller if isinstance(caller, str) else None)
             if len(seen) >= max_records:
                 data.truncated = True
                 log.warning("stopped reading captures of %s at %d records (%s)", model, max_records, key)
@@ -160,15 +166,24 @@ def read_window(
     return data
 
 
-def read_labels(bucket: str, model: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """request_id -> label for feedback stored from ``start`` through ``end`` (the last label wins)."""
-    labels: dict[str, Any] = {}
-    for _, body in _objects(bucket, hour_prefixes("feedback", model, start, end)):
+def read_labels(bucket: str, model: str, start: datetime, end: datetime, *, labelers: Iterable[str] = (),
+                max_objects: int = DEFAULT_MAX_FEEDBACK_OBJECTS) -> Labels:
+    """Feedback stored from ``start`` through ``end``: a label counts only for its submitter's own
+    predictions or when the submitter is one of ``labelers``; the first label that counts wins
+    (:class:`~driftline.serving.labels.Labels`). At most ``max_objects`` objects are opened, as for the
+    canary: a flood of tiny label objects must not stall the check."""
+    labels = Labels(labelers)
+    opened = 0
+    for key, body in _objects(bucket, hour_prefixes("feedback", model, start, end)):
+        if opened >= max_objects:
+            log.warning("read_labels stopped after %d objects for %s (%s and later not read)", max_objects, model, key)
+            break
+        opened += 1
         for line in body.splitlines():
             try:
                 rec = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(rec, dict) and isinstance(rec.get("request_id"), str) and "label" in rec:
-                labels[rec["request_id"]] = rec["label"]
+            if isinstance(rec, dict):
+                labels.add(rec)
     return labels

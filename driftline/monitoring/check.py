@@ -278,10 +278,12 @@ def _performance(
     if not label or not data.n_rows:
         return None
     until = min(max(now, window.end), window.end + LABEL_LOOKAHEAD)
-    labels = captures.read_labels(ctx.captures_bucket, model, window.start, until)
-    matched = [
-        (labels[rid], pred) for rid, pred in zip(data.request_ids, data.predictions, strict=True) if rid in labels
-    ]
+    labels = captures.read_labels(ctx.captures_bucket, model, window.start, until, labelers=mc.labelers)
+    matched = []
+    for rid, caller, pred in zip(data.request_ids, data.callers, data.predictions, strict=True):
+        found, truth = labels.for_capture(rid, caller)  # only the caller's own or a labeler's label counts
+        if found:
+            matched.append((truth, pred))
     task = "regression" if label.get("task") == "regression" else "classification"
     return performance.evaluate(
         task,

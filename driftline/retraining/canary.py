@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from driftline.retraining.gate import regression_tolerance, tolerance_text
+from driftline.serving.labels import CAPTURE_CALLER, Labels
 
 MIN_CANARY_ROWS = 20
 LATENCY_FLOOR_MS = 5.0
@@ -122,10 +123,12 @@ def _valid_prediction(p: Any, task: str) -> tuple[bool, Any, float | None]:
     return ok, p.get("label"), prob if ok else None
 
 
-def summarize(records: Iterable[Mapping[str, Any]], labels: Mapping[str, Any], champion: int, challenger: int,
+def summarize(records: Iterable[Mapping[str, Any]], labels: Labels, champion: int, challenger: int,
               task: str) -> tuple[RoleSample, RoleSample]:
     """Split capture records into (champion, challenger) samples; challenger rows are role
-    ``challenger`` or ``shadow`` of the challenger version."""
+    ``challenger`` or ``shadow`` of the challenger version. A row is labeled by the first label that
+    counts for its caller (:class:`~driftline.serving.labels.Labels`): nobody else's label moves the
+    quality comparison."""
     champ, chall = RoleSample(), RoleSample()
     for rec in records:
         version, role = rec.get("version"), rec.get("role")
@@ -143,9 +146,9 @@ def summarize(records: Iterable[Mapping[str, Any]], labels: Mapping[str, Any], c
         lat = rec.get("latency_ms")
         if isinstance(lat, (int, float)) and math.isfinite(lat):
             side.latencies_ms.append(float(lat))
-        rid = rec.get("request_id")
-        if isinstance(rid, str) and rid in labels:
-            side.truth.append(labels[rid])
+        found, truth = labels.for_capture(rec.get("request_id"), rec.get(CAPTURE_CALLER))
+        if found:
+            side.truth.append(truth)
             side.predicted.append(pred)
             side.scores.append(score if score is not None else math.nan)
     return champ, chall

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from driftline import aws
+from driftline.serving.labels import Labels
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +91,19 @@ def read_captures(bucket: str, model: str, start: datetime, end: datetime, versi
     return out
 
 
-def read_feedback(bucket: str, model: str, start: datetime, end: datetime, *,
-                  max_objects: int = DEFAULT_MAX_FEEDBACK_OBJECTS) -> dict[str, Any]:
-    """request_id -> label for feedback stored between ``start`` and ``end`` (the last label wins).
+def read_feedback(bucket: str, model: str, start: datetime, end: datetime, *, labelers: Iterable[str] = (),
+                  max_objects: int = DEFAULT_MAX_FEEDBACK_OBJECTS) -> Labels:
+    """Feedback stored between ``start`` and ``end``, as :class:`~driftline.serving.labels.Labels`: a label
+    counts only for its submitter's own predictions or when the submitter is one of ``labelers``, and the
+    first label that counts wins.
 
     At most ``max_objects`` objects are read (a warning says when the rest were left out).
     """
-    labels: dict[str, Any] = {}
+    labels = Labels(labelers)
     budget = [max_objects]
     for prefix in hour_prefixes("feedback", model, start, end):
         for rec in _lines(bucket, prefix, budget):
-            rid = rec.get("request_id")
-            if isinstance(rid, str) and "label" in rec:
-                labels[rid] = rec["label"]
+            labels.add(rec)
         if budget[0] <= 0:
             log.warning("read_feedback stopped after %d objects for %s; later labels were not read", max_objects,
                         model)

@@ -332,7 +332,7 @@ def evaluate_canary(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any
         raise InvalidStepInputError(f"the deploy result lacks champion_version/started_at: {dep}")
     end = ctx.clock()
     records = captures.read_captures(ctx.captures_bucket, m.name, start, end, {champion, version})
-    labels = captures.read_feedback(ctx.captures_bucket, m.name, start, end)
+    labels = captures.read_feedback(ctx.captures_bucket, m.name, start, end, labelers=m.labelers)
     schema = ctx.registry.get_version(m.name, version).input_schema
     label = schema.get("label") or {}
     task = str(label.get("task") or "binary_classification")

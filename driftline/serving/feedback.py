@@ -4,6 +4,8 @@ Body: ``{"labels": [{"request_id": "<id from a prediction>", "label": 1}, ...]}`
 against the champion's label definition (``input_schema["label"]``: a class value for classifiers,
 a finite number for regression) and written as one JSON-lines object per request to
 ``feedback/model=<model>/YYYY/MM/DD/HH/<uuid>.jsonl`` in the captures bucket (docs/architecture.md).
+Each label line carries the submitter API Gateway authenticated (``by``), so readers count it only for
+that caller's own predictions or when the submitter is a configured labeler (:mod:`driftline.serving.labels`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from driftline import aws
 from driftline.serving.errors import ServingError, unprocessable
+from driftline.serving.labels import FEEDBACK_BY
 from driftline.serving.validation import describe
 
 MAX_FEEDBACK_LABELS = 10_000
@@ -83,12 +86,15 @@ def check_labels(body: Any, label_spec: Mapping[str, Any] | None) -> list[dict[s
     return out
 
 
-def store_feedback(bucket: str, model: str, labels: list[dict[str, Any]], now: datetime | None = None) -> str:
-    """Write the labels as one JSON-lines object; return its ``s3://`` URI."""
+def store_feedback(bucket: str, model: str, labels: list[dict[str, Any]], now: datetime | None = None, *,
+                   by: str | None = None) -> str:
+    """Write the labels as one JSON-lines object, each naming its submitter ``by`` (the caller API Gateway
+    authenticated; omitted when unauthenticated); return its ``s3://`` URI."""
     now = now or datetime.now(UTC)
     ts = now.isoformat(timespec="microseconds")
     key = f"feedback/model={model}/{now:%Y/%m/%d/%H}/{uuid.uuid4().hex}.jsonl"
-    body = "".join(json.dumps({"request_id": r["request_id"], "label": r["label"], "ts": ts},
+    who = {FEEDBACK_BY: by} if by else {}
+    body = "".join(json.dumps({"request_id": r["request_id"], "label": r["label"], "ts": ts, **who},
                               separators=(",", ":")) + "\n" for r in labels)
     aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body.encode(),
                                 ContentType="application/x-ndjson")

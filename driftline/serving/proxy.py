@@ -17,6 +17,8 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
+from driftline.serving.labels import caller_of
+
 JSON = "application/json"
 H = TypeVar("H")
 
@@ -24,10 +26,11 @@ H = TypeVar("H")
 class ProxyRequest:
     """The parts of a proxy event the routes read (headers keyed in lower case, like HTTP)."""
 
-    __slots__ = ("body", "gateway_request_id", "headers", "is_base64", "method", "path", "query", "stage")
+    __slots__ = ("body", "caller", "gateway_request_id", "headers", "is_base64", "method", "path", "query", "stage")
 
     def __init__(self, method: str, path: str, headers: Mapping[str, str], query: Mapping[str, str],
-                 body: str | None, is_base64: bool, gateway_request_id: str | None, stage: str | None) -> None:
+                 body: str | None, is_base64: bool, gateway_request_id: str | None, stage: str | None,
+                 caller: str | None = None) -> None:
         self.method = method
         self.path = path
         self.headers = headers
@@ -36,6 +39,8 @@ class ProxyRequest:
         self.is_base64 = is_base64
         self.gateway_request_id = gateway_request_id
         self.stage = stage
+        self.caller = caller
+        """Who API Gateway authenticated (:func:`driftline.serving.labels.caller_of`); None if unauthenticated."""
 
     @classmethod
     def from_event(cls, event: Any) -> ProxyRequest | None:
@@ -55,7 +60,7 @@ class ProxyRequest:
         body = event.get("body")
         return cls(method.upper(), path, headers, query if type(query) is dict else {},
                    body if type(body) is str else None, event.get("isBase64Encoded") is True,
-                   rid if type(rid) is str else None, stage if type(stage) is str else None)
+                   rid if type(rid) is str else None, stage if type(stage) is str else None, caller_of(ctx))
 
 
 def respond(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from driftline.serving.deployments import Deployment, DeploymentCache
 from driftline.serving.entities import EntityLookup, default_lookup
 from driftline.serving.errors import ServingError, bad_request, not_found, unavailable
 from driftline.serving.feedback import check_labels, store_feedback
+from driftline.serving.labels import CAPTURE_CALLER
 from driftline.serving.model import LoadedModel
 from driftline.serving.openapi import build_document
 from driftline.serving.request import EntityRows, assemble_entity_rows, parse_predict
@@ -107,6 +108,8 @@ class _Batch:
     """Formatted once per request by the capture thread (ISO 8601 with ``+00:00``), not on the request path."""
     t0: float
     outcome: Outcome
+    who: dict[str, str]
+    """``{"caller": principal}`` merged into each capture record, or empty when unauthenticated."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,8 @@ class HttpRequest:
     content_type: str | None
     is_base64: bool
     request_id: str
+    caller: str | None = None
+    """Who API Gateway authenticated; recorded with captures and labels so a label binds to its prediction."""
 
 
 def request_id_from(header: str | None, fallback: str | None) -> str:
@@ -184,7 +189,7 @@ class PredictionService:
         row_ids = [f"{req.request_id}:{i}" for i in range(n)]
         batch = _Batch(row_ids=row_ids, answers=[{}] * n, records=[], t0=t0, outcome=outcome,
                        keep=sampled(row_ids, self.settings.capture_sampling),
-                       ts=datetime.now(UTC))
+                       ts=datetime.now(UTC), who={CAPTURE_CALLER: req.caller} if req.caller else {})
         chall, chall_valid = self._challenger_input(dep, valid, outcome)
         routed = canary_rows(row_ids, dep.percent) if dep.mode == "canary" and chall else [False] * n
         self._answer(batch, champ, "champion", valid, [i for i in range(n) if not routed[i]])
@@ -244,7 +249,7 @@ class PredictionService:
             if keep[i]:
                 batch.records.append({"request_id": rid, "model": m.model, "version": version, "role": role,
                                       "ts": batch.ts, "latency_ms": latency_ms, "features": valid.rows[i],
-                                      "prediction": p})
+                                      "prediction": p, **batch.who})
         stats = batch.outcome.versions.setdefault(version, VersionStats(role))
         stats.rows += len(idx)
         stats.latency_ms = latency_ms
@@ -262,7 +267,7 @@ class PredictionService:
             if batch.keep[i]:
                 batch.records.append({"request_id": batch.row_ids[i], "model": m.model, "version": m.version,
                                       "role": "shadow", "ts": batch.ts, "latency_ms": latency_ms,
-                                      "features": valid.rows[i], "prediction": p})
+                                      "features": valid.rows[i], "prediction": p, **batch.who})
         stats = batch.outcome.versions.setdefault(m.version, VersionStats("shadow"))
         stats.rows += len(preds)
         stats.latency_ms = latency_ms
@@ -304,7 +309,7 @@ class PredictionService:
                 log.warning("label definition of %s unavailable, checking labels loosely: %s", model, e)
         labels = check_labels(body, label_spec)
         try:
-            uri = store_feedback(self.captures_bucket, model, labels)
+            uri = store_feedback(self.captures_bucket, model, labels, by=req.caller)
         except Exception as e:
             log.error("feedback for %s could not be stored: %s", model, e)
             raise unavailable(f"the labels could not be stored right now ({type(e).__name__}); retry the "

@@ -73,7 +73,8 @@ def register_champion(fs: Any, *, fingerprint: str | None = None, metrics: dict[
 
 
 def write_captures(
-    fs: Any, version: int, start: datetime, n: int, seed: int, shift: float = 0.0, role: str = "champion"
+    fs: Any, version: int, start: datetime, n: int, seed: int, shift: float = 0.0, role: str = "champion",
+    caller: str | None = None,
 ) -> list[str]:
     cols = credit_rows(fs, n, seed, shift)
     probs = score(cols)
@@ -95,6 +96,7 @@ def write_captures(
                     "latency_ms": 0.05,
                     "features": feats,
                     "prediction": {"label": int(p > 0.5), "probability": p, "probabilities": {"0": 1 - p, "1": p}},
+                    **({"caller": caller} if caller else {}),
                 }
             )
         )
@@ -103,9 +105,11 @@ def write_captures(
     return ids
 
 
-def write_feedback(ids: list[str], labels: list[int], when: datetime) -> None:
+def write_feedback(ids: list[str], labels: list[int], when: datetime, by: str | None = None) -> None:
+    who = {"by": by} if by else {}
     body = "\n".join(
-        json.dumps({"request_id": r, "label": lb, "ts": when.isoformat()}) for r, lb in zip(ids, labels, strict=True)
+        json.dumps({"request_id": r, "label": lb, "ts": when.isoformat(), **who})
+        for r, lb in zip(ids, labels, strict=True)
     )
     key = f"feedback/model={MODEL}/{when:%Y/%m/%d/%H}/{uuid.uuid4().hex}.jsonl"
     aws.client("s3").put_object(Bucket=aws.env("CAPTURES_BUCKET"), Key=key, Body=body.encode())
@@ -255,6 +259,29 @@ def test_performance_against_training_metrics(aws: dict[str, str], credit_fs: An
     )
     assert doc["performance"]["metrics"]["roc_auc"]["baseline"] == 0.95
     assert doc["performance"]["primary_metric"] == "roc_auc"
+
+
+def test_only_the_callers_or_a_labelers_labels_judge_performance(
+    aws: dict[str, str], credit_fs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forged labels (another principal's) cannot fake a performance drop (issue 16 item 13)."""
+    client, mallory = "arn:aws:iam::123456789012:role/client", "arn:aws:iam::123456789012:user/mallory"
+    v = register_champion(credit_fs, metrics={"roc_auc": 0.95, "accuracy": 0.9, "f1": 0.9, "log_loss": 0.2})
+    ids = write_captures(credit_fs, v, T0, 300, seed=30, caller=client)
+    rng = np.random.default_rng(0)
+    write_feedback(ids[:250], rng.integers(0, 2, 250).tolist(), T0 + timedelta(minutes=50), by=mallory)
+    out = run_check(MODEL, window_start=window(0)[0], window_end=window(0)[1])
+    assert out["performance"]["status"] == "no_labels" and not out["performance"]["degraded"]
+    write_feedback(ids[:250], rng.integers(0, 2, 250).tolist(), T0 + timedelta(minutes=55), by=client)
+    out = run_check(MODEL, window_start=window(0)[0], window_end=window(0)[1])
+    assert out["performance"]["n_labels"] == 250 and out["performance"]["degraded"]  # the owner's noise counts
+    # a labeler's labels count for anyone's predictions (and first-label-wins keeps the owner's here)
+    cfg = json.loads(aws["PLATFORM_CONFIG"])
+    cfg["models"] = [{**m, "labelers": [mallory]} if m["name"] == MODEL else m for m in cfg["models"]]
+    monkeypatch.setenv("PLATFORM_CONFIG", json.dumps(cfg))
+    write_feedback(ids[250:], [1] * 50, T0 + timedelta(minutes=58), by=mallory)
+    out = run_check(MODEL, window_start=window(0)[0], window_end=window(0)[1])
+    assert out["performance"]["n_labels"] == 300
 
 
 def test_too_few_labels_is_reported_not_judged(aws: dict[str, str], credit_fs: Any) -> None:

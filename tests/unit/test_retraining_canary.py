@@ -16,6 +16,7 @@ from driftline.retraining.steps import (
     CANARY_ROLLBACK,
     canary_outcome,
 )
+from driftline.serving.labels import Labels
 
 LIMITS = CanaryLimits(max_error_rate=0.01, max_latency_ratio=1.5, max_regression=0.02, min_labels=10)
 
@@ -24,6 +25,14 @@ def rec(i: int, role: str, version: int, prob: float = 0.3, latency: float = 0.0
         label: int = 0) -> dict[str, Any]:
     return {"request_id": f"{role}-{i}", "role": role, "version": version, "latency_ms": latency,
             "prediction": {"label": label, "probability": prob}}
+
+
+def book(labels: dict[str, Any], by: str | None = None) -> Labels:
+    """Unauthenticated labels (no ``by``) for captures without a caller, unless ``by`` is given."""
+    out = Labels()
+    for rid, label in labels.items():
+        out.add({"request_id": rid, "label": label, "ts": "2026-01-01T00:00:00+00:00", **({"by": by} if by else {})})
+    return out
 
 
 def sample(n: int, role: str, version: int, **kw: Any) -> list[dict[str, Any]]:
@@ -42,7 +51,7 @@ def test_roc_auc_matches_sklearn_definition() -> None:
 
 
 def test_healthy_canary() -> None:
-    champ, chall = summarize(sample(50, "champion", 1) + sample(50, "challenger", 2), {}, 1, 2,
+    champ, chall = summarize(sample(50, "champion", 1) + sample(50, "challenger", 2), Labels(), 1, 2,
                              "binary_classification")
     d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary")
     assert d.healthy, d.reasons
@@ -51,7 +60,7 @@ def test_healthy_canary() -> None:
 
 def test_error_rate_breach_counts_invalid_predictions() -> None:
     bad = sample(45, "challenger", 2) + sample(5, "challenger", 2, prob=math.nan)
-    champ, chall = summarize(sample(50, "champion", 1) + bad, {}, 1, 2, "binary_classification")
+    champ, chall = summarize(sample(50, "champion", 1) + bad, Labels(), 1, 2, "binary_classification")
     assert chall.errors == 5
     d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary")
     assert not d.healthy and d.reasons == ["error rate 10.00% vs champion 0.00% (limit +1.00%)"]
@@ -67,7 +76,7 @@ def test_latency_ratio_needs_the_floor() -> None:
 
 
 def test_too_little_traffic_is_not_healthy() -> None:
-    champ, chall = summarize(sample(50, "champion", 1) + sample(3, "challenger", 2), {}, 1, 2,
+    champ, chall = summarize(sample(50, "champion", 1) + sample(3, "challenger", 2), Labels(), 1, 2,
                              "binary_classification")
     d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary")
     assert not d.healthy and d.reasons[0].startswith("insufficient canary traffic")
@@ -77,7 +86,7 @@ def test_quality_on_feedback_labels() -> None:
     # champion predicts the truth; challenger predicts the opposite
     champ_recs = [rec(i, "champion", 1, prob=0.9 if i % 2 else 0.1, label=i % 2) for i in range(40)]
     chall_recs = [rec(i, "challenger", 2, prob=0.1 if i % 2 else 0.9, label=1 - i % 2) for i in range(40)]
-    labels = {f"{r}-{i}": i % 2 for r in ("champion", "challenger") for i in range(40)}
+    labels = book({f"{r}-{i}": i % 2 for r in ("champion", "challenger") for i in range(40)})
     champ, chall = summarize(champ_recs + chall_recs, labels, 1, 2, "binary_classification")
     d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary", positive=1)
     assert not d.healthy
@@ -92,14 +101,14 @@ def test_regression_quality() -> None:
              "prediction": {"value": float(i)}} for i in range(30)]
     recs += [{"request_id": f"b{i}", "role": "shadow", "version": 2, "latency_ms": 1.0,
               "prediction": {"value": float(i) + 5}} for i in range(30)]
-    labels = {**{f"a{i}": float(i) for i in range(30)}, **{f"b{i}": float(i) for i in range(30)}}
+    labels = book({**{f"a{i}": float(i) for i in range(30)}, **{f"b{i}": float(i) for i in range(30)}})
     champ, chall = summarize(recs, labels, 1, 2, "regression")
     d = decide(champ, chall, LIMITS, task="regression", mode="shadow")
     assert not d.healthy and d.reasons[0].startswith("rmse on 30 labeled rows 5.0000 vs champion 0.0000")
 
 
 def test_no_traffic_is_inconclusive_not_breached() -> None:
-    champ, chall = summarize(sample(50, "champion", 1), {}, 1, 2, "binary_classification")
+    champ, chall = summarize(sample(50, "champion", 1), Labels(), 1, 2, "binary_classification")
     d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary")
     assert not d.healthy and d.inconclusive and d.verdict == "inconclusive"
     assert d.reasons == ["insufficient canary traffic: the challenger handled 0 rows during the bake (at least "
@@ -110,7 +119,7 @@ def test_no_traffic_is_inconclusive_not_breached() -> None:
 
 def test_a_breach_on_little_traffic_is_still_a_breach() -> None:
     broken = [rec(i, "challenger", 2, prob=math.nan) for i in range(5)]
-    champ, chall = summarize(sample(50, "champion", 1) + broken, {}, 1, 2, "binary_classification")
+    champ, chall = summarize(sample(50, "champion", 1) + broken, Labels(), 1, 2, "binary_classification")
     d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary")
     assert d.verdict == "breached" and not d.inconclusive
     assert d.reasons[0].startswith("insufficient canary traffic") and "error rate 100.00%" in d.reasons[1]
@@ -127,7 +136,7 @@ def test_canary_outcome_extends_then_ends_inconclusive() -> None:
 
 
 def test_quality_uses_the_relative_tolerance_when_configured() -> None:
-    labels = {f"{role}-{i}": 1.0 for role in ("champion", "challenger") for i in range(40)}
+    labels = book({f"{role}-{i}": 1.0 for role in ("champion", "challenger") for i in range(40)})
     def reg(role: str, version: int, value: float) -> list[dict[str, Any]]:
         return [{"request_id": f"{role}-{i}", "role": role, "version": version, "latency_ms": 0.05,
                  "prediction": {"value": value}} for i in range(40)]
