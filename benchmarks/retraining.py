@@ -40,8 +40,8 @@ def hand_rolled_retrain(story: Any) -> dict[str, float]:
     """Train + register + approve + promote directly, then wait until the endpoint answers with it."""
     from driftline.features.schema import FeatureSetCatalog
     from driftline.registry.store import Registry
-    from driftline.retraining.demo.story import DRIFTED
-    from driftline.retraining.demo.traffic import send
+    from driftline.demo.story import DRIFTED
+    from driftline.demo.traffic import send
     from driftline.training.sources import from_feature_store
     from driftline.training.task import TrainContext, run_training
 
@@ -82,7 +82,7 @@ def main() -> None:
 
     from driftline import config
     from driftline.platform import build_platform
-    from driftline.retraining.demo.story import DemoSettings, Story
+    from driftline.demo.story import DemoSettings, Story
 
     tmp = Path(tempfile.mkdtemp(prefix="driftline-bench-retrain-"))
     platform = build_platform(config.load(ROOT / "cdk.json", env="demo"))

@@ -22,11 +22,12 @@ from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 from driftline.platform import LAMBDA_PYTHON_VERSION, Package
+from stacks.bundle_contents import CODE_INCLUDE, NOT_IN_LAMBDA
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS_DIR = ROOT / "stacks" / "layers"
 CACHE_DIR = ROOT / ".cache" / "layers"
-CODE_INCLUDE = ("driftline", "lambdas")
+
 
 # What each layer holds: top-level requirements; versions come from uv.lock (constraints).
 LAYER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
@@ -181,9 +182,12 @@ def copy_code(output_dir: Path, feature_sets_dir: Path) -> None:
     for name in CODE_INCLUDE:
         shutil.copytree(ROOT / name, output_dir / name, ignore=ignore, dirs_exist_ok=True)
     shutil.copytree(feature_sets_dir, output_dir / "feature_sets", ignore=ignore, dirs_exist_ok=True)
-    # Local-platform and CLI code never runs in Lambda.
-    for name in ("local", "cli"):
-        shutil.rmtree(output_dir / "driftline" / name, ignore_errors=True)
+    for name in NOT_IN_LAMBDA:
+        path = output_dir / "driftline" / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
     _compile(output_dir)
 
 

@@ -32,8 +32,8 @@ def register(app: typer.Typer) -> None:
         facts_json: Path | None = typer.Option(None, "--json", help="Write what the demo measured as JSON."),
     ) -> None:
         """Run the whole story: drift is detected, a model retrains, canaries and goes live by itself."""
-        from driftline.retraining.demo.display import LiveDisplay, summary
-        from driftline.retraining.demo.story import DemoSettings, Story
+        from driftline.demo.display import LiveDisplay, summary
+        from driftline.demo.story import DemoSettings, Story
 
         platform = load_platform(config, env)
         settings = DemoSettings(config=config, env=env, state_dir=state_dir.resolve(), out_dir=out, port=port,

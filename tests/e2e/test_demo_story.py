@@ -24,7 +24,7 @@ import pytest
 
 from driftline import config
 from driftline.platform import build_platform
-from driftline.retraining.demo.story import DRIFTED, DemoSettings, Story
+from driftline.demo.story import DRIFTED, DemoSettings, Story
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "credit-default"
@@ -171,8 +171,8 @@ def burst(live: Story) -> str:
 
 def canary_breach(live: Story, run_arn: str | None) -> None:
     """The burst's run goes to canary; feedback labels make the challenger look wrong: rollback."""
-    from driftline.retraining.demo.runs import RunFollower
-    from driftline.retraining.demo.traffic import predict
+    from driftline.demo.runs import RunFollower
+    from driftline.demo.traffic import predict
 
     assert run_arn, "no run from the burst to canary"
     champion = _registry(live).aliases(MODEL).champion
@@ -238,14 +238,14 @@ def predict_feedback(api_url: str, labels: list[dict[str, Any]]) -> int:
 
 
 def rejected_manual_approval(live: Story) -> None:
-    from driftline.cli.retrain import request_retrain
+    from driftline.retraining.requests import request_retrain
     from driftline.retraining.approvals import (
         ApprovalNotAllowedError,
         ApprovalNotWaitingError,
         pending_approvals,
         resolve_approval,
     )
-    from driftline.retraining.demo.runs import RunFollower
+    from driftline.demo.runs import RunFollower
 
     _idle(live)
     champion = _registry(live).aliases(MODEL).champion
@@ -288,8 +288,8 @@ def gate_failure(live: Story) -> None:
     import numpy as np
     import pyarrow as pa
 
-    from driftline.cli.retrain import request_retrain
-    from driftline.retraining.demo.runs import RunFollower
+    from driftline.retraining.requests import request_retrain
+    from driftline.demo.runs import RunFollower
 
     _idle(live)
     champion = _registry(live).aliases(MODEL).champion

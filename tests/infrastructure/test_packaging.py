@@ -54,6 +54,14 @@ def test_zip_function_fits_lambda_limit(fn, built: dict[str, Path]) -> None:  # 
     assert total < LAMBDA_UNZIPPED_LIMIT, f"{fn.logical}: {total / 2**20:.0f} MiB unzipped"
 
 
+def test_code_bundle_holds_no_cli_local_platform_demo_dataset_or_test_helper(built: dict[str, Path]) -> None:
+    from stacks.bundle_contents import NOT_IN_LAMBDA
+
+    code = built["code"] / "driftline"
+    left = [name for name in NOT_IN_LAMBDA if (code / name).exists()]
+    assert not left and (code / "serving" / "service.py").is_file(), left
+
+
 def _lambda_python() -> str | None:
     return packaging._python_for_bytecode()
 

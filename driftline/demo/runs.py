@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from driftline import aws
-from driftline.retraining.demo.local import DemoError
+from driftline.demo.local import DemoError
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 

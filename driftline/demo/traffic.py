@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from driftline.retraining.demo.local import DemoError
+from driftline.demo.local import DemoError
 
 
 @dataclass

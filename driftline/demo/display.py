@@ -7,7 +7,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from driftline.retraining.demo.story import Facts, StepResult
+from driftline.demo.story import Facts, StepResult
 
 ICONS = {"pending": ("·", "dim"), "running": ("…", "cyan"), "ok": ("✔", "green"), "failed": ("✘", "bold red"),
          "skipped": ("-", "dim")}

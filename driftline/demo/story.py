@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from driftline.retraining.demo.local import DemoError, LocalRun
-from driftline.retraining.demo.runs import RunFollower
-from driftline.retraining.demo.traffic import BackgroundTraffic, send
+from driftline.demo.local import DemoError, LocalRun
+from driftline.demo.runs import RunFollower
+from driftline.demo.traffic import BackgroundTraffic, send
 
 StepStatus = Literal["pending", "running", "ok", "failed", "skipped"]
 
@@ -264,7 +264,7 @@ class Story:
         return f"{rec.get('rows_accepted')} rows accepted into curated/ ({REFERENCE[0]} to {REFERENCE[1]})"
 
     def train_v1(self) -> str:
-        from driftline.cli.retrain import request_retrain
+        from driftline.retraining.requests import request_retrain
 
         since = datetime.now(UTC).isoformat()
         event_id = request_retrain(self.platform, self.s.model, "demo: first model", "driftline-demo")

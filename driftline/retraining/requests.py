@@ -1,0 +1,90 @@
+"""Asking for a retraining run and following it, from outside the platform (CLI, demo, notebooks).
+
+The request is a ``RetrainRequested`` event on the platform's bus: the same path every trigger
+takes, so the lock and the decision log apply. The caller then reads the decision the
+retrain-trigger recorded for its event id and may follow the workflow run to its end.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from typing import Any
+
+__all__ = ["TERMINAL", "follow_execution", "request_retrain", "wait_for_decision", "whoami"]
+
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+def whoami() -> str:
+    """The caller's ARN (STS), or the local user name when no identity is available."""
+    from driftline import aws
+
+    try:
+        return str(aws.client("sts").get_caller_identity()["Arn"])
+    except Exception:
+        return getpass.getuser()
+
+
+def request_retrain(platform: Any, model: str, reason: str, requested_by: str,
+                    require_approval: bool = False, version: int | None = None) -> str:
+    """Put a RetrainRequested event on the bus; returns the event id the decision will carry.
+
+    With ``version`` the run rolls out that registered candidate (gate, approval, canary) instead of
+    training a new one.
+    """
+    from driftline import aws
+
+    detail: dict[str, Any] = {"model": model, "requested_by": requested_by, "reason": reason}
+    if require_approval:
+        detail["require_approval"] = True
+    if version is not None:
+        detail["version"] = version
+    resp = aws.client("events").put_events(Entries=[{
+        "Source": "driftline.cli", "DetailType": "RetrainRequested", "Detail": json.dumps(detail),
+        "EventBusName": platform.event_bus}])
+    entry = resp["Entries"][0]
+    if resp.get("FailedEntryCount") or "EventId" not in entry:
+        raise RuntimeError(f"the event bus refused the request: {entry.get('ErrorCode')} "
+                           f"{entry.get('ErrorMessage')}")
+    return str(entry["EventId"])
+
+
+def wait_for_decision(platform: Any, model: str, event_id: str,
+                      timeout_s: float = 30.0) -> dict[str, Any] | None:
+    """The decision the retrain-trigger recorded for ``event_id`` (None if none within the timeout)."""
+    from driftline.retraining.control import ControlTable
+
+    control = ControlTable(platform.name("control"))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for rec in control.history(model, limit=50, kind="decision"):
+            if rec.get("trigger_id") == event_id:
+                return rec
+        time.sleep(0.3)
+    return None
+
+
+def follow_execution(arn: str, timeout_s: float, on_step: Any = None) -> dict[str, Any]:
+    """Poll an execution until it ends; ``on_step(state_name)`` is called for each state entered."""
+    from driftline import aws
+
+    sfn = aws.client("stepfunctions")
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if on_step is not None:
+            for ev in sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]:
+                details = ev.get("stateEnteredEventDetails")
+                if details and ev["id"] not in seen:
+                    seen.add(ev["id"])
+                    on_step(details["name"])
+        d = sfn.describe_execution(executionArn=arn)
+        if d["status"] in TERMINAL:
+            return dict(d)
+        if time.monotonic() > deadline:
+            return dict(d)
+        time.sleep(0.5)
+
+
