@@ -13,12 +13,12 @@ FROM --platform=linux/amd64 public.ecr.aws/lambda/python:3.12
 ARG DRIFTLINE_CODE_VERSION=""
 ENV DRIFTLINE_CODE_VERSION=${DRIFTLINE_CODE_VERSION}
 
-# Exactly the locked versions of the runtime dependencies (no extras: no moto, no CDK, no test tools),
+# Exactly the locked versions of the runtime and training dependencies (no moto, no CDK, no test tools),
 # bytecode precompiled for this Python (a cold `import sklearn` is ~3x slower without it).
 COPY pyproject.toml uv.lock ${LAMBDA_TASK_ROOT}/
 RUN pip install --no-cache-dir uv==0.13.8 \
  && cd ${LAMBDA_TASK_ROOT} \
- && uv export --frozen --no-hashes --no-dev --no-emit-project --format requirements-txt -o /tmp/requirements.txt \
+ && uv export --frozen --no-hashes --no-dev --extra training --no-emit-project --format requirements-txt -o /tmp/requirements.txt \
  && uv pip install --system --no-cache --compile-bytecode -r /tmp/requirements.txt \
  && pip uninstall -y uv \
  && rm -f /tmp/requirements.txt

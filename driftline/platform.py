@@ -114,15 +114,27 @@ class Workflow:
     functions: tuple[str, ...]
 
 
+HEALTH_RESPONSE = '{"status": "ok"}'
+"""What ``GET /health`` answers: API Gateway itself (a MOCK integration), and the local gateway alike."""
+
+
 @dataclass(frozen=True)
 class Route:
     method: Literal["GET", "POST"]
     path: str
-    function: str
+    function: str | None
+    """The function behind the route (Lambda proxy), or None for a ``static_response`` route."""
     authorized: bool = True
     iam_only: bool = False
     """Always IAM (SigV4) authorized, whatever ``serving.auth`` says, and left out of the client invoke
     policy: for operator actions (approvals) whose caller identity is the decision's principal."""
+    static_response: str | None = None
+    """A fixed JSON body the gateway answers with 200 by itself (API Gateway MOCK integration): no function
+    runs, so an unauthenticated flood of it takes none of a function's concurrency."""
+
+    def __post_init__(self) -> None:
+        if (self.function is None) == (self.static_response is None):
+            raise ValueError(f"route {self.method} {self.path}: exactly one of function or static_response")
 
 
 @dataclass(frozen=True)
@@ -325,9 +337,12 @@ def build_platform(config: PlatformConfig) -> Platform:
                      functions=("train", "workflow")),
         ),
         routes=(
-            Route("GET", "/health", "serve", authorized=False),
+            # unauthenticated, throttled on their own (serving.public_throttle_*): liveness, answered by the
+            # gateway itself, and the generic API document (no model names, features or classes)
+            Route("GET", "/health", None, authorized=False, static_response=HEALTH_RESPONSE),
             Route("GET", "/openapi.json", "serve", authorized=False),
             Route("GET", "/v1/models/{model}", "serve"),
+            Route("GET", "/v1/models/{model}/openapi.json", "serve"),  # the model's own request schema
             Route("POST", "/v1/models/{model}/predict", "serve"),
             Route("POST", "/v1/models/{model}/feedback", "serve"),
             Route("POST", "/v1/models/{model}/versions/{version}/approval", "approve", iam_only=True),

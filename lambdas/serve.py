@@ -94,16 +94,19 @@ def _error_request_id(req: ProxyRequest | None) -> str | None:
 
 
 # ---------------------------------------------------------------------- routes
-def health(req: ProxyRequest, params: dict[str, str]) -> dict[str, Any]:
-    svc = _State.service
-    return respond(200, svc.health() if svc else {"status": "ok", "loaded": []})
+def _server_url(req: ProxyRequest) -> str | None:
+    host, stage = req.headers.get("host"), req.stage
+    return f"https://{host}/{stage}" if host and stage and "execute-api" in host else (
+        f"https://{host}" if host else None)
 
 
 def openapi(req: ProxyRequest, params: dict[str, str]) -> dict[str, Any]:
-    host, stage = req.headers.get("host"), req.stage
-    url = f"https://{host}/{stage}" if host and stage and "execute-api" in host else (
-        f"https://{host}" if host else None)
-    return respond(200, service().openapi(url, only=req.query.get("model")))
+    """Unauthenticated: the generic document only (``GET /health`` is answered by API Gateway itself)."""
+    return respond(200, service().openapi(_server_url(req)))
+
+
+def model_openapi(req: ProxyRequest, params: dict[str, str]) -> dict[str, Any]:
+    return respond(200, service().model_openapi(params["model"], _server_url(req), _State.outcome))
 
 
 def describe(req: ProxyRequest, params: dict[str, str]) -> dict[str, Any]:
@@ -121,9 +124,9 @@ def feedback(req: ProxyRequest, params: dict[str, str]) -> dict[str, Any]:
 
 router: Router[RouteHandler] = Router([  # most frequent first: a match stops the scan
     ("POST", "/v1/models/{model}/predict", predict),
-    ("GET", "/health", health),
     ("GET", "/openapi.json", openapi),
     ("GET", "/v1/models/{model}", describe),
+    ("GET", "/v1/models/{model}/openapi.json", model_openapi),
     ("POST", "/v1/models/{model}/feedback", feedback),
 ])
 ROUTES: tuple[tuple[str, str], ...] = tuple(router.templates)

@@ -112,6 +112,7 @@ class ServingStack(Stack):
                 stage_name=API_STAGE,
                 throttling_rate_limit=cfg.throttle_rate,
                 throttling_burst_limit=cfg.throttle_burst,
+                method_options=_public_throttles(platform),
                 tracing_enabled=True,
                 metrics_enabled=True,
                 logging_level=apigw.MethodLoggingLevel.ERROR,
@@ -141,6 +142,12 @@ class ServingStack(Stack):
         }
         for route in platform.routes:
             resource = self.api.root.resource_for_path(route.path)
+            if route.static_response is not None:
+                resource.add_method(route.method, _static_integration(route.static_response),
+                                    authorization_type=apigw.AuthorizationType.NONE,
+                                    method_responses=[apigw.MethodResponse(status_code="200")])
+                continue
+            assert route.function is not None
             if route.iam_only:
                 auth = apigw.AuthorizationType.IAM  # whatever serving.auth says: the caller is the approver
             elif route.authorized:
@@ -222,6 +229,30 @@ class ServingStack(Stack):
             iam.PolicyStatement(actions=["states:SendTaskSuccess", "states:SendTaskFailure"], resources=[sm_arn])
         )
         fn.add_to_role_policy(iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]))
+
+
+def _public_throttles(platform: Platform) -> dict[str, apigw.MethodDeploymentOptions]:
+    """Stage method settings of the unauthenticated routes: their own, lower rate and burst, so an
+    anonymous flood is refused by API Gateway before it reaches a function or the clients' allowance."""
+    cfg = platform.config.serving
+    return {
+        f"{r.path}/{r.method}": apigw.MethodDeploymentOptions(
+            throttling_rate_limit=cfg.public_throttle_rate, throttling_burst_limit=cfg.public_throttle_burst,
+            # a method's settings replace the stage-wide ones for it: keep its metrics and error logs
+            metrics_enabled=True, logging_level=apigw.MethodLoggingLevel.ERROR, data_trace_enabled=False)
+        for r in platform.routes
+        if not r.authorized
+    }
+
+
+def _static_integration(body: str) -> apigw.MockIntegration:
+    """API Gateway answers ``body`` with 200 itself (no Lambda invocation, no concurrency used)."""
+    return apigw.MockIntegration(
+        request_templates={"application/json": '{"statusCode": 200}'},
+        passthrough_behavior=apigw.PassthroughBehavior.WHEN_NO_TEMPLATES,
+        integration_responses=[apigw.IntegrationResponse(
+            status_code="200", response_templates={"application/json": body})],
+    )
 
 
 def _any_param(path: str) -> str:

@@ -9,7 +9,11 @@ answer (``statusCode``, ``headers``, ``multiValueHeaders``, ``body``, ``isBase64
 Deliberate choices (see docs/local.md): an unknown path answers 404 ``{"message": "Not Found"}``
 and a known path with another method 405 ``{"message": "Method Not Allowed"}`` with ``Allow`` —
 a deployed REST API answers 403 ``{"message": "Missing Authentication Token"}`` for both unless
-its gateway responses are customised. Bodies over 10 MB get 413 as in API Gateway; a Lambda error
+its gateway responses are customised. A static route (``GET /health``, a MOCK integration on AWS) is
+answered by the gateway itself without invoking anything, and a route with its own throttle (the
+unauthenticated ones) answers 429 ``{"message": "Too Many Requests"}`` beyond its rate and burst, as
+the stage's method settings make API Gateway do; the stage-wide throttle is not emulated.
+Bodies over 10 MB get 413 as in API Gateway; a Lambda error
 or a malformed proxy response gets 502 ``{"message": "Internal server error"}``; a function that
 runs past the 29 s integration timeout gets 504. IAM authorization is not enforced locally; since
 the approval route needs a caller identity, a request may name one in the ``X-Driftline-Local-Principal``
@@ -65,17 +69,50 @@ class MalformedResponseError(ValueError):
     pass
 
 
+class TokenBucket:
+    """API Gateway's throttle for one method: ``rate`` requests per second on average, ``burst`` at once;
+    a request finding the bucket empty is answered 429 without reaching the integration."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._tokens = float(burst)
+        self._at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens < 1.0:
+                return False
+            self._tokens -= 1.0
+            return True
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
     resource: str
     """The resource template, e.g. ``/v1/models/{model}/predict``."""
     function: str
+    """The function's physical name ('' for a static route)."""
     regex: re.Pattern[str]
     specificity: tuple[int, int]
+    static_response: str | None = None
+    """A JSON body answered with 200 by the gateway itself (API Gateway's MOCK integration)."""
+    throttle: TokenBucket | None = None
+    """The method's own throttle (stage method settings), None for the stage default (not emulated)."""
 
 
-def compile_route(method: str, resource: str, function: str) -> Route:
+def compile_route(
+    method: str,
+    resource: str,
+    function: str,
+    static_response: str | None = None,
+    throttle: tuple[float, int] | None = None,
+) -> Route:
     if not resource.startswith("/"):
         raise ValueError(f"route path {resource!r} must start with '/'")
     parts, static = [], 0
@@ -87,11 +124,18 @@ def compile_route(method: str, resource: str, function: str) -> Route:
             parts.append(re.escape(segment))
             static += 1
     regex = re.compile("^/" + "/".join(parts) + "/?$") if parts else re.compile("^/$")
-    return Route(method.upper(), resource, function, regex, (static, -len(parts)))
+    bucket = TokenBucket(*throttle) if throttle is not None else None
+    return Route(method.upper(), resource, function, regex, (static, -len(parts)), static_response, bucket)
+
+
+RouteSpec = (
+    tuple[str, str, str] | tuple[str, str, str, str | None] | tuple[str, str, str, str | None, tuple[float, int] | None]
+)
+"""(method, resource, function[, static response[, (rate, burst) throttle]])"""
 
 
 class RouteTable:
-    def __init__(self, routes: Iterable[tuple[str, str, str]]) -> None:
+    def __init__(self, routes: Iterable[RouteSpec]) -> None:
         compiled = [compile_route(*r) for r in routes]
         # API Gateway prefers the most specific resource: more static segments first.
         self.routes = sorted(compiled, key=lambda r: r.specificity, reverse=True)
@@ -433,6 +477,13 @@ class ApiGateway:
                         return self._preflight(allowed, request_id)
                     self._message(405, "Method Not Allowed", request_id, [("Allow", ", ".join(allowed))])
                     return 405
+                if route.throttle is not None and not route.throttle.take():
+                    self._message(429, "Too Many Requests", request_id)
+                    return 429
+                if route.static_response is not None:
+                    self._send(200, self._cors([("Content-Type", "application/json")]),
+                               route.static_response.encode(), request_id)
+                    return 200
                 event = build_event(
                     route=route,
                     method=self.command,
@@ -468,11 +519,14 @@ class ApiGateway:
                     gateway.log(f"[api] {self.command} {split.path}: malformed Lambda proxy response: {e}")
                     self._message(502, "Internal server error", request_id)
                     return 502
+                self._send(status, self._cors(headers), data, request_id)
+                return status
+
+            def _cors(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
                 origin = self.headers.get("Origin")
                 if origin and gateway.cors_origins and (origin in gateway.cors_origins or "*" in gateway.cors_origins):
                     headers.append(("Access-Control-Allow-Origin", origin))
-                self._send(status, headers, data, request_id)
-                return status
+                return headers
 
             def _preflight(self, allowed: list[str], request_id: str) -> int:
                 origin = self.headers.get("Origin", "")

@@ -209,7 +209,8 @@ class LocalPlatform:
                     f"schedule of rule {s.logical} (model config drift/retrain.schedule): {e}"
                 ) from None
         for route in self.platform.routes:
-            self.platform.function(route.function)
+            if route.function is not None:
+                self.platform.function(route.function)
 
     def start(self) -> None:
         defer_batch_import()
@@ -249,7 +250,13 @@ class LocalPlatform:
         except OSError as e:
             raise _bind_error("emulator", opts.host, opts.port, e) from None
         self._moto_server.daemon_threads = True
-        routes = RouteTable((r.method, r.path, self.platform.name(r.function)) for r in self.platform.routes)
+        serving = self.platform.config.serving
+        public = (serving.public_throttle_rate, serving.public_throttle_burst)
+        routes = RouteTable(
+            (r.method, r.path, self.platform.name(r.function) if r.function else "", r.static_response,
+             None if r.authorized else public)
+            for r in self.platform.routes
+        )
         try:
             self.api = ApiGateway(
                 routes,

@@ -17,9 +17,10 @@ from urllib.parse import parse_qsl
 from driftline.serving.proxy import template_pattern
 
 ROUTE_TEMPLATES = (
-    "/health", "/openapi.json", "/v1/models/{model}", "/v1/models/{model}/predict",
+    "/openapi.json", "/v1/models/{model}", "/v1/models/{model}/openapi.json", "/v1/models/{model}/predict",
     "/v1/models/{model}/feedback",
 )
+"""The serving function's routes (``GET /health`` is answered by the gateway, never the function)."""
 
 
 _PATTERNS = [(tpl, template_pattern(tpl, trailing_slash=False)) for tpl in ROUTE_TEMPLATES]

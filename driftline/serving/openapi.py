@@ -1,9 +1,11 @@
-"""The OpenAPI 3.1 document of the endpoint, with request schemas generated from input schemas.
+"""The OpenAPI 3.1 documents of the endpoint, with request schemas generated from input schemas.
 
-Each registered model with a champion gets concrete paths (``/v1/models/<name>/predict`` ...) whose
-request body schema is derived from that champion's ``input_schema`` (the feature set definition):
-types, ranges, category enums, nullability, required fields. The templated paths describe the
-generic shape for any model. JSON Schema 2020-12 (OpenAPI 3.1), so ``null`` is a type.
+The unauthenticated ``GET /openapi.json`` is the generic document: the templated paths and the
+generic shapes, no model names, features, ranges or classes. A model's own document (the
+authenticated ``GET /v1/models/<name>/openapi.json``) adds concrete paths (``/v1/models/<name>/predict``
+...) whose request body schema is derived from its champion's ``input_schema`` (the feature set
+definition): types, ranges, category enums, nullability, required fields. JSON Schema 2020-12
+(OpenAPI 3.1), so ``null`` is a type.
 """
 
 from __future__ import annotations
@@ -153,6 +155,9 @@ def _model_paths(prefix: str, model_param: bool, req_ref: str, tag: str) -> dict
         prefix: {"get": {
             "tags": [tag], "summary": "Champion, challenger, input schema, metrics and traffic policy",
             "parameters": params, "responses": {**_ok({"type": "object"}), **_errors(404)}}},
+        f"{prefix}/openapi.json": {"get": {
+            "tags": [tag], "summary": "This API's document with the model's own request schema",
+            "parameters": params, "responses": {**_ok({"type": "object"}), **_errors(404)}}},
         f"{prefix}/feedback": {"post": {
             "tags": [tag], "summary": "Observed labels by prediction request id", "parameters": params,
             "requestBody": _json_body("#/components/schemas/FeedbackRequest"),
@@ -162,15 +167,15 @@ def _model_paths(prefix: str, model_param: bool, req_ref: str, tag: str) -> dict
 
 def build_document(models: Sequence[tuple[str, Mapping[str, Any]]], *, max_rows: int,
                    server_url: str | None = None, version: str = "1") -> dict[str, Any]:
-    """The whole OpenAPI document for ``models`` (name, champion input schema)."""
+    """The OpenAPI document for ``models`` (name, champion input schema); no models: the generic one."""
     schemas: dict[str, Any] = {"Error": _ERROR, "Prediction": _PREDICTION,
                                "PredictResponse": _PREDICT_RESPONSE, "FeedbackRequest": _FEEDBACK_REQUEST,
                                "PredictRequest": predict_request_schema(None, max_rows)}
     paths: dict[str, Any] = {
-        "/health": {"get": {"tags": ["service"], "summary": "Liveness", "security": [],
-                            "responses": _ok({"type": "object"})}},
-        "/openapi.json": {"get": {"tags": ["service"], "summary": "This document", "security": [],
-                                  "responses": _ok({"type": "object"})}},
+        "/health": {"get": {"tags": ["service"], "summary": "Liveness (answered by API Gateway itself)",
+                            "security": [], "responses": _ok({"type": "object"})}},
+        "/openapi.json": {"get": {"tags": ["service"], "summary": "The generic document: no model details",
+                                  "security": [], "responses": _ok({"type": "object"})}},
         **_model_paths("/v1/models/{model}", True, "#/components/schemas/PredictRequest", "any model"),
     }
     for name, schema in models:
@@ -183,8 +188,8 @@ def build_document(models: Sequence[tuple[str, Mapping[str, Any]]], *, max_rows:
         "openapi": "3.1.0",
         "info": {"title": "Driftline prediction API", "version": version,
                  "description": "Predictions from each model's champion (ONNX Runtime), feedback labels for "
-                                "monitoring. Request schemas come from the feature set each champion was "
-                                "trained on."},
+                                "monitoring. A model's request schema comes from the feature set its champion "
+                                "was trained on: GET /v1/models/{model}/openapi.json (authorized) has it."},
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": {
             "sigv4": {"type": "apiKey", "name": "Authorization", "in": "header",

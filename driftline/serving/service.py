@@ -1,4 +1,4 @@
-"""The endpoint's operations, independent of Lambda: predict, describe, feedback, OpenAPI, health.
+"""The endpoint's operations, independent of Lambda: predict, describe, feedback, OpenAPI.
 
 ``lambdas/serve.py`` only routes HTTP requests here and turns results and :class:`ServingError` into
 responses. Everything a request touches after the first one is in memory: the champion's aliases
@@ -146,6 +146,7 @@ class PredictionService:
         self.settings = settings
         self.started = time.time()
         self._openapi_cache: dict[tuple[str | None, str | None], tuple[float, dict[str, Any]]] = {}
+        self._public_openapi: dict[str | None, dict[str, Any]] = {}
 
     @classmethod
     def from_env(cls) -> PredictionService:
@@ -339,45 +340,41 @@ class PredictionService:
             aws.client("firehose")
         return {"loaded": loaded, "failed": failed}
 
-    # ------------------------------------------------------------------ openapi, health
-    def openapi(self, server_url: str | None, only: str | None = None) -> dict[str, Any]:
-        """The OpenAPI document, cached for ``OPENAPI_CACHE_S``: the route is unauthenticated and
-        listing models is a DynamoDB Scan, so the document must not cost a Scan per request."""
-        key = (server_url, only)
+    # ------------------------------------------------------------------ openapi
+    def openapi(self, server_url: str | None) -> dict[str, Any]:
+        """The unauthenticated document: the generic routes and body shapes, no model names, features,
+        ranges or classes (those are for authenticated callers, :meth:`model_openapi`). It needs no AWS
+        call, so an anonymous caller costs no Scan and learns nothing about the models; one copy per
+        server URL."""
+        doc = self._public_openapi.get(server_url)
+        if doc is None:
+            if len(self._public_openapi) >= 32:  # keys come from the Host header
+                self._public_openapi.clear()
+            doc = build_document([], max_rows=self.settings.max_rows, server_url=server_url)
+            self._public_openapi[server_url] = doc
+        return doc
+
+    def model_openapi(self, model: str, server_url: str | None, outcome: Outcome) -> dict[str, Any]:
+        """One model's document (an authenticated route): its concrete paths, with the request schema
+        generated from its champion's input schema. Cached for ``OPENAPI_CACHE_S``."""
+        outcome.model = model
+        key = (server_url, model)
         now = time.monotonic()
         hit = self._openapi_cache.get(key)
         if hit is not None and now - hit[0] < OPENAPI_CACHE_S:
             return hit[1]
-        doc = self._build_openapi(server_url, only)
-        if len(self._openapi_cache) >= 32:  # keys come from the Host header and a query parameter
+        al = self.deployments.aliases(model)  # 404 for an unknown model
+        models: list[tuple[str, Mapping[str, Any]]] = []
+        if al.champion is not None:
+            try:
+                models.append((model, self.deployments.version_info(model, al.champion).input_schema))
+            except Exception as e:
+                log.warning("model %s has no request schema in its OpenAPI document: %s", model, e)
+        doc = build_document(models, max_rows=self.settings.max_rows, server_url=server_url)
+        if len(self._openapi_cache) >= 32:  # keys come from the Host header and the path
             self._openapi_cache.clear()
         self._openapi_cache[key] = (now, doc)
         return doc
-
-    def _build_openapi(self, server_url: str | None, only: str | None) -> dict[str, Any]:
-        if only is not None:
-            names = [only]
-            self.deployments.aliases(only)  # 404 for an unknown model
-        else:
-            try:
-                names = self.registry.list_models()
-            except Exception as e:
-                log.warning("cannot list models for the OpenAPI document: %s", e)
-                names = []
-        models: list[tuple[str, Mapping[str, Any]]] = []
-        for name in names:
-            try:
-                al = self.deployments.aliases(name)
-                if al.champion is not None:
-                    models.append((name, self.deployments.version_info(name, al.champion).input_schema))
-            except Exception as e:  # one broken model must not hide the others
-                log.warning("model %s left out of the OpenAPI document: %s", name, e)
-        return build_document(models, max_rows=self.settings.max_rows, server_url=server_url)
-
-    def health(self) -> dict[str, Any]:
-        return {"status": "ok", "uptime_s": round(time.time() - self.started, 1),
-                "loaded": self.deployments.loaded_versions(), "capture_pending": self.capture.pending(),
-                "capture_sent": self.capture.sent}
 
 
 def unknown_route(method: str, path: str, allowed: list[str]) -> ServingError:

@@ -16,19 +16,41 @@ pytestmark = pytest.mark.e2e
 
 
 def test_route_becomes_a_rest_proxy_event(local_platform: LocalPlatformHandle) -> None:
-    r = requests.get(f"{local_platform.api_url}/health?a=1&a=2&b=x%20y", headers={"X-Trace": "t1"}, timeout=60)
+    r = requests.get(f"{local_platform.api_url}/openapi.json?a=1&a=2&b=x%20y", headers={"X-Trace": "t1"}, timeout=60)
     assert r.status_code == 200 and r.headers["X-Echo"] == "1"
     assert r.headers["x-amzn-RequestId"]
     assert r.raw.headers.getlist("Set-Cookie") == ["a=1", "b=2"]
     event = r.json()
-    assert event["resource"] == "/health" and event["path"] == "/health" and event["httpMethod"] == "GET"
+    assert event["resource"] == "/openapi.json" and event["path"] == "/openapi.json" and event["httpMethod"] == "GET"
     assert event["queryStringParameters"] == {"a": "2", "b": "x y"}
     assert event["multiValueQueryStringParameters"] == {"a": ["1", "2"], "b": ["x y"]}
     assert event["headers"]["X-Trace"] == "t1" and event["multiValueHeaders"]["X-Trace"] == ["t1"]
     assert event["pathParameters"] is None and event["body"] is None and event["isBase64Encoded"] is False
     ctx = event["requestContext"]
-    assert ctx["stage"] == "live" and ctx["resourcePath"] == "/health" and ctx["path"] == "/live/health"
+    assert ctx["stage"] == "live" and ctx["resourcePath"] == "/openapi.json" and ctx["path"] == "/live/openapi.json"
     assert ctx["requestId"] == r.headers["x-amzn-RequestId"] and ctx["identity"]["sourceIp"] == "127.0.0.1"
+
+
+def test_health_is_answered_by_the_gateway_and_public_routes_are_throttled(
+    local_platform: LocalPlatformHandle,
+) -> None:
+    """As on AWS: /health is a MOCK integration (the serve function never sees it), and the unauthenticated
+    routes have their own rate and burst (serving.public_throttle_*); the model routes are not slowed."""
+    import time
+
+    from driftline.platform import HEALTH_RESPONSE
+
+    serving = local_platform.platform.config.serving
+    time.sleep(serving.public_throttle_burst / serving.public_throttle_rate)  # a full bucket
+    r = requests.get(f"{local_platform.api_url}/health", timeout=60)
+    assert r.status_code == 200 and r.json() == json.loads(HEALTH_RESPONSE) and "X-Echo" not in r.headers
+    statuses = [requests.get(f"{local_platform.api_url}/health", timeout=60).status_code
+                for _ in range(3 * serving.public_throttle_burst)]
+    assert 429 in statuses and statuses.count(200) <= serving.public_throttle_burst + 2
+    assert requests.get(f"{local_platform.api_url}/health", timeout=60).json() == {"message": "Too Many Requests"}
+    assert all(requests.post(f"{local_platform.api_url}/v1/models/m/predict", json={}, timeout=60).status_code
+               == 201 for _ in range(serving.public_throttle_burst + 5))
+    time.sleep(serving.public_throttle_burst / serving.public_throttle_rate)  # refilled for the other tests
 
 
 def test_path_parameters_and_json_body(local_platform: LocalPlatformHandle) -> None:
@@ -65,7 +87,7 @@ def test_handler_failure_and_malformed_answer_are_502(local_platform: LocalPlatf
     for model in ("boom", "malformed"):
         r = requests.post(f"{local_platform.api_url}/v1/models/{model}/predict", json={}, timeout=60)
         assert r.status_code == 502 and r.json() == {"message": "Internal server error"}
-    assert requests.get(f"{local_platform.api_url}/health", timeout=60).status_code == 200  # still serving
+    assert requests.get(f"{local_platform.api_url}/v1/models/m", timeout=60).status_code == 200  # still serving
 
 
 def test_body_over_10_mb_is_413_without_reading_it(local_platform: LocalPlatformHandle) -> None:

@@ -93,7 +93,7 @@ def test_busy_port_gives_a_clear_message(tmp_path: Path) -> None:
 def test_detached_platform_stops_with_down_leaving_no_process(tmp_path: Path) -> None:
     lp = start_platform(tmp_path, {"serve": f"{FIXTURES}.api"})
     try:
-        assert requests.get(f"{lp.api_url}/health", timeout=60).status_code == 200
+        assert requests.get(f"{lp.api_url}/openapi.json", timeout=60).status_code == 200
         workers = _worker_pids(lp)
         assert workers and set(workers) <= set(group_processes(lp.pgid))
         down = lp.cli("down")
@@ -166,7 +166,7 @@ def test_ctrl_c_stops_the_foreground_platform_and_an_early_upload_is_not_lost(tm
             return any("early.csv" in e["message"] for e in events)
 
         wait_for(recorded, timeout=60, what="the upload made during start-up to reach ingest")
-        assert requests.get(f"{state.api_url}/health", timeout=60).status_code == 200
+        assert requests.get(f"{state.api_url}/openapi.json", timeout=60).status_code == 200
         workers = _worker_pids(lp)
         assert workers
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground process group
@@ -186,7 +186,7 @@ def test_ctrl_c_stops_the_foreground_platform_and_an_early_upload_is_not_lost(tm
 def test_killed_platform_leaves_stale_state_that_is_cleaned(tmp_path: Path) -> None:
     lp = start_platform(tmp_path, {"serve": f"{FIXTURES}.api"})
     try:
-        assert requests.get(f"{lp.api_url}/health", timeout=60).status_code == 200
+        assert requests.get(f"{lp.api_url}/openapi.json", timeout=60).status_code == 200
         workers = _worker_pids(lp)
         os.kill(lp.pid, signal.SIGKILL)
         wait_for(lambda: not st.pid_alive(lp.pid), timeout=10, what="the kill")

@@ -139,3 +139,32 @@ def test_a_burst_of_simultaneous_connections_is_queued_not_refused(gateway: Any)
         for s in socks:
             s.close()
     assert answered == 200
+
+
+def test_static_route_is_answered_by_the_gateway_and_throttled_on_its_own() -> None:
+    """GET /health as API Gateway's MOCK integration: no invocation; its own rate/burst, 429 beyond."""
+    from driftline.platform import HEALTH_RESPONSE
+
+    fns = FakeFunctions()
+    routes = apigw.RouteTable([
+        ("GET", "/health", "", HEALTH_RESPONSE, (2.0, 3)),
+        ("POST", "/echo", "serve"),
+    ])
+    gw = apigw.ApiGateway(routes, fns, port=0, stage="v1", cors_origins=("https://app.example",), log=lambda _: None)
+    gw.start()
+    gw.open()
+    try:
+        url = f"http://127.0.0.1:{gw.port}"
+        first = requests.get(f"{url}/health", headers={"Origin": "https://app.example"}, timeout=10)
+        assert first.status_code == 200 and first.json() == json.loads(HEALTH_RESPONSE)
+        assert first.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        statuses = [requests.get(f"{url}/health", timeout=10).status_code for _ in range(6)]
+        assert statuses[:2] == [200, 200] and statuses.count(429) >= 3  # burst 3, 2/s refill
+        r = requests.get(f"{url}/health", timeout=10)
+        assert r.status_code == 429 and r.json() == {"message": "Too Many Requests"}
+        assert all(requests.post(f"{url}/echo", data=b"x", timeout=10).status_code == 200 for _ in range(8))
+        time.sleep(0.6)  # one token back
+        assert requests.get(f"{url}/health", timeout=10).status_code == 200
+        assert fns.events and all(e["resource"] == "/echo" for e in fns.events)  # /health invoked nothing
+    finally:
+        gw.stop()

@@ -150,30 +150,40 @@ def test_records_are_answered_by_the_champion_and_captured(api: Api, champion: i
                                                                            "probabilities")}
 
 
-def test_describe_health_and_openapi(api: Api, champion: int, schema: dict[str, Any],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_describe_and_openapi(api: Api, champion: int, schema: dict[str, Any],
+                              monkeypatch: pytest.MonkeyPatch) -> None:
     status, info, _ = api("GET", f"/v1/models/{MODEL}")
     assert status == 200
     assert info["champion"]["version"] == champion
     assert info["champion"]["input_schema"] == schema
     assert info["champion"]["metrics"] == {"roc_auc": 0.71}
     assert info["traffic"] == {"mode": "none", "percent": 0} and info["challenger"] is None
-    status, doc, _ = api("GET", "/openapi.json")
-    assert status == 200
-    assert "/v1/models/credit-default/predict" in doc["paths"]
-    assert doc["components"]["schemas"]["CreditDefaultRecord"]["properties"]["age"]["maximum"] == 100
-    scans: list[int] = []
-    registry = api.serve._State.service.registry
-    monkeypatch.setattr(registry, "list_models", lambda: scans.append(1) or [MODEL])
-    assert api("GET", "/openapi.json")[1] == doc and scans == []  # cached: no Scan per request
-    status, out, _ = api("GET", "/openapi.json?model=nope")
+    status, own, _ = api("GET", f"/v1/models/{MODEL}/openapi.json")  # authorized: the model's own schema
+    assert status == 200 and "/v1/models/credit-default/predict" in own["paths"]
+    assert own["components"]["schemas"]["CreditDefaultRecord"]["properties"]["age"]["maximum"] == 100
+    status, out, _ = api("GET", "/v1/models/nope/openapi.json")
     assert (status, out["error"]["code"]) == (404, "unknown_model")
-    status, only, _ = api("GET", f"/openapi.json?model={MODEL}")
-    assert status == 200 and "/v1/models/credit-default/predict" in only["paths"]
+
+
+def test_unauthenticated_openapi_has_no_model_details_and_no_aws_call(
+        api: Api, champion: int, schema: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    api("GET", f"/v1/models/{MODEL}")  # the service exists and the model is loaded
+    calls: list[str] = []
+    svc = api.serve._State.service
+    monkeypatch.setattr(svc.registry, "list_models", lambda: calls.append("scan") or [MODEL])
+    monkeypatch.setattr(svc.deployments, "aliases", lambda m: calls.append(m) or None)
+    for path in ("/openapi.json", f"/openapi.json?model={MODEL}", "/openapi.json?model=nope"):
+        status, doc, _ = api("GET", path)
+        text = json.dumps(doc)
+        assert status == 200 and "/v1/models/{model}/predict" in doc["paths"]
+        assert MODEL not in text and "CreditDefault" not in text
+        assert not [f["name"] for f in schema["features"] if f'"{f["name"]}"' in text], "a feature name leaked"
+        assert not [c for f in schema["features"] for c in f.get("categories") or () if f'"{c}"' in text]
+    assert calls == []
+    assert api("GET", "/health")[0] == 404  # API Gateway answers /health itself; the function has no route
+    monkeypatch.undo()
     assert api.serve.init_before_requests("on-demand") is None
     assert api.serve.init_before_requests("provisioned-concurrency") == {"loaded": [MODEL], "failed": {}}
-    status, health, _ = api("GET", "/health")  # loaded before any prediction
-    assert status == 200 and health["loaded"] == [{"model": MODEL, "version": champion}]
 
 
 def test_entities_read_features_from_the_online_store(api: Api, champion: int, schema: dict[str, Any],
@@ -342,7 +352,7 @@ def test_routes_and_methods(api: Api, champion: int) -> None:
     assert (status, out["error"]["code"], headers["Allow"]) == (405, "method_not_allowed", ["GET"])
     assert api("GET", f"/v1/models/{MODEL}/predict")[0] == 405
     assert api("GET", "/v2/anything")[0] == 404
-    assert api("PUT", "/health")[0] == 405
+    assert api("PUT", "/openapi.json")[0] == 405
     assert api("POST", f"/v1/models/{MODEL}/predict/", {"records": [{}]})[0] == 422  # trailing slash tolerated
     assert api("GET", f"/v1/models/{MODEL}/predict/")[0] == 405
     status, out, _ = api("POST", f"/v1/models/{MODEL}/predict", raw="{", headers={"X-Request-Id": "mine-1"})

@@ -42,7 +42,7 @@ for method, path, body in [
     ("POST", "/v1/models/credit-default/feedback", {"labels": [{"request_id": "x:0", "label": 1}]}),
     ("POST", "/v1/models/credit-default/predict", {"records": [{"age": "old"}]}),
     ("GET", "/openapi.json", None),
-    ("GET", "/health", None),
+    ("GET", "/v1/models/credit-default/openapi.json", None),
 ]:
     ev = proxy_event(method, path, json.dumps(body) if body is not None else None,
                      headers={"Content-Type": "application/json"})
