@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from driftline.cli.common import console, load_platform
+from driftline.cli.common import console, err_console, load_platform, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +29,8 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(4566, "--port", help="Emulator port (another free one if taken)."),
         api_port: int = typer.Option(3000, "--api-port", help="API port (another free one if taken)."),
         out: Path = typer.Option(Path(".driftline/demo"), "--out", help="Where the drift report is saved."),
-        facts_json: Path | None = typer.Option(None, "--json", help="Write what the demo measured as JSON."),
+        as_json: bool = typer.Option(False, "--json", help="Print what the demo measured as JSON on stdout "
+                                     "(progress goes to stderr)."),
     ) -> None:
         """Run the whole story: drift is detected, a model retrains, canaries and goes live by itself."""
         from driftline.demo.display import LiveDisplay, summary
@@ -39,8 +40,9 @@ def register(app: typer.Typer) -> None:
         settings = DemoSettings(config=config, env=env, state_dir=state_dir.resolve(), out_dir=out, port=port,
                                 api_port=api_port, keep=keep, model=platform.config.models[0].name)
         t0 = time.monotonic()
-        if console.is_terminal:
-            with LiveDisplay(console) as live:
+        out_console = err_console if as_json else console
+        if out_console.is_terminal:
+            with LiveDisplay(out_console) as live:
                 story = Story(settings, platform, on_change=live.update)
                 ok = story.run()
         else:
@@ -51,17 +53,17 @@ def register(app: typer.Typer) -> None:
                     if s.status in ("ok", "failed") and s.title not in done:
                         done.add(s.title)
                         mark = "ok  " if s.status == "ok" else "FAIL"
-                        console.print(f"[{mark}] {s.title} ({s.seconds:.1f} s): {s.detail}", highlight=False,
-                                      markup=False, soft_wrap=True)
+                        out_console.print(f"[{mark}] {s.title} ({s.seconds:.1f} s): {s.detail}", highlight=False,
+                                          markup=False, soft_wrap=True)
 
             story = Story(settings, platform, on_change=log)
             ok = story.run()
         total = time.monotonic() - t0
-        console.print(summary(story.results, story.facts, ok=ok, total_s=total, kept=keep and story.local is not None,
-                              state_dir=str(settings.state_dir), env=env))
-        if facts_json is not None:
+        out_console.print(summary(story.results, story.facts, ok=ok, total_s=total,
+                                  kept=keep and story.local is not None, state_dir=str(settings.state_dir), env=env))
+        if as_json:
             doc = {"ok": ok, "total_s": total, "steps": [asdict(s) for s in story.results],
                    "facts": asdict(story.facts)}
-            facts_json.write_text(json.dumps(doc, indent=2, default=str))
+            print_json(json.dumps(doc, default=str))
         if not ok:
             raise typer.Exit(1)

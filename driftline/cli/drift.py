@@ -15,11 +15,11 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from driftline.cli.common import console, fail, load_platform, print_json
+from driftline.cli.common import console, err_console, fail, load_platform, print_json
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
-ConfigOpt = typer.Option(Path("cdk.json"), "--config", help="Path to cdk.json (for --feature-set and --model).")
+ConfigOpt = typer.Option(Path("cdk.json"), "--config", help="Path to cdk.json (feature sets and models).")
 EnvOpt = typer.Option(None, "--env", help="Environment in cdk.json (default: driftline:env).")
 FeatureSetOpt = typer.Option(None, "--feature-set", "-f", help="Feature set whose drift columns and overrides to use.")
 NumericalOpt = typer.Option(None, "--numerical", help="Comma-separated numerical columns (default: inferred).")
@@ -176,18 +176,25 @@ def report(
     feature_set: str | None = FeatureSetOpt,
     numerical: str | None = NumericalOpt,
     categorical: str | None = CategoricalOpt,
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write the HTML report here."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the JSON result here."),
+    outs: list[Path] = typer.Option([], "--out", "-o", help="Write the report here: .html for the HTML report, "
+                                    ".json for the JSON result (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON result instead of the table."),
     min_rows: int = typer.Option(1, "--min-rows", min=1, help="Fewer current rows -> insufficient data."),
     sample_size: int = typer.Option(5000, "--sample-size", min=100, help="Profile sample size (data references)."),
     fail_on_drift: bool = typer.Option(False, "--fail-on-drift", help="Exit with status 1 on dataset drift."),
     config: Path = ConfigOpt,
     env: str | None = EnvOpt,
 ) -> None:
-    """Compare CURRENT with a reference (file or profile); print the tests, write HTML/JSON."""
+    """Compare CURRENT with a reference (file or profile); print the tests, write HTML/JSON.
+
+    Exit status: 0 when done (1 with --fail-on-drift and dataset drift), 2 for bad input.
+    """
     from driftline.drift import DriftInputError, ProfileMismatchError, check_drift
     from driftline.drift.report import save_html
 
+    odd = [str(o) for o in outs if o.suffix.lower() not in (".html", ".json")]
+    if odd:
+        fail(f"--out {', '.join(odd)}: name a .html (HTML report) or .json (JSON result) file")
     fs = _feature_set(feature_set, config, env) if feature_set else None
     profile = _load_reference(reference, fs, _split(numerical), _split(categorical), sample_size)
     if not current.exists():
@@ -199,13 +206,16 @@ def report(
     except (DriftInputError, ProfileMismatchError) as e:
         fail(str(e))
     data = result.to_dict()
-    print_result(data)
-    if json_out is not None:
-        json_out.write_text(json.dumps(data, indent=2, allow_nan=False))
-        console.print(f"wrote {json_out}")
-    if out is not None:
-        save_html(result, out, window={"start": None, "end": None})
-        console.print(f"wrote {out}")
+    if as_json:
+        print_json(json.dumps(data, allow_nan=False))
+    else:
+        print_result(data)
+    for out in outs:
+        if out.suffix.lower() == ".json":
+            out.write_text(json.dumps(data, indent=2, allow_nan=False))
+        else:
+            save_html(result, out, window={"start": None, "end": None})
+        err_console.print(f"wrote {out}", highlight=False)
     if fail_on_drift and data["dataset_drifted"]:
         raise typer.Exit(1)
 

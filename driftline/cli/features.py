@@ -89,17 +89,19 @@ def print_report(report: dict[str, Any]) -> None:
 def validate_cmd(
     file: Path = typer.Argument(..., help="Parquet, CSV or gzip CSV file."),
     feature_set: str = FeatureSetOpt,
-    report_path: Path | None = typer.Option(None, "--report", help="Also write the JSON report here."),
+    report_path: Path | None = typer.Option(None, "--out", "--report", help="Also write the JSON report here."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report instead of a table."),
     config: Path = ConfigOpt,
     env: str = EnvOpt,
 ) -> None:
-    """Run the ingest checks on a local file; exit 1 if any row would be rejected."""
+    """Run the ingest checks on a local file; exit 1 if any row would be rejected (2: no such file)."""
     from driftline.features.readers import UnreadableFileError, read_path
     from driftline.features.validation import validate
 
     _, catalog = _catalog(config, env)
     fs = _feature_set(catalog, feature_set)
+    if not file.is_file():
+        fail(f"{file}: file not found")
     t0 = time.perf_counter()
     try:
         read = read_path(file, fs)

@@ -92,9 +92,12 @@ def run(*args: Any) -> Any:
 
 def test_cli_report_on_local_files(files: dict[str, Path]) -> None:
     out, js = files["dir"] / "r.html", files["dir"] / "r.json"
-    res = run("drift", "report", files["cur"], "--reference", files["ref"], "--out", out, "--json", js)
+    res = run("drift", "report", files["cur"], "--reference", files["ref"], "--out", out, "--out", js)
     assert res.exit_code == 0, res.output
     assert "dataset drift" in res.output
+    printed = run("drift", "report", files["cur"], "--reference", files["ref"], "--json")
+    assert printed.exit_code == 0 and json.loads(printed.stdout)["drifted_columns"] == ["age", "region"]
+    assert run("drift", "report", files["cur"], "-r", files["ref"], "--out", files["dir"] / "r.txt").exit_code == 2
     doc = json.loads(js.read_text())
     assert set(doc["columns"]) == {"age", "income", "kids", "region"}  # the id column is left out
     assert doc["drifted_columns"] == ["age", "region"]
@@ -107,7 +110,7 @@ def test_cli_profile_then_report(files: dict[str, Path]) -> None:
     prof = files["dir"] / "profile.json"
     res = run("drift", "profile", files["ref"], "--out", prof, "--numerical", "age,income", "--categorical", "region")
     assert res.exit_code == 0, res.output
-    res = run("drift", "report", files["cur"], "-r", prof, "--json", files["dir"] / "r.json")
+    res = run("drift", "report", files["cur"], "-r", prof, "--out", files["dir"] / "r.json")
     assert res.exit_code == 0
     assert set(json.loads((files["dir"] / "r.json").read_text())["columns"]) == {"age", "income", "region"}
 
@@ -135,7 +138,7 @@ def test_cli_report_with_feature_set(tmp_path: Path, credit_fs: Any) -> None:
         "credit_default",
         "--config",
         ROOT / "cdk.json",
-        "--json",
+        "--out",
         tmp_path / "r.json",
     )
     assert res.exit_code == 0, res.output

@@ -61,7 +61,7 @@ def test_validate_unreadable_and_unknown_inputs(files: dict[str, Path]) -> None:
     res = runner.invoke(app, ["validate", str(files["corrupt"]), "-f", "credit_default", *CONFIG])
     assert res.exit_code == 1 and "unreadable" in res.output and "cannot be read" in res.output
     res = runner.invoke(app, ["validate", "/nope.csv", "-f", "credit_default", *CONFIG])
-    assert res.exit_code == 1 and "file not found" in res.output
+    assert res.exit_code == 2 and "file not found" in res.output  # an input error, not rejected rows
     res = runner.invoke(app, ["validate", str(files["good"]), "-f", "nope", *CONFIG])
     assert res.exit_code == 2 and "unknown feature set 'nope'" in res.output
 
