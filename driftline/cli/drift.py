@@ -311,7 +311,8 @@ def check(
 
     ctx = _monitoring_context(config, env)
     try:
-        out = run_check(model, window_start=window_start, window_end=window_end, ctx=ctx)
+        with err_console.status(f"checking {model}: reading captures, comparing with the reference…"):
+            out = run_check(model, window_start=window_start, window_end=window_end, ctx=ctx)
     except MonitoringError as e:
         fail(str(e))
     if as_json:

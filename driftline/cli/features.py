@@ -179,7 +179,8 @@ def upload_cmd(
     key = f"incoming/{fs.name}/{object_name}"
     s3 = aws.client("s3")
     try:
-        aws.s3_upload_file(s3, str(file), bucket, key)
+        with err_console.status(f"uploading {file.name} ({file.stat().st_size / 2**20:.1f} MiB)…"):
+            aws.s3_upload_file(s3, str(file), bucket, key)
         head = s3.head_object(Bucket=bucket, Key=key)
     except (BotoCoreError, ClientError) as e:
         fail(f"upload to s3://{bucket}/{key} failed: {e}", 1)
@@ -192,7 +193,8 @@ def upload_cmd(
         console.print("[dim]ingest validates it on arrival; see the result with: driftline features uploads "
                       f"--feature-set {fs.name}[/]", highlight=False)
         return
-    record = _wait_for_record(platform, fs.name, f"s3://{bucket}/{key}", version, timeout)
+    with err_console.status("waiting for the ingest result…"):
+        record = _wait_for_record(platform, fs.name, f"s3://{bucket}/{key}", version, timeout)
     if record is None:
         fail(f"no ingest result within {timeout:.0f} s; is the ingest function deployed (or the local "
              f"platform running)? Check later with: driftline features uploads --feature-set {fs.name}", 1)
@@ -368,8 +370,9 @@ def redrive_cmd(
             return {"errorMessage": f"{resp['FunctionError']}: {body.get('errorMessage', body)}"}
         return dict(body)
 
-    outcomes = redrive(found, invoke, release_message=release, delete_message=lambda receipt: sqs.delete_message(
-        QueueUrl=queue_url, ReceiptHandle=receipt))
+    with err_console.status(f"redriving {len(found)} upload(s) through {function_name}…"):
+        outcomes = redrive(found, invoke, release_message=release, delete_message=lambda receipt: sqs.delete_message(
+            QueueUrl=queue_url, ReceiptHandle=receipt))
     failed = 0
     for o in outcomes:
         style = STATUS_STYLE.get(o.status, "red")
