@@ -177,6 +177,12 @@ def bench_platform(state: dict[str, Any], n_invoke: int, n_upload: int) -> dict[
     endpoint = f"http://127.0.0.1:{state['port']}"
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
     lam, s3, logs, sqs = (session.client(s, endpoint_url=endpoint) for s in ("lambda", "s3", "logs", "sqs"))
+    token = state.get("token") or ""
+
+    def mark(request: Any, **_: Any) -> None:  # creating a function needs the platform's token
+        request.headers["x-driftline-internal"] = token
+
+    lam.meta.events.register("before-sign.*.*", mark)
     prefix, acct = state["prefix"], state["account"]
 
     # Invoke API round trip (boto3 -> HTTP -> moto -> executor -> worker), empty handler.

@@ -7,6 +7,7 @@ This module imports nothing heavy: moto is imported only by the process that run
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -62,7 +63,7 @@ def _current_state(directory: Path) -> st.PlatformState | None:
         return None
     if state is None:
         return None
-    if not st.is_platform_process(state.pid):
+    if not st.is_platform_process(state.pid, state.start_time):
         _clean_stale(directory, state)
         return None
     return state
@@ -92,6 +93,36 @@ def _check_port_free(host: str, port: int, flag: str, what: str) -> None:
             )
 
 
+REMOTE_WARNING = (
+    "the local platform has no authentication: anyone who can reach {host} can read and write every bucket "
+    "and table, invoke the functions and fire the schedules (creating or changing functions stays refused)"
+)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_host(host: str, allow_remote: bool) -> None:
+    """A --host other than loopback exposes the unauthenticated emulator: only with --allow-remote, and
+    then with a warning."""
+    if is_loopback(host):
+        return
+    if not allow_remote:
+        fail(
+            f"--host {host} would expose the emulator beyond this machine; "
+            + REMOTE_WARNING.format(host=host)
+            + ". Keep the default 127.0.0.1, or pass --allow-remote on a network you trust.",
+            2,
+        )
+    _say("warning: " + REMOTE_WARNING.format(host=host) + ".")
+
+
 def _parse_overrides(values: list[str]) -> dict[str, str]:
     out = {}
     for v in values:
@@ -110,7 +141,14 @@ def up(
     detach: bool = typer.Option(False, "--detach", "-d", help="Start in the background and return once ready."),
     port: int = typer.Option(4566, "--port", help="Port of the AWS emulator (AWS_ENDPOINT_URL)."),
     api_port: int = typer.Option(3000, "--api-port", help="Port of the local API gateway."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on (loopback; any other needs --allow-remote)."
+    ),
+    allow_remote: bool = typer.Option(
+        False,
+        "--allow-remote",
+        help="Listen on a --host other than loopback although the emulator has no authentication.",
+    ),
     env: str | None = typer.Option(None, "--env", help="Environment of cdk.json (default: driftline:env)."),
     config: Path = typer.Option(Path("cdk.json"), "--config", help="The cdk.json holding the configuration."),
     state_dir: Path | None = STATE_DIR_OPTION,
@@ -132,6 +170,7 @@ def up(
             1,
         )
     overrides = _parse_overrides(handler_override)
+    _check_host(host, allow_remote)
     _check_port_free(host, port, "--port", "emulator")
     _check_port_free(host, api_port, "--api-port", "API")
     if detach:
@@ -145,6 +184,7 @@ def up(
             overrides=handler_override,
             max_workers=max_workers,
             ready_timeout=ready_timeout,
+            allow_remote=allow_remote,
         )
     else:
         _up_foreground(
@@ -181,6 +221,7 @@ def _up_detached(
     overrides: list[str],
     max_workers: int,
     ready_timeout: float,
+    allow_remote: bool = False,
 ) -> None:
     """Start ``up`` in its own session, then wait for its state to say ready.
 
@@ -212,6 +253,8 @@ def _up_detached(
     ]
     if env:
         cmd += ["--env", env]
+    if allow_remote:
+        cmd.append("--allow-remote")
     for o in overrides:
         cmd += ["--handler-override", o]
     child_env = _bytecode_cache_env(config.resolve().parent)
@@ -306,6 +349,8 @@ def _up_foreground(
         account=lp.account,
         prefix=platform.prefix,
         log_file=str(directory / st.LOG_FILE) if detached else None,
+        start_time=st.process_start_time(os.getpid()),
+        token=lp.token,
     )
     st.write_state(directory, base)
     try:
@@ -346,11 +391,15 @@ def down(
     if state is None:
         _say(f"Nothing to stop: no local platform is running (no live state in {directory}).")
         raise typer.Exit(0)
-    os.kill(state.pid, signal.SIGTERM)
+    os.kill(state.pid, signal.SIGTERM)  # _current_state checked the pid is still the process that was started
+
+    def ours() -> bool:  # re-checked before every signal: the pid may be free (and reused) any moment
+        return st.is_platform_process(state.pid, state.start_time)
+
     deadline = time.monotonic() + timeout
-    while st.pid_alive(state.pid) and time.monotonic() < deadline:
+    while ours() and time.monotonic() < deadline:
         time.sleep(0.05)
-    forced = st.pid_alive(state.pid)
+    forced = ours()
     if forced:
         os.kill(state.pid, signal.SIGKILL)
     own_group = os.getpgid(0)
@@ -400,7 +449,8 @@ def status(
     except (OSError, ValueError) as e:
         live = {"status": state.status, "error": f"the platform did not answer its status endpoint: {e}"}
     if as_json:
-        typer.echo(json.dumps({"state": state.__dict__, "live": live}, default=str, indent=2))
+        shown = {k: v for k, v in state.__dict__.items() if k != "token"}
+        typer.echo(json.dumps({"state": shown, "live": live}, default=str, indent=2))
         return
     uptime = time.time() - state.started_at
     typer.echo(f"{live.get('status', state.status)}: pid {state.pid}, up {uptime:.0f} s, env {state.env}")

@@ -73,6 +73,17 @@ def _hook_points() -> list[tuple[Any, str]]:
     ]
 
 
+def _fingerprint(fn: Any) -> tuple[Any, ...]:
+    """What decides which code runs and how: handler, code, runtime, environment (PYTHONPATH, ...)."""
+    env = fn.environment_vars or {}
+    return (
+        str(fn.handler or ""),
+        str(getattr(fn, "code_sha_256", "") or ""),
+        str(getattr(fn, "run_time", "") or ""),
+        tuple(sorted((str(k), str(v)) for k, v in env.items())),
+    )
+
+
 def check_moto() -> None:
     """Refuse to run on a moto whose internals may differ from the ones these hooks replace."""
     try:
@@ -197,6 +208,32 @@ class MotoBridge:
         self._logs_lock = threading.Lock()
         self._streams: set[tuple[str, str]] = set()
         self._raw = threading.local()
+        self._trusted: dict[str, tuple[Any, ...]] | None = None
+        self._trust_lock = threading.Lock()
+
+    # ---- which functions may run ----
+    def seal(self) -> None:
+        """Run only function configurations recorded by :meth:`trust` from now on (the local platform
+        seals before provisioning; an unsealed bridge, as in in-process tests, runs every function)."""
+        with self._trust_lock:
+            if self._trusted is None:
+                self._trusted = {}
+
+    def trust(self, name_or_arn: str) -> None:
+        """Record a function's current configuration as one the platform made (after a token-bearing
+        create or change); a deleted function is forgotten."""
+        fn = self.get_function(name_or_arn)
+        with self._trust_lock:
+            if self._trusted is None:
+                return
+            if fn is None:
+                self._trusted.pop(name_or_arn.rsplit(":", 1)[-1], None)
+            else:
+                self._trusted[str(fn.function_name)] = _fingerprint(fn)
+
+    def is_trusted(self, fn: Any) -> bool:
+        with self._trust_lock:
+            return self._trusted is None or self._trusted.get(str(fn.function_name)) == _fingerprint(fn)
 
     # ---- installation ----
     def install(self) -> None:
@@ -352,6 +389,22 @@ class MotoBridge:
             return paths
 
     def run_moto_function(self, fn: Any, event_json: str) -> InvocationResult:
+        if not self.is_trusted(fn):
+            request_id = str(uuid.uuid4())
+            msg = (
+                f"the local platform runs only the functions it provisioned (or that a client holding its token "
+                f"created or changed); {fn.function_name} was created or changed some other way, so its code "
+                "is not run on this machine"
+            )
+            self.warn(f"[local] refused to run {fn.function_name}: not created or changed by the platform")
+            return InvocationResult(
+                request_id,
+                errs.dumps(errs.error_payload("Runtime.UntrustedFunction", msg, request_id)),
+                True,
+                0.0,
+                False,
+                [msg],
+            )
         runtime = str(getattr(fn, "run_time", "") or "")
         if not fn.handler or (runtime and not runtime.startswith("python")):
             request_id = str(uuid.uuid4())

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hmac
+import io
 import json
 import os
 import secrets
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from driftline.local import access
 from driftline.local.apigw import ApiGateway, RouteTable
 from driftline.local.executor import FunctionSpec, InvocationResult, LambdaExecutor
 from driftline.local.moto_hooks import (
@@ -37,8 +40,7 @@ from driftline.local.provision import LOCAL_ACCOUNT, ProvisionedNames, dead_lett
 from driftline.local.schedules import ScheduleError, Scheduler, parse_schedule
 from driftline.platform import API_STAGE, Platform
 
-INTERNAL_HEADER = "x-driftline-internal"
-"""The stage name of the deployed REST API (stacks/serving_stack.py); it appears in requestContext."""
+INTERNAL_HEADER = access.INTERNAL_HEADER
 
 
 class LocalStartError(RuntimeError):
@@ -91,30 +93,43 @@ def _bind_error(what: str, host: str, port: int, e: OSError) -> LocalStartError:
 
 
 class _Gate:
-    """WSGI middleware: control endpoints under /_driftline/, and 503 for outsiders while starting."""
+    """WSGI middleware in front of moto: control endpoints under /_driftline/, 503 for outsiders while
+    starting, and the access rules of :mod:`driftline.local.access` (no Lambda code or configuration
+    changes without the platform's token, no requests from web pages)."""
 
     def __init__(self, app: Any, token: str, control: Callable[[str, str, bytes], tuple[int, dict[str, Any]]]) -> None:
         self.app = app
         self.token = token
         self.control = control
         self.ready = threading.Event()
+        self.on_trusted_change: Callable[[str], None] | None = None
+        """Called with a function's name after a token-bearing request created or changed it."""
+
+    def _internal(self, environ: dict[str, Any]) -> bool:
+        given = str(environ.get(access.INTERNAL_ENVIRON) or "")
+        return bool(given) and hmac.compare_digest(given, self.token)
+
+    @staticmethod
+    def _answer(start_response: Any, status: str, data: bytes, content_type: str = "application/json") -> list[bytes]:
+        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data)))])
+        return [data]
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        internal = self._internal(environ)
+        if environ.get("HTTP_ORIGIN") is not None and not internal:
+            return self._answer(start_response, *access.refusal(access.BROWSER_REFUSED))
         if path.startswith("/_driftline/"):
             try:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
             except ValueError:
                 length = 0
             body = environ["wsgi.input"].read(length) if length > 0 else b""
-            status, doc = self.control(str(environ.get("REQUEST_METHOD", "GET")), path, body)
+            status, doc = self.control(method, path, body)
             data = json.dumps(doc, default=str).encode()
-            start_response(
-                f"{status} {'OK' if status < 400 else 'Error'}",
-                [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
-            )
-            return [data]
-        if not self.ready.is_set() and environ.get("HTTP_X_DRIFTLINE_INTERNAL") != self.token:
+            return self._answer(start_response, f"{status} {'OK' if status < 400 else 'Error'}", data)
+        if not self.ready.is_set() and not internal:
             data = (
                 b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ServiceUnavailable</Code>"
                 b"<Message>The Driftline local platform is starting; retry in a moment</Message></Error>"
@@ -128,8 +143,26 @@ class _Gate:
                 ],
             )
             return [data]
+        if access.is_lambda_change(method, path, environ.get("HTTP_AUTHORIZATION")):
+            if not internal:
+                return self._answer(start_response, *access.refusal(access.LAMBDA_CHANGE_REFUSED))
+            return self._trusted_change(environ, start_response, path)
         result: Iterable[bytes] = self.app(environ, start_response)
         return result
+
+    def _trusted_change(self, environ: dict[str, Any], start_response: Any, path: str) -> list[bytes]:
+        """Run a token-bearing Lambda change, then tell the executor which function it may now run."""
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        answer = list(self.app(environ, start_response))  # the backend has applied the change once this returns
+        name = access.changed_function(path, body)
+        if name and self.on_trusted_change is not None:
+            self.on_trusted_change(name)
+        return answer
 
 
 class LocalPlatform:
@@ -156,6 +189,11 @@ class LocalPlatform:
         self._session: Any = None
 
     # ---- endpoints ----
+    @property
+    def token(self) -> str:
+        """The secret that marks the platform's own requests (recorded in the owner-only state file)."""
+        return self._token
+
     @property
     def port(self) -> int:
         return int(self._moto_server.server_address[1]) if self._moto_server else self.options.port
@@ -241,6 +279,13 @@ class LocalPlatform:
             def log_request(self, code: Any = "-", size: Any = "-") -> None:
                 pass
 
+        import moto.moto_server.werkzeug_app as moto_app
+
+        # moto answers every origin's CORS preflight unless told not to (MOTO_DISABLE_GLOBAL_CORS): a web
+        # page could then read what it asks the emulator. The module reads the setting when imported.
+        os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
+        if hasattr(moto_app, "DISABLE_GLOBAL_CORS"):
+            moto_app.DISABLE_GLOBAL_CORS = True
         opts = self.options
         self._gate = _Gate(DomainDispatcherApplication(create_backend_app), self._token, self._control)
         try:
@@ -303,6 +348,9 @@ class LocalPlatform:
             warn=self.out,
         )
         self.bridge.install()
+        self.bridge.seal()  # from now on only functions the platform (or a token holder) made are run
+        assert self._gate is not None
+        self._gate.on_trusted_change = self.bridge.trust
         self._moto_thread = threading.Thread(
             target=self._moto_server.serve_forever, kwargs={"poll_interval": 0.05}, name="driftline-moto", daemon=True
         )

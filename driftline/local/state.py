@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +38,11 @@ class PlatformState:
     prefix: str
     ready_at: float | None = None
     log_file: str | None = None
+    start_time: str | None = None
+    """The platform process's start time (:func:`process_start_time`): with the pid it names the process,
+    so a later process that got the same pid is never taken for it (and never signalled)."""
+    token: str | None = None
+    """The secret of the platform's own requests (:mod:`driftline.local.access`); the file is owner-only."""
 
     @property
     def endpoint(self) -> str:
@@ -52,9 +58,13 @@ def state_dir(path: str | Path | None = None) -> Path:
 
 
 def write_state(directory: Path, state: PlatformState) -> None:
+    """Write the state owner-readable only (0600): it holds the token of the platform's own requests."""
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{STATE_FILE}.{os.getpid()}"
-    tmp.write_text(json.dumps(asdict(state), indent=2))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(asdict(state), indent=2))
+    os.chmod(tmp, 0o600)  # an existing file keeps its mode through O_CREAT
     tmp.replace(directory / STATE_FILE)
 
 
@@ -109,10 +119,36 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def is_platform_process(pid: int) -> bool:
-    """True when ``pid`` runs and is a driftline local process (guards against pid reuse)."""
+def process_start_time(pid: int) -> str | None:
+    """When ``pid`` started, as an opaque string that differs between two processes given the same pid:
+    the start time in clock ticks since boot (``/proc/<pid>/stat`` field 22) on Linux, ``ps``'s
+    ``lstart`` elsewhere; None when it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return "ticks:" + stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        pass
+    if Path("/proc/self/stat").exists():
+        return None  # Linux, and the process is gone
+    try:
+        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True,
+                             timeout=5, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"lstart:{out}" if out else None
+
+
+def is_platform_process(pid: int, start_time: str | None = None) -> bool:
+    """True when ``pid`` runs and is the recorded platform process.
+
+    With ``start_time`` (recorded at start-up) the process must have started exactly then: a pid reused by
+    any other process, driftline or not, is not ours. Without it (state written by an older version) the
+    command line must name driftline.
+    """
     if not pid_alive(pid):
         return False
+    if start_time is not None:
+        return process_start_time(pid) == start_time
     cmd = _cmdline(pid)
     return not cmd or "driftline" in cmd
 

@@ -86,14 +86,18 @@ class LocalPlatformHandle:
     platform: Any
     account: str = "123456789012"
     region: str = "us-east-1"
+    token: str | None = None
+    """The platform's token (state file): tests create throw-away functions, which outsiders may not."""
     _clients: dict[str, Any] = field(default_factory=dict)
 
-    def client(self, service: str) -> Any:
-        if service not in self._clients:
+    def client(self, service: str, *, trusted: bool = True) -> Any:
+        """A client of the emulator; ``trusted`` ones send the platform's token like its own calls."""
+        key = f"{service}:{trusted}"
+        if key not in self._clients:
             import boto3
             from botocore.config import Config
 
-            self._clients[service] = boto3.session.Session().client(
+            c = boto3.session.Session().client(
                 service,
                 endpoint_url=self.endpoint,
                 region_name=self.region,
@@ -101,7 +105,17 @@ class LocalPlatformHandle:
                 aws_secret_access_key="test",
                 config=Config(retries={"max_attempts": 3, "mode": "standard"}, read_timeout=120),
             )
-        return self._clients[service]
+            if trusted and self.token:
+                from driftline.local.access import INTERNAL_HEADER
+
+                token = self.token
+
+                def mark(request: Any, **_: Any) -> None:
+                    request.headers[INTERNAL_HEADER] = token
+
+                c.meta.events.register("before-sign.*.*", mark)
+            self._clients[key] = c
+        return self._clients[key]
 
     def name(self, logical: str) -> str:
         return str(self.platform.name(logical))
@@ -158,7 +172,8 @@ def start_platform(state_dir: Path, overrides: dict[str, str] | None = None, *ex
     assert state is not None and state.status == "ready"
     platform = build_platform(config.load(ROOT / "cdk.json"))
     return LocalPlatformHandle(
-        state_dir, state.endpoint, state.api_url, state.pid, state.pgid, platform, state.account, state.region
+        state_dir, state.endpoint, state.api_url, state.pid, state.pgid, platform, state.account, state.region,
+        state.token,
     )
 
 

@@ -306,3 +306,37 @@ def test_put_events_start_a_state_machine_target(local_platform: LocalPlatformHa
     )
     assert json.loads(done["input"]) == {"model": "credit-default", "marker": marker}
     assert done["status"] == "SUCCEEDED", done
+
+
+def test_outsiders_cannot_create_or_change_functions(local_platform: LocalPlatformHandle) -> None:
+    """The emulator's API has no authentication and the executor runs Lambda code on this machine: only
+    the platform (and clients holding its token) may create or change functions."""
+    import botocore.exceptions
+
+    outsider = local_platform.client("lambda", trusted=False)
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        outsider.create_function(
+            FunctionName=f"evil-{uuid.uuid4().hex[:8]}", Runtime="python3.12", Handler="evil.handler", Timeout=3,
+            Role=f"arn:aws:iam::{local_platform.account}:role/{local_platform.platform.prefix}-local-role",
+            Code={"ZipFile": _code_zip()},
+        )
+    assert info.value.response["Error"]["Code"] == "AccessDeniedException"
+    serve = local_platform.name("serve")
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        outsider.update_function_configuration(FunctionName=serve, Handler="os.system")
+    assert info.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert outsider.get_function(FunctionName=serve)["Configuration"]["Handler"] != "os.system"
+    assert outsider.invoke(FunctionName=make_function(local_platform, f"{FIXTURES}.echo"), Payload=b"{}")[
+        "StatusCode"] == 200  # invoking (and reading) stays open
+
+
+def test_web_pages_cannot_drive_the_emulator(local_platform: LocalPlatformHandle) -> None:
+    import requests
+
+    url = f"{local_platform.endpoint}/2015-03-31/functions/{local_platform.name('serve')}/invocations"
+    r = requests.post(url, data="{}", headers={"Origin": "https://evil.example", "Content-Type": "text/plain"},
+                      timeout=30)
+    assert r.status_code == 403 and r.json()["__type"] == "AccessDeniedException"
+    preflight = requests.options(url, headers={"Origin": "https://evil.example",
+                                               "Access-Control-Request-Method": "POST"}, timeout=30)
+    assert "Access-Control-Allow-Origin" not in preflight.headers  # moto's global CORS is off

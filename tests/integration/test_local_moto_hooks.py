@@ -159,3 +159,19 @@ def test_back_to_back_uploads_to_one_key_name_their_own_versions(bridge: MotoBri
     seen = [json.loads(f.result(timeout=30).result.payload)["event"]["Records"][0]["s3"]["object"]["versionId"]
             for f in submitted]
     assert seen == versions and len(set(seen)) == 2
+
+
+def test_a_sealed_bridge_runs_only_configurations_it_was_told_to_trust(bridge: MotoBridge) -> None:
+    """As on the local platform: functions created or changed behind its back (moto's CloudFormation, a
+    request without the token) are not run; a trusted configuration changed afterwards is not either."""
+    lam = aws_mod.client("lambda")
+    create("tests.fixtures.lambda_handlers.echo", "sealed-echo")
+    bridge.seal()
+    refused = lam.invoke(FunctionName="sealed-echo", Payload=b"{}")
+    assert refused["FunctionError"] == "Unhandled"
+    assert json.loads(refused["Payload"].read())["errorType"] == "Runtime.UntrustedFunction"
+    bridge.trust("sealed-echo")
+    assert json.loads(lam.invoke(FunctionName="sealed-echo", Payload=b"{}")["Payload"].read())["event"] == {}
+    lam.update_function_configuration(FunctionName="sealed-echo", Environment={"Variables": {"PYTHONPATH": "/tmp"}})
+    again = lam.invoke(FunctionName="sealed-echo", Payload=b"{}")
+    assert json.loads(again["Payload"].read())["errorType"] == "Runtime.UntrustedFunction"
