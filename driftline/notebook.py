@@ -74,6 +74,7 @@ class _Context:
     registry_table: str
     artifacts_bucket: str
     features_bucket: str
+    audit_bucket: str
 
 
 def _find_config(config: str | Path | None) -> Path:
@@ -111,7 +112,8 @@ def _context(model: str, config: str | Path | None, env: str | None) -> _Context
     fs = FeatureSetCatalog(directory).get(cfg.feature_set)
     names = platform.caller_names(os.environ, lambda: _identity()["Account"], aws.region())
     return _Context(platform=platform, config_path=path, cfg=cfg, fs=fs, registry_table=names["REGISTRY_TABLE"],
-                    artifacts_bucket=names["ARTIFACTS_BUCKET"], features_bucket=names["FEATURES_BUCKET"])
+                    artifacts_bucket=names["ARTIFACTS_BUCKET"], features_bucket=names["FEATURES_BUCKET"],
+                    audit_bucket=names["AUDIT_BUCKET"])
 
 
 def _identity() -> dict[str, str]:
@@ -279,7 +281,8 @@ def register_model(estimator: Any, *, model: str, config: str | Path | None = No
     if code_path is not None:
         cp = Path(code_path)
         code = {"path": str(cp), "sha256": _sha256(cp) if cp.is_file() else "missing"}
-    outcome = register_imported(imported, table, ctx.fs, ctx.cfg, registry=Registry(ctx.registry_table),
+    registry = Registry(ctx.registry_table, ctx.audit_bucket)
+    outcome = register_imported(imported, table, ctx.fs, ctx.cfg, registry=registry,
                                 artifacts_bucket=ctx.artifacts_bucket, created_by=who, training_set=lineage,
                                 code=code, validation_fraction=validation_fraction)
     if outcome.status == "rejected":

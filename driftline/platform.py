@@ -39,6 +39,13 @@ class Bucket:
     noncurrent_expire_days: int = 90
     expire_prefixes: tuple[tuple[str, int], ...] = ()
     """(prefix, days) pairs: objects under the prefix expire after that many days."""
+    write_once_days: int = 0
+    """> 0: every object is write-once (S3 Object Lock for this many days, no overwrite, no delete; the
+    stack enforces it, see stacks/audit.py)."""
+
+
+AUDIT_RETENTION_DAYS = 7 * 365
+"""How long sealed audit entries are locked (Object Lock, governance mode) in the audit bucket."""
 
 
 @dataclass(frozen=True)
@@ -173,12 +180,13 @@ class Platform:
         win when set; otherwise the names are derived as the stacks name them, asking ``account``
         (an STS call) only when a bucket name needs it.
         """
-        names = {k: environ.get(k, "") for k in ("REGISTRY_TABLE", "ARTIFACTS_BUCKET", "FEATURES_BUCKET")}
+        buckets = {"ARTIFACTS_BUCKET": "artifacts", "FEATURES_BUCKET": "features", "AUDIT_BUCKET": "audit"}
+        names = {k: environ.get(k, "") for k in ("REGISTRY_TABLE", *buckets)}
         names["REGISTRY_TABLE"] = names["REGISTRY_TABLE"] or self.name("registry")
-        if not (names["ARTIFACTS_BUCKET"] and names["FEATURES_BUCKET"]):
+        if not all(names[k] for k in buckets):
             acct = account()
-            names["ARTIFACTS_BUCKET"] = names["ARTIFACTS_BUCKET"] or self.bucket_name("artifacts", acct, region)
-            names["FEATURES_BUCKET"] = names["FEATURES_BUCKET"] or self.bucket_name("features", acct, region)
+            for k, logical in buckets.items():
+                names[k] = names[k] or self.bucket_name(logical, acct, region)
         return names
 
     def function(self, logical: str) -> Function:
@@ -199,6 +207,7 @@ class Platform:
             "ARTIFACTS_BUCKET": self.bucket_name("artifacts", account, region),
             "CAPTURES_BUCKET": self.bucket_name("captures", account, region),
             "REPORTS_BUCKET": self.bucket_name("reports", account, region),
+            "AUDIT_BUCKET": self.bucket_name("audit", account, region),
             "REGISTRY_TABLE": self.name("registry"),
             "ONLINE_TABLE": self.name("online"),
             "CONTROL_TABLE": self.name("control"),
@@ -265,7 +274,7 @@ def build_platform(config: PlatformConfig) -> Platform:
         Function(
             "train", "lambdas.train.handler", "Builds the point-in-time training set, trains, converts, registers",
             package="image", stack="pipeline", memory_mb=4096, timeout_s=900,
-            env=(*_COMMON, "FEATURES_BUCKET", "ARTIFACTS_BUCKET", "REGISTRY_TABLE", "TRAINERS_DIR"),
+            env=(*_COMMON, "FEATURES_BUCKET", "ARTIFACTS_BUCKET", "REGISTRY_TABLE", "AUDIT_BUCKET", "TRAINERS_DIR"),
         ),
         Function(
             "retrain-trigger", "lambdas.retrain_trigger.handler",
@@ -277,14 +286,15 @@ def build_platform(config: PlatformConfig) -> Platform:
             "workflow", "lambdas.workflow.handler",
             "Retraining workflow steps: gate, approval, deploy, canary evaluation, promote, rollback",
             package="drift", stack="pipeline", memory_mb=1024, timeout_s=120,
-            env=(*_COMMON, "REGISTRY_TABLE", "CONTROL_TABLE", "CAPTURES_BUCKET", "ARTIFACTS_BUCKET",
+            env=(*_COMMON, "REGISTRY_TABLE", "AUDIT_BUCKET", "CONTROL_TABLE", "CAPTURES_BUCKET", "ARTIFACTS_BUCKET",
                  "ALERTS_TOPIC_ARN", "APPROVALS_TOPIC_ARN"),
         ),
         Function(
             "approve", "lambdas.approve.handler",
             "Approves or rejects a candidate a retraining run waits on, as the SigV4 caller (approval route)",
             package="base", stack="serving", memory_mb=256, timeout_s=20,
-            env=("DRIFTLINE_ENV", "PLATFORM_CONFIG", "REGISTRY_TABLE", "CONTROL_TABLE", "APPROVAL_API_ID"),
+            env=("DRIFTLINE_ENV", "PLATFORM_CONFIG", "REGISTRY_TABLE", "AUDIT_BUCKET", "CONTROL_TABLE",
+                 "APPROVAL_API_ID"),
         ),
     )
     schedules: list[ScheduleRule] = []
@@ -313,6 +323,8 @@ def build_platform(config: PlatformConfig) -> Platform:
                    # labels outlive the captures they label (they arrive late); delivery errors are for triage
                    expire_prefixes=(("captures/", 90), ("feedback/", 180), ("capture-errors/", 30))),
             Bucket("reports", "Drift reports (JSON and HTML)"),
+            Bucket("audit", "Sealed copies of the registry's audit entries (write-once)",
+                   write_once_days=AUDIT_RETENTION_DAYS),
         ),
         tables=(
             Table("registry", "Model versions, aliases (champion/challenger), traffic policy, audit trail"),

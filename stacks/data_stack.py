@@ -16,6 +16,7 @@ from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from driftline.platform import Platform
+from stacks.audit import make_write_once
 from stacks.constructs import SecureBucket, removal_policy
 from stacks.functions import make_function
 from stacks.glue import FeatureCatalog
@@ -80,6 +81,9 @@ class DataStack(Stack):
             ).bucket
             for b in platform.buckets
         }
+        for b in platform.buckets:
+            if b.write_once_days:
+                make_write_once(buckets[b.logical], b.write_once_days)  # type: ignore[arg-type]
 
         tables: dict[str, dynamodb.ITable] = {}
         for t in platform.tables:

@@ -17,7 +17,9 @@ from driftline.retraining.approvals import APPROVAL_KEY_PREFIX
 from stacks.constructs import PlatformFunction
 from stacks.resources import SharedResources
 
-Access = Literal["read", "write", "read_write", "delete"]
+Access = Literal["read", "write", "read_write", "delete", "append", "read_append"]
+"""``append`` (write-once buckets): ``s3:PutObject`` only, never a grant that could change, lock differently
+or delete what is there; ``read_append`` adds reading it back."""
 
 # function -> resource kind:logical -> access
 GRANTS: dict[str, dict[str, Access]] = {
@@ -52,19 +54,21 @@ GRANTS: dict[str, dict[str, Access]] = {
         "bucket:features": "read_write",
         "bucket:artifacts": "read_write",
         "table:registry": "read_write",
+        "bucket:audit": "append",  # seals the audit entries of its registrations
     },
     "retrain-trigger": {"table:control": "read_write", "table:registry": "read", "topic:alerts": "write"},
     "workflow": {
         "bucket:artifacts": "read",
         "bucket:captures": "read",
         "table:registry": "read_write",
+        "bucket:audit": "read_append",  # seals its audit entries; reads the trail back for a rollback
         "table:control": "read_write",
         "topic:alerts": "write",
         "topic:approvals": "write",
     },
     # Narrower than the table grants above: ServingStack grants the few DynamoDB, KMS and Step Functions
     # actions resolve_approval makes (see ServingStack._grant_approve).
-    "approve": {},
+    "approve": {"bucket:audit": "append"},  # seals the approval's audit entry
 }
 
 TOKEN_HOLDERS = frozenset({"workflow", "approve"})
@@ -131,10 +135,14 @@ def grant(shared: SharedResources, fn: lambda_.IFunction, logical: str) -> None:
         if kind == "bucket":
             bucket = shared.buckets[name]
             # read_write is read + put, never delete: no function may remove curated data or any object version
-            if access in ("read", "read_write"):
+            if access in ("read", "read_write", "read_append"):
                 bucket.grant_read(fn)
             if access in ("write", "read_write"):
                 bucket.grant_put(fn)
+            if access in ("append", "read_append"):
+                fn.add_to_role_policy(
+                    iam.PolicyStatement(actions=["s3:PutObject"], resources=[bucket.arn_for_objects("*")]))
+                shared.key.grant(fn, "kms:GenerateDataKey")
         elif kind == "delete":  # "delete:<bucket>:<prefix>": a delete marker on current objects under prefix
             bucket_name, _, prefix = name.partition(":")
             fn.add_to_role_policy(iam.PolicyStatement(

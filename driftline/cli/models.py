@@ -84,7 +84,7 @@ def resource_names(platform: Any) -> dict[str, str]:
             return str(aws.client("sts").get_caller_identity()["Account"])
         except Exception as e:
             fail(f"cannot determine the AWS account for bucket names ({type(e).__name__}: {e}); set "
-                 f"ARTIFACTS_BUCKET and FEATURES_BUCKET or configure credentials")
+                 f"ARTIFACTS_BUCKET, FEATURES_BUCKET and AUDIT_BUCKET or configure credentials")
             raise
 
     names: dict[str, str] = platform.caller_names(os.environ, account, aws.region())
@@ -92,12 +92,11 @@ def resource_names(platform: Any) -> dict[str, str]:
 
 
 def _registry(config: Path, env: str | None) -> tuple[Any, Any]:
-    import os
-
     from driftline.registry.store import Registry
 
     platform = load_platform(config, env)
-    return platform, Registry(os.environ.get("REGISTRY_TABLE") or platform.name("registry"))
+    names = resource_names(platform)  # the audit bucket seals the entries this command writes
+    return platform, Registry(names["REGISTRY_TABLE"], audit_bucket=names["AUDIT_BUCKET"])
 
 
 def _approvers(platform: Any, model: str) -> tuple[str, ...]:

@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
             from driftline.training.publish import train_and_register
 
             outcome = _call(lambda: train_and_register(
-                table, fs, cfg, registry=Registry(names["REGISTRY_TABLE"]),
+                table, fs, cfg, registry=Registry(names["REGISTRY_TABLE"], names["AUDIT_BUCKET"]),
                 artifacts_bucket=names["ARTIFACTS_BUCKET"], trigger=trigger, training_set=lineage,
                 created_by=principal(None) if _has_identity() else "driftline-cli", execution_id=run_id,
                 algorithm=algorithm, seed=seed, validation_fraction=validation_fraction, progress=steps,

@@ -9,7 +9,14 @@ Guarantees, and how they are enforced:
   and every alias write is a transaction conditional on the ``revision`` read before it, so a
   concurrent writer loses with :class:`ConcurrentUpdateError` instead of overwriting silently;
 - every status or alias change is audited: the change and its audit entry (conditional on
-  ``attribute_not_exists(sk)``, so entries are never overwritten) commit in one transaction;
+  ``attribute_not_exists(sk)``) commit in one transaction;
+- the audit trail cannot be changed or deleted by the roles that write it: right after the
+  transaction, each entry is sealed as an object in the audit bucket (``AUDIT_BUCKET``), which is
+  write-once (S3 Object Lock; the bucket policy refuses any PutObject without ``If-None-Match: *`` and
+  every delete; writer roles may only ``s3:PutObject`` under ``audit/``). The table copy is only
+  client-side protected (the train and workflow roles may update the registry table), so
+  :meth:`Registry.audit` shows the sealed entry and says where the table differs
+  (:attr:`AuditEntry.integrity`);
 - transitions are explicit: only ``approved`` versions become champion, rejected versions never
   come back;
 - the quality gate binds every path: a version whose recorded gate outcome (``gate``, written by the
@@ -27,8 +34,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -36,7 +46,15 @@ from typing import Any, NamedTuple
 from driftline import aws
 from driftline.registry.artifacts import ArtifactRef
 
+log = logging.getLogger(__name__)
+
 STATUSES = ("candidate", "approved", "rejected", "archived")
+AUDIT_OBJECT_PREFIX = "audit/"
+"""Where sealed audit entries live in the audit bucket: ``audit/model=<model>/<ts>#<id>.json``."""
+SEALED = "sealed"
+UNSEALED = "unsealed: not in the audit bucket (written without one, or its seal failed); table copy only"
+CHANGED = "sealed; the registry table's copy was changed (the sealed entry is shown)"
+REMOVED = "sealed; deleted from the registry table"
 TRAFFIC_MODES = ("none", "shadow", "canary")
 SYSTEM_PRINCIPAL = "driftline"
 
@@ -139,10 +157,12 @@ class AuditEntry:
     version: int | None
     why: str
     details: dict[str, Any] = field(default_factory=dict)
+    integrity: str = ""
+    """:data:`SEALED`, or how the table and the sealed copy disagree (empty: no audit bucket configured)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "ts": self.ts, "who": self.who, "action": self.action,
-                "version": self.version, "why": self.why, "details": self.details}
+                "version": self.version, "why": self.why, "details": self.details, "integrity": self.integrity}
 
 
 # ---------------------------------------------------------------- helpers
@@ -228,10 +248,15 @@ def _aliases_from_item(model: str, item: Mapping[str, Any]) -> Aliases:
                    revision=_n(item, "revision") or 0, updated_at=_s(item, "updated_at"))
 
 
-def _audit_from_item(model: str, item: Mapping[str, Any]) -> AuditEntry:
+def _audit_from_item(model: str, item: Mapping[str, Any], integrity: str = "") -> AuditEntry:
     return AuditEntry(model=model, ts=_s(item, "ts") or _s(item, "sk").split("#")[1], who=_s(item, "who"),
                       action=_s(item, "action"), version=_n(item, "version"), why=_s(item, "why"),
-                      details=_j(item, "details"))
+                      details=_j(item, "details"), integrity=integrity)
+
+
+def audit_object_key(model: str, sk: str) -> str:
+    """The sealed copy's key of the audit item ``sk`` (``AUDIT#<ts>#<id>``)."""
+    return f"{AUDIT_OBJECT_PREFIX}model={model}/{sk.removeprefix('AUDIT#')}.json"
 
 
 def gate_refusal(action: str, mv: ModelVersion, gate: Mapping[str, Any] | None,
@@ -263,12 +288,15 @@ def gate_refusal(action: str, mv: ModelVersion, gate: Mapping[str, Any] | None,
 class Registry:
     """All reads and writes of the registry table. Cheap to construct; holds no state but names."""
 
-    def __init__(self, table_name: str) -> None:
+    def __init__(self, table_name: str, audit_bucket: str | None = None) -> None:
         self.table = table_name
+        self.audit_bucket = audit_bucket or None
+        """Where audit entries are sealed; None: the table copy only (no write-once trail)."""
 
     @classmethod
     def from_env(cls) -> Registry:
-        return cls(aws.env("REGISTRY_TABLE"))
+        """The functions' registry (``REGISTRY_TABLE``, and ``AUDIT_BUCKET`` for those that write audits)."""
+        return cls(aws.env("REGISTRY_TABLE"), audit_bucket=os.environ.get("AUDIT_BUCKET"))
 
     @property
     def _ddb(self) -> Any:
@@ -325,10 +353,42 @@ class Registry:
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def audit(self, model: str) -> list[AuditEntry]:
-        """The audit trail, oldest first."""
+        """The audit trail, oldest first.
+
+        With an audit bucket the sealed entries are the trail: an entry changed in the table is shown as
+        sealed and flagged, one deleted from the table is still shown, one never sealed is shown from
+        the table and flagged (:attr:`AuditEntry.integrity`).
+        """
         if not self.exists(model):
             raise UnknownModelError(f"model {model!r} is not in the registry")
-        return [_audit_from_item(model, i) for i in self._query(model, "AUDIT#")]
+        table = {i["sk"]["S"]: i for i in self._query(model, "AUDIT#")}
+        if self.audit_bucket is None:
+            return [_audit_from_item(model, i) for i in table.values()]
+        sealed = self._sealed(model)
+        out = []
+        for sk in sorted(set(table) | set(sealed)):
+            item, seal = table.get(sk), sealed.get(sk)
+            if seal is None:
+                assert item is not None
+                out.append(_audit_from_item(model, item, UNSEALED))
+            else:
+                integrity = SEALED if item == seal else (REMOVED if item is None else CHANGED)
+                out.append(_audit_from_item(model, seal, integrity))
+        return out
+
+    def _sealed(self, model: str) -> dict[str, dict[str, Any]]:
+        """sk -> sealed audit item of ``model`` (read from the audit bucket)."""
+        s3 = aws.client("s3")
+        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.audit_bucket, Prefix=f"{AUDIT_OBJECT_PREFIX}model={model}/")
+                for o in page.get("Contents", [])]
+
+        def read(key: str) -> dict[str, Any]:
+            return json.loads(s3.get_object(Bucket=self.audit_bucket, Key=key)["Body"].read())  # type: ignore[no-any-return]
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            items = list(pool.map(read, keys))
+        return {i["sk"]["S"]: i for i in items if isinstance(i, dict) and "S" in (i.get("sk") or {})}
 
     def _query(self, model: str, prefix: str) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -408,7 +468,7 @@ class Registry:
         act = _Act(created_by, "register", version, reason or f"registered as {status}")
         audit = self._audit_put(model, act, {"status": status, "trigger": trigger})
         try:
-            self._ddb.transact_write_items(TransactItems=[
+            self._commit([
                 {"Put": {"TableName": self.table, "Item": item,
                          "ConditionExpression": "attribute_not_exists(sk)"}},
                 audit,
@@ -453,7 +513,7 @@ class Registry:
         """
         current = self.get_version(model, version)
         if current.status == "rejected":
-            self._ddb.transact_write_items(TransactItems=[
+            self._commit([
                 self._audit_put(model, _Act(principal, "record_failure", version, reason),
                                 {"status": "rejected"})])
             return current
@@ -479,7 +539,7 @@ class Registry:
         details = {k: outcome.get(k) for k in ("passed", "reasons", "champion_version", "comparison",
                                                "evaluated_by")}
         try:
-            self._ddb.transact_write_items(TransactItems=[
+            self._commit([
                 {"Update": {
                     "TableName": self.table, "Key": {"pk": {"S": _pk(model)}, "sk": {"S": _vsk(version)}},
                     "UpdateExpression": "SET gate = :g, updated_at = :now",
@@ -498,7 +558,7 @@ class Registry:
                      details: Mapping[str, Any] | None = None, principal: str = SYSTEM_PRINCIPAL) -> None:
         """Append an audit entry that changes nothing else (an outcome worth finding later, such as an
         inconclusive canary)."""
-        self._ddb.transact_write_items(TransactItems=[
+        self._commit([
             self._audit_put(model, _Act(principal, action, version, why[:1000]), dict(details or {}))])
 
     def _gate_terms(self, action: str, current: ModelVersion, gate: Mapping[str, Any] | None, override: bool,
@@ -559,7 +619,7 @@ class Registry:
         if new in ("rejected", "archived"):  # must not be serving when the status changes
             items.append(self._aliases_unchanged(model, al.revision))
         try:
-            self._ddb.transact_write_items(TransactItems=items)
+            self._commit(items)
         except self._ddb.exceptions.TransactionCanceledException:
             raise ConcurrentUpdateError(f"{model!r} v{version} changed while it was being updated "
                                         f"({action}); check `driftline models show` and retry") from None
@@ -717,6 +777,29 @@ class Registry:
             "ExpressionAttributeValues": {":rev": {"N": str(revision)}},
         }}
 
+    def _commit(self, items: Sequence[dict[str, Any]]) -> None:
+        """One transaction, then a sealed copy of each audit entry in it (after the commit: a failed
+        transaction leaves no entry). A seal that fails is logged, not raised: the change is committed, and
+        :meth:`audit` shows the entry as unsealed."""
+        self._ddb.transact_write_items(TransactItems=list(items))
+        if self.audit_bucket is None:
+            return
+        for op in items:
+            item = op.get("Put", {}).get("Item")
+            if item and item["sk"]["S"].startswith("AUDIT#"):
+                self._seal(item)
+
+    def _seal(self, item: Mapping[str, Any]) -> None:
+        model = item["pk"]["S"].removeprefix("MODEL#")
+        key = audit_object_key(model, item["sk"]["S"])
+        try:
+            aws.client("s3").put_object(Bucket=self.audit_bucket, Key=key, IfNoneMatch="*",
+                                        Body=json.dumps(item, sort_keys=True).encode(),
+                                        ContentType="application/json")
+        except Exception as e:  # the change is committed; audit() reports the entry as unsealed
+            log.error("audit entry %s of %s was committed but not sealed in s3://%s/%s: %s", item["sk"]["S"],
+                      model, self.audit_bucket, key, e)
+
     def _audit_put(self, model: str, act: _Act, details: Mapping[str, Any]) -> dict[str, Any]:
         who, action, version, why = act
         ts = _now()
@@ -757,7 +840,7 @@ class Registry:
         audit = self._audit_put(old.model, act, audit_details)
         items = [{"Update": update}, audit, *extra]
         try:
-            self._ddb.transact_write_items(TransactItems=items)
+            self._commit(items)
         except self._ddb.exceptions.TransactionCanceledException as e:
             cancel = getattr(e, "response", {}).get("CancellationReasons", [])
             reasons = [r.get("Code", "None") for r in cancel]

@@ -181,7 +181,7 @@ def resolve_approval(model: str, version: int, approve: bool, principal: str, re
         raise ApprovalNotAllowedError(f"{principal} may not {verb} {model!r} v{version}; allowed approvers "
                                       f"(ModelConfig.approvers): {', '.join(approvers)}")
     table = control_table or _table("CONTROL_TABLE", cfg, "control")
-    reg = registry or Registry(_table("REGISTRY_TABLE", cfg, "registry"))
+    reg = registry or Registry(_table("REGISTRY_TABLE", cfg, "registry"), audit_bucket=os.environ.get("AUDIT_BUCKET"))
     gate: dict[str, Any] | None = None
     if approve:  # the gate first: "it failed the gate" says more than "no run is waiting for it"
         try:

@@ -107,3 +107,53 @@ def test_only_the_workflow_and_approve_may_touch_approval_items(synth: Synth) ->
         assert "dynamodb:Scan" in keyless and set(KEYLESS_READS) <= keyless, role
         checked.append(role.split("Fn")[0])
     assert sorted(checked) == ["Drift", "Ingest", "RetrainTrigger"], checked
+
+
+AUDIT_WRITERS = ("TrainFn", "WorkflowFn", "ApproveFn")
+CHANGES_TO_AUDIT_OBJECTS = (
+    "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention", "s3:PutObjectLegalHold",
+    "s3:BypassGovernanceRetention", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
+    "s3:PutBucketObjectLockConfiguration", "s3:PutLifecycleConfiguration", "s3:PutBucketVersioning", "s3:DeleteBucket")
+
+
+def _grants(action: str, pattern: str) -> bool:
+    """Whether an IAM action pattern (``s3:Put*``, ``s3:*``) covers ``action``."""
+    import fnmatch
+
+    return fnmatch.fnmatchcase(action.lower(), pattern.lower())
+
+
+def test_the_audit_trail_is_write_once_and_its_writers_can_only_append(synth: Synth) -> None:
+    """Issue 16 item 14: the train, workflow and approve roles cannot change or delete sealed audit entries."""
+    data = synth.templates["data"]["Resources"]
+    (audit_id,) = [lid for lid in data if lid.startswith("AuditBucket") and data[lid]["Type"] == "AWS::S3::Bucket"]
+    bucket = data[audit_id]
+    props = bucket["Properties"]
+    assert props["ObjectLockEnabled"] is True and props["VersioningConfiguration"]["Status"] == "Enabled"
+    retention = props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    assert retention["Mode"] in ("GOVERNANCE", "COMPLIANCE") and retention["Days"] >= 365
+    assert bucket["DeletionPolicy"] == "Retain"
+    (policy,) = [r for r in data.values() if r["Type"] == "AWS::S3::BucketPolicy"
+                 and r["Properties"]["Bucket"] == {"Ref": audit_id}]
+    denies = [st for st in policy["Properties"]["PolicyDocument"]["Statement"] if st["Effect"] == "Deny"]
+    assert any(st["Action"] == "s3:PutObject" and st.get("Condition") == {"Null": {"s3:if-none-match": "true"}}
+               and st["Principal"] == {"AWS": "*"} for st in denies), denies  # no overwrite, by anyone
+    denied = {a for st in denies if "Condition" not in st and st["Principal"] == {"AWS": "*"}
+              for a in _as_list(st["Action"])}
+    assert {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"} <= denied
+
+    export = f"GetAtt{audit_id}Arn"
+    writers = set()
+    for role, statements in _role_statements(synth).items():
+        on_audit = [st for st in statements if audit_id in json.dumps(st.get("Resource"))
+                    or export in json.dumps(st.get("Resource"))]
+        allowed = [a for st in on_audit if st["Effect"] == "Allow" for a in _as_list(st["Action"])]
+        for action in CHANGES_TO_AUDIT_OBJECTS:
+            assert not any(_grants(action, a) for a in allowed), (role, action, allowed)
+        puts = [st for st in on_audit if any(_grants("s3:PutObject", a) for a in _as_list(st["Action"]))]
+        if puts:
+            writers.add(role.split("Fn")[0] + "Fn")
+            only_put = [_as_list(st["Action"]) == ["s3:PutObject"] for st in puts]
+            under_audit = [json.dumps(st["Resource"]).endswith('/*"]]}') for st in puts]
+            assert all(only_put) and all(under_audit), puts
+    assert writers == set(AUDIT_WRITERS), writers
