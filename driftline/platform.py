@@ -14,6 +14,18 @@ from pathlib import Path
 from typing import Literal
 
 from driftline.config import PlatformConfig
+from driftline.contracts import (
+    CAPTURE_ERRORS_PREFIX,
+    CAPTURES_PREFIX,
+    DRIFT_DETECTED,
+    FEATURE_DATA_ACCEPTED,
+    FEEDBACK_PREFIX,
+    INCOMING_PREFIX,
+    METRICS_NAMESPACE,
+    QUARANTINE_PREFIX,
+    RETRAIN_REQUESTED,
+    capture_prefix,
+)
 
 # Chosen once, here: the Lambda runtime and architecture every function and layer is built for.
 LAMBDA_RUNTIME = "python3.12"
@@ -69,7 +81,7 @@ class CaptureStream:
 
     @property
     def prefix(self) -> str:
-        return f"captures/model={self.model}/"
+        return capture_prefix(self.model)
 
 
 @dataclass(frozen=True)
@@ -225,7 +237,7 @@ class Platform:
             "CHAMPION_TTL_SECONDS": str(cfg.serving.champion_ttl_seconds),
             "CAPTURE_SAMPLING": str(cfg.serving.capture_sampling),
             "MAX_ROWS": str(cfg.serving.max_rows),
-            "POWERTOOLS_METRICS_NAMESPACE": "Driftline",
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             # The request path skips the in-process X-Ray SDK (its import creates AWS clients and costs
             # 0.15-0.3 s of cold start); Lambda's own active tracing still records every invocation.
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -305,23 +317,23 @@ def build_platform(config: PlatformConfig) -> Platform:
             schedules.append(ScheduleRule(f"retrain-{m.name}", m.retrain.schedule, "retrain-trigger", "function",
                                           {"model": m.name, "trigger": "schedule"}, stack="pipeline"))
     event_rules = (
-        EventRule("on-drift", {"source": ["driftline.monitoring"], "detail-type": ["DriftDetected"]},
+        EventRule("on-drift", DRIFT_DETECTED.pattern(),
                   "retrain-trigger", "function"),
-        EventRule("on-labeled-data", {"source": ["driftline.ingest"], "detail-type": ["FeatureDataAccepted"],
-                                      "detail": {"has_labels": [True]}},
+        EventRule("on-labeled-data", FEATURE_DATA_ACCEPTED.pattern(has_labels=[True]),
                   "retrain-trigger", "function"),
-        EventRule("on-retrain-request", {"source": ["driftline.cli"], "detail-type": ["RetrainRequested"]},
+        EventRule("on-retrain-request", RETRAIN_REQUESTED.pattern(),
                   "retrain-trigger", "function"),
     )
     return Platform(
         config=config,
         buckets=(
             Bucket("features", "Uploads (incoming/), curated Parquet (curated/), quarantine/ and training sets",
-                   expire_prefixes=(("quarantine/", 365),)),
+                   expire_prefixes=((f"{QUARANTINE_PREFIX}/", 365),)),
             Bucket("artifacts", "Model artifacts: ONNX, skops, reference profiles"),
             Bucket("captures", "Inference captures and feedback labels",
                    # labels outlive the captures they label (they arrive late); delivery errors are for triage
-                   expire_prefixes=(("captures/", 90), ("feedback/", 180), ("capture-errors/", 30))),
+                   expire_prefixes=((f"{CAPTURES_PREFIX}/", 90), (f"{FEEDBACK_PREFIX}/", 180),
+                                    (f"{CAPTURE_ERRORS_PREFIX}/", 30))),
             Bucket("reports", "Drift reports (JSON and HTML)"),
             Bucket("audit", "Sealed copies of the registry's audit entries (write-once)",
                    write_once_days=AUDIT_RETENTION_DAYS),
@@ -339,7 +351,7 @@ def build_platform(config: PlatformConfig) -> Platform:
         event_bus=f"{config.env_name}-driftline",
         streams=tuple(CaptureStream(m.name) for m in config.models),
         functions=functions,
-        s3_triggers=(S3Trigger("features", "incoming/", "ingest"),),
+        s3_triggers=(S3Trigger("features", f"{INCOMING_PREFIX}/", "ingest"),),
         schedules=tuple(schedules),
         event_rules=event_rules,
         workflows=(

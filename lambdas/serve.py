@@ -28,6 +28,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from driftline.contracts import METRICS_NAMESPACE
 from driftline.serving.errors import ServingError
 from driftline.serving.proxy import ProxyRequest, RouteHandler, Router, respond
 from driftline.serving.service import (
@@ -51,7 +52,7 @@ def _tracing_enabled() -> bool:
 
 
 logger = Logger()
-emf = EmfWriter(os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Driftline",
+emf = EmfWriter(os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE,
                 os.environ.get("POWERTOOLS_SERVICE_NAME") or "driftline-serve")
 
 

@@ -13,7 +13,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 
-from driftline.retraining.approvals import APPROVAL_KEY_PREFIX
+from driftline.contracts import APPROVAL_PREFIX, METRICS_NAMESPACE
 from stacks.constructs import PlatformFunction
 from stacks.resources import SharedResources
 
@@ -163,7 +163,7 @@ def grant(shared: SharedResources, fn: lambda_.IFunction, logical: str) -> None:
                 iam.PolicyStatement(
                     actions=["cloudwatch:PutMetricData"],
                     resources=["*"],
-                    conditions={"StringEquals": {"cloudwatch:namespace": "Driftline"}},
+                    conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
                 )
             )
         elif kind == "streams":
@@ -178,6 +178,6 @@ def deny_approval_items(control: dynamodb.ITable, fn: lambda_.IFunction) -> None
     """
     fn.add_to_role_policy(iam.PolicyStatement(
         effect=iam.Effect.DENY, actions=list(ITEM_ACTIONS), resources=[control.table_arn],
-        conditions={"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": [f"{APPROVAL_KEY_PREFIX}*"]}}))
+        conditions={"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": [f"{APPROVAL_PREFIX}*"]}}))
     fn.add_to_role_policy(iam.PolicyStatement(
         effect=iam.Effect.DENY, actions=list(KEYLESS_READS), resources=[control.table_arn]))

@@ -12,9 +12,10 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from driftline.contracts import METRICS_NAMESPACE
 from driftline.platform import API_STAGE, Platform
 
-NAMESPACE = "Driftline"
+NAMESPACE = METRICS_NAMESPACE
 FIVE_MIN = Duration.minutes(5)
 # Driftline's own metric names (EMF via Powertools; dimensions include service, model, version).
 SERVING_METRICS = ("Requests", "LatencyMs", "Rows", "Errors", "CaptureFailures")

@@ -14,6 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from driftline.contracts import CAPTURE_ERRORS_PREFIX
 from driftline.platform import API_STAGE, Platform, Route
 from stacks.constructs import RETENTION, removal_policy
 from stacks.functions import make_function
@@ -61,7 +62,7 @@ class ServingStack(Stack):
                 destination=firehose.S3Bucket(
                     shared.buckets["captures"],
                     data_output_prefix=stream.prefix,
-                    error_output_prefix=f"capture-errors/model={stream.model}/!{{firehose:error-output-type}}/"
+                    error_output_prefix=f"{CAPTURE_ERRORS_PREFIX}/model={stream.model}/!{{firehose:error-output-type}}/"
                     f"!{{timestamp:yyyy/MM/dd/HH}}/",
                     buffering_interval=Duration.seconds(60),
                     buffering_size=Size.mebibytes(5),

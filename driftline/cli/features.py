@@ -164,6 +164,7 @@ def upload_cmd(
     from botocore.exceptions import BotoCoreError, ClientError
 
     from driftline import aws
+    from driftline.contracts import incoming_key
     from driftline.features.readers import suffix_format
 
     platform, catalog = _catalog(config, env)
@@ -176,7 +177,7 @@ def upload_cmd(
     if suffix_format(object_name) is None:
         fail(f"{object_name}: unsupported file type; upload .parquet, .csv or .csv.gz files")
     bucket = _features_bucket(platform)
-    key = f"incoming/{fs.name}/{object_name}"
+    key = incoming_key(fs.name, object_name)
     s3 = aws.client("s3")
     try:
         with err_console.status(f"uploading {file.name} ({file.stat().st_size / 2**20:.1f} MiB)…"):

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from driftline.contracts import capture_prefix, incoming_key
 from driftline.demo.local import DemoError, LocalRun
 from driftline.demo.runs import RunFollower
 from driftline.demo.traffic import BackgroundTraffic, send
@@ -205,24 +206,21 @@ class Story:
         import pyarrow.parquet as pq
 
         from driftline.datasets.credit_default import FEATURE_SET
+        from driftline.features.ingest import IN_FLIGHT, recent_uploads
 
         local = self._local()
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
         bucket = local.bucket("features")
-        key = f"incoming/{FEATURE_SET}/{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.parquet"
+        key = incoming_key(FEATURE_SET, f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.parquet")
         local.client("s3").put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
         uri = f"s3://{bucket}/{key}"
-        ddb = local.client("dynamodb")
         table_name = self.platform.name("control")
 
-        def record() -> dict[str, Any] | None:
-            items = ddb.query(TableName=table_name, KeyConditionExpression="pk = :pk", ScanIndexForward=False,
-                              ExpressionAttributeValues={":pk": {"S": f"INGEST#{FEATURE_SET}"}},
-                              Limit=25).get("Items", [])
-            for it in items:
-                if it.get("source", {}).get("S") == uri:
-                    return {k: (v.get("S") or v.get("N") or v.get("BOOL")) for k, v in it.items()}
+        def record() -> dict[str, Any] | None:  # the upload's outcome, not an attempt still under way
+            for rec in recent_uploads(table_name, [FEATURE_SET], limit=25, client=local.client):
+                if rec.get("source") == uri and rec.get("status") not in IN_FLIGHT and not rec.get("retryable"):
+                    return rec
             return None
 
         rec: dict[str, Any] = self._wait(record, f"the ingest record of {uri} (is the ingest function working?)")
@@ -324,7 +322,7 @@ class Story:
         local = self._local()
         s3 = local.client("s3")
         bucket = local.bucket("captures")
-        prefix = f"captures/model={self.s.model}/"
+        prefix = capture_prefix(self.s.model)
 
         def count() -> int:
             n = 0

@@ -17,11 +17,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from driftline.contracts import (  # the key layout lives in contracts; re-exported for the feature modules
+    CURATED_PREFIX,
+    INCOMING_PREFIX,
+    PENDING_DIR,
+    QUARANTINE_PREFIX,
+    curated_key,
+    curated_root,
+    pending_key,
+    quarantine_prefix,
+)
 from driftline.features.arrow_columns import is_text, is_text_dictionary, valid_bits
 
-CURATED_PREFIX = "curated"
-QUARANTINE_PREFIX = "quarantine"
-INCOMING_PREFIX = "incoming"
+__all__ = ["CURATED_PREFIX", "INCOMING_PREFIX", "PENDING_DIR", "QUARANTINE_PREFIX", "curated_day", "curated_files",
+           "curated_key", "curated_root", "day_partitions", "dictionary_columns", "parquet_bytes", "pending_key",
+           "pending_uploads", "plain_schema", "quarantine_prefix", "select_rows", "split_by_day", "upload_of"]
+
 _DAY_US = 86_400_000_000
 DICTIONARY_SAMPLE_ROWS = 4096
 """Rows (spread evenly over the table) that decide which columns get a Parquet dictionary."""
@@ -30,24 +41,6 @@ DICTIONARY_MAX_DISTINCT = 0.5
 
 Selection = slice | np.ndarray
 """Rows of one day: a contiguous slice (time-ordered uploads) or row numbers in upload order."""
-
-
-def curated_key(feature_set: str, day: str, upload_id: str) -> str:
-    return f"{CURATED_PREFIX}/{feature_set}/date={day}/{upload_id}.parquet"
-
-
-PENDING_DIR = "_pending"
-"""``curated/<feature_set>/_pending/<upload-id>``: an upload whose commit has not finished.
-
-Written before an upload's first curated file and deleted after its last write, so a reader that
-skips the files of pending uploads never reads half a commit (a crashed one stays pending until a
-retry or ``driftline features redrive`` finishes it). Not a ``date=`` partition: Athena's
-projected partitions never look at it.
-"""
-
-
-def pending_key(feature_set: str, upload_id: str) -> str:
-    return f"{CURATED_PREFIX}/{feature_set}/{PENDING_DIR}/{upload_id}"
 
 
 def pending_uploads(keys: Sequence[str]) -> set[str]:
@@ -63,14 +56,6 @@ def curated_day(key: str) -> str:
 def upload_of(key: str) -> str:
     """The upload id a :func:`curated_key` was written by (its file stem)."""
     return key.rsplit("/", 1)[-1].removesuffix(".parquet")
-
-
-def curated_root(feature_set: str) -> str:
-    return f"{CURATED_PREFIX}/{feature_set}/"
-
-
-def quarantine_prefix(feature_set: str, upload_id: str) -> str:
-    return f"{QUARANTINE_PREFIX}/{feature_set}/{upload_id}/"
 
 
 def _day_order(table: pa.Table, timestamp: str) -> tuple[np.ndarray | None, list[tuple[str, slice]]]:

@@ -51,6 +51,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from driftline import aws
+from driftline.contracts import FEATURE_DATA_ACCEPTED, S3_OBJECT_CREATED, content_key, ingest_pk
 from driftline.features.curated import (
     INCOMING_PREFIX,
     curated_day,
@@ -69,8 +70,6 @@ log = logging.getLogger(__name__)
 
 Status = Literal["accepted", "partial", "rejected", "unreadable", "too_large", "skipped", "failed", "processing",
                  "committing"]
-EVENT_SOURCE = "driftline.ingest"
-EVENT_TYPE = "FeatureDataAccepted"
 QUARANTINED: frozenset[str] = frozenset({"partial", "rejected", "unreadable", "too_large"})
 COMMITTED: frozenset[str] = frozenset({"accepted", "partial"})
 """Statuses whose curated files count: the upload's commit finished."""
@@ -124,7 +123,7 @@ def parse_s3_event(event: dict[str, Any]) -> list[S3Object]:
         out.append(S3Object(bucket=s3["bucket"]["name"], key=unquote_plus(obj["key"]),
                             version_id=obj.get("versionId"), etag=obj.get("eTag"), size=obj.get("size"),
                             event_time=rec.get("eventTime"), redrive=redrive))
-    if event.get("detail-type") == "Object Created" and isinstance(event.get("detail"), dict):
+    if event.get("detail-type") == S3_OBJECT_CREATED and isinstance(event.get("detail"), dict):
         d = event["detail"]
         obj = d.get("object", {})
         out.append(S3Object(bucket=d["bucket"]["name"], key=obj["key"], version_id=obj.get("version-id"),
@@ -472,11 +471,9 @@ class Ingestor:
                   "rows_accepted": result.rows_accepted, "has_labels": result.has_labels,
                   "curated_uri": f"s3://{self.targets.bucket}/{curated_root(fs.name)}",
                   "curated_keys": result.curated_keys[:200]}
-        resp = self._client("events").put_events(Entries=[{
-            "Source": EVENT_SOURCE, "DetailType": EVENT_TYPE, "Detail": json.dumps(detail),
-            "EventBusName": self.targets.event_bus}])
+        resp = self._client("events").put_events(Entries=[FEATURE_DATA_ACCEPTED.entry(detail, self.targets.event_bus)])
         if resp.get("FailedEntryCount"):
-            raise RuntimeError(f"EventBridge refused {EVENT_TYPE}: {resp.get('Entries')}")
+            raise RuntimeError(f"EventBridge refused {FEATURE_DATA_ACCEPTED.detail_type}: {resp.get('Entries')}")
 
     def _delete_original(self, obj: S3Object, result: IngestResult) -> bool:
         """Delete the upload (a delete marker when versioned) unless a newer upload replaced it."""
@@ -497,7 +494,7 @@ class Ingestor:
         """The earlier upload with these exact bytes (another upload, not a retry of this one), if any."""
         got = self._client("dynamodb").get_item(
             TableName=self.targets.control_table, ConsistentRead=True,
-            Key={"pk": {"S": f"CONTENT#{fs.name}"}, "sk": {"S": str(result.content_sha256)}}).get("Item")
+            Key=content_key(fs.name, str(result.content_sha256))).get("Item")
         if not got or got.get("upload_id", {}).get("S") == result.upload_id:
             return None
         return {k: v["S"] for k, v in got.items() if "S" in v}
@@ -505,7 +502,7 @@ class Ingestor:
     def _remember_content(self, fs: FeatureSet, result: IngestResult) -> None:
         """The content hash of an ingested upload, so the same bytes under another key are recognised."""
         self._client("dynamodb").put_item(TableName=self.targets.control_table, Item={
-            "pk": {"S": f"CONTENT#{fs.name}"}, "sk": {"S": str(result.content_sha256)},
+            **content_key(fs.name, str(result.content_sha256)),
             "upload_id": {"S": str(result.upload_id)}, "source": {"S": result.source},
             "recorded_at": {"S": datetime.now(UTC).isoformat()}})
 
@@ -518,7 +515,7 @@ class Ingestor:
         data["curated_days"] = [curated_day(k) for k in result.curated_keys]
         data["curated_keys"] = result.curated_keys[:RECORDED_KEYS]
         item: dict[str, Any] = {
-            "pk": {"S": f"INGEST#{fs.name}"}, "sk": {"S": f"{when}#{result.upload_id}"},
+            "pk": {"S": ingest_pk(fs.name)}, "sk": {"S": f"{when}#{result.upload_id}"},
             "recorded_at": {"S": datetime.now(UTC).isoformat()},
             "result": {"S": json.dumps(data, default=str)},
         }
@@ -587,7 +584,7 @@ def recent_uploads(control_table: str, feature_sets: list[str], *, limit: int = 
     found: list[tuple[str, dict[str, Any]]] = []
     for name in feature_sets:
         resp = ddb.query(TableName=control_table, KeyConditionExpression="pk = :pk",
-                         ExpressionAttributeValues={":pk": {"S": f"INGEST#{name}"}},
+                         ExpressionAttributeValues={":pk": {"S": ingest_pk(name)}},
                          ScanIndexForward=False, Limit=limit)
         for item in resp.get("Items", []):
             record = json.loads(item["result"]["S"]) if "result" in item else {}

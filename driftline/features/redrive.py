@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
-from driftline.features.curated import INCOMING_PREFIX
+from driftline.contracts import INCOMING_PREFIX, ingest_pk
 from driftline.features.ingest import IN_FLIGHT, REDRIVE_FIELD, parse_s3_event
 
 __all__ = ["RedriveOutcome", "Unfinished", "dead_lettered", "merge", "redrive", "redrive_event",
@@ -100,7 +100,7 @@ def unfinished_uploads(control_table: str, feature_sets: Iterable[str], *, stall
     out: list[tuple[str, Unfinished]] = []
     for name in feature_sets:
         kwargs: dict[str, Any] = {"TableName": control_table, "KeyConditionExpression": "pk = :pk",
-                                  "ExpressionAttributeValues": {":pk": {"S": f"INGEST#{name}"}}}
+                                  "ExpressionAttributeValues": {":pk": {"S": ingest_pk(name)}}}
         while True:
             resp = client.query(**kwargs)
             for item in resp.get("Items", []):

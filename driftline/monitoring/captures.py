@@ -15,12 +15,13 @@ import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from driftline import aws
+from driftline.contracts import CAPTURES_PREFIX, FEEDBACK_PREFIX, hour_prefixes, record_time
 from driftline.monitoring.window import Window
 from driftline.retraining.captures import DEFAULT_MAX_FEEDBACK_OBJECTS
 from driftline.serving.labels import CAPTURE_CALLER, Labels
@@ -81,32 +82,12 @@ def _numeric(values: list[Any]) -> np.ndarray:
         return np.asarray(values, dtype=object)
 
 
-def hour_prefixes(root: str, model: str, start: datetime, end: datetime) -> list[str]:
-    """``<root>/model=<m>/YYYY/MM/DD/HH/`` for every hour from ``start`` through ``end``."""
-    t = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    out = []
-    while t <= end:
-        out.append(f"{root}/model={model}/{t:%Y/%m/%d/%H}/")
-        t += timedelta(hours=1)
-    return out
-
-
 def _objects(bucket: str, prefixes: Sequence[str]) -> Iterator[tuple[str, bytes]]:
     s3 = aws.client("s3")
     for prefix in prefixes:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 yield obj["Key"], s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-
-
-def _parse_ts(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def read_window(
@@ -122,7 +103,7 @@ def read_window(
     data = WindowData(columns={f: [] for f in features})
     seen: set[str] = set()
     cols = data.columns
-    prefixes = hour_prefixes("captures", model, window.start, window.end + DELIVERY_LAG)
+    prefixes = hour_prefixes(CAPTURES_PREFIX, model, window.start, window.end + DELIVERY_LAG)
     for key, body in _objects(bucket, prefixes):
         for line in body.splitlines():
             if not line.strip():
@@ -136,7 +117,7 @@ def read_window(
             if not isinstance(rec, dict):
                 data.n_bad_lines += 1
                 continue
-            ts = _parse_ts(rec.get("ts"))
+            ts = record_time(rec.get("ts"))
             if ts is None or not window.contains(ts):
                 continue
             if rec.get("role", "champion") != "champion" or rec.get("version") != version:
@@ -174,7 +155,7 @@ def read_labels(bucket: str, model: str, start: datetime, end: datetime, *, labe
     canary: a flood of tiny label objects must not stall the check."""
     labels = Labels(labelers)
     opened = 0
-    for key, body in _objects(bucket, hour_prefixes("feedback", model, start, end)):
+    for key, body in _objects(bucket, hour_prefixes(FEEDBACK_PREFIX, model, start, end)):
         if opened >= max_objects:
             log.warning("read_labels stopped after %d objects for %s (%s and later not read)", max_objects, model, key)
             break

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from driftline.config import ConfigError, ModelConfig, PlatformConfig
+from driftline.contracts import METRICS_NAMESPACE
 from driftline.drift import DriftInputError, Profile, ProfileFormatError, ProfileMismatchError, check_drift
 from driftline.drift.feature_set import PREDICTION_COLUMN
 from driftline.drift.methods import SMALL_REFERENCE_ROWS
@@ -58,7 +59,7 @@ class Context:
     reports_bucket: str
     alerts_topic_arn: str
     event_bus: str
-    metrics_namespace: str = publish.METRICS_NAMESPACE
+    metrics_namespace: str = METRICS_NAMESPACE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Context:
@@ -89,7 +90,7 @@ class Context:
             reports_bucket=env["REPORTS_BUCKET"],
             alerts_topic_arn=env["ALERTS_TOPIC_ARN"],
             event_bus=env["EVENT_BUS_NAME"],
-            metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or publish.METRICS_NAMESPACE,
+            metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE,
         )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from driftline import aws
+from driftline.contracts import drift_history_pk
 
 
 @dataclass
@@ -62,7 +63,7 @@ class HistoryEntry:
 
 
 def _pk(model: str) -> str:
-    return f"DRIFT#{model}"
+    return drift_history_pk(model)
 
 
 class DriftHistory:

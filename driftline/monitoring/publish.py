@@ -10,15 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from driftline import aws
+from driftline.contracts import DRIFT_DETECTED, report_prefix
 
-EVENT_SOURCE = "driftline.monitoring"
-EVENT_DETAIL_TYPE = "DriftDetected"
-METRICS_NAMESPACE = "Driftline"
 _METRICS_PER_CALL = 20
-
-
-def report_prefix(model: str, window_end: str) -> str:
-    return f"drift/{model}/{window_end}/"
 
 
 def write_report(bucket: str, model: str, window_end: str, result: Mapping[str, Any], html: str) -> tuple[str, str]:
@@ -88,7 +82,7 @@ def alert(topic_arn: str, subject: str, message: str, model: str) -> str:
         Message=message,
         MessageAttributes={
             "model": {"DataType": "String", "StringValue": model},
-            "event": {"DataType": "String", "StringValue": EVENT_DETAIL_TYPE},
+            "event": {"DataType": "String", "StringValue": DRIFT_DETECTED.detail_type},
         },
     )
     return str(resp.get("MessageId", ""))
@@ -97,13 +91,7 @@ def alert(topic_arn: str, subject: str, message: str, model: str) -> str:
 def drift_event(bus: str, detail: Mapping[str, Any]) -> str:
     resp = aws.client("events").put_events(
         Entries=[
-            {
-                "Source": EVENT_SOURCE,
-                "DetailType": EVENT_DETAIL_TYPE,
-                "Detail": json.dumps(detail),
-                "EventBusName": bus,
-                "Time": datetime.now(UTC),
-            }
+            {**DRIFT_DETECTED.entry(dict(detail), bus), "Time": datetime.now(UTC)}
         ]
     )
     if resp.get("FailedEntryCount"):

@@ -27,6 +27,7 @@ from typing import Any
 
 from driftline import aws
 from driftline.config import ConfigError, PlatformConfig, QualityGate
+from driftline.contracts import APPROVAL_PREFIX
 from driftline.registry.store import (
     ModelVersion,
     QualityGateFailedError,
@@ -38,7 +39,7 @@ from driftline.registry.store import (
 )
 from driftline.retraining.gate import assess_registered, gate_record
 
-APPROVAL_KEY_PREFIX = "APPROVAL#"
+APPROVAL_KEY_PREFIX = APPROVAL_PREFIX
 """Partition-key prefix of the control-table items holding a waiting run's task token. Whoever reads the
 token can resume the run, so IAM denies every other function's role any item under this prefix
 (``dynamodb:LeadingKeys``, stacks/functions.py): only the workflow (writes it) and approve read it."""

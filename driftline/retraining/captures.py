@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from driftline import aws
+from driftline.contracts import CAPTURES_PREFIX, FEEDBACK_PREFIX, hour_prefixes, record_time
 from driftline.serving.labels import Labels
 
 log = logging.getLogger(__name__)
@@ -24,18 +25,6 @@ DEFAULT_MAX_RECORDS = 200_000
 DEFAULT_MAX_FEEDBACK_OBJECTS = 5_000
 """Feedback objects one read opens at most: a flood of tiny label objects must not stall a canary
 evaluation until its step times out (which would roll the challenger back)."""
-
-
-def hour_prefixes(root: str, model: str, start: datetime, end: datetime) -> list[str]:
-    """``<root>/model=<m>/YYYY/MM/DD/HH/`` for every hour from ``start`` to ``end`` (inclusive)."""
-    if end < start:
-        return []
-    t = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    out = []
-    while t <= end:
-        out.append(f"{root}/model={model}/{t:%Y/%m/%d/%H}/")
-        t += timedelta(hours=1)
-    return out
 
 
 def _lines(bucket: str, prefix: str, budget: list[int] | None = None) -> Iterator[dict[str, Any]]:
@@ -60,24 +49,14 @@ def _lines(bucket: str, prefix: str, budget: list[int] | None = None) -> Iterato
                     yield rec
 
 
-def parse_ts(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
 def read_captures(bucket: str, model: str, start: datetime, end: datetime, versions: set[int], *,
                   max_records: int = DEFAULT_MAX_RECORDS) -> list[dict[str, Any]]:
     """Capture records of ``versions`` with ``start <= ts <= end``, de-duplicated on (request_id, role)."""
     seen: set[tuple[str, str]] = set()
     out: list[dict[str, Any]] = []
-    for prefix in hour_prefixes("captures", model, start, end):
+    for prefix in hour_prefixes(CAPTURES_PREFIX, model, start, end):
         for rec in _lines(bucket, prefix):
-            ts = parse_ts(rec.get("ts"))
+            ts = record_time(rec.get("ts"))
             if ts is None or not start <= ts <= end or rec.get("version") not in versions:
                 continue
             key = (str(rec.get("request_id")), str(rec.get("role")))
@@ -101,7 +80,7 @@ def read_feedback(bucket: str, model: str, start: datetime, end: datetime, *, la
     """
     labels = Labels(labelers)
     budget = [max_objects]
-    for prefix in hour_prefixes("feedback", model, start, end):
+    for prefix in hour_prefixes(FEEDBACK_PREFIX, model, start, end):
         for rec in _lines(bucket, prefix, budget):
             labels.add(rec)
         if budget[0] <= 0:

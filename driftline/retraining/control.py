@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from driftline import aws
+from driftline.contracts import lock_key, retrain_pk
 
 DecisionKind = Literal["started", "skipped", "rejected"]
 INVALID_MODEL_KEY = "_invalid"
@@ -88,7 +89,7 @@ class ControlTable:
     # ------------------------------------------------------------ lock
     @staticmethod
     def _lock_key(model: str) -> dict[str, Any]:
-        return {"pk": {"S": f"LOCK#{model}"}, "sk": {"S": "RETRAIN"}}
+        return lock_key(model)
 
     def lock(self, model: str) -> LockState:
         item = self._ddb.get_item(TableName=self.table, Key=self._lock_key(model),
@@ -143,7 +144,7 @@ class ControlTable:
     # ------------------------------------------------------------ decision log and step records
     def record_decision(self, d: Decision) -> None:
         item = {
-            "pk": {"S": f"RETRAIN#{d.model}"}, "sk": {"S": f"{d.at}#{uuid.uuid4().hex[:8]}"},
+            "pk": {"S": retrain_pk(d.model)}, "sk": {"S": f"{d.at}#{uuid.uuid4().hex[:8]}"},
             "kind": {"S": "decision"}, "decision": {"S": d.decision}, "reason": {"S": d.reason},
             "trigger": {"S": d.trigger}, "trigger_id": {"S": d.trigger_id},
             "requested_by": {"S": d.requested_by}, "execution_name": {"S": d.execution_name},
@@ -161,7 +162,7 @@ class ControlTable:
         if truncated:
             body = json.dumps({"truncated": True, "bytes": len(body), "head": body[:STEP_RECORD_MAX_BYTES]})
         item: dict[str, Any] = {
-            "pk": {"S": f"RETRAIN#{model}"}, "sk": {"S": f"{at}#step-{uuid.uuid4().hex[:8]}"},
+            "pk": {"S": retrain_pk(model)}, "sk": {"S": f"{at}#step-{uuid.uuid4().hex[:8]}"},
             "kind": {"S": "step"}, "action": {"S": action}, "execution_arn": {"S": execution_id},
             "execution_name": {"S": execution_id.rsplit(":", 1)[-1]}, "at": {"S": at},
             "duration_ms": {"N": f"{duration_ms:.3f}"}, "payload": {"S": body},
@@ -174,7 +175,7 @@ class ControlTable:
         """Newest first: decisions and step records of a model (``kind`` filters to one of them)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table, "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"RETRAIN#{model}"}}, "ScanIndexForward": False,
+            "ExpressionAttributeValues": {":pk": {"S": retrain_pk(model)}}, "ScanIndexForward": False,
             "ConsistentRead": True,
         }
         out: list[dict[str, Any]] = []

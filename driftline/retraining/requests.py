@@ -8,9 +8,10 @@ retrain-trigger recorded for its event id and may follow the workflow run to its
 from __future__ import annotations
 
 import getpass
-import json
 import time
 from typing import Any
+
+from driftline.contracts import RETRAIN_REQUESTED
 
 __all__ = ["TERMINAL", "follow_execution", "request_retrain", "wait_for_decision", "whoami"]
 
@@ -41,9 +42,7 @@ def request_retrain(platform: Any, model: str, reason: str, requested_by: str,
         detail["require_approval"] = True
     if version is not None:
         detail["version"] = version
-    resp = aws.client("events").put_events(Entries=[{
-        "Source": "driftline.cli", "DetailType": "RetrainRequested", "Detail": json.dumps(detail),
-        "EventBusName": platform.event_bus}])
+    resp = aws.client("events").put_events(Entries=[RETRAIN_REQUESTED.entry(detail, platform.event_bus)])
     entry = resp["Entries"][0]
     if resp.get("FailedEntryCount") or "EventId" not in entry:
         raise RuntimeError(f"the event bus refused the request: {entry.get('ErrorCode')} "

@@ -24,6 +24,7 @@ from typing import Any
 
 from driftline import aws
 from driftline.config import ConfigError, ModelConfig, PlatformConfig
+from driftline.contracts import record_time
 from driftline.registry.store import (
     SYSTEM_PRINCIPAL,
     Registry,
@@ -327,7 +328,7 @@ def evaluate_canary(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any
     m = _model_cfg(ctx, request)
     version = _version(candidate)
     champion = dep.get("champion_version")
-    start = captures.parse_ts(dep.get("started_at"))
+    start = record_time(dep.get("started_at"))
     if not isinstance(champion, int) or start is None:
         raise InvalidStepInputError(f"the deploy result lacks champion_version/started_at: {dep}")
     end = ctx.clock()

@@ -26,6 +26,7 @@ from typing import Any
 
 from driftline import aws
 from driftline.config import MODEL_NAME_RE, ConfigError, PlatformConfig
+from driftline.contracts import DRIFT_DETECTED, FEATURE_DATA_ACCEPTED, RETRAIN_REQUESTED
 from driftline.retraining.control import INVALID_MODEL_KEY, ControlTable, Decision
 from driftline.retraining.naming import AUTOMATIC_TRIGGERS, execution_arn, execution_name
 
@@ -33,9 +34,9 @@ STARTING_GRACE_SECONDS = 60
 """A lock whose execution does not exist yet is treated as 'starting' for this long, not as stale."""
 
 SOURCES = {
-    ("driftline.monitoring", "DriftDetected"): "drift",
-    ("driftline.ingest", "FeatureDataAccepted"): "labels",
-    ("driftline.cli", "RetrainRequested"): "manual",
+    (DRIFT_DETECTED.source, DRIFT_DETECTED.detail_type): "drift",
+    (FEATURE_DATA_ACCEPTED.source, FEATURE_DATA_ACCEPTED.detail_type): "labels",
+    (RETRAIN_REQUESTED.source, RETRAIN_REQUESTED.detail_type): "manual",
 }
 
 
@@ -182,7 +183,7 @@ def _drift(detail: Mapping[str, Any], where: str, event_id: str,
     reason += f" ({cols})" if cols else ""
     if not config.model(model).retrain.on_drift:
         raise _OptOutError(model, "drift", event_id, "retrain.on_drift is false for this model", details)
-    return [RetrainRequest(model, "drift", event_id, reason, "driftline.monitoring", details)]
+    return [RetrainRequest(model, "drift", event_id, reason, DRIFT_DETECTED.source, details)]
 
 
 def _labels(detail: Mapping[str, Any], where: str, event_id: str, config: PlatformConfig,
@@ -211,7 +212,7 @@ def _labels(detail: Mapping[str, Any], where: str, event_id: str, config: Platfo
         else:
             requests.append(RetrainRequest(m.name, "labels", event_id,
                                            f"{rows} new labeled rows in {fs} (upload {details['upload_id']})",
-                                           "driftline.ingest", details))
+                                           FEATURE_DATA_ACCEPTED.source, details))
     return requests, skips
 
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from driftline import aws
+from driftline.contracts import feedback_key
 from driftline.serving.errors import ServingError, unprocessable
 from driftline.serving.labels import FEEDBACK_BY
 from driftline.serving.validation import describe
@@ -92,7 +93,7 @@ def store_feedback(bucket: str, model: str, labels: list[dict[str, Any]], now: d
     authenticated; omitted when unauthenticated); return its ``s3://`` URI."""
     now = now or datetime.now(UTC)
     ts = now.isoformat(timespec="microseconds")
-    key = f"feedback/model={model}/{now:%Y/%m/%d/%H}/{uuid.uuid4().hex}.jsonl"
+    key = feedback_key(model, now, uuid.uuid4().hex)
     who = {FEEDBACK_BY: by} if by else {}
     body = "".join(json.dumps({"request_id": r["request_id"], "label": r["label"], "ts": ts, **who},
                               separators=(",", ":")) + "\n" for r in labels)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from driftline.retraining.captures import hour_prefixes, parse_ts
+from driftline.contracts import hour_prefixes
+from driftline.contracts import record_time as parse_ts
 
 
 def test_hour_prefixes_cover_the_window_inclusively() -> None:

@@ -1,0 +1,222 @@
+"""Every name two parts of Driftline must agree on, defined once: events, metrics, keys, items.
+
+Pure data and string builders (no I/O, no imports beyond the standard library), so the serving
+Lambda, the CDK app, the local runtime and the CLI all import it for free. A change of one event
+name, key layout or item prefix is a change here; ``tests/unit/test_contracts.py`` fails when one
+of these literals is written anywhere else.
+
+Sections: EventBridge events (``source``/``detail-type`` and the detail fields consumers may
+rely on), the CloudWatch metric namespace, S3 key layouts (features, captures, reports buckets)
+and control-table item keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+__all__ = [
+    "APPROVAL_PREFIX",
+    "CAPTURES_PREFIX",
+    "CAPTURE_ERRORS_PREFIX",
+    "CONTROL_PREFIXES",
+    "CURATED_PREFIX",
+    "DRIFT_DETECTED",
+    "EVENTS",
+    "FEATURE_DATA_ACCEPTED",
+    "FEEDBACK_PREFIX",
+    "INCOMING_PREFIX",
+    "METRICS_NAMESPACE",
+    "PENDING_DIR",
+    "QUARANTINE_PREFIX",
+    "RETRAIN_REQUESTED",
+    "S3_OBJECT_CREATED",
+    "EventType",
+    "approval_pk",
+    "capture_prefix",
+    "content_key",
+    "curated_key",
+    "curated_root",
+    "drift_history_pk",
+    "feedback_key",
+    "hour_prefix",
+    "hour_prefixes",
+    "incoming_key",
+    "ingest_pk",
+    "lock_key",
+    "pending_key",
+    "quarantine_prefix",
+    "record_time",
+    "report_prefix",
+    "retrain_pk",
+]
+
+
+# ---- events on the platform bus ------------------------------------------------------------------
+@dataclass(frozen=True)
+class EventType:
+    """One EventBridge event the platform publishes: who sends it, and the detail consumers read."""
+
+    source: str
+    detail_type: str
+    detail_fields: tuple[str, ...]
+    """Fields of ``detail`` a consumer may rely on (publishers may add more)."""
+
+    def pattern(self, **detail: list[Any]) -> dict[str, Any]:
+        """An EventBridge rule pattern matching this event (and ``detail`` values, if given)."""
+        out: dict[str, Any] = {"source": [self.source], "detail-type": [self.detail_type]}
+        if detail:
+            out["detail"] = detail
+        return out
+
+    def entry(self, detail: dict[str, Any], bus: str) -> dict[str, Any]:
+        """A ``PutEvents`` entry (the caller serializes ``detail``)."""
+        import json
+
+        return {"Source": self.source, "DetailType": self.detail_type, "Detail": json.dumps(detail),
+                "EventBusName": bus}
+
+
+FEATURE_DATA_ACCEPTED = EventType(
+    "driftline.ingest", "FeatureDataAccepted",
+    ("feature_set", "feature_set_version", "upload_id", "rows_accepted", "has_labels", "curated_uri", "curated_keys"))
+"""An upload committed accepted rows (``has_labels``: some carry labels, a retraining trigger)."""
+DRIFT_DETECTED = EventType(
+    "driftline.monitoring", "DriftDetected",
+    ("model", "version", "window_start", "window_end", "share_drifted", "drifted_columns", "report_uri"))
+"""A scheduled check found dataset drift (or a performance breach) for a model."""
+RETRAIN_REQUESTED = EventType(
+    "driftline.cli", "RetrainRequested", ("model", "requested_by", "reason", "require_approval", "version"))
+"""Someone asked for a retraining run (``driftline retrain``, the demo, a notebook)."""
+EVENTS: tuple[EventType, ...] = (FEATURE_DATA_ACCEPTED, DRIFT_DETECTED, RETRAIN_REQUESTED)
+S3_OBJECT_CREATED = "Object Created"
+"""The detail-type of S3's own EventBridge notification (an alternative ingest trigger)."""
+
+# ---- metrics -------------------------------------------------------------------------------------
+METRICS_NAMESPACE = "Driftline"
+"""CloudWatch namespace of every platform metric (EMF from the functions, PutMetricData from drift)."""
+
+# ---- features bucket -----------------------------------------------------------------------------
+INCOMING_PREFIX = "incoming"
+CURATED_PREFIX = "curated"
+QUARANTINE_PREFIX = "quarantine"
+PENDING_DIR = "_pending"
+"""``curated/<feature_set>/_pending/<upload-id>``: an upload whose commit has not finished.
+
+Written before an upload's first curated file and deleted after its last write, so a reader that
+skips the files of pending uploads never reads half a commit (a crashed one stays pending until a
+retry or ``driftline features redrive`` finishes it). Not a ``date=`` partition: Athena's
+projected partitions never look at it.
+"""
+
+
+def incoming_key(feature_set: str, name: str) -> str:
+    """``incoming/<feature_set>/<name>``: where an upload lands (ingest validates it on arrival)."""
+    return f"{INCOMING_PREFIX}/{feature_set}/{name}"
+
+
+def curated_root(feature_set: str) -> str:
+    return f"{CURATED_PREFIX}/{feature_set}/"
+
+
+def curated_key(feature_set: str, day: str, upload_id: str) -> str:
+    """``curated/<feature_set>/date=YYYY-MM-DD/<upload-id>.parquet``: one file per upload and UTC day."""
+    return f"{CURATED_PREFIX}/{feature_set}/date={day}/{upload_id}.parquet"
+
+
+def pending_key(feature_set: str, upload_id: str) -> str:
+    return f"{CURATED_PREFIX}/{feature_set}/{PENDING_DIR}/{upload_id}"
+
+
+def quarantine_prefix(feature_set: str, upload_id: str) -> str:
+    return f"{QUARANTINE_PREFIX}/{feature_set}/{upload_id}/"
+
+
+# ---- captures bucket -----------------------------------------------------------------------------
+CAPTURES_PREFIX = "captures"
+FEEDBACK_PREFIX = "feedback"
+CAPTURE_ERRORS_PREFIX = "capture-errors"
+
+
+def capture_prefix(model: str) -> str:
+    """``captures/model=<model>/``: where the model's Firehose stream delivers (``YYYY/MM/DD/HH/`` below)."""
+    return f"{CAPTURES_PREFIX}/model={model}/"
+
+
+def hour_prefix(root: str, model: str, hour: datetime) -> str:
+    """``<root>/model=<model>/YYYY/MM/DD/HH/`` for ``root`` ``captures`` or ``feedback`` (UTC hour)."""
+    return f"{root}/model={model}/{hour:%Y/%m/%d/%H}/"
+
+
+def hour_prefixes(root: str, model: str, start: datetime, end: datetime) -> list[str]:
+    """:func:`hour_prefix` for every hour from ``start`` through ``end`` (none when ``end < start``)."""
+    t = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    out = []
+    while t <= end:
+        out.append(hour_prefix(root, model, t))
+        t += timedelta(hours=1)
+    return out
+
+
+def record_time(value: Any) -> datetime | None:
+    """The ``ts`` of a capture or label record (ISO 8601, ``Z`` or an offset; naive = UTC), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def feedback_key(model: str, when: datetime, object_id: str) -> str:
+    """``feedback/model=<model>/YYYY/MM/DD/HH/<id>.jsonl``: one labels request, JSON lines."""
+    return f"{hour_prefix(FEEDBACK_PREFIX, model, when)}{object_id}.jsonl"
+
+
+# ---- reports bucket ------------------------------------------------------------------------------
+def report_prefix(model: str, window_end: str) -> str:
+    """``drift/<model>/<window end>/``: ``result.json`` and ``report.html`` of one check."""
+    return f"drift/{model}/{window_end}/"
+
+
+# ---- control table items (pk, sk) ---------------------------------------------------------------
+CONTROL_PREFIXES = {
+    "INGEST#": "ingest records: pk INGEST#<feature set>, sk <event time>#<upload id> (features.ingest)",
+    "CONTENT#": "content hashes of ingested uploads: pk CONTENT#<feature set>, sk <sha256> (features.ingest)",
+    "LOCK#": "one retraining run per model: pk LOCK#<model>, sk RETRAIN (retraining.control)",
+    "RETRAIN#": "trigger decisions and workflow steps: pk RETRAIN#<model>, sk <time>#<id> (retraining.control)",
+    "APPROVAL#": "a run waiting for approval, with its task token: pk APPROVAL#<model>, sk <version> "
+                 "(retraining.approvals)",
+    "DRIFT#": "drift check history: pk DRIFT#<model> (monitoring.history)",
+}
+"""Every item kind of the control table, its key layout and the one module that writes it."""
+
+
+def ingest_pk(feature_set: str) -> str:
+    return f"INGEST#{feature_set}"
+
+
+def content_key(feature_set: str, sha256: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": f"CONTENT#{feature_set}"}, "sk": {"S": sha256}}
+
+
+def lock_key(model: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": f"LOCK#{model}"}, "sk": {"S": "RETRAIN"}}
+
+
+def retrain_pk(model: str) -> str:
+    return f"RETRAIN#{model}"
+
+
+APPROVAL_PREFIX = "APPROVAL#"
+"""Partition keys of waiting approvals: IAM denies every role but the workflow's and approve's these keys."""
+
+
+def approval_pk(model: str) -> str:
+    return f"{APPROVAL_PREFIX}{model}"
+
+
+def drift_history_pk(model: str) -> str:
+    return f"DRIFT#{model}"

@@ -1,0 +1,92 @@
+"""The contracts of ``driftline/contracts.py`` are written nowhere else: a literal copy is a regression.
+
+Scans every string in the code that ships or deploys (``driftline/``, ``lambdas/``, ``stacks/``,
+``app.py``), docstrings aside, for the event names, the metric namespace, the control-table item
+prefixes and the S3 key roots.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from driftline import contracts
+
+ROOT = Path(__file__).resolve().parents[2]
+EXACT = {e.source for e in contracts.EVENTS} | {e.detail_type for e in contracts.EVENTS} | {
+    contracts.METRICS_NAMESPACE, contracts.S3_OBJECT_CREATED}
+"""Strings that must only appear as the contract itself."""
+PREFIXES = (*contracts.CONTROL_PREFIXES, f"{contracts.CAPTURES_PREFIX}/model=", f"{contracts.FEEDBACK_PREFIX}/model=",
+            f"{contracts.CAPTURE_ERRORS_PREFIX}/", f"{contracts.CURATED_PREFIX}/", f"{contracts.QUARANTINE_PREFIX}/",
+            f"{contracts.INCOMING_PREFIX}/", "drift/")
+"""Key layouts: no string (or f-string) may start with one."""
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                ids.add(id(first.value))
+        if isinstance(node, (ast.Module, ast.ClassDef)):  # attribute docstrings: a string after an assignment
+            for a, b in zip(node.body, node.body[1:], strict=False):
+                if isinstance(a, (ast.Assign, ast.AnnAssign)) and isinstance(b, ast.Expr) and isinstance(
+                        b.value, ast.Constant):
+                    ids.add(id(b.value))
+    return ids
+
+
+def _strings(path: Path) -> Iterator[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    skip = _docstrings(tree)
+    skip |= {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for v in node.values}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+            yield node.lineno, node.value
+        elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+            yield node.lineno, str(node.values[0].value)
+
+
+def _files() -> list[Path]:
+    out = [ROOT / "app.py"]
+    for folder in ("driftline", "lambdas", "stacks"):
+        out += sorted((ROOT / folder).rglob("*.py"))
+    return [p for p in out if p != ROOT / "driftline" / "contracts.py"]
+
+
+def _violations(path: Path) -> list[str]:
+    bad = []
+    for line, text in _strings(path):
+        if text in EXACT or any(text.startswith(p) for p in PREFIXES):
+            bad.append(f"{path.relative_to(ROOT)}:{line}: {text[:60]!r}")
+    return bad
+
+
+def test_no_contract_is_written_outside_contracts_py() -> None:
+    bad = [v for p in _files() for v in _violations(p)]
+    assert not bad, "use driftline.contracts instead of:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("snippet", ['X = "DriftDetected"\n', 'k = f"INGEST#{fs}"\n', 'p = "captures/model=" + m\n',
+                                     'def f():\n    return f"feedback/model={m}/"\n'])
+def test_the_scan_catches_a_copy(tmp_path: Path, snippet: str) -> None:
+    f = tmp_path / "m.py"
+    f.write_text(f'"""doc: DriftDetected, INGEST#x."""\n{snippet}')
+    assert len(_violations_at(f)) == 1
+
+
+def _violations_at(path: Path) -> list[str]:
+    return [t for _, t in _strings(path) if t in EXACT or any(t.startswith(p) for p in PREFIXES)]
+
+
+def test_event_patterns_and_entries() -> None:
+    assert contracts.FEATURE_DATA_ACCEPTED.pattern(has_labels=[True]) == {
+        "source": ["driftline.ingest"], "detail-type": ["FeatureDataAccepted"], "detail": {"has_labels": [True]}}
+    entry = contracts.RETRAIN_REQUESTED.entry({"model": "m"}, "bus")
+    assert entry == {"Source": "driftline.cli", "DetailType": "RetrainRequested", "Detail": '{"model": "m"}',
+                     "EventBusName": "bus"}
+    assert len({(e.source, e.detail_type) for e in contracts.EVENTS}) == len(contracts.EVENTS)
