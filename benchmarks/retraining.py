@@ -38,10 +38,10 @@ def free_port() -> int:
 
 def hand_rolled_retrain(story: Any) -> dict[str, float]:
     """Train + register + approve + promote directly, then wait until the endpoint answers with it."""
-    from driftline.features.schema import FeatureSetCatalog
-    from driftline.registry.store import Registry
     from driftline.demo.story import DRIFTED
     from driftline.demo.traffic import send
+    from driftline.features.schema import FeatureSetCatalog
+    from driftline.registry.store import Registry
     from driftline.training.sources import from_feature_store
     from driftline.training.task import TrainContext, run_training
 
@@ -81,8 +81,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from driftline import config
-    from driftline.platform import build_platform
     from driftline.demo.story import DemoSettings, Story
+    from driftline.platform import build_platform
 
     tmp = Path(tempfile.mkdtemp(prefix="driftline-bench-retrain-"))
     platform = build_platform(config.load(ROOT / "cdk.json", env="demo"))

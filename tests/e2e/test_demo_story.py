@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from driftline import config
-from driftline.platform import build_platform
 from driftline.demo.story import DRIFTED, DemoSettings, Story
+from driftline.platform import build_platform
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "credit-default"
@@ -238,14 +238,14 @@ def predict_feedback(api_url: str, labels: list[dict[str, Any]]) -> int:
 
 
 def rejected_manual_approval(live: Story) -> None:
-    from driftline.retraining.requests import request_retrain
+    from driftline.demo.runs import RunFollower
     from driftline.retraining.approvals import (
         ApprovalNotAllowedError,
         ApprovalNotWaitingError,
         pending_approvals,
         resolve_approval,
     )
-    from driftline.demo.runs import RunFollower
+    from driftline.retraining.requests import request_retrain
 
     _idle(live)
     champion = _registry(live).aliases(MODEL).champion
@@ -288,8 +288,8 @@ def gate_failure(live: Story) -> None:
     import numpy as np
     import pyarrow as pa
 
-    from driftline.retraining.requests import request_retrain
     from driftline.demo.runs import RunFollower
+    from driftline.retraining.requests import request_retrain
 
     _idle(live)
     champion = _registry(live).aliases(MODEL).champion

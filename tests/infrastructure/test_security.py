@@ -134,7 +134,7 @@ def test_key_policy_binds_every_service_principal_to_this_account(synth: Synth) 
     (key,) = synth.resources("AWS::KMS::Key").values()
     services = [st for st in key["Properties"]["KeyPolicy"]["Statement"]
                 if isinstance(st.get("Principal"), dict) and "Service" in st["Principal"]]
-    names = set()
+    names: set[str] = set()
     for st in services:
         service = st["Principal"]["Service"]
         names.update(json.dumps(x) if not isinstance(x, str) else x for x in

@@ -143,7 +143,7 @@ def test_good_file_is_curated_served_recorded_announced_and_removed(env: dict[st
     assert _keys(env, "quarantine/") == []
 
     # online store: the newest snapshot per customer, request-time 'channel' left out
-    last = {}
+    last: dict[str, dict[str, Any]] = {}
     for r in table.to_pylist():
         if r["customer_id"] not in last or r["event_timestamp"] > last[r["customer_id"]]["event_timestamp"]:
             last[r["customer_id"]] = r
@@ -151,9 +151,10 @@ def test_good_file_is_curated_served_recorded_announced_and_removed(env: dict[st
     got = OnlineStore(env["ONLINE_TABLE"]).get_many(FS, [*some, "C9999999"])
     assert got["C9999999"] is None
     for cid in some:
-        assert got[cid] is not None
-        assert got[cid]["age"] == last[cid]["age"] and got[cid]["income"] == last[cid]["income"]
-        assert "channel" not in got[cid] and "defaulted" not in got[cid]
+        values = got[cid]
+        assert values is not None
+        assert values["age"] == last[cid]["age"] and values["income"] == last[cid]["income"]
+        assert "channel" not in values and "defaulted" not in values
 
     (record,) = _records(env)
     assert record["status"] == "accepted" and record["content_sha256"]
@@ -530,9 +531,9 @@ def test_an_aws_error_is_recorded_before_the_retry_and_the_retry_commits(
 def test_an_internal_error_leaves_a_failed_record_and_report_and_redrive_reprocesses_it(
         env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     from driftline.features import ingest
+    from driftline.features.validation import validate as original
 
     up = _upload(env, f"incoming/{FS}/bug.parquet", _parquet(generate(60, "2026-02-01", "2026-02-03", seed=23)))
-    original = ingest.validate
 
     def bug(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("a bug in validation")
@@ -568,7 +569,8 @@ def test_dead_lettered_events_are_redriven_and_only_their_messages_deleted(env: 
     found = merge(_unfinished(env), dead_lettered(url, env["FEATURES_BUCKET"], client=sqs))
     (u,) = found
     assert u.status == "dead-lettered" and "timed out" in u.reason and u.key.endswith("dead lettered ü.csv")
-    outcomes = _redrive(found, deleted := [])
+    deleted: list[str] = []
+    outcomes = _redrive(found, deleted)
     assert [o.status for o in outcomes] == ["accepted"] and len(deleted) == 1
     for receipt in deleted:
         sqs.delete_message(QueueUrl=url, ReceiptHandle=receipt)

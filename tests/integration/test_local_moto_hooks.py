@@ -106,7 +106,11 @@ def test_s3_notification_is_delivered_asynchronously(bridge: MotoBridge) -> None
     )
     submitted: list[Any] = []
     original = bridge.async_invoker.submit
-    bridge.async_invoker.submit = lambda fn, ev: submitted.append((fn, original(fn, ev))) or submitted[-1][1]  # type: ignore[method-assign]
+    def submit(fn: str, ev: str) -> Any:
+        submitted.append((fn, original(fn, ev)))
+        return submitted[-1][1]
+
+    bridge.async_invoker.submit = submit  # type: ignore[method-assign,assignment]
     t0 = time.monotonic()
     s3.put_object(Bucket="uploads", Key="dir/a b.csv", Body=b"x")
     assert time.monotonic() - t0 < 2.0  # the upload does not wait for the (cold) function
@@ -153,7 +157,11 @@ def test_back_to_back_uploads_to_one_key_name_their_own_versions(bridge: MotoBri
     )
     submitted: list[Any] = []
     original = bridge.async_invoker.submit
-    bridge.async_invoker.submit = lambda fn, ev: submitted.append(original(fn, ev)) or submitted[-1]  # type: ignore[method-assign]
+    def submit(fn: str, ev: str) -> Any:
+        submitted.append(original(fn, ev))
+        return submitted[-1]
+
+    bridge.async_invoker.submit = submit  # type: ignore[method-assign,assignment]
     versions = [s3.put_object(Bucket="versioned-uploads", Key="incoming/x.csv", Body=body)["VersionId"]
                 for body in (b"first", b"second")]
     seen = [json.loads(f.result(timeout=30).result.payload)["event"]["Records"][0]["s3"]["object"]["versionId"]

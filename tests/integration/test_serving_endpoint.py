@@ -170,8 +170,15 @@ def test_unauthenticated_openapi_has_no_model_details_and_no_aws_call(
     api("GET", f"/v1/models/{MODEL}")  # the service exists and the model is loaded
     calls: list[str] = []
     svc = api.serve._State.service
-    monkeypatch.setattr(svc.registry, "list_models", lambda: calls.append("scan") or [MODEL])
-    monkeypatch.setattr(svc.deployments, "aliases", lambda m: calls.append(m) or None)
+    def list_models() -> list[str]:
+        calls.append("scan")
+        return [MODEL]
+
+    def aliases(m: str) -> None:
+        calls.append(m)
+
+    monkeypatch.setattr(svc.registry, "list_models", list_models)
+    monkeypatch.setattr(svc.deployments, "aliases", aliases)
     for path in ("/openapi.json", f"/openapi.json?model={MODEL}", "/openapi.json?model=nope"):
         status, doc, _ = api("GET", path)
         text = json.dumps(doc)

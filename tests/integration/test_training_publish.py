@@ -26,7 +26,7 @@ def table() -> pa.Table:
 
 def _cfg(**kw: Any) -> ModelConfig:
     return ModelConfig(name="credit-default", feature_set="credit_default", params={"max_iter": 25},
-                       retrain={"min_training_rows": 300}, **kw)
+                       retrain={"min_training_rows": 300}, **kw)  # type: ignore[arg-type]  # pydantic coerces
 
 
 def _train(aws: dict[str, str], table: pa.Table, fs: FeatureSet, **kw: Any) -> Any:

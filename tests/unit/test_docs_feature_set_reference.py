@@ -82,9 +82,9 @@ def _keys_used(data: Any, model: type[BaseModel], used: dict[str, set[str]]) -> 
     if not isinstance(data, dict):
         return
     used.setdefault(model.__name__, set()).update(data)
-    nested = {(FeatureSet, "features"): Feature, (FeatureSet, "labels"): Label,
-              (FeatureSet, "ingest"): IngestPolicy, (FeatureSet, "serving"): ServingPolicy,
-              (Feature, "drift"): DriftOverride}
+    nested: dict[tuple[type[BaseModel], str], type[BaseModel]] = {
+        (FeatureSet, "features"): Feature, (FeatureSet, "labels"): Label, (FeatureSet, "ingest"): IngestPolicy,
+        (FeatureSet, "serving"): ServingPolicy, (Feature, "drift"): DriftOverride}
     for key, value in data.items():
         child = nested.get((model, key))
         if child is None:

@@ -237,7 +237,7 @@ def test_booleans_mean_the_same_from_every_source() -> None:
 def test_prediction_column_is_reported_separately(credit_fs: Any) -> None:
     rng = np.random.default_rng(22)
     n = 1200
-    data = {f.name: rng.normal(size=n) for f in credit_fs.features if f.type in ("int", "float")}
+    data: dict[str, Any] = {f.name: rng.normal(size=n) for f in credit_fs.features if f.type in ("int", "float")}
     for f in credit_fs.features:
         if f.type == "categorical":
             data[f.name] = rng.choice(list(f.categories), n).astype(object)

@@ -203,8 +203,8 @@ def test_string_and_timestamp_features_are_checked_but_not_model_inputs() -> Non
 
 
 # ---------------------------------------------------------------- columnar fast path
-ODD_VALUES = [None, True, False, 0, -1, 2**53 + 1, 2**70, 10**400, 1.5, -0.0, 1e39, "x", "online", "", [], {},
-              float("nan")]
+ODD_VALUES: list[Any] = [None, True, False, 0, -1, 2**53 + 1, 2**70, 10**400, 1.5, -0.0, 1e39, "x", "online", "",
+                         [], {}, float("nan")]
 
 
 def outcome(fn: Any) -> Any:

@@ -18,7 +18,7 @@ from driftline.training.errors import TrainingRejectedError
 from driftline.training.onnx_export import OnnxModel
 from driftline.training.skops_io import UntrustedArtifactError, dump_pipeline, load_pipeline
 
-FAST = {"max_iter": 30}
+FAST: dict[str, Any] = {"max_iter": 30}
 
 
 @pytest.fixture(scope="module")

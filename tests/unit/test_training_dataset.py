@@ -32,7 +32,7 @@ def small_fs(**label: Any) -> FeatureSet:
 def toy_table(n: int = 200, seed: int = 0) -> pa.Table:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=n)
-    color = rng.choice(["red", "green", "blue", "purple", None], size=n).tolist()
+    color = rng.choice(np.array(["red", "green", "blue", "purple", None], dtype=object), size=n).tolist()
     flag = [None if r < 0.1 else bool(r > 0.5) for r in rng.random(n)]
     nn = [None if r < 0.1 else int(v) for r, v in zip(rng.random(n), rng.integers(0, 9, n), strict=True)]
     return pa.table({

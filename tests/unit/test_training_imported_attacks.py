@@ -49,7 +49,7 @@ def test_null_in_a_category_never_null_in_training_is_served(peng: PublicDataset
     runtime = OnnxModel(convert_estimator(pipe, schema))
     prepared = prepare(peng.frame, peng.feature_set, min_rows=2, validation_fraction=0.2)
     report = parity_on_served_rows(EstimatorOnServedRows(pipe, schema), runtime, prepared.X_val, schema, True)
-    row = {f["name"]: [None] for f in schema["features"]}
+    row: dict[str, list[Any]] = {f["name"]: [None] for f in schema["features"]}
     row.update({"bill_length_mm": [40.0], "bill_depth_mm": [18.0], "flipper_length_mm": [190.0],
                 "body_mass_g": [3800.0], "year": [2008]})
     got = runtime.predict(encode_columns(schema, row))
