@@ -14,7 +14,7 @@ BENCH_ARGS ?= --quick
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help venv install install-dev node demo test test-botocore-latest lint typecheck synth deploy destroy bench clean
+.PHONY: help venv install install-dev node demo test test-fast test-botocore-latest lint typecheck synth deploy destroy bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,11 @@ test: install-dev ## Lint, type-check and run the whole test suite
 	$(BIN)/ruff check driftline stacks lambdas tests benchmarks examples localstack app.py
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: install-dev ## The inner loop: lint, types, unit + integration tests without the slow modules (tests/conftest.py)
+	$(BIN)/ruff check driftline stacks lambdas tests benchmarks examples localstack app.py
+	$(BIN)/mypy
+	$(BIN)/pytest -n 2 -q -m "not slow" tests/unit tests/integration $(PYTEST_ARGS)
 
 test-botocore-latest: install-dev ## The botocore loader hooks against the newest botocore on PyPI (Lambda's runtime has its own)
 	rm -rf .driftline/botocore-latest
