@@ -4,6 +4,9 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV := .venv
+VENV312 := .venv312
+# Lambda runs Python 3.12: `make test-py312` tests there (pyenv's or any python3.12 on PATH).
+PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12 2>/dev/null))
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 UV_VERSION := 0.13.8
@@ -14,7 +17,7 @@ BENCH_ARGS ?= --quick
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help venv install install-dev node demo test test-fast test-botocore-latest lint typecheck synth deploy destroy bench clean
+.PHONY: help venv install install-dev node demo test test-fast test-py312 test-botocore-latest lint typecheck synth deploy destroy bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +55,12 @@ test-fast: install-dev ## The inner loop: lint, types, unit + integration tests 
 	$(BIN)/ruff check driftline stacks lambdas tests benchmarks examples localstack app.py
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 -q -m "not slow" tests/unit tests/integration $(PYTEST_ARGS)
+
+test-py312: $(UV) ## Unit + integration tests on Python 3.12 with the versions Lambda's layers get from uv.lock
+	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found: make test-py312 PYTHON312=/path/to/python3.12"; exit 1; }
+	UV_PROJECT_ENVIRONMENT=$(VENV312) $(UV) sync --frozen --inexact --all-extras --python $(PYTHON312)
+	$(VENV312)/bin/python -c 'import sys, numpy, pyarrow, onnxruntime; print("Python", sys.version.split()[0], "numpy", numpy.__version__, "pyarrow", pyarrow.__version__, "onnxruntime", onnxruntime.__version__)'
+	$(VENV312)/bin/pytest -n 2 -q -m "not e2e and not localstack" tests/unit tests/integration $(PYTEST_ARGS)
 
 test-botocore-latest: install-dev ## The botocore loader hooks against the newest botocore on PyPI (Lambda's runtime has its own)
 	rm -rf .driftline/botocore-latest
