@@ -37,7 +37,7 @@ WORKFLOWS_DIR = Path(__file__).parent / "workflows"
 API_STAGE = "live"
 """The API Gateway stage (the first path segment of the deployed URL); the local gateway uses it too."""
 
-Package = Literal["base", "data", "serving", "drift", "image"]
+Package = Literal["base", "data", "serving", "drift", "workflow", "image"]
 """How a function is packaged: a zip with one of the named dependency layers, or the container image."""
 
 StackName = Literal["data", "serving", "monitoring", "pipeline"]
@@ -297,7 +297,7 @@ def build_platform(config: PlatformConfig) -> Platform:
         Function(
             "workflow", "lambdas.workflow.handler",
             "Retraining workflow steps: gate, approval, deploy, canary evaluation, promote, rollback",
-            package="drift", stack="pipeline", memory_mb=1024, timeout_s=120,
+            package="workflow", stack="pipeline", memory_mb=1024, timeout_s=120,
             env=(*_COMMON, "REGISTRY_TABLE", "AUDIT_BUCKET", "CONTROL_TABLE", "CAPTURES_BUCKET", "ARTIFACTS_BUCKET",
                  "ALERTS_TOPIC_ARN", "APPROVALS_TOPIC_ARN"),
         ),

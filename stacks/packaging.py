@@ -35,6 +35,8 @@ LAYER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "data": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml", "pyarrow", "numpy", "orjson"),
     "serving": ("aws-lambda-powertools[tracer]", "onnxruntime", "numpy", "orjson", "msgspec"),
     "drift": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml", "numpy", "pyarrow", "jinja2", "orjson"),
+    # the workflow steps: registry, gate and canary arithmetic (numpy), no pyarrow or jinja2
+    "workflow": ("aws-lambda-powertools[tracer]", "pydantic", "pyyaml", "numpy", "orjson"),
 }
 
 # Never needed at run time in Lambda: tests, headers, type stubs, CLI entry points, pyarrow extras.

@@ -62,6 +62,14 @@ def test_code_bundle_holds_no_cli_local_platform_demo_dataset_or_test_helper(bui
     assert not left and (code / "serving" / "service.py").is_file(), left
 
 
+RUN_TIME_IMPORTS: dict[str, tuple[str, ...]] = {
+    "workflow": ("driftline.retraining.steps", "driftline.retraining.canary", "driftline.retraining.gate",
+                 "driftline.retraining.approvals", "driftline.retraining.captures"),
+    "drift": ("driftline.monitoring.check", "driftline.drift.report"),
+}
+"""Modules a handler imports inside its functions (the steps it runs), checked against its layer too."""
+
+
 def _lambda_python() -> str | None:
     return packaging._python_for_bytecode()
 
@@ -73,9 +81,11 @@ def test_handler_imports_with_only_its_layer(fn, built: dict[str, Path]) -> None
         pytest.skip(f"python{LAMBDA_PYTHON_VERSION} (the Lambda runtime's Python) is not installed here")
     module, _, attr = fn.handler.rpartition(".")
     path = os.pathsep.join([str(built["code"]), str(built[fn.package] / "python"), str(built["runtime"])])
+    lazy = RUN_TIME_IMPORTS.get(fn.logical, ())
     probe = (
         f"import importlib, sys; m = importlib.import_module({module!r}); "
         f"assert callable(getattr(m, {attr!r})); "
+        f"[importlib.import_module(n) for n in {lazy!r}]; "
         f"bad = sorted({{'sklearn', 'pandas', 'scipy'}} & set(sys.modules)); "
         f"print('heavy:', bad)"
     )
