@@ -99,12 +99,24 @@ class DriftSpec:
     columns then fail validation, which is a realistic broken-pipeline scenario."""
 
     def __post_init__(self) -> None:
-        problems: list[str] = []
+        problems = [*self._shift_problems(), *self._weight_problems(), *self._new_category_problems(),
+                    *self._missing_problems()]
+        if not 0.0 <= self.concept <= 1.0:
+            problems.append(f"concept must be between 0 and 1, got {self.concept}")
+        if problems:
+            raise ValueError("invalid DriftSpec: " + "; ".join(problems))
+
+    def _shift_problems(self) -> list[str]:
+        problems = []
         for col, v in self.shift.items():
             if col not in _NUMERIC_BY_NAME:
                 problems.append(f"shift: {col!r} is not a numeric feature ({', '.join(_NUMERIC_BY_NAME)})")
             elif not math.isfinite(v):
                 problems.append(f"shift: {col!r} must be a finite number of standard deviations, got {v}")
+        return problems
+
+    def _weight_problems(self) -> list[str]:
+        problems = []
         for col, weights in self.category_weights.items():
             if col not in CATEGORIES:
                 problems.append(f"category_weights: {col!r} is not a categorical feature "
@@ -116,6 +128,12 @@ class DriftSpec:
                                     f"({', '.join(CATEGORIES[col])}); use new_categories for new values")
                 if not (w >= 0 and math.isfinite(w)):
                     problems.append(f"category_weights: {col}.{value} must be a finite number >= 0, got {w}")
+            if all(weights.get(c, 1.0) == 0 for c in CATEGORIES[col]):
+                problems.append(f"category_weights: every category of {col!r} has weight 0")
+        return problems
+
+    def _new_category_problems(self) -> list[str]:
+        problems = []
         for col, shares in self.new_categories.items():
             if col not in CATEGORIES:
                 problems.append(f"new_categories: {col!r} is not a categorical feature "
@@ -129,18 +147,16 @@ class DriftSpec:
                                     f"got {share}")
             if sum(shares.values()) > 1:
                 problems.append(f"new_categories: shares of {col!r} add up to more than 1")
-        for col, values in self.category_weights.items():
-            if col in CATEGORIES and all(values.get(c, 1.0) == 0 for c in CATEGORIES[col]):
-                problems.append(f"category_weights: every category of {col!r} has weight 0")
-        if not 0.0 <= self.concept <= 1.0:
-            problems.append(f"concept must be between 0 and 1, got {self.concept}")
+        return problems
+
+    def _missing_problems(self) -> list[str]:
+        problems = []
         for col, share in self.missing.items():
             if col not in FEATURES:
                 problems.append(f"missing: {col!r} is not a feature of {FEATURE_SET}")
             elif not 0.0 <= share <= 1.0:
                 problems.append(f"missing: share for {col!r} must be between 0 and 1, got {share}")
-        if problems:
-            raise ValueError("invalid DriftSpec: " + "; ".join(problems))
+        return problems
 
 
 PRESETS: dict[str, DriftSpec] = {

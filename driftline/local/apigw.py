@@ -361,193 +361,196 @@ class ApiGateway:
             return "timeout"
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        gateway = self
+        return type("Handler", (_GatewayHandler,), {"gateway": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "driftline-local-apigw"
-            timeout = READ_TIMEOUT_S  # a client that stops sending mid-request is cut off, not waited on forever
 
-            def __getattr__(self, name: str) -> Any:
-                # any method token reaches the router (405 with Allow, as API Gateway), never the
-                # standard library's 501 for a method it has no do_<METHOD> for
-                if name.startswith("do_") and name[3:].isalpha() and name[3:].isupper():
-                    return self._handle
-                raise AttributeError(name)
+class _GatewayHandler(BaseHTTPRequestHandler):
+    """One request of the local gateway; :meth:`ApiGateway._handler_class` binds ``gateway``."""
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+    gateway: ApiGateway
 
-            def setup(self) -> None:
-                super().setup()
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay
+    protocol_version = "HTTP/1.1"
+    server_version = "driftline-local-apigw"
+    timeout = READ_TIMEOUT_S  # a client that stops sending mid-request is cut off, not waited on forever
 
-            def _send(self, status: int, headers: list[tuple[str, str]], body: bytes, request_id: str) -> None:
-                self.send_response(status)
-                names = {k.lower() for k, _ in headers}
-                for k, v in headers:
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(k, v)
-                if "content-type" not in names:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("x-amzn-RequestId", request_id)
-                if self.close_connection:
-                    self.send_header("Connection", "close")
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
+    def __getattr__(self, name: str) -> Any:
+        # any method token reaches the router (405 with Allow, as API Gateway), never the
+        # standard library's 501 for a method it has no do_<METHOD> for
+        if name.startswith("do_") and name[3:].isalpha() and name[3:].isupper():
+            return self._handle
+        raise AttributeError(name)
 
-            def _message(
-                self, status: int, message: str, request_id: str, extra: list[tuple[str, str]] | None = None
-            ) -> None:
-                self._send(
-                    status,
-                    [("Content-Type", "application/json"), *(extra or [])],
-                    json.dumps({"message": message}).encode(),
-                    request_id,
-                )
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
-            def _read_body(self) -> bytes:
-                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                    chunks: list[bytes] = []
-                    total = 0
-                    while True:
-                        line = self.rfile.readline(MAX_CHUNK_LINE + 1)
-                        token = line.split(b";", 1)[0].strip()
-                        if not line.endswith(b"\n") or not _CHUNK_SIZE.match(token):  # "-1", "0x10", EOF, ...
-                            raise ValueError(f"malformed chunk size line {line[:40]!r}")
-                        size = int(token, 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                                pass
-                            return b"".join(chunks)
-                        total += size
-                        if total > MAX_BODY_BYTES:
-                            raise _TooLargeError
-                        chunk = self.rfile.read(size)
-                        if len(chunk) != size:  # the client closed before sending what it announced
-                            raise ValueError("the chunked body ended early")
-                        chunks.append(chunk)
-                        self.rfile.readline()
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY_BYTES:
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay
+
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes, request_id: str) -> None:
+        self.send_response(status)
+        names = {k.lower() for k, _ in headers}
+        for k, v in headers:
+            if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(k, v)
+        if "content-type" not in names:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", request_id)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _message(
+        self, status: int, message: str, request_id: str, extra: list[tuple[str, str]] | None = None
+    ) -> None:
+        self._send(
+            status,
+            [("Content-Type", "application/json"), *(extra or [])],
+            json.dumps({"message": message}).encode(),
+            request_id,
+        )
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                line = self.rfile.readline(MAX_CHUNK_LINE + 1)
+                token = line.split(b";", 1)[0].strip()
+                if not line.endswith(b"\n") or not _CHUNK_SIZE.match(token):  # "-1", "0x10", EOF, ...
+                    raise ValueError(f"malformed chunk size line {line[:40]!r}")
+                size = int(token, 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                total += size
+                if total > MAX_BODY_BYTES:
                     raise _TooLargeError
-                return self.rfile.read(length) if length > 0 else b""
+                chunk = self.rfile.read(size)
+                if len(chunk) != size:  # the client closed before sending what it announced
+                    raise ValueError("the chunked body ended early")
+                chunks.append(chunk)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            raise _TooLargeError
+        return self.rfile.read(length) if length > 0 else b""
 
-            def _handle(self) -> None:
-                t0 = time.perf_counter()
-                request_id = str(uuid.uuid4())
-                status = self._dispatch(request_id)
-                gateway.log(
-                    f"[api] {self.command} {self.path} -> {status} ({(time.perf_counter() - t0) * 1000:.1f} ms)"
+    def _handle(self) -> None:
+        t0 = time.perf_counter()
+        request_id = str(uuid.uuid4())
+        status = self._dispatch(request_id)
+        self.gateway.log(
+            f"[api] {self.command} {self.path} -> {status} ({(time.perf_counter() - t0) * 1000:.1f} ms)"
+        )
+
+    def _dispatch(self, request_id: str) -> int:
+        if not self.gateway._ready.is_set():
+            self.close_connection = True
+            self._message(
+                503,
+                "The local platform is starting; retry in a moment",
+                request_id,
+                [("Retry-After", "1")],
+            )
+            return 503
+        try:
+            body = self._read_body()
+        except _TooLargeError:
+            self.close_connection = True  # the rest of the body is not read
+            self._message(413, "Request Too Long", request_id)
+            return 413
+        except ValueError:  # a Content-Length or chunk size that is not a number
+            self.close_connection = True
+            self._message(400, "Bad Request: malformed Content-Length or chunked body", request_id)
+            return 400
+        except TimeoutError:
+            self.close_connection = True
+            self._message(408, "Request Timeout: the body did not arrive in time", request_id)
+            return 408
+        split = urlsplit(self.path)
+        route, params, allowed = self.gateway.routes.resolve(self.command, split.path)
+        if route is None and not allowed:
+            self._message(404, "Not Found", request_id)
+            return 404
+        if route is None:
+            if self.command == "OPTIONS" and self.gateway.cors_origins:
+                return self._preflight(allowed, request_id)
+            self._message(405, "Method Not Allowed", request_id, [("Allow", ", ".join(allowed))])
+            return 405
+        if route.throttle is not None and not route.throttle.take():
+            self._message(429, "Too Many Requests", request_id)
+            return 429
+        if route.static_response is not None:
+            self._send(200, self._cors([("Content-Type", "application/json")]),
+                       route.static_response.encode(), request_id)
+            return 200
+        event = build_event(
+            route=route,
+            method=self.command,
+            raw_path=split.path,
+            query=split.query,
+            headers=list(self.headers.items()),
+            body=body,
+            path_params=params,
+            stage=self.gateway.stage,
+            account=self.gateway.account,
+            source_ip=self.client_address[0],
+            request_id=request_id,
+            host=self.headers.get("Host", "127.0.0.1"),
+        )
+        result = self.gateway._invoke(route, json.dumps(event))
+        if result == "timeout":
+            self._message(504, "Endpoint request timed out", request_id)
+            return 504
+        if not isinstance(result, InvocationResult) or result.error:
+            why = (
+                "the function does not exist"
+                if result is None
+                else (
+                    f"the function failed: {result.error_type}" if isinstance(result, InvocationResult) else ""
                 )
+            )
+            self.gateway.log(f"[api] {self.command} {split.path}: {why}")
+            self._message(502, "Internal server error", request_id)
+            return 502
+        try:
+            status, headers, data = parse_proxy_response(result.payload)
+        except MalformedResponseError as e:
+            self.gateway.log(f"[api] {self.command} {split.path}: malformed Lambda proxy response: {e}")
+            self._message(502, "Internal server error", request_id)
+            return 502
+        self._send(status, self._cors(headers), data, request_id)
+        return status
 
-            def _dispatch(self, request_id: str) -> int:
-                if not gateway._ready.is_set():
-                    self.close_connection = True
-                    self._message(
-                        503,
-                        "The local platform is starting; retry in a moment",
-                        request_id,
-                        [("Retry-After", "1")],
-                    )
-                    return 503
-                try:
-                    body = self._read_body()
-                except _TooLargeError:
-                    self.close_connection = True  # the rest of the body is not read
-                    self._message(413, "Request Too Long", request_id)
-                    return 413
-                except ValueError:  # a Content-Length or chunk size that is not a number
-                    self.close_connection = True
-                    self._message(400, "Bad Request: malformed Content-Length or chunked body", request_id)
-                    return 400
-                except TimeoutError:
-                    self.close_connection = True
-                    self._message(408, "Request Timeout: the body did not arrive in time", request_id)
-                    return 408
-                split = urlsplit(self.path)
-                route, params, allowed = gateway.routes.resolve(self.command, split.path)
-                if route is None and not allowed:
-                    self._message(404, "Not Found", request_id)
-                    return 404
-                if route is None:
-                    if self.command == "OPTIONS" and gateway.cors_origins:
-                        return self._preflight(allowed, request_id)
-                    self._message(405, "Method Not Allowed", request_id, [("Allow", ", ".join(allowed))])
-                    return 405
-                if route.throttle is not None and not route.throttle.take():
-                    self._message(429, "Too Many Requests", request_id)
-                    return 429
-                if route.static_response is not None:
-                    self._send(200, self._cors([("Content-Type", "application/json")]),
-                               route.static_response.encode(), request_id)
-                    return 200
-                event = build_event(
-                    route=route,
-                    method=self.command,
-                    raw_path=split.path,
-                    query=split.query,
-                    headers=list(self.headers.items()),
-                    body=body,
-                    path_params=params,
-                    stage=gateway.stage,
-                    account=gateway.account,
-                    source_ip=self.client_address[0],
-                    request_id=request_id,
-                    host=self.headers.get("Host", "127.0.0.1"),
-                )
-                result = gateway._invoke(route, json.dumps(event))
-                if result == "timeout":
-                    self._message(504, "Endpoint request timed out", request_id)
-                    return 504
-                if not isinstance(result, InvocationResult) or result.error:
-                    why = (
-                        "the function does not exist"
-                        if result is None
-                        else (
-                            f"the function failed: {result.error_type}" if isinstance(result, InvocationResult) else ""
-                        )
-                    )
-                    gateway.log(f"[api] {self.command} {split.path}: {why}")
-                    self._message(502, "Internal server error", request_id)
-                    return 502
-                try:
-                    status, headers, data = parse_proxy_response(result.payload)
-                except MalformedResponseError as e:
-                    gateway.log(f"[api] {self.command} {split.path}: malformed Lambda proxy response: {e}")
-                    self._message(502, "Internal server error", request_id)
-                    return 502
-                self._send(status, self._cors(headers), data, request_id)
-                return status
+    def _cors(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        origin, allowed = self.headers.get("Origin"), self.gateway.cors_origins
+        if origin and allowed and (origin in allowed or "*" in allowed):
+            headers.append(("Access-Control-Allow-Origin", origin))
+        return headers
 
-            def _cors(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-                origin = self.headers.get("Origin")
-                if origin and gateway.cors_origins and (origin in gateway.cors_origins or "*" in gateway.cors_origins):
-                    headers.append(("Access-Control-Allow-Origin", origin))
-                return headers
+    def _preflight(self, allowed: list[str], request_id: str) -> int:
+        origin = self.headers.get("Origin", "")
+        if origin not in self.gateway.cors_origins and "*" not in self.gateway.cors_origins:
+            self._message(403, "Forbidden", request_id)
+            return 403
+        self._send(
+            204,
+            [
+                ("Access-Control-Allow-Origin", origin),
+                ("Access-Control-Allow-Methods", ", ".join(allowed)),
+                (
+                    "Access-Control-Allow-Headers",
+                    "Content-Type,Authorization,X-Amz-Date,X-Api-Key,X-Amz-Security-Token",
+                ),
+            ],
+            b"",
+            request_id,
+        )
+        return 204
 
-            def _preflight(self, allowed: list[str], request_id: str) -> int:
-                origin = self.headers.get("Origin", "")
-                if origin not in gateway.cors_origins and "*" not in gateway.cors_origins:
-                    self._message(403, "Forbidden", request_id)
-                    return 403
-                self._send(
-                    204,
-                    [
-                        ("Access-Control-Allow-Origin", origin),
-                        ("Access-Control-Allow-Methods", ", ".join(allowed)),
-                        (
-                            "Access-Control-Allow-Headers",
-                            "Content-Type,Authorization,X-Amz-Date,X-Api-Key,X-Amz-Security-Token",
-                        ),
-                    ],
-                    b"",
-                    request_id,
-                )
-                return 204
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815
-
-        return Handler
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815

@@ -118,6 +118,19 @@ def _wildcard(actual: str, pattern: str) -> bool:
     return re.fullmatch(regex, actual, flags=re.DOTALL) is not None
 
 
+def _numeric_filter(arg: Any, actual: Any) -> bool:
+    if isinstance(actual, bool) or not isinstance(actual, int | float):
+        return False
+    if not isinstance(arg, list) or len(arg) % 2 or not arg:
+        raise PatternError(f'\'numeric\' takes operator/value pairs such as [">", 0, "<=", 5], got {arg}')
+    for op, bound in zip(arg[::2], arg[1::2], strict=True):
+        if op not in _NUMERIC_OPS or isinstance(bound, bool) or not isinstance(bound, int | float):
+            raise PatternError(f"'numeric' has an unknown operator or non-numeric bound: {op!r} {bound!r}")
+        if not _NUMERIC_OPS[op](float(actual), float(bound)):
+            return False
+    return True
+
+
 def _content_filter(name: str, arg: Any, actual: Any) -> bool:
     if name == "prefix":
         return _str_filter(arg, actual, str.startswith)
@@ -134,16 +147,7 @@ def _content_filter(name: str, arg: Any, actual: Any) -> bool:
         excluded = arg if isinstance(arg, list) else [arg]
         return not any(_equal(x, actual) for x in excluded)
     if name == "numeric":
-        if isinstance(actual, bool) or not isinstance(actual, int | float):
-            return False
-        if not isinstance(arg, list) or len(arg) % 2 or not arg:
-            raise PatternError(f'\'numeric\' takes operator/value pairs such as [">", 0, "<=", 5], got {arg}')
-        for op, bound in zip(arg[::2], arg[1::2], strict=True):
-            if op not in _NUMERIC_OPS or isinstance(bound, bool) or not isinstance(bound, int | float):
-                raise PatternError(f"'numeric' has an unknown operator or non-numeric bound: {op!r} {bound!r}")
-            if not _NUMERIC_OPS[op](float(actual), float(bound)):
-                return False
-        return True
+        return _numeric_filter(arg, actual)
     if name == "cidr":
         if not isinstance(actual, str):
             return False

@@ -224,6 +224,17 @@ def provision_platform(
     for wf in platform.workflows:
         names.arns[f"workflow:{wf.logical}"] = state_machine_arn(region, account, platform.name(wf.logical))
 
+    _provision_functions(platform, clients, region, account, names, overrides=overrides, local_env=local_env,
+                         feature_sets_dir=feature_sets_dir, trainers_dir=trainers_dir)
+    _provision_workflows(platform, clients, names)
+    _provision_rules(platform, clients, names)
+    _provision_s3_triggers(platform, clients, region, account, names)
+    return names
+
+
+def _provision_functions(platform: Platform, clients: Any, region: str, account: str, names: ProvisionedNames, *,
+                         overrides: Mapping[str, str], local_env: Mapping[str, str] | None,
+                         feature_sets_dir: str | None, trainers_dir: str | None) -> None:
     lam = clients("lambda")
     role = names.arns["role:local"]
     code = placeholder_zip()
@@ -261,6 +272,9 @@ def provision_platform(
         except lam.exceptions.ResourceConflictException:
             lam.update_function_configuration(**config)
 
+
+def _provision_workflows(platform: Platform, clients: Any, names: ProvisionedNames) -> None:
+    role = names.arns["role:local"]
     sfn = clients("stepfunctions")
     existing = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines().get("stateMachines", [])}
     for wf in platform.workflows:
@@ -274,6 +288,11 @@ def provision_platform(
                 name=name, definition=definition, roleArn=role, type="STANDARD"
             )["stateMachineArn"]
 
+
+def _provision_rules(platform: Platform, clients: Any, names: ProvisionedNames) -> None:
+    """Schedules and event-bus rules, each with its target and the target's invoke permission."""
+    role = names.arns["role:local"]
+    lam = clients("lambda")
     events = clients("events")
 
     def target_arn(kind: str, logical: str) -> str:
@@ -317,6 +336,10 @@ def provision_platform(
         if r.target_kind == "function":
             _allow_invoke(lam, platform.name(r.target), f"{rule}-invoke", "events.amazonaws.com", rule_arn)
 
+
+def _provision_s3_triggers(platform: Platform, clients: Any, region: str, account: str,
+                           names: ProvisionedNames) -> None:
+    lam = clients("lambda")
     s3 = clients("s3")
     by_bucket: dict[str, list[dict[str, Any]]] = {}
     for t in platform.s3_triggers:
@@ -340,4 +363,3 @@ def provision_platform(
         s3.put_bucket_notification_configuration(
             Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs}
         )
-    return names
