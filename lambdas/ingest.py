@@ -91,6 +91,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     objects = parse_s3_event(event)
     if not objects:
         logger.warning("skipped: the event names no created S3 object", extra={"event_keys": sorted(event)})
+        _count("EventsIgnored", 1)
         return {"results": [], "skipped": "the event names no created S3 object"}
     results: list[dict[str, Any]] = []
     for obj in objects:
@@ -102,14 +103,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             results.append({"status": "skipped", "source": obj.uri, "reason": reason, "feature_set": fs_name})
             continue
         record = asdict(obj)
-        with renewed_lease(rt.persistence, rt.client, record, context) if rt.renewable else nullcontext():
-            result = rt.process(record=record)
+        try:
+            with renewed_lease(rt.persistence, rt.client, record, context) if rt.renewable else nullcontext():
+                result = rt.process(record=record)
+        except Exception:  # AWS trouble (the record says so): Lambda retries the event
+            _count("UploadAttemptsFailed", 1)
+            raise
         bad = result["status"] in ("partial", "rejected", "unreadable", "too_large", "failed")
         log = logger.warning if bad else logger.info
         log("ingest result", extra={k: result.get(k) for k in (
             "status", "source", "feature_set", "upload_id", "rows_total", "rows_accepted", "rows_rejected",
             "report_uri", "reason", "idempotent_replay")})
-        if not result.get("idempotent_replay"):
+        if result.get("idempotent_replay"):
+            _count("UploadsReplayed", 1)
+        else:
             _count("RowsAccepted", result["rows_accepted"])
             _count("RowsRejected", result["rows_rejected"] or 0)
             if result["status"] in ("partial", "rejected", "unreadable", "too_large"):

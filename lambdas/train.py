@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from driftline.training.task import TrainContext, run_training
+from driftline.training.task import InvalidTrainingRequestError, TrainContext, run_training
 
 logger = Logger()
 tracer = Tracer()
@@ -33,7 +33,11 @@ def _context() -> TrainContext:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = event.get("request") or {}
     logger.append_keys(model=request.get("model"), trigger=request.get("trigger"))
-    out = run_training(event, _context())
+    try:
+        out = run_training(event, _context())
+    except InvalidTrainingRequestError:
+        metrics.add_metric(name="TrainingRequestInvalid", unit=MetricUnit.Count, value=1)
+        raise
     metrics.add_dimension(name="model", value=str(out["model"]))
     metrics.add_metric(name="CandidateRegistered" if out["status"] == "candidate" else "TrainingRejected",
                        unit=MetricUnit.Count, value=1)

@@ -262,6 +262,19 @@ class _Worker:
         with contextlib.suppress(OSError):
             self.sock.close()
 
+    def end_in_background(self, grace_s: float = 10.0) -> None:
+        """Ask the worker to end and reap it from a daemon thread (killed after ``grace_s``): no zombie,
+        and nobody waits for it."""
+        self.close()
+
+        def reap() -> None:
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+        threading.Thread(target=reap, name=f"reap-{self.proc.pid}", daemon=True).start()
+
     def kill(self) -> None:
         self.close()
         if self.proc.poll() is None:
@@ -367,7 +380,7 @@ class LambdaExecutor:
                     stale = pool.retire()[0]
                 pool = self._pools[spec.name] = _Pool(spec, self.max_workers, self.python)
         for w in stale:
-            w.close()
+            w.end_in_background()
         return pool
 
     def invoke(self, spec: FunctionSpec, event_json: str, request_id: str | None = None) -> InvocationResult:

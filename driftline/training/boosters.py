@@ -69,7 +69,8 @@ def exact_thresholds(model: Any, thresholds: list[tuple[int, float]]) -> int:
 
     exact: dict[tuple[int, float, str], set[float]] = {}
     for feature, t in thresholds:
-        t32 = np.float32(t)
+        with np.errstate(over="ignore"):  # a threshold beyond float32's range becomes +-inf, which compares exactly
+            t32 = np.float32(t)
         below = t32 if float(t32) <= t else np.nextafter(t32, np.float32(-np.inf))
         above = t32 if float(t32) >= t else np.nextafter(t32, np.float32(np.inf))
         exact.setdefault((feature, float(t32), "BRANCH_LEQ"), set()).add(float(below))

@@ -41,6 +41,7 @@ def _fit(ds: PublicDataset, encoder: Any, label: Any = None, model: Any = None) 
     return pipe.fit(train[[*NUM, "island"]], train["species"] if label is None else label(train["species"]))
 
 
+@pytest.mark.filterwarnings("ignore:Found unknown categories:UserWarning")  # handle_unknown="warn" warns
 @pytest.mark.parametrize("handle_unknown", ["error", "warn", "ignore"])
 def test_null_in_a_category_never_null_in_training_is_served(peng: PublicDataset, handle_unknown: str) -> None:
     """island is nullable but never null in the data: ONNX Runtime used to fail every such request."""
