@@ -4,22 +4,22 @@ Endpoints come from the standard ``AWS_ENDPOINT_URL`` variables, so the same cod
 LocalStack or the local moto platform without a code change. Clients are cached per process
 because creating one costs milliseconds that a warm Lambda should not pay twice. All clients come
 from one session, so botocore parses its endpoint and partition data once per process rather than
-once per client (~0.1-0.3 s of cold start per extra client); creation is locked because sessions are
+once per client (a cold-start cost per extra client); creation is locked because sessions are
 not thread-safe (the serving capture thread creates its Firehose client in the background).
 
 Clients come from a plain botocore session: they are the very objects boto3 would return, without
-importing boto3, whose import pulls in s3transfer (~0.1-0.2 s of the serving cold start). The only
+importing boto3, whose import pulls in s3transfer (a visible part of the serving cold start). The only
 boto3 additions lost are the managed-transfer methods (``upload_file``, ``copy``...): :func:`s3_copy`
 and :func:`s3_upload_file` do the same through s3transfer, imported only by the callers that need it.
 
 botocore's service models (endpoints.json alone is 1.2 MB; S3's model 1.4 MB) are parsed with orjson
-instead of ``json`` with an ``OrderedDict`` hook: creating the DynamoDB and S3 clients, most of a
-serving cold start's first request, gets ~0.1 s faster. The loader is botocore's own, given a file
+instead of ``json`` with an ``OrderedDict`` hook, which makes creating the DynamoDB and S3 clients
+(most of a serving cold start's first request) faster. The loader is botocore's own, given a file
 loader through its ``file_loader`` parameter; search paths (``AWS_DATA_PATH``) are unchanged. Before
-loading a model botocore also lists every service it knows (a scan of ~400 directories per model type,
-twice per cold start) just to reject unknown names; :class:`_ServiceNames` answers known names from
-their own directory and falls back to that listing otherwise: 30-45 ms less to create the DynamoDB,
-S3 and Firehose clients in a fresh process.
+loading a model botocore also lists every service it knows (a scan of every service directory per
+model type, twice per cold start) just to reject unknown names; :class:`_ServiceNames` answers known
+names from their own directory and falls back to that listing otherwise. The measured gains are in
+docs/performance.md.
 
 Both replace botocore internals, and Lambda runs the runtime's own botocore, not the locked one the
 tests use. :func:`loader_hooks_intact` checks every hook point (names and signatures) before the
@@ -68,8 +68,8 @@ class _ServiceNames(Sequence[str]):
     """``Loader.list_available_services`` without the scan, unless something needs the whole list.
 
     botocore asks for that list before loading any service model, only to reject unknown names. Listing
-    walks every service directory on the search path and checks its model files (~400 directories,
-    ~20 ms per model type, twice per cold start: service model and endpoint rules). A name whose own
+    walks every service directory on the search path and checks its model files (hundreds of
+    directories per model type, twice per cold start: service model and endpoint rules). A name whose own
     directory holds the model type is known without it; for anything else (an unknown name, iteration,
     ``len``) botocore's own scanning listing runs, so its answers and errors are unchanged.
     """

@@ -9,7 +9,7 @@ starts on the first request.
 Powertools provides logging (Logger, with the Lambda context and the API Gateway request id as
 correlation id) and, when tracing is on, the Tracer. Routing (:mod:`driftline.serving.proxy`) and EMF
 metrics (:class:`driftline.serving.telemetry.EmfWriter`) are our own because Powertools' resolver and
-Metrics cost ~220 us per request, twice the endpoint's whole 1-row budget (numbers in those modules).
+Metrics together cost twice the endpoint's whole 1-row budget per request (docs/performance.md).
 
 Metrics (EMF, namespace ``POWERTOOLS_METRICS_NAMESPACE``), one document per (model, version) that took
 part in a request, dimensions ``service``, ``model``, ``version``: ``Requests``, ``Rows``, ``LatencyMs``,
@@ -209,7 +209,7 @@ def _log_context(context: Any, correlation_id: str | None) -> None:
     ``function_name``, ``function_memory_size``, ``function_arn``, ``function_request_id``) plus the
     API Gateway request id as ``correlation_id``. The sandbox's own keys are set once; per request only
     the two ids change, set in the formatter's key dict (what ``append_keys`` updates) instead of the
-    decorator's ~20 us, which rebuilds the whole context model on every invocation."""
+    decorator, which rebuilds the whole context model on every invocation."""
     if _State.log_cold is not False:
         logger.append_keys(cold_start=_State.log_cold is None,
                            function_name=getattr(context, "function_name", None),

@@ -1,7 +1,8 @@
 """Arrow column helpers shared by upload validation and the curated writer.
 
-Text type tests, and validity/boolean bitmaps read as numpy with one unpack (~20x faster than
-Arrow's conversion of a boolean array to numpy), which both hot paths need per column.
+Text type tests, and validity/boolean bitmaps read as numpy with one unpack (much faster than
+Arrow's conversion of a boolean array to numpy; docs/performance.md), which both hot paths need per
+column.
 """
 
 from __future__ import annotations

@@ -225,11 +225,11 @@ def _reorder(table: pa.Table, dictionary: Sequence[str], order: np.ndarray, work
     ``workers`` threads, so each day is then a zero-copy slice.
 
     Column by column, because gathering a day's rows from every column at once touches the whole
-    table per day (1M rows x 25 columns in 90 days: ~0.95 CPU-s gathered per day, ~0.3 per
-    column). Text columns whose values repeat are dictionary-encoded first (Arrow gathers strings
-    one by one; the files are still plain text, see :func:`_curated_parquet`); fixed-width columns
-    with nulls and dictionary codes are gathered with numpy from their buffers (Arrow's take
-    slows down ~2.5x on a column with nulls); the others with Arrow's take.
+    table per day. Text columns whose values repeat are dictionary-encoded first (Arrow gathers
+    strings one by one; the files are still plain text, see :func:`_curated_parquet`); fixed-width
+    columns with nulls and dictionary codes are gathered with numpy from their buffers (Arrow's take
+    slows down on a column with nulls); the others with Arrow's take. ``benchmarks/features.py``
+    measures the curated writer.
     """
     repeated = set(dictionary)
     index = pa.array(order, pa.int64())

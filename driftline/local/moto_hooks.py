@@ -112,7 +112,7 @@ def defer_batch_import() -> None:
     """Keep moto's Step Functions interpreter from importing all of EC2 at start-up.
 
     The interpreter imports ``moto.batch.utils`` for one enum, and ``moto/batch/__init__.py``
-    imports Batch's models and with them EC2 (about 1.5 s of CPU, a quarter of ``up``). Registering
+    imports Batch's models and with them EC2 (a large share of ``up``'s start-up CPU). Registering
     ``moto.batch`` as a package whose attributes load ``moto.batch.models`` on first use keeps the
     Batch API working (moto's backend registry reads ``moto.batch.batch_backends``) without paying
     for it unless it is used.

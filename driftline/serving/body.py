@@ -5,8 +5,8 @@ base64 (400), UTF-8 (400), JSON syntax (400). ``NaN``/``Infinity`` literals, whi
 module accepts but JSON does not, are kept as :class:`NonFinite` markers so the validator can name
 the row and field that holds them (422) instead of failing the whole body.
 
-Bodies are parsed by orjson (about 10x faster than ``json`` on number-heavy rows: 100 rows of 21
-features take ~0.1 ms instead of ~1 ms). Whatever orjson refuses (``NaN`` literals, integers beyond
+Bodies are parsed by orjson (several times faster than ``json`` on number-heavy rows;
+``benchmarks/serving.py``). Whatever orjson refuses (``NaN`` literals, integers beyond
 64 bits, lone surrogates, syntax errors) is parsed again by the standard library, which either
 accepts it the way this module always has or produces the line/column message clients get.
 One difference remains: orjson reads an integer beyond the 64-bit range as the nearest float. As a

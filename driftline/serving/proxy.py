@@ -1,9 +1,10 @@
 """API Gateway REST (v1) proxy events in and proxy responses out, and the route table between them.
 
-Why not Powertools' ``APIGatewayRestResolver``: on this endpoint it was measured at ~120 us per
-request (event data classes, middleware stack, response building) and ~250 ms of cold-start imports
-(``aws_lambda_powertools.event_handler`` imports every resolver, AppSync and Bedrock included), while
-the whole 1-row prediction has a 100 us budget. What the endpoint used from it is small: match five
+Why not Powertools' ``APIGatewayRestResolver``: on this endpoint its per-request work (event data
+classes, middleware stack, response building) and its cold-start imports
+(``aws_lambda_powertools.event_handler`` imports every resolver, AppSync and Bedrock included) each
+exceeded the whole 1-row prediction's budget (figures in docs/performance.md). What the endpoint
+used from it is small: match five
 routes (with path parameters and an optional trailing slash), read a few case-insensitive headers,
 build a JSON response. That is this module, which needs only the standard library and orjson.
 """

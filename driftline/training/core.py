@@ -94,7 +94,7 @@ def fit_threads(n_rows: int, requested: int | None = None) -> int | None:
 
     Small fits gain nothing from threads, and on a machine whose cores are shared (the local
     platform, CI) OpenMP's spin-waiting makes a 2-thread HistGradientBoosting fit of a few
-    thousand rows 30-50x slower than one thread (measured: 80-130 s vs 2.5 s). ``None`` = all cores.
+    thousand rows many times slower than one thread (docs/performance.md). ``None`` = all cores.
     """
     if requested:
         return requested
