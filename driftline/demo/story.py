@@ -101,7 +101,7 @@ class Story:
 
     def __init__(self, settings: DemoSettings, platform: Any,
                  on_change: Callable[[list[StepResult]], None] | None = None) -> None:
-        self.s = settings
+        self.settings = settings
         self.platform = platform
         self.on_change = on_change or (lambda _steps: None)
         self.local: LocalRun | None = None
@@ -169,7 +169,7 @@ class Story:
             self.traffic = None
         if self.local is not None:
             self.local.deactivate()
-            if not self.s.keep:
+            if not self.settings.keep:
                 self.local.stop()
 
     # ------------------------------------------------------------ helpers
@@ -180,13 +180,13 @@ class Story:
 
     def _wait(self, check: Callable[[], Any], what: str, timeout_s: float | None = None,
               interval: float = 0.25) -> Any:
-        deadline = time.monotonic() + (timeout_s or self.s.step_timeout_s)
+        deadline = time.monotonic() + (timeout_s or self.settings.step_timeout_s)
         while True:
             value = check()
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise DemoError(f"timed out after {timeout_s or self.s.step_timeout_s:.0f} s waiting for {what}")
+                raise DemoError(f"timed out after {timeout_s or self.settings.step_timeout_s:.0f} s waiting for {what}")
             time.sleep(interval)
 
     def _table(self, rows: int, span: tuple[str, str], seed: int, drifted: bool) -> Any:
@@ -232,7 +232,7 @@ class Story:
     def _decision(self, trigger: str, since: str, started_only: bool = False) -> dict[str, Any] | None:
         from driftline.retraining.control import ControlTable
 
-        for rec in ControlTable(self.platform.name("control")).history(self.s.model, limit=50, kind="decision"):
+        for rec in ControlTable(self.platform.name("control")).history(self.settings.model, limit=50, kind="decision"):
             if rec.get("trigger") == trigger and str(rec.get("at", "")) >= since and (
                     not started_only or rec.get("decision") == "started"):
                 return rec
@@ -241,7 +241,7 @@ class Story:
     def _aliases(self) -> Any:
         from driftline.registry.store import Registry
 
-        return Registry(self.platform.name("registry")).aliases(self.s.model, consistent=True)
+        return Registry(self.platform.name("registry")).aliases(self.settings.model, consistent=True)
 
     def _follow(self, key: str, arn: str) -> RunFollower:
         self._runs[key] = RunFollower(arn)
@@ -250,14 +250,15 @@ class Story:
     # ------------------------------------------------------------ steps
     def start_platform(self) -> str:
         t0 = time.monotonic()
-        self.local = LocalRun.start(self.platform, config=self.s.config, env=self.s.env, state_dir=self.s.state_dir,
-                                    port=self.s.port, api_port=self.s.api_port)
+        cfg = self.settings
+        self.local = LocalRun.start(self.platform, config=cfg.config, env=cfg.env, state_dir=cfg.state_dir,
+                                    port=cfg.port, api_port=cfg.api_port)
         self.local.activate()
         self.facts.endpoint, self.facts.api_url = self.local.state.endpoint, self.local.state.api_url
         return f"emulator {self.facts.endpoint}, API {self.facts.api_url} ({time.monotonic() - t0:.1f} s)"
 
     def ingest_reference(self) -> str:
-        table = self._table(self.s.reference_rows, REFERENCE, self.s.seed, drifted=False)
+        table = self._table(self.settings.reference_rows, REFERENCE, self.settings.seed, drifted=False)
         rec = self._upload(table, "reference")
         return f"{rec.get('rows_accepted')} rows accepted into curated/ ({REFERENCE[0]} to {REFERENCE[1]})"
 
@@ -265,7 +266,7 @@ class Story:
         from driftline.retraining.requests import request_retrain
 
         since = datetime.now(UTC).isoformat()
-        event_id = request_retrain(self.platform, self.s.model, "demo: first model", "driftline-demo")
+        event_id = request_retrain(self.platform, self.settings.model, "demo: first model", "driftline-demo")
 
         def decided() -> dict[str, Any] | None:
             rec = self._decision("manual", since)
@@ -276,7 +277,7 @@ class Story:
             raise DemoError(f"retraining was not started: {d['decision']}: {d['reason']}")
         run = self._follow("v1", str(d["execution_arn"]))
         self.facts.v1_run = run.name
-        state = run.wait_for("Train", self.s.step_timeout_s, tick=lambda: self.note(f"run {run.name}: "
+        state = run.wait_for("Train", self.settings.step_timeout_s, tick=lambda: self.note(f"run {run.name}: "
                                                                                     f"{' → '.join(run.entered())}"))
         cand = _result(state, "candidate", "Train")
         if cand.get("status") != "candidate":
@@ -287,28 +288,29 @@ class Story:
 
     def gate_v1(self) -> str:
         run = self._runs["v1"]
-        gate = _result(run.wait_for("Gate", self.s.step_timeout_s), "gate", "Gate")
+        gate = _result(run.wait_for("Gate", self.settings.step_timeout_s), "gate", "Gate")
         if not gate.get("passed"):
             raise DemoError(f"v1 failed the gate: {gate.get('summary')}")
         return str(gate.get("summary", "passed"))
 
     def promote_v1(self) -> str:
         run = self._runs["v1"]
-        status = run.wait_end(self.s.step_timeout_s)
+        status = run.wait_end(self.settings.step_timeout_s)
         if status != "SUCCEEDED":
             raise DemoError(f"run {run.name} ended {status}; states: {' → '.join(run.entered())}")
-        al = self._aliases()
-        if al.champion != 1:
-            raise DemoError(f"expected v1 to be champion after run {run.name}, the registry says {al.champion}")
+        aliases = self._aliases()
+        if aliases.champion != 1:
+            raise DemoError(f"expected v1 to be champion after run {run.name}, the registry says {aliases.champion}")
         self.facts.step_durations["v1"] = run.durations()
         return f"v1 is champion (direct deploy: no champion to canary against); run {status}"
 
     def serve_clean(self) -> str:
         local = self._local()
-        rows = self._records(self._table(self.s.clean_traffic_rows, REFERENCE, self.s.seed + 100, drifted=False))
-        answers = self._wait(lambda: _try_send(self.facts.api_url, self.s.model, rows[:10]),
+        cfg = self.settings
+        rows = self._records(self._table(cfg.clean_traffic_rows, REFERENCE, cfg.seed + 100, drifted=False))
+        answers = self._wait(lambda: _try_send(self.facts.api_url, self.settings.model, rows[:10]),
                              "the serving endpoint to answer with v1", timeout_s=30)
-        answers += send(self.facts.api_url, self.s.model, rows[10:])
+        answers += send(self.facts.api_url, self.settings.model, rows[10:])
         versions = {v for a in answers for v in a.versions}
         if versions != {1}:
             raise DemoError(f"expected every answer from v1, got versions {sorted(versions)}")
@@ -322,7 +324,7 @@ class Story:
         local = self._local()
         s3 = local.client("s3")
         bucket = local.bucket("captures")
-        prefix = capture_prefix(self.s.model)
+        prefix = capture_prefix(self.settings.model)
 
         def count() -> int:
             n = 0
@@ -336,8 +338,8 @@ class Story:
         return n
 
     def _fire_drift(self) -> dict[str, Any]:
-        rule = f"drift-{self.s.model}"
-        doc = self._local().fire(rule, wait_s=self.s.step_timeout_s)
+        rule = f"drift-{self.settings.model}"
+        doc = self._local().fire(rule, wait_s=self.settings.step_timeout_s)
         dispatches = doc.get("dispatches", [])
         if not dispatches:
             raise DemoError(f"firing {rule} reached no target")
@@ -364,13 +366,14 @@ class Story:
     def traffic_drifts(self) -> str:
         since = datetime.now(UTC).isoformat()
         self.facts.drifted_upload_at = time.time()
-        rec = self._upload(self._table(self.s.drifted_rows, DRIFTED, self.s.seed + 1, drifted=True), "drifted")
+        cfg = self.settings
+        rec = self._upload(self._table(cfg.drifted_rows, DRIFTED, cfg.seed + 1, drifted=True), "drifted")
         labels = self._wait(lambda: self._decision("labels", since), "the decision on the labeled upload",
                             timeout_s=30)
         self.facts.labels_decision = labels
-        rows = self._records(self._table(self.s.drifted_traffic_rows, DRIFTED, self.s.seed + 200, drifted=True))
-        answers = send(self.facts.api_url, self.s.model, rows)
-        self._wait_captures(self.s.clean_traffic_rows + len(rows))
+        rows = self._records(self._table(cfg.drifted_traffic_rows, DRIFTED, cfg.seed + 200, drifted=True))
+        answers = send(self.facts.api_url, self.settings.model, rows)
+        self._wait_captures(self.settings.clean_traffic_rows + len(rows))
         return (f"labeled upload: {rec.get('rows_accepted')} rows accepted, trigger {labels['decision']} "
                 f"({labels['reason']}); {len(rows)} drifted rows served in {len(answers)} requests")
 
@@ -394,14 +397,14 @@ class Story:
         run.refresh()
         self.facts.v2_started_at = run.description["startDate"].timestamp()
         # keep traffic flowing from here on, so the canary has live requests to judge
-        rows = self._records(self._table(400, DRIFTED, self.s.seed + 300, drifted=True))
-        self.traffic = BackgroundTraffic(self.facts.api_url, self.s.model, rows)
+        rows = self._records(self._table(400, DRIFTED, self.settings.seed + 300, drifted=True))
+        self.traffic = BackgroundTraffic(self.facts.api_url, self.settings.model, rows)
         self.traffic.start()
         return f"run {run.name} started by the drift trigger: {d['reason']}"
 
     def gate_v2(self) -> str:
         run = self._runs["v2"]
-        state = run.wait_for("Gate", self.s.step_timeout_s,
+        state = run.wait_for("Gate", self.settings.step_timeout_s,
                              tick=lambda: self.note(f"run {run.name}: {' → '.join(run.entered())}"))
         gate = _result(state, "gate", "Gate")
         self.facts.v2_gate = gate
@@ -411,11 +414,11 @@ class Story:
 
     def canary(self) -> str:
         run = self._runs["v2"]
-        dep = _result(run.wait_for("Deploy", self.s.step_timeout_s), "deploy", "Deploy")
+        dep = _result(run.wait_for("Deploy", self.settings.step_timeout_s), "deploy", "Deploy")
         if dep.get("mode") != "canary":
             raise DemoError(f"expected a canary deploy, got {dep.get('mode')} ({dep.get('note')})")
         self.note(f"v{dep['challenger_version']} takes {dep['percent']}% of traffic for {dep['bake_seconds']} s")
-        state = run.wait_for("EvaluateCanary", self.s.step_timeout_s + float(dep.get("bake_seconds", 0)),
+        state = run.wait_for("EvaluateCanary", self.settings.step_timeout_s + float(dep.get("bake_seconds", 0)),
                              tick=lambda: self.note(f"baking: {self.traffic.requests if self.traffic else 0} "
                                                     f"requests so far"))
         verdict = _result(state, "canary", "EvaluateCanary")
@@ -428,24 +431,24 @@ class Story:
 
     def promote_v2(self) -> str:
         run = self._runs["v2"]
-        status = run.wait_end(self.s.step_timeout_s)
+        status = run.wait_end(self.settings.step_timeout_s)
         self.facts.step_durations["v2"] = run.durations()
         stop = run.description.get("stopDate")
         self.facts.v2_promoted_at = stop.timestamp() if stop is not None else time.time()
         if status != "SUCCEEDED":
             raise DemoError(f"run {run.name} ended {status}; states: {' → '.join(run.entered())}")
-        al = self._aliases()
-        if al.champion != 2 or al.challenger is not None:
+        aliases = self._aliases()
+        if aliases.champion != 2 or aliases.challenger is not None:
             raise DemoError(f"expected v2 champion and no challenger, the registry says champion "
-                            f"{al.champion}, challenger {al.challenger}")
+                            f"{aliases.champion}, challenger {aliases.challenger}")
         return f"v2 is champion, challenger cleared; run {status}"
 
     def serving_v2(self) -> str:
         local = self._local()
-        rows = self._records(self._table(20, DRIFTED, self.s.seed + 400, drifted=True))
+        rows = self._records(self._table(20, DRIFTED, self.settings.seed + 400, drifted=True))
 
         def answered_by_v2() -> bool:
-            a = send(self.facts.api_url, self.s.model, rows)
+            a = send(self.facts.api_url, self.settings.model, rows)
             return {v for x in a for v in x.versions} == {2}
 
         self._wait(answered_by_v2, "the endpoint to answer with v2 (champion cache TTL)", timeout_s=30)
@@ -467,8 +470,8 @@ class Story:
             raise DemoError(f"the drift result names no HTML report: keys {sorted(self.facts.drift_check)}")
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         body = local.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-        self.s.out_dir.mkdir(parents=True, exist_ok=True)
-        path = (self.s.out_dir / "drift-report.html").resolve()
+        self.settings.out_dir.mkdir(parents=True, exist_ok=True)
+        path = (self.settings.out_dir / "drift-report.html").resolve()
         path.write_bytes(body)
         self.facts.report_path, self.facts.report_uri = str(path), uri
         return f"{path} ({len(body) / 1024:.0f} KiB; {uri})"

@@ -275,12 +275,12 @@ class PredictionService:
 
     # ------------------------------------------------------------------ describe
     def describe(self, model: str, outcome: Outcome) -> dict[str, Any]:
-        al = self.deployments.aliases(model)
+        aliases = self.deployments.aliases(model)
         outcome.model = model
-        out: dict[str, Any] = {"model": model, "champion": None, "challenger": None, "traffic": al.traffic,
-                               "revision": al.revision, "updated_at": al.updated_at}
+        out: dict[str, Any] = {"model": model, "champion": None, "challenger": None, "traffic": aliases.traffic,
+                               "revision": aliases.revision, "updated_at": aliases.updated_at}
         for role in ("champion", "challenger"):
-            v = getattr(al, role)
+            v = getattr(aliases, role)
             if v is None:
                 continue
             try:
@@ -292,7 +292,7 @@ class PredictionService:
                          "algorithm": info.algorithm, "metrics": info.metrics,
                          "feature_set": info.feature_set, "feature_set_version": info.feature_set_version,
                          "input_schema": info.input_schema}
-        if al.champion is None:
+        if aliases.champion is None:
             out["serving"] = "no champion yet: predictions answer 503 until a version is promoted"
         return out
 
@@ -300,12 +300,12 @@ class PredictionService:
     def feedback(self, model: str, req: HttpRequest, outcome: Outcome) -> dict[str, Any]:
         body = parse_json_body(req.body, content_type=req.content_type, is_base64=req.is_base64,
                                max_bytes=self.settings.max_body_bytes)
-        al = self.deployments.aliases(model)
+        aliases = self.deployments.aliases(model)
         outcome.model = model
         label_spec = None
-        if al.champion is not None:
+        if aliases.champion is not None:
             try:
-                label_spec = self.deployments.version_info(model, al.champion).input_schema.get("label")
+                label_spec = self.deployments.version_info(model, aliases.champion).input_schema.get("label")
             except Exception as e:
                 log.warning("label definition of %s unavailable, checking labels loosely: %s", model, e)
         labels = check_labels(body, label_spec)
@@ -363,11 +363,11 @@ class PredictionService:
         hit = self._openapi_cache.get(key)
         if hit is not None and now - hit[0] < OPENAPI_CACHE_S:
             return hit[1]
-        al = self.deployments.aliases(model)  # 404 for an unknown model
+        aliases = self.deployments.aliases(model)  # 404 for an unknown model
         models: list[tuple[str, Mapping[str, Any]]] = []
-        if al.champion is not None:
+        if aliases.champion is not None:
             try:
-                models.append((model, self.deployments.version_info(model, al.champion).input_schema))
+                models.append((model, self.deployments.version_info(model, aliases.champion).input_schema))
             except Exception as e:
                 log.warning("model %s has no request schema in its OpenAPI document: %s", model, e)
         doc = build_document(models, max_rows=self.settings.max_rows, server_url=server_url)

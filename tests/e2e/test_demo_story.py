@@ -3,12 +3,12 @@ on the same running platform: a burst of identical requests (exactly one run), a
 and rolls back, a rejected manual approval, a candidate that fails the gate, and bad input.
 
 Everything goes through the platform's real surfaces (S3 uploads, the HTTP API, the event bus, the
-local scheduler); nothing calls a handler directly. Slow by nature (two to four minutes on 2 cores).
+local scheduler); nothing calls a handler directly. Slow by nature: it starts the platform, trains
+and canaries twice.
 
-It is one test on purpose: the failure paths run on the platform the story leaves behind, and a
-module split across xdist workers would start one platform per worker (``xdist_group`` has no effect
-with pytest 9.2 + xdist 3.8 here: xdist sets ``item._nodeid``, which pytest 9 no longer reads). Every
-step and path is still checked and reported on its own; all of them run even when one fails.
+It is one test on purpose: the failure paths run on the state the story leaves behind (a champion,
+a finished run), which separate tests could only share through an order pytest does not promise.
+Every step and path is still checked and reported on its own; all of them run even when one fails.
 """
 
 from __future__ import annotations
