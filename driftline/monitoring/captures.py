@@ -1,36 +1,30 @@
-"""Read one window of inference captures (and feedback labels) into columns for the drift engine.
+"""One window of inference captures (and its feedback labels) as columns for the drift engine.
 
-Layout (docs/architecture.md): ``captures/model=<m>/YYYY/MM/DD/HH/<object>`` and
-``feedback/model=<m>/YYYY/MM/DD/HH/<uuid>.jsonl`` in the captures bucket, JSON lines. Firehose files
-records under the hour they *arrive*, so the hours from the window start to a little after its
-end are listed and records are then filtered on their own ``ts``. Only the champion's records of
-the monitored version count (shadow/challenger records describe other models). Delivery is
-at-least-once, so records are de-duplicated on ``request_id``. Reading stops at ``max_records``
-(the result says so) to bound the Lambda's memory. Standard library, numpy and boto3.
+Reading (listing, parsing, de-duplication, budgets, label binding) is :mod:`driftline.captures_store`,
+shared with canary evaluation; this module decides what a scheduled check reads. Firehose files
+records under the hour they *arrive*, so the hours from the window start to :data:`DELIVERY_LAG`
+after its end are listed. Only the champion's records of the monitored version count
+(shadow/challenger records describe other models); the others are counted. Reading stops at
+``max_records`` (the result says so) to bound the Lambda's memory.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-from driftline import aws
-from driftline.contracts import CAPTURES_PREFIX, FEEDBACK_PREFIX, hour_prefixes, record_time
+from driftline.captures_store import DEFAULT_MAX_FEEDBACK_OBJECTS, DELIVERY_LAG, CapturesStore, ReadStats
 from driftline.monitoring.window import Window
-from driftline.retraining.captures import DEFAULT_MAX_FEEDBACK_OBJECTS
 from driftline.serving.labels import CAPTURE_CALLER, Labels
 
-log = logging.getLogger(__name__)
+__all__ = ["DEFAULT_MAX_FEEDBACK_OBJECTS", "DEFAULT_MAX_RECORDS", "DELIVERY_LAG", "WindowData", "read_labels",
+           "read_window"]
 
 DEFAULT_MAX_RECORDS = 1_000_000
-DELIVERY_LAG = timedelta(minutes=20)
-"""How long after a record's ``ts`` Firehose may still deliver it (buffering is at most 15 minutes)."""
 
 
 @dataclass
@@ -82,14 +76,6 @@ def _numeric(values: list[Any]) -> np.ndarray:
         return np.asarray(values, dtype=object)
 
 
-def _objects(bucket: str, prefixes: Sequence[str]) -> Iterator[tuple[str, bytes]]:
-    s3 = aws.client("s3")
-    for prefix in prefixes:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                yield obj["Key"], s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-
-
 def read_window(
     bucket: str,
     model: str,
@@ -98,73 +84,77 @@ def read_window(
     features: Sequence[str],
     *,
     max_records: int = DEFAULT_MAX_RECORDS,
+    client: Any | None = None,
 ) -> WindowData:
-    """The champion captures of ``version`` with ``window.start <= ts < window.end``."""
+    """The champion captures of ``version`` with ``window.start <= ts < window.end``, as columns.
+
+    Parameters
+    ----------
+    bucket, model:
+        The captures bucket and the monitored model.
+    window:
+        The half-open window checked; hours up to :data:`DELIVERY_LAG` past its end are listed.
+    version:
+        The champion version monitored (other versions and roles are counted, not read).
+    features:
+        The feature columns to collect.
+    max_records:
+        Captures read at most (``WindowData.truncated`` says when the window holds more).
+    client:
+        An S3 client (default ``aws.client("s3")``).
+
+    Returns
+    -------
+    WindowData
+        The columns, predictions, request ids and callers, with what the read skipped.
+    """
     data = WindowData(columns={f: [] for f in features})
-    seen: set[str] = set()
     cols = data.columns
-    prefixes = hour_prefixes(CAPTURES_PREFIX, model, window.start, window.end + DELIVERY_LAG)
-    for key, body in _objects(bucket, prefixes):
-        for line in body.splitlines():
-            if not line.strip():
-                continue
-            data.n_lines += 1
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                data.n_bad_lines += 1
-                continue
-            if not isinstance(rec, dict):
-                data.n_bad_lines += 1
-                continue
-            ts = record_time(rec.get("ts"))
-            if ts is None or not window.contains(ts):
-                continue
-            if rec.get("role", "champion") != "champion" or rec.get("version") != version:
-                data.n_other += 1
-                continue
-            rid = str(rec.get("request_id"))
-            if rid in seen:
-                data.n_duplicates += 1
-                continue
-            seen.add(rid)
-            feats = rec.get("features")
-            feats = feats if isinstance(feats, dict) else {}
-            data.present.update(feats)
-            for f in features:
-                cols[f].append(feats.get(f))
-            pred = rec.get("prediction")
-            data.predictions.append(pred if isinstance(pred, dict) else {})
-            data.request_ids.append(rid)
-            caller = rec.get(CAPTURE_CALLER)
-            data.callers.append(caller if isinstance(caller, str) else None)
-            if len(seen) >= max_records:
-                data.truncated = True
-                log.warning("stopped reading captures of %s at %d records (%s)", model, max_records, key)
-                return data
-    if data.n_bad_lines:
-        log.warning("%d capture lines of %s were not JSON objects and were skipped", data.n_bad_lines, model)
+    stats = ReadStats()
+
+    def champion_of_version(rec: Mapping[str, Any]) -> bool:
+        return rec.get("role", "champion") == "champion" and rec.get("version") == version
+
+    for rec in CapturesStore(bucket, client).captures(
+        model, window.start, window.end, stats=stats, max_records=max_records, include_end=False,
+        list_until=window.end + DELIVERY_LAG, keep=champion_of_version,
+    ):
+        feats = rec.get("features")
+        feats = feats if isinstance(feats, dict) else {}
+        data.present.update(feats)
+        for f in features:
+            cols[f].append(feats.get(f))
+        pred = rec.get("prediction")
+        data.predictions.append(pred if isinstance(pred, dict) else {})
+        data.request_ids.append(str(rec.get("request_id")))
+        caller = rec.get(CAPTURE_CALLER)
+        data.callers.append(caller if isinstance(caller, str) else None)
+    data.n_lines, data.n_bad_lines, data.n_other = stats.n_lines, stats.n_bad_lines, stats.n_other
+    data.n_duplicates, data.truncated = stats.n_duplicates, stats.truncated
     return data
 
 
 def read_labels(bucket: str, model: str, start: datetime, end: datetime, *, labelers: Iterable[str] = (),
-                max_objects: int = DEFAULT_MAX_FEEDBACK_OBJECTS) -> Labels:
-    """Feedback stored from ``start`` through ``end``: a label counts only for its submitter's own
-    predictions or when the submitter is one of ``labelers``; the first label that counts wins
-    (:class:`~driftline.serving.labels.Labels`). At most ``max_objects`` objects are opened, as for the
-    canary: a flood of tiny label objects must not stall the check."""
-    labels = Labels(labelers)
-    opened = 0
-    for key, body in _objects(bucket, hour_prefixes(FEEDBACK_PREFIX, model, start, end)):
-        if opened >= max_objects:
-            log.warning("read_labels stopped after %d objects for %s (%s and later not read)", max_objects, model, key)
-            break
-        opened += 1
-        for line in body.splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                labels.add(rec)
-    return labels
+                max_objects: int = DEFAULT_MAX_FEEDBACK_OBJECTS, client: Any | None = None) -> Labels:
+    """Feedback stored from ``start`` through ``end`` (:meth:`CapturesStore.labels`: bound to callers,
+    first label that counts wins, at most ``max_objects`` objects opened, as for the canary).
+
+    Parameters
+    ----------
+    bucket, model:
+        The captures bucket and the monitored model.
+    start, end:
+        The hours to read (the check looks a little past its window for late labels).
+    labelers:
+        Principals whose labels count for every prediction.
+    max_objects:
+        Label objects opened at most.
+    client:
+        An S3 client (default ``aws.client("s3")``).
+
+    Returns
+    -------
+    Labels
+        The labels by request id.
+    """
+    return CapturesStore(bucket, client).labels(model, start, end, labelers=labelers, max_objects=max_objects)

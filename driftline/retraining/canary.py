@@ -28,8 +28,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from driftline.captures_store import label_for
 from driftline.retraining.gate import regression_tolerance, tolerance_text
-from driftline.serving.labels import CAPTURE_CALLER, Labels
+from driftline.serving.labels import Labels
 
 MIN_CANARY_ROWS = 20
 LATENCY_FLOOR_MS = 5.0
@@ -127,7 +128,7 @@ def summarize(records: Iterable[Mapping[str, Any]], labels: Labels, champion: in
               task: str) -> tuple[RoleSample, RoleSample]:
     """Split capture records into (champion, challenger) samples; challenger rows are role
     ``challenger`` or ``shadow`` of the challenger version. A row is labeled by the first label that
-    counts for its caller (:class:`~driftline.serving.labels.Labels`): nobody else's label moves the
+    counts for its caller (:func:`driftline.captures_store.label_for`): nobody else's label moves the
     quality comparison."""
     champ, chall = RoleSample(), RoleSample()
     for rec in records:
@@ -146,7 +147,7 @@ def summarize(records: Iterable[Mapping[str, Any]], labels: Labels, champion: in
         lat = rec.get("latency_ms")
         if isinstance(lat, (int, float)) and math.isfinite(lat):
             side.latencies_ms.append(float(lat))
-        found, truth = labels.for_capture(rec.get("request_id"), rec.get(CAPTURE_CALLER))
+        found, truth = label_for(labels, rec)
         if found:
             side.truth.append(truth)
             side.predicted.append(pred)

@@ -3,7 +3,8 @@
 Body: ``{"labels": [{"request_id": "<id from a prediction>", "label": 1}, ...]}``. Labels are checked
 against the champion's label definition (``input_schema["label"]``: a class value for classifiers,
 a finite number for regression) and written as one JSON-lines object per request to
-``feedback/model=<model>/YYYY/MM/DD/HH/<uuid>.jsonl`` in the captures bucket (docs/architecture.md).
+``feedback/model=<model>/YYYY/MM/DD/HH/<uuid>.jsonl`` in the captures bucket (``contracts.feedback_key``,
+written by :class:`driftline.captures_store.CapturesStore`, which also reads it back).
 Each label line carries the submitter API Gateway authenticated (``by``), so readers count it only for
 that caller's own predictions or when the submitter is a configured labeler (:mod:`driftline.serving.labels`).
 """
@@ -12,15 +13,12 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from driftline import aws
-from driftline.contracts import feedback_key
+from driftline.captures_store import CapturesStore
 from driftline.serving.errors import ServingError, unprocessable
-from driftline.serving.labels import FEEDBACK_BY
 from driftline.serving.validation import describe
 
 MAX_FEEDBACK_LABELS = 10_000
@@ -88,15 +86,27 @@ def check_labels(body: Any, label_spec: Mapping[str, Any] | None) -> list[dict[s
 
 
 def store_feedback(bucket: str, model: str, labels: list[dict[str, Any]], now: datetime | None = None, *,
-                   by: str | None = None) -> str:
+                   by: str | None = None, client: Any | None = None) -> str:
     """Write the labels as one JSON-lines object, each naming its submitter ``by`` (the caller API Gateway
-    authenticated; omitted when unauthenticated); return its ``s3://`` URI."""
-    now = now or datetime.now(UTC)
-    ts = now.isoformat(timespec="microseconds")
-    key = feedback_key(model, now, uuid.uuid4().hex)
-    who = {FEEDBACK_BY: by} if by else {}
-    body = "".join(json.dumps({"request_id": r["request_id"], "label": r["label"], "ts": ts, **who},
-                              separators=(",", ":")) + "\n" for r in labels)
-    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body.encode(),
-                                ContentType="application/x-ndjson")
-    return f"s3://{bucket}/{key}"
+    authenticated; omitted when unauthenticated): :meth:`CapturesStore.put_feedback`, the one writer of
+    the layout the readers bind labels with.
+
+    Parameters
+    ----------
+    bucket, model:
+        The captures bucket and the model labeled.
+    labels:
+        The entries :func:`check_labels` returned.
+    now:
+        The storage time (default: now, UTC).
+    by:
+        The authenticated submitter, if any.
+    client:
+        An S3 client (default ``aws.client("s3")``).
+
+    Returns
+    -------
+    str
+        The object's ``s3://`` URI.
+    """
+    return CapturesStore(bucket, client).put_feedback(model, labels, by=by, now=now)

@@ -1,0 +1,180 @@
+"""The shared captures/feedback reader and the feedback writer, against an in-memory S3 client.
+
+The rules monitoring and canary evaluation share (hour listing, bad-line skipping, de-duplication,
+budgets, label binding) are pinned here once, without moto.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from driftline.captures_store import (
+    DELIVERY_LAG,
+    CapturesStore,
+    ReadStats,
+    delivery_key,
+    label_for,
+)
+
+T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+BOB = "arn:aws:iam::111122223333:role/bob"
+MALLORY = "arn:aws:iam::111122223333:role/mallory"
+LABELER = "arn:aws:iam::111122223333:role/labeling-team"
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def read(self) -> bytes:
+        return self._data
+
+
+class _Paginator:
+    def __init__(self, s3: FakeS3) -> None:
+        self.s3 = s3
+
+    def paginate(self, Bucket: str, Prefix: str) -> Iterator[dict[str, Any]]:
+        keys = sorted(k for (b, k) in self.s3.objects if b == Bucket and k.startswith(Prefix))
+        for i in range(0, len(keys), 2):  # two per page: pagination is followed
+            yield {"Contents": [{"Key": k} for k in keys[i:i + 2]]}
+        if not keys:
+            yield {}
+
+
+class FakeS3:
+    """The four calls the store makes, and the objects it opened."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.opened: list[str] = []
+
+    def get_paginator(self, name: str) -> _Paginator:
+        assert name == "list_objects_v2"
+        return _Paginator(self)
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        self.opened.append(Key)
+        return {"Body": _Body(self.objects[(Bucket, Key)])}
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes, ContentType: str) -> dict[str, Any]:
+        assert ContentType == "application/x-ndjson"
+        self.objects[(Bucket, Key)] = Body
+        return {}
+
+
+def _capture(rid: str, ts: datetime, *, version: int = 1, role: str | None = "champion",
+             caller: str | None = None) -> dict[str, Any]:
+    rec: dict[str, Any] = {"request_id": rid, "ts": ts.isoformat(), "version": version,
+                           "features": {"x": 1}, "prediction": {"label": 1, "probability": 0.9}}
+    if role is not None:
+        rec["role"] = role
+    if caller is not None:
+        rec["caller"] = caller
+    return rec
+
+
+def _put(s3: FakeS3, key: str, lines: list[Any]) -> None:
+    s3.objects[("b", key)] = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines).encode()
+
+
+@pytest.fixture
+def s3() -> FakeS3:
+    return FakeS3()
+
+
+def test_captures_in_the_window_once_each_with_what_was_skipped(s3: FakeS3) -> None:
+    _put(s3, "captures/model=m/2026/11/26/10/a", [
+        _capture("r1", T0), _capture("r1", T0),  # redelivered
+        _capture("r1", T0, role="shadow", version=2),  # the shadow's answer to the same request
+        "not json", "[1, 2]", "",
+        _capture("r2", T0 - timedelta(minutes=1)),  # before the window
+        _capture("r3", T0 + timedelta(minutes=5), version=7),
+    ])
+    _put(s3, "captures/model=m/2026/11/26/11/b", [_capture("r4", T0 + timedelta(hours=1))])  # exactly end
+    _put(s3, "captures/model=other/2026/11/26/10/c", [_capture("x", T0)])
+    stats = ReadStats()
+    got = list(CapturesStore("b", s3).captures("m", T0, T0 + timedelta(hours=1), stats=stats, max_records=100,
+                                                 keep=lambda r: r["version"] in (1, 2)))
+    assert [(r["request_id"], r["role"]) for r in got] == [("r1", "champion"), ("r1", "shadow"), ("r4", "champion")]
+    assert (stats.n_lines, stats.n_bad_lines, stats.n_other, stats.n_duplicates) == (8, 2, 1, 1)
+    assert stats.first_bad == "captures/model=m/2026/11/26/10/a line 4" and not stats.truncated
+    half_open = list(CapturesStore("b", s3).captures("m", T0, T0 + timedelta(hours=1), stats=ReadStats(),
+                                                     max_records=100, include_end=False))
+    assert "r4" not in {r["request_id"] for r in half_open}
+
+
+def test_late_hours_are_listed_only_when_asked(s3: FakeS3) -> None:
+    _put(s3, "captures/model=m/2026/11/26/11/late", [_capture("late", T0 + timedelta(minutes=59))])
+    end = T0 + timedelta(minutes=59, seconds=30)
+    assert not list(CapturesStore("b", s3).captures("m", T0, end, stats=ReadStats(), max_records=9))
+    assert [r["request_id"] for r in CapturesStore("b", s3).captures(
+        "m", T0, end, stats=ReadStats(), max_records=9, list_until=end + DELIVERY_LAG)] == ["late"]
+
+
+def test_a_capture_without_a_role_is_the_champions(s3: FakeS3) -> None:
+    assert delivery_key(_capture("r", T0, role=None)) == delivery_key(_capture("r", T0)) == ("r", "champion")
+    assert delivery_key(_capture("r", T0, role="shadow")) == ("r", "shadow")
+
+
+def test_the_record_budget_stops_the_read(s3: FakeS3) -> None:
+    _put(s3, "captures/model=m/2026/11/26/10/a", [_capture(f"r{i}", T0) for i in range(5)])
+    stats = ReadStats()
+    got = list(CapturesStore("b", s3).captures("m", T0, T0, stats=stats, max_records=3))
+    assert len(got) == 3 and stats.truncated
+
+
+def test_the_label_object_budget_opens_no_more_objects(s3: FakeS3, caplog: pytest.LogCaptureFixture) -> None:
+    for i in range(7):
+        _put(s3, f"feedback/model=m/2026/11/26/10/{i}.jsonl", [{"request_id": f"r{i}", "label": 1, "ts": "t"}])
+    stats = ReadStats()
+    labels = CapturesStore("b", s3).labels("m", T0, T0, max_objects=5, stats=stats)
+    assert len(labels) == 5 and len(s3.opened) == 5 and stats.truncated
+    assert "stopped after 5 objects" in caplog.text
+    caplog.clear()
+    assert len(CapturesStore("b", s3).labels("m", T0, T0, max_objects=7)) == 7
+    assert "stopped" not in caplog.text  # exactly the budget: nothing was left unread
+
+
+def test_labels_bind_to_the_caller_or_a_labeler_and_the_first_wins(s3: FakeS3) -> None:
+    _put(s3, "feedback/model=m/2026/11/26/10/a.jsonl", [
+        {"request_id": "bob-1", "label": 0, "ts": "2026-11-26T10:02:00+00:00", "by": MALLORY},  # forged
+        {"request_id": "bob-1", "label": 1, "ts": "2026-11-26T10:03:00+00:00", "by": BOB},
+        {"request_id": "bob-1", "label": 0, "ts": "2026-11-26T10:04:00+00:00", "by": BOB},  # later: ignored
+        {"request_id": "bob-2", "label": 1, "ts": "2026-11-26T10:05:00+00:00", "by": LABELER},
+        {"request_id": "anon", "label": 1, "ts": "2026-11-26T10:05:00+00:00"},
+        "garbage", {"label": 1},
+    ])
+    labels = CapturesStore("b", s3).labels("m", T0, T0, labelers=[LABELER])
+    assert label_for(labels, _capture("bob-1", T0, caller=BOB)) == (True, 1)
+    assert label_for(labels, _capture("bob-2", T0, caller=BOB)) == (True, 1)
+    assert label_for(labels, _capture("anon", T0)) == (True, 1)
+    assert label_for(labels, _capture("anon", T0, caller=BOB)) == (False, None)  # unauthenticated label
+    assert label_for(labels, _capture("missing", T0, caller=BOB)) == (False, None)
+
+
+def test_the_writer_writes_what_the_reader_binds(s3: FakeS3) -> None:
+    store = CapturesStore("b", s3)
+    uri = store.put_feedback("m", [{"request_id": "r1", "label": 1}], by=BOB, now=T0 + timedelta(minutes=3))
+    assert uri.startswith("s3://b/feedback/model=m/2026/11/26/10/") and uri.endswith(".jsonl")
+    line = json.loads(next(iter(s3.objects.values())))
+    assert line == {"request_id": "r1", "label": 1, "ts": "2026-11-26T10:03:00.000000+00:00", "by": BOB}
+    store.put_feedback("m", [{"request_id": "r1", "label": 0}], by=None, now=T0 + timedelta(minutes=4))
+    labels = store.labels("m", T0, T0)
+    assert label_for(labels, _capture("r1", T0, caller=BOB)) == (True, 1)
+
+
+def test_the_client_is_built_only_when_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftline import aws
+
+    built: list[str] = []
+    monkeypatch.setattr(aws, "client", lambda name: built.append(name) or FakeS3())
+    store = CapturesStore("b")
+    assert built == []
+    assert not list(store.captures("m", T0, T0, stats=ReadStats(), max_records=1))
+    assert built == ["s3"]
