@@ -62,6 +62,11 @@ class LocalOptions:
     max_workers_per_function: int = 4
     retry_delays_s: tuple[float, ...] = (1.0, 2.0)
     echo_function_logs: bool = True
+    persist: bool = True
+    """Keep the emulator's data under ``state_dir/data`` and restore it on start
+    (:mod:`driftline.local.persistence`)."""
+    fresh: bool = False
+    """With ``persist``: empty the kept state before starting."""
 
 
 class Printer:
@@ -187,6 +192,9 @@ class LocalPlatform:
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self._session: Any = None
+        self.persistence: Any = None
+        self._moto_app: Any = None
+        """The :class:`~driftline.local.persistence.Persistence` of the state dir, when ``options.persist``."""
 
     # ---- endpoints ----
     @property
@@ -254,6 +262,7 @@ class LocalPlatform:
         defer_batch_import()
         check_moto()
         self._validate()
+        self._open_state()
         self._bind()
         try:
             self._start_services()
@@ -287,7 +296,11 @@ class LocalPlatform:
         if hasattr(moto_app, "DISABLE_GLOBAL_CORS"):
             moto_app.DISABLE_GLOBAL_CORS = True
         opts = self.options
-        self._gate = _Gate(DomainDispatcherApplication(create_backend_app), self._token, self._control)
+        app = DomainDispatcherApplication(create_backend_app)
+        self._moto_app = app
+        if self.persistence is not None:
+            app = self.persistence.middleware(app)
+        self._gate = _Gate(app, self._token, self._control)
         try:
             self._moto_server = make_server(
                 opts.host, opts.port, self._gate, threaded=True, request_handler=QuietHandler
@@ -318,8 +331,43 @@ class LocalPlatform:
             self._moto_server = None
             raise _bind_error("API", opts.host, opts.api_port, e) from None
 
+    def _open_state(self) -> None:
+        """Lock and check the kept state before anything listens (a foreign, corrupt or busy state dir is
+        refused before a port is taken)."""
+        if not self.options.persist:
+            return
+        from driftline.local.journal import StateDirError
+        from driftline.local.persistence import Persistence
+
+        self.persistence = Persistence(self.options.state_dir.resolve(), warn=self.out)
+        try:
+            self.persistence.open(fresh=self.options.fresh)
+        except (StateDirError, OSError) as e:
+            self.persistence = None
+            raise LocalStartError(str(e)) from None
+
+    def _restore_state(self) -> None:
+        """Put the kept state into the fresh emulator, before provisioning and before anyone is let in."""
+        if self.persistence is None:
+            return
+        from driftline.local.journal import StateDirError
+
+        try:
+            summary = self.persistence.restore(self._moto_app)
+        except StateDirError as e:
+            raise LocalStartError(str(e)) from None
+        if summary.records:
+            self.out(f"[local] {summary.describe()}")
+        for execution in summary.interrupted:
+            self.out(
+                f"[local] warning: Step Functions execution {execution['arn']} was running when the platform stopped; "
+                "it was interrupted and is not resumed (start it again if needed)"
+            )
+
     def _start_services(self) -> None:
         from moto.core.config import default_user_config
+
+        self._restore_state()
 
         if self.options.host not in ("127.0.0.1", "0.0.0.0", "localhost", "::1"):  # noqa: S104
             self.out(
@@ -401,6 +449,8 @@ class LocalPlatform:
             with contextlib.suppress(OSError):
                 self.api.stop()
             self.api = None
+        if self.persistence is not None and self._moto_thread is not None and self._moto_thread.is_alive():
+            self.persistence.settle_executions(self._execution_status)
         if self.bridge is not None:
             self.bridge.shutdown()
             self.bridge = None
@@ -413,8 +463,17 @@ class LocalPlatform:
                 self._moto_thread.join(timeout=5.0)
             self._moto_server.server_close()
             self._moto_server = None
+        if self.persistence is not None:
+            self.persistence.close()
+            self.persistence = None
 
     # ---- glue ----
+    def _execution_status(self, arn: str) -> str | None:
+        try:
+            return str(self.client("stepfunctions").describe_execution(executionArn=arn)["status"])
+        except Exception:  # the emulator no longer knows it, or is going down
+            return None
+
     def _echo_line(self, spec: FunctionSpec, line: str) -> None:
         self.out(f"[{spec.display}] {line}")
 
