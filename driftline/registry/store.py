@@ -18,7 +18,8 @@ Guarantees, and how they are enforced:
   :meth:`Registry.audit` shows the sealed entry and says where the table differs
   (:attr:`AuditEntry.integrity`);
 - transitions are explicit: only ``approved`` versions become champion, rejected versions never
-  come back;
+  come back; the rules are pure functions and tables in :mod:`driftline.registry.transitions`, asked
+  before each write and repeated as the transaction's conditions;
 - the quality gate binds every path: a version whose recorded gate outcome (``gate``, written by the
   workflow's gate step or by the approval that evaluated it) failed is neither approved nor promoted
   unless the caller overrides it explicitly, and the override is audited (:func:`gate_refusal`).
@@ -44,52 +45,53 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from driftline import aws
+from driftline.registry import transitions
 from driftline.registry.artifacts import ArtifactRef
+from driftline.registry.errors import (
+    ConcurrentUpdateError,
+    InvalidTransitionError,
+    NotAllowedError,
+    QualityGateFailedError,
+    RegistryError,
+    UnknownModelError,
+    UnknownVersionError,
+)
+from driftline.registry.transitions import STATUSES, TRAFFIC_MODES, Slots, gate_refusal, principal_matches
+
+__all__ = [
+    "AUDIT_OBJECT_PREFIX",
+    "CHANGED",
+    "REMOVED",
+    "SEALED",
+    "STATUSES",
+    "SYSTEM_PRINCIPAL",
+    "TRAFFIC_MODES",
+    "UNSEALED",
+    "Aliases",
+    "AuditEntry",
+    "ConcurrentUpdateError",
+    "InvalidTransitionError",
+    "ModelVersion",
+    "NotAllowedError",
+    "QualityGateFailedError",
+    "Registry",
+    "RegistryError",
+    "UnknownModelError",
+    "UnknownVersionError",
+    "audit_object_key",
+    "gate_refusal",
+    "principal_matches",
+]
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("candidate", "approved", "rejected", "archived")
 AUDIT_OBJECT_PREFIX = "audit/"
 """Where sealed audit entries live in the audit bucket: ``audit/model=<model>/<ts>#<id>.json``."""
 SEALED = "sealed"
 UNSEALED = "unsealed: not in the audit bucket (written without one, or its seal failed); table copy only"
 CHANGED = "sealed; the registry table's copy was changed (the sealed entry is shown)"
 REMOVED = "sealed; deleted from the registry table"
-TRAFFIC_MODES = ("none", "shadow", "canary")
 SYSTEM_PRINCIPAL = "driftline"
-
-
-# ---------------------------------------------------------------- errors
-class RegistryError(Exception):
-    """Base class; ``status_code`` is the HTTP status an API should answer with."""
-
-    status_code = 400
-
-
-class UnknownModelError(RegistryError):
-    status_code = 404
-
-
-class UnknownVersionError(RegistryError):
-    status_code = 404
-
-
-class NotAllowedError(RegistryError):
-    status_code = 403
-
-
-class InvalidTransitionError(RegistryError):
-    status_code = 409
-
-
-class QualityGateFailedError(InvalidTransitionError):
-    """Approve/promote of a version that did not pass the quality gate, without an override (409)."""
-
-
-class ConcurrentUpdateError(RegistryError):
-    """Another writer changed the aliases between our read and our write; re-read and retry."""
-
-    status_code = 409
 
 
 # ---------------------------------------------------------------- records
@@ -142,6 +144,11 @@ class Aliases:
     @property
     def traffic(self) -> dict[str, Any]:
         return {"mode": self.traffic_mode, "percent": self.traffic_percent}
+
+    @property
+    def slots(self) -> Slots:
+        """Who serves (what the transition rules judge)."""
+        return Slots(self.champion, self.challenger, self.traffic_mode, self.traffic_percent)
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "champion": self.champion, "challenger": self.challenger,
@@ -206,26 +213,6 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def principal_matches(principal: str, allowed: Sequence[str]) -> bool:
-    """Exact match, or an STS assumed-role session matching its IAM role ARN.
-
-    ``arn:aws:sts::111:assumed-role/ml-lead/alice`` matches ``arn:aws:iam::111:role/ml-lead``, because
-    the CLI sees the session ARN while approvers are configured as role ARNs.
-    """
-    if principal in allowed:
-        return True
-    if ":assumed-role/" in principal and principal.startswith("arn:"):
-        head, _, rest = principal.partition(":assumed-role/")
-        role = rest.split("/")[0]
-        partition_account = head.split(":")
-        if len(partition_account) >= 5:
-            part, account = partition_account[1], partition_account[4]
-            candidates = {f"arn:{part}:iam::{account}:role/{role}"}
-            return any(a in candidates or (a.startswith(f"arn:{part}:iam::{account}:role/")
-                                           and a.rsplit("/", 1)[-1] == role) for a in allowed)
-    return False
-
-
 def _version_from_item(item: Mapping[str, Any]) -> ModelVersion:
     arts = _j(item, "artifacts")
     return ModelVersion(
@@ -257,31 +244,6 @@ def _audit_from_item(model: str, item: Mapping[str, Any], integrity: str = "") -
 def audit_object_key(model: str, sk: str) -> str:
     """The sealed copy's key of the audit item ``sk`` (``AUDIT#<ts>#<id>``)."""
     return f"{AUDIT_OBJECT_PREFIX}model={model}/{sk.removeprefix('AUDIT#')}.json"
-
-
-def gate_refusal(action: str, mv: ModelVersion, gate: Mapping[str, Any] | None,
-                 override: bool) -> str | None:
-    """Why ``action`` (approve/promote) of ``mv`` is refused because of the quality gate, or None.
-
-    ``gate`` is the outcome to judge (the recorded one, or one evaluated by the caller); without one
-    there is nothing to enforce here. A failed gate is refused unless ``override``. Pure, so the CLI,
-    the approval API and the registry itself phrase the refusal identically.
-    """
-    if not gate or gate.get("passed") is True or override:
-        return None
-    reasons = [str(r) for r in gate.get("reasons") or []] or [str(gate.get("summary") or "no reason recorded")]
-    champion = gate.get("champion_version")
-    against = (f"against champion v{champion}" + (" on the same holdout" if gate.get("comparison") ==
-                                                  "same_holdout" else " (its registered metrics)")
-               if champion is not None else "with no champion to compare with")
-    where = f" by {gate['evaluated_by']}" if gate.get("evaluated_by") else ""
-    if mv.status == "rejected":
-        fix = "it is rejected and can never be approved; train a new version"
-    else:
-        fix = (f"to {action} it anyway, say why: driftline models {action} --model {mv.model} --version "
-               f"{mv.version} --override-gate --reason '...' (the override and the reason go to the audit trail)")
-    return (f"cannot {action} {mv.model!r} v{mv.version}: it failed the quality gate ({against}, evaluated"
-            f"{where}): {'; '.join(reasons)}; {fix}")
 
 
 # ---------------------------------------------------------------- registry
@@ -445,11 +407,7 @@ class Registry:
         Training reserves the number first so artifacts can live under ``models/<model>/v<version>/``.
         A version is written once; registering the same number twice is refused.
         """
-        if status not in ("candidate", "rejected"):
-            raise InvalidTransitionError(f"a new version starts as 'candidate' (or 'rejected' with a "
-                                         f"reason), not {status!r}")
-        if status == "rejected" and not reason:
-            raise InvalidTransitionError("a version registered as 'rejected' needs a reason")
+        transitions.check_registration(status, reason)
         if version is None:
             version = self.next_version(model)
         arts = {k: (v if isinstance(v, ArtifactRef) else ArtifactRef.from_dict(dict(v))).to_dict()
@@ -488,22 +446,20 @@ class Registry:
         ``override_gate``; ``gate`` is an outcome the caller evaluated for a version that has none
         recorded, stored with the approval. An override is audited with the reason.
         """
-        self._check_allowed("approve", model, principal, allowed)
-        return self._set_status(model, version, principal, reason, ("approve", "approved", ("candidate",)),
-                                gate=(gate, override_gate))
+        transitions.check_allowed("approve", model, principal, allowed)
+        return self._set_status(model, version, principal, reason, "approve", gate=(gate, override_gate))
 
     def reject(self, model: str, version: int, principal: str, reason: str,
                allowed: Sequence[str] | None = None) -> ModelVersion:
         """candidate/approved -> rejected (never the serving champion or challenger)."""
-        self._check_allowed("reject", model, principal, allowed)
-        return self._set_status(model, version, principal, reason,
-                                ("reject", "rejected", ("candidate", "approved")))
+        transitions.check_allowed("reject", model, principal, allowed)
+        return self._set_status(model, version, principal, reason, "reject")
 
     def archive(self, model: str, version: int, principal: str, reason: str,
                 allowed: Sequence[str] | None = None) -> ModelVersion:
         """approved -> archived: kept for rollback, but no longer offered for promotion by default."""
-        self._check_allowed("archive", model, principal, allowed)
-        return self._set_status(model, version, principal, reason, ("archive", "archived", ("approved",)))
+        transitions.check_allowed("archive", model, principal, allowed)
+        return self._set_status(model, version, principal, reason, "archive")
 
     def record_failure(self, model: str, version: int, reason: str,
                        principal: str = SYSTEM_PRINCIPAL) -> ModelVersion:
@@ -512,20 +468,13 @@ class Registry:
         Idempotent for an already rejected version (the first reason is kept, the new one audited).
         """
         current = self.get_version(model, version)
-        if current.status == "rejected":
+        change = transitions.STATUS_CHANGES["record_failure"]
+        if change.repeat_ok and current.status == change.to:
             self._commit([
                 self._audit_put(model, _Act(principal, "record_failure", version, reason),
                                 {"status": "rejected"})])
             return current
-        return self._set_status(model, version, principal, reason,
-                                ("record_failure", "rejected", ("candidate", "approved", "archived")))
-
-    def _check_allowed(self, action: str, model: str, principal: str, allowed: Sequence[str] | None) -> None:
-        if not principal:
-            raise NotAllowedError(f"{action} of model {model!r} needs a principal (who is doing this)")
-        if allowed and not principal_matches(principal, allowed):
-            raise NotAllowedError(f"{principal} may not {action} versions of model {model!r}; "
-                                  f"allowed principals (ModelConfig.approvers): {', '.join(allowed)}")
+        return self._set_status(model, version, principal, reason, "record_failure")
 
     def record_gate(self, model: str, version: int, outcome: Mapping[str, Any],
                     principal: str = SYSTEM_PRINCIPAL) -> ModelVersion:
@@ -582,23 +531,14 @@ class Registry:
         return (None if recorded else outcome), details
 
     def _set_status(self, model: str, version: int, principal: str, reason: str,
-                    change: tuple[str, str, tuple[str, ...]],
-                    gate: tuple[Mapping[str, Any] | None, bool] | None = None) -> ModelVersion:
-        """Change the status (and audit it); ``gate`` = (supplied outcome, override) enforces the gate."""
-        action, new, allowed_from = change
-        if not reason:
-            raise InvalidTransitionError(f"{action} of {model!r} v{version} needs a reason (--reason)")
+                    action: str, gate: tuple[Mapping[str, Any] | None, bool] | None = None) -> ModelVersion:
+        """Change the status as ``action`` does (:data:`transitions.STATUS_CHANGES`) and audit it;
+        ``gate`` = (supplied outcome, override) enforces the gate."""
+        transitions.check_reason(action, model, reason, version)
         current = self.get_version(model, version)
-        if current.status not in allowed_from:
-            raise InvalidTransitionError(
-                f"cannot {action} {model!r} v{version}: its status is {current.status!r}, and {action} "
-                f"applies only to {' or '.join(repr(s) for s in allowed_from)} versions")
+        new = transitions.status_change(action, model, version, current.status)
         al = self.aliases(model, consistent=True)
-        if new in ("rejected", "archived") and version in (al.champion, al.challenger):
-            role = "champion" if version == al.champion else "challenger"
-            fix = "roll back or promote another version" if role == "champion" else "clear the challenger"
-            raise InvalidTransitionError(f"cannot {action} {model!r} v{version}: it is the current {role}; "
-                                         f"{fix} first")
+        transitions.check_not_serving(action, model, version, new, al.slots)
         store_gate, gate_details = (self._gate_terms(action, current, gate[0], gate[1], reason)
                                     if gate is not None else (None, {}))
         now = _now()
@@ -616,7 +556,7 @@ class Registry:
             self._audit_put(model, _Act(principal, action, version, reason),
                             {"from": current.status, "to": new, **gate_details}),
         ]
-        if new in ("rejected", "archived"):  # must not be serving when the status changes
+        if transitions.leaves_service(new):  # must not be serving when the status changes
             items.append(self._aliases_unchanged(model, al.revision))
         try:
             self._commit(items)
@@ -636,83 +576,57 @@ class Registry:
         If the version was the challenger, the challenger slot and traffic split are cleared.
         The quality gate is enforced as in :meth:`approve` (``gate``, ``override_gate``).
         """
-        self._check_allowed("promote", model, principal, allowed)
-        self._need_reason("promote", model, reason)
+        transitions.check_allowed("promote", model, principal, allowed)
+        transitions.check_reason("promote", model, reason)
         target = self.get_version(model, version)
-        if target.status != "approved":
-            hint = (f"approve it first (driftline models approve --model {model} --version {version})"
-                    if target.status == "candidate"
-                    else "a rejected or archived version cannot become champion")
-            raise InvalidTransitionError(f"cannot promote {model!r} v{version}: its status is "
-                                         f"{target.status!r}; {hint}")
+        transitions.check_promotion(model, version, target.status)
         store_gate, gate_details = self._gate_terms("promote", target, gate, override_gate, reason)
         al = self.aliases(model, consistent=True)
         if expected_revision is not None and expected_revision != al.revision:
             raise ConcurrentUpdateError(self._race_message(model, "promote", expected_revision, al.revision))
-        if al.champion == version:
-            raise InvalidTransitionError(f"{model!r} v{version} is already the champion")
-        new = Aliases(model, champion=version,
-                      challenger=None if al.challenger == version else al.challenger,
-                      traffic_mode="none" if al.challenger == version else al.traffic_mode,
-                      traffic_percent=0 if al.challenger == version else al.traffic_percent,
-                      revision=al.revision + 1, updated_at=_now())
+        transitions.check_new_champion(model, version, al.slots)
+        new = Aliases(model, *transitions.with_champion(al.slots, version), revision=al.revision + 1,
+                      updated_at=_now())
         self._write_aliases(al, new, _Act(principal, "promote", version, reason),
-                            extra=[self._status_is(model, version, ("approved",), set_gate=store_gate)],
+                            extra=[self._status_is(model, version, transitions.PROMOTABLE_STATUSES,
+                                                   set_gate=store_gate)],
                             details=gate_details)
         return new
 
     def rollback(self, model: str, principal: str, reason: str, to_version: int | None = None, *,
                  allowed: Sequence[str] | None = None) -> Aliases:
         """Make the previous champion (from the audit trail) champion again, or ``to_version``."""
-        self._check_allowed("rollback", model, principal, allowed)
-        self._need_reason("rollback", model, reason)
+        transitions.check_allowed("rollback", model, principal, allowed)
+        transitions.check_reason("rollback", model, reason)
         al = self.aliases(model, consistent=True)
-        if to_version is None:
-            history = self.champion_history(model)
-            if len(history) < 2:
-                raise InvalidTransitionError(f"{model!r} has no previous champion to roll back to "
-                                             f"(champion history: {history or 'empty'}); "
-                                             f"use --version to choose one")
-            to_version = history[-2]
-        if al.champion == to_version:
-            raise InvalidTransitionError(f"{model!r} v{to_version} is already the champion")
+        history = self.champion_history(model) if to_version is None else []
+        to_version = transitions.rollback_target(model, history, to_version)
+        transitions.check_new_champion(model, to_version, al.slots)
         target = self.get_version(model, to_version)
-        if target.status not in ("approved", "archived"):
-            raise InvalidTransitionError(f"cannot roll {model!r} back to v{to_version}: its status is "
-                                         f"{target.status!r}; only approved or archived versions can serve")
-        new = Aliases(model, champion=to_version,
-                      challenger=None if al.challenger == to_version else al.challenger,
-                      traffic_mode="none" if al.challenger == to_version else al.traffic_mode,
-                      traffic_percent=0 if al.challenger == to_version else al.traffic_percent,
-                      revision=al.revision + 1, updated_at=_now())
+        transitions.check_rollback(model, to_version, target.status)
+        new = Aliases(model, *transitions.with_champion(al.slots, to_version), revision=al.revision + 1,
+                      updated_at=_now())
         self._write_aliases(al, new, _Act(principal, "rollback", to_version, reason),
-                            extra=[self._status_is(model, to_version, ("approved", "archived"))])
+                            extra=[self._status_is(model, to_version, transitions.ROLLBACK_STATUSES)])
         return new
 
     def set_challenger(self, model: str, version: int, mode: str, percent: int, *,
                        principal: str = SYSTEM_PRINCIPAL, reason: str = "",
                        expected_revision: int | None = None) -> Aliases:
         """Route ``percent`` of traffic to ``version`` (canary) or mirror it (shadow)."""
-        if mode not in ("shadow", "canary"):
-            raise InvalidTransitionError(f"challenger mode must be 'shadow' or 'canary', not {mode!r}")
-        if not isinstance(percent, int) or not 0 <= percent <= 100 or (mode == "canary" and percent == 0):
-            raise InvalidTransitionError(f"challenger percent must be an integer 0-100 (1-100 for canary), "
-                                         f"not {percent!r}")
+        transitions.check_challenger_policy(mode, percent)
         target = self.get_version(model, version)
-        if target.status not in ("candidate", "approved"):
-            raise InvalidTransitionError(f"cannot make {model!r} v{version} challenger: its status is "
-                                         f"{target.status!r}")
+        transitions.check_challenger(model, version, target.status)
         al = self.aliases(model, consistent=True)
         if expected_revision is not None and expected_revision != al.revision:
             raise ConcurrentUpdateError(self._race_message(model, "set_challenger", expected_revision,
                                                            al.revision))
-        if al.champion == version:
-            raise InvalidTransitionError(f"{model!r} v{version} is the champion; it cannot also be the "
-                                         f"challenger")
-        new = Aliases(model, champion=al.champion, challenger=version, traffic_mode=mode,
-                      traffic_percent=percent, revision=al.revision + 1, updated_at=_now())
+        transitions.check_challenger_slot(model, version, al.slots)
+        new = Aliases(model, *transitions.with_challenger(al.slots, version, mode, percent),
+                      revision=al.revision + 1, updated_at=_now())
         act = _Act(principal, "set_challenger", version, reason or f"{mode} {percent}%")
-        self._write_aliases(al, new, act, extra=[self._status_is(model, version, ("candidate", "approved"))])
+        self._write_aliases(al, new, act,
+                            extra=[self._status_is(model, version, transitions.CHALLENGER_STATUSES)])
         return new
 
     def clear_challenger(self, model: str, *, principal: str = SYSTEM_PRINCIPAL, reason: str = "",
@@ -722,34 +636,21 @@ class Registry:
         if expected_revision is not None and expected_revision != al.revision:
             raise ConcurrentUpdateError(self._race_message(model, "clear_challenger", expected_revision,
                                                            al.revision))
-        if al.challenger is None and al.traffic_mode == "none":
+        cleared = transitions.without_challenger(al.slots)
+        if cleared is None:
             return al
-        new = Aliases(model, champion=al.champion, challenger=None, traffic_mode="none", traffic_percent=0,
-                      revision=al.revision + 1, updated_at=_now())
+        new = Aliases(model, *cleared, revision=al.revision + 1, updated_at=_now())
         self._write_aliases(al, new, _Act(principal, "clear_challenger", al.challenger,
                                           reason or "challenger cleared"))
         return new
 
     def champion_history(self, model: str) -> list[int]:
         """Champion stack replayed from the audit trail: promote pushes, rollback pops back to its target."""
-        changes = [e for e in self.audit(model)
-                   if e.action in ("promote", "rollback") and e.version is not None]
-        changes.sort(key=lambda e: (int(e.details.get("revision", 0)), e.ts))
-        stack: list[int] = []
-        for e in changes:
-            v = int(e.version)  # type: ignore[arg-type]
-            if e.action == "rollback" and v in stack:
-                while stack[-1] != v:
-                    stack.pop()
-            else:
-                stack.append(v)
-        return stack
+        return transitions.replay_champions(
+            (e.action, e.version, int(e.details.get("revision", 0)), e.ts) for e in self.audit(model)
+            if e.action in ("promote", "rollback") and e.version is not None)
 
     # ------------------------------------------------------------ write plumbing
-    def _need_reason(self, action: str, model: str, reason: str) -> None:
-        if not reason:
-            raise InvalidTransitionError(f"{action} of {model!r} needs a reason (--reason)")
-
     @staticmethod
     def _race_message(model: str, action: str, expected: int, actual: int) -> str:
         return (f"{action} of {model!r} lost a race: the aliases changed (revision {expected} -> {actual}) "

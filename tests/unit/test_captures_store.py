@@ -173,7 +173,12 @@ def test_the_client_is_built_only_when_used(monkeypatch: pytest.MonkeyPatch) -> 
     from driftline import aws
 
     built: list[str] = []
-    monkeypatch.setattr(aws, "client", lambda name: built.append(name) or FakeS3())
+
+    def client(name: str) -> FakeS3:
+        built.append(name)
+        return FakeS3()
+
+    monkeypatch.setattr(aws, "client", client)
     store = CapturesStore("b")
     assert built == []
     assert not list(store.captures("m", T0, T0, stats=ReadStats(), max_records=1))
