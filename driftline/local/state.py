@@ -131,8 +131,9 @@ def process_start_time(pid: int) -> str | None:
     if Path("/proc/self/stat").exists():
         return None  # Linux, and the process is gone
     try:
-        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True,
-                             timeout=5, check=False).stdout.strip()
+        out = subprocess.run(
+            ["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, timeout=5, check=False
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"lstart:{out}" if out else None

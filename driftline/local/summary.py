@@ -10,7 +10,9 @@ from driftline.local.state import PlatformState
 from driftline.platform import Platform
 
 
-def ready_summary(platform: Platform, state: PlatformState, *, detached: bool) -> str:
+def ready_summary(platform: Platform, state: PlatformState, *, detached: bool, flags: str = "") -> str:
+    """``flags`` (such as `` --state-dir X``) are added to every ``driftline local`` command shown, so the
+    commands printed reach this instance."""
     took = f"{state.ready_at - state.started_at:.1f} s" if state.ready_at else "?"
     acct, region = state.account, state.region
     routes = ", ".join(f"{r.method} {r.path}" for r in platform.routes)
@@ -38,10 +40,11 @@ def ready_summary(platform: Platform, state: PlatformState, *, detached: bool) -
         f"AWS_DEFAULT_REGION={region}",
         "  aws s3 ls",
         f"  curl {state.api_url}/health",
-        f"  driftline local invoke serve --payload '{{}}'      driftline local fire {first_schedule}",
+        f"  driftline local invoke serve{flags} --payload '{{}}'      driftline local fire {first_schedule}{flags}",
+        f"  driftline local status{flags}",
         "",
         (
-            f"Running in the background; log: {state.log_file}. Stop it with: driftline local down"
+            f"Running in the background; log: {state.log_file}. Stop it with: driftline local down{flags}"
             if detached
             else "Function logs follow. Press Ctrl-C to stop."
         ),

@@ -1,5 +1,6 @@
 """Starting and stopping the local platform: no orphans after `down` or Ctrl-C, stale state,
-busy ports, and an upload made while the platform is still starting."""
+busy ports, an upload made while the platform is still starting, and `down`/`status` without
+--state-dir finding a platform started with one."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from driftline.local import instances
 from driftline.local import state as st
 from tests.e2e.conftest import (
     FIXTURES,
@@ -29,6 +31,31 @@ from tests.e2e.conftest import (
 )
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(autouse=True)
+def own_registry(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's platforms register in a registry of their own, so platforms that other test runs
+    start from this checkout at the same time are neither found nor listed."""
+    registry = tmp_path_factory.mktemp("instances")
+    monkeypatch.setenv(instances.INSTANCES_ENV, str(registry))
+    return registry
+
+
+def _plain(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``driftline local <args>`` without --state-dir, run from ``cwd`` (a directory with no platform)."""
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("DRIFTLINE_STATE_DIR", None)
+    env.pop("AWS_ENDPOINT_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "driftline.cli.main", "local", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
 
 
 def _worker_pids(lp: LocalPlatformHandle) -> list[int]:
@@ -197,3 +224,49 @@ def test_killed_platform_leaves_stale_state_that_is_cleaned(tmp_path: Path) -> N
         assert st.read_state(tmp_path) is None
     finally:
         stop_platform(lp)
+
+
+def test_plain_down_stops_a_platform_started_with_another_state_dir(tmp_path: Path) -> None:
+    elsewhere, shell = tmp_path / "x", tmp_path / "shell"
+    shell.mkdir()
+    lp = start_platform(elsewhere, {"serve": f"{FIXTURES}.api"})
+    try:
+        workers = _worker_pids(lp)
+        status = _plain("status", "--json", cwd=shell)
+        assert status.returncode == 0, status.stderr
+        doc = json.loads(status.stdout)
+        assert doc["running"] and doc["state_dir"] == str(elsewhere) and doc["state"]["pid"] == lp.pid
+        down = _plain("down", cwd=shell)
+        assert down.returncode == 0, down.stderr
+        assert "Nothing to stop" not in down.stderr and "stopped cleanly" in down.stderr
+        assert f"--state-dir {elsewhere}" in down.stderr
+        assert group_processes(lp.pgid) == [] and not any(st.pid_alive(p) for p in [lp.pid, *workers])
+        assert st.read_state(elsewhere) is None
+        after = _plain("status", "--json", cwd=shell)
+        assert after.returncode == 1 and json.loads(after.stdout)["running"] is False
+    finally:
+        stop_platform(lp)
+
+
+def test_two_running_platforms_are_listed_with_the_flag_for_each(tmp_path: Path) -> None:
+    shell = tmp_path / "shell"
+    shell.mkdir()
+    first = start_platform(tmp_path / "one")
+    try:
+        second = start_platform(tmp_path / "two")
+        try:
+            down = _plain("down", cwd=shell)
+            assert down.returncode == 2, down.stderr
+            assert "2 local platforms are running" in down.stderr
+            for lp in (first, second):
+                assert f"driftline local down --state-dir {lp.state_dir}" in down.stderr
+                assert st.is_platform_process(lp.pid)
+            status = _plain("status", cwd=shell)
+            assert status.returncode == 2 and f"driftline local status --state-dir {second.state_dir}" in status.stderr
+            stopped = run_cli("down", state_dir=second.state_dir)
+            assert stopped.returncode == 0 and "stopped cleanly" in stopped.stderr
+            assert st.is_platform_process(first.pid)
+        finally:
+            stop_platform(second)
+    finally:
+        stop_platform(first)

@@ -23,19 +23,22 @@ LAMBDA_AUTH = "AWS4-HMAC-SHA256 Credential=test/20261203/us-east-1/lambda/aws4_r
 S3_AUTH = LAMBDA_AUTH.replace("/lambda/", "/s3/")
 
 
-@pytest.mark.parametrize(("method", "path", "auth", "change"), [
-    ("POST", "/2015-03-31/functions", LAMBDA_AUTH, True),  # CreateFunction
-    ("POST", "/2015-03-31/functions", None, True),  # unsigned, as a web page would send it
-    ("PUT", "/2015-03-31/functions/dev-driftline-serve/code", LAMBDA_AUTH, True),
-    ("PUT", "/2015-03-31/functions/dev-driftline-serve/configuration", LAMBDA_AUTH, True),
-    ("POST", "/2018-10-31/layers/x/versions", LAMBDA_AUTH, True),
-    ("DELETE", "/2015-03-31/functions/dev-driftline-serve", LAMBDA_AUTH, True),
-    ("POST", "/2015-03-31/functions/dev-driftline-serve/invocations", LAMBDA_AUTH, False),
-    ("POST", "/2014-11-13/functions/f/invoke-async/", LAMBDA_AUTH, False),
-    ("GET", "/2015-03-31/functions/", LAMBDA_AUTH, False),
-    ("PUT", "/2015-03-31/functions", S3_AUTH, False),  # an object of a bucket named like a date
-    ("PUT", "/my-bucket/functions/x", None, False),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "auth", "change"),
+    [
+        ("POST", "/2015-03-31/functions", LAMBDA_AUTH, True),  # CreateFunction
+        ("POST", "/2015-03-31/functions", None, True),  # unsigned, as a web page would send it
+        ("PUT", "/2015-03-31/functions/dev-driftline-serve/code", LAMBDA_AUTH, True),
+        ("PUT", "/2015-03-31/functions/dev-driftline-serve/configuration", LAMBDA_AUTH, True),
+        ("POST", "/2018-10-31/layers/x/versions", LAMBDA_AUTH, True),
+        ("DELETE", "/2015-03-31/functions/dev-driftline-serve", LAMBDA_AUTH, True),
+        ("POST", "/2015-03-31/functions/dev-driftline-serve/invocations", LAMBDA_AUTH, False),
+        ("POST", "/2014-11-13/functions/f/invoke-async/", LAMBDA_AUTH, False),
+        ("GET", "/2015-03-31/functions/", LAMBDA_AUTH, False),
+        ("PUT", "/2015-03-31/functions", S3_AUTH, False),  # an object of a bucket named like a date
+        ("PUT", "/my-bucket/functions/x", None, False),
+    ],
+)
 def test_which_requests_change_lambda(method: str, path: str, auth: str | None, change: bool) -> None:
     assert access.is_lambda_change(method, path, auth) is change
 
@@ -52,9 +55,14 @@ class _App:
 
 
 def _call(gate: _Gate, method: str, path: str, body: bytes = b"", **headers: str) -> tuple[str, bytes]:
-    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "CONTENT_LENGTH": str(len(body)),
-               "wsgi.input": io.BytesIO(body), "HTTP_AUTHORIZATION": LAMBDA_AUTH,
-               **{f"HTTP_{k.upper()}": v for k, v in headers.items()}}
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "HTTP_AUTHORIZATION": LAMBDA_AUTH,
+        **{f"HTTP_{k.upper()}": v for k, v in headers.items()},
+    }
     seen: list[str] = []
     out = b"".join(gate(environ, lambda status, _headers: seen.append(status)))
     return seen[0], out
@@ -73,8 +81,13 @@ def test_gate_refuses_lambda_changes_without_the_token_and_trusts_them_with_it()
     assert status.startswith("403") and app.calls == [] and trusted == []
     status, _ = _call(gate, "POST", "/2015-03-31/functions", create, X_DRIFTLINE_INTERNAL=TOKEN)
     assert status == "200 OK" and app.calls == [("/2015-03-31/functions", create)] and trusted == ["evil"]
-    _call(gate, "PUT", "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Af/code", b"{}",
-          X_DRIFTLINE_INTERNAL=TOKEN)
+    _call(
+        gate,
+        "PUT",
+        "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Af/code",
+        b"{}",
+        X_DRIFTLINE_INTERNAL=TOKEN,
+    )
     assert trusted[-1] == "arn:aws:lambda:us-east-1:1:function:f"
     status, _ = _call(gate, "POST", "/2015-03-31/functions/serve/invocations", b"{}")  # invoking stays open
     assert status == "200 OK"
@@ -100,9 +113,22 @@ def test_a_reused_pid_is_not_the_platform_and_down_leaves_it_alone(tmp_path: Pat
         assert st.is_platform_process(other.pid)  # without a recorded start time: taken for ours
         recorded = "ticks:1" if real.startswith("ticks:") else "lstart:Thu Jan  1 00:00:00 1970"
         assert not st.is_platform_process(other.pid, recorded)
-        state = st.PlatformState(pid=other.pid, pgid=other.pid, host="127.0.0.1", port=1, api_port=2,
-                                 started_at=0.0, status="ready", env="dev", config="cdk.json", region="us-east-1",
-                                 account="123456789012", prefix="dev-driftline", start_time=recorded, token="t")
+        state = st.PlatformState(
+            pid=other.pid,
+            pgid=other.pid,
+            host="127.0.0.1",
+            port=1,
+            api_port=2,
+            started_at=0.0,
+            status="ready",
+            env="dev",
+            config="cdk.json",
+            region="us-east-1",
+            account="123456789012",
+            prefix="dev-driftline",
+            start_time=recorded,
+            token="t",
+        )
         st.write_state(tmp_path, state)
         assert (tmp_path / st.STATE_FILE).stat().st_mode & 0o777 == 0o600
         from driftline.cli.local import app
@@ -122,8 +148,8 @@ def test_host_beyond_loopback_needs_allow_remote(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["up", "--host", "0.0.0.0", "--state-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "no authentication" in result.output and "--allow-remote" in result.output
-    for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
-        from driftline.cli.local import is_loopback
+    from driftline.local.ports import is_loopback
 
+    for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
         assert is_loopback(host)
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
