@@ -51,7 +51,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from driftline import aws
-from driftline.contracts import FEATURE_DATA_ACCEPTED, S3_OBJECT_CREATED, content_key, ingest_pk
+from driftline.contracts import FEATURE_DATA_ACCEPTED, S3_OBJECT_CREATED
+from driftline.control_items import ContentRecord, IngestRecord
+from driftline.control_store import ControlStore
+from driftline.event_bus import EventBus
 from driftline.features.curated import (
     INCOMING_PREFIX,
     curated_day,
@@ -235,6 +238,7 @@ class Ingestor:
         self.targets = targets
         self._client = client
         self.online = OnlineStore(targets.online_table, client("dynamodb"))
+        self.control = ControlStore(targets.control_table, client("dynamodb"))
 
     @property
     def s3(self) -> Any:
@@ -296,7 +300,7 @@ class Ingestor:
             if earlier is not None:
                 result.status = "skipped"
                 result.reason = (f"the same bytes (SHA-256 {result.content_sha256}) were already ingested from "
-                                 f"{earlier.get('source', '?')} (upload {earlier.get('upload_id', '?')}); skipped so "
+                                 f"{earlier.source or '?'} (upload {earlier.upload_id or '?'}); skipped so "
                                  f"no row counts twice (ingest.on_duplicate_content: accept to ingest it again)")
                 return
         read = read_bytes(data, PurePosixPath(obj.key).name, fs)
@@ -471,9 +475,7 @@ class Ingestor:
                   "rows_accepted": result.rows_accepted, "has_labels": result.has_labels,
                   "curated_uri": f"s3://{self.targets.bucket}/{curated_root(fs.name)}",
                   "curated_keys": result.curated_keys[:200]}
-        resp = self._client("events").put_events(Entries=[FEATURE_DATA_ACCEPTED.entry(detail, self.targets.event_bus)])
-        if resp.get("FailedEntryCount"):
-            raise RuntimeError(f"EventBridge refused {FEATURE_DATA_ACCEPTED.detail_type}: {resp.get('Entries')}")
+        EventBus(self.targets.event_bus, self._client("events")).publish(FEATURE_DATA_ACCEPTED, detail)
 
     def _delete_original(self, obj: S3Object, result: IngestResult) -> bool:
         """Delete the upload (a delete marker when versioned) unless a newer upload replaced it."""
@@ -490,21 +492,17 @@ class Ingestor:
         self.s3.delete_object(Bucket=obj.bucket, Key=obj.key)
         return True
 
-    def _same_content(self, fs: FeatureSet, result: IngestResult) -> dict[str, str] | None:
+    def _same_content(self, fs: FeatureSet, result: IngestResult) -> ContentRecord | None:
         """The earlier upload with these exact bytes (another upload, not a retry of this one), if any."""
-        got = self._client("dynamodb").get_item(
-            TableName=self.targets.control_table, ConsistentRead=True,
-            Key=content_key(fs.name, str(result.content_sha256))).get("Item")
-        if not got or got.get("upload_id", {}).get("S") == result.upload_id:
+        got = self.control.content(fs.name, str(result.content_sha256))
+        if got is None or got.upload_id == result.upload_id:
             return None
-        return {k: v["S"] for k, v in got.items() if "S" in v}
+        return got
 
     def _remember_content(self, fs: FeatureSet, result: IngestResult) -> None:
         """The content hash of an ingested upload, so the same bytes under another key are recognised."""
-        self._client("dynamodb").put_item(TableName=self.targets.control_table, Item={
-            **content_key(fs.name, str(result.content_sha256)),
-            "upload_id": {"S": str(result.upload_id)}, "source": {"S": result.source},
-            "recorded_at": {"S": datetime.now(UTC).isoformat()}})
+        self.control.put_content(ContentRecord(fs.name, str(result.content_sha256), upload_id=str(result.upload_id),
+                                               source=result.source))
 
     def _record(self, fs: FeatureSet, result: IngestResult) -> None:
         """The ingest record (lineage and ``driftline features uploads``); re-delivery overwrites it."""
@@ -514,25 +512,8 @@ class Ingestor:
         # (10 bytes each; the keys follow from day and upload id) and only the first keys spelled out
         data["curated_days"] = [curated_day(k) for k in result.curated_keys]
         data["curated_keys"] = result.curated_keys[:RECORDED_KEYS]
-        item: dict[str, Any] = {
-            "pk": {"S": ingest_pk(fs.name)}, "sk": {"S": f"{when}#{result.upload_id}"},
-            "recorded_at": {"S": datetime.now(UTC).isoformat()},
-            "result": {"S": json.dumps(data, default=str)},
-        }
-        for name in ("status", "source", "reason", "upload_id", "version_id", "etag", "content_sha256",
-                     "format", "quarantine_prefix", "report_uri", "event_time"):
-            value = getattr(result, name)
-            if value:
-                item[name] = {"S": str(value)}
-        for name in ("rows_total", "rows_accepted", "rows_rejected", "size_bytes", "online_written",
-                     "online_stale", "feature_set_version"):
-            value = getattr(result, name)
-            if value is not None:
-                item[name] = {"N": str(int(value))}
-        item["has_labels"] = {"BOOL": result.has_labels}
-        item["original_deleted"] = {"BOOL": result.original_deleted}
-        item["curated_files"] = {"N": str(len(result.curated_keys))}
-        self._client("dynamodb").put_item(TableName=self.targets.control_table, Item=item)
+        self.control.put_ingest(IngestRecord(fs.name, when, str(result.upload_id), data,
+                                             curated_files=len(result.curated_keys)))
 
     def _alert(self, result: IngestResult) -> None:
         if not (result.quarantined or result.status == "failed") or not self.targets.alerts_topic_arn:
@@ -579,16 +560,15 @@ def latest_rows(accepted: pa.Table, fs: FeatureSet) -> Iterator[OnlineRow]:
 
 def recent_uploads(control_table: str, feature_sets: list[str], *, limit: int = 20,
                    client: Callable[[str], Any] = aws.client) -> list[dict[str, Any]]:
-    """The newest ingest records of the given feature sets (merged, newest first)."""
-    ddb = client("dynamodb")
+    """The newest ingest records of the given feature sets (merged, newest first).
+
+    Each is the record's ingest result with its ``recorded_at``. ``client`` builds a client by service
+    name (default :func:`driftline.aws.client`).
+    """
+    store = ControlStore(control_table, client("dynamodb"))
     found: list[tuple[str, dict[str, Any]]] = []
     for name in feature_sets:
-        resp = ddb.query(TableName=control_table, KeyConditionExpression="pk = :pk",
-                         ExpressionAttributeValues={":pk": {"S": ingest_pk(name)}},
-                         ScanIndexForward=False, Limit=limit)
-        for item in resp.get("Items", []):
-            record = json.loads(item["result"]["S"]) if "result" in item else {}
-            record["recorded_at"] = item.get("recorded_at", {}).get("S")
-            found.append((item["sk"]["S"], record))
+        for rec in store.ingest_records(name, newest_first=True, limit=limit):
+            found.append((rec.sk, {**rec.result, "recorded_at": rec.recorded_at}))
     found.sort(key=lambda p: p[0], reverse=True)
     return [r for _, r in found[:limit]]

@@ -21,7 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
-from driftline.contracts import INCOMING_PREFIX, ingest_pk
+from driftline.contracts import INCOMING_PREFIX
+from driftline.control_items import IngestRecord
+from driftline.control_store import ControlStore
 from driftline.features.ingest import IN_FLIGHT, REDRIVE_FIELD, parse_s3_event
 
 __all__ = ["RedriveOutcome", "Unfinished", "dead_lettered", "merge", "redrive", "redrive_event",
@@ -68,7 +70,7 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 def unfinished_uploads(control_table: str, feature_sets: Iterable[str], *, stalled_after: timedelta,
-                       client: Any, now: datetime | None = None,
+                       client: Any | None = None, now: datetime | None = None,
                        upload_ids: Iterable[str] = ()) -> list[Unfinished]:
     """Uploads whose newest record is ``failed``, or ``processing``/``committing`` for longer than
     ``stalled_after`` (the ingest function's timeout: a live attempt is never redriven under it).
@@ -84,7 +86,8 @@ def unfinished_uploads(control_table: str, feature_sets: Iterable[str], *, stall
         Feature sets to look at.
     stalled_after : timedelta
         How old an in-flight record must be to count as dead.
-    client : botocore DynamoDB client
+    client : botocore DynamoDB client, optional
+        Default: ``aws.client("dynamodb")``.
     now : datetime, optional
         The current time (tests).
     upload_ids : iterable of str
@@ -98,28 +101,22 @@ def unfinished_uploads(control_table: str, feature_sets: Iterable[str], *, stall
     now = now or datetime.now(UTC)
     wanted = set(upload_ids)
     out: list[tuple[str, Unfinished]] = []
+    store = ControlStore(control_table, client)
     for name in feature_sets:
-        kwargs: dict[str, Any] = {"TableName": control_table, "KeyConditionExpression": "pk = :pk",
-                                  "ExpressionAttributeValues": {":pk": {"S": ingest_pk(name)}}}
-        while True:
-            resp = client.query(**kwargs)
-            for item in resp.get("Items", []):
-                got = _from_record(item, now=now, stalled_after=stalled_after, wanted=wanted)
-                if got is not None:
-                    out.append((item["sk"]["S"], got))
-            if not resp.get("LastEvaluatedKey"):
-                break
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        for rec in store.ingest_records(name):
+            got = _from_record(rec, now=now, stalled_after=stalled_after, wanted=wanted)
+            if got is not None:
+                out.append((rec.sk, got))
     out.sort(key=lambda p: p[0])
     return [u for _, u in out]
 
 
-def _from_record(item: dict[str, Any], *, now: datetime, stalled_after: timedelta,
+def _from_record(rec: IngestRecord, *, now: datetime, stalled_after: timedelta,
                  wanted: set[str]) -> Unfinished | None:
-    record = json.loads(item["result"]["S"]) if "result" in item else {}
-    status = str(record.get("status") or item.get("status", {}).get("S", ""))
+    record = rec.result
+    status = rec.status
     uid = str(record.get("upload_id") or "")
-    recorded = _parse_time(item.get("recorded_at", {}).get("S"))
+    recorded = _parse_time(rec.recorded_at)
     age = now - recorded if recorded else stalled_after
     if wanted:
         if uid not in wanted or status in ("accepted", "partial", "skipped"):

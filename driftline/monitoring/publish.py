@@ -11,6 +11,7 @@ from typing import Any
 
 from driftline import aws
 from driftline.contracts import DRIFT_DETECTED, report_prefix
+from driftline.event_bus import EventBus
 
 _METRICS_PER_CALL = 20
 
@@ -88,15 +89,10 @@ def alert(topic_arn: str, subject: str, message: str, model: str) -> str:
     return str(resp.get("MessageId", ""))
 
 
-def drift_event(bus: str, detail: Mapping[str, Any]) -> str:
-    resp = aws.client("events").put_events(
-        Entries=[
-            {**DRIFT_DETECTED.entry(dict(detail), bus), "Time": datetime.now(UTC)}
-        ]
-    )
-    if resp.get("FailedEntryCount"):
-        entry = resp["Entries"][0]
-        raise RuntimeError(
-            f"EventBridge refused the DriftDetected event: {entry.get('ErrorCode')} {entry.get('ErrorMessage')}"
-        )
-    return str(resp["Entries"][0].get("EventId", ""))
+def drift_event(bus: str, detail: Mapping[str, Any], *, client: Any | None = None) -> str:
+    """Put the ``DriftDetected`` event on ``bus`` (timed now); returns its event id.
+
+    ``client``: an EventBridge client (default ``aws.client("events")``). Raises
+    :class:`~driftline.event_bus.EventRejectedError` when EventBridge refuses it.
+    """
+    return EventBus(bus, client).publish(DRIFT_DETECTED, detail, time=datetime.now(UTC))

@@ -28,6 +28,8 @@ from typing import Any
 from driftline import aws
 from driftline.config import ConfigError, PlatformConfig, QualityGate
 from driftline.contracts import APPROVAL_PREFIX
+from driftline.control_items import ApprovalRequest
+from driftline.control_store import ControlStore
 from driftline.registry.store import (
     ModelVersion,
     QualityGateFailedError,
@@ -104,37 +106,32 @@ def version_gate(registry: Registry, gate: QualityGate, mv: ModelVersion, *, eva
                        evaluated_at=datetime.now(UTC).isoformat(timespec="microseconds"))
 
 
-def _key(model: str, version: int) -> dict[str, Any]:
-    return {"pk": {"S": f"{APPROVAL_KEY_PREFIX}{model}"}, "sk": {"S": str(version)}}
-
-
 def store_token(control_table: str, model: str, version: int, *, task_token: str, execution_arn: str,
-                requested_at: str, timeout_seconds: int, summary: str) -> None:
-    """Remember the waiting run's task token (a re-invoked step overwrites it with the newer token)."""
-    aws.client("dynamodb").put_item(TableName=control_table, Item={
-        **_key(model, version), "task_token": {"S": task_token}, "execution_arn": {"S": execution_arn},
-        "requested_at": {"S": requested_at}, "timeout_seconds": {"N": str(timeout_seconds)},
-        "summary": {"S": summary},
-        "expires_at": {"N": str(int(time.time()) + timeout_seconds + APPROVAL_RECORD_GRACE_SECONDS)},
-    })
+                requested_at: str, timeout_seconds: int, summary: str, client: Any | None = None) -> None:
+    """Remember the waiting run's task token (a re-invoked step overwrites it with the newer token).
+
+    ``client``: a DynamoDB client (default ``aws.client("dynamodb")``), as for every function here.
+    """
+    ControlStore(control_table, client).put_approval(ApprovalRequest(
+        model=model, version=version, task_token=task_token, execution_arn=execution_arn,
+        requested_at=requested_at, timeout_seconds=timeout_seconds, summary=summary,
+        expires_at=int(time.time()) + timeout_seconds + APPROVAL_RECORD_GRACE_SECONDS))
 
 
-def delete_token(control_table: str, model: str, version: int) -> None:
-    aws.client("dynamodb").delete_item(TableName=control_table, Key=_key(model, version))
+def delete_token(control_table: str, model: str, version: int, *, client: Any | None = None) -> None:
+    ControlStore(control_table, client).delete_approval(model, version)
 
 
-def _pending_from(item: dict[str, Any]) -> PendingApproval:
-    return PendingApproval(model=item["pk"]["S"].removeprefix(APPROVAL_KEY_PREFIX), version=int(item["sk"]["S"]),
-                           execution_arn=item["execution_arn"]["S"], requested_at=item["requested_at"]["S"],
-                           timeout_seconds=int(item["timeout_seconds"]["N"]), summary=item["summary"]["S"])
+def _pending_from(request: ApprovalRequest) -> PendingApproval:
+    return PendingApproval(model=request.model, version=request.version, execution_arn=request.execution_arn,
+                           requested_at=request.requested_at, timeout_seconds=request.timeout_seconds,
+                           summary=request.summary)
 
 
-def pending_approvals(control_table: str, model: str) -> list[PendingApproval]:
+def pending_approvals(control_table: str, model: str, *, client: Any | None = None) -> list[PendingApproval]:
     """Runs of ``model`` waiting for a decision, oldest version first."""
-    resp = aws.client("dynamodb").query(TableName=control_table, KeyConditionExpression="pk = :pk",
-                                        ExpressionAttributeValues={":pk": {"S": f"{APPROVAL_KEY_PREFIX}{model}"}},
-                                        ConsistentRead=True)
-    return sorted((_pending_from(i) for i in resp.get("Items", [])), key=lambda p: p.version)
+    found = ControlStore(control_table, client).approvals(model)
+    return sorted((_pending_from(r) for r in found), key=lambda p: p.version)
 
 
 def _default_config() -> PlatformConfig:
@@ -156,7 +153,8 @@ def _table(env_name: str, config: PlatformConfig, logical: str) -> str:
 
 def resolve_approval(model: str, version: int, approve: bool, principal: str, reason: str, *,
                      config: PlatformConfig | None = None, registry: Registry | None = None,
-                     control_table: str | None = None, override_gate: bool = False) -> dict[str, Any]:
+                     control_table: str | None = None, override_gate: bool = False,
+                     control_client: Any | None = None, sfn_client: Any | None = None) -> dict[str, Any]:
     """Approve or reject the candidate ``model`` v``version`` that a retraining run is waiting on.
 
     ``principal`` is who decides (an IAM/STS ARN or a user name); it must be in the model's
@@ -164,7 +162,8 @@ def resolve_approval(model: str, version: int, approve: bool, principal: str, re
     :class:`ApprovalError` (nothing changed; :class:`ApprovalNotFoundError` for an unknown model or
     version), or :class:`QualityGateFailedError` (409, nothing changed) when approving a version that
     failed the quality gate without ``override_gate``. The CLI and the HTTP route
-    (``lambdas/approve.py``) both decide through here.
+    (``lambdas/approve.py``) both decide through here. ``control_client`` (DynamoDB) and ``sfn_client``
+    (Step Functions) default to ``aws.client``'s.
     """
     cfg = config or _default_config()
     try:
@@ -194,10 +193,10 @@ def resolve_approval(model: str, version: int, approve: bool, principal: str, re
             refusal = gate_refusal("approve", mv, gate, override_gate)
             if refusal:
                 raise QualityGateFailedError(refusal)
-    ddb = aws.client("dynamodb")
-    item = ddb.get_item(TableName=table, Key=_key(model, version), ConsistentRead=True).get("Item")
-    if item is None:
-        waiting = ", ".join(f"v{p.version}" for p in pending_approvals(table, model)) or "none"
+    request = ControlStore(table, control_client).approval(model, version)
+    if request is None:
+        waiting = ", ".join(f"v{p.version}" for p in pending_approvals(table, model, client=control_client)) \
+            or "none"
         try:
             reg.get_version(model, version)
         except (UnknownModelError, UnknownVersionError) as e:
@@ -205,18 +204,18 @@ def resolve_approval(model: str, version: int, approve: bool, principal: str, re
                                         f"{e} (runs waiting for {model!r}: {waiting})") from None
         raise ApprovalNotWaitingError(f"no retraining run is waiting for approval of {model!r} v{version} "
                                       f"(runs waiting for {model!r}: {waiting})")
-    arn = item["execution_arn"]["S"]
-    sfn = aws.client("stepfunctions")
+    arn = request.execution_arn
+    sfn = sfn_client or aws.client("stepfunctions")
     try:
         status = str(sfn.describe_execution(executionArn=arn)["status"])
     except sfn.exceptions.ExecutionDoesNotExist:
         status = "MISSING"
     if status != "RUNNING":
-        delete_token(table, model, version)
+        delete_token(table, model, version, client=control_client)
         name = arn.rsplit(":", 1)[-1]
         raise ApprovalNotWaitingError(f"the run that asked to approve {model!r} v{version} is no longer "
                                       f"waiting (execution {name} is {status}); nothing was changed")
-    token = item["task_token"]["S"]
+    token = request.task_token
     if approve:
         reg.approve(model, version, principal, reason, allowed=approvers or None, gate=gate,
                     override_gate=override_gate)
@@ -227,7 +226,7 @@ def resolve_approval(model: str, version: int, approve: bool, principal: str, re
         _send(sfn, lambda: sfn.send_task_failure(taskToken=token, error="Rejected",
                                                  cause=f"rejected by {principal}: {reason}"[:32768]),
               model, version)
-    delete_token(table, model, version)
+    delete_token(table, model, version, client=control_client)
     return {"model": model, "version": version, "decision": "approved" if approve else "rejected",
             "by": principal, "reason": reason, "execution_arn": arn}
 

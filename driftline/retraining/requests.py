@@ -29,25 +29,21 @@ def whoami() -> str:
 
 
 def request_retrain(platform: Any, model: str, reason: str, requested_by: str,
-                    require_approval: bool = False, version: int | None = None) -> str:
+                    require_approval: bool = False, version: int | None = None, *, client: Any | None = None) -> str:
     """Put a RetrainRequested event on the bus; returns the event id the decision will carry.
 
     With ``version`` the run rolls out that registered candidate (gate, approval, canary) instead of
-    training a new one.
+    training a new one. ``client``: an EventBridge client (default ``aws.client("events")``). Raises
+    :class:`~driftline.event_bus.EventRejectedError` when the bus refuses the request.
     """
-    from driftline import aws
+    from driftline.event_bus import EventBus
 
     detail: dict[str, Any] = {"model": model, "requested_by": requested_by, "reason": reason}
     if require_approval:
         detail["require_approval"] = True
     if version is not None:
         detail["version"] = version
-    resp = aws.client("events").put_events(Entries=[RETRAIN_REQUESTED.entry(detail, platform.event_bus)])
-    entry = resp["Entries"][0]
-    if resp.get("FailedEntryCount") or "EventId" not in entry:
-        raise RuntimeError(f"the event bus refused the request: {entry.get('ErrorCode')} "
-                           f"{entry.get('ErrorMessage')}")
-    return str(entry["EventId"])
+    return EventBus(platform.event_bus, client).publish(RETRAIN_REQUESTED, detail)
 
 
 def wait_for_decision(platform: Any, model: str, event_id: str,
