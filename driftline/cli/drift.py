@@ -247,50 +247,27 @@ def profile(
 # ---------------------------------------------------------------- the scheduled check, on demand
 def _monitoring_context(config: Path, env: str | None) -> Any:
     """The check's resources: the function's env vars when set, else derived like the platform does."""
-    import os
-
-    from driftline import aws
+    from driftline.cli.resources import NoCallerIdentityError, Resources
     from driftline.monitoring import Context
 
     platform = load_platform(config, env)
-    names = {
-        k: os.environ.get(k, "")
-        for k in (
-            "REGISTRY_TABLE",
-            "CONTROL_TABLE",
-            "CAPTURES_BUCKET",
-            "REPORTS_BUCKET",
-            "ALERTS_TOPIC_ARN",
-            "EVENT_BUS_NAME",
+    res = Resources(platform)
+    try:
+        return Context(
+            config=platform.config,
+            registry_table=res.table("registry"),
+            control_table=res.table("control"),
+            captures_bucket=res.bucket("captures"),
+            reports_bucket=res.bucket("reports"),
+            alerts_topic_arn=res.topic_arn("alerts"),
+            event_bus=res.event_bus(),
         )
-    }
-    if not all(names.values()):
-        try:
-            account = str(aws.client("sts").get_caller_identity()["Account"])
-        except Exception as e:
-            fail(
-                f"cannot determine the AWS account for resource names ({type(e).__name__}: {e}); configure "
-                f"credentials or point AWS_ENDPOINT_URL at the local platform"
-            )
-            raise
-        region = aws.region()
-        names["REGISTRY_TABLE"] = names["REGISTRY_TABLE"] or platform.name("registry")
-        names["CONTROL_TABLE"] = names["CONTROL_TABLE"] or platform.name("control")
-        names["CAPTURES_BUCKET"] = names["CAPTURES_BUCKET"] or platform.bucket_name("captures", account, region)
-        names["REPORTS_BUCKET"] = names["REPORTS_BUCKET"] or platform.bucket_name("reports", account, region)
-        names["ALERTS_TOPIC_ARN"] = names["ALERTS_TOPIC_ARN"] or (
-            f"arn:aws:sns:{region}:{account}:{platform.name('alerts')}"
+    except NoCallerIdentityError as e:
+        fail(
+            f"cannot determine the AWS account for resource names ({e}); configure credentials or point "
+            f"AWS_ENDPOINT_URL at the local platform"
         )
-        names["EVENT_BUS_NAME"] = names["EVENT_BUS_NAME"] or platform.event_bus
-    return Context(
-        config=platform.config,
-        registry_table=names["REGISTRY_TABLE"],
-        control_table=names["CONTROL_TABLE"],
-        captures_bucket=names["CAPTURES_BUCKET"],
-        reports_bucket=names["REPORTS_BUCKET"],
-        alerts_topic_arn=names["ALERTS_TOPIC_ARN"],
-        event_bus=names["EVENT_BUS_NAME"],
-    )
+        raise
 
 
 @app.command()

@@ -10,7 +10,6 @@ file that passes here is accepted after upload. ``upload`` puts a file under
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -132,21 +131,20 @@ def validate_cmd(
 
 
 def _features_bucket(platform: Any) -> str:
-    from driftline import aws
+    from driftline.cli.resources import NoCallerIdentityError, Resources
 
-    if os.environ.get("FEATURES_BUCKET"):
-        return os.environ["FEATURES_BUCKET"]
     try:
-        account = str(aws.client("sts").get_caller_identity()["Account"])
-    except Exception as e:
-        fail(f"cannot determine the AWS account for the bucket name ({type(e).__name__}: {e}); configure "
-             f"credentials, point AWS_ENDPOINT_URL at the local platform, or set FEATURES_BUCKET")
+        return Resources(platform).bucket("features")
+    except NoCallerIdentityError as e:
+        fail(f"cannot determine the AWS account for the bucket name ({e}); configure credentials, point "
+             f"AWS_ENDPOINT_URL at the local platform, or set FEATURES_BUCKET")
         raise
-    return str(platform.bucket_name("features", account, aws.region()))
 
 
 def _control_table(platform: Any) -> str:
-    return os.environ.get("CONTROL_TABLE") or str(platform.name("control"))
+    from driftline.cli.resources import Resources
+
+    return Resources(platform).table("control")
 
 
 @app.command("upload")
@@ -322,6 +320,7 @@ def redrive_cmd(
     from botocore.exceptions import BotoCoreError, ClientError
 
     from driftline import aws
+    from driftline.cli.resources import Resources
     from driftline.features.redrive import dead_lettered, merge, redrive, unfinished_uploads
 
     platform, catalog = _catalog(config, env)
@@ -335,7 +334,7 @@ def redrive_cmd(
                                    client=aws.client("dynamodb"), upload_ids=upload)
         queue_url = ""
         if dlq and not upload:
-            queue_url = sqs.get_queue_url(QueueName=platform.name("dlq-data"))["QueueUrl"]
+            queue_url = sqs.get_queue_url(QueueName=Resources(platform).queue("dlq-data"))["QueueUrl"]
             found = merge(found, [u for u in dead_lettered(queue_url, bucket, client=sqs)
                                   if u.key.split("/")[1:2] and u.key.split("/")[1] in names])
     except (BotoCoreError, ClientError) as e:
@@ -362,7 +361,7 @@ def redrive_cmd(
         console.print(f"[dim]{len(found)} upload(s) would be redriven[/]", highlight=False)
         return
     client = aws.sync_invoke_client(ingest.timeout_s + 60)
-    function_name = platform.name("ingest")
+    function_name = Resources(platform).function("ingest")
 
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
         resp = client.invoke(FunctionName=function_name, Payload=json.dumps(event).encode())

@@ -40,15 +40,15 @@ def _emulated() -> bool:
     import os
     from urllib.parse import urlsplit
 
-    from driftline import aws
+    from driftline.cli.resources import NoCallerIdentityError, caller_identity
     from driftline.local.provision import LOCAL_ACCOUNT
 
     host = urlsplit(os.environ.get("AWS_ENDPOINT_URL", "")).hostname or ""
     if host in ("127.0.0.1", "localhost", "::1") or host.startswith("127."):
         return True
     try:
-        return str(aws.client("sts").get_caller_identity()["Account"]) == LOCAL_ACCOUNT
-    except Exception:
+        return caller_identity()["Account"] == LOCAL_ACCOUNT
+    except NoCallerIdentityError:
         return False
 
 
@@ -63,32 +63,26 @@ def principal(as_: str | None) -> str:
             fail("--as works only against the local platform; on AWS you act as the identity STS reports "
                  "(assume the approver's role instead)")
         return as_
-    from driftline import aws
+    from driftline.cli.resources import NoCallerIdentityError, caller_identity
 
     try:
-        return str(aws.client("sts").get_caller_identity()["Arn"])
-    except Exception as e:
-        fail(f"cannot tell who you are from STS ({type(e).__name__}: {e}); configure AWS credentials, or "
-             f"pass --as NAME when working against the local platform")
+        return caller_identity()["Arn"]
+    except NoCallerIdentityError as e:
+        fail(f"cannot tell who you are from STS ({e}); configure AWS credentials, or pass --as NAME when "
+             f"working against the local platform")
         raise  # unreachable: fail() exits
 
 
 def resource_names(platform: Any) -> dict[str, str]:
     """Registry table and buckets: from the function env vars when set, else derived for this account."""
-    import os
+    from driftline.cli.resources import NoCallerIdentityError, Resources
 
-    from driftline import aws
-
-    def account() -> str:
-        try:
-            return str(aws.client("sts").get_caller_identity()["Account"])
-        except Exception as e:
-            fail(f"cannot determine the AWS account for bucket names ({type(e).__name__}: {e}); set "
-                 f"ARTIFACTS_BUCKET, FEATURES_BUCKET and AUDIT_BUCKET or configure credentials")
-            raise
-
-    names: dict[str, str] = platform.caller_names(os.environ, account, aws.region())
-    return names
+    try:
+        return Resources(platform).caller_names()
+    except NoCallerIdentityError as e:
+        fail(f"cannot determine the AWS account for bucket names ({e}); set ARTIFACTS_BUCKET, FEATURES_BUCKET "
+             f"and AUDIT_BUCKET or configure credentials")
+        raise
 
 
 def _registry(config: Path, env: str | None) -> tuple[Any, Any]:
@@ -141,11 +135,10 @@ def _resolve_waiting_run(platform: Any, reg: Any, model: str, version: int, appr
                          reason: str, override_gate: bool = False) -> bool:
     """When a retraining run is paused on this version's manual approval, decide through the run
     (registry audit entry + resume the workflow). Returns False when no run is waiting."""
-    import os
-
+    from driftline.cli.resources import Resources
     from driftline.retraining.approvals import ApprovalError, pending_approvals, resolve_approval
 
-    control = os.environ.get("CONTROL_TABLE") or platform.name("control")
+    control = Resources(platform).table("control")
     waiting = _run(lambda: pending_approvals(control, model))
     if not any(p.version == version for p in waiting or ()):
         return False

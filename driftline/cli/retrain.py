@@ -15,7 +15,8 @@ import typer
 from rich.table import Table
 
 from driftline.cli.common import console, fail, load_platform
-from driftline.retraining.requests import follow_execution, request_retrain, wait_for_decision, whoami
+from driftline.cli.resources import NoCallerIdentityError, Resources
+from driftline.retraining.requests import follow_execution, request_retrain, wait_for_decision
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
         if history:
             _show_history(platform, model)
             return
-        event_id = request_retrain(platform, model, reason, whoami(), require_approval, version)
+        event_id = request_retrain(platform, model, reason, _who(platform), require_approval, version)
         decision = wait_for_decision(platform, model, event_id)
         if decision is None:
             fail(f"request {event_id} was sent, but no decision was recorded within 30 s; is the "
@@ -71,10 +72,20 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(1)
 
 
+def _who(platform: Any) -> str:
+    """The caller's ARN (STS), or the local user name when no identity is available."""
+    import getpass
+
+    try:
+        return Resources(platform).caller_arn()
+    except NoCallerIdentityError:
+        return getpass.getuser()
+
+
 def _show_history(platform: Any, model: str) -> None:
     from driftline.retraining.control import ControlTable
 
-    rows = ControlTable(platform.name("control")).history(model, limit=20, kind="decision")
+    rows = ControlTable(Resources(platform).table("control")).history(model, limit=20, kind="decision")
     table = Table(title=f"retraining decisions for {model} (newest first)")
     for col in ("at", "trigger", "decision", "execution", "reason"):
         table.add_column(col, overflow="fold")

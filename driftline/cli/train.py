@@ -162,12 +162,12 @@ def register(app: typer.Typer) -> None:
 
 
 def _has_identity() -> bool:
-    from driftline import aws
+    from driftline.cli.resources import NoCallerIdentityError, caller_identity
 
     try:
-        aws.client("sts").get_caller_identity()
+        caller_identity()
         return True
-    except Exception:
+    except NoCallerIdentityError:
         return False
 
 
