@@ -4,8 +4,7 @@ botocore's low-level client speaks attribute values, not Python values, and Drif
 of boto3's resource layer (which would pull boto3 into every function). Every table adapter decodes
 items the same way: a missing or differently typed attribute reads as absent instead of raising, so
 an item written by an older release still loads. The control table's item kinds
-(:mod:`driftline.control_items`) use these; the registry (``registry/store.py``) still has its own
-copies and can switch to them.
+(:mod:`driftline.control_items`) and the registry (``registry/store.py``) use these.
 
 Standard library only: the serving and ingest Lambdas import this.
 """

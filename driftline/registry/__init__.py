@@ -1,4 +1,5 @@
 """Model registry (DynamoDB) and content-verified artifacts (S3).
 
-Both modules use only the standard library and boto3, because the serving Lambda imports them.
+Both modules use only the standard library and botocore (clients from ``driftline.aws``), because the
+serving Lambda imports them.
 """

@@ -26,7 +26,7 @@ Guarantees, and how they are enforced:
   Evaluating the gate needs the model's config, which this module does not read: callers that approve
   a version with no recorded outcome evaluate it (``driftline.retraining.gate``) and pass it in.
 
-Standard library and boto3 only (the serving Lambda imports this; :meth:`Registry.aliases` is one
+Standard library and botocore only (the serving Lambda imports this; :meth:`Registry.aliases` is one
 GetItem). Restricting who may approve is the caller's choice: pass ``allowed`` principals
 (``ModelConfig.approvers``) in.
 """
@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from driftline import aws
+from driftline.dynamo_attrs import get_int, get_json, get_str
 from driftline.registry import transitions
 from driftline.registry.artifacts import ArtifactRef
 from driftline.registry.errors import (
@@ -194,51 +195,37 @@ def _vsk(version: int) -> str:
     return f"VERSION#{version:06d}"
 
 
-def _s(item: Mapping[str, Any], name: str, default: str = "") -> str:
-    v = item.get(name)
-    return str(v["S"]) if v and "S" in v else default
-
-
-def _n(item: Mapping[str, Any], name: str) -> int | None:
-    v = item.get(name)
-    return int(v["N"]) if v and "N" in v else None
-
-
-def _j(item: Mapping[str, Any], name: str) -> Any:
-    raw = _s(item, name)
-    return json.loads(raw) if raw else {}
-
-
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
 def _version_from_item(item: Mapping[str, Any]) -> ModelVersion:
-    arts = _j(item, "artifacts")
+    arts = get_json(item, "artifacts", {})
     return ModelVersion(
-        model=_s(item, "model"), version=_n(item, "version") or 0, status=_s(item, "status"),
-        created_at=_s(item, "created_at"), created_by=_s(item, "created_by"), algorithm=_s(item, "algorithm"),
-        params=_j(item, "params"), metrics=_j(item, "metrics"), input_schema=_j(item, "input_schema"),
-        feature_set=_s(item, "feature_set"), feature_set_version=_n(item, "feature_set_version") or 0,
-        feature_set_fingerprint=_s(item, "feature_set_fingerprint"),
+        model=get_str(item, "model"), version=get_int(item, "version") or 0, status=get_str(item, "status"),
+        created_at=get_str(item, "created_at"), created_by=get_str(item, "created_by"),
+        algorithm=get_str(item, "algorithm"), params=get_json(item, "params", {}),
+        metrics=get_json(item, "metrics", {}), input_schema=get_json(item, "input_schema", {}),
+        feature_set=get_str(item, "feature_set"), feature_set_version=get_int(item, "feature_set_version") or 0,
+        feature_set_fingerprint=get_str(item, "feature_set_fingerprint"),
         artifacts={k: ArtifactRef.from_dict(v) for k, v in arts.items()},
-        lineage=_j(item, "lineage"), trigger=_s(item, "trigger"), reason=_s(item, "reason"),
-        updated_at=_s(item, "updated_at"), gate=_j(item, "gate"),
+        lineage=get_json(item, "lineage", {}), trigger=get_str(item, "trigger"), reason=get_str(item, "reason"),
+        updated_at=get_str(item, "updated_at"), gate=get_json(item, "gate", {}),
     )
 
 
 def _aliases_from_item(model: str, item: Mapping[str, Any]) -> Aliases:
-    traffic = _j(item, "traffic") or {"mode": "none", "percent": 0}
-    return Aliases(model=model, champion=_n(item, "champion"), challenger=_n(item, "challenger"),
+    traffic = get_json(item, "traffic", {}) or {"mode": "none", "percent": 0}
+    return Aliases(model=model, champion=get_int(item, "champion"), challenger=get_int(item, "challenger"),
                    traffic_mode=str(traffic.get("mode", "none")),
                    traffic_percent=int(traffic.get("percent", 0)),
-                   revision=_n(item, "revision") or 0, updated_at=_s(item, "updated_at"))
+                   revision=get_int(item, "revision") or 0, updated_at=get_str(item, "updated_at"))
 
 
 def _audit_from_item(model: str, item: Mapping[str, Any], integrity: str = "") -> AuditEntry:
-    return AuditEntry(model=model, ts=_s(item, "ts") or _s(item, "sk").split("#")[1], who=_s(item, "who"),
-                      action=_s(item, "action"), version=_n(item, "version"), why=_s(item, "why"),
-                      details=_j(item, "details"), integrity=integrity)
+    return AuditEntry(model=model, ts=get_str(item, "ts") or get_str(item, "sk").split("#")[1],
+                      who=get_str(item, "who"), action=get_str(item, "action"), version=get_int(item, "version"),
+                      why=get_str(item, "why"), details=get_json(item, "details", {}), integrity=integrity)
 
 
 def audit_object_key(model: str, sk: str) -> str:
