@@ -191,7 +191,8 @@ CONTROL_PREFIXES = {
                  "(retraining.approvals)",
     "DRIFT#": "drift check history: pk DRIFT#<model> (monitoring.history)",
 }
-"""Every item kind of the control table, its key layout and the one module that writes it."""
+"""Every item kind of the control table, its key layout and the one module that decides its content (the
+items are encoded by :mod:`driftline.control_items` and read and written through :mod:`driftline.control_store`)."""
 
 
 def ingest_pk(feature_set: str) -> str:
