@@ -8,10 +8,16 @@ Each figure is compared, in the same run, with what a user would otherwise reach
 - S3 upload -> handler start vs. moto's own S3 -> SQS notification (the path moto delivers itself).
 
 Targets (issue 3): ready < 10 s, warm overhead < 5 ms p50, upload -> handler < 1 s.
+
+``--persistence`` measures the kept state instead (issue 18): ``up`` to ready on a state directory
+holding 10k objects and 100k items vs. ``up`` on an empty one, and the p50 of S3 PutObject and
+DynamoDB PutItem through the recording middleware (journal fsynced before the answer) vs. the same
+in-memory emulator without it, interleaved in one process. Target: ready < 10 s on 2 cores.
 The machine is shared: the report includes the load average and the platform's CPU seconds at
 ready, which do not depend on how busy the other cores are.
 
     .venv/bin/python benchmarks/local.py [--quick] [--json PATH]
+    .venv/bin/python benchmarks/local.py --persistence [--objects 10000] [--items 100000] [--json PATH]
 """
 
 from __future__ import annotations
@@ -260,11 +266,210 @@ def _zip() -> bytes:
     return placeholder_zip()
 
 
+# ---- kept state (issue 18) ----
+def _reset_moto() -> None:
+    from moto.backends import get_backend
+
+    for service in ("s3", "dynamodb", "sqs"):
+        for account in list(get_backend(service).keys()):  # type: ignore[call-overload]
+            get_backend(service)[account].reset()  # type: ignore[call-overload]
+
+
+def _serve(app: Any) -> tuple[Any, str]:
+    import threading
+
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def _clients(endpoint: str) -> tuple[Any, Any]:
+    import boto3
+
+    kw = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "t", "aws_secret_access_key": "t"}
+    return boto3.client("s3", **kw), boto3.client("dynamodb", **kw)
+
+
+def prepare_state(state_dir: Path, n_objects: int, n_items: int) -> None:
+    """A state dir holding ``n_objects`` 1 KiB object versions and ``n_items`` items, as a snapshot."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from moto.s3.models import s3_backends
+
+    from driftline.local.persistence import Persistence
+
+    _reset_moto()
+    persistence = Persistence(state_dir, warn=lambda _m: None)
+    persistence.open(fresh=True)
+    app = DomainDispatcherApplication(create_backend_app)
+    persistence.restore(app)
+    server, endpoint = _serve(persistence.middleware(app))
+    s3, ddb = _clients(endpoint)
+    s3.create_bucket(Bucket="bench-objects")
+    s3.put_bucket_versioning(Bucket="bench-objects", VersioningConfiguration={"Status": "Enabled"})
+    ddb.create_table(
+        TableName="bench-items",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    backend = s3_backends["123456789012"]["aws"]
+    body = os.urandom(1024)
+    for i in range(n_objects):
+        backend.put_object("bench-objects", f"uploads/{i:06d}.csv", body, disable_notification=True)
+    table = dynamodb_backends["123456789012"]["us-east-1"].get_table("bench-items")
+    for i in range(n_items):
+        table.put_item(
+            {
+                "pk": {"S": f"model-{i % 100}"},
+                "sk": {"S": f"v{i:07d}"},
+                "stage": {"S": "candidate"},
+                "metrics": {"M": {"auc": {"N": "0.91"}, "rows": {"N": str(i)}}},
+            }
+        )
+    persistence.compact()
+    server.shutdown()
+    server.server_close()
+    persistence.close(compact=False)
+    _reset_moto()
+
+
+def bench_write_overhead(n: int) -> dict[str, float]:
+    """p50 of S3 PutObject (1 KiB) and DynamoDB PutItem with and without the recording middleware."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    from driftline.local.persistence import Persistence
+
+    _reset_moto()
+    with tempfile.TemporaryDirectory(prefix="driftline-bench-") as tmp:
+        persistence = Persistence(Path(tmp), warn=lambda _m: None)
+        persistence.open()
+        app = DomainDispatcherApplication(create_backend_app)
+        persistence.restore(app)
+        plain_server, plain = _serve(app)
+        kept_server, kept = _serve(persistence.middleware(app))
+        targets = {"memory": _clients(plain), "kept": _clients(kept)}
+        s3, ddb = targets["memory"]
+        s3.create_bucket(Bucket="bench")
+        s3.put_bucket_versioning(Bucket="bench", VersioningConfiguration={"Status": "Enabled"})
+        ddb.create_table(
+            TableName="bench",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        times: dict[str, list[float]] = {f"{w}_{op}": [] for w in targets for op in ("s3", "ddb")}
+        body = os.urandom(1024)
+        for i in range(n + 20):
+            for which, (s3c, ddbc) in targets.items():
+                t0 = time.perf_counter()
+                s3c.put_object(Bucket="bench", Key=f"k/{which}/{i}", Body=body)
+                t1 = time.perf_counter()
+                ddbc.put_item(TableName="bench", Item={"pk": {"S": f"{which}-{i}"}, "v": {"N": str(i)}})
+                t2 = time.perf_counter()
+                if i >= 20:  # warm-up: connections, botocore's first-call work
+                    times[f"{which}_s3"].append((t1 - t0) * 1e3)
+                    times[f"{which}_ddb"].append((t2 - t1) * 1e3)
+        for server in (plain_server, kept_server):
+            server.shutdown()
+            server.server_close()
+        persistence.close(compact=False)
+    _reset_moto()
+    return {f"{k}_p50_ms": statistics.median(v) for k, v in times.items()}
+
+
+def bench_persistence(n_objects: int, n_items: int, n_writes: int, runs: int) -> dict[str, Any]:
+    overhead = bench_write_overhead(n_writes)
+    filled, empty, filled_cpu = [], [], []
+    with tempfile.TemporaryDirectory(prefix="driftline-bench-") as tmp:
+        state_dir = Path(tmp) / "state"
+        t0 = time.perf_counter()
+        prepare_state(state_dir, n_objects, n_items)
+        prepared_s = time.perf_counter() - t0
+        size = sum(p.stat().st_size for p in (state_dir / "data").iterdir())
+        for _ in range(runs):
+            took, cpu, _wait, _state = start(state_dir, {})
+            filled.append(took)
+            filled_cpu.append(cpu)
+            stop(state_dir)
+            with tempfile.TemporaryDirectory(prefix="driftline-bench-") as blank:
+                took, _cpu, _wait, _state = start(Path(blank), {})
+                empty.append(took)
+                stop(Path(blank))
+        restored = [line for line in (state_dir / "local.log").read_text().splitlines() if "[local] restored" in line]
+    return {
+        "objects": n_objects,
+        "items": n_items,
+        "state_mib": size / 2**20,
+        "snapshot_write_s": prepared_s,
+        "up_filled_s": statistics.median(filled),
+        "up_filled_cpu_s": statistics.median(filled_cpu),
+        "up_empty_s": statistics.median(empty),
+        "restore_line": restored[-1] if restored else "",
+        **overhead,
+    }
+
+
+def main_persistence(args: argparse.Namespace) -> None:
+    runs, n_writes = (1, 200) if args.quick else (3, 1000)
+    results: dict[str, Any] = {"load_avg_1m": os.getloadavg()[0], "cores": os.cpu_count()}
+    results.update(bench_persistence(args.objects, args.items, n_writes, runs))
+    r = results
+    rows = [
+        {
+            "measure": f"up to ready, {r['objects']} objects + {r['items']} items ({r['state_mib']:.0f} MiB)",
+            "local": f"{r['up_filled_s']:.2f} s",
+            "baseline": f"{r['up_empty_s']:.2f} s (empty state)",
+            "ratio": f"{r['up_filled_s'] / r['up_empty_s']:.1f}x",
+            "target": "< 10 s",
+        },
+        {
+            "measure": "  platform CPU at ready",
+            "local": f"{r['up_filled_cpu_s']:.2f} s",
+            "baseline": "",
+            "ratio": "",
+            "target": "",
+        },
+        {
+            "measure": "S3 PutObject 1 KiB p50",
+            "local": f"{r['kept_s3_p50_ms']:.2f} ms",
+            "baseline": f"{r['memory_s3_p50_ms']:.2f} ms (in memory)",
+            "ratio": f"+{r['kept_s3_p50_ms'] - r['memory_s3_p50_ms']:.2f} ms",
+            "target": "",
+        },
+        {
+            "measure": "DynamoDB PutItem p50",
+            "local": f"{r['kept_ddb_p50_ms']:.2f} ms",
+            "baseline": f"{r['memory_ddb_p50_ms']:.2f} ms (in memory)",
+            "ratio": f"+{r['kept_ddb_p50_ms'] - r['memory_ddb_p50_ms']:.2f} ms",
+            "target": "",
+        },
+    ]
+    print_table(rows, title=f"Kept state ({r['cores']} cores, load average {r['load_avg_1m']:.1f})")
+    print(r["restore_line"])
+    write_json(args.json, results)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one start-up, fewer invocations and uploads")
     parser.add_argument("--json", help="write flat JSON results here")
+    parser.add_argument("--persistence", action="store_true", help="measure the kept state instead (issue 18)")
+    parser.add_argument("--objects", type=int, default=10_000, help="with --persistence: objects in the state")
+    parser.add_argument("--items", type=int, default=100_000, help="with --persistence: items in the state")
     args = parser.parse_args()
+    if args.persistence:
+        main_persistence(args)
+        return
     runs, n_exec, n_invoke, n_upload = (1, 500, 100, 5) if args.quick else (3, 3000, 500, 20)
     results: dict[str, Any] = {"load_avg_1m": os.getloadavg()[0], "cores": os.cpu_count()}
 

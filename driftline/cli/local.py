@@ -166,6 +166,14 @@ def up(
         4, "--max-workers", min=1, max=64, help="Most warm workers per function when invocations overlap."
     ),
     ready_timeout: float = typer.Option(120.0, "--ready-timeout", help="With --detach: seconds to wait for ready."),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Start empty: delete the data kept in the state dir (every object, item, message)."
+    ),
+    in_memory: bool = typer.Option(
+        False,
+        "--in-memory",
+        help="Keep nothing on disk: this run's data is lost at `down` (kept data is untouched).",
+    ),
 ) -> None:
     """Start the local platform: emulator, Lambda executor, triggers and API gateway."""
     from driftline.local.launcher import StartOptions, run_foreground, start_detached
@@ -190,6 +198,8 @@ def up(
         max_workers=max_workers,
         allow_remote=allow_remote,
         ready_timeout_s=ready_timeout,
+        persist=not in_memory,
+        fresh=fresh,
     )
     _check_host(host, allow_remote)
     _check_port_free(host, port, "--port", "emulator")
@@ -204,6 +214,41 @@ def up(
     from driftline.local.summary import ready_summary
 
     typer.echo(ready_summary(platform, state, detached=True, flags=state_dir_flag(directory)))
+
+
+@app.command()
+def reset(
+    state_dir: Path | None = STATE_DIR_OPTION,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete the data the local platform keeps in its state dir (buckets, tables, queues, registry, reports).
+
+    Refused while a platform runs on that state dir; asks first unless --yes.
+    """
+    from driftline.local.journal import StateInUseError, wipe
+
+    directory = st.state_dir(state_dir)
+    data = directory / "data"
+    running = current_state(directory, _say)
+    if running is not None:
+        fail(
+            f"a local platform is running on {directory} (pid {running.pid}); stop it first with "
+            f"`driftline local down{state_dir_flag(directory)}`",
+            1,
+        )
+    if not data.exists() or not any(p.suffix == ".dlj" for p in data.iterdir()):
+        _say(f"Nothing to reset: no kept state in {data}.")
+        raise typer.Exit(0)
+    if not yes and not typer.confirm(
+        f"Delete every object, item and message the local platform keeps in {data}?", default=False, err=True
+    ):
+        _say("Nothing deleted.")
+        raise typer.Exit(1)
+    try:
+        freed = wipe(data)
+    except StateInUseError as e:
+        fail(str(e), 1)
+    _say(f"Deleted the kept state in {data} ({freed / 2**20:.1f} MiB); the next `up` starts empty.")
 
 
 @app.command()

@@ -43,6 +43,7 @@ __all__ = [
     "StateInUseError",
     "encode_record",
     "read_records",
+    "wipe",
 ]
 
 FORMAT = "driftline-local-state"
@@ -150,6 +151,23 @@ def _write_durably(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
     tmp.replace(path)
     _fsync_dir(path.parent)
+
+
+def wipe(directory: Path) -> int:
+    """Delete the kept state in ``directory`` (refused while a platform holds it); returns the bytes freed."""
+    if not directory.exists():
+        return 0
+    j = Journal(directory, {})
+    j._lock()
+    try:
+        freed = 0
+        for p in directory.iterdir():
+            if p.name != LOCK_FILE and p.is_file():
+                freed += p.stat().st_size
+                p.unlink()
+        return freed
+    finally:
+        j.close()
 
 
 class Journal:

@@ -58,6 +58,10 @@ class StartOptions:
     max_workers: int = 4
     allow_remote: bool = False
     ready_timeout_s: float = 120.0
+    persist: bool = True
+    """Keep the emulator's data in ``state_dir/data`` (off: in memory only, lost at ``down``)."""
+    fresh: bool = False
+    """Empty the kept data before starting."""
 
 
 def bytecode_cache_env(project_root: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -83,6 +87,10 @@ def platform_command(opts: StartOptions) -> list[str]:
         cmd += ["--env", opts.env]
     if opts.allow_remote:
         cmd.append("--allow-remote")
+    if not opts.persist:
+        cmd.append("--in-memory")
+    if opts.fresh:
+        cmd.append("--fresh")
     for name, handler in opts.handler_overrides.items():
         cmd += ["--handler-override", f"{name}={handler}"]
     return cmd
@@ -239,6 +247,8 @@ def run_foreground(platform: Platform, opts: StartOptions, say: Say) -> NoReturn
             state_dir=directory,
             handler_overrides=dict(opts.handler_overrides),
             max_workers_per_function=opts.max_workers,
+            persist=opts.persist,
+            fresh=opts.fresh,
         ),
     )
     pid = os.getpid()

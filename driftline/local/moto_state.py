@@ -34,6 +34,7 @@ __all__ = [
     "iter_sqs_queues",
     "observing",
     "restore_ddb_item",
+    "restore_ddb_items",
     "restore_s3_key",
     "restore_sqs_queue",
     "s3_key_state",
@@ -370,7 +371,27 @@ def restore_ddb_item(account: str, region: str, table: str, key: dict[str, Any],
         with contextlib.suppress(KeyError):
             t.delete_item(hash_value, range_value)
     else:
-        t.put_item(item)
+        _store_items(t, [item])
+
+
+def restore_ddb_items(account: str, region: str, table: str, items: list[dict[str, Any]]) -> None:
+    """Store items moto itself produced: ``Table.put_item``'s validation and size accounting (most of its
+    cost) already passed when they were first written, so they go straight into the table."""
+    _store_items(_table(account, region, table), items)
+
+
+def _store_items(t: Any, items: list[dict[str, Any]]) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+
+    for attrs in items:
+        item: Any = Item.__new__(Item)  # the fields Item.__init__ sets, without its per-attribute size check
+        item.hash_key = DynamoType(attrs[t.hash_key_attr])
+        item.range_key = DynamoType(attrs[t.range_key_attr]) if t.range_key_attr else None
+        item.attrs = LimitedSizeDict({k: DynamoType(v) for k, v in attrs.items()})  # dict.update: no size check
+        if item.range_key is not None:
+            t.items[item.hash_key][item.range_key] = item
+        else:
+            t.items[item.hash_key] = item
 
 
 def iter_ddb_items() -> Iterator[tuple[str, str, str, dict[str, Any]]]:

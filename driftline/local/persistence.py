@@ -32,6 +32,8 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+import orjson
+
 from driftline.local import moto_state as ms
 from driftline.local.access import INTERNAL_ENVIRON, signed_service
 from driftline.local.journal import Journal, JournalWriteError, Record, StateDirError, encode_record
@@ -218,8 +220,7 @@ class Persistence:
             ms.restore_ddb_item(meta["a"], meta["r"], meta["tb"], meta["k"], meta.get("i"))
             summary.items += 1
         elif kind == "ddbb":
-            for item in json.loads(record.blob):
-                ms.restore_ddb_item(meta["a"], meta["r"], meta["tb"], {}, item)
+            ms.restore_ddb_items(meta["a"], meta["r"], meta["tb"], orjson.loads(record.blob))
             summary.items += int(meta.get("n", 0))
         elif kind == "sqs":
             ms.restore_sqs_queue(meta["a"], meta["r"], meta["q"], meta.get("m"))
@@ -423,7 +424,7 @@ def _item_batch(where: tuple[str, str, str], items: list[dict[str, Any]]) -> byt
     account, region, table = where
     return encode_record(
         {"t": "ddbb", "a": account, "r": region, "tb": table, "n": len(items)},
-        json.dumps(items, separators=(",", ":")).encode(),
+        orjson.dumps(items),
     )
 
 

@@ -1,5 +1,5 @@
 """The local platform keeps its data: ``down`` + ``up`` on the same state dir, and a ``kill -9``, give
-back every acknowledged object version and item; ``--fresh`` is tested where the CLI offers it."""
+back every acknowledged object version and item; ``up --fresh`` and ``reset`` start empty."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import OVERRIDES, LocalPlatformHandle, start_platform, stop_platform, wait_for
+from tests.e2e.conftest import (
+    OVERRIDES,
+    LocalPlatformHandle,
+    free_port,
+    run_cli,
+    start_platform,
+    stop_platform,
+    wait_for,
+)
 
 
 def _item_key(handle: LocalPlatformHandle, table: str, value: str) -> dict[str, Any]:
@@ -76,3 +84,45 @@ def _proc_state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return "Z"
+
+
+def _has_object(handle: LocalPlatformHandle, written: dict[str, Any]) -> bool:
+    s3 = handle.client("s3")
+    listed = s3.list_object_versions(Bucket=written["bucket"], Prefix="persist/").get("Versions", [])
+    return any(v["VersionId"] == written["v1"] for v in listed)
+
+
+def test_fresh_and_reset_start_empty(tmp_path: Path) -> None:
+    handle = start_platform(tmp_path, OVERRIDES)
+    try:
+        written = _write(handle, "wiped")
+        refused = run_cli("reset", "--yes", state_dir=tmp_path)
+        assert refused.returncode == 1 and "stop it first" in refused.stderr
+    finally:
+        stop_platform(handle)
+    handle = start_platform(tmp_path, OVERRIDES, "--fresh")
+    try:
+        assert not _has_object(handle, written)
+        written = _write(handle, "again")
+    finally:
+        stop_platform(handle)
+    declined = run_cli("reset", state_dir=tmp_path, input="n\n")
+    assert declined.returncode == 1 and "Nothing deleted" in declined.stderr
+    assert run_cli("reset", "--yes", state_dir=tmp_path).returncode == 0
+    handle = start_platform(tmp_path, OVERRIDES)
+    try:
+        assert not _has_object(handle, written)
+    finally:
+        stop_platform(handle)
+
+
+def test_a_foreign_state_dir_is_refused_with_the_reason(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "state.json").write_text(
+        '{"format": "driftline-local-state", "format_version": 1, "driftline": "0.0.1", '
+        '"moto": "4.0.0", "generation": 1}'
+    )
+    result = run_cli("up", "--detach", "--port", str(free_port()), "--api-port", str(free_port()), state_dir=tmp_path)
+    assert result.returncode != 0
+    assert "moto 4.0.0 (this one: " in result.stderr + result.stdout
