@@ -1,4 +1,5 @@
-"""Where the local runtime plugs into moto, and the only module that touches moto's internals.
+"""Where the local runtime plugs into moto; with :mod:`driftline.local.moto_state` (the stored state that
+persistence reads and restores), the only module that touches moto's internals.
 
 moto 5.2.5 runs Lambda code only in Docker, never delivers EventBridge events to Lambda or Step
 Functions targets and invokes S3-notified functions synchronously inside the upload request.

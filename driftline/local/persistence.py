@@ -193,6 +193,9 @@ class Persistence:
         summary.seconds = time.perf_counter() - started
         ms.install_observers()
         self.journal.start_appending()
+        for execution in summary.interrupted:  # reported by this start, not by every later one
+            self._executions[execution["arn"]]["ended"] = True
+            self.journal.sync(self.journal.append({"t": "sfn", "arn": execution["arn"], "ended": True}))
         if self.journal.journal_size() > self.compact_bytes or (
             self._journal_records > COMPACT_MIN_RECORDS and self._journal_records > self._snapshot_records
         ):

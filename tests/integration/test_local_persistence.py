@@ -196,3 +196,30 @@ def test_a_second_platform_on_the_same_state_is_refused(tmp_path: Path, fresh_mo
             other.open()
     finally:
         em.stop()
+
+
+def test_executions_running_at_shutdown_are_reported_interrupted(tmp_path: Path, fresh_moto: None) -> None:
+    em = Emulator(tmp_path)
+    sfn = em.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name="wf",
+        definition='{"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 600, "End": true}}}',
+        roleArn="arn:aws:iam::123456789012:role/r",
+    )["stateMachineArn"]
+    running = sfn.start_execution(stateMachineArn=machine, name="running")["executionArn"]
+    finished = sfn.start_execution(stateMachineArn=machine, name="finished")["executionArn"]
+    em.persistence.settle_executions(lambda arn: "SUCCEEDED" if arn == finished else "RUNNING")
+    em.stop()
+    _reset_moto()
+    em = Emulator(tmp_path)
+    try:
+        assert [e["arn"] for e in em.summary.interrupted] == [running]
+        assert em.summary.interrupted[0]["machine"] == machine
+    finally:
+        em.stop()
+    _reset_moto()
+    em = Emulator(tmp_path)
+    try:
+        assert em.summary.interrupted == []  # reported once
+    finally:
+        em.stop()
