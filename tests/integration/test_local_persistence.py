@@ -223,3 +223,36 @@ def test_executions_running_at_shutdown_are_reported_interrupted(tmp_path: Path,
         assert em.summary.interrupted == []  # reported once
     finally:
         em.stop()
+
+
+def test_disk_full_fails_the_write_loudly_and_keeps_what_was_acknowledged(
+    tmp_path: Path, fresh_moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from driftline.local import journal
+
+    em = Emulator(tmp_path)
+    s3 = em.client("s3")
+    s3.create_bucket(Bucket="disk-full")
+    s3.put_object(Bucket="disk-full", Key="kept", Body=b"1")
+
+    def full(_fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal.os, "fdatasync", full)
+    with pytest.raises(ClientError, match="No space left on device") as failed:
+        s3.put_object(Bucket="disk-full", Key="lost", Body=b"2")
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 507
+    monkeypatch.undo()
+    with pytest.raises(ClientError, match="later writes are refused"):
+        s3.put_object(Bucket="disk-full", Key="later", Body=b"3")
+    assert s3.get_object(Bucket="disk-full", Key="kept")["Body"].read() == b"1"  # reads keep working
+    em.stop()
+    _reset_moto()
+    em = Emulator(tmp_path)
+    try:
+        keys = [o["Key"] for o in em.client("s3").list_objects_v2(Bucket="disk-full")["Contents"]]
+        assert keys == ["kept"]
+    finally:
+        em.stop()
