@@ -55,9 +55,8 @@ MAX_RECORD_BYTES = 1000 * 1024
 DEFAULT_LINGER_S = 1.0
 BATCH_LINES = 1000
 """Waiting lines that wake the thread (its delivery size while it keeps up). A call costs a fixed
-~3.5 ms of CPU (botocore, signing, HTTP) plus a few us per line; measured against the local emulator
-(before :func:`batch_body`): 14 us per line at 500 lines per call, 9 us at 2,000, 6.5 us at 5,000.
-Bigger batches are cheaper per line, but the request that overlaps a send waits longer."""
+amount of CPU (botocore, signing, HTTP) plus a little per line (docs/performance.md), so bigger
+batches are cheaper per line, but the request that overlaps a send waits longer."""
 MAX_DELIVERY_LINES = 4 * BATCH_LINES
 """Lines per delivery when the thread is behind (split into calls of at most 4 MiB by the sink)."""
 DEFAULT_MAX_BUFFER = 20_000
@@ -132,8 +131,8 @@ def put_record_batch(client: Any, stream: str, datas: Sequence[bytes]) -> Any:
     """``PutRecordBatch`` with a body built from bytes.
 
     botocore would base64 each record into a str and then ``json.dumps`` the whole request, scanning
-    the ~1.4x larger text for characters to escape: measured ~8 ms of GIL-held CPU for a 1.4 MB
-    delivery (~4 us per capture line), twice the base64 itself. Base64 needs no escaping, so the same
+    the larger text for characters to escape while holding the GIL, at twice the cost of the base64
+    itself (docs/performance.md). Base64 needs no escaping, so the same
     JSON is a few byte joins (:func:`batch_body`). botocore still validates, signs, retries and parses:
     the call is made with placeholder records (same count), and a ``before-call`` handler, botocore's
     documented point for changing a serialized request, swaps in the prebuilt body. Clients without
@@ -183,8 +182,8 @@ def encode_record(record: dict[str, Any]) -> bytes:
     """One JSON line, written in the capture thread.
 
     msgspec writes the typed rows of :mod:`~driftline.serving.typed_records` natively and standard JSON
-    (a NaN becomes null) at ~2.5 us per record, against ~6 us for orjson plus a struct-to-dict
-    conversion. That matters even off the request path: in Lambda this thread only runs while a
+    (a NaN becomes null), in less than half the time of orjson plus a struct-to-dict conversion
+    (docs/performance.md). That matters even off the request path: in Lambda this thread only runs while a
     request is being handled, holding the GIL. The timestamp keeps its ``+00:00`` ISO form. What
     msgspec cannot encode (a lone surrogate in a string) goes through ``json``, so one odd record never
     fails its whole batch."""
@@ -201,8 +200,8 @@ def encode_lines(records: list[dict[str, Any]]) -> list[bytes]:
     """The JSON lines of a batch (each with its newline), as :func:`encode_record` writes them.
 
     One msgspec call for the whole batch, then one split: per record, no Python call, no dict copy
-    and no bytes concatenation (measured in a saturated sandbox: ~7 us per record, most of the
-    capture thread's non-network time, went into those). Timestamps are formatted once per request
+    and no bytes concatenation (those were most of the capture thread's non-network time).
+    Timestamps are formatted once per request
     and stored in place (the records belong to the capture buffer). A batch msgspec cannot encode
     whole (a lone surrogate in some string) is encoded record by record, so one odd record never
     fails the others."""
@@ -336,7 +335,7 @@ class CaptureWriter:
 
     def _run(self) -> None:
         """Never returns: an unexpected error is logged and the loop goes on (the request path does not
-        check the thread's health, which would cost ~1 us per request)."""
+        check the thread's health, which would cost time on every request)."""
         while True:
             try:
                 self._step()
