@@ -45,7 +45,7 @@ from driftline.serving.telemetry import EmfWriter
 def _tracing_enabled() -> bool:
     """Powertools' rule (off when POWERTOOLS_TRACE_DISABLED is true or outside Lambda), checked *before*
     building a Tracer: even a disabled Tracer imports the X-Ray SDK, which creates two botocore
-    clients at import time (0.15-0.3 s of cold start, several times that on a busy host)."""
+    clients at import time (a visible share of the cold start; docs/performance.md)."""
     if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() in ("1", "true", "yes", "on", "y"):
         return False
     return bool(os.environ.get("LAMBDA_TASK_ROOT")) and not os.environ.get("AWS_SAM_LOCAL")
