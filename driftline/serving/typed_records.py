@@ -1,7 +1,7 @@
 """The fast path for ``{"records": [...]}`` bodies: JSON decoded straight into checked, typed rows.
 
 Why: parsing a body into dicts (orjson) and then checking every value in Python is most of a request's
-own work (~0.45 ms of ~1 ms for 100 rows measured alone, and 2-3x that inside a request). msgspec
+own work (``benchmarks/serving.py`` measures both paths; figures in ``docs/performance.md``). msgspec
 decodes the JSON into structs built from the input schema and checks types, ranges, categories, nulls,
 missing and unknown fields while it parses, in C.
 
@@ -31,7 +31,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 import numpy as np
 
-from driftline.serving.validation import _BOOL, _CAT, _INT, InputValidator, ValidatedRows
+from driftline.serving.validation import InputKind, InputValidator, ValidatedRows
+
+__all__ = ["TypedRecords", "row_dict"]
 
 log = logging.getLogger(__name__)
 _NAN = float("nan")
@@ -43,19 +45,19 @@ def row_dict(row: Any) -> Any:
     return msgspec.to_builtins(row) if isinstance(row, msgspec.Struct) else row
 
 
-def _field_type(kind: int, lo: float, hi: float, categories: Sequence[str], nullable: bool) -> Any:
+def _field_type(kind: InputKind, lo: float, hi: float, categories: Sequence[str], nullable: bool) -> Any:
     """The msgspec type accepting exactly the values the validator's fast paths take as they are."""
     t: Any
-    if kind == _CAT:
+    if kind == InputKind.CATEGORICAL:
         t = Literal[tuple(categories)]
-    elif kind == _BOOL:
+    elif kind == InputKind.BOOL:
         t = bool
     else:
         # int v: lo <= v <= hi  <=>  ceil(lo) <= v <= floor(hi); msgspec bounds must fit int64 (larger
         # integers, which the validator may accept, go to the general path)
         ilo, ihi = max(math.ceil(lo), _INT64_MIN), min(math.floor(hi), _INT64_MAX)
         as_int = Annotated[int, msgspec.Meta(ge=ilo, le=ihi)]
-        t = as_int if kind == _INT else as_int | Annotated[float, msgspec.Meta(ge=lo, le=hi)]
+        t = as_int if kind == InputKind.INT else as_int | Annotated[float, msgspec.Meta(ge=lo, le=hi)]
     return t | None if nullable else t
 
 
@@ -97,16 +99,16 @@ class TypedRecords:
     def _build(cls, validator: InputValidator) -> TypedRecords | None:
         fields: list[tuple[str, Any, Any]] = []
         categorical: list[tuple[int, dict[Any, float]]] = []
-        for j, (name, kind, lo, hi, codes, nullable, _) in enumerate(validator._fast):
-            if kind == _CAT:
-                cats = list(codes)
+        for j, f in enumerate(validator.fast_fields):
+            if f.kind == InputKind.CATEGORICAL:
+                cats = list(f.codes)
                 if not cats or not all(type(c) is str for c in cats):
                     return None
-                categorical.append((j, dict(codes)))
+                categorical.append((j, dict(f.codes)))
             else:
                 cats = []
             # attribute names f0..fN: any JSON key (spaces, keywords) works, renamed to the key as sent
-            fields.append((f"f{j}", _field_type(kind, lo, hi, cats, nullable), msgspec.field(name=name)))
+            fields.append((f"f{j}", _field_type(f.kind, f.lo, f.hi, cats, f.nullable), msgspec.field(name=f.name)))
         width = len(fields)
         timestamps: list[str] = []
         for k, spec in enumerate(validator.others):  # not model inputs: strings, timestamps; optional

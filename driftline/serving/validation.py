@@ -18,8 +18,9 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import IntEnum
 from itertools import repeat
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,8 +28,23 @@ from driftline.features.encoding import FLOAT32_MAX, MODEL_INPUT_TYPES, category
 from driftline.serving.body import NonFinite
 from driftline.serving.errors import unprocessable
 
+__all__ = ["COLUMNAR_MIN_ROWS", "FastField", "FieldSpec", "InputKind", "InputValidator", "ValidatedRows",
+           "describe"]
+
+
+class InputKind(IntEnum):
+    """How a model input is read on the fast paths: the four model input types, as small ints so the
+    per-row loop compares them cheaply."""
+
+    FLOAT = 0
+    INT = 1
+    CATEGORICAL = 2
+    BOOL = 3
+
+
 _MISSING = object()
-_FLOAT, _INT, _CAT, _BOOL = 0, 1, 2, 3
+# the per-row loop compares kinds by identity with these (every FastField holds an InputKind member)
+_FLOAT, _INT, _CAT, _BOOL = InputKind.FLOAT, InputKind.INT, InputKind.CATEGORICAL, InputKind.BOOL
 _KIND = {"float": _FLOAT, "int": _INT, "categorical": _CAT, "bool": _BOOL}
 _NAN = float("nan")
 _NONE_TYPE = type(None)
@@ -117,6 +133,43 @@ class FieldSpec:
                    expected=expected)
 
 
+class FastField(NamedTuple):
+    """One model input as the fast paths check it (:attr:`InputValidator.fast_fields`, in model-input order).
+
+    Everything a plainly valid value is checked against, precomputed once per schema. The column path and
+    :class:`~driftline.serving.typed_records.TypedRecords` read it by name; the per-row loop unpacks plain
+    tuple copies of it in this field order (hence a NamedTuple: names for readers, a fixed order for the
+    loop). A value these bounds do not plainly accept goes to :meth:`InputValidator.check`, which decides
+    and words the problem.
+    """
+
+    name: str
+    """The field's name, the key of its value in a request row."""
+    kind: InputKind
+    """Which fast check applies (and how the value is encoded)."""
+    lo: float
+    """Smallest number accepted as it is: the schema's ``min``, never below ``-FLOAT32_MAX`` (what the
+    model's float32 input holds). Only read for ``FLOAT`` and ``INT``."""
+    hi: float
+    """Largest number accepted as it is: the schema's ``max``, never above ``FLOAT32_MAX``."""
+    codes: Mapping[Any, float]
+    """Category -> model code (:func:`~driftline.features.encoding.category_index`); empty unless
+    ``CATEGORICAL``."""
+    nullable: bool
+    """Whether null is accepted (encoded as NaN)."""
+    spec: FieldSpec
+    """The full field, for the slow path's checks and messages."""
+
+    @classmethod
+    def of(cls, spec: FieldSpec) -> FastField:
+        """The fast-path description of a model input (``spec.is_input``)."""
+        f32 = FLOAT32_MAX
+        return cls(name=spec.name, kind=_KIND[spec.type],
+                   lo=-f32 if spec.min is None else max(spec.min, -f32),
+                   hi=f32 if spec.max is None else min(spec.max, f32),
+                   codes=spec.codes or {}, nullable=spec.nullable, spec=spec)
+
+
 @dataclass
 class ValidatedRows:
     """Rows that passed: the model input matrix and the values as received (for capture).
@@ -144,16 +197,17 @@ class InputValidator:
         self.entity: list[str] = [str(e) for e in schema.get("entity") or ()]
         self.reject_unknown = schema.get("unknown_category", "reject") != "map_unknown"
         self.n_inputs = len(self.inputs)
-        f32 = FLOAT32_MAX
-        self._fast = [(f.name, _KIND[f.type], -f32 if f.min is None else max(f.min, -f32),
-                       f32 if f.max is None else min(f.max, f32), f.codes or {}, f.nullable, f)
-                      for f in self.inputs]
+        self.fast_fields = [FastField.of(f) for f in self.inputs]
+        """The model inputs as the fast paths check them (also read by the typed records decoder)."""
+        # the same, as plain tuples for the per-row loop: CPython unpacks an exact tuple faster than a
+        # NamedTuple, and that loop runs once per field of every row
+        self._row_fields: list[tuple[Any, ...]] = [tuple(f) for f in self.fast_fields]
         input_names = [f.name for f in self.inputs]
         self._getter: Callable[[dict[str, Any]], tuple[Any, ...]] = (
             operator.itemgetter(*input_names) if len(input_names) > 1 else lambda r: (r[input_names[0]],))
         inf = float("inf")
-        self._lo = np.array([[-inf if k in (_CAT, _BOOL) else lo] for _, k, lo, _, _, _, _ in self._fast])
-        self._hi = np.array([[inf if k in (_CAT, _BOOL) else hi] for _, k, _, hi, _, _, _ in self._fast])
+        self._lo = np.array([[-inf if f.kind in (_CAT, _BOOL) else f.lo] for f in self.fast_fields])
+        self._hi = np.array([[inf if f.kind in (_CAT, _BOOL) else f.hi] for f in self.fast_fields])
 
     # ------------------------------------------------------------------ one value
     def check(self, spec: FieldSpec, v: Any) -> tuple[float, str | None]:
@@ -242,18 +296,18 @@ class InputValidator:
             return None
         nulls = 0
         n = len(rows)
-        for j, (_, kind, _, _, codes, nullable, _) in enumerate(self._fast):
+        for j, field in enumerate(self.fast_fields):
             col = cols[j]
             types = set(map(type, col))
             if _NONE_TYPE in types:
-                if not nullable:
+                if not field.nullable:
                     return None
                 types.discard(_NONE_TYPE)
                 nulls += col.count(None)
-            if not types <= _ALLOWED[kind]:
+            if not types <= _ALLOWED[field.kind]:
                 return None
-            if kind == _CAT:  # unknown categories and nulls -> NaN, told apart by the null count below
-                cols[j] = list(map(codes.get, col, repeat(_NAN, n)))
+            if field.kind is _CAT:  # unknown categories and nulls -> NaN, told apart by the null count below
+                cols[j] = list(map(field.codes.get, col, repeat(_NAN, n)))
         try:
             mat = np.array(cols, dtype=np.float64)  # None -> NaN; True/False -> 1/0
         except OverflowError:
@@ -276,7 +330,7 @@ class InputValidator:
         problems: list[dict[str, Any]] = []
         names = self.names
         check = self.check
-        fast = self._fast
+        fast = self._row_fields
         good: list[dict[str, Any]] = []
         for i, row in enumerate(rows):
             idx = first_row + i
@@ -292,19 +346,19 @@ class InputValidator:
                         problems.append(_problem(idx, str(k), "no such field (not in the input schema)",
                                                  row[k], fix, source=origins[i].get(k) if origins else None))
             get = row.get
-            for name, kind, lo, hi, codes, nullable, spec in fast:
+            for name, kind, lo, hi, codes, nullable, spec in fast:  # a FastField, unpacked in field order
                 v = get(name, _MISSING)
                 tv = type(v)
                 # fast paths: the common, valid values (NaN fails the range test and falls through)
-                if kind == _FLOAT:
+                if kind is _FLOAT:
                     if (tv is float or tv is int) and lo <= v <= hi:
                         append(float(v))
                         continue
-                elif kind == _INT:
+                elif kind is _INT:
                     if tv is int and lo <= v <= hi:
                         append(float(v))
                         continue
-                elif kind == _CAT:
+                elif kind is _CAT:
                     if tv is str:
                         code = codes.get(v)
                         if code is not None:
