@@ -60,10 +60,15 @@ def _sample_values(sample: dict[str, Any]) -> str:
     return _short(values, 50)
 
 
+def outcome_line(report: dict[str, Any]) -> str:
+    """The report's outcome in one sentence: the headline of :func:`print_report`."""
+    failed = sum(1 for c in report["checks"] if c["severity"] == "error")
+    return (f"{report['status']}: {report['rows_accepted']} of {report['rows_total']} rows accepted, "
+            f"{report['rows_rejected']} rejected ({failed} failed checks)")
+
+
 def print_report(report: dict[str, Any]) -> None:
     """The validation report as a headline plus one table row per failed check."""
-    from driftline.features.validation import outcome_line
-
     style = STATUS_STYLE.get(report["status"], "white")
     console.print(f"[bold {style}]{outcome_line(report)}[/] (feature set {report['feature_set']} "
                   f"v{report['feature_set_version']}, policy {report['policy']})", highlight=False)

@@ -390,13 +390,13 @@ def test_duplicate_keys_match_a_per_row_reference(credit_fs: FeatureSet, time_or
 
 def test_threaded_checks_give_the_same_result_as_sequential(credit_fs: FeatureSet,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from driftline.features import validation
+    from driftline.features.validation import parallel
 
     t = pa.concat_tables([_messy(2_000, seed=9).slice(0, 700), _messy(2_000, seed=9).slice(700)])
-    monkeypatch.setattr(validation, "PARALLEL_MIN_ROWS", 10**9)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_ROWS", 10**9)
     sequential = validate(t, credit_fs)
-    monkeypatch.setattr(validation, "PARALLEL_MIN_ROWS", 0)
-    monkeypatch.setattr(validation.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 4)
     threaded = validate(t, credit_fs)
     assert list(threaded.masks) == list(sequential.masks)
     assert all((threaded.masks[k] == sequential.masks[k]).all() for k in sequential.masks)
@@ -413,3 +413,29 @@ def test_take_rows_chunk_by_chunk_matches_arrow_take() -> None:
     for rows in ([], [0], [2, 3, 5], [0, 1, 2, 3, 4, 5], [4]):
         idx = np.array(rows, dtype=np.int64)
         assert take_rows(col, idx).to_pylist() == col.take(pa.array(idx)).to_pylist()
+
+
+def test_threads_only_for_large_tables_and_at_most_one_per_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftline.features.validation import parallel
+
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 8)
+    assert parallel.thread_count(parallel.PARALLEL_MIN_ROWS - 1, 30) == 1
+    assert parallel.thread_count(parallel.PARALLEL_MIN_ROWS, 30) == 8
+    assert parallel.thread_count(parallel.PARALLEL_MIN_ROWS, 3) == 3
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: None)
+    assert parallel.thread_count(10**9, 30) == 1
+
+
+def test_every_validation_module_names_its_public_api() -> None:
+    import importlib
+    import pkgutil
+
+    from driftline.features import validation
+
+    for name in validation.__all__:
+        assert getattr(validation, name) is not None
+    for info in pkgutil.iter_modules(validation.__path__):
+        module = importlib.import_module(f"{validation.__name__}.{info.name}")
+        exported = getattr(module, "__all__", None)
+        assert exported, f"{module.__name__} has no __all__"
+        assert all(hasattr(module, name) for name in exported), module.__name__
