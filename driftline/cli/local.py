@@ -410,3 +410,31 @@ def fire(
             typer.echo(f"{doc['rule']} -> {target}: {d.get('error', 'dispatched')}")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def reload(
+    prune: bool = typer.Option(
+        False, "--prune", help="Also delete removed buckets and tables that still hold data (and their data)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print what changed as JSON."),
+    state_dir: Path | None = STATE_DIR_OPTION,
+) -> None:
+    """Apply the changes of cdk.json and the feature sets to the running platform; data stays.
+
+    An invalid configuration is refused (the platform keeps running with the last good one), and so is
+    removing a bucket or table that still holds data unless --prune is given.
+    """
+    state = _require_running(state_dir, "reload")
+    code, doc = control_request(state.endpoint, "POST", "reload", {"prune": prune}, timeout=300.0)
+    if code == 404 and "unknown control endpoint" in str(doc.get("error", "")):
+        fail("the running platform predates `local reload`; stop and start it to apply the configuration", 1)
+    if code != 200:
+        fail(f"{doc.get('error', doc)}; the platform keeps its current configuration", 1 if code >= 500 else 2)
+    if as_json:
+        print_json(json.dumps(doc["diff"]))
+        return
+    lines = doc.get("lines", [])
+    typer.echo("\n".join(lines) if lines else "No change: the running platform already has this configuration.")
+    if lines:
+        typer.echo(f"Reloaded ({len(lines)} change(s)); data kept.")

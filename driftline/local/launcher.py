@@ -249,6 +249,7 @@ def run_foreground(platform: Platform, opts: StartOptions, say: Say) -> NoReturn
             max_workers_per_function=opts.max_workers,
             persist=opts.persist,
             fresh=opts.fresh,
+            env=opts.env,
         ),
     )
     pid = os.getpid()

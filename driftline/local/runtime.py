@@ -67,6 +67,8 @@ class LocalOptions:
     (:mod:`driftline.local.persistence`)."""
     fresh: bool = False
     """With ``persist``: empty the kept state before starting."""
+    env: str | None = None
+    """The cdk.json environment (``--env``); a reload loads the same one."""
 
 
 class Printer:
@@ -195,6 +197,7 @@ class LocalPlatform:
         self.persistence: Any = None
         self._moto_app: Any = None
         """The :class:`~driftline.local.persistence.Persistence` of the state dir, when ``options.persist``."""
+        self._reload_lock = threading.Lock()
 
     # ---- endpoints ----
     @property
@@ -246,17 +249,18 @@ class LocalPlatform:
             return self._clients[service]
 
     # ---- lifecycle ----
-    def _validate(self) -> None:
-        for s in self.platform.schedules:
+    def _validate(self, platform: Platform | None = None) -> None:
+        platform = platform or self.platform
+        for s in platform.schedules:
             try:
                 parse_schedule(s.expression)
             except ScheduleError as e:
                 raise LocalStartError(
                     f"schedule of rule {s.logical} (model config drift/retrain.schedule): {e}"
                 ) from None
-        for route in self.platform.routes:
+        for route in platform.routes:
             if route.function is not None:
-                self.platform.function(route.function)
+                platform.function(route.function)
 
     def start(self) -> None:
         defer_batch_import()
@@ -406,37 +410,79 @@ class LocalPlatform:
         assert self.api is not None
         self.api.start()
 
-        cfg = self.platform.config
-        feature_sets = (self.project_root / cfg.feature_sets_dir).resolve()
-        local_env = {
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "OMP_NUM_THREADS": "1",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "DRIFTLINE_LOCAL": "1",
-        }
         try:
-            self.names = provision_platform(
-                self.platform,
-                self.client,
-                self.region,
-                self.account,
-                local_env=local_env,
-                feature_sets_dir=str(feature_sets),
-                handler_overrides=opts.handler_overrides,
-                trainers_dir=str((self.project_root / cfg.trainers_dir).resolve()),
-            )
+            self._provision(self.platform)
         except ValueError as e:
             raise LocalStartError(str(e)) from None
-        for f in self.platform.functions:
-            dlq = dead_letter_queue(self.names, f.stack)
-            if dlq:
-                self.bridge.dead_letters[self.platform.name(f.logical)] = dlq
         self.scheduler = Scheduler(self.bridge.schedule_rules, self.bridge.fire_scheduled, warn=self.out)
         self.scheduler.start()
         self.api.open()
         assert self._gate is not None
         self._gate.ready.set()
         self.ready_at = time.time()
+
+    def _provision(self, platform: Platform) -> None:
+        """Provision ``platform`` (idempotent) and point the bridge's labels and dead letters at it."""
+        from driftline.local.reload import feature_sets_digest
+
+        cfg = platform.config
+        feature_sets = (self.project_root / cfg.feature_sets_dir).resolve()
+        local_env = {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "OMP_NUM_THREADS": "1",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "DRIFTLINE_LOCAL": "1",
+            # a changed feature set changes every function's configuration: new workers read it
+            "DRIFTLINE_FEATURE_SETS_DIGEST": feature_sets_digest(feature_sets),
+        }
+        self.names = provision_platform(
+            platform,
+            self.client,
+            self.region,
+            self.account,
+            local_env=local_env,
+            feature_sets_dir=str(feature_sets),
+            handler_overrides=self.options.handler_overrides,
+            trainers_dir=str((self.project_root / cfg.trainers_dir).resolve()),
+        )
+        assert self.bridge is not None
+        self.bridge.labels.update({platform.name(f.logical): f.logical for f in platform.functions})
+        for f in platform.functions:
+            dlq = dead_letter_queue(self.names, f.stack)
+            if dlq:
+                self.bridge.dead_letters[platform.name(f.logical)] = dlq
+
+    def reload(self, prune: bool = False) -> dict[str, Any]:
+        """Apply the config file's current content: load and check it (a bad one raises ReloadError and
+        changes nothing), provision the new definition, remove what it no longer has (non-empty buckets
+        and tables only with ``prune``), then run with it. Returns what changed."""
+        from driftline.local import reload as rl
+
+        with self._reload_lock:
+            new = rl.load_checked(self.options.config_path, self.options.env, self.project_root)
+            if (new.config.region or "us-east-1") != self.region:
+                raise rl.ReloadError(
+                    f"region changes from {self.region} to {new.config.region or 'us-east-1'}: "
+                    "a reload keeps the region (stop and start the platform for another one)"
+                )
+            try:
+                self._validate(new)
+            except (LocalStartError, KeyError) as e:
+                raise rl.ReloadError(str(e)) from None
+            old = self.platform
+            diff = rl.diff_platforms(old, new, self.account, self.region)
+            rl.check_removals(diff, self.client, prune=prune)
+            try:
+                self._provision(new)
+            except ValueError as e:
+                raise rl.ReloadError(str(e)) from None
+            rl.remove_resources(diff, self.client, event_bus=old.event_bus, region=self.region, account=self.account)
+            for name in diff.removed.get("function", []):
+                if self.bridge is not None:
+                    self.bridge.labels.pop(name, None)
+                    self.bridge.dead_letters.pop(name, None)
+            self.platform = new
+            return {"diff": diff.as_dict(), "lines": diff.lines()}
 
     def stop(self) -> None:
         """Stop everything this process started; safe to call twice and after a failed start."""
@@ -552,4 +598,20 @@ class LocalPlatform:
                 return 400, {"error": f"expected a JSON body with 'rule' (and optional 'wait_s'): {e}"}
             except FireError as e:
                 return 404, {"error": str(e)}
+        if path == "/_driftline/reload" and method == "POST":
+            return self._control_reload(body)
         return 404, {"error": f"unknown control endpoint {method} {path}"}
+
+    def _control_reload(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        from driftline.local.reload import ReloadError, ReloadRefusedError
+
+        try:
+            prune = bool(json.loads(body or b"{}").get("prune", False))
+        except (ValueError, AttributeError) as e:
+            return 400, {"error": f"expected a JSON body with optional 'prune': {e}"}
+        try:
+            return 200, self.reload(prune=prune)
+        except ReloadError as e:
+            return 400, {"error": str(e)}
+        except ReloadRefusedError as e:
+            return 409, {"error": str(e)}

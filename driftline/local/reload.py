@@ -1,0 +1,209 @@
+"""Config changes without a wipe: what a new platform definition changes against the running one
+(:func:`diff_platforms`, pure), and the removal of what it no longer defines (:func:`remove_resources`).
+
+New and changed resources are provisioned by :func:`driftline.local.provision.provision_platform`
+(idempotent); this module only adds what provisioning cannot do: notice and delete what went away.
+A bucket that holds objects or a table that holds items is never deleted unless ``prune`` is set,
+and the refusal comes before anything is changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from driftline.platform import Platform
+
+KINDS = ("bucket", "table", "topic", "queue", "stream", "function", "workflow", "schedule", "rule")
+"""The kinds of resource a diff reports, in the order they are provisioned."""
+
+_ARNS = {
+    "topic:alerts": "arn:topic:alerts",
+    "topic:approvals": "arn:topic:approvals",
+    "workflow:retrain": "arn:workflow:retrain",
+}
+
+
+class ReloadError(ValueError):
+    """The configuration cannot be applied (invalid, as synth would say in one line); nothing was changed."""
+
+
+class ReloadRefusedError(ValueError):
+    """The change would lose data (a non-empty bucket or table) and ``prune`` was not given."""
+
+
+@dataclass
+class PlatformDiff:
+    """Per kind, the physical names added, changed and removed by the new definition."""
+
+    added: dict[str, list[str]] = field(default_factory=dict)
+    changed: dict[str, list[str]] = field(default_factory=dict)
+    removed: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.changed or self.removed)
+
+    def as_dict(self) -> dict[str, dict[str, list[str]]]:
+        return {"added": self.added, "changed": self.changed, "removed": self.removed}
+
+    def lines(self) -> list[str]:
+        """One line per resource: ``+ function dev-driftline-x``, ``~ ...``, ``- ...``."""
+        out = []
+        for mark, part in (("+", self.added), ("~", self.changed), ("-", self.removed)):
+            for kind in KINDS:
+                out += [f"{mark} {kind} {name}" for name in part.get(kind, [])]
+        return out
+
+
+def _resources(platform: Platform, account: str, region: str) -> dict[str, dict[str, Any]]:
+    """kind -> physical name -> what provisioning makes of it (compared for equality)."""
+    p = platform
+    values = p.env_values(account, region, _ARNS)
+    return {
+        "bucket": {p.bucket_name(b.logical, account, region): b for b in p.buckets},
+        "table": {p.name(t.logical): t for t in p.tables},
+        "topic": {p.name(t): t for t in p.topics},
+        "queue": {p.name(q): q for q in p.queues},
+        "stream": {p.name(s.logical): s for s in p.streams},
+        "function": {p.name(f.logical): (f, {k: values[k] for k in f.env}) for f in p.functions},
+        "workflow": {p.name(w.logical): (w, p.workflow_definition(w)) for w in p.workflows},
+        "schedule": {p.name(s.logical): s for s in p.schedules},
+        "rule": {
+            p.name(r.logical): (r.logical, json.dumps(r.pattern, sort_keys=True), r.target, r.target_kind, r.stack)
+            for r in p.event_rules
+        },
+    }
+
+
+def diff_platforms(old: Platform, new: Platform, account: str, region: str) -> PlatformDiff:
+    """What provisioning ``new`` over ``old`` adds, changes and must remove (by physical name)."""
+    before, after = _resources(old, account, region), _resources(new, account, region)
+    diff = PlatformDiff()
+    for kind in KINDS:
+        a, b = before[kind], after[kind]
+        added = sorted(set(b) - set(a))
+        removed = sorted(set(a) - set(b))
+        changed = sorted(n for n in set(a) & set(b) if a[n] != b[n])
+        for part, names in ((diff.added, added), (diff.changed, changed), (diff.removed, removed)):
+            if names:
+                part[kind] = names
+    return diff
+
+
+def load_checked(config_path: Path, env: str | None, project_root: Path) -> Platform:
+    """The platform of the config file as it is now, checked as synth checks it (the config, then
+    every feature set it names); any mistake raises :class:`ReloadError` with synth's one line."""
+    from driftline import config
+    from driftline.features.schema import FeatureSetCatalog, FeatureSetError
+    from driftline.platform import build_platform
+
+    try:
+        cfg = config.load(config_path, env)
+    except config.ConfigError as e:
+        raise ReloadError(str(e)) from None
+    try:
+        catalog = FeatureSetCatalog(project_root / cfg.feature_sets_dir)
+    except FeatureSetError as e:
+        raise ReloadError(str(e)) from None
+    for m in cfg.models:
+        if m.feature_set not in catalog:
+            known = ", ".join(catalog.names()) or "none"
+            raise ReloadError(
+                f"model {m.name}: feature set {m.feature_set!r} is not defined in {cfg.feature_sets_dir} "
+                f"(defined: {known})"
+            )
+    return build_platform(cfg)
+
+
+def feature_sets_digest(directory: Path) -> str:
+    """A digest of the feature set files: part of every function's local environment, so a changed
+    feature set changes the functions' configuration and the executor starts fresh workers."""
+    h = hashlib.sha256()
+    if directory.is_dir():
+        for path in sorted(directory.glob("*.yaml")):
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _bucket_holds_data(s3: Any, bucket: str) -> bool:
+    try:
+        page = s3.list_object_versions(Bucket=bucket, MaxKeys=1)
+    except s3.exceptions.NoSuchBucket:
+        return False
+    return bool(page.get("Versions") or page.get("DeleteMarkers"))
+
+
+def _table_holds_data(ddb: Any, table: str) -> bool:
+    try:
+        return bool(ddb.scan(TableName=table, Limit=1, Select="COUNT").get("Count"))
+    except ddb.exceptions.ResourceNotFoundException:
+        return False
+
+
+def check_removals(diff: PlatformDiff, clients: Any, *, prune: bool) -> None:
+    """Refuse (before anything changes) to remove a bucket or table that still holds data unless ``prune``."""
+    if prune:
+        return
+    full = [f"bucket {b}" for b in diff.removed.get("bucket", []) if _bucket_holds_data(clients("s3"), b)]
+    full += [f"table {t}" for t in diff.removed.get("table", []) if _table_holds_data(clients("dynamodb"), t)]
+    if full:
+        raise ReloadRefusedError(
+            f"the new configuration removes {', '.join(full)}, which still hold data; nothing was changed "
+            "(reload with --prune to delete them and their data)"
+        )
+
+
+def _empty_bucket(s3: Any, bucket: str) -> None:
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        doomed = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in (*page.get("Versions", []), *page.get("DeleteMarkers", []))
+        ]
+        for i in range(0, len(doomed), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed[i : i + 1000], "Quiet": True})
+
+
+def remove_resources(diff: PlatformDiff, clients: Any, *, event_bus: str, region: str, account: str) -> None:
+    """Delete what the new definition no longer has: rules and schedules first (nothing fires into a
+    deleted target), then workflows, functions, streams, queues, topics, tables and buckets (emptied)."""
+    removed = diff.removed
+    events = clients("events")
+    for kind, bus in (("schedule", "default"), ("rule", event_bus)):
+        for rule in removed.get(kind, []):
+            with contextlib.suppress(events.exceptions.ResourceNotFoundException):
+                ids = [t["Id"] for t in events.list_targets_by_rule(Rule=rule, EventBusName=bus).get("Targets", [])]
+                if ids:
+                    events.remove_targets(Rule=rule, EventBusName=bus, Ids=ids)
+                events.delete_rule(Name=rule, EventBusName=bus)
+    sfn = clients("stepfunctions")
+    for name in removed.get("workflow", []):
+        sfn.delete_state_machine(stateMachineArn=f"arn:aws:states:{region}:{account}:stateMachine:{name}")
+    lam = clients("lambda")
+    for name in removed.get("function", []):
+        with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
+            lam.delete_function(FunctionName=name)
+    firehose = clients("firehose")
+    for name in removed.get("stream", []):
+        with contextlib.suppress(firehose.exceptions.ResourceNotFoundException):
+            firehose.delete_delivery_stream(DeliveryStreamName=name)
+    sqs = clients("sqs")
+    for name in removed.get("queue", []):
+        with contextlib.suppress(sqs.exceptions.QueueDoesNotExist):
+            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
+    sns = clients("sns")
+    for name in removed.get("topic", []):
+        sns.delete_topic(TopicArn=f"arn:aws:sns:{region}:{account}:{name}")
+    ddb = clients("dynamodb")
+    for name in removed.get("table", []):
+        with contextlib.suppress(ddb.exceptions.ResourceNotFoundException):
+            ddb.delete_table(TableName=name)
+    s3 = clients("s3")
+    for name in removed.get("bucket", []):
+        with contextlib.suppress(s3.exceptions.NoSuchBucket):
+            _empty_bucket(s3, name)
+            s3.delete_bucket(Bucket=name)
