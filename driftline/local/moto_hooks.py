@@ -237,7 +237,7 @@ class MotoBridge:
             return self._trusted is None or self._trusted.get(str(fn.function_name)) == _fingerprint(fn)
 
     # ---- installation ----
-    def install(self) -> None:
+    def install(self) -> None:  # noqa: C901 - one short closure per moto hook point, each over the bridge and the original it wraps
         check_moto()
         import moto.s3.notifications as s3_notifications
         from moto.awslambda.models import LambdaFunction

@@ -25,8 +25,21 @@ MAX_FEEDBACK_LABELS = 10_000
 MAX_REQUEST_ID_CHARS = 256
 
 
-def check_labels(body: Any, label_spec: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """The validated ``labels`` list, or a 422/413 naming each bad entry."""
+def _label_problem(label: Any, classes: list[Any], regression: bool) -> tuple[str, str] | None:
+    """(expected, got) when ``label`` is not a valid label of the champion's definition, else None."""
+    if classes:
+        if label is True or label is False or label not in classes or type(label) is float:
+            return f"one of {', '.join(json.dumps(c) for c in classes)}", describe(label)
+    elif regression:
+        if type(label) not in (int, float) or not math.isfinite(label):
+            return "a finite number", describe(label)
+    elif not (type(label) in (int, str) or (type(label) is float and math.isfinite(label))):
+        return "a class value or a number", describe(label)
+    return None
+
+
+def _labels_list(body: Any) -> list[Any]:
+    """The body's ``labels`` array, or the 422/413 for a body of the wrong shape."""
     if not isinstance(body, dict) or "labels" not in body:
         got = describe(body) if not isinstance(body, dict) else "an object without 'labels'"
         raise unprocessable('the body must be a JSON object {"labels": [{"request_id": ..., "label": ...}]}, '
@@ -41,6 +54,12 @@ def check_labels(body: Any, label_spec: Mapping[str, Any] | None) -> list[dict[s
     if len(items) > MAX_FEEDBACK_LABELS:
         raise ServingError(413, "too_many_labels", f"{len(items):,} labels in one request; at most "
                            f"{MAX_FEEDBACK_LABELS:,} are accepted (split the request)")
+    return items
+
+
+def check_labels(body: Any, label_spec: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The validated ``labels`` list, or a 422/413 naming each bad entry."""
+    items = _labels_list(body)
     classes = list(label_spec.get("classes") or ()) if label_spec else []
     regression = bool(label_spec) and label_spec.get("task") == "regression"  # type: ignore[union-attr]
     problems: list[dict[str, Any]] = []
@@ -69,15 +88,9 @@ def check_labels(body: Any, label_spec: Mapping[str, Any] | None) -> list[dict[s
             bad("label", "the observed label", "nothing (the field is missing)")
             continue
         label = item["label"]
-        if classes:
-            if label is True or label is False or label not in classes or type(label) is float:
-                shown = ", ".join(json.dumps(c) for c in classes)
-                bad("label", f"one of {shown}", describe(label))
-        elif regression:
-            if type(label) not in (int, float) or not math.isfinite(label):
-                bad("label", "a finite number", describe(label))
-        elif not (type(label) in (int, str) or (type(label) is float and math.isfinite(label))):
-            bad("label", "a class value or a number", describe(label))
+        problem = _label_problem(label, classes, regression)
+        if problem is not None:
+            bad("label", *problem)
         out.append({"request_id": rid, "label": label})
     if problems:
         raise unprocessable(f"{len(problems)} problem(s) in 'labels'; see 'details'", problems,

@@ -210,7 +210,7 @@ class InputValidator:
         self._hi = np.array([[inf if f.kind in (_CAT, _BOOL) else f.hi] for f in self.fast_fields])
 
     # ------------------------------------------------------------------ one value
-    def check(self, spec: FieldSpec, v: Any) -> tuple[float, str | None]:
+    def check(self, spec: FieldSpec, v: Any) -> tuple[float, str | None]:  # noqa: C901 - one branch per feature type and JSON value kind, run per value on the request path: helper calls would cost every value
         """(encoded value, None) when ``v`` is acceptable, else (NaN, hint or '')."""
         t = spec.type
         if v is None:
@@ -277,11 +277,12 @@ class InputValidator:
                 return done
         return self._validate_rows(rows, origins, first_row)
 
-    def _validate_columns(self, rows: Sequence[Any]) -> ValidatedRows | None:
+    def _validate_columns(self, rows: Sequence[Any]) -> ValidatedRows | None:  # noqa: C901 - one early exit per way a batch leaves the columnar fast path; the row path words the problem
         """The same acceptance and encoding as :meth:`_validate_rows`, a column at a time with numpy,
         for batches where every value is plainly valid (the common case). ``None`` as soon as anything
-        is not: the row path then finds and words every problem. ~4x faster from ~10 rows up;
-        ``tests/unit/test_serving_validation.py`` checks the two paths agree on random batches."""
+        is not: the row path then finds and words every problem. Faster from a few rows up
+        (docs/performance.md); ``tests/unit/test_serving_validation.py`` checks the two paths agree on
+        random batches."""
         if set(map(type, rows)) != _DICT_ONLY:
             return None
         if self.others:
@@ -323,8 +324,8 @@ class InputValidator:
                     return None
         return ValidatedRows(X=X, rows=list(rows))
 
-    def _validate_rows(self, rows: Sequence[Any], origins: Sequence[Mapping[str, str]] | None,
-                       first_row: int) -> ValidatedRows:
+    def _validate_rows(  # noqa: C901 - the per-value loop of the request path, inlined on purpose (typed_records and the columnar path take the common cases)
+            self, rows: Sequence[Any], origins: Sequence[Mapping[str, str]] | None, first_row: int) -> ValidatedRows:
         flat: list[float] = []
         append = flat.append
         problems: list[dict[str, Any]] = []
