@@ -1,0 +1,98 @@
+"""``driftline local reload``: a changed gate and schedule in cdk.json reach the running platform without a
+wipe (the next invocation sees the new config, the rule its new schedule, uploads stay); an invalid config
+and a change that would delete buckets holding data are refused and the last good config keeps running."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driftline import config
+from tests.e2e.conftest import FIXTURES, OVERRIDES, ROOT, LocalPlatformHandle, run_cli, start_platform, stop_platform
+
+
+@pytest.fixture
+def config_copy() -> Iterator[Path]:
+    # next to cdk.json: the platform runs the functions from the config's folder (the project root)
+    path = ROOT / f".cdk-reload-test-{uuid.uuid4().hex[:8]}.json"
+    path.write_text((ROOT / "cdk.json").read_text())
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _edit(path: Path, change: Any) -> None:
+    doc = json.loads(path.read_text())
+    ctx = doc["context"]
+    change(ctx["driftline:environments"][ctx["driftline:env"]])
+    path.write_text(json.dumps(doc, indent=1))
+
+
+def _gate(handle: LocalPlatformHandle) -> dict[str, Any]:
+    """The gate the workflow function's next run reads (the echo handler answers with its environment)."""
+    out = handle.client("lambda").invoke(FunctionName=handle.name("workflow"), Payload=b"{}")
+    env = json.loads(out["Payload"].read())["env"]
+    return json.loads(env["PLATFORM_CONFIG"])["models"][0]["gate"]  # type: ignore[no-any-return]
+
+
+def test_reload_applies_gate_and_schedule_keeps_data_and_refuses_bad_config(tmp_path: Path, config_copy: Path) -> None:
+    handle = start_platform(tmp_path, {**OVERRIDES, "workflow": f"{FIXTURES}.echo"}, "--config", str(config_copy))
+    try:
+        model = handle.platform.config.models[0].name
+        rule = handle.name(f"drift-{model}")
+        events, s3 = handle.client("events"), handle.client("s3")
+        bucket = handle.bucket("features")
+        version = s3.put_object(Bucket=bucket, Key="uploads-kept/a.csv", Body=b"x,y\n1,2\n")["VersionId"]
+        before = _gate(handle)
+        assert events.describe_rule(Name=rule)["ScheduleExpression"] == "rate(1 hour)"
+
+        def change(env: dict[str, Any]) -> None:
+            env["models"][0]["gate"]["min_metrics"] = {"roc_auc": 0.71}
+            env["models"][0]["drift"]["schedule"] = "rate(5 minutes)"
+
+        _edit(config_copy, change)
+        result = run_cli("reload", state_dir=tmp_path, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert f"~ schedule {rule}" in result.stdout
+        assert f"~ function {handle.name('workflow')}" in result.stdout
+        assert f"function {handle.name('serve')}" not in result.stdout  # serve does not read the config
+        assert events.describe_rule(Name=rule)["ScheduleExpression"] == "rate(5 minutes)"
+        after = _gate(handle)
+        assert after["min_metrics"] == {"roc_auc": 0.71} and after != before
+        kept = s3.get_object(Bucket=bucket, Key="uploads-kept/a.csv")
+        assert kept["VersionId"] == version and kept["Body"].read() == b"x,y\n1,2\n"
+
+        again = run_cli("reload", state_dir=tmp_path, timeout=120)
+        assert again.returncode == 0 and "No change" in again.stdout
+
+        # invalid: synth's one-line error, nothing changed
+        _edit(config_copy, lambda env: env["models"][0]["gate"].update(max_regression=5))
+        with pytest.raises(config.ConfigError) as synth:
+            config.load(config_copy)
+        bad = run_cli("reload", state_dir=tmp_path, timeout=120)
+        assert bad.returncode == 2
+        said = " ".join(bad.stderr.split())  # the console wraps long lines
+        assert str(synth.value) in said and "keeps its current configuration" in said
+        assert _gate(handle)["min_metrics"] == {"roc_auc": 0.71}
+
+        # a rename would delete every bucket, one of them holding data: refused unless --prune
+        def rename(env: dict[str, Any]) -> None:
+            env["models"][0]["gate"].pop("max_regression")
+            env["env_name"] = "renamed"
+
+        _edit(config_copy, rename)
+        refused = run_cli("reload", state_dir=tmp_path, timeout=120)
+        assert refused.returncode == 2
+        said = " ".join(refused.stderr.split())
+        assert f"bucket {bucket}" in said and "--prune" in said
+        assert events.describe_rule(Name=rule)["ScheduleExpression"] == "rate(5 minutes)"
+        assert s3.get_object(Bucket=bucket, Key="uploads-kept/a.csv")["VersionId"] == version
+        assert _gate(handle)["min_metrics"] == {"roc_auc": 0.71}
+    finally:
+        stop_platform(handle)
