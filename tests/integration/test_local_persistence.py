@@ -3,6 +3,7 @@ throw the emulator's memory away, restore from the state directory, read the sam
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -230,7 +231,6 @@ def test_disk_full_fails_the_write_loudly_and_keeps_what_was_acknowledged(
 ) -> None:
     from botocore.exceptions import ClientError
 
-    from driftline.local import journal
 
     em = Emulator(tmp_path)
     s3 = em.client("s3")
@@ -240,7 +240,7 @@ def test_disk_full_fails_the_write_loudly_and_keeps_what_was_acknowledged(
     def full(_fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(journal.os, "fdatasync", full)
+    monkeypatch.setattr(os, "fdatasync", full)
     with pytest.raises(ClientError, match="No space left on device") as failed:
         s3.put_object(Bucket="disk-full", Key="lost", Body=b"2")
     assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 507

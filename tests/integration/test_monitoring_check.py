@@ -137,7 +137,7 @@ def observe(env: dict[str, str]) -> dict[str, str]:
 
 
 def drain(url: str) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     sqs = aws.client("sqs")
     while True:
         msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])

@@ -153,7 +153,11 @@ def test_store_builds_its_default_client_on_first_use(monkeypatch: pytest.Monkey
     from driftline import aws
 
     built: list[str] = []
-    monkeypatch.setattr(aws, "client", lambda name: built.append(name) or _PagedClient([]))
+    def client(name: str) -> _PagedClient:
+        built.append(name)
+        return _PagedClient([])
+
+    monkeypatch.setattr(aws, "client", client)
     store = ControlStore("control")
     assert built == []
     assert store.approvals("m") == [] and store.approvals("m") == []

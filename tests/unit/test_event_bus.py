@@ -54,7 +54,11 @@ def test_the_default_client_is_built_on_first_publish(monkeypatch: pytest.Monkey
 
     built: list[str] = []
     events = _Events({"Entries": [{"EventId": "x"}]})
-    monkeypatch.setattr(aws, "client", lambda name: built.append(name) or events)
+    def client(name: str) -> _Events:
+        built.append(name)
+        return events
+
+    monkeypatch.setattr(aws, "client", client)
     bus = EventBus("bus")
     assert built == []
     bus.publish(DRIFT_DETECTED, {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -396,7 +397,7 @@ def test_threaded_checks_give_the_same_result_as_sequential(credit_fs: FeatureSe
     monkeypatch.setattr(parallel, "PARALLEL_MIN_ROWS", 10**9)
     sequential = validate(t, credit_fs)
     monkeypatch.setattr(parallel, "PARALLEL_MIN_ROWS", 0)
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
     threaded = validate(t, credit_fs)
     assert list(threaded.masks) == list(sequential.masks)
     assert all((threaded.masks[k] == sequential.masks[k]).all() for k in sequential.masks)
@@ -418,11 +419,11 @@ def test_take_rows_chunk_by_chunk_matches_arrow_take() -> None:
 def test_threads_only_for_large_tables_and_at_most_one_per_job(monkeypatch: pytest.MonkeyPatch) -> None:
     from driftline.features.validation import parallel
 
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert parallel.thread_count(parallel.PARALLEL_MIN_ROWS - 1, 30) == 1
     assert parallel.thread_count(parallel.PARALLEL_MIN_ROWS, 30) == 8
     assert parallel.thread_count(parallel.PARALLEL_MIN_ROWS, 3) == 3
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: None)
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
     assert parallel.thread_count(10**9, 30) == 1
 
 

@@ -69,7 +69,7 @@ def _call(gate: _Gate, method: str, path: str, body: bytes = b"", **headers: str
 
 
 def test_gate_refuses_lambda_changes_without_the_token_and_trusts_them_with_it() -> None:
-    app, trusted = _App(), []
+    app, trusted = _App(), list[Any]()
     gate = _Gate(app, TOKEN, lambda m, p, b: (404, {}))
     gate.ready.set()
     gate.on_trusted_change = trusted.append

@@ -42,7 +42,11 @@ def test_appends_come_back_in_order_with_their_bytes(tmp_path: Path) -> None:
 def test_each_sync_reaches_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[int] = []
     real = os.fdatasync
-    monkeypatch.setattr(jr.os, "fdatasync", lambda fd: (synced.append(fd), real(fd))[1])
+    def fdatasync(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
     j = _open(tmp_path)
     j.load()
     j.start_appending()
@@ -171,7 +175,7 @@ def test_a_failed_write_is_loud_and_stops_later_writes(tmp_path: Path, monkeypat
     def full(_fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(jr.os, "fdatasync", full)
+    monkeypatch.setattr(os, "fdatasync", full)
     end = j.append({"t": "lost"})
     with pytest.raises(JournalWriteError, match=r"No space left on device.*not acknowledged"):
         j.sync(end)

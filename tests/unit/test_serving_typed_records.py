@@ -103,7 +103,7 @@ def test_too_many_rows_are_left_to_the_general_path(schema: dict[str, Any], type
     assert general(InputValidator(schema), body(rows), max_rows=4) == ("error", 413, "too_many_rows")
 
 
-ODD_VALUES = [None, True, False, 0, -1, 3.0, 2**53 + 1, 2**63, 2**70, 1.5, -0.0, 1e39, -1e39, "x", "online",
+ODD_VALUES: list[Any] = [None, True, False, 0, -1, 3.0, 2**53 + 1, 2**63, 2**70, 1.5, -0.0, 1e39, -1e39, "x", "online",
               "", [], {}, "12", 150, -5]
 
 
@@ -165,7 +165,7 @@ WITH_TEXT = {"entity": ["id"], "features": [
     {"name": "note", "type": "string", "nullable": True},
     {"name": "seen", "type": "timestamp", "nullable": False},
     {"name": "c", "type": "categorical", "categories": ["a", "b"]}]}
-TEXT_VALUES = [None, "hi", "", "2026-01-01T00:00:00Z", "2026-13-01", "yesterday", 3, 1.5, True, [], "a", "b",
+TEXT_VALUES: list[Any] = [None, "hi", "", "2026-01-01T00:00:00Z", "2026-13-01", "yesterday", 3, 1.5, True, [], "a", "b",
                "2026-01-01", "2026-01-01 10:00:00+02:00"]
 
 
@@ -271,7 +271,7 @@ def test_narrow_schemas_encode_like_the_general_path(features: list[dict[str, An
     t = TypedRecords.build(v)
     assert t is not None
     values = {"c": ["a", "b", None], "x": [1.5, None, -2], "ok": [True, False, True]}
-    rows = [{f["name"]: values[f["name"]][i] for f in features} for i in range(3)]
+    rows = [{str(f["name"]): values[str(f["name"])][i] for f in features} for i in range(3)]  # type: ignore[index]
     for batch in (rows, rows[:1]):
         got = t.decode(body(batch), 10)
         assert got is not None
