@@ -32,8 +32,9 @@ class Answer:
 
 def predict(api_url: str, model: str, records: Sequence[dict[str, Any]], timeout: float = 30.0) -> Answer:
     data = json.dumps({"records": list(records)}).encode()
-    req = urllib.request.Request(f"{api_url}/v1/models/{model}/predict", data=data, method="POST",  # noqa: S310
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(  # noqa: S310 - the local API gateway's http URL
+        f"{api_url}/v1/models/{model}/predict", data=data, method="POST", headers={"Content-Type": "application/json"}
+    )
     t0 = time.perf_counter()
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - the local API gateway
