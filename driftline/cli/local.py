@@ -174,6 +174,11 @@ def up(
         "--in-memory",
         help="Keep nothing on disk: this run's data is lost at `down` (kept data is untouched).",
     ),
+    prune: bool = typer.Option(
+        False,
+        "--prune",
+        help="Delete kept buckets and tables the configuration no longer has even if they hold data.",
+    ),
 ) -> None:
     """Start the local platform: emulator, Lambda executor, triggers and API gateway."""
     from driftline.local.launcher import StartOptions, run_foreground, start_detached
@@ -200,6 +205,7 @@ def up(
         ready_timeout_s=ready_timeout,
         persist=not in_memory,
         fresh=fresh,
+        prune=prune,
     )
     _check_host(host, allow_remote)
     _check_port_free(host, port, "--port", "emulator")

@@ -62,6 +62,8 @@ class StartOptions:
     """Keep the emulator's data in ``state_dir/data`` (off: in memory only, lost at ``down``)."""
     fresh: bool = False
     """Empty the kept data before starting."""
+    prune: bool = False
+    """Delete buckets and tables the config no longer has although they hold data."""
 
 
 def bytecode_cache_env(project_root: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -91,6 +93,8 @@ def platform_command(opts: StartOptions) -> list[str]:
         cmd.append("--in-memory")
     if opts.fresh:
         cmd.append("--fresh")
+    if opts.prune:
+        cmd.append("--prune")
     for name, handler in opts.handler_overrides.items():
         cmd += ["--handler-override", f"{name}={handler}"]
     return cmd
@@ -250,6 +254,7 @@ def run_foreground(platform: Platform, opts: StartOptions, say: Say) -> NoReturn
             persist=opts.persist,
             fresh=opts.fresh,
             env=opts.env,
+            prune=opts.prune,
         ),
     )
     pid = os.getpid()

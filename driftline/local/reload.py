@@ -9,7 +9,6 @@ and the refusal comes before anything is changed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -145,7 +144,7 @@ def _table_holds_data(ddb: Any, table: str) -> bool:
         return False
 
 
-def check_removals(diff: PlatformDiff, clients: Any, *, prune: bool) -> None:
+def check_removals(diff: PlatformDiff, clients: Any, *, prune: bool, retry: str = "reload with --prune") -> None:
     """Refuse (before anything changes) to remove a bucket or table that still holds data unless ``prune``."""
     if prune:
         return
@@ -154,7 +153,7 @@ def check_removals(diff: PlatformDiff, clients: Any, *, prune: bool) -> None:
     if full:
         raise ReloadRefusedError(
             f"the new configuration removes {', '.join(full)}, which still hold data; nothing was changed "
-            "(reload with --prune to delete them and their data)"
+            f"({retry} to delete them and their data)"
         )
 
 
@@ -168,42 +167,59 @@ def _empty_bucket(s3: Any, bucket: str) -> None:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed[i : i + 1000], "Quiet": True})
 
 
+def _gone(call: Any, **kwargs: Any) -> Any:
+    """``call(**kwargs)``, where "it does not exist" counts as done (on ``up`` the functions, rules and
+    workflows of the last run were never re-created; only the data resources are kept)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return call(**kwargs)
+    except ClientError as e:
+        code = str(e.response.get("Error", {}).get("Code", ""))
+        if any(w in code for w in ("NotFound", "NoSuch", "DoesNotExist", "NonExistent")):
+            return None
+        raise
+
+
 def remove_resources(diff: PlatformDiff, clients: Any, *, event_bus: str, region: str, account: str) -> None:
     """Delete what the new definition no longer has: rules and schedules first (nothing fires into a
-    deleted target), then workflows, functions, streams, queues, topics, tables and buckets (emptied)."""
+    deleted target), then workflows, functions, streams, queues, topics, tables and buckets (emptied).
+    ``event_bus`` is the bus of the old definition's rules."""
     removed = diff.removed
     events = clients("events")
     for kind, bus in (("schedule", "default"), ("rule", event_bus)):
         for rule in removed.get(kind, []):
-            with contextlib.suppress(events.exceptions.ResourceNotFoundException):
-                ids = [t["Id"] for t in events.list_targets_by_rule(Rule=rule, EventBusName=bus).get("Targets", [])]
-                if ids:
-                    events.remove_targets(Rule=rule, EventBusName=bus, Ids=ids)
-                events.delete_rule(Name=rule, EventBusName=bus)
+            listed = _gone(events.list_targets_by_rule, Rule=rule, EventBusName=bus) or {}
+            ids = [t["Id"] for t in listed.get("Targets", [])]
+            if ids:
+                _gone(events.remove_targets, Rule=rule, EventBusName=bus, Ids=ids)
+            _gone(events.delete_rule, Name=rule, EventBusName=bus)
     sfn = clients("stepfunctions")
     for name in removed.get("workflow", []):
-        sfn.delete_state_machine(stateMachineArn=f"arn:aws:states:{region}:{account}:stateMachine:{name}")
+        _gone(sfn.delete_state_machine, stateMachineArn=f"arn:aws:states:{region}:{account}:stateMachine:{name}")
     lam = clients("lambda")
     for name in removed.get("function", []):
-        with contextlib.suppress(lam.exceptions.ResourceNotFoundException):
-            lam.delete_function(FunctionName=name)
+        _gone(lam.delete_function, FunctionName=name)
     firehose = clients("firehose")
     for name in removed.get("stream", []):
-        with contextlib.suppress(firehose.exceptions.ResourceNotFoundException):
-            firehose.delete_delivery_stream(DeliveryStreamName=name)
+        _gone(firehose.delete_delivery_stream, DeliveryStreamName=name)
     sqs = clients("sqs")
     for name in removed.get("queue", []):
-        with contextlib.suppress(sqs.exceptions.QueueDoesNotExist):
-            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        found = _gone(sqs.get_queue_url, QueueName=name)
+        if found:
+            _gone(sqs.delete_queue, QueueUrl=found["QueueUrl"])
     sns = clients("sns")
     for name in removed.get("topic", []):
-        sns.delete_topic(TopicArn=f"arn:aws:sns:{region}:{account}:{name}")
+        _gone(sns.delete_topic, TopicArn=f"arn:aws:sns:{region}:{account}:{name}")
     ddb = clients("dynamodb")
     for name in removed.get("table", []):
-        with contextlib.suppress(ddb.exceptions.ResourceNotFoundException):
-            ddb.delete_table(TableName=name)
+        _gone(ddb.delete_table, TableName=name)
     s3 = clients("s3")
     for name in removed.get("bucket", []):
-        with contextlib.suppress(s3.exceptions.NoSuchBucket):
+        if _bucket_exists(s3, name):
             _empty_bucket(s3, name)
-            s3.delete_bucket(Bucket=name)
+            _gone(s3.delete_bucket, Bucket=name)
+
+
+def _bucket_exists(s3: Any, bucket: str) -> bool:
+    return any(b["Name"] == bucket for b in s3.list_buckets().get("Buckets", []))

@@ -69,6 +69,8 @@ class LocalOptions:
     """With ``persist``: empty the kept state before starting."""
     env: str | None = None
     """The cdk.json environment (``--env``); a reload loads the same one."""
+    prune: bool = False
+    """At start: delete buckets and tables the config no longer has although they hold data."""
 
 
 class Printer:
@@ -170,6 +172,16 @@ class _Gate:
         if name and self.on_trusted_change is not None:
             self.on_trusted_change(name)
         return answer
+
+
+def _route_table(platform: Platform) -> RouteTable:
+    serving = platform.config.serving
+    public = (serving.public_throttle_rate, serving.public_throttle_burst)
+    return RouteTable(
+        (r.method, r.path, platform.name(r.function) if r.function else "", r.static_response,
+         None if r.authorized else public)
+        for r in platform.routes
+    )
 
 
 class LocalPlatform:
@@ -312,16 +324,9 @@ class LocalPlatform:
         except OSError as e:
             raise _bind_error("emulator", opts.host, opts.port, e) from None
         self._moto_server.daemon_threads = True
-        serving = self.platform.config.serving
-        public = (serving.public_throttle_rate, serving.public_throttle_burst)
-        routes = RouteTable(
-            (r.method, r.path, self.platform.name(r.function) if r.function else "", r.static_response,
-             None if r.authorized else public)
-            for r in self.platform.routes
-        )
         try:
             self.api = ApiGateway(
-                routes,
+                _route_table(self.platform),
                 self._invoke_by_name,
                 host=opts.host,
                 port=opts.api_port,
@@ -411,9 +416,11 @@ class LocalPlatform:
         self.api.start()
 
         try:
+            self._remove_since_last_run()
             self._provision(self.platform)
         except ValueError as e:
             raise LocalStartError(str(e)) from None
+        self._record_applied(self.platform)
         self.scheduler = Scheduler(self.bridge.schedule_rules, self.bridge.fire_scheduled, warn=self.out)
         self.scheduler.start()
         self.api.open()
@@ -452,6 +459,46 @@ class LocalPlatform:
             if dlq:
                 self.bridge.dead_letters[platform.name(f.logical)] = dlq
 
+    def _applied_path(self) -> Path | None:
+        """Where the config of the last provisioned definition is kept (with the data: --fresh and reset
+        remove it too); None without persistence."""
+        return self.persistence.directory / ".applied-config.json" if self.persistence is not None else None
+
+    def _record_applied(self, platform: Platform) -> None:
+        path = self._applied_path()
+        if path is None:
+            return
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(platform.config.model_dump_json())
+        tmp.replace(path)
+
+    def _remove_since_last_run(self) -> None:
+        """``up`` on a kept state: delete what the last run's config had and this one does not (the
+        kept buckets, tables, queues and streams; a non-empty bucket or table only with ``prune``)."""
+        from driftline.config import PlatformConfig
+        from driftline.local import reload as rl
+        from driftline.platform import build_platform
+
+        path = self._applied_path()
+        if path is None or not path.exists():
+            return
+        try:
+            previous = build_platform(PlatformConfig.model_validate_json(path.read_text()))
+        except (OSError, ValueError) as e:
+            self.out(f"[local] warning: the last run's configuration cannot be read ({e}); nothing it had is removed")
+            return
+        diff = rl.diff_platforms(previous, self.platform, self.account, self.region)
+        if diff.empty:
+            return
+        counts = ", ".join(f"{sum(map(len, part.values()))} {what}" for what, part in
+                           (("added", diff.added), ("changed", diff.changed), ("removed", diff.removed)))
+        self.out(f"[local] the configuration changed since the last run: {counts}")
+        try:
+            rl.check_removals(diff, self.client, prune=self.options.prune, retry="start with `local up --prune`")
+        except rl.ReloadRefusedError as e:
+            raise LocalStartError(str(e)) from None
+        rl.remove_resources(diff, self.client, event_bus=previous.event_bus, region=self.region, account=self.account)
+
     def reload(self, prune: bool = False) -> dict[str, Any]:
         """Apply the config file's current content: load and check it (a bad one raises ReloadError and
         changes nothing), provision the new definition, remove what it no longer has (non-empty buckets
@@ -482,6 +529,10 @@ class LocalPlatform:
                     self.bridge.labels.pop(name, None)
                     self.bridge.dead_letters.pop(name, None)
             self.platform = new
+            if self.api is not None:  # the functions' names follow env_name; throttle and CORS the config
+                self.api.routes = _route_table(new)
+                self.api.cors_origins = new.config.serving.cors_origins
+            self._record_applied(new)
             return {"diff": diff.as_dict(), "lines": diff.lines()}
 
     def stop(self) -> None:

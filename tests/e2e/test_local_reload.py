@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from driftline import config
 from tests.e2e.conftest import FIXTURES, OVERRIDES, ROOT, LocalPlatformHandle, run_cli, start_platform, stop_platform
@@ -68,6 +69,8 @@ def test_reload_applies_gate_and_schedule_keeps_data_and_refuses_bad_config(tmp_
         kept = s3.get_object(Bucket=bucket, Key="uploads-kept/a.csv")
         assert kept["VersionId"] == version and kept["Body"].read() == b"x,y\n1,2\n"
 
+        assert requests.get(f"{handle.api_url}/openapi.json", timeout=60).status_code == 200  # routes swapped
+
         again = run_cli("reload", state_dir=tmp_path, timeout=120)
         assert again.returncode == 0 and "No change" in again.stdout
 
@@ -96,3 +99,43 @@ def test_reload_applies_gate_and_schedule_keeps_data_and_refuses_bad_config(tmp_
         assert _gate(handle)["min_metrics"] == {"roc_auc": 0.71}
     finally:
         stop_platform(handle)
+
+
+def test_up_on_kept_state_applies_the_config_changed_while_down(tmp_path: Path, config_copy: Path) -> None:
+    def add_second(env: dict[str, Any]) -> None:
+        second = json.loads(json.dumps(env["models"][0]))
+        second["name"] = "second"
+        env["models"].append(second)
+
+    _edit(config_copy, add_second)
+    overrides = {**OVERRIDES, "workflow": f"{FIXTURES}.echo"}
+    handle = start_platform(tmp_path, overrides, "--config", str(config_copy))
+    try:
+        stream, rule = handle.name("captures-second"), handle.name("drift-second")
+        assert stream in handle.client("firehose").list_delivery_streams()["DeliveryStreamNames"]
+        bucket = handle.bucket("features")
+        version = handle.client("s3").put_object(Bucket=bucket, Key="uploads-kept/b.csv", Body=b"1")["VersionId"]
+    finally:
+        stop_platform(handle)
+
+    def drop_second(env: dict[str, Any]) -> None:
+        env["models"].pop()
+        env["models"][0]["gate"]["min_metrics"] = {"roc_auc": 0.72}
+
+    _edit(config_copy, drop_second)
+    handle = start_platform(tmp_path, overrides, "--config", str(config_copy))
+    try:
+        assert "configuration changed since the last run" in (tmp_path / "local.log").read_text()
+        assert stream not in handle.client("firehose").list_delivery_streams()["DeliveryStreamNames"]
+        assert rule not in [r["Name"] for r in handle.client("events").list_rules()["Rules"]]
+        assert _gate(handle)["min_metrics"] == {"roc_auc": 0.72}
+        assert handle.client("s3").get_object(Bucket=bucket, Key="uploads-kept/b.csv")["VersionId"] == version
+    finally:
+        stop_platform(handle)
+
+    # a rename would delete the buckets holding that upload: `up` refuses and names --prune
+    _edit(config_copy, lambda env: env.update(env_name="renamed"))
+    args = ["up", "--detach", "--config", str(config_copy), "--port", "0", "--api-port", "0"]
+    refused = run_cli(*args, state_dir=tmp_path, timeout=120)
+    said = " ".join((refused.stdout + refused.stderr).split())
+    assert refused.returncode != 0 and f"bucket {bucket}" in said and "local up --prune" in said, said

@@ -171,6 +171,10 @@ def test_removed_rules_functions_queues_streams_go(clients: Any) -> None:
             "queue": ["q"],
             "function": ["nofn"],
             "stream": ["nostream"],
+            "workflow": ["nowf"],
+            "topic": ["notopic"],
+            "table": ["notable"],
+            "bucket": ["nobucket"],
         }
     )
     remove_resources(diff, clients, event_bus="bus", region=REGION, account=LOCAL_ACCOUNT)
