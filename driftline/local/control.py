@@ -1,5 +1,6 @@
-"""Client of a running platform's control endpoints (``/_driftline/status``, ``/_driftline/fire``),
-shared by the CLI and the demo. Standard library only: callers need not import moto or boto3."""
+"""Client of a running platform's control endpoints (``/_driftline/status``, ``/_driftline/fire``,
+``/_driftline/reload``), shared by the CLI and the demo. Standard library only: callers need not
+import moto or boto3."""
 
 from __future__ import annotations
 

@@ -73,6 +73,8 @@ def test_reload_applies_gate_and_schedule_keeps_data_and_refuses_bad_config(tmp_
 
         again = run_cli("reload", state_dir=tmp_path, timeout=120)
         assert again.returncode == 0 and "No change" in again.stdout
+        as_json = run_cli("reload", "--json", state_dir=tmp_path, timeout=120)
+        assert json.loads(as_json.stdout) == {"added": {}, "changed": {}, "removed": {}}
 
         # invalid: synth's one-line error, nothing changed
         _edit(config_copy, lambda env: env["models"][0]["gate"].update(max_regression=5))
