@@ -435,8 +435,10 @@ def reload(
     code, doc = control_request(state.endpoint, "POST", "reload", {"prune": prune}, timeout=300.0)
     if code == 404 and "unknown control endpoint" in str(doc.get("error", "")):
         fail("the running platform predates `local reload`; stop and start it to apply the configuration", 1)
+    if code >= 500:
+        fail(str(doc.get("error", doc)), 1)
     if code != 200:
-        fail(f"{doc.get('error', doc)}; the platform keeps its current configuration", 1 if code >= 500 else 2)
+        fail(f"{doc.get('error', doc)}; the platform keeps its current configuration", 2)
     if as_json:
         print_json(json.dumps(doc["diff"]))
         return

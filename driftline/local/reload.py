@@ -17,7 +17,7 @@ from typing import Any
 
 from driftline.platform import Platform
 
-KINDS = ("bucket", "table", "topic", "queue", "stream", "function", "workflow", "schedule", "rule")
+KINDS = ("feature-set", "bucket", "table", "topic", "queue", "stream", "function", "workflow", "schedule", "rule")
 """The kinds of resource a diff reports, in the order they are provisioned."""
 
 _ARNS = {
@@ -29,6 +29,10 @@ _ARNS = {
 
 class ReloadError(ValueError):
     """The configuration cannot be applied (invalid, as synth would say in one line); nothing was changed."""
+
+
+class ReloadFailedError(RuntimeError):
+    """An emulator call failed while applying the change; what was applied before it stays."""
 
 
 class ReloadRefusedError(ValueError):
@@ -83,7 +87,7 @@ def diff_platforms(old: Platform, new: Platform, account: str, region: str) -> P
     """What provisioning ``new`` over ``old`` adds, changes and must remove (by physical name)."""
     before, after = _resources(old, account, region), _resources(new, account, region)
     diff = PlatformDiff()
-    for kind in KINDS:
+    for kind in before:
         a, b = before[kind], after[kind]
         added = sorted(set(b) - set(a))
         removed = sorted(set(a) - set(b))
@@ -119,14 +123,31 @@ def load_checked(config_path: Path, env: str | None, project_root: Path) -> Plat
     return build_platform(cfg)
 
 
+def feature_set_files(directory: Path) -> dict[str, str]:
+    """File name -> content digest of every feature set file in ``directory``."""
+    if not directory.is_dir():
+        return {}
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.glob("*.yaml"))}
+
+
 def feature_sets_digest(directory: Path) -> str:
     """A digest of the feature set files: part of every function's local environment, so a changed
     feature set changes the functions' configuration and the executor starts fresh workers."""
     h = hashlib.sha256()
-    if directory.is_dir():
-        for path in sorted(directory.glob("*.yaml")):
-            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, digest in feature_set_files(directory).items():
+        h.update(f"{name}\0{digest}\0".encode())
     return h.hexdigest()[:16]
+
+
+def add_feature_set_changes(diff: PlatformDiff, old: dict[str, str], new: dict[str, str]) -> None:
+    """Report feature set files added, changed and removed (by file name) in ``diff``."""
+    for part, names in (
+        (diff.added, sorted(set(new) - set(old))),
+        (diff.changed, sorted(n for n in set(old) & set(new) if old[n] != new[n])),
+        (diff.removed, sorted(set(old) - set(new))),
+    ):
+        if names:
+            part["feature-set"] = names
 
 
 def _bucket_holds_data(s3: Any, bucket: str) -> bool:

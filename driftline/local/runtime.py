@@ -210,6 +210,8 @@ class LocalPlatform:
         self._moto_app: Any = None
         """The :class:`~driftline.local.persistence.Persistence` of the state dir, when ``options.persist``."""
         self._reload_lock = threading.Lock()
+        self._feature_sets: dict[str, str] = {}
+        """The feature set files (name -> digest) the functions were last provisioned with."""
 
     # ---- endpoints ----
     @property
@@ -430,10 +432,11 @@ class LocalPlatform:
 
     def _provision(self, platform: Platform) -> None:
         """Provision ``platform`` (idempotent) and point the bridge's labels and dead letters at it."""
-        from driftline.local.reload import feature_sets_digest
+        from driftline.local.reload import feature_set_files, feature_sets_digest
 
         cfg = platform.config
         feature_sets = (self.project_root / cfg.feature_sets_dir).resolve()
+        self._feature_sets = feature_set_files(feature_sets)
         local_env = {
             "AWS_ENDPOINT_URL": self.endpoint,
             "OMP_NUM_THREADS": "1",
@@ -518,12 +521,20 @@ class LocalPlatform:
                 raise rl.ReloadError(str(e)) from None
             old = self.platform
             diff = rl.diff_platforms(old, new, self.account, self.region)
+            files = rl.feature_set_files((self.project_root / new.config.feature_sets_dir).resolve())
+            rl.add_feature_set_changes(diff, self._feature_sets, files)
             rl.check_removals(diff, self.client, prune=prune)
             try:
                 self._provision(new)
+                rl.remove_resources(
+                    diff, self.client, event_bus=old.event_bus, region=self.region, account=self.account
+                )
             except ValueError as e:
                 raise rl.ReloadError(str(e)) from None
-            rl.remove_resources(diff, self.client, event_bus=old.event_bus, region=self.region, account=self.account)
+            except Exception as e:  # an emulator call failed part way: what was applied stays applied
+                raise rl.ReloadFailedError(
+                    f"reload failed part way ({type(e).__name__}: {e}); fix the cause and reload again"
+                ) from e
             for name in diff.removed.get("function", []):
                 if self.bridge is not None:
                     self.bridge.labels.pop(name, None)
@@ -654,7 +665,7 @@ class LocalPlatform:
         return 404, {"error": f"unknown control endpoint {method} {path}"}
 
     def _control_reload(self, body: bytes) -> tuple[int, dict[str, Any]]:
-        from driftline.local.reload import ReloadError, ReloadRefusedError
+        from driftline.local.reload import ReloadError, ReloadFailedError, ReloadRefusedError
 
         try:
             prune = bool(json.loads(body or b"{}").get("prune", False))
@@ -666,3 +677,5 @@ class LocalPlatform:
             return 400, {"error": str(e)}
         except ReloadRefusedError as e:
             return 409, {"error": str(e)}
+        except ReloadFailedError as e:
+            return 500, {"error": str(e)}

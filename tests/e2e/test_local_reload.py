@@ -5,6 +5,7 @@ and a change that would delete buckets holding data are refused and the last goo
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,14 +36,21 @@ def _edit(path: Path, change: Any) -> None:
     path.write_text(json.dumps(doc, indent=1))
 
 
-def _gate(handle: LocalPlatformHandle) -> dict[str, Any]:
-    """The gate the workflow function's next run reads (the echo handler answers with its environment)."""
+def _env(handle: LocalPlatformHandle) -> dict[str, str]:
+    """The environment of the workflow function's next run (the echo handler answers with it)."""
     out = handle.client("lambda").invoke(FunctionName=handle.name("workflow"), Payload=b"{}")
-    env = json.loads(out["Payload"].read())["env"]
-    return json.loads(env["PLATFORM_CONFIG"])["models"][0]["gate"]  # type: ignore[no-any-return]
+    return json.loads(out["Payload"].read())["env"]  # type: ignore[no-any-return]
+
+
+def _gate(handle: LocalPlatformHandle) -> dict[str, Any]:
+    """The gate the workflow function's next run reads."""
+    return json.loads(_env(handle)["PLATFORM_CONFIG"])["models"][0]["gate"]  # type: ignore[no-any-return]
 
 
 def test_reload_applies_gate_and_schedule_keeps_data_and_refuses_bad_config(tmp_path: Path, config_copy: Path) -> None:
+    feature_sets = tmp_path / "feature_sets"
+    shutil.copytree(ROOT / "examples" / "feature_sets", feature_sets)
+    _edit(config_copy, lambda env: env.update(feature_sets_dir=str(feature_sets)))
     handle = start_platform(tmp_path, {**OVERRIDES, "workflow": f"{FIXTURES}.echo"}, "--config", str(config_copy))
     try:
         model = handle.platform.config.models[0].name
@@ -75,6 +83,14 @@ def test_reload_applies_gate_and_schedule_keeps_data_and_refuses_bad_config(tmp_
         assert again.returncode == 0 and "No change" in again.stdout
         as_json = run_cli("reload", "--json", state_dir=tmp_path, timeout=120)
         assert json.loads(as_json.stdout) == {"added": {}, "changed": {}, "removed": {}}
+
+        # a changed feature set: reported by file, and the functions' next workers see it
+        digest = _env(handle)["DRIFTLINE_FEATURE_SETS_DIGEST"]
+        changed = feature_sets / "credit_default.yaml"
+        changed.write_text(changed.read_text() + "# edited\n")
+        edited = run_cli("reload", state_dir=tmp_path, timeout=120)
+        assert edited.returncode == 0 and "~ feature-set credit_default.yaml" in edited.stdout, edited.stderr
+        assert _env(handle)["DRIFTLINE_FEATURE_SETS_DIGEST"] != digest
 
         # invalid: synth's one-line error, nothing changed
         _edit(config_copy, lambda env: env["models"][0]["gate"].update(max_regression=5))

@@ -14,8 +14,10 @@ from driftline.local.reload import (
     PlatformDiff,
     ReloadError,
     ReloadRefusedError,
+    add_feature_set_changes,
     check_removals,
     diff_platforms,
+    feature_set_files,
     feature_sets_digest,
     load_checked,
     remove_resources,
@@ -181,3 +183,18 @@ def test_removed_rules_functions_queues_streams_go(clients: Any) -> None:
     assert events.list_rules()["Rules"] == []
     assert events.list_rules(EventBusName="bus")["Rules"] == []
     assert sqs.list_queues().get("QueueUrls", []) == []
+
+
+def test_feature_set_changes_by_file(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("name: a\n")
+    (tmp_path / "b.yaml").write_text("name: b\n")
+    before = feature_set_files(tmp_path)
+    (tmp_path / "a.yaml").write_text("name: a2\n")
+    (tmp_path / "b.yaml").unlink()
+    (tmp_path / "c.yaml").write_text("name: c\n")
+    diff = PlatformDiff()
+    add_feature_set_changes(diff, before, feature_set_files(tmp_path))
+    assert diff.lines() == ["+ feature-set c.yaml", "~ feature-set a.yaml", "- feature-set b.yaml"]
+    same = PlatformDiff()
+    add_feature_set_changes(same, before, before)
+    assert same.empty
