@@ -115,6 +115,20 @@ def test_reload_applies_gate_and_schedule_keeps_data_and_refuses_bad_config(tmp_
         assert events.describe_rule(Name=rule)["ScheduleExpression"] == "rate(5 minutes)"
         assert s3.get_object(Bucket=bucket, Key="uploads-kept/a.csv")["VersionId"] == version
         assert _gate(handle)["min_metrics"] == {"roc_auc": 0.71}
+
+        # with --prune: the old buckets go with their data, the renamed platform answers
+        pruned = run_cli("reload", "--prune", state_dir=tmp_path, timeout=120)
+        assert pruned.returncode == 0, pruned.stderr
+        assert f"- bucket {bucket}" in pruned.stdout and "+ function renamed-driftline-workflow" in pruned.stdout
+        buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+        assert bucket not in buckets and bucket.replace("dev-driftline", "renamed-driftline") in buckets
+        assert requests.get(f"{handle.api_url}/openapi.json", timeout=60).status_code == 200
+    finally:
+        stop_platform(handle)
+    handle = start_platform(tmp_path, OVERRIDES, "--config", str(config_copy))
+    try:  # the pruning is kept: the old bucket stays deleted, and the unchanged config changes nothing
+        assert bucket not in {b["Name"] for b in handle.client("s3").list_buckets()["Buckets"]}
+        assert "configuration changed since the last run" not in (tmp_path / "local.log").read_text()
     finally:
         stop_platform(handle)
 
