@@ -15,6 +15,7 @@ from typing import Literal
 
 from driftline.config import PlatformConfig
 from driftline.contracts import (
+    APPROVAL_PREFIX,
     CAPTURE_ERRORS_PREFIX,
     CAPTURES_PREFIX,
     DRIFT_DETECTED,
@@ -84,6 +85,69 @@ class CaptureStream:
         return capture_prefix(self.model)
 
 
+AccessLevel = Literal["read", "write", "read_write", "delete", "append", "read_append", "start", "decide"]
+"""How a function may use a resource (see :func:`policy_statements` for the exact actions):
+
+- buckets: ``read``, ``write`` (put, never delete), ``read_write``, ``append`` (``s3:PutObject`` only, for
+  write-once buckets), ``read_append``, ``delete`` (a delete marker on current objects under ``prefix``);
+- tables: ``read``, ``write``, ``read_write``, or exactly ``actions``;
+- topics, the event bus, capture streams, metrics: ``write`` (publish, put events, put records, put data);
+- workflows: ``start`` (start and list its runs, describe them) or ``decide`` (answer a waiting task token,
+  describe the run)."""
+
+ResourceKind = Literal["bucket", "table", "topic", "bus", "streams", "workflow", "metrics"]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One permission of a function, in terms of a platform resource and an access level."""
+
+    kind: ResourceKind
+    logical: str = ""
+    """The resource's logical name (bucket, table, topic, workflow); empty for the bus, streams, metrics."""
+    level: AccessLevel = "read"
+    prefix: str = "*"
+    """Object key pattern for bucket access (``delete`` uses it; reads and writes cover every key)."""
+    actions: tuple[str, ...] = ()
+    """Exact actions instead of the level's (narrower table grants, such as the approve function's)."""
+
+
+TOKEN_HOLDERS = frozenset({"workflow", "approve"})
+"""The functions that may touch approval items (a waiting run's task token) in the control table: the
+workflow's request_approval step writes them, approve reads and deletes them. Every other function with
+access to the control table is denied them explicitly."""
+ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem",
+                "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+"""Item-level actions: IAM sees their partition keys as ``dynamodb:LeadingKeys`` (writes too: an update
+returning ALL_OLD would read the token)."""
+KEYLESS_READS = ("dynamodb:Scan", "dynamodb:PartiQLSelect", "dynamodb:ExportTableToPointInTime")
+"""Reads without a leading key, so no key condition can exclude the token items: denied outright."""
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One IAM policy statement of a function's role."""
+
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    effect: Literal["Allow", "Deny"] = "Allow"
+    condition: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    """(operator, key, values) triples."""
+
+    def condition_json(self) -> dict[str, dict[str, object]]:
+        out: dict[str, dict[str, object]] = {}
+        for op, key, values in self.condition:
+            out.setdefault(op, {})[key] = list(values) if len(values) > 1 or op.startswith("For") else values[0]
+        return out
+
+    def document(self) -> dict[str, object]:
+        doc: dict[str, object] = {"Effect": self.effect, "Action": list(self.actions),
+                                  "Resource": list(self.resources)}
+        if self.condition:
+            doc["Condition"] = self.condition_json()
+        return doc
+
+
 @dataclass(frozen=True)
 class Function:
     logical: str
@@ -95,6 +159,9 @@ class Function:
     timeout_s: int = 30
     env: tuple[str, ...] = ()
     """Names of the environment variables the function receives (values resolved per target)."""
+    access: tuple[Grant, ...] = ()
+    """Everything the function may do with the platform's resources: the one declaration the CDK role
+    policy and the local emulator's role policy are both expanded from (:meth:`Platform.policy`)."""
 
 
 @dataclass(frozen=True)
@@ -253,12 +320,117 @@ class Platform:
         env["DRIFTLINE_ENV"] = values["DRIFTLINE_ENV"]
         return env
 
+    # ---- permissions: the expansion of Function.access into IAM statements ----
+    def arn(self, kind: ResourceKind, logical: str, account: str, region: str, partition: str = "aws") -> str:
+        """The ARN of a platform resource, from its physical name (CDK may substitute its own tokens)."""
+        if kind == "bucket":
+            return f"arn:{partition}:s3:::{self.bucket_name(logical, account, region)}"
+        service, resource = {
+            "table": ("dynamodb", f"table/{self.name(logical)}"),
+            "topic": ("sns", self.name(logical)),
+            "bus": ("events", f"event-bus/{self.event_bus}"),
+            "streams": ("firehose", f"deliverystream/{self.name(logical)}"),
+            "workflow": ("states", f"stateMachine:{self.name(logical)}"),
+        }[kind]
+        return f"arn:{partition}:{service}:{region}:{account}:{resource}"
+
+    def policy(
+        self,
+        function: str,
+        account: str,
+        region: str,
+        partition: str = "aws",
+        *,
+        arn: Callable[[ResourceKind, str], str] | None = None,
+        key_arn: str | None = None,
+    ) -> list[Statement]:
+        """Every statement of ``function``'s role policy, expanded from its ``access`` declaration.
+
+        ``arn`` may replace the name-derived ARNs (CDK passes its resources' tokens); ``key_arn`` is the
+        platform key the encrypted resources use (None: no KMS statement, as locally).
+        """
+        resolve = arn or (lambda kind, logical: self.arn(kind, logical, account, region, partition))
+        fn = self.function(function)
+        out: list[Statement] = []
+        key: set[str] = set()
+        for g in fn.access:
+            if g.kind == "bucket":
+                out += _bucket_statements(resolve("bucket", g.logical), g, key)
+            elif g.kind == "table":
+                out += _table_statements(resolve("table", g.logical), g, key, function not in TOKEN_HOLDERS)
+            elif g.kind == "topic":
+                out.append(Statement(("sns:Publish",), (resolve("topic", g.logical),)))
+                key |= {"kms:Decrypt", "kms:GenerateDataKey*"}
+            elif g.kind == "bus":
+                out.append(Statement(("events:PutEvents",), (resolve("bus", ""),)))
+            elif g.kind == "streams":
+                arns = tuple(resolve("streams", s.logical) for s in self.streams)
+                if arns:
+                    out.append(Statement(("firehose:PutRecord", "firehose:PutRecordBatch"), arns))
+            elif g.kind == "metrics":
+                out.append(Statement(("cloudwatch:PutMetricData",), ("*",), "Allow",
+                                     (("StringEquals", "cloudwatch:namespace", (METRICS_NAMESPACE,)),)))
+            elif g.kind == "workflow":
+                sm = resolve("workflow", g.logical)
+                executions = (f"arn:{partition}:states:{region}:{account}:execution:{self.name(g.logical)}:*",)
+                if g.level == "start":
+                    out.append(Statement(("states:StartExecution", "states:ListExecutions"), (sm,)))
+                else:
+                    out.append(Statement(("states:SendTaskSuccess", "states:SendTaskFailure"), (sm,)))
+                out.append(Statement(("states:DescribeExecution",), executions))
+        if key and key_arn is not None:
+            out.append(Statement(tuple(sorted(key)), (key_arn,)))
+        return out
+
     def workflow_definition(self, wf: Workflow) -> str:
         """The raw ASL text with ``${...}`` placeholders (substituted by CDK or the local runtime)."""
         return (WORKFLOWS_DIR / wf.definition_file).read_text()
 
 
 _COMMON = ("DRIFTLINE_ENV", "PLATFORM_CONFIG", "FEATURE_SETS_DIR")
+
+def _bucket_statements(b: str, g: Grant, key: set[str]) -> list[Statement]:
+    out = []
+    if g.level in ("read", "read_write", "read_append"):
+        out.append(Statement(_S3_READ, (b, f"{b}/*")))
+        key |= {"kms:Decrypt"}
+    if g.level in ("write", "read_write"):
+        out.append(Statement(_S3_PUT, (f"{b}/*",)))
+        key |= {"kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"}
+    if g.level in ("append", "read_append"):
+        out.append(Statement(("s3:PutObject",), (f"{b}/*",)))
+        key |= {"kms:GenerateDataKey"}
+    if g.level == "delete":
+        out.append(Statement(("s3:DeleteObject",), (f"{b}/{g.prefix}",)))
+    return out
+
+
+def _table_statements(t: str, g: Grant, key: set[str], deny_tokens: bool) -> list[Statement]:
+    key |= {"kms:Decrypt", "kms:DescribeKey"}
+    if g.actions:
+        actions = g.actions
+        if set(actions) & set(_DDB_WRITE):
+            key |= {"kms:Encrypt", "kms:GenerateDataKey*"}
+    else:
+        actions = {"read": _DDB_READ, "write": _DDB_WRITE, "read_write": _DDB_READ + _DDB_WRITE}[g.level]
+        if g.level != "read":
+            key |= {"kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"}
+    out = [Statement(tuple(dict.fromkeys(actions)), (t,))]
+    if g.logical == "control" and deny_tokens:  # no access to approval items (task tokens): see TOKEN_HOLDERS
+        tokens = ("ForAnyValue:StringLike", "dynamodb:LeadingKeys", (f"{APPROVAL_PREFIX}*",))
+        out.append(Statement(ITEM_ACTIONS, (t,), "Deny", (tokens,)))
+        out.append(Statement(KEYLESS_READS, (t,), "Deny"))
+    return out
+
+
+# The actions CDK's grant helpers use (kept identical, so deployed roles do not change).
+_S3_READ = ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
+_S3_PUT = ("s3:PutObject", "s3:PutObjectLegalHold", "s3:PutObjectRetention", "s3:PutObjectTagging",
+           "s3:PutObjectVersionTagging", "s3:Abort*")
+_DDB_READ = ("dynamodb:BatchGetItem", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:Query",
+             "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable")
+_DDB_WRITE = ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+              "dynamodb:DescribeTable")
 
 
 def build_platform(config: PlatformConfig) -> Platform:
@@ -269,6 +441,13 @@ def build_platform(config: PlatformConfig) -> Platform:
             package="data", stack="data", memory_mb=3008, timeout_s=900,
             env=(*_COMMON, "FEATURES_BUCKET", "ONLINE_TABLE", "CONTROL_TABLE", "IDEMPOTENCY_TABLE",
                  "EVENT_BUS_NAME", "ALERTS_TOPIC_ARN"),
+            access=(Grant("bucket", "features", "read_write"),
+                    # an accepted upload is removed from incoming/ (versions stay); a commit removes its marker
+                    Grant("bucket", "features", "delete", f"{INCOMING_PREFIX}/*"),
+                    Grant("bucket", "features", "delete", "curated/*/_pending/*"),
+                    Grant("table", "online", "read_write"), Grant("table", "control", "read_write"),
+                    Grant("table", "idempotency", "read_write"), Grant("bus", level="write"),
+                    Grant("topic", "alerts", "write")),
         ),
         Function(
             "serve", "lambdas.serve.handler", "HTTPS prediction endpoint (ONNX Runtime fast path)",
@@ -276,23 +455,33 @@ def build_platform(config: PlatformConfig) -> Platform:
             env=("DRIFTLINE_ENV", "REGISTRY_TABLE", "ARTIFACTS_BUCKET", "ONLINE_TABLE", "CAPTURES_BUCKET",
                  "CAPTURE_STREAM_PREFIX", "CHAMPION_TTL_SECONDS", "CAPTURE_SAMPLING", "MAX_ROWS",
                  "POWERTOOLS_TRACE_DISABLED"),
+            access=(Grant("bucket", "artifacts"), Grant("bucket", "captures", "write"),
+                    Grant("table", "registry"), Grant("table", "online"), Grant("streams", level="write")),
         ),
         Function(
             "drift", "lambdas.drift.handler", "Scheduled drift and performance check per model",
             package="drift", stack="monitoring", memory_mb=2048, timeout_s=300,
             env=(*_COMMON, "REGISTRY_TABLE", "ARTIFACTS_BUCKET", "CAPTURES_BUCKET", "REPORTS_BUCKET",
                  "CONTROL_TABLE", "ALERTS_TOPIC_ARN", "EVENT_BUS_NAME"),
+            access=(Grant("bucket", "artifacts"), Grant("bucket", "captures"), Grant("bucket", "reports", "read_write"),
+                    Grant("table", "registry"), Grant("table", "control", "read_write"),
+                    Grant("topic", "alerts", "write"), Grant("bus", level="write"), Grant("metrics", level="write")),
         ),
         Function(
             "train", "lambdas.train.handler", "Builds the point-in-time training set, trains, converts, registers",
             package="image", stack="pipeline", memory_mb=4096, timeout_s=900,
             env=(*_COMMON, "FEATURES_BUCKET", "ARTIFACTS_BUCKET", "REGISTRY_TABLE", "AUDIT_BUCKET", "TRAINERS_DIR"),
+            access=(Grant("bucket", "features", "read_write"), Grant("bucket", "artifacts", "read_write"),
+                    Grant("table", "registry", "read_write"),
+                    Grant("bucket", "audit", "append")),  # seals the audit entries of its registrations
         ),
         Function(
             "retrain-trigger", "lambdas.retrain_trigger.handler",
             "Turns drift, new-label, schedule and manual triggers into at most one workflow run per model",
             package="base", stack="pipeline", memory_mb=256, timeout_s=30,
             env=(*_COMMON, "CONTROL_TABLE", "REGISTRY_TABLE", "RETRAIN_STATE_MACHINE_ARN", "ALERTS_TOPIC_ARN"),
+            access=(Grant("table", "control", "read_write"), Grant("table", "registry"),
+                    Grant("topic", "alerts", "write"), Grant("workflow", "retrain", "start")),
         ),
         Function(
             "workflow", "lambdas.workflow.handler",
@@ -300,6 +489,11 @@ def build_platform(config: PlatformConfig) -> Platform:
             package="workflow", stack="pipeline", memory_mb=1024, timeout_s=120,
             env=(*_COMMON, "REGISTRY_TABLE", "AUDIT_BUCKET", "CONTROL_TABLE", "CAPTURES_BUCKET", "ARTIFACTS_BUCKET",
                  "ALERTS_TOPIC_ARN", "APPROVALS_TOPIC_ARN"),
+            access=(Grant("bucket", "artifacts"), Grant("bucket", "captures"), Grant("table", "registry", "read_write"),
+                    # seals its audit entries; reads the trail back for a rollback
+                    Grant("bucket", "audit", "read_append"),
+                    Grant("table", "control", "read_write"), Grant("topic", "alerts", "write"),
+                    Grant("topic", "approvals", "write")),
         ),
         Function(
             "approve", "lambdas.approve.handler",
@@ -307,6 +501,12 @@ def build_platform(config: PlatformConfig) -> Platform:
             package="base", stack="serving", memory_mb=256, timeout_s=20,
             env=("DRIFTLINE_ENV", "PLATFORM_CONFIG", "REGISTRY_TABLE", "AUDIT_BUCKET", "CONTROL_TABLE",
                  "APPROVAL_API_ID"),
+            # exactly the calls of resolve_approval: read the waiting token and delete it, the status change
+            # and its audit entry in one transaction, sealing that entry, answering the waiting run
+            access=(Grant("table", "control", actions=("dynamodb:GetItem", "dynamodb:Query", "dynamodb:DeleteItem")),
+                    Grant("table", "registry", actions=("dynamodb:GetItem", "dynamodb:PutItem",
+                                                        "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem")),
+                    Grant("bucket", "audit", "append"), Grant("workflow", "retrain", "decide")),
         ),
     )
     schedules: list[ScheduleRule] = []

@@ -111,10 +111,6 @@ class PipelineStack(Stack):
         self.trigger = make_function(
             self, shared, "retrain-trigger", extra_arns={"workflow:retrain": retrain_sm.state_machine_arn}
         )
-        retrain_sm.grant_start_execution(self.trigger.function)
-        # Read its own executions only (grant_read would add states:List*/Describe* on "*").
-        retrain_sm.grant(self.trigger.function, "states:ListExecutions")
-        retrain_sm.grant_execution(self.trigger.function, "states:DescribeExecution")
 
         target_fns = {"retrain-trigger": self.trigger}
         for rule in platform.event_rules:

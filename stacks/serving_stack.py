@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from aws_cdk import Annotations, ArnFormat, Duration, Size, Stack
+from aws_cdk import Annotations, Duration, Size, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
@@ -79,7 +79,6 @@ class ServingStack(Stack):
                     ),
                 ),
             )
-            ds.grant_put_records(self.serve.function)
             self.streams[stream.model] = ds
 
         access_logs = logs.LogGroup(
@@ -136,7 +135,6 @@ class ServingStack(Stack):
             "Validator", validate_request_body=True, validate_request_parameters=True
         )
         self.approve = make_function(self, shared, "approve")
-        self._grant_approve(shared, platform.name("retrain"))
         integrations = {
             "serve": apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False),
             "approve": apigw.LambdaIntegration(self.approve.function, proxy=True, allow_test_invoke=False),
@@ -199,37 +197,6 @@ class ServingStack(Stack):
                 )
             ],
         )
-
-    def _grant_approve(self, shared: SharedResources, state_machine_name: str) -> None:
-        """Exactly the calls of ``resolve_approval``: read the waiting token and delete it (control table),
-        the status change and its audit entry in one transaction (registry), the table key, and resuming or
-        rejecting runs of the retraining workflow after reading their status.
-
-        The state machine ARNs are built from the workflow's physical name (PipelineStack owns it), so the
-        serving stack does not depend on the pipeline stack.
-        """
-        fn = self.approve.function
-        shared.tables["control"].grant(fn, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:DeleteItem")
-        shared.tables["registry"].grant(
-            fn, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"
-        )
-        shared.key.grant(fn, "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*")
-        sm_arn = self.format_arn(
-            service="states",
-            resource="stateMachine",
-            resource_name=state_machine_name,
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        executions = self.format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{state_machine_name}:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        fn.add_to_role_policy(
-            iam.PolicyStatement(actions=["states:SendTaskSuccess", "states:SendTaskFailure"], resources=[sm_arn])
-        )
-        fn.add_to_role_policy(iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]))
 
 
 def _public_throttles(platform: Platform) -> dict[str, apigw.MethodDeploymentOptions]:
