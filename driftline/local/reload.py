@@ -17,7 +17,9 @@ from typing import Any
 
 from driftline.platform import Platform
 
-KINDS = ("feature-set", "bucket", "table", "topic", "queue", "stream", "function", "workflow", "schedule", "rule")
+KINDS = (
+    "feature-set", "bucket", "table", "topic", "queue", "bus", "stream", "function", "workflow", "schedule", "rule",
+)  # fmt: skip
 """The kinds of resource a diff reports, in the order they are provisioned."""
 
 _ARNS = {
@@ -72,6 +74,7 @@ def _resources(platform: Platform, account: str, region: str) -> dict[str, dict[
         "table": {p.name(t.logical): t for t in p.tables},
         "topic": {p.name(t): t for t in p.topics},
         "queue": {p.name(q): q for q in p.queues},
+        "bus": {p.event_bus: p.event_bus},
         "stream": {p.name(s.logical): s for s in p.streams},
         "function": {p.name(f.logical): (f, {k: values[k] for k in f.env}) for f in p.functions},
         "workflow": {p.name(w.logical): (w, p.workflow_definition(w)) for w in p.workflows},
@@ -204,7 +207,7 @@ def _gone(call: Any, **kwargs: Any) -> Any:
 
 def remove_resources(diff: PlatformDiff, clients: Any, *, event_bus: str, region: str, account: str) -> None:
     """Delete what the new definition no longer has: rules and schedules first (nothing fires into a
-    deleted target), then workflows, functions, streams, queues, topics, tables and buckets (emptied).
+    deleted target), then event buses, workflows, functions, streams, queues, topics, tables and buckets (emptied).
     ``event_bus`` is the bus of the old definition's rules."""
     removed = diff.removed
     events = clients("events")
@@ -215,6 +218,8 @@ def remove_resources(diff: PlatformDiff, clients: Any, *, event_bus: str, region
             if ids:
                 _gone(events.remove_targets, Rule=rule, EventBusName=bus, Ids=ids)
             _gone(events.delete_rule, Name=rule, EventBusName=bus)
+    for name in removed.get("bus", []):
+        _gone(events.delete_event_bus, Name=name)
     sfn = clients("stepfunctions")
     for name in removed.get("workflow", []):
         _gone(sfn.delete_state_machine, stateMachineArn=f"arn:aws:states:{region}:{account}:stateMachine:{name}")

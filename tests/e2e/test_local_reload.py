@@ -119,6 +119,7 @@ def test_reload_applies_gate_and_schedule_keeps_data_and_refuses_bad_config(tmp_
         # with --prune: the old buckets go with their data, the renamed platform answers
         pruned = run_cli("reload", "--prune", state_dir=tmp_path, timeout=120)
         assert pruned.returncode == 0, pruned.stderr
+        assert "- bus dev-driftline\n" in pruned.stdout
         assert f"- bucket {bucket}" in pruned.stdout and "+ function renamed-driftline-workflow" in pruned.stdout
         buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
         assert bucket not in buckets and bucket.replace("dev-driftline", "renamed-driftline") in buckets

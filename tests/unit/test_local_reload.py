@@ -90,6 +90,7 @@ def test_env_rename_removes_every_bucket_and_table() -> None:
     assert len(diff.removed["bucket"]) == len(old.buckets)
     assert len(diff.removed["table"]) == len(old.tables)
     assert all(n.startswith("other-driftline-") for n in diff.added["function"])
+    assert diff.removed["bus"] == [old.event_bus] and diff.added["bus"] == ["other-driftline"]
 
 
 def test_load_checked_refuses_with_the_config_error(tmp_path: Path) -> None:
@@ -179,9 +180,10 @@ def test_removed_rules_functions_queues_streams_go(clients: Any) -> None:
             "bucket": ["nobucket"],
         }
     )
+    diff.removed["bus"] = ["bus", "nobus"]
     remove_resources(diff, clients, event_bus="bus", region=REGION, account=LOCAL_ACCOUNT)
     assert events.list_rules()["Rules"] == []
-    assert events.list_rules(EventBusName="bus")["Rules"] == []
+    assert [b["Name"] for b in events.list_event_buses()["EventBuses"]] == ["default"]
     assert sqs.list_queues().get("QueueUrls", []) == []
 
 
