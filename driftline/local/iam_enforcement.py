@@ -1,0 +1,195 @@
+"""Local IAM enforcement: each function runs with credentials of its own role, whose policy is the
+expansion of the function's declared ``access`` (``Platform.policy``, the same statements CDK deploys),
+and the emulator (moto 5.2.5) checks the calls made with those credentials.
+
+Only requests signed with a key this module issued (an ``sts:AssumeRole`` session of a function role) are
+checked; the platform's own provisioning, the CLI and the gateway keep using the emulator's root
+credentials unchecked. What moto can check (see :data:`RESOURCE_CHECKED` and :func:`local_policy`):
+
+- S3: action and real object/bucket ARN (moto's own check).
+- DynamoDB, SNS, Firehose: action and real table/topic/stream ARN (this module gives moto's response
+  classes a ``_determine_resource``; a batch naming several tables is checked against the first).
+- EventBridge, Step Functions, CloudWatch: the action only (moto authorizes them against ``*``, so their
+  statements are widened to ``*`` locally).
+- Conditions are not evaluated: the control table's ``dynamodb:LeadingKeys`` deny (approval items) and
+  the metrics namespace condition are not enforced locally (the deny is dropped, the allow unconditioned).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+from driftline.platform import Platform, Statement
+
+RESOURCE_CHECKED = frozenset({"s3", "dynamodb", "sns", "firehose"})
+"""Services whose requests moto authorizes against the real resource ARN (with the hooks below)."""
+ROLE_SUFFIX = "-fn-role"
+
+
+def local_policy(statements: list[Statement]) -> dict[str, Any]:
+    """The role policy document moto evaluates: the declared statements, minus what moto cannot evaluate."""
+    out = []
+    for st in statements:
+        if st.condition and st.effect == "Deny":
+            continue  # conditions are not evaluated by moto: a conditional deny would deny everything
+        services = {a.split(":", 1)[0] for a in st.actions}
+        resources = st.resources if services <= RESOURCE_CHECKED else ("*",)
+        out.append(replace(st, resources=resources, condition=()).document())
+    return {"Version": "2012-10-17", "Statement": out}
+
+
+class LocalIam:
+    """Roles and sessions of the platform's functions in the emulator's IAM/STS backends (in-process)."""
+
+    def __init__(self, platform: Platform, account: str, region: str) -> None:
+        self.platform = platform
+        self.account = account
+        self.region = region
+        self._lock = threading.Lock()
+        self._sessions: dict[str, dict[str, str]] = {}
+        self.enforced_keys: set[str] = set()
+
+    def role_name(self, logical: str) -> str:
+        return f"{self.platform.name(logical)}{ROLE_SUFFIX}"
+
+    def ensure_role(self, logical: str) -> str:
+        """Create (or update) the function's role with its expanded inline policy; returns its ARN."""
+        from moto.iam.models import iam_backends
+
+        iam = iam_backends[self.account]["aws"]
+        name = self.role_name(logical)
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            # moto's trust check needs an AWS principal (a Service principal alone fails inside moto)
+            "Principal": {"Service": "lambda.amazonaws.com", "AWS": f"arn:aws:iam::{self.account}:root"}}]})
+        try:
+            role = iam.get_role(name)
+        except Exception:  # moto's NoSuchEntity
+            role = iam.create_role(name, trust, "/", None, f"Driftline {logical} (local)", [], None)
+        policy = local_policy(self.platform.policy(logical, self.account, self.region))
+        iam.put_role_policy(name, "declared-access", json.dumps(policy))
+        return str(role.arn)
+
+    def credentials(self, logical: str) -> dict[str, str]:
+        """Environment credentials of a session of the function's role (created once, then reused)."""
+        from moto.sts.models import sts_backends
+
+        with self._lock:
+            if logical not in self._sessions:
+                arn = self.ensure_role(logical)
+                sts = sts_backends[self.account]["aws"]
+                session = sts.assume_role(region_name=self.region, role_session_name=logical, role_arn=arn,
+                                          policy="", duration=43200, external_id="")
+                self.enforced_keys.add(session.access_key_id)
+                self._sessions[logical] = {
+                    "AWS_ACCESS_KEY_ID": session.access_key_id,
+                    "AWS_SECRET_ACCESS_KEY": session.secret_access_key,
+                    "AWS_SESSION_TOKEN": session.session_token,
+                }
+            return dict(self._sessions[logical])
+
+    def refresh_policies(self) -> None:
+        """Re-put every known role's policy (after a config reload changed the declaration)."""
+        with self._lock:
+            for logical in self._sessions:
+                self.ensure_role(logical)
+
+
+def _access_key(headers: Any) -> str:
+    auth = headers.get("Authorization") or headers.get("authorization") or ""
+    _, _, rest = str(auth).partition("Credential=")
+    return rest.split("/", 1)[0]
+
+
+def _first(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+def _dynamodb_resource(self: Any) -> str:
+    body = getattr(self, "body", None)
+    if not isinstance(body, dict):
+        return "*"
+    table = body.get("TableName") or next(iter(body.get("RequestItems") or {}), None)
+    if not table:
+        items = body.get("TransactItems") or []
+        for item in items:
+            for op in item.values():
+                table = table or op.get("TableName")
+    if not table:
+        return "*"
+    if str(table).startswith("arn:"):
+        return str(table)
+    return f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{table}"
+
+
+def _sns_resource(self: Any) -> str:
+    return _first(self._get_param("TopicArn")) or "*"
+
+
+def _firehose_resource(self: Any) -> str:
+    try:
+        name = json.loads(self.body or "{}").get("DeliveryStreamName")
+    except (TypeError, ValueError):
+        name = None
+    return f"arn:aws:firehose:{self.region}:{self.current_account}:deliverystream/{name}" if name else "*"
+
+
+@contextmanager
+def enforced(iam: LocalIam) -> Iterator[None]:
+    """Install the hooks for as long as the block runs (the runtime holds it for the platform's life).
+
+    Requests signed with one of ``iam.enforced_keys`` are authenticated and authorized as on AWS; every
+    other request is not checked (moto's own INITIAL_NO_AUTH_ACTION_COUNT logic is bypassed for them)."""
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.core.exceptions import AccessDeniedError, JsonRESTError
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.firehose.responses import FirehoseResponse
+    from moto.sns.responses import SNSResponse
+
+    original = ActionAuthenticatorMixin._authenticate_and_authorize_action
+    if not callable(original):  # pragma: no cover - moto changed: refuse rather than enforce nothing
+        raise RuntimeError("moto's ActionAuthenticatorMixin changed; local IAM enforcement needs moto 5.2.5")
+
+    def authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+        if _access_key(self.headers) not in iam.enforced_keys:
+            return
+        from urllib.parse import urlparse
+
+        parsed = urlparse(self.uri)
+        path = self.raw_path + (f"?{parsed.query}" if parsed.query else "")
+        request = iam_request_cls(account_id=self.current_account, method=self.method, path=path, data=self.data,
+                                  body=self.raw_body, headers=self.headers, action=self._get_action())
+        request.check_signature()
+        try:
+            request.check_action_permitted(resource)
+        except AccessDeniedError as e:
+            if not self.headers.get("X-Amz-Target"):
+                raise
+            # JSON-protocol services (DynamoDB, Firehose, ...) answer AccessDeniedException as JSON, as AWS does
+            denied = JsonRESTError("AccessDeniedException", e.message)
+            denied.code = 400
+            raise denied from e
+
+    patched: list[tuple[Any, str, Any]] = []
+
+    def patch(owner: Any, name: str, value: Any) -> None:
+        patched.append((owner, name, owner.__dict__.get(name)))
+        setattr(owner, name, value)
+
+    patch(ActionAuthenticatorMixin, "_authenticate_and_authorize_action", authorize)
+    patch(DynamoHandler, "_determine_resource", _dynamodb_resource)
+    patch(SNSResponse, "_determine_resource", _sns_resource)
+    patch(FirehoseResponse, "_determine_resource", _firehose_resource)
+    try:
+        yield
+    finally:
+        for owner, name, old in reversed(patched):
+            if old is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, old)
