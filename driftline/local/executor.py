@@ -72,6 +72,9 @@ class FunctionSpec:
     runtime: str = "python3.12"
     label: str = ""
     """Short name for terminal output (the logical name for platform functions)."""
+    credentials: tuple[tuple[str, str], ...] = ()
+    """The function role's session (``AWS_ACCESS_KEY_ID``, ...: see ``driftline.local.iam_enforcement``);
+    empty: the emulator's unchecked test credentials."""
 
     @property
     def log_group(self) -> str:
@@ -129,6 +132,7 @@ class _Worker:
         env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         env.update(spec.env)
         env.update(FAKE_CREDENTIALS)
+        env.update(dict(spec.credentials))
         env.update(
             {
                 "_HANDLER": spec.handler,

@@ -139,6 +139,30 @@ def _firehose_resource(self: Any) -> str:
     return f"arn:aws:firehose:{self.region}:{self.current_account}:deliverystream/{name}" if name else "*"
 
 
+_IAM_PREFIX = {"monitoring": "cloudwatch"}
+"""Signing names (moto takes the action's service from the credential scope) whose IAM prefix differs."""
+
+_TRANSACT_ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                          "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+
+
+def _transaction_checks(self: Any, action: str) -> list[tuple[str, str]]:
+    """IAM has no TransactWriteItems/TransactGetItems permission: AWS checks each item's own action
+    (PutItem, UpdateItem, DeleteItem, ConditionCheckItem, GetItem) on its table. moto would ask for
+    ``dynamodb:TransactWriteItems``; this gives the per-item checks instead."""
+    if action not in ("TransactWriteItems", "TransactGetItems"):
+        return []
+    body = getattr(self, "body", None)
+    checks = []
+    for item in (body.get("TransactItems") or []) if isinstance(body, dict) else []:
+        for op, spec in item.items():
+            table = spec.get("TableName", "*")
+            arn = table if table.startswith("arn:") or table == "*" else (
+                f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{table}")
+            checks.append((_TRANSACT_ITEM_ACTIONS.get(op, action), arn))
+    return checks
+
+
 @contextmanager
 def enforced(iam: LocalIam) -> Iterator[None]:
     """Install the hooks for as long as the block runs (the runtime holds it for the platform's life).
@@ -162,11 +186,18 @@ def enforced(iam: LocalIam) -> Iterator[None]:
 
         parsed = urlparse(self.uri)
         path = self.raw_path + (f"?{parsed.query}" if parsed.query else "")
-        request = iam_request_cls(account_id=self.current_account, method=self.method, path=path, data=self.data,
-                                  body=self.raw_body, headers=self.headers, action=self._get_action())
-        request.check_signature()
+        action = self._get_action()
+        checks = _transaction_checks(self, action) or [(action, resource)]
         try:
-            request.check_action_permitted(resource)
+            for i, (checked_action, checked_resource) in enumerate(checks):
+                request = iam_request_cls(account_id=self.current_account, method=self.method, path=path,
+                                          data=self.data, body=self.raw_body, headers=self.headers,
+                                          action=checked_action)
+                service, _, name = request._action.partition(":")
+                request._action = f"{_IAM_PREFIX.get(service, service)}:{name}"
+                if i == 0:
+                    request.check_signature()
+                request.check_action_permitted(checked_resource)
         except AccessDeniedError as e:
             if not self.headers.get("X-Amz-Target"):
                 raise

@@ -25,6 +25,7 @@ import importlib
 import importlib.util
 import io
 import json
+import os
 import sys
 import threading
 import time
@@ -43,7 +44,9 @@ from driftline.local import lambda_errors as errs
 from driftline.local.async_invoke import AsyncInvoker, AsyncOutcome
 from driftline.local.event_patterns import PatternError, matches, target_input
 from driftline.local.executor import FunctionSpec, InvocationResult, LambdaExecutor
+from driftline.local.iam_enforcement import LocalIam, enforced
 from driftline.local.schedules import ScheduledRule
+from driftline.platform import Platform
 
 SUPPORTED_MOTO_VERSION = "5.2.5"
 DEFAULT_ACCOUNT = "123456789012"
@@ -211,6 +214,31 @@ class MotoBridge:
         self._raw = threading.local()
         self._trusted: dict[str, tuple[Any, ...]] | None = None
         self._trust_lock = threading.Lock()
+        self.iam: LocalIam | None = None
+        self._platform: Callable[[], Platform] | None = None
+        self._iam_hooks = contextlib.ExitStack()
+
+    # ---- local IAM enforcement ----
+    def enforce_iam(self, platform: Callable[[], Platform], account: str, region: str) -> bool:
+        """Run every platform function with a session of its own role and have the emulator check those
+        sessions' calls (``driftline.local.iam_enforcement``). Off when ``DRIFTLINE_LOCAL_IAM`` is ``0``."""
+        if os.environ.get("DRIFTLINE_LOCAL_IAM", "1") == "0":
+            return False
+        self._platform = platform
+        self.iam = LocalIam(platform(), account, region)
+        self._iam_hooks.enter_context(enforced(self.iam))
+        return True
+
+    def _credentials(self, label: str) -> tuple[tuple[str, str], ...]:
+        if self.iam is None or self._platform is None or not label:
+            return ()
+        current = self._platform()
+        if current is not self.iam.platform:  # reloaded: the declaration may have changed
+            self.iam.platform = current
+            self.iam.refresh_policies()
+        if not any(f.logical == label for f in current.functions):
+            return ()
+        return tuple(sorted(self.iam.credentials(label).items()))
 
     # ---- which functions may run ----
     def seal(self) -> None:
@@ -318,6 +346,7 @@ class MotoBridge:
         setattr(owner, name, replacement)
 
     def uninstall(self) -> None:
+        self._iam_hooks.close()
         for (owner, name), original in self._originals.items():
             setattr(owner, name, original)
         self._originals.clear()
@@ -353,6 +382,7 @@ class MotoBridge:
             region=str(fn.region),
             runtime=str(fn.run_time or "python3.12"),
             label=self.labels.get(name, ""),
+            credentials=self._credentials(self.labels.get(name, "")),
         )
 
     def _roots(self) -> tuple[str, ...]:

@@ -407,6 +407,7 @@ class LocalPlatform:
             warn=self.out,
         )
         self.bridge.install()
+        self.bridge.enforce_iam(lambda: self.platform, self.account, self.region)  # each function's own role
         self.bridge.seal()  # from now on only functions the platform (or a token holder) made are run
         assert self._gate is not None
         self._gate.on_trusted_change = self.bridge.trust

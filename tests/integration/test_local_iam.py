@@ -91,6 +91,11 @@ def test_each_function_may_do_what_it_declares_and_nothing_else(aws: None) -> No
         _denied(ddb.put_item, TableName=platform.name("registry"), Item={"pk": {"S": "a"}})  # read only
         _denied(ddb.get_item, TableName=platform.name("control"), Key={"pk": {"S": "a"}})  # other table
 
+        # a transaction is checked item by item (PutItem, ConditionCheckItem, ... on each item's table), as on AWS
+        put = {"Put": {"TableName": platform.name("registry"), "Item": {"pk": {"S": "t"}}}}
+        _session(iam, "train").client("dynamodb").transact_write_items(TransactItems=[put])
+        _denied(ddb.transact_write_items, TransactItems=[put])
+
         ingest = _session(iam, "ingest")
         ingest.client("s3").delete_object(Bucket=features, Key="incoming/up.csv")  # delete under incoming/
         _denied(ingest.client("s3").delete_object, Bucket=features, Key="curated/x.parquet")
@@ -98,6 +103,11 @@ def test_each_function_may_do_what_it_declares_and_nothing_else(aws: None) -> No
         approvals = f"arn:aws:sns:{REGION}:{ACCOUNT}:{platform.name('approvals')}"
         ingest.client("sns").publish(TopicArn=alerts, Message="m")
         _denied(ingest.client("sns").publish, TopicArn=approvals, Message="m")
+
+        drift = _session(iam, "drift")  # CloudWatch signs as "monitoring"; IAM names it cloudwatch:
+        drift.client("cloudwatch").put_metric_data(Namespace="Driftline", MetricData=[{"MetricName": "m", "Value": 1}])
+        _denied(serve.client("cloudwatch").put_metric_data, Namespace="Driftline",
+                MetricData=[{"MetricName": "m", "Value": 1}])
 
         # the platform's own calls (root credentials) are not checked
         boto3.client("s3", region_name=REGION).put_object(Bucket=artifacts, Key="x", Body=b"")
