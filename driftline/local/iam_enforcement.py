@@ -9,8 +9,10 @@ credentials unchecked. What moto can check (see :data:`RESOURCE_CHECKED` and :fu
 - S3: action and real object/bucket ARN (moto's own check).
 - DynamoDB, SNS, Firehose: action and real table/topic/stream ARN (this module gives moto's response
   classes a ``_determine_resource``; a batch naming several tables is checked against the first).
-- EventBridge, Step Functions, CloudWatch: the action only (moto authorizes them against ``*``, so their
-  statements are widened to ``*`` locally).
+- EventBridge ``PutEvents``: action and each entry's bus; Step Functions: action and the state machine or
+  execution the request names, except ``SendTaskSuccess``/``SendTaskFailure`` (a task token only): action.
+- CloudWatch and the rest: the action only (moto authorizes them against ``*``, so their statements are
+  widened to ``*`` locally).
 - Conditions are not evaluated: the control table's ``dynamodb:LeadingKeys`` deny (approval items) and
   the metrics namespace condition are not enforced locally (the deny is dropped, the allow unconditioned).
 """
@@ -28,6 +30,11 @@ from driftline.platform import Platform, Statement
 
 RESOURCE_CHECKED = frozenset({"s3", "dynamodb", "sns", "firehose"})
 """Services whose requests moto authorizes against the real resource ARN (with the hooks below)."""
+RESOURCE_CHECKED_ACTIONS = frozenset({"events:PutEvents", "states:StartExecution", "states:ListExecutions",
+                                      "states:DescribeExecution", "states:DescribeStateMachine"})
+"""Actions of other services checked against the real ARN too (the bus of each entry, the state machine or
+execution named in the request). ``states:SendTaskSuccess``/``SendTaskFailure`` name only a task token:
+checked by action."""
 ROLE_SUFFIX = "-fn-role"
 
 
@@ -37,8 +44,8 @@ def local_policy(statements: list[Statement]) -> dict[str, Any]:
     for st in statements:
         if st.condition and st.effect == "Deny":
             continue  # conditions are not evaluated by moto: a conditional deny would deny everything
-        services = {a.split(":", 1)[0] for a in st.actions}
-        resources = st.resources if services <= RESOURCE_CHECKED else ("*",)
+        checked = all(a.split(":", 1)[0] in RESOURCE_CHECKED or a in RESOURCE_CHECKED_ACTIONS for a in st.actions)
+        resources = st.resources if checked else ("*",)
         out.append(replace(st, resources=resources, condition=()).document())
     return {"Version": "2012-10-17", "Statement": out}
 
@@ -150,6 +157,11 @@ def _transaction_checks(self: Any, action: str) -> list[tuple[str, str]]:
     """IAM has no TransactWriteItems/TransactGetItems permission: AWS checks each item's own action
     (PutItem, UpdateItem, DeleteItem, ConditionCheckItem, GetItem) on its table. moto would ask for
     ``dynamodb:TransactWriteItems``; this gives the per-item checks instead."""
+    if action == "PutEvents":  # each entry names its bus (default: the account's default bus)
+        entries = self._get_param("Entries") or []
+        buses = dict.fromkeys(str(e.get("EventBusName") or "default") for e in entries if isinstance(e, dict))
+        return [("PutEvents", bus if bus.startswith("arn:") else
+                 f"arn:aws:events:{self.region}:{self.current_account}:event-bus/{bus}") for bus in buses]
     if action not in ("TransactWriteItems", "TransactGetItems"):
         return []
     body = getattr(self, "body", None)
@@ -163,6 +175,10 @@ def _transaction_checks(self: Any, action: str) -> list[tuple[str, str]]:
     return checks
 
 
+def _states_resource(self: Any) -> str:
+    return _first(self._get_param("stateMachineArn")) or _first(self._get_param("executionArn")) or "*"
+
+
 @contextmanager
 def enforced(iam: LocalIam) -> Iterator[None]:
     """Install the hooks for as long as the block runs (the runtime holds it for the platform's life).
@@ -174,6 +190,7 @@ def enforced(iam: LocalIam) -> Iterator[None]:
     from moto.dynamodb.responses import DynamoHandler
     from moto.firehose.responses import FirehoseResponse
     from moto.sns.responses import SNSResponse
+    from moto.stepfunctions.responses import StepFunctionResponse
 
     original = ActionAuthenticatorMixin._authenticate_and_authorize_action
     if not callable(original):  # pragma: no cover - moto changed: refuse rather than enforce nothing
@@ -216,6 +233,7 @@ def enforced(iam: LocalIam) -> Iterator[None]:
     patch(DynamoHandler, "_determine_resource", _dynamodb_resource)
     patch(SNSResponse, "_determine_resource", _sns_resource)
     patch(FirehoseResponse, "_determine_resource", _firehose_resource)
+    patch(StepFunctionResponse, "_determine_resource", _states_resource)
     try:
         yield
     finally:

@@ -50,6 +50,7 @@ def _provision(platform: Platform) -> None:
         ddb.create_table(TableName=platform.name(t.logical), BillingMode="PAY_PER_REQUEST",
                          KeySchema=[{"AttributeName": t.partition_key, "KeyType": "HASH"}],
                          AttributeDefinitions=[{"AttributeName": t.partition_key, "AttributeType": "S"}])
+    boto3.client("events", region_name=REGION).create_event_bus(Name=platform.event_bus)
     sns = boto3.client("sns", region_name=REGION)
     for topic in platform.topics:
         sns.create_topic(Name=platform.name(topic))
@@ -109,6 +110,17 @@ def test_each_function_may_do_what_it_declares_and_nothing_else(aws: None) -> No
         _denied(serve.client("cloudwatch").put_metric_data, Namespace="Driftline",
                 MetricData=[{"MetricName": "m", "Value": 1}])
 
+        bus = {"Source": "driftline", "DetailType": "t", "Detail": "{}"}
+        ingest.client("events").put_events(Entries=[{**bus, "EventBusName": platform.event_bus}])
+        _denied(ingest.client("events").put_events, Entries=[bus])  # the default bus is not declared
+
+        trigger = _session(iam, "retrain-trigger").client("stepfunctions")
+        retrain = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{platform.name('retrain')}"
+        with pytest.raises(ClientError) as e:  # allowed: fails only because the machine does not exist here
+            trigger.start_execution(stateMachineArn=retrain, name="n")
+        assert "AccessDenied" not in str(e.value.response["Error"]["Code"])
+        _denied(trigger.start_execution, stateMachineArn=retrain + "-other", name="n")
+
         # the platform's own calls (root credentials) are not checked
         boto3.client("s3", region_name=REGION).put_object(Bucket=artifacts, Key="x", Body=b"")
         boto3.client("dynamodb", region_name=REGION).put_item(
@@ -138,6 +150,9 @@ def test_local_policy_keeps_resource_scope_only_where_moto_checks_it() -> None:
     assert all(not st.get("Condition") for st in statements)
     assert not any(st["Effect"] == "Deny" and "Condition" in st for st in statements)
     states = [st for st in statements if st["Action"][0].startswith("states:")]
-    assert states and all(st["Resource"] == ["*"] for st in states)
+    assert states and all(r.startswith("arn:aws:states:") for st in states for r in st["Resource"])
+    answers = [st for st in local_policy(platform.policy("approve", ACCOUNT, REGION))["Statement"]
+               if "states:SendTaskSuccess" in st["Action"]]
+    assert answers and all(st["Resource"] == ["*"] for st in answers)  # a task token names no state machine
     tables = [st for st in statements if st["Action"][0].startswith("dynamodb:") and st["Effect"] == "Allow"]
     assert tables and all(r.startswith("arn:aws:dynamodb:") for st in tables for r in st["Resource"])
