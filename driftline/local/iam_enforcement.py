@@ -13,13 +13,17 @@ credentials unchecked. What moto can check (see :data:`RESOURCE_CHECKED` and :fu
   execution the request names, except ``SendTaskSuccess``/``SendTaskFailure`` (a task token only): action.
 - CloudWatch and the rest: the action only (moto authorizes them against ``*``, so their statements are
   widened to ``*`` locally).
-- Conditions are not evaluated: the control table's ``dynamodb:LeadingKeys`` deny (approval items) and
-  the metrics namespace condition are not enforced locally (the deny is dropped, the allow unconditioned).
+- Conditions: moto evaluates none, so conditional statements are left out of the emulator's policy; the
+  control table's ``dynamodb:LeadingKeys`` deny (approval items) is checked here instead, from the partition
+  keys the request names (Key, Item, batch items, transaction items, a Query's key condition). The metrics
+  namespace condition is not enforced (the allow loses its condition).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +64,9 @@ class LocalIam:
         self._lock = threading.Lock()
         self._sessions: dict[str, dict[str, str]] = {}
         self.enforced_keys: set[str] = set()
+        self.functions: dict[str, str] = {}
+        self._key_denies: dict[str, list[tuple[tuple[str, ...], tuple[str, ...], list[str]]]] = {}
+        """Access key of a session -> the function whose role it is."""
 
     def role_name(self, logical: str) -> str:
         return f"{self.platform.name(logical)}{ROLE_SUFFIX}"
@@ -93,6 +100,7 @@ class LocalIam:
                 session = sts.assume_role(region_name=self.region, role_session_name=logical, role_arn=arn,
                                           policy="", duration=43200, external_id="")
                 self.enforced_keys.add(session.access_key_id)
+                self.functions[session.access_key_id] = logical
                 self._sessions[logical] = {
                     "AWS_ACCESS_KEY_ID": session.access_key_id,
                     "AWS_SECRET_ACCESS_KEY": session.secret_access_key,
@@ -100,9 +108,33 @@ class LocalIam:
                 }
             return dict(self._sessions[logical])
 
+    def leading_keys_denied(self, access_key: str, action: str, resource: str, spec: Any) -> bool:
+        """Whether a declared ``dynamodb:LeadingKeys`` deny (the approval items of the control table)
+        applies to this item request: moto does not evaluate conditions, so this is checked here."""
+        logical = self.functions.get(access_key)
+        if logical is None or not action.startswith("dynamodb:"):
+            return False
+        if logical not in self._key_denies:
+            self._key_denies[logical] = [
+                (st.actions, st.resources, patterns)
+                for st in self.platform.policy(logical, self.account, self.region)
+                if (patterns := [v for op, key, values in st.condition if st.effect == "Deny"
+                                 and op == "ForAnyValue:StringLike" and key == "dynamodb:LeadingKeys" for v in values])
+            ]
+        for actions, resources, patterns in self._key_denies[logical]:
+            if action not in actions or resource not in resources:
+                continue
+            table = next((t for t in self.platform.tables
+                          if resource.endswith(f":table/{self.platform.name(t.logical)}")), None)
+            keys = _leading_keys(action, spec, table.partition_key) if table else []
+            if any(fnmatch.fnmatchcase(k, pattern) for k in keys for pattern in patterns):
+                return True
+        return False
+
     def refresh_policies(self) -> None:
         """Re-put every known role's policy (after a config reload changed the declaration)."""
         with self._lock:
+            self._key_denies.clear()
             for logical in self._sessions:
                 self.ensure_role(logical)
 
@@ -146,6 +178,34 @@ def _firehose_resource(self: Any) -> str:
     return f"arn:aws:firehose:{self.region}:{self.current_account}:deliverystream/{name}" if name else "*"
 
 
+def _leading_keys(action: str, spec: Any, pk: str) -> list[str]:
+    """The partition key values an item request names (IAM's ``dynamodb:LeadingKeys``)."""
+    if not isinstance(spec, dict):
+        return []
+
+    def value(item: Any) -> list[str]:
+        v = item.get(pk) if isinstance(item, dict) else None
+        return [str(next(iter(v.values())))] if isinstance(v, dict) and v else []
+
+    out: list[str] = []
+    out += value(spec.get("Key")) + value(spec.get("Item"))
+    for requests in (spec.get("RequestItems") or {}).values():
+        if isinstance(requests, dict):  # BatchGetItem
+            for key in requests.get("Keys") or []:
+                out += value(key)
+        else:  # BatchWriteItem
+            for r in requests:
+                out += value((r.get("PutRequest") or {}).get("Item")) + value((r.get("DeleteRequest") or {}).get("Key"))
+    condition = spec.get("KeyConditionExpression")
+    if action == "dynamodb:Query" and condition:
+        names = spec.get("ExpressionAttributeNames") or {}
+        values = spec.get("ExpressionAttributeValues") or {}
+        for name, placeholder in re.findall(r"([#\w.]+)\s*=\s*(:\w+)", str(condition)):
+            if names.get(name, name) == pk and placeholder in values:
+                out += value({pk: values[placeholder]})
+    return out
+
+
 _IAM_PREFIX = {"monitoring": "cloudwatch"}
 """Signing names (moto takes the action's service from the credential scope) whose IAM prefix differs."""
 
@@ -153,7 +213,7 @@ _TRANSACT_ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "D
                           "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
 
 
-def _transaction_checks(self: Any, action: str) -> list[tuple[str, str]]:
+def _transaction_checks(self: Any, action: str) -> list[tuple[str, str, Any]]:
     """IAM has no TransactWriteItems/TransactGetItems permission: AWS checks each item's own action
     (PutItem, UpdateItem, DeleteItem, ConditionCheckItem, GetItem) on its table. moto would ask for
     ``dynamodb:TransactWriteItems``; this gives the per-item checks instead."""
@@ -161,7 +221,7 @@ def _transaction_checks(self: Any, action: str) -> list[tuple[str, str]]:
         entries = self._get_param("Entries") or []
         buses = dict.fromkeys(str(e.get("EventBusName") or "default") for e in entries if isinstance(e, dict))
         return [("PutEvents", bus if bus.startswith("arn:") else
-                 f"arn:aws:events:{self.region}:{self.current_account}:event-bus/{bus}") for bus in buses]
+                 f"arn:aws:events:{self.region}:{self.current_account}:event-bus/{bus}", None) for bus in buses]
     if action not in ("TransactWriteItems", "TransactGetItems"):
         return []
     body = getattr(self, "body", None)
@@ -171,7 +231,7 @@ def _transaction_checks(self: Any, action: str) -> list[tuple[str, str]]:
             table = spec.get("TableName", "*")
             arn = table if table.startswith("arn:") or table == "*" else (
                 f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{table}")
-            checks.append((_TRANSACT_ITEM_ACTIONS.get(op, action), arn))
+            checks.append((_TRANSACT_ITEM_ACTIONS.get(op, action), arn, spec))
     return checks
 
 
@@ -204,9 +264,9 @@ def enforced(iam: LocalIam) -> Iterator[None]:
         parsed = urlparse(self.uri)
         path = self.raw_path + (f"?{parsed.query}" if parsed.query else "")
         action = self._get_action()
-        checks = _transaction_checks(self, action) or [(action, resource)]
+        checks = _transaction_checks(self, action) or [(action, resource, getattr(self, "body", None))]
         try:
-            for i, (checked_action, checked_resource) in enumerate(checks):
+            for i, (checked_action, checked_resource, spec) in enumerate(checks):
                 request = iam_request_cls(account_id=self.current_account, method=self.method, path=path,
                                           data=self.data, body=self.raw_body, headers=self.headers,
                                           action=checked_action)
@@ -215,6 +275,8 @@ def enforced(iam: LocalIam) -> Iterator[None]:
                 if i == 0:
                     request.check_signature()
                 request.check_action_permitted(checked_resource)
+                if iam.leading_keys_denied(_access_key(self.headers), request._action, checked_resource, spec):
+                    raise AccessDeniedError(user_arn=request._access_key.arn, action=request._action)
         except AccessDeniedError as e:
             if not self.headers.get("X-Amz-Target"):
                 raise

@@ -156,3 +156,29 @@ def test_local_policy_keeps_resource_scope_only_where_moto_checks_it() -> None:
     assert answers and all(st["Resource"] == ["*"] for st in answers)  # a task token names no state machine
     tables = [st for st in statements if st["Action"][0].startswith("dynamodb:") and st["Effect"] == "Allow"]
     assert tables and all(r.startswith("arn:aws:dynamodb:") for st in tables for r in st["Resource"])
+
+
+def test_approval_items_are_denied_to_all_but_the_workflow_and_approve(aws: None) -> None:
+    """The control table's LeadingKeys deny (task tokens), which moto cannot evaluate, is checked from the
+    partition keys the request names: direct keys, batches, transactions and a Query's key condition."""
+    platform = _platform()
+    _provision(platform)
+    control = platform.name("control")
+    token = {"pk": {"S": "APPROVAL#credit"}}
+    other = {"pk": {"S": "LOCK#credit"}}
+    iam = LocalIam(platform, ACCOUNT, REGION)
+    with enforced(iam):
+        ingest = _session(iam, "ingest").client("dynamodb")
+        ingest.get_item(TableName=control, Key=other)
+        ingest.put_item(TableName=control, Item=other)
+        _denied(ingest.get_item, TableName=control, Key=token)
+        _denied(ingest.put_item, TableName=control, Item=token)
+        _denied(ingest.query, TableName=control, KeyConditionExpression="#k = :v",
+                ExpressionAttributeNames={"#k": "pk"}, ExpressionAttributeValues={":v": token["pk"]})
+        ingest.query(TableName=control, KeyConditionExpression="pk = :v", ExpressionAttributeValues={":v": other["pk"]})
+        _denied(ingest.batch_write_item, RequestItems={control: [{"PutRequest": {"Item": token}}]})
+        _denied(ingest.transact_write_items, TransactItems=[{"Put": {"TableName": control, "Item": token}}])
+        _denied(ingest.scan, TableName=control)  # keyless reads: denied outright
+        workflow = _session(iam, "workflow").client("dynamodb")
+        workflow.put_item(TableName=control, Item=token)
+        _session(iam, "approve").client("dynamodb").get_item(TableName=control, Key=token)
