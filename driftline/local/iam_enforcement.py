@@ -13,10 +13,11 @@ credentials unchecked. What moto can check (see :data:`RESOURCE_CHECKED` and :fu
   execution the request names, except ``SendTaskSuccess``/``SendTaskFailure`` (a task token only): action.
 - CloudWatch and the rest: the action only (moto authorizes them against ``*``, so their statements are
   widened to ``*`` locally).
-- Conditions: moto evaluates none, so conditional statements are left out of the emulator's policy; the
-  control table's ``dynamodb:LeadingKeys`` deny (approval items) is checked here instead, from the partition
-  keys the request names (Key, Item, batch items, transaction items, a Query's key condition). The metrics
-  namespace condition is not enforced (the allow loses its condition).
+- Conditions: moto evaluates none (an unmet one counts as a deny), so conditional denies are left out of
+  the emulator's policy and conditional allows lose their condition. The control table's
+  ``dynamodb:LeadingKeys`` deny (approval items) is checked here instead, from the partition keys the
+  request names (Key, Item, batch items, transaction items, a Query's key condition). The metrics
+  namespace condition is not enforced.
 """
 
 from __future__ import annotations
