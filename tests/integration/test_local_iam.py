@@ -182,3 +182,18 @@ def test_approval_items_are_denied_to_all_but_the_workflow_and_approve(aws: None
         workflow = _session(iam, "workflow").client("dynamodb")
         workflow.put_item(TableName=control, Item=token)
         _session(iam, "approve").client("dynamodb").get_item(TableName=control, Key=token)
+
+
+def test_a_changed_declaration_applies_to_running_sessions(aws: None) -> None:
+    """After a reload the bridge hands LocalIam the new platform and re-puts every role's policy: the same
+    session (warm workers keep their credentials) is denied what the new declaration no longer allows."""
+    platform = _platform()
+    _provision(platform)
+    iam = LocalIam(platform, ACCOUNT, REGION)
+    key = {"pk": {"S": "model#credit"}}
+    with enforced(iam):
+        ddb = _session(iam, "serve").client("dynamodb")
+        ddb.get_item(TableName=platform.name("registry"), Key=key)
+        iam.platform = _without(platform, "serve", "table", "registry")
+        iam.refresh_policies()
+        _denied(ddb.get_item, TableName=platform.name("registry"), Key=key)
