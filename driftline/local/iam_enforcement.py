@@ -190,12 +190,12 @@ def _leading_keys(action: str, spec: Any, pk: str) -> list[str]:
 
     out: list[str] = []
     out += value(spec.get("Key")) + value(spec.get("Item"))
-    for requests in (spec.get("RequestItems") or {}).values():
-        if isinstance(requests, dict):  # BatchGetItem
-            for key in requests.get("Keys") or []:
+    for table_requests in (spec.get("RequestItems") or {}).values():
+        if isinstance(table_requests, dict):  # BatchGetItem
+            for key in table_requests.get("Keys") or []:
                 out += value(key)
         else:  # BatchWriteItem
-            for r in requests:
+            for r in table_requests:
                 out += value((r.get("PutRequest") or {}).get("Item")) + value((r.get("DeleteRequest") or {}).get("Key"))
     condition = spec.get("KeyConditionExpression")
     if action == "dynamodb:Query" and condition:
