@@ -92,8 +92,12 @@ def _ours_validate_write(data: bytes, fs: Any) -> dict[str, Any]:
     accepted = result.accepted_table(decode=False)  # as ingest does
     out = sum(len(body) for _, body in curated_files(accepted, fs.name, fs.timestamp, "bench"))
     rejected = result.rejected_table()
-    return {"rows": result.rows_total, "rejected": rejected.num_rows, "out_bytes": out,
-            "rejected_rows": sorted(rejected.column("_row").to_pylist())}
+    return {
+        "rows": result.rows_total,
+        "rejected": rejected.num_rows,
+        "out_bytes": out,
+        "rejected_rows": sorted(rejected.column("_row").to_pylist()),
+    }
 
 
 def naive_validate_write(data: bytes, fs: Any, n_rows: int) -> dict[str, Any]:
@@ -160,16 +164,20 @@ def _pit_data(n_labels: int, n_features: int, n_entities: int, seed: int = 2) ->
         return pc.binary_join_element_wise("E", pc.utf8_lpad(pc.cast(codes, pa.string()), 8, "0"), "")
 
     ts_type = pa.timestamp("us", tz="UTC")
-    feats = pa.table({
-        "entity": ids(n_features),
-        "ts": pa.array(t0 + rng.integers(0, year_us, n_features), pa.int64()).cast(ts_type),
-        **{f"f{i}": pa.array(rng.random(n_features)) for i in range(5)},
-    })
-    labels = pa.table({
-        "entity": ids(n_labels),
-        "ts": pa.array(t0 + rng.integers(0, year_us, n_labels), pa.int64()).cast(ts_type),
-        "label": pa.array(rng.integers(0, 2, n_labels)),
-    })
+    feats = pa.table(
+        {
+            "entity": ids(n_features),
+            "ts": pa.array(t0 + rng.integers(0, year_us, n_features), pa.int64()).cast(ts_type),
+            **{f"f{i}": pa.array(rng.random(n_features)) for i in range(5)},
+        }
+    )
+    labels = pa.table(
+        {
+            "entity": ids(n_labels),
+            "ts": pa.array(t0 + rng.integers(0, year_us, n_labels), pa.int64()).cast(ts_type),
+            "label": pa.array(rng.integers(0, 2, n_labels)),
+        }
+    )
     return labels, feats
 
 
@@ -185,8 +193,13 @@ def _merge_asof(labels: Any, feats: Any, max_age: Any) -> Any:
     left = labels.to_pandas()
     left["row"] = range(len(left))
     right = feats.to_pandas()
-    out = pd.merge_asof(left.sort_values("ts"), right.sort_values("ts"), on="ts", by="entity",
-                        tolerance=pd.Timedelta(max_age) if max_age is not None else None)
+    out = pd.merge_asof(
+        left.sort_values("ts"),
+        right.sort_values("ts"),
+        on="ts",
+        by="entity",
+        tolerance=pd.Timedelta(max_age) if max_age is not None else None,
+    )
     return out.sort_values("row")
 
 
@@ -207,9 +220,16 @@ def job_validate(kind: str, n_rows: int, sample: int, repeats: int, time_ordered
         result = _ours_validate_write(data, fs) if kind == "ours" else naive_validate_write(data, fs, sample)
         times.append(time.perf_counter() - t0)
     seconds = statistics.median(times)
-    return {"seconds": seconds, "rows": result["rows"], "rows_per_s": result["rows"] / seconds,
-            "rejected": result["rejected"], "rejected_rows": result["rejected_rows"][:100_000],
-            "input_mb": len(data) / 1e6, "output_mb": result["out_bytes"] / 1e6, "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "seconds": seconds,
+        "rows": result["rows"],
+        "rows_per_s": result["rows"] / seconds,
+        "rejected": result["rejected"],
+        "rejected_rows": result["rejected_rows"][:100_000],
+        "input_mb": len(data) / 1e6,
+        "output_mb": result["out_bytes"] / 1e6,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 def job_pit(kind: str, n_labels: int, n_features: int, n_entities: int) -> dict[str, Any]:
@@ -224,8 +244,12 @@ def job_pit(kind: str, n_labels: int, n_features: int, n_entities: int) -> dict[
     seconds = time.perf_counter() - t0
     col = out.column("f0").to_numpy(zero_copy_only=False) if kind == "ours" else out["f0"].to_numpy()
     f0 = col.astype(float)
-    return {"seconds": seconds, "matched": int(np.isfinite(f0).sum()), "checksum": float(np.nansum(f0)),
-            "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "seconds": seconds,
+        "matched": int(np.isfinite(f0).sum()),
+        "checksum": float(np.nansum(f0)),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 def _run(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
@@ -256,47 +280,85 @@ def main(argv: list[str] | None = None) -> int:
     ratio_ordered = ordered["rows_per_s"] / naive["rows_per_s"]
 
     def row(job: str, r: dict[str, Any]) -> dict[str, Any]:
-        return {"job": job, "rows": r["rows"], "seconds": r["seconds"], "rows/s": r["rows_per_s"],
-                "rejected": r["rejected"], "output MB": r["output_mb"], "peak RSS MB": r["peak_rss_mb"]}
+        return {
+            "job": job,
+            "rows": r["rows"],
+            "seconds": r["seconds"],
+            "rows/s": r["rows_per_s"],
+            "rejected": r["rejected"],
+            "output MB": r["output_mb"],
+            "peak RSS MB": r["peak_rss_mb"],
+        }
 
-    print_table([row("driftline, time-ordered upload", ordered), row("driftline, unordered upload", ours),
-                 row("naive pandas row-wise (unordered)", naive)],
-                title=f"Validate + write, {n_rows:,} rows x 25 columns over 90 days (naive on the first "
-                      f"{sample:,} rows); ratio {ratio_ordered:.0f}x (time-ordered) / {ratio:.0f}x "
-                      f"(unordered); same rejected rows on the sample: {agree}")
+    print_table(
+        [
+            row("driftline, time-ordered upload", ordered),
+            row("driftline, unordered upload", ours),
+            row("naive pandas row-wise (unordered)", naive),
+        ],
+        title=f"Validate + write, {n_rows:,} rows x 25 columns over 90 days (naive on the first "
+        f"{sample:,} rows); ratio {ratio_ordered:.0f}x (time-ordered) / {ratio:.0f}x "
+        f"(unordered); same rejected rows on the sample: {agree}",
+    )
 
     pit_ours = _run(job_pit, "ours", n_labels, n_features, n_entities)
     pit_pd = _run(job_pit, "pandas", n_labels, n_features, n_entities)
     tolerance = 1e-6 * max(1.0, abs(pit_pd["checksum"]))
-    same = (pit_ours["matched"] == pit_pd["matched"]
-            and abs(pit_ours["checksum"] - pit_pd["checksum"]) < tolerance)
-    print_table([
-        {"job": "point-in-time join (driftline)", "labels": n_labels, "features": n_features,
-         "seconds": pit_ours["seconds"], "matched": pit_ours["matched"],
-         "peak RSS MB": pit_ours["peak_rss_mb"]},
-        {"job": "pandas.merge_asof (sort + join)", "labels": n_labels, "features": n_features,
-         "seconds": pit_pd["seconds"], "matched": pit_pd["matched"], "peak RSS MB": pit_pd["peak_rss_mb"]},
-    ], title=f"Point-in-time join, max age 90 days; ratio {pit_pd['seconds'] / pit_ours['seconds']:.2f}x; "
-             f"same result: {same}")
+    same = pit_ours["matched"] == pit_pd["matched"] and abs(pit_ours["checksum"] - pit_pd["checksum"]) < tolerance
+    print_table(
+        [
+            {
+                "job": "point-in-time join (driftline)",
+                "labels": n_labels,
+                "features": n_features,
+                "seconds": pit_ours["seconds"],
+                "matched": pit_ours["matched"],
+                "peak RSS MB": pit_ours["peak_rss_mb"],
+            },
+            {
+                "job": "pandas.merge_asof (sort + join)",
+                "labels": n_labels,
+                "features": n_features,
+                "seconds": pit_pd["seconds"],
+                "matched": pit_pd["matched"],
+                "peak RSS MB": pit_pd["peak_rss_mb"],
+            },
+        ],
+        title=f"Point-in-time join, max age 90 days; ratio {pit_pd['seconds'] / pit_ours['seconds']:.2f}x; "
+        f"same result: {same}",
+    )
 
-    write_json(args.json, {
-        "quick": args.quick,
-        "validate_rows": ours["rows"], "validate_columns": 25,
-        "validate_seconds_s": ours["seconds"], "validate_rows_per_s": ours["rows_per_s"],
-        "validate_time_ordered_seconds_s": ordered["seconds"],
-        "validate_time_ordered_rows_per_s": ordered["rows_per_s"],
-        "ratio_vs_naive_pandas_time_ordered": ratio_ordered,
-        "validate_peak_rss_mb": ours["peak_rss_mb"], "validate_input_mb": ours["input_mb"],
-        "validate_output_mb": ours["output_mb"], "validate_time_ordered_output_mb": ordered["output_mb"],
-        "validate_time_ordered_peak_rss_mb": ordered["peak_rss_mb"],
-        "naive_sample_rows": naive["rows"], "naive_rows_per_s": naive["rows_per_s"],
-        "naive_peak_rss_mb": naive["peak_rss_mb"], "ratio_vs_naive_pandas": ratio,
-        "validators_agree": agree,
-        "pit_label_rows": n_labels, "pit_feature_rows": n_features,
-        "pit_seconds_s": pit_ours["seconds"], "pit_peak_rss_mb": pit_ours["peak_rss_mb"],
-        "merge_asof_seconds_s": pit_pd["seconds"], "merge_asof_peak_rss_mb": pit_pd["peak_rss_mb"],
-        "ratio_vs_merge_asof": pit_pd["seconds"] / pit_ours["seconds"], "pit_results_agree": same,
-    })
+    write_json(
+        args.json,
+        {
+            "quick": args.quick,
+            "validate_rows": ours["rows"],
+            "validate_columns": 25,
+            "validate_seconds_s": ours["seconds"],
+            "validate_rows_per_s": ours["rows_per_s"],
+            "validate_time_ordered_seconds_s": ordered["seconds"],
+            "validate_time_ordered_rows_per_s": ordered["rows_per_s"],
+            "ratio_vs_naive_pandas_time_ordered": ratio_ordered,
+            "validate_peak_rss_mb": ours["peak_rss_mb"],
+            "validate_input_mb": ours["input_mb"],
+            "validate_output_mb": ours["output_mb"],
+            "validate_time_ordered_output_mb": ordered["output_mb"],
+            "validate_time_ordered_peak_rss_mb": ordered["peak_rss_mb"],
+            "naive_sample_rows": naive["rows"],
+            "naive_rows_per_s": naive["rows_per_s"],
+            "naive_peak_rss_mb": naive["peak_rss_mb"],
+            "ratio_vs_naive_pandas": ratio,
+            "validators_agree": agree,
+            "pit_label_rows": n_labels,
+            "pit_feature_rows": n_features,
+            "pit_seconds_s": pit_ours["seconds"],
+            "pit_peak_rss_mb": pit_ours["peak_rss_mb"],
+            "merge_asof_seconds_s": pit_pd["seconds"],
+            "merge_asof_peak_rss_mb": pit_pd["peak_rss_mb"],
+            "ratio_vs_merge_asof": pit_pd["seconds"] / pit_ours["seconds"],
+            "pit_results_agree": same,
+        },
+    )
     return 0
 
 

@@ -41,8 +41,9 @@ def bench(n: int, rounds: int) -> dict[str, float]:
     from driftline.local.iam_enforcement import LocalIam, enforced
     from driftline.platform import build_platform
 
-    platform = build_platform(PlatformConfig.model_validate({"models": [{"name": "credit",
-                                                                         "feature_set": "credit_default"}]}))
+    platform = build_platform(
+        PlatformConfig.model_validate({"models": [{"name": "credit", "feature_set": "credit_default"}]})
+    )
     server, endpoint = _serve(DomainDispatcherApplication(create_backend_app))
     root = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
     bucket = platform.bucket_name("features", ACCOUNT, REGION)
@@ -54,17 +55,24 @@ def bench(n: int, rounds: int) -> dict[str, float]:
             s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, **root)
             ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION, **root)
             s3.create_bucket(Bucket=bucket)
-            ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+            ddb.create_table(
+                TableName=table,
+                BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            )
             creds = iam.credentials("ingest")
-            session = {"aws_access_key_id": creds["AWS_ACCESS_KEY_ID"],
-                       "aws_secret_access_key": creds["AWS_SECRET_ACCESS_KEY"],
-                       "aws_session_token": creds["AWS_SESSION_TOKEN"]}
+            session = {
+                "aws_access_key_id": creds["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": creds["AWS_SECRET_ACCESS_KEY"],
+                "aws_session_token": creds["AWS_SESSION_TOKEN"],
+            }
             clients = {
                 "unchecked": (s3, ddb),
-                "checked": (boto3.client("s3", endpoint_url=endpoint, region_name=REGION, **session),
-                            boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION, **session)),
+                "checked": (
+                    boto3.client("s3", endpoint_url=endpoint, region_name=REGION, **session),
+                    boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION, **session),
+                ),
             }
             body = os.urandom(1024)
             for _ in range(rounds):
@@ -91,11 +99,18 @@ def main() -> None:
     args = parser.parse_args()
     n, rounds = (50, 2) if args.quick else (300, 4)
     results = bench(n, rounds)
-    print_table([{"call": op,
-                  "unchecked p50 ms": results[f"{op}_unchecked_p50_ms"],
-                  "checked p50 ms": results[f"{op}_checked_p50_ms"],
-                  "overhead p50 ms": results[f"{op}_overhead_p50_ms"]} for op in ("s3_put", "ddb_put")],
-                title=f"local IAM enforcement, {n * rounds} calls each, interleaved")
+    print_table(
+        [
+            {
+                "call": op,
+                "unchecked p50 ms": results[f"{op}_unchecked_p50_ms"],
+                "checked p50 ms": results[f"{op}_checked_p50_ms"],
+                "overhead p50 ms": results[f"{op}_overhead_p50_ms"],
+            }
+            for op in ("s3_put", "ddb_put")
+        ],
+        title=f"local IAM enforcement, {n * rounds} calls each, interleaved",
+    )
     write_json(args.json, results)
 
 

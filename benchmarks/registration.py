@@ -34,8 +34,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-for _k, _v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_SESSION_TOKEN": "test",
-               "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
+for _k, _v in {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_SESSION_TOKEN": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}.items():
     os.environ.setdefault(_k, _v)
 
 from benchmarks._common import print_table, write_json  # noqa: E402
@@ -56,8 +61,9 @@ PARTS = [
 
 
 def load_pipeline_builder() -> Callable[[Any, dict[str, Any]], Any]:
-    spec = importlib.util.spec_from_file_location("credit_pipeline", ROOT / "examples" / "trainers" /
-                                                  "credit_pipeline.py")
+    spec = importlib.util.spec_from_file_location(
+        "credit_pipeline", ROOT / "examples" / "trainers" / "credit_pipeline.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -80,6 +86,7 @@ def timed_parts() -> Iterator[dict[str, float]]:
                 return fn(*args, **kwargs)
             finally:
                 spent[label] += time.perf_counter() - t
+
         return timed
 
     for module_name, attr, label in PARTS:
@@ -134,8 +141,15 @@ def bench(rows: int, repeat: int) -> dict[str, Any]:
         s3 = aws.client("s3")
 
         def ours(data: Any) -> Any:
-            out = register_imported(ImportedModel(estimator=pipe), data, fs, cfg, registry=registry,
-                                    artifacts_bucket=bucket, created_by="benchmark")
+            out = register_imported(
+                ImportedModel(estimator=pipe),
+                data,
+                fs,
+                cfg,
+                registry=registry,
+                artifacts_bucket=bucket,
+                created_by="benchmark",
+            )
             assert out.status == "candidate", out.reason
             return out
 
@@ -168,10 +182,16 @@ def bench(rows: int, repeat: int) -> dict[str, Any]:
 
     total, base = statistics.median(totals), statistics.median(bases)
     results: dict[str, Any] = {
-        "rows": rows, "validation_rows": int(outcome.lineage["parity"]["rows"]), "repeat": repeat,
-        "fit_s_excluded": fit_s, "register_total_s": total, "baseline_pickle_upload_s": base,
-        "baseline_pickle_only_s": pickle_s, "ratio_register_vs_baseline": total / base,
-        "baseline_pickle_kb": pickle_bytes / 1024, "parity_max_abs_diff": outcome.lineage["parity"]["max_abs_diff"],
+        "rows": rows,
+        "validation_rows": int(outcome.lineage["parity"]["rows"]),
+        "repeat": repeat,
+        "fit_s_excluded": fit_s,
+        "register_total_s": total,
+        "baseline_pickle_upload_s": base,
+        "baseline_pickle_only_s": pickle_s,
+        "ratio_register_vs_baseline": total / base,
+        "baseline_pickle_kb": pickle_bytes / 1024,
+        "parity_max_abs_diff": outcome.lineage["parity"]["max_abs_diff"],
         "roc_auc": outcome.metrics.get("roc_auc"),
     }
     for k, v in sizes.items():
@@ -201,8 +221,9 @@ def main() -> None:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     rows = args.rows or (20_000 if args.quick else 100_000)
     repeat = args.repeat or (1 if args.quick else 3)
-    print(f"fitting the notebook pipeline on {rows:,} rows (excluded from the timings), then registering ...",
-          flush=True)
+    print(
+        f"fitting the notebook pipeline on {rows:,} rows (excluded from the timings), then registering ...", flush=True
+    )
     r = bench(rows, repeat)
     r["omp_threads"] = args.threads or os.cpu_count() or 1
     total = r["register_total_s"]
@@ -211,22 +232,35 @@ def main() -> None:
         v = r[f"part_{_key(label)}_s"]
         table.append({"what": f"  {label}", "seconds": v, "share": v / total})
     table += [
-        {"what": "baseline: cloudpickle + put_object (mlflow.sklearn.log_model-style)",
-         "seconds": r["baseline_pickle_upload_s"], "share": r["baseline_pickle_upload_s"] / total},
-        {"what": "  of which cloudpickle.dumps", "seconds": r["baseline_pickle_only_s"],
-         "share": r["baseline_pickle_only_s"] / total},
+        {
+            "what": "baseline: cloudpickle + put_object (mlflow.sklearn.log_model-style)",
+            "seconds": r["baseline_pickle_upload_s"],
+            "share": r["baseline_pickle_upload_s"] / total,
+        },
+        {
+            "what": "  of which cloudpickle.dumps",
+            "seconds": r["baseline_pickle_only_s"],
+            "share": r["baseline_pickle_only_s"] / total,
+        },
     ]
-    print_table(table, title=f"registering a fitted one-hot pipeline, {rows:,} rows ({r['validation_rows']:,} "
-                             f"validation rows), moto in-process, {r['omp_threads']} OpenMP thread(s), "
-                             f"median of {repeat} (share = of Driftline's total)")
-    sizes = ", ".join(f"{k[len('artifact_'):-3]} {v:.0f} KB" for k, v in r.items() if k.startswith("artifact_"))
-    print(f"\nregistration / baseline: {r['ratio_register_vs_baseline']:.1f}x "
-          f"({total:.2f} s vs {r['baseline_pickle_upload_s']:.3f} s)")
-    print(f"what the extra time buys: a pickle-free ONNX graph served by ONNX Runtime, parity checked on "
-          f"{r['validation_rows']:,} validation rows (max |diff| {r['parity_max_abs_diff']:.2g}), metrics "
-          f"(ROC AUC {r['roc_auc']:.3f}), a drift reference profile, SHA-256-pinned artifacts ({sizes}) "
-          f"and a candidate version with lineage in the registry; the pickle is {r['baseline_pickle_kb']:.0f} KB "
-          f"that only the same library versions can load, unchecked")
+    print_table(
+        table,
+        title=f"registering a fitted one-hot pipeline, {rows:,} rows ({r['validation_rows']:,} "
+        f"validation rows), moto in-process, {r['omp_threads']} OpenMP thread(s), "
+        f"median of {repeat} (share = of Driftline's total)",
+    )
+    sizes = ", ".join(f"{k[len('artifact_') : -3]} {v:.0f} KB" for k, v in r.items() if k.startswith("artifact_"))
+    print(
+        f"\nregistration / baseline: {r['ratio_register_vs_baseline']:.1f}x "
+        f"({total:.2f} s vs {r['baseline_pickle_upload_s']:.3f} s)"
+    )
+    print(
+        f"what the extra time buys: a pickle-free ONNX graph served by ONNX Runtime, parity checked on "
+        f"{r['validation_rows']:,} validation rows (max |diff| {r['parity_max_abs_diff']:.2g}), metrics "
+        f"(ROC AUC {r['roc_auc']:.3f}), a drift reference profile, SHA-256-pinned artifacts ({sizes}) "
+        f"and a candidate version with lineage in the registry; the pickle is {r['baseline_pickle_kb']:.0f} KB "
+        f"that only the same library versions can load, unchecked"
+    )
     write_json(args.json, r)
 
 

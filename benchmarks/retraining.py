@@ -47,19 +47,32 @@ def hand_rolled_retrain(story: Any) -> dict[str, float]:
 
     p, local = story.platform, story.local
     registry = Registry(p.name("registry"))
-    ctx = TrainContext(config=p.config, feature_sets=FeatureSetCatalog(ROOT / p.config.feature_sets_dir),
-                       registry=registry, features_bucket=local.bucket("features"),
-                       artifacts_bucket=local.bucket("artifacts"),
-                       source=lambda fs, bucket, model, run_id: from_feature_store(fs, bucket, model=model,
-                                                                                   run_id=run_id))
+    ctx = TrainContext(
+        config=p.config,
+        feature_sets=FeatureSetCatalog(ROOT / p.config.feature_sets_dir),
+        registry=registry,
+        features_bucket=local.bucket("features"),
+        artifacts_bucket=local.bucket("artifacts"),
+        source=lambda fs, bucket, model, run_id: from_feature_store(fs, bucket, model=model, run_id=run_id),
+    )
     model = p.config.models[0].name
     rows = story._records(story._table(20, DRIFTED, 5151, drifted=True))
     # warm-up (untimed): the workflow's train worker is warm by now, so the script gets a warm process too
-    run_training({"request": {"model": model, "trigger": "manual", "reason": "benchmark warm-up"},
-                  "execution_id": "benchmark-warmup"}, ctx)
+    run_training(
+        {
+            "request": {"model": model, "trigger": "manual", "reason": "benchmark warm-up"},
+            "execution_id": "benchmark-warmup",
+        },
+        ctx,
+    )
     t0 = time.perf_counter()
-    out = run_training({"request": {"model": model, "trigger": "manual", "reason": "benchmark baseline"},
-                        "execution_id": "benchmark-baseline"}, ctx)
+    out = run_training(
+        {
+            "request": {"model": model, "trigger": "manual", "reason": "benchmark baseline"},
+            "execution_id": "benchmark-baseline",
+        },
+        ctx,
+    )
     t_train = time.perf_counter()
     if out["status"] != "candidate":
         raise SystemExit(f"baseline training was rejected: {out.get('reason')}")
@@ -70,8 +83,12 @@ def hand_rolled_retrain(story: Any) -> dict[str, float]:
     while {v for a in send(local.state.api_url, model, rows) for v in a.versions} != {version}:
         time.sleep(0.1)
     t_serving = time.perf_counter()
-    return {"train_s": t_train - t0, "promote_s": t_promoted - t_train, "to_serving_s": t_serving - t_promoted,
-            "total_s": t_serving - t0}
+    return {
+        "train_s": t_train - t0,
+        "promote_s": t_promoted - t_train,
+        "to_serving_s": t_serving - t_promoted,
+        "total_s": t_serving - t0,
+    }
 
 
 def main() -> None:
@@ -86,8 +103,15 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="driftline-bench-retrain-"))
     platform = build_platform(config.load(ROOT / "cdk.json", env="demo"))
-    settings = DemoSettings(config=ROOT / "cdk.json", env="demo", state_dir=tmp / "state", out_dir=tmp / "out",
-                            port=free_port(), api_port=free_port(), keep=True)
+    settings = DemoSettings(
+        config=ROOT / "cdk.json",
+        env="demo",
+        state_dir=tmp / "state",
+        out_dir=tmp / "out",
+        port=free_port(),
+        api_port=free_port(),
+        keep=True,
+    )
     if args.quick:
         settings.reference_rows, settings.drifted_rows = 3000, 1500
         settings.clean_traffic_rows, settings.drifted_traffic_rows = 250, 400
@@ -125,21 +149,39 @@ def main() -> None:
     }
     for state, secs in v2.items():
         results[f"state_{re.sub(r'[^A-Za-z0-9]', '', state)}_s"] = secs
-    print_table([
-        {"path": "retrain → new version serving", "driftline_s": driftline_retrain,
-         "hand_rolled_script_s": base["total_s"], "ratio": results["ratio_vs_script"]},
-        {"path": "training step alone", "driftline_s": v2.get("Train", 0.0),
-         "hand_rolled_script_s": base["train_s"], "ratio": v2.get("Train", 0.0) / base["train_s"]},
-        {"path": "promotion → endpoint answers", "driftline_s": results["promotion_to_serving_s"],
-         "hand_rolled_script_s": base["to_serving_s"], "ratio": ""},
-    ], title="Retraining on the local platform (seconds; driftline includes the quality gate and the "
-             f"{results['bake_configured_s']:.0f} s canary bake)")
+    print_table(
+        [
+            {
+                "path": "retrain → new version serving",
+                "driftline_s": driftline_retrain,
+                "hand_rolled_script_s": base["total_s"],
+                "ratio": results["ratio_vs_script"],
+            },
+            {
+                "path": "training step alone",
+                "driftline_s": v2.get("Train", 0.0),
+                "hand_rolled_script_s": base["train_s"],
+                "ratio": v2.get("Train", 0.0) / base["train_s"],
+            },
+            {
+                "path": "promotion → endpoint answers",
+                "driftline_s": results["promotion_to_serving_s"],
+                "hand_rolled_script_s": base["to_serving_s"],
+                "ratio": "",
+            },
+        ],
+        title="Retraining on the local platform (seconds; driftline includes the quality gate and the "
+        f"{results['bake_configured_s']:.0f} s canary bake)",
+    )
     print_table([{"state": k, "seconds": v} for k, v in v2.items()], title="v2 workflow run, per state")
-    print_table([
-        {"measure": "drifted upload → v2 serving", "seconds": results["drifted_upload_to_v2_serving_s"]},
-        {"measure": "drift check fired → retraining run started", "seconds": results["drift_check_to_run_start_s"]},
-        {"measure": "whole demo (platform start to report)", "seconds": total},
-    ], title="End to end")
+    print_table(
+        [
+            {"measure": "drifted upload → v2 serving", "seconds": results["drifted_upload_to_v2_serving_s"]},
+            {"measure": "drift check fired → retraining run started", "seconds": results["drift_check_to_run_start_s"]},
+            {"measure": "whole demo (platform start to report)", "seconds": total},
+        ],
+        title="End to end",
+    )
     write_json(args.json, results)
 
 

@@ -55,7 +55,7 @@ LOGS_GB = 0.50
 # ----------------------------------------------------------------------------- child programs
 # The naive baseline, as users write it: joblib (pickle) from S3. Driftline never loads pickle; the
 # benchmark wrote this object itself to the local emulator, so loading it here is safe.
-_NAIVE = r'''
+_NAIVE = r"""
 import io, json, os
 import boto3, joblib, numpy as np, pandas as pd
 
@@ -84,9 +84,9 @@ def make_handler(model):
         preds = [{"label": int(p.argmax()), "probability": float(p[1])} for p in proba]
         return {"statusCode": 200, "body": json.dumps({"predictions": preds})}
     return handler
-'''
+"""
 
-COLD_OURS = r'''
+COLD_OURS = r"""
 import time
 t0 = time.perf_counter()
 import json, sys
@@ -98,20 +98,24 @@ r = serve.handler(ev, LocalContext())
 t2 = time.perf_counter()
 assert r["statusCode"] == 200, r["body"]
 print("RESULT " + json.dumps({"import_s": t1 - t0, "first_request_s": t2 - t1}), flush=True)
-'''
+"""
 
-COLD_NAIVE = r'''
+COLD_NAIVE = (
+    r"""
 import time
 t0 = time.perf_counter()
 import json, sys
-''' + _NAIVE + r'''
+"""
+    + _NAIVE
+    + r"""
 t1 = time.perf_counter()
 handler = make_handler(load_model())
 r = handler({"body": sys.argv[1]})
 t2 = time.perf_counter()
 assert r["statusCode"] == 200
 print("RESULT " + json.dumps({"import_s": t1 - t0, "first_request_s": t2 - t1}), flush=True)
-'''
+"""
+)
 
 _STATS = r'''
 import time, json, sys, os, contextlib
@@ -133,7 +137,9 @@ one, hundred = sys.argv[1], sys.argv[2]
 n1, n100 = int(sys.argv[3]), int(sys.argv[4])
 '''
 
-WARM_OURS = _STATS + r'''
+WARM_OURS = (
+    _STATS
+    + r'''
 from lambdas import serve
 from driftline.serving.events import LocalContext, proxy_event
 from driftline.serving.service import HttpRequest, Outcome
@@ -206,17 +212,24 @@ if svc.capture.mode == "background":
         out["sustained_off"] = sustained(n_sus)
 print("RESULT " + json.dumps(out), flush=True)
 '''
+)
 
-WARM_NAIVE = _STATS + _NAIVE + r'''
+WARM_NAIVE = (
+    _STATS
+    + _NAIVE
+    + r"""
 handler = make_handler(load_model())
 e1, e100 = {"body": one}, {"body": hundred}
 print("RESULT " + json.dumps({"handler_1": stats(lambda: handler(e1), n1),
                               "handler_100": stats(lambda: handler(e100), n100)}), flush=True)
-'''
+"""
+)
 
 # The same handler and champion, just the latencies: run alternately with the built-in and the
 # imported model as champion, so both are measured by one program in the same run.
-WARM_CHAMPION = _STATS + r'''
+WARM_CHAMPION = (
+    _STATS
+    + r"""
 from lambdas import serve
 from driftline.serving.events import LocalContext, proxy_event
 ctx = LocalContext()
@@ -236,7 +249,8 @@ out["onnx_run_100"] = stats(lambda: champ.run(X100), n100)
 out["version"] = champ.version
 serve._State.service.capture.flush()
 print("RESULT " + json.dumps(out), flush=True)
-'''
+"""
+)
 
 
 # ----------------------------------------------------------------------------- emulator
@@ -251,8 +265,22 @@ def emulator(kind: str, work: Path, base_env: dict[str, str]) -> Iterator[dict[s
     """The local platform (moto + executor + API gateway) or a bare moto server; yields endpoints."""
     if kind == "local":
         state_dir = work / "local"
-        args = [sys.executable, "-m", "driftline.cli.main", "local", "up", "--detach", "--port", str(free_port()),
-                "--api-port", str(free_port()), "--config", str(ROOT / "cdk.json"), "--state-dir", str(state_dir)]
+        args = [
+            sys.executable,
+            "-m",
+            "driftline.cli.main",
+            "local",
+            "up",
+            "--detach",
+            "--port",
+            str(free_port()),
+            "--api-port",
+            str(free_port()),
+            "--config",
+            str(ROOT / "cdk.json"),
+            "--state-dir",
+            str(state_dir),
+        ]
         proc = subprocess.run(args, cwd=ROOT, env=base_env, capture_output=True, text=True, timeout=300, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"driftline local up failed:\n{proc.stdout}\n{proc.stderr}")
@@ -263,12 +291,22 @@ def emulator(kind: str, work: Path, base_env: dict[str, str]) -> Iterator[dict[s
         try:
             yield {"endpoint": st.endpoint, "api_url": st.api_url}
         finally:
-            subprocess.run([sys.executable, "-m", "driftline.cli.main", "local", "down", "--state-dir",
-                            str(state_dir)], cwd=ROOT, env=base_env, capture_output=True, timeout=120, check=False)
+            subprocess.run(
+                [sys.executable, "-m", "driftline.cli.main", "local", "down", "--state-dir", str(state_dir)],
+                cwd=ROOT,
+                env=base_env,
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
         return
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              env=base_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=base_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -316,17 +354,31 @@ def train_and_register(env: dict[str, str], n_rows: int, algorithm: str) -> dict
     ref = put_artifact(env["ARTIFACTS_BUCKET"], f"models/{MODEL}/v{v}/model.onnx", onnx_bytes)
     naive_key = f"models/{MODEL}/v{v}/model.joblib"
     put_artifact(env["ARTIFACTS_BUCKET"], naive_key, buf.getvalue())
-    reg.register(MODEL, version=v, algorithm=algorithm, input_schema=schema, artifacts={"onnx": ref},
-                 feature_set=fs.name, feature_set_version=fs.version, params=params)
+    reg.register(
+        MODEL,
+        version=v,
+        algorithm=algorithm,
+        input_schema=schema,
+        artifacts={"onnx": ref},
+        feature_set=fs.name,
+        feature_set_version=fs.version,
+        params=params,
+    )
     reg.approve(MODEL, v, "benchmark", "benchmark model")
     reg.promote(MODEL, v, "benchmark", "benchmark model")
     names = [f["name"] for f in schema["features"]]
     records = table.select(names).slice(0, 200).to_pylist()
     return {
-        "version": v, "fit_s": fit_s, "onnx_bytes": len(onnx_bytes), "joblib_bytes": buf.getbuffer().nbytes,
+        "version": v,
+        "fit_s": fit_s,
+        "onnx_bytes": len(onnx_bytes),
+        "joblib_bytes": buf.getbuffer().nbytes,
         "records": records,
-        "naive_spec": {"bucket": env["ARTIFACTS_BUCKET"], "key": naive_key,
-                       "features": [dict(f) for f in model_features(schema)]},
+        "naive_spec": {
+            "bucket": env["ARTIFACTS_BUCKET"],
+            "key": naive_key,
+            "features": [dict(f) for f in model_features(schema)],
+        },
     }
 
 
@@ -346,8 +398,9 @@ def register_imported_pipeline(env: dict[str, str], n_rows: int) -> dict[str, An
     fs = load_feature_set(ROOT / "examples" / "feature_sets" / "credit_default.yaml")
     assert fs.label is not None
     cfg = config.load(ROOT / "cdk.json").model(MODEL)
-    spec = importlib.util.spec_from_file_location("credit_pipeline", ROOT / "examples" / "trainers" /
-                                                  "credit_pipeline.py")
+    spec = importlib.util.spec_from_file_location(
+        "credit_pipeline", ROOT / "examples" / "trainers" / "credit_pipeline.py"
+    )
     assert spec is not None and spec.loader is not None
     trainer = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(trainer)
@@ -360,18 +413,31 @@ def register_imported_pipeline(env: dict[str, str], n_rows: int) -> dict[str, An
     fit_s = time.perf_counter() - t
     reg = Registry(env["REGISTRY_TABLE"])
     t = time.perf_counter()
-    out = register_imported(ImportedModel(estimator=pipe), table, fs, cfg, registry=reg,
-                            artifacts_bucket=env["ARTIFACTS_BUCKET"], created_by="benchmark", validation_fraction=0.2)
+    out = register_imported(
+        ImportedModel(estimator=pipe),
+        table,
+        fs,
+        cfg,
+        registry=reg,
+        artifacts_bucket=env["ARTIFACTS_BUCKET"],
+        created_by="benchmark",
+        validation_fraction=0.2,
+    )
     register_s = time.perf_counter() - t
     if out.status != "candidate":
         raise SystemExit(f"the imported pipeline was rejected: {out.reason}")
     reg.approve(MODEL, out.version, "benchmark", "benchmark model")
-    return {"version": out.version, "fit_s": fit_s, "register_s": register_s,
-            "onnx_bytes": int(out.artifacts["onnx"]["size"])}
+    return {
+        "version": out.version,
+        "fit_s": fit_s,
+        "register_s": register_s,
+        "onnx_bytes": int(out.artifacts["onnx"]["size"]),
+    }
 
 
-def compare_imported(env: dict[str, str], child_env: dict[str, str], builtin: int, imported: int,
-                     counts: list[str], rounds: int) -> dict[str, Any]:
+def compare_imported(
+    env: dict[str, str], child_env: dict[str, str], builtin: int, imported: int, counts: list[str], rounds: int
+) -> dict[str, Any]:
     """Built-in vs imported champion, alternately (fresh child each), median over ``rounds``."""
     from driftline.registry.store import Registry
 
@@ -394,8 +460,7 @@ def compare_imported(env: dict[str, str], child_env: dict[str, str], builtin: in
         for who, results in runs.items():
             for q in ("p50_us", "cpu_p50_us"):
                 out[f"{who}_{part}_{q}"] = statistics.median(r[part][q] for r in results)
-        out[f"ratio_imported_vs_builtin_{part}_p50"] = (out[f"imported_{part}_p50_us"]
-                                                        / out[f"builtin_{part}_p50_us"])
+        out[f"ratio_imported_vs_builtin_{part}_p50"] = out[f"imported_{part}_p50_us"] / out[f"builtin_{part}_p50_us"]
     return out
 
 
@@ -403,15 +468,21 @@ def compare_imported(env: dict[str, str], child_env: dict[str, str], builtin: in
 def run_child(code: str, args: list[str], env: dict[str, str], timeout: float = 600) -> tuple[float, dict[str, Any]]:
     """Spawn a fresh interpreter; return (seconds from spawn to its RESULT line, the RESULT payload)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     result: dict[str, Any] | None = None
     elapsed = math.nan
     for line in proc.stdout:
         if line.startswith("RESULT "):
             elapsed = time.perf_counter() - t0
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
             break
     _, err = proc.communicate(timeout=timeout)
     if result is None:
@@ -433,8 +504,12 @@ def throughput(api_url: str, body: str, seconds: float, concurrency: int) -> dic
         bad = 0
         while time.monotonic() < stop:
             t = time.perf_counter()
-            r = s.post(f"{api_url}/v1/models/{MODEL}/predict", data=body,
-                       headers={"Content-Type": "application/json"}, timeout=60)
+            r = s.post(
+                f"{api_url}/v1/models/{MODEL}/predict",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=60,
+            )
             mine.append(time.perf_counter() - t)
             bad += r.status_code != 200
         with lock:
@@ -443,8 +518,12 @@ def throughput(api_url: str, body: str, seconds: float, concurrency: int) -> dic
 
     def warm_up() -> None:  # start the gateway's workers (each a cold start) before timing
         with requests.Session() as s:
-            s.post(f"{api_url}/v1/models/{MODEL}/predict", data=body,
-                   headers={"Content-Type": "application/json"}, timeout=300)
+            s.post(
+                f"{api_url}/v1/models/{MODEL}/predict",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=300,
+            )
 
     for _ in range(2):
         starters = [threading.Thread(target=warm_up) for _ in range(concurrency)]
@@ -461,8 +540,12 @@ def throughput(api_url: str, body: str, seconds: float, concurrency: int) -> dic
         th.join()
     wall = time.perf_counter() - t0
     lat.sort()
-    return {"rps": len(lat) / wall, "p50_ms": lat[len(lat) // 2] * 1e3,
-            "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3, "errors": float(errors)}
+    return {
+        "rps": len(lat) / wall,
+        "p50_ms": lat[len(lat) // 2] * 1e3,
+        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3,
+        "errors": float(errors),
+    }
 
 
 def count_objects(bucket: str, prefix: str) -> int:
@@ -476,10 +559,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small model and few iterations (CI smoke run)")
     ap.add_argument("--json", help="write flat JSON results to this path")
-    ap.add_argument("--emulator", choices=["local", "moto"], default="local",
-                    help="local platform (default; includes the API gateway) or a bare moto server")
-    ap.add_argument("--algorithm", choices=["hist_gradient_boosting", "random_forest"],
-                    default="hist_gradient_boosting")
+    ap.add_argument(
+        "--emulator",
+        choices=["local", "moto"],
+        default="local",
+        help="local platform (default; includes the API gateway) or a bare moto server",
+    )
+    ap.add_argument(
+        "--algorithm", choices=["hist_gradient_boosting", "random_forest"], default="hist_gradient_boosting"
+    )
     args = ap.parse_args()
     quick = args.quick
     cold_runs, n1, n100, n_sustained = (3, 300, 30, 200) if quick else (7, 3000, 300, 2000)
@@ -488,8 +576,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="driftline-bench-serving-"))
     base_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "AWS_ENDPOINT_URL")}
     base_env.update(CREDS)
-    base_env.update({"PYTHONPYCACHEPREFIX": str(work / "pycache"), "OMP_NUM_THREADS": "1", "AWS_REGION": REGION,
-                     "AWS_DEFAULT_REGION": REGION, "PYTHONPATH": str(ROOT), "POWERTOOLS_TRACE_DISABLED": "1"})
+    base_env.update(
+        {
+            "PYTHONPYCACHEPREFIX": str(work / "pycache"),
+            "OMP_NUM_THREADS": "1",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "PYTHONPATH": str(ROOT),
+            "POWERTOOLS_TRACE_DISABLED": "1",
+        }
+    )
     os.environ.update(CREDS)
     os.environ.update({"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "OMP_NUM_THREADS": "1"})
 
@@ -507,10 +603,15 @@ def main() -> None:
         fn_env = platform.function_env(platform.function("serve"), names.account, names.region, names.arns)
         print(f"training {args.algorithm} on {n_rows:,} rows and registering it ...", flush=True)
         model = train_and_register(fn_env, n_rows, args.algorithm)
-        results.update({"fit_s": model["fit_s"], "onnx_kb": model["onnx_bytes"] / 1024,
-                        "joblib_kb": model["joblib_bytes"] / 1024})
-        child_env = {**base_env, **fn_env, "AWS_ENDPOINT_URL": str(emu["endpoint"]),
-                     "NAIVE_SPEC": json.dumps(model["naive_spec"])}
+        results.update(
+            {"fit_s": model["fit_s"], "onnx_kb": model["onnx_bytes"] / 1024, "joblib_kb": model["joblib_bytes"] / 1024}
+        )
+        child_env = {
+            **base_env,
+            **fn_env,
+            "AWS_ENDPOINT_URL": str(emu["endpoint"]),
+            "NAIVE_SPEC": json.dumps(model["naive_spec"]),
+        }
         one = json.dumps({"records": model["records"][:1]})
         hundred = json.dumps({"records": model["records"][:100]})
 
@@ -531,15 +632,26 @@ def main() -> None:
         counts = [one, hundred, str(n1), str(n100)]
         _, ours = run_child(WARM_OURS, [*counts, str(n_sustained)], child_env)
         _, naive = run_child(WARM_NAIVE, counts, child_env)
-        _, sync = run_child(WARM_OURS, [one, hundred, str(max(50, n1 // 10)), str(max(10, n100 // 10)), "0"],
-                            {**child_env, "CAPTURE_MODE": "sync"})
+        _, sync = run_child(
+            WARM_OURS,
+            [one, hundred, str(max(50, n1 // 10)), str(max(10, n100 // 10)), "0"],
+            {**child_env, "CAPTURE_MODE": "sync"},
+        )
         for rows in ("1", "100"):
             for q in ("p50_us", "p99_us", "cpu_p50_us"):
                 results[f"warm_ours_{rows}_{q}"] = ours[f"handler_{rows}"][q]
                 results[f"warm_naive_{rows}_{q}"] = naive[f"handler_{rows}"][q]
             results[f"warm_ratio_{rows}_p50"] = naive[f"handler_{rows}"]["p50_us"] / ours[f"handler_{rows}"]["p50_us"]
-        for part in ("core_1", "validate_1", "typed_1", "onnx_run_1", "parse_100", "validate_100", "typed_100",
-                     "onnx_run_100"):
+        for part in (
+            "core_1",
+            "validate_1",
+            "typed_1",
+            "onnx_run_1",
+            "parse_100",
+            "validate_100",
+            "typed_100",
+            "onnx_run_100",
+        ):
             results[f"ours_{part}_p50_us"] = ours[part]["p50_us"]
         results["capture_background_1_p50_us"] = ours["handler_1"]["p50_us"]
         results["capture_sync_1_p50_us"] = sync["handler_1"]["p50_us"]
@@ -551,7 +663,8 @@ def main() -> None:
             for k, v in ours[f"sustained_{cap}"].items():
                 results[f"sustained_100_capture_{cap}_{k}"] = v
         results["sustained_capture_cost_us_per_row"] = (
-            results["sustained_100_capture_on_mean_us"] - results["sustained_100_capture_off_mean_us"]) / 100
+            results["sustained_100_capture_on_mean_us"] - results["sustained_100_capture_off_mean_us"]
+        ) / 100
         results["emf_bytes_per_request"] = ours["emf_bytes"]
 
         if emu["api_url"]:
@@ -563,8 +676,13 @@ def main() -> None:
 
         print("imported one-hot pipeline (register_imported) vs the built-in model, same handler ...", flush=True)
         imp = register_imported_pipeline(fn_env, n_rows)
-        results.update({"imported_fit_s": imp["fit_s"], "imported_register_s": imp["register_s"],
-                        "imported_onnx_kb": imp["onnx_bytes"] / 1024})
+        results.update(
+            {
+                "imported_fit_s": imp["fit_s"],
+                "imported_register_s": imp["register_s"],
+                "imported_onnx_kb": imp["onnx_bytes"] / 1024,
+            }
+        )
         cmp = compare_imported(fn_env, child_env, model["version"], imp["version"], counts, 2 if quick else 3)
         results.update({f"imported_cmp_{k}" if not k.startswith("ratio") else k: v for k, v in cmp.items()})
 
@@ -580,81 +698,157 @@ def main() -> None:
     results["cost_emf_logs_usd_per_m"] = 1e6 * results["emf_bytes_per_request"] / 1e9 * LOGS_GB
 
     r = results
-    print_table([
-        {"measure": "cold start (spawn -> first prediction)", "driftline": f"{r['cold_ours_s']:.3f} s",
-         "naive": f"{r['cold_naive_s']:.3f} s", "naive/driftline": f"{r['cold_ratio_naive_over_ours']:.1f}x"},
-        {"measure": "  of which imports", "driftline": f"{r['cold_ours_import_s']:.3f} s",
-         "naive": f"{r['cold_naive_import_s']:.3f} s", "naive/driftline": ""},
-        {"measure": "warm handler, 1 row, p50", "driftline": f"{r['warm_ours_1_p50_us']:.0f} us",
-         "naive": f"{r['warm_naive_1_p50_us']:.0f} us", "naive/driftline": f"{r['warm_ratio_1_p50']:.1f}x"},
-        {"measure": "warm handler, 1 row, p99", "driftline": f"{r['warm_ours_1_p99_us']:.0f} us",
-         "naive": f"{r['warm_naive_1_p99_us']:.0f} us",
-         "naive/driftline": f"{r['warm_naive_1_p99_us'] / r['warm_ours_1_p99_us']:.1f}x"},
-        {"measure": "warm handler, 1 row, CPU p50", "driftline": f"{r['warm_ours_1_cpu_p50_us']:.0f} us",
-         "naive": f"{r['warm_naive_1_cpu_p50_us']:.0f} us",
-         "naive/driftline": f"{r['warm_naive_1_cpu_p50_us'] / r['warm_ours_1_cpu_p50_us']:.1f}x"},
-        {"measure": "warm handler, 100 rows, p50", "driftline": f"{r['warm_ours_100_p50_us']:.0f} us",
-         "naive": f"{r['warm_naive_100_p50_us']:.0f} us", "naive/driftline": f"{r['warm_ratio_100_p50']:.1f}x"},
-        {"measure": "warm handler, 100 rows, p99", "driftline": f"{r['warm_ours_100_p99_us']:.0f} us",
-         "naive": f"{r['warm_naive_100_p99_us']:.0f} us",
-         "naive/driftline": f"{r['warm_naive_100_p99_us'] / r['warm_ours_100_p99_us']:.1f}x"},
-        {"measure": "warm handler, 100 rows, CPU p50", "driftline": f"{r['warm_ours_100_cpu_p50_us']:.0f} us",
-         "naive": f"{r['warm_naive_100_cpu_p50_us']:.0f} us",
-         "naive/driftline": f"{r['warm_naive_100_cpu_p50_us'] / r['warm_ours_100_cpu_p50_us']:.1f}x"},
-    ], title=f"Serving: Driftline (ONNX Runtime) vs naive (joblib + sklearn + pandas), {args.algorithm}")
-    print_table([
-        {"part (p50)": "whole handler (routing, logging context, EMF, capture)",
-         "us": r["warm_ours_1_p50_us"]},
-        {"part (p50)": "service.predict (parse, validate, infer, capture enqueue)",
-         "us": r["ours_core_1_p50_us"]},
-        {"part (p50)": "typed decode: parse + validate + encode (the request path)", "us": r["ours_typed_1_p50_us"]},
-        {"part (p50)": "general path's validation + encoding alone (dict rows)", "us": r["ours_validate_1_p50_us"]},
-        {"part (p50)": "ONNX Runtime run", "us": r["ours_onnx_run_1_p50_us"]},
-        {"part (p50)": "handler with synchronous capture (CAPTURE_MODE=sync)",
-         "us": r["capture_sync_1_p50_us"]},
-        {"part (p50)": "100 rows, alone: typed decode (the request path)", "us": r["ours_typed_100_p50_us"]},
-        {"part (p50)": "100 rows, alone: general path, parse (orjson)", "us": r["ours_parse_100_p50_us"]},
-        {"part (p50)": "100 rows, alone: general path, validation + encoding (columns)",
-         "us": r["ours_validate_100_p50_us"]},
-        {"part (p50)": "100 rows, alone: ONNX Runtime run", "us": r["ours_onnx_run_100_p50_us"]},
-    ], title="Driftline request path (parts measured alone, in loops: warmer caches than inside a request)")
-    print_table([
-        {"capture": cap, "mean": f"{r[f'sustained_100_capture_{cap}_mean_us']:.0f} us",
-         "p50": f"{r[f'sustained_100_capture_{cap}_p50_us']:.0f} us",
-         "p99": f"{r[f'sustained_100_capture_{cap}_p99_us']:.0f} us",
-         "rows/s": f"{r[f'sustained_100_capture_{cap}_rows_per_s']:,.0f}",
-         "most buffered": r[f"sustained_100_capture_{cap}_max_pending"],
-         "lost": r[f"sustained_100_capture_{cap}_lost"], "failed": r[f"sustained_100_capture_{cap}_failed"]}
-        for cap in ("on", "off")
-    ], title=f"Saturated sandbox: {n_sustained:,} back-to-back 100-row requests (capture keeps up by backpressure; "
-             f"{r['sustained_capture_cost_us_per_row']:.1f} us per captured row on average)")
+    print_table(
+        [
+            {
+                "measure": "cold start (spawn -> first prediction)",
+                "driftline": f"{r['cold_ours_s']:.3f} s",
+                "naive": f"{r['cold_naive_s']:.3f} s",
+                "naive/driftline": f"{r['cold_ratio_naive_over_ours']:.1f}x",
+            },
+            {
+                "measure": "  of which imports",
+                "driftline": f"{r['cold_ours_import_s']:.3f} s",
+                "naive": f"{r['cold_naive_import_s']:.3f} s",
+                "naive/driftline": "",
+            },
+            {
+                "measure": "warm handler, 1 row, p50",
+                "driftline": f"{r['warm_ours_1_p50_us']:.0f} us",
+                "naive": f"{r['warm_naive_1_p50_us']:.0f} us",
+                "naive/driftline": f"{r['warm_ratio_1_p50']:.1f}x",
+            },
+            {
+                "measure": "warm handler, 1 row, p99",
+                "driftline": f"{r['warm_ours_1_p99_us']:.0f} us",
+                "naive": f"{r['warm_naive_1_p99_us']:.0f} us",
+                "naive/driftline": f"{r['warm_naive_1_p99_us'] / r['warm_ours_1_p99_us']:.1f}x",
+            },
+            {
+                "measure": "warm handler, 1 row, CPU p50",
+                "driftline": f"{r['warm_ours_1_cpu_p50_us']:.0f} us",
+                "naive": f"{r['warm_naive_1_cpu_p50_us']:.0f} us",
+                "naive/driftline": f"{r['warm_naive_1_cpu_p50_us'] / r['warm_ours_1_cpu_p50_us']:.1f}x",
+            },
+            {
+                "measure": "warm handler, 100 rows, p50",
+                "driftline": f"{r['warm_ours_100_p50_us']:.0f} us",
+                "naive": f"{r['warm_naive_100_p50_us']:.0f} us",
+                "naive/driftline": f"{r['warm_ratio_100_p50']:.1f}x",
+            },
+            {
+                "measure": "warm handler, 100 rows, p99",
+                "driftline": f"{r['warm_ours_100_p99_us']:.0f} us",
+                "naive": f"{r['warm_naive_100_p99_us']:.0f} us",
+                "naive/driftline": f"{r['warm_naive_100_p99_us'] / r['warm_ours_100_p99_us']:.1f}x",
+            },
+            {
+                "measure": "warm handler, 100 rows, CPU p50",
+                "driftline": f"{r['warm_ours_100_cpu_p50_us']:.0f} us",
+                "naive": f"{r['warm_naive_100_cpu_p50_us']:.0f} us",
+                "naive/driftline": f"{r['warm_naive_100_cpu_p50_us'] / r['warm_ours_100_cpu_p50_us']:.1f}x",
+            },
+        ],
+        title=f"Serving: Driftline (ONNX Runtime) vs naive (joblib + sklearn + pandas), {args.algorithm}",
+    )
+    print_table(
+        [
+            {"part (p50)": "whole handler (routing, logging context, EMF, capture)", "us": r["warm_ours_1_p50_us"]},
+            {"part (p50)": "service.predict (parse, validate, infer, capture enqueue)", "us": r["ours_core_1_p50_us"]},
+            {
+                "part (p50)": "typed decode: parse + validate + encode (the request path)",
+                "us": r["ours_typed_1_p50_us"],
+            },
+            {"part (p50)": "general path's validation + encoding alone (dict rows)", "us": r["ours_validate_1_p50_us"]},
+            {"part (p50)": "ONNX Runtime run", "us": r["ours_onnx_run_1_p50_us"]},
+            {"part (p50)": "handler with synchronous capture (CAPTURE_MODE=sync)", "us": r["capture_sync_1_p50_us"]},
+            {"part (p50)": "100 rows, alone: typed decode (the request path)", "us": r["ours_typed_100_p50_us"]},
+            {"part (p50)": "100 rows, alone: general path, parse (orjson)", "us": r["ours_parse_100_p50_us"]},
+            {
+                "part (p50)": "100 rows, alone: general path, validation + encoding (columns)",
+                "us": r["ours_validate_100_p50_us"],
+            },
+            {"part (p50)": "100 rows, alone: ONNX Runtime run", "us": r["ours_onnx_run_100_p50_us"]},
+        ],
+        title="Driftline request path (parts measured alone, in loops: warmer caches than inside a request)",
+    )
+    print_table(
+        [
+            {
+                "capture": cap,
+                "mean": f"{r[f'sustained_100_capture_{cap}_mean_us']:.0f} us",
+                "p50": f"{r[f'sustained_100_capture_{cap}_p50_us']:.0f} us",
+                "p99": f"{r[f'sustained_100_capture_{cap}_p99_us']:.0f} us",
+                "rows/s": f"{r[f'sustained_100_capture_{cap}_rows_per_s']:,.0f}",
+                "most buffered": r[f"sustained_100_capture_{cap}_max_pending"],
+                "lost": r[f"sustained_100_capture_{cap}_lost"],
+                "failed": r[f"sustained_100_capture_{cap}_failed"],
+            }
+            for cap in ("on", "off")
+        ],
+        title=f"Saturated sandbox: {n_sustained:,} back-to-back 100-row requests (capture keeps up by backpressure; "
+        f"{r['sustained_capture_cost_us_per_row']:.1f} us per captured row on average)",
+    )
     rows_cmp = []
-    for part, label in (("handler_1", "warm handler, 1 row, p50"), ("handler_100", "warm handler, 100 rows, p50"),
-                        ("onnx_run_1", "  ONNX Runtime run alone, 1 row"),
-                        ("onnx_run_100", "  ONNX Runtime run alone, 100 rows")):
-        rows_cmp.append({"measure": label, "built-in": f"{r[f'imported_cmp_builtin_{part}_p50_us']:.0f} us",
-                         "imported": f"{r[f'imported_cmp_imported_{part}_p50_us']:.0f} us",
-                         "imported/built-in": f"{r[f'ratio_imported_vs_builtin_{part}_p50']:.2f}x"})
-    print_table(rows_cmp, title=f"Imported one-hot pipeline (ColumnTransformer + HGB, {r['imported_onnx_kb']:.0f} KB "
-                                f"ONNX) vs built-in {args.algorithm} ({r['onnx_kb']:.0f} KB) as champion, same "
-                                f"handler, alternating fresh processes, median of the runs' p50 (target: within 1.5x)")
+    for part, label in (
+        ("handler_1", "warm handler, 1 row, p50"),
+        ("handler_100", "warm handler, 100 rows, p50"),
+        ("onnx_run_1", "  ONNX Runtime run alone, 1 row"),
+        ("onnx_run_100", "  ONNX Runtime run alone, 100 rows"),
+    ):
+        rows_cmp.append(
+            {
+                "measure": label,
+                "built-in": f"{r[f'imported_cmp_builtin_{part}_p50_us']:.0f} us",
+                "imported": f"{r[f'imported_cmp_imported_{part}_p50_us']:.0f} us",
+                "imported/built-in": f"{r[f'ratio_imported_vs_builtin_{part}_p50']:.2f}x",
+            }
+        )
+    print_table(
+        rows_cmp,
+        title=f"Imported one-hot pipeline (ColumnTransformer + HGB, {r['imported_onnx_kb']:.0f} KB "
+        f"ONNX) vs built-in {args.algorithm} ({r['onnx_kb']:.0f} KB) as champion, same "
+        f"handler, alternating fresh processes, median of the runs' p50 (target: within 1.5x)",
+    )
     if "gateway_rps" in r:
-        print(f"\nlocal API gateway, 4 clients, 1 row: {r['gateway_rps']:.0f} req/s, p50 {r['gateway_p50_ms']:.1f} ms, "
-              f"p99 {r['gateway_p99_ms']:.1f} ms, errors {r['gateway_errors']:.0f}")
-    print(f"captures: {r['capture_records_sent']} records sent ({r['capture_records_failed']} failed), "
-          f"{r['capture_objects']} S3 objects under captures/model={MODEL}/")
-    print_table([
-        {"per 1M single-row predictions": "Lambda (requests + GB-s)", "driftline": r["cost_lambda_ours_usd_per_m"],
-         "naive": r["cost_lambda_naive_usd_per_m"]},
-        {"per 1M single-row predictions": "API Gateway REST", "driftline": r["cost_apigw_usd_per_m"],
-         "naive": r["cost_apigw_usd_per_m"]},
-        {"per 1M single-row predictions": "total (USD)", "driftline": r["cost_total_ours_usd_per_m"],
-         "naive": r["cost_total_naive_usd_per_m"]},
-        {"per 1M single-row predictions": "+ capture via Firehose", "driftline": r["cost_capture_usd_per_m"],
-         "naive": ""},
-        {"per 1M single-row predictions": "+ EMF metrics in CloudWatch Logs", "driftline": r["cost_emf_logs_usd_per_m"],
-         "naive": ""},
-    ], title=f"Paper cost estimate (us-east-1 list prices, {mem_gb * 1024:.0f} MB, billed per started ms)")
+        print(
+            f"\nlocal API gateway, 4 clients, 1 row: {r['gateway_rps']:.0f} req/s, p50 {r['gateway_p50_ms']:.1f} ms, "
+            f"p99 {r['gateway_p99_ms']:.1f} ms, errors {r['gateway_errors']:.0f}"
+        )
+    print(
+        f"captures: {r['capture_records_sent']} records sent ({r['capture_records_failed']} failed), "
+        f"{r['capture_objects']} S3 objects under captures/model={MODEL}/"
+    )
+    print_table(
+        [
+            {
+                "per 1M single-row predictions": "Lambda (requests + GB-s)",
+                "driftline": r["cost_lambda_ours_usd_per_m"],
+                "naive": r["cost_lambda_naive_usd_per_m"],
+            },
+            {
+                "per 1M single-row predictions": "API Gateway REST",
+                "driftline": r["cost_apigw_usd_per_m"],
+                "naive": r["cost_apigw_usd_per_m"],
+            },
+            {
+                "per 1M single-row predictions": "total (USD)",
+                "driftline": r["cost_total_ours_usd_per_m"],
+                "naive": r["cost_total_naive_usd_per_m"],
+            },
+            {
+                "per 1M single-row predictions": "+ capture via Firehose",
+                "driftline": r["cost_capture_usd_per_m"],
+                "naive": "",
+            },
+            {
+                "per 1M single-row predictions": "+ EMF metrics in CloudWatch Logs",
+                "driftline": r["cost_emf_logs_usd_per_m"],
+                "naive": "",
+            },
+        ],
+        title=f"Paper cost estimate (us-east-1 list prices, {mem_gb * 1024:.0f} MB, billed per started ms)",
+    )
     write_json(args.json, results)
 
 

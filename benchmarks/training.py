@@ -29,8 +29,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-for _k, _v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_SESSION_TOKEN": "test",
-               "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
+for _k, _v in {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_SESSION_TOKEN": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}.items():
     os.environ.setdefault(_k, _v)
 
 import numpy as np  # noqa: E402
@@ -45,11 +50,20 @@ def feature_set() -> Any:
     from driftline.features.schema import parse_feature_set
 
     feats: list[dict[str, Any]] = [{"name": f"x{i:02d}", "type": "float"} for i in range(N_NUMERIC)]
-    feats += [{"name": f"c{i}", "type": "categorical", "categories": [f"v{k}" for k in range(N_CATEGORIES)]}
-              for i in range(N_CATEGORICAL)]
-    return parse_feature_set({"name": "bench", "version": 1, "entity": ["id"], "timestamp": "ts",
-                              "features": feats,
-                              "labels": [{"name": "y", "task": "binary_classification", "classes": [0, 1]}]})
+    feats += [
+        {"name": f"c{i}", "type": "categorical", "categories": [f"v{k}" for k in range(N_CATEGORIES)]}
+        for i in range(N_CATEGORICAL)
+    ]
+    return parse_feature_set(
+        {
+            "name": "bench",
+            "version": 1,
+            "entity": ["id"],
+            "timestamp": "ts",
+            "features": feats,
+            "labels": [{"name": "y", "task": "binary_classification", "classes": [0, 1]}],
+        }
+    )
 
 
 def make_table(n: int, seed: int = 0) -> pa.Table:
@@ -59,9 +73,10 @@ def make_table(n: int, seed: int = 0) -> pa.Table:
     cats = rng.integers(0, N_CATEGORIES, size=(n, N_CATEGORICAL))
     logit = np.nan_to_num(num[:, :5]) @ np.array([0.8, -0.6, 0.5, 0.3, -0.4]) + (cats[:, 0] == 2) * 0.7 - 1.0
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
-    cols: dict[str, Any] = {"id": pa.array(np.arange(n).astype(str)),
-                            "ts": pa.array(np.sort(rng.integers(0, 90 * 86400, n)) * 1_000_000,
-                                           pa.timestamp("us", tz="UTC"))}
+    cols: dict[str, Any] = {
+        "id": pa.array(np.arange(n).astype(str)),
+        "ts": pa.array(np.sort(rng.integers(0, 90 * 86400, n)) * 1_000_000, pa.timestamp("us", tz="UTC")),
+    }
     for i in range(N_NUMERIC):
         cols[f"x{i:02d}"] = pa.array(num[:, i])
     values = np.array([f"v{k}" for k in range(N_CATEGORIES)], dtype=object)
@@ -90,8 +105,9 @@ def bench_training(n: int, repeat: int) -> dict[str, Any]:
 
     fs = feature_set()
     table = make_table(n)
-    cfg = ModelConfig(name="bench", feature_set="bench", algorithm="hist_gradient_boosting",
-                      retrain={"min_training_rows": 100})  # type: ignore[arg-type]
+    cfg = ModelConfig(
+        name="bench", feature_set="bench", algorithm="hist_gradient_boosting", retrain={"min_training_rows": 100}
+    )  # type: ignore[arg-type]
     schema = fs.input_schema()
     train_model(make_table(5000, 1), fs, cfg)  # warm-up: imports, OpenMP pool
     tm = train_model(table, fs, cfg)
@@ -132,16 +148,27 @@ def bench_training(n: int, repeat: int) -> dict[str, Any]:
 
     threads = sum(i.get("num_threads", 0) for i in threadpool_info() if i.get("user_api") == "openmp") or 1
     return {
-        "rows": n, "features": N_NUMERIC + N_CATEGORICAL, "openmp_threads": threads,
-        "driftline_total_s": total, "driftline_fit_s": part("fit"), "driftline_prepare_s": part("prepare"),
-        "onnx_convert_and_parity_s": part("onnx_and_parity"), "driftline_evaluate_s": part("evaluate"),
+        "rows": n,
+        "features": N_NUMERIC + N_CATEGORICAL,
+        "openmp_threads": threads,
+        "driftline_total_s": total,
+        "driftline_fit_s": part("fit"),
+        "driftline_prepare_s": part("prepare"),
+        "onnx_convert_and_parity_s": part("onnx_and_parity"),
+        "driftline_evaluate_s": part("evaluate"),
         "driftline_skops_s": part("skops"),
-        "sklearn_fit_only_s": fit_s, "naive_pandas_dummies_fit_s": naive_s,
-        "ratio_total_vs_sklearn_fit": total / fit_s, "ratio_total_vs_naive": total / naive_s,
-        "encode_table_s": enc_fast_s, "encode_columns_from_lists_s": enc_list_s,
+        "sklearn_fit_only_s": fit_s,
+        "naive_pandas_dummies_fit_s": naive_s,
+        "ratio_total_vs_sklearn_fit": total / fit_s,
+        "ratio_total_vs_naive": total / naive_s,
+        "encode_table_s": enc_fast_s,
+        "encode_columns_from_lists_s": enc_list_s,
         "ratio_encode_fast_vs_lists": enc_fast_s / enc_list_s,
-        "holdout_rows": len(Xv), "onnx_predict_holdout_s": ort_s, "sklearn_predict_holdout_s": skl_s,
-        "ratio_onnx_vs_sklearn_predict": ort_s / skl_s, "parity_max_abs_diff": tm.parity["max_abs_diff"],
+        "holdout_rows": len(Xv),
+        "onnx_predict_holdout_s": ort_s,
+        "sklearn_predict_holdout_s": skl_s,
+        "ratio_onnx_vs_sklearn_predict": ort_s / skl_s,
+        "parity_max_abs_diff": tm.parity["max_abs_diff"],
         "roc_auc": tm.metrics["roc_auc"],
     }
 
@@ -192,19 +219,27 @@ def bench_registry(kind: str, iterations: int) -> list[dict[str, Any]]:
     with emulator(kind):
         ddb = aws.client("dynamodb")
         table = "bench-registry"
-        ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                    {"AttributeName": "sk", "KeyType": "RANGE"}],
-                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                               {"AttributeName": "sk", "AttributeType": "S"}])
+        ddb.create_table(
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+        )
         reg = Registry(table)
         model = "bench-model"
-        samples: dict[str, list[float]] = {k: [] for k in ("raw GetItem (floor)", "aliases", "get_version",
-                                                            "register", "approve", "promote", "audit")}
+        samples: dict[str, list[float]] = {
+            k: [] for k in ("raw GetItem (floor)", "aliases", "get_version", "register", "approve", "promote", "audit")
+        }
         versions: list[int] = []
         for _ in range(iterations):
-            dt, mv = timed(lambda: reg.register(model, metrics={"roc_auc": 0.8}, params={"max_iter": 100},
-                                                lineage={"trigger": "bench"}))
+            dt, mv = timed(
+                lambda: reg.register(
+                    model, metrics={"roc_auc": 0.8}, params={"max_iter": 100}, lineage={"trigger": "bench"}
+                )
+            )
             samples["register"].append(dt)
             versions.append(mv.version)
         for v in versions:
@@ -222,8 +257,16 @@ def bench_registry(kind: str, iterations: int) -> list[dict[str, Any]]:
         rows = []
         for op, s in samples.items():
             p50, p99 = _pcts(s)
-            rows.append({"emulator": kind, "operation": op, "calls": len(s), "p50_ms": p50, "p99_ms": p99,
-                         "ratio_p50_vs_getitem": p50 / floor})
+            rows.append(
+                {
+                    "emulator": kind,
+                    "operation": op,
+                    "calls": len(s),
+                    "p50_ms": p50,
+                    "p99_ms": p99,
+                    "ratio_p50_vs_getitem": p50 / floor,
+                }
+            )
         return rows
 
 
@@ -245,36 +288,69 @@ def main() -> None:
     iterations = 20 if args.quick else 60
 
     tr = bench_training(rows, repeat)
-    print_table([
-        {"what": "Driftline train_model (encode, split, fit, ONNX, parity, eval, skops)", "seconds": tr[
-            "driftline_total_s"], "ratio": 1.0},
-        {"what": "  of which fit", "seconds": tr["driftline_fit_s"], "ratio": tr["driftline_fit_s"] / tr[
-            "driftline_total_s"]},
-        {"what": "  of which ONNX conversion + parity check", "seconds": tr["onnx_convert_and_parity_s"],
-         "ratio": tr["onnx_convert_and_parity_s"] / tr["driftline_total_s"]},
-        {"what": "  of which skops serialization", "seconds": tr["driftline_skops_s"],
-         "ratio": tr["driftline_skops_s"] / tr["driftline_total_s"]},
-        {"what": "sklearn HGB fit only (pre-encoded matrix; floor)", "seconds": tr["sklearn_fit_only_s"],
-         "ratio": tr["sklearn_fit_only_s"] / tr["driftline_total_s"]},
-        {"what": "naive: pandas get_dummies + HGB fit", "seconds": tr["naive_pandas_dummies_fit_s"],
-         "ratio": tr["naive_pandas_dummies_fit_s"] / tr["driftline_total_s"]},
-    ], title=f"training, HistGradientBoosting, {tr['rows']:,} rows x {tr['features']} features, "
-             f"{tr['openmp_threads']} OpenMP thread(s), median of {repeat} (ratio = vs Driftline total)")
-    print_table([
-        {"what": "encode_table (Arrow, distinct values)", "seconds": tr["encode_table_s"],
-         "ratio": tr["ratio_encode_fast_vs_lists"]},
-        {"what": "encode_columns on Python lists", "seconds": tr["encode_columns_from_lists_s"], "ratio": 1.0},
-        {"what": f"ONNX Runtime predict, {tr['holdout_rows']:,} holdout rows", "seconds": tr[
-            "onnx_predict_holdout_s"], "ratio": tr["ratio_onnx_vs_sklearn_predict"]},
-        {"what": "sklearn predict_proba, same rows", "seconds": tr["sklearn_predict_holdout_s"], "ratio": 1.0},
-    ], title=f"encoding and inference (parity max |diff| {tr['parity_max_abs_diff']:.2g}, "
-             f"ROC AUC {tr['roc_auc']:.3f})")
+    print_table(
+        [
+            {
+                "what": "Driftline train_model (encode, split, fit, ONNX, parity, eval, skops)",
+                "seconds": tr["driftline_total_s"],
+                "ratio": 1.0,
+            },
+            {
+                "what": "  of which fit",
+                "seconds": tr["driftline_fit_s"],
+                "ratio": tr["driftline_fit_s"] / tr["driftline_total_s"],
+            },
+            {
+                "what": "  of which ONNX conversion + parity check",
+                "seconds": tr["onnx_convert_and_parity_s"],
+                "ratio": tr["onnx_convert_and_parity_s"] / tr["driftline_total_s"],
+            },
+            {
+                "what": "  of which skops serialization",
+                "seconds": tr["driftline_skops_s"],
+                "ratio": tr["driftline_skops_s"] / tr["driftline_total_s"],
+            },
+            {
+                "what": "sklearn HGB fit only (pre-encoded matrix; floor)",
+                "seconds": tr["sklearn_fit_only_s"],
+                "ratio": tr["sklearn_fit_only_s"] / tr["driftline_total_s"],
+            },
+            {
+                "what": "naive: pandas get_dummies + HGB fit",
+                "seconds": tr["naive_pandas_dummies_fit_s"],
+                "ratio": tr["naive_pandas_dummies_fit_s"] / tr["driftline_total_s"],
+            },
+        ],
+        title=f"training, HistGradientBoosting, {tr['rows']:,} rows x {tr['features']} features, "
+        f"{tr['openmp_threads']} OpenMP thread(s), median of {repeat} (ratio = vs Driftline total)",
+    )
+    print_table(
+        [
+            {
+                "what": "encode_table (Arrow, distinct values)",
+                "seconds": tr["encode_table_s"],
+                "ratio": tr["ratio_encode_fast_vs_lists"],
+            },
+            {"what": "encode_columns on Python lists", "seconds": tr["encode_columns_from_lists_s"], "ratio": 1.0},
+            {
+                "what": f"ONNX Runtime predict, {tr['holdout_rows']:,} holdout rows",
+                "seconds": tr["onnx_predict_holdout_s"],
+                "ratio": tr["ratio_onnx_vs_sklearn_predict"],
+            },
+            {"what": "sklearn predict_proba, same rows", "seconds": tr["sklearn_predict_holdout_s"], "ratio": 1.0},
+        ],
+        title=f"encoding and inference (parity max |diff| {tr['parity_max_abs_diff']:.2g}, "
+        f"ROC AUC {tr['roc_auc']:.3f})",
+    )
     results: dict[str, Any] = dict(tr)
     reg_rows: list[dict[str, Any]] = []
     for kind in ("in-process", "server"):
         reg_rows += bench_registry(kind, iterations)
-    print_table(reg_rows, ["emulator", "operation", "calls", "p50_ms", "p99_ms", "ratio_p50_vs_getitem"],
-                title="registry operations against moto (ratio = p50 vs a raw boto3 GetItem)")
+    print_table(
+        reg_rows,
+        ["emulator", "operation", "calls", "p50_ms", "p99_ms", "ratio_p50_vs_getitem"],
+        title="registry operations against moto (ratio = p50 vs a raw boto3 GetItem)",
+    )
     for r in reg_rows:
         key = f"registry_{r['emulator'].replace('-', '_')}_{r['operation'].split(' ')[0].lower()}"
         results[f"{key}_p50_ms"] = r["p50_ms"]

@@ -115,8 +115,9 @@ class _Loader(botocore.loaders.Loader):
         try:  # public attributes only; anything unexpected falls back to botocore's own listing
             for root in self.search_paths:
                 path = os.path.join(root, service_name)
-                if os.path.isdir(path) and any(self.file_loader.exists(os.path.join(path, v, type_name))
-                                               for v in os.listdir(path)):
+                if os.path.isdir(path) and any(
+                    self.file_loader.exists(os.path.join(path, v, type_name)) for v in os.listdir(path)
+                ):
                     return True
         except Exception:
             return False
@@ -150,7 +151,7 @@ def loader_hooks_intact() -> list[str]:
         except (TypeError, ValueError):
             problems.append(f"botocore.loaders.{dotted} has no inspectable signature")
             continue
-        if got[:len(params)] != params:
+        if got[: len(params)] != params:
             problems.append(f"botocore.loaders.{dotted}{got} (expected {params} first)")
     probe = botocore.loaders.Loader()
     for attr in ("search_paths", "file_loader"):
@@ -173,8 +174,9 @@ def _session() -> botocore.session.Session:
     session = botocore.session.get_session()
     problems = loader_hooks_intact()
     if problems:  # botocore changed under us: its own loader, slower but correct
-        logging.getLogger(__name__).warning("botocore %s: using its stock model loader (%s)",
-                                            botocore.__version__, "; ".join(problems))
+        logging.getLogger(__name__).warning(
+            "botocore %s: using its stock model loader (%s)", botocore.__version__, "; ".join(problems)
+        )
         return session
     session.register_component("data_loader", _loader(session.get_config_variable("data_path")))
     return session
@@ -227,5 +229,7 @@ def env(name: str) -> str:
         return os.environ[name]
     except KeyError:
         service = os.environ.get("POWERTOOLS_SERVICE_NAME", "this process")
-        raise RuntimeError(f"environment variable {name} is not set for {service}; "
-                           f"it comes from the platform definition (driftline/platform.py)") from None
+        raise RuntimeError(
+            f"environment variable {name} is not set for {service}; "
+            f"it comes from the platform definition (driftline/platform.py)"
+        ) from None

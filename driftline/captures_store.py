@@ -140,8 +140,9 @@ class CapturesStore:
         return self._client
 
     # ---- the feedback writer ---------------------------------------------------------------------
-    def put_feedback(self, model: str, labels: Sequence[Mapping[str, Any]], *, by: str | None = None,
-                     now: datetime | None = None) -> str:
+    def put_feedback(
+        self, model: str, labels: Sequence[Mapping[str, Any]], *, by: str | None = None, now: datetime | None = None
+    ) -> str:
         """Write one labels request as one JSON-lines object under the hour it is stored.
 
         Each line carries the server's ``ts`` and the submitter ``by`` (omitted when unauthenticated),
@@ -167,15 +168,27 @@ class CapturesStore:
         ts = now.isoformat(timespec="microseconds")
         key = feedback_key(model, now, uuid.uuid4().hex)
         who = {FEEDBACK_BY: by} if by else {}
-        body = "".join(json.dumps({"request_id": r["request_id"], "label": r["label"], "ts": ts, **who},
-                                  separators=(",", ":")) + "\n" for r in labels)
+        body = "".join(
+            json.dumps({"request_id": r["request_id"], "label": r["label"], "ts": ts, **who}, separators=(",", ":"))
+            + "\n"
+            for r in labels
+        )
         self.client.put_object(Bucket=self.bucket, Key=key, Body=body.encode(), ContentType="application/x-ndjson")
         return f"s3://{self.bucket}/{key}"
 
     # ---- readers ---------------------------------------------------------------------------------
-    def captures(self, model: str, start: datetime, end: datetime, *, stats: ReadStats, max_records: int,
-                 include_end: bool = True, list_until: datetime | None = None,
-                 keep: Callable[[Mapping[str, Any]], bool] | None = None) -> Iterator[dict[str, Any]]:
+    def captures(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        *,
+        stats: ReadStats,
+        max_records: int,
+        include_end: bool = True,
+        list_until: datetime | None = None,
+        keep: Callable[[Mapping[str, Any]], bool] | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """The capture records of ``model`` stamped in the window, once each, in arrival order.
 
         Parameters
@@ -222,8 +235,16 @@ class CapturesStore:
                 return
         self._report_bad_lines("capture", model, stats)
 
-    def labels(self, model: str, start: datetime, end: datetime, *, labelers: Iterable[str] = (),
-               max_objects: int = DEFAULT_MAX_FEEDBACK_OBJECTS, stats: ReadStats | None = None) -> Labels:
+    def labels(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        *,
+        labelers: Iterable[str] = (),
+        max_objects: int = DEFAULT_MAX_FEEDBACK_OBJECTS,
+        stats: ReadStats | None = None,
+    ) -> Labels:
         """The feedback stored from ``start`` through ``end``, bound to callers.
 
         Parameters
@@ -254,8 +275,9 @@ class CapturesStore:
         return labels
 
     # ---- listing and parsing ---------------------------------------------------------------------
-    def _objects(self, prefixes: Sequence[str], stats: ReadStats,
-                 max_objects: int | None = None) -> Iterator[tuple[str, bytes]]:
+    def _objects(
+        self, prefixes: Sequence[str], stats: ReadStats, max_objects: int | None = None
+    ) -> Iterator[tuple[str, bytes]]:
         """(key, body) of every object under ``prefixes``; stops before the object past ``max_objects``."""
         for prefix in prefixes:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
@@ -266,8 +288,9 @@ class CapturesStore:
                     stats.n_objects += 1
                     yield obj["Key"], self.client.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
 
-    def _records(self, prefixes: Sequence[str], stats: ReadStats,
-                 max_objects: int | None = None) -> Iterator[dict[str, Any]]:
+    def _records(
+        self, prefixes: Sequence[str], stats: ReadStats, max_objects: int | None = None
+    ) -> Iterator[dict[str, Any]]:
         """The JSON-object lines of the objects under ``prefixes``; blank lines ignored, others counted."""
         for key, body in self._objects(prefixes, stats, max_objects):
             for n, line in enumerate(body.splitlines(), 1):
@@ -286,5 +309,11 @@ class CapturesStore:
 
     def _report_bad_lines(self, what: str, model: str, stats: ReadStats) -> None:
         if stats.n_bad_lines:
-            log.warning("%d %s lines of %s were not JSON objects and were skipped (first: s3://%s/%s)",
-                        stats.n_bad_lines, what, model, self.bucket, stats.first_bad)
+            log.warning(
+                "%d %s lines of %s were not JSON objects and were skipped (first: s3://%s/%s)",
+                stats.n_bad_lines,
+                what,
+                model,
+                self.bucket,
+                stats.first_bad,
+            )

@@ -68,17 +68,21 @@ class QualityGate(_Strict):
     @classmethod
     def _absolute(cls, v: float | None) -> float | None:
         if v is not None and v > 1.0:
-            raise ValueError("max_regression is absolute, in the metric's own units, and at most 1 (the whole "
-                             "range of a score such as roc_auc); for an error metric such as rmse set "
-                             "max_relative_regression instead (a fraction of the champion's value, e.g. 0.05 "
-                             "allows a candidate 5% worse)")
+            raise ValueError(
+                "max_regression is absolute, in the metric's own units, and at most 1 (the whole "
+                "range of a score such as roc_auc); for an error metric such as rmse set "
+                "max_relative_regression instead (a fraction of the champion's value, e.g. 0.05 "
+                "allows a candidate 5% worse)"
+            )
         return v
 
     @model_validator(mode="after")
     def _one_tolerance(self) -> QualityGate:
         if self.max_regression is not None and self.max_relative_regression is not None:
-            raise ValueError("set max_regression (absolute, in the metric's units) or max_relative_regression "
-                             "(a fraction of the champion's value), not both")
+            raise ValueError(
+                "set max_regression (absolute, in the metric's units) or max_relative_regression "
+                "(a fraction of the champion's value), not both"
+            )
         return self
 
     @property
@@ -152,9 +156,11 @@ class ModelConfig(_Strict):
     def _labelers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         bad = [p for p in v if not (IAM_PRINCIPAL_RE.match(p) or API_KEY_ID_RE.match(p))]
         if bad:
-            raise ValueError(f"{', '.join(map(repr, bad))}: each labeler must be an IAM role or user ARN "
-                             "(arn:aws:iam::123456789012:role/labeling) or an API key id (serving.auth api_key); "
-                             "no wildcards")
+            raise ValueError(
+                f"{', '.join(map(repr, bad))}: each labeler must be an IAM role or user ARN "
+                "(arn:aws:iam::123456789012:role/labeling) or an API key id (serving.auth api_key); "
+                "no wildcards"
+            )
         if len(set(v)) != len(v):
             raise ValueError("labelers are listed more than once")
         return v
@@ -169,9 +175,11 @@ class ModelConfig(_Strict):
     @model_validator(mode="after")
     def _manual_needs_approvers(self) -> ModelConfig:
         if self.approval == "manual" and not self.approvers:
-            raise ValueError("approval 'manual' needs 'approvers': the principals (IAM ARNs, or names on the local "
-                             "platform) allowed to approve; without them anyone who can call the approval route "
-                             "could approve")
+            raise ValueError(
+                "approval 'manual' needs 'approvers': the principals (IAM ARNs, or names on the local "
+                "platform) allowed to approve; without them anyone who can call the approval route "
+                "could approve"
+            )
         return self
 
     @model_validator(mode="after")
@@ -184,7 +192,8 @@ class ModelConfig(_Strict):
                 f"(deploy.bake_seconds {self.deploy.bake_seconds} x (1 + deploy.max_bake_extensions "
                 f"{self.deploy.max_bake_extensions}) = {longest_bake}) must be at most {budget} s: the "
                 f"retraining workflow times out after {WORKFLOW_TIMEOUT_SECONDS} s and the other steps need "
-                f"{WORKFLOW_STEPS_ALLOWANCE_SECONDS} s; lower one of them")
+                f"{WORKFLOW_STEPS_ALLOWANCE_SECONDS} s; lower one of them"
+            )
         return self
 
 
@@ -210,8 +219,9 @@ class ServingSettings(_Strict):
     @model_validator(mode="after")
     def _one_warm_start(self) -> ServingSettings:
         if self.snap_start and self.provisioned_concurrency:
-            raise ValueError("snap_start and provisioned_concurrency cannot both be set (Lambda does not "
-                             "combine them); keep one")
+            raise ValueError(
+                "snap_start and provisioned_concurrency cannot both be set (Lambda does not combine them); keep one"
+            )
         return self
 
 
@@ -282,8 +292,9 @@ def format_validation_error(err: ValidationError, prefix: str, where: str = "cdk
     for e in errors:
         loc = tuple(e["loc"])
         # A length error on a list whose items already failed is noise (pydantic reports both).
-        if e["type"] == "too_short" and any(len(o["loc"]) > len(loc) and tuple(o["loc"][:len(loc)]) == loc
-                                            for o in errors):
+        if e["type"] == "too_short" and any(
+            len(o["loc"]) > len(loc) and tuple(o["loc"][: len(loc)]) == loc for o in errors
+        ):
             continue
         key = f"{where} '{_loc(prefix, tuple(e['loc']))}'"
         msg = e["msg"].removeprefix("Value error, ")

@@ -74,20 +74,29 @@ class EventType:
         """A ``PutEvents`` entry (the caller serializes ``detail``)."""
         import json
 
-        return {"Source": self.source, "DetailType": self.detail_type, "Detail": json.dumps(detail),
-                "EventBusName": bus}
+        return {
+            "Source": self.source,
+            "DetailType": self.detail_type,
+            "Detail": json.dumps(detail),
+            "EventBusName": bus,
+        }
 
 
 FEATURE_DATA_ACCEPTED = EventType(
-    "driftline.ingest", "FeatureDataAccepted",
-    ("feature_set", "feature_set_version", "upload_id", "rows_accepted", "has_labels", "curated_uri", "curated_keys"))
+    "driftline.ingest",
+    "FeatureDataAccepted",
+    ("feature_set", "feature_set_version", "upload_id", "rows_accepted", "has_labels", "curated_uri", "curated_keys"),
+)
 """An upload committed accepted rows (``has_labels``: some carry labels, a retraining trigger)."""
 DRIFT_DETECTED = EventType(
-    "driftline.monitoring", "DriftDetected",
-    ("model", "version", "window_start", "window_end", "share_drifted", "drifted_columns", "report_uri"))
+    "driftline.monitoring",
+    "DriftDetected",
+    ("model", "version", "window_start", "window_end", "share_drifted", "drifted_columns", "report_uri"),
+)
 """A scheduled check found dataset drift (or a performance breach) for a model."""
 RETRAIN_REQUESTED = EventType(
-    "driftline.cli", "RetrainRequested", ("model", "requested_by", "reason", "require_approval", "version"))
+    "driftline.cli", "RetrainRequested", ("model", "requested_by", "reason", "require_approval", "version")
+)
 """Someone asked for a retraining run (``driftline retrain``, the demo, a notebook)."""
 EVENTS: tuple[EventType, ...] = (FEATURE_DATA_ACCEPTED, DRIFT_DETECTED, RETRAIN_REQUESTED)
 S3_OBJECT_CREATED = "Object Created"
@@ -188,7 +197,7 @@ CONTROL_PREFIXES = {
     "LOCK#": "one retraining run per model: pk LOCK#<model>, sk RETRAIN (retraining.control)",
     "RETRAIN#": "trigger decisions and workflow steps: pk RETRAIN#<model>, sk <time>#<id> (retraining.control)",
     "APPROVAL#": "a run waiting for approval, with its task token: pk APPROVAL#<model>, sk <version> "
-                 "(retraining.approvals)",
+    "(retraining.approvals)",
     "DRIFT#": "drift check history: pk DRIFT#<model> (monitoring.history)",
 }
 """Every item kind of the control table, its key layout and the one module that decides its content (the

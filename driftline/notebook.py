@@ -86,8 +86,9 @@ def _find_config(config: str | Path | None) -> Path:
         here = Path.cwd().resolve()
         found = next((d / "cdk.json" for d in (here, *here.parents) if (d / "cdk.json").is_file()), None)
         if found is None:
-            raise NotebookError(f"no cdk.json in {here} or its parents; pass config='path/to/cdk.json' or set "
-                                f"{CONFIG_ENV}")
+            raise NotebookError(
+                f"no cdk.json in {here} or its parents; pass config='path/to/cdk.json' or set {CONFIG_ENV}"
+            )
         path = found
     if not path.is_file():
         raise NotebookError(f"{path}: config file not found")
@@ -111,9 +112,16 @@ def _context(model: str, config: str | Path | None, env: str | None) -> _Context
         directory = path.resolve().parent / directory
     fs = FeatureSetCatalog(directory).get(cfg.feature_set)
     names = platform.caller_names(os.environ, lambda: _identity()["Account"], aws.region())
-    return _Context(platform=platform, config_path=path, cfg=cfg, fs=fs, registry_table=names["REGISTRY_TABLE"],
-                    artifacts_bucket=names["ARTIFACTS_BUCKET"], features_bucket=names["FEATURES_BUCKET"],
-                    audit_bucket=names["AUDIT_BUCKET"])
+    return _Context(
+        platform=platform,
+        config_path=path,
+        cfg=cfg,
+        fs=fs,
+        registry_table=names["REGISTRY_TABLE"],
+        artifacts_bucket=names["ARTIFACTS_BUCKET"],
+        features_bucket=names["FEATURES_BUCKET"],
+        audit_bucket=names["AUDIT_BUCKET"],
+    )
 
 
 def _identity() -> dict[str, str]:
@@ -123,8 +131,10 @@ def _identity() -> dict[str, str]:
     try:
         got = aws.client("sts").get_caller_identity()
     except Exception as e:
-        raise NotebookError(f"cannot tell who you are from STS ({type(e).__name__}: {e}); configure AWS "
-                            f"credentials, or start the local platform and set AWS_ENDPOINT_URL") from None
+        raise NotebookError(
+            f"cannot tell who you are from STS ({type(e).__name__}: {e}); configure AWS "
+            f"credentials, or start the local platform and set AWS_ENDPOINT_URL"
+        ) from None
     return {"Arn": str(got["Arn"]), "Account": str(got["Account"])}
 
 
@@ -138,8 +148,9 @@ def _store_table(ctx: _Context) -> tuple[Any, dict[str, Any]]:
         raise NotebookError(str(e)) from None
 
 
-def load_training_set(model: str, *, config: str | Path | None = None, env: str | None = None,
-                      validation_fraction: float | None = None) -> Any:
+def load_training_set(
+    model: str, *, config: str | Path | None = None, env: str | None = None, validation_fraction: float | None = None
+) -> Any:
     """The point-in-time training set of ``model`` from the feature store, as a pandas DataFrame.
 
     Parameters
@@ -196,8 +207,10 @@ def read_artifact(path: str | Path) -> Any:
         raise NotebookError(f"{p}: file not found")
     suffix = p.suffix.lower()
     if suffix not in ARTIFACT_KINDS:
-        raise NotebookError(f"{p}: unknown model file kind {suffix or '(no extension)'!r}; use .skops (scikit-learn), "
-                            f".onnx, .txt (LightGBM) or .json/.ubj (XGBoost)")
+        raise NotebookError(
+            f"{p}: unknown model file kind {suffix or '(no extension)'!r}; use .skops (scikit-learn), "
+            f".onnx, .txt (LightGBM) or .json/.ubj (XGBoost)"
+        )
     data = p.read_bytes()
     if not data:
         raise NotebookError(f"{p}: the file is empty")
@@ -224,9 +237,16 @@ def read_artifact(path: str | Path) -> Any:
     return ImportedModel(onnx=booster.onnx, class_indices=True, reference=booster.predict, **common)
 
 
-def register_model(estimator: Any, *, model: str, config: str | Path | None = None, env: str | None = None,
-                   data: Any = None, code_path: str | Path | None = None,
-                   validation_fraction: float | None = None) -> RegisteredModel:
+def register_model(
+    estimator: Any,
+    *,
+    model: str,
+    config: str | Path | None = None,
+    env: str | None = None,
+    data: Any = None,
+    code_path: str | Path | None = None,
+    validation_fraction: float | None = None,
+) -> RegisteredModel:
     """Convert, check and register ``estimator`` as a **candidate** version of ``model``.
 
     Parameters
@@ -282,11 +302,26 @@ def register_model(estimator: Any, *, model: str, config: str | Path | None = No
         cp = Path(code_path)
         code = {"path": str(cp), "sha256": _sha256(cp) if cp.is_file() else "missing"}
     registry = Registry(ctx.registry_table, ctx.audit_bucket)
-    outcome = register_imported(imported, table, ctx.fs, ctx.cfg, registry=registry,
-                                artifacts_bucket=ctx.artifacts_bucket, created_by=who, training_set=lineage,
-                                code=code, validation_fraction=validation_fraction)
+    outcome = register_imported(
+        imported,
+        table,
+        ctx.fs,
+        ctx.cfg,
+        registry=registry,
+        artifacts_bucket=ctx.artifacts_bucket,
+        created_by=who,
+        training_set=lineage,
+        code=code,
+        validation_fraction=validation_fraction,
+    )
     if outcome.status == "rejected":
         raise ModelRejectedError(outcome.model, outcome.version, outcome.reason)
-    return RegisteredModel(model=outcome.model, version=outcome.version, status=outcome.status,
-                           metrics=outcome.metrics, champion_version=outcome.champion_version,
-                           champion_metrics=outcome.champion_metrics, lineage=outcome.lineage)
+    return RegisteredModel(
+        model=outcome.model,
+        version=outcome.version,
+        status=outcome.status,
+        metrics=outcome.metrics,
+        champion_version=outcome.champion_version,
+        champion_metrics=outcome.champion_metrics,
+        lineage=outcome.lineage,
+    )

@@ -118,8 +118,16 @@ TOKEN_HOLDERS = frozenset({"workflow", "approve"})
 """The functions that may touch approval items (a waiting run's task token) in the control table: the
 workflow's request_approval step writes them, approve reads and deletes them. Every other function with
 access to the control table is denied them explicitly."""
-ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem",
-                "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+ITEM_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+)
 """Item-level actions: IAM sees their partition keys as ``dynamodb:LeadingKeys`` (writes too: an update
 returning ALL_OLD would read the token)."""
 KEYLESS_READS = ("dynamodb:Scan", "dynamodb:PartiQLSelect", "dynamodb:ExportTableToPointInTime")
@@ -143,8 +151,7 @@ class Statement:
         return out
 
     def document(self) -> dict[str, object]:
-        doc: dict[str, object] = {"Effect": self.effect, "Action": list(self.actions),
-                                  "Resource": list(self.resources)}
+        doc: dict[str, object] = {"Effect": self.effect, "Action": list(self.actions), "Resource": list(self.resources)}
         if self.condition:
             doc["Condition"] = self.condition_json()
         return doc
@@ -370,8 +377,14 @@ class Platform:
                 if arns:
                     out.append(Statement(("firehose:PutRecord", "firehose:PutRecordBatch"), arns))
             elif g.kind == "metrics":
-                out.append(Statement(("cloudwatch:PutMetricData",), ("*",), "Allow",
-                                     (("StringEquals", "cloudwatch:namespace", (METRICS_NAMESPACE,)),)))
+                out.append(
+                    Statement(
+                        ("cloudwatch:PutMetricData",),
+                        ("*",),
+                        "Allow",
+                        (("StringEquals", "cloudwatch:namespace", (METRICS_NAMESPACE,)),),
+                    )
+                )
             elif g.kind == "workflow":
                 sm = resolve("workflow", g.logical)
                 executions = (f"arn:{partition}:states:{region}:{account}:execution:{self.name(g.logical)}:*",)
@@ -390,6 +403,7 @@ class Platform:
 
 
 _COMMON = ("DRIFTLINE_ENV", "PLATFORM_CONFIG", "FEATURE_SETS_DIR")
+
 
 def _bucket_statements(b: str, g: Grant, key: set[str]) -> list[Statement]:
     out = []
@@ -427,126 +441,280 @@ def _table_statements(t: str, g: Grant, key: set[str], deny_tokens: bool) -> lis
 
 # The actions CDK's grant helpers use (kept identical, so deployed roles do not change).
 _S3_READ = ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
-_S3_PUT = ("s3:PutObject", "s3:PutObjectLegalHold", "s3:PutObjectRetention", "s3:PutObjectTagging",
-           "s3:PutObjectVersionTagging", "s3:Abort*")
-_DDB_READ = ("dynamodb:BatchGetItem", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:Query",
-             "dynamodb:GetItem", "dynamodb:Scan", "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable")
-_DDB_WRITE = ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-              "dynamodb:DescribeTable")
+_S3_PUT = (
+    "s3:PutObject",
+    "s3:PutObjectLegalHold",
+    "s3:PutObjectRetention",
+    "s3:PutObjectTagging",
+    "s3:PutObjectVersionTagging",
+    "s3:Abort*",
+)
+_DDB_READ = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:Query",
+    "dynamodb:GetItem",
+    "dynamodb:Scan",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DescribeTable",
+)
+_DDB_WRITE = (
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",
+)
 
 
 def build_platform(config: PlatformConfig) -> Platform:
     """Derive the whole platform from the config. Pure: no AWS, no CDK."""
     functions = (
         Function(
-            "ingest", "lambdas.ingest.handler", "Validates uploads; curates, quarantines, updates the online store",
-            package="data", stack="data", memory_mb=3008, timeout_s=900,
-            env=(*_COMMON, "FEATURES_BUCKET", "ONLINE_TABLE", "CONTROL_TABLE", "IDEMPOTENCY_TABLE",
-                 "EVENT_BUS_NAME", "ALERTS_TOPIC_ARN"),
-            access=(Grant("bucket", "features", "read_write"),
-                    # an accepted upload is removed from incoming/ (versions stay); a commit removes its marker
-                    Grant("bucket", "features", "delete", f"{INCOMING_PREFIX}/*"),
-                    Grant("bucket", "features", "delete", f"{CURATED_PREFIX}/*/{PENDING_DIR}/*"),
-                    Grant("table", "online", "read_write"), Grant("table", "control", "read_write"),
-                    Grant("table", "idempotency", "read_write"), Grant("bus", level="write"),
-                    Grant("topic", "alerts", "write")),
+            "ingest",
+            "lambdas.ingest.handler",
+            "Validates uploads; curates, quarantines, updates the online store",
+            package="data",
+            stack="data",
+            memory_mb=3008,
+            timeout_s=900,
+            env=(
+                *_COMMON,
+                "FEATURES_BUCKET",
+                "ONLINE_TABLE",
+                "CONTROL_TABLE",
+                "IDEMPOTENCY_TABLE",
+                "EVENT_BUS_NAME",
+                "ALERTS_TOPIC_ARN",
+            ),
+            access=(
+                Grant("bucket", "features", "read_write"),
+                # an accepted upload is removed from incoming/ (versions stay); a commit removes its marker
+                Grant("bucket", "features", "delete", f"{INCOMING_PREFIX}/*"),
+                Grant("bucket", "features", "delete", f"{CURATED_PREFIX}/*/{PENDING_DIR}/*"),
+                Grant("table", "online", "read_write"),
+                Grant("table", "control", "read_write"),
+                Grant("table", "idempotency", "read_write"),
+                Grant("bus", level="write"),
+                Grant("topic", "alerts", "write"),
+            ),
         ),
         Function(
-            "serve", "lambdas.serve.handler", "HTTPS prediction endpoint (ONNX Runtime fast path)",
-            package="serving", stack="serving", memory_mb=config.serving.memory_mb, timeout_s=10,
-            env=("DRIFTLINE_ENV", "REGISTRY_TABLE", "ARTIFACTS_BUCKET", "ONLINE_TABLE", "CAPTURES_BUCKET",
-                 "CAPTURE_STREAM_PREFIX", "CHAMPION_TTL_SECONDS", "CAPTURE_SAMPLING", "MAX_ROWS",
-                 "POWERTOOLS_TRACE_DISABLED"),
-            access=(Grant("bucket", "artifacts"), Grant("bucket", "captures", "write"),
-                    Grant("table", "registry"), Grant("table", "online"), Grant("streams", level="write")),
+            "serve",
+            "lambdas.serve.handler",
+            "HTTPS prediction endpoint (ONNX Runtime fast path)",
+            package="serving",
+            stack="serving",
+            memory_mb=config.serving.memory_mb,
+            timeout_s=10,
+            env=(
+                "DRIFTLINE_ENV",
+                "REGISTRY_TABLE",
+                "ARTIFACTS_BUCKET",
+                "ONLINE_TABLE",
+                "CAPTURES_BUCKET",
+                "CAPTURE_STREAM_PREFIX",
+                "CHAMPION_TTL_SECONDS",
+                "CAPTURE_SAMPLING",
+                "MAX_ROWS",
+                "POWERTOOLS_TRACE_DISABLED",
+            ),
+            access=(
+                Grant("bucket", "artifacts"),
+                Grant("bucket", "captures", "write"),
+                Grant("table", "registry"),
+                Grant("table", "online"),
+                Grant("streams", level="write"),
+            ),
         ),
         Function(
-            "drift", "lambdas.drift.handler", "Scheduled drift and performance check per model",
-            package="drift", stack="monitoring", memory_mb=2048, timeout_s=300,
-            env=(*_COMMON, "REGISTRY_TABLE", "ARTIFACTS_BUCKET", "CAPTURES_BUCKET", "REPORTS_BUCKET",
-                 "CONTROL_TABLE", "ALERTS_TOPIC_ARN", "EVENT_BUS_NAME"),
-            access=(Grant("bucket", "artifacts"), Grant("bucket", "captures"), Grant("bucket", "reports", "read_write"),
-                    Grant("table", "registry"), Grant("table", "control", "read_write"),
-                    Grant("topic", "alerts", "write"), Grant("bus", level="write"), Grant("metrics", level="write")),
+            "drift",
+            "lambdas.drift.handler",
+            "Scheduled drift and performance check per model",
+            package="drift",
+            stack="monitoring",
+            memory_mb=2048,
+            timeout_s=300,
+            env=(
+                *_COMMON,
+                "REGISTRY_TABLE",
+                "ARTIFACTS_BUCKET",
+                "CAPTURES_BUCKET",
+                "REPORTS_BUCKET",
+                "CONTROL_TABLE",
+                "ALERTS_TOPIC_ARN",
+                "EVENT_BUS_NAME",
+            ),
+            access=(
+                Grant("bucket", "artifacts"),
+                Grant("bucket", "captures"),
+                Grant("bucket", "reports", "read_write"),
+                Grant("table", "registry"),
+                Grant("table", "control", "read_write"),
+                Grant("topic", "alerts", "write"),
+                Grant("bus", level="write"),
+                Grant("metrics", level="write"),
+            ),
         ),
         Function(
-            "train", "lambdas.train.handler", "Builds the point-in-time training set, trains, converts, registers",
-            package="image", stack="pipeline", memory_mb=4096, timeout_s=900,
+            "train",
+            "lambdas.train.handler",
+            "Builds the point-in-time training set, trains, converts, registers",
+            package="image",
+            stack="pipeline",
+            memory_mb=4096,
+            timeout_s=900,
             env=(*_COMMON, "FEATURES_BUCKET", "ARTIFACTS_BUCKET", "REGISTRY_TABLE", "AUDIT_BUCKET", "TRAINERS_DIR"),
-            access=(Grant("bucket", "features", "read_write"), Grant("bucket", "artifacts", "read_write"),
-                    Grant("table", "registry", "read_write"),
-                    Grant("bucket", "audit", "append")),  # seals the audit entries of its registrations
+            access=(
+                Grant("bucket", "features", "read_write"),
+                Grant("bucket", "artifacts", "read_write"),
+                Grant("table", "registry", "read_write"),
+                Grant("bucket", "audit", "append"),
+            ),  # seals the audit entries of its registrations
         ),
         Function(
-            "retrain-trigger", "lambdas.retrain_trigger.handler",
+            "retrain-trigger",
+            "lambdas.retrain_trigger.handler",
             "Turns drift, new-label, schedule and manual triggers into at most one workflow run per model",
-            package="base", stack="pipeline", memory_mb=256, timeout_s=30,
+            package="base",
+            stack="pipeline",
+            memory_mb=256,
+            timeout_s=30,
             env=(*_COMMON, "CONTROL_TABLE", "REGISTRY_TABLE", "RETRAIN_STATE_MACHINE_ARN", "ALERTS_TOPIC_ARN"),
-            access=(Grant("table", "control", "read_write"), Grant("table", "registry"),
-                    Grant("topic", "alerts", "write"), Grant("workflow", "retrain", "start")),
+            access=(
+                Grant("table", "control", "read_write"),
+                Grant("table", "registry"),
+                Grant("topic", "alerts", "write"),
+                Grant("workflow", "retrain", "start"),
+            ),
         ),
         Function(
-            "workflow", "lambdas.workflow.handler",
+            "workflow",
+            "lambdas.workflow.handler",
             "Retraining workflow steps: gate, approval, deploy, canary evaluation, promote, rollback",
-            package="workflow", stack="pipeline", memory_mb=1024, timeout_s=120,
-            env=(*_COMMON, "REGISTRY_TABLE", "AUDIT_BUCKET", "CONTROL_TABLE", "CAPTURES_BUCKET", "ARTIFACTS_BUCKET",
-                 "ALERTS_TOPIC_ARN", "APPROVALS_TOPIC_ARN"),
-            access=(Grant("bucket", "artifacts"), Grant("bucket", "captures"), Grant("table", "registry", "read_write"),
-                    # seals its audit entries; reads the trail back for a rollback
-                    Grant("bucket", "audit", "read_append"),
-                    Grant("table", "control", "read_write"), Grant("topic", "alerts", "write"),
-                    Grant("topic", "approvals", "write")),
+            package="workflow",
+            stack="pipeline",
+            memory_mb=1024,
+            timeout_s=120,
+            env=(
+                *_COMMON,
+                "REGISTRY_TABLE",
+                "AUDIT_BUCKET",
+                "CONTROL_TABLE",
+                "CAPTURES_BUCKET",
+                "ARTIFACTS_BUCKET",
+                "ALERTS_TOPIC_ARN",
+                "APPROVALS_TOPIC_ARN",
+            ),
+            access=(
+                Grant("bucket", "artifacts"),
+                Grant("bucket", "captures"),
+                Grant("table", "registry", "read_write"),
+                # seals its audit entries; reads the trail back for a rollback
+                Grant("bucket", "audit", "read_append"),
+                Grant("table", "control", "read_write"),
+                Grant("topic", "alerts", "write"),
+                Grant("topic", "approvals", "write"),
+            ),
         ),
         Function(
-            "approve", "lambdas.approve.handler",
+            "approve",
+            "lambdas.approve.handler",
             "Approves or rejects a candidate a retraining run waits on, as the SigV4 caller (approval route)",
-            package="base", stack="serving", memory_mb=256, timeout_s=20,
-            env=("DRIFTLINE_ENV", "PLATFORM_CONFIG", "REGISTRY_TABLE", "AUDIT_BUCKET", "CONTROL_TABLE",
-                 "APPROVAL_API_ID"),
+            package="base",
+            stack="serving",
+            memory_mb=256,
+            timeout_s=20,
+            env=(
+                "DRIFTLINE_ENV",
+                "PLATFORM_CONFIG",
+                "REGISTRY_TABLE",
+                "AUDIT_BUCKET",
+                "CONTROL_TABLE",
+                "APPROVAL_API_ID",
+            ),
             # exactly the calls of resolve_approval: read the waiting token and delete it, the status change
             # and its audit entry in one transaction, sealing that entry, answering the waiting run
-            access=(Grant("table", "control", actions=("dynamodb:GetItem", "dynamodb:Query", "dynamodb:DeleteItem")),
-                    Grant("table", "registry", actions=("dynamodb:GetItem", "dynamodb:PutItem",
-                                                        "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem")),
-                    Grant("bucket", "audit", "append"), Grant("workflow", "retrain", "decide")),
+            access=(
+                Grant("table", "control", actions=("dynamodb:GetItem", "dynamodb:Query", "dynamodb:DeleteItem")),
+                Grant(
+                    "table",
+                    "registry",
+                    actions=(
+                        "dynamodb:GetItem",
+                        "dynamodb:PutItem",
+                        "dynamodb:UpdateItem",
+                        "dynamodb:ConditionCheckItem",
+                    ),
+                ),
+                Grant("bucket", "audit", "append"),
+                Grant("workflow", "retrain", "decide"),
+            ),
         ),
     )
     schedules: list[ScheduleRule] = []
     for m in config.models:
-        schedules.append(ScheduleRule(f"drift-{m.name}", m.drift.schedule, "drift", "function",
-                                      {"model": m.name}, stack="monitoring"))
+        schedules.append(
+            ScheduleRule(
+                f"drift-{m.name}", m.drift.schedule, "drift", "function", {"model": m.name}, stack="monitoring"
+            )
+        )
         if m.retrain.schedule:
-            schedules.append(ScheduleRule(f"retrain-{m.name}", m.retrain.schedule, "retrain-trigger", "function",
-                                          {"model": m.name, "trigger": "schedule"}, stack="pipeline"))
+            schedules.append(
+                ScheduleRule(
+                    f"retrain-{m.name}",
+                    m.retrain.schedule,
+                    "retrain-trigger",
+                    "function",
+                    {"model": m.name, "trigger": "schedule"},
+                    stack="pipeline",
+                )
+            )
     event_rules = (
-        EventRule("on-drift", DRIFT_DETECTED.pattern(),
-                  "retrain-trigger", "function"),
-        EventRule("on-labeled-data", FEATURE_DATA_ACCEPTED.pattern(has_labels=[True]),
-                  "retrain-trigger", "function"),
-        EventRule("on-retrain-request", RETRAIN_REQUESTED.pattern(),
-                  "retrain-trigger", "function"),
+        EventRule("on-drift", DRIFT_DETECTED.pattern(), "retrain-trigger", "function"),
+        EventRule("on-labeled-data", FEATURE_DATA_ACCEPTED.pattern(has_labels=[True]), "retrain-trigger", "function"),
+        EventRule("on-retrain-request", RETRAIN_REQUESTED.pattern(), "retrain-trigger", "function"),
     )
     return Platform(
         config=config,
         buckets=(
-            Bucket("features", "Uploads (incoming/), curated Parquet (curated/), quarantine/ and training sets",
-                   expire_prefixes=((f"{QUARANTINE_PREFIX}/", 365),)),
+            Bucket(
+                "features",
+                "Uploads (incoming/), curated Parquet (curated/), quarantine/ and training sets",
+                expire_prefixes=((f"{QUARANTINE_PREFIX}/", 365),),
+            ),
             Bucket("artifacts", "Model artifacts: ONNX, skops, reference profiles"),
-            Bucket("captures", "Inference captures and feedback labels",
-                   # labels outlive the captures they label (they arrive late); delivery errors are for triage
-                   expire_prefixes=((f"{CAPTURES_PREFIX}/", 90), (f"{FEEDBACK_PREFIX}/", 180),
-                                    (f"{CAPTURE_ERRORS_PREFIX}/", 30))),
+            Bucket(
+                "captures",
+                "Inference captures and feedback labels",
+                # labels outlive the captures they label (they arrive late); delivery errors are for triage
+                expire_prefixes=(
+                    (f"{CAPTURES_PREFIX}/", 90),
+                    (f"{FEEDBACK_PREFIX}/", 180),
+                    (f"{CAPTURE_ERRORS_PREFIX}/", 30),
+                ),
+            ),
             Bucket("reports", "Drift reports (JSON and HTML)"),
-            Bucket("audit", "Sealed copies of the registry's audit entries (write-once)",
-                   write_once_days=AUDIT_RETENTION_DAYS),
+            Bucket(
+                "audit",
+                "Sealed copies of the registry's audit entries (write-once)",
+                write_once_days=AUDIT_RETENTION_DAYS,
+            ),
         ),
         tables=(
             Table("registry", "Model versions, aliases (champion/challenger), traffic policy, audit trail"),
             Table("online", "Latest feature values per entity", sort_key=None),
-            Table("control", "Ingest results, drift history, retraining decisions and locks",
-                  ttl_attribute="expires_at"),
-            Table("idempotency", "Powertools idempotency records for ingest", partition_key="id",
-                  sort_key=None, ttl_attribute="expiration"),
+            Table(
+                "control", "Ingest results, drift history, retraining decisions and locks", ttl_attribute="expires_at"
+            ),
+            Table(
+                "idempotency",
+                "Powertools idempotency records for ingest",
+                partition_key="id",
+                sort_key=None,
+                ttl_attribute="expiration",
+            ),
         ),
         topics=("alerts", "approvals"),
         queues=tuple(f"dlq-{stack}" for stack in ("data", "serving", "monitoring", "pipeline")),
@@ -557,10 +725,16 @@ def build_platform(config: PlatformConfig) -> Platform:
         schedules=tuple(schedules),
         event_rules=event_rules,
         workflows=(
-            Workflow("retrain", "retrain.asl.json",
-                     {"TrainFunctionArn": ("function", "train"), "WorkflowFunctionArn": ("function", "workflow"),
-                      "AlertsTopicArn": ("topic", "alerts")},
-                     functions=("train", "workflow")),
+            Workflow(
+                "retrain",
+                "retrain.asl.json",
+                {
+                    "TrainFunctionArn": ("function", "train"),
+                    "WorkflowFunctionArn": ("function", "workflow"),
+                    "AlertsTopicArn": ("topic", "alerts"),
+                },
+                functions=("train", "workflow"),
+            ),
         ),
         routes=(
             # unauthenticated, throttled on their own (serving.public_throttle_*): liveness, answered by the

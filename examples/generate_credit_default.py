@@ -23,9 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=20_000, help="rows per period (default 20000)")
     parser.add_argument("--start", default="2026-01-01", help="start of the reference period (ISO date)")
     parser.add_argument("--months", type=int, default=3, help="reference period length in 30-day months")
-    parser.add_argument("--drift", action="append", choices=sorted(PRESETS), default=None,
-                        help="a drifted 30-day period after the reference (repeatable; "
-                             "default: covariate then concept)")
+    parser.add_argument(
+        "--drift",
+        action="append",
+        choices=sorted(PRESETS),
+        default=None,
+        help="a drifted 30-day period after the reference (repeatable; default: covariate then concept)",
+    )
     parser.add_argument("--format", choices=["parquet", "csv", "csv.gz"], default="parquet")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
@@ -35,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         periods = default_periods(args.start, args.months, args.drift or ("covariate", "concept"))
     except ValueError as e:
         parser.error(str(e))
-    paths = write_periods(args.out, rows_per_period=args.rows, periods=periods, fmt=args.format,
-                          seed=args.seed)
+    paths = write_periods(args.out, rows_per_period=args.rows, periods=periods, fmt=args.format, seed=args.seed)
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 

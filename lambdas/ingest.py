@@ -51,16 +51,16 @@ class _Runtime:
         self.client = aws.client("dynamodb")
         self.catalog = FeatureSetCatalog(os.environ.get("FEATURE_SETS_DIR", "feature_sets"))
         self.ingestor = Ingestor(self.catalog, IngestTargets.from_env())
-        self.config = IdempotencyConfig(event_key_jmespath="[bucket, key, version_id, etag, redrive]",
-                                        expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
-                                        response_hook=_mark_replay)  # type: ignore[arg-type]
-        persistence = DynamoDBPersistenceLayer(table_name=aws.env("IDEMPOTENCY_TABLE"),
-                                               boto3_client=self.client)
+        self.config = IdempotencyConfig(
+            event_key_jmespath="[bucket, key, version_id, etag, redrive]",
+            expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+            response_hook=_mark_replay,  # type: ignore[arg-type]
+        )
+        persistence = DynamoDBPersistenceLayer(table_name=aws.env("IDEMPOTENCY_TABLE"), boto3_client=self.client)
         self.persistence = persistence
         self.renewable = can_renew(persistence)
 
-        @idempotent_function(data_keyword_argument="record", persistence_store=persistence,
-                             config=self.config)
+        @idempotent_function(data_keyword_argument="record", persistence_store=persistence, config=self.config)
         def process(record: dict[str, Any]) -> dict[str, Any]:
             return self.ingestor.process(S3Object(**record)).to_dict()
 
@@ -81,7 +81,7 @@ def _count(name: str, value: float) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
-@logger.inject_lambda_context(correlation_id_path="Records[0].responseElements.\"x-amz-request-id\"")
+@logger.inject_lambda_context(correlation_id_path='Records[0].responseElements."x-amz-request-id"')
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -111,9 +111,24 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             raise
         bad = result["status"] in ("partial", "rejected", "unreadable", "too_large", "failed")
         log = logger.warning if bad else logger.info
-        log("ingest result", extra={k: result.get(k) for k in (
-            "status", "source", "feature_set", "upload_id", "rows_total", "rows_accepted", "rows_rejected",
-            "report_uri", "reason", "idempotent_replay")})
+        log(
+            "ingest result",
+            extra={
+                k: result.get(k)
+                for k in (
+                    "status",
+                    "source",
+                    "feature_set",
+                    "upload_id",
+                    "rows_total",
+                    "rows_accepted",
+                    "rows_rejected",
+                    "report_uri",
+                    "reason",
+                    "idempotent_replay",
+                )
+            },
+        )
         if result.get("idempotent_replay"):
             _count("UploadsReplayed", 1)
         else:

@@ -52,8 +52,10 @@ def _tracing_enabled() -> bool:
 
 
 logger = Logger()
-emf = EmfWriter(os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE,
-                os.environ.get("POWERTOOLS_SERVICE_NAME") or "driftline-serve")
+emf = EmfWriter(
+    os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE,
+    os.environ.get("POWERTOOLS_SERVICE_NAME") or "driftline-serve",
+)
 
 
 class _State:
@@ -80,8 +82,13 @@ def service() -> PredictionService:
 
 def _http_request(req: ProxyRequest) -> HttpRequest:
     rid = request_id_from(req.headers.get("x-request-id"), req.gateway_request_id)
-    return HttpRequest(body=req.body, content_type=req.headers.get("content-type"), is_base64=req.is_base64,
-                       request_id=rid, caller=req.caller)
+    return HttpRequest(
+        body=req.body,
+        content_type=req.headers.get("content-type"),
+        is_base64=req.is_base64,
+        request_id=rid,
+        caller=req.caller,
+    )
 
 
 def _error_request_id(req: ProxyRequest | None) -> str | None:
@@ -97,8 +104,9 @@ def _error_request_id(req: ProxyRequest | None) -> str | None:
 # ---------------------------------------------------------------------- routes
 def _server_url(req: ProxyRequest) -> str | None:
     host, stage = req.headers.get("host"), req.stage
-    return f"https://{host}/{stage}" if host and stage and "execute-api" in host else (
-        f"https://{host}" if host else None)
+    return (
+        f"https://{host}/{stage}" if host and stage and "execute-api" in host else (f"https://{host}" if host else None)
+    )
 
 
 def openapi(req: ProxyRequest, params: dict[str, str]) -> dict[str, Any]:
@@ -123,13 +131,15 @@ def feedback(req: ProxyRequest, params: dict[str, str]) -> dict[str, Any]:
     return respond(202, service().feedback(params["model"], _http_request(req), _State.outcome))
 
 
-router: Router[RouteHandler] = Router([  # most frequent first: a match stops the scan
-    ("POST", "/v1/models/{model}/predict", predict),
-    ("GET", "/openapi.json", openapi),
-    ("GET", "/v1/models/{model}", describe),
-    ("GET", "/v1/models/{model}/openapi.json", model_openapi),
-    ("POST", "/v1/models/{model}/feedback", feedback),
-])
+router: Router[RouteHandler] = Router(
+    [  # most frequent first: a match stops the scan
+        ("POST", "/v1/models/{model}/predict", predict),
+        ("GET", "/openapi.json", openapi),
+        ("GET", "/v1/models/{model}", describe),
+        ("GET", "/v1/models/{model}/openapi.json", model_openapi),
+        ("POST", "/v1/models/{model}/feedback", feedback),
+    ]
+)
 ROUTES: tuple[tuple[str, str], ...] = tuple(router.templates)
 """Must equal ``driftline.platform`` routes (checked by a test; that module imports pydantic)."""
 
@@ -146,9 +156,17 @@ def _error_response(e: ServingError, req: ProxyRequest | None) -> dict[str, Any]
 def _internal_error(req: ProxyRequest | None) -> dict[str, Any]:
     logger.exception("unhandled error")
     _State.outcome.versions.clear()
-    return respond(500, {"error": {"status": 500, "code": "internal_error",
-                                   "message": "the server failed to answer; the error was logged under this "
-                                              "request id"}, "request_id": _error_request_id(req)})
+    return respond(
+        500,
+        {
+            "error": {
+                "status": 500,
+                "code": "internal_error",
+                "message": "the server failed to answer; the error was logged under this request id",
+            },
+            "request_id": _error_request_id(req),
+        },
+    )
 
 
 # ---------------------------------------------------------------------- metrics
@@ -161,8 +179,9 @@ def _emit_metrics(status: int, latency_ms: float) -> None:
             failures = svc.capture.drain_failures()
         if svc.deployments.challenger_failures:
             chall, svc.deployments.challenger_failures = svc.deployments.challenger_failures, 0
-    text = emf.request_lines(_State.outcome, status, latency_ms, capture_failures=failures,
-                             challenger_failures=chall, cold_start=_State.cold)
+    text = emf.request_lines(
+        _State.outcome, status, latency_ms, capture_failures=failures, challenger_failures=chall, cold_start=_State.cold
+    )
     if text:
         _State.cold = False
         sys.stdout.write(text)
@@ -170,8 +189,16 @@ def _emit_metrics(status: int, latency_ms: float) -> None:
 
 # ---------------------------------------------------------------------- entry point
 def _bad_event() -> dict[str, Any]:
-    return respond(400, {"error": {"status": 400, "code": "bad_event",
-                                   "message": "not an API Gateway REST proxy event (expected httpMethod and path)"}})
+    return respond(
+        400,
+        {
+            "error": {
+                "status": 400,
+                "code": "bad_event",
+                "message": "not an API Gateway REST proxy event (expected httpMethod and path)",
+            }
+        },
+    )
 
 
 def _route(req: ProxyRequest) -> dict[str, Any]:
@@ -211,10 +238,12 @@ def _log_context(context: Any, correlation_id: str | None) -> None:
     the two ids change, set in the formatter's key dict (what ``append_keys`` updates) instead of the
     decorator, which rebuilds the whole context model on every invocation."""
     if _State.log_cold is not False:
-        logger.append_keys(cold_start=_State.log_cold is None,
-                           function_name=getattr(context, "function_name", None),
-                           function_memory_size=getattr(context, "memory_limit_in_mb", None),
-                           function_arn=getattr(context, "invoked_function_arn", None))
+        logger.append_keys(
+            cold_start=_State.log_cold is None,
+            function_name=getattr(context, "function_name", None),
+            function_memory_size=getattr(context, "memory_limit_in_mb", None),
+            function_arn=getattr(context, "invoked_function_arn", None),
+        )
         _State.log_cold = _State.log_cold is None  # None -> True (first call) -> False
         own = getattr(logger.registered_formatter, "log_format", None)
         _State.log_keys = own if isinstance(own, dict) else None

@@ -39,8 +39,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="TrainingRequestInvalid", unit=MetricUnit.Count, value=1)
         raise
     metrics.add_dimension(name="model", value=str(out["model"]))
-    metrics.add_metric(name="CandidateRegistered" if out["status"] == "candidate" else "TrainingRejected",
-                       unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name="CandidateRegistered" if out["status"] == "candidate" else "TrainingRejected",
+        unit=MetricUnit.Count,
+        value=1,
+    )
     for name in ("roc_auc", "rmse"):
         if name in out["metrics"]:
             metrics.add_metric(name=f"Validation_{name}", unit=MetricUnit.NoUnit, value=out["metrics"][name])

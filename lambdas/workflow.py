@@ -37,11 +37,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     out = run_step(event, _context())
     metrics.add_metric(name=f"WorkflowStep_{action}", unit=MetricUnit.Count, value=1)
     if action == "gate":
-        metrics.add_metric(name="GatePassed" if out.get("passed") else "GateFailed", unit=MetricUnit.Count,
-                           value=1)
+        metrics.add_metric(name="GatePassed" if out.get("passed") else "GateFailed", unit=MetricUnit.Count, value=1)
     elif action == "evaluate_canary":
         outcome = {"promote": "CanaryHealthy", "extend": "CanaryExtended", "inconclusive": "CanaryInconclusive"}
-        metrics.add_metric(name=outcome.get(str(out.get("outcome")), "CanaryBreached"), unit=MetricUnit.Count,
-                           value=1)
+        metrics.add_metric(name=outcome.get(str(out.get("outcome")), "CanaryBreached"), unit=MetricUnit.Count, value=1)
     logger.info("workflow step done", extra={"result": {k: out[k] for k in list(out)[:12]}})
     return out

@@ -20,8 +20,13 @@ LOCK_MODE = "GOVERNANCE"
 """Governance, not compliance: an account administrator can still clean up a dev environment
 (``s3:BypassGovernanceRetention`` after lifting the bucket policy's deny); docs/registry.md says how to
 switch to COMPLIANCE, which nobody, not even the root user, can bypass."""
-DENIED_TO_EVERYONE = ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention",
-                      "s3:PutObjectRetention", "s3:PutObjectLegalHold")
+DENIED_TO_EVERYONE = (
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:BypassGovernanceRetention",
+    "s3:PutObjectRetention",
+    "s3:PutObjectLegalHold",
+)
 
 
 def make_write_once(bucket: s3.Bucket, days: int) -> None:
@@ -32,14 +37,27 @@ def make_write_once(bucket: s3.Bucket, days: int) -> None:
     cfn.object_lock_configuration = s3.CfnBucket.ObjectLockConfigurationProperty(
         object_lock_enabled="Enabled",
         rule=s3.CfnBucket.ObjectLockRuleProperty(
-            default_retention=s3.CfnBucket.DefaultRetentionProperty(mode=LOCK_MODE, days=days)),
+            default_retention=s3.CfnBucket.DefaultRetentionProperty(mode=LOCK_MODE, days=days)
+        ),
     )
     bucket.apply_removal_policy(RemovalPolicy.RETAIN)
     objects = bucket.arn_for_objects("*")
-    bucket.add_to_resource_policy(iam.PolicyStatement(
-        sid="WriteOnceNoOverwrite", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
-        actions=["s3:PutObject"], resources=[objects],
-        conditions={"Null": {"s3:if-none-match": "true"}}))
-    bucket.add_to_resource_policy(iam.PolicyStatement(
-        sid="WriteOnceNoDelete", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
-        actions=list(DENIED_TO_EVERYONE), resources=[objects]))
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="WriteOnceNoOverwrite",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject"],
+            resources=[objects],
+            conditions={"Null": {"s3:if-none-match": "true"}},
+        )
+    )
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="WriteOnceNoDelete",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=list(DENIED_TO_EVERYONE),
+            resources=[objects],
+        )
+    )

@@ -50,7 +50,9 @@ class DataStack(Stack):
         log_groups = f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*"
         self.key.grant_encrypt_decrypt(  # CloudWatch Logs names the log group in the encryption context
             iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com").with_conditions(
-                {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}}))
+                {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}}
+            )
+        )
 
         # S3 server access logs can only be delivered to an SSE-S3 bucket.
         self.access_logs = s3.Bucket(

@@ -91,7 +91,11 @@ def role_statements(stack: Stack, shared: SharedResources, logical: str) -> list
 def grant(shared: SharedResources, fn: lambda_.IFunction, logical: str) -> None:
     """Add exactly the declared statements to the function's role (no CDK grant helper adds more)."""
     for st in role_statements(Stack.of(fn), shared, logical):
-        fn.add_to_role_policy(iam.PolicyStatement(
-            effect=iam.Effect.DENY if st.effect == "Deny" else iam.Effect.ALLOW,
-            actions=list(st.actions), resources=list(st.resources),
-            conditions=st.condition_json() or None))
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY if st.effect == "Deny" else iam.Effect.ALLOW,
+                actions=list(st.actions),
+                resources=list(st.resources),
+                conditions=st.condition_json() or None,
+            )
+        )

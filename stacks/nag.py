@@ -85,8 +85,10 @@ INGEST_PREFIX_DELETES = NagPackSuppression(
     "pending-commit marker from curated/<feature set>/_pending/ once its commit finished (s3:DeleteObject "
     "only: on the versioned bucket that adds a delete marker, no version is destroyed); the objects of "
     "one prefix of one named bucket can only be named with a wildcard.",
-    applies_to=[RegexAppliesTo(regex="/^Resource::<FeaturesBucket.*Arn>\\/incoming\\/\\*$/"),
-                RegexAppliesTo(regex="/^Resource::<FeaturesBucket.*Arn>\\/curated\\/\\*\\/_pending\\/\\*$/")],
+    applies_to=[
+        RegexAppliesTo(regex="/^Resource::<FeaturesBucket.*Arn>\\/incoming\\/\\*$/"),
+        RegexAppliesTo(regex="/^Resource::<FeaturesBucket.*Arn>\\/curated\\/\\*\\/_pending\\/\\*$/"),
+    ],
 )
 INVOKE_POLICY_ROUTES = NagPackSuppression(
     id="AwsSolutions-IAM5",
@@ -153,8 +155,11 @@ def _api_methods(stack: Stack) -> tuple[list[apigw.Method], list[apigw.Method], 
     keyed = {(r.method, r.path) for r in platform.routes if r.authorized and not r.iam_only} if platform else set()
     api_key_mode = platform is not None and platform.config.serving.auth == "api_key"
     methods = [c for c in stack.node.find_all() if isinstance(c, apigw.Method)]
-    return (methods, [m for m in methods if (m.http_method, m.resource.path) in public],
-            [m for m in methods if api_key_mode and (m.http_method, m.resource.path) in keyed])
+    return (
+        methods,
+        [m for m in methods if (m.http_method, m.resource.path) in public],
+        [m for m in methods if api_key_mode and (m.http_method, m.resource.path) in keyed],
+    )
 
 
 def acknowledge(stack: Stack) -> None:

@@ -49,8 +49,10 @@ def trainers_build_dir(trainers_dir: str, needed: bool) -> str:
         try:
             return path.relative_to(ROOT).as_posix()
         except ValueError:
-            raise ValueError(f"trainers_dir {trainers_dir!r} must be inside the repository ({ROOT}) so the "
-                             f"training image can contain it") from None
+            raise ValueError(
+                f"trainers_dir {trainers_dir!r} must be inside the repository ({ROOT}) so the "
+                f"training image can contain it"
+            ) from None
     if needed:
         raise ValueError(f"a model names a trainer but trainers_dir {trainers_dir!r} does not exist under {ROOT}")
     return NO_TRAINERS
@@ -64,8 +66,11 @@ class PipelineStack(Stack):
 
         trainers = trainers_build_dir(platform.config.trainers_dir, any(m.trainer for m in platform.config.models))
         image = lambda_.DockerImageCode.from_image_asset(
-            str(ROOT), file="docker/train.Dockerfile", exclude=[*IMAGE_CONTEXT, f"!{trainers}/**"],
-            ignore_mode=IgnoreMode.DOCKER, build_args={"TRAINERS_DIR": trainers},
+            str(ROOT),
+            file="docker/train.Dockerfile",
+            exclude=[*IMAGE_CONTEXT, f"!{trainers}/**"],
+            ignore_mode=IgnoreMode.DOCKER,
+            build_args={"TRAINERS_DIR": trainers},
         )
         self.train = make_function(self, shared, "train", image_code=image)
         self.workflow_fn = make_function(self, shared, "workflow")

@@ -49,7 +49,8 @@ class ServingStack(Stack):
             if cfg.snap_start:
                 Annotations.of(self.serve.function).acknowledge_warning(
                     "@aws-cdk/aws-lambda:snapStartRequirePublish",
-                    "the 'live' alias above publishes current_version, and the API invokes only that alias")
+                    "the 'live' alias above publishes current_version, and the API invokes only that alias",
+                )
 
         # One Firehose stream per model: captures land under captures/model=<name>/YYYY/MM/DD/HH/.
         self.streams: dict[str, firehose.DeliveryStream] = {}
@@ -142,9 +143,12 @@ class ServingStack(Stack):
         for route in platform.routes:
             resource = self.api.root.resource_for_path(route.path)
             if route.static_response is not None:
-                resource.add_method(route.method, _static_integration(route.static_response),
-                                    authorization_type=apigw.AuthorizationType.NONE,
-                                    method_responses=[apigw.MethodResponse(status_code="200")])
+                resource.add_method(
+                    route.method,
+                    _static_integration(route.static_response),
+                    authorization_type=apigw.AuthorizationType.NONE,
+                    method_responses=[apigw.MethodResponse(status_code="200")],
+                )
                 continue
             assert route.function is not None
             if route.iam_only:
@@ -171,14 +175,18 @@ class ServingStack(Stack):
             plan.add_api_key(key)
 
         self.invoke_policy = self._invoke_policy(
-            "InvokePolicy", "api-invoke",
+            "InvokePolicy",
+            "api-invoke",
             "Attach to the roles of clients allowed to call the prediction API (SigV4)",
-            [r for r in platform.routes if r.authorized and not r.iam_only])
+            [r for r in platform.routes if r.authorized and not r.iam_only],
+        )
         self.approve_policy = self._invoke_policy(
-            "ApprovePolicy", "api-approve",
+            "ApprovePolicy",
+            "api-approve",
             "Attach to the roles of people allowed to approve or reject retrained models over the API (SigV4); "
             "ModelConfig.approvers may restrict them further per model",
-            [r for r in platform.routes if r.iam_only])
+            [r for r in platform.routes if r.iam_only],
+        )
 
     def _invoke_policy(self, cid: str, name: str, description: str, routes: list[Route]) -> iam.ManagedPolicy:
         """A managed policy allowing ``execute-api:Invoke`` on exactly these routes of the live stage."""
@@ -205,9 +213,13 @@ def _public_throttles(platform: Platform) -> dict[str, apigw.MethodDeploymentOpt
     cfg = platform.config.serving
     return {
         f"{r.path}/{r.method}": apigw.MethodDeploymentOptions(
-            throttling_rate_limit=cfg.public_throttle_rate, throttling_burst_limit=cfg.public_throttle_burst,
+            throttling_rate_limit=cfg.public_throttle_rate,
+            throttling_burst_limit=cfg.public_throttle_burst,
             # a method's settings replace the stage-wide ones for it: keep its metrics and error logs
-            metrics_enabled=True, logging_level=apigw.MethodLoggingLevel.ERROR, data_trace_enabled=False)
+            metrics_enabled=True,
+            logging_level=apigw.MethodLoggingLevel.ERROR,
+            data_trace_enabled=False,
+        )
         for r in platform.routes
         if not r.authorized
     }
@@ -218,8 +230,9 @@ def _static_integration(body: str) -> apigw.MockIntegration:
     return apigw.MockIntegration(
         request_templates={"application/json": '{"statusCode": 200}'},
         passthrough_behavior=apigw.PassthroughBehavior.WHEN_NO_TEMPLATES,
-        integration_responses=[apigw.IntegrationResponse(
-            status_code="200", response_templates={"application/json": body})],
+        integration_responses=[
+            apigw.IntegrationResponse(status_code="200", response_templates={"application/json": body})
+        ],
     )
 
 

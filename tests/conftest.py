@@ -71,24 +71,26 @@ def aws(platform_def: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
 # The inner loop (`make test-fast`: unit + integration without these) leaves out the modules that take
 # most of the suite's time: real-dataset matrices, workflow runs, subprocess import probes, comparisons
 # with Evidently and fuzz corpora. `make test` (CI) runs everything.
-SLOW_MODULES = frozenset({
-    "tests/integration/test_features_ingest.py",
-    "tests/unit/test_training_public_matrix.py",
-    "tests/integration/test_retraining_workflow.py",
-    "tests/unit/test_training_image.py",
-    "tests/integration/test_monitoring_check.py",
-    "tests/unit/test_training_imported_conversion.py",
-    "tests/integration/test_local_moto_hooks.py",
-    "tests/unit/test_drift_evidently_agreement.py",
-    "tests/integration/test_notebook_api.py",
-    "tests/integration/test_serving_fuzz.py",
-    "tests/integration/test_feedback_binding.py",
-    "tests/integration/test_serving_endpoint.py",
-    "tests/unit/test_training_core.py",
-    "tests/integration/test_features_cli.py",
-    "tests/integration/test_approval_token.py",
-    "tests/unit/test_drift_scipy_parity.py",
-})
+SLOW_MODULES = frozenset(
+    {
+        "tests/integration/test_features_ingest.py",
+        "tests/unit/test_training_public_matrix.py",
+        "tests/integration/test_retraining_workflow.py",
+        "tests/unit/test_training_image.py",
+        "tests/integration/test_monitoring_check.py",
+        "tests/unit/test_training_imported_conversion.py",
+        "tests/integration/test_local_moto_hooks.py",
+        "tests/unit/test_drift_evidently_agreement.py",
+        "tests/integration/test_notebook_api.py",
+        "tests/integration/test_serving_fuzz.py",
+        "tests/integration/test_feedback_binding.py",
+        "tests/integration/test_serving_endpoint.py",
+        "tests/unit/test_training_core.py",
+        "tests/integration/test_features_cli.py",
+        "tests/integration/test_approval_token.py",
+        "tests/unit/test_drift_scipy_parity.py",
+    }
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -176,8 +176,12 @@ def report(
     feature_set: str | None = FeatureSetOpt,
     numerical: str | None = NumericalOpt,
     categorical: str | None = CategoricalOpt,
-    outs: list[Path] = typer.Option([], "--out", "-o", help="Write the report here: .html for the HTML report, "
-                                    ".json for the JSON result (repeatable)."),
+    outs: list[Path] = typer.Option(
+        [],
+        "--out",
+        "-o",
+        help="Write the report here: .html for the HTML report, .json for the JSON result (repeatable).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON result instead of the table."),
     min_rows: int = typer.Option(1, "--min-rows", min=1, help="Fewer current rows -> insufficient data."),
     sample_size: int = typer.Option(5000, "--sample-size", min=100, help="Profile sample size (data references)."),

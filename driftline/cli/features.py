@@ -23,10 +23,20 @@ app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 ConfigOpt = typer.Option(Path("cdk.json"), "--config", help="Path to cdk.json.")
 EnvOpt = typer.Option(None, "--env", help="Environment in cdk.json (default: driftline:env).")
-FeatureSetOpt = typer.Option(..., "--feature-set", "-f", help="Feature set name (a YAML file in the "
-                                                            "configured feature_sets_dir).")
-STATUS_STYLE = {"accepted": "green", "partial": "yellow", "rejected": "red", "unreadable": "red",
-                "too_large": "red", "failed": "red", "skipped": "dim", "processing": "cyan", "committing": "cyan"}
+FeatureSetOpt = typer.Option(
+    ..., "--feature-set", "-f", help="Feature set name (a YAML file in the configured feature_sets_dir)."
+)
+STATUS_STYLE = {
+    "accepted": "green",
+    "partial": "yellow",
+    "rejected": "red",
+    "unreadable": "red",
+    "too_large": "red",
+    "failed": "red",
+    "skipped": "dim",
+    "processing": "cyan",
+    "committing": "cyan",
+}
 
 
 def _catalog(config: Path, env: str | None) -> tuple[Any, Any]:
@@ -63,15 +73,20 @@ def _sample_values(sample: dict[str, Any]) -> str:
 def outcome_line(report: dict[str, Any]) -> str:
     """The report's outcome in one sentence: the headline of :func:`print_report`."""
     failed = sum(1 for c in report["checks"] if c["severity"] == "error")
-    return (f"{report['status']}: {report['rows_accepted']} of {report['rows_total']} rows accepted, "
-            f"{report['rows_rejected']} rejected ({failed} failed checks)")
+    return (
+        f"{report['status']}: {report['rows_accepted']} of {report['rows_total']} rows accepted, "
+        f"{report['rows_rejected']} rejected ({failed} failed checks)"
+    )
 
 
 def print_report(report: dict[str, Any]) -> None:
     """The validation report as a headline plus one table row per failed check."""
     style = STATUS_STYLE.get(report["status"], "white")
-    console.print(f"[bold {style}]{outcome_line(report)}[/] (feature set {report['feature_set']} "
-                  f"v{report['feature_set_version']}, policy {report['policy']})", highlight=False)
+    console.print(
+        f"[bold {style}]{outcome_line(report)}[/] (feature set {report['feature_set']} "
+        f"v{report['feature_set_version']}, policy {report['policy']})",
+        highlight=False,
+    )
     if report.get("policy_note"):
         console.print(f"[yellow]{report['policy_note']}[/]", highlight=False)
     if not report["checks"]:
@@ -83,8 +98,14 @@ def print_report(report: dict[str, Any]) -> None:
         sample = ", ".join(f"row {s['row']}: {_sample_values(s)}" for s in c.get("sample", [])[:3])
         rows = "" if c["failed_rows"] is None else str(c["failed_rows"])
         sev = "[red]error[/]" if c["severity"] == "error" else "[yellow]warning[/]"
-        table.add_row(sev, c["check"], c["column"] or "", rows, c["message"] +
-                      (f"\n[dim]fix: {c['hint']}[/]" if c.get("hint") else ""), sample)
+        table.add_row(
+            sev,
+            c["check"],
+            c["column"] or "",
+            rows,
+            c["message"] + (f"\n[dim]fix: {c['hint']}[/]" if c.get("hint") else ""),
+            sample,
+        )
     console.print(table)
     console.print(f"[dim]{report.get('row_numbering', '')}[/]", highlight=False)
 
@@ -111,24 +132,37 @@ def validate_cmd(
         read = read_path(file, fs)
     except UnreadableFileError as e:
         report: dict[str, Any] = {
-            "feature_set": fs.name, "feature_set_version": fs.version, "source": str(file),
+            "feature_set": fs.name,
+            "feature_set_version": fs.version,
+            "source": str(file),
             "status": "too_large" if e.check == "file_too_large" else "unreadable",
-            "policy": fs.ingest.on_partial_failure, "rows_total": None, "rows_accepted": 0,
+            "policy": fs.ingest.on_partial_failure,
+            "rows_total": None,
+            "rows_accepted": 0,
             "rows_rejected": None,
-            "checks": [{"check": e.check, "column": None, "severity": "error", "failed_rows": None,
-                        "message": e.message, "hint": e.hint}]}
+            "checks": [
+                {
+                    "check": e.check,
+                    "column": None,
+                    "severity": "error",
+                    "failed_rows": None,
+                    "message": e.message,
+                    "hint": e.hint,
+                }
+            ],
+        }
     else:
         result = validate(read.table, fs, others=list(catalog))
-        report = result.report(source=str(file), format=read.format,
-                               seconds=round(time.perf_counter() - t0, 3))
+        report = result.report(source=str(file), format=read.format, seconds=round(time.perf_counter() - t0, 3))
     if report_path is not None:
         report_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     if as_json:
         print_json(json.dumps(report, default=str))
     elif report["status"] in ("unreadable", "too_large"):
         check = report["checks"][0]
-        err_console.print(f"[bold red]{report['status']}:[/] {check['message']}\n"
-                          f"[dim]fix: {check['hint']}[/]", highlight=False)
+        err_console.print(
+            f"[bold red]{report['status']}:[/] {check['message']}\n[dim]fix: {check['hint']}[/]", highlight=False
+        )
     else:
         print_report(report)
     if report["status"] != "accepted":
@@ -141,8 +175,10 @@ def _features_bucket(platform: Any) -> str:
     try:
         return Resources(platform).bucket("features")
     except NoCallerIdentityError as e:
-        fail(f"cannot determine the AWS account for the bucket name ({e}); configure credentials, point "
-             f"AWS_ENDPOINT_URL at the local platform, or set FEATURES_BUCKET")
+        fail(
+            f"cannot determine the AWS account for the bucket name ({e}); configure credentials, point "
+            f"AWS_ENDPOINT_URL at the local platform, or set FEATURES_BUCKET"
+        )
         raise
 
 
@@ -156,8 +192,9 @@ def _control_table(platform: Any) -> str:
 def upload_cmd(
     file: Path = typer.Argument(..., help="Parquet, CSV or gzip CSV file."),
     feature_set: str = FeatureSetOpt,
-    name: str = typer.Option(None, "--name", help="Object name under incoming/<feature_set>/ "
-                                                  "(default: the file name)."),
+    name: str = typer.Option(
+        None, "--name", help="Object name under incoming/<feature_set>/ (default: the file name)."
+    ),
     wait: bool = typer.Option(False, "--wait", help="Wait for the ingest result and show it."),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait with --wait."),
     config: Path = ConfigOpt,
@@ -194,26 +231,36 @@ def upload_cmd(
     # soft_wrap: a URI someone copies must not get a line break inserted at a space in the key
     console.print(f"uploaded [bold]{file}[/] → s3://{bucket}/{key}{suffix}", highlight=False, soft_wrap=True)
     if not wait:
-        console.print("[dim]ingest validates it on arrival; see the result with: driftline features uploads "
-                      f"--feature-set {fs.name}[/]", highlight=False)
+        console.print(
+            "[dim]ingest validates it on arrival; see the result with: driftline features uploads "
+            f"--feature-set {fs.name}[/]",
+            highlight=False,
+        )
         return
     with err_console.status("waiting for the ingest result…"):
         record = _wait_for_record(platform, fs.name, f"s3://{bucket}/{key}", version, timeout)
     if record is None:
-        fail(f"no ingest result within {timeout:.0f} s; is the ingest function deployed (or the local "
-             f"platform running)? Check later with: driftline features uploads --feature-set {fs.name}", 1)
+        fail(
+            f"no ingest result within {timeout:.0f} s; is the ingest function deployed (or the local "
+            f"platform running)? Check later with: driftline features uploads --feature-set {fs.name}",
+            1,
+        )
         return
     style = STATUS_STYLE.get(str(record.get("status")), "white")
-    console.print(f"ingest result: [bold {style}]{record.get('status')}[/] — {record.get('reason', '')}",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"ingest result: [bold {style}]{record.get('status')}[/] — {record.get('reason', '')}",
+        highlight=False,
+        soft_wrap=True,
+    )
     if record.get("report_uri"):
         console.print(f"report: {record['report_uri']}", highlight=False, soft_wrap=True)
     if record.get("status") != "accepted":
         raise typer.Exit(1)
 
 
-def _wait_for_record(platform: Any, feature_set: str, source: str, version: str | None,
-                     timeout: float) -> dict[str, Any] | None:
+def _wait_for_record(
+    platform: Any, feature_set: str, source: str, version: str | None, timeout: float
+) -> dict[str, Any] | None:
     from driftline.features.ingest import IN_FLIGHT, recent_uploads
 
     deadline = time.monotonic() + timeout
@@ -243,8 +290,13 @@ def _print_records(records: list[dict[str, Any]]) -> None:
         report = str(r.get("report_uri") or "")
         if report.startswith("s3://"):
             report = report.split("/", 3)[-1]  # the key; the bucket is the features bucket
-        table.add_row(str(r.get("event_time") or r.get("recorded_at") or "")[:16].replace("T", " "), name,
-                      f"[{style}]{r.get('status')}[/]", counts, report or str(r.get("reason") or ""))
+        table.add_row(
+            str(r.get("event_time") or r.get("recorded_at") or "")[:16].replace("T", " "),
+            name,
+            f"[{style}]{r.get('status')}[/]",
+            counts,
+            report or str(r.get("reason") or ""),
+        )
     console.print(table)
 
 
@@ -272,8 +324,10 @@ def uploads_cmd(
         print_json(json.dumps(records, default=str))
         return
     if not records:
-        console.print(f"no uploads yet for {', '.join(names)}; upload with: driftline features upload FILE "
-                      f"--feature-set NAME", highlight=False)
+        console.print(
+            f"no uploads yet for {', '.join(names)}; upload with: driftline features upload FILE --feature-set NAME",
+            highlight=False,
+        )
         return
     _print_records(records)
 
@@ -287,29 +341,47 @@ def list_cmd(config: Path = ConfigOpt, env: str = EnvOpt) -> None:
         for f in fs.features:
             kinds[f.type] = kinds.get(f.type, 0) + 1
         request_time = [f.name for f in fs.features if f.request_time]
-        console.print(f"[bold]{fs.name}[/] v{fs.version} [dim](fingerprint {fs.fingerprint})[/]"
-                      + (f": {fs.description}" if fs.description else ""), highlight=False)
+        console.print(
+            f"[bold]{fs.name}[/] v{fs.version} [dim](fingerprint {fs.fingerprint})[/]"
+            + (f": {fs.description}" if fs.description else ""),
+            highlight=False,
+        )
         console.print(f"  entity: {', '.join(fs.entity)}   timestamp: {fs.timestamp}", highlight=False)
         counts = ", ".join(f"{n} {k}" for k, n in kinds.items())
         extra = f"; request-time: {', '.join(request_time)}" if request_time else ""
         console.print(f"  features: {len(fs.features)} ({counts}){extra}", highlight=False)
-        labels = "; ".join(f"{lb.name} ({lb.task}" + (f": {', '.join(map(str, lb.class_values))}"
-                                                      if lb.class_values else "") + ")" for lb in fs.labels)
+        labels = "; ".join(
+            f"{lb.name} ({lb.task}" + (f": {', '.join(map(str, lb.class_values))}" if lb.class_values else "") + ")"
+            for lb in fs.labels
+        )
         console.print(f"  labels: {labels or 'none'}", highlight=False)
-        console.print(f"  ingest: on_partial_failure={fs.ingest.on_partial_failure}, "
-                      f"max_file_mb={fs.ingest.max_file_mb}; upload to incoming/{fs.name}/", highlight=False)
+        console.print(
+            f"  ingest: on_partial_failure={fs.ingest.on_partial_failure}, "
+            f"max_file_mb={fs.ingest.max_file_mb}; upload to incoming/{fs.name}/",
+            highlight=False,
+        )
 
 
 @app.command("redrive")
 def redrive_cmd(
     feature_set: str = typer.Option(None, "--feature-set", "-f", help="Only this feature set."),
-    upload: list[str] = typer.Option([], "--upload", "-u", help="Only this upload id (repeatable); "
-                                     "redriven whatever its status, unless it is committed."),
-    dlq: bool = typer.Option(True, "--dlq/--no-dlq", help="Also redrive upload events from the data "
-                                                         "dead-letter queue."),
-    stalled_after: float = typer.Option(None, "--stalled-after", min=0, help="Seconds after which an "
-                                        "upload still 'processing' or 'committing' counts as dead (default: "
-                                        "the ingest function's timeout)."),
+    upload: list[str] = typer.Option(
+        [],
+        "--upload",
+        "-u",
+        help="Only this upload id (repeatable); redriven whatever its status, unless it is committed.",
+    ),
+    dlq: bool = typer.Option(
+        True, "--dlq/--no-dlq", help="Also redrive upload events from the data dead-letter queue."
+    ),
+    stalled_after: float = typer.Option(
+        None,
+        "--stalled-after",
+        min=0,
+        help="Seconds after which an "
+        "upload still 'processing' or 'committing' counts as dead (default: "
+        "the ingest function's timeout).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be redriven."),
     config: Path = ConfigOpt,
     env: str = EnvOpt,
@@ -335,27 +407,39 @@ def redrive_cmd(
     bucket = _features_bucket(platform)
     sqs = aws.client("sqs")
     try:
-        found = unfinished_uploads(_control_table(platform), names, stalled_after=wait,
-                                   client=aws.client("dynamodb"), upload_ids=upload)
+        found = unfinished_uploads(
+            _control_table(platform), names, stalled_after=wait, client=aws.client("dynamodb"), upload_ids=upload
+        )
         queue_url = ""
         if dlq and not upload:
             queue_url = sqs.get_queue_url(QueueName=Resources(platform).queue("dlq-data"))["QueueUrl"]
-            found = merge(found, [u for u in dead_lettered(queue_url, bucket, client=sqs)
-                                  if u.key.split("/")[1:2] and u.key.split("/")[1] in names])
+            found = merge(
+                found,
+                [
+                    u
+                    for u in dead_lettered(queue_url, bucket, client=sqs)
+                    if u.key.split("/")[1:2] and u.key.split("/")[1] in names
+                ],
+            )
     except (BotoCoreError, ClientError) as e:
         fail(f"could not list unfinished uploads: {e}", 1)
         return
     if upload:
         missing = sorted(set(upload) - {u.upload_id for u in found})
         if missing:
-            fail(f"no unfinished upload {', '.join(missing)} (committed, skipped or unknown); see: "
-                 f"driftline features uploads", 1)
+            fail(
+                f"no unfinished upload {', '.join(missing)} (committed, skipped or unknown); see: "
+                f"driftline features uploads",
+                1,
+            )
     if not found:
         console.print("nothing to redrive: every upload finished", highlight=False)
         return
     for u in found:
-        console.print(f"{u.status:<14} {u.source} ({u.upload_id or 'no record'}): {u.reason}", highlight=False,
-                      soft_wrap=True)
+        console.print(
+            f"{u.status:<14} {u.source} ({u.upload_id or 'no record'}): {u.reason}", highlight=False, soft_wrap=True
+        )
+
     def release(receipt: str) -> None:  # visible again now, not after the queue's visibility timeout
         sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)
 
@@ -376,8 +460,12 @@ def redrive_cmd(
         return dict(body)
 
     with err_console.status(f"redriving {len(found)} upload(s) through {function_name}…"):
-        outcomes = redrive(found, invoke, release_message=release, delete_message=lambda receipt: sqs.delete_message(
-            QueueUrl=queue_url, ReceiptHandle=receipt))
+        outcomes = redrive(
+            found,
+            invoke,
+            release_message=release,
+            delete_message=lambda receipt: sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt),
+        )
     failed = 0
     for o in outcomes:
         style = STATUS_STYLE.get(o.status, "red")

@@ -33,16 +33,29 @@ class LazyCommand:
 
 
 COMMANDS: tuple[LazyCommand, ...] = (
-    LazyCommand("train", "driftline.cli.train", "Train a model: locally from a file, or from the feature store "
-                "and register it.", group=False),
-    LazyCommand("demo", "driftline.cli.demo", "Run the whole story: drift is detected, a model retrains, "
-                "canaries and goes live by itself.", group=False),
-    LazyCommand("retrain", "driftline.cli.retrain", "Request a retraining run (one run per model at a time; the "
-                "decision and reason are recorded).", group=False),
+    LazyCommand(
+        "train",
+        "driftline.cli.train",
+        "Train a model: locally from a file, or from the feature store and register it.",
+        group=False,
+    ),
+    LazyCommand(
+        "demo",
+        "driftline.cli.demo",
+        "Run the whole story: drift is detected, a model retrains, canaries and goes live by itself.",
+        group=False,
+    ),
+    LazyCommand(
+        "retrain",
+        "driftline.cli.retrain",
+        "Request a retraining run (one run per model at a time; the decision and reason are recorded).",
+        group=False,
+    ),
     LazyCommand("local", "driftline.cli.local", "Run the whole platform on this machine (moto, no Docker, no AWS)."),
     LazyCommand("features", "driftline.cli.features", "Validate, upload, inspect and redrive feature data."),
-    LazyCommand("models", "driftline.cli.models", "Model registry: list, show, register, approve, reject, promote, "
-                "rollback."),
+    LazyCommand(
+        "models", "driftline.cli.models", "Model registry: list, show, register, approve, reject, promote, rollback."
+    ),
     LazyCommand("drift", "driftline.cli.drift", "Drift checks, reports and history."),
 )
 _BY_NAME = {c.name: c for c in COMMANDS}
@@ -112,8 +125,9 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
-    show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                      help="Print the version and exit."),
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Driftline: serverless MLOps on AWS — features, serving, drift monitoring and retraining."""
 

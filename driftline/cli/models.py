@@ -30,9 +30,12 @@ ModelOpt = typer.Option(..., "--model", "-m", help="Model name (as in cdk.json).
 VersionOpt = typer.Option(..., "--version", "-v", help="Model version number.", min=1)
 ReasonOpt = typer.Option(..., "--reason", "-r", help="Why; recorded in the audit trail.")
 AsOpt = typer.Option(None, "--as", help="Act as this principal (local use); default: your STS caller ARN.")
-OverrideGateOpt = typer.Option(False, "--override-gate",
-                               help="Approve/promote although the version failed the quality gate; --reason "
-                                    "says why, and both go to the audit trail.")
+OverrideGateOpt = typer.Option(
+    False,
+    "--override-gate",
+    help="Approve/promote although the version failed the quality gate; --reason "
+    "says why, and both go to the audit trail.",
+)
 
 
 def _emulated() -> bool:
@@ -60,16 +63,20 @@ def principal(as_: str | None) -> str:
     """
     if as_:
         if not _emulated():
-            fail("--as works only against the local platform; on AWS you act as the identity STS reports "
-                 "(assume the approver's role instead)")
+            fail(
+                "--as works only against the local platform; on AWS you act as the identity STS reports "
+                "(assume the approver's role instead)"
+            )
         return as_
     from driftline.cli.resources import NoCallerIdentityError, caller_identity
 
     try:
         return caller_identity()["Arn"]
     except NoCallerIdentityError as e:
-        fail(f"cannot tell who you are from STS ({e}); configure AWS credentials, or pass --as NAME when "
-             f"working against the local platform")
+        fail(
+            f"cannot tell who you are from STS ({e}); configure AWS credentials, or pass --as NAME when "
+            f"working against the local platform"
+        )
         raise  # unreachable: fail() exits
 
 
@@ -80,8 +87,10 @@ def resource_names(platform: Any) -> dict[str, str]:
     try:
         return Resources(platform).caller_names()
     except NoCallerIdentityError as e:
-        fail(f"cannot determine the AWS account for bucket names ({e}); set ARTIFACTS_BUCKET, FEATURES_BUCKET "
-             f"and AUDIT_BUCKET or configure credentials")
+        fail(
+            f"cannot determine the AWS account for bucket names ({e}); set ARTIFACTS_BUCKET, FEATURES_BUCKET "
+            f"and AUDIT_BUCKET or configure credentials"
+        )
         raise
 
 
@@ -131,8 +140,9 @@ def _gate(platform: Any, reg: Any, model: str, version: int, evaluated_by: str) 
     return dict(_run(lambda: version_gate(reg, gate, mv, evaluated_by=evaluated_by)))
 
 
-def _resolve_waiting_run(platform: Any, reg: Any, model: str, version: int, approve: bool, who: str,
-                         reason: str, override_gate: bool = False) -> bool:
+def _resolve_waiting_run(
+    platform: Any, reg: Any, model: str, version: int, approve: bool, who: str, reason: str, override_gate: bool = False
+) -> bool:
     """When a retraining run is paused on this version's manual approval, decide through the run
     (registry audit entry + resume the workflow). Returns False when no run is waiting."""
     from driftline.cli.resources import Resources
@@ -143,14 +153,28 @@ def _resolve_waiting_run(platform: Any, reg: Any, model: str, version: int, appr
     if not any(p.version == version for p in waiting or ()):
         return False
     try:
-        out = _run(lambda: resolve_approval(model, version, approve, who, reason, config=platform.config,
-                                            registry=reg, control_table=control, override_gate=override_gate))
+        out = _run(
+            lambda: resolve_approval(
+                model,
+                version,
+                approve,
+                who,
+                reason,
+                config=platform.config,
+                registry=reg,
+                control_table=control,
+                override_gate=override_gate,
+            )
+        )
     except ApprovalError as e:
         fail(str(e))
         return True
     colour = "green" if approve else "red"
-    console.print(f"[{colour}]{out['decision']}[/] {model} v{version} as {who}; the waiting retraining run "
-                  f"({out['execution_arn'].rsplit(':', 1)[-1]}) continues", highlight=False)
+    console.print(
+        f"[{colour}]{out['decision']}[/] {model} v{version} as {who}; the waiting retraining run "
+        f"({out['execution_arn'].rsplit(':', 1)[-1]}) continues",
+        highlight=False,
+    )
     return True
 
 
@@ -198,16 +222,19 @@ def list_(
         for col in ("model", "champion", "challenger", "traffic", "updated"):
             table.add_column(col)
         for a in rows:
-            table.add_row(a.model, str(a.champion or "-"), str(a.challenger or "-"),
-                          f"{a.traffic_mode} {a.traffic_percent}%" if a.traffic_mode != "none" else "-",
-                          a.updated_at[:19])
+            table.add_row(
+                a.model,
+                str(a.champion or "-"),
+                str(a.challenger or "-"),
+                f"{a.traffic_mode} {a.traffic_percent}%" if a.traffic_mode != "none" else "-",
+                a.updated_at[:19],
+            )
         console.print(table if rows else "no models registered yet (train one: driftline train --model …)")
         return
     versions = _run(lambda: reg.list_versions(model))
     aliases = _run(lambda: reg.aliases(model))
     if as_json:
-        print_json(json.dumps([v.to_dict() | {"role": _plain_role(v.version, aliases)} for v in versions],
-                                      default=str))
+        print_json(json.dumps([v.to_dict() | {"role": _plain_role(v.version, aliases)} for v in versions], default=str))
         return
     table = Table(title=f"{model}: versions (champion v{aliases.champion or '-'})")
     for col in ("version", "status", "role"):  # short identifiers: never folded, even in a narrow terminal
@@ -216,8 +243,16 @@ def list_(
         table.add_column(col, overflow="fold")
     for v in versions:
         style = STATUS_STYLE.get(v.status, "")
-        table.add_row(str(v.version), f"[{style}]{v.status}[/]", _role(v.version, aliases), v.algorithm,
-                      _fmt_metrics(v.metrics), v.trigger, v.created_at[:19], v.reason[:80])
+        table.add_row(
+            str(v.version),
+            f"[{style}]{v.status}[/]",
+            _role(v.version, aliases),
+            v.algorithm,
+            _fmt_metrics(v.metrics),
+            v.trigger,
+            v.created_at[:19],
+            v.reason[:80],
+        )
     console.print(table)
 
 
@@ -245,19 +280,28 @@ def show(
     console.print(f"[bold]{model} v{mv.version}[/]  [{style}]{mv.status}[/] {role}", highlight=False)
     if mv.reason:
         console.print(f"reason: {mv.reason}", highlight=False)
-    console.print(f"created {mv.created_at[:19]} by {mv.created_by}; trigger {mv.trigger}; algorithm "
-                  f"{mv.algorithm}; feature set {mv.feature_set} v{mv.feature_set_version} "
-                  f"({mv.feature_set_fingerprint})", highlight=False)
+    console.print(
+        f"created {mv.created_at[:19]} by {mv.created_by}; trigger {mv.trigger}; algorithm "
+        f"{mv.algorithm}; feature set {mv.feature_set} v{mv.feature_set_version} "
+        f"({mv.feature_set_fingerprint})",
+        highlight=False,
+    )
     if mv.gate:
         colour = "green" if mv.gate.get("passed") else "red"
-        against = (f"against champion v{mv.gate['champion_version']} ({mv.gate.get('comparison', '')})"
-                   if mv.gate.get("champion_version") is not None else "no champion to compare with")
-        console.print(f"quality gate: [{colour}]{'passed' if mv.gate.get('passed') else 'failed'}[/] {against}, "
-                      f"evaluated by {mv.gate.get('evaluated_by', '?')}: {mv.gate.get('summary', '')}",
-                      highlight=False)
+        against = (
+            f"against champion v{mv.gate['champion_version']} ({mv.gate.get('comparison', '')})"
+            if mv.gate.get("champion_version") is not None
+            else "no champion to compare with"
+        )
+        console.print(
+            f"quality gate: [{colour}]{'passed' if mv.gate.get('passed') else 'failed'}[/] {against}, "
+            f"evaluated by {mv.gate.get('evaluated_by', '?')}: {mv.gate.get('summary', '')}",
+            highlight=False,
+        )
     else:
-        console.print("quality gate: not evaluated yet (approve/promote evaluates it from the model's config)",
-                      highlight=False)
+        console.print(
+            "quality gate: not evaluated yet (approve/promote evaluates it from the model's config)", highlight=False
+        )
     champion = mv.lineage.get("champion_metrics") or {}
     if mv.metrics:
         table = Table(title="validation metrics")
@@ -283,8 +327,11 @@ def show(
             ("training set", f"{ts.get('uri', '')} ({ts.get('rows', '?')} rows)"),
             ("training set sha256", ts.get("sha256", "")),
             ("object versions", json.dumps(ts.get("object_versions", {}))[:300]),
-            ("split", f"train {split.get('train_rows', '?')} rows {split.get('train_range', '')}; "
-                      f"validate {split.get('validation_rows', '?')} rows {split.get('validation_range', '')}"),
+            (
+                "split",
+                f"train {split.get('train_rows', '?')} rows {split.get('train_range', '')}; "
+                f"validate {split.get('validation_rows', '?')} rows {split.get('validation_range', '')}",
+            ),
             ("parent version", str(lin.get("parent_version"))),
             ("code version", str(lin.get("code_version", ""))),
             ("params", json.dumps(mv.params, sort_keys=True)),
@@ -325,22 +372,43 @@ def audit(
 
 
 @app.command("approve")
-def approve(model: str = ModelOpt, version: int = VersionOpt, reason: str = ReasonOpt,
-            as_: str = AsOpt, config: Path = ConfigOpt, env: str = EnvOpt,
-            override_gate: bool = OverrideGateOpt) -> None:
+def approve(
+    model: str = ModelOpt,
+    version: int = VersionOpt,
+    reason: str = ReasonOpt,
+    as_: str = AsOpt,
+    config: Path = ConfigOpt,
+    env: str = EnvOpt,
+    override_gate: bool = OverrideGateOpt,
+) -> None:
     """candidate -> approved (restricted to the model's approvers; refused if the quality gate failed)."""
     _decide(model, version, reason, as_, config, env, approve=True, override_gate=override_gate)
 
 
 @app.command("reject")
-def reject(model: str = ModelOpt, version: int = VersionOpt, reason: str = ReasonOpt,
-           as_: str = AsOpt, config: Path = ConfigOpt, env: str = EnvOpt) -> None:
+def reject(
+    model: str = ModelOpt,
+    version: int = VersionOpt,
+    reason: str = ReasonOpt,
+    as_: str = AsOpt,
+    config: Path = ConfigOpt,
+    env: str = EnvOpt,
+) -> None:
     """candidate/approved -> rejected (never serves again)."""
     _decide(model, version, reason, as_, config, env, approve=False)
 
 
-def _decide(model: str, version: int, reason: str, as_: str, config: Path, env: str, *, approve: bool,
-            override_gate: bool = False) -> None:
+def _decide(
+    model: str,
+    version: int,
+    reason: str,
+    as_: str,
+    config: Path,
+    env: str,
+    *,
+    approve: bool,
+    override_gate: bool = False,
+) -> None:
     """Approve or reject: through the retraining run waiting on this version, else in the registry."""
     platform, reg = _registry(config, env)
     who = principal(as_)
@@ -349,48 +417,76 @@ def _decide(model: str, version: int, reason: str, as_: str, config: Path, env: 
     allowed = _approvers(platform, model)
     if approve:
         gate = _gate(platform, reg, model, version, f"approve by {who}")
-        mv = _run(lambda: reg.approve(model, version, who, reason, allowed=allowed, gate=gate,
-                                      override_gate=override_gate))
+        mv = _run(
+            lambda: reg.approve(model, version, who, reason, allowed=allowed, gate=gate, override_gate=override_gate)
+        )
     else:
         mv = _run(lambda: reg.reject(model, version, who, reason, allowed=allowed))
     label = "[green]approved[/]" if approve else "[red]rejected[/]"
-    console.print(f"{label} {model} v{mv.version} as {who}{_override_note(mv.gate, override_gate)}",
-                  highlight=False)
+    console.print(f"{label} {model} v{mv.version} as {who}{_override_note(mv.gate, override_gate)}", highlight=False)
 
 
 def _override_note(gate: dict[str, Any], override_gate: bool) -> str:
-    return " [yellow](quality gate failed; overridden, recorded in the audit trail)[/]" if (
-        override_gate and gate and gate.get("passed") is not True) else ""
+    return (
+        " [yellow](quality gate failed; overridden, recorded in the audit trail)[/]"
+        if (override_gate and gate and gate.get("passed") is not True)
+        else ""
+    )
 
 
 @app.command("promote")
-def promote(model: str = ModelOpt, version: int = VersionOpt, reason: str = ReasonOpt,
-            as_: str = AsOpt, config: Path = ConfigOpt, env: str = EnvOpt,
-            override_gate: bool = OverrideGateOpt) -> None:
+def promote(
+    model: str = ModelOpt,
+    version: int = VersionOpt,
+    reason: str = ReasonOpt,
+    as_: str = AsOpt,
+    config: Path = ConfigOpt,
+    env: str = EnvOpt,
+    override_gate: bool = OverrideGateOpt,
+) -> None:
     """Make an approved version the champion (conditional write: a concurrent change is refused;
     refused if the quality gate failed)."""
     platform, reg = _registry(config, env)
     who = principal(as_)
     before = _run(lambda: reg.aliases(model, consistent=True))
     gate = _gate(platform, reg, model, version, f"promote by {who}")
-    after = _run(lambda: reg.promote(model, version, who, reason, allowed=_approvers(platform, model),
-                                     expected_revision=before.revision, gate=gate,
-                                     override_gate=override_gate))
-    console.print(f"[bold green]champion[/] of {model}: v{before.champion or '-'} -> v{after.champion} "
-                  f"(revision {after.revision}, by {who}){_override_note(gate, override_gate)}",
-                  highlight=False)
+    after = _run(
+        lambda: reg.promote(
+            model,
+            version,
+            who,
+            reason,
+            allowed=_approvers(platform, model),
+            expected_revision=before.revision,
+            gate=gate,
+            override_gate=override_gate,
+        )
+    )
+    console.print(
+        f"[bold green]champion[/] of {model}: v{before.champion or '-'} -> v{after.champion} "
+        f"(revision {after.revision}, by {who}){_override_note(gate, override_gate)}",
+        highlight=False,
+    )
 
 
 @app.command("rollback")
-def rollback(model: str = ModelOpt,
-             version: int = typer.Option(None, "--version", "-v", help="Target version (default: the "
-                                         "previous champion from the audit trail)."),
-             reason: str = ReasonOpt, as_: str = AsOpt, config: Path = ConfigOpt, env: str = EnvOpt) -> None:
+def rollback(
+    model: str = ModelOpt,
+    version: int = typer.Option(
+        None, "--version", "-v", help="Target version (default: the previous champion from the audit trail)."
+    ),
+    reason: str = ReasonOpt,
+    as_: str = AsOpt,
+    config: Path = ConfigOpt,
+    env: str = EnvOpt,
+) -> None:
     """Put the previous champion back (or --version)."""
     platform, reg = _registry(config, env)
     who = principal(as_)
     before = _run(lambda: reg.aliases(model, consistent=True))
-    after = _run(lambda: reg.rollback(model, who, reason, to_version=version,
-                                      allowed=_approvers(platform, model)))
-    console.print(f"[bold yellow]rolled back[/] {model}: v{before.champion or '-'} -> v{after.champion} "
-                  f"(revision {after.revision}, by {who})", highlight=False)
+    after = _run(lambda: reg.rollback(model, who, reason, to_version=version, allowed=_approvers(platform, model)))
+    console.print(
+        f"[bold yellow]rolled back[/] {model}: v{before.champion or '-'} -> v{after.champion} "
+        f"(revision {after.revision}, by {who})",
+        highlight=False,
+    )

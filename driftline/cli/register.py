@@ -19,12 +19,21 @@ def register(models: typer.Typer) -> None:
     @models.command("register")
     def register_(
         model: str = typer.Argument(..., help="Model name (as in cdk.json)."),
-        artifact: Path = typer.Option(..., "--artifact", "-a", help="Model file: .skops (scikit-learn), .onnx, "
-                                      ".txt (LightGBM) or .json/.ubj (XGBoost)."),
-        data: Path = typer.Option(None, "--data", "-d", help="Labelled Parquet/CSV table to evaluate on "
-                                  "(default: the feature store's training set)."),
-        code: Path = typer.Option(None, "--code", help="The notebook or script that fitted the model "
-                                  "(path and SHA-256 go into the lineage)."),
+        artifact: Path = typer.Option(
+            ...,
+            "--artifact",
+            "-a",
+            help="Model file: .skops (scikit-learn), .onnx, .txt (LightGBM) or .json/.ubj (XGBoost).",
+        ),
+        data: Path = typer.Option(
+            None,
+            "--data",
+            "-d",
+            help="Labelled Parquet/CSV table to evaluate on (default: the feature store's training set).",
+        ),
+        code: Path = typer.Option(
+            None, "--code", help="The notebook or script that fitted the model (path and SHA-256 go into the lineage)."
+        ),
         config: Path = typer.Option(Path("cdk.json"), "--config", help="Path to cdk.json."),
         env: str = typer.Option(None, "--env", help="Environment in cdk.json (default: driftline:env)."),
     ) -> None:
@@ -54,6 +63,8 @@ def register(models: typer.Typer) -> None:
         except (BotoCoreError, ClientError) as e:
             fail(f"AWS call failed: {e}", 1)
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
-        console.print(f"[bold cyan]candidate[/] {result.model} v{result.version} registered ({metrics}); next: "
-                      f"driftline models approve --model {result.model} --version {result.version} --reason …",
-                      highlight=False)
+        console.print(
+            f"[bold cyan]candidate[/] {result.model} v{result.version} registered ({metrics}); next: "
+            f"driftline models approve --model {result.model} --version {result.version} --reason …",
+            highlight=False,
+        )

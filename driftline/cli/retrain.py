@@ -25,13 +25,19 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(..., "--model", "-m", help="Model to retrain (as named in cdk.json)."),
         reason: str = typer.Option("manual retraining", "--reason", help="Why; recorded with the decision."),
         wait: bool = typer.Option(False, "--wait", help="Follow the run until it ends."),
-        require_approval: bool = typer.Option(False, "--require-approval",
-                                              help="Pause for a manual approval even if the model's mode is auto."),
+        require_approval: bool = typer.Option(
+            False, "--require-approval", help="Pause for a manual approval even if the model's mode is auto."
+        ),
         timeout: float = typer.Option(1800.0, "--timeout", help="Seconds to follow the run with --wait."),
-        version: int = typer.Option(None, "--version", "-v", min=1,
-                                    help="Roll out this registered candidate (e.g. one imported with `driftline "
-                                         "models register`) through gate, approval and canary instead of "
-                                         "training a new one."),
+        version: int = typer.Option(
+            None,
+            "--version",
+            "-v",
+            min=1,
+            help="Roll out this registered candidate (e.g. one imported with `driftline "
+            "models register`) through gate, approval and canary instead of "
+            "training a new one.",
+        ),
         history: bool = typer.Option(False, "--history", help="Show recent start/skip decisions instead."),
         config: Path = typer.Option(Path("cdk.json"), "--config", help="Path to cdk.json."),
         env: str = typer.Option(None, "--env", help="Environment in cdk.json (default: driftline:env)."),
@@ -54,8 +60,11 @@ def register(app: typer.Typer) -> None:
         event_id = request_retrain(platform, model, reason, _who(platform), require_approval, version)
         decision = wait_for_decision(platform, model, event_id)
         if decision is None:
-            fail(f"request {event_id} was sent, but no decision was recorded within 30 s; is the "
-                 f"retrain-trigger function deployed and the on-retrain-request rule enabled?", 1)
+            fail(
+                f"request {event_id} was sent, but no decision was recorded within 30 s; is the "
+                f"retrain-trigger function deployed and the on-retrain-request rule enabled?",
+                1,
+            )
         assert decision is not None
         colour = {"started": "green", "skipped": "yellow"}.get(str(decision["decision"]), "red")
         console.print(f"[{colour}]{decision['decision']}[/]: {decision['reason']}", highlight=False)
@@ -90,6 +99,11 @@ def _show_history(platform: Any, model: str) -> None:
     for col in ("at", "trigger", "decision", "execution", "reason"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(str(r.get("at", ""))[:19], str(r.get("trigger")), str(r.get("decision")),
-                      str(r.get("execution_name") or ""), str(r.get("reason")))
+        table.add_row(
+            str(r.get("at", ""))[:19],
+            str(r.get("trigger")),
+            str(r.get("decision")),
+            str(r.get("execution_name") or ""),
+            str(r.get("reason")),
+        )
     console.print(table)

@@ -98,13 +98,19 @@ def register(app: typer.Typer) -> None:
     def train(
         feature_set: str = typer.Option(..., "--feature-set", "-f", help="Feature set (as in feature_sets_dir)."),
         model: str = typer.Option(..., "--model", "-m", help="Model to train (as named in cdk.json)."),
-        data: Path = typer.Option(None, "--data", "-d", help="Local Parquet/CSV training table (default: "
-                                  "the point-in-time training set from the features bucket)."),
-        out: Path = typer.Option(None, "--out", help="Write the artifacts here instead of registering them "
-                                 "(no AWS needed; requires --data)."),
+        data: Path = typer.Option(
+            None,
+            "--data",
+            "-d",
+            help="Local Parquet/CSV training table (default: the point-in-time training set from the features bucket).",
+        ),
+        out: Path = typer.Option(
+            None, "--out", help="Write the artifacts here instead of registering them (no AWS needed; requires --data)."
+        ),
         algorithm: str = typer.Option(None, "--algorithm", help="Override the configured algorithm."),
-        validation_fraction: float = typer.Option(None, "--validation-fraction",
-                                                  help="Share of the newest rows held out (default 0.2)."),
+        validation_fraction: float = typer.Option(
+            None, "--validation-fraction", help="Share of the newest rows held out (default 0.2)."
+        ),
         seed: int = typer.Option(0, "--seed", help="Random seed (same data + seed = same model)."),
         trigger: str = typer.Option("manual", "--trigger", help="Recorded in the lineage."),
         config: Path = typer.Option(Path("cdk.json"), "--config", help="Path to cdk.json."),
@@ -119,25 +125,33 @@ def register(app: typer.Typer) -> None:
         except ConfigError as e:
             fail(str(e))
         if cfg.feature_set != feature_set:
-            fail(f"model {model!r} is trained on feature set {cfg.feature_set!r}, not {feature_set!r} "
-                 f"(see cdk.json); pass --feature-set {cfg.feature_set}")
+            fail(
+                f"model {model!r} is trained on feature set {cfg.feature_set!r}, not {feature_set!r} "
+                f"(see cdk.json); pass --feature-set {cfg.feature_set}"
+            )
         fs = load_feature_set(platform, config, feature_set)
         if out is not None and data is None:
             fail("--out writes a local model and needs local data: pass --data PATH")
         run_id = f"cli-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=console, transient=True) as progress:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
+        ) as progress:
             steps = _Steps(progress)
             if data is not None:
                 steps(f"reading {data}")
                 table = read_training_file(data, fs)
                 from driftline.training.lineage import file_sha256
 
-                lineage: dict[str, Any] = {"uri": data.resolve().as_uri(), "sha256": file_sha256(data),
-                                           "rows": table.num_rows, "object_versions": {}}
+                lineage: dict[str, Any] = {
+                    "uri": data.resolve().as_uri(),
+                    "sha256": file_sha256(data),
+                    "rows": table.num_rows,
+                    "object_versions": {},
+                }
             if out is not None:
-                outcome = _train_local(table, fs, cfg, out, algorithm, seed, validation_fraction, steps,
-                                       _trainers_dir(platform, config))
+                outcome = _train_local(
+                    table, fs, cfg, out, algorithm, seed, validation_fraction, steps, _trainers_dir(platform, config)
+                )
                 steps.done()
                 _report_local(outcome, out)
                 return
@@ -147,16 +161,27 @@ def register(app: typer.Typer) -> None:
             names = resource_names(platform)
             if data is None:
                 steps(f"building the point-in-time training set from s3://{names['FEATURES_BUCKET']}")
-                table, lineage = _call(lambda: training_set_from_store(fs, names["FEATURES_BUCKET"], model,
-                                                                       run_id))
+                table, lineage = _call(lambda: training_set_from_store(fs, names["FEATURES_BUCKET"], model, run_id))
             from driftline.training.publish import train_and_register
 
-            outcome = _call(lambda: train_and_register(
-                table, fs, cfg, registry=Registry(names["REGISTRY_TABLE"], names["AUDIT_BUCKET"]),
-                artifacts_bucket=names["ARTIFACTS_BUCKET"], trigger=trigger, training_set=lineage,
-                created_by=principal(None) if _has_identity() else "driftline-cli", execution_id=run_id,
-                algorithm=algorithm, seed=seed, validation_fraction=validation_fraction, progress=steps,
-                trainers_dir=_trainers_dir(platform, config)))
+            outcome = _call(
+                lambda: train_and_register(
+                    table,
+                    fs,
+                    cfg,
+                    registry=Registry(names["REGISTRY_TABLE"], names["AUDIT_BUCKET"]),
+                    artifacts_bucket=names["ARTIFACTS_BUCKET"],
+                    trigger=trigger,
+                    training_set=lineage,
+                    created_by=principal(None) if _has_identity() else "driftline-cli",
+                    execution_id=run_id,
+                    algorithm=algorithm,
+                    seed=seed,
+                    validation_fraction=validation_fraction,
+                    progress=steps,
+                    trainers_dir=_trainers_dir(platform, config),
+                )
+            )
             steps.done()
         _report(outcome)
 
@@ -189,14 +214,31 @@ def _trainers_dir(platform: Any, config: Path) -> str:
     return str((config.resolve().parent / platform.config.trainers_dir).resolve())
 
 
-def _train_local(table: Any, fs: Any, cfg: Any, out: Path, algorithm: str | None, seed: int,
-                 fraction: float | None, steps: _Steps, trainers_dir: str) -> Any:
+def _train_local(
+    table: Any,
+    fs: Any,
+    cfg: Any,
+    out: Path,
+    algorithm: str | None,
+    seed: int,
+    fraction: float | None,
+    steps: _Steps,
+    trainers_dir: str,
+) -> Any:
     from driftline.training.core import train_model
     from driftline.training.errors import TrainingRejectedError
 
     try:
-        trained = train_model(table, fs, cfg, algorithm=algorithm, seed=seed, validation_fraction=fraction,
-                              progress=steps, trainers_dir=trainers_dir)
+        trained = train_model(
+            table,
+            fs,
+            cfg,
+            algorithm=algorithm,
+            seed=seed,
+            validation_fraction=fraction,
+            progress=steps,
+            trainers_dir=trainers_dir,
+        )
     except TrainingRejectedError as e:
         steps.done()
         fail(f"training rejected: {e.reason}", 1)
@@ -205,16 +247,23 @@ def _train_local(table: Any, fs: Any, cfg: Any, out: Path, algorithm: str | None
     (out / "model.onnx").write_bytes(trained.onnx)
     (out / "model.skops").write_bytes(trained.skops)
     (out / "profile.json").write_text(trained.profile_json(fs, cfg.name, None, cfg.drift.profile_sample_size))
-    (out / "metrics.json").write_text(json.dumps({"metrics": trained.metrics, "split": trained.split,
-                                                  "parity": trained.parity, "params": trained.params},
-                                                 indent=1, sort_keys=True))
+    (out / "metrics.json").write_text(
+        json.dumps(
+            {"metrics": trained.metrics, "split": trained.split, "parity": trained.parity, "params": trained.params},
+            indent=1,
+            sort_keys=True,
+        )
+    )
     return trained
 
 
 def _report_local(trained: Any, out: Path) -> None:
     console.print(_metrics_table(trained.metrics, None, None))
-    console.print(f"[green]trained[/] {trained.algorithm}: parity max |Δ| {trained.parity['max_abs_diff']:.2g}; "
-                  f"artifacts in {out}/ (model.onnx, model.skops, profile.json, metrics.json)", highlight=False)
+    console.print(
+        f"[green]trained[/] {trained.algorithm}: parity max |Δ| {trained.parity['max_abs_diff']:.2g}; "
+        f"artifacts in {out}/ (model.onnx, model.skops, profile.json, metrics.json)",
+        highlight=False,
+    )
 
 
 def _report(outcome: Any) -> None:
@@ -224,6 +273,8 @@ def _report(outcome: Any) -> None:
     console.print(_metrics_table(outcome.metrics, outcome.champion_metrics, outcome.champion_version))
     if outcome.champion_error:
         console.print(f"[yellow]warning:[/] {outcome.champion_error}", highlight=False)
-    console.print(f"[bold cyan]candidate[/] {outcome.model} v{outcome.version} registered; next: "
-                  f"driftline models approve --model {outcome.model} --version {outcome.version} --reason …",
-                  highlight=False)
+    console.print(
+        f"[bold cyan]candidate[/] {outcome.model} v{outcome.version} registered; next: "
+        f"driftline models approve --model {outcome.model} --version {outcome.version} --reason …",
+        highlight=False,
+    )

@@ -63,8 +63,16 @@ _NUMERIC_BY_NAME = {n: (k, lo, hi) for n, k, lo, hi in NUMERIC}
 _LOG_SCALE = frozenset({"income", "credit_limit", "balance", "avg_monthly_spend"})
 
 COLUMNS: tuple[str, ...] = (
-    ENTITY, TIMESTAMP, *(n for n, *_ in NUMERIC),
-    "employment_type", "housing", "region", "card_tier", "channel", "autopay_enabled", LABEL,
+    ENTITY,
+    TIMESTAMP,
+    *(n for n, *_ in NUMERIC),
+    "employment_type",
+    "housing",
+    "region",
+    "card_tier",
+    "channel",
+    "autopay_enabled",
+    LABEL,
 )
 FEATURES: tuple[str, ...] = COLUMNS[2:-1]
 
@@ -99,8 +107,12 @@ class DriftSpec:
     columns then fail validation, which is a realistic broken-pipeline scenario."""
 
     def __post_init__(self) -> None:
-        problems = [*self._shift_problems(), *self._weight_problems(), *self._new_category_problems(),
-                    *self._missing_problems()]
+        problems = [
+            *self._shift_problems(),
+            *self._weight_problems(),
+            *self._new_category_problems(),
+            *self._missing_problems(),
+        ]
         if not 0.0 <= self.concept <= 1.0:
             problems.append(f"concept must be between 0 and 1, got {self.concept}")
         if problems:
@@ -119,13 +131,14 @@ class DriftSpec:
         problems = []
         for col, weights in self.category_weights.items():
             if col not in CATEGORIES:
-                problems.append(f"category_weights: {col!r} is not a categorical feature "
-                                f"({', '.join(CATEGORIES)})")
+                problems.append(f"category_weights: {col!r} is not a categorical feature ({', '.join(CATEGORIES)})")
                 continue
             for value, w in weights.items():
                 if value not in CATEGORIES[col]:
-                    problems.append(f"category_weights: {value!r} is not a category of {col!r} "
-                                    f"({', '.join(CATEGORIES[col])}); use new_categories for new values")
+                    problems.append(
+                        f"category_weights: {value!r} is not a category of {col!r} "
+                        f"({', '.join(CATEGORIES[col])}); use new_categories for new values"
+                    )
                 if not (w >= 0 and math.isfinite(w)):
                     problems.append(f"category_weights: {col}.{value} must be a finite number >= 0, got {w}")
             if all(weights.get(c, 1.0) == 0 for c in CATEGORIES[col]):
@@ -136,15 +149,13 @@ class DriftSpec:
         problems = []
         for col, shares in self.new_categories.items():
             if col not in CATEGORIES:
-                problems.append(f"new_categories: {col!r} is not a categorical feature "
-                                f"({', '.join(CATEGORIES)})")
+                problems.append(f"new_categories: {col!r} is not a categorical feature ({', '.join(CATEGORIES)})")
                 continue
             for value, share in shares.items():
                 if value in CATEGORIES[col]:
                     problems.append(f"new_categories: {value!r} is already a category of {col!r}")
                 if not 0.0 <= share <= 1.0:
-                    problems.append(f"new_categories: share of {col}.{value} must be between 0 and 1, "
-                                    f"got {share}")
+                    problems.append(f"new_categories: share of {col}.{value} must be between 0 and 1, got {share}")
             if sum(shares.values()) > 1:
                 problems.append(f"new_categories: shares of {col!r} add up to more than 1")
         return problems
@@ -315,11 +326,15 @@ def generate(
     risk_c = rng.normal(0.0, 1.0, n_cust)
     age0_c = np.clip(rng.normal(42, 13, n_cust), 18, 85)
     young_c, old_c = age0_c < 25, age0_c >= 62
-    emp_c = g.choose("employment_type", np.where(
-        young_c[:, None], [0.45, 0.05, 0.10, 0.0, 0.40],
-        np.where(old_c[:, None], [0.20, 0.10, 0.05, 0.65, 0.0], [0.72, 0.17, 0.07, 0.03, 0.01])))
-    housing_c = g.choose("housing", np.where(young_c[:, None], [0.05, 0.80, 0.05, 0.10],
-                                             [0.35, 0.25, 0.35, 0.05]))
+    emp_c = g.choose(
+        "employment_type",
+        np.where(
+            young_c[:, None],
+            [0.45, 0.05, 0.10, 0.0, 0.40],
+            np.where(old_c[:, None], [0.20, 0.10, 0.05, 0.65, 0.0], [0.72, 0.17, 0.07, 0.03, 0.01]),
+        ),
+    )
+    housing_c = g.choose("housing", np.where(young_c[:, None], [0.05, 0.80, 0.05, 0.10], [0.35, 0.25, 0.35, 0.05]))
     region_c = g.choose("region", np.tile([0.2, 0.18, 0.22, 0.2, 0.2], (n_cust, 1)))
     median_income = np.array([45000.0, 52000.0, 12000.0, 28000.0, 9000.0])
     income_c = median_income[emp_c] * np.exp(rng.normal(0, 0.5, n_cust))
@@ -330,8 +345,7 @@ def generate(
     tier_p[np.arange(n_cust), np.searchsorted([10.4, 10.9, 11.4], tier_score_c)] = 1.0
     tier_c = g.choose("card_tier", 0.9 * tier_p + 0.025)  # every tier appears in every income band
 
-    risk, age0, emp, housing, region, tier = (
-        a[cust] for a in (risk_c, age0_c, emp_c, housing_c, region_c, tier_c))
+    risk, age0, emp, housing, region, tier = (a[cust] for a in (risk_c, age0_c, emp_c, housing_c, region_c, tier_c))
     age = g.shifted("age", np.floor(age0 + years))
     young, old = age < 25, age >= 62
 
@@ -344,38 +358,55 @@ def generate(
     utilization = g.shifted("utilization", np.round(util_raw, 4))
     balance = g.shifted("balance", np.round(utilization * credit_limit, 2))
     num_accounts = g.shifted("num_accounts", rng.poisson(2.5 + age / 20).astype(np.float64))
-    late = g.shifted("num_late_payments_12m",
-                     rng.poisson(np.exp(-1.4 + 0.9 * risk)).astype(np.float64))
+    late = g.shifted("num_late_payments_12m", rng.poisson(np.exp(-1.4 + 0.9 * risk)).astype(np.float64))
     hist_delinquent = rng.random(n_rows) < 0.3
-    msld = np.where(late > 0, rng.uniform(0, 12, n_rows),
-                    np.where(hist_delinquent, rng.uniform(13, 120, n_rows), np.nan))
+    msld = np.where(
+        late > 0, rng.uniform(0, 12, n_rows), np.where(hist_delinquent, rng.uniform(13, 120, n_rows), np.nan)
+    )
     msld = g.shifted("months_since_last_delinquency", np.round(msld, 1))
     tenure0 = np.minimum(rng.exponential(60, n_cust)[cust], (age0 - 18) * 12)
     tenure = g.shifted("tenure_months", np.floor(tenure0 + years * 12))
-    spend = g.shifted("avg_monthly_spend",
-                      np.round(credit_limit * rng.uniform(0.05, 0.3, n_rows) * np.exp(0.1 * risk), 2))
+    spend = g.shifted(
+        "avg_monthly_spend", np.round(credit_limit * rng.uniform(0.05, 0.3, n_rows) * np.exp(0.1 * risk), 2)
+    )
     pay = g.shifted("payment_ratio", np.round(np.exp(rng.normal(0.1 - 0.45 * risk, 0.6, n_rows)), 4))
-    cash = g.shifted("cash_advance_ratio",
-                     np.round(rng.beta(1.0, 12.0, n_rows) + np.maximum(0, 0.06 * risk), 4))
+    cash = g.shifted("cash_advance_ratio", np.round(rng.beta(1.0, 12.0, n_rows) + np.maximum(0, 0.06 * risk), 4))
     inquiries = g.shifted("num_inquiries_6m", rng.poisson(np.exp(0.1 + 0.5 * risk)).astype(np.float64))
     other_debt = income_full * np.exp(rng.normal(-1.2, 0.8, n_rows))
     dti = g.shifted("debt_to_income", np.round((balance + other_debt) / income_full, 3))
-    sessions = g.shifted("online_sessions_30d",
-                         rng.poisson(np.where(young, 35.0, np.where(old, 6.0, 18.0))).astype(np.float64))
+    sessions = g.shifted(
+        "online_sessions_30d", rng.poisson(np.where(young, 35.0, np.where(old, 6.0, 18.0))).astype(np.float64)
+    )
     channel_p = np.where(old[:, None], [0.6, 0.3, 0.1], [0.2, 0.65, 0.15])
     channel = g.choose("channel", channel_p)
     autopay = (rng.random(n_rows) < _sigmoid(0.4 - 0.6 * risk)).astype(np.float64)
 
     num = {
-        "age": age, "income": income_full, "credit_limit": credit_limit, "balance": balance,
-        "utilization": utilization, "num_accounts": num_accounts, "num_late_payments_12m": late,
-        "months_since_last_delinquency": msld, "tenure_months": tenure, "avg_monthly_spend": spend,
-        "payment_ratio": pay, "cash_advance_ratio": cash, "num_inquiries_6m": inquiries,
-        "debt_to_income": dti, "online_sessions_30d": sessions, "autopay": autopay,
+        "age": age,
+        "income": income_full,
+        "credit_limit": credit_limit,
+        "balance": balance,
+        "utilization": utilization,
+        "num_accounts": num_accounts,
+        "num_late_payments_12m": late,
+        "months_since_last_delinquency": msld,
+        "tenure_months": tenure,
+        "avg_monthly_spend": spend,
+        "payment_ratio": pay,
+        "cash_advance_ratio": cash,
+        "num_inquiries_6m": inquiries,
+        "debt_to_income": dti,
+        "online_sessions_30d": sessions,
+        "autopay": autopay,
     }
     # Natural missingness, decided before the label so the label relation uses true values.
-    natural_missing = {"income": 0.04, "avg_monthly_spend": 0.03, "payment_ratio": 0.05,
-                       "cash_advance_ratio": 0.08, "online_sessions_30d": 0.10}
+    natural_missing = {
+        "income": 0.04,
+        "avg_monthly_spend": 0.03,
+        "payment_ratio": 0.05,
+        "cash_advance_ratio": 0.08,
+        "online_sessions_30d": 0.10,
+    }
     null_mask: dict[str, np.ndarray] = {c: rng.random(n_rows) < p for c, p in natural_missing.items()}
     null_mask["months_since_last_delinquency"] = np.isnan(msld)
 
@@ -402,8 +433,9 @@ def generate(
             return pa.array(values, type=pa.float64(), mask=mask)
         if name == "autopay_enabled":
             return pa.array(autopay.astype(bool), type=pa.bool_(), mask=mask)
-        codes = {"employment_type": emp, "housing": housing, "region": region, "card_tier": tier,
-                 "channel": channel}[name]
+        codes = {"employment_type": emp, "housing": housing, "region": region, "card_tier": tier, "channel": channel}[
+            name
+        ]
         values = pa.array(CATEGORIES[name], type=pa.string()).take(pa.array(codes))
         for new_value, share in drift.new_categories.get(name, {}).items():
             values = pc.if_else(pa.array(rng.random(n_rows) < share), new_value, values)
@@ -411,12 +443,10 @@ def generate(
             values = pc.if_else(pa.array(mask), pa.scalar(None, pa.string()), values)
         return values
 
-    ids = pc.binary_join_element_wise(
-        "C", pc.utf8_lpad(pc.cast(pa.array(np.arange(n_cust)), pa.string()), 7, "0"), "")
+    ids = pc.binary_join_element_wise("C", pc.utf8_lpad(pc.cast(pa.array(np.arange(n_cust)), pa.string()), 7, "0"), "")
     start_us = int(t0.timestamp()) * 1_000_000
     ts = pa.array(start_us + secs.astype(np.int64) * 1_000_000, type=pa.int64()).cast(_TS_TYPE)
-    arrays = [ids.take(pa.array(cust)), ts, *(column(n) for n in FEATURES),
-              pa.array(label, type=pa.int64())]
+    arrays = [ids.take(pa.array(cust)), ts, *(column(n) for n in FEATURES), pa.array(label, type=pa.int64())]
     return pa.Table.from_arrays(arrays, names=list(COLUMNS))
 
 

@@ -69,8 +69,10 @@ class RunFollower:
         failure = self.exited_output("RecordFailure") or {}
         err = failure.get("error")
         detail = (err.get("Cause") if isinstance(err, dict) else None) or cause
-        return DemoError(f"run {self.name} ended {self.status} before {state} finished "
-                         f"(states: {' → '.join(self.entered())}){': ' + str(detail)[:400] if detail else ''}")
+        return DemoError(
+            f"run {self.name} ended {self.status} before {state} finished "
+            f"(states: {' → '.join(self.entered())}){': ' + str(detail)[:400] if detail else ''}"
+        )
 
     def wait_for(self, state: str, timeout_s: float, tick: Callable[[], None] | None = None) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
@@ -82,8 +84,10 @@ class RunFollower:
             if self.status in TERMINAL:
                 raise self._ended_without(state)
             if time.monotonic() > deadline:
-                raise DemoError(f"run {self.name}: {state} did not finish within {timeout_s:.0f} s "
-                                f"(states so far: {' → '.join(self.entered())})")
+                raise DemoError(
+                    f"run {self.name}: {state} did not finish within {timeout_s:.0f} s "
+                    f"(states so far: {' → '.join(self.entered())})"
+                )
             if tick is not None:
                 tick()
             time.sleep(0.25)
@@ -95,6 +99,8 @@ class RunFollower:
             if self.status in TERMINAL:
                 return self.status
             if time.monotonic() > deadline:
-                raise DemoError(f"run {self.name} still {self.status} after {timeout_s:.0f} s "
-                                f"(states so far: {' → '.join(self.entered())})")
+                raise DemoError(
+                    f"run {self.name} still {self.status} after {timeout_s:.0f} s "
+                    f"(states so far: {' → '.join(self.entered())})"
+                )
             time.sleep(0.25)

@@ -31,10 +31,20 @@ from driftline.demo.traffic import BackgroundTraffic, send
 
 StepStatus = Literal["pending", "running", "ok", "failed", "skipped"]
 
-DEMO_DRIFT_SHIFT = {"income": -1.0, "utilization": 1.0, "age": -0.8, "num_inquiries_6m": 1.2,
-                    "tenure_months": -0.8, "num_accounts": 0.8, "payment_ratio": -0.8}
-DEMO_DRIFT_WEIGHTS = {"employment_type": {"student": 3.0, "retired": 0.3}, "channel": {"online": 2.5},
-                      "housing": {"rent": 2.5}}
+DEMO_DRIFT_SHIFT = {
+    "income": -1.0,
+    "utilization": 1.0,
+    "age": -0.8,
+    "num_inquiries_6m": 1.2,
+    "tenure_months": -0.8,
+    "num_accounts": 0.8,
+    "payment_ratio": -0.8,
+}
+DEMO_DRIFT_WEIGHTS = {
+    "employment_type": {"student": 3.0, "retired": 0.3},
+    "channel": {"online": 2.5},
+    "housing": {"rent": 2.5},
+}
 """The demo's traffic drift: a strong covariate shift (the label keeps its relation to the features),
 so the drift check alarms clearly and a model retrained on the new period is at least as good."""
 
@@ -99,8 +109,9 @@ class Facts:
 class Story:
     """Runs the steps in order; the first failure stops the story (later steps are skipped)."""
 
-    def __init__(self, settings: DemoSettings, platform: Any,
-                 on_change: Callable[[list[StepResult]], None] | None = None) -> None:
+    def __init__(
+        self, settings: DemoSettings, platform: Any, on_change: Callable[[list[StepResult]], None] | None = None
+    ) -> None:
         self.settings = settings
         self.platform = platform
         self.on_change = on_change or (lambda _steps: None)
@@ -178,8 +189,7 @@ class Story:
             raise DemoError("the local platform is not running")
         return self.local
 
-    def _wait(self, check: Callable[[], Any], what: str, timeout_s: float | None = None,
-              interval: float = 0.25) -> Any:
+    def _wait(self, check: Callable[[], Any], what: str, timeout_s: float | None = None, interval: float = 0.25) -> Any:
         deadline = time.monotonic() + (timeout_s or self.settings.step_timeout_s)
         while True:
             value = check()
@@ -225,16 +235,20 @@ class Story:
 
         rec: dict[str, Any] = self._wait(record, f"the ingest record of {uri} (is the ingest function working?)")
         if rec.get("status") != "accepted":
-            raise DemoError(f"ingest of {uri} ended {rec.get('status')}: {rec.get('reason')} "
-                            f"(report: {rec.get('report_uri')})")
+            raise DemoError(
+                f"ingest of {uri} ended {rec.get('status')}: {rec.get('reason')} (report: {rec.get('report_uri')})"
+            )
         return rec
 
     def _decision(self, trigger: str, since: str, started_only: bool = False) -> dict[str, Any] | None:
         from driftline.retraining.control import ControlTable
 
         for rec in ControlTable(self.platform.name("control")).history(self.settings.model, limit=50, kind="decision"):
-            if rec.get("trigger") == trigger and str(rec.get("at", "")) >= since and (
-                    not started_only or rec.get("decision") == "started"):
+            if (
+                rec.get("trigger") == trigger
+                and str(rec.get("at", "")) >= since
+                and (not started_only or rec.get("decision") == "started")
+            ):
                 return rec
         return None
 
@@ -251,8 +265,9 @@ class Story:
     def start_platform(self) -> str:
         t0 = time.monotonic()
         cfg = self.settings
-        self.local = LocalRun.start(self.platform, config=cfg.config, env=cfg.env, state_dir=cfg.state_dir,
-                                    port=cfg.port, api_port=cfg.api_port)
+        self.local = LocalRun.start(
+            self.platform, config=cfg.config, env=cfg.env, state_dir=cfg.state_dir, port=cfg.port, api_port=cfg.api_port
+        )
         self.local.activate()
         self.facts.endpoint, self.facts.api_url = self.local.state.endpoint, self.local.state.api_url
         return f"emulator {self.facts.endpoint}, API {self.facts.api_url} ({time.monotonic() - t0:.1f} s)"
@@ -277,8 +292,11 @@ class Story:
             raise DemoError(f"retraining was not started: {d['decision']}: {d['reason']}")
         run = self._follow("v1", str(d["execution_arn"]))
         self.facts.v1_run = run.name
-        state = run.wait_for("Train", self.settings.step_timeout_s, tick=lambda: self.note(f"run {run.name}: "
-                                                                                    f"{' → '.join(run.entered())}"))
+        state = run.wait_for(
+            "Train",
+            self.settings.step_timeout_s,
+            tick=lambda: self.note(f"run {run.name}: {' → '.join(run.entered())}"),
+        )
         cand = _result(state, "candidate", "Train")
         if cand.get("status") != "candidate":
             raise DemoError(f"training did not produce a candidate: {cand.get('status')}: {cand.get('reason')}")
@@ -308,8 +326,11 @@ class Story:
         local = self._local()
         cfg = self.settings
         rows = self._records(self._table(cfg.clean_traffic_rows, REFERENCE, cfg.seed + 100, drifted=False))
-        answers = self._wait(lambda: _try_send(self.facts.api_url, self.settings.model, rows[:10]),
-                             "the serving endpoint to answer with v1", timeout_s=30)
+        answers = self._wait(
+            lambda: _try_send(self.facts.api_url, self.settings.model, rows[:10]),
+            "the serving endpoint to answer with v1",
+            timeout_s=30,
+        )
         answers += send(self.facts.api_url, self.settings.model, rows[10:])
         versions = {v for a in answers for v in a.versions}
         if versions != {1}:
@@ -317,8 +338,10 @@ class Story:
         self.facts.serve_pids_before = local.worker_pids("serve")
         lat = sorted(a.latency_ms for a in answers)
         self._wait_captures(len(rows))
-        return (f"{len(rows)} rows in {len(answers)} requests, all answered by v1; p50 {lat[len(lat) // 2]:.1f} ms "
-                f"per request (HTTP)")
+        return (
+            f"{len(rows)} rows in {len(answers)} requests, all answered by v1; p50 {lat[len(lat) // 2]:.1f} ms "
+            f"per request (HTTP)"
+        )
 
     def _wait_captures(self, at_least: int) -> int:
         local = self._local()
@@ -333,8 +356,7 @@ class Story:
                     n += s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().count(b"\n")
             return n if n >= at_least else 0
 
-        n: int = self._wait(count, f"{at_least} capture records in s3://{bucket}/{prefix}", timeout_s=30,
-                            interval=0.5)
+        n: int = self._wait(count, f"{at_least} capture records in s3://{bucket}/{prefix}", timeout_s=30, interval=0.5)
         return n
 
     def _fire_drift(self) -> dict[str, Any]:
@@ -368,14 +390,15 @@ class Story:
         self.facts.drifted_upload_at = time.time()
         cfg = self.settings
         rec = self._upload(self._table(cfg.drifted_rows, DRIFTED, cfg.seed + 1, drifted=True), "drifted")
-        labels = self._wait(lambda: self._decision("labels", since), "the decision on the labeled upload",
-                            timeout_s=30)
+        labels = self._wait(lambda: self._decision("labels", since), "the decision on the labeled upload", timeout_s=30)
         self.facts.labels_decision = labels
         rows = self._records(self._table(cfg.drifted_traffic_rows, DRIFTED, cfg.seed + 200, drifted=True))
         answers = send(self.facts.api_url, self.settings.model, rows)
         self._wait_captures(self.settings.clean_traffic_rows + len(rows))
-        return (f"labeled upload: {rec.get('rows_accepted')} rows accepted, trigger {labels['decision']} "
-                f"({labels['reason']}); {len(rows)} drifted rows served in {len(answers)} requests")
+        return (
+            f"labeled upload: {rec.get('rows_accepted')} rows accepted, trigger {labels['decision']} "
+            f"({labels['reason']}); {len(rows)} drifted rows served in {len(answers)} requests"
+        )
 
     def drift_check(self) -> str:
         self._drift_since = datetime.now(UTC).isoformat()
@@ -387,8 +410,10 @@ class Story:
         return f"drift detected: {_drift_line(result)}"
 
     def retraining_starts(self) -> str:
-        d = self._wait(lambda: self._decision("drift", self._drift_since),
-                       "a retraining decision for the DriftDetected event (on-drift rule → retrain-trigger)")
+        d = self._wait(
+            lambda: self._decision("drift", self._drift_since),
+            "a retraining decision for the DriftDetected event (on-drift rule → retrain-trigger)",
+        )
         self.facts.drift_decision = d
         if d["decision"] != "started":
             raise DemoError(f"the DriftDetected trigger was {d['decision']}: {d['reason']}")
@@ -404,8 +429,9 @@ class Story:
 
     def gate_v2(self) -> str:
         run = self._runs["v2"]
-        state = run.wait_for("Gate", self.settings.step_timeout_s,
-                             tick=lambda: self.note(f"run {run.name}: {' → '.join(run.entered())}"))
+        state = run.wait_for(
+            "Gate", self.settings.step_timeout_s, tick=lambda: self.note(f"run {run.name}: {' → '.join(run.entered())}")
+        )
         gate = _result(state, "gate", "Gate")
         self.facts.v2_gate = gate
         if not gate.get("passed"):
@@ -418,16 +444,20 @@ class Story:
         if dep.get("mode") != "canary":
             raise DemoError(f"expected a canary deploy, got {dep.get('mode')} ({dep.get('note')})")
         self.note(f"v{dep['challenger_version']} takes {dep['percent']}% of traffic for {dep['bake_seconds']} s")
-        state = run.wait_for("EvaluateCanary", self.settings.step_timeout_s + float(dep.get("bake_seconds", 0)),
-                             tick=lambda: self.note(f"baking: {self.traffic.requests if self.traffic else 0} "
-                                                    f"requests so far"))
+        state = run.wait_for(
+            "EvaluateCanary",
+            self.settings.step_timeout_s + float(dep.get("bake_seconds", 0)),
+            tick=lambda: self.note(f"baking: {self.traffic.requests if self.traffic else 0} requests so far"),
+        )
         verdict = _result(state, "canary", "EvaluateCanary")
         self.facts.canary = verdict
         if not verdict.get("healthy"):
             raise DemoError(f"the canary was judged unhealthy: {verdict.get('summary')}")
         ch, cp = verdict.get("challenger", {}), verdict.get("champion", {})
-        return (f"healthy: challenger {ch.get('rows')} rows, {ch.get('error_rate', 0):.1%} errors vs champion "
-                f"{cp.get('rows')} rows; {dep['percent']}% for {dep['bake_seconds']} s")
+        return (
+            f"healthy: challenger {ch.get('rows')} rows, {ch.get('error_rate', 0):.1%} errors vs champion "
+            f"{cp.get('rows')} rows; {dep['percent']}% for {dep['bake_seconds']} s"
+        )
 
     def promote_v2(self) -> str:
         run = self._runs["v2"]
@@ -439,8 +469,10 @@ class Story:
             raise DemoError(f"run {run.name} ended {status}; states: {' → '.join(run.entered())}")
         aliases = self._aliases()
         if aliases.champion != 2 or aliases.challenger is not None:
-            raise DemoError(f"expected v2 champion and no challenger, the registry says champion "
-                            f"{aliases.champion}, challenger {aliases.challenger}")
+            raise DemoError(
+                f"expected v2 champion and no challenger, the registry says champion "
+                f"{aliases.champion}, challenger {aliases.challenger}"
+            )
         return f"v2 is champion, challenger cleared; run {status}"
 
     def serving_v2(self) -> str:

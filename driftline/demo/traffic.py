@@ -53,10 +53,9 @@ def send(api_url: str, model: str, rows: Sequence[dict[str, Any]], batch: int = 
     """Send ``rows`` in batches; any non-200 answer fails the demo step with the API's message."""
     out = []
     for i in range(0, len(rows), batch):
-        a = predict(api_url, model, rows[i:i + batch])
+        a = predict(api_url, model, rows[i : i + batch])
         if a.status != 200:
-            raise DemoError(f"POST /v1/models/{model}/predict answered {a.status}: "
-                            f"{json.dumps(a.body)[:300]}")
+            raise DemoError(f"POST /v1/models/{model}/predict answered {a.status}: {json.dumps(a.body)[:300]}")
         out.append(a)
     return out
 

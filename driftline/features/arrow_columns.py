@@ -23,7 +23,7 @@ def bitmap_bits(buf: pa.Buffer, offset: int, n: int) -> np.ndarray:
     """``n`` bits of an Arrow bitmap from bit ``offset`` as numpy bool."""
     first, skip = divmod(offset, 8)
     raw = np.frombuffer(buf, dtype=np.uint8, count=(skip + n + 7) // 8, offset=first)
-    return np.unpackbits(raw, bitorder="little")[skip: skip + n].view(bool)
+    return np.unpackbits(raw, bitorder="little")[skip : skip + n].view(bool)
 
 
 def valid_bits(chunk: pa.Array) -> np.ndarray:

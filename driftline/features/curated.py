@@ -29,9 +29,26 @@ from driftline.contracts import (  # the key layout lives in contracts; re-expor
 )
 from driftline.features.arrow_columns import is_text, is_text_dictionary, valid_bits
 
-__all__ = ["CURATED_PREFIX", "INCOMING_PREFIX", "PENDING_DIR", "QUARANTINE_PREFIX", "curated_day", "curated_files",
-           "curated_key", "curated_root", "day_partitions", "dictionary_columns", "parquet_bytes", "pending_key",
-           "pending_uploads", "plain_schema", "quarantine_prefix", "select_rows", "split_by_day", "upload_of"]
+__all__ = [
+    "CURATED_PREFIX",
+    "INCOMING_PREFIX",
+    "PENDING_DIR",
+    "QUARANTINE_PREFIX",
+    "curated_day",
+    "curated_files",
+    "curated_key",
+    "curated_root",
+    "day_partitions",
+    "dictionary_columns",
+    "parquet_bytes",
+    "pending_key",
+    "pending_uploads",
+    "plain_schema",
+    "quarantine_prefix",
+    "select_rows",
+    "split_by_day",
+    "upload_of",
+]
 
 _DAY_US = 86_400_000_000
 DICTIONARY_SAMPLE_ROWS = 4096
@@ -79,8 +96,10 @@ def _day_order(table: pa.Table, timestamp: str) -> tuple[np.ndarray | None, list
     bounds = np.flatnonzero(np.diff(sorted_days)) + 1
     starts = np.concatenate([[0], bounds]).tolist()
     ends = np.concatenate([bounds, [len(sorted_days)]]).tolist()
-    return order, [(datetime.fromtimestamp(int(sorted_days[s]) * 86_400, tz=UTC).strftime("%Y-%m-%d"),
-                    slice(s, e)) for s, e in zip(starts, ends, strict=True)]
+    return order, [
+        (datetime.fromtimestamp(int(sorted_days[s]) * 86_400, tz=UTC).strftime("%Y-%m-%d"), slice(s, e))
+        for s, e in zip(starts, ends, strict=True)
+    ]
 
 
 def day_partitions(table: pa.Table, timestamp: str) -> list[tuple[str, Selection]]:
@@ -129,8 +148,12 @@ def dictionary_columns(table: pa.Table, sample_rows: int = DICTIONARY_SAMPLE_ROW
     return out
 
 
-def parquet_bytes(table: pa.Table, use_dictionary: bool | Sequence[str] | None = None, *,
-                  write_statistics: bool | Sequence[str] = True) -> bytes:
+def parquet_bytes(
+    table: pa.Table,
+    use_dictionary: bool | Sequence[str] | None = None,
+    *,
+    write_statistics: bool | Sequence[str] = True,
+) -> bytes:
     """zstd Parquet in memory (the format of every curated and quarantined table).
 
     ``use_dictionary`` defaults to :func:`dictionary_columns` of ``table``; Arrow's defaults
@@ -138,10 +161,13 @@ def parquet_bytes(table: pa.Table, use_dictionary: bool | Sequence[str] | None =
     """
     sink = pa.BufferOutputStream()
     dictionary = dictionary_columns(table) if use_dictionary is None else use_dictionary
-    pq.write_table(table, sink, compression="zstd",
-                   use_dictionary=dictionary if isinstance(dictionary, bool) else list(dictionary),
-                   write_statistics=write_statistics if isinstance(write_statistics, bool)
-                   else list(write_statistics))
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        use_dictionary=dictionary if isinstance(dictionary, bool) else list(dictionary),
+        write_statistics=write_statistics if isinstance(write_statistics, bool) else list(write_statistics),
+    )
     return bytes(sink.getvalue().to_pybytes())
 
 
@@ -174,16 +200,23 @@ def _curated_parquet(rows: pa.Table, schema: pa.Schema, dictionary: list[str], s
     if rows.schema.equals(schema):
         return parquet_bytes(rows, dictionary, write_statistics=statistics)
     sink = pa.BufferOutputStream()
-    with pq.ParquetWriter(sink, rows.schema, compression="zstd", use_dictionary=dictionary,
-                          write_statistics=statistics, store_schema=False) as writer:
+    with pq.ParquetWriter(
+        sink,
+        rows.schema,
+        compression="zstd",
+        use_dictionary=dictionary,
+        write_statistics=statistics,
+        store_schema=False,
+    ) as writer:
         writer.write_table(rows)
         if schema.metadata:
             writer.add_key_value_metadata(schema.metadata)
     return bytes(sink.getvalue().to_pybytes())
 
 
-def curated_files(table: pa.Table, feature_set: str, timestamp: str, upload_id: str, *,
-                  max_workers: int | None = None) -> list[tuple[str, bytes]]:
+def curated_files(
+    table: pa.Table, feature_set: str, timestamp: str, upload_id: str, *, max_workers: int | None = None
+) -> list[tuple[str, bytes]]:
     """(key, zstd Parquet bytes) per UTC day of ``table``, in day order.
 
     Text columns may be dictionary-encoded in ``table`` (``ValidationResult.accepted_table(
@@ -211,8 +244,7 @@ def curated_files(table: pa.Table, feature_set: str, timestamp: str, upload_id: 
         rows_of_day = select_rows(source, rows)
         if not from_codes and not rows_of_day.schema.equals(schema):
             rows_of_day = rows_of_day.cast(schema)
-        return curated_key(feature_set, day, upload_id), _curated_parquet(rows_of_day, schema, dictionary,
-                                                                          statistics)
+        return curated_key(feature_set, day, upload_id), _curated_parquet(rows_of_day, schema, dictionary, statistics)
 
     if workers <= 1:
         return [encode(p) for p in parts]
@@ -246,8 +278,9 @@ def _reorder(table: pa.Table, dictionary: Sequence[str], order: np.ndarray, work
             columns = list(pool.map(one, table.schema, table.columns))
     else:
         columns = [one(f, c) for f, c in zip(table.schema, table.columns, strict=True)]
-    schema = pa.schema([f.with_type(c.type) for f, c in zip(table.schema, columns, strict=True)],
-                       metadata=table.schema.metadata)
+    schema = pa.schema(
+        [f.with_type(c.type) for f, c in zip(table.schema, columns, strict=True)], metadata=table.schema.metadata
+    )
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -259,8 +292,9 @@ def _gather_fixed(arr: pa.Array, order: np.ndarray) -> pa.Array | None:
     fixed = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_timestamp(t) or pa.types.is_date(t)
     if not fixed or (values.null_count == 0 and values is arr) or t.bit_width not in (8, 16, 32, 64):
         return None
-    data = np.frombuffer(values.buffers()[1], dtype=np.dtype(f"u{t.bit_width // 8}"),
-                         count=values.offset + len(values))[values.offset:]
+    data = np.frombuffer(
+        values.buffers()[1], dtype=np.dtype(f"u{t.bit_width // 8}"), count=values.offset + len(values)
+    )[values.offset :]
     bitmap = None
     nulls = 0
     if values.null_count:

@@ -51,8 +51,9 @@ def encode_columns(schema: Mapping[str, Any], columns: Mapping[str, Sequence[Any
                 out[:, j] = col
                 continue
             arr = np.asarray(col, dtype=object)
-            out[:, j] = [np.nan if v is None or (isinstance(v, float) and np.isnan(v)) else (1.0 if v else 0.0)
-                         for v in arr]
+            out[:, j] = [
+                np.nan if v is None or (isinstance(v, float) and np.isnan(v)) else (1.0 if v else 0.0) for v in arr
+            ]
         elif isinstance(col, np.ndarray) and col.dtype.kind in "fiu":  # numeric array: same cast, no loop
             out[:, j] = col
         else:

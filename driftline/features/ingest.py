@@ -71,8 +71,9 @@ from driftline.features.validation import ValidationResult, validate
 
 log = logging.getLogger(__name__)
 
-Status = Literal["accepted", "partial", "rejected", "unreadable", "too_large", "skipped", "failed", "processing",
-                 "committing"]
+Status = Literal[
+    "accepted", "partial", "rejected", "unreadable", "too_large", "skipped", "failed", "processing", "committing"
+]
 QUARANTINED: frozenset[str] = frozenset({"partial", "rejected", "unreadable", "too_large"})
 COMMITTED: frozenset[str] = frozenset({"accepted", "partial"})
 """Statuses whose curated files count: the upload's commit finished."""
@@ -103,8 +104,12 @@ class S3Object:
 
     def identity(self) -> dict[str, str]:
         """What idempotency is keyed on: the same object version is processed once."""
-        return {"bucket": self.bucket, "key": self.key, "version_id": self.version_id or "",
-                "etag": (self.etag or "").strip('"')}
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "version_id": self.version_id or "",
+            "etag": (self.etag or "").strip('"'),
+        }
 
 
 def parse_s3_event(event: dict[str, Any]) -> list[S3Object]:
@@ -123,15 +128,31 @@ def parse_s3_event(event: dict[str, Any]) -> list[S3Object]:
             continue
         s3 = rec["s3"]
         obj = s3.get("object", {})
-        out.append(S3Object(bucket=s3["bucket"]["name"], key=unquote_plus(obj["key"]),
-                            version_id=obj.get("versionId"), etag=obj.get("eTag"), size=obj.get("size"),
-                            event_time=rec.get("eventTime"), redrive=redrive))
+        out.append(
+            S3Object(
+                bucket=s3["bucket"]["name"],
+                key=unquote_plus(obj["key"]),
+                version_id=obj.get("versionId"),
+                etag=obj.get("eTag"),
+                size=obj.get("size"),
+                event_time=rec.get("eventTime"),
+                redrive=redrive,
+            )
+        )
     if event.get("detail-type") == S3_OBJECT_CREATED and isinstance(event.get("detail"), dict):
         d = event["detail"]
         obj = d.get("object", {})
-        out.append(S3Object(bucket=d["bucket"]["name"], key=obj["key"], version_id=obj.get("version-id"),
-                            etag=obj.get("etag"), size=obj.get("size"), event_time=event.get("time"),
-                            redrive=redrive))
+        out.append(
+            S3Object(
+                bucket=d["bucket"]["name"],
+                key=obj["key"],
+                version_id=obj.get("version-id"),
+                etag=obj.get("etag"),
+                size=obj.get("size"),
+                event_time=event.get("time"),
+                redrive=redrive,
+            )
+        )
     return out
 
 
@@ -139,11 +160,11 @@ def route(key: str) -> tuple[str | None, str | None]:
     """(feature set name, None) for ``incoming/<fs>/<file>``, else (None, reason to skip)."""
     parts = key.split("/")
     if parts[0] != INCOMING_PREFIX:
-        return None, (f"key {key!r} is outside {INCOMING_PREFIX}/; uploads belong under "
-                      f"{INCOMING_PREFIX}/<feature_set>/")
+        return None, (
+            f"key {key!r} is outside {INCOMING_PREFIX}/; uploads belong under {INCOMING_PREFIX}/<feature_set>/"
+        )
     if len(parts) < 3 or not parts[1]:
-        return None, (f"key {key!r} has no feature set folder; upload to "
-                      f"{INCOMING_PREFIX}/<feature_set>/<file>")
+        return None, (f"key {key!r} has no feature set folder; upload to {INCOMING_PREFIX}/<feature_set>/<file>")
     if key.endswith("/"):
         return None, f"key {key!r} is a folder marker, not a file"
     return parts[1], None
@@ -180,9 +201,13 @@ class IngestTargets:
     def from_env(cls) -> IngestTargets:
         import os
 
-        return cls(bucket=aws.env("FEATURES_BUCKET"), online_table=aws.env("ONLINE_TABLE"),
-                   control_table=aws.env("CONTROL_TABLE"), event_bus=os.environ.get("EVENT_BUS_NAME") or None,
-                   alerts_topic_arn=os.environ.get("ALERTS_TOPIC_ARN") or None)
+        return cls(
+            bucket=aws.env("FEATURES_BUCKET"),
+            online_table=aws.env("ONLINE_TABLE"),
+            control_table=aws.env("CONTROL_TABLE"),
+            event_bus=os.environ.get("EVENT_BUS_NAME") or None,
+            alerts_topic_arn=os.environ.get("ALERTS_TOPIC_ARN") or None,
+        )
 
 
 @dataclass
@@ -232,8 +257,9 @@ def _ascii(value: str) -> str:
 class Ingestor:
     """Processes S3 objects for the feature sets of a catalog. Clients are injectable for tests."""
 
-    def __init__(self, catalog: FeatureSetCatalog, targets: IngestTargets,
-                 client: Callable[[str], Any] = aws.client) -> None:
+    def __init__(
+        self, catalog: FeatureSetCatalog, targets: IngestTargets, client: Callable[[str], Any] = aws.client
+    ) -> None:
         self.catalog = catalog
         self.targets = targets
         self._client = client
@@ -260,10 +286,18 @@ class Ingestor:
             return IngestResult("skipped", obj.uri, feature_set=fs_name, reason=why)
         fs = self.catalog.get(fs_name)
         uid = upload_id(obj)
-        result = IngestResult("failed", obj.uri, feature_set=fs.name, feature_set_version=fs.version,
-                              upload_id=uid, version_id=obj.version_id,
-                              etag=(obj.etag or "").strip('"') or None, size_bytes=obj.size,
-                              event_time=obj.event_time, format=suffix_format(obj.key))
+        result = IngestResult(
+            "failed",
+            obj.uri,
+            feature_set=fs.name,
+            feature_set_version=fs.version,
+            upload_id=uid,
+            version_id=obj.version_id,
+            etag=(obj.etag or "").strip('"') or None,
+            size_bytes=obj.size,
+            event_time=obj.event_time,
+            format=suffix_format(obj.key),
+        )
         # before any effect: an attempt that dies from here on leaves this record for redrive to find
         self._record(fs, replace(result, status="processing", reason="an ingest attempt started"))
         try:
@@ -278,9 +312,11 @@ class Ingestor:
                 raise
             log.exception("ingest failed for %s", obj.uri)
             result.status = "failed"
-            result.reason = (f"internal error while ingesting ({type(e).__name__}: {e}); the upload is kept "
-                             f"in {INCOMING_PREFIX}/; after the problem is fixed: driftline features redrive "
-                             f"--upload {uid}")
+            result.reason = (
+                f"internal error while ingesting ({type(e).__name__}: {e}); the upload is kept "
+                f"in {INCOMING_PREFIX}/; after the problem is fixed: driftline features redrive "
+                f"--upload {uid}"
+            )
             self._failure_report(obj, fs, result)
         self._record(fs, result)
         if result.rows_accepted and result.status in ("accepted", "partial"):
@@ -299,9 +335,11 @@ class Ingestor:
             earlier = self._same_content(fs, result)
             if earlier is not None:
                 result.status = "skipped"
-                result.reason = (f"the same bytes (SHA-256 {result.content_sha256}) were already ingested from "
-                                 f"{earlier.source or '?'} (upload {earlier.upload_id or '?'}); skipped so "
-                                 f"no row counts twice (ingest.on_duplicate_content: accept to ingest it again)")
+                result.reason = (
+                    f"the same bytes (SHA-256 {result.content_sha256}) were already ingested from "
+                    f"{earlier.source or '?'} (upload {earlier.upload_id or '?'}); skipped so "
+                    f"no row counts twice (ingest.on_duplicate_content: accept to ingest it again)"
+                )
                 return
         read = read_bytes(data, PurePosixPath(obj.key).name, fs)
         result.format = read.format
@@ -312,15 +350,21 @@ class Ingestor:
         result.rows_accepted = accepted.num_rows
         result.rows_rejected = validation.rows_total - accepted.num_rows
         result.status = validation.status()
-        result.checks = [{k: c[k] for k in ("check", "column", "severity", "failed_rows")}
-                         for c in validation.report()["checks"]]
-        result.has_labels = any(accepted.column(lb.name).null_count < accepted.num_rows for lb in fs.labels) \
-            if accepted.num_rows else False
+        result.checks = [
+            {k: c[k] for k in ("check", "column", "severity", "failed_rows")} for c in validation.report()["checks"]
+        ]
+        result.has_labels = (
+            any(accepted.column(lb.name).null_count < accepted.num_rows for lb in fs.labels)
+            if accepted.num_rows
+            else False
+        )
         if result.status == "accepted":
             result.reason = f"all {result.rows_total} rows accepted"
         else:
-            result.reason = (f"{result.rows_accepted} of {result.rows_total} rows accepted; "
-                             f"{result.rows_rejected} rejected, see {{report}}")
+            result.reason = (
+                f"{result.rows_accepted} of {result.rows_total} rows accepted; "
+                f"{result.rows_rejected} rejected, see {{report}}"
+            )
 
         # stage: everything the commit writes, in memory; nothing visible yet
         files = curated_files(accepted, fs.name, fs.timestamp, result.upload_id or "")
@@ -329,8 +373,14 @@ class Ingestor:
         if result.rows_rejected:
             self._quarantine_rows(obj, fs, validation, result)
         # the intent: which keys this commit writes (a dead attempt's files are found from here)
-        self._record(fs, replace(result, status="committing",
-                                 reason=f"writing {len(files)} curated files and {len(online_rows)} online rows"))
+        self._record(
+            fs,
+            replace(
+                result,
+                status="committing",
+                reason=f"writing {len(files)} curated files and {len(online_rows)} online rows",
+            ),
+        )
         pending = pending_key(fs.name, result.upload_id or "")
         if files:
             self._put(pending, b"", "application/octet-stream", result)
@@ -370,10 +420,18 @@ class Ingestor:
         return data
 
     def _put(self, key: str, body: bytes, content_type: str, result: IngestResult) -> None:
-        self.s3.put_object(Bucket=self.targets.bucket, Key=key, Body=body, ContentType=content_type,
-                           Metadata={"upload-id": result.upload_id or "", "source": _ascii(result.source)[:1024],
-                                     "source-version": result.version_id or "",
-                                     "source-sha256": result.content_sha256 or ""})
+        self.s3.put_object(
+            Bucket=self.targets.bucket,
+            Key=key,
+            Body=body,
+            ContentType=content_type,
+            Metadata={
+                "upload-id": result.upload_id or "",
+                "source": _ascii(result.source)[:1024],
+                "source-version": result.version_id or "",
+                "source-sha256": result.content_sha256 or "",
+            },
+        )
 
     def _write_curated(self, files: list[tuple[str, bytes]], result: IngestResult) -> None:
         def put(kb: tuple[str, bytes]) -> None:
@@ -395,21 +453,31 @@ class Ingestor:
         self._put(prefix + "report.json", body, "application/json", result)
 
     def _context(self, obj: S3Object, result: IngestResult) -> dict[str, Any]:
-        return {"source": obj.uri, "source_version_id": result.version_id,
-                "content_sha256": result.content_sha256, "size_bytes": result.size_bytes,
-                "format": result.format, "upload_id": result.upload_id,
-                "processed_at": datetime.now(UTC).isoformat()}
+        return {
+            "source": obj.uri,
+            "source_version_id": result.version_id,
+            "content_sha256": result.content_sha256,
+            "size_bytes": result.size_bytes,
+            "format": result.format,
+            "upload_id": result.upload_id,
+            "processed_at": datetime.now(UTC).isoformat(),
+        }
 
-    def _quarantine_rows(self, obj: S3Object, fs: FeatureSet, validation: ValidationResult,
-                         result: IngestResult) -> None:
+    def _quarantine_rows(
+        self, obj: S3Object, fs: FeatureSet, validation: ValidationResult, result: IngestResult
+    ) -> None:
         prefix = quarantine_prefix(fs.name, result.upload_id or "")
         report = validation.report(**self._context(obj, result))
         if result.rows_accepted == 0:
             report["quarantined"] = self._copy_original(obj, prefix, result)
             report["original_kept_at"] = obj.uri
         else:
-            self._put(prefix + "rejected.parquet", parquet_bytes(validation.rejected_table()),
-                      "application/vnd.apache.parquet", result)
+            self._put(
+                prefix + "rejected.parquet",
+                parquet_bytes(validation.rejected_table()),
+                "application/vnd.apache.parquet",
+                result,
+            )
             report["quarantined"] = f"s3://{self.targets.bucket}/{prefix}rejected.parquet"
             report["original_kept_at"] = obj.uri
         report["curated"] = [f"s3://{self.targets.bucket}/{k}" for k in result.curated_keys]
@@ -427,9 +495,15 @@ class Ingestor:
 
     def _failure_report(self, obj: S3Object, fs: FeatureSet, result: IngestResult) -> None:
         """``report.json`` for an upload that failed for good: the record's reason, where it can be read."""
-        report = {"feature_set": fs.name, "feature_set_version": fs.version, **self._context(obj, result),
-                  "status": result.status, "reason": result.reason, "original_kept_at": obj.uri,
-                  "curated_uncommitted": [f"s3://{self.targets.bucket}/{k}" for k in result.curated_keys]}
+        report = {
+            "feature_set": fs.name,
+            "feature_set_version": fs.version,
+            **self._context(obj, result),
+            "status": result.status,
+            "reason": result.reason,
+            "original_kept_at": obj.uri,
+            "curated_uncommitted": [f"s3://{self.targets.bucket}/{k}" for k in result.curated_keys],
+        }
         try:
             self._report(fs, result, report)
         except Exception:  # the record (written next) still says why
@@ -438,27 +512,47 @@ class Ingestor:
     def _record_retryable(self, fs: FeatureSet, result: IngestResult, err: Exception) -> None:
         """A ``failed`` record for an AWS error Lambda will retry; a successful retry overwrites it."""
         code = getattr(err, "response", {}).get("Error", {}).get("Code") or type(err).__name__
-        failed = replace(result, status="failed", retryable=True,
-                         reason=(f"AWS error {code}: {str(err)[:300]}; Lambda retries this upload; if every "
-                                 f"retry fails its event goes to the dead-letter queue and `driftline features "
-                                 f"redrive` processes it again"))
+        failed = replace(
+            result,
+            status="failed",
+            retryable=True,
+            reason=(
+                f"AWS error {code}: {str(err)[:300]}; Lambda retries this upload; if every "
+                f"retry fails its event goes to the dead-letter queue and `driftline features "
+                f"redrive` processes it again"
+            ),
+        )
         try:
             self._record(fs, failed)
         except Exception:  # AWS is failing: the DLQ message and the processing record remain
             log.warning("could not record the failed attempt for %s", result.source, exc_info=True)
 
-    def _quarantine_unreadable(self, obj: S3Object, fs: FeatureSet, result: IngestResult,
-                               err: UnreadableFileError) -> None:
+    def _quarantine_unreadable(
+        self, obj: S3Object, fs: FeatureSet, result: IngestResult, err: UnreadableFileError
+    ) -> None:
         result.status = "too_large" if err.check == "file_too_large" else "unreadable"
         result.rows_accepted = 0
         result.checks = [{"check": err.check, "column": None, "severity": "error", "failed_rows": None}]
         prefix = quarantine_prefix(fs.name, result.upload_id or "")
         report: dict[str, Any] = {
-            "feature_set": fs.name, "feature_set_version": fs.version, **self._context(obj, result),
-            "status": result.status, "policy": fs.ingest.on_partial_failure,
-            "rows_total": None, "rows_accepted": 0, "rows_rejected": None,
-            "checks": [{"check": err.check, "column": None, "severity": "error", "failed_rows": None,
-                        "message": err.message, "hint": err.hint}],
+            "feature_set": fs.name,
+            "feature_set_version": fs.version,
+            **self._context(obj, result),
+            "status": result.status,
+            "policy": fs.ingest.on_partial_failure,
+            "rows_total": None,
+            "rows_accepted": 0,
+            "rows_rejected": None,
+            "checks": [
+                {
+                    "check": err.check,
+                    "column": None,
+                    "severity": "error",
+                    "failed_rows": None,
+                    "message": err.message,
+                    "hint": err.hint,
+                }
+            ],
             "original_kept_at": obj.uri,
         }
         if result.status == "too_large":
@@ -471,10 +565,15 @@ class Ingestor:
     def _publish_accepted(self, fs: FeatureSet, result: IngestResult) -> None:
         if not self.targets.event_bus:
             return
-        detail = {"feature_set": fs.name, "feature_set_version": fs.version, "upload_id": result.upload_id,
-                  "rows_accepted": result.rows_accepted, "has_labels": result.has_labels,
-                  "curated_uri": f"s3://{self.targets.bucket}/{curated_root(fs.name)}",
-                  "curated_keys": result.curated_keys[:200]}
+        detail = {
+            "feature_set": fs.name,
+            "feature_set_version": fs.version,
+            "upload_id": result.upload_id,
+            "rows_accepted": result.rows_accepted,
+            "has_labels": result.has_labels,
+            "curated_uri": f"s3://{self.targets.bucket}/{curated_root(fs.name)}",
+            "curated_keys": result.curated_keys[:200],
+        }
         EventBus(self.targets.event_bus, self._client("events")).publish(FEATURE_DATA_ACCEPTED, detail)
 
     def _delete_original(self, obj: S3Object, result: IngestResult) -> bool:
@@ -485,8 +584,11 @@ class Ingestor:
             if getattr(e, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise
-        same = (head.get("VersionId") == result.version_id) if result.version_id else \
-            ((head.get("ETag") or "").strip('"') == result.etag)
+        same = (
+            (head.get("VersionId") == result.version_id)
+            if result.version_id
+            else ((head.get("ETag") or "").strip('"') == result.etag)
+        )
         if not same:
             return False
         self.s3.delete_object(Bucket=obj.bucket, Key=obj.key)
@@ -501,8 +603,9 @@ class Ingestor:
 
     def _remember_content(self, fs: FeatureSet, result: IngestResult) -> None:
         """The content hash of an ingested upload, so the same bytes under another key are recognised."""
-        self.control.put_content(ContentRecord(fs.name, str(result.content_sha256), upload_id=str(result.upload_id),
-                                               source=result.source))
+        self.control.put_content(
+            ContentRecord(fs.name, str(result.content_sha256), upload_id=str(result.upload_id), source=result.source)
+        )
 
     def _record(self, fs: FeatureSet, result: IngestResult) -> None:
         """The ingest record (lineage and ``driftline features uploads``); re-delivery overwrites it."""
@@ -512,18 +615,23 @@ class Ingestor:
         # (10 bytes each; the keys follow from day and upload id) and only the first keys spelled out
         data["curated_days"] = [curated_day(k) for k in result.curated_keys]
         data["curated_keys"] = result.curated_keys[:RECORDED_KEYS]
-        self.control.put_ingest(IngestRecord(fs.name, when, str(result.upload_id), data,
-                                             curated_files=len(result.curated_keys)))
+        self.control.put_ingest(
+            IngestRecord(fs.name, when, str(result.upload_id), data, curated_files=len(result.curated_keys))
+        )
 
     def _alert(self, result: IngestResult) -> None:
         if not (result.quarantined or result.status == "failed") or not self.targets.alerts_topic_arn:
             return
         subject = f"Driftline ingest {result.status}: {result.feature_set}"[:100]
-        message = "\n".join([f"{result.source}: {result.status}", result.reason,
-                             f"report: {result.report_uri}" if result.report_uri else ""]).strip()
+        message = "\n".join(
+            [
+                f"{result.source}: {result.status}",
+                result.reason,
+                f"report: {result.report_uri}" if result.report_uri else "",
+            ]
+        ).strip()
         try:
-            self._client("sns").publish(TopicArn=self.targets.alerts_topic_arn, Subject=subject,
-                                        Message=message)
+            self._client("sns").publish(TopicArn=self.targets.alerts_topic_arn, Subject=subject, Message=message)
         except Exception:  # an alert is best effort; the record and report are the source of truth
             log.warning("could not publish the ingest alert for %s", result.source, exc_info=True)
 
@@ -538,13 +646,16 @@ def latest_rows(accepted: pa.Table, fs: FeatureSet) -> Iterator[OnlineRow]:
     keys = [accepted.column(e) for e in fs.entity]
     key = keys[0] if len(keys) == 1 else pc.binary_join_element_wise(*keys, "|")
     ts = pc.cast(accepted.column(fs.timestamp), pa.int64())
-    order = pc.sort_indices(pa.table({"k": key, "t": ts}),
-                            sort_keys=[("k", "ascending"), ("t", "descending")])
+    order = pc.sort_indices(pa.table({"k": key, "t": ts}), sort_keys=[("k", "ascending"), ("t", "descending")])
     sorted_keys = key.take(order)
     first = np.ones(len(sorted_keys), dtype=bool)
     if len(sorted_keys) > 1:
-        first[1:] = np.asarray(pc.not_equal(sorted_keys.slice(1), sorted_keys.slice(0, len(sorted_keys) - 1))
-                               .to_numpy(zero_copy_only=False), dtype=bool)
+        first[1:] = np.asarray(
+            pc.not_equal(sorted_keys.slice(1), sorted_keys.slice(0, len(sorted_keys) - 1)).to_numpy(
+                zero_copy_only=False
+            ),
+            dtype=bool,
+        )
     pick = order.filter(pa.array(first))
     names = [f.name for f in fs.features if not f.request_time]
     latest = accepted.select(names).take(pick)
@@ -558,8 +669,9 @@ def latest_rows(accepted: pa.Table, fs: FeatureSet) -> Iterator[OnlineRow]:
         yield OnlineRow(entity_key([col[i] for col in entity_values]), int(ts_values[i]), values)
 
 
-def recent_uploads(control_table: str, feature_sets: list[str], *, limit: int = 20,
-                   client: Callable[[str], Any] = aws.client) -> list[dict[str, Any]]:
+def recent_uploads(
+    control_table: str, feature_sets: list[str], *, limit: int = 20, client: Callable[[str], Any] = aws.client
+) -> list[dict[str, Any]]:
     """The newest ingest records of the given feature sets (merged, newest first).
 
     Each is the record's ingest result with its ``recorded_at``. ``client`` builds a client by service

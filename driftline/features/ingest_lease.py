@@ -48,13 +48,16 @@ class LeaseContext:
 
 def can_renew(persistence: Any) -> bool:
     """Whether this Powertools persistence layer exposes what the heartbeat needs."""
-    return all(hasattr(persistence, a) for a in ("_get_hashed_idempotency_key", "_get_key", "table_name",
-                                                 "in_progress_expiry_attr", "status_attr"))
+    return all(
+        hasattr(persistence, a)
+        for a in ("_get_hashed_idempotency_key", "_get_key", "table_name", "in_progress_expiry_attr", "status_attr")
+    )
 
 
 @contextmanager
-def renewed_lease(persistence: Any, client: Any, record: Mapping[str, Any], context: Any,
-                  lease_s: float | None = None) -> Iterator[None]:
+def renewed_lease(
+    persistence: Any, client: Any, record: Mapping[str, Any], context: Any, lease_s: float | None = None
+) -> Iterator[None]:
     """Renew the in-progress expiry of ``record``'s idempotency item while the block runs.
 
     The expiry never passes the invocation's own deadline (Lambda ends the attempt there anyway).
@@ -69,12 +72,16 @@ def renewed_lease(persistence: Any, client: Any, record: Mapping[str, Any], cont
                 remaining_ms = int(context.get_remaining_time_in_millis())
                 expiry_ms = int(time.time() * 1000) + min(int(lease * 1000), remaining_ms)
                 client.update_item(
-                    TableName=persistence.table_name, Key=persistence._get_key(key),
-                    UpdateExpression="SET #expiry = :expiry", ConditionExpression="#status = :in_progress",
-                    ExpressionAttributeNames={"#expiry": persistence.in_progress_expiry_attr,
-                                              "#status": persistence.status_attr},
-                    ExpressionAttributeValues={":expiry": {"N": str(expiry_ms)},
-                                               ":in_progress": {"S": "INPROGRESS"}})
+                    TableName=persistence.table_name,
+                    Key=persistence._get_key(key),
+                    UpdateExpression="SET #expiry = :expiry",
+                    ConditionExpression="#status = :in_progress",
+                    ExpressionAttributeNames={
+                        "#expiry": persistence.in_progress_expiry_attr,
+                        "#status": persistence.status_attr,
+                    },
+                    ExpressionAttributeValues={":expiry": {"N": str(expiry_ms)}, ":in_progress": {"S": "INPROGRESS"}},
+                )
             except Exception as e:  # a missed beat only shortens the lease; the attempt itself goes on
                 log.warning("ingest lease not renewed (%s: %s)", type(e).__name__, e)
 

@@ -70,8 +70,9 @@ class WriteStats:
 class OnlineStore:
     """Reads and conditional writes on the online table. Thread-safe (boto3 clients are)."""
 
-    def __init__(self, table_name: str, client: Any | None = None, *, max_workers: int = 16,
-                 max_attempts: int = 8) -> None:
+    def __init__(
+        self, table_name: str, client: Any | None = None, *, max_workers: int = 16, max_attempts: int = 8
+    ) -> None:
         self.table_name = table_name
         self._client = client
         self.max_workers = max_workers
@@ -91,9 +92,12 @@ class OnlineStore:
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item={"pk": {"S": item_key(feature_set, row.entity)}, "event_ts": {"N": ts},
-                      "features": {"S": json.dumps(row.features, separators=(",", ":"), allow_nan=False)},
-                      "feature_set_version": {"N": str(int(version))}},
+                Item={
+                    "pk": {"S": item_key(feature_set, row.entity)},
+                    "event_ts": {"N": ts},
+                    "features": {"S": json.dumps(row.features, separators=(",", ":"), allow_nan=False)},
+                    "feature_set_version": {"N": str(int(version))},
+                },
                 ConditionExpression=CONDITION,
                 ExpressionAttributeValues={":ts": {"N": ts}},
             )
@@ -120,22 +124,26 @@ class OnlineStore:
         return WriteStats(written, len(rows) - written)
 
     # ---- reads --------------------------------------------------------------------------------
-    def get_records(self, feature_set_name: str, entity_ids: Sequence[str], *,
-                    consistent: bool = False) -> dict[str, OnlineRecord | None]:
+    def get_records(
+        self, feature_set_name: str, entity_ids: Sequence[str], *, consistent: bool = False
+    ) -> dict[str, OnlineRecord | None]:
         """Stored record per entity id (``None`` when the entity has none). BatchGetItem, 100 keys a call."""
         wanted = list(dict.fromkeys(entity_ids))  # BatchGetItem refuses duplicate keys
         out: dict[str, OnlineRecord | None] = dict.fromkeys(wanted)
         prefix = f"{feature_set_name}#"
         for start in range(0, len(wanted), BATCH_GET_LIMIT):
-            chunk = wanted[start:start + BATCH_GET_LIMIT]
-            request: dict[str, Any] = {self.table_name: {
-                "Keys": [{"pk": {"S": item_key(feature_set_name, e)}} for e in chunk],
-                "ProjectionExpression": "pk, event_ts, features, feature_set_version",
-                "ConsistentRead": consistent}}
+            chunk = wanted[start : start + BATCH_GET_LIMIT]
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [{"pk": {"S": item_key(feature_set_name, e)}} for e in chunk],
+                    "ProjectionExpression": "pk, event_ts, features, feature_set_version",
+                    "ConsistentRead": consistent,
+                }
+            }
             for attempt in range(self.max_attempts):
                 resp = self.client.batch_get_item(RequestItems=request)
                 for item in resp.get("Responses", {}).get(self.table_name, []):
-                    entity = item["pk"]["S"][len(prefix):]
+                    entity = item["pk"]["S"][len(prefix) :]
                     out[entity] = OnlineRecord(
                         features=json.loads(item["features"]["S"]),
                         event_ts_us=int(item["event_ts"]["N"]),
@@ -149,10 +157,13 @@ class OnlineStore:
                 left = len(request.get(self.table_name, {}).get("Keys", []))
                 raise OnlineStoreUnavailableError(
                     f"online table {self.table_name}: {left} keys still unprocessed after "
-                    f"{self.max_attempts} attempts (throttled); retry the request later")
+                    f"{self.max_attempts} attempts (throttled); retry the request later"
+                )
         return out
 
     def get_many(self, feature_set_name: str, entity_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         """Latest feature values per entity id (``None`` for entities the store has never seen)."""
-        return {e: (r.features if r is not None else None)
-                for e, r in self.get_records(feature_set_name, entity_ids).items()}
+        return {
+            e: (r.features if r is not None else None)
+            for e, r in self.get_records(feature_set_name, entity_ids).items()
+        }

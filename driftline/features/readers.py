@@ -25,8 +25,15 @@ from driftline.features.schema import FeatureSet, IngestPolicy
 from driftline.features.tables import label_type
 
 FileFormat = Literal["parquet", "csv", "csv.gz"]
-SUFFIXES: dict[str, FileFormat] = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv",
-                                   ".csv.gz": "csv.gz", ".gz": "csv.gz", ".txt": "csv", ".tsv": "csv"}
+SUFFIXES: dict[str, FileFormat] = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".csv.gz": "csv.gz",
+    ".gz": "csv.gz",
+    ".txt": "csv",
+    ".tsv": "csv",
+}
 PARQUET_MAGIC = b"PAR1"
 DEFAULT_MAX_UNCOMPRESSED_MB = IngestPolicy.model_fields["max_uncompressed_mb"].default
 """The uncompressed-data cap of reads without a feature set (the feature set's default)."""
@@ -65,13 +72,16 @@ def detect_format(name: str, head: bytes) -> FileFormat:
     if head.startswith(GZIP_MAGIC):
         return "csv.gz"
     if by_name == "parquet":
-        raise UnreadableFileError("corrupt_file", f"{name} is named like Parquet but does not start with the "
-                                  "Parquet magic bytes 'PAR1': the file is corrupt or not Parquet",
-                             "re-export the file with a Parquet writer (pyarrow, pandas.to_parquet, Spark) "
-                             "and upload it again")
+        raise UnreadableFileError(
+            "corrupt_file",
+            f"{name} is named like Parquet but does not start with the "
+            "Parquet magic bytes 'PAR1': the file is corrupt or not Parquet",
+            "re-export the file with a Parquet writer (pyarrow, pandas.to_parquet, Spark) and upload it again",
+        )
     if by_name is None:
-        raise UnreadableFileError("unsupported_format", f"{name}: unsupported file type",
-                             "upload .parquet, .csv or .csv.gz files")
+        raise UnreadableFileError(
+            "unsupported_format", f"{name}: unsupported file type", "upload .parquet, .csv or .csv.gz files"
+        )
     return by_name
 
 
@@ -84,7 +94,8 @@ def check_size(size_bytes: int, fs: FeatureSet) -> None:
             f"the file is {size_bytes / 1024 / 1024:,.1f} MB; feature set {fs.name!r} accepts at most "
             f"{fs.ingest.max_file_mb} MB per file (the ingest function holds the whole file in memory)",
             f"split it into files of at most {fs.ingest.max_file_mb} MB (for example one file per day or per "
-            f"million rows) and upload those; the original stays in incoming/ untouched")
+            f"million rows) and upload those; the original stays in incoming/ untouched",
+        )
 
 
 def _too_large_uncompressed(name: str, size: str, limit_mb: int, fs_name: str | None) -> UnreadableFileError:
@@ -94,7 +105,8 @@ def _too_large_uncompressed(name: str, size: str, limit_mb: int, fs_name: str | 
         f"{name}: the data is {size} uncompressed; {owner} accepts at most {limit_mb} MB of uncompressed data "
         f"per file (ingest.max_uncompressed_mb; the ingest function holds the whole table in memory)",
         f"split it into files of at most {limit_mb} MB uncompressed (for example one file per day) and upload "
-        f"those; the original stays in incoming/ untouched")
+        f"those; the original stays in incoming/ untouched",
+    )
 
 
 def uncompressed_limit_mb(fs: FeatureSet | None) -> int:
@@ -142,35 +154,53 @@ def _read_csv(data: bytes, fs: FeatureSet | None, compressed: bool, name: str) -
     limit_mb = uncompressed_limit_mb(fs)
     if compressed:
         source = _CappedGzip(data, limit_mb * 1024 * 1024)
-    convert = pacsv.ConvertOptions(column_types=_text_columns(fs) if fs else None, strings_can_be_null=True,
-                                   quoted_strings_can_be_null=True)
+    convert = pacsv.ConvertOptions(
+        column_types=_text_columns(fs) if fs else None, strings_can_be_null=True, quoted_strings_can_be_null=True
+    )
     try:
-        table = pacsv.read_csv(source, parse_options=pacsv.ParseOptions(newlines_in_values=False),
-                               convert_options=convert)
+        table = pacsv.read_csv(
+            source, parse_options=pacsv.ParseOptions(newlines_in_values=False), convert_options=convert
+        )
     except _UncompressedLimitError:
         raise _too_large_uncompressed(name, f"over {limit_mb} MB", limit_mb, fs.name if fs else None) from None
     except (gzip.BadGzipFile, zlib.error, EOFError) as e:  # EOFError: a truncated gzip stream
-        raise UnreadableFileError("corrupt_file", f"{name}: the gzip stream is corrupt or truncated ({e})",
-                                  "compress the CSV again (gzip file.csv) and upload it again") from None
+        raise UnreadableFileError(
+            "corrupt_file",
+            f"{name}: the gzip stream is corrupt or truncated ({e})",
+            "compress the CSV again (gzip file.csv) and upload it again",
+        ) from None
     except pa.ArrowInvalid as e:
         msg = str(e)
         if "Empty CSV file" in msg:
-            raise UnreadableFileError("empty_file", f"{name}: the file is empty (no header row)",
-                                 "upload a file with a header row and at least one data row") from None
+            raise UnreadableFileError(
+                "empty_file",
+                f"{name}: the file is empty (no header row)",
+                "upload a file with a header row and at least one data row",
+            ) from None
         if "zlib" in msg or "gzip" in msg.lower() or "inflate" in msg:
-            raise UnreadableFileError("corrupt_file",
-                                      f"{name}: the gzip stream is corrupt or truncated ({msg})",
-                                      "compress the CSV again (gzip file.csv) and upload it again") from None
+            raise UnreadableFileError(
+                "corrupt_file",
+                f"{name}: the gzip stream is corrupt or truncated ({msg})",
+                "compress the CSV again (gzip file.csv) and upload it again",
+            ) from None
         if "Expected" in msg and "columns" in msg:
-            raise UnreadableFileError("csv_parse_error",
-                                      f"{name}: a row has the wrong number of fields ({msg})",
-                                      "check that values containing the delimiter are quoted and that every "
-                                      "quote is closed; then upload the file again") from None
-        raise UnreadableFileError("csv_parse_error", f"{name}: the CSV cannot be parsed ({msg})",
-                             "check delimiters and quoting, then upload the file again") from None
+            raise UnreadableFileError(
+                "csv_parse_error",
+                f"{name}: a row has the wrong number of fields ({msg})",
+                "check that values containing the delimiter are quoted and that every "
+                "quote is closed; then upload the file again",
+            ) from None
+        raise UnreadableFileError(
+            "csv_parse_error",
+            f"{name}: the CSV cannot be parsed ({msg})",
+            "check delimiters and quoting, then upload the file again",
+        ) from None
     except OSError as e:  # gzip stream errors surface as IOError
-        raise UnreadableFileError("corrupt_file", f"{name}: the gzip stream is corrupt or truncated ({e})",
-                             "compress the CSV again (gzip file.csv) and upload it again") from None
+        raise UnreadableFileError(
+            "corrupt_file",
+            f"{name}: the gzip stream is corrupt or truncated ({e})",
+            "compress the CSV again (gzip file.csv) and upload it again",
+        ) from None
     _check_quoting(table, name)
     return table
 
@@ -192,7 +222,8 @@ def _check_quoting(table: pa.Table, name: str) -> None:
                 f"{name}: broken quoting: the value of column {col_name!r} in data row {row} "
                 f"(line {row + 2}) runs across line breaks, so an opening quote is never closed and later "
                 f"lines were swallowed",
-                "close the quote (or escape quotes inside values by doubling them: \"\") and upload again")
+                'close the quote (or escape quotes inside values by doubling them: "") and upload again',
+            )
 
 
 def _dictionary_columns(fs: FeatureSet | None) -> list[str] | None:
@@ -223,9 +254,11 @@ def _read_parquet(data: bytes, name: str, fs: FeatureSet | None = None) -> pa.Ta
         _check_parquet_uncompressed(data, name, fs)
         table = pq.read_table(pa.BufferReader(data), read_dictionary=_dictionary_columns(fs))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as e:
-        raise UnreadableFileError("corrupt_file", f"{name}: the Parquet file cannot be read ({e})",
-                                  "the file is corrupt or truncated; export it again and upload it again"
-                                  ) from None
+        raise UnreadableFileError(
+            "corrupt_file",
+            f"{name}: the Parquet file cannot be read ({e})",
+            "the file is corrupt or truncated; export it again and upload it again",
+        ) from None
     drop = [c for c in table.column_names if c.startswith(_PANDAS_INDEX_PREFIX)]
     return table.drop_columns(drop) if drop else table
 
@@ -235,16 +268,19 @@ def read_bytes(data: bytes, name: str, fs: FeatureSet | None = None) -> ReadResu
     if fs is not None:
         check_size(len(data), fs)
     if not data:
-        raise UnreadableFileError("empty_file", f"{name}: the file is empty (0 bytes)",
-                             "upload a file with a header row and at least one data row")
+        raise UnreadableFileError(
+            "empty_file",
+            f"{name}: the file is empty (0 bytes)",
+            "upload a file with a header row and at least one data row",
+        )
     fmt = detect_format(name, data[:4])
     table = _read_parquet(data, name, fs) if fmt == "parquet" else _read_csv(data, fs, fmt == "csv.gz", name)
     if table.num_columns == 0:
-        raise UnreadableFileError("empty_file", f"{name}: the file has no columns",
-                                  "upload a file with a header row")
+        raise UnreadableFileError("empty_file", f"{name}: the file has no columns", "upload a file with a header row")
     if table.num_rows == 0:
-        raise UnreadableFileError("empty_file", f"{name}: the file has a header but no data rows",
-                             "upload a file with at least one data row")
+        raise UnreadableFileError(
+            "empty_file", f"{name}: the file has a header but no data rows", "upload a file with at least one data row"
+        )
     return ReadResult(table, fmt)
 
 
@@ -260,5 +296,15 @@ def read_path(path: str | Path, fs: FeatureSet | None = None) -> ReadResult:
     return read_bytes(path.read_bytes(), path.name, fs)
 
 
-__all__ = ["DEFAULT_MAX_UNCOMPRESSED_MB", "FileFormat", "ReadResult", "UnreadableFileError", "check_size",
-           "detect_format", "read_bytes", "read_path", "suffix_format", "uncompressed_limit_mb"]
+__all__ = [
+    "DEFAULT_MAX_UNCOMPRESSED_MB",
+    "FileFormat",
+    "ReadResult",
+    "UnreadableFileError",
+    "check_size",
+    "detect_format",
+    "read_bytes",
+    "read_path",
+    "suffix_format",
+    "uncompressed_limit_mb",
+]

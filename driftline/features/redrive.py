@@ -26,8 +26,7 @@ from driftline.control_items import IngestRecord
 from driftline.control_store import ControlStore
 from driftline.features.ingest import IN_FLIGHT, REDRIVE_FIELD, parse_s3_event
 
-__all__ = ["RedriveOutcome", "Unfinished", "dead_lettered", "merge", "redrive", "redrive_event",
-           "unfinished_uploads"]
+__all__ = ["RedriveOutcome", "Unfinished", "dead_lettered", "merge", "redrive", "redrive_event", "unfinished_uploads"]
 
 DLQ_BATCH = 10
 """SQS's maximum messages per receive."""
@@ -69,9 +68,15 @@ def _parse_time(text: str | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
 
 
-def unfinished_uploads(control_table: str, feature_sets: Iterable[str], *, stalled_after: timedelta,
-                       client: Any | None = None, now: datetime | None = None,
-                       upload_ids: Iterable[str] = ()) -> list[Unfinished]:
+def unfinished_uploads(
+    control_table: str,
+    feature_sets: Iterable[str],
+    *,
+    stalled_after: timedelta,
+    client: Any | None = None,
+    now: datetime | None = None,
+    upload_ids: Iterable[str] = (),
+) -> list[Unfinished]:
     """Uploads whose newest record is ``failed``, or ``processing``/``committing`` for longer than
     ``stalled_after`` (the ingest function's timeout: a live attempt is never redriven under it).
 
@@ -111,8 +116,7 @@ def unfinished_uploads(control_table: str, feature_sets: Iterable[str], *, stall
     return [u for _, u in out]
 
 
-def _from_record(rec: IngestRecord, *, now: datetime, stalled_after: timedelta,
-                 wanted: set[str]) -> Unfinished | None:
+def _from_record(rec: IngestRecord, *, now: datetime, stalled_after: timedelta, wanted: set[str]) -> Unfinished | None:
     record = rec.result
     status = rec.status
     uid = str(record.get("upload_id") or "")
@@ -130,9 +134,17 @@ def _from_record(rec: IngestRecord, *, now: datetime, stalled_after: timedelta,
     if not source.startswith("s3://") or "/" not in source[5:]:
         return None
     bucket, key = source[5:].split("/", 1)
-    return Unfinished(bucket=bucket, key=key, version_id=record.get("version_id"), etag=record.get("etag"),
-                      size=record.get("size_bytes"), event_time=record.get("event_time"), status=status,
-                      reason=str(record.get("reason") or ""), upload_id=uid or None)
+    return Unfinished(
+        bucket=bucket,
+        key=key,
+        version_id=record.get("version_id"),
+        etag=record.get("etag"),
+        size=record.get("size_bytes"),
+        event_time=record.get("event_time"),
+        status=status,
+        reason=str(record.get("reason") or ""),
+        upload_id=uid or None,
+    )
 
 
 def dead_lettered(queue_url: str, bucket: str, *, client: Any, max_messages: int = 1000) -> list[Unfinished]:
@@ -145,8 +157,9 @@ def dead_lettered(queue_url: str, bucket: str, *, client: Any, max_messages: int
     found: dict[tuple[str, str, str], Unfinished] = {}
     seen = 0
     while seen < max_messages:
-        resp = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=DLQ_BATCH,
-                                      MessageAttributeNames=["All"], WaitTimeSeconds=0)
+        resp = client.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=DLQ_BATCH, MessageAttributeNames=["All"], WaitTimeSeconds=0
+        )
         messages = resp.get("Messages", [])
         if not messages:
             break
@@ -159,14 +172,25 @@ def dead_lettered(queue_url: str, bucket: str, *, client: Any, max_messages: int
                 objects = []
             objects = [o for o in objects if o.bucket == bucket and o.key.startswith(f"{INCOMING_PREFIX}/")]
             if not objects:
-                client.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"],
-                                                 VisibilityTimeout=0)
+                client.change_message_visibility(
+                    QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                )
                 continue
-            why = (m.get("MessageAttributes", {}).get("ErrorMessage", {}).get("StringValue")
-                   or "Lambda gave up after its retries")
+            why = (
+                m.get("MessageAttributes", {}).get("ErrorMessage", {}).get("StringValue")
+                or "Lambda gave up after its retries"
+            )
             for o in objects:
-                u = Unfinished(bucket=o.bucket, key=o.key, version_id=o.version_id, etag=o.etag, size=o.size,
-                               event_time=o.event_time, status="dead-lettered", reason=str(why))
+                u = Unfinished(
+                    bucket=o.bucket,
+                    key=o.key,
+                    version_id=o.version_id,
+                    etag=o.etag,
+                    size=o.size,
+                    event_time=o.event_time,
+                    status="dead-lettered",
+                    reason=str(why),
+                )
                 found.setdefault(u.identity, u).receipts.append(m["ReceiptHandle"])
     return list(found.values())
 
@@ -192,10 +216,18 @@ def redrive_event(upload: Unfinished, marker: str) -> dict[str, Any]:
         obj["eTag"] = upload.etag
     if upload.size is not None:
         obj["size"] = upload.size
-    return {REDRIVE_FIELD: marker, "Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-        "eventTime": upload.event_time or datetime.now(UTC).isoformat(),
-        "s3": {"bucket": {"name": upload.bucket}, "object": obj}}]}
+    return {
+        REDRIVE_FIELD: marker,
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "eventTime": upload.event_time or datetime.now(UTC).isoformat(),
+                "s3": {"bucket": {"name": upload.bucket}, "object": obj},
+            }
+        ],
+    }
 
 
 @dataclass(frozen=True)
@@ -206,9 +238,14 @@ class RedriveOutcome:
     detail: str
 
 
-def redrive(uploads: Iterable[Unfinished], invoke: Callable[[dict[str, Any]], dict[str, Any]], *,
-            delete_message: Callable[[str], None], release_message: Callable[[str], None] = lambda _: None,
-            marker: str | None = None) -> list[RedriveOutcome]:
+def redrive(
+    uploads: Iterable[Unfinished],
+    invoke: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    delete_message: Callable[[str], None],
+    release_message: Callable[[str], None] = lambda _: None,
+    marker: str | None = None,
+) -> list[RedriveOutcome]:
     """Send each upload to the ingest function; delete its DLQ messages when it was processed.
 
     ``invoke`` runs the function synchronously and returns its response; it raises (or returns

@@ -135,8 +135,10 @@ class FeatureSet(_Strict):
         cols = [*self.entity, self.timestamp, *(f.name for f in self.features), *(lb.name for lb in self.labels)]
         dupes = sorted({c for c in cols if cols.count(c) > 1})
         if dupes:
-            raise ValueError(f"column names must be unique across entity, timestamp, features and labels; "
-                             f"repeated: {', '.join(dupes)}")
+            raise ValueError(
+                f"column names must be unique across entity, timestamp, features and labels; "
+                f"repeated: {', '.join(dupes)}"
+            )
         return self
 
     # --- derived views: every consumer asks the definition rather than keeping its own list ---
@@ -199,8 +201,9 @@ class FeatureSet(_Strict):
 
 def parse_feature_set(data: Any, source: str = "<feature set>") -> FeatureSet:
     if not isinstance(data, dict):
-        raise FeatureSetError(f"{source}: the document must be a mapping with name, version, entity, "
-                              f"timestamp and features")
+        raise FeatureSetError(
+            f"{source}: the document must be a mapping with name, version, entity, timestamp and features"
+        )
     try:
         return FeatureSet.model_validate(data)
     except ValidationError as err:
@@ -219,8 +222,9 @@ def load_feature_set(path: str | Path) -> FeatureSet:
         raise FeatureSetError(f"{path}: invalid YAML{where}: {getattr(e, 'problem', e)}") from None
     fs = parse_feature_set(data, str(path))
     if fs.name != path.stem:
-        raise FeatureSetError(f"{path}: field 'name' is {fs.name!r} but the file is named {path.stem!r}; "
-                              f"rename one so they match")
+        raise FeatureSetError(
+            f"{path}: field 'name' is {fs.name!r} but the file is named {path.stem!r}; rename one so they match"
+        )
     return fs
 
 

@@ -42,9 +42,14 @@ def curated_schema(fs: FeatureSet) -> pa.Schema:
     fields.append(pa.field(fs.timestamp, TIMESTAMP_TYPE, nullable=False))
     fields += [pa.field(f.name, feature_type(f), nullable=f.nullable) for f in fs.features]
     fields += [pa.field(lb.name, label_type(lb)) for lb in fs.labels]
-    return pa.schema(fields, metadata={"driftline.feature_set": fs.name,
-                                       "driftline.feature_set_version": str(fs.version),
-                                       "driftline.feature_set_fingerprint": fs.fingerprint})
+    return pa.schema(
+        fields,
+        metadata={
+            "driftline.feature_set": fs.name,
+            "driftline.feature_set_version": str(fs.version),
+            "driftline.feature_set_fingerprint": fs.fingerprint,
+        },
+    )
 
 
 def required_columns(fs: FeatureSet) -> list[str]:

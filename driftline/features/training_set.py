@@ -80,8 +80,10 @@ def _entity_codes(left: pa.Table, right: pa.Table, entity: Sequence[str]) -> tup
             try:
                 b = pc.cast(b, a.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise TrainingSetError(f"entity column {e!r} has type {a.type} in the labels and {b.type} in "
-                                       f"the features; make them the same type") from None
+                raise TrainingSetError(
+                    f"entity column {e!r} has type {a.type} in the labels and {b.type} in "
+                    f"the features; make them the same type"
+                ) from None
         both = pa.chunked_array(a.chunks + b.chunks, type=a.type)
         if both.null_count:
             null |= ~np.asarray(both.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
@@ -111,8 +113,13 @@ def _dense_rank(values: np.ndarray) -> tuple[np.ndarray, int]:
     return ranks, int(new.sum())
 
 
-def asof_indices(label_codes: np.ndarray, label_ts: np.ndarray, feat_codes: np.ndarray, feat_ts: np.ndarray,
-                 max_age_us: int | None = None) -> np.ndarray:
+def asof_indices(
+    label_codes: np.ndarray,
+    label_ts: np.ndarray,
+    feat_codes: np.ndarray,
+    feat_ts: np.ndarray,
+    max_age_us: int | None = None,
+) -> np.ndarray:
     """For each label, the index of the feature row to use (-1: none).
 
     The chosen row has the same entity code, ``feat_ts <= label_ts`` and, with ``max_age_us``,
@@ -146,9 +153,15 @@ def asof_indices(label_codes: np.ndarray, label_ts: np.ndarray, feat_codes: np.n
     return np.where(ok, cand, -1).astype(np.int64)
 
 
-def point_in_time_join(labels: Any, features: Any, entity: str | Sequence[str], timestamp: str,
-                       max_age: timedelta | None = None, *,
-                       feature_columns: Sequence[str] | None = None) -> Any:
+def point_in_time_join(
+    labels: Any,
+    features: Any,
+    entity: str | Sequence[str],
+    timestamp: str,
+    max_age: timedelta | None = None,
+    *,
+    feature_columns: Sequence[str] | None = None,
+) -> Any:
     """Attach to every label row the latest feature values at or before its timestamp.
 
     ``labels`` and ``features`` are pyarrow Tables or pandas DataFrames with the entity column(s)
@@ -165,13 +178,18 @@ def point_in_time_join(labels: Any, features: Any, entity: str | Sequence[str], 
             raise TrainingSetError(f"{name} lack the column(s) {', '.join(missing)} needed for the join")
     if max_age is not None and max_age < timedelta(0):
         raise TrainingSetError(f"max_age must not be negative, got {max_age}")
-    cols = list(feature_columns) if feature_columns is not None else \
-        [c for c in right.column_names if c not in (*keys, timestamp)]
-    clash = [c for c in cols if c in left.column_names] + ([FEATURE_TIMESTAMP] if FEATURE_TIMESTAMP in
-                                                             left.column_names else [])
+    cols = (
+        list(feature_columns)
+        if feature_columns is not None
+        else [c for c in right.column_names if c not in (*keys, timestamp)]
+    )
+    clash = [c for c in cols if c in left.column_names] + (
+        [FEATURE_TIMESTAMP] if FEATURE_TIMESTAMP in left.column_names else []
+    )
     if clash:
-        raise TrainingSetError(f"column(s) {', '.join(clash)} exist in both labels and features; rename or "
-                               f"drop them from one side")
+        raise TrainingSetError(
+            f"column(s) {', '.join(clash)} exist in both labels and features; rename or drop them from one side"
+        )
     l_codes, f_codes = _entity_codes(left, right, keys)
     l_ts = _micros(left.column(timestamp), timestamp, "labels")
     f_ts = _micros(right.column(timestamp), timestamp, "features")
@@ -225,15 +243,20 @@ class TrainingSet:
         """JSON-serializable lineage for the model registry."""
         fs = self.feature_set
         return {
-            "uri": self.uri, "sha256": self.sha256, "version_id": self.version_id, "rows": self.rows,
-            "feature_set": fs.name, "feature_set_version": fs.version,
+            "uri": self.uri,
+            "sha256": self.sha256,
+            "version_id": self.version_id,
+            "rows": self.rows,
+            "feature_set": fs.name,
+            "feature_set_version": fs.version,
             "feature_set_fingerprint": fs.fingerprint,
-            "label_rows": self.label_rows, "unmatched_labels": self.unmatched_labels,
-            "max_feature_age_seconds": None if self.max_feature_age is None else
-            self.max_feature_age.total_seconds(),
+            "label_rows": self.label_rows,
+            "unmatched_labels": self.unmatched_labels,
+            "max_feature_age_seconds": None if self.max_feature_age is None else self.max_feature_age.total_seconds(),
             "created_at": self.created_at,
-            "object_versions": [{"key": o.key, "version_id": o.version_id, "etag": o.etag, "size": o.size}
-                                for o in self.inputs],
+            "object_versions": [
+                {"key": o.key, "version_id": o.version_id, "etag": o.etag, "size": o.size} for o in self.inputs
+            ],
         }
 
 
@@ -262,8 +285,9 @@ def _keep_last(table: pa.Table, entity: Sequence[str], timestamp: str) -> pa.Tab
     return table if len(keep) == table.num_rows else table.take(pa.array(keep))
 
 
-def read_curated(fs: FeatureSet, bucket: str, *, client: Callable[[str], Any] = aws.client,
-                 max_workers: int = 16) -> tuple[pa.Table, list[InputObject]]:
+def read_curated(
+    fs: FeatureSet, bucket: str, *, client: Callable[[str], Any] = aws.client, max_workers: int = 16
+) -> tuple[pa.Table, list[InputObject]]:
     """Every committed curated object of ``fs`` (exact versions recorded), in key order, in today's schema.
 
     Files of an upload whose pending marker is still there (its commit is running, or died and waits
@@ -276,8 +300,10 @@ def read_curated(fs: FeatureSet, bucket: str, *, client: Callable[[str], Any] = 
     pending = pending_uploads([k for k, _ in listed])  # uploads whose commit has not finished: not read
     keys = sorted((k, n) for k, n in listed if k.endswith(".parquet") and upload_of(k) not in pending)
     if not keys:
-        raise TrainingSetError(f"no curated data for feature set {fs.name!r} in s3://{bucket}/"
-                               f"{curated_root(fs.name)}; upload files to incoming/{fs.name}/ first")
+        raise TrainingSetError(
+            f"no curated data for feature set {fs.name!r} in s3://{bucket}/"
+            f"{curated_root(fs.name)}; upload files to incoming/{fs.name}/ first"
+        )
 
     def fetch(key: str) -> tuple[bytes, str | None, str]:
         resp = s3.get_object(Bucket=bucket, Key=key)
@@ -293,9 +319,15 @@ def read_curated(fs: FeatureSet, bucket: str, *, client: Callable[[str], Any] = 
     return pa.concat_tables(tables), inputs
 
 
-def build_training_set(fs: FeatureSet, bucket: str, *, max_feature_age: timedelta | None = None,
-                       output_key: str | None = None, labels: Any = None,
-                       client: Callable[[str], Any] = aws.client) -> TrainingSet:
+def build_training_set(
+    fs: FeatureSet,
+    bucket: str,
+    *,
+    max_feature_age: timedelta | None = None,
+    output_key: str | None = None,
+    labels: Any = None,
+    client: Callable[[str], Any] = aws.client,
+) -> TrainingSet:
     """Join label events to point-in-time features from the curated data and write the snapshot.
 
     Label events are the curated rows with a non-null label (or ``labels`` if given: entity,
@@ -315,27 +347,36 @@ def build_training_set(fs: FeatureSet, bucket: str, *, max_feature_age: timedelt
     else:
         events, _ = _to_arrow(labels, "labels")
     if events.num_rows == 0:
-        raise TrainingSetError(f"feature set {fs.name!r} has no labelled rows yet (column "
-                               f"{fs.label.name!r} is empty in every curated row); upload data with labels")
+        raise TrainingSetError(
+            f"feature set {fs.name!r} has no labelled rows yet (column "
+            f"{fs.label.name!r} is empty in every curated row); upload data with labels"
+        )
     feats = curated.select([*fs.entity, fs.timestamp, *fs.feature_names])
-    joined = point_in_time_join(events, feats, list(fs.entity), fs.timestamp, max_feature_age,
-                                feature_columns=fs.feature_names)
+    joined = point_in_time_join(
+        events, feats, list(fs.entity), fs.timestamp, max_feature_age, feature_columns=fs.feature_names
+    )
     matched = pc.is_valid(joined.column(FEATURE_TIMESTAMP))
     unmatched = joined.num_rows - int(pc.sum(pc.cast(matched, pa.int64())).as_py() or 0)
     joined = joined.filter(matched)
     if joined.num_rows == 0:
-        raise TrainingSetError(f"none of the {events.num_rows} label events has feature values at or before "
-                               f"its timestamp" + (f" within {max_feature_age}" if max_feature_age else "") +
-                               "; check the entity keys and timestamps, or raise max_feature_age")
+        raise TrainingSetError(
+            f"none of the {events.num_rows} label events has feature values at or before "
+            f"its timestamp"
+            + (f" within {max_feature_age}" if max_feature_age else "")
+            + "; check the entity keys and timestamps, or raise max_feature_age"
+        )
     joined = joined.sort_by([(fs.timestamp, "ascending"), *((e, "ascending") for e in fs.entity)])
-    joined = joined.replace_schema_metadata({"driftline.feature_set": fs.name,
-                                             "driftline.feature_set_fingerprint": fs.fingerprint})
+    joined = joined.replace_schema_metadata(
+        {"driftline.feature_set": fs.name, "driftline.feature_set_fingerprint": fs.fingerprint}
+    )
     body = parquet_bytes(joined)
     digest = hashlib.sha256(body).hexdigest()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     key = output_key or f"training-sets/{fs.name}/{stamp}-{digest[:8]}.parquet"
     metadata = {"sha256": digest, "feature-set": fs.name, "rows": str(joined.num_rows)}
-    resp = client("s3").put_object(Bucket=bucket, Key=key, Body=body,
-                                   ContentType="application/vnd.apache.parquet", Metadata=metadata)
-    return TrainingSet(fs, joined, bucket, key, digest, resp.get("VersionId"), inputs, events.num_rows,
-                       unmatched, max_feature_age)
+    resp = client("s3").put_object(
+        Bucket=bucket, Key=key, Body=body, ContentType="application/vnd.apache.parquet", Metadata=metadata
+    )
+    return TrainingSet(
+        fs, joined, bucket, key, digest, resp.get("VersionId"), inputs, events.num_rows, unmatched, max_feature_age
+    )

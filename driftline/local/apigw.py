@@ -403,9 +403,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _message(
-        self, status: int, message: str, request_id: str, extra: list[tuple[str, str]] | None = None
-    ) -> None:
+    def _message(self, status: int, message: str, request_id: str, extra: list[tuple[str, str]] | None = None) -> None:
         self._send(
             status,
             [("Content-Type", "application/json"), *(extra or [])],
@@ -444,9 +442,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         t0 = time.perf_counter()
         request_id = str(uuid.uuid4())
         status = self._dispatch(request_id)
-        self.gateway.log(
-            f"[api] {self.command} {self.path} -> {status} ({(time.perf_counter() - t0) * 1000:.1f} ms)"
-        )
+        self.gateway.log(f"[api] {self.command} {self.path} -> {status} ({(time.perf_counter() - t0) * 1000:.1f} ms)")
 
     def _dispatch(self, request_id: str) -> int:
         if not self.gateway._ready.is_set():
@@ -486,8 +482,9 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             self._message(429, "Too Many Requests", request_id)
             return 429
         if route.static_response is not None:
-            self._send(200, self._cors([("Content-Type", "application/json")]),
-                       route.static_response.encode(), request_id)
+            self._send(
+                200, self._cors([("Content-Type", "application/json")]), route.static_response.encode(), request_id
+            )
             return 200
         event = build_event(
             route=route,
@@ -511,9 +508,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             why = (
                 "the function does not exist"
                 if result is None
-                else (
-                    f"the function failed: {result.error_type}" if isinstance(result, InvocationResult) else ""
-                )
+                else (f"the function failed: {result.error_type}" if isinstance(result, InvocationResult) else "")
             )
             self.gateway.log(f"[api] {self.command} {split.path}: {why}")
             self._message(502, "Internal server error", request_id)

@@ -35,8 +35,15 @@ from driftline.platform import Platform, Statement
 
 RESOURCE_CHECKED = frozenset({"s3", "dynamodb", "sns", "firehose"})
 """Services whose requests moto authorizes against the real resource ARN (with the hooks below)."""
-RESOURCE_CHECKED_ACTIONS = frozenset({"events:PutEvents", "states:StartExecution", "states:ListExecutions",
-                                      "states:DescribeExecution", "states:DescribeStateMachine"})
+RESOURCE_CHECKED_ACTIONS = frozenset(
+    {
+        "events:PutEvents",
+        "states:StartExecution",
+        "states:ListExecutions",
+        "states:DescribeExecution",
+        "states:DescribeStateMachine",
+    }
+)
 """Actions of other services checked against the real ARN too (the bus of each entry, the state machine or
 execution named in the request). ``states:SendTaskSuccess``/``SendTaskFailure`` name only a task token:
 checked by action."""
@@ -78,10 +85,19 @@ class LocalIam:
 
         iam = iam_backends[self.account]["aws"]
         name = self.role_name(logical)
-        trust = json.dumps({"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Action": "sts:AssumeRole",
-            # moto's trust check needs an AWS principal (a Service principal alone fails inside moto)
-            "Principal": {"Service": "lambda.amazonaws.com", "AWS": f"arn:aws:iam::{self.account}:root"}}]})
+        trust = json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        # moto's trust check needs an AWS principal (a Service principal alone fails inside moto)
+                        "Principal": {"Service": "lambda.amazonaws.com", "AWS": f"arn:aws:iam::{self.account}:root"},
+                    }
+                ],
+            }
+        )
         try:
             role = iam.get_role(name)
         except Exception:  # moto's NoSuchEntity
@@ -98,8 +114,14 @@ class LocalIam:
             if logical not in self._sessions:
                 arn = self.ensure_role(logical)
                 sts = sts_backends[self.account]["aws"]
-                session = sts.assume_role(region_name=self.region, role_session_name=logical, role_arn=arn,
-                                          policy="", duration=43200, external_id="")
+                session = sts.assume_role(
+                    region_name=self.region,
+                    role_session_name=logical,
+                    role_arn=arn,
+                    policy="",
+                    duration=43200,
+                    external_id="",
+                )
                 self.enforced_keys.add(session.access_key_id)
                 self.functions[session.access_key_id] = logical
                 self._sessions[logical] = {
@@ -119,14 +141,21 @@ class LocalIam:
             self._key_denies[logical] = [
                 (st.actions, st.resources, patterns)
                 for st in self.platform.policy(logical, self.account, self.region)
-                if (patterns := [v for op, key, values in st.condition if st.effect == "Deny"
-                                 and op == "ForAnyValue:StringLike" and key == "dynamodb:LeadingKeys" for v in values])
+                if (
+                    patterns := [
+                        v
+                        for op, key, values in st.condition
+                        if st.effect == "Deny" and op == "ForAnyValue:StringLike" and key == "dynamodb:LeadingKeys"
+                        for v in values
+                    ]
+                )
             ]
         for actions, resources, patterns in self._key_denies[logical]:
             if action not in actions or resource not in resources:
                 continue
-            table = next((t for t in self.platform.tables
-                          if resource.endswith(f":table/{self.platform.name(t.logical)}")), None)
+            table = next(
+                (t for t in self.platform.tables if resource.endswith(f":table/{self.platform.name(t.logical)}")), None
+            )
             keys = _leading_keys(action, spec, table.partition_key) if table else []
             if any(fnmatch.fnmatchcase(k, pattern) for k in keys for pattern in patterns):
                 return True
@@ -210,8 +239,13 @@ def _leading_keys(action: str, spec: Any, pk: str) -> list[str]:
 _IAM_PREFIX = {"monitoring": "cloudwatch"}
 """Signing names (moto takes the action's service from the credential scope) whose IAM prefix differs."""
 
-_TRANSACT_ITEM_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
-                          "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+_TRANSACT_ITEM_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
 
 
 def _transaction_checks(self: Any, action: str) -> list[tuple[str, str, Any]]:
@@ -221,8 +255,16 @@ def _transaction_checks(self: Any, action: str) -> list[tuple[str, str, Any]]:
     if action == "PutEvents":  # each entry names its bus (default: the account's default bus)
         entries = self._get_param("Entries") or []
         buses = dict.fromkeys(str(e.get("EventBusName") or "default") for e in entries if isinstance(e, dict))
-        return [("PutEvents", bus if bus.startswith("arn:") else
-                 f"arn:aws:events:{self.region}:{self.current_account}:event-bus/{bus}", None) for bus in buses]
+        return [
+            (
+                "PutEvents",
+                bus
+                if bus.startswith("arn:")
+                else f"arn:aws:events:{self.region}:{self.current_account}:event-bus/{bus}",
+                None,
+            )
+            for bus in buses
+        ]
     if action not in ("TransactWriteItems", "TransactGetItems"):
         return []
     body = getattr(self, "body", None)
@@ -230,8 +272,11 @@ def _transaction_checks(self: Any, action: str) -> list[tuple[str, str, Any]]:
     for item in (body.get("TransactItems") or []) if isinstance(body, dict) else []:
         for op, spec in item.items():
             table = spec.get("TableName", "*")
-            arn = table if table.startswith("arn:") or table == "*" else (
-                f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{table}")
+            arn = (
+                table
+                if table.startswith("arn:") or table == "*"
+                else (f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{table}")
+            )
             checks.append((_TRANSACT_ITEM_ACTIONS.get(op, action), arn, spec))
     return checks
 
@@ -268,9 +313,15 @@ def enforced(iam: LocalIam) -> Iterator[None]:
         checks = _transaction_checks(self, action) or [(action, resource, getattr(self, "body", None))]
         try:
             for i, (checked_action, checked_resource, spec) in enumerate(checks):
-                request = iam_request_cls(account_id=self.current_account, method=self.method, path=path,
-                                          data=self.data, body=self.raw_body, headers=self.headers,
-                                          action=checked_action)
+                request = iam_request_cls(
+                    account_id=self.current_account,
+                    method=self.method,
+                    path=path,
+                    data=self.data,
+                    body=self.raw_body,
+                    headers=self.headers,
+                    action=checked_action,
+                )
                 service, _, name = request._action.partition(":")
                 request._action = f"{_IAM_PREFIX.get(service, service)}:{name}"
                 if i == 0:

@@ -224,17 +224,35 @@ def provision_platform(
     for wf in platform.workflows:
         names.arns[f"workflow:{wf.logical}"] = state_machine_arn(region, account, platform.name(wf.logical))
 
-    _provision_functions(platform, clients, region, account, names, overrides=overrides, local_env=local_env,
-                         feature_sets_dir=feature_sets_dir, trainers_dir=trainers_dir)
+    _provision_functions(
+        platform,
+        clients,
+        region,
+        account,
+        names,
+        overrides=overrides,
+        local_env=local_env,
+        feature_sets_dir=feature_sets_dir,
+        trainers_dir=trainers_dir,
+    )
     _provision_workflows(platform, clients, names)
     _provision_rules(platform, clients, names)
     _provision_s3_triggers(platform, clients, region, account, names)
     return names
 
 
-def _provision_functions(platform: Platform, clients: Any, region: str, account: str, names: ProvisionedNames, *,
-                         overrides: Mapping[str, str], local_env: Mapping[str, str] | None,
-                         feature_sets_dir: str | None, trainers_dir: str | None) -> None:
+def _provision_functions(
+    platform: Platform,
+    clients: Any,
+    region: str,
+    account: str,
+    names: ProvisionedNames,
+    *,
+    overrides: Mapping[str, str],
+    local_env: Mapping[str, str] | None,
+    feature_sets_dir: str | None,
+    trainers_dir: str | None,
+) -> None:
     lam = clients("lambda")
     role = names.arns["role:local"]
     code = placeholder_zip()
@@ -337,8 +355,9 @@ def _provision_rules(platform: Platform, clients: Any, names: ProvisionedNames) 
             _allow_invoke(lam, platform.name(r.target), f"{rule}-invoke", "events.amazonaws.com", rule_arn)
 
 
-def _provision_s3_triggers(platform: Platform, clients: Any, region: str, account: str,
-                           names: ProvisionedNames) -> None:
+def _provision_s3_triggers(
+    platform: Platform, clients: Any, region: str, account: str, names: ProvisionedNames
+) -> None:
     lam = clients("lambda")
     s3 = clients("s3")
     by_bucket: dict[str, list[dict[str, Any]]] = {}

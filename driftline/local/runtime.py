@@ -178,8 +178,13 @@ def _route_table(platform: Platform) -> RouteTable:
     serving = platform.config.serving
     public = (serving.public_throttle_rate, serving.public_throttle_burst)
     return RouteTable(
-        (r.method, r.path, platform.name(r.function) if r.function else "", r.static_response,
-         None if r.authorized else public)
+        (
+            r.method,
+            r.path,
+            platform.name(r.function) if r.function else "",
+            r.static_response,
+            None if r.authorized else public,
+        )
         for r in platform.routes
     )
 
@@ -494,8 +499,10 @@ class LocalPlatform:
         diff = rl.diff_platforms(previous, self.platform, self.account, self.region)
         if diff.empty:
             return
-        counts = ", ".join(f"{sum(map(len, part.values()))} {what}" for what, part in
-                           (("added", diff.added), ("changed", diff.changed), ("removed", diff.removed)))
+        counts = ", ".join(
+            f"{sum(map(len, part.values()))} {what}"
+            for what, part in (("added", diff.added), ("changed", diff.changed), ("removed", diff.removed))
+        )
         self.out(f"[local] the configuration changed since the last run: {counts}")
         try:
             rl.check_removals(diff, self.client, prune=self.options.prune, retry="start with `local up --prune`")

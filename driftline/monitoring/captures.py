@@ -21,8 +21,14 @@ from driftline.captures_store import DEFAULT_MAX_FEEDBACK_OBJECTS, DELIVERY_LAG,
 from driftline.monitoring.window import Window
 from driftline.serving.labels import CAPTURE_CALLER, Labels
 
-__all__ = ["DEFAULT_MAX_FEEDBACK_OBJECTS", "DEFAULT_MAX_RECORDS", "DELIVERY_LAG", "WindowData", "read_labels",
-           "read_window"]
+__all__ = [
+    "DEFAULT_MAX_FEEDBACK_OBJECTS",
+    "DEFAULT_MAX_RECORDS",
+    "DELIVERY_LAG",
+    "WindowData",
+    "read_labels",
+    "read_window",
+]
 
 DEFAULT_MAX_RECORDS = 1_000_000
 
@@ -116,8 +122,14 @@ def read_window(
         return rec.get("role", "champion") == "champion" and rec.get("version") == version
 
     for rec in CapturesStore(bucket, client).captures(
-        model, window.start, window.end, stats=stats, max_records=max_records, include_end=False,
-        list_until=window.end + DELIVERY_LAG, keep=champion_of_version,
+        model,
+        window.start,
+        window.end,
+        stats=stats,
+        max_records=max_records,
+        include_end=False,
+        list_until=window.end + DELIVERY_LAG,
+        keep=champion_of_version,
     ):
         feats = rec.get("features")
         feats = feats if isinstance(feats, dict) else {}
@@ -134,8 +146,16 @@ def read_window(
     return data
 
 
-def read_labels(bucket: str, model: str, start: datetime, end: datetime, *, labelers: Iterable[str] = (),
-                max_objects: int = DEFAULT_MAX_FEEDBACK_OBJECTS, client: Any | None = None) -> Labels:
+def read_labels(
+    bucket: str,
+    model: str,
+    start: datetime,
+    end: datetime,
+    *,
+    labelers: Iterable[str] = (),
+    max_objects: int = DEFAULT_MAX_FEEDBACK_OBJECTS,
+    client: Any | None = None,
+) -> Labels:
     """Feedback stored from ``start`` through ``end`` (:meth:`CapturesStore.labels`: bound to callers,
     first label that counts wins, at most ``max_objects`` objects opened, as for the canary).
 

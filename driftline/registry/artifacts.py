@@ -36,11 +36,16 @@ class ArtifactRef:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArtifactRef:
         try:
-            return cls(uri=str(data["uri"]), sha256=str(data["sha256"]),
-                       version_id=data.get("version_id") or None, size=int(data["size"]))
+            return cls(
+                uri=str(data["uri"]),
+                sha256=str(data["sha256"]),
+                version_id=data.get("version_id") or None,
+                size=int(data["size"]),
+            )
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"artifact reference {data!r} is malformed ({e}); expected keys "
-                             f"uri, sha256, version_id, size") from None
+            raise ValueError(
+                f"artifact reference {data!r} is malformed ({e}); expected keys uri, sha256, version_id, size"
+            ) from None
 
     @property
     def bucket(self) -> str:
@@ -65,15 +70,17 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def put_artifact(bucket: str, key: str, data: bytes,
-                 content_type: str = "application/octet-stream") -> ArtifactRef:
+def put_artifact(bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> ArtifactRef:
     """Upload ``data`` and return the reference that pins this exact object version."""
     digest = sha256_hex(data)
     resp = aws.client("s3").put_object(
-        Bucket=bucket, Key=key, Body=data, ContentType=content_type, Metadata={"sha256": digest},
+        Bucket=bucket,
+        Key=key,
+        Body=data,
+        ContentType=content_type,
+        Metadata={"sha256": digest},
     )
-    return ArtifactRef(uri=f"s3://{bucket}/{key}", sha256=digest, version_id=resp.get("VersionId"),
-                       size=len(data))
+    return ArtifactRef(uri=f"s3://{bucket}/{key}", sha256=digest, version_id=resp.get("VersionId"), size=len(data))
 
 
 def read_verified(ref: ArtifactRef | dict[str, Any]) -> bytes:
@@ -88,13 +95,15 @@ def read_verified(ref: ArtifactRef | dict[str, Any]) -> bytes:
     try:
         body: bytes = s3.get_object(**kwargs)["Body"].read()
     except s3.exceptions.NoSuchKey:
-        raise ArtifactNotFoundError(f"artifact {ref.uri} does not exist; it was deleted after registration "
-                                    f"(re-register the model version)") from None
+        raise ArtifactNotFoundError(
+            f"artifact {ref.uri} does not exist; it was deleted after registration (re-register the model version)"
+        ) from None
     except Exception as e:  # botocore ClientError for a missing version id
         code = getattr(e, "response", {}).get("Error", {}).get("Code")
         if code in ("NoSuchVersion", "InvalidArgument", "NoSuchKey", "404"):
-            raise ArtifactNotFoundError(f"artifact {ref.uri} version {ref.version_id} does not exist "
-                                        f"({code}); re-register the model version") from None
+            raise ArtifactNotFoundError(
+                f"artifact {ref.uri} version {ref.version_id} does not exist ({code}); re-register the model version"
+            ) from None
         raise
     actual = sha256_hex(body)
     if actual != ref.sha256:

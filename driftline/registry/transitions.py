@@ -135,8 +135,10 @@ def principal_matches(principal: str, allowed: Sequence[str]) -> bool:
         if len(partition_account) >= 5:
             part, account = partition_account[1], partition_account[4]
             candidates = {f"arn:{part}:iam::{account}:role/{role}"}
-            return any(a in candidates or (a.startswith(f"arn:{part}:iam::{account}:role/")
-                                           and a.rsplit("/", 1)[-1] == role) for a in allowed)
+            return any(
+                a in candidates or (a.startswith(f"arn:{part}:iam::{account}:role/") and a.rsplit("/", 1)[-1] == role)
+                for a in allowed
+            )
     return False
 
 
@@ -160,8 +162,10 @@ def check_allowed(action: str, model: str, principal: str, allowed: Sequence[str
     if not principal:
         raise NotAllowedError(f"{action} of model {model!r} needs a principal (who is doing this)")
     if allowed and not principal_matches(principal, allowed):
-        raise NotAllowedError(f"{principal} may not {action} versions of model {model!r}; "
-                              f"allowed principals (ModelConfig.approvers): {', '.join(allowed)}")
+        raise NotAllowedError(
+            f"{principal} may not {action} versions of model {model!r}; "
+            f"allowed principals (ModelConfig.approvers): {', '.join(allowed)}"
+        )
 
 
 def check_reason(action: str, model: str, reason: str, version: int | None = None) -> None:
@@ -199,8 +203,9 @@ def check_registration(status: str, reason: str) -> None:
         The status is not an initial one, or a rejection has no reason.
     """
     if status not in INITIAL_STATUSES:
-        raise InvalidTransitionError(f"a new version starts as 'candidate' (or 'rejected' with a "
-                                     f"reason), not {status!r}")
+        raise InvalidTransitionError(
+            f"a new version starts as 'candidate' (or 'rejected' with a reason), not {status!r}"
+        )
     if status == "rejected" and not reason:
         raise InvalidTransitionError("a version registered as 'rejected' needs a reason")
 
@@ -229,12 +234,14 @@ def status_change(action: str, model: str, version: int, current: str) -> str:
     """
     change = STATUS_CHANGES.get(action)
     if change is None:
-        raise InvalidTransitionError(f"{action!r} does not change a version's status; status changes are "
-                                     f"{', '.join(STATUS_CHANGES)}")
+        raise InvalidTransitionError(
+            f"{action!r} does not change a version's status; status changes are {', '.join(STATUS_CHANGES)}"
+        )
     if current not in change.sources:
         raise InvalidTransitionError(
             f"cannot {action} {model!r} v{version}: its status is {current!r}, and {action} "
-            f"applies only to {' or '.join(repr(s) for s in change.sources)} versions")
+            f"applies only to {' or '.join(repr(s) for s in change.sources)} versions"
+        )
     return change.to
 
 
@@ -274,9 +281,7 @@ def check_not_serving(action: str, model: str, version: int, new: str, slots: Sl
     if leaves_service(new) and version in (slots.champion, slots.challenger):
         role = "champion" if version == slots.champion else "challenger"
         fix = "roll back or promote another version" if role == "champion" else "clear the challenger"
-        raise InvalidTransitionError(f"cannot {action} {model!r} v{version}: it is the current {role}; "
-                                     f"{fix} first")
-
+        raise InvalidTransitionError(f"cannot {action} {model!r} v{version}: it is the current {role}; {fix} first")
 
 
 # ---- the quality gate -----------------------------------------------------------------------------
@@ -307,17 +312,24 @@ def gate_refusal(action: str, mv: VersionRef, gate: Mapping[str, Any] | None, ov
         return None
     reasons = [str(r) for r in gate.get("reasons") or []] or [str(gate.get("summary") or "no reason recorded")]
     champion = gate.get("champion_version")
-    against = (f"against champion v{champion}" + (" on the same holdout" if gate.get("comparison") ==
-                                                  "same_holdout" else " (its registered metrics)")
-               if champion is not None else "with no champion to compare with")
+    against = (
+        f"against champion v{champion}"
+        + (" on the same holdout" if gate.get("comparison") == "same_holdout" else " (its registered metrics)")
+        if champion is not None
+        else "with no champion to compare with"
+    )
     where = f" by {gate['evaluated_by']}" if gate.get("evaluated_by") else ""
     if mv.status == "rejected":
         fix = "it is rejected and can never be approved; train a new version"
     else:
-        fix = (f"to {action} it anyway, say why: driftline models {action} --model {mv.model} --version "
-               f"{mv.version} --override-gate --reason '...' (the override and the reason go to the audit trail)")
-    return (f"cannot {action} {mv.model!r} v{mv.version}: it failed the quality gate ({against}, evaluated"
-            f"{where}): {'; '.join(reasons)}; {fix}")
+        fix = (
+            f"to {action} it anyway, say why: driftline models {action} --model {mv.model} --version "
+            f"{mv.version} --override-gate --reason '...' (the override and the reason go to the audit trail)"
+        )
+    return (
+        f"cannot {action} {mv.model!r} v{mv.version}: it failed the quality gate ({against}, evaluated"
+        f"{where}): {'; '.join(reasons)}; {fix}"
+    )
 
 
 # ---- champion and challenger ----------------------------------------------------------------------
@@ -337,8 +349,11 @@ def check_promotion(model: str, version: int, status: str) -> None:
         It is not in :data:`PROMOTABLE_STATUSES` (the message says what to do).
     """
     if status not in PROMOTABLE_STATUSES:
-        hint = (f"approve it first (driftline models approve --model {model} --version {version})"
-                if status == "candidate" else "a rejected or archived version cannot become champion")
+        hint = (
+            f"approve it first (driftline models approve --model {model} --version {version})"
+            if status == "candidate"
+            else "a rejected or archived version cannot become champion"
+        )
         raise InvalidTransitionError(f"cannot promote {model!r} v{version}: its status is {status!r}; {hint}")
 
 
@@ -359,7 +374,6 @@ def check_new_champion(model: str, version: int, slots: Slots) -> None:
     """
     if slots.champion == version:
         raise InvalidTransitionError(f"{model!r} v{version} is already the champion")
-
 
 
 def rollback_target(model: str, history: Sequence[int], to_version: int | None) -> int:
@@ -387,9 +401,11 @@ def rollback_target(model: str, history: Sequence[int], to_version: int | None) 
     if to_version is not None:
         return to_version
     if len(history) < 2:
-        raise InvalidTransitionError(f"{model!r} has no previous champion to roll back to "
-                                     f"(champion history: {list(history) or 'empty'}); "
-                                     f"use --version to choose one")
+        raise InvalidTransitionError(
+            f"{model!r} has no previous champion to roll back to "
+            f"(champion history: {list(history) or 'empty'}); "
+            f"use --version to choose one"
+        )
     return history[-2]
 
 
@@ -409,8 +425,10 @@ def check_rollback(model: str, version: int, status: str) -> None:
         It is not in :data:`ROLLBACK_STATUSES`.
     """
     if status not in ROLLBACK_STATUSES:
-        raise InvalidTransitionError(f"cannot roll {model!r} back to v{version}: its status is "
-                                     f"{status!r}; only approved or archived versions can serve")
+        raise InvalidTransitionError(
+            f"cannot roll {model!r} back to v{version}: its status is "
+            f"{status!r}; only approved or archived versions can serve"
+        )
 
 
 def check_challenger_policy(mode: str, percent: Any) -> None:
@@ -429,8 +447,7 @@ def check_challenger_policy(mode: str, percent: Any) -> None:
     if mode not in CHALLENGER_MODES:
         raise InvalidTransitionError(f"challenger mode must be 'shadow' or 'canary', not {mode!r}")
     if not isinstance(percent, int) or not 0 <= percent <= 100 or (mode == "canary" and percent == 0):
-        raise InvalidTransitionError(f"challenger percent must be an integer 0-100 (1-100 for canary), "
-                                     f"not {percent!r}")
+        raise InvalidTransitionError(f"challenger percent must be an integer 0-100 (1-100 for canary), not {percent!r}")
 
 
 def check_challenger(model: str, version: int, status: str) -> None:
@@ -469,7 +486,6 @@ def check_challenger_slot(model: str, version: int, slots: Slots) -> None:
     """
     if slots.champion == version:
         raise InvalidTransitionError(f"{model!r} v{version} is the champion; it cannot also be the challenger")
-
 
 
 def with_champion(slots: Slots, version: int) -> Slots:

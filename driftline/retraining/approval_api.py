@@ -75,8 +75,12 @@ def check_origin(event: dict[str, Any], api_id: str | None = None) -> None:
     """
     ctx = event.get("requestContext")
     if not isinstance(ctx, dict):
-        raise ApprovalRequestError(403, "not_api_gateway", "the event has no requestContext: the approval "
-                                   "function answers only API Gateway's proxy event for POST " + ROUTE)
+        raise ApprovalRequestError(
+            403,
+            "not_api_gateway",
+            "the event has no requestContext: the approval "
+            "function answers only API Gateway's proxy event for POST " + ROUTE,
+        )
     problems: list[str] = []
     if ctx.get("resourcePath") != ROUTE or event.get("resource") != ROUTE:
         problems.append(f"resource {ctx.get('resourcePath')!r} is not {ROUTE!r}")
@@ -85,8 +89,11 @@ def check_origin(event: dict[str, Any], api_id: str | None = None) -> None:
     if api_id and ctx.get("apiId") != api_id:
         problems.append(f"API {ctx.get('apiId')!r} is not this platform's ({api_id!r})")
     if problems:
-        raise ApprovalRequestError(403, "not_api_gateway", "the event is not API Gateway's proxy event for "
-                                   f"POST {ROUTE}: " + "; ".join(problems))
+        raise ApprovalRequestError(
+            403,
+            "not_api_gateway",
+            f"the event is not API Gateway's proxy event for POST {ROUTE}: " + "; ".join(problems),
+        )
 
 
 def principal_of(event: dict[str, Any]) -> str:
@@ -99,10 +106,12 @@ def principal_of(event: dict[str, Any]) -> str:
     principal = identity.get("userArn") if isinstance(identity, dict) else None
     if not isinstance(principal, str) or not principal.strip():
         raise ApprovalRequestError(
-            403, "no_principal",
+            403,
+            "no_principal",
             "the request carries no IAM principal (requestContext.identity.userArn): this route is IAM "
             "authorized; sign the request with SigV4 (e.g. awscurl --service execute-api). On the local "
-            f"platform, name the principal with the {LOCAL_PRINCIPAL_HEADER} header.")
+            f"platform, name the principal with the {LOCAL_PRINCIPAL_HEADER} header.",
+        )
     return principal.strip()
 
 
@@ -115,9 +124,11 @@ def _path_params(event: dict[str, Any]) -> tuple[str, int]:
     version_text = raw_version.strip().lower().removeprefix("v") if isinstance(raw_version, str) else ""
     if not version_text.isdigit() or int(version_text) < 1:
         raise ApprovalRequestError(
-            400, "bad_version",
+            400,
+            "bad_version",
             f"version {raw_version!r} in the path is not a version number: use a positive integer, e.g. "
-            f"/v1/models/{model}/versions/3/approval (list versions with `driftline models list --model {model}`)")
+            f"/v1/models/{model}/versions/3/approval (list versions with `driftline models list --model {model}`)",
+        )
     return model, int(version_text)
 
 
@@ -125,8 +136,10 @@ def _body(event: dict[str, Any]) -> dict[str, Any]:
     raw = event.get("body")
     if raw is None or raw == "":
         raise ApprovalRequestError(
-            400, "missing_body",
-            'the request has no body: send JSON {"decision": "approve" or "reject", "reason": "why"}')
+            400,
+            "missing_body",
+            'the request has no body: send JSON {"decision": "approve" or "reject", "reason": "why"}',
+        )
     text: str | bytes = raw
     if event.get("isBase64Encoded"):
         try:
@@ -137,13 +150,17 @@ def _body(event: dict[str, Any]) -> dict[str, Any]:
         doc = json.loads(text)
     except (ValueError, UnicodeDecodeError) as e:
         raise ApprovalRequestError(
-            400, "invalid_json",
+            400,
+            "invalid_json",
             f'the body is not valid JSON ({e}); send {{"decision": "approve", "reason": "why"}} with '
-            f"Content-Type: application/json") from None
+            f"Content-Type: application/json",
+        ) from None
     if not isinstance(doc, dict):
         raise ApprovalRequestError(
-            400, "invalid_body",
-            f'the body must be a JSON object, got {type(doc).__name__}: {{"decision": "approve", "reason": "why"}}')
+            400,
+            "invalid_body",
+            f'the body must be a JSON object, got {type(doc).__name__}: {{"decision": "approve", "reason": "why"}}',
+        )
     return doc
 
 
@@ -151,21 +168,27 @@ def _fields(doc: dict[str, Any]) -> tuple[bool, str]:
     problems: list[str] = []
     extra = sorted(set(doc) - {"decision", "reason"})
     if extra:
-        problems.append(f"unknown field(s) {', '.join(repr(k) for k in extra)} in the body: only 'decision' and "
-                        f"'reason' are accepted (the approver is the signed caller, never a body field)")
+        problems.append(
+            f"unknown field(s) {', '.join(repr(k) for k in extra)} in the body: only 'decision' and "
+            f"'reason' are accepted (the approver is the signed caller, never a body field)"
+        )
     decision = doc.get("decision")
     if decision not in DECISIONS:
         got = "missing" if "decision" not in doc else repr(decision)
-        problems.append(f"body field 'decision' is {got}: set it to \"approve\" or \"reject\"")
+        problems.append(f'body field \'decision\' is {got}: set it to "approve" or "reject"')
     reason = doc.get("reason")
     if not isinstance(reason, str) or not reason.strip():
-        got = "missing" if "reason" not in doc else ("empty" if isinstance(reason, str) else
-                                                     f"a {type(reason).__name__}")
-        problems.append(f"body field 'reason' is {got}: give a non-empty string saying why (it goes to the "
-                        f"registry's audit trail)")
+        got = (
+            "missing" if "reason" not in doc else ("empty" if isinstance(reason, str) else f"a {type(reason).__name__}")
+        )
+        problems.append(
+            f"body field 'reason' is {got}: give a non-empty string saying why (it goes to the registry's audit trail)"
+        )
     elif len(reason) > MAX_REASON_CHARS:
-        problems.append(f"body field 'reason' has {len(reason)} characters: at most {MAX_REASON_CHARS}; link to "
-                        f"a longer write-up instead")
+        problems.append(
+            f"body field 'reason' has {len(reason)} characters: at most {MAX_REASON_CHARS}; link to "
+            f"a longer write-up instead"
+        )
     if problems:
         raise ApprovalRequestError(422, "invalid_request", "; ".join(problems))
     return DECISIONS[str(decision)], str(reason).strip()
@@ -181,8 +204,11 @@ def parse_request(event: dict[str, Any], api_id: str | None = None) -> ApprovalR
 
 
 def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {"statusCode": status, "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
-            "body": json.dumps(body)}
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
+        "body": json.dumps(body),
+    }
 
 
 def _error(status: int, code: str, message: str, request_id: str | None) -> dict[str, Any]:
@@ -195,9 +221,14 @@ def _code(e: Exception) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def handle(event: dict[str, Any], config: PlatformConfig, *, api_id: str | None = None,
-           resolve: Resolver = resolve_approval,
-           log: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def handle(
+    event: dict[str, Any],
+    config: PlatformConfig,
+    *,
+    api_id: str | None = None,
+    resolve: Resolver = resolve_approval,
+    log: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Answer one proxy event (``api_id``: the REST API whose events are accepted, when known).
     Infrastructure errors (AWS API failures) propagate: those are 5xx."""
     context = event.get("requestContext")
@@ -213,8 +244,16 @@ def handle(event: dict[str, Any], config: PlatformConfig, *, api_id: str | None 
     except (ApprovalError, RegistryError) as e:
         status = int(e.status_code)
         if log:
-            log("approval refused", {"status": status, "model": req.model, "version": req.version,
-                                     "principal": req.principal, "why": str(e)})
+            log(
+                "approval refused",
+                {
+                    "status": status,
+                    "model": req.model,
+                    "version": req.version,
+                    "principal": req.principal,
+                    "why": str(e),
+                },
+            )
         return _error(status, _code(e), str(e), request_id)
     if log:
         log("approval decided", {k: out.get(k) for k in ("model", "version", "decision", "by", "execution_arn")})

@@ -79,9 +79,14 @@ class PendingApproval:
     summary: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "version": self.version, "execution_arn": self.execution_arn,
-                "requested_at": self.requested_at, "timeout_seconds": self.timeout_seconds,
-                "summary": self.summary}
+        return {
+            "model": self.model,
+            "version": self.version,
+            "execution_arn": self.execution_arn,
+            "requested_at": self.requested_at,
+            "timeout_seconds": self.timeout_seconds,
+            "summary": self.summary,
+        }
 
 
 def version_gate(registry: Registry, gate: QualityGate, mv: ModelVersion, *, evaluated_by: str) -> dict[str, Any]:
@@ -102,20 +107,39 @@ def version_gate(registry: Registry, gate: QualityGate, mv: ModelVersion, *, eva
         champion = None
     champion_metrics = registry.get_version(mv.model, champion).metrics if champion is not None else None
     result, evidence = assess_registered(mv.metrics, mv.lineage, gate, champion, champion_metrics)
-    return gate_record(result, evidence, evaluated_by=evaluated_by,
-                       evaluated_at=datetime.now(UTC).isoformat(timespec="microseconds"))
+    return gate_record(
+        result, evidence, evaluated_by=evaluated_by, evaluated_at=datetime.now(UTC).isoformat(timespec="microseconds")
+    )
 
 
-def store_token(control_table: str, model: str, version: int, *, task_token: str, execution_arn: str,
-                requested_at: str, timeout_seconds: int, summary: str, client: Any | None = None) -> None:
+def store_token(
+    control_table: str,
+    model: str,
+    version: int,
+    *,
+    task_token: str,
+    execution_arn: str,
+    requested_at: str,
+    timeout_seconds: int,
+    summary: str,
+    client: Any | None = None,
+) -> None:
     """Remember the waiting run's task token (a re-invoked step overwrites it with the newer token).
 
     ``client``: a DynamoDB client (default ``aws.client("dynamodb")``), as for every function here.
     """
-    ControlStore(control_table, client).put_approval(ApprovalRequest(
-        model=model, version=version, task_token=task_token, execution_arn=execution_arn,
-        requested_at=requested_at, timeout_seconds=timeout_seconds, summary=summary,
-        expires_at=int(time.time()) + timeout_seconds + APPROVAL_RECORD_GRACE_SECONDS))
+    ControlStore(control_table, client).put_approval(
+        ApprovalRequest(
+            model=model,
+            version=version,
+            task_token=task_token,
+            execution_arn=execution_arn,
+            requested_at=requested_at,
+            timeout_seconds=timeout_seconds,
+            summary=summary,
+            expires_at=int(time.time()) + timeout_seconds + APPROVAL_RECORD_GRACE_SECONDS,
+        )
+    )
 
 
 def delete_token(control_table: str, model: str, version: int, *, client: Any | None = None) -> None:
@@ -123,9 +147,14 @@ def delete_token(control_table: str, model: str, version: int, *, client: Any | 
 
 
 def _pending_from(request: ApprovalRequest) -> PendingApproval:
-    return PendingApproval(model=request.model, version=request.version, execution_arn=request.execution_arn,
-                           requested_at=request.requested_at, timeout_seconds=request.timeout_seconds,
-                           summary=request.summary)
+    return PendingApproval(
+        model=request.model,
+        version=request.version,
+        execution_arn=request.execution_arn,
+        requested_at=request.requested_at,
+        timeout_seconds=request.timeout_seconds,
+        summary=request.summary,
+    )
 
 
 def pending_approvals(control_table: str, model: str, *, client: Any | None = None) -> list[PendingApproval]:
@@ -151,10 +180,20 @@ def _table(env_name: str, config: PlatformConfig, logical: str) -> str:
     return build_platform(config).name(logical)
 
 
-def resolve_approval(model: str, version: int, approve: bool, principal: str, reason: str, *,
-                     config: PlatformConfig | None = None, registry: Registry | None = None,
-                     control_table: str | None = None, override_gate: bool = False,
-                     control_client: Any | None = None, sfn_client: Any | None = None) -> dict[str, Any]:
+def resolve_approval(
+    model: str,
+    version: int,
+    approve: bool,
+    principal: str,
+    reason: str,
+    *,
+    config: PlatformConfig | None = None,
+    registry: Registry | None = None,
+    control_table: str | None = None,
+    override_gate: bool = False,
+    control_client: Any | None = None,
+    sfn_client: Any | None = None,
+) -> dict[str, Any]:
     """Approve or reject the candidate ``model`` v``version`` that a retraining run is waiting on.
 
     ``principal`` is who decides (an IAM/STS ARN or a user name); it must be in the model's
@@ -175,11 +214,12 @@ def resolve_approval(model: str, version: int, approve: bool, principal: str, re
     if not principal:
         raise ApprovalNotAllowedError(f"{verb} of {model!r} v{version} needs a principal (who is deciding)")
     if not reason or not reason.strip():
-        raise ApprovalError(f"{verb} of {model!r} v{version} needs a reason (--reason); it goes to the "
-                            f"audit trail")
+        raise ApprovalError(f"{verb} of {model!r} v{version} needs a reason (--reason); it goes to the audit trail")
     if approvers and not principal_matches(principal, approvers):
-        raise ApprovalNotAllowedError(f"{principal} may not {verb} {model!r} v{version}; allowed approvers "
-                                      f"(ModelConfig.approvers): {', '.join(approvers)}")
+        raise ApprovalNotAllowedError(
+            f"{principal} may not {verb} {model!r} v{version}; allowed approvers "
+            f"(ModelConfig.approvers): {', '.join(approvers)}"
+        )
     table = control_table or _table("CONTROL_TABLE", cfg, "control")
     reg = registry or Registry(_table("REGISTRY_TABLE", cfg, "registry"), audit_bucket=os.environ.get("AUDIT_BUCKET"))
     gate: dict[str, Any] | None = None
@@ -195,15 +235,17 @@ def resolve_approval(model: str, version: int, approve: bool, principal: str, re
                 raise QualityGateFailedError(refusal)
     request = ControlStore(table, control_client).approval(model, version)
     if request is None:
-        waiting = ", ".join(f"v{p.version}" for p in pending_approvals(table, model, client=control_client)) \
-            or "none"
+        waiting = ", ".join(f"v{p.version}" for p in pending_approvals(table, model, client=control_client)) or "none"
         try:
             reg.get_version(model, version)
         except (UnknownModelError, UnknownVersionError) as e:
-            raise ApprovalNotFoundError(f"no retraining run is waiting for approval of {model!r} v{version}: "
-                                        f"{e} (runs waiting for {model!r}: {waiting})") from None
-        raise ApprovalNotWaitingError(f"no retraining run is waiting for approval of {model!r} v{version} "
-                                      f"(runs waiting for {model!r}: {waiting})")
+            raise ApprovalNotFoundError(
+                f"no retraining run is waiting for approval of {model!r} v{version}: "
+                f"{e} (runs waiting for {model!r}: {waiting})"
+            ) from None
+        raise ApprovalNotWaitingError(
+            f"no retraining run is waiting for approval of {model!r} v{version} (runs waiting for {model!r}: {waiting})"
+        )
     arn = request.execution_arn
     sfn = sfn_client or aws.client("stepfunctions")
     try:
@@ -213,28 +255,50 @@ def resolve_approval(model: str, version: int, approve: bool, principal: str, re
     if status != "RUNNING":
         delete_token(table, model, version, client=control_client)
         name = arn.rsplit(":", 1)[-1]
-        raise ApprovalNotWaitingError(f"the run that asked to approve {model!r} v{version} is no longer "
-                                      f"waiting (execution {name} is {status}); nothing was changed")
+        raise ApprovalNotWaitingError(
+            f"the run that asked to approve {model!r} v{version} is no longer "
+            f"waiting (execution {name} is {status}); nothing was changed"
+        )
     token = request.task_token
     if approve:
-        reg.approve(model, version, principal, reason, allowed=approvers or None, gate=gate,
-                    override_gate=override_gate)
-        _send(sfn, lambda: sfn.send_task_success(taskToken=token, output=json.dumps(
-            {"approved": True, "by": principal, "reason": reason})), model, version)
+        reg.approve(
+            model, version, principal, reason, allowed=approvers or None, gate=gate, override_gate=override_gate
+        )
+        _send(
+            sfn,
+            lambda: sfn.send_task_success(
+                taskToken=token, output=json.dumps({"approved": True, "by": principal, "reason": reason})
+            ),
+            model,
+            version,
+        )
     else:
         reg.reject(model, version, principal, reason, allowed=approvers or None)
-        _send(sfn, lambda: sfn.send_task_failure(taskToken=token, error="Rejected",
-                                                 cause=f"rejected by {principal}: {reason}"[:32768]),
-              model, version)
+        _send(
+            sfn,
+            lambda: sfn.send_task_failure(
+                taskToken=token, error="Rejected", cause=f"rejected by {principal}: {reason}"[:32768]
+            ),
+            model,
+            version,
+        )
     delete_token(table, model, version, client=control_client)
-    return {"model": model, "version": version, "decision": "approved" if approve else "rejected",
-            "by": principal, "reason": reason, "execution_arn": arn}
+    return {
+        "model": model,
+        "version": version,
+        "decision": "approved" if approve else "rejected",
+        "by": principal,
+        "reason": reason,
+        "execution_arn": arn,
+    }
 
 
 def _send(sfn: Any, call: Any, model: str, version: int) -> None:
     try:
         call()
     except (sfn.exceptions.TaskTimedOut, sfn.exceptions.InvalidToken, sfn.exceptions.TaskDoesNotExist) as e:
-        raise ApprovalNotWaitingError(f"the run waiting on {model!r} v{version} stopped waiting while the "
-                                      f"decision was being applied ({type(e).__name__}); the registry "
-                                      f"records the decision, the run took its own path") from None
+        raise ApprovalNotWaitingError(
+            f"the run waiting on {model!r} v{version} stopped waiting while the "
+            f"decision was being applied ({type(e).__name__}); the registry "
+            f"records the decision, the run took its own path"
+        ) from None

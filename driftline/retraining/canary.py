@@ -74,8 +74,7 @@ class RoleSample:
             y = np.asarray(self.truth, dtype=float)
             v = np.asarray(self.predicted, dtype=float)
             return {"rmse": float(np.sqrt(np.mean((y - v) ** 2))), "mae": float(np.mean(np.abs(y - v)))}
-        out = {"accuracy": float(np.mean([str(t) == str(p) for t, p in zip(self.truth, self.predicted,
-                                                                              strict=True)]))}
+        out = {"accuracy": float(np.mean([str(t) == str(p) for t, p in zip(self.truth, self.predicted, strict=True)]))}
         if positive is not None and len(self.scores) == len(self.truth):
             auc = roc_auc([str(t) == str(positive) for t in self.truth], self.scores)
             if auc is not None:
@@ -83,9 +82,15 @@ class RoleSample:
         return out
 
     def to_dict(self, task: str, positive: Any) -> dict[str, Any]:
-        return {"rows": self.rows, "errors": self.errors, "error_rate": round(self.error_rate, 6),
-                "latency_p50_ms": self.p(50), "latency_p95_ms": self.p(95), "labeled_rows": len(self.truth),
-                "quality": self.quality(task, positive)}
+        return {
+            "rows": self.rows,
+            "errors": self.errors,
+            "error_rate": round(self.error_rate, 6),
+            "latency_p50_ms": self.p(50),
+            "latency_p95_ms": self.p(95),
+            "labeled_rows": len(self.truth),
+            "quality": self.quality(task, positive),
+        }
 
 
 def roc_auc(positive: Iterable[bool], scores: Iterable[float]) -> float | None:
@@ -124,8 +129,9 @@ def _valid_prediction(p: Any, task: str) -> tuple[bool, Any, float | None]:
     return ok, p.get("label"), prob if ok else None
 
 
-def summarize(records: Iterable[Mapping[str, Any]], labels: Labels, champion: int, challenger: int,
-              task: str) -> tuple[RoleSample, RoleSample]:
+def summarize(
+    records: Iterable[Mapping[str, Any]], labels: Labels, champion: int, challenger: int, task: str
+) -> tuple[RoleSample, RoleSample]:
     """Split capture records into (champion, challenger) samples; challenger rows are role
     ``challenger`` or ``shadow`` of the challenger version. A row is labeled by the first label that
     counts for its caller (:func:`driftline.captures_store.label_for`): nobody else's label moves the
@@ -181,12 +187,20 @@ class CanaryDecision:
         return "canary breached: " + "; ".join(self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"healthy": self.healthy, "verdict": self.verdict, "reasons": self.reasons, "notes": self.notes,
-                "summary": self.summary, "champion": self.champion, "challenger": self.challenger}
+        return {
+            "healthy": self.healthy,
+            "verdict": self.verdict,
+            "reasons": self.reasons,
+            "notes": self.notes,
+            "summary": self.summary,
+            "champion": self.champion,
+            "challenger": self.challenger,
+        }
 
 
-def decide(champ: RoleSample, chall: RoleSample, limits: CanaryLimits, *, task: str, mode: str,
-           positive: Any = None) -> CanaryDecision:
+def decide(
+    champ: RoleSample, chall: RoleSample, limits: CanaryLimits, *, task: str, mode: str, positive: Any = None
+) -> CanaryDecision:
     """Compare the two samples against the limits; every breach is a reason, every pass a note.
 
     Too few challenger rows is listed first among the reasons; alone it makes the decision
@@ -196,12 +210,13 @@ def decide(champ: RoleSample, chall: RoleSample, limits: CanaryLimits, *, task: 
     notes: list[str] = []
     too_few = chall.rows < limits.min_rows
     if too_few:
-        reasons.append(f"insufficient canary traffic: the challenger handled {chall.rows} rows during the "
-                       f"bake (at least {limits.min_rows} are needed to judge it); the champion keeps "
-                       f"serving")
+        reasons.append(
+            f"insufficient canary traffic: the challenger handled {chall.rows} rows during the "
+            f"bake (at least {limits.min_rows} are needed to judge it); the champion keeps "
+            f"serving"
+        )
     excess = chall.error_rate - champ.error_rate
-    line = (f"error rate {chall.error_rate:.2%} vs champion {champ.error_rate:.2%} "
-            f"(limit +{limits.max_error_rate:.2%})")
+    line = f"error rate {chall.error_rate:.2%} vs champion {champ.error_rate:.2%} (limit +{limits.max_error_rate:.2%})"
     (reasons if excess > limits.max_error_rate else notes).append(line)
     c95, h95 = chall.p(95), champ.p(95)
     if mode == "shadow":
@@ -209,14 +224,19 @@ def decide(champ: RoleSample, chall: RoleSample, limits: CanaryLimits, *, task: 
     elif c95 is not None and h95 is not None:
         ratio = c95 / h95 if h95 > 0 else math.inf
         breach = ratio > limits.max_latency_ratio and c95 > limits.latency_floor_ms
-        line = (f"p95 latency {c95:.3f} ms vs champion {h95:.3f} ms (ratio {ratio:.2f}, limit "
-                f"{limits.max_latency_ratio:g}x above {limits.latency_floor_ms:g} ms)")
+        line = (
+            f"p95 latency {c95:.3f} ms vs champion {h95:.3f} ms (ratio {ratio:.2f}, limit "
+            f"{limits.max_latency_ratio:g}x above {limits.latency_floor_ms:g} ms)"
+        )
         (reasons if breach else notes).append(line)
     n_c, n_h = len(chall.truth), len(champ.truth)
     if min(n_c, n_h) >= limits.min_labels:
         qc, qh = chall.quality(task, positive), champ.quality(task, positive)
-        metric = limits.primary_metric if limits.primary_metric in qc and limits.primary_metric in qh else (
-            "rmse" if task == "regression" else "accuracy")
+        metric = (
+            limits.primary_metric
+            if limits.primary_metric in qc and limits.primary_metric in qh
+            else ("rmse" if task == "regression" else "accuracy")
+        )
         lower_better = metric in ("rmse", "mae")
         worse_by = (qc[metric] - qh[metric]) if lower_better else (qh[metric] - qc[metric])
         tolerance = regression_tolerance(qh[metric], limits.max_regression, limits.max_relative_regression)
@@ -225,8 +245,15 @@ def decide(champ: RoleSample, chall: RoleSample, limits: CanaryLimits, *, task: 
         line = f"{metric} on {n_c} labeled rows {qc[metric]:.4f} vs champion {qh[metric]:.4f} ({rule})"
         (reasons if worse_by > tolerance + 1e-12 else notes).append(line)
     else:
-        notes.append(f"quality not compared: {n_c} challenger and {n_h} champion rows have feedback labels "
-                     f"(need {limits.min_labels} each)")
-    return CanaryDecision(healthy=not reasons, reasons=reasons, notes=notes,
-                          champion=champ.to_dict(task, positive), challenger=chall.to_dict(task, positive),
-                          inconclusive=too_few and len(reasons) == 1)
+        notes.append(
+            f"quality not compared: {n_c} challenger and {n_h} champion rows have feedback labels "
+            f"(need {limits.min_labels} each)"
+        )
+    return CanaryDecision(
+        healthy=not reasons,
+        reasons=reasons,
+        notes=notes,
+        champion=champ.to_dict(task, positive),
+        challenger=chall.to_dict(task, positive),
+        inconclusive=too_few and len(reasons) == 1,
+    )

@@ -21,8 +21,16 @@ __all__ = ["DEFAULT_MAX_FEEDBACK_OBJECTS", "DEFAULT_MAX_RECORDS", "read_captures
 DEFAULT_MAX_RECORDS = 200_000
 
 
-def read_captures(bucket: str, model: str, start: datetime, end: datetime, versions: set[int], *,
-                  max_records: int = DEFAULT_MAX_RECORDS, client: Any | None = None) -> list[dict[str, Any]]:
+def read_captures(
+    bucket: str,
+    model: str,
+    start: datetime,
+    end: datetime,
+    versions: set[int],
+    *,
+    max_records: int = DEFAULT_MAX_RECORDS,
+    client: Any | None = None,
+) -> list[dict[str, Any]]:
     """Capture records of ``versions`` with ``start <= ts <= end``, once each.
 
     Parameters
@@ -43,15 +51,27 @@ def read_captures(bucket: str, model: str, start: datetime, end: datetime, versi
     list[dict[str, Any]]
         The records in arrival order.
     """
+
     def of_versions(rec: Mapping[str, Any]) -> bool:
         return rec.get("version") in versions
 
-    return list(CapturesStore(bucket, client).captures(model, start, end, stats=ReadStats(), max_records=max_records,
-                                                       keep=of_versions))
+    return list(
+        CapturesStore(bucket, client).captures(
+            model, start, end, stats=ReadStats(), max_records=max_records, keep=of_versions
+        )
+    )
 
 
-def read_feedback(bucket: str, model: str, start: datetime, end: datetime, *, labelers: Iterable[str] = (),
-                  max_objects: int = DEFAULT_MAX_FEEDBACK_OBJECTS, client: Any | None = None) -> Labels:
+def read_feedback(
+    bucket: str,
+    model: str,
+    start: datetime,
+    end: datetime,
+    *,
+    labelers: Iterable[str] = (),
+    max_objects: int = DEFAULT_MAX_FEEDBACK_OBJECTS,
+    client: Any | None = None,
+) -> Labels:
     """Feedback stored between ``start`` and ``end``, bound to callers (:meth:`CapturesStore.labels`).
 
     Parameters

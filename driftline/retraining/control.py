@@ -19,8 +19,15 @@ from driftline.control_items import RetrainDecision as Decision
 from driftline.control_items import RetrainLock as LockState
 from driftline.control_store import ControlStore
 
-__all__ = ["INVALID_MODEL_KEY", "STEP_RECORD_MAX_BYTES", "ControlTable", "Decision", "DecisionKind", "LockState",
-           "now_iso"]
+__all__ = [
+    "INVALID_MODEL_KEY",
+    "STEP_RECORD_MAX_BYTES",
+    "ControlTable",
+    "Decision",
+    "DecisionKind",
+    "LockState",
+    "now_iso",
+]
 
 INVALID_MODEL_KEY = "_invalid"
 """Decision-log partition for events too malformed to name a model."""
@@ -56,8 +63,9 @@ class ControlTable:
     def lock(self, model: str) -> LockState:
         return self.store.lock(model)
 
-    def try_acquire(self, model: str, holder: str, holder_name: str, now: float,
-                    cooldown_seconds: int | None) -> LockState | None:
+    def try_acquire(
+        self, model: str, holder: str, holder_name: str, now: float, cooldown_seconds: int | None
+    ) -> LockState | None:
         """Take the model's lock if it is free (and, for automatic triggers, the cooldown has passed).
 
         ``cooldown_seconds`` is None for manual triggers (no cooldown, and the automatic-start clock is
@@ -65,8 +73,9 @@ class ControlTable:
         """
         return self.store.try_acquire_lock(model, holder, holder_name, now, cooldown_seconds)
 
-    def release(self, model: str, holder: str, restore_last_auto_start: float | None = None,
-                restore: bool = False) -> bool:
+    def release(
+        self, model: str, holder: str, restore_last_auto_start: float | None = None, restore: bool = False
+    ) -> bool:
         """Free the lock if ``holder`` still holds it. With ``restore``, put ``last_auto_start`` back
         (undoing an acquisition whose run never started). Returns False if someone else holds it."""
         return self.store.release_lock(model, holder, restore_last_auto_start, restore)
@@ -75,11 +84,29 @@ class ControlTable:
     def record_decision(self, d: Decision) -> None:
         self.store.put_decision(d)
 
-    def record_step(self, model: str, execution_id: str, action: str, *, payload_in: Any, payload_out: Any,
-                    duration_ms: float, error: str | None = None) -> None:
+    def record_step(
+        self,
+        model: str,
+        execution_id: str,
+        action: str,
+        *,
+        payload_in: Any,
+        payload_out: Any,
+        duration_ms: float,
+        error: str | None = None,
+    ) -> None:
         """The input and output of one workflow step (lineage), next to the decision that started the run."""
-        self.store.put_step(RetrainStep.of(model, execution_id, action, payload_in=payload_in,
-                                           payload_out=payload_out, duration_ms=duration_ms, error=error))
+        self.store.put_step(
+            RetrainStep.of(
+                model,
+                execution_id,
+                action,
+                payload_in=payload_in,
+                payload_out=payload_out,
+                duration_ms=duration_ms,
+                error=error,
+            )
+        )
 
     def history(self, model: str, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
         """Newest first: decisions and step records of a model (``kind`` filters to one of them)."""

@@ -26,10 +26,12 @@ from typing import Any, Literal
 
 from driftline.config import QualityGate
 
-HIGHER_IS_BETTER = frozenset({"roc_auc", "pr_auc", "average_precision", "f1", "accuracy", "precision",
-                              "recall", "r2", "balanced_accuracy"})
-LOWER_IS_BETTER = frozenset({"log_loss", "calibration_error", "ece", "brier", "brier_score", "rmse", "mae",
-                             "mse", "mape"})
+HIGHER_IS_BETTER = frozenset(
+    {"roc_auc", "pr_auc", "average_precision", "f1", "accuracy", "precision", "recall", "r2", "balanced_accuracy"}
+)
+LOWER_IS_BETTER = frozenset(
+    {"log_loss", "calibration_error", "ece", "brier", "brier_score", "rmse", "mae", "mse", "mape"}
+)
 
 CheckKind = Literal["min", "max", "regression", "present"]
 
@@ -53,8 +55,14 @@ class GateCheck:
     threshold: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "kind": self.kind, "passed": self.passed, "message": self.message,
-                "value": self.value, "threshold": self.threshold}
+        return {
+            "metric": self.metric,
+            "kind": self.kind,
+            "passed": self.passed,
+            "message": self.message,
+            "value": self.value,
+            "threshold": self.threshold,
+        }
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,12 @@ class GateResult:
         return "quality gate failed: " + "; ".join(self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "reasons": self.reasons, "summary": self.summary,
-                "checks": [c.to_dict() for c in self.checks]}
+        return {
+            "passed": self.passed,
+            "reasons": self.reasons,
+            "summary": self.summary,
+            "checks": [c.to_dict() for c in self.checks],
+        }
 
 
 def _number(metrics: Mapping[str, Any], name: str) -> float | None:
@@ -85,9 +97,13 @@ def _number(metrics: Mapping[str, Any], name: str) -> float | None:
     return float(v)
 
 
-def evaluate_gate(candidate: Mapping[str, Any], champion: Mapping[str, Any] | None,
-                  gate: QualityGate, champion_version: int | None = None,
-                  champion_note: str = "") -> GateResult:
+def evaluate_gate(
+    candidate: Mapping[str, Any],
+    champion: Mapping[str, Any] | None,
+    gate: QualityGate,
+    champion_version: int | None = None,
+    champion_note: str = "",
+) -> GateResult:
     """Check candidate metrics against the gate; ``champion`` holds the champion's metrics on the same
     holdout, or None when there is no champion yet. ``champion_note`` explains missing champion metrics."""
     checks: list[GateCheck] = []
@@ -96,31 +112,44 @@ def evaluate_gate(candidate: Mapping[str, Any], champion: Mapping[str, Any] | No
     for name in gated:
         value = _number(candidate, name)
         if value is None:
-            checks.append(GateCheck(name, "present", False,
-                                    f"{name} is missing or not a finite number in the candidate's metrics "
-                                    f"(it has: {have})"))
+            checks.append(
+                GateCheck(
+                    name,
+                    "present",
+                    False,
+                    f"{name} is missing or not a finite number in the candidate's metrics (it has: {have})",
+                )
+            )
             continue
         if name in gate.min_metrics:
             floor = gate.min_metrics[name]
             ok = value >= floor
-            checks.append(GateCheck(name, "min", ok,
-                                    f"{name} {value:.4f} {'>=' if ok else '<'} floor {floor:.4f}",
-                                    value, floor))
+            checks.append(
+                GateCheck(name, "min", ok, f"{name} {value:.4f} {'>=' if ok else '<'} floor {floor:.4f}", value, floor)
+            )
         if name in gate.max_metrics:
             ceiling = gate.max_metrics[name]
             ok = value <= ceiling
-            checks.append(GateCheck(name, "max", ok,
-                                    f"{name} {value:.4f} {'<=' if ok else '>'} ceiling {ceiling:.4f}",
-                                    value, ceiling))
+            checks.append(
+                GateCheck(
+                    name, "max", ok, f"{name} {value:.4f} {'<=' if ok else '>'} ceiling {ceiling:.4f}", value, ceiling
+                )
+            )
         if champion is None:
             continue
         base = _number(champion, name)
         who = f"champion v{champion_version}" if champion_version is not None else "champion"
         if base is None:
             why = f" ({champion_note})" if champion_note else ""
-            checks.append(GateCheck(name, "regression", False,
-                                    f"{name} of the {who} on the same holdout is missing, so the candidate "
-                                    f"cannot be compared with it{why}"))
+            checks.append(
+                GateCheck(
+                    name,
+                    "regression",
+                    False,
+                    f"{name} of the {who} on the same holdout is missing, so the candidate "
+                    f"cannot be compared with it{why}",
+                )
+            )
             continue
         up = higher_is_better(name, gate)
         worse_by = (base - value) if up else (value - base)
@@ -128,11 +157,17 @@ def evaluate_gate(candidate: Mapping[str, Any], champion: Mapping[str, Any] | No
         ok = worse_by <= tolerance + 1e-12
         limit = base - tolerance if up else base + tolerance
         rule = tolerance_text(gate.absolute_regression, gate.max_relative_regression, limit, up)
-        relation = "better than or equal to" if worse_by <= 0 else (
-            "within tolerance of" if ok else "worse than")
-        checks.append(GateCheck(name, "regression", ok,
-                                f"{name} {value:.4f} is {relation} the {who}'s {base:.4f} "
-                                f"({rule})", value, limit))
+        relation = "better than or equal to" if worse_by <= 0 else ("within tolerance of" if ok else "worse than")
+        checks.append(
+            GateCheck(
+                name,
+                "regression",
+                ok,
+                f"{name} {value:.4f} is {relation} the {who}'s {base:.4f} ({rule})",
+                value,
+                limit,
+            )
+        )
     return GateResult(passed=all(c.passed for c in checks), checks=checks)
 
 
@@ -169,9 +204,13 @@ class ChampionEvidence:
         return "same_holdout" if self.same_holdout else "registered_metrics"
 
 
-def assess_registered(metrics: Mapping[str, Any], lineage: Mapping[str, Any], gate: QualityGate,
-                      champion_version: int | None,
-                      champion_metrics: Mapping[str, Any] | None) -> tuple[GateResult, ChampionEvidence | None]:
+def assess_registered(
+    metrics: Mapping[str, Any],
+    lineage: Mapping[str, Any],
+    gate: QualityGate,
+    champion_version: int | None,
+    champion_metrics: Mapping[str, Any] | None,
+) -> tuple[GateResult, ChampionEvidence | None]:
     """The gate for a version registered outside the workflow (``driftline train``, by hand).
 
     The champion's numbers come from the version's lineage when the trainer scored that same champion
@@ -185,22 +224,34 @@ def assess_registered(metrics: Mapping[str, Any], lineage: Mapping[str, Any], ga
     if lineage.get("parent_version") == champion_version and isinstance(lineage_metrics, Mapping):
         evidence = ChampionEvidence(champion_version, dict(lineage_metrics), same_holdout=True)
     else:
-        note = ("the champion's registered metrics, measured on its own holdout: this version's lineage "
-                "has no score of the champion on this version's holdout")
-        evidence = ChampionEvidence(champion_version, dict(champion_metrics or {}), same_holdout=False,
-                                    note=note)
+        note = (
+            "the champion's registered metrics, measured on its own holdout: this version's lineage "
+            "has no score of the champion on this version's holdout"
+        )
+        evidence = ChampionEvidence(champion_version, dict(champion_metrics or {}), same_holdout=False, note=note)
     result = evaluate_gate(metrics, evidence.metrics or {}, gate, champion_version)
     if not evidence.same_holdout:
-        result = GateResult(result.passed, [
-            GateCheck(c.metric, c.kind, c.passed, f"{c.message} [{evidence.note}]", c.value, c.threshold)
-            if c.kind == "regression" else c for c in result.checks])
+        result = GateResult(
+            result.passed,
+            [
+                GateCheck(c.metric, c.kind, c.passed, f"{c.message} [{evidence.note}]", c.value, c.threshold)
+                if c.kind == "regression"
+                else c
+                for c in result.checks
+            ],
+        )
     return result, evidence
 
 
-def gate_record(result: GateResult, champion: ChampionEvidence | None, *, evaluated_by: str,
-                evaluated_at: str) -> dict[str, Any]:
+def gate_record(
+    result: GateResult, champion: ChampionEvidence | None, *, evaluated_by: str, evaluated_at: str
+) -> dict[str, Any]:
     """What is stored on the version (``ModelVersion.gate``) and checked by the registry: the outcome,
     its reasons, and against which champion and on which rows it was decided."""
-    return {**result.to_dict(), "champion_version": champion.version if champion else None,
-            "comparison": champion.basis if champion else "no_champion",
-            "evaluated_by": evaluated_by, "evaluated_at": evaluated_at}
+    return {
+        **result.to_dict(),
+        "champion_version": champion.version if champion else None,
+        "comparison": champion.basis if champion else "no_champion",
+        "evaluated_by": evaluated_by,
+        "evaluated_at": evaluated_at,
+    }

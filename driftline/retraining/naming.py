@@ -54,6 +54,8 @@ def execution_name(model: str, trigger: str, trigger_id: str, now_epoch: float, 
 def execution_arn(state_machine_arn: str, name: str) -> str:
     """The ARN an execution of ``state_machine_arn`` named ``name`` has (known before it starts)."""
     if ":stateMachine:" not in state_machine_arn:
-        raise ValueError(f"{state_machine_arn!r} is not a state machine ARN "
-                         f"(expected arn:aws:states:<region>:<account>:stateMachine:<name>)")
+        raise ValueError(
+            f"{state_machine_arn!r} is not a state machine ARN "
+            f"(expected arn:aws:states:<region>:<account>:stateMachine:<name>)"
+        )
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name

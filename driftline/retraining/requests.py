@@ -28,8 +28,16 @@ def whoami() -> str:
         return getpass.getuser()
 
 
-def request_retrain(platform: Any, model: str, reason: str, requested_by: str,
-                    require_approval: bool = False, version: int | None = None, *, client: Any | None = None) -> str:
+def request_retrain(
+    platform: Any,
+    model: str,
+    reason: str,
+    requested_by: str,
+    require_approval: bool = False,
+    version: int | None = None,
+    *,
+    client: Any | None = None,
+) -> str:
     """Put a RetrainRequested event on the bus; returns the event id the decision will carry.
 
     With ``version`` the run rolls out that registered candidate (gate, approval, canary) instead of
@@ -46,8 +54,7 @@ def request_retrain(platform: Any, model: str, reason: str, requested_by: str,
     return EventBus(platform.event_bus, client).publish(RETRAIN_REQUESTED, detail)
 
 
-def wait_for_decision(platform: Any, model: str, event_id: str,
-                      timeout_s: float = 30.0) -> dict[str, Any] | None:
+def wait_for_decision(platform: Any, model: str, event_id: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
     """The decision the retrain-trigger recorded for ``event_id`` (None if none within the timeout)."""
     from driftline.retraining.control import ControlTable
 
@@ -81,5 +88,3 @@ def follow_execution(arn: str, timeout_s: float, on_step: Any = None) -> dict[st
         if time.monotonic() > deadline:
             return dict(d)
         time.sleep(0.5)
-
-

@@ -64,10 +64,14 @@ class StepContext:
     def from_env(cls) -> StepContext:
         from driftline.features.schema import FeatureSetCatalog
 
-        return cls(config=PlatformConfig.model_validate_json(aws.env("PLATFORM_CONFIG")),
-                   registry=Registry.from_env(), control=ControlTable.from_env(),
-                   feature_sets=FeatureSetCatalog(os.environ.get("FEATURE_SETS_DIR", "feature_sets")).names(),
-                   captures_bucket=aws.env("CAPTURES_BUCKET"), approvals_topic=aws.env("APPROVALS_TOPIC_ARN"))
+        return cls(
+            config=PlatformConfig.model_validate_json(aws.env("PLATFORM_CONFIG")),
+            registry=Registry.from_env(),
+            control=ControlTable.from_env(),
+            feature_sets=FeatureSetCatalog(os.environ.get("FEATURE_SETS_DIR", "feature_sets")).names(),
+            captures_bucket=aws.env("CAPTURES_BUCKET"),
+            approvals_topic=aws.env("APPROVALS_TOPIC_ARN"),
+        )
 
 
 # ---------------------------------------------------------------- state access
@@ -83,16 +87,19 @@ def _value(state: Mapping[str, Any], key: str, required: bool = True) -> dict[st
     if isinstance(node, Mapping) and isinstance(node.get("value"), Mapping):
         return dict(node["value"])
     if required:
-        raise InvalidStepInputError(f"the workflow state has no {key!r} result (keys: {sorted(state)}); "
-                                    f"this step must run after the step that produces it")
+        raise InvalidStepInputError(
+            f"the workflow state has no {key!r} result (keys: {sorted(state)}); "
+            f"this step must run after the step that produces it"
+        )
     return None
 
 
 def _version(candidate: Mapping[str, Any]) -> int:
     v = candidate.get("version")
     if isinstance(v, bool) or not isinstance(v, int):
-        raise InvalidStepInputError(f"the train step's result has no integer 'version' (got {v!r}); "
-                                    f"keys: {sorted(candidate)}")
+        raise InvalidStepInputError(
+            f"the train step's result has no integer 'version' (got {v!r}); keys: {sorted(candidate)}"
+        )
     return v
 
 
@@ -121,8 +128,9 @@ def validate(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     m = _model_cfg(ctx, raw)
     if m.feature_set not in ctx.feature_sets:
         known = ", ".join(sorted(ctx.feature_sets)) or "none"
-        raise InvalidRequestError(f"model {m.name!r} uses feature set {m.feature_set!r}, which is not "
-                                  f"defined (known: {known})")
+        raise InvalidRequestError(
+            f"model {m.name!r} uses feature set {m.feature_set!r}, which is not defined (known: {known})"
+        )
     trigger = raw.get("trigger", "manual")
     if not isinstance(trigger, str):
         raise InvalidRequestError(f"request field 'trigger' must be a string, got {trigger!r}")
@@ -137,14 +145,23 @@ def validate(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     return {
         **({"rollout_version": registered} if registered is not None else {}),
         # with a trainer (the user's code) configured, no algorithm is named: naming one would override it
-        "model": m.name, "feature_set": m.feature_set, "algorithm": None if m.trainer else m.algorithm,
-        "trainer": m.trainer, "params": m.params,
-        "trigger": trigger, "trigger_id": str(raw.get("trigger_id", "")),
+        "model": m.name,
+        "feature_set": m.feature_set,
+        "algorithm": None if m.trainer else m.algorithm,
+        "trainer": m.trainer,
+        "params": m.params,
+        "trigger": trigger,
+        "trigger_id": str(raw.get("trigger_id", "")),
         "reason": str(raw.get("reason") or f"{trigger} retraining"),
-        "requested_by": str(raw.get("requested_by") or trigger), "details": raw.get("details") or {},
-        "min_training_rows": m.retrain.min_training_rows, "approval": approval,
-        "approvers": list(m.approvers), "approval_timeout_seconds": m.approval_timeout_seconds,
-        "gate": m.gate.model_dump(), "deploy": m.deploy.model_dump(), "champion_version": champion,
+        "requested_by": str(raw.get("requested_by") or trigger),
+        "details": raw.get("details") or {},
+        "min_training_rows": m.retrain.min_training_rows,
+        "approval": approval,
+        "approvers": list(m.approvers),
+        "approval_timeout_seconds": m.approval_timeout_seconds,
+        "gate": m.gate.model_dump(),
+        "deploy": m.deploy.model_dump(),
+        "champion_version": champion,
         "execution_id": execution_id,
         "execution_name": str(raw.get("execution_name") or execution_id.rsplit(":", 1)[-1]),
         "validated_at": _now(ctx),
@@ -157,12 +174,10 @@ def _champion_metrics(candidate: Mapping[str, Any]) -> tuple[dict[str, Any] | No
     if isinstance(champ, Mapping):
         metrics = champ.get("metrics")
         version = champ.get("version")
-        return (dict(metrics) if isinstance(metrics, Mapping) else None,
-                version if isinstance(version, int) else None)
+        return (dict(metrics) if isinstance(metrics, Mapping) else None, version if isinstance(version, int) else None)
     metrics = candidate.get("champion_metrics")
     version = candidate.get("champion_version")
-    return (dict(metrics) if isinstance(metrics, Mapping) else None,
-            version if isinstance(version, int) else None)
+    return (dict(metrics) if isinstance(metrics, Mapping) else None, version if isinstance(version, int) else None)
 
 
 def _registered_version(ctx: StepContext, model: str, version: Any) -> int | None:
@@ -177,8 +192,10 @@ def _registered_version(ctx: StepContext, model: str, version: Any) -> int | Non
     except (UnknownModelError, UnknownVersionError):
         raise InvalidRequestError(f"model {model!r} has no version {version}") from None
     if mv.status != "candidate":
-        raise InvalidRequestError(f"{model} v{version} is {mv.status}, not a candidate: only a candidate can go "
-                                  f"through the gate, approval and canary")
+        raise InvalidRequestError(
+            f"{model} v{version} is {mv.status}, not a candidate: only a candidate can go "
+            f"through the gate, approval and canary"
+        )
     return version
 
 
@@ -197,11 +214,18 @@ def registered(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     parent = lineage.get("parent_version")
     champion = request.get("champion_version")
     same = parent is not None and parent == champion and isinstance(lineage.get("champion_metrics"), Mapping)
-    return {"model": m.name, "version": version, "status": mv.status, "metrics": dict(mv.metrics),
-            "champion_version": champion, "champion_metrics": dict(lineage["champion_metrics"]) if same else None,
-            "reason": mv.reason,
-            "champion_error": None if same or champion is None else
-            f"v{version} was scored against v{parent}, not the current champion v{champion}"}
+    return {
+        "model": m.name,
+        "version": version,
+        "status": mv.status,
+        "metrics": dict(mv.metrics),
+        "champion_version": champion,
+        "champion_metrics": dict(lineage["champion_metrics"]) if same else None,
+        "reason": mv.reason,
+        "champion_error": None
+        if same or champion is None
+        else f"v{version} was scored against v{parent}, not the current champion v{champion}",
+    }
 
 
 def gate(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -216,25 +240,39 @@ def gate(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     if candidate.get("status") == "rejected":
         reason = str(candidate.get("reason") or "training rejected the candidate")
         ctx.registry.record_failure(m.name, version, f"training: {reason}")
-        return {**out, "passed": False, "reasons": [reason], "summary": f"training rejected the candidate: "
-                f"{reason}", "checks": [], "champion_version": request.get("champion_version")}
+        return {
+            **out,
+            "passed": False,
+            "reasons": [reason],
+            "summary": f"training rejected the candidate: {reason}",
+            "checks": [],
+            "champion_version": request.get("champion_version"),
+        }
     metrics = candidate.get("metrics")
     if not isinstance(metrics, Mapping):
-        raise InvalidStepInputError(f"the train step's result has no 'metrics' object "
-                                    f"(keys: {sorted(candidate)})")
+        raise InvalidStepInputError(f"the train step's result has no 'metrics' object (keys: {sorted(candidate)})")
     champion_version = request.get("champion_version")
     champ_metrics, reported_version = _champion_metrics(candidate)
     if champion_version is not None and reported_version not in (None, champion_version):
         champ_metrics = None  # evaluated against another version than the one serving: not comparable
     note = str(candidate.get("champion_error") or "")
-    result = evaluate_gate(metrics, None if champion_version is None else (champ_metrics or {}), m.gate,
-                           champion_version, champion_note=note)
+    result = evaluate_gate(
+        metrics,
+        None if champion_version is None else (champ_metrics or {}),
+        m.gate,
+        champion_version,
+        champion_note=note,
+    )
     run = _run_label(request)
-    evidence = (None if champion_version is None else
-                ChampionEvidence(champion_version, champ_metrics, same_holdout=True, note=note))
+    evidence = (
+        None
+        if champion_version is None
+        else ChampionEvidence(champion_version, champ_metrics, same_holdout=True, note=note)
+    )
     # recorded on the version first: approving or promoting it later, by anyone, checks this outcome
-    ctx.registry.record_gate(m.name, version, gate_record(result, evidence, evaluated_by=f"run {run}",
-                                                          evaluated_at=_now(ctx)))
+    ctx.registry.record_gate(
+        m.name, version, gate_record(result, evidence, evaluated_by=f"run {run}", evaluated_at=_now(ctx))
+    )
     if result.passed and approval == "auto":
         ctx.registry.approve(m.name, version, SYSTEM_PRINCIPAL, f"run {run}: {result.summary}"[:1000])
     elif not result.passed:
@@ -253,14 +291,27 @@ def request_approval(event: Mapping[str, Any], ctx: StepContext) -> dict[str, An
     if not isinstance(token, str) or not token:
         raise InvalidStepInputError("request_approval needs the task token ($$.Task.Token) as 'task_token'")
     summary = str(gate_out.get("summary", ""))
-    approvals.store_token(ctx.control.table, m.name, version, task_token=token,
-                          execution_arn=str(event.get("execution_id", "")), requested_at=_now(ctx),
-                          timeout_seconds=m.approval_timeout_seconds, summary=summary)
+    approvals.store_token(
+        ctx.control.table,
+        m.name,
+        version,
+        task_token=token,
+        execution_arn=str(event.get("execution_id", "")),
+        requested_at=_now(ctx),
+        timeout_seconds=m.approval_timeout_seconds,
+        summary=summary,
+    )
     who = ", ".join(m.approvers) or "anyone with access to the registry"
     message = {
-        "model": m.name, "version": version, "metrics": candidate.get("metrics"), "gate": summary,
-        "trigger": request.get("trigger"), "reason": request.get("reason"), "run": _run_label(request),
-        "approvers": who, "timeout_seconds": m.approval_timeout_seconds,
+        "model": m.name,
+        "version": version,
+        "metrics": candidate.get("metrics"),
+        "gate": summary,
+        "trigger": request.get("trigger"),
+        "reason": request.get("reason"),
+        "run": _run_label(request),
+        "approvers": who,
+        "timeout_seconds": m.approval_timeout_seconds,
         "approve": f"driftline models approve --model {m.name} --version {version} --reason '...'",
         "reject": f"driftline models reject --model {m.name} --version {version} --reason '...'",
     }
@@ -275,16 +326,20 @@ def reject_timeout(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]
     assert request is not None and candidate is not None
     m = _model_cfg(ctx, request)
     version = _version(candidate)
-    reason = (f"run {_run_label(request)}: no approval within {m.approval_timeout_seconds} s "
-              f"(approval_timeout_seconds); rejected automatically")
+    reason = (
+        f"run {_run_label(request)}: no approval within {m.approval_timeout_seconds} s "
+        f"(approval_timeout_seconds); rejected automatically"
+    )
     current = ctx.registry.get_version(m.name, version)
     if current.status == "candidate":
         ctx.registry.reject(m.name, version, SYSTEM_PRINCIPAL, reason)
     elif current.status == "approved":
         # approved in the registry without resuming this run: keep the person's decision, deploy nothing
-        reason = (f"run {_run_label(request)}: no decision reached the run within "
-                  f"{m.approval_timeout_seconds} s; v{version} is approved in the registry (not through "
-                  f"resolve_approval), so it stays approved but this run does not deploy it")
+        reason = (
+            f"run {_run_label(request)}: no decision reached the run within "
+            f"{m.approval_timeout_seconds} s; v{version} is approved in the registry (not through "
+            f"resolve_approval), so it stays approved but this run does not deploy it"
+        )
     approvals.delete_token(ctx.control.table, m.name, version)
     return {"model": m.name, "version": version, "status": current.status, "reason": reason}
 
@@ -311,11 +366,23 @@ def deploy(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     percent = 0
     if mode in ("shadow", "canary"):
         percent = 100 if mode == "shadow" else m.deploy.canary_percent
-        ctx.registry.set_challenger(m.name, version, mode, percent, principal=SYSTEM_PRINCIPAL,
-                                    reason=f"run {_run_label(request)}: {mode} {percent}% for "
-                                           f"{m.deploy.bake_seconds} s")
-    return {"mode": mode, "note": note, "percent": percent, "bake_seconds": m.deploy.bake_seconds,
-            "champion_version": champion, "challenger_version": version, "started_at": _now(ctx)}
+        ctx.registry.set_challenger(
+            m.name,
+            version,
+            mode,
+            percent,
+            principal=SYSTEM_PRINCIPAL,
+            reason=f"run {_run_label(request)}: {mode} {percent}% for {m.deploy.bake_seconds} s",
+        )
+    return {
+        "mode": mode,
+        "note": note,
+        "percent": percent,
+        "bake_seconds": m.deploy.bake_seconds,
+        "champion_version": champion,
+        "challenger_version": version,
+        "started_at": _now(ctx),
+    }
 
 
 def evaluate_canary(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -340,24 +407,39 @@ def evaluate_canary(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any
     classes = label.get("classes") or [0, 1]
     positive = classes[1] if task == "binary_classification" and len(classes) == 2 else None
     champ, chall = canary.summarize(records, labels, champion, version, task)
-    limits = canary.CanaryLimits(max_error_rate=m.deploy.max_error_rate,
-                                 max_latency_ratio=m.deploy.max_latency_ratio,
-                                 max_regression=m.gate.absolute_regression,
-                                 max_relative_regression=m.gate.max_relative_regression,
-                                 primary_metric=m.gate.primary_metric, min_labels=m.drift.min_labels)
+    limits = canary.CanaryLimits(
+        max_error_rate=m.deploy.max_error_rate,
+        max_latency_ratio=m.deploy.max_latency_ratio,
+        max_regression=m.gate.absolute_regression,
+        max_relative_regression=m.gate.max_relative_regression,
+        primary_metric=m.gate.primary_metric,
+        min_labels=m.drift.min_labels,
+    )
     decision = canary.decide(champ, chall, limits, task=task, mode=str(dep.get("mode")), positive=positive)
-    outcome, extensions = canary_outcome(decision.verdict, _value(state, "canary", required=False),
-                                         m.deploy.max_bake_extensions)
-    out = {**decision.to_dict(), "outcome": outcome, "extensions": extensions,
-           "max_extensions": m.deploy.max_bake_extensions, "window_start": start.isoformat(),
-           "window_end": end.isoformat(), "records": len(records), "labels": len(labels)}
+    outcome, extensions = canary_outcome(
+        decision.verdict, _value(state, "canary", required=False), m.deploy.max_bake_extensions
+    )
+    out = {
+        **decision.to_dict(),
+        "outcome": outcome,
+        "extensions": extensions,
+        "max_extensions": m.deploy.max_bake_extensions,
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "records": len(records),
+        "labels": len(labels),
+    }
     if outcome == CANARY_EXTEND:
-        out["summary"] = (f"{decision.summary}; baking {m.deploy.bake_seconds} s more (extension {extensions} "
-                          f"of {m.deploy.max_bake_extensions}, deploy.max_bake_extensions)")
+        out["summary"] = (
+            f"{decision.summary}; baking {m.deploy.bake_seconds} s more (extension {extensions} "
+            f"of {m.deploy.max_bake_extensions}, deploy.max_bake_extensions)"
+        )
     elif outcome == CANARY_INCONCLUSIVE:
-        out["summary"] = (f"{decision.summary}; still too little traffic after {extensions} bake extension(s) "
-                          f"(deploy.max_bake_extensions {m.deploy.max_bake_extensions}): the run ends "
-                          f"inconclusive")
+        out["summary"] = (
+            f"{decision.summary}; still too little traffic after {extensions} bake extension(s) "
+            f"(deploy.max_bake_extensions {m.deploy.max_bake_extensions}): the run ends "
+            f"inconclusive"
+        )
     return out
 
 
@@ -408,16 +490,14 @@ def rollback(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     m = _model_cfg(ctx, request)
     version = _version(candidate)
     verdict = _value(state, "canary", required=False)
-    why = (str(verdict["summary"]) if verdict
-           else f"canary evaluation failed: {_error_text(state.get('error'))}")
+    why = str(verdict["summary"]) if verdict else f"canary evaluation failed: {_error_text(state.get('error'))}"
     reason = f"run {_run_label(request)}: {why}"[:1000]
     al = ctx.registry.aliases(m.name, consistent=True)
     if al.challenger == version:
         ctx.registry.clear_challenger(m.name, principal=SYSTEM_PRINCIPAL, reason=f"rollback: {reason}"[:1000])
     if al.champion != version:
         ctx.registry.record_failure(m.name, version, reason)
-    return {"model": m.name, "version": version, "champion": al.champion, "reason": reason,
-            "canary": verdict}
+    return {"model": m.name, "version": version, "champion": al.champion, "reason": reason, "canary": verdict}
 
 
 def canary_inconclusive(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -436,18 +516,34 @@ def canary_inconclusive(event: Mapping[str, Any], ctx: StepContext) -> dict[str,
     reason = f"run {_run_label(request)}: {verdict.get('summary')}"[:1000]
     al = ctx.registry.aliases(m.name, consistent=True)
     if al.challenger == version:
-        ctx.registry.clear_challenger(m.name, principal=SYSTEM_PRINCIPAL,
-                                      reason=f"canary inconclusive: {reason}"[:1000])
+        ctx.registry.clear_challenger(
+            m.name, principal=SYSTEM_PRINCIPAL, reason=f"canary inconclusive: {reason}"[:1000]
+        )
     status = ctx.registry.get_version(m.name, version).status
     raw = verdict.get("challenger")
     challenger: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-    ctx.registry.record_event(m.name, version, CANARY_INCONCLUSIVE_ACTION,
-                              f"{reason}; v{version} stays {status} and can be promoted or canaried later",
-                              {"rows": challenger.get("rows"), "extensions": verdict.get("extensions"),
-                               "window_start": verdict.get("window_start"),
-                               "window_end": verdict.get("window_end"), "status": status})
-    return {"model": m.name, "version": version, "outcome": CANARY_INCONCLUSIVE, "status": status,
-            "champion": al.champion, "reason": reason, "canary": verdict}
+    ctx.registry.record_event(
+        m.name,
+        version,
+        CANARY_INCONCLUSIVE_ACTION,
+        f"{reason}; v{version} stays {status} and can be promoted or canaried later",
+        {
+            "rows": challenger.get("rows"),
+            "extensions": verdict.get("extensions"),
+            "window_start": verdict.get("window_start"),
+            "window_end": verdict.get("window_end"),
+            "status": status,
+        },
+    )
+    return {
+        "model": m.name,
+        "version": version,
+        "outcome": CANARY_INCONCLUSIVE,
+        "status": status,
+        "champion": al.champion,
+        "reason": reason,
+        "canary": verdict,
+    }
 
 
 def promote(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -464,11 +560,22 @@ def promote(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     why = f"{request.get('trigger')}: {request.get('reason')}"
     reason = f"run {_run_label(request)} ({why}); {evidence}"[:1000]
     if before.champion == version:
-        return {"model": m.name, "version": version, "previous_champion": None, "revision": before.revision,
-                "reason": reason, "already": True}
+        return {
+            "model": m.name,
+            "version": version,
+            "previous_champion": None,
+            "revision": before.revision,
+            "reason": reason,
+            "already": True,
+        }
     after = ctx.registry.promote(m.name, version, SYSTEM_PRINCIPAL, reason)
-    return {"model": m.name, "version": version, "previous_champion": before.champion,
-            "revision": after.revision, "reason": reason}
+    return {
+        "model": m.name,
+        "version": version,
+        "previous_champion": before.champion,
+        "revision": after.revision,
+        "reason": reason,
+    }
 
 
 def record_failure(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -491,8 +598,7 @@ def record_failure(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]
     try:
         al = ctx.registry.aliases(model, consistent=True)
         if al.challenger == version:
-            ctx.registry.clear_challenger(model, principal=SYSTEM_PRINCIPAL,
-                                          reason=f"failure: {reason}"[:1000])
+            ctx.registry.clear_challenger(model, principal=SYSTEM_PRINCIPAL, reason=f"failure: {reason}"[:1000])
         if al.champion != version:
             ctx.registry.record_failure(model, version, reason)
             out["recorded_on_version"] = True
@@ -502,9 +608,16 @@ def record_failure(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]
 
 
 ACTIONS: dict[str, Callable[[Mapping[str, Any], StepContext], dict[str, Any]]] = {
-    "validate": validate, "registered": registered, "gate": gate, "request_approval": request_approval,
-    "reject_timeout": reject_timeout, "deploy": deploy, "evaluate_canary": evaluate_canary,
-    "canary_inconclusive": canary_inconclusive, "rollback": rollback, "promote": promote,
+    "validate": validate,
+    "registered": registered,
+    "gate": gate,
+    "request_approval": request_approval,
+    "reject_timeout": reject_timeout,
+    "deploy": deploy,
+    "evaluate_canary": evaluate_canary,
+    "canary_inconclusive": canary_inconclusive,
+    "rollback": rollback,
+    "promote": promote,
     "record_failure": record_failure,
 }
 
@@ -525,8 +638,7 @@ def run_step(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     """Dispatch on ``action``, and record the step's input and output (or error) for lineage."""
     action = event.get("action")
     if not isinstance(action, str) or action not in ACTIONS:
-        raise InvalidStepInputError(f"unknown workflow action {action!r}; expected one of "
-                                    f"{', '.join(ACTIONS)}")
+        raise InvalidStepInputError(f"unknown workflow action {action!r}; expected one of {', '.join(ACTIONS)}")
     model = _model_of(event)
     execution_id = str(event.get("execution_id", ""))
     logged_in = {k: v for k, v in event.items() if k != "task_token"}
@@ -535,11 +647,23 @@ def run_step(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
         out = ACTIONS[action](event, ctx)
     except Exception as e:
         if model and model in {m.name for m in ctx.config.models}:
-            ctx.control.record_step(model, execution_id, action, payload_in=logged_in, payload_out=None,
-                                    duration_ms=(time.perf_counter() - t0) * 1000,
-                                    error=f"{type(e).__name__}: {e}")
+            ctx.control.record_step(
+                model,
+                execution_id,
+                action,
+                payload_in=logged_in,
+                payload_out=None,
+                duration_ms=(time.perf_counter() - t0) * 1000,
+                error=f"{type(e).__name__}: {e}",
+            )
         raise
     if model:
-        ctx.control.record_step(model, execution_id, action, payload_in=logged_in, payload_out=out,
-                                duration_ms=(time.perf_counter() - t0) * 1000)
+        ctx.control.record_step(
+            model,
+            execution_id,
+            action,
+            payload_in=logged_in,
+            payload_out=out,
+            duration_ms=(time.perf_counter() - t0) * 1000,
+        )
     return out

@@ -43,8 +43,9 @@ SOURCES = {
 class TriggerError(ValueError):
     """An event that cannot start a run: malformed, or naming an unknown model or feature set."""
 
-    def __init__(self, message: str, model: str = INVALID_MODEL_KEY, trigger: str = "unknown",
-                 trigger_id: str = "") -> None:
+    def __init__(
+        self, message: str, model: str = INVALID_MODEL_KEY, trigger: str = "unknown", trigger_id: str = ""
+    ) -> None:
         super().__init__(message)
         self.model = model
         self.trigger = trigger
@@ -64,8 +65,9 @@ class RetrainRequest:
 
 
 # ---------------------------------------------------------------- parsing (pure)
-def _field(detail: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where: str,
-           required: bool = True) -> Any:
+def _field(
+    detail: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where: str, required: bool = True
+) -> Any:
     """``detail[name]`` checked against ``kind`` (booleans are not numbers here), or a precise ValueError."""
     kinds = kind if isinstance(kind, tuple) else (kind,)
     value = detail.get(name)
@@ -84,13 +86,18 @@ def _known_model(name: str, config: PlatformConfig, trigger: str, trigger_id: st
         config.model(name)
     except ConfigError as e:
         key = name if MODEL_NAME_RE.match(name) else INVALID_MODEL_KEY
-        raise TriggerError(f"{e}; nothing was started (add the model to cdk.json or fix the event)",
-                           model=key, trigger=trigger, trigger_id=trigger_id) from None
+        raise TriggerError(
+            f"{e}; nothing was started (add the model to cdk.json or fix the event)",
+            model=key,
+            trigger=trigger,
+            trigger_id=trigger_id,
+        ) from None
     return name
 
 
-def parse_event(event: Any, config: PlatformConfig,
-                feature_sets: Collection[str]) -> tuple[list[RetrainRequest], list[Decision]]:
+def parse_event(
+    event: Any, config: PlatformConfig, feature_sets: Collection[str]
+) -> tuple[list[RetrainRequest], list[Decision]]:
     """Turn one trigger event into retrain requests, plus skip decisions for models whose config opts out.
 
     ``feature_sets`` are the known feature-set names. Raises :class:`TriggerError` for anything that
@@ -108,26 +115,32 @@ def parse_event(event: Any, config: PlatformConfig,
             requested_by = _field(event, "requested_by", str, where, required=False) or trigger
             reason = _field(event, "reason", str, where, required=False) or f"{trigger} retraining"
         except ValueError as e:
-            raise TriggerError(f"{e}; expected {{\"model\": \"<name>\", \"trigger\": \"{trigger}\"}}",
-                               trigger=str(trigger)) from None
-        trigger_id = str(event.get("id") or (f"{datetime.now(UTC):%Y%m%dT%H%M}" if trigger == "schedule"
-                                             else uuid.uuid4().hex))
+            raise TriggerError(
+                f'{e}; expected {{"model": "<name>", "trigger": "{trigger}"}}', trigger=str(trigger)
+            ) from None
+        trigger_id = str(
+            event.get("id") or (f"{datetime.now(UTC):%Y%m%dT%H%M}" if trigger == "schedule" else uuid.uuid4().hex)
+        )
         _known_model(model, config, trigger, trigger_id)
         return [RetrainRequest(model, trigger, trigger_id, reason, requested_by)], []
-    raise TriggerError("unrecognised trigger event: expected an EventBridge event (source and detail-type) "
-                       "or a schedule input {\"model\": \"<name>\", \"trigger\": \"schedule\"}; "
-                       f"got keys {sorted(map(str, event))[:10]}")
+    raise TriggerError(
+        "unrecognised trigger event: expected an EventBridge event (source and detail-type) "
+        'or a schedule input {"model": "<name>", "trigger": "schedule"}; '
+        f"got keys {sorted(map(str, event))[:10]}"
+    )
 
 
-def _parse_bus_event(event: Mapping[str, Any], config: PlatformConfig,
-                     feature_sets: Collection[str]) -> tuple[list[RetrainRequest], list[Decision]]:
+def _parse_bus_event(
+    event: Mapping[str, Any], config: PlatformConfig, feature_sets: Collection[str]
+) -> tuple[list[RetrainRequest], list[Decision]]:
     key = (event.get("source"), event.get("detail-type"))
     trigger = SOURCES.get(key)  # type: ignore[arg-type]
     event_id = str(event.get("id") or uuid.uuid4().hex)
     if trigger is None:
         known = ", ".join(f"{s}/{t}" for s, t in SOURCES)
-        raise TriggerError(f"event {key[0]!r}/{key[1]!r} is not a retraining trigger; "
-                           f"expected one of {known}", trigger_id=event_id)
+        raise TriggerError(
+            f"event {key[0]!r}/{key[1]!r} is not a retraining trigger; expected one of {known}", trigger_id=event_id
+        )
     detail = event.get("detail")
     where = f"{key[1]} event {event_id} detail"
     if not isinstance(detail, Mapping):
@@ -154,29 +167,32 @@ def _parse_bus_event(event: Mapping[str, Any], config: PlatformConfig,
     except ValueError as e:
         model = detail.get("model")
         mkey = model if isinstance(model, str) and MODEL_NAME_RE.match(model) else INVALID_MODEL_KEY
-        raise TriggerError(f"{e}; nothing was started", model=mkey, trigger=trigger,
-                           trigger_id=event_id) from None
+        raise TriggerError(f"{e}; nothing was started", model=mkey, trigger=trigger, trigger_id=event_id) from None
 
 
 class _OptOutError(Exception):
     """Not an error for the caller: the model's config opts out of this trigger (recorded as a skip)."""
 
-    def __init__(self, model: str, trigger: str, trigger_id: str, reason: str,
-                 details: dict[str, Any]) -> None:
+    def __init__(self, model: str, trigger: str, trigger_id: str, reason: str, details: dict[str, Any]) -> None:
         super().__init__(reason)
-        self.decision = Decision(model=model, decision="skipped", reason=reason, trigger=trigger,
-                                 trigger_id=trigger_id, details=details)
+        self.decision = Decision(
+            model=model, decision="skipped", reason=reason, trigger=trigger, trigger_id=trigger_id, details=details
+        )
 
 
-def _drift(detail: Mapping[str, Any], where: str, event_id: str,
-           config: PlatformConfig) -> list[RetrainRequest]:
+def _drift(detail: Mapping[str, Any], where: str, event_id: str, config: PlatformConfig) -> list[RetrainRequest]:
     model = _known_model(_field(detail, "model", str, where), config, "drift", event_id)
     version = _field(detail, "version", int, where, required=False)
     share = _field(detail, "share_drifted", (int, float), where, required=False)
     columns = _field(detail, "drifted_columns", list, where, required=False) or []
-    details = {"version": version, "share_drifted": share, "drifted_columns": columns,
-               "window_start": detail.get("window_start"), "window_end": detail.get("window_end"),
-               "report_uri": detail.get("report_uri")}
+    details = {
+        "version": version,
+        "share_drifted": share,
+        "drifted_columns": columns,
+        "window_start": detail.get("window_start"),
+        "window_end": detail.get("window_end"),
+        "report_uri": detail.get("report_uri"),
+    }
     cols = ", ".join(map(str, columns[:5])) + (" …" if len(columns) > 5 else "")
     reason = f"drift detected on v{version}"
     reason += f": {share:.0%} of columns drifted" if share is not None else ""
@@ -186,33 +202,58 @@ def _drift(detail: Mapping[str, Any], where: str, event_id: str,
     return [RetrainRequest(model, "drift", event_id, reason, DRIFT_DETECTED.source, details)]
 
 
-def _labels(detail: Mapping[str, Any], where: str, event_id: str, config: PlatformConfig,
-            feature_sets: Collection[str]) -> tuple[list[RetrainRequest], list[Decision]]:
+def _labels(
+    detail: Mapping[str, Any], where: str, event_id: str, config: PlatformConfig, feature_sets: Collection[str]
+) -> tuple[list[RetrainRequest], list[Decision]]:
     fs = _field(detail, "feature_set", str, where)
     if fs not in feature_sets:
         known = ", ".join(sorted(feature_sets)) or "none"
-        raise TriggerError(f"{where}: unknown feature set {fs!r}; known: {known}; nothing was started",
-                           trigger="labels", trigger_id=event_id)
+        raise TriggerError(
+            f"{where}: unknown feature set {fs!r}; known: {known}; nothing was started",
+            trigger="labels",
+            trigger_id=event_id,
+        )
     has_labels = _field(detail, "has_labels", bool, where)
     rows = _field(detail, "rows_accepted", int, where)
     if rows < 0:
         raise ValueError(f"{where}: field 'rows_accepted' must be >= 0, got {rows}")
-    details = {"feature_set": fs, "upload_id": detail.get("upload_id"), "rows_accepted": rows,
-               "curated_uri": detail.get("curated_uri")}
+    details = {
+        "feature_set": fs,
+        "upload_id": detail.get("upload_id"),
+        "rows_accepted": rows,
+        "curated_uri": detail.get("curated_uri"),
+    }
     requests: list[RetrainRequest] = []
     skips: list[Decision] = []
     for m in config.models:
         if m.feature_set != fs:
             continue
-        why = ("the upload has no labels" if not has_labels else "the upload accepted no rows" if rows == 0
-               else "retrain.on_new_labels is false for this model" if not m.retrain.on_new_labels else "")
+        why = (
+            "the upload has no labels"
+            if not has_labels
+            else "the upload accepted no rows"
+            if rows == 0
+            else "retrain.on_new_labels is false for this model"
+            if not m.retrain.on_new_labels
+            else ""
+        )
         if why:
-            skips.append(Decision(model=m.name, decision="skipped", reason=why, trigger="labels",
-                                  trigger_id=event_id, details=details))
+            skips.append(
+                Decision(
+                    model=m.name, decision="skipped", reason=why, trigger="labels", trigger_id=event_id, details=details
+                )
+            )
         else:
-            requests.append(RetrainRequest(m.name, "labels", event_id,
-                                           f"{rows} new labeled rows in {fs} (upload {details['upload_id']})",
-                                           FEATURE_DATA_ACCEPTED.source, details))
+            requests.append(
+                RetrainRequest(
+                    m.name,
+                    "labels",
+                    event_id,
+                    f"{rows} new labeled rows in {fs} (upload {details['upload_id']})",
+                    FEATURE_DATA_ACCEPTED.source,
+                    details,
+                )
+            )
     return requests, skips
 
 
@@ -229,8 +270,14 @@ class TriggerOutcome:
 class RetrainTrigger:
     """Applies the lock, cooldown and naming rules, starts runs and records every decision."""
 
-    def __init__(self, config: PlatformConfig, control: ControlTable, state_machine_arn: str,
-                 feature_sets: Collection[str], clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: PlatformConfig,
+        control: ControlTable,
+        state_machine_arn: str,
+        feature_sets: Collection[str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self.control = control
         self.state_machine_arn = state_machine_arn
@@ -248,8 +295,14 @@ class RetrainTrigger:
             self.control.record_decision(o.decision)
             return TriggerOutcome([o.decision])
         except TriggerError as e:
-            d = Decision(model=e.model, decision="rejected", reason=str(e), trigger=e.trigger,
-                         trigger_id=e.trigger_id, details={"event": _clip(event)})
+            d = Decision(
+                model=e.model,
+                decision="rejected",
+                reason=str(e),
+                trigger=e.trigger,
+                trigger_id=e.trigger_id,
+                details={"event": _clip(event)},
+            )
             self.control.record_decision(d)
             return TriggerOutcome([d], error=str(e))
         decisions = list(skips)
@@ -275,10 +328,17 @@ class RetrainTrigger:
         arn = execution_arn(self.state_machine_arn, name)
 
         def decide(kind: str, reason: str, **extra: Any) -> Decision:
-            d = Decision(model=r.model, decision=kind, reason=reason, trigger=r.trigger,  # type: ignore[arg-type]
-                         trigger_id=r.trigger_id, requested_by=r.requested_by, execution_name=name,
-                         execution_arn=arn if kind == "started" else extra.pop("arn", ""),
-                         details={**r.details, **extra})
+            d = Decision(
+                model=r.model,
+                decision=kind,  # type: ignore[arg-type]
+                reason=reason,
+                trigger=r.trigger,  # type: ignore[arg-type]
+                trigger_id=r.trigger_id,
+                requested_by=r.requested_by,
+                execution_name=name,
+                execution_arn=arn if kind == "started" else extra.pop("arn", ""),
+                details={**r.details, **extra},
+            )
             self.control.record_decision(d)
             return d
 
@@ -290,36 +350,51 @@ class RetrainTrigger:
             lock = self.control.lock(r.model)
             if lock.holder:
                 status = self._status(lock.holder)
-                starting = status is None and lock.acquired_at is not None and \
-                    now - lock.acquired_at < STARTING_GRACE_SECONDS
+                starting = (
+                    status is None and lock.acquired_at is not None and now - lock.acquired_at < STARTING_GRACE_SECONDS
+                )
                 if status == "RUNNING" or starting:
-                    return decide("skipped", f"run {lock.holder_name} is in progress; at most one run per "
-                                             f"model at a time, so this trigger is not started",
-                                  arn=lock.holder)
+                    return decide(
+                        "skipped",
+                        f"run {lock.holder_name} is in progress; at most one run per "
+                        f"model at a time, so this trigger is not started",
+                        arn=lock.holder,
+                    )
                 self.control.release(r.model, lock.holder)  # its execution ended: the lock is stale
                 continue
             if cooldown_s and lock.last_auto_start is not None and now - lock.last_auto_start < cooldown_s:
                 last = _iso(lock.last_auto_start)
                 until = _iso(lock.last_auto_start + cooldown_s)
-                return decide("skipped", f"cooldown: the last automatically triggered run started at {last}; "
-                                         f"automatic triggers until {until} collapse into it "
-                                         f"(retrain.cooldown_minutes={m.retrain.cooldown_minutes})")
+                return decide(
+                    "skipped",
+                    f"cooldown: the last automatically triggered run started at {last}; "
+                    f"automatic triggers until {until} collapse into it "
+                    f"(retrain.cooldown_minutes={m.retrain.cooldown_minutes})",
+                )
         if previous is None:
-            return decide("skipped", "the model's retraining lock kept changing; another trigger is "
-                                     "starting a run")
-        payload = {"model": r.model, "trigger": r.trigger, "trigger_id": r.trigger_id, "reason": r.reason,
-                   "requested_by": r.requested_by, "details": r.details, "execution_name": name,
-                   "requested_at": datetime.fromtimestamp(now, UTC).isoformat(),
-                   "require_approval": bool(r.details.get("require_approval"))}
+            return decide("skipped", "the model's retraining lock kept changing; another trigger is starting a run")
+        payload = {
+            "model": r.model,
+            "trigger": r.trigger,
+            "trigger_id": r.trigger_id,
+            "reason": r.reason,
+            "requested_by": r.requested_by,
+            "details": r.details,
+            "execution_name": name,
+            "requested_at": datetime.fromtimestamp(now, UTC).isoformat(),
+            "require_approval": bool(r.details.get("require_approval")),
+        }
         if isinstance(r.details.get("rollout_version"), int):  # not "version": drift details carry the drifted one
             payload["rollout_version"] = r.details["rollout_version"]
         try:
-            self._sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name,
-                                      input=json.dumps(payload))
+            self._sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload))
         except self._sfn.exceptions.ExecutionAlreadyExists:
             self.control.release(r.model, arn, previous.last_auto_start, restore=automatic)
-            return decide("skipped", f"execution {name} already exists: this trigger collapses into it "
-                                     f"(same trigger and cooldown window)", arn=arn)
+            return decide(
+                "skipped",
+                f"execution {name} already exists: this trigger collapses into it (same trigger and cooldown window)",
+                arn=arn,
+            )
         except Exception:
             self.control.release(r.model, arn, previous.last_auto_start, restore=automatic)
             raise

@@ -72,28 +72,35 @@ def check_json_content_type(content_type: str | None) -> None:
 def _check_media_type(content_type: str | None) -> None:
     media, params = _media_type(content_type)
     if not media:
-        raise ServingError(415, "unsupported_media_type",
-                           "the request has no Content-Type; send the body as JSON with the header "
-                           "'Content-Type: application/json'")
+        raise ServingError(
+            415,
+            "unsupported_media_type",
+            "the request has no Content-Type; send the body as JSON with the header 'Content-Type: application/json'",
+        )
     if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
-        raise ServingError(415, "unsupported_media_type",
-                           f"Content-Type {media!r} is not supported; send the body as JSON with the header "
-                           f"'Content-Type: application/json'")
+        raise ServingError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type {media!r} is not supported; send the body as JSON with the header "
+            f"'Content-Type: application/json'",
+        )
     charset = params.get("charset")
     if charset not in (None, "utf-8", "utf8"):
-        raise ServingError(415, "unsupported_media_type",
-                           f"charset {charset!r} is not supported; encode the body as UTF-8")
+        raise ServingError(
+            415, "unsupported_media_type", f"charset {charset!r} is not supported; encode the body as UTF-8"
+        )
 
 
-def parse_json_body(body: str | None, *, content_type: str | None, is_base64: bool = False,
-                    max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Any:
+def parse_json_body(
+    body: str | None, *, content_type: str | None, is_base64: bool = False, max_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> Any:
     """The JSON value of a request body, or a :class:`ServingError` saying what is wrong with it."""
-    return parse_json_text(json_body_text(body, content_type=content_type, is_base64=is_base64,
-                                          max_bytes=max_bytes))
+    return parse_json_text(json_body_text(body, content_type=content_type, is_base64=is_base64, max_bytes=max_bytes))
 
 
-def json_body_text(body: str | None, *, content_type: str | None, is_base64: bool = False,
-                   max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> str:
+def json_body_text(
+    body: str | None, *, content_type: str | None, is_base64: bool = False, max_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> str:
     """The body's text once its content type, size and encoding are acceptable (not parsed yet)."""
     check_json_content_type(content_type)
     if body is None or body == "":
@@ -107,13 +114,13 @@ def json_body_text(body: str | None, *, content_type: str | None, is_base64: boo
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            raise bad_request("the body is marked base64-encoded but is not valid base64",
-                              code="malformed_body") from None
+            raise bad_request(
+                "the body is marked base64-encoded but is not valid base64", code="malformed_body"
+            ) from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise bad_request(f"the body is not valid UTF-8 (byte {e.start})",
-                              code="malformed_body") from None
+            raise bad_request(f"the body is not valid UTF-8 (byte {e.start})", code="malformed_body") from None
     return text
 
 
@@ -124,20 +131,26 @@ def parse_json_text(text: str) -> Any:
     except orjson.JSONDecodeError as e:
         refused = str(e)
     if "surrogate" in refused:  # json would accept it, and the string would break every encoder after it
-        raise bad_request(f"malformed JSON: a string holds a lone UTF-16 surrogate ({refused}); JSON text must "
-                          f"be valid Unicode", code="malformed_json")
+        raise bad_request(
+            f"malformed JSON: a string holds a lone UTF-16 surrogate ({refused}); JSON text must be valid Unicode",
+            code="malformed_json",
+        )
     try:
         return _DECODER.decode(text)
     except json.JSONDecodeError as e:
-        raise bad_request(f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}",
-                          code="malformed_json") from None
+        raise bad_request(
+            f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}", code="malformed_json"
+        ) from None
     except RecursionError:
         raise bad_request("the JSON body is nested too deeply", code="malformed_json") from None
     except ValueError:  # Python refuses integers of more than sys.get_int_max_str_digits() digits
-        raise bad_request(f"a number in the body has more than {sys.get_int_max_str_digits():,} digits; send "
-                          f"numbers a model can use", code="malformed_json") from None
+        raise bad_request(
+            f"a number in the body has more than {sys.get_int_max_str_digits():,} digits; send numbers a model can use",
+            code="malformed_json",
+        ) from None
 
 
 def _too_large(max_bytes: int) -> ServingError:
-    return ServingError(413, "body_too_large", f"the request body is larger than {max_bytes:,} bytes; "
-                                               f"split it into several requests")
+    return ServingError(
+        413, "body_too_large", f"the request body is larger than {max_bytes:,} bytes; split it into several requests"
+    )

@@ -78,8 +78,9 @@ class FirehoseSink:
     records / 4 MiB. Rejected records are retried once.
     """
 
-    def __init__(self, stream_prefix: str, client: Callable[[], Any] | None = None,
-                 pack_bytes: int = MAX_RECORD_BYTES) -> None:
+    def __init__(
+        self, stream_prefix: str, client: Callable[[], Any] | None = None, pack_bytes: int = MAX_RECORD_BYTES
+    ) -> None:
         self.stream_prefix = stream_prefix
         self._client = client or (lambda: aws.client("firehose"))
         self.pack_bytes = pack_bytes
@@ -143,8 +144,7 @@ def put_record_batch(client: Any, stream: str, datas: Sequence[bytes]) -> Any:
     events.register("before-call.firehose.PutRecordBatch", _swap_in_body, unique_id=_HOOK_ID)
     _STAGED.body = batch_body(stream, datas)
     try:
-        return client.put_record_batch(DeliveryStreamName=_PLACEHOLDER_STREAM,
-                                       Records=[{"Data": b""}] * len(datas))
+        return client.put_record_batch(DeliveryStreamName=_PLACEHOLDER_STREAM, Records=[{"Data": b""}] * len(datas))
     finally:
         _STAGED.body = None
 
@@ -234,8 +234,14 @@ class CaptureWriter:
     The buffer holds one entry per request (its arrival time and its records) and a count of the
     records in it, so handing over a request's records is one append, whatever their number."""
 
-    def __init__(self, sink: CaptureSink, *, mode: str = "background", linger_s: float = DEFAULT_LINGER_S,
-                 max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+    def __init__(
+        self,
+        sink: CaptureSink,
+        *,
+        mode: str = "background",
+        linger_s: float = DEFAULT_LINGER_S,
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+    ) -> None:
         if mode not in ("background", "sync"):
             raise ValueError(f"CAPTURE_MODE must be 'background' or 'sync', not {mode!r}")
         self.sink = sink
@@ -285,8 +291,11 @@ class CaptureWriter:
         dropped = self._take(self._size - self.max_buffer)
         if dropped:
             self._count_failures(dropped)
-            log.error("capture buffer full (%d records) while deliveries fail; dropped %d oldest records",
-                      self.max_buffer, len(dropped))
+            log.error(
+                "capture buffer full (%d records) while deliveries fail; dropped %d oldest records",
+                self.max_buffer,
+                len(dropped),
+            )
 
     @property
     def failures_pending(self) -> bool:

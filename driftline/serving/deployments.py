@@ -59,9 +59,14 @@ class _Entry:
 class DeploymentCache:
     """Per-process cache of aliases (TTL) and loaded model versions (until replaced)."""
 
-    def __init__(self, registry: Registry, ttl_s: float = 5.0, *,
-                 read_artifact: Callable[[Any], bytes] = read_verified,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        ttl_s: float = 5.0,
+        *,
+        read_artifact: Callable[[Any], bytes] = read_verified,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.registry = registry
         self.ttl_s = ttl_s
         self._read_artifact = read_artifact
@@ -78,15 +83,18 @@ class DeploymentCache:
     def aliases(self, model: str) -> Aliases:
         """Current aliases (cached for the TTL); 404 for a model the registry does not know."""
         if not MODEL_NAME_RE.match(model):
-            raise not_found(f"unknown model {model!r}: model names are lowercase letters, digits, '_' "
-                            f"and '-'", code="unknown_model")
+            raise not_found(
+                f"unknown model {model!r}: model names are lowercase letters, digits, '_' and '-'", code="unknown_model"
+            )
         entry = self._entries.get(model)
         now = self._clock()
         if entry is None or now - entry.checked_at >= self.ttl_s:
             entry = self._refresh(model, entry, now)
         if entry.aliases is None:
-            raise not_found(f"unknown model {model!r}: it is not in the registry (train and register a "
-                            f"version first)", code="unknown_model")
+            raise not_found(
+                f"unknown model {model!r}: it is not in the registry (train and register a version first)",
+                code="unknown_model",
+            )
         return entry.aliases
 
     def _refresh(self, model: str, old: _Entry | None, now: float) -> _Entry:
@@ -100,12 +108,16 @@ class DeploymentCache:
                 entry = _Entry(now, None)
             except Exception as e:  # DynamoDB throttling, network, permissions
                 if old is not None:
-                    log.warning("registry unreachable; serving cached aliases of %s for another %.1fs: %s",
-                                model, self.ttl_s, e)
+                    log.warning(
+                        "registry unreachable; serving cached aliases of %s for another %.1fs: %s", model, self.ttl_s, e
+                    )
                     old.checked_at = now
                     return old
-                raise unavailable(f"the model registry cannot be read right now ({type(e).__name__}); retry "
-                                  f"shortly", code="registry_unavailable", retry_after_s=1) from None
+                raise unavailable(
+                    f"the model registry cannot be read right now ({type(e).__name__}); retry shortly",
+                    code="registry_unavailable",
+                    retry_after_s=1,
+                ) from None
             if entry.aliases is None and len(self._entries) >= MAX_NEGATIVE_ENTRIES:
                 self._entries = {k: v for k, v in self._entries.items() if v.aliases is not None}
             self._entries[model] = entry
@@ -157,34 +169,42 @@ class DeploymentCache:
         except (UnknownVersionError, UnknownModelError) as e:
             raise unavailable(f"{where} cannot serve: {e}", code="model_unavailable") from None
         except Exception as e:
-            raise unavailable(f"{where} cannot be looked up in the registry right now ({type(e).__name__}); "
-                              f"retry shortly", code="registry_unavailable", retry_after_s=1) from None
+            raise unavailable(
+                f"{where} cannot be looked up in the registry right now ({type(e).__name__}); retry shortly",
+                code="registry_unavailable",
+                retry_after_s=1,
+            ) from None
         ref = info.artifacts.get("onnx")
         if ref is None:
-            raise unavailable(f"{where} cannot serve: it has no ONNX artifact registered",
-                              code="model_unavailable")
+            raise unavailable(f"{where} cannot serve: it has no ONNX artifact registered", code="model_unavailable")
         if not info.input_schema.get("features"):
-            raise unavailable(f"{where} cannot serve: it has no input schema registered",
-                              code="model_unavailable")
+            raise unavailable(f"{where} cannot serve: it has no input schema registered", code="model_unavailable")
         try:
             data = self._read_artifact(ref)
         except ArtifactIntegrityError as e:  # the details (URI, version id, hashes) go to the log only
             log.error("refusing to load %s: %s", where, e)
-            raise unavailable(f"{where} cannot serve: its artifact failed the integrity check (see the function's "
-                              f"log)", code="model_unavailable") from None
+            raise unavailable(
+                f"{where} cannot serve: its artifact failed the integrity check (see the function's log)",
+                code="model_unavailable",
+            ) from None
         except ArtifactNotFoundError as e:
             log.error("refusing to load %s: %s", where, e)
-            raise unavailable(f"{where} cannot serve: its artifact is missing (see the function's log)",
-                              code="model_unavailable") from None
+            raise unavailable(
+                f"{where} cannot serve: its artifact is missing (see the function's log)", code="model_unavailable"
+            ) from None
         except Exception as e:
-            raise unavailable(f"{where} artifact cannot be read right now ({type(e).__name__}); retry "
-                              f"shortly", code="artifact_unavailable", retry_after_s=1) from None
+            raise unavailable(
+                f"{where} artifact cannot be read right now ({type(e).__name__}); retry shortly",
+                code="artifact_unavailable",
+                retry_after_s=1,
+            ) from None
         try:
             return LoadedModel(model, version, info.input_schema, data)
         except (ModelLoadError, ValueError) as e:
             log.error("refusing to load %s: %s", where, e)
-            raise unavailable(f"{where} cannot serve: its model cannot be loaded (see the function's log)",
-                              code="model_unavailable") from None
+            raise unavailable(
+                f"{where} cannot serve: its model cannot be loaded (see the function's log)", code="model_unavailable"
+            ) from None
 
     # ------------------------------------------------------------------ deployment
     def deployment(self, model: str) -> Deployment:
@@ -194,9 +214,12 @@ class DeploymentCache:
             return entry.deployment
         al = self.aliases(model)
         if al.champion is None:
-            raise unavailable(f"model {model!r} has no champion yet: approve and promote a version "
-                              f"(driftline models promote --model {model} --version N)", code="no_champion",
-                              retry_after_s=max(1, int(self.ttl_s)))
+            raise unavailable(
+                f"model {model!r} has no champion yet: approve and promote a version "
+                f"(driftline models promote --model {model} --version N)",
+                code="no_champion",
+                retry_after_s=max(1, int(self.ttl_s)),
+            )
         champion = self.load(model, al.champion, "champion")
         challenger = None
         mode = al.traffic_mode if al.challenger is not None else "none"
@@ -208,8 +231,14 @@ class DeploymentCache:
                 self.challenger_failures += 1
                 log.warning("challenger of %s not used: %s", model, e.message)
                 mode = "none"
-        dep = Deployment(model=model, champion=champion, challenger=challenger, mode=mode,
-                         percent=al.traffic_percent, revision=al.revision)
+        dep = Deployment(
+            model=model,
+            champion=champion,
+            challenger=challenger,
+            mode=mode,
+            percent=al.traffic_percent,
+            revision=al.revision,
+        )
         entry = self._entries.get(model)
         if entry is not None and entry.aliases is al:
             entry.deployment = dep

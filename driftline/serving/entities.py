@@ -13,8 +13,7 @@ from driftline import aws
 
 
 class EntityLookup(Protocol):
-    def get_many(self, feature_set_name: str,
-                 entity_ids: Sequence[str]) -> Mapping[str, Mapping[str, Any] | None]:
+    def get_many(self, feature_set_name: str, entity_ids: Sequence[str]) -> Mapping[str, Mapping[str, Any] | None]:
         """Latest feature values per entity id (``None`` or absent when the store has none)."""
         ...
 

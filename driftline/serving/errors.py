@@ -15,8 +15,15 @@ MAX_DETAILS = 100
 class ServingError(Exception):
     """A request that cannot be answered as asked; ``status`` is the HTTP status to return."""
 
-    def __init__(self, status: int, code: str, message: str, *, details: list[dict[str, Any]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -44,8 +51,9 @@ def not_found(message: str, code: str = "not_found") -> ServingError:
     return ServingError(404, code, message)
 
 
-def unprocessable(message: str, details: list[dict[str, Any]] | None = None,
-                  code: str = "invalid_request") -> ServingError:
+def unprocessable(
+    message: str, details: list[dict[str, Any]] | None = None, code: str = "invalid_request"
+) -> ServingError:
     return ServingError(422, code, message, details=details)
 
 

@@ -17,7 +17,10 @@ from urllib.parse import parse_qsl
 from driftline.serving.proxy import template_pattern
 
 ROUTE_TEMPLATES = (
-    "/openapi.json", "/v1/models/{model}", "/v1/models/{model}/openapi.json", "/v1/models/{model}/predict",
+    "/openapi.json",
+    "/v1/models/{model}",
+    "/v1/models/{model}/openapi.json",
+    "/v1/models/{model}/predict",
     "/v1/models/{model}/feedback",
 )
 """The serving function's routes (``GET /health`` is answered by the gateway, never the function)."""
@@ -34,10 +37,18 @@ def _resource(path: str) -> tuple[str, dict[str, str] | None]:
     return "/{proxy+}", {"proxy": path.lstrip("/")}
 
 
-def proxy_event(method: str, path: str, body: str | bytes | None = None, *,
-                headers: Mapping[str, str] | None = None, query: str | Mapping[str, str] | None = None,
-                stage: str = "v1", request_id: str | None = None, source_ip: str = "127.0.0.1",
-                host: str | None = None) -> dict[str, Any]:
+def proxy_event(
+    method: str,
+    path: str,
+    body: str | bytes | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    query: str | Mapping[str, str] | None = None,
+    stage: str = "v1",
+    request_id: str | None = None,
+    source_ip: str = "127.0.0.1",
+    host: str | None = None,
+) -> dict[str, Any]:
     """The event API Gateway's Lambda proxy integration sends for this request."""
     hdrs = dict(headers or {})
     if host:
@@ -57,18 +68,29 @@ def proxy_event(method: str, path: str, body: str | bytes | None = None, *,
     resource, params = _resource(path)
     rid = request_id or str(uuid.uuid4())
     return {
-        "resource": resource, "path": path, "httpMethod": method.upper(),
-        "headers": hdrs or None, "multiValueHeaders": {k: [v] for k, v in hdrs.items()} or None,
+        "resource": resource,
+        "path": path,
+        "httpMethod": method.upper(),
+        "headers": hdrs or None,
+        "multiValueHeaders": {k: [v] for k, v in hdrs.items()} or None,
         "queryStringParameters": qs,
         "multiValueQueryStringParameters": {k: [v] for k, v in qs.items()} if qs else None,
-        "pathParameters": params, "stageVariables": None,
+        "pathParameters": params,
+        "stageVariables": None,
         "requestContext": {
-            "resourcePath": resource, "httpMethod": method.upper(), "path": f"/{stage}{path}", "stage": stage,
-            "requestId": rid, "requestTimeEpoch": int(time.time() * 1000), "protocol": "HTTP/1.1",
+            "resourcePath": resource,
+            "httpMethod": method.upper(),
+            "path": f"/{stage}{path}",
+            "stage": stage,
+            "requestId": rid,
+            "requestTimeEpoch": int(time.time() * 1000),
+            "protocol": "HTTP/1.1",
             "identity": {"sourceIp": source_ip, "userAgent": hdrs.get("User-Agent", "")},
-            "accountId": "123456789012", "apiId": "local",
+            "accountId": "123456789012",
+            "apiId": "local",
         },
-        "body": text, "isBase64Encoded": is_b64,
+        "body": text,
+        "isBase64Encoded": is_b64,
     }
 
 

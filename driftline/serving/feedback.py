@@ -42,18 +42,25 @@ def _labels_list(body: Any) -> list[Any]:
     """The body's ``labels`` array, or the 422/413 for a body of the wrong shape."""
     if not isinstance(body, dict) or "labels" not in body:
         got = describe(body) if not isinstance(body, dict) else "an object without 'labels'"
-        raise unprocessable('the body must be a JSON object {"labels": [{"request_id": ..., "label": ...}]}, '
-                            f"got {got}", code="invalid_body")
+        raise unprocessable(
+            f'the body must be a JSON object {{"labels": [{{"request_id": ..., "label": ...}}]}}, got {got}',
+            code="invalid_body",
+        )
     extra = [k for k in body if k != "labels"]
     if extra:
-        raise unprocessable(f"unknown top-level field(s) {', '.join(map(repr, extra))}; the body takes only "
-                            f"'labels'", code="invalid_body")
+        raise unprocessable(
+            f"unknown top-level field(s) {', '.join(map(repr, extra))}; the body takes only 'labels'",
+            code="invalid_body",
+        )
     items = body["labels"]
     if not isinstance(items, list) or not items:
         raise unprocessable(f"'labels' must be a non-empty array, got {describe(items)}", code="invalid_body")
     if len(items) > MAX_FEEDBACK_LABELS:
-        raise ServingError(413, "too_many_labels", f"{len(items):,} labels in one request; at most "
-                           f"{MAX_FEEDBACK_LABELS:,} are accepted (split the request)")
+        raise ServingError(
+            413,
+            "too_many_labels",
+            f"{len(items):,} labels in one request; at most {MAX_FEEDBACK_LABELS:,} are accepted (split the request)",
+        )
     return items
 
 
@@ -66,10 +73,19 @@ def check_labels(body: Any, label_spec: Mapping[str, Any] | None) -> list[dict[s
     seen: dict[str, int] = {}
     out: list[dict[str, Any]] = []
     for i, item in enumerate(items):
+
         def bad(field: str | None, expected: str, got: str, i: int = i) -> None:
             where = f"labels[{i}]" + (f".{field}" if field else "")
-            problems.append({"row": i, "field": field, "expected": expected, "got": got,
-                             "message": f"{where}: expected {expected}, got {got}"})
+            problems.append(
+                {
+                    "row": i,
+                    "field": field,
+                    "expected": expected,
+                    "got": got,
+                    "message": f"{where}: expected {expected}, got {got}",
+                }
+            )
+
         if not isinstance(item, dict):
             bad(None, "an object with 'request_id' and 'label'", describe(item))
             continue
@@ -78,8 +94,11 @@ def check_labels(body: Any, label_spec: Mapping[str, Any] | None) -> list[dict[s
                 bad(k, "no such field (only 'request_id' and 'label')", describe(item[k]))
         rid = item.get("request_id")
         if not isinstance(rid, str) or not rid or len(rid) > MAX_REQUEST_ID_CHARS:
-            bad("request_id", f"the request id of a prediction (1-{MAX_REQUEST_ID_CHARS} characters)",
-                describe(rid) if "request_id" in item else "nothing (the field is missing)")
+            bad(
+                "request_id",
+                f"the request id of a prediction (1-{MAX_REQUEST_ID_CHARS} characters)",
+                describe(rid) if "request_id" in item else "nothing (the field is missing)",
+            )
         elif rid in seen:
             bad("request_id", "each request id once per body", f"a repeat of labels[{seen[rid]}]")
         else:
@@ -93,13 +112,19 @@ def check_labels(body: Any, label_spec: Mapping[str, Any] | None) -> list[dict[s
             bad("label", *problem)
         out.append({"request_id": rid, "label": label})
     if problems:
-        raise unprocessable(f"{len(problems)} problem(s) in 'labels'; see 'details'", problems,
-                            code="invalid_labels")
+        raise unprocessable(f"{len(problems)} problem(s) in 'labels'; see 'details'", problems, code="invalid_labels")
     return out
 
 
-def store_feedback(bucket: str, model: str, labels: list[dict[str, Any]], now: datetime | None = None, *,
-                   by: str | None = None, client: Any | None = None) -> str:
+def store_feedback(
+    bucket: str,
+    model: str,
+    labels: list[dict[str, Any]],
+    now: datetime | None = None,
+    *,
+    by: str | None = None,
+    client: Any | None = None,
+) -> str:
     """Write the labels as one JSON-lines object, each naming its submitter ``by`` (the caller API Gateway
     authenticated; omitted when unauthenticated): :meth:`CapturesStore.put_feedback`, the one writer of
     the layout the readers bind labels with.

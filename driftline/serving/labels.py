@@ -86,7 +86,8 @@ class Labels:
         by = record.get(FEEDBACK_BY)
         ts = record.get("ts")
         self._by_request.setdefault(rid, []).append(
-            Label(record["label"], by if isinstance(by, str) and by else None, ts if isinstance(ts, str) else ""))
+            Label(record["label"], by if isinstance(by, str) and by else None, ts if isinstance(ts, str) else "")
+        )
         self._ordered = False
         return True
 

@@ -50,8 +50,9 @@ class LoadedModel:
         self.validator = InputValidator(schema)
         self.typed = TypedRecords.build(self.validator)
         try:
-            self.session = ort.InferenceSession(onnx_bytes, sess_options=session_options(),
-                                                providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                onnx_bytes, sess_options=session_options(), providers=["CPUExecutionProvider"]
+            )
         except Exception as e:  # onnxruntime raises its own exception types for corrupt bytes
             raise ModelLoadError(f"{model} v{version}: ONNX Runtime cannot load the artifact ({e})") from None
         self._check_signature()
@@ -59,8 +60,10 @@ class LoadedModel:
         n_classes = self._n_classes
         classes = list(label.get("classes") or ()) or list(range(n_classes))
         if self.task == "classification" and len(classes) != n_classes:
-            raise ModelLoadError(f"{model} v{version}: the model outputs {n_classes} class probabilities but "
-                                 f"the schema lists {len(classes)} classes ({classes})")
+            raise ModelLoadError(
+                f"{model} v{version}: the model outputs {n_classes} class probabilities but "
+                f"the schema lists {len(classes)} classes ({classes})"
+            )
         self.classes = classes
         self.class_keys = [str(c) for c in classes]
         self.binary = n_classes == 2
@@ -69,15 +72,15 @@ class LoadedModel:
         inputs = self.session.get_inputs()
         where = f"{self.model} v{self.version}"
         if len(inputs) != 1 or inputs[0].name != ONNX_INPUT_NAME:
-            raise ModelLoadError(f"{where}: expected one input named '{ONNX_INPUT_NAME}', found "
-                                 f"{[i.name for i in inputs]}")
+            raise ModelLoadError(
+                f"{where}: expected one input named '{ONNX_INPUT_NAME}', found {[i.name for i in inputs]}"
+            )
         if inputs[0].type != "tensor(float)":
             raise ModelLoadError(f"{where}: input '{ONNX_INPUT_NAME}' must be float32, is {inputs[0].type}")
         shape = inputs[0].shape
         n = self.validator.n_inputs
         if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != n):
-            raise ModelLoadError(f"{where}: input shape {shape} does not match the input schema's {n} model "
-                                 f"features")
+            raise ModelLoadError(f"{where}: input shape {shape} does not match the input schema's {n} model features")
         outputs = {o.name: o for o in self.session.get_outputs()}
         if "probabilities" in outputs:
             self.task = "classification"
@@ -89,8 +92,10 @@ class LoadedModel:
             self.output = "variable"
             self._n_classes = 0
         else:
-            raise ModelLoadError(f"{where}: outputs {sorted(outputs)} follow neither the classification "
-                                 f"('probabilities') nor the regression ('variable') signature")
+            raise ModelLoadError(
+                f"{where}: outputs {sorted(outputs)} follow neither the classification "
+                f"('probabilities') nor the regression ('variable') signature"
+            )
         self._outputs = [self.output]
         # The compiled session's run, without the Python wrapper's per-call checks (input names,
         # graph capture, OrtValue ownership: ~7 us of a ~16 us single-row run since onnxruntime 1.32).
@@ -118,8 +123,12 @@ class LoadedModel:
             k0, k1 = keys
             c0, c1 = classes
             isnan = math.isnan
-            return [{"label": c0 if p0 >= p1 or isnan(p0) else c1, "probability": p1,
-                     "probabilities": {k0: p0, k1: p1}} for p0, p1 in probs]
+            return [
+                {"label": c0 if p0 >= p1 or isnan(p0) else c1, "probability": p1, "probabilities": {k0: p0, k1: p1}}
+                for p0, p1 in probs
+            ]
         best = out.argmax(axis=1).tolist()
-        return [{"label": classes[b], "probability": p[b], "probabilities": dict(zip(keys, p, strict=True))}
-                for b, p in zip(best, probs, strict=True)]
+        return [
+            {"label": classes[b], "probability": p[b], "probabilities": dict(zip(keys, p, strict=True))}
+            for b, p in zip(best, probs, strict=True)
+        ]

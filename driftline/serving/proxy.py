@@ -29,9 +29,18 @@ class ProxyRequest:
 
     __slots__ = ("body", "caller", "gateway_request_id", "headers", "is_base64", "method", "path", "query", "stage")
 
-    def __init__(self, method: str, path: str, headers: Mapping[str, str], query: Mapping[str, str],
-                 body: str | None, is_base64: bool, gateway_request_id: str | None, stage: str | None,
-                 caller: str | None = None) -> None:
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        body: str | None,
+        is_base64: bool,
+        gateway_request_id: str | None,
+        stage: str | None,
+        caller: str | None = None,
+    ) -> None:
         self.method = method
         self.path = path
         self.headers = headers
@@ -59,9 +68,17 @@ class ProxyRequest:
         if type(ctx) is dict:
             rid, stage = ctx.get("requestId"), ctx.get("stage")
         body = event.get("body")
-        return cls(method.upper(), path, headers, query if type(query) is dict else {},
-                   body if type(body) is str else None, event.get("isBase64Encoded") is True,
-                   rid if type(rid) is str else None, stage if type(stage) is str else None, caller_of(ctx))
+        return cls(
+            method.upper(),
+            path,
+            headers,
+            query if type(query) is dict else {},
+            body if type(body) is str else None,
+            event.get("isBase64Encoded") is True,
+            rid if type(rid) is str else None,
+            stage if type(stage) is str else None,
+            caller_of(ctx),
+        )
 
 
 def respond(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -30,30 +30,42 @@ def build(schema: Mapping[str, Any], seed: int = 0, task: str = "classification"
 
     w, b = weights(schema, seed)
     n = len(w)
-    init = [helper.make_tensor("W", TensorProto.FLOAT, [n, 1], w.tolist()),
-            helper.make_tensor("B", TensorProto.FLOAT, [1], [b]),
-            helper.make_tensor("ZERO", TensorProto.FLOAT, [1], [0.0]),
-            helper.make_tensor("ONE", TensorProto.FLOAT, [1], [1.0])]
-    nodes = [helper.make_node("IsNaN", [ONNX_INPUT_NAME], ["isnan"]),
-             helper.make_node("Where", ["isnan", "ZERO", ONNX_INPUT_NAME], ["x0"]),
-             helper.make_node("MatMul", ["x0", "W"], ["xw"]),
-             helper.make_node("Add", ["xw", "B"], ["logit"])]
+    init = [
+        helper.make_tensor("W", TensorProto.FLOAT, [n, 1], w.tolist()),
+        helper.make_tensor("B", TensorProto.FLOAT, [1], [b]),
+        helper.make_tensor("ZERO", TensorProto.FLOAT, [1], [0.0]),
+        helper.make_tensor("ONE", TensorProto.FLOAT, [1], [1.0]),
+    ]
+    nodes = [
+        helper.make_node("IsNaN", [ONNX_INPUT_NAME], ["isnan"]),
+        helper.make_node("Where", ["isnan", "ZERO", ONNX_INPUT_NAME], ["x0"]),
+        helper.make_node("MatMul", ["x0", "W"], ["xw"]),
+        helper.make_node("Add", ["xw", "B"], ["logit"]),
+    ]
     if task == "regression":
         nodes.append(helper.make_node("Identity", ["logit"], ["variable"]))
         outputs = [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])]
     else:
-        nodes += [helper.make_node("Sigmoid", ["logit"], ["p1"]),
-                  helper.make_node("Sub", ["ONE", "p1"], ["p0"]),
-                  helper.make_node("Concat", ["p0", "p1"], ["probabilities"], axis=1),
-                  helper.make_node("ArgMax", ["probabilities"], ["label2d"], axis=1, keepdims=1),
-                  helper.make_node("Flatten", ["label2d"], ["labelf"], axis=0),
-                  helper.make_node("Squeeze", ["labelf", "AX0"], ["label"])]
+        nodes += [
+            helper.make_node("Sigmoid", ["logit"], ["p1"]),
+            helper.make_node("Sub", ["ONE", "p1"], ["p0"]),
+            helper.make_node("Concat", ["p0", "p1"], ["probabilities"], axis=1),
+            helper.make_node("ArgMax", ["probabilities"], ["label2d"], axis=1, keepdims=1),
+            helper.make_node("Flatten", ["label2d"], ["labelf"], axis=0),
+            helper.make_node("Squeeze", ["labelf", "AX0"], ["label"]),
+        ]
         init.append(helper.make_tensor("AX0", TensorProto.INT64, [1], [0]))
-        outputs = [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
-                   helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])]
-    graph = helper.make_graph(nodes, "driftline_reference",
-                              [helper.make_tensor_value_info(ONNX_INPUT_NAME, TensorProto.FLOAT, [None, n])],
-                              outputs, init)
+        outputs = [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
+        ]
+    graph = helper.make_graph(
+        nodes,
+        "driftline_reference",
+        [helper.make_tensor_value_info(ONNX_INPUT_NAME, TensorProto.FLOAT, [None, n])],
+        outputs,
+        init,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="driftline")
     model.ir_version = 8
     return bytes(model.SerializeToString())
@@ -67,8 +79,7 @@ def expected(schema: Mapping[str, Any], X: np.ndarray, seed: int = 0) -> np.ndar
     return np.asarray(1.0 / (1.0 + np.exp(-logit.astype(np.float64))))
 
 
-def example_rows(schema: Mapping[str, Any], n: int, seed: int = 0,
-                 null_share: float = 0.1) -> list[dict[str, Any]]:
+def example_rows(schema: Mapping[str, Any], n: int, seed: int = 0, null_share: float = 0.1) -> list[dict[str, Any]]:
     """``n`` random records that satisfy ``schema`` (ranges, categories, nullability), JSON-ready."""
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []

@@ -50,40 +50,51 @@ class PredictRequest:
 
 
 def too_many_rows(n: int, max_rows: int) -> ServingError:
-    return ServingError(413, "too_many_rows",
-                        f"the request has {n:,} rows; at most {max_rows:,} are accepted per request "
-                        f"(split it into several requests)")
+    return ServingError(
+        413,
+        "too_many_rows",
+        f"the request has {n:,} rows; at most {max_rows:,} are accepted per request (split it into several requests)",
+    )
 
 
 def parse_predict(body: Any, validator: InputValidator, max_rows: int) -> PredictRequest:
     """Check the body's shape; 422 for a wrong shape, 413 for too many rows."""
     if not isinstance(body, dict):
-        raise unprocessable(f"the body must be a JSON object with 'records' or 'entities', got "
-                            f"{describe(body)}", code="invalid_body")
+        raise unprocessable(
+            f"the body must be a JSON object with 'records' or 'entities', got {describe(body)}", code="invalid_body"
+        )
     unknown = [k for k in body if k not in TOP_LEVEL_KEYS]
     if unknown:
-        raise unprocessable(f"unknown top-level field(s) {', '.join(repr(k) for k in unknown)}; the body "
-                            f"takes 'records', or 'entities' with optional 'features'", code="invalid_body")
+        raise unprocessable(
+            f"unknown top-level field(s) {', '.join(repr(k) for k in unknown)}; the body "
+            f"takes 'records', or 'entities' with optional 'features'",
+            code="invalid_body",
+        )
     has_records, has_entities = "records" in body, "entities" in body
     if has_records == has_entities:
         what = "both" if has_records else "neither"
-        raise unprocessable(f"the body has {what} 'records' and 'entities'; send exactly one of them",
-                            code="invalid_body")
+        raise unprocessable(
+            f"the body has {what} 'records' and 'entities'; send exactly one of them", code="invalid_body"
+        )
     if has_records:
         if "features" in body:
-            raise unprocessable("'features' applies only to 'entities'; put the values into each record",
-                                code="invalid_body")
+            raise unprocessable(
+                "'features' applies only to 'entities'; put the values into each record", code="invalid_body"
+            )
         records = _rows_list(body["records"], "records", max_rows)
         return PredictRequest(records=records)
     items = _rows_list(body["entities"], "entities", max_rows)
     shared = body.get("features", {})
     if not isinstance(shared, dict):
-        raise unprocessable(f"'features' must be an object of feature values, got {describe(shared)}",
-                            code="invalid_body")
+        raise unprocessable(
+            f"'features' must be an object of feature values, got {describe(shared)}", code="invalid_body"
+        )
     bad_shared = [k for k in shared if k in validator.entity]
     if bad_shared:
-        raise unprocessable(f"'features' cannot set entity column(s) {', '.join(bad_shared)}; identify "
-                            f"rows in 'entities'", code="invalid_body")
+        raise unprocessable(
+            f"'features' cannot set entity column(s) {', '.join(bad_shared)}; identify rows in 'entities'",
+            code="invalid_body",
+        )
     return PredictRequest(entities=_parse_entities(items, validator.entity, shared))
 
 
@@ -105,18 +116,21 @@ def _key_part(v: Any) -> str | None:
     return None
 
 
-def _parse_entities(items: Sequence[Any], entity_cols: Sequence[str],
-                    shared: Mapping[str, Any]) -> EntityRows:
+def _parse_entities(items: Sequence[Any], entity_cols: Sequence[str], shared: Mapping[str, Any]) -> EntityRows:
     if not entity_cols:
-        raise unprocessable("this model's feature set has no entity columns; send 'records'",
-                            code="invalid_body")
+        raise unprocessable("this model's feature set has no entity columns; send 'records'", code="invalid_body")
     single = len(entity_cols) == 1
     keys: list[str] = []
     per_row: list[dict[str, Any]] = []
     problems: list[dict[str, Any]] = []
-    expected = (f"the {entity_cols[0]} value (a non-empty string or an integer), or an object with "
-                f"'{entity_cols[0]}' and optional feature values") if single else (
-                f"an object with {', '.join(repr(c) for c in entity_cols)} and optional feature values")
+    expected = (
+        (
+            f"the {entity_cols[0]} value (a non-empty string or an integer), or an object with "
+            f"'{entity_cols[0]}' and optional feature values"
+        )
+        if single
+        else (f"an object with {', '.join(repr(c) for c in entity_cols)} and optional feature values")
+    )
     for i, item in enumerate(items):
         if isinstance(item, dict):
             parts = []
@@ -124,9 +138,16 @@ def _parse_entities(items: Sequence[Any], entity_cols: Sequence[str],
                 part = _key_part(item.get(col))
                 if part is None:
                     got = describe(item[col]) if col in item else "nothing (the field is missing)"
-                    problems.append({"row": i, "field": col, "expected": "a non-empty string or an integer",
-                                     "got": got, "message": f"row {i}, field '{col}': expected a non-empty "
-                                     f"string or an integer identifying the entity, got {got}"})
+                    problems.append(
+                        {
+                            "row": i,
+                            "field": col,
+                            "expected": "a non-empty string or an integer",
+                            "got": got,
+                            "message": f"row {i}, field '{col}': expected a non-empty "
+                            f"string or an integer identifying the entity, got {got}",
+                        }
+                    )
                 parts.append(part or "")
             keys.append(KEY_SEPARATOR.join(parts))
             per_row.append({k: v for k, v in item.items() if k not in entity_cols})
@@ -134,19 +155,28 @@ def _parse_entities(items: Sequence[Any], entity_cols: Sequence[str],
         part = _key_part(item) if single else None
         if part is None:
             got = describe(item)
-            problems.append({"row": i, "field": None, "expected": expected, "got": got,
-                             "message": f"row {i}: expected {expected}, got {got}"})
+            problems.append(
+                {
+                    "row": i,
+                    "field": None,
+                    "expected": expected,
+                    "got": got,
+                    "message": f"row {i}: expected {expected}, got {got}",
+                }
+            )
             part = ""
         keys.append(part)
         per_row.append({})
     if problems:
-        raise unprocessable(f"{len(problems)} problem(s) in 'entities'; see 'details'", problems,
-                            code="invalid_entities")
+        raise unprocessable(
+            f"{len(problems)} problem(s) in 'entities'; see 'details'", problems, code="invalid_entities"
+        )
     return EntityRows(keys=keys, labels=list(items), shared=dict(shared), per_row=per_row)
 
 
-def assemble_entity_rows(req: EntityRows, stored: Mapping[str, Mapping[str, Any] | None],
-                         validator: InputValidator) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def assemble_entity_rows(
+    req: EntityRows, stored: Mapping[str, Mapping[str, Any] | None], validator: InputValidator
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Merge store values, shared ``features`` and per-row values; remember where each came from."""
     store_fields = [f.name for f in validator.fields if not f.request_time]
     rows: list[dict[str, Any]] = []

@@ -128,15 +128,24 @@ def request_id_from(header: str | None, fallback: str | None) -> str:
     """The client's X-Request-Id if valid (400 if malformed), else the gateway's id, else a uuid."""
     if header is not None:
         if not REQUEST_ID_RE.match(header):
-            raise bad_request("header X-Request-Id must be 1-128 characters of letters, digits and ._:-",
-                              code="invalid_request_id")
+            raise bad_request(
+                "header X-Request-Id must be 1-128 characters of letters, digits and ._:-", code="invalid_request_id"
+            )
         return header
     return fallback or uuid.uuid4().hex
 
 
 class PredictionService:
-    def __init__(self, registry: Registry, deployments: DeploymentCache, capture: CaptureWriter, *,
-                 entities: Callable[[], EntityLookup], captures_bucket: str, settings: Settings) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        deployments: DeploymentCache,
+        capture: CaptureWriter,
+        *,
+        entities: Callable[[], EntityLookup],
+        captures_bucket: str,
+        settings: Settings,
+    ) -> None:
         self.registry = registry
         self.deployments = deployments
         self.capture = capture
@@ -152,10 +161,19 @@ class PredictionService:
     def from_env(cls) -> PredictionService:
         settings = Settings.from_env()
         registry = Registry.from_env()
-        capture = CaptureWriter(FirehoseSink(aws.env("CAPTURE_STREAM_PREFIX")), mode=settings.capture_mode,
-                                linger_s=settings.capture_linger_s)
-        return cls(registry, DeploymentCache(registry, settings.champion_ttl_s), capture,
-                   entities=default_lookup, captures_bucket=aws.env("CAPTURES_BUCKET"), settings=settings)
+        capture = CaptureWriter(
+            FirehoseSink(aws.env("CAPTURE_STREAM_PREFIX")),
+            mode=settings.capture_mode,
+            linger_s=settings.capture_linger_s,
+        )
+        return cls(
+            registry,
+            DeploymentCache(registry, settings.champion_ttl_s),
+            capture,
+            entities=default_lookup,
+            captures_bucket=aws.env("CAPTURES_BUCKET"),
+            settings=settings,
+        )
 
     @property
     def entities(self) -> EntityLookup:
@@ -167,8 +185,9 @@ class PredictionService:
     # ------------------------------------------------------------------ predict
     def predict(self, model: str, req: HttpRequest, outcome: Outcome) -> dict[str, Any]:
         t0 = time.perf_counter()
-        text = json_body_text(req.body, content_type=req.content_type, is_base64=req.is_base64,
-                              max_bytes=self.settings.max_body_bytes)
+        text = json_body_text(
+            req.body, content_type=req.content_type, is_base64=req.is_base64, max_bytes=self.settings.max_body_bytes
+        )
         try:
             dep = self.deployments.deployment(model)
         except ServingError:
@@ -188,9 +207,16 @@ class PredictionService:
             valid = champ.validator.validate(rows, origins=origins)
         n = len(valid.rows)
         row_ids = [f"{req.request_id}:{i}" for i in range(n)]
-        batch = _Batch(row_ids=row_ids, answers=[{}] * n, records=[], t0=t0, outcome=outcome,
-                       keep=sampled(row_ids, self.settings.capture_sampling),
-                       ts=datetime.now(UTC), who={CAPTURE_CALLER: req.caller} if req.caller else {})
+        batch = _Batch(
+            row_ids=row_ids,
+            answers=[{}] * n,
+            records=[],
+            t0=t0,
+            outcome=outcome,
+            keep=sampled(row_ids, self.settings.capture_sampling),
+            ts=datetime.now(UTC),
+            who={CAPTURE_CALLER: req.caller} if req.caller else {},
+        )
         chall, chall_valid = self._challenger_input(dep, valid, outcome)
         routed = canary_rows(row_ids, dep.percent) if dep.mode == "canary" and chall else [False] * n
         self._answer(batch, champ, "champion", valid, [i for i in range(n) if not routed[i]])
@@ -202,27 +228,40 @@ class PredictionService:
             self.capture.submit(batch.records)
         return {"model": model, "request_id": req.request_id, "predictions": batch.answers}
 
-    def _entity_rows(self, champ: LoadedModel,
-                     ents: EntityRows) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    def _entity_rows(self, champ: LoadedModel, ents: EntityRows) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
         fs = str(champ.schema.get("feature_set") or "")
         try:
             stored = self.entities.get_many(fs, ents.keys)
         except Exception as e:
             log.error("online store lookup failed: %s", e)
-            raise unavailable(f"the online store cannot be read right now ({type(e).__name__}); retry "
-                              f"shortly or send 'records'", code="online_store_unavailable",
-                              retry_after_s=1) from None
+            raise unavailable(
+                f"the online store cannot be read right now ({type(e).__name__}); retry shortly or send 'records'",
+                code="online_store_unavailable",
+                retry_after_s=1,
+            ) from None
         missing = [i for i, k in enumerate(ents.keys) if stored.get(k) is None]
         if missing:
-            details = [{"row": i, "field": None, "entity": ents.keys[i],
-                        "message": f"row {i}: entity {ents.keys[i]!r} has no features in the online store "
-                                   f"(feature set {fs!r})"} for i in missing]
-            raise ServingError(404, "unknown_entity", f"{len(missing)} entity id(s) not found in the online "
-                               f"store; send their features as 'records' instead", details=details)
+            details = [
+                {
+                    "row": i,
+                    "field": None,
+                    "entity": ents.keys[i],
+                    "message": f"row {i}: entity {ents.keys[i]!r} has no features in the online store "
+                    f"(feature set {fs!r})",
+                }
+                for i in missing
+            ]
+            raise ServingError(
+                404,
+                "unknown_entity",
+                f"{len(missing)} entity id(s) not found in the online store; send their features as 'records' instead",
+                details=details,
+            )
         return assemble_entity_rows(ents, stored, champ.validator)
 
-    def _challenger_input(self, dep: Deployment, valid: ValidatedRows,
-                          outcome: Outcome) -> tuple[LoadedModel | None, ValidatedRows | None]:
+    def _challenger_input(
+        self, dep: Deployment, valid: ValidatedRows, outcome: Outcome
+    ) -> tuple[LoadedModel | None, ValidatedRows | None]:
         chall = dep.challenger
         if chall is None:
             return None, None
@@ -232,8 +271,7 @@ class PredictionService:
             return chall, chall.validator.validate([row_dict(r) for r in valid.rows])
         except ServingError as e:
             outcome.challenger_errors += 1
-            log.warning("challenger %s v%s skipped for this request: %s", chall.model, chall.version,
-                        e.message)
+            log.warning("challenger %s v%s skipped for this request: %s", chall.model, chall.version, e.message)
             return None, None
 
     @staticmethod
@@ -248,9 +286,19 @@ class PredictionService:
             rid = row_ids[i]
             answers[i] = {"request_id": rid, "version": version, **p}
             if keep[i]:
-                batch.records.append({"request_id": rid, "model": m.model, "version": version, "role": role,
-                                      "ts": batch.ts, "latency_ms": latency_ms, "features": valid.rows[i],
-                                      "prediction": p, **batch.who})
+                batch.records.append(
+                    {
+                        "request_id": rid,
+                        "model": m.model,
+                        "version": version,
+                        "role": role,
+                        "ts": batch.ts,
+                        "latency_ms": latency_ms,
+                        "features": valid.rows[i],
+                        "prediction": p,
+                        **batch.who,
+                    }
+                )
         stats = batch.outcome.versions.setdefault(version, VersionStats(role))
         stats.rows += len(idx)
         stats.latency_ms = latency_ms
@@ -266,9 +314,19 @@ class PredictionService:
         latency_ms = round((time.perf_counter() - batch.t0) * 1000.0, 3)
         for i, p in enumerate(preds):
             if batch.keep[i]:
-                batch.records.append({"request_id": batch.row_ids[i], "model": m.model, "version": m.version,
-                                      "role": "shadow", "ts": batch.ts, "latency_ms": latency_ms,
-                                      "features": valid.rows[i], "prediction": p, **batch.who})
+                batch.records.append(
+                    {
+                        "request_id": batch.row_ids[i],
+                        "model": m.model,
+                        "version": m.version,
+                        "role": "shadow",
+                        "ts": batch.ts,
+                        "latency_ms": latency_ms,
+                        "features": valid.rows[i],
+                        "prediction": p,
+                        **batch.who,
+                    }
+                )
         stats = batch.outcome.versions.setdefault(m.version, VersionStats("shadow"))
         stats.rows += len(preds)
         stats.latency_ms = latency_ms
@@ -277,8 +335,14 @@ class PredictionService:
     def describe(self, model: str, outcome: Outcome) -> dict[str, Any]:
         aliases = self.deployments.aliases(model)
         outcome.model = model
-        out: dict[str, Any] = {"model": model, "champion": None, "challenger": None, "traffic": aliases.traffic,
-                               "revision": aliases.revision, "updated_at": aliases.updated_at}
+        out: dict[str, Any] = {
+            "model": model,
+            "champion": None,
+            "challenger": None,
+            "traffic": aliases.traffic,
+            "revision": aliases.revision,
+            "updated_at": aliases.updated_at,
+        }
         for role in ("champion", "challenger"):
             v = getattr(aliases, role)
             if v is None:
@@ -288,18 +352,25 @@ class PredictionService:
             except Exception as e:
                 out[role] = {"version": v, "error": f"version details unavailable ({type(e).__name__})"}
                 continue
-            out[role] = {"version": v, "status": info.status, "created_at": info.created_at,
-                         "algorithm": info.algorithm, "metrics": info.metrics,
-                         "feature_set": info.feature_set, "feature_set_version": info.feature_set_version,
-                         "input_schema": info.input_schema}
+            out[role] = {
+                "version": v,
+                "status": info.status,
+                "created_at": info.created_at,
+                "algorithm": info.algorithm,
+                "metrics": info.metrics,
+                "feature_set": info.feature_set,
+                "feature_set_version": info.feature_set_version,
+                "input_schema": info.input_schema,
+            }
         if aliases.champion is None:
             out["serving"] = "no champion yet: predictions answer 503 until a version is promoted"
         return out
 
     # ------------------------------------------------------------------ feedback
     def feedback(self, model: str, req: HttpRequest, outcome: Outcome) -> dict[str, Any]:
-        body = parse_json_body(req.body, content_type=req.content_type, is_base64=req.is_base64,
-                               max_bytes=self.settings.max_body_bytes)
+        body = parse_json_body(
+            req.body, content_type=req.content_type, is_base64=req.is_base64, max_bytes=self.settings.max_body_bytes
+        )
         aliases = self.deployments.aliases(model)
         outcome.model = model
         label_spec = None
@@ -313,8 +384,11 @@ class PredictionService:
             uri = store_feedback(self.captures_bucket, model, labels, by=req.caller)
         except Exception as e:
             log.error("feedback for %s could not be stored: %s", model, e)
-            raise unavailable(f"the labels could not be stored right now ({type(e).__name__}); retry the "
-                              f"same request", code="feedback_unavailable", retry_after_s=1) from None
+            raise unavailable(
+                f"the labels could not be stored right now ({type(e).__name__}); retry the same request",
+                code="feedback_unavailable",
+                retry_after_s=1,
+            ) from None
         return {"model": model, "accepted": len(labels), "object": uri}
 
     # ------------------------------------------------------------------ warm-up
@@ -379,7 +453,10 @@ class PredictionService:
 
 def unknown_route(method: str, path: str, allowed: list[str]) -> ServingError:
     if allowed:
-        return ServingError(405, "method_not_allowed",
-                            f"{method} is not allowed on {path}; use {' or '.join(allowed)}",
-                            headers={"Allow": ", ".join(allowed)})
+        return ServingError(
+            405,
+            "method_not_allowed",
+            f"{method} is not allowed on {path}; use {' or '.join(allowed)}",
+            headers={"Allow": ", ".join(allowed)},
+        )
     return not_found(f"no route {method} {path}; see /openapi.json for the API", code="unknown_route")

@@ -25,9 +25,15 @@ from driftline.serving.service import Outcome
 Groups = dict[tuple[str, str], dict[str, float]]
 
 
-def metric_groups(outcome: Outcome, status: int, latency_ms: float, *,
-                  capture_failures: Mapping[tuple[str, int], int] | None = None,
-                  challenger_failures: int = 0, cold_start: bool = False) -> Groups:
+def metric_groups(
+    outcome: Outcome,
+    status: int,
+    latency_ms: float,
+    *,
+    capture_failures: Mapping[tuple[str, int], int] | None = None,
+    challenger_failures: int = 0,
+    cold_start: bool = False,
+) -> Groups:
     """(model, version) -> {metric name: value} for this request; empty for non-model routes."""
     groups: Groups = {}
     if outcome.model is not None or status >= 500:
@@ -69,13 +75,23 @@ class EmfWriter:
         self._templates: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
     def _template(self, model: str, version: str, names: tuple[str, ...]) -> str:
-        meta = {"Namespace": self.namespace, "Dimensions": [["service", "model", "version"]],
-                "Metrics": [{"Name": n, "Unit": _UNITS.get(n, "Count")} for n in names]}
+        meta = {
+            "Namespace": self.namespace,
+            "Dimensions": [["service", "model", "version"]],
+            "Metrics": [{"Name": n, "Unit": _UNITS.get(n, "Count")} for n in names],
+        }
         head = json.dumps({"CloudWatchMetrics": [meta]}, separators=(",", ":"))[1:-1]
         dims = json.dumps({"service": self.service, "model": model, "version": version}, separators=(",", ":"))
         values = ",".join(f"{json.dumps(n)}:%r" for n in names)
-        tpl = ('{"_aws":{"Timestamp":%d,' + head.replace("%", "%%") + "}," + dims[1:-1].replace("%", "%%")
-               + "," + values + "}\n")
+        tpl = (
+            '{"_aws":{"Timestamp":%d,'
+            + head.replace("%", "%%")
+            + "},"
+            + dims[1:-1].replace("%", "%%")
+            + ","
+            + values
+            + "}\n"
+        )
         if len(self._templates) >= self.MAX_TEMPLATES:
             self._templates.clear()
         self._templates[(model, version, names)] = tpl
@@ -91,10 +107,17 @@ class EmfWriter:
             out.append(tpl % (ts, *values.values()))
         return out
 
-    def request_lines(self, outcome: Outcome, status: int, latency_ms: float, *,
-                      capture_failures: Mapping[tuple[str, int], int] | None = None,
-                      challenger_failures: int = 0, cold_start: bool = False,
-                      timestamp_ms: int | None = None) -> str:
+    def request_lines(
+        self,
+        outcome: Outcome,
+        status: int,
+        latency_ms: float,
+        *,
+        capture_failures: Mapping[tuple[str, int], int] | None = None,
+        challenger_failures: int = 0,
+        cold_start: bool = False,
+        timestamp_ms: int | None = None,
+    ) -> str:
         """This request's documents: ``lines(metric_groups(...))`` joined, "" for non-model routes.
 
         The common request (answered by the one version that judged it, nothing else to report) skips
@@ -102,14 +125,27 @@ class EmfWriter:
         template (building the groups was a visible share of a single-row request);
         ``tests/unit/test_serving_telemetry.py`` checks both ways write the same text."""
         versions = outcome.versions
-        if (status < 400 and not cold_start and not capture_failures and not challenger_failures
-                and not outcome.challenger_errors and outcome.model is not None and len(versions) == 1):
+        if (
+            status < 400
+            and not cold_start
+            and not capture_failures
+            and not challenger_failures
+            and not outcome.challenger_errors
+            and outcome.model is not None
+            and len(versions) == 1
+        ):
             stats = versions.get(outcome.primary) if outcome.primary is not None else None
             if stats is not None:
                 key = (outcome.model, str(outcome.primary), _ANSWERED)
                 tpl = self._templates.get(key) or self._template(*key)
                 ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
                 return tpl % (ts, 1, latency_ms, stats.rows)
-        groups = metric_groups(outcome, status, latency_ms, capture_failures=capture_failures,
-                               challenger_failures=challenger_failures, cold_start=cold_start)
+        groups = metric_groups(
+            outcome,
+            status,
+            latency_ms,
+            capture_failures=capture_failures,
+            challenger_failures=challenger_failures,
+            cold_start=cold_start,
+        )
         return "".join(self.lines(groups, timestamp_ms)) if groups else ""

@@ -73,8 +73,13 @@ def _tuple_getter(columns: Sequence[int]) -> Callable[[Any], tuple[Any, ...]]:
 class TypedRecords:
     """Decodes ``{"records": [...]}`` for one input schema into :class:`ValidatedRows`, or ``None``."""
 
-    def __init__(self, decoder: msgspec.json.Decoder[Any], width: int,
-                 categorical: list[tuple[int, dict[Any, float]]], timestamps: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        decoder: msgspec.json.Decoder[Any],
+        width: int,
+        categorical: list[tuple[int, dict[Any, float]]],
+        timestamps: Sequence[str] = (),
+    ) -> None:
         self._decoder = decoder
         self._timestamps = [operator.attrgetter(a) for a in timestamps]
         self._width = width

@@ -28,8 +28,7 @@ from driftline.features.encoding import FLOAT32_MAX, MODEL_INPUT_TYPES, category
 from driftline.serving.body import NonFinite
 from driftline.serving.errors import unprocessable
 
-__all__ = ["COLUMNAR_MIN_ROWS", "FastField", "FieldSpec", "InputKind", "InputValidator", "ValidatedRows",
-           "describe"]
+__all__ = ["COLUMNAR_MIN_ROWS", "FastField", "FieldSpec", "InputKind", "InputValidator", "ValidatedRows", "describe"]
 
 
 class InputKind(IntEnum):
@@ -49,8 +48,7 @@ _KIND = {"float": _FLOAT, "int": _INT, "categorical": _CAT, "bool": _BOOL}
 _NAN = float("nan")
 _NONE_TYPE = type(None)
 _DICT_ONLY = {dict}
-_ALLOWED = {_FLOAT: frozenset({float, int}), _INT: frozenset({int}), _CAT: frozenset({str}),
-            _BOOL: frozenset({bool})}
+_ALLOWED = {_FLOAT: frozenset({float, int}), _INT: frozenset({int}), _CAT: frozenset({str}), _BOOL: frozenset({bool})}
 """Value types the column path takes as they are (anything else goes to the row path)."""
 COLUMNAR_MIN_ROWS = 8
 """From this many rows a batch is checked column by column (numpy); below, row by row is faster."""
@@ -128,9 +126,17 @@ class FieldSpec:
             expected = "a string"
         if nullable:
             expected += " or null"
-        return cls(name=str(f["name"]), type=ftype, nullable=nullable, min=lo, max=hi, codes=codes,
-                   request_time=bool(f.get("request_time", False)), is_input=ftype in MODEL_INPUT_TYPES,
-                   expected=expected)
+        return cls(
+            name=str(f["name"]),
+            type=ftype,
+            nullable=nullable,
+            min=lo,
+            max=hi,
+            codes=codes,
+            request_time=bool(f.get("request_time", False)),
+            is_input=ftype in MODEL_INPUT_TYPES,
+            expected=expected,
+        )
 
 
 class FastField(NamedTuple):
@@ -164,10 +170,15 @@ class FastField(NamedTuple):
     def of(cls, spec: FieldSpec) -> FastField:
         """The fast-path description of a model input (``spec.is_input``)."""
         f32 = FLOAT32_MAX
-        return cls(name=spec.name, kind=_KIND[spec.type],
-                   lo=-f32 if spec.min is None else max(spec.min, -f32),
-                   hi=f32 if spec.max is None else min(spec.max, f32),
-                   codes=spec.codes or {}, nullable=spec.nullable, spec=spec)
+        return cls(
+            name=spec.name,
+            kind=_KIND[spec.type],
+            lo=-f32 if spec.min is None else max(spec.min, -f32),
+            hi=f32 if spec.max is None else min(spec.max, f32),
+            codes=spec.codes or {},
+            nullable=spec.nullable,
+            spec=spec,
+        )
 
 
 @dataclass
@@ -204,7 +215,8 @@ class InputValidator:
         self._row_fields: list[tuple[Any, ...]] = [tuple(f) for f in self.fast_fields]
         input_names = [f.name for f in self.inputs]
         self._getter: Callable[[dict[str, Any]], tuple[Any, ...]] = (
-            operator.itemgetter(*input_names) if len(input_names) > 1 else lambda r: (r[input_names[0]],))
+            operator.itemgetter(*input_names) if len(input_names) > 1 else lambda r: (r[input_names[0]],)
+        )
         inf = float("inf")
         self._lo = np.array([[-inf if f.kind in (_CAT, _BOOL) else f.lo] for f in self.fast_fields])
         self._hi = np.array([[inf if f.kind in (_CAT, _BOOL) else f.hi] for f in self.fast_fields])
@@ -268,8 +280,9 @@ class InputValidator:
         return (_NAN, None) if isinstance(v, str) else (_NAN, "")
 
     # ------------------------------------------------------------------ rows
-    def validate(self, rows: Sequence[Any], *, origins: Sequence[Mapping[str, str]] | None = None,
-                 first_row: int = 0) -> ValidatedRows:
+    def validate(
+        self, rows: Sequence[Any], *, origins: Sequence[Mapping[str, str]] | None = None, first_row: int = 0
+    ) -> ValidatedRows:
         """Validate and encode ``rows`` (dicts); raise a 422 listing every problem found."""
         if len(rows) >= COLUMNAR_MIN_ROWS:
             done = self._validate_columns(rows)
@@ -325,7 +338,8 @@ class InputValidator:
         return ValidatedRows(X=X, rows=list(rows))
 
     def _validate_rows(  # noqa: C901 - the per-value loop of the request path, inlined on purpose (typed_records and the columnar path take the common cases)
-            self, rows: Sequence[Any], origins: Sequence[Mapping[str, str]] | None, first_row: int) -> ValidatedRows:
+        self, rows: Sequence[Any], origins: Sequence[Mapping[str, str]] | None, first_row: int
+    ) -> ValidatedRows:
         flat: list[float] = []
         append = flat.append
         problems: list[dict[str, Any]] = []
@@ -336,16 +350,25 @@ class InputValidator:
         for i, row in enumerate(rows):
             idx = first_row + i
             if type(row) is not dict:
-                problems.append(_problem(idx, None, "an object with the model's fields", row,
-                                         "each row must be a JSON object"))
+                problems.append(
+                    _problem(idx, None, "an object with the model's fields", row, "each row must be a JSON object")
+                )
                 continue
             if not names.issuperset(row):
                 for k in row:
                     if k not in names:
                         close = difflib.get_close_matches(str(k), list(names), n=1)
                         fix = f'did you mean "{close[0]}"?' if close else "remove it"
-                        problems.append(_problem(idx, str(k), "no such field (not in the input schema)",
-                                                 row[k], fix, source=origins[i].get(k) if origins else None))
+                        problems.append(
+                            _problem(
+                                idx,
+                                str(k),
+                                "no such field (not in the input schema)",
+                                row[k],
+                                fix,
+                                source=origins[i].get(k) if origins else None,
+                            )
+                        )
             get = row.get
             for name, kind, lo, hi, codes, nullable, spec in fast:  # a FastField, unpacked in field order
                 v = get(name, _MISSING)
@@ -377,8 +400,16 @@ class InputValidator:
                     continue
                 x, hint = check(spec, v)
                 if hint is not None:
-                    problems.append(_problem(idx, spec.name, spec.expected, v, hint,
-                                             source=origins[i].get(spec.name) if origins else None))
+                    problems.append(
+                        _problem(
+                            idx,
+                            spec.name,
+                            spec.expected,
+                            v,
+                            hint,
+                            source=origins[i].get(spec.name) if origins else None,
+                        )
+                    )
                 append(x)
             for spec in self.others:
                 v = row.get(spec.name, _MISSING)
@@ -386,36 +417,48 @@ class InputValidator:
                     continue
                 _, hint = check(spec, v)
                 if hint is not None:
-                    problems.append(_problem(idx, spec.name, spec.expected, v, hint,
-                                             source=origins[i].get(spec.name) if origins else None))
+                    problems.append(
+                        _problem(
+                            idx,
+                            spec.name,
+                            spec.expected,
+                            v,
+                            hint,
+                            source=origins[i].get(spec.name) if origins else None,
+                        )
+                    )
             good.append(row)
         if problems:
             n_rows = len({p["row"] for p in problems})
-            raise unprocessable(f"{len(problems)} problem(s) in {n_rows} row(s); see 'details' "
-                                f"(one entry per row and field)", problems, code="invalid_rows")
+            raise unprocessable(
+                f"{len(problems)} problem(s) in {n_rows} row(s); see 'details' (one entry per row and field)",
+                problems,
+                code="invalid_rows",
+            )
         X = np.array(flat, dtype=np.float32).reshape(len(rows), self.n_inputs)
         return ValidatedRows(X=X, rows=good)
 
     def _missing(self, idx: int, spec: FieldSpec, origin: Mapping[str, str] | None) -> dict[str, Any]:
         if origin is None:
             hint = "every model feature must be present; send null for a missing value" + (
-                "" if spec.nullable else " (this one is not nullable)")
+                "" if spec.nullable else " (this one is not nullable)"
+            )
             return _problem(idx, spec.name, spec.expected, _MISSING, hint)
         if spec.request_time:
             hint = "a request-time feature: supply it in 'features' or in the entity object"
         else:
-            hint = ("the online store has no value for this entity; supply it in 'features' or in the "
-                    "entity object")
-        return _problem(idx, spec.name, spec.expected, _MISSING, hint,
-                        source="request" if spec.request_time else "online_store")
+            hint = "the online store has no value for this entity; supply it in 'features' or in the entity object"
+        return _problem(
+            idx, spec.name, spec.expected, _MISSING, hint, source="request" if spec.request_time else "online_store"
+        )
 
 
-def _problem(row: int, field: str | None, expected: str, got: Any, hint: str, *,
-             source: str | None = None) -> dict[str, Any]:
+def _problem(
+    row: int, field: str | None, expected: str, got: Any, hint: str, *, source: str | None = None
+) -> dict[str, Any]:
     where = f"row {row}" + (f", field '{field}'" if field is not None else "")
     message = f"{where}: expected {expected}, got {describe(got)}" + (f" ({hint})" if hint else "")
-    out: dict[str, Any] = {"row": row, "field": field, "expected": expected, "got": describe(got),
-                           "message": message}
+    out: dict[str, Any] = {"row": row, "field": field, "expected": expected, "got": describe(got), "message": message}
     if source:
         out["source"] = source
     return out

@@ -44,8 +44,9 @@ class Booster:
 
 
 def _missing(package: str) -> TrainingRejectedError:
-    return TrainingRejectedError(f"registering this file needs {package} and onnxmltools: pip install "
-                                 f"'driftline[boosters]'")
+    return TrainingRejectedError(
+        f"registering this file needs {package} and onnxmltools: pip install 'driftline[boosters]'"
+    )
 
 
 def _lightgbm_thresholds(booster: Any) -> Iterator[tuple[int, float]]:
@@ -122,8 +123,12 @@ def read_booster(path: Path, data: bytes) -> Booster:
             width = int(booster.num_feature())
             objective = str(booster.dump_model().get("objective", ""))
             classifier = objective.startswith(("binary", "multiclass"))
-            model = onnxmltools.convert_lightgbm(booster, initial_types=[("X", FloatTensorType([None, width]))],
-                                                 zipmap=False, target_opset=ONNXMLTOOLS_OPSET)
+            model = onnxmltools.convert_lightgbm(
+                booster,
+                initial_types=[("X", FloatTensorType([None, width]))],
+                zipmap=False,
+                target_opset=ONNXMLTOOLS_OPSET,
+            )
             thresholds = list(_lightgbm_thresholds(booster))
 
             def predict(X: np.ndarray) -> np.ndarray:
@@ -138,8 +143,9 @@ def read_booster(path: Path, data: bytes) -> Booster:
             width = int(xb.num_features())
             objective = json.loads(xb.save_config())["learner"]["objective"]["name"]
             classifier = objective.startswith(("binary:", "multi:"))
-            model = onnxmltools.convert_xgboost(xb, initial_types=[("X", FloatTensorType([None, width]))],
-                                                target_opset=ONNXMLTOOLS_OPSET)
+            model = onnxmltools.convert_xgboost(
+                xb, initial_types=[("X", FloatTensorType([None, width]))], target_opset=ONNXMLTOOLS_OPSET
+            )
             thresholds = []  # XGBoost's thresholds are float32 already: the converted graph is exact
 
             def predict(X: np.ndarray) -> np.ndarray:
@@ -148,8 +154,9 @@ def read_booster(path: Path, data: bytes) -> Booster:
         raise
     except Exception as e:  # the libraries raise their own error types for corrupt files
         kind = "LightGBM text" if suffix == ".txt" else "XGBoost"
-        raise TrainingRejectedError(f"{path.name}: not a readable {kind} model ({type(e).__name__}: "
-                                    f"{' '.join(str(e).split())[:200]})") from None
+        raise TrainingRejectedError(
+            f"{path.name}: not a readable {kind} model ({type(e).__name__}: {' '.join(str(e).split())[:200]})"
+        ) from None
     exact_thresholds(model, thresholds)
     onnx.checker.check_model(model)
 

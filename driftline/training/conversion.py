@@ -78,7 +78,8 @@ def _check_classes(theirs: Sequence[Any], schema: Mapping[str, Any]) -> None:
         raise TrainingRejectedError(
             f"the model's classes {list(theirs)} differ from the classes {ours} of label {label['name']!r} "
             f"in the feature set; fit it on the label column of load_training_set (every class needs rows), "
-            f"or correct 'classes' in the feature set")
+            f"or correct 'classes' in the feature set"
+        )
 
 
 def check_estimator(estimator: Any, schema: Mapping[str, Any]) -> ConversionPlan:
@@ -98,11 +99,15 @@ def check_estimator(estimator: Any, schema: Mapping[str, Any]) -> ConversionPlan
     names = getattr(estimator, "feature_names_in_", None)
     if names is None:
         if not hasattr(estimator, "n_features_in_"):
-            raise TrainingRejectedError(f"the {type(estimator).__name__} is not fitted; fit it on the frame from "
-                                        f"driftline.load_training_set first")
-        raise TrainingRejectedError(f"the {type(estimator).__name__} was fitted on an array without column "
-                                    f"names; fit it on the DataFrame from driftline.load_training_set (feature "
-                                    f"columns by name) so serving can feed each feature to the right input")
+            raise TrainingRejectedError(
+                f"the {type(estimator).__name__} is not fitted; fit it on the frame from "
+                f"driftline.load_training_set first"
+            )
+        raise TrainingRejectedError(
+            f"the {type(estimator).__name__} was fitted on an array without column "
+            f"names; fit it on the DataFrame from driftline.load_training_set (feature "
+            f"columns by name) so serving can feed each feature to the right input"
+        )
     columns = tuple(str(n) for n in names)
     known = _schema_columns(schema)
     extra = [c for c in columns if c not in known]
@@ -110,27 +115,34 @@ def check_estimator(estimator: Any, schema: Mapping[str, Any]) -> ConversionPlan
         raise TrainingRejectedError(
             f"the estimator was fitted on column(s) {', '.join(extra)} that are not model features of feature "
             f"set {schema['feature_set']!r} (features: {', '.join(known)}); drop them before fitting (the "
-            f"label, timestamp, entity and 'split' columns are not features)")
+            f"label, timestamp, entity and 'split' columns are not features)"
+        )
     classifier = label["task"] != "regression"
     if classifier and not is_classifier(estimator):
-        raise TrainingRejectedError(f"label {label['name']!r} is a {label['task']} label but the "
-                                    f"{type(estimator).__name__} is not a classifier")
+        raise TrainingRejectedError(
+            f"label {label['name']!r} is a {label['task']} label but the {type(estimator).__name__} is not a classifier"
+        )
     if not classifier and not is_regressor(estimator):
-        raise TrainingRejectedError(f"label {label['name']!r} is a regression target but the "
-                                    f"{type(estimator).__name__} is not a regressor")
+        raise TrainingRejectedError(
+            f"label {label['name']!r} is a regression target but the {type(estimator).__name__} is not a regressor"
+        )
     classes = None
     if classifier:
         if not hasattr(estimator, "predict_proba"):
             raise TrainingRejectedError(
                 f"the {type(estimator).__name__} has no predict_proba: serving answers class probabilities; use "
-                f"SVC(probability=True), SGDClassifier(loss='log_loss'), or wrap it in CalibratedClassifierCV")
+                f"SVC(probability=True), SGDClassifier(loss='log_loss'), or wrap it in CalibratedClassifierCV"
+            )
         classes = tuple(np.asarray(estimator.classes_).tolist())
         _check_classes(classes, schema)
-    empty = [f["name"] for f in known.values()
-             if f["type"] == "categorical" and NULL_CATEGORY in (f["categories"] or ())]
+    empty = [
+        f["name"] for f in known.values() if f["type"] == "categorical" and NULL_CATEGORY in (f["categories"] or ())
+    ]
     if empty:
-        raise TrainingRejectedError(f"categorical feature(s) {', '.join(empty)} list the empty string as a category; "
-                                    f"inside the model it stands for null, so rename that category")
+        raise TrainingRejectedError(
+            f"categorical feature(s) {', '.join(empty)} list the empty string as a category; "
+            f"inside the model it stands for null, so rename that category"
+        )
     return ConversionPlan(columns=columns, classifier=classifier, classes=classes)
 
 
@@ -154,6 +166,7 @@ def _imputer_converter() -> Any:
             _impute_double(scope, operator, container)
             return
         convert_sklearn_imputer(scope, operator, container)
+
     return converter
 
 
@@ -172,6 +185,7 @@ def _imputer_shapes() -> Any:
             n = out.shape[0]
             kept = int((~np.isnan(np.asarray(op.statistics_, dtype=np.float64))).sum())
             operator.outputs[0].type = out.__class__([n, kept + len(indicator.features_)])
+
     return calculate
 
 
@@ -217,8 +231,13 @@ def _impute_double(scope: Any, operator: Any, container: Any) -> None:
         container.add_node("Gather", [original, idx], picked, axis=1, name=scope.get_unique_operator_name("Gather"))
         container.add_node("IsNaN", picked, flags, name=scope.get_unique_operator_name("IsNaN"))
         container.add_node("Cast", flags, as_double, to=TensorProto.DOUBLE, name=scope.get_unique_operator_name("Cast"))
-        container.add_node("Concat", [imputed, as_double], operator.outputs[0].full_name, axis=1,
-                           name=scope.get_unique_operator_name("Concat"))
+        container.add_node(
+            "Concat",
+            [imputed, as_double],
+            operator.outputs[0].full_name,
+            axis=1,
+            name=scope.get_unique_operator_name("Concat"),
+        )
 
 
 def _one_hot_converter() -> Any:
@@ -243,14 +262,25 @@ def _one_hot_converter() -> Any:
                 op.handle_unknown = "ignore"
             operator.raw_operator = op
         convert_sklearn_one_hot_encoder(scope, operator, container)
+
     return converter
 
 
 _BOOSTERS = (  # (library, skl2onnx alias prefix, estimator classes, onnxmltools module and converter)
-    ("lightgbm", "LightGbm", ("LGBMClassifier", "LGBMRegressor"),
-     "onnxmltools.convert.lightgbm.operator_converters.LightGbm", "convert_lightgbm"),
-    ("xgboost", "XGBoost", ("XGBClassifier", "XGBRegressor"),
-     "onnxmltools.convert.xgboost.operator_converters.XGBoost", "convert_xgboost"),
+    (
+        "lightgbm",
+        "LightGbm",
+        ("LGBMClassifier", "LGBMRegressor"),
+        "onnxmltools.convert.lightgbm.operator_converters.LightGbm",
+        "convert_lightgbm",
+    ),
+    (
+        "xgboost",
+        "XGBoost",
+        ("XGBClassifier", "XGBRegressor"),
+        "onnxmltools.convert.xgboost.operator_converters.XGBoost",
+        "convert_xgboost",
+    ),
 )
 
 
@@ -270,10 +300,16 @@ def _register_booster_converters() -> None:
             convert = getattr(importlib.import_module(module), name)
         except ImportError:
             continue
-        update_registered_converter(getattr(lib, classifier), f"{alias}{classifier}",
-                                    calculate_linear_classifier_output_shapes, convert, options=options)
-        update_registered_converter(getattr(lib, regressor), f"{alias}{regressor}",
-                                    calculate_linear_regressor_output_shapes, convert)
+        update_registered_converter(
+            getattr(lib, classifier),
+            f"{alias}{classifier}",
+            calculate_linear_classifier_output_shapes,
+            convert,
+            options=options,
+        )
+        update_registered_converter(
+            getattr(lib, regressor), f"{alias}{regressor}", calculate_linear_regressor_output_shapes, convert
+        )
 
 
 class _DoubleTreeInput:
@@ -345,11 +381,20 @@ def _tree_converters(base: Mapping[type, Any]) -> dict[type, Any]:
     from sklearn import ensemble, tree
 
     out = {}
-    for cls in (ensemble.RandomForestRegressor, ensemble.ExtraTreesRegressor, ensemble.GradientBoostingRegressor,
-                ensemble.HistGradientBoostingRegressor, ensemble.HistGradientBoostingClassifier,
-                tree.DecisionTreeRegressor, tree.ExtraTreeRegressor, ensemble.RandomForestClassifier,
-                ensemble.ExtraTreesClassifier, ensemble.GradientBoostingClassifier,
-                tree.DecisionTreeClassifier, tree.ExtraTreeClassifier):
+    for cls in (
+        ensemble.RandomForestRegressor,
+        ensemble.ExtraTreesRegressor,
+        ensemble.GradientBoostingRegressor,
+        ensemble.HistGradientBoostingRegressor,
+        ensemble.HistGradientBoostingClassifier,
+        tree.DecisionTreeRegressor,
+        tree.ExtraTreeRegressor,
+        ensemble.RandomForestClassifier,
+        ensemble.ExtraTreesClassifier,
+        ensemble.GradientBoostingClassifier,
+        tree.DecisionTreeClassifier,
+        tree.ExtraTreeClassifier,
+    ):
         convert = base.get(cls) or get_converter(sklearn_operator_name_map[cls])
 
         def converter(scope: Any, operator: Any, container: Any, convert: Any = convert) -> None:
@@ -362,6 +407,7 @@ def _tree_converters(base: Mapping[type, Any]) -> dict[type, Any]:
                     convert(scope, operator, container, op_version=3)
                     return
             convert(scope, operator, container)
+
         out[cls] = converter
     return out
 
@@ -377,8 +423,7 @@ def _converters() -> dict[type, Any]:
     from sklearn.preprocessing import OneHotEncoder
 
     base = sklearn_converters()
-    return {**base, **_tree_converters(base), SimpleImputer: _imputer_converter(),
-            OneHotEncoder: _one_hot_converter()}
+    return {**base, **_tree_converters(base), SimpleImputer: _imputer_converter(), OneHotEncoder: _one_hot_converter()}
 
 
 # ---------------------------------------------------------------- failure messages
@@ -404,13 +449,17 @@ def _conversion_error(estimator: Any, error: Exception) -> TrainingRejectedError
             break
         if kind in text:
             culprit = (path, kind)
-    hint = ("replace it with scikit-learn steps skl2onnx converts (ColumnTransformer, SimpleImputer, "
-            "StandardScaler, OneHotEncoder, ... and any estimator in skl2onnx's list), register an ONNX converter "
-            "for it with skl2onnx.update_registered_converter, or export the model to ONNX yourself and register "
-            "the .onnx file")
+    hint = (
+        "replace it with scikit-learn steps skl2onnx converts (ColumnTransformer, SimpleImputer, "
+        "StandardScaler, OneHotEncoder, ... and any estimator in skl2onnx's list), register an ONNX converter "
+        "for it with skl2onnx.update_registered_converter, or export the model to ONNX yourself and register "
+        "the .onnx file"
+    )
     if culprit and culprit[1] == "FunctionTransformer":
-        hint = ("a FunctionTransformer runs arbitrary Python that ONNX cannot express; compute that feature "
-                "upstream (in the feature set) or use a built-in transformer; otherwise " + hint)
+        hint = (
+            "a FunctionTransformer runs arbitrary Python that ONNX cannot express; compute that feature "
+            "upstream (in the feature set) or use a built-in transformer; otherwise " + hint
+        )
     where = f"step {culprit[0]!r} ({culprit[1]})" if culprit else f"the {type(estimator).__name__}"
     return TrainingRejectedError(f"{where} cannot be converted to ONNX ({type(error).__name__}: {text}); {hint}")
 
@@ -442,9 +491,11 @@ def convert_estimator(estimator: Any, schema: Mapping[str, Any], name: str = "dr
         # Without a ColumnTransformer skl2onnx takes one matrix: the columns in the order fitted
         text = [c for c in plan.columns if known[c]["type"] == "categorical"]
         if text:
-            raise TrainingRejectedError(f"the {type(first).__name__} receives the string column(s) "
-                                        f"{', '.join(text)} directly; start the pipeline with a ColumnTransformer "
-                                        f"that encodes them (e.g. OneHotEncoder)")
+            raise TrainingRejectedError(
+                f"the {type(first).__name__} receives the string column(s) "
+                f"{', '.join(text)} directly; start the pipeline with a ColumnTransformer "
+                f"that encodes them (e.g. OneHotEncoder)"
+            )
         matrix = list(plan.columns)
     _register_booster_converters()
     # float64 numbers first (scikit-learn computes in float64, so its splits and sums are matched
@@ -459,8 +510,14 @@ def convert_estimator(estimator: Any, schema: Mapping[str, Any], name: str = "dr
             raise first_error from None
 
 
-def _convert_with(estimator: Any, schema: Mapping[str, Any], plan: ConversionPlan, matrix: list[str] | None,
-                  number_type: Any, name: str) -> bytes:
+def _convert_with(
+    estimator: Any,
+    schema: Mapping[str, Any],
+    plan: ConversionPlan,
+    matrix: list[str] | None,
+    number_type: Any,
+    name: str,
+) -> bytes:
     import onnxruntime as ort
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import StringTensorType
@@ -469,21 +526,30 @@ def _convert_with(estimator: Any, schema: Mapping[str, Any], plan: ConversionPla
     if matrix is not None:
         initial = [(MATRIX_INPUT, number_type([None, len(matrix)]))]
     else:
-        initial = [(c, StringTensorType([None, 1]) if known[c]["type"] == "categorical" else number_type([None, 1]))
-                   for c in plan.columns]
+        initial = [
+            (c, StringTensorType([None, 1]) if known[c]["type"] == "categorical" else number_type([None, 1]))
+            for c in plan.columns
+        ]
     try:
-        model = convert_sklearn(estimator, name=name, initial_types=initial, target_opset=_target_opsets(),
-                                options={"zipmap": False} if plan.classifier else None,
-                                custom_conversion_functions=_converters(),
-                                custom_shape_calculators=_shape_calculators())
+        model = convert_sklearn(
+            estimator,
+            name=name,
+            initial_types=initial,
+            target_opset=_target_opsets(),
+            options={"zipmap": False} if plan.classifier else None,
+            custom_conversion_functions=_converters(),
+            custom_shape_calculators=_shape_calculators(),
+        )
     except Exception as e:  # skl2onnx raises many types (RuntimeError, NotImplementedError, ValueError...)
         raise _conversion_error(estimator, e) from None
     data = _fold(_adapt(model, schema, plan.classes, matrix_columns=matrix), schema)
     try:
         ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as e:  # e.g. an op without a kernel for these input types
-        raise TrainingRejectedError(f"the converted {type(estimator).__name__} cannot be loaded by onnxruntime "
-                                    f"({type(e).__name__}: {' '.join(str(e).split())[:300]})") from None
+        raise TrainingRejectedError(
+            f"the converted {type(estimator).__name__} cannot be loaded by onnxruntime "
+            f"({type(e).__name__}: {' '.join(str(e).split())[:300]})"
+        ) from None
     return data
 
 
@@ -494,8 +560,11 @@ def _fold(data: bytes, schema: Mapping[str, Any]) -> bytes:
     from driftline.training.specialize import fold_categories
 
     fed = {n.output[0] for n in onnx.load_from_string(data).graph.node if n.op_type == "CategoryMapper"}
-    cats = {f["name"]: list(f["categories"] or ()) for f in model_features(schema)
-            if f["type"] == "categorical" and _PREFIX + f["name"] in fed}
+    cats = {
+        f["name"]: list(f["categories"] or ())
+        for f in model_features(schema)
+        if f["type"] == "categorical" and _PREFIX + f["name"] in fed
+    }
     return fold_categories(data, cats, _PREFIX, NULL_CATEGORY, "dl_codes") if cats else data
 
 
@@ -538,8 +607,9 @@ def adapt_onnx(data: bytes, schema: Mapping[str, Any], class_indices: bool = Fal
         model = onnx.load_from_string(data)
         onnx.checker.check_model(model)
     except Exception as e:
-        raise TrainingRejectedError(f"the file is not a valid ONNX model ({type(e).__name__}: "
-                                    f"{' '.join(str(e).split())[:300]})") from None
+        raise TrainingRejectedError(
+            f"the file is not a valid ONNX model ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
+        ) from None
     label = schema.get("label")
     if not label:
         raise TrainingRejectedError("the feature set defines no label; a model needs one to be evaluated")
@@ -550,15 +620,18 @@ def adapt_onnx(data: bytes, schema: Mapping[str, Any], class_indices: bool = Fal
     if len(inputs) == 1 and inputs[0].name not in known:
         kind, rank = _tensor_kind(inputs[0])
         if kind != "float" or rank != 2:
-            raise TrainingRejectedError(f"the model's single input {inputs[0].name!r} is not a float matrix; "
-                                        f"name one input per feature instead (see docs/notebook.md)")
+            raise TrainingRejectedError(
+                f"the model's single input {inputs[0].name!r} is not a float matrix; "
+                f"name one input per feature instead (see docs/notebook.md)"
+            )
         dims = inputs[0].type.tensor_type.shape.dim
         width = dims[1].dim_value if dims[1].HasField("dim_value") else None
         if width is not None and width != len(known):
             raise TrainingRejectedError(
                 f"the model's single input {inputs[0].name!r} takes {width} column(s), but feature set "
                 f"{schema['feature_set']!r} has {len(known)} model features ({', '.join(known)}); name one input per "
-                f"feature it reads, or take all of them in this order")
+                f"feature it reads, or take all of them in this order"
+            )
         raw = _graph_classes(model) if classifier else None
         classes = raw
         if raw is not None and class_indices:
@@ -566,15 +639,19 @@ def adapt_onnx(data: bytes, schema: Mapping[str, Any], class_indices: bool = Fal
         return _fold(_adapt(model, schema, classes, single_matrix=True), schema)
     unknown = [i.name for i in inputs if i.name not in known]
     if unknown:
-        raise TrainingRejectedError(f"the model's input(s) {', '.join(unknown)} are not model features of feature "
-                                    f"set {schema['feature_set']!r} (features: {', '.join(known)}); name each "
-                                    f"input after the feature it reads")
+        raise TrainingRejectedError(
+            f"the model's input(s) {', '.join(unknown)} are not model features of feature "
+            f"set {schema['feature_set']!r} (features: {', '.join(known)}); name each "
+            f"input after the feature it reads"
+        )
     for i in inputs:
         kind, _ = _tensor_kind(i)
         want = "string" if known[i.name]["type"] == "categorical" else "float"  # float or double
         if kind != want:
-            raise TrainingRejectedError(f"input {i.name!r} is a {kind} tensor but feature {i.name!r} is "
-                                        f"{known[i.name]['type']}: it must be a {want} tensor [N, 1]")
+            raise TrainingRejectedError(
+                f"input {i.name!r} is a {kind} tensor but feature {i.name!r} is "
+                f"{known[i.name]['type']}: it must be a {want} tensor [N, 1]"
+            )
     classes = _graph_classes(model) if classifier else None
     return _fold(_adapt(model, schema, classes), schema)
 
@@ -594,8 +671,9 @@ def _raise_default_opset(model: Any, default: int) -> Any:
 
         return version_converter.convert_version(model, _MIN_OPSET + 4)
     except Exception:
-        raise TrainingRejectedError(f"the model uses ONNX opset {default} and cannot be upgraded; export it "
-                                    f"with opset {_MIN_OPSET} or newer") from None
+        raise TrainingRejectedError(
+            f"the model uses ONNX opset {default} and cannot be upgraded; export it with opset {_MIN_OPSET} or newer"
+        ) from None
 
 
 def _gather_split_columns(nodes: list[Any], inits: list[Any]) -> list[Any]:
@@ -638,8 +716,14 @@ def _split(source: str, outputs: list[str], opset: int, name: str, inits: list[A
     return helper.make_node("Split", [source], outputs, axis=1, split=[1] * len(outputs), name=name)
 
 
-def _front_nodes(feats: Sequence[Mapping[str, Any]], feeds: set[str], dtypes: Mapping[str, int],
-                 inits: list[Any], opset: int, matrix_columns: Sequence[str] | None = None) -> list[Any]:
+def _front_nodes(
+    feats: Sequence[Mapping[str, Any]],
+    feeds: set[str],
+    dtypes: Mapping[str, int],
+    inits: list[Any],
+    opset: int,
+    matrix_columns: Sequence[str] | None = None,
+) -> list[Any]:
     """``X`` -> the user's per-column inputs, in as few nodes as possible (each node costs per request).
 
     Numbers: ``X`` cast once per input type the graph declares (float, double), then one Split into
@@ -652,8 +736,9 @@ def _front_nodes(feats: Sequence[Mapping[str, Any]], feeds: set[str], dtypes: Ma
     nodes: list[Any] = []
     if matrix_columns is not None:  # one input: the fitted columns, in their order
         position = {f["name"]: j for j, f in enumerate(feats)}
-        inits.append(numpy_helper.from_array(np.asarray([position[c] for c in matrix_columns], dtype=np.int64),
-                                             "dl_matrix_idx"))
+        inits.append(
+            numpy_helper.from_array(np.asarray([position[c] for c in matrix_columns], dtype=np.int64), "dl_matrix_idx")
+        )
         nodes.append(helper.make_node("Gather", [ONNX_INPUT_NAME, "dl_matrix_idx"], ["dl_matrix"], axis=1))
         nodes.append(helper.make_node("Cast", ["dl_matrix"], [_PREFIX + MATRIX_INPUT], to=dtypes[MATRIX_INPUT]))
         return nodes
@@ -663,8 +748,12 @@ def _front_nodes(feats: Sequence[Mapping[str, Any]], feeds: set[str], dtypes: Ma
         if elem != TensorProto.FLOAT:
             source = f"dl_x_{elem}"
             nodes.append(helper.make_node("Cast", [ONNX_INPUT_NAME], [source], to=elem))
-        outs = [_PREFIX + f["name"] if f["name"] in feeds and f["type"] != "categorical"
-                and dtypes[f["name"]] == elem else f"dl_unused_{elem}_{j}" for j, f in enumerate(feats)]
+        outs = [
+            _PREFIX + f["name"]
+            if f["name"] in feeds and f["type"] != "categorical" and dtypes[f["name"]] == elem
+            else f"dl_unused_{elem}_{j}"
+            for j, f in enumerate(feats)
+        ]
         nodes.append(_split(source, outs, opset, f"dl_split_{elem}", inits))
     cats = [(j, f) for j, f in enumerate(feats) if f["type"] == "categorical" and f["name"] in feeds]
     if cats:
@@ -682,10 +771,17 @@ def _front_nodes(feats: Sequence[Mapping[str, Any]], feeds: set[str], dtypes: Ma
         else:
             nodes.append(_split("dl_codes", codes, opset, "dl_split_codes", inits))
         for (_, f), code in zip(cats, codes, strict=True):
-            nodes.append(helper.make_node("CategoryMapper", [code], [_PREFIX + f["name"]], domain="ai.onnx.ml",
-                                          cats_int64s=list(range(len(f["categories"] or ()))),
-                                          cats_strings=[str(c) for c in f["categories"] or ()],
-                                          default_string=NULL_CATEGORY))
+            nodes.append(
+                helper.make_node(
+                    "CategoryMapper",
+                    [code],
+                    [_PREFIX + f["name"]],
+                    domain="ai.onnx.ml",
+                    cats_int64s=list(range(len(f["categories"] or ()))),
+                    cats_strings=[str(c) for c in f["categories"] or ()],
+                    default_string=NULL_CATEGORY,
+                )
+            )
     return nodes
 
 
@@ -695,8 +791,10 @@ def _outputs(model: Any, classifier: bool) -> tuple[str | None, str]:
     for o in model.graph.output:
         kind, rank = _tensor_kind(o)
         if rank == -1:
-            raise TrainingRejectedError(f"output {o.name!r} is a {kind} (ZipMap); convert the classifier with "
-                                        f"options={{'zipmap': False}} so probabilities are a float tensor")
+            raise TrainingRejectedError(
+                f"output {o.name!r} is a {kind} (ZipMap); convert the classifier with "
+                f"options={{'zipmap': False}} so probabilities are a float tensor"
+            )
         if kind == "float" and score_out is None:
             score_out = o.name
         elif kind in ("int", "string") and label_out is None:
@@ -704,12 +802,18 @@ def _outputs(model: Any, classifier: bool) -> tuple[str | None, str]:
     if score_out is None or (classifier and label_out is None):
         raise TrainingRejectedError(
             f"the model's outputs {[o.name for o in model.graph.output]} are not "
-            f"{'a label tensor and a float probability matrix' if classifier else 'a float value tensor'}")
+            f"{'a label tensor and a float probability matrix' if classifier else 'a float value tensor'}"
+        )
     return label_out, score_out
 
 
-def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None,
-           single_matrix: bool = False, matrix_columns: Sequence[str] | None = None) -> bytes:
+def _adapt(
+    model: Any,
+    schema: Mapping[str, Any],
+    classes: Sequence[Any] | None,
+    single_matrix: bool = False,
+    matrix_columns: Sequence[str] | None = None,
+) -> bytes:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -750,8 +854,10 @@ def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None,
             inits.append(numpy_helper.from_array(np.asarray(order, dtype=np.int64), "dl_class_index"))
             nodes.append(helper.make_node("ArgMax", ["dl_scores"], ["dl_their_label"], axis=1, keepdims=0))
             nodes.append(helper.make_node("Gather", ["dl_class_index", "dl_their_label"], ["label"], axis=0))
-        outputs = [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
-                   helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(ours)])]
+        outputs = [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(ours)]),
+        ]
     else:
         inits.append(numpy_helper.from_array(np.asarray([-1, 1], dtype=np.int64), "dl_value_shape"))
         nodes.append(helper.make_node("Cast", [_PREFIX + score_out], ["dl_value"], to=TensorProto.FLOAT))
@@ -762,8 +868,9 @@ def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None,
     new_graph = helper.make_graph(all_nodes, graph.name, [x], outputs, initializer=list(graph.initializer) + inits)
     opsets = {o.domain or "": o.version for o in model.opset_import}
     opsets["ai.onnx.ml"] = max(opsets.get("ai.onnx.ml", 0), _ML_OPSET)
-    merged = helper.make_model(new_graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
-                               producer_name="driftline")
+    merged = helper.make_model(
+        new_graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()], producer_name="driftline"
+    )
     merged.ir_version = model.ir_version
     merged.functions.extend(model.functions)
     try:
@@ -771,4 +878,3 @@ def _adapt(model: Any, schema: Mapping[str, Any], classes: Sequence[Any] | None,
     except Exception as e:  # the adapter itself is wrong: a bug, not the user's fault, but never a half model
         raise TrainingRejectedError(f"the adapted ONNX model is invalid ({type(e).__name__}: {str(e)[:300]})") from None
     return bytes(merged.SerializeToString())
-

@@ -75,8 +75,14 @@ class TrainedModel:
         """
         from driftline.drift import build_profile_for_feature_set
 
-        profile = build_profile_for_feature_set(fs, self.data.validation_table, self.prediction_column(),
-                                                model=model, version=version, sample_size=sample_size)
+        profile = build_profile_for_feature_set(
+            fs,
+            self.data.validation_table,
+            self.prediction_column(),
+            model=model,
+            version=version,
+            sample_size=sample_size,
+        )
         text: str = profile.to_json()
         return text
 
@@ -112,8 +118,9 @@ def evaluate(prediction: OnnxPrediction, y: np.ndarray) -> dict[str, float]:
     return regression_metrics(y, prediction.values)
 
 
-def validation_fraction_of(cfg: ModelConfig, override: float | None = None,
-                           params: Mapping[str, Any] | None = None) -> float:
+def validation_fraction_of(
+    cfg: ModelConfig, override: float | None = None, params: Mapping[str, Any] | None = None
+) -> float:
     """The explicit override, else ``params.validation_fraction`` (request params, then config), else 0.2."""
     if override is not None:
         return float(override)
@@ -121,8 +128,9 @@ def validation_fraction_of(cfg: ModelConfig, override: float | None = None,
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise TrainingRejectedError(f"params.validation_fraction of model {cfg.name!r} must be a number "
-                                    f"between 0 and 1, not {value!r}") from None
+        raise TrainingRejectedError(
+            f"params.validation_fraction of model {cfg.name!r} must be a number between 0 and 1, not {value!r}"
+        ) from None
 
 
 def train_model(
@@ -155,20 +163,25 @@ def train_model(
     params = dict(params)
     label = fs.label
     if label is None:
-        raise TrainingRejectedError(f"feature set {fs.name!r} defines no label; add one under 'labels' "
-                                    f"to train on it")
+        raise TrainingRejectedError(f"feature set {fs.name!r} defines no label; add one under 'labels' to train on it")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     progress("checking and encoding the training table")
-    prepared = prepare(data, fs, min_rows=cfg.retrain.min_training_rows if min_rows is None else min_rows,
-                       validation_fraction=validation_fraction_of(cfg, validation_fraction, params))
+    prepared = prepare(
+        data,
+        fs,
+        min_rows=cfg.retrain.min_training_rows if min_rows is None else min_rows,
+        validation_fraction=validation_fraction_of(cfg, validation_fraction, params),
+    )
     classifier = label.task != "regression"
     if classifier:
         missing = sorted(set(range(len(label.class_values))) - set(np.unique(prepared.y_train).tolist()))
         if missing:
             names = [label.class_values[i] for i in missing]
-            raise TrainingRejectedError(f"the training period has no rows of class(es) {names} of label "
-                                        f"{label.name!r}; every class in 'classes' needs examples")
+            raise TrainingRejectedError(
+                f"the training period has no rows of class(es) {names} of label "
+                f"{label.name!r}; every class in 'classes' needs examples"
+            )
     timings["prepare"] = time.perf_counter() - t0
     schema = fs.input_schema()
     n_threads = fit_threads(len(prepared.y_train), threads)
@@ -179,8 +192,15 @@ def train_model(
 
         own = {k: v for k, v in params.items() if k not in RESERVED_PARAMS}
         pipeline, onnx_bytes, reference = fit_trainer(
-            trainer, prepared, to_arrow(data), fs, own, validation_fraction_of(cfg, validation_fraction, params),
-            directory=trainers_dir, threads=n_threads)
+            trainer,
+            prepared,
+            to_arrow(data),
+            fs,
+            own,
+            validation_fraction_of(cfg, validation_fraction, params),
+            directory=trainers_dir,
+            threads=n_threads,
+        )
         timings["fit_and_convert"] = time.perf_counter() - t
         t = time.perf_counter()
     else:
@@ -215,10 +235,17 @@ def train_model(
     timings["skops"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return TrainedModel(
-        algorithm=algorithm, task=label.task,
+        algorithm=algorithm,
+        task=label.task,
         params=dict(params) if trainer else estimator_params(algorithm, params, seed),
-        metrics=metrics, parity=parity_report, split=prepared.split, onnx=onnx_bytes, skops=skops_bytes,
-        data=prepared, validation_prediction=prediction,
+        metrics=metrics,
+        parity=parity_report,
+        split=prepared.split,
+        onnx=onnx_bytes,
+        skops=skops_bytes,
+        data=prepared,
+        validation_prediction=prediction,
         timings_s={k: round(v, 4) for k, v in timings.items()},
-        rows_unlabeled=prepared.rows_unlabeled, fit_threads=n_threads,
+        rows_unlabeled=prepared.rows_unlabeled,
+        fit_threads=n_threads,
     )

@@ -60,12 +60,16 @@ def timestamps_us(table: pa.Table, name: str) -> np.ndarray:
         else:
             raise TypeError(col.type)
     except (pa.ArrowInvalid, TypeError) as e:
-        raise TrainingRejectedError(f"timestamp column {name!r} has type {col.type} and cannot be read as "
-                                    f"a time ({e}); store it as a timestamp or an ISO-8601 string") from None
+        raise TrainingRejectedError(
+            f"timestamp column {name!r} has type {col.type} and cannot be read as "
+            f"a time ({e}); store it as a timestamp or an ISO-8601 string"
+        ) from None
     nulls = col.null_count
     if nulls:
-        raise TrainingRejectedError(f"timestamp column {name!r} has {nulls} null value(s); every training "
-                                    f"row needs an event time for the time split (fix or drop those rows)")
+        raise TrainingRejectedError(
+            f"timestamp column {name!r} has {nulls} null value(s); every training "
+            f"row needs an event time for the time split (fix or drop those rows)"
+        )
     return np.asarray(pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
@@ -80,8 +84,10 @@ def _feature_values(feature: Mapping[str, Any], col: pa.ChunkedArray) -> np.ndar
             if pa.types.is_boolean(col.type):
                 col = pc.cast(col, pa.int8())
             else:
-                raise TrainingRejectedError(f"feature {name!r} is declared {kind} but the column has type "
-                                            f"{col.type}; fix the data or the feature set definition")
+                raise TrainingRejectedError(
+                    f"feature {name!r} is declared {kind} but the column has type "
+                    f"{col.type}; fix the data or the feature set definition"
+                )
         values = col.to_numpy(zero_copy_only=False)
         if values.dtype == object:  # an all-null column
             values = np.full(len(values), np.nan)
@@ -104,8 +110,10 @@ def encode_table(schema: Mapping[str, Any], table: pa.Table) -> np.ndarray:
     feats = model_features(schema)
     missing = [f["name"] for f in feats if f["name"] not in table.column_names]
     if missing:
-        raise TrainingRejectedError(f"the training table lacks model feature column(s) {', '.join(missing)}; "
-                               f"columns present: {', '.join(table.column_names)}")
+        raise TrainingRejectedError(
+            f"the training table lacks model feature column(s) {', '.join(missing)}; "
+            f"columns present: {', '.join(table.column_names)}"
+        )
     out = np.empty((table.num_rows, len(feats)), dtype=np.float32)
     for j, f in enumerate(feats):
         out[:, j] = _feature_values(f, _column(table, f["name"]))
@@ -115,16 +123,21 @@ def encode_table(schema: Mapping[str, Any], table: pa.Table) -> np.ndarray:
 def label_targets(table: pa.Table, label: Label) -> np.ndarray:
     """Targets: class index (float, NaN for null) for classification, float value for regression."""
     if label.name not in table.column_names:
-        raise TrainingRejectedError(f"no labels: the label column {label.name!r} is not in the training "
-                                    f"table (columns: {', '.join(table.column_names)}); ingest labelled data")
+        raise TrainingRejectedError(
+            f"no labels: the label column {label.name!r} is not in the training "
+            f"table (columns: {', '.join(table.column_names)}); ingest labelled data"
+        )
     col = _column(table, label.name)
     if col.null_count == len(col):
-        raise TrainingRejectedError(f"no labels: every value of the label column {label.name!r} is null "
-                               f"({len(col)} rows); ingest labelled data first")
+        raise TrainingRejectedError(
+            f"no labels: every value of the label column {label.name!r} is null "
+            f"({len(col)} rows); ingest labelled data first"
+        )
     if label.task == "regression":
         if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
-            raise TrainingRejectedError(f"label {label.name!r} is a regression target but the column has "
-                                        f"type {col.type}; it must be numeric")
+            raise TrainingRejectedError(
+                f"label {label.name!r} is a regression target but the column has type {col.type}; it must be numeric"
+            )
         return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
     classes = label.class_values
     index: dict[Any, int] = {}
@@ -147,8 +160,10 @@ def label_targets(table: pa.Table, label: Label) -> np.ndarray:
     out[idx >= 0] = codes[idx[idx >= 0]]
     if unknown:
         shown = ", ".join(f"{v!r} ({n}x)" for v, n in list(unknown.items())[:5])
-        raise TrainingRejectedError(f"label {label.name!r} has value(s) outside its classes "
-                               f"{list(classes)}: {shown}; fix the data or the label's 'classes'")
+        raise TrainingRejectedError(
+            f"label {label.name!r} has value(s) outside its classes "
+            f"{list(classes)}: {shown}; fix the data or the label's 'classes'"
+        )
     return out
 
 
@@ -163,9 +178,12 @@ class Split:
     def describe(self, ts: np.ndarray) -> dict[str, Any]:
         def iso(us: int) -> str:
             return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat()
+
         return {
-            "strategy": "time", "cutoff": iso(self.cutoff_us),
-            "train_rows": int(self.train.size), "validation_rows": int(self.validation.size),
+            "strategy": "time",
+            "cutoff": iso(self.cutoff_us),
+            "train_rows": int(self.train.size),
+            "validation_rows": int(self.validation.size),
             "train_range": [iso(int(ts[self.train].min())), iso(int(ts[self.train].max()))],
             "validation_range": [iso(int(ts[self.validation].min())), iso(int(ts[self.validation].max()))],
         }
@@ -174,8 +192,10 @@ class Split:
 def time_split(ts: np.ndarray, validation_fraction: float, timestamp: str) -> Split:
     """Older rows train, the newest ``validation_fraction`` validate; equal timestamps stay together."""
     if not 0.0 < validation_fraction < 1.0:
-        raise TrainingRejectedError(f"validation_fraction must be between 0 and 1 (exclusive), not "
-                               f"{validation_fraction}; set params.validation_fraction in the model config")
+        raise TrainingRejectedError(
+            f"validation_fraction must be between 0 and 1 (exclusive), not "
+            f"{validation_fraction}; set params.validation_fraction in the model config"
+        )
     order = np.argsort(ts, kind="stable")
     n = ts.size
     k = min(n - 1, max(1, round(n * (1.0 - validation_fraction))))
@@ -183,9 +203,11 @@ def time_split(ts: np.ndarray, validation_fraction: float, timestamp: str) -> Sp
     train = np.flatnonzero(ts < cutoff)
     validation = np.flatnonzero(ts >= cutoff)
     if train.size == 0 or validation.size == 0:
-        raise TrainingRejectedError(f"cannot split by time: the {n} labelled rows span only "
-                                    f"{np.unique(ts).size} distinct value(s) of {timestamp!r}; training "
-                                    f"needs older rows to learn from and newer rows to validate on")
+        raise TrainingRejectedError(
+            f"cannot split by time: the {n} labelled rows span only "
+            f"{np.unique(ts).size} distinct value(s) of {timestamp!r}; training "
+            f"needs older rows to learn from and newer rows to validate on"
+        )
     return Split(train=train, validation=validation, cutoff_us=cutoff)
 
 
@@ -208,11 +230,12 @@ def prepare(data: Any, fs: FeatureSet, *, min_rows: int, validation_fraction: fl
     table = to_arrow(data)
     label = fs.label
     if label is None:
-        raise TrainingRejectedError(f"feature set {fs.name!r} defines no label; add one under 'labels' "
-                                    f"to train on it")
+        raise TrainingRejectedError(f"feature set {fs.name!r} defines no label; add one under 'labels' to train on it")
     if fs.timestamp not in table.column_names:
-        raise TrainingRejectedError(f"the training table lacks the timestamp column {fs.timestamp!r} "
-                                    f"needed for the time split (columns: {', '.join(table.column_names)})")
+        raise TrainingRejectedError(
+            f"the training table lacks the timestamp column {fs.timestamp!r} "
+            f"needed for the time split (columns: {', '.join(table.column_names)})"
+        )
     y_all = label_targets(table, label)
     labelled = ~np.isnan(y_all)
     rows_total = table.num_rows
@@ -221,22 +244,28 @@ def prepare(data: Any, fs: FeatureSet, *, min_rows: int, validation_fraction: fl
         y_all = y_all[labelled]
     n = table.num_rows
     if n < min_rows:
-        raise TrainingRejectedError(f"only {n} labelled row(s) (of {rows_total}); at least {min_rows} are "
-                                    f"required (retrain.min_training_rows in the model config)")
+        raise TrainingRejectedError(
+            f"only {n} labelled row(s) (of {rows_total}); at least {min_rows} are "
+            f"required (retrain.min_training_rows in the model config)"
+        )
     schema = fs.input_schema()
     X = encode_table(schema, table)
     names = [f["name"] for f in model_features(schema)]
     empty = [names[j] for j in np.flatnonzero(np.isnan(X).all(axis=0))]
     if empty:
-        raise TrainingRejectedError(f"feature(s) {', '.join(empty)} are null in all {n} labelled rows (or "
-                                    f"hold only values outside their categories); fix the upstream data or "
-                                    f"drop the feature")
+        raise TrainingRejectedError(
+            f"feature(s) {', '.join(empty)} are null in all {n} labelled rows (or "
+            f"hold only values outside their categories); fix the upstream data or "
+            f"drop the feature"
+        )
     if label.task != "regression":
         present = np.unique(y_all).astype(int)
         if present.size < 2:
             only = label.class_values[present[0]]
-            raise TrainingRejectedError(f"one class only: every labelled row has {label.name} = {only!r}; "
-                                   f"a classifier needs examples of at least two classes")
+            raise TrainingRejectedError(
+                f"one class only: every labelled row has {label.name} = {only!r}; "
+                f"a classifier needs examples of at least two classes"
+            )
     ts = timestamps_us(table, fs.timestamp)
     split = time_split(ts, validation_fraction, fs.timestamp)
     y_train, y_val = y_all[split.train], y_all[split.validation]
@@ -247,10 +276,16 @@ def prepare(data: Any, fs: FeatureSet, *, min_rows: int, validation_fraction: fl
                 raise TrainingRejectedError(
                     f"the {part} period (time split at {split.describe(ts)['cutoff']}) has only "
                     f"{label.name} = {only!r}; both periods need at least two classes: add data or change "
-                    f"params.validation_fraction ({validation_fraction})")
+                    f"params.validation_fraction ({validation_fraction})"
+                )
         y_train, y_val = y_train.astype(np.int64), y_val.astype(np.int64)
     return PreparedData(
-        X_train=X[split.train], y_train=y_train, X_val=X[split.validation], y_val=y_val,
-        validation_table=table.take(pa.array(split.validation)), split=split.describe(ts),
-        rows_total=rows_total, rows_unlabeled=rows_total - n,
+        X_train=X[split.train],
+        y_train=y_train,
+        X_val=X[split.validation],
+        y_val=y_val,
+        validation_table=table.take(pa.array(split.validation)),
+        split=split.describe(ts),
+        rows_total=rows_total,
+        rows_unlabeled=rows_total - n,
     )

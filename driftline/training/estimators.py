@@ -82,15 +82,22 @@ def _preprocessing(algorithm: str, schema: Mapping[str, Any]) -> ColumnTransform
             parts.append(("coded", SimpleImputer(strategy="constant", fill_value=-1.0), coded))
         return ColumnTransformer(parts)
     if numeric:
-        parts.append(("numeric", Pipeline([("impute", SimpleImputer(strategy="median")),
-                                           ("scale", StandardScaler())]), numeric))
+        parts.append(
+            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric)
+        )
     if boolean:
         parts.append(("bool", SimpleImputer(strategy="most_frequent"), boolean))
     for j, k in categorical:
-        onehot = OneHotEncoder(categories=[np.arange(k, dtype=np.float64)], handle_unknown="ignore",
-                               sparse_output=False)
-        parts.append((f"cat{j}", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value=-1.0)),
-                                           ("onehot", onehot)]), [j]))
+        onehot = OneHotEncoder(
+            categories=[np.arange(k, dtype=np.float64)], handle_unknown="ignore", sparse_output=False
+        )
+        parts.append(
+            (
+                f"cat{j}",
+                Pipeline([("impute", SimpleImputer(strategy="constant", fill_value=-1.0)), ("onehot", onehot)]),
+                [j],
+            )
+        )
     return ColumnTransformer(parts)
 
 
@@ -103,24 +110,27 @@ def estimator_params(algorithm: str, params: Mapping[str, Any], seed: int) -> di
     return out
 
 
-def build_pipeline(algorithm: str, task: str, schema: Mapping[str, Any], params: Mapping[str, Any],
-                   seed: int = 0) -> Pipeline:
+def build_pipeline(
+    algorithm: str, task: str, schema: Mapping[str, Any], params: Mapping[str, Any], seed: int = 0
+) -> Pipeline:
     """The unfitted pipeline for ``algorithm`` and the label's ``task``; bad choices are rejected."""
     if algorithm not in ALGORITHMS:
-        raise TrainingRejectedError(f"unknown model type {algorithm!r}; choose one of "
-                                    f"{', '.join(ALGORITHMS)}")
+        raise TrainingRejectedError(f"unknown model type {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
     classifier = task != "regression"
     cls = _ESTIMATORS.get((algorithm, classifier))
     if cls is None:
         fits = [a for (a, c) in _ESTIMATORS if c == classifier]
-        raise TrainingRejectedError(f"{algorithm} cannot learn a {task} label; for {task} choose one of "
-                                    f"{', '.join(fits)}")
+        raise TrainingRejectedError(
+            f"{algorithm} cannot learn a {task} label; for {task} choose one of {', '.join(fits)}"
+        )
     kwargs = estimator_params(algorithm, params, seed)
     valid = set(cls().get_params())
     unknown = sorted(set(kwargs) - valid)
     if unknown:
-        raise TrainingRejectedError(f"unknown parameter(s) {', '.join(unknown)} for {cls.__name__} (from the "
-                                    f"model config's params); valid: {', '.join(sorted(valid))}")
+        raise TrainingRejectedError(
+            f"unknown parameter(s) {', '.join(unknown)} for {cls.__name__} (from the "
+            f"model config's params); valid: {', '.join(sorted(valid))}"
+        )
     try:
         estimator = cls(**kwargs)
         validate = getattr(estimator, "_validate_params", None)  # fail before a long fit, not after

@@ -92,12 +92,12 @@ def training_frame(data: Any, fs: FeatureSet, validation_fraction: float) -> pd.
     """
     label = fs.label
     if label is None:
-        raise TrainingRejectedError(f"feature set {fs.name!r} defines no label; add one under 'labels' "
-                                    f"to train on it")
+        raise TrainingRejectedError(f"feature set {fs.name!r} defines no label; add one under 'labels' to train on it")
     table = to_arrow(data)
     if fs.timestamp not in table.column_names:
-        raise TrainingRejectedError(f"the training table lacks the timestamp column {fs.timestamp!r} "
-                                    f"(columns: {', '.join(table.column_names)})")
+        raise TrainingRejectedError(
+            f"the training table lacks the timestamp column {fs.timestamp!r} (columns: {', '.join(table.column_names)})"
+        )
     y = label_targets(table, label)
     labelled = ~np.isnan(y)
     if not labelled.all():
@@ -121,8 +121,12 @@ def training_frame(data: Any, fs: FeatureSet, validation_fraction: float) -> pd.
     which[split.validation] = VALIDATION
     columns[SPLIT_COLUMN] = which
     frame = pd.DataFrame(columns)
-    frame.attrs["driftline"] = {"feature_set": fs.name, "feature_set_version": fs.version,
-                                "split": split.describe(ts), "validation_fraction": validation_fraction}
+    frame.attrs["driftline"] = {
+        "feature_set": fs.name,
+        "feature_set_version": fs.version,
+        "split": split.describe(ts),
+        "validation_fraction": validation_fraction,
+    }
     return frame
 
 

@@ -31,8 +31,14 @@ from driftline.training.lineage import code_version, library_versions, training_
 from driftline.training.onnx_export import OnnxModel, parity
 from driftline.training.publish import TrainingOutcome, _publish, current_champion
 
-__all__ = ["EstimatorOnServedRows", "ImportedModel", "describe_estimator", "null_probes", "parity_on_served_rows",
-           "register_imported"]
+__all__ = [
+    "EstimatorOnServedRows",
+    "ImportedModel",
+    "describe_estimator",
+    "null_probes",
+    "parity_on_served_rows",
+    "register_imported",
+]
 
 NULL_PROBE_ROWS = 20
 """Validation rows copied with each nullable categorical set to null, for the parity check."""
@@ -53,7 +59,6 @@ class ImportedModel:
     reference: Callable[[np.ndarray], np.ndarray] | None = None
     """The model's own prediction on the encoded matrix (a booster's ``predict``): parity is checked
     against it, not only against the converted graph."""
-
 
     def kind(self) -> str:
         return "onnx" if self.onnx is not None else "estimator"
@@ -138,8 +143,9 @@ def null_probes(schema: Mapping[str, Any], X: np.ndarray, rows: int = NULL_PROBE
     return np.concatenate(probes) if probes else X[:0]
 
 
-def parity_on_served_rows(reference: Any, runtime: OnnxModel, X: np.ndarray, schema: Mapping[str, Any],
-                          classifier: bool) -> dict[str, Any]:
+def parity_on_served_rows(
+    reference: Any, runtime: OnnxModel, X: np.ndarray, schema: Mapping[str, Any], classifier: bool
+) -> dict[str, Any]:
     """:func:`parity` on the validation rows plus :func:`null_probes` (where scikit-learn answers them).
 
     Raises
@@ -232,12 +238,15 @@ def register_imported(
     schema = fs.input_schema()
     description = describe_estimator(imported.estimator) if imported.estimator is not None else "onnx"
     lineage: dict[str, Any] = {
-        "source": imported.source, "imported": {"kind": imported.kind(), "estimator": description},
-        "training_set": ts_lineage, "code": dict(code or {}),
+        "source": imported.source,
+        "imported": {"kind": imported.kind(), "estimator": description},
+        "training_set": ts_lineage,
+        "code": dict(code or {}),
         "feature_set": {"name": fs.name, "version": fs.version, "fingerprint": fs.fingerprint},
-        "code_version": code_version(), "libraries": {**library_versions(),
-                                                        **_estimator_libraries(imported.estimator)},
-        "parent_version": parent, "trigger": imported.source,
+        "code_version": code_version(),
+        "libraries": {**library_versions(), **_estimator_libraries(imported.estimator)},
+        "parent_version": parent,
+        "trigger": imported.source,
     }
     if imported.artifact_name:
         lineage["imported"].update(file=imported.artifact_name, sha256=imported.artifact_sha256)
@@ -256,34 +265,77 @@ def register_imported(
         runtime.check_signature(prepared.X_val.shape[1], classifier)
         t = time.perf_counter()
         if isinstance(reference, _OwnPredict):
-            parity_report = {**parity(reference, runtime, prepared.X_val, classifier),
-                             "checked_against": "the model's own predict"}
+            parity_report = {
+                **parity(reference, runtime, prepared.X_val, classifier),
+                "checked_against": "the model's own predict",
+            }
         elif reference is not None:
             # scikit-learn on one thread for small data, as training does: OpenMP spin-waiting on a
             # shared machine made this check 30x slower
             with threadpool_limits(limits=fit_threads(len(prepared.y_train))):
                 parity_report = parity_on_served_rows(reference, runtime, prepared.X_val, schema, classifier)
         else:
-            parity_report = {"rows": len(prepared.X_val), "checked_against": "the ONNX file's own graph",
-                             **_onnx_file_parity(imported.onnx or b"", runtime, prepared.X_val, schema)}
+            parity_report = {
+                "rows": len(prepared.X_val),
+                "checked_against": "the ONNX file's own graph",
+                **_onnx_file_parity(imported.onnx or b"", runtime, prepared.X_val, schema),
+            }
         timings["parity"] = time.perf_counter() - t
         prediction = runtime.predict(prepared.X_val)
         metrics = evaluate(prediction, prepared.y_val)
     except TrainingRejectedError as e:
-        mv = registry.register(model, status="rejected", reason=e.reason, created_by=created_by,
-                               algorithm=algorithm, params={}, input_schema=schema, feature_set=fs.name,
-                               feature_set_version=fs.version, feature_set_fingerprint=fs.fingerprint,
-                               lineage=lineage, trigger=imported.source)
-        return TrainingOutcome(model=model, version=mv.version, status="rejected", metrics={},
-                               champion_version=parent, champion_metrics=None, reason=e.reason, lineage=lineage)
+        mv = registry.register(
+            model,
+            status="rejected",
+            reason=e.reason,
+            created_by=created_by,
+            algorithm=algorithm,
+            params={},
+            input_schema=schema,
+            feature_set=fs.name,
+            feature_set_version=fs.version,
+            feature_set_fingerprint=fs.fingerprint,
+            lineage=lineage,
+            trigger=imported.source,
+        )
+        return TrainingOutcome(
+            model=model,
+            version=mv.version,
+            status="rejected",
+            metrics={},
+            champion_version=parent,
+            champion_metrics=None,
+            reason=e.reason,
+            lineage=lineage,
+        )
     timings["total"] = time.perf_counter() - t0
     trained = TrainedModel(
-        algorithm=algorithm, task=schema["label"]["task"], params={}, metrics=metrics, parity=parity_report,
-        split=prepared.split, onnx=onnx_bytes, skops=_skops(imported.estimator), data=prepared,
-        validation_prediction=prediction, timings_s={k: round(v, 4) for k, v in timings.items()},
-        rows_unlabeled=prepared.rows_unlabeled, fit_threads=None)
-    return _publish(trained, fs, cfg, registry=registry, bucket=artifacts_bucket, lineage=lineage, parent=parent,
-                    trigger=imported.source, created_by=created_by, progress=lambda _: None)
+        algorithm=algorithm,
+        task=schema["label"]["task"],
+        params={},
+        metrics=metrics,
+        parity=parity_report,
+        split=prepared.split,
+        onnx=onnx_bytes,
+        skops=_skops(imported.estimator),
+        data=prepared,
+        validation_prediction=prediction,
+        timings_s={k: round(v, 4) for k, v in timings.items()},
+        rows_unlabeled=prepared.rows_unlabeled,
+        fit_threads=None,
+    )
+    return _publish(
+        trained,
+        fs,
+        cfg,
+        registry=registry,
+        bucket=artifacts_bucket,
+        lineage=lineage,
+        parent=parent,
+        trigger=imported.source,
+        created_by=created_by,
+        progress=lambda _: None,
+    )
 
 
 def _onnx_file_parity(original: bytes, adapted: OnnxModel, X: np.ndarray, schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -293,16 +345,18 @@ def _onnx_file_parity(original: bytes, adapted: OnnxModel, X: np.ndarray, schema
     try:
         session = ort.InferenceSession(original, providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise TrainingRejectedError(f"the ONNX file cannot be loaded by onnxruntime ({type(e).__name__}: "
-                                    f"{' '.join(str(e).split())[:300]})") from None
+        raise TrainingRejectedError(
+            f"the ONNX file cannot be loaded by onnxruntime ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
+        ) from None
     frame = served_frame(schema, X)
     feeds: dict[str, np.ndarray] = {}
     for inp in session.get_inputs():
         if inp.name in frame.columns:
             col = frame[inp.name].to_numpy()
             if inp.type == "tensor(string)":
-                feeds[inp.name] = np.asarray([("" if not isinstance(v, str) else v) for v in col],
-                                             dtype=object).reshape(-1, 1)
+                feeds[inp.name] = np.asarray(
+                    [("" if not isinstance(v, str) else v) for v in col], dtype=object
+                ).reshape(-1, 1)
             else:
                 dtype = np.float64 if inp.type == "tensor(double)" else np.float32
                 feeds[inp.name] = col.astype(dtype).reshape(-1, 1)
@@ -311,24 +365,28 @@ def _onnx_file_parity(original: bytes, adapted: OnnxModel, X: np.ndarray, schema
     try:
         raw = session.run(None, feeds)
     except Exception as e:
-        raise TrainingRejectedError(f"the ONNX file's graph fails on the validation rows ({type(e).__name__}: "
-                                    f"{' '.join(str(e).split())[:300]})") from None
+        raise TrainingRejectedError(
+            f"the ONNX file's graph fails on the validation rows ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
+        ) from None
     got = adapted.predict(X)
-    numeric = [np.asarray(r, dtype=np.float64) for r in raw
-               if np.asarray(r).dtype.kind == "f"]
+    numeric = [np.asarray(r, dtype=np.float64) for r in raw if np.asarray(r).dtype.kind == "f"]
     if not numeric:
         raise TrainingRejectedError("the ONNX file's graph answers no float output to compare with")
     if got.probabilities is not None:
         ref = numeric[0].reshape(len(X), -1)
         if ref.shape != got.probabilities.shape:
-            raise TrainingRejectedError(f"the ONNX file answers probabilities of shape {ref.shape[1:]} per row, but "
-                                        f"label {schema['label']['name']!r} has {got.probabilities.shape[1]} "
-                                        f"classes")
+            raise TrainingRejectedError(
+                f"the ONNX file answers probabilities of shape {ref.shape[1:]} per row, but "
+                f"label {schema['label']['name']!r} has {got.probabilities.shape[1]} "
+                f"classes"
+            )
         diff = float(np.abs(np.sort(ref, axis=1) - np.sort(got.probabilities, axis=1)).max()) if len(X) else 0.0
     else:
         assert got.values is not None
         diff = float(np.abs(numeric[0].reshape(-1) - got.values).max()) if len(X) else 0.0
     if diff > 1e-5 * max(1.0, float(np.abs(numeric[0]).max()) if len(X) else 1.0):
-        raise TrainingRejectedError(f"the adapted ONNX model differs from the file's graph by {diff:.3g} on the "
-                                    f"validation rows; check that each input is the feature it is named after")
+        raise TrainingRejectedError(
+            f"the adapted ONNX model differs from the file's graph by {diff:.3g} on the "
+            f"validation rows; check that each input is the feature it is named after"
+        )
     return {"max_abs_diff": diff}

@@ -22,12 +22,22 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "f1": True, "accuracy": True, "log_loss": False,
-                    "ece": False, "rmse": False, "mae": False, "r2": True}
+HIGHER_IS_BETTER = {
+    "roc_auc": True,
+    "pr_auc": True,
+    "f1": True,
+    "accuracy": True,
+    "log_loss": False,
+    "ece": False,
+    "rmse": False,
+    "mae": False,
+    "r2": True,
+}
 
 
-def expected_calibration_error(y_true: np.ndarray, confidence: np.ndarray, correct: np.ndarray | None = None,
-                               bins: int = 10) -> float:
+def expected_calibration_error(
+    y_true: np.ndarray, confidence: np.ndarray, correct: np.ndarray | None = None, bins: int = 10
+) -> float:
     """Σ_b (n_b / N) · |observed rate_b - mean confidence_b| over equal-width confidence bins.
 
     Binary: ``confidence`` is P(positive) and the observed rate is the share of positives.
@@ -70,11 +80,14 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, labels: np.nda
 def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     y = y_true.astype(np.float64)
     yhat = predicted.astype(np.float64).reshape(-1)
-    return {k: _finite(v) for k, v in {
-        "rmse": float(math.sqrt(mean_squared_error(y, yhat))),
-        "mae": float(mean_absolute_error(y, yhat)),
-        "r2": float(r2_score(y, yhat)),
-    }.items()}
+    return {
+        k: _finite(v)
+        for k, v in {
+            "rmse": float(math.sqrt(mean_squared_error(y, yhat))),
+            "mae": float(mean_absolute_error(y, yhat)),
+            "r2": float(r2_score(y, yhat)),
+        }.items()
+    }
 
 
 def _finite(v: float) -> float:

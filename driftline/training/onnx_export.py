@@ -109,10 +109,13 @@ def sklearn_converters() -> dict[type, Any]:
             if guess_numpy_type(operator.inputs[0].type) != np.float64:
                 operator.raw_operator = _with_float32_thresholds(operator.raw_operator)
             convert(scope, operator, _PlainIntContainer(container), **kwargs)
+
         return converter
 
-    return {HistGradientBoostingClassifier: wrap(convert_sklearn_random_forest_classifier),
-            HistGradientBoostingRegressor: wrap(convert_sklearn_random_forest_regressor_converter)}
+    return {
+        HistGradientBoostingClassifier: wrap(convert_sklearn_random_forest_classifier),
+        HistGradientBoostingRegressor: wrap(convert_sklearn_random_forest_regressor_converter),
+    }
 
 
 def to_onnx(pipeline: Pipeline, n_features: int, classifier: bool, name: str = "driftline") -> bytes:
@@ -122,14 +125,18 @@ def to_onnx(pipeline: Pipeline, n_features: int, classifier: bool, name: str = "
 
     try:
         model = convert_sklearn(
-            pipeline, name=name, initial_types=[(ONNX_INPUT_NAME, FloatTensorType([None, n_features]))],
+            pipeline,
+            name=name,
+            initial_types=[(ONNX_INPUT_NAME, FloatTensorType([None, n_features]))],
             options={"zipmap": False} if classifier else None,
             custom_conversion_functions=sklearn_converters(),
         )
     except Exception as e:  # skl2onnx raises many types (RuntimeError, NotImplementedError, ValueError...)
         first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-        raise TrainingRejectedError(f"ONNX conversion failed ({type(e).__name__}: {first}); the pipeline "
-                                    f"cannot be served, so it is not registered") from None
+        raise TrainingRejectedError(
+            f"ONNX conversion failed ({type(e).__name__}: {first}); the pipeline "
+            f"cannot be served, so it is not registered"
+        ) from None
     data: bytes = model.SerializeToString()
     OnnxModel(data).check_signature(n_features, classifier)
     return data
@@ -158,8 +165,9 @@ class OnnxModel:
         try:
             self.session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise TrainingRejectedError(f"the ONNX model cannot be loaded by onnxruntime "
-                                        f"({type(e).__name__}: {str(e)[:300]})") from None
+            raise TrainingRejectedError(
+                f"the ONNX model cannot be loaded by onnxruntime ({type(e).__name__}: {str(e)[:300]})"
+            ) from None
         self.outputs = [o.name for o in self.session.get_outputs()]
 
     def check_signature(self, n_features: int, classifier: bool) -> None:
@@ -167,8 +175,9 @@ class OnnxModel:
         expected = CLASSIFIER_OUTPUTS if classifier else REGRESSOR_OUTPUTS
         problems = []
         if len(inputs) != 1 or inputs[0].name != ONNX_INPUT_NAME or inputs[0].type != "tensor(float)":
-            problems.append(f"inputs {[(i.name, i.type) for i in inputs]} (expected one float tensor "
-                            f"{ONNX_INPUT_NAME!r})")
+            problems.append(
+                f"inputs {[(i.name, i.type) for i in inputs]} (expected one float tensor {ONNX_INPUT_NAME!r})"
+            )
         elif inputs[0].shape[1] != n_features:
             problems.append(f"input width {inputs[0].shape[1]} (expected {n_features})")
         if tuple(self.outputs) != expected:
@@ -181,14 +190,17 @@ class OnnxModel:
         try:
             res = self.session.run(None, {ONNX_INPUT_NAME: np.ascontiguousarray(X, dtype=np.float32)})
         except Exception as e:  # onnxruntime's own Fail/InvalidArgument/RuntimeException types
-            raise TrainingRejectedError(f"the ONNX model fails on {len(X)} row(s) ({type(e).__name__}: "
-                                        f"{' '.join(str(e).split())[:300]})") from None
+            raise TrainingRejectedError(
+                f"the ONNX model fails on {len(X)} row(s) ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
+            ) from None
         named = dict(zip(self.outputs, res, strict=True))
         if "probabilities" in named:
             labels, probs = np.asarray(named["label"]).reshape(-1), np.asarray(named["probabilities"])
             if probs.ndim != 2 or probs.shape[0] != len(X) or labels.shape[0] != len(X):
-                raise TrainingRejectedError(f"the ONNX model answers {len(X)} row(s) with probabilities of shape "
-                                            f"{probs.shape} and {labels.shape[0]} label(s)")
+                raise TrainingRejectedError(
+                    f"the ONNX model answers {len(X)} row(s) with probabilities of shape "
+                    f"{probs.shape} and {labels.shape[0]} label(s)"
+                )
             return OnnxPrediction(labels=labels, probabilities=probs, values=None)
         values = np.asarray(named["variable"])
         if values.size != len(X):
@@ -215,8 +227,12 @@ def parity(pipeline: Pipeline, model: OnnxModel, X: np.ndarray, classifier: bool
         decided = (top2[:, 1] - top2[:, 0]) > 2 * PARITY_TOLERANCE
         mismatched = int(np.sum((ref_labels != onnx_pred.labels) & decided))
         ok = diff <= PARITY_TOLERANCE and mismatched == 0
-        report: dict[str, Any] = {"rows": len(X), "max_abs_diff": diff, "label_mismatches": mismatched,
-                                  "tolerance": PARITY_TOLERANCE}
+        report: dict[str, Any] = {
+            "rows": len(X),
+            "max_abs_diff": diff,
+            "label_mismatches": mismatched,
+            "tolerance": PARITY_TOLERANCE,
+        }
     else:
         assert onnx_pred.values is not None
         ref_v = np.asarray(pipeline.predict(X), dtype=np.float64)
@@ -225,13 +241,21 @@ def parity(pipeline: Pipeline, model: OnnxModel, X: np.ndarray, classifier: bool
         diff = float(abs_diff.max()) if len(X) else 0.0
         worst = float((abs_diff / allowed).max()) if len(X) else 0.0
         ok = worst <= 1.0
-        report = {"rows": len(X), "max_abs_diff": diff, "max_diff_over_tolerance": worst,
-                  "tolerance": f"{PARITY_TOLERANCE} * max(1, |value|)"}
+        report = {
+            "rows": len(X),
+            "max_abs_diff": diff,
+            "max_diff_over_tolerance": worst,
+            "tolerance": f"{PARITY_TOLERANCE} * max(1, |value|)",
+        }
         mismatched = 0
     if not ok:
-        what = (f"max |probability difference| {diff:.3g} (limit {PARITY_TOLERANCE}), {mismatched} label "
-                f"mismatch(es)" if classifier else f"max |value difference| {diff:.3g} exceeds "
-                f"{PARITY_TOLERANCE} x max(1, |value|)")
-        raise TrainingRejectedError(f"ONNX parity check failed on {len(X)} validation rows: {what}; the "
-                                    f"ONNX model would not serve what was evaluated, so it is refused")
+        what = (
+            f"max |probability difference| {diff:.3g} (limit {PARITY_TOLERANCE}), {mismatched} label mismatch(es)"
+            if classifier
+            else f"max |value difference| {diff:.3g} exceeds {PARITY_TOLERANCE} x max(1, |value|)"
+        )
+        raise TrainingRejectedError(
+            f"ONNX parity check failed on {len(X)} validation rows: {what}; the "
+            f"ONNX model would not serve what was evaluated, so it is refused"
+        )
     return report

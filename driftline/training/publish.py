@@ -57,9 +57,16 @@ class TrainingOutcome:
     lineage: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "version": self.version, "status": self.status, "metrics": self.metrics,
-                "champion_version": self.champion_version, "champion_metrics": self.champion_metrics,
-                "reason": self.reason, "champion_error": self.champion_error}
+        return {
+            "model": self.model,
+            "version": self.version,
+            "status": self.status,
+            "metrics": self.metrics,
+            "champion_version": self.champion_version,
+            "champion_metrics": self.champion_metrics,
+            "reason": self.reason,
+            "champion_error": self.champion_error,
+        }
 
 
 def artifact_prefix(model: str, version: int) -> str:
@@ -73,8 +80,9 @@ def current_champion(registry: Registry, model: str) -> int | None:
         return None
 
 
-def evaluate_champion(registry: Registry, model: str, version: int | None, validation: pa.Table,
-                      y_val: np.ndarray) -> tuple[dict[str, float] | None, str | None]:
+def evaluate_champion(
+    registry: Registry, model: str, version: int | None, validation: pa.Table, y_val: np.ndarray
+) -> tuple[dict[str, float] | None, str | None]:
     """Metrics of the champion's verified ONNX artifact on the candidate's validation rows.
 
     The rows are encoded with the champion's own ``input_schema``, so a champion trained on an older
@@ -95,9 +103,17 @@ def evaluate_champion(registry: Registry, model: str, version: int | None, valid
         return None, f"champion v{version} could not be evaluated: {e}"
 
 
-def _lineage(fs: FeatureSet, cfg: ModelConfig, *, training_set: Mapping[str, Any], parent: int | None,
-             trigger: str, execution_id: str | None, seed: int,
-             validation_fraction: float | None) -> dict[str, Any]:
+def _lineage(
+    fs: FeatureSet,
+    cfg: ModelConfig,
+    *,
+    training_set: Mapping[str, Any],
+    parent: int | None,
+    trigger: str,
+    execution_id: str | None,
+    seed: int,
+    validation_fraction: float | None,
+) -> dict[str, Any]:
     return {
         "training_set": dict(training_set),
         "feature_set": {"name": fs.name, "version": fs.version, "fingerprint": fs.fingerprint},
@@ -143,67 +159,167 @@ def train_and_register(
     fraction: float | None = None
     try:
         fraction = validation_fraction_of(cfg, validation_fraction, params)
-        lineage = _lineage(fs, cfg, training_set=ts_lineage, parent=parent, trigger=trigger,
-                           execution_id=execution_id, seed=seed, validation_fraction=fraction)
-        trained = train_model(table, fs, cfg, algorithm=algorithm, params=params, seed=seed,
-                              validation_fraction=fraction, progress=progress, trainers_dir=trainers_dir)
+        lineage = _lineage(
+            fs,
+            cfg,
+            training_set=ts_lineage,
+            parent=parent,
+            trigger=trigger,
+            execution_id=execution_id,
+            seed=seed,
+            validation_fraction=fraction,
+        )
+        trained = train_model(
+            table,
+            fs,
+            cfg,
+            algorithm=algorithm,
+            params=params,
+            seed=seed,
+            validation_fraction=fraction,
+            progress=progress,
+            trainers_dir=trainers_dir,
+        )
     except TrainingRejectedError as e:
         progress(f"rejected: {e.reason}")
-        lineage = _lineage(fs, cfg, training_set=ts_lineage, parent=parent, trigger=trigger,
-                           execution_id=execution_id, seed=seed, validation_fraction=fraction)
-        mv = registry.register(model, status="rejected", reason=e.reason, created_by=created_by,
-                               algorithm=str(chosen),
-                               params=dict(params if params is not None else cfg.params),
-                               input_schema=fs.input_schema(), feature_set=fs.name,
-                               feature_set_version=fs.version, feature_set_fingerprint=fs.fingerprint,
-                               lineage=lineage, trigger=trigger)
-        return TrainingOutcome(model=model, version=mv.version, status="rejected", metrics={},
-                               champion_version=parent, champion_metrics=None, reason=e.reason,
-                               lineage=lineage)
-    return _publish(trained, fs, cfg, registry=registry, bucket=artifacts_bucket, lineage=lineage,
-                    parent=parent, trigger=trigger, created_by=created_by, progress=progress)
+        lineage = _lineage(
+            fs,
+            cfg,
+            training_set=ts_lineage,
+            parent=parent,
+            trigger=trigger,
+            execution_id=execution_id,
+            seed=seed,
+            validation_fraction=fraction,
+        )
+        mv = registry.register(
+            model,
+            status="rejected",
+            reason=e.reason,
+            created_by=created_by,
+            algorithm=str(chosen),
+            params=dict(params if params is not None else cfg.params),
+            input_schema=fs.input_schema(),
+            feature_set=fs.name,
+            feature_set_version=fs.version,
+            feature_set_fingerprint=fs.fingerprint,
+            lineage=lineage,
+            trigger=trigger,
+        )
+        return TrainingOutcome(
+            model=model,
+            version=mv.version,
+            status="rejected",
+            metrics={},
+            champion_version=parent,
+            champion_metrics=None,
+            reason=e.reason,
+            lineage=lineage,
+        )
+    return _publish(
+        trained,
+        fs,
+        cfg,
+        registry=registry,
+        bucket=artifacts_bucket,
+        lineage=lineage,
+        parent=parent,
+        trigger=trigger,
+        created_by=created_by,
+        progress=progress,
+    )
 
 
-def _publish(trained: TrainedModel, fs: FeatureSet, cfg: ModelConfig, *, registry: Registry, bucket: str,
-             lineage: dict[str, Any], parent: int | None, trigger: str, created_by: str,
-             progress: Progress) -> TrainingOutcome:
+def _publish(
+    trained: TrainedModel,
+    fs: FeatureSet,
+    cfg: ModelConfig,
+    *,
+    registry: Registry,
+    bucket: str,
+    lineage: dict[str, Any],
+    parent: int | None,
+    trigger: str,
+    created_by: str,
+    progress: Progress,
+) -> TrainingOutcome:
     model = cfg.name
     version = registry.next_version(model)
-    lineage = {**lineage, "split": trained.split, "parity": trained.parity, "timings_s": trained.timings_s,
-               "rows_unlabeled_dropped": trained.rows_unlabeled, "fit_threads": trained.fit_threads or "all"}
-    common: dict[str, Any] = dict(created_by=created_by, algorithm=trained.algorithm, params=trained.params,
-                  input_schema=fs.input_schema(), feature_set=fs.name, feature_set_version=fs.version,
-                  feature_set_fingerprint=fs.fingerprint, trigger=trigger)
+    lineage = {
+        **lineage,
+        "split": trained.split,
+        "parity": trained.parity,
+        "timings_s": trained.timings_s,
+        "rows_unlabeled_dropped": trained.rows_unlabeled,
+        "fit_threads": trained.fit_threads or "all",
+    }
+    common: dict[str, Any] = dict(
+        created_by=created_by,
+        algorithm=trained.algorithm,
+        params=trained.params,
+        input_schema=fs.input_schema(),
+        feature_set=fs.name,
+        feature_set_version=fs.version,
+        feature_set_fingerprint=fs.fingerprint,
+        trigger=trigger,
+    )
     try:
         profile = trained.profile_json(fs, model, version, cfg.drift.profile_sample_size)
     except (ValueError, TypeError) as e:  # DriftInputError is a ValueError
         reason = f"the drift reference profile could not be built: {e}"
-        registry.register(model, version=version, status="rejected", reason=reason, metrics=trained.metrics,
-                          lineage=lineage, **common)
-        return TrainingOutcome(model=model, version=version, status="rejected", metrics=trained.metrics,
-                               champion_version=parent, champion_metrics=None, reason=reason, lineage=lineage)
+        registry.register(
+            model, version=version, status="rejected", reason=reason, metrics=trained.metrics, lineage=lineage, **common
+        )
+        return TrainingOutcome(
+            model=model,
+            version=version,
+            status="rejected",
+            metrics=trained.metrics,
+            champion_version=parent,
+            champion_metrics=None,
+            reason=reason,
+            lineage=lineage,
+        )
     progress(f"uploading artifacts to s3://{bucket}/{artifact_prefix(model, version)}")
     prefix = artifact_prefix(model, version)
-    metrics_doc = {"model": model, "version": version, "metrics": trained.metrics, "split": trained.split,
-                   "parity": trained.parity}
+    metrics_doc = {
+        "model": model,
+        "version": version,
+        "metrics": trained.metrics,
+        "split": trained.split,
+        "parity": trained.parity,
+    }
     refs = {
         "onnx": put_artifact(bucket, prefix + "model.onnx", trained.onnx),
         "profile": put_artifact(bucket, prefix + "profile.json", profile.encode(), "application/json"),
-        "metrics": put_artifact(bucket, prefix + "metrics.json",
-                                json.dumps(metrics_doc, sort_keys=True, indent=1).encode(),
-                                "application/json"),
+        "metrics": put_artifact(
+            bucket,
+            prefix + "metrics.json",
+            json.dumps(metrics_doc, sort_keys=True, indent=1).encode(),
+            "application/json",
+        ),
     }
     if trained.skops:  # an imported ONNX file (or an object skops cannot save) has none
         refs["skops"] = put_artifact(bucket, prefix + "model.skops", trained.skops)
-    progress(f"evaluating the champion (v{parent}) on the same validation rows" if parent else
-             "no champion to compare with")
+    progress(
+        f"evaluating the champion (v{parent}) on the same validation rows" if parent else "no champion to compare with"
+    )
     champion_metrics, champion_error = evaluate_champion(
-        registry, model, parent, trained.data.validation_table, trained.data.y_val)
+        registry, model, parent, trained.data.validation_table, trained.data.y_val
+    )
     lineage["champion_metrics"] = champion_metrics
-    registry.register(model, version=version, status="candidate", metrics=trained.metrics, artifacts=refs,
-                      lineage=lineage, **common)
+    registry.register(
+        model, version=version, status="candidate", metrics=trained.metrics, artifacts=refs, lineage=lineage, **common
+    )
     progress(f"registered {model} v{version} as candidate")
-    return TrainingOutcome(model=model, version=version, status="candidate", metrics=trained.metrics,
-                           champion_version=parent, champion_metrics=champion_metrics,
-                           champion_error=champion_error, artifacts={k: v.to_dict() for k, v in refs.items()},
-                           lineage=lineage)
+    return TrainingOutcome(
+        model=model,
+        version=version,
+        status="candidate",
+        metrics=trained.metrics,
+        champion_version=parent,
+        champion_metrics=champion_metrics,
+        champion_error=champion_error,
+        artifacts={k: v.to_dict() for k, v in refs.items()},
+        lineage=lineage,
+    )

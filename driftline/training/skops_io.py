@@ -16,9 +16,25 @@ from typing import Any
 __all__ = ["UntrustedArtifactError", "dump_pipeline", "load_pipeline", "trusted_type"]
 
 TRUSTED_PACKAGES = ("sklearn", "numpy", "scipy")
-SAFE_BUILTINS = frozenset(f"builtins.{n}" for n in (
-    "bool", "bytes", "bytearray", "complex", "dict", "float", "frozenset", "int", "list", "set", "slice", "str",
-    "tuple", "NoneType"))
+SAFE_BUILTINS = frozenset(
+    f"builtins.{n}"
+    for n in (
+        "bool",
+        "bytes",
+        "bytearray",
+        "complex",
+        "dict",
+        "float",
+        "frozenset",
+        "int",
+        "list",
+        "set",
+        "slice",
+        "str",
+        "tuple",
+        "NoneType",
+    )
+)
 
 
 class UntrustedArtifactError(RuntimeError):
@@ -62,6 +78,8 @@ def load_pipeline(data: bytes, sha256: str | None = None) -> Any:
     untrusted = sio.get_untrusted_types(data=data)
     foreign = [t for t in untrusted if not trusted_type(t)]
     if foreign:
-        raise UntrustedArtifactError(f"the skops file needs type(s) that are not scikit-learn/NumPy/SciPy classes: "
-                                     f"{', '.join(sorted(foreign))}; refusing to load it")
+        raise UntrustedArtifactError(
+            f"the skops file needs type(s) that are not scikit-learn/NumPy/SciPy classes: "
+            f"{', '.join(sorted(foreign))}; refusing to load it"
+        )
     return sio.loads(data, trusted=untrusted)

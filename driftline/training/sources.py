@@ -30,8 +30,10 @@ def from_feature_store(fs: Any, bucket: str, *, model: str, run_id: str) -> tupl
     except ModuleNotFoundError as e:
         if e.name != "driftline.features.training_set":
             raise
-        raise TrainingDataError("this build has no feature-store training-set builder "
-                                "(driftline.features.training_set); pass --data with a local table") from None
+        raise TrainingDataError(
+            "this build has no feature-store training-set builder "
+            "(driftline.features.training_set); pass --data with a local table"
+        ) from None
     try:
         result = build_training_set(fs, bucket, output_key=training_set_key(model, run_id))
     except TrainingSetError as e:

@@ -54,8 +54,9 @@ def _frontier(graph: Any, nodes: Sequence[Any]) -> list[str]:
     return [o for n in nodes for o in n.output if o in used]
 
 
-def _run(model: Any, nodes: Sequence[Any], inputs: Sequence[str], outputs: Sequence[str],
-         feeds: Mapping[str, np.ndarray]) -> list[np.ndarray] | None:
+def _run(
+    model: Any, nodes: Sequence[Any], inputs: Sequence[str], outputs: Sequence[str], feeds: Mapping[str, np.ndarray]
+) -> list[np.ndarray] | None:
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
@@ -65,23 +66,27 @@ def _run(model: Any, nodes: Sequence[Any], inputs: Sequence[str], outputs: Seque
     types = {v.name: v for v in [*inferred.graph.value_info, *inferred.graph.output]}
     if any(o not in types for o in outputs):
         return None
-    sub = helper.make_graph(list(nodes), "fold",
-                            [helper.make_tensor_value_info(i, TensorProto.STRING, [None, 1]) for i in inputs],
-                            [types[o] for o in outputs], initializer=list(graph.initializer))
+    sub = helper.make_graph(
+        list(nodes),
+        "fold",
+        [helper.make_tensor_value_info(i, TensorProto.STRING, [None, 1]) for i in inputs],
+        [types[o] for o in outputs],
+        initializer=list(graph.initializer),
+    )
     sub_model = helper.make_model(sub, opset_imports=list(model.opset_import))
     sub_model.ir_version = model.ir_version
     try:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # the subgraph carries every initializer of the graph: no warnings
-        session = ort.InferenceSession(sub_model.SerializeToString(), sess_options=opts,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            sub_model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
         return [np.asarray(t) for t in session.run(list(outputs), dict(feeds))]
     except Exception:  # not runnable on its own: leave the graph as it is
         return None
 
 
-def fold_categories(data: bytes, categories: Mapping[str, Sequence[Any]], prefix: str, null: str,
-                    codes: str) -> bytes:
+def fold_categories(data: bytes, categories: Mapping[str, Sequence[Any]], prefix: str, null: str, codes: str) -> bytes:
     """``data`` with the categorical-only subgraph replaced by table lookups when it is separable.
 
     ``categories`` maps each categorical feature the graph reads (in the column order of ``codes``,
@@ -130,18 +135,21 @@ def fold_categories(data: bytes, categories: Mapping[str, Sequence[Any]], prefix
         table = np.zeros((int(sum(k + 1 for k in sizes)), *values.shape[1:]), dtype=np.float64)
         at = 1
         for i, k in enumerate(sizes):
-            table[offsets[i] + 1: offsets[i] + 1 + k] = values[at: at + k] - base
+            table[offsets[i] + 1 : offsets[i] + 1 + k] = values[at : at + k] - base
             at += k
-        rebuilt = base + table[all_codes[len(rows):] + offsets + 1].sum(axis=1)
-        if not np.allclose(rebuilt, values[len(rows):], rtol=0, atol=1e-9):
+        rebuilt = base + table[all_codes[len(rows) :] + offsets + 1].sum(axis=1)
+        if not np.allclose(rebuilt, values[len(rows) :], rtol=0, atol=1e-9):
             return data  # not separable by column
         dtype = result.dtype
-        inits += [numpy_helper.from_array(table.astype(dtype), f"{out}_fold_table"),
-                  numpy_helper.from_array(base[None, ...].astype(dtype), f"{out}_fold_base")]
-        new_nodes += [helper.make_node("Gather", [f"{out}_fold_table", "dl_fold_rows"], [f"{out}_fold_each"],
-                                       axis=0),
-                      _reduce_sum(f"{out}_fold_each", f"{out}_fold_sum", model, inits),
-                      helper.make_node("Add", [f"{out}_fold_sum", f"{out}_fold_base"], [out])]
+        inits += [
+            numpy_helper.from_array(table.astype(dtype), f"{out}_fold_table"),
+            numpy_helper.from_array(base[None, ...].astype(dtype), f"{out}_fold_base"),
+        ]
+        new_nodes += [
+            helper.make_node("Gather", [f"{out}_fold_table", "dl_fold_rows"], [f"{out}_fold_each"], axis=0),
+            _reduce_sum(f"{out}_fold_each", f"{out}_fold_sum", model, inits),
+            helper.make_node("Add", [f"{out}_fold_sum", f"{out}_fold_base"], [out]),
+        ]
     drop = {id(n) for n in nodes} | {id(m) for m in mappers}
     kept = [n for n in graph.node if id(n) not in drop]
     at_codes = next((i + 1 for i, n in enumerate(kept) if codes in n.output), 0)

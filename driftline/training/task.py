@@ -43,10 +43,14 @@ class TrainContext:
 
     @classmethod
     def from_env(cls) -> TrainContext:
-        return cls(config=PlatformConfig.model_validate_json(aws.env("PLATFORM_CONFIG")),
-                   feature_sets=FeatureSetCatalog(os.environ.get("FEATURE_SETS_DIR", "feature_sets")),
-                   registry=Registry.from_env(), features_bucket=aws.env("FEATURES_BUCKET"),
-                   artifacts_bucket=aws.env("ARTIFACTS_BUCKET"), source=_feature_store)
+        return cls(
+            config=PlatformConfig.model_validate_json(aws.env("PLATFORM_CONFIG")),
+            feature_sets=FeatureSetCatalog(os.environ.get("FEATURE_SETS_DIR", "feature_sets")),
+            registry=Registry.from_env(),
+            features_bucket=aws.env("FEATURES_BUCKET"),
+            artifacts_bucket=aws.env("ARTIFACTS_BUCKET"),
+            source=_feature_store,
+        )
 
 
 def _feature_store(fs: FeatureSet, bucket: str, model: str, run_id: str) -> tuple[Any, dict[str, Any]]:
@@ -63,8 +67,9 @@ def _field(request: Mapping[str, Any], name: str, kind: type | tuple[type, ...],
 def run_training(event: Mapping[str, Any], ctx: TrainContext) -> dict[str, Any]:
     request = event.get("request")
     if not isinstance(request, Mapping):
-        raise InvalidTrainingRequestError(f"the train step needs a 'request' object, got "
-                                          f"{type(request).__name__} (keys: {sorted(event)})")
+        raise InvalidTrainingRequestError(
+            f"the train step needs a 'request' object, got {type(request).__name__} (keys: {sorted(event)})"
+        )
     model = _field(request, "model", str)
     if not model:
         raise InvalidTrainingRequestError("request field 'model' is required")
@@ -78,9 +83,13 @@ def run_training(event: Mapping[str, Any], ctx: TrainContext) -> dict[str, Any]:
     trigger = _field(request, "trigger", str, "manual")
     params = _field(request, "params", Mapping)
     kwargs: dict[str, Any] = {
-        "registry": ctx.registry, "artifacts_bucket": ctx.artifacts_bucket, "trigger": trigger,
-        "created_by": f"workflow:{run_id}", "execution_id": execution_id or None,
-        "algorithm": _field(request, "algorithm", str), "params": dict(params) if params is not None else None,
+        "registry": ctx.registry,
+        "artifacts_bucket": ctx.artifacts_bucket,
+        "trigger": trigger,
+        "created_by": f"workflow:{run_id}",
+        "execution_id": execution_id or None,
+        "algorithm": _field(request, "algorithm", str),
+        "params": dict(params) if params is not None else None,
         "seed": _field(request, "seed", int, 0),
         "validation_fraction": _field(request, "validation_fraction", (int, float)),
     }
@@ -88,14 +97,30 @@ def run_training(event: Mapping[str, Any], ctx: TrainContext) -> dict[str, Any]:
         table, lineage = ctx.source(fs, ctx.features_bucket, cfg.name, run_id)
     except TrainingDataError as e:
         reason = f"no training data: {e}"
-        mv = ctx.registry.register(cfg.name, status="rejected", reason=reason, created_by=kwargs["created_by"],
-                                   algorithm=kwargs["algorithm"] or cfg.algorithm, params=cfg.params,
-                                   input_schema=fs.input_schema(), feature_set=fs.name,
-                                   feature_set_version=fs.version, feature_set_fingerprint=fs.fingerprint,
-                                   lineage={"trigger": trigger, "execution_id": execution_id}, trigger=trigger)
+        mv = ctx.registry.register(
+            cfg.name,
+            status="rejected",
+            reason=reason,
+            created_by=kwargs["created_by"],
+            algorithm=kwargs["algorithm"] or cfg.algorithm,
+            params=cfg.params,
+            input_schema=fs.input_schema(),
+            feature_set=fs.name,
+            feature_set_version=fs.version,
+            feature_set_fingerprint=fs.fingerprint,
+            lineage={"trigger": trigger, "execution_id": execution_id},
+            trigger=trigger,
+        )
         champion = current_champion(ctx.registry, cfg.name)
-        return {"model": cfg.name, "version": mv.version, "status": "rejected", "metrics": {},
-                "champion_version": champion, "champion_metrics": None, "reason": reason,
-                "champion_error": None}
+        return {
+            "model": cfg.name,
+            "version": mv.version,
+            "status": "rejected",
+            "metrics": {},
+            "champion_version": champion,
+            "champion_metrics": None,
+            "reason": reason,
+            "champion_error": None,
+        }
     outcome = train_and_register(table, fs, cfg, training_set=lineage, **kwargs)
     return outcome.to_dict()

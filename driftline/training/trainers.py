@@ -64,12 +64,16 @@ def load_trainer(spec: str, directory: str | Path | None = None) -> Callable[...
     module_name, func_name = spec.split(":")
     folder = trainers_dir(directory)
     if not folder.is_dir():
-        raise TrainingRejectedError(f"trainer {spec!r}: the trainers folder {folder} does not exist (trainers_dir "
-                                    f"in cdk.json, {TRAINERS_DIR_ENV} for the train function)")
+        raise TrainingRejectedError(
+            f"trainer {spec!r}: the trainers folder {folder} does not exist (trainers_dir "
+            f"in cdk.json, {TRAINERS_DIR_ENV} for the train function)"
+        )
     root = module_name.split(".")[0]
     if not ((folder / root).is_dir() or (folder / f"{root}.py").is_file()):
-        raise TrainingRejectedError(f"trainer {spec!r}: no module {root!r} in the trainers folder {folder} (a trainer "
-                                    f"is your own code there, not an installed package)")
+        raise TrainingRejectedError(
+            f"trainer {spec!r}: no module {root!r} in the trainers folder {folder} (a trainer "
+            f"is your own code there, not an installed package)"
+        )
     # Imported afresh each run: a long-lived worker (the local platform, a warm Lambda) must train with
     # the trainer as it is now. Only modules loaded from the trainers folder are forgotten, never an
     # installed package.
@@ -78,24 +82,26 @@ def load_trainer(spec: str, directory: str | Path | None = None) -> Callable[...
         if origin and any(Path(origin).resolve().is_relative_to(f) for f in (folder, *_TRAINER_FOLDERS)):
             del sys.modules[name]
         else:
-            raise TrainingRejectedError(f"trainer {spec!r}: {root!r} is already the name of an installed module "
-                                        f"({origin or 'built in'}); rename the trainer module")
+            raise TrainingRejectedError(
+                f"trainer {spec!r}: {root!r} is already the name of an installed module "
+                f"({origin or 'built in'}); rename the trainer module"
+            )
     importlib.invalidate_caches()
     _TRAINER_FOLDERS.add(folder)
     with _on_path(folder):
         try:
             module = importlib.import_module(module_name)
         except Exception as e:  # the user's module may raise anything while importing
-            raise TrainingRejectedError(f"trainer {spec!r} does not import from {folder} ({type(e).__name__}: "
-                                        f"{' '.join(str(e).split())[:300]})") from None
+            raise TrainingRejectedError(
+                f"trainer {spec!r} does not import from {folder} ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
+            ) from None
     func = getattr(module, func_name, None)
     if not callable(func):
         raise TrainingRejectedError(f"trainer {spec!r}: module {module_name!r} has no function {func_name!r}")
     return func  # type: ignore[no-any-return]
 
 
-def make_estimator(spec: str, feature_set: Any, params: Mapping[str, Any],
-                   directory: str | Path | None = None) -> Any:
+def make_estimator(spec: str, feature_set: Any, params: Mapping[str, Any], directory: str | Path | None = None) -> Any:
     """Call the trainer and check that it returned an unfitted scikit-learn-style estimator.
 
     Raises
@@ -107,19 +113,32 @@ def make_estimator(spec: str, feature_set: Any, params: Mapping[str, Any],
     try:
         estimator = func(feature_set, dict(params))
     except Exception as e:  # user code
-        raise TrainingRejectedError(f"trainer {spec!r} raised {type(e).__name__}: "
-                                    f"{' '.join(str(e).split())[:300]}") from None
+        raise TrainingRejectedError(
+            f"trainer {spec!r} raised {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+        ) from None
     if isinstance(estimator, type):
-        raise TrainingRejectedError(f"trainer {spec!r} returned the class {estimator.__name__}, not an estimator; "
-                                    f"return an instance, e.g. {estimator.__name__}()")
+        raise TrainingRejectedError(
+            f"trainer {spec!r} returned the class {estimator.__name__}, not an estimator; "
+            f"return an instance, e.g. {estimator.__name__}()"
+        )
     if not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
-        raise TrainingRejectedError(f"trainer {spec!r} returned {type(estimator).__name__}, not an estimator; "
-                                    f"return an unfitted scikit-learn estimator or Pipeline")
+        raise TrainingRejectedError(
+            f"trainer {spec!r} returned {type(estimator).__name__}, not an estimator; "
+            f"return an unfitted scikit-learn estimator or Pipeline"
+        )
     return estimator
 
 
-def fit_trainer(spec: str, prepared: Any, table: Any, fs: Any, params: Mapping[str, Any], fraction: float,
-                directory: str | Path | None = None, threads: int | None = None) -> tuple[Any, bytes, Any]:
+def fit_trainer(
+    spec: str,
+    prepared: Any,
+    table: Any,
+    fs: Any,
+    params: Mapping[str, Any],
+    fraction: float,
+    directory: str | Path | None = None,
+    threads: int | None = None,
+) -> tuple[Any, bytes, Any]:
     """Build the trainer's estimator, fit it on the training rows, convert it to the serving signature.
 
     ``prepared`` is the built-in :func:`~driftline.training.dataset.prepare` result of ``table``, so
@@ -143,8 +162,10 @@ def fit_trainer(spec: str, prepared: Any, table: Any, fs: Any, params: Mapping[s
     fits = is_regressor(estimator) if task == "regression" else is_classifier(estimator)
     if not fits:
         want = "a regressor" if task == "regression" else "a classifier"
-        raise TrainingRejectedError(f"trainer {spec!r} returned a {type(estimator).__name__}, which is not {want}; "
-                                    f"label {fs.label.name!r} is a {task} label")
+        raise TrainingRejectedError(
+            f"trainer {spec!r} returned a {type(estimator).__name__}, which is not {want}; "
+            f"label {fs.label.name!r} is a {task} label"
+        )
     frame = training_frame(table, fs, fraction)
     train = frame[frame[SPLIT_COLUMN] == TRAIN]
     if len(train) != len(prepared.y_train):  # both come from the same split; guard the invariant
@@ -155,7 +176,8 @@ def fit_trainer(spec: str, prepared: Any, table: Any, fs: Any, params: Mapping[s
         with threadpool_limits(limits=threads):
             estimator.fit(train[features], train[label])
     except Exception as e:  # user pipelines raise anything on bad data or parameters
-        raise TrainingRejectedError(f"fitting trainer {spec!r} failed ({type(e).__name__}: "
-                                    f"{' '.join(str(e).split())[:300]})") from None
+        raise TrainingRejectedError(
+            f"fitting trainer {spec!r} failed ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
+        ) from None
     schema = fs.input_schema()
     return estimator, convert_estimator(estimator, schema), EstimatorOnServedRows(estimator, schema)

@@ -21,11 +21,22 @@ def build(feature_set: Any, params: dict[str, Any]) -> Pipeline:
     """Impute + scale the numbers, impute + one-hot the categories, then gradient boosting."""
     numeric = [f.name for f in feature_set.features if f.type in ("int", "float", "bool")]
     categorical = [f.name for f in feature_set.features if f.type == "categorical"]
-    prep = ColumnTransformer([
-        ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
-        ("cat", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-                          ("onehot", OneHotEncoder(handle_unknown="ignore"))]), categorical),
-    ])
-    model = HistGradientBoostingClassifier(max_iter=int(params.get("max_iter", 100)),
-                                           learning_rate=float(params.get("learning_rate", 0.1)), random_state=0)
+    prep = ColumnTransformer(
+        [
+            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                categorical,
+            ),
+        ]
+    )
+    model = HistGradientBoostingClassifier(
+        max_iter=int(params.get("max_iter", 100)), learning_rate=float(params.get("learning_rate", 0.1)), random_state=0
+    )
     return Pipeline([("prep", prep), ("model", model)])

@@ -66,14 +66,23 @@ def _put(lp: LocalPlatformHandle, name: str, body: bytes) -> str:
 def _records(lp: LocalPlatformHandle) -> dict[str, dict[str, Any]]:
     """Newest ingest record per object version."""
     ddb = lp.client("dynamodb")
-    items = ddb.query(TableName=lp.name("control"), KeyConditionExpression="pk = :p",
-                      ExpressionAttributeValues={":p": {"S": f"INGEST#{FS}"}})["Items"]
+    items = ddb.query(
+        TableName=lp.name("control"),
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": f"INGEST#{FS}"}},
+    )["Items"]
     return {json.loads(i["result"]["S"])["version_id"]: json.loads(i["result"]["S"]) for i in items}
 
 
 def _record(lp: LocalPlatformHandle, version: str, statuses: set[str], timeout: float = 60.0) -> dict[str, Any]:
-    return dict(wait_for(lambda: (r := _records(lp).get(version)) and r["status"] in statuses and r,
-                         timeout=timeout, interval=0.2, what=f"a {'/'.join(sorted(statuses))} record of {version}"))
+    return dict(
+        wait_for(
+            lambda: (r := _records(lp).get(version)) and r["status"] in statuses and r,
+            timeout=timeout,
+            interval=0.2,
+            what=f"a {'/'.join(sorted(statuses))} record of {version}",
+        )
+    )
 
 
 def _keys(lp: LocalPlatformHandle, prefix: str) -> list[str]:
@@ -83,8 +92,11 @@ def _keys(lp: LocalPlatformHandle, prefix: str) -> list[str]:
 
 def _curated_rows(lp: LocalPlatformHandle, upload_id: str) -> int:
     s3 = lp.client("s3")
-    return sum(pq.read_metadata(pa.BufferReader(s3.get_object(Bucket=lp.bucket("features"), Key=k)["Body"].read()))
-               .num_rows for k in _keys(lp, f"curated/{FS}/date=") if upload_id in k)
+    return sum(
+        pq.read_metadata(pa.BufferReader(s3.get_object(Bucket=lp.bucket("features"), Key=k)["Body"].read())).num_rows
+        for k in _keys(lp, f"curated/{FS}/date=")
+        if upload_id in k
+    )
 
 
 def _dlq(lp: LocalPlatformHandle) -> str:
@@ -93,7 +105,8 @@ def _dlq(lp: LocalPlatformHandle) -> str:
 
 def _dlq_count(lp: LocalPlatformHandle) -> int:
     attrs = lp.client("sqs").get_queue_attributes(
-        QueueUrl=_dlq(lp), AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+        QueueUrl=_dlq(lp), AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )
     return sum(int(v) for v in attrs["Attributes"].values())
 
 
@@ -104,11 +117,23 @@ def _ingest_workers(lp: LocalPlatformHandle) -> list[int]:
 
 
 def _features_cli(lp: LocalPlatformHandle, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AWS_ENDPOINT_URL": lp.endpoint, "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": lp.region, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "driftline.cli.main", "features", *args,
-                           "--config", str(ROOT / "cdk.json")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env, check=False)
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": lp.endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": lp.region,
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "driftline.cli.main", "features", *args, "--config", str(ROOT / "cdk.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
 
 
 def _ledger(lp: LocalPlatformHandle, version: str, rows_in: int) -> dict[str, Any]:
@@ -148,15 +173,22 @@ def test_killed_worker_loses_nothing_and_redrive_finishes_the_upload(lp: LocalPl
 
 
 HOSTILE_NAMES = [
-    "my file ü.csv", "ünïcödé 日本語.csv", "plus+and%25percent.csv", "semi;colon,comma=eq.csv",
-    "quote'and\"double.csv", "tab\tand newline.csv", "emoji 🚀.csv", "x" * 900 + ".csv",
+    "my file ü.csv",
+    "ünïcödé 日本語.csv",
+    "plus+and%25percent.csv",
+    "semi;colon,comma=eq.csv",
+    "quote'and\"double.csv",
+    "tab\tand newline.csv",
+    "emoji 🚀.csv",
+    "x" * 900 + ".csv",
 ]
 
 
 def test_any_key_s3_accepts_ends_in_a_record_never_the_dlq(lp: LocalPlatformHandle) -> None:
     body = _csv(generate(40, "2026-04-01", "2026-04-02", seed=33))
-    versions = [_put(lp, name, body if i == 0 else body.replace(b"\n", b"\n", 1)) for i, name in
-                enumerate(HOSTILE_NAMES)]
+    versions = [
+        _put(lp, name, body if i == 0 else body.replace(b"\n", b"\n", 1)) for i, name in enumerate(HOSTILE_NAMES)
+    ]
     for version in versions:
         record = _record(lp, version, TERMINAL)
         # the same bytes under other keys: counted once (ingest.on_duplicate_content: skip), never failed
@@ -183,9 +215,11 @@ def test_a_mixed_batch_adds_up(lp: LocalPlatformHandle) -> None:
     good = generate(200, "2026-06-01", "2026-06-03", seed=50)
     lines = _csv(generate(120, "2026-06-01", "2026-06-03", seed=51)).decode().splitlines()
     lines[5] = lines[5].replace(",", ",not-a-number", 1)
-    lines[9] = "U1-" + "é" * 3000 + lines[9][lines[9].index(","):]  # an entity id over the online key limit
-    uploads = [(_put(lp, "good.parquet", _parquet(good)), 200),
-               (_put(lp, "partly bad.csv", ("\n".join(lines) + "\n").encode()), 120)]
+    lines[9] = "U1-" + "é" * 3000 + lines[9][lines[9].index(",") :]  # an entity id over the online key limit
+    uploads = [
+        (_put(lp, "good.parquet", _parquet(good)), 200),
+        (_put(lp, "partly bad.csv", ("\n".join(lines) + "\n").encode()), 120),
+    ]
     for version, rows in uploads:
         _ledger(lp, version, rows)
     unreadable = _put(lp, "broken.parquet", b"PAR1 this is not parquet")

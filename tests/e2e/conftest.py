@@ -172,7 +172,14 @@ def start_platform(state_dir: Path, overrides: dict[str, str] | None = None, *ex
     assert state is not None and state.status == "ready"
     platform = build_platform(config.load(ROOT / "cdk.json"))
     return LocalPlatformHandle(
-        state_dir, state.endpoint, state.api_url, state.pid, state.pgid, platform, state.account, state.region,
+        state_dir,
+        state.endpoint,
+        state.api_url,
+        state.pid,
+        state.pgid,
+        platform,
+        state.account,
+        state.region,
         state.token,
     )
 

@@ -40,8 +40,15 @@ def free_port() -> int:
 
 def run_story(tmp: Path) -> Story:
     platform = build_platform(config.load(ROOT / "cdk.json", env="demo"))
-    settings = DemoSettings(config=ROOT / "cdk.json", env="demo", state_dir=tmp / "state", out_dir=tmp / "out",
-                            port=free_port(), api_port=free_port(), keep=True)
+    settings = DemoSettings(
+        config=ROOT / "cdk.json",
+        env="demo",
+        state_dir=tmp / "state",
+        out_dir=tmp / "out",
+        port=free_port(),
+        api_port=free_port(),
+        keep=True,
+    )
     story = Story(settings, platform)
     story.ok = story.run()  # type: ignore[attr-defined]
     return story
@@ -103,16 +110,22 @@ def _decisions_for(story: Story, event_ids: list[str], timeout: float = 60.0) ->
     control = ControlTable(story.platform.name("control"))
     deadline = time.monotonic() + timeout
     while True:
-        recs = {r["trigger_id"]: r for r in control.history(MODEL, limit=200, kind="decision")
-                if r.get("trigger_id") in event_ids}
+        recs = {
+            r["trigger_id"]: r
+            for r in control.history(MODEL, limit=200, kind="decision")
+            if r.get("trigger_id") in event_ids
+        }
         if len(recs) == len(event_ids) or time.monotonic() > deadline:
             return list(recs.values())
         time.sleep(0.3)
 
 
 def _put(story: Story, entries: list[dict[str, Any]]) -> list[str]:
-    resp = story.local.client("events").put_events(Entries=[  # type: ignore[union-attr]
-        {**e, "EventBusName": story.platform.event_bus, "Detail": json.dumps(e["Detail"])} for e in entries])
+    resp = story.local.client("events").put_events(  # type: ignore[union-attr]
+        Entries=[  # type: ignore[union-attr]
+            {**e, "EventBusName": story.platform.event_bus, "Detail": json.dumps(e["Detail"])} for e in entries
+        ]
+    )
     assert resp["FailedEntryCount"] == 0, resp
     return [x["EventId"] for x in resp["Entries"]]
 
@@ -127,16 +140,22 @@ def _alerts_queue(story: Story) -> str:
     sqs, sns = story.local.client("sqs"), story.local.client("sns")  # type: ignore[union-attr]
     url = str(sqs.create_queue(QueueName=f"e2e-alerts-{int(time.time())}")["QueueUrl"])
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=f"arn:aws:sns:us-east-1:123456789012:{story.platform.name('alerts')}",
-                  Protocol="sqs", Endpoint=arn)
+    sns.subscribe(
+        TopicArn=f"arn:aws:sns:us-east-1:123456789012:{story.platform.name('alerts')}", Protocol="sqs", Endpoint=arn
+    )
     return url
 
 
 def _subjects(story: Story, url: str) -> list[str]:
     out = []
     for _ in range(3):
-        msgs = story.local.client("sqs").receive_message(  # type: ignore[union-attr]
-            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        msgs = (
+            story.local.client("sqs")  # type: ignore[union-attr]
+            .receive_message(  # type: ignore[union-attr]
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            )
+            .get("Messages", [])
+        )
         out += [json.loads(m["Body"]).get("Subject", "") for m in msgs]
     return out
 
@@ -191,8 +210,9 @@ def canary_breach(live: Story, run_arn: str | None) -> None:
         for p in a.body["predictions"]:  # labels that make the challenger look wrong, the champion right
             side = "challenger" if p["version"] == candidate else "champion"
             labeled[side] += 1
-            feedback.append({"request_id": p["request_id"],
-                             "label": 1 - p["label"] if side == "challenger" else p["label"]})
+            feedback.append(
+                {"request_id": p["request_id"], "label": 1 - p["label"] if side == "challenger" else p["label"]}
+            )
         assert predict_feedback(live.facts.api_url, feedback) in (200, 202)
     assert min(labeled.values()) >= 100, labeled
     assert run.wait_end(120) == "FAILED" and run.description.get("error") == "CanaryRolledBack"
@@ -214,8 +234,12 @@ def approval(api_url: str, version: int, body: dict[str, Any], *, principal: str
     headers = {"Content-Type": "application/json"}
     if principal is not None:
         headers["X-Driftline-Local-Principal"] = principal
-    req = urllib.request.Request(f"{api_url}/v1/models/{MODEL}/versions/{version}/approval", method="POST",
-                                 data=json.dumps(body).encode(), headers=headers)
+    req = urllib.request.Request(
+        f"{api_url}/v1/models/{MODEL}/versions/{version}/approval",
+        method="POST",
+        data=json.dumps(body).encode(),
+        headers=headers,
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return int(resp.status), json.loads(resp.read())
@@ -227,9 +251,12 @@ def predict_feedback(api_url: str, labels: list[dict[str, Any]]) -> int:
     import urllib.error
     import urllib.request
 
-    req = urllib.request.Request(f"{api_url}/v1/models/{MODEL}/feedback", method="POST",
-                                 data=json.dumps({"labels": labels}).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{api_url}/v1/models/{MODEL}/feedback",
+        method="POST",
+        data=json.dumps({"labels": labels}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return int(resp.status)
@@ -258,8 +285,9 @@ def rejected_manual_approval(live: Story) -> None:
         assert time.monotonic() < deadline, "no approval was requested"
         time.sleep(0.5)
     (pending,) = pending_approvals(table, MODEL)
-    strict = live.platform.config.model_copy(update={"models": (
-        live.platform.config.models[0].model_copy(update={"approvers": ("alice",)}),)})
+    strict = live.platform.config.model_copy(
+        update={"models": (live.platform.config.models[0].model_copy(update={"approvers": ("alice",)}),)}
+    )
     with pytest.raises(ApprovalNotAllowedError):
         resolve_approval(MODEL, pending.version, True, "mallory", "ship it", config=strict)
     with pytest.raises(ApprovalNotWaitingError):
@@ -316,11 +344,17 @@ def bad_input(live: Story) -> None:
     sfn = live.local.client("stepfunctions")  # type: ignore[union-attr]
     sm = f"arn:aws:states:us-east-1:123456789012:stateMachine:{live.platform.name('retrain')}"
     before = len(sfn.list_executions(stateMachineArn=sm)["executions"])
-    _put(live, [
-        {"Source": "driftline.cli", "DetailType": "RetrainRequested",
-         "Detail": {"model": "no-such-model", "requested_by": "e2e"}},
-        {"Source": "driftline.monitoring", "DetailType": "DriftDetected", "Detail": {"version": 1}},
-    ])
+    _put(
+        live,
+        [
+            {
+                "Source": "driftline.cli",
+                "DetailType": "RetrainRequested",
+                "Detail": {"model": "no-such-model", "requested_by": "e2e"},
+            },
+            {"Source": "driftline.monitoring", "DetailType": "DriftDetected", "Detail": {"version": 1}},
+        ],
+    )
     control = ControlTable(live.platform.name("control"))
     deadline = time.monotonic() + 60
     while not (control.history("no-such-model") and control.history("_invalid")):

@@ -44,12 +44,16 @@ def test_health_is_answered_by_the_gateway_and_public_routes_are_throttled(
     time.sleep(serving.public_throttle_burst / serving.public_throttle_rate)  # a full bucket
     r = requests.get(f"{local_platform.api_url}/health", timeout=60)
     assert r.status_code == 200 and r.json() == json.loads(HEALTH_RESPONSE) and "X-Echo" not in r.headers
-    statuses = [requests.get(f"{local_platform.api_url}/health", timeout=60).status_code
-                for _ in range(3 * serving.public_throttle_burst)]
+    statuses = [
+        requests.get(f"{local_platform.api_url}/health", timeout=60).status_code
+        for _ in range(3 * serving.public_throttle_burst)
+    ]
     assert 429 in statuses and statuses.count(200) <= serving.public_throttle_burst + 2
     assert requests.get(f"{local_platform.api_url}/health", timeout=60).json() == {"message": "Too Many Requests"}
-    assert all(requests.post(f"{local_platform.api_url}/v1/models/m/predict", json={}, timeout=60).status_code
-               == 201 for _ in range(serving.public_throttle_burst + 5))
+    assert all(
+        requests.post(f"{local_platform.api_url}/v1/models/m/predict", json={}, timeout=60).status_code == 201
+        for _ in range(serving.public_throttle_burst + 5)
+    )
     time.sleep(serving.public_throttle_burst / serving.public_throttle_rate)  # refilled for the other tests
 
 

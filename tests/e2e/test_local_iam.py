@@ -24,24 +24,32 @@ def probed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatformHa
 
 
 def _probe(p: LocalPlatformHandle, service: str, op: str, **args: Any) -> dict[str, Any]:
-    out = p.client("lambda").invoke(FunctionName=p.name("serve"),
-                                    Payload=json.dumps({"service": service, "op": op, "args": args}).encode())
+    out = p.client("lambda").invoke(
+        FunctionName=p.name("serve"), Payload=json.dumps({"service": service, "op": op, "args": args}).encode()
+    )
     result: dict[str, Any] = json.loads(out["Payload"].read())
     return result
 
 
-def test_the_function_runs_as_its_own_role_and_is_denied_what_it_does_not_declare(
-        probed: LocalPlatformHandle) -> None:
+def test_the_function_runs_as_its_own_role_and_is_denied_what_it_does_not_declare(probed: LocalPlatformHandle) -> None:
     p = probed
     ok = _probe(p, "dynamodb", "get_item", TableName=p.name("registry"), Key={"pk": {"S": "x"}, "sk": {"S": "y"}})
     assert ok["error"] is None, ok
     assert f"assumed-role/{p.name('serve')}-fn-role/" in ok["identity"]
     assert _probe(p, "s3", "list_objects_v2", Bucket=p.bucket("artifacts"))["error"] is None
     # serve reads the registry, never writes it; never touches the control table or the features bucket
-    assert _probe(p, "dynamodb", "put_item", TableName=p.name("registry"),
-                  Item={"pk": {"S": "x"}, "sk": {"S": "y"}})["error"] == "AccessDeniedException"
-    assert _probe(p, "dynamodb", "get_item", TableName=p.name("control"),
-                  Key={"pk": {"S": "x"}, "sk": {"S": "y"}})["error"] == "AccessDeniedException"
+    assert (
+        _probe(p, "dynamodb", "put_item", TableName=p.name("registry"), Item={"pk": {"S": "x"}, "sk": {"S": "y"}})[
+            "error"
+        ]
+        == "AccessDeniedException"
+    )
+    assert (
+        _probe(p, "dynamodb", "get_item", TableName=p.name("control"), Key={"pk": {"S": "x"}, "sk": {"S": "y"}})[
+            "error"
+        ]
+        == "AccessDeniedException"
+    )
     assert _probe(p, "s3", "list_objects_v2", Bucket=p.bucket("features"))["error"] == "AccessDenied"
     # the platform's own clients (the test's root credentials) are not checked
     p.client("dynamodb").put_item(TableName=p.name("control"), Item={"pk": {"S": "x"}, "sk": {"S": "y"}})

@@ -316,7 +316,10 @@ def test_outsiders_cannot_create_or_change_functions(local_platform: LocalPlatfo
     outsider = local_platform.client("lambda", trusted=False)
     with pytest.raises(botocore.exceptions.ClientError) as info:
         outsider.create_function(
-            FunctionName=f"evil-{uuid.uuid4().hex[:8]}", Runtime="python3.12", Handler="evil.handler", Timeout=3,
+            FunctionName=f"evil-{uuid.uuid4().hex[:8]}",
+            Runtime="python3.12",
+            Handler="evil.handler",
+            Timeout=3,
             Role=f"arn:aws:iam::{local_platform.account}:role/{local_platform.platform.prefix}-local-role",
             Code={"ZipFile": _code_zip()},
         )
@@ -326,17 +329,21 @@ def test_outsiders_cannot_create_or_change_functions(local_platform: LocalPlatfo
         outsider.update_function_configuration(FunctionName=serve, Handler="os.system")
     assert info.value.response["Error"]["Code"] == "AccessDeniedException"
     assert outsider.get_function(FunctionName=serve)["Configuration"]["Handler"] != "os.system"
-    assert outsider.invoke(FunctionName=make_function(local_platform, f"{FIXTURES}.echo"), Payload=b"{}")[
-        "StatusCode"] == 200  # invoking (and reading) stays open
+    assert (
+        outsider.invoke(FunctionName=make_function(local_platform, f"{FIXTURES}.echo"), Payload=b"{}")["StatusCode"]
+        == 200
+    )  # invoking (and reading) stays open
 
 
 def test_web_pages_cannot_drive_the_emulator(local_platform: LocalPlatformHandle) -> None:
     import requests
 
     url = f"{local_platform.endpoint}/2015-03-31/functions/{local_platform.name('serve')}/invocations"
-    r = requests.post(url, data="{}", headers={"Origin": "https://evil.example", "Content-Type": "text/plain"},
-                      timeout=30)
+    r = requests.post(
+        url, data="{}", headers={"Origin": "https://evil.example", "Content-Type": "text/plain"}, timeout=30
+    )
     assert r.status_code == 403 and r.json()["__type"] == "AccessDeniedException"
-    preflight = requests.options(url, headers={"Origin": "https://evil.example",
-                                               "Access-Control-Request-Method": "POST"}, timeout=30)
+    preflight = requests.options(
+        url, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}, timeout=30
+    )
     assert "Access-Control-Allow-Origin" not in preflight.headers  # moto's global CORS is off

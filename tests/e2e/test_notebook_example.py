@@ -30,21 +30,40 @@ def test_notebook_runs_end_to_end_on_the_local_platform(tmp_path: Path) -> None:
     from tests.e2e.conftest import LocalPlatformHandle
 
     state_dir = tmp_path / "state"
-    up = run_cli("up", "--detach", "--port", str(free_port()), "--api-port", str(free_port()),
-                 "--config", str(EXAMPLE / "cdk.json"), state_dir=state_dir)
+    up = run_cli(
+        "up",
+        "--detach",
+        "--port",
+        str(free_port()),
+        "--api-port",
+        str(free_port()),
+        "--config",
+        str(EXAMPLE / "cdk.json"),
+        state_dir=state_dir,
+    )
     assert up.returncode == 0, up.stdout + up.stderr
     state = read_state(state_dir)
     assert state is not None
-    handle = LocalPlatformHandle(state_dir, state.endpoint, state.api_url, state.pid, state.pgid,
-                                 build_platform(config.load(EXAMPLE / "cdk.json")), state.account, state.region)
-    env = {"AWS_ENDPOINT_URL": state.endpoint, "DRIFTLINE_API_URL": state.api_url,
-           "DRIFTLINE_CONFIG": str(EXAMPLE / "cdk.json")}
+    handle = LocalPlatformHandle(
+        state_dir,
+        state.endpoint,
+        state.api_url,
+        state.pid,
+        state.pgid,
+        build_platform(config.load(EXAMPLE / "cdk.json")),
+        state.account,
+        state.region,
+    )
+    env = {
+        "AWS_ENDPOINT_URL": state.endpoint,
+        "DRIFTLINE_API_URL": state.api_url,
+        "DRIFTLINE_CONFIG": str(EXAMPLE / "cdk.json"),
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
         nb = nbformat.read(EXAMPLE / "penguins.ipynb", as_version=4)
-        client = NotebookClient(nb, timeout=900, kernel_name="python3",
-                                resources={"metadata": {"path": str(EXAMPLE)}})
+        client = NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLE)}})
         client.execute()
         outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
         assert "max |served - notebook|" in outputs

@@ -82,10 +82,16 @@ def _declared(platform: Platform, logical: str) -> set[Pair]:
     statements = [st.document() for st in platform.policy(logical, ACCOUNT, REGION, PARTITION, key_arn=KEY)]
     # what every function needs to run, added by the function construct itself
     statements += [
-        {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{platform.name(logical)}:*"},
-        {"Effect": "Allow", "Action": "sqs:SendMessage",
-         "Resource": f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{platform.name(f'dlq-{fn.stack}')}"},
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{platform.name(logical)}:*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{platform.name(f'dlq-{fn.stack}')}",
+        },
         {"Effect": "Allow", "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Resource": "*"},
     ]
     return _pairs(statements, lambda v: v)  # type: ignore[arg-type]
@@ -98,13 +104,15 @@ def test_every_function_role_policy_is_exactly_its_declaration(synth: Synth) -> 
         resources = synth.templates[fn.stack]["Resources"]
         cid = "".join(part.title() for part in fn.logical.split("-")) + "FnRole"
         (role,) = [lid for lid, r in resources.items() if lid.startswith(cid) and r["Type"] == "AWS::IAM::Role"]
-        statements = [st for r in resources.values()
-                      if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
-                      for st in r["Properties"]["PolicyDocument"]["Statement"]]
+        statements = [
+            st
+            for r in resources.values()
+            if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+            for st in r["Properties"]["PolicyDocument"]["Statement"]
+        ]
         synthesized = _pairs(statements, _Resolver(synth, fn.stack))
         declared = _declared(platform, fn.logical)
-        assert synthesized == declared, (
-            fn.logical, sorted(synthesized - declared), sorted(declared - synthesized))
+        assert synthesized == declared, (fn.logical, sorted(synthesized - declared), sorted(declared - synthesized))
         checked.append(fn.logical)
     assert len(checked) == len(platform.functions) >= 7
 
@@ -122,8 +130,9 @@ def test_removing_a_declared_permission_removes_it_from_the_role() -> None:
     platform = build_platform(config.from_context(context, "dev"))
     serve = platform.function("serve")
     narrowed = dataclasses.replace(serve, access=tuple(g for g in serve.access if g.logical != "registry"))
-    smaller = dataclasses.replace(platform, functions=tuple(
-        narrowed if f.logical == "serve" else f for f in platform.functions))
+    smaller = dataclasses.replace(
+        platform, functions=tuple(narrowed if f.logical == "serve" else f for f in platform.functions)
+    )
     registry = platform.arn("table", "registry", "1", "r")
     assert any(registry in st.resources for st in platform.policy("serve", "1", "r"))
     assert not any(registry in st.resources for st in smaller.policy("serve", "1", "r"))

@@ -40,8 +40,11 @@ def _as_list(value: Any) -> list[Any]:
 
 def test_only_the_approval_route_of_the_live_stage_may_invoke_the_approve_function(synth: Synth) -> None:
     fn = _logical_id(synth, "serving", "ApproveFnFunction", "AWS::Lambda::Function")
-    perms = [r["Properties"] for r in synth.resources("AWS::Lambda::Permission").values()
-             if json.dumps(r["Properties"]["FunctionName"]).count(f'"{fn}"')]
+    perms = [
+        r["Properties"]
+        for r in synth.resources("AWS::Lambda::Permission").values()
+        if json.dumps(r["Properties"]["FunctionName"]).count(f'"{fn}"')
+    ]
     assert len(perms) == 1, perms  # no test-invoke permission, no other principal
     perm = perms[0]
     assert perm["Principal"] == "apigateway.amazonaws.com" and perm["Action"] == "lambda:InvokeFunction"
@@ -54,7 +57,8 @@ def test_only_the_approval_route_of_the_live_stage_may_invoke_the_approve_functi
 
 def test_the_approve_function_knows_its_api(synth: Synth) -> None:
     fn = synth.templates["serving"]["Resources"][
-        _logical_id(synth, "serving", "ApproveFnFunction", "AWS::Lambda::Function")]
+        _logical_id(synth, "serving", "ApproveFnFunction", "AWS::Lambda::Function")
+    ]
     api = _logical_id(synth, "serving", "Api", "AWS::ApiGateway::RestApi")
     assert fn["Properties"]["Environment"]["Variables"][API_ID_ENV] == {"Ref": api}
 
@@ -66,8 +70,9 @@ def test_no_iam_policy_may_invoke_the_approve_function(synth: Synth) -> None:
     invokers = []
     for lid, st in _all_statements(synth):
         actions = [a.lower() for a in _as_list(st.get("Action", []))]
-        if st.get("Effect") != "Allow" or not any(a in ("lambda:invokefunction", "lambda:invoke*", "lambda:*", "*")
-                                                  for a in actions):
+        if st.get("Effect") != "Allow" or not any(
+            a in ("lambda:invokefunction", "lambda:invoke*", "lambda:*", "*") for a in actions
+        ):
             continue
         resources = json.dumps(st.get("Resource"))
         if fn in resources or name in resources or '"*"' in resources or ":function:*" in resources:
@@ -100,8 +105,11 @@ def test_only_the_workflow_and_approve_may_touch_approval_items(synth: Synth) ->
         if role.startswith(("WorkflowFn", "ApproveFn")):
             continue
         denies = [st for st in on_control if st["Effect"] == "Deny"]
-        keyed = [st for st in denies if st.get("Condition") == {
-            "ForAnyValue:StringLike": {"dynamodb:LeadingKeys": [f"{APPROVAL_KEY_PREFIX}*"]}}]
+        keyed = [
+            st
+            for st in denies
+            if st.get("Condition") == {"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": [f"{APPROVAL_KEY_PREFIX}*"]}}
+        ]
         assert keyed and set(ITEM_ACTIONS) <= {a for st in keyed for a in _as_list(st["Action"])}, role
         keyless = {a for st in denies if "Condition" not in st for a in _as_list(st["Action"])}
         assert "dynamodb:Scan" in keyless and set(KEYLESS_READS) <= keyless, role
@@ -111,9 +119,18 @@ def test_only_the_workflow_and_approve_may_touch_approval_items(synth: Synth) ->
 
 AUDIT_WRITERS = ("TrainFn", "WorkflowFn", "ApproveFn")
 CHANGES_TO_AUDIT_OBJECTS = (
-    "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention", "s3:PutObjectLegalHold",
-    "s3:BypassGovernanceRetention", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
-    "s3:PutBucketObjectLockConfiguration", "s3:PutLifecycleConfiguration", "s3:PutBucketVersioning", "s3:DeleteBucket")
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:PutObjectRetention",
+    "s3:PutObjectLegalHold",
+    "s3:BypassGovernanceRetention",
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
+    "s3:PutBucketObjectLockConfiguration",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketVersioning",
+    "s3:DeleteBucket",
+)
 
 
 def _grants(action: str, pattern: str) -> bool:
@@ -133,20 +150,31 @@ def test_the_audit_trail_is_write_once_and_its_writers_can_only_append(synth: Sy
     retention = props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
     assert retention["Mode"] in ("GOVERNANCE", "COMPLIANCE") and retention["Days"] >= 365
     assert bucket["DeletionPolicy"] == "Retain"
-    (policy,) = [r for r in data.values() if r["Type"] == "AWS::S3::BucketPolicy"
-                 and r["Properties"]["Bucket"] == {"Ref": audit_id}]
+    (policy,) = [
+        r
+        for r in data.values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": audit_id}
+    ]
     denies = [st for st in policy["Properties"]["PolicyDocument"]["Statement"] if st["Effect"] == "Deny"]
-    assert any(st["Action"] == "s3:PutObject" and st.get("Condition") == {"Null": {"s3:if-none-match": "true"}}
-               and st["Principal"] == {"AWS": "*"} for st in denies), denies  # no overwrite, by anyone
-    denied = {a for st in denies if "Condition" not in st and st["Principal"] == {"AWS": "*"}
-              for a in _as_list(st["Action"])}
+    assert any(
+        st["Action"] == "s3:PutObject"
+        and st.get("Condition") == {"Null": {"s3:if-none-match": "true"}}
+        and st["Principal"] == {"AWS": "*"}
+        for st in denies
+    ), denies  # no overwrite, by anyone
+    denied = {
+        a for st in denies if "Condition" not in st and st["Principal"] == {"AWS": "*"} for a in _as_list(st["Action"])
+    }
     assert {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention"} <= denied
 
     export = f"GetAtt{audit_id}Arn"
     writers = set()
     for role, statements in _role_statements(synth).items():
-        on_audit = [st for st in statements if audit_id in json.dumps(st.get("Resource"))
-                    or export in json.dumps(st.get("Resource"))]
+        on_audit = [
+            st
+            for st in statements
+            if audit_id in json.dumps(st.get("Resource")) or export in json.dumps(st.get("Resource"))
+        ]
         allowed = [a for st in on_audit if st["Effect"] == "Allow" for a in _as_list(st["Action"])]
         for action in CHANGES_TO_AUDIT_OBJECTS:
             assert not any(_grants(action, a) for a in allowed), (role, action, allowed)

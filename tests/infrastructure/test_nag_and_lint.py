@@ -61,9 +61,12 @@ def test_no_nag_acknowledgment_covers_a_whole_stack(synth: Synth, synth_prod: Sy
 def test_public_route_acknowledgment_only_on_the_unauthenticated_methods(synth: Synth) -> None:
     methods = synth.resources("AWS::ApiGateway::Method", "serving")
     acknowledged = {
-        lid for lid, r in methods.items()
-        if any(x["id"] == "AwsSolutions-APIG4" for x in r.get("Metadata", {}).get("cdk_nag", {}).get(
-            "rules_to_suppress", []))
+        lid
+        for lid, r in methods.items()
+        if any(
+            x["id"] == "AwsSolutions-APIG4"
+            for x in r.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+        )
     }
     public = {lid for lid, r in methods.items() if r["Properties"]["AuthorizationType"] == "NONE"}
     assert len(public) == sum(1 for r in synth.platform.routes if not r.authorized)

@@ -63,8 +63,13 @@ def test_code_bundle_holds_no_cli_local_platform_demo_dataset_or_test_helper(bui
 
 
 RUN_TIME_IMPORTS: dict[str, tuple[str, ...]] = {
-    "workflow": ("driftline.retraining.steps", "driftline.retraining.canary", "driftline.retraining.gate",
-                 "driftline.retraining.approvals", "driftline.retraining.captures"),
+    "workflow": (
+        "driftline.retraining.steps",
+        "driftline.retraining.canary",
+        "driftline.retraining.gate",
+        "driftline.retraining.approvals",
+        "driftline.retraining.captures",
+    ),
     "drift": ("driftline.monitoring.check", "driftline.drift.report"),
 }
 """Modules a handler imports inside its functions (the steps it runs), checked against its layer too."""

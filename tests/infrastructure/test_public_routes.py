@@ -16,12 +16,15 @@ def test_unauthenticated_routes_have_their_own_low_throttle(synth: Synth) -> Non
     assert cfg.public_throttle_rate < cfg.throttle_rate and cfg.public_throttle_burst < cfg.throttle_burst
     (stage,) = synth.resources("AWS::ApiGateway::Stage", "serving").values()
     # ResourcePath is "/" + the resource path with its slashes as "~1" ("/*" for every method)
-    settings = {(s["HttpMethod"], s["ResourcePath"][1:].replace("~1", "/")): s
-                for s in stage["Properties"]["MethodSettings"]}
+    settings = {
+        (s["HttpMethod"], s["ResourcePath"][1:].replace("~1", "/")): s for s in stage["Properties"]["MethodSettings"]
+    }
     for method, path in _public_paths(synth):
         own = settings[(method, path)]
         assert (own["ThrottlingRateLimit"], own["ThrottlingBurstLimit"]) == (
-            cfg.public_throttle_rate, cfg.public_throttle_burst)
+            cfg.public_throttle_rate,
+            cfg.public_throttle_burst,
+        )
         assert own["MetricsEnabled"] is True and own["LoggingLevel"] == "ERROR"
     default = settings[("*", "*")]
     assert (default["ThrottlingRateLimit"], default["ThrottlingBurstLimit"]) == (cfg.throttle_rate, cfg.throttle_burst)
@@ -34,8 +37,11 @@ def test_health_is_a_mock_integration_with_no_function_behind_it(synth: Synth) -
     template = synth.templates["serving"]
     resources = {lid: r for lid, r in template["Resources"].items() if r["Type"] == "AWS::ApiGateway::Resource"}
     health_id = next(lid for lid, r in resources.items() if r["Properties"]["PathPart"] == "health")
-    (method,) = [r for r in synth.resources("AWS::ApiGateway::Method", "serving").values()
-                 if r["Properties"]["ResourceId"] == {"Ref": health_id}]
+    (method,) = [
+        r
+        for r in synth.resources("AWS::ApiGateway::Method", "serving").values()
+        if r["Properties"]["ResourceId"] == {"Ref": health_id}
+    ]
     integration = method["Properties"]["Integration"]
     assert integration["Type"] == "MOCK" and "Uri" not in integration
     (response,) = integration["IntegrationResponses"]

@@ -132,24 +132,37 @@ def test_api_is_regional_throttled_and_iam_authorized(synth: Synth) -> None:
 
 def test_key_policy_binds_every_service_principal_to_this_account(synth: Synth) -> None:
     (key,) = synth.resources("AWS::KMS::Key").values()
-    services = [st for st in key["Properties"]["KeyPolicy"]["Statement"]
-                if isinstance(st.get("Principal"), dict) and "Service" in st["Principal"]]
+    services = [
+        st
+        for st in key["Properties"]["KeyPolicy"]["Statement"]
+        if isinstance(st.get("Principal"), dict) and "Service" in st["Principal"]
+    ]
     names: set[str] = set()
     for st in services:
         service = st["Principal"]["Service"]
-        names.update(json.dumps(x) if not isinstance(x, str) else x for x in
-                     (service if isinstance(service, list) else [service]))
+        names.update(
+            json.dumps(x) if not isinstance(x, str) else x
+            for x in (service if isinstance(service, list) else [service])
+        )
         assert st.get("Condition"), f"no condition for {service} (confused deputy)"
         text = json.dumps(st["Condition"])
         assert "aws:SourceAccount" in text or "aws:logs:arn" in text or "event-bus:arn" in text, text
-    assert {"events.amazonaws.com", "sns.amazonaws.com", "firehose.amazonaws.com",
-            "cloudwatch.amazonaws.com"} <= names and any("logs." in n for n in names)
+    assert {
+        "events.amazonaws.com",
+        "sns.amazonaws.com",
+        "firehose.amazonaws.com",
+        "cloudwatch.amazonaws.com",
+    } <= names and any("logs." in n for n in names)
 
 
 def test_no_function_may_delete_object_versions_or_curated_data(synth: Synth) -> None:
     """Ingest and train could DeleteObjectVersion (CDK's grant_read_write): data could be destroyed."""
-    statements = [st for lid, p in synth.resources("AWS::IAM::Policy").items() if "Fn" in lid
-                  for st in p["Properties"]["PolicyDocument"]["Statement"]]  # the functions' roles
+    statements = [
+        st
+        for lid, p in synth.resources("AWS::IAM::Policy").items()
+        if "Fn" in lid
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+    ]  # the functions' roles
     deletes = []
     for st in statements:
         actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
@@ -223,16 +236,34 @@ def test_approve_function_may_only_decide_approvals(synth: Synth) -> None:
         acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
         actions |= set(acts)
     assert actions == {
-        "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage",
-        "xray:PutTelemetryRecords", "xray:PutTraceSegments",
-        "dynamodb:GetItem", "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sqs:SendMessage",
+        "xray:PutTelemetryRecords",
+        "xray:PutTraceSegments",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:DeleteItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
         "dynamodb:ConditionCheckItem",
-        "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*",
-        "states:SendTaskSuccess", "states:SendTaskFailure", "states:DescribeExecution",
-        "s3:PutObject", "kms:GenerateDataKey",  # seals its audit entry in the write-once audit bucket
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:Encrypt",
+        "kms:GenerateDataKey*",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "states:DescribeExecution",
+        "s3:PutObject",
+        "kms:GenerateDataKey",  # seals its audit entry in the write-once audit bucket
     }
-    states = [st for st in statements if any(str(a).startswith("states:") for a in
-                                             (st["Action"] if isinstance(st["Action"], list) else [st["Action"]]))]
+    states = [
+        st
+        for st in statements
+        if any(
+            str(a).startswith("states:") for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+        )
+    ]
     rendered = json.dumps(states)
     assert ":stateMachine:" + synth.platform.name("retrain") in rendered
     assert ":execution:" + synth.platform.name("retrain") + ":*" in rendered
@@ -277,13 +308,17 @@ def test_snap_start_publishes_a_version_and_the_api_calls_its_alias(tmp_path: An
     app = App(context={**context, "aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
     built = build(app, cfg, nag=True)
     stack = app.synth().get_stack_by_name(built.serving.stack_name)
-    warnings = [str(m.entry.data) for m in stack.messages if str(m.level).endswith(("WARNING", "ERROR"))
-                and "/Serve" in m.id]
+    warnings = [
+        str(m.entry.data) for m in stack.messages if str(m.level).endswith(("WARNING", "ERROR")) and "/Serve" in m.id
+    ]
     assert not warnings, warnings  # cdk-nag findings and CDK's publish warning are all answered
     resources = stack.template["Resources"]
     serve_name = built.platform.name("serve")
-    fns = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::Lambda::Function"
-           and r["Properties"].get("FunctionName") == serve_name}
+    fns = {
+        lid: r
+        for lid, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("FunctionName") == serve_name
+    }
     ((fn_id, fn),) = fns.items()
     assert fn["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
     versions = [lid for lid, r in resources.items() if r["Type"] == "AWS::Lambda::Version"]
@@ -292,8 +327,12 @@ def test_snap_start_publishes_a_version_and_the_api_calls_its_alias(tmp_path: An
     assert aliases[0]["Properties"]["Name"] == "live"
     assert "ProvisionedConcurrencyConfig" not in aliases[0]["Properties"]
     (alias_id,) = [lid for lid, r in resources.items() if r["Type"] == "AWS::Lambda::Alias"]
-    predict_uris = [json.dumps(r["Properties"]["Integration"]["Uri"]) for r in resources.values()
-                    if r["Type"] == "AWS::ApiGateway::Method" and r["Properties"]["HttpMethod"] == "POST"
-                    and "Integration" in r["Properties"]]
+    predict_uris = [
+        json.dumps(r["Properties"]["Integration"]["Uri"])
+        for r in resources.values()
+        if r["Type"] == "AWS::ApiGateway::Method"
+        and r["Properties"]["HttpMethod"] == "POST"
+        and "Integration" in r["Properties"]
+    ]
     assert any(alias_id in uri for uri in predict_uris)
     assert not any(fn_id in uri for uri in predict_uris)  # nothing calls the serve function's $LATEST

@@ -21,8 +21,9 @@ from driftline.retraining.control import ControlTable
 from driftline.retraining.steps import StepContext, run_step
 
 MODEL = "credit-default"
-CFG = PlatformConfig.model_validate({"models": [{"name": MODEL, "feature_set": "credit_default",
-                                                 "approval": "manual", "approvers": ["alice"]}]})
+CFG = PlatformConfig.model_validate(
+    {"models": [{"name": MODEL, "feature_set": "credit_default", "approval": "manual", "approvers": ["alice"]}]}
+)
 
 
 @pytest.fixture
@@ -36,13 +37,23 @@ def ctx() -> Iterator[StepContext]:
             ddb = aws_mod.client("dynamodb")
             for name in ("registry", "control"):
                 ddb.create_table(
-                    TableName=name, BillingMode="PAY_PER_REQUEST",
+                    TableName=name,
+                    BillingMode="PAY_PER_REQUEST",
                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                          {"AttributeName": "sk", "AttributeType": "S"}])
+                    AttributeDefinitions=[
+                        {"AttributeName": "pk", "AttributeType": "S"},
+                        {"AttributeName": "sk", "AttributeType": "S"},
+                    ],
+                )
             topic = aws_mod.client("sns").create_topic(Name="approvals")["TopicArn"]
-            yield StepContext(config=CFG, registry=Registry("registry"), control=ControlTable("control"),
-                              feature_sets={"credit_default"}, captures_bucket="unused", approvals_topic=topic)
+            yield StepContext(
+                config=CFG,
+                registry=Registry("registry"),
+                control=ControlTable("control"),
+                feature_sets={"credit_default"},
+                captures_bucket="unused",
+                approvals_topic=topic,
+            )
         aws_mod.reset_clients()
 
 
@@ -53,9 +64,12 @@ class _Context:
     aws_request_id = "req-1"
 
 
-def test_the_task_token_is_only_in_its_approval_item(ctx: StepContext, monkeypatch: pytest.MonkeyPatch,
-                                                     capfd: pytest.CaptureFixture[str],
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_the_task_token_is_only_in_its_approval_item(
+    ctx: StepContext,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     import lambdas.workflow as workflow
 
     sqs, sns = aws_mod.client("sqs"), aws_mod.client("sns")
@@ -66,15 +80,27 @@ def test_the_task_token_is_only_in_its_approval_item(ctx: StepContext, monkeypat
     caplog.set_level(logging.INFO)  # the functions log at INFO (POWERTOOLS_LOG_LEVEL); botocore DEBUG echoes requests
 
     execution = "arn:aws:states:us-east-1:123456789012:execution:retrain:run-1"
-    request = run_step({"action": "validate", "execution_id": execution,
-                        "state": {"model": MODEL, "trigger": "manual", "reason": "r", "requested_by": "bob"}}, ctx)
+    request = run_step(
+        {
+            "action": "validate",
+            "execution_id": execution,
+            "state": {"model": MODEL, "trigger": "manual", "reason": "r", "requested_by": "bob"},
+        },
+        ctx,
+    )
     v = ctx.registry.next_version(MODEL)
     ctx.registry.register(MODEL, version=v, metrics={"roc_auc": 0.9})
     token = f"AQCEAAAAKgAAAA-{uuid.uuid4().hex}-secret-task-token"
     event: dict[str, Any] = {
-        "action": "request_approval", "execution_id": execution, "task_token": token,
-        "state": {"request": {"value": request}, "candidate": {"value": {"version": v, "metrics": {"roc_auc": 0.9}}},
-                  "gate": {"value": {"summary": "quality gate passed"}}}}
+        "action": "request_approval",
+        "execution_id": execution,
+        "task_token": token,
+        "state": {
+            "request": {"value": request},
+            "candidate": {"value": {"version": v, "metrics": {"roc_auc": 0.9}}},
+            "gate": {"value": {"summary": "quality gate passed"}},
+        },
+    }
     out = workflow.handler(event, _Context())  # type: ignore[arg-type]
 
     assert token not in json.dumps(out)

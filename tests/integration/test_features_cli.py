@@ -25,8 +25,15 @@ def _process_latest(env: dict[str, str], key: str) -> None:
     s3 = aws_mod.client("s3")
     head = s3.head_object(Bucket=env["FEATURES_BUCKET"], Key=key)
     Ingestor(FeatureSetCatalog(env["FEATURE_SETS_DIR"]), IngestTargets.from_env()).process(
-        S3Object(env["FEATURES_BUCKET"], key, head.get("VersionId"), head["ETag"], head["ContentLength"],
-                 "2026-11-26T00:00:00Z"))
+        S3Object(
+            env["FEATURES_BUCKET"],
+            key,
+            head.get("VersionId"),
+            head["ETag"],
+            head["ContentLength"],
+            "2026-11-26T00:00:00Z",
+        )
+    )
 
 
 def test_upload_then_uploads(aws: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,8 +72,7 @@ def test_upload_wait_reports_the_ingest_result(aws: dict[str, str], tmp_path: Pa
 
     worker = threading.Thread(target=ingest_soon)
     worker.start()
-    res = runner.invoke(app, ["upload", str(path), "-f", "credit_default", "--wait", "--timeout", "60",
-                              *CONFIG])
+    res = runner.invoke(app, ["upload", str(path), "-f", "credit_default", "--wait", "--timeout", "60", *CONFIG])
     worker.join()
     assert res.exit_code == 1, res.output
     assert "ingest result: rejected" in res.output and "/report.json" in res.output

@@ -43,9 +43,11 @@ def bus_queue(env: dict[str, str]) -> str:
     sqs, events = aws.client("sqs"), aws.client("events")
     url = sqs.create_queue(QueueName="accepted-events")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="accepted", EventBusName=env["EVENT_BUS_NAME"],
-                    EventPattern=json.dumps({"source": ["driftline.ingest"],
-                                             "detail-type": ["FeatureDataAccepted"]}))
+    events.put_rule(
+        Name="accepted",
+        EventBusName=env["EVENT_BUS_NAME"],
+        EventPattern=json.dumps({"source": ["driftline.ingest"], "detail-type": ["FeatureDataAccepted"]}),
+    )
     events.put_targets(Rule="accepted", EventBusName=env["EVENT_BUS_NAME"], Targets=[{"Id": "q", "Arn": arn}])
     return str(url)
 
@@ -61,14 +63,28 @@ def _upload(env: dict[str, str], key: str, body: bytes) -> dict[str, Any]:
     return {"key": key, "size": len(body), "etag": resp["ETag"], "version": resp.get("VersionId")}
 
 
-def _event(env: dict[str, str], *objs: dict[str, Any],
-           time: str = "2026-11-26T01:00:00.000Z") -> dict[str, Any]:
-    return {"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventTime": time,
-        "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": env["FEATURES_BUCKET"]},
-               "object": {"key": quote_plus(o["key"]), "size": o["size"], "eTag": o["etag"].strip('"'),
-                          "versionId": o["version"]}}} for o in objs]}
+def _event(env: dict[str, str], *objs: dict[str, Any], time: str = "2026-11-26T01:00:00.000Z") -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventTime": time,
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": env["FEATURES_BUCKET"]},
+                    "object": {
+                        "key": quote_plus(o["key"]),
+                        "size": o["size"],
+                        "eTag": o["etag"].strip('"'),
+                        "versionId": o["version"],
+                    },
+                },
+            }
+            for o in objs
+        ]
+    }
 
 
 def _invoke(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -103,8 +119,11 @@ def _curated_rows(env: dict[str, str]) -> pa.Table:
 
 
 def _records(env: dict[str, str]) -> list[dict[str, Any]]:
-    resp = aws.client("dynamodb").query(TableName=env["CONTROL_TABLE"], KeyConditionExpression="pk = :p",
-                                        ExpressionAttributeValues={":p": {"S": f"INGEST#{FS}"}})
+    resp = aws.client("dynamodb").query(
+        TableName=env["CONTROL_TABLE"],
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": f"INGEST#{FS}"}},
+    )
     return [json.loads(i["result"]["S"]) for i in resp["Items"]]
 
 
@@ -122,8 +141,7 @@ def _feature_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replace: dict[
     monkeypatch.setenv("FEATURE_SETS_DIR", str(tmp_path))
 
 
-def test_good_file_is_curated_served_recorded_announced_and_removed(env: dict[str, str],
-                                                                     bus_queue: str) -> None:
+def test_good_file_is_curated_served_recorded_announced_and_removed(env: dict[str, str], bus_queue: str) -> None:
     table = generate(400, "2026-01-01", "2026-01-10", seed=1)
     up = _upload(env, f"incoming/{FS}/2026/good.parquet", _parquet(table))
     (result,) = _invoke(_event(env, up))
@@ -133,8 +151,9 @@ def test_good_file_is_curated_served_recorded_announced_and_removed(env: dict[st
 
     curated = _keys(env, f"curated/{FS}/")
     assert curated == sorted(result["curated_keys"]) and len(curated) >= 9
-    assert all(k.startswith(f"curated/{FS}/date=2026-01-0") and k.endswith(f"/{result['upload_id']}.parquet")
-               for k in curated)
+    assert all(
+        k.startswith(f"curated/{FS}/date=2026-01-0") and k.endswith(f"/{result['upload_id']}.parquet") for k in curated
+    )
     rows = _curated_rows(env)
     assert rows.num_rows == 400
     assert sorted(rows.column("customer_id").to_pylist()) == sorted(table.column("customer_id").to_pylist())
@@ -241,11 +260,15 @@ def test_corrupt_file_is_quarantined_whole_and_kept(env: dict[str, str]) -> None
     assert _records(env)[0]["status"] == "unreadable"
 
 
-@pytest.mark.parametrize("body, check", [
-    (b"", "empty_file"),
-    (b'customer_id,age\nA,"3\nB,4\n', "csv_quoting"),
-    (gzip.compress(b"customer_id,age\n1,2\n", mtime=0)[:20], "corrupt_file"),
-], ids=["empty", "csv-quoting", "corrupt-gzip"])
+@pytest.mark.parametrize(
+    "body, check",
+    [
+        (b"", "empty_file"),
+        (b'customer_id,age\nA,"3\nB,4\n', "csv_quoting"),
+        (gzip.compress(b"customer_id,age\n1,2\n", mtime=0)[:20], "corrupt_file"),
+    ],
+    ids=["empty", "csv-quoting", "corrupt-gzip"],
+)
 def test_other_unreadable_uploads(env: dict[str, str], body: bytes, check: str) -> None:
     up = _upload(env, f"incoming/{FS}/x.csv" + (".gz" if body[:2] == b"\x1f\x8b" else ""), body)
     (result,) = _invoke(_event(env, up))
@@ -268,8 +291,9 @@ def test_file_of_another_feature_set_and_strings_for_floats(env: dict[str, str])
     assert result["status"] == "rejected" and result["rows_rejected"] == 20
 
 
-def test_too_large_file_is_refused_without_download(env: dict[str, str], tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_too_large_file_is_refused_without_download(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _feature_dir(tmp_path, monkeypatch, {"max_file_mb: 512": "max_file_mb: 1"})
     body = _csv(generate(8000, "2026-01-01", "2026-01-05", seed=5))
     assert len(body) > 1024 * 1024
@@ -279,14 +303,15 @@ def test_too_large_file_is_refused_without_download(env: dict[str, str], tmp_pat
     report = json.loads(_get(env, f"quarantine/{FS}/{result['upload_id']}/report.json"))
     assert "split it" in report["checks"][0]["hint"] and report["quarantined"] is None
     assert _keys(env, f"quarantine/{FS}/{result['upload_id']}/") == [
-        f"quarantine/{FS}/{result['upload_id']}/report.json"]
+        f"quarantine/{FS}/{result['upload_id']}/report.json"
+    ]
     assert _keys(env, "incoming/") == [up["key"]]
 
 
-def test_reject_file_policy_accepts_nothing(env: dict[str, str], tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    _feature_dir(tmp_path, monkeypatch,
-                 {"on_partial_failure: accept_valid": "on_partial_failure: reject_file"})
+def test_reject_file_policy_accepts_nothing(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _feature_dir(tmp_path, monkeypatch, {"on_partial_failure: accept_valid": "on_partial_failure: reject_file"})
     t = generate(30, "2026-01-01", "2026-01-02", seed=6)
     ages = t.column("age").to_pylist()
     ages[0] = 7
@@ -299,8 +324,11 @@ def test_reject_file_policy_accepts_nothing(env: dict[str, str], tmp_path: Path,
 
 
 def test_keys_outside_incoming_and_unknown_feature_sets_are_skipped(env: dict[str, str]) -> None:
-    ups = [_upload(env, "curated/x.parquet", b"x"), _upload(env, "incoming/nope/x.csv", b"a\n1\n"),
-           _upload(env, "incoming/loose.csv", b"a\n1\n")]
+    ups = [
+        _upload(env, "curated/x.parquet", b"x"),
+        _upload(env, "incoming/nope/x.csv", b"a\n1\n"),
+        _upload(env, "incoming/loose.csv", b"a\n1\n"),
+    ]
     results = _invoke(_event(env, *ups))
     assert [r["status"] for r in results] == ["skipped"] * 3
     assert "outside incoming/" in results[0]["reason"]
@@ -343,8 +371,9 @@ def test_late_older_rows_never_overwrite_newer_online_values(env: dict[str, str]
     newer = generate(50, "2026-05-01", "2026-05-02", seed=9)
     older = generate(50, "2026-01-01", "2026-01-02", seed=10)
     (r1,) = _invoke(_event(env, _upload(env, f"incoming/{FS}/new.parquet", _parquet(newer))))
-    (r2,) = _invoke(_event(env, _upload(env, f"incoming/{FS}/old.parquet", _parquet(older)),
-                           time="2026-11-26T02:00:00.000Z"))
+    (r2,) = _invoke(
+        _event(env, _upload(env, f"incoming/{FS}/old.parquet", _parquet(older)), time="2026-11-26T02:00:00.000Z")
+    )
     assert r1["online_written"] > 0
     shared = set(newer.column("customer_id").to_pylist()) & set(older.column("customer_id").to_pylist())
     assert shared and r2["online_stale"] >= len(shared)
@@ -415,8 +444,11 @@ def test_a_live_attempt_keeps_renewing_its_lease(env: dict[str, str], monkeypatc
 
     def slow(self: Any, obj: Any) -> Any:
         for _ in range(5):  # 2 s: longer than the lease; only the heartbeat keeps the lock alive
-            seen.extend(int(i["in_progress_expiration"]["N"]) for i in _idempotency_items(env)
-                        if i["status"]["S"] == "INPROGRESS")
+            seen.extend(
+                int(i["in_progress_expiration"]["N"])
+                for i in _idempotency_items(env)
+                if i["status"]["S"] == "INPROGRESS"
+            )
             time.sleep(0.4)
         return original(self, obj)
 
@@ -451,8 +483,9 @@ def _unfinished(env: dict[str, str], **kwargs: Any) -> list[Any]:
 
     from driftline.features.redrive import unfinished_uploads
 
-    return unfinished_uploads(env["CONTROL_TABLE"], [FS], stalled_after=timedelta(0),
-                              client=aws.client("dynamodb"), **kwargs)
+    return unfinished_uploads(
+        env["CONTROL_TABLE"], [FS], stalled_after=timedelta(0), client=aws.client("dynamodb"), **kwargs
+    )
 
 
 def _redrive(uploads: list[Any], deleted: list[str] | None = None) -> list[Any]:
@@ -462,7 +495,8 @@ def _redrive(uploads: list[Any], deleted: list[str] | None = None) -> list[Any]:
 
 
 def test_a_commit_killed_midway_is_never_read_and_redrive_rolls_it_forward(
-        env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Killed 5 s into a 60,000-row upload: 90 curated files, 400 online items, no record (issue 16 item 1)."""
     from driftline.features.online import OnlineStore
 
@@ -489,13 +523,17 @@ def test_a_commit_killed_midway_is_never_read_and_redrive_rolls_it_forward(
     (record,) = _records(env)  # the same record, rolled forward: same upload id, same keys
     assert record["status"] == "accepted" and record["upload_id"] == dead.upload_id
     assert _pending(env) == [] and _training_rows(env) == _curated_rows(env).num_rows == 400
-    assert len(OnlineStore(env["ONLINE_TABLE"], aws.client("dynamodb")).get_many(
-        FS, sorted(set(t.column("customer_id").to_pylist())))) == len(set(t.column("customer_id").to_pylist()))
+    assert len(
+        OnlineStore(env["ONLINE_TABLE"], aws.client("dynamodb")).get_many(
+            FS, sorted(set(t.column("customer_id").to_pylist()))
+        )
+    ) == len(set(t.column("customer_id").to_pylist()))
     assert _unfinished(env) == []
 
 
 def test_an_aws_error_is_recorded_before_the_retry_and_the_retry_commits(
-        env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from botocore.exceptions import ClientError
 
     from driftline.features.online import OnlineStore
@@ -504,8 +542,9 @@ def test_an_aws_error_is_recorded_before_the_retry_and_the_retry_commits(
     original = OnlineStore.put_latest
 
     def throttled(self: Any, *args: Any, **kwargs: Any) -> Any:
-        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
-                          "PutItem")
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutItem"
+        )
 
     monkeypatch.setattr(OnlineStore, "put_latest", throttled)
     with pytest.raises(ClientError):
@@ -519,8 +558,12 @@ def test_an_aws_error_is_recorded_before_the_retry_and_the_retry_commits(
 
     from driftline.features.redrive import unfinished_uploads
 
-    assert unfinished_uploads(env["CONTROL_TABLE"], [FS], stalled_after=timedelta(minutes=15),
-                              client=aws.client("dynamodb")) == []
+    assert (
+        unfinished_uploads(
+            env["CONTROL_TABLE"], [FS], stalled_after=timedelta(minutes=15), client=aws.client("dynamodb")
+        )
+        == []
+    )
     monkeypatch.setattr(OnlineStore, "put_latest", original)
     (result,) = _invoke(_event(env, up))  # Lambda's retry: the same event
     assert result["status"] == "accepted" and not result.get("idempotent_replay")
@@ -529,7 +572,8 @@ def test_an_aws_error_is_recorded_before_the_retry_and_the_retry_commits(
 
 
 def test_an_internal_error_leaves_a_failed_record_and_report_and_redrive_reprocesses_it(
-        env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from driftline.features import ingest
     from driftline.features.validation import validate as original
 
@@ -562,8 +606,13 @@ def test_dead_lettered_events_are_redriven_and_only_their_messages_deleted(env: 
     sqs = aws.client("sqs")
     url = sqs.create_queue(QueueName="dlq-data", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
     up = _upload(env, f"incoming/{FS}/dead lettered ü.csv", _csv(generate(30, "2026-02-01", "2026-02-02", seed=24)))
-    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(_event(env, up)), MessageAttributes={
-        "ErrorMessage": {"DataType": "String", "StringValue": "Task timed out after 900.00 seconds"}})
+    sqs.send_message(
+        QueueUrl=url,
+        MessageBody=json.dumps(_event(env, up)),
+        MessageAttributes={
+            "ErrorMessage": {"DataType": "String", "StringValue": "Task timed out after 900.00 seconds"}
+        },
+    )
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"model": "credit-default"}))  # another function's
     sqs.send_message(QueueUrl=url, MessageBody="not json")
     found = merge(_unfinished(env), dead_lettered(url, env["FEATURES_BUCKET"], client=sqs))

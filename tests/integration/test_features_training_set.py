@@ -25,8 +25,9 @@ def _ingest(env: dict[str, str], key: str, table: pa.Table, time: str) -> Any:
     s3 = aws_mod.client("s3")
     resp = s3.put_object(Bucket=env["FEATURES_BUCKET"], Key=key, Body=buf.getvalue())
     ingestor = Ingestor(FeatureSetCatalog(env["FEATURE_SETS_DIR"]), IngestTargets.from_env())
-    return ingestor.process(S3Object(env["FEATURES_BUCKET"], key, resp.get("VersionId"), resp["ETag"],
-                                     len(buf.getvalue()), time))
+    return ingestor.process(
+        S3Object(env["FEATURES_BUCKET"], key, resp.get("VersionId"), resp["ETag"], len(buf.getvalue()), time)
+    )
 
 
 def test_snapshot_lineage_and_no_leakage(aws: dict[str, str], credit_fs: FeatureSet) -> None:
@@ -36,8 +37,7 @@ def test_snapshot_lineage_and_no_leakage(aws: dict[str, str], credit_fs: Feature
     for key, table, at in (("a", first, "00:00"), ("b", second, "00:05")):
         result = _ingest(env, f"incoming/credit_default/{key}.parquet", table, f"2026-11-26T{at}:00Z")
         assert result.status == "accepted"
-    ts = build_training_set(credit_fs, env["FEATURES_BUCKET"],
-                            output_key="training-sets/credit-default/run-1.parquet")
+    ts = build_training_set(credit_fs, env["FEATURES_BUCKET"], output_key="training-sets/credit-default/run-1.parquet")
     assert ts.rows == 300 and ts.label_rows == 300 and ts.unmatched_labels == 0
     body = aws_get(env, ts.key)
     assert hashlib.sha256(body).hexdigest() == ts.sha256
@@ -62,14 +62,17 @@ def test_snapshot_lineage_and_no_leakage(aws: dict[str, str], credit_fs: Feature
     rows.sort(key=lambda r: r["event_timestamp"])
     label_time = rows[0]["event_timestamp"] + timedelta(seconds=1)
     ts_type = pa.timestamp("us", "UTC")
-    labels = pa.table({"customer_id": [cust], "event_timestamp": pa.array([label_time], ts_type),
-                       "defaulted": [1]})
-    one = build_training_set(credit_fs, env["FEATURES_BUCKET"], labels=labels,
-                             output_key="training-sets/x/3.parquet")
+    labels = pa.table({"customer_id": [cust], "event_timestamp": pa.array([label_time], ts_type), "defaulted": [1]})
+    one = build_training_set(credit_fs, env["FEATURES_BUCKET"], labels=labels, output_key="training-sets/x/3.parquet")
     assert one.table.column("age").to_pylist() == [rows[0]["age"]]
     assert one.table.column(FEATURE_TIMESTAMP).to_pylist() == [rows[0]["event_timestamp"]]
-    old = pa.table({"customer_id": [cust], "defaulted": [0],
-                    "event_timestamp": pa.array([label_time + timedelta(days=400)], ts_type)})
+    old = pa.table(
+        {
+            "customer_id": [cust],
+            "defaulted": [0],
+            "event_timestamp": pa.array([label_time + timedelta(days=400)], ts_type),
+        }
+    )
     with pytest.raises(TrainingSetError, match="within"):
         build_training_set(credit_fs, env["FEATURES_BUCKET"], labels=old, max_feature_age=timedelta(days=30))
 

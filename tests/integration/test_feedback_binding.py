@@ -54,8 +54,16 @@ def client(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, credit_fs: Any)
     v = reg.next_version(MODEL)
     onnx = reference_model.build(schema, seed=1)
     ref = put_artifact(aws["ARTIFACTS_BUCKET"], f"models/{MODEL}/v{v}/model.onnx", onnx)
-    reg.register(MODEL, version=v, algorithm="reference", input_schema=schema, artifacts={"onnx": ref},
-                 metrics={"roc_auc": 0.7}, feature_set="credit_default", feature_set_version=1)
+    reg.register(
+        MODEL,
+        version=v,
+        algorithm="reference",
+        input_schema=schema,
+        artifacts={"onnx": ref},
+        metrics={"roc_auc": 0.7},
+        feature_set="credit_default",
+        feature_set_version=1,
+    )
     reg.approve(MODEL, v, "tester", "ok")
     reg.promote(MODEL, v, "tester", "first champion")
     serve._State.service = None
@@ -82,8 +90,11 @@ def test_captures_and_labels_carry_the_proved_caller(client: Client, aws: dict[s
     _label(client, ALICE, "req-a:0", 1)
     s3 = aws_mod.client("s3")
     objects = s3.list_objects_v2(Bucket=aws["CAPTURES_BUCKET"])["Contents"]
-    lines = [json.loads(line) for o in objects
-             for line in s3.get_object(Bucket=aws["CAPTURES_BUCKET"], Key=o["Key"])["Body"].read().splitlines()]
+    lines = [
+        json.loads(line)
+        for o in objects
+        for line in s3.get_object(Bucket=aws["CAPTURES_BUCKET"], Key=o["Key"])["Body"].read().splitlines()
+    ]
     assert [(x["request_id"], x["caller"]) for x in lines if "prediction" in x] == [("req-a:0", ALICE)]
     assert [(x["request_id"], x["by"]) for x in lines if "label" in x] == [("req-a:0", ALICE)]
 

@@ -113,8 +113,14 @@ def test_hostile_chunking_and_methods(gateway: Any) -> None:
     gw, fns = gateway
     gw.open()
     for size in (b"-1", b"0x10", b"+5", b"zz", b"1" * 20):
-        reply = raw_request(gw.port, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                            + size + b"\r\n" + b"a" * 64 + b"\r\n0\r\n\r\n")
+        reply = raw_request(
+            gw.port,
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + size
+            + b"\r\n"
+            + b"a" * 64
+            + b"\r\n0\r\n\r\n",
+        )
         assert reply.startswith("HTTP/1.1 400"), (size, reply)
     with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:  # announced, then half-closed
         s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n100\r\nabc")
@@ -146,10 +152,12 @@ def test_static_route_is_answered_by_the_gateway_and_throttled_on_its_own() -> N
     from driftline.platform import HEALTH_RESPONSE
 
     fns = FakeFunctions()
-    routes = apigw.RouteTable([
-        ("GET", "/health", "", HEALTH_RESPONSE, (2.0, 3)),
-        ("POST", "/echo", "serve"),
-    ])
+    routes = apigw.RouteTable(
+        [
+            ("GET", "/health", "", HEALTH_RESPONSE, (2.0, 3)),
+            ("POST", "/echo", "serve"),
+        ]
+    )
     gw = apigw.ApiGateway(routes, fns, port=0, stage="v1", cors_origins=("https://app.example",), log=lambda _: None)
     gw.start()
     gw.open()

@@ -27,9 +27,11 @@ def _platform() -> Platform:
 def _without(platform: Platform, function: str, kind: str, logical: str) -> Platform:
     fn = platform.function(function)
     narrowed = dataclasses.replace(
-        fn, access=tuple(g for g in fn.access if not (g.kind == kind and g.logical == logical)))
-    return dataclasses.replace(platform, functions=tuple(
-        narrowed if f.logical == function else f for f in platform.functions))
+        fn, access=tuple(g for g in fn.access if not (g.kind == kind and g.logical == logical))
+    )
+    return dataclasses.replace(
+        platform, functions=tuple(narrowed if f.logical == function else f for f in platform.functions)
+    )
 
 
 @pytest.fixture
@@ -47,9 +49,12 @@ def _provision(platform: Platform) -> None:
         s3.create_bucket(Bucket=platform.bucket_name(b.logical, ACCOUNT, REGION))
     ddb = boto3.client("dynamodb", region_name=REGION)
     for t in platform.tables:
-        ddb.create_table(TableName=platform.name(t.logical), BillingMode="PAY_PER_REQUEST",
-                         KeySchema=[{"AttributeName": t.partition_key, "KeyType": "HASH"}],
-                         AttributeDefinitions=[{"AttributeName": t.partition_key, "AttributeType": "S"}])
+        ddb.create_table(
+            TableName=platform.name(t.logical),
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": t.partition_key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": t.partition_key, "AttributeType": "S"}],
+        )
     boto3.client("events", region_name=REGION).create_event_bus(Name=platform.event_bus)
     sns = boto3.client("sns", region_name=REGION)
     for topic in platform.topics:
@@ -58,9 +63,12 @@ def _provision(platform: Platform) -> None:
 
 def _session(iam: LocalIam, logical: str) -> boto3.Session:
     creds = iam.credentials(logical)
-    return boto3.Session(aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-                         aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-                         aws_session_token=creds["AWS_SESSION_TOKEN"], region_name=REGION)
+    return boto3.Session(
+        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=creds["AWS_SESSION_TOKEN"],
+        region_name=REGION,
+    )
 
 
 def _denied(call: Any, *args: Any, **kwargs: Any) -> str:
@@ -107,8 +115,11 @@ def test_each_function_may_do_what_it_declares_and_nothing_else(aws: None) -> No
 
         drift = _session(iam, "drift")  # CloudWatch signs as "monitoring"; IAM names it cloudwatch:
         drift.client("cloudwatch").put_metric_data(Namespace="Driftline", MetricData=[{"MetricName": "m", "Value": 1}])
-        _denied(serve.client("cloudwatch").put_metric_data, Namespace="Driftline",
-                MetricData=[{"MetricName": "m", "Value": 1}])
+        _denied(
+            serve.client("cloudwatch").put_metric_data,
+            Namespace="Driftline",
+            MetricData=[{"MetricName": "m", "Value": 1}],
+        )
 
         bus = {"Source": "driftline", "DetailType": "t", "Detail": "{}"}
         ingest.client("events").put_events(Entries=[{**bus, "EventBusName": platform.event_bus}])
@@ -124,7 +135,8 @@ def test_each_function_may_do_what_it_declares_and_nothing_else(aws: None) -> No
         # the platform's own calls (root credentials) are not checked
         boto3.client("s3", region_name=REGION).put_object(Bucket=artifacts, Key="x", Body=b"")
         boto3.client("dynamodb", region_name=REGION).put_item(
-            TableName=platform.name("control"), Item={"pk": {"S": "a"}})
+            TableName=platform.name("control"), Item={"pk": {"S": "a"}}
+        )
 
 
 def test_removing_a_declared_permission_denies_the_call_locally(aws: None) -> None:
@@ -139,8 +151,7 @@ def test_removing_a_declared_permission_denies_the_call_locally(aws: None) -> No
         key = {"pk": {"S": "model#credit"}}
         _session(allowed, "serve").client("dynamodb").get_item(TableName=platform.name("registry"), Key=key)
         narrowed.role_name = lambda logical: f"{platform.name(logical)}-narrowed"  # type: ignore[method-assign]
-        _denied(_session(narrowed, "serve").client("dynamodb").get_item,
-                TableName=platform.name("registry"), Key=key)
+        _denied(_session(narrowed, "serve").client("dynamodb").get_item, TableName=platform.name("registry"), Key=key)
 
 
 def test_local_policy_keeps_resource_scope_only_where_moto_checks_it() -> None:
@@ -151,8 +162,11 @@ def test_local_policy_keeps_resource_scope_only_where_moto_checks_it() -> None:
     assert not any(st["Effect"] == "Deny" and "Condition" in st for st in statements)
     states = [st for st in statements if st["Action"][0].startswith("states:")]
     assert states and all(r.startswith("arn:aws:states:") for st in states for r in st["Resource"])
-    answers = [st for st in local_policy(platform.policy("approve", ACCOUNT, REGION))["Statement"]
-               if "states:SendTaskSuccess" in st["Action"]]
+    answers = [
+        st
+        for st in local_policy(platform.policy("approve", ACCOUNT, REGION))["Statement"]
+        if "states:SendTaskSuccess" in st["Action"]
+    ]
     assert answers and all(st["Resource"] == ["*"] for st in answers)  # a task token names no state machine
     tables = [st for st in statements if st["Action"][0].startswith("dynamodb:") and st["Effect"] == "Allow"]
     assert tables and all(r.startswith("arn:aws:dynamodb:") for st in tables for r in st["Resource"])
@@ -173,8 +187,13 @@ def test_approval_items_are_denied_to_all_but_the_workflow_and_approve(aws: None
         ingest.put_item(TableName=control, Item=other)
         _denied(ingest.get_item, TableName=control, Key=token)
         _denied(ingest.put_item, TableName=control, Item=token)
-        _denied(ingest.query, TableName=control, KeyConditionExpression="#k = :v",
-                ExpressionAttributeNames={"#k": "pk"}, ExpressionAttributeValues={":v": token["pk"]})
+        _denied(
+            ingest.query,
+            TableName=control,
+            KeyConditionExpression="#k = :v",
+            ExpressionAttributeNames={"#k": "pk"},
+            ExpressionAttributeValues={":v": token["pk"]},
+        )
         ingest.query(TableName=control, KeyConditionExpression="pk = :v", ExpressionAttributeValues={":v": other["pk"]})
         _denied(ingest.batch_write_item, RequestItems={control: [{"PutRequest": {"Item": token}}]})
         _denied(ingest.transact_write_items, TransactItems=[{"Put": {"TableName": control, "Item": token}}])

@@ -106,6 +106,7 @@ def test_s3_notification_is_delivered_asynchronously(bridge: MotoBridge) -> None
     )
     submitted: list[Any] = []
     original = bridge.async_invoker.submit
+
     def submit(fn: str, ev: str) -> Any:
         submitted.append((fn, original(fn, ev)))
         return submitted[-1][1]
@@ -151,21 +152,31 @@ def test_back_to_back_uploads_to_one_key_name_their_own_versions(bridge: MotoBri
     s3.put_bucket_versioning(Bucket="versioned-uploads", VersioningConfiguration={"Status": "Enabled"})
     s3.put_bucket_notification_configuration(
         Bucket="versioned-uploads",
-        NotificationConfiguration={"LambdaFunctionConfigurations": [{
-            "LambdaFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:on-version",
-            "Events": ["s3:ObjectCreated:*"]}]},
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [
+                {
+                    "LambdaFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:on-version",
+                    "Events": ["s3:ObjectCreated:*"],
+                }
+            ]
+        },
     )
     submitted: list[Any] = []
     original = bridge.async_invoker.submit
+
     def submit(fn: str, ev: str) -> Any:
         submitted.append(original(fn, ev))
         return submitted[-1]
 
     bridge.async_invoker.submit = submit  # type: ignore[method-assign,assignment]
-    versions = [s3.put_object(Bucket="versioned-uploads", Key="incoming/x.csv", Body=body)["VersionId"]
-                for body in (b"first", b"second")]
-    seen = [json.loads(f.result(timeout=30).result.payload)["event"]["Records"][0]["s3"]["object"]["versionId"]
-            for f in submitted]
+    versions = [
+        s3.put_object(Bucket="versioned-uploads", Key="incoming/x.csv", Body=body)["VersionId"]
+        for body in (b"first", b"second")
+    ]
+    seen = [
+        json.loads(f.result(timeout=30).result.payload)["event"]["Records"][0]["s3"]["object"]["versionId"]
+        for f in submitted
+    ]
     assert seen == versions and len(set(seen)) == 2
 
 

@@ -231,7 +231,6 @@ def test_disk_full_fails_the_write_loudly_and_keeps_what_was_acknowledged(
 ) -> None:
     from botocore.exceptions import ClientError
 
-
     em = Emulator(tmp_path)
     s3 = em.client("s3")
     s3.create_bucket(Bucket="disk-full")

@@ -14,15 +14,20 @@ from typer.testing import CliRunner
 from driftline.registry.store import Registry
 
 MODEL = "house-prices"
-GATE = {"min_metrics": {}, "max_metrics": {"rmse": 10.0}, "primary_metric": "rmse",
-        "max_relative_regression": 0.05}
+GATE = {"min_metrics": {}, "max_metrics": {"rmse": 10.0}, "primary_metric": "rmse", "max_relative_regression": 0.05}
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> list[str]:
     """A cdk.json with one regression model gated on an rmse ceiling."""
-    doc = {"context": {"driftline:env": "dev", "driftline:environments": {"dev": {"models": [
-        {"name": MODEL, "feature_set": "credit_default", "gate": GATE}]}}}}
+    doc = {
+        "context": {
+            "driftline:env": "dev",
+            "driftline:environments": {
+                "dev": {"models": [{"name": MODEL, "feature_set": "credit_default", "gate": GATE}]}
+            },
+        }
+    }
     path = tmp_path / "cdk.json"
     path.write_text(json.dumps(doc))
     return ["--config", str(path)]
@@ -38,21 +43,34 @@ def said(res: Any) -> str:
     return " ".join(res.output.split())  # rich wraps long lines at the console width
 
 
-def test_regression_candidate_over_its_ceiling_needs_an_override(aws: dict[str, str],
-                                                                 config: list[str]) -> None:
+def test_regression_candidate_over_its_ceiling_needs_an_override(aws: dict[str, str], config: list[str]) -> None:
     reg = Registry(aws["REGISTRY_TABLE"])
     v = reg.register(MODEL, metrics={"rmse": 35.0, "mae": 20.0}, created_by="notebook").version  # 3.5x the ceiling
 
     res = run("models", "approve", "-m", MODEL, "-v", str(v), "--reason", "looks ok", "--as", "bob", *config)
     assert res.exit_code == 2, res.output
-    assert (f"cannot approve '{MODEL}' v1: it failed the quality gate (with no champion to compare with, "
-            f"evaluated by approve by bob): rmse 35.0000 > ceiling 10.0000;") in said(res)
+    assert (
+        f"cannot approve '{MODEL}' v1: it failed the quality gate (with no champion to compare with, "
+        f"evaluated by approve by bob): rmse 35.0000 > ceiling 10.0000;"
+    ) in said(res)
     assert f"driftline models approve --model {MODEL} --version 1 --override-gate --reason" in said(res)
     assert reg.get_version(MODEL, v).status == "candidate" and reg.get_version(MODEL, v).gate == {}
     assert [e.action for e in reg.audit(MODEL)] == ["register"]
 
-    res = run("models", "approve", "-m", MODEL, "-v", str(v), "--reason", "launch baseline, known to be weak",
-              "--override-gate", "--as", "bob", *config)
+    res = run(
+        "models",
+        "approve",
+        "-m",
+        MODEL,
+        "-v",
+        str(v),
+        "--reason",
+        "launch baseline, known to be weak",
+        "--override-gate",
+        "--as",
+        "bob",
+        *config,
+    )
     assert res.exit_code == 0, res.output
     assert "quality gate failed; overridden" in said(res)
     mv = reg.get_version(MODEL, v)
@@ -60,29 +78,47 @@ def test_regression_candidate_over_its_ceiling_needs_an_override(aws: dict[str, 
     assert mv.gate["reasons"] == ["rmse 35.0000 > ceiling 10.0000"]
     approve = reg.audit(MODEL)[-1]
     assert (approve.action, approve.who, approve.why) == ("approve", "bob", "launch baseline, known to be weak")
-    assert approve.details["gate_override"] == {"reason": "launch baseline, known to be weak",
-                                                "failed": ["rmse 35.0000 > ceiling 10.0000"]}
+    assert approve.details["gate_override"] == {
+        "reason": "launch baseline, known to be weak",
+        "failed": ["rmse 35.0000 > ceiling 10.0000"],
+    }
 
     # approved with an override is not a pass: promoting needs its own, audited, override
     res = run("models", "promote", "-m", MODEL, "-v", str(v), "--reason", "ship", "--as", "bob", *config)
     assert res.exit_code == 2 and f"cannot promote '{MODEL}' v1: it failed the quality gate" in said(res)
     assert reg.aliases(MODEL).champion is None
-    res = run("models", "promote", "-m", MODEL, "-v", str(v), "--reason", "ship the baseline", "--override-gate",
-              "--as", "bob", *config)
+    res = run(
+        "models",
+        "promote",
+        "-m",
+        MODEL,
+        "-v",
+        str(v),
+        "--reason",
+        "ship the baseline",
+        "--override-gate",
+        "--as",
+        "bob",
+        *config,
+    )
     assert res.exit_code == 0, res.output
     assert reg.aliases(MODEL).champion == v
     assert reg.audit(MODEL)[-1].details["gate_override"]["reason"] == "ship the baseline"
 
     res = run("models", "audit", "-m", MODEL, "--json", *config)
-    overrides = [(e["action"], e["details"]["gate_override"]["reason"]) for e in json.loads(res.output)
-                 if "gate_override" in e["details"]]
+    overrides = [
+        (e["action"], e["details"]["gate_override"]["reason"])
+        for e in json.loads(res.output)
+        if "gate_override" in e["details"]
+    ]
     assert overrides == [("approve", "launch baseline, known to be weak"), ("promote", "ship the baseline")]
     res = run("models", "show", "-m", MODEL, "-v", str(v), *config)
     assert "quality gate: failed no champion to compare with, evaluated by approve by bob" in said(res)
 
 
 def test_hand_registered_version_is_judged_against_the_champion_on_its_own_holdout(
-        aws: dict[str, str], config: list[str]) -> None:
+    aws: dict[str, str], config: list[str]
+) -> None:
     reg = Registry(aws["REGISTRY_TABLE"])
     champion = reg.register(MODEL, metrics={"rmse": 9.0}).version
     reg.approve(MODEL, champion, "bob", "seed")
@@ -94,8 +130,10 @@ def test_hand_registered_version_is_judged_against_the_champion_on_its_own_holdo
 
     res = run("models", "approve", "-m", MODEL, "-v", str(worse), "--reason", "ok", "--as", "bob", *config)
     assert res.exit_code == 2
-    assert (f"against champion v{champion} on the same holdout, evaluated by approve by bob): rmse 8.6000 is worse "
-            f"than the champion v{champion}'s 8.0000 (max_relative_regression 0.05: at most 8.4000)") in said(res)
+    assert (
+        f"against champion v{champion} on the same holdout, evaluated by approve by bob): rmse 8.6000 is worse "
+        f"than the champion v{champion}'s 8.0000 (max_relative_regression 0.05: at most 8.4000)"
+    ) in said(res)
 
     res = run("models", "approve", "-m", MODEL, "-v", str(better), "--reason", "ok", "--as", "bob", *config)
     assert res.exit_code == 0, res.output

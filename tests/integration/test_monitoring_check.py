@@ -73,7 +73,13 @@ def register_champion(fs: Any, *, fingerprint: str | None = None, metrics: dict[
 
 
 def write_captures(
-    fs: Any, version: int, start: datetime, n: int, seed: int, shift: float = 0.0, role: str = "champion",
+    fs: Any,
+    version: int,
+    start: datetime,
+    n: int,
+    seed: int,
+    shift: float = 0.0,
+    role: str = "champion",
     caller: str | None = None,
 ) -> list[str]:
     cols = credit_rows(fs, n, seed, shift)
@@ -340,8 +346,21 @@ def test_cli_check_and_history(aws: dict[str, str], credit_fs: Any) -> None:
     v = register_champion(credit_fs)
     write_captures(credit_fs, v, T0, 400, seed=50, shift=1.0)
     runner = CliRunner()
-    res = runner.invoke(app, ["drift", "check", "--model", MODEL, "--window-start", window(0)[0],
-                              "--window-end", window(0)[1], "--config", cfg])
+    res = runner.invoke(
+        app,
+        [
+            "drift",
+            "check",
+            "--model",
+            MODEL,
+            "--window-start",
+            window(0)[0],
+            "--window-end",
+            window(0)[1],
+            "--config",
+            cfg,
+        ],
+    )
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
     assert "ALARM" in text and "dataset drift" in text and "report: s3://" in text

@@ -37,8 +37,16 @@ def _ingest(env: dict[str, str], table: pa.Table) -> None:
     key = "incoming/credit_default/notebook.parquet"
     resp = aws_mod.client("s3").put_object(Bucket=env["FEATURES_BUCKET"], Key=key, Body=buf.getvalue())
     ingestor = Ingestor(FeatureSetCatalog(env["FEATURE_SETS_DIR"]), IngestTargets.from_env())
-    result = ingestor.process(S3Object(env["FEATURES_BUCKET"], key, resp.get("VersionId"), resp["ETag"],
-                                       len(buf.getvalue()), "2026-11-26T00:00:00Z"))
+    result = ingestor.process(
+        S3Object(
+            env["FEATURES_BUCKET"],
+            key,
+            resp.get("VersionId"),
+            resp["ETag"],
+            len(buf.getvalue()),
+            "2026-11-26T00:00:00Z",
+        )
+    )
     assert result.status == "accepted"
 
 
@@ -53,12 +61,33 @@ def store(aws: dict[str, str]) -> dict[str, str]:
 def _notebook_pipeline(frame: Any) -> tuple[Pipeline, list[str]]:
     cats = ["employment_type", "housing", "region", "card_tier", "channel"]
     numeric = [c for c in frame.columns if c not in (*cats, "customer_id", "event_timestamp", "defaulted", "split")]
-    pipe = Pipeline([
-        ("prep", ColumnTransformer([
-            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
-            ("cat", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-                              ("onehot", OneHotEncoder(handle_unknown="ignore"))]), cats)])),
-        ("model", HistGradientBoostingClassifier(max_iter=40, random_state=0))])
+    pipe = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        (
+                            "num",
+                            Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                            numeric,
+                        ),
+                        (
+                            "cat",
+                            Pipeline(
+                                [
+                                    ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                                    ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                                ]
+                            ),
+                            cats,
+                        ),
+                    ]
+                ),
+            ),
+            ("model", HistGradientBoostingClassifier(max_iter=40, random_state=0)),
+        ]
+    )
     return pipe, numeric + cats
 
 
@@ -106,8 +135,12 @@ def test_model_files_through_the_cli_and_refusals_on_record(store: dict[str, str
     (tmp_path / "model.skops").write_bytes(sio.dumps(pipe))
 
     def run(*args: str) -> Any:
-        return CliRunner().invoke(app, ["models", "register", MODEL, *args, "--config", str(CONFIG)],
-                                  catch_exceptions=False, env={"COLUMNS": "200"})
+        return CliRunner().invoke(
+            app,
+            ["models", "register", MODEL, *args, "--config", str(CONFIG)],
+            catch_exceptions=False,
+            env={"COLUMNS": "200"},
+        )
 
     res = run("--artifact", str(tmp_path / "model.skops"))
     assert res.exit_code == 0, res.output
@@ -121,23 +154,26 @@ def test_model_files_through_the_cli_and_refusals_on_record(store: dict[str, str
     # A LightGBM booster trained on the encoded matrix (feature-set order, class indices).
     schema = Registry.from_env().get_version(MODEL, 1).input_schema
     X = encode_table(schema, pa.Table.from_pandas(train))
-    booster = lightgbm.train({"objective": "binary", "verbose": -1, "num_threads": 1},
-                             lightgbm.Dataset(X, train["defaulted"].to_numpy()), 20)
+    booster = lightgbm.train(
+        {"objective": "binary", "verbose": -1, "num_threads": 1}, lightgbm.Dataset(X, train["defaulted"].to_numpy()), 20
+    )
     (tmp_path / "model.txt").write_text(booster.model_to_string())
     res = run("--artifact", str(tmp_path / "model.txt"))
     assert res.exit_code == 0, res.output
     assert "v3 registered" in res.output
 
-    for name, body, message in (("empty.onnx", b"", "the file is empty"),
-                                ("model.pkl", b"x", "unknown model file kind '.pkl'"),
-                                ("bad.txt", b"not a model", "not a readable LightGBM text model")):
+    for name, body, message in (
+        ("empty.onnx", b"", "the file is empty"),
+        ("model.pkl", b"x", "unknown model file kind '.pkl'"),
+        ("bad.txt", b"not a model", "not a readable LightGBM text model"),
+    ):
         (tmp_path / name).write_bytes(body)
         res = run("--artifact", str(tmp_path / name))
         assert res.exit_code == 2 and message in res.output, res.output
 
-    custom = Pipeline([("log", FunctionTransformer(np.log1p)),
-                       ("model", HistGradientBoostingClassifier(max_iter=5))]).fit(
-        train[["income", "balance"]].fillna(0), train["defaulted"])
+    custom = Pipeline(
+        [("log", FunctionTransformer(np.log1p)), ("model", HistGradientBoostingClassifier(max_iter=5))]
+    ).fit(train[["income", "balance"]].fillna(0), train["defaulted"])
     with pytest.raises(driftline.ModelRejectedError, match="FunctionTransformer") as info:
         driftline.register_model(custom, model=MODEL, config=CONFIG)
     rejected = Registry.from_env().get_version(MODEL, info.value.version)
@@ -151,19 +187,26 @@ def test_unknown_model_and_no_data(aws: dict[str, str]) -> None:
         driftline.load_training_set(MODEL, config=CONFIG)
 
 
-def test_the_train_function_runs_the_users_trainer(store: dict[str, str], platform_config: Any,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_train_function_runs_the_users_trainer(
+    store: dict[str, str], platform_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What the retraining workflow's train task does: the configured trainer, not the built-in algorithm."""
     from driftline.features.schema import FeatureSetCatalog
     from driftline.training.task import TrainContext, _feature_store, run_training
 
     monkeypatch.setenv("TRAINERS_DIR", str(ROOT / "examples" / "trainers"))
-    models = tuple(m.model_copy(update={"trainer": "credit_pipeline:build", "params": {"max_iter": 30}})
-                   if m.name == MODEL else m for m in platform_config.models)
-    ctx = TrainContext(config=platform_config.model_copy(update={"models": models}),
-                       feature_sets=FeatureSetCatalog(store["FEATURE_SETS_DIR"]), registry=Registry.from_env(),
-                       features_bucket=store["FEATURES_BUCKET"], artifacts_bucket=store["ARTIFACTS_BUCKET"],
-                       source=_feature_store)
+    models = tuple(
+        m.model_copy(update={"trainer": "credit_pipeline:build", "params": {"max_iter": 30}}) if m.name == MODEL else m
+        for m in platform_config.models
+    )
+    ctx = TrainContext(
+        config=platform_config.model_copy(update={"models": models}),
+        feature_sets=FeatureSetCatalog(store["FEATURE_SETS_DIR"]),
+        registry=Registry.from_env(),
+        features_bucket=store["FEATURES_BUCKET"],
+        artifacts_bucket=store["ARTIFACTS_BUCKET"],
+        source=_feature_store,
+    )
     out = run_training({"request": {"model": MODEL, "trigger": "drift"}, "execution_id": "arn:x:run-1"}, ctx)
     assert out["status"] == "candidate", out
     mv = Registry.from_env().get_version(MODEL, out["version"])

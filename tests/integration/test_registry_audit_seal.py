@@ -53,20 +53,28 @@ def test_a_changed_or_deleted_table_entry_cannot_rewrite_the_trail(aws: dict[str
     register_item, approve_item = _table_items(reg, model)
     ddb = aws_mod.client("dynamodb")
     # what the workflow or train role may still do to the table: rewrite who approved, drop the register entry
-    ddb.update_item(TableName=reg.table, Key={"pk": approve_item["pk"], "sk": approve_item["sk"]},
-                    UpdateExpression="SET who = :w", ExpressionAttributeValues={":w": {"S": "mallory"}})
+    ddb.update_item(
+        TableName=reg.table,
+        Key={"pk": approve_item["pk"], "sk": approve_item["sk"]},
+        UpdateExpression="SET who = :w",
+        ExpressionAttributeValues={":w": {"S": "mallory"}},
+    )
     ddb.delete_item(TableName=reg.table, Key={"pk": register_item["pk"], "sk": register_item["sk"]})
     trail = reg.audit(model)
     assert [(e.action, e.who, e.integrity) for e in trail] == [
-        ("register", "driftline", REMOVED), ("approve", "arn:aws:iam::123456789012:role/ml-lead", CHANGED)]
+        ("register", "driftline", REMOVED),
+        ("approve", "arn:aws:iam::123456789012:role/ml-lead", CHANGED),
+    ]
     # and the sealed object itself cannot be replaced through the conditional write the bucket requires
     with pytest.raises(ClientError, match="PreconditionFailed"):
-        aws_mod.client("s3").put_object(Bucket=reg.audit_bucket, Key=audit_object_key(model, approve_item["sk"]["S"]),
-                                        Body=b"{}", IfNoneMatch="*")
+        aws_mod.client("s3").put_object(
+            Bucket=reg.audit_bucket, Key=audit_object_key(model, approve_item["sk"]["S"]), Body=b"{}", IfNoneMatch="*"
+        )
 
 
-def test_a_failed_seal_keeps_the_change_and_is_reported(aws: dict[str, str], caplog: pytest.LogCaptureFixture,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_seal_keeps_the_change_and_is_reported(
+    aws: dict[str, str], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reg = Registry.from_env()
     s3 = aws_mod.client("s3")
 

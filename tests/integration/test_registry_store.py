@@ -37,11 +37,14 @@ def _registry_table(platform_def: Any) -> Iterator[str]:
         with mock_aws():
             name = platform_def.name("registry")
             aws_mod.client("dynamodb").create_table(
-                TableName=name, BillingMode="PAY_PER_REQUEST",
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                           {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                      {"AttributeName": "sk", "AttributeType": "S"}])
+                TableName=name,
+                BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+            )
             yield name
         aws_mod.reset_clients()
 
@@ -77,12 +80,21 @@ def serialized_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _register(reg: Registry, model: str, **kw: Any) -> int:
-    art = ArtifactRef(uri=f"s3://bucket/models/{model}/vX/model.onnx", sha256="ab" * 32, version_id="v1",
-                      size=3)
-    mv = reg.register(model, algorithm="hist_gradient_boosting", params={"max_iter": 10},
-                      metrics={"roc_auc": 0.8}, input_schema={"features": []}, feature_set="credit_default",
-                      feature_set_version=1, feature_set_fingerprint="f" * 16, artifacts={"onnx": art},
-                      lineage={"parent_version": None}, trigger="manual", **kw)
+    art = ArtifactRef(uri=f"s3://bucket/models/{model}/vX/model.onnx", sha256="ab" * 32, version_id="v1", size=3)
+    mv = reg.register(
+        model,
+        algorithm="hist_gradient_boosting",
+        params={"max_iter": 10},
+        metrics={"roc_auc": 0.8},
+        input_schema={"features": []},
+        feature_set="credit_default",
+        feature_set_version=1,
+        feature_set_fingerprint="f" * 16,
+        artifacts={"onnx": art},
+        lineage={"parent_version": None},
+        trigger="manual",
+        **kw,
+    )
     return mv.version
 
 
@@ -240,8 +252,7 @@ def test_expected_revision_detects_a_stale_read(reg: Registry, MODEL: str) -> No
     assert reg.aliases(MODEL, consistent=True).champion == v1
 
 
-def test_concurrent_promotions_leave_exactly_one_champion(
-        reg: Registry, MODEL: str, serialized_dynamodb: None) -> None:
+def test_concurrent_promotions_leave_exactly_one_champion(reg: Registry, MODEL: str, serialized_dynamodb: None) -> None:
     n = 8
     versions = _approved(reg, MODEL, n)
     start = reg.aliases(MODEL, consistent=True).revision
@@ -275,7 +286,8 @@ def test_concurrent_promotions_leave_exactly_one_champion(
 
 
 def test_concurrent_promotions_with_retries_lose_no_update(
-        reg: Registry, MODEL: str, serialized_dynamodb: None) -> None:
+    reg: Registry, MODEL: str, serialized_dynamodb: None
+) -> None:
     """Every thread retries until it wins once: the audit chain must link every change to the previous one."""
     n = 6
     versions = _approved(reg, MODEL, n)
@@ -295,8 +307,7 @@ def test_concurrent_promotions_with_retries_lose_no_update(
         t.start()
     for t in threads:
         t.join()
-    promotions = sorted((e for e in reg.audit(MODEL) if e.action == "promote"),
-                        key=lambda e: e.details["revision"])
+    promotions = sorted((e for e in reg.audit(MODEL) if e.action == "promote"), key=lambda e: e.details["revision"])
     assert sorted(e.version or 0 for e in promotions) == versions  # every promotion recorded once
     assert [e.details["revision"] for e in promotions] == list(range(1, n + 1))
     previous = None
@@ -331,9 +342,16 @@ def test_aliases_is_one_get_item_even_for_unknown_models(reg: Registry, MODEL: s
 
 
 # ---- the quality gate binds approve and promote (recorded outcome, or one the caller evaluated)
-FAILED_GATE = {"passed": False, "reasons": ["rmse 35.0000 > ceiling 10.0000"], "summary": "quality gate failed",
-               "checks": [], "champion_version": None, "comparison": "no_champion",
-               "evaluated_by": "run r1", "evaluated_at": "2026-12-01T00:00:00+00:00"}
+FAILED_GATE = {
+    "passed": False,
+    "reasons": ["rmse 35.0000 > ceiling 10.0000"],
+    "summary": "quality gate failed",
+    "checks": [],
+    "champion_version": None,
+    "comparison": "no_champion",
+    "evaluated_by": "run r1",
+    "evaluated_at": "2026-12-01T00:00:00+00:00",
+}
 PASSED_GATE = {**FAILED_GATE, "passed": True, "reasons": [], "summary": "quality gate passed"}
 
 
@@ -343,9 +361,12 @@ def test_recorded_failed_gate_refuses_approve_and_promote_unless_overridden(reg:
     assert mv.gate == FAILED_GATE and mv.status == "candidate"
     gate_entry = reg.audit(MODEL)[-1]
     assert (gate_entry.action, gate_entry.version, gate_entry.details["passed"]) == ("gate", v, False)
-    with pytest.raises(QualityGateFailedError, match=r"cannot approve .* v1: it failed the quality gate "
-                                                     r"\(with no champion to compare with, evaluated by run r1\): "
-                                                     r"rmse 35.0000 > ceiling 10.0000; .*--override-gate") as e:
+    with pytest.raises(
+        QualityGateFailedError,
+        match=r"cannot approve .* v1: it failed the quality gate "
+        r"\(with no champion to compare with, evaluated by run r1\): "
+        r"rmse 35.0000 > ceiling 10.0000; .*--override-gate",
+    ) as e:
         reg.approve(MODEL, v, "alice", "looks fine")
     assert e.value.status_code == 409
     assert reg.get_version(MODEL, v).status == "candidate"  # nothing changed
@@ -357,8 +378,10 @@ def test_recorded_failed_gate_refuses_approve_and_promote_unless_overridden(reg:
     reg.approve(MODEL, v, "alice", "business accepts the error for launch", override_gate=True)
     approve = reg.audit(MODEL)[-1]
     assert (approve.action, approve.who, approve.why) == ("approve", "alice", "business accepts the error for launch")
-    assert approve.details["gate_override"] == {"reason": "business accepts the error for launch",
-                                                "failed": ["rmse 35.0000 > ceiling 10.0000"]}
+    assert approve.details["gate_override"] == {
+        "reason": "business accepts the error for launch",
+        "failed": ["rmse 35.0000 > ceiling 10.0000"],
+    }
     assert approve.details["gate"]["passed"] is False
 
     with pytest.raises(QualityGateFailedError, match=r"cannot promote .*--override-gate"):
@@ -377,8 +400,12 @@ def test_caller_evaluated_gate_is_stored_with_the_approval(reg: Registry, MODEL:
     assert reg.get_version(MODEL, v).gate == {}  # a refused attempt records no verdict
     mv = reg.approve(MODEL, v, "alice", "ok", gate=PASSED_GATE)
     assert mv.gate == PASSED_GATE and mv.status == "approved"
-    assert reg.audit(MODEL)[-1].details["gate"] == {"passed": True, "champion_version": None,
-                                                    "comparison": "no_champion", "evaluated_by": "run r1"}
+    assert reg.audit(MODEL)[-1].details["gate"] == {
+        "passed": True,
+        "champion_version": None,
+        "comparison": "no_champion",
+        "evaluated_by": "run r1",
+    }
     assert "gate_override" not in reg.audit(MODEL)[-1].details
     reg.promote(MODEL, v, "alice", "ship it")
     assert reg.aliases(MODEL).champion == v
@@ -398,8 +425,12 @@ def test_record_event_appends_an_audit_entry_only(reg: Registry, MODEL: str) -> 
     v = _register(reg, MODEL)
     reg.record_event(MODEL, v, "canary_inconclusive", "too little traffic", {"rows": 0})
     entry = reg.audit(MODEL)[-1]
-    assert (entry.action, entry.version, entry.why, entry.details) == ("canary_inconclusive", v,
-                                                                       "too little traffic", {"rows": 0})
+    assert (entry.action, entry.version, entry.why, entry.details) == (
+        "canary_inconclusive",
+        v,
+        "too little traffic",
+        {"rows": 0},
+    )
     assert reg.get_version(MODEL, v).status == "candidate"
     with pytest.raises(UnknownVersionError):
         reg.record_gate(MODEL, 99, PASSED_GATE)

@@ -30,10 +30,14 @@ class Clock:
 
 @pytest.fixture
 def cfg() -> PlatformConfig:
-    return PlatformConfig.model_validate({"models": [
-        {"name": "credit-default", "feature_set": "credit_default", "retrain": {"cooldown_minutes": 30}},
-        {"name": "other", "feature_set": "credit_default", "retrain": {"cooldown_minutes": 0}},
-    ]})
+    return PlatformConfig.model_validate(
+        {
+            "models": [
+                {"name": "credit-default", "feature_set": "credit_default", "retrain": {"cooldown_minutes": 30}},
+                {"name": "other", "feature_set": "credit_default", "retrain": {"cooldown_minutes": 0}},
+            ]
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +56,14 @@ def fresh_table() -> str:
     """A control table like the platform's (pk/sk strings), new for each test."""
     name = f"control-{uuid.uuid4().hex[:8]}"
     aws_client("dynamodb").create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}])
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+    )
     return name
 
 
@@ -64,8 +72,11 @@ def sm_arn(world: None) -> str:
     role = "arn:aws:iam::123456789012:role/dev-driftline-local-role"
     sfn = aws_client("stepfunctions")
     definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
-    return str(sfn.create_state_machine(name=f"retrain-{uuid.uuid4().hex[:8]}", definition=definition,
-                                        roleArn=role)["stateMachineArn"])
+    return str(
+        sfn.create_state_machine(name=f"retrain-{uuid.uuid4().hex[:8]}", definition=definition, roleArn=role)[
+            "stateMachineArn"
+        ]
+    )
 
 
 def aws_client(service: str) -> Any:
@@ -80,13 +91,21 @@ def trig(cfg: PlatformConfig, sm_arn: str) -> tuple[RetrainTrigger, Clock]:
 
 
 def drift(id_: str, model: str = "credit-default") -> dict[str, Any]:
-    return {"id": id_, "source": "driftline.monitoring", "detail-type": "DriftDetected",
-            "detail": {"model": model, "version": 1, "share_drifted": 0.7, "drifted_columns": ["income"]}}
+    return {
+        "id": id_,
+        "source": "driftline.monitoring",
+        "detail-type": "DriftDetected",
+        "detail": {"model": model, "version": 1, "share_drifted": 0.7, "drifted_columns": ["income"]},
+    }
 
 
 def manual(id_: str, model: str = "credit-default") -> dict[str, Any]:
-    return {"id": id_, "source": "driftline.cli", "detail-type": "RetrainRequested",
-            "detail": {"model": model, "requested_by": "alice", "reason": "test"}}
+    return {
+        "id": id_,
+        "source": "driftline.cli",
+        "detail-type": "RetrainRequested",
+        "detail": {"model": model, "requested_by": "alice", "reason": "test"},
+    }
 
 
 def executions(sm_arn: str) -> list[dict[str, Any]]:
@@ -104,13 +123,11 @@ def test_burst_of_identical_triggers_starts_one_run(trig: tuple[RetrainTrigger, 
     assert len(log) == 10 and sorted(r["decision"] for r in log).count("started") == 1
     started = next(r for r in log if r["decision"] == "started")
     assert started["execution_name"] == "credit-default-auto-20270115T0800Z"
-    body = json.loads(aws_client("stepfunctions").describe_execution(
-        executionArn=started["execution_arn"])["input"])
+    body = json.loads(aws_client("stepfunctions").describe_execution(executionArn=started["execution_arn"])["input"])
     assert body["model"] == "credit-default" and body["trigger"] == "drift"
 
 
-def test_ended_run_frees_the_lock_but_cooldown_collapses(trig: tuple[RetrainTrigger, Clock],
-                                                         sm_arn: str) -> None:
+def test_ended_run_frees_the_lock_but_cooldown_collapses(trig: tuple[RetrainTrigger, Clock], sm_arn: str) -> None:
     t, clock = trig
     first = t.handle(drift("a")).decisions[0]
     aws_client("stepfunctions").stop_execution(executionArn=first.execution_arn)
@@ -153,8 +170,14 @@ def test_bad_event_recorded_nothing_started(trig: tuple[RetrainTrigger, Clock], 
     assert executions(sm_arn) == []
     (rec,) = t.control.history("unknown-model")
     assert rec["decision"] == "rejected" and "unknown model" in rec["reason"]
-    out = t.handle({"source": "driftline.ingest", "detail-type": "FeatureDataAccepted", "id": "z",
-                    "detail": {"feature_set": "nope", "has_labels": True, "rows_accepted": 5}})
+    out = t.handle(
+        {
+            "source": "driftline.ingest",
+            "detail-type": "FeatureDataAccepted",
+            "id": "z",
+            "detail": {"feature_set": "nope", "has_labels": True, "rows_accepted": 5},
+        }
+    )
     assert out.error and "unknown feature set 'nope'" in out.error
     assert t.control.history("_invalid")[0]["decision"] == "rejected"
     assert executions(sm_arn) == []

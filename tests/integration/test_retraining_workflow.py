@@ -40,9 +40,12 @@ FEATURE_SETS = Path(__file__).resolve().parents[2] / "examples" / "feature_sets"
 
 
 def _config(name: str, **model: Any) -> PlatformConfig:
-    base: dict[str, Any] = {"name": name, "feature_set": "credit_default",
-                            "gate": {"min_metrics": {"roc_auc": 0.65}, "max_regression": 0.02},
-                            "deploy": {"mode": "canary", "canary_percent": 50, "bake_seconds": 1}}
+    base: dict[str, Any] = {
+        "name": name,
+        "feature_set": "credit_default",
+        "gate": {"min_metrics": {"roc_auc": 0.65}, "max_regression": 0.02},
+        "deploy": {"mode": "canary", "canary_percent": 50, "bake_seconds": 1},
+    }
     base.update(model)
     return PlatformConfig.model_validate({"models": [base]})
 
@@ -59,9 +62,14 @@ class Harness:
         self.platform = build_platform(config)
         self.registry = Registry(env["REGISTRY_TABLE"])
         self.control = ControlTable(env["CONTROL_TABLE"])
-        self.ctx = StepContext(config=config, registry=self.registry, control=self.control,
-                               feature_sets={"credit_default"}, captures_bucket=env["CAPTURES_BUCKET"],
-                               approvals_topic=env["APPROVALS_TOPIC_ARN"])
+        self.ctx = StepContext(
+            config=config,
+            registry=self.registry,
+            control=self.control,
+            feature_sets={"credit_default"},
+            captures_bucket=env["CAPTURES_BUCKET"],
+            approvals_topic=env["APPROVALS_TOPIC_ARN"],
+        )
         self.train_metrics: dict[str, float] = {"roc_auc": 0.80}
         self.after_step: dict[str, Callable[[dict[str, Any]], None]] = {}
         self.calls: list[str] = []
@@ -71,14 +79,25 @@ class Harness:
     def train(self, event: dict[str, Any]) -> dict[str, Any]:
         req = event["request"]
         version = self.registry.next_version(self.model)
-        self.registry.register(self.model, version=version, metrics=self.train_metrics, input_schema=self.schema,
-                               feature_set="credit_default", trigger=req["trigger"], reason=req["reason"])
+        self.registry.register(
+            self.model,
+            version=version,
+            metrics=self.train_metrics,
+            input_schema=self.schema,
+            feature_set="credit_default",
+            trigger=req["trigger"],
+            reason=req["reason"],
+        )
         champion = req.get("champion_version")
-        out: dict[str, Any] = {"model": self.model, "version": version, "status": "candidate",
-                               "metrics": self.train_metrics, "champion": None}
+        out: dict[str, Any] = {
+            "model": self.model,
+            "version": version,
+            "status": "candidate",
+            "metrics": self.train_metrics,
+            "champion": None,
+        }
         if champion is not None:
-            out["champion"] = {"version": champion,
-                               "metrics": self.registry.get_version(self.model, champion).metrics}
+            out["champion"] = {"version": champion, "metrics": self.registry.get_version(self.model, champion).metrics}
         return out
 
     def invoke(self, fn: Any, event: Any = None) -> tuple[str, bool, str]:
@@ -100,11 +119,11 @@ class Harness:
 
     def start(self, name: str, **input_: Any) -> str:
         body = {"model": self.model, "trigger": "manual", "reason": "test", "requested_by": "tester", **input_}
-        return str(self.sfn.start_execution(stateMachineArn=self.sm_arn, name=name,
-                                            input=json.dumps(body))["executionArn"])
+        return str(
+            self.sfn.start_execution(stateMachineArn=self.sm_arn, name=name, input=json.dumps(body))["executionArn"]
+        )
 
-    def wait(self, arn: str, timeout: float = 60.0,
-             until: Callable[[], bool] | None = None) -> dict[str, Any]:
+    def wait(self, arn: str, timeout: float = 60.0, until: Callable[[], bool] | None = None) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             d = self.sfn.describe_execution(executionArn=arn)
@@ -115,8 +134,9 @@ class Harness:
 
     def seed_champion(self, roc_auc: float = 0.78) -> int:
         v = self.registry.next_version(self.model)
-        self.registry.register(self.model, version=v, metrics={"roc_auc": roc_auc}, input_schema=self.schema,
-                               feature_set="credit_default")
+        self.registry.register(
+            self.model, version=v, metrics={"roc_auc": roc_auc}, input_schema=self.schema, feature_set="credit_default"
+        )
         self.registry.approve(self.model, v, "tester", "seed")
         self.registry.promote(self.model, v, "tester", "seed")
         return v
@@ -155,8 +175,7 @@ def moto_env(platform_def: Any) -> Iterator[dict[str, Any]]:
             env["FEATURE_SETS_DIR"] = str(FEATURE_SETS)
             for k, v in env.items():
                 mp.setenv(k, v)
-            mp.setattr(LambdaFunction, "_invoke_lambda",
-                       lambda fn, event=None: world["current"].invoke(fn, event))
+            mp.setattr(LambdaFunction, "_invoke_lambda", lambda fn, event=None: world["current"].invoke(fn, event))
             world["env"] = env
             world["sm_arn"] = provision_workflow(platform_def, env)
             yield world
@@ -176,15 +195,22 @@ def provision_workflow(platform: Any, env: dict[str, str]) -> str:
         zf.writestr("x.py", "")
     for logical in ("train", "workflow"):
         arns[f"function:{logical}"] = lam.create_function(
-            FunctionName=platform.name(logical), Runtime="python3.12", Role=role,
-            Handler="x.handler", Code={"ZipFile": buf.getvalue()})["FunctionArn"]
+            FunctionName=platform.name(logical),
+            Runtime="python3.12",
+            Role=role,
+            Handler="x.handler",
+            Code={"ZipFile": buf.getvalue()},
+        )["FunctionArn"]
     wf = platform.workflows[0]
     text = platform.workflow_definition(wf)
     for placeholder, (kind, logical) in wf.substitutions.items():
         text = text.replace("${" + placeholder + "}", arns[f"{kind}:{logical}"])
     assert "${" not in text
-    return str(aws_mod.client("stepfunctions").create_state_machine(
-        name=platform.name("retrain"), definition=text, roleArn=role)["stateMachineArn"])
+    return str(
+        aws_mod.client("stepfunctions").create_state_machine(
+            name=platform.name("retrain"), definition=text, roleArn=role
+        )["stateMachineArn"]
+    )
 
 
 @pytest.fixture
@@ -195,16 +221,16 @@ def harness(request: pytest.FixtureRequest, moto_env: dict[str, Any], credit_fs:
     name = "m-" + base[:30].rstrip("-")
     cfg = _config(name, **params)
     if timeout is not None:  # below the config's 60 s floor: model_copy skips validation, for this test only
-        cfg = cfg.model_copy(update={"models": (cfg.models[0].model_copy(
-            update={"approval_timeout_seconds": timeout}),)})
+        cfg = cfg.model_copy(
+            update={"models": (cfg.models[0].model_copy(update={"approval_timeout_seconds": timeout}),)}
+        )
     h = Harness(moto_env["env"], cfg, credit_fs, moto_env["sm_arn"])
     moto_env["current"] = h
     yield h
     moto_env["current"] = None
 
 
-def write_captures(bucket: str, model: str, champion: int, challenger: int, n: int,
-                   challenger_broken: float) -> None:
+def write_captures(bucket: str, model: str, champion: int, challenger: int, n: int, challenger_broken: float) -> None:
     """n rows per side; a share of the challenger's predictions are invalid (errors)."""
     now = datetime.now(UTC)
     lines = []
@@ -212,11 +238,23 @@ def write_captures(bucket: str, model: str, champion: int, challenger: int, n: i
         for role, version in (("champion", champion), ("challenger", challenger)):
             broken = role == "challenger" and i < n * challenger_broken
             pred = {"label": 0, "probability": float("nan") if broken else 0.3}
-            lines.append(json.dumps({"request_id": f"r{i}:{role}", "model": model, "version": version,
-                                     "role": role, "ts": now.isoformat(), "latency_ms": 0.05,
-                                     "features": {}, "prediction": pred}))
-    aws_mod.client("s3").put_object(Bucket=bucket, Key=f"captures/model={model}/{now:%Y/%m/%d/%H}/batch-1",
-                                    Body="\n".join(lines).encode())
+            lines.append(
+                json.dumps(
+                    {
+                        "request_id": f"r{i}:{role}",
+                        "model": model,
+                        "version": version,
+                        "role": role,
+                        "ts": now.isoformat(),
+                        "latency_ms": 0.05,
+                        "features": {},
+                        "prediction": pred,
+                    }
+                )
+            )
+    aws_mod.client("s3").put_object(
+        Bucket=bucket, Key=f"captures/model={model}/{now:%Y/%m/%d/%H}/batch-1", Body="\n".join(lines).encode()
+    )
 
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -291,8 +329,9 @@ def test_manual_approval_approved_deploys(harness: Harness) -> None:
     assert (approve.who, approve.version) == ("alice", 2)
 
 
-@pytest.mark.parametrize("harness", [{"approval": "manual", "approvers": ["alice"], "approval_timeout_seconds": 2}],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "harness", [{"approval": "manual", "approvers": ["alice"], "approval_timeout_seconds": 2}], indirect=True
+)
 def test_approval_timeout_rejects(harness: Harness) -> None:
     champ = harness.seed_champion()
     d = harness.wait(harness.start("nobody-answers"))
@@ -321,8 +360,10 @@ def test_canary_breach_rolls_back(harness: Harness) -> None:
 
 
 NO_TRAFFIC = pytest.mark.parametrize(
-    "harness", [{"deploy": {"mode": "canary", "canary_percent": 50, "bake_seconds": 1, "max_bake_extensions": 1}}],
-    indirect=True)
+    "harness",
+    [{"deploy": {"mode": "canary", "canary_percent": 50, "bake_seconds": 1, "max_bake_extensions": 1}}],
+    indirect=True,
+)
 
 
 @NO_TRAFFIC
@@ -398,12 +439,19 @@ def test_burst_of_identical_triggers_gives_one_run(harness: Harness) -> None:
     harness.seed_champion()
     harness.after_step["deploy"] = lambda out: harness.captures(1, 2, 40, 0.0)
     trig = RetrainTrigger(harness.config, harness.control, harness.sm_arn, {"credit_default"})
-    event = {"source": "driftline.monitoring", "detail-type": "DriftDetected", "id": "same",
-             "detail": {"model": harness.model, "version": 1, "share_drifted": 0.6}}
+    event = {
+        "source": "driftline.monitoring",
+        "detail-type": "DriftDetected",
+        "id": "same",
+        "detail": {"model": harness.model, "version": 1, "share_drifted": 0.6},
+    }
     decisions = [trig.handle(dict(event, id=f"e{i}")).decisions[0] for i in range(10)]
     assert [d.decision for d in decisions].count("started") == 1
-    (execution,) = [e for e in harness.sfn.list_executions(stateMachineArn=harness.sm_arn)["executions"]
-                    if e["name"].startswith(harness.model)]
+    (execution,) = [
+        e
+        for e in harness.sfn.list_executions(stateMachineArn=harness.sm_arn)["executions"]
+        if e["name"].startswith(harness.model)
+    ]
     d = harness.wait(execution["executionArn"])
     assert d["status"] == "SUCCEEDED", harness.calls
     assert harness.calls.count("train") == 1
@@ -416,8 +464,7 @@ def test_burst_of_identical_triggers_gives_one_run(harness: Harness) -> None:
 APPROVER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/Approvers"
 ALICE = f"arn:aws:sts::{ACCOUNT}:assumed-role/Approvers/alice"
 MALLORY = f"arn:aws:sts::{ACCOUNT}:assumed-role/Deployers/mallory"
-ROUTE_MANUAL = pytest.mark.parametrize("harness", [{"approval": "manual", "approvers": [APPROVER_ROLE]}],
-                                       indirect=True)
+ROUTE_MANUAL = pytest.mark.parametrize("harness", [{"approval": "manual", "approvers": [APPROVER_ROLE]}], indirect=True)
 
 
 class _Context:
@@ -427,26 +474,39 @@ class _Context:
     aws_request_id = "req-1"
 
 
-def call_route(harness: Harness, monkeypatch: pytest.MonkeyPatch, version: int | str, body: Any,
-               principal: str | None = ALICE, model: str | None = None) -> tuple[int, dict[str, Any]]:
+def call_route(
+    harness: Harness,
+    monkeypatch: pytest.MonkeyPatch,
+    version: int | str,
+    body: Any,
+    principal: str | None = ALICE,
+    model: str | None = None,
+) -> tuple[int, dict[str, Any]]:
     """One API Gateway proxy event through the real handler, as the signed caller ``principal``."""
     import lambdas.approve as approve
 
     monkeypatch.setenv("PLATFORM_CONFIG", harness.config.model_dump_json())
     approve._config.cache_clear()
-    event = {"resource": "/v1/models/{model}/versions/{version}/approval", "httpMethod": "POST",
-             "path": f"/v1/models/{model or harness.model}/versions/{version}/approval",
-             "pathParameters": {"model": model or harness.model, "version": str(version)},
-             "body": body if isinstance(body, str) else json.dumps(body), "isBase64Encoded": False,
-             "requestContext": {"requestId": "rid-1", "resourcePath": "/v1/models/{model}/versions/{version}/approval",
-                                "httpMethod": "POST", "identity": {"userArn": principal, "caller": None}}}
+    event = {
+        "resource": "/v1/models/{model}/versions/{version}/approval",
+        "httpMethod": "POST",
+        "path": f"/v1/models/{model or harness.model}/versions/{version}/approval",
+        "pathParameters": {"model": model or harness.model, "version": str(version)},
+        "body": body if isinstance(body, str) else json.dumps(body),
+        "isBase64Encoded": False,
+        "requestContext": {
+            "requestId": "rid-1",
+            "resourcePath": "/v1/models/{model}/versions/{version}/approval",
+            "httpMethod": "POST",
+            "identity": {"userArn": principal, "caller": None},
+        },
+    }
     out = approve.handler(event, _Context())  # type: ignore[arg-type]
     return int(out["statusCode"]), json.loads(out["body"])
 
 
 @ROUTE_MANUAL
-def test_approval_route_rejects_and_refuses_client_mistakes(harness: Harness,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_approval_route_rejects_and_refuses_client_mistakes(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     champ = harness.seed_champion()
     arn = harness.start("route-reject")
     table = harness.control.table
@@ -468,8 +528,9 @@ def test_approval_route_rejects_and_refuses_client_mistakes(harness: Harness,
     # nothing changed by any of the above: still a waiting candidate, no audit entry
     assert harness.registry.get_version(harness.model, 2).status == "candidate"
     assert [p.version for p in pending_approvals(table, harness.model)] == [2]
-    assert not [e for e in harness.registry.audit(harness.model)
-                if e.version == 2 and e.action not in ("register", "gate")]
+    assert not [
+        e for e in harness.registry.audit(harness.model) if e.version == 2 and e.action not in ("register", "gate")
+    ]
 
     status, body = call_route(harness, monkeypatch, 2, ok)
     assert status == 200, body
@@ -494,7 +555,8 @@ def test_approval_route_refuses_a_gate_failed_version(harness: Harness, monkeypa
     assert body["error"]["message"] == (
         f"cannot approve '{harness.model}' v2: it failed the quality gate (against champion v1 on the same "
         "holdout, evaluated by run route-gate-fails): roc_auc 0.7500 is worse than the champion v1's 0.8000 "
-        "(max_regression 0.02); it is rejected and can never be approved; train a new version")
+        "(max_regression 0.02); it is rejected and can never be approved; train a new version"
+    )
     # a version registered by hand that fails the gate: refused for the gate, not for "no run waiting"
     v = harness.registry.register(harness.model, metrics={"roc_auc": 0.55}, created_by="notebook").version
     status, body = call_route(harness, monkeypatch, v, {"decision": "approve", "reason": "I like it"})
@@ -526,9 +588,16 @@ def _register_imported(h: Harness, roc_auc: float, parent: int | None, champion_
     lineage: dict[str, Any] = {"source": "notebook", "parent_version": parent}
     if champion_roc_auc is not None:
         lineage["champion_metrics"] = {"roc_auc": champion_roc_auc}
-    h.registry.register(h.model, version=v, metrics={"roc_auc": roc_auc}, input_schema=h.schema,
-                        feature_set="credit_default", trigger="notebook", lineage=lineage,
-                        algorithm="imported:Pipeline")
+    h.registry.register(
+        h.model,
+        version=v,
+        metrics={"roc_auc": roc_auc},
+        input_schema=h.schema,
+        feature_set="credit_default",
+        trigger="notebook",
+        lineage=lineage,
+        algorithm="imported:Pipeline",
+    )
     return v
 
 

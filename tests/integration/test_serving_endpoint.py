@@ -35,8 +35,9 @@ class Api:
     def __init__(self, serve: Any) -> None:
         self.serve = serve
 
-    def __call__(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                 raw: str | None = None) -> tuple[int, Any, dict[str, list[str]]]:
+    def __call__(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, raw: str | None = None
+    ) -> tuple[int, Any, dict[str, list[str]]]:
         text = raw if raw is not None else (json.dumps(body) if body is not None else None)
         hdrs = dict(JSON_CT if text is not None else {}, **(headers or {}))
         path, _, query = path.partition("?")
@@ -58,15 +59,31 @@ def reg(aws: dict[str, str]) -> Registry:
     return Registry.from_env()
 
 
-def register(reg: Registry, env: dict[str, str], schema: dict[str, Any], seed: int, *, approve: bool = True,
-             pin_version: bool = True) -> int:
+def register(
+    reg: Registry,
+    env: dict[str, str],
+    schema: dict[str, Any],
+    seed: int,
+    *,
+    approve: bool = True,
+    pin_version: bool = True,
+) -> int:
     v = reg.next_version(MODEL)
-    ref = put_artifact(env["ARTIFACTS_BUCKET"], f"models/{MODEL}/v{v}/model.onnx",
-                       reference_model.build(schema, seed=seed))
+    ref = put_artifact(
+        env["ARTIFACTS_BUCKET"], f"models/{MODEL}/v{v}/model.onnx", reference_model.build(schema, seed=seed)
+    )
     if not pin_version:
         ref = ArtifactRef(uri=ref.uri, sha256=ref.sha256, version_id=None, size=ref.size)
-    reg.register(MODEL, version=v, algorithm="reference", input_schema=schema, artifacts={"onnx": ref},
-                 metrics={"roc_auc": 0.7 + seed / 100}, feature_set="credit_default", feature_set_version=1)
+    reg.register(
+        MODEL,
+        version=v,
+        algorithm="reference",
+        input_schema=schema,
+        artifacts={"onnx": ref},
+        metrics={"roc_auc": 0.7 + seed / 100},
+        feature_set="credit_default",
+        feature_set_version=1,
+    )
     if approve:
         reg.approve(MODEL, v, "tester", "ok")
     return v
@@ -116,9 +133,9 @@ def emf_lines(text: str) -> list[dict[str, Any]]:
     return out
 
 
-def test_records_are_answered_by_the_champion_and_captured(api: Api, champion: int, schema: dict[str, Any],
-                                                          aws: dict[str, str],
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_records_are_answered_by_the_champion_and_captured(
+    api: Api, champion: int, schema: dict[str, Any], aws: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     batch = rows(schema, 25, seed=3)
     capsys.readouterr()
     status, out = api.predict({"records": batch}, headers={"X-Request-Id": "client-42"})
@@ -141,17 +158,23 @@ def test_records_are_answered_by_the_champion_and_captured(api: Api, champion: i
     hour = datetime.now(UTC).strftime("%Y/%m/%d/%H")
     assert all(c["_key"].startswith(f"captures/model={MODEL}/{hour}/") for c in caps)
     first = caps[0]
-    assert set(first) - {"_key"} == {"request_id", "model", "version", "role", "ts", "latency_ms", "features",
-                                      "prediction"}
+    assert set(first) - {"_key"} == {
+        "request_id",
+        "model",
+        "version",
+        "role",
+        "ts",
+        "latency_ms",
+        "features",
+        "prediction",
+    }
     assert (first["model"], first["version"], first["role"]) == (MODEL, champion, "champion")
     by_id = {c["request_id"]: c for c in caps}
     assert by_id["client-42:7"]["features"] == batch[7]
-    assert by_id["client-42:7"]["prediction"] == {k: preds[7][k] for k in ("label", "probability",
-                                                                           "probabilities")}
+    assert by_id["client-42:7"]["prediction"] == {k: preds[7][k] for k in ("label", "probability", "probabilities")}
 
 
-def test_describe_and_openapi(api: Api, champion: int, schema: dict[str, Any],
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_describe_and_openapi(api: Api, champion: int, schema: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     status, info, _ = api("GET", f"/v1/models/{MODEL}")
     assert status == 200
     assert info["champion"]["version"] == champion
@@ -166,10 +189,12 @@ def test_describe_and_openapi(api: Api, champion: int, schema: dict[str, Any],
 
 
 def test_unauthenticated_openapi_has_no_model_details_and_no_aws_call(
-        api: Api, champion: int, schema: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    api: Api, champion: int, schema: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     api("GET", f"/v1/models/{MODEL}")  # the service exists and the model is loaded
     calls: list[str] = []
     svc = api.serve._State.service
+
     def list_models() -> list[str]:
         calls.append("scan")
         return [MODEL]
@@ -193,15 +218,22 @@ def test_unauthenticated_openapi_has_no_model_details_and_no_aws_call(
     assert api.serve.init_before_requests("provisioned-concurrency") == {"loaded": [MODEL], "failed": {}}
 
 
-def test_entities_read_features_from_the_online_store(api: Api, champion: int, schema: dict[str, Any],
-                                                      aws: dict[str, str]) -> None:
+def test_entities_read_features_from_the_online_store(
+    api: Api, champion: int, schema: dict[str, Any], aws: dict[str, str]
+) -> None:
     batch = rows(schema, 3, seed=5)
     ddb = aws_mod.client("dynamodb")
     for i, r in enumerate(batch):
         stored = {k: v for k, v in r.items() if k != "channel"}
-        ddb.put_item(TableName=aws["ONLINE_TABLE"], Item={
-            "pk": {"S": f"credit_default#C{i}"}, "event_ts": {"N": "1"}, "feature_set_version": {"N": "1"},
-            "features": {"S": json.dumps(stored)}})
+        ddb.put_item(
+            TableName=aws["ONLINE_TABLE"],
+            Item={
+                "pk": {"S": f"credit_default#C{i}"},
+                "event_ts": {"N": "1"},
+                "feature_set_version": {"N": "1"},
+                "features": {"S": json.dumps(stored)},
+            },
+        )
     status, by_records = api.predict({"records": [dict(r, channel="online") for r in batch]})
     assert status == 200
     status, by_entities = api.predict({"entities": ["C0", "C1", "C2"], "features": {"channel": "online"}})
@@ -214,15 +246,24 @@ def test_entities_read_features_from_the_online_store(api: Api, champion: int, s
     assert override["predictions"][0]["probability"] == direct["predictions"][0]["probability"]
     status, out = api.predict({"entities": ["C0", "C9"], "features": {"channel": "online"}})
     assert status == 404 and out["error"]["code"] == "unknown_entity"
-    assert out["error"]["details"] == [{"row": 1, "field": None, "entity": "C9", "message": (
-        "row 1: entity 'C9' has no features in the online store (feature set 'credit_default')")}]
+    assert out["error"]["details"] == [
+        {
+            "row": 1,
+            "field": None,
+            "entity": "C9",
+            "message": ("row 1: entity 'C9' has no features in the online store (feature set 'credit_default')"),
+        }
+    ]
     status, out = api.predict({"entities": ["C0"]})
     assert status == 422 and out["error"]["details"][0]["field"] == "channel"
 
 
 def test_feedback_is_stored_as_json_lines(api: Api, champion: int, aws: dict[str, str]) -> None:
-    status, out, _ = api("POST", f"/v1/models/{MODEL}/feedback",
-                         {"labels": [{"request_id": "r:0", "label": 1}, {"request_id": "r:1", "label": 0}]})
+    status, out, _ = api(
+        "POST",
+        f"/v1/models/{MODEL}/feedback",
+        {"labels": [{"request_id": "r:0", "label": 1}, {"request_id": "r:1", "label": 0}]},
+    )
     assert status == 202, out
     assert out["accepted"] == 2
     hour = datetime.now(UTC).strftime("%Y/%m/%d/%H")
@@ -237,8 +278,9 @@ def test_feedback_is_stored_as_json_lines(api: Api, champion: int, aws: dict[str
 
 
 # ---------------------------------------------------------------- model lifecycle
-def test_promotion_changes_the_answering_version_within_the_ttl(api: Api, champion: int, reg: Registry,
-                                                               schema: dict[str, Any], aws: dict[str, str]) -> None:
+def test_promotion_changes_the_answering_version_within_the_ttl(
+    api: Api, champion: int, reg: Registry, schema: dict[str, Any], aws: dict[str, str]
+) -> None:
     batch = rows(schema, 2)
     assert {p["version"] for p in api.predict({"records": batch})[1]["predictions"]} == {champion}
     v2 = register(reg, aws, schema, seed=2)
@@ -269,12 +311,16 @@ def test_unknown_model_and_no_champion(api: Api, reg: Registry, aws: dict[str, s
     assert status == 200 and info["champion"] is None
 
 
-def test_tampered_artifact_is_refused_with_503(api: Api, reg: Registry, aws: dict[str, str],
-                                               schema: dict[str, Any]) -> None:
+def test_tampered_artifact_is_refused_with_503(
+    api: Api, reg: Registry, aws: dict[str, str], schema: dict[str, Any]
+) -> None:
     v = register(reg, aws, schema, seed=1, pin_version=False)
     reg.promote(MODEL, v, "tester", "ship")
-    aws_mod.client("s3").put_object(Bucket=aws["ARTIFACTS_BUCKET"], Key=f"models/{MODEL}/v{v}/model.onnx",
-                                    Body=reference_model.build(schema, seed=666))
+    aws_mod.client("s3").put_object(
+        Bucket=aws["ARTIFACTS_BUCKET"],
+        Key=f"models/{MODEL}/v{v}/model.onnx",
+        Body=reference_model.build(schema, seed=666),
+    )
     status, out = api.predict({"records": rows(schema, 1)})
     assert status == 503, out
     assert out["error"]["code"] == "model_unavailable"
@@ -283,8 +329,9 @@ def test_tampered_artifact_is_refused_with_503(api: Api, reg: Registry, aws: dic
     assert "s3://" not in text and "sha256" not in text.lower()  # no storage details to clients
 
 
-def test_shadow_scores_the_challenger_without_answering_with_it(api: Api, champion: int, reg: Registry,
-                                                                aws: dict[str, str], schema: dict[str, Any]) -> None:
+def test_shadow_scores_the_challenger_without_answering_with_it(
+    api: Api, champion: int, reg: Registry, aws: dict[str, str], schema: dict[str, Any]
+) -> None:
     v2 = register(reg, aws, schema, seed=2)
     reg.set_challenger(MODEL, v2, "shadow", 0)
     status, out = api.predict({"records": rows(schema, 4)}, headers={"X-Request-Id": "sh"})
@@ -294,8 +341,9 @@ def test_shadow_scores_the_challenger_without_answering_with_it(api: Api, champi
     assert {c["request_id"] for c in caps if c["role"] == "shadow"} == {f"sh:{i}" for i in range(4)}
 
 
-def test_canary_splits_rows_sticky_per_request_id(api: Api, champion: int, reg: Registry, aws: dict[str, str],
-                                                  schema: dict[str, Any]) -> None:
+def test_canary_splits_rows_sticky_per_request_id(
+    api: Api, champion: int, reg: Registry, aws: dict[str, str], schema: dict[str, Any]
+) -> None:
     v2 = register(reg, aws, schema, seed=2)
     reg.set_challenger(MODEL, v2, "canary", 50)
     batch = rows(schema, 60)
@@ -317,31 +365,41 @@ def _bad_cases(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any], int, s
     good = rows(schema, 1, seed=11)[0]
     return [
         ("malformed JSON", {"raw": '{"records": [}'}, 400, "malformed_json"),
-        ("wrong content type", {"raw": "{}", "headers": {"Content-Type": "text/plain"}}, 415,
-         "unsupported_media_type"),
-        ("missing field", {"body": {"records": [{k: v for k, v in good.items() if k != "age"}]}}, 422,
-         "invalid_rows"),
+        ("wrong content type", {"raw": "{}", "headers": {"Content-Type": "text/plain"}}, 415, "unsupported_media_type"),
+        ("missing field", {"body": {"records": [{k: v for k, v in good.items() if k != "age"}]}}, 422, "invalid_rows"),
         ("extra field", {"body": {"records": [dict(good, agee=3)]}}, 422, "invalid_rows"),
         ("mistyped field", {"body": {"records": [dict(good, num_accounts=[1])]}}, 422, "invalid_rows"),
         ("string in numeric", {"body": {"records": [dict(good, balance="12")]}}, 422, "invalid_rows"),
-        ("NaN literal", {"raw": json.dumps({"records": [dict(good, balance=1.5)]}).replace("1.5", "NaN")},
-         422, "invalid_rows"),
+        (
+            "NaN literal",
+            {"raw": json.dumps({"records": [dict(good, balance=1.5)]}).replace("1.5", "NaN")},
+            422,
+            "invalid_rows",
+        ),
         ("unknown category", {"body": {"records": [dict(good, region="mars")]}}, 422, "invalid_rows"),
         ("1,001 rows", {"body": {"records": [good] * 1001}}, 413, "too_many_rows"),
-        ("10 MB body", {"raw": json.dumps({"records": [good], "pad": "x" * 10_000_000})}, 413,
-         "body_too_large"),
-        ("unknown entity", {"body": {"entities": ["nobody"], "features": {"channel": "online"}}}, 404,
-         "unknown_entity"),
-        ("bad X-Request-Id", {"body": {"records": [good]}, "headers": {"X-Request-Id": "a b"}}, 400,
-         "invalid_request_id"),
+        ("10 MB body", {"raw": json.dumps({"records": [good], "pad": "x" * 10_000_000})}, 413, "body_too_large"),
+        (
+            "unknown entity",
+            {"body": {"entities": ["nobody"], "features": {"channel": "online"}}},
+            404,
+            "unknown_entity",
+        ),
+        (
+            "bad X-Request-Id",
+            {"body": {"records": [good]}, "headers": {"X-Request-Id": "a b"}},
+            400,
+            "invalid_request_id",
+        ),
         ("empty body", {"raw": ""}, 400, "empty_body"),
     ]
 
 
 def test_every_bad_input_gets_its_4xx(api: Api, champion: int, schema: dict[str, Any]) -> None:
     for name, req, status, code in _bad_cases(schema):
-        got, out, _ = api("POST", f"/v1/models/{MODEL}/predict", req.get("body"), req.get("headers"),
-                          raw=req.get("raw"))
+        got, out, _ = api(
+            "POST", f"/v1/models/{MODEL}/predict", req.get("body"), req.get("headers"), raw=req.get("raw")
+        )
         assert (got, out["error"]["code"]) == (status, code), (name, out)
         assert out["error"]["message"] and out["request_id"]
 

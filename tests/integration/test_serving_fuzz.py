@@ -18,10 +18,19 @@ from driftline.serving.events import LocalContext, proxy_event
 
 MODEL = "credit-default"
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(min_value=-(10**40), max_value=10**40),
-                         st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20))
-json_values = st.recursive(json_scalars, lambda children: st.lists(children, max_size=4)
-                           | st.dictionaries(st.text(max_size=12), children, max_size=4), max_leaves=12)
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
 
 
 @pytest.fixture
@@ -35,9 +44,15 @@ def served(aws: dict[str, str], credit_fs: Any, monkeypatch: pytest.MonkeyPatch)
     reg.approve(MODEL, v, "t", "ok")
     reg.promote(MODEL, v, "t", "ok")
     row = reference_model.example_rows(schema, 1, seed=1, null_share=0.0)[0]
-    aws_mod.client("dynamodb").put_item(TableName=aws["ONLINE_TABLE"], Item={
-        "pk": {"S": "credit_default#C1"}, "event_ts": {"N": "1"}, "feature_set_version": {"N": "1"},
-        "features": {"S": json.dumps(row)}})
+    aws_mod.client("dynamodb").put_item(
+        TableName=aws["ONLINE_TABLE"],
+        Item={
+            "pk": {"S": "credit_default#C1"},
+            "event_ts": {"N": "1"},
+            "feature_set_version": {"N": "1"},
+            "features": {"S": json.dumps(row)},
+        },
+    )
     from lambdas import serve
 
     serve._State.service = None
@@ -70,8 +85,12 @@ def request(draw: st.DrawFn, row: dict[str, Any]) -> tuple[str, str, str | None,
             body[draw(st.sampled_from(["features", "entities", "x"]))] = draw(json_values)
         text: str | None = json.dumps(body, allow_nan=True)
     elif kind == "entities":
-        items = draw(st.lists(st.one_of(st.just("C1"), json_values, mutated_record(row).map(
-            lambda r: {**r, "customer_id": "C1"})), max_size=3))
+        items = draw(
+            st.lists(
+                st.one_of(st.just("C1"), json_values, mutated_record(row).map(lambda r: {**r, "customer_id": "C1"})),
+                max_size=3,
+            )
+        )
         body = {"entities": items}
         if draw(st.booleans()):
             body["features"] = draw(st.one_of(st.just({"channel": "online"}), json_values))
@@ -82,21 +101,42 @@ def request(draw: st.DrawFn, row: dict[str, Any]) -> tuple[str, str, str | None,
         text = draw(st.one_of(st.text(max_size=60), st.none()))
     else:
         method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]))
-        path = draw(st.one_of(st.sampled_from(["/health", "/openapi.json", f"/v1/models/{MODEL}",
-                                               f"/v1/models/{MODEL}/feedback", "/v1/models/Nope!/predict",
-                                               "/v1/models//predict", "/"]),
-                              st.text(max_size=30).map(lambda t: "/" + t)))
+        path = draw(
+            st.one_of(
+                st.sampled_from(
+                    [
+                        "/health",
+                        "/openapi.json",
+                        f"/v1/models/{MODEL}",
+                        f"/v1/models/{MODEL}/feedback",
+                        "/v1/models/Nope!/predict",
+                        "/v1/models//predict",
+                        "/",
+                    ]
+                ),
+                st.text(max_size=30).map(lambda t: "/" + t),
+            )
+        )
         text = json.dumps(draw(json_values), allow_nan=True)
-    headers = draw(st.sampled_from([
-        {"Content-Type": "application/json"}, {"content-type": "application/json; charset=utf-8"}, {},
-        {"Content-Type": "text/plain"}, {"Content-Type": "application/json; charset=utf-16"},
-        {"Content-Type": "application/json", "X-Request-Id": "ok-1"},
-        {"Content-Type": "application/json", "X-Request-Id": " bad id "}]))
+    headers = draw(
+        st.sampled_from(
+            [
+                {"Content-Type": "application/json"},
+                {"content-type": "application/json; charset=utf-8"},
+                {},
+                {"Content-Type": "text/plain"},
+                {"Content-Type": "application/json; charset=utf-16"},
+                {"Content-Type": "application/json", "X-Request-Id": "ok-1"},
+                {"Content-Type": "application/json", "X-Request-Id": " bad id "},
+            ]
+        )
+    )
     return method, path, text, headers
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=st.data())
 def test_random_requests_never_get_a_5xx(served: tuple[Any, Any], data: st.DataObject) -> None:
     serve, row = served
@@ -126,8 +166,7 @@ HOSTILE_BODIES = [
 @pytest.mark.parametrize("text", HOSTILE_BODIES, ids=range(len(HOSTILE_BODIES)))
 def test_hostile_corpus_gets_a_4xx(served: tuple[Any, Any], text: str, path: str) -> None:
     serve, _ = served
-    resp = serve.handler(proxy_event("POST", path, text, headers={"Content-Type": "application/json"}),
-                         LocalContext())
+    resp = serve.handler(proxy_event("POST", path, text, headers={"Content-Type": "application/json"}), LocalContext())
     assert 400 <= resp["statusCode"] < 500, resp
     body = json.loads(resp["body"])
     assert body["error"]["status"] == resp["statusCode"] and body["error"]["message"]

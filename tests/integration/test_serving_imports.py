@@ -24,9 +24,17 @@ from driftline.registry.store import Registry
 from driftline.serving import reference_model
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN = ("pandas", "sklearn", "pyarrow", "pydantic", "scipy",
-             # ~0.25 s and ~0.2 s of cold start: routing is driftline.serving.proxy, clients are botocore's
-             "aws_lambda_powertools.event_handler", "boto3", "s3transfer")
+FORBIDDEN = (
+    "pandas",
+    "sklearn",
+    "pyarrow",
+    "pydantic",
+    "scipy",
+    # ~0.25 s and ~0.2 s of cold start: routing is driftline.serving.proxy, clients are botocore's
+    "aws_lambda_powertools.event_handler",
+    "boto3",
+    "s3transfer",
+)
 
 CHILD = r"""
 import json, sys
@@ -78,22 +86,36 @@ def test_serving_process_never_imports_heavy_libraries(moto_server: dict[str, st
     schema = credit_fs.input_schema()
     reg = Registry(moto_server["REGISTRY_TABLE"])
     v = reg.next_version("credit-default")
-    ref = put_artifact(moto_server["ARTIFACTS_BUCKET"], f"models/credit-default/v{v}/model.onnx",
-                       reference_model.build(schema))
+    ref = put_artifact(
+        moto_server["ARTIFACTS_BUCKET"], f"models/credit-default/v{v}/model.onnx", reference_model.build(schema)
+    )
     reg.register("credit-default", version=v, input_schema=schema, artifacts={"onnx": ref})
     reg.approve("credit-default", v, "t", "ok")
     reg.promote("credit-default", v, "t", "ok")
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
     env.update(moto_server)
-    env.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "POWERTOOLS_TRACE_DISABLED": "1",
-                "PYTHONPATH": str(ROOT)})
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "POWERTOOLS_TRACE_DISABLED": "1",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     rows = json.dumps(reference_model.example_rows(schema, 3))
-    proc = subprocess.run([sys.executable, "-c", CHILD, rows, ",".join(FORBIDDEN)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, rows, ",".join(FORBIDDEN)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    result = json.loads(lines[-1][len("RESULT "):])
+    result = json.loads(lines[-1][len("RESULT ") :])
     assert result["statuses"] == [200, 200, 202, 422, 200, 200]
     assert result["sent"] == 3  # captures went through Firehose
     assert result["forbidden"] == [], f"the serving process imported {result['forbidden']}"

@@ -19,8 +19,9 @@ CONFIG = ["--config", str(ROOT / "cdk.json")]
 def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from driftline.datasets.credit_default import generate, write_table
 
-    return write_table(generate(1200, "2026-01-01", "2026-04-01", seed=21),
-                       tmp_path_factory.mktemp("data") / "credit.parquet")
+    return write_table(
+        generate(1200, "2026-01-01", "2026-04-01", seed=21), tmp_path_factory.mktemp("data") / "credit.parquet"
+    )
 
 
 def run(*args: str) -> Any:
@@ -36,8 +37,9 @@ def run(*args: str) -> Any:
 
 
 def test_train_approve_promote_audit_rollback(aws: dict[str, str], data_file: Path) -> None:
-    res = run("train", "--feature-set", "credit_default", "--model", "credit-default", "--data", str(data_file),
-              *CONFIG)
+    res = run(
+        "train", "--feature-set", "credit_default", "--model", "credit-default", "--data", str(data_file), *CONFIG
+    )
     assert res.exit_code == 0, res.output
     assert "candidate credit-default v1 registered" in res.output and "roc_auc" in res.output
 
@@ -67,8 +69,14 @@ def test_train_approve_promote_audit_rollback(aws: dict[str, str], data_file: Pa
     res = run("models", "audit", "-m", "credit-default", "--json", *CONFIG)
     trail = json.loads(res.output)
     assert [(e["action"], e["version"]) for e in trail] == [
-        ("register", 1), ("approve", 1), ("promote", 1), ("register", 2), ("approve", 2), ("promote", 2),
-        ("rollback", 1)]
+        ("register", 1),
+        ("approve", 1),
+        ("promote", 1),
+        ("register", 2),
+        ("approve", 2),
+        ("promote", 2),
+        ("rollback", 1),
+    ]
     assert trail[1]["who"].startswith("arn:aws:sts::") and trail[5]["who"] == "alice"
     assert trail[6]["why"] == "v2 misbehaves"
 
@@ -97,8 +105,19 @@ def test_as_is_refused_against_aws(aws: dict[str, str], monkeypatch: pytest.Monk
     from driftline.cli import models
 
     monkeypatch.setattr(models, "_emulated", lambda: False)
-    res = run("models", "approve", "-m", "credit-default", "-v", "1", "-r", "ok", "--as",
-              "arn:aws:iam::111111111111:role/ml-lead", *CONFIG)
+    res = run(
+        "models",
+        "approve",
+        "-m",
+        "credit-default",
+        "-v",
+        "1",
+        "-r",
+        "ok",
+        "--as",
+        "arn:aws:iam::111111111111:role/ml-lead",
+        *CONFIG,
+    )
     assert res.exit_code == 2 and "--as works only against the local platform" in res.output
     monkeypatch.undo()
     assert models._emulated()  # moto answers STS with its fixed account

@@ -46,8 +46,12 @@ EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:dev-driftline-retra
 
 
 def test_handler_trains_and_returns_the_gate_payload(handler: Any, aws: dict[str, str]) -> None:
-    out = handler({"request": {"model": "credit-default", "trigger": "drift", "params": {"max_iter": 20}},
-                   "execution_id": EXECUTION})
+    out = handler(
+        {
+            "request": {"model": "credit-default", "trigger": "drift", "params": {"max_iter": 20}},
+            "execution_id": EXECUTION,
+        }
+    )
     assert set(out) >= {"model", "version", "status", "metrics", "champion_version", "champion_metrics", "reason"}
     assert (out["model"], out["version"], out["status"]) == ("credit-default", 1, "candidate")
     assert out["metrics"]["roc_auc"] > 0.6 and out["champion_version"] is None
@@ -57,8 +61,9 @@ def test_handler_trains_and_returns_the_gate_payload(handler: Any, aws: dict[str
     assert mv.lineage["training_set"]["uri"].endswith("training-sets/credit-default/drift-abc.parquet")
 
 
-def test_missing_training_data_is_a_rejected_version(handler: Any, monkeypatch: pytest.MonkeyPatch,
-                                                     aws: dict[str, str]) -> None:
+def test_missing_training_data_is_a_rejected_version(
+    handler: Any, monkeypatch: pytest.MonkeyPatch, aws: dict[str, str]
+) -> None:
     def nothing(*_: Any) -> Any:
         raise TrainingDataError("the features bucket has no curated data for credit_default")
 
@@ -95,8 +100,13 @@ def test_handler_trains_on_the_point_in_time_training_set(aws: dict[str, str]) -
     import lambdas.train as mod
 
     mod._context.cache_clear()
-    out = mod.handler({"request": {"model": "credit-default", "trigger": "new_labels", "params": {"max_iter": 20}},
-                       "execution_id": EXECUTION}, FakeContext())  # type: ignore[arg-type]
+    out = mod.handler(
+        {
+            "request": {"model": "credit-default", "trigger": "new_labels", "params": {"max_iter": 20}},
+            "execution_id": EXECUTION,
+        },
+        FakeContext(),
+    )  # type: ignore[arg-type]
     mod._context.cache_clear()
     assert out["status"] == "candidate", out
     lin = Registry.from_env().get_version("credit-default", out["version"]).lineage["training_set"]

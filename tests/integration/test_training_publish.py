@@ -25,25 +25,39 @@ def table() -> pa.Table:
 
 
 def _cfg(**kw: Any) -> ModelConfig:
-    return ModelConfig(name="credit-default", feature_set="credit_default", params={"max_iter": 25},
-                       retrain={"min_training_rows": 300}, **kw)  # type: ignore[arg-type]  # pydantic coerces
+    return ModelConfig(
+        name="credit-default",
+        feature_set="credit_default",
+        params={"max_iter": 25},
+        retrain={"min_training_rows": 300},  # type: ignore[arg-type]
+        **kw,
+    )  # type: ignore[arg-type]  # pydantic coerces
 
 
 def _train(aws: dict[str, str], table: pa.Table, fs: FeatureSet, **kw: Any) -> Any:
-    return train_and_register(table, fs, _cfg(), registry=Registry.from_env(),
-                              artifacts_bucket=aws["ARTIFACTS_BUCKET"], **kw)
+    return train_and_register(
+        table, fs, _cfg(), registry=Registry.from_env(), artifacts_bucket=aws["ARTIFACTS_BUCKET"], **kw
+    )
 
 
 def test_first_training_registers_a_candidate_with_lineage_and_verified_artifacts(
-        aws: dict[str, str], table: pa.Table, credit_fs: FeatureSet) -> None:
-    out = _train(aws, table, credit_fs, trigger="manual", execution_id="run-1",
-                 training_set={"uri": "s3://features/training-sets/credit-default/run-1.parquet",
-                               "object_versions": {"curated/a.parquet": "v1"}})
+    aws: dict[str, str], table: pa.Table, credit_fs: FeatureSet
+) -> None:
+    out = _train(
+        aws,
+        table,
+        credit_fs,
+        trigger="manual",
+        execution_id="run-1",
+        training_set={
+            "uri": "s3://features/training-sets/credit-default/run-1.parquet",
+            "object_versions": {"curated/a.parquet": "v1"},
+        },
+    )
     assert (out.version, out.status, out.reason) == (1, "candidate", "")
     assert out.champion_version is None and out.champion_metrics is None
     d = out.to_dict()
-    assert set(d) >= {"model", "version", "status", "metrics", "champion_version", "champion_metrics",
-                      "reason"}
+    assert set(d) >= {"model", "version", "status", "metrics", "champion_version", "champion_metrics", "reason"}
     json.dumps(d)  # the Step Functions payload must be JSON
 
     mv = Registry.from_env().get_version("credit-default", 1)
@@ -54,8 +68,7 @@ def test_first_training_registers_a_candidate_with_lineage_and_verified_artifact
     assert lin["training_set"]["uri"].endswith("run-1.parquet")
     assert lin["training_set"]["object_versions"] == {"curated/a.parquet": "v1"}
     assert len(lin["training_set"]["sha256"]) == 64
-    assert lin["feature_set"] == {"name": "credit_default", "version": 1,
-                                  "fingerprint": credit_fs.fingerprint}
+    assert lin["feature_set"] == {"name": "credit_default", "version": 1, "fingerprint": credit_fs.fingerprint}
     assert lin["parent_version"] is None and lin["trigger"] == "manual" and lin["execution_id"] == "run-1"
     assert lin["code_version"] and lin["libraries"]["scikit-learn"]
     assert mv.params["max_iter"] == 25 and mv.params["random_state"] == 0
@@ -72,8 +85,9 @@ def test_first_training_registers_a_candidate_with_lineage_and_verified_artifact
     assert json.loads(read_verified(mv.artifacts["metrics"]))["metrics"] == out.metrics
 
 
-def test_next_training_is_compared_with_the_champion(aws: dict[str, str], table: pa.Table,
-                                                     credit_fs: FeatureSet) -> None:
+def test_next_training_is_compared_with_the_champion(
+    aws: dict[str, str], table: pa.Table, credit_fs: FeatureSet
+) -> None:
     first = _train(aws, table, credit_fs)
     reg = Registry.from_env()
     reg.approve("credit-default", first.version, "alice", "good")
@@ -86,8 +100,9 @@ def test_next_training_is_compared_with_the_champion(aws: dict[str, str], table:
     assert reg.get_version("credit-default", second.version).lineage["parent_version"] == first.version
 
 
-def test_a_tampered_champion_artifact_is_refused_not_scored(aws: dict[str, str], table: pa.Table,
-                                                            credit_fs: FeatureSet) -> None:
+def test_a_tampered_champion_artifact_is_refused_not_scored(
+    aws: dict[str, str], table: pa.Table, credit_fs: FeatureSet
+) -> None:
     first = _train(aws, table, credit_fs)
     reg = Registry.from_env()
     reg.approve("credit-default", first.version, "alice", "good")
@@ -99,8 +114,12 @@ def test_a_tampered_champion_artifact_is_refused_not_scored(aws: dict[str, str],
     item_key = {"pk": {"S": "MODEL#credit-default"}, "sk": {"S": f"VERSION#{first.version:06d}"}}
     arts = json.loads(ddb.get_item(TableName=aws["REGISTRY_TABLE"], Key=item_key)["Item"]["artifacts"]["S"])
     arts["onnx"]["version_id"] = None
-    ddb.update_item(TableName=aws["REGISTRY_TABLE"], Key=item_key, UpdateExpression="SET artifacts = :a",
-                    ExpressionAttributeValues={":a": {"S": json.dumps(arts)}})
+    ddb.update_item(
+        TableName=aws["REGISTRY_TABLE"],
+        Key=item_key,
+        UpdateExpression="SET artifacts = :a",
+        ExpressionAttributeValues={":a": {"S": json.dumps(arts)}},
+    )
     with pytest.raises(ArtifactIntegrityError, match="failed its integrity check"):
         read_verified(reg.get_version("credit-default", first.version).artifacts["onnx"])
     second = _train(aws, table, credit_fs)
@@ -111,16 +130,24 @@ def test_a_tampered_champion_artifact_is_refused_not_scored(aws: dict[str, str],
 BAD_INPUTS: list[tuple[str, Any, str]] = [
     ("no labels", lambda t: t.drop_columns(["defaulted"]), "no labels"),
     ("too few rows", lambda t: t.slice(0, 100), "at least 300 are required"),
-    ("one class", lambda t: t.set_column(t.schema.get_field_index("defaulted"), "defaulted",
-                                         pa.array([0] * t.num_rows, pa.int64())), "one class only"),
-    ("all-null feature", lambda t: t.set_column(t.schema.get_field_index("income"), "income",
-                                                pa.nulls(t.num_rows, pa.float64())),
-     "income are null in all"),
+    (
+        "one class",
+        lambda t: t.set_column(
+            t.schema.get_field_index("defaulted"), "defaulted", pa.array([0] * t.num_rows, pa.int64())
+        ),
+        "one class only",
+    ),
+    (
+        "all-null feature",
+        lambda t: t.set_column(t.schema.get_field_index("income"), "income", pa.nulls(t.num_rows, pa.float64())),
+        "income are null in all",
+    ),
 ]
 
 
-def test_bad_input_is_registered_as_rejected_with_the_reason(aws: dict[str, str], table: pa.Table,
-                                                             credit_fs: FeatureSet) -> None:
+def test_bad_input_is_registered_as_rejected_with_the_reason(
+    aws: dict[str, str], table: pa.Table, credit_fs: FeatureSet
+) -> None:
     """One moto platform for all cases (provisioning it is the slow part)."""
     reg = Registry.from_env()
     for case, mutate, reason in BAD_INPUTS:

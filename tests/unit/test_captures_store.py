@@ -42,7 +42,7 @@ class _Paginator:
     def paginate(self, Bucket: str, Prefix: str) -> Iterator[dict[str, Any]]:
         keys = sorted(k for (b, k) in self.s3.objects if b == Bucket and k.startswith(Prefix))
         for i in range(0, len(keys), 2):  # two per page: pagination is followed
-            yield {"Contents": [{"Key": k} for k in keys[i:i + 2]]}
+            yield {"Contents": [{"Key": k} for k in keys[i : i + 2]]}
         if not keys:
             yield {}
 
@@ -68,10 +68,16 @@ class FakeS3:
         return {}
 
 
-def _capture(rid: str, ts: datetime, *, version: int = 1, role: str | None = "champion",
-             caller: str | None = None) -> dict[str, Any]:
-    rec: dict[str, Any] = {"request_id": rid, "ts": ts.isoformat(), "version": version,
-                           "features": {"x": 1}, "prediction": {"label": 1, "probability": 0.9}}
+def _capture(
+    rid: str, ts: datetime, *, version: int = 1, role: str | None = "champion", caller: str | None = None
+) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "request_id": rid,
+        "ts": ts.isoformat(),
+        "version": version,
+        "features": {"x": 1},
+        "prediction": {"label": 1, "probability": 0.9},
+    }
     if role is not None:
         rec["role"] = role
     if caller is not None:
@@ -89,23 +95,36 @@ def s3() -> FakeS3:
 
 
 def test_captures_in_the_window_once_each_with_what_was_skipped(s3: FakeS3) -> None:
-    _put(s3, "captures/model=m/2026/11/26/10/a", [
-        _capture("r1", T0), _capture("r1", T0),  # redelivered
-        _capture("r1", T0, role="shadow", version=2),  # the shadow's answer to the same request
-        "not json", "[1, 2]", "",
-        _capture("r2", T0 - timedelta(minutes=1)),  # before the window
-        _capture("r3", T0 + timedelta(minutes=5), version=7),
-    ])
+    _put(
+        s3,
+        "captures/model=m/2026/11/26/10/a",
+        [
+            _capture("r1", T0),
+            _capture("r1", T0),  # redelivered
+            _capture("r1", T0, role="shadow", version=2),  # the shadow's answer to the same request
+            "not json",
+            "[1, 2]",
+            "",
+            _capture("r2", T0 - timedelta(minutes=1)),  # before the window
+            _capture("r3", T0 + timedelta(minutes=5), version=7),
+        ],
+    )
     _put(s3, "captures/model=m/2026/11/26/11/b", [_capture("r4", T0 + timedelta(hours=1))])  # exactly end
     _put(s3, "captures/model=other/2026/11/26/10/c", [_capture("x", T0)])
     stats = ReadStats()
-    got = list(CapturesStore("b", s3).captures("m", T0, T0 + timedelta(hours=1), stats=stats, max_records=100,
-                                                 keep=lambda r: r["version"] in (1, 2)))
+    got = list(
+        CapturesStore("b", s3).captures(
+            "m", T0, T0 + timedelta(hours=1), stats=stats, max_records=100, keep=lambda r: r["version"] in (1, 2)
+        )
+    )
     assert [(r["request_id"], r["role"]) for r in got] == [("r1", "champion"), ("r1", "shadow"), ("r4", "champion")]
     assert (stats.n_lines, stats.n_bad_lines, stats.n_other, stats.n_duplicates) == (8, 2, 1, 1)
     assert stats.first_bad == "captures/model=m/2026/11/26/10/a line 4" and not stats.truncated
-    half_open = list(CapturesStore("b", s3).captures("m", T0, T0 + timedelta(hours=1), stats=ReadStats(),
-                                                     max_records=100, include_end=False))
+    half_open = list(
+        CapturesStore("b", s3).captures(
+            "m", T0, T0 + timedelta(hours=1), stats=ReadStats(), max_records=100, include_end=False
+        )
+    )
     assert "r4" not in {r["request_id"] for r in half_open}
 
 
@@ -113,8 +132,12 @@ def test_late_hours_are_listed_only_when_asked(s3: FakeS3) -> None:
     _put(s3, "captures/model=m/2026/11/26/11/late", [_capture("late", T0 + timedelta(minutes=59))])
     end = T0 + timedelta(minutes=59, seconds=30)
     assert not list(CapturesStore("b", s3).captures("m", T0, end, stats=ReadStats(), max_records=9))
-    assert [r["request_id"] for r in CapturesStore("b", s3).captures(
-        "m", T0, end, stats=ReadStats(), max_records=9, list_until=end + DELIVERY_LAG)] == ["late"]
+    assert [
+        r["request_id"]
+        for r in CapturesStore("b", s3).captures(
+            "m", T0, end, stats=ReadStats(), max_records=9, list_until=end + DELIVERY_LAG
+        )
+    ] == ["late"]
 
 
 def test_a_capture_without_a_role_is_the_champions(s3: FakeS3) -> None:
@@ -142,14 +165,19 @@ def test_the_label_object_budget_opens_no_more_objects(s3: FakeS3, caplog: pytes
 
 
 def test_labels_bind_to_the_caller_or_a_labeler_and_the_first_wins(s3: FakeS3) -> None:
-    _put(s3, "feedback/model=m/2026/11/26/10/a.jsonl", [
-        {"request_id": "bob-1", "label": 0, "ts": "2026-11-26T10:02:00+00:00", "by": MALLORY},  # forged
-        {"request_id": "bob-1", "label": 1, "ts": "2026-11-26T10:03:00+00:00", "by": BOB},
-        {"request_id": "bob-1", "label": 0, "ts": "2026-11-26T10:04:00+00:00", "by": BOB},  # later: ignored
-        {"request_id": "bob-2", "label": 1, "ts": "2026-11-26T10:05:00+00:00", "by": LABELER},
-        {"request_id": "anon", "label": 1, "ts": "2026-11-26T10:05:00+00:00"},
-        "garbage", {"label": 1},
-    ])
+    _put(
+        s3,
+        "feedback/model=m/2026/11/26/10/a.jsonl",
+        [
+            {"request_id": "bob-1", "label": 0, "ts": "2026-11-26T10:02:00+00:00", "by": MALLORY},  # forged
+            {"request_id": "bob-1", "label": 1, "ts": "2026-11-26T10:03:00+00:00", "by": BOB},
+            {"request_id": "bob-1", "label": 0, "ts": "2026-11-26T10:04:00+00:00", "by": BOB},  # later: ignored
+            {"request_id": "bob-2", "label": 1, "ts": "2026-11-26T10:05:00+00:00", "by": LABELER},
+            {"request_id": "anon", "label": 1, "ts": "2026-11-26T10:05:00+00:00"},
+            "garbage",
+            {"label": 1},
+        ],
+    )
     labels = CapturesStore("b", s3).labels("m", T0, T0, labelers=[LABELER])
     assert label_for(labels, _capture("bob-1", T0, caller=BOB)) == (True, 1)
     assert label_for(labels, _capture("bob-2", T0, caller=BOB)) == (True, 1)

@@ -18,13 +18,16 @@ def test_every_table_entry_loads_to_its_command() -> None:
 
 
 def test_top_level_help_lists_every_command_without_importing_one() -> None:
-    code = ("import sys\nfrom driftline.cli.main import app, COMMANDS\n"
-            "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-            "loaded = [c.module for c in COMMANDS if c.module in sys.modules]\n"
-            "heavy = [m for m in ('pydantic', 'pyarrow', 'botocore', 'numpy') if m in sys.modules]\n"
-            "print('LOADED', loaded, heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"COLUMNS": "200", "PATH": ""}).stdout
+    code = (
+        "import sys\nfrom driftline.cli.main import app, COMMANDS\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "loaded = [c.module for c in COMMANDS if c.module in sys.modules]\n"
+        "heavy = [m for m in ('pydantic', 'pyarrow', 'botocore', 'numpy') if m in sys.modules]\n"
+        "print('LOADED', loaded, heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"COLUMNS": "200", "PATH": ""}
+    ).stdout
     for spec in COMMANDS:
         assert spec.name in out
     assert "LOADED [] []" in out

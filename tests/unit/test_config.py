@@ -48,23 +48,36 @@ def test_shipped_environments_are_valid() -> None:
         (lambda d: d.pop("models"), "'driftline:environments.dev.models': required key is missing"),
         (lambda d: d["models"][0].update(name="Bad Name"), 'models[0].name\': "Bad Name" is not allowed'),
         (lambda d: d["serving"].update(auth="oauth"), 'serving.auth\': "oauth" is not allowed'),
-        (lambda d: d["serving"].update(snap_start=True, provisioned_concurrency=2),
-         "snap_start and provisioned_concurrency cannot both be set"),
-        (lambda d: d["models"][0]["gate"].update(max_regression=5.0),
-         "gate.max_regression': 5.0 is not allowed: max_regression is absolute, in the metric's own units, "
-         "and at most 1 (the whole range of a score such as roc_auc); for an error metric such as rmse set "
-         "max_relative_regression instead"),
-        (lambda d: d["models"][0]["gate"].update(max_regression=0.02, max_relative_regression=0.05),
-         "set max_regression (absolute, in the metric's units) or max_relative_regression (a fraction of the "
-         "champion's value), not both"),
-        (lambda d: d["models"][0]["gate"].update(max_regression=None, max_relative_regression=1.5),
-         "gate.max_relative_regression': 1.5 is not allowed: Input should be less than or equal to 1"),
-        (lambda d: d["models"][0]["deploy"].update(max_bake_extensions=-1),
-         "deploy.max_bake_extensions': -1 is not allowed"),
-        (lambda d: d["models"][0].update(approval_timeout_seconds=518_400,
-                                         deploy={"bake_seconds": 86_400, "max_bake_extensions": 3}),
-         "approval_timeout_seconds (518400) plus the longest canary bake (deploy.bake_seconds 86400 x "
-         "(1 + deploy.max_bake_extensions 3) = 345600) must be at most 601200 s"),
+        (
+            lambda d: d["serving"].update(snap_start=True, provisioned_concurrency=2),
+            "snap_start and provisioned_concurrency cannot both be set",
+        ),
+        (
+            lambda d: d["models"][0]["gate"].update(max_regression=5.0),
+            "gate.max_regression': 5.0 is not allowed: max_regression is absolute, in the metric's own units, "
+            "and at most 1 (the whole range of a score such as roc_auc); for an error metric such as rmse set "
+            "max_relative_regression instead",
+        ),
+        (
+            lambda d: d["models"][0]["gate"].update(max_regression=0.02, max_relative_regression=0.05),
+            "set max_regression (absolute, in the metric's units) or max_relative_regression (a fraction of the "
+            "champion's value), not both",
+        ),
+        (
+            lambda d: d["models"][0]["gate"].update(max_regression=None, max_relative_regression=1.5),
+            "gate.max_relative_regression': 1.5 is not allowed: Input should be less than or equal to 1",
+        ),
+        (
+            lambda d: d["models"][0]["deploy"].update(max_bake_extensions=-1),
+            "deploy.max_bake_extensions': -1 is not allowed",
+        ),
+        (
+            lambda d: d["models"][0].update(
+                approval_timeout_seconds=518_400, deploy={"bake_seconds": 86_400, "max_bake_extensions": 3}
+            ),
+            "approval_timeout_seconds (518400) plus the longest canary bake (deploy.bake_seconds 86400 x "
+            "(1 + deploy.max_bake_extensions 3) = 345600) must be at most 601200 s",
+        ),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(mutate: Any, expected: str) -> None:
@@ -127,8 +140,9 @@ def test_manual_approval_needs_approvers() -> None:
 
     with pytest.raises(ValueError, match="approval 'manual' needs 'approvers'"):
         PlatformConfig.model_validate({"models": [{"name": "m", "feature_set": "f", "approval": "manual"}]})
-    ok = PlatformConfig.model_validate({"models": [{"name": "m", "feature_set": "f", "approval": "manual",
-                                                    "approvers": ["arn:aws:iam::1:role/lead"]}]})
+    ok = PlatformConfig.model_validate(
+        {"models": [{"name": "m", "feature_set": "f", "approval": "manual", "approvers": ["arn:aws:iam::1:role/lead"]}]}
+    )
     assert ok.models[0].approvers == ("arn:aws:iam::1:role/lead",)
 
 

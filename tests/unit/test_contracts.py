@@ -16,12 +16,22 @@ import pytest
 from driftline import contracts
 
 ROOT = Path(__file__).resolve().parents[2]
-EXACT = {e.source for e in contracts.EVENTS} | {e.detail_type for e in contracts.EVENTS} | {
-    contracts.METRICS_NAMESPACE, contracts.S3_OBJECT_CREATED}
+EXACT = (
+    {e.source for e in contracts.EVENTS}
+    | {e.detail_type for e in contracts.EVENTS}
+    | {contracts.METRICS_NAMESPACE, contracts.S3_OBJECT_CREATED}
+)
 """Strings that must only appear as the contract itself."""
-PREFIXES = (*contracts.CONTROL_PREFIXES, f"{contracts.CAPTURES_PREFIX}/model=", f"{contracts.FEEDBACK_PREFIX}/model=",
-            f"{contracts.CAPTURE_ERRORS_PREFIX}/", f"{contracts.CURATED_PREFIX}/", f"{contracts.QUARANTINE_PREFIX}/",
-            f"{contracts.INCOMING_PREFIX}/", "drift/")
+PREFIXES = (
+    *contracts.CONTROL_PREFIXES,
+    f"{contracts.CAPTURES_PREFIX}/model=",
+    f"{contracts.FEEDBACK_PREFIX}/model=",
+    f"{contracts.CAPTURE_ERRORS_PREFIX}/",
+    f"{contracts.CURATED_PREFIX}/",
+    f"{contracts.QUARANTINE_PREFIX}/",
+    f"{contracts.INCOMING_PREFIX}/",
+    "drift/",
+)
 """Key layouts: no string (or f-string) may start with one."""
 
 
@@ -34,8 +44,11 @@ def _docstrings(tree: ast.AST) -> set[int]:
                 ids.add(id(first.value))
         if isinstance(node, (ast.Module, ast.ClassDef)):  # attribute docstrings: a string after an assignment
             for a, b in zip(node.body, node.body[1:], strict=False):
-                if isinstance(a, (ast.Assign, ast.AnnAssign)) and isinstance(b, ast.Expr) and isinstance(
-                        b.value, ast.Constant):
+                if (
+                    isinstance(a, (ast.Assign, ast.AnnAssign))
+                    and isinstance(b, ast.Expr)
+                    and isinstance(b.value, ast.Constant)
+                ):
                     ids.add(id(b.value))
     return ids
 
@@ -71,8 +84,15 @@ def test_no_contract_is_written_outside_contracts_py() -> None:
     assert not bad, "use driftline.contracts instead of:\n" + "\n".join(bad)
 
 
-@pytest.mark.parametrize("snippet", ['X = "DriftDetected"\n', 'k = f"INGEST#{fs}"\n', 'p = "captures/model=" + m\n',
-                                     'def f():\n    return f"feedback/model={m}/"\n'])
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        'X = "DriftDetected"\n',
+        'k = f"INGEST#{fs}"\n',
+        'p = "captures/model=" + m\n',
+        'def f():\n    return f"feedback/model={m}/"\n',
+    ],
+)
 def test_the_scan_catches_a_copy(tmp_path: Path, snippet: str) -> None:
     f = tmp_path / "m.py"
     f.write_text(f'"""doc: DriftDetected, INGEST#x."""\n{snippet}')
@@ -85,8 +105,15 @@ def _violations_at(path: Path) -> list[str]:
 
 def test_event_patterns_and_entries() -> None:
     assert contracts.FEATURE_DATA_ACCEPTED.pattern(has_labels=[True]) == {
-        "source": ["driftline.ingest"], "detail-type": ["FeatureDataAccepted"], "detail": {"has_labels": [True]}}
+        "source": ["driftline.ingest"],
+        "detail-type": ["FeatureDataAccepted"],
+        "detail": {"has_labels": [True]},
+    }
     entry = contracts.RETRAIN_REQUESTED.entry({"model": "m"}, "bus")
-    assert entry == {"Source": "driftline.cli", "DetailType": "RetrainRequested", "Detail": '{"model": "m"}',
-                     "EventBusName": "bus"}
+    assert entry == {
+        "Source": "driftline.cli",
+        "DetailType": "RetrainRequested",
+        "Detail": '{"model": "m"}',
+        "EventBusName": "bus",
+    }
     assert len({(e.source, e.detail_type) for e in contracts.EVENTS}) == len(contracts.EVENTS)

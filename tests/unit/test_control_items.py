@@ -153,6 +153,7 @@ def test_store_builds_its_default_client_on_first_use(monkeypatch: pytest.Monkey
     from driftline import aws
 
     built: list[str] = []
+
     def client(name: str) -> _PagedClient:
         built.append(name)
         return _PagedClient([])

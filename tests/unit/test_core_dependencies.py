@@ -13,12 +13,26 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = {"scikit-learn": "sklearn", "moto": "moto", "aws-cdk-lib": "aws_cdk", "cdk-nag": "cdk_nag",
-           "pyyaml": "yaml", "xgboost-cpu": "xgboost"}
+MODULES = {
+    "scikit-learn": "sklearn",
+    "moto": "moto",
+    "aws-cdk-lib": "aws_cdk",
+    "cdk-nag": "cdk_nag",
+    "pyyaml": "yaml",
+    "xgboost-cpu": "xgboost",
+}
 """Import names that differ from the distribution name."""
-CORE_USERS = ["lambdas.ingest", "lambdas.serve", "lambdas.drift", "lambdas.workflow", "lambdas.approve",
-              "lambdas.retrain_trigger", "driftline.drift.engine", "driftline.drift.report",
-              "driftline.monitoring.check"]
+CORE_USERS = [
+    "lambdas.ingest",
+    "lambdas.serve",
+    "lambdas.drift",
+    "lambdas.workflow",
+    "lambdas.approve",
+    "lambdas.retrain_trigger",
+    "driftline.drift.engine",
+    "driftline.drift.report",
+    "driftline.monitoring.check",
+]
 
 
 def _name(requirement: str) -> str:
@@ -49,8 +63,13 @@ for m in {CORE_USERS!r}:
     importlib.import_module(m)
 print('OK')
 """
-    env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "1",
-           "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env,
-                         timeout=120, check=False)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]

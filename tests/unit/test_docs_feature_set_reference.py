@@ -83,8 +83,12 @@ def _keys_used(data: Any, model: type[BaseModel], used: dict[str, set[str]]) -> 
         return
     used.setdefault(model.__name__, set()).update(data)
     nested: dict[tuple[type[BaseModel], str], type[BaseModel]] = {
-        (FeatureSet, "features"): Feature, (FeatureSet, "labels"): Label, (FeatureSet, "ingest"): IngestPolicy,
-        (FeatureSet, "serving"): ServingPolicy, (Feature, "drift"): DriftOverride}
+        (FeatureSet, "features"): Feature,
+        (FeatureSet, "labels"): Label,
+        (FeatureSet, "ingest"): IngestPolicy,
+        (FeatureSet, "serving"): ServingPolicy,
+        (Feature, "drift"): DriftOverride,
+    }
     for key, value in data.items():
         child = nested.get((model, key))
         if child is None:
@@ -115,7 +119,8 @@ def test_every_field_is_documented_with_its_default_and_values(model: type[BaseM
     section = _section()
     rows = _table_rows(section, model)
     assert set(rows) == set(model.model_fields), (
-        f"{model.__name__} table rows {sorted(rows)} differ from its fields {sorted(model.model_fields)}")
+        f"{model.__name__} table rows {sorted(rows)} differ from its fields {sorted(model.model_fields)}"
+    )
     for name, field in model.model_fields.items():
         cells = rows[name]
         assert len(cells) == 5, f"{model.__name__}.{name}: expected key, type, default, allowed, meaning"
@@ -126,13 +131,15 @@ def test_every_field_is_documented_with_its_default_and_values(model: type[BaseM
             assert default.startswith("see"), f"{model.__name__}.{name}: nested defaults: 'see ...'"
         else:
             assert default.startswith(_rendered(field.default)), (
-                f"{model.__name__}.{name}: default is {field.default!r}, the docs say {default!r}")
+                f"{model.__name__}.{name}: default is {field.default!r}, the docs say {default!r}"
+            )
         allowed = cells[3]
         for option in _literal_options(field.annotation):
             assert f"`{option}`" in allowed, f"{model.__name__}.{name}: allowed value {option!r} not listed"
         for bound in _bounds(field.metadata):
             assert re.search(rf"(?<![\d.]){re.escape(f'{bound:g}')}(?![\d.])", allowed), (
-                f"{model.__name__}.{name}: bound {bound} not in {allowed!r}")
+                f"{model.__name__}.{name}: bound {bound} not in {allowed!r}"
+            )
 
 
 def _literal_options(annotation: Any) -> list[Any]:

@@ -34,7 +34,7 @@ def _docstrings(path: Path) -> Iterator[tuple[int, str]]:
 def _claims(text: str) -> list[str]:
     out = []
     for m in MEASURED.finditer(text):
-        around = text[max(0, m.start() - 40):m.end() + 40]
+        around = text[max(0, m.start() - 40) : m.end() + 40]
         if not CONFIGURED.search(around):
             out.append(" ".join(around.split()))
     return out
@@ -42,8 +42,12 @@ def _claims(text: str) -> list[str]:
 
 def test_no_measured_timings_in_docstrings() -> None:
     files = [p for folder in ("driftline", "lambdas", "stacks") for p in sorted((ROOT / folder).rglob("*.py"))]
-    bad = [f"{p.relative_to(ROOT)}:{line}: ...{claim}..." for p in files for line, doc in _docstrings(p)
-           for claim in _claims(doc)]
+    bad = [
+        f"{p.relative_to(ROOT)}:{line}: ...{claim}..."
+        for p in files
+        for line, doc in _docstrings(p)
+        for claim in _claims(doc)
+    ]
     assert not bad, "move these to docs/performance.md or a benchmark:\n" + "\n".join(bad)
 
 

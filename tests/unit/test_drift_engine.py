@@ -195,15 +195,9 @@ def test_missing_rates_and_new_and_vanished_categories() -> None:
 
 
 def test_profile_from_another_model_is_refused() -> None:
-    prof = build_profile(
-        frame(200, 19), NUM, CAT, metadata={"model": "credit-default", "feature_set_fingerprint": "a"}
-    )
-    check_drift(
-        prof, frame(50, 20), expected_metadata={"model": "credit-default", "feature_set_fingerprint": "a"}
-    )
-    with pytest.raises(
-        ProfileMismatchError, match="feature_set_fingerprint: the profile has 'a', expected 'b'"
-    ):
+    prof = build_profile(frame(200, 19), NUM, CAT, metadata={"model": "credit-default", "feature_set_fingerprint": "a"})
+    check_drift(prof, frame(50, 20), expected_metadata={"model": "credit-default", "feature_set_fingerprint": "a"})
+    with pytest.raises(ProfileMismatchError, match="feature_set_fingerprint: the profile has 'a', expected 'b'"):
         check_drift(prof, frame(50, 20), expected_metadata={"feature_set_fingerprint": "b"})
     with pytest.raises(ProfileMismatchError, match="version: the profile has none"):
         check_drift(prof, frame(50, 20), expected_metadata={"version": 3})

@@ -148,9 +148,7 @@ def test_chisquare_matches_scipy_goodness_of_fit(pair: tuple[np.ndarray, np.ndar
     hs.floats(0.05, 0.95),
     hs.integers(0, 2**32 - 1),
 )
-def test_z_test_equals_uncorrected_chi2_contingency(
-    n1: int, n2: int, p1: float, p2: float, seed: int
-) -> None:
+def test_z_test_equals_uncorrected_chi2_contingency(n1: int, n2: int, p1: float, p2: float, seed: int) -> None:
     rng = np.random.default_rng(seed)
     ref = np.where(rng.random(n1) < p1, "yes", "no").astype(object)
     cur = np.where(rng.random(n2) < p2, "yes", "no").astype(object)

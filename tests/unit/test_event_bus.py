@@ -54,6 +54,7 @@ def test_the_default_client_is_built_on_first_publish(monkeypatch: pytest.Monkey
 
     built: list[str] = []
     events = _Events({"Entries": [{"EventId": "x"}]})
+
     def client(name: str) -> _Events:
         built.append(name)
         return events

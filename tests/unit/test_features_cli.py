@@ -41,8 +41,11 @@ def test_validate_good_file_exits_zero(files: dict[str, Path]) -> None:
 
 def test_validate_bad_rows_exit_one_and_write_the_report(files: dict[str, Path], tmp_path: Path) -> None:
     report = tmp_path / "r.json"
-    res = runner.invoke(app, ["validate", str(files["bad"]), "--feature-set", "credit_default",
-                              "--report", str(report), *CONFIG], terminal_width=200)
+    res = runner.invoke(
+        app,
+        ["validate", str(files["bad"]), "--feature-set", "credit_default", "--report", str(report), *CONFIG],
+        terminal_width=200,
+    )
     assert res.exit_code == 1
     assert "partial: 199 of 200 rows accepted" in res.output and "above the maximum 100" in res.output
     assert "row 3: 300" in res.output

@@ -31,7 +31,10 @@ def _table(hours: list[int]) -> pa.Table:
 def test_unsorted_rows_are_grouped_by_utc_day_keeping_order() -> None:
     parts = split_by_day(_table([3, 0, 30, 1, 27, -1]), "ts")
     assert [(d, p.column("i").to_pylist()) for d, p in parts] == [
-        ("2026-01-01", [1, 3, 5]), ("2026-01-02", [0]), ("2026-01-03", [2, 4])]
+        ("2026-01-01", [1, 3, 5]),
+        ("2026-01-02", [0]),
+        ("2026-01-03", [2, 4]),
+    ]
 
 
 def test_sorted_rows_are_sliced() -> None:
@@ -54,19 +57,35 @@ def _mixed_table(n: int, seed: int) -> pa.Table:
     t0 = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp() * 1e6)
     micros = t0 + rng.integers(-3 * 3_600_000_000, 10 * 86_400_000_000, n)
     region = np.array(["north", "south", "east", None], dtype=object)[rng.integers(0, 4, n)]
-    table = pa.table({
-        "id": pa.array([f"C{i:07d}" for i in rng.permutation(n)]),
-        "ts": pa.array(micros, pa.int64()).cast(TS),
-        "region": pa.array(region, pa.string()),
-        "amount": pa.array(np.round(rng.random(n) * 100, 1)),
-        "score": pa.array(rng.random(n), mask=rng.random(n) < 0.1),
-        "row": pa.array(np.arange(n)),
-    }, schema=pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("ts", TS, nullable=False),
-                         ("region", pa.string()), ("amount", pa.float64()), ("score", pa.float64()),
-                         ("row", pa.int64())], metadata={"driftline.feature_set": "fs"}))
+    table = pa.table(
+        {
+            "id": pa.array([f"C{i:07d}" for i in rng.permutation(n)]),
+            "ts": pa.array(micros, pa.int64()).cast(TS),
+            "region": pa.array(region, pa.string()),
+            "amount": pa.array(np.round(rng.random(n) * 100, 1)),
+            "score": pa.array(rng.random(n), mask=rng.random(n) < 0.1),
+            "row": pa.array(np.arange(n)),
+        },
+        schema=pa.schema(
+            [
+                pa.field("id", pa.string(), nullable=False),
+                pa.field("ts", TS, nullable=False),
+                ("region", pa.string()),
+                ("amount", pa.float64()),
+                ("score", pa.float64()),
+                ("row", pa.int64()),
+            ],
+            metadata={"driftline.feature_set": "fs"},
+        ),
+    )
     third = n // 3
-    return pa.Table.from_batches([*table.slice(0, third).to_batches(), *table.slice(third, third).to_batches(),
-                                  *table.slice(2 * third).to_batches()])
+    return pa.Table.from_batches(
+        [
+            *table.slice(0, third).to_batches(),
+            *table.slice(third, third).to_batches(),
+            *table.slice(2 * third).to_batches(),
+        ]
+    )
 
 
 def _by_day_reference(table: pa.Table) -> dict[str, list[int]]:
@@ -107,17 +126,25 @@ def test_dictionaries_only_for_columns_whose_values_repeat() -> None:
     table = _mixed_table(20_000, seed=3)
     assert dictionary_columns(table) == ["region", "amount"]
     meta = pq.read_metadata(pa.BufferReader(parquet_bytes(table)))
-    encodings = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).encodings
-                 for i in range(meta.num_columns)}
+    encodings = {
+        meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).encodings
+        for i in range(meta.num_columns)
+    }
     assert "RLE_DICTIONARY" in encodings["region"] and "RLE_DICTIONARY" in encodings["amount"]
     assert "RLE_DICTIONARY" not in encodings["id"] and "RLE_DICTIONARY" not in encodings["score"]
 
 
 def test_odd_column_types_of_a_raw_upload_still_write() -> None:
     """Rejected rows keep the upload's own columns (quarantine): nested, dictionary, all-null."""
-    table = pa.table({"l": pa.array([[1, 2], [3], None]), "s": pa.array([{"a": 1}, {"a": 2}, None]),
-                      "n": pa.nulls(3), "d": pa.array(["x", "y", "x"]).dictionary_encode(),
-                      "u": pa.array(["a", "b", "c"])})
+    table = pa.table(
+        {
+            "l": pa.array([[1, 2], [3], None]),
+            "s": pa.array([{"a": 1}, {"a": 2}, None]),
+            "n": pa.nulls(3),
+            "d": pa.array(["x", "y", "x"]).dictionary_encode(),
+            "u": pa.array(["a", "b", "c"]),
+        }
+    )
     assert dictionary_columns(table) == ["l", "s", "n", "d"]
     assert pq.read_table(pa.BufferReader(parquet_bytes(table))).equals(table)
 

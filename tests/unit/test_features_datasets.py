@@ -23,8 +23,7 @@ def ref() -> pa.Table:
 
 
 def test_columns_match_the_feature_set_definition(credit_fs: Any, ref: pa.Table) -> None:
-    assert ref.column_names == [*credit_fs.entity, credit_fs.timestamp, *credit_fs.feature_names,
-                                credit_fs.label.name]
+    assert ref.column_names == [*credit_fs.entity, credit_fs.timestamp, *credit_fs.feature_names, credit_fs.label.name]
     for f in credit_fs.features:
         if f.type == "categorical":
             assert cd.CATEGORIES[f.name] == f.categories
@@ -116,8 +115,11 @@ def test_covariate_shift_moves_the_chosen_columns_only() -> None:
 
 
 def test_vanished_and_new_categories_and_missing_spikes() -> None:
-    spec = cd.DriftSpec(category_weights={"card_tier": {"platinum": 0.0}},
-                        new_categories={"region": {"offshore": 0.1}}, missing={"income": 0.5, "age": 0.2})
+    spec = cd.DriftSpec(
+        category_weights={"card_tier": {"platinum": 0.0}},
+        new_categories={"region": {"offshore": 0.1}},
+        missing={"income": 0.5, "age": 0.2},
+    )
     t = cd.generate(4000, START, END, seed=5, drift=spec)
     assert "platinum" not in pc.unique(t.column("card_tier")).to_pylist()
     share_new = pc.mean(pc.cast(pc.equal(t.column("region"), "offshore"), pa.float64())).as_py()
@@ -126,14 +128,17 @@ def test_vanished_and_new_categories_and_missing_spikes() -> None:
     assert 0.15 < t.column("age").null_count / t.num_rows < 0.25
 
 
-@pytest.mark.parametrize("spec, message", [
-    (dict(shift={"region": 1.0}), "not a numeric feature"),
-    (dict(category_weights={"region": {"mars": 2.0}}), "not a category of 'region'"),
-    (dict(new_categories={"region": {"north": 0.1}}), "already a category"),
-    (dict(concept=1.5), "concept must be between 0 and 1"),
-    (dict(missing={"nope": 0.1}), "'nope' is not a feature"),
-    (dict(category_weights={"housing": {"own": 0, "rent": 0, "mortgage": 0, "other": 0}}), "every category"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (dict(shift={"region": 1.0}), "not a numeric feature"),
+        (dict(category_weights={"region": {"mars": 2.0}}), "not a category of 'region'"),
+        (dict(new_categories={"region": {"north": 0.1}}), "already a category"),
+        (dict(concept=1.5), "concept must be between 0 and 1"),
+        (dict(missing={"nope": 0.1}), "'nope' is not a feature"),
+        (dict(category_weights={"housing": {"own": 0, "rent": 0, "mortgage": 0, "other": 0}}), "every category"),
+    ],
+)
 def test_bad_drift_spec_is_rejected_with_the_reason(spec: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         cd.DriftSpec(**spec)
@@ -156,6 +161,5 @@ def test_write_periods(tmp_path: Path, fmt: cd.FileFormat) -> None:
         t = pq.read_table(p) if fmt == "parquet" else pacsv.read_csv(p)
         assert t.num_rows == 300
         assert t.column_names == list(cd.COLUMNS)
-    starts = [cd.describe(pq.read_table(p) if fmt == "parquet" else pacsv.read_csv(p))["start"]
-              for p in paths]
+    starts = [cd.describe(pq.read_table(p) if fmt == "parquet" else pacsv.read_csv(p))["start"] for p in paths]
     assert starts == sorted(starts)

@@ -11,9 +11,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ingest_handler_imports_neither_pandas_nor_sklearn() -> None:
-    code = ("import sys, lambdas.ingest, driftline.features.ingest, driftline.features.training_set; "
-            "print(','.join(m for m in ('pandas', 'sklearn', 'scipy') if m in sys.modules))")
+    code = (
+        "import sys, lambdas.ingest, driftline.features.ingest, driftline.features.training_set; "
+        "print(','.join(m for m in ('pandas', 'sklearn', 'scipy') if m in sys.modules))"
+    )
     env = {**os.environ, "POWERTOOLS_TRACE_DISABLED": "1", "AWS_DEFAULT_REGION": "us-east-1"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
-                         env=env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
     assert out.stdout.strip() == ""

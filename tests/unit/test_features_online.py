@@ -37,8 +37,14 @@ class FakeDynamo:
         self.unprocessed_rounds = unprocessed_rounds
         self.batch_sizes: list[int] = []
 
-    def put_item(self, *, TableName: str, Item: dict[str, Any], ConditionExpression: str,
-                 ExpressionAttributeValues: dict[str, Any]) -> None:
+    def put_item(
+        self,
+        *,
+        TableName: str,
+        Item: dict[str, Any],
+        ConditionExpression: str,
+        ExpressionAttributeValues: dict[str, Any],
+    ) -> None:
         assert ConditionExpression == CONDITION
         pk = Item["pk"]["S"]
         old = self.items.get(pk)
@@ -47,13 +53,13 @@ class FakeDynamo:
         self.items[pk] = Item
 
     def batch_get_item(self, *, RequestItems: dict[str, Any]) -> dict[str, Any]:
-        (table, req), = RequestItems.items()
+        ((table, req),) = RequestItems.items()
         keys = req["Keys"]
         assert len(keys) <= 100 and len({k["pk"]["S"] for k in keys}) == len(keys)
         self.batch_sizes.append(len(keys))
         if self.unprocessed_rounds > 0:  # answer half, leave the rest unprocessed
             self.unprocessed_rounds -= 1
-            done, left = keys[: len(keys) // 2], keys[len(keys) // 2:]
+            done, left = keys[: len(keys) // 2], keys[len(keys) // 2 :]
         else:
             done, left = keys, []
         found = [self.items[k["pk"]["S"]] for k in done if k["pk"]["S"] in self.items]
@@ -114,9 +120,16 @@ def test_nan_is_refused_rather_than_stored_as_invalid_json() -> None:
 
 
 def test_module_is_import_light() -> None:
-    code = ("import sys, driftline.features.online as m; m.OnlineStore('t').client; "
-            "bad = [x for x in ('pandas', 'pyarrow', 'numpy', 'pydantic', 'sklearn') if x in sys.modules]; "
-            "print(','.join(bad))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": ""})
+    code = (
+        "import sys, driftline.features.online as m; m.OnlineStore('t').client; "
+        "bad = [x for x in ('pandas', 'pyarrow', 'numpy', 'pydantic', 'sklearn') if x in sys.modules]; "
+        "print(','.join(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": ""},
+    )
     assert out.stdout.strip() == ""

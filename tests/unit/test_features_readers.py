@@ -41,8 +41,7 @@ def _error(data: bytes, name: str, fs: FeatureSet | None = None) -> UnreadableFi
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "csv.gz"])
-def test_each_format_round_trips_to_an_accepted_table(table: pa.Table, credit_fs: FeatureSet,
-                                                      fmt: str) -> None:
+def test_each_format_round_trips_to_an_accepted_table(table: pa.Table, credit_fs: FeatureSet, fmt: str) -> None:
     data = _parquet(table) if fmt == "parquet" else _csv(table)
     if fmt == "csv.gz":
         data = gzip.compress(data)
@@ -81,8 +80,7 @@ def test_empty_files(credit_fs: FeatureSet) -> None:
     assert _error(gzip.compress(b""), "x.csv.gz").check == "empty_file"
 
 
-def test_broken_quoting_is_detected_instead_of_swallowing_rows(table: pa.Table,
-                                                               credit_fs: FeatureSet) -> None:
+def test_broken_quoting_is_detected_instead_of_swallowing_rows(table: pa.Table, credit_fs: FeatureSet) -> None:
     lines = _csv(table).decode().splitlines()
     lines[3] = lines[3].replace('"salaried"', '"salaried', 1).replace('"self_employed"', '"self_employed', 1)
     lines[3] = lines[3].replace('"retired"', '"retired', 1).replace('"student"', '"student', 1)
@@ -133,8 +131,9 @@ def test_unclosed_quote_swallowing_later_lines_is_refused(credit_fs: FeatureSet)
     assert "column 'age' in data row 0 (line 2)" in e.message
 
 
-def test_categorical_columns_are_read_as_dictionaries_and_checked_as_text(table: pa.Table,
-                                                                            credit_fs: FeatureSet) -> None:
+def test_categorical_columns_are_read_as_dictionaries_and_checked_as_text(
+    table: pa.Table, credit_fs: FeatureSet
+) -> None:
     """A Parquet upload's categories stay dictionary-encoded through validation: same decisions,
     same curated table; blank values are missing and unknown ones are caught."""
     regions = table.column("region").to_pylist()
@@ -194,8 +193,9 @@ def test_gzip_bomb_never_allocates_its_inflated_size() -> None:
         "    print(e.check, pa.default_memory_pool().max_memory(), len(bomb))\n"
     )
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120, check=True
+    ).stdout.split()
     assert out[0] == "file_too_large", out
     peak, on_disk = int(out[1]), int(out[2])
     assert on_disk < 3_000_000 and peak < 64 * 1024 * 1024, (peak, on_disk)

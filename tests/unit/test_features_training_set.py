@@ -21,8 +21,9 @@ def _ts(seconds: int | None) -> datetime | None:
     return None if seconds is None else T0 + timedelta(seconds=seconds)
 
 
-def brute_force(labels: list[dict[str, Any]], features: list[dict[str, Any]],
-                max_age: timedelta | None) -> list[tuple[Any, Any]]:
+def brute_force(
+    labels: list[dict[str, Any]], features: list[dict[str, Any]], max_age: timedelta | None
+) -> list[tuple[Any, Any]]:
     """For each label: (v, feature ts) of the latest feature row at or before it (last row wins ties)."""
     out = []
     for lab in labels:
@@ -46,19 +47,29 @@ row = st.fixed_dictionaries({"e": entity, "ts": seconds})
 
 
 @settings(max_examples=300, deadline=None)
-@given(labels=st.lists(row, max_size=25), features=st.lists(row, max_size=40),
-       max_age=st.one_of(st.none(), st.integers(0, 20)))
-def test_matches_brute_force(labels: list[dict[str, Any]], features: list[dict[str, Any]],
-                             max_age: int | None) -> None:
+@given(
+    labels=st.lists(row, max_size=25),
+    features=st.lists(row, max_size=40),
+    max_age=st.one_of(st.none(), st.integers(0, 20)),
+)
+def test_matches_brute_force(labels: list[dict[str, Any]], features: list[dict[str, Any]], max_age: int | None) -> None:
     labs = [{"e": r["e"], "ts": _ts(r["ts"]), "y": i} for i, r in enumerate(labels)]
     feats = [{"e": r["e"], "ts": _ts(r["ts"]), "v": float(i)} for i, r in enumerate(features)]
     age = None if max_age is None else timedelta(seconds=max_age)
-    lt = pa.table({"e": pa.array([r["e"] for r in labs], pa.string()),
-                   "ts": pa.array([r["ts"] for r in labs], TS),
-                   "y": pa.array([r["y"] for r in labs], pa.int64())})
-    ft = pa.table({"e": pa.array([r["e"] for r in feats], pa.string()),
-                   "ts": pa.array([r["ts"] for r in feats], TS),
-                   "v": pa.array([r["v"] for r in feats], pa.float64())})
+    lt = pa.table(
+        {
+            "e": pa.array([r["e"] for r in labs], pa.string()),
+            "ts": pa.array([r["ts"] for r in labs], TS),
+            "y": pa.array([r["y"] for r in labs], pa.int64()),
+        }
+    )
+    ft = pa.table(
+        {
+            "e": pa.array([r["e"] for r in feats], pa.string()),
+            "ts": pa.array([r["ts"] for r in feats], TS),
+            "v": pa.array([r["v"] for r in feats], pa.float64()),
+        }
+    )
     out = point_in_time_join(lt, ft, "e", "ts", age)
     assert out.column("y").to_pylist() == [r["y"] for r in labs]  # every label kept, in order
     got = list(zip(out.column("v").to_pylist(), out.column(FEATURE_TIMESTAMP).to_pylist(), strict=True))
@@ -68,21 +79,31 @@ def test_matches_brute_force(labels: list[dict[str, Any]], features: list[dict[s
 
 
 def test_composite_entity_and_pandas_round_trip() -> None:
-    labels = pd.DataFrame({"shop": ["s1", "s1", "s2"], "item": [1, 2, 1],
-                           "ts": pd.to_datetime(["2026-01-05", "2026-01-05", "2026-01-05"], utc=True),
-                           "y": [1, 0, 1]})
-    feats = pd.DataFrame({"shop": ["s1", "s1", "s2", "s1"], "item": [1, 1, 1, 2],
-                          "ts": pd.to_datetime(["2026-01-01", "2026-01-04", "2026-01-06", "2026-01-05"],
-                                               utc=True),
-                          "v": [1.0, 2.0, 3.0, 4.0]})
+    labels = pd.DataFrame(
+        {
+            "shop": ["s1", "s1", "s2"],
+            "item": [1, 2, 1],
+            "ts": pd.to_datetime(["2026-01-05", "2026-01-05", "2026-01-05"], utc=True),
+            "y": [1, 0, 1],
+        }
+    )
+    feats = pd.DataFrame(
+        {
+            "shop": ["s1", "s1", "s2", "s1"],
+            "item": [1, 1, 1, 2],
+            "ts": pd.to_datetime(["2026-01-01", "2026-01-04", "2026-01-06", "2026-01-05"], utc=True),
+            "v": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
     out = point_in_time_join(labels, feats, ["shop", "item"], "ts")
     assert isinstance(out, pd.DataFrame)
     assert out["v"].tolist()[:2] == [2.0, 4.0] and pd.isna(out["v"].iloc[2])
 
 
 def test_max_age_and_naive_timestamps_as_utc() -> None:
-    labels = pa.table({"e": ["a", "a"], "ts": pa.array([datetime(2026, 1, 10), datetime(2026, 1, 3)],
-                                                       pa.timestamp("s"))})
+    labels = pa.table(
+        {"e": ["a", "a"], "ts": pa.array([datetime(2026, 1, 10), datetime(2026, 1, 3)], pa.timestamp("s"))}
+    )
     feats = pa.table({"e": ["a"], "ts": pa.array([datetime(2026, 1, 1)], pa.timestamp("ms")), "v": [1]})
     out = point_in_time_join(labels, feats, "e", "ts", max_age=timedelta(days=5))
     assert out.column("v").to_pylist() == [None, 1]
@@ -95,15 +116,24 @@ def test_large_random_case_against_merge_asof() -> None:
 
     rng = np.random.default_rng(0)
     n_f, n_l = 20000, 5000
-    f = pd.DataFrame({"e": rng.integers(0, 300, n_f).astype(str),
-                      "ts": pd.to_datetime(rng.integers(0, 10**6, n_f), unit="s", utc=True),
-                      "v": rng.random(n_f)}).drop_duplicates(["e", "ts"])
-    lab = pd.DataFrame({"e": rng.integers(0, 300, n_l).astype(str),
-                        "ts": pd.to_datetime(rng.integers(0, 10**6, n_l), unit="s", utc=True)})
+    f = pd.DataFrame(
+        {
+            "e": rng.integers(0, 300, n_f).astype(str),
+            "ts": pd.to_datetime(rng.integers(0, 10**6, n_f), unit="s", utc=True),
+            "v": rng.random(n_f),
+        }
+    ).drop_duplicates(["e", "ts"])
+    lab = pd.DataFrame(
+        {
+            "e": rng.integers(0, 300, n_l).astype(str),
+            "ts": pd.to_datetime(rng.integers(0, 10**6, n_l), unit="s", utc=True),
+        }
+    )
     lab["row"] = range(n_l)
     ours = point_in_time_join(lab, f, "e", "ts", max_age=timedelta(hours=30))
-    ref = pd.merge_asof(lab.sort_values("ts"), f.sort_values("ts"), on="ts", by="e",
-                        tolerance=pd.Timedelta(hours=30)).sort_values("row")
+    ref = pd.merge_asof(
+        lab.sort_values("ts"), f.sort_values("ts"), on="ts", by="e", tolerance=pd.Timedelta(hours=30)
+    ).sort_values("row")
     assert np.allclose(ours["v"].to_numpy(), ref["v"].to_numpy(), equal_nan=True)
 
 

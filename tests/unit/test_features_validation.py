@@ -37,9 +37,11 @@ def _checks(result: Any) -> dict[str, dict[str, Any]]:
 
 def _tiny_fs(**overrides: Any) -> FeatureSet:
     doc: dict[str, Any] = {
-        "name": "tiny", "version": 1, "entity": ["shop", "item"], "timestamp": "ts",
-        "features": [{"name": "x", "type": "float", "nullable": False},
-                     {"name": "note", "type": "string"}],
+        "name": "tiny",
+        "version": 1,
+        "entity": ["shop", "item"],
+        "timestamp": "ts",
+        "features": [{"name": "x", "type": "float", "nullable": False}, {"name": "note", "type": "string"}],
         "labels": [{"name": "grade", "task": "multiclass_classification", "classes": ["a", "b", "c"]}],
     }
     doc.update(overrides)
@@ -184,8 +186,16 @@ def test_entity_keys_too_long_for_the_online_store(good: pa.Table, credit_fs: Fe
     assert r.report()["rows_rejected"] == 2
     assert len(f"credit_default#{'C' * limit}".encode()) == MAX_KEY_BYTES
     composite = _tiny_fs()
-    table = pa.table({"shop": ["s" * 1500, "s"], "item": ["i" * 600, "i"], "ts": ["2026-01-01", "2026-01-01"],
-                      "x": [1.0, 2.0], "note": ["a", "b"], "grade": ["a", "b"]})
+    table = pa.table(
+        {
+            "shop": ["s" * 1500, "s"],
+            "item": ["i" * 600, "i"],
+            "ts": ["2026-01-01", "2026-01-01"],
+            "x": [1.0, 2.0],
+            "note": ["a", "b"],
+            "grade": ["a", "b"],
+        }
+    )
     assert _checks(validate(table, composite))["entity_length:None"]["failed_rows"] == 1
 
 
@@ -213,19 +223,21 @@ def test_categories(good: pa.Table, credit_fs: FeatureSet) -> None:
     assert "case-sensitive" in check["hint"]
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("2026-01-05", datetime(2026, 1, 5, tzinfo=UTC)),
-    ("2026-01-05T10:20:30Z", datetime(2026, 1, 5, 10, 20, 30, tzinfo=UTC)),
-    ("2026-01-05 10:20:30+02:00", datetime(2026, 1, 5, 8, 20, 30, tzinfo=UTC)),
-    ("2026-01-05T10:20:30.25-0130", datetime(2026, 1, 5, 11, 50, 30, 250000, tzinfo=UTC)),
-    ("2026-01-05T10:20", datetime(2026, 1, 5, 10, 20, tzinfo=UTC)),
-    ("2026-02-30", None),
-    ("2026-13-01", None),
-    ("yesterday", None),
-    ("1767225600", None),
-])
-def test_timestamp_parsing(good: pa.Table, credit_fs: FeatureSet, text: str,
-                           expected: datetime | None) -> None:
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2026-01-05", datetime(2026, 1, 5, tzinfo=UTC)),
+        ("2026-01-05T10:20:30Z", datetime(2026, 1, 5, 10, 20, 30, tzinfo=UTC)),
+        ("2026-01-05 10:20:30+02:00", datetime(2026, 1, 5, 8, 20, 30, tzinfo=UTC)),
+        ("2026-01-05T10:20:30.25-0130", datetime(2026, 1, 5, 11, 50, 30, 250000, tzinfo=UTC)),
+        ("2026-01-05T10:20", datetime(2026, 1, 5, 10, 20, tzinfo=UTC)),
+        ("2026-02-30", None),
+        ("2026-13-01", None),
+        ("yesterday", None),
+        ("1767225600", None),
+    ],
+)
+def test_timestamp_parsing(good: pa.Table, credit_fs: FeatureSet, text: str, expected: datetime | None) -> None:
     values = [f"2026-01-{(i % 28) + 1:02d}T{i % 24:02d}:00:00" for i in range(good.num_rows)]
     values[7] = text
     r = validate(_with(good, "event_timestamp", values), credit_fs)
@@ -275,8 +287,15 @@ def test_duplicate_keys_reject_every_row_of_the_key(good: pa.Table, credit_fs: F
 
 def test_duplicate_keys_with_a_composite_entity() -> None:
     fs = _tiny_fs()
-    t = pa.table({"shop": ["a", "a", "b", "a"], "item": ["1", "2", "1", "1"],
-                  "ts": ["2026-01-01T00:00:00Z"] * 4, "x": [1.0, 2.0, 3.0, 4.0], "note": [None] * 4})
+    t = pa.table(
+        {
+            "shop": ["a", "a", "b", "a"],
+            "item": ["1", "2", "1", "1"],
+            "ts": ["2026-01-01T00:00:00Z"] * 4,
+            "x": [1.0, 2.0, 3.0, 4.0],
+            "note": [None] * 4,
+        }
+    )
     r = validate(t, fs)
     assert r.accepted.tolist() == [False, True, True, False]
 
@@ -294,8 +313,16 @@ def test_labels(good: pa.Table, credit_fs: FeatureSet) -> None:
 
 
 def test_string_labels_and_string_features() -> None:
-    t = pa.table({"shop": ["a", "b", "c"], "item": [1, 2, 3], "ts": ["2026-01-01"] * 3, "x": [1, 2, 3],
-                  "note": [1.5, None, 3.0], "grade": ["a", "z", None]})
+    t = pa.table(
+        {
+            "shop": ["a", "b", "c"],
+            "item": [1, 2, 3],
+            "ts": ["2026-01-01"] * 3,
+            "x": [1, 2, 3],
+            "note": [1.5, None, 3.0],
+            "grade": ["a", "z", None],
+        }
+    )
     r = validate(t, _tiny_fs())
     assert r.accepted.tolist() == [True, False, True]
     assert r.typed is not None and r.typed.column("note").to_pylist() == ["1.5", None, "3"]
@@ -341,8 +368,12 @@ def test_chunked_input_and_sample_size(good: pa.Table, credit_fs: FeatureSet) ->
 
 
 def test_chunked_dictionary_and_large_string_columns(good: pa.Table, credit_fs: FeatureSet) -> None:
-    regions = pa.chunked_array([good.column("region").combine_chunks().slice(0, 30).dictionary_encode(),
-                                good.column("region").combine_chunks().slice(30).dictionary_encode()])
+    regions = pa.chunked_array(
+        [
+            good.column("region").combine_chunks().slice(0, 30).dictionary_encode(),
+            good.column("region").combine_chunks().slice(30).dictionary_encode(),
+        ]
+    )
     ids = pa.chunked_array([good.column("customer_id").combine_chunks().cast(pa.large_string())])
     t = good.set_column(good.column_names.index("region"), "region", regions)
     t = t.set_column(0, "customer_id", ids)
@@ -389,8 +420,9 @@ def test_duplicate_keys_match_a_per_row_reference(credit_fs: FeatureSet, time_or
     assert expected and np.flatnonzero(r.masks["duplicate_key:customer_id,event_timestamp"]).tolist() == expected
 
 
-def test_threaded_checks_give_the_same_result_as_sequential(credit_fs: FeatureSet,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threaded_checks_give_the_same_result_as_sequential(
+    credit_fs: FeatureSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from driftline.features.validation import parallel
 
     t = pa.concat_tables([_messy(2_000, seed=9).slice(0, 700), _messy(2_000, seed=9).slice(700)])

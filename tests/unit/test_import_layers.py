@@ -24,8 +24,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "driftline.demo": ("driftline.cli",),
 }
 """Below the core, each upper layer still may not import the ones above it."""
-ALLOWED = {("driftline/__init__.py", "driftline.notebook"): "the top-level notebook names, loaded on attribute "
-           "access only (PEP 562 __getattr__): a Lambda function never touches them"}
+ALLOWED = {
+    ("driftline/__init__.py", "driftline.notebook"): "the top-level notebook names, loaded on attribute "
+    "access only (PEP 562 __getattr__): a Lambda function never touches them"
+}
 
 
 def _imports(path: Path) -> Iterator[tuple[int, str]]:
@@ -54,21 +56,28 @@ def _hits(name: str, banned: tuple[str, ...]) -> bool:
 
 
 def test_deployed_code_never_imports_what_the_zips_leave_out() -> None:
-    bad = [f"{p.relative_to(ROOT)}:{line} imports {name}" for p in _deployed() for line, name in _imports(p)
-           if _hits(name, UPPER) and (str(p.relative_to(ROOT)), name) not in ALLOWED]
+    bad = [
+        f"{p.relative_to(ROOT)}:{line} imports {name}"
+        for p in _deployed()
+        for line, name in _imports(p)
+        if _hits(name, UPPER) and (str(p.relative_to(ROOT)), name) not in ALLOWED
+    ]
     assert not bad, "\n".join(bad)
 
 
 @pytest.mark.parametrize("layer", sorted(LAYERS))
 def test_upper_layers_do_not_import_the_ones_above(layer: str) -> None:
     root = ROOT / Path(*layer.split("."))
-    bad = [f"{p.relative_to(ROOT)}:{line} imports {name}" for p in sorted(root.rglob("*.py"))
-           for line, name in _imports(p) if _hits(name, LAYERS[layer])]
+    bad = [
+        f"{p.relative_to(ROOT)}:{line} imports {name}"
+        for p in sorted(root.rglob("*.py"))
+        for line, name in _imports(p)
+        if _hits(name, LAYERS[layer])
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_the_scan_sees_function_level_imports(tmp_path: Path) -> None:
     f = tmp_path / "m.py"
     f.write_text("def f():\n    from driftline.demo.story import Story\n    import driftline.cli.main\n")
-    assert [n for _, n in _imports(f)] == ["driftline.demo.story", "driftline.demo.story.Story",
-                                         "driftline.cli.main"]
+    assert [n for _, n in _imports(f)] == ["driftline.demo.story", "driftline.demo.story.Story", "driftline.cli.main"]

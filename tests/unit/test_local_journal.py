@@ -42,6 +42,7 @@ def test_appends_come_back_in_order_with_their_bytes(tmp_path: Path) -> None:
 def test_each_sync_reaches_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[int] = []
     real = os.fdatasync
+
     def fdatasync(fd: int) -> None:
         synced.append(fd)
         real(fd)

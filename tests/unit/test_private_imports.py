@@ -53,21 +53,28 @@ def _modules() -> list[Path]:
 
 
 def test_the_scan_finds_private_imports() -> None:
-    source = ("from driftline.serving.validation import _BOOL, InputValidator\n"
-              "from .arrays import _np\n"
-              "from driftline.features import validation\n"
-              "import driftline.serving.body as body\n"
-              "import driftline.features\n"
-              "x = validation._COERCE\n"
-              "y = body._helper(1)\n"
-              "z = driftline.features._x\n")
-    assert private_uses(source) == ["1: from driftline.serving.validation import _BOOL",
-                                    "2: from .arrays import _np", "6: validation._COERCE", "7: body._helper",
-                                    "8: driftline.features._x"]
+    source = (
+        "from driftline.serving.validation import _BOOL, InputValidator\n"
+        "from .arrays import _np\n"
+        "from driftline.features import validation\n"
+        "import driftline.serving.body as body\n"
+        "import driftline.features\n"
+        "x = validation._COERCE\n"
+        "y = body._helper(1)\n"
+        "z = driftline.features._x\n"
+    )
+    assert private_uses(source) == [
+        "1: from driftline.serving.validation import _BOOL",
+        "2: from .arrays import _np",
+        "6: validation._COERCE",
+        "7: body._helper",
+        "8: driftline.features._x",
+    ]
     assert private_uses("import os\nos.getcwd()\nself._x = 1\nv = obj._y\nfrom x import __version__\n") == []
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_private_name_is_taken_from_another_module(path: Path) -> None:
-    assert private_uses(path.read_text()) == [], \
+    assert private_uses(path.read_text()) == [], (
         f"{path.relative_to(ROOT)} uses private names of other modules: give them public names instead"
+    )

@@ -30,8 +30,13 @@ def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
 def test_every_config_key_is_in_the_readme_reference() -> None:
     keys = [k for k in _keys(PlatformConfig) if k != "env_name"]
     assert len(keys) > 40
-    missing = [k for k in keys if f"`{k}`" not in README and f"`{k}`," not in README
-               and not any(k in line for line in README.splitlines() if line.startswith("| `"))]
+    missing = [
+        k
+        for k in keys
+        if f"`{k}`" not in README
+        and f"`{k}`," not in README
+        and not any(k in line for line in README.splitlines() if line.startswith("| `"))
+    ]
     assert not missing, missing
 
 

@@ -24,14 +24,17 @@ def test_bad_s3_uris_are_refused(uri: str) -> None:
         split_s3_uri(uri)
 
 
-@pytest.mark.parametrize(("principal", "ok"), [
-    (LEAD, True),
-    ("arn:aws:sts::111111111111:assumed-role/ml-lead/alice", True),
-    ("arn:aws:sts::222222222222:assumed-role/ml-lead/alice", False),
-    ("arn:aws:sts::111111111111:assumed-role/ml-lead-2/alice", False),
-    ("arn:aws:iam::111111111111:user/ml-lead", False),
-    ("alice", False),
-])
+@pytest.mark.parametrize(
+    ("principal", "ok"),
+    [
+        (LEAD, True),
+        ("arn:aws:sts::111111111111:assumed-role/ml-lead/alice", True),
+        ("arn:aws:sts::222222222222:assumed-role/ml-lead/alice", False),
+        ("arn:aws:sts::111111111111:assumed-role/ml-lead-2/alice", False),
+        ("arn:aws:iam::111111111111:user/ml-lead", False),
+        ("alice", False),
+    ],
+)
 def test_principal_matching(principal: str, ok: bool) -> None:
     assert principal_matches(principal, [LEAD]) is ok
 

@@ -33,8 +33,13 @@ ALLOWED_STATUS_CHANGES = {
 def test_the_tables_name_every_status_and_only_known_ones() -> None:
     assert set(t.STATUSES) == {"candidate", "approved", "rejected", "archived"}
     named = {s for c in t.STATUS_CHANGES.values() for s in (c.to, *c.sources)}
-    groups = (t.INITIAL_STATUSES, t.NOT_SERVING_STATUSES, t.PROMOTABLE_STATUSES, t.ROLLBACK_STATUSES,
-              t.CHALLENGER_STATUSES)
+    groups = (
+        t.INITIAL_STATUSES,
+        t.NOT_SERVING_STATUSES,
+        t.PROMOTABLE_STATUSES,
+        t.ROLLBACK_STATUSES,
+        t.CHALLENGER_STATUSES,
+    )
     assert named | set().union(*groups) <= set(t.STATUSES)
     assert set(t.CHALLENGER_MODES) < set(t.TRAFFIC_MODES)
 
@@ -45,8 +50,11 @@ def test_status_changes(action: str, current: str) -> None:
     if expected is not None:
         assert t.status_change(action, "m", 3, current) == expected
         return
-    with pytest.raises(InvalidTransitionError, match=rf"cannot {action} 'm' v3: its status is '{current}', "
-                                                      rf"and {action} applies only to .* versions") as e:
+    with pytest.raises(
+        InvalidTransitionError,
+        match=rf"cannot {action} 'm' v3: its status is '{current}', "
+        rf"and {action} applies only to .* versions",
+    ) as e:
         t.status_change(action, "m", 3, current)
     assert e.value.status_code == 409
 
@@ -62,10 +70,18 @@ def test_only_a_failure_record_may_repeat() -> None:
     assert repeats == {"record_failure": (True, "rejected")}
 
 
-@pytest.mark.parametrize(("status", "reason", "ok"), [
-    ("candidate", "", True), ("candidate", "why", True), ("rejected", "gate failed", True),
-    ("rejected", "", False), ("approved", "why", False), ("archived", "why", False), ("bogus", "", False),
-])
+@pytest.mark.parametrize(
+    ("status", "reason", "ok"),
+    [
+        ("candidate", "", True),
+        ("candidate", "why", True),
+        ("rejected", "gate failed", True),
+        ("rejected", "", False),
+        ("approved", "why", False),
+        ("archived", "why", False),
+        ("bogus", "", False),
+    ],
+)
 def test_registration(status: str, reason: str, ok: bool) -> None:
     if ok:
         t.check_registration(status, reason)
@@ -74,12 +90,19 @@ def test_registration(status: str, reason: str, ok: bool) -> None:
         t.check_registration(status, reason)
 
 
-@pytest.mark.parametrize(("principal", "allowed", "error"), [
-    ("bob", None, None), ("bob", [], None), (LEAD, [LEAD], None), (LEAD_SESSION, [LEAD], None),
-    ("", None, "needs a principal"), ("", [LEAD], "needs a principal"),
-    ("bob", [LEAD], "bob may not approve versions of model 'm'"),
-    ("arn:aws:sts::222222222222:assumed-role/ml-lead/alice", [LEAD], "may not approve"),
-])
+@pytest.mark.parametrize(
+    ("principal", "allowed", "error"),
+    [
+        ("bob", None, None),
+        ("bob", [], None),
+        (LEAD, [LEAD], None),
+        (LEAD_SESSION, [LEAD], None),
+        ("", None, "needs a principal"),
+        ("", [LEAD], "needs a principal"),
+        ("bob", [LEAD], "bob may not approve versions of model 'm'"),
+        ("arn:aws:sts::222222222222:assumed-role/ml-lead/alice", [LEAD], "may not approve"),
+    ],
+)
 def test_who_may_act(principal: str, allowed: list[str] | None, error: str | None) -> None:
     if error is None:
         t.check_allowed("approve", "m", principal, allowed)
@@ -100,10 +123,14 @@ def test_a_change_needs_a_reason() -> None:
 SERVING = Slots(champion=1, challenger=2, traffic_mode="canary", traffic_percent=10)
 
 
-@pytest.mark.parametrize(("new", "version", "error"), [
-    (new, version, (f"current {role}" if new in ("rejected", "archived") and role else None))
-    for new in t.STATUSES for version, role in ((1, "champion"), (2, "challenger"), (3, None))
-])
+@pytest.mark.parametrize(
+    ("new", "version", "error"),
+    [
+        (new, version, (f"current {role}" if new in ("rejected", "archived") and role else None))
+        for new in t.STATUSES
+        for version, role in ((1, "champion"), (2, "challenger"), (3, None))
+    ],
+)
 def test_a_serving_version_never_leaves_service(new: str, version: int, error: str | None) -> None:
     assert t.leaves_service(new) is (new in ("rejected", "archived"))
     if error is None:
@@ -114,10 +141,15 @@ def test_a_serving_version_never_leaves_service(new: str, version: int, error: s
         t.check_not_serving("reject", "m", version, new, SERVING)
 
 
-@pytest.mark.parametrize(("status", "error"), [
-    ("approved", None), ("candidate", "approve it first"), ("rejected", "cannot become champion"),
-    ("archived", "cannot become champion"),
-])
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        ("approved", None),
+        ("candidate", "approve it first"),
+        ("rejected", "cannot become champion"),
+        ("archived", "cannot become champion"),
+    ],
+)
 def test_promotion(status: str, error: str | None) -> None:
     if error is None:
         t.check_promotion("m", 3, status)
@@ -132,20 +164,31 @@ def test_the_champion_is_not_made_champion_again() -> None:
         t.check_new_champion("m", 1, SERVING)
 
 
-@pytest.mark.parametrize(("history", "to_version", "expected"), [
-    ([], 4, 4), ([1, 2], 7, 7), ([1, 2], None, 1), ([3, 1, 2], None, 1), ([], None, None), ([5], None, None),
-])
+@pytest.mark.parametrize(
+    ("history", "to_version", "expected"),
+    [
+        ([], 4, 4),
+        ([1, 2], 7, 7),
+        ([1, 2], None, 1),
+        ([3, 1, 2], None, 1),
+        ([], None, None),
+        ([5], None, None),
+    ],
+)
 def test_rollback_target(history: list[int], to_version: int | None, expected: int | None) -> None:
     if expected is not None:
         assert t.rollback_target("m", history, to_version) == expected
         return
-    with pytest.raises(InvalidTransitionError, match=r"no previous champion to roll back to \(champion history: "
-                                                      + (r"empty" if not history else r"\[5\]")):
+    with pytest.raises(
+        InvalidTransitionError,
+        match=r"no previous champion to roll back to \(champion history: " + (r"empty" if not history else r"\[5\]"),
+    ):
         t.rollback_target("m", history, to_version)
 
 
-@pytest.mark.parametrize(("status", "ok"), [("approved", True), ("archived", True), ("candidate", False),
-                                            ("rejected", False)])
+@pytest.mark.parametrize(
+    ("status", "ok"), [("approved", True), ("archived", True), ("candidate", False), ("rejected", False)]
+)
 def test_rollback_needs_a_version_that_may_serve(status: str, ok: bool) -> None:
     if ok:
         t.check_rollback("m", 2, status)
@@ -154,11 +197,22 @@ def test_rollback_needs_a_version_that_may_serve(status: str, ok: bool) -> None:
         t.check_rollback("m", 2, status)
 
 
-@pytest.mark.parametrize(("mode", "percent", "error"), [
-    ("shadow", 0, None), ("shadow", 100, None), ("canary", 1, None), ("canary", 100, None),
-    ("canary", 0, "percent"), ("canary", 101, "percent"), ("shadow", -1, "percent"), ("canary", 10.0, "percent"),
-    ("canary", "10", "percent"), ("none", 0, "mode"), ("blue-green", 10, "mode"),
-])
+@pytest.mark.parametrize(
+    ("mode", "percent", "error"),
+    [
+        ("shadow", 0, None),
+        ("shadow", 100, None),
+        ("canary", 1, None),
+        ("canary", 100, None),
+        ("canary", 0, "percent"),
+        ("canary", 101, "percent"),
+        ("shadow", -1, "percent"),
+        ("canary", 10.0, "percent"),
+        ("canary", "10", "percent"),
+        ("none", 0, "mode"),
+        ("blue-green", 10, "mode"),
+    ],
+)
 def test_challenger_policy(mode: str, percent: Any, error: str | None) -> None:
     if error is None:
         t.check_challenger_policy(mode, percent)
@@ -167,8 +221,9 @@ def test_challenger_policy(mode: str, percent: Any, error: str | None) -> None:
         t.check_challenger_policy(mode, percent)
 
 
-@pytest.mark.parametrize(("status", "ok"), [("candidate", True), ("approved", True), ("rejected", False),
-                                            ("archived", False)])
+@pytest.mark.parametrize(
+    ("status", "ok"), [("candidate", True), ("approved", True), ("rejected", False), ("archived", False)]
+)
 def test_challenger_status(status: str, ok: bool) -> None:
     if ok:
         t.check_challenger("m", 3, status)
@@ -183,11 +238,14 @@ def test_the_champion_cannot_be_the_challenger_too() -> None:
         t.check_challenger_slot("m", 1, SERVING)
 
 
-@pytest.mark.parametrize(("slots", "version", "expected"), [
-    (SERVING, 2, Slots(2, None, "none", 0)),  # the challenger is promoted: no more split
-    (SERVING, 3, Slots(3, 2, "canary", 10)),  # another version: the challenger keeps its policy
-    (Slots(None, None), 1, Slots(1, None, "none", 0)),  # the first champion
-])
+@pytest.mark.parametrize(
+    ("slots", "version", "expected"),
+    [
+        (SERVING, 2, Slots(2, None, "none", 0)),  # the challenger is promoted: no more split
+        (SERVING, 3, Slots(3, 2, "canary", 10)),  # another version: the challenger keeps its policy
+        (Slots(None, None), 1, Slots(1, None, "none", 0)),  # the first champion
+    ],
+)
 def test_the_slots_after_a_new_champion(slots: Slots, version: int, expected: Slots) -> None:
     assert t.with_champion(slots, version) == expected
 
@@ -200,15 +258,26 @@ def test_the_slots_with_and_without_a_challenger() -> None:
     assert t.without_challenger(Slots(1, None)) is None  # nothing to clear: nothing written
 
 
-@pytest.mark.parametrize(("changes", "expected"), [
-    ([], []),
-    ([("promote", 1, 1, "a"), ("promote", 2, 2, "b"), ("promote", 3, 3, "c")], [1, 2, 3]),
-    ([("promote", 1, 1, "a"), ("promote", 2, 2, "b"), ("rollback", 1, 3, "c")], [1]),
-    ([("promote", 3, 3, "c"), ("promote", 1, 1, "a"), ("promote", 2, 2, "b")], [1, 2, 3]),  # by revision
-    ([("promote", 1, 1, "a"), ("rollback", 5, 2, "b")], [1, 5]),  # a rollback to a never-champion pushes
-    ([("promote", 1, 1, "a"), ("promote", 2, 2, "b"), ("promote", 3, 3, "c"), ("rollback", 2, 4, "d"),
-      ("promote", 4, 5, "e")], [1, 2, 4]),
-])
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ([], []),
+        ([("promote", 1, 1, "a"), ("promote", 2, 2, "b"), ("promote", 3, 3, "c")], [1, 2, 3]),
+        ([("promote", 1, 1, "a"), ("promote", 2, 2, "b"), ("rollback", 1, 3, "c")], [1]),
+        ([("promote", 3, 3, "c"), ("promote", 1, 1, "a"), ("promote", 2, 2, "b")], [1, 2, 3]),  # by revision
+        ([("promote", 1, 1, "a"), ("rollback", 5, 2, "b")], [1, 5]),  # a rollback to a never-champion pushes
+        (
+            [
+                ("promote", 1, 1, "a"),
+                ("promote", 2, 2, "b"),
+                ("promote", 3, 3, "c"),
+                ("rollback", 2, 4, "d"),
+                ("promote", 4, 5, "e"),
+            ],
+            [1, 2, 4],
+        ),
+    ],
+)
 def test_champion_history_replay(changes: list[tuple[str, int, int, str]], expected: list[int]) -> None:
     assert t.replay_champions(changes) == expected
 

@@ -22,15 +22,26 @@ CFG = PlatformConfig.model_validate({"models": [{"name": "m", "feature_set": "cr
 ARN = "arn:aws:sts::123456789012:assumed-role/Approvers/alice"
 
 
-def event(body: Any = None, *, version: str = "2", principal: str | None = ARN, raw: str | None = None,
-          b64: bool = False) -> dict[str, Any]:
+def event(
+    body: Any = None, *, version: str = "2", principal: str | None = ARN, raw: str | None = None, b64: bool = False
+) -> dict[str, Any]:
     text = raw if raw is not None else (None if body is None else json.dumps(body))
     if b64 and text is not None:
         text = base64.b64encode(text.encode()).decode()
-    return {"resource": ROUTE, "httpMethod": "POST",
-            "pathParameters": {"model": "m", "version": version}, "body": text, "isBase64Encoded": b64,
-            "requestContext": {"requestId": "rid", "resourcePath": ROUTE, "httpMethod": "POST", "apiId": "abc123",
-                               "identity": {"userArn": principal, "caller": None}}}
+    return {
+        "resource": ROUTE,
+        "httpMethod": "POST",
+        "pathParameters": {"model": "m", "version": version},
+        "body": text,
+        "isBase64Encoded": b64,
+        "requestContext": {
+            "requestId": "rid",
+            "resourcePath": ROUTE,
+            "httpMethod": "POST",
+            "apiId": "abc123",
+            "identity": {"userArn": principal, "caller": None},
+        },
+    }
 
 
 def answer(ev: dict[str, Any], resolve: Any = None, api_id: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -41,8 +52,14 @@ def answer(ev: dict[str, Any], resolve: Any = None, api_id: str | None = None) -
         if resolve is not None:
             return resolve(*args)  # type: ignore[no-any-return]
         model, version, approve, principal, reason = args
-        return {"model": model, "version": version, "decision": "approved" if approve else "rejected",
-                "by": principal, "reason": reason, "execution_arn": "arn:x"}
+        return {
+            "model": model,
+            "version": version,
+            "decision": "approved" if approve else "rejected",
+            "by": principal,
+            "reason": reason,
+            "execution_arn": "arn:x",
+        }
 
     out = handle(ev, CFG, api_id=api_id, resolve=fake)
     assert out["headers"]["Content-Type"] == "application/json"
@@ -80,10 +97,19 @@ def _direct(ev: dict[str, Any]) -> dict[str, Any]:
     [
         (_direct, None, "resource None is not"),
         (lambda ev: {k: v for k, v in ev.items() if k != "requestContext"}, None, "no requestContext"),
-        (lambda ev: {**ev, "requestContext": {**ev["requestContext"], "resourcePath": "/v1/models/{model}/feedback"}},
-         None, "is not '/v1/models/{model}/versions/{version}/approval'"),
-        (lambda ev: {**ev, "requestContext": {**ev["requestContext"], "httpMethod": "GET"}}, None,
-         "method 'GET' is not 'POST'"),
+        (
+            lambda ev: {
+                **ev,
+                "requestContext": {**ev["requestContext"], "resourcePath": "/v1/models/{model}/feedback"},
+            },
+            None,
+            "is not '/v1/models/{model}/versions/{version}/approval'",
+        ),
+        (
+            lambda ev: {**ev, "requestContext": {**ev["requestContext"], "httpMethod": "GET"}},
+            None,
+            "method 'GET' is not 'POST'",
+        ),
         (lambda ev: ev, "otherapi", "API 'abc123' is not this platform's ('otherapi')"),
     ],
 )
@@ -114,8 +140,12 @@ def test_the_route_event_of_the_known_api_is_accepted() -> None:
         (event({"decision": "approve", "reason": "  "}), 422, "invalid_request", "'reason' is empty"),
         (event({"decision": "approve", "reason": 3}), 422, "invalid_request", "'reason' is a int"),
         (event({"decision": "approve", "reason": "x" * 2001}), 422, "invalid_request", "at most 2000"),
-        (event({"decision": "approve", "reason": "x", "principal": "root"}), 422, "invalid_request",
-         "unknown field(s) 'principal'"),
+        (
+            event({"decision": "approve", "reason": "x", "principal": "root"}),
+            422,
+            "invalid_request",
+            "unknown field(s) 'principal'",
+        ),
         (event({"decision": "approve", "reason": "x"}, principal=None), 403, "no_principal", "SigV4"),
     ],
 )

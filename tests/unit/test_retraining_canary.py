@@ -21,10 +21,14 @@ from driftline.serving.labels import Labels
 LIMITS = CanaryLimits(max_error_rate=0.01, max_latency_ratio=1.5, max_regression=0.02, min_labels=10)
 
 
-def rec(i: int, role: str, version: int, prob: float = 0.3, latency: float = 0.05,
-        label: int = 0) -> dict[str, Any]:
-    return {"request_id": f"{role}-{i}", "role": role, "version": version, "latency_ms": latency,
-            "prediction": {"label": label, "probability": prob}}
+def rec(i: int, role: str, version: int, prob: float = 0.3, latency: float = 0.05, label: int = 0) -> dict[str, Any]:
+    return {
+        "request_id": f"{role}-{i}",
+        "role": role,
+        "version": version,
+        "latency_ms": latency,
+        "prediction": {"label": label, "probability": prob},
+    }
 
 
 def book(labels: dict[str, Any], by: str | None = None) -> Labels:
@@ -51,8 +55,9 @@ def test_roc_auc_matches_sklearn_definition() -> None:
 
 
 def test_healthy_canary() -> None:
-    champ, chall = summarize(sample(50, "champion", 1) + sample(50, "challenger", 2), Labels(), 1, 2,
-                             "binary_classification")
+    champ, chall = summarize(
+        sample(50, "champion", 1) + sample(50, "challenger", 2), Labels(), 1, 2, "binary_classification"
+    )
     d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary")
     assert d.healthy, d.reasons
     assert d.challenger["rows"] == 50 and d.champion["latency_p95_ms"] == pytest.approx(0.05)
@@ -76,8 +81,9 @@ def test_latency_ratio_needs_the_floor() -> None:
 
 
 def test_too_little_traffic_is_not_healthy() -> None:
-    champ, chall = summarize(sample(50, "champion", 1) + sample(3, "challenger", 2), Labels(), 1, 2,
-                             "binary_classification")
+    champ, chall = summarize(
+        sample(50, "champion", 1) + sample(3, "challenger", 2), Labels(), 1, 2, "binary_classification"
+    )
     d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary")
     assert not d.healthy and d.reasons[0].startswith("insufficient canary traffic")
 
@@ -97,10 +103,20 @@ def test_quality_on_feedback_labels() -> None:
 
 
 def test_regression_quality() -> None:
-    recs = [{"request_id": f"a{i}", "role": "champion", "version": 1, "latency_ms": 1.0,
-             "prediction": {"value": float(i)}} for i in range(30)]
-    recs += [{"request_id": f"b{i}", "role": "shadow", "version": 2, "latency_ms": 1.0,
-              "prediction": {"value": float(i) + 5}} for i in range(30)]
+    recs = [
+        {"request_id": f"a{i}", "role": "champion", "version": 1, "latency_ms": 1.0, "prediction": {"value": float(i)}}
+        for i in range(30)
+    ]
+    recs += [
+        {
+            "request_id": f"b{i}",
+            "role": "shadow",
+            "version": 2,
+            "latency_ms": 1.0,
+            "prediction": {"value": float(i) + 5},
+        }
+        for i in range(30)
+    ]
     labels = book({**{f"a{i}": float(i) for i in range(30)}, **{f"b{i}": float(i) for i in range(30)}})
     champ, chall = summarize(recs, labels, 1, 2, "regression")
     d = decide(champ, chall, LIMITS, task="regression", mode="shadow")
@@ -111,8 +127,10 @@ def test_no_traffic_is_inconclusive_not_breached() -> None:
     champ, chall = summarize(sample(50, "champion", 1), Labels(), 1, 2, "binary_classification")
     d = decide(champ, chall, LIMITS, task="binary_classification", mode="canary")
     assert not d.healthy and d.inconclusive and d.verdict == "inconclusive"
-    assert d.reasons == ["insufficient canary traffic: the challenger handled 0 rows during the bake (at least "
-                         "20 are needed to judge it); the champion keeps serving"]
+    assert d.reasons == [
+        "insufficient canary traffic: the challenger handled 0 rows during the bake (at least "
+        "20 are needed to judge it); the champion keeps serving"
+    ]
     assert d.summary.startswith("canary inconclusive: insufficient canary traffic")
     assert d.to_dict()["verdict"] == "inconclusive"
 
@@ -137,13 +155,29 @@ def test_canary_outcome_extends_then_ends_inconclusive() -> None:
 
 def test_quality_uses_the_relative_tolerance_when_configured() -> None:
     labels = book({f"{role}-{i}": 1.0 for role in ("champion", "challenger") for i in range(40)})
+
     def reg(role: str, version: int, value: float) -> list[dict[str, Any]]:
-        return [{"request_id": f"{role}-{i}", "role": role, "version": version, "latency_ms": 0.05,
-                 "prediction": {"value": value}} for i in range(40)]
+        return [
+            {
+                "request_id": f"{role}-{i}",
+                "role": role,
+                "version": version,
+                "latency_ms": 0.05,
+                "prediction": {"value": value},
+            }
+            for i in range(40)
+        ]
+
     records = reg("champion", 1, 11.0) + reg("challenger", 2, 11.4)  # rmse 10.0 vs 10.4
     champ, chall = summarize(records, labels, 1, 2, "regression")
-    rel = CanaryLimits(max_error_rate=0.01, max_latency_ratio=1.5, max_regression=None,
-                       max_relative_regression=0.05, primary_metric="rmse", min_labels=10)
+    rel = CanaryLimits(
+        max_error_rate=0.01,
+        max_latency_ratio=1.5,
+        max_regression=None,
+        max_relative_regression=0.05,
+        primary_metric="rmse",
+        min_labels=10,
+    )
     d = decide(champ, chall, rel, task="regression", mode="canary")
     assert d.healthy, d.reasons
     assert any("max_relative_regression 0.05: at most 10.5000" in n for n in d.notes)

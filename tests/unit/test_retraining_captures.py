@@ -12,7 +12,10 @@ def test_hour_prefixes_cover_the_window_inclusively() -> None:
     start = datetime(2026, 11, 26, 22, 59, 30, tzinfo=UTC)
     end = datetime(2026, 11, 27, 0, 0, 5, tzinfo=UTC)
     assert hour_prefixes("captures", "m", start, end) == [
-        "captures/model=m/2026/11/26/22/", "captures/model=m/2026/11/26/23/", "captures/model=m/2026/11/27/00/"]
+        "captures/model=m/2026/11/26/22/",
+        "captures/model=m/2026/11/26/23/",
+        "captures/model=m/2026/11/27/00/",
+    ]
     assert hour_prefixes("feedback", "m", end, start) == []
 
 

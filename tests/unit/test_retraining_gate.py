@@ -63,8 +63,7 @@ def test_direction() -> None:
 
 
 # ---- relative tolerance (error metrics such as rmse live in the label's units)
-RMSE_GATE = QualityGate(min_metrics={}, max_metrics={"rmse": 10.0}, primary_metric="rmse",
-                        max_relative_regression=0.05)
+RMSE_GATE = QualityGate(min_metrics={}, max_metrics={"rmse": 10.0}, primary_metric="rmse", max_relative_regression=0.05)
 
 
 def test_relative_tolerance_scales_with_the_champion() -> None:
@@ -72,13 +71,15 @@ def test_relative_tolerance_scales_with_the_champion() -> None:
     ok = evaluate_gate({"rmse": 8.39}, champ, RMSE_GATE, champion_version=2)
     assert ok.passed, ok.reasons
     bad = evaluate_gate({"rmse": 8.5}, champ, RMSE_GATE, champion_version=2)
-    assert bad.reasons == ["rmse 8.5000 is worse than the champion v2's 8.0000 "
-                           "(max_relative_regression 0.05: at most 8.4000)"]
+    assert bad.reasons == [
+        "rmse 8.5000 is worse than the champion v2's 8.0000 (max_relative_regression 0.05: at most 8.4000)"
+    ]
     # higher is better: the bound is below the champion
     auc = QualityGate(min_metrics={}, max_relative_regression=0.1)
     r = evaluate_gate({"roc_auc": 0.70}, {"roc_auc": 0.80}, auc, champion_version=1)
-    assert r.reasons == ["roc_auc 0.7000 is worse than the champion v1's 0.8000 "
-                         "(max_relative_regression 0.1: at least 0.7200)"]
+    assert r.reasons == [
+        "roc_auc 0.7000 is worse than the champion v1's 0.8000 (max_relative_regression 0.1: at least 0.7200)"
+    ]
 
 
 def test_regression_tolerance() -> None:
@@ -133,17 +134,21 @@ def _mv(status: str = "candidate") -> ModelVersion:
 
 
 def test_gate_refusal() -> None:
-    failed = gate_record(evaluate_gate({"rmse": 35.0}, None, RMSE_GATE), None, evaluated_by="approve by bob",
-                         evaluated_at="t")
+    failed = gate_record(
+        evaluate_gate({"rmse": 35.0}, None, RMSE_GATE), None, evaluated_by="approve by bob", evaluated_at="t"
+    )
     msg = gate_refusal("approve", _mv(), failed, override=False)
-    assert msg == ("cannot approve 'house' v3: it failed the quality gate (with no champion to compare with, "
-                   "evaluated by approve by bob): rmse 35.0000 > ceiling 10.0000; to approve it anyway, say why: "
-                   "driftline models approve --model house --version 3 --override-gate --reason '...' (the "
-                   "override and the reason go to the audit trail)")
+    assert msg == (
+        "cannot approve 'house' v3: it failed the quality gate (with no champion to compare with, "
+        "evaluated by approve by bob): rmse 35.0000 > ceiling 10.0000; to approve it anyway, say why: "
+        "driftline models approve --model house --version 3 --override-gate --reason '...' (the "
+        "override and the reason go to the audit trail)"
+    )
     assert gate_refusal("approve", _mv(), failed, override=True) is None
     assert "it is rejected and can never be approved" in str(gate_refusal("approve", _mv("rejected"), failed, False))
-    promote = gate_refusal("promote", _mv("approved"), {**failed, "champion_version": 2,
-                                                        "comparison": "same_holdout"}, False)
+    promote = gate_refusal(
+        "promote", _mv("approved"), {**failed, "champion_version": 2, "comparison": "same_holdout"}, False
+    )
     assert promote is not None and "against champion v2 on the same holdout" in promote
     assert "driftline models promote --model house --version 3 --override-gate" in promote
     passed = gate_record(evaluate_gate({"rmse": 1.0}, None, RMSE_GATE), None, evaluated_by="x", evaluated_at="t")

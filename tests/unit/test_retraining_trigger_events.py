@@ -13,16 +13,26 @@ FS = {"credit_default", "churn"}
 
 
 def _cfg(**retrain: Any) -> PlatformConfig:
-    return PlatformConfig.model_validate({"models": [
-        {"name": "credit-default", "feature_set": "credit_default", "retrain": retrain},
-        {"name": "credit-b", "feature_set": "credit_default", "retrain": {"on_new_labels": False}},
-        {"name": "churn", "feature_set": "churn"},
-    ]})
+    return PlatformConfig.model_validate(
+        {
+            "models": [
+                {"name": "credit-default", "feature_set": "credit_default", "retrain": retrain},
+                {"name": "credit-b", "feature_set": "credit_default", "retrain": {"on_new_labels": False}},
+                {"name": "churn", "feature_set": "churn"},
+            ]
+        }
+    )
 
 
 def _bus(source: str, detail_type: str, detail: Any, id_: str = "evt-1") -> dict[str, Any]:
-    return {"version": "0", "id": id_, "source": source, "detail-type": detail_type, "detail": detail,
-            "time": "2026-11-26T01:00:00Z"}
+    return {
+        "version": "0",
+        "id": id_,
+        "source": source,
+        "detail-type": detail_type,
+        "detail": detail,
+        "time": "2026-11-26T01:00:00Z",
+    }
 
 
 def _d(detail: Any) -> dict[str, Any]:
@@ -34,9 +44,19 @@ def _i(detail: Any) -> dict[str, Any]:
 
 
 def test_drift_event() -> None:
-    ev = _bus("driftline.monitoring", "DriftDetected", {
-        "model": "credit-default", "version": 3, "window_start": "a", "window_end": "b",
-        "share_drifted": 0.6, "drifted_columns": ["income", "age"], "report_uri": "s3://r/x.html"})
+    ev = _bus(
+        "driftline.monitoring",
+        "DriftDetected",
+        {
+            "model": "credit-default",
+            "version": 3,
+            "window_start": "a",
+            "window_end": "b",
+            "share_drifted": 0.6,
+            "drifted_columns": ["income", "age"],
+            "report_uri": "s3://r/x.html",
+        },
+    )
     (req,), skips = parse_event(ev, _cfg(), FS)
     assert skips == []
     assert (req.model, req.trigger, req.trigger_id) == ("credit-default", "drift", "evt-1")
@@ -54,9 +74,17 @@ def test_drift_opt_out_is_a_skip_not_an_error() -> None:
 
 
 def test_labeled_data_fans_out_to_models_of_the_feature_set() -> None:
-    ev = _bus("driftline.ingest", "FeatureDataAccepted", {
-        "feature_set": "credit_default", "upload_id": "u1", "rows_accepted": 900, "has_labels": True,
-        "curated_uri": "s3://f/curated/x.parquet"})
+    ev = _bus(
+        "driftline.ingest",
+        "FeatureDataAccepted",
+        {
+            "feature_set": "credit_default",
+            "upload_id": "u1",
+            "rows_accepted": 900,
+            "has_labels": True,
+            "curated_uri": "s3://f/curated/x.parquet",
+        },
+    )
     reqs, skips = parse_event(ev, _cfg(), FS)
     assert [r.model for r in reqs] == ["credit-default"]
     assert [(s.model, s.decision) for s in skips] == [("credit-b", "skipped")]
@@ -64,8 +92,11 @@ def test_labeled_data_fans_out_to_models_of_the_feature_set() -> None:
 
 
 def test_labeled_data_without_labels_or_rows_is_skipped() -> None:
-    ev = _bus("driftline.ingest", "FeatureDataAccepted", {
-        "feature_set": "churn", "upload_id": "u1", "rows_accepted": 10, "has_labels": False})
+    ev = _bus(
+        "driftline.ingest",
+        "FeatureDataAccepted",
+        {"feature_set": "churn", "upload_id": "u1", "rows_accepted": 10, "has_labels": False},
+    )
     reqs, skips = parse_event(ev, _cfg(), FS)
     assert reqs == [] and "no labels" in skips[0].reason
     ev["detail"].update(has_labels=True, rows_accepted=0)
@@ -74,8 +105,7 @@ def test_labeled_data_without_labels_or_rows_is_skipped() -> None:
 
 
 def test_manual_and_schedule() -> None:
-    ev = _bus("driftline.cli", "RetrainRequested",
-              {"model": "churn", "requested_by": "alice", "reason": "why"})
+    ev = _bus("driftline.cli", "RetrainRequested", {"model": "churn", "requested_by": "alice", "reason": "why"})
     (req,), _ = parse_event(ev, _cfg(), FS)
     assert (req.trigger, req.requested_by, req.reason) == ("manual", "alice", "why")
     assert req.details == {}
@@ -96,26 +126,36 @@ def test_manual_request_for_a_registered_version() -> None:
             parse_event(ev, _cfg(), FS)
 
 
-@pytest.mark.parametrize(("event", "match", "model"), [
-    ("not an object", "must be a JSON object", "_invalid"),
-    ({"foo": 1}, "unrecognised trigger event", "_invalid"),
-    (_bus("driftline.monitoring", "Other", {}), "not a retraining trigger", "_invalid"),
-    (_d("x"), "must be an object", "_invalid"),
-    (_d({"version": 1}), "'model' is missing", "_invalid"),
-    (_d({"model": "nope"}), "unknown model 'nope'", "nope"),
-    (_d({"model": "churn", "version": "3"}), "'version' must be int", "churn"),
-    (_d({"model": "churn", "version": True}), "'version' must be int", "churn"),
-    (_i({"feature_set": "zzz", "has_labels": True, "rows_accepted": 1}), "unknown feature set 'zzz'",
-     "_invalid"),
-    (_i({"feature_set": "churn", "has_labels": "yes", "rows_accepted": 1}), "'has_labels' must be bool",
-     "_invalid"),
-    (_i({"feature_set": "churn", "has_labels": True, "rows_accepted": -1}), "must be >= 0", "_invalid"),
-    (_bus("driftline.cli", "RetrainRequested", {"model": "churn"}), "'requested_by' is missing", "churn"),
-    (_bus("driftline.cli", "RetrainRequested", {"model": "churn", "requested_by": "a", "require_approval": "yes"}),
-     "'require_approval' must be bool", "churn"),
-    ({"model": "Bad Name!", "trigger": "schedule"}, "unknown model", "_invalid"),
-    ({"trigger": "schedule"}, "'model' is missing", "_invalid"),
-])
+@pytest.mark.parametrize(
+    ("event", "match", "model"),
+    [
+        ("not an object", "must be a JSON object", "_invalid"),
+        ({"foo": 1}, "unrecognised trigger event", "_invalid"),
+        (_bus("driftline.monitoring", "Other", {}), "not a retraining trigger", "_invalid"),
+        (_d("x"), "must be an object", "_invalid"),
+        (_d({"version": 1}), "'model' is missing", "_invalid"),
+        (_d({"model": "nope"}), "unknown model 'nope'", "nope"),
+        (_d({"model": "churn", "version": "3"}), "'version' must be int", "churn"),
+        (_d({"model": "churn", "version": True}), "'version' must be int", "churn"),
+        (_i({"feature_set": "zzz", "has_labels": True, "rows_accepted": 1}), "unknown feature set 'zzz'", "_invalid"),
+        (
+            _i({"feature_set": "churn", "has_labels": "yes", "rows_accepted": 1}),
+            "'has_labels' must be bool",
+            "_invalid",
+        ),
+        (_i({"feature_set": "churn", "has_labels": True, "rows_accepted": -1}), "must be >= 0", "_invalid"),
+        (_bus("driftline.cli", "RetrainRequested", {"model": "churn"}), "'requested_by' is missing", "churn"),
+        (
+            _bus(
+                "driftline.cli", "RetrainRequested", {"model": "churn", "requested_by": "a", "require_approval": "yes"}
+            ),
+            "'require_approval' must be bool",
+            "churn",
+        ),
+        ({"model": "Bad Name!", "trigger": "schedule"}, "unknown model", "_invalid"),
+        ({"trigger": "schedule"}, "'model' is missing", "_invalid"),
+    ],
+)
 def test_bad_events_are_refused_precisely(event: Any, match: str, model: str) -> None:
     with pytest.raises(TriggerError, match=match) as e:
         parse_event(event, _cfg(), FS)

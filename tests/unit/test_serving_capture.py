@@ -18,15 +18,24 @@ from driftline.serving.capture import BATCH_LINES, CaptureWriter, FirehoseSink
 
 
 def record(i: int, model: str = "m", version: int = 1) -> dict[str, Any]:
-    return {"request_id": f"r{i}", "model": model, "version": version, "role": "champion", "ts": "t",
-            "latency_ms": 0.1, "features": {"x": i}, "prediction": {"value": float(i)}}
+    return {
+        "request_id": f"r{i}",
+        "model": model,
+        "version": version,
+        "role": "champion",
+        "ts": "t",
+        "latency_ms": 0.1,
+        "features": {"x": i},
+        "prediction": {"value": float(i)},
+    }
 
 
 class FakeFirehose:
     """put_record_batch that can reject chosen records (by request id) on the first attempt."""
 
-    def __init__(self, reject_once: set[str] | None = None, reject_always: set[str] | None = None,
-                 fail: Exception | None = None) -> None:
+    def __init__(
+        self, reject_once: set[str] | None = None, reject_always: set[str] | None = None, fail: Exception | None = None
+    ) -> None:
         self.calls: list[tuple[str, list[bytes]]] = []
         self.reject_once = set(reject_once or ())
         self.reject_always = set(reject_always or ())
@@ -96,8 +105,7 @@ def test_sync_writer_delivers_before_returning_and_counts_failures() -> None:
 
 
 def test_a_broken_sink_never_raises_and_is_counted() -> None:
-    w = CaptureWriter(FirehoseSink("p-", client=lambda: FakeFirehose(fail=RuntimeError("no network"))),
-                      mode="sync")
+    w = CaptureWriter(FirehoseSink("p-", client=lambda: FakeFirehose(fail=RuntimeError("no network"))), mode="sync")
     w.submit([record(0), record(1)])
     assert w.drain_failures() == {("m", 1): 2}
 
@@ -248,7 +256,8 @@ def wire_client(sent: list[bytes]) -> Any:
     from botocore.awsrequest import AWSResponse
 
     client = botocore.session.get_session().create_client(
-        "firehose", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+        "firehose", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
+    )
 
     def answer(request: Any, **kwargs: Any) -> AWSResponse:
         sent.append(request.body)

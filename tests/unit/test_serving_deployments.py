@@ -44,14 +44,25 @@ class FakeRegistry:
         return self.versions[(model, version)]
 
     def add(self, version: int, schema: dict[str, Any]) -> None:
-        ref = ArtifactRef(uri=f"s3://b/models/{MODEL}/v{version}/model.onnx", sha256="0" * 64, version_id="x",
-                          size=1)
+        ref = ArtifactRef(uri=f"s3://b/models/{MODEL}/v{version}/model.onnx", sha256="0" * 64, version_id="x", size=1)
         self.versions[(MODEL, version)] = ModelVersion(
-            model=MODEL, version=version, status="approved", created_at="t", created_by="me",
-            input_schema=schema, artifacts={"onnx": ref})
+            model=MODEL,
+            version=version,
+            status="approved",
+            created_at="t",
+            created_by="me",
+            input_schema=schema,
+            artifacts={"onnx": ref},
+        )
 
-    def set(self, champion: int | None, challenger: int | None = None, mode: str = "none", percent: int = 0,
-            revision: int = 1) -> None:
+    def set(
+        self,
+        champion: int | None,
+        challenger: int | None = None,
+        mode: str = "none",
+        percent: int = 0,
+        revision: int = 1,
+    ) -> None:
         self.aliases_by_model[MODEL] = Aliases(MODEL, champion, challenger, mode, percent, revision)
 
 
@@ -189,7 +200,11 @@ def test_challenger_modes_and_a_broken_challenger(env: Any) -> None:
     reg.set(champion=1, challenger=2, mode="canary", percent=20)
     dep = cache.deployment(MODEL)
     assert (dep.champion.version, dep.challenger and dep.challenger.version, dep.mode, dep.percent) == (
-        1, 2, "canary", 20)
+        1,
+        2,
+        "canary",
+        20,
+    )
     reg.set(champion=1, challenger=3, mode="shadow", revision=2)
     artifacts[reg.versions[(MODEL, 3)].artifacts["onnx"].uri] = ArtifactIntegrityError("tampered")
     clock.now += 5
@@ -215,8 +230,11 @@ def test_class_names_come_from_the_schema_label(schema: dict[str, Any]) -> None:
     s = {**schema, "label": {"name": "y", "task": "binary_classification", "classes": ["no", "yes"]}}
     m = LoadedModel(MODEL, 1, s, reference_model.build(s))
     (p,) = m.predictions(np.array([[0.2, 0.8]], dtype=np.float32))
-    assert p == {"label": "yes", "probability": pytest.approx(0.8), "probabilities": {
-        "no": pytest.approx(0.2), "yes": pytest.approx(0.8)}}
+    assert p == {
+        "label": "yes",
+        "probability": pytest.approx(0.8),
+        "probabilities": {"no": pytest.approx(0.2), "yes": pytest.approx(0.8)},
+    }
 
 
 def test_binary_label_is_numpy_argmax_including_ties_and_nan(schema: dict[str, Any]) -> None:

@@ -27,9 +27,11 @@ def test_caller_is_what_api_gateway_proved() -> None:
 
 
 def test_the_first_label_that_counts_wins_whatever_the_read_order() -> None:
-    labels = book({"label": 0, "by": OTHER, "ts": "2026-01-01T00:00:01"},
-                  {"label": 1, "by": SESSION, "ts": "2026-01-01T00:00:03"},
-                  {"label": 2, "by": ROLE, "ts": "2026-01-01T00:00:02"})
+    labels = book(
+        {"label": 0, "by": OTHER, "ts": "2026-01-01T00:00:01"},
+        {"label": 1, "by": SESSION, "ts": "2026-01-01T00:00:03"},
+        {"label": 2, "by": ROLE, "ts": "2026-01-01T00:00:02"},
+    )
     assert labels.for_capture("r", SESSION) == (True, 2)  # the owner's earliest; mallory's earlier one ignored
     assert labels.for_capture("r", "arn:aws:iam::123456789012:role/someone-else") == (False, None)
     assert labels.ignored == 1

@@ -10,32 +10,42 @@ import pytest
 from driftline.serving.events import proxy_event
 from driftline.serving.proxy import ProxyRequest, Router, respond
 
-ROUTER: Router[str] = Router([
-    ("GET", "/health", "health"),
-    ("GET", "/v1/models/{model}", "describe"),
-    ("POST", "/v1/models/{model}/predict", "predict"),
-])
+ROUTER: Router[str] = Router(
+    [
+        ("GET", "/health", "health"),
+        ("GET", "/v1/models/{model}", "describe"),
+        ("POST", "/v1/models/{model}/predict", "predict"),
+    ]
+)
 
 
-@pytest.mark.parametrize(("method", "path", "want"), [
-    ("GET", "/health", ("health", {})),
-    ("GET", "/health/", ("health", {})),
-    ("GET", "/v1/models/credit-default", ("describe", {"model": "credit-default"})),
-    ("POST", "/v1/models/m1/predict", ("predict", {"model": "m1"})),
-    ("POST", "/v1/models/m1/predict/", ("predict", {"model": "m1"})),
-    ("GET", "/v1/models/m1/predict", ["POST"]),
-    ("DELETE", "/v1/models/m1", ["GET"]),
-    ("GET", "/v1/models/a/b/predict", []),
-    ("GET", "/v1/models//predict", []),
-    ("GET", "/healthz", []),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "want"),
+    [
+        ("GET", "/health", ("health", {})),
+        ("GET", "/health/", ("health", {})),
+        ("GET", "/v1/models/credit-default", ("describe", {"model": "credit-default"})),
+        ("POST", "/v1/models/m1/predict", ("predict", {"model": "m1"})),
+        ("POST", "/v1/models/m1/predict/", ("predict", {"model": "m1"})),
+        ("GET", "/v1/models/m1/predict", ["POST"]),
+        ("DELETE", "/v1/models/m1", ["GET"]),
+        ("GET", "/v1/models/a/b/predict", []),
+        ("GET", "/v1/models//predict", []),
+        ("GET", "/healthz", []),
+    ],
+)
 def test_routes_match_with_parameters_or_list_allowed_methods(method: str, path: str, want: Any) -> None:
     assert ROUTER.match(method, path) == want
 
 
 def test_request_from_a_gateway_event() -> None:
-    ev = proxy_event("post", "/v1/models/m/predict", '{"a": 1}', query="x=1",
-                     headers={"Content-Type": "application/json", "X-Request-Id": "abc"})
+    ev = proxy_event(
+        "post",
+        "/v1/models/m/predict",
+        '{"a": 1}',
+        query="x=1",
+        headers={"Content-Type": "application/json", "X-Request-Id": "abc"},
+    )
     req = ProxyRequest.from_event(ev)
     assert req is not None
     assert (req.method, req.path, req.body, req.is_base64) == ("POST", "/v1/models/m/predict", '{"a": 1}', False)
@@ -44,16 +54,25 @@ def test_request_from_a_gateway_event() -> None:
     assert req.stage == ev["requestContext"]["stage"]
 
 
-@pytest.mark.parametrize("event", [None, [], "GET /", {}, {"httpMethod": "GET"}, {"path": "/"},
-                                   {"httpMethod": 1, "path": "/"}])
+@pytest.mark.parametrize(
+    "event", [None, [], "GET /", {}, {"httpMethod": "GET"}, {"path": "/"}, {"httpMethod": 1, "path": "/"}]
+)
 def test_non_proxy_events_are_recognized(event: Any) -> None:
     assert ProxyRequest.from_event(event) is None
 
 
 def test_odd_but_valid_events_do_not_crash() -> None:
-    req = ProxyRequest.from_event({"httpMethod": "get", "path": "/health", "headers": None, "body": None,
-                                   "queryStringParameters": None, "requestContext": None,
-                                   "isBase64Encoded": None})
+    req = ProxyRequest.from_event(
+        {
+            "httpMethod": "get",
+            "path": "/health",
+            "headers": None,
+            "body": None,
+            "queryStringParameters": None,
+            "requestContext": None,
+            "isBase64Encoded": None,
+        }
+    )
     assert req is not None and req.headers == {} and req.query == {} and req.gateway_request_id is None
 
 

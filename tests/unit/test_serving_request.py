@@ -29,35 +29,62 @@ def status_of(fn: Any, *args: Any, **kw: Any) -> tuple[int, str, str]:
 
 
 # ---------------------------------------------------------------- body
-@pytest.mark.parametrize("ctype", [None, "", "text/plain", "application/x-www-form-urlencoded",
-                                   "application/json; charset=latin-1", "multipart/form-data"])
+@pytest.mark.parametrize(
+    "ctype",
+    [
+        None,
+        "",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=latin-1",
+        "multipart/form-data",
+    ],
+)
 def test_non_json_content_types_are_415(ctype: str | None) -> None:
     status, code, message = status_of(parse_json_body, "{}", content_type=ctype)
     assert (status, code) == (415, "unsupported_media_type")
     assert "application/json" in message or "UTF-8" in message
 
 
-@pytest.mark.parametrize("ctype", ["application/json", "Application/JSON; charset=UTF-8",
-                                   "application/vnd.driftline+json"])
+@pytest.mark.parametrize(
+    "ctype", ["application/json", "Application/JSON; charset=UTF-8", "application/vnd.driftline+json"]
+)
 def test_json_content_types_are_accepted(ctype: str) -> None:
     assert parse_json_body('{"a": 1}', content_type=ctype) == {"a": 1}
 
 
 def test_remembering_accepted_content_types_changes_no_answer() -> None:
-    values = ["application/json", "text/plain", "application/json; charset=latin-1", None, "",
-              "application/json;charset=utf-8", "application/x+json", "application/jsonx"]
+    values = [
+        "application/json",
+        "text/plain",
+        "application/json; charset=latin-1",
+        None,
+        "",
+        "application/json;charset=utf-8",
+        "application/x+json",
+        "application/jsonx",
+    ]
+
     def answer(ctype: str | None) -> Any:
         try:
             return parse_json_body("{}", content_type=ctype)
         except ServingError as e:
             return (e.status, e.message)
+
     first = [answer(v) for v in values]
     assert [answer(v) for v in values] == first  # second time: some answered from the remembered set
     assert first[0] == {} and first[1][0] == 415 and first[2][0] == 415 and first[7][0] == 415
 
 
-@pytest.mark.parametrize(("text", "where"), [("{", "line 1 column 2"), ('{"a": 1,}', "line 1 column 9"),
-                                             ("{'a': 1}", "line 1 column 2"), ("[1, 2", "line 1 column 6")])
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("{", "line 1 column 2"),
+        ('{"a": 1,}', "line 1 column 9"),
+        ("{'a': 1}", "line 1 column 2"),
+        ("[1, 2", "line 1 column 6"),
+    ],
+)
 def test_malformed_json_is_400_with_position(text: str, where: str) -> None:
     status, code, message = status_of(parse_json_body, text, content_type="application/json")
     assert (status, code) == (400, "malformed_json")
@@ -72,7 +99,9 @@ def test_empty_body_is_400() -> None:
 def test_too_large_body_is_413_before_parsing() -> None:
     big = '{"records": [' + ",".join(["{}"] * 600_000) + "]}"
     assert status_of(parse_json_body, big, content_type="application/json", max_bytes=1_000_000)[:2] == (
-        413, "body_too_large")
+        413,
+        "body_too_large",
+    )
     multibyte = json.dumps({"x": "é" * 600})  # 1,200+ bytes in fewer characters
     assert status_of(parse_json_body, multibyte, content_type="application/json", max_bytes=1100)[0] == 413
 
@@ -81,29 +110,36 @@ def test_base64_bodies_are_decoded_and_checked() -> None:
     enc = base64.b64encode(b'{"a": 1}').decode()
     assert parse_json_body(enc, content_type="application/json", is_base64=True) == {"a": 1}
     assert status_of(parse_json_body, "%%%", content_type="application/json", is_base64=True)[:2] == (
-        400, "malformed_body")
+        400,
+        "malformed_body",
+    )
     bad_utf8 = base64.b64encode(b'{"a": "\xff"}').decode()
     assert status_of(parse_json_body, bad_utf8, content_type="application/json", is_base64=True)[0] == 400
 
 
 def test_deeply_nested_json_is_400_not_a_crash() -> None:
-    assert status_of(parse_json_body, "[" * 100_000 + "]" * 100_000, content_type="application/json",
-                     max_bytes=10**6)[0] == 400
+    assert (
+        status_of(parse_json_body, "[" * 100_000 + "]" * 100_000, content_type="application/json", max_bytes=10**6)[0]
+        == 400
+    )
 
 
 # ---------------------------------------------------------------- predict body shape
-@pytest.mark.parametrize(("body", "fragment"), [
-    ([], "must be a JSON object"),
-    ("records", "must be a JSON object"),
-    ({}, "neither 'records' and 'entities'"),
-    ({"records": [{}], "entities": ["a"]}, "both 'records' and 'entities'"),
-    ({"rows": []}, "unknown top-level field(s) 'rows'"),
-    ({"records": {}}, "'records' must be an array"),
-    ({"records": []}, "'records' is empty"),
-    ({"records": [{}], "features": {}}, "'features' applies only to 'entities'"),
-    ({"entities": ["a"], "features": []}, "'features' must be an object"),
-    ({"entities": ["a"], "features": {"customer_id": "b"}}, "cannot set entity column"),
-])
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ([], "must be a JSON object"),
+        ("records", "must be a JSON object"),
+        ({}, "neither 'records' and 'entities'"),
+        ({"records": [{}], "entities": ["a"]}, "both 'records' and 'entities'"),
+        ({"rows": []}, "unknown top-level field(s) 'rows'"),
+        ({"records": {}}, "'records' must be an array"),
+        ({"records": []}, "'records' is empty"),
+        ({"records": [{}], "features": {}}, "'features' applies only to 'entities'"),
+        ({"entities": ["a"], "features": []}, "'features' must be an object"),
+        ({"entities": ["a"], "features": {"customer_id": "b"}}, "cannot set entity column"),
+    ],
+)
 def test_wrong_shapes_are_422(validator: InputValidator, body: Any, fragment: str) -> None:
     status, _, message = status_of(parse_predict, body, validator, 1000)
     assert status == 422
@@ -121,17 +157,27 @@ def test_entity_items_are_checked_per_row(validator: InputValidator) -> None:
     with pytest.raises(ServingError) as e:
         parse_predict({"entities": ["C1", "", 3.5, True, {"income": 1}, {"customer_id": None}, 7]}, validator, 100)
     assert [(d["row"], d["field"]) for d in e.value.details] == [
-        (1, None), (2, None), (3, None), (4, "customer_id"), (5, "customer_id")]
+        (1, None),
+        (2, None),
+        (3, None),
+        (4, "customer_id"),
+        (5, "customer_id"),
+    ]
 
 
-def test_entity_rows_merge_store_then_shared_then_row_values(validator: InputValidator,
-                                                             credit_fs: Any) -> None:
+def test_entity_rows_merge_store_then_shared_then_row_values(validator: InputValidator, credit_fs: Any) -> None:
     schema = credit_fs.input_schema()
     stored_row = example_rows(schema, 1, seed=9, null_share=0.0)[0]
     stored_row["channel"] = "partner"  # a request-time feature must never come from the store
     stored = {"C1": {**stored_row, "customer_id": "C1", "event_timestamp": "x"}, "7": stored_row}
-    req = parse_predict({"entities": ["C1", {"customer_id": 7, "income": 1.5, "channel": "branch"}],
-                         "features": {"channel": "online", "balance": 10.0}}, validator, 100)
+    req = parse_predict(
+        {
+            "entities": ["C1", {"customer_id": 7, "income": 1.5, "channel": "branch"}],
+            "features": {"channel": "online", "balance": 10.0},
+        },
+        validator,
+        100,
+    )
     assert req.entities is not None
     assert req.entities.keys == ["C1", "7"]
     rows, origins = assemble_entity_rows(req.entities, stored, validator)
@@ -144,8 +190,9 @@ def test_entity_rows_merge_store_then_shared_then_row_values(validator: InputVal
     validator.validate(rows, origins=origins)
 
 
-def test_request_time_feature_missing_in_entity_mode_says_where_to_put_it(validator: InputValidator,
-                                                                         credit_fs: Any) -> None:
+def test_request_time_feature_missing_in_entity_mode_says_where_to_put_it(
+    validator: InputValidator, credit_fs: Any
+) -> None:
     stored_row = example_rows(credit_fs.input_schema(), 1, seed=9, null_share=0.0)[0]
     req = parse_predict({"entities": ["C1"]}, validator, 10)
     assert req.entities is not None
@@ -159,14 +206,17 @@ def test_request_time_feature_missing_in_entity_mode_says_where_to_put_it(valida
     rows, origins = assemble_entity_rows(req.entities, {"C1": stored_row}, validator)
     with pytest.raises(ServingError) as e:
         validator.validate(rows, origins=origins)
-    assert {d["field"]: d.get("source") for d in e.value.details} == {"income": "online_store",
-                                                                      "channel": "request"}
+    assert {d["field"]: d.get("source") for d in e.value.details} == {"income": "online_store", "channel": "request"}
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
-                    max_leaves=20))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+        max_leaves=20,
+    )
+)
 def test_fast_parser_agrees_with_the_standard_library(value: Any) -> None:
     """orjson parses first; whatever it refuses falls back to ``json``. Either way the value must be what
     ``json`` itself makes of the text (NaN literals as NonFinite markers, big integers exact)."""
@@ -189,8 +239,9 @@ def beyond_64_bits_as_float(want: Any, got: Any) -> Any:
 
 
 def test_literals_orjson_refuses_still_parse_like_before() -> None:
-    body = parse_json_body('{"a": NaN, "b": 123456789012345678901234567890, "c": "\\ud800"}',
-                           content_type="application/json")
+    body = parse_json_body(
+        '{"a": NaN, "b": 123456789012345678901234567890, "c": "\\ud800"}', content_type="application/json"
+    )
     assert isinstance(body["a"], NonFinite) and body["a"].literal == "NaN"
     assert body["b"] == 123456789012345678901234567890 and body["c"] == "\ud800"
-    assert parse_json_body('[1e400]', content_type="application/json") == [float("inf")]
+    assert parse_json_body("[1e400]", content_type="application/json") == [float("inf")]

@@ -18,8 +18,9 @@ def test_handler_routes_equal_the_platform_definition(platform_def: Any) -> None
 
 
 def test_proxy_event_shape() -> None:
-    ev = proxy_event("post", "/v1/models/m/predict", '{"a": 1}', headers={"Content-Type": "application/json"},
-                     query="x=1")
+    ev = proxy_event(
+        "post", "/v1/models/m/predict", '{"a": 1}', headers={"Content-Type": "application/json"}, query="x=1"
+    )
     assert ev["httpMethod"] == "POST" and ev["resource"] == "/v1/models/{model}/predict"
     assert ev["pathParameters"] == {"model": "m"} and ev["queryStringParameters"] == {"x": "1"}
     assert ev["requestContext"]["stage"] == "v1" and ev["requestContext"]["requestId"]
@@ -27,8 +28,13 @@ def test_proxy_event_shape() -> None:
 
 
 def test_metric_groups_per_model_and_version() -> None:
-    out = Outcome(model="m", versions={3: VersionStats("champion", rows=8, latency_ms=0.2),
-                                       4: VersionStats("challenger", rows=2, latency_ms=0.3)})
+    out = Outcome(
+        model="m",
+        versions={
+            3: VersionStats("champion", rows=8, latency_ms=0.2),
+            4: VersionStats("challenger", rows=2, latency_ms=0.3),
+        },
+    )
     groups = metric_groups(out, 200, 0.5, capture_failures={("m", 4): 2}, cold_start=True)
     assert groups == {
         ("m", "3"): {"Requests": 1, "LatencyMs": 0.5, "Rows": 8, "ColdStart": 1},
@@ -38,11 +44,12 @@ def test_metric_groups_per_model_and_version() -> None:
 
 def test_metric_groups_for_errors() -> None:
     assert metric_groups(Outcome(model="m"), 503, 0.1) == {
-        ("m", "none"): {"Requests": 1, "LatencyMs": 0.1, "Errors": 1}}
+        ("m", "none"): {"Requests": 1, "LatencyMs": 0.1, "Errors": 1}
+    }
     assert metric_groups(Outcome(model="m", primary=3), 422, 0.1) == {
-        ("m", "3"): {"Requests": 1, "LatencyMs": 0.1, "ClientErrors": 1}}
-    assert metric_groups(Outcome(), 500, 0.1) == {
-        ("unknown", "none"): {"Requests": 1, "LatencyMs": 0.1, "Errors": 1}}
+        ("m", "3"): {"Requests": 1, "LatencyMs": 0.1, "ClientErrors": 1}
+    }
+    assert metric_groups(Outcome(), 500, 0.1) == {("unknown", "none"): {"Requests": 1, "LatencyMs": 0.1, "Errors": 1}}
     assert metric_groups(Outcome(), 404, 0.1) == {}  # unknown routes are not model traffic
     shadow_failed = Outcome(model="m", versions={3: VersionStats("champion", 1, 0.1)}, challenger_errors=1)
     assert metric_groups(shadow_failed, 200, 0.2, challenger_failures=2)[("m", "3")]["ChallengerErrors"] == 3

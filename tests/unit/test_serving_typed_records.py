@@ -52,8 +52,7 @@ def body(rows: list[Any], **extra: Any) -> str:
     return json.dumps({"records": rows, **extra})
 
 
-def test_clean_rows_take_the_fast_path_and_encode_like_training(schema: dict[str, Any],
-                                                                typed: TypedRecords) -> None:
+def test_clean_rows_take_the_fast_path_and_encode_like_training(schema: dict[str, Any], typed: TypedRecords) -> None:
     for n in (1, 2, 100):
         rows = example_rows(schema, n, seed=n, null_share=0.3)
         got = typed.decode(body(rows), 1000)
@@ -65,16 +64,19 @@ def test_clean_rows_take_the_fast_path_and_encode_like_training(schema: dict[str
         assert [row_dict(r) for r in got.rows] == rows
 
 
-@pytest.mark.parametrize("change", [
-    lambda b: b.replace('"records"', '"entities"'),
-    lambda b: b[:-1] + ', "features": {}}',
-    lambda b: b[:-1] + ', "extra": 1}',
-    lambda b: b.replace("}]", ', "not_a_field": 1}]'),
-    lambda b: b.replace(': null', ': NaN', 1),
-    lambda b: b[:-3],
-    lambda b: '{"records": []}',
-    lambda b: "[]",
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda b: b.replace('"records"', '"entities"'),
+        lambda b: b[:-1] + ', "features": {}}',
+        lambda b: b[:-1] + ', "extra": 1}',
+        lambda b: b.replace("}]", ', "not_a_field": 1}]'),
+        lambda b: b.replace(": null", ": NaN", 1),
+        lambda b: b[:-3],
+        lambda b: '{"records": []}',
+        lambda b: "[]",
+    ],
+)
 def test_anything_else_goes_to_the_general_path(schema: dict[str, Any], typed: TypedRecords, change: Any) -> None:
     rows = example_rows(schema, 3, seed=1, null_share=0.5)
     text = change(body(rows))
@@ -103,17 +105,49 @@ def test_too_many_rows_are_left_to_the_general_path(schema: dict[str, Any], type
     assert general(InputValidator(schema), body(rows), max_rows=4) == ("error", 413, "too_many_rows")
 
 
-ODD_VALUES: list[Any] = [None, True, False, 0, -1, 3.0, 2**53 + 1, 2**63, 2**70, 1.5, -0.0, 1e39, -1e39, "x", "online",
-              "", [], {}, "12", 150, -5]
+ODD_VALUES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    3.0,
+    2**53 + 1,
+    2**63,
+    2**70,
+    1.5,
+    -0.0,
+    1e39,
+    -1e39,
+    "x",
+    "online",
+    "",
+    [],
+    {},
+    "12",
+    150,
+    -5,
+]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 10_000), n=st.integers(1, 40), null_share=st.floats(0, 0.5),
-       edits=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 24), st.sampled_from(ODD_VALUES)), max_size=3),
-       policy=st.sampled_from(["reject", "map_unknown"]), drop=st.booleans())
-def test_fast_path_never_accepts_more_or_encodes_differently(schema: dict[str, Any], seed: int, n: int,
-                                                            null_share: float, edits: list[tuple[int, int, Any]],
-                                                            policy: str, drop: bool) -> None:
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 40),
+    null_share=st.floats(0, 0.5),
+    edits=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 24), st.sampled_from(ODD_VALUES)), max_size=3),
+    policy=st.sampled_from(["reject", "map_unknown"]),
+    drop=st.booleans(),
+)
+def test_fast_path_never_accepts_more_or_encodes_differently(
+    schema: dict[str, Any],
+    seed: int,
+    n: int,
+    null_share: float,
+    edits: list[tuple[int, int, Any]],
+    policy: str,
+    drop: bool,
+) -> None:
     s = dict(schema, unknown_category=policy)
     v = InputValidator(s)
     t = TypedRecords.build(v)
@@ -150,8 +184,12 @@ def test_every_single_bad_value_is_declined(schema: dict[str, Any], typed: Typed
 
 
 def test_odd_field_names_are_decoded_by_their_json_key() -> None:
-    schema = {"features": [{"name": "class", "type": "float", "nullable": False},
-                           {"name": "my feature", "type": "categorical", "categories": ["a", "b"]}]}
+    schema = {
+        "features": [
+            {"name": "class", "type": "float", "nullable": False},
+            {"name": "my feature", "type": "categorical", "categories": ["a", "b"]},
+        ]
+    }
     t = TypedRecords.build(InputValidator(schema))
     assert t is not None
     got = t.decode('{"records": [{"my feature": "b", "class": 2}]}', 10)
@@ -160,20 +198,47 @@ def test_odd_field_names_are_decoded_by_their_json_key() -> None:
     assert row_dict(got.rows[0]) == {"class": 2, "my feature": "b"}
 
 
-WITH_TEXT = {"entity": ["id"], "features": [
-    {"name": "x", "type": "float", "nullable": False},
-    {"name": "note", "type": "string", "nullable": True},
-    {"name": "seen", "type": "timestamp", "nullable": False},
-    {"name": "c", "type": "categorical", "categories": ["a", "b"]}]}
-TEXT_VALUES: list[Any] = [None, "hi", "", "2026-01-01T00:00:00Z", "2026-13-01", "yesterday", 3, 1.5, True, [], "a", "b",
-               "2026-01-01", "2026-01-01 10:00:00+02:00"]
+WITH_TEXT = {
+    "entity": ["id"],
+    "features": [
+        {"name": "x", "type": "float", "nullable": False},
+        {"name": "note", "type": "string", "nullable": True},
+        {"name": "seen", "type": "timestamp", "nullable": False},
+        {"name": "c", "type": "categorical", "categories": ["a", "b"]},
+    ],
+}
+TEXT_VALUES: list[Any] = [
+    None,
+    "hi",
+    "",
+    "2026-01-01T00:00:00Z",
+    "2026-13-01",
+    "yesterday",
+    3,
+    1.5,
+    True,
+    [],
+    "a",
+    "b",
+    "2026-01-01",
+    "2026-01-01 10:00:00+02:00",
+]
 
 
 @settings(max_examples=200, deadline=None)
-@given(rows=st.lists(st.fixed_dictionaries(
-    {"x": st.sampled_from([0.5, -1, 0.5, -1, 2**70, None, "1", True]),
-     "c": st.sampled_from(["a", "b", None, "a", "b", "z", 1])},
-    optional={"note": st.sampled_from(TEXT_VALUES), "seen": st.sampled_from(TEXT_VALUES)}), min_size=1, max_size=6))
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {
+                "x": st.sampled_from([0.5, -1, 0.5, -1, 2**70, None, "1", True]),
+                "c": st.sampled_from(["a", "b", None, "a", "b", "z", 1]),
+            },
+            optional={"note": st.sampled_from(TEXT_VALUES), "seen": st.sampled_from(TEXT_VALUES)},
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_string_and_timestamp_fields_are_judged_like_the_validator(rows: list[dict[str, Any]]) -> None:
     v = InputValidator(WITH_TEXT)
     t = TypedRecords.build(v)
@@ -242,7 +307,8 @@ def test_capture_lines_keep_their_format_and_survive_odd_values() -> None:
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), odd=st.sampled_from(["plain", "newlines", "surrogate"]))
 def test_batch_encoding_writes_exactly_the_lines_of_record_encoding(
-        schema: dict[str, Any], typed: TypedRecords, seed: int, odd: str) -> None:
+    schema: dict[str, Any], typed: TypedRecords, seed: int, odd: str
+) -> None:
     from datetime import UTC, datetime
 
     rows = example_rows(schema, 5, seed=seed, null_share=0.3)
@@ -250,21 +316,36 @@ def test_batch_encoding_writes_exactly_the_lines_of_record_encoding(
     assert got is not None
     ts = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
     text = {"plain": "ok", "newlines": "a\nb\r\nc\u2028d", "surrogate": "\ud800"}[odd]
+
     def batch() -> list[dict[str, Any]]:
-        return [{"request_id": f"r:{i}", "ts": ts, "latency_ms": float("nan") if i == 1 else 0.5,
-                 "features": row, "prediction": {"label": i, "note": text if i == 2 else "x"}}
-                for i, row in enumerate(got.rows)]
+        return [
+            {
+                "request_id": f"r:{i}",
+                "ts": ts,
+                "latency_ms": float("nan") if i == 1 else 0.5,
+                "features": row,
+                "prediction": {"label": i, "note": text if i == 2 else "x"},
+            }
+            for i, row in enumerate(got.rows)
+        ]
+
     lines = encode_lines(batch())
     assert lines == [encode_record(r) for r in batch()]
     assert all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in lines)
 
 
-@pytest.mark.parametrize("features", [
-    [{"name": "c", "type": "categorical", "categories": ["a", "b"]}],
-    [{"name": "x", "type": "float"}],
-    [{"name": "x", "type": "float"}, {"name": "c", "type": "categorical", "categories": ["a", "b"]},
-     {"name": "ok", "type": "bool"}],
-])
+@pytest.mark.parametrize(
+    "features",
+    [
+        [{"name": "c", "type": "categorical", "categories": ["a", "b"]}],
+        [{"name": "x", "type": "float"}],
+        [
+            {"name": "x", "type": "float"},
+            {"name": "c", "type": "categorical", "categories": ["a", "b"]},
+            {"name": "ok", "type": "bool"},
+        ],
+    ],
+)
 def test_narrow_schemas_encode_like_the_general_path(features: list[dict[str, Any]]) -> None:
     schema = {"features": features}
     v = InputValidator(schema)

@@ -68,8 +68,9 @@ def test_encoding_matches_the_shared_encoder_bit_for_bit(schema: dict[str, Any],
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 20), null_share=st.floats(0, 1))
-def test_encoding_parity_property(schema: dict[str, Any], validator: InputValidator, seed: int, n: int,
-                                  null_share: float) -> None:
+def test_encoding_parity_property(
+    schema: dict[str, Any], validator: InputValidator, seed: int, n: int, null_share: float
+) -> None:
     rows = example_rows(schema, n, seed=seed, null_share=null_share)
     # integral floats in int fields and ints in float fields are accepted and encode identically
     for r in rows:
@@ -91,8 +92,7 @@ def test_large_integers_round_like_the_shared_encoder(schema: dict[str, Any]) ->
     assert same_bits(InputValidator(s).validate(rows).X, reference_encoding(s, rows))
 
 
-def test_map_unknown_policy_encodes_unknown_categories_as_nan(schema: dict[str, Any],
-                                                               row: dict[str, Any]) -> None:
+def test_map_unknown_policy_encodes_unknown_categories_as_nan(schema: dict[str, Any], row: dict[str, Any]) -> None:
     s = {**schema, "unknown_category": "map_unknown"}
     row["housing"] = "castle"
     out = InputValidator(s).validate([row])
@@ -102,25 +102,29 @@ def test_map_unknown_policy_encodes_unknown_categories_as_nan(schema: dict[str, 
 
 
 # ---------------------------------------------------------------- one problem per bad field
-@pytest.mark.parametrize(("field", "value", "expected", "got"), [
-    ("age", "41", "an integer between 18 and 100", '"41" (string)'),
-    ("age", 41.5, "an integer between 18 and 100", "41.5 (number)"),
-    ("age", 17, "an integer between 18 and 100", "17 (integer)"),
-    ("age", True, "an integer between 18 and 100", "true (boolean)"),
-    ("age", None, "an integer between 18 and 100", "null"),
-    ("income", -1.0, "a finite number >= 0 or null", "-1.0 (number)"),
-    ("income", [1], "a finite number >= 0 or null", "an array of 1 items"),
-    ("income", {"v": 1}, "a finite number >= 0 or null", "an object"),
-    ("income", 10**400, "a finite number >= 0 or null", "a very large integer (integer)"),
-    ("income", 1e39, "a finite number >= 0 or null", "1e+39 (number)"),
-    ("utilization", 5.01, "a finite number between 0 and 5", "5.01 (number)"),
-    ("housing", "castle", 'one of "own", "rent", "mortgage", "other" or null', '"castle" (string)'),
-    ("housing", 1, 'one of "own", "rent", "mortgage", "other" or null', "1 (integer)"),
-    ("autopay_enabled", 1, "true or false", "1 (integer)"),
-    ("autopay_enabled", "true", "true or false", '"true" (string)'),
-])
-def test_each_bad_value_is_one_precise_problem(validator: InputValidator, row: dict[str, Any], field: str,
-                                               value: Any, expected: str, got: str) -> None:
+@pytest.mark.parametrize(
+    ("field", "value", "expected", "got"),
+    [
+        ("age", "41", "an integer between 18 and 100", '"41" (string)'),
+        ("age", 41.5, "an integer between 18 and 100", "41.5 (number)"),
+        ("age", 17, "an integer between 18 and 100", "17 (integer)"),
+        ("age", True, "an integer between 18 and 100", "true (boolean)"),
+        ("age", None, "an integer between 18 and 100", "null"),
+        ("income", -1.0, "a finite number >= 0 or null", "-1.0 (number)"),
+        ("income", [1], "a finite number >= 0 or null", "an array of 1 items"),
+        ("income", {"v": 1}, "a finite number >= 0 or null", "an object"),
+        ("income", 10**400, "a finite number >= 0 or null", "a very large integer (integer)"),
+        ("income", 1e39, "a finite number >= 0 or null", "1e+39 (number)"),
+        ("utilization", 5.01, "a finite number between 0 and 5", "5.01 (number)"),
+        ("housing", "castle", 'one of "own", "rent", "mortgage", "other" or null', '"castle" (string)'),
+        ("housing", 1, 'one of "own", "rent", "mortgage", "other" or null', "1 (integer)"),
+        ("autopay_enabled", 1, "true or false", "1 (integer)"),
+        ("autopay_enabled", "true", "true or false", '"true" (string)'),
+    ],
+)
+def test_each_bad_value_is_one_precise_problem(
+    validator: InputValidator, row: dict[str, Any], field: str, value: Any, expected: str, got: str
+) -> None:
     row[field] = value
     p = one_problem(validator, row)
     assert (p["row"], p["field"], p["expected"], p["got"]) == (0, field, expected, got)
@@ -128,8 +132,9 @@ def test_each_bad_value_is_one_precise_problem(validator: InputValidator, row: d
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
-def test_nan_and_infinity_literals_are_reported_per_field(validator: InputValidator, row: dict[str, Any],
-                                                          literal: str) -> None:
+def test_nan_and_infinity_literals_are_reported_per_field(
+    validator: InputValidator, row: dict[str, Any], literal: str
+) -> None:
     text = json.dumps({"records": [row]}).replace(json.dumps(row["balance"]), literal, 1)
     body = parse_json_body(text, content_type="application/json")
     p = one_problem(validator, body["records"][0])
@@ -139,8 +144,9 @@ def test_nan_and_infinity_literals_are_reported_per_field(validator: InputValida
 
 
 def test_overflowing_number_literal_is_not_finite(validator: InputValidator, row: dict[str, Any]) -> None:
-    body = parse_json_body(json.dumps(row).replace(json.dumps(row["balance"]), "1e999", 1),
-                           content_type="application/json")
+    body = parse_json_body(
+        json.dumps(row).replace(json.dumps(row["balance"]), "1e999", 1), content_type="application/json"
+    )
     assert one_problem(validator, body)["got"] == "inf (number)"
 
 
@@ -190,10 +196,14 @@ def test_error_body_lists_at_most_100_details(validator: InputValidator, schema:
 
 
 def test_string_and_timestamp_features_are_checked_but_not_model_inputs() -> None:
-    schema = {"entity": ["id"], "features": [
-        {"name": "x", "type": "float", "nullable": False},
-        {"name": "note", "type": "string", "nullable": True},
-        {"name": "seen", "type": "timestamp", "nullable": True}]}
+    schema = {
+        "entity": ["id"],
+        "features": [
+            {"name": "x", "type": "float", "nullable": False},
+            {"name": "note", "type": "string", "nullable": True},
+            {"name": "seen", "type": "timestamp", "nullable": True},
+        ],
+    }
     v = InputValidator(schema)
     assert v.validate([{"x": 1.0, "note": "hi", "seen": "2026-01-01T00:00:00Z"}]).X.shape == (1, 1)
     assert v.validate([{"x": 1.0}]).X.tolist() == [[1.0]]
@@ -203,8 +213,25 @@ def test_string_and_timestamp_features_are_checked_but_not_model_inputs() -> Non
 
 
 # ---------------------------------------------------------------- columnar fast path
-ODD_VALUES: list[Any] = [None, True, False, 0, -1, 2**53 + 1, 2**70, 10**400, 1.5, -0.0, 1e39, "x", "online", "",
-                         [], {}, float("nan")]
+ODD_VALUES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**53 + 1,
+    2**70,
+    10**400,
+    1.5,
+    -0.0,
+    1e39,
+    "x",
+    "online",
+    "",
+    [],
+    {},
+    float("nan"),
+]
 
 
 def outcome(fn: Any) -> Any:
@@ -216,11 +243,16 @@ def outcome(fn: Any) -> Any:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 10_000), n=st.integers(8, 40), null_share=st.floats(0, 0.5),
-       edits=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 40), st.sampled_from(ODD_VALUES)), max_size=3),
-       policy=st.sampled_from(["reject", "map_unknown"]))
-def test_columnar_path_agrees_with_the_row_path(schema: dict[str, Any], seed: int, n: int, null_share: float,
-                                                edits: list[tuple[int, int, Any]], policy: str) -> None:
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(8, 40),
+    null_share=st.floats(0, 0.5),
+    edits=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 40), st.sampled_from(ODD_VALUES)), max_size=3),
+    policy=st.sampled_from(["reject", "map_unknown"]),
+)
+def test_columnar_path_agrees_with_the_row_path(
+    schema: dict[str, Any], seed: int, n: int, null_share: float, edits: list[tuple[int, int, Any]], policy: str
+) -> None:
     """Batches of 8+ rows take the numpy path when every value is plainly valid; whatever it accepts
     must encode bit for bit like the row path, and whatever it declines the row path words."""
     s = dict(schema, unknown_category=policy)

@@ -13,10 +13,12 @@ from driftline.training.imported import _convert
 from driftline.training.onnx_export import OnnxModel, parity
 from tests.fixtures.public_datasets import PublicDataset, penguins, sklearn_dataset
 
-DATASETS = {"breast_cancer": lambda: sklearn_dataset("breast_cancer", 0),
-            "wine": lambda: sklearn_dataset("wine", 1),
-            "diabetes": lambda: sklearn_dataset("diabetes", 0),
-            "penguins": lambda: penguins("multiclass_classification", 3)}
+DATASETS = {
+    "breast_cancer": lambda: sklearn_dataset("breast_cancer", 0),
+    "wine": lambda: sklearn_dataset("wine", 1),
+    "diabetes": lambda: sklearn_dataset("diabetes", 0),
+    "penguins": lambda: penguins("multiclass_classification", 3),
+}
 
 
 def _check(ds: PublicDataset, path: Path) -> dict[str, object]:
@@ -38,8 +40,7 @@ def test_lightgbm_text_models(tmp_path: Path, name: str) -> None:
 
     ds = DATASETS[name]()
     prepared = prepare(ds.frame, ds.feature_set, min_rows=2, validation_fraction=0.2)
-    est = (lgb.LGBMRegressor if ds.task == "regression" else lgb.LGBMClassifier)(
-        n_estimators=30, verbose=-1, n_jobs=1)
+    est = (lgb.LGBMRegressor if ds.task == "regression" else lgb.LGBMClassifier)(n_estimators=30, verbose=-1, n_jobs=1)
     est.fit(prepared.X_train, prepared.y_train)
     est.booster_.save_model(tmp_path / "m.txt")
     _check(ds, tmp_path / "m.txt")

@@ -29,17 +29,26 @@ def credit_table() -> pa.Table:
 
 
 def cfg(algorithm: str = "hist_gradient_boosting", **params: Any) -> ModelConfig:
-    return ModelConfig(name="credit-default", feature_set="credit_default", algorithm=algorithm,  # type: ignore[arg-type]
-                       params=params, retrain={"min_training_rows": 200})  # type: ignore[arg-type]
+    return ModelConfig(
+        name="credit-default",
+        feature_set="credit_default",
+        algorithm=algorithm,  # type: ignore[arg-type]
+        params=params,
+        retrain={"min_training_rows": 200},  # type: ignore[arg-type]
+    )
 
 
-@pytest.mark.parametrize(("algorithm", "params"), [
-    ("hist_gradient_boosting", FAST),
-    ("random_forest", {"n_estimators": 15, "max_depth": 6}),
-    ("logistic_regression", {}),
-])
-def test_each_classifier_trains_converts_and_matches(credit_table: pa.Table, credit_fs: FeatureSet,
-                                                     algorithm: str, params: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("algorithm", "params"),
+    [
+        ("hist_gradient_boosting", FAST),
+        ("random_forest", {"n_estimators": 15, "max_depth": 6}),
+        ("logistic_regression", {}),
+    ],
+)
+def test_each_classifier_trains_converts_and_matches(
+    credit_table: pa.Table, credit_fs: FeatureSet, algorithm: str, params: dict[str, Any]
+) -> None:
     tm = train_model(credit_table, credit_fs, cfg(algorithm, **params))
     assert set(tm.metrics) == {"roc_auc", "pr_auc", "f1", "accuracy", "log_loss", "ece"}
     assert 0.65 < tm.metrics["roc_auc"] <= 1.0
@@ -63,12 +72,12 @@ def test_same_inputs_give_same_metrics_and_model(credit_table: pa.Table, credit_
     assert a.onnx == b.onnx
 
 
-def test_skops_round_trip_and_untrusted_types_are_refused(credit_table: pa.Table,
-                                                          credit_fs: FeatureSet) -> None:
+def test_skops_round_trip_and_untrusted_types_are_refused(credit_table: pa.Table, credit_fs: FeatureSet) -> None:
     tm = train_model(credit_table, credit_fs, cfg("logistic_regression"))
     pipeline = load_pipeline(tm.skops)
-    np.testing.assert_allclose(pipeline.predict_proba(tm.data.X_val)[:, 1],
-                               tm.validation_prediction.probabilities[:, 1], atol=1e-5)  # type: ignore[index]
+    np.testing.assert_allclose(
+        pipeline.predict_proba(tm.data.X_val)[:, 1], tm.validation_prediction.probabilities[:, 1], atol=1e-5  # type: ignore[index]
+    )
     assert not tm.skops.startswith(b"\x80")  # a zip (skops), not a pickle stream
     with pytest.raises(UntrustedArtifactError, match="not scikit-learn/NumPy/SciPy classes"):
         load_pipeline(dump_pipeline({"payload": Foreign()}))
@@ -79,13 +88,23 @@ def test_skops_round_trip_and_untrusted_types_are_refused(credit_table: pa.Table
         load_pipeline(tm.skops, "0" * 64)
 
 
-@pytest.mark.parametrize(("name", "trusted"), [
-    ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", True),
-    ("numpy.dtype", True), ("builtins.slice", True),
-    ("builtins.eval", False), ("builtins.exec", False), ("builtins.getattr", False), ("builtins.object", False),
-    ("numpy.load", False),  # a function of a trusted package, not a class
-    ("sklearn.utils.fixes.os", False), ("sklearnx.Evil", False), ("os.system", False), ("numpy.", False),
-])
+@pytest.mark.parametrize(
+    ("name", "trusted"),
+    [
+        ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", True),
+        ("numpy.dtype", True),
+        ("builtins.slice", True),
+        ("builtins.eval", False),
+        ("builtins.exec", False),
+        ("builtins.getattr", False),
+        ("builtins.object", False),
+        ("numpy.load", False),  # a function of a trusted package, not a class
+        ("sklearn.utils.fixes.os", False),
+        ("sklearnx.Evil", False),
+        ("os.system", False),
+        ("numpy.", False),
+    ],
+)
 def test_skops_trust_is_by_exact_class_name(name: str, trusted: bool) -> None:
     """A prefix ('builtins.', 'numpy.') once trusted every name under it (issue 16, item 16)."""
     from driftline.training.skops_io import trusted_type
@@ -109,12 +128,20 @@ def test_profile_holds_features_and_prediction(credit_table: pa.Table, credit_fs
 
 
 def regression_fs() -> FeatureSet:
-    return parse_feature_set({
-        "name": "houses", "version": 1, "entity": ["id"], "timestamp": "ts",
-        "features": [{"name": "area", "type": "float"}, {"name": "rooms", "type": "int"},
-                     {"name": "city", "type": "categorical", "categories": ["a", "b", "c"]}],
-        "labels": [{"name": "price", "task": "regression"}],
-    })
+    return parse_feature_set(
+        {
+            "name": "houses",
+            "version": 1,
+            "entity": ["id"],
+            "timestamp": "ts",
+            "features": [
+                {"name": "area", "type": "float"},
+                {"name": "rooms", "type": "int"},
+                {"name": "city", "type": "categorical", "categories": ["a", "b", "c"]},
+            ],
+            "labels": [{"name": "price", "task": "regression"}],
+        }
+    )
 
 
 def regression_table(n: int = 600) -> pa.Table:
@@ -124,16 +151,22 @@ def regression_table(n: int = 600) -> pa.Table:
     city = rng.choice(["a", "b", "c"], n)
     price = area * 3000 + rooms * 10000 + (city == "a") * 50000 + rng.normal(0, 20000, n)
     ts = pa.array(np.arange(n) * 1_000_000, pa.timestamp("us"))
-    return pa.table({"id": np.arange(n).astype(str), "ts": ts, "area": area, "rooms": rooms, "city": city,
-                     "price": price})
+    return pa.table(
+        {"id": np.arange(n).astype(str), "ts": ts, "area": area, "rooms": rooms, "city": city, "price": price}
+    )
 
 
 @pytest.mark.parametrize("algorithm", ["linear_regression", "hist_gradient_boosting", "random_forest"])
 def test_regression_outputs_variable_and_regression_metrics(algorithm: str) -> None:
-    c = ModelConfig(name="houses", feature_set="houses", algorithm=algorithm,  # type: ignore[arg-type]
-                    params={"max_iter": 30} if algorithm == "hist_gradient_boosting" else
-                    ({"n_estimators": 10} if algorithm == "random_forest" else {}),
-                    retrain={"min_training_rows": 100})  # type: ignore[arg-type]
+    c = ModelConfig(
+        name="houses",
+        feature_set="houses",
+        algorithm=algorithm,  # type: ignore[arg-type]
+        params={"max_iter": 30}
+        if algorithm == "hist_gradient_boosting"
+        else ({"n_estimators": 10} if algorithm == "random_forest" else {}),
+        retrain={"min_training_rows": 100},  # type: ignore[arg-type]
+    )
     tm = train_model(regression_table(), regression_fs(), c)
     assert set(tm.metrics) == {"rmse", "mae", "r2"}
     assert tm.metrics["r2"] > 0.5
@@ -142,18 +175,24 @@ def test_regression_outputs_variable_and_regression_metrics(algorithm: str) -> N
 
 
 def test_multiclass_probabilities_follow_class_order() -> None:
-    fs = parse_feature_set({
-        "name": "tiers", "version": 1, "entity": ["id"], "timestamp": "ts",
-        "features": [{"name": "score", "type": "float"}],
-        "labels": [{"name": "tier", "task": "multiclass_classification", "classes": ["low", "mid", "high"]}],
-    })
+    fs = parse_feature_set(
+        {
+            "name": "tiers",
+            "version": 1,
+            "entity": ["id"],
+            "timestamp": "ts",
+            "features": [{"name": "score", "type": "float"}],
+            "labels": [{"name": "tier", "task": "multiclass_classification", "classes": ["low", "mid", "high"]}],
+        }
+    )
     rng = np.random.default_rng(2)
     score = rng.uniform(0, 3, 900)
     tier = np.array(["low", "mid", "high"])[np.clip((score + rng.normal(0, 0.3, 900)).astype(int), 0, 2)]
     ts = pa.array(np.arange(900) * 10**6, pa.timestamp("us"))
     table = pa.table({"id": np.arange(900).astype(str), "ts": ts, "score": score, "tier": tier})
-    c = ModelConfig(name="tiers", feature_set="tiers", algorithm="logistic_regression",
-                    retrain={"min_training_rows": 100})  # type: ignore[arg-type]
+    c = ModelConfig(
+        name="tiers", feature_set="tiers", algorithm="logistic_regression", retrain={"min_training_rows": 100}  # type: ignore[arg-type]
+    )
     tm = train_model(table, fs, c)
     probs = tm.validation_prediction.probabilities
     assert probs is not None and probs.shape[1] == 3
@@ -162,21 +201,26 @@ def test_multiclass_probabilities_follow_class_order() -> None:
     assert tm.metrics["accuracy"] > 0.7
 
 
-@pytest.mark.parametrize(("algorithm", "params", "message"), [
-    ("xgboost", {}, "unknown model type 'xgboost'; choose one of hist_gradient_boosting"),
-    ("linear_regression", {}, "linear_regression cannot learn a binary_classification label"),
-    ("hist_gradient_boosting", {"max_itre": 5}, r"unknown parameter\(s\) max_itre for HistGradientBoosting"),
-    ("hist_gradient_boosting", {"max_iter": -3}, "invalid parameter"),
-    ("hist_gradient_boosting", {"validation_fraction": 2}, "between 0 and 1"),
-])
-def test_configuration_mistakes_are_rejected(credit_table: pa.Table, credit_fs: FeatureSet, algorithm: str,
-                                             params: dict[str, Any], message: str) -> None:
+@pytest.mark.parametrize(
+    ("algorithm", "params", "message"),
+    [
+        ("xgboost", {}, "unknown model type 'xgboost'; choose one of hist_gradient_boosting"),
+        ("linear_regression", {}, "linear_regression cannot learn a binary_classification label"),
+        ("hist_gradient_boosting", {"max_itre": 5}, r"unknown parameter\(s\) max_itre for HistGradientBoosting"),
+        ("hist_gradient_boosting", {"max_iter": -3}, "invalid parameter"),
+        ("hist_gradient_boosting", {"validation_fraction": 2}, "between 0 and 1"),
+    ],
+)
+def test_configuration_mistakes_are_rejected(
+    credit_table: pa.Table, credit_fs: FeatureSet, algorithm: str, params: dict[str, Any], message: str
+) -> None:
     with pytest.raises(TrainingRejectedError, match=message):
         train_model(credit_table, credit_fs, cfg(), algorithm=algorithm, params=params)
 
 
-def test_onnx_conversion_failure_is_a_rejection(credit_table: pa.Table, credit_fs: FeatureSet,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_onnx_conversion_failure_is_a_rejection(
+    credit_table: pa.Table, credit_fs: FeatureSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import skl2onnx
 
     def boom(*_: Any, **__: Any) -> None:
@@ -187,8 +231,9 @@ def test_onnx_conversion_failure_is_a_rejection(credit_table: pa.Table, credit_f
         train_model(credit_table, credit_fs, cfg(**FAST))
 
 
-def test_parity_failure_is_a_rejection(credit_table: pa.Table, credit_fs: FeatureSet,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parity_failure_is_a_rejection(
+    credit_table: pa.Table, credit_fs: FeatureSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = OnnxModel.predict
 
     def skewed(self: OnnxModel, X: np.ndarray) -> onnx_export.OnnxPrediction:
@@ -201,9 +246,9 @@ def test_parity_failure_is_a_rejection(credit_table: pa.Table, credit_fs: Featur
         train_model(credit_table, credit_fs, cfg(**FAST))
 
 
-def test_hist_gradient_boosting_conversion_needs_the_int_cast(credit_table: pa.Table,
-                                                              credit_fs: FeatureSet,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hist_gradient_boosting_conversion_needs_the_int_cast(
+    credit_table: pa.Table, credit_fs: FeatureSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Guards the skl2onnx/NumPy-2 workaround: without it conversion fails on these versions."""
     monkeypatch.setattr(onnx_export, "sklearn_converters", dict)
     with pytest.raises(TrainingRejectedError, match="ONNX conversion failed"):

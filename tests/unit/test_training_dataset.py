@@ -16,17 +16,22 @@ from driftline.training.errors import TrainingRejectedError
 
 
 def small_fs(**label: Any) -> FeatureSet:
-    return parse_feature_set({
-        "name": "toy", "version": 1, "entity": ["id"], "timestamp": "ts",
-        "features": [
-            {"name": "x", "type": "float"},
-            {"name": "n", "type": "int"},
-            {"name": "color", "type": "categorical", "categories": ["red", "green", "blue"]},
-            {"name": "flag", "type": "bool"},
-            {"name": "note", "type": "string"},
-        ],
-        "labels": [label or {"name": "y", "task": "binary_classification", "classes": [0, 1]}],
-    })
+    return parse_feature_set(
+        {
+            "name": "toy",
+            "version": 1,
+            "entity": ["id"],
+            "timestamp": "ts",
+            "features": [
+                {"name": "x", "type": "float"},
+                {"name": "n", "type": "int"},
+                {"name": "color", "type": "categorical", "categories": ["red", "green", "blue"]},
+                {"name": "flag", "type": "bool"},
+                {"name": "note", "type": "string"},
+            ],
+            "labels": [label or {"name": "y", "task": "binary_classification", "classes": [0, 1]}],
+        }
+    )
 
 
 def toy_table(n: int = 200, seed: int = 0) -> pa.Table:
@@ -35,17 +40,20 @@ def toy_table(n: int = 200, seed: int = 0) -> pa.Table:
     color = rng.choice(np.array(["red", "green", "blue", "purple", None], dtype=object), size=n).tolist()
     flag = [None if r < 0.1 else bool(r > 0.5) for r in rng.random(n)]
     nn = [None if r < 0.1 else int(v) for r, v in zip(rng.random(n), rng.integers(0, 9, n), strict=True)]
-    return pa.table({
-        "id": [f"e{i}" for i in range(n)],
-        "ts": pa.array(1_700_000_000_000_000 + np.arange(n, dtype=np.int64) * 60_000_000,
-                       pa.timestamp("us", tz="UTC")),
-        "x": pa.array(np.where(rng.random(n) < 0.1, np.nan, x)),
-        "n": pa.array(nn, pa.int64()),
-        "color": pa.array(color, pa.string()),
-        "flag": pa.array(flag, pa.bool_()),
-        "note": ["hello"] * n,
-        "y": (x + rng.normal(size=n) > 0).astype(np.int64),
-    })
+    return pa.table(
+        {
+            "id": [f"e{i}" for i in range(n)],
+            "ts": pa.array(
+                1_700_000_000_000_000 + np.arange(n, dtype=np.int64) * 60_000_000, pa.timestamp("us", tz="UTC")
+            ),
+            "x": pa.array(np.where(rng.random(n) < 0.1, np.nan, x)),
+            "n": pa.array(nn, pa.int64()),
+            "color": pa.array(color, pa.string()),
+            "flag": pa.array(flag, pa.bool_()),
+            "note": ["hello"] * n,
+            "y": (x + rng.normal(size=n) > 0).astype(np.int64),
+        }
+    )
 
 
 def test_encode_table_is_exactly_the_serving_mapping() -> None:
@@ -65,8 +73,9 @@ def test_encode_table_is_exactly_the_serving_mapping() -> None:
 def test_encode_table_accepts_pandas_and_dictionary_columns() -> None:
     fs = small_fs()
     table = toy_table(100)
-    dict_table = table.set_column(table.schema.get_field_index("color"), "color",
-                                  table.column("color").dictionary_encode())
+    dict_table = table.set_column(
+        table.schema.get_field_index("color"), "color", table.column("color").dictionary_encode()
+    )
     df = table.to_pandas()
     expected = encode_table(fs.input_schema(), table)
     assert np.array_equal(encode_table(fs.input_schema(), dict_table), expected, equal_nan=True)
@@ -120,16 +129,19 @@ def test_prepare_drops_unlabelled_rows_and_splits() -> None:
     assert p.y_train.dtype == np.int64
 
 
-@pytest.mark.parametrize(("mutate", "message"), [
-    (lambda t: t.drop_columns(["y"]), "no labels: the label column 'y' is not in the training table"),
-    (lambda t: t.set_column(7, "y", pa.nulls(t.num_rows, pa.int64())), "no labels: every value"),
-    (lambda t: t.slice(0, 50), r"only 50 labelled row\(s\) \(of 50\); at least 100"),
-    (lambda t: t.set_column(7, "y", pa.array(np.ones(t.num_rows, np.int64))), "one class only"),
-    (lambda t: t.set_column(2, "x", pa.nulls(t.num_rows, pa.float64())), r"feature\(s\) x are null in all"),
-    (lambda t: t.set_column(4, "color", pa.array(["pink"] * t.num_rows)), "color are null in all"),
-    (lambda t: t.set_column(1, "ts", pa.nulls(t.num_rows, pa.timestamp("us"))), "null value"),
-    (lambda t: t.drop_columns(["ts"]), "lacks the timestamp column 'ts'"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda t: t.drop_columns(["y"]), "no labels: the label column 'y' is not in the training table"),
+        (lambda t: t.set_column(7, "y", pa.nulls(t.num_rows, pa.int64())), "no labels: every value"),
+        (lambda t: t.slice(0, 50), r"only 50 labelled row\(s\) \(of 50\); at least 100"),
+        (lambda t: t.set_column(7, "y", pa.array(np.ones(t.num_rows, np.int64))), "one class only"),
+        (lambda t: t.set_column(2, "x", pa.nulls(t.num_rows, pa.float64())), r"feature\(s\) x are null in all"),
+        (lambda t: t.set_column(4, "color", pa.array(["pink"] * t.num_rows)), "color are null in all"),
+        (lambda t: t.set_column(1, "ts", pa.nulls(t.num_rows, pa.timestamp("us"))), "null value"),
+        (lambda t: t.drop_columns(["ts"]), "lacks the timestamp column 'ts'"),
+    ],
+)
 def test_bad_training_data_is_rejected_with_a_reason(mutate: Any, message: str) -> None:
     with pytest.raises(TrainingRejectedError, match=message):
         prepare(mutate(toy_table(200)), small_fs(), min_rows=100, validation_fraction=0.2)

@@ -41,21 +41,34 @@ def test_every_copied_path_exists_and_is_in_the_context() -> None:
             assert any(path == inc or path.startswith(inc + "/") for inc in included), f"{path} not in context"
 
 
-@pytest.mark.skipif(shutil.which("uv") is None and not (Path(sys.prefix) / "bin" / "uv").exists(),
-                    reason="uv not installed")
+@pytest.mark.skipif(
+    shutil.which("uv") is None and not (Path(sys.prefix) / "bin" / "uv").exists(), reason="uv not installed"
+)
 def test_locked_requirements_hold_the_training_stack_and_nothing_local() -> None:
     uv = shutil.which("uv") or str(Path(sys.prefix) / "bin" / "uv")
     cmd = re.search(r"uv export ([^\\&]+?)(?: -o \S+)?\s*\\", DOCKERFILE).group(1).split()  # type: ignore[union-attr]
     out = subprocess.run([uv, "export", *cmd], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     names = {re.split(r"[=<> ;]", line)[0].lower() for line in out.splitlines() if line and line[0].isalpha()}
-    assert {"scikit-learn", "skl2onnx", "onnxruntime", "onnx", "skops", "pandas", "pyarrow", "numpy",
-            "aws-lambda-powertools", "boto3"} <= names
+    assert {
+        "scikit-learn",
+        "skl2onnx",
+        "onnxruntime",
+        "onnx",
+        "skops",
+        "pandas",
+        "pyarrow",
+        "numpy",
+        "aws-lambda-powertools",
+        "boto3",
+    } <= names
     assert not names & {"moto", "aws-cdk-lib", "pytest", "evidently"}
 
 
 def test_the_handler_imports_without_the_local_runtime() -> None:
     """driftline/local/ is not in the image; the train handler must not need it."""
-    code = ("import sys, lambdas.train; "
-            "bad = [m for m in sys.modules if m.startswith('driftline.local')]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, lambdas.train; "
+        "bad = [m for m in sys.modules if m.startswith('driftline.local')]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)

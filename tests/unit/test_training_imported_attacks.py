@@ -35,9 +35,10 @@ def peng() -> PublicDataset:
 def _fit(ds: PublicDataset, encoder: Any, label: Any = None, model: Any = None) -> Any:
     frame = training_frame(ds.frame, ds.feature_set, 0.2)
     train = frame[frame.split == "train"]
-    pipe = make_pipeline(ColumnTransformer([("n", make_pipeline(SimpleImputer(), StandardScaler()), NUM),
-                                            ("c", encoder, ["island"])]),
-                         model or LogisticRegression(max_iter=3000))
+    pipe = make_pipeline(
+        ColumnTransformer([("n", make_pipeline(SimpleImputer(), StandardScaler()), NUM), ("c", encoder, ["island"])]),
+        model or LogisticRegression(max_iter=3000),
+    )
     return pipe.fit(train[[*NUM, "island"]], train["species"] if label is None else label(train["species"]))
 
 
@@ -51,8 +52,15 @@ def test_null_in_a_category_never_null_in_training_is_served(peng: PublicDataset
     prepared = prepare(peng.frame, peng.feature_set, min_rows=2, validation_fraction=0.2)
     report = parity_on_served_rows(EstimatorOnServedRows(pipe, schema), runtime, prepared.X_val, schema, True)
     row: dict[str, list[Any]] = {f["name"]: [None] for f in schema["features"]}
-    row.update({"bill_length_mm": [40.0], "bill_depth_mm": [18.0], "flipper_length_mm": [190.0],
-                "body_mass_g": [3800.0], "year": [2008]})
+    row.update(
+        {
+            "bill_length_mm": [40.0],
+            "bill_depth_mm": [18.0],
+            "flipper_length_mm": [190.0],
+            "body_mass_g": [3800.0],
+            "year": [2008],
+        }
+    )
     got = runtime.predict(encode_columns(schema, row))
     assert got.probabilities is not None and np.isclose(got.probabilities.sum(), 1.0, atol=1e-5)
     if handle_unknown != "error":
@@ -109,8 +117,9 @@ def test_onnx_probabilities_of_the_wrong_width_are_refused(peng: PublicDataset) 
     frame = training_frame(peng.frame, peng.feature_set, 0.2).dropna(subset=["bill_length_mm"])
     two = frame[frame.species != "Gentoo"]
     est = LogisticRegression().fit(two[["bill_length_mm"]], two["species"].map({"Adelie": 0, "Chinstrap": 1}))
-    onx = convert_sklearn(est, initial_types=[("bill_length_mm", FloatTensorType([None, 1]))],
-                          options={"zipmap": False})
+    onx = convert_sklearn(
+        est, initial_types=[("bill_length_mm", FloatTensorType([None, 1]))], options={"zipmap": False}
+    )
     with pytest.raises(TrainingRejectedError):
         adapt_onnx(onx.SerializeToString(), schema)
 
@@ -123,11 +132,14 @@ def test_skops_trust_never_runs_a_module(capsys: pytest.CaptureFixture[str]) -> 
     assert "f2py" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("numpy:array", "no module 'numpy' in the trainers folder"),
-    ("json:loads", "no module 'json' in the trainers folder"),
-    ("driftline.training.frames:served_frame", "no module 'driftline' in the trainers folder"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("numpy:array", "no module 'numpy' in the trainers folder"),
+        ("json:loads", "no module 'json' in the trainers folder"),
+        ("driftline.training.frames:served_frame", "no module 'driftline' in the trainers folder"),
+    ],
+)
 def test_trainer_specs_cannot_name_installed_modules(tmp_path: Path, spec: str, message: str) -> None:
     import numpy
 
@@ -154,14 +166,25 @@ def test_imputer_with_missing_indicator(peng: PublicDataset, model: str) -> None
     est = LogisticRegression(max_iter=3000) if model == "lr" else RandomForestClassifier(20, random_state=0)
     frame = training_frame(peng.frame, peng.feature_set, 0.2)
     train = frame[frame.split == "train"]
-    pipe = make_pipeline(ColumnTransformer([
-        ("n", make_pipeline(SimpleImputer(add_indicator=True), StandardScaler()), NUM),
-        ("c", OneHotEncoder(handle_unknown="ignore"), ["island", "sex"])]), est)
+    pipe = make_pipeline(
+        ColumnTransformer(
+            [
+                ("n", make_pipeline(SimpleImputer(add_indicator=True), StandardScaler()), NUM),
+                ("c", OneHotEncoder(handle_unknown="ignore"), ["island", "sex"]),
+            ]
+        ),
+        est,
+    )
     pipe.fit(train[[*NUM, "island", "sex"]], train["species"])
     schema = peng.feature_set.input_schema()
     prepared = prepare(peng.frame, peng.feature_set, min_rows=2, validation_fraction=0.2)
-    parity_on_served_rows(EstimatorOnServedRows(pipe, schema), OnnxModel(convert_estimator(pipe, schema)),
-                          np.concatenate([prepared.X_val, prepared.X_train]), schema, True)
+    parity_on_served_rows(
+        EstimatorOnServedRows(pipe, schema),
+        OnnxModel(convert_estimator(pipe, schema)),
+        np.concatenate([prepared.X_val, prepared.X_train]),
+        schema,
+        True,
+    )
 
 
 @pytest.mark.parametrize("step", ["kbins", "poly"])
@@ -169,8 +192,12 @@ def test_converters_that_only_build_float_graphs(peng: PublicDataset, step: str)
     """KBinsDiscretizer / PolynomialFeatures have no float64 graph in skl2onnx: converted in float32."""
     from sklearn.preprocessing import KBinsDiscretizer, PolynomialFeatures
 
-    num = make_pipeline(SimpleImputer(), KBinsDiscretizer(n_bins=4, encode="onehot-dense", quantile_method="linear")
-                        if step == "kbins" else PolynomialFeatures(2))
+    num = make_pipeline(
+        SimpleImputer(),
+        KBinsDiscretizer(n_bins=4, encode="onehot-dense", quantile_method="linear")
+        if step == "kbins"
+        else PolynomialFeatures(2),
+    )
     frame = training_frame(peng.frame, peng.feature_set, 0.2)
     train = frame[frame.split == "train"]
     pipe = make_pipeline(ColumnTransformer([("n", num, NUM[:4])]), LogisticRegression(max_iter=5000))

@@ -41,8 +41,18 @@ def _pipeline(ds: PublicDataset, estimator: Any, scale: bool = True) -> tuple[Pi
         num_steps.append(("scale", StandardScaler()))
     parts: list[tuple[str, Any, list[str]]] = [("num", Pipeline(num_steps), numeric)]
     if cats:
-        parts.append(("cat", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-                                       ("onehot", OneHotEncoder(handle_unknown="ignore"))]), cats))
+        parts.append(
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                cats,
+            )
+        )
     pipe = Pipeline([("prep", ColumnTransformer(parts)), ("model", estimator)])
     train = frame[frame.split == "train"]
     label = fs.label
@@ -60,11 +70,17 @@ def _check_parity(ds: PublicDataset, pipe: Any) -> dict[str, Any]:
     return parity(EstimatorOnServedRows(pipe, schema), runtime, prepared.X_val, classifier)
 
 
-CLASSIFIERS = [lambda: LogisticRegression(max_iter=3000), lambda: HistGradientBoostingClassifier(max_iter=40),
-               lambda: RandomForestClassifier(n_estimators=25, random_state=0),
-               lambda: GradientBoostingClassifier(n_estimators=20, random_state=0)]
-REGRESSORS = [Ridge, lambda: HistGradientBoostingRegressor(max_iter=40),
-              lambda: RandomForestRegressor(n_estimators=25, random_state=0)]
+CLASSIFIERS = [
+    lambda: LogisticRegression(max_iter=3000),
+    lambda: HistGradientBoostingClassifier(max_iter=40),
+    lambda: RandomForestClassifier(n_estimators=25, random_state=0),
+    lambda: GradientBoostingClassifier(n_estimators=20, random_state=0),
+]
+REGRESSORS = [
+    Ridge,
+    lambda: HistGradientBoostingRegressor(max_iter=40),
+    lambda: RandomForestRegressor(n_estimators=25, random_state=0),
+]
 
 
 @pytest.mark.parametrize("seed", [0, 3, 4])
@@ -83,8 +99,11 @@ def test_penguins_pipelines_convert_with_exact_parity(task: str, which: int, see
 @pytest.mark.parametrize("name", ["breast_cancer", "wine", "diabetes"])
 def test_sklearn_datasets_unscaled_trees(name: str) -> None:
     ds = sklearn_dataset(name, seed=1)
-    est = RandomForestRegressor(n_estimators=20, random_state=0) if ds.task == "regression" else \
-        RandomForestClassifier(n_estimators=20, random_state=0)
+    est = (
+        RandomForestRegressor(n_estimators=20, random_state=0)
+        if ds.task == "regression"
+        else RandomForestClassifier(n_estimators=20, random_state=0)
+    )
     pipe, _, _ = _pipeline(ds, est, scale=False)
     _check_parity(ds, pipe)
 
@@ -92,8 +111,9 @@ def test_sklearn_datasets_unscaled_trees(name: str) -> None:
 def test_probabilities_follow_the_feature_sets_class_order() -> None:
     """The feature set lists classes in its own order; sklearn sorts them: the graph reorders."""
     ds = penguins("multiclass_classification", 0)
-    fs = ds.feature_set.model_copy(update={"labels": (ds.feature_set.labels[0].model_copy(
-        update={"classes": ("Gentoo", "Adelie", "Chinstrap")}),)})
+    fs = ds.feature_set.model_copy(
+        update={"labels": (ds.feature_set.labels[0].model_copy(update={"classes": ("Gentoo", "Adelie", "Chinstrap")}),)}
+    )
     ds2 = PublicDataset(ds.name, ds.task, ds.frame, fs)
     pipe, _, _ = _pipeline(ds2, LogisticRegression(max_iter=3000))
     assert list(pipe.classes_) == ["Adelie", "Chinstrap", "Gentoo"]
@@ -108,9 +128,17 @@ def test_null_categories_reach_the_graph_as_scikit_learn_saw_them() -> None:
     assert frame["sex"].isna().any()
     cats = ["island", "sex"]
     numeric = [f.name for f in fs.features if f.type in ("int", "float")]
-    pipe = Pipeline([("prep", ColumnTransformer([("num", SimpleImputer(), numeric),
-                                                 ("cat", OneHotEncoder(handle_unknown="ignore"), cats)])),
-                     ("model", LogisticRegression(max_iter=3000))])
+    pipe = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [("num", SimpleImputer(), numeric), ("cat", OneHotEncoder(handle_unknown="ignore"), cats)]
+                ),
+            ),
+            ("model", LogisticRegression(max_iter=3000)),
+        ]
+    )
     train = frame[frame.split == "train"]
     pipe.fit(train[numeric + cats], train["species"])
     _check_parity(ds, pipe)
@@ -126,10 +154,17 @@ def test_function_transformer_is_named_with_a_fix(peng: PublicDataset) -> None:
     fs = peng.feature_set
     frame = training_frame(peng.frame, fs, 0.2)
     numeric = ["bill_length_mm", "bill_depth_mm"]
-    pipe = Pipeline([("prep", ColumnTransformer([("num", Pipeline([("impute", SimpleImputer()),
-                                                                   ("log", FunctionTransformer(np.log1p))]),
-                                                  numeric)])),
-                     ("model", LogisticRegression(max_iter=2000))])
+    pipe = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [("num", Pipeline([("impute", SimpleImputer()), ("log", FunctionTransformer(np.log1p))]), numeric)]
+                ),
+            ),
+            ("model", LogisticRegression(max_iter=2000)),
+        ]
+    )
     pipe.fit(frame[numeric], frame["species"])
     with pytest.raises(TrainingRejectedError, match=r"step 'prep > num > log' \(FunctionTransformer\).*upstream"):
         convert_estimator(pipe, fs.input_schema())
@@ -138,7 +173,8 @@ def test_function_transformer_is_named_with_a_fix(peng: PublicDataset) -> None:
 def test_columns_outside_the_feature_set(peng: PublicDataset) -> None:
     frame = training_frame(peng.frame, peng.feature_set, 0.2)
     est = LogisticRegression(max_iter=2000).fit(
-        frame[["bill_length_mm"]].fillna(0).assign(leak=frame["year"]), frame["species"])
+        frame[["bill_length_mm"]].fillna(0).assign(leak=frame["year"]), frame["species"]
+    )
     with pytest.raises(TrainingRejectedError, match=r"column\(s\) leak that are not model features"):
         check_estimator(est, peng.feature_set.input_schema())
 
@@ -162,8 +198,9 @@ def test_wrong_kind_of_estimator_and_classes(peng: PublicDataset) -> None:
         check_estimator(LogisticRegression().fit(two[["bill_length_mm"]], two["species"]), schema)
     reg = penguins("regression", 0)
     with pytest.raises(TrainingRejectedError, match="not a regressor"):
-        check_estimator(LogisticRegression().fit(frame[["bill_length_mm"]], frame["species"]),
-                        reg.feature_set.input_schema())
+        check_estimator(
+            LogisticRegression().fit(frame[["bill_length_mm"]], frame["species"]), reg.feature_set.input_schema()
+        )
 
 
 def test_onnx_files_corrupt_or_with_zipmap(peng: PublicDataset) -> None:
@@ -178,8 +215,9 @@ def test_onnx_files_corrupt_or_with_zipmap(peng: PublicDataset) -> None:
     zipmapped = convert_sklearn(est, initial_types=[("bill_length_mm", FloatTensorType([None, 1]))])
     with pytest.raises(TrainingRejectedError, match="ZipMap"):
         adapt_onnx(zipmapped.SerializeToString(), schema)
-    plain = convert_sklearn(est, initial_types=[("bill_length_mm", FloatTensorType([None, 1]))],
-                            options={"zipmap": False})
+    plain = convert_sklearn(
+        est, initial_types=[("bill_length_mm", FloatTensorType([None, 1]))], options={"zipmap": False}
+    )
     adapted = OnnxModel(adapt_onnx(plain.SerializeToString(), schema))
     adapted.check_signature(len([f for f in schema["features"]]), True)
     wrong = convert_sklearn(est, initial_types=[("flipper", FloatTensorType([None, 1]))], options={"zipmap": False})

@@ -19,8 +19,12 @@ from driftline.training.estimators import ALGORITHMS
 from driftline.training.onnx_export import OnnxModel, float32_thresholds, to_onnx
 from tests.fixtures.public_datasets import PublicDataset, all_datasets
 
-SEEDS = {"hist_gradient_boosting": range(5), "random_forest": range(2), "logistic_regression": range(2),
-         "linear_regression": range(2)}
+SEEDS = {
+    "hist_gradient_boosting": range(5),
+    "random_forest": range(2),
+    "logistic_regression": range(2),
+    "linear_regression": range(2),
+}
 PARAMS: dict[str, dict[str, Any]] = {"random_forest": {"n_estimators": 30}}
 
 
@@ -32,20 +36,24 @@ def _valid(algorithm: str, task: str) -> bool:
     return True
 
 
-CASES = [(a, i, s) for a in ALGORITHMS for i, d in enumerate(all_datasets())
-         if _valid(a, d.task) for s in SEEDS[a]]
+CASES = [(a, i, s) for a in ALGORITHMS for i, d in enumerate(all_datasets()) if _valid(a, d.task) for s in SEEDS[a]]
 
 
 def _dataset(index: int, seed: int) -> PublicDataset:
     return all_datasets(seed)[index]
 
 
-@pytest.mark.parametrize(("algorithm", "index", "seed"), CASES,
-                         ids=[f"{a}-{all_datasets()[i].name}-s{s}" for a, i, s in CASES])
+@pytest.mark.parametrize(
+    ("algorithm", "index", "seed"), CASES, ids=[f"{a}-{all_datasets()[i].name}-s{s}" for a, i, s in CASES]
+)
 def test_builtin_algorithm_trains_with_exact_parity(algorithm: str, index: int, seed: int) -> None:
     ds = _dataset(index, seed)
-    cfg = ModelConfig(name=ds.name.replace("_", "-"), feature_set=ds.name, algorithm=algorithm,  # type: ignore[arg-type]
-                      params=PARAMS.get(algorithm, {}))
+    cfg = ModelConfig(
+        name=ds.name.replace("_", "-"),
+        feature_set=ds.name,
+        algorithm=algorithm,  # type: ignore[arg-type]
+        params=PARAMS.get(algorithm, {}),
+    )
     trained = train_model(ds.frame, ds.feature_set, cfg, min_rows=50)
     assert trained.parity["rows"] > 0
     if ds.task == "regression":
@@ -58,8 +66,12 @@ def test_builtin_algorithm_trains_with_exact_parity(algorithm: str, index: int, 
 
 def test_float32_thresholds_decide_as_float64() -> None:
     rng = np.random.default_rng(0)
-    t = np.concatenate([rng.normal(size=2000) * 10.0 ** rng.integers(-8, 8, size=2000),
-                        [0.0, -0.0, 1.0, 42.39999961853027, 0.06519601307809353]])
+    t = np.concatenate(
+        [
+            rng.normal(size=2000) * 10.0 ** rng.integers(-8, 8, size=2000),
+            [0.0, -0.0, 1.0, 42.39999961853027, 0.06519601307809353],
+        ]
+    )
     adjusted = float32_thresholds(t).astype(np.float32)
     t32 = t.astype(np.float32)
     for x in (t32, np.nextafter(t32, np.float32(np.inf)), np.nextafter(t32, np.float32(-np.inf))):
@@ -73,7 +85,8 @@ def test_hgb_onnx_splits_values_on_both_float32_neighbours_of_every_threshold(cl
     X = rng.normal(size=(600, 4)).astype(np.float32)
     y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int) if classifier else X @ np.arange(1, 5) * 10.0
     est = (HistGradientBoostingClassifier if classifier else HistGradientBoostingRegressor)(
-        max_iter=20, random_state=0).fit(X, y)
+        max_iter=20, random_state=0
+    ).fit(X, y)
     probes = []
     for predictors in est._predictors:
         for tree in predictors:

@@ -25,8 +25,13 @@ def credit_table() -> pa.Table:
 
 
 def cfg(trainer: str | None = "credit_pipeline:build", **params: Any) -> ModelConfig:
-    return ModelConfig(name="credit-default", feature_set="credit_default", trainer=trainer,
-                       params=params, retrain={"min_training_rows": 200})  # type: ignore[arg-type]
+    return ModelConfig(
+        name="credit-default",
+        feature_set="credit_default",
+        trainer=trainer,
+        params=params,
+        retrain={"min_training_rows": 200},  # type: ignore[arg-type]
+    )
 
 
 def test_own_trainer_trains_and_passes_parity(credit_table: pa.Table, credit_fs: Any) -> None:
@@ -35,29 +40,40 @@ def test_own_trainer_trains_and_passes_parity(credit_table: pa.Table, credit_fs:
     assert trained.params == {"max_iter": 30}
     assert trained.parity["max_abs_diff"] <= 1e-5 and trained.parity["label_mismatches"] == 0
     assert 0.5 < trained.metrics["roc_auc"] <= 1.0
-    built_in = train_model(credit_table, credit_fs, cfg(), algorithm="hist_gradient_boosting",
-                           trainers_dir=EXAMPLES)
+    built_in = train_model(credit_table, credit_fs, cfg(), algorithm="hist_gradient_boosting", trainers_dir=EXAMPLES)
     assert built_in.algorithm == "hist_gradient_boosting"  # an explicit algorithm overrides the trainer
 
 
-def test_trainers_dir_from_the_environment(credit_table: pa.Table, credit_fs: Any,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trainers_dir_from_the_environment(
+    credit_table: pa.Table, credit_fs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TRAINERS_DIR", str(EXAMPLES))
     assert train_model(credit_table, credit_fs, cfg(max_iter=10)).algorithm.startswith("trainer:")
 
 
-@pytest.mark.parametrize(("source", "spec", "message"), [
-    ("import nonexistent_package_xyz\n", "bad:build", r"does not import .*ModuleNotFoundError"),
-    ("def build(fs, params):\n    return 42\n", "bad:build", "returned int, not an estimator"),
-    ("def build(fs, params):\n    raise RuntimeError('no')\n", "bad:build", "raised RuntimeError: no"),
-    ("x = 1\n", "bad:build", "has no function 'build'"),
-    ("from sklearn.linear_model import Ridge\ndef build(fs, params):\n    return Ridge()\n", "bad:build",
-     "not a classifier"),
-    ("from sklearn.linear_model import LogisticRegression\ndef build(fs, params):\n"
-     "    return LogisticRegression(C=-1)\n", "bad:build", "fitting trainer 'bad:build' failed"),
-])
-def test_broken_trainers_are_refused(tmp_path: Path, credit_table: pa.Table, credit_fs: Any, source: str,
-                                     spec: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("source", "spec", "message"),
+    [
+        ("import nonexistent_package_xyz\n", "bad:build", r"does not import .*ModuleNotFoundError"),
+        ("def build(fs, params):\n    return 42\n", "bad:build", "returned int, not an estimator"),
+        ("def build(fs, params):\n    raise RuntimeError('no')\n", "bad:build", "raised RuntimeError: no"),
+        ("x = 1\n", "bad:build", "has no function 'build'"),
+        (
+            "from sklearn.linear_model import Ridge\ndef build(fs, params):\n    return Ridge()\n",
+            "bad:build",
+            "not a classifier",
+        ),
+        (
+            "from sklearn.linear_model import LogisticRegression\ndef build(fs, params):\n"
+            "    return LogisticRegression(C=-1)\n",
+            "bad:build",
+            "fitting trainer 'bad:build' failed",
+        ),
+    ],
+)
+def test_broken_trainers_are_refused(
+    tmp_path: Path, credit_table: pa.Table, credit_fs: Any, source: str, spec: str, message: str
+) -> None:
     (tmp_path / "bad.py").write_text(source)
     with pytest.raises(TrainingRejectedError, match=message):
         train_model(credit_table, credit_fs, cfg(spec), trainers_dir=tmp_path)
@@ -73,8 +89,10 @@ def test_missing_folder_and_malformed_spec(tmp_path: Path, credit_table: pa.Tabl
 def test_config_mistakes_are_one_line(tmp_path: Path) -> None:
     from driftline import config
 
-    doc = ('{"context": {"driftline:env": "dev", "driftline:environments": {"dev": {"models": '
-           '[{"name": "m", "feature_set": "credit_default", "trainer": "a b"}]}}}}')
+    doc = (
+        '{"context": {"driftline:env": "dev", "driftline:environments": {"dev": {"models": '
+        '[{"name": "m", "feature_set": "credit_default", "trainer": "a b"}]}}}}'
+    )
     (tmp_path / "cdk.json").write_text(doc)
     with pytest.raises(ConfigError, match="trainer"):
         config.load(tmp_path / "cdk.json")

@@ -27,5 +27,19 @@ from driftline.features.validation.run import validate
 from driftline.features.validation.text import coerce_text
 from driftline.features.validation.timestamp import coerce_timestamp
 
-__all__ = ["ROW_NUMBERING", "Check", "Coerced", "Severity", "Status", "ValidationResult", "coerce_bool",
-           "coerce_float", "coerce_int", "coerce_text", "coerce_timestamp", "decode_text", "take_rows", "validate"]
+__all__ = [
+    "ROW_NUMBERING",
+    "Check",
+    "Coerced",
+    "Severity",
+    "Status",
+    "ValidationResult",
+    "coerce_bool",
+    "coerce_float",
+    "coerce_int",
+    "coerce_text",
+    "coerce_timestamp",
+    "decode_text",
+    "take_rows",
+    "validate",
+]

@@ -14,8 +14,16 @@ import pyarrow.compute as pc
 
 from driftline.features.arrow_columns import bitmap_bits, is_text_dictionary, valid_bits
 
-__all__ = ["as_numpy_mask", "chunks_of", "decode_text", "per_chunk", "plain_text", "present_rows",
-           "shaped_like", "take_rows"]
+__all__ = [
+    "as_numpy_mask",
+    "chunks_of",
+    "decode_text",
+    "per_chunk",
+    "plain_text",
+    "present_rows",
+    "shaped_like",
+    "take_rows",
+]
 
 
 def per_chunk(arr: pa.Array | pa.ChunkedArray, fn: Callable[[pa.Array], np.ndarray]) -> np.ndarray:
@@ -28,9 +36,11 @@ def per_chunk(arr: pa.Array | pa.ChunkedArray, fn: Callable[[pa.Array], np.ndarr
 
 def as_numpy_mask(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Arrow boolean (nulls = False) -> numpy bool."""
+
     def one(chunk: pa.Array) -> np.ndarray:
         values = bitmap_bits(chunk.buffers()[1], chunk.offset, len(chunk))
         return values & valid_bits(chunk) if chunk.null_count else values
+
     return per_chunk(mask, one)
 
 
@@ -67,8 +77,11 @@ def take_rows(col: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array | p
         return col.take(pa.array(rows, pa.int64()))
     bounds = np.cumsum([0, *(len(c) for c in col.chunks)])
     cuts = np.searchsorted(rows, bounds)
-    pieces = [col.chunk(i).take(pa.array(rows[cuts[i]:cuts[i + 1]] - bounds[i], pa.int64()))
-              for i in range(col.num_chunks) if cuts[i + 1] > cuts[i]]
+    pieces = [
+        col.chunk(i).take(pa.array(rows[cuts[i] : cuts[i + 1]] - bounds[i], pa.int64()))
+        for i in range(col.num_chunks)
+        if cuts[i + 1] > cuts[i]
+    ]
     return pa.chunked_array(pieces, type=col.type)
 
 

@@ -39,8 +39,17 @@ class Failures:
         taken = {c: take_rows(self.raw.column(c), idx).to_pylist() for c in columns if c in self.raw.column_names}
         return [{"row": int(r), **{c: _jsonable(v[i]) for c, v in taken.items()}} for i, r in enumerate(idx)]
 
-    def fail(self, check: str, column: str | None, mask: np.ndarray, message: str, hint: str = "", *,
-             details: dict[str, Any] | None = None, sample_columns: list[str] | None = None) -> None:
+    def fail(
+        self,
+        check: str,
+        column: str | None,
+        mask: np.ndarray,
+        message: str,
+        hint: str = "",
+        *,
+        details: dict[str, Any] | None = None,
+        sample_columns: list[str] | None = None,
+    ) -> None:
         """Record ``check`` on ``column`` for the rows in ``mask`` (nothing when none);
         ``{count}`` in ``message`` becomes the number of rows."""
         count = int(mask.sum())
@@ -49,8 +58,11 @@ class Failures:
         cid = f"{check}:{column}" if column else check
         self.masks[cid] = self.masks[cid] | mask if cid in self.masks else mask
         cols = sample_columns if sample_columns is not None else ([column] if column else [])
-        self.checks.append(Check(check, column, "error", count, message.format(count=count), hint,
-                                 self.sample(mask, cols), details or {}))
+        self.checks.append(
+            Check(
+                check, column, "error", count, message.format(count=count), hint, self.sample(mask, cols), details or {}
+            )
+        )
 
     def child(self) -> Failures:
         """A run collecting one job's failures, so jobs can run on threads and merge in order."""

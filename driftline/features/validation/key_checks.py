@@ -26,15 +26,24 @@ def check_entity_keys(run: Failures, fs: FeatureSet, typed: Mapping[str, pa.Arra
     for e in fs.entity:  # a stray quote in a CSV field ends up inside the value: U2-C0000161"
         text = pc.cast(typed[e], pa.string())
         odd = as_numpy_mask(pc.fill_null(pc.match_substring_regex(text, r'["\x00-\x1f\x7f]'), False))
-        run.fail("entity_format", e, odd,
-                 f"{{count}} entity key(s) of {e!r} contain a double quote or a control character, which no "
-                 f"identifier has (a stray quote in a CSV file ends up inside the value)",
-                 "check the file's quoting (a field with a quote must be quoted, its quotes doubled) and "
-                 "line endings", sample_columns=[e])
-    run.fail("entity_length", fs.entity[0] if len(fs.entity) == 1 else None, sizes > limit,
-             f"{{count}} row(s) have an entity key longer than {limit:,} bytes (UTF-8), more than the online "
-             f"store's key can hold", "entity keys are identifiers: shorten them (e.g. hash long natural keys)",
-             sample_columns=list(fs.entity))
+        run.fail(
+            "entity_format",
+            e,
+            odd,
+            f"{{count}} entity key(s) of {e!r} contain a double quote or a control character, which no "
+            f"identifier has (a stray quote in a CSV file ends up inside the value)",
+            "check the file's quoting (a field with a quote must be quoted, its quotes doubled) and line endings",
+            sample_columns=[e],
+        )
+    run.fail(
+        "entity_length",
+        fs.entity[0] if len(fs.entity) == 1 else None,
+        sizes > limit,
+        f"{{count}} row(s) have an entity key longer than {limit:,} bytes (UTF-8), more than the online "
+        f"store's key can hold",
+        "entity keys are identifiers: shorten them (e.g. hash long natural keys)",
+        sample_columns=list(fs.entity),
+    )
 
 
 def check_duplicate_keys(run: Failures, fs: FeatureSet, typed: dict[str, pa.Array]) -> None:
@@ -73,6 +82,7 @@ def check_duplicate_keys(run: Failures, fs: FeatureSet, typed: dict[str, pa.Arra
     candidates = np.flatnonzero(shared)
     if rows is not None:
         candidates = rows[candidates]
+
     def codes(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Entity key text as int codes, equal exactly when the text is."""
         taken = take_rows(col, candidates)
@@ -80,8 +90,11 @@ def check_duplicate_keys(run: Failures, fs: FeatureSet, typed: dict[str, pa.Arra
         return np.asarray(pc.dictionary_encode(taken).indices.to_numpy(), dtype=np.int64)
 
     sort_keys = [codes(typed[e]) for e in fs.entity]
-    cand_stamps = stamps[candidates] if rows is None else \
-        np.asarray(micros.take(pa.array(candidates, pa.int64())).to_numpy(), dtype=np.int64)
+    cand_stamps = (
+        stamps[candidates]
+        if rows is None
+        else np.asarray(micros.take(pa.array(candidates, pa.int64())).to_numpy(), dtype=np.int64)
+    )
     by_key = np.lexsort([*sort_keys, cand_stamps])  # the last key is the primary one
     same = cand_stamps[by_key][1:] == cand_stamps[by_key][:-1]
     for key_codes in sort_keys:
@@ -91,7 +104,12 @@ def check_duplicate_keys(run: Failures, fs: FeatureSet, typed: dict[str, pa.Arra
     dup = np.zeros(run.n, dtype=bool)
     dup[candidates[by_key[1:][same]]] = True
     dup[candidates[by_key[:-1][same]]] = True
-    run.fail("duplicate_key", ",".join(keys), dup,
-             f"{{count}} row(s) share their {' + '.join(keys)} with another row, so it is unknowable which "
-             f"values are right; all of them were rejected",
-             "keep exactly one row per entity and event timestamp", sample_columns=keys)
+    run.fail(
+        "duplicate_key",
+        ",".join(keys),
+        dup,
+        f"{{count}} row(s) share their {' + '.join(keys)} with another row, so it is unknowable which "
+        f"values are right; all of them were rejected",
+        "keep exactly one row per entity and event timestamp",
+        sample_columns=keys,
+    )

@@ -55,8 +55,11 @@ def coerce_int(arr: pa.Array) -> Coerced:
     if pa.types.is_signed_integer(t):
         return pc.cast(arr, pa.int64()), np.zeros(n, dtype=bool)
     if pa.types.is_unsigned_integer(t):
-        too_big = as_numpy_mask(pc.greater(arr, pa.scalar(2**63 - 1, pa.uint64()))) if t == pa.uint64() else \
-            np.zeros(n, dtype=bool)
+        too_big = (
+            as_numpy_mask(pc.greater(arr, pa.scalar(2**63 - 1, pa.uint64())))
+            if t == pa.uint64()
+            else np.zeros(n, dtype=bool)
+        )
         clean = pc.if_else(pa.array(too_big), pa.scalar(None, t), arr) if too_big.any() else arr
         return pc.cast(clean, pa.int64()), too_big
     if not (is_text(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)):

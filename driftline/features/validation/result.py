@@ -29,7 +29,6 @@ Status = Literal["accepted", "partial", "rejected"]
 ROW_NUMBERING = "row = 0-based index of the data row in the file (in a CSV file, line = row + 2)"
 
 
-
 @dataclass
 class Check:
     """One failed check on one column (or the file): what, how many rows, examples, how to fix."""
@@ -44,8 +43,13 @@ class Check:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"check": self.check, "column": self.column, "severity": self.severity,
-                               "failed_rows": self.failed_rows, "message": self.message}
+        out: dict[str, Any] = {
+            "check": self.check,
+            "column": self.column,
+            "severity": self.severity,
+            "failed_rows": self.failed_rows,
+            "message": self.message,
+        }
         if self.hint:
             out["hint"] = self.hint
         if self.sample:
@@ -124,8 +128,7 @@ class ValidationResult:
         ``rows`` (row numbers) limits the work to those rows, e.g. the rejected ones.
         """
         n = self.rows_total if rows is None else len(rows)
-        pieces = [pc.if_else(pa.array(m if rows is None else m[rows]), f"{cid},", "")
-                  for cid, m in self.masks.items()]
+        pieces = [pc.if_else(pa.array(m if rows is None else m[rows]), f"{cid},", "") for cid, m in self.masks.items()]
         if not pieces:
             return pa.array(np.full(n, "", dtype=object), pa.string())
         out = pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
@@ -156,18 +159,23 @@ class ValidationResult:
         checks = sorted(self.checks, key=lambda c: (c.severity != "error", c.check, c.column or ""))
         fs = self.feature_set
         report: dict[str, Any] = {
-            "feature_set": fs.name, "feature_set_version": fs.version,
+            "feature_set": fs.name,
+            "feature_set_version": fs.version,
             "feature_set_fingerprint": fs.fingerprint,
             **context,
-            "status": self.status(policy), "policy": policy,
-            "rows_total": self.rows_total, "rows_accepted": accepted,
+            "status": self.status(policy),
+            "policy": policy,
+            "rows_total": self.rows_total,
+            "rows_accepted": accepted,
             "rows_rejected": self.rows_total - accepted,
             "rows_failing_checks": int((~self.accepted).sum()),
             "row_numbering": ROW_NUMBERING,
             "checks": [c.to_dict() for c in checks],
         }
         if policy == "reject_file" and 0 < report["rows_failing_checks"] < self.rows_total:
-            report["policy_note"] = (f"{report['rows_failing_checks']} rows failed checks and the feature "
-                                     f"set's policy is reject_file, so no row was accepted; fix the rows "
-                                     f"listed below and upload the whole file again")
+            report["policy_note"] = (
+                f"{report['rows_failing_checks']} rows failed checks and the feature "
+                f"set's policy is reject_file, so no row was accepted; fix the rows "
+                f"listed below and upload the whole file again"
+            )
         return report

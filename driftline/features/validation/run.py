@@ -23,8 +23,9 @@ from driftline.features.validation.timestamp import coerce_timestamp
 __all__ = ["validate"]
 
 
-def validate(raw: pa.Table, fs: FeatureSet, *, others: Iterable[FeatureSet] = (),
-             sample_rows: int | None = None) -> ValidationResult:
+def validate(
+    raw: pa.Table, fs: FeatureSet, *, others: Iterable[FeatureSet] = (), sample_rows: int | None = None
+) -> ValidationResult:
     """Run every check of ``fs`` over ``raw`` (a table as read from the upload).
 
     ``others`` (the rest of the catalog) only improves the message when the file belongs to
@@ -38,11 +39,17 @@ def validate(raw: pa.Table, fs: FeatureSet, *, others: Iterable[FeatureSet] = ()
     missing = [c for c in required if c not in present_cols]
     extra = [c for c in raw.column_names if c not in known]
     if extra:
-        run.checks.append(Check("extra_columns", None, "warning", 0,
-                                f"{len(extra)} column(s) not in feature set {fs.name!r} were ignored: "
-                                f"{', '.join(extra)}",
-                                "remove them or add them to the feature set definition",
-                                details={"columns": extra}))
+        run.checks.append(
+            Check(
+                "extra_columns",
+                None,
+                "warning",
+                0,
+                f"{len(extra)} column(s) not in feature set {fs.name!r} were ignored: {', '.join(extra)}",
+                "remove them or add them to the feature set definition",
+                details={"columns": extra},
+            )
+        )
     if missing:
         hint_parts = []
         for m in missing:
@@ -51,18 +58,28 @@ def validate(raw: pa.Table, fs: FeatureSet, *, others: Iterable[FeatureSet] = ()
                 hint_parts.append(f"column {near!r} looks like {m!r} (names are exact: lowercase, no spaces)")
         for other in others:
             if other.name != fs.name and set(required_columns(other)) <= present_cols:
-                hint_parts.append(f"the columns match feature set {other.name!r}: upload the file to "
-                                  f"incoming/{other.name}/ instead")
+                hint_parts.append(
+                    f"the columns match feature set {other.name!r}: upload the file to incoming/{other.name}/ instead"
+                )
         if len(missing) > len(required) / 2 and not any("match feature set" in h for h in hint_parts):
-            hint_parts.append(f"most required columns are missing: is this a file of another feature set? "
-                              f"{fs.name!r} needs {', '.join(required)}")
+            hint_parts.append(
+                f"most required columns are missing: is this a file of another feature set? "
+                f"{fs.name!r} needs {', '.join(required)}"
+            )
         hint_parts.append("add the missing columns (leave values empty where a feature is nullable)")
         all_rows = np.ones(n, dtype=bool)
         run.masks["missing_columns"] = all_rows
-        run.checks.append(Check("missing_columns", None, "error", n,
-                                f"{len(missing)} required column(s) missing: {', '.join(missing)}; "
-                                f"no row can be accepted", "; ".join(hint_parts),
-                                details={"columns": missing}))
+        run.checks.append(
+            Check(
+                "missing_columns",
+                None,
+                "error",
+                n,
+                f"{len(missing)} required column(s) missing: {', '.join(missing)}; no row can be accepted",
+                "; ".join(hint_parts),
+                details={"columns": missing},
+            )
+        )
         return ValidationResult(fs, raw, None, run.masks, run.checks, np.zeros(n, dtype=bool))
 
     def column(name: str) -> pa.Array:
@@ -78,13 +95,17 @@ def validate(raw: pa.Table, fs: FeatureSet, *, others: Iterable[FeatureSet] = ()
     for e in fs.entity:
         typed[e] = check_column(run, e, "entity", coerce_text, column(e), required="entity key")
     check_entity_keys(run, fs, typed)
-    typed[fs.timestamp] = check_column(run, fs.timestamp, "timestamp", coerce_timestamp, column(fs.timestamp),
-                                       required="event timestamp")
+    typed[fs.timestamp] = check_column(
+        run, fs.timestamp, "timestamp", coerce_timestamp, column(fs.timestamp), required="event timestamp"
+    )
     keys = dict(typed)
     jobs: list[tuple[str | None, Callable[[Failures], pa.Array | None]]] = [
-        (f.name, functools.partial(check_feature, f=f, raw_col=column(f.name))) for f in fs.features]
-    jobs += [(lb.name, functools.partial(check_label, lb=lb, raw_col=column(lb.name) if lb.name in present_cols
-                                         else None)) for lb in fs.labels]
+        (f.name, functools.partial(check_feature, f=f, raw_col=column(f.name))) for f in fs.features
+    ]
+    jobs += [
+        (lb.name, functools.partial(check_label, lb=lb, raw_col=column(lb.name) if lb.name in present_cols else None))
+        for lb in fs.labels
+    ]
     jobs.append((None, functools.partial(check_duplicate_keys, fs=fs, typed=keys)))
     children = [run.child() for _ in jobs]
     workers = thread_count(n, len(jobs))

@@ -13,8 +13,10 @@ from driftline.features.validation.coerced import Coerced
 
 __all__ = ["coerce_timestamp"]
 
-_ISO_RE = (r"^(?P<date>\d{4}-\d{2}-\d{2})(?:[T ](?P<hms>\d{2}:\d{2}(?::\d{2})?)(?P<frac>\.\d{1,9})?)?"
-           r"\s*(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?$")
+_ISO_RE = (
+    r"^(?P<date>\d{4}-\d{2}-\d{2})(?:[T ](?P<hms>\d{2}:\d{2}(?::\d{2})?)(?P<frac>\.\d{1,9})?)?"
+    r"\s*(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
+)
 
 
 def _parse_iso(arr: pa.Array) -> Coerced:
@@ -30,8 +32,9 @@ def _parse_iso(arr: pa.Array) -> Coerced:
     day, hms, frac, tz = (pc.struct_field(parts, [i]) for i in range(4))
     hms = pc.if_else(pc.equal(hms, ""), "00:00:00", hms)
     hms = pc.if_else(pc.equal(pc.utf8_length(hms), 5), pc.binary_join_element_wise(hms, ":00", ""), hms)
-    naive = pc.strptime(pc.binary_join_element_wise(day, hms, " "), format="%Y-%m-%d %H:%M:%S", unit="us",
-                        error_is_null=True)
+    naive = pc.strptime(
+        pc.binary_join_element_wise(day, hms, " "), format="%Y-%m-%d %H:%M:%S", unit="us", error_is_null=True
+    )
     # strptime rolls 2026-02-30 over to March: a date that does not print back the same is invalid
     real_day = pc.equal(pc.strftime(naive, format="%Y-%m-%d"), day)
     naive = pc.if_else(real_day, naive, pa.scalar(None, naive.type))

@@ -18,10 +18,20 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 def build(feature_set: Any, params: dict[str, Any]) -> Pipeline:
     numeric = [f.name for f in feature_set.features if f.type in ("int", "float")]
     categorical = [f.name for f in feature_set.features if f.type == "categorical"]
-    prep = ColumnTransformer([
-        ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
-        ("cat", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-                          ("onehot", OneHotEncoder(handle_unknown="ignore"))]), categorical),
-    ])
+    prep = ColumnTransformer(
+        [
+            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                categorical,
+            ),
+        ]
+    )
     model = HistGradientBoostingClassifier(max_iter=int(params.get("max_iter", 100)), random_state=0)
     return Pipeline([("prep", prep), ("model", model)])
