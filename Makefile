@@ -48,11 +48,13 @@ demo: install ## Run the whole story locally: ingest → train → serve → dri
 
 test: install-dev ## Lint, type-check and run the whole test suite
 	$(BIN)/ruff check driftline stacks lambdas tests benchmarks examples localstack app.py
+	$(BIN)/ruff format --check driftline stacks lambdas tests benchmarks examples localstack app.py
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: install-dev ## The inner loop: lint, types, unit + integration tests without the slow modules (tests/conftest.py)
 	$(BIN)/ruff check driftline stacks lambdas tests benchmarks examples localstack app.py
+	$(BIN)/ruff format --check driftline stacks lambdas tests benchmarks examples localstack app.py
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 -q -m "not slow" tests/unit tests/integration $(PYTEST_ARGS)
 
@@ -70,6 +72,7 @@ test-botocore-latest: install-dev ## The botocore loader hooks against the newes
 
 lint: install-dev ## ruff + mypy + bandit
 	$(BIN)/ruff check driftline stacks lambdas tests benchmarks examples localstack app.py
+	$(BIN)/ruff format --check driftline stacks lambdas tests benchmarks examples localstack app.py
 	$(BIN)/mypy
 	$(BIN)/bandit -q -c pyproject.toml -r driftline lambdas stacks
 

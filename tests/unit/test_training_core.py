@@ -76,7 +76,9 @@ def test_skops_round_trip_and_untrusted_types_are_refused(credit_table: pa.Table
     tm = train_model(credit_table, credit_fs, cfg("logistic_regression"))
     pipeline = load_pipeline(tm.skops)
     np.testing.assert_allclose(
-        pipeline.predict_proba(tm.data.X_val)[:, 1], tm.validation_prediction.probabilities[:, 1], atol=1e-5  # type: ignore[index]
+        pipeline.predict_proba(tm.data.X_val)[:, 1],
+        tm.validation_prediction.probabilities[:, 1],  # type: ignore[index]
+        atol=1e-5,
     )
     assert not tm.skops.startswith(b"\x80")  # a zip (skops), not a pickle stream
     with pytest.raises(UntrustedArtifactError, match="not scikit-learn/NumPy/SciPy classes"):
@@ -191,7 +193,10 @@ def test_multiclass_probabilities_follow_class_order() -> None:
     ts = pa.array(np.arange(900) * 10**6, pa.timestamp("us"))
     table = pa.table({"id": np.arange(900).astype(str), "ts": ts, "score": score, "tier": tier})
     c = ModelConfig(
-        name="tiers", feature_set="tiers", algorithm="logistic_regression", retrain={"min_training_rows": 100}  # type: ignore[arg-type]
+        name="tiers",
+        feature_set="tiers",
+        algorithm="logistic_regression",
+        retrain={"min_training_rows": 100},  # type: ignore[arg-type]
     )
     tm = train_model(table, fs, c)
     probs = tm.validation_prediction.probabilities
