@@ -89,6 +89,12 @@ SLOW_MODULES = frozenset(
         "tests/integration/test_features_cli.py",
         "tests/integration/test_approval_token.py",
         "tests/unit/test_drift_scipy_parity.py",
+        "tests/integration/test_training_cli.py",
+        "tests/integration/test_training_handler.py",
+        "tests/integration/test_training_publish.py",
+        "tests/integration/test_local_iam.py",
+        "tests/integration/test_local_executor.py",
+        "tests/integration/test_local_persistence.py",
     }
 )
 
