@@ -115,30 +115,28 @@ def uncompressed_limit_mb(fs: FeatureSet | None) -> int:
 
 
 class _UncompressedLimitError(Exception):
-    """Raised from inside the CSV parser's reads; turned into ``file_too_large`` by the caller."""
+    """The gzip stream inflates past the cap; turned into ``file_too_large`` by the caller."""
 
 
-class _CappedGzip(io.RawIOBase):
-    """A gzip stream that stops with :class:`_UncompressedLimitError` once it has produced more than
-    ``limit`` bytes. Decompression runs a block at a time as the CSV parser asks for data, so a gzip
-    bomb (a few KB that inflate to gigabytes) costs at most ``limit`` plus one block of memory,
-    never its full decompressed size."""
+GZIP_CHUNK_BYTES = 1024 * 1024
+"""What the size pass inflates at a time (all it ever holds)."""
 
-    def __init__(self, data: bytes, limit: int) -> None:
-        super().__init__()
-        self._gzip = gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb")
-        self._limit = limit
-        self.produced = 0
 
-    def readable(self) -> bool:
-        return True
+def _inflated_size(data: bytes, limit: int) -> int:
+    """The uncompressed size of a gzip upload, counted a chunk at a time and stopped past ``limit``.
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = self._gzip.readinto(buffer)
-        self.produced += n
-        if self.produced > self._limit:
-            raise _UncompressedLimitError
-        return n
+    A gzip bomb (a few KB that inflate to gigabytes) costs one chunk of memory here, never its full
+    size. Counting is a pass of its own so that the parse that follows reads the stream natively in
+    Arrow: a Python file object read from Arrow's I/O threads could still be in use when an error
+    ended the read, and an interpreter exiting then aborts the process.
+    """
+    size = 0
+    with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as stream:
+        while chunk := stream.read(GZIP_CHUNK_BYTES):
+            size += len(chunk)
+            if size > limit:
+                raise _UncompressedLimitError
+    return size
 
 
 def _text_columns(fs: FeatureSet) -> dict[str, pa.DataType]:
@@ -150,14 +148,15 @@ def _text_columns(fs: FeatureSet) -> dict[str, pa.DataType]:
 
 
 def _read_csv(data: bytes, fs: FeatureSet | None, compressed: bool, name: str) -> pa.Table:
-    source: pa.NativeFile | _CappedGzip = pa.BufferReader(data)
+    source: pa.NativeFile = pa.BufferReader(data)
     limit_mb = uncompressed_limit_mb(fs)
-    if compressed:
-        source = _CappedGzip(data, limit_mb * 1024 * 1024)
     convert = pacsv.ConvertOptions(
         column_types=_text_columns(fs) if fs else None, strings_can_be_null=True, quoted_strings_can_be_null=True
     )
     try:
+        if compressed:
+            _inflated_size(data, limit_mb * 1024 * 1024)
+            source = pa.CompressedInputStream(source, "gzip")
         table = pacsv.read_csv(
             source, parse_options=pacsv.ParseOptions(newlines_in_values=False), convert_options=convert
         )
