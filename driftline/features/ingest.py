@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from driftline import aws
-from driftline.contracts import FEATURE_DATA_ACCEPTED, S3_OBJECT_CREATED
+from driftline.contracts import FEATURE_DATA_ACCEPTED, S3_OBJECT_CREATED, record_time
 from driftline.control_items import ContentRecord, IngestRecord
 from driftline.control_store import ControlStore
 from driftline.event_bus import EventBus
@@ -178,13 +178,9 @@ def upload_id(obj: S3Object) -> str:
 
 
 def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    """An S3 event time in UTC (the upload id and the record key are built from it), else None."""
+    dt = record_time(text)
+    return dt.astimezone(UTC) if dt else None
 
 
 @dataclass(frozen=True)

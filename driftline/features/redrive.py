@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
-from driftline.contracts import INCOMING_PREFIX
+from driftline.contracts import INCOMING_PREFIX, record_time
 from driftline.control_items import IngestRecord
 from driftline.control_store import ControlStore
 from driftline.features.ingest import IN_FLIGHT, REDRIVE_FIELD, parse_s3_event
@@ -56,16 +56,6 @@ class Unfinished:
     @property
     def identity(self) -> tuple[str, str, str]:
         return self.bucket, self.key, self.version_id or self.etag or ""
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
 
 
 def unfinished_uploads(
@@ -120,7 +110,7 @@ def _from_record(rec: IngestRecord, *, now: datetime, stalled_after: timedelta, 
     record = rec.result
     status = rec.status
     uid = str(record.get("upload_id") or "")
-    recorded = _parse_time(rec.recorded_at)
+    recorded = record_time(rec.recorded_at)
     age = now - recorded if recorded else stalled_after
     if wanted:
         if uid not in wanted or status in ("accepted", "partial", "skipped"):
