@@ -117,6 +117,10 @@ class DeploySettings(_Strict):
     bake_seconds: int = Field(default=600, ge=0, le=86400)
     max_error_rate: float = Field(default=0.01, ge=0.0, le=1.0)
     max_latency_ratio: float = Field(default=1.5, ge=1.0)
+    latency_floor_ms: float = Field(default=5.0, ge=0.0, le=60000.0)
+    """A latency breach also needs the challenger's p95 above this: ratios of tiny latencies are noise,
+    and on a busy shared machine (the local platform on a laptop or CI runner) tails of tens of
+    milliseconds are the machine's load, not the model."""
     max_bake_extensions: int = Field(default=3, ge=0, le=24)
     """A canary whose challenger handled too few rows to be judged bakes again (another
     ``bake_seconds``) up to this many times; then the run ends ``inconclusive``: challenger cleared,

@@ -410,6 +410,7 @@ def evaluate_canary(event: Mapping[str, Any], ctx: StepContext) -> dict[str, Any
     limits = canary.CanaryLimits(
         max_error_rate=m.deploy.max_error_rate,
         max_latency_ratio=m.deploy.max_latency_ratio,
+        latency_floor_ms=m.deploy.latency_floor_ms,
         max_regression=m.gate.absolute_regression,
         max_relative_regression=m.gate.max_relative_regression,
         primary_metric=m.gate.primary_metric,
