@@ -28,6 +28,7 @@ from typing import Any
 from driftline.config import ConfigError, ModelConfig, PlatformConfig
 from driftline.contracts import METRICS_NAMESPACE
 from driftline.drift import DriftInputError, Profile, ProfileFormatError, ProfileMismatchError, check_drift
+from driftline.drift.engine import DriftResult
 from driftline.drift.feature_set import PREDICTION_COLUMN
 from driftline.drift.methods import SMALL_REFERENCE_ROWS
 from driftline.drift.report import render_html
@@ -94,17 +95,38 @@ class Context:
         )
 
 
-def run_check(
-    model: str,
-    *,
-    window_start: str | None = None,
-    window_end: str | None = None,
-    ctx: Context | None = None,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """Check one model's latest window (or the given one) and act on the outcome."""
-    ctx = ctx or Context.from_env()
-    now = now or datetime.now(UTC)
+@dataclass
+class Prepared:
+    """What a check knows before it reads any data: the model, its champion, profile and window.
+
+    Both the in-process check (:func:`run_check`) and the scale-out workflow's reduce step
+    (:mod:`driftline.monitoring.scale`) start from it, so they judge the same window the same way."""
+
+    model: str
+    mc: ModelConfig
+    version: Any
+    profile: Profile
+    window: Window
+    window_notes: list[str]
+    history: DriftHistory
+
+    @property
+    def features(self) -> list[str]:
+        return [c for c in self.profile.columns if self.profile.columns[c].role == "feature"]
+
+    @property
+    def expected(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version.version,
+            "feature_set_fingerprint": self.version.feature_set_fingerprint or None,
+        }
+
+
+def prepare(
+    model: str, window_start: str | None, window_end: str | None, ctx: Context, now: datetime
+) -> Prepared | dict[str, Any]:
+    """The champion, its profile and the window to check; a ``no_champion`` answer when none is served."""
     try:
         mc = ctx.config.model(model)
     except ConfigError as e:
@@ -130,35 +152,68 @@ def run_check(
         window, window_notes = resolve(window_start, window_end, last.window_end if last else None, now)
     except WindowError as e:
         raise MonitoringError(str(e)) from None
+    return Prepared(model, mc, version, profile, window, window_notes, history)
 
-    features = [c for c in profile.columns if profile.columns[c].role == "feature"]
-    data = captures.read_window(ctx.captures_bucket, model, window, version.version, features)
+
+def run_check(
+    model: str,
+    *,
+    window_start: str | None = None,
+    window_end: str | None = None,
+    ctx: Context | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Check one model's latest window (or the given one) and act on the outcome."""
+    ctx = ctx or Context.from_env()
+    now = now or datetime.now(UTC)
+    prep = prepare(model, window_start, window_end, ctx, now)
+    if not isinstance(prep, Prepared):
+        return prep
+    profile, version, window = prep.profile, prep.version, prep.window
+    data = captures.read_window(ctx.captures_bucket, model, window, version.version, prep.features)
     prediction = PREDICTION_COLUMN if PREDICTION_COLUMN in profile.columns else None
     frame = data.frame(profile.numerical, profile.categorical, prediction)
-    expected = {
-        "model": model,
-        "version": version.version,
-        "feature_set_fingerprint": version.feature_set_fingerprint or None,
-    }
     try:
         result = check_drift(
             profile,
             frame,
-            expected_metadata=expected,
-            min_rows=mc.drift.min_window_rows,
-            share_threshold=mc.drift.share_threshold,
+            expected_metadata=prep.expected,
+            min_rows=prep.mc.drift.min_window_rows,
+            share_threshold=prep.mc.drift.share_threshold,
             distance_above=SMALL_REFERENCE_ROWS,
         )
     except ProfileMismatchError as e:
         raise MonitoringError(f"{model} v{version.version}: {e}") from None
     except DriftInputError as e:
         raise MonitoringError(f"{model} v{version.version}: the captures could not be checked: {e}") from None
-    perf = _performance(ctx, model, version.input_schema, version.metrics, mc, data, window, now)
+    perf = _performance(ctx, model, version.input_schema, version.metrics, prep.mc, data, window, now)
+    captured = {
+        "rows": data.n_rows,
+        "lines": data.n_lines,
+        "bad_lines": data.n_bad_lines,
+        "other_roles_or_versions": data.n_other,
+        "duplicates": data.n_duplicates,
+        "truncated": data.truncated,
+    }
+    return conclude(ctx, prep, result, perf, captured, _capture_notes(data), now)
 
+
+def conclude(
+    ctx: Context,
+    prep: Prepared,
+    result: DriftResult,
+    perf: performance.PerformanceResult | None,
+    captured: Mapping[str, Any],
+    capture_notes: list[str],
+    now: datetime,
+) -> dict[str, Any]:
+    """Everything after the engine ran, shared by the in-process check and the scale-out reduce step:
+    alarm state, result JSON and HTML report, history item, metrics, ``DriftDetected`` and the alert."""
+    model, version, window, mc, history = prep.model, prep.version, prep.window, prep.mc, prep.history
     prev = history.previous(model, window.end_iso)
     entry = _alarm_state(model, version.version, window, result.to_dict(), perf, prev, mc)
     doc = result.to_dict()
-    notes = [*doc["notes"], *window_notes, *_capture_notes(data)]
+    notes = [*doc["notes"], *prep.window_notes, *capture_notes]
     doc.update(
         {
             "model": model,
@@ -174,14 +229,7 @@ def run_check(
                 "required": mc.drift.persistence_windows,
                 "alarm": entry.alarm,
             },
-            "captures": {
-                "rows": data.n_rows,
-                "lines": data.n_lines,
-                "bad_lines": data.n_bad_lines,
-                "other_roles_or_versions": data.n_other,
-                "duplicates": data.n_duplicates,
-                "truncated": data.truncated,
-            },
+            "captures": dict(captured),
         }
     )
     result.notes = notes
@@ -285,6 +333,13 @@ def _performance(
         found, truth = labels.for_capture(rid, caller)  # only the caller's own or a labeler's label counts
         if found:
             matched.append((truth, pred))
+    return performance_of(label, baseline, mc, matched)
+
+
+def performance_of(
+    label: Mapping[str, Any], baseline: Mapping[str, Any], mc: ModelConfig, matched: list[tuple[Any, Any]]
+) -> performance.PerformanceResult:
+    """Concept drift from (label, prediction) pairs, however they were matched (in-process or per shard)."""
     task = "regression" if label.get("task") == "regression" else "classification"
     return performance.evaluate(
         task,
