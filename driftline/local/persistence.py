@@ -10,8 +10,11 @@ acknowledged write is on disk, and the journal's order is the order the writes t
   ETags and times come back exactly and no notification fires again.
 - **Resources** (CreateBucket, bucket configuration, CreateTable, UpdateTimeToLive, CreateQueue, ...) are
   recorded as the requests themselves and replayed into the emulator in order.
-- **Step Functions** starts are recorded; an execution that had not ended when the platform stopped is
-  reported as interrupted by the next ``up`` (executions themselves are not restored).
+- **Step Functions** starts are recorded (arn, state machine, name, input); an execution that had not
+  ended when the platform stopped is marked interrupted by the next ``up`` (executions themselves are not
+  restored: moto's interpreter keeps them in threads) and stays listed (:meth:`Persistence.interrupted`,
+  ``driftline local status``) until it is resumed or dismissed (:meth:`Persistence.resolve`,
+  :mod:`driftline.local.resume`).
 
 Restoring happens before provisioning, in a fresh emulator; any record that cannot be applied aborts
 the start (the process exits, so nothing half-loaded is ever served). When the journal has grown, a
@@ -38,13 +41,22 @@ from driftline.local import moto_state as ms
 from driftline.local.access import INTERNAL_ENVIRON, signed_service
 from driftline.local.journal import Journal, JournalWriteError, Record, StateDirError, encode_record
 
-__all__ = ["DATA_DIR", "Persistence", "RestoreSummary", "classify", "versions"]
+__all__ = ["DATA_DIR", "RESOLUTIONS", "Persistence", "RestoreSummary", "UnknownExecutionError", "classify", "versions"]
 
 DATA_DIR = "data"
 DEFAULT_ACCOUNT = "123456789012"
 COMPACT_JOURNAL_BYTES = 64 * 1024 * 1024
 COMPACT_MIN_RECORDS = 2_000
 _DDB_BATCH = 500
+EXECUTION_INPUT_MAX = 256 * 1024
+"""Step Functions' own input limit: a recorded input is never longer than the execution could take."""
+RESOLUTIONS = ("resumed", "dismissed")
+"""How an interrupted execution stops being listed: a new run asks again (resumed), or the user let it go."""
+
+
+class UnknownExecutionError(KeyError):
+    """No interrupted execution has that ARN (it never ran here, or was resumed or dismissed already)."""
+
 
 _DDB_ITEM_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 _DDB_READ = re.compile(r"^(Get|Describe|List|Query|Scan|BatchGet|TransactGet)")
@@ -189,13 +201,14 @@ class Persistence:
                     f"({record.meta.get('t')}) failed: {e!r}. Nothing was served; start empty with "
                     "`driftline local up --fresh` (keep a copy of the directory if the data matters)"
                 ) from None
-        summary.interrupted = [e for e in self._executions.values() if not e.get("ended")]
+        summary.interrupted = [e for e in self._executions.values() if not e.get("ended") and not e.get("interrupted")]
         summary.seconds = time.perf_counter() - started
         ms.install_observers()
         self.journal.start_appending()
-        for execution in summary.interrupted:  # reported by this start, not by every later one
-            self._executions[execution["arn"]]["ended"] = True
-            self.journal.sync(self.journal.append({"t": "sfn", "arn": execution["arn"], "ended": True}))
+        now = time.time()
+        for execution in summary.interrupted:  # warned about by this start; listed until resumed or dismissed
+            execution["interrupted"] = now
+            self.journal.sync(self.journal.append({"t": "sfn", "arn": execution["arn"], "interrupted": now}))
         if self.journal.journal_size() > self.compact_bytes or (
             self._journal_records > COMPACT_MIN_RECORDS and self._journal_records > self._snapshot_records
         ):
@@ -237,11 +250,10 @@ class Persistence:
                 )
             self._control.append(record)
             summary.requests += 1
-        elif kind == "sfn":
-            if meta.get("ended"):
-                self._executions.setdefault(meta["arn"], {}).update(ended=True)
-            else:
-                self._executions[meta["arn"]] = {k: meta.get(k) for k in ("arn", "machine", "started")}
+        elif kind == "sfn":  # a start, then at most an interruption and an end, each adding its fields
+            self._executions.setdefault(meta["arn"], {"arn": meta["arn"]}).update(
+                {k: v for k, v in meta.items() if k != "t"}
+            )
         else:
             raise ValueError(f"unknown record type {kind!r}")
 
@@ -338,8 +350,12 @@ class Persistence:
                 machine = str(json.loads(req.body)["stateMachineArn"])
             except (ValueError, KeyError, TypeError):
                 return
-            self._executions[arn] = {"arn": arn, "machine": machine, "started": time.time()}
-            yield {"t": "sfn", "arn": arn, "machine": machine, "started": time.time()}, b""
+            record = {"arn": arn, "machine": machine, "name": arn.rsplit(":", 1)[-1], "started": time.time()}
+            raw_input = _execution_input(req.body)
+            if raw_input is not None:
+                record["input"] = raw_input
+            self._executions[arn] = record
+            yield {"t": "sfn", **record}, b""
             return
         if req.service == "firehose" or touched.s3_keys or touched.queues:
             return
@@ -375,7 +391,34 @@ class Persistence:
                         return
 
     def running_executions(self) -> list[str]:
-        return [a for a, e in self._executions.items() if not e.get("ended")]
+        return [a for a, e in self._executions.items() if not e.get("ended") and not e.get("interrupted")]
+
+    def interrupted(self) -> list[dict[str, Any]]:
+        """Executions that were running when the platform last stopped, oldest first, until each is resumed
+        or dismissed: arn, machine, name, started, interrupted (epoch seconds) and input (JSON text)."""
+        with self._mutex:
+            found = [
+                {"name": str(e["arn"]).rsplit(":", 1)[-1], **e}
+                for e in self._executions.values()
+                if e.get("interrupted") and not e.get("ended")
+            ]
+        return sorted(found, key=lambda e: float(e.get("started") or 0.0))
+
+    def resolve(self, arn: str, resolution: str, detail: str = "") -> dict[str, Any]:
+        """Stop listing the interrupted execution ``arn`` (durably): ``resumed`` (``detail``: the new run)
+        or ``dismissed``. Raises :class:`UnknownExecutionError`, or ValueError for another resolution."""
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}")
+        with self._mutex:
+            entry = self._executions.get(arn)
+            if entry is None or not entry.get("interrupted") or entry.get("ended"):
+                listed = ", ".join(str(e["name"]) for e in self.interrupted()) or "none"
+                raise UnknownExecutionError(f"no interrupted execution {arn!r} (interrupted executions: {listed})")
+            meta = {"t": "sfn", "arn": arn, "ended": True, "resolution": resolution, "detail": detail[:2048]}
+            self.journal.sync(self.journal.append(meta))
+            self._journal_records += 1
+            entry.update({k: v for k, v in meta.items() if k != "t"})
+            return dict(entry)
 
     # ---- compaction ----
     def compact(self) -> None:
@@ -421,6 +464,16 @@ class Persistence:
             self._control = list(_dedupe(self._control))
             self._executions = {a: e for a, e in self._executions.items() if not e.get("ended")}
             self._snapshot_records, self._journal_records = records, 0
+
+
+def _execution_input(body: bytes) -> str | None:
+    """The ``input`` of a StartExecution request body (JSON text), when it has one that fits."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    value = doc.get("input") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) and len(value) <= EXECUTION_INPUT_MAX else None
 
 
 def _item_batch(where: tuple[str, str, str], items: list[dict[str, Any]]) -> bytes:

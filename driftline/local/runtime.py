@@ -377,7 +377,8 @@ class LocalPlatform:
         for execution in summary.interrupted:
             self.out(
                 f"[local] warning: Step Functions execution {execution['arn']} was running when the platform stopped; "
-                "it was interrupted and is not resumed (start it again if needed)"
+                "it was interrupted: `driftline local status` lists it, `driftline local resume` asks again for "
+                "an approval it was waiting for, `driftline local dismiss` lets it go"
             )
 
     def _start_services(self) -> None:
@@ -655,6 +656,7 @@ class LocalPlatform:
             "next_schedules": {
                 k: v.isoformat() for k, v in (self.scheduler.next_fire_times() if self.scheduler else {}).items()
             },
+            "interrupted": self.persistence.interrupted() if self.persistence is not None else [],
         }
 
     def _control(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -670,7 +672,30 @@ class LocalPlatform:
                 return 404, {"error": str(e)}
         if path == "/_driftline/reload" and method == "POST":
             return self._control_reload(body)
+        if path == "/_driftline/interrupted" and method == "POST":
+            return self._control_resolve(body)
         return 404, {"error": f"unknown control endpoint {method} {path}"}
+
+    def _control_resolve(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """Stop listing an interrupted execution: ``{"arn", "resolution": "resumed"|"dismissed", "detail"}``."""
+        from driftline.local.journal import JournalWriteError
+        from driftline.local.persistence import UnknownExecutionError
+
+        if self.persistence is None:
+            return 409, {"error": "this platform keeps no state (--in-memory): it has no interrupted executions"}
+        try:
+            req = json.loads(body or b"{}")
+            arn, resolution, detail = str(req["arn"]), str(req["resolution"]), str(req.get("detail", ""))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            return 400, {"error": f"expected a JSON body with 'arn', 'resolution' (and optional 'detail'): {e!r}"}
+        try:
+            return 200, self.persistence.resolve(arn, resolution, detail)
+        except UnknownExecutionError as e:
+            return 404, {"error": str(e.args[0])}
+        except ValueError as e:
+            return 400, {"error": str(e)}
+        except JournalWriteError as e:
+            return 507, {"error": str(e)}
 
     def _control_reload(self, body: bytes) -> tuple[int, dict[str, Any]]:
         from driftline.local.reload import ReloadError, ReloadFailedError, ReloadRefusedError

@@ -199,7 +199,7 @@ def test_a_second_platform_on_the_same_state_is_refused(tmp_path: Path, fresh_mo
         em.stop()
 
 
-def test_executions_running_at_shutdown_are_reported_interrupted(tmp_path: Path, fresh_moto: None) -> None:
+def test_executions_running_at_shutdown_are_listed_interrupted_until_resolved(tmp_path: Path, fresh_moto: None) -> None:
     em = Emulator(tmp_path)
     sfn = em.client("stepfunctions")
     machine = sfn.create_state_machine(
@@ -207,21 +207,46 @@ def test_executions_running_at_shutdown_are_reported_interrupted(tmp_path: Path,
         definition='{"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 600, "End": true}}}',
         roleArn="arn:aws:iam::123456789012:role/r",
     )["stateMachineArn"]
-    running = sfn.start_execution(stateMachineArn=machine, name="running")["executionArn"]
+    running = sfn.start_execution(stateMachineArn=machine, name="running", input='{"model": "m"}')["executionArn"]
+    other = sfn.start_execution(stateMachineArn=machine, name="other")["executionArn"]
     finished = sfn.start_execution(stateMachineArn=machine, name="finished")["executionArn"]
     em.persistence.settle_executions(lambda arn: "SUCCEEDED" if arn == finished else "RUNNING")
     em.stop()
     _reset_moto()
     em = Emulator(tmp_path)
     try:
-        assert [e["arn"] for e in em.summary.interrupted] == [running]
+        assert [e["arn"] for e in em.summary.interrupted] == [running, other]
         assert em.summary.interrupted[0]["machine"] == machine
+        listed = em.persistence.interrupted()
+        assert [(e["name"], e.get("input")) for e in listed] == [("running", '{"model": "m"}'), ("other", None)]
+        assert all(e["interrupted"] >= e["started"] for e in listed)
+    finally:
+        em.stop(compact=False)
+    _reset_moto()
+    em = Emulator(tmp_path)
+    try:
+        assert em.summary.interrupted == []  # warned about once
+        assert [e["name"] for e in em.persistence.interrupted()] == ["running", "other"]  # listed until resolved
+        with pytest.raises(ValueError, match="resolution must be one of"):
+            em.persistence.resolve(other, "forgotten")
+        done = em.persistence.resolve(other, "dismissed")
+        assert done["resolution"] == "dismissed" and done["ended"] is True
+        with pytest.raises(KeyError, match="no interrupted execution"):
+            em.persistence.resolve(other, "dismissed")
+        em.persistence.compact()  # a snapshot keeps the one still listed
     finally:
         em.stop()
     _reset_moto()
     em = Emulator(tmp_path)
     try:
-        assert em.summary.interrupted == []  # reported once
+        assert [e["name"] for e in em.persistence.interrupted()] == ["running"]
+        em.persistence.resolve(running, "resumed", "arn:new")
+    finally:
+        em.stop()
+    _reset_moto()
+    em = Emulator(tmp_path)
+    try:
+        assert em.persistence.interrupted() == [] and em.summary.interrupted == []
     finally:
         em.stop()
 
