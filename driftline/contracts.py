@@ -18,6 +18,7 @@ from typing import Any
 
 __all__ = [
     "APPROVAL_PREFIX",
+    "ATHENA_RESULTS_PREFIX",
     "CAPTURES_PREFIX",
     "CAPTURE_ERRORS_PREFIX",
     "CONTROL_PREFIXES",
@@ -185,6 +186,10 @@ def feedback_key(model: str, when: datetime, object_id: str) -> str:
 
 
 # ---- reports bucket ------------------------------------------------------------------------------
+ATHENA_RESULTS_PREFIX = "athena-results"
+"""``athena-results/<query id>.csv``: the Athena workgroup's query results (SELECT output, ``.metadata``)."""
+
+
 def report_prefix(model: str, window_end: str) -> str:
     """``drift/<model>/<window end>/``: ``result.json`` and ``report.html`` of one check."""
     return f"drift/{model}/{window_end}/"

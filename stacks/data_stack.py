@@ -140,7 +140,7 @@ class DataStack(Stack):
             bus=self.bus,
         )
         self.catalog = FeatureCatalog(
-            self, "Catalog", platform=platform, bucket=buckets["features"], feature_sets_dir=feature_sets_dir
+            self, "Catalog", platform=platform, buckets=buckets, feature_sets_dir=feature_sets_dir
         )
 
         self.ingest = make_function(self, self.shared, "ingest")

@@ -1,8 +1,10 @@
-"""Glue Data Catalog for the curated feature data: one table per feature set, partition projection
-on ``date`` so Athena queries need no crawler and no partition maintenance."""
+"""Glue Data Catalog of the platform: the database and one ``AWS::Glue::Table`` per table spec of
+:mod:`driftline.athena_tables` (the local platform creates the same tables from the same specs), so
+Athena queries need no crawler; partition projection means no partition maintenance either."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import Stack
@@ -10,18 +12,48 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from driftline.features.catalog import glue_columns
+from driftline.athena_tables import TableSpec, database_name, platform_tables
 from driftline.features.schema import FeatureSetCatalog
 from driftline.platform import Platform
 
 
+def _table_input(spec: TableSpec, bucket_name: str) -> glue.CfnTable.TableInputProperty:
+    """The spec's Glue ``TableInput`` as CDK properties (the same dict the local platform sends to Glue)."""
+    ti = spec.table_input(bucket_name)
+    sd = ti["StorageDescriptor"]
+
+    def columns(cols: list[dict[str, str]]) -> list[glue.CfnTable.ColumnProperty]:
+        return [glue.CfnTable.ColumnProperty(name=c["Name"], type=c["Type"], comment=c.get("Comment")) for c in cols]
+
+    return glue.CfnTable.TableInputProperty(
+        name=ti["Name"],
+        table_type=ti["TableType"],
+        description=ti["Description"],
+        partition_keys=columns(ti["PartitionKeys"]),
+        parameters=ti["Parameters"],
+        storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+            location=sd["Location"],
+            columns=columns(sd["Columns"]),
+            input_format=sd["InputFormat"],
+            output_format=sd["OutputFormat"],
+            serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=sd["SerdeInfo"]["SerializationLibrary"]),
+        ),
+    )
+
+
 class FeatureCatalog(Construct):
     def __init__(
-        self, scope: Construct, cid: str, *, platform: Platform, bucket: s3.IBucket, feature_sets_dir: Path
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        platform: Platform,
+        buckets: Mapping[str, s3.IBucket],
+        feature_sets_dir: Path,
     ) -> None:
         super().__init__(scope, cid)
         account = Stack.of(self).account
-        self.database_name = platform.prefix.replace("-", "_")
+        self.database_name = database_name(platform)
         db = glue.CfnDatabase(
             self,
             "Database",
@@ -30,42 +62,13 @@ class FeatureCatalog(Construct):
                 name=self.database_name, description="Driftline curated feature data (Hive-partitioned zstd Parquet)"
             ),
         )
-        for fs in FeatureSetCatalog(feature_sets_dir):
-            location = f"s3://{bucket.bucket_name}/curated/{fs.name}/"
+        self.tables = platform_tables(platform, FeatureSetCatalog(feature_sets_dir))
+        for spec in self.tables:
             table = glue.CfnTable(
                 self,
-                f"Table{fs.name.title().replace('_', '')}",
+                f"Table{spec.name.title().replace('_', '')}",
                 catalog_id=account,
                 database_name=self.database_name,
-                table_input=glue.CfnTable.TableInputProperty(
-                    name=fs.name,
-                    table_type="EXTERNAL_TABLE",
-                    description=fs.description or f"Curated rows of feature set {fs.name}",
-                    partition_keys=[glue.CfnTable.ColumnProperty(name="date", type="string")],
-                    parameters={
-                        "classification": "parquet",
-                        "parquet.compression": "ZSTD",
-                        "projection.enabled": "true",
-                        "projection.date.type": "date",
-                        "projection.date.format": "yyyy-MM-dd",
-                        "projection.date.range": "2000-01-01,NOW",
-                        "projection.date.interval": "1",
-                        "projection.date.interval.unit": "DAYS",
-                        "storage.location.template": location + "date=${date}",
-                        "driftline.feature_set_version": str(fs.version),
-                    },
-                    storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
-                        location=location,
-                        columns=[
-                            glue.CfnTable.ColumnProperty(name=c["name"], type=c["type"], comment=c.get("comment"))
-                            for c in glue_columns(fs)
-                        ],
-                        input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-                        output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-                        serde_info=glue.CfnTable.SerdeInfoProperty(
-                            serialization_library="org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-                        ),
-                    ),
-                ),
+                table_input=_table_input(spec, buckets[spec.bucket].bucket_name),
             )
             table.add_dependency(db)

@@ -30,6 +30,7 @@ PREFIXES = (
     f"{contracts.CURATED_PREFIX}/",
     f"{contracts.QUARANTINE_PREFIX}/",
     f"{contracts.INCOMING_PREFIX}/",
+    f"{contracts.ATHENA_RESULTS_PREFIX}/",
     "drift/",
 )
 """Key layouts: no string (or f-string) may start with one."""
