@@ -24,6 +24,7 @@ __all__ = [
     "CONTROL_PREFIXES",
     "CURATED_PREFIX",
     "DRIFT_DETECTED",
+    "DRIFT_SCRATCH_PREFIX",
     "EVENTS",
     "FEATURE_DATA_ACCEPTED",
     "FEEDBACK_PREFIX",
@@ -40,6 +41,10 @@ __all__ = [
     "curated_key",
     "curated_root",
     "drift_history_pk",
+    "drift_run_name",
+    "drift_run_prefix",
+    "drift_shard_data_prefix",
+    "drift_shard_summary_key",
     "feedback_key",
     "hour_prefix",
     "hour_prefixes",
@@ -178,6 +183,36 @@ def record_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+DRIFT_SCRATCH_PREFIX = "drift-scratch"
+"""``drift-scratch/model=<m>/<run>/``: one scale-out drift check's shard files (``data/shard=<k>/``,
+written by Athena's UNLOAD) and shard summaries (``summaries/``); expired after a few days."""
+
+
+def drift_run_prefix(model: str, run: str) -> str:
+    """``drift-scratch/model=<model>/<run>/``: everything one scale-out check writes."""
+    return f"{DRIFT_SCRATCH_PREFIX}/model={model}/{run}/"
+
+
+def drift_shard_data_prefix(model: str, run: str) -> str:
+    """``<run prefix>data/``: the UNLOAD target (Athena writes ``shard=<k>/<file>`` below it)."""
+    return f"{drift_run_prefix(model, run)}data/"
+
+
+def drift_shard_summary_key(model: str, run: str, data_key: str) -> str:
+    """``<run prefix>summaries/<path below data/>.json``: the summary of one shard file (idempotent)."""
+    data = drift_shard_data_prefix(model, run)
+    if not data_key.startswith(data) or len(data_key) == len(data):
+        raise ValueError(f"{data_key!r} is not a shard file under {data}")
+    return f"{drift_run_prefix(model, run)}summaries/{data_key[len(data) :]}.json"
+
+
+def drift_run_name(model: str, window_end: str) -> str:
+    """``drift-<model>-<window end as digits>``: the workflow execution (and scratch run) of one window,
+    the same for a retried schedule, so it never starts twice (Step Functions names allow 80 characters)."""
+    digits = "".join(ch for ch in window_end if ch.isdigit())[:14]
+    return f"drift-{model}-{digits}"[:80]
 
 
 def feedback_key(model: str, when: datetime, object_id: str) -> str:
