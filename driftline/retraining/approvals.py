@@ -255,9 +255,16 @@ def resolve_approval(
     if status != "RUNNING":
         delete_token(table, model, version, client=control_client)
         name = arn.rsplit(":", 1)[-1]
+        # a deployed run is never missing; a local one is after a restart (driftline/local/resume.py)
+        hint = (
+            "; on the local platform a restart interrupts running executions: `driftline local status` "
+            f"lists it and `driftline local resume {name}` asks for this approval again"
+            if status == "MISSING"
+            else ""
+        )
         raise ApprovalNotWaitingError(
             f"the run that asked to approve {model!r} v{version} is no longer "
-            f"waiting (execution {name} is {status}); nothing was changed"
+            f"waiting (execution {name} is {status}); nothing was changed{hint}"
         )
     token = request.task_token
     if approve:

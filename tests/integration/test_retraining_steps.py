@@ -141,10 +141,11 @@ def test_resolving_a_run_that_ended_changes_nothing(ctx: StepContext) -> None:
         timeout_seconds=60,
         summary="s",
     )
-    with pytest.raises(approvals.ApprovalNotWaitingError, match="is no longer waiting"):
+    with pytest.raises(approvals.ApprovalNotWaitingError, match="is no longer waiting") as missing:
         approvals.resolve_approval(
             MODEL, v, True, "alice", "ok", config=CFG, registry=ctx.registry, control_table=ctx.control.table
         )
+    assert "`driftline local resume gone`" in str(missing.value)  # a missing run: the local restart hint
     assert ctx.registry.get_version(MODEL, v).status == "candidate"
     with pytest.raises(approvals.ApprovalError, match="needs a reason"):
         approvals.resolve_approval(MODEL, v, True, "alice", " ", config=CFG)
