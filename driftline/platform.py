@@ -8,12 +8,13 @@ include the account and region; in CDK those are tokens, locally they are the em
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from driftline.config import PlatformConfig
+from driftline.config import AuthMode, PlatformConfig
 from driftline.contracts import (
     APPROVAL_PREFIX,
     CAPTURE_ERRORS_PREFIX,
@@ -230,6 +231,73 @@ class Route:
     def __post_init__(self) -> None:
         if (self.function is None) == (self.static_response is None):
             raise ValueError(f"route {self.method} {self.path}: exactly one of function or static_response")
+
+
+INVOKE_ACTION = "execute-api:Invoke"
+"""The IAM action a SigV4 caller needs on a route's execute-api ARN (deployed API and local gateway)."""
+
+RouteAuth = Literal["NONE", "IAM", "API_KEY"]
+
+
+def route_auth(route: Route, auth: AuthMode) -> RouteAuth:
+    """How the API authorizes ``route`` under ``serving.auth``: the one decision the deployed API
+    (stacks/serving_stack.py) and the local gateway (``local up --require-auth``) both take.
+
+    A static or unauthenticated route is open; an ``iam_only`` route is IAM (SigV4) whatever the mode,
+    because its caller identity is the decision's principal; any other route is IAM, or an API key in
+    ``api_key`` mode.
+    """
+    if route.static_response is not None:
+        return "NONE"
+    if route.iam_only:
+        return "IAM"
+    if not route.authorized:
+        return "NONE"
+    return "IAM" if auth == "iam" else "API_KEY"
+
+
+def route_resource(path: str) -> str:
+    """A route path with every ``{param}`` as ``*``: the resource part of its execute-api ARN in a policy."""
+    return re.sub(r"\{[^}]+\}", "*", path)
+
+
+def execute_api_arn(region: str, account: str, api_id: str, method: str, path: str, partition: str = "aws") -> str:
+    """The ARN API Gateway authorizes a request against: ``.../<api>/<stage>/<METHOD>/<path>``."""
+    return f"arn:{partition}:execute-api:{region}:{account}:{api_id}/{API_STAGE}/{method}{path}"
+
+
+@dataclass(frozen=True)
+class ApiPolicy:
+    """A managed policy allowing ``execute-api:Invoke`` on some routes: attach it to the callers' roles."""
+
+    logical: str
+    description: str
+    routes: tuple[Route, ...]
+
+    def statement(self, arn: Callable[[str, str], str]) -> Statement:
+        """The policy's one statement; ``arn(method, resource path)`` builds each route's execute-api ARN
+        (CDK: ``RestApi.arn_for_execute_api``; locally: :func:`execute_api_arn`)."""
+        return Statement(
+            actions=(INVOKE_ACTION,), resources=tuple(arn(r.method, route_resource(r.path)) for r in self.routes)
+        )
+
+
+def api_policies(routes: tuple[Route, ...]) -> tuple[ApiPolicy, ApiPolicy]:
+    """The client policy (every authorized route but the operator ones) and the approver policy (the
+    ``iam_only`` routes): the deployed managed policies and the local emulator's are built from this."""
+    return (
+        ApiPolicy(
+            "api-invoke",
+            "Attach to the roles of clients allowed to call the prediction API (SigV4)",
+            tuple(r for r in routes if r.authorized and not r.iam_only),
+        ),
+        ApiPolicy(
+            "api-approve",
+            "Attach to the roles of people allowed to approve or reject retrained models over the API (SigV4); "
+            "ModelConfig.approvers may restrict them further per model",
+            tuple(r for r in routes if r.iam_only),
+        ),
+    )
 
 
 @dataclass(frozen=True)

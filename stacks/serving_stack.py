@@ -3,7 +3,6 @@ approval route) and the capture streams."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aws_cdk import Annotations, Duration, Size, Stack
@@ -15,7 +14,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from driftline.contracts import CAPTURE_ERRORS_PREFIX
-from driftline.platform import API_STAGE, Platform, Route
+from driftline.platform import API_STAGE, ApiPolicy, Platform, api_policies, route_auth
 from stacks.constructs import RETENTION, removal_policy
 from stacks.functions import make_function
 from stacks.resources import SharedResources
@@ -151,17 +150,12 @@ class ServingStack(Stack):
                 )
                 continue
             assert route.function is not None
-            if route.iam_only:
-                auth = apigw.AuthorizationType.IAM  # whatever serving.auth says: the caller is the approver
-            elif route.authorized:
-                auth = apigw.AuthorizationType.NONE if api_key_mode else apigw.AuthorizationType.IAM
-            else:
-                auth = apigw.AuthorizationType.NONE
+            auth = route_auth(route, cfg.auth)  # the local gateway's --require-auth takes the same decision
             resource.add_method(
                 route.method,
                 integrations[route.function],
-                authorization_type=auth,
-                api_key_required=api_key_mode and route.authorized and not route.iam_only,
+                authorization_type=apigw.AuthorizationType.IAM if auth == "IAM" else apigw.AuthorizationType.NONE,
+                api_key_required=auth == "API_KEY",
                 request_validator=validator,
             )
         if api_key_mode:
@@ -174,36 +168,21 @@ class ServingStack(Stack):
             key = self.api.add_api_key("ApiKey", api_key_name=platform.name("client"))
             plan.add_api_key(key)
 
-        self.invoke_policy = self._invoke_policy(
-            "InvokePolicy",
-            "api-invoke",
-            "Attach to the roles of clients allowed to call the prediction API (SigV4)",
-            [r for r in platform.routes if r.authorized and not r.iam_only],
-        )
-        self.approve_policy = self._invoke_policy(
-            "ApprovePolicy",
-            "api-approve",
-            "Attach to the roles of people allowed to approve or reject retrained models over the API (SigV4); "
-            "ModelConfig.approvers may restrict them further per model",
-            [r for r in platform.routes if r.iam_only],
-        )
+        client, approver = api_policies(platform.routes)  # the local emulator provisions the same two
+        self.invoke_policy = self._invoke_policy("InvokePolicy", client)
+        self.approve_policy = self._invoke_policy("ApprovePolicy", approver)
 
-    def _invoke_policy(self, cid: str, name: str, description: str, routes: list[Route]) -> iam.ManagedPolicy:
-        """A managed policy allowing ``execute-api:Invoke`` on exactly these routes of the live stage."""
+    def _invoke_policy(self, cid: str, policy: ApiPolicy) -> iam.ManagedPolicy:
+        """A managed policy allowing ``execute-api:Invoke`` on exactly the policy's routes of the live stage."""
+        statement = policy.statement(
+            lambda method, path: self.api.arn_for_execute_api(method=method, path=path, stage=API_STAGE)
+        )
         return iam.ManagedPolicy(
             self,
             cid,
-            managed_policy_name=self.platform.name(name),
-            description=description,
-            statements=[
-                iam.PolicyStatement(
-                    actions=["execute-api:Invoke"],
-                    resources=[
-                        self.api.arn_for_execute_api(method=r.method, path=_any_param(r.path), stage=API_STAGE)
-                        for r in routes
-                    ],
-                )
-            ],
+            managed_policy_name=self.platform.name(policy.logical),
+            description=policy.description,
+            statements=[iam.PolicyStatement(actions=list(statement.actions), resources=list(statement.resources))],
         )
 
 
@@ -234,8 +213,3 @@ def _static_integration(body: str) -> apigw.MockIntegration:
             apigw.IntegrationResponse(status_code="200", response_templates={"application/json": body})
         ],
     )
-
-
-def _any_param(path: str) -> str:
-    """A route path with every ``{param}`` as ``*``, for execute-api resource ARNs."""
-    return re.sub(r"\{[^}]+\}", "*", path)
