@@ -315,15 +315,17 @@ def status(
         _, live = control_request(state.endpoint, "GET", "status", timeout=3.0)
     except (OSError, ValueError) as e:
         live = {"status": state.status, "error": f"the platform did not answer its status endpoint: {e}"}
+    interrupted = [i.to_dict() for i in _located(state, live.get("interrupted") or [])]
     if as_json:
         shown = {k: v for k, v in state.__dict__.items() if k != "token"}
-        print_json(
-            json.dumps(
-                {"running": True, "state_dir": str(found.directory), "state": shown, "live": live},
-                default=str,
-                indent=2,
-            )
-        )
+        shown_doc: dict[str, Any] = {
+            "running": True,
+            "state_dir": str(found.directory),
+            "state": shown,
+            "live": live,
+            "interrupted": interrupted,
+        }
+        print_json(json.dumps(shown_doc, default=str, indent=2))
         return
     uptime = time.time() - state.started_at
     typer.echo(f"{live.get('status', state.status)}: pid {state.pid}, up {uptime:.0f} s, env {state.env}")
@@ -334,8 +336,163 @@ def status(
         typer.echo(f"  {name:40s} {s['workers']} worker(s), {s['invocations']} invocation(s)")
     for arn, when in sorted((live.get("next_schedules") or {}).items()):
         typer.echo(f"  next {arn.rsplit('/', 1)[-1]} at {when}")
+    _show_interrupted(interrupted, state_dir_flag(found.directory))
     if "error" in live:
         _say(str(live["error"]))
+
+
+def _activate(state: st.PlatformState) -> None:
+    """Point this process's AWS clients (``driftline.aws``) at the platform's emulator (root credentials,
+    as the other CLI commands working on the local platform)."""
+    import os
+
+    from driftline import aws
+    from driftline.demo.local import ENDPOINT_ENV
+
+    for k in ENDPOINT_ENV:
+        os.environ.pop(k, None)
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": state.endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": state.region,
+            "AWS_DEFAULT_REGION": state.region,
+        }
+    )
+    aws.reset_clients()
+
+
+def _located(state: st.PlatformState, records: list[dict[str, Any]]) -> list[Any]:
+    """The interrupted executions the platform lists, each with where it was (from the control table;
+    the bare record when the table cannot be read)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from driftline.control_store import ControlStore
+    from driftline.local.resume import Interrupted, locate
+
+    if not records:
+        return []
+    _activate(state)
+    store = ControlStore(load_platform(Path(state.config), state.env).name("control"))
+    out = []
+    for record in records:
+        try:
+            out.append(locate(record, store))
+        except (BotoCoreError, ClientError):
+            out.append(Interrupted.from_record(record))
+    return out
+
+
+def _show_interrupted(interrupted: list[dict[str, Any]], flags: str) -> None:
+    if not interrupted:
+        return
+    typer.echo(f"  interrupted executions ({len(interrupted)}; they were running when the platform stopped):")
+    for i in interrupted:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(i["started"] or 0)))
+        machine = str(i["state_machine"]).rsplit(":", 1)[-1]
+        typer.echo(f"    {i['name']}  ({machine}, started {started}): {i['where']}")
+        typer.echo(f"      {i['arn']}")
+        if i["resumable"]:
+            typer.echo(f"      resume: driftline local resume {i['name']}{flags}")
+        typer.echo(f"      dismiss: driftline local dismiss {i['name']}{flags}")
+
+
+def _interrupted_named(state: st.PlatformState, execution: str) -> tuple[Any, Any]:
+    """The interrupted execution named ``execution`` (name or ARN), located, and the platform."""
+    try:
+        _, live = control_request(state.endpoint, "GET", "status", timeout=10.0)
+    except (OSError, ValueError) as e:
+        fail(f"the platform did not answer its status endpoint: {e}", 1)
+    records = [r for r in live.get("interrupted") or [] if execution in (r.get("arn"), r.get("name"))]
+    if not records:
+        listed = ", ".join(str(r.get("name")) for r in live.get("interrupted") or []) or "none"
+        fail(f"no interrupted execution {execution!r} on this platform (interrupted executions: {listed})", 1)
+    (found,) = _located(state, records[:1])
+    return found, load_platform(Path(state.config), state.env)
+
+
+def _mark(state: st.PlatformState, arn: str, resolution: str, detail: str = "") -> None:
+    code, doc = control_request(
+        state.endpoint, "POST", "interrupted", {"arn": arn, "resolution": resolution, "detail": detail}
+    )
+    if code == 404 and "unknown control endpoint" in str(doc.get("error", "")):
+        fail("the running platform predates `local resume`; stop and start it", 1)
+    if code != 200:
+        fail(str(doc.get("error", doc)), 1)
+
+
+@app.command()
+def resume(
+    execution: str = typer.Argument(..., help="Name or ARN of an interrupted execution (`driftline local status`)."),
+    timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the retrain-trigger's decision."),
+    state_dir: Path | None = STATE_DIR_OPTION,
+) -> None:
+    """Ask again for the approval an interrupted run was waiting for: a new run of the same state machine
+    re-runs the quality gate on the stored candidate and waits for approval with a fresh task token.
+
+    Only runs interrupted at WaitForApproval can be resumed; dismiss the others and start a new run.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from driftline.contracts import RETRAIN_REQUESTED
+    from driftline.control_store import ControlStore
+    from driftline.event_bus import EventBus
+    from driftline.local.resume import ResumeError
+    from driftline.local.resume import resume as resume_run
+    from driftline.registry.store import Registry, RegistryError
+    from driftline.retraining.control import ControlTable
+    from driftline.retraining.requests import whoami
+
+    state = _require_running(state_dir, "resume")
+    found, platform = _interrupted_named(state, execution)
+    control = platform.name("control")
+    bus = EventBus(platform.event_bus)
+    try:
+        resumed = resume_run(
+            found,
+            store=ControlStore(control),
+            control=ControlTable(control),
+            registry=Registry(platform.name("registry")),
+            publish=lambda detail: bus.publish(RETRAIN_REQUESTED, detail),
+            requested_by=whoami(),
+            timeout_s=timeout,
+        )
+    except (ResumeError, RegistryError) as e:
+        fail(str(e), 1)
+    except (BotoCoreError, ClientError) as e:
+        fail(f"the platform's tables or bus could not be reached: {e}", 1)
+    _mark(state, found.arn, "resumed", resumed.execution_arn)
+    name = resumed.execution_arn.rsplit(":", 1)[-1]
+    typer.echo(
+        f"Resumed {found.name} ({found.where()}) as run {name}: it re-runs the quality gate on "
+        f"{found.model} v{found.version} and asks for approval again "
+        f"(`driftline models approve --model {found.model} --version {found.version} --reason ...`)."
+    )
+
+
+@app.command()
+def dismiss(
+    execution: str = typer.Argument(..., help="Name or ARN of an interrupted execution (`driftline local status`)."),
+    state_dir: Path | None = STATE_DIR_OPTION,
+) -> None:
+    """Stop listing an interrupted execution; its dead approval request and its lock are removed, and the
+    candidate version keeps its status (roll it out later with `driftline retrain --version`)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from driftline.control_store import ControlStore
+    from driftline.local.resume import dismiss as dismiss_run
+    from driftline.retraining.control import ControlTable
+
+    state = _require_running(state_dir, "dismiss")
+    found, platform = _interrupted_named(state, execution)
+    control = platform.name("control")
+    try:
+        dismiss_run(found, store=ControlStore(control), control=ControlTable(control))
+    except (BotoCoreError, ClientError) as e:
+        fail(f"the platform's control table could not be reached: {e}", 1)
+    _mark(state, found.arn, "dismissed")
+    typer.echo(f"Dismissed {found.name} ({found.where()}); it is no longer listed.")
 
 
 def _lambda_client(state: st.PlatformState) -> Any:
