@@ -219,7 +219,12 @@ def up(
         fail(str(e), e.exit_code)
     from driftline.local.summary import ready_summary
 
-    typer.echo(ready_summary(platform, state, detached=True, flags=state_dir_flag(directory)))
+    try:
+        _, live = control_request(state.endpoint, "GET", "status", timeout=5.0)
+    except (OSError, ValueError):
+        live = {}
+    interrupted = live.get("interrupted") or []
+    typer.echo(ready_summary(platform, state, detached=True, flags=state_dir_flag(directory), interrupted=interrupted))
 
 
 @app.command()

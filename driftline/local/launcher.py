@@ -292,7 +292,8 @@ def run_foreground(platform: Platform, opts: StartOptions, say: Say) -> NoReturn
         raise
     base.port, base.api_port, base.status, base.ready_at = lp.port, lp.api_port, "ready", lp.ready_at
     st.write_state(directory, base)
-    lp.out(ready_summary(platform, base, detached=detached, flags=state_dir_flag(directory)))
+    kept = lp.persistence.interrupted() if lp.persistence is not None else []
+    lp.out(ready_summary(platform, base, detached=detached, flags=state_dir_flag(directory), interrupted=kept))
     try:
         while not stop.wait(0.2):
             pass

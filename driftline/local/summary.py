@@ -6,13 +6,25 @@ prints the same text without importing moto.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from driftline.local.state import PlatformState
 from driftline.platform import Platform
 
 
-def ready_summary(platform: Platform, state: PlatformState, *, detached: bool, flags: str = "") -> str:
+def ready_summary(
+    platform: Platform,
+    state: PlatformState,
+    *,
+    detached: bool,
+    flags: str = "",
+    interrupted: Sequence[Mapping[str, Any]] = (),
+) -> str:
     """``flags`` (such as `` --state-dir X``) are added to every ``driftline local`` command shown, so the
-    commands printed reach this instance."""
+    commands printed reach this instance. ``interrupted``: the executions the kept state lists as
+    interrupted (:meth:`~driftline.local.persistence.Persistence.interrupted`): each gets its resume and
+    dismiss commands, since nothing resumes them by itself."""
     took = f"{state.ready_at - state.started_at:.1f} s" if state.ready_at else "?"
     acct, region = state.account, state.region
     routes = ", ".join(f"{r.method} {r.path}" for r in platform.routes)
@@ -41,8 +53,10 @@ def ready_summary(platform: Platform, state: PlatformState, *, detached: bool, f
         "  aws s3 ls",
         f"  curl {state.api_url}/health",
         f"  driftline local invoke serve{flags} --payload '{{}}'      driftline local fire {first_schedule}{flags}",
-        f"  driftline local status{flags}",
+        f"  driftline local status{flags}      driftline local reload{flags}   (apply cdk.json and feature-set "
+        "changes; data stays)",
         "",
+        *_interrupted_lines(interrupted, flags),
         (
             f"Running in the background; log: {state.log_file}. Stop it with: driftline local down{flags}"
             if detached
@@ -50,3 +64,19 @@ def ready_summary(platform: Platform, state: PlatformState, *, detached: bool, f
         ),
     ]
     return "\n".join(lines)
+
+
+def _interrupted_lines(interrupted: Sequence[Mapping[str, Any]], flags: str) -> list[str]:
+    if not interrupted:
+        return []
+    lines = [
+        f"Interrupted executions ({len(interrupted)}; they were running when the platform stopped; "
+        f"`driftline local status{flags}` shows where each was):"
+    ]
+    for e in interrupted:
+        name = str(e.get("name") or str(e.get("arn", "")).rsplit(":", 1)[-1])
+        lines.append(
+            f"  {name}: driftline local resume {name}{flags}   (asks again for the approval it waited for) "
+            f"or driftline local dismiss {name}{flags}"
+        )
+    return [*lines, ""]
