@@ -1,7 +1,8 @@
 """The captures bucket: the one writer of feedback labels and the one reader of captures and labels.
 
 Layout (:mod:`driftline.contracts`, docs/architecture.md): ``captures/model=<m>/YYYY/MM/DD/HH/<object>``
-(JSON lines delivered by the model's Firehose stream, written by :mod:`driftline.serving.capture`) and
+(JSON lines delivered by the model's Firehose stream, written by :mod:`driftline.serving.capture`; one
+record per request and role in format v2, one per row in v1: :mod:`driftline.capture_format`) and
 ``feedback/model=<m>/YYYY/MM/DD/HH/<id>.jsonl`` (one labels request, JSON lines, written here).
 
 Monitoring (drift and performance checks) and canary evaluation read through :class:`CapturesStore`,
@@ -9,11 +10,15 @@ so the rules that decide what a window contains are written once:
 
 - listing: only the hour prefixes overlapping the window are listed, and records are then kept on
   their own ``ts`` (Firehose files a record under the hour it *arrives*);
-- parsing: one JSON object per line; a line that is not a JSON object is counted and skipped, so
-  one corrupt object never hides the rest of a window;
-- de-duplication: delivery is at-least-once, so a capture is kept once per
-  (``request_id``, ``role``) (:func:`delivery_key`);
-- budgets: a read stops at ``max_records`` captures, and at ``max_objects`` label objects
+- parsing: one JSON object per line; a line that is not a JSON object, or a v2 record that is
+  malformed (:func:`driftline.capture_format.expand`), is counted and skipped, so one corrupt object
+  never hides the rest of a window;
+- one view for both formats: a v2 record is expanded into the per-row records v1 wrote (the row's
+  id ``<request_id>:<i>``, ``features``, ``prediction`` and the request's fields), so monitoring and
+  canary code read one shape, and a window may mix both versions;
+- de-duplication: delivery is at-least-once, so a v1 capture is kept once per (``request_id``,
+  ``role``) (:func:`delivery_key`) and a v2 record once per (``request_id``, ``role``, ``part``);
+- budgets: a read stops at ``max_records`` captured rows, and at ``max_objects`` label objects
   (:data:`DEFAULT_MAX_FEEDBACK_OBJECTS`), so a busy model or a flood of tiny label objects cannot
   exhaust a Lambda's memory or time;
 - label binding: a label counts only for its submitter's own predictions or when the submitter is a
@@ -35,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from driftline.capture_format import expand, is_v2, record_key
 from driftline.contracts import CAPTURES_PREFIX, FEEDBACK_PREFIX, feedback_key, hour_prefixes, record_time
 from driftline.serving.labels import CAPTURE_CALLER, FEEDBACK_BY, Labels
 
@@ -66,11 +72,11 @@ class ReadStats:
     n_lines: int = 0
     """Non-blank lines read."""
     n_bad_lines: int = 0
-    """Lines that were not JSON objects (skipped)."""
+    """Lines that were not JSON objects, or malformed v2 records (skipped)."""
     n_other: int = 0
-    """Captures in the time window that the caller's filter left out (other versions or roles)."""
+    """Captured rows in the time window that the caller's filter left out (other versions or roles)."""
     n_duplicates: int = 0
-    """Captures delivered more than once (kept once)."""
+    """Captured rows delivered more than once (kept once)."""
     truncated: bool = False
     """The read stopped at its record or object budget; the window may hold more."""
     first_bad: str = ""
@@ -188,8 +194,10 @@ class CapturesStore:
         include_end: bool = True,
         list_until: datetime | None = None,
         keep: Callable[[Mapping[str, Any]], bool] | None = None,
+        modified: tuple[datetime, datetime] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """The capture records of ``model`` stamped in the window, once each, in arrival order.
+        """The captured rows of ``model`` stamped in the window, once each, in arrival order (v1 records
+        as they are, v2 records expanded into the same per-row shape).
 
         Parameters
         ----------
@@ -201,38 +209,56 @@ class CapturesStore:
         stats:
             Updated as records are read (lines, bad lines, filtered, duplicates, truncation).
         max_records:
-            Records returned at most; ``stats.truncated`` is set when the read stops there.
+            Rows returned at most; ``stats.truncated`` is set when the read stops there.
         include_end:
             Whether a record stamped exactly ``end`` belongs to the window.
         list_until:
             The last hour to list (default ``end``): a later hour when records arrive late.
         keep:
-            Which records of the window the caller wants (others are counted in ``stats.n_other``).
+            Which rows of the window the caller wants (others are counted in ``stats.n_other``).
+        modified:
+            ``(after, until]``: open only the objects S3 dates in this range (whole seconds, as S3
+            dates them): the records that arrived after a check, which late counting looks for.
 
         Returns
         -------
         Iterator[dict[str, Any]]
-            The records, de-duplicated on :func:`delivery_key`.
+            The rows, de-duplicated on :func:`delivery_key` (v1) or per record (v2).
         """
         seen: set[tuple[str, str]] = set()
+        seen_v2: set[tuple[str, str, int]] = set()
+        n = 0
         prefixes = hour_prefixes(CAPTURES_PREFIX, model, start, list_until or end)
-        for rec in self._records(prefixes, stats):
+        for key, line_no, rec in self._records(prefixes, stats, modified=modified):
             ts = record_time(rec.get("ts"))
+            v2 = is_v2(rec)
+            rows = expand(rec) if v2 else [rec]
+            if rows is None:
+                self._bad_line(stats, key, line_no)
+                continue
             if ts is None or not _in_window(ts, start, end, include_end):
                 continue
-            if keep is not None and not keep(rec):
-                stats.n_other += 1
-                continue
-            identity = delivery_key(rec)
-            if identity in seen:
+            if v2:
+                identity = record_key(rec)
+                if identity in seen_v2:
+                    stats.n_duplicates += len(rows)
+                    continue
+                seen_v2.add(identity)
+            elif (identity_v1 := delivery_key(rec)) in seen:
                 stats.n_duplicates += 1
                 continue
-            seen.add(identity)
-            yield rec
-            if len(seen) >= max_records:
-                stats.truncated = True
-                log.warning("stopped reading captures of %s at %d records", model, max_records)
-                return
+            else:
+                seen.add(identity_v1)
+            for row in rows:
+                if keep is not None and not keep(row):
+                    stats.n_other += 1
+                    continue
+                yield row
+                n += 1
+                if n >= max_records:
+                    stats.truncated = True
+                    log.warning("stopped reading captures of %s at %d rows", model, max_records)
+                    return
         self._report_bad_lines("capture", model, stats)
 
     def labels(
@@ -267,7 +293,8 @@ class CapturesStore:
         """
         stats = stats if stats is not None else ReadStats()
         labels = Labels(labelers)
-        for rec in self._records(hour_prefixes(FEEDBACK_PREFIX, model, start, end), stats, max_objects=max_objects):
+        prefixes = hour_prefixes(FEEDBACK_PREFIX, model, start, end)
+        for _, _, rec in self._records(prefixes, stats, max_objects=max_objects):
             labels.add(rec)
         if stats.truncated:
             log.warning("feedback of %s: stopped after %d objects; later labels were not read", model, max_objects)
@@ -276,12 +303,19 @@ class CapturesStore:
 
     # ---- listing and parsing ---------------------------------------------------------------------
     def _objects(
-        self, prefixes: Sequence[str], stats: ReadStats, max_objects: int | None = None
+        self,
+        prefixes: Sequence[str],
+        stats: ReadStats,
+        max_objects: int | None = None,
+        modified: tuple[datetime, datetime] | None = None,
     ) -> Iterator[tuple[str, bytes]]:
-        """(key, body) of every object under ``prefixes``; stops before the object past ``max_objects``."""
+        """(key, body) of every object under ``prefixes`` (dated in ``modified``, when given); stops
+        before the object past ``max_objects``."""
         for prefix in prefixes:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 for obj in page.get("Contents", []):
+                    if modified and not modified[0] < obj["LastModified"].replace(microsecond=0) <= modified[1]:
+                        continue
                     if max_objects is not None and stats.n_objects >= max_objects:
                         stats.truncated = True
                         return
@@ -289,23 +323,32 @@ class CapturesStore:
                     yield obj["Key"], self.client.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
 
     def _records(
-        self, prefixes: Sequence[str], stats: ReadStats, max_objects: int | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """The JSON-object lines of the objects under ``prefixes``; blank lines ignored, others counted."""
-        for key, body in self._objects(prefixes, stats, max_objects):
+        self,
+        prefixes: Sequence[str],
+        stats: ReadStats,
+        max_objects: int | None = None,
+        modified: tuple[datetime, datetime] | None = None,
+    ) -> Iterator[tuple[str, int, dict[str, Any]]]:
+        """(key, line number, object) for the JSON-object lines of the objects under ``prefixes``;
+        blank lines ignored, others counted."""
+        for key, body in self._objects(prefixes, stats, max_objects, modified):
             for n, line in enumerate(body.splitlines(), 1):
                 if not line.strip():
                     continue
                 stats.n_lines += 1
                 try:
                     rec = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):  # bytes that are not UTF-8 JSON, absurd nesting
                     rec = None
                 if not isinstance(rec, dict):
-                    stats.n_bad_lines += 1
-                    stats.first_bad = stats.first_bad or f"{key} line {n}"
+                    self._bad_line(stats, key, n)
                     continue
-                yield rec
+                yield key, n, rec
+
+    @staticmethod
+    def _bad_line(stats: ReadStats, key: str, line_no: int) -> None:
+        stats.n_bad_lines += 1
+        stats.first_bad = stats.first_bad or f"{key} line {line_no}"
 
     def _report_bad_lines(self, what: str, model: str, stats: ReadStats) -> None:
         if stats.n_bad_lines:

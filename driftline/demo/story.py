@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from driftline.capture_format import captured_rows
 from driftline.contracts import capture_prefix, incoming_key
 from driftline.demo.local import DemoError, LocalRun
 from driftline.demo.runs import RunFollower
@@ -353,10 +354,11 @@ class Story:
             n = 0
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                 for obj in page.get("Contents", []):
-                    n += s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().count(b"\n")
+                    body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                    n += sum(captured_rows(json.loads(line)) for line in body.splitlines() if line.strip())
             return n if n >= at_least else 0
 
-        n: int = self._wait(count, f"{at_least} capture records in s3://{bucket}/{prefix}", timeout_s=30, interval=0.5)
+        n: int = self._wait(count, f"{at_least} captured rows in s3://{bucket}/{prefix}", timeout_s=30, interval=0.5)
         return n
 
     def _fire_drift(self) -> dict[str, Any]:

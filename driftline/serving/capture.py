@@ -1,29 +1,37 @@
-"""Inference capture: every prediction (or a sticky sample) as a JSON line, via Kinesis Data Firehose.
+"""Inference capture: every request's predictions (or a sticky sample of its rows) via Kinesis Data Firehose.
 
-Records go to the per-model delivery stream ``CAPTURE_STREAM_PREFIX + model``, which writes them to
-``captures/model=<model>/YYYY/MM/DD/HH/`` in the captures bucket (format in docs/architecture.md).
+One capture record per request and role (format v2, :mod:`driftline.capture_format`): the request's
+rows as received, its outputs, version, request id, time and latency. Records go to the per-model
+delivery stream ``CAPTURE_STREAM_PREFIX + model``, which writes them as JSON lines to
+``captures/model=<model>/YYYY/MM/DD/HH/`` in the captures bucket (docs/architecture.md).
 
 Two modes (``CAPTURE_MODE``):
 
-- ``background`` (default): the request only appends its list of records to an in-memory buffer (one
-  append per request, whatever its rows). A daemon thread serializes them and calls ``PutRecordBatch`` when
-  :data:`BATCH_LINES` records are waiting or the oldest has waited ``CAPTURE_LINGER_SECONDS``
-  (default 1 s), so a botocore call is paid once per batch, never on the request path. In Lambda the
-  thread runs while the sandbox is thawed; records still buffered when it is frozen are sent right
-  after the next thaw, and on SIGTERM (sent at shutdown when any extension is registered) everything
-  buffered is flushed. What can be lost: the last linger window of an idle sandbox that is reclaimed
-  without SIGTERM.
+- ``background`` (default): the request only appends its records (one per role) to an in-memory
+  buffer. A daemon thread serializes them and calls ``PutRecordBatch`` when :data:`BATCH_ROWS` rows
+  are waiting or the oldest has waited ``CAPTURE_LINGER_SECONDS`` (default 1 s), so a botocore call is
+  paid once per batch, never on the request path. In Lambda the thread runs while the sandbox is
+  thawed; records still buffered when it is frozen are sent right after the next thaw, and on SIGTERM
+  (sent at shutdown when any extension is registered) everything buffered is flushed. What can be
+  lost: the last linger window of an idle sandbox that is reclaimed without SIGTERM.
 - ``sync``: each request sends its records before answering: nothing buffered, one round trip added.
 
+The buffer is measured in rows (the work a record costs the thread grows with its rows), so a bound
+means the same memory whatever the request sizes.
+
 Backpressure, not loss: when requests produce rows faster than the thread can send them (it shares
-the GIL with them: back-to-back 100-row requests outran it), the buffer reaches its bound and the
-request that finds it full sends a batch itself before answering. Answers slow down; no record is
-dropped. Only while deliveries are failing (a Firehose outage) are the oldest records beyond the bound
-dropped and counted, so that an outage never stalls predictions.
+the GIL with them), the buffer reaches its bound and the request that finds it full sends a batch
+itself before answering. Answers slow down; no record is dropped. Only while deliveries are failing (a
+Firehose outage) are the oldest records beyond the bound dropped and counted, so that an outage never
+stalls predictions.
+
+A record whose JSON line exceeds Firehose's record limit (:data:`MAX_RECORD_BYTES`) is split into
+parts with the same request id (:func:`driftline.capture_format.split_record`), never dropped; only a
+single row larger than the limit cannot be written (its record is counted as failed).
 
 A capture failure never fails a prediction: failed records are counted per (model, version) and
 drained by the handler into the ``CaptureFailures`` metric, and logged. Delivery is at-least-once
-(a retried batch can duplicate records); consumers de-duplicate on (request_id, role).
+(a retried batch can duplicate records); readers de-duplicate on (request_id, role, part).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import threading
 import time
 from bisect import bisect_right
@@ -44,6 +53,7 @@ from typing import Any, Protocol
 import msgspec
 
 from driftline import aws
+from driftline.capture_format import ROW_FIELD, is_v2, split_record
 from driftline.serving.typed_records import row_dict
 
 log = logging.getLogger(__name__)
@@ -52,15 +62,16 @@ MAX_BATCH_RECORDS = 500
 """Firehose's limit of records per ``PutRecordBatch`` call (lines are packed into far fewer records)."""
 MAX_BATCH_BYTES = 4 * 1024 * 1024 - 64 * 1024  # Firehose's 4 MiB per call, with headroom
 MAX_RECORD_BYTES = 1000 * 1024
+"""Firehose's limit of one record's data: a longer capture line is split (module doc)."""
 DEFAULT_LINGER_S = 1.0
-BATCH_LINES = 1000
-"""Waiting lines that wake the thread (its delivery size while it keeps up). A call costs a fixed
-amount of CPU (botocore, signing, HTTP) plus a little per line (docs/performance.md), so bigger
-batches are cheaper per line, but the request that overlaps a send waits longer."""
-MAX_DELIVERY_LINES = 4 * BATCH_LINES
-"""Lines per delivery when the thread is behind (split into calls of at most 4 MiB by the sink)."""
+BATCH_ROWS = 1000
+"""Waiting rows that wake the thread (its delivery size while it keeps up). A call costs a fixed
+amount of CPU (botocore, signing, HTTP) plus a little per row (docs/performance.md), so bigger
+batches are cheaper per row, but the request that overlaps a send waits longer."""
+MAX_DELIVERY_ROWS = 4 * BATCH_ROWS
+"""Rows per delivery when the thread is behind (split into calls of at most 4 MiB by the sink)."""
 DEFAULT_MAX_BUFFER = 20_000
-"""The buffer's bound: beyond it the submitting request delivers a batch itself (see the module doc)."""
+"""The buffer's bound in rows: beyond it the submitting request delivers a batch itself (module doc)."""
 
 
 class CaptureSink(Protocol):
@@ -185,15 +196,28 @@ def encode_record(record: dict[str, Any]) -> bytes:
     (a NaN becomes null), in less than half the time of orjson plus a struct-to-dict conversion
     (docs/performance.md). That matters even off the request path: in Lambda this thread only runs while a
     request is being handled, holding the GIL. The timestamp keeps its ``+00:00`` ISO form. What
-    msgspec cannot encode (a lone surrogate in a string) goes through ``json``, so one odd record never
-    fails its whole batch."""
+    msgspec cannot encode (a lone surrogate in a string, an integer beyond 64 bits) goes through
+    ``json`` with the same rules (ASCII escapes, a non-finite number written as null), so one odd
+    record never fails its whole batch and every line stays standard JSON that Athena can read."""
     ts = record.get("ts")
     if type(ts) is datetime:
         record = {**record, "ts": _iso(ts)}
     try:
         return _ENCODER.encode(record) + b"\n"
     except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
-        return (json.dumps(record, separators=(",", ":"), allow_nan=True, default=_plain) + "\n").encode()
+        plain = _finite(msgspec.to_builtins(record, enc_hook=_plain))
+        return (json.dumps(plain, separators=(",", ":"), allow_nan=False) + "\n").encode()
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (what msgspec writes for them)."""
+    if type(value) is float:
+        return value if math.isfinite(value) else None
+    if type(value) is dict:
+        return {k: _finite(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_finite(v) for v in value]
+    return value
 
 
 def encode_lines(records: list[dict[str, Any]]) -> list[bytes]:
@@ -218,7 +242,7 @@ def encode_lines(records: list[dict[str, Any]]) -> list[bytes]:
 
 @lru_cache(maxsize=64)
 def _iso(ts: datetime) -> str:
-    """The rows of one request share its timestamp: formatted once, not once per row."""
+    """Records of one request share its timestamp: formatted once, not once per role."""
     return ts.isoformat()
 
 
@@ -228,11 +252,28 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+def record_lines(record: dict[str, Any], line: bytes) -> tuple[list[bytes], int]:
+    """The lines that carry one record: its own line, or the parts of a v2 record whose line exceeds
+    :data:`MAX_RECORD_BYTES`; with the number of rows that could not be written (one row alone over the
+    limit, or a record of another shape that cannot be split)."""
+    if len(line) <= MAX_RECORD_BYTES:
+        return [line], 0
+    rows = record.get(ROW_FIELD)
+    if not is_v2(record) or not isinstance(rows, list):
+        return [], len(rows) if isinstance(rows, list) else 1
+    return split_record(record, encode_record, MAX_RECORD_BYTES)
+
+
+def _rows(records: list[dict[str, Any]]) -> int:
+    """The rows of a request's records (a record without ``rows`` weighs one)."""
+    return sum(len(r.get(ROW_FIELD) or ()) or 1 for r in records)
+
+
 class CaptureWriter:
     """Buffers capture records and delivers them (in the background or synchronously).
 
-    The buffer holds one entry per request (its arrival time and its records) and a count of the
-    records in it, so handing over a request's records is one append, whatever their number."""
+    The buffer holds one entry per request (its arrival time, its records and their rows) and a count of
+    the rows in it, so handing over a request's records is one append."""
 
     def __init__(
         self,
@@ -248,9 +289,9 @@ class CaptureWriter:
         self.mode = mode
         self.linger_s = linger_s
         self.max_buffer = max_buffer
-        self._buf: deque[tuple[float, list[dict[str, Any]]]] = deque()
+        self._buf: deque[tuple[float, list[dict[str, Any]], int]] = deque()
         self._size = 0
-        """Records in ``_buf`` (changed only under ``_lock``)."""
+        """Rows in ``_buf`` (changed only under ``_lock``)."""
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._wake = threading.Event()
@@ -259,6 +300,7 @@ class CaptureWriter:
         self._healthy = True
         """False after a delivery in which nothing was accepted (switches the full-buffer policy)."""
         self.sent = 0
+        """Capture records delivered (a split record counts once, when all its parts were accepted)."""
 
     # ------------------------------------------------------------------ request path
     def submit(self, records: list[dict[str, Any]]) -> None:
@@ -270,13 +312,14 @@ class CaptureWriter:
             self._deliver(records)
             return
         now = time.monotonic()
+        rows = _rows(records)
         with self._lock:
-            self._buf.append((now, records))
-            self._size += len(records)
+            self._buf.append((now, records, rows))
+            self._size += rows
             size = self._size
         if self._thread is None:
             self._start()
-        if size >= BATCH_LINES:
+        if size >= BATCH_ROWS:
             self._wake.set()
         if size >= self.max_buffer:
             self._relieve()
@@ -286,13 +329,13 @@ class CaptureWriter:
         (request) thread: backpressure, nothing lost. While they fail, drop and count the oldest records
         beyond the bound instead: an outage must not stall predictions."""
         if self._healthy:
-            self._deliver(self._take(MAX_DELIVERY_LINES))
+            self._deliver(self._take(MAX_DELIVERY_ROWS))
             return
         dropped = self._take(self._size - self.max_buffer)
         if dropped:
             self._count_failures(dropped)
             log.error(
-                "capture buffer full (%d records) while deliveries fail; dropped %d oldest records",
+                "capture buffer full (%d rows) while deliveries fail; dropped %d oldest records",
                 self.max_buffer,
                 len(dropped),
             )
@@ -303,36 +346,43 @@ class CaptureWriter:
         return bool(self._failures)
 
     def drain_failures(self) -> dict[tuple[str, int], int]:
-        """Failures counted since the last call, per (model, version)."""
+        """Failed records counted since the last call, per (model, version)."""
         with self._lock:
             out, self._failures = self._failures, {}
         return out
 
     # ------------------------------------------------------------------ delivery
     def _take(self, n: int) -> list[dict[str, Any]]:
-        """The oldest ``n`` buffered records (fewer if fewer are buffered), removed from the buffer; a
-        request's records are split when only some of them fit."""
+        """The oldest buffered records holding at least ``n`` rows (fewer if fewer are buffered), removed
+        from the buffer. A record is never cut; a request's records (one per role) may be separated."""
         out: list[dict[str, Any]] = []
+        taken = 0
         with self._lock:
             buf = self._buf
-            while buf and len(out) < n:
-                t, recs = buf[0]
-                room = n - len(out)
-                if len(recs) <= room:
+            while buf and taken < n:
+                t, recs, rows = buf[0]
+                if taken + rows <= n or len(recs) == 1:
                     buf.popleft()
                     out.extend(recs)
-                else:
-                    out.extend(recs[:room])
-                    buf[0] = (t, recs[room:])
-            self._size -= len(out)
+                    taken += rows
+                    continue
+                k = part = 0
+                while taken + part < n:
+                    part += _rows(recs[k : k + 1])
+                    k += 1
+                out.extend(recs[:k])
+                buf[0] = (t, recs[k:], rows - part)
+                taken += part
+            self._size -= taken
         return out
 
     def flush(self) -> None:
         """Deliver everything buffered now, in the calling thread (tests, shutdown, benchmarks)."""
-        while batch := self._take(MAX_DELIVERY_LINES):
+        while batch := self._take(MAX_DELIVERY_ROWS):
             self._deliver(batch)
 
     def pending(self) -> int:
+        """Rows buffered."""
         return self._size
 
     def _start(self) -> None:
@@ -362,9 +412,9 @@ class CaptureWriter:
         self._wake.wait(timeout)
         self._wake.clear()
         oldest = self._oldest()
-        if oldest is None or (self._size < BATCH_LINES and time.monotonic() - oldest < self.linger_s):
+        if oldest is None or (self._size < BATCH_ROWS and time.monotonic() - oldest < self.linger_s):
             return
-        self._deliver(self._take(MAX_DELIVERY_LINES))
+        self._deliver(self._take(MAX_DELIVERY_ROWS))
 
     def _deliver(self, records: list[dict[str, Any]]) -> None:
         by_model: dict[str, list[dict[str, Any]]] = {}
@@ -373,23 +423,49 @@ class CaptureWriter:
         with self._send_lock:
             for model, recs in by_model.items():
                 try:
-                    lines = encode_lines(recs)
-                    too_big = [len(line) > MAX_RECORD_BYTES for line in lines]
-                    ok_send = [ln for ln, big in zip(lines, too_big, strict=True) if not big]
-                    sent_ok = iter(self.sink.send(model, ok_send)) if ok_send else iter(())
-                    ok = [False if big else next(sent_ok) for big in too_big]
+                    good, any_sent = self._send(model, recs)
                 except Exception as e:  # network, throttling, missing stream: counted, never raised
                     log.error("capture of %d records for %s failed: %s", len(recs), model, e)
                     self._count_failures(recs)
                     self._healthy = False
                     continue
-                failed = [r for r, good in zip(recs, ok, strict=True) if not good]
+                failed = [r for r, ok in zip(recs, good, strict=True) if not ok]
                 self.sent += len(recs) - len(failed)
-                if ok_send:  # too-big lines say nothing about the stream's health
-                    self._healthy = len(failed) < len(recs)
+                if any_sent is not None:  # unwritable rows say nothing about the stream's health
+                    self._healthy = any_sent
                 if failed:
-                    log.error("capture: %d of %d records for %s were rejected", len(failed), len(recs), model)
+                    log.error("capture: %d of %d records for %s were not delivered", len(failed), len(recs), model)
                     self._count_failures(failed)
+
+    def _send(self, model: str, recs: list[dict[str, Any]]) -> tuple[list[bool], bool | None]:
+        """Encode and send one model's records: per record whether all of it was delivered, and whether
+        the stream accepted anything (None when nothing was sent)."""
+        lines = encode_lines(recs)
+        if max(map(len, lines), default=0) <= MAX_RECORD_BYTES:  # the common case: one line per record
+            ok = self.sink.send(model, lines) if lines else []
+            return ok, (any(ok) if lines else None)
+        good = [True] * len(recs)
+        flat: list[bytes] = []
+        owner: list[int] = []
+        for i, (rec, line) in enumerate(zip(recs, lines, strict=True)):
+            parts, lost = record_lines(rec, line)
+            if lost:
+                good[i] = False
+                log.error(
+                    "capture: %d rows of request %s for %s exceed %d bytes alone and were not written",
+                    lost,
+                    rec.get("request_id"),
+                    model,
+                    MAX_RECORD_BYTES,
+                )
+            flat += parts
+            owner += [i] * len(parts)
+        if not flat:
+            return good, None
+        ok = self.sink.send(model, flat)
+        for i, accepted in zip(owner, ok, strict=True):
+            good[i] = good[i] and accepted
+        return good, any(ok)
 
     def _count_failures(self, records: list[dict[str, Any]]) -> None:
         with self._lock:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from driftline import aws
+from driftline.capture_format import request_record
 from driftline.registry.store import Registry
 from driftline.serving.body import DEFAULT_MAX_BODY_BYTES, json_body_text, parse_json_body, parse_json_text
 from driftline.serving.capture import DEFAULT_LINGER_S, CaptureWriter, FirehoseSink
@@ -28,7 +29,6 @@ from driftline.serving.deployments import Deployment, DeploymentCache
 from driftline.serving.entities import EntityLookup, default_lookup
 from driftline.serving.errors import ServingError, bad_request, not_found, unavailable
 from driftline.serving.feedback import check_labels, store_feedback
-from driftline.serving.labels import CAPTURE_CALLER
 from driftline.serving.model import LoadedModel
 from driftline.serving.openapi import build_document
 from driftline.serving.request import EntityRows, assemble_entity_rows, parse_predict
@@ -100,16 +100,48 @@ class Outcome:
 class _Batch:
     """One predict request in flight: row ids, answers and capture records being built."""
 
+    request_id: str
     row_ids: list[str]
     answers: list[dict[str, Any]]
     records: list[dict[str, Any]]
     keep: list[bool]
+    """Which rows the capture sample keeps (sticky per row id)."""
     ts: datetime
     """Formatted once per request by the capture thread (ISO 8601 with ``+00:00``), not on the request path."""
     t0: float
     outcome: Outcome
-    who: dict[str, str]
-    """``{"caller": principal}`` merged into each capture record, or empty when unauthenticated."""
+    caller: str | None
+    """Recorded with the capture so a label binds to its prediction; None when unauthenticated."""
+
+    def capture(
+        self, m: LoadedModel, role: str, rows: list[Any], idx: list[int] | None, outputs: list[Any], latency_ms: float
+    ) -> None:
+        """One capture record for this role (format v2, :mod:`driftline.capture_format`): the rows at
+        positions ``idx`` (None: every row, ``rows`` given in request order) that the sample keeps."""
+        keep = self.keep
+        if idx is None and all(keep):
+            index = None
+        else:
+            positions = range(len(outputs)) if idx is None else idx
+            sel = [k for k, i in enumerate(positions) if keep[i]]
+            if not sel:
+                return
+            index = [positions[k] for k in sel]
+            rows, outputs = [rows[k] for k in sel], [outputs[k] for k in sel]
+        self.records.append(
+            request_record(
+                request_id=self.request_id,
+                model=m.model,
+                version=m.version,
+                role=role,
+                ts=self.ts,
+                latency_ms=latency_ms,
+                rows=rows,
+                outputs=outputs,
+                index=index,
+                caller=self.caller,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -208,6 +240,7 @@ class PredictionService:
         n = len(valid.rows)
         row_ids = [f"{req.request_id}:{i}" for i in range(n)]
         batch = _Batch(
+            request_id=req.request_id,
             row_ids=row_ids,
             answers=[{}] * n,
             records=[],
@@ -215,7 +248,7 @@ class PredictionService:
             outcome=outcome,
             keep=sampled(row_ids, self.settings.capture_sampling),
             ts=datetime.now(UTC),
-            who={CAPTURE_CALLER: req.caller} if req.caller else {},
+            caller=req.caller or None,
         )
         chall, chall_valid = self._challenger_input(dep, valid, outcome)
         routed = canary_rows(row_ids, dep.percent) if dep.mode == "canary" and chall else [False] * n
@@ -281,24 +314,13 @@ class PredictionService:
         X = valid.X if len(idx) == len(batch.row_ids) else np.ascontiguousarray(valid.X[idx])
         preds = m.predictions(m.run(X))
         latency_ms = round((time.perf_counter() - batch.t0) * 1000.0, 3)
-        version, row_ids, answers, keep = m.version, batch.row_ids, batch.answers, batch.keep
+        version, row_ids, answers = m.version, batch.row_ids, batch.answers
         for i, p in zip(idx, preds, strict=True):
-            rid = row_ids[i]
-            answers[i] = {"request_id": rid, "version": version, **p}
-            if keep[i]:
-                batch.records.append(
-                    {
-                        "request_id": rid,
-                        "model": m.model,
-                        "version": version,
-                        "role": role,
-                        "ts": batch.ts,
-                        "latency_ms": latency_ms,
-                        "features": valid.rows[i],
-                        "prediction": p,
-                        **batch.who,
-                    }
-                )
+            answers[i] = {"request_id": row_ids[i], "version": version, **p}
+        if len(idx) == len(row_ids):
+            batch.capture(m, role, valid.rows, None, preds, latency_ms)
+        else:
+            batch.capture(m, role, [valid.rows[i] for i in idx], idx, preds, latency_ms)
         stats = batch.outcome.versions.setdefault(version, VersionStats(role))
         stats.rows += len(idx)
         stats.latency_ms = latency_ms
@@ -312,21 +334,7 @@ class PredictionService:
             log.warning("shadow %s v%s failed: %s", m.model, m.version, e)
             return
         latency_ms = round((time.perf_counter() - batch.t0) * 1000.0, 3)
-        for i, p in enumerate(preds):
-            if batch.keep[i]:
-                batch.records.append(
-                    {
-                        "request_id": batch.row_ids[i],
-                        "model": m.model,
-                        "version": m.version,
-                        "role": "shadow",
-                        "ts": batch.ts,
-                        "latency_ms": latency_ms,
-                        "features": valid.rows[i],
-                        "prediction": p,
-                        **batch.who,
-                    }
-                )
+        batch.capture(m, "shadow", valid.rows, None, preds, latency_ms)
         stats = batch.outcome.versions.setdefault(m.version, VersionStats("shadow"))
         stats.rows += len(preds)
         stats.latency_ms = latency_ms

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from driftline import aws as aws_mod
+from driftline import capture_format
 from driftline.registry.artifacts import put_artifact
 from driftline.registry.store import Registry
 from driftline.retraining import canary, captures
@@ -95,7 +96,9 @@ def test_captures_and_labels_carry_the_proved_caller(client: Client, aws: dict[s
         for o in objects
         for line in s3.get_object(Bucket=aws["CAPTURES_BUCKET"], Key=o["Key"])["Body"].read().splitlines()
     ]
-    assert [(x["request_id"], x["caller"]) for x in lines if "prediction" in x] == [("req-a:0", ALICE)]
+    caps = [x for x in lines if "rows" in x]  # one v2 capture record for the request
+    assert [(x["request_id"], x["caller"], len(x["rows"])) for x in caps] == [("req-a", ALICE, 1)]
+    assert [(r["request_id"], r["caller"]) for r in capture_format.expand(caps[0]) or []] == [("req-a:0", ALICE)]
     assert [(x["request_id"], x["by"]) for x in lines if "label" in x] == [("req-a:0", ALICE)]
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from driftline import aws as aws_mod
+from driftline import capture_format
 from driftline.registry.artifacts import ArtifactRef, put_artifact
 from driftline.registry.store import Registry
 from driftline.serving import reference_model
@@ -117,7 +118,11 @@ def captures(env: dict[str, str], prefix: str = f"captures/model={MODEL}/") -> l
     listing = s3.list_objects_v2(Bucket=env["CAPTURES_BUCKET"], Prefix=prefix).get("Contents", [])
     for obj in sorted(listing, key=lambda o: o["Key"]):
         body = s3.get_object(Bucket=env["CAPTURES_BUCKET"], Key=obj["Key"])["Body"].read().decode()
-        out.extend({**json.loads(line), "_key": obj["Key"]} for line in body.splitlines() if line)
+        for line in body.splitlines():
+            if line:
+                rec = json.loads(line)
+                assert rec["v"] == 2, rec  # one record per request and role (format v2)
+                out.extend({**row, "_key": obj["Key"]} for row in capture_format.expand(rec) or [])
     return out
 
 
@@ -155,6 +160,10 @@ def test_records_are_answered_by_the_champion_and_captured(
 
     caps = captures(aws)
     assert len(caps) == 25
+    s3, bucket = aws_mod.client("s3"), aws["CAPTURES_BUCKET"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"captures/model={MODEL}/")["Contents"]]
+    lines = [ln for k in keys for ln in s3.get_object(Bucket=bucket, Key=k)["Body"].read().splitlines() if ln]
+    assert len(lines) == 1  # one v2 record for the 25-row request, not 25
     hour = datetime.now(UTC).strftime("%Y/%m/%d/%H")
     assert all(c["_key"].startswith(f"captures/model={MODEL}/{hour}/") for c in caps)
     first = caps[0]

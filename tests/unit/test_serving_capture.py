@@ -14,20 +14,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.serving.capture import BATCH_LINES, CaptureWriter, FirehoseSink
+from driftline.capture_format import request_record
+from driftline.serving.capture import BATCH_ROWS, CaptureWriter, FirehoseSink
 
 
-def record(i: int, model: str = "m", version: int = 1) -> dict[str, Any]:
-    return {
-        "request_id": f"r{i}",
-        "model": model,
-        "version": version,
-        "role": "champion",
-        "ts": "t",
-        "latency_ms": 0.1,
-        "features": {"x": i},
-        "prediction": {"value": float(i)},
-    }
+def record(i: int, model: str = "m", version: int = 1, rows: int = 1) -> dict[str, Any]:
+    """A v2 capture record of request ``r<i>`` with ``rows`` rows."""
+    return request_record(
+        request_id=f"r{i}",
+        model=model,
+        version=version,
+        role="champion",
+        ts="t",
+        latency_ms=0.1,
+        rows=[{"x": i, "k": k} for k in range(rows)],
+        outputs=[{"value": float(i)} for _ in range(rows)],
+    )
 
 
 class FakeFirehose:
@@ -127,11 +129,11 @@ def test_background_writer_batches_and_flushes_after_linger() -> None:
 def test_background_writer_sends_full_batches_without_waiting() -> None:
     fh = FakeFirehose()
     w = CaptureWriter(FirehoseSink("p-", client=lambda: fh), linger_s=60)
-    w.submit([record(i) for i in range(BATCH_LINES)])
+    w.submit([record(i) for i in range(BATCH_ROWS)])
     t0 = time.monotonic()
     while not fh.calls and time.monotonic() - t0 < 5:
         time.sleep(0.01)
-    assert sent_lines(fh) == BATCH_LINES
+    assert sent_lines(fh) == BATCH_ROWS
 
 
 def test_flush_delivers_everything_now() -> None:
