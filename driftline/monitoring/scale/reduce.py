@@ -1,0 +1,192 @@
+"""The reduce step of the scale-out drift check: every shard reported, merged, checked, published.
+
+The workflow ends here whatever happened before: when Athena's query failed, the check is recorded as
+``failed`` with Athena's message (result JSON, report, history item, metrics and an alert); when a shard
+file has no summary (its summarize task failed after its retries, or the Distributed Map never listed
+it), the check is recorded as ``incomplete`` naming the shard files, and no drift verdict is given: a
+partial window is never presented as a complete one. Otherwise the shard summaries are merged
+(:meth:`driftline.drift.summary.Summary.merge_all`) and checked with :func:`driftline.drift.check_summary`,
+the matched labels give the task metrics, and :func:`driftline.monitoring.check.conclude` writes the
+same outputs as the in-process check (one code path after the merge).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from driftline.contracts import drift_run_prefix, drift_shard_data_prefix, drift_shard_summary_key
+from driftline.drift import DriftInputError, ProfileMismatchError, check_summary
+from driftline.drift.engine import DriftResult
+from driftline.drift.methods import SMALL_REFERENCE_ROWS
+from driftline.drift.summary import Summary, summarize
+from driftline.monitoring import publish
+from driftline.monitoring.check import Context, MonitoringError, Prepared, conclude, performance_of, prepare
+from driftline.monitoring.scale.shards import SHARD_SUMMARY_FORMAT
+
+__all__ = ["FAILED", "INCOMPLETE", "ShardOutcome", "collect", "reduce_check"]
+
+log = logging.getLogger(__name__)
+
+FAILED = "failed"
+"""The window could not be read (Athena's query failed): no verdict."""
+INCOMPLETE = "incomplete"
+"""Some shards did not report: no verdict (never a partial result as complete)."""
+NAMED_SHARDS = 20
+"""Missing shards named in a result at most (the count is always given)."""
+
+
+@dataclass
+class ShardOutcome:
+    """What the shard listing and the summaries say about one run."""
+
+    data_keys: list[str] = field(default_factory=list)
+    summaries: list[Summary] = field(default_factory=list)
+    labels: list[tuple[Any, Any]] = field(default_factory=list)
+    rows: int = 0
+    missing: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing and not self.errors
+
+
+def _keys(client: Any, bucket: str, prefix: str) -> list[str]:
+    out: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        out += [o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+    return sorted(out)
+
+
+def collect(client: Any, bucket: str, model: str, run: str) -> ShardOutcome:
+    """List the run's shard files and read the summary of each (missing or unreadable ones are named)."""
+    out = ShardOutcome(data_keys=_keys(client, bucket, drift_shard_data_prefix(model, run)))
+    present = set(_keys(client, bucket, drift_run_prefix(model, run) + "summaries/"))
+    for key in out.data_keys:
+        skey = drift_shard_summary_key(model, run, key)
+        if skey not in present:
+            out.missing.append(key)
+            continue
+        try:
+            doc = json.loads(client.get_object(Bucket=bucket, Key=skey)["Body"].read())
+            if not isinstance(doc, dict) or doc.get("format") != SHARD_SUMMARY_FORMAT:
+                raise ValueError(f"not a shard summary ({SHARD_SUMMARY_FORMAT})")
+            if "error" in doc:
+                out.errors[key] = str(doc["error"])
+                continue
+            out.summaries.append(Summary.from_dict(doc["summary"]))
+            out.labels += [(pair[0], pair[1]) for pair in doc.get("labels", [])]
+            out.rows += int(doc["rows"])
+        except (ValueError, KeyError, TypeError, DriftInputError) as e:
+            out.errors[key] = f"summary {skey} unreadable: {e}"
+    return out
+
+
+def _no_verdict(prep: Prepared, status: str, message: str) -> DriftResult:
+    return DriftResult(
+        status=status,
+        columns={},
+        n_reference=0,
+        n_current=0,
+        share_drifted=0.0,
+        dataset_drifted=False,
+        share_threshold=prep.mc.drift.share_threshold,
+        metadata=dict(prep.profile.metadata),
+        message=message,
+    )
+
+
+def _incomplete_message(outcome: ShardOutcome) -> str:
+    parts = []
+    if outcome.missing:
+        named = ", ".join(outcome.missing[:NAMED_SHARDS]) + (" …" if len(outcome.missing) > NAMED_SHARDS else "")
+        parts.append(f"{len(outcome.missing)} of {len(outcome.data_keys)} shard files have no summary: {named}")
+    for key, err in list(outcome.errors.items())[:NAMED_SHARDS]:
+        parts.append(f"shard {key} failed: {err}")
+    return "the check is incomplete, no verdict was given: " + "; ".join(parts)
+
+
+def reduce_check(event: Mapping[str, Any], *, ctx: Context, client: Any, now: datetime) -> dict[str, Any]:
+    """Finish one scale-out check from the workflow's state (``model``, ``run``, ``window_start``,
+    ``window_end``, optional ``query_error``); returns what :func:`driftline.monitoring.check.run_check`
+    returns, with ``engine: "workflow"``."""
+    model, run = str(event["model"]), str(event["run"])
+    prep = prepare(model, str(event["window_start"]), str(event["window_end"]), ctx, now)
+    if not isinstance(prep, Prepared):
+        return prep
+    version = prep.version.version
+    if int(event.get("version", version)) != version:
+        raise MonitoringError(
+            f"{model}: the champion changed from v{event['version']} to v{version} while the window was "
+            f"being checked; check the window again"
+        )
+    query_error = event.get("query_error")
+    if query_error:
+        msg = f"the Athena query reading the window failed: {_athena_message(query_error)}"
+        return _finish_without_verdict(ctx, prep, FAILED, msg, now)
+    outcome = collect(client, ctx.captures_bucket, model, run)
+    if not outcome.complete:
+        return _finish_without_verdict(ctx, prep, INCOMPLETE, _incomplete_message(outcome), now, outcome)
+    profile = prep.profile
+    if outcome.summaries:
+        merged = Summary.merge_all(outcome.summaries)
+    else:  # the query found no rows: the engine answers insufficient_data
+        merged = summarize(profile, {c: np.empty(0) for c in profile.columns})
+    try:
+        result = check_summary(
+            profile,
+            merged,
+            expected_metadata=prep.expected,
+            min_rows=prep.mc.drift.min_window_rows,
+            share_threshold=prep.mc.drift.share_threshold,
+            distance_above=SMALL_REFERENCE_ROWS,
+        )
+    except (ProfileMismatchError, DriftInputError) as e:
+        raise MonitoringError(f"{model} v{version}: the shard summaries could not be checked: {e}") from None
+    label = (prep.version.input_schema or {}).get("label")
+    perf = performance_of(label, prep.version.metrics, prep.mc, outcome.labels) if label and merged.n_rows else None
+    captured = {"rows": merged.n_rows, "shards": len(outcome.data_keys), "engine": "workflow", "run": run}
+    out = conclude(ctx, prep, result, perf, captured, [], now)
+    out["engine"] = "workflow"
+    return out
+
+
+def _athena_message(error: Any) -> str:
+    """The reason Athena gave (``StateChangeReason``), from a GetQueryExecution answer or a plain string."""
+    if isinstance(error, Mapping):
+        status = error.get("Status", error)
+        if isinstance(status, Mapping):
+            return str(status.get("StateChangeReason") or status.get("State") or "no reason given")
+    return str(error)
+
+
+def _finish_without_verdict(
+    ctx: Context, prep: Prepared, status: str, message: str, now: datetime, outcome: ShardOutcome | None = None
+) -> dict[str, Any]:
+    captured: dict[str, Any] = {"rows": 0, "engine": "workflow"}
+    if outcome is not None:
+        captured.update(
+            {
+                "shards": len(outcome.data_keys),
+                "missing_shards": outcome.missing,
+                "failed_shards": sorted(outcome.errors),
+            }
+        )
+    out = conclude(ctx, prep, _no_verdict(prep, status, message), None, captured, [message], now)
+    subject = f"Driftline: drift check {status} for {prep.model} v{prep.version.version}"
+    lines = [
+        f"{prep.model} v{prep.version.version}, window {prep.window.start_iso} to {prep.window.end_iso}.",
+        message,
+        f"Report: {out['report_uri']}",
+    ]
+    out["alert_message_id"] = publish.alert(ctx.alerts_topic_arn, subject, "\n".join(lines), prep.model)
+    out["engine"] = "workflow"
+    log.warning("%s: %s", subject, message)
+    return out

@@ -1,0 +1,187 @@
+"""The summarize step of the scale-out drift check: one shard file in, one mergeable summary out.
+
+A shard file is Parquet written by Athena's UNLOAD (:data:`driftline.monitoring.scale.sql.SHARDS_UNLOAD`):
+one row per captured row, with its request id, caller, feature columns, the model's output and the
+feedback labels stored for the request id. The step summarizes the features and the prediction
+against the profile (:func:`driftline.drift.summary.summarize`, exact counts that add up across shards)
+and binds labels to predictions with the same rule as the in-process check
+(:class:`~driftline.serving.labels.Labels`: the caller's own or a labeler's label, the first one that
+counts), keeping the matched (label, prediction) pairs: labels are sparse, so the reduce step can hold
+them all and compute the task metrics exactly as the in-process path does.
+
+The summary is written to a key derived from the shard file's key (idempotent: a retried or repeated
+invocation overwrites the same object). A shard file that cannot be read writes an ``error`` document
+there instead and raises, so the workflow retries it and the reduce step can name it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from driftline.drift.feature_set import PREDICTION_COLUMN
+from driftline.drift.profile import Profile
+from driftline.drift.summary import summarize
+from driftline.monitoring.scale.sql import HASH_DIGITS
+from driftline.serving.labels import Label, Labels
+
+__all__ = [
+    "SHARD_SUMMARY_FORMAT",
+    "ShardFileError",
+    "frame_of",
+    "matched_labels",
+    "shard_of",
+    "summarize_shard",
+    "summarize_shard_object",
+]
+
+SHARD_SUMMARY_FORMAT = "driftline.drift.shard/1"
+MAX_SHARD_BYTES = 512 * 1024 * 1024
+"""A shard file larger than this is refused (raise the shard count instead): it must fit a worker."""
+
+
+class ShardFileError(Exception):
+    """A shard file that is not the UNLOAD's Parquet (truncated, another format, missing columns)."""
+
+
+def shard_of(request_id: str, shards: int) -> int:
+    """The shard the query puts ``request_id`` in (the same number Trino and DuckDB compute)."""
+    return int(hashlib.md5(request_id.encode()).hexdigest()[:HASH_DIGITS], 16) % shards  # noqa: S324 - not security
+
+
+def _plain(value: Any) -> Any:
+    """Parquet maps arrive as lists of (key, value) pairs; the prediction readers expect dicts."""
+    if isinstance(value, list) and value and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+        return {str(k): _plain(v) for k, v in value}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _numeric(col: pa.ChunkedArray) -> np.ndarray:
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type):
+        return np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    if pa.types.is_null(col.type):
+        return np.full(len(col), np.nan)
+    return np.asarray(col.to_pylist(), dtype=object)  # strings or booleans: the engine reports the wrong type
+
+
+def frame_of(table: pa.Table, profile: Profile) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """The engine's input from one shard table (as :meth:`WindowData.frame` builds it in-process) and the
+    outputs as dicts. Columns the table lacks are left out (the engine reports them missing)."""
+    names = set(table.column_names)
+    if "output" not in names or "request_id" not in names:
+        raise ShardFileError(f"not a drift shard file: columns {sorted(names)} lack request_id/output")
+    outputs = [_plain(o) if isinstance(o, dict) else {} for o in table.column("output").to_pylist()]
+    prediction = PREDICTION_COLUMN if PREDICTION_COLUMN in profile.columns else None
+    frame: dict[str, np.ndarray] = {}
+    for name in profile.numerical:
+        if name != prediction and name in names:
+            frame[name] = _numeric(table.column(name))
+    for name in profile.categorical:
+        if name in names:
+            frame[name] = np.asarray(table.column(name).to_pylist(), dtype=object)
+    if prediction is not None:
+        values = [p.get("probability", p.get("value")) for p in outputs]
+        try:
+            frame[prediction] = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            frame[prediction] = np.asarray(values, dtype=object)
+    return frame, outputs
+
+
+def matched_labels(
+    request_ids: Sequence[Any],
+    callers: Sequence[Any],
+    label_values: Sequence[Any],
+    label_by: Sequence[Any],
+    outputs: Sequence[Mapping[str, Any]],
+    labelers: Iterable[str],
+) -> list[tuple[Any, Mapping[str, Any]]]:
+    """(label, prediction) for every row whose request has a label that counts (first one stored)."""
+    judge = Labels(labelers)
+    out: list[tuple[Any, Mapping[str, Any]]] = []
+    for rid, caller, values, bys, pred in zip(request_ids, callers, label_values, label_by, outputs, strict=True):
+        if not values or not isinstance(rid, str):
+            continue
+        who = caller if isinstance(caller, str) and caller else None
+        for value, by in zip(values, bys or [None] * len(values), strict=False):
+            if judge.counts(Label(value, by if isinstance(by, str) and by else None, ""), who):
+                out.append((value, pred))
+                break
+    return out
+
+
+def summarize_shard(profile: Profile, table: pa.Table, labelers: Iterable[str] = ()) -> dict[str, Any]:
+    """The shard document: the drift summary, the rows it holds and the matched (label, prediction) pairs."""
+    frame, outputs = frame_of(table, profile)
+    n = table.num_rows
+    names = set(table.column_names)
+
+    def column(name: str) -> list[Any]:
+        return table.column(name).to_pylist() if name in names else [None] * n
+
+    pairs = matched_labels(
+        column("request_id"), column("caller"), column("label_values"), column("label_by"), outputs, labelers
+    )
+    return {
+        "format": SHARD_SUMMARY_FORMAT,
+        "rows": n,
+        "summary": summarize(profile, frame).to_dict(),
+        "labels": [[label, pred] for label, pred in pairs],
+    }
+
+
+def read_shard(body: bytes) -> pa.Table:
+    """Parse one shard file, turning any Parquet/Arrow failure into :class:`ShardFileError`."""
+    try:
+        return pq.read_table(io.BytesIO(body))
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise ShardFileError(f"not a readable Parquet file ({e})") from None
+
+
+def summarize_shard_object(
+    bucket: str,
+    data_key: str,
+    summary_key: str,
+    profile: Profile,
+    *,
+    labelers: Iterable[str] = (),
+    client: Any,
+) -> dict[str, Any]:
+    """Summarize ``s3://bucket/data_key`` into ``s3://bucket/summary_key``; returns a short receipt.
+
+    An unreadable file writes ``{"error": …}`` at the summary key (so the reduce step can quote it) and
+    raises :class:`ShardFileError`."""
+    head = client.head_object(Bucket=bucket, Key=data_key)
+    if int(head.get("ContentLength", 0)) > MAX_SHARD_BYTES:
+        err = f"{data_key}: {head['ContentLength']} bytes, above {MAX_SHARD_BYTES}; raise the shard count"
+        _put(client, bucket, summary_key, {"format": SHARD_SUMMARY_FORMAT, "error": err})
+        raise ShardFileError(err)
+    body = client.get_object(Bucket=bucket, Key=data_key)["Body"].read()
+    try:
+        doc = summarize_shard(profile, read_shard(body), labelers)
+    except ShardFileError as e:
+        _put(client, bucket, summary_key, {"format": SHARD_SUMMARY_FORMAT, "error": f"{data_key}: {e}"})
+        raise ShardFileError(f"{data_key}: {e}") from None
+    doc["data_key"] = data_key
+    _put(client, bucket, summary_key, doc)
+    return {"data_key": data_key, "summary_key": summary_key, "rows": doc["rows"], "labels": len(doc["labels"])}
+
+
+def _put(client: Any, bucket: str, key: str, doc: Mapping[str, Any]) -> None:
+    body = json.dumps(doc, separators=(",", ":"), default=_json_default).encode()
+    client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

@@ -1,0 +1,211 @@
+"""The scale-out drift check's summarize and reduce steps against moto S3, fed by the shard query run on
+DuckDB: the same window through both paths gives the same drift results; missing, failed or malformed
+shards end the check ``incomplete`` naming them; a failed Athena query ends it ``failed`` with its message."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from driftline import aws as aws_mod
+from driftline.contracts import drift_run_name, drift_shard_data_prefix, drift_shard_summary_key
+from driftline.drift import Profile
+from driftline.monitoring import Context, run_check
+from driftline.monitoring.scale import ShardFileError, ShardQuery, reduce_check, summarize_shard_object
+from driftline.monitoring.scale.reduce import FAILED, INCOMPLETE
+from driftline.registry.artifacts import ArtifactRef, read_verified
+from tests.fixtures.drift_scale import capture_records, unload_to, with_hour
+from tests.integration.test_monitoring_check import (
+    MODEL,
+    T0,
+    drain,
+    observe,
+    register_champion,
+    window,
+    write_captures,
+    write_feedback,
+)
+
+DB = "driftline_test"
+
+
+def _objects(bucket: str, prefix: str) -> list[str]:
+    s3 = aws_mod.client("s3")
+    out: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for o in page.get("Contents", []):
+            out += s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read().decode().splitlines()
+    return [line for line in out if line.strip()]
+
+
+def _profile() -> Profile:
+    from driftline.registry.store import Registry
+
+    reg = Registry.from_env()
+    champion = reg.aliases(MODEL).champion
+    assert champion is not None
+    ref = reg.get_version(MODEL, champion).artifacts["profile"]
+    ref = ref if isinstance(ref, ArtifactRef) else ArtifactRef.from_dict(ref)
+    return Profile.from_json(read_verified(ref))
+
+
+def _shard_files(env: dict[str, str], version: int, tmp: Path, shards: int, run: str) -> list[str]:
+    """Run the shard query on DuckDB over the bucket's captures and feedback; upload the shard files."""
+    bucket = env["CAPTURES_BUCKET"]
+    caps = with_hour(capture_records(_objects(bucket, f"captures/model={MODEL}/")))
+    labels = with_hour(json.loads(line) for line in _objects(bucket, f"feedback/model={MODEL}/"))
+    for lab in labels:
+        lab["label"] = str(lab["label"])  # the JSON SerDe reads a string column
+        lab.setdefault("by", None)
+    profile = _profile()
+    features = [c for c in profile.columns if profile.columns[c].role == "feature"]
+    q = ShardQuery(
+        DB,
+        "captures_m",
+        "feedback_m",
+        version,
+        T0,
+        T0 + timedelta(hours=1),
+        T0 + timedelta(hours=1, minutes=20),
+        T0 + timedelta(days=1),
+        features,
+        shards,
+        f"s3://{bucket}/{drift_shard_data_prefix(MODEL, run)}",
+    )
+    feedback_schema = pa.schema([(c, pa.string()) for c in ("request_id", "label", "ts", "by", "hour")])
+    tables = {
+        "captures_m": pa.Table.from_pylist(caps),
+        "feedback_m": pa.Table.from_pylist(
+            [{c: lab.get(c) for c in feedback_schema.names} for lab in labels], schema=feedback_schema
+        ),
+    }
+    keys = []
+    s3 = aws_mod.client("s3")
+    for path in unload_to(q.render(), tables, DB, tmp):
+        key = drift_shard_data_prefix(MODEL, run) + str(path.relative_to(tmp))
+        s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+        keys.append(key)
+    return keys
+
+
+def _summarize_all(env: dict[str, str], run: str, keys: list[str]) -> None:
+    profile = _profile()
+    for key in keys:
+        summarize_shard_object(
+            env["CAPTURES_BUCKET"],
+            key,
+            drift_shard_summary_key(MODEL, run, key),
+            profile,
+            client=aws_mod.client("s3"),
+        )
+
+
+def _event(version: int, run: str, **extra: Any) -> dict[str, Any]:
+    start, end = window(0)
+    return {"model": MODEL, "version": version, "run": run, "window_start": start, "window_end": end, **extra}
+
+
+def _result(env: dict[str, str], uri: str) -> dict[str, Any]:
+    key = uri.split("/", 3)[3]
+    return json.loads(aws_mod.client("s3").get_object(Bucket=env["REPORTS_BUCKET"], Key=key)["Body"].read())
+
+
+def test_same_window_through_both_paths_gives_the_same_drift(
+    aws: dict[str, str], credit_fs: Any, tmp_path: Path
+) -> None:
+    v = register_champion(credit_fs)
+    ids = write_captures(credit_fs, v, T0, 400, seed=2, shift=1.0, caller="alice")
+    write_captures(credit_fs, v, T0, 30, seed=3, role="shadow")
+    dup = _objects(aws["CAPTURES_BUCKET"], f"captures/model={MODEL}/")[:5]  # at-least-once delivery
+    aws_mod.client("s3").put_object(
+        Bucket=aws["CAPTURES_BUCKET"], Key=f"captures/model={MODEL}/{T0:%Y/%m/%d/%H}/redelivered", Body="\n".join(dup)
+    )
+    rng = np.random.default_rng(0)
+    write_feedback(ids[:200], rng.integers(0, 2, 200).tolist(), T0 + timedelta(minutes=50), by="alice")
+    write_feedback(ids[200:300], [1] * 100, T0 + timedelta(minutes=40), by="mallory")  # forged: never counts
+    start, end = window(0)
+    in_process = run_check(MODEL, window_start=start, window_end=end)
+    a = _result(aws, in_process["result_uri"])
+
+    run = drift_run_name(MODEL, end)
+    keys = _shard_files(aws, v, tmp_path, 8, run)
+    assert 1 < len(keys) <= 8
+    _summarize_all(aws, run, keys)
+    scaled = reduce_check(
+        _event(v, run), ctx=Context.from_env(), client=aws_mod.client("s3"), now=T0 + timedelta(hours=2)
+    )
+    b = _result(aws, scaled["result_uri"])
+
+    assert scaled["engine"] == "workflow" and b["status"] == a["status"] == "ok"
+    assert b["n_current"] == a["n_current"] == 400
+    assert b["drifted_columns"] == a["drifted_columns"] and b["prediction_drifted"] == a["prediction_drifted"]
+    assert set(b["columns"]) == set(a["columns"])
+    for name, col in a["columns"].items():
+        other = b["columns"][name]
+        assert other["method"] == col["method"] and other["drifted"] == col["drifted"], name
+        for k in ("statistic", "p_value"):
+            if col[k] is None:
+                assert other[k] is None, (name, k)
+            else:
+                assert other[k] == pytest.approx(col[k], rel=1e-9, abs=1e-12), (name, k)
+    assert a["performance"]["n_labels"] == b["performance"]["n_labels"] == 200
+    for metric, value in a["performance"]["metrics"].items():
+        assert b["performance"]["metrics"][metric]["current"] == pytest.approx(value["current"]), metric
+    assert b["captures"]["shards"] == len(keys)
+
+
+def test_a_shard_without_summary_makes_the_check_incomplete(
+    aws: dict[str, str], credit_fs: Any, tmp_path: Path
+) -> None:
+    v = register_champion(credit_fs)
+    write_captures(credit_fs, v, T0, 300, seed=4, shift=1.0)
+    probes = observe(aws)
+    run = drift_run_name(MODEL, window(0)[1])
+    keys = _shard_files(aws, v, tmp_path, 4, run)
+    _summarize_all(aws, run, keys[1:])  # the first shard's task failed after its retries
+    out = reduce_check(_event(v, run), ctx=Context.from_env(), client=aws_mod.client("s3"), now=T0 + timedelta(hours=2))
+    assert out["status"] == INCOMPLETE and keys[0] in out["message"]
+    assert not out["drifted"] and not out["alarm"] and out["drifted_columns"] == []
+    doc = _result(aws, out["result_uri"])
+    assert doc["captures"]["missing_shards"] == [keys[0]] and doc["status"] == INCOMPLETE
+    alerts = drain(probes["alerts-probe"])
+    assert len(alerts) == 1 and keys[0] in alerts[0]["Message"] and "incomplete" in alerts[0]["Subject"]
+    assert drain(probes["events-probe"]) == []
+
+
+def test_a_malformed_shard_file_is_named(aws: dict[str, str], credit_fs: Any, tmp_path: Path) -> None:
+    v = register_champion(credit_fs)
+    write_captures(credit_fs, v, T0, 200, seed=5)
+    run = drift_run_name(MODEL, window(0)[1])
+    keys = _shard_files(aws, v, tmp_path, 2, run)
+    bad = drift_shard_data_prefix(MODEL, run) + "shard=9/truncated"
+    aws_mod.client("s3").put_object(Bucket=aws["CAPTURES_BUCKET"], Key=bad, Body=b"PAR1\x00\x01 not parquet")
+    _summarize_all(aws, run, keys)
+    with pytest.raises(ShardFileError, match="truncated"):
+        _summarize_all(aws, run, [bad])
+    out = reduce_check(_event(v, run), ctx=Context.from_env(), client=aws_mod.client("s3"), now=T0 + timedelta(hours=2))
+    assert out["status"] == INCOMPLETE and bad in out["message"] and "Parquet" in out["message"]
+
+
+def test_a_failed_query_records_a_failed_check_with_athenas_message(aws: dict[str, str], credit_fs: Any) -> None:
+    v = register_champion(credit_fs)
+    probes = observe(aws)
+    reason = "TABLE_NOT_FOUND: line 4:8: Table 'awsdatacatalog.db.captures_m' does not exist"
+    failure = {"QueryExecution": {"Status": {"State": "FAILED", "StateChangeReason": reason}}}
+    run = drift_run_name(MODEL, window(0)[1])
+    out = reduce_check(
+        _event(v, run, query_error=failure["QueryExecution"]),
+        ctx=Context.from_env(),
+        client=aws_mod.client("s3"),
+        now=T0 + timedelta(hours=2),
+    )
+    assert out["status"] == FAILED and reason in out["message"]
+    assert reason in _result(aws, out["result_uri"])["message"]
+    alerts = drain(probes["alerts-probe"])
+    assert len(alerts) == 1 and reason in alerts[0]["Message"]
