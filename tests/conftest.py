@@ -95,6 +95,8 @@ SLOW_MODULES = frozenset(
         "tests/integration/test_local_iam.py",
         "tests/integration/test_local_executor.py",
         "tests/integration/test_local_persistence.py",
+        "tests/e2e/test_local_walkthrough.py",
+        "tests/e2e/test_local_resume.py",
     }
 )
 

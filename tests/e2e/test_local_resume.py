@@ -1,0 +1,86 @@
+"""A retraining run waiting for a manual approval survives ``local down`` + ``local up`` as an interrupted
+execution: ``status`` lists it with the version it waits on, its dead task token is refused with the way
+out, ``local resume`` asks again through a new run of the unchanged workflow (gate re-run on the stored
+candidate, fresh token), and approving that one promotes the version."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import run_cli, start_platform, stop_platform
+from tests.e2e.test_local_walkthrough import MODEL, activated, champion, finished, ingest, start_run
+
+pytestmark = pytest.mark.e2e
+
+
+def _waiting(table: str, arn: str | None = None, timeout: float = 240.0) -> tuple[int, str]:
+    """(version, execution ARN) of the approval a run of ``MODEL`` waits on (not ``arn``'s, when given)."""
+    from driftline.retraining.approvals import pending_approvals
+
+    deadline = time.monotonic() + timeout
+    while True:
+        for p in pending_approvals(table, MODEL):
+            if p.execution_arn != arn:
+                return p.version, p.execution_arn
+        assert time.monotonic() < deadline, "no run asked for an approval"
+        time.sleep(0.5)
+
+
+def test_an_approval_interrupted_by_a_restart_is_listed_resumed_and_approved(tmp_path: Path) -> None:
+    from driftline.retraining.approvals import ApprovalNotWaitingError, resolve_approval
+
+    handle = start_platform(tmp_path, None)
+    try:
+        with activated(handle):
+            ingest(handle)
+            first = start_run(handle, require_approval=True)
+            version, waiting_arn = _waiting(handle.name("control"))
+            assert waiting_arn == first
+    finally:
+        stop_platform(handle)
+    name = first.rsplit(":", 1)[-1]
+
+    handle = start_platform(tmp_path, None)
+    try:
+        log = (tmp_path / "local.log").read_text()
+        assert f"Step Functions execution {first} was running when the platform stopped" in log
+        assert f"driftline local resume {name} --state-dir" in log  # the ready message, this instance's flag
+        status = run_cli("status", "--json", state_dir=tmp_path)
+        assert status.returncode == 0, status.stderr
+        (listed,) = json.loads(status.stdout)["interrupted"]
+        assert (listed["arn"], listed["name"], listed["model"], listed["version"]) == (first, name, MODEL, version)
+        assert listed["where"] == f"waiting for approval of {MODEL} v{version}" and listed["resumable"] is True
+        text = run_cli("status", state_dir=tmp_path)
+        assert f"waiting for approval of {MODEL} v{version}" in text.stdout
+        assert f"driftline local resume {name} --state-dir" in text.stdout
+
+        with activated(handle):
+            config = handle.platform.config
+            with pytest.raises(ApprovalNotWaitingError, match=f"driftline local resume {name}"):
+                resolve_approval(MODEL, version, True, "alice", "ok", config=config)  # the dead token
+            # still listed, still resumable (its step records say where it was)
+            again = json.loads(run_cli("status", "--json", state_dir=tmp_path).stdout)["interrupted"]
+            assert [i["resumable"] for i in again] == [True]
+
+            unknown = run_cli("resume", "nope", state_dir=tmp_path)
+            assert unknown.returncode == 1 and f"interrupted executions: {name}" in unknown.stderr
+            resumed = run_cli("resume", name, state_dir=tmp_path)
+            assert resumed.returncode == 0, resumed.stderr
+            assert f"Resumed {name}" in resumed.stdout
+            assert json.loads(run_cli("status", "--json", state_dir=tmp_path).stdout)["interrupted"] == []
+
+            again_version, second = _waiting(handle.name("control"), first)
+            assert again_version == version and second != first
+            out = resolve_approval(MODEL, version, True, "alice", "reviewed after the restart", config=config)
+            assert out["execution_arn"] == second
+            run, status_ = finished(second)
+            assert status_ == "SUCCEEDED", run.entered()
+            entered = run.entered()
+            assert "UseRegistered" in entered and "Gate" in entered and "Train" not in entered, entered
+            assert champion(handle) == version
+    finally:
+        stop_platform(handle)
