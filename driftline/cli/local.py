@@ -179,6 +179,12 @@ def up(
         "--prune",
         help="Delete kept buckets and tables the configuration no longer has even if they hold data.",
     ),
+    require_auth: bool = typer.Option(
+        False,
+        "--require-auth",
+        help="Check SigV4 and execute-api:Invoke on the API's IAM routes as the deployed API does (default: "
+        "unsigned requests work); keys of a local client and approver go to <state dir>/api-credentials.",
+    ),
 ) -> None:
     """Start the local platform: emulator, Lambda executor, triggers and API gateway."""
     from driftline.local.launcher import StartOptions, run_foreground, start_detached
@@ -206,6 +212,7 @@ def up(
         persist=not in_memory,
         fresh=fresh,
         prune=prune,
+        require_auth=require_auth,
     )
     _check_host(host, allow_remote)
     _check_port_free(host, port, "--port", "emulator")
@@ -225,6 +232,10 @@ def up(
         live = {}
     interrupted = live.get("interrupted") or []
     typer.echo(ready_summary(platform, state, detached=True, flags=state_dir_flag(directory), interrupted=interrupted))
+    if require_auth:
+        from driftline.local.gateway_auth import credentials_hint
+
+        typer.echo(credentials_hint(directory, state.api_url))
 
 
 @app.command()

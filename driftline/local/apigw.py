@@ -15,10 +15,13 @@ unauthenticated ones) answers 429 ``{"message": "Too Many Requests"}`` beyond it
 the stage's method settings make API Gateway do; the stage-wide throttle is not emulated.
 Bodies over 10 MB get 413 as in API Gateway; a Lambda error
 or a malformed proxy response gets 502 ``{"message": "Internal server error"}``; a function that
-runs past the 29 s integration timeout gets 504. IAM authorization is not enforced locally; since
-the approval route needs a caller identity, a request may name one in the ``X-Driftline-Local-Principal``
+runs past the 29 s integration timeout gets 504. By default IAM authorization is not enforced locally;
+since the approval route needs a caller identity, a request may name one in the ``X-Driftline-Local-Principal``
 header, which fills ``requestContext.identity.userArn``/``caller`` as SigV4 does on AWS (there the header
-means nothing: API Gateway fills the identity from the signature).
+means nothing: API Gateway fills the identity from the signature). With an ``authorizer``
+(``local up --require-auth``, :mod:`driftline.local.gateway_auth`) the IAM routes need a valid SigV4
+signature and ``execute-api:Invoke``, answer API Gateway's 403s otherwise, the identity is the proved
+caller's, and the header is ignored everywhere.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from driftline.local.executor import InvocationResult
+from driftline.local.gateway_auth import LOCAL_API_ID, GatewayAuthError, GatewayAuthorizer, SignedRequest
 from driftline.retraining.approval_api import LOCAL_PRINCIPAL_HEADER
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -104,6 +108,8 @@ class Route:
     """A JSON body answered with 200 by the gateway itself (API Gateway's MOCK integration)."""
     throttle: TokenBucket | None = None
     """The method's own throttle (stage method settings), None for the stage default (not emulated)."""
+    iam: bool = False
+    """AWS_IAM authorization on the deployed API (``platform.route_auth``): checked with an authorizer."""
 
 
 def compile_route(
@@ -112,6 +118,7 @@ def compile_route(
     function: str,
     static_response: str | None = None,
     throttle: tuple[float, int] | None = None,
+    iam: bool = False,
 ) -> Route:
     if not resource.startswith("/"):
         raise ValueError(f"route path {resource!r} must start with '/'")
@@ -125,13 +132,16 @@ def compile_route(
             static += 1
     regex = re.compile("^/" + "/".join(parts) + "/?$") if parts else re.compile("^/$")
     bucket = TokenBucket(*throttle) if throttle is not None else None
-    return Route(method.upper(), resource, function, regex, (static, -len(parts)), static_response, bucket)
+    return Route(method.upper(), resource, function, regex, (static, -len(parts)), static_response, bucket, iam)
 
 
 RouteSpec = (
-    tuple[str, str, str] | tuple[str, str, str, str | None] | tuple[str, str, str, str | None, tuple[float, int] | None]
+    tuple[str, str, str]
+    | tuple[str, str, str, str | None]
+    | tuple[str, str, str, str | None, tuple[float, int] | None]
+    | tuple[str, str, str, str | None, tuple[float, int] | None, bool]
 )
-"""(method, resource, function[, static response[, (rate, burst) throttle]])"""
+"""(method, resource, function[, static response[, (rate, burst) throttle[, IAM authorized]]])"""
 
 
 class RouteTable:
@@ -186,7 +196,12 @@ def build_event(
     source_ip: str,
     request_id: str,
     host: str,
+    caller: dict[str, str] | None = None,
+    principal_header: bool = True,
 ) -> dict[str, Any]:
+    """API Gateway's REST proxy event. ``caller`` is the identity an authorizer proved (``userArn``,
+    ``caller``, ``user``, ``accountId``, ``accessKey``); without one, ``principal_header`` says whether the
+    local principal header may name the caller (off with ``--require-auth``)."""
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
     for k, v in headers:
@@ -199,7 +214,24 @@ def build_event(
         qs_multi.setdefault(k, []).append(v)
     content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
     text = is_text(content_type, body)
-    principal = next((v.strip() for k, v in headers if k.lower() == LOCAL_PRINCIPAL_HEADER.lower()), None) or None
+    principal = (
+        next((v.strip() for k, v in headers if k.lower() == LOCAL_PRINCIPAL_HEADER.lower()), None) or None
+        if principal_header
+        else None
+    )
+    identity: dict[str, Any] = {
+        "accessKey": None,
+        "accountId": None,
+        "caller": principal,
+        "cognitoAuthenticationProvider": None,
+        "cognitoAuthenticationType": None,
+        "cognitoIdentityId": None,
+        "cognitoIdentityPoolId": None,
+        "principalOrgId": None,
+        "user": principal,
+        "userArn": principal,
+    }
+    identity.update(caller or {})
     now = datetime.now(UTC)
     path = unquote(raw_path)
     return {
@@ -214,7 +246,7 @@ def build_event(
         "stageVariables": None,
         "requestContext": {
             "accountId": account,
-            "apiId": "local",
+            "apiId": LOCAL_API_ID,
             "domainName": host,
             "domainPrefix": host.split(".", 1)[0],
             "extendedRequestId": request_id,
@@ -222,16 +254,7 @@ def build_event(
             "identity": {
                 "sourceIp": source_ip,
                 "userAgent": single.get("User-Agent") or single.get("user-agent"),
-                "accessKey": None,
-                "accountId": None,
-                "caller": principal,
-                "cognitoAuthenticationProvider": None,
-                "cognitoAuthenticationType": None,
-                "cognitoIdentityId": None,
-                "cognitoIdentityPoolId": None,
-                "principalOrgId": None,
-                "user": principal,
-                "userArn": principal,
+                **identity,
             },
             "path": f"/{stage}{path}",
             "protocol": "HTTP/1.1",
@@ -322,8 +345,11 @@ class ApiGateway:
         account: str = "123456789012",
         cors_origins: tuple[str, ...] = (),
         log: Callable[[str], None] = print,
+        authorizer: GatewayAuthorizer | None = None,
     ) -> None:
         self.routes = routes
+        self.authorizer = authorizer
+        """SigV4 on the IAM routes (``--require-auth``); None: nothing is checked, as before."""
         self.invoke = invoke
         self.stage = stage
         self.account = account
@@ -481,6 +507,12 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         if route.throttle is not None and not route.throttle.take():
             self._message(429, "Too Many Requests", request_id)
             return 429
+        caller: dict[str, str] | None = None
+        if self.gateway.authorizer is not None and route.iam:
+            refused = self._authorize(split.path, split.query, body, request_id)
+            if isinstance(refused, int):
+                return refused
+            caller = refused
         if route.static_response is not None:
             self._send(
                 200, self._cors([("Content-Type", "application/json")]), route.static_response.encode(), request_id
@@ -499,6 +531,8 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             source_ip=self.client_address[0],
             request_id=request_id,
             host=self.headers.get("Host", "127.0.0.1"),
+            caller=caller,
+            principal_header=self.gateway.authorizer is None,
         )
         result = self.gateway._invoke(route, json.dumps(event))
         if result == "timeout":
@@ -521,6 +555,20 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             return 502
         self._send(status, self._cors(headers), data, request_id)
         return status
+
+    def _authorize(self, path: str, query: str, body: bytes, request_id: str) -> dict[str, str] | int:
+        """The proved caller's identity fields, or the status of the 403 already answered."""
+        assert self.gateway.authorizer is not None
+        request = SignedRequest(self.command, path, query, list(self.headers.items()), body)
+        try:
+            return self.gateway.authorizer.authorize(request).identity()
+        except GatewayAuthError as e:
+            refusal = e
+        except Exception as e:  # a verifier bug must still be a 403, never a 5xx or a traceback
+            self.gateway.log(f"[api] {self.command} {path}: SigV4 check failed: {type(e).__name__}: {e}")
+            refusal = GatewayAuthError("IncompleteSignatureException", "Missing Authentication Token")
+        self._message(403, refusal.message, request_id, [("x-amzn-ErrorType", refusal.error_type)])
+        return 403
 
     def _cors(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         origin, allowed = self.headers.get("Origin"), self.gateway.cors_origins

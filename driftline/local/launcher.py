@@ -64,6 +64,8 @@ class StartOptions:
     """Empty the kept data before starting."""
     prune: bool = False
     """Delete buckets and tables the config no longer has although they hold data."""
+    require_auth: bool = False
+    """SigV4 on the API's IAM routes, as the deployed API (off: unsigned clients work as before)."""
 
 
 def bytecode_cache_env(project_root: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -95,6 +97,8 @@ def platform_command(opts: StartOptions) -> list[str]:
         cmd.append("--fresh")
     if opts.prune:
         cmd.append("--prune")
+    if opts.require_auth:
+        cmd.append("--require-auth")
     for name, handler in opts.handler_overrides.items():
         cmd += ["--handler-override", f"{name}={handler}"]
     return cmd
@@ -255,6 +259,7 @@ def run_foreground(platform: Platform, opts: StartOptions, say: Say) -> NoReturn
             fresh=opts.fresh,
             env=opts.env,
             prune=opts.prune,
+            require_auth=opts.require_auth,
         ),
     )
     pid = os.getpid()
@@ -294,6 +299,10 @@ def run_foreground(platform: Platform, opts: StartOptions, say: Say) -> NoReturn
     st.write_state(directory, base)
     kept = lp.persistence.interrupted() if lp.persistence is not None else []
     lp.out(ready_summary(platform, base, detached=detached, flags=state_dir_flag(directory), interrupted=kept))
+    if opts.require_auth and not detached:  # a detached start's parent prints it
+        from driftline.local.gateway_auth import credentials_hint
+
+        lp.out(credentials_hint(directory, lp.api_url))
     try:
         while not stop.wait(0.2):
             pass

@@ -23,12 +23,17 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "EmulatorKey",
     "MissingContainerError",
+    "MissingKeyStoreError",
     "Touched",
+    "check_key_store",
     "check_state_hooks",
     "ddb_item",
     "ddb_key",
+    "emulator_key",
     "install_observers",
+    "invoke_decision",
     "iter_ddb_items",
     "iter_s3_keys",
     "iter_sqs_queues",
@@ -469,3 +474,115 @@ def iter_sqs_queues() -> Iterator[tuple[str, str, str]]:
         for region, backend in list(sqs_backends[account].items()):
             for name in list(backend.queues):
                 yield str(account), str(region), str(name)
+
+
+# ---- access keys of the emulator's IAM users and STS sessions (the local gateway's SigV4 check) ----
+
+
+class MissingKeyStoreError(RuntimeError):
+    """The installed moto keeps IAM/STS access keys where this module does not look: refuse, never accept."""
+
+
+@dataclass(frozen=True)
+class EmulatorKey:
+    """An access key the emulator issued (an IAM user's key or an ``sts:AssumeRole`` session's), with what
+    a verifier needs: the secret to recompute a signature and the identity API Gateway would report."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None
+    """Set for an STS session (the request must carry it in ``X-Amz-Security-Token``); None for a user key."""
+    arn: str
+    user_id: str
+    """API Gateway's ``identity.caller``: the user id, or ``<role id>:<session name>``."""
+    account: str
+    active: bool
+    expires_at: datetime | None
+
+
+def check_key_store() -> list[str]:
+    """Names of the moto internals :func:`emulator_key` and :func:`invoke_decision` read that are missing."""
+    missing: list[str] = []
+    try:
+        from moto.iam import access_control
+        from moto.iam.models import AccessKey, IAMBackend, User
+        from moto.sts.models import AssumedRole, STSBackend
+    except ImportError as e:
+        return [f"moto module ({e})"]
+    for owner, names in (
+        (access_control, ("IAMUserAccessKey", "AssumedRoleAccessKey", "IAMPolicy", "PermissionResult")),
+        (IAMBackend, ("get_role_by_arn",)),
+        (STSBackend, ("assume_role",)),
+        (User, ("__init__",)),
+        (AccessKey, ("__init__",)),
+        (AssumedRole, ("user_id", "arn")),
+    ):
+        missing += [f"{getattr(owner, '__name__', owner)}.{n}" for n in names if not hasattr(owner, n)]
+    return missing
+
+
+def _key_store_guard() -> None:
+    missing = check_key_store()
+    if missing:
+        raise MissingKeyStoreError(
+            "the local gateway's SigV4 check reads the emulator's access keys from moto internals that this moto "
+            f"lacks ({', '.join(missing)}); --require-auth needs moto 5.2.5"
+        )
+
+
+def emulator_key(account: str, access_key_id: str) -> EmulatorKey | None:
+    """The emulator's access key ``access_key_id`` in ``account`` (IAM users first, then STS sessions),
+    None when the emulator never issued it."""
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    _key_store_guard()
+    iam = iam_backends[account][PARTITION]
+    for user in list(getattr(iam, "users", {}).values()):
+        for key in list(getattr(user, "access_keys", [])):
+            if getattr(key, "access_key_id", None) == access_key_id:
+                return EmulatorKey(
+                    access_key_id=access_key_id,
+                    secret_access_key=str(key.secret_access_key),
+                    session_token=None,
+                    arn=str(user.arn),
+                    user_id=str(user.id),
+                    account=account,
+                    active=getattr(key, "status", "Active") == "Active",
+                    expires_at=None,
+                )
+    for session in list(getattr(sts_backends[account][PARTITION], "assumed_roles", [])):
+        if getattr(session, "access_key_id", None) == access_key_id:
+            return EmulatorKey(
+                access_key_id=access_key_id,
+                secret_access_key=str(session.secret_access_key),
+                session_token=str(session.session_token),
+                arn=str(session.arn),
+                user_id=str(session.user_id),
+                account=account,
+                active=True,
+                expires_at=session.expiration,
+            )
+    return None
+
+
+def invoke_decision(key: EmulatorKey, action: str, resource: str) -> str:
+    """moto's own evaluation of the key owner's identity policies (inline, attached managed, and a user's
+    groups'): ``"deny"`` (an explicit deny), ``"allow"``, or ``"implicit"`` (no statement allows)."""
+    from moto.iam.access_control import AssumedRoleAccessKey, IAMPolicy, IAMUserAccessKey, PermissionResult
+
+    _key_store_guard()
+    owner: Any
+    if key.session_token is None:
+        owner = IAMUserAccessKey(key.account, PARTITION, key.access_key_id, {})
+    else:
+        owner = AssumedRoleAccessKey(
+            key.account, PARTITION, key.access_key_id, {"X-Amz-Security-Token": key.session_token}
+        )
+    allowed = False
+    for policy in owner.collect_policies():
+        result = IAMPolicy(policy).is_action_permitted(action, resource)
+        if result == PermissionResult.DENIED:
+            return "deny"
+        allowed = allowed or result == PermissionResult.PERMITTED
+    return "allow" if allowed else "implicit"

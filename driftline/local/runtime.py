@@ -29,6 +29,7 @@ from typing import Any
 from driftline.local import access
 from driftline.local.apigw import ApiGateway, RouteTable
 from driftline.local.executor import FunctionSpec, InvocationResult, LambdaExecutor
+from driftline.local.gateway_auth import ApiCallers, GatewayAuthorizer, provision_api_callers
 from driftline.local.moto_hooks import (
     SUPPORTED_MOTO_VERSION,
     FireError,
@@ -38,7 +39,7 @@ from driftline.local.moto_hooks import (
 )
 from driftline.local.provision import LOCAL_ACCOUNT, ProvisionedNames, dead_letter_queue, provision_platform
 from driftline.local.schedules import ScheduleError, Scheduler, parse_schedule
-from driftline.platform import API_STAGE, Platform
+from driftline.platform import API_STAGE, Platform, route_auth
 
 INTERNAL_HEADER = access.INTERNAL_HEADER
 
@@ -71,6 +72,8 @@ class LocalOptions:
     """The cdk.json environment (``--env``); a reload loads the same one."""
     prune: bool = False
     """At start: delete buckets and tables the config no longer has although they hold data."""
+    require_auth: bool = False
+    """SigV4 and ``execute-api:Invoke`` on the API's IAM routes, as the deployed API (``--require-auth``)."""
 
 
 class Printer:
@@ -184,6 +187,7 @@ def _route_table(platform: Platform) -> RouteTable:
             platform.name(r.function) if r.function else "",
             r.static_response,
             None if r.authorized else public,
+            route_auth(r, serving.auth) == "IAM",
         )
         for r in platform.routes
     )
@@ -205,6 +209,8 @@ class LocalPlatform:
         self._moto_thread: threading.Thread | None = None
         self._gate: _Gate | None = None
         self.api: ApiGateway | None = None
+        self.api_callers: ApiCallers | None = None
+        """The local client and approver of the API (``require_auth``)."""
         self.executor: LambdaExecutor | None = None
         self.bridge: MotoBridge | None = None
         self.scheduler: Scheduler | None = None
@@ -341,11 +347,32 @@ class LocalPlatform:
                 account=self.account,
                 cors_origins=self.platform.config.serving.cors_origins,
                 log=self.out,
+                authorizer=self._authorizer(),
             )
         except OSError as e:
             self._moto_server.server_close()
             self._moto_server = None
             raise _bind_error("API", opts.host, opts.api_port, e) from None
+
+    def _authorizer(self) -> GatewayAuthorizer | None:
+        """The gateway's SigV4 check with ``require_auth``: keys and policies from the emulator's IAM/STS."""
+        if not self.options.require_auth:
+            return None
+        from driftline.local import moto_state
+
+        missing = moto_state.check_key_store()
+        if missing:
+            raise LocalStartError(
+                f"--require-auth reads the emulator's access keys from moto internals this moto lacks "
+                f"({', '.join(missing)}); it needs moto {SUPPORTED_MOTO_VERSION}"
+            )
+        account = self.account
+        return GatewayAuthorizer(
+            region=self.region,
+            account=account,
+            lookup=lambda key: moto_state.emulator_key(account, key),
+            decide=moto_state.invoke_decision,
+        )
 
     def _open_state(self) -> None:
         """Lock and check the kept state before anything listens (a foreign, corrupt or busy state dir is
@@ -430,6 +457,14 @@ class LocalPlatform:
         except ValueError as e:
             raise LocalStartError(str(e)) from None
         self._record_applied(self.platform)
+        if self.options.require_auth:
+            self.api_callers = provision_api_callers(
+                self.platform,
+                self.client("iam"),
+                account=self.account,
+                region=self.region,
+                state_dir=self.options.state_dir.resolve(),
+            )
         self.scheduler = Scheduler(self.bridge.schedule_rules, self.bridge.fire_scheduled, warn=self.out)
         self.scheduler.start()
         self.api.open()
