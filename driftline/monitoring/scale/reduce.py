@@ -161,6 +161,8 @@ def reduce_check(event: Mapping[str, Any], *, ctx: Context, client: Any, now: da
 def _athena_message(error: Any) -> str:
     """The reason Athena gave (``StateChangeReason``), from a GetQueryExecution answer or a plain string."""
     if isinstance(error, Mapping):
+        if "Error" in error:  # a Step Functions error caught from StartQueryExecution
+            return f"{error['Error']}: {error.get('Cause', '')}".rstrip(": ")
         status = error.get("Status", error)
         if isinstance(status, Mapping):
             return str(status.get("StateChangeReason") or status.get("State") or "no reason given")
