@@ -12,7 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from driftline.capture_format import request_record
 from driftline.captures_store import (
     DELIVERY_LAG,
     CapturesStore,
@@ -211,3 +214,110 @@ def test_the_client_is_built_only_when_used(monkeypatch: pytest.MonkeyPatch) -> 
     assert built == []
     assert not list(store.captures("m", T0, T0, stats=ReadStats(), max_records=1))
     assert built == ["s3"]
+
+
+# ---- format v2 (one record per request and role) next to v1 ------------------------------------------
+def _v2(rid: str, ts: datetime, n: int, *, version: int = 1, role: str = "champion", **extra: Any) -> dict[str, Any]:
+    rec = request_record(
+        request_id=rid,
+        model="m",
+        version=version,
+        role=role,
+        ts=ts.isoformat(),
+        latency_ms=0.5,
+        rows=[{"x": i} for i in range(n)],
+        outputs=[{"label": 1, "probability": 0.9} for _ in range(n)],
+        index=extra.pop("index", None),
+    )
+    rec.update(extra)
+    return rec
+
+
+def test_a_window_mixing_v1_and_v2_reads_as_one_row_view(s3: FakeS3) -> None:
+    _put(s3, "captures/model=m/2026/11/26/10/old", [_capture("a:0", T0), _capture("a:1", T0)])  # v1 objects stay
+    _put(
+        s3,
+        "captures/model=m/2026/11/26/10/new",
+        [
+            _v2("b", T0 + timedelta(minutes=1), 3),
+            _v2("c", T0 + timedelta(minutes=2), 2, version=2, role="challenger", index=[1, 3]),
+            _v2("c", T0 + timedelta(minutes=2), 2, role="champion", index=[0, 2]),
+        ],
+    )
+    stats = ReadStats()
+    got = list(
+        CapturesStore("b", s3).captures(
+            "m", T0, T0 + timedelta(hours=1), stats=stats, max_records=100, keep=lambda r: r["version"] == 1
+        )
+    )
+    assert [r["request_id"] for r in got] == ["b:0", "b:1", "b:2", "c:0", "c:2", "a:0", "a:1"]
+    assert all(set(r) >= {"features", "prediction", "ts", "role", "version"} for r in got)
+    assert got[0]["features"] == {"x": 0} and got[0]["prediction"] == {"label": 1, "probability": 0.9}
+    assert (stats.n_lines, stats.n_bad_lines, stats.n_other, stats.n_duplicates) == (5, 0, 2, 0)
+
+
+def test_v2_redeliveries_are_dropped_per_record_and_parts_are_kept(s3: FakeS3) -> None:
+    whole = _v2("big", T0, 4)
+    parts = [
+        {**_v2("big", T0, 2, index=[0, 1]), "part": 0, "parts": 2},
+        {**_v2("big", T0, 2, index=[2, 3]), "part": 1, "parts": 2},
+    ]
+    _put(s3, "captures/model=m/2026/11/26/10/a", [whole, *parts])
+    _put(s3, "captures/model=m/2026/11/26/10/b", [whole, parts[1]])  # at-least-once: both again
+    stats = ReadStats()
+    got = list(CapturesStore("b", s3).captures("m", T0, T0, stats=stats, max_records=100))
+    # the unsplit record is (big, champion, 0), the same identity as part 0: a writer never writes both
+    assert [r["request_id"] for r in got] == ["big:0", "big:1", "big:2", "big:3", "big:2", "big:3"]
+    assert stats.n_duplicates == 2 + 4 + 2
+
+
+def test_the_row_budget_counts_rows_not_records(s3: FakeS3) -> None:
+    _put(s3, "captures/model=m/2026/11/26/10/a", [_v2("r", T0, 5), _v2("s", T0, 5)])
+    stats = ReadStats()
+    got = list(CapturesStore("b", s3).captures("m", T0, T0, stats=stats, max_records=7))
+    assert len(got) == 7 and stats.truncated
+    assert [r["request_id"] for r in got][-2:] == ["s:0", "s:1"]
+
+
+def test_malformed_and_truncated_v2_records_are_counted_and_skipped(s3: FakeS3) -> None:
+    good = _v2("ok", T0, 2)
+    cut = json.dumps(_v2("cut", T0, 2))[:-9]  # a truncated object
+    bad = {**_v2("bad", T0, 2), "outputs": [{"label": 1}]}  # rows and outputs disagree
+    _put(s3, "captures/model=m/2026/11/26/10/a", [bad, cut, good])
+    stats = ReadStats()
+    got = list(CapturesStore("b", s3).captures("m", T0, T0, stats=stats, max_records=100))
+    assert [r["request_id"] for r in got] == ["ok:0", "ok:1"]
+    assert stats.n_bad_lines == 2 and stats.first_bad == "captures/model=m/2026/11/26/10/a line 1"
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+_fields = st.fixed_dictionaries(
+    {"v": st.sampled_from([2, 2, 1, "2", None])},
+    optional={
+        k: _values for k in ("request_id", "rows", "outputs", "index", "part", "parts", "role", "version", "caller")
+    },
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.binary(max_size=40),
+            _fields.map(lambda d: json.dumps({**d, "ts": T0.isoformat()}).encode()),
+            st.just(json.dumps(_v2("x", T0, 2)).encode()),
+        ),
+        max_size=6,
+    )
+)
+def test_the_reader_never_raises_on_arbitrary_objects(s3: FakeS3, lines: list[bytes]) -> None:
+    s3.objects.clear()
+    s3.objects[("b", "captures/model=m/2026/11/26/10/fuzz")] = b"\n".join(lines)
+    stats = ReadStats()
+    got = list(CapturesStore("b", s3).captures("m", T0, T0, stats=stats, max_records=1000))
+    assert all(isinstance(r, dict) for r in got)
+    assert stats.n_bad_lines <= stats.n_lines
