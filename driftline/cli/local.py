@@ -17,7 +17,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -563,6 +563,51 @@ def invoke(
         typer.echo(pretty, err=True)
         raise typer.Exit(1)
     typer.echo(pretty)
+
+
+@app.command()
+def call(
+    method: str = typer.Argument(..., help="HTTP method: GET or POST."),
+    path: str = typer.Argument(..., help="Route path, e.g. /v1/models/churn/predict."),
+    data: str | None = typer.Option(None, "--data", "-d", help="The JSON body, or @FILE to read it from a file."),
+    as_: str | None = typer.Option(
+        None,
+        "--as",
+        help="Sign with SigV4 as the local 'client' or 'approver' (keys written by `local up --require-auth`).",
+    ),
+    state_dir: Path | None = STATE_DIR_OPTION,
+) -> None:
+    """Send one request to the local API (unsigned, or SigV4-signed with --as) and print the answer."""
+    from driftline.local.gateway_auth import call_api, local_credentials
+
+    found = _find(state_dir, "call")
+    state = _require_running(found.directory, "call")
+    if method.upper() not in ("GET", "POST"):
+        fail(f"method {method!r}: the API's routes are GET or POST")
+    body = b""
+    if data is not None:
+        try:
+            body = Path(data[1:]).read_bytes() if data.startswith("@") else data.encode()
+        except OSError as e:
+            fail(f"--data {data}: {e.strerror or e}")
+    credentials = None
+    if as_ is not None:
+        try:
+            credentials = local_credentials(found.directory, as_)
+        except ValueError as e:
+            fail(str(e))
+    try:
+        status, text = call_api(state.api_url, method, path, body=body, credentials=credentials, region=state.region)
+    except OSError as e:
+        fail(f"the local API at {state.api_url} did not answer: {e}", 1)
+    with suppress(ValueError):  # not JSON: printed as it came
+        text = json.dumps(json.loads(text), indent=2)
+    typer.echo(f"HTTP {status}", err=True)
+    typer.echo(text)
+    if status == 403 and credentials is None and "Missing Authentication Token" in text:
+        _say("the platform requires SigV4 (--require-auth): add --as client (or --as approver for approvals)")
+    if not 200 <= status < 300:
+        raise typer.Exit(1)
 
 
 @app.command()

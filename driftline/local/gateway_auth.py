@@ -54,7 +54,9 @@ __all__ = [
     "GatewayAuthError",
     "GatewayAuthorizer",
     "SignedRequest",
+    "call_api",
     "credentials_hint",
+    "local_credentials",
     "provision_api_callers",
     "sign_headers",
 ]
@@ -453,3 +455,56 @@ def credentials_hint(state_dir: Path, api_url: str) -> str:
         f"{api_url}/v1/models/<model>/predict\n"
         f"  or:  driftline local call POST /v1/models/<model>/predict --as client --data @rows.json"
     )
+
+
+def local_credentials(state_dir: Path, who: str) -> Any:
+    """The botocore ``Credentials`` of the local ``client`` or ``approver`` from ``<state_dir>/api-credentials``;
+    raises ValueError saying what to do when there are none."""
+    import configparser
+
+    from botocore.credentials import Credentials
+
+    profiles = dict(CALLERS)
+    if who not in profiles:
+        raise ValueError(f"--as {who!r}: choose one of {', '.join(profiles)}")
+    path = state_dir / CREDENTIALS_FILE
+    parser = configparser.ConfigParser()
+    try:
+        found = parser.read(path)
+    except configparser.Error as e:
+        raise ValueError(
+            f"{path} is not an AWS credentials file ({e}); restart with `driftline local up --require-auth`"
+        ) from None
+    section = profiles[who]
+    if not found or not parser.has_section(section):
+        raise ValueError(
+            f"no local {who} credentials in {path}: they are written by `driftline local up --require-auth`"
+        )
+    return Credentials(parser[section].get("aws_access_key_id", ""), parser[section].get("aws_secret_access_key", ""))
+
+
+def call_api(
+    api_url: str,
+    method: str,
+    path: str,
+    *,
+    body: bytes = b"",
+    credentials: Any = None,
+    region: str,
+    timeout: float = 60.0,
+) -> tuple[int, str]:
+    """One request to the local API, SigV4-signed when ``credentials`` are given: (status, body text).
+    An HTTP error status is an answer, not an exception; a connection failure raises OSError."""
+    import urllib.error
+    import urllib.request
+
+    url = api_url.rstrip("/") + (path if path.startswith("/") else f"/{path}")
+    headers = {"Content-Type": "application/json"} if body else {}
+    if credentials is not None:
+        headers = sign_headers(method, url, body=body, headers=headers, credentials=credentials, region=region)
+    request = urllib.request.Request(url, data=body or None, method=method.upper(), headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - the local gateway's URL
+            return int(answer.status), answer.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return int(e.code), e.read().decode("utf-8", "replace")
