@@ -44,6 +44,18 @@ its longest canary bake must fit inside it, or a timed-out run would leave its c
 WORKFLOW_STEPS_ALLOWANCE_SECONDS = 3600
 """What the rest of a run (training, gate, deploy, promotion) is given inside that timeout."""
 
+CAPTURE_BUFFER_SECONDS = 60
+"""The capture streams' Firehose buffering interval (stacks/serving_stack.py): a capture reaches S3 up
+to this long after it was sent, which is what a drift window's allowed lateness must cover."""
+LATENESS_MARGIN_SECONDS = 240
+"""Added to the buffering interval for the default lateness on AWS: Firehose's delivery retries and a
+busy stream's extra buffers (records later than that are counted as late and may re-check a window)."""
+LOCAL_ALLOWED_LATENESS_SECONDS = 5
+"""The default lateness on the local platform, whose Firehose writes each record to S3 at once
+(``DRIFTLINE_LOCAL=1`` in the functions' environment selects it)."""
+MAX_ALLOWED_LATENESS_SECONDS = 86_400
+"""A window is checked at most a day after it ended: later than that a check reports stale news."""
+
 DEFAULT_MAX_REGRESSION = 0.01
 """The absolute tolerance when neither ``max_regression`` nor ``max_relative_regression`` is set."""
 
@@ -101,6 +113,32 @@ class DriftSettings(_Strict):
     min_labels: int = Field(default=100, ge=1)
     performance_tolerance: float = Field(default=0.05, ge=0.0, le=1.0)
     profile_sample_size: int = Field(default=5000, ge=100, le=1_000_000)
+    allowed_lateness_seconds: int | None = Field(default=None, ge=0, le=MAX_ALLOWED_LATENESS_SECONDS)
+    """This model's override of ``monitoring.allowed_lateness_seconds`` (None: the platform's)."""
+    late_recheck_share: float | None = Field(default=None, ge=0.0, le=1.0)
+    """This model's override of ``monitoring.late_recheck_share`` (None: the platform's)."""
+
+
+class MonitoringSettings(_Strict):
+    """Platform-wide defaults of the scheduled drift checks (each model's ``drift`` may override them)."""
+
+    allowed_lateness_seconds: int | None = Field(default=None, ge=0, le=MAX_ALLOWED_LATENESS_SECONDS)
+    """A window ``[start, end)`` is checked only after ``end`` plus this; None: the capture stream's
+    buffering interval plus a margin on AWS, a few seconds on the local platform."""
+    late_recheck_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    """A checked window is checked again when rows arriving after its check exceed this share of the
+    rows it was checked with (any late row when it had fewer than ``min_window_rows``)."""
+
+    def lateness_seconds(self, drift: DriftSettings, *, local: bool) -> int:
+        """The allowed lateness of one model's windows: its override, the platform's, or the default."""
+        for v in (drift.allowed_lateness_seconds, self.allowed_lateness_seconds):
+            if v is not None:
+                return v
+        return LOCAL_ALLOWED_LATENESS_SECONDS if local else CAPTURE_BUFFER_SECONDS + LATENESS_MARGIN_SECONDS
+
+    def recheck_share(self, drift: DriftSettings) -> float:
+        """The late share that re-checks one model's windows: its override or the platform's."""
+        return self.late_recheck_share if drift.late_recheck_share is None else drift.late_recheck_share
 
 
 class RetrainSettings(_Strict):
@@ -243,6 +281,7 @@ class PlatformConfig(_Strict):
     log_retention_days: int = 30
     models: tuple[ModelConfig, ...] = Field(min_length=1)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @field_validator("env_name")
     @classmethod

@@ -29,6 +29,7 @@ __all__ = [
     "FEATURE_DATA_ACCEPTED",
     "FEEDBACK_PREFIX",
     "INCOMING_PREFIX",
+    "LATE_ROWS_METRIC",
     "METRICS_NAMESPACE",
     "PENDING_DIR",
     "QUARANTINE_PREFIX",
@@ -41,6 +42,7 @@ __all__ = [
     "curated_key",
     "curated_root",
     "drift_history_pk",
+    "drift_lease_key",
     "drift_run_name",
     "drift_run_prefix",
     "drift_shard_data_prefix",
@@ -111,6 +113,8 @@ S3_OBJECT_CREATED = "Object Created"
 # ---- metrics -------------------------------------------------------------------------------------
 METRICS_NAMESPACE = "Driftline"
 """CloudWatch namespace of every platform metric (EMF from the functions, PutMetricData from drift)."""
+LATE_ROWS_METRIC = "LateRows"
+"""Captured rows a drift check found in windows already checked before they arrived (dimension Model)."""
 
 # ---- features bucket -----------------------------------------------------------------------------
 INCOMING_PREFIX = "incoming"
@@ -234,7 +238,8 @@ def report_prefix(model: str, window_end: str) -> str:
 CONTROL_PREFIXES = {
     "INGEST#": "ingest records: pk INGEST#<feature set>, sk <event time>#<upload id> (features.ingest)",
     "CONTENT#": "content hashes of ingested uploads: pk CONTENT#<feature set>, sk <sha256> (features.ingest)",
-    "LOCK#": "one retraining run per model: pk LOCK#<model>, sk RETRAIN (retraining.control)",
+    "LOCK#": "one retraining run per model: pk LOCK#<model>, sk RETRAIN (retraining.control); one drift check "
+    "run per model and its late-capture scan mark: pk LOCK#<model>, sk DRIFT (monitoring.lateness)",
     "RETRAIN#": "trigger decisions and workflow steps: pk RETRAIN#<model>, sk <time>#<id> (retraining.control)",
     "APPROVAL#": "a run waiting for approval, with its task token: pk APPROVAL#<model>, sk <version> "
     "(retraining.approvals)",
@@ -254,6 +259,10 @@ def content_key(feature_set: str, sha256: str) -> dict[str, dict[str, str]]:
 
 def lock_key(model: str) -> dict[str, dict[str, str]]:
     return {"pk": {"S": f"LOCK#{model}"}, "sk": {"S": "RETRAIN"}}
+
+
+def drift_lease_key(model: str) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": f"LOCK#{model}"}, "sk": {"S": "DRIFT"}}
 
 
 def retrain_pk(model: str) -> str:

@@ -413,6 +413,13 @@ class DriftCheck:
     result_uri: str = ""
     checked_at: str = ""
     reasons: list[str] = field(default_factory=list)
+    listed_until: str = ""
+    """The check read every capture object S3 dated up to this second; an object dated later holding
+    records of this window arrived late (empty: checked before late counting existed, never scanned)."""
+    late_rows: int = 0
+    """Rows of this window that arrived after its latest check (counted by later checks)."""
+    rechecks: int = 0
+    """How many times late rows made a later check check this window again."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -435,6 +442,8 @@ class DriftCheck:
             "result_uri": self.result_uri,
             "checked_at": self.checked_at,
             "reasons": self.reasons,
+            "late_rows": self.late_rows,
+            "rechecks": self.rechecks,
         }
 
     def to_item(self) -> Item:
@@ -456,7 +465,11 @@ class DriftCheck:
             "report_uri": text(self.report_uri),
             "result_uri": text(self.result_uri),
             "checked_at": text(self.checked_at),
+            "late_rows": num(self.late_rows),
+            "rechecks": num(self.rechecks),
         }
+        if self.listed_until:
+            item["listed_until"] = text(self.listed_until)
         if self.version is not None:
             item["version"] = num(self.version)
         if self.share_drifted is not None:
@@ -487,4 +500,7 @@ class DriftCheck:
             result_uri=get_str(item, "result_uri"),
             checked_at=get_str(item, "checked_at"),
             reasons=get_json(item, "reasons", []),
+            listed_until=get_str(item, "listed_until"),
+            late_rows=get_int(item, "late_rows") or 0,
+            rechecks=get_int(item, "rechecks") or 0,
         )

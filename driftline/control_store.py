@@ -17,7 +17,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from driftline.contracts import approval_pk, content_key, drift_history_pk, ingest_pk, lock_key, retrain_pk
+from driftline.contracts import (
+    approval_pk,
+    content_key,
+    drift_history_pk,
+    drift_lease_key,
+    ingest_pk,
+    lock_key,
+    retrain_pk,
+)
 from driftline.control_items import (
     ApprovalRequest,
     ContentRecord,
@@ -293,6 +301,119 @@ class ControlStore:
     def put_drift_check(self, check: DriftCheck) -> None:
         """Write one checked window (a re-run of the same window overwrites it)."""
         self.client.put_item(TableName=self.table_name, Item=check.to_item())
+
+    def try_acquire_drift_lease(self, model: str, holder: str, now: float, lease_seconds: float) -> str | None:
+        """Take the model's drift-check lease when it is free or its holder's lease ran out.
+
+        Parameters
+        ----------
+        model, holder:
+            The model, and an id of the run taking the lease.
+        now, lease_seconds:
+            Epoch seconds, and how long the lease lasts (longer than a check can run).
+
+        Returns
+        -------
+        str or None
+            The late-capture scan mark stored with the lease ("" before the first scan), or None when
+            another run holds the lease.
+        """
+        ddb = self.client
+        try:
+            resp = ddb.update_item(
+                TableName=self.table_name,
+                Key=drift_lease_key(model),
+                UpdateExpression="SET holder = :h, lease_until = :until",
+                ConditionExpression="attribute_not_exists(holder) OR lease_until < :now",
+                ExpressionAttributeValues={
+                    ":h": text(holder),
+                    ":until": num(float(now + lease_seconds)),
+                    ":now": num(float(now)),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return None
+        return str(resp.get("Attributes", {}).get("late_mark", {}).get("S", ""))
+
+    def release_drift_lease(self, model: str, holder: str) -> bool:
+        """Free the model's drift-check lease if ``holder`` still holds it (False: nothing changed)."""
+        ddb = self.client
+        try:
+            ddb.update_item(
+                TableName=self.table_name,
+                Key=drift_lease_key(model),
+                UpdateExpression="REMOVE holder, lease_until",
+                ConditionExpression="holder = :h",
+                ExpressionAttributeValues={":h": text(holder)},
+            )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def record_late_rows(self, model: str, holder: str, old_mark: str, new_mark: str, counts: dict[str, int]) -> bool:
+        """Add late rows to checked windows and move the scan mark, all or nothing.
+
+        One transaction, conditional on ``holder`` holding the lease and the mark still being
+        ``old_mark``: a retried or overlapping scan of the same objects cannot add them twice.
+
+        Parameters
+        ----------
+        model, holder:
+            The model, and the run holding its lease.
+        old_mark, new_mark:
+            The scan mark read with the lease ("" when none), and the one to store.
+        counts:
+            Late rows per window end (the DRIFT# sort key); at most 99 windows.
+
+        Returns
+        -------
+        bool
+            False when the condition failed (nothing was written).
+        """
+        mark_cond = "attribute_not_exists(late_mark)" if not old_mark else "late_mark = :old"
+        values: dict[str, Any] = {":h": text(holder), ":new": text(new_mark)}
+        if old_mark:
+            values[":old"] = text(old_mark)
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": drift_lease_key(model),
+                    "UpdateExpression": "SET late_mark = :new",
+                    "ConditionExpression": f"holder = :h AND {mark_cond}",
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        ]
+        for window_end, n in counts.items():
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": {"pk": text(drift_history_pk(model)), "sk": text(window_end)},
+                        "UpdateExpression": "ADD late_rows :n",
+                        "ConditionExpression": "attribute_exists(sk)",
+                        "ExpressionAttributeValues": {":n": num(n)},
+                    }
+                }
+            )
+        ddb = self.client
+        try:
+            ddb.transact_write_items(TransactItems=items)
+        except ddb.exceptions.TransactionCanceledException:
+            return False
+        return True
+
+    def set_drift_streak(self, model: str, window_end: str, streak: int, alarm: bool) -> None:
+        """Rewrite one checked window's streak and alarm (after an earlier window was checked again)."""
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"pk": text(drift_history_pk(model)), "sk": text(window_end)},
+            UpdateExpression="SET streak = :s, alarm = :a",
+            ConditionExpression="attribute_exists(sk)",
+            ExpressionAttributeValues={":s": num(streak), ":a": {"BOOL": alarm}},
+        )
 
     def drift_checks(self, model: str, limit: int = 24, *, before: str | None = None) -> list[DriftCheck]:
         """The model's most recent checks, newest first.

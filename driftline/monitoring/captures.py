@@ -91,6 +91,7 @@ def read_window(
     *,
     max_records: int = DEFAULT_MAX_RECORDS,
     client: Any | None = None,
+    list_until: datetime | None = None,
 ) -> WindowData:
     """The champion captures of ``version`` with ``window.start <= ts < window.end``, as columns.
 
@@ -108,6 +109,9 @@ def read_window(
         Captures read at most (``WindowData.truncated`` says when the window holds more).
     client:
         An S3 client (default ``aws.client("s3")``).
+    list_until:
+        The last hour to list when later than :data:`DELIVERY_LAG` past the end (a re-check after
+        late captures arrived).
 
     Returns
     -------
@@ -128,7 +132,7 @@ def read_window(
         stats=stats,
         max_records=max_records,
         include_end=False,
-        list_until=window.end + DELIVERY_LAG,
+        list_until=max(window.end + DELIVERY_LAG, list_until or window.end),
         keep=champion_of_version,
     ):
         feats = rec.get("features")

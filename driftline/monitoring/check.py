@@ -14,6 +14,11 @@
 6. Write ``result.json`` and ``report.html``, the history item, CloudWatch metrics; on alarm put a
    ``DriftDetected`` event (every alarmed window, so retraining can act after a cooldown) and send
    an SNS alert when the alarm starts (not every hour while it lasts).
+
+Captures land late, so a scheduled window ends ``allowed_lateness`` before now, and each run first
+counts the rows that landed after their window's check and re-checks the windows they call for
+(:mod:`driftline.monitoring.lateness`), holding the model's drift lease so overlapping runs never
+check a window twice.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from driftline.captures_store import CapturesStore
 from driftline.config import ConfigError, ModelConfig, PlatformConfig
 from driftline.contracts import METRICS_NAMESPACE
 from driftline.drift import DriftInputError, Profile, ProfileFormatError, ProfileMismatchError, check_drift
@@ -32,9 +38,9 @@ from driftline.drift.engine import DriftResult
 from driftline.drift.feature_set import PREDICTION_COLUMN
 from driftline.drift.methods import SMALL_REFERENCE_ROWS
 from driftline.drift.report import render_html
-from driftline.monitoring import captures, performance, publish
-from driftline.monitoring.history import DriftHistory, HistoryEntry
-from driftline.monitoring.window import Window, WindowError, resolve
+from driftline.monitoring import captures, lateness, performance, publish
+from driftline.monitoring.history import DriftHistory, HistoryEntry, streak_after
+from driftline.monitoring.window import NotDueError, Window, WindowError, checked_early, iso, resolve
 from driftline.registry.artifacts import ArtifactIntegrityError, ArtifactNotFoundError, ArtifactRef, read_verified
 from driftline.registry.store import Registry, RegistryError, UnknownModelError
 
@@ -61,6 +67,8 @@ class Context:
     alerts_topic_arn: str
     event_bus: str
     metrics_namespace: str = METRICS_NAMESPACE
+    local: bool = False
+    """On the local platform (``DRIFTLINE_LOCAL=1``), whose Firehose delivers at once: small default lateness."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Context:
@@ -92,6 +100,7 @@ class Context:
             alerts_topic_arn=env["ALERTS_TOPIC_ARN"],
             event_bus=env["EVENT_BUS_NAME"],
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or METRICS_NAMESPACE,
+            local=env.get("DRIFTLINE_LOCAL") == "1",
         )
 
 
@@ -109,6 +118,10 @@ class Prepared:
     window: Window
     window_notes: list[str]
     history: DriftHistory
+    lateness: timedelta = timedelta(0)
+    """How long the model's captures may take to land (``allowed_lateness_seconds``)."""
+    early: bool = False
+    """The window was checked before its end plus the lateness had passed (captures may still land)."""
 
     @property
     def features(self) -> list[str]:
@@ -148,11 +161,20 @@ def prepare(
     profile = _load_profile(model, version)
     history = DriftHistory(ctx.control_table)
     last = None if window_start else history.latest(model)
+    late = timedelta(seconds=ctx.config.monitoring.lateness_seconds(mc.drift, local=ctx.local))
     try:
-        window, window_notes = resolve(window_start, window_end, last.window_end if last else None, now)
+        window, window_notes = resolve(window_start, window_end, last.window_end if last else None, now, late)
     except WindowError as e:
         raise MonitoringError(str(e)) from None
-    return Prepared(model, mc, version, profile, window, window_notes, history)
+    except NotDueError as e:
+        return {"model": model, "version": version.version, "status": "not_due", "message": str(e)}
+    early = checked_early(window, late, now)
+    if early:
+        window_notes.append(
+            f"checked before its end plus the allowed lateness ({int(late.total_seconds())} s): captures of "
+            f"this window may still land; later checks count them as late"
+        )
+    return Prepared(model, mc, version, profile, window, window_notes, history, late, early)
 
 
 def run_check(
@@ -163,14 +185,66 @@ def run_check(
     ctx: Context | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Check one model's latest window (or the given one) and act on the outcome."""
+    """Check one model's latest window (or the given one) and act on the outcome.
+
+    Holds the model's drift lease throughout: an overlapping run answers ``busy`` and checks nothing.
+    First counts late captures of the windows already checked (and re-checks those they call for),
+    then checks the window; a scheduled window that is not due yet answers ``not_due``.
+    """
     ctx = ctx or Context.from_env()
     now = now or datetime.now(UTC)
-    prep = prepare(model, window_start, window_end, ctx, now)
+    history = DriftHistory(ctx.control_table)
+    with history.lease(model) as lease:
+        if lease is None:
+            return {"model": model, "status": "busy", "message": f"another drift check of {model} is running"}
+        prep = prepare(model, window_start, window_end, ctx, now)
+        if isinstance(prep, dict) and prep["status"] == "no_champion":
+            return prep
+        ds = ctx.config.model(model).drift
+        late = lateness.look_back(
+            history,
+            CapturesStore(ctx.captures_bucket),
+            model,
+            lease,
+            now=now,
+            wall=datetime.now(UTC),
+            share=ctx.config.monitoring.recheck_share(ds),
+            min_rows=ds.min_window_rows,
+            persistence=ds.persistence_windows,
+            recheck=lambda r: _recheck(ctx, r, now),
+        )
+        if not isinstance(prep, Prepared):
+            return {**prep, "late_rows": late.rows, "late": late.to_dict()}
+        return check_prepared(ctx, prep, now, late=late)
+
+
+def _recheck(ctx: Context, r: lateness.Recheck, now: datetime) -> str:
+    """Check a window again after late rows arrived; "" when done, else why not."""
+    e = r.previous
+    prep = prepare(e.model, e.window_start, e.window_end, ctx, now)
     if not isinstance(prep, Prepared):
-        return prep
-    profile, version, window = prep.profile, prep.version, prep.window
-    data = captures.read_window(ctx.captures_bucket, model, window, version.version, prep.features)
+        return str(prep.get("message", ""))
+    if prep.version.version != e.version:
+        return f"not re-checked: it was checked for v{e.version}, the champion is now v{prep.version.version}"
+    check_prepared(ctx, prep, now, recheck=r, list_until=max(now, datetime.now(UTC)))
+    return ""
+
+
+def check_prepared(
+    ctx: Context,
+    prep: Prepared,
+    now: datetime,
+    *,
+    late: lateness.LateReport | None = None,
+    recheck: lateness.Recheck | None = None,
+    list_until: datetime | None = None,
+) -> dict[str, Any]:
+    """Read the prepared window's captures in-process, run the engine and :func:`conclude`."""
+    model, profile, version, window = prep.model, prep.profile, prep.version, prep.window
+    listed_until = lateness.scan_mark(datetime.now(UTC))
+    data = captures.read_window(
+        ctx.captures_bucket, model, window, version.version, prep.features, list_until=list_until
+    )
     prediction = PREDICTION_COLUMN if PREDICTION_COLUMN in profile.columns else None
     frame = data.frame(profile.numerical, profile.categorical, prediction)
     try:
@@ -194,8 +268,9 @@ def run_check(
         "other_roles_or_versions": data.n_other,
         "duplicates": data.n_duplicates,
         "truncated": data.truncated,
+        "listed_until": iso(listed_until),
     }
-    return conclude(ctx, prep, result, perf, captured, _capture_notes(data), now)
+    return conclude(ctx, prep, result, perf, captured, _capture_notes(data), now, late=late, recheck=recheck)
 
 
 def conclude(
@@ -206,14 +281,32 @@ def conclude(
     captured: Mapping[str, Any],
     capture_notes: list[str],
     now: datetime,
+    *,
+    late: lateness.LateReport | None = None,
+    recheck: lateness.Recheck | None = None,
 ) -> dict[str, Any]:
     """Everything after the engine ran, shared by the in-process check and the scale-out reduce step:
-    alarm state, result JSON and HTML report, history item, metrics, ``DriftDetected`` and the alert."""
+    alarm state, result JSON and HTML report, history item, metrics, ``DriftDetected`` and the alert.
+
+    ``captured["listed_until"]`` (ISO) is the last S3 second the read covered: later objects of the
+    window count as late (without it the window is never looked at again). ``late`` is what this run's
+    look-back found; ``recheck`` says the window is checked again, which replaces its report and
+    history item and alerts only when it starts an alarm no neighbouring window had raised."""
     model, version, window, mc, history = prep.model, prep.version, prep.window, prep.mc, prep.history
     prev = history.previous(model, window.end_iso)
     entry = _alarm_state(model, version.version, window, result.to_dict(), perf, prev, mc)
+    entry.listed_until = str(captured.get("listed_until", ""))
+    entry.rechecks = recheck.previous.rechecks + 1 if recheck else 0
     doc = result.to_dict()
-    notes = [*doc["notes"], *prep.window_notes, *capture_notes]
+    notes = [*doc["notes"], *prep.window_notes, *capture_notes, *(late.notes if late else [])]
+    if recheck:
+        notes.append(f"checked again: {recheck.late_rows:,} rows arrived after the previous check")
+    for w in late.windows if late else []:
+        notes.append(
+            f"{w.late_rows:,} rows of the window {w.window_start} to {w.window_end} arrived after it was checked"
+            + (" (checked again)" if w.rechecked else f" ({w.note})" if w.note else "")
+        )
+    late_rows = recheck.late_rows if recheck else late.rows if late else 0
     doc.update(
         {
             "model": model,
@@ -230,6 +323,10 @@ def conclude(
                 "alarm": entry.alarm,
             },
             "captures": dict(captured),
+            "rechecked": recheck is not None,
+            "late_rows": late_rows,
+            "late": late.to_dict() if late else None,
+            "lateness": {"allowed_seconds": int(prep.lateness.total_seconds()), "checked_early": prep.early},
         }
     )
     result.notes = notes
@@ -250,7 +347,8 @@ def conclude(
     )
 
     event_id, message_id = "", ""
-    if entry.alarm:
+    was_alarmed = bool(recheck and recheck.previous.alarm)  # its event and alert went out already
+    if entry.alarm and not was_alarmed:
         detail = {
             "model": model,
             "version": version.version,
@@ -264,7 +362,7 @@ def conclude(
             "performance_degraded": entry.performance_degraded,
         }
         event_id = publish.drift_event(ctx.event_bus, detail)
-        if not (prev and prev.alarm):
+        if not (prev and prev.alarm) and not (recheck and recheck.next_alarmed):
             message_id = publish.alert(
                 ctx.alerts_topic_arn,
                 _subject(model, version.version, entry),
@@ -294,6 +392,10 @@ def conclude(
         "metrics_published": n_metrics,
         "report_uri": report_uri,
         "result_uri": result_uri,
+        "rechecked": doc["rechecked"],
+        "late_rows": late_rows,
+        "late": doc["late"],
+        "lateness": doc["lateness"],
         "notes": notes,
     }
 
@@ -372,9 +474,7 @@ def _alarm_state(
     if perf_degraded:
         reasons.append("performance")
     drifted = bool(reasons)
-    before = prev.streak if prev else 0
-    # a window with too little data says nothing either way: it keeps the streak as it was
-    streak = (before + 1 if drifted else 0) if ok or perf_degraded else before
+    streak = streak_after(prev.streak if prev else 0, ok, perf_degraded, drifted)
     return HistoryEntry(
         model=model,
         window_start=window.start_iso,

@@ -8,12 +8,39 @@ through :class:`~driftline.control_store.ControlStore`. Standard library and bot
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from driftline.control_items import DriftCheck as HistoryEntry
 from driftline.control_store import ControlStore
 
-__all__ = ["DriftHistory", "HistoryEntry"]
+__all__ = ["LEASE_SECONDS", "DriftHistory", "HistoryEntry", "Lease", "streak_after"]
+
+LEASE_SECONDS = 900.0
+"""How long one run holds a model's drift-check lease: Lambda's longest timeout, so a run that died
+without releasing it blocks the model's checks no longer than any run could have lasted."""
+
+
+def streak_after(before: int, ok: bool, performance_degraded: bool, drifted: bool) -> int:
+    """The alarm streak of a window following one with streak ``before``.
+
+    A drifted window extends it, a judged window without drift ends it, and a window with too little
+    data (not ``ok``, no performance verdict) says nothing either way: it keeps the streak as it was.
+    """
+    if not (ok or performance_degraded):
+        return before
+    return before + 1 if drifted else 0
+
+
+class Lease:
+    """A held drift-check lease: its holder id and the late-capture scan mark read with it."""
+
+    def __init__(self, holder: str, late_mark: str) -> None:
+        self.holder = holder
+        self.late_mark = late_mark
 
 
 class DriftHistory:
@@ -52,3 +79,32 @@ class DriftHistory:
     def list(self, model: str, limit: int = 24) -> list[HistoryEntry]:
         """Most recent first."""
         return self.store.drift_checks(model, limit)
+
+    @contextmanager
+    def lease(self, model: str, *, clock: Any = time.time) -> Iterator[Lease | None]:
+        """Hold the model's drift-check lease for the block (None: another run holds it).
+
+        One run at a time per model, so a retried or overlapping schedule never checks a window twice
+        nor counts late rows twice; released on the way out, even when the check raised.
+        """
+        holder = uuid.uuid4().hex
+        mark = self.store.try_acquire_drift_lease(model, holder, float(clock()), LEASE_SECONDS)
+        if mark is None:
+            yield None
+            return
+        try:
+            yield Lease(holder, mark)
+        finally:
+            self.store.release_drift_lease(model, holder)
+
+    def record_late(self, model: str, lease: Lease, new_mark: str, counts: dict[str, int]) -> bool:
+        """Add late rows per window end and move the scan mark to ``new_mark`` in one transaction
+        (False: the lease or the mark changed under this run; nothing was added)."""
+        ok = self.store.record_late_rows(model, lease.holder, lease.late_mark, new_mark, counts)
+        if ok:
+            lease.late_mark = new_mark
+        return ok
+
+    def set_streak(self, e: HistoryEntry) -> None:
+        """Store ``e``'s streak and alarm (recomputed after an earlier window was checked again)."""
+        self.store.set_drift_streak(e.model, e.window_end, e.streak, e.alarm)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from driftline import aws
-from driftline.contracts import DRIFT_DETECTED, report_prefix
+from driftline.contracts import DRIFT_DETECTED, LATE_ROWS_METRIC, report_prefix
 from driftline.event_bus import EventBus
 
 _METRICS_PER_CALL = 20
@@ -47,6 +47,7 @@ def metric_data(
         )
 
     add("WindowRows", result.get("n_current"), "Count")
+    add(LATE_ROWS_METRIC, (result.get("late") or {}).get("rows"), "Count")  # found in earlier windows by this run
     if result.get("status") == "ok":
         add("ShareDrifted", result.get("share_drifted"))
         add("DatasetDrift", 1.0 if result.get("dataset_drifted") else 0.0)
