@@ -13,6 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from driftline.config import CAPTURE_BUFFER_SECONDS
 from driftline.contracts import CAPTURE_ERRORS_PREFIX
 from driftline.platform import API_STAGE, ApiPolicy, Platform, api_policies, route_auth
 from stacks.constructs import RETENTION, removal_policy
@@ -64,7 +65,7 @@ class ServingStack(Stack):
                     data_output_prefix=stream.prefix,
                     error_output_prefix=f"{CAPTURE_ERRORS_PREFIX}/model={stream.model}/!{{firehose:error-output-type}}/"
                     f"!{{timestamp:yyyy/MM/dd/HH}}/",
-                    buffering_interval=Duration.seconds(60),
+                    buffering_interval=Duration.seconds(CAPTURE_BUFFER_SECONDS),  # drift lateness covers it
                     buffering_size=Size.mebibytes(5),
                     compression=firehose.Compression.UNCOMPRESSED,
                     encryption_key=shared.key,
