@@ -5,7 +5,8 @@ shards end the check ``incomplete`` naming them; a failed Athena query ends it `
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from driftline import aws as aws_mod
+from driftline.capture_format import request_record, row_id
 from driftline.contracts import drift_run_name, drift_shard_data_prefix, drift_shard_summary_key
 from driftline.drift import Profile
 from driftline.monitoring import Context, run_check
@@ -24,15 +26,58 @@ from tests.fixtures.drift_scale import capture_records, unload_to, with_hour
 from tests.integration.test_monitoring_check import (
     MODEL,
     T0,
+    credit_rows,
     drain,
     observe,
     register_champion,
+    score,
     window,
-    write_captures,
     write_feedback,
 )
 
 DB = "driftline_test"
+
+
+def write_v2_captures(
+    fs: Any,
+    version: int,
+    start: datetime,
+    n: int,
+    seed: int,
+    shift: float = 0.0,
+    role: str = "champion",
+    caller: str | None = None,
+    per_request: int = 4,
+) -> list[str]:
+    """``n`` captured rows as v2 records of ``per_request`` rows each; returns the row ids labels name."""
+    cols = credit_rows(fs, n, seed, shift)
+    probs = score(cols)
+    lines, row_ids = [], []
+    for first in range(0, n, per_request):
+        rid = uuid.uuid4().hex
+        idx = range(first, min(n, first + per_request))
+        rows = [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in cols.items()} for i in idx]
+        outputs = []
+        for i in idx:
+            p = float(probs[i])
+            outputs.append({"label": int(p > 0.5), "probability": p, "probabilities": {"0": 1 - p, "1": p}})
+        ts = (start + timedelta(seconds=first * (3000 / n))).isoformat()
+        rec = request_record(
+            request_id=rid,
+            model=MODEL,
+            version=version,
+            role=role,
+            ts=ts,
+            latency_ms=0.05,
+            rows=rows,
+            outputs=outputs,
+            caller=caller,
+        )
+        lines.append(json.dumps(rec))
+        row_ids += [row_id(rid, j) for j in range(len(rows))]
+    key = f"captures/model={MODEL}/{start:%Y/%m/%d/%H}/{MODEL}-{uuid.uuid4().hex}"
+    aws_mod.client("s3").put_object(Bucket=aws_mod.env("CAPTURES_BUCKET"), Key=key, Body="\n".join(lines).encode())
+    return row_ids
 
 
 def _objects(bucket: str, prefix: str) -> list[str]:
@@ -120,8 +165,8 @@ def test_same_window_through_both_paths_gives_the_same_drift(
     aws: dict[str, str], credit_fs: Any, tmp_path: Path
 ) -> None:
     v = register_champion(credit_fs)
-    ids = write_captures(credit_fs, v, T0, 400, seed=2, shift=1.0, caller="alice")
-    write_captures(credit_fs, v, T0, 30, seed=3, role="shadow")
+    ids = write_v2_captures(credit_fs, v, T0, 400, seed=2, shift=1.0, caller="alice")
+    write_v2_captures(credit_fs, v, T0, 30, seed=3, role="shadow")
     dup = _objects(aws["CAPTURES_BUCKET"], f"captures/model={MODEL}/")[:5]  # at-least-once delivery
     aws_mod.client("s3").put_object(
         Bucket=aws["CAPTURES_BUCKET"], Key=f"captures/model={MODEL}/{T0:%Y/%m/%d/%H}/redelivered", Body="\n".join(dup)
@@ -164,7 +209,7 @@ def test_a_shard_without_summary_makes_the_check_incomplete(
     aws: dict[str, str], credit_fs: Any, tmp_path: Path
 ) -> None:
     v = register_champion(credit_fs)
-    write_captures(credit_fs, v, T0, 300, seed=4, shift=1.0)
+    write_v2_captures(credit_fs, v, T0, 300, seed=4, shift=1.0)
     probes = observe(aws)
     run = drift_run_name(MODEL, window(0)[1])
     keys = _shard_files(aws, v, tmp_path, 4, run)
@@ -181,7 +226,7 @@ def test_a_shard_without_summary_makes_the_check_incomplete(
 
 def test_a_malformed_shard_file_is_named(aws: dict[str, str], credit_fs: Any, tmp_path: Path) -> None:
     v = register_champion(credit_fs)
-    write_captures(credit_fs, v, T0, 200, seed=5)
+    write_v2_captures(credit_fs, v, T0, 200, seed=5)
     run = drift_run_name(MODEL, window(0)[1])
     keys = _shard_files(aws, v, tmp_path, 2, run)
     bad = drift_shard_data_prefix(MODEL, run) + "shard=9/truncated"

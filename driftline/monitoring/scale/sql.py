@@ -8,7 +8,8 @@ first three hex digits of its MD5 (the same shard on both engines, 4096 buckets 
 
 ``SHARDS_UNLOAD`` is one pass over the window: the champion's captures of the monitored version
 whose ``ts`` lies in [start, end), one copy per (request id, role, part) (delivery is at least once),
-their rows unnested with their outputs, the feedback labels of each request id gathered in stored
+their rows unnested with their outputs under their row ids (``<request id>:<position>``,
+:func:`driftline.capture_format.row_id`), the feedback labels of each row id gathered in stored
 order (the summarize step applies the label binding rules, :class:`driftline.serving.labels.Labels`,
 so SQL does not re-implement them), and a shard number last, as Athena's ``partitioned_by`` needs.
 """
@@ -40,7 +41,7 @@ HASH_DIGITS = 3
 SHARDS_UNLOAD = """\
 UNLOAD (
 WITH caps AS (
-  SELECT request_id, caller, ts, rows, outputs,
+  SELECT request_id, caller, ts, rows, outputs, "index",
          ROW_NUMBER() OVER (PARTITION BY request_id, role, part ORDER BY ts) AS copy_no
   FROM {captures_table}
   WHERE {hour} BETWEEN {first_hour} AND {last_hour}
@@ -48,20 +49,25 @@ WITH caps AS (
     AND from_iso8601_timestamp(ts) >= from_iso8601_timestamp({start})
     AND from_iso8601_timestamp(ts) < from_iso8601_timestamp({end})
 ),
+captured AS (
+  SELECT c.request_id || ':' || CAST(coalesce(element_at(c."index", u.n), u.n - 1) AS varchar) AS row_id,
+         c.request_id AS request_key, c.caller AS caller, u.r AS r, element_at(c.outputs, u.n) AS output
+  FROM caps c
+  CROSS JOIN UNNEST(c.rows) WITH ORDINALITY AS u(r, n)
+  WHERE c.copy_no = 1
+),
 labels AS (
   SELECT request_id, array_agg(label ORDER BY ts) AS label_values, array_agg("by" ORDER BY ts) AS label_by
   FROM {feedback_table}
   WHERE {hour} BETWEEN {first_hour} AND {labels_last_hour}
   GROUP BY request_id
 )
-SELECT c.request_id AS request_id, c.caller AS caller, u.n AS row_no,
-{feature_columns}       element_at(c.outputs, u.n) AS output,
+SELECT x.row_id AS request_id, x.caller AS caller,
+{feature_columns}       x.output AS output,
        l.label_values AS label_values, l.label_by AS label_by,
        {shard} AS shard
-FROM caps c
-CROSS JOIN UNNEST(c.rows) WITH ORDINALITY AS u(r, n)
-LEFT JOIN labels l ON l.request_id = c.request_id
-WHERE c.copy_no = 1
+FROM captured x
+LEFT JOIN labels l ON l.request_id = x.row_id
 ) TO {location} WITH (format = 'PARQUET', compression = 'ZSTD', partitioned_by = ARRAY['shard'])"""
 """One row per captured row of the window, sharded by request id, written as Parquet under ``location``."""
 
@@ -127,7 +133,7 @@ class ShardQuery:
         if not self.features:
             raise ValueError("no feature columns to read")
         table = f"{quote_ident(self.database)}.{{}}"
-        cols = "".join(f"       u.r.{quote_ident(f)} AS {quote_ident(f)},\n" for f in self.features)
+        cols = "".join(f"       x.r.{quote_ident(f)} AS {quote_ident(f)},\n" for f in self.features)
         return SHARDS_UNLOAD.format(
             captures_table=table.format(quote_ident(self.captures_table)),
             feedback_table=table.format(quote_ident(self.feedback_table)),
@@ -139,7 +145,7 @@ class ShardQuery:
             start=_iso(self.start),
             end=_iso(self.end),
             feature_columns=cols,
-            shard=shard_expression("c.request_id", self.shards),
+            shard=shard_expression("x.request_key", self.shards),
             location=quote_literal(self.location),
         )
 
