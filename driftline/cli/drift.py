@@ -299,8 +299,13 @@ def check(
     if as_json:
         print_json(json.dumps(out))
         return
-    if out["status"] == "no_champion":
+    if out["status"] in ("no_champion", "not_due", "busy"):  # nothing checked: a champion-less model, a retry
         console.print(f"[yellow]{out['message']}[/]")
+        for w in (out.get("late") or {}).get("windows", []):
+            again = "checked again" if w["rechecked"] else w.get("note") or "not checked again"
+            console.print(
+                f"late: {w['late_rows']:,} rows of {w['window_start']} → {w['window_end']} ({again})", highlight=False
+            )
         return
     console.print(
         f"{model} v{out['version']}: window {out['window_start']} → {out['window_end']}, {out['n_current']:,} requests",
