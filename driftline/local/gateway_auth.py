@@ -207,7 +207,7 @@ def _request_time(request: SignedRequest) -> tuple[str, datetime]:
     date = request.header("Date") or ""
     try:
         when = parsedate_to_datetime(date)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         raise _incomplete(f"Date must be in RFC 1123 format. Got '{date}'.") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

@@ -246,12 +246,16 @@ _HEADER_TEXT = hs.text(hs.characters(min_codepoint=32, max_codepoint=255, exclud
     ),
     date=hs.one_of(hs.none(), _HEADER_TEXT, hs.just(datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))),
     token=hs.one_of(hs.none(), _HEADER_TEXT),
+    http_date=hs.one_of(
+        hs.none(), _HEADER_TEXT, hs.just("Tue, 01 Jan 9999 00:00:00 GMT"), hs.just("Mon, 1 Jan 1 0:0:0")
+    ),
 )
 def test_any_malformed_header_is_a_403_message_never_an_exception(
-    authorization: str, date: str | None, token: str | None
+    authorization: str, date: str | None, token: str | None, http_date: str | None
 ) -> None:
     request = _replace(_signed(), "Authorization", authorization)
     request = _replace(request, "X-Amz-Date", date)
+    request = _replace(request, "Date", http_date)
     request = _replace(request, "X-Amz-Security-Token", token)
     refusal = _refusal(_authorizer(), request)
     assert refusal.message.startswith(MESSAGES), refusal.message
