@@ -128,6 +128,14 @@ class MonitoringSettings(_Strict):
     late_recheck_share: float = Field(default=0.05, ge=0.0, le=1.0)
     """A checked window is checked again when rows arriving after its check exceed this share of the
     rows it was checked with (any late row when it had fewer than ``min_window_rows``)."""
+    scale_out_rows: int | None = Field(default=1_000_000, ge=1)
+    """A window estimated at this many captured rows or more is checked by the scale-out workflow (Athena,
+    Distributed Map, reduce) instead of in the drift function; None: never by rows."""
+    scale_out_bytes: int | None = Field(default=None, ge=1)
+    """The same by the window's capture bytes (listed object sizes); None: never by bytes."""
+    scale_out_shard_rows: int = Field(default=250_000, ge=1_000, le=5_000_000)
+    """Rows per shard the query aims at (shards = estimated rows / this, 1..1000): one summarize task
+    holds one shard in memory."""
 
     def lateness_seconds(self, drift: DriftSettings, *, local: bool) -> int:
         """The allowed lateness of one model's windows: its override, the platform's, or the default."""

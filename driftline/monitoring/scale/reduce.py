@@ -152,7 +152,13 @@ def reduce_check(event: Mapping[str, Any], *, ctx: Context, client: Any, now: da
         raise MonitoringError(f"{model} v{version}: the shard summaries could not be checked: {e}") from None
     label = (prep.version.input_schema or {}).get("label")
     perf = performance_of(label, prep.version.metrics, prep.mc, outcome.labels) if label and merged.n_rows else None
-    captured = {"rows": merged.n_rows, "shards": len(outcome.data_keys), "engine": "workflow", "run": run}
+    captured = {
+        "rows": merged.n_rows,
+        "shards": len(outcome.data_keys),
+        "engine": "workflow",
+        "run": run,
+        "listed_until": str(event.get("listed_until", "")),
+    }
     out = conclude(ctx, prep, result, perf, captured, [], now)
     out["engine"] = "workflow"
     return out
@@ -172,7 +178,7 @@ def _athena_message(error: Any) -> str:
 def _finish_without_verdict(
     ctx: Context, prep: Prepared, status: str, message: str, now: datetime, outcome: ShardOutcome | None = None
 ) -> dict[str, Any]:
-    captured: dict[str, Any] = {"rows": 0, "engine": "workflow"}
+    captured: dict[str, Any] = {"rows": 0, "engine": "workflow", "listed_until": ""}
     if outcome is not None:
         captured.update(
             {

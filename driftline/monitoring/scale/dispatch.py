@@ -1,0 +1,209 @@
+"""Whether a scheduled check runs in-process or as the scale-out workflow, and starting the workflow.
+
+The decision is made before any capture is parsed: the window's hour prefixes are listed (as the
+in-process reader would list them) and their object sizes summed; the rows are estimated from one
+sampled object's rows per byte (v1 lines are one row each, v2 records carry ``rows``). A window at or
+above ``drift.scale_out_bytes`` or ``drift.scale_out_rows`` starts the workflow; smaller ones (and an
+empty window, which the in-process check answers ``insufficient_data``) keep today's path.
+
+The execution is named per model and window (:func:`driftline.contracts.drift_run_name`), so a retried
+schedule finds the execution it already started instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from driftline import aws
+from driftline.captures_store import DELIVERY_LAG
+from driftline.contracts import CAPTURES_PREFIX, drift_run_name, drift_shard_data_prefix, hour_prefixes
+from driftline.monitoring.scale.sql import MAX_SHARDS, ShardQuery
+
+if TYPE_CHECKING:
+    from driftline.monitoring.check import Prepared
+
+__all__ = [
+    "ScaleTarget",
+    "WindowSize",
+    "estimate_window",
+    "maybe_start",
+    "start_workflow",
+    "table_name",
+    "wants_scale_out",
+    "workflow_input",
+]
+
+SAMPLE_BYTES_MAX = 8 * 1024 * 1024
+"""The object sampled for rows per byte is read only when at most this big (else the smallest is used)."""
+POLL_SECONDS = 5
+MAX_POLLS = 720
+"""The poll loop gives the query this many polls (an hour at POLL_SECONDS) before stopping it."""
+LABEL_LOOKAHEAD = timedelta(days=7)
+"""Feedback read past the window's end (as the in-process check's ``LABEL_LOOKAHEAD``)."""
+
+
+@dataclass(frozen=True)
+class WindowSize:
+    objects: int
+    bytes: int
+    rows: int
+    """Estimated from a sampled object's rows per byte."""
+
+
+@dataclass(frozen=True)
+class ScaleTarget:
+    """Where the workflow runs: its state machine, the Athena workgroup and the Glue database."""
+
+    state_machine_arn: str
+    workgroup: str
+    database: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ScaleTarget | None:
+        """None when the function was not given the workflow (scale-out then never starts)."""
+        env = os.environ if env is None else env
+        values = [env.get(k, "") for k in ("DRIFT_SCALE_STATE_MACHINE_ARN", "ATHENA_WORKGROUP", "GLUE_DATABASE")]
+        return cls(*values) if all(values) else None
+
+
+def _rows_in(body: bytes) -> int:
+    rows = 0
+    for line in body.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            inner = rec.get("rows")
+            rows += len(inner) if isinstance(inner, list) else 1
+    return rows
+
+
+def estimate_window(client: Any, bucket: str, model: str, start: datetime, end: datetime) -> WindowSize:
+    """Objects, bytes and estimated rows of the capture hours a check of [start, end) lists."""
+    sizes: list[tuple[int, str]] = []
+    for prefix in hour_prefixes(CAPTURES_PREFIX, model, start, end + DELIVERY_LAG):
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            sizes += [(int(o["Size"]), o["Key"]) for o in page.get("Contents", [])]
+    total = sum(s for s, _ in sizes)
+    if not total:
+        return WindowSize(len(sizes), 0, 0)
+    fitting = [s for s in sizes if 0 < s[0] <= SAMPLE_BYTES_MAX] or [min(sizes)]
+    size, key = max(fitting)
+    rows = _rows_in(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return WindowSize(len(sizes), total, int(total * rows / size) if size else 0)
+
+
+def table_name(kind: str, model: str) -> str:
+    """``captures_<model>`` / ``feedback_<model>`` with Glue's character set (no '-')."""
+    return f"{kind}_{model}".replace("-", "_").lower()
+
+
+def workflow_input(
+    prep: Prepared,
+    target: ScaleTarget,
+    bucket: str,
+    size: WindowSize,
+    run: str,
+    labelers: list[str],
+    shard_rows: int,
+) -> dict[str, Any]:
+    """The execution's input: the rendered query and everything the Map items and reduce need."""
+    shards = max(1, min(MAX_SHARDS, -(-size.rows // shard_rows)))
+    window = prep.window
+    features = prep.features
+    query = ShardQuery(
+        database=target.database,
+        captures_table=table_name("captures", prep.model),
+        feedback_table=table_name("feedback", prep.model),
+        version=prep.version.version,
+        start=window.start,
+        end=window.end,
+        list_until=window.end + DELIVERY_LAG,
+        labels_until=window.end + LABEL_LOOKAHEAD,
+        features=features,
+        shards=shards,
+        location=f"s3://{bucket}/{drift_shard_data_prefix(prep.model, run)}",
+    )
+    profile_ref = prep.version.artifacts["profile"]
+    return {
+        "model": prep.model,
+        "version": prep.version.version,
+        "run": run,
+        "window_start": window.start_iso,
+        "window_end": window.end_iso,
+        "query": query.render(),
+        "workgroup": target.workgroup,
+        "database": target.database,
+        "bucket": bucket,
+        "data_prefix": drift_shard_data_prefix(prep.model, run),
+        "profile": profile_ref if isinstance(profile_ref, dict) else profile_ref.to_dict(),
+        "labelers": labelers,
+        "poll_seconds": POLL_SECONDS,
+        "max_polls": MAX_POLLS,
+        "estimate": {"objects": size.objects, "bytes": size.bytes, "rows": size.rows, "shards": shards},
+    }
+
+
+def start_workflow(client: Any, target: ScaleTarget, state: Mapping[str, Any]) -> dict[str, Any]:
+    """Start the named execution; an execution of that name already started is reported, not restarted."""
+    name = drift_run_name(str(state["model"]), str(state["window_end"]))
+    arn = target.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+    try:  # asked first: the input differs between retries (listed_until), so AWS would refuse, not dedupe
+        client.describe_execution(executionArn=arn)
+        started = False
+    except client.exceptions.ExecutionDoesNotExist:
+        try:
+            resp = client.start_execution(stateMachineArn=target.state_machine_arn, name=name, input=json.dumps(state))
+            arn, started = resp["executionArn"], True
+        except client.exceptions.ExecutionAlreadyExists:  # a concurrent retry won the race
+            started = False
+    return {
+        "model": state["model"],
+        "version": state["version"],
+        "status": "scaled_out",
+        "message": (
+            f"the window holds about {state['estimate']['rows']:,} rows ({state['estimate']['bytes']:,} bytes); "
+            f"it is checked by the scale-out workflow ({'started' if started else 'already started'})"
+        ),
+        "window_start": state["window_start"],
+        "window_end": state["window_end"],
+        "execution_arn": arn,
+        "started": started,
+        "estimate": state["estimate"],
+    }
+
+
+def wants_scale_out(size: WindowSize, rows_threshold: int | None, bytes_threshold: int | None) -> bool:
+    """At or above either configured size (None: that size never scales out)."""
+    if not size.bytes:
+        return False
+    return (rows_threshold is not None and size.rows >= rows_threshold) or (
+        bytes_threshold is not None and size.bytes >= bytes_threshold
+    )
+
+
+def maybe_start(
+    ctx: Any, prep: Prepared, listed_until: str, *, s3: Any | None = None, sfn: Any | None = None
+) -> dict[str, Any] | None:
+    """Start the scale-out workflow for a large window; None keeps the in-process check (small or empty
+    window, or a function not given the workflow). ``ctx`` is the check's :class:`Context`."""
+    settings = ctx.config.monitoring
+    target = ScaleTarget.from_env()
+    if target is None or (settings.scale_out_rows is None and settings.scale_out_bytes is None):
+        return None
+    s3 = s3 or aws.client("s3")
+    size = estimate_window(s3, ctx.captures_bucket, prep.model, prep.window.start, prep.window.end)
+    if not wants_scale_out(size, settings.scale_out_rows, settings.scale_out_bytes):
+        return None
+    run = drift_run_name(prep.model, prep.window.end_iso)
+    state = workflow_input(
+        prep, target, ctx.captures_bucket, size, run, list(prep.mc.labelers), settings.scale_out_shard_rows
+    )
+    state["listed_until"] = listed_until
+    return start_workflow(sfn or aws.client("stepfunctions"), target, state)
