@@ -390,3 +390,30 @@ def test_emulator_keys_and_policies_from_the_platform_definition(tmp_path: Path)
         assert session.arn == f"arn:aws:sts::{ACCOUNT}:assumed-role/approver/alice"
         assert moto_state.invoke_decision(session, INVOKE_ACTION, approval) == "allow"
     assert str(path) in credentials_hint(tmp_path, "http://127.0.0.1:3000")
+
+
+def test_the_key_store_accessor_refuses_a_moto_without_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from driftline.local import moto_state
+    from driftline.local.runtime import LocalOptions, LocalPlatform, LocalStartError
+
+    assert moto_state.check_key_store() == []  # the pinned moto has every internal the accessor reads
+    monkeypatch.setattr(moto_state, "check_key_store", lambda: ["AssumedRole.user_id"])
+    with pytest.raises(moto_state.MissingKeyStoreError, match=r"AssumedRole\.user_id.*--require-auth needs moto"):
+        moto_state.emulator_key(ACCOUNT, USER.access_key_id)
+    platform = build_platform(config.load(ROOT / "cdk.json"))
+    local = LocalPlatform(platform, LocalOptions(require_auth=True, state_dir=tmp_path))
+    with pytest.raises(LocalStartError, match=r"--require-auth reads the emulator's access keys"):
+        local._authorizer()
+    assert LocalPlatform(platform, LocalOptions(state_dir=tmp_path))._authorizer() is None
+
+
+def test_local_credentials_say_where_they_come_from(tmp_path: Path) -> None:
+    from driftline.local.gateway_auth import local_credentials
+
+    with pytest.raises(ValueError, match=r"written by `driftline local up --require-auth`"):
+        local_credentials(tmp_path, "client")
+    with pytest.raises(ValueError, match=r"--as 'admin': choose one of client, approver"):
+        local_credentials(tmp_path, "admin")
+    (tmp_path / CREDENTIALS_FILE).write_text("not [an ini")
+    with pytest.raises(ValueError, match="is not an AWS credentials file"):
+        local_credentials(tmp_path, "client")
