@@ -325,6 +325,7 @@ class LocalPlatform:
         if hasattr(moto_app, "DISABLE_GLOBAL_CORS"):
             moto_app.DISABLE_GLOBAL_CORS = True
         opts = self.options
+        authorizer = self._authorizer()  # refuses (LocalStartError) before a port is taken
         app = DomainDispatcherApplication(create_backend_app)
         self._moto_app = app
         if self.persistence is not None:
@@ -347,7 +348,7 @@ class LocalPlatform:
                 account=self.account,
                 cors_origins=self.platform.config.serving.cors_origins,
                 log=self.out,
-                authorizer=self._authorizer(),
+                authorizer=authorizer,
             )
         except OSError as e:
             self._moto_server.server_close()
