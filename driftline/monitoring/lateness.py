@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from driftline.captures_store import CapturesStore, ReadStats
@@ -111,6 +112,10 @@ class LateReport:
     objects_read: int = 0
     truncated: bool = False
     notes: list[str] = field(default_factory=list)
+    raised: list[HistoryEntry] = field(default_factory=list)
+    """Later windows whose alarm a re-check turned on (their streak now reaches ``persistence_windows``)."""
+    starts_alarm: bool = False
+    """One of ``raised`` follows a window without alarm: nobody was alerted about this alarm yet."""
 
     @property
     def rows(self) -> int:
@@ -306,8 +311,13 @@ def look_back(
     )
     first = min((w.window_end for w in due if w.rechecked), default=None)
     if first is not None:
+        was = {e.window_end: e.alarm for e in fresh}
         for e in restreak(fresh, first, persistence):
             history.set_streak(e)
+            if e.alarm and not was[e.window_end]:
+                report.raised.append(e)
+        before = {b.window_end: a for a, b in pairwise(fresh)}
+        report.starts_alarm = any(e.window_end in before and not before[e.window_end].alarm for e in report.raised)
     log.info(
         "%s: %d late rows in %d windows, %d re-checked",
         model,
