@@ -175,8 +175,13 @@ def feature_set_table(platform: Platform, fs: FeatureSet) -> TableSpec:
 
 
 def platform_tables(platform: Platform, feature_sets: Iterable[FeatureSet]) -> tuple[TableSpec, ...]:
-    """Every table of the environment: one per feature set (captures and feedback tables join here)."""
+    """Every table of the environment: one per feature set, and per model its captures and feedback
+    tables (:mod:`driftline.capture_tables`)."""
+    from driftline.capture_tables import model_tables  # it builds on this module's TableSpec
+
+    feature_sets = list(feature_sets)
     tables = [feature_set_table(platform, fs) for fs in feature_sets]
+    tables += model_tables(platform, feature_sets)
     names = [t.name for t in tables]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -62,8 +62,12 @@ def test_invalid_specs_are_refused(kwargs: dict[str, Any], message: str) -> None
         at.TableSpec(**{**base, **kwargs})
 
 
-def test_platform_tables_one_per_feature_set(platform_def: Any, credit_fs: Any) -> None:
-    assert [t.name for t in at.platform_tables(platform_def, [credit_fs])] == [credit_fs.name]
+def test_platform_tables_one_per_feature_set_and_two_per_model(platform_def: Any, credit_fs: Any) -> None:
+    models = [m.name.replace("-", "_") for m in platform_def.config.models]
+    assert [t.name for t in at.platform_tables(platform_def, [credit_fs])] == [
+        credit_fs.name,
+        *(f"{kind}_{m}" for m in models for kind in ("captures", "feedback")),
+    ]
     with pytest.raises(ValueError, match="repeated"):
         at.platform_tables(platform_def, [credit_fs, credit_fs])
 

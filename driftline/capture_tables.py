@@ -1,0 +1,163 @@
+"""The Glue tables over captures and feedback labels, per model, so Athena can query both.
+
+Per model ``m`` (one Firehose stream each):
+
+- ``captures_<m>``: the capture records (format v2, :mod:`driftline.capture_format`): the request's
+  scalar fields, ``rows array<struct<…the model's features…>>``, ``outputs array<struct<label,
+  probability, probabilities, value>>``, ``index``/``part``/``parts``; JSON lines under
+  ``captures/model=<m>/YYYY/MM/DD/HH/``. Older v1 lines (one per row) have no ``rows``: they read as
+  null there, and the Python reader (:class:`driftline.captures_store.CapturesStore`) still reads them.
+- ``feedback_<m>``: one line per label (``request_id`` = the row id, ``label``, ``ts``, ``by``) under
+  ``feedback/model=<m>/YYYY/MM/DD/HH/``.
+
+Both are partitioned by ``hour`` with partition projection over the hour layout Firehose writes when
+its prefix holds no timestamp expression (``YYYY/MM/DD/HH/`` in UTC after ``captures/model=<m>/``,
+stacks/serving_stack.py) and the feedback writer copies (:func:`driftline.contracts.feedback_key`),
+so no crawler and no partition maintenance are needed. Column types come from the model's feature set,
+so a query reads typed features without parsing JSON itself.
+
+:func:`model_tables` is called by :func:`driftline.athena_tables.platform_tables`, so the CDK stack and
+the local platform create these tables from the same specs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from driftline.athena_tables import Column, TableSpec, database_name
+from driftline.capture_format import INDEX_FIELD, OUTPUT_FIELD, PARTS_FIELDS, REQUEST_FIELDS, ROW_FIELD
+from driftline.contracts import CAPTURES_PREFIX, FEEDBACK_PREFIX, capture_prefix
+from driftline.features.catalog import GLUE_TYPES
+from driftline.features.schema import FeatureSet
+from driftline.platform import Platform
+from driftline.serving.labels import FEEDBACK_BY
+
+__all__ = [
+    "HOUR_PARTITION",
+    "capture_columns",
+    "captures_table",
+    "captures_table_name",
+    "feedback_table",
+    "feedback_table_name",
+    "hour_projection",
+    "model_tables",
+]
+
+HOUR_PARTITION = "hour"
+"""The projected partition of both tables: ``yyyy/MM/dd/HH``, the hour directory Firehose writes."""
+HOUR_RANGE_START = "2020/01/01/00"
+"""The earliest hour projected (Athena only lists the hours a query's ``hour`` predicate names)."""
+
+
+def captures_table_name(model: str) -> str:
+    """``captures_<model>`` in Glue's character set (lower case, ``_`` for ``-``)."""
+    return f"{CAPTURES_PREFIX}_{model}".replace("-", "_").lower()
+
+
+def feedback_table_name(model: str) -> str:
+    """``feedback_<model>`` in Glue's character set (lower case, ``_`` for ``-``)."""
+    return f"{FEEDBACK_PREFIX}_{model}".replace("-", "_").lower()
+
+
+def hour_projection() -> tuple[tuple[str, str], ...]:
+    """Partition projection of ``hour`` over the Firehose hour layout (one partition per UTC hour)."""
+    return (
+        (f"{HOUR_PARTITION}.type", "date"),
+        (f"{HOUR_PARTITION}.format", "yyyy/MM/dd/HH"),
+        (f"{HOUR_PARTITION}.range", f"{HOUR_RANGE_START},NOW"),
+        (f"{HOUR_PARTITION}.interval", "1"),
+        (f"{HOUR_PARTITION}.interval.unit", "HOURS"),
+    )
+
+
+def _label_type(fs: FeatureSet) -> str | None:
+    """The Glue type of the model's label, or None for a feature set without one."""
+    label = fs.label
+    if label is None:
+        return None
+    if label.task == "regression":
+        return "double"
+    return "bigint" if all(isinstance(c, int) for c in label.class_values) else "string"
+
+
+def _row_type(fs: FeatureSet) -> str:
+    """A row as received: the model's features (timestamps stay the ISO text the client sent)."""
+    fields = [f"{f.name}:{'string' if f.type == 'timestamp' else GLUE_TYPES[f.type]}" for f in fs.features]
+    return f"struct<{','.join(fields)}>"
+
+
+def _output_type(fs: FeatureSet) -> str:
+    """A prediction: ``value`` (regression) or ``label``, ``probability`` and ``probabilities`` (classes)."""
+    label = _label_type(fs)
+    if label is None or label == "double":
+        return "struct<value:double>"
+    return f"struct<label:{label},probability:double,probabilities:map<string,double>>"
+
+
+def capture_columns(fs: FeatureSet) -> tuple[Column, ...]:
+    """The columns of a captures table for a model trained on ``fs`` (format v2's fields)."""
+    scalars = tuple(Column(name, glue_type) for name, glue_type in REQUEST_FIELDS)
+    return (
+        *scalars,
+        Column(ROW_FIELD, f"array<{_row_type(fs)}>", "the request's rows as received"),
+        Column(OUTPUT_FIELD, f"array<{_output_type(fs)}>", "one prediction per row, in order"),
+        Column(INDEX_FIELD, "array<int>", "the rows' positions in the request when not 0..n-1"),
+        *(Column(name, "int", "split records only") for name in PARTS_FIELDS),
+    )
+
+
+def captures_table(platform: Platform, model: str, fs: FeatureSet) -> TableSpec:
+    """The captures of ``model`` (JSON lines, projected on ``hour``)."""
+    return TableSpec(
+        database=database_name(platform),
+        name=captures_table_name(model),
+        bucket="captures",
+        prefix=capture_prefix(model),
+        columns=capture_columns(fs),
+        format="json-lines",
+        partition_keys=(Column(HOUR_PARTITION, "string"),),
+        projection=hour_projection(),
+        location_template=f"${{{HOUR_PARTITION}}}",
+        description=f"Inference captures of model {model} (format v2: one record per request and role)",
+        parameters=(("driftline.feature_set", fs.name), ("driftline.feature_set_version", str(fs.version))),
+    )
+
+
+def feedback_table(platform: Platform, model: str, fs: FeatureSet) -> TableSpec:
+    """The feedback labels of ``model`` (JSON lines, projected on ``hour``); ``request_id`` is a row id."""
+    return TableSpec(
+        database=database_name(platform),
+        name=feedback_table_name(model),
+        bucket="captures",
+        prefix=f"{FEEDBACK_PREFIX}/model={model}/",
+        columns=(
+            Column("request_id", "string", "the labeled row: <request id>:<row position>"),
+            Column("label", _label_type(fs) or "string"),
+            Column("ts", "string", "when the label was stored (ISO 8601)"),
+            Column(FEEDBACK_BY, "string", "the principal that submitted it, if authenticated"),
+        ),
+        format="json-lines",
+        partition_keys=(Column(HOUR_PARTITION, "string"),),
+        projection=hour_projection(),
+        location_template=f"${{{HOUR_PARTITION}}}",
+        description=f"Feedback labels of model {model}",
+    )
+
+
+def model_tables(platform: Platform, feature_sets: Iterable[FeatureSet]) -> list[TableSpec]:
+    """The captures and feedback tables of every configured model.
+
+    Raises
+    ------
+    ValueError
+        When a model's feature set is not among ``feature_sets`` (its columns could not be typed).
+    """
+    by_name = {fs.name: fs for fs in feature_sets}
+    out: list[TableSpec] = []
+    for m in platform.config.models:
+        fs = by_name.get(m.feature_set)
+        if fs is None:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise ValueError(f"model {m.name}: feature set {m.feature_set!r} not found (known: {known})")
+        out += [captures_table(platform, m.name, fs), feedback_table(platform, m.name, fs)]
+    return out
