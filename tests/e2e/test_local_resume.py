@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import run_cli, start_platform, stop_platform
-from tests.e2e.test_local_walkthrough import MODEL, activated, champion, finished, ingest, start_run
+from tests.e2e.conftest import ROOT, run_cli, start_platform, stop_platform
+from tests.e2e.test_local_walkthrough import MODEL, activated, champion, edit_model, finished, ingest, labels_run
 
 pytestmark = pytest.mark.e2e
 
@@ -30,21 +33,38 @@ def _waiting(table: str, arn: str | None = None, timeout: float = 240.0) -> tupl
         time.sleep(0.5)
 
 
-def test_an_approval_interrupted_by_a_restart_is_listed_resumed_and_approved(tmp_path: Path) -> None:
+@pytest.fixture
+def manual_config() -> Iterator[Path]:
+    """cdk.json with the model's approval manual (next to it: functions run from the config's folder)."""
+    path = ROOT / f".cdk-resume-{uuid.uuid4().hex[:8]}.json"
+    path.write_text((ROOT / "cdk.json").read_text())
+    edit_model(path, lambda m: m.update(approval="manual", approvers=["alice"]))
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_an_approval_interrupted_by_a_restart_is_listed_resumed_and_approved(
+    tmp_path: Path, manual_config: Path
+) -> None:
     from driftline.retraining.approvals import ApprovalNotWaitingError, resolve_approval
 
-    handle = start_platform(tmp_path, None)
+    cfg = ("--config", str(manual_config))
+    handle = start_platform(tmp_path, None, *cfg)
     try:
         with activated(handle):
+            since = datetime.now(UTC).isoformat()
             ingest(handle)
-            first = start_run(handle, require_approval=True)
+            first = labels_run(handle, since)  # the labeled upload starts the training run, which waits
+            assert first is not None
             version, waiting_arn = _waiting(handle.name("control"))
             assert waiting_arn == first
     finally:
         stop_platform(handle)
     name = first.rsplit(":", 1)[-1]
 
-    handle = start_platform(tmp_path, None)
+    handle = start_platform(tmp_path, None, *cfg)
     try:
         log = (tmp_path / "local.log").read_text()
         assert f"Step Functions execution {first} was running when the platform stopped" in log
@@ -59,7 +79,10 @@ def test_an_approval_interrupted_by_a_restart_is_listed_resumed_and_approved(tmp
         assert f"driftline local resume {name} --state-dir" in text.stdout
 
         with activated(handle):
-            config = handle.platform.config
+            from driftline import config as config_mod
+
+            config = config_mod.load(manual_config)
+            assert config.model(MODEL).approval == "manual"
             with pytest.raises(ApprovalNotWaitingError, match=f"driftline local resume {name}"):
                 resolve_approval(MODEL, version, True, "alice", "ok", config=config)  # the dead token
             # still listed, still resumable (its step records say where it was)
