@@ -71,6 +71,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 "streak",
                 "alarm",
                 "report_uri",
+                "late_rows",
+                "rechecked",
             )
         },
     )

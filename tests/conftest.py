@@ -78,6 +78,7 @@ SLOW_MODULES = frozenset(
         "tests/integration/test_retraining_workflow.py",
         "tests/unit/test_training_image.py",
         "tests/integration/test_monitoring_check.py",
+        "tests/integration/test_monitoring_lateness.py",
         "tests/unit/test_training_imported_conversion.py",
         "tests/integration/test_local_moto_hooks.py",
         "tests/unit/test_drift_evidently_agreement.py",
