@@ -26,7 +26,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -134,6 +134,24 @@ class EngineOptions:
     """Queries running at once; more wait QUEUED."""
     memory_limit: str = "1GB"
     """DuckDB's memory limit per query (spills or fails with EXCEEDED_LOCAL_MEMORY_LIMIT beyond it)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> EngineOptions:
+        """``DRIFTLINE_ATHENA_THREADS``, ``DRIFTLINE_ATHENA_CONCURRENCY``, ``DRIFTLINE_ATHENA_MEMORY`` (defaults
+        fit a 2-core machine shared with the platform's functions)."""
+        default = cls()
+        try:
+            threads = int(environ.get("DRIFTLINE_ATHENA_THREADS", default.threads))
+            concurrent = int(environ.get("DRIFTLINE_ATHENA_CONCURRENCY", default.max_concurrent))
+        except ValueError as e:
+            raise ValueError(f"DRIFTLINE_ATHENA_THREADS / DRIFTLINE_ATHENA_CONCURRENCY: {e}") from None
+        memory = environ.get("DRIFTLINE_ATHENA_MEMORY", default.memory_limit)
+        if threads < 1 or concurrent < 1 or not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", memory):
+            raise ValueError(
+                "DRIFTLINE_ATHENA_THREADS and DRIFTLINE_ATHENA_CONCURRENCY must be >= 1 and "
+                f"DRIFTLINE_ATHENA_MEMORY a size like 1GB (got {threads}, {concurrent}, {memory!r})"
+            )
+        return cls(threads=threads, max_concurrent=concurrent, memory_limit=memory)
 
 
 @dataclass
@@ -610,6 +628,7 @@ class AthenaEngine:
             partitioning=partitioning,
             basename_template=f"{ex.id}_{{i}}",
             existing_data_behavior="overwrite_or_ignore",
+            create_dir=self.fs.type_name != "s3",  # S3 has no folders: no empty marker objects
             file_visitor=lambda f: written.append(f"s3://{f.path}"),
         )
         ex.written = sorted(written)

@@ -68,12 +68,15 @@ def _hook_points() -> list[tuple[Any, str]]:
     from moto.awslambda.models import LambdaFunction
     from moto.events.models import Rule
 
+    from driftline.local.athena_hook import athena_hook_points
+
     return [
         (LambdaFunction, "_invoke_lambda"),
         (LambdaFunction, "invoke"),
         (s3_notifications, "_invoke_awslambda"),
         (s3_notifications, "_get_s3_event"),
         (Rule, "send_to_targets"),
+        *athena_hook_points(),  # the local Athena (driftline.local.athena_hook)
     ]
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from driftline.athena_tables import athena_workgroup, database_name, platform_tables
+from driftline.features.schema import FeatureSet
 from driftline.platform import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, Platform, Workflow
 
 LOCAL_ACCOUNT = "123456789012"
@@ -239,6 +241,43 @@ def provision_platform(
     _provision_rules(platform, clients, names)
     _provision_s3_triggers(platform, clients, region, account, names)
     return names
+
+
+def provision_catalog(
+    platform: Platform, clients: Any, region: str, account: str, feature_sets: Iterable[FeatureSet]
+) -> list[str]:
+    """The Glue database and tables of :func:`driftline.athena_tables.platform_tables` and the Athena
+    workgroup, as the CDK app declares them (the local Athena resolves tables through this catalog).
+
+    Idempotent: tables are created or updated, tables of the database no spec names any more are deleted.
+    Returns the qualified names of the tables.
+    """
+    specs = platform_tables(platform, feature_sets)
+    glue = clients("glue")
+    database = database_name(platform)
+    with contextlib.suppress(glue.exceptions.AlreadyExistsException):
+        glue.create_database(DatabaseInput={"Name": database, "Description": "Driftline data (Athena tables)"})
+    existing = {
+        t["Name"]
+        for page in glue.get_paginator("get_tables").paginate(DatabaseName=database)
+        for t in page["TableList"]
+    }
+    for spec in specs:
+        table_input = spec.table_input(platform.bucket_name(spec.bucket, account, region))
+        if spec.name in existing:
+            glue.update_table(DatabaseName=spec.database, TableInput=table_input)
+        else:
+            glue.create_table(DatabaseName=spec.database, TableInput=table_input)
+    for stale in sorted(existing - {s.name for s in specs}):
+        glue.delete_table(DatabaseName=database, Name=stale)
+    wg = athena_workgroup(platform)
+    athena = clients("athena")
+    configuration = wg.configuration(platform.bucket_name(wg.bucket, account, region))
+    if any(w["Name"] == wg.name for w in athena.list_work_groups().get("WorkGroups", [])):
+        # moto has no UpdateWorkGroup: the emulator's workgroup is replaced (it holds no history worth keeping)
+        athena.delete_work_group(WorkGroup=wg.name, RecursiveDeleteOption=True)
+    athena.create_work_group(Name=wg.name, Configuration=configuration, Description="Driftline queries")
+    return [s.qualified_name for s in specs]
 
 
 def _provision_functions(

@@ -24,8 +24,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from driftline.features.schema import FeatureSetCatalog
 from driftline.local import access
 from driftline.local.apigw import ApiGateway, RouteTable
 from driftline.local.executor import FunctionSpec, InvocationResult, LambdaExecutor
@@ -37,9 +38,18 @@ from driftline.local.moto_hooks import (
     check_moto,
     defer_batch_import,
 )
-from driftline.local.provision import LOCAL_ACCOUNT, ProvisionedNames, dead_letter_queue, provision_platform
+from driftline.local.provision import (
+    LOCAL_ACCOUNT,
+    ProvisionedNames,
+    dead_letter_queue,
+    provision_catalog,
+    provision_platform,
+)
 from driftline.local.schedules import ScheduleError, Scheduler, parse_schedule
 from driftline.platform import API_STAGE, Platform, route_auth
+
+if TYPE_CHECKING:  # DuckDB and pyarrow load when the platform starts, not when the CLI imports this module
+    from driftline.local.athena import AthenaEngine
 
 INTERNAL_HEADER = access.INTERNAL_HEADER
 
@@ -213,6 +223,7 @@ class LocalPlatform:
         """The local client and approver of the API (``require_auth``)."""
         self.executor: LambdaExecutor | None = None
         self.bridge: MotoBridge | None = None
+        self._athena: contextlib.ExitStack | None = None
         self.scheduler: Scheduler | None = None
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
@@ -441,6 +452,10 @@ class LocalPlatform:
             warn=self.out,
         )
         self.bridge.install()
+        from driftline.local.athena_hook import install_athena
+
+        self._athena = contextlib.ExitStack()  # Athena queries run on DuckDB (driftline.local.athena)
+        self._athena.enter_context(install_athena(self._athena_engine))
         self.bridge.enforce_iam(lambda: self.platform, self.account, self.region)  # each function's own role
         self.bridge.seal()  # from now on only functions the platform (or a token holder) made are run
         assert self._gate is not None
@@ -498,6 +513,8 @@ class LocalPlatform:
             handler_overrides=self.options.handler_overrides,
             trainers_dir=str((self.project_root / cfg.trainers_dir).resolve()),
         )
+        # the Glue tables and Athena workgroup the local Athena (driftline.local.athena) resolves
+        provision_catalog(platform, self.client, self.region, self.account, FeatureSetCatalog(feature_sets))
         assert self.bridge is not None
         self.bridge.labels.update({platform.name(f.logical): f.logical for f in platform.functions})
         for f in platform.functions:
@@ -610,6 +627,9 @@ class LocalPlatform:
         if self.executor is not None:
             self.executor.shutdown()
             self.executor = None
+        if self._athena is not None:
+            self._athena.close()
+            self._athena = None
         if self._moto_server is not None:
             if self._moto_thread is not None and self._moto_thread.is_alive():
                 self._moto_server.shutdown()
@@ -621,6 +641,13 @@ class LocalPlatform:
             self.persistence = None
 
     # ---- glue ----
+    def _athena_engine(self, account: str, region: str) -> AthenaEngine:
+        """The local Athena of one account and region: Glue and S3 of this emulator (any credentials do)."""
+        from driftline.local.athena import AthenaEngine, EngineOptions, GlueCatalog, s3_filesystem
+
+        fs = s3_filesystem(self.endpoint, "test", "test", region)
+        return AthenaEngine(GlueCatalog(self.client("glue")), fs, EngineOptions.from_env(os.environ))
+
     def _execution_status(self, arn: str) -> str | None:
         try:
             return str(self.client("stepfunctions").describe_execution(executionArn=arn)["status"])
