@@ -293,10 +293,12 @@ def look_back(
         report.notes.append("late captures were not counted: another run moved the scan mark (it counts them)")
         return report
     by_end = {e.window_end: e for e in recent}
-    for end, n in sorted(counts.items()):
-        e = by_end[end]
+    for e in sorted(recent, key=lambda e: e.window_end):
+        n = counts.get(e.window_end, 0)
         e.late_rows += n
-        report.windows.append(LateWindow(e.window_start, e.window_end, n, e.late_rows))
+        # a window still due from an earlier run (its re-check failed, or another version) is listed again
+        if n or needs_recheck(e, share, min_rows):
+            report.windows.append(LateWindow(e.window_start, e.window_end, n, e.late_rows))
     due = [w for w in report.windows if needs_recheck(by_end[w.window_end], share, min_rows)]
     if not due:
         return report
