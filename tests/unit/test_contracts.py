@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXACT = (
     {e.source for e in contracts.EVENTS}
     | {e.detail_type for e in contracts.EVENTS}
-    | {contracts.METRICS_NAMESPACE, contracts.S3_OBJECT_CREATED}
+    | {contracts.METRICS_NAMESPACE, contracts.S3_OBJECT_CREATED, contracts.LATE_ROWS_METRIC}
 )
 """Strings that must only appear as the contract itself."""
 PREFIXES = (
