@@ -64,13 +64,15 @@ MAX_BATCH_BYTES = 4 * 1024 * 1024 - 64 * 1024  # Firehose's 4 MiB per call, with
 MAX_RECORD_BYTES = 1000 * 1024
 """Firehose's limit of one record's data: a longer capture line is split (module doc)."""
 DEFAULT_LINGER_S = 1.0
-BATCH_ROWS = 1000
+BATCH_ROWS = 4000
 """Waiting rows that wake the thread (its delivery size while it keeps up). A call costs a fixed
 amount of CPU (botocore, signing, HTTP) plus a little per row (docs/performance.md), so bigger
-batches are cheaper per row, but the request that overlaps a send waits longer."""
+batches are cheaper per row, but the request that overlaps a send waits longer. One record per
+request made rows cheap to buffer and encode, so a batch holds more of them than the per-row format
+allowed (about a megabyte of JSON)."""
 MAX_DELIVERY_ROWS = 4 * BATCH_ROWS
 """Rows per delivery when the thread is behind (split into calls of at most 4 MiB by the sink)."""
-DEFAULT_MAX_BUFFER = 20_000
+DEFAULT_MAX_BUFFER = 40_000
 """The buffer's bound in rows: beyond it the submitting request delivers a batch itself (module doc)."""
 
 
@@ -292,6 +294,8 @@ class CaptureWriter:
         self._buf: deque[tuple[float, list[dict[str, Any]], int]] = deque()
         self._size = 0
         """Rows in ``_buf`` (changed only under ``_lock``)."""
+        self._in_flight = 0
+        """Records taken from the buffer whose delivery has not finished (changed only under ``_lock``)."""
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._wake = threading.Event()
@@ -309,6 +313,8 @@ class CaptureWriter:
         if not records:
             return
         if self.mode == "sync":
+            with self._lock:
+                self._in_flight += len(records)
             self._deliver(records)
             return
         now = time.monotonic()
@@ -331,7 +337,7 @@ class CaptureWriter:
         if self._healthy:
             self._deliver(self._take(MAX_DELIVERY_ROWS))
             return
-        dropped = self._take(self._size - self.max_buffer)
+        dropped = self._take(self._size - self.max_buffer, deliver=False)
         if dropped:
             self._count_failures(dropped)
             log.error(
@@ -352,9 +358,10 @@ class CaptureWriter:
         return out
 
     # ------------------------------------------------------------------ delivery
-    def _take(self, n: int) -> list[dict[str, Any]]:
+    def _take(self, n: int, *, deliver: bool = True) -> list[dict[str, Any]]:
         """The oldest buffered records holding at least ``n`` rows (fewer if fewer are buffered), removed
-        from the buffer. A record is never cut; a request's records (one per role) may be separated."""
+        from the buffer. A record is never cut; a request's records (one per role) may be separated.
+        With ``deliver`` they count as in flight until :meth:`_deliver` has finished with them."""
         out: list[dict[str, Any]] = []
         taken = 0
         with self._lock:
@@ -374,12 +381,18 @@ class CaptureWriter:
                 buf[0] = (t, recs[k:], rows - part)
                 taken += part
             self._size -= taken
+            if deliver:
+                self._in_flight += len(out)
         return out
 
-    def flush(self) -> None:
-        """Deliver everything buffered now, in the calling thread (tests, shutdown, benchmarks)."""
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Deliver everything buffered now, in the calling thread, and wait (up to ``timeout_s``) for a
+        delivery the background thread has in flight (tests, shutdown, benchmarks)."""
         while batch := self._take(MAX_DELIVERY_ROWS):
             self._deliver(batch)
+        deadline = time.monotonic() + timeout_s
+        while self._in_flight and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def pending(self) -> int:
         """Rows buffered."""
@@ -417,6 +430,13 @@ class CaptureWriter:
         self._deliver(self._take(MAX_DELIVERY_ROWS))
 
     def _deliver(self, records: list[dict[str, Any]]) -> None:
+        try:
+            self._deliver_taken(records)
+        finally:
+            with self._lock:
+                self._in_flight -= len(records)
+
+    def _deliver_taken(self, records: list[dict[str, Any]]) -> None:
         by_model: dict[str, list[dict[str, Any]]] = {}
         for r in records:
             by_model.setdefault(r["model"], []).append(r)

@@ -219,7 +219,7 @@ def test_a_request_larger_than_a_delivery_is_split_in_order() -> None:
     w.submit([record(i) for i in range(3)])
     w.submit([record(i) for i in range(3, 10)])
     assert w.pending() == 10
-    assert [r["request_id"] for r in w._take(5)] == [f"r{i}" for i in range(5)]
+    assert [r["request_id"] for r in w._take(5, deliver=False)] == [f"r{i}" for i in range(5)]
     assert w.pending() == 5
     w.flush()
     assert [json.loads(d)["request_id"] for _, data in fh.calls for d in data] == [f"r{i}" for i in range(5, 10)]
@@ -299,3 +299,24 @@ def test_without_the_swap_the_call_names_no_real_stream(monkeypatch: pytest.Monk
     FirehoseSink("p-", client=lambda: client).send("m", lines_of(3))
     body = json.loads(sent[0])
     assert body["DeliveryStreamName"] == capture._PLACEHOLDER_STREAM and body["Records"] == [{"Data": ""}]
+
+
+def test_flush_waits_for_the_delivery_the_thread_has_in_flight() -> None:
+    sink = Gated()
+    w = CaptureWriter(sink, linger_s=0.01)
+    w.submit([record(0, rows=3)])
+    wait_for(lambda: w.pending() == 0)  # the thread took the record and is held in its delivery
+    done = threading.Thread(target=w.flush, name="flusher")
+    done.start()
+    done.join(0.2)
+    assert done.is_alive() and w.sent == 0  # shutdown must not return before that record is sent
+    sink.release.set()
+    done.join(5)
+    assert not done.is_alive() and w.sent == 1 and w._in_flight == 0
+
+
+def test_the_buffer_counts_rows_not_records() -> None:
+    w = CaptureWriter(Gated(), linger_s=60, max_buffer=10_000)
+    w.submit([record(0, rows=100), record(0, rows=100)])  # one request, champion and shadow
+    assert w.pending() == 200
+    assert len(w._take(150, deliver=False)) == 2 and w.pending() == 0  # a record is never cut
