@@ -74,6 +74,8 @@ def aws(platform_def: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
 SLOW_MODULES = frozenset(
     {
         "tests/integration/test_features_ingest.py",
+        "tests/integration/test_local_athena.py",  # a moto server, Step Functions polls, a cancelled query
+        "tests/unit/test_local_athena.py",  # DuckDB over golden data, hostile-query matrix
         "tests/unit/test_training_public_matrix.py",
         "tests/integration/test_retraining_workflow.py",
         "tests/unit/test_training_image.py",

@@ -346,3 +346,13 @@ def test_running_query_is_seen_running_and_can_be_stopped(emulator: dict[str, An
     athena.stop_query_execution(QueryExecutionId=qid)
     status = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]
     assert status["State"] == "CANCELLED" and status["StateChangeReason"] == "Query cancelled by user"
+
+
+def test_check_moto_refuses_without_athena_hook_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.athena.responses import AthenaResponse
+
+    from driftline.local.moto_hooks import UnsupportedMotoError, check_moto
+
+    monkeypatch.delattr(AthenaResponse, "get_query_results")
+    with pytest.raises(UnsupportedMotoError, match=r"AthenaResponse\.get_query_results"):
+        check_moto()
