@@ -17,10 +17,12 @@ from typing import Literal
 from driftline.config import AuthMode, PlatformConfig
 from driftline.contracts import (
     APPROVAL_PREFIX,
+    ATHENA_RESULTS_PREFIX,
     CAPTURE_ERRORS_PREFIX,
     CAPTURES_PREFIX,
     CURATED_PREFIX,
     DRIFT_DETECTED,
+    DRIFT_SCRATCH_PREFIX,
     FEATURE_DATA_ACCEPTED,
     FEEDBACK_PREFIX,
     INCOMING_PREFIX,
@@ -88,7 +90,7 @@ class CaptureStream:
         return capture_prefix(self.model)
 
 
-AccessLevel = Literal["read", "write", "read_write", "delete", "append", "read_append", "start", "decide"]
+AccessLevel = Literal["read", "write", "read_write", "delete", "append", "read_append", "start", "decide", "run_map"]
 """How a function may use a resource (see :func:`policy_statements` for the exact actions):
 
 - buckets: ``read``, ``write`` (put, never delete), ``read_write``, ``append`` (``s3:PutObject`` only, for
@@ -96,9 +98,11 @@ AccessLevel = Literal["read", "write", "read_write", "delete", "append", "read_a
 - tables: ``read``, ``write``, ``read_write``, or exactly ``actions``;
 - topics, the event bus, capture streams, metrics: ``write`` (publish, put events, put records, put data);
 - workflows: ``start`` (start and list its runs, describe them) or ``decide`` (answer a waiting task token,
-  describe the run)."""
+  describe the run), or ``run_map`` (a workflow's own role running its Distributed Map's child executions);
+- ``athena``: run, read and stop queries in the environment's workgroup; ``catalog``: read the Glue
+  database's definitions (tables, partitions)."""
 
-ResourceKind = Literal["bucket", "table", "topic", "bus", "streams", "workflow", "metrics"]
+ResourceKind = Literal["bucket", "table", "topic", "bus", "streams", "workflow", "metrics", "athena", "catalog"]
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,8 @@ class Grant:
     """The resource's logical name (bucket, table, topic, workflow); empty for the bus, streams, metrics."""
     level: AccessLevel = "read"
     prefix: str = "*"
-    """Object key pattern for bucket access (``delete`` uses it; reads and writes cover every key)."""
+    """Object key pattern for bucket access: the objects a read, write or delete may touch (listing the
+    bucket is allowed whatever the pattern, as S3 scopes it by request parameter, not resource)."""
     actions: tuple[str, ...] = ()
     """Exact actions instead of the level's (narrower table grants, such as the approve function's)."""
 
@@ -208,6 +213,10 @@ class Workflow:
     substitutions: dict[str, tuple[str, str]]
     """placeholder -> (kind, logical) where kind is 'function' or 'topic'."""
     functions: tuple[str, ...]
+    stack: StackName = "pipeline"
+    access: tuple[Grant, ...] = ()
+    """What the state machine's own role may do besides invoking ``functions`` and publishing to its topics
+    (service integrations such as Athena, and S3 for a Distributed Map's item reader)."""
 
 
 HEALTH_RESPONSE = '{"status": "ok"}'
@@ -329,6 +338,11 @@ class Platform:
     def bucket_name(self, logical: str, account: str, region: str) -> str:
         return f"{self.prefix}-{logical}-{account}-{region}"
 
+    @property
+    def glue_database(self) -> str:
+        """The environment's Glue database (Glue names allow no '-'; ``athena_tables.database_name``)."""
+        return self.prefix.replace("-", "_")
+
     def caller_names(self, environ: Mapping[str, str], account: Callable[[], str], region: str) -> dict[str, str]:
         """Registry table and buckets for code running outside the functions (CLI, notebook).
 
@@ -373,6 +387,9 @@ class Platform:
             "ALERTS_TOPIC_ARN": arns["topic:alerts"],
             "APPROVALS_TOPIC_ARN": arns["topic:approvals"],
             "RETRAIN_STATE_MACHINE_ARN": arns.get("workflow:retrain", ""),
+            "DRIFT_SCALE_STATE_MACHINE_ARN": arns.get("workflow:drift-scale", ""),
+            "ATHENA_WORKGROUP": self.name("athena"),
+            "GLUE_DATABASE": self.glue_database,
             # the REST API whose approval-route events the approve function accepts (empty: not checked)
             "APPROVAL_API_ID": arns.get("api:approval", ""),
             "FEATURE_SETS_DIR": "feature_sets",
@@ -408,6 +425,8 @@ class Platform:
             "bus": ("events", f"event-bus/{self.event_bus}"),
             "streams": ("firehose", f"deliverystream/{self.name(logical)}"),
             "workflow": ("states", f"stateMachine:{self.name(logical)}"),
+            "athena": ("athena", f"workgroup/{self.name('athena')}"),
+            "catalog": ("glue", "catalog"),
         }[kind]
         return f"arn:{partition}:{service}:{region}:{account}:{resource}"
 
@@ -427,10 +446,36 @@ class Platform:
         platform key the encrypted resources use (None: no KMS statement, as locally).
         """
         resolve = arn or (lambda kind, logical: self.arn(kind, logical, account, region, partition))
-        fn = self.function(function)
+        return self._expand(self.function(function).access, function, account, region, partition, resolve, key_arn)
+
+    def workflow_policy(
+        self,
+        workflow: str,
+        account: str,
+        region: str,
+        partition: str = "aws",
+        *,
+        arn: Callable[[ResourceKind, str], str] | None = None,
+        key_arn: str | None = None,
+    ) -> list[Statement]:
+        """The statements of a workflow role's declared ``access`` (function invokes are added by the stack)."""
+        resolve = arn or (lambda kind, logical: self.arn(kind, logical, account, region, partition))
+        wf = next(w for w in self.workflows if w.logical == workflow)
+        return self._expand(wf.access, f"workflow:{workflow}", account, region, partition, resolve, key_arn)
+
+    def _expand(
+        self,
+        access: tuple[Grant, ...],
+        function: str,
+        account: str,
+        region: str,
+        partition: str,
+        resolve: Callable[[ResourceKind, str], str],
+        key_arn: str | None,
+    ) -> list[Statement]:
         out: list[Statement] = []
         key: set[str] = set()
-        for g in fn.access:
+        for g in access:
             if g.kind == "bucket":
                 out += _bucket_statements(resolve("bucket", g.logical), g, key)
             elif g.kind == "table":
@@ -453,6 +498,19 @@ class Platform:
                         (("StringEquals", "cloudwatch:namespace", (METRICS_NAMESPACE,)),),
                     )
                 )
+            elif g.kind == "athena":
+                out.append(Statement(ATHENA_QUERY_ACTIONS, (resolve("athena", ""),)))
+            elif g.kind == "catalog":
+                glue = f"arn:{partition}:glue:{region}:{account}"
+                db = self.glue_database
+                out.append(
+                    Statement(GLUE_READ_ACTIONS, (f"{glue}:catalog", f"{glue}:database/{db}", f"{glue}:table/{db}/*"))
+                )
+            elif g.kind == "workflow" and g.level == "run_map":
+                sm = resolve("workflow", g.logical)
+                children = f"arn:{partition}:states:{region}:{account}:execution:{self.name(g.logical)}/*"
+                out.append(Statement(("states:StartExecution",), (sm,)))
+                out.append(Statement(("states:DescribeExecution", "states:StopExecution"), (children,)))
             elif g.kind == "workflow":
                 sm = resolve("workflow", g.logical)
                 executions = (f"arn:{partition}:states:{region}:{account}:execution:{self.name(g.logical)}:*",)
@@ -471,15 +529,25 @@ class Platform:
 
 
 _COMMON = ("DRIFTLINE_ENV", "PLATFORM_CONFIG", "FEATURE_SETS_DIR")
+_DRIFT_ENV = (
+    *_COMMON,
+    "REGISTRY_TABLE",
+    "ARTIFACTS_BUCKET",
+    "CAPTURES_BUCKET",
+    "REPORTS_BUCKET",
+    "CONTROL_TABLE",
+    "ALERTS_TOPIC_ARN",
+    "EVENT_BUS_NAME",
+)
 
 
 def _bucket_statements(b: str, g: Grant, key: set[str]) -> list[Statement]:
     out = []
     if g.level in ("read", "read_write", "read_append"):
-        out.append(Statement(_S3_READ, (b, f"{b}/*")))
+        out.append(Statement(_S3_READ, (b, f"{b}/{g.prefix}")))
         key |= {"kms:Decrypt"}
     if g.level in ("write", "read_write"):
-        out.append(Statement(_S3_PUT, (f"{b}/*",)))
+        out.append(Statement(_S3_PUT, (f"{b}/{g.prefix}",)))
         key |= {"kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"}
     if g.level in ("append", "read_append"):
         out.append(Statement(("s3:PutObject",), (f"{b}/*",)))
@@ -506,6 +574,14 @@ def _table_statements(t: str, g: Grant, key: set[str], deny_tokens: bool) -> lis
         out.append(Statement(KEYLESS_READS, (t,), "Deny"))
     return out
 
+
+ATHENA_QUERY_ACTIONS = (
+    "athena:StartQueryExecution",
+    "athena:GetQueryExecution",
+    "athena:GetQueryResults",
+    "athena:StopQueryExecution",
+)
+GLUE_READ_ACTIONS = ("glue:GetDatabase", "glue:GetTable", "glue:GetPartitions")
 
 # The actions CDK's grant helpers use (kept identical, so deployed roles do not change).
 _S3_READ = ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
@@ -604,19 +680,46 @@ def build_platform(config: PlatformConfig) -> Platform:
             stack="monitoring",
             memory_mb=2048,
             timeout_s=300,
-            env=(
-                *_COMMON,
-                "REGISTRY_TABLE",
-                "ARTIFACTS_BUCKET",
-                "CAPTURES_BUCKET",
-                "REPORTS_BUCKET",
-                "CONTROL_TABLE",
-                "ALERTS_TOPIC_ARN",
-                "EVENT_BUS_NAME",
-            ),
+            env=(*_DRIFT_ENV, "DRIFT_SCALE_STATE_MACHINE_ARN", "ATHENA_WORKGROUP", "GLUE_DATABASE"),
             access=(
                 Grant("bucket", "artifacts"),
                 Grant("bucket", "captures"),
+                Grant("bucket", "reports", "read_write"),
+                Grant("table", "registry"),
+                Grant("table", "control", "read_write"),
+                Grant("topic", "alerts", "write"),
+                Grant("bus", level="write"),
+                Grant("metrics", level="write"),
+                Grant("workflow", "drift-scale", "start"),
+            ),
+        ),
+        Function(
+            "drift-shard",
+            "lambdas.drift_shard.handler",
+            "Summarizes one shard file of a scale-out drift check against the champion's profile",
+            package="drift",
+            stack="monitoring",
+            memory_mb=2048,
+            timeout_s=300,
+            env=_COMMON,
+            access=(
+                Grant("bucket", "artifacts"),
+                Grant("bucket", "captures", "read", f"{DRIFT_SCRATCH_PREFIX}/*"),
+                Grant("bucket", "captures", "write", f"{DRIFT_SCRATCH_PREFIX}/*"),
+            ),
+        ),
+        Function(
+            "drift-reduce",
+            "lambdas.drift_reduce.handler",
+            "Merges the shard summaries of a scale-out drift check and publishes the check's outcome",
+            package="drift",
+            stack="monitoring",
+            memory_mb=1024,
+            timeout_s=300,
+            env=_DRIFT_ENV,
+            access=(
+                Grant("bucket", "artifacts"),
+                Grant("bucket", "captures", "read", f"{DRIFT_SCRATCH_PREFIX}/*"),
                 Grant("bucket", "reports", "read_write"),
                 Grant("table", "registry"),
                 Grant("table", "control", "read_write"),
@@ -802,6 +905,23 @@ def build_platform(config: PlatformConfig) -> Platform:
                     "AlertsTopicArn": ("topic", "alerts"),
                 },
                 functions=("train", "workflow"),
+            ),
+            Workflow(
+                "drift-scale",
+                "drift_scale.asl.json",
+                {"ShardFunctionArn": ("function", "drift-shard"), "ReduceFunctionArn": ("function", "drift-reduce")},
+                functions=("drift-shard", "drift-reduce"),
+                stack="monitoring",
+                access=(
+                    # Athena runs the shard query with the workflow's credentials: it reads the captures and
+                    # feedback tables, writes the UNLOAD under the scratch prefix and its results file
+                    Grant("athena"),
+                    Grant("catalog"),
+                    Grant("bucket", "captures"),
+                    Grant("bucket", "captures", "write", f"{DRIFT_SCRATCH_PREFIX}/*"),
+                    Grant("bucket", "reports", "read_write", f"{ATHENA_RESULTS_PREFIX}/*"),
+                    Grant("workflow", "drift-scale", "run_map"),
+                ),
             ),
         ),
         routes=(

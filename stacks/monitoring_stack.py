@@ -10,13 +10,24 @@ from constructs import Construct
 from stacks.functions import make_function
 from stacks.observability import Observability
 from stacks.resources import SharedResources
+from stacks.workflows import state_machine
 
 
 class MonitoringStack(Stack):
     def __init__(self, scope: Construct, cid: str, *, shared: SharedResources, **kwargs: object) -> None:
         super().__init__(scope, cid, **kwargs)  # type: ignore[arg-type]
         platform = shared.platform
-        self.drift = make_function(self, shared, "drift")
+        # the scale-out drift workflow first: the drift function starts it (its ARN is in the function's env)
+        fns = {logical: make_function(self, shared, logical) for logical in ("drift-shard", "drift-reduce")}
+        self.state_machines = {
+            wf.logical: state_machine(self, shared, wf, fns) for wf in platform.workflows if wf.stack == "monitoring"
+        }
+        self.drift = make_function(
+            self,
+            shared,
+            "drift",
+            extra_arns={f"workflow:{k}": sm.state_machine_arn for k, sm in self.state_machines.items()},
+        )
         self.rules: dict[str, events.Rule] = {}
         for rule in platform.schedules:
             if rule.stack != "monitoring":

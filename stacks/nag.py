@@ -131,6 +131,24 @@ NOTIFICATIONS_HANDLER_ROLE = NagPackSuppression(
     applies_to=["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
 )
 
+SCALE_OUT_DRIFT = NagPackSuppression(
+    id="AwsSolutions-IAM5",
+    reason="The scale-out drift check (its workflow, shard and reduce functions) reads and writes only the "
+    "scratch prefix drift-scratch/ of the captures bucket and the Athena results prefix athena-results/ of "
+    "the reports bucket; Athena reads the tables of the environment's one Glue database; the Distributed "
+    "Map starts and stops child executions of its own state machine. Objects of one prefix, tables of one "
+    "database and children of one execution can only be named with a trailing wildcard.",
+    applies_to=[
+        RegexAppliesTo(regex="/^Resource::<CapturesBucket.*Arn>\\/drift-scratch\\/\\*$/"),
+        RegexAppliesTo(regex="/^Resource::<ReportsBucket.*Arn>\\/athena-results\\/\\*$/"),
+        RegexAppliesTo(
+            regex="/^Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table\\/[a-z0-9_]+\\/\\*$/"
+        ),
+        RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:states:.*:execution:[A-Za-z0-9-]+-drift-scale\\/\\*$/"),
+    ],
+)
+SCALE_OUT_FUNCTIONS = ("drift-shard", "drift-reduce")
+
 FUNCTION_ACKNOWLEDGMENTS = [GRANT_GROUPS, BUCKET_OBJECTS, NO_RESOURCE_LEVEL, CHILD_WILDCARDS, RUNTIME]
 """On every platform function: the function resource and its role's policy."""
 INGEST_ACKNOWLEDGMENTS = [INGEST_PREFIX_DELETES]
@@ -169,6 +187,11 @@ def acknowledge(stack: Stack) -> None:
     _attach(functions, FUNCTION_ACKNOWLEDGMENTS)
     _attach([f for f in functions if f.spec.logical == "ingest"], INGEST_ACKNOWLEDGMENTS)
     _attach([c for c in everything if isinstance(c, sfn.StateMachine)], WORKFLOW_ACKNOWLEDGMENTS)
+    _attach([f for f in functions if f.spec.logical in SCALE_OUT_FUNCTIONS], [SCALE_OUT_DRIFT])
+    _attach(  # Athena reads the captures and feedback through the workflow's role
+        [c for c in everything if isinstance(c, sfn.StateMachine) and c.node.id == "DriftScaleWorkflow"],
+        [SCALE_OUT_DRIFT, BUCKET_OBJECTS],
+    )
     _attach([c for c in everything if isinstance(c, firehose.DeliveryStream)], CAPTURE_STREAM_ACKNOWLEDGMENTS)
     _attach([c for c in everything if isinstance(c, iam.ManagedPolicy)], [INVOKE_POLICY_ROUTES])
     methods, public, keyed = _api_methods(stack)

@@ -9,15 +9,14 @@ from aws_cdk import Duration, IgnoreMode, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from driftline.config import WORKFLOW_TIMEOUT_SECONDS
-from stacks.constructs import RETENTION, PlatformFunction, removal_policy
+from stacks.constructs import PlatformFunction
 from stacks.functions import make_function
 from stacks.packaging import ROOT
 from stacks.resources import SharedResources
+from stacks.workflows import state_machine
 
 # Only what the training image needs goes into its build context.
 IMAGE_CONTEXT = [
@@ -62,7 +61,6 @@ class PipelineStack(Stack):
     def __init__(self, scope: Construct, cid: str, *, shared: SharedResources, **kwargs: object) -> None:
         super().__init__(scope, cid, **kwargs)  # type: ignore[arg-type]
         platform = shared.platform
-        removal = removal_policy(platform)
 
         trainers = trainers_build_dir(platform.config.trainers_dir, any(m.trainer for m in platform.config.models))
         image = lambda_.DockerImageCode.from_image_asset(
@@ -78,38 +76,9 @@ class PipelineStack(Stack):
 
         self.state_machines: dict[str, sfn.StateMachine] = {}
         for wf in platform.workflows:
-            subst: dict[str, str] = {}
-            for placeholder, (kind, logical) in wf.substitutions.items():
-                subst[placeholder] = (
-                    fns[logical].function.function_arn if kind == "function" else shared.topics[logical].topic_arn
-                )
-            log_group = logs.LogGroup(
-                self,
-                f"{wf.logical.title()}WorkflowLogs",
-                log_group_name=f"/aws/vendedlogs/states/{platform.name(wf.logical)}",
-                retention=RETENTION[platform.config.log_retention_days],
-                removal_policy=removal,
-                encryption_key=shared.key,
-            )
-            sm = sfn.StateMachine(
-                self,
-                f"{wf.logical.title()}Workflow",
-                state_machine_name=platform.name(wf.logical),
-                definition_body=sfn.DefinitionBody.from_string(platform.workflow_definition(wf)),
-                definition_substitutions=subst,
-                state_machine_type=sfn.StateMachineType.STANDARD,
-                tracing_enabled=True,
-                timeout=Duration.seconds(WORKFLOW_TIMEOUT_SECONDS),
-                # every event, without payloads: a waiting approval's task token is in the state, and who may
-                # resume a run must not be readable from the logs (each step's input and output, minus the
-                # token, is recorded in the control table instead)
-                logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
-            )
-            for logical in wf.functions:
-                fns[logical].function.grant_invoke(sm)
-            for kind, logical in wf.substitutions.values():
-                if kind == "topic":
-                    shared.topics[logical].grant_publish(sm)
+            if wf.stack != "pipeline":
+                continue
+            sm = state_machine(self, shared, wf, fns)
             self.state_machines[wf.logical] = sm
 
         retrain_sm = self.state_machines["retrain"]
