@@ -173,6 +173,75 @@ class DeploySettings(_Strict):
     champion unchanged, the candidate left as it was (approvable and promotable later)."""
 
 
+TrainingCompute = Literal["lambda", "sagemaker", "auto"]
+INSTANCE_TYPE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+"""A SageMaker training instance type such as ``ml.m5.large``."""
+MAX_TRAINING_RUNTIME_SECONDS = 5 * 86400
+"""A training job must end well inside the retraining workflow's timeout (7 days)."""
+MAX_WARM_POOL_SECONDS = 3600
+"""SageMaker's limit on ``KeepAlivePeriodInSeconds``."""
+
+
+class TrainingSettings(_Strict):
+    """Where a model trains: the ``train`` Lambda (15 minutes, 10 GB) or a SageMaker training job.
+
+    ``auto`` decides before training from the curated data's metadata (object sizes from one S3
+    listing, rows from Parquet footers; driftline.retraining.sagemaker.estimate_curated): SageMaker
+    when the estimate reaches ``auto_rows`` or ``auto_bytes``. The other keys shape the job and are
+    refused with ``compute: lambda``, where they would silently do nothing.
+    """
+
+    compute: TrainingCompute = "lambda"
+    auto_rows: int | None = Field(default=2_000_000, ge=1)
+    auto_bytes: int | None = Field(default=None, ge=1)
+    instance_type: str = "ml.m5.large"
+    volume_gb: int = Field(default=30, ge=1, le=16_384)
+    max_runtime_seconds: int = Field(default=3600, ge=60, le=MAX_TRAINING_RUNTIME_SECONDS)
+    spot: bool = False
+    max_wait_seconds: int | None = Field(default=None, ge=60, le=MAX_TRAINING_RUNTIME_SECONDS)
+    warm_pool_seconds: int = Field(default=0, ge=0, le=MAX_WARM_POOL_SECONDS)
+    spot_retries: int = Field(default=2, ge=0, le=10)
+    """Training jobs started again after a spot interruption (a job that fails for another reason is not)."""
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, v: str) -> str:
+        if not INSTANCE_TYPE_RE.match(v):
+            raise ValueError("must be a SageMaker training instance type such as ml.m5.large")
+        return v
+
+    @model_validator(mode="after")
+    def _combinations(self) -> TrainingSettings:
+        job_keys = {"instance_type", "volume_gb", "max_runtime_seconds", "spot", "max_wait_seconds"}
+        job_keys |= {"warm_pool_seconds", "spot_retries"}
+        if self.compute == "lambda" and (set_keys := sorted(job_keys & self.model_fields_set)):
+            raise ValueError(
+                f"{', '.join(set_keys)}: only used by SageMaker training jobs; set compute to sagemaker or auto, "
+                "or remove them"
+            )
+        if self.compute != "auto" and ({"auto_rows", "auto_bytes"} & self.model_fields_set):
+            raise ValueError("auto_rows and auto_bytes only apply to compute: auto")
+        if self.compute == "auto" and self.auto_rows is None and self.auto_bytes is None:
+            raise ValueError("compute auto needs auto_rows or auto_bytes (the size from which SageMaker trains)")
+        if not self.spot and ({"max_wait_seconds", "spot_retries"} & self.model_fields_set):
+            raise ValueError("max_wait_seconds and spot_retries only apply with spot: true (managed spot training)")
+        if self.spot and self.warm_pool_seconds:
+            raise ValueError("warm_pool_seconds cannot be combined with spot: SageMaker keeps no warm pool for spot jobs")
+        if self.spot and self.max_wait_seconds is not None and self.max_wait_seconds < self.max_runtime_seconds:
+            raise ValueError(
+                f"max_wait_seconds ({self.max_wait_seconds}) must be at least max_runtime_seconds "
+                f"({self.max_runtime_seconds}): it bounds the wait for spot capacity plus the run"
+            )
+        return self
+
+    @property
+    def wait_seconds(self) -> int:
+        """The longest a job may take end to end: the spot wait bound, else the max runtime."""
+        if self.spot:
+            return self.max_wait_seconds if self.max_wait_seconds is not None else 2 * self.max_runtime_seconds
+        return self.max_runtime_seconds
+
+
 class ModelConfig(_Strict):
     name: str
     feature_set: str
@@ -193,6 +262,7 @@ class ModelConfig(_Strict):
     drift: DriftSettings = Field(default_factory=DriftSettings)
     retrain: RetrainSettings = Field(default_factory=RetrainSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
 
     @field_validator("trainer")
     @classmethod
@@ -236,6 +306,17 @@ class ModelConfig(_Strict):
     def _fits_the_workflow(self) -> ModelConfig:
         longest_bake = self.deploy.bake_seconds * (1 + self.deploy.max_bake_extensions)
         budget = WORKFLOW_TIMEOUT_SECONDS - WORKFLOW_STEPS_ALLOWANCE_SECONDS
+        t = self.training
+        if t.compute != "lambda":  # every attempt of the training job runs inside the same execution
+            attempts = 1 + (t.spot_retries if t.spot else 0)
+            longest_training = t.wait_seconds * attempts
+            if self.approval_timeout_seconds + longest_bake + longest_training > budget:
+                raise ValueError(
+                    f"the training job's longest run (training.{'max_wait' if t.spot else 'max_runtime'}_seconds "
+                    f"{t.wait_seconds} x {attempts} attempt(s) = {longest_training}) plus approval_timeout_seconds "
+                    f"({self.approval_timeout_seconds}) and the longest canary bake ({longest_bake}) must be at most "
+                    f"{budget} s (the retraining workflow times out after {WORKFLOW_TIMEOUT_SECONDS} s); lower one"
+                )
         if self.approval_timeout_seconds + longest_bake > budget:
             raise ValueError(
                 f"approval_timeout_seconds ({self.approval_timeout_seconds}) plus the longest canary bake "
