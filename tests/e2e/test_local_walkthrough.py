@@ -214,7 +214,9 @@ def config_copy() -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-def start_revoked(state_dir: Path, config: Path, function: str, kind: str, logical: str) -> LocalPlatformHandle:
+def start_revoked(
+    state_dir: Path, config: Path, function: str, kind: str, logical: str
+) -> tuple[LocalPlatformHandle, subprocess.Popen[bytes]]:
     """``driftline local up`` (foreground, in its own process) with one grant removed from ``function``'s
     declared access by the test-only hook; returns once it is ready."""
     from driftline import config as config_mod
@@ -224,7 +226,7 @@ def start_revoked(state_dir: Path, config: Path, function: str, kind: str, logic
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("AWS_ENDPOINT_URL", None)
     args = ["up", "--port", str(free_port()), "--api-port", str(free_port()), "--config", str(config)]
-    log = (state_dir / "revoked.log").open("w")
+    log = (state_dir / "revoked.log").open("w")  # the child writes to its own copy of the descriptor
     hook = [sys.executable, "-m", "tests.fixtures.revoked_platform", function, kind, logical, "--", "local"]
     proc = subprocess.Popen(
         [*hook, *args, "--state-dir", str(state_dir)],
@@ -234,6 +236,7 @@ def start_revoked(state_dir: Path, config: Path, function: str, kind: str, logic
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    log.close()
 
     def ready() -> Any:
         assert proc.poll() is None, (state_dir / "revoked.log").read_text()[-3000:]
@@ -241,7 +244,7 @@ def start_revoked(state_dir: Path, config: Path, function: str, kind: str, logic
         return s if s is not None and s.status == "ready" and s.pid == proc.pid else None
 
     state = wait_for(ready, timeout=180, interval=0.3, what="the platform with a revoked grant to be ready")
-    return LocalPlatformHandle(
+    handle = LocalPlatformHandle(
         state_dir,
         state.endpoint,
         state.api_url,
@@ -252,6 +255,7 @@ def start_revoked(state_dir: Path, config: Path, function: str, kind: str, logic
         state.region,
         state.token,
     )
+    return handle, proc
 
 
 def test_the_done_when_walkthrough(tmp_path: Path, config_copy: Path) -> None:
@@ -301,7 +305,7 @@ def test_the_done_when_walkthrough(tmp_path: Path, config_copy: Path) -> None:
 
     # 4. the workflow function's declaration loses its registry grant: the next run is denied at its first
     #    registry call (Validate reads the model's aliases) with AccessDenied, as the deployed role would be
-    handle = start_revoked(state_dir, config_copy, "workflow", "table", "registry")
+    handle, proc = start_revoked(state_dir, config_copy, "workflow", "table", "registry")
     try:
         with activated(handle):
             assert champion(handle) == v1  # the platform's own (root) clients are not checked
@@ -309,7 +313,15 @@ def test_the_done_when_walkthrough(tmp_path: Path, config_copy: Path) -> None:
             entered = run.entered()
             assert entered[:2] == ["Validate", "RecordFailure"] and "Train" not in entered, entered
             error = json.dumps(entered_input(run, "RecordFailure").get("error"))
-            assert "AccessDenied" in error and handle.name("registry") in error, error
+            role = f"assumed-role/{handle.name('workflow')}-fn-role/"
+            assert "AccessDeniedException" in error and "dynamodb:GetItem" in error and role in error, error
+            assert "in validate" in error and "aliases" in error, error  # Validate's read of the champion
             assert champion(handle) == v1
     finally:
         stop_platform(handle)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
