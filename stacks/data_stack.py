@@ -19,7 +19,7 @@ from driftline.platform import Platform
 from stacks.audit import make_write_once
 from stacks.constructs import SecureBucket, removal_policy
 from stacks.functions import make_function
-from stacks.glue import FeatureCatalog
+from stacks.glue import AthenaWorkgroup, FeatureCatalog
 from stacks.resources import SharedResources
 
 
@@ -142,6 +142,7 @@ class DataStack(Stack):
         self.catalog = FeatureCatalog(
             self, "Catalog", platform=platform, buckets=buckets, feature_sets_dir=feature_sets_dir
         )
+        self.athena = AthenaWorkgroup(self, "Athena", platform=platform, buckets=buckets)
 
         self.ingest = make_function(self, self.shared, "ingest")
         for trig in platform.s3_triggers:

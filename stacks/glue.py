@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import Stack
+from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from driftline.athena_tables import TableSpec, database_name, platform_tables
+from driftline.athena_tables import TableSpec, athena_workgroup, database_name, platform_tables
 from driftline.features.schema import FeatureSetCatalog
 from driftline.platform import Platform
 
@@ -72,3 +73,33 @@ class FeatureCatalog(Construct):
                 table_input=_table_input(spec, buckets[spec.bucket].bucket_name),
             )
             table.add_dependency(db)
+
+
+class AthenaWorkgroup(Construct):
+    """The environment's Athena workgroup (:func:`driftline.athena_tables.athena_workgroup`): results
+    under one prefix of the reports bucket, SSE-S3 encrypted, the workgroup's settings enforced so no
+    client can send results elsewhere or unencrypted. The local platform creates the same workgroup."""
+
+    def __init__(self, scope: Construct, cid: str, *, platform: Platform, buckets: Mapping[str, s3.IBucket]) -> None:
+        super().__init__(scope, cid)
+        spec = athena_workgroup(platform)
+        config = spec.configuration(buckets[spec.bucket].bucket_name)
+        result = config["ResultConfiguration"]
+        self.name = spec.name
+        self.workgroup = athena.CfnWorkGroup(
+            self,
+            "WorkGroup",
+            name=spec.name,
+            description="Driftline queries (drift at scale, point-in-time joins)",
+            recursive_delete_option=True,
+            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+                enforce_work_group_configuration=config["EnforceWorkGroupConfiguration"],
+                publish_cloud_watch_metrics_enabled=config["PublishCloudWatchMetricsEnabled"],
+                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                    output_location=result["OutputLocation"],
+                    encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
+                        encryption_option=result["EncryptionConfiguration"]["EncryptionOption"]
+                    ),
+                ),
+            ),
+        )
