@@ -1,4 +1,5 @@
-"""`driftline models`: list, show, approve, reject, promote, rollback and audit registry versions.
+"""`driftline models`: list, show, approve, reject, promote, rollback and audit registry versions, and list
+the runs waiting for an approval (``pending``).
 
 Talks to the registry table of the selected environment (AWS, or the local platform when
 ``AWS_ENDPOINT_URL`` points at it). Who you are comes from STS (``get_caller_identity``), or from
@@ -254,6 +255,59 @@ def list_(
             v.reason[:80],
         )
     console.print(table)
+
+
+def _run_status(sfn: Any, arn: str) -> str:
+    """The Step Functions status of a waiting run; MISSING when the service does not know it."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return str(sfn.describe_execution(executionArn=arn)["status"])
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return "MISSING"
+    except (BotoCoreError, ClientError) as e:
+        return f"unknown ({e})"
+
+
+@app.command("pending")
+def pending(
+    model: str = typer.Option(None, "--model", "-m", help="Only this model (default: every model in cdk.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    config: Path = ConfigOpt,
+    env: str = EnvOpt,
+) -> None:
+    """Retraining runs waiting for a manual approval: version, run, since when, and whether the run still
+    waits (a local restart interrupts runs: `driftline local resume` asks again)."""
+    from driftline import aws
+    from driftline.cli.resources import Resources
+    from driftline.retraining.approvals import pending_approvals
+
+    platform = load_platform(config, env)
+    control = Resources(platform).table("control")
+    names = [model] if model else [m.name for m in platform.config.models]
+    sfn = aws.client("stepfunctions")
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        for p in _run(lambda name=name: pending_approvals(control, name)) or []:
+            run = p.execution_arn.rsplit(":", 1)[-1]
+            rows.append(p.to_dict() | {"run": run, "run_status": _run_status(sfn, p.execution_arn)})
+    if as_json:
+        print_json(json.dumps(rows))
+        return
+    if not rows:
+        console.print(f"no retraining run is waiting for an approval ({', '.join(names) or 'no models'})")
+        return
+    table = Table(title="waiting for approval")
+    for col in ("model", "version", "run", "requested", "run status"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("gate", overflow="fold")
+    for r in rows:
+        status = r["run_status"]
+        if status == "MISSING":
+            status = f"interrupted: driftline local resume {r['run']}"
+        table.add_row(r["model"], f"v{r['version']}", r["run"], r["requested_at"][:19], status, r["summary"][:120])
+    console.print(table)
+    console.print("decide with: driftline models approve|reject --model M --version N --reason '...'", highlight=False)
 
 
 @app.command("show")
