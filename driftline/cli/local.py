@@ -389,8 +389,15 @@ def _located(state: st.PlatformState, records: list[dict[str, Any]]) -> list[Any
 
     if not records:
         return []
+    from driftline import config as config_mod
+    from driftline.platform import build_platform
+
+    try:  # status must answer even when cdk.json was since broken: the bare records then
+        table = build_platform(config_mod.load(Path(state.config), state.env)).name("control")
+    except (config_mod.ConfigError, OSError):
+        return [Interrupted.from_record(r) for r in records]
     _activate(state)
-    store = ControlStore(load_platform(Path(state.config), state.env).name("control"))
+    store = ControlStore(table)
     out = []
     for record in records:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -224,3 +225,18 @@ def test_dismiss_removes_the_dead_token_and_the_stale_lock() -> None:
     control = Control(locks={MODEL: ARN})
     dismiss(_waiting(), store=store, control=control)
     assert list(store.approval_items) == [(MODEL, 4)] and control.locks == {}
+
+
+def test_status_shows_the_bare_record_when_cdk_json_cannot_be_read(tmp_path: Path) -> None:
+    from driftline.cli.local import _located
+    from driftline.local.state import PlatformState
+
+    broken = tmp_path / "cdk.json"
+    broken.write_text("{not json")
+    state = PlatformState(
+        pid=1, pgid=1, host="127.0.0.1", port=1, api_port=2, started_at=0.0, status="ready", env="dev",
+        config=str(broken), region="us-east-1", account="123456789012", prefix="dev-driftline",
+    )  # fmt: skip
+    (found,) = _located(state, [RECORD])
+    assert (found.name, found.model, found.version) == ("manual-1", MODEL, None)
+    assert found.where() == "before its first recorded step"
