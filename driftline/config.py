@@ -214,19 +214,23 @@ class TrainingSettings(_Strict):
     def _combinations(self) -> TrainingSettings:
         job_keys = {"instance_type", "volume_gb", "max_runtime_seconds", "spot", "max_wait_seconds"}
         job_keys |= {"warm_pool_seconds", "spot_retries"}
-        if self.compute == "lambda" and (set_keys := sorted(job_keys & self.model_fields_set)):
+        # a key at its default is not "used": the functions' PLATFORM_CONFIG (model_dump_json) lists every key
+        changed = {k for k in self.model_fields_set if getattr(self, k) != type(self).model_fields[k].default}
+        if self.compute == "lambda" and (set_keys := sorted(job_keys & changed)):
             raise ValueError(
                 f"{', '.join(set_keys)}: only used by SageMaker training jobs; set compute to sagemaker or auto, "
                 "or remove them"
             )
-        if self.compute != "auto" and ({"auto_rows", "auto_bytes"} & self.model_fields_set):
+        if self.compute != "auto" and ({"auto_rows", "auto_bytes"} & changed):
             raise ValueError("auto_rows and auto_bytes only apply to compute: auto")
         if self.compute == "auto" and self.auto_rows is None and self.auto_bytes is None:
             raise ValueError("compute auto needs auto_rows or auto_bytes (the size from which SageMaker trains)")
-        if not self.spot and ({"max_wait_seconds", "spot_retries"} & self.model_fields_set):
+        if not self.spot and ({"max_wait_seconds", "spot_retries"} & changed):
             raise ValueError("max_wait_seconds and spot_retries only apply with spot: true (managed spot training)")
         if self.spot and self.warm_pool_seconds:
-            raise ValueError("warm_pool_seconds cannot be combined with spot: SageMaker keeps no warm pool for spot jobs")
+            raise ValueError(
+                "warm_pool_seconds cannot be combined with spot: SageMaker keeps no warm pool for spot jobs"
+            )
         if self.spot and self.max_wait_seconds is not None and self.max_wait_seconds < self.max_runtime_seconds:
             raise ValueError(
                 f"max_wait_seconds ({self.max_wait_seconds}) must be at least max_runtime_seconds "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,7 +36,7 @@ def test_sagemaker_with_spot_and_defaults() -> None:
     ("training", "expected"),
     [
         ({"compute": "gpu"}, "'driftline:environments.dev.models[0].training.compute': \"gpu\" is not allowed"),
-        ({"instance_type": "ml.m5.large"}, "instance_type: only used by SageMaker training jobs"),
+        ({"instance_type": "ml.c5.xlarge"}, "instance_type: only used by SageMaker training jobs"),
         ({"compute": "sagemaker", "instance_type": "m5.large"}, "must be a SageMaker training instance type"),
         ({"compute": "sagemaker", "auto_rows": 5}, "auto_rows and auto_bytes only apply to compute: auto"),
         ({"compute": "auto", "auto_rows": None}, "compute auto needs auto_rows or auto_bytes"),
@@ -58,3 +59,12 @@ def test_refused_with_one_line(training: dict[str, Any], expected: str) -> None:
         _cfg(training)
     assert expected in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_a_dumped_config_validates_again() -> None:
+    """The functions receive the config as ``model_dump_json`` (every key, defaults included): it must load."""
+    from driftline.config import PlatformConfig, load
+
+    for env in ("dev", "demo", "prod"):
+        cfg = load(Path(__file__).resolve().parents[2] / "cdk.json", env)
+        assert PlatformConfig.model_validate_json(cfg.model_dump_json()) == cfg
