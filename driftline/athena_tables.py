@@ -92,6 +92,9 @@ class TableSpec:
     description: str = ""
     parameters: tuple[tuple[str, str], ...] = ()
     """Extra table parameters (after the format's and the projection's)."""
+    ignore_malformed_json: bool = True
+    """JSON lines only: a line that is not JSON reads as a row of NULLs instead of failing the query
+    (the SerDe's ``ignore.malformed.json``), so a truncated object is counted, not fatal."""
 
     def __post_init__(self) -> None:
         if self.format not in _STORAGE:
@@ -124,9 +127,15 @@ class TableSpec:
         params.update(dict(self.parameters))
         return params
 
+    def serde_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"SerializationLibrary": _STORAGE[self.format][2]}
+        if self.format == "json-lines" and self.ignore_malformed_json:
+            info["Parameters"] = {"ignore.malformed.json": "true"}
+        return info
+
     def table_input(self, bucket_name: str) -> dict[str, Any]:
         """The Glue ``TableInput`` (the API's shape: ``glue.create_table(DatabaseName=..., TableInput=...)``)."""
-        input_format, output_format, serde = _STORAGE[self.format]
+        input_format, output_format, _ = _STORAGE[self.format]
         return {
             "Name": self.name,
             "TableType": "EXTERNAL_TABLE",
@@ -138,7 +147,7 @@ class TableSpec:
                 "Columns": [c.glue() for c in self.columns],
                 "InputFormat": input_format,
                 "OutputFormat": output_format,
-                "SerdeInfo": {"SerializationLibrary": serde},
+                "SerdeInfo": self.serde_info(),
             },
         }
 

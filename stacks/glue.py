@@ -37,7 +37,10 @@ def _table_input(spec: TableSpec, bucket_name: str) -> glue.CfnTable.TableInputP
             columns=columns(sd["Columns"]),
             input_format=sd["InputFormat"],
             output_format=sd["OutputFormat"],
-            serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library=sd["SerdeInfo"]["SerializationLibrary"]),
+            serde_info=glue.CfnTable.SerdeInfoProperty(
+                serialization_library=sd["SerdeInfo"]["SerializationLibrary"],
+                parameters=sd["SerdeInfo"].get("Parameters"),
+            ),
         ),
     )
 

@@ -22,6 +22,7 @@ read the machine's files, load extensions or change settings; only the registere
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 import time
@@ -280,7 +281,8 @@ def load_table(fs: pafs.FileSystem, table: dict[str, Any]) -> TableData:
     if "parquet" in serde:
         return TableData(_parquet(fs, files, values, columns, partitions), scanned)
     if "json" in serde:
-        return TableData(_json_lines(fs, files, values, columns, partitions), scanned)
+        lenient = ((sd.get("SerdeInfo") or {}).get("Parameters") or {}).get("ignore.malformed.json") == "true"
+        return TableData(_json_lines(fs, files, values, columns, partitions, lenient), scanned)
     raise AthenaQueryError(f"NOT_SUPPORTED: SerDe {serde or '(none)'} of table {table.get('Name')} (Parquet and JSON)")
 
 
@@ -321,21 +323,48 @@ def _json_lines(
     values: list[dict[str, str]],
     columns: pa.Schema,
     partitions: pa.Schema,
+    lenient: bool,
 ) -> pa.Table:
     opts = pajson.ParseOptions(explicit_schema=columns, unexpected_field_behavior="ignore")
     parts = []
     for info, vals in zip(files, values, strict=True):
         try:
             with fs.open_input_stream(info.path, compression="detect") as f:
-                t = pajson.read_json(f, parse_options=opts)
-        except (OSError, pa.ArrowInvalid) as e:
-            raise AthenaQueryError(f"HIVE_BAD_DATA: Error parsing field value in s3://{info.path}: {e}") from None
+                data = f.read()
+        except OSError as e:
+            raise AthenaQueryError(f"HIVE_CURSOR_ERROR: cannot read s3://{info.path}: {e}") from None
+        try:
+            t = pajson.read_json(pa.BufferReader(data), parse_options=opts)
+        except pa.ArrowInvalid as e:
+            if not lenient:
+                raise AthenaQueryError(f"HIVE_BAD_DATA: Error parsing field value in s3://{info.path}: {e}") from None
+            t = _lenient_json(data, opts, info.path)
         t = t.select(columns.names)
         for p in partitions:
             t = t.append_column(p, pa.array([_cast_scalar(vals.get(p.name), p.type).as_py()] * t.num_rows, p.type))
         parts.append(t)
     schema = pa.schema([*columns, *partitions])
     return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def _lenient_json(data: bytes, opts: pajson.ParseOptions, path: str) -> pa.Table:
+    """``ignore.malformed.json``: a line that is not a JSON object becomes a row of NULLs (the SerDe's
+    behaviour); values of the wrong type still fail the query, as they do on Athena."""
+    lines = []
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            ok = isinstance(json.loads(line), dict)
+        except ValueError:
+            ok = False
+        lines.append(line if ok else b"{}")
+    if not lines:
+        return opts.explicit_schema.empty_table()
+    try:
+        return pajson.read_json(pa.BufferReader(b"\n".join(lines) + b"\n"), parse_options=opts)
+    except pa.ArrowInvalid as e:
+        raise AthenaQueryError(f"HIVE_BAD_DATA: Error parsing field value in s3://{path}: {e}") from None
 
 
 _DUCK_ERRORS: tuple[tuple[str, str], ...] = (

@@ -346,6 +346,29 @@ def test_bad_table_metadata_fails_the_query(data: dict[str, Any]) -> None:
         e.shutdown()
 
 
+def test_malformed_json_lines_read_as_null_rows_unless_strict(data: dict[str, Any]) -> None:
+    folder = data["root"] / BUCKET / "ragged"
+    folder.mkdir()
+    (folder / "a.jsonl").write_bytes(
+        b'{"request_id": "r1"}\nnot json\n\n[1, 2]\n{"request_id": "r2"}\n{"request_id": "r3", "x'
+    )
+    cols = (Column("request_id", "string"),)
+    lenient = TableSpec(DB, "ragged", "b", "ragged/", cols, "json-lines")
+    strict = TableSpec(DB, "strict", "b", "ragged/", cols, "json-lines", ignore_malformed_json=False)
+    assert lenient.table_input(BUCKET)["StorageDescriptor"]["SerdeInfo"]["Parameters"] == {
+        "ignore.malformed.json": "true"
+    }
+    catalog = InMemoryCatalog({DB: {t.name: t.table_input(BUCKET) for t in (lenient, strict)}})
+    e = AthenaEngine(catalog, data["fs"])
+    try:
+        ex = run(e, "SELECT count(*), count(request_id), count_if(request_id IS NULL) FROM ragged")
+        assert ex.state == "SUCCEEDED", ex.reason
+        assert ex.rows == [["5", "2", "3"]]
+        assert run(e, "SELECT count(*) FROM strict").reason.startswith("HIVE_BAD_DATA: Error parsing field value")
+    finally:
+        e.shutdown()
+
+
 # ---- results ---------------------------------------------------------------------------------------
 def test_results_pages_tokens_and_csv(engine: AthenaEngine, data: dict[str, Any]) -> None:
     ex = run(
