@@ -691,6 +691,7 @@ def build_platform(config: PlatformConfig) -> Platform:
                 Grant("bus", level="write"),
                 Grant("metrics", level="write"),
                 Grant("workflow", "drift-scale", "start"),
+                Grant("catalog"),  # the captures table's row fields, which the shard query names
             ),
         ),
         Function(

@@ -110,6 +110,8 @@ def _shard_files(env: dict[str, str], version: int, tmp: Path, shards: int, run:
         lab.setdefault("by", None)
     profile = _profile()
     features = [c for c in profile.columns if profile.columns[c].role == "feature"]
+    captures_table = pa.Table.from_pylist(caps)
+    row_fields = [f.name for f in captures_table.schema.field("rows").type.value_type]
     q = ShardQuery(
         DB,
         "captures_m",
@@ -120,12 +122,13 @@ def _shard_files(env: dict[str, str], version: int, tmp: Path, shards: int, run:
         T0 + timedelta(hours=1, minutes=20),
         T0 + timedelta(days=1),
         features,
+        row_fields,
         shards,
         f"s3://{bucket}/{drift_shard_data_prefix(MODEL, run)}",
     )
     feedback_schema = pa.schema([(c, pa.string()) for c in ("request_id", "label", "ts", "by", "hour")])
     tables = {
-        "captures_m": pa.Table.from_pylist(caps),
+        "captures_m": captures_table,
         "feedback_m": pa.Table.from_pylist(
             [{c: lab.get(c) for c in feedback_schema.names} for lab in labels], schema=feedback_schema
         ),

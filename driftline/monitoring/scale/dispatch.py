@@ -13,6 +13,7 @@ schedule finds the execution it already started instead of starting a second one
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from driftline import aws
 from driftline.captures_store import DELIVERY_LAG
 from driftline.contracts import CAPTURES_PREFIX, drift_run_name, drift_shard_data_prefix, hour_prefixes
-from driftline.monitoring.scale.sql import MAX_SHARDS, ShardQuery
+from driftline.monitoring.scale.sql import MAX_SHARDS, ShardQuery, row_struct_fields
 
 if TYPE_CHECKING:
     from driftline.monitoring.check import Prepared
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ScaleTarget",
     "WindowSize",
+    "captured_row_fields",
     "estimate_window",
     "maybe_start",
     "start_workflow",
@@ -37,6 +39,8 @@ __all__ = [
     "wants_scale_out",
     "workflow_input",
 ]
+
+log = logging.getLogger(__name__)
 
 SAMPLE_BYTES_MAX = 8 * 1024 * 1024
 """The object sampled for rows per byte is read only when at most this big (else the smallest is used)."""
@@ -99,6 +103,18 @@ def estimate_window(client: Any, bucket: str, model: str, start: datetime, end: 
     return WindowSize(len(sizes), total, int(total * rows / size) if size else 0)
 
 
+def captured_row_fields(glue: Any, database: str, table: str) -> list[str] | None:
+    """The fields of the captures table's ``rows`` struct, in order (None when the table does not exist)."""
+    try:
+        columns = glue.get_table(DatabaseName=database, Name=table)["Table"]["StorageDescriptor"]["Columns"]
+    except glue.exceptions.EntityNotFoundException:
+        return None
+    for col in columns:
+        if col["Name"].lower() == "rows":
+            return row_struct_fields(col["Type"])
+    return None
+
+
 def table_name(kind: str, model: str) -> str:
     """``captures_<model>`` / ``feedback_<model>`` with Glue's character set (no '-')."""
     return f"{kind}_{model}".replace("-", "_").lower()
@@ -112,6 +128,7 @@ def workflow_input(
     run: str,
     labelers: list[str],
     shard_rows: int,
+    row_fields: list[str],
 ) -> dict[str, Any]:
     """The execution's input: the rendered query and everything the Map items and reduce need."""
     shards = max(1, min(MAX_SHARDS, -(-size.rows // shard_rows)))
@@ -127,6 +144,7 @@ def workflow_input(
         list_until=window.end + DELIVERY_LAG,
         labels_until=window.end + LABEL_LOOKAHEAD,
         features=features,
+        row_fields=row_fields,
         shards=shards,
         location=f"s3://{bucket}/{drift_shard_data_prefix(prep.model, run)}",
     )
@@ -189,7 +207,13 @@ def wants_scale_out(size: WindowSize, rows_threshold: int | None, bytes_threshol
 
 
 def maybe_start(
-    ctx: Any, prep: Prepared, listed_until: str, *, s3: Any | None = None, sfn: Any | None = None
+    ctx: Any,
+    prep: Prepared,
+    listed_until: str,
+    *,
+    s3: Any | None = None,
+    sfn: Any | None = None,
+    glue: Any | None = None,
 ) -> dict[str, Any] | None:
     """Start the scale-out workflow for a large window; None keeps the in-process check (small or empty
     window, or a function not given the workflow). ``ctx`` is the check's :class:`Context`."""
@@ -201,9 +225,13 @@ def maybe_start(
     size = estimate_window(s3, ctx.captures_bucket, prep.model, prep.window.start, prep.window.end)
     if not wants_scale_out(size, settings.scale_out_rows, settings.scale_out_bytes):
         return None
+    fields = captured_row_fields(glue or aws.client("glue"), target.database, table_name("captures", prep.model))
+    if fields is None:
+        log.warning("%s: no captures table %s in %s; checking in-process", prep.model, prep.model, target.database)
+        return None
     run = drift_run_name(prep.model, prep.window.end_iso)
     state = workflow_input(
-        prep, target, ctx.captures_bucket, size, run, list(prep.mc.labelers), settings.scale_out_shard_rows
+        prep, target, ctx.captures_bucket, size, run, list(prep.mc.labelers), settings.scale_out_shard_rows, fields
     )
     state["listed_until"] = listed_until
     return start_workflow(sfn or aws.client("stepfunctions"), target, state)

@@ -76,18 +76,18 @@ def _numeric(col: pa.ChunkedArray) -> np.ndarray:
 def frame_of(table: pa.Table, profile: Profile) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
     """The engine's input from one shard table (as :meth:`WindowData.frame` builds it in-process) and the
     outputs as dicts. Columns the table lacks are left out (the engine reports them missing)."""
-    names = set(table.column_names)
+    names = {n.lower(): n for n in table.column_names}  # Athena writes column names in lower case
     if "output" not in names or "request_id" not in names:
         raise ShardFileError(f"not a drift shard file: columns {sorted(names)} lack request_id/output")
     outputs = [_plain(o) if isinstance(o, dict) else {} for o in table.column("output").to_pylist()]
     prediction = PREDICTION_COLUMN if PREDICTION_COLUMN in profile.columns else None
     frame: dict[str, np.ndarray] = {}
     for name in profile.numerical:
-        if name != prediction and name in names:
-            frame[name] = _numeric(table.column(name))
+        if name != prediction and name.lower() in names:
+            frame[name] = _numeric(table.column(names[name.lower()]))
     for name in profile.categorical:
-        if name in names:
-            frame[name] = np.asarray(table.column(name).to_pylist(), dtype=object)
+        if name.lower() in names:
+            frame[name] = np.asarray(table.column(names[name.lower()]).to_pylist(), dtype=object)
     if prediction is not None:
         values = [p.get("probability", p.get("value")) for p in outputs]
         try:

@@ -28,6 +28,7 @@ __all__ = [
     "ShardQuery",
     "quote_ident",
     "quote_literal",
+    "row_struct_fields",
     "shard_expression",
 ]
 
@@ -51,9 +52,10 @@ WITH caps AS (
 ),
 captured AS (
   SELECT c.request_id || ':' || CAST(coalesce(element_at(c."index", u.n), u.n - 1) AS varchar) AS row_id,
-         c.request_id AS request_key, c.caller AS caller, u.r AS r, element_at(c.outputs, u.n) AS output
+         c.request_id AS request_key, c.caller AS caller,
+{row_columns}         element_at(c.outputs, u.n) AS output
   FROM caps c
-  CROSS JOIN UNNEST(c.rows) WITH ORDINALITY AS u(r, n)
+  CROSS JOIN UNNEST(c.rows) WITH ORDINALITY AS u({row_aliases}, n)
   WHERE c.copy_no = 1
 ),
 labels AS (
@@ -123,6 +125,10 @@ class ShardQuery:
     labels_until: datetime
     """Last feedback hour read (labels arrive after their predictions)."""
     features: Sequence[str]
+    """The profile's feature columns to read (matched to ``row_fields`` without regard to case)."""
+    row_fields: Sequence[str]
+    """Every field of the table's ``rows`` struct, in the table's order: Trino's UNNEST of an array of
+    rows yields one column per field, named by position (:func:`row_struct_fields` reads them)."""
     shards: int
     location: str
     """``s3://bucket/prefix/`` the shard files are written under (must be empty: Athena refuses otherwise)."""
@@ -133,7 +139,13 @@ class ShardQuery:
         if not self.features:
             raise ValueError("no feature columns to read")
         table = f"{quote_ident(self.database)}.{{}}"
-        cols = "".join(f"       x.r.{quote_ident(f)} AS {quote_ident(f)},\n" for f in self.features)
+        position = {f.lower(): i for i, f in enumerate(self.row_fields)}
+        absent = [f for f in self.features if f.lower() not in position]
+        if absent:
+            raise ValueError(f"the captures table's rows have no field {', '.join(absent)}")
+        picked = [(f, position[f.lower()]) for f in self.features]
+        row_columns = "".join(f"         u.f_{i} AS f_{i},\n" for _, i in picked)
+        cols = "".join(f"       x.f_{i} AS {quote_ident(f)},\n" for f, i in picked)
         return SHARDS_UNLOAD.format(
             captures_table=table.format(quote_ident(self.captures_table)),
             feedback_table=table.format(quote_ident(self.feedback_table)),
@@ -145,9 +157,31 @@ class ShardQuery:
             start=_iso(self.start),
             end=_iso(self.end),
             feature_columns=cols,
+            row_columns=row_columns,
+            row_aliases=", ".join(f"f_{i}" for i in range(len(self.row_fields))),
             shard=shard_expression("x.request_key", self.shards),
             location=quote_literal(self.location),
         )
+
+
+def row_struct_fields(glue_type: str) -> list[str]:
+    """The field names of ``array<struct<name:type,…>>`` (a Glue column type), nested types skipped."""
+    t = glue_type.strip()
+    head, tail = "array<struct<", ">>"
+    if not (t.lower().startswith(head) and t.endswith(tail)):
+        raise ValueError(f"not an array of structs: {glue_type!r}")
+    body, fields, depth, start = t[len(head) : -len(tail)], [], 0, 0
+    for i, ch in enumerate(body + ","):
+        if ch in "<(":
+            depth += 1
+        elif ch in ">)":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            name = body[start:i].split(":", 1)[0].strip().strip("`")
+            if name:
+                fields.append(name)
+            start = i + 1
+    return fields
 
 
 def hours_between(start: datetime, end: datetime) -> int:
