@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,18 @@ def manual_config() -> Iterator[Path]:
         yield path
     finally:
         path.unlink(missing_ok=True)
+
+
+def pending(config: Path) -> list[dict[str, Any]]:
+    """`driftline models pending --json` (in this process, whose AWS clients point at the platform)."""
+    from typer.testing import CliRunner
+
+    from driftline.cli.main import app
+
+    out = CliRunner().invoke(app, ["models", "pending", "--json", "--config", str(config)], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    rows: list[dict[str, Any]] = json.loads(out.output)
+    return rows
 
 
 def test_an_approval_interrupted_by_a_restart_is_listed_resumed_and_approved(
@@ -83,6 +96,8 @@ def test_an_approval_interrupted_by_a_restart_is_listed_resumed_and_approved(
 
             config = config_mod.load(manual_config)
             assert config.model(MODEL).approval == "manual"
+            (request,) = pending(manual_config)  # the approval request is still listed, its run flagged
+            assert (request["version"], request["run"], request["run_status"]) == (version, name, "MISSING")
             with pytest.raises(ApprovalNotWaitingError, match=f"driftline local resume {name}"):
                 resolve_approval(MODEL, version, True, "alice", "ok", config=config)  # the dead token
             # still listed, still resumable (its step records say where it was)
@@ -98,6 +113,8 @@ def test_an_approval_interrupted_by_a_restart_is_listed_resumed_and_approved(
 
             again_version, second = _waiting(handle.name("control"), first)
             assert again_version == version and second != first
+            (request,) = pending(manual_config)
+            assert (request["run"], request["run_status"]) == (second.rsplit(":", 1)[-1], "RUNNING")
             out = resolve_approval(MODEL, version, True, "alice", "reviewed after the restart", config=config)
             assert out["execution_arn"] == second
             run, status_ = finished(second)
