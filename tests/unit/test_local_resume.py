@@ -21,6 +21,7 @@ from driftline.local.resume import (
     resume,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = "credit-default"
 ARN = "arn:aws:states:us-east-1:123456789012:execution:dev-driftline-retrain:manual-1"
 NEW_ARN = "arn:aws:states:us-east-1:123456789012:execution:dev-driftline-retrain:manual-2"
@@ -240,3 +241,54 @@ def test_status_shows_the_bare_record_when_cdk_json_cannot_be_read(tmp_path: Pat
     (found,) = _located(state, [RECORD])
     assert (found.name, found.model, found.version) == ("manual-1", MODEL, None)
     assert found.where() == "before its first recorded step"
+
+
+class _Kept:
+    """Persistence's interrupted-execution records, in memory."""
+
+    def __init__(self) -> None:
+        self.listed = {ARN: {**RECORD, "name": "manual-1"}}
+
+    def interrupted(self) -> list[dict[str, Any]]:
+        return list(self.listed.values())
+
+    def resolve(self, arn: str, resolution: str, detail: str = "") -> dict[str, Any]:
+        from driftline.local.persistence import RESOLUTIONS, UnknownExecutionError
+
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}")
+        if arn not in self.listed:
+            raise UnknownExecutionError(f"no interrupted execution {arn!r}")
+        return {**self.listed.pop(arn), "ended": True, "resolution": resolution, "detail": detail}
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "said"),
+    [
+        (b"not json", 400, "expected a JSON body with 'arn', 'resolution'"),
+        (b"[1]", 400, "expected a JSON body"),
+        (b'{"arn": "x"}', 400, "expected a JSON body"),
+        (json.dumps({"arn": ARN, "resolution": "forgotten"}).encode(), 400, "resolution must be one of"),
+        (json.dumps({"arn": "arn:nope", "resolution": "dismissed"}).encode(), 404, "no interrupted execution"),
+    ],
+)
+def test_the_resolve_endpoint_answers_hostile_bodies_precisely(
+    tmp_path: Path, body: bytes, code: int, said: str
+) -> None:
+    from driftline import config
+    from driftline.local.runtime import LocalOptions, LocalPlatform
+    from driftline.platform import build_platform
+
+    local = LocalPlatform(build_platform(config.load(ROOT / "cdk.json")), LocalOptions(state_dir=tmp_path))
+    local.persistence = _Kept()
+    status, doc = local._control("POST", "/_driftline/interrupted", body)
+    assert status == code and said in doc["error"], doc
+    assert [e["arn"] for e in local.status()["interrupted"]] == [ARN]  # nothing resolved
+
+    resolved = local._control(
+        "POST", "/_driftline/interrupted", json.dumps({"arn": ARN, "resolution": "resumed", "detail": NEW_ARN}).encode()
+    )
+    assert resolved == (200, {**RECORD, "name": "manual-1", "ended": True, "resolution": "resumed", "detail": NEW_ARN})
+    assert local.status()["interrupted"] == []
+    local.persistence = None  # --in-memory: nothing is kept, nothing can be interrupted
+    assert local._control("POST", "/_driftline/interrupted", body)[0] == 409
