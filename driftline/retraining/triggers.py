@@ -31,7 +31,8 @@ from driftline.retraining.control import INVALID_MODEL_KEY, ControlTable, Decisi
 from driftline.retraining.naming import AUTOMATIC_TRIGGERS, execution_arn, execution_name
 
 STARTING_GRACE_SECONDS = 60
-"""A lock whose execution does not exist yet is treated as 'starting' for this long, not as stale."""
+"""A lock whose execution does not exist yet is treated as 'starting' for this long, not as stale (unless
+the decision log records it as started: then it is gone, as on the local platform after a restart)."""
 
 SOURCES = {
     (DRIFT_DETECTED.source, DRIFT_DETECTED.detail_type): "drift",
@@ -318,6 +319,14 @@ class RetrainTrigger:
         except self._sfn.exceptions.ExecutionDoesNotExist:
             return None
 
+    def _was_started(self, model: str, holder: str) -> bool:
+        """Whether the decision log records ``holder`` as started: then a holder the service does not know
+        is not still starting but gone (the local platform forgets executions across a restart)."""
+        return any(
+            d.get("decision") == "started" and d.get("execution_arn") == holder
+            for d in self.control.history(model, limit=50, kind="decision")
+        )
+
     def start(self, r: RetrainRequest) -> Decision:
         """Start a run for one request unless the lock or cooldown says no; record the decision."""
         m = self.config.model(r.model)
@@ -351,7 +360,10 @@ class RetrainTrigger:
             if lock.holder:
                 status = self._status(lock.holder)
                 starting = (
-                    status is None and lock.acquired_at is not None and now - lock.acquired_at < STARTING_GRACE_SECONDS
+                    status is None
+                    and lock.acquired_at is not None
+                    and now - lock.acquired_at < STARTING_GRACE_SECONDS
+                    and not self._was_started(r.model, lock.holder)
                 )
                 if status == "RUNNING" or starting:
                     return decide(

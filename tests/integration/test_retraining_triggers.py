@@ -190,3 +190,19 @@ def test_lock_of_a_vanished_execution_is_taken_over_after_grace(trig: tuple[Retr
     assert t.handle(manual("m")).decisions[0].decision == "skipped"  # might still be starting
     clock.t += 120
     assert t.handle(manual("m2")).decisions[0].decision == "started"
+
+
+def test_lock_of_a_started_execution_the_service_forgot_is_taken_over_at_once(
+    trig: tuple[RetrainTrigger, Clock],
+) -> None:
+    # the local platform after a restart: the run that holds the lock was started (the decision log says
+    # so) and has ended, but the emulator no longer knows it; it is not "still starting"
+    t, clock = trig
+    first = t.handle(manual("m")).decisions[0]
+    assert first.decision == "started"
+    sfn = aws.client("stepfunctions")
+    sfn.stop_execution(executionArn=first.execution_arn)
+    real = t._status
+    t._status = lambda arn: None if arn == first.execution_arn else real(arn)  # type: ignore[method-assign]
+    clock.t += 5
+    assert t.handle(manual("m2")).decisions[0].decision == "started"
