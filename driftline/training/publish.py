@@ -103,7 +103,7 @@ def evaluate_champion(
         return None, f"champion v{version} could not be evaluated: {e}"
 
 
-def _lineage(
+def training_lineage(
     fs: FeatureSet,
     cfg: ModelConfig,
     *,
@@ -114,6 +114,7 @@ def _lineage(
     seed: int,
     validation_fraction: float | None,
 ) -> dict[str, Any]:
+    """What a version records about how it was made (the data, the code, the trigger, the seed)."""
     return {
         "training_set": dict(training_set),
         "feature_set": {"name": fs.name, "version": fs.version, "fingerprint": fs.fingerprint},
@@ -155,21 +156,11 @@ def train_and_register(
     table = to_arrow(data)
     ts_lineage = training_set_lineage(table, training_set)
     parent = current_champion(registry, model)
-    chosen = algorithm or cfg.algorithm
     fraction: float | None = None
+    result: TrainedModel | TrainingRejectedError
     try:
         fraction = validation_fraction_of(cfg, validation_fraction, params)
-        lineage = _lineage(
-            fs,
-            cfg,
-            training_set=ts_lineage,
-            parent=parent,
-            trigger=trigger,
-            execution_id=execution_id,
-            seed=seed,
-            validation_fraction=fraction,
-        )
-        trained = train_model(
+        result = train_model(
             table,
             fs,
             cfg,
@@ -181,52 +172,89 @@ def train_and_register(
             trainers_dir=trainers_dir,
         )
     except TrainingRejectedError as e:
-        progress(f"rejected: {e.reason}")
-        lineage = _lineage(
-            fs,
-            cfg,
-            training_set=ts_lineage,
-            parent=parent,
-            trigger=trigger,
-            execution_id=execution_id,
-            seed=seed,
-            validation_fraction=fraction,
-        )
-        mv = registry.register(
-            model,
-            status="rejected",
-            reason=e.reason,
-            created_by=created_by,
-            algorithm=str(chosen),
-            params=dict(params if params is not None else cfg.params),
-            input_schema=fs.input_schema(),
-            feature_set=fs.name,
-            feature_set_version=fs.version,
-            feature_set_fingerprint=fs.fingerprint,
-            lineage=lineage,
-            trigger=trigger,
-        )
-        return TrainingOutcome(
-            model=model,
-            version=mv.version,
-            status="rejected",
-            metrics={},
-            champion_version=parent,
-            champion_metrics=None,
-            reason=e.reason,
-            lineage=lineage,
-        )
-    return _publish(
-        trained,
+        result = e
+    lineage = training_lineage(
+        fs,
+        cfg,
+        training_set=ts_lineage,
+        parent=parent,
+        trigger=trigger,
+        execution_id=execution_id,
+        seed=seed,
+        validation_fraction=fraction,
+    )
+    return register_result(
+        result,
         fs,
         cfg,
         registry=registry,
-        bucket=artifacts_bucket,
+        artifacts_bucket=artifacts_bucket,
         lineage=lineage,
         parent=parent,
         trigger=trigger,
         created_by=created_by,
+        algorithm=algorithm,
+        params=params,
         progress=progress,
+    )
+
+
+def register_result(
+    result: TrainedModel | TrainingRejectedError,
+    fs: FeatureSet,
+    cfg: ModelConfig,
+    *,
+    registry: Registry,
+    artifacts_bucket: str,
+    lineage: dict[str, Any],
+    parent: int | None,
+    trigger: str,
+    created_by: str,
+    algorithm: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    progress: Progress = quiet,
+) -> TrainingOutcome:
+    """Register what a training run produced, wherever it ran (the ``train`` Lambda, the CLI or a
+    SageMaker training job read back by driftline.retraining.sagemaker): a ``candidate`` with its
+    uploaded artifacts, or a ``rejected`` version with the reason. One function, so both compute
+    paths give the same registry records, artifacts and champion comparison."""
+    if isinstance(result, TrainedModel):
+        return _publish(
+            result,
+            fs,
+            cfg,
+            registry=registry,
+            bucket=artifacts_bucket,
+            lineage=lineage,
+            parent=parent,
+            trigger=trigger,
+            created_by=created_by,
+            progress=progress,
+        )
+    progress(f"rejected: {result.reason}")
+    mv = registry.register(
+        cfg.name,
+        status="rejected",
+        reason=result.reason,
+        created_by=created_by,
+        algorithm=str(algorithm or cfg.algorithm),
+        params=dict(params if params is not None else cfg.params),
+        input_schema=fs.input_schema(),
+        feature_set=fs.name,
+        feature_set_version=fs.version,
+        feature_set_fingerprint=fs.fingerprint,
+        lineage=lineage,
+        trigger=trigger,
+    )
+    return TrainingOutcome(
+        model=cfg.name,
+        version=mv.version,
+        status="rejected",
+        metrics={},
+        champion_version=parent,
+        champion_metrics=None,
+        reason=result.reason,
+        lineage=lineage,
     )
 
 
