@@ -385,6 +385,8 @@ def duckdb_reason(e: Exception) -> str:
     m = re.search(r'Referenced column "([^"]+)" not found', message)
     if m:
         return f"COLUMN_NOT_FOUND: line 1:1: Column '{m.group(1)}' cannot be resolved"
+    if "Division by zero" in message:
+        return "DIVISION_BY_ZERO: line 1:1: Division by zero"
     m = re.search(r"Scalar Function with name (\S+) does not exist", message)
     if m:
         return f"FUNCTION_NOT_FOUND: line 1:1: Function '{m.group(1)}' not registered"
@@ -553,6 +555,7 @@ class AthenaEngine:
             config={
                 "threads": max(1, self.options.threads),
                 "memory_limit": self.options.memory_limit,
+                "integer_division": True,  # Trino's: 7 / 2 = 3 on integers (DuckDB's default gives 3.5)
                 "enable_external_access": False,
                 "autoinstall_known_extensions": False,
                 "autoload_known_extensions": False,

@@ -201,6 +201,13 @@ def test_unnest_rows_with_ordinality_and_exact_aggregates(engine: AthenaEngine, 
     ]
 
 
+def test_division_is_trinos(engine: AthenaEngine) -> None:
+    assert values(engine, "SELECT 7 / 2, -7 / 2, 7.0 / 2, CAST(7 AS double) / 2, 7 % 3") == [
+        ["3", "-3", "3.5", "3.5", "1"]
+    ]
+    assert run(engine, "SELECT 1 / 0").reason == "DIVISION_BY_ZERO: line 1:1: Division by zero"
+
+
 def test_partition_filter_and_pending_files(engine: AthenaEngine, data: dict[str, Any]) -> None:
     (data["root"] / BUCKET / "features" / "_pending").mkdir()
     (data["root"] / BUCKET / "features" / "_pending" / "u").write_text("not parquet")
