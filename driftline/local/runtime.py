@@ -456,6 +456,17 @@ class LocalPlatform:
 
         self._athena = contextlib.ExitStack()  # Athena queries run on DuckDB (driftline.local.athena)
         self._athena.enter_context(install_athena(self._athena_engine))
+        from driftline.local.sagemaker_hook import install_sagemaker
+
+        self._athena.enter_context(  # training jobs run the entry point in a worker process
+            install_sagemaker(
+                lambda: self.client("s3"),
+                image_env={
+                    "FEATURE_SETS_DIR": str((self.project_root / self.platform.config.feature_sets_dir).resolve()),
+                    "TRAINERS_DIR": str((self.project_root / self.platform.config.trainers_dir).resolve()),
+                },
+            )
+        )
         self.bridge.enforce_iam(lambda: self.platform, self.account, self.region)  # each function's own role
         self.bridge.seal()  # from now on only functions the platform (or a token holder) made are run
         assert self._gate is not None
