@@ -24,12 +24,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
@@ -37,9 +39,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
-import pyarrow.json as pajson
 from sqlglot import exp
 
+from driftline.athena_queries import string_literal
 from driftline.local.athena_sql import (
     AthenaQueryError,
     Statement,
@@ -48,6 +50,7 @@ from driftline.local.athena_sql import (
     arrow_type,
     athena_type,
     csv_line,
+    duckdb_type,
     parse_statement,
     to_duckdb,
     varchar_value,
@@ -325,33 +328,48 @@ def _json_lines(
     partitions: pa.Schema,
     lenient: bool,
 ) -> pa.Table:
-    opts = pajson.ParseOptions(explicit_schema=columns, unexpected_field_behavior="ignore")
+    """JSON lines with the Glue column types, parsed by DuckDB's JSON reader (pyarrow's cannot build
+    maps) on a private connection that runs only this reader over a temporary copy of each object."""
+    spec = ", ".join(f"{string_literal(f.name)}: {string_literal(duckdb_type(f.type))}" for f in columns)
     parts = []
-    for info, vals in zip(files, values, strict=True):
+    with tempfile.TemporaryDirectory(prefix="driftline-athena-") as tmp:
+        con = duckdb.connect(
+            config={"threads": 1, "autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        )
         try:
-            with fs.open_input_stream(info.path, compression="detect") as f:
-                data = f.read()
-        except OSError as e:
-            raise AthenaQueryError(f"HIVE_CURSOR_ERROR: cannot read s3://{info.path}: {e}") from None
-        try:
-            t = pajson.read_json(pa.BufferReader(data), parse_options=opts)
-        except pa.ArrowInvalid as e:
-            if not lenient:
-                raise AthenaQueryError(f"HIVE_BAD_DATA: Error parsing field value in s3://{info.path}: {e}") from None
-            t = _lenient_json(data, opts, info.path)
-        t = t.select(columns.names)
-        for p in partitions:
-            t = t.append_column(p, pa.array([_cast_scalar(vals.get(p.name), p.type).as_py()] * t.num_rows, p.type))
-        parts.append(t)
+            for n, (info, vals) in enumerate(zip(files, values, strict=True)):
+                try:
+                    with fs.open_input_stream(info.path, compression="detect") as f:
+                        data = f.read()
+                except OSError as e:
+                    raise AthenaQueryError(f"HIVE_CURSOR_ERROR: cannot read s3://{info.path}: {e}") from None
+                local = Path(tmp) / f"{n}.jsonl"
+                local.write_bytes(data)
+                t = _read_json(con, local, spec, info.path, lenient)
+                for p in partitions:
+                    value = _cast_scalar(vals.get(p.name), p.type).as_py()
+                    t = t.append_column(p, pa.array([value] * t.num_rows, p.type))
+                parts.append(t)
+        finally:
+            con.close()
     schema = pa.schema([*columns, *partitions])
-    return pa.concat_tables(parts) if parts else schema.empty_table()
+    return pa.concat_tables(parts, promote_options="permissive") if parts else schema.empty_table()
 
 
-def _lenient_json(data: bytes, opts: pajson.ParseOptions, path: str) -> pa.Table:
-    """``ignore.malformed.json``: a line that is not a JSON object becomes a row of NULLs (the SerDe's
-    behaviour); values of the wrong type still fail the query, as they do on Athena."""
+def _read_json(con: duckdb.DuckDBPyConnection, local: Path, spec: str, path: str, lenient: bool) -> pa.Table:
+    """One object's rows; with ``ignore.malformed.json`` a line that is not a JSON object becomes a row
+    of NULLs (the SerDe's behaviour). Values of the wrong type fail the query, as on Athena."""
+    query = (
+        f"SELECT * FROM read_json({string_literal(str(local))}, format = 'newline_delimited', "  # noqa: S608 - a path and types this module wrote
+        f"columns = {{{spec}}})"
+    )
+    try:
+        return _relation(con.sql(query)).to_arrow_table()
+    except duckdb.Error as e:
+        if not lenient:
+            raise AthenaQueryError(f"HIVE_BAD_DATA: Error parsing field value in s3://{path}: {e}") from None
     lines = []
-    for line in data.splitlines():
+    for line in local.read_bytes().splitlines():
         if not line.strip():
             continue
         try:
@@ -359,17 +377,16 @@ def _lenient_json(data: bytes, opts: pajson.ParseOptions, path: str) -> pa.Table
         except ValueError:
             ok = False
         lines.append(line if ok else b"{}")
-    if not lines:
-        return opts.explicit_schema.empty_table()
+    local.write_bytes(b"\n".join(lines) + b"\n")
     try:
-        return pajson.read_json(pa.BufferReader(b"\n".join(lines) + b"\n"), parse_options=opts)
-    except pa.ArrowInvalid as e:
+        return _relation(con.sql(query)).to_arrow_table()
+    except duckdb.Error as e:
         raise AthenaQueryError(f"HIVE_BAD_DATA: Error parsing field value in s3://{path}: {e}") from None
 
 
 _DUCK_ERRORS: tuple[tuple[str, str], ...] = (
     ("ParserException", "SYNTAX_ERROR"),
-    ("BinderException", "COLUMN_NOT_FOUND"),
+    ("BinderException", "SYNTAX_ERROR"),
     ("CatalogException", "FUNCTION_NOT_FOUND"),
     ("ConversionException", "INVALID_CAST_ARGUMENT"),
     ("OutOfRangeException", "NUMERIC_VALUE_OUT_OF_RANGE"),
@@ -385,6 +402,8 @@ def duckdb_reason(e: Exception) -> str:
     m = re.search(r'Referenced column "([^"]+)" not found', message)
     if m:
         return f"COLUMN_NOT_FOUND: line 1:1: Column '{m.group(1)}' cannot be resolved"
+    if "No function matches" in message:
+        return f"FUNCTION_NOT_FOUND: line 1:1: {message[:1000]}"
     if "Division by zero" in message:
         return "DIVISION_BY_ZERO: line 1:1: Division by zero"
     m = re.search(r"Scalar Function with name (\S+) does not exist", message)

@@ -28,6 +28,7 @@ __all__ = [
     "arrow_type",
     "athena_type",
     "csv_line",
+    "duckdb_type",
     "parse_statement",
     "to_duckdb",
     "varchar_value",
@@ -481,6 +482,39 @@ def arrow_type(glue_type: str) -> pa.DataType:
     if p.i < len(p.text.rstrip()):
         raise p.fail("unexpected text")
     return out
+
+
+def _quoted_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def duckdb_type(t: pa.DataType) -> str:
+    """DuckDB's name of an Arrow type (the JSON reader's ``columns``; maps and nested structs included)."""
+    simple = {
+        pa.int64(): "BIGINT",
+        pa.int32(): "INTEGER",
+        pa.int16(): "SMALLINT",
+        pa.int8(): "TINYINT",
+        pa.float64(): "DOUBLE",
+        pa.float32(): "FLOAT",
+        pa.bool_(): "BOOLEAN",
+        pa.string(): "VARCHAR",
+        pa.binary(): "BLOB",
+        pa.date32(): "DATE",
+    }
+    if t in simple:
+        return simple[t]
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision}, {t.scale})"
+    if pa.types.is_map(t):
+        return f"MAP({duckdb_type(t.key_type)}, {duckdb_type(t.item_type)})"
+    if pa.types.is_list(t):
+        return f"{duckdb_type(t.value_type)}[]"
+    if pa.types.is_struct(t):
+        return "STRUCT(" + ", ".join(f"{_quoted_name(f.name)} {duckdb_type(f.type)}" for f in t) + ")"
+    raise AthenaQueryError(f"NOT_SUPPORTED: type {t} in a JSON table")
 
 
 def athena_type(t: pa.DataType) -> str:

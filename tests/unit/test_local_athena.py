@@ -298,6 +298,7 @@ def test_unload_writes_partitioned_parquet_named_like_athena(engine: AthenaEngin
         ),
         ("SELECT no_such_column FROM spine", "COLUMN_NOT_FOUND: line 1:1: Column 'no_such_column' cannot be resolved"),
         ("SELECT no_such_function(1)", "FUNCTION_NOT_FOUND: line 1:1: Function 'no_such_function' not registered"),
+        ("SELECT cardinality(map(ARRAY['a'], ARRAY[1]))", "FUNCTION_NOT_FOUND: line 1:1: "),
         ("SELECT FROM WHERE", "SYNTAX_ERROR: line 1:"),
         ("SELECT CAST('x' AS integer)", "INVALID_CAST_ARGUMENT"),
         ("SELECT 1; SELECT 2", "INVALID_PARAMETER: Only one sql statement is allowed."),
@@ -372,6 +373,42 @@ def test_malformed_json_lines_read_as_null_rows_unless_strict(data: dict[str, An
         assert ex.state == "SUCCEEDED", ex.reason
         assert ex.rows == [["5", "2", "3"]]
         assert run(e, "SELECT count(*) FROM strict").reason.startswith("HIVE_BAD_DATA: Error parsing field value")
+    finally:
+        e.shutdown()
+
+
+def test_json_maps_inside_arrays_of_structs(data: dict[str, Any]) -> None:
+    folder = data["root"] / BUCKET / "outputs"
+    folder.mkdir()
+    lines = [
+        {"id": "a", "outputs": [{"label": 1, "probabilities": {"0": 0.25, "1": 0.75}}], "ts": "2026-12-03T10:00:00Z"},
+        {"id": "b", "outputs": [{"label": 0, "probabilities": None}], "ts": "2026-12-03T10:00:01.5+00:00"},
+    ]
+    (folder / "o.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    spec = TableSpec(
+        DB,
+        "outputs",
+        "b",
+        "outputs/",
+        (
+            Column("id", "string"),
+            Column("outputs", "array<struct<label:bigint,probabilities:map<string,double>>>"),
+            Column("ts", "timestamp"),
+        ),
+        "json-lines",
+    )
+    e = AthenaEngine(InMemoryCatalog({DB: {"outputs": spec.table_input(BUCKET)}}), data["fs"])
+    try:
+        ex = run(
+            e,
+            "SELECT id, o.label, element_at(o.probabilities, '1') AS p1, ts "
+            "FROM outputs CROSS JOIN UNNEST(outputs) AS o(label, probabilities) ORDER BY id",
+        )
+        assert ex.state == "SUCCEEDED", ex.reason
+        assert ex.rows == [
+            ["a", "1", "0.75", "2026-12-03 10:00:00.000"],
+            ["b", "0", None, "2026-12-03 10:00:01.500"],
+        ]
     finally:
         e.shutdown()
 
