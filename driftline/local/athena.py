@@ -49,6 +49,7 @@ from driftline.local.athena_sql import (
     Unload,
     arrow_type,
     athena_type,
+    bind_parameters,
     csv_line,
     duckdb_type,
     parse_statement,
@@ -166,6 +167,8 @@ class QueryExecution:
     output_location: str | None
     """``s3://bucket/prefix/<id>.csv`` (Athena's naming), or None when neither client nor workgroup gave one."""
     workgroup: str = "primary"
+    parameters: list[str] | None = None
+    """``ExecutionParameters``: SQL literals for the query's ``?`` placeholders, in order."""
     state: str = "QUEUED"
     reason: str | None = None
     submitted: float = field(default_factory=time.time)
@@ -441,13 +444,19 @@ class AthenaEngine:
         output_location: str | None = None,
         workgroup: str = "primary",
         query_id: str | None = None,
+        parameters: list[str] | None = None,
     ) -> str:
         """Queue a query; ``output_location`` is the results prefix (``<id>.csv`` is added unless given)."""
         qid = query_id or str(uuid.uuid4())
         if output_location and not output_location.endswith(".csv"):
             output_location = output_location.rstrip("/") + f"/{qid}.csv"
         ex = QueryExecution(
-            qid, query if isinstance(query, str) else "", database or DEFAULT_DATABASE, output_location, workgroup
+            qid,
+            query if isinstance(query, str) else "",
+            database or DEFAULT_DATABASE,
+            output_location,
+            workgroup,
+            parameters=list(parameters) if parameters else None,
         )
         with self._lock:
             self._executions[qid] = ex
@@ -615,6 +624,7 @@ class AthenaEngine:
 
     def _execute(self, ex: QueryExecution) -> None:
         stmt = parse_statement(ex.query)
+        stmt.tree = bind_parameters(stmt.tree, ex.parameters)
         con = self._connect()
         try:
             with self._lock:

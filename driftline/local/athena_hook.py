@@ -109,7 +109,12 @@ class AthenaDelegate:
         backend.executions[qid].status = "QUEUED"
         database = context.get("Database") if isinstance(context, dict) else None
         self.engine(backend).start(
-            query, database=database, output_location=location, workgroup=workgroup or "primary", query_id=qid
+            query,
+            database=database,
+            output_location=location,
+            workgroup=workgroup or "primary",
+            query_id=qid,
+            parameters=execution_parameters,
         )
         return qid
 

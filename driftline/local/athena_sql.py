@@ -27,6 +27,7 @@ __all__ = [
     "Unload",
     "arrow_type",
     "athena_type",
+    "bind_parameters",
     "csv_line",
     "duckdb_type",
     "parse_statement",
@@ -270,6 +271,29 @@ def _tables(tree: exp.Expr, offset: int) -> list[TableRef]:
         start = (ident.meta.get("start") if ident is not None else None) or 0
         refs.append(TableRef(t.db or None, t.name, offset + int(start)))
     return refs
+
+
+def bind_parameters(tree: exp.Expr, parameters: list[str] | None) -> exp.Expr:
+    """Athena's ``ExecutionParameters``: each ``?`` of the query, in order, becomes the parameter's SQL
+    literal (``'text'``, ``42``, ``DATE '2026-01-01'``); a parameter that is not one literal fails."""
+    holes = list(tree.find_all(exp.Placeholder))
+    given = list(parameters or [])
+    if len(holes) != len(given):
+        raise AthenaQueryError(
+            f"INVALID_PARAMETER: the query has {len(holes)} parameter(s) (?) but {len(given)} execution parameter(s)"
+        )
+    for hole, text in zip(holes, given, strict=True):
+        try:
+            value = sqlglot.parse_one(text, read="trino") if isinstance(text, str) else None
+        except sqlglot.errors.SqlglotError:
+            value = None
+        if value is None or not (
+            isinstance(value, exp.Literal | exp.Null | exp.Boolean)
+            or (isinstance(value, exp.Cast | exp.Neg) and isinstance(value.this, exp.Literal))
+        ):
+            raise AthenaQueryError(f"INVALID_PARAMETER: execution parameter {text!r} is not a SQL literal")
+        hole.replace(value)
+    return tree
 
 
 def parse_statement(sql: str) -> Statement:

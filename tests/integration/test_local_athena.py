@@ -356,3 +356,23 @@ def test_check_moto_refuses_without_athena_hook_points(monkeypatch: pytest.Monke
     monkeypatch.delattr(AthenaResponse, "get_query_results")
     with pytest.raises(UnsupportedMotoError, match=r"AthenaResponse\.get_query_results"):
         check_moto()
+
+
+def test_execution_parameters_through_the_api(
+    emulator: dict[str, Any], platform_def: Any, credit_fs: Any, curated: pd.DataFrame
+) -> None:
+    athena = emulator["clients"]("athena")
+    qid = athena.start_query_execution(
+        QueryString=f"SELECT count(*) FROM {credit_fs.name} WHERE date = ?",
+        QueryExecutionContext={"Database": database_name(platform_def)},
+        WorkGroup=athena_workgroup(platform_def).name,
+        ExecutionParameters=["'2026-12-02'"],
+    )["QueryExecutionId"]
+    deadline = time.monotonic() + 30
+    while athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]["State"] in (
+        "QUEUED",
+        "RUNNING",
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert _rows(emulator, qid)[1] == [str(int((curated["date"] == "2026-12-02").sum()))]

@@ -201,6 +201,20 @@ def test_unnest_rows_with_ordinality_and_exact_aggregates(engine: AthenaEngine, 
     ]
 
 
+def test_execution_parameters_bind_literals(engine: AthenaEngine) -> None:
+    query = "SELECT customer, label FROM spine WHERE customer = ? AND label >= ? ORDER BY event_ts"
+    ex = engine.wait(engine.start(query, database=DB, parameters=["'a'", "1"]))
+    assert ex.state == "SUCCEEDED", ex.reason
+    assert ex.rows == [["a", "1"]]
+    for params, reason in (
+        (["'a'"], "INVALID_PARAMETER: the query has 2 parameter(s)"),
+        (["'a'", "1); DROP TABLE spine; --"], "INVALID_PARAMETER: execution parameter"),
+        (["'a'", "label"], "INVALID_PARAMETER: execution parameter 'label' is not a SQL literal"),
+    ):
+        failed = engine.wait(engine.start(query, database=DB, parameters=params))
+        assert failed.state == "FAILED" and (failed.reason or "").startswith(reason), failed.reason
+
+
 def test_division_is_trinos(engine: AthenaEngine) -> None:
     assert values(engine, "SELECT 7 / 2, -7 / 2, 7.0 / 2, CAST(7 AS double) / 2, 7 % 3") == [
         ["3", "-3", "3.5", "3.5", "1"]
