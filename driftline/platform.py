@@ -719,6 +719,7 @@ def build_platform(config: PlatformConfig) -> Platform:
             timeout_s=300,
             env=_DRIFT_ENV,
             access=(
+                Grant("athena"),  # reads a failed query's reason
                 Grant("bucket", "artifacts"),
                 Grant("bucket", "captures", "read", f"{DRIFT_SCRATCH_PREFIX}/*"),
                 Grant("bucket", "reports", "read_write"),

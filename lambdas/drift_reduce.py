@@ -43,7 +43,9 @@ def _parse(event: Any) -> dict[str, Any]:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         state = _parse(event)
-        out = reduce_check(state, ctx=_context(), client=aws.client("s3"), now=datetime.now(UTC))
+        out = reduce_check(
+            state, ctx=_context(), client=aws.client("s3"), now=datetime.now(UTC), athena=aws.client("athena")
+        )
     except MonitoringError as e:
         logger.error("scale-out drift check could not finish", extra={"error": str(e)})
         return {"status": "error", "message": str(e)}

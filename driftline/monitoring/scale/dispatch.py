@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from driftline import aws
+from driftline.capture_tables import captures_table_name, feedback_table_name
 from driftline.captures_store import DELIVERY_LAG
 from driftline.contracts import CAPTURES_PREFIX, drift_run_name, drift_shard_data_prefix, hour_prefixes
 from driftline.monitoring.scale.sql import MAX_SHARDS, ShardQuery, row_struct_fields
@@ -35,7 +36,6 @@ __all__ = [
     "estimate_window",
     "maybe_start",
     "start_workflow",
-    "table_name",
     "wants_scale_out",
     "workflow_input",
 ]
@@ -115,11 +115,6 @@ def captured_row_fields(glue: Any, database: str, table: str) -> list[str] | Non
     return None
 
 
-def table_name(kind: str, model: str) -> str:
-    """``captures_<model>`` / ``feedback_<model>`` with Glue's character set (no '-')."""
-    return f"{kind}_{model}".replace("-", "_").lower()
-
-
 def workflow_input(
     prep: Prepared,
     target: ScaleTarget,
@@ -136,8 +131,8 @@ def workflow_input(
     features = prep.features
     query = ShardQuery(
         database=target.database,
-        captures_table=table_name("captures", prep.model),
-        feedback_table=table_name("feedback", prep.model),
+        captures_table=captures_table_name(prep.model),
+        feedback_table=feedback_table_name(prep.model),
         version=prep.version.version,
         start=window.start,
         end=window.end,
@@ -225,7 +220,7 @@ def maybe_start(
     size = estimate_window(s3, ctx.captures_bucket, prep.model, prep.window.start, prep.window.end)
     if not wants_scale_out(size, settings.scale_out_rows, settings.scale_out_bytes):
         return None
-    fields = captured_row_fields(glue or aws.client("glue"), target.database, table_name("captures", prep.model))
+    fields = captured_row_fields(glue or aws.client("glue"), target.database, captures_table_name(prep.model))
     if fields is None:
         log.warning("%s: no captures table %s in %s; checking in-process", prep.model, prep.model, target.database)
         return None

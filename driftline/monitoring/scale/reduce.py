@@ -113,10 +113,12 @@ def _incomplete_message(outcome: ShardOutcome) -> str:
     return "the check is incomplete, no verdict was given: " + "; ".join(parts)
 
 
-def reduce_check(event: Mapping[str, Any], *, ctx: Context, client: Any, now: datetime) -> dict[str, Any]:
+def reduce_check(
+    event: Mapping[str, Any], *, ctx: Context, client: Any, now: datetime, athena: Any | None = None
+) -> dict[str, Any]:
     """Finish one scale-out check from the workflow's state (``model``, ``run``, ``window_start``,
-    ``window_end``, optional ``query_error``); returns what :func:`driftline.monitoring.check.run_check`
-    returns, with ``engine: "workflow"``."""
+    ``window_end``, optional ``query_error``); ``athena`` reads a failed query's reason. Returns what
+    :func:`driftline.monitoring.check.run_check` returns, with ``engine: "workflow"``."""
     model, run = str(event["model"]), str(event["run"])
     prep = prepare(model, str(event["window_start"]), str(event["window_end"]), ctx, now)
     if not isinstance(prep, Prepared):
@@ -129,7 +131,7 @@ def reduce_check(event: Mapping[str, Any], *, ctx: Context, client: Any, now: da
         )
     query_error = event.get("query_error")
     if query_error:
-        msg = f"the Athena query reading the window failed: {_athena_message(query_error)}"
+        msg = f"the Athena query reading the window failed: {_athena_message(query_error, athena)}"
         return _finish_without_verdict(ctx, prep, FAILED, msg, now)
     outcome = collect(client, ctx.captures_bucket, model, run)
     if not outcome.complete:
@@ -164,8 +166,17 @@ def reduce_check(event: Mapping[str, Any], *, ctx: Context, client: Any, now: da
     return out
 
 
-def _athena_message(error: Any) -> str:
-    """The reason Athena gave (``StateChangeReason``), from a GetQueryExecution answer or a plain string."""
+def _athena_message(error: Any, athena: Any | None) -> str:
+    """The reason Athena gave (``StateChangeReason``): asked for by query id, or taken from a
+    GetQueryExecution answer, a Step Functions error (``Error``/``Cause``) or a plain string."""
+    if isinstance(error, Mapping) and isinstance(error.get("query_id"), str):
+        if athena is None:
+            return f"query {error['query_id']} ended {error.get('State', 'FAILED')}"
+        try:
+            status = athena.get_query_execution(QueryExecutionId=error["query_id"])["QueryExecution"]["Status"]
+        except Exception as e:
+            return f"query {error['query_id']} ended {error.get('State', 'FAILED')} ({type(e).__name__}: {e})"
+        return f"{status.get('State', 'FAILED')}: {status.get('StateChangeReason') or 'no reason given'}"
     if isinstance(error, Mapping):
         if "Error" in error:  # a Step Functions error caught from StartQueryExecution
             return f"{error['Error']}: {error.get('Cause', '')}".rstrip(": ")

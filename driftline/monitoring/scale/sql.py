@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from driftline.capture_tables import HOUR_PARTITION
+
 __all__ = [
     "HOUR_COLUMN",
     "MAX_SHARDS",
@@ -34,7 +36,7 @@ __all__ = [
 
 MAX_SHARDS = 1000
 """Shards (and so Map items) at most: moto's Distributed Map reads one listing of at most 1000 keys."""
-HOUR_COLUMN = "hour"
+HOUR_COLUMN = HOUR_PARTITION
 """The captures and feedback tables' projected partition (``yyyy/MM/dd/HH``, the Firehose hour layout)."""
 HASH_DIGITS = 3
 """Hex digits of the request id's MD5 that pick its shard (16**3 buckets folded onto the shard count)."""
