@@ -139,6 +139,8 @@ class EngineOptions:
     """Queries running at once; more wait QUEUED."""
     memory_limit: str = "1GB"
     """DuckDB's memory limit per query (spills or fails with EXCEEDED_LOCAL_MEMORY_LIMIT beyond it)."""
+    results_kept: int = 100
+    """SELECT results held in memory for GetQueryResults (the most recent ones); older ones stay in S3 only."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> EngineOptions:
@@ -180,6 +182,8 @@ class QueryExecution:
     rows: list[list[str | None]] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     """Objects an UNLOAD wrote."""
+    released: bool = False
+    """Its rows were dropped from memory (only the CSV in the output location remains)."""
     connection: Any = None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -433,6 +437,7 @@ class AthenaEngine:
         self.options = options or EngineOptions()
         self._pool = ThreadPoolExecutor(max_workers=self.options.max_concurrent, thread_name_prefix="driftline-athena")
         self._executions: dict[str, QueryExecution] = {}
+        self._held: list[QueryExecution] = []
         self._lock = threading.Lock()
 
     # ---- API ----
@@ -499,6 +504,11 @@ class AthenaEngine:
             if ex.state in ("QUEUED", "RUNNING"):
                 raise ResultsError(f"Query has not yet finished. Current state: {ex.state}")
             raise ResultsError(f"Query did not finish successfully. Final query state: {ex.state}")
+        if ex.released:
+            raise ResultsError(
+                f"The local Athena keeps the results of its {self.options.results_kept} most recent queries; "
+                f"read this one's at {ex.output_location}"
+            )
         size = MAX_RESULTS if max_results is None else max_results
         if not isinstance(size, int) or not 1 <= size <= MAX_RESULTS:
             raise ResultsError(f"MaxResults must be between 1 and {MAX_RESULTS}")
@@ -576,6 +586,11 @@ class AthenaEngine:
                 ex.state, ex.reason = outcome, reason
                 ex.completed = time.time()
             ex.connection = None
+            if ex.rows:
+                self._held.append(ex)
+                while len(self._held) > max(1, self.options.results_kept):
+                    old = self._held.pop(0)
+                    old.rows, old.released = [], True
         ex.done.set()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:

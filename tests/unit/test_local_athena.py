@@ -471,6 +471,17 @@ def test_results_pages_tokens_and_csv(engine: AthenaEngine, data: dict[str, Any]
         engine.results("nope")
 
 
+def test_only_recent_results_are_held(data: dict[str, Any]) -> None:
+    e = AthenaEngine(data["catalog"], data["fs"], EngineOptions(results_kept=2))
+    try:
+        ids = [e.wait(e.start(f"SELECT {i} AS i", database=DB)).id for i in range(3)]
+        with pytest.raises(ResultsError, match="2 most recent"):
+            e.results(ids[0])
+        assert [e.results(i)["ResultSet"]["Rows"][1]["Data"][0]["VarCharValue"] for i in ids[1:]] == ["1", "2"]
+    finally:
+        e.shutdown()
+
+
 @pytest.mark.parametrize(
     ("value", "text"),
     [
