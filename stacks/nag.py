@@ -147,7 +147,8 @@ SCALE_OUT_DRIFT = NagPackSuppression(
         RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:states:.*:execution:[A-Za-z0-9-]+-drift-scale\\/\\*$/"),
     ],
 )
-SCALE_OUT_FUNCTIONS = ("drift-shard", "drift-reduce")
+SCALE_OUT_FUNCTIONS = ("drift", "drift-shard", "drift-reduce")
+"""The drift function reads the captures table's definition (Glue) before it starts the workflow."""
 
 FUNCTION_ACKNOWLEDGMENTS = [GRANT_GROUPS, BUCKET_OBJECTS, NO_RESOURCE_LEVEL, CHILD_WILDCARDS, RUNTIME]
 """On every platform function: the function resource and its role's policy."""
