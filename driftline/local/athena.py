@@ -42,8 +42,10 @@ import pyarrow.fs as pafs
 from sqlglot import exp
 
 from driftline.athena_queries import string_literal
+from driftline.athena_tables import PARQUET_SERDE
 from driftline.local.athena_sql import (
     AthenaQueryError,
+    Ctas,
     Statement,
     TableRef,
     Unload,
@@ -52,6 +54,7 @@ from driftline.local.athena_sql import (
     bind_parameters,
     csv_line,
     duckdb_type,
+    glue_type,
     parse_statement,
     to_duckdb,
     varchar_value,
@@ -83,6 +86,10 @@ class Catalog(Protocol):
 
     def has_database(self, database: str) -> bool: ...
 
+    def create_table(self, database: str, table_input: dict[str, Any]) -> bool:
+        """Add a table (CREATE TABLE AS); False when one of that name exists."""
+        ...
+
 
 class GlueCatalog:
     """Glue ``GetTable``/``GetDatabase`` through an injected boto3 client (the emulator's)."""
@@ -104,6 +111,13 @@ class GlueCatalog:
             return False
         return True
 
+    def create_table(self, database: str, table_input: dict[str, Any]) -> bool:
+        try:
+            self.client.create_table(DatabaseName=database, TableInput=table_input)
+        except self.client.exceptions.AlreadyExistsException:
+            return False
+        return True
+
 
 class InMemoryCatalog:
     """Glue ``TableInput`` dicts by database and name (unit tests, tools)."""
@@ -116,6 +130,13 @@ class InMemoryCatalog:
 
     def has_database(self, database: str) -> bool:
         return database.lower() in self.tables
+
+    def create_table(self, database: str, table_input: dict[str, Any]) -> bool:
+        tables = self.tables.setdefault(database.lower(), {})
+        if table_input["Name"].lower() in tables:
+            return False
+        tables[table_input["Name"].lower()] = table_input
+        return True
 
 
 def s3_filesystem(endpoint_url: str, access_key: str, secret_key: str, region: str) -> pafs.S3FileSystem:
@@ -182,6 +203,8 @@ class QueryExecution:
     rows: list[list[str | None]] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     """Objects an UNLOAD wrote."""
+    update_count: int = 0
+    """Rows an UNLOAD or CREATE TABLE AS wrote (GetQueryResults' ``UpdateCount``)."""
     released: bool = False
     """Its rows were dropped from memory (only the CSV in the output location remains)."""
     connection: Any = None
@@ -517,7 +540,7 @@ class AthenaEngine:
         table = [header, *ex.rows] if ex.columns else []
         page = table[start : start + size]
         out: dict[str, Any] = {
-            "UpdateCount": 0,
+            "UpdateCount": ex.update_count,
             "ResultSet": {
                 "Rows": [{"Data": [{} if v is None else {"VarCharValue": v} for v in row]} for row in page],
                 "ResultSetMetadata": {
@@ -649,6 +672,8 @@ class AthenaEngine:
             sql = to_duckdb(stmt.tree, self._register_tables(con, ex, stmt))
             if stmt.unload is not None:
                 self._unload(con, ex, stmt.unload, sql)
+            elif stmt.ctas is not None:
+                self._ctas(con, ex, stmt.ctas, sql)
             else:
                 self._select(con, ex, sql)
         finally:
@@ -674,45 +699,107 @@ class AthenaEngine:
                 f"HIVE_FILESYSTEM_ERROR: cannot write the results to {ex.output_location}: {e}"
             ) from None
 
-    def _unload(self, con: duckdb.DuckDBPyConnection, ex: QueryExecution, unload: Unload, sql: str) -> None:
-        bucket, prefix = _split_uri(unload.to)
+    def _write_parquet(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        ex: QueryExecution,
+        sql: str,
+        target: str,
+        compression: str,
+        partitioned_by: tuple[str, ...],
+        table: str,
+    ) -> pa.Schema:
+        """Run ``sql`` and write its rows as Hive-partitioned Parquet under ``target`` the way Athena names
+        them (``<column>=<value>/<query id>_<n>``); returns the result's schema."""
+        bucket, prefix = _split_uri(target)
         base = f"{bucket}/{prefix}".rstrip("/")
-        if _listed(self.fs, unload.to):
+        if _listed(self.fs, target):
             raise AthenaQueryError(
-                f"HIVE_PATH_ALREADY_EXISTS: Target directory for table '{ex.database}.unload' already exists: "
-                f"{unload.to}. This query may have failed because the target location is not empty."
+                f"HIVE_PATH_ALREADY_EXISTS: Target directory for table '{table}' already exists: "
+                f"{target}. This query may have failed because the target location is not empty."
             )
         reader: pa.RecordBatchReader = _relation(con.sql(sql)).to_arrow_reader(batch_size=65_536)
-        missing = [c for c in unload.partitioned_by if c not in reader.schema.names]
+        missing = [c for c in partitioned_by if c not in reader.schema.names]
         if missing:
-            raise AthenaQueryError(
-                f"COLUMN_NOT_FOUND: line 1:1: partition column '{missing[0]}' is not in the UNLOAD query"
-            )
+            raise AthenaQueryError(f"COLUMN_NOT_FOUND: line 1:1: partition column '{missing[0]}' is not in the query")
         partitioning = (
-            ds.partitioning(pa.schema([reader.schema.field(c) for c in unload.partitioned_by]), flavor="hive")
-            if unload.partitioned_by
+            ds.partitioning(pa.schema([reader.schema.field(c) for c in partitioned_by]), flavor="hive")
+            if partitioned_by
             else None
         )
         fmt = ds.ParquetFileFormat()
         written: list[str] = []
+        rows = [0]
+
+        def visited(f: Any) -> None:
+            written.append(f"s3://{f.path}")
+            rows[0] += f.metadata.num_rows if f.metadata is not None else 0
+
         ds.write_dataset(
             reader,
             base,
             format=fmt,
-            file_options=fmt.make_write_options(compression=unload.compression),
+            file_options=fmt.make_write_options(compression=compression),
             filesystem=self.fs,
             partitioning=partitioning,
             basename_template=f"{ex.id}_{{i}}",
             existing_data_behavior="overwrite_or_ignore",
             create_dir=self.fs.type_name != "s3",  # S3 has no folders: no empty marker objects
-            file_visitor=lambda f: written.append(f"s3://{f.path}"),
+            file_visitor=visited,
         )
         ex.written = sorted(written)
+        ex.update_count = rows[0]
         ex.columns = []
-        if ex.output_location:  # Athena lists what an UNLOAD wrote in <id>-manifest.csv next to the results
+        if ex.output_location:  # Athena lists what it wrote in <id>-manifest.csv next to the results
             bucket_o, key_o = _split_uri(ex.output_location)
             with _open_output(self.fs, f"{bucket_o}/{key_o.removesuffix('.csv')}-manifest.csv") as out:
                 out.write("".join(f"{w}\n" for w in ex.written).encode())
+        schema: pa.Schema = reader.schema
+        return schema
+
+    def _unload(self, con: duckdb.DuckDBPyConnection, ex: QueryExecution, unload: Unload, sql: str) -> None:
+        self._write_parquet(con, ex, sql, unload.to, unload.compression, unload.partitioned_by, f"{ex.database}.unload")
+
+    def _ctas(self, con: duckdb.DuckDBPyConnection, ex: QueryExecution, ctas: Ctas, sql: str) -> None:
+        """CREATE TABLE AS: the rows written as Parquet (as UNLOAD does) and the table added to Glue."""
+        database, name = (ctas.database or ex.database).lower(), ctas.name.lower()
+        if not self.catalog.has_database(database):
+            raise AthenaQueryError(f"SCHEMA_NOT_FOUND: line 1:14: Schema '{database}' does not exist")
+        if self.catalog.table(database, name) is not None:
+            if ctas.if_not_exists:
+                return
+            raise AthenaQueryError(
+                f"TABLE_ALREADY_EXISTS: line 1:1: Table 'awsdatacatalog.{database}.{name}' already exists"
+            )
+        location = ctas.location
+        if location is None:
+            if not ex.output_location:
+                raise AthenaQueryError(
+                    "INVALID_PARAMETER: CREATE TABLE AS needs external_location or an output location"
+                )
+            location = ex.output_location.rsplit("/", 1)[0] + f"/tables/{ex.id}/"
+        schema = self._write_parquet(
+            con, ex, sql, location, ctas.compression, ctas.partitioned_by, f"{database}.{name}"
+        )
+        columns = [{"Name": f.name, "Type": glue_type(f.type)} for f in schema if f.name not in ctas.partitioned_by]
+        keys = [{"Name": c, "Type": glue_type(schema.field(c).type)} for c in ctas.partitioned_by]
+        table_input = {
+            "Name": name,
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"classification": "parquet", "parquet.compression": ctas.compression.upper()},
+            "PartitionKeys": keys,
+            "StorageDescriptor": {
+                "Location": location,
+                "Columns": columns,
+                "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE},
+            },
+        }
+        if not self.catalog.create_table(database, table_input):
+            raise AthenaQueryError(
+                f"TABLE_ALREADY_EXISTS: line 1:1: Table 'awsdatacatalog.{database}.{name}' already exists"
+            )
 
 
 def _line_col(sql: str, offset: int) -> str:

@@ -22,6 +22,7 @@ from sqlglot import exp
 
 __all__ = [
     "AthenaQueryError",
+    "Ctas",
     "Statement",
     "TableRef",
     "Unload",
@@ -30,6 +31,8 @@ __all__ = [
     "bind_parameters",
     "csv_line",
     "duckdb_type",
+    "glue_type",
+    "parse_ctas",
     "parse_statement",
     "to_duckdb",
     "varchar_value",
@@ -244,13 +247,86 @@ class TableRef:
     """Where the reference starts in the query text (for Athena's ``line L:C``)."""
 
 
+@dataclass(frozen=True)
+class Ctas:
+    """``CREATE TABLE [IF NOT EXISTS] [db.]name WITH (format = 'PARQUET', external_location = 's3://…/',
+    partitioned_by = ARRAY[...], write_compression = ...) AS SELECT …``."""
+
+    database: str | None
+    name: str
+    location: str | None
+    """None: Athena's default, ``tables/<query id>/`` next to the query results."""
+    compression: str = "gzip"
+    partitioned_by: tuple[str, ...] = ()
+    if_not_exists: bool = False
+
+
+_CTAS_PROPERTIES = {"format", "external_location", "partitioned_by", "write_compression"}
+
+
+def _literal(node: Any) -> str | None:
+    return str(node.this) if isinstance(node, exp.Literal) and node.is_string else None
+
+
+def _ctas_property(prop: exp.Expr, out: dict[str, Any]) -> None:
+    if isinstance(prop, exp.FileFormatProperty):
+        out["format"] = _literal(prop.this) or prop.this.name
+    elif isinstance(prop, exp.PartitionedByProperty) and isinstance(prop.this, exp.Array):
+        names = [_literal(e) for e in prop.this.expressions]
+        if any(n is None for n in names):
+            raise AthenaQueryError("SYNTAX_ERROR: line 1:1: partitioned_by is ARRAY['column', ...]")
+        out["partitioned_by"] = tuple(str(n) for n in names)
+    elif isinstance(prop, exp.Property):
+        key = prop.name.lower()
+        if key not in _CTAS_PROPERTIES:
+            raise AthenaQueryError(f"NOT_SUPPORTED: line 1:1: CREATE TABLE AS property {key} is not supported")
+        value = _literal(prop.args.get("value"))
+        if value is None:
+            raise AthenaQueryError(f"SYNTAX_ERROR: line 1:1: property {key} takes a string literal")
+        out[key] = value
+    else:
+        raise AthenaQueryError(f"NOT_SUPPORTED: line 1:1: CREATE TABLE AS property {prop.sql('trino')[:100]}")
+
+
+def parse_ctas(tree: exp.Expr) -> tuple[Ctas, exp.Expr] | None:
+    """The CTAS around a SELECT (and the SELECT), or None when ``tree`` is not a CTAS."""
+    if not (isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "TABLE"):
+        return None
+    select = tree.args.get("expression")
+    table = tree.this
+    if not isinstance(select, exp.Query) or not isinstance(table, exp.Table):
+        raise AthenaQueryError("NOT_SUPPORTED: line 1:1: CREATE TABLE without AS SELECT is not supported locally")
+    props: dict[str, Any] = {}
+    properties = tree.args.get("properties")
+    for prop in properties.expressions if isinstance(properties, exp.Properties) else []:
+        _ctas_property(prop, props)
+    if str(props.get("format", "PARQUET")).upper() != "PARQUET":
+        raise AthenaQueryError("NOT_SUPPORTED: line 1:1: CREATE TABLE AS writes Parquet only locally")
+    compression = str(props.get("write_compression", "GZIP")).lower()
+    if compression not in UNLOAD_COMPRESSIONS["parquet"]:
+        raise AthenaQueryError(f"NOT_SUPPORTED: line 1:1: write_compression {compression!r}")
+    location = props.get("external_location")
+    if location is not None and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,62}/.*", location):
+        raise AthenaQueryError(f"INVALID_PARAMETER: line 1:1: external_location {location!r} is not an s3:// URI")
+    ctas = Ctas(
+        database=table.db or None,
+        name=table.name,
+        location=None if location is None else (location if location.endswith("/") else location + "/"),
+        compression=compression,
+        partitioned_by=props.get("partitioned_by", ()),
+        if_not_exists=bool(tree.args.get("exists")),
+    )
+    return ctas, select
+
+
 @dataclass
 class Statement:
-    """A parsed query: its tree (Trino), the tables it reads, the UNLOAD around it if any."""
+    """A parsed query: its tree (Trino), the tables it reads, the UNLOAD or CTAS around it if any."""
 
     tree: exp.Expr
     tables: list[TableRef] = field(default_factory=list)
     unload: Unload | None = None
+    ctas: Ctas | None = None
     text: str = ""
     offset: int = 0
 
@@ -322,11 +398,14 @@ def parse_statement(sql: str) -> Statement:
     if len(trees) != 1:
         raise AthenaQueryError("INVALID_PARAMETER: Only one sql statement is allowed.")
     tree = trees[0]
+    ctas = None if unload else parse_ctas(tree)
+    if ctas is not None:
+        return Statement(tree=ctas[1], tables=_tables(ctas[1], offset), ctas=ctas[0], text=text, offset=offset)
     if not isinstance(tree, exp.Query):
         kind = tree.key.upper()
         raise AthenaQueryError(
             f"NOT_SUPPORTED: line 1:1: {kind} statements are not supported by the local Athena "
-            "(SELECT, WITH and UNLOAD are)"
+            "(SELECT, WITH, UNLOAD and CREATE TABLE AS are)"
         )
     return Statement(tree=tree, tables=_tables(tree, offset), unload=unload, text=text, offset=offset)
 
@@ -539,6 +618,38 @@ def duckdb_type(t: pa.DataType) -> str:
     if pa.types.is_struct(t):
         return "STRUCT(" + ", ".join(f"{_quoted_name(f.name)} {duckdb_type(f.type)}" for f in t) + ")"
     raise AthenaQueryError(f"NOT_SUPPORTED: type {t} in a JSON table")
+
+
+def glue_type(t: pa.DataType) -> str:
+    """The Glue/Hive type of an Arrow type (the columns of a table CREATE TABLE AS makes)."""
+    simple = {
+        pa.int64(): "bigint",
+        pa.int32(): "int",
+        pa.int16(): "smallint",
+        pa.int8(): "tinyint",
+        pa.float64(): "double",
+        pa.float32(): "float",
+        pa.bool_(): "boolean",
+        pa.string(): "string",
+        pa.large_string(): "string",
+        pa.binary(): "binary",
+        pa.date32(): "date",
+    }
+    if t in simple:
+        return simple[t]
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_decimal(t):
+        return f"decimal({t.precision},{t.scale})"
+    if pa.types.is_map(t):
+        return f"map<{glue_type(t.key_type)},{glue_type(t.item_type)}>"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"array<{glue_type(t.value_type)}>"
+    if pa.types.is_struct(t):
+        return "struct<" + ",".join(f"{f.name}:{glue_type(f.type)}" for f in t) + ">"
+    if pa.types.is_unsigned_integer(t):
+        return "bigint"
+    raise AthenaQueryError(f"NOT_SUPPORTED: no Glue type for a result column of type {t}")
 
 
 def athena_type(t: pa.DataType) -> str:

@@ -300,6 +300,32 @@ def test_unload_writes_partitioned_parquet_named_like_athena(engine: AthenaEngin
     assert again.state == "FAILED" and again.reason.startswith("HIVE_PATH_ALREADY_EXISTS")
 
 
+def test_create_table_as_writes_parquet_and_registers_the_table(engine: AthenaEngine, data: dict[str, Any]) -> None:
+    ex = run(
+        engine,
+        "CREATE TABLE latest WITH (format = 'PARQUET', external_location = 's3://bkt/tables/latest/', "
+        "write_compression = 'ZSTD', partitioned_by = ARRAY['customer']) AS "
+        "SELECT max(income) AS income, count(*) AS n, customer FROM features GROUP BY customer",
+    )
+    assert ex.state == "SUCCEEDED", ex.reason
+    assert ex.update_count == 3 and all(w.startswith("s3://bkt/tables/latest/customer=") for w in ex.written)
+    table = data["catalog"].table(DB, "latest")
+    assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == ["income", "n"]
+    assert table["PartitionKeys"] == [{"Name": "customer", "Type": "string"}]
+    assert values(engine, "SELECT customer, income, n FROM latest ORDER BY customer") == [
+        ["a", "30.0", "3"],
+        ["b", "6.0", "2"],
+        ["c", "7.0", "1"],
+    ]
+    again = run(engine, "CREATE TABLE IF NOT EXISTS latest AS SELECT 1 AS x")
+    assert again.state == "SUCCEEDED" and again.written == []
+    default = run(engine, "CREATE TABLE nested AS SELECT customer, ARRAY[income] AS xs FROM features")
+    assert default.state == "SUCCEEDED", default.reason
+    nested = data["catalog"].table(DB, "nested")["StorageDescriptor"]
+    assert nested["Location"] == f"s3://{BUCKET}/results/tables/{default.id}/"
+    assert [c["Type"] for c in nested["Columns"]] == ["string", "array<double>"]
+
+
 # ---- errors and hostile input -------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("query", "reason"),
@@ -323,7 +349,12 @@ def test_unload_writes_partitioned_parquet_named_like_athena(engine: AthenaEngin
         ("SELECT 1 " + "x" * 300_000, "INVALID_PARAMETER"),
         ("DROP TABLE spine", "NOT_SUPPORTED: line 1:1: DROP statements"),
         ("INSERT INTO spine VALUES (1)", "NOT_SUPPORTED"),
-        ("CREATE TABLE x AS SELECT 1", "NOT_SUPPORTED"),
+        ("CREATE TABLE x (a integer)", "NOT_SUPPORTED"),
+        ("CREATE TABLE x WITH (format = 'ORC') AS SELECT 1 AS a", "NOT_SUPPORTED"),
+        ("CREATE TABLE x WITH (bucket_count = 4) AS SELECT 1 AS a", "NOT_SUPPORTED"),
+        ("CREATE TABLE x WITH (external_location = '/tmp/x') AS SELECT 1 AS a", "INVALID_PARAMETER"),
+        ("CREATE TABLE spine AS SELECT 1 AS a", "TABLE_ALREADY_EXISTS: line 1:1: Table 'awsdatacatalog.db.spine'"),
+        ("CREATE TABLE nodb.x AS SELECT 1 AS a", "SCHEMA_NOT_FOUND"),
         ("SELECT * FROM read_csv('/etc/passwd')", "PERMISSION_DENIED"),
         ("SELECT * FROM read_parquet('s3://bkt/spine/s.parquet')", "PERMISSION_DENIED"),
         ("'; DROP TABLE spine; --", "SYNTAX_ERROR"),
