@@ -62,6 +62,7 @@ from driftline.local.athena_sql import (
 
 __all__ = [
     "MAX_RESULTS",
+    "MAX_WRITE_PARTITIONS",
     "AthenaEngine",
     "Catalog",
     "EngineOptions",
@@ -75,6 +76,8 @@ __all__ = [
 
 MAX_RESULTS = 1000
 """GetQueryResults' page size limit (Athena's)."""
+MAX_WRITE_PARTITIONS = 100
+"""Athena's limit of partitions one UNLOAD or CREATE TABLE AS may write."""
 DEFAULT_DATABASE = "default"
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
@@ -749,6 +752,12 @@ class AthenaEngine:
         )
         ex.written = sorted(written)
         ex.update_count = rows[0]
+        partitions = {w.rsplit("/", 1)[0] for w in written}
+        if len(partitions) > MAX_WRITE_PARTITIONS:  # checked after writing: Athena leaves the files too
+            raise AthenaQueryError(
+                f"HIVE_TOO_MANY_OPEN_PARTITIONS: Exceeded limit of {MAX_WRITE_PARTITIONS} open writers for "
+                f"partitions/buckets ({len(partitions)} partitions under {target})"
+            )
         ex.columns = []
         if ex.output_location:  # Athena lists what it wrote in <id>-manifest.csv next to the results
             bucket_o, key_o = _split_uri(ex.output_location)

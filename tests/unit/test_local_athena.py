@@ -19,7 +19,14 @@ import pytest
 from driftline import athena_queries as q
 from driftline.athena_tables import Column, TableSpec
 from driftline.local import athena_sql as sql
-from driftline.local.athena import MAX_RESULTS, AthenaEngine, EngineOptions, InMemoryCatalog, ResultsError
+from driftline.local.athena import (
+    MAX_RESULTS,
+    MAX_WRITE_PARTITIONS,
+    AthenaEngine,
+    EngineOptions,
+    InMemoryCatalog,
+    ResultsError,
+)
 
 BUCKET = "bkt"
 DB = "db"
@@ -324,6 +331,15 @@ def test_create_table_as_writes_parquet_and_registers_the_table(engine: AthenaEn
     nested = data["catalog"].table(DB, "nested")["StorageDescriptor"]
     assert nested["Location"] == f"s3://{BUCKET}/results/tables/{default.id}/"
     assert [c["Type"] for c in nested["Columns"]] == ["string", "array<double>"]
+
+
+def test_writes_beyond_athenas_partition_limit_fail(engine: AthenaEngine) -> None:
+    rows = "SELECT x AS v, x AS p FROM UNNEST(sequence(1, {n})) AS t(x)"
+    ok = run(engine, q.unload(rows.format(n=MAX_WRITE_PARTITIONS), "s3://bkt/limit-ok/", partitioned_by=["p"]))
+    assert ok.state == "SUCCEEDED", ok.reason
+    over = run(engine, q.unload(rows.format(n=MAX_WRITE_PARTITIONS + 1), "s3://bkt/limit-over/", partitioned_by=["p"]))
+    assert over.state == "FAILED"
+    assert over.reason.startswith("HIVE_TOO_MANY_OPEN_PARTITIONS: Exceeded limit of 100 open writers")
 
 
 # ---- errors and hostile input -------------------------------------------------------------------------
