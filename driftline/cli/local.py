@@ -435,14 +435,16 @@ def _interrupted_named(state: st.PlatformState, execution: str) -> tuple[Any, An
     return found, load_platform(Path(state.config), state.env)
 
 
-def _mark(state: st.PlatformState, arn: str, resolution: str, detail: str = "") -> None:
-    code, doc = control_request(
-        state.endpoint, "POST", "interrupted", {"arn": arn, "resolution": resolution, "detail": detail}
-    )
-    if code == 404 and "unknown control endpoint" in str(doc.get("error", "")):
-        fail("the running platform predates `local resume`; stop and start it", 1)
+def _mark(state: st.PlatformState, arn: str, resolution: str, detail: str = "", done: str = "") -> None:
+    """Have the platform stop listing ``arn``; ``done`` says what already happened, for the failure message."""
+    try:
+        code, doc = control_request(
+            state.endpoint, "POST", "interrupted", {"arn": arn, "resolution": resolution, "detail": detail}
+        )
+    except (OSError, ValueError) as e:
+        code, doc = 0, {"error": f"the platform did not answer: {e}"}
     if code != 200:
-        fail(str(doc.get("error", doc)), 1)
+        fail(f"{done}the platform could not record it as {resolution}: {doc.get('error', doc)}", 1)
 
 
 @app.command()
@@ -485,8 +487,8 @@ def resume(
         fail(str(e), 1)
     except (BotoCoreError, ClientError) as e:
         fail(f"the platform's tables or bus could not be reached: {e}", 1)
-    _mark(state, found.arn, "resumed", resumed.execution_arn)
     name = resumed.execution_arn.rsplit(":", 1)[-1]
+    _mark(state, found.arn, "resumed", resumed.execution_arn, done=f"run {name} was started for {found.name}, but ")
     typer.echo(
         f"Resumed {found.name} ({found.where()}) as run {name}: it re-runs the quality gate on "
         f"{found.model} v{found.version} and asks for approval again "
@@ -514,7 +516,7 @@ def dismiss(
         dismiss_run(found, store=ControlStore(control), control=ControlTable(control))
     except (BotoCoreError, ClientError) as e:
         fail(f"the platform's control table could not be reached: {e}", 1)
-    _mark(state, found.arn, "dismissed")
+    _mark(state, found.arn, "dismissed", done=f"the approval request and lock of {found.name} were removed, but ")
     typer.echo(f"Dismissed {found.name} ({found.where()}); it is no longer listed.")
 
 
