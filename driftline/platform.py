@@ -32,6 +32,8 @@ from driftline.contracts import (
     RETRAIN_REQUESTED,
     capture_prefix,
 )
+from driftline.retraining.sagemaker import TRAINING_JOBS_PREFIX, job_name_prefix
+from driftline.training.sources import TRAINING_SETS_PREFIX
 
 # Chosen once, here: the Lambda runtime and architecture every function and layer is built for.
 LAMBDA_RUNTIME = "python3.12"
@@ -90,7 +92,9 @@ class CaptureStream:
         return capture_prefix(self.model)
 
 
-AccessLevel = Literal["read", "write", "read_write", "delete", "append", "read_append", "start", "decide", "run_map"]
+AccessLevel = Literal[
+    "read", "write", "read_write", "delete", "append", "read_append", "start", "decide", "run_map", "run"
+]
 """How a function may use a resource (see :func:`policy_statements` for the exact actions):
 
 - buckets: ``read``, ``write`` (put, never delete), ``read_write``, ``append`` (``s3:PutObject`` only, for
@@ -102,7 +106,22 @@ AccessLevel = Literal["read", "write", "read_write", "delete", "append", "read_a
 - ``athena``: run, read and stop queries in the environment's workgroup; ``catalog``: read the Glue
   database's definitions (tables, partitions)."""
 
-ResourceKind = Literal["bucket", "table", "topic", "bus", "streams", "workflow", "metrics", "athena", "catalog"]
+ResourceKind = Literal[
+    "bucket",
+    "table",
+    "topic",
+    "bus",
+    "streams",
+    "workflow",
+    "metrics",
+    "athena",
+    "catalog",
+    "training_jobs",
+    "training_role",
+]
+"""``training_jobs``: SageMaker training jobs named ``<prefix>-train-*``: ``start`` (create, describe, tag) or
+``run`` (also stop: the workflow's poll loop), both with ``iam:PassRole`` of the jobs' execution role
+(:meth:`Platform.training_role_policy`), to SageMaker only."""
 
 
 @dataclass(frozen=True)
@@ -394,6 +413,10 @@ class Platform:
             "APPROVAL_API_ID": arns.get("api:approval", ""),
             "FEATURE_SETS_DIR": "feature_sets",
             "TRAINERS_DIR": "trainers",  # the training image's copy of trainers_dir (docker/train.Dockerfile)
+            # SageMaker training jobs: CDK passes its role's ARN and the train image's URI
+            "SAGEMAKER_ROLE_ARN": arns.get("role:training") or self.arn("training_role", "", account, region),
+            "TRAINING_IMAGE_URI": arns.get("image:train", LOCAL_TRAINING_IMAGE),
+            "TRAINING_JOB_PREFIX": job_name_prefix(self.prefix),
             "PLATFORM_CONFIG": cfg.model_dump_json(),
             "CHAMPION_TTL_SECONDS": str(cfg.serving.champion_ttl_seconds),
             "CAPTURE_SAMPLING": str(cfg.serving.capture_sampling),
@@ -419,6 +442,8 @@ class Platform:
         """The ARN of a platform resource, from its physical name (CDK may substitute its own tokens)."""
         if kind == "bucket":
             return f"arn:{partition}:s3:::{self.bucket_name(logical, account, region)}"
+        if kind == "training_role":  # IAM ARNs carry no region
+            return f"arn:{partition}:iam::{account}:role/{self.name(TRAINING_ROLE)}"
         service, resource = {
             "table": ("dynamodb", f"table/{self.name(logical)}"),
             "topic": ("sns", self.name(logical)),
@@ -427,8 +452,36 @@ class Platform:
             "workflow": ("states", f"stateMachine:{self.name(logical)}"),
             "athena": ("athena", f"workgroup/{self.name('athena')}"),
             "catalog": ("glue", "catalog"),
+            "training_jobs": ("sagemaker", f"training-job/{job_name_prefix(self.prefix)}-*"),
         }[kind]
         return f"arn:{partition}:{service}:{region}:{account}:{resource}"
+
+    def training_role_policy(
+        self,
+        account: str,
+        region: str,
+        partition: str = "aws",
+        *,
+        arn: Callable[[ResourceKind, str], str] | None = None,
+        key_arn: str | None = None,
+        image_repository_arn: str | None = None,
+    ) -> list[Statement]:
+        """The SageMaker training jobs' execution role: read the training sets and the job descriptions,
+        write the jobs' output, pull the training image, write the jobs' logs (and nothing else).
+
+        ``image_repository_arn``: the ECR repository of the ``train`` image (CDK's asset repository);
+        None leaves the pull statements out (the local platform pulls nothing).
+        """
+        resolve = arn or (lambda kind, logical: self.arn(kind, logical, account, region, partition))
+        out = self._expand(TRAINING_ROLE_ACCESS, "training-role", account, region, partition, resolve, key_arn)
+        logs = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/TrainingJobs"
+        out.append(Statement(("logs:CreateLogGroup",), (logs,)))
+        out.append(Statement(("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"), (f"{logs}:*",)))
+        if image_repository_arn is not None:
+            out.append(Statement(("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"), (image_repository_arn,)))
+            # GetAuthorizationToken has no resource-level permissions: IAM accepts only "*" for it
+            out.append(Statement(("ecr:GetAuthorizationToken",), ("*",)))
+        return out
 
     def policy(
         self,
@@ -498,8 +551,8 @@ class Platform:
                         (("StringEquals", "cloudwatch:namespace", (METRICS_NAMESPACE,)),),
                     )
                 )
-            elif g.kind == "athena":
-                out.append(Statement(ATHENA_QUERY_ACTIONS, (resolve("athena", ""),)))
+            elif g.kind in ("athena", "training_jobs"):
+                out += _service_statements(g, resolve)
             elif g.kind == "catalog":
                 glue = f"arn:{partition}:glue:{region}:{account}"
                 db = self.glue_database
@@ -529,6 +582,9 @@ class Platform:
 
 
 _COMMON = ("DRIFTLINE_ENV", "PLATFORM_CONFIG", "FEATURE_SETS_DIR")
+_TRAINING_JOB_ENV = ("SAGEMAKER_ROLE_ARN", "TRAINING_IMAGE_URI", "TRAINING_JOB_PREFIX")
+LOCAL_TRAINING_IMAGE = "driftline-train:local"
+"""The training image a local training job names (the local SageMaker runs the checkout's code instead)."""
 _DRIFT_ENV = (
     *_COMMON,
     "REGISTRY_TABLE",
@@ -539,6 +595,18 @@ _DRIFT_ENV = (
     "ALERTS_TOPIC_ARN",
     "EVENT_BUS_NAME",
 )
+
+
+def _service_statements(g: Grant, resolve: Callable[[ResourceKind, str], str]) -> list[Statement]:
+    """Athena queries in the workgroup; training jobs under the prefix, passing only the jobs' role to SageMaker."""
+    if g.kind == "athena":
+        return [Statement(ATHENA_QUERY_ACTIONS, (resolve("athena", ""),))]
+    actions = TRAINING_JOB_ACTIONS + (("sagemaker:StopTrainingJob",) if g.level == "run" else ())
+    passed_to = (("StringEquals", "iam:PassedToService", ("sagemaker.amazonaws.com",)),)
+    return [
+        Statement(actions, (resolve("training_jobs", ""),)),
+        Statement(("iam:PassRole",), (resolve("training_role", ""),), "Allow", passed_to),
+    ]
 
 
 def _bucket_statements(b: str, g: Grant, key: set[str]) -> list[Statement]:
@@ -582,6 +650,15 @@ ATHENA_QUERY_ACTIONS = (
     "athena:StopQueryExecution",
 )
 GLUE_READ_ACTIONS = ("glue:GetDatabase", "glue:GetTable", "glue:GetPartitions")
+TRAINING_JOB_ACTIONS = ("sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:AddTags")
+"""What starting and polling a training job takes (``run`` adds ``sagemaker:StopTrainingJob``)."""
+TRAINING_ROLE = "sagemaker-training"
+"""Logical name of the SageMaker training jobs' execution role (physical: ``<prefix>-sagemaker-training``)."""
+TRAINING_ROLE_ACCESS = (
+    Grant("bucket", "features", "read", f"{TRAINING_SETS_PREFIX}/*"),
+    Grant("bucket", "artifacts", "read_write", f"{TRAINING_JOBS_PREFIX}/*"),
+)
+"""The training jobs' data access: the training-set snapshots in, job descriptions in and model.tar.gz out."""
 
 # The actions CDK's grant helpers use (kept identical, so deployed roles do not change).
 _S3_READ = ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
@@ -614,6 +691,8 @@ _DDB_WRITE = (
 
 def build_platform(config: PlatformConfig) -> Platform:
     """Derive the whole platform from the config. Pure: no AWS, no CDK."""
+    # SageMaker training jobs only for a deployment with a model that may train there (training.compute)
+    jobs = any(m.training.compute != "lambda" for m in config.models)
     functions = (
         Function(
             "ingest",
@@ -738,13 +817,22 @@ def build_platform(config: PlatformConfig) -> Platform:
             stack="pipeline",
             memory_mb=4096,
             timeout_s=900,
-            env=(*_COMMON, "FEATURES_BUCKET", "ARTIFACTS_BUCKET", "REGISTRY_TABLE", "AUDIT_BUCKET", "TRAINERS_DIR"),
+            env=(
+                *_COMMON,
+                "FEATURES_BUCKET",
+                "ARTIFACTS_BUCKET",
+                "REGISTRY_TABLE",
+                "AUDIT_BUCKET",
+                "TRAINERS_DIR",
+                *(_TRAINING_JOB_ENV if jobs else ()),
+            ),
             access=(
                 Grant("bucket", "features", "read_write"),
                 Grant("bucket", "artifacts", "read_write"),
                 Grant("table", "registry", "read_write"),
-                Grant("bucket", "audit", "append"),
-            ),  # seals the audit entries of its registrations
+                Grant("bucket", "audit", "append"),  # seals the audit entries of its registrations
+                *((Grant("training_jobs", level="start"),) if jobs else ()),  # starts a model's training job
+            ),
         ),
         Function(
             "retrain-trigger",
@@ -789,6 +877,8 @@ def build_platform(config: PlatformConfig) -> Platform:
                 Grant("table", "control", "read_write"),
                 Grant("topic", "alerts", "write"),
                 Grant("topic", "approvals", "write"),
+                # polls, restarts (spot) and stops the training jobs the train function started
+                *((Grant("training_jobs", level="run"),) if jobs else ()),
             ),
         ),
         Function(

@@ -1,9 +1,10 @@
 """train: the retraining workflow's training task (container image: pandas, pyarrow, scikit-learn).
 
-Thin: parse the Step Functions payload, call :func:`driftline.training.task.run_training`, return its
-JSON. A rejected candidate is a normal result (status ``rejected`` + reason) for the quality gate;
-an unknown model raises ``InvalidTrainingRequestError`` (caught by the workflow), and AWS errors
-propagate so the task's Retry applies.
+Thin: parse the Step Functions payload, call :func:`driftline.training.task.run_training` (or, with
+``phase`` ``register_training_job``, :func:`~driftline.training.task.register_training_job` for a
+finished SageMaker training job), return its JSON. A rejected candidate is a normal result (status
+``rejected`` + reason) for the quality gate; an unknown model raises ``InvalidTrainingRequestError``
+(caught by the workflow), and AWS errors propagate so the task's Retry applies.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from driftline.training.task import InvalidTrainingRequestError, TrainContext, run_training
+from driftline.training.task import InvalidTrainingRequestError, TrainContext, register_training_job, run_training
 
 logger = Logger()
 tracer = Tracer()
@@ -32,13 +33,20 @@ def _context() -> TrainContext:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = event.get("request") or {}
-    logger.append_keys(model=request.get("model"), trigger=request.get("trigger"))
+    logger.append_keys(model=request.get("model"), trigger=request.get("trigger"), phase=event.get("phase"))
     try:
-        out = run_training(event, _context())
+        if event.get("phase") == "register_training_job":  # a SageMaker training job finished
+            out = register_training_job(event, _context())
+        else:
+            out = run_training(event, _context())
     except InvalidTrainingRequestError:
         metrics.add_metric(name="TrainingRequestInvalid", unit=MetricUnit.Count, value=1)
         raise
     metrics.add_dimension(name="model", value=str(out["model"]))
+    if out["status"] == "training":  # a SageMaker training job was started; the workflow polls it
+        metrics.add_metric(name="TrainingJobStarted", unit=MetricUnit.Count, value=1)
+        logger.info("training job started", extra={"training_job": out["training_job"]["name"]})
+        return out
     metrics.add_metric(
         name="CandidateRegistered" if out["status"] == "candidate" else "TrainingRejected",
         unit=MetricUnit.Count,

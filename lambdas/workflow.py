@@ -1,6 +1,6 @@
 """workflow: the retraining workflow's steps (validate, gate, request_approval, reject_timeout, deploy,
-evaluate_canary, canary_inconclusive, rollback, promote, record_failure), chosen by the event's
-``action`` field.
+evaluate_canary, canary_inconclusive, rollback, promote, record_failure, and the SageMaker training-job
+loop's training_job_status, restart_training_job, stop_training_job), chosen by the event's ``action`` field.
 
 Thin: build the step context once per container, dispatch to :func:`driftline.retraining.steps.run_step`.
 Exceptions propagate on purpose: their class name is the Step Functions error the definition's

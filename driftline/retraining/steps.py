@@ -32,7 +32,7 @@ from driftline.registry.store import (
     UnknownModelError,
     UnknownVersionError,
 )
-from driftline.retraining import approvals, captures
+from driftline.retraining import approvals, captures, sagemaker
 from driftline.retraining.control import ControlTable
 from driftline.retraining.gate import ChampionEvidence, evaluate_gate, gate_record
 from driftline.retraining.notify import publish
@@ -59,6 +59,8 @@ class StepContext:
     captures_bucket: str
     approvals_topic: str
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clients: Callable[[str], Any] = aws.client
+    """AWS clients of the steps that call a service directly (the SageMaker training-job loop)."""
 
     @classmethod
     def from_env(cls) -> StepContext:
@@ -620,6 +622,10 @@ ACTIONS: dict[str, Callable[[Mapping[str, Any], StepContext], dict[str, Any]]] =
     "rollback": rollback,
     "promote": promote,
     "record_failure": record_failure,
+    # the SageMaker training-job loop (driftline.retraining.sagemaker; the train Lambda starts and registers)
+    "training_job_status": lambda e, c: sagemaker.job_status(e, sagemaker=c.clients("sagemaker"), clock=c.clock),
+    "restart_training_job": lambda e, c: sagemaker.restart_job(e, sagemaker=c.clients("sagemaker")),
+    "stop_training_job": lambda e, c: sagemaker.stop_job(e, sagemaker=c.clients("sagemaker")),
 }
 
 

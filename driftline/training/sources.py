@@ -12,9 +12,13 @@ class TrainingDataError(LookupError):
     """The training set cannot be built from the feature store (no data, or no builder)."""
 
 
+TRAINING_SETS_PREFIX = "training-sets"
+"""Features-bucket prefix of the training-set snapshots (what a SageMaker training job's role may read)."""
+
+
 def training_set_key(model: str, run_id: str) -> str:
     """Where the snapshot goes (docs/architecture.md): ``training-sets/<model>/<run id>.parquet``."""
-    return f"training-sets/{model}/{run_id}.parquet"
+    return f"{TRAINING_SETS_PREFIX}/{model}/{run_id}.parquet"
 
 
 def from_feature_store(fs: Any, bucket: str, *, model: str, run_id: str) -> tuple[Any, dict[str, Any]]:

@@ -21,7 +21,10 @@ from driftline import aws
 from driftline.config import ConfigError, PlatformConfig
 from driftline.features.schema import FeatureSet, FeatureSetCatalog, FeatureSetError
 from driftline.registry.store import Registry
-from driftline.training.publish import current_champion, train_and_register
+from driftline.retraining.sagemaker import SageMakerTarget, choose_compute, start_job
+from driftline.training.core import TrainedModel, validation_fraction_of
+from driftline.training.errors import TrainingRejectedError
+from driftline.training.publish import current_champion, register_result, train_and_register, training_lineage
 from driftline.training.sources import TrainingDataError, from_feature_store
 
 DataSource = Callable[[FeatureSet, str, str, str], tuple[Any, dict[str, Any]]]
@@ -40,16 +43,21 @@ class TrainContext:
     features_bucket: str
     artifacts_bucket: str
     source: DataSource
+    clients: Callable[[str], Any] = aws.client
+    sagemaker: SageMakerTarget | None = None
+    """Where SageMaker training jobs run; None in a deployment without them (refused for such models)."""
 
     @classmethod
     def from_env(cls) -> TrainContext:
+        artifacts = aws.env("ARTIFACTS_BUCKET")
         return cls(
             config=PlatformConfig.model_validate_json(aws.env("PLATFORM_CONFIG")),
             feature_sets=FeatureSetCatalog(os.environ.get("FEATURE_SETS_DIR", "feature_sets")),
             registry=Registry.from_env(),
             features_bucket=aws.env("FEATURES_BUCKET"),
-            artifacts_bucket=aws.env("ARTIFACTS_BUCKET"),
+            artifacts_bucket=artifacts,
             source=_feature_store,
+            sagemaker=SageMakerTarget.from_env(artifacts),
         )
 
 
@@ -93,6 +101,15 @@ def run_training(event: Mapping[str, Any], ctx: TrainContext) -> dict[str, Any]:
         "seed": _field(request, "seed", int, 0),
         "validation_fraction": _field(request, "validation_fraction", (int, float)),
     }
+    compute: str = "lambda"
+    decision: dict[str, Any] = {}
+    if cfg.training.compute != "lambda":  # decided before any data is read (estimate from metadata for auto)
+        compute, decision = choose_compute(cfg, ctx.features_bucket, ctx.clients("s3"))
+        if compute == "sagemaker" and ctx.sagemaker is None:
+            raise InvalidTrainingRequestError(
+                f"model {cfg.name!r} trains on SageMaker (training.compute {cfg.training.compute}) but this "
+                "deployment has no training role and image (SAGEMAKER_ROLE_ARN, TRAINING_IMAGE_URI); redeploy"
+            )
     try:
         table, lineage = ctx.source(fs, ctx.features_bucket, cfg.name, run_id)
     except TrainingDataError as e:
@@ -122,5 +139,131 @@ def run_training(event: Mapping[str, Any], ctx: TrainContext) -> dict[str, Any]:
             "reason": reason,
             "champion_error": None,
         }
+    if compute == "sagemaker":
+        assert ctx.sagemaker is not None
+        overrides = {k: kwargs[k] for k in ("algorithm", "params", "seed", "validation_fraction")}
+        job = start_job(
+            cfg,
+            fs,
+            ctx.sagemaker,
+            run_id=run_id,
+            trigger=trigger,
+            training_set=lineage,
+            overrides=overrides,
+            s3=ctx.clients("s3"),
+            sagemaker=ctx.clients("sagemaker"),
+        )
+        return {
+            "model": cfg.name,
+            "status": "training",
+            "compute": decision,
+            "training_job": job,
+            "training_set": lineage,
+            "overrides": overrides,
+            "trigger": trigger,
+            "execution_id": execution_id,
+            "created_by": kwargs["created_by"],
+        }
     outcome = train_and_register(table, fs, cfg, training_set=lineage, **kwargs)
     return outcome.to_dict()
+
+
+def _node(state: Mapping[str, Any], key: str) -> dict[str, Any]:
+    node = state.get(key)
+    if not isinstance(node, Mapping) or not isinstance(node.get("value"), Mapping):
+        raise InvalidTrainingRequestError(f"the workflow state has no {key!r} result (keys: {sorted(state)})")
+    return dict(node["value"])
+
+
+def _job_result(
+    polled: Mapping[str, Any], fs: FeatureSet, s3: Any
+) -> tuple[TrainedModel | TrainingRejectedError, dict[str, Any] | None]:
+    """The finished job's model directory, or the rejection its failure (or unusable output) stands for."""
+    from driftline.registry.artifacts import split_s3_uri
+    from driftline.training.model_dir import ModelDirError, read_model_dir, read_model_tar
+
+    name = polled.get("job", {}).get("name")
+    if polled.get("state") != "completed":
+        status = f"{polled.get('status')} ({polled.get('secondary_status')})"
+        reason = polled.get("failure_reason") or "no failure reason reported"
+        return TrainingRejectedError(f"SageMaker training job {name} ended {status}: {reason}"[:1000]), None
+    try:
+        bucket, key = split_s3_uri(str(polled.get("artifact") or ""))
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return read_model_dir(read_model_tar(body), fs)
+    except (ModelDirError, ValueError) as e:
+        return TrainingRejectedError(f"SageMaker training job {name} left unusable output: {e}"[:1000]), None
+
+
+def register_training_job(event: Mapping[str, Any], ctx: TrainContext) -> dict[str, Any]:
+    """The ``register_training_job`` phase: register what a finished SageMaker job produced (or why it failed)
+    through :func:`driftline.training.publish.register_result`, as the Lambda path does.
+
+    Output: the train step's usual result plus ``compute``, ``training_job_name`` and ``job_failed`` (a
+    failed or stopped job, or unusable output: the workflow then runs its failure path).
+    """
+    state = event.get("state")
+    if not isinstance(state, Mapping):
+        raise InvalidTrainingRequestError("the register_training_job phase needs the workflow 'state'")
+    request, started, polled = _node(state, "request"), _node(state, "candidate"), _node(state, "training_job")
+    try:
+        cfg = ctx.config.model(str(request.get("model")))
+        fs = ctx.feature_sets.get(cfg.feature_set)
+    except (ConfigError, FeatureSetError) as e:
+        raise InvalidTrainingRequestError(str(e)) from None
+    overrides = started.get("overrides") if isinstance(started.get("overrides"), Mapping) else {}
+    assert isinstance(overrides, Mapping)
+    result, doc = _job_result(polled, fs, ctx.clients("s3"))
+    parent = current_champion(ctx.registry, cfg.name)
+    try:
+        fraction: float | None = validation_fraction_of(
+            cfg, overrides.get("validation_fraction"), overrides.get("params")
+        )
+    except TrainingRejectedError:
+        fraction = None
+    lineage = training_lineage(
+        fs,
+        cfg,
+        training_set=dict(started.get("training_set") or {}),
+        parent=parent,
+        trigger=str(started.get("trigger") or "manual"),
+        execution_id=str(started.get("execution_id") or "") or None,
+        seed=int(overrides.get("seed") or 0),
+        validation_fraction=fraction,
+    )
+    job = polled.get("job") if isinstance(polled.get("job"), Mapping) else {}
+    assert isinstance(job, Mapping)
+    request_doc = job.get("request") if isinstance(job.get("request"), Mapping) else {}
+    assert isinstance(request_doc, Mapping)
+    lineage["training_job"] = {
+        "name": job.get("name"),
+        "attempt": job.get("attempt"),
+        "status": polled.get("status"),
+        "secondary_status": polled.get("secondary_status"),
+        "billable_seconds": polled.get("billable_seconds"),
+        "instance_type": (request_doc.get("ResourceConfig") or {}).get("InstanceType"),
+        "spot": bool(request_doc.get("EnableManagedSpotTraining")),
+        "image": (request_doc.get("AlgorithmSpecification") or {}).get("TrainingImage"),
+    }
+    if doc is not None:  # the code that trained is the image's
+        lineage["code_version"] = doc.get("code_version", lineage["code_version"])
+        lineage["libraries"] = doc.get("libraries", lineage["libraries"])
+    outcome = register_result(
+        result,
+        fs,
+        cfg,
+        registry=ctx.registry,
+        artifacts_bucket=ctx.artifacts_bucket,
+        lineage=lineage,
+        parent=parent,
+        trigger=str(started.get("trigger") or "manual"),
+        created_by=str(started.get("created_by") or "workflow"),
+        algorithm=overrides.get("algorithm"),
+        params=overrides.get("params"),
+    )
+    return {
+        **outcome.to_dict(),
+        "compute": "sagemaker",
+        "training_job_name": job.get("name"),
+        "job_failed": polled.get("state") != "completed" or doc is None,
+    }
