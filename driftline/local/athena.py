@@ -22,7 +22,6 @@ read the machine's files, load extensions or change settings; only the registere
 from __future__ import annotations
 
 import base64
-import json
 import re
 import tempfile
 import threading
@@ -206,6 +205,8 @@ class QueryExecution:
     rows: list[list[str | None]] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     """Objects an UNLOAD wrote."""
+    copies: dict[str, str] = field(default_factory=dict)
+    """Local copies of JSON objects the query reads → their ``s3://`` names."""
     update_count: int = 0
     """Rows an UNLOAD or CREATE TABLE AS wrote (GetQueryResults' ``UpdateCount``)."""
     released: bool = False
@@ -224,8 +225,10 @@ class TableData:
     """A catalog table made ready for DuckDB."""
 
     source: Any
-    """A pyarrow dataset or table."""
+    """A pyarrow dataset or table (registered with DuckDB), or a DuckDB SELECT (made a view)."""
     scanned_bytes: int
+    copies: dict[str, str] = field(default_factory=dict)
+    """Local copy → ``s3://`` object (error messages name the object, not the copy)."""
 
 
 def _split_uri(uri: str) -> tuple[str, str]:
@@ -300,8 +303,9 @@ def _glue_schema(cols: list[dict[str, Any]]) -> pa.Schema:
     return pa.schema([pa.field(c["Name"].lower(), arrow_type(c["Type"])) for c in cols])
 
 
-def load_table(fs: pafs.FileSystem, table: dict[str, Any]) -> TableData:
-    """The table's data as a pyarrow dataset (Parquet) or table (JSON lines), partition columns included."""
+def load_table(fs: pafs.FileSystem, table: dict[str, Any], workdir: Path) -> TableData:
+    """The table's data, partition columns included: Parquet as a pyarrow dataset read from S3 as DuckDB
+    scans it; JSON lines as a DuckDB SELECT over copies in ``workdir`` (DuckDB streams them)."""
     sd = table.get("StorageDescriptor") or {}
     location = sd.get("Location")
     if not location:
@@ -318,7 +322,9 @@ def load_table(fs: pafs.FileSystem, table: dict[str, Any]) -> TableData:
         return TableData(_parquet(fs, files, values, columns, partitions), scanned)
     if "json" in serde:
         lenient = ((sd.get("SerdeInfo") or {}).get("Parameters") or {}).get("ignore.malformed.json") == "true"
-        return TableData(_json_lines(fs, files, values, columns, partitions, lenient), scanned)
+        copies: dict[str, str] = {}
+        view = _json_lines(fs, files, values, columns, partitions, lenient, workdir, copies)
+        return TableData(view, scanned, copies)
     raise AthenaQueryError(f"NOT_SUPPORTED: SerDe {serde or '(none)'} of table {table.get('Name')} (Parquet and JSON)")
 
 
@@ -360,61 +366,54 @@ def _json_lines(
     columns: pa.Schema,
     partitions: pa.Schema,
     lenient: bool,
-) -> pa.Table:
-    """JSON lines with the Glue column types, parsed by DuckDB's JSON reader (pyarrow's cannot build
-    maps) on a private connection that runs only this reader over a temporary copy of each object."""
+    workdir: Path,
+    copies: dict[str, str],
+) -> Any:
+    """JSON lines read by DuckDB's JSON reader with the Glue column types (pyarrow's cannot build maps),
+    streamed from local copies of the objects: memory stays bounded whatever the table's size.
+
+    With ``ignore.malformed.json`` a line that is not a JSON object (or a value of the wrong type) reads
+    as NULLs, as the SerDe does; without it such a line fails the query."""
+    if not files:
+        return pa.schema([*columns, *partitions]).empty_table()
+    paths = []
+    for info in files:
+        local = workdir / f"{uuid.uuid4().hex}.jsonl"
+        try:
+            with fs.open_input_stream(info.path, compression="detect") as src, local.open("wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+        except OSError as e:
+            raise AthenaQueryError(f"HIVE_CURSOR_ERROR: cannot read s3://{info.path}: {e}") from None
+        paths.append(str(local))
+        copies[str(local)] = f"s3://{info.path}"
     spec = ", ".join(f"{string_literal(f.name)}: {string_literal(duckdb_type(f.type))}" for f in columns)
-    parts = []
-    with tempfile.TemporaryDirectory(prefix="driftline-athena-") as tmp:
-        con = duckdb.connect(
-            config={"threads": 1, "autoinstall_known_extensions": False, "autoload_known_extensions": False}
-        )
-        try:
-            for n, (info, vals) in enumerate(zip(files, values, strict=True)):
-                try:
-                    with fs.open_input_stream(info.path, compression="detect") as f:
-                        data = f.read()
-                except OSError as e:
-                    raise AthenaQueryError(f"HIVE_CURSOR_ERROR: cannot read s3://{info.path}: {e}") from None
-                local = Path(tmp) / f"{n}.jsonl"
-                local.write_bytes(data)
-                t = _read_json(con, local, spec, info.path, lenient)
-                for p in partitions:
-                    value = _cast_scalar(vals.get(p.name), p.type).as_py()
-                    t = t.append_column(p, pa.array([value] * t.num_rows, p.type))
-                parts.append(t)
-        finally:
-            con.close()
-    schema = pa.schema([*columns, *partitions])
-    return pa.concat_tables(parts, promote_options="permissive") if parts else schema.empty_table()
-
-
-def _read_json(con: duckdb.DuckDBPyConnection, local: Path, spec: str, path: str, lenient: bool) -> pa.Table:
-    """One object's rows; with ``ignore.malformed.json`` a line that is not a JSON object becomes a row
-    of NULLs (the SerDe's behaviour). Values of the wrong type fail the query, as on Athena."""
-    query = (
-        f"SELECT * FROM read_json({string_literal(str(local))}, format = 'newline_delimited', "  # noqa: S608 - a path and types this module wrote
-        f"columns = {{{spec}}})"
+    reader = (
+        f"read_json([{', '.join(string_literal(p) for p in paths)}], format = 'newline_delimited', "
+        f"records = 'true', columns = {{{spec}}}, ignore_errors = {str(lenient).lower()}, "
+        "filename = '__driftline_file')"
     )
-    try:
-        return _relation(con.sql(query)).to_arrow_table()
-    except duckdb.Error as e:
-        if not lenient:
-            raise AthenaQueryError(f"HIVE_BAD_DATA: Error parsing field value in s3://{path}: {e}") from None
-    lines = []
-    for line in local.read_bytes().splitlines():
-        if not line.strip():
-            continue
-        try:
-            ok = isinstance(json.loads(line), dict)
-        except ValueError:
-            ok = False
-        lines.append(line if ok else b"{}")
-    local.write_bytes(b"\n".join(lines) + b"\n")
-    try:
-        return _relation(con.sql(query)).to_arrow_table()
-    except duckdb.Error as e:
-        raise AthenaQueryError(f"HIVE_BAD_DATA: Error parsing field value in s3://{path}: {e}") from None
+    picked = ", ".join(f"j.{_quoted(f.name)}" for f in columns)
+    if not len(partitions):
+        return f"SELECT {picked} FROM {reader} AS j"  # noqa: S608 - names quoted, paths this module wrote
+    rows = ", ".join(
+        "(" + ", ".join([string_literal(p), *(_sql_value(vals.get(k.name)) for k in partitions)]) + ")"
+        for p, vals in zip(paths, values, strict=True)
+    )
+    slots = ", ".join(f"v{i}" for i in range(len(partitions)))
+    parts = ", ".join(f"CAST(p.v{i} AS {duckdb_type(k.type)}) AS {_quoted(k.name)}" for i, k in enumerate(partitions))
+    return (
+        f"SELECT {picked}, {parts} FROM {reader} AS j "  # noqa: S608 - names quoted, values literals
+        f"JOIN (VALUES {rows}) AS p(__driftline_path, {slots}) ON j.__driftline_file = p.__driftline_path"
+    )
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_value(value: str | None) -> str:
+    return "NULL" if value is None else string_literal(value)
 
 
 _DUCK_ERRORS: tuple[tuple[str, str], ...] = (
@@ -435,6 +434,8 @@ def duckdb_reason(e: Exception) -> str:
     m = re.search(r'Referenced column "([^"]+)" not found', message)
     if m:
         return f"COLUMN_NOT_FOUND: line 1:1: Column '{m.group(1)}' cannot be resolved"
+    if "Malformed JSON" in message or "JSON transform error" in message:
+        return f"HIVE_BAD_DATA: Error parsing field value: {message[:1000]}"
     if "No function matches" in message:
         return f"FUNCTION_NOT_FOUND: line 1:1: {message[:1000]}"
     if "Division by zero" in message:
@@ -602,6 +603,8 @@ class AthenaEngine:
             outcome, reason = "CANCELLED", "Query cancelled by user"
         except duckdb.Error as e:
             outcome, reason = "FAILED", duckdb_reason(e)
+            for local, remote in ex.copies.items():
+                reason = reason.replace(local, remote)
         except (pa.ArrowException, OSError) as e:
             outcome, reason = "FAILED", f"HIVE_CURSOR_ERROR: {str(e)[:1000]}"
         except Exception as e:  # a hostile query must end FAILED, never take the emulator down
@@ -619,31 +622,39 @@ class AthenaEngine:
                     old.rows, old.released = [], True
         ex.done.set()
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        return duckdb.connect(
+    def _connect(self, workdir: Path) -> duckdb.DuckDBPyConnection:
+        """A sandboxed connection: files only under ``workdir`` (the query's copies of JSON objects), no
+        extensions, configuration locked before any query text runs."""
+        con = duckdb.connect(
             config={
                 "threads": max(1, self.options.threads),
                 "memory_limit": self.options.memory_limit,
                 "integer_division": True,  # Trino's: 7 / 2 = 3 on integers (DuckDB's default gives 3.5)
-                "enable_external_access": False,
                 "autoinstall_known_extensions": False,
                 "autoload_known_extensions": False,
-                "lock_configuration": True,
             }
         )
+        con.execute(f"SET allowed_directories = [{string_literal(str(workdir) + '/')}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        return con
 
     def _register_tables(
-        self, con: duckdb.DuckDBPyConnection, ex: QueryExecution, stmt: Statement
+        self, con: duckdb.DuckDBPyConnection, ex: QueryExecution, stmt: Statement, workdir: Path
     ) -> Callable[[exp.Table], str | None]:
         """Register every catalog table the statement reads; returns the renaming of table references."""
         names: dict[tuple[str, str], str] = {}
         for ref in stmt.tables:
             key = ((ref.database or ex.database).lower(), ref.name.lower())
             if key not in names:
-                data = self._table(ex, ref, key)
+                data = self._table(ex, ref, key, workdir)
                 names[key] = f"__driftline_t{len(names)}"
                 ex.scanned_bytes += data.scanned_bytes
-                con.register(names[key], data.source)
+                ex.copies.update(data.copies)
+                if isinstance(data.source, str):
+                    con.execute(f"CREATE TEMP VIEW {_quoted(names[key])} AS {data.source}")
+                else:
+                    con.register(names[key], data.source)
         ctes = {c.alias_or_name.lower() for c in stmt.tree.find_all(exp.CTE)}
 
         def rename(t: exp.Table) -> str | None:
@@ -653,7 +664,7 @@ class AthenaEngine:
 
         return rename
 
-    def _table(self, ex: QueryExecution, ref: TableRef, key: tuple[str, str]) -> TableData:
+    def _table(self, ex: QueryExecution, ref: TableRef, key: tuple[str, str], workdir: Path) -> TableData:
         database, name = key
         table = self.catalog.table(database, name)
         if table is None:
@@ -661,26 +672,30 @@ class AthenaEngine:
             if not self.catalog.has_database(database):
                 raise AthenaQueryError(f"SCHEMA_NOT_FOUND: {where}: Schema '{database}' does not exist")
             raise AthenaQueryError(f"TABLE_NOT_FOUND: {where}: Table 'awsdatacatalog.{database}.{name}' does not exist")
-        return load_table(self.fs, table)
+        return load_table(self.fs, table, workdir)
 
     def _execute(self, ex: QueryExecution) -> None:
         stmt = parse_statement(ex.query)
         stmt.tree = bind_parameters(stmt.tree, ex.parameters)
-        con = self._connect()
-        try:
-            with self._lock:
-                if ex.state != "RUNNING":
-                    return
-                ex.connection = con
-            sql = to_duckdb(stmt.tree, self._register_tables(con, ex, stmt))
-            if stmt.unload is not None:
-                self._unload(con, ex, stmt.unload, sql)
-            elif stmt.ctas is not None:
-                self._ctas(con, ex, stmt.ctas, sql)
-            else:
-                self._select(con, ex, sql)
-        finally:
-            con.close()
+        with tempfile.TemporaryDirectory(prefix="driftline-athena-") as tmp:
+            con = self._connect(Path(tmp))
+            try:
+                with self._lock:
+                    if ex.state != "RUNNING":
+                        return
+                    ex.connection = con
+                sql = to_duckdb(stmt.tree, self._register_tables(con, ex, stmt, Path(tmp)))
+                self._run_statement(con, ex, stmt, sql)
+            finally:
+                con.close()
+
+    def _run_statement(self, con: duckdb.DuckDBPyConnection, ex: QueryExecution, stmt: Statement, sql: str) -> None:
+        if stmt.unload is not None:
+            self._unload(con, ex, stmt.unload, sql)
+        elif stmt.ctas is not None:
+            self._ctas(con, ex, stmt.ctas, sql)
+        else:
+            self._select(con, ex, sql)
 
     def _select(self, con: duckdb.DuckDBPyConnection, ex: QueryExecution, sql: str) -> None:
         result: pa.Table = _relation(con.sql(sql)).to_arrow_table()

@@ -404,9 +404,9 @@ def test_duckdb_statements_are_refused(engine: AthenaEngine, query: str) -> None
 
 def test_bad_table_metadata_fails_the_query(data: dict[str, Any]) -> None:
     bad = TableSpec(DB, "bad", "b", "spine/", (Column("c", "strange<type"),), "parquet").table_input(BUCKET)
-    broken = TableSpec(DB, "broken", "b", "requests/", (Column("request_id", "bigint"),), "json-lines").table_input(
-        BUCKET
-    )
+    broken = TableSpec(
+        DB, "broken", "b", "requests/", (Column("request_id", "bigint"),), "json-lines", ignore_malformed_json=False
+    ).table_input(BUCKET)
     e = AthenaEngine(InMemoryCatalog({DB: {"bad": bad, "broken": broken}}), data["fs"])
     try:
         assert run(e, "SELECT * FROM bad").reason.startswith("HIVE_INVALID_METADATA: Glue type 'strange<type'")
@@ -433,7 +433,11 @@ def test_malformed_json_lines_read_as_null_rows_unless_strict(data: dict[str, An
         ex = run(e, "SELECT count(*), count(request_id), count_if(request_id IS NULL) FROM ragged")
         assert ex.state == "SUCCEEDED", ex.reason
         assert ex.rows == [["5", "2", "3"]]
-        assert run(e, "SELECT count(*) FROM strict").reason.startswith("HIVE_BAD_DATA: Error parsing field value")
+        strict_failed = run(e, "SELECT count(*) FROM strict")
+        assert strict_failed.reason.startswith("HIVE_BAD_DATA: Error parsing field value")
+        assert (
+            f"s3://{BUCKET}/ragged/a.jsonl" in strict_failed.reason and "driftline-athena-" not in strict_failed.reason
+        )
     finally:
         e.shutdown()
 
