@@ -134,7 +134,7 @@ class MonitoringSettings(_Strict):
     scale_out_bytes: int | None = Field(default=None, ge=1)
     """The same by the window's capture bytes (listed object sizes); None: never by bytes."""
     scale_out_shard_rows: int = Field(default=250_000, ge=1_000, le=5_000_000)
-    """Rows per shard the query aims at (shards = estimated rows / this, 1..1000): one summarize task
+    """Rows per shard the query aims at (shards = estimated rows / this, 1..100): one summarize task
     holds one shard in memory."""
 
     def lateness_seconds(self, drift: DriftSettings, *, local: bool) -> int:

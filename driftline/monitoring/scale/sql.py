@@ -34,8 +34,9 @@ __all__ = [
     "shard_expression",
 ]
 
-MAX_SHARDS = 1000
-"""Shards (and so Map items) at most: moto's Distributed Map reads one listing of at most 1000 keys."""
+MAX_SHARDS = 100
+"""Shards at most: Athena writes at most 100 partitions per UNLOAD (the local Athena enforces it too), which
+also keeps the shard files well under the 1000 keys moto's Distributed Map reads in its one listing."""
 HOUR_COLUMN = HOUR_PARTITION
 """The captures and feedback tables' projected partition (``yyyy/MM/dd/HH``, the Firehose hour layout)."""
 HASH_DIGITS = 3
