@@ -763,6 +763,7 @@ class AthenaEngine:
             basename_template=f"{ex.id}_{{i}}",
             existing_data_behavior="overwrite_or_ignore",
             create_dir=self.fs.type_name != "s3",  # S3 has no folders: no empty marker objects
+            max_rows_per_group=131_072,  # each open partition buffers at most one row group
             file_visitor=visited,
         )
         ex.written = sorted(written)
