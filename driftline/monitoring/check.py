@@ -213,9 +213,43 @@ def run_check(
             persistence=ds.persistence_windows,
             recheck=lambda r: _recheck(ctx, r, now),
         )
+        _announce_raised(ctx, model, late)
         if not isinstance(prep, Prepared):
             return {**prep, "late_rows": late.rows, "late": late.to_dict()}
+        from driftline.monitoring.scale import dispatch  # its reduce step imports this module
+
+        scaled = dispatch.maybe_start(ctx, prep, iso(lateness.scan_mark(datetime.now(UTC))))
+        if scaled is not None:  # a large window: the scale-out workflow checks it (docs/monitoring.md)
+            return {**scaled, "late_rows": late.rows, "late": late.to_dict()}
         return check_prepared(ctx, prep, now, late=late)
+
+
+def _announce_raised(ctx: Context, model: str, late: lateness.LateReport) -> None:
+    """``DriftDetected`` for the newest window whose alarm a re-check turned on, and the alert when that
+    alarm follows a window without one (so nobody has heard of it)."""
+    if not late.raised:
+        return
+    e = late.raised[-1]
+    detail = {
+        "model": model,
+        "version": e.version,
+        "window_start": e.window_start,
+        "window_end": e.window_end,
+        "share_drifted": e.share_drifted,
+        "drifted_columns": e.drifted_columns,
+        "report_uri": e.report_uri,
+        "reasons": e.reasons,
+        "prediction_drifted": e.prediction_drifted,
+        "performance_degraded": e.performance_degraded,
+    }
+    publish.drift_event(ctx.event_bus, detail)
+    if late.starts_alarm:
+        message = (
+            f"{model} v{e.version}: an earlier window was checked again after late captures arrived, and the "
+            f"window {e.window_start} to {e.window_end} now completes {e.streak} drifted windows in a row "
+            f"({', '.join(e.reasons)}).\nReport: {e.report_uri}"
+        )
+        publish.alert(ctx.alerts_topic_arn, _subject(model, e.version or 0, e), message, model)
 
 
 def _recheck(ctx: Context, r: lateness.Recheck, now: datetime) -> str:
@@ -226,7 +260,8 @@ def _recheck(ctx: Context, r: lateness.Recheck, now: datetime) -> str:
         return str(prep.get("message", ""))
     if prep.version.version != e.version:
         return f"not re-checked: it was checked for v{e.version}, the champion is now v{prep.version.version}"
-    check_prepared(ctx, prep, now, recheck=r, list_until=max(now, datetime.now(UTC)))
+    until = min(max(now, datetime.now(UTC)), prep.window.end + lateness.LATE_HORIZON)  # where late ones landed
+    check_prepared(ctx, prep, now, recheck=r, list_until=until)
     return ""
 
 
