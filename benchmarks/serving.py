@@ -176,11 +176,15 @@ if svc.capture.mode == "background":
     out["validate_100"] = stats(lambda: champ.validator.validate(rows100), n100)
     out["onnx_run_100"] = stats(lambda: champ.run(X100), n100)
     out["typed_100"] = stats(lambda: champ.typed.decode(hundred, 1000), n100)
-    rec = {"request_id": "x:0", "model": "credit-default", "version": 1, "role": "champion",
-           "ts": "2026-01-01T00:00:00.000000+00:00", "latency_ms": 0.1, "features": rows[0],
-           "prediction": {"label": 0, "probability": 0.1, "probabilities": {"0": 0.9, "1": 0.1}}}
+    from driftline.capture_format import request_record
     from driftline.serving.capture import encode_record
-    out["capture_line_bytes"] = len(encode_record(rec))
+    def capture_record(rows):
+        pred = {"label": 0, "probability": 0.1, "probabilities": {"0": 0.9, "1": 0.1}}
+        return request_record(request_id="x", model="credit-default", version=1, role="champion",
+                              ts="2026-01-01T00:00:00.000000+00:00", latency_ms=0.1, rows=rows,
+                              outputs=[pred] * len(rows))
+    out["capture_line_bytes"] = len(encode_record(capture_record(rows)))
+    out["capture_line_100_bytes"] = len(encode_record(capture_record(rows100)))
 svc.capture.flush()
 out["capture_sent"] = svc.capture.sent
 out["capture_failed"] = sum(svc.capture.drain_failures().values())
@@ -192,6 +196,7 @@ if svc.capture.mode == "background":
         cap.flush()
         cap.drain_failures()
         sent0, most, lat = cap.sent, 0, []
+        cpu0 = time.process_time()  # every thread of this process: the requests and the capture thread
         t = time.perf_counter()
         for _ in range(n):
             a = time.perf_counter()
@@ -200,11 +205,14 @@ if svc.capture.mode == "background":
             most = max(most, cap.pending())
         wall = time.perf_counter() - t
         cap.flush()
+        cpu = time.process_time() - cpu0
         lat.sort()
-        rows = n * 100 if svc.settings.capture_sampling else 0
+        records = n if svc.settings.capture_sampling else 0  # one record per request (the champion's)
         return {"mean_us": sum(lat) / n * 1e6, "p50_us": lat[n // 2] * 1e6, "p99_us": lat[int(n * 0.99)] * 1e6,
-                "rows_per_s": n * 100 / wall, "max_pending": most,
-                "lost": rows - (cap.sent - sent0), "failed": sum(cap.drain_failures().values())}
+                "rows_per_s": n * 100 / wall, "max_pending": most, "records_expected": records,
+                "cpu_us_per_request": cpu / n * 1e6,
+                "records_sent": cap.sent - sent0,
+                "lost": records - (cap.sent - sent0), "failed": sum(cap.drain_failures().values())}
     n_sus = int(sys.argv[5])
     with contextlib.redirect_stdout(sink):
         out["sustained_on"] = sustained(n_sus)
@@ -251,6 +259,44 @@ serve._State.service.capture.flush()
 print("RESULT " + json.dumps(out), flush=True)
 """
 )
+
+
+# A Firehose endpoint that accepts every record at once and stores nothing: the saturated run against it
+# measures what capture costs the serving process itself (encoding, base64, signing, HTTP), without the
+# emulator's ingest, which runs on the same few cores here and on AWS's servers in production.
+NULL_FIREHOSE = r"""
+import http.server, json, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        n = body.count(b'"Data"')  # base64 holds no quotes: one per record
+        out = json.dumps({"FailedPutCount": 0, "RequestResponses": [{"RecordId": "r"}] * n}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+@contextlib.contextmanager
+def null_firehose() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", NULL_FIREHOSE, str(port)])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 # ----------------------------------------------------------------------------- emulator
@@ -555,6 +601,24 @@ def count_objects(bucket: str, prefix: str) -> int:
     return sum(len(p.get("Contents", [])) for p in pages)
 
 
+def saturated_results(ours: dict[str, Any], nullsink: dict[str, Any]) -> dict[str, float]:
+    """Flat keys of the saturated runs (against the emulator, and against a sink that stores nothing):
+    means in us, process CPU per request in us, rows/s, records sent/lost/failed, on/off ratios."""
+    results: dict[str, float] = {}
+    for name, child in (("capture", ours), ("nullsink_capture", nullsink)):
+        for cap in ("on", "off"):
+            for k, v in child[f"sustained_{cap}"].items():
+                results[f"sustained_100_{name}_{cap}_{k}"] = v
+        for measure, key in (("mean", "mean_us"), ("cpu", "cpu_us_per_request")):
+            results[f"sustained_100_{name}_on_over_off_{measure}_ratio"] = (
+                results[f"sustained_100_{name}_on_{key}"] / results[f"sustained_100_{name}_off_{key}"]
+            )
+    results["sustained_capture_cost_us_per_row"] = (
+        results["sustained_100_capture_on_mean_us"] - results["sustained_100_capture_off_mean_us"]
+    ) / 100
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small model and few iterations (CI smoke run)")
@@ -637,6 +701,12 @@ def main() -> None:
             [one, hundred, str(max(50, n1 // 10)), str(max(10, n100 // 10)), "0"],
             {**child_env, "CAPTURE_MODE": "sync"},
         )
+        with null_firehose() as null_url:
+            _, nullsink = run_child(
+                WARM_OURS,
+                [one, hundred, "100", "20", str(n_sustained)],
+                {**child_env, "AWS_ENDPOINT_URL_FIREHOSE": null_url},
+            )
         for rows in ("1", "100"):
             for q in ("p50_us", "p99_us", "cpu_p50_us"):
                 results[f"warm_ours_{rows}_{q}"] = ours[f"handler_{rows}"][q]
@@ -659,12 +729,8 @@ def main() -> None:
         results["capture_records_sent"] = ours["capture_sent"] + sync["capture_sent"]
         results["capture_records_failed"] = ours["capture_failed"] + sync["capture_failed"]
         results["capture_line_bytes"] = ours["capture_line_bytes"]
-        for cap in ("on", "off"):
-            for k, v in ours[f"sustained_{cap}"].items():
-                results[f"sustained_100_capture_{cap}_{k}"] = v
-        results["sustained_capture_cost_us_per_row"] = (
-            results["sustained_100_capture_on_mean_us"] - results["sustained_100_capture_off_mean_us"]
-        ) / 100
+        results["capture_line_100_bytes"] = ours["capture_line_100_bytes"]
+        results.update(saturated_results(ours, nullsink))
         results["emf_bytes_per_request"] = ours["emf_bytes"]
 
         if emu["api_url"]:
@@ -777,17 +843,38 @@ def main() -> None:
             {
                 "capture": cap,
                 "mean": f"{r[f'sustained_100_capture_{cap}_mean_us']:.0f} us",
+                "CPU/request": f"{r[f'sustained_100_capture_{cap}_cpu_us_per_request']:.0f} us",
                 "p50": f"{r[f'sustained_100_capture_{cap}_p50_us']:.0f} us",
                 "p99": f"{r[f'sustained_100_capture_{cap}_p99_us']:.0f} us",
                 "rows/s": f"{r[f'sustained_100_capture_{cap}_rows_per_s']:,.0f}",
-                "most buffered": r[f"sustained_100_capture_{cap}_max_pending"],
+                "most buffered (rows)": r[f"sustained_100_capture_{cap}_max_pending"],
+                "records sent": r[f"sustained_100_capture_{cap}_records_sent"],
                 "lost": r[f"sustained_100_capture_{cap}_lost"],
                 "failed": r[f"sustained_100_capture_{cap}_failed"],
             }
             for cap in ("on", "off")
+        ]
+        + [
+            {
+                "capture": f"{cap}, null sink",
+                "mean": f"{r[f'sustained_100_nullsink_capture_{cap}_mean_us']:.0f} us",
+                "CPU/request": f"{r[f'sustained_100_nullsink_capture_{cap}_cpu_us_per_request']:.0f} us",
+                "p50": f"{r[f'sustained_100_nullsink_capture_{cap}_p50_us']:.0f} us",
+                "p99": f"{r[f'sustained_100_nullsink_capture_{cap}_p99_us']:.0f} us",
+                "rows/s": f"{r[f'sustained_100_nullsink_capture_{cap}_rows_per_s']:,.0f}",
+                "most buffered (rows)": r[f"sustained_100_nullsink_capture_{cap}_max_pending"],
+                "records sent": r[f"sustained_100_nullsink_capture_{cap}_records_sent"],
+                "lost": r[f"sustained_100_nullsink_capture_{cap}_lost"],
+                "failed": r[f"sustained_100_nullsink_capture_{cap}_failed"],
+            }
+            for cap in ("on", "off")
         ],
-        title=f"Saturated sandbox: {n_sustained:,} back-to-back 100-row requests (capture keeps up by backpressure; "
-        f"{r['sustained_capture_cost_us_per_row']:.1f} us per captured row on average)",
+        title=f"Saturated sandbox: {n_sustained:,} back-to-back 100-row requests, one capture record each (format v2; "
+        f"{r['sustained_capture_cost_us_per_row']:.1f} us per captured row on average; mean on/off "
+        f"{r['sustained_100_capture_on_over_off_mean_ratio']:.2f}x against the emulator, "
+        f"{r['sustained_100_nullsink_capture_on_over_off_mean_ratio']:.2f}x against a sink that stores nothing; "
+        f"process CPU per request on/off {r['sustained_100_capture_on_over_off_cpu_ratio']:.2f}x and "
+        f"{r['sustained_100_nullsink_capture_on_over_off_cpu_ratio']:.2f}x; target <= 1.25x)",
     )
     rows_cmp = []
     for part, label in (
