@@ -362,6 +362,9 @@ class Story:
         return n
 
     def _fire_drift(self) -> dict[str, Any]:
+        # a scheduled window ends the allowed lateness before now: let the traffic just sent fall inside it
+        cfg = self.platform.config
+        time.sleep(cfg.monitoring.lateness_seconds(cfg.model(self.settings.model).drift, local=True) + 1)
         rule = f"drift-{self.settings.model}"
         doc = self._local().fire(rule, wait_s=self.settings.step_timeout_s)
         dispatches = doc.get("dispatches", [])

@@ -10,7 +10,7 @@ Captures reach S3 late (Firehose buffers them), so a scheduled check ends its wi
 when its captures have landed. A window the caller gives is checked as given, and
 :func:`checked_early` says when its lateness had not passed yet. A scheduled window shorter than
 :data:`MIN_SCHEDULED_WINDOW` is not due (:class:`NotDueError`): a retried run right after a check would
-otherwise check a sliver of seconds.
+otherwise check a sliver of seconds (EventBridge delivers a target at least once).
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ __all__ = [
 
 DEFAULT_WINDOW = timedelta(hours=1)
 MAX_WINDOW = timedelta(days=7)
-MIN_SCHEDULED_WINDOW = timedelta(minutes=1)
+MIN_SCHEDULED_WINDOW = timedelta(seconds=10)
+"""Shorter scheduled windows are duplicate deliveries of one schedule tick (the shortest schedule is a
+minute), not windows of their own."""
 
 
 class WindowError(ValueError):

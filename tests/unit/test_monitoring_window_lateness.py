@@ -48,7 +48,7 @@ def test_a_window_the_caller_gives_is_honoured_and_flagged_when_early() -> None:
     "last_end",
     [
         "2026-11-26T12:25:05+00:00",  # a retried run right after a check: nothing new
-        "2026-11-26T12:24:30+00:00",  # half a minute: a sliver, not a window
+        "2026-11-26T12:24:58+00:00",  # seven seconds: a duplicate delivery, not a window
         "2026-11-26T13:00:00+00:00",  # the previous check ended in the future (clock skew)
     ],
 )
