@@ -99,6 +99,9 @@ SLOW_MODULES = frozenset(
         "tests/integration/test_local_iam.py",
         "tests/integration/test_local_executor.py",
         "tests/integration/test_local_persistence.py",
+        "tests/integration/test_drift_scale.py",
+        "tests/integration/test_drift_scale_dispatch.py",
+        "tests/integration/test_drift_scale_workflow.py",
         "tests/e2e/test_local_walkthrough.py",
         "tests/e2e/test_local_resume.py",
     }
