@@ -147,6 +147,31 @@ SCALE_OUT_DRIFT = NagPackSuppression(
         RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:states:.*:execution:[A-Za-z0-9-]+-drift-scale\\/\\*$/"),
     ],
 )
+TRAINING_JOBS = NagPackSuppression(
+    id="AwsSolutions-IAM5",
+    reason="SageMaker training jobs (models with training.compute sagemaker or auto): the train and workflow "
+    "functions start, describe, tag and stop only jobs named <prefix>-train-*, one name per run and attempt "
+    "that can only be matched with a trailing wildcard (iam:PassRole is scoped to the one training role, "
+    "passed to sagemaker.amazonaws.com only); the jobs' role reads the training-sets/ prefix of the features "
+    "bucket and reads and writes the training-jobs/ prefix of the artifacts bucket (objects of one prefix "
+    "of one named bucket), and writes only the /aws/sagemaker/TrainingJobs log group's streams.",
+    applies_to=[
+        RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:sagemaker:.*:training-job\\/[a-z0-9-]+-train-\\*$/"),
+        RegexAppliesTo(regex="/^Resource::<FeaturesBucket.*Arn>\\/training-sets\\/\\*$/"),
+        RegexAppliesTo(regex="/^Resource::<ArtifactsBucket.*Arn>\\/training-jobs\\/\\*$/"),
+    ],
+)
+ECR_TOKEN = NagPackSuppression(
+    id="AwsSolutions-IAM5",
+    reason="ecr:GetAuthorizationToken (SageMaker pulling the training image) supports no resource-level "
+    "permissions, so IAM accepts only '*'; the image pull itself (BatchGetImage, GetDownloadUrlForLayer) is "
+    "scoped to the training image's one repository.",
+    applies_to=["Resource::*"],
+)
+TRAINING_JOB_FUNCTIONS = ("train", "workflow")
+TRAINING_ROLE_ID = "TrainingJobRole"
+"""The construct id of the training jobs' role (stacks/pipeline_stack.py)."""
+
 SCALE_OUT_FUNCTIONS = ("drift", "drift-shard", "drift-reduce")
 """The drift function reads the captures table's definition (Glue) before it starts the workflow."""
 
@@ -189,6 +214,11 @@ def acknowledge(stack: Stack) -> None:
     _attach([f for f in functions if f.spec.logical == "ingest"], INGEST_ACKNOWLEDGMENTS)
     _attach([c for c in everything if isinstance(c, sfn.StateMachine)], WORKFLOW_ACKNOWLEDGMENTS)
     _attach([f for f in functions if f.spec.logical in SCALE_OUT_FUNCTIONS], [SCALE_OUT_DRIFT])
+    _attach([f for f in functions if f.spec.logical in TRAINING_JOB_FUNCTIONS], [TRAINING_JOBS])
+    _attach(  # the SageMaker training jobs' execution role (only when a model may train there)
+        [c for c in everything if isinstance(c, iam.Role) and c.node.id == TRAINING_ROLE_ID],
+        [TRAINING_JOBS, ECR_TOKEN, GRANT_GROUPS, CHILD_WILDCARDS],
+    )
     _attach(  # Athena reads the captures and feedback through the workflow's role
         [c for c in everything if isinstance(c, sfn.StateMachine) and c.node.id == "DriftScaleWorkflow"],
         [SCALE_OUT_DRIFT, BUCKET_OBJECTS],

@@ -6,12 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Duration, IgnoreMode, Stack
+from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from driftline.platform import TRAINING_ROLE, ResourceKind
 from stacks.constructs import PlatformFunction
 from stacks.functions import make_function
 from stacks.packaging import ROOT
@@ -63,14 +66,23 @@ class PipelineStack(Stack):
         platform = shared.platform
 
         trainers = trainers_build_dir(platform.config.trainers_dir, any(m.trainer for m in platform.config.models))
-        image = lambda_.DockerImageCode.from_image_asset(
-            str(ROOT),
-            file="docker/train.Dockerfile",
-            exclude=[*IMAGE_CONTEXT, f"!{trainers}/**"],
-            ignore_mode=IgnoreMode.DOCKER,
-            build_args={"TRAINERS_DIR": trainers},
-        )
-        self.train = make_function(self, shared, "train", image_code=image)
+        build: dict[str, Any] = {
+            "file": "docker/train.Dockerfile",
+            "exclude": [*IMAGE_CONTEXT, f"!{trainers}/**"],
+            "ignore_mode": IgnoreMode.DOCKER,
+            "build_args": {"TRAINERS_DIR": trainers},
+        }
+        train_arns: dict[str, str] | None = None
+        self.training_role: iam.Role | None = None
+        if "TRAINING_IMAGE_URI" in platform.function("train").env:  # a model may train on SageMaker
+            # one image asset for the function and the training jobs, so both run the same code
+            asset = ecr_assets.DockerImageAsset(self, "TrainImage", directory=str(ROOT), **build)
+            image = lambda_.DockerImageCode.from_ecr(asset.repository, tag_or_digest=asset.image_tag)
+            self.training_role = training_job_role(self, shared, asset.repository.repository_arn)
+            train_arns = {"role:training": self.training_role.role_arn, "image:train": asset.image_uri}
+        else:
+            image = lambda_.DockerImageCode.from_image_asset(str(ROOT), **build)
+        self.train = make_function(self, shared, "train", image_code=image, extra_arns=train_arns)
         self.workflow_fn = make_function(self, shared, "workflow")
         fns: dict[str, PlatformFunction] = {"train": self.train, "workflow": self.workflow_fn}
 
@@ -120,6 +132,43 @@ class PipelineStack(Stack):
                     )
                 ],
             )
+
+
+def training_job_role(stack: Stack, shared: SharedResources, repository_arn: str) -> iam.Role:
+    """The SageMaker training jobs' execution role, with exactly ``Platform.training_role_policy``'s statements
+    (the training sets and job prefix of the two buckets, the image's repository, the jobs' log group)."""
+    platform = shared.platform
+
+    def arn(kind: ResourceKind, name: str) -> str:
+        if kind == "bucket":
+            return shared.buckets[name].bucket_arn
+        return platform.arn(kind, name, stack.account, stack.region, stack.partition)
+
+    role = iam.Role(
+        stack,
+        "TrainingJobRole",
+        role_name=platform.name(TRAINING_ROLE),  # the name the functions' iam:PassRole is scoped to
+        assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),  # type: ignore[arg-type]
+        description=f"Driftline SageMaker training jobs ({platform.config.env_name})",
+    )
+    statements = platform.training_role_policy(
+        stack.account,
+        stack.region,
+        stack.partition,
+        arn=arn,
+        key_arn=shared.key.key_arn,
+        image_repository_arn=repository_arn,
+    )
+    for st in statements:
+        role.add_to_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY if st.effect == "Deny" else iam.Effect.ALLOW,
+                actions=list(st.actions),
+                resources=list(st.resources),
+                conditions=st.condition_json() or None,
+            )
+        )
+    return role
 
 
 def _pattern(raw: dict[str, Any]) -> events.EventPattern:
