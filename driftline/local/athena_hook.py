@@ -100,6 +100,10 @@ class AthenaDelegate:
         workgroup: str,
         execution_parameters: list[str] | None,
     ) -> str:
+        if not isinstance(query, str) or not query:
+            raise _invalid_request("QueryString is required (1 to 262144 characters)")
+        if config is not None and not isinstance(config, dict):
+            raise _invalid_request("ResultConfiguration must be an object")
         location = _output_location(backend, config, workgroup)
         config = dict(config or {})
         config.pop("OutputLocation", None)

@@ -376,3 +376,30 @@ def test_execution_parameters_through_the_api(
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert _rows(emulator, qid)[1] == [str(int((curated["date"] == "2026-12-02").sum()))]
+
+
+def test_hostile_requests_get_invalid_request_not_a_server_error(emulator: dict[str, Any]) -> None:
+    import urllib.request
+
+    def call(target: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        req = urllib.request.Request(
+            emulator["endpoint"],
+            data=json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": f"AmazonAthena.{target}",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=test/20261203/us-east-1/athena/aws4_request, "
+                "SignedHeaders=host, Signature=x",
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    for body in ({}, {"QueryString": ""}, {"QueryString": "SELECT 1", "ResultConfiguration": "x"}):
+        status, answer = call("StartQueryExecution", body)
+        assert status == 400 and answer.get("__type", "").endswith("InvalidRequestException"), (body, status, answer)
+    status, answer = call("GetQueryResults", {"QueryExecutionId": "nope", "MaxResults": "many"})
+    assert status == 400, answer
