@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from driftline.drift.feature_set import PREDICTION_COLUMN
@@ -73,13 +74,31 @@ def _numeric(col: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(col.to_pylist(), dtype=object)  # strings or booleans: the engine reports the wrong type
 
 
-def frame_of(table: pa.Table, profile: Profile) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
-    """The engine's input from one shard table (as :meth:`WindowData.frame` builds it in-process) and the
-    outputs as dicts. Columns the table lacks are left out (the engine reports them missing)."""
+def _prediction(output: pa.ChunkedArray) -> np.ndarray:
+    """The prediction column read from the output structs (``probability``, else ``value``), as the
+    in-process reader takes it from each output dict, without building one dict per row."""
+    if pa.types.is_struct(output.type):
+        names = [output.type.field(i).name for i in range(output.type.num_fields)]
+        for field in ("probability", "value"):
+            if field in names:
+                return _numeric(pc.struct_field(output, field))
+        return np.full(len(output), np.nan)
+    values = [
+        _plain(o).get("probability", _plain(o).get("value")) if isinstance(o, dict) else None
+        for o in output.to_pylist()
+    ]
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.asarray(values, dtype=object)
+
+
+def frame_of(table: pa.Table, profile: Profile) -> dict[str, np.ndarray]:
+    """The engine's input from one shard table (as :meth:`WindowData.frame` builds it in-process).
+    Columns the table lacks are left out (the engine reports them missing)."""
     names = {n.lower(): n for n in table.column_names}  # Athena writes column names in lower case
     if "output" not in names or "request_id" not in names:
         raise ShardFileError(f"not a drift shard file: columns {sorted(names)} lack request_id/output")
-    outputs = [_plain(o) if isinstance(o, dict) else {} for o in table.column("output").to_pylist()]
     prediction = PREDICTION_COLUMN if PREDICTION_COLUMN in profile.columns else None
     frame: dict[str, np.ndarray] = {}
     for name in profile.numerical:
@@ -89,12 +108,8 @@ def frame_of(table: pa.Table, profile: Profile) -> tuple[dict[str, np.ndarray], 
         if name.lower() in names:
             frame[name] = np.asarray(table.column(names[name.lower()]).to_pylist(), dtype=object)
     if prediction is not None:
-        values = [p.get("probability", p.get("value")) for p in outputs]
-        try:
-            frame[prediction] = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError):
-            frame[prediction] = np.asarray(values, dtype=object)
-    return frame, outputs
+        frame[prediction] = _prediction(table.column(names["output"]))
+    return frame
 
 
 def matched_labels(
@@ -121,16 +136,19 @@ def matched_labels(
 
 def summarize_shard(profile: Profile, table: pa.Table, labelers: Iterable[str] = ()) -> dict[str, Any]:
     """The shard document: the drift summary, the rows it holds and the matched (label, prediction) pairs."""
-    frame, outputs = frame_of(table, profile)
+    frame = frame_of(table, profile)
     n = table.num_rows
-    names = set(table.column_names)
+    labeled = table.filter(pc.is_valid(table.column("label_values"))) if "label_values" in table.column_names else None
+    pairs: list[tuple[Any, Mapping[str, Any]]] = []
+    if labeled is not None and labeled.num_rows:  # labels are sparse: dicts only for the labeled rows
 
-    def column(name: str) -> list[Any]:
-        return table.column(name).to_pylist() if name in names else [None] * n
+        def column(name: str) -> list[Any]:
+            return labeled.column(name).to_pylist() if name in labeled.column_names else [None] * labeled.num_rows
 
-    pairs = matched_labels(
-        column("request_id"), column("caller"), column("label_values"), column("label_by"), outputs, labelers
-    )
+        outputs = [_plain(o) if isinstance(o, dict) else {} for o in column("output")]
+        pairs = matched_labels(
+            column("request_id"), column("caller"), column("label_values"), column("label_by"), outputs, labelers
+        )
     return {
         "format": SHARD_SUMMARY_FORMAT,
         "rows": n,
