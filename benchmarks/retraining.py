@@ -11,13 +11,20 @@ champion, no canary), then waits for the endpoint to answer with the new version
 governance cost in wall time; most of it is the configured canary bake.
 
     python benchmarks/retraining.py [--quick] [--json out.json]
+    python benchmarks/retraining.py --sagemaker [--rows N] [--runs N] [--json out.json]
+
+``--sagemaker`` measures only the training round trip (workflow start → registered version) of a model
+trained by the ``train`` Lambda and of one trained by a SageMaker training job (the local platform runs
+the job's entry point in a worker process: docs/training.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -91,11 +98,115 @@ def hand_rolled_retrain(story: Any) -> dict[str, float]:
     }
 
 
+def _registered_at(sfn: Any, arn: str, state: str, timeout: float = 600.0) -> tuple[float, dict[str, Any]]:
+    """Seconds from the execution's start to ``state`` exiting (the version is registered then)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        d = sfn.describe_execution(executionArn=arn)
+        if d["status"] != "RUNNING":
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{arn} still running after {timeout:.0f} s")
+        time.sleep(0.2)
+    if d["status"] != "SUCCEEDED":
+        raise SystemExit(f"{arn} ended {d['status']}: {d.get('error')} {d.get('cause')}")
+    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    (done,) = [e for e in events if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == state]
+    return (done["timestamp"] - d["startDate"]).total_seconds(), d
+
+
+def compute_round_trips(rows: int, runs: int) -> dict[str, Any]:
+    """Workflow start → registered version on the local platform, for one model trained by the ``train``
+    Lambda and one trained by a (local) SageMaker training job, on the same curated data."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from driftline.config import PlatformConfig
+    from driftline.datasets.credit_default import generate
+    from driftline.local.runtime import LocalOptions, LocalPlatform
+    from driftline.platform import build_platform
+
+    def model(name: str, compute: str) -> dict[str, Any]:
+        m: dict[str, Any] = {
+            "name": name,
+            "feature_set": "credit_default",
+            "gate": {"min_metrics": {"roc_auc": 0.6}},
+            "deploy": {"mode": "direct"},
+            "retrain": {"on_new_labels": False, "on_drift": False, "cooldown_minutes": 0},
+        }
+        if compute != "lambda":
+            m["training"] = {"compute": compute}
+        return m
+
+    cfg = PlatformConfig.model_validate(
+        {"env_name": "bench", "models": [model("bench-lambda", "lambda"), model("bench-sagemaker", "sagemaker")]}
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="driftline-bench-sagemaker-"))
+    options = LocalOptions(
+        config_path=ROOT / "cdk.json",
+        state_dir=tmp,
+        port=free_port(),
+        api_port=free_port(),
+        persist=False,
+        echo_function_logs=False,
+    )
+    platform = build_platform(cfg)
+    local = LocalPlatform(platform, options, out=lambda _: None)
+    local.start()
+    results: dict[str, Any] = {"rows": rows, "runs": runs}
+    try:
+        s3, sfn = local.client("s3"), local.client("stepfunctions")
+        features = platform.bucket_name("features", local.account, local.region)
+        buf = io.BytesIO()
+        pq.write_table(generate(rows, "2026-01-01", "2026-04-01", seed=7), buf)
+        s3.put_object(Bucket=features, Key="incoming/credit_default/bench.parquet", Body=buf.getvalue())
+        deadline = time.monotonic() + 300
+        while not s3.list_objects_v2(Bucket=features, Prefix="curated/credit_default/date=").get("KeyCount"):
+            if time.monotonic() > deadline:
+                raise SystemExit("the upload was not curated within 300 s")
+            time.sleep(0.2)
+        time.sleep(1.0)  # the ingest commit's last files
+        machine = f"arn:aws:states:{local.region}:{local.account}:stateMachine:{platform.name('retrain')}"
+        for name, state in (("bench-lambda", "Train"), ("bench-sagemaker", "RegisterTrainingJob")):
+            times = []
+            for i in range(runs + 1):  # the first run warms the workers up: not counted
+                body = {"model": name, "trigger": "manual", "reason": "benchmark", "requested_by": "benchmark"}
+                arn = sfn.start_execution(stateMachineArn=machine, name=f"{name}-{i}", input=json.dumps(body))
+                seconds, _ = _registered_at(sfn, arn["executionArn"], state)
+                if i:
+                    times.append(seconds)
+            key = name.removeprefix("bench-")
+            results[f"{key}_start_to_registered_s"] = statistics.median(times)
+            results[f"{key}_start_to_registered_max_s"] = max(times)
+    finally:
+        local.stop()
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller data (faster, noisier)")
     ap.add_argument("--json", type=Path, default=None, help="write flat JSON results here")
+    ap.add_argument(
+        "--sagemaker",
+        action="store_true",
+        help="only the training round trip (workflow start → registered version): Lambda vs local SageMaker job",
+    )
+    ap.add_argument("--rows", type=int, default=20_000, help="rows of the uploaded data (--sagemaker)")
+    ap.add_argument("--runs", type=int, default=3, help="timed runs per path (--sagemaker)")
     args = ap.parse_args()
+    if args.sagemaker:
+        trips = compute_round_trips(args.rows, args.runs)
+        print_table(
+            [
+                {"path": "train Lambda", "median_s": trips["lambda_start_to_registered_s"]},
+                {"path": "SageMaker training job (local)", "median_s": trips["sagemaker_start_to_registered_s"]},
+            ],
+            title=f"Workflow start → registered version on the local platform ({args.rows} rows, {args.runs} runs)",
+        )
+        write_json(args.json, trips)
+        return
 
     from driftline import config
     from driftline.demo.story import DemoSettings, Story
