@@ -9,6 +9,7 @@ at) and ``history`` lists past checks.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +266,7 @@ def _monitoring_context(config: Path, env: str | None) -> Any:
             reports_bucket=res.bucket("reports"),
             alerts_topic_arn=res.topic_arn("alerts"),
             event_bus=res.event_bus(),
+            local=os.environ.get("DRIFTLINE_LOCAL") == "1",  # the local platform's small default lateness
         )
     except NoCallerIdentityError as e:
         fail(
