@@ -45,6 +45,7 @@ from driftline.athena_tables import PARQUET_SERDE
 from driftline.local.athena_sql import (
     AthenaQueryError,
     Ctas,
+    Keep,
     Statement,
     TableRef,
     Unload,
@@ -55,6 +56,7 @@ from driftline.local.athena_sql import (
     duckdb_type,
     glue_type,
     parse_statement,
+    partition_filter,
     to_duckdb,
     varchar_value,
 )
@@ -299,11 +301,28 @@ def _cast_scalar(value: str | None, t: pa.DataType) -> pa.Scalar:
         raise AthenaQueryError(f"HIVE_INVALID_PARTITION_VALUE: partition value {value!r} is not a {t}") from None
 
 
+def _string_partitions(table: dict[str, Any]) -> set[str]:
+    """Partition columns compared as text (the only ones :func:`partition_filter` prunes on)."""
+    return {
+        str(k["Name"]).lower()
+        for k in table.get("PartitionKeys") or []
+        if str(k.get("Type", "")).lower().split("(")[0] in ("string", "varchar", "char")
+    }
+
+
+def _any_of(filters: list[Keep | None]) -> Keep | None:
+    """A file is needed when any reference to the table needs it (None: one reads everything)."""
+    if not filters or any(f is None for f in filters):
+        return None
+    tests = [f for f in filters if f is not None]
+    return lambda values: any(test(values) for test in tests)
+
+
 def _glue_schema(cols: list[dict[str, Any]]) -> pa.Schema:
     return pa.schema([pa.field(c["Name"].lower(), arrow_type(c["Type"])) for c in cols])
 
 
-def load_table(fs: pafs.FileSystem, table: dict[str, Any], workdir: Path) -> TableData:
+def load_table(fs: pafs.FileSystem, table: dict[str, Any], workdir: Path, keep: Keep | None = None) -> TableData:
     """The table's data, partition columns included: Parquet as a pyarrow dataset read from S3 as DuckDB
     scans it; JSON lines as a DuckDB SELECT over copies in ``workdir`` (DuckDB streams them)."""
     sd = table.get("StorageDescriptor") or {}
@@ -317,6 +336,9 @@ def load_table(fs: pafs.FileSystem, table: dict[str, Any], workdir: Path) -> Tab
     base = "/".join(_split_uri(location)).rstrip("/") + "/"
     match = _partition_matcher(table, partitions.names)
     values = [match(f.path[len(base) :]) for f in files]
+    if keep is not None:  # files whose partition values the query's WHERE excludes are not read
+        kept = [(f, v) for f, v in zip(files, values, strict=True) if keep(dict(v))]
+        files, values = [f for f, _ in kept], [v for _, v in kept]
     scanned = sum(f.size or 0 for f in files)
     if "parquet" in serde:
         return TableData(_parquet(fs, files, values, columns, partitions), scanned)
@@ -642,29 +664,44 @@ class AthenaEngine:
     def _register_tables(
         self, con: duckdb.DuckDBPyConnection, ex: QueryExecution, stmt: Statement, workdir: Path
     ) -> Callable[[exp.Table], str | None]:
-        """Register every catalog table the statement reads; returns the renaming of table references."""
-        names: dict[tuple[str, str], str] = {}
-        for ref in stmt.tables:
-            key = ((ref.database or ex.database).lower(), ref.name.lower())
-            if key not in names:
-                data = self._table(ex, ref, key, workdir)
-                names[key] = f"__driftline_t{len(names)}"
-                ex.scanned_bytes += data.scanned_bytes
-                ex.copies.update(data.copies)
-                if isinstance(data.source, str):
-                    con.execute(f"CREATE TEMP VIEW {_quoted(names[key])} AS {data.source}")
-                else:
-                    con.register(names[key], data.source)
+        """Register every catalog table the statement reads (only the partitions its WHERE clauses can
+        need, :func:`partition_filter`); returns the renaming of table references."""
         ctes = {c.alias_or_name.lower() for c in stmt.tree.find_all(exp.CTE)}
 
-        def rename(t: exp.Table) -> str | None:
+        def key_of(t: exp.Table) -> tuple[str, str] | None:
             if not isinstance(t.this, exp.Identifier) or (not t.db and t.name.lower() in ctes):
                 return None
-            return names.get(((t.db or ex.database).lower(), t.name.lower()))
+            return ((t.db or ex.database).lower(), t.name.lower())
+
+        tables: dict[tuple[str, str], dict[str, Any]] = {}
+        for ref in stmt.tables:  # in query order: the first unknown table is the one reported
+            key = ((ref.database or ex.database).lower(), ref.name.lower())
+            if key not in tables:
+                tables[key] = self._table(ex, ref, key)
+        filters: dict[tuple[str, str], list[Keep | None]] = {}
+        for node in stmt.tree.find_all(exp.Table):
+            node_key = key_of(node)
+            if node_key is not None and node_key in tables:
+                keys = _string_partitions(tables[node_key])
+                filters.setdefault(node_key, []).append(partition_filter(node, keys))
+        names: dict[tuple[str, str], str] = {}
+        for key, table in tables.items():
+            data = load_table(self.fs, table, workdir, _any_of(filters.get(key, [None])))
+            names[key] = f"__driftline_t{len(names)}"
+            ex.scanned_bytes += data.scanned_bytes
+            ex.copies.update(data.copies)
+            if isinstance(data.source, str):
+                con.execute(f"CREATE TEMP VIEW {_quoted(names[key])} AS {data.source}")
+            else:
+                con.register(names[key], data.source)
+
+        def rename(t: exp.Table) -> str | None:
+            key = key_of(t)
+            return names.get(key) if key else None
 
         return rename
 
-    def _table(self, ex: QueryExecution, ref: TableRef, key: tuple[str, str], workdir: Path) -> TableData:
+    def _table(self, ex: QueryExecution, ref: TableRef, key: tuple[str, str]) -> dict[str, Any]:
         database, name = key
         table = self.catalog.table(database, name)
         if table is None:
@@ -672,7 +709,7 @@ class AthenaEngine:
             if not self.catalog.has_database(database):
                 raise AthenaQueryError(f"SCHEMA_NOT_FOUND: {where}: Schema '{database}' does not exist")
             raise AthenaQueryError(f"TABLE_NOT_FOUND: {where}: Table 'awsdatacatalog.{database}.{name}' does not exist")
-        return load_table(self.fs, table, workdir)
+        return table
 
     def _execute(self, ex: QueryExecution) -> None:
         stmt = parse_statement(ex.query)

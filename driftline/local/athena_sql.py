@@ -23,6 +23,7 @@ from sqlglot import exp
 __all__ = [
     "AthenaQueryError",
     "Ctas",
+    "Keep",
     "Statement",
     "TableRef",
     "Unload",
@@ -34,6 +35,7 @@ __all__ = [
     "glue_type",
     "parse_ctas",
     "parse_statement",
+    "partition_filter",
     "to_duckdb",
     "varchar_value",
 ]
@@ -408,6 +410,82 @@ def parse_statement(sql: str) -> Statement:
             "(SELECT, WITH, UNLOAD and CREATE TABLE AS are)"
         )
     return Statement(tree=tree, tables=_tables(tree, offset), unload=unload, text=text, offset=offset)
+
+
+# ---- partition pruning ------------------------------------------------------------------------------
+Keep = Callable[[dict[str, str | None]], bool]
+"""Whether a file with these partition values may hold rows the query needs."""
+
+_COMPARE: dict[type, Callable[[str, str], bool]] = {
+    exp.EQ: lambda v, lit: v == lit,
+    exp.GT: lambda v, lit: v > lit,
+    exp.GTE: lambda v, lit: v >= lit,
+    exp.LT: lambda v, lit: v < lit,
+    exp.LTE: lambda v, lit: v <= lit,
+}
+_FLIPPED: dict[type, type] = {exp.EQ: exp.EQ, exp.GT: exp.LT, exp.GTE: exp.LTE, exp.LT: exp.GT, exp.LTE: exp.GTE}
+
+
+def _conjuncts(node: exp.Expr | None) -> list[exp.Expr]:
+    if node is None:
+        return []
+    if isinstance(node, exp.Where):
+        return _conjuncts(node.this)
+    if isinstance(node, exp.Paren):
+        return _conjuncts(node.this)
+    if isinstance(node, exp.And):
+        return _conjuncts(node.this) + _conjuncts(node.expression)
+    return [node]
+
+
+def _text(node: Any) -> str | None:
+    return str(node.this) if isinstance(node, exp.Literal) and node.is_string else None
+
+
+def _condition(cond: exp.Expr, column: Callable[[Any], str | None]) -> tuple[str, Callable[[str], bool]] | None:
+    """``(partition column, test of its value)`` for ``col <op> 'text'``, ``col BETWEEN 'a' AND 'b'``,
+    ``col IN ('a', ...)``; None for anything else (it prunes nothing)."""
+    if isinstance(cond, exp.Between):
+        name, low, high = column(cond.this), _text(cond.args.get("low")), _text(cond.args.get("high"))
+        if name and low is not None and high is not None:
+            return name, lambda v: low <= v <= high
+    if isinstance(cond, exp.In) and not cond.args.get("query"):
+        name, items = column(cond.this), [_text(e) for e in cond.expressions]
+        if name and items and all(i is not None for i in items):
+            return name, lambda v: v in items
+    if type(cond) in _COMPARE:
+        left, right, op = cond.this, cond.expression, type(cond)
+        if column(left) is None:
+            left, right, op = right, left, _FLIPPED[op]
+        name, lit = column(left), _text(right)
+        if name and lit is not None:
+            compare = _COMPARE[op]
+            return name, lambda v: compare(v, lit)
+    return None
+
+
+def partition_filter(table: exp.Table, partition_keys: set[str]) -> Keep | None:
+    """What the WHERE of the SELECT reading ``table`` says about its string partition columns: only the
+    top-level AND-ed comparisons with text literals (rows failing one of them leave that SELECT whatever
+    the joins), so skipping files that fail them cannot change the result. None: read every file."""
+    parent = table.parent
+    select = parent.parent if isinstance(parent, exp.From | exp.Join) else None
+    if not isinstance(select, exp.Select):
+        return None
+    sources = [select.args.get("from_") or select.args.get("from"), *(select.args.get("joins") or [])]
+    single = len([x for x in sources if x is not None]) == 1
+    alias = table.alias_or_name.lower()
+
+    def column(node: Any) -> str | None:
+        if not isinstance(node, exp.Column) or node.name.lower() not in partition_keys:
+            return None
+        qualifier = node.table.lower()
+        return node.name.lower() if qualifier == alias or (not qualifier and single) else None
+
+    tests = [c for c in (_condition(x, column) for x in _conjuncts(select.args.get("where"))) if c is not None]
+    if not tests:
+        return None
+    return lambda values: all((v := values.get(k)) is not None and test(v) for k, test in tests)
 
 
 # ---- Trino → DuckDB --------------------------------------------------------------------------------

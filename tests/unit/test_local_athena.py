@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from sqlglot import exp
 
 from driftline import athena_queries as q
 from driftline.athena_tables import Column, TableSpec
@@ -235,6 +236,51 @@ def test_partition_filter_and_pending_files(engine: AthenaEngine, data: dict[str
     assert values(engine, "SELECT date, count(*), sum(income) FROM features WHERE date = '2026-01' GROUP BY date") == [
         ["2026-01", "6", "78.0"]
     ]
+
+
+def _keeps(query: str, table: str = "t") -> list[str | None] | None:
+    tree = sql.parse_statement(query).tree
+    node = next(t for t in tree.find_all(exp.Table) if t.name == table)
+    keep = sql.partition_filter(node, {"hour", "date"})
+    hours: list[str | None] = ["2026/01/01/00", "2026/01/01/05", "2026/01/02/00", None]
+    return None if keep is None else [h for h in hours if keep({"hour": h})]
+
+
+@pytest.mark.parametrize(
+    ("query", "kept"),
+    [
+        ("SELECT * FROM t WHERE hour BETWEEN '2026/01/01/00' AND '2026/01/01/23'", ["2026/01/01/00", "2026/01/01/05"]),
+        ("SELECT * FROM t WHERE hour = '2026/01/02/00' AND x > 1", ["2026/01/02/00"]),
+        ("SELECT * FROM t WHERE '2026/01/01/05' <= hour", ["2026/01/01/05", "2026/01/02/00"]),
+        ("SELECT * FROM t AS a WHERE a.hour IN ('2026/01/01/00', 'zz')", ["2026/01/01/00"]),
+        ("WITH c AS (SELECT * FROM t WHERE (hour < '2026/01/01/05')) SELECT * FROM c", ["2026/01/01/00"]),
+        ("SELECT * FROM t WHERE hour = '2026/01/02/00' OR x = 1", None),
+        ("SELECT * FROM t JOIN u ON t.k = u.k WHERE hour = '2026/01/02/00'", None),
+        ("SELECT * FROM t JOIN u ON t.k = u.k WHERE u.hour = '2026/01/02/00'", None),
+        ("SELECT * FROM u LEFT JOIN t ON t.k = u.k WHERE t.hour > '2026/01/01/05'", ["2026/01/02/00"]),
+        ("SELECT * FROM t WHERE hour > 5", None),
+        ("SELECT * FROM t WHERE NOT hour = '2026/01/02/00'", None),
+        ("SELECT * FROM (SELECT * FROM t) AS s WHERE hour = '2026/01/02/00'", None),
+    ],
+)
+def test_partition_filter_uses_only_safe_predicates(query: str, kept: list[str | None] | None) -> None:
+    assert _keeps(query) == kept
+
+
+def test_pruned_partitions_are_not_read(engine: AthenaEngine) -> None:
+    full = run(engine, "SELECT count(*) FROM features")
+    one = run(engine, "SELECT count(*) FROM features WHERE date = '2026-01'")
+    none = run(engine, "SELECT count(*) FROM features WHERE date = '1999-01'")
+    either = run(engine, "SELECT count(*) FROM features WHERE date = '1999-01' OR income > 0")
+    assert [full.rows, one.rows, none.rows, either.rows] == [[["6"]], [["6"]], [["0"]], [["6"]]]
+    assert full.scanned_bytes == one.scanned_bytes == either.scanned_bytes > 0 and none.scanned_bytes == 0
+    requests = run(engine, "SELECT count(*) FROM requests WHERE hour >= '2026/01/02/00'")
+    assert requests.rows == [["0"]] and requests.scanned_bytes == 0
+    both = run(
+        engine,
+        "SELECT count(*) FROM requests a JOIN requests b ON a.request_id = b.request_id WHERE a.hour = 'x'",
+    )
+    assert both.rows == [["0"]] and both.scanned_bytes > 0  # b is unfiltered: the files are read
 
 
 # ---- UNLOAD ------------------------------------------------------------------------------------------
