@@ -20,6 +20,7 @@ __all__ = [
     "UNLOAD_COMPRESSIONS",
     "identifier",
     "point_in_time_join",
+    "point_in_time_training_set",
     "shard_expression",
     "string_literal",
     "unload",
@@ -86,6 +87,65 @@ def point_in_time_join(
         f"ORDER BY f.{identifier(feature_time)} DESC) AS driftline_rank "
         f"FROM {_qualified(spine)} AS s LEFT JOIN {_qualified(features)} AS f "
         f"ON {on} AND f.{identifier(feature_time)} <= s.{identifier(spine_time)}"
+        f") AS ranked WHERE driftline_rank = 1"
+    )
+
+
+def point_in_time_training_set(
+    *,
+    table: str,
+    keys: Sequence[str],
+    time: str,
+    labels: Sequence[str],
+    columns: Sequence[str],
+    feature_time_as: str,
+    days: tuple[str | None, str | None] = (None, None),
+    feature_days: tuple[str | None, str | None] = (None, None),
+    max_age_seconds: int | None = None,
+) -> str:
+    """The training set of one feature table: every row with a non-null first label (the label
+    events, the spine) gets the feature values of the row with the same keys and the latest ``time`` at
+    or before its own (and, with ``max_age_seconds``, not older than that), plus that row's time as
+    ``feature_time_as`` (NULL: no row in range; the caller counts those as unmatched).
+
+    The spine and the feature side read the same table; ``days`` / ``feature_days`` bound the ``date``
+    partition of each (``YYYY-MM-DD``, inclusive; None: open) so Athena reads only those partitions.
+    Range join + ``ROW_NUMBER`` as :func:`point_in_time_join`; rows of one key share no time, so the
+    rank-1 row is unique.
+    """
+    if not keys or not columns or not labels:
+        raise ValueError("point_in_time_training_set needs at least one key, label and feature column")
+    if max_age_seconds is not None and (
+        not isinstance(max_age_seconds, int) or isinstance(max_age_seconds, bool) or max_age_seconds < 0
+    ):
+        raise ValueError(f"max_age_seconds must be a non-negative integer, got {max_age_seconds!r}")
+
+    def day_filter(alias: str, bounds: tuple[str | None, str | None]) -> list[str]:
+        out = []
+        for op, day in ((">=", bounds[0]), ("<=", bounds[1])):
+            if day is not None:
+                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+                    raise ValueError(f"partition day must be YYYY-MM-DD, got {day!r}")
+                out.append(f"{alias}.{identifier('date')} {op} {string_literal(day)}")
+        return out
+
+    t, q = identifier(time), _qualified(table)
+    on = [f"f.{identifier(k)} = s.{identifier(k)}" for k in keys]
+    on.append(f"f.{t} <= s.{t}")
+    if max_age_seconds is not None:
+        on.append(f"f.{t} >= s.{t} - INTERVAL {string_literal(str(max_age_seconds))} SECOND")
+    on += day_filter("f", feature_days)
+    spine_where = [f"s.{identifier(labels[0])} IS NOT NULL", *day_filter("s", days)]
+    spine_cols = ", ".join(f"s.{identifier(c)} AS {identifier(c)}" for c in (*keys, time, *labels))
+    picked = ", ".join(f"f.{identifier(c)} AS {identifier(c)}" for c in columns)
+    part = ", ".join(f"s.{identifier(k)}" for k in (*keys, time))
+    out_cols = ", ".join(identifier(c) for c in (*keys, time, *labels, *columns, feature_time_as))
+    return (
+        f"SELECT {out_cols} FROM ("  # noqa: S608 - names pass identifier(), days are checked literals
+        f"SELECT {spine_cols}, {picked}, f.{t} AS {identifier(feature_time_as)}, "
+        f"ROW_NUMBER() OVER (PARTITION BY {part} ORDER BY f.{t} DESC) AS driftline_rank "
+        f"FROM {q} AS s LEFT JOIN {q} AS f ON {' AND '.join(on)} "
+        f"WHERE {' AND '.join(spine_where)}"
         f") AS ranked WHERE driftline_rank = 1"
     )
 
