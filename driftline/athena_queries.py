@@ -102,6 +102,7 @@ def point_in_time_training_set(
     days: tuple[str | None, str | None] = (None, None),
     feature_days: tuple[str | None, str | None] = (None, None),
     max_age_seconds: int | None = None,
+    spine: tuple[str, str, str, str] | None = None,
 ) -> str:
     """The training set of one feature table: every row with a non-null first label (the label
     events, the spine) gets the feature values of the row with the same keys and the latest ``time`` at
@@ -112,6 +113,10 @@ def point_in_time_training_set(
     partition of each (``YYYY-MM-DD``, inclusive; None: open) so Athena reads only those partitions.
     Range join + ``ROW_NUMBER`` as :func:`point_in_time_join`; rows of one key share no time, so the
     rank-1 row is unique.
+
+    ``spine`` = (table, partition column, partition value, event id column): the label events come from
+    that table's one partition instead (every row kept, told apart by the event id, which is returned
+    too; ``days`` does not apply to it).
     """
     if not keys or not columns or not labels:
         raise ValueError("point_in_time_training_set needs at least one key, label and feature column")
@@ -135,16 +140,22 @@ def point_in_time_training_set(
     if max_age_seconds is not None:
         on.append(f"f.{t} >= s.{t} - INTERVAL {string_literal(str(max_age_seconds))} SECOND")
     on += day_filter("f", feature_days)
-    spine_where = [f"s.{identifier(labels[0])} IS NOT NULL", *day_filter("s", days)]
-    spine_cols = ", ".join(f"s.{identifier(c)} AS {identifier(c)}" for c in (*keys, time, *labels))
+    spine_table, event = q, ()
+    if spine is None:
+        spine_where = [f"s.{identifier(labels[0])} IS NOT NULL", *day_filter("s", days)]
+        part = ", ".join(f"s.{identifier(k)}" for k in (*keys, time))
+    else:
+        spine_table, event = _qualified(spine[0]), (spine[3],)
+        spine_where = [f"s.{identifier(spine[1])} = {string_literal(spine[2])}"]
+        part = f"s.{identifier(spine[3])}"
+    spine_cols = ", ".join(f"s.{identifier(c)} AS {identifier(c)}" for c in (*keys, time, *labels, *event))
     picked = ", ".join(f"f.{identifier(c)} AS {identifier(c)}" for c in columns)
-    part = ", ".join(f"s.{identifier(k)}" for k in (*keys, time))
-    out_cols = ", ".join(identifier(c) for c in (*keys, time, *labels, *columns, feature_time_as))
+    out_cols = ", ".join(identifier(c) for c in (*keys, time, *labels, *columns, feature_time_as, *event))
     return (
         f"SELECT {out_cols} FROM ("  # noqa: S608 - names pass identifier(), days are checked literals
         f"SELECT {spine_cols}, {picked}, f.{t} AS {identifier(feature_time_as)}, "
         f"ROW_NUMBER() OVER (PARTITION BY {part} ORDER BY f.{t} DESC) AS driftline_rank "
-        f"FROM {q} AS s LEFT JOIN {q} AS f ON {' AND '.join(on)} "
+        f"FROM {spine_table} AS s LEFT JOIN {q} AS f ON {' AND '.join(on)} "
         f"WHERE {' AND '.join(spine_where)}"
         f") AS ranked WHERE driftline_rank = 1"
     )

@@ -22,6 +22,7 @@ from driftline.platform import Platform
 
 __all__ = [
     "JSON_SERDE",
+    "LABEL_EVENTS_PARTITION",
     "PARQUET_SERDE",
     "AthenaWorkgroup",
     "Column",
@@ -30,6 +31,7 @@ __all__ = [
     "athena_workgroup",
     "database_name",
     "feature_set_table",
+    "label_events_table",
     "platform_tables",
 ]
 
@@ -183,13 +185,40 @@ def feature_set_table(platform: Platform, fs: FeatureSet) -> TableSpec:
     )
 
 
+LABEL_EVENTS_PARTITION = "build"
+"""Partition of :func:`label_events_table`: one training-set build's label events (injected projection:
+every query names its build, so Athena reads that one folder)."""
+
+
+def label_events_table(platform: Platform, fs: FeatureSet) -> TableSpec:
+    """Label events given to an Athena training-set build (:mod:`driftline.features.athena_training_set`):
+    ``training-sets/<fs>/_labels/build=<id>/`` Parquet with the entity keys, the timestamp, the labels
+    and ``driftline_event`` (the event's row number, so equal events stay distinct rows)."""
+    from driftline.training.sources import TRAINING_SETS_PREFIX  # the training-set key layout
+
+    columns = {c["name"]: c for c in glue_columns(fs)}
+    names = [*fs.entity, fs.timestamp, *(lb.name for lb in fs.labels)]
+    return TableSpec(
+        database=database_name(platform),
+        name=f"{fs.name}_label_events",
+        bucket="features",
+        prefix=f"{TRAINING_SETS_PREFIX}/{fs.name}/_labels/",
+        columns=(*(Column(n, columns[n]["type"]) for n in names), Column("driftline_event", "bigint")),
+        format="parquet",
+        partition_keys=(Column(LABEL_EVENTS_PARTITION, "string"),),
+        projection=((f"{LABEL_EVENTS_PARTITION}.type", "injected"),),
+        description=f"Label events of training-set builds of feature set {fs.name}",
+    )
+
+
 def platform_tables(platform: Platform, feature_sets: Iterable[FeatureSet]) -> tuple[TableSpec, ...]:
-    """Every table of the environment: one per feature set, and per model its captures and feedback
-    tables (:mod:`driftline.capture_tables`)."""
+    """Every table of the environment: per feature set its curated rows and the label events of its
+    training-set builds, and per model its captures and feedback tables (:mod:`driftline.capture_tables`)."""
     from driftline.capture_tables import model_tables  # it builds on this module's TableSpec
 
     feature_sets = list(feature_sets)
     tables = [feature_set_table(platform, fs) for fs in feature_sets]
+    tables += [label_events_table(platform, fs) for fs in feature_sets]
     tables += model_tables(platform, feature_sets)
     names = [t.name for t in tables]
     dupes = sorted({n for n in names if names.count(n) > 1})

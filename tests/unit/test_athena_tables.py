@@ -66,6 +66,7 @@ def test_platform_tables_one_per_feature_set_and_two_per_model(platform_def: Any
     models = [m.name.replace("-", "_") for m in platform_def.config.models]
     assert [t.name for t in at.platform_tables(platform_def, [credit_fs])] == [
         credit_fs.name,
+        f"{credit_fs.name}_label_events",
         *(f"{kind}_{m}" for m in models for kind in ("captures", "feedback")),
     ]
     with pytest.raises(ValueError, match="repeated"):
