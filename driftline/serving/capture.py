@@ -164,8 +164,11 @@ def put_record_batch(client: Any, stream: str, datas: Sequence[bytes]) -> Any:
 
 def batch_body(stream: str, datas: Sequence[bytes]) -> bytes:
     """The JSON body of ``PutRecordBatch(DeliveryStreamName=stream, Records=[{"Data": d}, ...])``."""
-    records = b",".join(b'{"Data":"' + base64.b64encode(d) + b'"}' for d in datas)
-    return b'{"DeliveryStreamName":' + json.dumps(stream).encode() + b',"Records":[' + records + b"]}"
+    parts = [b'{"DeliveryStreamName":' + json.dumps(stream).encode() + b',"Records":[']
+    for i, d in enumerate(datas):
+        parts += (b'{"Data":"' if i == 0 else b',{"Data":"', base64.b64encode(d), b'"}')
+    parts.append(b"]}")
+    return b"".join(parts)  # one copy of the encoded records, not one per record and one per join
 
 
 def _swap_in_body(params: dict[str, Any], **kwargs: Any) -> None:
