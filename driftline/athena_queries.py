@@ -140,7 +140,7 @@ def point_in_time_training_set(
     if max_age_seconds is not None:
         on.append(f"f.{t} >= s.{t} - INTERVAL {string_literal(str(max_age_seconds))} SECOND")
     on += day_filter("f", feature_days)
-    spine_table, event = q, ()
+    spine_table, event = q, tuple[str, ...]()
     if spine is None:
         spine_where = [f"s.{identifier(labels[0])} IS NOT NULL", *day_filter("s", days)]
         part = ", ".join(f"s.{identifier(k)}" for k in (*keys, time))

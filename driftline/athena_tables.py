@@ -31,7 +31,9 @@ __all__ = [
     "athena_workgroup",
     "database_name",
     "feature_set_table",
+    "label_events_prefix",
     "label_events_table",
+    "label_events_table_name",
     "platform_tables",
 ]
 
@@ -190,19 +192,28 @@ LABEL_EVENTS_PARTITION = "build"
 every query names its build, so Athena reads that one folder)."""
 
 
+def label_events_table_name(feature_set: str) -> str:
+    return f"{feature_set}_label_events"
+
+
+def label_events_prefix(feature_set: str) -> str:
+    """``training-sets/<feature_set>/_labels/``: the location of :func:`label_events_table`."""
+    from driftline.training.sources import TRAINING_SETS_PREFIX  # the training-set key layout
+
+    return f"{TRAINING_SETS_PREFIX}/{feature_set}/_labels/"
+
+
 def label_events_table(platform: Platform, fs: FeatureSet) -> TableSpec:
     """Label events given to an Athena training-set build (:mod:`driftline.features.athena_training_set`):
     ``training-sets/<fs>/_labels/build=<id>/`` Parquet with the entity keys, the timestamp, the labels
     and ``driftline_event`` (the event's row number, so equal events stay distinct rows)."""
-    from driftline.training.sources import TRAINING_SETS_PREFIX  # the training-set key layout
-
     columns = {c["name"]: c for c in glue_columns(fs)}
     names = [*fs.entity, fs.timestamp, *(lb.name for lb in fs.labels)]
     return TableSpec(
         database=database_name(platform),
-        name=f"{fs.name}_label_events",
+        name=label_events_table_name(fs.name),
         bucket="features",
-        prefix=f"{TRAINING_SETS_PREFIX}/{fs.name}/_labels/",
+        prefix=label_events_prefix(fs.name),
         columns=(*(Column(n, columns[n]["type"]) for n in names), Column("driftline_event", "bigint")),
         format="parquet",
         partition_keys=(Column(LABEL_EVENTS_PARTITION, "string"),),
