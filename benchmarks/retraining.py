@@ -111,8 +111,11 @@ def _registered_at(sfn: Any, arn: str, state: str, timeout: float = 600.0) -> tu
     if d["status"] != "SUCCEEDED":
         raise SystemExit(f"{arn} ended {d['status']}: {d.get('error')} {d.get('cause')}")
     events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-    (done,) = [e for e in events if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == state]
-    return (done["timestamp"] - d["startDate"]).total_seconds(), d
+    done = [e for e in events if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == state]
+    if len(done) != 1:
+        exited = [e["stateExitedEventDetails"]["name"] for e in events if "stateExitedEventDetails" in e]
+        raise SystemExit(f"{arn}: expected one exit of {state}; states exited: {exited}")
+    return (done[0]["timestamp"] - d["startDate"]).total_seconds(), d
 
 
 def compute_round_trips(rows: int, runs: int) -> dict[str, Any]:
@@ -123,6 +126,7 @@ def compute_round_trips(rows: int, runs: int) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from driftline.config import PlatformConfig
+    from driftline.contracts import PENDING_DIR, curated_root
     from driftline.datasets.credit_default import generate
     from driftline.local.runtime import LocalOptions, LocalPlatform
     from driftline.platform import build_platform
@@ -162,11 +166,14 @@ def compute_round_trips(rows: int, runs: int) -> dict[str, Any]:
         pq.write_table(generate(rows, "2026-01-01", "2026-04-01", seed=7), buf)
         s3.put_object(Bucket=features, Key="incoming/credit_default/bench.parquet", Body=buf.getvalue())
         deadline = time.monotonic() + 300
-        while not s3.list_objects_v2(Bucket=features, Prefix="curated/credit_default/date=").get("KeyCount"):
+        while True:  # committed: curated files written and no pending-commit marker left
+            listed = s3.list_objects_v2(Bucket=features, Prefix=curated_root("credit_default"))
+            keys = [o["Key"] for o in listed.get("Contents", [])]
+            if keys and not any(f"/{PENDING_DIR}/" in k for k in keys):
+                break
             if time.monotonic() > deadline:
                 raise SystemExit("the upload was not curated within 300 s")
             time.sleep(0.2)
-        time.sleep(1.0)  # the ingest commit's last files
         machine = f"arn:aws:states:{local.region}:{local.account}:stateMachine:{platform.name('retrain')}"
         for name, state in (("bench-lambda", "Train"), ("bench-sagemaker", "RegisterTrainingJob")):
             times = []
