@@ -182,7 +182,8 @@ def _job_result(
     from driftline.registry.artifacts import split_s3_uri
     from driftline.training.model_dir import ModelDirError, read_model_dir, read_model_tar
 
-    name = polled.get("job", {}).get("name")
+    job = polled.get("job")
+    name = job.get("name") if isinstance(job, Mapping) else None
     if polled.get("state") != "completed":
         status = f"{polled.get('status')} ({polled.get('secondary_status')})"
         reason = polled.get("failure_reason") or "no failure reason reported"
@@ -228,7 +229,7 @@ def register_training_job(event: Mapping[str, Any], ctx: TrainContext) -> dict[s
         parent=parent,
         trigger=str(started.get("trigger") or "manual"),
         execution_id=str(started.get("execution_id") or "") or None,
-        seed=int(overrides.get("seed") or 0),
+        seed=seed if isinstance(seed := overrides.get("seed"), int) and not isinstance(seed, bool) else 0,
         validation_fraction=fraction,
     )
     job = polled.get("job") if isinstance(polled.get("job"), Mapping) else {}

@@ -1,0 +1,93 @@
+"""The train function's register_training_job phase on moto: a failed job and unusable output become a
+rejected version with the reason, and hostile workflow states get precise errors, never a crash."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from driftline import aws as aws_mod
+from driftline.config import PlatformConfig
+from driftline.features.schema import FeatureSetCatalog
+from driftline.registry.store import Registry
+from driftline.training.task import InvalidTrainingRequestError, TrainContext, _feature_store, register_training_job
+from tests.conftest import FEATURE_SETS
+
+
+def _ctx(env: dict[str, str]) -> TrainContext:
+    config = PlatformConfig.model_validate(
+        {"models": [{"name": "m", "feature_set": "credit_default", "training": {"compute": "sagemaker"}}]}
+    )
+    return TrainContext(
+        config=config,
+        feature_sets=FeatureSetCatalog(FEATURE_SETS),
+        registry=Registry(env["REGISTRY_TABLE"]),
+        features_bucket=env["FEATURES_BUCKET"],
+        artifacts_bucket=env["ARTIFACTS_BUCKET"],
+        source=_feature_store,
+        clients=aws_mod.client,
+    )
+
+
+def _state(polled: Any, started: Any = None) -> dict[str, Any]:
+    return {
+        "state": {
+            "request": {"value": {"model": "m"}},
+            "candidate": {"value": started if started is not None else {"training_set": {"uri": "s3://f/t.parquet"}}},
+            "training_job": {"value": polled},
+        }
+    }
+
+
+def test_failed_job_and_bad_output_are_rejected_versions(aws: dict[str, str]) -> None:
+    ctx = _ctx(aws)
+    failed = {
+        "state": "failed",
+        "status": "Failed",
+        "secondary_status": "Failed",
+        "failure_reason": "AlgorithmError: boom",
+        "job": {"name": "dev-driftline-train-m-x-a1", "request": {"ResourceConfig": {"InstanceType": "ml.m5.large"}}},
+    }
+    out = register_training_job(_state(failed), ctx)
+    assert (out["status"], out["job_failed"], out["version"]) == ("rejected", True, 1)
+    assert (
+        out["reason"] == "SageMaker training job dev-driftline-train-m-x-a1 ended Failed (Failed): AlgorithmError: boom"
+    )
+    mv = ctx.registry.get_version("m", 1)
+    assert mv.status == "rejected" and mv.lineage["training_job"]["instance_type"] == "ml.m5.large"
+
+    aws_mod.client("s3").put_object(
+        Bucket=aws["ARTIFACTS_BUCKET"], Key="training-jobs/m/j/output/model.tar.gz", Body=b"x"
+    )
+    completed = {
+        "state": "completed",
+        "status": "Completed",
+        "artifact": f"s3://{aws['ARTIFACTS_BUCKET']}/training-jobs/m/j/output/model.tar.gz",
+        "job": "not an object",
+    }
+    out = register_training_job(_state(completed, {"overrides": {"seed": "x"}}), ctx)
+    assert out["status"] == "rejected" and out["job_failed"] is True
+    assert "left unusable output: model.tar.gz cannot be read" in out["reason"]
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({}, "needs the workflow 'state'"),
+        ({"state": {"request": {"value": {"model": "m"}}}}, "has no 'candidate' result"),
+        (
+            {
+                "state": {
+                    "request": {"value": {"model": "nope"}},
+                    "candidate": {"value": {}},
+                    "training_job": {"value": {}},
+                }
+            },
+            "unknown model 'nope'",
+        ),
+    ],
+)
+def test_hostile_states_get_precise_errors(aws: dict[str, str], event: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidTrainingRequestError, match=message):
+        register_training_job(event, _ctx(aws))
