@@ -112,7 +112,8 @@ def point_in_time_training_set(
     The spine and the feature side read the same table; ``days`` / ``feature_days`` bound the ``date``
     partition of each (``YYYY-MM-DD``, inclusive; None: open) so Athena reads only those partitions.
     Range join + ``ROW_NUMBER`` as :func:`point_in_time_join`; rows of one key share no time, so the
-    rank-1 row is unique.
+    rank-1 row is unique. The feature side is a subquery whose WHERE holds its partition bounds, so
+    both engines prune there (the local one reads only a SELECT's WHERE, not a join's ON).
 
     ``spine`` = (table, partition column, partition value, event id column): the label events come from
     that table's one partition instead (every row kept, told apart by the event id, which is returned
@@ -139,7 +140,10 @@ def point_in_time_training_set(
     on.append(f"f.{t} <= s.{t}")
     if max_age_seconds is not None:
         on.append(f"f.{t} >= s.{t} - INTERVAL {string_literal(str(max_age_seconds))} SECOND")
-    on += day_filter("f", feature_days)
+    feature_where = day_filter("p", feature_days)
+    feature_cols = ", ".join(f"p.{identifier(c)}" for c in dict.fromkeys((*keys, time, *columns)))
+    where = f" WHERE {' AND '.join(feature_where)}" if feature_where else ""
+    features = f"(SELECT {feature_cols} FROM {q} AS p{where})"  # noqa: S608 - identifiers and checked days
     spine_table, event = q, tuple[str, ...]()
     if spine is None:
         spine_where = [f"s.{identifier(labels[0])} IS NOT NULL", *day_filter("s", days)]
@@ -155,7 +159,7 @@ def point_in_time_training_set(
         f"SELECT {out_cols} FROM ("  # noqa: S608 - names pass identifier(), days are checked literals
         f"SELECT {spine_cols}, {picked}, f.{t} AS {identifier(feature_time_as)}, "
         f"ROW_NUMBER() OVER (PARTITION BY {part} ORDER BY f.{t} DESC) AS driftline_rank "
-        f"FROM {spine_table} AS s LEFT JOIN {q} AS f ON {' AND '.join(on)} "
+        f"FROM {spine_table} AS s LEFT JOIN {features} AS f ON {' AND '.join(on)} "
         f"WHERE {' AND '.join(spine_where)}"
         f") AS ranked WHERE driftline_rank = 1"
     )
