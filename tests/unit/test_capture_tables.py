@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from driftline import athena_tables as at
 from driftline import capture_tables as ct
 from driftline.capture_format import REQUEST_FIELDS, expand, request_record
@@ -63,9 +61,12 @@ def test_feedback_table_columns(platform_def: Any, credit_fs: Any) -> None:
     ]
 
 
-def test_a_model_whose_feature_set_is_missing_is_named(platform_def: Any) -> None:
-    with pytest.raises(ValueError, match=r"feature set .* not found"):
-        ct.model_tables(platform_def, [])
+def test_only_models_whose_feature_set_is_given_get_tables(platform_def: Any, credit_fs: Any) -> None:
+    assert ct.model_tables(platform_def, []) == []  # nothing to type the columns with
+    typed = [m.name for m in platform_def.config.models if m.feature_set == credit_fs.name]
+    assert [t.name for t in ct.model_tables(platform_def, [credit_fs])] == [
+        name for m in typed for name in (ct.captures_table_name(m), ct.feedback_table_name(m))
+    ]
 
 
 def test_duckdb_reads_capture_lines_with_the_table_columns(tmp_path: Path, platform_def: Any, credit_fs: Any) -> None:
