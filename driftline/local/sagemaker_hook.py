@@ -117,6 +117,10 @@ class SageMakerDelegate:
         self.originals = dict(originals or {})
         self.runs: dict[tuple[str, str, str], JobRun] = {}
         self._lock = threading.Lock()
+        self.interrupt_next = 0
+        """Simulate spot interruptions: the next this many managed-spot jobs end ``Stopped``/``Interrupted``
+        after their download, as SageMaker reports a job whose spot capacity was reclaimed (tests of the
+        workflow's restart path; capacity is never really reclaimed locally)."""
 
     # ---- moto entry points ----
     def response_create_training_job(self, response: Any) -> Any:
@@ -248,6 +252,9 @@ class SageMakerDelegate:
         if run.stop_requested:
             run.finish("Stopped", "Stopped")
             return
+        if job.enable_managed_spot_training and self._take_interruption():
+            run.finish("Stopped", "Interrupted", "Spot capacity was reclaimed (simulated by the local platform)")
+            return
         limit = float((job.stopping_condition or {}).get("MaxRuntimeInSeconds") or 86400)
         run.secondary = "Training"
         run.process = subprocess.Popen(
@@ -280,6 +287,13 @@ class SageMakerDelegate:
         run.secondary = "Uploading"
         run.artifact = self._upload(job, root)
         run.finish("Completed", "Completed")
+
+    def _take_interruption(self) -> bool:
+        with self._lock:
+            if self.interrupt_next <= 0:
+                return False
+            self.interrupt_next -= 1
+            return True
 
     def wait(self, timeout: float = 60.0) -> None:
         """Wait for every started run to end (tests, shutdown)."""

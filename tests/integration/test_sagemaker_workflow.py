@@ -38,7 +38,7 @@ from driftline.training.task import TrainContext, _feature_store, register_train
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 FEATURE_SETS = Path(__file__).resolve().parents[2] / "examples" / "feature_sets"
-MODELS = ("sm-ok", "sm-fail", "sm-slow", "sm-late", "lam-ok")
+MODELS = ("sm-ok", "sm-fail", "sm-slow", "sm-late", "sm-spot", "sm-spot-out", "lam-ok")
 
 
 def _config() -> PlatformConfig:
@@ -53,6 +53,8 @@ def _config() -> PlatformConfig:
         }
         if compute != "lambda":
             m["training"] = {"compute": compute, "max_runtime_seconds": 600}
+        if name.startswith("sm-spot"):
+            m["training"] |= {"spot": True, "spot_retries": 1}
         return m
 
     return PlatformConfig.model_validate(
@@ -238,3 +240,25 @@ def test_job_past_the_workflow_deadline_is_stopped(world: World, monkeypatch: py
     history = aws_mod.client("stepfunctions").get_execution_history(executionArn=d["executionArn"])["events"]
     causes = [e for e in history if e["type"] == "TaskFailed"]
     assert any("TrainingJobTimeoutError" in json.dumps(e, default=str) for e in causes)
+
+
+def test_spot_interruption_is_retried_per_config(world: World) -> None:
+    world.hook.interrupt_next = 1  # the first attempt loses its spot capacity
+    world.calls.clear()
+    d = world.run("sm-spot", "sm-spot-1")
+    assert d["status"] == "SUCCEEDED", (d, world.calls)
+    assert world.calls.count("restart_training_job") == 1
+    job = world.registry.get_version("sm-spot", 1).lineage["training_job"]
+    assert job["attempt"] == 2 and job["name"].endswith("-a2") and job["spot"] is True
+
+
+def test_spot_interruptions_beyond_the_retries_fail_the_run(world: World) -> None:
+    world.hook.interrupt_next = 2  # spot_retries 1: two attempts, both interrupted
+    try:
+        d = world.run("sm-spot-out", "sm-spot-out-1")
+    finally:
+        world.hook.interrupt_next = 0
+    assert d["status"] == "FAILED", d
+    mv = world.registry.get_version("sm-spot-out", 1)
+    assert mv.status == "rejected" and "Stopped (Interrupted): Spot capacity was reclaimed" in mv.reason
+    assert mv.lineage["training_job"]["attempt"] == 2
