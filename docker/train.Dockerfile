@@ -32,6 +32,9 @@ COPY examples/feature_sets ${LAMBDA_TASK_ROOT}/feature_sets
 ARG TRAINERS_DIR=docker/no-trainers
 COPY ${TRAINERS_DIR} ${LAMBDA_TASK_ROOT}/trainers
 RUN python3 -m compileall -q --invalidation-mode unchecked-hash ${LAMBDA_TASK_ROOT}/driftline ${LAMBDA_TASK_ROOT}/lambdas \
- && python3 -c "import lambdas.train, onnxruntime, sklearn, skl2onnx, skops.io, pyarrow.parquet"
+ && python3 -c "import lambdas.train, driftline.training.sagemaker_entry, onnxruntime, sklearn, skl2onnx, skops.io, pyarrow.parquet"
 
+# The Lambda runs the handler below. SageMaker training jobs (models[].training.compute) run this same image
+# with ContainerEntrypoint ["python3", "-m", "driftline.training.sagemaker_entry"] and PYTHONPATH=/var/task
+# (driftline/retraining/sagemaker.py), so both train with the same code, feature sets and trainers.
 CMD ["lambdas.train.handler"]

@@ -72,3 +72,17 @@ def test_the_handler_imports_without_the_local_runtime() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def test_the_training_job_entry_point_is_in_the_image_and_needs_no_local_runtime() -> None:
+    """SageMaker runs the same image with ``python3 -m driftline.training.sagemaker_entry``."""
+    from driftline.retraining.sagemaker import ENTRYPOINT, IMAGE_TASK_ROOT
+
+    assert "driftline.training.sagemaker_entry" in DOCKERFILE and ENTRYPOINT[-1] == "driftline.training.sagemaker_entry"
+    assert "LAMBDA_TASK_ROOT}/driftline" in DOCKERFILE and IMAGE_TASK_ROOT == "/var/task"  # the base image's root
+    code = (
+        "import sys, driftline.training.sagemaker_entry; "
+        "bad = [m for m in sys.modules if m.startswith('driftline.local')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
