@@ -74,6 +74,16 @@ def test_large_window_starts_the_workflow_once_small_one_stays_in_process(
     assert state["data_prefix"].endswith(f"{state['run']}/data/") and state["max_polls"] > 0
     assert "CROSS JOIN UNNEST(c.rows) WITH ORDINALITY AS u(f_0, " in state["query"]
 
+    # a re-check by hand after that execution ended (failed or incomplete) runs again, under a new name
+    aws_mod.client("stepfunctions").stop_execution(executionArn=out["execution_arn"])
+    rerun = run_check(MODEL, window_start=start, window_end=end, ctx=_ctx_with(300), now=T0 + timedelta(hours=2))
+    assert rerun["started"] and rerun["execution_arn"] != out["execution_arn"]
+    rerun_state = json.loads(
+        aws_mod.client("stepfunctions").describe_execution(executionArn=rerun["execution_arn"])["input"]
+    )
+    assert rerun_state["run"] != state["run"] and rerun_state["run"].startswith(state["run"])
+    assert rerun["execution_arn"].endswith(":" + rerun_state["run"])
+
     small = run_check(MODEL, window_start=start, window_end=end, ctx=_ctx_with(401), now=T0 + timedelta(hours=2))
     assert small["status"] == "ok" and small["n_current"] == 400
 

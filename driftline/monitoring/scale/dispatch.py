@@ -7,7 +7,8 @@ above ``drift.scale_out_bytes`` or ``drift.scale_out_rows`` starts the workflow;
 empty window, which the in-process check answers ``insufficient_data``) keep today's path.
 
 The execution is named per model and window (:func:`driftline.contracts.drift_run_name`), so a retried
-schedule finds the execution it already started instead of starting a second one.
+schedule finds the execution still running instead of starting a second one; a window whose execution has
+ended (failed, incomplete) is checked again under a suffixed name (:func:`run_name`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from driftline import aws
@@ -35,6 +36,7 @@ __all__ = [
     "captured_row_fields",
     "estimate_window",
     "maybe_start",
+    "run_name",
     "start_workflow",
     "wants_scale_out",
     "workflow_input",
@@ -163,14 +165,30 @@ def workflow_input(
     }
 
 
-def start_workflow(client: Any, target: ScaleTarget, state: Mapping[str, Any]) -> dict[str, Any]:
-    """Start the named execution; an execution of that name already started is reported, not restarted."""
-    name = drift_run_name(str(state["model"]), str(state["window_end"]))
-    arn = target.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+def _execution_arn(target: ScaleTarget, name: str) -> str:
+    return target.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+
+
+def run_name(client: Any, target: ScaleTarget, model: str, window_end: str, now: datetime) -> tuple[str, bool]:
+    """(execution name, already running) for a check of the window: its own name, unless an execution of
+    that name has already ended (a re-check by hand of a failed or incomplete window), which gets a
+    suffixed name (and so a fresh, empty UNLOAD prefix, as Athena requires)."""
+    name = drift_run_name(model, window_end)
     try:  # asked first: the input differs between retries (listed_until), so AWS would refuse, not dedupe
-        client.describe_execution(executionArn=arn)
-        started = False
+        status = client.describe_execution(executionArn=_execution_arn(target, name))["status"]
     except client.exceptions.ExecutionDoesNotExist:
+        return name, False
+    if status == "RUNNING":
+        return name, True
+    suffix = f"-{now.astimezone(UTC):%Y%m%d%H%M%S}"
+    return name[: 80 - len(suffix)] + suffix, False
+
+
+def start_workflow(client: Any, target: ScaleTarget, state: Mapping[str, Any], running: bool) -> dict[str, Any]:
+    """Start the execution named ``state["run"]``; one already running is reported, not started again."""
+    name = str(state["run"])
+    arn, started = _execution_arn(target, name), False
+    if not running:
         try:
             resp = client.start_execution(stateMachineArn=target.state_machine_arn, name=name, input=json.dumps(state))
             arn, started = resp["executionArn"], True
@@ -182,7 +200,7 @@ def start_workflow(client: Any, target: ScaleTarget, state: Mapping[str, Any]) -
         "status": "scaled_out",
         "message": (
             f"the window holds about {state['estimate']['rows']:,} rows ({state['estimate']['bytes']:,} bytes); "
-            f"it is checked by the scale-out workflow ({'started' if started else 'already started'})"
+            f"it is checked by the scale-out workflow ({'started' if started else 'already running'})"
         ),
         "window_start": state["window_start"],
         "window_end": state["window_end"],
@@ -224,9 +242,10 @@ def maybe_start(
     if fields is None:
         log.warning("%s: no captures table %s in %s; checking in-process", prep.model, prep.model, target.database)
         return None
-    run = drift_run_name(prep.model, prep.window.end_iso)
+    sfn = sfn or aws.client("stepfunctions")
+    run, running = run_name(sfn, target, prep.model, prep.window.end_iso, datetime.now(UTC))
     state = workflow_input(
         prep, target, ctx.captures_bucket, size, run, list(prep.mc.labelers), settings.scale_out_shard_rows, fields
     )
     state["listed_until"] = listed_until
-    return start_workflow(sfn or aws.client("stepfunctions"), target, state)
+    return start_workflow(sfn, target, state, running)
