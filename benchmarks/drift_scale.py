@@ -251,7 +251,6 @@ def _emulator(platform: Platform, fs: FeatureSet, workers: Workers) -> tuple[Any
     _KEEP.append(hook)  # the hook is undone when its context manager is collected
     names = provision_platform(platform, clients, REGION, ACCOUNT)
     provision_catalog(platform, clients, REGION, ACCOUNT, [fs])
-    _narrow_probabilities(platform, clients)
     events = clients("events")  # moto cannot deliver to Lambda targets
     for r in platform.event_rules:
         events.remove_targets(Rule=platform.name(r.logical), EventBusName=platform.event_bus, Ids=["target"])
@@ -260,19 +259,6 @@ def _emulator(platform: Platform, fs: FeatureSet, workers: Workers) -> tuple[Any
     os.environ.update(env)
     aws_mod.reset_clients()
     return server, clients, env
-
-
-def _narrow_probabilities(platform: Platform, clients: Callable[[str], Any]) -> None:
-    """The local Athena cannot read JSON into ``map<string,double>`` yet (see
-    tests/integration/test_drift_scale_workflow.py): the drift check reads ``probability`` only."""
-    from driftline.capture_tables import captures_table_name
-
-    glue = clients("glue")
-    table = glue.get_table(DatabaseName=platform.glue_database, Name=captures_table_name(MODEL))["Table"]
-    for col in table["StorageDescriptor"]["Columns"]:
-        col["Type"] = col["Type"].replace(",probabilities:map<string,double>", "")
-    keep = ("Name", "Description", "TableType", "Parameters", "PartitionKeys", "StorageDescriptor")
-    glue.update_table(DatabaseName=platform.glue_database, TableInput={k: table[k] for k in keep if k in table})
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 from driftline import aws as aws_mod
-from driftline.capture_tables import captures_table_name, feedback_table_name
+from driftline.capture_tables import feedback_table_name
 from driftline.config import PlatformConfig
 from driftline.local.athena import AthenaEngine, EngineOptions, GlueCatalog, s3_filesystem
 from driftline.local.athena_hook import install_athena
@@ -29,19 +29,6 @@ from tests.integration.test_drift_scale import write_v2_captures
 from tests.integration.test_monitoring_check import MODEL, T0, register_champion, window, write_feedback
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
-
-
-def _without_probability_maps(platform: Any, clients: Callable[[str], Any]) -> None:
-    """The local Athena cannot yet read a JSON object into ``map<string,double>`` (``HIVE_CURSOR_ERROR: JSON
-    conversion to map<string, double> is not supported``), which the captures table declares for
-    ``outputs[].probabilities``; the column is narrowed to what the drift check reads (binary
-    classification: ``probability``). Remove this once the engine reads maps."""
-    glue = clients("glue")
-    table = glue.get_table(DatabaseName=platform.glue_database, Name=captures_table_name(MODEL))["Table"]
-    for col in table["StorageDescriptor"]["Columns"]:
-        col["Type"] = col["Type"].replace(",probabilities:map<string,double>", "")
-    keep = ("Name", "Description", "TableType", "Parameters", "PartitionKeys", "StorageDescriptor")
-    glue.update_table(DatabaseName=platform.glue_database, TableInput={k: table[k] for k in keep if k in table})
 
 
 class Functions:
@@ -111,7 +98,6 @@ def local(platform_def: Any, credit_fs: Any, monkeypatch: pytest.MonkeyPatch) ->
         with install_athena(engine_for):
             names = provision_platform(platform_def, clients, REGION, ACCOUNT)
             provision_catalog(platform_def, clients, REGION, ACCOUNT, [credit_fs])
-            _without_probability_maps(platform_def, clients)
             events = clients("events")  # moto cannot deliver to Lambda targets (the local runtime does that)
             for r in platform_def.event_rules:
                 events.remove_targets(
