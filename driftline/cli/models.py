@@ -298,15 +298,15 @@ def pending(
         console.print(f"no retraining run is waiting for an approval ({', '.join(names) or 'no models'})")
         return
     table = Table(title="waiting for approval")
-    for col in ("model", "version", "run", "requested", "run status"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("gate", overflow="fold")
+    for col in ("model", "version", "run", "requested", "run status", "gate"):
+        table.add_column(col, overflow="fold")  # a narrow terminal wraps, never truncates, a command to copy
+    gone = [r["run"] for r in rows if r["run_status"] == "MISSING"]
     for r in rows:
-        status = r["run_status"]
-        if status == "MISSING":
-            status = f"interrupted: driftline local resume {r['run']}"
+        status = "interrupted (below)" if r["run_status"] == "MISSING" else r["run_status"]
         table.add_row(r["model"], f"v{r['version']}", r["run"], r["requested_at"][:19], status, r["summary"][:120])
     console.print(table)
+    for run in gone:  # on a line of its own: a command to copy, whatever the terminal's width
+        console.print(f"interrupted by a restart of the local platform: driftline local resume {run}", highlight=False)
     console.print("decide with: driftline models approve|reject --model M --version N --reason '...'", highlight=False)
 
 

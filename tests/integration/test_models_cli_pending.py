@@ -21,7 +21,12 @@ def run(*args: str) -> Any:
     return CliRunner().invoke(app, [*args], catch_exceptions=False, env={"COLUMNS": "250"})
 
 
-def test_pending_lists_waiting_runs_and_flags_the_interrupted_ones(aws: dict[str, str]) -> None:
+def test_pending_lists_waiting_runs_and_flags_the_interrupted_ones(aws: dict[str, str], monkeypatch: Any) -> None:
+    from driftline.cli.common import console
+
+    # The console measured the terminal when it was imported (COLUMNS below comes too late): a wide one
+    # keeps the table's cells whole, whatever terminal runs the tests.
+    monkeypatch.setattr(console, "_width", 250)
     empty = run("models", "pending", *CONFIG)
     assert empty.exit_code == 0 and "no retraining run is waiting" in empty.output
     assert json.loads(run("models", "pending", "--json", *CONFIG).output) == []
@@ -40,4 +45,8 @@ def test_pending_lists_waiting_runs_and_flags_the_interrupted_ones(aws: dict[str
     text = run("models", "pending", *CONFIG)
     assert text.exit_code == 0, text.output
     said = " ".join(text.output.split())
-    assert "v4" in said and "interrupted: driftline local resume gone-run" in said and "v4 passed the gate" in said
+    assert (
+        "v4" in said
+        and "interrupted by a restart of the local platform: driftline local resume gone-run" in said
+        and "v4 passed the gate" in said
+    )
