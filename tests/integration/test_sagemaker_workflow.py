@@ -200,7 +200,18 @@ def test_sagemaker_run_registers_and_promotes_the_same_model_as_the_lambda(world
     assert lam.metrics == mv.metrics
 
 
-def test_failed_job_rejects_the_version_and_runs_the_failure_path(world: World) -> None:
+def test_failed_job_rejects_the_version_and_runs_the_failure_path(world: World, credit_fs: Any) -> None:
+    reg = world.registry  # a champion serving before the run
+    v = reg.next_version("sm-fail")
+    reg.register(
+        "sm-fail",
+        version=v,
+        metrics={"roc_auc": 0.7},
+        input_schema=credit_fs.input_schema(),
+        feature_set="credit_default",
+    )
+    reg.approve("sm-fail", v, "tester", "seed")
+    reg.promote("sm-fail", v, "tester", "seed")
     world.hook.image_env["FEATURE_SETS_DIR"] = "/nonexistent/feature_sets"  # the image lacks the feature sets
     try:
         d = world.run("sm-fail", "sm-fail-1")
@@ -208,10 +219,11 @@ def test_failed_job_rejects_the_version_and_runs_the_failure_path(world: World) 
         world.hook.image_env["FEATURE_SETS_DIR"] = str(FEATURE_SETS)
     assert d["status"] == "FAILED", d
     assert world.calls[-2:] == ["register_training_job", "record_failure"]
-    mv = world.registry.get_version("sm-fail", 1)
+    mv = reg.get_version("sm-fail", 2)
     assert mv.status == "rejected"
     assert "ended Failed (Failed): FeatureSetError" in mv.reason and "feature set directory not found" in mv.reason
-    assert world.registry.aliases("sm-fail").champion is None
+    aliases = reg.aliases("sm-fail", consistent=True)
+    assert (aliases.champion, aliases.challenger) == (1, None)
 
 
 def test_job_past_max_runtime_is_rejected(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
