@@ -138,6 +138,7 @@ def run_training(event: Mapping[str, Any], ctx: TrainContext) -> dict[str, Any]:
             "champion_metrics": None,
             "reason": reason,
             "champion_error": None,
+            **({"compute": decision} if decision else {}),
         }
     if compute == "sagemaker":
         assert ctx.sagemaker is not None
@@ -165,7 +166,7 @@ def run_training(event: Mapping[str, Any], ctx: TrainContext) -> dict[str, Any]:
             "created_by": kwargs["created_by"],
         }
     outcome = train_and_register(table, fs, cfg, training_set=lineage, **kwargs)
-    return outcome.to_dict()
+    return {**outcome.to_dict(), **({"compute": decision} if decision else {})}  # auto: what it decided and why
 
 
 def _node(state: Mapping[str, Any], key: str) -> dict[str, Any]:

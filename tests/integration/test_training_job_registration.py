@@ -11,7 +11,13 @@ from driftline import aws as aws_mod
 from driftline.config import PlatformConfig
 from driftline.features.schema import FeatureSetCatalog
 from driftline.registry.store import Registry
-from driftline.training.task import InvalidTrainingRequestError, TrainContext, _feature_store, register_training_job
+from driftline.training.task import (
+    InvalidTrainingRequestError,
+    TrainContext,
+    _feature_store,
+    register_training_job,
+    run_training,
+)
 from tests.conftest import FEATURE_SETS
 
 
@@ -91,3 +97,23 @@ def test_failed_job_and_bad_output_are_rejected_versions(aws: dict[str, str]) ->
 def test_hostile_states_get_precise_errors(aws: dict[str, str], event: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidTrainingRequestError, match=message):
         register_training_job(event, _ctx(aws))
+
+
+def test_auto_below_its_threshold_trains_in_the_function_and_says_why(aws: dict[str, str]) -> None:
+    from driftline.datasets.credit_default import generate
+
+    ctx = _ctx(aws)
+    auto = ctx.config.models[0].model_copy(
+        update={"training": ctx.config.models[0].training.model_copy(update={"compute": "auto", "auto_rows": 10**6})}
+    )
+    ctx.config = ctx.config.model_copy(update={"models": (auto.model_copy(update={"params": {"max_iter": 20}}),)})
+    table = generate(1200, "2026-01-01", "2026-04-01", seed=5)
+    ctx.source = lambda fs, bucket, model, run_id: (table, {"uri": "memory://test"})
+    out = run_training({"request": {"model": "m"}, "execution_id": "x"}, ctx)
+    assert out["status"] == "candidate" and "training_job" not in out
+    assert out["compute"] == {
+        "configured": "auto",
+        "estimate": {"objects": 0, "bytes": 0, "rows": 0},  # nothing curated in this bucket
+        "auto_rows": 10**6,
+        "auto_bytes": None,
+    }
