@@ -148,8 +148,17 @@ class SageMakerDelegate:
 
     def describe_training_job(self, backend: Any, name: str) -> dict[str, Any]:
         run = self.runs.get((backend.account_id, backend.region_name, name))
-        if run is not None and name in backend.training_jobs:
-            self._set(backend.training_jobs[name], run)
+        job = backend.training_jobs.get(name)
+        if run is None and job is not None and job.training_job_status in ("InProgress", "Stopping"):
+            # started before this platform started (restored state): its process died with the old one
+            run = JobRun(name, started=job.training_start_time or datetime.now(UTC))
+            run.finish(
+                "Failed", "Failed", "the local platform stopped while this job ran (local jobs do not survive it)"
+            )
+            with self._lock:
+                self.runs[(backend.account_id, backend.region_name, name)] = run
+        if run is not None and job is not None:
+            self._set(job, run)
         out: dict[str, Any] = self.originals["describe"](backend, name)
         if run is not None and run.status != "Completed":
             out.pop("ModelArtifacts", None)
@@ -193,6 +202,9 @@ class SageMakerDelegate:
         job.training_start_time = run.started
         job.training_end_time = run.ended
         job.last_modified_time = run.ended or run.started
+        if run.ended is not None:  # the instance time a job is billed for (here: the local run's)
+            seconds = max(1, round((run.ended - run.started).total_seconds()))
+            job.training_time_in_seconds = job.billable_time_in_seconds = seconds
         if run.status == "Completed":
             job.model_artifacts = {"S3ModelArtifacts": run.artifact}
 

@@ -115,6 +115,7 @@ def test_job_runs_the_entry_point_and_uploads_model_tar(sm: tuple[Any, Any, Sage
     assert first["TrainingJobStatus"] == "InProgress" and "ModelArtifacts" not in first
     done = _wait(client, "dl-credit-1")
     assert (done["TrainingJobStatus"], done["SecondaryStatus"]) == ("Completed", "Completed"), done.get("FailureReason")
+    assert done["BillableTimeInSeconds"] >= 1 and done["TrainingTimeInSeconds"] == done["BillableTimeInSeconds"]
     uri = done["ModelArtifacts"]["S3ModelArtifacts"]
     assert uri == f"s3://{BUCKET}/training-jobs/dl-credit-1/output/model.tar.gz"
     body = s3.get_object(Bucket=BUCKET, Key="training-jobs/dl-credit-1/output/model.tar.gz")["Body"].read()
@@ -161,3 +162,17 @@ def test_foreign_entry_points_are_refused(sm: tuple[Any, Any, SageMakerDelegate]
     for entry in (["/bin/sh", "-c", "rm -rf /"], ["python3", "-m", "os"], ["python3", "-m", "driftline.x;y"]):
         with pytest.raises(ClientError, match="ContainerEntrypoint"):
             _create(client, "dl-foreign", entry)
+
+
+def test_a_job_the_platform_lost_is_reported_failed(sm: tuple[Any, Any, SageMakerDelegate], credit_fs: Any) -> None:
+    s3, client, hook = sm
+    _put_inputs(s3, None, credit_fs)
+    _create(client, "dl-orphan", ["python3", "-m", "tests.fixtures.sagemaker_entries"], {"SLEEP_SECONDS": "0"})
+    hook.wait(30)
+    (key,) = [k for k in hook.runs if k[2] == "dl-orphan"]
+    del hook.runs[key]  # as after a restart: the job is stored (persistence) but no process runs it
+    from moto.sagemaker.models import sagemaker_backends
+
+    sagemaker_backends[key[0]][key[1]].training_jobs["dl-orphan"].training_job_status = "InProgress"
+    d = client.describe_training_job(TrainingJobName="dl-orphan")
+    assert d["TrainingJobStatus"] == "Failed" and "local platform stopped while this job ran" in d["FailureReason"]
