@@ -40,7 +40,9 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "FAILURE_LIMIT",
     "SAGEMAKER_HOOK_POINTS",
+    "SOURCE_ROOT",
     "JobRun",
     "SageMakerDelegate",
     "install_sagemaker",

@@ -35,14 +35,20 @@ from typing import Any
 from driftline.config import ModelConfig
 
 __all__ = [
+    "AWS_POLL_SECONDS",
+    "DEADLINE_MARGIN_SECONDS",
     "ENTRYPOINT",
+    "IMAGE_TASK_ROOT",
     "JOB_NAME_INFIX",
+    "LOCAL_POLL_SECONDS",
+    "SPOT_INTERRUPTED",
     "TRAINING_JOBS_PREFIX",
     "CuratedEstimate",
     "SageMakerTarget",
     "TrainingJobError",
     "TrainingJobTimeoutError",
     "choose_compute",
+    "current_job",
     "estimate_curated",
     "job_name",
     "job_name_prefix",

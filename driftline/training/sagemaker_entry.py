@@ -37,7 +37,18 @@ from driftline.training.errors import TrainingRejectedError
 from driftline.training.lineage import code_version, library_versions
 from driftline.training.model_dir import write_model_dir, write_rejected
 
-__all__ = ["JOB_CHANNEL", "JOB_FILE", "TRAIN_CHANNEL", "EntryError", "Paths", "main", "parse_hyperparameters", "run"]
+__all__ = [
+    "FAILURE_LIMIT",
+    "JOB_CHANNEL",
+    "JOB_FILE",
+    "TRAIN_CHANNEL",
+    "EntryError",
+    "Paths",
+    "main",
+    "parse_hyperparameters",
+    "run",
+    "write_failure",
+]
 
 TRAIN_CHANNEL = "train"
 JOB_CHANNEL = "job"
