@@ -24,6 +24,7 @@ __all__ = [
     "CONTROL_PREFIXES",
     "CURATED_PREFIX",
     "DRIFT_DETECTED",
+    "DRIFT_RUNNING",
     "DRIFT_SCRATCH_PREFIX",
     "EVENTS",
     "FEATURE_DATA_ACCEPTED",
@@ -217,6 +218,11 @@ def drift_run_name(model: str, window_end: str) -> str:
     the same for a retried schedule, so it never starts twice (Step Functions names allow 80 characters)."""
     digits = "".join(ch for ch in window_end if ch.isdigit())[:14]
     return f"drift-{model}-{digits}"[:80]
+
+
+DRIFT_RUNNING = "running"
+"""Status of a drift-history item whose window the scale-out workflow is checking: the window is taken
+(the next scheduled window starts after it) but has no verdict yet."""
 
 
 def feedback_key(model: str, when: datetime, object_id: str) -> str:

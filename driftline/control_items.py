@@ -420,6 +420,10 @@ class DriftCheck:
     """Rows of this window that arrived after its latest check (counted by later checks)."""
     rechecks: int = 0
     """How many times late rows made a later check check this window again."""
+    execution_arn: str = ""
+    """The scale-out workflow's execution checking (or that checked) this window ("" in-process)."""
+    message: str = ""
+    """Why a window has no verdict (``failed``: the execution's error), empty otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -444,6 +448,8 @@ class DriftCheck:
             "reasons": self.reasons,
             "late_rows": self.late_rows,
             "rechecks": self.rechecks,
+            "execution_arn": self.execution_arn,
+            "message": self.message,
         }
 
     def to_item(self) -> Item:
@@ -470,6 +476,10 @@ class DriftCheck:
         }
         if self.listed_until:
             item["listed_until"] = text(self.listed_until)
+        if self.execution_arn:
+            item["execution_arn"] = text(self.execution_arn)
+        if self.message:
+            item["message"] = text(self.message)
         if self.version is not None:
             item["version"] = num(self.version)
         if self.share_drifted is not None:
@@ -503,4 +513,6 @@ class DriftCheck:
             listed_until=get_str(item, "listed_until"),
             late_rows=get_int(item, "late_rows") or 0,
             rechecks=get_int(item, "rechecks") or 0,
+            execution_arn=get_str(item, "execution_arn"),
+            message=get_str(item, "message"),
         )

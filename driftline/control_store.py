@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from driftline.contracts import (
+    DRIFT_RUNNING,
     approval_pk,
     content_key,
     drift_history_pk,
@@ -301,6 +302,56 @@ class ControlStore:
     def put_drift_check(self, check: DriftCheck) -> None:
         """Write one checked window (a re-run of the same window overwrites it)."""
         self.client.put_item(TableName=self.table_name, Item=check.to_item())
+
+    def claim_drift_window(self, check: DriftCheck) -> bool:
+        """Write a window handed to the scale-out workflow (``status: running``) unless a running check of
+        it is already recorded (False: nothing written), so two dispatches never both take it."""
+        ddb = self.client
+        try:
+            ddb.put_item(
+                TableName=self.table_name,
+                Item=check.to_item(),
+                ConditionExpression="attribute_not_exists(sk) OR #s <> :running",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":running": text(DRIFT_RUNNING)},
+            )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def drift_check(self, model: str, window_end: str) -> DriftCheck | None:
+        """The checked window ending at ``window_end`` (consistent read), or None."""
+        item = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": text(drift_history_pk(model)), "sk": text(window_end)},
+            ConsistentRead=True,
+        ).get("Item")
+        return DriftCheck.from_item(item) if item else None
+
+    def fail_running_drift_check(
+        self, model: str, window_end: str, execution_arn: str, status: str, message: str, checked_at: str
+    ) -> bool:
+        """Mark a running window ``status`` (failed) with ``message``, only while it is still running under
+        ``execution_arn`` (False: its reduce step or another run got there first; nothing changed)."""
+        ddb = self.client
+        try:
+            ddb.update_item(
+                TableName=self.table_name,
+                Key={"pk": text(drift_history_pk(model)), "sk": text(window_end)},
+                UpdateExpression="SET #s = :status, message = :m, checked_at = :at",
+                ConditionExpression="#s = :running AND execution_arn = :arn",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":status": text(status),
+                    ":m": text(message),
+                    ":at": text(checked_at),
+                    ":running": text(DRIFT_RUNNING),
+                    ":arn": text(execution_arn),
+                },
+            )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def try_acquire_drift_lease(self, model: str, holder: str, now: float, lease_seconds: float) -> str | None:
         """Take the model's drift-check lease when it is free or its holder's lease ran out.

@@ -197,6 +197,9 @@ def run_check(
     with history.lease(model) as lease:
         if lease is None:
             return {"model": model, "status": "busy", "message": f"another drift check of {model} is running"}
+        from driftline.monitoring.scale import dispatch  # its reduce step imports this module
+
+        settled = dispatch.settle_running(history, model, now)  # scaled-out windows whose execution died
         prep = prepare(model, window_start, window_end, ctx, now)
         if isinstance(prep, dict) and prep["status"] == "no_champion":
             return prep
@@ -213,11 +216,10 @@ def run_check(
             persistence=ds.persistence_windows,
             recheck=lambda r: _recheck(ctx, r, now),
         )
+        late.notes[:0] = settled
         _announce_raised(ctx, model, late)
         if not isinstance(prep, Prepared):
             return {**prep, "late_rows": late.rows, "late": late.to_dict()}
-        from driftline.monitoring.scale import dispatch  # its reduce step imports this module
-
         scaled = dispatch.maybe_start(ctx, prep, iso(lateness.scan_mark(datetime.now(UTC))))
         if scaled is not None:  # a large window: the scale-out workflow checks it (docs/monitoring.md)
             return {**scaled, "late_rows": late.rows, "late": late.to_dict()}
@@ -331,6 +333,8 @@ def conclude(
     prev = history.previous(model, window.end_iso)
     entry = _alarm_state(model, version.version, window, result.to_dict(), perf, prev, mc)
     entry.listed_until = str(captured.get("listed_until", ""))
+    entry.execution_arn = str(captured.get("execution_arn", ""))
+    entry.late_rows = int(captured.get("late_rows_while_running", 0))  # counted while the workflow ran
     entry.rechecks = recheck.previous.rechecks + 1 if recheck else 0
     doc = result.to_dict()
     notes = [*doc["notes"], *prep.window_notes, *capture_notes, *(late.notes if late else [])]

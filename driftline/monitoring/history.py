@@ -1,7 +1,10 @@
 """Drift-check history in the control table: ``pk=DRIFT#<model>, sk=<window_end ISO>``.
 
 One item per checked window: its verdict, the alarm streak (consecutive drifted windows) and where
-the report is. The previous item gives the next window's start and the streak it continues. The item
+the report is. The previous item gives the next window's start and the streak it continues. A window
+handed to the scale-out workflow is recorded at once with status ``running`` (it is taken: the next
+scheduled window starts after it) and completed by the workflow's reduce step (a verdict, ``incomplete``
+or ``failed``); like a window without verdict it neither extends nor breaks a streak. The item
 kind is :class:`~driftline.control_items.DriftCheck` (``HistoryEntry`` here); reads and writes go
 through :class:`~driftline.control_store.ControlStore`. Standard library and botocore only.
 """
@@ -14,10 +17,31 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from driftline.contracts import DRIFT_RUNNING
 from driftline.control_items import DriftCheck as HistoryEntry
 from driftline.control_store import ControlStore
 
-__all__ = ["LEASE_SECONDS", "DriftHistory", "HistoryEntry", "Lease", "streak_after"]
+__all__ = [
+    "FAILED",
+    "INCOMPLETE",
+    "LEASE_SECONDS",
+    "NO_VERDICT",
+    "RUNNING",
+    "DriftHistory",
+    "HistoryEntry",
+    "Lease",
+    "streak_after",
+]
+
+RUNNING = DRIFT_RUNNING
+"""The scale-out workflow is checking the window."""
+FAILED = "failed"
+"""The window could not be read (Athena's query failed, the execution failed or was stopped): no verdict."""
+INCOMPLETE = "incomplete"
+"""Some shards did not report: no verdict (never a partial result as complete)."""
+NO_VERDICT = frozenset({RUNNING, FAILED, INCOMPLETE})
+"""Statuses of scaled-out windows without a verdict: checked again only by hand, never automatically
+(an automatic re-check would read the whole large window in-process)."""
 
 LEASE_SECONDS = 900.0
 """How long one run holds a model's drift-check lease: Lambda's longest timeout, so a run that died
@@ -66,6 +90,19 @@ class DriftHistory:
 
     def put(self, e: HistoryEntry) -> None:
         self.store.put_drift_check(e)
+
+    def get(self, model: str, window_end: str) -> HistoryEntry | None:
+        """The window ending at ``window_end`` (consistent read)."""
+        return self.store.drift_check(model, window_end)
+
+    def claim(self, e: HistoryEntry) -> bool:
+        """Record ``e`` (status ``running``) unless a running check of its window is already recorded."""
+        return self.store.claim_drift_window(e)
+
+    def fail_running(self, e: HistoryEntry, message: str, checked_at: str) -> bool:
+        """Mark the running window ``e`` failed with ``message`` while it still runs under its execution
+        (False: it was completed or settled meanwhile)."""
+        return self.store.fail_running_drift_check(e.model, e.window_end, e.execution_arn, FAILED, message, checked_at)
 
     def previous(self, model: str, before: str) -> HistoryEntry | None:
         """The latest check whose window ended before ``before``."""

@@ -18,7 +18,11 @@ next window starts where the checked one ended. So every check first looks back:
 - a window whose late rows exceed ``late_recheck_share`` of the rows it was checked with (any late row
   when it had fewer than ``min_window_rows``) is checked again by the same check code, when the
   champion is still the version it was checked for. Streaks of the windows after it are recomputed;
-  an alert is sent only when the re-check starts an alarm that no neighbouring window had raised.
+  an alert is sent only when the re-check starts an alarm that no neighbouring window had raised;
+- a scaled-out window without verdict (``running``, ``failed``, ``incomplete``) carries the dispatch's
+  ``listed_until``, so its late rows are counted like any other's, but it is never re-checked
+  automatically: an in-process re-check would read the whole large window. A running window's late rows
+  are carried into the item its reduce step writes; a failed or incomplete one is checked again by hand.
 
 Runs are serialized per model by the drift lease (:meth:`DriftHistory.lease`): two overlapping runs
 never check a window twice nor count late rows twice.
@@ -35,7 +39,7 @@ from typing import Any
 
 from driftline.captures_store import CapturesStore, ReadStats
 from driftline.contracts import record_time
-from driftline.monitoring.history import DriftHistory, HistoryEntry, Lease, streak_after
+from driftline.monitoring.history import NO_VERDICT, RUNNING, DriftHistory, HistoryEntry, Lease, streak_after
 from driftline.monitoring.window import iso, parse_time
 
 __all__ = [
@@ -49,6 +53,7 @@ __all__ = [
     "look_back",
     "needs_recheck",
     "restreak",
+    "restreak_after",
     "scan_mark",
 ]
 
@@ -134,8 +139,8 @@ class LateReport:
 
 def needs_recheck(e: HistoryEntry, share: float, min_rows: int) -> bool:
     """Whether ``e``'s late rows call for checking it again (more than ``share`` of its rows, or any
-    late row when it had fewer than ``min_rows``)."""
-    if e.late_rows <= 0:
+    late row when it had fewer than ``min_rows``). Never for a scaled-out window without verdict."""
+    if e.late_rows <= 0 or e.status in NO_VERDICT:
         return False
     return e.n_current < min_rows or e.late_rows > share * e.n_current
 
@@ -243,6 +248,36 @@ def restreak(entries: list[HistoryEntry], since: str, persistence: int) -> list[
     return changed
 
 
+def _no_verdict_note(e: HistoryEntry) -> str:
+    if e.status == RUNNING:
+        return "not re-checked: the scale-out workflow is still checking it (its late rows are kept)"
+    if e.status in NO_VERDICT:
+        return f"not re-checked: its scale-out check ended {e.status}; check it again by hand"
+    return ""
+
+
+def restreak_after(
+    history: DriftHistory, model: str, oldest: str, since: str, persistence: int
+) -> tuple[list[HistoryEntry], bool]:
+    """Recompute and store the streaks after the window ending at ``since`` (windows from ``oldest`` on).
+
+    Returns
+    -------
+    tuple[list[HistoryEntry], bool]
+        The windows whose alarm turned on, and whether one of them follows a window without alarm
+        (nobody was alerted about it yet): :attr:`LateReport.raised` and :attr:`LateReport.starts_alarm`.
+    """
+    fresh = sorted((e for e in history.list(model, LATE_WINDOWS) if e.window_end >= oldest), key=lambda e: e.window_end)
+    was = {e.window_end: e.alarm for e in fresh}
+    raised = []
+    for e in restreak(fresh, since, persistence):
+        history.set_streak(e)
+        if e.alarm and not was[e.window_end]:
+            raised.append(e)
+    before = {b.window_end: a for a, b in pairwise(fresh)}
+    return raised, any(e.window_end in before and not before[e.window_end].alarm for e in raised)
+
+
 def look_back(
     history: DriftHistory,
     store: CapturesStore,
@@ -298,7 +333,7 @@ def look_back(
         e.late_rows += n
         # a window still due from an earlier run (its re-check failed, or another version) is listed again
         if n or needs_recheck(e, share, min_rows):
-            report.windows.append(LateWindow(e.window_start, e.window_end, n, e.late_rows))
+            report.windows.append(LateWindow(e.window_start, e.window_end, n, e.late_rows, note=_no_verdict_note(e)))
     due = [w for w in report.windows if needs_recheck(by_end[w.window_end], share, min_rows)]
     if not due:
         return report
@@ -307,19 +342,9 @@ def look_back(
         later = [e for e in ordered if e.window_end > w.window_end]
         why_not = recheck(Recheck(by_end[w.window_end], w.late_rows_since_check, bool(later and later[0].alarm)))
         w.rechecked, w.note = not why_not, why_not
-    fresh = sorted(
-        (e for e in history.list(model, LATE_WINDOWS) if e.window_end >= ordered[0].window_end),
-        key=lambda e: e.window_end,
-    )
     first = min((w.window_end for w in due if w.rechecked), default=None)
     if first is not None:
-        was = {e.window_end: e.alarm for e in fresh}
-        for e in restreak(fresh, first, persistence):
-            history.set_streak(e)
-            if e.alarm and not was[e.window_end]:
-                report.raised.append(e)
-        before = {b.window_end: a for a, b in pairwise(fresh)}
-        report.starts_alarm = any(e.window_end in before and not before[e.window_end].alarm for e in report.raised)
+        report.raised, report.starts_alarm = restreak_after(history, model, ordered[0].window_end, first, persistence)
     log.info(
         "%s: %d late rows in %d windows, %d re-checked",
         model,

@@ -19,6 +19,7 @@ from driftline.capture_format import request_record, row_id
 from driftline.contracts import drift_run_name, drift_shard_data_prefix, drift_shard_summary_key
 from driftline.drift import Profile
 from driftline.monitoring import Context, run_check
+from driftline.monitoring.history import RUNNING, DriftHistory, HistoryEntry
 from driftline.monitoring.scale import ShardFileError, ShardQuery, reduce_check, summarize_shard_object
 from driftline.monitoring.scale.reduce import FAILED, INCOMPLETE
 from driftline.registry.artifacts import ArtifactRef, read_verified
@@ -257,3 +258,29 @@ def test_a_failed_query_records_a_failed_check_with_athenas_message(aws: dict[st
     assert reason in _result(aws, out["result_uri"])["message"]
     alerts = drain(probes["alerts-probe"])
     assert len(alerts) == 1 and reason in alerts[0]["Message"]
+
+
+def test_reduce_completes_the_running_item_keeping_its_listing_and_late_rows(
+    aws: dict[str, str], credit_fs: Any
+) -> None:
+    """The failed outcome keeps the dispatch's listed_until (late rows stay counted) and the late rows the
+    look-back added while the workflow ran; a later window judged meanwhile gets its streak recomputed."""
+    v = register_champion(credit_fs)
+    history = DriftHistory.from_env()
+    start, end = window(0)
+    s1, e1 = window(1)
+    history.put(HistoryEntry(MODEL, start, end, v, RUNNING, listed_until=end, execution_arn="arn:e", late_rows=7))
+    history.put(HistoryEntry(MODEL, s1, e1, v, "ok", drifted=True, streak=1, alarm=True))  # saw window 0 neutral
+    run = drift_run_name(MODEL, end)
+    out = reduce_check(
+        _event(v, run, listed_until=end, query_error="HIVE_BAD_DATA: boom"),
+        ctx=Context.from_env(),
+        client=aws_mod.client("s3"),
+        now=T0 + timedelta(hours=2),
+    )
+    assert out["status"] == FAILED
+    done = history.get(MODEL, end)
+    assert done is not None and done.status == FAILED and done.listed_until == end
+    assert done.late_rows == 7 and done.execution_arn == "arn:e"
+    after = history.get(MODEL, e1)
+    assert after is not None and after.streak == 1  # a failed window keeps the streak as it was

@@ -14,6 +14,8 @@ import pytest
 from driftline import aws as aws_mod
 from driftline.config import ConfigError, PlatformConfig, from_context
 from driftline.monitoring import Context, run_check
+from driftline.monitoring.history import FAILED, RUNNING, DriftHistory, HistoryEntry
+from driftline.monitoring.lateness import needs_recheck, restreak
 from driftline.monitoring.scale.dispatch import WindowSize, estimate_window, wants_scale_out
 from tests.integration.test_drift_scale import write_v2_captures
 from tests.integration.test_monitoring_check import MODEL, T0, register_champion, window
@@ -96,6 +98,54 @@ def test_empty_window_is_checked_in_process_as_insufficient_data(
     start, end = window(0)
     out = run_check(MODEL, window_start=start, window_end=end, ctx=_ctx_with(1), now=T0 + timedelta(hours=2))
     assert out["status"] == "insufficient_data"
+
+
+def test_a_window_handed_to_the_workflow_is_taken_until_it_ends(
+    aws: dict[str, str], credit_fs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19 follow-up: the next scheduled run, coming before the reduce step, must not check an
+    overlapping window; an execution that dies leaves the window failed, not running forever."""
+    _state_machine(monkeypatch, credit_fs)  # a state machine whose executions stay RUNNING under moto
+    v = register_champion(credit_fs)
+    write_v2_captures(credit_fs, v, T0, 400, seed=3)
+    write_v2_captures(credit_fs, v, T0 + timedelta(hours=1), 40, seed=4)
+    history = DriftHistory.from_env()
+    start, end = window(0)
+    out = run_check(MODEL, window_start=start, window_end=end, ctx=_ctx_with(300), now=T0 + timedelta(hours=2))
+    assert out["status"] == "scaled_out" and out["started"]
+    taken = history.get(MODEL, end)
+    assert taken is not None and taken.status == RUNNING and taken.execution_arn == out["execution_arn"]
+    assert taken.listed_until and taken.version == v and not taken.alarm
+
+    nxt = run_check(MODEL, ctx=_ctx_with(300), now=T0 + timedelta(hours=2, minutes=10))
+    assert nxt["window_start"] == end and nxt["n_current"] == 40  # not the 400 rows of the running window
+    still = history.get(MODEL, end)
+    assert still is not None and still.status == RUNNING  # the look-back neither re-checks nor settles it
+
+    aws_mod.client("stepfunctions").stop_execution(executionArn=out["execution_arn"], error="Boom", cause="test")
+    later = run_check(MODEL, ctx=_ctx_with(300), now=T0 + timedelta(hours=2, minutes=20))
+    failed = history.get(MODEL, end)
+    assert failed is not None and failed.status == FAILED and "ABORTED" in failed.message
+    assert failed.listed_until == taken.listed_until  # its late rows are still counted
+    assert any("marked failed" in n and end in n for n in later["late"]["notes"])
+    assert later["window_start"] == nxt["window_end"]
+
+
+def test_a_running_window_neither_extends_nor_breaks_a_streak(aws: dict[str, str], credit_fs: Any) -> None:
+    register_champion(credit_fs)
+    history = DriftHistory.from_env()
+    s0, e0 = window(0)
+    s1, e1 = window(1)
+    history.put(HistoryEntry(MODEL, s0, e0, 1, "ok", drifted=True, streak=1, listed_until=e0))
+    history.put(HistoryEntry(MODEL, s1, e1, 1, RUNNING, streak=1, listed_until=e1, execution_arn="arn:x"))
+    assert history.claim(HistoryEntry(MODEL, s1, e1, 1, RUNNING, execution_arn="arn:y")) is False
+    s2, e2 = window(2)
+    history.put(HistoryEntry(MODEL, s2, e2, 1, "ok", drifted=True, streak=2, alarm=True))
+    assert restreak(sorted(history.list(MODEL), key=lambda e: e.window_end), e0, 2) == []
+    late = HistoryEntry(MODEL, s1, e1, 1, RUNNING, late_rows=500, n_current=0)
+    assert not needs_recheck(late, 0.05, 100)
+    late.status = FAILED
+    assert not needs_recheck(late, 0.05, 100)
 
 
 @pytest.mark.parametrize(

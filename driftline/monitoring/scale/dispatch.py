@@ -9,6 +9,13 @@ empty window, which the in-process check answers ``insufficient_data``) keep tod
 The execution is named per model and window (:func:`driftline.contracts.drift_run_name`), so a retried
 schedule finds the execution still running instead of starting a second one; a window whose execution has
 ended (failed, incomplete) is checked again under a suffixed name (:func:`run_name`).
+
+The window is taken before the execution starts: a history item with status ``running`` (its execution
+ARN and the dispatch's ``listed_until``) is written conditionally, so the next scheduled run starts after
+it even when it comes before the workflow's reduce step has completed the item. An execution that ended
+without completing it (failed, timed out, aborted, never started) is found by the next run
+(:func:`settle_running`), which marks the window ``failed`` with the reason: visible, and checkable again
+by hand.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from driftline import aws
 from driftline.capture_tables import captures_table_name, feedback_table_name
 from driftline.captures_store import DELIVERY_LAG
 from driftline.contracts import CAPTURES_PREFIX, drift_run_name, drift_shard_data_prefix, hour_prefixes
+from driftline.monitoring.history import RUNNING, DriftHistory, HistoryEntry
 from driftline.monitoring.scale.sql import MAX_SHARDS, ShardQuery, row_struct_fields
 
 if TYPE_CHECKING:
@@ -37,6 +45,8 @@ __all__ = [
     "estimate_window",
     "maybe_start",
     "run_name",
+    "running_entry",
+    "settle_running",
     "start_workflow",
     "wants_scale_out",
     "workflow_input",
@@ -51,6 +61,10 @@ MAX_POLLS = 720
 """The poll loop gives the query this many polls (an hour at POLL_SECONDS) before stopping it."""
 LABEL_LOOKAHEAD = timedelta(days=7)
 """Feedback read past the window's end (as the in-process check's ``LABEL_LOOKAHEAD``)."""
+ENDED_WITHOUT_REDUCE = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+"""Execution statuses after which a window still ``running`` will never be completed by its reduce step."""
+SETTLE_WINDOWS = 24
+"""Newest history items a run looks through for running windows whose execution has ended."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +224,56 @@ def start_workflow(client: Any, target: ScaleTarget, state: Mapping[str, Any], r
     }
 
 
+def running_entry(prep: Prepared, execution_arn: str, listed_until: str, now: datetime) -> HistoryEntry:
+    """The history item taking a window handed to the workflow: no verdict, the previous window's streak
+    carried unchanged (a window without verdict neither extends nor breaks it)."""
+    prev = prep.history.previous(prep.model, prep.window.end_iso)
+    return HistoryEntry(
+        model=prep.model,
+        window_start=prep.window.start_iso,
+        window_end=prep.window.end_iso,
+        version=prep.version.version,
+        status=RUNNING,
+        streak=prev.streak if prev else 0,
+        listed_until=listed_until,
+        execution_arn=execution_arn,
+        checked_at=now.astimezone(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _ended_reason(sfn: Any, arn: str) -> str:
+    """Why the execution will never complete its window ("" while it runs or after it succeeded)."""
+    try:
+        desc = sfn.describe_execution(executionArn=arn)
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return f"the scale-out execution {arn} was never started"
+    status = str(desc.get("status", ""))
+    if status not in ENDED_WITHOUT_REDUCE:
+        return ""
+    detail = ": ".join(str(desc[k]) for k in ("error", "cause") if desc.get(k))
+    return f"the scale-out execution {arn} ended {status} without completing the window" + (
+        f" ({detail})" if detail else ""
+    )
+
+
+def settle_running(history: DriftHistory, model: str, now: datetime, *, sfn: Any | None = None) -> list[str]:
+    """Mark failed every recent ``running`` window whose execution ended without completing it; returns a
+    note per window marked. The Step Functions client is created only when a running window exists."""
+    notes = []
+    for e in history.list(model, SETTLE_WINDOWS):
+        if e.status != RUNNING or not e.execution_arn:
+            continue
+        sfn = sfn or aws.client("stepfunctions")
+        reason = _ended_reason(sfn, e.execution_arn)
+        if reason and history.fail_running(e, reason, now.astimezone(UTC).isoformat(timespec="seconds")):
+            log.warning("%s: window %s to %s: %s", model, e.window_start, e.window_end, reason)
+            notes.append(
+                f"the window {e.window_start} to {e.window_end} is marked failed: {reason}; check it again "
+                f"by hand (driftline drift check --window-start … --window-end …)"
+            )
+    return notes
+
+
 def wants_scale_out(size: WindowSize, rows_threshold: int | None, bytes_threshold: int | None) -> bool:
     """At or above either configured size (None: that size never scales out)."""
     if not size.bytes:
@@ -248,4 +312,7 @@ def maybe_start(
         prep, target, ctx.captures_bucket, size, run, list(prep.mc.labelers), settings.scale_out_shard_rows, fields
     )
     state["listed_until"] = listed_until
+    if not running:  # taken before starting: a start that fails leaves a window the next run marks failed
+        entry = running_entry(prep, _execution_arn(target, run), listed_until, datetime.now(UTC))
+        running = not prep.history.claim(entry)
     return start_workflow(sfn, target, state, running)

@@ -8,6 +8,11 @@ partial window is never presented as a complete one. Otherwise the shard summari
 (:meth:`driftline.drift.summary.Summary.merge_all`) and checked with :func:`driftline.drift.check_summary`,
 the matched labels give the task metrics, and :func:`driftline.monitoring.check.conclude` writes the
 same outputs as the in-process check (one code path after the merge).
+
+Each outcome completes the window's ``running`` history item written at dispatch: the dispatch's
+``listed_until`` is kept (so late rows of the window are counted, also after a failure), the late rows
+counted while the workflow ran are carried over, and the streaks of windows checked meanwhile (which saw
+this one as neutral) are recomputed from its verdict.
 """
 
 from __future__ import annotations
@@ -26,18 +31,23 @@ from driftline.drift import DriftInputError, ProfileMismatchError, check_summary
 from driftline.drift.engine import DriftResult
 from driftline.drift.methods import SMALL_REFERENCE_ROWS
 from driftline.drift.summary import Summary, summarize
-from driftline.monitoring import publish
-from driftline.monitoring.check import Context, MonitoringError, Prepared, conclude, performance_of, prepare
+from driftline.monitoring import lateness, publish
+from driftline.monitoring.check import (
+    Context,
+    MonitoringError,
+    Prepared,
+    _announce_raised,
+    conclude,
+    performance_of,
+    prepare,
+)
+from driftline.monitoring.history import FAILED, INCOMPLETE, RUNNING
 from driftline.monitoring.scale.shards import SHARD_SUMMARY_FORMAT
 
 __all__ = ["FAILED", "INCOMPLETE", "ShardOutcome", "collect", "reduce_check"]
 
 log = logging.getLogger(__name__)
 
-FAILED = "failed"
-"""The window could not be read (Athena's query failed): no verdict."""
-INCOMPLETE = "incomplete"
-"""Some shards did not report: no verdict (never a partial result as complete)."""
 NAMED_SHARDS = 20
 """Missing shards named in a result at most (the count is always given)."""
 
@@ -129,13 +139,15 @@ def reduce_check(
             f"{model}: the champion changed from v{event['version']} to v{version} while the window was "
             f"being checked; check the window again"
         )
+    carried = _carried(prep, event)
     query_error = event.get("query_error")
     if query_error:
         msg = f"the Athena query reading the window failed: {_athena_message(query_error, athena)}"
-        return _finish_without_verdict(ctx, prep, FAILED, msg, now)
+        return _completed(ctx, prep, _finish_without_verdict(ctx, prep, FAILED, msg, now, carried=carried))
     outcome = collect(client, ctx.captures_bucket, model, run)
     if not outcome.complete:
-        return _finish_without_verdict(ctx, prep, INCOMPLETE, _incomplete_message(outcome), now, outcome)
+        out = _finish_without_verdict(ctx, prep, INCOMPLETE, _incomplete_message(outcome), now, outcome, carried)
+        return _completed(ctx, prep, out)
     profile = prep.profile
     if outcome.summaries:
         merged = Summary.merge_all(outcome.summaries)
@@ -154,15 +166,31 @@ def reduce_check(
         raise MonitoringError(f"{model} v{version}: the shard summaries could not be checked: {e}") from None
     label = (prep.version.input_schema or {}).get("label")
     perf = performance_of(label, prep.version.metrics, prep.mc, outcome.labels) if label and merged.n_rows else None
-    captured = {
-        "rows": merged.n_rows,
-        "shards": len(outcome.data_keys),
-        "engine": "workflow",
-        "run": run,
-        "listed_until": str(event.get("listed_until", "")),
-    }
+    captured = {"rows": merged.n_rows, "shards": len(outcome.data_keys), "engine": "workflow", "run": run, **carried}
     out = conclude(ctx, prep, result, perf, captured, [], now)
     out["engine"] = "workflow"
+    return _completed(ctx, prep, out)
+
+
+def _carried(prep: Prepared, event: Mapping[str, Any]) -> dict[str, Any]:
+    """What the completed history item keeps from the dispatch: its listing mark, the execution, and the
+    late rows counted while the workflow ran (only from the running item of this very window)."""
+    running = prep.history.get(prep.model, prep.window.end_iso)
+    late = running.late_rows if running is not None and running.status == RUNNING else 0
+    arn = str(event.get("execution_arn") or (running.execution_arn if running is not None else ""))
+    return {"listed_until": str(event.get("listed_until", "")), "execution_arn": arn, "late_rows_while_running": late}
+
+
+def _completed(ctx: Context, prep: Prepared, out: dict[str, Any]) -> dict[str, Any]:
+    """Recompute the streaks of windows checked while this one ran (they saw it as neutral) and announce an
+    alarm that turns on."""
+    later = [e for e in prep.history.list(prep.model, lateness.LATE_WINDOWS) if e.window_end > prep.window.end_iso]
+    if later:
+        raised, starts = lateness.restreak_after(
+            prep.history, prep.model, prep.window.end_iso, prep.window.end_iso, prep.mc.drift.persistence_windows
+        )
+        _announce_raised(ctx, prep.model, lateness.LateReport(raised=raised, starts_alarm=starts))
+        out["restreaked"] = [e.window_end for e in raised]
     return out
 
 
@@ -187,9 +215,15 @@ def _athena_message(error: Any, athena: Any | None) -> str:
 
 
 def _finish_without_verdict(
-    ctx: Context, prep: Prepared, status: str, message: str, now: datetime, outcome: ShardOutcome | None = None
+    ctx: Context,
+    prep: Prepared,
+    status: str,
+    message: str,
+    now: datetime,
+    outcome: ShardOutcome | None = None,
+    carried: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    captured: dict[str, Any] = {"rows": 0, "engine": "workflow", "listed_until": ""}
+    captured: dict[str, Any] = {"rows": 0, "engine": "workflow", "listed_until": "", **(carried or {})}
     if outcome is not None:
         captured.update(
             {
