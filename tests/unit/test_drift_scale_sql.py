@@ -10,8 +10,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from driftline import athena_queries
 from driftline.monitoring.scale import ShardQuery, shard_of
-from driftline.monitoring.scale.sql import quote_ident, quote_literal, row_struct_fields
+from driftline.monitoring.scale.sql import row_struct_fields
 from tests.fixtures.drift_scale import run_select, with_hour
 
 T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -111,19 +112,31 @@ def test_shards_match_python(shards: int) -> None:
         assert r["shard"] == shard_of(r["request_id"].rsplit(":", 1)[0], shards)
 
 
+def test_shared_constructs_come_from_athena_queries() -> None:
+    """One home for the Athena SQL: the shard, the UNLOAD wrapper and the quoting are athena_queries'."""
+    text = _query(shards=7)
+    assert athena_queries.shard_expression("request_key", 7) in text
+    assert text.endswith(
+        ") TO 's3://bucket/drift-scratch/model=m/run/data/' WITH (format = 'PARQUET', compression = 'ZSTD', "
+        "partitioned_by = ARRAY['shard'])"
+    )
+    assert text.startswith("UNLOAD (WITH caps AS (") and '"db"."captures_m"' in text
+
+
 def test_features_must_be_fields_of_the_rows_struct() -> None:
     with pytest.raises(ValueError, match="no field income"):
         _query(features=("age", "income"))
 
 
 def test_hostile_names_and_values_are_quoted_or_refused() -> None:
-    assert quote_ident('we"ird') == '"we""ird"' and quote_literal("o'k") == "'o''k'"
-    with pytest.raises(ValueError):
-        quote_ident("bad\nname")
-    with pytest.raises(ValueError):
-        quote_literal("x\x00")
+    with pytest.raises(ValueError, match="not an Athena identifier"):
+        ShardQuery('d"b', "captures_m", "feedback_m", 3, T0, T0, T0, T0, ["age"], FIELDS, 2, "s3://b/x/").render()
+    with pytest.raises(ValueError, match="cannot hold NUL"):
+        ShardQuery("db", "captures_m", "feedback_m", 3, T0, T0, T0, T0, ["age"], FIELDS, 2, "s3://b/x\x00/").render()
     with pytest.raises(ValueError):
         _query(shards=0)
+    with pytest.raises(ValueError):
+        _query(shards=101)
     assert row_struct_fields("array<struct<a:int,b:map<string,struct<c:int,d:int>>,e:string>>") == ["a", "b", "e"]
     with pytest.raises(ValueError):
         row_struct_fields("struct<a:int>")

@@ -3,13 +3,13 @@ step merges and checks (docs/monitoring.md, "Scale-out checks"). Small windows k
 
 from driftline.monitoring.scale.reduce import FAILED, INCOMPLETE, collect, reduce_check
 from driftline.monitoring.scale.shards import ShardFileError, shard_of, summarize_shard, summarize_shard_object
-from driftline.monitoring.scale.sql import MAX_SHARDS, SHARDS_UNLOAD, ShardQuery
+from driftline.monitoring.scale.sql import MAX_SHARDS, SHARDS_SELECT, ShardQuery
 
 __all__ = [
     "FAILED",
     "INCOMPLETE",
     "MAX_SHARDS",
-    "SHARDS_UNLOAD",
+    "SHARDS_SELECT",
     "ShardFileError",
     "ShardQuery",
     "collect",

@@ -1,6 +1,6 @@
 """The summarize step of the scale-out drift check: one shard file in, one mergeable summary out.
 
-A shard file is Parquet written by Athena's UNLOAD (:data:`driftline.monitoring.scale.sql.SHARDS_UNLOAD`):
+A shard file is Parquet written by Athena's UNLOAD (:meth:`driftline.monitoring.scale.sql.ShardQuery.render`):
 one row per captured row, with its request id, caller, feature columns, the model's output and the
 feedback labels stored for the request id. The step summarizes the features and the prediction
 against the profile (:func:`driftline.drift.summary.summarize`, exact counts that add up across shards)
@@ -30,7 +30,6 @@ import pyarrow.parquet as pq
 from driftline.drift.feature_set import PREDICTION_COLUMN
 from driftline.drift.profile import Profile
 from driftline.drift.summary import summarize
-from driftline.monitoring.scale.sql import HASH_DIGITS
 from driftline.serving.labels import Label, Labels
 
 __all__ = [
@@ -53,8 +52,11 @@ class ShardFileError(Exception):
 
 
 def shard_of(request_id: str, shards: int) -> int:
-    """The shard the query puts ``request_id`` in (the same number Trino and DuckDB compute)."""
-    return int(hashlib.md5(request_id.encode()).hexdigest()[:HASH_DIGITS], 16) % shards  # noqa: S324 - not security
+    """The shard the query puts ``request_id`` in: what :func:`driftline.athena_queries.shard_expression`
+    computes on Trino and DuckDB (the first 8 bytes of the MD5 as a signed big-endian 64-bit number, its
+    absolute value modulo ``shards``)."""
+    head = int.from_bytes(hashlib.md5(request_id.encode()).digest()[:8], "big", signed=True)  # noqa: S324 - not security
+    return abs(head) % shards
 
 
 def _plain(value: Any) -> Any:
