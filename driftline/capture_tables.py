@@ -26,7 +26,7 @@ from collections.abc import Iterable
 
 from driftline.athena_tables import Column, TableSpec, database_name
 from driftline.capture_format import INDEX_FIELD, OUTPUT_FIELD, PARTS_FIELDS, REQUEST_FIELDS, ROW_FIELD
-from driftline.contracts import CAPTURES_PREFIX, FEEDBACK_PREFIX, capture_prefix
+from driftline.contracts import CAPTURES_PREFIX, FEEDBACK_PREFIX, capture_prefix, feedback_prefix
 from driftline.features.catalog import GLUE_TYPES
 from driftline.features.schema import FeatureSet
 from driftline.platform import Platform
@@ -129,7 +129,7 @@ def feedback_table(platform: Platform, model: str, fs: FeatureSet) -> TableSpec:
         database=database_name(platform),
         name=feedback_table_name(model),
         bucket="captures",
-        prefix=f"{FEEDBACK_PREFIX}/model={model}/",
+        prefix=feedback_prefix(model),
         columns=(
             Column("request_id", "string", "the labeled row: <request id>:<row position>"),
             Column("label", _label_type(fs) or "string"),

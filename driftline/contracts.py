@@ -38,6 +38,7 @@ __all__ = [
     "S3_OBJECT_CREATED",
     "EventType",
     "approval_pk",
+    "capture_error_prefix",
     "capture_prefix",
     "content_key",
     "curated_key",
@@ -49,6 +50,7 @@ __all__ = [
     "drift_shard_data_prefix",
     "drift_shard_summary_key",
     "feedback_key",
+    "feedback_prefix",
     "hour_prefix",
     "hour_prefixes",
     "incoming_key",
@@ -162,6 +164,17 @@ CAPTURE_ERRORS_PREFIX = "capture-errors"
 def capture_prefix(model: str) -> str:
     """``captures/model=<model>/``: where the model's Firehose stream delivers (``YYYY/MM/DD/HH/`` below)."""
     return f"{CAPTURES_PREFIX}/model={model}/"
+
+
+def feedback_prefix(model: str) -> str:
+    """``feedback/model=<model>/``: where the model's labels are stored (``YYYY/MM/DD/HH/`` below)."""
+    return f"{FEEDBACK_PREFIX}/model={model}/"
+
+
+def capture_error_prefix(model: str) -> str:
+    """``capture-errors/model=<model>/``: where the model's Firehose stream files records it could not
+    deliver (Firehose's error-output-type and time below)."""
+    return f"{CAPTURE_ERRORS_PREFIX}/model={model}/"
 
 
 def hour_prefix(root: str, model: str, hour: datetime) -> str:

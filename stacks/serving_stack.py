@@ -14,7 +14,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from driftline.config import CAPTURE_BUFFER_SECONDS
-from driftline.contracts import CAPTURE_ERRORS_PREFIX
+from driftline.contracts import capture_error_prefix
 from driftline.platform import API_STAGE, ApiPolicy, Platform, api_policies, route_auth
 from stacks.constructs import RETENTION, removal_policy
 from stacks.functions import make_function
@@ -63,8 +63,8 @@ class ServingStack(Stack):
                 destination=firehose.S3Bucket(
                     shared.buckets["captures"],
                     data_output_prefix=stream.prefix,
-                    error_output_prefix=f"{CAPTURE_ERRORS_PREFIX}/model={stream.model}/!{{firehose:error-output-type}}/"
-                    f"!{{timestamp:yyyy/MM/dd/HH}}/",
+                    error_output_prefix=capture_error_prefix(stream.model)
+                    + "!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/",
                     buffering_interval=Duration.seconds(CAPTURE_BUFFER_SECONDS),  # drift lateness covers it
                     buffering_size=Size.mebibytes(5),
                     compression=firehose.Compression.UNCOMPRESSED,

@@ -54,6 +54,25 @@ def _docstrings(tree: ast.AST) -> set[int]:
     return ids
 
 
+CONSTANTS = {k: v for k, v in vars(contracts).items() if k.isupper() and isinstance(v, str)}
+"""String constants of contracts.py: an f-string that starts with one of them spells its key layout out."""
+
+
+def _rendered(node: ast.JoinedStr) -> str:
+    """The f-string with each contracts constant it interpolates (``{FEEDBACK_PREFIX}``,
+    ``{contracts.CAPTURES_PREFIX}``) replaced by its value and anything else by ``{}``: so
+    ``f"{FEEDBACK_PREFIX}/model={m}/"`` reads ``feedback/model={}/``, a copy of the layout."""
+    out = []
+    for v in node.values:
+        if isinstance(v, ast.Constant):
+            out.append(str(v.value))
+            continue
+        inner = v.value if isinstance(v, ast.FormattedValue) else v
+        name = inner.id if isinstance(inner, ast.Name) else inner.attr if isinstance(inner, ast.Attribute) else ""
+        out.append(CONSTANTS.get(name, "{}"))
+    return "".join(out)
+
+
 def _strings(path: Path) -> Iterator[tuple[int, str]]:
     tree = ast.parse(path.read_text(), filename=str(path))
     skip = _docstrings(tree)
@@ -63,6 +82,28 @@ def _strings(path: Path) -> Iterator[tuple[int, str]]:
             yield node.lineno, node.value
         elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
             yield node.lineno, str(node.values[0].value)
+
+
+MODEL_LAYOUTS = tuple(
+    f"{root}/model="
+    for root in (
+        contracts.CAPTURES_PREFIX,
+        contracts.FEEDBACK_PREFIX,
+        contracts.CAPTURE_ERRORS_PREFIX,
+        contracts.DRIFT_SCRATCH_PREFIX,
+    )
+)
+"""Per-model key layouts: built only by contracts' functions (``capture_prefix``, ``feedback_prefix``, …),
+never by an f-string around the root constant."""
+
+
+def _layouts(path: Path) -> Iterator[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr) and node.values and not isinstance(node.values[0], ast.Constant):
+            text = _rendered(node)  # an f-string starting with text is checked by _strings already
+            if text.startswith(MODEL_LAYOUTS):
+                yield node.lineno, text
 
 
 def _files() -> list[Path]:
@@ -77,6 +118,7 @@ def _violations(path: Path) -> list[str]:
     for line, text in _strings(path):
         if text in EXACT or any(text.startswith(p) for p in PREFIXES):
             bad.append(f"{path.relative_to(ROOT)}:{line}: {text[:60]!r}")
+    bad += [f"{path.relative_to(ROOT)}:{line}: {text[:60]!r}" for line, text in _layouts(path)]
     return bad
 
 
@@ -92,6 +134,8 @@ def test_no_contract_is_written_outside_contracts_py() -> None:
         'k = f"INGEST#{fs}"\n',
         'p = "captures/model=" + m\n',
         'def f():\n    return f"feedback/model={m}/"\n',
+        'from driftline.contracts import FEEDBACK_PREFIX\np = f"{FEEDBACK_PREFIX}/model={m}/"\n',
+        'from driftline import contracts\np = f"{contracts.CAPTURES_PREFIX}/model={m}/{h}/"\n',
     ],
 )
 def test_the_scan_catches_a_copy(tmp_path: Path, snippet: str) -> None:
@@ -101,7 +145,8 @@ def test_the_scan_catches_a_copy(tmp_path: Path, snippet: str) -> None:
 
 
 def _violations_at(path: Path) -> list[str]:
-    return [t for _, t in _strings(path) if t in EXACT or any(t.startswith(p) for p in PREFIXES)]
+    found = [t for _, t in _strings(path) if t in EXACT or any(t.startswith(p) for p in PREFIXES)]
+    return found + [t for _, t in _layouts(path)]
 
 
 def test_event_patterns_and_entries() -> None:
