@@ -36,6 +36,7 @@ __all__ = [
     "QUARANTINE_PREFIX",
     "RETRAIN_REQUESTED",
     "S3_OBJECT_CREATED",
+    "SCRATCH_EXPIRE_DAYS",
     "EventType",
     "approval_pk",
     "capture_error_prefix",
@@ -205,7 +206,11 @@ def record_time(value: Any) -> datetime | None:
 
 DRIFT_SCRATCH_PREFIX = "drift-scratch"
 """``drift-scratch/model=<m>/<run>/``: one scale-out drift check's shard files (``data/shard=<k>/``,
-written by Athena's UNLOAD) and shard summaries (``summaries/``); expired after a few days."""
+written by Athena's UNLOAD) and shard summaries (``summaries/``); expired after :data:`SCRATCH_EXPIRE_DAYS`."""
+SCRATCH_EXPIRE_DAYS = 7
+"""Days after which scratch data (the scale-out check's ``drift-scratch/``, Athena's ``athena-results/``)
+expires by S3 lifecycle rule, its noncurrent versions a day later: a check reads its scratch within its
+run (hours), and a week leaves time to inspect a failed run."""
 
 
 def drift_run_prefix(model: str, run: str) -> str:

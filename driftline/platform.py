@@ -30,6 +30,7 @@ from driftline.contracts import (
     PENDING_DIR,
     QUARANTINE_PREFIX,
     RETRAIN_REQUESTED,
+    SCRATCH_EXPIRE_DAYS,
     capture_prefix,
 )
 from driftline.retraining.sagemaker import TRAINING_JOBS_PREFIX, job_name_prefix
@@ -59,6 +60,9 @@ class Bucket:
     noncurrent_expire_days: int = 90
     expire_prefixes: tuple[tuple[str, int], ...] = ()
     """(prefix, days) pairs: objects under the prefix expire after that many days."""
+    scratch_prefixes: tuple[tuple[str, int], ...] = ()
+    """(prefix, days) pairs of scratch data: objects expire after that many days and their noncurrent
+    versions one day later (the bucket-wide noncurrent rule would keep them for ``noncurrent_expire_days``)."""
     write_once_days: int = 0
     """> 0: every object is write-once (S3 Object Lock for this many days, no overwrite, no delete; the
     stack enforces it, see stacks/audit.py)."""
@@ -957,8 +961,13 @@ def build_platform(config: PlatformConfig) -> Platform:
                     (f"{FEEDBACK_PREFIX}/", 180),
                     (f"{CAPTURE_ERRORS_PREFIX}/", 30),
                 ),
+                scratch_prefixes=((f"{DRIFT_SCRATCH_PREFIX}/", SCRATCH_EXPIRE_DAYS),),
             ),
-            Bucket("reports", "Drift reports (JSON and HTML)"),
+            Bucket(
+                "reports",
+                "Drift reports (JSON and HTML) and Athena query results",
+                scratch_prefixes=((f"{ATHENA_RESULTS_PREFIX}/", SCRATCH_EXPIRE_DAYS),),
+            ),
             Bucket(
                 "audit",
                 "Sealed copies of the registry's audit entries (write-once)",

@@ -60,6 +60,15 @@ class SecureBucket(Construct):
             s3.LifecycleRule(id=f"expire-{prefix.strip('/')}", prefix=prefix, expiration=Duration.days(days))
             for prefix, days in spec.expire_prefixes
         ]
+        rules += [
+            s3.LifecycleRule(
+                id=f"expire-scratch-{prefix.strip('/')}",
+                prefix=prefix,
+                expiration=Duration.days(days),
+                noncurrent_version_expiration=Duration.days(1),
+            )
+            for prefix, days in spec.scratch_prefixes
+        ]
         self.bucket = s3.Bucket(
             self,
             "Bucket",
