@@ -25,6 +25,7 @@ from driftline.local.athena import AthenaEngine, EngineOptions, GlueCatalog, s3_
 from driftline.local.athena_hook import install_athena
 from driftline.local.provision import provision_catalog, provision_platform
 from driftline.monitoring import Context, run_check
+from driftline.monitoring.history import DriftHistory
 from tests.integration.test_drift_scale import write_v2_captures
 from tests.integration.test_monitoring_check import MODEL, T0, register_champion, window, write_feedback
 
@@ -160,6 +161,9 @@ def test_large_window_goes_athena_map_reduce_and_equals_in_process(local: dict[s
             assert other["statistic"] == pytest.approx(col["statistic"], rel=1e-9), name
     assert b["performance"]["n_labels"] == a["performance"]["n_labels"] == 300
     assert local["functions"].calls.count(f"{local['env']['DRIFTLINE_ENV']}-driftline-drift-shard") >= 2
+    done = DriftHistory(_ctx(1000).control_table).get(MODEL, end)  # reduce completed the dispatch's item
+    assert done is not None and done.status == "ok" and done.execution_arn == started["execution_arn"]
+    assert done.listed_until and b["captures"]["listed_until"] == done.listed_until  # late rows stay counted
 
 
 def test_failing_shard_is_retried_then_the_check_is_incomplete(local: dict[str, Any], credit_fs: Any) -> None:
@@ -183,3 +187,5 @@ def test_failed_query_is_a_failed_check_with_athenas_message(local: dict[str, An
     started = run_check(MODEL, window_start=start, window_end=end, ctx=_ctx(1000), now=T0 + timedelta(hours=2))
     out = _finish(local["clients"], started["execution_arn"])
     assert out["status"] == "failed" and "feedback_credit_default" in out["message"], out
+    done = DriftHistory(_ctx(1000).control_table).get(MODEL, end)
+    assert done is not None and done.status == "failed" and done.listed_until  # the dispatch's listing mark

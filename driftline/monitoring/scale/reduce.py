@@ -174,11 +174,18 @@ def reduce_check(
 
 def _carried(prep: Prepared, event: Mapping[str, Any]) -> dict[str, Any]:
     """What the completed history item keeps from the dispatch: its listing mark, the execution, and the
-    late rows counted while the workflow ran (only from the running item of this very window)."""
+    late rows counted while the workflow ran (only from the running item of this very window). The
+    workflow hands reduce no ``listed_until``, so the running item's is the one kept."""
     running = prep.history.get(prep.model, prep.window.end_iso)
-    late = running.late_rows if running is not None and running.status == RUNNING else 0
-    arn = str(event.get("execution_arn") or (running.execution_arn if running is not None else ""))
-    return {"listed_until": str(event.get("listed_until", "")), "execution_arn": arn, "late_rows_while_running": late}
+    if running is None or running.status != RUNNING:
+        running = None
+    listed = str(event.get("listed_until") or (running.listed_until if running else ""))
+    arn = str(event.get("execution_arn") or (running.execution_arn if running else ""))
+    return {
+        "listed_until": listed,
+        "execution_arn": arn,
+        "late_rows_while_running": running.late_rows if running else 0,
+    }
 
 
 def _completed(ctx: Context, prep: Prepared, out: dict[str, Any]) -> dict[str, Any]:
