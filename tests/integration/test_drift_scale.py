@@ -284,3 +284,25 @@ def test_reduce_completes_the_running_item_keeping_its_listing_and_late_rows(
     assert done.late_rows == 7 and done.execution_arn == "arn:e"
     after = history.get(MODEL, e1)
     assert after is not None and after.streak == 1  # a failed window keeps the streak as it was
+
+
+def test_a_window_judged_while_the_workflow_ran_gets_its_streak_from_the_verdict(
+    aws: dict[str, str], credit_fs: Any, tmp_path: Path
+) -> None:
+    """The next window was checked while this one was running (neutral, streak carried); once reduce finds
+    this one drifted, the next one's streak counts it."""
+    v = register_champion(credit_fs)
+    write_v2_captures(credit_fs, v, T0, 400, seed=2, shift=1.0)
+    history = DriftHistory.from_env()
+    start, end = window(0)
+    s1, e1 = window(1)
+    history.put(HistoryEntry(MODEL, start, end, v, RUNNING, listed_until=end, execution_arn="arn:e"))
+    history.put(HistoryEntry(MODEL, s1, e1, v, "ok", dataset_drifted=True, drifted=True, streak=1, reasons=["x"]))
+    run = drift_run_name(MODEL, end)
+    _summarize_all(aws, run, _shard_files(aws, v, tmp_path, 4, run))
+    out = reduce_check(_event(v, run), ctx=Context.from_env(), client=aws_mod.client("s3"), now=T0 + timedelta(hours=2))
+    assert out["status"] == "ok" and out["drifted"] and out["streak"] == 1
+    after = history.get(MODEL, e1)
+    persistence = Context.from_env().config.model(MODEL).drift.persistence_windows
+    assert after is not None and after.streak == 2 and after.alarm == (persistence <= 2)
+    assert out["restreaked"] == ([e1] if after.alarm else [])
