@@ -217,7 +217,7 @@ def run_check(
             recheck=lambda r: _recheck(ctx, r, now),
         )
         late.notes[:0] = settled
-        _announce_raised(ctx, model, late)
+        announce_raised(ctx, model, late)
         if not isinstance(prep, Prepared):
             return {**prep, "late_rows": late.rows, "late": late.to_dict()}
         scaled = dispatch.maybe_start(ctx, prep, iso(lateness.scan_mark(datetime.now(UTC))))
@@ -226,7 +226,7 @@ def run_check(
         return check_prepared(ctx, prep, now, late=late)
 
 
-def _announce_raised(ctx: Context, model: str, late: lateness.LateReport) -> None:
+def announce_raised(ctx: Context, model: str, late: lateness.LateReport) -> None:
     """``DriftDetected`` for the newest window whose alarm a re-check turned on, and the alert when that
     alarm follows a window without one (so nobody has heard of it)."""
     if not late.raised:

@@ -36,7 +36,7 @@ from driftline.monitoring.check import (
     Context,
     MonitoringError,
     Prepared,
-    _announce_raised,
+    announce_raised,
     conclude,
     performance_of,
     prepare,
@@ -196,7 +196,7 @@ def _completed(ctx: Context, prep: Prepared, out: dict[str, Any]) -> dict[str, A
         raised, starts = lateness.restreak_after(
             prep.history, prep.model, prep.window.end_iso, prep.window.end_iso, prep.mc.drift.persistence_windows
         )
-        _announce_raised(ctx, prep.model, lateness.LateReport(raised=raised, starts_alarm=starts))
+        announce_raised(ctx, prep.model, lateness.LateReport(raised=raised, starts_alarm=starts))
         out["restreaked"] = [e.window_end for e in raised]
     return out
 
