@@ -75,6 +75,7 @@ SLOW_MODULES = frozenset(
     {
         "tests/integration/test_features_ingest.py",
         "tests/integration/test_local_athena.py",  # a moto server, Step Functions polls, a cancelled query
+        "tests/integration/test_athena_training_set.py",  # a moto server, local Athena per hypothesis example
         "tests/integration/test_local_sagemaker_hook.py",  # training jobs in worker processes, a max runtime
         "tests/integration/test_sagemaker_workflow.py",  # workflow runs with training jobs in worker processes
         "tests/integration/test_training_job_registration.py",  # moto provisioning per test
