@@ -144,9 +144,10 @@ def point_in_time_training_set(
     feature_cols = ", ".join(f"p.{identifier(c)}" for c in dict.fromkeys((*keys, time, *columns)))
     where = f" WHERE {' AND '.join(feature_where)}" if feature_where else ""
     features = f"(SELECT {feature_cols} FROM {q} AS p{where})"  # noqa: S608 - identifiers and checked days
+    spine_days = day_filter("s", days)  # checked even when a spine table makes them unused
     spine_table, event = q, tuple[str, ...]()
     if spine is None:
-        spine_where = [f"s.{identifier(labels[0])} IS NOT NULL", *day_filter("s", days)]
+        spine_where = [f"s.{identifier(labels[0])} IS NOT NULL", *spine_days]
         part = ", ".join(f"s.{identifier(k)}" for k in (*keys, time))
     else:
         spine_table, event = _qualified(spine[0]), (spine[3],)
