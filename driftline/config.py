@@ -174,6 +174,8 @@ class DeploySettings(_Strict):
 
 
 TrainingCompute = Literal["lambda", "sagemaker", "auto"]
+TrainingJoin = Literal["in_process", "athena", "auto"]
+"""How the point-in-time training set is built (driftline.features.athena_training_set.choose_join)."""
 INSTANCE_TYPE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 """A SageMaker training instance type such as ``ml.m5.large``."""
 MAX_TRAINING_RUNTIME_SECONDS = 5 * 86400
@@ -202,6 +204,10 @@ class TrainingSettings(_Strict):
     warm_pool_seconds: int = Field(default=0, ge=0, le=MAX_WARM_POOL_SECONDS)
     spot_retries: int = Field(default=2, ge=0, le=10)
     """Training jobs started again after a spot interruption (a job that fails for another reason is not)."""
+    join: TrainingJoin = "in_process"
+    """``in_process`` reads the curated data into the train step; ``athena`` joins with an Athena query;
+    ``auto``: Athena when the committed curated objects (one S3 listing) reach ``join_auto_bytes``."""
+    join_auto_bytes: int = Field(default=1 << 30, ge=1)
 
     @field_validator("instance_type")
     @classmethod
@@ -221,6 +227,8 @@ class TrainingSettings(_Strict):
                 f"{', '.join(set_keys)}: only used by SageMaker training jobs; set compute to sagemaker or auto, "
                 "or remove them"
             )
+        if self.join != "auto" and "join_auto_bytes" in changed:
+            raise ValueError("join_auto_bytes only applies to join: auto")
         if self.compute != "auto" and ({"auto_rows", "auto_bytes"} & changed):
             raise ValueError("auto_rows and auto_bytes only apply to compute: auto")
         if self.compute == "auto" and self.auto_rows is None and self.auto_bytes is None:

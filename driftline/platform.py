@@ -697,6 +697,8 @@ def build_platform(config: PlatformConfig) -> Platform:
     """Derive the whole platform from the config. Pure: no AWS, no CDK."""
     # SageMaker training jobs only for a deployment with a model that may train there (training.compute)
     jobs = any(m.training.compute != "lambda" for m in config.models)
+    # Athena training sets only for a deployment with a model that may join there (training.join)
+    athena_join = any(m.training.join != "in_process" for m in config.models)
     functions = (
         Function(
             "ingest",
@@ -829,6 +831,7 @@ def build_platform(config: PlatformConfig) -> Platform:
                 "AUDIT_BUCKET",
                 "TRAINERS_DIR",
                 *(_TRAINING_JOB_ENV if jobs else ()),
+                *(("ATHENA_WORKGROUP", "GLUE_DATABASE") if athena_join else ()),
             ),
             access=(
                 Grant("bucket", "features", "read_write"),
@@ -836,6 +839,17 @@ def build_platform(config: PlatformConfig) -> Platform:
                 Grant("table", "registry", "read_write"),
                 Grant("bucket", "audit", "append"),  # seals the audit entries of its registrations
                 *((Grant("training_jobs", level="start"),) if jobs else ()),  # starts a model's training job
+                # the Athena training-set query runs with this function's credentials: it reads the feature
+                # set's and the label events' tables (features bucket: read_write above) and writes its results
+                *(
+                    (
+                        Grant("athena"),
+                        Grant("catalog"),
+                        Grant("bucket", "reports", "read_write", f"{ATHENA_RESULTS_PREFIX}/*"),
+                    )
+                    if athena_join
+                    else ()
+                ),
             ),
         ),
         Function(

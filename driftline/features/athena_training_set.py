@@ -57,6 +57,8 @@ __all__ = [
     "AthenaTrainingSet",
     "TrainingQueryError",
     "build_training_set_athena",
+    "choose_join",
+    "curated_bytes",
     "training_set_sql",
     "unload_prefix",
 ]
@@ -178,6 +180,27 @@ def _committed_inputs(
         (InputObject(o["Key"], o.get("VersionId"), str(o.get("ETag", "")).strip('"'), int(o["Size"])) for o in files),
         key=lambda i: i.key,
     )
+
+
+def curated_bytes(fs: FeatureSet, bucket: str, s3: Any) -> int:
+    """Size of the committed curated objects of ``fs`` (one listing; pending uploads left out)."""
+    listed: list[tuple[str, int]] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=curated_root(fs.name)):
+        listed += [(o["Key"], int(o["Size"])) for o in page.get("Contents", [])]
+    pending = pending_uploads([k for k, _ in listed])
+    return sum(n for k, n in listed if k.endswith(".parquet") and upload_of(k) not in pending)
+
+
+def choose_join(join: str, auto_bytes: int, fs: FeatureSet, bucket: str, s3: Any) -> tuple[str, dict[str, Any]]:
+    """``in_process`` or ``athena`` for ``models[].training.join`` (``auto``: Athena from ``auto_bytes`` of
+    committed curated Parquet), and the decision's inputs for the lineage."""
+    if join in ("in_process", "athena"):
+        return join, {"join": join}
+    if join != "auto":
+        raise ValueError(f"training.join must be in_process, athena or auto, not {join!r}")
+    size = curated_bytes(fs, bucket, s3)
+    chosen = "athena" if size >= auto_bytes else "in_process"
+    return chosen, {"join": "auto", "chosen": chosen, "curated_bytes": size, "join_auto_bytes": auto_bytes}
 
 
 def _wait(athena: Any, qid: str, poll_s: float, timeout_s: float) -> dict[str, Any]:

@@ -50,19 +50,42 @@ class TrainContext:
     @classmethod
     def from_env(cls) -> TrainContext:
         artifacts = aws.env("ARTIFACTS_BUCKET")
+        config = PlatformConfig.model_validate_json(aws.env("PLATFORM_CONFIG"))
         return cls(
-            config=PlatformConfig.model_validate_json(aws.env("PLATFORM_CONFIG")),
+            config=config,
             feature_sets=FeatureSetCatalog(os.environ.get("FEATURE_SETS_DIR", "feature_sets")),
             registry=Registry.from_env(),
             features_bucket=aws.env("FEATURES_BUCKET"),
             artifacts_bucket=artifacts,
-            source=_feature_store,
+            source=_feature_store_for(config),
             sagemaker=SageMakerTarget.from_env(artifacts),
         )
 
 
 def _feature_store(fs: FeatureSet, bucket: str, model: str, run_id: str) -> tuple[Any, dict[str, Any]]:
     return from_feature_store(fs, bucket, model=model, run_id=run_id)
+
+
+def _feature_store_for(config: PlatformConfig) -> DataSource:
+    """The feature-store source honouring each model's ``training.join`` (Athena names from the
+    function's environment, set when some model may join on Athena)."""
+    workgroup, database = os.environ.get("ATHENA_WORKGROUP"), os.environ.get("GLUE_DATABASE")
+    athena = (database, workgroup) if workgroup and database else None
+
+    def source(fs: FeatureSet, bucket: str, model: str, run_id: str) -> tuple[Any, dict[str, Any]]:
+        t = config.model(model).training
+        return from_feature_store(
+            fs,
+            bucket,
+            model=model,
+            run_id=run_id,
+            join=t.join,
+            join_auto_bytes=t.join_auto_bytes,
+            athena=athena,
+            clients=aws.client,
+        )
+
+    return source
 
 
 def _field(request: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
