@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from driftline.contracts import ATHENA_RESULTS_PREFIX, curated_root
+from driftline.contracts import ATHENA_RESULTS_PREFIX, TRAINING_SCRATCH_PREFIX, curated_root
 from driftline.features.catalog import glue_columns
 from driftline.features.schema import FeatureSet
 from driftline.platform import Platform
@@ -197,15 +197,13 @@ def label_events_table_name(feature_set: str) -> str:
 
 
 def label_events_prefix(feature_set: str) -> str:
-    """``training-sets/<feature_set>/_labels/``: the location of :func:`label_events_table`."""
-    from driftline.training.sources import TRAINING_SETS_PREFIX  # the training-set key layout
-
-    return f"{TRAINING_SETS_PREFIX}/{feature_set}/_labels/"
+    """``training-scratch/<feature_set>/labels/``: the location of :func:`label_events_table`."""
+    return f"{TRAINING_SCRATCH_PREFIX}/{feature_set}/labels/"
 
 
 def label_events_table(platform: Platform, fs: FeatureSet) -> TableSpec:
     """Label events given to an Athena training-set build (:mod:`driftline.features.athena_training_set`):
-    ``training-sets/<fs>/_labels/build=<id>/`` Parquet with the entity keys, the timestamp, the labels
+    ``training-scratch/<fs>/labels/build=<id>/`` Parquet with the entity keys, the timestamp, the labels
     and ``driftline_event`` (the event's row number, so equal events stay distinct rows)."""
     columns = {c["name"]: c for c in glue_columns(fs)}
     names = [*fs.entity, fs.timestamp, *(lb.name for lb in fs.labels)]

@@ -37,6 +37,7 @@ __all__ = [
     "RETRAIN_REQUESTED",
     "S3_OBJECT_CREATED",
     "SCRATCH_EXPIRE_DAYS",
+    "TRAINING_SCRATCH_PREFIX",
     "EventType",
     "approval_pk",
     "capture_error_prefix",
@@ -207,6 +208,10 @@ def record_time(value: Any) -> datetime | None:
 DRIFT_SCRATCH_PREFIX = "drift-scratch"
 """``drift-scratch/model=<m>/<run>/``: one scale-out drift check's shard files (``data/shard=<k>/``,
 written by Athena's UNLOAD) and shard summaries (``summaries/``); expired after :data:`SCRATCH_EXPIRE_DAYS`."""
+TRAINING_SCRATCH_PREFIX = "training-scratch"
+"""Features bucket: an Athena training-set build's scratch, ``training-scratch/<fs>/labels/build=<id>/``
+(given label events, the ``<fs>_label_events`` table) and ``training-scratch/<fs>/athena/<id>/`` (the
+UNLOAD); expired after :data:`SCRATCH_EXPIRE_DAYS` (the snapshot itself lives under ``training-sets/``)."""
 SCRATCH_EXPIRE_DAYS = 7
 """Days after which scratch data (the scale-out check's ``drift-scratch/``, Athena's ``athena-results/``)
 expires by S3 lifecycle rule, its noncurrent versions a day later: a check reads its scratch within its

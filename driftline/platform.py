@@ -31,6 +31,7 @@ from driftline.contracts import (
     QUARANTINE_PREFIX,
     RETRAIN_REQUESTED,
     SCRATCH_EXPIRE_DAYS,
+    TRAINING_SCRATCH_PREFIX,
     capture_prefix,
 )
 from driftline.retraining.sagemaker import TRAINING_JOBS_PREFIX, job_name_prefix
@@ -964,6 +965,7 @@ def build_platform(config: PlatformConfig) -> Platform:
                 "features",
                 "Uploads (incoming/), curated Parquet (curated/), quarantine/ and training sets",
                 expire_prefixes=((f"{QUARANTINE_PREFIX}/", 365),),
+                scratch_prefixes=((f"{TRAINING_SCRATCH_PREFIX}/", SCRATCH_EXPIRE_DAYS),),
             ),
             Bucket("artifacts", "Model artifacts: ONNX, skops, reference profiles"),
             Bucket(

@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from driftline import aws
 from driftline.athena_queries import point_in_time_training_set, unload
 from driftline.athena_tables import LABEL_EVENTS_PARTITION, label_events_prefix
+from driftline.contracts import TRAINING_SCRATCH_PREFIX
 from driftline.features.curated import curated_day, curated_root, parquet_bytes, pending_uploads, upload_of
 from driftline.features.schema import FeatureSet
 from driftline.features.tables import TIMESTAMP_TYPE, curated_schema
@@ -63,9 +64,9 @@ __all__ = [
     "unload_prefix",
 ]
 
-ATHENA_UNLOAD_DIR = "_athena"
-"""``training-sets/<feature_set>/_athena/<token>/``: where one build's UNLOAD writes (a fresh, empty
-prefix per build, as UNLOAD requires; the ``_`` keeps it out of every table location)."""
+ATHENA_UNLOAD_DIR = "athena"
+"""``training-scratch/<feature_set>/athena/<token>/``: where one build's UNLOAD writes (a fresh, empty
+prefix per build, as UNLOAD requires; scratch that expires, contracts.TRAINING_SCRATCH_PREFIX)."""
 
 EVENT_ID = "driftline_event"
 """Row number of a given label event (the label events table's last column)."""
@@ -78,7 +79,7 @@ class TrainingQueryError(RuntimeError):
 
 
 def unload_prefix(feature_set: str, token: str) -> str:
-    return f"{TRAINING_SETS_PREFIX}/{feature_set}/{ATHENA_UNLOAD_DIR}/{token}/"
+    return f"{TRAINING_SCRATCH_PREFIX}/{feature_set}/{ATHENA_UNLOAD_DIR}/{token}/"
 
 
 @dataclass

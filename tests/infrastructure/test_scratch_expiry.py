@@ -6,10 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from driftline.contracts import ATHENA_RESULTS_PREFIX, DRIFT_SCRATCH_PREFIX, SCRATCH_EXPIRE_DAYS
+from driftline.contracts import (
+    ATHENA_RESULTS_PREFIX,
+    DRIFT_SCRATCH_PREFIX,
+    SCRATCH_EXPIRE_DAYS,
+    TRAINING_SCRATCH_PREFIX,
+)
 from tests.infrastructure.conftest import Synth
 
-SCRATCH = {"captures": f"{DRIFT_SCRATCH_PREFIX}/", "reports": f"{ATHENA_RESULTS_PREFIX}/"}
+SCRATCH = {
+    "captures": f"{DRIFT_SCRATCH_PREFIX}/",
+    "reports": f"{ATHENA_RESULTS_PREFIX}/",
+    "features": f"{TRAINING_SCRATCH_PREFIX}/",  # Athena training-set builds' label events and UNLOADs
+}
 """Bucket (logical name) -> its scratch prefix."""
 
 
