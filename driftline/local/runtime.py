@@ -216,6 +216,8 @@ class LocalPlatform:
         self.names: ProvisionedNames | None = None
         self._token = secrets.token_hex(16)
         self._moto_server: Any = None
+        self._process_settings: tuple[str | None, Any] | None = None
+        """``MOTO_PORT`` and moto's Step Functions config before this platform set them (see stop)."""
         self._moto_thread: threading.Thread | None = None
         self._gate: _Gate | None = None
         self.api: ApiGateway | None = None
@@ -431,7 +433,11 @@ class LocalPlatform:
                 f"--host {self.options.host} the workflow's Lambda tasks cannot reach the emulator"
             )
 
-        # The Step Functions interpreter calls Lambda over HTTP at localhost:$MOTO_PORT.
+        # The Step Functions interpreter calls Lambda over HTTP at localhost:$MOTO_PORT. Both settings are
+        # process-wide: what they were is put back by stop(), so a platform run inside a test (or a
+        # notebook) leaves no executing interpreter behind for the next in-process moto user.
+        if self._process_settings is None:
+            self._process_settings = (os.environ.get("MOTO_PORT"), default_user_config.get("stepfunctions"))
         os.environ["MOTO_PORT"] = str(self.port)
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         opts = self.options
@@ -650,6 +656,23 @@ class LocalPlatform:
         if self.persistence is not None:
             self.persistence.close()
             self.persistence = None
+        self._restore_process_settings()
+
+    def _restore_process_settings(self) -> None:
+        if self._process_settings is None:
+            return
+        from moto.core.config import default_user_config
+
+        port, sfn = self._process_settings
+        self._process_settings = None
+        if port is None:
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = port
+        if sfn is None:
+            default_user_config.pop("stepfunctions", None)
+        else:
+            default_user_config["stepfunctions"] = sfn
 
     # ---- glue ----
     def _athena_engine(self, account: str, region: str) -> AthenaEngine:
