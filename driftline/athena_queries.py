@@ -82,7 +82,7 @@ def point_in_time_join(
     out_cols = ", ".join(identifier(c) for c in columns)
     spine_cols = ", ".join(identifier(k) for k in keys)
     return (
-        f"SELECT {spine_cols}, {identifier(spine_time)}, {out_cols} FROM ("  # noqa: S608 - names pass identifier()
+        f"SELECT {spine_cols}, {identifier(spine_time)}, {out_cols} FROM ("  # noqa: S608  # nosec B608 - names pass identifier()
         f"SELECT s.*, {picked}, ROW_NUMBER() OVER (PARTITION BY {part}, s.{identifier(spine_time)} "
         f"ORDER BY f.{identifier(feature_time)} DESC) AS driftline_rank "
         f"FROM {_qualified(spine)} AS s LEFT JOIN {_qualified(features)} AS f "
@@ -143,7 +143,7 @@ def point_in_time_training_set(
     feature_where = day_filter("p", feature_days)
     feature_cols = ", ".join(f"p.{identifier(c)}" for c in dict.fromkeys((*keys, time, *columns)))
     where = f" WHERE {' AND '.join(feature_where)}" if feature_where else ""
-    features = f"(SELECT {feature_cols} FROM {q} AS p{where})"  # noqa: S608 - identifiers and checked days
+    features = f"(SELECT {feature_cols} FROM {q} AS p{where})"  # noqa: S608  # nosec B608 - identifiers and checked days
     spine_days = day_filter("s", days)  # checked even when a spine table makes them unused
     spine_table, event = q, tuple[str, ...]()
     if spine is None:
@@ -157,7 +157,7 @@ def point_in_time_training_set(
     picked = ", ".join(f"f.{identifier(c)} AS {identifier(c)}" for c in columns)
     out_cols = ", ".join(identifier(c) for c in (*keys, time, *labels, *columns, feature_time_as, *event))
     return (
-        f"SELECT {out_cols} FROM ("  # noqa: S608 - names pass identifier(), days are checked literals
+        f"SELECT {out_cols} FROM ("  # noqa: S608  # nosec B608 - names pass identifier(), days are checked literals
         f"SELECT {spine_cols}, {picked}, f.{t} AS {identifier(feature_time_as)}, "
         f"ROW_NUMBER() OVER (PARTITION BY {part} ORDER BY f.{t} DESC) AS driftline_rank "
         f"FROM {spine_table} AS s LEFT JOIN {features} AS f ON {' AND '.join(on)} "

@@ -417,7 +417,7 @@ def _json_lines(
     )
     picked = ", ".join(f"j.{_quoted(f.name)}" for f in columns)
     if not len(partitions):
-        return f"SELECT {picked} FROM {reader} AS j"  # noqa: S608 - names quoted, paths this module wrote
+        return f"SELECT {picked} FROM {reader} AS j"  # noqa: S608  # nosec B608 - names quoted, paths this module wrote
     rows = ", ".join(
         "(" + ", ".join([string_literal(p), *(_sql_value(vals.get(k.name)) for k in partitions)]) + ")"
         for p, vals in zip(paths, values, strict=True)
@@ -425,7 +425,7 @@ def _json_lines(
     slots = ", ".join(f"v{i}" for i in range(len(partitions)))
     parts = ", ".join(f"CAST(p.v{i} AS {duckdb_type(k.type)}) AS {_quoted(k.name)}" for i, k in enumerate(partitions))
     return (
-        f"SELECT {picked}, {parts} FROM {reader} AS j "  # noqa: S608 - names quoted, values literals
+        f"SELECT {picked}, {parts} FROM {reader} AS j "  # noqa: S608  # nosec B608 - names quoted, values literals
         f"JOIN (VALUES {rows}) AS p(__driftline_path, {slots}) ON j.__driftline_file = p.__driftline_path"
     )
 

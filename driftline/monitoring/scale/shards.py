@@ -55,7 +55,7 @@ def shard_of(request_id: str, shards: int) -> int:
     """The shard the query puts ``request_id`` in: what :func:`driftline.athena_queries.shard_expression`
     computes on Trino and DuckDB (the first 8 bytes of the MD5 as a signed big-endian 64-bit number, its
     absolute value modulo ``shards``)."""
-    head = int.from_bytes(hashlib.md5(request_id.encode()).digest()[:8], "big", signed=True)  # noqa: S324 - not security
+    head = int.from_bytes(hashlib.md5(request_id.encode(), usedforsecurity=False).digest()[:8], "big", signed=True)
     return abs(head) % shards
 
 
