@@ -7,6 +7,7 @@ deployed role and the local emulator's role are the same policy (least privilege
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_cdk import Stack
@@ -18,7 +19,16 @@ from stacks.constructs import PlatformFunction
 from stacks.resources import SharedResources
 
 # The declaration lives in the platform definition (``Function.access``); these names stay importable here.
-__all__ = ["ITEM_ACTIONS", "KEYLESS_READS", "TOKEN_HOLDERS", "grant", "make_function", "role_statements"]
+__all__ = [
+    "ITEM_ACTIONS",
+    "KEYLESS_READS",
+    "TOKEN_HOLDERS",
+    "grant",
+    "make_function",
+    "policy_statement",
+    "resource_arns",
+    "role_statements",
+]
 
 
 def make_function(
@@ -68,11 +78,11 @@ def _cid(logical: str) -> str:
     return "".join(part.title() for part in logical.split("-")) + "Fn"
 
 
-def role_statements(stack: Stack, shared: SharedResources, logical: str) -> list[Statement]:
-    """The function's declared permissions (``Function.access``) expanded with this app's resources:
-    the tokens of buckets, tables, topics, the bus and the key, and name-derived ARNs for capture streams and
-    workflows (so no stack depends on the one that owns them)."""
-    names = shared.platform
+def resource_arns(stack: Stack, shared: SharedResources) -> Callable[[ResourceKind, str], str]:
+    """How a declaration's resources become ARNs in this app: the tokens of buckets, tables, topics and the
+    bus, and name-derived ARNs for everything else (capture streams, workflows, job prefixes), so no stack
+    depends on the one that owns them. One resolver for functions, workflows and the training-job role."""
+    platform = shared.platform
 
     def arn(kind: ResourceKind, name: str) -> str:
         if kind == "bucket":
@@ -83,19 +93,35 @@ def role_statements(stack: Stack, shared: SharedResources, logical: str) -> list
             return shared.topics[name].topic_arn
         if kind == "bus":
             return shared.bus.event_bus_arn
-        return names.arn(kind, name, stack.account, stack.region, stack.partition)
+        return platform.arn(kind, name, stack.account, stack.region, stack.partition)
 
-    return names.policy(logical, stack.account, stack.region, stack.partition, arn=arn, key_arn=shared.key.key_arn)
+    return arn
+
+
+def policy_statement(st: Statement) -> iam.PolicyStatement:
+    """A declared statement as CDK's, unchanged (no grant helper widens it)."""
+    return iam.PolicyStatement(
+        effect=iam.Effect.DENY if st.effect == "Deny" else iam.Effect.ALLOW,
+        actions=list(st.actions),
+        resources=list(st.resources),
+        conditions=st.condition_json() or None,
+    )
+
+
+def role_statements(stack: Stack, shared: SharedResources, logical: str) -> list[Statement]:
+    """The function's declared permissions (``Function.access``) expanded with this app's resources
+    (:func:`resource_arns`)."""
+    return shared.platform.policy(
+        logical,
+        stack.account,
+        stack.region,
+        stack.partition,
+        arn=resource_arns(stack, shared),
+        key_arn=shared.key.key_arn,
+    )
 
 
 def grant(shared: SharedResources, fn: lambda_.IFunction, logical: str) -> None:
     """Add exactly the declared statements to the function's role (no CDK grant helper adds more)."""
     for st in role_statements(Stack.of(fn), shared, logical):
-        fn.add_to_role_policy(
-            iam.PolicyStatement(
-                effect=iam.Effect.DENY if st.effect == "Deny" else iam.Effect.ALLOW,
-                actions=list(st.actions),
-                resources=list(st.resources),
-                conditions=st.condition_json() or None,
-            )
-        )
+        fn.add_to_role_policy(policy_statement(st))

@@ -14,9 +14,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from driftline.platform import TRAINING_ROLE, ResourceKind
+from driftline.platform import TRAINING_ROLE
 from stacks.constructs import PlatformFunction
-from stacks.functions import make_function
+from stacks.functions import make_function, policy_statement, resource_arns
 from stacks.packaging import ROOT
 from stacks.resources import SharedResources
 from stacks.workflows import state_machine
@@ -138,12 +138,6 @@ def training_job_role(stack: Stack, shared: SharedResources, repository_arn: str
     """The SageMaker training jobs' execution role, with exactly ``Platform.training_role_policy``'s statements
     (the training sets and job prefix of the two buckets, the image's repository, the jobs' log group)."""
     platform = shared.platform
-
-    def arn(kind: ResourceKind, name: str) -> str:
-        if kind == "bucket":
-            return shared.buckets[name].bucket_arn
-        return platform.arn(kind, name, stack.account, stack.region, stack.partition)
-
     role = iam.Role(
         stack,
         "TrainingJobRole",
@@ -155,19 +149,12 @@ def training_job_role(stack: Stack, shared: SharedResources, repository_arn: str
         stack.account,
         stack.region,
         stack.partition,
-        arn=arn,
+        arn=resource_arns(stack, shared),
         key_arn=shared.key.key_arn,
         image_repository_arn=repository_arn,
     )
     for st in statements:
-        role.add_to_policy(
-            iam.PolicyStatement(
-                effect=iam.Effect.DENY if st.effect == "Deny" else iam.Effect.ALLOW,
-                actions=list(st.actions),
-                resources=list(st.resources),
-                conditions=st.condition_json() or None,
-            )
-        )
+        role.add_to_policy(policy_statement(st))
     return role
 
 

@@ -4,13 +4,13 @@ pipeline stack's retraining workflow and the monitoring stack's scale-out drift 
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 
 from driftline.config import WORKFLOW_TIMEOUT_SECONDS
-from driftline.platform import ResourceKind, Workflow
+from driftline.platform import Workflow
 from stacks.constructs import RETENTION, PlatformFunction, removal_policy
+from stacks.functions import policy_statement, resource_arns
 from stacks.resources import SharedResources
 
 
@@ -54,26 +54,13 @@ def state_machine(
         if kind == "topic":
             shared.topics[logical].grant_publish(sm)
 
-    def arn(kind: ResourceKind, name: str) -> str:
-        if kind == "bucket":
-            return shared.buckets[name].bucket_arn
-        if kind == "table":
-            return shared.tables[name].table_arn
-        if kind == "topic":
-            return shared.topics[name].topic_arn
-        if kind == "bus":
-            return shared.bus.event_bus_arn
-        return platform.arn(kind, name, stack.account, stack.region, stack.partition)
-
     for st in platform.workflow_policy(
-        wf.logical, stack.account, stack.region, stack.partition, arn=arn, key_arn=shared.key.key_arn
+        wf.logical,
+        stack.account,
+        stack.region,
+        stack.partition,
+        arn=resource_arns(stack, shared),
+        key_arn=shared.key.key_arn,
     ):
-        sm.add_to_role_policy(
-            iam.PolicyStatement(
-                effect=iam.Effect.DENY if st.effect == "Deny" else iam.Effect.ALLOW,
-                actions=list(st.actions),
-                resources=list(st.resources),
-                conditions=st.condition_json() or None,
-            )
-        )
+        sm.add_to_role_policy(policy_statement(st))
     return sm
