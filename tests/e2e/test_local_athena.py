@@ -8,7 +8,6 @@ import io
 import json
 import time
 import uuid
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,58 +15,9 @@ import pytest
 
 from driftline.athena_tables import athena_workgroup, database_name
 from tests.e2e.conftest import LocalPlatformHandle
+from tests.support.local_athena import athena_poll_loop
 
 pytestmark = pytest.mark.e2e
-
-
-def _poll_loop(query: str, workgroup: str, database: str) -> dict[str, Any]:
-    return {
-        "StartAt": "Start",
-        "States": {
-            "Start": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::athena:startQueryExecution",
-                "Parameters": {
-                    "QueryString": query,
-                    "WorkGroup": workgroup,
-                    "QueryExecutionContext": {"Database": database},
-                },
-                "ResultSelector": {"id.$": "$.QueryExecutionId"},
-                "ResultPath": "$.query",
-                "Next": "Wait",
-            },
-            "Wait": {"Type": "Wait", "Seconds": 1, "Next": "Get"},
-            "Get": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::athena:getQueryExecution",
-                "Parameters": {"QueryExecutionId.$": "$.query.id"},
-                "ResultSelector": {
-                    "state.$": "$.QueryExecution.Status.State",
-                    "scanned.$": "$.QueryExecution.Statistics.DataScannedInBytes",
-                },
-                "ResultPath": "$.status",
-                "Next": "Done?",
-            },
-            "Done?": {
-                "Type": "Choice",
-                "Choices": [
-                    {"Variable": "$.status.state", "StringEquals": "SUCCEEDED", "Next": "Results"},
-                    {"Variable": "$.status.state", "StringEquals": "FAILED", "Next": "Failed"},
-                    {"Variable": "$.status.state", "StringEquals": "CANCELLED", "Next": "Failed"},
-                ],
-                "Default": "Wait",
-            },
-            "Results": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::athena:getQueryResults",
-                "Parameters": {"QueryExecutionId.$": "$.query.id"},
-                "ResultSelector": {"rows.$": "$.ResultSet.Rows"},
-                "ResultPath": "$.results",
-                "End": True,
-            },
-            "Failed": {"Type": "Fail", "Error": "QueryFailed"},
-        },
-    }
 
 
 def test_catalog_and_workgroup_are_provisioned(local_platform: LocalPlatformHandle) -> None:
@@ -91,7 +41,8 @@ def test_step_functions_poll_loop_queries_curated_data(local_platform: LocalPlat
         "SELECT count(*) AS n, sum(credit_limit) AS total FROM credit_default "
         f"WHERE date = '{day}' AND customer_id LIKE 'e2e-%'"
     )
-    definition = _poll_loop(query, athena_workgroup(lp.platform).name, database_name(lp.platform))
+    workgroup, database = athena_workgroup(lp.platform).name, database_name(lp.platform)
+    definition = athena_poll_loop(query, workgroup, database, scanned=True, results_path="$.results")
     sfn = lp.client("stepfunctions")
     arn = sfn.create_state_machine(
         name=f"e2e-athena-{uuid.uuid4().hex[:8]}",

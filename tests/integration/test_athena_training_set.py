@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,11 +24,9 @@ from driftline.features.curated import curated_files
 from driftline.features.schema import FeatureSet, parse_feature_set
 from driftline.features.tables import TIMESTAMP_TYPE, curated_schema
 from driftline.features.training_set import TrainingSetError, build_training_set
-from driftline.local.athena import AthenaEngine, EngineOptions, GlueCatalog, s3_filesystem
-from driftline.local.athena_hook import install_athena
 from driftline.local.provision import provision_catalog, provision_data
+from tests.support.local_athena import REGION, athena_emulator
 
-REGION = "us-east-1"
 ACCOUNT = "123456789012"
 START = datetime(2026, 11, 1, tzinfo=UTC)
 ENTITIES = ["a", "b", "c", "d"]
@@ -55,34 +52,17 @@ def small_fs() -> FeatureSet:
 
 @pytest.fixture(scope="module")
 def env(platform_def: Any, credit_fs: Any, small_fs: FeatureSet) -> Iterator[dict[str, Any]]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
-
-    def clients(service: str) -> Any:
-        return session.client(service, endpoint_url=endpoint)
-
-    def engine_for(account: str, region: str) -> AthenaEngine:
-        fs = s3_filesystem(endpoint, "test", "test", region)
-        return AthenaEngine(GlueCatalog(clients("glue")), fs, EngineOptions(threads=1, max_concurrent=2))
-
-    try:
-        with install_athena(engine_for):
-            provision_data(platform_def, clients, REGION, ACCOUNT)
-            provision_catalog(platform_def, clients, REGION, ACCOUNT, [credit_fs, small_fs])
-            yield {
-                "clients": clients,
-                "bucket": str(platform_def.bucket_name("features", ACCOUNT, REGION)),
-                "database": database_name(platform_def),
-                "workgroup": athena_workgroup(platform_def).name,
-                "athena": clients("athena"),
-            }
-    finally:
-        server.stop()
+    with athena_emulator() as emu:
+        clients = emu.clients
+        provision_data(platform_def, clients, REGION, ACCOUNT)
+        provision_catalog(platform_def, clients, REGION, ACCOUNT, [credit_fs, small_fs])
+        yield {
+            "clients": clients,
+            "bucket": str(platform_def.bucket_name("features", ACCOUNT, REGION)),
+            "database": database_name(platform_def),
+            "workgroup": athena_workgroup(platform_def).name,
+            "athena": clients("athena"),
+        }
 
 
 def _clear(env: dict[str, Any], prefix: str) -> None:

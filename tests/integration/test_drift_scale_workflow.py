@@ -15,21 +15,19 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
 
 from driftline import aws as aws_mod
 from driftline.capture_tables import feedback_table_name
 from driftline.config import PlatformConfig
-from driftline.local.athena import AthenaEngine, EngineOptions, GlueCatalog, s3_filesystem
-from driftline.local.athena_hook import install_athena
 from driftline.local.provision import provision_catalog, provision_platform
 from driftline.monitoring import Context, run_check
 from driftline.monitoring.history import DriftHistory
 from tests.integration.test_drift_scale import write_v2_captures
 from tests.integration.test_monitoring_check import MODEL, T0, register_champion, window, write_feedback
+from tests.support.local_athena import REGION, athena_emulator
 
-REGION, ACCOUNT = "us-east-1", "123456789012"
+ACCOUNT = "123456789012"
 
 
 class Functions:
@@ -67,36 +65,24 @@ class Functions:
 def local(platform_def: Any, credit_fs: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     from moto.awslambda.models import LambdaFunction
     from moto.core.config import default_user_config
-    from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
-
-    def clients(service: str) -> Any:
-        return session.client(service, endpoint_url=endpoint)
-
-    def engine_for(account: str, region: str) -> AthenaEngine:
-        return AthenaEngine(
-            GlueCatalog(clients("glue")),
-            s3_filesystem(endpoint, "test", "test", region),
-            EngineOptions(threads=1, max_concurrent=1),
-        )
-
-    functions = Functions()
-    with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")):
-        pass  # moto's state is per process: a previous test's executions of the same name must go
-    monkeypatch.setenv("MOTO_PORT", str(port))
-    for k, v in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
-    monkeypatch.setattr(LambdaFunction, "_invoke_lambda", lambda fn, event=None: functions.invoke(fn, event))
-    aws_mod.reset_clients()
-    try:
-        with install_athena(engine_for):
+    with athena_emulator(max_concurrent=1) as emu:
+        clients, endpoint = emu.clients, emu.endpoint
+        functions = Functions()
+        with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")):
+            pass  # moto's state is per process: a previous test's executions of the same name must go
+        monkeypatch.setenv("MOTO_PORT", str(emu.port))
+        for k, v in {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+        }.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+        monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
+        monkeypatch.setattr(LambdaFunction, "_invoke_lambda", lambda fn, event=None: functions.invoke(fn, event))
+        aws_mod.reset_clients()
+        try:
             names = provision_platform(platform_def, clients, REGION, ACCOUNT)
             provision_catalog(platform_def, clients, REGION, ACCOUNT, [credit_fs])
             events = clients("events")  # moto cannot deliver to Lambda targets (the local runtime does that)
@@ -111,9 +97,8 @@ def local(platform_def: Any, credit_fs: Any, monkeypatch: pytest.MonkeyPatch) ->
             for k, v in env.items():
                 monkeypatch.setenv(k, v)
             yield {"env": env, "clients": clients, "functions": functions}
-    finally:
-        aws_mod.reset_clients()
-        server.stop()
+        finally:
+            aws_mod.reset_clients()
 
 
 def _ctx(rows: int | None) -> Context:

@@ -12,45 +12,24 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from driftline.athena_tables import Column, TableSpec, athena_workgroup, database_name
-from driftline.local.athena import AthenaEngine, EngineOptions, GlueCatalog, s3_filesystem
-from driftline.local.athena_hook import install_athena
 from driftline.local.provision import provision_catalog, provision_data
+from tests.support.local_athena import REGION, athena_emulator, athena_poll_loop
 
-REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
 
 @pytest.fixture(scope="module")
 def emulator(platform_def: Any, credit_fs: Any) -> Iterator[dict[str, Any]]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
-
-    def clients(service: str) -> Any:
-        return session.client(service, endpoint_url=endpoint)
-
-    def engine_for(account: str, region: str) -> AthenaEngine:
-        fs = s3_filesystem(endpoint, "test", "test", region)
-        return AthenaEngine(GlueCatalog(clients("glue")), fs, EngineOptions(threads=1, max_concurrent=2))
-
-    try:
-        with install_athena(engine_for):
-            provision_data(platform_def, clients, REGION, ACCOUNT)
-            provision_catalog(platform_def, clients, REGION, ACCOUNT, [credit_fs])
-            yield {"clients": clients, "endpoint": endpoint, "port": port}
-    finally:
-        server.stop()
+    with athena_emulator() as emu:
+        provision_data(platform_def, emu.clients, REGION, ACCOUNT)
+        provision_catalog(platform_def, emu.clients, REGION, ACCOUNT, [credit_fs])
+        yield {"clients": emu.clients, "endpoint": emu.endpoint, "port": emu.port}
 
 
 def _bucket(platform_def: Any, logical: str) -> str:
@@ -265,49 +244,9 @@ def test_step_functions_poll_loop_runs_a_query(
 
     monkeypatch.setenv("MOTO_PORT", str(emulator["port"]))
     monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
-    definition = {
-        "StartAt": "Start",
-        "States": {
-            "Start": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::athena:startQueryExecution",
-                "Parameters": {
-                    "QueryString": f"SELECT count(*) AS n FROM {credit_fs.name}",
-                    "WorkGroup": athena_workgroup(platform_def).name,
-                    "QueryExecutionContext": {"Database": database_name(platform_def)},
-                },
-                "ResultSelector": {"id.$": "$.QueryExecutionId"},
-                "ResultPath": "$.query",
-                "Next": "Wait",
-            },
-            "Wait": {"Type": "Wait", "Seconds": 1, "Next": "Get"},
-            "Get": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::athena:getQueryExecution",
-                "Parameters": {"QueryExecutionId.$": "$.query.id"},
-                "ResultSelector": {"state.$": "$.QueryExecution.Status.State"},
-                "ResultPath": "$.status",
-                "Next": "Done?",
-            },
-            "Done?": {
-                "Type": "Choice",
-                "Choices": [
-                    {"Variable": "$.status.state", "StringEquals": "SUCCEEDED", "Next": "Results"},
-                    {"Variable": "$.status.state", "StringEquals": "FAILED", "Next": "Failed"},
-                    {"Variable": "$.status.state", "StringEquals": "CANCELLED", "Next": "Failed"},
-                ],
-                "Default": "Wait",
-            },
-            "Results": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::athena:getQueryResults",
-                "Parameters": {"QueryExecutionId.$": "$.query.id"},
-                "ResultSelector": {"rows.$": "$.ResultSet.Rows"},
-                "End": True,
-            },
-            "Failed": {"Type": "Fail", "Error": "QueryFailed"},
-        },
-    }
+    definition = athena_poll_loop(
+        f"SELECT count(*) AS n FROM {credit_fs.name}", athena_workgroup(platform_def).name, database_name(platform_def)
+    )
     sfn = emulator["clients"]("stepfunctions")
     arn = sfn.create_state_machine(
         name=f"it-athena-{uuid.uuid4().hex[:8]}",

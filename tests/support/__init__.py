@@ -1,0 +1,1 @@
+"""Helpers shared by test modules of different folders (integration, e2e): one definition each."""

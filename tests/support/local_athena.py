@@ -1,0 +1,112 @@
+"""The local Athena for tests: a moto server on a free port with moto's Athena delegated to the DuckDB
+engine, and the Step Functions poll loop (start → Wait → GetQueryExecution → Choice) that workflows
+use because moto's interpreter has no ``.sync``. One definition, so every test module exercises the
+emulator the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from driftline.local.athena import AthenaEngine, EngineOptions, GlueCatalog, s3_filesystem
+from driftline.local.athena_hook import install_athena
+
+__all__ = ["REGION", "AthenaEmulator", "athena_emulator", "athena_poll_loop"]
+
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class AthenaEmulator:
+    """Where the emulator listens and a client factory for it (any credentials do)."""
+
+    endpoint: str
+    port: int
+    clients: Callable[[str], Any]
+
+
+@contextmanager
+def athena_emulator(*, threads: int = 1, max_concurrent: int = 2) -> Iterator[AthenaEmulator]:
+    """A moto server whose Athena runs queries on DuckDB over its own Glue and S3, until the context ends."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+
+    def clients(service: str) -> Any:
+        return session.client(service, endpoint_url=endpoint)
+
+    def engine_for(account: str, region: str) -> AthenaEngine:
+        fs = s3_filesystem(endpoint, "test", "test", region)
+        options = EngineOptions(threads=threads, max_concurrent=max_concurrent)
+        return AthenaEngine(GlueCatalog(clients("glue")), fs, options)
+
+    try:
+        with install_athena(engine_for):
+            yield AthenaEmulator(endpoint=endpoint, port=port, clients=clients)
+    finally:
+        server.stop()
+
+
+def athena_poll_loop(
+    query: str, workgroup: str, database: str, *, scanned: bool = False, results_path: str | None = None
+) -> dict[str, Any]:
+    """The ASL that runs ``query`` on Athena and polls until it ends: ``$.status.state`` (and
+    ``$.status.scanned`` with ``scanned``), the rows at ``results_path`` (the whole output without one);
+    a failed or cancelled query fails the execution with ``QueryFailed``."""
+    selector = {"state.$": "$.QueryExecution.Status.State"}
+    if scanned:
+        selector["scanned.$"] = "$.QueryExecution.Statistics.DataScannedInBytes"
+    results: dict[str, Any] = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::athena:getQueryResults",
+        "Parameters": {"QueryExecutionId.$": "$.query.id"},
+        "ResultSelector": {"rows.$": "$.ResultSet.Rows"},
+        "End": True,
+    }
+    if results_path is not None:
+        results["ResultPath"] = results_path
+    return {
+        "StartAt": "Start",
+        "States": {
+            "Start": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::athena:startQueryExecution",
+                "Parameters": {
+                    "QueryString": query,
+                    "WorkGroup": workgroup,
+                    "QueryExecutionContext": {"Database": database},
+                },
+                "ResultSelector": {"id.$": "$.QueryExecutionId"},
+                "ResultPath": "$.query",
+                "Next": "Wait",
+            },
+            "Wait": {"Type": "Wait", "Seconds": 1, "Next": "Get"},
+            "Get": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::athena:getQueryExecution",
+                "Parameters": {"QueryExecutionId.$": "$.query.id"},
+                "ResultSelector": selector,
+                "ResultPath": "$.status",
+                "Next": "Done?",
+            },
+            "Done?": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.status.state", "StringEquals": "SUCCEEDED", "Next": "Results"},
+                    {"Variable": "$.status.state", "StringEquals": "FAILED", "Next": "Failed"},
+                    {"Variable": "$.status.state", "StringEquals": "CANCELLED", "Next": "Failed"},
+                ],
+                "Default": "Wait",
+            },
+            "Results": results,
+            "Failed": {"Type": "Fail", "Error": "QueryFailed"},
+        },
+    }
