@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,13 +36,18 @@ class Synth:
         return out
 
 
-def synthesize(env: str, outdir: Path) -> Synth:
+def synthesize(env: str, outdir: Path, customize: Callable[[dict[str, Any]], None] | None = None) -> Synth:
+    """The app of ``env`` as cdk.json declares it; ``customize`` edits a copy of the context first, for a
+    deployment the shipped environments do not declare (a model training on SageMaker, say)."""
     from aws_cdk import App
 
     from driftline import config
     from stacks.app_builder import build
 
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    if customize is not None:
+        context = copy.deepcopy(context)
+        customize(context)
     app = App(context={**context, "aws:cdk:bundling-stacks": []}, outdir=str(outdir))
     built = build(app, config.from_context(context, env))
     assembly = app.synth()

@@ -5,15 +5,13 @@ synthesize none of it (test_declared_permissions covers them)."""
 
 from __future__ import annotations
 
-import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from driftline.platform import LOCAL_TRAINING_IMAGE, TRAINING_ROLE
-from tests.infrastructure.conftest import ROOT, Synth
+from tests.infrastructure.conftest import Synth, synthesize
 from tests.infrastructure.test_declared_permissions import (
     ACCOUNT,
     KEY,
@@ -25,36 +23,14 @@ from tests.infrastructure.test_declared_permissions import (
 )
 
 
-def _synth_with_jobs(outdir: Path) -> Synth:
-    from aws_cdk import App
-
-    from driftline import config
-    from stacks.app_builder import build
-
-    context = copy.deepcopy(json.loads((ROOT / "cdk.json").read_text())["context"])
+def _with_jobs(context: dict[str, Any]) -> None:
     model = context["driftline:environments"]["dev"]["models"][0]
     model["training"] = {"compute": "sagemaker", "spot": True, "max_runtime_seconds": 3600, "spot_retries": 1}
-    app = App(context={**context, "aws:cdk:bundling-stacks": []}, outdir=str(outdir))
-    built = build(app, config.from_context(context, "dev"))
-    assembly = app.synth()
-    kinds = {
-        built.data.stack_name: "data",
-        built.serving.stack_name: "serving",
-        built.monitoring.stack_name: "monitoring",
-        built.pipeline.stack_name: "pipeline",
-    }
-    templates = {kinds[s.stack_name]: s.template for s in assembly.stacks}
-    messages = [
-        (s.stack_name, str(m.level).rsplit(".", 1)[-1].lower(), m.id, str(m.entry.data))
-        for s in assembly.stacks
-        for m in s.messages
-    ]
-    return Synth(built.platform, templates, messages, outdir, built)
 
 
 @pytest.fixture(scope="module")
 def jobs(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return _synth_with_jobs(tmp_path_factory.mktemp("cdk-jobs"))
+    return synthesize("dev", tmp_path_factory.mktemp("cdk-jobs"), _with_jobs)
 
 
 def _role(synth: Synth) -> tuple[str, dict[str, Any]]:

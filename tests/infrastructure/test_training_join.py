@@ -5,41 +5,21 @@ environments (all ``in_process``) synthesize none of it (test_declared_permissio
 
 from __future__ import annotations
 
-import copy
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.infrastructure.conftest import ROOT, Synth
+from tests.infrastructure.conftest import Synth, synthesize
 from tests.infrastructure.test_declared_permissions import test_every_function_role_policy_is_exactly_its_declaration
 
 
-def _synth_with_athena_join(outdir: Path) -> Synth:
-    from aws_cdk import App
-
-    from driftline import config
-    from stacks.app_builder import build
-
-    context = copy.deepcopy(json.loads((ROOT / "cdk.json").read_text())["context"])
+def _with_athena_join(context: dict[str, Any]) -> None:
     context["driftline:environments"]["dev"]["models"][0]["training"] = {"join": "auto", "join_auto_bytes": 1 << 28}
-    app = App(context={**context, "aws:cdk:bundling-stacks": []}, outdir=str(outdir))
-    built = build(app, config.from_context(context, "dev"))
-    assembly = app.synth()
-    kinds = {
-        built.data.stack_name: "data",
-        built.serving.stack_name: "serving",
-        built.monitoring.stack_name: "monitoring",
-        built.pipeline.stack_name: "pipeline",
-    }
-    templates = {kinds[s.stack_name]: s.template for s in assembly.stacks}
-    return Synth(built.platform, templates, [], outdir, built)
 
 
 @pytest.fixture(scope="module")
 def joined(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return _synth_with_athena_join(tmp_path_factory.mktemp("cdk-join"))
+    return synthesize("dev", tmp_path_factory.mktemp("cdk-join"), _with_athena_join)
 
 
 def test_train_policy_is_its_declaration_with_athena_join(joined: Synth) -> None:
