@@ -5,20 +5,19 @@ empty windows keep the in-process check; config bounds are refused like every ot
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from driftline import aws as aws_mod
-from driftline.config import ConfigError, PlatformConfig, from_context
+from driftline.config import ConfigError, from_context
 from driftline.monitoring import Context, run_check
 from driftline.monitoring.history import FAILED, RUNNING, DriftHistory, HistoryEntry
 from driftline.monitoring.lateness import needs_recheck, restreak
 from driftline.monitoring.scale.dispatch import WindowSize, estimate_window, wants_scale_out
 from tests.integration.test_drift_scale import write_v2_captures
-from tests.integration.test_monitoring_check import MODEL, T0, register_champion, window
+from tests.integration.test_monitoring_check import MODEL, T0, ctx_with, register_champion, window
 from tests.unit.test_config import _ctx
 
 
@@ -42,10 +41,11 @@ def _state_machine(monkeypatch: pytest.MonkeyPatch, credit_fs: Any) -> str:
 
 
 def _ctx_with(rows: int | None, bytes_: int | None = None) -> Context:
-    base = Context.from_env()
-    data = base.config.model_dump()
-    data.setdefault("monitoring", {}).update(scale_out_rows=rows, scale_out_bytes=bytes_, scale_out_shard_rows=1000)
-    return replace(base, config=PlatformConfig.model_validate(data))
+    return ctx_with(
+        lambda d: d.setdefault("monitoring", {}).update(
+            scale_out_rows=rows, scale_out_bytes=bytes_, scale_out_shard_rows=1000
+        )
+    )
 
 
 def test_estimate_counts_v2_rows_from_a_sampled_object(aws: dict[str, str], credit_fs: Any) -> None:

@@ -11,7 +11,6 @@ import json
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -19,12 +18,11 @@ import pytest
 
 from driftline import aws as aws_mod
 from driftline.capture_tables import feedback_table_name
-from driftline.config import PlatformConfig
 from driftline.local.provision import provision_catalog, provision_platform
 from driftline.monitoring import Context, run_check
 from driftline.monitoring.history import DriftHistory
 from tests.integration.test_drift_scale import write_v2_captures
-from tests.integration.test_monitoring_check import MODEL, T0, register_champion, window, write_feedback
+from tests.integration.test_monitoring_check import MODEL, T0, ctx_with, register_champion, window, write_feedback
 from tests.support.local_athena import REGION, athena_emulator
 
 ACCOUNT = "123456789012"
@@ -102,10 +100,7 @@ def local(platform_def: Any, credit_fs: Any, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def _ctx(rows: int | None) -> Context:
-    base = Context.from_env()
-    data = base.config.model_dump()
-    data["monitoring"].update(scale_out_rows=rows, scale_out_shard_rows=1000)
-    return replace(base, config=PlatformConfig.model_validate(data))
+    return ctx_with(lambda d: d["monitoring"].update(scale_out_rows=rows, scale_out_shard_rows=1000))
 
 
 def _finish(clients: Callable[[str], Any], arn: str, timeout: float = 120.0) -> dict[str, Any]:

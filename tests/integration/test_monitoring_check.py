@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,6 +71,15 @@ def register_champion(fs: Any, *, fingerprint: str | None = None, metrics: dict[
     reg.approve(MODEL, version, "tester", "test champion")
     reg.promote(MODEL, version, "tester", "test champion")
     return version
+
+
+def ctx_with(edit: Callable[[dict[str, Any]], None]) -> Context:
+    """The environment's context with ``edit`` applied to its config (as a dict, validated again), for a
+    setting the test deployment does not declare."""
+    base = Context.from_env()
+    data = base.config.model_dump()
+    edit(data)
+    return replace(base, config=PlatformConfig.model_validate(data))
 
 
 def write_captures(
@@ -219,10 +229,7 @@ def test_no_captures_is_insufficient_data_not_an_alarm(aws: dict[str, str], cred
 
 
 def test_drift_must_persist_for_k_windows(aws: dict[str, str], credit_fs: Any) -> None:
-    base = Context.from_env()
-    data = base.config.model_dump()
-    data["models"][0]["drift"]["persistence_windows"] = 2
-    ctx = replace(base, config=PlatformConfig.model_validate(data))
+    ctx = ctx_with(lambda d: d["models"][0]["drift"].update(persistence_windows=2))
     v = register_champion(credit_fs)
     probes = observe(aws)
     for i in range(4):

@@ -10,18 +10,24 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from driftline import aws as aws_mod
-from driftline.config import PlatformConfig
 from driftline.contracts import LATE_ROWS_METRIC
 from driftline.monitoring import Context, run_check
 from driftline.monitoring.history import DriftHistory, Lease
-from tests.integration.test_monitoring_check import MODEL, T0, drain, observe, register_champion, write_captures
+from tests.integration.test_monitoring_check import (
+    MODEL,
+    T0,
+    ctx_with,
+    drain,
+    observe,
+    register_champion,
+    write_captures,
+)
 
 W0 = (T0.isoformat(), (T0 + timedelta(hours=1)).isoformat())
 
@@ -135,10 +141,7 @@ def test_late_rows_above_the_share_recheck_the_window_once(aws: dict[str, str], 
 
 
 def test_a_recheck_recomputes_the_streaks_after_it(aws: dict[str, str], credit_fs: Any) -> None:
-    base = Context.from_env()
-    data = base.config.model_dump()
-    data["models"][0]["drift"]["persistence_windows"] = 2
-    ctx = replace(base, config=PlatformConfig.model_validate(data))
+    ctx = ctx_with(lambda d: d["models"][0]["drift"].update(persistence_windows=2))
     v = register_champion(credit_fs)
     probes = observe(aws)
     write_captures(credit_fs, v, T0, 250, seed=80)  # W0 clean
