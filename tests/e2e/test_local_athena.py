@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import uuid
 
 import pyarrow as pa
@@ -15,7 +14,7 @@ import pytest
 
 from driftline.athena_tables import athena_workgroup, database_name
 from tests.e2e.conftest import LocalPlatformHandle
-from tests.support.local_athena import athena_poll_loop
+from tests.support.local_athena import athena_poll_loop, run_to_end
 
 pytestmark = pytest.mark.e2e
 
@@ -44,16 +43,8 @@ def test_step_functions_poll_loop_queries_curated_data(local_platform: LocalPlat
     workgroup, database = athena_workgroup(lp.platform).name, database_name(lp.platform)
     definition = athena_poll_loop(query, workgroup, database, scanned=True, results_path="$.results")
     sfn = lp.client("stepfunctions")
-    arn = sfn.create_state_machine(
-        name=f"e2e-athena-{uuid.uuid4().hex[:8]}",
-        definition=json.dumps(definition),
-        roleArn=f"arn:aws:iam::{lp.account}:role/{lp.platform.prefix}-local-role",
-    )["stateMachineArn"]
-    run = sfn.start_execution(stateMachineArn=arn, name=str(uuid.uuid4()), input="{}")["executionArn"]
-    deadline = time.monotonic() + 90
-    while (desc := sfn.describe_execution(executionArn=run))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "the poll loop did not finish"
-        time.sleep(0.25)
+    role = f"arn:aws:iam::{lp.account}:role/{lp.platform.prefix}-local-role"
+    _, desc = run_to_end(sfn, definition, name="e2e-athena", role_arn=role, timeout_s=90)
     assert desc["status"] == "SUCCEEDED", desc
     out = json.loads(desc["output"])
     assert out["status"]["scanned"] > 0

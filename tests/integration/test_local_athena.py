@@ -19,7 +19,7 @@ import pytest
 
 from driftline.athena_tables import Column, TableSpec, athena_workgroup, database_name
 from driftline.local.provision import provision_catalog, provision_data
-from tests.support.local_athena import REGION, athena_emulator, athena_poll_loop
+from tests.support.local_athena import REGION, athena_emulator, athena_poll_loop, run_to_end
 
 ACCOUNT = "123456789012"
 
@@ -248,15 +248,9 @@ def test_step_functions_poll_loop_runs_a_query(
         f"SELECT count(*) AS n FROM {credit_fs.name}", athena_workgroup(platform_def).name, database_name(platform_def)
     )
     sfn = emulator["clients"]("stepfunctions")
-    arn = sfn.create_state_machine(
-        name=f"it-athena-{uuid.uuid4().hex[:8]}",
-        definition=json.dumps(definition),
-        roleArn=f"arn:aws:iam::{ACCOUNT}:role/it-sfn",
-    )["stateMachineArn"]
-    run = sfn.start_execution(stateMachineArn=arn, name=str(uuid.uuid4()), input="{}")["executionArn"]
-    deadline = time.monotonic() + 60
-    while (desc := sfn.describe_execution(executionArn=run))["status"] == "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.2)
+    run, desc = run_to_end(
+        sfn, definition, name="it-athena", role_arn=f"arn:aws:iam::{ACCOUNT}:role/it-sfn", timeout_s=60, poll_s=0.2
+    )
     assert desc["status"] == "SUCCEEDED", desc
     rows = json.loads(desc["output"])["rows"]
     assert rows == [{"Data": [{"VarCharValue": "n"}]}, {"Data": [{"VarCharValue": str(len(curated))}]}]

@@ -5,6 +5,9 @@ emulator the same way."""
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +18,7 @@ import boto3
 from driftline.local.athena import AthenaEngine, EngineOptions, GlueCatalog, s3_filesystem
 from driftline.local.athena_hook import install_athena
 
-__all__ = ["REGION", "AthenaEmulator", "athena_emulator", "athena_poll_loop"]
+__all__ = ["REGION", "AthenaEmulator", "athena_emulator", "athena_poll_loop", "run_to_end"]
 
 REGION = "us-east-1"
 
@@ -110,3 +113,19 @@ def athena_poll_loop(
             "Failed": {"Type": "Fail", "Error": "QueryFailed"},
         },
     }
+
+
+def run_to_end(
+    sfn: Any, definition: dict[str, Any], *, name: str, role_arn: str, timeout_s: float, poll_s: float = 0.25
+) -> tuple[str, dict[str, Any]]:
+    """Create a state machine ``name-<random>`` from ``definition``, run it with ``{}`` and wait until it
+    ends: its execution ARN and last description (the caller asserts on its status and output)."""
+    arn = sfn.create_state_machine(
+        name=f"{name}-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=role_arn
+    )["stateMachineArn"]
+    run: str = sfn.start_execution(stateMachineArn=arn, name=str(uuid.uuid4()), input="{}")["executionArn"]
+    deadline = time.monotonic() + timeout_s
+    while (desc := sfn.describe_execution(executionArn=run))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, f"{run} did not finish in {timeout_s} s"
+        time.sleep(poll_s)
+    return run, dict(desc)
