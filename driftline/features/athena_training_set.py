@@ -48,7 +48,7 @@ from driftline.features.training_set import (
     InputObject,
     TrainingSet,
     TrainingSetError,
-    _to_arrow,
+    as_arrow_table,
 )
 from driftline.training.sources import TRAINING_SETS_PREFIX
 
@@ -249,7 +249,7 @@ def _result_schema(fs: FeatureSet, events: pa.Schema | None) -> pa.Schema:
 
 def _label_events(fs: FeatureSet, labels: Any) -> pa.Table:
     """The given label events in the label events table's types, numbered in input order."""
-    events, _ = _to_arrow(labels, "labels")
+    events, _ = as_arrow_table(labels, "labels")
     curated = curated_schema(fs)
     names = [*fs.entity, fs.timestamp, *(lb.name for lb in fs.labels)]
     missing = [n for n in names if n not in events.column_names]

@@ -39,8 +39,27 @@ class TrainingSetError(ValueError):
     """No usable training set (no curated data, no labels, bad join inputs), with the fix."""
 
 
-def _to_arrow(data: Any, what: str) -> tuple[pa.Table, bool]:
-    """(table, was_pandas)."""
+def as_arrow_table(data: Any, what: str) -> tuple[pa.Table, bool]:
+    """Label events or features as an Arrow table, and whether they came as pandas (the join answers in kind).
+
+    Both training-set engines (this in-process join and :mod:`driftline.features.athena_training_set`)
+    accept the same inputs through it.
+
+    Parameters
+    ----------
+    data : pyarrow.Table or pandas.DataFrame
+    what : str
+        How the error names the argument.
+
+    Returns
+    -------
+    (pyarrow.Table, bool)
+
+    Raises
+    ------
+    TypeError
+        Anything else.
+    """
     if isinstance(data, pa.Table):
         return data, False
     try:
@@ -169,8 +188,8 @@ def point_in_time_join(
     label row is kept (a left join); rows without a match get nulls and a null
     ``feature_timestamp``. Returns the type ``labels`` came as.
     """
-    left, as_pandas = _to_arrow(labels, "labels")
-    right, _ = _to_arrow(features, "features")
+    left, as_pandas = as_arrow_table(labels, "labels")
+    right, _ = as_arrow_table(features, "features")
     keys = [entity] if isinstance(entity, str) else list(entity)
     for name, t in (("labels", left), ("features", right)):
         missing = [c for c in [*keys, timestamp] if c not in t.column_names]
@@ -345,7 +364,7 @@ def build_training_set(
         has_label = pc.is_valid(curated.column(fs.label.name))
         events = curated.select([*fs.entity, fs.timestamp, *label_names]).filter(has_label)
     else:
-        events, _ = _to_arrow(labels, "labels")
+        events, _ = as_arrow_table(labels, "labels")
     if events.num_rows == 0:
         raise TrainingSetError(
             f"feature set {fs.name!r} has no labelled rows yet (column "
