@@ -268,7 +268,10 @@ def main() -> None:
     ap.add_argument("--shard-rows", type=int, default=250_000)
     ap.add_argument("--skip-in-process", action="store_true", help="only the workflow (for windows above 1M rows)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--quick", action="store_true", help="50k rows in 20k-row shards (make bench)")
     args = ap.parse_args()
+    if args.quick:
+        args.rows, args.shard_rows = min(args.rows, 50_000), min(args.shard_rows, 20_000)
 
     platform = build_platform(load(ROOT / "cdk.json", "dev"))
     fs = _feature_set()

@@ -109,7 +109,10 @@ def main() -> None:
     ap.add_argument("--json-records", type=int, default=100_000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", dest="json_out", default=None)
+    ap.add_argument("--quick", action="store_true", help="100k rows, 10k JSON records (make bench)")
     args = ap.parse_args()
+    if args.quick:
+        args.rows, args.json_records = min(args.rows, 100_000), min(args.json_records, 10_000)
 
     from moto.server import ThreadedMotoServer
 

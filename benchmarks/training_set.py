@@ -159,12 +159,15 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--skip-in-process", action="store_true")
     p.add_argument("--json", default=None)
+    p.add_argument("--quick", action="store_true", help="10k events x 100k feature rows (make bench)")
     p.add_argument("--worker", choices=["duckdb", "in-process"], help=argparse.SUPPRESS)
     p.add_argument("--dir", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args)
         return
+    if args.quick:
+        args.events, args.rows = min(args.events, 10_000), min(args.rows, 100_000)
     for name in ("events", "rows", "days", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1")
