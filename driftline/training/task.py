@@ -62,10 +62,6 @@ class TrainContext:
         )
 
 
-def _feature_store(fs: FeatureSet, bucket: str, model: str, run_id: str) -> tuple[Any, dict[str, Any]]:
-    return from_feature_store(fs, bucket, model=model, run_id=run_id)
-
-
 def _feature_store_for(config: PlatformConfig) -> DataSource:
     """The feature-store source honouring each model's ``training.join`` (Athena names from the
     function's environment, set when some model may join on Athena)."""

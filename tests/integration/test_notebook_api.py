@@ -192,7 +192,8 @@ def test_the_train_function_runs_the_users_trainer(
 ) -> None:
     """What the retraining workflow's train task does: the configured trainer, not the built-in algorithm."""
     from driftline.features.schema import FeatureSetCatalog
-    from driftline.training.task import TrainContext, _feature_store, run_training
+    from driftline.training.sources import from_feature_store
+    from driftline.training.task import TrainContext, run_training
 
     monkeypatch.setenv("TRAINERS_DIR", str(ROOT / "examples" / "trainers"))
     models = tuple(
@@ -205,7 +206,7 @@ def test_the_train_function_runs_the_users_trainer(
         registry=Registry.from_env(),
         features_bucket=store["FEATURES_BUCKET"],
         artifacts_bucket=store["ARTIFACTS_BUCKET"],
-        source=_feature_store,
+        source=lambda fs, bucket, model, run_id: from_feature_store(fs, bucket, model=model, run_id=run_id),
     )
     out = run_training({"request": {"model": MODEL, "trigger": "drift"}, "execution_id": "arn:x:run-1"}, ctx)
     assert out["status"] == "candidate", out
