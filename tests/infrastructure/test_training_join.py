@@ -19,7 +19,7 @@ def _with_athena_join(context: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def joined(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return synthesize("dev", tmp_path_factory.mktemp("cdk-join"), _with_athena_join)
+    return synthesize("dev", tmp_path_factory.mktemp("cdk-join"), _with_athena_join, annotations=False)
 
 
 def test_train_policy_is_its_declaration_with_athena_join(joined: Synth) -> None:
