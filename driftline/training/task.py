@@ -57,12 +57,12 @@ class TrainContext:
             registry=Registry.from_env(),
             features_bucket=aws.env("FEATURES_BUCKET"),
             artifacts_bucket=artifacts,
-            source=_feature_store_for(config),
+            source=feature_store_source(config),
             sagemaker=SageMakerTarget.from_env(artifacts),
         )
 
 
-def _feature_store_for(config: PlatformConfig) -> DataSource:
+def feature_store_source(config: PlatformConfig) -> DataSource:
     """The feature-store source honouring each model's ``training.join`` (Athena names from the
     function's environment, set when some model may join on Athena)."""
     workgroup, database = os.environ.get("ATHENA_WORKGROUP"), os.environ.get("GLUE_DATABASE")

@@ -34,7 +34,7 @@ from driftline.retraining import sagemaker as sm_mod
 from driftline.retraining.control import ControlTable
 from driftline.retraining.sagemaker import SageMakerTarget
 from driftline.retraining.steps import StepContext, run_step
-from driftline.training.task import TrainContext, _feature_store, register_training_job, run_training
+from driftline.training.task import TrainContext, feature_store_source, register_training_job, run_training
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 FEATURE_SETS = Path(__file__).resolve().parents[2] / "examples" / "feature_sets"
@@ -85,7 +85,7 @@ class World:
             registry=self.registry,
             features_bucket=env["FEATURES_BUCKET"],
             artifacts_bucket=env["ARTIFACTS_BUCKET"],
-            source=_feature_store,
+            source=feature_store_source(config),
             clients=aws_mod.client,
             sagemaker=SageMakerTarget(
                 role_arn=self.platform.arn("training_role", "", ACCOUNT, REGION),

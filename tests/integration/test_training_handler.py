@@ -34,7 +34,7 @@ def handler(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
             raise TrainingDataError("no curated data")
         return table, {"uri": f"s3://{bucket}/training-sets/{model}/{run_id}.parquet", "object_versions": {}}
 
-    monkeypatch.setattr(task, "_feature_store_for", lambda config: source)
+    monkeypatch.setattr(task, "feature_store_source", lambda config: source)
     import lambdas.train as mod
 
     mod._context.cache_clear()
@@ -67,7 +67,7 @@ def test_missing_training_data_is_a_rejected_version(
     def nothing(*_: Any) -> Any:
         raise TrainingDataError("the features bucket has no curated data for credit_default")
 
-    monkeypatch.setattr(task, "_feature_store_for", lambda config: nothing)
+    monkeypatch.setattr(task, "feature_store_source", lambda config: nothing)
     import lambdas.train as mod
 
     mod._context.cache_clear()

@@ -14,7 +14,7 @@ from driftline.registry.store import Registry
 from driftline.training.task import (
     InvalidTrainingRequestError,
     TrainContext,
-    _feature_store,
+    feature_store_source,
     register_training_job,
     run_training,
 )
@@ -31,7 +31,7 @@ def _ctx(env: dict[str, str]) -> TrainContext:
         registry=Registry(env["REGISTRY_TABLE"]),
         features_bucket=env["FEATURES_BUCKET"],
         artifacts_bucket=env["ARTIFACTS_BUCKET"],
-        source=_feature_store,
+        source=feature_store_source(config),
         clients=aws_mod.client,
     )
 
