@@ -477,8 +477,7 @@ class Platform:
         ``image_repository_arn``: the ECR repository of the ``train`` image (CDK's asset repository);
         None leaves the pull statements out (the local platform pulls nothing).
         """
-        resolve = arn or (lambda kind, logical: self.arn(kind, logical, account, region, partition))
-        out = self._expand(TRAINING_ROLE_ACCESS, "training-role", account, region, partition, resolve, key_arn)
+        out = self._expand(TRAINING_ROLE_ACCESS, "training-role", account, region, partition, arn, key_arn)
         logs = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/TrainingJobs"
         out.append(Statement(("logs:CreateLogGroup",), (logs,)))
         out.append(Statement(("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"), (f"{logs}:*",)))
@@ -503,8 +502,7 @@ class Platform:
         ``arn`` may replace the name-derived ARNs (CDK passes its resources' tokens); ``key_arn`` is the
         platform key the encrypted resources use (None: no KMS statement, as locally).
         """
-        resolve = arn or (lambda kind, logical: self.arn(kind, logical, account, region, partition))
-        return self._expand(self.function(function).access, function, account, region, partition, resolve, key_arn)
+        return self._expand(self.function(function).access, function, account, region, partition, arn, key_arn)
 
     def workflow_policy(
         self,
@@ -517,9 +515,8 @@ class Platform:
         key_arn: str | None = None,
     ) -> list[Statement]:
         """The statements of a workflow role's declared ``access`` (function invokes are added by the stack)."""
-        resolve = arn or (lambda kind, logical: self.arn(kind, logical, account, region, partition))
         wf = next(w for w in self.workflows if w.logical == workflow)
-        return self._expand(wf.access, f"workflow:{workflow}", account, region, partition, resolve, key_arn)
+        return self._expand(wf.access, f"workflow:{workflow}", account, region, partition, arn, key_arn)
 
     def _expand(
         self,
@@ -528,9 +525,11 @@ class Platform:
         account: str,
         region: str,
         partition: str,
-        resolve: Callable[[ResourceKind, str], str],
+        arn: Callable[[ResourceKind, str], str] | None,
         key_arn: str | None,
     ) -> list[Statement]:
+        """``access`` as statements; ``arn`` replaces the name-derived ARNs (None: :meth:`arn`'s)."""
+        resolve = arn or (lambda kind, logical: self.arn(kind, logical, account, region, partition))
         out: list[Statement] = []
         key: set[str] = set()
         for g in access:
