@@ -105,6 +105,22 @@ class QualityGate(_Strict):
         return DEFAULT_MAX_REGRESSION if self.max_regression is None else self.max_regression
 
 
+DriftWeighting = Literal["importance", "uniform"]
+"""How per-column drift adds up to the dataset share: by the model's feature importance, or equally."""
+
+
+class DataQualityThresholds(_Strict):
+    """Per-window data-quality limits (driftline.drift.quality); a column past any limit raises the
+    data-quality alert, which is not drift: retraining on broken inputs would learn the breakage."""
+
+    missing_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    """The allowed rise of a column's missing share over the reference's (absolute, 0.05 = 5 points)."""
+    out_of_range_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Share of a numeric column's values outside the declared min/max (else the reference's range)."""
+    unseen_category_rate: float = Field(default=0.01, ge=0.0, le=1.0)
+    """Share of a categorical column's values outside its declared categories (else the reference's)."""
+
+
 class DriftSettings(_Strict):
     schedule: str = "rate(1 hour)"
     share_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
@@ -113,10 +129,27 @@ class DriftSettings(_Strict):
     min_labels: int = Field(default=100, ge=1)
     performance_tolerance: float = Field(default=0.05, ge=0.0, le=1.0)
     profile_sample_size: int = Field(default=5000, ge=100, le=1_000_000)
+    reference_rows: int | None = Field(default=100_000, ge=100)
+    """Training rows (train + holdout, evenly spaced) the reference profile is built from; None: all."""
+    weighting: DriftWeighting = "importance"
+    """``importance``: the share of drifted columns is weighted by the model's feature importance
+    (stored with the profile at training time), so one shifted feature the model relies on alarms
+    while noise in unused columns does not; profiles without importances count columns equally."""
+    alert_on_columns: tuple[str, ...] = ()
+    """Feature columns whose drift alone is dataset drift (checked against the feature set at load)."""
+    quality: DataQualityThresholds = Field(default_factory=DataQualityThresholds)
     allowed_lateness_seconds: int | None = Field(default=None, ge=0, le=MAX_ALLOWED_LATENESS_SECONDS)
     """This model's override of ``monitoring.allowed_lateness_seconds`` (None: the platform's)."""
     late_recheck_share: float | None = Field(default=None, ge=0.0, le=1.0)
     """This model's override of ``monitoring.late_recheck_share`` (None: the platform's)."""
+
+    @field_validator("alert_on_columns")
+    @classmethod
+    def _alert_columns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        dupes = sorted({c for c in v if v.count(c) > 1})
+        if dupes:
+            raise ValueError(f"columns listed more than once: {', '.join(dupes)}")
+        return v
 
 
 class MonitoringSettings(_Strict):
@@ -422,6 +455,26 @@ class PlatformConfig(_Strict):
         raise ConfigError(f"unknown model {name!r}; configured models: {known}")
 
 
+def check_feature_columns(config: PlatformConfig, feature_sets: Any) -> None:
+    """Refuse per-model column lists (``drift.alert_on_columns``) naming columns the model's feature set
+    lacks; ``feature_sets`` maps a feature-set name to its definition (models whose set is absent are
+    skipped: the training step reports an unknown feature set with the defined ones)."""
+    problems = []
+    for i, m in enumerate(config.models):
+        fs = feature_sets.get(m.feature_set) if m.feature_set in feature_sets else None
+        if fs is None or not m.drift.alert_on_columns:
+            continue
+        allowed = [f.name for f in fs.features if f.drift.enabled and f.type in ("int", "float", "categorical", "bool")]
+        unknown = [c for c in m.drift.alert_on_columns if c not in allowed]
+        if unknown:
+            problems.append(
+                f"'models[{i}].drift.alert_on_columns': {', '.join(map(repr, unknown))} not in the drift-checked "
+                f"features of feature set {m.feature_set!r}; allowed: {', '.join(allowed)}"
+            )
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
 def _loc(prefix: str, loc: tuple[int | str, ...]) -> str:
     out = prefix
     for part in loc:
@@ -488,4 +541,13 @@ def load(cdk_json: str | Path = "cdk.json", env: str | None = None) -> PlatformC
     context = doc.get("context")
     if not isinstance(context, dict):
         raise ConfigError(f"{path}: 'context' must be an object holding the driftline:* keys")
-    return from_context(context, env)
+    config = from_context(context, env)
+    if any(m.drift.alert_on_columns for m in config.models):
+        from driftline.features.schema import FeatureSetCatalog, FeatureSetError  # it imports this module
+
+        try:
+            catalog = FeatureSetCatalog(path.parent / config.feature_sets_dir)
+        except FeatureSetError as e:
+            raise ConfigError(f"{path}: drift.alert_on_columns needs the feature sets: {e}") from None
+        check_feature_columns(config, catalog)
+    return config
