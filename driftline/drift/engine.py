@@ -22,6 +22,15 @@ from driftline.drift.methods import (
     is_drift,
     select_method,
 )
+from driftline.drift.multivariate import (
+    DEFAULT_AUC_THRESHOLD,
+    DEFAULT_SAMPLE_ROWS,
+    METHODS,
+    MultivariateModel,
+    MultivariateResult,
+    domain_classifier_check,
+    reconstruction_check,
+)
 from driftline.drift.profile import CategoricalProfile, NumericProfile, Profile
 from driftline.drift.summary import CategoricalSummary, NumericSummary, Summary, summarize_with_values
 
@@ -89,6 +98,8 @@ class DriftResult:
     message: str = ""
     distributions: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-column reference/current histograms for the HTML report (not part of ``to_dict``)."""
+    multivariate: MultivariateResult | None = None
+    """The multivariate verdict (:mod:`driftline.drift.multivariate`); None when switched off."""
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -116,6 +127,7 @@ class DriftResult:
             "metadata": dict(self.metadata),
             "notes": list(self.notes),
             "columns": {k: v.to_dict() for k, v in self.columns.items()},
+            "multivariate": self.multivariate.to_dict() if self.multivariate else None,
         }
 
 
@@ -135,6 +147,9 @@ def check_drift(
     min_rows: int = 1,
     share_threshold: float = DEFAULT_SHARE_THRESHOLD,
     distance_above: int | None = None,
+    multivariate: str = "pca",
+    auc_threshold: float = DEFAULT_AUC_THRESHOLD,
+    multivariate_max_rows: int = DEFAULT_SAMPLE_ROWS,
 ) -> DriftResult:
     """Check ``current`` (DataFrame, pyarrow Table or dict of arrays) against ``profile``.
 
@@ -144,9 +159,12 @@ def check_drift(
     ``distance_above``: when a column has more current values than this, ``auto`` uses the
     distance tests even if the reference is small (p-values flag trivial shifts on huge windows);
     None keeps Evidently's choice, which looks at the reference size only.
+    ``multivariate``: ``pca`` (reconstruction error), ``domain_classifier`` (cross-validated ROC AUC
+    of a classifier telling ``current`` from the profile's reference sample, drift above
+    ``auc_threshold``, at most ``multivariate_max_rows`` current rows) or ``off``.
     """
     verify_metadata(profile, expected_metadata)
-    opts = _Options(min_rows, share_threshold, distance_above)
+    opts = _Options(min_rows, share_threshold, distance_above, _method(multivariate))
     exact: dict[str, float] = {}
 
     def wasserstein_now(name: str, values: np.ndarray, s: NumericSummary) -> None:
@@ -162,6 +180,14 @@ def check_drift(
         return exact[name]
 
     result = _evaluate(profile, summary, exact_w, opts)
+    if opts.multivariate == "domain_classifier" and isinstance(profile.multivariate, MultivariateModel):
+        try:
+            mv = domain_classifier_check(
+                profile.multivariate, current, auc_threshold=auc_threshold, max_rows=multivariate_max_rows
+            )
+        except DriftInputError as e:
+            mv = MultivariateResult("domain_classifier", "unavailable", message=str(e))
+        result.multivariate = _gate(mv, result.status, min_rows)
     if any(isinstance(c, NumericProfile) and not c.exact for c in profile.columns.values()):
         result.notes.append(_sampled_note(profile))
     return result
@@ -175,15 +201,20 @@ def check_summary(
     min_rows: int = 1,
     share_threshold: float = DEFAULT_SHARE_THRESHOLD,
     distance_above: int | None = None,
+    multivariate: str = "pca",
 ) -> DriftResult:
-    """Check a (merged) :class:`Summary`; Wasserstein uses the summary's interval approximation."""
+    """Check a (merged) :class:`Summary`; Wasserstein uses the summary's interval approximation.
+
+    ``multivariate="domain_classifier"`` is reported ``unavailable``: it needs the window's rows."""
     verify_metadata(profile, expected_metadata)
     if summary.profile_id != profile.id:
         raise DriftInputError(
             f"the summary was made against profile {summary.profile_id}, not {profile.id}; "
             f"summarize the data with the profile you check against"
         )
-    result = _evaluate(profile, summary, None, _Options(min_rows, share_threshold, distance_above))
+    result = _evaluate(
+        profile, summary, None, _Options(min_rows, share_threshold, distance_above, _method(multivariate))
+    )
     if any(r.method == "wasserstein" for r in result.columns.values()):
         result.notes.append(
             "Wasserstein distances come from merged shard summaries: exact where the ECDFs do not "
@@ -238,6 +269,7 @@ class _Options:
     min_rows: int
     share_threshold: float
     distance_above: int | None
+    multivariate: str = "pca"
 
     def selection_n(self, n_reference: int, n_current: int) -> int:
         """The reference size method selection sees (large when the window alone is large)."""
@@ -315,7 +347,41 @@ def _evaluate(
         metadata=dict(profile.metadata),
         message=message,
         distributions=distributions,
+        multivariate=_multivariate(profile, summary, opts, status),
     )
+
+
+def _method(name: str) -> str:
+    if name not in METHODS:
+        raise DriftInputError(f"multivariate={name!r} is not one of {', '.join(METHODS)}")
+    return name
+
+
+def _multivariate(profile: Profile, summary: Summary, opts: _Options, status: str) -> MultivariateResult | None:
+    """The reconstruction-error verdict from the summary's error sums (``domain_classifier`` needs rows)."""
+    if opts.multivariate == "off":
+        return None
+    mv = profile.multivariate
+    if mv is None:
+        why = "the profile was built before multivariate drift existed; rebuild it (retrain) to get one"
+        return MultivariateResult(opts.multivariate, "unavailable", message=why)
+    if not isinstance(mv, MultivariateModel):
+        return MultivariateResult(opts.multivariate, "unavailable", message=str(mv.get("reason", "")))
+    if opts.multivariate == "domain_classifier":
+        why = "the domain classifier needs the window's rows; merged shard summaries hold none"
+        return MultivariateResult("domain_classifier", "unavailable", message=why)
+    if summary.multivariate_problem or summary.multivariate is None:
+        why = summary.multivariate_problem or "the summary has no reconstruction errors"
+        return MultivariateResult("pca", "unavailable", message=f"reconstruction error not computed: {why}")
+    return _gate(reconstruction_check(mv, summary.multivariate, min_rows=opts.min_rows), status, opts.min_rows)
+
+
+def _gate(res: MultivariateResult, status: str, min_rows: int) -> MultivariateResult:
+    """No multivariate alarm on a window the per-column check judged too small."""
+    if status != OK and res.status == OK:
+        res.status, res.drifted = INSUFFICIENT, False
+        res.message = f"the window has fewer than {min_rows} rows or no testable feature column"
+    return res
 
 
 def _rate(missing: int, present: int) -> float | None:

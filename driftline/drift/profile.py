@@ -34,6 +34,7 @@ import numpy as np
 from driftline.drift.columns import WRONG_TYPE, CategoryCounts, extract
 from driftline.drift.errors import DriftInputError, ProfileFormatError
 from driftline.drift.methods import VALUE_COUNT_LIMIT, Kind, validate_method
+from driftline.drift.multivariate import DEFAULT_SAMPLE_ROWS, MultivariateModel, fit_multivariate
 
 FORMAT = "driftline.drift.profile/1"
 DEFAULT_SAMPLE_SIZE = 5000
@@ -173,6 +174,9 @@ class Profile:
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     """Identifies this profile; summaries record it so they are never checked against another one."""
+    multivariate: MultivariateModel | dict[str, Any] | None = None
+    """The fitted multivariate drift model (:mod:`driftline.drift.multivariate`), or the document saying
+    why there is none; None for profiles built before it existed."""
 
     @property
     def numerical(self) -> list[str]:
@@ -196,6 +200,7 @@ class Profile:
             "n_bins": self.n_bins,
             "metadata": dict(self.metadata),
             "columns": {name: col.to_dict() for name, col in self.columns.items()},
+            **({} if self.multivariate is None else {"multivariate": _multivariate_dict(self.multivariate)}),
         }
 
     @classmethod
@@ -223,6 +228,7 @@ class Profile:
                 metadata=dict(data.get("metadata") or {}),
                 created_at=str(data["created_at"]),
                 id=str(data["id"]),
+                multivariate=_read_multivariate(data.get("multivariate"), source),
             )
         except (KeyError, TypeError, ValueError) as e:
             if isinstance(e, ProfileFormatError):
@@ -255,6 +261,23 @@ class Profile:
         return cls.from_json(text, str(path))
 
 
+def _multivariate_dict(mv: MultivariateModel | dict[str, Any]) -> dict[str, Any]:
+    return mv.to_dict() if isinstance(mv, MultivariateModel) else dict(mv)
+
+
+def _read_multivariate(doc: Any, source: str) -> MultivariateModel | dict[str, Any] | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, Mapping):
+        raise ProfileFormatError(f"{source}: damaged drift profile (multivariate is {type(doc).__name__}); rebuild it")
+    if doc.get("status") != "ok":
+        return {"status": str(doc.get("status", "unavailable")), "reason": str(doc.get("reason", ""))}
+    try:
+        return MultivariateModel.from_dict(doc)
+    except ProfileFormatError as e:
+        raise ProfileFormatError(f"{source}: {e}") from None
+
+
 # ---------------------------------------------------------------- building
 def build_profile(
     reference: Any,
@@ -266,12 +289,16 @@ def build_profile(
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     n_bins: int = DEFAULT_BINS,
     metadata: Mapping[str, Any] | None = None,
+    multivariate: bool = True,
+    multivariate_sample_rows: int = DEFAULT_SAMPLE_ROWS,
 ) -> Profile:
     """Summarize ``reference`` (DataFrame, pyarrow Table or dict of arrays) once for later checks.
 
     ``overrides`` maps a column to ``{"method": ..., "threshold": ..., "enabled": ...}``;
     ``prediction`` names columns that are model outputs (reported as prediction drift and kept out
-    of the dataset-level share of drifted features).
+    of the dataset-level share of drifted features). ``multivariate`` also fits the multivariate
+    drift model on the feature columns (:mod:`driftline.drift.multivariate`), keeping
+    ``multivariate_sample_rows`` encoded reference rows for the domain classifier.
     """
     numerical, categorical = list(numerical), list(categorical)
     _validate_columns(numerical, categorical, prediction)
@@ -301,12 +328,23 @@ def build_profile(
         method, threshold, _ = settings[name]
         role = "prediction" if name in prediction else "feature"
         columns[name] = _categorical_profile(name, role, method, threshold, cols.categorical[name])
+    mv: MultivariateModel | dict[str, Any] | None = None
+    if multivariate:
+        feats = [c for c in columns.values() if c.role == "feature"]
+        mv = fit_multivariate(
+            reference,
+            [c.name for c in feats if isinstance(c, NumericProfile)],
+            [c.name for c in feats if isinstance(c, CategoricalProfile)],
+            {c.name: (c.keys, c.counts.tolist()) for c in feats if isinstance(c, CategoricalProfile)},
+            sample_rows=multivariate_sample_rows,
+        )
     return Profile(
         columns=columns,
         n_rows=cols.n_rows,
         sample_size=sample_size,
         n_bins=n_bins,
         metadata=dict(metadata or {}),
+        multivariate=mv,
     )
 
 

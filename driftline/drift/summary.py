@@ -9,6 +9,8 @@ a sum, a min or a max. What each test can take from a summary:
 - Wasserstein: exact where the two ECDFs do not cross inside a reference interval, otherwise it
   assumes the interval's current values sit at their mean (exact with one value per interval).
   :func:`driftline.drift.check_drift` on raw data computes it exactly instead.
+- Multivariate reconstruction error: exact (a count, a sum and a sum of squares of row errors,
+  :class:`driftline.drift.multivariate.ErrorSums`), when the profile holds a fitted model.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from driftline.drift.columns import extract
 from driftline.drift.errors import DriftInputError
 from driftline.drift.methods import VALUE_COUNT_LIMIT
+from driftline.drift.multivariate import ErrorSums, MultivariateModel, reconstruction_sums
 from driftline.drift.profile import NumericProfile, Profile, distinct_counts, histogram_sorted
 
 FORMAT = "driftline.drift.summary/1"
@@ -144,6 +147,10 @@ class Summary:
     n_rows: int
     columns: dict[str, ColumnSummary]
     problems: dict[str, tuple[str, str]] = field(default_factory=dict)
+    multivariate: ErrorSums | None = None
+    """Reconstruction error sums (None when the profile has no multivariate model)."""
+    multivariate_problem: str = ""
+    """Why the reconstruction error could not be computed (a model column missing or mistyped)."""
 
     def merge(self, other: Summary) -> Summary:
         """Combine two shards; equal to summarizing their concatenation in one pass."""
@@ -161,7 +168,9 @@ class Summary:
             if a is None or b is None:
                 continue
             columns[name] = a.merge(b)  # type: ignore[arg-type]
-        return Summary(self.profile_id, self.n_rows + other.n_rows, columns, problems)
+        mv = self.multivariate.merge(other.multivariate) if self.multivariate and other.multivariate else None
+        problem = self.multivariate_problem or other.multivariate_problem
+        return Summary(self.profile_id, self.n_rows + other.n_rows, columns, problems, mv, problem)
 
     @staticmethod
     def merge_all(summaries: Iterable[Summary]) -> Summary:
@@ -180,6 +189,8 @@ class Summary:
             "n_rows": self.n_rows,
             "columns": {k: v.to_dict() for k, v in self.columns.items()},
             "problems": {k: list(v) for k, v in self.problems.items()},
+            "multivariate": self.multivariate.to_dict() if self.multivariate else None,
+            "multivariate_problem": self.multivariate_problem,
         }
 
     @classmethod
@@ -190,7 +201,10 @@ class Summary:
         for k, v in d["columns"].items():
             columns[k] = NumericSummary.from_dict(v) if v["kind"] == "numerical" else CategoricalSummary.from_dict(v)
         problems = {k: (str(v[0]), str(v[1])) for k, v in d.get("problems", {}).items()}
-        return cls(str(d["profile_id"]), int(d["n_rows"]), columns, problems)
+        mv = ErrorSums.from_dict(d["multivariate"]) if d.get("multivariate") else None
+        return cls(
+            str(d["profile_id"]), int(d["n_rows"]), columns, problems, mv, str(d.get("multivariate_problem") or "")
+        )
 
 
 def _num(x: float) -> float | None:
@@ -214,6 +228,12 @@ def summarize_with_values(
 ) -> Summary:
     """Like :func:`summarize`; ``on_values(name, sorted_finite_values, column_summary)`` sees each
     numeric column's sorted current values before they are dropped (one column in memory at a time)."""
+    mv, mv_problem = None, ""
+    if isinstance(profile.multivariate, MultivariateModel):  # first, so its matrix is freed before the columns
+        try:
+            mv = reconstruction_sums(profile.multivariate, data)
+        except DriftInputError as e:
+            mv_problem = str(e)
     cols = extract(data, profile.numerical, profile.categorical)
     columns: dict[str, ColumnSummary] = {}
     for name in list(cols.numeric):
@@ -233,7 +253,7 @@ def summarize_with_values(
         columns[name] = CategoricalSummary(
             n=cc.n, n_missing=cc.n_missing, counts=dict(zip(cc.keys, cc.counts.tolist(), strict=True))
         )
-    return Summary(profile.id, cols.n_rows, columns, dict(cols.problems))
+    return Summary(profile.id, cols.n_rows, columns, dict(cols.problems), mv, mv_problem)
 
 
 def numeric_summary(p: NumericProfile, vals: np.ndarray, n_missing: int) -> NumericSummary:
