@@ -30,6 +30,8 @@ __all__ = [
     "FEATURE_DATA_ACCEPTED",
     "FEEDBACK_PREFIX",
     "INCOMING_PREFIX",
+    "INGEST_PARTS_MAX",
+    "INGEST_SCRATCH_PREFIX",
     "LATE_ROWS_METRIC",
     "METRICS_NAMESPACE",
     "PENDING_DIR",
@@ -44,6 +46,7 @@ __all__ = [
     "capture_prefix",
     "content_key",
     "curated_key",
+    "curated_part_key",
     "curated_root",
     "drift_history_pk",
     "drift_lease_key",
@@ -56,6 +59,9 @@ __all__ = [
     "hour_prefix",
     "hour_prefixes",
     "incoming_key",
+    "ingest_part_key",
+    "ingest_parts_execution_name",
+    "ingest_parts_prefix",
     "ingest_pk",
     "lock_key",
     "pending_key",
@@ -149,6 +155,12 @@ def curated_key(feature_set: str, day: str, upload_id: str) -> str:
     return f"{CURATED_PREFIX}/{feature_set}/date={day}/{upload_id}.parquet"
 
 
+def curated_part_key(feature_set: str, day: str, upload_id: str, part: int) -> str:
+    """``curated/<feature_set>/date=YYYY-MM-DD/<upload-id>.part-NNNNN.parquet``: one file per part and UTC day
+    of an upload validated in parts (the file stem up to its first dot is still the upload id)."""
+    return f"{CURATED_PREFIX}/{feature_set}/date={day}/{upload_id}.part-{part:05d}.parquet"
+
+
 def pending_key(feature_set: str, upload_id: str) -> str:
     return f"{CURATED_PREFIX}/{feature_set}/{PENDING_DIR}/{upload_id}"
 
@@ -212,10 +224,36 @@ TRAINING_SCRATCH_PREFIX = "training-scratch"
 """Features bucket: an Athena training-set build's scratch, ``training-scratch/<fs>/labels/build=<id>/``
 (given label events, the ``<fs>_label_events`` table) and ``training-scratch/<fs>/athena/<id>/`` (the
 UNLOAD); expired after :data:`SCRATCH_EXPIRE_DAYS` (the snapshot itself lives under ``training-sets/``)."""
+INGEST_SCRATCH_PREFIX = "ingest-scratch"
+"""Features bucket: an upload validated in parts, ``ingest-scratch/<fs>/<upload id>/`` (the plan, one
+descriptor per part under ``items/`` for the Distributed Map's listing, part data, staged outputs and part
+results); expired after :data:`SCRATCH_EXPIRE_DAYS` (the commit copies what it keeps)."""
+INGEST_PARTS_MAX = 1000
+"""Parts of one upload at most: what one S3 listing of the Distributed Map's item reader returns (moto reads
+one listing only; on AWS the reader pages, but the commit reads every part result within one function)."""
 SCRATCH_EXPIRE_DAYS = 7
 """Days after which scratch data (the scale-out check's ``drift-scratch/``, Athena's ``athena-results/``)
 expires by S3 lifecycle rule, its noncurrent versions a day later: a check reads its scratch within its
 run (hours), and a week leaves time to inspect a failed run."""
+
+
+def ingest_parts_prefix(feature_set: str, upload_id: str) -> str:
+    """``ingest-scratch/<feature_set>/<upload id>/``: everything the parts path of one upload writes."""
+    return f"{INGEST_SCRATCH_PREFIX}/{feature_set}/{upload_id}/"
+
+
+def ingest_part_key(feature_set: str, upload_id: str, kind: str, part: int | None = None, suffix: str = "") -> str:
+    """``<parts prefix><kind>/part-NNNNN<suffix>`` (``items``, ``data``, ``staged``, ``results``), or
+    ``<parts prefix><kind>/`` for ``part=None``: keys derived from (upload id, part), so a retry overwrites."""
+    base = f"{ingest_parts_prefix(feature_set, upload_id)}{kind}/"
+    return base if part is None else f"{base}part-{part:05d}{suffix}"
+
+
+def ingest_parts_execution_name(upload_id: str, redrive: str | None = None) -> str:
+    """``ingest-<upload id>[-<redrive marker>]``: one execution per upload, so a re-delivered event starts
+    nothing twice, while a redrive (a fresh marker) may start it again (80 characters at most)."""
+    name = f"ingest-{upload_id}" + (f"-{redrive}" if redrive else "")
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)[:80]
 
 
 def drift_run_prefix(model: str, run: str) -> str:

@@ -71,8 +71,9 @@ def curated_day(key: str) -> str:
 
 
 def upload_of(key: str) -> str:
-    """The upload id a :func:`curated_key` was written by (its file stem)."""
-    return key.rsplit("/", 1)[-1].removesuffix(".parquet")
+    """The upload id a :func:`curated_key` or :func:`~driftline.contracts.curated_part_key` was written by
+    (its file stem up to the first dot: upload ids have none)."""
+    return key.rsplit("/", 1)[-1].removesuffix(".parquet").split(".", 1)[0]
 
 
 def _day_order(table: pa.Table, timestamp: str) -> tuple[np.ndarray | None, list[tuple[str, slice]]]:

@@ -236,6 +236,10 @@ class IngestResult:
     """A failure Lambda retries (an AWS error); once retries are exhausted, ``driftline features redrive``."""
     checks: list[dict[str, Any]] = field(default_factory=list)
     """Summary of failed checks: check, column, severity, failed_rows."""
+    mode: Literal["single", "parts"] = "single"
+    """``parts``: larger than ``ingest.max_file_mb``, validated in parts by the ingest-parts workflow."""
+    parts: int = 0
+    """How many parts a ``parts`` upload was split into (0 until planned)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -250,15 +254,29 @@ def _ascii(value: str) -> str:
     return quote(value, safe="/:@=+,;~._-")
 
 
+PartsStarter = Callable[[S3Object, FeatureSet, "IngestResult"], str]
+"""Starts the ingest-parts workflow for an upload over the single-function limit; answers what was started."""
+
+
 class Ingestor:
-    """Processes S3 objects for the feature sets of a catalog. Clients are injectable for tests."""
+    """Processes S3 objects for the feature sets of a catalog. Clients are injectable for tests.
+
+    ``start_parts``: when set, an upload larger than the feature set's ``ingest.max_file_mb`` is handed to
+    it (the ingest-parts workflow) instead of being refused as ``too_large``.
+    """
 
     def __init__(
-        self, catalog: FeatureSetCatalog, targets: IngestTargets, client: Callable[[str], Any] = aws.client
+        self,
+        catalog: FeatureSetCatalog,
+        targets: IngestTargets,
+        client: Callable[[str], Any] = aws.client,
+        *,
+        start_parts: PartsStarter | None = None,
     ) -> None:
         self.catalog = catalog
         self.targets = targets
         self._client = client
+        self.start_parts = start_parts
         self.online = OnlineStore(targets.online_table, client("dynamodb"))
         self.control = ControlStore(targets.control_table, client("dynamodb"))
 
@@ -294,8 +312,10 @@ class Ingestor:
             event_time=obj.event_time,
             format=suffix_format(obj.key),
         )
+        if self.start_parts is not None and obj.size is not None and obj.size > fs.ingest.max_file_mb * 1024 * 1024:
+            return self._hand_to_parts(obj, fs, result, self.start_parts)
         # before any effect: an attempt that dies from here on leaves this record for redrive to find
-        self._record(fs, replace(result, status="processing", reason="an ingest attempt started"))
+        self.record(fs, replace(result, status="processing", reason="an ingest attempt started"))
         try:
             self._process(obj, fs, result)
         except UnreadableFileError as e:
@@ -304,7 +324,7 @@ class Ingestor:
             from botocore.exceptions import BotoCoreError, ClientError
 
             if isinstance(e, (ClientError, BotoCoreError)):  # AWS trouble: Lambda retries; say so first
-                self._record_retryable(fs, result, e)
+                self.record_retryable(fs, result, e)
                 raise
             log.exception("ingest failed for %s", obj.uri)
             result.status = "failed"
@@ -314,10 +334,37 @@ class Ingestor:
                 f"--upload {uid}"
             )
             self._failure_report(obj, fs, result)
-        self._record(fs, result)
+        self.finish(fs, result)
+        return result
+
+    def finish(self, fs: FeatureSet, result: IngestResult) -> None:
+        """The final record, then ``FeatureDataAccepted`` for committed rows, then the alert for a bad upload."""
+        self.record(fs, result)
         if result.rows_accepted and result.status in ("accepted", "partial"):
             self._publish_accepted(fs, result)
         self._alert(result)
+
+    def _hand_to_parts(self, obj: S3Object, fs: FeatureSet, result: IngestResult, start: PartsStarter) -> IngestResult:
+        """Record ``processing`` (mode ``parts``) first, then start the workflow, whose commit writes the outcome."""
+        result = replace(
+            result,
+            status="processing",
+            mode="parts",
+            reason=(
+                f"the file is {(obj.size or 0) / 1024 / 1024:,.1f} MB, over the single-function limit of "
+                f"{fs.ingest.max_file_mb} MB: validated in parts by the ingest-parts workflow"
+            ),
+        )
+        self.record(fs, result)
+        try:
+            started = start(obj, fs, result)
+        except Exception as e:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            if isinstance(e, (ClientError, BotoCoreError)):
+                self.record_retryable(fs, result, e)
+            raise
+        result.reason = f"{result.reason} ({started})"
         return result
 
     # ------------------------------------------------------------------------------------------
@@ -328,7 +375,7 @@ class Ingestor:
         if data is None:
             return
         if fs.ingest.on_duplicate_content == "skip":
-            earlier = self._same_content(fs, result)
+            earlier = self.same_content(fs, result)
             if earlier is not None:
                 result.status = "skipped"
                 result.reason = (
@@ -368,19 +415,35 @@ class Ingestor:
         online_rows = list(latest_rows(accepted, fs))
         if result.rows_rejected:
             self._quarantine_rows(obj, fs, validation, result)
+        self.commit(obj, fs, result, lambda: self._write_curated(files, result), online_rows)
+
+    def commit(
+        self,
+        obj: S3Object,
+        fs: FeatureSet,
+        result: IngestResult,
+        write_curated: Callable[[], None],
+        online_rows: list[OnlineRow],
+    ) -> None:
+        """Steps 4 to 7 for a staged upload whose ``result.curated_keys`` ``write_curated`` writes.
+
+        Shared by the single-function path and the parts commit
+        (:mod:`driftline.features.parts.commit`), so both commit the same way. Ends before the
+        final record: :meth:`finish` writes it.
+        """
         # the intent: which keys this commit writes (a dead attempt's files are found from here)
-        self._record(
+        self.record(
             fs,
             replace(
                 result,
                 status="committing",
-                reason=f"writing {len(files)} curated files and {len(online_rows)} online rows",
+                reason=f"writing {len(result.curated_keys)} curated files and {len(online_rows)} online rows",
             ),
         )
         pending = pending_key(fs.name, result.upload_id or "")
-        if files:
-            self._put(pending, b"", "application/octet-stream", result)
-        self._write_curated(files, result)
+        if result.curated_keys:
+            self.put(pending, b"", "application/octet-stream", result)
+        write_curated()
         if online_rows:
             stats = self.online.put_latest(fs.name, fs.version, online_rows)
             result.online_written, result.online_stale = stats.written, stats.stale
@@ -388,7 +451,7 @@ class Ingestor:
             self._remember_content(fs, result)
         if result.status == "accepted":
             result.original_deleted = self._delete_original(obj, result)
-        if files:  # the commit point for readers of curated/
+        if result.curated_keys:  # the commit point for readers of curated/
             self.s3.delete_object(Bucket=self.targets.bucket, Key=pending)
 
     def _download(self, obj: S3Object, result: IngestResult) -> bytes | None:
@@ -415,7 +478,7 @@ class Ingestor:
         result.content_sha256 = hashlib.sha256(data).hexdigest()
         return data
 
-    def _put(self, key: str, body: bytes, content_type: str, result: IngestResult) -> None:
+    def put(self, key: str, body: bytes, content_type: str, result: IngestResult) -> None:
         self.s3.put_object(
             Bucket=self.targets.bucket,
             Key=key,
@@ -431,7 +494,7 @@ class Ingestor:
 
     def _write_curated(self, files: list[tuple[str, bytes]], result: IngestResult) -> None:
         def put(kb: tuple[str, bytes]) -> None:
-            self._put(kb[0], kb[1], "application/vnd.apache.parquet", result)
+            self.put(kb[0], kb[1], "application/vnd.apache.parquet", result)
 
         if len(files) > 1:
             with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
@@ -439,16 +502,16 @@ class Ingestor:
         elif files:
             put(files[0])
 
-    def _report(self, fs: FeatureSet, result: IngestResult, report: dict[str, Any]) -> None:
+    def write_report(self, fs: FeatureSet, result: IngestResult, report: dict[str, Any]) -> None:
         prefix = quarantine_prefix(fs.name, result.upload_id or "")
         result.quarantine_prefix = f"s3://{self.targets.bucket}/{prefix}"
         result.report_uri = f"s3://{self.targets.bucket}/{prefix}report.json"
         if "{report}" in result.reason:
             result.reason = result.reason.replace("{report}", result.report_uri)
         body = json.dumps(report, indent=2, default=str).encode()
-        self._put(prefix + "report.json", body, "application/json", result)
+        self.put(prefix + "report.json", body, "application/json", result)
 
-    def _context(self, obj: S3Object, result: IngestResult) -> dict[str, Any]:
+    def report_context(self, obj: S3Object, result: IngestResult) -> dict[str, Any]:
         return {
             "source": obj.uri,
             "source_version_id": result.version_id,
@@ -463,12 +526,12 @@ class Ingestor:
         self, obj: S3Object, fs: FeatureSet, validation: ValidationResult, result: IngestResult
     ) -> None:
         prefix = quarantine_prefix(fs.name, result.upload_id or "")
-        report = validation.report(**self._context(obj, result))
+        report = validation.report(**self.report_context(obj, result))
         if result.rows_accepted == 0:
-            report["quarantined"] = self._copy_original(obj, prefix, result)
+            report["quarantined"] = self.copy_original(obj, prefix, result)
             report["original_kept_at"] = obj.uri
         else:
-            self._put(
+            self.put(
                 prefix + "rejected.parquet",
                 parquet_bytes(validation.rejected_table()),
                 "application/vnd.apache.parquet",
@@ -477,9 +540,9 @@ class Ingestor:
             report["quarantined"] = f"s3://{self.targets.bucket}/{prefix}rejected.parquet"
             report["original_kept_at"] = obj.uri
         report["curated"] = [f"s3://{self.targets.bucket}/{k}" for k in result.curated_keys]
-        self._report(fs, result, report)
+        self.write_report(fs, result, report)
 
-    def _copy_original(self, obj: S3Object, prefix: str, result: IngestResult) -> str:
+    def copy_original(self, obj: S3Object, prefix: str, result: IngestResult) -> str:
         name = PurePosixPath(obj.key).name
         ext = ".csv.gz" if name.lower().endswith(".csv.gz") else (PurePosixPath(name).suffix or ".bin")
         key = f"{prefix}original{ext}"
@@ -494,18 +557,18 @@ class Ingestor:
         report = {
             "feature_set": fs.name,
             "feature_set_version": fs.version,
-            **self._context(obj, result),
+            **self.report_context(obj, result),
             "status": result.status,
             "reason": result.reason,
             "original_kept_at": obj.uri,
             "curated_uncommitted": [f"s3://{self.targets.bucket}/{k}" for k in result.curated_keys],
         }
         try:
-            self._report(fs, result, report)
+            self.write_report(fs, result, report)
         except Exception:  # the record (written next) still says why
             log.warning("could not write the failure report for %s", obj.uri, exc_info=True)
 
-    def _record_retryable(self, fs: FeatureSet, result: IngestResult, err: Exception) -> None:
+    def record_retryable(self, fs: FeatureSet, result: IngestResult, err: Exception) -> None:
         """A ``failed`` record for an AWS error Lambda will retry; a successful retry overwrites it."""
         code = getattr(err, "response", {}).get("Error", {}).get("Code") or type(err).__name__
         failed = replace(
@@ -519,7 +582,7 @@ class Ingestor:
             ),
         )
         try:
-            self._record(fs, failed)
+            self.record(fs, failed)
         except Exception:  # AWS is failing: the DLQ message and the processing record remain
             log.warning("could not record the failed attempt for %s", result.source, exc_info=True)
 
@@ -533,7 +596,7 @@ class Ingestor:
         report: dict[str, Any] = {
             "feature_set": fs.name,
             "feature_set_version": fs.version,
-            **self._context(obj, result),
+            **self.report_context(obj, result),
             "status": result.status,
             "policy": fs.ingest.on_partial_failure,
             "rows_total": None,
@@ -554,9 +617,9 @@ class Ingestor:
         if result.status == "too_large":
             report["quarantined"] = None  # not copied: it stays in incoming/ until it is split
         else:
-            report["quarantined"] = self._copy_original(obj, prefix, result)
+            report["quarantined"] = self.copy_original(obj, prefix, result)
         result.reason = f"{err.message}; {err.hint}"
-        self._report(fs, result, report)
+        self.write_report(fs, result, report)
 
     def _publish_accepted(self, fs: FeatureSet, result: IngestResult) -> None:
         if not self.targets.event_bus:
@@ -590,7 +653,7 @@ class Ingestor:
         self.s3.delete_object(Bucket=obj.bucket, Key=obj.key)
         return True
 
-    def _same_content(self, fs: FeatureSet, result: IngestResult) -> ContentRecord | None:
+    def same_content(self, fs: FeatureSet, result: IngestResult) -> ContentRecord | None:
         """The earlier upload with these exact bytes (another upload, not a retry of this one), if any."""
         got = self.control.content(fs.name, str(result.content_sha256))
         if got is None or got.upload_id == result.upload_id:
@@ -603,7 +666,7 @@ class Ingestor:
             ContentRecord(fs.name, str(result.content_sha256), upload_id=str(result.upload_id), source=result.source)
         )
 
-    def _record(self, fs: FeatureSet, result: IngestResult) -> None:
+    def record(self, fs: FeatureSet, result: IngestResult) -> None:
         """The ingest record (lineage and ``driftline features uploads``); re-delivery overwrites it."""
         when = (_parse_time(result.event_time) or datetime.now(UTC)).isoformat()
         data = result.to_dict()
