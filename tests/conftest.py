@@ -96,6 +96,7 @@ SLOW_MODULES = frozenset(
         "tests/integration/test_features_cli.py",
         "tests/integration/test_approval_token.py",
         "tests/unit/test_drift_scipy_parity.py",
+        "tests/unit/test_drift_multivariate.py",  # cross-validated domain classifiers
         "tests/integration/test_training_cli.py",
         "tests/integration/test_training_handler.py",
         "tests/integration/test_training_publish.py",
