@@ -20,6 +20,8 @@ import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
 from driftline.config import ModelConfig
+from driftline.drift.feature_set import DEFAULT_REFERENCE_ROWS
+from driftline.features.encoding import model_features
 from driftline.features.schema import FeatureSet
 from driftline.training.dataset import PreparedData, prepare, to_arrow
 from driftline.training.errors import TrainingRejectedError
@@ -30,6 +32,9 @@ from driftline.training.skops_io import dump_pipeline
 
 DEFAULT_VALIDATION_FRACTION = 0.2
 DEFAULT_SEED = 0
+IMPORTANCE_REPEATS = 5
+IMPORTANCE_ROWS = 10_000
+"""Holdout rows permutation importance scores at most (a weight needs ranks, not decimals)."""
 SMALL_DATA_ROWS = 50_000
 """Below this many training rows, fit on one thread (see :func:`fit_threads`)."""
 
@@ -57,6 +62,14 @@ class TrainedModel:
     timings_s: dict[str, float] = field(default_factory=dict)
     rows_unlabeled: int = 0
     fit_threads: int | None = None
+    reference_table: pa.Table | None = None
+    """The labelled training rows (train + holdout) the drift reference is built from; None (a run read
+    back from a SageMaker model directory) falls back to the holdout."""
+    feature_importance: dict[str, float] | None = None
+    """Per-feature importance measured at training (:func:`feature_importance`); None: not available."""
+    importance_method: str = ""
+    reference_rows: int | None = DEFAULT_REFERENCE_ROWS
+    """At most this many training rows are profiled (the model config's ``drift.reference_rows``)."""
 
     def prediction_column(self) -> np.ndarray:
         """The numeric ``prediction`` profile column: P(positive), top-label confidence, or the value."""
@@ -68,23 +81,91 @@ class TrainedModel:
         return p.values
 
     def profile_json(self, fs: FeatureSet, model: str, version: int | None, sample_size: int) -> str:
-        """Reference profile of the validation period (features + out-of-sample predictions).
+        """Reference profile: features of the training rows (train + holdout), predictions of the holdout.
 
-        The validation period is used rather than the training rows because in-sample predictions
-        are sharper than anything serving will see, which would raise false prediction-drift alarms.
+        Features come from every labelled training row (at most the config's ``drift.reference_rows``):
+        the holdout alone (a fifth of the rows, and the latest period) is so small that its own
+        sampling noise made unchanged columns look drifted. Predictions come from the holdout only,
+        because in-sample predictions are sharper than anything serving will see, which would raise
+        false prediction-drift alarms. The model's feature importances go into the metadata.
         """
-        from driftline.drift import build_profile_for_feature_set
+        from driftline.drift.feature_set import build_profile_for_feature_set, drift_columns
 
+        source = "train+holdout" if self.reference_table is not None else "holdout"
+        table = self.reference_table if self.reference_table is not None else self.data.validation_table
+        numerical, categorical, _ = drift_columns(fs)
+        checked = {*numerical, *categorical}
+        importance = None
+        if self.feature_importance is not None:
+            importance = {k: v for k, v in self.feature_importance.items() if k in checked}
         profile = build_profile_for_feature_set(
             fs,
-            self.data.validation_table,
-            self.prediction_column(),
+            table,
+            holdout_predictions=self.prediction_column(),
             model=model,
             version=version,
             sample_size=sample_size,
+            feature_importance=importance,
+            reference_rows=self.reference_rows,
+            metadata={
+                "reference": {"source": source, "split": dict(self.split)},
+                "importance_method": self.importance_method or "none",
+            },
         )
         text: str = profile.to_json()
         return text
+
+
+def feature_importance(
+    estimator: Any, X: np.ndarray, y: np.ndarray, names: list[str], *, seed: int, permute: bool = True
+) -> tuple[dict[str, float] | None, str]:
+    """Per-feature importance of a fitted model and how it was measured.
+
+    Permutation importance on the holdout (how much the model's own score drops when a column is
+    shuffled) measures what the model relies on out of sample, for any estimator; it runs on at most
+    ``IMPORTANCE_ROWS`` rows. When it cannot run (``permute`` False for a user's trainer whose
+    pipeline may not take the encoded matrix, or a failure), the estimator's own
+    ``feature_importances_`` or ``|coef_|`` serve; None when neither exists.
+    """
+    if permute and len(y) >= 2:
+        from sklearn.inspection import permutation_importance
+
+        try:
+            res = permutation_importance(
+                estimator,
+                X,
+                y,
+                n_repeats=IMPORTANCE_REPEATS,
+                random_state=seed,
+                max_samples=min(len(y), IMPORTANCE_ROWS),
+            )
+            values = np.clip(np.asarray(res.importances_mean, dtype=np.float64), 0.0, None)
+            if values.size == len(names) and values.sum() > 0:
+                return dict(zip(names, values.tolist(), strict=True)), "permutation"
+        except (ValueError, TypeError, AttributeError):  # a model that cannot score these rows
+            pass
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    own = getattr(final, "feature_importances_", None)
+    method = "estimator"
+    if own is None and getattr(final, "coef_", None) is not None:
+        coef = np.abs(np.asarray(final.coef_, dtype=np.float64))
+        own = coef.reshape(-1, coef.shape[-1]).sum(axis=0)
+        method = "coefficients"
+    if own is None:
+        return None, "none"
+    values = np.asarray(own, dtype=np.float64).ravel()
+    if values.size != len(names):
+        return None, "none"
+    return dict(zip(names, values.tolist(), strict=True)), method
+
+
+def _labelled(table: pa.Table, fs: FeatureSet) -> pa.Table:
+    """The rows with a label (those the model was trained and validated on)."""
+    from driftline.training.dataset import label_targets
+
+    assert fs.label is not None
+    keep = ~np.isnan(label_targets(table, fs.label))
+    return table if keep.all() else table.filter(pa.array(keep))
 
 
 def _skops_or_empty(estimator: Any) -> bytes:
@@ -231,6 +312,17 @@ def train_model(
     metrics = evaluate(prediction, prepared.y_val)
     timings["evaluate"] = time.perf_counter() - t
     t = time.perf_counter()
+    with threadpool_limits(limits=n_threads):
+        importance, importance_method = feature_importance(
+            pipeline,
+            prepared.X_val,
+            prepared.y_val,
+            [f["name"] for f in model_features(schema)],
+            seed=seed,
+            permute=not trainer,
+        )
+    timings["importance"] = time.perf_counter() - t
+    t = time.perf_counter()
     skops_bytes = dump_pipeline(pipeline) if not trainer else _skops_or_empty(pipeline)
     timings["skops"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
@@ -248,4 +340,8 @@ def train_model(
         timings_s={k: round(v, 4) for k, v in timings.items()},
         rows_unlabeled=prepared.rows_unlabeled,
         fit_threads=n_threads,
+        reference_table=_labelled(to_arrow(data), fs),
+        feature_importance=importance,
+        importance_method=importance_method,
+        reference_rows=cfg.drift.reference_rows,
     )
