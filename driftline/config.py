@@ -169,6 +169,16 @@ class MonitoringSettings(_Strict):
     scale_out_shard_rows: int = Field(default=250_000, ge=1_000, le=5_000_000)
     """Rows per shard the query aims at (shards = estimated rows / this, 1..100): one summarize task
     holds one shard in memory."""
+    multivariate: Literal["pca", "domain_classifier", "off"] = "pca"
+    """Multivariate drift in every check (driftline.drift.multivariate): ``pca`` (reconstruction error;
+    sums that merge across shards, so it runs in the drift function and the scale-out path), ``domain_classifier``
+    (a classifier against the profile's reference sample, for small windows; needs scikit-learn where the
+    check runs and the window's rows, else reported unavailable) or ``off``. A multivariate alarm makes the
+    window drifted (reason ``multivariate_drift``)."""
+    multivariate_auc_threshold: float = Field(default=0.65, gt=0.5, le=1.0)
+    """``domain_classifier``: drift above this cross-validated ROC AUC (NannyML's default upper bound)."""
+    multivariate_max_rows: int = Field(default=1000, ge=10, le=100_000)
+    """``domain_classifier``: the window's rows are sampled down to this many, so the fits stay small."""
 
     def lateness_seconds(self, drift: DriftSettings, *, local: bool) -> int:
         """The allowed lateness of one model's windows: its override, the platform's, or the default."""
