@@ -34,6 +34,8 @@ __all__ = [
     "INGEST_SCRATCH_PREFIX",
     "LATE_ROWS_METRIC",
     "METRICS_NAMESPACE",
+    "MULTIVARIATE_DRIFT_METRIC",
+    "MULTIVARIATE_SCORE_METRIC",
     "PENDING_DIR",
     "QUARANTINE_PREFIX",
     "RETRAIN_REQUESTED",
@@ -126,6 +128,11 @@ METRICS_NAMESPACE = "Driftline"
 """CloudWatch namespace of every platform metric (EMF from the functions, PutMetricData from drift)."""
 LATE_ROWS_METRIC = "LateRows"
 """Captured rows a drift check found in windows already checked before they arrived (dimension Model)."""
+MULTIVARIATE_SCORE_METRIC = "MultivariateScore"
+"""A window's multivariate drift statistic (dimensions Model, Method): the mean PCA reconstruction error
+(``pca``) or the domain classifier's cross-validated ROC AUC (``domain_classifier``)."""
+MULTIVARIATE_DRIFT_METRIC = "MultivariateDrift"
+"""1 when the window's multivariate statistic left its bounds, else 0 (dimensions Model, Method)."""
 
 # ---- features bucket -----------------------------------------------------------------------------
 INCOMING_PREFIX = "incoming"

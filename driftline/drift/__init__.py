@@ -8,12 +8,15 @@
 
 Defaults follow Evidently's ``DataDriftPreset`` (see :mod:`driftline.drift.methods`). Large
 windows can be summarized in shards (:func:`summarize`), merged (:meth:`Summary.merge`) and
-checked with :func:`check_summary`. numpy and pyarrow only; pandas is used when you pass it.
+checked with :func:`check_summary`. Multivariate drift (a change in how features relate, which
+per-column tests miss) is fitted with the profile and reported as ``result.multivariate``
+(:mod:`driftline.drift.multivariate`). numpy and pyarrow only; pandas is used when you pass it.
 """
 
 from driftline.drift.engine import ColumnResult, DriftResult, check_drift, check_summary, verify_metadata
 from driftline.drift.errors import DriftInputError, ProfileFormatError, ProfileMismatchError
 from driftline.drift.feature_set import build_profile_for_feature_set, feature_set_metadata
+from driftline.drift.multivariate import MultivariateModel, MultivariateResult
 from driftline.drift.profile import Profile, build_profile
 from driftline.drift.summary import Summary, summarize
 
@@ -21,6 +24,8 @@ __all__ = [
     "ColumnResult",
     "DriftInputError",
     "DriftResult",
+    "MultivariateModel",
+    "MultivariateResult",
     "Profile",
     "ProfileFormatError",
     "ProfileMismatchError",

@@ -10,7 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from driftline import aws
-from driftline.contracts import DRIFT_DETECTED, LATE_ROWS_METRIC, report_prefix
+from driftline.contracts import (
+    DRIFT_DETECTED,
+    LATE_ROWS_METRIC,
+    MULTIVARIATE_DRIFT_METRIC,
+    MULTIVARIATE_SCORE_METRIC,
+    report_prefix,
+)
 from driftline.event_bus import EventBus
 
 _METRICS_PER_CALL = 20
@@ -60,6 +66,11 @@ def metric_data(
             col = [{"Name": "Column", "Value": column}]
             add("DriftScore", score, extra=col)
             add("ColumnDrift", 1.0 if c.get("drifted") else 0.0, extra=col)
+        mv = result.get("multivariate") or {}
+        if mv.get("status") == "ok":
+            method = [{"Name": "Method", "Value": str(mv.get("method"))}]
+            add(MULTIVARIATE_SCORE_METRIC, mv.get("statistic"), extra=method)
+            add(MULTIVARIATE_DRIFT_METRIC, 1.0 if mv.get("drifted") else 0.0, extra=method)
     if performance and performance.get("status") in ("ok", "no_baseline"):
         for name, m in performance.get("metrics", {}).items():
             add(f"Performance_{name}", m.get("current"))
