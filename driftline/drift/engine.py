@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +12,7 @@ import numpy as np
 from driftline.drift import statistics as st
 from driftline.drift.distributions import chi2_sf, ks_2samp_pvalues, normal_two_sided_p
 from driftline.drift.errors import DriftInputError, ProfileMismatchError
+from driftline.drift.feature_set import IMPORTANCE_KEY
 from driftline.drift.methods import (
     DEFAULT_SHARE_THRESHOLD,
     DEFAULT_THRESHOLDS,
@@ -19,6 +20,8 @@ from driftline.drift.methods import (
     INFO,
     SMALL_REFERENCE_ROWS,
     VALUE_COUNT_LIMIT,
+    WEIGHTINGS,
+    drift_share,
     is_drift,
     select_method,
 )
@@ -100,10 +103,24 @@ class DriftResult:
     """Per-column reference/current histograms for the HTML report (not part of ``to_dict``)."""
     multivariate: MultivariateResult | None = None
     """The multivariate verdict (:mod:`driftline.drift.multivariate`); None when switched off."""
+    weighting: str = "uniform"
+    """How ``share_drifted`` was computed: ``importance`` (model feature importance) or ``uniform``."""
+    share_unweighted: float = 0.0
+    """The plain share of drifted feature columns (equal to ``share_drifted`` when uniform)."""
+    weights: dict[str, float] = field(default_factory=dict)
+    """The weight of each tested feature column in ``share_drifted``."""
+    alert_on_columns: list[str] = field(default_factory=list)
+    """Columns whose drift alone is dataset drift (the model's ``drift.alert_on_columns``)."""
 
     @property
     def drifted_columns(self) -> list[str]:
         return [c.column for c in self.columns.values() if c.drifted and c.role == "feature"]
+
+    @property
+    def alert_columns_drifted(self) -> list[str]:
+        """The ``alert_on_columns`` that drifted (each one alone makes the window dataset drift)."""
+        drifted = set(self.drifted_columns)
+        return [c for c in self.alert_on_columns if c in drifted]
 
     @property
     def prediction_drifted(self) -> bool | None:
@@ -128,6 +145,11 @@ class DriftResult:
             "notes": list(self.notes),
             "columns": {k: v.to_dict() for k, v in self.columns.items()},
             "multivariate": self.multivariate.to_dict() if self.multivariate else None,
+            "weighting": self.weighting,
+            "share_drifted_unweighted": self.share_unweighted,
+            "weights": dict(self.weights),
+            "alert_on_columns": list(self.alert_on_columns),
+            "alert_columns_drifted": self.alert_columns_drifted,
         }
 
 
@@ -150,6 +172,8 @@ def check_drift(
     multivariate: str = "pca",
     auc_threshold: float = DEFAULT_AUC_THRESHOLD,
     multivariate_max_rows: int = DEFAULT_SAMPLE_ROWS,
+    weighting: str = "uniform",
+    alert_on_columns: Sequence[str] = (),
 ) -> DriftResult:
     """Check ``current`` (DataFrame, pyarrow Table or dict of arrays) against ``profile``.
 
@@ -162,9 +186,19 @@ def check_drift(
     ``multivariate``: ``pca`` (reconstruction error), ``domain_classifier`` (cross-validated ROC AUC
     of a classifier telling ``current`` from the profile's reference sample, drift above
     ``auc_threshold``, at most ``multivariate_max_rows`` current rows) or ``off``.
+    ``weighting``: ``uniform`` (every column counts the same, Evidently's share) or ``importance``
+    (by the model's feature importance in the profile; see :func:`driftline.drift.methods.drift_share`).
+    ``alert_on_columns``: feature columns whose drift alone is dataset drift.
     """
     verify_metadata(profile, expected_metadata)
-    opts = _Options(min_rows, share_threshold, distance_above, _method(multivariate))
+    opts = _Options(
+        min_rows,
+        share_threshold,
+        distance_above,
+        _method(multivariate),
+        _weighting(weighting),
+        _alert_columns(profile, alert_on_columns),
+    )
     exact: dict[str, float] = {}
 
     def wasserstein_now(name: str, values: np.ndarray, s: NumericSummary) -> None:
@@ -202,6 +236,8 @@ def check_summary(
     share_threshold: float = DEFAULT_SHARE_THRESHOLD,
     distance_above: int | None = None,
     multivariate: str = "pca",
+    weighting: str = "uniform",
+    alert_on_columns: Sequence[str] = (),
 ) -> DriftResult:
     """Check a (merged) :class:`Summary`; Wasserstein uses the summary's interval approximation.
 
@@ -212,9 +248,15 @@ def check_summary(
             f"the summary was made against profile {summary.profile_id}, not {profile.id}; "
             f"summarize the data with the profile you check against"
         )
-    result = _evaluate(
-        profile, summary, None, _Options(min_rows, share_threshold, distance_above, _method(multivariate))
+    opts = _Options(
+        min_rows,
+        share_threshold,
+        distance_above,
+        _method(multivariate),
+        _weighting(weighting),
+        _alert_columns(profile, alert_on_columns),
     )
+    result = _evaluate(profile, summary, None, opts)
     if any(r.method == "wasserstein" for r in result.columns.values()):
         result.notes.append(
             "Wasserstein distances come from merged shard summaries: exact where the ECDFs do not "
@@ -270,6 +312,8 @@ class _Options:
     share_threshold: float
     distance_above: int | None
     multivariate: str = "pca"
+    weighting: str = "uniform"
+    alert_on_columns: tuple[str, ...] = ()
 
     def selection_n(self, n_reference: int, n_current: int) -> int:
         """The reference size method selection sees (large when the window alone is large)."""
@@ -324,7 +368,10 @@ def _evaluate(
         columns[name] = base
     _resolve_ks(pending, columns)
     features = [c for c in columns.values() if c.role == "feature" and c.status == OK]
-    share = sum(c.drifted for c in features) / len(features) if features else 0.0
+    verdicts = {c.column: c.drifted for c in features}
+    weights = profile.metadata.get(IMPORTANCE_KEY) if opts.weighting == "importance" else None
+    share, weighting, used_weights = drift_share(verdicts, opts.weighting, weights)
+    plain = sum(verdicts.values()) / len(verdicts) if verdicts else 0.0
     status, message = OK, ""
     if summary.n_rows < min_rows:
         status = INSUFFICIENT
@@ -335,20 +382,45 @@ def _evaluate(
     if status != OK:
         for c in columns.values():
             c.drifted = False
-        share = 0.0
+        share = plain = 0.0
+    alert_hit = any(verdicts.get(c, False) for c in opts.alert_on_columns)
     return DriftResult(
         status=status,
         columns=columns,
         n_reference=profile.n_rows,
         n_current=summary.n_rows,
         share_drifted=share,
-        dataset_drifted=status == OK and share >= share_threshold,
+        dataset_drifted=status == OK and (share >= share_threshold or alert_hit),
         share_threshold=share_threshold,
         metadata=dict(profile.metadata),
         message=message,
         distributions=distributions,
         multivariate=_multivariate(profile, summary, opts, status),
+        weighting=weighting,
+        share_unweighted=plain,
+        weights=used_weights,
+        alert_on_columns=list(opts.alert_on_columns),
     )
+
+
+def _weighting(name: str) -> str:
+    if name not in WEIGHTINGS:
+        raise DriftInputError(f"weighting={name!r} is not one of {', '.join(WEIGHTINGS)}")
+    return name
+
+
+def _alert_columns(profile: Profile, columns: Sequence[str]) -> tuple[str, ...]:
+    """The alert columns, refused when one is not a feature column of the profile."""
+    if isinstance(columns, str):
+        raise DriftInputError(f"alert_on_columns must be a list of column names, not the string {columns!r}")
+    features = profile.features
+    unknown = [c for c in columns if c not in features]
+    if unknown:
+        raise DriftInputError(
+            f"alert_on_columns names {', '.join(map(repr, unknown))}, not a feature column of the profile; "
+            f"allowed: {', '.join(features)}"
+        )
+    return tuple(columns)
 
 
 def _method(name: str) -> str:

@@ -11,6 +11,7 @@ trivial shifts, which p-values do not.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -94,3 +95,32 @@ def is_drift(method: str, score: float, threshold: float) -> bool:
     if method in ("chisquare", "z"):
         return score < threshold
     return score >= threshold
+
+
+WEIGHTINGS = ("importance", "uniform")
+"""How per-column verdicts add up to the dataset share (see :func:`drift_share`)."""
+
+
+def drift_share(
+    drifted: Mapping[str, bool], weighting: str, weights: Mapping[str, float] | None
+) -> tuple[float, str, dict[str, float]]:
+    """The share of drift over the tested feature columns, the weighting used and the weights.
+
+    ``uniform`` counts every column the same (Evidently's share). ``importance`` weighs each column by
+    the model's feature importance, renormalized over the columns tested in this window, so the
+    share is "how much of what the model relies on drifted": one shifted feature carrying most of
+    the model's importance alarms alone, while columns the model ignores cannot alarm it. Without
+    weights (an old profile) or when the tested columns carry no importance, it is ``uniform``.
+    """
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting={weighting!r} is not one of {', '.join(WEIGHTINGS)}")
+    if not drifted:
+        return 0.0, "uniform", {}
+    if weighting == "importance" and weights:
+        w = {c: max(float(weights.get(c, 0.0)), 0.0) for c in drifted}
+        total = sum(w.values())
+        if total > 0 and math.isfinite(total):
+            norm = {c: v / total for c, v in w.items()}
+            return min(1.0, sum(norm[c] for c, d in drifted.items() if d)), "importance", norm
+    uniform = {c: 1.0 / len(drifted) for c in drifted}
+    return sum(drifted.values()) / len(drifted), "uniform", uniform
