@@ -81,6 +81,7 @@ def render_html(
             meta=meta,
             window=dict(window or {}),
             performance=_performance_rows(performance),
+            mv=_multivariate_view(data.get("multivariate")),
             perf=dict(performance or {}),
             alarm=dict(alarm or {}),
             trend_svg=trend,
@@ -111,6 +112,36 @@ def _performance_rows(performance: Mapping[str, Any] | None) -> list[dict[str, s
             }
         )
     return rows
+
+
+def _multivariate_view(mv: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The multivariate section: what was measured, against which bounds, and the rule in words."""
+    if not mv:
+        return {}
+    pca = mv.get("method") == "pca"
+    if pca:
+        label = f"PCA reconstruction error ({mv.get('n_components')} components"
+        if mv.get("explained_variance") is not None:
+            label += f", {mv['explained_variance']:.0%} of the reference variance"
+        label += ")"
+        rule = (
+            "Drift when the window's mean reconstruction error leaves the reference's bounds: the mean of 10 "
+            "reference chunks +/- 3 standard deviations (wider for windows smaller than a chunk). It rises "
+            "when the relationship between features changes, even if every column looks unchanged."
+        )
+    else:
+        label = "Domain classifier (cross-validated ROC AUC, reference sample vs this window)"
+        rule = "Drift when a classifier tells the window from the reference above the upper bound (0.5: not at all)."
+    return {
+        **mv,
+        "label": label,
+        "measure": "mean reconstruction error" if pca else "ROC AUC",
+        "rule": rule,
+        "statistic_text": _num(mv.get("statistic")),
+        "lower_text": _num(mv.get("lower")),
+        "upper_text": _num(mv.get("upper")),
+        "reference_text": _num(mv.get("reference_error")) if pca else "0.5",
+    }
 
 
 # ---------------------------------------------------------------- formatting

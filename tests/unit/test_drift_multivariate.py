@@ -193,3 +193,24 @@ def test_the_result_json_has_the_multivariate_fields(profile: Profile) -> None:
             "message",
         ]
     )
+
+
+def test_the_report_shows_the_multivariate_section_and_the_metrics_carry_it(profile: Profile) -> None:
+    from datetime import UTC, datetime
+
+    from driftline.contracts import MULTIVARIATE_DRIFT_METRIC, MULTIVARIATE_SCORE_METRIC
+    from driftline.drift.report import render_html
+    from driftline.monitoring.publish import metric_data
+
+    result = check_drift(profile, window(500, -0.9, 11))
+    html = render_html(result)
+    assert "<h2>Multivariate drift</h2>" in html and "mean reconstruction error" in html
+    old = profile.to_dict()
+    del old["multivariate"]
+    assert "built before multivariate drift existed" in render_html(
+        check_drift(Profile.from_dict(old), window(500, 0.9, 1))
+    )
+    metrics = {m["MetricName"]: m for m in metric_data("m", 1, result.to_dict(), None, datetime.now(UTC))}
+    assert metrics[MULTIVARIATE_DRIFT_METRIC]["Value"] == 1.0
+    assert metrics[MULTIVARIATE_SCORE_METRIC]["Value"] == pytest.approx(result.to_dict()["multivariate"]["statistic"])
+    assert {"Name": "Method", "Value": "pca"} in metrics[MULTIVARIATE_SCORE_METRIC]["Dimensions"]
