@@ -34,6 +34,9 @@ from driftline.serving.labels import FEEDBACK_BY
 
 __all__ = [
     "HOUR_PARTITION",
+    "TEST_FIELD",
+    "V1_FEATURES_FIELD",
+    "V1_PREDICTION_FIELD",
     "capture_columns",
     "captures_table",
     "captures_table_name",
@@ -43,6 +46,12 @@ __all__ = [
     "model_tables",
 ]
 
+V1_FEATURES_FIELD = "features"
+"""A v1 capture's row (format v1: one line per predicted row, :mod:`driftline.capture_format`)."""
+V1_PREDICTION_FIELD = "prediction"
+"""A v1 capture's output."""
+TEST_FIELD = "test"
+"""``true`` on the captures of requests marked as test traffic (issue 21), which monitoring leaves out."""
 HOUR_PARTITION = "hour"
 """The projected partition of both tables: ``yyyy/MM/dd/HH``, the hour directory Firehose writes."""
 HOUR_RANGE_START = "2020/01/01/00"
@@ -95,7 +104,9 @@ def _output_type(fs: FeatureSet) -> str:
 
 
 def capture_columns(fs: FeatureSet) -> tuple[Column, ...]:
-    """The columns of a captures table for a model trained on ``fs`` (format v2's fields)."""
+    """The columns of a captures table for a model trained on ``fs``: format v2's fields, then the nullable
+    v1 fields (so a window still holding v1 captures is read whole by the scale-out query) and the test
+    traffic flag. A line lacking a field reads it as NULL."""
     scalars = tuple(Column(name, glue_type) for name, glue_type in REQUEST_FIELDS)
     return (
         *scalars,
@@ -103,6 +114,9 @@ def capture_columns(fs: FeatureSet) -> tuple[Column, ...]:
         Column(OUTPUT_FIELD, f"array<{_output_type(fs)}>", "one prediction per row, in order"),
         Column(INDEX_FIELD, "array<int>", "the rows' positions in the request when not 0..n-1"),
         *(Column(name, "int", "split records only") for name in PARTS_FIELDS),
+        Column(V1_FEATURES_FIELD, _row_type(fs), "v1 captures only: the row"),
+        Column(V1_PREDICTION_FIELD, _output_type(fs), "v1 captures only: the prediction"),
+        Column(TEST_FIELD, "boolean", "true on test traffic (not monitored)"),
     )
 
 
@@ -118,7 +132,7 @@ def captures_table(platform: Platform, model: str, fs: FeatureSet) -> TableSpec:
         partition_keys=(Column(HOUR_PARTITION, "string"),),
         projection=hour_projection(),
         location_template=f"${{{HOUR_PARTITION}}}",
-        description=f"Inference captures of model {model} (format v2: one record per request and role)",
+        description=f"Inference captures of model {model} (format v2: one record per request and role; v1 rows)",
         parameters=(("driftline.feature_set", fs.name), ("driftline.feature_set_version", str(fs.version))),
     )
 

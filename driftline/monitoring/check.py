@@ -538,11 +538,15 @@ def _capture_notes(data: captures.WindowData) -> list[str]:
     notes = []
     if data.truncated:
         notes.append(f"reading stopped at {data.n_rows:,} captures; the window holds more")
-    if data.n_bad_lines:
-        notes.append(f"{data.n_bad_lines} capture lines were not JSON objects and were skipped")
+    notes += bad_lines_notes(data.n_bad_lines)
     if data.n_other:
         notes.append(f"{data.n_other} captures of other roles or versions (shadow, challenger) were not checked")
     return notes
+
+
+def bad_lines_notes(n: int) -> list[str]:
+    """The note on malformed capture lines, worded once for the in-process reader and the scale-out query."""
+    return [f"{n} capture lines were not JSON objects and were skipped"] if n else []
 
 
 def _subject(model: str, version: int, e: HistoryEntry) -> str:

@@ -32,8 +32,10 @@ def _state_machine(monkeypatch: pytest.MonkeyPatch, credit_fs: Any) -> str:
     monkeypatch.setenv("GLUE_DATABASE", "db")
     glue = aws_mod.client("glue")
     glue.create_database(DatabaseInput={"Name": "db"})
-    rows = "array<struct<" + ",".join(f"{f.name}:string" for f in credit_fs.features) + ">>"
-    columns = [{"Name": "request_id", "Type": "string"}, {"Name": "rows", "Type": rows}]
+    row = "struct<" + ",".join(f"{f.name}:string" for f in credit_fs.features) + ">"
+    columns = [{"Name": "request_id", "Type": "string"}, {"Name": "rows", "Type": f"array<{row}>"}]
+    columns += [{"Name": "features", "Type": row}, {"Name": "prediction", "Type": "struct<value:double>"}]
+    columns += [{"Name": "test", "Type": "boolean"}]
     glue.create_table(
         DatabaseName="db", TableInput={"Name": "captures_credit_default", "StorageDescriptor": {"Columns": columns}}
     )
@@ -74,7 +76,7 @@ def test_large_window_starts_the_workflow_once_small_one_stays_in_process(
     state = json.loads(aws_mod.client("stepfunctions").describe_execution(executionArn=out["execution_arn"])["input"])
     assert state["query"].startswith("UNLOAD (") and state["estimate"]["shards"] == 1
     assert state["data_prefix"].endswith(f"{state['run']}/data/") and state["max_polls"] > 0
-    assert "CROSS JOIN UNNEST(c.rows) WITH ORDINALITY AS u(f_0, " in state["query"]
+    assert "LEFT JOIN UNNEST(c.rows) WITH ORDINALITY AS u(f_0, " in state["query"]
 
     # a re-check by hand after that execution ended (failed or incomplete) runs again, under a new name
     aws_mod.client("stepfunctions").stop_execution(executionArn=out["execution_arn"])
@@ -88,6 +90,23 @@ def test_large_window_starts_the_workflow_once_small_one_stays_in_process(
 
     small = run_check(MODEL, window_start=start, window_end=end, ctx=_ctx_with(401), now=T0 + timedelta(hours=2))
     assert small["status"] == "ok" and small["n_current"] == 400
+
+
+def test_a_captures_table_without_the_v1_and_test_columns_keeps_the_window_in_process(
+    aws: dict[str, str], credit_fs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table created before the v1 and ``test`` columns (not yet redeployed) would fail the query or count
+    test traffic: the window is checked in-process until the table has them."""
+    _state_machine(monkeypatch, credit_fs)
+    glue = aws_mod.client("glue")
+    table = glue.get_table(DatabaseName="db", Name="captures_credit_default")["Table"]
+    old = [c for c in table["StorageDescriptor"]["Columns"] if c["Name"] != "test"]
+    glue.update_table(DatabaseName="db", TableInput={"Name": table["Name"], "StorageDescriptor": {"Columns": old}})
+    v = register_champion(credit_fs)
+    write_v2_captures(credit_fs, v, T0, 400, seed=2)
+    start, end = window(0)
+    out = run_check(MODEL, window_start=start, window_end=end, ctx=_ctx_with(300), now=T0 + timedelta(hours=2))
+    assert out["status"] == "ok" and out["n_current"] == 400
 
 
 def test_empty_window_is_checked_in_process_as_insufficient_data(

@@ -22,7 +22,15 @@ from driftline.local.provision import provision_catalog, provision_platform
 from driftline.monitoring import Context, run_check
 from driftline.monitoring.history import DriftHistory
 from tests.integration.test_drift_scale import write_v2_captures
-from tests.integration.test_monitoring_check import MODEL, T0, ctx_with, register_champion, window, write_feedback
+from tests.integration.test_monitoring_check import (
+    MODEL,
+    T0,
+    ctx_with,
+    register_champion,
+    window,
+    write_captures,
+    write_feedback,
+)
 from tests.support.local_athena import REGION, athena_emulator
 
 ACCOUNT = "123456789012"
@@ -144,6 +152,39 @@ def test_large_window_goes_athena_map_reduce_and_equals_in_process(local: dict[s
     done = DriftHistory(_ctx(1000).control_table).get(MODEL, end)  # reduce completed the dispatch's item
     assert done is not None and done.status == "ok" and done.execution_arn == started["execution_arn"]
     assert done.listed_until and b["captures"]["listed_until"] == done.listed_until  # late rows stay counted
+
+
+def test_v1_captures_and_malformed_lines_give_the_same_result_on_both_paths(
+    local: dict[str, Any], credit_fs: Any
+) -> None:
+    """A window mixing v2 records, v1 captures (one line per row) and an object with a truncated record and
+    a garbage line: both paths count the same 2 malformed lines and check the same rows the same way."""
+    v = register_champion(credit_fs)
+    v2_ids = write_v2_captures(credit_fs, v, T0, 900, seed=11, shift=0.5, caller="alice", per_request=3)
+    v1_ids = write_captures(credit_fs, v, T0 + timedelta(minutes=1), 600, seed=12, shift=0.5, caller="alice")
+    good = json.dumps({"v": 2, "request_id": "cut", "version": v, "role": "champion", "ts": T0.isoformat()})
+    body = f"{good[:40]}\nthis is not JSON\n".encode()  # a record cut off by a failed write, and garbage
+    key = f"captures/model={MODEL}/{T0:%Y/%m/%d/%H}/{MODEL}-broken"
+    aws_mod.client("s3").put_object(Bucket=local["env"]["CAPTURES_BUCKET"], Key=key, Body=body)
+    write_feedback(v2_ids[:100] + v1_ids[:100], [1, 0] * 100, T0 + timedelta(minutes=50), by="alice")
+    start, end = window(0)
+    now = T0 + timedelta(hours=2)
+    a = _doc(run_check(MODEL, window_start=start, window_end=end, ctx=_ctx(None), now=now)["result_uri"])
+
+    started = run_check(MODEL, window_start=start, window_end=end, ctx=_ctx(1000), now=now)
+    assert started["status"] == "scaled_out", started
+    b = _doc(_finish(local["clients"], started["execution_arn"])["result_uri"])
+    assert a["captures"]["bad_lines"] == b["captures"]["bad_lines"] == 2
+    assert "2 capture lines were not JSON objects and were skipped" in a["notes"]
+    assert "2 capture lines were not JSON objects and were skipped" in b["notes"]
+    assert b["status"] == a["status"] == "ok" and b["n_current"] == a["n_current"] == 1500
+    assert b["drifted_columns"] == a["drifted_columns"]
+    for name, col in a["columns"].items():
+        other = b["columns"][name]
+        assert (other["method"], other["drifted"]) == (col["method"], col["drifted"]), name
+        if col["method"] != "wasserstein" and col["statistic"] is not None:  # Wasserstein: see docs
+            assert other["statistic"] == pytest.approx(col["statistic"], rel=1e-9), name
+    assert b["performance"]["n_labels"] == a["performance"]["n_labels"] == 200
 
 
 def test_failing_shard_is_retried_then_the_check_is_incomplete(local: dict[str, Any], credit_fs: Any) -> None:

@@ -31,6 +31,9 @@ def test_captures_table_is_typed_by_the_feature_set(platform_def: Any, credit_fs
     assert [f.split(":")[0] for f in row_fields] == [f.name for f in credit_fs.features]
     assert types["outputs"].startswith("array<struct<label:") and "probabilities:map<string,double>" in types["outputs"]
     assert types["index"] == "array<int>" and types["part"] == types["parts"] == "int"
+    assert types["features"] == types["rows"].removeprefix("array<").removesuffix(">")  # v1 rows, nullable
+    assert types["prediction"] == types["outputs"].removeprefix("array<").removesuffix(">")
+    assert types["test"] == "boolean"
     assert ti["PartitionKeys"] == [{"Name": "hour", "Type": "string"}]
 
 

@@ -21,8 +21,15 @@ FIELDS = ["age", "city"]
 
 def _rec(rid: str, ts: datetime, rows: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
     out = [{"label": None, "probability": 0.1 * (i + 1), "value": None} for i in range(len(rows))]
-    base = {"request_id": rid, "version": 3, "role": "champion", "part": None, "index": None, "caller": "alice"}
-    return {**base, "ts": ts.isoformat(), "rows": rows, "outputs": out, **kw}
+    base = {"v": 2, "request_id": rid, "version": 3, "role": "champion", "part": None, "index": None}
+    return {**base, "caller": "alice", "ts": ts.isoformat(), "rows": rows, "outputs": out, **kw}
+
+
+def _v1(rid: str, ts: datetime, age: int, city: str, **kw: Any) -> dict[str, Any]:
+    """A v1 capture: one line per row, ``request_id`` the row id, ``features``/``prediction``, no ``v``."""
+    base = {"request_id": rid, "version": 3, "role": "champion", "caller": "alice", "ts": ts.isoformat()}
+    pred = {"label": None, "probability": 0.5, "value": None}
+    return {**base, "features": {"age": age, "city": city}, "prediction": pred, **kw}
 
 
 def _query(shards: int = 4, features: tuple[str, ...] = ("age", "city")) -> str:
@@ -47,6 +54,7 @@ def _run(records: list[dict[str, Any]], labels: list[dict[str, Any]], **kw: Any)
     out = pa.struct([("label", pa.string()), ("probability", pa.float64()), ("value", pa.float64())])
     schema = pa.schema(
         [
+            ("v", pa.int32()),
             ("request_id", pa.string()),
             ("version", pa.int64()),
             ("role", pa.string()),
@@ -56,15 +64,21 @@ def _run(records: list[dict[str, Any]], labels: list[dict[str, Any]], **kw: Any)
             ("ts", pa.string()),
             ("rows", pa.list_(row)),
             ("outputs", pa.list_(out)),
+            ("features", row),
+            ("prediction", out),
+            ("test", pa.bool_()),
             ("hour", pa.string()),
         ]
     )
     fb = pa.schema([(c, pa.string()) for c in ("request_id", "label", "ts", "by", "hour")])
     tables = {
-        "captures_m": pa.Table.from_pylist(with_hour(records), schema=schema),
+        "captures_m": pa.Table.from_pylist(
+            [with_hour([r])[0] if r.get("ts") else {**r, "hour": f"{T0:%Y/%m/%d/%H}"} for r in records], schema=schema
+        ),
         "feedback_m": pa.Table.from_pylist(with_hour(labels), schema=fb),
     }
-    return sorted(run_select(_query(**kw), tables, "db").to_pylist(), key=lambda r: r["request_id"])
+    out = run_select(_query(**kw), tables, "db").to_pylist()
+    return sorted(out, key=lambda r: (r["request_id"] is None, r["request_id"] or ""))
 
 
 def test_window_role_version_and_redelivery() -> None:
@@ -112,6 +126,61 @@ def test_shards_match_python(shards: int) -> None:
         assert r["shard"] == shard_of(r["request_id"].rsplit(":", 1)[0], shards)
 
 
+def test_malformed_lines_are_one_marker_row_each_and_the_rest_is_kept() -> None:
+    """The JSON SerDe reads a line that is not a JSON object as a row of NULLs (the local engine too): each
+    such line, and a v2 record whose rows and outputs disagree, is one marker row, whatever its time."""
+    good = _rec("g", T0 + timedelta(minutes=1), [{"age": 30, "city": "x"}])
+    uneven = _rec("u", T0 + timedelta(minutes=2), [{"age": 1, "city": "a"}, {"age": 2, "city": "b"}])
+    uneven["outputs"] = uneven["outputs"][:1]
+    bad_index = _rec("i", T0 + timedelta(minutes=3), [{"age": 3, "city": "c"}], index=[0, 1])
+    late = {**_rec("l", T0 + timedelta(hours=1, minutes=5), []), "rows": None}  # outside the window, still bad
+    rows = _run([good, {}, {}, uneven, bad_index, late], [])
+    kept = [r for r in rows if r["malformed_line"] is None]
+    markers = [r for r in rows if r["malformed_line"] is not None]
+    assert [(r["request_id"], r["age"]) for r in kept] == [("g:0", 30)]
+    assert len(markers) == 5 and all(r["request_id"] is None and r["age"] is None for r in markers)
+    assert all(r["malformed_line"] == 1 for r in markers)
+
+
+def test_v1_captures_are_rows_next_to_v2_records() -> None:
+    """A window mixing formats: a v1 line is one row under its own request id, de-duplicated per (request id,
+    role); its features come from ``features``, its output from ``prediction``."""
+    v1 = _v1("old:0", T0 + timedelta(minutes=1), 41, "k")
+    rows = _run(
+        [
+            v1,
+            v1,  # redelivered
+            _v1("old:1", T0 + timedelta(minutes=2), 42, "m", role=None),  # no role: the champion's
+            _v1("old:2", T0 + timedelta(minutes=2), 43, "n", role="shadow"),
+            _v1("old:3", T0 - timedelta(minutes=2), 44, "o"),
+            _rec("new", T0 + timedelta(minutes=3), [{"age": 50, "city": "z"}]),
+        ],
+        [{"request_id": "old:0", "label": "1", "ts": (T0 + timedelta(minutes=9)).isoformat(), "by": "alice"}],
+    )
+    assert [(r["request_id"], r["age"], r["city"]) for r in rows] == [
+        ("new:0", 50, "z"),
+        ("old:0", 41, "k"),
+        ("old:1", 42, "m"),
+    ]
+    assert rows[1]["output"]["probability"] == pytest.approx(0.5) and rows[1]["label_values"] == ["1"]
+    assert all(r["malformed_line"] is None for r in rows)
+
+
+def test_test_traffic_is_left_out() -> None:
+    """Requests marked ``"test": true`` (issue 21) are not monitored; ``false`` or absent are."""
+    at = T0 + timedelta(minutes=1)
+    rows = _run(
+        [
+            _rec("t", at, [{"age": 1, "city": "a"}], test=True),
+            _rec("f", at, [{"age": 2, "city": "b"}], test=False),
+            _rec("n", at, [{"age": 3, "city": "c"}]),
+            _v1("o:0", at, 4, "d", test=True),
+        ],
+        [],
+    )
+    assert [r["request_id"] for r in rows] == ["f:0", "n:0"]
+
+
 def test_shared_constructs_come_from_athena_queries() -> None:
     """One home for the Athena SQL: the shard, the UNLOAD wrapper and the quoting are athena_queries'."""
     text = _query(shards=7)
@@ -120,7 +189,7 @@ def test_shared_constructs_come_from_athena_queries() -> None:
         ") TO 's3://bucket/drift-scratch/model=m/run/data/' WITH (format = 'PARQUET', compression = 'ZSTD', "
         "partitioned_by = ARRAY['shard'])"
     )
-    assert text.startswith("UNLOAD (WITH caps AS (") and '"db"."captures_m"' in text
+    assert text.startswith("UNLOAD (WITH raw AS (") and '"db"."captures_m"' in text
 
 
 def test_features_must_be_fields_of_the_rows_struct() -> None:

@@ -29,7 +29,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from driftline import aws
-from driftline.capture_tables import captures_table_name, feedback_table_name
+from driftline.capture_tables import (
+    TEST_FIELD,
+    V1_FEATURES_FIELD,
+    V1_PREDICTION_FIELD,
+    captures_table_name,
+    feedback_table_name,
+)
 from driftline.captures_store import DELIVERY_LAG
 from driftline.contracts import CAPTURES_PREFIX, drift_run_name, drift_shard_data_prefix, hour_prefixes
 from driftline.monitoring.history import RUNNING, DriftHistory, HistoryEntry
@@ -120,15 +126,16 @@ def estimate_window(client: Any, bucket: str, model: str, start: datetime, end: 
 
 
 def captured_row_fields(glue: Any, database: str, table: str) -> list[str] | None:
-    """The fields of the captures table's ``rows`` struct, in order (None when the table does not exist)."""
+    """The fields of the captures table's ``rows`` struct, in order (None when the table does not exist or
+    lacks a column the query reads: a table created before the v1 and ``test`` columns, until redeployed)."""
     try:
         columns = glue.get_table(DatabaseName=database, Name=table)["Table"]["StorageDescriptor"]["Columns"]
     except glue.exceptions.EntityNotFoundException:
         return None
-    for col in columns:
-        if col["Name"].lower() == "rows":
-            return row_struct_fields(col["Type"])
-    return None
+    types = {col["Name"].lower(): col["Type"] for col in columns}
+    if "rows" not in types or any(c not in types for c in (V1_FEATURES_FIELD, V1_PREDICTION_FIELD, TEST_FIELD)):
+        return None
+    return row_struct_fields(types["rows"])
 
 
 def workflow_input(
@@ -304,7 +311,12 @@ def maybe_start(
         return None
     fields = captured_row_fields(glue or aws.client("glue"), target.database, captures_table_name(prep.model))
     if fields is None:
-        log.warning("%s: no captures table %s in %s; checking in-process", prep.model, prep.model, target.database)
+        log.warning(
+            "%s: no captures table %s with the columns the query reads in %s (redeploy); checking in-process",
+            prep.model,
+            captures_table_name(prep.model),
+            target.database,
+        )
         return None
     sfn = sfn or aws.client("stepfunctions")
     run, running = run_name(sfn, target, prep.model, prep.window.end_iso, datetime.now(UTC))

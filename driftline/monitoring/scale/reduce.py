@@ -37,6 +37,7 @@ from driftline.monitoring.check import (
     MonitoringError,
     Prepared,
     announce_raised,
+    bad_lines_notes,
     conclude,
     performance_of,
     prepare,
@@ -60,6 +61,8 @@ class ShardOutcome:
     summaries: list[Summary] = field(default_factory=list)
     labels: list[tuple[Any, Any]] = field(default_factory=list)
     rows: int = 0
+    malformed: int = 0
+    """Malformed capture lines the query marked (the in-process reader's ``bad_lines``)."""
     missing: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -94,6 +97,7 @@ def collect(client: Any, bucket: str, model: str, run: str) -> ShardOutcome:
             out.summaries.append(Summary.from_dict(doc["summary"]))
             out.labels += [(pair[0], pair[1]) for pair in doc.get("labels", [])]
             out.rows += int(doc["rows"])
+            out.malformed += int(doc.get("malformed_lines", 0))
         except (ValueError, KeyError, TypeError, DriftInputError) as e:
             out.errors[key] = f"summary {skey} unreadable: {e}"
     return out
@@ -166,8 +170,15 @@ def reduce_check(
         raise MonitoringError(f"{model} v{version}: the shard summaries could not be checked: {e}") from None
     label = (prep.version.input_schema or {}).get("label")
     perf = performance_of(label, prep.version.metrics, prep.mc, outcome.labels) if label and merged.n_rows else None
-    captured = {"rows": merged.n_rows, "shards": len(outcome.data_keys), "engine": "workflow", "run": run, **carried}
-    out = conclude(ctx, prep, result, perf, captured, [], now)
+    captured = {
+        "rows": merged.n_rows,
+        "bad_lines": outcome.malformed,
+        "shards": len(outcome.data_keys),
+        "engine": "workflow",
+        "run": run,
+        **carried,
+    }
+    out = conclude(ctx, prep, result, perf, captured, bad_lines_notes(outcome.malformed), now)
     out["engine"] = "workflow"
     return _completed(ctx, prep, out)
 

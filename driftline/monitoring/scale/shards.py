@@ -2,9 +2,10 @@
 
 A shard file is Parquet written by Athena's UNLOAD (:meth:`driftline.monitoring.scale.sql.ShardQuery.render`):
 one row per captured row, with its request id, caller, feature columns, the model's output and the
-feedback labels stored for the request id. The step summarizes the features and the prediction
-against the profile (:func:`driftline.drift.summary.summarize`, exact counts that add up across shards)
-and binds labels to predictions with the same rule as the in-process check
+feedback labels stored for the request id, plus one marker row per malformed capture line (counted here
+and reported by the reduce step as the in-process reader reports bad lines). The step summarizes the
+features and the prediction against the profile (:func:`driftline.drift.summary.summarize`, exact
+counts that add up across shards) and binds labels to predictions with the same rule as the in-process check
 (:class:`~driftline.serving.labels.Labels`: the caller's own or a labeler's label, the first one that
 counts), keeping the matched (label, prediction) pairs: labels are sparse, so the reduce step can hold
 them all and compute the task metrics exactly as the in-process path does.
@@ -30,6 +31,7 @@ import pyarrow.parquet as pq
 from driftline.drift.feature_set import PREDICTION_COLUMN
 from driftline.drift.profile import Profile
 from driftline.drift.summary import summarize
+from driftline.monitoring.scale.sql import MALFORMED_COLUMN
 from driftline.serving.labels import Label, Labels
 
 __all__ = [
@@ -137,7 +139,13 @@ def matched_labels(
 
 
 def summarize_shard(profile: Profile, table: pa.Table, labelers: Iterable[str] = ()) -> dict[str, Any]:
-    """The shard document: the drift summary, the rows it holds and the matched (label, prediction) pairs."""
+    """The shard document: the drift summary, the rows it holds, the malformed capture lines the query
+    marked (counted, then dropped: they hold no row) and the matched (label, prediction) pairs."""
+    malformed = 0
+    if MALFORMED_COLUMN in table.column_names:  # shard files of an older query have no marker column
+        marker = pc.is_valid(table.column(MALFORMED_COLUMN))
+        malformed = int(pc.sum(marker.cast(pa.int64())).as_py() or 0)
+        table = table.filter(pc.invert(marker)).drop_columns([MALFORMED_COLUMN])
     frame = frame_of(table, profile)
     n = table.num_rows
     labeled = table.filter(pc.is_valid(table.column("label_values"))) if "label_values" in table.column_names else None
@@ -154,6 +162,7 @@ def summarize_shard(profile: Profile, table: pa.Table, labelers: Iterable[str] =
     return {
         "format": SHARD_SUMMARY_FORMAT,
         "rows": n,
+        "malformed_lines": malformed,
         "summary": summarize(profile, frame).to_dict(),
         "labels": [[label, pred] for label, pred in pairs],
     }

@@ -29,6 +29,7 @@ from driftline.capture_tables import HOUR_PARTITION
 
 __all__ = [
     "HOUR_COLUMN",
+    "MALFORMED_COLUMN",
     "MAX_SHARDS",
     "SHARDS_SELECT",
     "SHARD_COLUMN",
@@ -43,25 +44,40 @@ HOUR_COLUMN = HOUR_PARTITION
 """The captures and feedback tables' projected partition (``yyyy/MM/dd/HH``, the Firehose hour layout)."""
 SHARD_COLUMN = "shard"
 """The partition column the shard files are written under (``shard=<k>/``)."""
+MALFORMED_COLUMN = "malformed_line"
+"""1 on the marker row of a malformed capture line (the summarize step counts and drops those rows)."""
 SHARD_KEY = "request_key"
 """The column of ``captured`` the shard is computed from: the request id, so a request's rows stay together."""
 
-SHARDS_SELECT = """WITH caps AS (
-  SELECT request_id, caller, ts, rows, outputs, "index",
-         ROW_NUMBER() OVER (PARTITION BY request_id, role, part ORDER BY ts) AS copy_no
+SHARDS_SELECT = """WITH raw AS (
+  SELECT request_id, caller, ts, rows, outputs, "index", features, prediction,
+         coalesce(role, 'champion') AS role, part, coalesce(v, 1) AS v,
+         request_id IS NULL OR (coalesce(v, 1) = 2 AND (rows IS NULL OR outputs IS NULL
+           OR cardinality(rows) <> cardinality(outputs)
+           OR ("index" IS NOT NULL AND cardinality("index") <> cardinality(rows)))) AS malformed,
+         coalesce(role, 'champion') = 'champion' AND version = {version} AND coalesce("test", false) = false
+           AND from_iso8601_timestamp(ts) >= from_iso8601_timestamp({start})
+           AND from_iso8601_timestamp(ts) < from_iso8601_timestamp({end}) AS wanted
   FROM {captures_table}
   WHERE {hour} BETWEEN {first_hour} AND {last_hour}
-    AND role = 'champion' AND version = {version}
-    AND from_iso8601_timestamp(ts) >= from_iso8601_timestamp({start})
-    AND from_iso8601_timestamp(ts) < from_iso8601_timestamp({end})
+),
+caps AS (
+  SELECT request_id, caller, rows, outputs, "index", features, prediction, v, malformed, wanted,
+         ROW_NUMBER() OVER (PARTITION BY request_id, role, part, v, malformed, wanted ORDER BY ts) AS copy_no
+  FROM raw
 ),
 captured AS (
-  SELECT c.request_id || ':' || CAST(coalesce(element_at(c."index", u.n), u.n - 1) AS varchar) AS row_id,
-         c.request_id AS {shard_key}, c.caller AS caller,
-{row_columns}         element_at(c.outputs, u.n) AS output
+  SELECT CASE WHEN c.malformed THEN NULL
+              WHEN c.v = 2 THEN c.request_id || ':' || CAST(coalesce(element_at(c."index", u.n), u.n - 1) AS varchar)
+              ELSE c.request_id END AS row_id,
+         coalesce(c.request_id, '') AS {shard_key}, CASE WHEN NOT c.malformed THEN c.caller END AS caller,
+{row_columns}         CASE WHEN c.malformed THEN NULL WHEN c.v = 2 THEN element_at(c.outputs, u.n)
+              ELSE c.prediction END AS output,
+         CASE WHEN c.malformed THEN 1 END AS {malformed_column}
   FROM caps c
-  CROSS JOIN UNNEST(c.rows) WITH ORDINALITY AS u({row_aliases}, n)
-  WHERE c.copy_no = 1
+  LEFT JOIN UNNEST(c.rows) WITH ORDINALITY AS u({row_aliases}, n) ON true
+  WHERE (c.malformed AND coalesce(u.n, 1) = 1)
+     OR (NOT c.malformed AND c.wanted AND c.copy_no = 1 AND (c.v <> 2 OR u.n IS NOT NULL))
 ),
 labels AS (
   SELECT request_id, array_agg(label ORDER BY ts) AS label_values, array_agg("by" ORDER BY ts) AS label_by
@@ -72,11 +88,27 @@ labels AS (
 SELECT x.row_id AS request_id, x.caller AS caller,
 {feature_columns}       x.output AS output,
        l.label_values AS label_values, l.label_by AS label_by,
+       x.{malformed_column} AS {malformed_column},
        {shard} AS {shard_column}
 FROM captured x
 LEFT JOIN labels l ON l.request_id = x.row_id"""
-"""One row per captured row of the window with its shard last (as Athena's ``partitioned_by`` needs); the
-shard key is the only ``request_key`` column in scope, so the shared shard expression names it unqualified."""
+"""One row per captured row of the window with its shard last (as Athena's ``partitioned_by`` needs), plus
+one marker row per malformed capture line; the shard key is the only ``request_key`` column in scope, so
+the shared shard expression names it unqualified.
+
+One scan of the captures (Athena bills bytes scanned, and JSON is read whole): ``raw`` classifies every
+line of the listed hours once, ``caps`` numbers the copies of a delivery, and the ``LEFT JOIN UNNEST``
+keeps the lines without ``rows`` (v1 captures, malformed lines) next to the unnested v2 rows:
+
+- v2 records (``v = 2``) give one row per element of ``rows``; v1 captures (no ``v``, one line per row,
+  ``features``/``prediction``, :mod:`driftline.capture_format`) give one row each, their row id being their
+  ``request_id``. Both are de-duplicated as the in-process reader does (per request id, role, part and format).
+- a malformed line (the JSON SerDe's ``ignore.malformed.json`` turns a line that is not a JSON object into a
+  row of NULLs: no request id; or a v2 record whose ``rows``/``outputs``/``index`` disagree, which
+  :func:`driftline.capture_format.expand` refuses) is counted like the in-process reader counts bad lines:
+  whatever its time, role or version, once per line, as one row with ``malformed_line = 1`` and no features.
+- test traffic (``"test": true``, issue 21) is left out like another role's captures.
+"""
 
 
 def _hour(t: datetime) -> str:
@@ -121,7 +153,11 @@ class ShardQuery:
         if absent:
             raise ValueError(f"the captures table's rows have no field {', '.join(absent)}")
         picked = [(f, position[f.lower()]) for f in self.features]
-        row_columns = "".join(f"         u.f_{i} AS f_{i},\n" for _, i in picked)
+        row_columns = "".join(
+            f"         CASE WHEN c.malformed THEN NULL WHEN c.v = 2 THEN u.f_{i} "
+            f"ELSE c.features.{identifier(self.row_fields[i])} END AS f_{i},\n"
+            for _, i in picked
+        )
         cols = "".join(f"       x.f_{i} AS {identifier(f)},\n" for f, i in picked)
         db = identifier(self.database)
         return SHARDS_SELECT.format(
@@ -140,6 +176,7 @@ class ShardQuery:
             shard_key=identifier(SHARD_KEY),
             shard=shard_expression(SHARD_KEY, self.shards),
             shard_column=identifier(SHARD_COLUMN),
+            malformed_column=identifier(MALFORMED_COLUMN),
         )
 
     def render(self) -> str:
