@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/drift.py            # 100k x 25 and 1M x 25
     .venv/bin/python benchmarks/drift.py --quick    # 100k x 25 only
     .venv/bin/python benchmarks/drift.py --json out.json
+    .venv/bin/python benchmarks/drift.py --multivariate [--nannyml-python /tmp/venv/bin/python]
 
 Data: 20 numeric + 5 categorical columns (some shifted in the current window), as a pandas
 DataFrame, the input users hand to Evidently. Every method runs in its own subprocess, which
@@ -17,6 +18,18 @@ one method's memory never pollutes another's. Timings are the best of ``--repeat
   the reference too. Import time is excluded.
 - scipy: a per-column loop, ``ks_2samp`` for numeric columns and ``chi2_contingency`` on value
   counts for categorical ones.
+
+``--multivariate`` measures multivariate drift instead, on the same 25 columns except that
+``num_1`` follows ``num_0`` (correlation 0.9) in the reference and opposes it (-0.9) in the window,
+so no marginal moves and only a multivariate measure can see it:
+
+- mv-driftline: the extra build time of the multivariate model (``build_profile`` with and without
+  it), the check with ``multivariate="pca"`` and with ``"off"`` (the difference is its cost), and the
+  domain classifier (``multivariate="domain_classifier"``, 1,000 rows a side).
+- mv-nannyml: NannyML's ``DataReconstructionDriftCalculator`` (defaults: 65 % variance; 10 reference
+  chunks via ``chunk_size = rows / 10``) fit on the reference and calculated on the window. NannyML is
+  not a project dependency: pass ``--nannyml-python`` pointing at an interpreter of a separate venv
+  where ``pip install nannyml`` ran; without it the comparison is skipped.
 """
 
 from __future__ import annotations
@@ -97,7 +110,78 @@ def best(fn: Any, repeat: int, step: str = "check") -> tuple[float, Any]:
     return min(times), out
 
 
+def make_mv_data(rows: int, seed: int, flipped: bool) -> Any:
+    """The unshifted window with ``num_1`` tied to ``num_0`` (correlation +0.9, or -0.9 when flipped)."""
+    df = make_data(rows, seed, False)
+    rng = np.random.default_rng(seed + 1000)
+    rho = -0.9 if flipped else 0.9
+    df["num_1"] = rho * df["num_0"].to_numpy() + np.sqrt(1 - rho**2) * rng.normal(0.0, 1.0, rows)
+    return df
+
+
 # ---------------------------------------------------------------- workers (one per subprocess)
+def run_mv_driftline(ref: Any, cur: Any, repeat: int) -> dict[str, Any]:
+    from driftline.drift import build_profile, check_drift
+
+    base = peak_rss_mb()
+    plain_s, _ = best(lambda: build_profile(ref, NUM, CAT, multivariate=False), repeat, "build_plain")
+    build_s, profile = best(lambda: build_profile(ref, NUM, CAT), repeat, "build")
+    off_s, _ = best(lambda: check_drift(profile, cur, multivariate="off"), repeat, "check_off")
+    check_s, result = best(lambda: check_drift(profile, cur), repeat)
+    out: dict[str, Any] = {
+        "build_s": build_s,
+        "mv_build_s": build_s - plain_s,
+        "check_s": check_s,
+        "mv_check_s": check_s - off_s,
+        "mv_drifted": bool(result.multivariate and result.multivariate.drifted),
+        "column_drifted": sorted(result.drifted_columns),
+        "data_rss_mb": base,
+        "profile_kb": len(profile.to_json()) / 1024,
+    }
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        return out
+    dc_s, dc = best(lambda: check_drift(profile, cur, multivariate="domain_classifier"), 1, "domain_classifier")
+    out["domain_classifier_s"] = dc_s
+    out["domain_classifier_auc"] = dc.multivariate.statistic if dc.multivariate else None
+    out["domain_classifier_drifted"] = bool(dc.multivariate and dc.multivariate.drifted)
+    return out
+
+
+def run_mv_nannyml(ref: Any, cur: Any, repeat: int) -> dict[str, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import nannyml as nml
+    base = peak_rss_mb()
+    cols = NUM + CAT
+    calc: Any = None
+
+    def fit() -> Any:
+        nonlocal calc
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            calc = nml.DataReconstructionDriftCalculator(column_names=cols, chunk_size=len(ref) // 10)
+            return calc.fit(ref)
+
+    def calculate() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return calc.calculate(cur)
+
+    build_s, _ = best(fit, repeat, "build")
+    check_s, res = best(calculate, repeat)
+    data = res.filter(period="analysis").to_df()
+    alerts = [c for c in data.columns if c[-1] == "alert"]
+    return {
+        "build_s": build_s,
+        "check_s": check_s,
+        "mv_drifted": bool(data[alerts[0]].any()) if alerts else False,
+        "data_rss_mb": base,
+        "nannyml_version": str(nml.__version__),
+    }
+
+
 def run_driftline(ref: Any, cur: Any, repeat: int, arrow: bool) -> dict[str, Any]:
     from driftline.drift import build_profile, check_drift
 
@@ -172,8 +256,15 @@ def run_scipy(ref: Any, cur: Any, repeat: int) -> dict[str, Any]:
 
 
 def worker(method: str, rows: int, repeat: int) -> None:
-    ref, cur = make_data(rows, 1, False), make_data(rows, 2, True)
-    if method == "driftline":
+    if method.startswith("mv-"):
+        ref, cur = make_mv_data(rows, 1, False), make_mv_data(rows, 2, True)
+    else:
+        ref, cur = make_data(rows, 1, False), make_data(rows, 2, True)
+    if method == "mv-driftline":
+        out = run_mv_driftline(ref, cur, repeat)
+    elif method == "mv-nannyml":
+        out = run_mv_nannyml(ref, cur, repeat)
+    elif method == "driftline":
         out = run_driftline(ref, cur, repeat, arrow=False)
     elif method == "driftline-arrow":
         out = run_driftline(ref, cur, repeat, arrow=True)
@@ -188,10 +279,10 @@ def worker(method: str, rows: int, repeat: int) -> None:
     print("RESULT " + json.dumps(out))
 
 
-def spawn(method: str, rows: int, repeat: int) -> dict[str, Any]:
+def spawn(method: str, rows: int, repeat: int, python: str = sys.executable) -> dict[str, Any]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker", method, "--rows", str(rows), "--repeat", str(repeat)],
+        [python, __file__, "--worker", method, "--rows", str(rows), "--repeat", str(repeat)],
         capture_output=True,
         text=True,
         env=env,
@@ -258,12 +349,51 @@ def bench(rows: int, repeat: int, skip_evidently: bool) -> tuple[list[dict[str, 
     return table, flat
 
 
+def bench_multivariate(
+    rows: int, repeat: int, nannyml_python: str | None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    res = {"mv-driftline": spawn("mv-driftline", rows, repeat)}
+    if nannyml_python:
+        res["mv-nannyml"] = spawn("mv-nannyml", rows, repeat, nannyml_python)
+    table, flat = [], {}
+    for m, r in res.items():
+        row = {
+            "rows": rows,
+            "method": m,
+            "build_s": r["build_s"],
+            "mv_build_s": r.get("mv_build_s", r["build_s"]),
+            "check_s": r["check_s"],
+            "mv_check_s": r.get("mv_check_s", r["check_s"]),
+            "check_cpu_s": r["check_cpu_s"],
+            "peak_rss_mb": r["peak_rss_mb"],
+            "rss_over_data_mb": r["peak_rss_mb"] - r["data_rss_mb"],
+            "flip_found": r["mv_drifted"],
+            "domain_classifier_s": r.get("domain_classifier_s", ""),
+            "domain_classifier_auc": r.get("domain_classifier_auc", ""),
+        }
+        table.append(row)
+        prefix = f"{label(rows)}_{m.replace('-', '_')}"
+        flat.update({f"{prefix}_{k}": v for k, v in row.items() if k not in ("rows", "method") and v != ""})
+        if m == "mv-driftline":
+            flat[f"{prefix}_columns_drifted"] = ",".join(r["column_drifted"]) or "none"
+            flat[f"{prefix}_profile_kb"] = r["profile_kb"]
+    if "mv-nannyml" in res:
+        ours, theirs = res["mv-driftline"], res["mv-nannyml"]
+        flat[f"{label(rows)}_mv_ratio_vs_nannyml"] = theirs["check_s"] / ours["check_s"]
+        flat[f"{label(rows)}_mv_build_ratio_vs_nannyml"] = theirs["build_s"] / ours["build_s"]
+        flat[f"{label(rows)}_mv_memory_ratio_vs_nannyml"] = theirs["peak_rss_mb"] / ours["peak_rss_mb"]
+        flat["nannyml_version"] = theirs["nannyml_version"]
+    return table, flat
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100k rows only")
     ap.add_argument("--json", type=Path, help="write flat JSON results here")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (best is kept)")
     ap.add_argument("--no-evidently", action="store_true", help="skip Evidently (it takes minutes at 1M)")
+    ap.add_argument("--multivariate", action="store_true", help="measure multivariate drift instead")
+    ap.add_argument("--nannyml-python", help="interpreter of a separate venv with nannyml, for --multivariate")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -271,6 +401,16 @@ def main() -> None:
         worker(args.worker, args.rows, args.repeat)
         return
     sizes = [100_000] if args.quick else [100_000, 1_000_000]
+    if args.multivariate:
+        mv_flat: dict[str, Any] = {"columns": N_NUM + N_CAT}
+        for rows in sizes:
+            table, f = bench_multivariate(rows, args.repeat, args.nannyml_python)
+            mv_flat.update(f)
+            print_table(
+                table, title=f"multivariate: {rows:,} reference rows vs {rows:,} current rows (num_0/num_1 flipped)"
+            )
+        write_json(args.json, mv_flat)
+        return
     rows_out, flat = [], {"columns": N_NUM + N_CAT, "numeric_columns": N_NUM, "categorical_columns": N_CAT}
     for rows in sizes:
         table, f = bench(rows, args.repeat, args.no_evidently)
