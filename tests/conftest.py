@@ -97,6 +97,7 @@ SLOW_MODULES = frozenset(
         "tests/integration/test_approval_token.py",
         "tests/unit/test_drift_scipy_parity.py",
         "tests/unit/test_drift_multivariate.py",  # cross-validated domain classifiers
+        "tests/unit/test_drift_alarms.py",  # trains models on diabetes and a 30-feature set
         "tests/integration/test_training_cli.py",
         "tests/integration/test_training_handler.py",
         "tests/integration/test_training_publish.py",
