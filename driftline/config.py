@@ -121,6 +121,27 @@ class DataQualityThresholds(_Strict):
     """Share of a categorical column's values outside its declared categories (else the reference's)."""
 
 
+EstimatedMetric = Literal["roc_auc", "accuracy", "precision", "recall", "f1", "mae", "rmse"]
+CLASSIFIER_ESTIMATES = ("roc_auc", "accuracy", "precision", "recall", "f1")
+"""What CBPE estimates for classifiers; DLE estimates ``mae`` and ``rmse`` for regressors."""
+
+
+class EstimatedPerformanceSettings(_Strict):
+    """Performance estimated without labels (driftline.estimation: CBPE for classifiers, DLE for
+    regressors), fitted at training time and alarmed on like drift (same persistence rule)."""
+
+    enabled: bool = True
+    metric: EstimatedMetric | None = None
+    """The metric that alarms; None: ``roc_auc`` for classifiers, ``mae`` for regressors."""
+    tolerance: float = Field(default=0.05, ge=0.0, le=1.0)
+    """As ``performance_tolerance``: scores may fall this much (absolute) below the holdout's value,
+    errors rise this much relative to it, before the window counts as degraded."""
+    min_rows: int = Field(default=200, ge=10)
+    """Fewer usable captured rows in a window: ``insufficient_data``, no estimate and no alarm."""
+    calibration: Literal["isotonic", "platt"] = "isotonic"
+    """How a classifier's probabilities are calibrated on the holdout (Platt suits small holdouts)."""
+
+
 class DriftSettings(_Strict):
     schedule: str = "rate(1 hour)"
     share_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
@@ -138,6 +159,7 @@ class DriftSettings(_Strict):
     alert_on_columns: tuple[str, ...] = ()
     """Feature columns whose drift alone is dataset drift (checked against the feature set at load)."""
     quality: DataQualityThresholds = Field(default_factory=DataQualityThresholds)
+    estimated_performance: EstimatedPerformanceSettings = Field(default_factory=EstimatedPerformanceSettings)
     allowed_lateness_seconds: int | None = Field(default=None, ge=0, le=MAX_ALLOWED_LATENESS_SECONDS)
     """This model's override of ``monitoring.allowed_lateness_seconds`` (None: the platform's)."""
     late_recheck_share: float | None = Field(default=None, ge=0.0, le=1.0)
