@@ -115,6 +115,45 @@ class TrainedModel:
         text: str = profile.to_json()
         return text
 
+    def estimator_json(
+        self, fs: FeatureSet, model: str, version: int | None, calibration: str = "isotonic", seed: int = DEFAULT_SEED
+    ) -> str:
+        """The estimated-performance artifact (driftline.estimation), fitted on the holdout like the profile.
+
+        The holdout is the only labelled data the model never saw, so its probabilities (and errors)
+        are what serving's will look like. A fit that cannot be made yields an ``unavailable``
+        estimator with the reason rather than a rejected version: estimates are an aid, not a gate.
+        """
+        from driftline.estimation import fit_classifier_estimator, fit_regressor_estimator, unavailable
+        from driftline.estimation.calibration import CalibrationMethod
+
+        p, data = self.validation_prediction, self.data
+        label = fs.label
+        classes = list(label.class_values) if label is not None and self.task != "regression" else []
+        try:
+            if self.task == "regression":
+                assert p.values is not None
+                est = fit_regressor_estimator(
+                    data.X_val, p.values, data.y_val, seed=seed, threads=self.fit_threads, model=model, version=version
+                )
+            else:
+                method: CalibrationMethod = "platt" if calibration == "platt" else "isotonic"
+                est = fit_classifier_estimator(
+                    data.y_val,
+                    p.probabilities,
+                    p.labels,
+                    classes,
+                    method=method,
+                    seed=seed,
+                    model=model,
+                    version=version,
+                )
+        except (TrainingRejectedError, ValueError) as e:  # e.g. a loss model ONNX cannot express
+            est = unavailable(
+                self.task, f"the estimator could not be fitted: {e}", classes, model=model, version=version
+            )
+        return est.to_json()
+
 
 def feature_importance(
     estimator: Any, X: np.ndarray, y: np.ndarray, names: list[str], *, seed: int, permute: bool = True

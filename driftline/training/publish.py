@@ -327,6 +327,11 @@ def _publish(
             "application/json",
         ),
     }
+    est = cfg.drift.estimated_performance
+    if est.enabled:  # CBPE/DLE fitted on the holdout, hashed and pinned like every artifact
+        progress("fitting the performance estimator on the holdout")
+        estimator = trained.estimator_json(fs, model, version, est.calibration)
+        refs["estimator"] = put_artifact(bucket, prefix + "estimator.json", estimator.encode(), "application/json")
     if trained.skops:  # an imported ONNX file (or an object skops cannot save) has none
         refs["skops"] = put_artifact(bucket, prefix + "model.skops", trained.skops)
     progress(

@@ -10,6 +10,7 @@ import pytest
 
 from driftline import aws as aws_mod
 from driftline.config import ModelConfig
+from driftline.estimation import FittedEstimator
 from driftline.features.schema import FeatureSet
 from driftline.registry.artifacts import ArtifactIntegrityError, read_verified
 from driftline.registry.store import Registry
@@ -73,7 +74,7 @@ def test_first_training_registers_a_candidate_with_lineage_and_verified_artifact
     assert lin["code_version"] and lin["libraries"]["scikit-learn"]
     assert mv.params["max_iter"] == 25 and mv.params["random_state"] == 0
 
-    assert set(mv.artifacts) == {"onnx", "skops", "profile", "metrics"}
+    assert set(mv.artifacts) == {"onnx", "skops", "profile", "metrics", "estimator"}
     for name, ref in mv.artifacts.items():
         assert ref.uri.startswith(f"s3://{aws['ARTIFACTS_BUCKET']}/models/credit-default/v1/")
         assert ref.version_id, name
@@ -83,6 +84,9 @@ def test_first_training_registers_a_candidate_with_lineage_and_verified_artifact
     profile = json.loads(read_verified(mv.artifacts["profile"]))
     assert profile["metadata"]["model"] == "credit-default" and profile["metadata"]["version"] == 1
     assert json.loads(read_verified(mv.artifacts["metrics"]))["metrics"] == out.metrics
+    estimator = FittedEstimator.from_json(read_verified(mv.artifacts["estimator"]))
+    assert (estimator.kind, estimator.model, estimator.version) == ("cbpe", "credit-default", 1)
+    assert estimator.reference["roc_auc"] == pytest.approx(out.metrics["roc_auc"], abs=1e-6)
 
 
 def test_next_training_is_compared_with_the_champion(
