@@ -80,6 +80,7 @@ SLOW_MODULES = frozenset(
         "tests/integration/test_sagemaker_workflow.py",  # workflow runs with training jobs in worker processes
         "tests/integration/test_training_job_registration.py",  # moto provisioning per test
         "tests/unit/test_local_athena.py",  # DuckDB over golden data, hostile-query matrix
+        "tests/unit/test_local_athena_memory.py",  # a DuckDB sort past its memory limit (spills)
         "tests/unit/test_training_public_matrix.py",
         "tests/integration/test_retraining_workflow.py",
         "tests/unit/test_training_image.py",

@@ -79,6 +79,10 @@ MAX_RESULTS = 1000
 """GetQueryResults' page size limit (Athena's)."""
 MAX_WRITE_PARTITIONS = 100
 """Athena's limit of partitions one UNLOAD or CREATE TABLE AS may write."""
+COPY_CHUNK_BYTES = 32 << 20
+"""Read size when copying a JSON object out of S3: each read is one ranged GET, and the emulator loads the
+whole object for every range it serves, so 1 MiB reads of a Firehose-sized (128 MB) object cost 128 full
+loads; 32 MiB reads cost 4 while bounding the bytes in flight."""
 DEFAULT_DATABASE = "default"
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
@@ -403,7 +407,7 @@ def _json_lines(
         local = workdir / f"{uuid.uuid4().hex}.jsonl"
         try:
             with fs.open_input_stream(info.path, compression="detect") as src, local.open("wb") as dst:
-                while chunk := src.read(1 << 20):
+                while chunk := src.read(COPY_CHUNK_BYTES):
                     dst.write(chunk)
         except OSError as e:
             raise AthenaQueryError(f"HIVE_CURSOR_ERROR: cannot read s3://{info.path}: {e}") from None
@@ -651,6 +655,7 @@ class AthenaEngine:
             config={
                 "threads": max(1, self.options.threads),
                 "memory_limit": self.options.memory_limit,
+                "temp_directory": str(workdir / "spill"),  # beyond memory_limit, spill inside the sandbox
                 "integer_division": True,  # Trino's: 7 / 2 = 3 on integers (DuckDB's default gives 3.5)
                 "autoinstall_known_extensions": False,
                 "autoload_known_extensions": False,
