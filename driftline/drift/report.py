@@ -38,13 +38,18 @@ def render_html(
     window: Mapping[str, Any] | None = None,
     performance: Mapping[str, Any] | None = None,
     alarm: Mapping[str, Any] | None = None,
+    quality: Mapping[str, Any] | None = None,
+    estimated: Mapping[str, Any] | None = None,
 ) -> str:
     """The report as one HTML string.
 
     ``history`` is a list of past results (``to_dict()`` output, or any mapping with
     ``window_end`` and ``share_drifted``), oldest first; ``window`` may hold ``start``/``end``;
     ``performance`` is a :class:`driftline.monitoring.performance.PerformanceResult` dict and
-    ``alarm`` the scheduled check's alarm state (``streak``, ``required``, ``alarm``, ``reasons``).
+    ``alarm`` the scheduled check's alarm state (``streak``, ``required``, ``alarm``, ``reasons``);
+    ``quality`` a :class:`driftline.drift.quality.QualityResult` dict (the data-quality section);
+    ``estimated`` the window's estimated performance (:mod:`driftline.estimation`, with ``realized``
+    per metric when labels exist, so both stand side by side).
     """
     data = result.to_dict()
     meta = data["metadata"]
@@ -82,6 +87,10 @@ def render_html(
             window=dict(window or {}),
             performance=_performance_rows(performance),
             mv=_multivariate_view(data.get("multivariate")),
+            est=_estimated_view(estimated),
+            quality=dict(quality or {}),
+            quality_rows=_quality_rows(quality),
+            quality_limits={k: _pct(v) for k, v in ((quality or {}).get("thresholds") or {}).items()},
             perf=dict(performance or {}),
             alarm=dict(alarm or {}),
             trend_svg=trend,
@@ -112,6 +121,51 @@ def _performance_rows(performance: Mapping[str, Any] | None) -> list[dict[str, s
             }
         )
     return rows
+
+
+def _quality_rows(quality: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """One row per column of the data-quality section, failed columns first."""
+    cols = (quality or {}).get("columns") or {}
+    rows = []
+    for name, q in sorted(cols.items(), key=lambda kv: (not kv[1].get("failed"), kv[0])):
+        bounds = q.get("bounds")
+        rows.append(
+            {
+                "name": name,
+                "missing": f"{_pct(q.get('missing_rate_reference'))} → {_pct(q.get('missing_rate'))}",
+                "out_of_range": _pct(q.get("out_of_range_rate")) if q.get("kind") == "numerical" else "",
+                "bounds": f"[{_num(bounds[0])}, {_num(bounds[1])}]" if bounds else "",
+                "unseen": _pct(q.get("unseen_category_rate")) if q.get("kind") == "categorical" else "",
+                "failed": ", ".join(c.replace("_", " ") for c in q.get("failed") or []),
+            }
+        )
+    return rows
+
+
+_ESTIMATION_METHODS = {
+    "cbpe": "Confidence-based performance estimation (calibrated probabilities)",
+    "dle": "Direct loss estimation (loss models fitted on the holdout)",
+}
+
+
+def _estimated_view(est: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The estimated-performance section: estimate, band, realized (when labels exist), holdout value."""
+    if not est:
+        return {}
+    rows = []
+    for name, m in (est.get("metrics") or {}).items():
+        lo, hi = m.get("lower"), m.get("upper")
+        rows.append(
+            {
+                "name": name,
+                "estimate": _num(m.get("estimate")),
+                "band": "" if lo is None or hi is None else f"{lo:.4f} to {hi:.4f}",
+                "realized": _num(m.get("realized")),
+                "reference": _num(m.get("reference")),
+                "degraded": "yes" if m.get("degraded") else "no",
+            }
+        )
+    return {**est, "rows": rows, "method_label": _ESTIMATION_METHODS.get(str(est.get("method")), "")}
 
 
 def _multivariate_view(mv: Mapping[str, Any] | None) -> dict[str, Any]:

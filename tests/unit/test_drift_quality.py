@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from driftline.drift import Profile, build_profile_for_feature_set, summarize
+from driftline.drift import Profile, build_profile_for_feature_set, check_drift, summarize
 from driftline.drift.profile import NumericProfile
 from driftline.drift.quality import (
     QualityCounts,
@@ -17,6 +17,7 @@ from driftline.drift.quality import (
     evaluate_quality,
     quality_from_summary,
 )
+from driftline.drift.report import render_html
 from driftline.features.schema import FeatureSet, parse_feature_set
 
 
@@ -136,3 +137,20 @@ def test_counts_from_another_profile_are_refused(profile: Profile) -> None:
         QualityCounts.from_dict({"format": "x"})
     with pytest.raises(ValueError, match="damaged"):
         QualityCounts.from_dict({"format": "driftline.drift.quality/1", "columns": {"a": {}}})
+
+
+def test_the_html_report_shows_quality_and_the_weighting(profile: Profile) -> None:
+    d = _data(1000, 9)
+    d["price"] = d["price"] * 100
+    d["region"][:30] = "w"
+    quality = check_quality(profile, d).to_dict()
+    weighted = Profile.from_dict(
+        {**profile.to_dict(), "metadata": {**profile.metadata, "feature_importance": {"price": 0.9, "age": 0.1}}}
+    )
+    result = check_drift(weighted, d, weighting="importance", alert_on_columns=["region"])
+    html = render_html(result, quality=quality)
+    assert "<h2>Data quality</h2>" in html and "2 checks failed" in html
+    assert "out of range rate" in html and "unseen category rate" in html
+    assert "[0, 1000.0000]" in html  # the declared range of price
+    assert "weighted by the model's feature importance" in html and "alert columns region" in html
+    assert "<h2>Data quality</h2>" not in render_html(result)
