@@ -26,6 +26,8 @@ __all__ = [
     "DRIFT_DETECTED",
     "DRIFT_RUNNING",
     "DRIFT_SCRATCH_PREFIX",
+    "ESTIMATED_PERFORMANCE_DEGRADED_METRIC",
+    "ESTIMATED_PERFORMANCE_METRIC",
     "EVENTS",
     "FEATURE_DATA_ACCEPTED",
     "FEEDBACK_PREFIX",
@@ -133,6 +135,11 @@ MULTIVARIATE_SCORE_METRIC = "MultivariateScore"
 (``pca``) or the domain classifier's cross-validated ROC AUC (``domain_classifier``)."""
 MULTIVARIATE_DRIFT_METRIC = "MultivariateDrift"
 """1 when the window's multivariate statistic left its bounds, else 0 (dimensions Model, Method)."""
+ESTIMATED_PERFORMANCE_METRIC = "EstimatedPerformance"
+"""A window's performance estimated without labels (dimensions Model, Metric, Bound: ``estimate``,
+``lower``, ``upper``), by CBPE for classifiers and DLE for regressors (driftline.estimation)."""
+ESTIMATED_PERFORMANCE_DEGRADED_METRIC = "EstimatedPerformanceDegraded"
+"""1 when the configured estimated metric is past its tolerance, else 0 (dimension Model)."""
 
 # ---- features bucket -----------------------------------------------------------------------------
 INCOMING_PREFIX = "incoming"

@@ -12,6 +12,8 @@ from typing import Any
 from driftline import aws
 from driftline.contracts import (
     DRIFT_DETECTED,
+    ESTIMATED_PERFORMANCE_DEGRADED_METRIC,
+    ESTIMATED_PERFORMANCE_METRIC,
     LATE_ROWS_METRIC,
     MULTIVARIATE_DRIFT_METRIC,
     MULTIVARIATE_SCORE_METRIC,
@@ -76,6 +78,13 @@ def metric_data(
             add(f"Performance_{name}", m.get("current"))
         add("PerformanceDegraded", 1.0 if performance.get("degraded") else 0.0)
         add("LabeledPredictions", performance.get("n_labels"), "Count")
+    estimated = result.get("estimated_performance") or {}
+    if estimated.get("status") == "ok":
+        for name, m in (estimated.get("metrics") or {}).items():
+            for bound in ("estimate", "lower", "upper"):
+                extra = [{"Name": "Metric", "Value": name}, {"Name": "Bound", "Value": bound}]
+                add(ESTIMATED_PERFORMANCE_METRIC, m.get(bound), extra=extra)
+        add(ESTIMATED_PERFORMANCE_DEGRADED_METRIC, 1.0 if estimated.get("degraded") else 0.0)
     if version is not None:
         add("MonitoredVersion", float(version))
     return out
