@@ -23,6 +23,8 @@ __all__ = [
     "CAPTURE_ERRORS_PREFIX",
     "CONTROL_PREFIXES",
     "CURATED_PREFIX",
+    "DATA_QUALITY_ALERT",
+    "DATA_QUALITY_METRIC",
     "DRIFT_DETECTED",
     "DRIFT_RUNNING",
     "DRIFT_SCRATCH_PREFIX",
@@ -39,6 +41,7 @@ __all__ = [
     "MULTIVARIATE_DRIFT_METRIC",
     "MULTIVARIATE_SCORE_METRIC",
     "PENDING_DIR",
+    "QUALITY_RATE_METRICS",
     "QUARANTINE_PREFIX",
     "RETRAIN_REQUESTED",
     "S3_OBJECT_CREATED",
@@ -130,6 +133,16 @@ METRICS_NAMESPACE = "Driftline"
 """CloudWatch namespace of every platform metric (EMF from the functions, PutMetricData from drift)."""
 LATE_ROWS_METRIC = "LateRows"
 """Captured rows a drift check found in windows already checked before they arrived (dimension Model)."""
+DATA_QUALITY_METRIC = "DataQualityAlarm"
+"""1 when a window failed a data-quality check, else 0 (dimension Model; driftline.drift.quality)."""
+QUALITY_RATE_METRICS = {
+    "missing_rate": "MissingRate",
+    "out_of_range_rate": "OutOfRangeRate",
+    "unseen_category_rate": "UnseenCategoryRate",
+}
+"""Per-column data-quality rates of a window (dimensions Model, Column), by check name."""
+DATA_QUALITY_ALERT = "DataQualityAlert"
+"""The ``event`` attribute of the SNS alert a failed data-quality check sends (not a drift alarm)."""
 MULTIVARIATE_SCORE_METRIC = "MultivariateScore"
 """A window's multivariate drift statistic (dimensions Model, Method): the mean PCA reconstruction error
 (``pca``) or the domain classifier's cross-validated ROC AUC (``domain_classifier``)."""
