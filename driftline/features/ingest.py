@@ -319,7 +319,7 @@ class Ingestor:
         try:
             self._process(obj, fs, result)
         except UnreadableFileError as e:
-            self._quarantine_unreadable(obj, fs, result, e)
+            self.quarantine_unreadable(obj, fs, result, e)
         except Exception as e:  # anything else: record it, keep the original
             from botocore.exceptions import BotoCoreError, ClientError
 
@@ -333,7 +333,7 @@ class Ingestor:
                 f"in {INCOMING_PREFIX}/; after the problem is fixed: driftline features redrive "
                 f"--upload {uid}"
             )
-            self._failure_report(obj, fs, result)
+            self.failure_report(obj, fs, result)
         self.finish(fs, result)
         return result
 
@@ -484,13 +484,17 @@ class Ingestor:
             Key=key,
             Body=body,
             ContentType=content_type,
-            Metadata={
-                "upload-id": result.upload_id or "",
-                "source": _ascii(result.source)[:1024],
-                "source-version": result.version_id or "",
-                "source-sha256": result.content_sha256 or "",
-            },
+            Metadata=self.metadata(result),
         )
+
+    def metadata(self, result: IngestResult) -> dict[str, str]:
+        """The user metadata of every object an upload writes: where it came from (ASCII: HTTP headers)."""
+        return {
+            "upload-id": result.upload_id or "",
+            "source": _ascii(result.source)[:1024],
+            "source-version": result.version_id or "",
+            "source-sha256": result.content_sha256 or "",
+        }
 
     def _write_curated(self, files: list[tuple[str, bytes]], result: IngestResult) -> None:
         def put(kb: tuple[str, bytes]) -> None:
@@ -552,7 +556,7 @@ class Ingestor:
         aws.s3_copy(self.s3, source, self.targets.bucket, key)
         return f"s3://{self.targets.bucket}/{key}"
 
-    def _failure_report(self, obj: S3Object, fs: FeatureSet, result: IngestResult) -> None:
+    def failure_report(self, obj: S3Object, fs: FeatureSet, result: IngestResult) -> None:
         """``report.json`` for an upload that failed for good: the record's reason, where it can be read."""
         report = {
             "feature_set": fs.name,
@@ -586,7 +590,7 @@ class Ingestor:
         except Exception:  # AWS is failing: the DLQ message and the processing record remain
             log.warning("could not record the failed attempt for %s", result.source, exc_info=True)
 
-    def _quarantine_unreadable(
+    def quarantine_unreadable(
         self, obj: S3Object, fs: FeatureSet, result: IngestResult, err: UnreadableFileError
     ) -> None:
         result.status = "too_large" if err.check == "file_too_large" else "unreadable"

@@ -258,8 +258,26 @@ def _read_parquet(data: bytes, name: str, fs: FeatureSet | None = None) -> pa.Ta
             f"{name}: the Parquet file cannot be read ({e})",
             "the file is corrupt or truncated; export it again and upload it again",
         ) from None
+    return _without_index(table)
+
+
+def _without_index(table: pa.Table) -> pa.Table:
     drop = [c for c in table.column_names if c.startswith(_PANDAS_INDEX_PREFIX)]
     return table.drop_columns(drop) if drop else table
+
+
+def read_parquet_row_groups(source: pa.NativeFile, row_groups: list[int], name: str, fs: FeatureSet) -> pa.Table:
+    """Row groups of a Parquet file, read as :func:`read_bytes` reads a whole one (an upload validated in
+    parts reads each part's row groups only). Raises :class:`UnreadableFileError` naming the row groups."""
+    try:
+        table = pq.ParquetFile(source, read_dictionary=_dictionary_columns(fs)).read_row_groups(row_groups)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as e:
+        raise UnreadableFileError(
+            "corrupt_file",
+            f"{name}: row group(s) {row_groups[0]}-{row_groups[-1]} cannot be read ({e})",
+            "the file is corrupt or truncated; export it again and upload it again",
+        ) from None
+    return _without_index(table)
 
 
 def read_bytes(data: bytes, name: str, fs: FeatureSet | None = None) -> ReadResult:
@@ -303,6 +321,7 @@ __all__ = [
     "check_size",
     "detect_format",
     "read_bytes",
+    "read_parquet_row_groups",
     "read_path",
     "suffix_format",
     "uncompressed_limit_mb",

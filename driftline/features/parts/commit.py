@@ -1,0 +1,311 @@
+"""Commit an upload validated in parts: check that every planned part reported, check the counts, then
+commit exactly as the single-function path does (:meth:`~driftline.features.ingest.Ingestor.commit`).
+
+Never a partial result presented as complete: a part without a result (its function failed after the
+workflow's retries; under the local interpreter a failed Map item is only a null) fails the upload
+naming the part; an unreadable part (a broken quote at a cut, a corrupt row group) makes the upload
+``unreadable`` naming the part; a part whose parser rows differ from its independently counted lines
+(CSV) or from the footer (Parquet) fails it too. Only then do accepted + quarantined rows equal the
+rows in the file, and the curated files (server-side copies of the staged ones), the online store,
+the record and the event follow.
+
+Idempotent like the single path: every key is derived from the upload id and the part, so a retried
+commit copies the same staged files to the same curated keys and writes the same record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from driftline.contracts import curated_part_key, quarantine_prefix
+from driftline.features.ingest import Ingestor, IngestResult, S3Object
+from driftline.features.online import OnlineRow
+from driftline.features.parts.records import PartResult, Plan, plan_key, read_json
+from driftline.features.readers import UnreadableFileError, suffix_format
+from driftline.features.schema import FeatureSet
+
+NOT_FOUND = "not_found"
+"""The refusal check of a plan whose upload version is gone (:func:`~driftline.features.parts.workflow.plan_step`)."""
+
+__all__ = ["ROW_NUMBERING", "commit_parts", "record_workflow_failure"]
+
+ROW_NUMBERING = (
+    "per part: _row in quarantine rejected-part-NNNNN.parquet counts that part's data rows from 0 (header "
+    "excluded); the parts are listed under 'parts' in file order"
+)
+PARQUET_MEDIA = "application/vnd.apache.parquet"
+
+
+def _result(obj: S3Object, fs: FeatureSet, upload_id: str) -> IngestResult:
+    return IngestResult(
+        "failed",
+        obj.uri,
+        feature_set=fs.name,
+        feature_set_version=fs.version,
+        upload_id=upload_id,
+        version_id=obj.version_id,
+        etag=(obj.etag or "").strip('"') or None,
+        size_bytes=obj.size,
+        event_time=obj.event_time,
+        format=suffix_format(obj.key),
+        mode="parts",
+    )
+
+
+def _fail(ingestor: Ingestor, obj: S3Object, fs: FeatureSet, result: IngestResult, why: str) -> IngestResult:
+    result.status = "failed"
+    result.reason = (
+        f"{why}; nothing was committed and the upload is kept in incoming/; after the problem is fixed: "
+        f"driftline features redrive --upload {result.upload_id}"
+    )
+    ingestor.failure_report(obj, fs, result)
+    ingestor.finish(fs, result)
+    return result
+
+
+def record_workflow_failure(
+    obj: S3Object, fs: FeatureSet, upload_id: str, ingestor: Ingestor, error: str
+) -> IngestResult:
+    """The ``failed`` record of an upload whose workflow failed in a step (the workflow's Catch)."""
+    result = _result(obj, fs, upload_id)
+    return _fail(ingestor, obj, fs, result, f"the ingest-parts workflow failed: {error[:500]}")
+
+
+def commit_parts(
+    obj: S3Object, fs: FeatureSet, upload_id: str, ingestor: Ingestor, *, map_error: str | None = None
+) -> IngestResult:
+    """Check the parts of ``upload_id`` and commit it, or record why not; returns the final result."""
+    s3, bucket = ingestor.s3, ingestor.targets.bucket
+    result = _result(obj, fs, upload_id)
+    doc = read_json(s3, bucket, plan_key(fs.name, upload_id))
+    if doc is None:
+        return _fail(ingestor, obj, fs, result, f"upload {upload_id} has no plan (the plan step did not finish)")
+    plan = Plan.from_dict(doc)
+    result.format, result.parts = plan.format, len(plan.parts)
+    if plan.refused is not None and plan.refused.get("check") == NOT_FOUND:
+        result.status, result.reason = "skipped", plan.refused["message"]
+        ingestor.finish(fs, result)
+        return result
+    if plan.refused is not None:
+        ingestor.quarantine_unreadable(obj, fs, result, UnreadableFileError(**plan.refused))
+        ingestor.finish(fs, result)
+        return result
+    parts = _part_results(plan, s3, bucket)
+    why = _missing_or_wrong(plan, parts, map_error)
+    if why is not None:
+        return _fail(ingestor, obj, fs, result, why)
+    done = [p for p in parts if p is not None]
+    bad = [p for p in done if p.status == "unreadable"]
+    if bad:
+        err = bad[0].error or {}
+        more = (
+            f" ({len(bad) - 1} more unreadable part(s): {', '.join(str(p.part) for p in bad[1:])})" if bad[1:] else ""
+        )
+        ingestor.quarantine_unreadable(
+            obj,
+            fs,
+            result,
+            UnreadableFileError(
+                err.get("check", "unreadable"), err.get("message", bad[0].where) + more, err.get("hint", "")
+            ),
+        )
+        ingestor.finish(fs, result)
+        return result
+    return _commit(obj, fs, plan, done, ingestor, result)
+
+
+def _part_results(plan: Plan, s3: Any, bucket: str) -> list[PartResult | None]:
+    def one(part: int) -> PartResult | None:
+        doc = read_json(s3, bucket, plan.parts[part].key("results", ".json"))
+        return None if doc is None else PartResult.from_dict(doc)
+
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(plan.parts)))) as pool:
+        return list(pool.map(one, range(len(plan.parts))))
+
+
+def _missing_or_wrong(plan: Plan, parts: list[PartResult | None], map_error: str | None) -> str | None:
+    """Why the parts cannot be committed: a part without a result, or counts that do not add up."""
+    missing = [plan.parts[i] for i, p in enumerate(parts) if p is None]
+    if missing:
+        named = "; ".join(d.where() for d in missing[:5]) + (f"; and {len(missing) - 5} more" if missing[5:] else "")
+        cause = f" (the workflow reported: {map_error[:300]})" if map_error else ""
+        return (
+            f"{len(missing)} of {len(plan.parts)} part(s) did not report a result: {named}; their validation "
+            f"failed after the workflow's retries{cause}"
+        )
+    done = [p for p in parts if p is not None and p.status == "ok"]
+    for p in done:
+        if p.rows_accepted + p.rows_rejected != p.rows_total or p.rows_total != p.rows_expected:
+            return (
+                f"{p.where}: the parser read {p.rows_total} rows ({p.rows_accepted} accepted, {p.rows_rejected} "
+                f"rejected) but the part holds {p.rows_expected} rows; refusing to commit counts that do not add up"
+            )
+    total = sum(p.rows_total for p in done)
+    if plan.rows_in_file is not None and len(done) == len(parts) and total != plan.rows_in_file:
+        return f"the parts hold {total} rows but the file's footer says {plan.rows_in_file}"
+    return None
+
+
+def _merged_checks(parts: list[PartResult]) -> list[dict[str, Any]]:
+    """Each failed check once for the whole upload: rows summed over the parts, the first part's message."""
+    merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for p in parts:
+        for c in p.checks:
+            k = (str(c.get("check")), str(c.get("column")), str(c.get("severity")))
+            if k not in merged:
+                merged[k] = {
+                    **c,
+                    "failed_rows": c.get("failed_rows") or 0,
+                    "parts": [p.part],
+                    "message_of_part": p.part,
+                }
+            else:
+                merged[k]["failed_rows"] += c.get("failed_rows") or 0
+                merged[k]["parts"].append(p.part)
+    return sorted(merged.values(), key=lambda c: (c.get("severity") != "error", c.get("check"), c.get("column") or ""))
+
+
+def _online_rows(parts: list[PartResult], s3: Any, bucket: str) -> list[OnlineRow]:
+    """Per entity the newest row over every part (each part staged its own newest per entity)."""
+    newest: dict[str, OnlineRow] = {}
+    for p in parts:
+        if p.latest_key is None:
+            continue
+        for entity, ts, values in json.loads(s3.get_object(Bucket=bucket, Key=p.latest_key)["Body"].read()):
+            held = newest.get(entity)
+            if held is None or int(ts) > held.event_ts_us:
+                newest[entity] = OnlineRow(entity, int(ts), values)
+    return list(newest.values())
+
+
+def _commit(
+    obj: S3Object, fs: FeatureSet, plan: Plan, parts: list[PartResult], ingestor: Ingestor, result: IngestResult
+) -> IngestResult:
+    s3, bucket = ingestor.s3, ingestor.targets.bucket
+    failing = sum(p.rows_rejected for p in parts)
+    reject_all = fs.ingest.on_partial_failure == "reject_file" and failing > 0
+    result.rows_total = sum(p.rows_total for p in parts)
+    result.rows_accepted = 0 if reject_all else sum(p.rows_accepted for p in parts)
+    result.rows_rejected = result.rows_total - result.rows_accepted
+    result.content_sha256 = hashlib.sha256(("parts:" + ",".join(p.sha256 for p in parts)).encode()).hexdigest()
+    if fs.ingest.on_duplicate_content == "skip":
+        earlier = ingestor.same_content(fs, result)
+        if earlier is not None:
+            result.status = "skipped"
+            result.rows_accepted = result.rows_rejected = 0
+            result.reason = (
+                f"the same bytes (parts SHA-256 {result.content_sha256}) were already ingested from "
+                f"{earlier.source or '?'} (upload {earlier.upload_id or '?'}); skipped so no row counts twice "
+                f"(ingest.on_duplicate_content: accept to ingest it again)"
+            )
+            ingestor.finish(fs, result)
+            return result
+    n = result.rows_accepted
+    result.status = "accepted" if n == result.rows_total else "rejected" if n == 0 else "partial"
+    checks = _merged_checks(parts)
+    result.checks = [{k: c.get(k) for k in ("check", "column", "severity", "failed_rows")} for c in checks]
+    result.has_labels = not reject_all and any(p.has_labels for p in parts)
+    if result.status == "accepted":
+        result.reason = f"all {result.rows_total} rows accepted ({len(parts)} parts)"
+    else:
+        result.reason = (
+            f"{result.rows_accepted} of {result.rows_total} rows accepted ({len(parts)} parts); "
+            f"{result.rows_rejected} rejected, see {{report}}"
+        )
+    copies = (
+        []
+        if reject_all
+        else [
+            (curated_part_key(fs.name, day, result.upload_id or "", p.part), staged)
+            for p in parts
+            for day, staged in p.curated
+        ]
+    )
+    result.curated_keys = [k for k, _ in copies]
+    if result.rows_rejected:
+        _quarantine(obj, fs, plan, parts, checks, failing, ingestor, result)
+    online = [] if reject_all else _online_rows(parts, s3, bucket)
+
+    def write_curated() -> None:
+        meta = ingestor.metadata(result)
+
+        def copy(pair: tuple[str, str]) -> None:
+            s3.copy_object(
+                Bucket=bucket,
+                Key=pair[0],
+                CopySource={"Bucket": bucket, "Key": pair[1]},
+                MetadataDirective="REPLACE",
+                Metadata=meta,
+                ContentType=PARQUET_MEDIA,
+            )
+
+        with ThreadPoolExecutor(max_workers=min(8, max(1, len(copies)))) as pool:
+            list(pool.map(copy, copies))
+
+    ingestor.commit(obj, fs, result, write_curated, online)
+    ingestor.finish(fs, result)
+    return result
+
+
+def _quarantine(
+    obj: S3Object,
+    fs: FeatureSet,
+    plan: Plan,
+    parts: list[PartResult],
+    checks: list[dict[str, Any]],
+    failing: int,
+    ingestor: Ingestor,
+    result: IngestResult,
+) -> None:
+    """Rejected rows per part (or the whole original when no row is accepted) and the upload's report."""
+    s3, bucket = ingestor.s3, ingestor.targets.bucket
+    prefix = quarantine_prefix(fs.name, result.upload_id or "")
+    policy = fs.ingest.on_partial_failure
+    report: dict[str, Any] = {
+        "feature_set": fs.name,
+        "feature_set_version": fs.version,
+        "feature_set_fingerprint": fs.fingerprint,
+        **ingestor.report_context(obj, result),
+        "mode": "parts",
+        "status": result.status,
+        "policy": policy,
+        "rows_total": result.rows_total,
+        "rows_accepted": result.rows_accepted,
+        "rows_rejected": result.rows_rejected,
+        "rows_failing_checks": failing,
+        "row_numbering": ROW_NUMBERING,
+        "checks": checks,
+        "parts": [
+            {"part": p.part, "where": p.where, "rows_total": p.rows_total, "rows_failing_checks": p.rows_rejected}
+            for p in parts
+        ],
+        "original_kept_at": obj.uri,
+    }
+    if policy == "reject_file" and 0 < failing < result.rows_total:
+        report["policy_note"] = (
+            f"{failing} rows failed checks and the feature set's policy is reject_file, so no row was accepted; "
+            f"fix the rows listed below and upload the whole file again"
+        )
+    if result.rows_accepted == 0:
+        report["quarantined"] = ingestor.copy_original(obj, prefix, result)
+    else:
+        quarantined = []
+        for p in parts:
+            if p.rejected_key is None:
+                continue
+            key = f"{prefix}rejected-part-{p.part:05d}.parquet"
+            s3.copy_object(
+                Bucket=bucket,
+                Key=key,
+                CopySource={"Bucket": bucket, "Key": p.rejected_key},
+                MetadataDirective="REPLACE",
+                Metadata=ingestor.metadata(result),
+                ContentType=PARQUET_MEDIA,
+            )
+            quarantined.append(f"s3://{bucket}/{key}")
+        report["quarantined"] = quarantined
+    report["curated"] = [f"s3://{bucket}/{k}" for k in result.curated_keys]
+    ingestor.write_report(fs, result, report)
