@@ -292,6 +292,9 @@ def check_prepared(
             min_rows=prep.mc.drift.min_window_rows,
             share_threshold=prep.mc.drift.share_threshold,
             distance_above=SMALL_REFERENCE_ROWS,
+            multivariate=ctx.config.monitoring.multivariate,
+            auc_threshold=ctx.config.monitoring.multivariate_auc_threshold,
+            multivariate_max_rows=ctx.config.monitoring.multivariate_max_rows,
         )
     except ProfileMismatchError as e:
         raise MonitoringError(f"{model} v{version.version}: {e}") from None
@@ -420,6 +423,7 @@ def conclude(
         "dataset_drifted": doc["dataset_drifted"],
         "prediction_drifted": doc["prediction_drifted"],
         "drifted_columns": doc["drifted_columns"],
+        "multivariate": doc["multivariate"],
         "performance": {"status": perf.status, "degraded": perf.degraded, "n_labels": perf.n_labels} if perf else None,
         "drifted": entry.drifted,
         "reasons": entry.reasons,
@@ -510,6 +514,8 @@ def _alarm_state(
         reasons.append("data_drift")
     if ok and result["prediction_drifted"]:
         reasons.append("prediction_drift")
+    if ok and (result.get("multivariate") or {}).get("drifted"):
+        reasons.append("multivariate_drift")
     if perf_degraded:
         reasons.append("performance")
     drifted = bool(reasons)
@@ -550,7 +556,12 @@ def bad_lines_notes(n: int) -> list[str]:
 
 
 def _subject(model: str, version: int, e: HistoryEntry) -> str:
-    what = {"data_drift": "data drift", "prediction_drift": "prediction drift", "performance": "performance drop"}
+    what = {
+        "data_drift": "data drift",
+        "prediction_drift": "prediction drift",
+        "multivariate_drift": "multivariate drift",
+        "performance": "performance drop",
+    }
     return f"Driftline: {' + '.join(what[r] for r in e.reasons)} on {model} v{version}"
 
 
@@ -566,6 +577,9 @@ def _message(model: str, version: int, window: Window, doc: Mapping[str, Any], e
         )
         if doc["prediction_drifted"]:
             lines.append("The distribution of the model's predictions shifted.")
+        mv = doc.get("multivariate") or {}
+        if mv.get("drifted"):
+            lines.append(f"Multivariate drift ({mv.get('method')}): {mv.get('message')}.")
     perf = doc.get("performance") or {}
     if perf.get("degraded"):
         lines.append(f"Prediction quality dropped: {perf.get('message')}.")

@@ -165,6 +165,7 @@ def reduce_check(
             min_rows=prep.mc.drift.min_window_rows,
             share_threshold=prep.mc.drift.share_threshold,
             distance_above=SMALL_REFERENCE_ROWS,
+            multivariate=ctx.config.monitoring.multivariate,
         )
     except (ProfileMismatchError, DriftInputError) as e:
         raise MonitoringError(f"{model} v{version}: the shard summaries could not be checked: {e}") from None
