@@ -303,6 +303,25 @@ class ControlStore:
         """Write one checked window (a re-run of the same window overwrites it)."""
         self.client.put_item(TableName=self.table_name, Item=check.to_item())
 
+    def put_drift_check_if_late_rows(self, check: DriftCheck, seen_late_rows: int) -> bool:
+        """Write one checked window only while its stored ``late_rows`` is still ``seen_late_rows`` (or the
+        item is absent): a look-back that added late rows after the writer read the item makes this
+        return False, nothing written, so the writer re-reads and merges instead of losing them."""
+        ddb = self.client
+        cond = "attribute_not_exists(sk) OR late_rows = :seen"
+        if not seen_late_rows:
+            cond += " OR attribute_not_exists(late_rows)"
+        try:
+            ddb.put_item(
+                TableName=self.table_name,
+                Item=check.to_item(),
+                ConditionExpression=cond,
+                ExpressionAttributeValues={":seen": num(seen_late_rows)},
+            )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def claim_drift_window(self, check: DriftCheck) -> bool:
         """Write a window handed to the scale-out workflow (``status: running``) unless a running check of
         it is already recorded (False: nothing written), so two dispatches never both take it."""

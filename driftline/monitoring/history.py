@@ -43,6 +43,10 @@ NO_VERDICT = frozenset({RUNNING, FAILED, INCOMPLETE})
 """Statuses of scaled-out windows without a verdict: checked again only by hand, never automatically
 (an automatic re-check would read the whole large window in-process)."""
 
+COMPLETE_ATTEMPTS = 10
+"""Conditional writes :meth:`DriftHistory.complete` tries before giving up (each conflict means a
+look-back added late rows in between: a handful at most per check)."""
+
 LEASE_SECONDS = 900.0
 """How long one run holds a model's drift-check lease: Lambda's longest timeout, so a run that died
 without releasing it blocks the model's checks no longer than any run could have lasted."""
@@ -70,7 +74,7 @@ class Lease:
 class DriftHistory:
     """The drift checks of every model in one control table."""
 
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
+    def __init__(self, table_name: str, client: Any | None = None, *, leaseless: bool = False) -> None:
         """
         Parameters
         ----------
@@ -78,9 +82,14 @@ class DriftHistory:
             The control table.
         client:
             A botocore DynamoDB client; ``aws.client("dynamodb")`` on first use when omitted.
+        leaseless:
+            The writer does not hold the model's drift lease (the scale-out reduce step), so a look-back
+            may add late rows to an item between its read and its write: :meth:`put` then writes through
+            :meth:`complete`, conditional on the ``late_rows`` the entry carries.
         """
         self.table_name = table_name
         self.store = ControlStore(table_name, client)
+        self.leaseless = leaseless
 
     @classmethod
     def from_env(cls, client: Any | None = None) -> DriftHistory:
@@ -89,7 +98,33 @@ class DriftHistory:
         return cls(aws.env("CONTROL_TABLE"), client)
 
     def put(self, e: HistoryEntry) -> None:
-        self.store.put_drift_check(e)
+        """Write ``e`` (a re-check overwrites its window); without the lease, see :meth:`complete`."""
+        if self.leaseless:
+            self.complete(e, e.late_rows)
+        else:
+            self.store.put_drift_check(e)
+
+    def without_lease(self) -> DriftHistory:
+        """The same table for a writer that holds no lease (its :meth:`put` never loses late rows)."""
+        return DriftHistory(self.table_name, self.store.client, leaseless=True)
+
+    def complete(self, e: HistoryEntry, seen_late_rows: int) -> HistoryEntry:
+        """Write ``e`` over the item it was computed from, whose ``late_rows`` read ``seen_late_rows``.
+
+        Writers without the model's lease (the scale-out reduce step) race the look-back, which adds late
+        rows to the item meanwhile: the write is conditional on the count read, and on a conflict the
+        count is read again, merged into ``e`` and the write retried, so no late row is lost. Returns ``e``
+        as written."""
+        for _ in range(COMPLETE_ATTEMPTS):
+            if self.store.put_drift_check_if_late_rows(e, seen_late_rows):
+                return e
+            current = self.get(e.model, e.window_end)
+            seen_late_rows = current.late_rows if current else 0
+            e.late_rows = seen_late_rows
+        raise RuntimeError(
+            f"{e.model}: the history item of the window ending {e.window_end} kept changing; "
+            f"{COMPLETE_ATTEMPTS} conditional writes failed"
+        )
 
     def get(self, model: str, window_end: str) -> HistoryEntry | None:
         """The window ending at ``window_end`` (consistent read)."""

@@ -306,3 +306,47 @@ def test_a_window_judged_while_the_workflow_ran_gets_its_streak_from_the_verdict
     persistence = Context.from_env().config.model(MODEL).drift.persistence_windows
     assert after is not None and after.streak == 2 and after.alarm == (persistence <= 2)
     assert out["restreaked"] == ([e1] if after.alarm else [])
+
+
+def test_late_rows_counted_while_reduce_runs_are_not_lost(
+    aws: dict[str, str], credit_fs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: reduce reads the running item (7 late rows), then a look-back holding the lease adds 5
+    more before reduce writes the completed item. The conditional write re-reads and keeps all 12."""
+    from driftline.monitoring import publish
+
+    v = register_champion(credit_fs)
+    write_v2_captures(credit_fs, v, T0, 300, seed=6)
+    history = DriftHistory.from_env()
+    start, end = window(0)
+    history.put(HistoryEntry(MODEL, start, end, v, RUNNING, listed_until=end, execution_arn="arn:e", late_rows=7))
+    run = drift_run_name(MODEL, end)
+    _summarize_all(aws, run, _shard_files(aws, v, tmp_path, 2, run))
+    real_write = publish.write_report
+    raced: list[bool] = []
+
+    def write_report_then_race(*args: Any, **kwargs: Any) -> Any:
+        out = real_write(*args, **kwargs)  # after reduce read the item, before it writes it
+        with history.lease(MODEL) as lease:
+            assert lease is not None
+            raced.append(history.record_late(MODEL, lease, "2026-11-26T12:00:00+00:00", {end: 5}))
+        return out
+
+    monkeypatch.setattr(publish, "write_report", write_report_then_race)
+    out = reduce_check(_event(v, run), ctx=Context.from_env(), client=aws_mod.client("s3"), now=T0 + timedelta(hours=2))
+    assert raced == [True] and out["status"] == "ok"
+    done = history.get(MODEL, end)
+    assert done is not None and done.status == "ok" and done.late_rows == 12 and done.execution_arn == "arn:e"
+
+
+def test_a_conflicting_write_is_retried_with_the_count_read_again(aws: dict[str, str]) -> None:
+    """DriftHistory.complete against moto's conditional writes: stale count → re-read, merge, write."""
+    history = DriftHistory.from_env()
+    start, end = window(0)
+    history.put(HistoryEntry(MODEL, start, end, 1, RUNNING, late_rows=3))
+    done = history.complete(HistoryEntry(MODEL, start, end, 1, "ok", late_rows=1), seen_late_rows=1)
+    assert done.late_rows == 3
+    stored = history.get(MODEL, end)
+    assert stored is not None and (stored.status, stored.late_rows) == ("ok", 3)
+    fresh = history.complete(HistoryEntry(MODEL, *window(1), 1, "ok"), seen_late_rows=0)  # no item yet
+    assert fresh.late_rows == 0 and history.get(MODEL, window(1)[1]) is not None

@@ -11,8 +11,9 @@ same outputs as the in-process check (one code path after the merge).
 
 Each outcome completes the window's ``running`` history item written at dispatch: the dispatch's
 ``listed_until`` is kept (so late rows of the window are counted, also after a failure), the late rows
-counted while the workflow ran are carried over, and the streaks of windows checked meanwhile (which saw
-this one as neutral) are recomputed from its verdict.
+counted while the workflow ran are carried over (the write is conditional on the count read and merges
+what a look-back added meanwhile, as reduce holds no lease: :meth:`DriftHistory.complete`), and the
+streaks of windows checked meanwhile (which saw this one as neutral) are recomputed from its verdict.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def reduce_check(
     prep = prepare(model, str(event["window_start"]), str(event["window_end"]), ctx, now)
     if not isinstance(prep, Prepared):
         return prep
+    prep.history = prep.history.without_lease()  # no lease here: the look-back may add late rows meanwhile
     version = prep.version.version
     if int(event.get("version", version)) != version:
         raise MonitoringError(
