@@ -11,12 +11,14 @@ from typing import Any
 
 from driftline import aws
 from driftline.contracts import (
+    DATA_QUALITY_METRIC,
     DRIFT_DETECTED,
     ESTIMATED_PERFORMANCE_DEGRADED_METRIC,
     ESTIMATED_PERFORMANCE_METRIC,
     LATE_ROWS_METRIC,
     MULTIVARIATE_DRIFT_METRIC,
     MULTIVARIATE_SCORE_METRIC,
+    QUALITY_RATE_METRICS,
     report_prefix,
 )
 from driftline.event_bus import EventBus
@@ -73,6 +75,8 @@ def metric_data(
             method = [{"Name": "Method", "Value": str(mv.get("method"))}]
             add(MULTIVARIATE_SCORE_METRIC, mv.get("statistic"), extra=method)
             add(MULTIVARIATE_DRIFT_METRIC, 1.0 if mv.get("drifted") else 0.0, extra=method)
+    for name, value, extra in quality_metrics(result.get("quality")):
+        add(name, value, extra=extra)
     if performance and performance.get("status") in ("ok", "no_baseline"):
         for name, m in performance.get("metrics", {}).items():
             add(f"Performance_{name}", m.get("current"))
@@ -90,6 +94,20 @@ def metric_data(
     return out
 
 
+def quality_metrics(quality: Mapping[str, Any] | None) -> list[tuple[str, float | None, list[dict[str, str]]]]:
+    """(name, value, extra dimensions) of a window's data-quality result (its own status: it is judged
+    even when no drift column could be tested)."""
+    if not quality or quality.get("status") != "ok":
+        return []
+    out: list[tuple[str, float | None, list[dict[str, str]]]] = [
+        (DATA_QUALITY_METRIC, 1.0 if quality.get("alarm") else 0.0, [])
+    ]
+    for column, q in (quality.get("columns") or {}).items():
+        for check, metric in QUALITY_RATE_METRICS.items():
+            out.append((metric, q.get(check), [{"Name": "Column", "Value": column}]))
+    return out
+
+
 def put_metrics(namespace: str, data: Sequence[dict[str, Any]]) -> int:
     cw = aws.client("cloudwatch")
     for i in range(0, len(data), _METRICS_PER_CALL):
@@ -97,14 +115,15 @@ def put_metrics(namespace: str, data: Sequence[dict[str, Any]]) -> int:
     return len(data)
 
 
-def alert(topic_arn: str, subject: str, message: str, model: str) -> str:
+def alert(topic_arn: str, subject: str, message: str, model: str, event: str = DRIFT_DETECTED.detail_type) -> str:
+    """Publish one alert e-mail; ``event`` (message attribute) tells drift alarms and data-quality alerts apart."""
     resp = aws.client("sns").publish(
         TopicArn=topic_arn,
         Subject=subject[:100],
         Message=message,
         MessageAttributes={
             "model": {"DataType": "String", "StringValue": model},
-            "event": {"DataType": "String", "StringValue": DRIFT_DETECTED.detail_type},
+            "event": {"DataType": "String", "StringValue": event},
         },
     )
     return str(resp.get("MessageId", ""))

@@ -154,3 +154,18 @@ def test_the_html_report_shows_quality_and_the_weighting(profile: Profile) -> No
     assert "[0, 1000.0000]" in html  # the declared range of price
     assert "weighted by the model's feature importance" in html and "alert columns region" in html
     assert "<h2>Data quality</h2>" not in render_html(result)
+
+
+def test_quality_metrics_use_the_contract_names(profile: Profile) -> None:
+    from driftline.contracts import DATA_QUALITY_METRIC, QUALITY_RATE_METRICS
+    from driftline.monitoring.publish import quality_metrics
+
+    d = _data(1000, 10)
+    d["region"][:30] = "w"
+    rows = quality_metrics(check_quality(profile, d).to_dict())
+    assert rows[0] == (DATA_QUALITY_METRIC, 1.0, [])
+    by = {(n, e[0]["Value"]): v for n, v, e in rows[1:]}
+    assert by[(QUALITY_RATE_METRICS["unseen_category_rate"], "region")] == pytest.approx(0.03)
+    assert by[(QUALITY_RATE_METRICS["out_of_range_rate"], "region")] is None  # not a numeric check
+    assert quality_metrics(check_quality(profile, d, min_rows=5000).to_dict()) == []
+    assert quality_metrics(None) == []
