@@ -424,6 +424,9 @@ class DriftCheck:
     """The scale-out workflow's execution checking (or that checked) this window ("" in-process)."""
     message: str = ""
     """Why a window has no verdict (``failed``: the execution's error), empty otherwise."""
+    quality_failed: bool = False
+    """The window failed a data-quality check (driftline.drift.quality); the next failing window sends
+    no new alert while this holds. Not a drift reason: it neither extends nor raises the alarm."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -450,6 +453,7 @@ class DriftCheck:
             "rechecks": self.rechecks,
             "execution_arn": self.execution_arn,
             "message": self.message,
+            "quality_failed": self.quality_failed,
         }
 
     def to_item(self) -> Item:
@@ -480,6 +484,8 @@ class DriftCheck:
             item["execution_arn"] = text(self.execution_arn)
         if self.message:
             item["message"] = text(self.message)
+        if self.quality_failed:
+            item["quality_failed"] = {"BOOL": True}
         if self.version is not None:
             item["version"] = num(self.version)
         if self.share_drifted is not None:
@@ -515,4 +521,5 @@ class DriftCheck:
             rechecks=get_int(item, "rechecks") or 0,
             execution_arn=get_str(item, "execution_arn"),
             message=get_str(item, "message"),
+            quality_failed=bool(get_bool(item, "quality_failed")),
         )
