@@ -116,7 +116,7 @@ class DataQualityThresholds(_Strict):
     missing_rate: float = Field(default=0.05, ge=0.0, le=1.0)
     """The allowed rise of a column's missing share over the reference's (absolute, 0.05 = 5 points)."""
     out_of_range_rate: float = Field(default=0.05, ge=0.0, le=1.0)
-    """Share of a numeric column's values outside the declared min/max (else the reference's range)."""
+    """Share of a numeric column's values outside the declared min/max widened to the reference's range."""
     unseen_category_rate: float = Field(default=0.01, ge=0.0, le=1.0)
     """Share of a categorical column's values outside its declared categories (else the reference's)."""
 

@@ -99,6 +99,7 @@ SLOW_MODULES = frozenset(
         "tests/unit/test_drift_scipy_parity.py",
         "tests/unit/test_drift_multivariate.py",  # cross-validated domain classifiers
         "tests/unit/test_drift_alarms.py",  # trains models on diabetes and a 30-feature set
+        "tests/integration/test_monitoring_alarms.py",  # moto, three scheduled checks per test
         "tests/integration/test_training_cli.py",
         "tests/integration/test_training_handler.py",
         "tests/integration/test_training_publish.py",

@@ -9,8 +9,9 @@ Per feature column of the profile, against the feature set recorded in the profi
 
 - missing rate: the share of missing (null, NaN, infinite) values; it fails when it rises more
   than ``missing_rate`` above the reference's own missing rate.
-- out-of-range rate (numeric columns): the share of values below the declared ``min`` or above
-  the declared ``max``; a side the feature set leaves open uses the reference's minimum or maximum.
+- out-of-range rate (numeric columns): the share of values outside the declared ``min``/``max``
+  widened to the reference's own range (an open side is the reference's extreme), so a column whose
+  training rows already cross a declared bound does not fail every window.
 - unseen-category rate (categorical columns): the share of values outside the declared
   ``categories`` (the reference's categories when none are declared, e.g. bool features).
 
@@ -235,10 +236,10 @@ def _features(profile: Profile) -> list[str]:
 
 
 def _bounds(profile: Profile, p: NumericProfile) -> tuple[float, float]:
-    """Declared [min, max] of the column, each open side filled with the reference's extreme."""
+    """The declared [min, max] of the column widened to the reference's range (open sides: the reference's)."""
     declared = (profile.metadata.get(BOUNDS_KEY) or {}).get(p.name) or [None, None]
-    low = p.min if declared[0] is None else float(declared[0])
-    high = p.max if declared[1] is None else float(declared[1])
+    low = p.min if declared[0] is None else min(float(declared[0]), p.min)
+    high = p.max if declared[1] is None else max(float(declared[1]), p.max)
     return low, high
 
 

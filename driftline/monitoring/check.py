@@ -32,11 +32,12 @@ from typing import Any
 
 from driftline.captures_store import CapturesStore
 from driftline.config import ConfigError, ModelConfig, PlatformConfig
-from driftline.contracts import METRICS_NAMESPACE
+from driftline.contracts import DATA_QUALITY_ALERT, METRICS_NAMESPACE
 from driftline.drift import DriftInputError, Profile, ProfileFormatError, ProfileMismatchError, check_drift
 from driftline.drift.engine import DriftResult
 from driftline.drift.feature_set import PREDICTION_COLUMN
 from driftline.drift.methods import SMALL_REFERENCE_ROWS
+from driftline.drift.quality import QualityResult, QualityThresholds, check_quality
 from driftline.drift.report import render_html
 from driftline.monitoring import captures, lateness, performance, publish
 from driftline.monitoring.history import DriftHistory, HistoryEntry, streak_after
@@ -295,11 +296,14 @@ def check_prepared(
             multivariate=ctx.config.monitoring.multivariate,
             auc_threshold=ctx.config.monitoring.multivariate_auc_threshold,
             multivariate_max_rows=ctx.config.monitoring.multivariate_max_rows,
+            weighting=prep.mc.drift.weighting,
+            alert_on_columns=prep.mc.drift.alert_on_columns,
         )
     except ProfileMismatchError as e:
         raise MonitoringError(f"{model} v{version.version}: {e}") from None
     except DriftInputError as e:
         raise MonitoringError(f"{model} v{version.version}: the captures could not be checked: {e}") from None
+    quality = window_quality(prep, frame)
     perf = _performance(ctx, model, version.input_schema, version.metrics, prep.mc, data, window, now)
     captured = {
         "rows": data.n_rows,
@@ -310,7 +314,9 @@ def check_prepared(
         "truncated": data.truncated,
         "listed_until": iso(listed_until),
     }
-    return conclude(ctx, prep, result, perf, captured, _capture_notes(data), now, late=late, recheck=recheck)
+    return conclude(
+        ctx, prep, result, perf, captured, _capture_notes(data), now, late=late, recheck=recheck, quality=quality
+    )
 
 
 def conclude(
@@ -324,6 +330,7 @@ def conclude(
     *,
     late: lateness.LateReport | None = None,
     recheck: lateness.Recheck | None = None,
+    quality: QualityResult | None = None,
 ) -> dict[str, Any]:
     """Everything after the engine ran, shared by the in-process check and the scale-out reduce step:
     alarm state, result JSON and HTML report, history item, metrics, ``DriftDetected`` and the alert.
@@ -339,6 +346,7 @@ def conclude(
     entry.execution_arn = str(captured.get("execution_arn", ""))
     entry.late_rows = int(captured.get("late_rows_while_running", 0))  # counted while the workflow ran
     entry.rechecks = recheck.previous.rechecks + 1 if recheck else 0
+    entry.quality_failed = bool(quality and quality.alarm)
     doc = result.to_dict()
     notes = [*doc["notes"], *prep.window_notes, *capture_notes, *(late.notes if late else [])]
     if recheck:
@@ -357,6 +365,7 @@ def conclude(
             "window_end": window.end_iso,
             "notes": notes,
             "performance": perf.to_dict() if perf else None,
+            "quality": quality.to_dict() if quality else None,
             "alarm": {
                 "drifted": entry.drifted,
                 "reasons": entry.reasons,
@@ -379,6 +388,7 @@ def conclude(
         window={"start": window.start_iso, "end": window.end_iso},
         performance=doc["performance"],
         alarm=doc["alarm"],
+        quality=doc["quality"],
     )
     result_uri, report_uri = publish.write_report(ctx.reports_bucket, model, window.end_iso, doc, html)
     entry.report_uri, entry.result_uri = report_uri, result_uri
@@ -387,6 +397,7 @@ def conclude(
     n_metrics = publish.put_metrics(
         ctx.metrics_namespace, publish.metric_data(model, version.version, doc, doc["performance"], now)
     )
+    quality_alert_id = _quality_alert(ctx, prep, doc, prev, recheck, report_uri)
 
     event_id, message_id = "", ""
     was_alarmed = bool(recheck and recheck.previous.alarm)  # its event and alert went out already
@@ -432,6 +443,10 @@ def conclude(
         "alarm": entry.alarm,
         "event_id": event_id,
         "alert_message_id": message_id,
+        "quality": {"status": quality.status, "alarm": quality.alarm, "failures": quality.failures}
+        if quality
+        else None,
+        "quality_alert_message_id": quality_alert_id,
         "metrics_published": n_metrics,
         "report_uri": report_uri,
         "result_uri": result_uri,
@@ -441,6 +456,50 @@ def conclude(
         "lateness": doc["lateness"],
         "notes": notes,
     }
+
+
+def window_quality(prep: Prepared, frame: Any) -> QualityResult | None:
+    """The window's data-quality checks (missing, out-of-range and unseen-category rates) with the model's
+    ``drift.quality`` thresholds, passed to :func:`conclude` as ``quality``; None when they cannot run
+    (the drift check has already read the same columns, so this is a safeguard, never the verdict)."""
+    q = prep.mc.drift.quality
+    thresholds = QualityThresholds(q.missing_rate, q.out_of_range_rate, q.unseen_category_rate)
+    try:
+        return check_quality(prep.profile, frame, thresholds, min_rows=prep.mc.drift.min_window_rows)
+    except DriftInputError as e:
+        log.warning("%s: data-quality checks skipped: %s", prep.model, e)
+        return None
+
+
+def _quality_alert(
+    ctx: Context,
+    prep: Prepared,
+    doc: Mapping[str, Any],
+    prev: HistoryEntry | None,
+    recheck: lateness.Recheck | None,
+    report_uri: str,
+) -> str:
+    """The data-quality alert (SNS, ``event`` = DataQualityAlert) when this window fails a check and the
+    window before it did not (nor this window at its previous check); "" otherwise. Not a drift alarm:
+    no ``DriftDetected`` event, so nothing retrains on broken inputs."""
+    quality = doc.get("quality") or {}
+    if not quality.get("alarm"):
+        return ""
+    if (prev and prev.quality_failed) or (recheck and recheck.previous.quality_failed):
+        return ""
+    model, version, window = prep.model, prep.version.version, prep.window
+    lines = [
+        f"{model} v{version}, window {window.start_iso} to {window.end_iso} ({doc['n_current']:,} requests): "
+        f"data-quality checks failed. This is not drift and triggers no retraining: fix the inputs."
+    ]
+    for f in quality["failures"][:20]:
+        base = " above the reference's missing rate" if f["check"] == "missing_rate" else ""
+        lines.append(
+            f"- {f['column']}: {f['check'].replace('_', ' ')} {f['rate']:.1%} (limit {f['threshold']:.1%}{base})"
+        )
+    lines.append(f"Report: {report_uri}")
+    subject = f"Driftline: data quality on {model} v{version}"
+    return publish.alert(ctx.alerts_topic_arn, subject, "\n".join(lines), model, event=DATA_QUALITY_ALERT)
 
 
 def _load_profile(model: str, version: Any) -> Profile:

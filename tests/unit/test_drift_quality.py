@@ -169,3 +169,14 @@ def test_quality_metrics_use_the_contract_names(profile: Profile) -> None:
     assert by[(QUALITY_RATE_METRICS["out_of_range_rate"], "region")] is None  # not a numeric check
     assert quality_metrics(check_quality(profile, d, min_rows=5000).to_dict()) == []
     assert quality_metrics(None) == []
+
+
+def test_a_reference_beyond_a_declared_bound_widens_the_range() -> None:
+    fs = _fs()
+    ref = _data(2000, 11)
+    ref["price"] = ref["price"] * 3  # up to 1,500: the training rows already cross the declared max of 1,000
+    p = build_profile_for_feature_set(fs, ref)
+    d = _data(1000, 12)
+    d["price"] = d["price"] * 3
+    res = check_quality(p, d)
+    assert res.to_dict()["columns"]["price"]["bounds"][1] > 1000 and not res.alarm
