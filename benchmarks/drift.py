@@ -280,7 +280,7 @@ def worker(method: str, rows: int, repeat: int) -> None:
 
 
 def spawn(method: str, rows: int, repeat: int, python: str = sys.executable) -> dict[str, Any]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "NML_DISABLE_USAGE_LOGGING": "1"}
     proc = subprocess.run(
         [python, __file__, "--worker", method, "--rows", str(rows), "--repeat", str(repeat)],
         capture_output=True,
