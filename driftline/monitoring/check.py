@@ -39,6 +39,8 @@ from driftline.drift.feature_set import PREDICTION_COLUMN
 from driftline.drift.methods import SMALL_REFERENCE_ROWS
 from driftline.drift.quality import QualityResult, QualityThresholds, check_quality
 from driftline.drift.report import render_html
+from driftline.estimation import EstimateResult
+from driftline.estimation.monitor import alarm_line, estimate_for_version
 from driftline.monitoring import captures, lateness, performance, publish
 from driftline.monitoring.history import DriftHistory, HistoryEntry, streak_after
 from driftline.monitoring.window import NotDueError, Window, WindowError, checked_early, iso, resolve
@@ -305,6 +307,7 @@ def check_prepared(
         raise MonitoringError(f"{model} v{version.version}: the captures could not be checked: {e}") from None
     quality = window_quality(prep, frame)
     perf = _performance(ctx, model, version.input_schema, version.metrics, prep.mc, data, window, now)
+    estimated = estimate_for_version(version, prep.mc.drift.estimated_performance, data.predictions, data.columns)
     captured = {
         "rows": data.n_rows,
         "lines": data.n_lines,
@@ -315,7 +318,17 @@ def check_prepared(
         "listed_until": iso(listed_until),
     }
     return conclude(
-        ctx, prep, result, perf, captured, _capture_notes(data), now, late=late, recheck=recheck, quality=quality
+        ctx,
+        prep,
+        result,
+        perf,
+        captured,
+        _capture_notes(data),
+        now,
+        late=late,
+        recheck=recheck,
+        quality=quality,
+        estimated=estimated,
     )
 
 
@@ -330,6 +343,7 @@ def conclude(
     *,
     late: lateness.LateReport | None = None,
     recheck: lateness.Recheck | None = None,
+    estimated: EstimateResult | None = None,
     quality: QualityResult | None = None,
 ) -> dict[str, Any]:
     """Everything after the engine ran, shared by the in-process check and the scale-out reduce step:
@@ -338,10 +352,13 @@ def conclude(
     ``captured["listed_until"]`` (ISO) is the last S3 second the read covered: later objects of the
     window count as late (without it the window is never looked at again). ``late`` is what this run's
     look-back found; ``recheck`` says the window is checked again, which replaces its report and
-    history item and alerts only when it starts an alarm no neighbouring window had raised."""
+    history item and alerts only when it starts an alarm no neighbouring window had raised. ``estimated``
+    is the window's performance estimated without labels (None: disabled, or the scale-out path)."""
     model, version, window, mc, history = prep.model, prep.version, prep.window, prep.mc, prep.history
     prev = history.previous(model, window.end_iso)
-    entry = _alarm_state(model, version.version, window, result.to_dict(), perf, prev, mc)
+    entry = _alarm_state(
+        model, version.version, window, result.to_dict(), perf, prev, mc, bool(estimated and estimated.degraded)
+    )
     entry.listed_until = str(captured.get("listed_until", ""))
     entry.execution_arn = str(captured.get("execution_arn", ""))
     entry.late_rows = int(captured.get("late_rows_while_running", 0))  # counted while the workflow ran
@@ -366,6 +383,7 @@ def conclude(
             "notes": notes,
             "performance": perf.to_dict() if perf else None,
             "quality": quality.to_dict() if quality else None,
+            "estimated_performance": estimated.with_realized(perf.metrics if perf else None) if estimated else None,
             "alarm": {
                 "drifted": entry.drifted,
                 "reasons": entry.reasons,
@@ -389,6 +407,7 @@ def conclude(
         performance=doc["performance"],
         alarm=doc["alarm"],
         quality=doc["quality"],
+        estimated=doc["estimated_performance"],
     )
     result_uri, report_uri = publish.write_report(ctx.reports_bucket, model, window.end_iso, doc, html)
     entry.report_uri, entry.result_uri = report_uri, result_uri
@@ -436,6 +455,11 @@ def conclude(
         "drifted_columns": doc["drifted_columns"],
         "multivariate": doc["multivariate"],
         "performance": {"status": perf.status, "degraded": perf.degraded, "n_labels": perf.n_labels} if perf else None,
+        "estimated_performance": (
+            {"status": estimated.status, "degraded": estimated.degraded, "metric": estimated.metric}
+            if estimated
+            else None
+        ),
         "drifted": entry.drifted,
         "reasons": entry.reasons,
         "streak": entry.streak,
@@ -565,6 +589,7 @@ def _alarm_state(
     perf: performance.PerformanceResult | None,
     prev: HistoryEntry | None,
     mc: ModelConfig,
+    estimate_degraded: bool = False,
 ) -> HistoryEntry:
     ok = result["status"] == "ok"
     perf_degraded = bool(perf and perf.status == "ok" and perf.degraded)
@@ -577,8 +602,10 @@ def _alarm_state(
         reasons.append("multivariate_drift")
     if perf_degraded:
         reasons.append("performance")
+    if estimate_degraded:  # judged on its own rows (min_rows), so it counts even when drift had too few
+        reasons.append("estimated_performance")
     drifted = bool(reasons)
-    streak = streak_after(prev.streak if prev else 0, ok, perf_degraded, drifted)
+    streak = streak_after(prev.streak if prev else 0, ok, perf_degraded or estimate_degraded, drifted)
     return HistoryEntry(
         model=model,
         window_start=window.start_iso,
@@ -620,6 +647,7 @@ def _subject(model: str, version: int, e: HistoryEntry) -> str:
         "prediction_drift": "prediction drift",
         "multivariate_drift": "multivariate drift",
         "performance": "performance drop",
+        "estimated_performance": "estimated performance drop",
     }
     return f"Driftline: {' + '.join(what[r] for r in e.reasons)} on {model} v{version}"
 
@@ -642,5 +670,8 @@ def _message(model: str, version: int, window: Window, doc: Mapping[str, Any], e
     perf = doc.get("performance") or {}
     if perf.get("degraded"):
         lines.append(f"Prediction quality dropped: {perf.get('message')}.")
+    estimated = alarm_line(doc.get("estimated_performance"))
+    if estimated:
+        lines.append(estimated)
     lines.append(f"Report: {report_uri}")
     return "\n".join(lines)

@@ -239,7 +239,8 @@ def restreak(entries: list[HistoryEntry], since: str, persistence: int) -> list[
     before: HistoryEntry | None = None
     for e in entries:
         if e.window_end > since and before is not None:
-            streak = streak_after(before.streak, e.status == "ok", e.performance_degraded, e.drifted)
+            judged = e.performance_degraded or "estimated_performance" in e.reasons  # a verdict without drift rows
+            streak = streak_after(before.streak, e.status == "ok", judged, e.drifted)
             alarm = e.drifted and streak >= persistence
             if (streak, alarm) != (e.streak, e.alarm):
                 e.streak, e.alarm = streak, alarm
