@@ -99,22 +99,21 @@ def report(env: dict[str, str], result: IngestResult) -> dict[str, Any]:
     return dict(json.loads(get(env, result.report_uri.split("/", 3)[3])))
 
 
-def test_csv_ten_times_the_limit_is_accepted_in_parts_on_line_starts(
+def test_csv_parts_are_cut_on_line_starts_with_the_header_in_each(
     aws: dict[str, str], catalog: FeatureSetCatalog
 ) -> None:
-    t = generate(66_000, "2025-01-01", "2025-03-01", seed=3)
+    t = generate(4_000, "2025-01-01", "2025-03-01", seed=3)
     body = csv_bytes(t)
-    assert len(body) > 10 * 1024 * 1024 * 0.95
-    result, parts = run_parts(aws, catalog, put(aws, "big.csv", body))
+    result, parts = run_parts(aws, catalog, put(aws, "big.csv", body), part_bytes=50_000)
     assert result.status == "accepted", result.reason
     assert result.mode == "parts" and result.parts == len(parts) >= 10
-    assert result.rows_total == result.rows_accepted == 66_000
+    assert result.rows_total == result.rows_accepted == 4_000
     header_end = body.index(b"\n") + 1
     assert parts[0].start == header_end and parts[-1].end == len(body)
     for a, b in itertools.pairwise(parts):
         assert a.end == b.start and body[b.start - 1 : b.start] == b"\n"  # contiguous, cut after a line break
     got = curated(aws)
-    assert got.num_rows == 66_000 and set(got.column("customer_id").to_pylist()) == set(
+    assert got.num_rows == 4_000 and set(got.column("customer_id").to_pylist()) == set(
         t.column("customer_id").to_pylist()
     )
     assert keys(aws, f"curated/{FS}/_pending/") == []
@@ -122,23 +121,23 @@ def test_csv_ten_times_the_limit_is_accepted_in_parts_on_line_starts(
 
 
 def test_crlf_cuts_keep_each_line_whole(aws: dict[str, str], catalog: FeatureSetCatalog) -> None:
-    t = generate(8_000, "2025-01-01", "2025-02-01", seed=4)
+    t = generate(3_000, "2025-01-01", "2025-02-01", seed=4)
     body = csv_bytes(t, crlf=True)
-    result, parts = run_parts(aws, catalog, put(aws, "crlf.csv", body), part_bytes=300_000)
-    assert result.status == "accepted" and result.rows_accepted == 8_000, result.reason
+    result, parts = run_parts(aws, catalog, put(aws, "crlf.csv", body), part_bytes=100_000)
+    assert result.status == "accepted" and result.rows_accepted == 3_000, result.reason
     assert len(parts) >= 4 and all(body[d.start - 2 : d.start] == b"\r\n" for d in parts[1:])
 
 
 def test_a_broken_quote_at_a_cut_fails_the_upload_naming_the_part(
     aws: dict[str, str], catalog: FeatureSetCatalog
 ) -> None:
-    t = generate(8_000, "2025-01-01", "2025-02-01", seed=5)
+    t = generate(3_000, "2025-01-01", "2025-02-01", seed=5)
     lines = csv_bytes(t).split(b"\n")
-    lines[3000] = lines[3000].replace(b",", b',"', 1)  # an opening quote that is never closed
+    lines[1200] = lines[1200].replace(b",", b',"', 1)  # an opening quote that is never closed
     body = b"\n".join(lines)
-    result, parts = run_parts(aws, catalog, put(aws, "quote.csv", body), part_bytes=300_000)
+    result, parts = run_parts(aws, catalog, put(aws, "quote.csv", body), part_bytes=100_000)
     assert result.status == "unreadable", result.reason
-    bad = next(d for d in parts if d.start <= body.index(lines[3000]) < d.end)
+    bad = next(d for d in parts if d.start <= body.index(lines[1200]) < d.end)
     assert f"part {bad.part} of {len(parts)} (bytes {bad.start}-{bad.end - 1}" in result.reason
     assert keys(aws, f"curated/{FS}/") == []  # nothing committed
 
@@ -146,10 +145,10 @@ def test_a_broken_quote_at_a_cut_fails_the_upload_naming_the_part(
 def test_parquet_parts_are_row_groups_and_a_corrupt_one_is_named(
     aws: dict[str, str], catalog: FeatureSetCatalog
 ) -> None:
-    t = generate(40_000, "2025-01-01", "2025-03-01", seed=6)
-    body = parquet_bytes(t, row_group_size=4_000)
-    result, parts = run_parts(aws, catalog, put(aws, "big.parquet", body), part_bytes=400_000)
-    assert result.status == "accepted" and result.rows_accepted == 40_000, result.reason
+    t = generate(12_000, "2025-01-01", "2025-03-01", seed=6)
+    body = parquet_bytes(t, row_group_size=1_200)
+    result, parts = run_parts(aws, catalog, put(aws, "big.parquet", body), part_bytes=120_000)
+    assert result.status == "accepted" and result.rows_accepted == 12_000, result.reason
     assert len(parts) >= 2 and parts[0].row_group_start == 0 and parts[-1].row_group_end == 10
     assert [d.row_group_start for d in parts[1:]] == [d.row_group_end for d in parts[:-1]]
 
@@ -157,32 +156,32 @@ def test_parquet_parts_are_row_groups_and_a_corrupt_one_is_named(
     col = meta.row_group(7).column(3)
     at = col.data_page_offset + 20
     broken = body[:at] + bytes(200) + body[at + 200 :]
-    result, parts = run_parts(aws, catalog, put(aws, "corrupt.parquet", broken), part_bytes=400_000)
+    result, parts = run_parts(aws, catalog, put(aws, "corrupt.parquet", broken), part_bytes=120_000)
     assert result.status == "unreadable", result.reason
     bad = next(d for d in parts if d.row_group_start <= 7 < d.row_group_end)
     assert f"part {bad.part} of {len(parts)} (row groups {bad.row_group_start}-{bad.row_group_end - 1}" in result.reason
 
 
 def test_gzip_csv_is_inflated_into_parts(aws: dict[str, str], catalog: FeatureSetCatalog) -> None:
-    t = generate(20_000, "2025-01-01", "2025-02-01", seed=7)
+    t = generate(5_000, "2025-01-01", "2025-02-01", seed=7)
     body = gzip.compress(csv_bytes(t))
-    result, parts = run_parts(aws, catalog, put(aws, "big.csv.gz", body), part_bytes=500_000)
-    assert result.status == "accepted" and result.rows_accepted == 20_000, result.reason
+    result, parts = run_parts(aws, catalog, put(aws, "big.csv.gz", body), part_bytes=150_000)
+    assert result.status == "accepted" and result.rows_accepted == 5_000, result.reason
     assert len(parts) >= 4 and all("/data/part-" in d.source.key for d in parts)
     assert result.format == "csv.gz"
 
 
 def test_bad_rows_are_quarantined_and_counts_add_up(aws: dict[str, str], catalog: FeatureSetCatalog) -> None:
-    t = generate(8_000, "2025-01-01", "2025-02-01", seed=8)
+    t = generate(3_000, "2025-01-01", "2025-02-01", seed=8)
     ages = t.column("age").to_pylist()
-    for i in (10, 2500, 7999):
+    for i in (10, 1500, 2999):
         ages[i] = 7  # below min 18
     t = t.set_column(t.schema.get_field_index("age"), "age", pa.array(ages, t.schema.field("age").type))
-    result, parts = run_parts(aws, catalog, put(aws, "bad.csv", csv_bytes(t)), part_bytes=300_000)
-    assert result.status == "partial" and (result.rows_accepted, result.rows_rejected) == (7_997, 3)
-    assert result.rows_accepted + result.rows_rejected == 8_000 == curated(aws).num_rows + 3
+    result, parts = run_parts(aws, catalog, put(aws, "bad.csv", csv_bytes(t)), part_bytes=100_000)
+    assert result.status == "partial" and (result.rows_accepted, result.rows_rejected) == (2_997, 3)
+    assert result.rows_accepted + result.rows_rejected == 3_000 == curated(aws).num_rows + 3
     doc = report(aws, result)
-    assert doc["rows_total"] == 8_000 and doc["mode"] == "parts" and len(doc["parts"]) == len(parts)
+    assert doc["rows_total"] == 3_000 and doc["mode"] == "parts" and len(doc["parts"]) == len(parts)
     (check,) = [c for c in doc["checks"] if c["severity"] == "error"]
     assert check["failed_rows"] == 3 and len(check["parts"]) >= 2
     quarantined = [pq.read_table(pa.BufferReader(get(aws, u.split("/", 3)[3]))) for u in doc["quarantined"]]
@@ -190,37 +189,37 @@ def test_bad_rows_are_quarantined_and_counts_add_up(aws: dict[str, str], catalog
 
 
 def test_a_part_that_did_not_report_fails_the_upload_naming_it(aws: dict[str, str], catalog: FeatureSetCatalog) -> None:
-    t = generate(8_000, "2025-01-01", "2025-02-01", seed=9)
-    result, parts = run_parts(aws, catalog, put(aws, "lost.csv", csv_bytes(t)), skip={2}, part_bytes=300_000)
+    t = generate(3_000, "2025-01-01", "2025-02-01", seed=9)
+    result, parts = run_parts(aws, catalog, put(aws, "lost.csv", csv_bytes(t)), skip={2}, part_bytes=100_000)
     assert result.status == "failed" and parts[2].where() in result.reason, result.reason
     assert keys(aws, f"curated/{FS}/") == [] and result.rows_accepted == 0
 
 
 def test_a_retried_commit_duplicates_nothing(aws: dict[str, str], catalog: FeatureSetCatalog) -> None:
-    t = generate(8_000, "2025-01-01", "2025-02-01", seed=10)
+    t = generate(3_000, "2025-01-01", "2025-02-01", seed=10)
     obj = put(aws, "twice.csv", csv_bytes(t))
-    first, _ = run_parts(aws, catalog, obj, part_bytes=300_000)
+    first, _ = run_parts(aws, catalog, obj, part_bytes=100_000)
     before = {k: get(aws, k) for k in keys(aws, f"curated/{FS}/")}
     ingestor = Ingestor(catalog, IngestTargets.from_env())
     again = commit_parts(obj, catalog.get(FS), str(first.upload_id), ingestor)
-    assert again.status == first.status == "accepted" and again.rows_accepted == 8_000
+    assert again.status == first.status == "accepted" and again.rows_accepted == 3_000
     assert {k: get(aws, k) for k in keys(aws, f"curated/{FS}/")} == before
-    assert curated(aws).num_rows == 8_000
+    assert curated(aws).num_rows == 3_000
 
 
 def test_an_overwritten_upload_is_validated_as_the_version_it_was(
     aws: dict[str, str], catalog: FeatureSetCatalog
 ) -> None:
-    old = generate(6_000, "2025-01-01", "2025-02-01", seed=11)
+    old = generate(3_000, "2025-01-01", "2025-02-01", seed=11)
     obj = put(aws, "moving.csv", csv_bytes(old))
     s3, fs = aws_mod.client("s3"), catalog.get(FS)
     inp = WorkflowInput(obj, fs, upload_id(obj), aws["FEATURES_BUCKET"])
-    plan = plan_step(inp, s3, part_bytes=300_000)
+    plan = plan_step(inp, s3, part_bytes=100_000)
     newer = put(aws, "moving.csv", csv_bytes(generate(100, "2025-06-01", "2025-06-02", seed=12)))
     for d in plan.parts:
         validate_part(d, fs, [], aws["FEATURES_BUCKET"], s3)
     result = commit_parts(obj, fs, inp.upload_id, Ingestor(catalog, IngestTargets.from_env()))
-    assert result.status == "accepted" and result.rows_accepted == 6_000
+    assert result.status == "accepted" and result.rows_accepted == 3_000
     assert not result.original_deleted  # the newer version is the current object: it stays for its own ingest
     head = s3.head_object(Bucket=newer.bucket, Key=newer.key)
     assert head["VersionId"] == newer.version_id
