@@ -207,6 +207,12 @@ def test_same_window_through_both_paths_gives_the_same_drift(
     for metric, value in a["performance"]["metrics"].items():
         assert b["performance"]["metrics"][metric]["current"] == pytest.approx(value["current"]), metric
     assert b["captures"]["shards"] == len(keys)
+    assert (b["weighting"], b["share_drifted"]) == (a["weighting"], pytest.approx(a["share_drifted"]))
+    assert b["quality"]["status"] == a["quality"]["status"] == "ok"
+    for name, q in a["quality"]["columns"].items():  # the merged counts give the in-process rates
+        other = b["quality"]["columns"][name]
+        assert (other["missing_rate"], other["unseen_category_rate"]) == (q["missing_rate"], q["unseen_category_rate"])
+        assert other["out_of_range_rate"] in (None, q["out_of_range_rate"]), name  # None: declared bounds widen it
 
 
 def test_a_shard_without_summary_makes_the_check_incomplete(

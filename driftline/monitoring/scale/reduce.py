@@ -31,6 +31,7 @@ from driftline.contracts import drift_run_prefix, drift_shard_data_prefix, drift
 from driftline.drift import DriftInputError, ProfileMismatchError, check_summary
 from driftline.drift.engine import DriftResult
 from driftline.drift.methods import SMALL_REFERENCE_ROWS
+from driftline.drift.quality import QualityThresholds, evaluate_quality, quality_from_summary
 from driftline.drift.summary import Summary, summarize
 from driftline.monitoring import lateness, publish
 from driftline.monitoring.check import (
@@ -168,9 +169,17 @@ def reduce_check(
             share_threshold=prep.mc.drift.share_threshold,
             distance_above=SMALL_REFERENCE_ROWS,
             multivariate=ctx.config.monitoring.multivariate,
+            weighting=prep.mc.drift.weighting,
+            alert_on_columns=prep.mc.drift.alert_on_columns,
         )
     except (ProfileMismatchError, DriftInputError) as e:
         raise MonitoringError(f"{model} v{version}: the shard summaries could not be checked: {e}") from None
+    quality = evaluate_quality(  # from the merged counts: out-of-range is null where declared bounds widen the range
+        profile,
+        quality_from_summary(profile, merged),
+        QualityThresholds.from_mapping(prep.mc.drift.quality.model_dump()),
+        min_rows=prep.mc.drift.min_window_rows,
+    )
     label = (prep.version.input_schema or {}).get("label")
     perf = performance_of(label, prep.version.metrics, prep.mc, outcome.labels) if label and merged.n_rows else None
     captured = {
@@ -181,7 +190,7 @@ def reduce_check(
         "run": run,
         **carried,
     }
-    out = conclude(ctx, prep, result, perf, captured, bad_lines_notes(outcome.malformed), now)
+    out = conclude(ctx, prep, result, perf, captured, bad_lines_notes(outcome.malformed), now, quality=quality)
     out["engine"] = "workflow"
     return _completed(ctx, prep, out)
 
