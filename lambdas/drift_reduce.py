@@ -1,7 +1,8 @@
 """drift-reduce: the last step of the scale-out drift check (every path of the workflow ends here).
 
 Thin: parse the workflow state (``{"model", "version", "run", "window_start", "window_end",
-"query_error"?}``), call :func:`driftline.monitoring.scale.reduce_check`, return its outcome. A malformed
+"query_error"?, "recheck"?}``; ``recheck`` is set when late rows made the scheduled check check a large
+window again), call :func:`driftline.monitoring.scale.reduce_check`, return its outcome. A malformed
 state or a check that cannot run answers ``status: error`` without raising; AWS errors propagate and
 are retried by the workflow.
 """

@@ -39,6 +39,7 @@ from driftline.capture_tables import (
 from driftline.captures_store import DELIVERY_LAG
 from driftline.contracts import CAPTURES_PREFIX, drift_run_name, drift_shard_data_prefix, hour_prefixes
 from driftline.monitoring.history import RUNNING, DriftHistory, HistoryEntry
+from driftline.monitoring.lateness import Recheck
 from driftline.monitoring.scale.sql import MAX_SHARDS, ShardQuery, row_struct_fields
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ __all__ = [
     "captured_row_fields",
     "estimate_window",
     "maybe_start",
+    "recheck_of",
+    "recheck_state",
     "run_name",
     "running_entry",
     "settle_running",
@@ -138,6 +141,49 @@ def captured_row_fields(glue: Any, database: str, table: str) -> list[str] | Non
     return row_struct_fields(types["rows"])
 
 
+def recheck_state(r: Recheck | None) -> dict[str, Any] | None:
+    """What the reduce step needs of a re-check (:func:`recheck_of` reads it back): the late rows that
+    called for it and whether the previous verdict's event and alert went out already."""
+    if r is None:
+        return None
+    e = r.previous
+    return {
+        "late_rows": r.late_rows,
+        "next_alarmed": r.next_alarmed,
+        "previous": {"status": e.status, "alarm": e.alarm, "rechecks": e.rechecks, "version": e.version},
+    }
+
+
+def recheck_of(state: Any, prep: Prepared) -> Recheck | None:
+    """The :class:`Recheck` a workflow input describes (None: a first check); a malformed one is refused."""
+    if state is None:
+        return None
+    prev = state.get("previous") if isinstance(state, Mapping) else None
+    ok = isinstance(prev, Mapping) and all(
+        type(v) is t
+        for v, t in (
+            (state.get("late_rows"), int),
+            (state.get("next_alarmed"), bool),
+            (prev.get("alarm"), bool),
+            (prev.get("rechecks"), int),
+            (prev.get("status"), str),
+        )
+    )
+    if not ok or not isinstance(prev, Mapping):
+        raise ValueError(f"recheck must be null or {{late_rows, next_alarmed, previous}}, got {str(state)[:200]}")
+    w = prep.window
+    previous = HistoryEntry(
+        model=prep.model,
+        window_start=w.start_iso,
+        window_end=w.end_iso,
+        version=prev.get("version") if type(prev.get("version")) is int else None,
+        status=str(prev["status"]),
+        alarm=bool(prev["alarm"]),
+        rechecks=int(prev["rechecks"]),
+    )
+    return Recheck(previous, int(state["late_rows"]), bool(state["next_alarmed"]))
+
+
 def workflow_input(
     prep: Prepared,
     target: ScaleTarget,
@@ -147,8 +193,12 @@ def workflow_input(
     labelers: list[str],
     shard_rows: int,
     row_fields: list[str],
+    *,
+    list_until: datetime | None = None,
+    recheck: Recheck | None = None,
 ) -> dict[str, Any]:
-    """The execution's input: the rendered query and everything the Map items and reduce need."""
+    """The execution's input: the rendered query and everything the Map items and reduce need. A re-check
+    lists capture hours up to ``list_until`` (where its late captures landed) and carries ``recheck``."""
     shards = max(1, min(MAX_SHARDS, -(-size.rows // shard_rows)))
     window = prep.window
     features = prep.features
@@ -159,7 +209,7 @@ def workflow_input(
         version=prep.version.version,
         start=window.start,
         end=window.end,
-        list_until=window.end + DELIVERY_LAG,
+        list_until=max(window.end + DELIVERY_LAG, list_until or window.end),
         labels_until=window.end + LABEL_LOOKAHEAD,
         features=features,
         row_fields=row_fields,
@@ -183,6 +233,7 @@ def workflow_input(
         "poll_seconds": POLL_SECONDS,
         "max_polls": MAX_POLLS,
         "estimate": {"objects": size.objects, "bytes": size.bytes, "rows": size.rows, "shards": shards},
+        "recheck": recheck_state(recheck),
     }
 
 
@@ -231,9 +282,12 @@ def start_workflow(client: Any, target: ScaleTarget, state: Mapping[str, Any], r
     }
 
 
-def running_entry(prep: Prepared, execution_arn: str, listed_until: str, now: datetime) -> HistoryEntry:
+def running_entry(
+    prep: Prepared, execution_arn: str, listed_until: str, now: datetime, rechecks: int = 0
+) -> HistoryEntry:
     """The history item taking a window handed to the workflow: no verdict, the previous window's streak
-    carried unchanged (a window without verdict neither extends nor breaks it)."""
+    carried unchanged (a window without verdict neither extends nor breaks it); a re-check keeps the
+    window's count of re-checks."""
     prev = prep.history.previous(prep.model, prep.window.end_iso)
     return HistoryEntry(
         model=prep.model,
@@ -245,6 +299,7 @@ def running_entry(prep: Prepared, execution_arn: str, listed_until: str, now: da
         listed_until=listed_until,
         execution_arn=execution_arn,
         checked_at=now.astimezone(UTC).isoformat(timespec="seconds"),
+        rechecks=rechecks,
     )
 
 
@@ -298,9 +353,14 @@ def maybe_start(
     s3: Any | None = None,
     sfn: Any | None = None,
     glue: Any | None = None,
+    recheck: Recheck | None = None,
+    list_until: datetime | None = None,
 ) -> dict[str, Any] | None:
     """Start the scale-out workflow for a large window; None keeps the in-process check (small or empty
-    window, or a function not given the workflow). ``ctx`` is the check's :class:`Context`."""
+    window, or a function not given the workflow). ``ctx`` is the check's :class:`Context`.
+
+    A re-check after late rows (``recheck``, reading hours up to ``list_until``) is decided the same way:
+    a window above the scale-out size is checked again by the workflow, not read whole in-process."""
     settings = ctx.config.monitoring
     target = ScaleTarget.from_env()
     if target is None or (settings.scale_out_rows is None and settings.scale_out_bytes is None):
@@ -321,10 +381,20 @@ def maybe_start(
     sfn = sfn or aws.client("stepfunctions")
     run, running = run_name(sfn, target, prep.model, prep.window.end_iso, datetime.now(UTC))
     state = workflow_input(
-        prep, target, ctx.captures_bucket, size, run, list(prep.mc.labelers), settings.scale_out_shard_rows, fields
+        prep,
+        target,
+        ctx.captures_bucket,
+        size,
+        run,
+        list(prep.mc.labelers),
+        settings.scale_out_shard_rows,
+        fields,
+        list_until=list_until,
+        recheck=recheck,
     )
     state["listed_until"] = listed_until
     if not running:  # taken before starting: a start that fails leaves a window the next run marks failed
-        entry = running_entry(prep, _execution_arn(target, run), listed_until, datetime.now(UTC))
+        rechecks = recheck.previous.rechecks if recheck else 0
+        entry = running_entry(prep, _execution_arn(target, run), listed_until, datetime.now(UTC), rechecks)
         running = not prep.history.claim(entry)
     return start_workflow(sfn, target, state, running)

@@ -45,6 +45,7 @@ from driftline.monitoring.check import (
     prepare,
 )
 from driftline.monitoring.history import FAILED, INCOMPLETE, RUNNING
+from driftline.monitoring.scale.dispatch import recheck_of
 from driftline.monitoring.scale.shards import SHARD_SUMMARY_FORMAT
 
 __all__ = ["FAILED", "INCOMPLETE", "ShardOutcome", "collect", "reduce_check"]
@@ -146,6 +147,10 @@ def reduce_check(
             f"{model}: the champion changed from v{event['version']} to v{version} while the window was "
             f"being checked; check the window again"
         )
+    try:
+        recheck = recheck_of(event.get("recheck"), prep)
+    except ValueError as e:
+        raise MonitoringError(f"{model}: {e}") from None
     carried = _carried(prep, event)
     query_error = event.get("query_error")
     if query_error:
@@ -190,7 +195,9 @@ def reduce_check(
         "run": run,
         **carried,
     }
-    out = conclude(ctx, prep, result, perf, captured, bad_lines_notes(outcome.malformed), now, quality=quality)
+    out = conclude(
+        ctx, prep, result, perf, captured, bad_lines_notes(outcome.malformed), now, quality=quality, recheck=recheck
+    )
     out["engine"] = "workflow"
     return _completed(ctx, prep, out)
 
