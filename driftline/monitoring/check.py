@@ -266,6 +266,12 @@ def _recheck(ctx: Context, r: lateness.Recheck, now: datetime) -> str:
     if prep.version.version != e.version:
         return f"not re-checked: it was checked for v{e.version}, the champion is now v{prep.version.version}"
     until = min(max(now, datetime.now(UTC)), prep.window.end + lateness.LATE_HORIZON)  # where late ones landed
+    from driftline.monitoring.scale import dispatch  # its reduce step imports this module
+
+    mark = iso(lateness.scan_mark(datetime.now(UTC)))
+    scaled = dispatch.maybe_start(ctx, prep, mark, recheck=r, list_until=until)
+    if scaled is not None:  # a large window: read by the workflow, never whole in-process
+        return f"being checked again by the scale-out workflow ({scaled['execution_arn']})"
     check_prepared(ctx, prep, now, recheck=r, list_until=until)
     return ""
 

@@ -187,6 +187,34 @@ def test_v1_captures_and_malformed_lines_give_the_same_result_on_both_paths(
     assert b["performance"]["n_labels"] == a["performance"]["n_labels"] == 200
 
 
+def test_a_large_window_is_checked_again_by_the_workflow_when_late_rows_arrive(
+    local: dict[str, Any], credit_fs: Any
+) -> None:
+    """Late rows above the share call for a re-check; the window is above the scale-out size, so the re-check
+    goes through the workflow (never a whole large window in-process), which records it as a re-check."""
+    v = register_champion(credit_fs)
+    write_v2_captures(credit_fs, v, T0, 1200, seed=13, per_request=3)
+    time.sleep(1.1)  # S3 dates objects to the second: the check's listing must come after them
+    start, end = window(0)
+    first = run_check(MODEL, window_start=start, window_end=end, ctx=_ctx(None), now=T0 + timedelta(hours=2))
+    assert first["status"] == "ok" and first["n_current"] == 1200
+    time.sleep(1.1)
+    write_v2_captures(credit_fs, v, T0, 600, seed=14, shift=1.0, per_request=3)  # delivered after the check
+    time.sleep(2.2)
+    second = run_check(MODEL, ctx=_ctx(1000), now=T0 + timedelta(hours=2, minutes=5))
+    (late,) = second["late"]["windows"]
+    assert late["late_rows"] == 600 and not late["rechecked"], late
+    assert "being checked again by the scale-out workflow" in late["note"]
+    arn = late["note"].rsplit("(", 1)[1].rstrip(")")
+    out = _finish(local["clients"], arn)
+    doc = _doc(out["result_uri"])
+    assert out["engine"] == "workflow" and doc["rechecked"] is True and doc["late_rows"] == 600
+    assert doc["n_current"] == 1800 and doc["captures"]["shards"] >= 2
+    item = DriftHistory(_ctx(1000).control_table).get(MODEL, end)
+    assert item is not None and (item.status, item.rechecks, item.late_rows) == ("ok", 1, 0)
+    assert item.execution_arn == arn
+
+
 def test_failing_shard_is_retried_then_the_check_is_incomplete(local: dict[str, Any], credit_fs: Any) -> None:
     v = register_champion(credit_fs)
     write_v2_captures(credit_fs, v, T0, 1500, seed=8)
