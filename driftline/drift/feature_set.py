@@ -113,7 +113,7 @@ def build_profile_for_feature_set(
     if predictions is not None:
         pred = _prediction_values(predictions)
         if reference_rows is not None and n_total > reference_rows and pred.shape[0] == n_total:
-            pred = pred[_even_rows(n_total, reference_rows)]
+            pred = pred[even_rows(n_total, reference_rows)]
         source = _with_column(source, features, PREDICTION_COLUMN, pred)
         numerical = [*numerical, PREDICTION_COLUMN]
         prediction = [PREDICTION_COLUMN]
@@ -192,7 +192,7 @@ def _prediction_values(predictions: Any) -> np.ndarray:
     return pred
 
 
-def _even_rows(n: int, k: int) -> np.ndarray:
+def even_rows(n: int, k: int) -> np.ndarray:
     """``k`` row indices spread evenly over ``n`` rows (a time-ordered table keeps every period)."""
     return ((np.arange(k) + 0.5) * (n / k)).astype(np.int64)
 
@@ -203,15 +203,15 @@ def _subsample(data: Any, columns: list[str], limit: int | None) -> tuple[Any, i
         raise DriftInputError(f"reference_rows={limit} must be at least 1 (or None for every row)")
     if isinstance(data, pa.Table | pa.RecordBatch):
         n = data.num_rows
-        return (data.take(pa.array(_even_rows(n, limit))) if limit is not None and n > limit else data), n
+        return (data.take(pa.array(even_rows(n, limit))) if limit is not None and n > limit else data), n
     if _is_pandas(data, "DataFrame"):
         n = len(data)
-        return (data.iloc[_even_rows(n, limit)] if limit is not None and n > limit else data), n
+        return (data.iloc[even_rows(n, limit)] if limit is not None and n > limit else data), n
     if isinstance(data, Mapping):
         n = len(next(iter(data.values()))) if data else 0
         if limit is None or n <= limit:
             return data, n
-        idx = _even_rows(n, limit)
+        idx = even_rows(n, limit)
         return {c: np.asarray(data[c])[idx] for c in columns if c in data}, n
     return data, 0  # build_profile names the unsupported type
 

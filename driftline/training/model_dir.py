@@ -3,8 +3,10 @@
 SageMaker tars ``/opt/ml/model`` into ``model.tar.gz`` under the job's output path. The directory
 holds what :func:`driftline.training.publish.register_result` needs to register the run exactly as
 the ``train`` Lambda would: the ONNX and skops artifacts, the validation rows (Parquet) and their
-encoded targets (``.npy``, no pickle), and ``training.json`` (algorithm, params, metrics, split,
-parity, timings, the container's code and library versions, and a SHA-256 of every file). A run
+encoded targets (``.npy``, no pickle), the labelled training rows the drift reference is built from
+(``reference.parquet``, at most ``drift.reference_rows`` evenly spaced), and ``training.json``
+(algorithm, params, metrics, split, parity, timings, feature importances, the container's code and
+library versions, and a SHA-256 of every file). A run
 whose data or model cannot give a servable version writes ``training.json`` with ``rejected`` only:
 a normal outcome registered as ``rejected``, not a failed job.
 
@@ -26,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from driftline.drift.feature_set import DEFAULT_REFERENCE_ROWS, even_rows
 from driftline.features.schema import FeatureSet
 from driftline.training.core import TrainedModel
 from driftline.training.dataset import PreparedData, encode_table
@@ -46,7 +49,7 @@ FORMAT = 1
 MANIFEST = "training.json"
 MAX_MEMBER_BYTES = 4 << 30
 """A member of ``model.tar.gz`` larger than this is refused (a model is megabytes; a bomb is not read)."""
-_FILES = ("model.onnx", "model.skops", "validation.parquet", "y_val.npy")
+_FILES = ("model.onnx", "model.skops", "validation.parquet", "y_val.npy", "reference.parquet")
 
 
 class ModelDirError(ValueError):
@@ -74,6 +77,14 @@ def write_model_dir(trained: TrainedModel, directory: str | Path, extra: dict[st
     files = {"model.onnx": trained.onnx, "validation.parquet": sink.getvalue(), "y_val.npy": y.getvalue()}
     if trained.skops:
         files["model.skops"] = trained.skops
+    reference = trained.reference_table
+    if reference is not None:
+        limit = trained.reference_rows
+        if limit is not None and reference.num_rows > limit:  # the profile would keep these rows only
+            reference = reference.take(pa.array(even_rows(reference.num_rows, limit)))
+        ref_sink = io.BytesIO()
+        pq.write_table(reference, ref_sink)
+        files["reference.parquet"] = ref_sink.getvalue()
     manifest = {
         "algorithm": trained.algorithm,
         "task": trained.task,
@@ -85,6 +96,10 @@ def write_model_dir(trained: TrainedModel, directory: str | Path, extra: dict[st
         "rows_unlabeled": trained.rows_unlabeled,
         "rows_total": trained.data.rows_total,
         "fit_threads": trained.fit_threads,
+        "feature_importance": trained.feature_importance,
+        "importance_method": trained.importance_method,
+        "reference_rows": trained.reference_rows,
+        "reference_rows_available": trained.reference_table.num_rows if trained.reference_table is not None else None,
         **extra,
     }
     _write(Path(directory), files, manifest)
@@ -171,5 +186,11 @@ def read_model_dir(files: dict[str, bytes], fs: FeatureSet) -> RunResult:
         timings_s=dict(doc.get("timings_s") or {}),
         rows_unlabeled=int(doc.get("rows_unlabeled", 0)),
         fit_threads=doc.get("fit_threads"),
+        reference_table=pq.read_table(pa.BufferReader(files["reference.parquet"]))
+        if "reference.parquet" in files
+        else None,
+        feature_importance=doc.get("feature_importance"),
+        importance_method=str(doc.get("importance_method") or ""),
+        reference_rows=doc.get("reference_rows", DEFAULT_REFERENCE_ROWS),
     )
     return trained, doc

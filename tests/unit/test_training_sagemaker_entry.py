@@ -74,6 +74,7 @@ def test_trains_into_the_model_dir_like_the_lambda(
         "model.skops",
         "validation.parquet",
         "y_val.npy",
+        "reference.parquet",
         "training.json",
     }
     assert not (tmp_path / "ml" / "output" / "failure").exists()
@@ -86,6 +87,11 @@ def test_trains_into_the_model_dir_like_the_lambda(
     assert trained.data.validation_table.equals(direct.data.validation_table)
     np.testing.assert_array_equal(trained.data.y_val, direct.data.y_val)
     np.testing.assert_allclose(trained.prediction_column(), direct.prediction_column())
+    # the drift reference: the training rows and importances, as the Lambda's (not the holdout only)
+    assert trained.reference_table is not None and direct.reference_table is not None
+    assert trained.reference_table.equals(direct.reference_table)
+    assert trained.feature_importance == pytest.approx(direct.feature_importance)
+    assert trained.importance_method == direct.importance_method == "permutation"
     assert doc["code_version"] and doc["rows_read"] == credit_table.num_rows
 
 
