@@ -26,6 +26,7 @@ from driftline.contracts import (
     FEATURE_DATA_ACCEPTED,
     FEEDBACK_PREFIX,
     INCOMING_PREFIX,
+    INGEST_SCRATCH_PREFIX,
     METRICS_NAMESPACE,
     PENDING_DIR,
     QUARANTINE_PREFIX,
@@ -412,6 +413,7 @@ class Platform:
             "APPROVALS_TOPIC_ARN": arns["topic:approvals"],
             "RETRAIN_STATE_MACHINE_ARN": arns.get("workflow:retrain", ""),
             "DRIFT_SCALE_STATE_MACHINE_ARN": arns.get("workflow:drift-scale", ""),
+            "INGEST_PARTS_STATE_MACHINE_ARN": arns.get("workflow:ingest-parts", ""),
             "ATHENA_WORKGROUP": self.name("athena"),
             "GLUE_DATABASE": self.glue_database,
             # the REST API whose approval-route events the approve function accepts (empty: not checked)
@@ -716,6 +718,7 @@ def build_platform(config: PlatformConfig) -> Platform:
                 "IDEMPOTENCY_TABLE",
                 "EVENT_BUS_NAME",
                 "ALERTS_TOPIC_ARN",
+                "INGEST_PARTS_STATE_MACHINE_ARN",
             ),
             access=(
                 Grant("bucket", "features", "read_write"),
@@ -725,6 +728,58 @@ def build_platform(config: PlatformConfig) -> Platform:
                 Grant("table", "online", "read_write"),
                 Grant("table", "control", "read_write"),
                 Grant("table", "idempotency", "read_write"),
+                Grant("bus", level="write"),
+                Grant("topic", "alerts", "write"),
+                Grant("workflow", "ingest-parts", "start"),  # an upload over max_file_mb is validated in parts
+            ),
+        ),
+        Function(
+            "ingest-plan",
+            "lambdas.ingest_plan.handler",
+            "Plans the parts of an upload over max_file_mb (row groups, CSV byte ranges, gzip inflated to parts)",
+            package="data",
+            stack="data",
+            memory_mb=1024,
+            timeout_s=900,  # a gzip upload is inflated as a stream here
+            env=(*_COMMON, "FEATURES_BUCKET"),
+            access=(
+                Grant("bucket", "features", "read", f"{INCOMING_PREFIX}/*"),
+                Grant("bucket", "features", "write", f"{INGEST_SCRATCH_PREFIX}/*"),
+            ),
+        ),
+        Function(
+            "ingest-part",
+            "lambdas.ingest_part.handler",
+            "Validates one part of an upload over max_file_mb and stages its outputs",
+            package="data",
+            stack="data",
+            memory_mb=3008,
+            timeout_s=900,
+            env=(*_COMMON, "FEATURES_BUCKET"),
+            access=(
+                Grant("bucket", "features", "read", f"{INCOMING_PREFIX}/*"),
+                Grant("bucket", "features", "read", f"{INGEST_SCRATCH_PREFIX}/*"),
+                Grant("bucket", "features", "write", f"{INGEST_SCRATCH_PREFIX}/*"),
+            ),
+        ),
+        Function(
+            "ingest-commit",
+            "lambdas.ingest_commit.handler",
+            "Checks every part of an upload over max_file_mb reported, then commits it like ingest",
+            package="data",
+            stack="data",
+            memory_mb=3008,
+            timeout_s=900,
+            env=(*_COMMON, "FEATURES_BUCKET", "ONLINE_TABLE", "CONTROL_TABLE", "EVENT_BUS_NAME", "ALERTS_TOPIC_ARN"),
+            access=(
+                Grant("bucket", "features", "read", f"{INCOMING_PREFIX}/*"),  # the original: quarantine copy
+                Grant("bucket", "features", "read", f"{INGEST_SCRATCH_PREFIX}/*"),  # plan, results, staged files
+                Grant("bucket", "features", "write", f"{CURATED_PREFIX}/*"),  # curated files, the pending marker
+                Grant("bucket", "features", "write", f"{QUARANTINE_PREFIX}/*"),
+                Grant("bucket", "features", "delete", f"{INCOMING_PREFIX}/*"),
+                Grant("bucket", "features", "delete", f"{CURATED_PREFIX}/*/{PENDING_DIR}/*"),
+                Grant("table", "online", "read_write"),
+                Grant("table", "control", "read_write"),
                 Grant("bus", level="write"),
                 Grant("topic", "alerts", "write"),
             ),
@@ -964,7 +1019,10 @@ def build_platform(config: PlatformConfig) -> Platform:
                 "features",
                 "Uploads (incoming/), curated Parquet (curated/), quarantine/ and training sets",
                 expire_prefixes=((f"{QUARANTINE_PREFIX}/", 365),),
-                scratch_prefixes=((f"{TRAINING_SCRATCH_PREFIX}/", SCRATCH_EXPIRE_DAYS),),
+                scratch_prefixes=(
+                    (f"{TRAINING_SCRATCH_PREFIX}/", SCRATCH_EXPIRE_DAYS),
+                    (f"{INGEST_SCRATCH_PREFIX}/", SCRATCH_EXPIRE_DAYS),
+                ),
             ),
             Bucket("artifacts", "Model artifacts: ONNX, skops, reference profiles"),
             Bucket(
@@ -1037,6 +1095,22 @@ def build_platform(config: PlatformConfig) -> Platform:
                     Grant("bucket", "captures", "write", f"{DRIFT_SCRATCH_PREFIX}/*"),
                     Grant("bucket", "reports", "read_write", f"{ATHENA_RESULTS_PREFIX}/*"),
                     Grant("workflow", "drift-scale", "run_map"),
+                ),
+            ),
+            Workflow(
+                "ingest-parts",
+                "ingest_parts.asl.json",
+                {
+                    "PlanFunctionArn": ("function", "ingest-plan"),
+                    "PartFunctionArn": ("function", "ingest-part"),
+                    "CommitFunctionArn": ("function", "ingest-commit"),
+                },
+                functions=("ingest-plan", "ingest-part", "ingest-commit"),
+                stack="data",
+                access=(
+                    # the Distributed Map's item reader lists the part descriptors (listing is bucket-level)
+                    Grant("bucket", "features", "read", f"{INGEST_SCRATCH_PREFIX}/*"),
+                    Grant("workflow", "ingest-parts", "run_map"),
                 ),
             ),
         ),

@@ -1,12 +1,14 @@
 """ingest: S3 ``incoming/<feature_set>/…`` object created → :class:`driftline.features.ingest.Ingestor`.
 
 Thin: parse the event, skip (with a logged reason) what is not an upload of a known feature set,
-process each object once per version (Powertools idempotency keyed by bucket, key, version id,
-ETag and the marker ``driftline features redrive`` sets; held as a renewed lease so a crashed
-attempt frees the upload for the retry: :mod:`driftline.features.ingest_lease`), emit metrics,
-return the results. Client mistakes never raise, so S3 never retries them; only AWS errors that
-outlived the client's retries fail the invocation (bounded async retries, then the dead-letter
-queue, from where ``driftline features redrive`` sends them back).
+hand an upload over the feature set's ``ingest.max_file_mb`` to the ingest-parts workflow (its
+commit step records the outcome), process each object once per version (Powertools idempotency
+keyed by bucket, key, version id, ETag and the marker ``driftline features redrive`` sets; held
+as a renewed lease so a crashed attempt frees the upload for the retry:
+:mod:`driftline.features.ingest_lease`), emit metrics, return the results. Client mistakes never
+raise, so S3 never retries them; only AWS errors that outlived the client's retries fail the
+invocation (bounded async retries, then the dead-letter queue, from where ``driftline features
+redrive`` sends them back).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from driftline import aws
 from driftline.features.ingest import Ingestor, IngestTargets, S3Object, parse_s3_event, route
 from driftline.features.ingest_lease import LeaseContext, can_renew, renewed_lease
+from driftline.features.parts import WorkflowStarter
 from driftline.features.schema import FeatureSetCatalog
 
 logger = Logger()
@@ -50,7 +53,11 @@ class _Runtime:
     def __init__(self) -> None:
         self.client = aws.client("dynamodb")
         self.catalog = FeatureSetCatalog(os.environ.get("FEATURE_SETS_DIR", "feature_sets"))
-        self.ingestor = Ingestor(self.catalog, IngestTargets.from_env())
+        targets = IngestTargets.from_env()
+        parts_arn = os.environ.get("INGEST_PARTS_STATE_MACHINE_ARN")
+        # over ingest.max_file_mb: validated in parts by the workflow instead of refused (too_large)
+        starter = WorkflowStarter(parts_arn, targets.bucket, aws.client("stepfunctions")) if parts_arn else None
+        self.ingestor = Ingestor(self.catalog, targets, start_parts=starter)
         self.config = IdempotencyConfig(
             event_key_jmespath="[bucket, key, version_id, etag, redrive]",
             expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,

@@ -21,6 +21,7 @@ from stacks.constructs import SecureBucket, removal_policy
 from stacks.functions import make_function
 from stacks.glue import AthenaWorkgroup, FeatureCatalog
 from stacks.resources import SharedResources
+from stacks.workflows import state_machine
 
 
 class DataStack(Stack):
@@ -144,7 +145,17 @@ class DataStack(Stack):
         )
         self.athena = AthenaWorkgroup(self, "Athena", platform=platform, buckets=buckets)
 
-        self.ingest = make_function(self, self.shared, "ingest")
+        # the ingest-parts workflow first: the ingest function starts it (its ARN is in the function's env)
+        parts = {n: make_function(self, self.shared, n) for n in ("ingest-plan", "ingest-part", "ingest-commit")}
+        self.state_machines = {
+            wf.logical: state_machine(self, self.shared, wf, parts) for wf in platform.workflows if wf.stack == "data"
+        }
+        self.ingest = make_function(
+            self,
+            self.shared,
+            "ingest",
+            extra_arns={f"workflow:{k}": sm.state_machine_arn for k, sm in self.state_machines.items()},
+        )
         for trig in platform.s3_triggers:
             fn = self.ingest if trig.function == "ingest" else None
             assert fn is not None, f"S3 trigger target {trig.function} is not in DataStack"

@@ -147,6 +147,22 @@ SCALE_OUT_DRIFT = NagPackSuppression(
         RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:states:.*:execution:[A-Za-z0-9-]+-drift-scale\\/\\*$/"),
     ],
 )
+INGEST_PARTS = NagPackSuppression(
+    id="AwsSolutions-IAM5",
+    reason="An upload over max_file_mb is validated in parts: the ingest-parts functions read the upload from "
+    "incoming/ and read and write only the scratch prefix ingest-scratch/ of the features bucket; the commit "
+    "writes curated/ and quarantine/ (and deletes as ingest does); the Distributed Map lists the scratch "
+    "prefix and starts child executions of its own state machine. Objects of one prefix of one named bucket "
+    "and children of one state machine can only be named with a trailing wildcard.",
+    applies_to=[
+        RegexAppliesTo(
+            regex="/^Resource::<FeaturesBucket.*Arn>\\/(incoming|ingest-scratch|curated|quarantine)\\/\\*$/"
+        ),
+        RegexAppliesTo(regex="/^Resource::<FeaturesBucket.*Arn>\\/curated\\/\\*\\/_pending\\/\\*$/"),
+        RegexAppliesTo(regex="/^Resource::arn:<AWS::Partition>:states:.*:execution:[A-Za-z0-9-]+-ingest-parts\\/\\*$/"),
+    ],
+)
+INGEST_PARTS_FUNCTIONS = ("ingest", "ingest-plan", "ingest-part", "ingest-commit")
 TRAINING_JOBS = NagPackSuppression(
     id="AwsSolutions-IAM5",
     reason="SageMaker training jobs (models with training.compute sagemaker or auto): the train and workflow "
@@ -215,6 +231,11 @@ def acknowledge(stack: Stack) -> None:
     _attach([c for c in everything if isinstance(c, sfn.StateMachine)], WORKFLOW_ACKNOWLEDGMENTS)
     _attach([f for f in functions if f.spec.logical in SCALE_OUT_FUNCTIONS], [SCALE_OUT_DRIFT])
     _attach([f for f in functions if f.spec.logical in TRAINING_JOB_FUNCTIONS], [TRAINING_JOBS])
+    _attach([f for f in functions if f.spec.logical in INGEST_PARTS_FUNCTIONS], [INGEST_PARTS])
+    _attach(
+        [c for c in everything if isinstance(c, sfn.StateMachine) and c.node.id == "IngestPartsWorkflow"],
+        [INGEST_PARTS],
+    )
     _attach(  # the SageMaker training jobs' execution role (only when a model may train there)
         [c for c in everything if isinstance(c, iam.Role) and c.node.id == TRAINING_ROLE_ID],
         [TRAINING_JOBS, ECR_TOKEN, GRANT_GROUPS, CHILD_WILDCARDS],

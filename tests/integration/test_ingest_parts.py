@@ -66,7 +66,7 @@ def put(env: dict[str, str], name: str, body: bytes) -> S3Object:
 
 
 def run_parts(
-    env: dict[str, str], catalog: FeatureSetCatalog, obj: S3Object, *, skip: set[int] = frozenset(), **kw: Any
+    env: dict[str, str], catalog: FeatureSetCatalog, obj: S3Object, *, skip: frozenset[int] = frozenset(), **kw: Any
 ) -> tuple[IngestResult, list[PartDescriptor]]:
     """Plan, validate every part but ``skip``, commit: the workflow's steps in order."""
     s3 = aws_mod.client("s3")
@@ -190,7 +190,7 @@ def test_bad_rows_are_quarantined_and_counts_add_up(aws: dict[str, str], catalog
 
 def test_a_part_that_did_not_report_fails_the_upload_naming_it(aws: dict[str, str], catalog: FeatureSetCatalog) -> None:
     t = generate(3_000, "2025-01-01", "2025-02-01", seed=9)
-    result, parts = run_parts(aws, catalog, put(aws, "lost.csv", csv_bytes(t)), skip={2}, part_bytes=100_000)
+    result, parts = run_parts(aws, catalog, put(aws, "lost.csv", csv_bytes(t)), skip=frozenset({2}), part_bytes=100_000)
     assert result.status == "failed" and parts[2].where() in result.reason, result.reason
     assert keys(aws, f"curated/{FS}/") == [] and result.rows_accepted == 0
 

@@ -96,3 +96,56 @@ def test_reduce_handler_answers_malformed_state(event: Any) -> None:
     out = drift_reduce.handler.__wrapped__(event, None)  # type: ignore[attr-defined]
     assert out["status"] == "error"
     assert "workflow state" in out["message"] or "JSON object" in out["message"]
+
+
+def test_the_ingest_parts_workflow_maps_the_parts_and_records_every_outcome() -> None:
+    doc = json.loads((WORKFLOWS_DIR / "ingest_parts.asl.json").read_text())
+    states = doc["States"]
+    assert WORKFLOWS_DIR / "ingest_parts.asl.json" in DEFINITIONS
+    assert {n for n, s in states.items() if s.get("End")} == {"Commit"} and states["Failed"]["Type"] == "Fail"
+    for name in ("Plan", "Commit"):  # a step that fails for good is recorded as failed with its error
+        assert states[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "RecordFailure"}
+        ]
+    assert states["RecordFailure"]["Parameters"]["FunctionName"] == "${CommitFunctionArn}"
+    mapped = states["ValidateParts"]
+    assert mapped["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
+    assert mapped["Catch"][0]["Next"] == "Commit" and mapped["Next"] == "Commit"
+    retry = mapped["ItemProcessor"]["States"]["ValidatePart"]["Retry"]
+    assert any("States.TaskFailed" in r["ErrorEquals"] and r["MaxAttempts"] >= 1 for r in retry)
+    # the local reader fails on an empty prefix: the Map runs only for a plan with parts
+    (choice,) = states["Planned?"]["Choices"]
+    assert {"Variable": "$.plan.parts", "NumericGreaterThan": 0} in choice["And"]
+    assert states["Planned?"]["Default"] == "Commit"
+
+
+@pytest.mark.parametrize("module", ["ingest_plan", "ingest_part", "ingest_commit"])
+@pytest.mark.parametrize(
+    "event",
+    [
+        None,
+        [],
+        "x",
+        {"key": 3},
+        {"bucket": "b", "key": "k"},
+        {"upload": {"bucket": "b"}, "feature_set": "credit_default", "upload_id": "u", "bucket": "b"},
+        {"upload": {"bucket": "b", "key": "k"}, "feature_set": "nope", "upload_id": "u", "bucket": "b"},
+        {
+            "upload": {"bucket": "b", "key": "k", "size": "9"},
+            "feature_set": "credit_default",
+            "upload_id": "u",
+            "bucket": "b",
+        },
+    ],
+)
+def test_ingest_parts_handlers_answer_malformed_input(module: str, event: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from tests.conftest import FEATURE_SETS
+
+    monkeypatch.setenv("FEATURE_SETS_DIR", str(FEATURE_SETS))
+    monkeypatch.setenv("FEATURES_BUCKET", "features-bucket")
+    handler_module = importlib.import_module(f"lambdas.{module}")
+    handler_module._catalog.cache_clear()
+    out = handler_module.handler.__wrapped__(event, None)
+    assert out["status"] == "error" and out["message"], out
