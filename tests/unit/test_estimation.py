@@ -220,3 +220,26 @@ def test_a_model_without_probabilities_is_unavailable_with_the_reason() -> None:
 def test_a_bad_estimator_artifact_is_refused_with_a_precise_message(text: bytes, match: str) -> None:
     with pytest.raises(EstimatorFormatError, match=match):
         FittedEstimator.from_json(text, source="s3://b/estimator.json")
+
+
+def test_report_and_metrics_show_estimated_and_realized_side_by_side() -> None:
+    from datetime import UTC, datetime
+
+    from driftline.drift import build_profile, check_drift
+    from driftline.drift.report import render_html
+    from driftline.monitoring.publish import metric_data
+
+    rng = np.random.default_rng(0)
+    X, y = _binary(rng, 3000)
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X[:2000], y[:2000])
+    est = fit_classifier_estimator(y[2000:], model.predict_proba(X[2000:]), model.predict(X[2000:]), [0, 1])
+    res = _window(est, _outputs(model.predict_proba(X[:500]), model.predict(X[:500]), [0, 1]))
+    doc = res.with_realized({"roc_auc": {"current": 0.7777}})
+    assert doc["metrics"]["roc_auc"]["realized"] == 0.7777 and doc["metrics"]["accuracy"]["realized"] is None
+    cols = {"x0": X[:, 0]}
+    result = check_drift(build_profile(cols, numerical=["x0"]), {"x0": X[:500, 0]})
+    html = render_html(result, estimated=doc)
+    assert "Estimated prediction quality" in html and "0.7777" in html and "Confidence-based" in html
+    assert "Estimated prediction quality" not in render_html(result)
+    names = [m["MetricName"] for m in metric_data("m", 1, {"estimated_performance": doc}, None, datetime.now(UTC))]
+    assert names.count("EstimatedPerformance") == 15 and names.count("EstimatedPerformanceDegraded") == 1
