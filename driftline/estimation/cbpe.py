@@ -97,9 +97,10 @@ def _counts_metrics(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, used: np.nda
     return {"precision": float(np.mean(prec)), "recall": float(np.mean(rec)), "f1": float(np.mean(f1))}
 
 
-def _expected_auc(score: np.ndarray, q: np.ndarray) -> float:
-    """Area under the expected ROC curve (ties in ``score`` form one step, as a diagonal)."""
-    order = np.argsort(-score, kind="mergesort")
+def _expected_auc(score: np.ndarray, q: np.ndarray, order: np.ndarray | None = None) -> float:
+    """Area under the expected ROC curve (ties in ``score`` form one step, as a diagonal); ``order``
+    is the descending ranking of ``score`` when the caller already has it."""
+    order = np.argsort(-score, kind="mergesort") if order is None else order
     s, w = score[order], q[order]
     pos, neg = float(w.sum()), float((1.0 - w).sum())
     if pos <= 0 or neg <= 0:
@@ -111,9 +112,12 @@ def _expected_auc(score: np.ndarray, q: np.ndarray) -> float:
     return float(np.sum(gneg * (above + gpos / 2.0)) / (pos * neg))
 
 
-def expected_metrics(q: np.ndarray, scores: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+def expected_metrics(
+    q: np.ndarray, scores: np.ndarray, pred: np.ndarray, orders: Sequence[np.ndarray] | None = None
+) -> dict[str, float]:
     """CBPE metrics of one window: ``q`` [N, C] calibrated, ``scores`` [N, C] the model's own
-    probabilities (the ranking for ROC AUC), ``pred`` [N] the predicted class indices."""
+    probabilities (the ranking for ROC AUC), ``pred`` [N] the predicted class indices; ``orders`` the
+    rankings of the scored classes, computed once when several calibrations score the same window."""
     n, n_classes = q.shape
     pred = np.asarray(pred, dtype=np.int64)
     out: dict[str, float] = {"accuracy": float(np.mean(q[np.arange(n), pred]))}
@@ -127,7 +131,7 @@ def expected_metrics(q: np.ndarray, scores: np.ndarray, pred: np.ndarray) -> dic
         fp[i] = float((1.0 - q[is_pred, c]).sum())
         fn[i] = float(q[~is_pred, c].sum())
         used[i] = tp[i] + fp[i] + fn[i] > 0
-        aucs.append(_expected_auc(scores[:, c], q[:, c]))
+        aucs.append(_expected_auc(scores[:, c], q[:, c], None if orders is None else orders[i]))
     out.update(_counts_metrics(tp, fp, fn, used))
     finite = [a for a in aucs if np.isfinite(a)]
     out["roc_auc"] = float(np.mean(finite)) if finite else float("nan")
@@ -220,10 +224,11 @@ def estimate_cbpe(
     scores = np.asarray(probabilities, dtype=np.float64)
     pred = np.asarray(pred, dtype=np.int64)
     q = calibrated(scores, calibrations)
-    est = expected_metrics(q, scores, pred)
+    orders = [np.argsort(-scores[:, c], kind="mergesort") for c in _classes(scores.shape[1])]
+    est = expected_metrics(q, scores, pred, orders)
     std = sampling_std(q, scores, pred, seed=seed)
     if len(draws) > 1:
-        runs = [expected_metrics(calibrated(scores, d), scores, pred) for d in draws]
+        runs = [expected_metrics(calibrated(scores, d), scores, pred, orders) for d in draws]
         for m in CBPE_METRICS:
             spread = float(np.nanstd([r[m] for r in runs]))
             std[m] = float(np.hypot(std[m], spread)) if np.isfinite(spread) else std[m]
