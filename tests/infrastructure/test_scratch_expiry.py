@@ -9,17 +9,19 @@ from typing import Any
 from driftline.contracts import (
     ATHENA_RESULTS_PREFIX,
     DRIFT_SCRATCH_PREFIX,
+    INGEST_SCRATCH_PREFIX,
     SCRATCH_EXPIRE_DAYS,
     TRAINING_SCRATCH_PREFIX,
 )
 from tests.infrastructure.conftest import Synth
 
 SCRATCH = {
-    "captures": f"{DRIFT_SCRATCH_PREFIX}/",
-    "reports": f"{ATHENA_RESULTS_PREFIX}/",
-    "features": f"{TRAINING_SCRATCH_PREFIX}/",  # Athena training-set builds' label events and UNLOADs
+    "captures": (f"{DRIFT_SCRATCH_PREFIX}/",),
+    "reports": (f"{ATHENA_RESULTS_PREFIX}/",),
+    # Athena training-set builds' label events and UNLOADs; uploads validated in parts
+    "features": (f"{TRAINING_SCRATCH_PREFIX}/", f"{INGEST_SCRATCH_PREFIX}/"),
 }
-"""Bucket (logical name) -> its scratch prefix."""
+"""Bucket (logical name) -> its scratch prefixes."""
 
 
 def _rules(synth: Synth, logical: str) -> list[dict[str, Any]]:
@@ -32,8 +34,8 @@ def _rules(synth: Synth, logical: str) -> list[dict[str, Any]]:
 
 def test_scratch_prefixes_expire_with_their_noncurrent_versions(synth: Synth) -> None:
     declared = {b.logical: dict(b.scratch_prefixes) for b in synth.platform.buckets}
-    assert {b: declared[b] for b in SCRATCH} == {b: {p: SCRATCH_EXPIRE_DAYS} for b, p in SCRATCH.items()}
-    for logical, prefix in SCRATCH.items():
+    assert {b: declared[b] for b in SCRATCH} == {b: dict.fromkeys(ps, SCRATCH_EXPIRE_DAYS) for b, ps in SCRATCH.items()}
+    for logical, prefix in ((b, p) for b, ps in SCRATCH.items() for p in ps):
         rules = [r for r in _rules(synth, logical) if r.get("Prefix") == prefix]
         assert len(rules) == 1, (logical, _rules(synth, logical))
         rule = rules[0]
