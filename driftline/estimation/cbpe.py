@@ -20,7 +20,8 @@ time) and is ``estimate ± BAND_SIGMAS * std``, as NannyML's ±3 sampling-error 
 scaled by ``sqrt(subsample / rows)`` (it shrinks as one over the square root of the row count).
 The calibration map is itself fitted on a finite holdout, so the training run also fits it on
 :data:`CALIBRATION_DRAWS` bootstrap resamples of the holdout; the spread of the estimate over those
-maps is the calibration's share of the uncertainty, added in quadrature to the sampling share. A
+maps is the calibration's share of the uncertainty, added in quadrature to the sampling share
+(measured on the same subsample above :data:`BAND_MAX_ROWS` rows: it does not shrink with rows). A
 covariate shift that moves rows into score ranges the holdout barely covered widens the band.
 What no band covers: a shift that changes ``P(label | score)`` itself (concept shift, or covariate
 shift the model's score does not see), which realized performance from labels catches later.
@@ -224,10 +225,13 @@ def estimate_cbpe(
     scores = np.asarray(probabilities, dtype=np.float64)
     pred = np.asarray(pred, dtype=np.int64)
     q = calibrated(scores, calibrations)
-    orders = [np.argsort(-scores[:, c], kind="mergesort") for c in _classes(scores.shape[1])]
-    est = expected_metrics(q, scores, pred, orders)
+    est = expected_metrics(q, scores, pred)
     std = sampling_std(q, scores, pred, seed=seed)
-    if len(draws) > 1:
+    if len(draws) > 1:  # the calibration share does not shrink with rows: a subsample measures it as well
+        if scores.shape[0] > BAND_MAX_ROWS:
+            idx = np.random.default_rng(seed + 1).choice(scores.shape[0], BAND_MAX_ROWS, replace=False)
+            scores, pred = scores[idx], pred[idx]
+        orders = [np.argsort(-scores[:, c], kind="mergesort") for c in _classes(scores.shape[1])]
         runs = [expected_metrics(calibrated(scores, d), scores, pred, orders) for d in draws]
         for m in CBPE_METRICS:
             spread = float(np.nanstd([r[m] for r in runs]))
