@@ -7,8 +7,8 @@ delivery stream ``CAPTURE_STREAM_PREFIX + model``, which writes them as JSON lin
 
 Two modes (``CAPTURE_MODE``):
 
-- ``background`` (default): the request only appends its records (one per role) to an in-memory
-  buffer. A daemon thread serializes them and calls ``PutRecordBatch`` when :data:`BATCH_ROWS` rows
+- ``background`` (default): the request encodes its records (one JSON line per role, msgspec) and
+  appends the lines to an in-memory buffer. A daemon thread calls ``PutRecordBatch`` when :data:`BATCH_ROWS` rows
   are waiting or the oldest has waited ``CAPTURE_LINGER_SECONDS`` (default 1 s), so a botocore call is
   paid once per batch, never on the request path. In Lambda the thread runs while the sandbox is
   thawed; records still buffered when it is frozen are sent right after the next thaw, and on SIGTERM
@@ -17,7 +17,11 @@ Two modes (``CAPTURE_MODE``):
 - ``sync``: each request sends its records before answering: nothing buffered, one round trip added.
 
 The buffer is measured in rows (the work a record costs the thread grows with its rows), so a bound
-means the same memory whatever the request sizes.
+means the same memory whatever the request sizes. It holds bytes, not the request's objects: keeping
+a few dozen requests' rows and outputs alive (thousands of small Python objects) until the thread
+encoded them slowed the request thread itself by more than the encoding costs, because every request
+then allocated its objects in memory no longer in the CPU's caches (docs/performance.md). Encoded at
+once, a request leaves one bytes object behind and the thread only packs, signs and sends.
 
 Backpressure, not loss: when requests produce rows faster than the thread can send them (it shares
 the GIL with them), the buffer reaches its bound and the request that finds it full sends a batch
@@ -45,6 +49,7 @@ import time
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from itertools import accumulate
@@ -269,16 +274,40 @@ def record_lines(record: dict[str, Any], line: bytes) -> tuple[list[bytes], int]
     return split_record(record, encode_record, MAX_RECORD_BYTES)
 
 
-def _rows(records: list[dict[str, Any]]) -> int:
-    """The rows of a request's records (a record without ``rows`` weighs one)."""
-    return sum(len(r.get(ROW_FIELD) or ()) or 1 for r in records)
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """One capture record as the buffer holds it: its JSON line and what delivery and failure counting
+    need to know without decoding it."""
+
+    model: str
+    version: int
+    request_id: str
+    rows: int
+    """The record's rows (a record without ``rows`` weighs one): the buffer's measure."""
+    line: bytes
+    """The JSON line, with its newline."""
+
+
+def capture_entry(record: dict[str, Any]) -> Captured:
+    """The record encoded (:func:`encode_lines` of one record): raises KeyError/TypeError/ValueError for a
+    record without a string ``model`` or an integer ``version`` (a programming error)."""
+    model, version = record["model"], record["version"]
+    if type(model) is not str or type(version) is not int:
+        raise TypeError(f"a capture record needs a string model and an integer version, not {model!r}, {version!r}")
+    rows = record.get(ROW_FIELD)
+    (line,) = encode_lines([record])
+    return Captured(model, version, str(record.get("request_id")), len(rows or ()) or 1, line)
+
+
+def _rows(entries: Sequence[Captured]) -> int:
+    return sum(e.rows for e in entries)
 
 
 class CaptureWriter:
-    """Buffers capture records and delivers them (in the background or synchronously).
+    """Buffers encoded capture records and delivers them (in the background or synchronously).
 
-    The buffer holds one entry per request (its arrival time, its records and their rows) and a count of
-    the rows in it, so handing over a request's records is one append."""
+    The buffer holds one entry per request (its arrival time, its encoded records and their rows) and a
+    count of the rows in it, so handing over a request's records is one encoding and one append."""
 
     def __init__(
         self,
@@ -294,7 +323,7 @@ class CaptureWriter:
         self.mode = mode
         self.linger_s = linger_s
         self.max_buffer = max_buffer
-        self._buf: deque[tuple[float, list[dict[str, Any]], int]] = deque()
+        self._buf: deque[tuple[float, list[Captured], int]] = deque()
         self._size = 0
         """Rows in ``_buf`` (changed only under ``_lock``)."""
         self._in_flight = 0
@@ -315,15 +344,18 @@ class CaptureWriter:
         now belongs to the writer."""
         if not records:
             return
+        entries = self._encode(records)
+        if not entries:
+            return
         if self.mode == "sync":
             with self._lock:
-                self._in_flight += len(records)
-            self._deliver(records)
+                self._in_flight += len(entries)
+            self._deliver(entries)
             return
         now = time.monotonic()
-        rows = _rows(records)
+        rows = _rows(entries)
         with self._lock:
-            self._buf.append((now, records, rows))
+            self._buf.append((now, entries, rows))
             self._size += rows
             size = self._size
         if self._thread is None:
@@ -332,6 +364,17 @@ class CaptureWriter:
             self._wake.set()
         if size >= self.max_buffer:
             self._relieve()
+
+    def _encode(self, records: list[dict[str, Any]]) -> list[Captured]:
+        """The records as buffer entries; a record that cannot be encoded is logged and counted, never raised."""
+        out = []
+        for r in records:
+            try:
+                out.append(capture_entry(r))
+            except Exception as e:
+                log.error("capture record of request %s cannot be encoded: %r", r.get("request_id"), e)
+                self._count_failures([r])
+        return out
 
     def _relieve(self) -> None:
         """The buffer is at its bound. While deliveries succeed, send the oldest batch from this
@@ -361,11 +404,11 @@ class CaptureWriter:
         return out
 
     # ------------------------------------------------------------------ delivery
-    def _take(self, n: int, *, deliver: bool = True) -> list[dict[str, Any]]:
+    def _take(self, n: int, *, deliver: bool = True) -> list[Captured]:
         """The oldest buffered records holding at least ``n`` rows (fewer if fewer are buffered), removed
         from the buffer. A record is never cut; a request's records (one per role) may be separated.
         With ``deliver`` they count as in flight until :meth:`_deliver` has finished with them."""
-        out: list[dict[str, Any]] = []
+        out: list[Captured] = []
         taken = 0
         with self._lock:
             buf = self._buf
@@ -378,7 +421,7 @@ class CaptureWriter:
                     continue
                 k = part = 0
                 while taken + part < n:
-                    part += _rows(recs[k : k + 1])
+                    part += recs[k].rows
                     k += 1
                 out.extend(recs[:k])
                 buf[0] = (t, recs[k:], rows - part)
@@ -432,17 +475,17 @@ class CaptureWriter:
             return
         self._deliver(self._take(MAX_DELIVERY_ROWS))
 
-    def _deliver(self, records: list[dict[str, Any]]) -> None:
+    def _deliver(self, records: list[Captured]) -> None:
         try:
             self._deliver_taken(records)
         finally:
             with self._lock:
                 self._in_flight -= len(records)
 
-    def _deliver_taken(self, records: list[dict[str, Any]]) -> None:
-        by_model: dict[str, list[dict[str, Any]]] = {}
+    def _deliver_taken(self, records: list[Captured]) -> None:
+        by_model: dict[str, list[Captured]] = {}
         for r in records:
-            by_model.setdefault(r["model"], []).append(r)
+            by_model.setdefault(r.model, []).append(r)
         with self._send_lock:
             for model, recs in by_model.items():
                 try:
@@ -460,10 +503,10 @@ class CaptureWriter:
                     log.error("capture: %d of %d records for %s were not delivered", len(failed), len(recs), model)
                     self._count_failures(failed)
 
-    def _send(self, model: str, recs: list[dict[str, Any]]) -> tuple[list[bool], bool | None]:
-        """Encode and send one model's records: per record whether all of it was delivered, and whether
-        the stream accepted anything (None when nothing was sent)."""
-        lines = encode_lines(recs)
+    def _send(self, model: str, recs: list[Captured]) -> tuple[list[bool], bool | None]:
+        """Send one model's records: per record whether all of it was delivered, and whether the stream
+        accepted anything (None when nothing was sent)."""
+        lines = [r.line for r in recs]
         if max(map(len, lines), default=0) <= MAX_RECORD_BYTES:  # the common case: one line per record
             ok = self.sink.send(model, lines) if lines else []
             return ok, (any(ok) if lines else None)
@@ -471,13 +514,13 @@ class CaptureWriter:
         flat: list[bytes] = []
         owner: list[int] = []
         for i, (rec, line) in enumerate(zip(recs, lines, strict=True)):
-            parts, lost = record_lines(rec, line)
+            parts, lost = record_lines(_decoded(line), line) if len(line) > MAX_RECORD_BYTES else ([line], 0)
             if lost:
                 good[i] = False
                 log.error(
                     "capture: %d rows of request %s for %s exceed %d bytes alone and were not written",
                     lost,
-                    rec.get("request_id"),
+                    rec.request_id,
                     model,
                     MAX_RECORD_BYTES,
                 )
@@ -490,8 +533,18 @@ class CaptureWriter:
             good[i] = good[i] and accepted
         return good, any(ok)
 
-    def _count_failures(self, records: list[dict[str, Any]]) -> None:
+    def _count_failures(self, records: Sequence[Captured | dict[str, Any]]) -> None:
         with self._lock:
             for r in records:
-                key = (str(r.get("model")), int(r.get("version") or 0))
+                if isinstance(r, Captured):
+                    key = (r.model, r.version)
+                else:
+                    version = r.get("version")
+                    key = (str(r.get("model")), version if type(version) is int else 0)
                 self._failures[key] = self._failures.get(key, 0) + 1
+
+
+def _decoded(line: bytes) -> dict[str, Any]:
+    """A record back from its line, to split it (only records over :data:`MAX_RECORD_BYTES`)."""
+    record: dict[str, Any] = msgspec.json.decode(line)
+    return record

@@ -206,8 +206,8 @@ def test_full_buffer_while_deliveries_fail_drops_oldest_and_counts_them() -> Non
 def test_the_thread_survives_an_unexpected_error() -> None:
     fh = FakeFirehose()
     w = CaptureWriter(FirehoseSink("p-", client=lambda: fh), linger_s=0.02)
-    w.submit([{"no": "model key"}])  # a programming error: logged, the thread goes on
-    wait_for(lambda: w.pending() == 0)
+    w.submit([{"no": "model key"}])  # a programming error: logged and counted, never raised
+    assert w.pending() == 0 and w.drain_failures() == {("None", 0): 1}
     w.submit([record(i) for i in range(3)])
     wait_for(lambda: w.sent == 3)
     assert w._thread is not None and w._thread.is_alive()
@@ -219,7 +219,7 @@ def test_a_request_larger_than_a_delivery_is_split_in_order() -> None:
     w.submit([record(i) for i in range(3)])
     w.submit([record(i) for i in range(3, 10)])
     assert w.pending() == 10
-    assert [r["request_id"] for r in w._take(5, deliver=False)] == [f"r{i}" for i in range(5)]
+    assert [r.request_id for r in w._take(5, deliver=False)] == [f"r{i}" for i in range(5)]
     assert w.pending() == 5
     w.flush()
     assert [json.loads(d)["request_id"] for _, data in fh.calls for d in data] == [f"r{i}" for i in range(5, 10)]
@@ -320,3 +320,22 @@ def test_the_buffer_counts_rows_not_records() -> None:
     w.submit([record(0, rows=100), record(0, rows=100)])  # one request, champion and shadow
     assert w.pending() == 200
     assert len(w._take(150, deliver=False)) == 2 and w.pending() == 0  # a record is never cut
+
+
+def test_the_buffer_holds_the_encoded_line_not_the_request_objects() -> None:
+    w = CaptureWriter(Gated(), linger_s=60)
+    rec = record(4, rows=3)
+    w.submit([rec])
+    rec["rows"].append({"x": "changed after submit"})  # the request's objects are no longer read
+    (entry,) = w._take(10, deliver=False)
+    assert type(entry.line) is bytes and entry.line.endswith(b"\n") and entry.line.count(b"\n") == 1
+    assert json.loads(entry.line)["rows"] == [{"x": 4, "k": k} for k in range(3)]
+    assert (entry.model, entry.version, entry.request_id, entry.rows) == ("m", 1, "r4", 3)
+
+
+def test_a_record_with_a_wrong_version_type_is_counted_not_raised() -> None:
+    fh = FakeFirehose()
+    w = CaptureWriter(FirehoseSink("p-", client=lambda: fh), mode="sync")
+    bad = {**record(0), "version": "3"}
+    w.submit([bad, record(1)])
+    assert w.sent == 1 and w.drain_failures() == {("m", 0): 1} and sent_lines(fh) == 1
