@@ -181,6 +181,13 @@ def test_test_traffic_is_left_out() -> None:
     assert [r["request_id"] for r in rows] == ["f:0", "n:0"]
 
 
+def test_a_record_whose_time_is_not_a_time_is_left_out_not_fatal() -> None:
+    """The in-process reader skips a record without a readable ``ts``; the query must not fail on one."""
+    odd = {**_rec("odd", T0, [{"age": 9, "city": "q"}]), "ts": "not a time"}
+    rows = _run([odd, _rec("ok", T0 + timedelta(minutes=1), [{"age": 1, "city": "a"}])], [])
+    assert [(r["request_id"], r["malformed_line"]) for r in rows] == [("ok:0", None)]
+
+
 def test_shared_constructs_come_from_athena_queries() -> None:
     """One home for the Athena SQL: the shard, the UNLOAD wrapper and the quoting are athena_queries'."""
     text = _query(shards=7)

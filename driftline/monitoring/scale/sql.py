@@ -56,8 +56,8 @@ SHARDS_SELECT = """WITH raw AS (
            OR cardinality(rows) <> cardinality(outputs)
            OR ("index" IS NOT NULL AND cardinality("index") <> cardinality(rows)))) AS malformed,
          coalesce(role, 'champion') = 'champion' AND version = {version} AND coalesce("test", false) = false
-           AND from_iso8601_timestamp(ts) >= from_iso8601_timestamp({start})
-           AND from_iso8601_timestamp(ts) < from_iso8601_timestamp({end}) AS wanted
+           AND try(from_iso8601_timestamp(ts)) >= from_iso8601_timestamp({start})
+           AND try(from_iso8601_timestamp(ts)) < from_iso8601_timestamp({end}) AS wanted
   FROM {captures_table}
   WHERE {hour} BETWEEN {first_hour} AND {last_hour}
 ),
@@ -108,6 +108,8 @@ keeps the lines without ``rows`` (v1 captures, malformed lines) next to the unne
   :func:`driftline.capture_format.expand` refuses) is counted like the in-process reader counts bad lines:
   whatever its time, role or version, once per line, as one row with ``malformed_line = 1`` and no features.
 - test traffic (``"test": true``, issue 21) is left out like another role's captures.
+- a ``ts`` that is not an ISO 8601 time leaves its record out (``try``), as the in-process reader skips a
+  record without a time, instead of failing the whole query.
 """
 
 
