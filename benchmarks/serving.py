@@ -14,7 +14,7 @@ Like a Lambda package (which ships precompiled bytecode), children run with a wa
 (``PYTHONPYCACHEPREFIX``, one untimed warm-up run each); ``OMP_NUM_THREADS=1`` for both, since
 HistGradientBoosting's OpenMP start-up otherwise spikes its single-row latency.
 
-    python benchmarks/serving.py [--quick] [--json out.json] [--emulator local|moto]
+    python benchmarks/serving.py [--quick] [--json out.json] [--emulator local|moto] [--capture-only] [--rounds N]
 """
 
 from __future__ import annotations
@@ -188,10 +188,11 @@ if svc.capture.mode == "background":
 svc.capture.flush()
 out["capture_sent"] = svc.capture.sent
 out["capture_failed"] = sum(svc.capture.drain_failures().values())
-if svc.capture.mode == "background":
-    import dataclasses
-    def sustained(n):
+if svc.capture.mode == "background" and int(sys.argv[5]):
+    import dataclasses, statistics
+    def sustained(n, sampling):
         """Back-to-back 100-row requests (a saturated sandbox): latency, rows/s, capture kept up?"""
+        svc.settings = dataclasses.replace(svc.settings, capture_sampling=sampling)
         cap = svc.capture
         cap.flush()
         cap.drain_failures()
@@ -206,18 +207,33 @@ if svc.capture.mode == "background":
         wall = time.perf_counter() - t
         cap.flush()
         cpu = time.process_time() - cpu0
-        lat.sort()
-        records = n if svc.settings.capture_sampling else 0  # one record per request (the champion's)
+        records = n if sampling else 0  # one record per request (the champion's)
+        return {"lat": lat, "wall": wall, "cpu": cpu, "max_pending": most, "records_expected": records,
+                "records_sent": cap.sent - sent0, "failed": sum(cap.drain_failures().values())}
+    def summary(runs):
+        lat = sorted(x for r in runs for x in r["lat"])
+        n, expected, sent = len(lat), sum(r["records_expected"] for r in runs), sum(r["records_sent"] for r in runs)
         return {"mean_us": sum(lat) / n * 1e6, "p50_us": lat[n // 2] * 1e6, "p99_us": lat[int(n * 0.99)] * 1e6,
-                "rows_per_s": n * 100 / wall, "max_pending": most, "records_expected": records,
-                "cpu_us_per_request": cpu / n * 1e6,
-                "records_sent": cap.sent - sent0,
-                "lost": records - (cap.sent - sent0), "failed": sum(cap.drain_failures().values())}
-    n_sus = int(sys.argv[5])
+                "rows_per_s": n * 100 / sum(r["wall"] for r in runs),
+                "max_pending": max(r["max_pending"] for r in runs), "records_expected": expected,
+                "cpu_us_per_request": sum(r["cpu"] for r in runs) / n * 1e6,
+                "records_sent": sent, "lost": expected - sent, "failed": sum(r["failed"] for r in runs)}
+    n_sus, n_rounds = int(sys.argv[5]), int(sys.argv[6])
+    on_sampling = svc.settings.capture_sampling
+    per = max(20, n_sus // n_rounds)
+    runs = {"on": [], "off": []}
     with contextlib.redirect_stdout(sink):
-        out["sustained_on"] = sustained(n_sus)
-        svc.settings = dataclasses.replace(svc.settings, capture_sampling=0.0)
-        out["sustained_off"] = sustained(n_sus)
+        for _ in range(min(200, per)):  # warm both paths before timing
+            serve.handler(e100, ctx)
+        for k in range(n_rounds):  # interleaved, the order alternating: a load change hits both sides
+            for side in (("on", "off") if k % 2 == 0 else ("off", "on")):
+                runs[side].append(sustained(per, on_sampling if side == "on" else 0.0))
+    out["sustained_on"] = summary(runs["on"])
+    out["sustained_off"] = summary(runs["off"])
+    out["sustained_rounds"] = [
+        {"mean_ratio": statistics.fmean(on["lat"]) / statistics.fmean(off["lat"]), "cpu_ratio": on["cpu"] / off["cpu"]}
+        for on, off in zip(runs["on"], runs["off"])
+    ]
 print("RESULT " + json.dumps(out), flush=True)
 '''
 )
@@ -268,6 +284,7 @@ NULL_FIREHOSE = r"""
 import http.server, json, sys
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else the body waits for the ACK of the headers: a 40 ms stall per call
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         n = body.count(b'"Data"')  # base64 holds no quotes: one per record
@@ -603,7 +620,8 @@ def count_objects(bucket: str, prefix: str) -> int:
 
 def saturated_results(ours: dict[str, Any], nullsink: dict[str, Any]) -> dict[str, float]:
     """Flat keys of the saturated runs (against the emulator, and against a sink that stores nothing):
-    means in us, process CPU per request in us, rows/s, records sent/lost/failed, on/off ratios."""
+    means in us, process CPU per request in us, rows/s, records sent/lost/failed, on/off ratios of the
+    pooled runs, and the median (min, max) of the per-round ratios of the interleaved rounds."""
     results: dict[str, float] = {}
     for name, child in (("capture", ours), ("nullsink_capture", nullsink)):
         for cap in ("on", "off"):
@@ -613,10 +631,65 @@ def saturated_results(ours: dict[str, Any], nullsink: dict[str, Any]) -> dict[st
             results[f"sustained_100_{name}_on_over_off_{measure}_ratio"] = (
                 results[f"sustained_100_{name}_on_{key}"] / results[f"sustained_100_{name}_off_{key}"]
             )
+        rounds = child["sustained_rounds"]
+        results[f"sustained_100_{name}_rounds"] = len(rounds)
+        for measure in ("mean", "cpu"):
+            ratios = [r[f"{measure}_ratio"] for r in rounds]
+            results[f"sustained_100_{name}_on_over_off_{measure}_ratio_median"] = statistics.median(ratios)
+            results[f"sustained_100_{name}_on_over_off_{measure}_ratio_min"] = min(ratios)
+            results[f"sustained_100_{name}_on_over_off_{measure}_ratio_max"] = max(ratios)
     results["sustained_capture_cost_us_per_row"] = (
         results["sustained_100_capture_on_mean_us"] - results["sustained_100_capture_off_mean_us"]
     ) / 100
     return results
+
+
+def saturated_children(
+    one: str, hundred: str, child_env: dict[str, str], counts: list[str], n_sustained: int, rounds: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The warm child against the emulator (with ``counts`` iterations of the per-part loops) and against
+    a Firehose that stores nothing, each running ``rounds`` interleaved capture on/off rounds."""
+    _, ours = run_child(WARM_OURS, [one, hundred, *counts, str(n_sustained), str(rounds)], child_env)
+    with null_firehose() as null_url:
+        _, nullsink = run_child(
+            WARM_OURS,
+            [one, hundred, "100", "20", str(n_sustained), str(rounds)],
+            {**child_env, "AWS_ENDPOINT_URL_FIREHOSE": null_url},
+        )
+    return ours, nullsink
+
+
+def print_saturated(r: dict[str, Any], n_sustained: int) -> None:
+    def row(name: str, label: str, cap: str) -> dict[str, Any]:
+        k = f"sustained_100_{name}_{cap}"
+        return {
+            "capture": label,
+            "mean": f"{r[f'{k}_mean_us']:.0f} us",
+            "CPU/request": f"{r[f'{k}_cpu_us_per_request']:.0f} us",
+            "p50": f"{r[f'{k}_p50_us']:.0f} us",
+            "p99": f"{r[f'{k}_p99_us']:.0f} us",
+            "rows/s": f"{r[f'{k}_rows_per_s']:,.0f}",
+            "most buffered (rows)": r[f"{k}_max_pending"],
+            "records sent": r[f"{k}_records_sent"],
+            "lost": r[f"{k}_lost"],
+            "failed": r[f"{k}_failed"],
+        }
+
+    def ratios(name: str) -> str:
+        k = f"sustained_100_{name}_on_over_off"
+        return (
+            f"mean {r[f'{k}_mean_ratio_median']:.2f}x ({r[f'{k}_mean_ratio_min']:.2f}-{r[f'{k}_mean_ratio_max']:.2f}), "
+            f"CPU {r[f'{k}_cpu_ratio_median']:.2f}x ({r[f'{k}_cpu_ratio_min']:.2f}-{r[f'{k}_cpu_ratio_max']:.2f})"
+        )
+
+    print_table(
+        [row("capture", cap, cap) for cap in ("on", "off")]
+        + [row("nullsink_capture", f"{cap}, null sink", cap) for cap in ("on", "off")],
+        title=f"Saturated sandbox: {n_sustained:,} back-to-back 100-row requests per side, one capture record each, "
+        f"in {r['sustained_100_capture_rounds']} interleaved on/off rounds. On/off, median (min-max) of the "
+        f"rounds' ratios: against the emulator {ratios('capture')}; against a sink that stores nothing "
+        f"{ratios('nullsink_capture')} (target: mean <= 1.25x, 0 lost)",
+    )
 
 
 def main() -> None:
@@ -632,6 +705,12 @@ def main() -> None:
     ap.add_argument(
         "--algorithm", choices=["hist_gradient_boosting", "random_forest"], default="hist_gradient_boosting"
     )
+    ap.add_argument(
+        "--capture-only",
+        action="store_true",
+        help="only the saturated capture on/off comparison (emulator and null sink), not the rest",
+    )
+    ap.add_argument("--rounds", type=int, default=6, help="interleaved on/off rounds of the saturated comparison")
     args = ap.parse_args()
     quick = args.quick
     cold_runs, n1, n100, n_sustained = (3, 300, 30, 200) if quick else (7, 3000, 300, 2000)
@@ -679,6 +758,14 @@ def main() -> None:
         one = json.dumps({"records": model["records"][:1]})
         hundred = json.dumps({"records": model["records"][:100]})
 
+        if args.capture_only:
+            ours, nullsink = saturated_children(one, hundred, child_env, ["50", "20"], n_sustained, args.rounds)
+            results.update(saturated_results(ours, nullsink))
+            results["capture_line_100_bytes"] = ours["capture_line_100_bytes"]
+            print_saturated(results, n_sustained)
+            write_json(args.json, results)
+            return
+
         print("cold starts (one untimed warm-up each, for the bytecode cache) ...", flush=True)
         run_child(COLD_OURS, [one], child_env)
         run_child(COLD_NAIVE, [one], child_env)
@@ -694,19 +781,13 @@ def main() -> None:
 
         print("warm handlers ...", flush=True)
         counts = [one, hundred, str(n1), str(n100)]
-        _, ours = run_child(WARM_OURS, [*counts, str(n_sustained)], child_env)
+        ours, nullsink = saturated_children(one, hundred, child_env, counts[2:], n_sustained, args.rounds)
         _, naive = run_child(WARM_NAIVE, counts, child_env)
         _, sync = run_child(
             WARM_OURS,
-            [one, hundred, str(max(50, n1 // 10)), str(max(10, n100 // 10)), "0"],
+            [one, hundred, str(max(50, n1 // 10)), str(max(10, n100 // 10)), "0", "0"],
             {**child_env, "CAPTURE_MODE": "sync"},
         )
-        with null_firehose() as null_url:
-            _, nullsink = run_child(
-                WARM_OURS,
-                [one, hundred, "100", "20", str(n_sustained)],
-                {**child_env, "AWS_ENDPOINT_URL_FIREHOSE": null_url},
-            )
         for rows in ("1", "100"):
             for q in ("p50_us", "p99_us", "cpu_p50_us"):
                 results[f"warm_ours_{rows}_{q}"] = ours[f"handler_{rows}"][q]
@@ -838,44 +919,7 @@ def main() -> None:
         ],
         title="Driftline request path (parts measured alone, in loops: warmer caches than inside a request)",
     )
-    print_table(
-        [
-            {
-                "capture": cap,
-                "mean": f"{r[f'sustained_100_capture_{cap}_mean_us']:.0f} us",
-                "CPU/request": f"{r[f'sustained_100_capture_{cap}_cpu_us_per_request']:.0f} us",
-                "p50": f"{r[f'sustained_100_capture_{cap}_p50_us']:.0f} us",
-                "p99": f"{r[f'sustained_100_capture_{cap}_p99_us']:.0f} us",
-                "rows/s": f"{r[f'sustained_100_capture_{cap}_rows_per_s']:,.0f}",
-                "most buffered (rows)": r[f"sustained_100_capture_{cap}_max_pending"],
-                "records sent": r[f"sustained_100_capture_{cap}_records_sent"],
-                "lost": r[f"sustained_100_capture_{cap}_lost"],
-                "failed": r[f"sustained_100_capture_{cap}_failed"],
-            }
-            for cap in ("on", "off")
-        ]
-        + [
-            {
-                "capture": f"{cap}, null sink",
-                "mean": f"{r[f'sustained_100_nullsink_capture_{cap}_mean_us']:.0f} us",
-                "CPU/request": f"{r[f'sustained_100_nullsink_capture_{cap}_cpu_us_per_request']:.0f} us",
-                "p50": f"{r[f'sustained_100_nullsink_capture_{cap}_p50_us']:.0f} us",
-                "p99": f"{r[f'sustained_100_nullsink_capture_{cap}_p99_us']:.0f} us",
-                "rows/s": f"{r[f'sustained_100_nullsink_capture_{cap}_rows_per_s']:,.0f}",
-                "most buffered (rows)": r[f"sustained_100_nullsink_capture_{cap}_max_pending"],
-                "records sent": r[f"sustained_100_nullsink_capture_{cap}_records_sent"],
-                "lost": r[f"sustained_100_nullsink_capture_{cap}_lost"],
-                "failed": r[f"sustained_100_nullsink_capture_{cap}_failed"],
-            }
-            for cap in ("on", "off")
-        ],
-        title=f"Saturated sandbox: {n_sustained:,} back-to-back 100-row requests, one capture record each (format v2; "
-        f"{r['sustained_capture_cost_us_per_row']:.1f} us per captured row on average; mean on/off "
-        f"{r['sustained_100_capture_on_over_off_mean_ratio']:.2f}x against the emulator, "
-        f"{r['sustained_100_nullsink_capture_on_over_off_mean_ratio']:.2f}x against a sink that stores nothing; "
-        f"process CPU per request on/off {r['sustained_100_capture_on_over_off_cpu_ratio']:.2f}x and "
-        f"{r['sustained_100_nullsink_capture_on_over_off_cpu_ratio']:.2f}x; target <= 1.25x)",
-    )
+    print_saturated(r, n_sustained)
     rows_cmp = []
     for part, label in (
         ("handler_1", "warm handler, 1 row, p50"),
