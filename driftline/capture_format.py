@@ -18,6 +18,10 @@ more for the shadow. A record::
 - ``part``/``parts``: a record whose JSON line exceeds Firehose's record limit is split into several
   records with the same ``request_id`` and role, each with its share of the rows (:func:`split_record`).
 - ``caller`` is absent for unauthenticated calls, as in v1.
+- ``test``: ``true`` on a request marked as test traffic (the ``X-Driftline-Test`` header,
+  :data:`driftline.contracts.TEST_TRAFFIC_HEADER`), absent otherwise. Readers leave such records out of
+  monitoring windows, canary evaluation and label joins (:func:`is_test`); the name is shared with the
+  Glue table and the Athena queries over captures.
 
 Version 1 (no ``v``): one record per predicted row, ``request_id`` the row id, ``features`` and
 ``prediction`` instead of ``rows`` and ``outputs``. :func:`expand` turns a v2 record into exactly those
@@ -42,9 +46,11 @@ __all__ = [
     "PARTS_FIELDS",
     "REQUEST_FIELDS",
     "ROW_FIELD",
+    "TEST_FIELD",
     "VERSION_FIELD",
     "captured_rows",
     "expand",
+    "is_test",
     "is_v2",
     "record_key",
     "request_record",
@@ -58,6 +64,8 @@ ROW_FIELD = "rows"
 OUTPUT_FIELD = "outputs"
 INDEX_FIELD = "index"
 PARTS_FIELDS = ("part", "parts")
+TEST_FIELD = "test"
+"""``true`` on a test-traffic record (absent otherwise): excluded by every reader of monitoring data."""
 REQUEST_FIELDS: tuple[tuple[str, str], ...] = (
     (VERSION_FIELD, "int"),
     ("request_id", "string"),
@@ -91,10 +99,12 @@ def request_record(
     outputs: Sequence[Any],
     index: Sequence[int] | None = None,
     caller: str | None = None,
+    test: bool = False,
 ) -> dict[str, Any]:
-    """One v2 record (a dict the capture thread encodes). Built on the request path, so it only
+    """One v2 record (a dict the capture writer encodes). Built on the request path, so it only
     references the request's lists: ``rows`` are typed rows or dicts, ``ts`` a datetime or ISO text.
-    ``index`` is omitted when the rows are the request's rows ``0..n-1``."""
+    ``index`` is omitted when the rows are the request's rows ``0..n-1``; ``test`` is written only when
+    true, so ordinary records stay as they were."""
     rec: dict[str, Any] = {
         VERSION_FIELD: FORMAT_VERSION,
         "request_id": request_id,
@@ -106,6 +116,8 @@ def request_record(
     }
     if caller:
         rec[CAPTURE_CALLER] = caller
+    if test:
+        rec[TEST_FIELD] = True
     rec[ROW_FIELD] = rows
     rec[OUTPUT_FIELD] = outputs
     if index is not None:
@@ -115,6 +127,11 @@ def request_record(
 
 def is_v2(record: Mapping[str, Any]) -> bool:
     return record.get(VERSION_FIELD) == FORMAT_VERSION
+
+
+def is_test(record: Mapping[str, Any]) -> bool:
+    """Whether a capture record (or a row view of one) is marked as test traffic (only a JSON ``true`` is)."""
+    return record.get(TEST_FIELD) is True
 
 
 def captured_rows(record: Any) -> int:
@@ -167,6 +184,8 @@ def expand(record: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     if not all(isinstance(r, dict) for r in rows) or not all(isinstance(o, dict) for o in outputs):
         return None
     head = {k: record[k] for k in _HEAD_FIELDS if k in record and k != "request_id"}
+    if is_test(record):
+        head[TEST_FIELD] = True
     return [
         {"request_id": row_id(rid, i), **head, "features": r, "prediction": o}
         for i, r, o in zip(positions, rows, outputs, strict=True)

@@ -16,6 +16,9 @@ so the rules that decide what a window contains are written once:
 - one view for both formats: a v2 record is expanded into the per-row records v1 wrote (the row's
   id ``<request_id>:<i>``, ``features``, ``prediction`` and the request's fields), so monitoring and
   canary code read one shape, and a window may mix both versions;
+- test traffic: records marked as test (:func:`driftline.capture_format.is_test`, the
+  ``X-Driftline-Test`` request header) are left out of every read by default and counted
+  (``ReadStats.n_test``), so test requests never reach a drift window, a canary evaluation or a label join;
 - de-duplication: delivery is at-least-once, so a v1 capture is kept once per (``request_id``,
   ``role``) (:func:`delivery_key`) and a v2 record once per (``request_id``, ``role``, ``part``);
 - budgets: a read stops at ``max_records`` captured rows, and at ``max_objects`` label objects
@@ -40,7 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from driftline.capture_format import expand, is_v2, record_key
+from driftline.capture_format import expand, is_test, is_v2, record_key
 from driftline.contracts import CAPTURES_PREFIX, FEEDBACK_PREFIX, feedback_key, hour_prefixes, record_time
 from driftline.serving.labels import CAPTURE_CALLER, FEEDBACK_BY, Labels
 
@@ -77,6 +80,8 @@ class ReadStats:
     """Captured rows in the time window that the caller's filter left out (other versions or roles)."""
     n_duplicates: int = 0
     """Captured rows delivered more than once (kept once)."""
+    n_test: int = 0
+    """Captured rows in the time window marked as test traffic (left out unless asked for)."""
     truncated: bool = False
     """The read stopped at its record or object budget; the window may hold more."""
     first_bad: str = ""
@@ -195,6 +200,7 @@ class CapturesStore:
         list_until: datetime | None = None,
         keep: Callable[[Mapping[str, Any]], bool] | None = None,
         modified: tuple[datetime, datetime] | None = None,
+        include_test: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """The captured rows of ``model`` stamped in the window, once each, in arrival order (v1 records
         as they are, v2 records expanded into the same per-row shape).
@@ -219,6 +225,9 @@ class CapturesStore:
         modified:
             ``(after, until]``: open only the objects S3 dates in this range (whole seconds, as S3
             dates them): the records that arrived after a check, which late counting looks for.
+        include_test:
+            Also return rows marked as test traffic (their views carry ``test: true``); by default they
+            are counted in ``stats.n_test`` and left out.
 
         Returns
         -------
@@ -249,6 +258,9 @@ class CapturesStore:
                 continue
             else:
                 seen.add(identity_v1)
+            if not include_test and is_test(rec):
+                stats.n_test += len(rows)
+                continue
             for row in rows:
                 if keep is not None and not keep(row):
                     stats.n_other += 1

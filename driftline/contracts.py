@@ -6,8 +6,8 @@ name, key layout or item prefix is a change here; ``tests/unit/test_contracts.py
 of these literals is written anywhere else.
 
 Sections: EventBridge events (``source``/``detail-type`` and the detail fields consumers may
-rely on), the CloudWatch metric namespace, S3 key layouts (features, captures, reports buckets)
-and control-table item keys.
+rely on), the serving API's test-traffic header, the CloudWatch metric namespace, S3 key layouts
+(features, captures, reports buckets) and control-table item keys.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ __all__ = [
     "RETRAIN_REQUESTED",
     "S3_OBJECT_CREATED",
     "SCRATCH_EXPIRE_DAYS",
+    "TEST_TRAFFIC_HEADER",
     "TRAINING_SCRATCH_PREFIX",
     "EventType",
     "approval_pk",
@@ -127,6 +128,11 @@ RETRAIN_REQUESTED = EventType(
 EVENTS: tuple[EventType, ...] = (FEATURE_DATA_ACCEPTED, DRIFT_DETECTED, RETRAIN_REQUESTED)
 S3_OBJECT_CREATED = "Object Created"
 """The detail-type of S3's own EventBridge notification (an alternative ingest trigger)."""
+
+# ---- serving requests ----------------------------------------------------------------------------
+TEST_TRAFFIC_HEADER = "X-Driftline-Test"
+"""The request header that marks a prediction as test traffic (``1``/``true``): answered as usual, captured
+with the mark, and left out of monitoring, canary evaluation and training (docs/serving.md)."""
 
 # ---- metrics -------------------------------------------------------------------------------------
 METRICS_NAMESPACE = "Driftline"

@@ -28,7 +28,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from driftline.contracts import METRICS_NAMESPACE
+from driftline.contracts import METRICS_NAMESPACE, TEST_TRAFFIC_HEADER
 from driftline.serving.errors import ServingError
 from driftline.serving.proxy import ProxyRequest, RouteHandler, Router, respond
 from driftline.serving.service import (
@@ -36,6 +36,7 @@ from driftline.serving.service import (
     HttpRequest,
     Outcome,
     PredictionService,
+    is_test_traffic,
     request_id_from,
     unknown_route,
 )
@@ -88,6 +89,7 @@ def _http_request(req: ProxyRequest) -> HttpRequest:
         is_base64=req.is_base64,
         request_id=rid,
         caller=req.caller,
+        test=is_test_traffic(req.headers.get(TEST_TRAFFIC_HEADER.lower())),
     )
 
 

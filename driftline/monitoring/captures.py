@@ -4,7 +4,8 @@ Reading (listing, parsing, de-duplication, budgets, label binding) is :mod:`drif
 shared with canary evaluation; this module decides what a scheduled check reads. Firehose files
 records under the hour they *arrive*, so the hours from the window start to :data:`DELIVERY_LAG`
 after its end are listed. Only the champion's records of the monitored version count
-(shadow/challenger records describe other models); the others are counted. Reading stops at
+(shadow/challenger records describe other models); the others are counted, as are test-traffic
+records, which the reader leaves out. Reading stops at
 ``max_records`` (the result says so) to bound the Lambda's memory.
 """
 
@@ -47,6 +48,8 @@ class WindowData:
     n_other: int = 0
     """Records of other versions or roles (shadow, challenger) in the window, not checked."""
     n_duplicates: int = 0
+    n_test: int = 0
+    """Rows in the window marked as test traffic (``X-Driftline-Test``), never checked."""
     truncated: bool = False
     present: set[str] = field(default_factory=set)
     """Feature names that appeared in at least one record (absent ones are reported as missing)."""
@@ -146,7 +149,7 @@ def read_window(
         caller = rec.get(CAPTURE_CALLER)
         data.callers.append(caller if isinstance(caller, str) else None)
     data.n_lines, data.n_bad_lines, data.n_other = stats.n_lines, stats.n_bad_lines, stats.n_other
-    data.n_duplicates, data.truncated = stats.n_duplicates, stats.truncated
+    data.n_duplicates, data.n_test, data.truncated = stats.n_duplicates, stats.n_test, stats.truncated
     return data
 
 

@@ -4,7 +4,8 @@ Reading (listing, parsing, de-duplication on (request_id, role), budgets, label 
 :mod:`driftline.captures_store`, shared with monitoring; this module decides what a canary evaluation
 reads: every capture of the champion and challenger versions stamped in ``[start, end]``, up to
 ``max_records`` (the canary then judges a large sample instead of everything), and the labels stored
-in those hours.
+in those hours. Test traffic (requests sent with the ``X-Driftline-Test`` header) is left out by the
+reader, so a smoke test against a canary never promotes or rolls it back.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from driftline.contracts import TEST_TRAFFIC_HEADER
 from driftline.features.encoding import MODEL_INPUT_TYPES
 from driftline.serving.feedback import MAX_FEEDBACK_LABELS
 
@@ -230,12 +231,21 @@ def _model_paths(prefix: str, model_param: bool, req_ref: str, tag: str) -> dict
         "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
         "description": "your id for this request; rows get '<id>:<row>' and canary routing is sticky per id",
     }
+    test = {
+        "name": TEST_TRAFFIC_HEADER,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "enum": ["1", "true", "0", "false"]},
+        "description": "1 or true marks the request as test traffic: answered as usual and captured with the "
+        "mark, but left out of drift monitoring, canary evaluation and training (letter case is ignored; "
+        "another value is a 400)",
+    }
     return {
         f"{prefix}/predict": {
             "post": {
                 "tags": [tag],
                 "summary": "Predict 1..MAX_ROWS rows",
-                "parameters": [*params, rid],
+                "parameters": [*params, rid, test],
                 "requestBody": _json_body(req_ref),
                 "responses": {**_ok("#/components/schemas/PredictResponse"), **_errors(400, 404, 413, 415, 422, 503)},
             }

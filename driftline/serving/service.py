@@ -22,6 +22,7 @@ import numpy as np
 
 from driftline import aws
 from driftline.capture_format import request_record
+from driftline.contracts import TEST_TRAFFIC_HEADER
 from driftline.registry.store import Registry
 from driftline.serving.body import DEFAULT_MAX_BODY_BYTES, json_body_text, parse_json_body, parse_json_text
 from driftline.serving.capture import DEFAULT_LINGER_S, CaptureWriter, FirehoseSink
@@ -112,6 +113,8 @@ class _Batch:
     outcome: Outcome
     caller: str | None
     """Recorded with the capture so a label binds to its prediction; None when unauthenticated."""
+    test: bool = False
+    """Test traffic: captured with the mark, so monitoring, canaries and training leave it out."""
 
     def capture(
         self, m: LoadedModel, role: str, rows: list[Any], idx: list[int] | None, outputs: list[Any], latency_ms: float
@@ -140,6 +143,7 @@ class _Batch:
                 outputs=outputs,
                 index=index,
                 caller=self.caller,
+                test=self.test,
             )
         )
 
@@ -154,6 +158,28 @@ class HttpRequest:
     request_id: str
     caller: str | None = None
     """Who API Gateway authenticated; recorded with captures and labels so a label binds to its prediction."""
+    test: bool = False
+    """Marked as test traffic by the ``X-Driftline-Test`` header (:func:`is_test_traffic`)."""
+
+
+_TEST_TRAFFIC_VALUES = {"1": True, "true": True, "0": False, "false": False}
+"""The values the test-traffic header takes (any letter case); anything else is refused, so a typo never
+lets test requests into monitoring unmarked."""
+
+
+def is_test_traffic(header: str | None) -> bool:
+    """Whether the ``X-Driftline-Test`` header marks the request as test traffic (400 for another value)."""
+    if header is None:
+        return False
+    value = _TEST_TRAFFIC_VALUES.get(header.strip().lower())
+    if value is None:
+        shown = header if len(header) <= 40 else header[:40] + "..."
+        raise bad_request(
+            f"header {TEST_TRAFFIC_HEADER} must be 1 or true (test traffic: answered, captured with the mark and "
+            f"left out of monitoring, canary evaluation and training) or 0 or false, got {shown!r}",
+            code="invalid_test_header",
+        )
+    return value
 
 
 def request_id_from(header: str | None, fallback: str | None) -> str:
@@ -249,6 +275,7 @@ class PredictionService:
             keep=sampled(row_ids, self.settings.capture_sampling),
             ts=datetime.now(UTC),
             caller=req.caller or None,
+            test=req.test,
         )
         chall, chall_valid = self._challenger_input(dep, valid, outcome)
         routed = canary_rows(row_ids, dep.percent) if dep.mode == "canary" and chall else [False] * n

@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 
 from driftline.capture_format import (
     FORMAT_VERSION,
+    TEST_FIELD,
     captured_rows,
     expand,
+    is_test,
     record_key,
     request_record,
     split_record,
@@ -211,3 +213,17 @@ def test_expand_never_raises(fields: dict[str, Any]) -> None:
     rows = expand(rec)
     assert rows is None or len(rows) == captured_rows(rec)
     record_key(rec)
+
+
+def test_the_test_mark_is_written_only_for_test_traffic_and_reaches_every_view_and_part() -> None:
+    plain = _record(2)
+    assert TEST_FIELD not in plain and not is_test(plain)
+    marked = _record(2, test=True)
+    line = encode_record(marked)
+    assert _strict(line)[TEST_FIELD] is True and TEST_FIELD == "test"  # the name the Athena tables share
+    views = expand(_strict(line))
+    assert views is not None and [v[TEST_FIELD] for v in views] == [True, True]
+    assert all(TEST_FIELD not in v for v in expand(_strict(encode_record(plain))) or [])
+    parts, lost = split_record(_record(40, test=True), encode_record, 400)
+    assert lost == 0 and len(parts) > 1 and all(_strict(p)[TEST_FIELD] is True for p in parts)
+    assert not is_test({TEST_FIELD: "true"}) and not is_test({TEST_FIELD: 1})  # only a JSON true marks

@@ -321,3 +321,50 @@ def test_the_reader_never_raises_on_arbitrary_objects(s3: FakeS3, lines: list[by
     got = list(CapturesStore("b", s3).captures("m", T0, T0, stats=stats, max_records=1000))
     assert all(isinstance(r, dict) for r in got)
     assert stats.n_bad_lines <= stats.n_lines
+
+
+# ---- test traffic (X-Driftline-Test) ------------------------------------------------------------------
+def test_test_traffic_is_left_out_and_counted_unless_asked_for(s3: FakeS3) -> None:
+    marked = request_record(
+        request_id="t",
+        model="m",
+        version=1,
+        role="champion",
+        ts=(T0 + timedelta(minutes=3)).isoformat(),
+        latency_ms=0.5,
+        rows=[{"x": 7}] * 3,
+        outputs=[{"label": 1}] * 3,
+        test=True,
+    )
+    _put(
+        s3,
+        "captures/model=m/2026/11/26/10/a",
+        [
+            _v2("real", T0 + timedelta(minutes=1), 2),
+            marked,
+            marked,  # redelivered: counted once
+            {**_v2("odd", T0 + timedelta(minutes=2), 1), "test": "yes"},  # only a JSON true marks a record
+            {**_capture("v1", T0), "test": True},  # a v1 line carrying the field is left out too
+        ],
+    )
+    stats = ReadStats()
+    got = list(CapturesStore("b", s3).captures("m", T0, T0 + timedelta(hours=1), stats=stats, max_records=100))
+    assert [r["request_id"] for r in got] == ["real:0", "real:1", "odd:0"]
+    assert stats.n_test == 4 and stats.n_duplicates == 3 and stats.n_other == 0
+    everything = list(
+        CapturesStore("b", s3).captures(
+            "m", T0, T0 + timedelta(hours=1), stats=ReadStats(), max_records=100, include_test=True
+        )
+    )
+    assert [r["request_id"] for r in everything if r.get("test") is True] == ["t:0", "t:1", "t:2", "v1"]
+
+
+def test_labels_for_test_requests_find_no_capture_to_bind_to(s3: FakeS3) -> None:
+    """A label join starts from the captures read, so a test request's label has nothing to join."""
+    marked = {**_v2("t", T0 + timedelta(minutes=1), 1), "test": True}
+    _put(s3, "captures/model=m/2026/11/26/10/a", [marked, _v2("real", T0 + timedelta(minutes=1), 1)])
+    store = CapturesStore("b", s3)
+    store.put_feedback("m", [{"request_id": "t:0", "label": 1}, {"request_id": "real:0", "label": 0}], now=T0)
+    labels = store.labels("m", T0, T0 + timedelta(hours=1))
+    rows = list(store.captures("m", T0, T0 + timedelta(hours=1), stats=ReadStats(), max_records=100))
+    assert [(r["request_id"], label_for(labels, r)) for r in rows] == [("real:0", (True, 0))]
