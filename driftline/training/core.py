@@ -32,8 +32,8 @@ from driftline.training.skops_io import dump_pipeline
 
 DEFAULT_VALIDATION_FRACTION = 0.2
 DEFAULT_SEED = 0
-IMPORTANCE_REPEATS = 5
-IMPORTANCE_ROWS = 10_000
+IMPORTANCE_REPEATS = 3
+IMPORTANCE_ROWS = 5_000
 """Holdout rows permutation importance scores at most (a weight needs ranks, not decimals)."""
 SMALL_DATA_ROWS = 50_000
 """Below this many training rows, fit on one thread (see :func:`fit_threads`)."""
@@ -351,7 +351,7 @@ def train_model(
     metrics = evaluate(prediction, prepared.y_val)
     timings["evaluate"] = time.perf_counter() - t
     t = time.perf_counter()
-    with threadpool_limits(limits=n_threads):
+    with threadpool_limits(limits=1):  # many small predictions: OpenMP threads only spin-wait (fit_threads)
         importance, importance_method = feature_importance(
             pipeline,
             prepared.X_val,
