@@ -27,7 +27,7 @@ __all__ = [
     "row_group_span",
 ]
 
-LINE_SEARCH_BYTES = 64 * 1024
+LINE_SEARCH_BYTES = 4 * 1024
 """First window searched for the next line break after a cut; doubled while none is found."""
 LINE_SEARCH_MAX_BYTES = 8 * 1024 * 1024
 FOOTER_READ_BYTES = 1024 * 1024
@@ -71,7 +71,8 @@ def count_lines(data: bytes) -> int:
 
 
 def parquet_footer(src: SourceObject, s3: Any) -> tuple[pq.FileMetaData, bytes]:
-    """The footer's metadata and the bytes it was read from (the file's tail), from a suffix GET.
+    """The footer's metadata and the file's tail it was read from (a suffix GET of at least the footer;
+    the reader's own footer read-ahead is served from it).
 
     Raises ``ValueError`` with what is wrong when the object does not end like a Parquet file.
     """
@@ -83,12 +84,11 @@ def parquet_footer(src: SourceObject, s3: Any) -> tuple[pq.FileMetaData, bytes]:
         raise ValueError(f"its footer length ({length} bytes) is larger than the file")
     if length + 8 > len(tail):
         tail = src.get(s3, src.size - length - 8, src.size)
-    footer = tail[-(length + 8) :]
     try:
-        meta = pq.read_metadata(pa.BufferReader(PARQUET_MAGIC + footer))
+        meta = pq.read_metadata(pa.BufferReader(PARQUET_MAGIC + tail[-(length + 8) :]))
     except (pa.ArrowInvalid, OSError) as e:
         raise ValueError(f"its footer cannot be read ({e})") from None
-    return meta, footer
+    return meta, tail
 
 
 def row_group_span(meta: pq.FileMetaData, first: int, last: int) -> tuple[int, int]:
