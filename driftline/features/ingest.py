@@ -30,6 +30,11 @@ Every key written is derived from the upload id, which is derived from the objec
 same objects and the same record instead of duplicating them. A crash anywhere leaves the
 original in ``incoming/``.
 
+An upload larger than the feature set's ``ingest.max_file_mb`` is not read here: with a parts
+starter (``start_parts``, the ingest function's), it is recorded ``processing`` (mode ``parts``) and
+handed to the ingest-parts workflow, whose commit step (:mod:`driftline.features.parts.commit`) runs
+steps 4 to 8 through :meth:`Ingestor.commit` and :meth:`Ingestor.finish`, so both paths commit alike.
+
 pyarrow, numpy, pydantic, pyyaml and boto3 only (the ingest Lambda's layer): no pandas.
 """
 
