@@ -315,6 +315,26 @@ def _raw_matrix(
     return out
 
 
+def _take_rows(data: Any, idx: np.ndarray) -> Any:
+    """The rows ``idx`` of a DataFrame, pyarrow Table/RecordBatch or dict of columns, same kind."""
+    if _is_pandas(data, "DataFrame"):
+        return data.iloc[idx]
+    if isinstance(data, pa.Table | pa.RecordBatch):
+        return data.take(pa.array(idx))
+    if isinstance(data, Mapping):
+        return {k: _take_column(v, idx) for k, v in data.items()}
+    raise DriftInputError(f"unsupported data of type {type(data).__name__}")
+
+
+def _take_column(col: Any, idx: np.ndarray) -> Any:
+    if _is_pandas(col, "Series"):
+        return col.iloc[idx]
+    if isinstance(col, pa.Array | pa.ChunkedArray):
+        return col.take(pa.array(idx))
+    arr = col if isinstance(col, np.ndarray) else np.asarray(col, dtype=object)
+    return arr[idx]
+
+
 def _names(data: Any) -> set[str]:
     if _is_pandas(data, "DataFrame"):
         return {str(c) for c in data.columns}
@@ -608,10 +628,11 @@ def domain_classifier_check(
         res.status = UNAVAILABLE
         res.message = "the domain classifier needs scikit-learn, which is not installed where this check runs"
         return res
-    current = encode(model, data)
-    if current.shape[0] > max_rows:
+    n_rows = _row_count(data)
+    if n_rows > max_rows:  # sample the rows before encoding them: the cost stays max_rows whatever the window
         rng = np.random.default_rng(seed)
-        current = current[np.sort(rng.choice(current.shape[0], size=max_rows, replace=False))]
+        data = _take_rows(data, np.sort(rng.choice(n_rows, size=max_rows, replace=False)))
+    current = encode(model, data)
     res.n_current = int(current.shape[0])
     if model.sample.shape[0] < MIN_WINDOW_ROWS or current.shape[0] < MIN_WINDOW_ROWS:
         res.status = INSUFFICIENT if model.sample.shape[0] >= MIN_WINDOW_ROWS else UNAVAILABLE
