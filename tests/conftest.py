@@ -95,6 +95,7 @@ SLOW_MODULES = frozenset(
         "tests/integration/test_serving_fuzz.py",
         "tests/integration/test_feedback_binding.py",
         "tests/integration/test_serving_endpoint.py",
+        "tests/integration/test_test_traffic.py",  # 2,000+ handler calls and three checks on moto
         "tests/unit/test_training_core.py",
         "tests/integration/test_features_cli.py",
         "tests/integration/test_approval_token.py",
