@@ -229,3 +229,24 @@ def test_the_report_shows_the_multivariate_section_and_the_metrics_carry_it(prof
     assert metrics[MULTIVARIATE_DRIFT_METRIC]["Value"] == 1.0
     assert metrics[MULTIVARIATE_SCORE_METRIC]["Value"] == pytest.approx(result.to_dict()["multivariate"]["statistic"])
     assert {"Name": "Method", "Value": "pca"} in metrics[MULTIVARIATE_SCORE_METRIC]["Dimensions"]
+
+
+def test_the_scale_out_shard_documents_carry_the_reconstruction_error(profile: Profile) -> None:
+    from driftline.monitoring.scale.shards import summarize_shard
+
+    data = window(1500, -0.9, 12)
+    docs = []
+    for i in range(0, 1500, 500):
+        part = {k: v[i : i + 500] for k, v in data.items()}
+        table = pa.table(
+            {
+                "request_id": [f"r{i + j}" for j in range(500)],
+                "output": [{"probability": 0.5}] * 500,
+                **{k: pa.array(list(v)) for k, v in part.items()},
+            }
+        )
+        docs.append(json.loads(json.dumps(summarize_shard(profile, table))))
+    merged = Summary.merge_all(Summary.from_dict(d["summary"]) for d in docs)
+    from_shards = check_summary(profile, merged).to_dict()["multivariate"]
+    assert from_shards["drifted"] and from_shards["n_current"] == 1500
+    assert from_shards["statistic"] == pytest.approx(check_drift(profile, data).to_dict()["multivariate"]["statistic"])
