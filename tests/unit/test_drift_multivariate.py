@@ -250,3 +250,19 @@ def test_the_scale_out_shard_documents_carry_the_reconstruction_error(profile: P
     from_shards = check_summary(profile, merged).to_dict()["multivariate"]
     assert from_shards["drifted"] and from_shards["n_current"] == 1500
     assert from_shards["statistic"] == pytest.approx(check_drift(profile, data).to_dict()["multivariate"]["statistic"])
+
+
+def test_a_bad_multivariate_setting_is_refused_at_config_load_with_the_allowed_values() -> None:
+    from pathlib import Path
+
+    from driftline.config import ConfigError, from_context
+
+    context = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"]
+    env = context["driftline:env"]
+    context["driftline:environments"][env].setdefault("monitoring", {}).update(
+        {"multivariate": "umap", "multivariate_auc_threshold": 0.3}
+    )
+    with pytest.raises(ConfigError) as err:
+        from_context(context, env)
+    assert "'pca', 'domain_classifier' or 'off'" in str(err.value)
+    assert "multivariate_auc_threshold': 0.3 is not allowed: Input should be greater than 0.5" in str(err.value)
