@@ -174,6 +174,7 @@ def test_dle_estimates_mae_and_rmse_within_the_band_under_covariate_shift() -> N
     for name in ("mae", "rmse"):
         m = res.metrics[name]
         assert m["estimate"] == pytest.approx(realized[name], rel=0.1), (name, m, realized[name])
+        assert m["lower"] <= realized[name] <= m["upper"], (name, m, realized[name])
         assert m["estimate"] > est.reference[name] * 1.3  # the harder region shows before any label
     assert res.degraded
 
