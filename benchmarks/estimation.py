@@ -1,4 +1,4 @@
-"""Estimated performance (CBPE) throughput, memory and accuracy: driftline vs NannyML's CBPE.
+"""Estimated performance (CBPE, DLE) throughput, memory and accuracy: driftline vs NannyML.
 
     .venv/bin/python benchmarks/estimation.py                      # 100k and 1M window rows
     .venv/bin/python benchmarks/estimation.py --quick              # 100k only
@@ -20,6 +20,11 @@ RSS (``ru_maxrss``); timings are the best of ``--repeat`` runs.
   fitted on the reference and estimating the window. NannyML is not a project dependency: pass
   ``--nannyml-python`` pointing at a separate venv where ``pip install nannyml`` ran; without it the
   comparison is skipped.
+
+DLE (regression): ``y = 2 x0 + x1 + 0.5 x2 x3 + noise``, the noise growing with ``|x0|``; the "model"
+predicts ``2 x0 + x1`` (it misses the interaction). 20,000 labelled reference rows; the window's ``x0``
+moves by +1 (into the noisier region). driftline: ``fit_regressor_estimator`` (two ONNX loss models)
+and ``estimate_dle``; NannyML: ``nml.DLE`` (LightGBM loss model, metrics mae/rmse, one chunk).
 
 Accuracy columns: ``<metric>_err`` = estimate - realized, ``<metric>_in_band`` = realized inside
 the method's band (driftline: ±3 sd; NannyML: its lower/upper confidence boundaries).
@@ -118,7 +123,9 @@ def run_nannyml(rows: int, repeat: int) -> dict[str, Any]:
         t = time.perf_counter()
         res = cbpe.estimate(cur).filter(period="analysis").to_df()
         est_s.append(time.perf_counter() - t)
-    truth = realized(p, pred, y)
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score  # driftline is not in NannyML's venv
+
+    truth = {"roc_auc": roc_auc_score(y, p), "accuracy": accuracy_score(y, pred), "f1": f1_score(y, pred)}
     out: dict[str, Any] = {
         "fit_s": min(fit_s),
         "estimate_s": min(est_s),
@@ -136,9 +143,92 @@ def run_nannyml(rows: int, repeat: int) -> dict[str, Any]:
     return out
 
 
+DLE_METRICS = ("mae", "rmse")
+FEATURES = [f"x{i}" for i in range(5)]
+
+
+def make_regression(rows: int, seed: int, shifted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features [N, 5] float32, the model's prediction, the true value)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, 5))
+    if shifted:
+        X[:, 0] += 1.0
+    y = 2 * X[:, 0] + X[:, 1] + 0.5 * X[:, 2] * X[:, 3] + rng.normal(size=rows) * (0.2 + 0.8 * np.abs(X[:, 0]))
+    return X.astype(np.float32), 2 * X[:, 0] + X[:, 1], y
+
+
+def _regression_truth(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    err = y - pred
+    return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err**2)))}
+
+
+def run_driftline_dle(rows: int, repeat: int) -> dict[str, Any]:
+    from driftline.estimation import BAND_SIGMAS, LossModels, estimate_dle, fit_regressor_estimator
+
+    X_ref, pred_ref, y_ref = make_regression(REFERENCE_ROWS, 1, False)
+    X, pred, y = make_regression(rows, 2, True)
+    fit_s, est_s = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        est = fit_regressor_estimator(X_ref, pred_ref, y_ref)
+        fit_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        found = estimate_dle(LossModels.load(est.loss_models), X, pred)
+        est_s.append(time.perf_counter() - t)
+    truth = _regression_truth(pred, y)
+    out: dict[str, Any] = {"fit_s": min(fit_s), "estimate_s": min(est_s), "peak_rss_mb": peak_rss_mb()}
+    for m in DLE_METRICS:
+        value, sd = found[m]
+        out[f"{m}_est"], out[f"{m}_real"], out[f"{m}_err"] = value, truth[m], value - truth[m]
+        out[f"{m}_in_band"] = abs(value - truth[m]) <= BAND_SIGMAS * sd
+    return out
+
+
+def run_nannyml_dle(rows: int, repeat: int) -> dict[str, Any]:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    import nannyml as nml
+    import pandas as pd
+
+    X_ref, pred_ref, y_ref = make_regression(REFERENCE_ROWS, 1, False)
+    X, pred, y = make_regression(rows, 2, True)
+    ref = pd.DataFrame(X_ref, columns=FEATURES).assign(pred=pred_ref, y=y_ref)
+    cur = pd.DataFrame(X, columns=FEATURES).assign(pred=pred)
+    fit_s, est_s = [], []
+    for _ in range(repeat):
+        dle = nml.DLE(
+            feature_column_names=FEATURES, y_pred="pred", y_true="y", metrics=list(DLE_METRICS), chunk_number=1
+        )
+        t = time.perf_counter()
+        dle.fit(ref)
+        fit_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        res = dle.estimate(cur).filter(period="analysis").to_df()
+        est_s.append(time.perf_counter() - t)
+    truth = _regression_truth(pred, y)
+    out: dict[str, Any] = {"fit_s": min(fit_s), "estimate_s": min(est_s), "peak_rss_mb": peak_rss_mb()}
+    for m in DLE_METRICS:
+        value = float(res[(m, "value")].iloc[0])
+        lo, hi = (
+            float(res[(m, "lower_confidence_boundary")].iloc[0]),
+            float(res[(m, "upper_confidence_boundary")].iloc[0]),
+        )
+        out[f"{m}_est"], out[f"{m}_real"], out[f"{m}_err"] = value, truth[m], value - truth[m]
+        out[f"{m}_in_band"] = lo <= truth[m] <= hi
+    return out
+
+
+WORKERS = {
+    "driftline": run_driftline,
+    "nannyml": run_nannyml,
+    "driftline-dle": run_driftline_dle,
+    "nannyml-dle": run_nannyml_dle,
+}
+
+
 def worker(method: str, rows: int, repeat: int) -> None:
-    out = run_driftline(rows, repeat) if method == "driftline" else run_nannyml(rows, repeat)
-    print(json.dumps(out))
+    print(json.dumps(WORKERS[method](rows, repeat)))
 
 
 def spawn(method: str, rows: int, repeat: int, python: str) -> dict[str, Any]:
@@ -156,25 +246,27 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--json", help="write flat results to this file")
     ap.add_argument("--nannyml-python", help="interpreter of a separate venv with nannyml")
-    ap.add_argument("--worker", choices=["driftline", "nannyml"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--rows", type=int, default=100_000, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args.worker, args.rows, args.repeat)
         return
     flat: dict[str, Any] = {}
-    table = []
-    for rows in (100_000,) if args.quick else (100_000, 1_000_000):
-        runs = {"driftline": spawn("driftline", rows, args.repeat, sys.executable)}
-        if args.nannyml_python:
-            runs["nannyml"] = spawn("nannyml", rows, args.repeat, args.nannyml_python)
-        for method, r in runs.items():
-            table.append({"method": method, "rows": rows, **{k: v for k, v in r.items() if k != "nannyml_version"}})
-            for k, v in r.items():
-                flat[f"{rows // 1000}k_{method}_{k}" if k != "nannyml_version" else k] = v
-    cols = ["method", "rows", "fit_s", "estimate_s", "peak_rss_mb"]
-    cols += [f"{m}_{s}" for m in METRICS for s in ("est", "real", "err", "in_band")]
-    print_table(table, cols, title="CBPE: fit on 20k labelled reference rows, estimate a shifted window")
+    for kind, metrics in (("", METRICS), ("-dle", DLE_METRICS)):
+        table = []
+        for rows in (100_000,) if args.quick else (100_000, 1_000_000):
+            runs = {f"driftline{kind}": spawn(f"driftline{kind}", rows, args.repeat, sys.executable)}
+            if args.nannyml_python:
+                runs[f"nannyml{kind}"] = spawn(f"nannyml{kind}", rows, args.repeat, args.nannyml_python)
+            for method, r in runs.items():
+                table.append({"method": method, "rows": rows, **{k: v for k, v in r.items() if k != "nannyml_version"}})
+                for k, v in r.items():
+                    flat[f"{rows // 1000}k_{method}_{k}" if k != "nannyml_version" else k] = v
+        cols = ["method", "rows", "fit_s", "estimate_s", "peak_rss_mb"]
+        cols += [f"{m}_{s}" for m in metrics for s in ("est", "real", "err", "in_band")]
+        what = "DLE" if kind else "CBPE"
+        print_table(table, cols, title=f"{what}: fit on 20k labelled reference rows, estimate a shifted window")
     write_json(args.json, flat)
 
 
