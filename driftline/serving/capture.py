@@ -40,7 +40,6 @@ drained by the handler into the ``CaptureFailures`` metric, and logged. Delivery
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import math
@@ -152,7 +151,7 @@ def put_record_batch(client: Any, stream: str, datas: Sequence[bytes]) -> Any:
     botocore would base64 each record into a str and then ``json.dumps`` the whole request, scanning
     the larger text for characters to escape while holding the GIL, at twice the cost of the base64
     itself (docs/performance.md). Base64 needs no escaping, so the same
-    JSON is a few byte joins (:func:`batch_body`). botocore still validates, signs, retries and parses:
+    JSON is built from the bytes in one pass (:func:`batch_body`). botocore still validates, signs, retries and parses:
     the call is made with placeholder records (same count), and a ``before-call`` handler, botocore's
     documented point for changing a serialized request, swaps in the prebuilt body. Clients without
     botocore's event system (test fakes) get the plain call."""
@@ -167,13 +166,24 @@ def put_record_batch(client: Any, stream: str, datas: Sequence[bytes]) -> Any:
         _STAGED.body = None
 
 
+class _Record(msgspec.Struct, gc=False):
+    Data: bytes
+
+
+class _Body(msgspec.Struct, gc=False):
+    DeliveryStreamName: str
+    Records: list[_Record]
+
+
+_BODY_ENCODER = msgspec.json.Encoder()
+
+
 def batch_body(stream: str, datas: Sequence[bytes]) -> bytes:
-    """The JSON body of ``PutRecordBatch(DeliveryStreamName=stream, Records=[{"Data": d}, ...])``."""
-    parts = [b'{"DeliveryStreamName":' + json.dumps(stream).encode() + b',"Records":[']
-    for i, d in enumerate(datas):
-        parts += (b'{"Data":"' if i == 0 else b',{"Data":"', base64.b64encode(d), b'"}')
-    parts.append(b"]}")
-    return b"".join(parts)  # one copy of the encoded records, not one per record and one per join
+    """The JSON body of ``PutRecordBatch(DeliveryStreamName=stream, Records=[{"Data": d}, ...])``.
+
+    msgspec writes ``bytes`` as standard base64 text straight into the body: one pass over the data,
+    instead of a base64 copy of each record and a join of the copies."""
+    return _BODY_ENCODER.encode(_Body(stream, [_Record(d) for d in datas]))
 
 
 def _swap_in_body(params: dict[str, Any], **kwargs: Any) -> None:

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftline.capture_format import request_record
-from driftline.serving.capture import BATCH_ROWS, CaptureWriter, FirehoseSink
+from driftline.serving.capture import BATCH_ROWS, CaptureWriter, FirehoseSink, batch_body
 
 
 def record(i: int, model: str = "m", version: int = 1, rows: int = 1) -> dict[str, Any]:
@@ -339,3 +339,12 @@ def test_a_record_with_a_wrong_version_type_is_counted_not_raised() -> None:
     bad = {**record(0), "version": "3"}
     w.submit([bad, record(1)])
     assert w.sent == 1 and w.drain_failures() == {("m", 0): 1} and sent_lines(fh) == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    datas=st.lists(st.binary(max_size=300), max_size=8), stream=st.from_regex(r"[A-Za-z0-9_.-]{1,64}", fullmatch=True)
+)
+def test_the_body_is_the_json_botocore_serializes(datas: list[bytes], stream: str) -> None:
+    expected = {"DeliveryStreamName": stream, "Records": [{"Data": base64.b64encode(d).decode()} for d in datas]}
+    assert json.loads(batch_body(stream, datas)) == expected
