@@ -9,6 +9,7 @@ the window's drift verdict).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,8 @@ from driftline.estimation.estimate import EstimateResult, default_metric, estima
 from driftline.registry.artifacts import ArtifactIntegrityError, ArtifactNotFoundError, ArtifactRef, read_verified
 
 __all__ = ["ESTIMATOR_ARTIFACT", "alarm_line", "estimate_for_version", "load_estimator"]
+
+log = logging.getLogger(__name__)
 
 ESTIMATOR_ARTIFACT = "estimator"
 """The key of the estimator among a model version's ``artifacts`` (``estimator.json``)."""
@@ -46,15 +49,22 @@ def estimate_for_version(
         return None
     estimator, why = load_estimator(version.artifacts or {})
     task = "regression" if (version.input_schema or {}).get("label", {}).get("task") == "regression" else ""
-    res = estimate_window(
-        estimator,
-        predictions,
-        columns,
-        version.input_schema or {},
-        metric=settings.metric or default_metric(estimator.task if estimator else task or "classification"),
-        tolerance=settings.tolerance,
-        min_rows=settings.min_rows,
-    )
+    metric = settings.metric or default_metric(estimator.task if estimator else task or "classification")
+    try:
+        res = estimate_window(
+            estimator,
+            predictions,
+            columns,
+            version.input_schema or {},
+            metric=metric,
+            tolerance=settings.tolerance,
+            min_rows=settings.min_rows,
+        )
+    except Exception as e:  # onnxruntime's own error types, a loss model of another width: never lose the window
+        log.warning("estimated performance failed: %s", e)
+        res = EstimateResult("unavailable", None, len(predictions), settings.min_rows, metric, settings.tolerance)
+        res.message = f"the estimate could not be computed ({type(e).__name__}: {str(e)[:300]})"
+        return res
     if estimator is None:
         res.message = why
     elif res.status == "ok" and res.metric not in res.metrics:

@@ -244,3 +244,38 @@ def test_report_and_metrics_show_estimated_and_realized_side_by_side() -> None:
     assert "Estimated prediction quality" not in render_html(result)
     names = [m["MetricName"] for m in metric_data("m", 1, {"estimated_performance": doc}, None, datetime.now(UTC))]
     assert names.count("EstimatedPerformance") == 15 and names.count("EstimatedPerformanceDegraded") == 1
+
+
+def test_the_check_side_never_fails_on_a_bad_estimator_and_names_a_wrong_metric(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from driftline.config import EstimatedPerformanceSettings
+    from driftline.estimation import monitor
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(400, 3)).astype(np.float32)
+    y = X[:, 0] + rng.normal(size=400)
+    narrow = fit_regressor_estimator(X, X[:, 0], y)  # fitted on 3 features; the schema has 5
+    stored = {"estimator": {"uri": "s3://b/estimator.json", "sha256": "x", "version_id": "1", "size": 1}}
+    monkeypatch.setattr(monitor, "read_verified", lambda ref: narrow.to_json().encode())
+    version = SimpleNamespace(artifacts=stored, input_schema={**SCHEMA, "label": {"task": "regression"}})
+    cols = {f"x{i}": [0.5] * 300 for i in range(5)}
+    res = monitor.estimate_for_version(version, EstimatedPerformanceSettings(), [{"value": 1.0}] * 300, cols)
+    assert res is not None and res.status == "unavailable" and "expects 4 inputs" in res.message
+    assert not res.degraded and res.metric == "mae"
+
+    rng = np.random.default_rng(0)
+    Xc, yc = _binary(rng, 3000)
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(Xc[:2000], yc[:2000])
+    est = fit_classifier_estimator(yc[2000:], model.predict_proba(Xc[2000:]), model.predict(Xc[2000:]), [0, 1])
+    monkeypatch.setattr(monitor, "read_verified", lambda ref: est.to_json().encode())
+    preds = _outputs(model.predict_proba(Xc[:300]), model.predict(Xc[:300]), [0, 1])
+    res = monitor.estimate_for_version(version, EstimatedPerformanceSettings(metric="mae"), preds, {})
+    assert res is not None and res.status == "ok" and not res.degraded and "'mae' is not estimated" in res.message
+    assert monitor.estimate_for_version(version, EstimatedPerformanceSettings(enabled=False), preds, {}) is None
+    none = monitor.estimate_for_version(
+        SimpleNamespace(artifacts={}, input_schema={}), EstimatedPerformanceSettings(), preds, {}
+    )
+    assert none is not None and none.status == "unavailable" and "no estimator artifact" in none.message
