@@ -15,7 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftline.capture_format import request_record
-from driftline.serving.capture import BATCH_ROWS, CaptureWriter, FirehoseSink, batch_body
+from driftline.serving.capture import (
+    BATCH_ROWS,
+    MAX_RECORD_BYTES,
+    SOLO_LINE_BYTES,
+    CaptureWriter,
+    FirehoseSink,
+    batch_body,
+)
 
 
 def record(i: int, model: str = "m", version: int = 1, rows: int = 1) -> dict[str, Any]:
@@ -348,3 +355,13 @@ def test_a_record_with_a_wrong_version_type_is_counted_not_raised() -> None:
 def test_the_body_is_the_json_botocore_serializes(datas: list[bytes], stream: str) -> None:
     expected = {"DeliveryStreamName": stream, "Records": [{"Data": base64.b64encode(d).decode()} for d in datas]}
     assert json.loads(batch_body(stream, datas)) == expected
+
+
+def test_long_lines_are_records_of_their_own_and_are_not_copied() -> None:
+    big = [bytes([65 + i]) * SOLO_LINE_BYTES for i in range(3)]
+    small = [b"s" * 10 for _ in range(4)]
+    lines = [small[0], small[1], big[0], big[1], small[2], big[2], small[3]]
+    packs = FirehoseSink("p-", client=lambda: None, pack_bytes=MAX_RECORD_BYTES)._packs(lines)
+    assert [idx for _, idx in packs] == [[0, 1], [2], [3], [4], [5], [6]]
+    assert all(data is lines[idx[0]] for data, idx in packs if len(idx) == 1 and len(data) >= SOLO_LINE_BYTES)
+    assert b"".join(data for data, _ in packs) == b"".join(lines)
