@@ -23,6 +23,9 @@ from driftline.captures_store import (
     delivery_key,
     label_for,
 )
+from driftline.monitoring.captures import read_window
+from driftline.monitoring.window import Window
+from driftline.retraining.captures import read_captures
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 BOB = "arn:aws:iam::111122223333:role/bob"
@@ -368,3 +371,12 @@ def test_labels_for_test_requests_find_no_capture_to_bind_to(s3: FakeS3) -> None
     labels = store.labels("m", T0, T0 + timedelta(hours=1))
     rows = list(store.captures("m", T0, T0 + timedelta(hours=1), stats=ReadStats(), max_records=100))
     assert [(r["request_id"], label_for(labels, r)) for r in rows] == [("real:0", (True, 0))]
+
+
+def test_the_drift_window_and_the_canary_read_no_test_traffic(s3: FakeS3) -> None:
+    marked = {**_v2("t", T0 + timedelta(minutes=1), 5), "test": True}
+    _put(s3, "captures/model=m/2026/11/26/10/a", [marked, _v2("real", T0 + timedelta(minutes=2), 2)])
+    data = read_window("b", "m", Window(T0, T0 + timedelta(hours=1)), 1, ["x"], client=s3)
+    assert data.request_ids == ["real:0", "real:1"] and data.n_test == 5
+    canary = read_captures("b", "m", T0, T0 + timedelta(hours=1), {1, 2}, client=s3)
+    assert [r["request_id"] for r in canary] == ["real:0", "real:1"]
