@@ -9,6 +9,7 @@ counts through both paths.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import itertools
@@ -265,3 +266,34 @@ def test_a_small_file_gives_the_same_result_through_both_paths(
     assert [(c["check"], c["column"], c["failed_rows"]) for c in a["checks"]] == [
         (c["check"], c["column"], c["failed_rows"]) for c in b["checks"]
     ]
+
+
+def test_an_upload_over_the_limit_is_handed_to_the_workflow_once(
+    aws: dict[str, str], catalog: FeatureSetCatalog
+) -> None:
+    from driftline.features.parts import WorkflowStarter
+
+    sfn = aws_mod.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="parts",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    starter = WorkflowStarter(arn, aws["FEATURES_BUCKET"], sfn)
+    ingestor = Ingestor(catalog, IngestTargets.from_env(), start_parts=starter)
+    obj = put(aws, "large.csv", csv_bytes(generate(12_000, "2025-01-01", "2025-02-01", seed=14)))
+    assert (obj.size or 0) > 1024 * 1024
+    first, again = ingestor.process(obj), ingestor.process(obj)
+    assert first.status == again.status == "processing" and first.mode == "parts", first.reason
+    # the same name and input: Step Functions answers the running execution (moto too), or
+    # ExecutionAlreadyExists for another input, which the starter reports as already started
+    assert f"ingest-{first.upload_id}" in first.reason and f"ingest-{first.upload_id}" in again.reason
+    other_input = starter(dataclasses.replace(obj, size=1), catalog.get(FS), first)
+    assert other_input == f"workflow execution ingest-{first.upload_id} was already started"
+    (execution,) = sfn.list_executions(stateMachineArn=arn)["executions"]
+    assert execution["name"] == f"ingest-{first.upload_id}"
+    doc = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    assert doc["upload"]["version_id"] == obj.version_id and doc["items_prefix"].endswith(f"{first.upload_id}/items/")
+    # without the workflow (a deployment that has none) the upload is refused as before
+    refused = Ingestor(catalog, IngestTargets.from_env()).process(obj)
+    assert refused.status == "too_large" and refused.mode == "single"
