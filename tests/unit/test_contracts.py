@@ -19,7 +19,12 @@ ROOT = Path(__file__).resolve().parents[2]
 EXACT = (
     {e.source for e in contracts.EVENTS}
     | {e.detail_type for e in contracts.EVENTS}
-    | {contracts.METRICS_NAMESPACE, contracts.S3_OBJECT_CREATED, contracts.LATE_ROWS_METRIC}
+    | {
+        contracts.METRICS_NAMESPACE,
+        contracts.S3_OBJECT_CREATED,
+        contracts.LATE_ROWS_METRIC,
+        contracts.TEST_TRAFFIC_HEADER,
+    }
 )
 """Strings that must only appear as the contract itself."""
 PREFIXES = (
