@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from driftline.athena_tables import Column, TableSpec, database_name
-from driftline.capture_format import INDEX_FIELD, OUTPUT_FIELD, PARTS_FIELDS, REQUEST_FIELDS, ROW_FIELD
+from driftline.capture_format import INDEX_FIELD, OUTPUT_FIELD, PARTS_FIELDS, REQUEST_FIELDS, ROW_FIELD, TEST_FIELD
 from driftline.contracts import CAPTURES_PREFIX, FEEDBACK_PREFIX, capture_prefix, feedback_prefix
 from driftline.features.catalog import GLUE_TYPES
 from driftline.features.schema import FeatureSet
@@ -50,8 +50,6 @@ V1_FEATURES_FIELD = "features"
 """A v1 capture's row (format v1: one line per predicted row, :mod:`driftline.capture_format`)."""
 V1_PREDICTION_FIELD = "prediction"
 """A v1 capture's output."""
-TEST_FIELD = "test"
-"""``true`` on the captures of requests marked as test traffic (issue 21), which monitoring leaves out."""
 HOUR_PARTITION = "hour"
 """The projected partition of both tables: ``yyyy/MM/dd/HH``, the hour directory Firehose writes."""
 HOUR_RANGE_START = "2020/01/01/00"

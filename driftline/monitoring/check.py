@@ -320,6 +320,7 @@ def check_prepared(
         "bad_lines": data.n_bad_lines,
         "other_roles_or_versions": data.n_other,
         "duplicates": data.n_duplicates,
+        "test_traffic": data.n_test,
         "truncated": data.truncated,
         "listed_until": iso(listed_until),
     }

@@ -156,7 +156,8 @@ def test_marked_test_requests_are_answered_captured_and_leave_no_trace_in_the_ch
     for key in ("dataset_drifted", "drifted_columns", "share_drifted", "prediction_drifted", "alarm"):
         assert out[key] == alone[key], key
     assert out["doc"]["columns"] == alone["doc"]["columns"]  # every column's statistic and decision
-    read_only = ("lines", "listed_until")  # what the listing opened: every line of the hour, whatever its window
+    assert out["doc"]["captures"]["test_traffic"] == N_TEST and alone["doc"]["captures"]["test_traffic"] == 0
+    read_only = ("lines", "listed_until", "test_traffic")  # what the listing opened, and the count of left-out records
     assert {k: v for k, v in out["doc"]["captures"].items() if k not in read_only} == {
         k: v for k, v in alone["doc"]["captures"].items() if k not in read_only
     }
