@@ -252,17 +252,26 @@ def test_a_small_file_gives_the_same_result_through_both_paths(
     ages = t.column("age").to_pylist()
     ages[5] = 3
     t = t.set_column(t.schema.get_field_index("age"), "age", pa.array(ages, t.schema.field("age").type))
+    # rows sharing entity and timestamp far apart (in different parts when there are several): row 2900
+    # repeats the key of row 10, row 2950 that of row 5 (rejected for its age as well)
+    for name in ("customer_id", "event_timestamp"):
+        values = t.column(name).to_pylist()
+        values[2900], values[2950] = values[10], values[5]
+        t = t.set_column(t.schema.get_field_index(name), name, pa.array(values, t.schema.field(name).type))
     body = csv_bytes(t)
     single = Ingestor(catalog, IngestTargets.from_env()).process(put(aws, "small.csv", body))
     parts, planned = run_parts(aws, catalog, put(aws, "small-again.csv", body), part_bytes=part_bytes)
     assert single.mode == "single" and parts.mode == "parts"
     assert (len(planned) == 1) == (part_bytes is None)
+    assert single.rows_rejected == 4  # the age, and both rows of each shared key
     for field in ("status", "rows_total", "rows_accepted", "rows_rejected", "has_labels", "checks"):
         assert getattr(parts, field) == getattr(single, field), field
     assert _rows(aws, parts.upload_id).equals(_rows(aws, single.upload_id))
     if part_bytes is None:  # one part: the very same files
         assert _files(aws, parts.upload_id) == _files(aws, single.upload_id)
     a, b = report(aws, single), report(aws, parts)
+    (dup,) = [c for c in b["checks"] if c["check"] == "duplicate_key"]
+    assert dup["failed_rows"] == 4 and dup.get("across_parts", 0) == (4 if part_bytes else 0)
     assert [(c["check"], c["column"], c["failed_rows"]) for c in a["checks"]] == [
         (c["check"], c["column"], c["failed_rows"]) for c in b["checks"]
     ]

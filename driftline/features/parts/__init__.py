@@ -4,7 +4,8 @@ way the single-function path commits (:mod:`driftline.features.ingest`).
 
 Modules: :mod:`.records` (the plan, part descriptors and part results the steps exchange through S3),
 :mod:`.ranges` (ranged reads: line boundaries, line counts, Parquet footers), :mod:`.plan`,
-:mod:`.part` (validate one part), :mod:`.commit`, :mod:`.workflow` (the execution's input and start).
+:mod:`.part` (validate one part), :mod:`.keys` (rows sharing a key across parts), :mod:`.commit`,
+:mod:`.workflow` (the execution's input and start).
 """
 
 from driftline.features.parts.commit import commit_parts, record_workflow_failure

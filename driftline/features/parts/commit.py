@@ -5,9 +5,11 @@ Never a partial result presented as complete: a part without a result (its funct
 workflow's retries; under the local interpreter a failed Map item is only a null) fails the upload
 naming the part; an unreadable part (a broken quote at a cut, a corrupt row group) makes the upload
 ``unreadable`` naming the part; a part whose parser rows differ from its independently counted lines
-(CSV) or from the footer (Parquet) fails it too. Only then do accepted + quarantined rows equal the
-rows in the file, and the curated files (server-side copies of the staged ones), the online store,
-the record and the event follow.
+(CSV) or from the footer (Parquet) fails it too. Rows whose entity key and timestamp also occur in
+another part are rejected as validation rejects duplicates within one table
+(:mod:`driftline.features.parts.keys`). Only then do accepted + quarantined rows equal the rows in the
+file, and the curated files (server-side copies of the staged ones), the online store, the record and
+the event follow.
 
 Idempotent like the single path: every key is derived from the upload id and the part, so a retried
 commit copies the same staged files to the same curated keys and writes the same record.
@@ -20,9 +22,15 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from driftline.contracts import curated_part_key, quarantine_prefix
-from driftline.features.ingest import Ingestor, IngestResult, S3Object
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from driftline.contracts import curated_part_key, ingest_part_key, quarantine_prefix
+from driftline.features.curated import curated_files, parquet_bytes
+from driftline.features.ingest import Ingestor, IngestResult, S3Object, latest_rows
 from driftline.features.online import OnlineRow
+from driftline.features.parts.keys import DUPLICATE_CHECK, composite_keys, cross_part_duplicates, duplicate_column
 from driftline.features.parts.records import PartResult, Plan, plan_key, read_json
 from driftline.features.readers import UnreadableFileError, suffix_format
 from driftline.features.schema import FeatureSet
@@ -149,8 +157,9 @@ def _missing_or_wrong(plan: Plan, parts: list[PartResult | None], map_error: str
     return None
 
 
-def _merged_checks(parts: list[PartResult]) -> list[dict[str, Any]]:
-    """Each failed check once for the whole upload: rows summed over the parts, the first part's message."""
+def _merged_checks(parts: list[PartResult], across: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Each failed check once for the whole upload: rows summed over the parts, the first part's message;
+    ``across`` (rows sharing their key with a row of another part) adds to the duplicate-key check."""
     merged: dict[tuple[str, str, str], dict[str, Any]] = {}
     for p in parts:
         for c in p.checks:
@@ -165,7 +174,89 @@ def _merged_checks(parts: list[PartResult]) -> list[dict[str, Any]]:
             else:
                 merged[k]["failed_rows"] += c.get("failed_rows") or 0
                 merged[k]["parts"].append(p.part)
+    if across is not None:
+        k = (str(across["check"]), str(across["column"]), "error")
+        if k in merged:
+            merged[k]["failed_rows"] += across["failed_rows"]
+            merged[k]["parts"] = sorted(set(merged[k]["parts"]) | set(across["parts"]))
+            merged[k]["across_parts"] = across["failed_rows"]
+        else:
+            merged[k] = across
     return sorted(merged.values(), key=lambda c: (c.get("severity") != "error", c.get("check"), c.get("column") or ""))
+
+
+def _reject_cross_part_duplicates(
+    fs: FeatureSet, parts: list[PartResult], upload_id: str, s3: Any, bucket: str
+) -> dict[str, Any] | None:
+    """Reject the accepted rows whose entity key and timestamp also occur in another part, as validation
+    rejects duplicates within one table; None when there are none, else the check entry they add.
+
+    The affected parts' curated files and newest rows are derived again from their staged files (under
+    ``staged/part-NNNNN/unique/``, so a retried commit writes the same), the rejected rows kept for the
+    quarantine; the parts' counts are updated in place.
+    """
+    with_keys = [p for p in parts if p.keys_key]
+    if len(with_keys) < 2:
+        return None
+    tables = [pq.read_table(pa.BufferReader(_get(s3, bucket, str(p.keys_key)))) for p in with_keys]
+    dups = cross_part_duplicates(tables)
+    if len(dups) == 0:
+        return None
+    flagged, touched = 0, []
+    for p, keys in zip(with_keys, tables, strict=True):
+        hit = pc.fill_null(pc.is_in(keys.column("key"), value_set=dups), False)
+        if not pc.any(hit).as_py():
+            continue
+        flagged += pc.sum(pc.and_(hit, pc.invert(keys.column("dup")))).as_py() or 0
+        touched.append(p.part)
+        if pc.any(pc.and_(hit, keys.column("accepted"))).as_py():
+            _refilter_part(fs, p, dups, upload_id, s3, bucket)
+    keys_text = " + ".join([*fs.entity, fs.timestamp])
+    return {
+        "check": DUPLICATE_CHECK,
+        "column": duplicate_column(fs),
+        "severity": "error",
+        "failed_rows": flagged,
+        "message": (
+            f"{flagged} row(s) share their {keys_text} with a row in another part of the file, so it is "
+            f"unknowable which values are right; all of them were rejected"
+        ),
+        "hint": "keep exactly one row per entity and event timestamp",
+        "parts": touched,
+        "across_parts": flagged,
+    }
+
+
+def _refilter_part(fs: FeatureSet, p: PartResult, dups: pa.Array, upload_id: str, s3: Any, bucket: str) -> None:
+    """Part ``p``'s staged curated rows without those keyed in ``dups``: new staged files and newest rows."""
+
+    def staged(suffix: str) -> str:
+        return ingest_part_key(fs.name, upload_id, "staged", p.part, f"/unique/{suffix}")
+
+    curated, kept_all, removed = [], [], []
+    for day, key in p.curated:
+        table = pq.read_table(pa.BufferReader(_get(s3, bucket, key)))
+        hit = pc.fill_null(pc.is_in(composite_keys(table, fs), value_set=dups), False)
+        removed.append(table.filter(hit))
+        kept = table.filter(pc.invert(hit))
+        if kept.num_rows:
+            ((_, body),) = curated_files(kept, fs.name, fs.timestamp, upload_id)
+            s3.put_object(Bucket=bucket, Key=staged(f"date={day}.parquet"), Body=body)
+            curated.append((day, staged(f"date={day}.parquet")))
+            kept_all.append(kept)
+    n = sum(t.num_rows for t in removed)
+    p.curated, p.rows_accepted, p.rows_rejected = curated, p.rows_accepted - n, p.rows_rejected + n
+    p.latest_key = None
+    if kept_all:
+        latest = [[r.entity, r.event_ts_us, dict(r.features)] for r in latest_rows(pa.concat_tables(kept_all), fs)]
+        p.latest_key = staged("latest.json")
+        s3.put_object(Bucket=bucket, Key=p.latest_key, Body=json.dumps(latest, default=str).encode())
+    p.duplicates_key = staged("duplicates.parquet")
+    s3.put_object(Bucket=bucket, Key=p.duplicates_key, Body=parquet_bytes(pa.concat_tables(removed)))
+
+
+def _get(s3: Any, bucket: str, key: str) -> bytes:
+    return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 def _online_rows(parts: list[PartResult], s3: Any, bucket: str) -> list[OnlineRow]:
@@ -185,6 +276,7 @@ def _commit(
     obj: S3Object, fs: FeatureSet, plan: Plan, parts: list[PartResult], ingestor: Ingestor, result: IngestResult
 ) -> IngestResult:
     s3, bucket = ingestor.s3, ingestor.targets.bucket
+    across = _reject_cross_part_duplicates(fs, parts, result.upload_id or "", s3, bucket)
     failing = sum(p.rows_rejected for p in parts)
     reject_all = fs.ingest.on_partial_failure == "reject_file" and failing > 0
     result.rows_total = sum(p.rows_total for p in parts)
@@ -205,7 +297,7 @@ def _commit(
             return result
     n = result.rows_accepted
     result.status = "accepted" if n == result.rows_total else "rejected" if n == 0 else "partial"
-    checks = _merged_checks(parts)
+    checks = _merged_checks(parts, across)
     result.checks = [{k: c.get(k) for k in ("check", "column", "severity", "failed_rows")} for c in checks]
     result.has_labels = not reject_all and any(p.has_labels for p in parts)
     if result.status == "accepted":
@@ -294,18 +386,19 @@ def _quarantine(
     else:
         quarantined = []
         for p in parts:
-            if p.rejected_key is None:
-                continue
-            key = f"{prefix}rejected-part-{p.part:05d}.parquet"
-            s3.copy_object(
-                Bucket=bucket,
-                Key=key,
-                CopySource={"Bucket": bucket, "Key": p.rejected_key},
-                MetadataDirective="REPLACE",
-                Metadata=ingestor.metadata(result),
-                ContentType=PARQUET_MEDIA,
-            )
-            quarantined.append(f"s3://{bucket}/{key}")
+            for source, name in ((p.rejected_key, ""), (p.duplicates_key, "-duplicates")):
+                if source is None:
+                    continue
+                key = f"{prefix}rejected-part-{p.part:05d}{name}.parquet"
+                s3.copy_object(
+                    Bucket=bucket,
+                    Key=key,
+                    CopySource={"Bucket": bucket, "Key": source},
+                    MetadataDirective="REPLACE",
+                    Metadata=ingestor.metadata(result),
+                    ContentType=PARQUET_MEDIA,
+                )
+                quarantined.append(f"s3://{bucket}/{key}")
         report["quarantined"] = quarantined
     report["curated"] = [f"s3://{bucket}/{k}" for k in result.curated_keys]
     ingestor.write_report(fs, result, report)

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from driftline.features.curated import curated_day, curated_files, parquet_bytes
 from driftline.features.ingest import latest_rows
+from driftline.features.parts.keys import part_keys
 from driftline.features.parts.ranges import RangeFile, count_lines, parquet_footer
 from driftline.features.parts.records import PartDescriptor, PartResult
 from driftline.features.readers import (
@@ -81,6 +82,10 @@ def _validate(
     if latest:
         result.latest_key = d.key("staged", "/latest.json")
         s3.put_object(Bucket=bucket, Key=result.latest_key, Body=json.dumps(latest, default=str).encode())
+    keys = part_keys(validation, fs, d.part)
+    if keys.num_rows:
+        result.keys_key = d.key("staged", "/keys.parquet")
+        s3.put_object(Bucket=bucket, Key=result.keys_key, Body=parquet_bytes(keys))
     if result.rows_rejected:
         result.rejected_key = d.key("staged", "/rejected.parquet")
         s3.put_object(

@@ -131,6 +131,10 @@ class PartResult:
     """(UTC day, staged key) of the part's curated Parquet per day."""
     latest_key: str | None = None
     rejected_key: str | None = None
+    keys_key: str | None = None
+    """The part's row keys (:func:`~driftline.features.parts.keys.part_keys`): the commit's cross-part check."""
+    duplicates_key: str | None = None
+    """Accepted rows the commit rejected for sharing their key with a row of another part (set by the commit)."""
     checks: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, str] | None = None
     """An unreadable part: check, message, hint."""
