@@ -142,3 +142,22 @@ def test_a_descriptor_with_a_part_outside_its_count_is_refused(credit_fs: Any) -
     assert PartDescriptor.from_dict(doc) == plan.parts[0]
     with pytest.raises(PartsError, match="part numbers"):
         PartDescriptor.from_dict({**doc, "part": 5})
+
+
+def test_shared_hashes_and_keys_find_only_keys_in_several_parts() -> None:
+    from driftline.features.parts.keys import KEYS_SCHEMA, cross_part_duplicates, key_hashes, shared_hashes
+
+    def part(keys: list[str], n: int) -> pa.Table:
+        k = pa.array(keys, pa.string())
+        ones = pa.array([True] * len(keys))
+        return pa.table(
+            [k, pa.array(key_hashes(k), pa.uint64()), pa.array([n] * len(keys), pa.int32()), ones, ones],
+            schema=KEYS_SCHEMA,
+        )
+
+    a, b, c = part(["x|1", "y|1", "y|1"], 0), part(["z|2", "x|1"], 1), part(["y|1", "w|3"], 2)
+    assert key_hashes(pa.array(["x|1", None]))[1] == 0 and len(set(key_hashes(pa.array(["x|1", "x|2"])))) == 2
+    candidates = shared_hashes([t.column("h").to_numpy() for t in (a, b, c)])
+    assert sorted(candidates.tolist()) == sorted(key_hashes(pa.array(["x|1", "y|1"])).tolist())
+    assert sorted(cross_part_duplicates([a, b, c]).to_pylist()) == ["x|1", "y|1"]
+    assert cross_part_duplicates([a]).to_pylist() == [] and shared_hashes([a.column("h").to_numpy()]).size == 0

@@ -30,7 +30,13 @@ from driftline.contracts import curated_part_key, ingest_part_key, quarantine_pr
 from driftline.features.curated import curated_files, parquet_bytes
 from driftline.features.ingest import Ingestor, IngestResult, S3Object, latest_rows
 from driftline.features.online import OnlineRow
-from driftline.features.parts.keys import DUPLICATE_CHECK, composite_keys, cross_part_duplicates, duplicate_column
+from driftline.features.parts.keys import (
+    DUPLICATE_CHECK,
+    composite_keys,
+    cross_part_duplicates,
+    duplicate_column,
+    shared_hashes,
+)
 from driftline.features.parts.records import PartResult, Plan, plan_key, read_json
 from driftline.features.readers import UnreadableFileError, suffix_format
 from driftline.features.schema import FeatureSet
@@ -198,7 +204,18 @@ def _reject_cross_part_duplicates(
     with_keys = [p for p in parts if p.keys_key]
     if len(with_keys) < 2:
         return None
-    tables = [pq.read_table(pa.BufferReader(_get(s3, bucket, str(p.keys_key)))) for p in with_keys]
+
+    def read(p: PartResult, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(pa.BufferReader(_get(s3, bucket, str(p.keys_key))), columns=columns)
+
+    # hashes first (8 bytes a row over the whole upload), then the keys of the candidate rows only
+    candidates = pa.array(shared_hashes([read(p, ["h"]).column("h").to_numpy() for p in with_keys]), pa.uint64())
+    if len(candidates) == 0:
+        return None
+    tables = []
+    for p in with_keys:
+        keys = read(p)
+        tables.append(keys.filter(pc.is_in(keys.column("h"), value_set=candidates)))
     dups = cross_part_duplicates(tables)
     if len(dups) == 0:
         return None

@@ -9,6 +9,8 @@ and the checks of an upload do not depend on where its parts were cut.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,12 +18,23 @@ import pyarrow.compute as pc
 from driftline.features.schema import FeatureSet
 from driftline.features.validation import ValidationResult
 
-__all__ = ["DUPLICATE_CHECK", "KEYS_SCHEMA", "composite_keys", "cross_part_duplicates", "duplicate_column", "part_keys"]
+__all__ = [
+    "DUPLICATE_CHECK",
+    "KEYS_SCHEMA",
+    "composite_keys",
+    "cross_part_duplicates",
+    "duplicate_column",
+    "key_hashes",
+    "part_keys",
+    "shared_hashes",
+]
 
 DUPLICATE_CHECK = "duplicate_key"
 """The validation check id of rows sharing entity key and event timestamp."""
 _SEP = "\x1f"
-KEYS_SCHEMA = pa.schema([("key", pa.string()), ("part", pa.int32()), ("accepted", pa.bool_()), ("dup", pa.bool_())])
+KEYS_SCHEMA = pa.schema(
+    [("key", pa.string()), ("h", pa.uint64()), ("part", pa.int32()), ("accepted", pa.bool_()), ("dup", pa.bool_())]
+)
 
 
 def duplicate_column(fs: FeatureSet) -> str:
@@ -46,6 +59,7 @@ def part_keys(validation: ValidationResult, fs: FeatureSet, part: int) -> pa.Tab
     table = pa.table(
         {
             "key": keys,
+            "h": pa.array(key_hashes(keys), pa.uint64()),
             "part": pa.array(np.full(len(keys), part, dtype=np.int32)),
             "accepted": pa.array(np.asarray(validation.accepted, dtype=bool)),
             "dup": pa.array(np.zeros(len(keys), dtype=bool) if dup is None else np.asarray(dup, dtype=bool)),
@@ -55,8 +69,36 @@ def part_keys(validation: ValidationResult, fs: FeatureSet, part: int) -> pa.Tab
     return table.filter(pc.is_valid(table.column("key")))
 
 
+def key_hashes(keys: pa.Array) -> np.ndarray:
+    """A 64-bit hash of each key (0 for a null one): what the commit compares first, in 8 bytes a row."""
+    return np.fromiter(
+        (
+            0 if k is None else int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "little")
+            for k in keys.to_pylist()
+        ),
+        dtype=np.uint64,
+        count=len(keys),
+    )
+
+
+def shared_hashes(hashes: list[np.ndarray]) -> np.ndarray:
+    """The hashes found in more than one of ``hashes`` (one array per part): the candidate keys.
+
+    Memory is a few bytes a row of the upload, whatever its width; a collision only makes a candidate,
+    which :func:`cross_part_duplicates` then compares by the key itself.
+    """
+    if len(hashes) < 2:
+        return np.array([], dtype=np.uint64)
+    distinct = np.concatenate([np.unique(h) for h in hashes])  # each part's hashes once
+    values, counts = np.unique(distinct, return_counts=True)
+    return np.asarray(values[counts > 1], dtype=np.uint64)
+
+
 def cross_part_duplicates(keys: list[pa.Table]) -> pa.Array:
-    """The keys that occur in more than one part (rows in one part only were checked by that part)."""
+    """The keys that occur in more than one part (rows in one part only were checked by that part).
+
+    ``keys`` may be only the candidate rows (:func:`shared_hashes`): the keys themselves decide.
+    """
     if len(keys) < 2:
         return pa.array([], pa.string())
     counts = (
