@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ def athena_emulator(*, threads: int = 1, max_concurrent: int = 2) -> Iterator[At
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    _reset(endpoint)  # moto's backends are per process: start from none of an earlier test's buckets or tables
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
 
     def clients(service: str) -> Any:
@@ -55,7 +57,15 @@ def athena_emulator(*, threads: int = 1, max_concurrent: int = 2) -> Iterator[At
         with install_athena(engine_for):
             yield AthenaEmulator(endpoint=endpoint, port=port, clients=clients)
     finally:
+        _reset(endpoint)
         server.stop()
+
+
+def _reset(endpoint: str) -> None:
+    """Empty every moto backend of this process (the server's ``/moto-api/reset``)."""
+    req = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(req, timeout=30) as resp:  # nosec B310 - the local emulator
+        resp.read()
 
 
 def athena_poll_loop(
