@@ -114,7 +114,7 @@ def test_only_the_workflow_and_approve_may_touch_approval_items(synth: Synth) ->
         keyless = {a for st in denies if "Condition" not in st for a in _as_list(st["Action"])}
         assert "dynamodb:Scan" in keyless and set(KEYLESS_READS) <= keyless, role
         checked.append(role.split("Fn")[0])
-    assert sorted(checked) == ["Drift", "DriftReduce", "Ingest", "RetrainTrigger"], checked
+    assert sorted(checked) == ["Drift", "DriftReduce", "Ingest", "IngestCommit", "RetrainTrigger"], checked
 
 
 AUDIT_WRITERS = ("TrainFn", "WorkflowFn", "ApproveFn")
