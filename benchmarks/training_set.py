@@ -138,14 +138,42 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps(res))
 
 
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def _spawn(kind: str, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one side in a fresh process; one that grows past ``--max-rss-gb`` is stopped and reported as out
+    of memory (the in-process join holds the whole feature set: on a shared machine it must not take the
+    memory of everything else)."""
     cmd = [sys.executable, __file__, "--worker", kind, "--dir", str(folder)]
     cmd += ["--threads", str(args.threads), "--memory-limit", args.memory_limit]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    limit_mb, peak = args.max_rss_gb * 1024, 0.0
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)  # nosec B603 - this script
+        while proc.poll() is None:
+            peak = max(peak, _rss_mb(proc.pid))
+            if peak > limit_mb:
+                proc.kill()
+                proc.wait()
+                return {
+                    "error": f"{kind}: out of memory (RSS above {args.max_rss_gb} GB, stopped)",
+                    "peak_rss_mb": peak,
+                }
+            time.sleep(0.2)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
-        tail = (proc.stderr or "").strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        tail = (stderr or "").strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
         return {"error": f"{kind} worker failed (exit {proc.returncode}): {tail[0]}"}
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return dict(json.loads(stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:
@@ -158,6 +186,7 @@ def main() -> None:
     p.add_argument("--memory-limit", default="4GB", help="DuckDB memory limit (it spills beyond)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--skip-in-process", action="store_true")
+    p.add_argument("--max-rss-gb", type=float, default=12.0, help="a worker above this RSS is stopped: out of memory")
     p.add_argument("--json", default=None)
     p.add_argument("--quick", action="store_true", help="10k events x 100k feature rows (make bench)")
     p.add_argument("--worker", choices=["duckdb", "in-process"], help=argparse.SUPPRESS)
