@@ -102,7 +102,9 @@ def run_duckdb(folder: Path, threads: int, memory_limit: str) -> dict[str, Any]:
     )
     duck = sqlglot.transpile(sql, read="trino", write="duckdb")[0]
     t0 = time.perf_counter()
-    con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
+    # spill inside the run's temporary folder (removed with it), not ./.tmp of the working directory
+    config = {"threads": threads, "memory_limit": memory_limit, "temp_directory": str(folder / "spill")}
+    con = duckdb.connect(config=config)
     glob = str(folder / "features" / "*" / "*.parquet")
     con.execute(f"CREATE VIEW features AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)")
     con.execute(
