@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 
 from driftline import aws as aws_mod
 from driftline.capture_tables import feedback_table_name
-from driftline.local.provision import provision_catalog, provision_platform
+from driftline.local.provision import provision_catalog
 from driftline.monitoring import Context, run_check
 from driftline.monitoring.history import DriftHistory
 from tests.integration.test_drift_scale import write_v2_captures
@@ -31,7 +30,7 @@ from tests.integration.test_monitoring_check import (
     write_captures,
     write_feedback,
 )
-from tests.support.local_athena import REGION, athena_emulator
+from tests.support.local_athena import REGION, athena_emulator, emulated_workflows
 
 ACCOUNT = "123456789012"
 
@@ -69,34 +68,12 @@ class Functions:
 
 @pytest.fixture
 def local(platform_def: Any, credit_fs: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    from moto.awslambda.models import LambdaFunction
-    from moto.core.config import default_user_config
-
-    with athena_emulator(max_concurrent=1) as emu:
-        clients, endpoint = emu.clients, emu.endpoint
+    with athena_emulator(max_concurrent=1) as emu:  # it starts from empty moto backends
+        clients = emu.clients
         functions = Functions()
-        with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")):
-            pass  # moto's state is per process: a previous test's executions of the same name must go
-        monkeypatch.setenv("MOTO_PORT", str(emu.port))
-        for k, v in {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-        }.items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-        monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
-        monkeypatch.setattr(LambdaFunction, "_invoke_lambda", lambda fn, event=None: functions.invoke(fn, event))
-        aws_mod.reset_clients()
         try:
-            names = provision_platform(platform_def, clients, REGION, ACCOUNT)
+            env = emulated_workflows(emu, platform_def, ACCOUNT, monkeypatch, functions.invoke)
             provision_catalog(platform_def, clients, REGION, ACCOUNT, [credit_fs])
-            events = clients("events")  # moto cannot deliver to Lambda targets (the local runtime does that)
-            for r in platform_def.event_rules:
-                events.remove_targets(
-                    Rule=platform_def.name(r.logical), EventBusName=platform_def.event_bus, Ids=["target"]
-                )
-            env = names.env(platform_def)
             from tests.conftest import FEATURE_SETS
 
             env["FEATURE_SETS_DIR"] = str(FEATURE_SETS)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,7 @@ import pytest
 
 from driftline import aws as aws_mod
 from driftline.datasets.credit_default import generate
-from driftline.local.provision import provision_platform
-from tests.support.local_athena import REGION, athena_emulator
+from tests.support.local_athena import REGION, athena_emulator, emulated_workflows
 
 ACCOUNT = "123456789012"
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,42 +66,19 @@ class Functions:
 
 @pytest.fixture
 def local(platform_def: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    from moto.awslambda.models import LambdaFunction
-    from moto.core.config import default_user_config
-
     from lambdas import ingest_commit, ingest_part, ingest_plan
 
     text = (ROOT / "examples" / "feature_sets" / f"{FS}.yaml").read_text()
     (tmp_path / f"{FS}.yaml").write_text(text.replace("max_file_mb: 512", "max_file_mb: 1"))
-    with athena_emulator(max_concurrent=1) as emu:
-        clients, endpoint = emu.clients, emu.endpoint
+    with athena_emulator(max_concurrent=1) as emu:  # it starts from empty moto backends
+        clients = emu.clients
         functions = Functions()
-        with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")):
-            pass  # moto's state is per process: a previous test's executions of the same name must go
-        monkeypatch.setenv("MOTO_PORT", str(emu.port))
-        for k, v in {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-        }.items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-        monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
-        monkeypatch.setattr(LambdaFunction, "_invoke_lambda", lambda fn, event=None: functions.invoke(fn, event))
-        aws_mod.reset_clients()
         for m in (ingest_plan, ingest_part, ingest_commit):
             m._catalog.cache_clear()
         try:
-            names = provision_platform(platform_def, clients, REGION, ACCOUNT)
-            events = clients("events")  # moto cannot deliver to Lambda targets (the local runtime does that)
-            for r in platform_def.event_rules:
-                events.remove_targets(
-                    Rule=platform_def.name(r.logical), EventBusName=platform_def.event_bus, Ids=["target"]
-                )
-            env = names.env(platform_def)
+            env = emulated_workflows(emu, platform_def, ACCOUNT, monkeypatch, functions.invoke)
             env["FEATURE_SETS_DIR"] = str(tmp_path)
-            for k, v in env.items():
-                monkeypatch.setenv(k, v)
+            monkeypatch.setenv("FEATURE_SETS_DIR", str(tmp_path))
             # the test calls the ingest handler itself (one delivery, awaited), not through the S3 trigger
             clients("s3").put_bucket_notification_configuration(
                 Bucket=env["FEATURES_BUCKET"], NotificationConfiguration={}

@@ -19,7 +19,7 @@ import boto3
 from driftline.local.athena import AthenaEngine, EngineOptions, GlueCatalog, s3_filesystem
 from driftline.local.athena_hook import install_athena
 
-__all__ = ["REGION", "AthenaEmulator", "athena_emulator", "athena_poll_loop", "run_to_end"]
+__all__ = ["REGION", "AthenaEmulator", "athena_emulator", "athena_poll_loop", "emulated_workflows", "run_to_end"]
 
 REGION = "us-east-1"
 
@@ -59,6 +59,44 @@ def athena_emulator(*, threads: int = 1, max_concurrent: int = 2) -> Iterator[At
     finally:
         _reset(endpoint)
         server.stop()
+
+
+def emulated_workflows(
+    emu: AthenaEmulator,
+    platform_def: Any,
+    account: str,
+    monkeypatch: Any,
+    invoke: Callable[[Any, Any], tuple[str, bool, str]],
+) -> dict[str, str]:
+    """Point this process at ``emu`` with the platform provisioned and its state machines executing,
+    every Lambda task of a workflow answered by ``invoke(function, event)`` in this process; returns the
+    functions' environment (also set). EventBridge targets are removed: moto cannot deliver to Lambda
+    (the local runtime does that), so a test calls the next handler itself."""
+    from moto.awslambda.models import LambdaFunction
+    from moto.core.config import default_user_config
+
+    from driftline import aws as aws_mod
+    from driftline.local.provision import provision_platform
+
+    monkeypatch.setenv("MOTO_PORT", str(emu.port))
+    for k, v in {
+        "AWS_ENDPOINT_URL": emu.endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+    }.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
+    monkeypatch.setattr(LambdaFunction, "_invoke_lambda", lambda fn, event=None: invoke(fn, event))
+    aws_mod.reset_clients()
+    names = provision_platform(platform_def, emu.clients, REGION, account)
+    events = emu.clients("events")
+    for r in platform_def.event_rules:
+        events.remove_targets(Rule=platform_def.name(r.logical), EventBusName=platform_def.event_bus, Ids=["target"])
+    env: dict[str, str] = names.env(platform_def)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
 
 
 def _reset(endpoint: str) -> None:
