@@ -1,6 +1,7 @@
 """The scale-out drift check's shard query, golden-tested on DuckDB through the local Athena's parser and
-Trino -> DuckDB rewrites: the window, the champion of the version, one copy per (request, role, part), row
-ids with and without ``index``, labels gathered per row id in stored order, shards as Python computes them."""
+Trino -> DuckDB rewrites: the window, the champion of the version, every copy of a redelivery in the same
+shard (the summarize step keeps one per row id, :func:`first_copies`), row ids with and without ``index``,
+labels gathered per row id in stored order, shards as Python computes them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from driftline import athena_queries
 from driftline.monitoring.scale import ShardQuery, shard_of
+from driftline.monitoring.scale.shards import first_copies
 from driftline.monitoring.scale.sql import row_struct_fields
 from tests.fixtures.drift_scale import run_select, with_hour
 
@@ -77,7 +79,8 @@ def _run(records: list[dict[str, Any]], labels: list[dict[str, Any]], **kw: Any)
         ),
         "feedback_m": pa.Table.from_pylist(with_hour(labels), schema=fb),
     }
-    out = run_select(_query(**kw), tables, "db").to_pylist()
+    kept, _ = first_copies(run_select(_query(**kw), tables, "db"))
+    out = kept.to_pylist()
     return sorted(out, key=lambda r: (r["request_id"] is None, r["request_id"] or ""))
 
 
@@ -216,3 +219,88 @@ def test_hostile_names_and_values_are_quoted_or_refused() -> None:
     assert row_struct_fields("array<struct<a:int,b:map<string,struct<c:int,d:int>>,e:string>>") == ["a", "b", "e"]
     with pytest.raises(ValueError):
         row_struct_fields("struct<a:int>")
+
+
+def test_the_query_keeps_every_copy_in_one_shard_and_the_summarize_step_keeps_one() -> None:
+    """A redelivered record's rows are all in the query's output, in the same shard, with the same row ids;
+    first_copies drops exactly the second copy and keeps every malformed-line marker."""
+    a = _rec("a", T0 + timedelta(minutes=1), [{"age": 30, "city": "x"}, {"age": 40, "city": "y"}])
+    b = _rec("b", T0 + timedelta(minutes=2), [{"age": 50, "city": "z"}])
+    row = pa.struct([("age", pa.int64()), ("city", pa.string())])
+    out = pa.struct([("label", pa.string()), ("probability", pa.float64()), ("value", pa.float64())])
+    schema = pa.schema(
+        [("v", pa.int32()), ("request_id", pa.string()), ("version", pa.int64()), ("role", pa.string()),
+         ("part", pa.int64()), ("index", pa.list_(pa.int64())), ("caller", pa.string()), ("ts", pa.string()),
+         ("rows", pa.list_(row)), ("outputs", pa.list_(out)), ("features", row), ("prediction", out),
+         ("test", pa.bool_()), ("hour", pa.string())]
+    )  # fmt: skip
+    garbage = {"hour": f"{T0:%Y/%m/%d/%H}"}  # the JSON SerDe's row of NULLs for a line that is not JSON
+    tables = {
+        "captures_m": pa.Table.from_pylist([*with_hour([a, b, a]), garbage, garbage], schema=schema),
+        "feedback_m": pa.Table.from_pylist(
+            [], schema=pa.schema([(c, pa.string()) for c in ("request_id", "label", "ts", "by", "hour")])
+        ),
+    }
+    raw = run_select(_query(), tables, "db")
+    ids = raw.column("request_id").to_pylist()
+    assert sorted(i for i in ids if i) == ["a:0", "a:0", "a:1", "a:1", "b:0"] and ids.count(None) == 2
+    shards = {r["request_id"]: r["shard"] for r in raw.to_pylist() if r["request_id"]}
+    assert shards["a:0"] == shards["a:1"] == shard_of("a", 4)
+    kept, dropped = first_copies(raw)
+    assert dropped == 2 and kept.num_rows == 5
+    assert sorted(i for i in kept.column("request_id").to_pylist() if i) == ["a:0", "a:1", "b:0"]
+
+
+def test_a_shard_written_as_several_files_is_summarized_once_with_one_copy_per_row() -> None:
+    """Athena may write a shard as several files, and a redelivered record's copies may sit in different
+    ones: the shard's first file summarizes them all (one copy per row id), the others give empty summaries
+    naming it, so the merged rows count every row once whatever the split."""
+    import io
+    import json
+
+    import boto3
+    import pyarrow.parquet as pq
+    from moto import mock_aws
+
+    from driftline.drift import build_profile
+    from driftline.monitoring.scale import summarize_shard_object
+
+    profile = build_profile(
+        pa.table({"age": [20, 30, 40, 50] * 25, "city": ["x", "y", "z", "x"] * 25}), ["age"], ["city"]
+    )
+    out = pa.struct([("probability", pa.float64())])
+    rows = [
+        {"request_id": f"r:{i}", "caller": "c", "age": 20 + i, "city": "x", "output": {"probability": 0.5}}
+        for i in range(3)
+    ]
+    schema = pa.schema(
+        [
+            ("request_id", pa.string()),
+            ("caller", pa.string()),
+            ("age", pa.int64()),
+            ("city", pa.string()),
+            ("output", out),
+        ]
+    )
+
+    def parquet(records: list[dict[str, Any]]) -> bytes:
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(records, schema=schema), buf)
+        return buf.getvalue()
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="shards")
+        prefix = "scratch/run/data/shard=3/"
+        s3.put_object(Bucket="shards", Key=prefix + "q_0", Body=parquet(rows[:2]))
+        s3.put_object(Bucket="shards", Key=prefix + "q_1", Body=parquet([rows[1], rows[2]]))  # r:1 again
+        docs = {}
+        for k in ("q_0", "q_1"):
+            summarize_shard_object("shards", prefix + k, f"summaries/{k}.json", profile, client=s3)
+            docs[k] = json.loads(s3.get_object(Bucket="shards", Key=f"summaries/{k}.json")["Body"].read())
+    assert (
+        docs["q_0"]["rows"] == 3
+        and docs["q_0"]["copies"] == 1
+        and docs["q_0"]["files"] == [prefix + "q_0", prefix + "q_1"]
+    )
+    assert docs["q_1"]["rows"] == 0 and docs["q_1"]["covered_by"] == prefix + "q_0" and docs["q_1"]["files"] == []

@@ -10,6 +10,11 @@ counts that add up across shards) and binds labels to predictions with the same 
 counts), keeping the matched (label, prediction) pairs: labels are sparse, so the reduce step can hold
 them all and compute the task metrics exactly as the in-process path does.
 
+Athena may write one shard as several files, and the query keeps every copy of a redelivered capture
+(all in the same shard): so the Map item of a shard's first file (in key order) reads every file of the
+shard and keeps one copy per row id (:func:`first_copies`), and the items of its other files write empty
+summaries naming it. The merged counts then hold every row once, however the shard was split.
+
 The summary is written to a key derived from the shard file's key (idempotent: a retried or repeated
 invocation overwrites the same object). A shard file that cannot be read writes an ``error`` document
 there instead and raises, so the workflow retries it and the reduce step can name it.
@@ -37,6 +42,7 @@ from driftline.serving.labels import Label, Labels
 __all__ = [
     "SHARD_SUMMARY_FORMAT",
     "ShardFileError",
+    "first_copies",
     "frame_of",
     "matched_labels",
     "shard_of",
@@ -168,6 +174,26 @@ def summarize_shard(profile: Profile, table: pa.Table, labelers: Iterable[str] =
     }
 
 
+def first_copies(table: pa.Table) -> tuple[pa.Table, int]:
+    """The shard's rows with one copy per row id (the first in file order), and how many copies went.
+
+    Delivery is at least once, so a capture may be stored twice; the query keeps every copy (numbering
+    them there would hold every record's rows in the engine's memory, :mod:`~driftline.monitoring.scale.sql`)
+    and every copy of a row lands in the same shard. Rows without a row id (the malformed-line markers)
+    are all kept: each stands for one line."""
+    if "request_id" not in table.column_names or table.num_rows == 0:
+        return table, 0
+    ids = table.column("request_id")
+    position = pa.array(np.arange(table.num_rows, dtype=np.int64))
+    keyed = pa.table({"request_id": ids, "position": position}).filter(pc.is_valid(ids))
+    firsts = keyed.group_by("request_id", use_threads=False).aggregate([("position", "min")])
+    keep = np.zeros(table.num_rows, dtype=bool)
+    keep[firsts.column("position_min").to_numpy()] = True
+    keep |= ~np.asarray(pc.is_valid(ids).to_numpy(zero_copy_only=False), dtype=bool)
+    dropped = int(table.num_rows - keep.sum())
+    return (table.filter(pa.array(keep)) if dropped else table), dropped
+
+
 def read_shard(body: bytes) -> pa.Table:
     """Parse one shard file, turning any Parquet/Arrow failure into :class:`ShardFileError`."""
     try:
@@ -189,20 +215,44 @@ def summarize_shard_object(
 
     An unreadable file writes ``{"error": …}`` at the summary key (so the reduce step can quote it) and
     raises :class:`ShardFileError`."""
-    head = client.head_object(Bucket=bucket, Key=data_key)
-    if int(head.get("ContentLength", 0)) > MAX_SHARD_BYTES:
-        err = f"{data_key}: {head['ContentLength']} bytes, above {MAX_SHARD_BYTES}; raise the shard count"
+    files = _partition_files(client, bucket, data_key)
+    size = sum(files.values())
+    if size > MAX_SHARD_BYTES:
+        err = f"{data_key}: its shard holds {size} bytes, above {MAX_SHARD_BYTES}; raise the shard count"
         _put(client, bucket, summary_key, {"format": SHARD_SUMMARY_FORMAT, "error": err})
         raise ShardFileError(err)
-    body = client.get_object(Bucket=bucket, Key=data_key)["Body"].read()
+    first = min(files)
     try:
-        doc = summarize_shard(profile, read_shard(body), labelers)
+        if data_key == first:  # the shard's first file summarizes every file of the shard, one copy per row
+            tables = [read_shard(client.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in sorted(files)]
+            table, copies = first_copies(_concat(tables))
+        else:  # covered by the first file's item: an empty summary keeps one summary per file
+            table, copies = read_shard(client.get_object(Bucket=bucket, Key=data_key)["Body"].read()).slice(0, 0), 0
+        doc = summarize_shard(profile, table, labelers)
     except ShardFileError as e:
         _put(client, bucket, summary_key, {"format": SHARD_SUMMARY_FORMAT, "error": f"{data_key}: {e}"})
         raise ShardFileError(f"{data_key}: {e}") from None
-    doc["data_key"] = data_key
+    doc.update(data_key=data_key, files=sorted(files) if data_key == first else [], covered_by=first, copies=copies)
     _put(client, bucket, summary_key, doc)
     return {"data_key": data_key, "summary_key": summary_key, "rows": doc["rows"], "labels": len(doc["labels"])}
+
+
+def _partition_files(client: Any, bucket: str, data_key: str) -> dict[str, int]:
+    """Every data file of ``data_key``'s shard (``…/shard=<k>/``, Athena may write several) and its size."""
+    prefix = data_key.rsplit("/", 1)[0] + "/"
+    files: dict[str, int] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        files.update({o["Key"]: int(o["Size"]) for o in page.get("Contents", []) if not o["Key"].endswith("/")})
+    if data_key not in files:
+        raise ShardFileError(f"{data_key}: not in the listing of its shard {prefix}")
+    return files
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowException, ValueError) as e:
+        raise ShardFileError(f"the shard's files do not share a schema ({e})") from None
 
 
 def _put(client: Any, bucket: str, key: str, doc: Mapping[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """The Athena queries of the scale-out drift check, each a named template (golden-tested on DuckDB).
 
 Written in the subset of Trino that DuckDB also runs once sqlglot has transpiled it (the local
-platform answers Athena with DuckDB): ``from_iso8601_timestamp``, ``ROW_NUMBER``, ``UNNEST … WITH
+platform answers Athena with DuckDB): ``from_iso8601_timestamp``, ``UNNEST … WITH
 ORDINALITY``, ``element_at``, ``array_agg(… ORDER BY …)``. The constructs every Athena query shares are
 not written here but taken from :mod:`driftline.athena_queries`, their one home: identifiers and
 literals (:func:`~driftline.athena_queries.identifier`, :func:`~driftline.athena_queries.string_literal`),
@@ -10,8 +10,8 @@ the shard of a request id (:func:`~driftline.athena_queries.shard_expression`, w
 (:func:`~driftline.athena_queries.unload`).
 
 ``SHARDS_SELECT`` (unloaded by :meth:`ShardQuery.render`) is one pass over the window: the champion's
-captures of the monitored version whose ``ts`` lies in [start, end), one copy per (request id, role,
-part) (delivery is at least once), their rows unnested with their outputs under their row ids
+captures of the monitored version whose ``ts`` lies in [start, end) (every copy of a delivery: the
+summarize step keeps one per row id), their rows unnested with their outputs under their row ids
 (``<request id>:<position>``, :func:`driftline.capture_format.row_id`), the feedback labels of each row
 id gathered in stored order (the summarize step applies the label binding rules,
 :class:`driftline.serving.labels.Labels`, so SQL does not re-implement them), and a shard number last,
@@ -61,11 +61,6 @@ SHARDS_SELECT = """WITH raw AS (
   FROM {captures_table}
   WHERE {hour} BETWEEN {first_hour} AND {last_hour}
 ),
-caps AS (
-  SELECT request_id, caller, rows, outputs, "index", features, prediction, v, malformed, wanted,
-         ROW_NUMBER() OVER (PARTITION BY request_id, role, part, v, malformed, wanted ORDER BY ts) AS copy_no
-  FROM raw
-),
 captured AS (
   SELECT CASE WHEN c.malformed THEN NULL
               WHEN c.v = 2 THEN c.request_id || ':' || CAST(coalesce(element_at(c."index", u.n), u.n - 1) AS varchar)
@@ -74,10 +69,10 @@ captured AS (
 {row_columns}         CASE WHEN c.malformed THEN NULL WHEN c.v = 2 THEN element_at(c.outputs, u.n)
               ELSE c.prediction END AS output,
          CASE WHEN c.malformed THEN 1 END AS {malformed_column}
-  FROM caps c
+  FROM raw c
   LEFT JOIN UNNEST(c.rows) WITH ORDINALITY AS u({row_aliases}, n) ON true
   WHERE (c.malformed AND coalesce(u.n, 1) = 1)
-     OR (NOT c.malformed AND c.wanted AND c.copy_no = 1 AND (c.v <> 2 OR u.n IS NOT NULL))
+     OR (NOT c.malformed AND c.wanted AND (c.v <> 2 OR u.n IS NOT NULL))
 ),
 labels AS (
   SELECT request_id, array_agg(label ORDER BY ts) AS label_values, array_agg("by" ORDER BY ts) AS label_by
@@ -97,12 +92,17 @@ one marker row per malformed capture line; the shard key is the only ``request_k
 the shared shard expression names it unqualified.
 
 One scan of the captures (Athena bills bytes scanned, and JSON is read whole): ``raw`` classifies every
-line of the listed hours once, ``caps`` numbers the copies of a delivery, and the ``LEFT JOIN UNNEST``
-keeps the lines without ``rows`` (v1 captures, malformed lines) next to the unnested v2 rows:
+line of the listed hours once, and the ``LEFT JOIN UNNEST`` keeps the lines without ``rows`` (v1 captures,
+malformed lines) next to the unnested v2 rows. The query streams: nothing in it holds a record's rows
+beyond the record itself. Copies of a delivery (at least once) are NOT removed here: a window function
+that numbers them carries every record's nested ``rows``/``outputs`` through the engine's window operator,
+whose memory then grows with the window (the local engine failed 2M rows at 512 MB). Every copy of a row
+has the same row id, so it lands in the same shard, and the summarize step keeps the first copy of each
+row id over the whole shard (:func:`driftline.monitoring.scale.shards.first_copies`).
 
 - v2 records (``v = 2``) give one row per element of ``rows``; v1 captures (no ``v``, one line per row,
   ``features``/``prediction``, :mod:`driftline.capture_format`) give one row each, their row id being their
-  ``request_id``. Both are de-duplicated as the in-process reader does (per request id, role, part and format).
+  ``request_id`` (a v2 row id always holds a ``:``, so the two never collide).
 - a malformed line (the JSON SerDe's ``ignore.malformed.json`` turns a line that is not a JSON object into a
   row of NULLs: no request id; or a v2 record whose ``rows``/``outputs``/``index`` disagree, which
   :func:`driftline.capture_format.expand` refuses) is counted like the in-process reader counts bad lines:
