@@ -42,7 +42,7 @@ def _error_text(value: Any) -> str | None:
 @logger.inject_lambda_context(correlation_id_path="upload_id")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        inp = parse_workflow_input(event, _catalog())
+        inp = parse_workflow_input(event, _catalog(), features_bucket=os.environ.get("FEATURES_BUCKET"))
     except PartsError as e:
         logger.error("malformed workflow state", extra={"error": str(e)})
         return {"status": "error", "message": str(e)}
@@ -52,7 +52,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         result = record_workflow_failure(inp.upload, inp.feature_set, inp.upload_id, ingestor, failure)
     else:
         map_error = _error_text(event.get("map_error"))
-        result = commit_parts(inp.upload, inp.feature_set, inp.upload_id, ingestor, map_error=map_error)
+        try:
+            result = commit_parts(inp.upload, inp.feature_set, inp.upload_id, ingestor, map_error=map_error)
+        except PartsError as e:  # a malformed plan or part result: read before anything is committed
+            result = record_workflow_failure(inp.upload, inp.feature_set, inp.upload_id, ingestor, str(e))
     out = {k: getattr(result, k) for k in SUMMARY}
     (logger.info if result.status in ("accepted", "skipped") else logger.warning)("upload committed", extra=out)
     return out

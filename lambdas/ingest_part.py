@@ -38,6 +38,8 @@ def _descriptor(event: Any, s3: Any) -> tuple[str, PartDescriptor]:
     if doc is None:
         raise PartsError(f"no part descriptor at s3://{bucket}/{event['key']}")
     d = PartDescriptor.from_dict(doc)
+    if d.source.bucket != bucket:
+        raise PartsError(f"the descriptor's source bucket {d.source.bucket!r:.100} is not the features bucket")
     if d.feature_set not in _catalog():
         raise PartsError(f"the descriptor names unknown feature set {d.feature_set!r}")
     return bucket, d

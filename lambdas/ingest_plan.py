@@ -31,7 +31,7 @@ def _catalog() -> FeatureSetCatalog:
 @logger.inject_lambda_context(correlation_id_path="upload_id")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        inp = parse_workflow_input(event, _catalog())
+        inp = parse_workflow_input(event, _catalog(), features_bucket=os.environ.get("FEATURES_BUCKET"))
     except PartsError as e:
         logger.error("malformed workflow state", extra={"error": str(e)})
         return {"status": "error", "message": str(e), "parts": 0}

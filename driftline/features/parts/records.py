@@ -106,6 +106,9 @@ class PartDescriptor:
             raise PartsError(f"malformed part descriptor (offsets and part numbers): {str(doc)[:200]}")
         if out.format not in ("csv", "csv.gz", "parquet"):
             raise PartsError(f"malformed part descriptor (format {out.format!r})")
+        texts = (out.feature_set, out.upload_id, out.name, out.source.bucket, out.source.key)
+        if not all(isinstance(v, str) and v for v in texts) or not isinstance(out.source.version_id, str | None):
+            raise PartsError(f"malformed part descriptor (names must be non-empty strings): {str(doc)[:200]}")
         return out
 
     def key(self, kind: str, suffix: str = "") -> str:

@@ -9,10 +9,11 @@ marker and may start it again.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from driftline.contracts import ingest_part_key, ingest_parts_execution_name
+from driftline.contracts import INCOMING_PREFIX, ingest_part_key, ingest_parts_execution_name
 from driftline.features.ingest import IngestResult, S3Object
 from driftline.features.parts.commit import NOT_FOUND
 from driftline.features.parts.plan import plan_upload
@@ -41,8 +42,35 @@ class WorkflowInput:
         }
 
 
-def parse_workflow_input(event: Any, catalog: FeatureSetCatalog) -> WorkflowInput:
-    """The input of a step, or :class:`PartsError` saying what is wrong with it."""
+_UPLOAD_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+"""An upload id is one key segment: it names scratch, curated and quarantine keys, so a ``/`` or a
+leading dot would put them under another upload's prefix or another partition."""
+
+
+def _check_upload(fields: dict[str, Any], features_bucket: str | None) -> None:
+    """Types of the upload's fields (a wrong one would fail deep in botocore) and where it may be."""
+    if not (isinstance(fields["bucket"], str) and isinstance(fields["key"], str)):
+        raise PartsError(f"the upload needs string bucket and key; got {str(fields)[:200]}")
+    for name in ("version_id", "etag", "event_time", "redrive"):
+        if fields[name] is not None and not isinstance(fields[name], str):
+            raise PartsError(f"the upload's {name} must be a string or null; got {fields[name]!r:.100}")
+    size = fields["size"]
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise PartsError(f"the upload's size must be a non-negative integer; got {size!r:.100}")
+    if features_bucket is not None and fields["bucket"] != features_bucket:
+        raise PartsError(f"the upload's bucket {fields['bucket']!r:.100} is not the features bucket")
+    if not fields["key"].startswith(f"{INCOMING_PREFIX}/"):
+        raise PartsError(f"the upload's key {fields['key']!r:.200} is not under {INCOMING_PREFIX}/")
+
+
+def parse_workflow_input(
+    event: Any, catalog: FeatureSetCatalog, *, features_bucket: str | None = None
+) -> WorkflowInput:
+    """The input of a step, or :class:`PartsError` saying what is wrong with it.
+
+    ``features_bucket`` (the function's own): the state's scratch bucket and the upload's bucket must be
+    it, so a state naming another bucket cannot make a step read or write there.
+    """
     if not isinstance(event, dict):
         raise PartsError(f"the workflow state must be a JSON object, got {type(event).__name__}")
     upload, fs_name, uid, bucket = (event.get(k) for k in ("upload", "feature_set", "upload_id", "bucket"))
@@ -51,11 +79,12 @@ def parse_workflow_input(event: Any, catalog: FeatureSetCatalog) -> WorkflowInpu
             f"the workflow state needs an upload object and non-empty strings feature_set, upload_id and bucket; "
             f"got {str(event)[:200]}"
         )
+    if not _UPLOAD_ID_RE.fullmatch(str(uid)):
+        raise PartsError(f"the upload_id {uid!r:.200} must be 1-128 letters, digits and ._- (not starting with .)")
+    if features_bucket is not None and bucket != features_bucket:
+        raise PartsError(f"the workflow state's bucket {bucket!r:.100} is not the features bucket")
     fields: dict[str, Any] = {k: upload.get(k) for k in S3Object.__dataclass_fields__}
-    if not (isinstance(fields["bucket"], str) and isinstance(fields["key"], str)):
-        raise PartsError(f"the upload needs string bucket and key; got {str(upload)[:200]}")
-    if fields["size"] is not None and not isinstance(fields["size"], int):
-        raise PartsError(f"the upload's size must be an integer; got {fields['size']!r}")
+    _check_upload(fields, features_bucket)
     if str(fs_name) not in catalog:
         raise PartsError(f"unknown feature set {fs_name!r}; known: {', '.join(catalog.names()) or 'none'}")
     return WorkflowInput(S3Object(**fields), catalog.get(str(fs_name)), str(uid), str(bucket))
