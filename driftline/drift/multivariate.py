@@ -203,12 +203,17 @@ class MultivariateModel:
                 n_reference=int(d["n_reference"]),
                 sample=np.asarray(d["sample"], dtype=np.float64).reshape(-1, width),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise ProfileFormatError(
                 f"damaged multivariate model ({type(e).__name__}: {e}); rebuild the profile"
             ) from None
         if len(model.shares) != len(categorical) or not np.all(model.stds > 0):
             raise ProfileFormatError("damaged multivariate model (shares or scales do not fit the columns)")
+        arrays = (model.medians, model.fills, model.means, model.stds, model.components, model.sample)
+        scalars = (model.explained, model.variance, model.error_mean, model.chunk_std, model.sigmas)
+        if not (all(np.all(np.isfinite(a)) for a in arrays) and all(math.isfinite(v) for v in scalars)):
+            # a fit never stores NaN or inf; one read back would make every window's error NaN: never an alarm
+            raise ProfileFormatError("damaged multivariate model (NaN or infinite numbers); rebuild the profile")
         return model
 
 

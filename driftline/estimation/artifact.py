@@ -94,7 +94,8 @@ class FittedEstimator:
             raise EstimatorFormatError(f"{source} has format {found!r}; this code reads {ESTIMATOR_FORMAT!r}")
         try:
             return _from_doc(doc)
-        except (KeyError, TypeError, ValueError, binascii.Error) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError, binascii.Error) as e:
+            # AttributeError: a list where an object belongs; OverflowError: rows of 1e400 (inf) as an int
             raise EstimatorFormatError(f"{source} is malformed: {e}") from None
 
 
