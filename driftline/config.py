@@ -570,7 +570,7 @@ def load(cdk_json: str | Path = "cdk.json", env: str | None = None) -> PlatformC
         raise ConfigError(f"{path}: file not found (run from the project root or pass --config)") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-    context = doc.get("context")
+    context = doc.get("context") if isinstance(doc, dict) else None  # a list or null file: the message below
     if not isinstance(context, dict):
         raise ConfigError(f"{path}: 'context' must be an object holding the driftline:* keys")
     config = from_context(context, env)

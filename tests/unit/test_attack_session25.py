@@ -4,17 +4,20 @@
 Found by attacking this session's loaders: an ``estimator.json`` with a list where an object belongs
 raised ``AttributeError`` and one with ``rows: 1e400`` raised ``OverflowError`` past
 :func:`~driftline.estimation.monitor.load_estimator` (losing the window's drift verdict); a multivariate
-model with NaN numbers loaded and made every window's error NaN, which never alarms.
+model with NaN numbers loaded and made every window's error NaN, which never alarms; a ``cdk.json``
+that is a JSON list or null raised ``AttributeError`` from :func:`driftline.config.load`.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from driftline.config import ConfigError, load
 from driftline.drift.errors import ProfileFormatError
 from driftline.drift.multivariate import MultivariateModel, fit_multivariate
 from driftline.estimation.artifact import ESTIMATOR_FORMAT, EstimatorFormatError, FittedEstimator
@@ -70,3 +73,12 @@ def test_a_multivariate_model_with_nan_or_inf_is_refused(field: str, value: Any)
     doc[field] = value
     with pytest.raises(ProfileFormatError, match="damaged multivariate model"):
         MultivariateModel.from_dict(json.loads(json.dumps(doc)))
+
+
+@pytest.mark.parametrize("body", ["[]", '"x"', "null", "3"])
+def test_a_cdk_json_that_is_not_an_object_is_a_config_error(tmp_path: Path, body: str) -> None:
+    """``driftline`` commands load cdk.json first: a JSON list or null raised AttributeError."""
+    path = tmp_path / "cdk.json"
+    path.write_text(body)
+    with pytest.raises(ConfigError, match="'context' must be an object"):
+        load(path)
