@@ -60,8 +60,7 @@ class ProxyRequest:
         method, path = event.get("httpMethod"), event.get("path")
         if type(method) is not str or type(path) is not str:
             return None
-        raw = event.get("headers")
-        headers = {str(k).lower(): v for k, v in raw.items() if isinstance(v, str)} if type(raw) is dict else {}
+        headers = _headers(event)
         query = event.get("queryStringParameters")
         ctx = event.get("requestContext")
         rid = stage = None
@@ -79,6 +78,20 @@ class ProxyRequest:
             stage if type(stage) is str else None,
             caller_of(ctx),
         )
+
+
+def _headers(event: dict[str, Any]) -> dict[str, str]:
+    """Headers keyed in lower case. A header sent more than once with different values (API Gateway puts
+    only the last in ``headers``, all in ``multiValueHeaders``) reads as their comma-joined list, as HTTP
+    defines it: a route then refuses the list precisely instead of acting on whichever came last."""
+    raw = event.get("headers")
+    headers = {str(k).lower(): v for k, v in raw.items() if isinstance(v, str)} if type(raw) is dict else {}
+    multi = event.get("multiValueHeaders")
+    for k, values in multi.items() if type(multi) is dict else ():
+        distinct = list(dict.fromkeys(v for v in values if isinstance(v, str))) if type(values) is list else []
+        if len(distinct) > 1:
+            headers[str(k).lower()] = ", ".join(distinct)
+    return headers
 
 
 def respond(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Found by attacking this session's loaders: an ``estimator.json`` with a list whe
 raised ``AttributeError`` and one with ``rows: 1e400`` raised ``OverflowError`` past
 :func:`~driftline.estimation.monitor.load_estimator` (losing the window's drift verdict); a multivariate
 model with NaN numbers loaded and made every window's error NaN, which never alarms; a ``cdk.json``
-that is a JSON list or null raised ``AttributeError`` from :func:`driftline.config.load`.
+that is a JSON list or null raised ``AttributeError`` from :func:`driftline.config.load`; an
+``X-Driftline-Test`` header sent as ``1`` then ``0`` was read as its last value only.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ import numpy as np
 import pytest
 
 from driftline.config import ConfigError, load
+from driftline.contracts import TEST_TRAFFIC_HEADER
 from driftline.drift.errors import ProfileFormatError
 from driftline.drift.multivariate import MultivariateModel, fit_multivariate
 from driftline.estimation.artifact import ESTIMATOR_FORMAT, EstimatorFormatError, FittedEstimator
+from driftline.serving.errors import ServingError
+from driftline.serving.proxy import ProxyRequest
+from driftline.serving.service import is_test_traffic
 
 ESTIMATOR = {"format": ESTIMATOR_FORMAT, "kind": "unavailable", "task": "classification"}
 
@@ -82,3 +87,44 @@ def test_a_cdk_json_that_is_not_an_object_is_a_config_error(tmp_path: Path, body
     path.write_text(body)
     with pytest.raises(ConfigError, match="'context' must be an object"):
         load(path)
+
+
+def _proxy_event(multi: dict[str, Any]) -> dict[str, Any]:
+    last = {k: v[-1] for k, v in multi.items() if isinstance(v, list) and v}
+    return {"httpMethod": "POST", "path": "/v1/models/m/predict", "headers": last, "multiValueHeaders": multi}
+
+
+def test_a_test_header_sent_twice_with_different_values_is_a_400() -> None:
+    """API Gateway keeps only the last value in ``headers``: ``1`` then ``0`` read as not test traffic."""
+    req = ProxyRequest.from_event(_proxy_event({"X-Driftline-Test": ["1", "0"]}))
+    assert req is not None
+    with pytest.raises(ServingError) as e:
+        is_test_traffic(req.headers.get(TEST_TRAFFIC_HEADER.lower()))
+    assert e.value.status == 400 and e.value.code == "invalid_test_header"
+    assert "'1, 0'" in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("multi", "marked"),
+    [
+        ({"X-Driftline-Test": ["1", "1"]}, True),
+        ({"x-driftline-test": ["TRUE"]}, True),
+        ({"X-Driftline-Test": ["0"], "Other": ["a", "b"]}, False),
+        ({"X-Driftline-Test": "1"}, True),  # not a list: headers alone decide
+        ({"X-Driftline-Test": [1, "1"]}, True),  # non-strings are left out
+    ],
+)
+def test_a_repeated_or_odd_multi_value_test_header_reads_as_documented(multi: dict[str, Any], marked: bool) -> None:
+    event = (
+        _proxy_event(multi)
+        if all(isinstance(v, list) for v in multi.values())
+        else {
+            "httpMethod": "GET",
+            "path": "/",
+            "headers": {"X-Driftline-Test": "1"},
+            "multiValueHeaders": multi,
+        }
+    )
+    req = ProxyRequest.from_event(event)
+    assert req is not None
+    assert is_test_traffic(req.headers.get(TEST_TRAFFIC_HEADER.lower())) is marked
