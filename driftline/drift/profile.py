@@ -230,7 +230,7 @@ class Profile:
                 id=str(data["id"]),
                 multivariate=_read_multivariate(data.get("multivariate"), source),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:  # a list for an object; 1e400
             if isinstance(e, ProfileFormatError):
                 raise
             raise ProfileFormatError(f"{source}: damaged drift profile ({type(e).__name__}: {e}); rebuild it") from None

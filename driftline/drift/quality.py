@@ -149,9 +149,13 @@ class QualityCounts:
                 )
                 for k, v in d["columns"].items()
             }
-            return cls(str(d["profile_id"]), int(d["n_rows"]), columns)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            out = cls(str(d["profile_id"]), int(d["n_rows"]), columns)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise DriftInputError(f"damaged data-quality counts ({type(e).__name__}: {e})") from None
+        counts = [out.n_rows] + [v for c in columns.values() for v in vars(c).values() if isinstance(v, int)]
+        if min(counts) < 0:  # a negative count would make a rate below 0 or above 1: a verdict from nothing
+            raise DriftInputError(f"damaged data-quality counts (a negative count: {min(counts)})")
+        return out
 
 
 @dataclass

@@ -6,7 +6,9 @@ raised ``AttributeError`` and one with ``rows: 1e400`` raised ``OverflowError`` 
 :func:`~driftline.estimation.monitor.load_estimator` (losing the window's drift verdict); a multivariate
 model with NaN numbers loaded and made every window's error NaN, which never alarms; a ``cdk.json``
 that is a JSON list or null raised ``AttributeError`` from :func:`driftline.config.load`; an
-``X-Driftline-Test`` header sent as ``1`` then ``0`` was read as its last value only.
+``X-Driftline-Test`` header sent as ``1`` then ``0`` was read as its last value only; a drift profile
+or data-quality counts with a list for an object or 1e400 for an int raised past their format errors,
+and negative quality counts loaded.
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ import pytest
 
 from driftline.config import ConfigError, load
 from driftline.contracts import TEST_TRAFFIC_HEADER
-from driftline.drift.errors import ProfileFormatError
+from driftline.drift.errors import DriftInputError, ProfileFormatError
 from driftline.drift.multivariate import MultivariateModel, fit_multivariate
+from driftline.drift.profile import FORMAT as PROFILE_FORMAT
+from driftline.drift.profile import Profile
+from driftline.drift.quality import FORMAT as QUALITY_FORMAT
+from driftline.drift.quality import QualityCounts
 from driftline.estimation.artifact import ESTIMATOR_FORMAT, EstimatorFormatError, FittedEstimator
 from driftline.serving.errors import ServingError
 from driftline.serving.proxy import ProxyRequest
@@ -128,3 +134,41 @@ def test_a_repeated_or_odd_multi_value_test_header_reads_as_documented(multi: di
     req = ProxyRequest.from_event(event)
     assert req is not None
     assert is_test_traffic(req.headers.get(TEST_TRAFFIC_HEADER.lower())) is marked
+
+
+PROFILE = {
+    "format": PROFILE_FORMAT,
+    "columns": {},
+    "n_rows": 1,
+    "sample_size": 1,
+    "n_bins": 1,
+    "created_at": "x",
+    "id": "i",
+}
+
+
+@pytest.mark.parametrize("over", [{"columns": [1]}, {"n_rows": 1e400}, {"sample_size": 1e400}])
+def test_a_damaged_profile_is_a_profile_format_error(over: dict[str, Any]) -> None:
+    """A list where the columns object belongs raised AttributeError, an int of 1e400 OverflowError."""
+    with pytest.raises(ProfileFormatError, match="damaged drift profile"):
+        Profile.from_json(json.dumps({**PROFILE, **over}))
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"n_rows": 1e400, "columns": {}},
+        {"n_rows": -5, "columns": {}},
+        {"n_rows": 5, "columns": {"a": {"kind": "numerical", "n": -1, "n_missing": 6}}},
+        {"n_rows": 5, "columns": {"a": {"kind": "categorical", "n": 5, "n_missing": 0, "n_unseen": -2}}},
+    ],
+)
+def test_damaged_quality_counts_are_a_drift_input_error(doc: dict[str, Any]) -> None:
+    with pytest.raises(DriftInputError, match="damaged data-quality counts"):
+        QualityCounts.from_dict({"format": QUALITY_FORMAT, "profile_id": "p", **doc})
+
+
+def test_intact_quality_counts_load() -> None:
+    doc = {"n_rows": 5, "columns": {"a": {"kind": "numerical", "n": 4, "n_missing": 1, "n_out_of_range": 0}}}
+    counts = QualityCounts.from_dict({"format": QUALITY_FORMAT, "profile_id": "p", **doc})
+    assert counts.n_rows == 5 and counts.columns["a"].n_missing == 1
