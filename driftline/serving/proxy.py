@@ -82,16 +82,20 @@ class ProxyRequest:
 
 def _headers(event: dict[str, Any]) -> dict[str, str]:
     """Headers keyed in lower case. A header sent more than once with different values (API Gateway puts
-    only the last in ``headers``, all in ``multiValueHeaders``) reads as their comma-joined list, as HTTP
-    defines it: a route then refuses the list precisely instead of acting on whichever came last."""
-    raw = event.get("headers")
-    headers = {str(k).lower(): v for k, v in raw.items() if isinstance(v, str)} if type(raw) is dict else {}
-    multi = event.get("multiValueHeaders")
+    only the last in ``headers``, all in ``multiValueHeaders``; or under two letter cases) reads as their
+    comma-joined list, as HTTP defines it: a route then refuses the list precisely instead of acting on
+    whichever came last."""
+    seen: dict[str, dict[str, None]] = {}
+    raw, multi = event.get("headers"), event.get("multiValueHeaders")
+    # multiValueHeaders first: its values are in the order sent (headers holds only the last)
     for k, values in multi.items() if type(multi) is dict else ():
-        distinct = list(dict.fromkeys(v for v in values if isinstance(v, str))) if type(values) is list else []
-        if len(distinct) > 1:
-            headers[str(k).lower()] = ", ".join(distinct)
-    return headers
+        for v in values if type(values) is list else ():
+            if isinstance(v, str):
+                seen.setdefault(str(k).lower(), {})[v] = None
+    for k, v in raw.items() if type(raw) is dict else ():
+        if isinstance(v, str):
+            seen.setdefault(str(k).lower(), {})[v] = None
+    return {k: ", ".join(vs) for k, vs in seen.items()}
 
 
 def respond(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> dict[str, Any]:

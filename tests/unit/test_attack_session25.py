@@ -172,3 +172,12 @@ def test_intact_quality_counts_load() -> None:
     doc = {"n_rows": 5, "columns": {"a": {"kind": "numerical", "n": 4, "n_missing": 1, "n_out_of_range": 0}}}
     counts = QualityCounts.from_dict({"format": QUALITY_FORMAT, "profile_id": "p", **doc})
     assert counts.n_rows == 5 and counts.columns["a"].n_missing == 1
+
+
+def test_a_test_header_sent_under_two_letter_cases_with_different_values_is_a_400() -> None:
+    event = {"httpMethod": "GET", "path": "/", "headers": {"X-Driftline-Test": "1", "x-driftline-test": "0"}}
+    req = ProxyRequest.from_event(event)
+    assert req is not None
+    with pytest.raises(ServingError) as e:
+        is_test_traffic(req.headers.get(TEST_TRAFFIC_HEADER.lower()))
+    assert e.value.status == 400
