@@ -422,16 +422,19 @@ def _json_lines(
     picked = ", ".join(f"j.{_quoted(f.name)}" for f in columns)
     if not len(partitions):
         return f"SELECT {picked} FROM {reader} AS j"  # noqa: S608  # nosec B608 - names quoted, paths this module wrote
-    rows = ", ".join(
-        "(" + ", ".join([string_literal(p), *(_sql_value(vals.get(k.name)) for k in partitions)]) + ")"
-        for p, vals in zip(paths, values, strict=True)
-    )
-    slots = ", ".join(f"v{i}" for i in range(len(partitions)))
-    parts = ", ".join(f"CAST(p.v{i} AS {duckdb_type(k.type)}) AS {_quoted(k.name)}" for i, k in enumerate(partitions))
-    return (
-        f"SELECT {picked}, {parts} FROM {reader} AS j "  # noqa: S608  # nosec B608 - names quoted, values literals
-        f"JOIN (VALUES {rows}) AS p(__driftline_path, {slots}) ON j.__driftline_file = p.__driftline_path"
-    )
+
+    # Each file's partition values by a CASE on its name, not a join with a VALUES list: DuckDB built that
+    # join's hash table on the JSON side (it cannot estimate the reader's rows), holding every record of the
+    # table in memory (a 2M-row captures window failed at 512 MB; with the CASE it streams).
+    def by_file(k: pa.Field) -> str:
+        arms = " ".join(
+            f"WHEN {string_literal(p)} THEN {_sql_value(vals.get(k.name))}"
+            for p, vals in zip(paths, values, strict=True)
+        )
+        return f"CAST(CASE j.__driftline_file {arms} END AS {duckdb_type(k.type)}) AS {_quoted(k.name)}"
+
+    parts = ", ".join(by_file(k) for k in partitions)
+    return f"SELECT {picked}, {parts} FROM {reader} AS j"  # noqa: S608  # nosec B608 - names quoted, values literals
 
 
 def _quoted(name: str) -> str:
