@@ -143,6 +143,27 @@ class ControlStore:
             for i in self._query(ingest_pk(feature_set), newest_first=newest_first, limit=limit)
         ]
 
+    def ingest_record(self, feature_set: str, when: str, upload_id: str) -> IngestRecord | None:
+        """One upload's ingest record (consistent read), or None.
+
+        Parameters
+        ----------
+        feature_set:
+            The feature set.
+        when:
+            The ISO time its sort key starts with (the upload's event time).
+        upload_id:
+            The upload.
+
+        Returns
+        -------
+        IngestRecord or None
+            The record, None when the upload has none.
+        """
+        key = {"pk": {"S": ingest_pk(feature_set)}, "sk": {"S": f"{when}#{upload_id}"}}
+        got = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
+        return IngestRecord.from_item(got) if got else None
+
     # ---- CONTENT# --------------------------------------------------------------------------------
     def content(self, feature_set: str, sha256: str) -> ContentRecord | None:
         """The upload that ingested these bytes into ``feature_set`` (consistent read), if any."""

@@ -675,6 +675,13 @@ class Ingestor:
             ContentRecord(fs.name, str(result.content_sha256), upload_id=str(result.upload_id), source=result.source)
         )
 
+    def recorded(self, fs: FeatureSet, result: IngestResult) -> IngestRecord | None:
+        """The upload's ingest record as stored now (what :meth:`record` last wrote), if any."""
+        when = _parse_time(result.event_time)
+        if when is None or result.upload_id is None:
+            return None
+        return self.control.ingest_record(fs.name, when.isoformat(), str(result.upload_id))
+
     def record(self, fs: FeatureSet, result: IngestResult) -> None:
         """The ingest record (lineage and ``driftline features uploads``); re-delivery overwrites it."""
         when = (_parse_time(result.event_time) or datetime.now(UTC)).isoformat()

@@ -208,6 +208,29 @@ def test_a_retried_commit_duplicates_nothing(aws: dict[str, str], catalog: Featu
     assert curated(aws).num_rows == 3_000
 
 
+def test_a_workflow_failure_after_the_commit_leaves_the_committed_upload_as_it_is(
+    aws: dict[str, str], catalog: FeatureSetCatalog
+) -> None:
+    """A step failing after the commit finished (the workflow's Catch) must not record live data as
+    ``failed``; before the commit it records ``failed`` as before."""
+    from driftline.control_store import ControlStore
+    from driftline.features.parts import record_workflow_failure
+
+    t = generate(3_000, "2025-01-01", "2025-02-01", seed=12)
+    obj = put(aws, "late-failure.csv", csv_bytes(t))
+    first, _ = run_parts(aws, catalog, obj, part_bytes=100_000)
+    ingestor = Ingestor(catalog, IngestTargets.from_env())
+    out = record_workflow_failure(obj, catalog.get(FS), str(first.upload_id), ingestor, "States.Timeout")
+    assert out.status == "accepted" and "commit stands" in str(out.reason)
+    stored = ControlStore(IngestTargets.from_env().control_table, aws_mod.client("dynamodb")).ingest_records(FS)
+    assert [r.status for r in stored if r.upload_id == first.upload_id] == ["accepted"]
+    assert curated(aws).num_rows == 3_000
+
+    other = put(aws, "early-failure.csv", csv_bytes(generate(500, "2025-03-01", "2025-03-05", seed=13)))
+    failed = record_workflow_failure(other, catalog.get(FS), upload_id(other), ingestor, "plan died")
+    assert failed.status == "failed" and "nothing was committed" in str(failed.reason)
+
+
 def test_an_overwritten_upload_is_validated_as_the_version_it_was(
     aws: dict[str, str], catalog: FeatureSetCatalog
 ) -> None:

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from driftline.contracts import curated_part_key, ingest_part_key, quarantine_prefix
 from driftline.features.curated import curated_files, parquet_bytes
-from driftline.features.ingest import Ingestor, IngestResult, S3Object, latest_rows
+from driftline.features.ingest import COMMITTED, Ingestor, IngestResult, S3Object, latest_rows
 from driftline.features.online import OnlineRow
 from driftline.features.parts.keys import (
     DUPLICATE_CHECK,
@@ -83,8 +83,26 @@ def _fail(ingestor: Ingestor, obj: S3Object, fs: FeatureSet, result: IngestResul
 def record_workflow_failure(
     obj: S3Object, fs: FeatureSet, upload_id: str, ingestor: Ingestor, error: str
 ) -> IngestResult:
-    """The ``failed`` record of an upload whose workflow failed in a step (the workflow's Catch)."""
+    """The ``failed`` record of an upload whose workflow failed in a step (the workflow's Catch).
+
+    A commit that finished (``accepted``/``partial`` recorded) is left as it is: a step failing after it
+    (publishing the event, say) must not call live data ``failed``. One that stopped half-way
+    (``committing``) is recorded ``failed`` saying so: its curated files stay invisible behind the pending
+    marker until a redrive finishes it."""
     result = _result(obj, fs, upload_id)
+    current = ingestor.recorded(fs, result)
+    if current is not None and current.status in COMMITTED:
+        result.status = current.status  # type: ignore[assignment]
+        result.reason = f"committed before the workflow failed ({error[:300]}); the commit stands"
+        return result
+    if current is not None and current.status == "committing":
+        result.reason = (
+            f"the ingest-parts workflow failed while committing: {error[:500]}; the upload's curated files "
+            f"stay invisible (pending marker) until `driftline features redrive --upload {upload_id}` finishes it"
+        )
+        ingestor.failure_report(obj, fs, result)
+        ingestor.finish(fs, result)
+        return result
     return _fail(ingestor, obj, fs, result, f"the ingest-parts workflow failed: {error[:500]}")
 
 
