@@ -75,7 +75,7 @@ def peak_rss_mb() -> float:
 
 
 def run_driftline(rows: int, repeat: int) -> dict[str, Any]:
-    from driftline.estimation import BAND_SIGMAS, estimate_cbpe, fit_classifier_estimator
+    from driftline.estimation import estimate_cbpe, fit_classifier_estimator
 
     p_ref, pred_ref, y_ref = make_data(REFERENCE_ROWS, 1, False)
     p, pred, y = make_data(rows, 2, True)
@@ -87,9 +87,16 @@ def run_driftline(rows: int, repeat: int) -> dict[str, Any]:
         t = time.perf_counter()
         found = estimate_cbpe(np.column_stack([1 - p, p]), pred, est.calibrations, draws=est.calibration_draws)
         est_s.append(time.perf_counter() - t)
-    truth = realized(p, pred, y)
+    return _scored(fit_s, est_s, found, realized(p, pred, y), METRICS)
+
+
+def _scored(fit_s: list[float], est_s: list[float], found: Any, truth: Any, metrics: Any) -> dict[str, Any]:
+    """The fastest fit and estimate, peak RSS, and per metric the estimate, the realized value, the error
+    and whether the realized value lies in the estimate's band."""
+    from driftline.estimation import BAND_SIGMAS
+
     out: dict[str, Any] = {"fit_s": min(fit_s), "estimate_s": min(est_s), "peak_rss_mb": peak_rss_mb()}
-    for m in METRICS:
+    for m in metrics:
         value, sd = found[m]
         out[f"{m}_est"], out[f"{m}_real"], out[f"{m}_err"] = value, truth[m], value - truth[m]
         out[f"{m}_in_band"] = abs(value - truth[m]) <= BAND_SIGMAS * sd
@@ -163,7 +170,7 @@ def _regression_truth(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def run_driftline_dle(rows: int, repeat: int) -> dict[str, Any]:
-    from driftline.estimation import BAND_SIGMAS, LossModels, estimate_dle, fit_regressor_estimator
+    from driftline.estimation import LossModels, estimate_dle, fit_regressor_estimator
 
     X_ref, pred_ref, y_ref = make_regression(REFERENCE_ROWS, 1, False)
     X, pred, y = make_regression(rows, 2, True)
@@ -175,13 +182,7 @@ def run_driftline_dle(rows: int, repeat: int) -> dict[str, Any]:
         t = time.perf_counter()
         found = estimate_dle(LossModels.load(est.loss_models), X, pred)
         est_s.append(time.perf_counter() - t)
-    truth = _regression_truth(pred, y)
-    out: dict[str, Any] = {"fit_s": min(fit_s), "estimate_s": min(est_s), "peak_rss_mb": peak_rss_mb()}
-    for m in DLE_METRICS:
-        value, sd = found[m]
-        out[f"{m}_est"], out[f"{m}_real"], out[f"{m}_err"] = value, truth[m], value - truth[m]
-        out[f"{m}_in_band"] = abs(value - truth[m]) <= BAND_SIGMAS * sd
-    return out
+    return _scored(fit_s, est_s, found, _regression_truth(pred, y), DLE_METRICS)
 
 
 def run_nannyml_dle(rows: int, repeat: int) -> dict[str, Any]:

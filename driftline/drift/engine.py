@@ -191,13 +191,8 @@ def check_drift(
     ``alert_on_columns``: feature columns whose drift alone is dataset drift.
     """
     verify_metadata(profile, expected_metadata)
-    opts = _Options(
-        min_rows,
-        share_threshold,
-        distance_above,
-        _method(multivariate),
-        _weighting(weighting),
-        _alert_columns(profile, alert_on_columns),
+    opts = _Options.checked(
+        profile, min_rows, share_threshold, distance_above, multivariate, weighting, alert_on_columns
     )
     exact: dict[str, float] = {}
 
@@ -248,13 +243,8 @@ def check_summary(
             f"the summary was made against profile {summary.profile_id}, not {profile.id}; "
             f"summarize the data with the profile you check against"
         )
-    opts = _Options(
-        min_rows,
-        share_threshold,
-        distance_above,
-        _method(multivariate),
-        _weighting(weighting),
-        _alert_columns(profile, alert_on_columns),
+    opts = _Options.checked(
+        profile, min_rows, share_threshold, distance_above, multivariate, weighting, alert_on_columns
     )
     result = _evaluate(profile, summary, None, opts)
     if any(r.method == "wasserstein" for r in result.columns.values()):
@@ -314,6 +304,27 @@ class _Options:
     multivariate: str = "pca"
     weighting: str = "uniform"
     alert_on_columns: tuple[str, ...] = ()
+
+    @classmethod
+    def checked(
+        cls,
+        profile: Profile,
+        min_rows: int,
+        share_threshold: float,
+        distance_above: int | None,
+        multivariate: str,
+        weighting: str,
+        alert_on_columns: Sequence[str],
+    ) -> _Options:
+        """The options of one check, each refused with a message when it is not one the engine knows."""
+        return cls(
+            min_rows,
+            share_threshold,
+            distance_above,
+            _method(multivariate),
+            _weighting(weighting),
+            _alert_columns(profile, alert_on_columns),
+        )
 
     def selection_n(self, n_reference: int, n_current: int) -> int:
         """The reference size method selection sees (large when the window alone is large)."""
