@@ -55,6 +55,13 @@ LOCAL_ALLOWED_LATENESS_SECONDS = 5
 (``DRIFTLINE_LOCAL=1`` in the functions' environment selects it)."""
 MAX_ALLOWED_LATENESS_SECONDS = 86_400
 """A window is checked at most a day after it ended: later than that a check reports stale news."""
+DEFAULT_MAX_SEGMENTS = 10
+"""Segment values checked per ``drift.segments`` column by default (the rest are one ``__other__`` segment)."""
+MAX_SEGMENTS_LIMIT = 50
+"""The most segment values per column: each one is a reference profile in the profile artifact and a set of
+CloudWatch metrics per window."""
+MAX_SEGMENT_COLUMNS = 3
+"""Columns per model in ``drift.segments`` (each multiplies the checks a window runs)."""
 
 DEFAULT_MAX_REGRESSION = 0.01
 """The absolute tolerance when neither ``max_regression`` nor ``max_relative_regression`` is set."""
@@ -158,6 +165,17 @@ class DriftSettings(_Strict):
     while noise in unused columns does not; profiles without importances count columns equally."""
     alert_on_columns: tuple[str, ...] = ()
     """Feature columns whose drift alone is dataset drift (checked against the feature set at load)."""
+    segments: tuple[str, ...] = Field(default=(), max_length=MAX_SEGMENT_COLUMNS)
+    """Categorical features whose values each get their own drift, data-quality and estimated-performance
+    check (checked against the feature set at load): a shift confined to one region shows there even when
+    the whole window does not move. The per-segment reference is built with the profile at training."""
+    max_segments: int = Field(default=DEFAULT_MAX_SEGMENTS, ge=1, le=MAX_SEGMENTS_LIMIT)
+    """Segment values checked per column: the reference's most frequent ones; the rest (and missing values)
+    are checked together as one ``__other__`` segment, so a high-cardinality column cannot multiply the
+    result size and the CloudWatch metrics."""
+    min_segment_rows: int = Field(default=200, ge=1)
+    """A segment with fewer rows in the window is ``insufficient_data`` (no alarm): one segment's small
+    sample must not alarm on noise."""
     quality: DataQualityThresholds = Field(default_factory=DataQualityThresholds)
     estimated_performance: EstimatedPerformanceSettings = Field(default_factory=EstimatedPerformanceSettings)
     allowed_lateness_seconds: int | None = Field(default=None, ge=0, le=MAX_ALLOWED_LATENESS_SECONDS)
@@ -165,7 +183,7 @@ class DriftSettings(_Strict):
     late_recheck_share: float | None = Field(default=None, ge=0.0, le=1.0)
     """This model's override of ``monitoring.late_recheck_share`` (None: the platform's)."""
 
-    @field_validator("alert_on_columns")
+    @field_validator("alert_on_columns", "segments")
     @classmethod
     def _alert_columns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         dupes = sorted({c for c in v if v.count(c) > 1})
@@ -488,20 +506,31 @@ class PlatformConfig(_Strict):
 
 
 def check_feature_columns(config: PlatformConfig, feature_sets: Any) -> None:
-    """Refuse per-model column lists (``drift.alert_on_columns``) naming columns the model's feature set
-    lacks; ``feature_sets`` maps a feature-set name to its definition (models whose set is absent are
+    """Refuse per-model column lists (``drift.alert_on_columns``, ``drift.segments``) naming columns the
+    model's feature set lacks, and segment columns that are not categorical (a segment is one value of a
+    category); ``feature_sets`` maps a feature-set name to its definition (models whose set is absent are
     skipped: the training step reports an unknown feature set with the defined ones)."""
     problems = []
     for i, m in enumerate(config.models):
         fs = feature_sets.get(m.feature_set) if m.feature_set in feature_sets else None
-        if fs is None or not m.drift.alert_on_columns:
+        if fs is None or not (m.drift.alert_on_columns or m.drift.segments):
             continue
-        allowed = [f.name for f in fs.features if f.drift.enabled and f.type in ("int", "float", "categorical", "bool")]
+        checked = [f for f in fs.features if f.drift.enabled and f.type in ("int", "float", "categorical", "bool")]
+        allowed = [f.name for f in checked]
         unknown = [c for c in m.drift.alert_on_columns if c not in allowed]
         if unknown:
             problems.append(
                 f"'models[{i}].drift.alert_on_columns': {', '.join(map(repr, unknown))} not in the drift-checked "
                 f"features of feature set {m.feature_set!r}; allowed: {', '.join(allowed)}"
+            )
+        categorical = [f.name for f in checked if f.type in ("categorical", "bool")]
+        wrong = [c for c in m.drift.segments if c not in categorical]
+        if wrong:
+            numeric = [c for c in wrong if c in allowed]
+            why = f" ({', '.join(map(repr, numeric))} numerical)" if numeric else ""
+            problems.append(
+                f"'models[{i}].drift.segments': {', '.join(map(repr, wrong))} not a drift-checked categorical "
+                f"feature of feature set {m.feature_set!r}{why}; allowed: {', '.join(categorical) or 'none'}"
             )
     if problems:
         raise ConfigError("; ".join(problems))
@@ -574,12 +603,12 @@ def load(cdk_json: str | Path = "cdk.json", env: str | None = None) -> PlatformC
     if not isinstance(context, dict):
         raise ConfigError(f"{path}: 'context' must be an object holding the driftline:* keys")
     config = from_context(context, env)
-    if any(m.drift.alert_on_columns for m in config.models):
+    if any(m.drift.alert_on_columns or m.drift.segments for m in config.models):
         from driftline.features.schema import FeatureSetCatalog, FeatureSetError  # it imports this module
 
         try:
             catalog = FeatureSetCatalog(path.parent / config.feature_sets_dir)
         except FeatureSetError as e:
-            raise ConfigError(f"{path}: drift.alert_on_columns needs the feature sets: {e}") from None
+            raise ConfigError(f"{path}: drift.alert_on_columns/drift.segments need the feature sets: {e}") from None
         check_feature_columns(config, catalog)
     return config

@@ -46,6 +46,9 @@ __all__ = [
     "RETRAIN_REQUESTED",
     "S3_OBJECT_CREATED",
     "SCRATCH_EXPIRE_DAYS",
+    "SEGMENT_DRIFT_METRIC",
+    "SEGMENT_OTHER",
+    "SEGMENT_SHARE_METRIC",
     "TEST_TRAFFIC_HEADER",
     "TRAINING_SCRATCH_PREFIX",
     "EventType",
@@ -159,6 +162,12 @@ ESTIMATED_PERFORMANCE_METRIC = "EstimatedPerformance"
 ``lower``, ``upper``), by CBPE for classifiers and DLE for regressors (driftline.estimation)."""
 ESTIMATED_PERFORMANCE_DEGRADED_METRIC = "EstimatedPerformanceDegraded"
 """1 when the configured estimated metric is past its tolerance, else 0 (dimension Model)."""
+SEGMENT_SHARE_METRIC = "SegmentShareDrifted"
+"""One segment's share of drifted feature columns (dimensions Model, SegmentColumn, Segment; drift.segments)."""
+SEGMENT_DRIFT_METRIC = "SegmentDatasetDrift"
+"""1 when one segment's window is dataset drift, else 0 (dimensions Model, SegmentColumn, Segment)."""
+SEGMENT_OTHER = "__other__"
+"""The segment of the values beyond a column's ``drift.max_segments`` most frequent ones, and of missing values."""
 
 # ---- features bucket -----------------------------------------------------------------------------
 INCOMING_PREFIX = "incoming"
