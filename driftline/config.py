@@ -267,6 +267,47 @@ MAX_WARM_POOL_SECONDS = 3600
 """SageMaker's limit on ``KeepAlivePeriodInSeconds``."""
 
 
+MAX_FEEDBACK_WEIGHT = 100.0
+"""A feedback row may count at most this many times an uploaded row: beyond that a handful of labels
+would decide the whole fit."""
+MAX_FEEDBACK_AGE_DAYS = 365
+"""How far back a training run reads captures and labels at most: every hour of the window is listed."""
+MAX_FEEDBACK_ROWS = 2_000_000
+"""Captured rows one training run reads at most (the reader stops there and says so in the lineage)."""
+
+
+class FeedbackTraining(_Strict):
+    """Feedback labels joined to the captured features become training rows (``training.feedback``).
+
+    The captured features are what the model saw at prediction time, so the rows are point-in-time
+    correct by construction (driftline.training.feedback_rows). Off by default: turning it on makes the
+    callers' labels training data, which is a decision about whose labels one trusts (``labelers``).
+    """
+
+    enabled: bool = Field(default=False, strict=True)
+    weight: float = Field(default=1.0, gt=0.0, le=MAX_FEEDBACK_WEIGHT, strict=True)
+    """Sample weight of each feedback row in the fit (uploaded rows weigh 1); metrics stay unweighted."""
+    min_labels: int = Field(default=50, ge=1, le=1_000_000, strict=True)
+    """With fewer usable labels than this, no feedback row is used (the lineage says why)."""
+    max_age_days: int = Field(default=30, ge=1, le=MAX_FEEDBACK_AGE_DAYS, strict=True)
+    """Captures and labels of the last this many days are read."""
+    max_rows: int = Field(default=200_000, ge=1, le=MAX_FEEDBACK_ROWS, strict=True)
+    """Captured rows read at most, newest day first (the lineage says when the budget cut the read)."""
+    retrain_after_labels: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
+    """Start a retraining once this many new labels arrived since the champion was trained (None: never)."""
+
+    @model_validator(mode="after")
+    def _needs_enabled(self) -> FeedbackTraining:
+        changed = sorted(
+            k
+            for k in self.model_fields_set
+            if k != "enabled" and getattr(self, k) != type(self).model_fields[k].default
+        )
+        if not self.enabled and changed:
+            raise ValueError(f"{', '.join(changed)}: only used with enabled: true; set enabled or remove them")
+        return self
+
+
 class TrainingSettings(_Strict):
     """Where a model trains: the ``train`` Lambda (15 minutes, 10 GB) or a SageMaker training job.
 
@@ -291,6 +332,8 @@ class TrainingSettings(_Strict):
     """``in_process`` reads the curated data into the train step; ``athena`` joins with an Athena query;
     ``auto``: Athena when the committed curated objects (one S3 listing) reach ``join_auto_bytes``."""
     join_auto_bytes: int = Field(default=1 << 30, ge=1)
+    feedback: FeedbackTraining = Field(default_factory=FeedbackTraining)
+    """Feedback labels as training rows (off by default)."""
 
     @field_validator("instance_type")
     @classmethod
