@@ -281,3 +281,65 @@ def _canonical(keys: list[str], counts: np.ndarray, n_missing: int) -> CategoryC
     for k, c in zip(fixed, counts.tolist(), strict=True):
         merged[k] = merged.get(k, 0) + int(c)
     return CategoryCounts(list(merged), np.asarray(list(merged.values()), dtype=np.int64), n_missing)
+
+
+# ---------------------------------------------------------------- rows (segments)
+def row_keys(data: Any, name: str) -> np.ndarray | None:
+    """Each row's canonical category key of column ``name`` (None where missing), the same strings
+    :func:`extract` counts, so a row falls in the segment its category is counted under; None when
+    the column is absent or not categorical."""
+    getter, n_rows, available = _accessor(data)
+    if name not in available:
+        return None
+    col = getter(name)
+    arr: pa.Array | pa.ChunkedArray
+    if isinstance(col, pa.Array | pa.ChunkedArray):
+        arr = col
+    else:
+        values = col.to_numpy() if _is_pandas(col, "Series") and col.dtype.kind != "O" else np.asarray(col)
+        if _is_pandas(col, "Series") and str(col.dtype) == "category":
+            values = np.asarray(col.astype(object))
+        if values.dtype.kind in "MmV":
+            return None
+        try:
+            arr = pa.array(values, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            arr = _mixed_to_arrow(values.astype(object))
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        arr = pc.cast(arr, t.value_type)
+        t = t.value_type
+    if not (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_null(t)
+    ):
+        return None
+    if pa.types.is_floating(t):
+        arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, t), arr)
+    keys = pc.cast(arr, pa.string())
+    keys = pc.if_else(pc.equal(keys, "True"), "true", pc.if_else(pc.equal(keys, "False"), "false", keys))
+    out = np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object)
+    if out.shape[0] != n_rows:
+        raise DriftInputError(f"column {name!r} has {out.shape[0]} values but the data has {n_rows} rows")
+    return out
+
+
+def take_rows(data: Any, names: Sequence[str], rows: np.ndarray) -> dict[str, Any]:
+    """The columns ``names`` of ``data`` (those present) restricted to the row indices ``rows``."""
+    getter, _, available = _accessor(data)
+    out: dict[str, Any] = {}
+    for name in names:
+        if name not in available:
+            continue
+        col = getter(name)
+        if isinstance(col, pa.Array | pa.ChunkedArray):
+            out[name] = col.take(pa.array(rows, type=pa.int64()))
+        elif _is_pandas(col, "Series"):
+            out[name] = col.iloc[rows]
+        else:
+            out[name] = np.asarray(col)[rows] if not isinstance(col, np.ndarray) else col[rows]
+    return out

@@ -35,6 +35,7 @@ from driftline.drift.multivariate import (
     reconstruction_check,
 )
 from driftline.drift.profile import CategoricalProfile, NumericProfile, Profile
+from driftline.drift.quality import QualityResult, QualityThresholds, evaluate_quality, quality_from_summary
 from driftline.drift.summary import CategoricalSummary, NumericSummary, Summary, summarize_with_values
 
 OK = "ok"
@@ -111,6 +112,13 @@ class DriftResult:
     """The weight of each tested feature column in ``share_drifted``."""
     alert_on_columns: list[str] = field(default_factory=list)
     """Columns whose drift alone is dataset drift (the model's ``drift.alert_on_columns``)."""
+    segments: dict[str, SegmentColumnResult] = field(default_factory=dict)
+    """Per segment column (``segments=``), each segment's own verdict (:class:`SegmentColumnResult`)."""
+
+    @property
+    def drifted_segments(self) -> list[str]:
+        """``column=value`` of every segment whose window is dataset drift."""
+        return [f"{c}={v}" for c, r in self.segments.items() for v in r.drifted_segments]
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -150,6 +158,74 @@ class DriftResult:
             "weights": dict(self.weights),
             "alert_on_columns": list(self.alert_on_columns),
             "alert_columns_drifted": self.alert_columns_drifted,
+            "segments": {c: r.to_dict() for c, r in self.segments.items()},
+            "drifted_segments": self.drifted_segments,
+        }
+
+
+@dataclass
+class SegmentResult:
+    """One segment of a window (the rows whose segment column holds ``value``) against the same segment
+    of the reference: the same per-column drift tests and share as the whole window, and data quality."""
+
+    column: str
+    value: str
+    status: str
+    rows: int = 0
+    message: str = ""
+    drift: DriftResult | None = None
+    quality: QualityResult | None = None
+    estimate: dict[str, Any] | None = None
+    """The segment's estimated performance (filled by the scheduled check, which holds the predictions)."""
+
+    @property
+    def dataset_drifted(self) -> bool:
+        return bool(self.status == OK and self.drift is not None and self.drift.dataset_drifted)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.drift
+        return {
+            "rows": self.rows,
+            "status": self.status,
+            "message": self.message,
+            "share_drifted": d.share_drifted if d and self.status == OK else None,
+            "dataset_drifted": self.dataset_drifted,
+            "n_columns_tested": len([c for c in d.columns.values() if c.role == "feature" and c.status == OK])
+            if d
+            else 0,
+            "drifted_columns": d.drifted_columns if d else [],
+            "alert_columns_drifted": d.alert_columns_drifted if d else [],
+            "columns": {
+                k: {"status": c.status, "method": c.method, "score": _json_float(c.score), "drifted": c.drifted}
+                for k, c in (d.columns.items() if d else ())
+            },
+            "quality": None
+            if self.quality is None
+            else {"status": self.quality.status, "alarm": self.quality.alarm, "failures": self.quality.failures},
+            "estimated_performance": self.estimate,
+        }
+
+
+@dataclass
+class SegmentColumnResult:
+    """Every segment of one segment column; ``unavailable`` (with the reason) when the profile has no
+    per-segment reference for it (built before segments existed, or without this column)."""
+
+    column: str
+    status: str
+    message: str = ""
+    values: dict[str, SegmentResult] = field(default_factory=dict)
+
+    @property
+    def drifted_segments(self) -> list[str]:
+        return [v for v, r in self.values.items() if r.dataset_drifted]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "message": self.message,
+            "drifted_segments": self.drifted_segments,
+            "values": {v: r.to_dict() for v, r in self.values.items()},
         }
 
 
@@ -174,6 +250,9 @@ def check_drift(
     multivariate_max_rows: int = DEFAULT_SAMPLE_ROWS,
     weighting: str = "uniform",
     alert_on_columns: Sequence[str] = (),
+    segments: Sequence[str] = (),
+    min_segment_rows: int = 1,
+    quality_thresholds: QualityThresholds | None = None,
 ) -> DriftResult:
     """Check ``current`` (DataFrame, pyarrow Table or dict of arrays) against ``profile``.
 
@@ -189,6 +268,10 @@ def check_drift(
     ``weighting``: ``uniform`` (every column counts the same, Evidently's share) or ``importance``
     (by the model's feature importance in the profile; see :func:`driftline.drift.methods.drift_share`).
     ``alert_on_columns``: feature columns whose drift alone is dataset drift.
+    ``segments``: categorical columns whose segments are each checked against the same segment of the
+    reference (:func:`check_segments`; segments below ``min_segment_rows`` rows are ``insufficient_data``,
+    data quality judged with ``quality_thresholds``). Segments are judged from their summaries on this path
+    and on the merged-summary path alike, so both give the same segment verdicts.
     """
     verify_metadata(profile, expected_metadata)
     opts = _Options.checked(
@@ -219,6 +302,7 @@ def check_drift(
         result.multivariate = _gate(mv, result.status, min_rows)
     if any(isinstance(c, NumericProfile) and not c.exact for c in profile.columns.values()):
         result.notes.append(_sampled_note(profile))
+    result.segments = check_segments(profile, summary, segments, opts, min_segment_rows, quality_thresholds)
     return result
 
 
@@ -233,10 +317,14 @@ def check_summary(
     multivariate: str = "pca",
     weighting: str = "uniform",
     alert_on_columns: Sequence[str] = (),
+    segments: Sequence[str] = (),
+    min_segment_rows: int = 1,
+    quality_thresholds: QualityThresholds | None = None,
 ) -> DriftResult:
     """Check a (merged) :class:`Summary`; Wasserstein uses the summary's interval approximation.
 
-    ``multivariate="domain_classifier"`` is reported ``unavailable``: it needs the window's rows."""
+    ``multivariate="domain_classifier"`` is reported ``unavailable``: it needs the window's rows.
+    ``segments`` as in :func:`check_drift`, from the summary's per-segment summaries."""
     verify_metadata(profile, expected_metadata)
     if summary.profile_id != profile.id:
         raise DriftInputError(
@@ -254,7 +342,84 @@ def check_summary(
         )
     if any(isinstance(c, NumericProfile) and not c.exact for c in profile.columns.values()):
         result.notes.append(_sampled_note(profile))
+    result.segments = check_segments(profile, summary, segments, opts, min_segment_rows, quality_thresholds)
     return result
+
+
+def check_segments(
+    profile: Profile,
+    summary: Summary,
+    columns: Sequence[str],
+    opts: _Options,
+    min_rows: int,
+    quality_thresholds: QualityThresholds | None,
+) -> dict[str, SegmentColumnResult]:
+    """Each segment of each of ``columns``: its summary checked against the same segment of the reference.
+
+    A shift confined to one segment moves the whole window by that segment's share only, which a test on
+    the whole window (or the share of drifted columns) can miss; per segment it is the whole shift. Every
+    segment's verdict comes from its summary (exact counts; Wasserstein by the interval approximation), so
+    the in-process check and merged shard summaries give the same segment results. A column without a
+    per-segment reference in the profile is ``unavailable`` with the reason (the drift check goes on)."""
+    if isinstance(columns, str):
+        raise DriftInputError(f"segments must be a list of column names, not the string {columns!r}")
+    categorical = [n for n, c in profile.columns.items() if c.role == "feature" and c.kind == "categorical"]
+    wrong = [c for c in columns if c not in categorical]
+    if wrong:
+        raise DriftInputError(
+            f"segments names {', '.join(map(repr, wrong))}, not a categorical feature column of the profile; "
+            f"allowed: {', '.join(categorical) or 'none'}"
+        )
+    out: dict[str, SegmentColumnResult] = {}
+    for column in dict.fromkeys(columns):
+        seg = profile.segments.get(column)
+        if seg is None:
+            why = (
+                f"the reference profile has no per-segment reference for {column!r} (built before drift.segments "
+                f"named it); retrain to build one"
+            )
+            out[column] = SegmentColumnResult(column, "unavailable", why)
+            continue
+        if column in summary.segment_problems or column not in summary.segments:
+            why = summary.segment_problems.get(column, "the summary was made without this segment column")
+            out[column] = SegmentColumnResult(column, "unavailable", why)
+            continue
+        res = SegmentColumnResult(column, OK)
+        parts = summary.segments[column]
+        for value in seg.segments:
+            res.values[value] = _segment(
+                seg.profiles.get(value),
+                seg.unavailable.get(value, ""),
+                parts.get(value),
+                column,
+                value,
+                opts,
+                min_rows,
+                quality_thresholds,
+            )
+        out[column] = res
+    return out
+
+
+def _segment(
+    sub: Profile | None,
+    unavailable: str,
+    part: Summary | None,
+    column: str,
+    value: str,
+    opts: _Options,
+    min_rows: int,
+    quality_thresholds: QualityThresholds | None,
+) -> SegmentResult:
+    if sub is None:
+        return SegmentResult(column, value, "unavailable", message=unavailable)
+    if part is None or part.profile_id != sub.id:
+        return SegmentResult(column, value, "unavailable", message="the window's summary has no rows for this segment")
+    alert = tuple(c for c in opts.alert_on_columns if c in sub.columns)
+    seg_opts = _Options(min_rows, opts.share_threshold, opts.distance_above, "off", opts.weighting, alert)
+    drift = _evaluate(sub, part, None, seg_opts)
+    quality = evaluate_quality(sub, quality_from_summary(sub, part), quality_thresholds, min_rows=min_rows)
+    return SegmentResult(column, value, drift.status, part.n_rows, drift.message, drift, quality)
 
 
 def verify_metadata(profile: Profile, expected: Mapping[str, Any] | None) -> None:

@@ -31,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from driftline.drift.columns import WRONG_TYPE, CategoryCounts, extract
+from driftline.config import DEFAULT_MAX_SEGMENTS
+from driftline.contracts import SEGMENT_OTHER
+from driftline.drift.columns import WRONG_TYPE, CategoryCounts, extract, row_keys, take_rows
 from driftline.drift.errors import DriftInputError, ProfileFormatError
 from driftline.drift.methods import VALUE_COUNT_LIMIT, Kind, validate_method
 from driftline.drift.multivariate import DEFAULT_SAMPLE_ROWS, MultivariateModel, fit_multivariate
@@ -42,6 +44,10 @@ DEFAULT_BINS = 20
 HIST_BINS = 30
 MAX_CATEGORIES = 10_000
 ROLES = ("feature", "prediction")
+SEGMENT_SAMPLE_SIZE = 1000
+"""Quantile-sample size of a segment's numeric columns (at most the profile's): ECDF within 0.1 %."""
+MIN_SEGMENT_REFERENCE_ROWS = 30
+"""A segment value with fewer reference rows gets no reference (its tests would compare noise)."""
 
 
 @dataclass
@@ -177,6 +183,9 @@ class Profile:
     multivariate: MultivariateModel | dict[str, Any] | None = None
     """The fitted multivariate drift model (:mod:`driftline.drift.multivariate`), or the document saying
     why there is none; None for profiles built before it existed."""
+    segments: dict[str, SegmentSet] = field(default_factory=dict)
+    """Per-segment references (``drift.segments``): for each segment column, a profile of the reference rows
+    of each of its most frequent values; empty for profiles built without segments (or before they existed)."""
 
     @property
     def numerical(self) -> list[str]:
@@ -201,6 +210,7 @@ class Profile:
             "metadata": dict(self.metadata),
             "columns": {name: col.to_dict() for name, col in self.columns.items()},
             **({} if self.multivariate is None else {"multivariate": _multivariate_dict(self.multivariate)}),
+            **({"segments": {c: seg.to_dict() for c, seg in self.segments.items()}} if self.segments else {}),
         }
 
     @classmethod
@@ -229,6 +239,7 @@ class Profile:
                 created_at=str(data["created_at"]),
                 id=str(data["id"]),
                 multivariate=_read_multivariate(data.get("multivariate"), source),
+                segments=_read_segments(data.get("segments"), columns, source),
             )
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:  # a list for an object; 1e400
             if isinstance(e, ProfileFormatError):
@@ -261,6 +272,63 @@ class Profile:
         return cls.from_json(text, str(path))
 
 
+@dataclass
+class SegmentSet:
+    """The reference of one segment column: a profile per kept value (and ``__other__``).
+
+    ``values`` are the column's most frequent reference categories (at most ``max_segments``); every
+    other category, and a missing value, falls in :data:`~driftline.contracts.SEGMENT_OTHER`. A value
+    whose reference could not be profiled (too few rows, a column without values in it) is listed in
+    ``unavailable`` with the reason instead of a profile, so its windows say why."""
+
+    column: str
+    values: list[str]
+    max_segments: int
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def segments(self) -> list[str]:
+        """Every segment of the column, in reference-frequency order (``__other__`` last)."""
+        return [*self.profiles, *(k for k in self.unavailable if k not in self.profiles)]
+
+    def labels(self, keys: np.ndarray) -> np.ndarray:
+        """Each row's segment from its category key (None: missing): a kept value or ``__other__``."""
+        kept = set(self.values)
+        return np.asarray([k if k in kept else SEGMENT_OTHER for k in keys.tolist()], dtype=object)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "values": list(self.values),
+            "max_segments": self.max_segments,
+            "profiles": {v: p.to_dict() for v, p in self.profiles.items()},
+            "unavailable": dict(self.unavailable),
+        }
+
+    @classmethod
+    def from_dict(cls, column: str, d: Mapping[str, Any], source: str) -> SegmentSet:
+        return cls(
+            column=column,
+            values=[str(v) for v in d["values"]],
+            max_segments=int(d["max_segments"]),
+            profiles={str(v): Profile.from_dict(p, f"{source} segment {column}={v}") for v, p in d["profiles"].items()},
+            unavailable={str(k): str(v) for k, v in d.get("unavailable", {}).items()},
+        )
+
+
+def _read_segments(doc: Any, columns: Mapping[str, ColumnProfile], source: str) -> dict[str, SegmentSet]:
+    if doc is None:
+        return {}
+    if not isinstance(doc, Mapping):
+        raise ProfileFormatError(f"{source}: damaged drift profile (segments is {type(doc).__name__}); rebuild it")
+    out = {}
+    for column, d in doc.items():
+        if not isinstance(columns.get(column), CategoricalProfile):
+            raise ProfileFormatError(f"{source}: segment column {column!r} is not a categorical column; rebuild it")
+        out[str(column)] = SegmentSet.from_dict(str(column), d, source)
+    return out
+
+
 def _multivariate_dict(mv: MultivariateModel | dict[str, Any]) -> dict[str, Any]:
     return mv.to_dict() if isinstance(mv, MultivariateModel) else dict(mv)
 
@@ -291,6 +359,8 @@ def build_profile(
     metadata: Mapping[str, Any] | None = None,
     multivariate: bool = True,
     multivariate_sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    segments: Sequence[str] = (),
+    max_segments: int = DEFAULT_MAX_SEGMENTS,
 ) -> Profile:
     """Summarize ``reference`` (DataFrame, pyarrow Table or dict of arrays) once for later checks.
 
@@ -299,6 +369,9 @@ def build_profile(
     of the dataset-level share of drifted features). ``multivariate`` also fits the multivariate
     drift model on the feature columns (:mod:`driftline.drift.multivariate`), keeping
     ``multivariate_sample_rows`` encoded reference rows for the domain classifier.
+    ``segments`` names categorical feature columns whose ``max_segments`` most frequent values each get
+    their own reference profile (:class:`SegmentSet`), so a check can compare a segment of a window with
+    the same segment of the reference.
     """
     numerical, categorical = list(numerical), list(categorical)
     _validate_columns(numerical, categorical, prediction)
@@ -345,7 +418,75 @@ def build_profile(
         n_bins=n_bins,
         metadata=dict(metadata or {}),
         multivariate=mv,
+        segments=build_segments(
+            reference, columns, segments, max_segments, overrides or {}, sample_size, n_bins, metadata or {}
+        ),
     )
+
+
+def build_segments(
+    reference: Any,
+    columns: Mapping[str, ColumnProfile],
+    segment_columns: Sequence[str],
+    max_segments: int,
+    overrides: Mapping[str, Mapping[str, Any]],
+    sample_size: int,
+    n_bins: int,
+    metadata: Mapping[str, Any],
+) -> dict[str, SegmentSet]:
+    """The per-segment references of ``segment_columns`` (refused unless categorical feature columns).
+
+    Each segment profiles the other feature columns of its reference rows (the segment column is constant
+    within a segment, and predictions are profiled from other rows than the features), with the quantile
+    sample capped at :data:`SEGMENT_SAMPLE_SIZE` so that a profile with many segments stays small. Each
+    segment keeps the profile's ``metadata`` (feature importance for the weighted share, declared bounds and
+    categories for the data-quality checks)."""
+    if isinstance(segment_columns, str):
+        raise DriftInputError(f"segments must be a list of column names, not the string {segment_columns!r}")
+    allowed = [n for n, c in columns.items() if c.role == "feature" and isinstance(c, CategoricalProfile)]
+    wrong = [c for c in segment_columns if c not in allowed]
+    if wrong:
+        raise DriftInputError(
+            f"segments names {', '.join(map(repr, wrong))}, not a categorical feature column of the profile; "
+            f"allowed: {', '.join(allowed) or 'none'}"
+        )
+    if segment_columns and not 1 <= max_segments <= MAX_CATEGORIES:
+        raise DriftInputError(f"max_segments={max_segments} must be between 1 and {MAX_CATEGORIES}")
+    out: dict[str, SegmentSet] = {}
+    for name in dict.fromkeys(segment_columns):
+        col = columns[name]
+        assert isinstance(col, CategoricalProfile)
+        seg = SegmentSet(name, list(col.keys[:max_segments]), max_segments)
+        keys = row_keys(reference, name)
+        assert keys is not None  # the column was profiled as categorical
+        labels = seg.labels(keys)
+        others = [c for c, p in columns.items() if c != name and p.role == "feature"]
+        numerical = [c for c in others if isinstance(columns[c], NumericProfile)]
+        categorical = [c for c in others if isinstance(columns[c], CategoricalProfile)]
+        kept = {c: o for c, o in overrides.items() if c in others}
+        for value in [*seg.values, SEGMENT_OTHER]:
+            rows = np.flatnonzero(labels == value)
+            if value == SEGMENT_OTHER and rows.size == 0:
+                continue
+            if rows.size < MIN_SEGMENT_REFERENCE_ROWS or not others:
+                why = "no other feature column to check" if not others else f"{rows.size} reference rows"
+                seg.unavailable[value] = f"the reference has too little for this segment ({why})"
+                continue
+            try:
+                seg.profiles[value] = build_profile(
+                    take_rows(reference, others, rows),
+                    numerical,
+                    categorical,
+                    overrides=kept,
+                    sample_size=min(sample_size, SEGMENT_SAMPLE_SIZE),
+                    n_bins=n_bins,
+                    metadata=metadata,
+                    multivariate=False,
+                )
+            except DriftInputError as e:
+                seg.unavailable[value] = f"the reference of this segment cannot be profiled: {e}"
+        out[name] = seg
+    return out
 
 
 def _validate_columns(numerical: list[str], categorical: list[str], prediction: Sequence[str]) -> None:

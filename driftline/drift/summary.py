@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from driftline.drift.columns import extract
+from driftline.drift.columns import extract, row_keys, take_rows
 from driftline.drift.errors import DriftInputError
 from driftline.drift.methods import VALUE_COUNT_LIMIT
 from driftline.drift.multivariate import ErrorSums, MultivariateModel, reconstruction_sums
@@ -151,6 +151,12 @@ class Summary:
     """Reconstruction error sums (None when the profile has no multivariate model)."""
     multivariate_problem: str = ""
     """Why the reconstruction error could not be computed (a model column missing or mistyped)."""
+    segments: dict[str, dict[str, Summary]] = field(default_factory=dict)
+    """Per segment column and segment value, the summary of the window's rows in that segment, made
+    against that segment's reference profile (:class:`driftline.drift.profile.SegmentSet`); merged
+    shard by shard like the rest."""
+    segment_problems: dict[str, str] = field(default_factory=dict)
+    """Segment column -> why its rows could not be split (the column missing or not categorical)."""
 
     def merge(self, other: Summary) -> Summary:
         """Combine two shards; equal to summarizing their concatenation in one pass."""
@@ -170,7 +176,16 @@ class Summary:
             columns[name] = a.merge(b)  # type: ignore[arg-type]
         mv = self.multivariate.merge(other.multivariate) if self.multivariate and other.multivariate else None
         problem = self.multivariate_problem or other.multivariate_problem
-        return Summary(self.profile_id, self.n_rows + other.n_rows, columns, problems, mv, problem)
+        segments: dict[str, dict[str, Summary]] = {}
+        for column in {*self.segments, *other.segments}:
+            a_seg, b_seg = self.segments.get(column, {}), other.segments.get(column, {})
+            merged = {v: a_seg[v].merge(b_seg[v]) if v in b_seg else a_seg[v] for v in a_seg}
+            merged.update({v: b for v, b in b_seg.items() if v not in a_seg})
+            segments[column] = merged
+        seg_problems = {**other.segment_problems, **self.segment_problems}
+        return Summary(
+            self.profile_id, self.n_rows + other.n_rows, columns, problems, mv, problem, segments, seg_problems
+        )
 
     @staticmethod
     def merge_all(summaries: Iterable[Summary]) -> Summary:
@@ -191,6 +206,8 @@ class Summary:
             "problems": {k: list(v) for k, v in self.problems.items()},
             "multivariate": self.multivariate.to_dict() if self.multivariate else None,
             "multivariate_problem": self.multivariate_problem,
+            "segments": {c: {v: x.to_dict() for v, x in seg.items()} for c, seg in self.segments.items()},
+            "segment_problems": dict(self.segment_problems),
         }
 
     @classmethod
@@ -202,8 +219,19 @@ class Summary:
             columns[k] = NumericSummary.from_dict(v) if v["kind"] == "numerical" else CategoricalSummary.from_dict(v)
         problems = {k: (str(v[0]), str(v[1])) for k, v in d.get("problems", {}).items()}
         mv = ErrorSums.from_dict(d["multivariate"]) if d.get("multivariate") else None
+        segments = {
+            str(c): {str(v): Summary.from_dict(x) for v, x in seg.items()}
+            for c, seg in (d.get("segments") or {}).items()
+        }
         return cls(
-            str(d["profile_id"]), int(d["n_rows"]), columns, problems, mv, str(d.get("multivariate_problem") or "")
+            str(d["profile_id"]),
+            int(d["n_rows"]),
+            columns,
+            problems,
+            mv,
+            str(d.get("multivariate_problem") or ""),
+            segments,
+            {str(k): str(v) for k, v in (d.get("segment_problems") or {}).items()},
         )
 
 
@@ -253,7 +281,45 @@ def summarize_with_values(
         columns[name] = CategoricalSummary(
             n=cc.n, n_missing=cc.n_missing, counts=dict(zip(cc.keys, cc.counts.tolist(), strict=True))
         )
-    return Summary(profile.id, cols.n_rows, columns, dict(cols.problems), mv, mv_problem)
+    out = Summary(profile.id, cols.n_rows, columns, dict(cols.problems), mv, mv_problem)
+    if profile.segments:
+        out.segments, out.segment_problems = summarize_segments(profile, data)
+    return out
+
+
+def summarize_segments(profile: Profile, data: Any) -> tuple[dict[str, dict[str, Summary]], dict[str, str]]:
+    """Each segment's rows of ``data`` summarized against that segment's reference profile.
+
+    Every segment of the reference gets a summary, also one without rows in this window, so shard
+    summaries merge to the same set of segments however the rows were split."""
+    out: dict[str, dict[str, Summary]] = {}
+    problems: dict[str, str] = {}
+    for column, seg in profile.segments.items():
+        keys = row_keys(data, column)
+        if keys is None:
+            problems[column] = f"segment column {column!r} is not in the current data or not categorical"
+            continue
+        labels = seg.labels(keys)
+        order = np.argsort(labels.astype(str), kind="stable") if labels.size else np.empty(0, dtype=np.int64)
+        sorted_labels = labels[order].astype(str) if labels.size else np.empty(0, dtype=str)
+        out[column] = {}
+        for value, sub in seg.profiles.items():
+            lo = int(np.searchsorted(sorted_labels, value, side="left"))
+            hi = int(np.searchsorted(sorted_labels, value, side="right"))
+            rows = np.sort(order[lo:hi])
+            part = take_rows(data, list(sub.columns), rows)
+            if not part:  # none of the segment's columns is in the data: an empty frame of the right length
+                part = {column: np.empty(rows.size, dtype=object)}
+            out[column][value] = summarize_with_values(sub, part) if rows.size else _empty(sub)
+    return out, problems
+
+
+def _empty(profile: Profile) -> Summary:
+    """The summary of no rows (a segment absent from a window or shard)."""
+    return summarize_with_values(
+        profile,
+        {c: np.empty(0, dtype=np.float64 if p.kind == "numerical" else object) for c, p in profile.columns.items()},
+    )
 
 
 def numeric_summary(p: NumericProfile, vals: np.ndarray, n_missing: int) -> NumericSummary:

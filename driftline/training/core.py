@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
-from driftline.config import ModelConfig
+from driftline.config import DEFAULT_MAX_SEGMENTS, ModelConfig
 from driftline.drift.feature_set import DEFAULT_REFERENCE_ROWS
 from driftline.features.encoding import model_features
 from driftline.features.schema import FeatureSet
@@ -70,6 +70,10 @@ class TrainedModel:
     importance_method: str = ""
     reference_rows: int | None = DEFAULT_REFERENCE_ROWS
     """At most this many training rows are profiled (the model config's ``drift.reference_rows``)."""
+    segments: tuple[str, ...] = ()
+    """Segment columns whose values get their own reference in the profile (``drift.segments``)."""
+    max_segments: int = DEFAULT_MAX_SEGMENTS
+    """Segment values per column with their own reference (``drift.max_segments``)."""
 
     def prediction_column(self) -> np.ndarray:
         """The numeric ``prediction`` profile column: P(positive), top-label confidence, or the value."""
@@ -107,6 +111,8 @@ class TrainedModel:
             sample_size=sample_size,
             feature_importance=importance,
             reference_rows=self.reference_rows,
+            segments=self.segments,
+            max_segments=self.max_segments,
             metadata={
                 "reference": {"source": source, "split": dict(self.split)},
                 "importance_method": self.importance_method or "none",
@@ -383,4 +389,6 @@ def train_model(
         feature_importance=importance,
         importance_method=importance_method,
         reference_rows=cfg.drift.reference_rows,
+        segments=cfg.drift.segments,
+        max_segments=cfg.drift.max_segments,
     )
