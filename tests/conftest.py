@@ -116,6 +116,7 @@ SLOW_MODULES = frozenset(
         "tests/integration/test_ingest_parts_workflow.py",  # a moto server, the Distributed Map, a 10 MB upload
         "tests/integration/test_attack_session25.py",  # hostile ingest-parts states, moto provisioned per case
         "tests/e2e/test_local_ingest_parts.py",  # local up, a 10 MB upload through the parts workflow
+        "tests/unit/test_s3_hook.py",  # every Range form and multipart completion, with and without the hook
         "tests/e2e/test_local_walkthrough.py",
         "tests/e2e/test_local_resume.py",
     }

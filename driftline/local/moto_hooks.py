@@ -69,6 +69,7 @@ def _hook_points() -> list[tuple[Any, str]]:
     from moto.events.models import Rule
 
     from driftline.local.athena_hook import athena_hook_points
+    from driftline.local.s3_hook import s3_hook_points
     from driftline.local.sagemaker_hook import sagemaker_hook_points
 
     return [
@@ -79,6 +80,7 @@ def _hook_points() -> list[tuple[Any, str]]:
         (Rule, "send_to_targets"),
         *athena_hook_points(),  # the local Athena (driftline.local.athena_hook)
         *sagemaker_hook_points(),  # training jobs run locally (driftline.local.sagemaker_hook)
+        *s3_hook_points(),  # large objects stay on disk (driftline.local.s3_hook)
     ]
 
 

@@ -462,6 +462,9 @@ class LocalPlatform:
 
         self._athena = contextlib.ExitStack()  # Athena queries run on DuckDB (driftline.local.athena)
         self._athena.enter_context(install_athena(self._athena_engine))
+        from driftline.local.s3_hook import install_s3
+
+        self._athena.enter_context(install_s3())  # ranged GETs and multipart uploads stay on disk
         from driftline.local.sagemaker_hook import install_sagemaker
 
         self._athena.enter_context(  # training jobs run the entry point in a worker process
