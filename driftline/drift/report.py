@@ -90,6 +90,7 @@ def render_html(
             est=_estimated_view(estimated),
             quality=dict(quality or {}),
             quality_rows=_quality_rows(quality),
+            segments=_segment_view(data.get("segments")),
             quality_limits={k: _pct(v) for k, v in ((quality or {}).get("thresholds") or {}).items()},
             perf=dict(performance or {}),
             alarm=dict(alarm or {}),
@@ -121,6 +122,39 @@ def _performance_rows(performance: Mapping[str, Any] | None) -> list[dict[str, s
             }
         )
     return rows
+
+
+def _segment_view(segments: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """One table per segment column: each segment's rows, drift share and columns, data quality and
+    estimated performance, drifted segments first."""
+    out = []
+    for column, res in (segments or {}).items():
+        rows = []
+        values = res.get("values") or {}
+        for value, r in sorted(values.items(), key=lambda kv: (not kv[1].get("dataset_drifted"), -kv[1]["rows"])):
+            q = r.get("quality") or {}
+            est = r.get("estimated_performance") or {}
+            metric = est.get("metric")
+            m = (est.get("metrics") or {}).get(metric) or {} if est.get("status") == "ok" else {}
+            rows.append(
+                {
+                    "value": value,
+                    "rows": f"{r['rows']:,}",
+                    "status": r["status"].replace("_", " "),
+                    "message": r.get("message", ""),
+                    "share": _pct(r.get("share_drifted")),
+                    "drifted": bool(r.get("dataset_drifted")),
+                    "columns": ", ".join(r.get("drifted_columns") or []),
+                    "quality": (", ".join(f"{f['column']} {f['check'].replace('_', ' ')}" for f in q["failures"]))
+                    if q.get("alarm")
+                    else (q.get("status", "").replace("_", " ") if q.get("status") != "ok" else "passed"),
+                    "estimate": (f"{metric} {_num(m.get('estimate'))}" + (" (degraded)" if est.get("degraded") else ""))
+                    if m
+                    else str(est.get("status", "")).replace("_", " "),
+                }
+            )
+        out.append({"column": column, "status": res.get("status"), "message": res.get("message", ""), "rows": rows})
+    return out
 
 
 def _quality_rows(quality: Mapping[str, Any] | None) -> list[dict[str, str]]:

@@ -17,7 +17,7 @@ from driftline.estimation.artifact import EstimatorFormatError, FittedEstimator
 from driftline.estimation.estimate import EstimateResult, default_metric, estimate_window
 from driftline.registry.artifacts import ArtifactIntegrityError, ArtifactNotFoundError, ArtifactRef, read_verified
 
-__all__ = ["ESTIMATOR_ARTIFACT", "alarm_line", "estimate_for_version", "load_estimator"]
+__all__ = ["ESTIMATOR_ARTIFACT", "alarm_line", "estimate_for_segments", "estimate_for_version", "load_estimator"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,38 @@ def estimate_for_version(
     if not settings.enabled:
         return None
     estimator, why = load_estimator(version.artifacts or {})
+    return _estimate(estimator, why, version, settings, predictions, columns)
+
+
+def estimate_for_segments(
+    version: Any,
+    settings: Any,
+    predictions: Sequence[Mapping[str, Any]],
+    columns: Mapping[str, Sequence[Any]],
+    segments: Mapping[str, Sequence[int]],
+) -> dict[str, EstimateResult]:
+    """Each segment's estimate (segment -> the window's row indices in it), with the estimator loaded once;
+    a segment below ``settings.min_rows`` is ``insufficient_data`` (no alarm), like a small window. Empty
+    when estimates are disabled for the model."""
+    if not settings.enabled:
+        return {}
+    estimator, why = load_estimator(version.artifacts or {})
+    out = {}
+    for segment, rows in segments.items():
+        preds = [predictions[i] for i in rows]
+        cols = {name: [values[i] for i in rows] for name, values in columns.items()}
+        out[segment] = _estimate(estimator, why, version, settings, preds, cols)
+    return out
+
+
+def _estimate(
+    estimator: FittedEstimator | None,
+    why: str,
+    version: Any,
+    settings: Any,
+    predictions: Sequence[Mapping[str, Any]],
+    columns: Mapping[str, Sequence[Any]],
+) -> EstimateResult:
     task = "regression" if (version.input_schema or {}).get("label", {}).get("task") == "regression" else ""
     metric = settings.metric or default_metric(estimator.task if estimator else task or "classification")
     try:

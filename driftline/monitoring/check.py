@@ -30,17 +30,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from driftline.captures_store import CapturesStore
 from driftline.config import ConfigError, ModelConfig, PlatformConfig
 from driftline.contracts import DATA_QUALITY_ALERT, METRICS_NAMESPACE
 from driftline.drift import DriftInputError, Profile, ProfileFormatError, ProfileMismatchError, check_drift
+from driftline.drift.columns import row_keys
 from driftline.drift.engine import DriftResult
 from driftline.drift.feature_set import PREDICTION_COLUMN
 from driftline.drift.methods import SMALL_REFERENCE_ROWS
 from driftline.drift.quality import QualityResult, QualityThresholds, check_quality
 from driftline.drift.report import render_html
 from driftline.estimation import EstimateResult
-from driftline.estimation.monitor import alarm_line, estimate_for_version
+from driftline.estimation.monitor import alarm_line, estimate_for_segments, estimate_for_version
 from driftline.monitoring import captures, lateness, performance, publish
 from driftline.monitoring.history import DriftHistory, HistoryEntry, streak_after
 from driftline.monitoring.window import NotDueError, Window, WindowError, checked_early, iso, resolve
@@ -306,6 +309,9 @@ def check_prepared(
             multivariate_max_rows=ctx.config.monitoring.multivariate_max_rows,
             weighting=prep.mc.drift.weighting,
             alert_on_columns=prep.mc.drift.alert_on_columns,
+            segments=prep.mc.drift.segments,
+            min_segment_rows=prep.mc.drift.min_segment_rows,
+            quality_thresholds=quality_thresholds(prep.mc),
         )
     except ProfileMismatchError as e:
         raise MonitoringError(f"{model} v{version.version}: {e}") from None
@@ -314,6 +320,7 @@ def check_prepared(
     quality = window_quality(prep, frame)
     perf = _performance(ctx, model, version.input_schema, version.metrics, prep.mc, data, window, now)
     estimated = estimate_for_version(version, prep.mc.drift.estimated_performance, data.predictions, data.columns)
+    segment_estimates(prep, result, frame, data)
     captured = {
         "rows": data.n_rows,
         "lines": data.n_lines,
@@ -439,6 +446,7 @@ def conclude(
             "reasons": entry.reasons,
             "prediction_drifted": doc["prediction_drifted"],
             "performance_degraded": entry.performance_degraded,
+            "drifted_segments": doc["drifted_segments"],
         }
         event_id = publish.drift_event(ctx.event_bus, detail)
         if not (prev and prev.alarm) and not (recheck and recheck.next_alarmed):
@@ -460,6 +468,7 @@ def conclude(
         "dataset_drifted": doc["dataset_drifted"],
         "prediction_drifted": doc["prediction_drifted"],
         "drifted_columns": doc["drifted_columns"],
+        "drifted_segments": doc["drifted_segments"],
         "multivariate": doc["multivariate"],
         "performance": {"status": perf.status, "degraded": perf.degraded, "n_labels": perf.n_labels} if perf else None,
         "estimated_performance": (
@@ -489,12 +498,34 @@ def conclude(
     }
 
 
+def quality_thresholds(mc: ModelConfig) -> QualityThresholds:
+    """The model's ``drift.quality`` limits, for the window and for each of its segments."""
+    return QualityThresholds.from_mapping(mc.drift.quality.model_dump())
+
+
+def segment_estimates(prep: Prepared, result: DriftResult, frame: Any, data: captures.WindowData) -> None:
+    """Each checked segment's estimated performance (CBPE/DLE on the segment's rows; ``insufficient_data``
+    below ``drift.estimated_performance.min_rows``), put on ``result.segments``. In-process only: the
+    estimate needs the predictions, which shard summaries do not hold (as for the whole window)."""
+    for column, res in result.segments.items():
+        seg = prep.profile.segments.get(column)
+        keys = row_keys(frame, column) if seg is not None and res.status == "ok" else None
+        if seg is None or keys is None or len(keys) != len(data.predictions):
+            continue
+        labels = seg.labels(keys)
+        groups = {v: np.flatnonzero(labels == v).tolist() for v, r in res.values.items() if r.drift is not None}
+        found = estimate_for_segments(
+            prep.version, prep.mc.drift.estimated_performance, data.predictions, data.columns, groups
+        )
+        for value, est in found.items():
+            res.values[value].estimate = est.to_dict()
+
+
 def window_quality(prep: Prepared, frame: Any) -> QualityResult | None:
     """The window's data-quality checks (missing, out-of-range and unseen-category rates) with the model's
     ``drift.quality`` thresholds, passed to :func:`conclude` as ``quality``; None when they cannot run
     (the drift check has already read the same columns, so this is a safeguard, never the verdict)."""
-    q = prep.mc.drift.quality
-    thresholds = QualityThresholds(q.missing_rate, q.out_of_range_rate, q.unseen_category_rate)
+    thresholds = quality_thresholds(prep.mc)
     try:
         return check_quality(prep.profile, frame, thresholds, min_rows=prep.mc.drift.min_window_rows)
     except DriftInputError as e:
@@ -607,6 +638,8 @@ def _alarm_state(
         reasons.append("prediction_drift")
     if ok and (result.get("multivariate") or {}).get("drifted"):
         reasons.append("multivariate_drift")
+    if ok and result.get("drifted_segments"):  # a segment's own verdict: the whole window may not show it
+        reasons.append("segment_drift")
     if perf_degraded:
         reasons.append("performance")
     if estimate_degraded:  # judged on its own rows (min_rows), so it counts even when drift had too few
@@ -643,6 +676,20 @@ def _capture_notes(data: captures.WindowData) -> list[str]:
     return notes
 
 
+def segment_lines(doc: Mapping[str, Any]) -> list[str]:
+    """The alert's lines naming each drifted segment (which column value, which of its columns drifted)."""
+    lines = []
+    for column, res in (doc.get("segments") or {}).items():
+        for value in res.get("drifted_segments", []):
+            r = res["values"][value]
+            lines.append(
+                f"Segment {column}={value} drifted ({r['rows']:,} requests): {len(r['drifted_columns'])} of "
+                f"{r['n_columns_tested']} feature columns ({r['share_drifted']:.0%}): {', '.join(r['drifted_columns'])}"
+                + ("; the whole window is not dataset drift." if not doc.get("dataset_drifted") else ".")
+            )
+    return lines
+
+
 def bad_lines_notes(n: int) -> list[str]:
     """The note on malformed capture lines, worded once for the in-process reader and the scale-out query."""
     return [f"{n} capture lines were not JSON objects and were skipped"] if n else []
@@ -653,6 +700,7 @@ def _subject(model: str, version: int, e: HistoryEntry) -> str:
         "data_drift": "data drift",
         "prediction_drift": "prediction drift",
         "multivariate_drift": "multivariate drift",
+        "segment_drift": "segment drift",
         "performance": "performance drop",
         "estimated_performance": "estimated performance drop",
     }
@@ -674,6 +722,7 @@ def _message(model: str, version: int, window: Window, doc: Mapping[str, Any], e
         mv = doc.get("multivariate") or {}
         if mv.get("drifted"):
             lines.append(f"Multivariate drift ({mv.get('method')}): {mv.get('message')}.")
+        lines += segment_lines(doc)
     perf = doc.get("performance") or {}
     if perf.get("degraded"):
         lines.append(f"Prediction quality dropped: {perf.get('message')}.")

@@ -19,6 +19,8 @@ from driftline.contracts import (
     MULTIVARIATE_DRIFT_METRIC,
     MULTIVARIATE_SCORE_METRIC,
     QUALITY_RATE_METRICS,
+    SEGMENT_DRIFT_METRIC,
+    SEGMENT_SHARE_METRIC,
     report_prefix,
 )
 from driftline.event_bus import EventBus
@@ -75,7 +77,7 @@ def metric_data(
             method = [{"Name": "Method", "Value": str(mv.get("method"))}]
             add(MULTIVARIATE_SCORE_METRIC, mv.get("statistic"), extra=method)
             add(MULTIVARIATE_DRIFT_METRIC, 1.0 if mv.get("drifted") else 0.0, extra=method)
-    for name, value, extra in quality_metrics(result.get("quality")):
+    for name, value, extra in [*quality_metrics(result.get("quality")), *segment_metrics(result.get("segments"))]:
         add(name, value, extra=extra)
     if performance and performance.get("status") in ("ok", "no_baseline"):
         for name, m in performance.get("metrics", {}).items():
@@ -105,6 +107,20 @@ def quality_metrics(quality: Mapping[str, Any] | None) -> list[tuple[str, float 
     for column, q in (quality.get("columns") or {}).items():
         for check, metric in QUALITY_RATE_METRICS.items():
             out.append((metric, q.get(check), [{"Name": "Column", "Value": column}]))
+    return out
+
+
+def segment_metrics(segments: Mapping[str, Any] | None) -> list[tuple[str, float | None, list[dict[str, str]]]]:
+    """(name, value, extra dimensions) per judged segment: its share of drifted columns and its verdict
+    (dimensions SegmentColumn, Segment; at most ``drift.max_segments`` + 1 segments per column)."""
+    out: list[tuple[str, float | None, list[dict[str, str]]]] = []
+    for column, res in (segments or {}).items():
+        for value, r in (res.get("values") or {}).items():
+            if r.get("status") != "ok":
+                continue
+            dims = [{"Name": "SegmentColumn", "Value": str(column)}, {"Name": "Segment", "Value": str(value)}]
+            out.append((SEGMENT_SHARE_METRIC, r.get("share_drifted"), dims))
+            out.append((SEGMENT_DRIFT_METRIC, 1.0 if r.get("dataset_drifted") else 0.0, dims))
     return out
 
 

@@ -6,8 +6,10 @@ file has no summary (its summarize task failed after its retries, or the Distrib
 it), the check is recorded as ``incomplete`` naming the shard files, and no drift verdict is given: a
 partial window is never presented as a complete one. Otherwise the shard summaries are merged
 (:meth:`driftline.drift.summary.Summary.merge_all`) and checked with :func:`driftline.drift.check_summary`,
-the matched labels give the task metrics, and :func:`driftline.monitoring.check.conclude` writes the
-same outputs as the in-process check (one code path after the merge).
+the matched labels give the task metrics (each segment of ``drift.segments`` is judged from the merged
+per-segment summaries, as the in-process check judges it: same segment verdicts on both paths), and
+:func:`driftline.monitoring.check.conclude` writes the same outputs as the in-process check (one code path
+after the merge).
 
 Each outcome completes the window's ``running`` history item written at dispatch: the dispatch's
 ``listed_until`` is kept (so late rows of the window are counted, also after a failure), the late rows
@@ -31,7 +33,7 @@ from driftline.contracts import drift_run_prefix, drift_shard_data_prefix, drift
 from driftline.drift import DriftInputError, ProfileMismatchError, check_summary
 from driftline.drift.engine import DriftResult
 from driftline.drift.methods import SMALL_REFERENCE_ROWS
-from driftline.drift.quality import QualityThresholds, evaluate_quality, quality_from_summary
+from driftline.drift.quality import evaluate_quality, quality_from_summary
 from driftline.drift.summary import Summary, summarize
 from driftline.monitoring import lateness, publish
 from driftline.monitoring.check import (
@@ -43,6 +45,7 @@ from driftline.monitoring.check import (
     conclude,
     performance_of,
     prepare,
+    quality_thresholds,
 )
 from driftline.monitoring.history import FAILED, INCOMPLETE, RUNNING
 from driftline.monitoring.scale.dispatch import recheck_of
@@ -176,13 +179,16 @@ def reduce_check(
             multivariate=ctx.config.monitoring.multivariate,
             weighting=prep.mc.drift.weighting,
             alert_on_columns=prep.mc.drift.alert_on_columns,
+            segments=prep.mc.drift.segments,
+            min_segment_rows=prep.mc.drift.min_segment_rows,
+            quality_thresholds=quality_thresholds(prep.mc),
         )
     except (ProfileMismatchError, DriftInputError) as e:
         raise MonitoringError(f"{model} v{version}: the shard summaries could not be checked: {e}") from None
     quality = evaluate_quality(  # from the merged counts: out-of-range is null where declared bounds widen the range
         profile,
         quality_from_summary(profile, merged),
-        QualityThresholds.from_mapping(prep.mc.drift.quality.model_dump()),
+        quality_thresholds(prep.mc),
         min_rows=prep.mc.drift.min_window_rows,
     )
     label = (prep.version.input_schema or {}).get("label")
