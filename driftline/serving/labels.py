@@ -94,6 +94,10 @@ class Labels:
     def __len__(self) -> int:
         return len(self._by_request)
 
+    def request_ids(self) -> frozenset[str]:
+        """The request ids that have at least one label (counting or not)."""
+        return frozenset(self._by_request)
+
     def counts(self, label: Label, caller: str | None) -> bool:
         """Whether ``label`` may label a prediction made by ``caller``."""
         if label.by is None:

@@ -29,6 +29,7 @@ from driftline.training.estimators import RESERVED_PARAMS, build_pipeline, estim
 from driftline.training.metrics import classification_metrics, regression_metrics
 from driftline.training.onnx_export import OnnxModel, OnnxPrediction, parity, to_onnx
 from driftline.training.skops_io import dump_pipeline
+from driftline.training.weights import fit_weight_kwargs
 
 DEFAULT_VALIDATION_FRACTION = 0.2
 DEFAULT_SEED = 0
@@ -328,12 +329,14 @@ def train_model(
             threads=n_threads,
         )
         timings["fit_and_convert"] = time.perf_counter() - t
+        weight_note = fit_weight_kwargs(pipeline, prepared.w_train)[1]
         t = time.perf_counter()
     else:
         pipeline = build_pipeline(algorithm, label.task, schema, params, seed)
+        weighted, weight_note = fit_weight_kwargs(pipeline, prepared.w_train)
         try:
             with threadpool_limits(limits=n_threads):
-                pipeline.fit(prepared.X_train, prepared.y_train)
+                pipeline.fit(prepared.X_train, prepared.y_train, **weighted)
         except (ValueError, TypeError) as e:  # bad hyper-parameters or degenerate data
             raise TrainingRejectedError(f"fitting {algorithm} failed: {str(e)[:400]}") from None
         timings["fit"] = time.perf_counter() - t
@@ -377,7 +380,7 @@ def train_model(
         params=dict(params) if trainer else estimator_params(algorithm, params, seed),
         metrics=metrics,
         parity=parity_report,
-        split=prepared.split,
+        split=prepared.split if weight_note == "none" else {**prepared.split, "sample_weight": weight_note},
         onnx=onnx_bytes,
         skops=skops_bytes,
         data=prepared,

@@ -24,6 +24,10 @@ from driftline.features.encoding import encode_columns, model_features
 from driftline.features.schema import FeatureSet, Label
 from driftline.training.errors import TrainingRejectedError
 
+WEIGHT_COLUMN = "_driftline_weight"
+"""Training-table column of per-row sample weights (feedback rows: ``training.feedback.weight``; absent:
+every row weighs 1). Only the fit is weighted: validation metrics count every holdout row once."""
+
 
 def to_arrow(data: Any) -> pa.Table:
     """Accept a pyarrow Table or a pandas DataFrame (anything with ``to_arrow``-like conversion)."""
@@ -167,6 +171,24 @@ def label_targets(table: pa.Table, label: Label) -> np.ndarray:
     return out
 
 
+def _weights(table: pa.Table) -> np.ndarray | None:
+    """The :data:`WEIGHT_COLUMN` values (None when absent); a null, negative or non-finite weight is refused."""
+    if WEIGHT_COLUMN not in table.column_names:
+        return None
+    col = table.column(WEIGHT_COLUMN)
+    try:
+        w = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise TrainingRejectedError(f"the weight column {WEIGHT_COLUMN!r} has type {col.type}, not a number") from None
+    bad = int((~np.isfinite(w) | (w <= 0)).sum())
+    if bad:
+        raise TrainingRejectedError(
+            f"the weight column {WEIGHT_COLUMN!r} has {bad} null, non-finite or non-positive value(s); "
+            "every row needs a weight above 0"
+        )
+    return w
+
+
 @dataclass(frozen=True)
 class Split:
     """A time split: train on rows before ``cutoff_us``, validate on the rest."""
@@ -223,6 +245,8 @@ class PreparedData:
     split: dict[str, Any]
     rows_total: int
     rows_unlabeled: int
+    w_train: np.ndarray | None = None
+    """Sample weights of the training rows (None: the table has no weight column, every row weighs 1)."""
 
 
 def prepare(data: Any, fs: FeatureSet, *, min_rows: int, validation_fraction: float) -> PreparedData:
@@ -238,10 +262,12 @@ def prepare(data: Any, fs: FeatureSet, *, min_rows: int, validation_fraction: fl
         )
     y_all = label_targets(table, label)
     labelled = ~np.isnan(y_all)
+    weights = _weights(table)
     rows_total = table.num_rows
     if not labelled.all():
         table = table.filter(pa.array(labelled))
         y_all = y_all[labelled]
+        weights = None if weights is None else weights[labelled]
     n = table.num_rows
     if n < min_rows:
         raise TrainingRejectedError(
@@ -279,13 +305,20 @@ def prepare(data: Any, fs: FeatureSet, *, min_rows: int, validation_fraction: fl
                     f"params.validation_fraction ({validation_fraction})"
                 )
         y_train, y_val = y_train.astype(np.int64), y_val.astype(np.int64)
+    described = split.describe(ts)
+    if weights is not None:  # rows not weighing 1 (feedback rows) in each period
+        described["weighted_rows"] = {
+            "train": int((weights[split.train] != 1.0).sum()),
+            "validation": int((weights[split.validation] != 1.0).sum()),
+        }
     return PreparedData(
         X_train=X[split.train],
         y_train=y_train,
         X_val=X[split.validation],
         y_val=y_val,
         validation_table=table.take(pa.array(split.validation)),
-        split=split.describe(ts),
+        split=described,
         rows_total=rows_total,
         rows_unlabeled=rows_total - n,
+        w_train=None if weights is None else weights[split.train],
     )

@@ -94,3 +94,91 @@ def _through_athena(
     except TrainingSetError as e:
         raise TrainingDataError(str(e)) from None
     return result.table, {**result.lineage(), "join_decision": decision}
+
+
+def with_feedback(
+    uploads: Any,
+    lineage: dict[str, Any],
+    fs: Any,
+    bucket: str,
+    *,
+    model: str,
+    run_id: str,
+    settings: Any,
+    captures_bucket: str | None,
+    labelers: Any = (),
+    now: Any = None,
+    clients: Any = None,
+    uploads_error: str | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The training set plus the feedback rows (``training.feedback``), and its lineage.
+
+    ``uploads`` is the feature store's training table (None when it had nothing to train on:
+    ``uploads_error`` says why, and training may still run from feedback alone). When feedback rows are
+    used, the combined table replaces the snapshot at the same key (a SageMaker job reads that file), and
+    the lineage's ``uri``, ``sha256``, ``version_id`` and ``rows`` describe it. The lineage always says
+    ``rows_from_uploads``, ``rows_from_feedback`` and, with feedback on, ``feedback`` (the join's counts,
+    :class:`~driftline.training.feedback_rows.FeedbackStats`). Raises :class:`TrainingDataError` when
+    neither source has rows.
+    """
+    import hashlib
+    from datetime import UTC, datetime
+
+    from driftline import aws
+    from driftline.features.curated import parquet_bytes
+    from driftline.training.feedback_rows import FeedbackStats, combine, read_feedback_rows
+
+    clients = clients or aws.client
+    uploaded = 0 if uploads is None else int(uploads.num_rows)
+    out = {**lineage, "rows_from_uploads": uploaded, "rows_from_feedback": 0}
+    if not settings.enabled:
+        if uploads is None:
+            raise TrainingDataError(uploads_error or "no training data")
+        return uploads, out
+    if not captures_bucket:
+        stats = FeedbackStats(weight=settings.weight, skipped="this function has no CAPTURES_BUCKET; redeploy")
+        feedback = None
+    else:
+        feedback, stats = read_feedback_rows(
+            fs,
+            captures_bucket,
+            model,
+            now=now or datetime.now(UTC),
+            max_age_days=settings.max_age_days,
+            max_rows=settings.max_rows,
+            weight=settings.weight,
+            labelers=labelers,
+            client=clients("s3"),
+        )
+    table = uploads if feedback is None else combine(uploads, feedback, fs, stats, min_labels=settings.min_labels)
+    out["feedback"] = stats.to_dict()
+    if stats.used == 0:
+        if uploads is None:
+            why = stats.skipped or "no usable feedback label"
+            raise TrainingDataError(f"{uploads_error or 'no uploaded training data'}; feedback: {why}")
+        return uploads, out
+    body = parquet_bytes(table)
+    digest = hashlib.sha256(body).hexdigest()
+    key = training_set_key(model, run_id)
+    resp = clients("s3").put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=body,
+        ContentType="application/vnd.apache.parquet",
+        Metadata={"sha256": digest, "feature-set": fs.name, "rows": str(table.num_rows)},
+    )
+    out.update(
+        {
+            "uri": f"s3://{bucket}/{key}",
+            "sha256": digest,
+            "version_id": resp.get("VersionId"),
+            "rows": int(table.num_rows),
+            "rows_from_feedback": stats.used,
+        }
+    )
+    out.setdefault("feature_set", fs.name)
+    out.setdefault("feature_set_version", fs.version)
+    out.setdefault("feature_set_fingerprint", fs.fingerprint)
+    if uploads is None:
+        out["uploads"] = uploads_error
+    return table, out

@@ -25,7 +25,7 @@ from driftline.retraining.sagemaker import SageMakerTarget, choose_compute, star
 from driftline.training.core import TrainedModel, validation_fraction_of
 from driftline.training.errors import TrainingRejectedError
 from driftline.training.publish import current_champion, register_result, train_and_register, training_lineage
-from driftline.training.sources import TrainingDataError, from_feature_store
+from driftline.training.sources import TrainingDataError, from_feature_store, with_feedback
 
 DataSource = Callable[[FeatureSet, str, str, str], tuple[Any, dict[str, Any]]]
 """(feature set, features bucket, model, run id) -> (table, training-set lineage)."""
@@ -64,21 +64,45 @@ class TrainContext:
 
 def feature_store_source(config: PlatformConfig) -> DataSource:
     """The feature-store source honouring each model's ``training.join`` (Athena names from the
-    function's environment, set when some model may join on Athena)."""
+    function's environment, set when some model may join on Athena), plus the model's feedback rows
+    when ``training.feedback`` is on (captures bucket from ``CAPTURES_BUCKET``): the Lambda and the
+    SageMaker paths both read the table this returns."""
     workgroup, database = os.environ.get("ATHENA_WORKGROUP"), os.environ.get("GLUE_DATABASE")
     athena = (database, workgroup) if workgroup and database else None
 
     def source(fs: FeatureSet, bucket: str, model: str, run_id: str) -> tuple[Any, dict[str, Any]]:
-        t = config.model(model).training
-        return from_feature_store(
+        cfg = config.model(model)
+        t = cfg.training
+        table: Any = None
+        lineage: dict[str, Any] = {}
+        error: str | None = None
+        try:
+            table, lineage = from_feature_store(
+                fs,
+                bucket,
+                model=model,
+                run_id=run_id,
+                join=t.join,
+                join_auto_bytes=t.join_auto_bytes,
+                athena=athena,
+                clients=aws.client,
+            )
+        except TrainingDataError as e:
+            if not t.feedback.enabled:  # with feedback on, its rows alone may be enough
+                raise
+            error = str(e)
+        return with_feedback(
+            table,
+            lineage,
             fs,
             bucket,
             model=model,
             run_id=run_id,
-            join=t.join,
-            join_auto_bytes=t.join_auto_bytes,
-            athena=athena,
+            settings=t.feedback,
+            captures_bucket=os.environ.get("CAPTURES_BUCKET"),
+            labelers=cfg.labelers,
             clients=aws.client,
+            uploads_error=error,
         )
 
     return source

@@ -156,6 +156,7 @@ def fit_trainer(
     from driftline.training.conversion import convert_estimator
     from driftline.training.frames import SPLIT_COLUMN, TRAIN, training_frame
     from driftline.training.imported import EstimatorOnServedRows
+    from driftline.training.weights import fit_weight_kwargs
 
     estimator = make_estimator(spec, fs, params, directory)
     task = fs.label.task
@@ -172,9 +173,10 @@ def fit_trainer(
         raise TrainingRejectedError("the trainer's training rows differ from the evaluation split")
     label = fs.label.name
     features = [f.name for f in fs.features if f.name in frame.columns and f.name != label]
+    weighted, _ = fit_weight_kwargs(estimator, getattr(prepared, "w_train", None))
     try:
         with threadpool_limits(limits=threads):
-            estimator.fit(train[features], train[label])
+            estimator.fit(train[features], train[label], **weighted)
     except Exception as e:  # user pipelines raise anything on bad data or parameters
         raise TrainingRejectedError(
             f"fitting trainer {spec!r} failed ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
