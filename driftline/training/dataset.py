@@ -27,6 +27,9 @@ from driftline.training.errors import TrainingRejectedError
 WEIGHT_COLUMN = "_driftline_weight"
 """Training-table column of per-row sample weights (feedback rows: ``training.feedback.weight``; absent:
 every row weighs 1). Only the fit is weighted: validation metrics count every holdout row once."""
+FEEDBACK_COLUMN = "_driftline_feedback"
+"""Training-table column, true on the rows made from feedback labels (absent: there are none). The time
+split runs within each source (:func:`training_split`)."""
 
 
 def to_arrow(data: Any) -> pa.Table:
@@ -196,13 +199,17 @@ class Split:
     train: np.ndarray  # row indices
     validation: np.ndarray
     cutoff_us: int
+    feedback_cutoff_us: int | None = None
+    """The feedback rows' own cutoff (:func:`training_split`); None: one split over all rows."""
 
     def describe(self, ts: np.ndarray) -> dict[str, Any]:
         def iso(us: int) -> str:
             return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat()
 
+        per_source = {} if self.feedback_cutoff_us is None else {"feedback_cutoff": iso(self.feedback_cutoff_us)}
         return {
-            "strategy": "time",
+            "strategy": "time" if self.feedback_cutoff_us is None else "time_per_source",
+            **per_source,
             "cutoff": iso(self.cutoff_us),
             "train_rows": int(self.train.size),
             "validation_rows": int(self.validation.size),
@@ -231,6 +238,37 @@ def time_split(ts: np.ndarray, validation_fraction: float, timestamp: str) -> Sp
             f"needs older rows to learn from and newer rows to validate on"
         )
     return Split(train=train, validation=validation, cutoff_us=cutoff)
+
+
+def training_split(table: pa.Table, ts: np.ndarray, validation_fraction: float, timestamp: str) -> Split:
+    """The time split, run within each source when the table holds feedback rows (:data:`FEEDBACK_COLUMN`).
+
+    Feedback rows are the newest rows there are (recent traffic), so one split over all rows would put
+    them all in the holdout whenever they are fewer than ``validation_fraction`` of the table, and the
+    model would never train on them. Within each source, the older rows train and the newest validate:
+    every holdout row is still newer than the training rows of its own source, and the holdout holds the
+    newest traffic the model will serve. Feedback rows whose times cannot be split (one distinct
+    timestamp) all train. Without uploads, or without feedback rows, this is :func:`time_split`.
+    """
+    if FEEDBACK_COLUMN not in table.column_names:
+        return time_split(ts, validation_fraction, timestamp)
+    flags = pc.fill_null(table.column(FEEDBACK_COLUMN), False)
+    fb = np.asarray(flags.to_numpy(zero_copy_only=False), dtype=bool)
+    if fb.all() or not fb.any():
+        return time_split(ts, validation_fraction, timestamp)
+    uploads, feedback = np.flatnonzero(~fb), np.flatnonzero(fb)
+    up = time_split(ts[uploads], validation_fraction, timestamp)
+    try:
+        own = time_split(ts[feedback], validation_fraction, timestamp)
+        fb_train, fb_val, fb_cutoff = feedback[own.train], feedback[own.validation], own.cutoff_us
+    except TrainingRejectedError:
+        fb_train, fb_val, fb_cutoff = feedback, feedback[:0], int(ts[feedback].max()) + 1
+    return Split(
+        train=np.sort(np.concatenate([uploads[up.train], fb_train])),
+        validation=np.sort(np.concatenate([uploads[up.validation], fb_val])),
+        cutoff_us=up.cutoff_us,
+        feedback_cutoff_us=fb_cutoff,
+    )
 
 
 @dataclass(frozen=True)
@@ -293,7 +331,7 @@ def prepare(data: Any, fs: FeatureSet, *, min_rows: int, validation_fraction: fl
                 f"a classifier needs examples of at least two classes"
             )
     ts = timestamps_us(table, fs.timestamp)
-    split = time_split(ts, validation_fraction, fs.timestamp)
+    split = training_split(table, ts, validation_fraction, fs.timestamp)
     y_train, y_val = y_all[split.train], y_all[split.validation]
     if label.task != "regression":
         for part, y in (("training", y_train), ("validation", y_val)):

@@ -42,7 +42,7 @@ from driftline.features.schema import FeatureSet, Label
 from driftline.features.tables import curated_schema
 from driftline.features.training_set import FEATURE_TIMESTAMP
 from driftline.serving.labels import Labels
-from driftline.training.dataset import WEIGHT_COLUMN
+from driftline.training.dataset import FEEDBACK_COLUMN, WEIGHT_COLUMN
 
 __all__ = [
     "FeedbackStats",
@@ -114,6 +114,7 @@ def table_schema(fs: FeatureSet) -> pa.Schema:
     fields = [curated.field(n).with_nullable(True) for n in names]
     fields.append(pa.field(FEATURE_TIMESTAMP, curated.field(fs.timestamp).type))
     fields.append(pa.field(WEIGHT_COLUMN, pa.float64()))
+    fields.append(pa.field(FEEDBACK_COLUMN, pa.bool_()))
     return pa.schema(fields)
 
 
@@ -147,6 +148,8 @@ def _rows_table(fs: FeatureSet, rows: list[tuple[datetime, Mapping[str, Any], An
             arrays[f.name] = stamps
         elif f.name == WEIGHT_COLUMN:
             arrays[f.name] = pa.array(np.full(len(rows), weight, dtype=np.float64))
+        elif f.name == FEEDBACK_COLUMN:
+            arrays[f.name] = pa.array(np.ones(len(rows), dtype=bool))
         elif f.name == label_name:
             arrays[f.name], _ = _column([value for _, _, value in rows], f.type)
         elif f.name in fs.entity or f.name not in fs.feature_names:  # entity: only if the request carried it
@@ -283,8 +286,9 @@ def combine(
     if uploads is None:
         return feedback
     schema = table_schema(fs)
-    base = uploads.select([f.name for f in schema if f.name != WEIGHT_COLUMN])
+    base = uploads.select([f.name for f in schema if f.name not in (WEIGHT_COLUMN, FEEDBACK_COLUMN)])
     base = base.append_column(WEIGHT_COLUMN, pa.array(np.ones(base.num_rows, dtype=np.float64)))
+    base = base.append_column(FEEDBACK_COLUMN, pa.array(np.zeros(base.num_rows, dtype=bool)))
     base = base.cast(schema)
     if all(feedback.column(e).null_count < feedback.num_rows for e in fs.entity):
         same_time = pc.is_in(base.column(fs.timestamp), value_set=feedback.column(fs.timestamp).combine_chunks())

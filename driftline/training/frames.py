@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from driftline.features.encoding import model_features
 from driftline.features.schema import FeatureSet
-from driftline.training.dataset import label_targets, time_split, timestamps_us, to_arrow
+from driftline.training.dataset import label_targets, timestamps_us, to_arrow, training_split
 from driftline.training.errors import TrainingRejectedError
 
 __all__ = ["SPLIT_COLUMN", "TRAIN", "VALIDATION", "label_values", "served_frame", "training_frame"]
@@ -106,7 +106,7 @@ def training_frame(data: Any, fs: FeatureSet, validation_fraction: float) -> pd.
     if table.num_rows == 0:
         raise TrainingRejectedError(f"no labelled rows: every value of {label.name!r} is null")
     ts = timestamps_us(table, fs.timestamp)
-    split = time_split(ts, validation_fraction, fs.timestamp)
+    split = training_split(table, ts, validation_fraction, fs.timestamp)
     columns: dict[str, Any] = {}
     for name in fs.entity:
         if name in table.column_names:

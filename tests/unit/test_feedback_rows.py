@@ -222,3 +222,24 @@ def test_weighted_training_changes_the_model() -> None:
     )
     assert weighted.split["sample_weight"] == "applied" and "sample_weight" not in plain.split
     assert weighted.metrics != plain.metrics
+
+
+def test_the_time_split_runs_within_each_source() -> None:
+    """Feedback rows are the newest: one split over all rows would hold every one of them out of the fit."""
+    from driftline.training.dataset import FEEDBACK_COLUMN, timestamps_us, training_split
+
+    fs = _fs()
+    uploads = _uploads(fs, 40)
+    caps = [_cap(f"r{i}:0", i) for i in range(10)]
+    fb, stats = feedback_rows(fs, caps, _labels(*((f"r{i}:0", i % 2, ROLE, i) for i in range(10))), weight=1.0)
+    table = combine(uploads, fb, fs, stats, min_labels=1)
+    ts = timestamps_us(table, "ts")
+    split = training_split(table, ts, 0.2, "ts")
+    is_fb = np.asarray(table.column(FEEDBACK_COLUMN).to_pylist())
+    assert (int(is_fb[split.train].sum()), int(is_fb[split.validation].sum())) == (8, 2)
+    assert (int((~is_fb)[split.train].sum()), int((~is_fb)[split.validation].sum())) == (32, 8)
+    assert split.describe(ts)["strategy"] == "time_per_source"
+    from driftline.training.dataset import time_split
+
+    one = time_split(ts, 0.2, "ts")  # the old single split: every feedback row held out
+    assert int(is_fb[one.train].sum()) == 0
