@@ -360,7 +360,15 @@ def check_segments(
     the whole window (or the share of drifted columns) can miss; per segment it is the whole shift. Every
     segment's verdict comes from its summary (exact counts; Wasserstein by the interval approximation), so
     the in-process check and merged shard summaries give the same segment results. A column without a
-    per-segment reference in the profile is ``unavailable`` with the reason (the drift check goes on)."""
+    per-segment reference in the profile is ``unavailable`` with the reason (the drift check goes on).
+
+    A segment is usually a small part of a window, and a distance threshold (Wasserstein 0.1 sd) meant for
+    large samples is crossed by the sampling noise of a few hundred rows; so a segment of at most
+    ``distance_above`` rows is judged by the p-value tests (KS, chi-squared), which account for its size,
+    whatever the reference size; larger segments use the distances like the whole window. Testing every
+    segment multiplies the chances of a false alarm by the number of segments, so their p-value thresholds
+    are divided by it (Bonferroni: the chance that any segment of a calm window alarms on one column stays
+    at the single test's level)."""
     if isinstance(columns, str):
         raise DriftInputError(f"segments must be a list of column names, not the string {columns!r}")
     categorical = [n for n, c in profile.columns.items() if c.role == "feature" and c.kind == "categorical"]
@@ -386,8 +394,10 @@ def check_segments(
             continue
         res = SegmentColumnResult(column, OK)
         parts = summary.segments[column]
+        scale = 1.0 / max(1, len(seg.profiles))
         for value in seg.segments:
             res.values[value] = _segment(
+                scale,
                 seg.profiles.get(value),
                 seg.unavailable.get(value, ""),
                 parts.get(value),
@@ -402,6 +412,7 @@ def check_segments(
 
 
 def _segment(
+    p_scale: float,
     sub: Profile | None,
     unavailable: str,
     part: Summary | None,
@@ -416,7 +427,9 @@ def _segment(
     if part is None or part.profile_id != sub.id:
         return SegmentResult(column, value, "unavailable", message="the window's summary has no rows for this segment")
     alert = tuple(c for c in opts.alert_on_columns if c in sub.columns)
-    seg_opts = _Options(min_rows, opts.share_threshold, opts.distance_above, "off", opts.weighting, alert)
+    seg_opts = _Options(
+        min_rows, opts.share_threshold, opts.distance_above, "off", opts.weighting, alert, True, p_scale
+    )
     drift = _evaluate(sub, part, None, seg_opts)
     quality = evaluate_quality(sub, quality_from_summary(sub, part), quality_thresholds, min_rows=min_rows)
     return SegmentResult(column, value, drift.status, part.n_rows, drift.message, drift, quality)
@@ -469,6 +482,10 @@ class _Options:
     multivariate: str = "pca"
     weighting: str = "uniform"
     alert_on_columns: tuple[str, ...] = ()
+    tests_below: bool = False
+    """Windows of at most ``distance_above`` rows use the p-value tests whatever the reference size (segments)."""
+    p_scale: float = 1.0
+    """Factor on p-value thresholds: 1 / the number of segments tested together (Bonferroni)."""
 
     @classmethod
     def checked(
@@ -495,6 +512,8 @@ class _Options:
         """The reference size method selection sees (large when the window alone is large)."""
         if self.distance_above is not None and n_current > self.distance_above:
             return max(n_reference, SMALL_REFERENCE_ROWS + 1)
+        if self.tests_below and self.distance_above is not None:
+            return min(n_reference, SMALL_REFERENCE_ROWS)
         return n_reference
 
 
@@ -543,6 +562,11 @@ def _evaluate(
             raise DriftInputError(f"column {name!r}: summary kind {s.kind} does not match profile kind {p.kind}")
         columns[name] = base
     _resolve_ks(pending, columns)
+    if opts.p_scale != 1.0:
+        for c in columns.values():
+            if c.method and INFO[c.method].has_p_value and c.p_value is not None and c.threshold is not None:
+                c.threshold *= opts.p_scale
+                c.drifted = is_drift(c.method, c.p_value, c.threshold)
     features = [c for c in columns.values() if c.role == "feature" and c.status == OK]
     verdicts = {c.column: c.drifted for c in features}
     weights = profile.metadata.get(IMPORTANCE_KEY) if opts.weighting == "importance" else None
