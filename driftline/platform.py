@@ -701,6 +701,8 @@ def build_platform(config: PlatformConfig) -> Platform:
     jobs = any(m.training.compute != "lambda" for m in config.models)
     # Athena training sets only for a deployment with a model that may join there (training.join)
     athena_join = any(m.training.join != "in_process" for m in config.models)
+    # captures and labels as training rows only for a deployment with a model that uses them (training.feedback)
+    feedback = any(m.training.feedback.enabled for m in config.models)
     functions = (
         Function(
             "ingest",
@@ -887,9 +889,18 @@ def build_platform(config: PlatformConfig) -> Platform:
                 "TRAINERS_DIR",
                 *(_TRAINING_JOB_ENV if jobs else ()),
                 *(("ATHENA_WORKGROUP", "GLUE_DATABASE") if athena_join else ()),
+                *(("CAPTURES_BUCKET",) if feedback else ()),
             ),
             access=(
                 Grant("bucket", "features", "read_write"),
+                *(
+                    (
+                        Grant("bucket", "captures", "read", f"{CAPTURES_PREFIX}/*"),
+                        Grant("bucket", "captures", "read", f"{FEEDBACK_PREFIX}/*"),
+                    )
+                    if feedback
+                    else ()
+                ),
                 Grant("bucket", "artifacts", "read_write"),
                 Grant("table", "registry", "read_write"),
                 Grant("bucket", "audit", "append"),  # seals the audit entries of its registrations

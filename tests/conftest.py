@@ -105,6 +105,7 @@ SLOW_MODULES = frozenset(
         "tests/integration/test_monitoring_alarms.py",  # moto, three scheduled checks per test
         "tests/integration/test_training_cli.py",
         "tests/integration/test_training_handler.py",
+        "tests/integration/test_feedback_training.py",  # three retrainings on moto
         "tests/integration/test_training_publish.py",
         "tests/integration/test_local_iam.py",
         "tests/integration/test_local_executor.py",
