@@ -380,6 +380,7 @@ def show(
         for key, value in (
             ("training set", f"{ts.get('uri', '')} ({ts.get('rows', '?')} rows)"),
             ("training set sha256", ts.get("sha256", "")),
+            *_feedback_rows(ts),
             ("object versions", json.dumps(ts.get("object_versions", {}))[:300]),
             (
                 "split",
@@ -401,6 +402,28 @@ def show(
         for name, ref in sorted(mv.artifacts.items()):
             table.add_row(name, ref.uri, f"{ref.size:,}", ref.sha256[:16] + "…", ref.version_id or "-")
         console.print(table)
+
+
+def _feedback_rows(ts: dict[str, Any]) -> list[tuple[str, str]]:
+    """Lineage lines on where the training rows came from (uploads, feedback labels) and what the
+    feedback join left out; none for versions trained before the lineage said so."""
+    if "rows_from_uploads" not in ts:
+        return []
+    out = [
+        ("training rows", f"{ts['rows_from_uploads']} from uploads, {ts.get('rows_from_feedback', 0)} from feedback")
+    ]
+    fb = ts.get("feedback")
+    if isinstance(fb, dict):
+        counts = ("labels_read", "used", "unknown_request_ids", "wrong_type", "test_traffic_skipped", "not_counted")
+        text = ", ".join(f"{k} {fb.get(k, 0)}" for k in counts) + f", weight {fb.get('weight')}"
+        if fb.get("duplicates_of_uploads"):
+            text += f", duplicates_of_uploads {fb['duplicates_of_uploads']}"
+        if fb.get("truncated"):
+            text += ", capture read cut at training.feedback.max_rows"
+        if fb.get("skipped"):
+            text += f"; not used: {fb['skipped']}"
+        out.append(("feedback labels", text))
+    return out
 
 
 @app.command("audit")

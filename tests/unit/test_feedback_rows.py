@@ -243,3 +243,14 @@ def test_the_time_split_runs_within_each_source() -> None:
 
     one = time_split(ts, 0.2, "ts")  # the old single split: every feedback row held out
     assert int(is_fb[one.train].sum()) == 0
+
+
+def test_the_cli_shows_where_the_rows_came_from() -> None:
+    from driftline.cli.models import _feedback_rows
+
+    assert _feedback_rows({"uri": "s3://b/k", "rows": 10}) == []
+    stats = {"labels_read": 9, "used": 0, "wrong_type": 2, "weight": 2.0, "skipped": "3 usable label(s), fewer"}
+    rows = dict(_feedback_rows({"rows_from_uploads": 10, "rows_from_feedback": 0, "feedback": stats}))
+    assert rows["training rows"] == "10 from uploads, 0 from feedback"
+    assert "labels_read 9, used 0" in rows["feedback labels"] and "wrong_type 2" in rows["feedback labels"]
+    assert rows["feedback labels"].endswith("; not used: 3 usable label(s), fewer")
