@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from driftline.contracts import DEFAULT_MAX_SEGMENTS
+
 ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 MODEL_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 TRAINER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
@@ -55,8 +57,6 @@ LOCAL_ALLOWED_LATENESS_SECONDS = 5
 (``DRIFTLINE_LOCAL=1`` in the functions' environment selects it)."""
 MAX_ALLOWED_LATENESS_SECONDS = 86_400
 """A window is checked at most a day after it ended: later than that a check reports stale news."""
-DEFAULT_MAX_SEGMENTS = 10
-"""Segment values checked per ``drift.segments`` column by default (the rest are one ``__other__`` segment)."""
 MAX_SEGMENTS_LIMIT = 50
 """The most segment values per column: each one is a reference profile in the profile artifact and a set of
 CloudWatch metrics per window."""

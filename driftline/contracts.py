@@ -25,6 +25,7 @@ __all__ = [
     "CURATED_PREFIX",
     "DATA_QUALITY_ALERT",
     "DATA_QUALITY_METRIC",
+    "DEFAULT_MAX_SEGMENTS",
     "DRIFT_DETECTED",
     "DRIFT_RUNNING",
     "DRIFT_SCRATCH_PREFIX",
@@ -166,6 +167,9 @@ SEGMENT_SHARE_METRIC = "SegmentShareDrifted"
 """One segment's share of drifted feature columns (dimensions Model, SegmentColumn, Segment; drift.segments)."""
 SEGMENT_DRIFT_METRIC = "SegmentDatasetDrift"
 """1 when one segment's window is dataset drift, else 0 (dimensions Model, SegmentColumn, Segment)."""
+DEFAULT_MAX_SEGMENTS = 10
+"""Segment values checked per ``drift.segments`` column by default (config and engine): the rest are one
+``__other__`` segment."""
 SEGMENT_OTHER = "__other__"
 """The segment of the values beyond a column's ``drift.max_segments`` most frequent ones, and of missing values."""
 

@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from driftline.config import DEFAULT_MAX_SEGMENTS
-from driftline.contracts import SEGMENT_OTHER
+from driftline.contracts import DEFAULT_MAX_SEGMENTS, SEGMENT_OTHER
 from driftline.drift.columns import WRONG_TYPE, CategoryCounts, extract, row_keys, take_rows
 from driftline.drift.errors import DriftInputError, ProfileFormatError
 from driftline.drift.methods import VALUE_COUNT_LIMIT, Kind, validate_method

@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
-from driftline.config import DEFAULT_MAX_SEGMENTS, ModelConfig
+from driftline.config import ModelConfig
+from driftline.contracts import DEFAULT_MAX_SEGMENTS
 from driftline.drift.feature_set import DEFAULT_REFERENCE_ROWS
 from driftline.features.encoding import model_features
 from driftline.features.schema import FeatureSet
