@@ -439,7 +439,8 @@ def build_segments(
     within a segment, and predictions are profiled from other rows than the features), with the quantile
     sample capped at :data:`SEGMENT_SAMPLE_SIZE` so that a profile with many segments stays small. Each
     segment keeps the profile's ``metadata`` (feature importance for the weighted share, declared bounds and
-    categories for the data-quality checks)."""
+    categories for the data-quality checks). A column without any value in a segment's reference rows (a
+    feature only some regions have) is left out of that segment instead of losing the whole segment."""
     if isinstance(segment_columns, str):
         raise DriftInputError(f"segments must be a list of column names, not the string {segment_columns!r}")
     allowed = [n for n, c in columns.items() if c.role == "feature" and isinstance(c, CategoricalProfile)]
@@ -471,12 +472,19 @@ def build_segments(
                 why = "no other feature column to check" if not others else f"{rows.size} reference rows"
                 seg.unavailable[value] = f"the reference has too little for this segment ({why})"
                 continue
+            part = take_rows(reference, others, rows)
+            present = extract(part, numerical, categorical)  # a column without values here is left out
+            num = [c for c in numerical if c in present.numeric and np.isfinite(present.numeric[c]).any()]
+            cat = [c for c in categorical if c in present.categorical and present.categorical[c].n > 0]
+            if not num and not cat:
+                seg.unavailable[value] = "the reference rows of this segment have no values in the other columns"
+                continue
             try:
                 seg.profiles[value] = build_profile(
-                    take_rows(reference, others, rows),
-                    numerical,
-                    categorical,
-                    overrides=kept,
+                    part,
+                    num,
+                    cat,
+                    overrides={c: o for c, o in kept.items() if c in num or c in cat},
                     sample_size=min(sample_size, SEGMENT_SAMPLE_SIZE),
                     n_bins=n_bins,
                     metadata=metadata,

@@ -26,6 +26,7 @@ from driftline.contracts import (
 from driftline.event_bus import EventBus
 
 _METRICS_PER_CALL = 20
+MAX_DIMENSION_CHARS = 250
 
 
 def write_report(bucket: str, model: str, window_end: str, result: Mapping[str, Any], html: str) -> tuple[str, str]:
@@ -118,10 +119,16 @@ def segment_metrics(segments: Mapping[str, Any] | None) -> list[tuple[str, float
         for value, r in (res.get("values") or {}).items():
             if r.get("status") != "ok":
                 continue
-            dims = [{"Name": "SegmentColumn", "Value": str(column)}, {"Name": "Segment", "Value": str(value)}]
+            dims = [{"Name": "SegmentColumn", "Value": str(column)}, {"Name": "Segment", "Value": _dimension(value)}]
             out.append((SEGMENT_SHARE_METRIC, r.get("share_drifted"), dims))
             out.append((SEGMENT_DRIFT_METRIC, 1.0 if r.get("dataset_drifted") else 0.0, dims))
     return out
+
+
+def _dimension(value: Any) -> str:
+    """A CloudWatch dimension value (1 to 1,024 characters): a category from the training data may be
+    empty or long, and PutMetricData refuses the whole call for one bad value."""
+    return str(value)[:MAX_DIMENSION_CHARS] or "(empty)"
 
 
 def put_metrics(namespace: str, data: Sequence[dict[str, Any]]) -> int:

@@ -221,3 +221,30 @@ def test_config_accepts_categorical_segments_and_documents_defaults(tmp_path: Pa
     assert cfg.models[0].drift.segments == ("region", "vip") and cfg.models[0].drift.max_segments == 5
     d = DriftSettings()
     assert (d.segments, d.max_segments, d.min_segment_rows) == ((), 10, 200)
+
+
+def test_a_column_without_values_in_a_segment_is_left_out_of_that_segment_only() -> None:
+    data = _rows(4000, 8)
+    data["x2"] = np.where(data["region"] == "south", np.nan, data["x2"])  # a feature south never has
+    built = build_profile(data, ["x1", "x2"], ["region", "c"], segments=["region"], max_segments=4)
+    profiles = built.segments["region"].profiles
+    assert "x2" not in profiles["south"].columns and "x2" in profiles["east"].columns
+    values = check_drift(built, _rows(2000, 9), segments=["region"]).to_dict()["segments"]["region"]["values"]
+    assert values["south"]["status"] == "ok" and set(values["south"]["columns"]) == {"x1", "c"}
+
+
+def test_a_window_without_the_segment_column_reports_it_unavailable(profile: Profile) -> None:
+    data = _rows(600, 10)
+    del data["region"]
+    doc = check_drift(profile, data, segments=["region"]).to_dict()
+    assert doc["columns"]["region"]["status"] == "missing_column"
+    seg = doc["segments"]["region"]
+    assert seg["status"] == "unavailable" and "not in the current data" in seg["message"]
+
+
+def test_segment_metric_dimensions_are_valid_for_any_category() -> None:
+    doc = {
+        "segments": {"region": {"values": {"": {"status": "ok", "share_drifted": 0.0}, "x" * 2000: {"status": "ok"}}}}
+    }
+    dims = [d["Value"] for _, _, extra in publish.segment_metrics(doc["segments"]) for d in extra]
+    assert "(empty)" in dims and all(1 <= len(v) <= 1024 for v in dims)
