@@ -219,10 +219,7 @@ class Summary:
             columns[k] = NumericSummary.from_dict(v) if v["kind"] == "numerical" else CategoricalSummary.from_dict(v)
         problems = {k: (str(v[0]), str(v[1])) for k, v in d.get("problems", {}).items()}
         mv = ErrorSums.from_dict(d["multivariate"]) if d.get("multivariate") else None
-        segments = {
-            str(c): {str(v): Summary.from_dict(x) for v, x in seg.items()}
-            for c, seg in (d.get("segments") or {}).items()
-        }
+        segments = _segments_from(d.get("segments"))
         return cls(
             str(d["profile_id"]),
             int(d["n_rows"]),
@@ -231,8 +228,31 @@ class Summary:
             mv,
             str(d.get("multivariate_problem") or ""),
             segments,
-            {str(k): str(v) for k, v in (d.get("segment_problems") or {}).items()},
+            _segment_problems(d.get("segment_problems")),
         )
+
+
+def _segments_from(doc: Any) -> dict[str, dict[str, Summary]]:
+    """The per-segment summaries of a summary document, a damaged one refused with the format error."""
+    if doc is None:
+        return {}
+    if not isinstance(doc, Mapping) or not all(isinstance(seg, Mapping) for seg in doc.values()):
+        raise DriftInputError("damaged drift summary: segments must map a column to {value: summary}")
+    out: dict[str, dict[str, Summary]] = {}
+    for column, seg in doc.items():
+        for value, x in seg.items():
+            if not isinstance(x, Mapping):
+                raise DriftInputError(f"damaged drift summary: segment {column}={value} is not a summary")
+            out.setdefault(str(column), {})[str(value)] = Summary.from_dict(x)
+    return out
+
+
+def _segment_problems(doc: Any) -> dict[str, str]:
+    if doc is None:
+        return {}
+    if not isinstance(doc, Mapping):
+        raise DriftInputError("damaged drift summary: segment_problems must map a column to its reason")
+    return {str(k): str(v) for k, v in doc.items()}
 
 
 def _num(x: float) -> float | None:

@@ -248,3 +248,14 @@ def test_segment_metric_dimensions_are_valid_for_any_category() -> None:
     }
     dims = [d["Value"] for _, _, extra in publish.segment_metrics(doc["segments"]) for d in extra]
     assert "(empty)" in dims and all(1 <= len(v) <= 1024 for v in dims)
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [("segments", [1]), ("segments", {"region": [1]}), ("segments", {"region": {"a": [1]}}), ("segment_problems", [1])],
+)
+def test_a_damaged_shard_summary_is_a_format_error(profile: Profile, field: str, bad: Any) -> None:
+    doc = summarize(profile, _rows(300, 11)).to_dict()
+    doc[field] = bad
+    with pytest.raises(DriftInputError, match="damaged drift summary"):
+        Summary.from_dict(doc)
