@@ -35,6 +35,7 @@ from driftline.contracts import (
     TRAINING_SCRATCH_PREFIX,
     capture_prefix,
 )
+from driftline.retraining.feedback_trigger import FEEDBACK_CHECK_SCHEDULE, FEEDBACK_TRIGGER
 from driftline.retraining.sagemaker import TRAINING_JOBS_PREFIX, job_name_prefix
 from driftline.training.sources import TRAINING_SETS_PREFIX
 
@@ -703,6 +704,8 @@ def build_platform(config: PlatformConfig) -> Platform:
     athena_join = any(m.training.join != "in_process" for m in config.models)
     # captures and labels as training rows only for a deployment with a model that uses them (training.feedback)
     feedback = any(m.training.feedback.enabled for m in config.models)
+    # the hourly label count only for a model that retrains on new feedback labels
+    label_trigger = any(m.training.feedback.retrain_after_labels for m in config.models)
     functions = (
         Function(
             "ingest",
@@ -926,10 +929,18 @@ def build_platform(config: PlatformConfig) -> Platform:
             stack="pipeline",
             memory_mb=256,
             timeout_s=30,
-            env=(*_COMMON, "CONTROL_TABLE", "REGISTRY_TABLE", "RETRAIN_STATE_MACHINE_ARN", "ALERTS_TOPIC_ARN"),
+            env=(
+                *_COMMON,
+                "CONTROL_TABLE",
+                "REGISTRY_TABLE",
+                "RETRAIN_STATE_MACHINE_ARN",
+                "ALERTS_TOPIC_ARN",
+                *(("CAPTURES_BUCKET",) if label_trigger else ()),
+            ),
             access=(
                 Grant("table", "control", "read_write"),
                 Grant("table", "registry"),
+                *((Grant("bucket", "captures", "read", f"{FEEDBACK_PREFIX}/*"),) if label_trigger else ()),
                 Grant("topic", "alerts", "write"),
                 Grant("workflow", "retrain", "start"),
             ),
@@ -1015,6 +1026,17 @@ def build_platform(config: PlatformConfig) -> Platform:
                     "retrain-trigger",
                     "function",
                     {"model": m.name, "trigger": "schedule"},
+                    stack="pipeline",
+                )
+            )
+        if m.training.feedback.retrain_after_labels:
+            schedules.append(
+                ScheduleRule(
+                    f"feedback-{m.name}",
+                    FEEDBACK_CHECK_SCHEDULE,
+                    "retrain-trigger",
+                    "function",
+                    {"model": m.name, "trigger": FEEDBACK_TRIGGER},
                     stack="pipeline",
                 )
             )

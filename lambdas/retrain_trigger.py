@@ -30,7 +30,20 @@ metrics = Metrics()
 def _trigger() -> RetrainTrigger:
     config = PlatformConfig.model_validate_json(aws.env("PLATFORM_CONFIG"))
     feature_sets = FeatureSetCatalog(os.environ.get("FEATURE_SETS_DIR", "feature_sets")).names()
-    return RetrainTrigger(config, ControlTable.from_env(), aws.env("RETRAIN_STATE_MACHINE_ARN"), feature_sets)
+    counter = None
+    if os.environ.get("CAPTURES_BUCKET"):  # set when some model retrains on new feedback labels
+        from driftline.captures_store import CapturesStore
+        from driftline.registry.store import Registry
+        from driftline.retraining.feedback_trigger import LabelCounter
+
+        counter = LabelCounter(Registry.from_env(), CapturesStore(aws.env("CAPTURES_BUCKET"), aws.client("s3")))
+    return RetrainTrigger(
+        config,
+        ControlTable.from_env(),
+        aws.env("RETRAIN_STATE_MACHINE_ARN"),
+        feature_sets,
+        label_counter=counter,
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path="id")

@@ -1,8 +1,9 @@
 """Every retraining trigger → at most one workflow run per model, each decision recorded with its reason.
 
 Triggers: ``DriftDetected`` (monitoring), ``FeatureDataAccepted`` with labels (ingest; fans out to the
-models using that feature set), ``RetrainRequested`` (CLI), and the per-model schedule whose input is
-``{"model": M, "trigger": "schedule"}``. Storm protection has three layers:
+models using that feature set), ``RetrainRequested`` (CLI), the per-model schedule whose input is
+``{"model": M, "trigger": "schedule"}``, and the hourly feedback-label count ``{"model": M, "trigger":
+"feedback"}`` (:mod:`.feedback_trigger`). Storm protection has three layers:
 
 1. a lock item per model (conditional write): a trigger while a run is in progress is skipped; a lock
    whose execution has ended is taken over, so a crashed run never blocks retraining forever;
@@ -28,6 +29,7 @@ from driftline import aws
 from driftline.config import MODEL_NAME_RE, ConfigError, PlatformConfig
 from driftline.contracts import DRIFT_DETECTED, FEATURE_DATA_ACCEPTED, RETRAIN_REQUESTED
 from driftline.retraining.control import INVALID_MODEL_KEY, ControlTable, Decision
+from driftline.retraining.feedback_trigger import FEEDBACK_TRIGGER, feedback_requests
 from driftline.retraining.naming import AUTOMATIC_TRIGGERS, execution_arn, execution_name
 
 STARTING_GRACE_SECONDS = 60
@@ -109,7 +111,7 @@ def parse_event(
     if "detail-type" in event or "source" in event:
         return _parse_bus_event(event, config, feature_sets)
     trigger = event.get("trigger")
-    if trigger in ("schedule", "manual"):
+    if trigger in ("schedule", "manual", FEEDBACK_TRIGGER):
         where = f"{trigger} trigger input"
         try:
             model = _field(event, "model", str, where)
@@ -126,7 +128,7 @@ def parse_event(
         return [RetrainRequest(model, trigger, trigger_id, reason, requested_by)], []
     raise TriggerError(
         "unrecognised trigger event: expected an EventBridge event (source and detail-type) "
-        'or a schedule input {"model": "<name>", "trigger": "schedule"}; '
+        'or a schedule input {"model": "<name>", "trigger": "schedule"} (or "feedback"); '
         f"got keys {sorted(map(str, event))[:10]}"
     )
 
@@ -278,12 +280,15 @@ class RetrainTrigger:
         state_machine_arn: str,
         feature_sets: Collection[str],
         clock: Callable[[], float] = time.time,
+        label_counter: Callable[..., Any] | None = None,
     ) -> None:
         self.config = config
         self.control = control
         self.state_machine_arn = state_machine_arn
         self.feature_sets = feature_sets
         self.clock = clock
+        self.label_counter = label_counter
+        """Counts feedback labels for the ``feedback`` trigger (driftline.retraining.feedback_trigger)."""
 
     @property
     def _sfn(self) -> Any:
@@ -292,6 +297,8 @@ class RetrainTrigger:
     def handle(self, event: Any) -> TriggerOutcome:
         try:
             requests, skips = parse_event(event, self.config, self.feature_sets)
+            if requests and requests[0].trigger == FEEDBACK_TRIGGER:  # the schedule input only named the model
+                requests, skips = self._feedback(requests[0])
         except _OptOutError as o:
             self.control.record_decision(o.decision)
             return TriggerOutcome([o.decision])
@@ -312,6 +319,17 @@ class RetrainTrigger:
         for r in requests:
             decisions.append(self.start(r))
         return TriggerOutcome(decisions)
+
+    def _feedback(self, r: RetrainRequest) -> tuple[list[RetrainRequest], list[Decision]]:
+        if self.label_counter is None:
+            raise TriggerError(
+                "the feedback trigger needs the captures bucket (CAPTURES_BUCKET) to count labels; redeploy",
+                model=r.model,
+                trigger=FEEDBACK_TRIGGER,
+                trigger_id=r.trigger_id,
+            )
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        return feedback_requests({"model": r.model}, self.config, self.label_counter, now, RetrainRequest)
 
     def _status(self, arn: str) -> str | None:
         try:
