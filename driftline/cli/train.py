@@ -50,11 +50,24 @@ def load_feature_set(platform: Any, config: Path, name: str) -> Any:
     return FeatureSetCatalog(directory).get(name)
 
 
-def training_set_from_store(fs: Any, bucket: str, model: str, run_id: str) -> tuple[Any, dict[str, Any]]:
-    """The point-in-time training set from the features bucket, and its lineage."""
-    from driftline.training.sources import from_feature_store
+def training_set_from_store(
+    fs: Any, bucket: str, model: str, run_id: str, cfg: Any = None, captures_bucket: str | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The point-in-time training set from the features bucket, plus the model's feedback rows when its
+    ``training.feedback`` is on (as the train step builds it), and its lineage."""
+    from driftline.training.sources import from_feature_store, training_table
 
-    return from_feature_store(fs, bucket, model=model, run_id=run_id)
+    if cfg is None:
+        return from_feature_store(fs, bucket, model=model, run_id=run_id)
+    return training_table(
+        fs,
+        bucket,
+        model=model,
+        run_id=run_id,
+        feedback=cfg.training.feedback,
+        labelers=cfg.labelers,
+        captures_bucket=captures_bucket,
+    )
 
 
 class _Steps:
@@ -161,7 +174,11 @@ def register(app: typer.Typer) -> None:
             names = resource_names(platform)
             if data is None:
                 steps(f"building the point-in-time training set from s3://{names['FEATURES_BUCKET']}")
-                table, lineage = _call(lambda: training_set_from_store(fs, names["FEATURES_BUCKET"], model, run_id))
+                table, lineage = _call(
+                    lambda: training_set_from_store(
+                        fs, names["FEATURES_BUCKET"], model, run_id, cfg, names.get("CAPTURES_BUCKET")
+                    )
+                )
             from driftline.training.publish import train_and_register
 
             outcome = _call(

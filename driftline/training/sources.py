@@ -182,3 +182,43 @@ def with_feedback(
     if uploads is None:
         out["uploads"] = uploads_error
     return table, out
+
+
+def training_table(
+    fs: Any,
+    bucket: str,
+    *,
+    model: str,
+    run_id: str,
+    feedback: Any,
+    labelers: Any = (),
+    captures_bucket: str | None = None,
+    clients: Any = None,
+    **store: Any,
+) -> tuple[Any, dict[str, Any]]:
+    """What a run trains on: :func:`from_feature_store` (``store`` are its join arguments) plus the feedback
+    rows of :func:`with_feedback` (``feedback``: the model's ``training.feedback``). With feedback on, a
+    feature store without data is not yet a failure: the feedback rows alone may be enough. The train step
+    and ``driftline train`` both build their table here."""
+    uploads: Any = None
+    lineage: dict[str, Any] = {}
+    error: str | None = None
+    try:
+        uploads, lineage = from_feature_store(fs, bucket, model=model, run_id=run_id, clients=clients, **store)
+    except TrainingDataError as e:
+        if not feedback.enabled:
+            raise
+        error = str(e)
+    return with_feedback(
+        uploads,
+        lineage,
+        fs,
+        bucket,
+        model=model,
+        run_id=run_id,
+        settings=feedback,
+        captures_bucket=captures_bucket,
+        labelers=labelers,
+        clients=clients,
+        uploads_error=error,
+    )

@@ -25,7 +25,7 @@ from driftline.retraining.sagemaker import SageMakerTarget, choose_compute, star
 from driftline.training.core import TrainedModel, validation_fraction_of
 from driftline.training.errors import TrainingRejectedError
 from driftline.training.publish import current_champion, register_result, train_and_register, training_lineage
-from driftline.training.sources import TrainingDataError, from_feature_store, with_feedback
+from driftline.training.sources import TrainingDataError, training_table
 
 DataSource = Callable[[FeatureSet, str, str, str], tuple[Any, dict[str, Any]]]
 """(feature set, features bucket, model, run id) -> (table, training-set lineage)."""
@@ -73,36 +73,18 @@ def feature_store_source(config: PlatformConfig) -> DataSource:
     def source(fs: FeatureSet, bucket: str, model: str, run_id: str) -> tuple[Any, dict[str, Any]]:
         cfg = config.model(model)
         t = cfg.training
-        table: Any = None
-        lineage: dict[str, Any] = {}
-        error: str | None = None
-        try:
-            table, lineage = from_feature_store(
-                fs,
-                bucket,
-                model=model,
-                run_id=run_id,
-                join=t.join,
-                join_auto_bytes=t.join_auto_bytes,
-                athena=athena,
-                clients=aws.client,
-            )
-        except TrainingDataError as e:
-            if not t.feedback.enabled:  # with feedback on, its rows alone may be enough
-                raise
-            error = str(e)
-        return with_feedback(
-            table,
-            lineage,
+        return training_table(
             fs,
             bucket,
             model=model,
             run_id=run_id,
-            settings=t.feedback,
-            captures_bucket=os.environ.get("CAPTURES_BUCKET"),
+            feedback=t.feedback,
             labelers=cfg.labelers,
+            captures_bucket=os.environ.get("CAPTURES_BUCKET"),
             clients=aws.client,
-            uploads_error=error,
+            join=t.join,
+            join_auto_bytes=t.join_auto_bytes,
+            athena=athena,
         )
 
     return source
