@@ -288,6 +288,12 @@ def row_keys(data: Any, name: str) -> np.ndarray | None:
     """Each row's canonical category key of column ``name`` (None where missing), the same strings
     :func:`extract` counts, so a row falls in the segment its category is counted under; None when
     the column is absent or not categorical."""
+    keys = row_key_array(data, name)
+    return None if keys is None else np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def row_key_array(data: Any, name: str) -> pa.Array | pa.ChunkedArray | None:
+    """:func:`row_keys` as an Arrow string array (no Python object per row)."""
     getter, n_rows, available = _accessor(data)
     if name not in available:
         return None
@@ -322,10 +328,9 @@ def row_keys(data: Any, name: str) -> np.ndarray | None:
         arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, t), arr)
     keys = pc.cast(arr, pa.string())
     keys = pc.if_else(pc.equal(keys, "True"), "true", pc.if_else(pc.equal(keys, "False"), "false", keys))
-    out = np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object)
-    if out.shape[0] != n_rows:
-        raise DriftInputError(f"column {name!r} has {out.shape[0]} values but the data has {n_rows} rows")
-    return out
+    if len(keys) != n_rows:
+        raise DriftInputError(f"column {name!r} has {len(keys)} values but the data has {n_rows} rows")
+    return keys
 
 
 def take_rows(data: Any, names: Sequence[str], rows: np.ndarray) -> dict[str, Any]:

@@ -30,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from driftline.contracts import DEFAULT_MAX_SEGMENTS, SEGMENT_OTHER
-from driftline.drift.columns import WRONG_TYPE, CategoryCounts, extract, row_keys, take_rows
+from driftline.drift.columns import WRONG_TYPE, CategoryCounts, extract, row_key_array, take_rows
 from driftline.drift.errors import DriftInputError, ProfileFormatError
 from driftline.drift.methods import VALUE_COUNT_LIMIT, Kind, validate_method
 from driftline.drift.multivariate import DEFAULT_SAMPLE_ROWS, MultivariateModel, fit_multivariate
@@ -291,10 +293,18 @@ class SegmentSet:
         """Every segment of the column, in reference-frequency order (``__other__`` last)."""
         return [*self.profiles, *(k for k in self.unavailable if k not in self.profiles)]
 
-    def labels(self, keys: np.ndarray) -> np.ndarray:
+    def codes(self, keys: np.ndarray | pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Each row's segment as an index into ``values`` (``len(values)``: ``__other__``), from its category
+        key (None: missing), computed in Arrow (a million rows would take a Python loop seconds)."""
+        arr = keys if isinstance(keys, pa.Array | pa.ChunkedArray) else pa.array(keys, type=pa.string())
+        idx = pc.fill_null(pc.index_in(arr, value_set=pa.array(self.values, type=pa.string())), len(self.values))
+        return np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    def labels(self, keys: np.ndarray | pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Each row's segment from its category key (None: missing): a kept value or ``__other__``."""
-        kept = set(self.values)
-        return np.asarray([k if k in kept else SEGMENT_OTHER for k in keys.tolist()], dtype=object)
+        names = np.asarray([*self.values, SEGMENT_OTHER], dtype=object)
+        out: np.ndarray = names[self.codes(keys)]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -457,7 +467,7 @@ def build_segments(
         col = columns[name]
         assert isinstance(col, CategoricalProfile)
         seg = SegmentSet(name, list(col.keys[:max_segments]), max_segments)
-        keys = row_keys(reference, name)
+        keys = row_key_array(reference, name)
         assert keys is not None  # the column was profiled as categorical
         labels = seg.labels(keys)
         others = [c for c, p in columns.items() if c != name and p.role == "feature"]

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from driftline.drift.columns import extract, row_keys, take_rows
+from driftline.contracts import SEGMENT_OTHER
+from driftline.drift.columns import extract, row_key_array, take_rows
 from driftline.drift.errors import DriftInputError
 from driftline.drift.methods import VALUE_COUNT_LIMIT
 from driftline.drift.multivariate import ErrorSums, MultivariateModel, reconstruction_sums
@@ -315,18 +316,15 @@ def summarize_segments(profile: Profile, data: Any) -> tuple[dict[str, dict[str,
     out: dict[str, dict[str, Summary]] = {}
     problems: dict[str, str] = {}
     for column, seg in profile.segments.items():
-        keys = row_keys(data, column)
+        keys = row_key_array(data, column)
         if keys is None:
             problems[column] = f"segment column {column!r} is not in the current data or not categorical"
             continue
-        labels = seg.labels(keys)
-        order = np.argsort(labels.astype(str), kind="stable") if labels.size else np.empty(0, dtype=np.int64)
-        sorted_labels = labels[order].astype(str) if labels.size else np.empty(0, dtype=str)
+        codes = seg.codes(keys)
         out[column] = {}
+        names = [*seg.values, SEGMENT_OTHER]
         for value, sub in seg.profiles.items():
-            lo = int(np.searchsorted(sorted_labels, value, side="left"))
-            hi = int(np.searchsorted(sorted_labels, value, side="right"))
-            rows = np.sort(order[lo:hi])
+            rows = np.flatnonzero(codes == names.index(value))
             part = take_rows(data, list(sub.columns), rows)
             if not part:  # none of the segment's columns is in the data: an empty frame of the right length
                 part = {column: np.empty(rows.size, dtype=object)}
