@@ -2,11 +2,13 @@
 
 Per model ``m`` (one Firehose stream each):
 
-- ``captures_<m>``: the capture records (format v2, :mod:`driftline.capture_format`): the request's
-  scalar fields, ``rows array<struct<…the model's features…>>``, ``outputs array<struct<label,
-  probability, probabilities, value>>``, ``index``/``part``/``parts``; JSON lines under
-  ``captures/model=<m>/YYYY/MM/DD/HH/``. Older v1 lines (one per row) have no ``rows``: they read as
-  null there, and the Python reader (:class:`driftline.captures_store.CapturesStore`) still reads them.
+- ``captures_<m>``: the capture records (:mod:`driftline.capture_format`): the request's scalar
+  fields, ``cols struct<…one array<type> per feature…>`` (format v3, the rows by column),
+  ``rows array<struct<…the model's features…>>`` (format v2, the row layout), ``outputs
+  array<struct<label, probability, probabilities, value>>``, ``index``/``part``/``parts``; JSON lines
+  under ``captures/model=<m>/YYYY/MM/DD/HH/``. A line has either ``cols`` or ``rows`` (the other reads
+  as null), and older v1 lines (one per row) have neither: they fill ``features``/``prediction``. The
+  Python reader (:class:`driftline.captures_store.CapturesStore`) reads all three.
 - ``feedback_<m>``: one line per label (``request_id`` = the row id, ``label``, ``ts``, ``by``) under
   ``feedback/model=<m>/YYYY/MM/DD/HH/``.
 
@@ -25,7 +27,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from driftline.athena_tables import Column, TableSpec, database_name
-from driftline.capture_format import INDEX_FIELD, OUTPUT_FIELD, PARTS_FIELDS, REQUEST_FIELDS, ROW_FIELD, TEST_FIELD
+from driftline.capture_format import (
+    COLUMNS_FIELD,
+    INDEX_FIELD,
+    OUTPUT_FIELD,
+    PARTS_FIELDS,
+    REQUEST_FIELDS,
+    ROW_FIELD,
+    TEST_FIELD,
+)
 from driftline.contracts import CAPTURES_PREFIX, FEEDBACK_PREFIX, capture_prefix, feedback_prefix
 from driftline.features.catalog import GLUE_TYPES
 from driftline.features.schema import FeatureSet
@@ -87,10 +97,19 @@ def _label_type(fs: FeatureSet) -> str | None:
     return "bigint" if all(isinstance(c, int) for c in label.class_values) else "string"
 
 
+def _field_types(fs: FeatureSet) -> list[tuple[str, str]]:
+    """The model's features and their Glue types as captured (timestamps stay the ISO text the client sent)."""
+    return [(f.name, "string" if f.type == "timestamp" else GLUE_TYPES[f.type]) for f in fs.features]
+
+
 def _row_type(fs: FeatureSet) -> str:
-    """A row as received: the model's features (timestamps stay the ISO text the client sent)."""
-    fields = [f"{f.name}:{'string' if f.type == 'timestamp' else GLUE_TYPES[f.type]}" for f in fs.features]
-    return f"struct<{','.join(fields)}>"
+    """A row as received: the model's features."""
+    return f"struct<{','.join(f'{name}:{t}' for name, t in _field_types(fs))}>"
+
+
+def _columns_type(fs: FeatureSet) -> str:
+    """The rows by column (format v3): one array per feature, in the same order as :func:`_row_type`'s fields."""
+    return f"struct<{','.join(f'{name}:array<{t}>' for name, t in _field_types(fs))}>"
 
 
 def _output_type(fs: FeatureSet) -> str:
@@ -102,13 +121,15 @@ def _output_type(fs: FeatureSet) -> str:
 
 
 def capture_columns(fs: FeatureSet) -> tuple[Column, ...]:
-    """The columns of a captures table for a model trained on ``fs``: format v2's fields, then the nullable
-    v1 fields (so a window still holding v1 captures is read whole by the scale-out query) and the test
-    traffic flag. A line lacking a field reads it as NULL."""
+    """The columns of a captures table for a model trained on ``fs``: the request's fields, the rows by
+    column (v3) and as rows (v2, nullable: older records and the writer's fallback), the outputs, then the
+    nullable v1 fields (so a window still holding v1 captures is read whole by the scale-out query) and the
+    test traffic flag. A line lacking a field reads it as NULL."""
     scalars = tuple(Column(name, glue_type) for name, glue_type in REQUEST_FIELDS)
     return (
         *scalars,
-        Column(ROW_FIELD, f"array<{_row_type(fs)}>", "the request's rows as received"),
+        Column(ROW_FIELD, f"array<{_row_type(fs)}>", "format v2: the request's rows as received"),
+        Column(COLUMNS_FIELD, _columns_type(fs), "format v3: the request's rows by column, one value per row"),
         Column(OUTPUT_FIELD, f"array<{_output_type(fs)}>", "one prediction per row, in order"),
         Column(INDEX_FIELD, "array<int>", "the rows' positions in the request when not 0..n-1"),
         *(Column(name, "int", "split records only") for name in PARTS_FIELDS),
@@ -130,7 +151,7 @@ def captures_table(platform: Platform, model: str, fs: FeatureSet) -> TableSpec:
         partition_keys=(Column(HOUR_PARTITION, "string"),),
         projection=hour_projection(),
         location_template=f"${{{HOUR_PARTITION}}}",
-        description=f"Inference captures of model {model} (format v2: one record per request and role; v1 rows)",
+        description=f"Inference captures of model {model} (a record per request and role: v3 columns, v2 rows; v1)",
         parameters=(("driftline.feature_set", fs.name), ("driftline.feature_set_version", str(fs.version))),
     )
 

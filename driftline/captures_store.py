@@ -2,7 +2,8 @@
 
 Layout (:mod:`driftline.contracts`, docs/architecture.md): ``captures/model=<m>/YYYY/MM/DD/HH/<object>``
 (JSON lines delivered by the model's Firehose stream, written by :mod:`driftline.serving.capture`; one
-record per request and role in format v2, one per row in v1: :mod:`driftline.capture_format`) and
+record per request and role in formats v3 (columns) and v2 (rows), one per row in v1:
+:mod:`driftline.capture_format`) and
 ``feedback/model=<m>/YYYY/MM/DD/HH/<id>.jsonl`` (one labels request, JSON lines, written here).
 
 Monitoring (drift and performance checks) and canary evaluation read through :class:`CapturesStore`,
@@ -10,17 +11,17 @@ so the rules that decide what a window contains are written once:
 
 - listing: only the hour prefixes overlapping the window are listed, and records are then kept on
   their own ``ts`` (Firehose files a record under the hour it *arrives*);
-- parsing: one JSON object per line; a line that is not a JSON object, or a v2 record that is
+- parsing: one JSON object per line; a line that is not a JSON object, or a v2/v3 record that is
   malformed (:func:`driftline.capture_format.expand`), is counted and skipped, so one corrupt object
   never hides the rest of a window;
-- one view for both formats: a v2 record is expanded into the per-row records v1 wrote (the row's
-  id ``<request_id>:<i>``, ``features``, ``prediction`` and the request's fields), so monitoring and
-  canary code read one shape, and a window may mix both versions;
+- one view for every format: a v2 or v3 record is expanded into the per-row records v1 wrote (the
+  row's id ``<request_id>:<i>``, ``features``, ``prediction`` and the request's fields), so monitoring
+  and canary code read one shape, and a window may mix all three versions;
 - test traffic: records marked as test (:func:`driftline.capture_format.is_test`, the
   ``X-Driftline-Test`` request header) are left out of every read by default and counted
   (``ReadStats.n_test``), so test requests never reach a drift window, a canary evaluation or a label join;
 - de-duplication: delivery is at-least-once, so a v1 capture is kept once per (``request_id``,
-  ``role``) (:func:`delivery_key`) and a v2 record once per (``request_id``, ``role``, ``part``);
+  ``role``) (:func:`delivery_key`) and a v2/v3 record once per (``request_id``, ``role``, ``part``);
 - budgets: a read stops at ``max_records`` captured rows, and at ``max_objects`` label objects
   (:data:`DEFAULT_MAX_FEEDBACK_OBJECTS`), so a busy model or a flood of tiny label objects cannot
   exhaust a Lambda's memory or time;
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from driftline.capture_format import expand, is_test, is_v2, record_key
+from driftline.capture_format import expand, is_request_record, is_test, record_key
 from driftline.contracts import CAPTURES_PREFIX, FEEDBACK_PREFIX, feedback_key, hour_prefixes, record_time
 from driftline.serving.labels import CAPTURE_CALLER, FEEDBACK_BY, Labels
 
@@ -75,7 +76,7 @@ class ReadStats:
     n_lines: int = 0
     """Non-blank lines read."""
     n_bad_lines: int = 0
-    """Lines that were not JSON objects, or malformed v2 records (skipped)."""
+    """Lines that were not JSON objects, or malformed v2/v3 records (skipped)."""
     n_other: int = 0
     """Captured rows in the time window that the caller's filter left out (other versions or roles)."""
     n_duplicates: int = 0
@@ -203,7 +204,7 @@ class CapturesStore:
         include_test: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """The captured rows of ``model`` stamped in the window, once each, in arrival order (v1 records
-        as they are, v2 records expanded into the same per-row shape).
+        as they are, v2 and v3 records expanded into the same per-row shape).
 
         Parameters
         ----------
@@ -232,7 +233,7 @@ class CapturesStore:
         Returns
         -------
         Iterator[dict[str, Any]]
-            The rows, de-duplicated on :func:`delivery_key` (v1) or per record (v2).
+            The rows, de-duplicated on :func:`delivery_key` (v1) or per record (v2, v3).
         """
         seen: set[tuple[str, str]] = set()
         seen_v2: set[tuple[str, str, int]] = set()
@@ -240,7 +241,7 @@ class CapturesStore:
         prefixes = hour_prefixes(CAPTURES_PREFIX, model, start, list_until or end)
         for key, line_no, rec in self._records(prefixes, stats, modified=modified):
             ts = record_time(rec.get("ts"))
-            v2 = is_v2(rec)
+            v2 = is_request_record(rec)  # v2 or v3: one record per request
             rows = expand(rec) if v2 else [rec]
             if rows is None:
                 self._bad_line(stats, key, line_no)

@@ -1,7 +1,9 @@
 """Inference capture: every request's predictions (or a sticky sample of its rows) via Kinesis Data Firehose.
 
-One capture record per request and role (format v2, :mod:`driftline.capture_format`): the request's
-rows as received, its outputs, version, request id, time and latency. Records go to the per-model
+One capture record per request and role (:mod:`driftline.capture_format`): the request's rows as
+received, its outputs, version, request id, time and latency. The rows are written by column (format
+v3: one array per field instead of one object per row, :func:`row_columns`), which leaves out the keys
+that were ~60 % of a row's bytes; rows whose fields differ keep the row layout (v2). Records go to the per-model
 delivery stream ``CAPTURE_STREAM_PREFIX + model``, which writes them as JSON lines to
 ``captures/model=<model>/YYYY/MM/DD/HH/`` in the captures bucket (docs/architecture.md).
 
@@ -47,7 +49,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -55,9 +57,20 @@ from itertools import accumulate
 from typing import Any, Protocol
 
 import msgspec
+from msgspec.structs import astuple
 
 from driftline import aws
-from driftline.capture_format import ROW_FIELD, is_v2, split_record
+from driftline.capture_format import (
+    OUTPUT_FIELD,
+    ROW_FIELD,
+    ROWS_FORMAT_VERSION,
+    VERSION_FIELD,
+    captured_rows,
+    columnar,
+    dict_columns,
+    is_request_record,
+    split_record,
+)
 from driftline.serving.typed_records import row_dict
 
 log = logging.getLogger(__name__)
@@ -296,10 +309,42 @@ def record_lines(record: dict[str, Any], line: bytes) -> tuple[list[bytes], int]
     limit, or a record of another shape that cannot be split)."""
     if len(line) <= MAX_RECORD_BYTES:
         return [line], 0
-    rows = record.get(ROW_FIELD)
-    if not is_v2(record) or not isinstance(rows, list):
+    outputs = record.get(OUTPUT_FIELD)
+    if not is_request_record(record) or not isinstance(outputs, list):
+        rows = record.get(ROW_FIELD)
         return [], len(rows) if isinstance(rows, list) else 1
     return split_record(record, encode_record, MAX_RECORD_BYTES)
+
+
+@lru_cache(maxsize=32)
+def _struct_layout(row_type: type[msgspec.Struct]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """A typed row's JSON names (as the client sent them) and the positions of its optional fields
+    (those with a default: the non-input fields, which may be unset)."""
+    names = row_type.__struct_encode_fields__
+    optional = len(row_type.__struct_defaults__)
+    return names, tuple(range(len(names) - optional, len(names)))
+
+
+def row_columns(rows: Sequence[Any]) -> Mapping[str, Sequence[Any]] | None:
+    """The rows by column (``{name: values}``, one value per row), or None when they cannot be (no rows,
+    rows of different shapes, a typed row with an optional field unset, dicts whose keys differ): such
+    a record keeps the row layout, so an absent field is never written as a null.
+
+    Typed rows (:mod:`driftline.serving.typed_records`) are turned into tuples by msgspec in C and
+    transposed by ``zip``: a few microseconds for 100 rows of 21 fields, where reading 2,100 attributes
+    one by one cost several times that, on the request path (docs/performance.md)."""
+    if not rows:
+        return None
+    first = type(rows[0])
+    if not issubclass(first, msgspec.Struct):
+        return dict_columns(rows)
+    if len(set(map(type, rows))) != 1:
+        return None
+    names, optional = _struct_layout(first)
+    cols = list(zip(*map(astuple, rows), strict=True))
+    if any(msgspec.UNSET in cols[j] for j in optional):
+        return None
+    return dict(zip(names, cols, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,13 +362,19 @@ class Captured:
 
 
 def capture_entry(record: dict[str, Any]) -> Captured:
-    """The record encoded (as :func:`encode_record` writes it): raises KeyError/TypeError/ValueError for a
-    record without a string ``model`` or an integer ``version`` (a programming error)."""
+    """The record encoded (as :func:`encode_record` writes it), a row-layout record by column when its
+    rows allow (:func:`row_columns`): raises KeyError/TypeError/ValueError for a record without a string
+    ``model`` or an integer ``version`` (a programming error)."""
     model, version = record["model"], record["version"]
     if type(model) is not str or type(version) is not int:
         raise TypeError(f"a capture record needs a string model and an integer version, not {model!r}, {version!r}")
     rows = record.get(ROW_FIELD)
-    return Captured(model, version, str(record.get("request_id")), len(rows or ()) or 1, _line(record))
+    if record.get(VERSION_FIELD) == ROWS_FORMAT_VERSION and isinstance(rows, list):
+        cols = row_columns(rows)
+        if cols is not None:
+            record = columnar(record, cols)
+    n = captured_rows(record) if is_request_record(record) else len(rows) if isinstance(rows, list) else 1
+    return Captured(model, version, str(record.get("request_id")), n or 1, _line(record))
 
 
 _SCRATCH = threading.local()

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from driftline import aws as aws_mod
-from driftline.capture_format import request_record, row_id
+from driftline.capture_format import columnar, dict_columns, request_record, row_id
 from driftline.contracts import drift_run_name, drift_shard_data_prefix, drift_shard_summary_key
 from driftline.drift import Profile
 from driftline.monitoring import Context, run_check
@@ -23,7 +23,7 @@ from driftline.monitoring.history import RUNNING, DriftHistory, HistoryEntry
 from driftline.monitoring.scale import ShardFileError, ShardQuery, reduce_check, summarize_shard_object
 from driftline.monitoring.scale.reduce import FAILED, INCOMPLETE
 from driftline.registry.artifacts import ArtifactRef, read_verified
-from tests.fixtures.drift_scale import capture_records, unload_to, with_hour
+from tests.fixtures.drift_scale import capture_records, captures_schema, unload_to, with_hour
 from tests.integration.test_monitoring_check import (
     MODEL,
     T0,
@@ -49,8 +49,10 @@ def write_v2_captures(
     role: str = "champion",
     caller: str | None = None,
     per_request: int = 4,
+    columns: bool = False,
 ) -> list[str]:
-    """``n`` captured rows as v2 records of ``per_request`` rows each; returns the row ids labels name."""
+    """``n`` captured rows as v2 records of ``per_request`` rows each (v3, the rows by column, with
+    ``columns``, as the serving writer writes them); returns the row ids labels name."""
     cols = credit_rows(fs, n, seed, shift)
     probs = score(cols)
     lines, row_ids = [], []
@@ -74,6 +76,10 @@ def write_v2_captures(
             outputs=outputs,
             caller=caller,
         )
+        if columns:
+            by_column = dict_columns(rows)
+            assert by_column is not None
+            rec = columnar(rec, by_column)
         lines.append(json.dumps(rec))
         row_ids += [row_id(rid, j) for j in range(len(rows))]
     key = f"captures/model={MODEL}/{start:%Y/%m/%d/%H}/{MODEL}-{uuid.uuid4().hex}"
@@ -90,6 +96,13 @@ def _objects(bucket: str, prefix: str) -> list[str]:
     return [line for line in out if line.strip()]
 
 
+def _feature_set() -> Any:
+    from driftline.features.schema import load_feature_set
+    from tests.conftest import FEATURE_SETS
+
+    return load_feature_set(FEATURE_SETS / "credit_default.yaml")
+
+
 def _profile() -> Profile:
     from driftline.registry.store import Registry
 
@@ -102,7 +115,8 @@ def _profile() -> Profile:
 
 
 def _shard_files(env: dict[str, str], version: int, tmp: Path, shards: int, run: str) -> list[str]:
-    """Run the shard query on DuckDB over the bucket's captures and feedback; upload the shard files."""
+    """Run the shard query on DuckDB over the bucket's captures and feedback (typed as the Glue table
+    declares them); upload the shard files."""
     bucket = env["CAPTURES_BUCKET"]
     caps = with_hour(capture_records(_objects(bucket, f"captures/model={MODEL}/")))
     labels = with_hour(json.loads(line) for line in _objects(bucket, f"feedback/model={MODEL}/"))
@@ -111,7 +125,7 @@ def _shard_files(env: dict[str, str], version: int, tmp: Path, shards: int, run:
         lab.setdefault("by", None)
     profile = _profile()
     features = [c for c in profile.columns if profile.columns[c].role == "feature"]
-    captures_table = pa.Table.from_pylist(caps)
+    captures_table = pa.Table.from_pylist(caps, schema=captures_schema(_feature_set()))
     row_fields = [f.name for f in captures_table.schema.field("rows").type.value_type]
     q = ShardQuery(
         DB,

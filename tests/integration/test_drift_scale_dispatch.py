@@ -36,6 +36,9 @@ def _state_machine(monkeypatch: pytest.MonkeyPatch, credit_fs: Any) -> str:
     columns = [{"Name": "request_id", "Type": "string"}, {"Name": "rows", "Type": f"array<{row}>"}]
     columns += [{"Name": "features", "Type": row}, {"Name": "prediction", "Type": "struct<value:double>"}]
     columns += [{"Name": "test", "Type": "boolean"}]
+    columns += [
+        {"Name": "cols", "Type": "struct<" + ",".join(f"{f.name}:array<string>" for f in credit_fs.features) + ">"}
+    ]
     glue.create_table(
         DatabaseName="db", TableInput={"Name": "captures_credit_default", "StorageDescriptor": {"Columns": columns}}
     )
@@ -76,7 +79,8 @@ def test_large_window_starts_the_workflow_once_small_one_stays_in_process(
     state = json.loads(aws_mod.client("stepfunctions").describe_execution(executionArn=out["execution_arn"])["input"])
     assert state["query"].startswith("UNLOAD (") and state["estimate"]["shards"] == 1
     assert state["data_prefix"].endswith(f"{state['run']}/data/") and state["max_polls"] > 0
-    assert "LEFT JOIN UNNEST(c.rows) WITH ORDINALITY AS u(f_0, " in state["query"]
+    assert "LEFT JOIN UNNEST(c.v2_rows) WITH ORDINALITY AS u(f_0, " in state["query"]
+    assert "LEFT JOIN UNNEST(c.v3_positions) AS w(n)" in state["query"]
 
     # a re-check by hand after that execution ended (failed or incomplete) runs again, under a new name
     aws_mod.client("stepfunctions").stop_execution(executionArn=out["execution_arn"])
@@ -92,15 +96,16 @@ def test_large_window_starts_the_workflow_once_small_one_stays_in_process(
     assert small["status"] == "ok" and small["n_current"] == 400
 
 
+@pytest.mark.parametrize("missing", ["test", "cols"])
 def test_a_captures_table_without_the_v1_and_test_columns_keeps_the_window_in_process(
-    aws: dict[str, str], credit_fs: Any, monkeypatch: pytest.MonkeyPatch
+    aws: dict[str, str], credit_fs: Any, monkeypatch: pytest.MonkeyPatch, missing: str
 ) -> None:
-    """A table created before the v1 and ``test`` columns (not yet redeployed) would fail the query or count
-    test traffic: the window is checked in-process until the table has them."""
+    """A table created before the v1, ``test`` or v3 ``cols`` columns (not yet redeployed) would fail the query
+    or count test traffic: the window is checked in-process until the table has them."""
     _state_machine(monkeypatch, credit_fs)
     glue = aws_mod.client("glue")
     table = glue.get_table(DatabaseName="db", Name="captures_credit_default")["Table"]
-    old = [c for c in table["StorageDescriptor"]["Columns"] if c["Name"] != "test"]
+    old = [c for c in table["StorageDescriptor"]["Columns"] if c["Name"] != missing]
     glue.update_table(DatabaseName="db", TableInput={"Name": table["Name"], "StorageDescriptor": {"Columns": old}})
     v = register_champion(credit_fs)
     write_v2_captures(credit_fs, v, T0, 400, seed=2)

@@ -96,8 +96,8 @@ def test_captures_and_labels_carry_the_proved_caller(client: Client, aws: dict[s
         for o in objects
         for line in s3.get_object(Bucket=aws["CAPTURES_BUCKET"], Key=o["Key"])["Body"].read().splitlines()
     ]
-    caps = [x for x in lines if "rows" in x]  # one v2 capture record for the request
-    assert [(x["request_id"], x["caller"], len(x["rows"])) for x in caps] == [("req-a", ALICE, 1)]
+    caps = [x for x in lines if "outputs" in x]  # one capture record for the request (v3: rows by column)
+    assert [(x["request_id"], x["caller"], capture_format.captured_rows(x)) for x in caps] == [("req-a", ALICE, 1)]
     assert [(r["request_id"], r["caller"]) for r in capture_format.expand(caps[0]) or []] == [("req-a:0", ALICE)]
     assert [(x["request_id"], x["by"]) for x in lines if "label" in x] == [("req-a:0", ALICE)]
 

@@ -121,7 +121,9 @@ def captures(env: dict[str, str], prefix: str = f"captures/model={MODEL}/") -> l
         for line in body.splitlines():
             if line:
                 rec = json.loads(line)
-                assert rec["v"] == 2, rec  # one record per request and role (format v2)
+                assert rec["v"] == capture_format.FORMAT_VERSION and "cols" in rec, (
+                    rec
+                )  # per request and role, by column
                 out.extend({**row, "_key": obj["Key"]} for row in capture_format.expand(rec) or [])
     return out
 

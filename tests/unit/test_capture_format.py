@@ -1,5 +1,6 @@
 """Capture format v2: one record per request and role, the v1 row view every reader gets, and the split
-of records larger than Firehose's record limit (never dropped)."""
+of records larger than Firehose's record limit (never dropped). The columnar v3 layout the writer uses
+is tested in test_capture_columnar.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftline.capture_format import (
-    FORMAT_VERSION,
+    ROWS_FORMAT_VERSION,
     TEST_FIELD,
     captured_rows,
     expand,
@@ -54,7 +55,7 @@ def _record(n: int, **kw: Any) -> dict[str, Any]:
 def test_round_trip_gives_the_v1_row_view() -> None:
     rec = _record(3, caller="arn:aws:iam::1:role/alice")
     back = _strict(encode_record(rec))
-    assert back["v"] == FORMAT_VERSION and back["ts"] == "2026-11-26T10:00:01.234567+00:00"
+    assert back["v"] == ROWS_FORMAT_VERSION and back["ts"] == "2026-11-26T10:00:01.234567+00:00"
     assert "index" not in back and "part" not in back  # a whole request: no index, no parts
     rows = expand(back)
     assert rows is not None and [r["request_id"] for r in rows] == ["req-1:0", "req-1:1", "req-1:2"]

@@ -65,6 +65,7 @@ def _run(records: list[dict[str, Any]], labels: list[dict[str, Any]], **kw: Any)
             ("caller", pa.string()),
             ("ts", pa.string()),
             ("rows", pa.list_(row)),
+            ("cols", pa.struct([("age", pa.list_(pa.int64())), ("city", pa.list_(pa.string()))])),
             ("outputs", pa.list_(out)),
             ("features", row),
             ("prediction", out),
@@ -231,7 +232,8 @@ def test_the_query_keeps_every_copy_in_one_shard_and_the_summarize_step_keeps_on
     schema = pa.schema(
         [("v", pa.int32()), ("request_id", pa.string()), ("version", pa.int64()), ("role", pa.string()),
          ("part", pa.int64()), ("index", pa.list_(pa.int64())), ("caller", pa.string()), ("ts", pa.string()),
-         ("rows", pa.list_(row)), ("outputs", pa.list_(out)), ("features", row), ("prediction", out),
+         ("rows", pa.list_(row)), ("cols", pa.struct([("age", pa.list_(pa.int64())), ("city", pa.list_(pa.string()))])),
+         ("outputs", pa.list_(out)), ("features", row), ("prediction", out),
          ("test", pa.bool_()), ("hour", pa.string())]
     )  # fmt: skip
     garbage = {"hour": f"{T0:%Y/%m/%d/%H}"}  # the JSON SerDe's row of NULLs for a line that is not JSON

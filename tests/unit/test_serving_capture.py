@@ -336,7 +336,7 @@ def test_the_buffer_holds_the_encoded_line_not_the_request_objects() -> None:
     rec["rows"].append({"x": "changed after submit"})  # the request's objects are no longer read
     (entry,) = w._take(10, deliver=False)
     assert type(entry.line) is bytes and entry.line.endswith(b"\n") and entry.line.count(b"\n") == 1
-    assert json.loads(entry.line)["rows"] == [{"x": 4, "k": k} for k in range(3)]
+    assert json.loads(entry.line)["cols"] == {"x": [4, 4, 4], "k": [0, 1, 2]}  # v3: the rows by column
     assert (entry.model, entry.version, entry.request_id, entry.rows) == ("m", 1, "r4", 3)
 
 

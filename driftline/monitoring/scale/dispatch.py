@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from driftline import aws
+from driftline.capture_format import COLUMNS_FIELD, ROW_FIELD, captured_rows
 from driftline.capture_tables import (
     TEST_FIELD,
     V1_FEATURES_FIELD,
@@ -108,8 +109,7 @@ def _rows_in(body: bytes) -> int:
         except ValueError:
             continue
         if isinstance(rec, dict):
-            inner = rec.get("rows")
-            rows += len(inner) if isinstance(inner, list) else 1
+            rows += captured_rows(rec)  # v3 counts its outputs, v2 its rows, v1 one
     return rows
 
 
@@ -130,15 +130,17 @@ def estimate_window(client: Any, bucket: str, model: str, start: datetime, end: 
 
 def captured_row_fields(glue: Any, database: str, table: str) -> list[str] | None:
     """The fields of the captures table's ``rows`` struct, in order (None when the table does not exist or
-    lacks a column the query reads: a table created before the v1 and ``test`` columns, until redeployed)."""
+    lacks a column the query reads: a table created before the v1, ``test`` or v3 ``cols`` columns, until
+    redeployed)."""
     try:
         columns = glue.get_table(DatabaseName=database, Name=table)["Table"]["StorageDescriptor"]["Columns"]
     except glue.exceptions.EntityNotFoundException:
         return None
     types = {col["Name"].lower(): col["Type"] for col in columns}
-    if "rows" not in types or any(c not in types for c in (V1_FEATURES_FIELD, V1_PREDICTION_FIELD, TEST_FIELD)):
+    needed = (ROW_FIELD, COLUMNS_FIELD, V1_FEATURES_FIELD, V1_PREDICTION_FIELD, TEST_FIELD)
+    if any(c not in types for c in needed):
         return None
-    return row_struct_fields(types["rows"])
+    return row_struct_fields(types[ROW_FIELD])
 
 
 def recheck_state(r: Recheck | None) -> dict[str, Any] | None:

@@ -50,11 +50,17 @@ SHARD_KEY = "request_key"
 """The column of ``captured`` the shard is computed from: the request id, so a request's rows stay together."""
 
 SHARDS_SELECT = """WITH raw AS (
-  SELECT request_id, caller, ts, rows, outputs, "index", features, prediction,
+  SELECT request_id, caller, ts, outputs, "index", features, prediction,
          coalesce(role, 'champion') AS role, part, coalesce(v, 1) AS v,
+         CASE WHEN coalesce(v, 1) = 2 THEN rows END AS v2_rows,
+         CASE WHEN coalesce(v, 1) = 3 THEN cols END AS v3_cols,
+         CASE WHEN coalesce(v, 1) = 3 AND cardinality(outputs) > 0 THEN sequence(1, cardinality(outputs))
+              END AS v3_positions,
          request_id IS NULL OR (coalesce(v, 1) = 2 AND (rows IS NULL OR outputs IS NULL
            OR cardinality(rows) <> cardinality(outputs)
-           OR ("index" IS NOT NULL AND cardinality("index") <> cardinality(rows)))) AS malformed,
+           OR ("index" IS NOT NULL AND cardinality("index") <> cardinality(rows))))
+           OR (coalesce(v, 1) = 3 AND (cols IS NULL OR outputs IS NULL
+           OR ("index" IS NOT NULL AND cardinality("index") <> cardinality(outputs)){columns_mismatch})) AS malformed,
          coalesce(role, 'champion') = 'champion' AND version = {version} AND coalesce("test", false) = false
            AND try(from_iso8601_timestamp(ts)) >= from_iso8601_timestamp({start})
            AND try(from_iso8601_timestamp(ts)) < from_iso8601_timestamp({end}) AS wanted
@@ -64,15 +70,17 @@ SHARDS_SELECT = """WITH raw AS (
 captured AS (
   SELECT CASE WHEN c.malformed THEN NULL
               WHEN c.v = 2 THEN c.request_id || ':' || CAST(coalesce(element_at(c."index", u.n), u.n - 1) AS varchar)
+              WHEN c.v = 3 THEN c.request_id || ':' || CAST(coalesce(element_at(c."index", w.n), w.n - 1) AS varchar)
               ELSE c.request_id END AS row_id,
          coalesce(c.request_id, '') AS {shard_key}, CASE WHEN NOT c.malformed THEN c.caller END AS caller,
 {row_columns}         CASE WHEN c.malformed THEN NULL WHEN c.v = 2 THEN element_at(c.outputs, u.n)
-              ELSE c.prediction END AS output,
+              WHEN c.v = 3 THEN element_at(c.outputs, w.n) ELSE c.prediction END AS output,
          CASE WHEN c.malformed THEN 1 END AS {malformed_column}
   FROM raw c
-  LEFT JOIN UNNEST(c.rows) WITH ORDINALITY AS u({row_aliases}, n) ON true
-  WHERE (c.malformed AND coalesce(u.n, 1) = 1)
-     OR (NOT c.malformed AND c.wanted AND (c.v <> 2 OR u.n IS NOT NULL))
+  LEFT JOIN UNNEST(c.v2_rows) WITH ORDINALITY AS u({row_aliases}, n) ON true
+  LEFT JOIN UNNEST(c.v3_positions) AS w(n) ON true
+  WHERE (c.malformed AND coalesce(u.n, w.n, 1) = 1)
+     OR (NOT c.malformed AND c.wanted AND (c.v NOT IN (2, 3) OR u.n IS NOT NULL OR w.n IS NOT NULL))
 ),
 labels AS (
   SELECT request_id, array_agg(label ORDER BY ts) AS label_values, array_agg("by" ORDER BY ts) AS label_by
@@ -92,14 +100,24 @@ one marker row per malformed capture line; the shard key is the only ``request_k
 the shared shard expression names it unqualified.
 
 One scan of the captures (Athena bills bytes scanned, and JSON is read whole): ``raw`` classifies every
-line of the listed hours once, and the ``LEFT JOIN UNNEST`` keeps the lines without ``rows`` (v1 captures,
-malformed lines) next to the unnested v2 rows. The query streams: nothing in it holds a record's rows
-beyond the record itself. Copies of a delivery (at least once) are NOT removed here: a window function
+line of the listed hours once, and the two ``LEFT JOIN UNNEST`` keep the lines without ``rows`` (v1
+captures, malformed lines) next to the unnested v2 rows and v3 positions; a line has at most one of the
+two (the other is null for its version), so each line gives its own rows once. The query streams:
+nothing in it holds a record's rows beyond the record itself.
+Copies of a delivery (at least once) are NOT removed here: a window function
 that numbers them carries every record's nested ``rows``/``outputs`` through the engine's window operator,
 whose memory then grows with the window (the local engine failed 2M rows at 512 MB). Every copy of a row
 has the same row id, so it lands in the same shard, and the summarize step keeps the first copy of each
 row id over the whole shard (:func:`driftline.monitoring.scale.shards.first_copies`).
 
+- v3 records (``v = 3``, ``cols``: one array per feature) give one row per output: the positions
+  ``1..cardinality(outputs)`` are unnested and each feature is ``element_at`` of its array. Trino zips
+  several arrays with ``UNNEST(a, b, …) WITH ORDINALITY``, but sqlglot passes that through unchanged and
+  DuckDB's ``unnest`` takes one list, so the local engine refuses it (``No function matches
+  unnest(INTEGER[], VARCHAR[])``); one unnested ``sequence`` and ``element_at`` (a constant-time list
+  index on both engines) is the portable form. A v3 record whose ``index`` or any column of the table's
+  features disagrees in length with its outputs is malformed, like :func:`driftline.capture_format.expand`
+  says (a column absent from the line reads as null, as a missing key of a v2 row does).
 - v2 records (``v = 2``) give one row per element of ``rows``; v1 captures (no ``v``, one line per row,
   ``features``/``prediction``, :mod:`driftline.capture_format`) give one row each, their row id being their
   ``request_id`` (a v2 row id always holds a ``:``, so the two never collide).
@@ -139,7 +157,8 @@ class ShardQuery:
     """The profile's feature columns to read (matched to ``row_fields`` without regard to case)."""
     row_fields: Sequence[str]
     """Every field of the table's ``rows`` struct, in the table's order: Trino's UNNEST of an array of
-    rows yields one column per field, named by position (:func:`row_struct_fields` reads them)."""
+    rows yields one column per field, named by position (:func:`row_struct_fields` reads them). The
+    ``cols`` struct (v3) has the same fields, each an array."""
     shards: int
     location: str
     """``s3://bucket/prefix/`` the shard files are written under (must be empty: Athena refuses otherwise)."""
@@ -157,8 +176,13 @@ class ShardQuery:
         picked = [(f, position[f.lower()]) for f in self.features]
         row_columns = "".join(
             f"         CASE WHEN c.malformed THEN NULL WHEN c.v = 2 THEN u.f_{i} "
+            f"WHEN c.v = 3 THEN element_at(c.v3_cols.{identifier(self.row_fields[i])}, w.n) "
             f"ELSE c.features.{identifier(self.row_fields[i])} END AS f_{i},\n"
             for _, i in picked
+        )
+        columns_mismatch = "".join(
+            f"\n           OR coalesce(cardinality(cols.{identifier(f)}) <> cardinality(outputs), false)"
+            for f in self.row_fields
         )
         cols = "".join(f"       x.f_{i} AS {identifier(f)},\n" for f, i in picked)
         db = identifier(self.database)
@@ -174,6 +198,7 @@ class ShardQuery:
             end=_iso(self.end),
             feature_columns=cols,
             row_columns=row_columns,
+            columns_mismatch=columns_mismatch,
             row_aliases=", ".join(f"f_{i}" for i in range(len(self.row_fields))),
             shard_key=identifier(SHARD_KEY),
             shard=shard_expression(SHARD_KEY, self.shards),
