@@ -110,6 +110,11 @@ class IngestPolicy(_Strict):
     max_uncompressed_mb: int = Field(default=2048, ge=1, le=10240)
     """Cap on a file's data once decompressed (gzip CSV as it inflates, Parquet from its footer): a few
     compressed megabytes can inflate to gigabytes, and ingest holds the whole table in memory."""
+    max_parts_uncompressed_mb: int = Field(default=20480, ge=1, le=102400, exclude=True)
+    """Cap on a gzip CSV's data once inflated when it is validated in parts (over ``max_file_mb``): the plan
+    writes the inflated CSV to scratch storage as parts, so a gzip bomb would otherwise fill storage up to
+    the parts limit. An operational limit, not part of the definition's content: left out of the
+    fingerprint (``exclude``), so adding or changing it leaves recorded fingerprints valid."""
     sample_rows_in_report: int = Field(default=5, ge=0, le=100)
 
 

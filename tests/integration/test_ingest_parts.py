@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from driftline import aws as aws_mod
+from driftline.contracts import ingest_part_key
 from driftline.datasets.credit_default import generate
 from driftline.features.ingest import Ingestor, IngestResult, IngestTargets, S3Object, upload_id
 from driftline.features.parts import (
@@ -329,3 +330,59 @@ def test_an_upload_over_the_limit_is_handed_to_the_workflow_once(
     # without the workflow (a deployment that has none) the upload is refused as before
     refused = Ingestor(catalog, IngestTargets.from_env()).process(obj)
     assert refused.status == "too_large" and refused.mode == "single"
+
+
+def _quarantined_rows(env: dict[str, str], doc: dict[str, Any]) -> list[int]:
+    rows: list[int] = []
+    uris = doc["quarantined"] if isinstance(doc["quarantined"], list) else [doc["quarantined"]]
+    for uri in uris:
+        table = pq.read_table(pa.BufferReader(get(env, uri.split("/", 3)[3])))
+        if "_row" in table.column_names:
+            rows += table.column("_row").to_pylist()
+    return sorted(rows)
+
+
+def test_rejected_rows_are_numbered_in_the_whole_file_as_in_one_function(
+    aws: dict[str, str], catalog: FeatureSetCatalog
+) -> None:
+    """A part counts its rows from 0; the report and the quarantine number them in the whole file."""
+    t = generate(3_000, "2025-01-01", "2025-02-01", seed=21)
+    ages = t.column("age").to_pylist()
+    bad = [10, 1500, 1501, 2200, 2600, 2610, 2999]
+    for i in bad:
+        ages[i] = 7  # below min 18
+    t = t.set_column(t.schema.get_field_index("age"), "age", pa.array(ages, t.schema.field("age").type))
+    body = csv_bytes(t)
+    single = Ingestor(catalog, IngestTargets.from_env()).process(put(aws, "numbered.csv", body))
+    parts, planned = run_parts(aws, catalog, put(aws, "numbered-again.csv", body), part_bytes=100_000)
+    assert len(planned) >= 4 and parts.status == single.status == "partial"
+    a, b = report(aws, single), report(aws, parts)
+    assert _quarantined_rows(aws, a) == _quarantined_rows(aws, b) == bad
+    (sa,) = [c for c in a["checks"] if c["severity"] == "error"]
+    (sb,) = [c for c in b["checks"] if c["severity"] == "error"]
+    assert [r["row"] for r in sb["sample"]] == [r["row"] for r in sa["sample"]] == bad[:5]
+    assert sb["sample"] == sa["sample"]
+    firsts = [p["first_row"] for p in b["parts"]]
+    assert firsts[0] == 0 and all(
+        nxt == p["first_row"] + p["rows_total"] for p, nxt in zip(b["parts"], firsts[1:], strict=False)
+    )
+
+
+def test_a_gzip_bomb_is_refused_once_it_inflates_past_the_cap(aws: dict[str, str], tmp_path: Path) -> None:
+    """The plan inflates a gzip CSV into parts in scratch storage; past ingest.max_parts_uncompressed_mb
+    it stops and the upload is refused with the cap named, instead of writing parts up to the parts limit."""
+    text = (ROOT / "examples" / "feature_sets" / f"{FS}.yaml").read_text()
+    (tmp_path / f"{FS}.yaml").write_text(
+        text.replace("max_file_mb: 512", "max_file_mb: 1\n  max_parts_uncompressed_mb: 3")
+    )
+    catalog = FeatureSetCatalog(tmp_path)
+    assert catalog.get(FS).ingest.max_parts_uncompressed_mb == 3
+    lines = csv_bytes(generate(2, "2025-01-01", "2025-01-02", seed=22)).split(b"\n")
+    inflated = lines[0] + b"\n" + (lines[1] + b"\n") * 200_000  # one row repeated: ~30 MB from ~0.1 MB
+    body = gzip.compress(inflated)
+    assert len(body) < 1024 * 1024 < 3 * 1024 * 1024 < len(inflated)
+    result, parts = run_parts(aws, catalog, put(aws, "bomb.csv.gz", body), part_bytes=500_000)
+    assert result.status == "too_large" and parts == [], result.reason
+    assert "inflates past 3 MB" in result.reason and "ingest.max_parts_uncompressed_mb" in result.reason
+    written = keys(aws, ingest_part_key(FS, str(result.upload_id), "data"))
+    assert 0 < len(written) <= 3 * 1024 * 1024 // 500_000 + 1  # stopped at the cap, not at the parts limit

@@ -44,11 +44,13 @@ from driftline.features.schema import FeatureSet
 NOT_FOUND = "not_found"
 """The refusal check of a plan whose upload version is gone (:func:`~driftline.features.parts.workflow.plan_step`)."""
 
-__all__ = ["ROW_NUMBERING", "commit_parts", "record_workflow_failure"]
+__all__ = ["ROW_NUMBERING", "commit_parts", "first_rows", "record_workflow_failure"]
 
 ROW_NUMBERING = (
-    "per part: _row in quarantine rejected-part-NNNNN.parquet counts that part's data rows from 0 (header "
-    "excluded); the parts are listed under 'parts' in file order"
+    "row = 0-based index of the data row in the whole file (in a CSV file, line = row + 2), as for a file "
+    "validated in one function: in check samples and in _row of quarantine rejected-part-NNNNN.parquet; rows "
+    "rejected for sharing their key with another part (rejected-part-NNNNN-duplicates.parquet) are listed "
+    "as curated rows; the parts are listed under 'parts' in file order with their first_row"
 )
 PARQUET_MEDIA = "application/vnd.apache.parquet"
 
@@ -181,12 +183,35 @@ def _missing_or_wrong(plan: Plan, parts: list[PartResult | None], map_error: str
     return None
 
 
-def _merged_checks(parts: list[PartResult], across: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Each failed check once for the whole upload: rows summed over the parts, the first part's message;
-    ``across`` (rows sharing their key with a row of another part) adds to the duplicate-key check."""
+def first_rows(parts: list[PartResult]) -> dict[int, int]:
+    """Each part's first data row in the whole file: the rows of the parts before it (parts in file order)."""
+    out, n = {}, 0
+    for p in sorted(parts, key=lambda q: q.part):
+        out[p.part] = n
+        n += p.rows_total
+    return out
+
+
+def _in_file(check: dict[str, Any], first_row: int) -> dict[str, Any]:
+    """A part's check with its sample rows numbered in the whole file (a part counts its rows from 0)."""
+    sample = check.get("sample")
+    if not first_row or not isinstance(sample, list):
+        return check
+    rows = [{**r, "row": r["row"] + first_row} if isinstance(r.get("row"), int) else r for r in sample]
+    return {**check, "sample": rows}
+
+
+def _merged_checks(
+    parts: list[PartResult], across: dict[str, Any] | None = None, sample_rows: int = 0
+) -> list[dict[str, Any]]:
+    """Each failed check once for the whole upload: rows summed over the parts, the first part's message,
+    the first ``sample_rows`` failing rows of the file as the sample (numbered in the whole file, so the
+    same as one function's); ``across`` (rows sharing their key with a row of another part) adds to the
+    duplicate-key check."""
     merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+    offsets = first_rows(parts)
     for p in parts:
-        for c in p.checks:
+        for c in (_in_file(c, offsets[p.part]) for c in p.checks):
             k = (str(c.get("check")), str(c.get("column")), str(c.get("severity")))
             if k not in merged:
                 merged[k] = {
@@ -198,6 +223,9 @@ def _merged_checks(parts: list[PartResult], across: dict[str, Any] | None = None
             else:
                 merged[k]["failed_rows"] += c.get("failed_rows") or 0
                 merged[k]["parts"].append(p.part)
+                more = c.get("sample") or []
+                if more and len(merged[k].get("sample") or []) < sample_rows:
+                    merged[k]["sample"] = [*(merged[k].get("sample") or []), *more][:sample_rows]
     if across is not None:
         k = (str(across["check"]), str(across["column"]), "error")
         if k in merged:
@@ -332,7 +360,7 @@ def _commit(
             return result
     n = result.rows_accepted
     result.status = "accepted" if n == result.rows_total else "rejected" if n == 0 else "partial"
-    checks = _merged_checks(parts, across)
+    checks = _merged_checks(parts, across, fs.ingest.sample_rows_in_report)
     result.checks = [{k: c.get(k) for k in ("check", "column", "severity", "failed_rows")} for c in checks]
     result.has_labels = not reject_all and any(p.has_labels for p in parts)
     if result.status == "accepted":
@@ -391,6 +419,7 @@ def _quarantine(
     s3, bucket = ingestor.s3, ingestor.targets.bucket
     prefix = quarantine_prefix(fs.name, result.upload_id or "")
     policy = fs.ingest.on_partial_failure
+    offsets = first_rows(parts)
     report: dict[str, Any] = {
         "feature_set": fs.name,
         "feature_set_version": fs.version,
@@ -406,7 +435,13 @@ def _quarantine(
         "row_numbering": ROW_NUMBERING,
         "checks": checks,
         "parts": [
-            {"part": p.part, "where": p.where, "rows_total": p.rows_total, "rows_failing_checks": p.rows_rejected}
+            {
+                "part": p.part,
+                "where": p.where,
+                "first_row": offsets[p.part],
+                "rows_total": p.rows_total,
+                "rows_failing_checks": p.rows_rejected,
+            }
             for p in parts
         ],
         "original_kept_at": obj.uri,
@@ -425,6 +460,16 @@ def _quarantine(
                 if source is None:
                     continue
                 key = f"{prefix}rejected-part-{p.part:05d}{name}.parquet"
+                if not name and offsets[p.part]:  # the part's rows, numbered in the whole file
+                    s3.put_object(
+                        Bucket=bucket,
+                        Key=key,
+                        Body=_renumbered(_get(s3, bucket, source), offsets[p.part]),
+                        Metadata=ingestor.metadata(result),
+                        ContentType=PARQUET_MEDIA,
+                    )
+                    quarantined.append(f"s3://{bucket}/{key}")
+                    continue
                 s3.copy_object(
                     Bucket=bucket,
                     Key=key,
@@ -437,3 +482,13 @@ def _quarantine(
         report["quarantined"] = quarantined
     report["curated"] = [f"s3://{bucket}/{k}" for k in result.curated_keys]
     ingestor.write_report(fs, result, report)
+
+
+def _renumbered(staged: bytes, first_row: int) -> bytes:
+    """A part's rejected rows (``_row`` counted within the part) with ``_row`` counted in the whole file."""
+    table = pq.read_table(pa.BufferReader(staged))
+    i = table.schema.get_field_index("_row")
+    if i < 0:
+        return staged
+    rows = pc.add(table.column(i), pa.scalar(first_row, table.schema.field(i).type))
+    return parquet_bytes(table.set_column(i, table.schema.field(i), rows))

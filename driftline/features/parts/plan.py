@@ -79,7 +79,7 @@ def plan_upload(
         elif fmt == "csv":
             _plan_csv(plan, name, target, s3)
         else:
-            _plan_gzip(plan, name, target, scratch_bucket, s3)
+            _plan_gzip(plan, name, target, scratch_bucket, s3, fs.ingest.max_parts_uncompressed_mb)
     except UnreadableFileError as e:
         plan.parts, plan.refused = [], {"check": e.check, "message": e.message, "hint": e.hint}
     except _RefusedError as e:
@@ -175,8 +175,9 @@ def _row_group_groups(meta: Any, target: int, limit_uncompressed: int) -> Iterat
         first = last
 
 
-def _plan_gzip(plan: Plan, name: str, target: int, bucket: str, s3: Any) -> None:
-    """Inflate the upload as a stream into plain CSV parts of about ``target`` bytes (one held at a time)."""
+def _plan_gzip(plan: Plan, name: str, target: int, bucket: str, s3: Any, cap_mb: int) -> None:
+    """Inflate the upload as a stream into plain CSV parts of about ``target`` bytes (one held at a time);
+    refuse it as soon as it has inflated past ``cap_mb`` (``ingest.max_parts_uncompressed_mb``)."""
     src = plan.source
     kwargs: dict[str, Any] = {"Bucket": src.bucket, "Key": src.key}
     if src.version_id:
@@ -189,6 +190,8 @@ def _plan_gzip(plan: Plan, name: str, target: int, bucket: str, s3: Any) -> None
         with gzip.GzipFile(fileobj=body, mode="rb") as stream:
             while chunk := stream.read(GZIP_READ_BYTES):
                 inflated += len(chunk)
+                if inflated > cap_mb * MIB:
+                    raise _RefusedError(_too_inflated(name, src.size, cap_mb))
                 buf += chunk
                 if header is None:
                     i = buf.find(b"\n")
@@ -220,6 +223,21 @@ def _plan_gzip(plan: Plan, name: str, target: int, bucket: str, s3: Any) -> None
     if buf or not plan.parts:
         _put_part(plan, name, bucket, header, bytes(buf), s3)
     _numbered(plan)
+
+
+def _too_inflated(name: str, size: int, cap_mb: int) -> dict[str, str]:
+    return {
+        "check": "file_too_large",
+        "message": (
+            f"{name}: the gzip stream ({size / MIB:,.1f} MB) inflates past {cap_mb:,} MB; the feature set accepts "
+            f"at most {cap_mb:,} MB of uncompressed data in one upload validated in parts "
+            f"(ingest.max_parts_uncompressed_mb); refused before more of it was written"
+        ),
+        "hint": (
+            f"split the data into files of at most {cap_mb:,} MB uncompressed and upload those (or raise "
+            f"ingest.max_parts_uncompressed_mb if the data is genuine); the original stays in incoming/"
+        ),
+    }
 
 
 def _check_line(length: int, target: int, name: str) -> None:
