@@ -364,8 +364,9 @@ def check_segments(
 
     A segment is usually a small part of a window, and a distance threshold (Wasserstein 0.1 sd) meant for
     large samples is crossed by the sampling noise of a few hundred rows; so a segment of at most
-    ``distance_above`` rows is judged by the p-value tests (KS, chi-squared), which account for its size,
-    whatever the reference size; larger segments use the distances like the whole window. Testing every
+    ``distance_above`` rows (1,000 when None) is judged by the p-value tests (KS, chi-squared), which
+    account for its size, whatever the reference size; larger segments use the distances as the whole
+    window does. Testing every
     segment multiplies the chances of a false alarm by the number of segments, so their p-value thresholds
     are divided by it (Bonferroni: the chance that any segment of a calm window alarms on one column stays
     at the single test's level)."""
@@ -483,7 +484,8 @@ class _Options:
     weighting: str = "uniform"
     alert_on_columns: tuple[str, ...] = ()
     tests_below: bool = False
-    """Windows of at most ``distance_above`` rows use the p-value tests whatever the reference size (segments)."""
+    """Windows of at most ``distance_above`` rows (1,000 when None) use the p-value tests whatever the reference
+    size (segments)."""
     p_scale: float = 1.0
     """Factor on p-value thresholds: 1 / the number of segments tested together (Bonferroni)."""
 
@@ -512,7 +514,8 @@ class _Options:
         """The reference size method selection sees (large when the window alone is large)."""
         if self.distance_above is not None and n_current > self.distance_above:
             return max(n_reference, SMALL_REFERENCE_ROWS + 1)
-        if self.tests_below and self.distance_above is not None:
+        below = SMALL_REFERENCE_ROWS if self.distance_above is None else self.distance_above
+        if self.tests_below and n_current <= below:
             return min(n_reference, SMALL_REFERENCE_ROWS)
         return n_reference
 

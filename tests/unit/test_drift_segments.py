@@ -259,3 +259,12 @@ def test_a_damaged_shard_summary_is_a_format_error(profile: Profile, field: str,
     doc[field] = bad
     with pytest.raises(DriftInputError, match="damaged drift summary"):
         Summary.from_dict(doc)
+
+
+def test_small_segments_use_p_value_tests_also_with_the_engine_defaults(profile: Profile) -> None:
+    values = check_drift(profile, _rows(3000, 12), segments=["region"]).to_dict()["segments"]["region"]["values"]
+    for r in values.values():
+        if r["status"] == "ok":  # every segment here has at most 1,000 rows
+            assert {c["method"] for c in r["columns"].values()} <= {"ks", "chisquare", "z"}, r
+    big = check_drift(profile, _rows(20_000, 13), segments=["region"]).to_dict()["segments"]["region"]["values"]
+    assert big["south"]["rows"] > 1000 and big["south"]["columns"]["x1"]["method"] == "wasserstein"
