@@ -26,7 +26,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DLE_METRICS", "LOSS_TARGETS", "LossModels", "estimate_dle", "fit_loss_models", "loss_features"]
+__all__ = [
+    "DLE_METRICS",
+    "LOSS_TARGETS",
+    "LossModels",
+    "dle_from_losses",
+    "estimate_dle",
+    "expected_losses",
+    "fit_loss_models",
+    "loss_features",
+]
 
 DLE_METRICS = ("mae", "rmse")
 LOSS_TARGETS = ("abs_error", "sq_error")
@@ -101,12 +110,18 @@ class LossModels:
         return np.clip(np.asarray(res[0], dtype=np.float64).reshape(-1), 0.0, None)
 
 
-def estimate_dle(models: LossModels, X: np.ndarray, prediction: np.ndarray) -> dict[str, tuple[float, float]]:
-    """``metric -> (estimate, standard deviation)`` of MAE and RMSE for one window's rows."""
+def expected_losses(models: LossModels, X: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's predicted absolute and squared error (``m1``, ``m2``). A row's values depend on that row
+    only, so shards of a window can compute them apart and the reduce step gets the window's values."""
     Z = loss_features(X, prediction)
-    n = Z.shape[0]
     m1 = models.predict("abs_error", Z)
     m2 = np.maximum(models.predict("sq_error", Z), m1**2)  # E[e²] >= E[|e|]² for any distribution
+    return m1, m2
+
+
+def dle_from_losses(m1: np.ndarray, m2: np.ndarray) -> dict[str, tuple[float, float]]:
+    """``metric -> (estimate, standard deviation)`` of MAE and RMSE from the rows' expected losses."""
+    n = m1.shape[0]
     mae = float(m1.mean())
     mse = float(m2.mean())
     rmse = float(np.sqrt(mse))
@@ -114,3 +129,8 @@ def estimate_dle(models: LossModels, X: np.ndarray, prediction: np.ndarray) -> d
     sd_mse = float(np.sqrt(np.mean(2.0 * m2**2) / n))
     sd_rmse = sd_mse / (2.0 * rmse) if rmse > 0 else 0.0
     return {"mae": (mae, sd_mae), "rmse": (rmse, sd_rmse)}
+
+
+def estimate_dle(models: LossModels, X: np.ndarray, prediction: np.ndarray) -> dict[str, tuple[float, float]]:
+    """``metric -> (estimate, standard deviation)`` of MAE and RMSE for one window's rows."""
+    return dle_from_losses(*expected_losses(models, X, prediction))

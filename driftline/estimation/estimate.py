@@ -17,9 +17,17 @@ import numpy as np
 
 from driftline.estimation.artifact import FittedEstimator
 from driftline.estimation.cbpe import BAND_SIGMAS, CBPE_METRICS, estimate_cbpe
-from driftline.estimation.dle import DLE_METRICS, LossModels, estimate_dle
+from driftline.estimation.dle import DLE_METRICS, LossModels, dle_from_losses, expected_losses
+from driftline.estimation.rows import EstimationRows
 
-__all__ = ["ESTIMATED_METRICS", "EstimateResult", "default_metric", "estimate_window"]
+__all__ = [
+    "ESTIMATED_METRICS",
+    "EstimateResult",
+    "default_metric",
+    "estimate_rows",
+    "estimate_window",
+    "window_rows",
+]
 
 ESTIMATED_METRICS = (*CBPE_METRICS, *DLE_METRICS)
 _HIGHER_IS_BETTER = frozenset(CBPE_METRICS)
@@ -114,6 +122,35 @@ def classification_outputs(
     return probs, pred, usable
 
 
+def window_rows(
+    estimator: FittedEstimator,
+    predictions: Sequence[Mapping[str, Any]],
+    columns: Mapping[str, Sequence[Any]],
+    schema: Mapping[str, Any],
+    *,
+    keys: np.ndarray | None = None,
+) -> EstimationRows:
+    """The rows' estimation inputs (:mod:`driftline.estimation.rows`) under a usable ``estimator``;
+    ``keys`` their canonical order keys (default: arrival order)."""
+    n = len(predictions)
+    keys = np.arange(n, dtype=np.uint64) if keys is None else keys
+    if estimator.kind == "cbpe":
+        probs, pred, usable = classification_outputs(predictions, estimator.classes)
+        return EstimationRows("cbpe", keys, probs, pred, usable)
+    from driftline.features.encoding import encode_columns, model_features
+
+    names = [f["name"] for f in model_features(schema)]
+    cols = {f: list(columns.get(f) or [None] * n) for f in names}
+    X = encode_columns(schema, cols) if names else np.zeros((n, 0), np.float32)
+    yhat = np.asarray([_number(p.get("value")) for p in predictions])
+    usable = np.isfinite(yhat)
+    losses = np.full((n, 2), math.nan)
+    if usable.any():
+        m1, m2 = expected_losses(LossModels.load(estimator.loss_models), X[usable], yhat[usable])
+        losses[usable] = np.column_stack([m1, m2])
+    return EstimationRows("dle", keys, losses, np.full(n, -1, dtype=np.int64), usable)
+
+
 def estimate_window(
     estimator: FittedEstimator | None,
     predictions: Sequence[Mapping[str, Any]],
@@ -126,40 +163,47 @@ def estimate_window(
     seed: int = 0,
 ) -> EstimateResult:
     """Estimate one window's performance; see the module for the three outcomes."""
+    usable = estimator is not None and estimator.kind != "unavailable"
+    rows = window_rows(estimator, predictions, columns, schema) if usable and estimator else None
+    res = estimate_rows(estimator, rows, metric=metric, tolerance=tolerance, min_rows=min_rows, seed=seed)
+    res.n_rows = len(predictions)
+    return res
+
+
+def estimate_rows(
+    estimator: FittedEstimator | None,
+    rows: EstimationRows | None,
+    *,
+    metric: str | None,
+    tolerance: float,
+    min_rows: int,
+    seed: int = 0,
+) -> EstimateResult:
+    """Estimate from the window's rows (:func:`window_rows`, in the order given); ``rows`` may be None
+    when the estimator is missing or unavailable."""
     task = estimator.task if estimator else "classification"
     res = EstimateResult(
         status="ok",
         method=estimator.kind if estimator and estimator.kind != "unavailable" else None,
-        n_rows=len(predictions),
+        n_rows=rows.n_rows if rows is not None else 0,
         min_rows=min_rows,
         metric=metric or default_metric(task),
         tolerance=tolerance,
     )
-    if estimator is None or estimator.kind == "unavailable":
+    if estimator is None or estimator.kind == "unavailable" or rows is None:
         res.status = "unavailable"
         res.message = estimator.reason if estimator else "the model version has no estimator"
         return res
+    usable = rows.usable
+    res.n_unusable = int((~usable).sum())
+    if int(usable.sum()) < min_rows:
+        return _insufficient(res, int(usable.sum()))
     if estimator.kind == "cbpe":
-        probs, pred, usable = classification_outputs(predictions, estimator.classes)
-        res.n_unusable = int((~usable).sum())
-        if int(usable.sum()) < min_rows:
-            return _insufficient(res, int(usable.sum()))
         found = estimate_cbpe(
-            probs[usable], pred[usable], estimator.calibrations, draws=estimator.calibration_draws, seed=seed
+            rows.values[usable], rows.pred[usable], estimator.calibrations, draws=estimator.calibration_draws, seed=seed
         )
     else:
-        from driftline.features.encoding import encode_columns, model_features
-
-        names = [f["name"] for f in model_features(schema)]
-        n = len(predictions)
-        cols = {f: list(columns.get(f) or [None] * n) for f in names}
-        X = encode_columns(schema, cols) if names else np.zeros((n, 0), np.float32)
-        yhat = np.asarray([_number(p.get("value")) for p in predictions])
-        usable = np.isfinite(yhat)
-        res.n_unusable = int((~usable).sum())
-        if int(usable.sum()) < min_rows:
-            return _insufficient(res, int(usable.sum()))
-        found = estimate_dle(LossModels.load(estimator.loss_models), X[usable], yhat[usable])
+        found = dle_from_losses(rows.values[usable, 0], rows.values[usable, 1])
     for name, (value, std) in found.items():
         ref = estimator.reference.get(name)
         finite = math.isfinite(value)

@@ -319,7 +319,9 @@ def check_prepared(
         raise MonitoringError(f"{model} v{version.version}: the captures could not be checked: {e}") from None
     quality = window_quality(prep, frame)
     perf = _performance(ctx, model, version.input_schema, version.metrics, prep.mc, data, window, now)
-    estimated = estimate_for_version(version, prep.mc.drift.estimated_performance, data.predictions, data.columns)
+    estimated = estimate_for_version(
+        version, prep.mc.drift.estimated_performance, data.predictions, data.columns, row_ids=data.request_ids
+    )
     segment_estimates(prep, result, frame, data)
     captured = {
         "rows": data.n_rows,
@@ -367,7 +369,7 @@ def conclude(
     window count as late (without it the window is never looked at again). ``late`` is what this run's
     look-back found; ``recheck`` says the window is checked again, which replaces its report and
     history item and alerts only when it starts an alarm no neighbouring window had raised. ``estimated``
-    is the window's performance estimated without labels (None: disabled, or the scale-out path)."""
+    is the window's performance estimated without labels (None: disabled for the model)."""
     model, version, window, mc, history = prep.model, prep.version, prep.window, prep.mc, prep.history
     prev = history.previous(model, window.end_iso)
     entry = _alarm_state(
@@ -505,8 +507,8 @@ def quality_thresholds(mc: ModelConfig) -> QualityThresholds:
 
 def segment_estimates(prep: Prepared, result: DriftResult, frame: Any, data: captures.WindowData) -> None:
     """Each checked segment's estimated performance (CBPE/DLE on the segment's rows; ``insufficient_data``
-    below ``drift.estimated_performance.min_rows``), put on ``result.segments``. In-process only: the
-    estimate needs the predictions, which shard summaries do not hold (as for the whole window)."""
+    below ``drift.estimated_performance.min_rows``), put on ``result.segments``; the scale-out reduce step
+    computes the same from the rows its shards wrote (:func:`driftline.monitoring.scale.reduce.estimates_of`)."""
     for column, res in result.segments.items():
         seg = prep.profile.segments.get(column)
         keys = row_keys(frame, column) if seg is not None and res.status == "ok" else None
@@ -515,7 +517,12 @@ def segment_estimates(prep: Prepared, result: DriftResult, frame: Any, data: cap
         labels = seg.labels(keys)
         groups = {v: np.flatnonzero(labels == v).tolist() for v, r in res.values.items() if r.drift is not None}
         found = estimate_for_segments(
-            prep.version, prep.mc.drift.estimated_performance, data.predictions, data.columns, groups
+            prep.version,
+            prep.mc.drift.estimated_performance,
+            data.predictions,
+            data.columns,
+            groups,
+            row_ids=data.request_ids,
         )
         for value, est in found.items():
             res.values[value].estimate = est.to_dict()
