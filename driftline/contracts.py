@@ -65,6 +65,7 @@ __all__ = [
     "drift_run_name",
     "drift_run_prefix",
     "drift_shard_data_prefix",
+    "drift_shard_rows_key",
     "drift_shard_summary_key",
     "feedback_key",
     "feedback_prefix",
@@ -318,6 +319,14 @@ def drift_shard_summary_key(model: str, run: str, data_key: str) -> str:
     if not data_key.startswith(data) or len(data_key) == len(data):
         raise ValueError(f"{data_key!r} is not a shard file under {data}")
     return f"{drift_run_prefix(model, run)}summaries/{data_key[len(data) :]}.json"
+
+
+def drift_shard_rows_key(model: str, run: str, data_key: str) -> str:
+    """``<run prefix>estimates/<path below data/>.parquet``: the estimation rows of one shard file (the
+    side file of its summary, :mod:`driftline.estimation.rows`)."""
+    summary = drift_shard_summary_key(model, run, data_key)
+    below = summary[len(drift_run_prefix(model, run)) + len("summaries/") : -len(".json")]
+    return f"{drift_run_prefix(model, run)}estimates/{below}.parquet"
 
 
 def drift_run_name(model: str, window_end: str) -> str:
