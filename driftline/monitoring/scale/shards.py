@@ -26,7 +26,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +38,9 @@ from driftline.drift.profile import Profile
 from driftline.drift.summary import summarize
 from driftline.monitoring.scale.sql import MALFORMED_COLUMN
 from driftline.serving.labels import Label, Labels
+
+if TYPE_CHECKING:
+    from driftline.monitoring.scale.estimates import ShardEstimation
 
 __all__ = [
     "SHARD_SUMMARY_FORMAT",
@@ -210,8 +213,10 @@ def summarize_shard_object(
     *,
     labelers: Iterable[str] = (),
     client: Any,
+    estimation: ShardEstimation | None = None,
 ) -> dict[str, Any]:
-    """Summarize ``s3://bucket/data_key`` into ``s3://bucket/summary_key``; returns a short receipt.
+    """Summarize ``s3://bucket/data_key`` into ``s3://bucket/summary_key``; returns a short receipt. With
+    ``estimation`` the shard's estimation rows are written too and named in the summary (``estimate``).
 
     An unreadable file writes ``{"error": …}`` at the summary key (so the reduce step can quote it) and
     raises :class:`ShardFileError`."""
@@ -233,6 +238,8 @@ def summarize_shard_object(
         _put(client, bucket, summary_key, {"format": SHARD_SUMMARY_FORMAT, "error": f"{data_key}: {e}"})
         raise ShardFileError(f"{data_key}: {e}") from None
     doc.update(data_key=data_key, files=sorted(files) if data_key == first else [], covered_by=first, copies=copies)
+    if estimation is not None:  # the rows the reduce step estimates performance from (scale/estimates.py)
+        doc["estimate"] = estimation.write(client, bucket, profile, table)
     _put(client, bucket, summary_key, doc)
     return {"data_key": data_key, "summary_key": summary_key, "rows": doc["rows"], "labels": len(doc["labels"])}
 
