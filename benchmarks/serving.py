@@ -194,8 +194,12 @@ out["capture_sent"] = svc.capture.sent
 out["capture_failed"] = sum(svc.capture.drain_failures().values())
 if svc.capture.mode == "background" and int(sys.argv[5]):
     import dataclasses, statistics
-    def sustained(n, sampling):
-        """Back-to-back 100-row requests (a saturated sandbox): latency, rows/s, capture kept up?"""
+    import driftline.serving.capture as capture_module
+    by_column = capture_module.row_columns
+    def sustained(n, sampling, layout="columns"):
+        """Back-to-back 100-row requests (a saturated sandbox): latency, rows/s, capture kept up?
+        ``layout="rows"`` makes the writer keep every record in the row layout (format v2), to compare."""
+        capture_module.row_columns = by_column if layout == "columns" else (lambda rows: None)
         svc.settings = dataclasses.replace(svc.settings, capture_sampling=sampling)
         cap = svc.capture
         cap.flush()
@@ -225,18 +229,24 @@ if svc.capture.mode == "background" and int(sys.argv[5]):
     n_sus, n_rounds = int(sys.argv[5]), int(sys.argv[6])
     on_sampling = svc.settings.capture_sampling
     per = max(20, n_sus // n_rounds)
-    runs = {"on": [], "off": []}
+    runs = {"on": [], "off": [], "on_rows": []}
+    sides = ["on", "off", "on_rows"]
     with contextlib.redirect_stdout(sink):
         for _ in range(min(200, per)):  # warm both paths before timing
             serve.handler(e100, ctx)
-        for k in range(n_rounds):  # interleaved, the order alternating: a load change hits both sides
-            for side in (("on", "off") if k % 2 == 0 else ("off", "on")):
-                runs[side].append(sustained(per, on_sampling if side == "on" else 0.0))
-    out["sustained_on"] = summary(runs["on"])
-    out["sustained_off"] = summary(runs["off"])
+        for k in range(n_rounds):  # interleaved, the order rotating: a load change hits every side
+            order = sides[k % 3:] + sides[:k % 3]
+            for side in (order if k % 2 == 0 else order[::-1]):
+                runs[side].append(sustained(per, 0.0 if side == "off" else on_sampling,
+                                            "rows" if side == "on_rows" else "columns"))
+        capture_module.row_columns = by_column
+    for side in sides:
+        out[f"sustained_{side}"] = summary(runs[side])
     out["sustained_rounds"] = [
-        {"mean_ratio": statistics.fmean(on["lat"]) / statistics.fmean(off["lat"]), "cpu_ratio": on["cpu"] / off["cpu"]}
-        for on, off in zip(runs["on"], runs["off"])
+        {"mean_ratio": statistics.fmean(on["lat"]) / statistics.fmean(off["lat"]), "cpu_ratio": on["cpu"] / off["cpu"],
+         "rows_mean_ratio": statistics.fmean(rows["lat"]) / statistics.fmean(off["lat"]),
+         "rows_cpu_ratio": rows["cpu"] / off["cpu"]}
+        for on, off, rows in zip(runs["on"], runs["off"], runs["on_rows"])
     ]
 print("RESULT " + json.dumps(out), flush=True)
 '''
@@ -628,20 +638,21 @@ def saturated_results(ours: dict[str, Any], nullsink: dict[str, Any]) -> dict[st
     pooled runs, and the median (min, max) of the per-round ratios of the interleaved rounds."""
     results: dict[str, float] = {}
     for name, child in (("capture", ours), ("nullsink_capture", nullsink)):
-        for cap in ("on", "off"):
+        for cap in ("on", "off", "on_rows"):
             for k, v in child[f"sustained_{cap}"].items():
                 results[f"sustained_100_{name}_{cap}_{k}"] = v
-        for measure, key in (("mean", "mean_us"), ("cpu", "cpu_us_per_request")):
-            results[f"sustained_100_{name}_on_over_off_{measure}_ratio"] = (
-                results[f"sustained_100_{name}_on_{key}"] / results[f"sustained_100_{name}_off_{key}"]
-            )
-        rounds = child["sustained_rounds"]
-        results[f"sustained_100_{name}_rounds"] = len(rounds)
-        for measure in ("mean", "cpu"):
-            ratios = [r[f"{measure}_ratio"] for r in rounds]
-            results[f"sustained_100_{name}_on_over_off_{measure}_ratio_median"] = statistics.median(ratios)
-            results[f"sustained_100_{name}_on_over_off_{measure}_ratio_min"] = min(ratios)
-            results[f"sustained_100_{name}_on_over_off_{measure}_ratio_max"] = max(ratios)
+        for on, prefix in (("on", ""), ("on_rows", "rows_")):
+            for measure, key in (("mean", "mean_us"), ("cpu", "cpu_us_per_request")):
+                results[f"sustained_100_{name}_{on}_over_off_{measure}_ratio"] = (
+                    results[f"sustained_100_{name}_{on}_{key}"] / results[f"sustained_100_{name}_off_{key}"]
+                )
+            rounds = child["sustained_rounds"]
+            results[f"sustained_100_{name}_rounds"] = len(rounds)
+            for measure in ("mean", "cpu"):
+                ratios = [r[f"{prefix}{measure}_ratio"] for r in rounds]
+                results[f"sustained_100_{name}_{on}_over_off_{measure}_ratio_median"] = statistics.median(ratios)
+                results[f"sustained_100_{name}_{on}_over_off_{measure}_ratio_min"] = min(ratios)
+                results[f"sustained_100_{name}_{on}_over_off_{measure}_ratio_max"] = max(ratios)
     results["sustained_capture_cost_us_per_row"] = (
         results["sustained_100_capture_on_mean_us"] - results["sustained_100_capture_off_mean_us"]
     ) / 100
@@ -679,21 +690,24 @@ def print_saturated(r: dict[str, Any], n_sustained: int) -> None:
             "failed": r[f"{k}_failed"],
         }
 
-    def ratios(name: str) -> str:
-        k = f"sustained_100_{name}_on_over_off"
+    def ratios(name: str, on: str = "on") -> str:
+        k = f"sustained_100_{name}_{on}_over_off"
         return (
             f"mean {r[f'{k}_mean_ratio_median']:.2f}x ({r[f'{k}_mean_ratio_min']:.2f}-{r[f'{k}_mean_ratio_max']:.2f}), "
             f"CPU {r[f'{k}_cpu_ratio_median']:.2f}x ({r[f'{k}_cpu_ratio_min']:.2f}-{r[f'{k}_cpu_ratio_max']:.2f})"
         )
 
+    labels = {"on": "on", "off": "off", "on_rows": "on, v2 rows"}
     print_table(
-        [row("capture", cap, cap) for cap in ("on", "off")]
-        + [row("nullsink_capture", f"{cap}, null sink", cap) for cap in ("on", "off")],
+        [row("capture", labels[cap], cap) for cap in ("on", "off", "on_rows")]
+        + [row("nullsink_capture", f"{labels[cap]}, null sink", cap) for cap in ("on", "off", "on_rows")],
         title=f"Saturated sandbox: {n_sustained:,} back-to-back 100-row requests per side, one capture record each, "
         f"in {r['sustained_100_capture_rounds']} interleaved on/off rounds. On/off, median (min-max) of the "
         f"rounds' ratios: against the emulator {ratios('capture')}; against a sink that stores nothing "
         f"{ratios('nullsink_capture')} (target: mean <= 1.25x, 0 lost); a 100-row capture line is "
-        f"{r.get('capture_line_100_bytes', 0):,} bytes as written",
+        f"{r.get('capture_line_100_bytes', 0):,} bytes as written. The same rounds with the record in the "
+        f"row layout (format v2) over off: emulator {ratios('capture', 'on_rows')}; null sink "
+        f"{ratios('nullsink_capture', 'on_rows')}",
     )
 
 
