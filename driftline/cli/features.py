@@ -398,7 +398,13 @@ def redrive_cmd(
 
     from driftline import aws
     from driftline.cli.resources import Resources
-    from driftline.features.redrive import dead_lettered, merge, redrive, unfinished_uploads
+    from driftline.features.redrive import (
+        dead_lettered,
+        merge,
+        redrive,
+        running_parts_executions,
+        unfinished_uploads,
+    )
 
     platform, catalog = _catalog(config, env)
     names = [_feature_set(catalog, feature_set).name] if feature_set else catalog.names()
@@ -406,9 +412,18 @@ def redrive_cmd(
     wait = timedelta(seconds=ingest.timeout_s if stalled_after is None else stalled_after)
     bucket = _features_bucket(platform)
     sqs = aws.client("sqs")
+    res = Resources(platform)
+    parts_arn = f"arn:aws:states:{res.region}:{res.account()}:stateMachine:{platform.name('ingest-parts')}"
     try:
+        # an upload still validated in parts is not stalled, however long its workflow runs
+        running = running_parts_executions(aws.client("stepfunctions"), parts_arn)
         found = unfinished_uploads(
-            _control_table(platform), names, stalled_after=wait, client=aws.client("dynamodb"), upload_ids=upload
+            _control_table(platform),
+            names,
+            stalled_after=wait,
+            client=aws.client("dynamodb"),
+            upload_ids=upload,
+            running_executions=running,
         )
         queue_url = ""
         if dlq and not upload:
@@ -428,7 +443,8 @@ def redrive_cmd(
         missing = sorted(set(upload) - {u.upload_id for u in found})
         if missing:
             fail(
-                f"no unfinished upload {', '.join(missing)} (committed, skipped or unknown); see: "
+                f"no unfinished upload {', '.join(missing)} (committed, skipped, unknown or still being "
+                f"validated by its ingest-parts workflow); see: "
                 f"driftline features uploads",
                 1,
             )

@@ -10,23 +10,40 @@ upload id, and with it every key the upload writes, is the same: the commit roll
 duplicating) plus :data:`~driftline.features.ingest.REDRIVE_FIELD` (a fresh idempotency key, so a
 stored ``failed`` result is not replayed). The function runs with its own role and code, on AWS and
 on the local platform alike; dead-letter messages are deleted only after their upload was processed.
+
+An upload over ``max_file_mb`` goes through the parts path the same way: the ingest function hands
+it to the ingest-parts workflow again, under an execution named with the redrive's marker. Its
+record stays ``processing`` (mode ``parts``) for as long as that workflow runs, which may be far
+longer than the ingest function's timeout, so such a record counts as stalled only when no execution
+of the upload is running (:func:`running_parts_executions`): redriving it while one runs would start
+a second validation of the same upload beside the first.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_plus
 
-from driftline.contracts import INCOMING_PREFIX, record_time
+from driftline.contracts import INCOMING_PREFIX, ingest_parts_execution_name, record_time
 from driftline.control_items import IngestRecord
 from driftline.control_store import ControlStore
 from driftline.features.ingest import IN_FLIGHT, REDRIVE_FIELD, parse_s3_event
 
-__all__ = ["RedriveOutcome", "Unfinished", "dead_lettered", "merge", "redrive", "redrive_event", "unfinished_uploads"]
+__all__ = [
+    "RedriveOutcome",
+    "Unfinished",
+    "dead_lettered",
+    "merge",
+    "parts_running",
+    "redrive",
+    "redrive_event",
+    "running_parts_executions",
+    "unfinished_uploads",
+]
 
 DLQ_BATCH = 10
 """SQS's maximum messages per receive."""
@@ -66,12 +83,15 @@ def unfinished_uploads(
     client: Any | None = None,
     now: datetime | None = None,
     upload_ids: Iterable[str] = (),
+    running_executions: Collection[str] = (),
 ) -> list[Unfinished]:
     """Uploads whose newest record is ``failed``, or ``processing``/``committing`` for longer than
     ``stalled_after`` (the ingest function's timeout: a live attempt is never redriven under it).
 
     A retryable ``failed`` record younger than ``stalled_after`` is left to Lambda's own retries.
-    ``upload_ids`` restricts the result to those uploads, whatever their age or status.
+    ``upload_ids`` restricts the result to those uploads, whatever their age or status. An in-flight
+    upload of the parts path with an execution in ``running_executions`` (names of the ingest-parts
+    workflow's running executions) is still being validated and is never returned, even when named.
 
     Parameters
     ----------
@@ -87,6 +107,8 @@ def unfinished_uploads(
         The current time (tests).
     upload_ids : iterable of str
         Only these uploads (any status but committed ones).
+    running_executions : collection of str
+        Names of the ingest-parts workflow's running executions (:func:`running_parts_executions`).
 
     Returns
     -------
@@ -99,11 +121,40 @@ def unfinished_uploads(
     store = ControlStore(control_table, client)
     for name in feature_sets:
         for rec in store.ingest_records(name):
+            if rec.status in IN_FLIGHT and parts_running(rec.result, running_executions):
+                continue  # its workflow is validating it now
             got = _from_record(rec, now=now, stalled_after=stalled_after, wanted=wanted)
             if got is not None:
                 out.append((rec.sk, got))
     out.sort(key=lambda p: p[0])
     return [u for _, u in out]
+
+
+def running_parts_executions(client: Any, state_machine_arn: str) -> frozenset[str]:
+    """Names of the ingest-parts workflow's running executions (none when the workflow is not deployed).
+
+    ``client`` is Step Functions'. One listing for the whole redrive, not one call per upload.
+    """
+    names: set[str] = set()
+    try:
+        pages = client.get_paginator("list_executions").paginate(
+            stateMachineArn=state_machine_arn, statusFilter="RUNNING"
+        )
+        for page in pages:
+            names.update(str(e["name"]) for e in page.get("executions", []))
+    except client.exceptions.StateMachineDoesNotExist:
+        return frozenset()
+    return frozenset(names)
+
+
+def parts_running(record: dict[str, Any], running_executions: Collection[str]) -> bool:
+    """Whether ``record`` (an ingest record's result) is a parts-path upload with a running execution:
+    ``ingest-<upload id>``, or ``ingest-<upload id>-<marker>`` when a redrive started it."""
+    uid = str(record.get("upload_id") or "")
+    if record.get("mode") != "parts" or not uid or not running_executions:
+        return False
+    base = ingest_parts_execution_name(uid)
+    return any(name == base or name.startswith(f"{base}-") for name in running_executions)
 
 
 def _from_record(rec: IngestRecord, *, now: datetime, stalled_after: timedelta, wanted: set[str]) -> Unfinished | None:

@@ -386,3 +386,58 @@ def test_a_gzip_bomb_is_refused_once_it_inflates_past_the_cap(aws: dict[str, str
     assert "inflates past 3 MB" in result.reason and "ingest.max_parts_uncompressed_mb" in result.reason
     written = keys(aws, ingest_part_key(FS, str(result.upload_id), "data"))
     assert 0 < len(written) <= 3 * 1024 * 1024 // 500_000 + 1  # stopped at the cap, not at the parts limit
+
+
+def test_redrive_waits_for_a_running_parts_workflow_and_then_goes_through_it(
+    aws: dict[str, str], catalog: FeatureSetCatalog
+) -> None:
+    """A parts upload stays 'processing' while its workflow runs (longer than the ingest function's
+    timeout): redrive must not start a second validation beside it, and once no execution runs (the
+    workflow died) or the upload failed in parts, redrive hands it to the parts workflow again."""
+    from datetime import timedelta
+
+    from driftline.features.ingest import parse_s3_event
+    from driftline.features.parts import WorkflowStarter
+    from driftline.features.redrive import redrive, running_parts_executions, unfinished_uploads
+
+    sfn = aws_mod.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="parts-redrive",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    ingestor = Ingestor(
+        catalog, IngestTargets.from_env(), start_parts=WorkflowStarter(arn, aws["FEATURES_BUCKET"], sfn)
+    )
+    obj = put(aws, "redrive.csv", csv_bytes(generate(12_000, "2025-01-01", "2025-02-01", seed=23)))
+    first = ingestor.process(obj)  # moto's executions stay RUNNING (the interpreter is off here)
+    assert first.status == "processing" and first.mode == "parts"
+
+    def unfinished(**kw: Any) -> list[Any]:
+        running = running_parts_executions(sfn, arn)
+        return unfinished_uploads(
+            aws["CONTROL_TABLE"],
+            [FS],
+            stalled_after=timedelta(0),
+            client=aws_mod.client("dynamodb"),
+            running_executions=running,
+            **kw,
+        )
+
+    assert unfinished() == [] and unfinished(upload_ids=[str(first.upload_id)]) == []
+    unknown = "arn:aws:states:us-east-1:123456789012:stateMachine:not-deployed"
+    assert running_parts_executions(sfn, unknown) == frozenset()
+
+    (execution,) = sfn.list_executions(stateMachineArn=arn)["executions"]
+    sfn.stop_execution(executionArn=execution["executionArn"])  # the workflow died without a record
+    (stalled,) = unfinished()
+    assert stalled.upload_id == first.upload_id and stalled.status == "processing"
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        return {"results": [ingestor.process(o).to_dict() for o in parse_s3_event(event)]}
+
+    (outcome,) = redrive([stalled], invoke, delete_message=lambda _: None, marker="m1")
+    assert outcome.status == "processing" and f"ingest-{first.upload_id}-m1 started" in outcome.detail
+    assert unfinished() == []  # the redriven execution runs: nothing to redrive
+    names = {e["name"] for e in sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]}
+    assert names == {f"ingest-{first.upload_id}-m1"}
