@@ -39,9 +39,11 @@ from driftline.capture_tables import (
 )
 from driftline.captures_store import DELIVERY_LAG
 from driftline.contracts import CAPTURES_PREFIX, drift_run_name, drift_shard_data_prefix, hour_prefixes
+from driftline.estimation.monitor import ESTIMATOR_ARTIFACT
 from driftline.monitoring.history import RUNNING, DriftHistory, HistoryEntry
 from driftline.monitoring.lateness import Recheck
 from driftline.monitoring.scale.sql import MAX_SHARDS, ShardQuery, row_struct_fields
+from driftline.registry.artifacts import ArtifactRef
 
 if TYPE_CHECKING:
     from driftline.monitoring.check import Prepared
@@ -51,6 +53,7 @@ __all__ = [
     "WindowSize",
     "captured_row_fields",
     "estimate_window",
+    "estimation_item",
     "maybe_start",
     "recheck_of",
     "recheck_state",
@@ -232,11 +235,26 @@ def workflow_input(
         "data_prefix": drift_shard_data_prefix(prep.model, run),
         "profile": profile_ref if isinstance(profile_ref, dict) else profile_ref.to_dict(),
         "labelers": labelers,
+        "estimation": estimation_item(prep),
         "poll_seconds": POLL_SECONDS,
         "max_polls": MAX_POLLS,
         "estimate": {"objects": size.objects, "bytes": size.bytes, "rows": size.rows, "shards": shards},
         "recheck": recheck_state(recheck),
     }
+
+
+def estimation_item(prep: Prepared) -> dict[str, Any] | None:
+    """What each shard needs to write its estimation rows (the estimator's artifact reference and the input
+    schema), or None when the model's performance is not estimated or its version has no usable reference
+    (the reduce step then reports the estimate as the in-process check does, without rows)."""
+    ref = (prep.version.artifacts or {}).get(ESTIMATOR_ARTIFACT)
+    if not prep.mc.drift.estimated_performance.enabled or ref is None:
+        return None
+    try:
+        ref = ref if isinstance(ref, ArtifactRef) else ArtifactRef.from_dict(ref)
+    except ValueError:
+        return None
+    return {"estimator": ref.to_dict(), "input_schema": prep.version.input_schema or {}}
 
 
 def _execution_arn(target: ScaleTarget, name: str) -> str:

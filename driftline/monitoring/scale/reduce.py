@@ -35,6 +35,8 @@ from driftline.drift.engine import DriftResult
 from driftline.drift.methods import SMALL_REFERENCE_ROWS
 from driftline.drift.quality import evaluate_quality, quality_from_summary
 from driftline.drift.summary import Summary, summarize
+from driftline.estimation.artifact import FittedEstimator
+from driftline.estimation.monitor import window_estimator
 from driftline.monitoring import lateness, publish
 from driftline.monitoring.check import (
     Context,
@@ -49,6 +51,7 @@ from driftline.monitoring.check import (
 )
 from driftline.monitoring.history import FAILED, INCOMPLETE, RUNNING
 from driftline.monitoring.scale.dispatch import recheck_of
+from driftline.monitoring.scale.estimates import WindowRows, read_window_rows, window_estimates
 from driftline.monitoring.scale.shards import SHARD_SUMMARY_FORMAT
 
 __all__ = ["FAILED", "INCOMPLETE", "ShardOutcome", "collect", "reduce_check"]
@@ -71,6 +74,8 @@ class ShardOutcome:
     """Malformed capture lines the query marked (the in-process reader's ``bad_lines``)."""
     missing: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    estimates: dict[str, Any] = field(default_factory=dict)
+    """Each shard file's estimation rows entry (None: its summary has none), :mod:`.estimates`."""
 
     @property
     def complete(self) -> bool:
@@ -101,6 +106,7 @@ def collect(client: Any, bucket: str, model: str, run: str) -> ShardOutcome:
                 out.errors[key] = str(doc["error"])
                 continue
             out.summaries.append(Summary.from_dict(doc["summary"]))
+            out.estimates[key] = doc.get("estimate")
             out.labels += [(pair[0], pair[1]) for pair in doc.get("labels", [])]
             out.rows += int(doc["rows"])
             out.malformed += int(doc.get("malformed_lines", 0))
@@ -160,6 +166,8 @@ def reduce_check(
         msg = f"the Athena query reading the window failed: {_athena_message(query_error, athena)}"
         return _completed(ctx, prep, _finish_without_verdict(ctx, prep, FAILED, msg, now, carried=carried))
     outcome = collect(client, ctx.captures_bucket, model, run)
+    loaded = window_estimator(prep.version, prep.mc.drift.estimated_performance)
+    rows = _estimation_rows(client, ctx.captures_bucket, outcome, loaded) if outcome.complete else None
     if not outcome.complete:
         out = _finish_without_verdict(ctx, prep, INCOMPLETE, _incomplete_message(outcome), now, outcome, carried)
         return _completed(ctx, prep, out)
@@ -193,6 +201,10 @@ def reduce_check(
     )
     label = (prep.version.input_schema or {}).get("label")
     perf = performance_of(label, prep.version.metrics, prep.mc, outcome.labels) if label and merged.n_rows else None
+    settings = prep.mc.drift.estimated_performance
+    estimated = (
+        window_estimates(prep.version, settings, loaded, rows, result, profile, merged.n_rows) if loaded else None
+    )
     captured = {
         "rows": merged.n_rows,
         "bad_lines": outcome.malformed,
@@ -201,11 +213,25 @@ def reduce_check(
         "run": run,
         **carried,
     }
-    out = conclude(
-        ctx, prep, result, perf, captured, bad_lines_notes(outcome.malformed), now, quality=quality, recheck=recheck
-    )
+    notes = bad_lines_notes(outcome.malformed)
+    out = conclude(ctx, prep, result, perf, captured, notes, now, quality=quality, recheck=recheck, estimated=estimated)
     out["engine"] = "workflow"
     return _completed(ctx, prep, out)
+
+
+def _estimation_rows(
+    client: Any, bucket: str, outcome: ShardOutcome, loaded: tuple[FittedEstimator | None, str] | None
+) -> WindowRows | None:
+    """Every shard's estimation rows when the model is estimated and its estimator is usable; a shard whose
+    side file is missing or damaged joins ``outcome.errors`` (the check is incomplete, never estimated on
+    part of the window)."""
+    estimator = loaded[0] if loaded else None
+    if estimator is None or estimator.kind == "unavailable":
+        return None
+    width = len(estimator.classes) if estimator.kind == "cbpe" else 2
+    rows = read_window_rows(client, bucket, estimator, outcome.estimates, width)
+    outcome.errors.update(rows.failed)
+    return rows
 
 
 def _carried(prep: Prepared, event: Mapping[str, Any]) -> dict[str, Any]:
