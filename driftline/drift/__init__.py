@@ -10,14 +10,25 @@ Defaults follow Evidently's ``DataDriftPreset`` (see :mod:`driftline.drift.metho
 windows can be summarized in shards (:func:`summarize`), merged (:meth:`Summary.merge`) and
 checked with :func:`check_summary`. Multivariate drift (a change in how features relate, which
 per-column tests miss) is fitted with the profile and reported as ``result.multivariate``
-(:mod:`driftline.drift.multivariate`). numpy and pyarrow only; pandas is used when you pass it.
+(:mod:`driftline.drift.multivariate`). ``build_profile(..., segments=["region"])`` keeps a reference per
+most frequent value of a categorical column and ``check_drift(..., segments=["region"])`` judges each
+segment of a window against it (``result.segments``), so a shift confined to one region is seen.
+numpy and pyarrow only; pandas is used when you pass it.
 """
 
-from driftline.drift.engine import ColumnResult, DriftResult, check_drift, check_summary, verify_metadata
+from driftline.drift.engine import (
+    ColumnResult,
+    DriftResult,
+    SegmentColumnResult,
+    SegmentResult,
+    check_drift,
+    check_summary,
+    verify_metadata,
+)
 from driftline.drift.errors import DriftInputError, ProfileFormatError, ProfileMismatchError
 from driftline.drift.feature_set import build_profile_for_feature_set, feature_set_metadata
 from driftline.drift.multivariate import MultivariateModel, MultivariateResult
-from driftline.drift.profile import Profile, build_profile
+from driftline.drift.profile import Profile, SegmentSet, build_profile
 from driftline.drift.summary import Summary, summarize
 
 __all__ = [
@@ -29,6 +40,9 @@ __all__ = [
     "Profile",
     "ProfileFormatError",
     "ProfileMismatchError",
+    "SegmentColumnResult",
+    "SegmentResult",
+    "SegmentSet",
     "Summary",
     "build_profile",
     "build_profile_for_feature_set",

@@ -269,7 +269,7 @@ def check_drift(
     (by the model's feature importance in the profile; see :func:`driftline.drift.methods.drift_share`).
     ``alert_on_columns``: feature columns whose drift alone is dataset drift.
     ``segments``: categorical columns whose segments are each checked against the same segment of the
-    reference (:func:`check_segments`; segments below ``min_segment_rows`` rows are ``insufficient_data``,
+    reference (:func:`_check_segments`; segments below ``min_segment_rows`` rows are ``insufficient_data``,
     data quality judged with ``quality_thresholds``). Segments are judged from their summaries on this path
     and on the merged-summary path alike, so both give the same segment verdicts.
     """
@@ -302,7 +302,7 @@ def check_drift(
         result.multivariate = _gate(mv, result.status, min_rows)
     if any(isinstance(c, NumericProfile) and not c.exact for c in profile.columns.values()):
         result.notes.append(_sampled_note(profile))
-    result.segments = check_segments(profile, summary, segments, opts, min_segment_rows, quality_thresholds)
+    result.segments = _check_segments(profile, summary, segments, opts, min_segment_rows, quality_thresholds)
     return result
 
 
@@ -342,11 +342,11 @@ def check_summary(
         )
     if any(isinstance(c, NumericProfile) and not c.exact for c in profile.columns.values()):
         result.notes.append(_sampled_note(profile))
-    result.segments = check_segments(profile, summary, segments, opts, min_segment_rows, quality_thresholds)
+    result.segments = _check_segments(profile, summary, segments, opts, min_segment_rows, quality_thresholds)
     return result
 
 
-def check_segments(
+def _check_segments(
     profile: Profile,
     summary: Summary,
     columns: Sequence[str],
