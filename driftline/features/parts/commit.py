@@ -255,7 +255,7 @@ def _reject_cross_part_duplicates(
         return pq.read_table(pa.BufferReader(_get(s3, bucket, str(p.keys_key))), columns=columns)
 
     # hashes first (8 bytes a row over the whole upload), then the keys of the candidate rows only
-    candidates = pa.array(shared_hashes([read(p, ["h"]).column("h").to_numpy() for p in with_keys]), pa.uint64())
+    candidates = pa.array(shared_hashes(read(p, ["h"]).column("h").to_numpy() for p in with_keys), pa.uint64())
     if len(candidates) == 0:
         return None
     tables = []

@@ -10,6 +10,7 @@ and the checks of an upload do not depend on where its parts were cut.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -81,17 +82,22 @@ def key_hashes(keys: pa.Array) -> np.ndarray:
     )
 
 
-def shared_hashes(hashes: list[np.ndarray]) -> np.ndarray:
+def shared_hashes(hashes: Iterable[np.ndarray]) -> np.ndarray:
     """The hashes found in more than one of ``hashes`` (one array per part): the candidate keys.
 
-    Memory is a few bytes a row of the upload, whatever its width; a collision only makes a candidate,
-    which :func:`cross_part_duplicates` then compares by the key itself.
+    Memory is a few bytes a row of the upload, whatever its width: each part's array is reduced to its
+    distinct hashes as it arrives (pass a generator and only one part's raw hashes are held at a time),
+    and the distinct hashes of all parts are sorted in place, a hash in two parts being two neighbours.
+    A collision only makes a candidate, which :func:`cross_part_duplicates` then compares by the key.
     """
-    if len(hashes) < 2:
+    distinct_per_part = [np.unique(h) for h in hashes]
+    if len(distinct_per_part) < 2:
         return np.array([], dtype=np.uint64)
-    distinct = np.concatenate([np.unique(h) for h in hashes])  # each part's hashes once
-    values, counts = np.unique(distinct, return_counts=True)
-    return np.asarray(values[counts > 1], dtype=np.uint64)
+    distinct = np.concatenate(distinct_per_part)
+    distinct_per_part.clear()
+    distinct.sort()
+    repeated = distinct[1:][distinct[1:] == distinct[:-1]]
+    return np.asarray(np.unique(repeated), dtype=np.uint64)
 
 
 def cross_part_duplicates(keys: list[pa.Table]) -> pa.Array:
