@@ -11,6 +11,14 @@ per entity, and the emulator's DynamoDB is not what is measured here).
     python benchmarks/ingest_parts.py                # 1024 MB in parts vs 256 MB in one function
     python benchmarks/ingest_parts.py --quick        # 40 MB in parts vs 8 MB
     python benchmarks/ingest_parts.py --parts-mb 2048 --single-mb 512 --json out.json
+    python benchmarks/ingest_parts.py --parts-mb 5120 --no-s3-hook   # moto's own S3 (whole object per GET)
+
+The emulator runs in this process, so this process's peak RSS is the emulator's (plus the CSV
+writer's one block). With the local platform's S3 hook (:mod:`driftline.local.s3_hook`, on unless
+``--no-s3-hook``), a ranged GET reads only its bytes and a multipart upload is assembled on disk;
+without it moto materialises the whole object for each ranged GET and the whole upload (several
+copies) when the multipart upload completes. ``ranged_get_s`` is the mean of a few 1 MB ranged GETs
+on the big upload, what each part's reads pay on top of their bytes.
 """
 
 from __future__ import annotations
@@ -56,7 +64,10 @@ def _peak_mb() -> float:
 
 
 def write_csv(path: Path, megabytes: int, seed: int) -> int:
-    """A CSV of at least ``megabytes`` MB: a generated block repeated with fresh timestamps; its row count."""
+    """A CSV of at least ``megabytes`` MB: a generated block repeated with fresh timestamps; its row count.
+
+    Written block by block (one 50k-row table in memory at a time), so the writer's memory does not
+    grow with the file."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
@@ -155,6 +166,17 @@ def _upload(s3: Any, bucket: str, path: Path, name: str) -> dict[str, Any]:
     }
 
 
+def probe_ranged_get(s3: Any, obj: dict[str, Any], n: int = 5, length: int = MB) -> float:
+    """Mean seconds of ``n`` ranged GETs of ``length`` bytes spread over the object (what a part's reads cost)."""
+    step = max(1, (obj["size"] - length) // max(1, n - 1))
+    t = time.perf_counter()
+    for i in range(n):
+        start = min(i * step, max(0, obj["size"] - length))
+        body = s3.get_object(Bucket=obj["bucket"], Key=obj["key"], Range=f"bytes={start}-{start + length - 1}")
+        body["Body"].read()
+    return (time.perf_counter() - t) / n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (40 MB in parts, 8 MB single)")
@@ -162,6 +184,11 @@ def main() -> None:
     ap.add_argument("--single-mb", type=int, default=256, help="max_file_mb: the single path's largest file")
     ap.add_argument("--workers", type=int, default=2, help="parts validated at a time")
     ap.add_argument("--json", default=None, help="write the results as flat JSON")
+    ap.add_argument(
+        "--no-s3-hook",
+        action="store_true",
+        help="moto's own S3 (ranged GETs read the whole object; multipart completion concatenates in memory)",
+    )
     args = ap.parse_args()
     if args.quick:
         args.parts_mb, args.single_mb = 40, 8
@@ -174,6 +201,13 @@ def main() -> None:
     from driftline.local.provision import provision_data
     from driftline.platform import build_platform
 
+    hook: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if not args.no_s3_hook:
+        from driftline.local.s3_hook import install_s3
+
+        hook = install_s3()
+    stack = contextlib.ExitStack()
+    stack.enter_context(hook)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -198,7 +232,12 @@ def main() -> None:
     bucket = env["FEATURES_BUCKET"]
     ctx = mp.get_context("spawn")
     rows_out: list[dict[str, Any]] = []
-    results: dict[str, Any] = {"parts_mb": args.parts_mb, "single_mb": args.single_mb, "workers": args.workers}
+    results: dict[str, Any] = {
+        "parts_mb": args.parts_mb,
+        "single_mb": args.single_mb,
+        "workers": args.workers,
+        "s3_hook": not args.no_s3_hook,
+    }
     try:
         with tempfile.TemporaryDirectory() as tmp:
             text = (ROOT / "examples" / "feature_sets" / f"{FS}.yaml").read_text()
@@ -222,9 +261,15 @@ def main() -> None:
             )
 
             big_csv = Path(tmp) / "big.csv"
+            t = time.perf_counter()
             big_rows = write_csv(big_csv, args.parts_mb, seed=2)
+            results["generate_s"] = time.perf_counter() - t
+            t = time.perf_counter()
             obj = _upload(s3, bucket, big_csv, "big.csv")
+            results["upload_s"] = time.perf_counter() - t
+            results["emulator_peak_rss_mb_after_upload"] = _peak_mb()
             big_csv.unlink()
+            results["ranged_get_s"] = probe_ranged_get(s3, obj)
             uid = upload_id(S3Object(**obj))
             t0 = time.perf_counter()
             plan = _in_child(ctx, run_plan, obj, tmp, uid, bucket)
@@ -265,6 +310,8 @@ def main() -> None:
             )
     finally:
         server.stop()
+        stack.close()
+    results["emulator_peak_rss_mb"] = _peak_mb()
     print_table(
         rows_out,
         ["path", "file_mb", "rows", "wall_s", "rows_per_s", "peak_rss_mb_per_worker"],
@@ -275,6 +322,12 @@ def main() -> None:
         f"(slowest part {results['parts_part_s_max']:.1f} s), commit {results['parts_commit_s']:.1f} s; peak RSS "
         f"plan {results['parts_peak_rss_mb_plan']:.0f} MB, part {results['parts_peak_rss_mb_part_max']:.0f} MB, "
         f"commit {results['parts_peak_rss_mb_commit']:.0f} MB"
+    )
+    print(
+        f"emulator (this process): peak RSS {results['emulator_peak_rss_mb']:.0f} MB "
+        f"({results['emulator_peak_rss_mb_after_upload']:.0f} MB after the upload of {args.parts_mb} MB in "
+        f"{results['upload_s']:.1f} s); a 1 MB ranged GET on it {results['ranged_get_s'] * 1000:.0f} ms; "
+        f"S3 hook {'on' if results['s3_hook'] else 'off'}"
     )
     write_json(args.json, results)
 
