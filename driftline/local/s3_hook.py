@@ -19,6 +19,11 @@ of :mod:`driftline.local.moto_hooks` (pinned moto, refuse to start when a hook p
   ``EntityTooSmall``, ``MalformedXML``), copies them into the new object's spooled file in blocks and
   computes moto's ETag and checksum incrementally; a full-object checksum moto would compute with an
   optional native library (awscrt, crc32c) it cannot reproduce block by block goes to moto's own code.
+
+moto also keeps every object smaller than its spool size (``MOTO_S3_DEFAULT_KEY_BUFFER_SIZE``, 5 MB
+less 1 KB by default) in memory, so many mid-sized files (a large upload's staged and curated Parquet
+files, one per part and day) add up to gigabytes of emulator memory. While the hook is installed
+the spool size is :data:`SPOOL_BYTES` unless the environment sets it.
 """
 
 from __future__ import annotations
@@ -28,12 +33,29 @@ import binascii
 import codecs
 import hashlib
 import importlib.util
+import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["COPY_BLOCK_BYTES", "S3_HOOK_POINTS", "ObjectBytes", "install_s3", "s3_hook_points"]
+__all__ = [
+    "COPY_BLOCK_BYTES",
+    "S3_HOOK_POINTS",
+    "SPOOL_BYTES",
+    "SPOOL_ENV",
+    "ObjectBytes",
+    "install_s3",
+    "s3_hook_points",
+]
+
+SPOOL_ENV = "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"
+"""moto's setting: the size past which an object's bytes move from memory to a temporary file."""
+SPOOL_BYTES = 1024 * 1024
+"""The emulator's spool size while the hook is installed: objects past it live on disk (the page cache
+keeps recent ones fast), so its memory does not grow with the data stored. Each such object holds an
+open temporary file, as moto's own spooled objects do, so it is not made smaller: a platform storing
+many small files would run into the process's open-file limit."""
 
 COPY_BLOCK_BYTES = 16 * 1024 * 1024
 """Bytes copied at a time from a part into the completed object (moto's own ETag reads in such blocks)."""
@@ -317,6 +339,9 @@ def install_s3() -> Iterator[None]:
     from driftline.local.moto_hooks import check_moto
 
     check_moto()
+    spool_env = os.environ.get(SPOOL_ENV)
+    if spool_env is None:
+        os.environ[SPOOL_ENV] = str(SPOOL_BYTES)
     saved: dict[tuple[Any, str], Any] = {
         (S3Response, "get_object"): S3Response.get_object,
         (S3Response, "_handle_range_header"): S3Response._handle_range_header,
@@ -334,3 +359,5 @@ def install_s3() -> Iterator[None]:
     finally:
         for (owner, name), fn in saved.items():
             setattr(owner, name, fn)
+        if spool_env is None:
+            os.environ.pop(SPOOL_ENV, None)

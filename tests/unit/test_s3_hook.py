@@ -258,3 +258,28 @@ def test_install_restores_moto() -> None:
     with install_s3():
         assert S3Response.get_object is not before[0]
     assert (S3Response.get_object, S3Response._handle_range_header, S3Backend.complete_multipart_upload) == before
+
+
+def test_mid_sized_objects_are_kept_on_disk_while_installed(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto keeps objects under 5 MB in memory; many staged files of a large upload added up to gigabytes."""
+    from moto.s3.models import s3_backends
+
+    from driftline.local.s3_hook import SPOOL_BYTES, SPOOL_ENV
+
+    monkeypatch.delenv(SPOOL_ENV, raising=False)
+
+    def rolled(key: str) -> bool:
+        obj = s3_backends["123456789012"]["aws"].get_object(BUCKET, key)
+        return bool(obj._value_buffer._rolled)
+
+    s3.put_object(Bucket=BUCKET, Key="before", Body=_payload(2 * MB))
+    with install_s3():
+        s3.put_object(Bucket=BUCKET, Key="during", Body=_payload(2 * MB))
+        s3.put_object(Bucket=BUCKET, Key="small", Body=_payload(SPOOL_BYTES // 2))
+        assert s3.get_object(Bucket=BUCKET, Key="during")["Body"].read() == _payload(2 * MB)
+    assert not rolled("before") and rolled("during") and not rolled("small")
+    assert SPOOL_ENV not in os.environ
+    monkeypatch.setenv(SPOOL_ENV, str(8 * MB))  # an explicit setting is the user's
+    with install_s3():
+        s3.put_object(Bucket=BUCKET, Key="explicit", Body=_payload(2 * MB))
+    assert not rolled("explicit") and os.environ[SPOOL_ENV] == str(8 * MB)
