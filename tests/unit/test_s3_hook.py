@@ -269,7 +269,7 @@ def test_mid_sized_objects_are_kept_on_disk_while_installed(s3: Any, monkeypatch
     monkeypatch.delenv(SPOOL_ENV, raising=False)
 
     def rolled(key: str) -> bool:
-        obj = s3_backends["123456789012"]["aws"].get_object(BUCKET, key)
+        obj: Any = s3_backends["123456789012"]["aws"].get_object(BUCKET, key)
         return bool(obj._value_buffer._rolled)
 
     s3.put_object(Bucket=BUCKET, Key="before", Body=_payload(2 * MB))
