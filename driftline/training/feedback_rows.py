@@ -143,6 +143,11 @@ def _rows_table(fs: FeatureSet, rows: list[tuple[datetime, Mapping[str, Any], An
     arrays: dict[str, pa.Array] = {}
     bad = np.zeros(len(rows), dtype=bool)
     stamps = pa.array([ts for ts, _, _ in rows], type=schema.field(fs.timestamp).type)
+    carried = [f for f in schema if f.name in fs.entity or f.name in fs.feature_names]
+    try:  # the common case in one pass in Arrow: every value fits its column
+        direct: pa.Table | None = pa.Table.from_pylist([feats for _, feats, _ in rows], schema=pa.schema(carried))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        direct = None  # some value does not fit: column by column, finding the rows
     for f in schema:
         if f.name in (fs.timestamp, FEATURE_TIMESTAMP):
             arrays[f.name] = stamps
@@ -152,6 +157,8 @@ def _rows_table(fs: FeatureSet, rows: list[tuple[datetime, Mapping[str, Any], An
             arrays[f.name] = pa.array(np.ones(len(rows), dtype=bool))
         elif f.name == label_name:
             arrays[f.name], _ = _column([value for _, _, value in rows], f.type)
+        elif direct is not None:
+            arrays[f.name] = direct.column(f.name).combine_chunks()
         elif f.name in fs.entity or f.name not in fs.feature_names:  # entity: only if the request carried it
             arrays[f.name], _ = _column([feats.get(f.name) for _, feats, _ in rows], f.type)
         else:
