@@ -12,7 +12,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from driftline import aws as aws_mod
 from driftline.capture_format import request_record
@@ -150,23 +149,3 @@ def test_feedback_alone_trains_and_too_few_labels_say_why(aws: dict[str, str], p
     )
     assert out["status"] == "rejected"
     assert "no curated data" in out["reason"] and "fewer than training.feedback.min_labels (1000)" in out["reason"]
-
-
-@pytest.mark.parametrize(
-    ("feedback", "message"),
-    [
-        ({"enabled": True, "weight": 0}, "greater than 0"),
-        ({"enabled": True, "weight": "2"}, "valid number"),
-        ({"enabled": True, "max_age_days": 366}, "less than or equal to 365"),
-        ({"enabled": True, "min_labels": 0}, "greater than or equal to 1"),
-        ({"weight": 2.0}, "weight: only used with enabled: true"),
-        ({"enabled": "yes"}, "valid boolean"),
-        ({"enabled": True, "window": 3}, "window"),
-    ],
-)
-def test_bad_feedback_settings_are_refused_at_load(feedback: dict[str, Any], message: str) -> None:
-    from driftline.config import ConfigError, from_context
-
-    raw = {"models": [{"name": "m", "feature_set": "f", "training": {"feedback": feedback}}]}
-    with pytest.raises(ConfigError, match=message):
-        from_context({"driftline:environments": {"dev": raw}})

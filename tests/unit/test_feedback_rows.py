@@ -254,3 +254,23 @@ def test_the_cli_shows_where_the_rows_came_from() -> None:
     assert rows["training rows"] == "10 from uploads, 0 from feedback"
     assert "labels_read 9, used 0" in rows["feedback labels"] and "wrong_type 2" in rows["feedback labels"]
     assert rows["feedback labels"].endswith("; not used: 3 usable label(s), fewer")
+
+
+@pytest.mark.parametrize(
+    ("feedback", "message"),
+    [
+        ({"enabled": True, "weight": 0}, "greater than 0"),
+        ({"enabled": True, "weight": "2"}, "valid number"),
+        ({"enabled": True, "max_age_days": 366}, "less than or equal to 365"),
+        ({"enabled": True, "min_labels": 0}, "greater than or equal to 1"),
+        ({"weight": 2.0}, "weight: only used with enabled: true"),
+        ({"enabled": "yes"}, "valid boolean"),
+        ({"enabled": True, "window": 3}, "window"),
+    ],
+)
+def test_bad_feedback_settings_are_refused_at_load(feedback: dict[str, Any], message: str) -> None:
+    from driftline.config import ConfigError, from_context
+
+    raw = {"models": [{"name": "m", "feature_set": "f", "training": {"feedback": feedback}}]}
+    with pytest.raises(ConfigError, match=message):
+        from_context({"driftline:environments": {"dev": raw}})
