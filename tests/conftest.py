@@ -88,6 +88,7 @@ SLOW_MODULES = frozenset(
         "tests/integration/test_estimated_performance_check.py",  # trains estimators, three checks on moto
         "tests/integration/test_segment_check.py",  # drift checks with segments and estimates on moto
         "tests/integration/test_segment_scale.py",  # the shard query on DuckDB and both check paths on moto
+        "tests/integration/test_estimate_scale.py",  # both check paths with an estimator, six moto windows
         "tests/unit/test_drift_segments_training.py",  # trains two models to read their profiles
         "tests/unit/test_estimation.py",  # fits boosted models and ONNX loss models per seed
         "tests/integration/test_monitoring_lateness.py",

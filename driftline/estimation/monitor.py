@@ -64,7 +64,7 @@ def estimate_for_version(
         return None
     estimator, why = load_estimator(version.artifacts or {})
     rows, error = _rows(estimator, version, predictions, columns, row_ids)
-    return estimate_from_rows(estimator, why, version, settings, rows, error)
+    return estimate_from_rows(estimator, why, version, settings, rows.ordered() if rows else None, error)
 
 
 def estimate_for_segments(
@@ -108,7 +108,7 @@ def _rows(
     columns: Mapping[str, Sequence[Any]],
     row_ids: Sequence[str] | None,
 ) -> tuple[EstimationRows | None, str]:
-    """The rows' estimation inputs, or None and why they could not be computed."""
+    """The rows' estimation inputs in arrival order (keyed for the canonical order), or None and why not."""
     if estimator is None or estimator.kind == "unavailable":
         return None, ""
     keys = order_keys(row_ids) if row_ids is not None and len(row_ids) == len(predictions) else None
